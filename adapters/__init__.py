@@ -1,0 +1,1 @@
+"""Provider adapters: one folder per platform, all speaking the protocols in adapters.base."""

@@ -1,0 +1,1 @@
+"""The shared sync core: model, store, engine, outbox, notifications, reminders, audit, privacy."""

@@ -1,0 +1,130 @@
+"""Provider-neutral event data exchanged between the sync core and the adapters.
+
+Adapters turn their platform's payloads into `EventData` and back. They import this module and
+nothing else from sync; the database model stays private to the core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+__all__ = ["ChangeSet", "EventData", "EventStatus", "ExternalChange", "RemoteItem", "Window"]
+
+EventStatus = Literal["confirmed", "tentative", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open span of time [start, end) with aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("Window needs aware datetimes")
+        if self.end <= self.start:
+            raise ValueError("Window end must be after its start")
+
+    @classmethod
+    def around(cls, now: datetime, days_back: int = 30, days_ahead: int = 180) -> Window:
+        return cls(now - timedelta(days=days_back), now + timedelta(days=days_ahead))
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return start < self.end and end > self.start
+
+
+@dataclass(frozen=True, slots=True)
+class EventData:
+    """One calendar event or booking, as the sync core sees it.
+
+    `start`/`end` are aware datetimes; `tzid` keeps the IANA zone the event was written in so that
+    a copy keeps local wall-clock time across DST. An all-day event has `all_day` set and
+    midnight-to-midnight times in `tzid` (or UTC when floating).
+    """
+
+    uid: str
+    summary: str
+    start: datetime
+    end: datetime
+    tzid: str | None = None
+    all_day: bool = False
+    description: str = ""
+    location: str = ""
+    status: EventStatus = "confirmed"
+    transparent: bool = False
+    #: RRULE text without the "RRULE:" prefix, for calendars that hold series.
+    rrule: str | None = None
+    exdates: tuple[datetime, ...] = ()
+    #: Set on an overridden occurrence of a series.
+    recurrence_id: datetime | None = None
+    categories: tuple[str, ...] = ()
+    #: Booking fields; absent on plain calendar events.
+    client_name: str | None = None
+    client_email: str | None = None
+    service: str | None = None
+    #: clinicbot's appointment id when this item is one of our mirror copies.
+    clinicbot_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError(f"event {self.uid!r}: times must be timezone-aware")
+        if self.end < self.start:
+            raise ValueError(f"event {self.uid!r}: ends before it starts")
+
+    def with_changes(self, **changes: object) -> EventData:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def content_hash(self) -> str:
+        """A stable hash of the fields that matter; equal hashes mean nothing to sync."""
+        payload = asdict(self)
+        payload.pop("clinicbot_id", None)
+        return hashlib.sha256(
+            json.dumps(payload, sort_keys=True, default=_json_default, separators=(",", ":")).encode()
+        ).hexdigest()
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteItem:
+    """An event as stored on a remote calendar: its id there, its etag/change key, its content."""
+
+    remote_id: str
+    etag: str | None
+    event: EventData
+
+
+@dataclass(slots=True)
+class ChangeSet:
+    """What changed on a calendar since a cursor.
+
+    When `full` is true the items are the whole calendar within the window: anything known
+    locally and absent here was deleted remotely.
+    """
+
+    items: list[RemoteItem] = field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
+    cursor: str | None = None
+    full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalChange:
+    """A change announced by a booking platform's webhook."""
+
+    kind: Literal["created", "rescheduled", "cancelled", "updated"]
+    external_id: str
+    event: EventData | None = None
+    #: Practitioner hint from the platform (email, user URI ...), mapped by the core.
+    practitioner_ref: str | None = None

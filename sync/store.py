@@ -1,0 +1,107 @@
+"""Database access: async engines for SQLite (embedded default) and PostgreSQL, sessions, and the
+schema check that runs at start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+__all__ = ["SchemaState", "Store", "StoreError", "create_engine"]
+
+log = logging.getLogger("clinicbot.store")
+
+
+class StoreError(Exception):
+    """The database is unreachable or its schema is not current; the message says what to do."""
+
+
+def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
+    """An AsyncEngine for `url`; `schema` pins PostgreSQL's search_path (hosting, tests)."""
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        connect_args["timeout"] = 30
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    elif schema:
+        connect_args["server_settings"] = {"search_path": schema}
+    engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+class Store:
+    """The engine and session factory one process uses."""
+
+    def __init__(self, url: str, schema: str = "", **engine_kwargs: Any) -> None:
+        self.url = url
+        self.schema = schema
+        self.engine = create_engine(url, schema, **engine_kwargs)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed on success, rolled back on any error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OSError, DBAPIError, OperationalError) as exc:
+            raise StoreError(f"database unreachable: {type(exc).__name__}: {_short(exc)}") from exc
+
+    async def schema_state(self) -> SchemaState:
+        from sync.migrate import current_revision, head_revision
+
+        await self.ping()
+        async with self.engine.connect() as conn:
+            current = await conn.run_sync(current_revision)
+        return SchemaState(current=current, head=head_revision())
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(getattr(exc, "orig", exc) or exc).splitlines()
+    return msg[0][:200] if msg else ""
