@@ -189,3 +189,40 @@ def capability_required(provider: Any, flag: str) -> None:
         raise Refused(f"{provider.name} calendars are read-only", provider=provider.name)
     if flag != "write" and not getattr(caps, flag, False):
         raise Refused(f"{provider.name} cannot {flag}", provider=provider.name)
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    """What an adapter needs to open a connection: no database rows, just values.
+
+    `credentials` is the decrypted credential document. When an adapter refreshes tokens it calls
+    `save_credentials(new_document)`, and the core stores it encrypted.
+    """
+
+    provider: str
+    account: str
+    config: dict[str, Any]
+    credentials: dict[str, Any] | None
+    save_credentials: Any = None  # Callable[[dict[str, Any]], Awaitable[None]] | None
+    #: Test hook and national clouds: an httpx transport to use instead of the network.
+    transport: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarInfo:
+    """A calendar found in an account by discovery."""
+
+    remote_id: str
+    name: str
+    timezone: str | None = None
+    read_only: bool = False
+    #: e.g. {"ctag": ..., "supports_sync": True}
+    extra: dict[str, Any] | None = None
+
+
+class AdapterModule(Protocol):
+    """What every adapters/<platform>/__init__.py exposes for the core's registry."""
+
+    async def discover(self, conn: ConnectionInfo, settings: Any) -> list[CalendarInfo]: ...
+
+    def open_calendar(self, conn: ConnectionInfo, calendar_remote_id: str, settings: Any) -> CalendarProvider: ...
