@@ -70,15 +70,27 @@ def sleeps() -> Sleeps:
 
 
 def make_conn(fake: GoogleFake, saved: Saved, **config: Any) -> ConnectionInfo:
-    return ConnectionInfo(provider="google", account=PRIMARY, config=dict(config), credentials=fake.oauth.grant(),
-                          save_credentials=saved)
+    return ConnectionInfo(
+        provider="google",
+        account=PRIMARY,
+        config=dict(config),
+        credentials=fake.oauth.grant(),
+        save_credentials=saved,
+    )
 
 
 @pytest.fixture
-async def calendar(fake: GoogleFake, gsettings: Settings, saved: Saved, sleeps: Sleeps
-                   ) -> AsyncIterator[GoogleCalendar]:
-    provider = GoogleCalendar(make_conn(fake, saved), PRIMARY, gsettings,
-                              policy=RetryPolicy(attempts=4, backoff=0.01, max_wait=5.0), sleep=sleeps, page_size=3)
+async def calendar(
+    fake: GoogleFake, gsettings: Settings, saved: Saved, sleeps: Sleeps
+) -> AsyncIterator[GoogleCalendar]:
+    provider = GoogleCalendar(
+        make_conn(fake, saved),
+        PRIMARY,
+        gsettings,
+        policy=RetryPolicy(attempts=4, backoff=0.01, max_wait=5.0),
+        sleep=sleeps,
+        page_size=3,
+    )
     try:
         yield provider
     finally:

@@ -79,7 +79,9 @@ async def test_paging_and_sync_token_on_the_last_page_only(fake: GoogleFake, api
     assert [i["summary"] for i in delta["items"]] == ["moved"]
 
 
-async def test_sync_token_rejects_time_bounds_and_expires_with_410(fake: GoogleFake, api: httpx.AsyncClient) -> None:
+async def test_sync_token_rejects_time_bounds_and_expires_with_410(
+    fake: GoogleFake, api: httpx.AsyncClient
+) -> None:
     token = (await api.get(EVENTS)).json()["nextSyncToken"]
     mixed = await api.get(EVENTS, params={"syncToken": token, "timeMin": "2030-01-01T00:00:00Z"})
     assert mixed.status_code == 400
@@ -103,7 +105,9 @@ async def test_deleted_events_show_as_cancelled(fake: GoogleFake, api: httpx.Asy
     with_deleted = (await api.get(EVENTS, params={"showDeleted": "true"})).json()
     assert [i["status"] for i in with_deleted["items"]] == ["cancelled"]
     delta = (await api.get(EVENTS, params={"syncToken": token})).json()["items"]
-    assert delta == [{"kind": "calendar#event", "etag": delta[0]["etag"], "id": created["id"], "status": "cancelled"}]
+    assert delta == [
+        {"kind": "calendar#event", "etag": delta[0]["etag"], "id": created["id"], "status": "cancelled"}
+    ]
     got = await api.get(f"{EVENTS}/{created['id']}")
     assert got.status_code == 200 and got.json()["status"] == "cancelled"
     twice = await api.delete(f"{EVENTS}/{created['id']}")
@@ -123,10 +127,17 @@ async def test_if_match_and_send_updates(fake: GoogleFake, api: httpx.AsyncClien
 
 
 async def test_recurring_instances_and_exceptions(fake: GoogleFake, api: httpx.AsyncClient) -> None:
-    series = (await api.post(EVENTS, json=timed("weekly", 6, recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"]))).json()
+    series = (
+        await api.post(EVENTS, json=timed("weekly", 6, recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"]))
+    ).json()
     instance = f"{series['id']}_20300513T080000Z"
-    moved = await api.patch(f"{EVENTS}/{instance}", json={"start": {"dateTime": "2030-05-13T11:00:00+01:00"},
-                                                          "end": {"dateTime": "2030-05-13T11:30:00+01:00"}})
+    moved = await api.patch(
+        f"{EVENTS}/{instance}",
+        json={
+            "start": {"dateTime": "2030-05-13T11:00:00+01:00"},
+            "end": {"dateTime": "2030-05-13T11:30:00+01:00"},
+        },
+    )
     assert moved.status_code == 200
     assert moved.json()["recurringEventId"] == series["id"]
     assert moved.json()["originalStartTime"]["dateTime"].startswith("2030-05-13T09:00:00")
@@ -134,10 +145,22 @@ async def test_recurring_instances_and_exceptions(fake: GoogleFake, api: httpx.A
     assert (await api.get(f"{EVENTS}/{series['id']}_20300514T080000Z")).status_code == 404
     listed = (await api.get(EVENTS)).json()["items"]
     assert sorted((i["id"], i["status"]) for i in listed) == sorted(
-        [(series["id"], "confirmed"), (instance, "confirmed"), (f"{series['id']}_20300520T080000Z", "cancelled")]
+        [
+            (series["id"], "confirmed"),
+            (instance, "confirmed"),
+            (f"{series['id']}_20300520T080000Z", "cancelled"),
+        ]
     )
-    busy = (await api.post("/calendar/v3/freeBusy", json={
-        "timeMin": "2030-05-01T00:00:00Z", "timeMax": "2030-06-01T00:00:00Z", "items": [{"id": PRIMARY}]})).json()
+    busy = (
+        await api.post(
+            "/calendar/v3/freeBusy",
+            json={
+                "timeMin": "2030-05-01T00:00:00Z",
+                "timeMax": "2030-06-01T00:00:00Z",
+                "items": [{"id": PRIMARY}],
+            },
+        )
+    ).json()
     starts = [b["start"] for b in busy["calendars"][PRIMARY]["busy"]]
     assert starts == ["2030-05-06T08:00:00Z", "2030-05-13T10:00:00Z", "2030-05-27T08:00:00Z"]
 
@@ -152,8 +175,16 @@ async def test_throttles_are_served_in_order(fake: GoogleFake, api: httpx.AsyncC
 
 
 async def test_free_busy_names_unknown_calendars(api: httpx.AsyncClient) -> None:
-    body = (await api.post("/calendar/v3/freeBusy", json={
-        "timeMin": "2030-05-01T00:00:00Z", "timeMax": "2030-05-02T00:00:00Z", "items": [{"id": "nobody@x"}]})).json()
+    body = (
+        await api.post(
+            "/calendar/v3/freeBusy",
+            json={
+                "timeMin": "2030-05-01T00:00:00Z",
+                "timeMax": "2030-05-02T00:00:00Z",
+                "items": [{"id": "nobody@x"}],
+            },
+        )
+    ).json()
     assert body["calendars"]["nobody@x"]["errors"][0]["reason"] == "notFound"
 
 

@@ -21,20 +21,35 @@ WINDOW = Window(datetime(2030, 4, 1, tzinfo=UTC), datetime(2030, 9, 1, tzinfo=UT
 
 def appointment(uid: str = "A-1", day: int = 6, **changes: object) -> EventData:
     start = datetime(2030, 5, day, 9, 0, tzinfo=LONDON)
-    base = EventData(uid=uid, summary="Physio (J.D.)", start=start, end=start + timedelta(minutes=45),
-                     tzid="Europe/London", clinicbot_id=uid)
+    base = EventData(
+        uid=uid,
+        summary="Physio (J.D.)",
+        start=start,
+        end=start + timedelta(minutes=45),
+        tzid="Europe/London",
+        clinicbot_id=uid,
+    )
     return base.with_changes(**changes) if changes else base
 
 
 def hand_made(summary: str, day: int, **extra: object) -> dict[str, object]:
-    return {"summary": summary, "start": {"dateTime": f"2030-05-{day:02d}T10:00:00+01:00", "timeZone": "Europe/London"},
-            "end": {"dateTime": f"2030-05-{day:02d}T11:00:00+01:00", "timeZone": "Europe/London"}, **extra}
+    return {
+        "summary": summary,
+        "start": {"dateTime": f"2030-05-{day:02d}T10:00:00+01:00", "timeZone": "Europe/London"},
+        "end": {"dateTime": f"2030-05-{day:02d}T11:00:00+01:00", "timeZone": "Europe/London"},
+        **extra,
+    }
 
 
-async def test_first_run_lists_all_pages_then_goes_incremental(fake: GoogleFake, calendar: GoogleCalendar) -> None:
+async def test_first_run_lists_all_pages_then_goes_incremental(
+    fake: GoogleFake, calendar: GoogleCalendar
+) -> None:
     ids = [fake.server_insert(PRIMARY, hand_made(f"e{d}", d))["id"] for d in range(1, 8)]
-    fake.server_insert(PRIMARY, hand_made("far future", 1) | {
-        "start": {"dateTime": "2031-05-01T10:00:00Z"}, "end": {"dateTime": "2031-05-01T11:00:00Z"}})
+    fake.server_insert(
+        PRIMARY,
+        hand_made("far future", 1)
+        | {"start": {"dateTime": "2031-05-01T10:00:00Z"}, "end": {"dateTime": "2031-05-01T11:00:00Z"}},
+    )
     first = await calendar.changes(None, WINDOW)
     assert first.full and sorted(i.remote_id for i in first.items) == sorted(ids)
     list_calls = [r for r in fake.requests if r.path.endswith("/events") and r.method == "GET"]
@@ -54,7 +69,9 @@ async def test_first_run_lists_all_pages_then_goes_incremental(fake: GoogleFake,
     assert third.items == [] and third.deleted_ids == []
 
 
-async def test_invalidated_sync_token_raises_cursor_expired(fake: GoogleFake, calendar: GoogleCalendar) -> None:
+async def test_invalidated_sync_token_raises_cursor_expired(
+    fake: GoogleFake, calendar: GoogleCalendar
+) -> None:
     fake.server_insert(PRIMARY, hand_made("kept", 3))
     first = await calendar.changes(None, WINDOW)
     fake.calendar(PRIMARY).invalidate_sync_tokens()
@@ -72,7 +89,9 @@ async def test_create_is_idempotent_on_the_key(fake: GoogleFake, calendar: Googl
     assert stored["extendedProperties"]["private"][PRIVATE_ID] == "A-1"
     with pytest.raises(AlreadyExists):
         await calendar.create(appointment(), "appt-1:cal-7")
-    assert len([e for e in fake.calendar(PRIMARY).events.values() if e.resource["status"] != "cancelled"]) == 1
+    assert (
+        len([e for e in fake.calendar(PRIMARY).events.values() if e.resource["status"] != "cancelled"]) == 1
+    )
 
 
 def test_event_ids_are_valid_base32hex_and_deterministic() -> None:
@@ -93,7 +112,9 @@ async def test_update_with_a_stale_etag_is_wrong_etag(fake: GoogleFake, calendar
     assert fake.requests[-2].if_match == created.etag
 
 
-async def test_update_and_delete_of_a_deleted_event_are_not_found(fake: GoogleFake, calendar: GoogleCalendar) -> None:
+async def test_update_and_delete_of_a_deleted_event_are_not_found(
+    fake: GoogleFake, calendar: GoogleCalendar
+) -> None:
     created = await calendar.create(appointment(), "k2")
     await calendar.delete(created.remote_id, created.etag)
     with pytest.raises(NotFound):
@@ -107,11 +128,22 @@ async def test_update_and_delete_of_a_deleted_event_are_not_found(fake: GoogleFa
 
 async def test_all_day_and_transparency_survive_a_round_trip(calendar: GoogleCalendar) -> None:
     day = datetime(2030, 6, 1, tzinfo=UTC)
-    event = EventData(uid="A-2", summary="Leave", start=day, end=day + timedelta(days=2), all_day=True,
-                      transparent=True, description="desk note", location="Room 2", clinicbot_id="A-2")
+    event = EventData(
+        uid="A-2",
+        summary="Leave",
+        start=day,
+        end=day + timedelta(days=2),
+        all_day=True,
+        transparent=True,
+        description="desk note",
+        location="Room 2",
+        clinicbot_id="A-2",
+    )
     created = await calendar.create(event, "k3")
     assert created.event == event
-    switched = await calendar.update(created.remote_id, appointment(uid="A-2", clinicbot_id="A-2"), created.etag)
+    switched = await calendar.update(
+        created.remote_id, appointment(uid="A-2", clinicbot_id="A-2"), created.etag
+    )
     assert not switched.event.all_day and switched.event.tzid == "Europe/London"
 
 
