@@ -19,7 +19,7 @@ from sync.config import Settings
 from sync.core import Core, open_core
 from sync.store import StoreError
 
-__all__ = ["CORE", "COMPONENTS", "build_app", "prepare_database"]
+__all__ = ["COMPONENTS", "CORE", "build_app", "prepare_database"]
 
 log = logging.getLogger("clinicbot.app")
 
