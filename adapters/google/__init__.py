@@ -22,9 +22,7 @@ WRITABLE_ROLES = frozenset({"owner", "writer"})
 
 async def discover(conn: ConnectionInfo, settings: Settings) -> list[CalendarInfo]:
     """The calendars of the account (calendarList.list, all pages); the primary one first."""
-    api = GoogleClient(
-        settings.google_api_url, auth=GoogleAuth(GoogleTokens(settings, conn)), transport=conn.transport
-    )
+    api = GoogleClient(settings.google_api_url, auth=GoogleAuth(GoogleTokens(settings, conn)), transport=conn.transport)
     found: list[CalendarInfo] = []
     try:
         page_token: str | None = None

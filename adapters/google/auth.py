@@ -112,9 +112,7 @@ async def _token_call(
         try:
             response = await http.post("/token", data=form)
         except httpx.HTTPError as exc:
-            raise Unavailable(
-                f"google: token endpoint unreachable ({type(exc).__name__})", provider=PROVIDER
-            ) from exc
+            raise Unavailable(f"google: token endpoint unreachable ({type(exc).__name__})", provider=PROVIDER) from exc
     try:
         body = response.json()
     except ValueError:
@@ -167,8 +165,7 @@ async def exchange_code(
     )
     if "refresh_token" not in creds:
         raise Refused(
-            "google: no refresh token granted; remove clinicbot's access in the Google account and "
-            "connect again",
+            "google: no refresh token granted; remove clinicbot's access in the Google account and connect again",
             provider=PROVIDER,
         )
     return creds
@@ -180,17 +177,13 @@ async def revoke_token(settings: Settings, token: str, *, transport: Any = None)
         try:
             await http.post("/revoke", data={"token": token})
         except httpx.HTTPError as exc:
-            raise Unavailable(
-                f"google: revoke endpoint unreachable ({type(exc).__name__})", provider=PROVIDER
-            ) from exc
+            raise Unavailable(f"google: revoke endpoint unreachable ({type(exc).__name__})", provider=PROVIDER) from exc
 
 
 class GoogleTokens:
     """Hands out a valid access token, refreshing it (once at a time) and saving the result."""
 
-    def __init__(
-        self, settings: Settings, conn: ConnectionInfo, *, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, settings: Settings, conn: ConnectionInfo, *, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._creds: dict[str, Any] = dict(conn.credentials or {})
         self._save: Callable[[dict[str, Any]], Awaitable[None]] | None = conn.save_credentials

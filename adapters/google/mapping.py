@@ -5,13 +5,15 @@
 - Series: `recurrence` lines, "RRULE:..." and "EXDATE...". Cancelled occurrences that Google keeps as
   cancelled exceptions are folded into the series' exdates by the provider.
 - Exceptions: `recurringEventId` + `originalStartTime` -> EventData.recurrence_id.
-- clinicbot's copies carry extendedProperties.private {"clinicbotId", "clinicbotUid"}.
+- clinicbot's copies carry extendedProperties.private {"clinicbotId", "clinicbotUid"}; categories,
+  which Google events lack, travel as "clinicbotCategories" (a JSON list).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = [
 PROVIDER = "google"
 PRIVATE_ID = "clinicbotId"
 PRIVATE_UID = "clinicbotUid"
+PRIVATE_CATEGORIES = "clinicbotCategories"
 #: Google's limit on an extended property value.
 MAX_PROPERTY_VALUE = 1024
 STATUSES: dict[str, EventStatus] = {
@@ -123,6 +126,7 @@ def to_event_data(resource: dict[str, Any], *, extra_exdates: Iterable[datetime]
     status = STATUSES.get(str(resource.get("status", "confirmed")))
     if status is None:
         raise BadPayload(f"google: unknown event status {resource.get('status')!r}", provider=PROVIDER)
+    categories = _categories(private.get(PRIVATE_CATEGORIES))
     uid = private.get(PRIVATE_UID) or resource.get("iCalUID") or f"{resource.get('id')}@google.com"
     try:
         return EventData(
@@ -139,10 +143,23 @@ def to_event_data(resource: dict[str, Any], *, extra_exdates: Iterable[datetime]
             rrule=rrule,
             exdates=exdates,
             recurrence_id=original_start(resource),
+            categories=categories,
             clinicbot_id=private.get(PRIVATE_ID),
         )
     except ValueError as exc:
         raise BadPayload(f"google: {exc}", provider=PROVIDER) from None
+
+
+def _categories(raw: Any) -> tuple[str, ...]:
+    if not raw:
+        return ()
+    try:
+        values = json.loads(raw)
+    except (TypeError, ValueError):
+        raise BadPayload("google: unreadable clinicbot categories", provider=PROVIDER) from None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise BadPayload("google: unreadable clinicbot categories", provider=PROVIDER)
+    return tuple(values)
 
 
 def to_remote_item(resource: dict[str, Any], *, extra_exdates: Iterable[datetime] = ()) -> RemoteItem:
@@ -191,11 +208,16 @@ def to_google(event: EventData, *, for_patch: bool = False, exception: bool = Fa
             body["recurrence"] = [f"RRULE:{event.rrule}", *(_exdate_line(d, event) for d in event.exdates)]
         elif for_patch:
             body["recurrence"] = []
-    private: dict[str, str] = {}
+    private: dict[str, str | None] = {}
     if len(event.uid) <= MAX_PROPERTY_VALUE:
         private[PRIVATE_UID] = event.uid
     if event.clinicbot_id:
         private[PRIVATE_ID] = event.clinicbot_id
+    categories = json.dumps(list(event.categories), ensure_ascii=False)
+    if event.categories and len(categories) <= MAX_PROPERTY_VALUE:
+        private[PRIVATE_CATEGORIES] = categories
+    elif for_patch:
+        private[PRIVATE_CATEGORIES] = None
     if private:
         body["extendedProperties"] = {"private": private}
     return body

@@ -129,15 +129,11 @@ class GoogleCalendar:
             if r.get("status") == "cancelled" and when is not None:
                 cancelled.setdefault(str(r["recurringEventId"]), []).append(when)
         items = [
-            to_remote_item(r, extra_exdates=cancelled.get(r["id"], ()))
-            for r in raw
-            if r.get("status") != "cancelled"
+            to_remote_item(r, extra_exdates=cancelled.get(r["id"], ())) for r in raw if r.get("status") != "cancelled"
         ]
         return ChangeSet(items=items, cursor=token, full=True)
 
-    async def _incremental_changes(
-        self, raw: list[dict[str, Any]], token: str | None, window: Window
-    ) -> ChangeSet:
+    async def _incremental_changes(self, raw: list[dict[str, Any]], token: str | None, window: Window) -> ChangeSet:
         if not token:
             raise BadPayload("google: the last events.list page carried no nextSyncToken", provider=PROVIDER)
         items: dict[str, RemoteItem] = {}
@@ -250,9 +246,7 @@ class GoogleCalendar:
         if event.recurrence_id is not None:
             return await self._write_exception(event)
         body = {"id": event_id_for(idempotency_key), **to_google(event)}
-        created = await self.api.request(
-            "POST", self.events_path, params={"sendUpdates": self.send_updates}, json=body
-        )
+        created = await self.api.request("POST", self.events_path, params={"sendUpdates": self.send_updates}, json=body)
         if not created:
             raise BadPayload("google: events.insert returned no event", provider=PROVIDER)
         return to_remote_item(created)

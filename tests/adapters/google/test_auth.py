@@ -30,9 +30,7 @@ def test_pkce_challenge_is_s256_of_the_verifier() -> None:
 
     verifier, challenge = pkce_pair()
     assert 43 <= len(verifier) <= 128
-    assert challenge == base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip(
-        "="
-    )
+    assert challenge == base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     assert pkce_pair()[0] != verifier
 
 
@@ -89,9 +87,7 @@ async def test_expired_access_token_is_refreshed_and_saved(fake: GoogleFake, gse
 async def test_a_401_mid_session_refreshes_once(fake: GoogleFake, gsettings: Settings) -> None:
     saved = Saved()
     creds = fake.oauth.grant()
-    conn = ConnectionInfo(
-        "google", PRIMARY, {}, {**creds, "expires_at": 4_000_000_000}, save_credentials=saved
-    )
+    conn = ConnectionInfo("google", PRIMARY, {}, {**creds, "expires_at": 4_000_000_000}, save_credentials=saved)
     calendar = GoogleCalendar(conn, PRIMARY, gsettings)
     try:
         fake.oauth.expire_access_tokens()  # Google revoked the access token early; our clock disagrees

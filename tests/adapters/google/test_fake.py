@@ -79,9 +79,7 @@ async def test_paging_and_sync_token_on_the_last_page_only(fake: GoogleFake, api
     assert [i["summary"] for i in delta["items"]] == ["moved"]
 
 
-async def test_sync_token_rejects_time_bounds_and_expires_with_410(
-    fake: GoogleFake, api: httpx.AsyncClient
-) -> None:
+async def test_sync_token_rejects_time_bounds_and_expires_with_410(fake: GoogleFake, api: httpx.AsyncClient) -> None:
     token = (await api.get(EVENTS)).json()["nextSyncToken"]
     mixed = await api.get(EVENTS, params={"syncToken": token, "timeMin": "2030-01-01T00:00:00Z"})
     assert mixed.status_code == 400
@@ -105,9 +103,7 @@ async def test_deleted_events_show_as_cancelled(fake: GoogleFake, api: httpx.Asy
     with_deleted = (await api.get(EVENTS, params={"showDeleted": "true"})).json()
     assert [i["status"] for i in with_deleted["items"]] == ["cancelled"]
     delta = (await api.get(EVENTS, params={"syncToken": token})).json()["items"]
-    assert delta == [
-        {"kind": "calendar#event", "etag": delta[0]["etag"], "id": created["id"], "status": "cancelled"}
-    ]
+    assert delta == [{"kind": "calendar#event", "etag": delta[0]["etag"], "id": created["id"], "status": "cancelled"}]
     got = await api.get(f"{EVENTS}/{created['id']}")
     assert got.status_code == 200 and got.json()["status"] == "cancelled"
     twice = await api.delete(f"{EVENTS}/{created['id']}")
@@ -127,9 +123,7 @@ async def test_if_match_and_send_updates(fake: GoogleFake, api: httpx.AsyncClien
 
 
 async def test_recurring_instances_and_exceptions(fake: GoogleFake, api: httpx.AsyncClient) -> None:
-    series = (
-        await api.post(EVENTS, json=timed("weekly", 6, recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"]))
-    ).json()
+    series = (await api.post(EVENTS, json=timed("weekly", 6, recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"]))).json()
     instance = f"{series['id']}_20300513T080000Z"
     moved = await api.patch(
         f"{EVENTS}/{instance}",

@@ -41,9 +41,7 @@ def hand_made(summary: str, day: int, **extra: object) -> dict[str, object]:
     }
 
 
-async def test_first_run_lists_all_pages_then_goes_incremental(
-    fake: GoogleFake, calendar: GoogleCalendar
-) -> None:
+async def test_first_run_lists_all_pages_then_goes_incremental(fake: GoogleFake, calendar: GoogleCalendar) -> None:
     ids = [fake.server_insert(PRIMARY, hand_made(f"e{d}", d))["id"] for d in range(1, 8)]
     fake.server_insert(
         PRIMARY,
@@ -69,9 +67,7 @@ async def test_first_run_lists_all_pages_then_goes_incremental(
     assert third.items == [] and third.deleted_ids == []
 
 
-async def test_invalidated_sync_token_raises_cursor_expired(
-    fake: GoogleFake, calendar: GoogleCalendar
-) -> None:
+async def test_invalidated_sync_token_raises_cursor_expired(fake: GoogleFake, calendar: GoogleCalendar) -> None:
     fake.server_insert(PRIMARY, hand_made("kept", 3))
     first = await calendar.changes(None, WINDOW)
     fake.calendar(PRIMARY).invalidate_sync_tokens()
@@ -89,9 +85,7 @@ async def test_create_is_idempotent_on_the_key(fake: GoogleFake, calendar: Googl
     assert stored["extendedProperties"]["private"][PRIVATE_ID] == "A-1"
     with pytest.raises(AlreadyExists):
         await calendar.create(appointment(), "appt-1:cal-7")
-    assert (
-        len([e for e in fake.calendar(PRIMARY).events.values() if e.resource["status"] != "cancelled"]) == 1
-    )
+    assert len([e for e in fake.calendar(PRIMARY).events.values() if e.resource["status"] != "cancelled"]) == 1
 
 
 def test_event_ids_are_valid_base32hex_and_deterministic() -> None:
@@ -112,9 +106,7 @@ async def test_update_with_a_stale_etag_is_wrong_etag(fake: GoogleFake, calendar
     assert fake.requests[-2].if_match == created.etag
 
 
-async def test_update_and_delete_of_a_deleted_event_are_not_found(
-    fake: GoogleFake, calendar: GoogleCalendar
-) -> None:
+async def test_update_and_delete_of_a_deleted_event_are_not_found(fake: GoogleFake, calendar: GoogleCalendar) -> None:
     created = await calendar.create(appointment(), "k2")
     await calendar.delete(created.remote_id, created.etag)
     with pytest.raises(NotFound):
@@ -141,9 +133,7 @@ async def test_all_day_and_transparency_survive_a_round_trip(calendar: GoogleCal
     )
     created = await calendar.create(event, "k3")
     assert created.event == event
-    switched = await calendar.update(
-        created.remote_id, appointment(uid="A-2", clinicbot_id="A-2"), created.etag
-    )
+    switched = await calendar.update(created.remote_id, appointment(uid="A-2", clinicbot_id="A-2"), created.etag)
     assert not switched.event.all_day and switched.event.tzid == "Europe/London"
 
 

@@ -125,13 +125,9 @@ async def test_forged_notifications_are_rejected(
     assert receiver.queued == [("7", PRIMARY)]
 
 
-async def test_expired_channels_are_refused(
-    fake: GoogleFake, calendar: GoogleCalendar, receiver: Receiver
-) -> None:
+async def test_expired_channels_are_refused(fake: GoogleFake, calendar: GoogleCalendar, receiver: Receiver) -> None:
     channel = await watched(fake, calendar, receiver)
-    receiver.channels[channel.channel_id] = replace(
-        channel, expires_at=datetime.now(UTC) - timedelta(seconds=1)
-    )
+    receiver.channels[channel.channel_id] = replace(channel, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     headers = {
         "X-Goog-Channel-ID": channel.channel_id,
         "X-Goog-Channel-Token": channel.token,

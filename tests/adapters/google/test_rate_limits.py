@@ -28,9 +28,7 @@ async def test_403_rate_limit_backs_off_exponentially_with_jitter(
         assert 0.5 * nominal <= wait <= 1.5 * nominal
 
 
-async def test_backoff_is_bounded_then_rate_limited(
-    fake: GoogleFake, calendar: GoogleCalendar, sleeps: Sleeps
-) -> None:
+async def test_backoff_is_bounded_then_rate_limited(fake: GoogleFake, calendar: GoogleCalendar, sleeps: Sleeps) -> None:
     fake.throttle(100, status=403, reason="userRateLimitExceeded")
     with pytest.raises(RateLimited):
         await calendar.changes(None, WINDOW)

@@ -72,9 +72,7 @@ async def test_incremental_sync_folds_a_cancelled_occurrence_into_the_series(
     assert sid in gone.deleted_ids and gone.items == []
 
 
-async def test_writing_a_series_and_overriding_one_occurrence(
-    fake: GoogleFake, calendar: GoogleCalendar
-) -> None:
+async def test_writing_a_series_and_overriding_one_occurrence(fake: GoogleFake, calendar: GoogleCalendar) -> None:
     start = at(6)
     series = EventData(
         uid="A-9",
@@ -88,9 +86,7 @@ async def test_writing_a_series_and_overriding_one_occurrence(
     )
     created = await calendar.create(series, "series-key")
     assert created.event == series
-    override = series.with_changes(
-        rrule=None, exdates=(), recurrence_id=at(20), start=at(20, 14), end=at(20, 15)
-    )
+    override = series.with_changes(rrule=None, exdates=(), recurrence_id=at(20), start=at(20, 14), end=at(20, 15))
     exception = await calendar.create(override, "exception-key")
     assert exception.remote_id == f"{created.remote_id}_20300520T080000Z"
     assert exception.event.recurrence_id == at(20) and exception.event.start == at(20, 14)
