@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -12,6 +13,7 @@ from adapters.base import AuthExpired, ConnectionInfo, Refused
 from adapters.google.auth import GoogleTokens, authorization_request, exchange_code, pkce_pair, redirect_uri
 from adapters.google.provider import GoogleCalendar
 from sync.config import Settings
+from sync.items import Window
 from tests.adapters.google.conftest import PRIMARY, Saved
 from tests.fakes.google import GoogleFake
 
@@ -117,9 +119,5 @@ async def test_missing_refresh_token_raises_auth_expired(gsettings: Settings) ->
         await GoogleTokens(gsettings, dataclasses.replace(conn)).access_token()
 
 
-def _window():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    from sync.items import Window
-
+def _window() -> Window:
     return Window(datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 12, 31, tzinfo=UTC))
