@@ -20,10 +20,12 @@ from sync.syncqueue import SyncQueue
 @pytest.fixture
 async def client(core: Core) -> AsyncIterator[tuple[TestClient, list[int]]]:
     synced: list[int] = []
+    release = asyncio.Event()
+    core.services["release_sync"] = release
 
     async def runner(connection_id: int) -> None:
         synced.append(connection_id)
-        await asyncio.sleep(0.3)  # a sync takes a while: later notifications coalesce
+        await release.wait()  # a sync takes a while: later notifications coalesce
 
     core.services["sync_queue"] = SyncQueue(runner)
     app = build_app(core.settings, core=core)
@@ -57,6 +59,7 @@ async def test_google_notification_requests_one_sync(core: Core, client: tuple[T
     for _ in range(3):
         r = await c.post(f"/webhooks/google/{conn_id}", headers=_headers())
         assert r.status == 200
+    core.services["release_sync"].set()
     await core.services["sync_queue"].drain()
     assert synced and set(synced) == {conn_id} and len(synced) <= 2
 
@@ -78,6 +81,7 @@ async def test_bad_google_notifications_sync_nothing(
     conn_id = await _channel(core)
     r = await c.post(f"/webhooks/google/{conn_id}", headers=_headers(**headers), data=b"\x00garbage")
     assert r.status == status
+    core.services["release_sync"].set()
     await core.services["sync_queue"].drain()
     assert synced == []
 
