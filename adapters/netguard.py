@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
 
 import httpx
 
 from adapters.base import Refused
 
-__all__ = ["GuardTransport", "check_address", "public_addresses"]
+__all__ = ["GuardTransport", "Resolver", "check_address", "public_addresses", "system_resolver"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -65,7 +66,20 @@ def check_address(host: str, address: str) -> IPAddress:
     return parsed
 
 
-async def public_addresses(host: str, port: int) -> list[IPAddress]:
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses the operating system's resolver gives for `host`."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise Refused(f"clinicbot cannot resolve {host}: {exc}") from None
+    return [str(info[4][0]) for info in infos]
+
+
+async def public_addresses(host: str, port: int, resolver: Resolver = system_resolver) -> list[IPAddress]:
     """Resolve `host` and return its addresses, refusing when ANY of them is not public."""
     try:
         literal = ipaddress.ip_address(host.strip("[]"))
@@ -73,12 +87,7 @@ async def public_addresses(host: str, port: int) -> list[IPAddress]:
         literal = None
     if literal is not None:
         return [check_address(host, str(literal))]
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise Refused(f"clinicbot cannot resolve {host}: {exc}") from None
-    addresses = [check_address(host, str(info[4][0])) for info in infos]
+    addresses = [check_address(host, address) for address in await resolver(host, port)]
     if not addresses:
         raise Refused(f"clinicbot cannot resolve {host}")
     return addresses
@@ -87,8 +96,11 @@ async def public_addresses(host: str, port: int) -> list[IPAddress]:
 class GuardTransport(httpx.AsyncBaseTransport):
     """Checks every request's destination (redirect targets included) before connecting."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport | None = None, resolver: Resolver = system_resolver
+    ) -> None:
         self._inner = inner or httpx.AsyncHTTPTransport()
+        self._resolver = resolver
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -96,7 +108,7 @@ class GuardTransport(httpx.AsyncBaseTransport):
             raise Refused(f"clinicbot only fetches http(s) URLs, not {url.scheme}:")
         host = url.host
         port = url.port or (443 if url.scheme == "https" else 80)
-        addresses = await public_addresses(host, port)
+        addresses = await public_addresses(host, port, self._resolver)
         pinned = addresses[0]
         if str(pinned) != host.strip("[]"):
             request.extensions = {**request.extensions, "sni_hostname": host}
