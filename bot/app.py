@@ -35,7 +35,9 @@ Component = Callable[[web.Application, Settings], str | None]
 
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
-    comps: list[tuple[str, Component]] = []
+    from bot.teams import setup_teams
+
+    comps: list[tuple[str, Component]] = [("teams", setup_teams)]
     return comps
 
 

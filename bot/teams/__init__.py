@@ -56,7 +56,7 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
     adapter = CloudAdapter(auth)
     adapter.on_turn_error = on_turn_error
     sender = ProactiveSender(adapter, settings.microsoft_app_id or "")
-    flow = ConsentFlow(core)
+    flow = ConsentFlow(core, settings)
     bot = TeamsBot(core, sender, flow)
     endpoint = MessagesEndpoint(adapter, bot)
     notifier = TeamsNotifier(core, sender)

@@ -3,8 +3,8 @@ fed from Settings, with two changes that matter under load.
 
 * Connector clients are cached per (app id, serviceUrl, audience). Stock botbuilder builds a new
   msrest ConnectorClient for every turn (about 7 ms of CPU: configuration, retry policy, pipeline,
-  a fresh HTTP session that never reuses a connection). The cached clients send with aiohttp on
-  the server's loop instead of `requests` in a thread pool.
+  a fresh HTTP session that never reuses a connection). The cached clients share one aiohttp
+  session on the server's loop (bot.teams.transport) instead of `requests` in a thread pool.
 * The outbound token is fetched by msal in a worker thread and cached until shortly before it
   expires. Stock credentials fetch it synchronously inside the event loop on first use.
 
@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+import aiohttp
 import requests
 from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity, CallerIdConstants
@@ -37,8 +38,8 @@ from botframework.connector.auth import (
 from botframework.connector.skills import BotFrameworkClient
 from msrest.authentication import Authentication
 from msrest.pipeline import SansIOHTTPPolicy
-from msrest.pipeline.aiohttp import AioHTTPSender
 
+from bot.teams.transport import SharedSessionSender
 from sync.config import Settings
 
 __all__ = ["BotAuth", "BotTokenCredentials", "TokenError", "build_auth"]
@@ -188,6 +189,7 @@ class BotAuth(BotFrameworkAuthentication):
         self._clients: OrderedDict[tuple[str, str, str], ConnectorClient] = OrderedDict()
         self._token_clients: dict[str, UserTokenClient] = {}
         self.clients_built = 0
+        self._http: aiohttp.ClientSession | None = None
 
     async def connector(self, app_id: str, service_url: str, audience: str | None) -> ConnectorClient:
         """The cached ConnectorClient for this service URL, with a fresh token."""
@@ -199,23 +201,24 @@ class BotAuth(BotFrameworkAuthentication):
         if client is not None:
             self._clients.move_to_end(key)
             return client
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=60))
         config = BotFrameworkConnectorConfiguration(
-            creds, service_url, pipeline_type=AsyncBfPipeline, sender=AioHTTPSender()
+            creds, service_url, pipeline_type=AsyncBfPipeline, sender=SharedSessionSender(self._http)
         )
         client = ConnectorClient(creds, custom_configuration=config)
         client.config.add_user_agent("clinicbot")
         self._clients[key] = client
         self.clients_built += 1
         while len(self._clients) > MAX_CLIENTS:
-            _, old = self._clients.popitem(last=False)
-            await _close(old)
+            self._clients.popitem(last=False)
         return client
 
     async def close(self) -> None:
-        """Close every cached client's HTTP session."""
-        while self._clients:
-            _, client = self._clients.popitem()
-            await _close(client)
+        """Drop the cached clients and close their shared HTTP session."""
+        self._clients.clear()
+        if self._http is not None:
+            await self._http.close()
 
     # --- BotFrameworkAuthentication --------------------------------------------------------
     async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
@@ -252,13 +255,6 @@ def _app_id(identity: ClaimsIdentity) -> str:
     claims = identity.claims if identity else {}
     return str(claims.get(AuthenticationConstants.AUDIENCE_CLAIM)
                or claims.get(AuthenticationConstants.APP_ID_CLAIM) or "")
-
-
-async def _close(client: ConnectorClient) -> None:
-    try:
-        await client.__aexit__(None, None, None)
-    except Exception:  # closing a half-open session must not stop shutdown
-        log.debug("connector client close failed", exc_info=True)
 
 
 class _Configuration:

@@ -14,6 +14,7 @@ from bot.commands import Actor
 from bot.teams import cards
 from bot.teams.consent import PURPOSE, ConsentOutcome, start_url
 from sync import consent
+from sync.config import Settings
 from sync.core import Core
 from sync.model import ChatIdentity, Practice
 
@@ -69,8 +70,9 @@ def outcome_card(outcome: ConsentOutcome) -> Json:
 class ConsentFlow:
     """Issues consent states and builds the cards; sending is the caller's (the bot's) job."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, settings: Settings) -> None:
         self.core = core
+        self.settings = settings
 
     async def tenant_of(self, practice_id: int) -> str | None:
         async with self.core.store.session() as session:
@@ -87,7 +89,7 @@ class ConsentFlow:
         async with self.core.store.session() as session:
             state = await consent.issue_state(session, purpose=PURPOSE, practice_id=practice_id,
                                               chat_identity_id=chat_identity_id, now=self.core.clock())
-        return consent_card(start_url(self.core.settings, state), requested_by)
+        return consent_card(start_url(self.settings, state), requested_by)
 
     async def request(self, actor: Actor) -> tuple[Json, list[tuple[ChatIdentity, Json]]]:
         """The reply card for `actor`, and (admin, card) DMs to send when the actor is not an admin."""
