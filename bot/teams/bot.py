@@ -196,9 +196,12 @@ class TeamsBot(ActivityHandler):
             await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
             if not is_personal(ref):
                 conversation = turn_context.activity.conversation
+                # Post to the channel itself: no person, and no thread (";messageid=...").
+                channel_ref = {k: v for k, v in ref.items() if k not in ("user", "activityId")}
+                channel_ref["conversation"] = {**ref["conversation"], "id": conversation.id.split(";")[0]}
                 await recipients.remember_channel(
-                    session, actor.practice_id, PLATFORM, _tenant(turn_context.activity), conversation.id,
-                    conversation.name or "", ref,
+                    session, actor.practice_id, PLATFORM, _tenant(turn_context.activity),
+                    channel_ref["conversation"]["id"], conversation.name or "", channel_ref,
                 )
         log.info("installed", extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType")})
         await turn_context.send_activity(card_activity(cards.render(await handle(self.core, actor, parse("help")))))

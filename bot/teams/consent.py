@@ -125,7 +125,8 @@ class ConsentRoutes:
         tenant = await self.tenant_of(row.practice_id)
         response = web.HTTPFound(consent_url(self.settings, tenant, state))
         response.set_cookie(COOKIE, state, max_age=int(consent.CONSENT_TTL.total_seconds()), path="/consent",
-                            httponly=True, samesite="Lax", secure=self.settings.base_url().startswith("https"))
+                            httponly=True, samesite="Lax",
+                            secure=request.secure or request.headers.get("X-Forwarded-Proto") == "https")
         return response
 
     async def callback(self, request: web.Request) -> web.StreamResponse:
@@ -134,6 +135,10 @@ class ConsentRoutes:
         state = q.get("state", "")
         if not state:
             return _page(400, "Consent response without state", "Start again from the chat with `connect outlook`.")
+        async with self.core.store.session() as session:
+            usable = await consent.peek_state(session, state, purpose=PURPOSE, now=self.core.clock())
+        if isinstance(usable, str):
+            return _page(400, "This consent link cannot be used", usable)
         if request.cookies.get(COOKIE) != state:
             log.warning("consent callback from a browser that did not start it")
             return _page(400, "This consent response is not yours",

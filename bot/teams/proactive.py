@@ -70,17 +70,28 @@ class ProactiveSender:
 
     async def send(self, ref: dict[str, Any], activity: Activity) -> dict[str, Any]:
         """Deliver `activity` as a DM to the person in `ref` (raises DeliveryError)."""
+        failures: list[Exception] = []
+
         async def deliver(context: TurnContext) -> None:
-            await context.send_activity(activity)
+            # The adapter hands a failing callback to on_turn_error and returns normally; keep it.
+            try:
+                await context.send_activity(activity)
+            except Exception as exc:
+                failures.append(exc)
 
         try:
             reference = ConversationReference().deserialize(ref)
             if is_personal(ref) or not (ref.get("user") or {}).get("id"):
                 await self.adapter.continue_conversation(reference, deliver, self.app_id)
-                return ref
-            return await self._create_personal(reference, ref, deliver)
+                used = ref
+            else:
+                used = await self._create_personal(reference, ref, deliver)
+            if failures:
+                raise failures[0]
+            return used
         except HttpOperationError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
+            response = exc.response
+            status = int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
             # 403: the user blocked or uninstalled the bot; 404: the conversation is gone.
             raise DeliveryError(f"Teams refused the message (HTTP {status})",
                                 retryable=status == 429 or status >= 500) from None

@@ -73,7 +73,7 @@ def activity(service_url: str, *, type: str = "message", text: str | None = None
     act: dict[str, Any] = {
         "type": type, "id": uuid.uuid4().hex[:16], "timestamp": "2026-03-02T09:00:00.000Z",
         "serviceUrl": service_url, "channelId": "msteams", "from": user(sender),
-        "conversation": conversation(kind), "recipient": {"id": BOT_MRI, "name": "clinicbot"},
+        "conversation": conversation(kind, sender if kind == "personal" else 1), "recipient": {"id": BOT_MRI, "name": "clinicbot"},
         "channelData": {"tenant": {"id": TENANT}}, "locale": "en-GB",
     }
     if text is not None:
