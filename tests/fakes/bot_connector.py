@@ -17,6 +17,7 @@ Inbound tokens: `channel_token(...)` signs a JWT with this fake's own RSA key, p
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import ssl
 import tempfile
@@ -38,6 +39,12 @@ __all__ = ["BOT_FRAMEWORK_ISSUER", "FakeBotConnector", "Recorded"]
 
 BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
 SCOPE = "https://api.botframework.com/.default"
+
+
+@functools.cache
+def _signing_key() -> rsa.RSAPrivateKey:
+    """One RSA key per test session: generating 2048-bit keys is the slow part of a fake's start."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @dataclass
@@ -68,7 +75,7 @@ class FakeBotConnector:
         self.app_password = app_password
         self.latency = latency
         self.recorded = Recorded()
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key = _signing_key()
         self.kid = "fake-" + uuid.uuid4().hex[:8]
         self._issued: set[str] = set()
         self._fail_next: list[tuple[int, dict[str, str]]] = []
