@@ -44,13 +44,25 @@ class Redeemed:
 
 
 async def issue_state(
-    session: AsyncSession, *, purpose: str, practice_id: int, chat_identity_id: int | None, now: datetime,
+    session: AsyncSession,
+    *,
+    purpose: str,
+    practice_id: int,
+    chat_identity_id: int | None,
+    now: datetime,
     ttl: timedelta = CONSENT_TTL,
 ) -> str:
     """A fresh unguessable state bound to this person, valid for `ttl`."""
     state = secrets.token_urlsafe(32)
-    session.add(OAuthState(state=state, purpose=purpose, practice_id=practice_id,
-                           chat_identity_id=chat_identity_id, expires_at=now + ttl))
+    session.add(
+        OAuthState(
+            state=state,
+            purpose=purpose,
+            practice_id=practice_id,
+            chat_identity_id=chat_identity_id,
+            expires_at=now + ttl,
+        )
+    )
     await session.flush()
     return state
 
@@ -68,7 +80,12 @@ async def peek_state(session: AsyncSession, state: str, *, purpose: str, now: da
 
 
 async def redeem_state(
-    session: AsyncSession, state: str, *, purpose: str, now: datetime, chat_identity_id: int | None = None,
+    session: AsyncSession,
+    state: str,
+    *,
+    purpose: str,
+    now: datetime,
+    chat_identity_id: int | None = None,
 ) -> Redeemed:
     """Use a state once. Raise ConsentError if it is unknown, used, expired, for another purpose,
     or (when `chat_identity_id` is given) bound to someone else."""
@@ -91,35 +108,55 @@ async def redeem_state(
 
 
 async def record_outcome(
-    session: AsyncSession, redeemed: Redeemed, *, tenant_id: str | None, granted: bool,
-    error_code: str | None = None, error_description: str | None = None, actor: str,
+    session: AsyncSession,
+    redeemed: Redeemed,
+    *,
+    tenant_id: str | None,
+    granted: bool,
+    error_code: str | None = None,
+    error_description: str | None = None,
+    actor: str,
 ) -> ConsentGrant:
     """Store the consent outcome and audit it."""
     grant = ConsentGrant(
-        practice_id=redeemed.practice_id, tenant_id=(tenant_id or None) and tenant_id[:64], granted=granted,
-        error_code=error_code and error_code[:64], error_description=error_description and error_description[:2000],
+        practice_id=redeemed.practice_id,
+        tenant_id=(tenant_id or None) and tenant_id[:64],
+        granted=granted,
+        error_code=error_code and error_code[:64],
+        error_description=error_description and error_description[:2000],
         granted_by=redeemed.chat_identity_id,
     )
     session.add(grant)
     await session.flush()
-    await audit.record(session, actor=actor, action="consent.granted" if granted else "consent.failed",
-                       practice_id=redeemed.practice_id,
-                       after={"tenant_id": grant.tenant_id, "granted": granted, "error_code": grant.error_code})
+    await audit.record(
+        session,
+        actor=actor,
+        action="consent.granted" if granted else "consent.failed",
+        practice_id=redeemed.practice_id,
+        after={"tenant_id": grant.tenant_id, "granted": granted, "error_code": grant.error_code},
+    )
     return grant
 
 
 async def latest_grant(session: AsyncSession, practice_id: int) -> ConsentGrant | None:
     """The practice's most recent consent outcome."""
     return await session.scalar(
-        select(ConsentGrant).where(ConsentGrant.practice_id == practice_id)
-        .order_by(ConsentGrant.at.desc(), ConsentGrant.id.desc()).limit(1)
+        select(ConsentGrant)
+        .where(ConsentGrant.practice_id == practice_id)
+        .order_by(ConsentGrant.at.desc(), ConsentGrant.id.desc())
+        .limit(1)
     )
 
 
-async def admins_of(session: AsyncSession, practice_id: int, platform: str | None = None) -> list[ChatIdentity]:
+async def admins_of(
+    session: AsyncSession, practice_id: int, platform: str | None = None
+) -> list[ChatIdentity]:
     """The practice's admins (on one platform, if given)."""
-    stmt = (select(ChatIdentity).join(Role, Role.chat_identity_id == ChatIdentity.id)
-            .where(ChatIdentity.practice_id == practice_id, Role.role == "admin"))
+    stmt = (
+        select(ChatIdentity)
+        .join(Role, Role.chat_identity_id == ChatIdentity.id)
+        .where(ChatIdentity.practice_id == practice_id, Role.role == "admin")
+    )
     if platform:
         stmt = stmt.where(ChatIdentity.platform == platform)
     return list((await session.scalars(stmt.order_by(ChatIdentity.id))).all())

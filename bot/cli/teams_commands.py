@@ -17,8 +17,14 @@ def teams() -> None:
 
 
 @teams.command("package")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("clinicbot-teams.zip"), show_default=True, help="Where to write the zip.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("clinicbot-teams.zip"),
+    show_default=True,
+    help="Where to write the zip.",
+)
 def package(output: Path) -> None:
     """Build the Teams app package with this deployment's app id and domain."""
     from bot.cli import get_settings

@@ -47,8 +47,11 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
         return "MicrosoftAppType=UserAssignedMSI is not supported; use MultiTenant or SingleTenant"
     if settings.microsoft_app_id and not settings.microsoft_app_password:
         return "MicrosoftAppId is set but MicrosoftAppPassword is not"
-    if settings.microsoft_app_type == "SingleTenant" and settings.microsoft_app_id and \
-            not settings.microsoft_app_tenant_id:
+    if (
+        settings.microsoft_app_type == "SingleTenant"
+        and settings.microsoft_app_id
+        and not settings.microsoft_app_tenant_id
+    ):
         return "MicrosoftAppType=SingleTenant needs MicrosoftAppTenantId"
 
     core = app[CORE]
@@ -63,10 +66,17 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
     core.services.setdefault("notifiers", {})["teams"] = notifier
 
     async def announce(outcome: ConsentOutcome) -> None:
-        note = Notification(kind="consent_result", practice_id=outcome.practice_id,
-                            chat_identity_id=outcome.chat_identity_id,
-                            data={"granted": outcome.granted, "tenant_id": outcome.tenant_id,
-                                  "error_code": outcome.error_code, "explanation": outcome.explanation})
+        note = Notification(
+            kind="consent_result",
+            practice_id=outcome.practice_id,
+            chat_identity_id=outcome.chat_identity_id,
+            data={
+                "granted": outcome.granted,
+                "tenant_id": outcome.tenant_id,
+                "error_code": outcome.error_code,
+                "explanation": outcome.explanation,
+            },
+        )
         try:
             await notifier.notify(note)
         except DeliveryError as exc:

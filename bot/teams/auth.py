@@ -46,7 +46,7 @@ __all__ = ["BotAuth", "BotTokenCredentials", "TokenError", "build_auth"]
 
 log = logging.getLogger("clinicbot.teams.auth")
 
-TOKEN_PATH = "/oauth2/v2.0/token"
+TOKEN_PATH = "/oauth2/v2.0/token"  # noqa: S105 (a URL path, not a secret)
 #: Refresh the outbound token this long before it expires.
 REFRESH_MARGIN = 300
 #: Service URLs are few (one per Teams region); the bound only stops an unauthenticated bot
@@ -62,8 +62,11 @@ def _authority(settings: Settings) -> str:
     """The msal authority the bot signs in at to call the Bot Connector."""
     if settings.botframework_token_url:
         return settings.botframework_token_url.removesuffix(TOKEN_PATH)
-    tenant = (settings.microsoft_app_tenant_id if settings.microsoft_app_type == "SingleTenant"
-              else AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT)
+    tenant = (
+        settings.microsoft_app_tenant_id
+        if settings.microsoft_app_type == "SingleTenant"
+        else AuthenticationConstants.DEFAULT_CHANNEL_AUTH_TENANT
+    )
     return f"{settings.login_url}/{tenant}"
 
 
@@ -99,8 +102,10 @@ class BotTokenCredentials(Authentication, SansIOHTTPPolicy):  # type: ignore[mis
                 return
             result = await asyncio.to_thread(self._acquire)
             if "access_token" not in result:
-                raise TokenError(f"Bot Framework sign-in failed: {result.get('error', 'unknown error')}: "
-                                 f"{str(result.get('error_description', ''))[:300]}")
+                raise TokenError(
+                    f"Bot Framework sign-in failed: {result.get('error', 'unknown error')}: "
+                    f"{str(result.get('error_description', ''))[:300]}"
+                )
             self._token = str(result["access_token"])
             self._expires_at = time.time() + float(result.get("expires_in", 3600))
             log.info("bot connector token acquired", extra={"expires_in": result.get("expires_in")})
@@ -111,7 +116,9 @@ class BotTokenCredentials(Authentication, SansIOHTTPPolicy):  # type: ignore[mis
         try:
             if self._msal is None:
                 self._msal = msal.ConfidentialClientApplication(
-                    self.microsoft_app_id, client_credential=self._password, authority=self._authority,
+                    self.microsoft_app_id,
+                    client_credential=self._password,
+                    authority=self._authority,
                     instance_discovery=False,
                 )
             return dict(self._msal.acquire_token_for_client(scopes=self._scopes))
@@ -157,8 +164,9 @@ class _CredentialFactory(ServiceClientCredentialsFactory):
     async def is_authentication_disabled(self) -> bool:
         return not self._app_id
 
-    async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str,
-                                 validate_authority: bool) -> BotTokenCredentials:
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> BotTokenCredentials:
         if self._app_id and app_id != self._app_id:
             raise TokenError("a token was requested for an app id that is not this bot's")
         scope = oauth_scope or AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE
@@ -202,7 +210,9 @@ class BotAuth(BotFrameworkAuthentication):
             self._clients.move_to_end(key)
             return client
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=60))
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=60)
+            )
         config = BotFrameworkConnectorConfiguration(
             creds, service_url, pipeline_type=AsyncBfPipeline, sender=SharedSessionSender(self._http)
         )
@@ -226,8 +236,9 @@ class BotAuth(BotFrameworkAuthentication):
         result.connector_factory = _CachingConnectorFactory(self, _app_id(result.claims_identity))
         return result
 
-    async def authenticate_streaming_request(self, auth_header: str,
-                                             channel_id_header: str) -> AuthenticateRequestResult:
+    async def authenticate_streaming_request(
+        self, auth_header: str, channel_id_header: str
+    ) -> AuthenticateRequestResult:
         raise PermissionError("streaming (web socket) connections are not supported")
 
     def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
@@ -253,8 +264,11 @@ class BotAuth(BotFrameworkAuthentication):
 
 def _app_id(identity: ClaimsIdentity) -> str:
     claims = identity.claims if identity else {}
-    return str(claims.get(AuthenticationConstants.AUDIENCE_CLAIM)
-               or claims.get(AuthenticationConstants.APP_ID_CLAIM) or "")
+    return str(
+        claims.get(AuthenticationConstants.AUDIENCE_CLAIM)
+        or claims.get(AuthenticationConstants.APP_ID_CLAIM)
+        or ""
+    )
 
 
 class _Configuration:
@@ -277,7 +291,8 @@ def _configuration(settings: Settings) -> _Configuration:
         TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER,
         OAUTH_URL=AuthenticationConstants.OAUTH_URL,
         TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=(
-            settings.botframework_openid_url or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
+            settings.botframework_openid_url
+            or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
         ),
         TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL=AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
         CALLER_ID=CallerIdConstants.public_azure_channel,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from typing import Any
+from typing import Any, Literal
 
 from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
@@ -29,7 +29,7 @@ __all__ = ["TeamsBot", "command_text"]
 
 log = logging.getLogger("clinicbot.teams")
 
-PLATFORM = "teams"
+PLATFORM: Literal["teams"] = "teams"
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
 
@@ -75,6 +75,7 @@ class TeamsBot(ActivityHandler):
         self.core = core
         self.sender = sender
         self.consent = consent
+        self._stored_refs: dict[int, tuple[Any, Any]] = {}
 
     # --- who --------------------------------------------------------------------------------
     async def _actor(self, context: TurnContext, person: ChannelAccount | None = None) -> Actor:
@@ -84,30 +85,46 @@ class TeamsBot(ActivityHandler):
 
     async def _remember(self, context: TurnContext, actor: Actor) -> None:
         ref = reference_of(context.activity)
+        # A person's reference rarely changes between messages: skip the write when this process
+        # already stored exactly this conversation and service URL for them.
+        key = (ref.get("conversation") or {}).get("id"), ref.get("serviceUrl")
+        if self._stored_refs.get(actor.chat_identity_id) == key:
+            return
         async with self.core.store.session() as session:
             await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
+        if len(self._stored_refs) >= 10_000:
+            self._stored_refs.clear()
+        self._stored_refs[actor.chat_identity_id] = key
 
     # --- messages ---------------------------------------------------------------------------
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         activity = turn_context.activity
         actor = await self._actor(turn_context)
         await self._remember(turn_context, actor)
-        if isinstance(activity.value, dict) and activity.value.get("verb") and not (activity.text or "").strip():
+        if (
+            isinstance(activity.value, dict)
+            and activity.value.get("verb")
+            and not (activity.text or "").strip()
+        ):
             await self._submit_fallback(turn_context, actor, activity.value)
             return
         typed = command_text(activity)
         try:
-            command: Command | None = parse(typed or "help")
+            command: Command = parse(typed or "help")
         except ParseError as exc:
             await turn_context.send_activity(card_activity(cards.render(Error(exc.message, exc.example))))
             return
-        if isinstance(command, Connect) and command.provider == "graph" and not await self.consent.granted(
-            actor.practice_id
+        if (
+            isinstance(command, Connect)
+            and command.provider == "graph"
+            and not await self.consent.granted(actor.practice_id)
         ):
             await self._request_consent(turn_context, actor)
             return
         view = await handle(self.core, actor, command)
-        await turn_context.send_activity(card_activity(await self._card(turn_context, actor, view, command, typed)))
+        await turn_context.send_activity(
+            card_activity(await self._card(turn_context, actor, view, command, typed))
+        )
 
     async def _request_consent(self, turn_context: TurnContext, actor: Actor) -> None:
         reply, dms = await self.consent.request(actor)
@@ -115,7 +132,9 @@ class TeamsBot(ActivityHandler):
         for admin, card in dms:
             if admin.conversation_ref:
                 try:
-                    await self.sender.send(admin.conversation_ref, card_activity(card, "Admin consent requested"))
+                    await self.sender.send(
+                        admin.conversation_ref, card_activity(card, "Admin consent requested")
+                    )
                 except Exception as exc:  # one unreachable admin must not stop the others
                     log.warning("consent request DM failed", extra={"error": type(exc).__name__})
 
@@ -129,16 +148,19 @@ class TeamsBot(ActivityHandler):
             await turn_context.send_activity(reply)
 
     # --- Universal Actions ------------------------------------------------------------------
-    async def on_adaptive_card_invoke(self, turn_context: TurnContext,
-                                      invoke_value: AdaptiveCardInvokeValue) -> AdaptiveCardInvokeResponse:
+    async def on_adaptive_card_invoke(
+        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
         action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
-        data = action.get("data") if isinstance(action.get("data"), dict) else {}
+        raw = action.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         actor = await self._actor(turn_context)
         card = await self._run_action(turn_context, actor, str(action.get("verb") or ""), data)
         return AdaptiveCardInvokeResponse(status_code=200, type=cards.CARD_CONTENT_TYPE, value=card)
 
-    async def _run_action(self, turn_context: TurnContext, actor: Actor, verb: str,
-                          data: dict[str, Any]) -> dict[str, Any]:
+    async def _run_action(
+        self, turn_context: TurnContext, actor: Actor, verb: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
         values = {k: v for k, v in data.items() if k != "verb"}
         if verb == cards.REFRESH_VERB:
             return await self._refresh(turn_context, actor, str(values.get("cmd", "")))
@@ -162,8 +184,14 @@ class TeamsBot(ActivityHandler):
         view = await handle(self.core, actor, command)
         return await self._card(turn_context, actor, view, command, typed)
 
-    async def _card(self, turn_context: TurnContext, actor: Actor, view: View,
-                    command: Command | Action | None, typed: str) -> dict[str, Any]:
+    async def _card(
+        self,
+        turn_context: TurnContext,
+        actor: Actor,
+        view: View,
+        command: Command | Action | None,
+        typed: str,
+    ) -> dict[str, Any]:
         ref = reference_of(turn_context.activity)
         target = None if is_personal(ref) else _refresh_target(view, command, typed)
         if target is None:
@@ -176,8 +204,9 @@ class TeamsBot(ActivityHandler):
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         await self._installed(turn_context)
 
-    async def on_members_added_activity(self, members_added: list[ChannelAccount],
-                                        turn_context: TurnContext) -> None:
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
         bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
         if any(m.id == bot_id for m in members_added):
             await self._installed(turn_context)
@@ -200,9 +229,17 @@ class TeamsBot(ActivityHandler):
                 channel_ref = {k: v for k, v in ref.items() if k not in ("user", "activityId")}
                 channel_ref["conversation"] = {**ref["conversation"], "id": conversation.id.split(";")[0]}
                 await recipients.remember_channel(
-                    session, actor.practice_id, PLATFORM, _tenant(turn_context.activity),
-                    channel_ref["conversation"]["id"], conversation.name or "", channel_ref,
+                    session,
+                    actor.practice_id,
+                    PLATFORM,
+                    _tenant(turn_context.activity),
+                    channel_ref["conversation"]["id"],
+                    conversation.name or "",
+                    channel_ref,
                 )
-        log.info("installed", extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType")})
-        await turn_context.send_activity(card_activity(cards.render(await handle(self.core, actor, parse("help")))))
-
+        log.info(
+            "installed", extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType")}
+        )
+        await turn_context.send_activity(
+            card_activity(cards.render(await handle(self.core, actor, parse("help"))))
+        )

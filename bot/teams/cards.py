@@ -53,8 +53,11 @@ MAX_REFRESH_USERS = 60
 Json = dict[str, Any]
 
 _TITLES: dict[type[Any], str] = {
-    OpenReschedule: "Reschedule", AskCancel: "Cancel", ShowDetails: "Details",
-    SubmitReschedule: "Move", CancelConfirmed: "Cancel appointment",
+    OpenReschedule: "Reschedule",
+    AskCancel: "Cancel",
+    ShowDetails: "Details",
+    SubmitReschedule: "Move",
+    CancelConfirmed: "Cancel appointment",
 }
 
 
@@ -66,8 +69,13 @@ def text(value: str, **extra: Any) -> Json:
 def execute(title: str, verb: str, data: Json, *, style: str | None = None) -> Json:
     """Action.Execute with an Action.Submit fallback carrying the same verb and data."""
     payload = {"verb": verb, **data}
-    button: Json = {"type": "Action.Execute", "title": title, "verb": verb, "data": payload,
-                    "fallback": {"type": "Action.Submit", "title": title, "data": payload}}
+    button: Json = {
+        "type": "Action.Execute",
+        "title": title,
+        "verb": verb,
+        "data": payload,
+        "fallback": {"type": "Action.Submit", "title": title, "data": payload},
+    }
     if style:
         button["style"] = style
         button["fallback"]["style"] = style
@@ -84,8 +92,13 @@ def open_url(title: str, url: str) -> Json:
     return {"type": "Action.OpenUrl", "title": title, "url": url}
 
 
-def card(body: list[Json], actions: Iterable[Json] = (), *, refresh: Json | None = None,
-         user_ids: Iterable[str] = ()) -> Json:
+def card(
+    body: list[Json],
+    actions: Iterable[Json] = (),
+    *,
+    refresh: Json | None = None,
+    user_ids: Iterable[str] = (),
+) -> Json:
     """An Adaptive Card 1.5; with `refresh`, Teams fetches each listed user's own version."""
     doc: Json = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.5", "body": body or [text(" ")]}
     buttons = list(actions)
@@ -93,8 +106,13 @@ def card(body: list[Json], actions: Iterable[Json] = (), *, refresh: Json | None
         doc["actions"] = buttons
     ids = list(dict.fromkeys(user_ids))[:MAX_REFRESH_USERS]
     if refresh is not None:
-        doc["refresh"] = {"action": {"type": "Action.Execute", "verb": REFRESH_VERB,
-                                     "data": {"verb": REFRESH_VERB, **refresh}}}
+        doc["refresh"] = {
+            "action": {
+                "type": "Action.Execute",
+                "verb": REFRESH_VERB,
+                "data": {"verb": REFRESH_VERB, **refresh},
+            }
+        }
         if ids:
             doc["refresh"]["userIds"] = ids
     return doc
@@ -112,11 +130,17 @@ def _item(item: AgendaItem, *, buttons: bool = True) -> Json:
     who = " · ".join(p for p in (item.client, item.service, item.practitioner) if p)
     status = "" if item.status in ("confirmed", "") else f" ({item.status.replace('_', ' ')})"
     container: Json = {
-        "type": "Container", "separator": True,
-        "items": [{"type": "ColumnSet", "columns": [
-            {"type": "Column", "width": "auto", "items": [text(item.time_label, weight="Bolder")]},
-            {"type": "Column", "width": "stretch", "items": [text(f"{item.ref}  {who}{status}")]},
-        ]}],
+        "type": "Container",
+        "separator": True,
+        "items": [
+            {
+                "type": "ColumnSet",
+                "columns": [
+                    {"type": "Column", "width": "auto", "items": [text(item.time_label, weight="Bolder")]},
+                    {"type": "Column", "width": "stretch", "items": [text(f"{item.ref}  {who}{status}")]},
+                ],
+            }
+        ],
     }
     if buttons and item.actions:
         container["items"].append({"type": "ActionSet", "actions": [action_button(a) for a in item.actions]})
@@ -137,8 +161,14 @@ def _detail(view: AppointmentDetail) -> tuple[list[Json], list[Json]]:
     if view.notice:
         body.append(text(view.notice, color="Good", weight="Bolder"))
     body.append(_heading(f"{item.ref} · {view.date_label} {item.time_label}"))
-    facts = [("Client", item.client), ("Service", item.service), ("Practitioner", item.practitioner),
-             ("Status", item.status.replace("_", " ")), ("Location", view.location), ("Notes", view.notes)]
+    facts = [
+        ("Client", item.client),
+        ("Service", item.service),
+        ("Practitioner", item.practitioner),
+        ("Status", item.status.replace("_", " ")),
+        ("Location", view.location),
+        ("Notes", view.notes),
+    ]
     body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts if v]})
     if view.calendars:
         body.append(text("Synced to", weight="Bolder", spacing="Medium"))
@@ -151,58 +181,110 @@ def _reschedule(view: RescheduleForm) -> tuple[list[Json], list[Json]]:
     body: list[Json] = [_heading(f"Reschedule {view.ref}"), text(view.summary, isSubtle=True)]
     if errors.get(""):
         body.append(text(errors[""], color="Attention", weight="Bolder"))
-    body.append({"type": "Input.Date", "id": "d", "label": "Date", "value": view.date.isoformat(),
-                 "isRequired": True, "errorMessage": "Pick a date"})
+    body.append(
+        {
+            "type": "Input.Date",
+            "id": "d",
+            "label": "Date",
+            "value": view.date.isoformat(),
+            "isRequired": True,
+            "errorMessage": "Pick a date",
+        }
+    )
     if errors.get("date"):
         body.append(_error_line(errors["date"]))
-    body.append({"type": "Input.Time", "id": "t", "label": f"Time ({view.timezone})", "value": view.time,
-                 "isRequired": True, "errorMessage": "Pick a time"})
+    body.append(
+        {
+            "type": "Input.Time",
+            "id": "t",
+            "label": f"Time ({view.timezone})",
+            "value": view.time,
+            "isRequired": True,
+            "errorMessage": "Pick a time",
+        }
+    )
     if errors.get("time"):
         body.append(_error_line(errors["time"]))
     if view.practitioners:
-        choice: Json = {"type": "Input.ChoiceSet", "id": "p", "label": "Practitioner", "style": "compact",
-                        "choices": [{"title": label, "value": str(pid)} for pid, label in view.practitioners]}
+        choice: Json = {
+            "type": "Input.ChoiceSet",
+            "id": "p",
+            "label": "Practitioner",
+            "style": "compact",
+            "choices": [{"title": label, "value": str(pid)} for pid, label in view.practitioners],
+        }
         if view.practitioner_id is not None:
             choice["value"] = str(view.practitioner_id)
         body.append(choice)
     if errors.get("practitioner"):
         body.append(_error_line(errors["practitioner"]))
     submit = SubmitReschedule(view.appointment_id, view.version, None, None, None)
-    actions = [action_button(submit, "Move", style="positive"),
-               action_button(ShowDetails(view.appointment_id), "Back")]
+    actions = [
+        action_button(submit, "Move", style="positive"),
+        action_button(ShowDetails(view.appointment_id), "Back"),
+    ]
     if view.suggestions:
         body.append(text("Next free slots", weight="Bolder", spacing="Medium"))
-        body.append({"type": "ActionSet", "actions": [
-            action_button(PickSlot(view.appointment_id, view.version, start, view.practitioner_id), label)
-            for start, label in view.suggestions[:5]
-        ]})
+        body.append(
+            {
+                "type": "ActionSet",
+                "actions": [
+                    action_button(
+                        PickSlot(view.appointment_id, view.version, start, view.practitioner_id), label
+                    )
+                    for start, label in view.suggestions[:5]
+                ],
+            }
+        )
     return body, actions
 
 
 def _confirm(view: ConfirmCancel) -> tuple[list[Json], list[Json]]:
-    body = [_heading(f"Cancel {view.ref}?"), text(view.summary),
-            {"type": "Input.Text", "id": "r", "label": "Reason (optional)", "maxLength": 500,
-             "value": view.reason}]
-    return body, [action_button(view.confirm, "Cancel appointment", style="destructive"),
-                  action_button(ShowDetails(view.appointment_id), "Keep it")]
+    body = [
+        _heading(f"Cancel {view.ref}?"),
+        text(view.summary),
+        {
+            "type": "Input.Text",
+            "id": "r",
+            "label": "Reason (optional)",
+            "maxLength": 500,
+            "value": view.reason,
+        },
+    ]
+    return body, [
+        action_button(view.confirm, "Cancel appointment", style="destructive"),
+        action_button(ShowDetails(view.appointment_id), "Keep it"),
+    ]
 
 
 def _status(view: Status) -> list[Json]:
     body = [_heading(f"Sync status · {view.practice}")]
     if not view.connections:
-        body.append(text("No calendars are connected yet. An admin can start with `connect outlook`.",
-                         isSubtle=True))
+        body.append(
+            text("No calendars are connected yet. An admin can start with `connect outlook`.", isSubtle=True)
+        )
     for c in view.connections:
-        facts = [("Status", c.status + ("" if c.sync_enabled else ", sync off")), ("Last sync", c.last_sync),
-                 ("Pending", str(c.pending)), ("Failed", str(c.failed)), ("Sign-in", c.token_health)]
+        facts = [
+            ("Status", c.status + ("" if c.sync_enabled else ", sync off")),
+            ("Last sync", c.last_sync),
+            ("Pending", str(c.pending)),
+            ("Failed", str(c.failed)),
+            ("Sign-in", c.token_health),
+        ]
         if c.calendars:
             facts.append(("Calendars", ", ".join(c.calendars)))
         if c.last_error:
             facts.append(("Last error", c.last_error))
-        body.append({"type": "Container", "separator": True, "items": [
-            text(f"{c.provider} · {c.account}", weight="Bolder"),
-            {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]},
-        ]})
+        body.append(
+            {
+                "type": "Container",
+                "separator": True,
+                "items": [
+                    text(f"{c.provider} · {c.account}", weight="Bolder"),
+                    {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]},
+                ],
+            }
+        )
     if view.pending_total or view.failed_total:
         body.append(text(f"{view.pending_total} changes waiting, {view.failed_total} failed", isSubtle=True))
     return body
@@ -227,10 +309,17 @@ def render_parts(view: View) -> tuple[list[Json], list[Json]]:
         case Status():
             return _status(view), []
         case Whoami():
-            facts = [("Name", view.display), ("Practice", view.practice), ("Roles", ", ".join(view.roles) or "none"),
-                     ("Practitioner", view.practitioner or ""), ("Time zone", view.timezone)]
-            return [_heading("Who am I"), {"type": "FactSet", "facts": [
-                {"title": k, "value": v} for k, v in facts if v]}], []
+            facts = [
+                ("Name", view.display),
+                ("Practice", view.practice),
+                ("Roles", ", ".join(view.roles) or "none"),
+                ("Practitioner", view.practitioner or ""),
+                ("Time zone", view.timezone),
+            ]
+            return [
+                _heading("Who am I"),
+                {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts if v]},
+            ], []
         case Help():
             body = [_heading("What I can do")] + ([text(view.intro)] if view.intro else [])
             for e in view.entries:
@@ -245,8 +334,10 @@ def render_parts(view: View) -> tuple[list[Json], list[Json]]:
         case Notice():
             return ([_heading(view.title)] if view.title else []) + [text(view.text)], []
         case Reconnect():
-            steps = view.steps or (f"The sign-in for {view.provider} ({view.account}) has expired; sync is "
-                                   "paused until it is renewed.",)
+            steps = view.steps or (
+                f"The sign-in for {view.provider} ({view.account}) has expired; sync is "
+                "paused until it is renewed.",
+            )
             return _steps(f"Reconnect {view.provider}", steps, view.url, "Reconnect")
         case ConnectInfo():
             return _steps(view.title, view.steps, view.url, "Sign in")

@@ -37,21 +37,21 @@ COOKIE = "clinicbot_consent"
 #: AADSTS codes an admin meets on the consent screen, in plain words.
 AADSTS_HELP: dict[str, str] = {
     "AADSTS65004": "The consent was declined on the Microsoft sign-in page, so clinicbot still cannot read "
-                   "calendars. Send `connect outlook` again and choose Accept.",
-    "AADSTS90094": "The account used is not allowed to grant consent for the whole organisation. Sign in with "
-                   "a Global Administrator or Privileged Role Administrator account.",
+    "calendars. Send `connect outlook` again and choose Accept.",
+    "AADSTS90094": "The account used may not grant consent for the whole organisation. Sign in with "
+    "a Global Administrator or Privileged Role Administrator account.",
     "AADSTS90008": "Your organisation requires an administrator to approve this app. Sign in with a Global "
-                   "Administrator account, or ask your IT admin to grant consent.",
+    "Administrator account, or ask your IT admin to grant consent.",
     "AADSTS50020": "The account used belongs to a different organisation than this clinic's Microsoft 365 "
-                   "tenant. Sign in with an admin account of the clinic's own organisation.",
+    "tenant. Sign in with an admin account of the clinic's own organisation.",
     "AADSTS700016": "Microsoft does not know clinicbot's app id in this organisation: the app id is wrong or "
-                    "the app registration was deleted. Check MicrosoftAppId / CLINICBOT_GRAPH_CLIENT_ID.",
+    "the app registration was deleted. Check MicrosoftAppId / CLINICBOT_GRAPH_CLIENT_ID.",
     "AADSTS50011": "The reply address does not match the app registration. Add {callback} as a redirect "
-                   "URI of the app in Entra ID.",
+    "URI of the app in Entra ID.",
     "AADSTS650056": "The app registration is misconfigured (no permissions requested or a permission is "
-                    "missing). Check the API permissions of the app in Entra ID.",
+    "missing). Check the API permissions of the app in Entra ID.",
     "AADSTS50105": "Your account is not assigned to this app. Ask your IT admin to assign you or to grant "
-                   "consent.",
+    "consent.",
 }
 
 
@@ -104,8 +104,13 @@ Announce = Callable[[ConsentOutcome], Awaitable[None]]
 class ConsentRoutes:
     """GET /consent/start and GET /consent/callback."""
 
-    def __init__(self, core: Core, settings: Settings, announce: Announce,
-                 tenant_of: Callable[[int], Awaitable[str | None]]) -> None:
+    def __init__(
+        self,
+        core: Core,
+        settings: Settings,
+        announce: Announce,
+        tenant_of: Callable[[int], Awaitable[str | None]],
+    ) -> None:
         self.core = core
         self.settings = settings
         self.announce = announce
@@ -124,9 +129,15 @@ class ConsentRoutes:
             return _page(400, "This consent link cannot be used", row)
         tenant = await self.tenant_of(row.practice_id)
         response = web.HTTPFound(consent_url(self.settings, tenant, state))
-        response.set_cookie(COOKIE, state, max_age=int(consent.CONSENT_TTL.total_seconds()), path="/consent",
-                            httponly=True, samesite="Lax",
-                            secure=request.secure or request.headers.get("X-Forwarded-Proto") == "https")
+        response.set_cookie(
+            COOKIE,
+            state,
+            max_age=int(consent.CONSENT_TTL.total_seconds()),
+            path="/consent",
+            httponly=True,
+            samesite="Lax",
+            secure=request.secure or request.headers.get("X-Forwarded-Proto") == "https",
+        )
         return response
 
     async def callback(self, request: web.Request) -> web.StreamResponse:
@@ -134,16 +145,21 @@ class ConsentRoutes:
         q = request.query
         state = q.get("state", "")
         if not state:
-            return _page(400, "Consent response without state", "Start again from the chat with `connect outlook`.")
+            return _page(
+                400, "Consent response without state", "Start again from the chat with `connect outlook`."
+            )
         async with self.core.store.session() as session:
             usable = await consent.peek_state(session, state, purpose=PURPOSE, now=self.core.clock())
         if isinstance(usable, str):
             return _page(400, "This consent link cannot be used", usable)
         if request.cookies.get(COOKIE) != state:
             log.warning("consent callback from a browser that did not start it")
-            return _page(400, "This consent response is not yours",
-                         "It was started by someone else or in another browser. Start again from the chat "
-                         "with `connect outlook`.")
+            return _page(
+                400,
+                "This consent response is not yours",
+                "It was started by someone else or in another browser. Start again from the chat "
+                "with `connect outlook`.",
+            )
         granted = q.get("admin_consent", "").lower() == "true" and "error" not in q
         error_code = None if granted else (q.get("error") or "unknown_error")
         description = None if granted else q.get("error_description", "")
@@ -161,26 +177,40 @@ class ConsentRoutes:
                 granted, error_code = False, "wrong_tenant"
                 description = "consent was granted in another organisation than the clinic's"
             await consent.record_outcome(
-                session, redeemed, tenant_id=tenant if granted else (tenant or expected), granted=granted,
-                error_code=error_code, error_description=description, actor="teams:consent",
+                session,
+                redeemed,
+                tenant_id=tenant if granted else (tenant or expected),
+                granted=granted,
+                error_code=error_code,
+                error_description=description,
+                actor="teams:consent",
             )
         if granted:
-            explanation = "Admin consent granted: clinicbot can now connect Outlook calendars in your organisation."
+            explanation = (
+                "Admin consent granted: clinicbot can now connect Outlook calendars in your organisation."
+            )
         elif error_code == "wrong_tenant":
-            explanation = ("Consent was given in another organisation than the clinic's Microsoft 365 tenant, so "
-                           "it does not count. Sign in with an admin account of the clinic's organisation.")
+            explanation = (
+                "Consent was given in another organisation than the clinic's Microsoft 365 tenant, so "
+                "it does not count. Sign in with an admin account of the clinic's organisation."
+            )
         else:
             explanation = explain_error(error_code, description, callback_url(self.settings))
         log.info("admin consent outcome", extra={"granted": granted, "error_code": error_code})
-        await self.announce(ConsentOutcome(redeemed.practice_id, redeemed.chat_identity_id, granted,
-                                           tenant, error_code, explanation))
+        await self.announce(
+            ConsentOutcome(
+                redeemed.practice_id, redeemed.chat_identity_id, granted, tenant, error_code, explanation
+            )
+        )
         response = _page(200, "Consent granted" if granted else "Consent not granted", explanation)
         response.del_cookie(COOKIE, path="/consent")
         return response
 
 
 def _page(status: int, title: str, text: str) -> web.Response:
-    body = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-            f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
-            "<p>You can close this window and return to Teams.</p></body></html>")
+    body = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+        "<p>You can close this window and return to Teams.</p></body></html>"
+    )
     return web.Response(status=status, text=body, content_type="text/html")

@@ -29,13 +29,22 @@ def consent_card(url: str, requested_by: str | None = None) -> Json:
     """The admin's card with the "Grant admin consent" button."""
     body = [cards.text("Connect Outlook calendars", size="Medium", weight="Bolder")]
     if requested_by:
-        body.append(cards.text(f"{requested_by} asked to connect Outlook calendars. This needs your approval "
-                               "as an admin."))
+        body.append(
+            cards.text(
+                f"{requested_by} asked to connect Outlook calendars. This needs your approval as an admin."
+            )
+        )
     body += [
-        cards.text("clinicbot needs an administrator of your Microsoft 365 organisation to approve its access "
-                   "to calendars, once for the whole organisation."),
-        cards.text("The button opens Microsoft's sign-in page. The link is yours alone and works once, for "
-                   "10 minutes.", isSubtle=True, size="Small"),
+        cards.text(
+            "clinicbot needs an administrator of your Microsoft 365 organisation to approve its access "
+            "to calendars, once for the whole organisation."
+        ),
+        cards.text(
+            "The button opens Microsoft's sign-in page. The link is yours alone and works once, for "
+            "10 minutes.",
+            isSubtle=True,
+            size="Small",
+        ),
     ]
     return cards.card(body, [cards.open_url("Grant admin consent", url)])
 
@@ -44,27 +53,36 @@ def pending_card(admins: int) -> Json:
     """What a non-admin sees."""
     who = "The practice's admins have" if admins else "No admin is known yet; an admin"
     tail = " been sent a request." if admins else " must send `connect outlook` themselves."
-    return cards.card([
-        cards.text("An admin must approve this", size="Medium", weight="Bolder"),
-        cards.text("Connecting Outlook needs an administrator of your Microsoft 365 organisation to grant "
-                   "consent for clinicbot."),
-        cards.text(who + tail, isSubtle=True),
-    ])
+    return cards.card(
+        [
+            cards.text("An admin must approve this", size="Medium", weight="Bolder"),
+            cards.text(
+                "Connecting Outlook needs an administrator of your Microsoft 365 organisation to grant "
+                "consent for clinicbot."
+            ),
+            cards.text(who + tail, isSubtle=True),
+        ]
+    )
 
 
 def outcome_card(outcome: ConsentOutcome) -> Json:
     """The DM the admin gets after the consent page."""
     if outcome.granted:
-        return cards.card([
-            cards.text("Admin consent granted", size="Medium", weight="Bolder", color="Good"),
+        return cards.card(
+            [
+                cards.text("Admin consent granted", size="Medium", weight="Bolder", color="Good"),
+                cards.text(outcome.explanation),
+                cards.text("Next: `connect outlook` signs in the practice's calendars.", isSubtle=True),
+            ]
+        )
+    return cards.card(
+        [
+            cards.text("Admin consent was not granted", size="Medium", weight="Bolder", color="Attention"),
             cards.text(outcome.explanation),
-            cards.text("Next: `connect outlook` signs in the practice's calendars.", isSubtle=True),
-        ])
-    return cards.card([
-        cards.text("Admin consent was not granted", size="Medium", weight="Bolder", color="Attention"),
-        cards.text(outcome.explanation),
-        cards.text(f"Microsoft's code: {outcome.error_code}", isSubtle=True, size="Small"),
-    ], [cards.execute("Try again", "consent_retry", {})])
+            cards.text(f"Microsoft's code: {outcome.error_code}", isSubtle=True, size="Small"),
+        ],
+        [cards.execute("Try again", "consent_retry", {})],
+    )
 
 
 class ConsentFlow:
@@ -84,11 +102,18 @@ class ConsentFlow:
             grant = await consent.latest_grant(session, practice_id)
             return bool(grant and grant.granted)
 
-    async def card_for_admin(self, practice_id: int, chat_identity_id: int, requested_by: str | None = None) -> Json:
+    async def card_for_admin(
+        self, practice_id: int, chat_identity_id: int, requested_by: str | None = None
+    ) -> Json:
         """A consent card with a fresh state bound to this admin."""
         async with self.core.store.session() as session:
-            state = await consent.issue_state(session, purpose=PURPOSE, practice_id=practice_id,
-                                              chat_identity_id=chat_identity_id, now=self.core.clock())
+            state = await consent.issue_state(
+                session,
+                purpose=PURPOSE,
+                practice_id=practice_id,
+                chat_identity_id=chat_identity_id,
+                now=self.core.clock(),
+            )
         return consent_card(start_url(self.settings, state), requested_by)
 
     async def request(self, actor: Actor) -> tuple[Json, list[tuple[ChatIdentity, Json]]]:
@@ -97,6 +122,9 @@ class ConsentFlow:
             return await self.card_for_admin(actor.practice_id, actor.chat_identity_id), []
         async with self.core.store.session() as session:
             admins = await consent.admins_of(session, actor.practice_id, platform="teams")
-        dms = [(a, await self.card_for_admin(actor.practice_id, a.id, requested_by=actor.display)) for a in admins]
+        dms = [
+            (a, await self.card_for_admin(actor.practice_id, a.id, requested_by=actor.display))
+            for a in admins
+        ]
         log.info("consent requested by a non-admin", extra={"admins": len(dms)})
         return pending_card(len(dms)), dms

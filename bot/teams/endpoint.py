@@ -35,8 +35,12 @@ def invoke_body(body: Any) -> Any:
     """JSON-ready invoke body: models are serialized, dicts/lists (already serialized) pass as they are."""
     if isinstance(body, AdaptiveCardInvokeResponse) and isinstance(body.value, Exception):
         # botbuilder's own "bad invoke" answer carries Exception(code, message) as its value.
-        code, message = (list(body.value.args) + ["BadRequest", ""])[:2]
-        return {"statusCode": body.status_code, "type": body.type, "value": {"code": code, "message": message}}
+        code, message = ([*list(body.value.args), "BadRequest", ""])[:2]
+        return {
+            "statusCode": body.status_code,
+            "type": body.type,
+            "value": {"code": code, "message": message},
+        }
     if isinstance(body, Model):
         return body.serialize()
     if isinstance(body, list):
@@ -77,8 +81,10 @@ class MessagesEndpoint:
             log.warning("cannot fetch Bot Framework signing keys", extra={"error": type(exc).__name__})
             return _problem(503, "cannot verify the token right now")
         except Exception as exc:  # every validation failure (PermissionError, jwt errors, unknown key)
-            log.warning("rejected an unauthenticated activity",
-                        extra={"reason": type(exc).__name__, "activity_type": activity.type})
+            log.warning(
+                "rejected an unauthenticated activity",
+                extra={"reason": type(exc).__name__, "activity_type": activity.type},
+            )
             return _problem(401, "unauthorized")
 
         turn = asyncio.ensure_future(self.adapter.process_activity(authenticated, activity, self.bot.on_turn))

@@ -37,15 +37,19 @@ class TeamsNotifier:
     async def notify(self, notification: Notification) -> None:
         """Send to every Teams recipient; raise DeliveryError if nobody could be reached."""
         async with self.core.store.session() as session:
-            targets = [(t.id, t.conversation_ref) for t in
-                       await recipients.recipients(session, notification, PLATFORM)]
+            targets = [
+                (t.id, t.conversation_ref)
+                for t in await recipients.recipients(session, notification, PLATFORM)
+            ]
         if not targets:
             raise DeliveryError(f"nobody on Teams to receive this {notification.kind}", retryable=False)
         card, summary = await self._card(notification)
         errors: list[DeliveryError] = []
         for identity_id, ref in targets:
             if not ref:
-                errors.append(DeliveryError("this person has not talked to clinicbot in Teams yet", retryable=False))
+                errors.append(
+                    DeliveryError("this person has not talked to clinicbot in Teams yet", retryable=False)
+                )
                 continue
             try:
                 used = await self.sender.send(ref, card_activity(card, summary))
@@ -55,16 +59,23 @@ class TeamsNotifier:
             if used != ref:
                 async with self.core.store.session() as session:
                     await recipients.store_conversation_ref(session, identity_id, used)
-        log.info("notification sent", extra={"kind": notification.kind, "targets": len(targets),
-                                             "failed": len(errors)})
+        log.info(
+            "notification sent",
+            extra={"kind": notification.kind, "targets": len(targets), "failed": len(errors)},
+        )
         if len(errors) == len(targets):
             raise errors[0]
 
     async def _card(self, n: Notification) -> tuple[dict[str, Any], str]:
         if n.kind == "consent_result":
-            outcome = ConsentOutcome(n.practice_id, n.chat_identity_id, bool(n.data.get("granted")),
-                                     n.data.get("tenant_id"), n.data.get("error_code"),
-                                     str(n.data.get("explanation", "")))
+            outcome = ConsentOutcome(
+                n.practice_id,
+                n.chat_identity_id,
+                bool(n.data.get("granted")),
+                n.data.get("tenant_id"),
+                n.data.get("error_code"),
+                str(n.data.get("explanation", "")),
+            )
             return outcome_card(outcome), "Admin consent " + ("granted" if outcome.granted else "not granted")
         make_view = self.core.services.get(NOTIFICATION_VIEWS)
         view: View | None = await make_view(self.core, n) if make_view is not None else None

@@ -38,8 +38,13 @@ def command_list() -> list[dict[str, str]]:
     """The bot's commands for the manifest, from the shared grammar (help first)."""
     from bot.commands.grammar import GRAMMAR
 
-    commands = [{"title": spec.name, "description": f"{spec.summary[:1].upper()}{spec.summary[1:]}, "
-                                                   f"e.g. {spec.example}"} for spec in GRAMMAR]
+    commands = [
+        {
+            "title": spec.name,
+            "description": f"{spec.summary[:1].upper()}{spec.summary[1:]}, e.g. {spec.example}",
+        }
+        for spec in GRAMMAR
+    ]
     return commands[:MAX_COMMANDS]
 
 
@@ -52,7 +57,9 @@ def build_manifest(settings: Settings, template: dict[str, Any] | None = None) -
     """The manifest for this deployment (raises PackageError when a needed setting is missing)."""
     app_id = settings.microsoft_app_id or ""
     if not _GUID.match(app_id) or app_id == PLACEHOLDER_ID:
-        raise PackageError("MicrosoftAppId must be set to the bot's Entra app id (a GUID) to build the package")
+        raise PackageError(
+            "MicrosoftAppId must be set to the bot's Entra app id (a GUID) to build the package"
+        )
     if not settings.public_url:
         raise PackageError("CLINICBOT_PUBLIC_URL must be set (the https address Teams reaches the bot at)")
     host = urlsplit(settings.public_url).hostname or ""

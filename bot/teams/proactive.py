@@ -93,15 +93,20 @@ class ProactiveSender:
             response = exc.response
             status = int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
             # 403: the user blocked or uninstalled the bot; 404: the conversation is gone.
-            raise DeliveryError(f"Teams refused the message (HTTP {status})",
-                                retryable=status == 429 or status >= 500) from None
+            raise DeliveryError(
+                f"Teams refused the message (HTTP {status})", retryable=status == 429 or status >= 500
+            ) from None
         except (ClientRequestError, OSError) as exc:
             raise DeliveryError(f"Teams is unreachable: {type(exc).__name__}") from None
         except TokenError as exc:
             raise DeliveryError(str(exc), retryable=False) from None
 
-    async def _create_personal(self, reference: ConversationReference, ref: dict[str, Any],
-                               deliver: Callable[[TurnContext], Awaitable[None]]) -> dict[str, Any]:
+    async def _create_personal(
+        self,
+        reference: ConversationReference,
+        ref: dict[str, Any],
+        deliver: Callable[[TurnContext], Awaitable[None]],
+    ) -> dict[str, Any]:
         tenant = (ref.get("conversation") or {}).get("tenantId")
         params = ConversationParameters(
             is_group=False,
@@ -117,10 +122,18 @@ class ProactiveSender:
             await deliver(context)
 
         await self.adapter.create_conversation(
-            self.app_id, first_turn, params, channel_id=reference.channel_id or "msteams",
-            service_url=reference.service_url, audience=None,
+            self.app_id,
+            first_turn,
+            params,
+            channel_id=reference.channel_id or "msteams",
+            service_url=reference.service_url,
+            audience=None,
         )
         personal = {k: v for k, v in ref.items() if k != "activityId"}
-        personal["conversation"] = {"id": created["id"], "conversationType": "personal", "isGroup": False,
-                                    **({"tenantId": tenant} if tenant else {})}
+        personal["conversation"] = {
+            "id": created["id"],
+            "conversationType": "personal",
+            "isGroup": False,
+            **({"tenantId": tenant} if tenant else {}),
+        }
         return personal

@@ -53,9 +53,10 @@ class SharedSessionSender(AsyncHTTPSender):  # type: ignore[misc]
         http = request.http_request
         for attempt in range(MAX_ATTEMPTS):
             try:
-                raw = await self._session.request(http.method, http.url, headers=dict(http.headers),
-                                                  data=http.data, timeout=self._timeout)
-            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+                raw = await self._session.request(
+                    http.method, http.url, headers=dict(http.headers), data=http.data, timeout=self._timeout
+                )
+            except (TimeoutError, aiohttp.ClientConnectionError) as exc:
                 if attempt + 1 == MAX_ATTEMPTS:
                     raise ClientRequestError(f"Bot Connector unreachable: {type(exc).__name__}") from exc
                 await asyncio.sleep(_retry_after(None, attempt))

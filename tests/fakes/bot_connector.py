@@ -59,8 +59,11 @@ class Recorded:
 
     def activities(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
         """Bodies of sent/replied activities (optionally for one conversation)."""
-        return [b for kind, cid, _, b in self.calls
-                if kind in ("send", "reply") and (conversation_id is None or cid == conversation_id)]
+        return [
+            b
+            for kind, cid, _, b in self.calls
+            if kind in ("send", "reply") and (conversation_id is None or cid == conversation_id)
+        ]
 
     def updates(self) -> list[tuple[str, str, dict[str, Any]]]:
         return [(cid, aid or "", b) for kind, cid, aid, b in self.calls if kind == "update"]
@@ -69,8 +72,9 @@ class Recorded:
 class FakeBotConnector:
     """Bot Connector + token endpoint + OpenID metadata on random loopback ports, in a thread."""
 
-    def __init__(self, *, app_id: str | None = None, app_password: str | None = None,
-                 latency: float = 0.0) -> None:
+    def __init__(
+        self, *, app_id: str | None = None, app_password: str | None = None, latency: float = 0.0
+    ) -> None:
         self.app_id = app_id
         self.app_password = app_password
         self.latency = latency
@@ -150,18 +154,29 @@ class FakeBotConnector:
         with self._lock:
             self._fail_next.append((status, headers or {}))
 
-    def channel_token(self, *, audience: str | None = None, service_url: str | None = None,
-                      expires_in: int = 3600, issuer: str = BOT_FRAMEWORK_ISSUER,
-                      key: rsa.RSAPrivateKey | None = None, kid: str | None = None) -> str:
+    def channel_token(
+        self,
+        *,
+        audience: str | None = None,
+        service_url: str | None = None,
+        expires_in: int = 3600,
+        issuer: str = BOT_FRAMEWORK_ISSUER,
+        key: rsa.RSAPrivateKey | None = None,
+        kid: str | None = None,
+    ) -> str:
         """A token as the Bot Framework channel would send it, signed with this fake's key."""
         now = int(time.time())
         claims = {
-            "iss": issuer, "aud": audience or self.app_id, "iat": now - 10, "nbf": now - 10,
-            "exp": now + expires_in, "serviceurl": service_url or self.service_url,
+            "iss": issuer,
+            "aud": audience or self.app_id,
+            "iat": now - 10,
+            "nbf": now - 10,
+            "exp": now + expires_in,
+            "serviceurl": service_url or self.service_url,
         }
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
-    async def wait_for(self, predicate: Callable[[Recorded], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[Recorded], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait (in the test's loop) until the recorded calls satisfy `predicate`."""
         deadline = time.monotonic() + timeout
         while not predicate(self.recorded):
@@ -177,23 +192,32 @@ class FakeBotConnector:
             failure = self._fail_next.pop(0) if self._fail_next else None
         if failure:
             status, headers = failure
-            return web.json_response({"error": {"code": "ServiceError", "message": f"injected {status}"}},
-                                     status=status, headers=headers)
+            return web.json_response(
+                {"error": {"code": "ServiceError", "message": f"injected {status}"}},
+                status=status,
+                headers=headers,
+            )
         if self.app_password:
             auth = request.headers.get("Authorization", "")
             if not auth.startswith("Bearer ") or auth[7:] not in self._issued:
                 self.recorded.rejected += 1
-                return web.json_response({"error": {"code": "Unauthorized",
-                                                    "message": "Authorization has been denied"}}, status=401)
+                return web.json_response(
+                    {"error": {"code": "Unauthorized", "message": "Authorization has been denied"}},
+                    status=401,
+                )
         return None
 
     async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
         try:
             body = await request.json()
         except json.JSONDecodeError:
-            return web.json_response({"error": {"code": "BadArgument", "message": "invalid JSON"}}, status=400)
+            return web.json_response(
+                {"error": {"code": "BadArgument", "message": "invalid JSON"}}, status=400
+            )
         if not isinstance(body, dict):
-            return web.json_response({"error": {"code": "BadArgument", "message": "expected an object"}}, status=400)
+            return web.json_response(
+                {"error": {"code": "BadArgument", "message": "expected an object"}}, status=400
+            )
         return body
 
     async def _record(self, request: web.Request, kind: str) -> web.Response:
@@ -203,8 +227,9 @@ class FakeBotConnector:
         if isinstance(body, web.Response):
             return body
         if kind in ("send", "reply") and body.get("type") is None:
-            return web.json_response({"error": {"code": "BadArgument", "message": "activity type missing"}},
-                                     status=400)
+            return web.json_response(
+                {"error": {"code": "BadArgument", "message": "activity type missing"}}, status=400
+            )
         cid = request.match_info["cid"]
         aid = request.match_info.get("aid")
         self.recorded.calls.append((kind, cid, aid, body))
@@ -233,19 +258,23 @@ class FakeBotConnector:
             return body
         members = body.get("members") or []
         if not members or not all(isinstance(m, dict) and m.get("id") for m in members):
-            return web.json_response({"error": {"code": "BadArgument", "message": "members required"}}, status=400)
+            return web.json_response(
+                {"error": {"code": "BadArgument", "message": "members required"}}, status=400
+            )
         self.recorded.created_conversations.append(body)
         # Teams answers a 1:1 create with the existing personal chat id ("a:" + opaque).
         return web.json_response({"id": "a:" + members[0]["id"].split(":")[-1], "activityId": None})
 
     # --- identity ----------------------------------------------------------------------------
     async def _openid(self, request: web.Request) -> web.Response:
-        return web.json_response({
-            "issuer": BOT_FRAMEWORK_ISSUER,
-            "jwks_uri": self.http_url + "/v1/.well-known/keys",
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        })
+        return web.json_response(
+            {
+                "issuer": BOT_FRAMEWORK_ISSUER,
+                "jwks_uri": self.http_url + "/v1/.well-known/keys",
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            }
+        )
 
     async def _jwks(self, request: web.Request) -> web.Response:
         jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -255,13 +284,15 @@ class FakeBotConnector:
     async def _entra_openid(self, request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
         base = f"{self.https_url}/{tenant}"
-        return web.json_response({
-            "issuer": f"{self.https_url}/{tenant}/v2.0",
-            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "jwks_uri": f"{base}/discovery/v2.0/keys",
-            "response_types_supported": ["code", "token"],
-        })
+        return web.json_response(
+            {
+                "issuer": f"{self.https_url}/{tenant}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "response_types_supported": ["code", "token"],
+            }
+        )
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -271,14 +302,23 @@ class FakeBotConnector:
         if form.get("client_id") != self.app_id or form.get("client_secret") != self.app_password:
             return self._aad_error("invalid_client", "AADSTS7000215: Invalid client secret provided.", 401)
         if form.get("scope") != SCOPE:
-            return self._aad_error("invalid_scope", f"AADSTS70011: The provided value for scope {form.get('scope')}"
-                                   " is not valid.")
+            return self._aad_error(
+                "invalid_scope",
+                f"AADSTS70011: The provided value for scope {form.get('scope')} is not valid.",
+            )
         token = "bf-" + uuid.uuid4().hex
         self._issued.add(token)
-        return web.json_response({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                                  "access_token": token})
+        return web.json_response(
+            {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}
+        )
 
     @staticmethod
     def _aad_error(error: str, description: str, status: int = 400) -> web.Response:
-        return web.json_response({"error": error, "error_description": description,
-                                  "error_codes": [int(description[6:].split(":")[0])]}, status=status)
+        return web.json_response(
+            {
+                "error": error,
+                "error_description": description,
+                "error_codes": [int(description[6:].split(":")[0])],
+            },
+            status=status,
+        )

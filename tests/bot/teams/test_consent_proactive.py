@@ -38,8 +38,14 @@ async def test_install_stores_the_reference_and_a_proactive_dm_lands(teams: Team
     assert me.conversation_ref and me.conversation_ref["conversation"]["id"] == act["conversation"]["id"]
     assert me.conversation_ref["serviceUrl"] == teams.connector.service_url
     before = len(teams.connector.recorded.activities())
-    await _notifier(teams).notify(Notification(kind="notice", practice_id=me.practice_id, chat_identity_id=me.id,
-                                               data={"text": "Your 10:00 moved to 11:00"}))
+    await _notifier(teams).notify(
+        Notification(
+            kind="notice",
+            practice_id=me.practice_id,
+            chat_identity_id=me.id,
+            data={"text": "Your 10:00 moved to 11:00"},
+        )
+    )
     sent = teams.connector.recorded.activities(act["conversation"]["id"])
     assert len(teams.connector.recorded.activities()) == before + 1
     assert "Your 10:00 moved to 11:00" in str(sent[-1]["attachments"][0]["content"])
@@ -49,10 +55,15 @@ async def test_install_stores_the_reference_and_a_proactive_dm_lands(teams: Team
 async def test_channel_member_gets_a_new_personal_chat(teams: Teams) -> None:
     await _install(teams, sender=1, kind="channel")
     me = await _identity(teams, "29:user-1")
-    channel = await _identity(teams, "conversation:" + activity("", kind="channel")["conversation"]["id"].split(";")[0])
+    channel = await _identity(
+        teams, "conversation:" + activity("", kind="channel")["conversation"]["id"].split(";")[0]
+    )
     assert channel.conversation_ref is not None
-    await _notifier(teams).notify(Notification(kind="notice", practice_id=me.practice_id, chat_identity_id=me.id,
-                                               data={"text": "hello"}))
+    await _notifier(teams).notify(
+        Notification(
+            kind="notice", practice_id=me.practice_id, chat_identity_id=me.id, data={"text": "hello"}
+        )
+    )
     created = teams.connector.recorded.created_conversations
     assert created and created[-1]["members"][0]["id"] == "29:user-1"
     assert created[-1]["channelData"]["tenant"]["id"] == TENANT
@@ -60,9 +71,14 @@ async def test_channel_member_gets_a_new_personal_chat(teams: Teams) -> None:
     refreshed = await _identity(teams, "29:user-1")
     assert refreshed.conversation_ref["conversation"]["conversationType"] == "personal"  # type: ignore[index]
     # The staff channel (first channel the bot was added to) gets practice-wide notices.
-    await _notifier(teams).notify(Notification(kind="notice", practice_id=me.practice_id, audience="staff",
-                                               data={"text": "sync restored"}))
-    assert "sync restored" in str(teams.connector.recorded.activities(channel.conversation_ref["conversation"]["id"]))
+    await _notifier(teams).notify(
+        Notification(
+            kind="notice", practice_id=me.practice_id, audience="staff", data={"text": "sync restored"}
+        )
+    )
+    assert "sync restored" in str(
+        teams.connector.recorded.activities(channel.conversation_ref["conversation"]["id"])
+    )
 
 
 async def test_delivery_failure_is_a_retryable_error(teams: Teams) -> None:
@@ -71,8 +87,11 @@ async def test_delivery_failure_is_a_retryable_error(teams: Teams) -> None:
     for _ in range(3):
         teams.connector.fail_next(503, {"Retry-After": "0"})
     try:
-        await _notifier(teams).notify(Notification(kind="notice", practice_id=me.practice_id,
-                                                   chat_identity_id=me.id, data={"text": "x"}))
+        await _notifier(teams).notify(
+            Notification(
+                kind="notice", practice_id=me.practice_id, chat_identity_id=me.id, data={"text": "x"}
+            )
+        )
     except DeliveryError as exc:
         assert exc.retryable
     else:
@@ -132,7 +151,9 @@ async def test_admin_consent_declined_is_explained(teams: Teams) -> None:
     _, location = await _start(teams, url)
     state = parse_qs(urlsplit(location).query)["state"][0]
     status, page = await _callback(
-        teams, error="access_denied", state=state,
+        teams,
+        error="access_denied",
+        state=state,
         error_description="AADSTS65004: User declined to consent to access the app.\r\nTrace ID: x",
     )
     assert status == 200 and "declined" in page
@@ -148,9 +169,11 @@ async def test_someone_elses_state_is_rejected(teams: Teams) -> None:
     _, url = await _consent_card(teams)
     state = parse_qs(urlsplit(url).query)["state"][0]
     # Another browser (no cookie from /consent/start) brings the state back.
-    async with teams.session.get(teams.url + "/consent/callback",
-                                 params={"admin_consent": "True", "tenant": TENANT, "state": state},
-                                 cookies={"clinicbot_consent": "somebody-elses"}) as resp:
+    async with teams.session.get(
+        teams.url + "/consent/callback",
+        params={"admin_consent": "True", "tenant": TENANT, "state": state},
+        cookies={"clinicbot_consent": "somebody-elses"},
+    ) as resp:
         assert resp.status == 400
         assert "not yours" in await resp.text()
     async with teams.core.store.session() as session:

@@ -30,9 +30,16 @@ async def _appointment(t: Teams) -> Appointment:
         session.add(doc)
         await session.flush()
         start = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(10, 0), UTC)
-        appt = Appointment(practice_id=practice.id, practitioner_id=doc.id, start=start,
-                           end=start + timedelta(minutes=30), client_name="Ann Example", service="Check-up",
-                           tzid="UTC", status="confirmed")
+        appt = Appointment(
+            practice_id=practice.id,
+            practitioner_id=doc.id,
+            start=start,
+            end=start + timedelta(minutes=30),
+            client_name="Ann Example",
+            service="Check-up",
+            tzid="UTC",
+            status="confirmed",
+        )
         session.add(appt)
         await session.flush()
         return appt
@@ -56,11 +63,20 @@ def _buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _invoke(t: Teams, button: dict[str, Any], inputs: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+def _invoke(
+    t: Teams, button: dict[str, Any], inputs: dict[str, Any] | None = None, **kw: Any
+) -> dict[str, Any]:
     data = {**button["data"], **(inputs or {})}
-    return activity(t.connector.service_url, type="invoke", name="adaptiveCard/action",
-                    value={"action": {"type": "Action.Execute", "verb": button["verb"], "data": data},
-                           "trigger": "manual"}, **kw)
+    return activity(
+        t.connector.service_url,
+        type="invoke",
+        name="adaptiveCard/action",
+        value={
+            "action": {"type": "Action.Execute", "verb": button["verb"], "data": data},
+            "trigger": "manual",
+        },
+        **kw,
+    )
 
 
 async def _agenda_card(t: Teams, **kw: Any) -> dict[str, Any]:
@@ -93,8 +109,12 @@ async def test_stale_card_action_changes_nothing(teams: Teams) -> None:
     appt = await _appointment(teams)
     card = await _agenda_card(teams)
     cancel = next(b for b in _buttons(card) if b.get("verb") == "cancel")
-    stale = {**cancel, "verb": "cancel_confirm", "data": {**cancel["data"], "verb": "cancel_confirm", "v": 99}}
-    status, body = await teams.post(_invoke(teams, stale))
+    stale = {
+        **cancel,
+        "verb": "cancel_confirm",
+        "data": {**cancel["data"], "verb": "cancel_confirm", "v": 99},
+    }
+    status, _body = await teams.post(_invoke(teams, stale))
     assert status == 200
     async with teams.core.store.session() as session:
         stored = await session.get(Appointment, appt.id)
@@ -124,9 +144,16 @@ async def test_submit_fallback_updates_the_card_in_place(teams: Teams) -> None:
 async def test_reschedule_form_shows_conflicts_on_the_card(teams: Teams) -> None:
     appt = await _appointment(teams)
     async with teams.core.store.session() as session:
-        other = Appointment(practice_id=appt.practice_id, practitioner_id=appt.practitioner_id,
-                            start=appt.start + timedelta(hours=2), end=appt.start + timedelta(hours=3),
-                            client_name="Bo Other", service="Check-up", tzid="UTC", status="confirmed")
+        other = Appointment(
+            practice_id=appt.practice_id,
+            practitioner_id=appt.practitioner_id,
+            start=appt.start + timedelta(hours=2),
+            end=appt.start + timedelta(hours=3),
+            client_name="Bo Other",
+            service="Check-up",
+            tzid="UTC",
+            status="confirmed",
+        )
         session.add(other)
     card = await _agenda_card(teams)
     open_form = next(b for b in _buttons(card) if b.get("verb") == "reschedule" and b["data"]["a"] == appt.id)
@@ -146,7 +173,9 @@ async def test_reschedule_form_shows_conflicts_on_the_card(teams: Teams) -> None
         assert stored is not None and stored.start == appt.start
 
 
-async def test_channel_message_with_mention_runs_the_command_and_card_refreshes_per_user(teams: Teams) -> None:
+async def test_channel_message_with_mention_runs_the_command_and_card_refreshes_per_user(
+    teams: Teams,
+) -> None:
     await _appointment(teams)
     text, entities = mention_text("tomorrow")
     act = activity(teams.connector.service_url, text=text, entities=entities, kind="channel")
@@ -172,10 +201,13 @@ async def test_group_chat_and_bad_command(teams: Teams) -> None:
 
 
 class _StockInvokeBot(ActivityHandler):
-    async def on_adaptive_card_invoke(self, turn_context: TurnContext,
-                                      invoke_value: AdaptiveCardInvokeValue) -> AdaptiveCardInvokeResponse:
+    async def on_adaptive_card_invoke(
+        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
         card = {"type": "AdaptiveCard", "version": "1.5", "body": []}
-        return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.card.adaptive", value=card)
+        return AdaptiveCardInvokeResponse(
+            status_code=200, type="application/vnd.microsoft.card.adaptive", value=card
+        )
 
 
 async def test_stock_cloud_adapter_still_fails_invokes_with_a_body(teams_open: Teams) -> None:
@@ -194,8 +226,9 @@ async def test_stock_cloud_adapter_still_fails_invokes_with_a_body(teams_open: T
     await server.start_server()
     try:
         button = {"verb": "details", "data": {"verb": "details", "a": 1}}
-        async with teams_open.session.post(server.make_url("/api/messages"),
-                                           json=_invoke(teams_open, button)) as resp:
+        async with teams_open.session.post(
+            server.make_url("/api/messages"), json=_invoke(teams_open, button)
+        ) as resp:
             assert resp.status == 500
     finally:
         await server.close()

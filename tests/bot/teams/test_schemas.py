@@ -42,28 +42,75 @@ SCHEMAS = Path(__file__).parent / "schemas"
 CARD_SCHEMA = jsonschema.Draft7Validator(json.loads((SCHEMAS / "adaptive-card-1.5.json").read_text()))
 MANIFEST_VERSION = json.loads((MANIFEST_DIR / "manifest.json").read_text())["manifestVersion"]
 MANIFEST_SCHEMA = jsonschema.Draft7Validator(
-    json.loads((SCHEMAS / f"MicrosoftTeams-{MANIFEST_VERSION}.schema.json").read_text()))
+    json.loads((SCHEMAS / f"MicrosoftTeams-{MANIFEST_VERSION}.schema.json").read_text())
+)
 APP_ID = "3f2a4b6c-8d0e-4f1a-9b2c-3d4e5f6a7b8c"
 
 START = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
-ITEM = AgendaItem(12, "A-12", 3, START, START, "10:00–10:30", "Dr Lee", "A. E.", "Check-up", "confirmed",
-                  actions=(ShowDetails(12), OpenReschedule(12, 3), AskCancel(12, 3)))
+ITEM = AgendaItem(
+    12,
+    "A-12",
+    3,
+    START,
+    START,
+    "10:00–10:30",
+    "Dr Lee",
+    "A. E.",
+    "Check-up",
+    "confirmed",
+    actions=(ShowDetails(12), OpenReschedule(12, 3), AskCancel(12, 3)),
+)
 
 
 def _views() -> list[Any]:
     return [
         Agenda("Tuesday 3 March", date(2026, 3, 3), "Europe/London", (ITEM,)),
         Agenda("Wednesday 4 March", date(2026, 3, 4), "Europe/London", ()),
-        AppointmentDetail(ITEM, "Tue 3 Mar", "Room 2", "bring x-rays", (("Outlook · Dr Lee", "ok"),), "Moved"),
-        RescheduleForm(12, "A-12", 3, "A. E. with Dr Lee", date(2026, 3, 3), "10:00", "Europe/London", 4,
-                       ((4, "Dr Lee"), (5, "Dr Roe")), {"time": "that slot is taken (A-13)", "": "pick another"},
-                       ((START, "Tue 11:00"),)),
+        AppointmentDetail(
+            ITEM, "Tue 3 Mar", "Room 2", "bring x-rays", (("Outlook · Dr Lee", "ok"),), "Moved"
+        ),
+        RescheduleForm(
+            12,
+            "A-12",
+            3,
+            "A. E. with Dr Lee",
+            date(2026, 3, 3),
+            "10:00",
+            "Europe/London",
+            4,
+            ((4, "Dr Lee"), (5, "Dr Roe")),
+            {"time": "that slot is taken (A-13)", "": "pick another"},
+            ((START, "Tue 11:00"),),
+        ),
         ConfirmCancel(12, "A-12", 3, "A. E. with Dr Lee", CancelConfirmed(12, 3), "patient sick"),
-        Status("Riverside", (ConnectionState(1, "graph", "desk@clinic", "active", True, "2 min ago", 0, 1, "ok",
-                                             ("Dr Lee",), "429 throttled"),), 0, 1),
+        Status(
+            "Riverside",
+            (
+                ConnectionState(
+                    1,
+                    "graph",
+                    "desk@clinic",
+                    "active",
+                    True,
+                    "2 min ago",
+                    0,
+                    1,
+                    "ok",
+                    ("Dr Lee",),
+                    "429 throttled",
+                ),
+            ),
+            0,
+            1,
+        ),
         Status("Riverside", ()),
         Whoami("Ann", "teams", "Riverside", ("admin",), "Dr Lee", "Europe/London"),
-        Help((HelpEntry("today", "the day", "today", ""), HelpEntry("cancel <id>", "cancel", "cancel A-1", "staff"))),
+        Help(
+            (
+                HelpEntry("today", "the day", "today", ""),
+                HelpEntry("cancel <id>", "cancel", "cancel A-1", "staff"),
+            )
+        ),
         Error("that is not a date", "tomorrow"),
         Notice("A-12 cancelled", "Done"),
         Reconnect(1, "google", "desk@clinic", "https://clinic.example.net/oauth/google/start?x=1"),
@@ -73,12 +120,18 @@ def _views() -> list[Any]:
 
 def _all_cards() -> list[tuple[str, dict[str, Any]]]:
     out = [(type(v).__name__, cards.render(v)) for v in _views()]
-    out.append(("refreshing agenda", cards.render(_views()[0], refresh={"cmd": "today"}, user_ids=["29:a", "29:b"])))
+    out.append(
+        ("refreshing agenda", cards.render(_views()[0], refresh={"cmd": "today"}, user_ids=["29:a", "29:b"]))
+    )
     out.append(("consent", consent_card("https://clinic.example.net/consent/start?state=s", "Bo")))
     out.append(("consent pending", pending_card(2)))
     for granted in (True, False):
-        out.append(("consent outcome", outcome_card(ConsentOutcome(1, 1, granted, "t", None if granted else
-                                                                   "AADSTS65004", "words"))))
+        out.append(
+            (
+                "consent outcome",
+                outcome_card(ConsentOutcome(1, 1, granted, "t", None if granted else "AADSTS65004", "words")),
+            )
+        )
     out.append(("sorry", cards.card([cards.text(SORRY, color="Attention")])))
     return out
 
@@ -133,8 +186,10 @@ def test_package_fills_ids_and_domain_and_is_valid(tmp_path: Path) -> None:
     assert "example.org" not in json.dumps(manifest)
 
 
-@pytest.mark.parametrize("overrides", [{"microsoft_app_id": None}, {"public_url": None},
-                                       {"public_url": "http://bot.clinic.example"}])
+@pytest.mark.parametrize(
+    "overrides",
+    [{"microsoft_app_id": None}, {"public_url": None}, {"public_url": "http://bot.clinic.example"}],
+)
 def test_package_refuses_incomplete_settings(overrides: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(PackageError):
         build_manifest(_settings(**overrides))
