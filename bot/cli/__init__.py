@@ -85,6 +85,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.audit", ["audit"]),
     ("bot.cli.doctor", ["doctor"]),
     ("bot.cli.people", ["practice", "practitioner"]),
+    ("bot.cli.teams_commands", ["teams"]),
     ("bot.cli.google_commands", ["connection"]),
 ]
 
