@@ -35,7 +35,9 @@ Component = Callable[[web.Application, Settings], str | None]
 
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
-    comps: list[tuple[str, Component]] = []
+    from bot.slack import setup_slack
+
+    comps: list[tuple[str, Component]] = [("slack", setup_slack)]
     return comps
 
 
