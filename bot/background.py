@@ -4,6 +4,11 @@ Chat platforms want an answer within seconds (Slack: 3 s), so front ends acknowl
 the real work here. The queue is bounded: when it is full, `submit` says no and the front end
 answers "busy, try again" at once instead of letting memory and latency grow without limit.
 A job that fails is logged (without patient data) and never takes a worker down.
+
+Acknowledgements come first: while `busy()` says requests are in flight, a worker holds back
+(polling every few milliseconds) for at most `max_defer` seconds before it starts its next job.
+A flood of requests therefore delays answers (which Slack accepts for 30 minutes) rather than
+acknowledgements (which it drops after 3 seconds); the bound keeps answers flowing regardless.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 __all__ = ["Background", "Job"]
@@ -23,9 +29,18 @@ Job = Callable[[], Awaitable[None]]
 class Background:
     """`submit(job)` from a request handler; `start()`/`stop()` from the server's lifecycle."""
 
-    def __init__(self, name: str, workers: int = 8, limit: int = 2000) -> None:
+    def __init__(
+        self,
+        name: str,
+        workers: int = 8,
+        limit: int = 2000,
+        busy: Callable[[], bool] | None = None,
+        max_defer: float = 0.25,
+    ) -> None:
         self.name = name
         self.workers = workers
+        self.busy = busy
+        self.max_defer = max_defer
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=limit)
         self._tasks: list[asyncio.Task[None]] = []
         self.done = 0
@@ -68,6 +83,10 @@ class Background:
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
+            if self.busy is not None and self.busy():
+                until = time.monotonic() + self.max_defer
+                while self.busy() and time.monotonic() < until:
+                    await asyncio.sleep(0.003)
             try:
                 await job()
                 self.done += 1

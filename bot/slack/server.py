@@ -61,7 +61,9 @@ class SlackRuntime:
         self.core = core
         self.settings = settings
         self.mode = mode
-        self.background = Background("slack", workers=8, limit=2000)
+        #: requests being handled right now; background work yields to them
+        self.inflight = 0
+        self.background = Background("slack", workers=4, limit=2000, busy=lambda: self.inflight > 0)
         self.verifier = RequestVerifier(settings.slack_signing_secret or "")
         self.http: ClientSession | None = None
         self.bolt = self._build_bolt()
@@ -149,6 +151,13 @@ class SlackRuntime:
             return web.Response(status=404, text="Slack runs in Socket Mode here; /slack/events is off\n")
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.Response(status=413, text="request too large\n")
+        self.inflight += 1
+        try:
+            return await self._events(request)
+        finally:
+            self.inflight -= 1
+
+    async def _events(self, request: web.Request) -> web.Response:
         body = await request.read()
         refused = self.verifier.check(
             request.headers.get("X-Slack-Request-Timestamp"), request.headers.get("X-Slack-Signature"), body
