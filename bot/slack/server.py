@@ -131,6 +131,10 @@ class SlackRuntime:
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         self.http = ClientSession(timeout=ClientTimeout(total=10))
         SlackListeners(self.core, self.background, self.http).register(self.bolt)
+        from bot.notify import chat_notifier
+        from bot.slack.notifier import SlackSender
+
+        chat_notifier(self.core).senders["slack"] = SlackSender(self)
         await self.background.start()
         if self.mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler

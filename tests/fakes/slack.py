@@ -17,6 +17,7 @@ Faults are injected per method with `fail()` and `rate_limit()`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import time
@@ -177,6 +178,11 @@ class FakeSlack:
         except ValueError:
             return self._reply({"ok": False, "error": "invalid_json"})
         auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            # oauth.v2.access accepts client_id:client_secret as HTTP Basic auth (preferred by Slack).
+            client_id, _, client_secret = base64.b64decode(auth[6:]).decode().partition(":")
+            args.update(client_id=client_id, client_secret=client_secret)
+            auth = ""
         token = auth.removeprefix("Bearer ").strip() or args.pop("token", None)
         self.calls.append(Call(method, args, token))
         faults = self._faults.get(method)
