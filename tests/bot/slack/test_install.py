@@ -70,7 +70,7 @@ async def test_install_stores_an_encrypted_token_and_makes_the_installer_admin(
     assert stored.startswith("v1:") and "xoxb" not in stored
     runtime = app[SLACK]  # type: ignore[index]
     bot = await runtime.bolt.installation_store.async_find_bot(enterprise_id=None, team_id="T77")
-    assert bot is not None and bot.bot_token == "xoxb-t77-secret-token"
+    assert bot is not None and bot.bot_token == "xoxb-t77-secret-token"  # noqa: S105
     installer = await resolve_actor(core, "slack", "T77", "UINSTALLER")
     assert installer.roles == {"admin"}
     async with core.store.session() as s:
