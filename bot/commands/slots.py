@@ -53,9 +53,7 @@ async def busy_between(
     """Busy intervals of the practitioner overlapping [start, end)."""
     engine = _engine()
     if engine is not None and hasattr(engine, "busy_for"):
-        found: list[Any] = await engine.busy_for(
-            core, session, practitioner_id, start, end, exclude_id=exclude_id
-        )
+        found: list[Any] = await engine.busy_for(core, session, practitioner_id, start, end, exclude_id=exclude_id)
         return [Busy(b.start, b.end, str(getattr(b, "label", "busy"))) for b in found]
     rows = await find_overlaps(session, practitioner_id, start, end, exclude_id=exclude_id)
     return [Busy(a.start, a.end, a.ref) for a in rows]
@@ -94,9 +92,7 @@ async def next_free(
     """The next `count` free starts at or after `after`, inside working hours, in the practice zone."""
     zone = ZoneInfo(practice.timezone)
     horizon = after + timedelta(days=HORIZON_DAYS)
-    busy = sorted(
-        await busy_between(core, session, practitioner_id, after, horizon, exclude_id), key=lambda b: b.start
-    )
+    busy = sorted(await busy_between(core, session, practitioner_id, after, horizon, exclude_id), key=lambda b: b.start)
     open_at, close_at = _hours(practice)
     local = after.astimezone(zone)
     minutes = local.hour * 60 + local.minute

@@ -22,7 +22,7 @@ from sync.core import Core
 from tests.bot.clinic import Clinic, seed
 from tests.fakes.slack import BOT_TOKEN, FakeSlack
 
-SECRET = "test-signing-secret"  # noqa: S105 - a test fixture
+SECRET = "test-signing-secret"
 
 
 @dataclass

@@ -21,9 +21,7 @@ from tests.fakes.slack import FakeSlack
 
 
 @pytest.fixture
-async def oauth_server(
-    core: Core, settings: Settings, fake_slack: FakeSlack
-) -> AsyncIterator[tuple[str, object]]:
+async def oauth_server(core: Core, settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[tuple[str, object]]:
     s = slack_settings(
         settings,
         fake_slack,
@@ -49,9 +47,9 @@ async def test_install_stores_an_encrypted_token_and_makes_the_installer_admin(
             page = await resp.text()
             assert resp.status == 200
         state = re.search(r"state=([\w-]+)", page)
-        assert state is not None and "bot.example.org/slack/oauth_redirect" in page.replace(
-            "%3A", ":"
-        ).replace("%2F", "/")
+        assert state is not None and "bot.example.org/slack/oauth_redirect" in page.replace("%3A", ":").replace(
+            "%2F", "/"
+        )
         fake_slack.add_oauth_code("code-1", "T77", "Riverside Clinic", "UINSTALLER", "xoxb-t77-secret-token")
         cookie = f"slack-app-oauth-state={state.group(1)}"
         async with http.get(
@@ -64,13 +62,11 @@ async def test_install_stores_an_encrypted_token_and_makes_the_installer_admin(
         ) as resp:
             assert resp.status >= 400
     async with core.store.engine.connect() as conn:
-        stored = (
-            await conn.execute(text("SELECT bot_token FROM slack_bots WHERE team_id = 'T77'"))
-        ).scalar_one()
+        stored = (await conn.execute(text("SELECT bot_token FROM slack_bots WHERE team_id = 'T77'"))).scalar_one()
     assert stored.startswith("v1:") and "xoxb" not in stored
     runtime = app[SLACK]  # type: ignore[index]
     bot = await runtime.bolt.installation_store.async_find_bot(enterprise_id=None, team_id="T77")
-    assert bot is not None and bot.bot_token == "xoxb-t77-secret-token"  # noqa: S105
+    assert bot is not None and bot.bot_token == "xoxb-t77-secret-token"
     installer = await resolve_actor(core, "slack", "T77", "UINSTALLER")
     assert installer.roles == {"admin"}
     async with core.store.session() as s:

@@ -58,6 +58,6 @@ async def test_delivery_errors_say_whether_to_retry(slack: SlackClient) -> None:
         await notifier.notify(Notification("notice", c.practice_id, practitioner_id=c.kim))
     assert not info.value.retryable and "no reachable chat identity" in str(info.value)
     async with slack.core.store.session() as s:
-        assert (
-            await s.scalar(select(ChatIdentity.conversation_ref).where(ChatIdentity.user_id == "ULEE"))
-        ) == {"channel": "DULEE"}
+        assert (await s.scalar(select(ChatIdentity.conversation_ref).where(ChatIdentity.user_id == "ULEE"))) == {
+            "channel": "DULEE"
+        }
