@@ -31,7 +31,7 @@ from slack_sdk.models.views import View
 
 __all__ = ["BOT_TOKEN", "Call", "FakeSlack", "check_blocks", "check_view"]
 
-BOT_TOKEN = "xoxb-test-token"  # noqa: S105 - a test fixture, not a credential
+BOT_TOKEN = "xoxb-test-token"
 
 
 @dataclass
@@ -92,19 +92,24 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.oauth_codes: dict[str, dict[str, Any]] = {}
         self.client_id = "111.222"
-        self.client_secret = "fake-client-secret"  # noqa: S105 - a test fixture, not a credential
+        self.client_secret = "fake-client-secret"
         self._faults: dict[str, list[_Fault]] = {}
         self._triggers: dict[str, float] = {}
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.changed = asyncio.Event()
+        #: Socket Mode: app-level tokens accepted by apps.connections.open, envelopes to deliver, acks seen
+        self.app_tokens: set[str] = set()
+        self.socket_outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.socket_acks: list[dict[str, Any]] = []
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/response/{rid}", self._response)
+        app.router.add_get("/socket", self._socket)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -165,9 +170,7 @@ class FakeSlack:
         args.update(request.query)
         return args
 
-    def _reply(
-        self, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-    ) -> web.Response:
+    def _reply(self, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
         self.changed.set()
         return web.json_response(body, status=status, headers=headers)
 
@@ -195,6 +198,10 @@ class FakeSlack:
             return self._reply({"ok": False, "error": fault.error}, fault.status, headers)
         if method == "oauth.v2.access":
             return self._reply(self._oauth(args))
+        if method == "apps.connections.open":
+            if token not in self.app_tokens:
+                return self._reply({"ok": False, "error": "invalid_auth"})
+            return self._reply({"ok": True, "url": self.url.replace("http", "ws", 1) + "/socket"})
         if not token:
             return self._reply({"ok": False, "error": "not_authed"})
         who = self.tokens.get(token)
@@ -225,6 +232,27 @@ class FakeSlack:
         self.calls.append(Call("response_url", {"rid": rid, **body}, None))
         self.changed.set()
         return web.Response(text="ok")
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: say hello, push queued envelopes, record the client's acks."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"}})
+
+        async def pump() -> None:
+            while not ws.closed:
+                envelope = await self.socket_outbox.get()
+                await ws.send_json(envelope)
+
+        sender = asyncio.create_task(pump())
+        try:
+            async for msg in ws:
+                if msg.type.name == "TEXT":
+                    self.socket_acks.append(json.loads(msg.data))
+                    self.changed.set()
+        finally:
+            sender.cancel()
+        return ws
 
     # --- methods --------------------------------------------------------------------------------
     def _m_auth_test(self, args: dict[str, Any], who: dict[str, str]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -175,6 +176,42 @@ async def test_reschedule_button_opens_the_modal_and_submit_checks_the_slot(slac
         assert a is not None and a.start == at(16)
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "appointment.rescheduled"))
         assert entry is not None and entry.actor == "slack:T1/US"
+
+
+async def test_a_slow_submit_acks_in_time_and_finishes_in_the_background(slack: SlackClient, monkeypatch: Any) -> None:
+    from bot.slack import listeners
+
+    monkeypatch.setattr(listeners, "SUBMIT_BUDGET", 0.0)
+    appt = slack.clinic.a_kim_10
+    await slack.interact(
+        slack.action_payload("clinic.reschedule", actions.encode(actions.OpenReschedule(appt, 1))[1], rid="slow")
+    )
+    await slack.settle()
+    meta = slack.fake.calls_to("views.open")[0].args["view"]["private_metadata"]
+    status, ack = await slack.interact_json(
+        {
+            "type": "view_submission",
+            "team": {"id": "T1"},
+            "user": {"id": "US", "username": "us", "team_id": "T1"},
+            "view": {
+                "id": "V9",
+                "type": "modal",
+                "callback_id": "clinic.reschedule",
+                "private_metadata": meta,
+                "state": {
+                    "values": {
+                        "date": {"value": {"selected_date": "2026-03-03"}},
+                        "time": {"value": {"selected_time": "15:00"}},
+                    }
+                },
+            },
+        }
+    )
+    assert status == 200 and ack["response_action"] == "update"
+    await slack.settle()
+    [update] = slack.fake.calls_to("views.update")
+    assert update.args["view_id"] == "V9" and "Moved A-" in json.dumps(update.args["view"])
+    assert "Moved A-" in json.dumps(slack.fake.responses["slow"][-1])
 
 
 def _signed(body: bytes) -> dict[str, str]:
