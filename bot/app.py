@@ -36,11 +36,12 @@ Component = Callable[[web.Application, Settings], str | None]
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
     from bot.oauth import setup_oauth
+    from bot.slack import setup_slack
     from bot.teams import setup_teams
     from bot.webhooks import setup_webhooks
 
     comps: list[tuple[str, Component]] = [
-        ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams),
+        ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams), ("slack", setup_slack),
     ]
     return comps
 
