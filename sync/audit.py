@@ -32,7 +32,7 @@ __all__ = ["GENESIS", "PHI_FIELDS", "AuditProblem", "export", "record", "verify"
 GENESIS = "0" * 64
 #: Fields whose values are patient data: logged as fingerprints only.
 PHI_FIELDS = frozenset(
-    {"client_name", "client_email", "notes", "title", "summary", "description", "location_text", "reason"}
+    {"client_name", "client_email", "notes", "title", "summary", "description", "location_text", "cancel_reason"}
 )
 _ADVISORY_KEY = 726354002
 
