@@ -177,7 +177,7 @@ def event_to_graph(event: EventData, *, show_as_free: bool = False) -> dict[str,
     if event.rrule:
         tz = ZoneInfo(zone_name) if zone_name else ZoneInfo("UTC")
         body["recurrence"] = rrule_to_pattern(
-            event.rrule, event.start, tz, iana_to_windows(zone_name) if zone_name else "UTC"
+            event.rrule, event.start, tz, (iana_to_windows(zone_name) or "UTC") if zone_name else "UTC"
         )
     if event.clinicbot_id is not None:
         body["singleValueExtendedProperties"] = [{"id": CLINICBOT_PROPERTY_ID, "value": event.clinicbot_id}]

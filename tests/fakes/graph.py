@@ -508,7 +508,7 @@ class GraphFake:
                 item["method"].upper(),
                 parts.path.lstrip("/").removeprefix("v1.0/"),
                 dict(parse_qsl(parts.query)),
-                {**req.headers, **(item.get("headers") or {})},
+                dict(item.get("headers") or {}),
                 item.get("body"),
                 req.principal,
             )

@@ -182,7 +182,8 @@ class LoginFake:
         host = urlsplit(self.public_url).netloc
         return web.json_response(
             {
-                "tenant_discovery_endpoint": f"{self.public_url}/common/v2.0/.well-known/openid-configuration",
+                "tenant_discovery_endpoint": f"{self.public_url}/common/v2.0/.well-known/"
+                "openid-configuration",
                 "api-version": "1.1",
                 "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
             }

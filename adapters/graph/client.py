@@ -1,0 +1,270 @@
+"""The Graph HTTP client: one httpx client per connection, a per-mailbox request gate, and $batch.
+
+Outlook allows 4 concurrent requests per app and mailbox, and runs up to 4 requests of a JSON
+$batch at once, so a batch holds all of its mailbox's slots while it runs. Every request asks for
+UTC times, immutable ids, plain-text bodies and a page size. Throttled requests (429/503) are
+retried after Retry-After: plain requests by the shared transport (adapters/http.py), the items of
+a $batch here, by resending only the throttled items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from adapters.base import BadPayload, ProviderError, Unavailable
+from adapters.graph.errors import PROVIDER, graph_error, response_error
+from adapters.http import RetryPolicy, make_client, parse_retry_after
+
+__all__ = ["MAILBOX_CONCURRENCY", "MAX_BATCH", "BatchItem", "BatchResult", "GraphClient", "MailboxGate"]
+
+log = logging.getLogger("clinicbot.graph")
+
+#: Graph caps $batch at 20 requests.
+MAX_BATCH = 20
+#: Outlook allows 4 concurrent requests per app and mailbox.
+MAILBOX_CONCURRENCY = 4
+#: How often one $batch item is resent after throttling before its 429 goes back to the caller.
+BATCH_ATTEMPTS = 12
+
+
+class MailboxGate:
+    """A weighted semaphore of MAILBOX_CONCURRENCY slots for one mailbox."""
+
+    def __init__(self, capacity: int = MAILBOX_CONCURRENCY) -> None:
+        self.capacity = capacity
+        self._free = capacity
+        self._cond = asyncio.Condition()
+
+    async def acquire(self, weight: int = 1) -> None:
+        weight = min(weight, self.capacity)
+        async with self._cond:
+            await self._cond.wait_for(lambda: self._free >= weight)
+            self._free -= weight
+
+    async def release(self, weight: int = 1) -> None:
+        async with self._cond:
+            self._free += min(weight, self.capacity)
+            self._cond.notify_all()
+
+
+# One gate per (event loop, Graph URL, mailbox): every calendar of a mailbox shares it.
+_GATES: weakref.WeakValueDictionary[tuple[int, str], MailboxGate] = weakref.WeakValueDictionary()
+
+
+def gate_for(base_url: str, mailbox: str) -> MailboxGate:
+    """The process's gate for a mailbox (shared by all providers on the same loop)."""
+    key = (id(asyncio.get_running_loop()), f"{base_url}|{mailbox.lower()}")
+    gate = _GATES.get(key)
+    if gate is None:
+        gate = MailboxGate()
+        _GATES[key] = gate
+    return gate
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    id: str
+    method: str
+    url: str  # relative to /v1.0, e.g. "/me/calendar/events"
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    creating: bool = False
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    id: str
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+    def error(self, item: BatchItem) -> ProviderError | None:
+        """The mapped error for a failed item, or None."""
+        if self.status < 400:
+            return None
+        return graph_error(
+            self.status,
+            self.body,
+            self.headers,
+            f"{item.method} {item.url} in $batch",
+            creating=item.creating,
+        )
+
+
+class GraphClient:
+    """Requests to Graph v1.0 for one connection."""
+
+    def __init__(
+        self,
+        graph_url: str,
+        auth: httpx.Auth,
+        mailbox: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        page_size: int = 50,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.graph_url = graph_url.rstrip("/")
+        self.base = f"{self.graph_url}/v1.0"
+        self.mailbox = mailbox
+        self.prefer = (
+            'outlook.timezone="UTC", IdType="ImmutableId", outlook.body-content-type="text", '
+            f"odata.maxpagesize={page_size}"
+        )
+        prefer = self.prefer
+        self.http = make_client(
+            self.base,
+            headers={"Prefer": prefer, "Accept": "application/json"},
+            auth=auth,
+            transport=transport,
+            policy=policy or RetryPolicy(attempts=5, max_wait=60.0),
+        )
+        self.requests_sent = 0
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def own_url(self, url: str) -> bool:
+        """True when a nextLink/deltaLink points at our Graph: tokens are never sent elsewhere."""
+        return url.startswith(self.base + "/")
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        creating: bool = False,
+    ) -> httpx.Response:
+        """One request through the mailbox gate; failures raise the mapped ProviderError."""
+        gate = gate_for(self.base, self.mailbox)
+        await gate.acquire(1)
+        try:
+            self.requests_sent += 1
+            extensions = {"clinicbot_idempotent": True} if creating else None
+            response = await self.http.request(
+                method, url, json=json, params=params, headers=headers, extensions=extensions
+            )
+        except httpx.TimeoutException as exc:
+            raise Unavailable(f"{PROVIDER}: timed out on {method}", provider=PROVIDER) from exc
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"{PROVIDER}: {type(exc).__name__} on {method}", provider=PROVIDER) from exc
+        finally:
+            await gate.release(1)
+        if response.status_code >= 400:
+            raise response_error(response, creating=creating)
+        return response
+
+    async def json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """A request whose answer must be a JSON object."""
+        response = await self.request(method, url, **kwargs)
+        try:
+            body = response.json()
+        except ValueError:
+            raise BadPayload(f"{PROVIDER}: {method} answered with non-JSON", provider=PROVIDER) from None
+        if not isinstance(body, dict):
+            raise BadPayload(
+                f"{PROVIDER}: {method} answered with a JSON {type(body).__name__}", provider=PROVIDER
+            )
+        return body
+
+    async def pages(self, url: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a collection, following @odata.nextLink."""
+        next_url: str | None = url
+        while next_url:
+            page = await self.json("GET", next_url, params=params)
+            params = None  # a nextLink carries its own query
+            if not isinstance(page.get("value"), list):
+                raise BadPayload(f"{PROVIDER}: collection page without a value array", provider=PROVIDER)
+            yield page
+            link = page.get("@odata.nextLink")
+            if link is not None and not (isinstance(link, str) and self.own_url(link)):
+                raise BadPayload(f"{PROVIDER}: nextLink points outside {self.base}", provider=PROVIDER)
+            next_url = link
+
+    async def batch(self, items: list[BatchItem]) -> dict[str, BatchResult]:
+        """Send items to this mailbox in $batch requests of up to 20, resending throttled items."""
+        if len({i.id for i in items}) != len(items):
+            raise ValueError("batch item ids must be unique")
+        by_id = {i.id: i for i in items}
+        attempts = dict.fromkeys(by_id, 0)
+        pending = list(items)
+        results: dict[str, BatchResult] = {}
+        gate = gate_for(self.base, self.mailbox)
+        while pending:
+            chunk, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
+            weight = min(MAILBOX_CONCURRENCY, len(chunk))
+            await gate.acquire(weight)
+            try:
+                answers = await self._send_batch(chunk)
+            finally:
+                await gate.release(weight)
+            retry, wait = [], 0.0
+            for item in chunk:
+                answer = answers.get(item.id)
+                if answer is None:
+                    raise BadPayload(f"{PROVIDER}: $batch answer lacks item {item.id}", provider=PROVIDER)
+                attempts[item.id] += 1
+                throttled = answer.status == 429 or (
+                    answer.status == 503 and _has(answer.headers, "retry-after")
+                )
+                if throttled and attempts[item.id] < BATCH_ATTEMPTS:
+                    retry.append(item)
+                    wait = max(wait, parse_retry_after(_get(answer.headers, "retry-after")) or 1.0)
+                else:
+                    results[item.id] = answer
+            if retry:
+                pending = retry + pending
+                await asyncio.sleep(wait)
+        return results
+
+    async def _send_batch(self, chunk: list[BatchItem]) -> dict[str, BatchResult]:
+        # Headers of the $batch request don't reach its items: each carries its own Prefer.
+        payload = {"requests": [_batch_request(i, self.prefer) for i in chunk]}
+        try:
+            self.requests_sent += 1
+            response = await self.http.post(
+                "/$batch", json=payload, extensions={"clinicbot_idempotent": True}
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"{PROVIDER}: {type(exc).__name__} on $batch", provider=PROVIDER) from exc
+        if response.status_code >= 400:
+            raise response_error(response)
+        try:
+            answers = response.json()["responses"]
+            return {
+                str(a["id"]): BatchResult(
+                    str(a["id"]), int(a["status"]), dict(a.get("headers") or {}), a.get("body")
+                )
+                for a in answers
+            }
+        except (ValueError, KeyError, TypeError):
+            raise BadPayload(f"{PROVIDER}: unreadable $batch answer", provider=PROVIDER) from None
+
+
+def _batch_request(item: BatchItem, prefer: str) -> dict[str, Any]:
+    request: dict[str, Any] = {"id": item.id, "method": item.method, "url": item.url}
+    headers = {"Prefer": prefer, **item.headers}
+    if item.body is not None:
+        headers.setdefault("Content-Type", "application/json")
+        request["body"] = item.body
+    if headers:
+        request["headers"] = headers
+    return request
+
+
+def _has(headers: dict[str, str], name: str) -> bool:
+    return any(k.lower() == name for k in headers)
+
+
+def _get(headers: dict[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
