@@ -132,9 +132,18 @@ class SignInStart:
 
 
 async def begin_sign_in(
-    config: GraphAuthConfig, redirect_uri: str, *, state: str | None = None, login_hint: str | None = None
+    config: GraphAuthConfig,
+    redirect_uri: str,
+    *,
+    state: str | None = None,
+    login_hint: str | None = None,
+    response_mode: str = "form_post",
 ) -> SignInStart:
-    """Start the delegated auth-code flow with PKCE on /common."""
+    """Start the delegated auth-code flow with PKCE on /common.
+
+    The default form_post keeps the code out of URLs and logs (RFC 9700); the callback route then
+    receives it as a POSTed form. Pass "query" for a GET callback.
+    """
     app = await _in_thread(config.build_app, "common")
     flow = await _in_thread(
         app.initiate_auth_code_flow,
@@ -142,7 +151,7 @@ async def begin_sign_in(
         redirect_uri=redirect_uri,
         state=state,
         login_hint=login_hint,
-        response_mode="query",
+        response_mode=response_mode,
     )
     return SignInStart(auth_uri=flow["auth_uri"], flow=flow)
 
