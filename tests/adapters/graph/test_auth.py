@@ -128,7 +128,7 @@ async def test_client_credentials_need_admin_consent(
 
 async def test_wrong_client_secret_is_auth_expired(fake: GraphFake, mailbox: Mailbox) -> None:
     fake.login.grant_admin_consent(TENANT)
-    wrong = Settings(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret="not-it")
+    wrong = Settings(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret="not-it")  # noqa: S106
     conn = ConnectionInfo(
         "graph", "practice", {"mode": "application", "tenant_id": TENANT}, None, None, transports(fake)
     )

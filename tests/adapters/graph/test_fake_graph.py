@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.adapters.graph.conftest import CLIENT_ID, TENANT
 from tests.fakes.graph import GraphFake
