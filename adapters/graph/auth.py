@@ -63,15 +63,11 @@ class GraphAuthConfig:
         """Read the Graph app registration from Settings; Refused when none is configured."""
         client_id = settings.graph_client_id or settings.microsoft_app_id
         if not client_id:
-            raise Refused(
-                "Microsoft Graph is not configured: set CLINICBOT_GRAPH_CLIENT_ID", provider=PROVIDER
-            )
+            raise Refused("Microsoft Graph is not configured: set CLINICBOT_GRAPH_CLIENT_ID", provider=PROVIDER)
         secret = settings.graph_client_secret or (
             settings.microsoft_app_password if not settings.graph_client_id else None
         )
-        return cls(
-            client_id, secret, settings.login_url.rstrip("/"), settings.graph_url.rstrip("/"), http_client
-        )
+        return cls(client_id, secret, settings.login_url.rstrip("/"), settings.graph_url.rstrip("/"), http_client)
 
     def delegated_scopes(self) -> list[str]:
         # Outside the public cloud the resource must be named; MSAL adds openid/profile/offline_access.
@@ -90,9 +86,7 @@ class GraphAuthConfig:
             # A sovereign or loopback authority that Microsoft's instance discovery doesn't know.
             kwargs["instance_discovery"] = False
         if self.client_secret:
-            return msal.ConfidentialClientApplication(
-                self.client_id, client_credential=self.client_secret, **kwargs
-            )
+            return msal.ConfidentialClientApplication(self.client_id, client_credential=self.client_secret, **kwargs)
         return msal.PublicClientApplication(self.client_id, **kwargs)
 
 
@@ -100,9 +94,7 @@ async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
     except requests.RequestException as exc:
-        raise Unavailable(
-            f"{PROVIDER}: sign-in service unreachable ({type(exc).__name__})", provider=PROVIDER
-        ) from exc
+        raise Unavailable(f"{PROVIDER}: sign-in service unreachable ({type(exc).__name__})", provider=PROVIDER) from exc
     except ValueError as exc:
         # MSAL raises ValueError for a failed tenant discovery or a mismatched state.
         raise Refused(f"{PROVIDER}: sign-in refused ({str(exc)[:120]})", provider=PROVIDER) from exc
@@ -156,9 +148,7 @@ async def begin_sign_in(
     return SignInStart(auth_uri=flow["auth_uri"], flow=flow)
 
 
-async def complete_sign_in(
-    config: GraphAuthConfig, flow: dict[str, Any], response: dict[str, str]
-) -> dict[str, Any]:
+async def complete_sign_in(config: GraphAuthConfig, flow: dict[str, Any], response: dict[str, str]) -> dict[str, Any]:
     """Redeem the callback's code; returns the credential document for the new connection."""
     if response.get("error"):
         raise Refused(f"{PROVIDER}: sign-in was not completed ({response['error'][:60]})", provider=PROVIDER)
@@ -192,9 +182,7 @@ class DelegatedTokens:
         save: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         if credentials.get("kind") != "delegated" or not credentials.get("token_cache"):
-            raise AuthExpired(
-                f"{PROVIDER}: connection has no delegated sign-in; reconnect", provider=PROVIDER
-            )
+            raise AuthExpired(f"{PROVIDER}: connection has no delegated sign-in; reconnect", provider=PROVIDER)
         self._config = config
         self._credentials = dict(credentials)
         self._save = save
@@ -248,13 +236,9 @@ class ApplicationTokens:
 
     def __init__(self, config: GraphAuthConfig, tenant_id: str) -> None:
         if not config.client_secret:
-            raise Refused(
-                f"{PROVIDER}: application permissions need CLINICBOT_GRAPH_CLIENT_SECRET", provider=PROVIDER
-            )
+            raise Refused(f"{PROVIDER}: application permissions need CLINICBOT_GRAPH_CLIENT_SECRET", provider=PROVIDER)
         if not tenant_id or tenant_id in ("common", "organizations", "consumers"):
-            raise Refused(
-                f"{PROVIDER}: application permissions need the practice's tenant id", provider=PROVIDER
-            )
+            raise Refused(f"{PROVIDER}: application permissions need the practice's tenant id", provider=PROVIDER)
         self._config = config
         self._tenant = tenant_id
         self._app: msal.ClientApplication | None = None

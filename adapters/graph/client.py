@@ -172,9 +172,7 @@ class GraphClient:
         except ValueError:
             raise BadPayload(f"{PROVIDER}: {method} answered with non-JSON", provider=PROVIDER) from None
         if not isinstance(body, dict):
-            raise BadPayload(
-                f"{PROVIDER}: {method} answered with a JSON {type(body).__name__}", provider=PROVIDER
-            )
+            raise BadPayload(f"{PROVIDER}: {method} answered with a JSON {type(body).__name__}", provider=PROVIDER)
         return body
 
     async def pages(self, url: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -214,9 +212,7 @@ class GraphClient:
                 if answer is None:
                     raise BadPayload(f"{PROVIDER}: $batch answer lacks item {item.id}", provider=PROVIDER)
                 attempts[item.id] += 1
-                throttled = answer.status == 429 or (
-                    answer.status == 503 and _has(answer.headers, "retry-after")
-                )
+                throttled = answer.status == 429 or (answer.status == 503 and _has(answer.headers, "retry-after"))
                 if throttled and attempts[item.id] < BATCH_ATTEMPTS:
                     retry.append(item)
                     wait = max(wait, parse_retry_after(_get(answer.headers, "retry-after")) or 1.0)
@@ -232,9 +228,7 @@ class GraphClient:
         payload = {"requests": [_batch_request(i, self.prefer) for i in chunk]}
         try:
             self.requests_sent += 1
-            response = await self.http.post(
-                "/$batch", json=payload, extensions={"clinicbot_idempotent": True}
-            )
+            response = await self.http.post("/$batch", json=payload, extensions={"clinicbot_idempotent": True})
         except httpx.HTTPError as exc:
             raise Unavailable(f"{PROVIDER}: {type(exc).__name__} on $batch", provider=PROVIDER) from exc
         if response.status_code >= 400:
@@ -242,9 +236,7 @@ class GraphClient:
         try:
             answers = response.json()["responses"]
             return {
-                str(a["id"]): BatchResult(
-                    str(a["id"]), int(a["status"]), dict(a.get("headers") or {}), a.get("body")
-                )
+                str(a["id"]): BatchResult(str(a["id"]), int(a["status"]), dict(a.get("headers") or {}), a.get("body"))
                 for a in answers
             }
         except (ValueError, KeyError, TypeError):

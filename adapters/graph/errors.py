@@ -70,9 +70,7 @@ def graph_error(
     if status == 412:
         return AlreadyExists(label, provider=PROVIDER) if creating else WrongEtag(label, provider=PROVIDER)
     if status == 429 or (status == 503 and "retry-after" in lowered):
-        return RateLimited(
-            label, retry_after=parse_retry_after(lowered.get("retry-after")), provider=PROVIDER
-        )
+        return RateLimited(label, retry_after=parse_retry_after(lowered.get("retry-after")), provider=PROVIDER)
     if status >= 500:
         return Unavailable(label, provider=PROVIDER)
     return BadPayload(label, provider=PROVIDER)

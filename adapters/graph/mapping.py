@@ -2,9 +2,11 @@
 
 We ask Graph for UTC times (`Prefer: outlook.timezone="UTC"`) and keep the zone the event was
 written in from `originalStartTimeZone` (a Windows zone name), so a copy keeps its wall-clock time
-across DST. clinicbot's copies carry the category `clinicbot` and a single-value extended property
-holding the appointment id; "cancelled" copies are kept as free time with a "Cancelled: " subject,
-because `POST /events/{id}/cancel` only exists for meetings with attendees.
+across DST. clinicbot's copies carry the category `clinicbot` (a marker, dropped again on read)
+and single-value extended properties holding our uid and the appointment id. calendarView/delta
+cannot expand extended properties, so the provider re-reads changed copies of ours in a $batch.
+"Cancelled" copies are kept as free time with a "Cancelled: " subject, because
+`POST /events/{id}/cancel` only exists for meetings with attendees.
 """
 
 from __future__ import annotations
@@ -24,15 +26,23 @@ __all__ = [
     "CANCELLED_PREFIX",
     "CLINICBOT_CATEGORY",
     "CLINICBOT_PROPERTY_ID",
+    "CLINICBOT_UID_PROPERTY_ID",
+    "EXPAND_PROPERTIES",
     "event_from_graph",
     "event_to_graph",
     "format_graph_datetime",
+    "is_ours",
     "parse_graph_datetime",
 ]
 
 CLINICBOT_CATEGORY = "clinicbot"
 #: A named property in the PS_PUBLIC_STRINGS property set, which Exchange keeps on the item.
 CLINICBOT_PROPERTY_ID = "String {00020329-0000-0000-C000-000000000046} Name clinicbotAppointmentId"
+CLINICBOT_UID_PROPERTY_ID = "String {00020329-0000-0000-C000-000000000046} Name clinicbotUid"
+#: $expand value that brings both properties back (GET only: calendarView/delta can't expand).
+EXPAND_PROPERTIES = (
+    f"singleValueExtendedProperties($filter=id eq '{CLINICBOT_PROPERTY_ID}' or id eq '{CLINICBOT_UID_PROPERTY_ID}')"
+)
 CANCELLED_PREFIX = "Cancelled: "
 
 _FRACTION = re.compile(r"\.(\d+)")
@@ -76,9 +86,14 @@ def _body_text(body: Any) -> str:
     return content
 
 
-def _extended_id(event: dict[str, Any]) -> str | None:
+def is_ours(event: Any) -> bool:
+    """Whether a Graph event JSON carries clinicbot's category marker."""
+    return isinstance(event, dict) and CLINICBOT_CATEGORY in (event.get("categories") or [])
+
+
+def _extended(event: dict[str, Any], prop_id: str) -> str | None:
     for prop in event.get("singleValueExtendedProperties") or []:
-        if isinstance(prop, dict) and str(prop.get("id", "")).lower() == CLINICBOT_PROPERTY_ID.lower():
+        if isinstance(prop, dict) and str(prop.get("id", "")).lower() == prop_id.lower():
             value = prop.get("value")
             return str(value) if value else None
     return None
@@ -97,12 +112,13 @@ def event_from_graph(event: dict[str, Any]) -> RemoteItem:
         anchor = ZoneInfo(tzid) if tzid else UTC
         start = datetime.combine(start.date(), time(0), tzinfo=anchor)
         end = datetime.combine(end.date(), time(0), tzinfo=anchor)
-    categories = tuple(str(c) for c in event.get("categories") or [])
+    raw_categories = [str(c) for c in event.get("categories") or []]
+    ours = CLINICBOT_CATEGORY in raw_categories
+    # The marker says "clinicbot's copy"; it is not one of the event's own categories.
+    categories = tuple(c for c in raw_categories if c != CLINICBOT_CATEGORY)
     subject = str(event.get("subject") or "")
     status: EventStatus = "confirmed"
-    if event.get("isCancelled") or (
-        CLINICBOT_CATEGORY in categories and subject.startswith(CANCELLED_PREFIX)
-    ):
+    if event.get("isCancelled") or (ours and subject.startswith(CANCELLED_PREFIX)):
         status = "cancelled"
         subject = subject.removeprefix(CANCELLED_PREFIX)
     elif event.get("showAs") == "tentative":
@@ -114,13 +130,11 @@ def event_from_graph(event: dict[str, Any]) -> RemoteItem:
     recurrence_id = None
     if event.get("type") in ("occurrence", "exception"):
         original = event.get("originalStart")
-        recurrence_id = (
-            datetime.fromisoformat(original.replace("Z", "+00:00")) if isinstance(original, str) else start
-        )
+        recurrence_id = datetime.fromisoformat(original.replace("Z", "+00:00")) if isinstance(original, str) else start
     location = event.get("location") if isinstance(event.get("location"), dict) else {}
     try:
         data = EventData(
-            uid=str(event.get("iCalUId") or event["id"]),
+            uid=_extended(event, CLINICBOT_UID_PROPERTY_ID) or str(event.get("iCalUId") or event["id"]),
             summary=subject,
             start=start,
             end=end,
@@ -133,7 +147,7 @@ def event_from_graph(event: dict[str, Any]) -> RemoteItem:
             rrule=rrule,
             recurrence_id=recurrence_id,
             categories=categories,
-            clinicbot_id=_extended_id(event),
+            clinicbot_id=_extended(event, CLINICBOT_PROPERTY_ID),
         )
     except ValueError as exc:
         raise BadPayload(f"graph: event {event['id'][:12]}…: {exc}") from None
@@ -151,11 +165,10 @@ def event_to_graph(event: EventData, *, show_as_free: bool = False) -> dict[str,
     show_as = "free" if (show_as_free or event.transparent) else "busy"
     if event.status == "tentative" and show_as == "busy":
         show_as = "tentative"
-    if event.clinicbot_id is not None and CLINICBOT_CATEGORY not in categories:
+    if CLINICBOT_CATEGORY not in categories:
+        # Everything clinicbot writes is one of its copies.
         categories.append(CLINICBOT_CATEGORY)
     if event.status == "cancelled":
-        if CLINICBOT_CATEGORY not in categories:
-            categories.append(CLINICBOT_CATEGORY)
         subject = CANCELLED_PREFIX + subject
         show_as = "free"
     body: dict[str, Any] = {
@@ -168,9 +181,7 @@ def event_to_graph(event: EventData, *, show_as_free: bool = False) -> dict[str,
     }
     if event.all_day:
         body["start"] = _all_day(event.start, zone_name)
-        body["end"] = _all_day(
-            event.end if event.end > event.start else event.start + timedelta(days=1), zone_name
-        )
+        body["end"] = _all_day(event.end if event.end > event.start else event.start + timedelta(days=1), zone_name)
     else:
         body["start"] = format_graph_datetime(event.start, zone_name)
         body["end"] = format_graph_datetime(event.end, zone_name)
@@ -179,8 +190,10 @@ def event_to_graph(event: EventData, *, show_as_free: bool = False) -> dict[str,
         body["recurrence"] = rrule_to_pattern(
             event.rrule, event.start, tz, (iana_to_windows(zone_name) or "UTC") if zone_name else "UTC"
         )
+    props = [{"id": CLINICBOT_UID_PROPERTY_ID, "value": event.uid}]
     if event.clinicbot_id is not None:
-        body["singleValueExtendedProperties"] = [{"id": CLINICBOT_PROPERTY_ID, "value": event.clinicbot_id}]
+        props.append({"id": CLINICBOT_PROPERTY_ID, "value": event.clinicbot_id})
+    body["singleValueExtendedProperties"] = props
     return body
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.base import (
+    AlreadyExists,
     BadPayload,
     BusyInterval,
     CalendarCapabilities,
@@ -30,9 +31,10 @@ from adapters.base import (
 from adapters.graph.client import BatchItem, GraphClient
 from adapters.graph.errors import PROVIDER
 from adapters.graph.mapping import (
-    CLINICBOT_PROPERTY_ID,
+    EXPAND_PROPERTIES,
     event_from_graph,
     event_to_graph,
+    is_ours,
     parse_graph_datetime,
 )
 from sync.items import ChangeSet, EventData, RemoteItem, Window
@@ -41,6 +43,7 @@ __all__ = ["Create", "Delete", "GraphCalendar", "Update", "transaction_id"]
 
 #: Extra days a delta round covers past the asked window, so a daily sliding window reuses it.
 WINDOW_SLACK = timedelta(days=7)
+SCHEDULE_SPAN = timedelta(days=60)
 _TXN_NAMESPACE = uuid.UUID("5b0f4c8e-3f7a-4c43-9a61-2f0c1d9e6b11")
 
 
@@ -115,6 +118,7 @@ class GraphCalendar:
             start, end = window.start, window.end + WINDOW_SLACK
             params = {"startDateTime": _utc(start), "endDateTime": _utc(end)}
         result = ChangeSet(full=full)
+        ours: list[int] = []
         delta_link: str | None = None
         async for page in self.client.pages(link or f"/{self.path}/calendarView/delta", params):
             for entry in page["value"]:
@@ -124,18 +128,36 @@ class GraphCalendar:
                     result.deleted_ids.append(entry["id"])
                 else:
                     result.items.append(event_from_graph(entry))
+                    if is_ours(entry):
+                        ours.append(len(result.items) - 1)
             delta_link = page.get("@odata.deltaLink") or delta_link
         if not delta_link or not self.client.own_url(delta_link):
             raise BadPayload(f"{PROVIDER}: delta round ended without a usable deltaLink", provider=PROVIDER)
-        result.cursor = json.dumps(
-            {"v": 1, "start": start.isoformat(), "end": end.isoformat(), "link": delta_link}
-        )
+        await self._with_properties(result.items, ours)
+        result.cursor = json.dumps({"v": 1, "start": start.isoformat(), "end": end.isoformat(), "link": delta_link})
         return result
+
+    async def _with_properties(self, items: list[RemoteItem], positions: list[int]) -> None:
+        """Re-read our own changed copies with their extended properties (uid, appointment id)."""
+        if not positions:
+            return
+        requests = [
+            BatchItem(str(n), "GET", f"{self._event_url(items[n].remote_id)}?$expand={EXPAND_PROPERTIES}")
+            for n in positions
+        ]
+        answers = await self.client.batch(requests)
+        for request in requests:
+            answer = answers[request.id]
+            if answer.status == 200:
+                items[int(request.id)] = event_from_graph(answer.body)
+            elif answer.status not in (404, 410):  # deleted since the delta page: keep what delta said
+                error = answer.error(request)
+                if error is not None:
+                    raise error
 
     async def get(self, remote_id: str) -> RemoteItem:
         """Read one event with clinicbot's extended property; NotFound when it is gone."""
-        expand = f"singleValueExtendedProperties($filter=id eq '{CLINICBOT_PROPERTY_ID}')"
-        body = await self.client.json("GET", self._event_url(remote_id), params={"$expand": expand})
+        body = await self.client.json("GET", self._event_url(remote_id), params={"$expand": EXPAND_PROPERTIES})
         return event_from_graph(body)
 
     async def free_busy(self, window: Window) -> list[BusyInterval]:
@@ -152,39 +174,46 @@ class GraphCalendar:
         return sorted(busy, key=lambda b: b.start)
 
     async def _schedule(self, window: Window) -> list[BusyInterval]:
-        body = {
-            "schedules": [self.schedule_address],
-            "startTime": {"dateTime": _utc(window.start).rstrip("Z"), "timeZone": "UTC"},
-            "endTime": {"dateTime": _utc(window.end).rstrip("Z"), "timeZone": "UTC"},
-            "availabilityViewInterval": 15,
-        }
-        answer = await self.client.json("POST", f"/{self.mailbox_path}/calendar/getSchedule", json=body)
-        busy: list[BusyInterval] = []
-        for schedule in answer.get("value") or []:
-            if schedule.get("error"):
-                raise BadPayload(
-                    f"{PROVIDER}: getSchedule: {schedule['error'].get('responseCode')}", provider=PROVIDER
-                )
-            for item in schedule.get("scheduleItems") or []:
-                if item.get("status") in ("free", "workingElsewhere"):
-                    continue
-                busy.append(
-                    BusyInterval(
-                        parse_graph_datetime(item.get("start")), parse_graph_datetime(item.get("end"))
-                    )
-                )
-        return sorted(busy, key=lambda b: b.start)
+        busy: set[tuple[datetime, datetime]] = set()
+        span_start = window.start
+        while span_start < window.end:
+            # getSchedule answers for at most 62 days at a time.
+            span_end = min(window.end, span_start + SCHEDULE_SPAN)
+            body = {
+                "schedules": [self.schedule_address],
+                "startTime": {"dateTime": _utc(span_start).rstrip("Z"), "timeZone": "UTC"},
+                "endTime": {"dateTime": _utc(span_end).rstrip("Z"), "timeZone": "UTC"},
+                "availabilityViewInterval": 60,
+            }
+            answer = await self.client.json("POST", f"/{self.mailbox_path}/calendar/getSchedule", json=body)
+            for schedule in answer.get("value") or []:
+                if schedule.get("error"):
+                    code = schedule["error"].get("responseCode")
+                    raise BadPayload(f"{PROVIDER}: getSchedule: {code}", provider=PROVIDER)
+                for item in schedule.get("scheduleItems") or []:
+                    if item.get("status") not in ("free", "workingElsewhere"):
+                        busy.add((parse_graph_datetime(item.get("start")), parse_graph_datetime(item.get("end"))))
+            span_start = span_end
+        return [BusyInterval(s, e) for s, e in sorted(busy)]
 
     # --- writing ------------------------------------------------------------------------------------
     async def create(self, event: EventData, idempotency_key: str) -> RemoteItem:
-        """Create `event`; a retry with the same key gets back the event the first try made."""
+        """Create `event`; a retry of the same write returns the event the first try made.
+
+        Graph answers a repeated transactionId with the event created first. When that event is
+        not the one we are writing now (the key was used for other content, or the event was
+        edited since), the key is spent: AlreadyExists, as for a client-chosen id elsewhere.
+        """
         self._writable()
         body = {
             **event_to_graph(event, show_as_free=self.show_as_free),
             "transactionId": transaction_id(idempotency_key),
         }
         answer = await self.client.json("POST", f"/{self.path}/events", json=body, creating=True)
-        return self._with_id(event_from_graph(answer), event)
+        item = event_from_graph(answer)
+        if not _same_write(item.event, event):
+            raise AlreadyExists(f"{PROVIDER}: idempotency key already used for another event", provider=PROVIDER)
+        return self._with_id(item, event)
 
     async def update(self, remote_id: str, event: EventData, if_match: str | None) -> RemoteItem:
         """PATCH the event with If-Match; WrongEtag when someone changed it meanwhile."""
@@ -211,16 +240,19 @@ class GraphCalendar:
         items = [self._batch_item(str(n), op) for n, op in enumerate(ops)]
         answers = await self.client.batch(items)
         out: list[RemoteItem | ProviderError | None] = []
-        for item, op in zip(items, ops, strict=True):
-            answer = answers[item.id]
-            error = answer.error(item)
+        for batch_item, op in zip(items, ops, strict=True):
+            answer = answers[batch_item.id]
+            error = answer.error(batch_item)
             if error is not None:
                 out.append(error)
             elif isinstance(op, Delete):
                 out.append(None)
             else:
                 try:
-                    out.append(self._with_id(event_from_graph(answer.body), op.event))
+                    stored = event_from_graph(answer.body)
+                    if isinstance(op, Create) and not _same_write(stored.event, op.event):
+                        raise AlreadyExists(f"{PROVIDER}: idempotency key already used", provider=PROVIDER)
+                    out.append(self._with_id(stored, op.event))
                 except ProviderError as exc:
                     out.append(exc)
         return out
@@ -252,9 +284,7 @@ class GraphCalendar:
     def _with_id(item: RemoteItem, written: EventData) -> RemoteItem:
         # Graph's write answers omit extended properties; we know the id we just wrote.
         if item.event.clinicbot_id is None and written.clinicbot_id is not None:
-            return RemoteItem(
-                item.remote_id, item.etag, item.event.with_changes(clinicbot_id=written.clinicbot_id)
-            )
+            return RemoteItem(item.remote_id, item.etag, item.event.with_changes(clinicbot_id=written.clinicbot_id))
         return item
 
     def _writable(self) -> None:
@@ -263,6 +293,17 @@ class GraphCalendar:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _same_write(stored: EventData, written: EventData) -> bool:
+    """Whether a create's answer is the event we sent (fields Graph keeps exactly)."""
+    return (
+        stored.summary == written.summary
+        and stored.start == written.start
+        and stored.end == written.end
+        and stored.all_day == written.all_day
+        and stored.location == written.location
+    )
 
 
 def _read_cursor(cursor: str) -> tuple[str, datetime, datetime]:

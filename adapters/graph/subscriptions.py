@@ -85,9 +85,7 @@ def events_resource(calendar_path: str) -> str:
 class SubscriptionManager:
     """Subscribe, renew and unsubscribe the calendars of one connection."""
 
-    def __init__(
-        self, client: GraphClient, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    ) -> None:
+    def __init__(self, client: GraphClient, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.client = client
         self._now = now
 

@@ -17,7 +17,7 @@ from tests.fakes.graph import GraphFake
 from tests.fakes.graph_store import Mailbox
 
 CLIENT_ID = "00000000-aaaa-4bbb-8ccc-000000000001"
-CLIENT_SECRET = "fake-secret-for-tests"  # noqa: S105 - the fake authority's own test app
+CLIENT_SECRET = "fake-secret-for-tests"
 TENANT = "11111111-2222-4333-8444-555555555555"
 REDIRECT = "http://127.0.0.1:3978/oauth/graph/callback"
 

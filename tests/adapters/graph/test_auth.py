@@ -47,9 +47,7 @@ async def test_sign_in_uses_the_real_common_authority_with_pkce(
     assert ("POST", "/common/oauth2/v2.0/token:authorization_code") in fake.login.requests
 
 
-async def test_wrong_pkce_verifier_or_state_is_refused(
-    fake: GraphFake, settings: Settings, mailbox: Mailbox
-) -> None:
+async def test_wrong_pkce_verifier_or_state_is_refused(fake: GraphFake, settings: Settings, mailbox: Mailbox) -> None:
     config = GraphAuthConfig.from_settings(settings, http_client=fake.login.http_client(fake.url))
     start = await begin_sign_in(config, REDIRECT)
     answer = fake.login.approve(start.auth_uri, mailbox.user.upn)
@@ -92,9 +90,7 @@ async def test_revoked_refresh_token_raises_auth_expired(
         await calendar.aclose()
 
 
-async def test_saved_cache_signs_in_a_new_process(
-    fake: GraphFake, settings: Settings, mailbox: Mailbox
-) -> None:
+async def test_saved_cache_signs_in_a_new_process(fake: GraphFake, settings: Settings, mailbox: Mailbox) -> None:
     creds = await sign_in(fake, settings, mailbox.user.upn)
     fake.login.expire_access_tokens()
     conn = ConnectionInfo("graph", mailbox.user.upn, {}, creds, Saved(), transports(fake))
@@ -102,9 +98,7 @@ async def test_saved_cache_signs_in_a_new_process(
     assert [c.remote_id for c in found] == ["me/calendar"]
 
 
-async def test_client_credentials_need_admin_consent(
-    fake: GraphFake, settings: Settings, mailbox: Mailbox
-) -> None:
+async def test_client_credentials_need_admin_consent(fake: GraphFake, settings: Settings, mailbox: Mailbox) -> None:
     conn = ConnectionInfo(
         "graph",
         "practice",
@@ -128,7 +122,7 @@ async def test_client_credentials_need_admin_consent(
 
 async def test_wrong_client_secret_is_auth_expired(fake: GraphFake, mailbox: Mailbox) -> None:
     fake.login.grant_admin_consent(TENANT)
-    wrong = Settings(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret="not-it")  # noqa: S106
+    wrong = Settings(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret="not-it")
     conn = ConnectionInfo(
         "graph", "practice", {"mode": "application", "tenant_id": TENANT}, None, None, transports(fake)
     )
@@ -140,9 +134,7 @@ async def test_wrong_client_secret_is_auth_expired(fake: GraphFake, mailbox: Mai
         await calendar.aclose()
 
 
-async def test_https_fake_trusted_through_ssl_cert_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: object
-) -> None:
+async def test_https_fake_trusted_through_ssl_cert_file(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
@@ -161,15 +153,11 @@ async def test_https_fake_trusted_through_ssl_cert_file(
             config = GraphAuthConfig.from_settings(settings)
             start = await begin_sign_in(config, REDIRECT)
             assert start.auth_uri.startswith(f"{url}/common/oauth2/v2.0/authorize")
-            creds = await complete_sign_in(
-                config, start.flow, fake.login.approve(start.auth_uri, mbx.user.upn)
-            )
+            creds = await complete_sign_in(config, start.flow, fake.login.approve(start.auth_uri, mbx.user.upn))
             conn = ConnectionInfo("graph", mbx.user.upn, {}, creds, Saved())
             calendar = open_calendar(conn, "me/calendar", settings)
             try:
-                changes = await calendar.changes(
-                    None, Window(datetime.now(UTC), datetime.now(UTC) + timedelta(days=1))
-                )
+                changes = await calendar.changes(None, Window(datetime.now(UTC), datetime.now(UTC) + timedelta(days=1)))
             finally:
                 await calendar.aclose()
             assert changes.full and changes.items == []

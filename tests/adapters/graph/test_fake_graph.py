@@ -24,17 +24,13 @@ def event(day: int, subject: str = "Busy", **extra: Any) -> dict[str, Any]:
 
 def user_client(fake: GraphFake, mbx: Mailbox, **headers: str) -> httpx.AsyncClient:
     token = fake.login.issue_user_token(CLIENT_ID, mbx.user.upn)
-    return httpx.AsyncClient(
-        base_url=f"{fake.url}/v1.0", headers={"Authorization": f"Bearer {token}", **headers}
-    )
+    return httpx.AsyncClient(base_url=f"{fake.url}/v1.0", headers={"Authorization": f"Bearer {token}", **headers})
 
 
 WINDOW = "startDateTime=2030-01-01T00:00:00Z&endDateTime=2030-02-01T00:00:00Z"
 
 
-async def test_missing_or_expired_token_is_401_with_graph_error_shape(
-    fake: GraphFake, mailbox: Mailbox
-) -> None:
+async def test_missing_or_expired_token_is_401_with_graph_error_shape(fake: GraphFake, mailbox: Mailbox) -> None:
     async with httpx.AsyncClient(base_url=f"{fake.url}/v1.0") as anonymous:
         r = await anonymous.get("/me/calendars")
     assert r.status_code == 401
@@ -46,9 +42,7 @@ async def test_missing_or_expired_token_is_401_with_graph_error_shape(
         assert (await c.get("/me/calendars")).status_code == 401
 
 
-async def test_application_token_needs_admin_consent_and_same_tenant(
-    fake: GraphFake, mailbox: Mailbox
-) -> None:
+async def test_application_token_needs_admin_consent_and_same_tenant(fake: GraphFake, mailbox: Mailbox) -> None:
     other = fake.add_user("someone@elsewhere.example")
     for consented, ref, expected in [
         (False, mailbox.user.upn, 403),
@@ -58,9 +52,7 @@ async def test_application_token_needs_admin_consent_and_same_tenant(
         if consented:
             fake.login.grant_admin_consent(TENANT)
         token = fake.login.issue_app_token(CLIENT_ID, TENANT)
-        async with httpx.AsyncClient(
-            base_url=f"{fake.url}/v1.0", headers={"Authorization": f"Bearer {token}"}
-        ) as c:
+        async with httpx.AsyncClient(base_url=f"{fake.url}/v1.0", headers={"Authorization": f"Bearer {token}"}) as c:
             r = await c.get(f"/users/{ref}/calendars")
             assert r.status_code == expected, r.text
             if expected == 200:
@@ -98,9 +90,7 @@ async def test_delta_pages_end_in_delta_link_and_report_removals(fake: GraphFake
         body = (await c.get(delta)).json()
         removed = [e for e in body["value"] if "@removed" in e]
         changed = [e for e in body["value"] if "@removed" not in e]
-        assert removed == [
-            {"@odata.type": "#microsoft.graph.event", "id": ids[0], "@removed": {"reason": "deleted"}}
-        ]
+        assert removed == [{"@odata.type": "#microsoft.graph.event", "id": ids[0], "@removed": {"reason": "deleted"}}]
         assert [e["subject"] for e in changed] == ["Moved"]
 
 
@@ -142,9 +132,7 @@ async def test_transaction_id_makes_create_idempotent(fake: GraphFake, mailbox: 
 
 async def test_unknown_property_and_bad_time_zone_are_400(fake: GraphFake, mailbox: Mailbox) -> None:
     async with user_client(fake, mailbox) as c:
-        assert (await c.post("/me/events", json=event(2, colour="red"))).json()["error"][
-            "code"
-        ] == "RequestBodyRead"
+        assert (await c.post("/me/events", json=event(2, colour="red"))).json()["error"]["code"] == "RequestBodyRead"
         bad = event(2)
         bad["start"]["timeZone"] = "Mars Standard Time"
         assert (await c.post("/me/events", json=bad)).status_code == 400

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.base import BadPayload, Refused
-from adapters.graph.mapping import CLINICBOT_PROPERTY_ID, event_from_graph, event_to_graph
+from adapters.graph.mapping import CLINICBOT_PROPERTY_ID, CLINICBOT_UID_PROPERTY_ID, event_from_graph, event_to_graph
 from adapters.graph.recurrence import pattern_to_rrule, rrule_to_pattern
 from adapters.graph.timezones import iana_to_windows, to_iana
 from sync.items import EventData
@@ -39,9 +39,7 @@ def test_windows_zone_names_map_both_ways() -> None:
 
 
 def test_event_from_graph_keeps_the_original_zone() -> None:
-    item = event_from_graph(
-        graph_event(body={"contentType": "html", "content": "<p>Fasting &amp; water</p>"})
-    )
+    item = event_from_graph(graph_event(body={"contentType": "html", "content": "<p>Fasting &amp; water</p>"}))
     assert item.etag == 'W/"ck1"' and item.event.tzid == "Europe/London"
     assert item.event.start == datetime(2030, 7, 1, 8, tzinfo=UTC)
     assert item.event.start.astimezone(LONDON).hour == 9
@@ -60,7 +58,10 @@ def test_event_to_graph_writes_local_time_with_windows_zone_and_marker() -> None
     body = event_to_graph(event)
     assert body["start"] == {"dateTime": "2030-07-01T09:00:00", "timeZone": "GMT Standard Time"}
     assert body["categories"] == ["clinicbot"] and body["showAs"] == "busy"
-    assert body["singleValueExtendedProperties"] == [{"id": CLINICBOT_PROPERTY_ID, "value": "A-9"}]
+    assert body["singleValueExtendedProperties"] == [
+        {"id": CLINICBOT_UID_PROPERTY_ID, "value": "u"},
+        {"id": CLINICBOT_PROPERTY_ID, "value": "A-9"},
+    ]
     assert event_to_graph(event, show_as_free=True)["showAs"] == "free"
     floating = event.with_changes(tzid="Antarctica/Troll")
     assert event_to_graph(floating)["start"] == {"dateTime": "2030-07-01T08:00:00", "timeZone": "UTC"}
@@ -107,9 +108,7 @@ def test_rrule_round_trips_through_patterned_recurrence(rrule: str) -> None:
 
 def test_until_becomes_an_inclusive_end_date() -> None:
     start = datetime(2030, 3, 4, 9, tzinfo=LONDON)
-    pattern = rrule_to_pattern(
-        "FREQ=WEEKLY;BYDAY=MO;UNTIL=20300401T080000Z", start, LONDON, "GMT Standard Time"
-    )
+    pattern = rrule_to_pattern("FREQ=WEEKLY;BYDAY=MO;UNTIL=20300401T080000Z", start, LONDON, "GMT Standard Time")
     assert pattern["range"] == {
         "type": "endDate",
         "startDate": "2030-03-04",

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.base import ConnectionInfo, CursorExpired, NotFound, RateLimited, Refused, WrongEtag
+from adapters.base import AlreadyExists, ConnectionInfo, CursorExpired, NotFound, RateLimited, Refused, WrongEtag
 from adapters.graph import open_calendar
 from adapters.graph.provider import Create, Delete, GraphCalendar, Update, transaction_id
 from sync.config import Settings
@@ -65,9 +65,12 @@ async def test_create_get_update_delete_round_trip(calendar: GraphCalendar, mail
 
 async def test_retried_create_makes_no_second_copy(calendar: GraphCalendar, mailbox: Mailbox) -> None:
     first = await calendar.create(appointment(2), "op-same")
-    again = await calendar.create(appointment(2, summary="changed meanwhile"), "op-same")
+    again = await calendar.create(appointment(2), "op-same")  # the outbox retrying a lost answer
+    assert again.remote_id == first.remote_id and again.etag == first.etag
+    with pytest.raises(AlreadyExists):  # the key already made a different event
+        await calendar.create(appointment(2, summary="changed meanwhile"), "op-same")
     other = await calendar.create(appointment(2), "op-other")
-    assert again.remote_id == first.remote_id != other.remote_id
+    assert other.remote_id != first.remote_id
     assert len(mailbox.default_calendar.events) == 2
 
 
@@ -93,9 +96,23 @@ async def test_delta_follows_pages_then_reports_changes_and_removals(
         full = await calendar.changes(None, WINDOW)
         assert full.full and sorted(i.remote_id for i in full.items) == sorted(m.remote_id for m in made)
         assert sum(1 for m, p in fake.http_requests if "calendarView/delta" in p) == 3  # 8 items, 3 per page
+        # Our copies come back with uid and appointment id, re-read in one $batch (delta can't expand).
+        assert {(i.event.uid, i.event.clinicbot_id) for i in full.items} == {(f"appt-{n}", f"A-{n}") for n in range(8)}
+        assert fake.http_requests.count(("POST", "/$batch")) == 1
         fake.remove_event(mailbox, made[0].remote_id)
         fake.edit_event(mailbox, made[1].remote_id, {"subject": "Renamed"})
+        fake.put_event(
+            mailbox,
+            {
+                "subject": "Lunch",
+                "start": {"dateTime": "2030-03-05T12:00:00", "timeZone": "UTC"},
+                "end": {"dateTime": "2030-03-05T13:00:00", "timeZone": "UTC"},
+            },
+        )
         later = await calendar.changes(full.cursor, WINDOW)
+        lunch = next(i for i in later.items if i.event.summary == "Lunch")
+        assert lunch.event.clinicbot_id is None and lunch.event.uid.startswith("040000008200E000")
+        later.items.remove(lunch)
         assert not later.full and later.deleted_ids == [made[0].remote_id]
         assert [(i.remote_id, i.event.summary) for i in later.items] == [(made[1].remote_id, "Renamed")]
         quiet = await calendar.changes(later.cursor, WINDOW)
@@ -215,15 +232,11 @@ async def test_free_busy_uses_get_schedule_for_work_accounts(
     await calendar.create(appointment(1), "op-1")
     await calendar.create(appointment(2, transparent=True), "op-2")
     busy = await calendar.free_busy(WINDOW)
-    assert [(b.start, b.end) for b in busy] == [
-        (START + timedelta(days=1), START + timedelta(days=1, minutes=45))
-    ]
+    assert [(b.start, b.end) for b in busy] == [(START + timedelta(days=1), START + timedelta(days=1, minutes=45))]
     assert any(p.endswith("/calendar/getSchedule") for _, p in fake.http_requests)
 
 
-async def test_free_busy_uses_calendar_view_for_personal_accounts(
-    fake: GraphFake, settings: Settings
-) -> None:
+async def test_free_busy_uses_calendar_view_for_personal_accounts(fake: GraphFake, settings: Settings) -> None:
     personal = fake.add_user("someone@outlook.com", personal=True)
     creds = await sign_in(fake, settings, personal.user.upn)
     assert creds["personal"] is True

@@ -87,9 +87,7 @@ def event_body(subject: str = "Lunch") -> dict[str, Any]:
     }
 
 
-async def test_subscribe_runs_the_validation_handshake(
-    manager: SubscriptionManager, bot: Bot, fake: GraphFake
-) -> None:
+async def test_subscribe_runs_the_validation_handshake(manager: SubscriptionManager, bot: Bot, fake: GraphFake) -> None:
     record = await manager.subscribe("me/calendar", bot.url)
     sub = fake.subs.subscriptions[record.remote_id]
     assert sub.resource == "me/events" and sub.client_state == record.client_state
@@ -97,9 +95,7 @@ async def test_subscribe_runs_the_validation_handshake(
     assert timedelta(days=6) < record.expires_at - datetime.now(UTC) <= timedelta(minutes=10080)
 
 
-async def test_subscribe_fails_when_the_endpoint_does_not_echo(
-    manager: SubscriptionManager, fake: GraphFake
-) -> None:
+async def test_subscribe_fails_when_the_endpoint_does_not_echo(manager: SubscriptionManager, fake: GraphFake) -> None:
     app = web.Application()
     app.router.add_post("/hook", lambda request: web.Response(text="nope"))
     runner = web.AppRunner(app, access_log=None)
@@ -141,9 +137,7 @@ async def test_lifecycle_notifications_are_queued_with_their_event(
     ]
 
 
-async def test_renewal_extends_or_resubscribes(
-    manager: SubscriptionManager, bot: Bot, fake: GraphFake
-) -> None:
+async def test_renewal_extends_or_resubscribes(manager: SubscriptionManager, bot: Bot, fake: GraphFake) -> None:
     record = await manager.subscribe("me/calendar", bot.url)
     fresh = await manager.ensure(record, "me/calendar", bot.url)
     assert fresh == record  # far from expiry: nothing to do
@@ -173,9 +167,7 @@ def notification(sub_id: str, client_state: str | None, **extra: Any) -> dict[st
 
 
 async def test_forged_unknown_and_garbage_notifications_are_rejected(bot: Bot) -> None:
-    good = SubscriptionRecord(
-        "sub-1", "me/events", "s3cret-state-value", datetime.now(UTC) + timedelta(days=1)
-    )
+    good = SubscriptionRecord("sub-1", "me/events", "s3cret-state-value", datetime.now(UTC) + timedelta(days=1))
     bot.remember(good)
     bot.remember(SubscriptionRecord("sub-other", "me/events", "other", good.expires_at), connection="8")
     async with httpx.AsyncClient() as http:
@@ -194,10 +186,7 @@ async def test_forged_unknown_and_garbage_notifications_are_rejected(bot: Bot) -
             r = await http.post(bot.url, json=body)
             assert r.status_code == status, (body, r.status_code)
         # One forged item spoils the whole delivery: nothing of it is synced.
-        mixed = {
-            "value": notification("sub-1", "s3cret-state-value")["value"]
-            + notification("sub-1", "x")["value"]
-        }
+        mixed = {"value": notification("sub-1", "s3cret-state-value")["value"] + notification("sub-1", "x")["value"]}
         assert (await http.post(bot.url, json=mixed)).status_code == 403
         assert (await http.post(bot.url, content=b"\xff\xfe not json")).status_code == 400
         assert (await http.post(bot.url, content=b"x" * (1024 * 1024 + 10))).status_code == 413
