@@ -43,7 +43,7 @@ async def fake() -> AsyncIterator[GraphFake]:
 
 @pytest.fixture
 def settings(fake: GraphFake) -> Settings:
-    return Settings(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET)
+    return Settings(_env_file=None, graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET)  # type: ignore[call-arg]
 
 
 @pytest.fixture

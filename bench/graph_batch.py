@@ -1,0 +1,224 @@
+"""Benchmark: push appointment changes to one Outlook mailbox on the fake Graph, under throttling.
+
+The fake enforces Outlook's documented per-mailbox limits: 4 concurrent requests, and a request
+budget per window (10,000 per 10 minutes in the service; scaled down here so the run takes seconds).
+Each mailbox operation holds a concurrency slot for `--latency` seconds of simulated service time.
+
+Two runs, each on a fresh fake with the same seed data and the same changes:
+- batched:  GraphCalendar.apply (JSON $batch of 20, one batch per mailbox at a time);
+- baseline "one-request-per-change": create/update/delete one HTTP request each, 4 at a time.
+
+Printed JSON per run: HTTP requests used vs the $batch minimum ceil(N/20) (target <= 1.05x),
+wall time vs the minimum the throttle imposes (target <= 1.2x), and a zero-duplicates /
+zero-losses check of the mailbox afterwards.
+
+    python -m bench.graph_batch [--changes 5000 --budget 1000 --window 2.0 --latency 0.002]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from adapters.base import ConnectionInfo, ProviderError
+from adapters.graph import GraphTransports, open_calendar
+from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
+from adapters.graph.client import MAILBOX_CONCURRENCY, MAX_BATCH
+from adapters.graph.mapping import event_to_graph
+from adapters.graph.provider import Create, Delete, GraphCalendar, Update, WriteOp, transaction_id
+from sync.config import Settings
+from sync.items import EventData, RemoteItem
+from tests.fakes.graph import GraphFake
+from tests.fakes.graph_store import Mailbox
+from tests.fakes.graph_throttle import ThrottlePolicy
+
+CLIENT_ID = "bench-app"
+CLIENT_SECRET = "bench-secret"
+START = datetime(2030, 5, 6, 8, tzinfo=UTC)
+
+
+def appointment(n: int, summary: str | None = None) -> EventData:
+    start = START + timedelta(minutes=30 * n)
+    return EventData(
+        uid=f"bench-{n}",
+        summary=summary or f"Visit {n}",
+        start=start,
+        end=start + timedelta(minutes=25),
+        tzid="Europe/Berlin",
+        clinicbot_id=f"A-{n}",
+    )
+
+
+def plan(changes: int) -> tuple[int, list[int], list[int], list[int]]:
+    """(seeded events, indexes to create, to update, to delete): 60% creates, 30% updates, 10% deletes."""
+    creates, updates = changes * 6 // 10, changes * 3 // 10
+    deletes = changes - creates - updates
+    seeded = updates + deletes
+    return (
+        seeded,
+        list(range(seeded, seeded + creates)),
+        list(range(updates)),
+        list(range(updates, updates + deletes)),
+    )
+
+
+async def setup(policy: ThrottlePolicy, seeded: int) -> tuple[GraphFake, Mailbox, GraphCalendar, dict[int, RemoteItem]]:
+    fake = GraphFake(throttle=policy)
+    await fake.start()
+    fake.login.register_app(CLIENT_ID, CLIENT_SECRET)
+    mbx = fake.add_user("dr.bench@clinic.example", tenant_id="bench-tenant")
+    settings = Settings(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET)
+    login = fake.login.http_client(fake.url)
+    config = GraphAuthConfig.from_settings(settings, http_client=login)
+    start = await begin_sign_in(config, "http://127.0.0.1:3978/oauth/graph/callback")
+    creds = await complete_sign_in(config, start.flow, fake.login.approve(start.auth_uri, mbx.user.upn))
+    conn = ConnectionInfo("graph", mbx.user.upn, {}, creds, None, GraphTransports(login=login))
+    calendar = open_calendar(conn, "me/calendar", settings)
+    seeds: dict[int, RemoteItem] = {}
+    for n in range(seeded):  # existing appointments, written straight into the store (not counted)
+        event, _ = fake.store.create(mbx, mbx.default_calendar, event_to_graph(appointment(n)))
+        seeds[n] = RemoteItem(event.id, event.etag, appointment(n))
+    await calendar.client.http.get("/me")  # warm the token and the connection; not a mailbox request
+    fake.http_requests.clear()
+    return fake, mbx, calendar, seeds
+
+
+def operations(
+    seeds: dict[int, RemoteItem], creates: list[int], updates: list[int], deletes: list[int]
+) -> list[WriteOp]:
+    ops: list[WriteOp] = [Create(appointment(n), f"op-create-{n}") for n in creates]
+    ops += [Update(seeds[n].remote_id, appointment(n, f"Moved {n}"), seeds[n].etag) for n in updates]
+    ops += [Delete(seeds[n].remote_id, seeds[n].etag) for n in deletes]
+    return ops
+
+
+async def one_by_one(calendar: GraphCalendar, ops: list[WriteOp]) -> list[Any]:
+    """Baseline: one HTTP request per change; the client's mailbox gate keeps 4 in flight."""
+
+    async def run(op: WriteOp) -> Any:
+        try:
+            if isinstance(op, Create):
+                return await calendar.create(op.event, op.idempotency_key)
+            if isinstance(op, Update):
+                return await calendar.update(op.remote_id, op.event, op.if_match)
+            return await calendar.delete(op.remote_id, op.if_match)
+        except ProviderError as exc:
+            return exc
+
+    return list(await asyncio.gather(*(run(op) for op in ops)))
+
+
+def check(
+    mbx: Mailbox,
+    seeds: dict[int, RemoteItem],
+    creates: list[int],
+    updates: list[int],
+    deletes: list[int],
+    results: list[Any],
+) -> dict[str, int]:
+    events = list(mbx.default_calendar.events.values())
+    by_txn: dict[str, int] = {}
+    for ev in events:
+        txn = ev.fields.get("transactionId")
+        if txn:
+            by_txn[txn] = by_txn.get(txn, 0) + 1
+    wanted = {transaction_id(f"op-create-{n}") for n in creates}
+    duplicates = sum(c - 1 for c in by_txn.values() if c > 1) + len(set(by_txn) - wanted)
+    lost_creates = len(wanted - set(by_txn))
+    lost_updates = sum(
+        1 for n in updates if (e := mbx.find_event(seeds[n].remote_id)) is None or e.fields["subject"] != f"Moved {n}"
+    )
+    lost_deletes = sum(1 for n in deletes if mbx.find_event(seeds[n].remote_id) is not None)
+    expected_total = len(seeds) - len(deletes) + len(creates)
+    return {
+        "events_in_mailbox": len(events),
+        "expected_events": expected_total,
+        "duplicates": max(duplicates, len(events) - expected_total),
+        "losses": lost_creates + lost_updates + lost_deletes,
+        "failed_operations": sum(1 for r in results if isinstance(r, ProviderError)),
+    }
+
+
+def throttle_minimum(n: int, policy: ThrottlePolicy) -> float:
+    """The least wall time the documented limits allow for n mailbox operations."""
+    per_op = policy.op_latency / policy.concurrent
+    concurrency_bound = n * per_op
+    windows_waited = max(0, math.ceil(n / policy.budget) - 1)
+    budget_bound = windows_waited * policy.window + (n - windows_waited * policy.budget) * per_op
+    return max(concurrency_bound, budget_bound)
+
+
+async def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    policy = ThrottlePolicy.scaled(window=args.window, budget=args.budget, op_latency=args.latency)
+    seeded, creates, updates, deletes = plan(args.changes)
+    fake, mbx, calendar, seeds = await setup(policy, seeded)
+    ops = operations(seeds, creates, updates, deletes)
+    try:
+        started = time.perf_counter()
+        results = await (calendar.apply(ops) if kind == "batched" else one_by_one(calendar, ops))
+        wall = time.perf_counter() - started
+    finally:
+        await calendar.aclose()
+        await fake.stop()
+    requests_used = len(fake.http_requests)
+    min_requests = math.ceil(len(ops) / MAX_BATCH)
+    min_wall = throttle_minimum(len(ops), policy)
+    stats = fake.throttle.stats[mbx.user.oid]
+    return {
+        "run": kind,
+        "changes": len(ops),
+        "http_requests": requests_used,
+        "batch_minimum_requests": min_requests,
+        "requests_vs_batch_minimum": round(requests_used / min_requests, 3),
+        "wall_seconds": round(wall, 3),
+        "throttle_minimum_seconds": round(min_wall, 3),
+        "wall_vs_throttle_minimum": round(wall / min_wall, 3),
+        "throttled_429": stats.rejected_budget + stats.rejected_concurrency,
+        "max_in_flight": stats.max_in_flight,
+        **check(mbx, seeds, creates, updates, deletes, results),
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    batched = await run("batched", args)
+    baseline = await run("one-request-per-change", args)
+    return {
+        "benchmark": "graph_batch",
+        "settings": {
+            "changes": args.changes,
+            "mailbox_concurrency": MAILBOX_CONCURRENCY,
+            "budget": args.budget,
+            "window_seconds": args.window,
+            "op_latency_seconds": args.latency,
+            "documented": "4 concurrent, 10000 requests / 600 s per app and mailbox",
+        },
+        "batched": batched,
+        "baseline": baseline,
+        "targets": {
+            "zero_duplicates_and_losses": batched["duplicates"] == 0 and batched["losses"] == 0,
+            "requests_le_1.05x_batch_minimum": batched["requests_vs_batch_minimum"] <= 1.05,
+            "wall_le_1.2x_throttle_minimum": batched["wall_vs_throttle_minimum"] <= 1.2,
+        },
+        "baseline_over_batched": {
+            "requests": round(baseline["http_requests"] / batched["http_requests"], 2),
+            "wall": round(baseline["wall_seconds"] / batched["wall_seconds"], 2),
+        },
+    }
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--changes", type=int, default=5000)
+    parser.add_argument("--budget", type=int, default=1000, help="requests per window per mailbox")
+    parser.add_argument("--window", type=float, default=2.0, help="seconds (600 in the service)")
+    parser.add_argument("--latency", type=float, default=0.002, help="simulated seconds per mailbox operation")
+    print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))
+
+
+if __name__ == "__main__":
+    cli()
