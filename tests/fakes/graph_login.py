@@ -182,8 +182,7 @@ class LoginFake:
         host = urlsplit(self.public_url).netloc
         return web.json_response(
             {
-                "tenant_discovery_endpoint": f"{self.public_url}/common/v2.0/.well-known/"
-                "openid-configuration",
+                "tenant_discovery_endpoint": f"{self.public_url}/common/v2.0/.well-known/openid-configuration",
                 "api-version": "1.1",
                 "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
             }
@@ -224,28 +223,20 @@ class LoginFake:
             return self._grant_refresh(form, client_id)
         if grant == "client_credentials":
             return self._grant_client(form, client_id, tenant, secret)
-        return _error(
-            400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'."
-        )
+        return _error(400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'.")
 
     # --- grants ---------------------------------------------------------------------------------
     def _grant_code(self, form: dict[str, Any], client_id: str) -> web.Response:
         entry = self.codes.pop(str(form.get("code", "")), None)
         if entry is None or entry.expires_at < time.time() or entry.client_id != client_id:
-            return _error(
-                400, "invalid_grant", 70008, "The provided authorization code or refresh token has expired"
-            )
+            return _error(400, "invalid_grant", 70008, "The provided authorization code or refresh token has expired")
         if form.get("redirect_uri") != entry.redirect_uri:
-            return _error(
-                400, "invalid_grant", 50011, "The redirect URI specified in the request does not match."
-            )
+            return _error(400, "invalid_grant", 50011, "The redirect URI specified in the request does not match.")
         verifier = str(form.get("code_verifier", ""))
         digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         expected = entry.challenge
         if entry.method.upper() != "S256" or digest != expected:
-            return _error(
-                400, "invalid_grant", 501481, "The Code_Verifier does not match the code_challenge."
-            )
+            return _error(400, "invalid_grant", 501481, "The Code_Verifier does not match the code_challenge.")
         return self._user_tokens(client_id, entry.user, entry.scope, entry.nonce)
 
     def _grant_refresh(self, form: dict[str, Any], client_id: str) -> web.Response:
@@ -262,9 +253,7 @@ class LoginFake:
             )
         return self._user_tokens(client_id, entry.user, str(form.get("scope") or entry.scope), None)
 
-    def _grant_client(
-        self, form: dict[str, Any], client_id: str, tenant: str, secret: str | None
-    ) -> web.Response:
+    def _grant_client(self, form: dict[str, Any], client_id: str, tenant: str, secret: str | None) -> web.Response:
         if secret is None:
             return _error(
                 400,
@@ -281,9 +270,7 @@ class LoginFake:
             )
         scope = str(form.get("scope", ""))
         if not all(s.endswith("/.default") for s in scope.split()):
-            return _error(
-                400, "invalid_scope", 1002012, "The provided value for scope is not valid; use /.default."
-            )
+            return _error(400, "invalid_scope", 1002012, "The provided value for scope is not valid; use /.default.")
         tok = self._new_access(client_id, tenant, None, (), self._roles(tenant))
         return web.json_response(
             {

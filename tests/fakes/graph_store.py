@@ -63,8 +63,7 @@ def parse_time(value: Any, what: str) -> tuple[datetime, str]:
         raise GraphError(
             400,
             "TimeZoneNotSupportedException",
-            f"A valid TimeZone value must be specified. "
-            f"The following TimeZone value is not supported: '{zone_name}'.",
+            f"A valid TimeZone value must be specified. The following TimeZone value is not supported: '{zone_name}'.",
         )
     text = value["dateTime"].rstrip("Z")
     if "." in text:
@@ -73,9 +72,7 @@ def parse_time(value: Any, what: str) -> tuple[datetime, str]:
     try:
         naive = datetime.fromisoformat(text)
     except ValueError:
-        raise GraphError(
-            400, "ErrorInvalidRequest", f"Cannot convert the literal '{value['dateTime']}'."
-        ) from None
+        raise GraphError(400, "ErrorInvalidRequest", f"Cannot convert the literal '{value['dateTime']}'.") from None
     return naive.replace(tzinfo=ZoneInfo(iana)).astimezone(UTC), zone_name
 
 
@@ -146,9 +143,7 @@ def _expand(recurrence: dict[str, Any], first: datetime, zone_name: str, until: 
         if kind == "daily":
             hit = delta_days % interval == 0
         elif kind == "weekly":
-            hit = (delta_days // 7) % interval == 0 and names[day.weekday()] in (
-                days or [names[local_first.weekday()]]
-            )
+            hit = (delta_days // 7) % interval == 0 and names[day.weekday()] in (days or [names[local_first.weekday()]])
         elif kind == "absoluteMonthly":
             months = (day.year - local_first.year) * 12 + day.month - local_first.month
             hit = day.day == int(pattern.get("dayOfMonth") or local_first.day) and months % interval == 0
@@ -278,9 +273,7 @@ class GraphStore:
         self, cal: FakeCalendar, start: datetime, end: datetime
     ) -> list[tuple[StoredEvent, str, datetime, datetime]]:
         """(event, instance id, start, end) for every instance overlapping the view, by start."""
-        out = [
-            (event, iid, s, e) for event in cal.events.values() for iid, s, e in event.occurrences(start, end)
-        ]
+        out = [(event, iid, s, e) for event in cal.events.values() for iid, s, e in event.occurrences(start, end)]
         return sorted(out, key=lambda row: (row[2], row[1]))
 
     def render(
@@ -309,9 +302,7 @@ class GraphStore:
             "transactionId": f.get("transactionId"),
             "originalStartTimeZone": event.start_zone,
             "originalEndTimeZone": event.end_zone,
-            "iCalUId": event.ical_uid
-            if instance is None or iid == event.id
-            else f"{event.ical_uid}{start:%Y%m%d}",
+            "iCalUId": event.ical_uid if instance is None or iid == event.id else f"{event.ical_uid}{start:%Y%m%d}",
             "subject": f.get("subject", ""),
             "bodyPreview": str(body.get("content", ""))[:255],
             "body": body,
@@ -363,9 +354,7 @@ def _validated(body: Any, *, creating: bool) -> dict[str, Any]:
             f"The property '{unknown[0]}' does not exist on type 'microsoft.graph.event'.",
         )
     if creating and ("start" not in body or "end" not in body):
-        raise GraphError(
-            400, "ErrorInvalidRequest", "Your request can't be completed. Start and End are required."
-        )
+        raise GraphError(400, "ErrorInvalidRequest", "Your request can't be completed. Start and End are required.")
     if "showAs" in body and body["showAs"] not in SHOW_AS:
         raise GraphError(400, "RequestBodyRead", f"Requested value '{body['showAs']}' was not found.")
     cats = body.get("categories", [])

@@ -140,14 +140,10 @@ class SubscriptionsFake:
         loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
         if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
             raise GraphError(400, "InvalidRequest", "The notification URL must use https.")
-        token = "Validation: Testing client application reachability for subscription Request-Id: " + str(
-            uuid.uuid4()
-        )
+        token = "Validation: Testing client application reachability for subscription Request-Id: " + str(uuid.uuid4())
         sep = "&" if parts.query else "?"
         try:
-            async with aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.validation_timeout)
-            ) as http:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.validation_timeout)) as http:
                 async with http.post(
                     f"{url}{sep}validationToken={quote(token)}",
                     headers={"Content-Type": "text/plain; charset=utf-8"},

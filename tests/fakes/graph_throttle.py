@@ -45,9 +45,7 @@ class ThrottlePolicy:
             budget=budget,
             window=window,
             op_latency=op_latency,
-            concurrency_retry_after=concurrency_retry_after
-            if concurrency_retry_after is not None
-            else window / 20,
+            concurrency_retry_after=concurrency_retry_after if concurrency_retry_after is not None else window / 20,
             fractional_retry_after=True,
         )
 
