@@ -4,7 +4,8 @@ The fake enforces Outlook's documented per-mailbox limits: 4 concurrent requests
 budget per window (10,000 per 10 minutes in the service; scaled down here so the run takes seconds).
 Each mailbox operation holds a concurrency slot for `--latency` seconds of simulated service time.
 
-Two runs, each on a fresh fake with the same seed data and the same changes:
+The fake runs in its own process (its CPU is the service's, not ours). Two runs, each on a fresh
+fake with the same seed data and the same changes:
 - batched:  GraphCalendar.apply (JSON $batch of 20, one batch per mailbox at a time);
 - baseline "one-request-per-change": create/update/delete one HTTP request each, 4 at a time.
 
@@ -21,9 +22,14 @@ import argparse
 import asyncio
 import json
 import math
+import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import httpx
+import requests
 
 from adapters.base import ConnectionInfo, ProviderError
 from adapters.graph import GraphTransports, open_calendar
@@ -33,8 +39,7 @@ from adapters.graph.mapping import event_to_graph
 from adapters.graph.provider import Create, Delete, GraphCalendar, Update, WriteOp, transaction_id
 from sync.config import Settings
 from sync.items import EventData, RemoteItem
-from tests.fakes.graph import GraphFake
-from tests.fakes.graph_store import Mailbox
+from tests.fakes.graph_login import RoutingAdapter
 from tests.fakes.graph_throttle import ThrottlePolicy
 
 CLIENT_ID = "bench-app"
@@ -67,25 +72,67 @@ def plan(changes: int) -> tuple[int, list[int], list[int], list[int]]:
     )
 
 
-async def setup(policy: ThrottlePolicy, seeded: int) -> tuple[GraphFake, Mailbox, GraphCalendar, dict[int, RemoteItem]]:
-    fake = GraphFake(throttle=policy)
-    await fake.start()
-    fake.login.register_app(CLIENT_ID, CLIENT_SECRET)
-    mbx = fake.add_user("dr.bench@clinic.example", tenant_id="bench-tenant")
-    settings = Settings(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET)
-    login = fake.login.http_client(fake.url)
+@dataclass
+class Server:
+    """The fake Graph running in a child process, and how to reach it."""
+
+    process: asyncio.subprocess.Process
+    url: str
+    info: dict[str, str]
+    control: httpx.AsyncClient
+
+    async def state(self) -> dict[str, Any]:
+        return (await self.control.get("/_fake/state")).json()  # type: ignore[no-any-return]
+
+    async def close(self) -> None:
+        await self.control.aclose()
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        await self.process.wait()
+
+
+async def start_server(policy_args: list[str]) -> Server:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "ignore",
+        "-m",
+        "tests.fakes.graph_server",
+        *policy_args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    info = json.loads(await process.stdout.readline())
+    return Server(process, info["url"], info, httpx.AsyncClient(base_url=info["url"], timeout=60))
+
+
+async def setup(server: Server, seeded: int) -> tuple[GraphCalendar, dict[int, RemoteItem]]:
+    info = server.info
+    settings = Settings(
+        _env_file=None,
+        graph_url=server.url,
+        graph_client_id=info["client_id"],  # type: ignore[call-arg]
+        graph_client_secret=info["client_secret"],
+    )
+    login = requests.Session()
+    login.mount("https://login.microsoftonline.com", RoutingAdapter("https://login.microsoftonline.com", server.url))
     config = GraphAuthConfig.from_settings(settings, http_client=login)
     start = await begin_sign_in(config, "http://127.0.0.1:3978/oauth/graph/callback")
-    creds = await complete_sign_in(config, start.flow, fake.login.approve(start.auth_uri, mbx.user.upn))
-    conn = ConnectionInfo("graph", mbx.user.upn, {}, creds, None, GraphTransports(login=login))
+    answer = (await server.control.post("/_fake/approve", json={"auth_uri": start.auth_uri})).json()
+    creds = await complete_sign_in(config, start.flow, answer)
+    conn = ConnectionInfo("graph", info["upn"], {}, creds, None, GraphTransports(login=login))
     calendar = open_calendar(conn, "me/calendar", settings)
-    seeds: dict[int, RemoteItem] = {}
-    for n in range(seeded):  # existing appointments, written straight into the store (not counted)
-        event, _ = fake.store.create(mbx, mbx.default_calendar, event_to_graph(appointment(n)))
-        seeds[n] = RemoteItem(event.id, event.etag, appointment(n))
+    # Existing appointments, written straight into the mailbox (not counted).
+    made = (
+        await server.control.post(
+            "/_fake/seed", json={"events": [event_to_graph(appointment(n)) for n in range(seeded)]}
+        )
+    ).json()
+    seeds = {n: RemoteItem(m["id"], m["etag"], appointment(n)) for n, m in enumerate(made)}
     await calendar.client.http.get("/me")  # warm the token and the connection; not a mailbox request
-    fake.http_requests.clear()
-    return fake, mbx, calendar, seeds
+    await server.control.post("/_fake/reset")
+    return calendar, seeds
 
 
 def operations(
@@ -114,32 +161,30 @@ async def one_by_one(calendar: GraphCalendar, ops: list[WriteOp]) -> list[Any]:
 
 
 def check(
-    mbx: Mailbox,
+    state: dict[str, Any],
     seeds: dict[int, RemoteItem],
     creates: list[int],
     updates: list[int],
     deletes: list[int],
     results: list[Any],
 ) -> dict[str, int]:
-    events = list(mbx.default_calendar.events.values())
+    events = {e["id"]: e for e in state["events"]}
     by_txn: dict[str, int] = {}
-    for ev in events:
-        txn = ev.fields.get("transactionId")
-        if txn:
-            by_txn[txn] = by_txn.get(txn, 0) + 1
+    for ev in events.values():
+        if ev["transactionId"]:
+            by_txn[ev["transactionId"]] = by_txn.get(ev["transactionId"], 0) + 1
     wanted = {transaction_id(f"op-create-{n}") for n in creates}
-    duplicates = sum(c - 1 for c in by_txn.values() if c > 1) + len(set(by_txn) - wanted)
-    lost_creates = len(wanted - set(by_txn))
-    lost_updates = sum(
-        1 for n in updates if (e := mbx.find_event(seeds[n].remote_id)) is None or e.fields["subject"] != f"Moved {n}"
-    )
-    lost_deletes = sum(1 for n in deletes if mbx.find_event(seeds[n].remote_id) is not None)
     expected_total = len(seeds) - len(deletes) + len(creates)
+    duplicates = sum(c - 1 for c in by_txn.values() if c > 1) + len(set(by_txn) - wanted)
+    lost_updates = sum(
+        1 for n in updates if seeds[n].remote_id not in events or events[seeds[n].remote_id]["subject"] != f"Moved {n}"
+    )
+    lost_deletes = sum(1 for n in deletes if seeds[n].remote_id in events)
     return {
         "events_in_mailbox": len(events),
         "expected_events": expected_total,
         "duplicates": max(duplicates, len(events) - expected_total),
-        "losses": lost_creates + lost_updates + lost_deletes,
+        "losses": len(wanted - set(by_txn)) + lost_updates + lost_deletes,
         "failed_operations": sum(1 for r in results if isinstance(r, ProviderError)),
     }
 
@@ -155,20 +200,26 @@ def throttle_minimum(n: int, policy: ThrottlePolicy) -> float:
 
 async def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     policy = ThrottlePolicy.scaled(window=args.window, budget=args.budget, op_latency=args.latency)
+    server = await start_server(
+        ["--budget", str(args.budget), "--window", str(args.window), "--latency", str(args.latency)]
+    )
     seeded, creates, updates, deletes = plan(args.changes)
-    fake, mbx, calendar, seeds = await setup(policy, seeded)
-    ops = operations(seeds, creates, updates, deletes)
     try:
-        started = time.perf_counter()
-        results = await (calendar.apply(ops) if kind == "batched" else one_by_one(calendar, ops))
-        wall = time.perf_counter() - started
+        calendar, seeds = await setup(server, seeded)
+        ops = operations(seeds, creates, updates, deletes)
+        try:
+            started, cpu = time.perf_counter(), time.process_time()
+            results = await (calendar.apply(ops) if kind == "batched" else one_by_one(calendar, ops))
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        finally:
+            await calendar.aclose()
+        state = await server.state()
     finally:
-        await calendar.aclose()
-        await fake.stop()
-    requests_used = len(fake.http_requests)
+        await server.close()
+    requests_used = state["http_requests"]
     min_requests = math.ceil(len(ops) / MAX_BATCH)
     min_wall = throttle_minimum(len(ops), policy)
-    stats = fake.throttle.stats[mbx.user.oid]
+    stats = state["throttle"]
     return {
         "run": kind,
         "changes": len(ops),
@@ -176,11 +227,12 @@ async def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "batch_minimum_requests": min_requests,
         "requests_vs_batch_minimum": round(requests_used / min_requests, 3),
         "wall_seconds": round(wall, 3),
+        "client_cpu_seconds": round(cpu, 3),
         "throttle_minimum_seconds": round(min_wall, 3),
         "wall_vs_throttle_minimum": round(wall / min_wall, 3),
-        "throttled_429": stats.rejected_budget + stats.rejected_concurrency,
-        "max_in_flight": stats.max_in_flight,
-        **check(mbx, seeds, creates, updates, deletes, results),
+        "throttled_429": stats.get("rejected_budget", 0) + stats.get("rejected_concurrency", 0),
+        "max_in_flight": stats.get("max_in_flight", 0),
+        **check(state, seeds, creates, updates, deletes, results),
     }
 
 

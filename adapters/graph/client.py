@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,18 +41,38 @@ class MailboxGate:
     def __init__(self, capacity: int = MAILBOX_CONCURRENCY) -> None:
         self.capacity = capacity
         self._free = capacity
-        self._cond = asyncio.Condition()
+        # First come, first served; a release wakes only the waiters that now fit, so thousands
+        # of queued writes cost O(1) per release rather than a stampede.
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
     async def acquire(self, weight: int = 1) -> None:
         weight = min(weight, self.capacity)
-        async with self._cond:
-            await self._cond.wait_for(lambda: self._free >= weight)
+        if not self._waiters and self._free >= weight:
             self._free -= weight
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((weight, future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._free += weight  # granted just as we were cancelled: give it back
+                self._wake()
+            else:
+                self._waiters.remove((weight, future))
+            raise
 
     async def release(self, weight: int = 1) -> None:
-        async with self._cond:
-            self._free += min(weight, self.capacity)
-            self._cond.notify_all()
+        self._free += min(weight, self.capacity)
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._free >= self._waiters[0][0]:
+            weight, future = self._waiters.popleft()
+            if future.cancelled():
+                continue
+            self._free -= weight
+            future.set_result(None)
 
 
 # One gate per (event loop, Graph URL, mailbox): every calendar of a mailbox shares it.

@@ -30,6 +30,7 @@ import json
 import random
 import ssl
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -71,9 +72,13 @@ class GraphFake(CalendarViews):
         self._runner: web.AppRunner | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
-    async def start(self, ssl_context: ssl.SSLContext | None = None) -> str:
+    async def start(
+        self, ssl_context: ssl.SSLContext | None = None, extra_routes: Callable[[web.Application], None] | None = None
+    ) -> str:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/v1.0/{tail:.*}", self._http)
+        if extra_routes is not None:
+            extra_routes(app)
         self.login.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
