@@ -195,7 +195,9 @@ class GoogleFake:
         access_role: str = "owner",
         primary: bool = False,
     ) -> CalendarState:
-        state = CalendarState(id=cal_id, summary=summary, time_zone=time_zone, access_role=access_role, primary=primary)
+        state = CalendarState(
+            id=cal_id, summary=summary, time_zone=time_zone, access_role=access_role, primary=primary
+        )
         self.calendars[cal_id] = state
         return state
 
@@ -263,7 +265,9 @@ class GoogleFake:
             if rule.count > 0 and (rule.path is None or rule.path in request.path):
                 rule.count -= 1
                 message = (
-                    "User Rate Limit Exceeded" if rule.reason == "userRateLimitExceeded" else "Rate Limit Exceeded"
+                    "User Rate Limit Exceeded"
+                    if rule.reason == "userRateLimitExceeded"
+                    else "Rate Limit Exceeded"
                 )
                 headers = {"Retry-After": rule.retry_after} if rule.retry_after else {}
                 raise ApiError(rule.status, rule.reason, message, domain="usageLimits", headers=headers)
@@ -414,7 +418,9 @@ class GoogleFake:
         event_id = request.match_info["id"]
         body = await self._json(request)
         self.send_updates.append((request.method.lower(), event_id, request.query.get("sendUpdates")))
-        return web.json_response(self._patch(cal, event_id, body, request.headers.get("If-Match"), replace=replace))
+        return web.json_response(
+            self._patch(cal, event_id, body, request.headers.get("If-Match"), replace=replace)
+        )
 
     async def delete(self, request: web.Request) -> web.Response:
         cal = self.calendar(request.match_info["cal"])
@@ -640,7 +646,9 @@ def _check_etag(current: dict[str, Any], if_match: str | None) -> None:
     if if_match is None or if_match.strip() == "*":
         return
     if if_match.strip().removeprefix("W/") != current.get("etag"):
-        raise ApiError(412, "conditionNotMet", "Precondition Failed", location_type="header", location="If-Match")
+        raise ApiError(
+            412, "conditionNotMet", "Precondition Failed", location_type="header", location="If-Match"
+        )
 
 
 def _merge(target: dict[str, Any], changes: dict[str, Any]) -> None:

@@ -224,7 +224,11 @@ class CalendarState:
         if not match:
             return None
         stored = self.events.get(match["master"])
-        if stored is None or not stored.resource.get("recurrence") or stored.resource["status"] == "cancelled":
+        if (
+            stored is None
+            or not stored.resource.get("recurrence")
+            or stored.resource["status"] == "cancelled"
+        ):
             return None
         master = stored.resource
         start, all_day = event_time(master["start"], "start")
