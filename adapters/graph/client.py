@@ -210,43 +210,34 @@ class GraphClient:
                 raise BadPayload(f"{PROVIDER}: nextLink points outside {self.base}", provider=PROVIDER)
             next_url = link
 
-    async def batch(self, items: list[BatchItem]) -> dict[str, BatchResult]:
-        """Send items to this mailbox in $batch requests of up to 20, resending throttled items."""
+    async def batch(self, items: list[BatchItem], *, sequential: bool = True) -> dict[str, BatchResult]:
+        """Send items to this mailbox in $batch requests of up to 20, resending throttled items.
+
+        sequential (writes): each batch chains its items with dependsOn, so Graph runs them one
+        after another on one mailbox slot, and up to 4 such batches are in flight; a batch's
+        network time then overlaps the others' work. An item after a failed one answers 424
+        (not run) and is sent again. Otherwise (reads): one batch at a time, its items run 4 at
+        once. Either way at most 4 requests run against the mailbox.
+        """
         if len({i.id for i in items}) != len(items):
             raise ValueError("batch item ids must be unique")
-        by_id = {i.id: i for i in items}
-        attempts = dict.fromkeys(by_id, 0)
-        pending = list(items)
-        results: dict[str, BatchResult] = {}
-        gate = gate_for(self.base, self.mailbox)
-        while pending:
-            chunk, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
-            weight = min(MAILBOX_CONCURRENCY, len(chunk))
-            await gate.acquire(weight)
-            try:
-                answers = await self._send_batch(chunk)
-            finally:
-                await gate.release(weight)
-            retry, wait = [], 0.0
-            for item in chunk:
-                answer = answers.get(item.id)
-                if answer is None:
-                    raise BadPayload(f"{PROVIDER}: $batch answer lacks item {item.id}", provider=PROVIDER)
-                attempts[item.id] += 1
-                throttled = answer.status == 429 or (answer.status == 503 and _has(answer.headers, "retry-after"))
-                if throttled and attempts[item.id] < BATCH_ATTEMPTS:
-                    retry.append(item)
-                    wait = max(wait, parse_retry_after(_get(answer.headers, "retry-after")) or 1.0)
-                else:
-                    results[item.id] = answer
-            if retry:
-                pending = retry + pending
-                await asyncio.sleep(wait)
-        return results
+        run = _BatchRun(self, items, sequential)
+        workers = [asyncio.ensure_future(run.worker()) for _ in range(MAILBOX_CONCURRENCY if sequential else 1)]
+        done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+        failed = next((t for t in done if t.exception() is not None), None)
+        if failed is not None:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise failed.exception()  # type: ignore[misc]
+        return run.results
 
-    async def _send_batch(self, chunk: list[BatchItem]) -> dict[str, BatchResult]:
+    async def _send_batch(self, chunk: list[BatchItem], sequential: bool) -> dict[str, BatchResult]:
         # Headers of the $batch request don't reach its items: each carries its own Prefer.
         payload = {"requests": [_batch_request(i, self.prefer) for i in chunk]}
+        if sequential:
+            for before, item in zip(payload["requests"], payload["requests"][1:], strict=False):
+                item["dependsOn"] = [before["id"]]
         try:
             self.requests_sent += 1
             response = await self.http.post("/$batch", json=payload, extensions={"clinicbot_idempotent": True})
@@ -262,6 +253,68 @@ class GraphClient:
             }
         except (ValueError, KeyError, TypeError):
             raise BadPayload(f"{PROVIDER}: unreadable $batch answer", provider=PROVIDER) from None
+
+
+class _BatchRun:
+    """The shared queue of one `GraphClient.batch` call and its workers."""
+
+    def __init__(self, client: GraphClient, items: list[BatchItem], sequential: bool) -> None:
+        self.client = client
+        self.sequential = sequential
+        self.pending: deque[BatchItem] = deque(items)
+        self.attempts = {i.id: 0 for i in items}
+        self.results: dict[str, BatchResult] = {}
+        self.in_flight = 0
+        self.resume_at = 0.0  # monotonic time before which nobody sends (after a Retry-After)
+        self.changed = asyncio.Event()
+
+    async def worker(self) -> None:
+        gate = gate_for(self.client.base, self.client.mailbox)
+        loop = asyncio.get_running_loop()
+        while self.pending or self.in_flight:
+            if not self.pending:
+                self.changed.clear()
+                await self.changed.wait()
+                continue
+            if (delay := self.resume_at - loop.time()) > 0:
+                await asyncio.sleep(delay)
+                continue
+            chunk = [self.pending.popleft() for _ in range(min(MAX_BATCH, len(self.pending)))]
+            weight = 1 if self.sequential else min(MAILBOX_CONCURRENCY, len(chunk))
+            self.in_flight += 1
+            try:
+                await gate.acquire(weight)
+                try:
+                    answers = await self.client._send_batch(chunk, self.sequential)
+                finally:
+                    await gate.release(weight)
+                self._settle(chunk, answers, loop.time())
+            except BaseException:
+                self.pending.extendleft(reversed(chunk))
+                raise
+            finally:
+                self.in_flight -= 1
+                self.changed.set()
+
+    def _settle(self, chunk: list[BatchItem], answers: dict[str, BatchResult], now: float) -> None:
+        retry: list[BatchItem] = []
+        for item in chunk:
+            answer = answers.get(item.id)
+            if answer is None:
+                raise BadPayload(f"{PROVIDER}: $batch answer lacks item {item.id}", provider=PROVIDER)
+            throttled = answer.status == 429 or (answer.status == 503 and _has(answer.headers, "retry-after"))
+            not_run = answer.status == 424 and self.sequential
+            if not_run or throttled:
+                self.attempts[item.id] += 1
+            if (throttled or not_run) and self.attempts[item.id] < BATCH_ATTEMPTS:
+                retry.append(item)
+                if throttled:
+                    wait = parse_retry_after(_get(answer.headers, "retry-after")) or 1.0
+                    self.resume_at = max(self.resume_at, now + wait)
+            else:
+                self.results[item.id] = answer
+        # Throttled items go first next time, merged with other batches' leftovers into full batches.
+        self.pending.extendleft(reversed(retry))
 
 
 def _batch_request(item: BatchItem, prefer: str) -> dict[str, Any]:

@@ -145,7 +145,7 @@ class GraphCalendar:
             BatchItem(str(n), "GET", f"{self._event_url(items[n].remote_id)}?$expand={EXPAND_PROPERTIES}")
             for n in positions
         ]
-        answers = await self.client.batch(requests)
+        answers = await self.client.batch(requests, sequential=False)
         for request in requests:
             answer = answers[request.id]
             if answer.status == 200:

@@ -77,6 +77,9 @@ class ThrottleStats:
     rejected_concurrency: int = 0
     rejected_budget: int = 0
     max_in_flight: int = 0
+    #: Seconds admitted operations held a slot (simulated service time plus the fake's own work,
+    #: valid once all are released): service time a client cannot shorten, whatever it does.
+    busy_seconds: float = 0.0
 
 
 @dataclass
@@ -112,6 +115,7 @@ class MailboxThrottle:
             stats.rejected_budget += 1
             return Rejection("budget", window.start + self.policy.window - now)
         window.count += 1
+        stats.busy_seconds -= now  # plus the release time: the sum of hold times, whatever the order
         self.in_flight[mailbox] = self.in_flight.get(mailbox, 0) + 1
         stats.admitted += 1
         stats.max_in_flight = max(stats.max_in_flight, self.in_flight[mailbox])
@@ -119,3 +123,4 @@ class MailboxThrottle:
 
     def release(self, mailbox: str) -> None:
         self.in_flight[mailbox] = max(0, self.in_flight.get(mailbox, 0) - 1)
+        self.stats[mailbox].busy_seconds += self.clock()

@@ -8,7 +8,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.base import AlreadyExists, ConnectionInfo, CursorExpired, NotFound, RateLimited, Refused, WrongEtag
+from adapters.base import (
+    AlreadyExists,
+    AuthExpired,
+    ConnectionInfo,
+    CursorExpired,
+    NotFound,
+    RateLimited,
+    Refused,
+    WrongEtag,
+)
 from adapters.graph import open_calendar
 from adapters.graph.provider import Create, Delete, GraphCalendar, Update, transaction_id
 from sync.config import Settings
@@ -184,7 +193,9 @@ async def test_apply_sends_batches_of_twenty_and_reports_per_item(
         Delete("AAMkdoesnotexist", None),
     ]
     results = await calendar.apply(ops)
-    assert [m for m, p in fake.http_requests] == ["POST", "POST"]  # 32 ops -> two $batch requests
+    # 32 ops -> two $batch requests; the delete chained after the failed update answers 424 (not
+    # run) and goes again in a third.
+    assert [m for m, p in fake.http_requests] == ["POST", "POST", "POST"]
     assert all(isinstance(r, RemoteItem) for r in results[:30])
     assert isinstance(results[30], WrongEtag) and isinstance(results[31], NotFound)
     assert len(mailbox.default_calendar.events) == 31
@@ -288,3 +299,14 @@ async def test_all_day_and_recurring_events_read_back(
     assert all(h.event.recurrence_id == h.event.start for h in huddles)
     # 8:00 in Los Angeles stays 8:00 across the US DST change on 10 March 2030.
     assert [h.event.start.astimezone(ZoneInfo("America/Los_Angeles")).hour for h in huddles] == [8, 8, 8]
+
+
+async def test_batch_stops_with_auth_expired_when_the_sign_in_is_revoked(
+    calendar: GraphCalendar, fake: GraphFake, mailbox: Mailbox
+) -> None:
+    await calendar.create(appointment(0), "op-warm")
+    fake.login.revoke_refresh_tokens()
+    fake.login.expire_access_tokens()
+    with pytest.raises(AuthExpired):
+        await calendar.apply([Create(appointment(n), f"late-{n}") for n in range(1, 50)])
+    assert len(mailbox.default_calendar.events) == 1
