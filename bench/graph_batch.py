@@ -232,6 +232,7 @@ async def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "wall_seconds": round(wall, 3),
         "client_cpu_seconds": round(cpu, 3),
         "throttle_minimum_seconds": round(min_wall, 3),
+        "throttle_minimum_nominal_seconds": round(throttle_minimum(len(ops), policy, 0.0), 3),
         "wall_vs_throttle_minimum": round(wall / min_wall, 3),
         "service_seconds_per_op": round(stats.get("busy_seconds", 0.0) / max(1, stats.get("admitted", 1)), 5),
         "throttled_429": stats.get("rejected_budget", 0) + stats.get("rejected_concurrency", 0),
