@@ -87,6 +87,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.people", ["practice", "practitioner"]),
     ("bot.cli.teams_commands", ["teams"]),
     ("bot.cli.google_commands", ["connection"]),
+    ("bot.cli.graph_commands", ["connection", "practitioner"]),
 ]
 
 
