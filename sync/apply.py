@@ -23,7 +23,6 @@ from sync.items import EventData
 from sync.mirror_ops import ApptRef, enqueue, mirror_ops, op_row
 from sync.model import Appointment, Link
 from sync.plan import (
-    ACTIVE,
     Action,
     CalendarView,
     CancelOrDelete,
@@ -114,11 +113,11 @@ async def apply(
             await _conflict(session, calendar, a, key_to_id, audits)
         elif isinstance(a, RepairMirror):
             report.outbox_queued += await _repair(session, calendar, a, now, audits)
-    new_refs = [ApptRef(i, 1, calendar.practitioner_id, True) for i in key_to_id.values()]
+    new_refs = [ApptRef(i, 1, calendar.practitioner_id) for i in key_to_id.values()]
     pushed = {a.appointment_id for a in actions if isinstance(a, PushToMirrors) and a.appointment_id is not None}
     if mirrors and new_refs:
         report.outbox_queued += await mirror_ops(session, new_refs, mirrors, policy, now, new=True)
-    upd_refs = [r for i, r in refs.items() if i in pushed or not r.active]
+    upd_refs = [r for i, r in refs.items() if i in pushed or r.cancelled]
     if mirrors and upd_refs:
         report.outbox_queued += await mirror_ops(session, upd_refs, mirrors, policy, now)
     await audit.record_many(session, audits, at=now)
@@ -220,7 +219,7 @@ async def _updates(
             kind=kind, appointment_id=appt.id, version=appt.version, practice_id=appt.practice_id,
             practitioner_id=appt.practitioner_id, actor=ACTOR, before=b, after=a,
             origin_calendar_id=calendar.id, at=now))
-        refs[appt.id] = ApptRef(appt.id, appt.version, appt.practitioner_id, appt.status in ACTIVE)
+        refs[appt.id] = ApptRef(appt.id, appt.version, appt.practitioner_id, appt.status == "cancelled")
     await session.flush()
 
 

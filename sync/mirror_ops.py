@@ -37,7 +37,7 @@ class ApptRef:
     id: int
     version: int
     practitioner_id: int | None
-    active: bool
+    cancelled: bool = False
 
 
 def op_row(conn_id: int, cal_id: int, appt_id: int, version: int, op: str, now: datetime,
@@ -88,7 +88,8 @@ async def mirror_ops(
     new_links: list[dict[str, Any]] = []
     ops: list[dict[str, Any]] = []
     for a in appts:
-        targets = set(mirror_targets(a.practitioner_id, mirrors)) if a.active or policy.cancel_mode == "cancel" else set()
+        keep = not a.cancelled or policy.cancel_mode == "cancel"
+        targets = set(mirror_targets(a.practitioner_id, mirrors)) if keep else set()
         have = existing.get(a.id, {})
         for cal_id in sorted(targets | set(have)):
             cal = by_id[cal_id]
@@ -98,7 +99,7 @@ async def mirror_ops(
                     link.state = "deleting"
                     ops.append(op_row(cal.connection_id, cal_id, a.id, a.version, "delete", now))
             elif link is None:
-                if a.active:
+                if not a.cancelled:
                     new_links.append({"appointment_id": a.id, "calendar_id": cal_id, "state": "pending"})
                     ops.append(op_row(cal.connection_id, cal_id, a.id, a.version, "create", now))
             elif link.state not in ("gone",):
