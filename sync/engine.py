@@ -23,6 +23,7 @@ from sync.core import Core
 from sync.items import ChangeSet, Window
 from sync.locks import connection_lock
 from sync.model import Calendar, Connection, Practice
+from sync.outbox import checkpoint
 from sync.plan import CalendarView, Changes, Policy, plan
 from sync.providers import open_provider
 from sync.recurrence import expand_items, incoming
@@ -128,6 +129,7 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) 
         return report
     finally:
         await provider.aclose()
+    checkpoint(core, "sync.fetched")
     now = core.clock()
     if not (cs.items or cs.deleted_ids or cs.full or resync_reason) and cs.cursor == cal.cursor:
         async with core.store.session() as s:
@@ -159,6 +161,7 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) 
             report.full_resyncs = 1
             await audit.record(s, actor=ACTOR, action="sync.full_resync", practice_id=conn.practice_id,
                                details={"calendar_id": cal.id, "reason": resync_reason})
+        checkpoint(core, "sync.applied")
         await _store_cursor(s, cal.id, conn.id, cs, now)
         if progress:
             progress("apply", len(actions), len(actions))

@@ -236,7 +236,9 @@ async def _record(core: Core, op_id: int, snap: _Snapshot, outcome: Outcome) -> 
                 link = Link(appointment_id=snap.appt.id, calendar_id=snap.calendar.id)
                 s.add(link)
             link.remote_id, link.etag = outcome.item.remote_id, outcome.item.etag
-            link.content_hash, link.state, link.last_synced_at = outcome.item.event.content_hash(), "ok", now
+            link.state, link.last_synced_at = "ok", now
+            if not outcome.source_moved_on:
+                link.content_hash = outcome.item.event.content_hash()
         elif outcome.result == "unlinked" and link is not None and snap.op not in ("source_reschedule",
                                                                                   "source_cancel"):
             await s.execute(delete(Link).where(Link.id == link.id))

@@ -20,7 +20,7 @@ from typing import Literal
 
 from adapters.base import AlreadyExists, CalendarProvider, NotFound, Refused, WrongEtag
 from sync.items import EventData, RemoteItem
-from sync.plan import ACTIVE, CalendarView, Canonical, LinkView, Policy, mirror_targets
+from sync.plan import CalendarView, Canonical, LinkView, Policy, mirror_targets
 from sync.projection import mirror_uid, project
 
 __all__ = ["Outcome", "desired_copy", "reconcile_mirror", "reconcile_source"]
@@ -34,6 +34,9 @@ class Outcome:
     item: RemoteItem | None = None
     note: str = ""
     steps: list[str] = field(default_factory=list)
+    #: The source had changed since our last read: keep the link's old hash so the next sync
+    #: imports those changes instead of taking our write for the whole truth.
+    source_moved_on: bool = False
 
 
 def desired_copy(appt: Canonical | None, cal: CalendarView, policy: Policy) -> EventData | None:
@@ -60,7 +63,7 @@ async def reconcile_mirror(
     if remote_id is None:
         if link is not None and link.state == "gone":
             return Outcome("noop", note="copy deleted by hand; policy leaves it")
-        if appt is not None and appt.status not in ACTIVE and appt.status == "cancelled":
+        if appt is not None and appt.status == "cancelled":
             return Outcome("unlinked")  # never copied, now cancelled: nothing to show
         return await _create(provider, want)
     assert link is not None
@@ -132,9 +135,11 @@ async def reconcile_source(
         want = current.event.with_changes(status="cancelled")
     else:
         want = current.event.with_changes(start=appt.start, end=appt.end, tzid=appt.tzid or current.event.tzid)
+    moved_on = current.event.content_hash() != link.content_hash
     if want.content_hash() == current.event.content_hash():
-        return Outcome("linked", current, steps=["get"])
+        return Outcome("linked", current, steps=["get"], source_moved_on=moved_on)
     try:
-        return Outcome("linked", await provider.update(link.remote_id, want, current.etag), steps=["get", "update"])
+        written = await provider.update(link.remote_id, want, current.etag)
+        return Outcome("linked", written, steps=["get", "update"], source_moved_on=moved_on)
     except Refused as exc:
         return Outcome("refused", note=str(exc)[:200])

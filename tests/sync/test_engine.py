@@ -31,7 +31,7 @@ async def test_initial_import_creates_appointments_links_and_mirror_ops(core: Co
         f"{a.id}:{clinic.calendars['mirror0']}:1:create" for a in appts)
     async with core.store.session() as s:
         cal = await s.get(Calendar, clinic.calendars["source"])
-        assert cal is not None and cal.cursor == str(src.last_seq)
+        assert cal is not None and cal.cursor == src.cursor()
         actions = list((await s.scalars(select(AuditEntry.action))).all())
         assert actions.count("appointment.created") == 5
         assert (await audit.verify(s))[1] is None
