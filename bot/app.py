@@ -35,7 +35,10 @@ Component = Callable[[web.Application, Settings], str | None]
 
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
-    comps: list[tuple[str, Component]] = []
+    from bot.oauth import setup_oauth
+    from bot.webhooks import setup_webhooks
+
+    comps: list[tuple[str, Component]] = [("webhooks", setup_webhooks), ("oauth", setup_oauth)]
     return comps
 
 
