@@ -175,7 +175,9 @@ class CalendarProviderContract:
         )
         assert moved.etag != created.etag
         with pytest.raises(WrongEtag):
-            await provider.update(created.remote_id, event.with_changes(summary="ours"), if_match=created.etag)
+            await provider.update(
+                created.remote_id, event.with_changes(summary="ours"), if_match=created.etag
+            )
         current = await provider.get(created.remote_id)
         assert current.event.summary == "moved by hand"
         assert current.etag == moved.etag
@@ -326,7 +328,9 @@ class CalendarProviderContract:
         self.require_writable(provider)
         day = datetime.now(UTC).date() + timedelta(days=4)
         start = datetime.combine(day, time(0), UTC)
-        event = contract_event(start, tzid=None, all_day=True, summary="Clinic closed", end=start + timedelta(days=2))
+        event = contract_event(
+            start, tzid=None, all_day=True, summary="Clinic closed", end=start + timedelta(days=2)
+        )
         created = await provider.create(event, idempotency_key=event.uid)
         got = (await provider.get(created.remote_id)).event
         assert got.all_day
@@ -356,6 +360,8 @@ class CalendarProviderContract:
         assert got.start == first and got.tzid == "Europe/Berlin"
         # Free/busy sees the occurrences, not the series: four of them, all at 08:00 local.
         starts = sorted(b.start for b in await provider.free_busy(window))
-        expected = [datetime.combine(first.date() + timedelta(weeks=n), time(8), BERLIN) for n in range(5) if n != 2]
+        expected = [
+            datetime.combine(first.date() + timedelta(weeks=n), time(8), BERLIN) for n in range(5) if n != 2
+        ]
         assert starts == expected
         assert {_wall(s, "Europe/Berlin").time() for s in starts} == {time(8)}

@@ -21,6 +21,7 @@ from adapters.base import (
     Refused,
     WrongEtag,
 )
+from adapters.ical import expand
 from sync.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["MemoryCalendar", "MemoryServer"]
@@ -155,13 +156,15 @@ class MemoryCalendar:
 
     async def free_busy(self, window: Window) -> list[BusyInterval]:
         self._maybe_fail("free_busy")
+        # A series is busy at each occurrence, not once at its first start.
+        occurrences = expand((i.event for i in self.server.items.values()), window)
         return sorted(
             (
-                BusyInterval(i.event.start, i.event.end)
-                for i in self.server.items.values()
-                if _in_window(i.event, window) and not i.event.transparent and i.event.status != "cancelled"
+                BusyInterval(e.start, e.end)
+                for e in occurrences
+                if not e.transparent and e.status != "cancelled"
             ),
-            key=lambda b: b.start,
+            key=lambda b: (b.start, b.end),
         )
 
     async def aclose(self) -> None:
