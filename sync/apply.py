@@ -39,7 +39,8 @@ from sync.plan import (
 __all__ = ["ACTOR", "SyncReport", "apply", "event_fields"]
 
 ACTOR = "system:sync"
-_BATCH = 1000
+_CHUNK = 500  # rows per statement, below SQLite's bound-parameter limit for the id lookup
+_CREATED_AUDIT = ("start", "end", "status", "practitioner_id", "service")
 _AUDITED = ("start", "end", "status", "practitioner_id", "service", "client_name", "title", "notes")
 
 
@@ -77,9 +78,6 @@ def event_fields(ev: EventData) -> dict[str, Any]:
         "exdates": [d.isoformat() for d in ev.exdates], "transparent": ev.transparent,
     }
 
-
-def _audit_view(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: values.get(k) for k in _AUDITED if values.get(k) not in (None, "")}
 
 
 async def apply(
@@ -136,8 +134,8 @@ async def _imports(
     table = cast(Table, Appointment.__table__)
     key_to_id: dict[tuple[str, str], int] = {}
     batch = list(unique.items())
-    for i in range(0, len(batch), _BATCH):
-        part = batch[i:i + _BATCH]
+    for i in range(0, len(batch), _CHUNK):
+        part = batch[i:i + _CHUNK]
         rows = [
             {
                 **event_fields(imp.event), "practice_id": calendar.practice_id,
@@ -148,17 +146,24 @@ async def _imports(
             }
             for _, imp in part
         ]
-        result = await session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-        )
-        ids = [r[0] for r in result]
+        # A plain executemany, then one SELECT for the ids: RETURNING with ordered executemany
+        # falls back to one statement per row on SQLite.
+        await session.execute(insert(table), rows)
+        got = await session.execute(
+            select(table.c.id, table.c.source_uid, table.c.recurrence_key).where(
+                table.c.source_calendar_id == calendar.id,
+                table.c.source_uid.in_(list({imp.event.uid for _, imp in part}))))
+        by_key = {(uid, rk): i for i, uid, rk in got.tuples()}
+        ids = [by_key[key] for key, _ in part]
         links = []
         for (key, imp), appt_id, row in zip(part, ids, rows, strict=True):
             key_to_id[key] = appt_id
             links.append({"appointment_id": appt_id, "calendar_id": calendar.id, "remote_id": imp.remote_id,
                           "etag": imp.etag, "content_hash": imp.content_hash, "state": "ok", "last_synced_at": now})
+            # A creation has no "before"; its patient fields are in the encrypted record itself,
+            # so the entry carries the scheduling fields only (no per-field fingerprints to compute).
             audits.append({"actor": ACTOR, "action": "appointment.created", "practice_id": calendar.practice_id,
-                           "appointment_id": appt_id, "after": _audit_view(row),
+                           "appointment_id": appt_id, "after": {k: row[k] for k in _CREATED_AUDIT},
                            "details": {"calendar_id": calendar.id}})
             events.append(AppointmentEvent(
                 kind="created", appointment_id=appt_id, version=1, practice_id=calendar.practice_id,

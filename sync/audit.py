@@ -230,5 +230,7 @@ async def record_many(session: AsyncSession, entries: list[dict[str, Any]], at: 
         row["hash"] = prev = _row_hash(SimpleNamespace(**row))  # type: ignore[arg-type]
         rows.append(row)
         seq += 1
-    await session.execute(insert(AuditEntry), rows)
+    table = AuditEntry.__table__
+    for i in range(0, len(rows), 1000):
+        await session.execute(insert(table), rows[i:i + 1000])  # type: ignore[arg-type]
     return len(rows)

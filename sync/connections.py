@@ -21,7 +21,7 @@ __all__ = ["ROLES", "ConnectionError_", "add_connection", "calendar_rows", "set_
 ROLES = ("source", "mirror", "busy")
 
 
-class ConnectionError_(Exception):  # noqa: N801 - ConnectionError is a builtin
+class ConnectionError_(Exception):
     """A user-facing problem with a connection or calendar command."""
 
 

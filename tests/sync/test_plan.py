@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from sync.items import EventData, Window
 from sync.plan import (
     CalendarView,
-    Canonical,
     CancelOrDelete,
+    Canonical,
     Changes,
     DropLink,
     ImportNew,
