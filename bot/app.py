@@ -37,11 +37,13 @@ def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
     from bot.oauth import setup_oauth
     from bot.slack import setup_slack
+    from bot.sync_component import setup_sync
     from bot.teams import setup_teams
     from bot.webhooks import setup_webhooks
 
     comps: list[tuple[str, Component]] = [
-        ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams), ("slack", setup_slack),
+        ("sync", setup_sync), ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams),
+        ("slack", setup_slack),
     ]
     return comps
 
