@@ -196,9 +196,9 @@ async def test_http_errors_map_onto_the_tree(feeds: FeedServer) -> None:
     with pytest.raises(NotFound, match="404"):
         await feed.changes(None, WINDOW)
     feeds.publish("/slow.ics", feed_text(("a", day(1), "A")))
-    feeds.delay("/slow.ics", 3)
-    slow = IcsFeed(feeds.url("/slow.ics"), FeedFetcher(allow_private_urls=True, max_seconds=0.5))
-    with pytest.raises(Unavailable, match=r"longer than 0\.5 s"):
+    feeds.delay("/slow.ics", 1.2)
+    slow = IcsFeed(feeds.url("/slow.ics"), FeedFetcher(allow_private_urls=True, max_seconds=0.3))
+    with pytest.raises(Unavailable, match=r"longer than 0\.3 s"):
         await slow.changes(None, WINDOW)
     await slow.aclose()
     await feed.aclose()
