@@ -17,7 +17,7 @@ __all__ = ["Component", "Prop", "located", "parse_components", "split_text_list"
 
 _NAME_OK = re.compile(r"[A-Za-z0-9-]+\Z")
 _UNESCAPE = re.compile(r"\\([\\;,nN])")
-_LIST_SPLIT = re.compile(r"(?<!\\),")
+_LIST_ITEM = re.compile(r"((?:\\.|[^,\\])*),")
 
 
 @dataclass(slots=True)
@@ -67,7 +67,10 @@ def unescape_text(value: str) -> str:
 
 def split_text_list(value: str) -> list[str]:
     """Split a comma-separated TEXT list (CATEGORIES) on unescaped commas and unescape each part."""
-    return [unescape_text(part) for part in _LIST_SPLIT.split(value)]
+    if "\\" not in value:
+        return value.split(",")
+    # An escaped backslash before a comma ("\\\\,") does not escape the comma: walk the pairs.
+    return [unescape_text(part) for part in _LIST_ITEM.findall(value + ",")]
 
 
 def _params(raw: str, line: int) -> tuple[dict[str, str], str]:

@@ -227,3 +227,8 @@ def test_agrees_with_the_icalendar_library() -> None:
         assert mine.start == other.decoded("DTSTART")
         assert mine.end == other.decoded("DTEND")
         assert mine.summary == str(other["SUMMARY"])
+
+
+def test_category_ending_in_an_escaped_backslash_is_split_at_the_comma() -> None:
+    (event,) = parse_events(cal(*vevent("DTSTART:20260105T080000Z", "CATEGORIES:a\\\\,b\\,c,d")))
+    assert event.categories == ("a\\", "b,c", "d")
