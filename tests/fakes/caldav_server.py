@@ -2,6 +2,8 @@
 
 - `sync_collection=False`: a server without RFC 6578 (no sync-collection in supported-report-set,
   403 on the REPORT), so clients must fall back to ctag + etag listings.
+- `sync_page=N`: sync-collection answers truncated after N items (507 on the collection, RFC
+  6578 section 3.6), and `sync_bodies=False`: no calendar-data in them (multiget needed).
 - `icloud=True`: iCloud's habits: every PROPFIND answer carries an extra 404 propstat naming the
   properties it lacks, calendar-query without a VEVENT comp-filter is refused (403), the
   calendar home is given as an absolute URL, and sync-collection lists the collection itself.
@@ -46,6 +48,10 @@ def _q(ns: str, name: str) -> str:
 class FakeCalDAV:
     sync_collection: bool = True
     icloud: bool = False
+    #: Items per sync-collection answer before it is truncated with a 507 (Google pages at ~230).
+    sync_page: int | None = None
+    #: Whether sync-collection answers include calendar-data when asked (some servers never do).
+    sync_bodies: bool = True
     user: str = "clinic@example.org"
     password: str = field(default_factory=lambda: secrets.token_hex(8))
     items: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (etag, ics)
@@ -248,21 +254,40 @@ class FakeCalDAV:
     def _sync(self, root: ET.Element, asked: list[str]) -> web.StreamResponse:
         token = (root.findtext(_q(D, "sync-token")) or "").strip()
         last = self.journal[-1][0] if self.journal else 0
-        if not token:
-            names = list(self.items)
-        else:
-            try:
-                since = int(token.removeprefix("tok-")) if token.startswith("tok-") else -1
-            except ValueError:
-                since = -1
-            if since < self.oldest_token - 1 or since > last or since < 0:
+        # Tokens: "tok-<seq>" (changes after seq), "page-<seq + 1>-<offset>" (a truncated answer's
+        # continuation; seq + 1 == 0 for the initial listing).
+        base, offset = 0, 0
+        if token:
+            kind, _, rest = token.partition("-")
+            parts = rest.split("-")
+            if kind == "tok" and len(parts) == 1 and parts[0].isdigit():
+                base = int(parts[0]) + 1
+            elif kind == "page" and len(parts) == 2 and all(p.isdigit() for p in parts):
+                base, offset = int(parts[0]), int(parts[1])
+            else:
                 return _error(403, D, "valid-sync-token")
-            names = list(dict.fromkeys(name for seq, name in self.journal if seq > since))
-        responses = [self._item_response(name, asked) for name in names]
+            if base and (base - 1 < self.oldest_token - 1 or base - 1 > last):
+                return _error(403, D, "valid-sync-token")
+        if base == 0:
+            names = sorted(self.items)
+        else:
+            names = list(dict.fromkeys(name for seq, name in self.journal if seq >= base))
+        if not self.sync_bodies:
+            asked = [tag for tag in asked if tag != _q(C, "calendar-data")]
+        page = names[offset : offset + self.sync_page] if self.sync_page else names[offset:]
+        responses = [self._item_response(name, asked) for name in page]
+        next_token = f"tok-{last}"
+        if self.sync_page and offset + self.sync_page < len(names):
+            # RFC 6578 3.6: a 507 on the collection says "more to come, ask again with this token".
+            truncated = ET.Element(_q(D, "response"))
+            ET.SubElement(truncated, _q(D, "href")).text = CALENDAR
+            ET.SubElement(truncated, _q(D, "status")).text = "HTTP/1.1 507 Insufficient Storage"
+            responses.append(truncated)
+            next_token = f"page-{base}-{offset + self.sync_page}"
         if self.icloud:
             etag = {_q(D, "getetag"): _text(D, "getetag", self.ctag)}
             responses.insert(0, self._response(CALENDAR, [_q(D, "getetag")], etag))
-        return _multistatus(responses, sync_token=f"tok-{last}")
+        return _multistatus(responses, sync_token=next_token)
 
     # --- life cycle ------------------------------------------------------------------------------
     async def start(self) -> FakeCalDAV:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -31,7 +31,7 @@ def connection(server: FakeCalDAV, provider: str = "caldav") -> ConnectionInfo:
 
 
 class _FakeServerContract(CalendarProviderContract):
-    server_options: ClassVar[dict[str, bool]]
+    server_options: ClassVar[dict[str, Any]]
     provider_name: ClassVar[str] = "caldav"
 
     @pytest.fixture
@@ -54,11 +54,11 @@ class _FakeServerContract(CalendarProviderContract):
 
 
 class TestWithoutSyncCollection(_FakeServerContract):
-    server_options: ClassVar[dict[str, bool]] = {"sync_collection": False}
+    server_options: ClassVar[dict[str, Any]] = {"sync_collection": False}
 
 
 class TestICloudStyle(_FakeServerContract):
-    server_options: ClassVar[dict[str, bool]] = {"icloud": True}
+    server_options: ClassVar[dict[str, Any]] = {"icloud": True}
     provider_name = "icloud"
 
     async def expire_cursor(self, provider: CalendarProvider, cursor: str) -> str | None:
@@ -102,4 +102,22 @@ async def test_icloud_put_without_etag_gets_the_etag_by_propfind() -> None:
         calendar = open_calendar(connection(fake, "icloud"), fake.calendar_url, LOOPBACK_OK)
         created = await calendar.create(event(1), "ev-1")
         assert created.etag == fake.items["ev-1.ics"][0]
+        await calendar.aclose()
+
+
+class TestPagedSyncWithoutBodies(_FakeServerContract):
+    server_options: ClassVar[dict[str, Any]] = {"sync_page": 2, "sync_bodies": False}
+
+
+async def test_truncated_sync_answers_are_followed_and_bodies_fetched_by_multiget() -> None:
+    async with FakeCalDAV(sync_page=3, sync_bodies=False) as fake:
+        calendar = open_calendar(connection(fake), fake.calendar_url, LOOPBACK_OK)
+        for n in range(8):
+            await calendar.create(event(n), f"ev-{n}")
+        fake.log.clear()
+        listing = await calendar.changes(None, WINDOW)
+        assert sorted(i.event.summary for i in listing.items) == sorted(f"visit {n}" for n in range(8))
+        reports = [entry for entry in fake.log if entry[0] == "REPORT"]
+        assert len(reports) == 3 + 1  # three sync pages (3 + 3 + 2), then one multiget
+        assert listing.cursor == f"s1:tok-{fake.journal[-1][0]}"
         await calendar.aclose()
