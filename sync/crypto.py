@@ -38,7 +38,7 @@ __all__ = [
 log = logging.getLogger("clinicbot.crypto")
 
 
-class KeyError_(Exception):  # noqa: N801 - KeyError is a builtin
+class KeyError_(Exception):
     """The secret key is missing, malformed, or not the one the data was encrypted with."""
 
 
@@ -123,7 +123,8 @@ def load_or_create_key(explicit: str | None, key_file: Path) -> tuple[str, str]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
-    log.warning("generated a new secret key", extra={"key_file": str(path.resolve()), "mode": "0600"})
+    log.warning("generated a new secret key in %s (mode 0600); back it up: without it the stored "
+                "credentials and patient fields cannot be read", path.resolve())
     return key, f"{path} (generated)"
 
 

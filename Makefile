@@ -1,0 +1,40 @@
+# clinicbot: `make run` starts the bot on the embedded SQLite default; `make test` runs the tests.
+# Both set up .venv on first use; they need only python3 (3.11+) and make.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: run test bench lint typecheck venv dev clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --disable-pip-version-check -q --upgrade "pip>=24" setuptools wheel
+	@$(PIP) -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	@$(PIP) -e ".[dev]"
+	@touch $@
+
+venv: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+run: $(VENV)/.installed
+	$(VENV)/bin/clinicbot db upgrade
+	$(VENV)/bin/clinicbot serve
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	$(PY) -m bench $(BENCH_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check bot adapters sync tests bench
+
+typecheck: $(VENV)/.installed-dev
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,153 @@
+"""The aiohttp server: `build_app(settings)` wires the core, the front ends and the routes.
+
+No module-level state and no work at import: everything is created in `build_app` and the
+startup hooks, so tests build as many independent servers as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from bot.logs import request_id
+from sync.config import Settings
+from sync.core import Core, open_core
+from sync.store import StoreError
+
+__all__ = ["COMPONENTS", "CORE", "build_app", "prepare_database"]
+
+log = logging.getLogger("clinicbot.app")
+
+CORE = web.AppKey("core", Core)
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Counter)
+WARNINGS = web.AppKey("warnings", list)
+STATUS = web.AppKey("components", dict)
+
+#: A component mounts routes and startup work; it returns None when enabled or a reason it is off.
+Component = Callable[[web.Application, Settings], str | None]
+
+
+def _components() -> list[tuple[str, Component]]:
+    """The front ends and integrations, imported here (not at module import) to keep import cheap."""
+    from bot.oauth import setup_oauth
+    from bot.slack import setup_slack
+    from bot.teams import setup_teams
+    from bot.webhooks import setup_webhooks
+
+    comps: list[tuple[str, Component]] = [
+        ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams), ("slack", setup_slack),
+    ]
+    return comps
+
+
+COMPONENTS = _components
+
+
+async def prepare_database(core: Core) -> None:
+    """Bring SQLite up to date (when allowed); refuse a PostgreSQL schema that is behind."""
+    from sync.migrate import upgrade
+
+    state = await core.store.schema_state()
+    if state.up_to_date:
+        return
+    if core.store.is_sqlite and core.settings.auto_migrate:
+        log.info("upgrading the embedded SQLite database", extra={"from": state.current, "to": state.head})
+        await upgrade(core.store)
+        return
+    raise StoreError(
+        f"database schema is at {state.current or 'nothing'}, this version needs {state.head}: "
+        "run `clinicbot db upgrade`"
+    )
+
+
+@web.middleware
+async def _request_context(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = rid
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path})
+        return web.json_response({"error": "internal error", "request_id": rid}, status=500)
+    finally:
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        request.app[METRICS][(route, status)] += 1
+        log.debug("request", extra={"method": request.method, "route": route, "status": status,
+                                    "ms": round((time.perf_counter() - started) * 1000, 2)})
+        request_id.reset(token)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    body: dict[str, object] = {"components": request.app[STATUS], "warnings": request.app[WARNINGS]}
+    try:
+        state = await core.store.schema_state()
+    except StoreError as exc:
+        body.update(status="unavailable", database=str(exc))
+        return web.json_response(body, status=503)
+    body["schema"] = {"current": state.current, "head": state.head}
+    if not state.up_to_date:
+        body.update(status="unavailable", database="schema is not current: run `clinicbot db upgrade`")
+        return web.json_response(body, status=503)
+    body.update(status="ready", database="ok")
+    return web.json_response(body)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    lines = ["# TYPE clinicbot_http_requests_total counter"]
+    for (route, status), n in sorted(request.app[METRICS].items()):
+        lines.append(f'clinicbot_http_requests_total{{route="{route}",status="{status}"}} {n}')
+    extra = request.app[CORE].services.get("metrics")
+    if callable(extra):
+        lines.extend(await extra())
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def build_app(settings: Settings, core: Core | None = None) -> web.Application:
+    """The whole server as an aiohttp Application; pass `core` to share one with a test."""
+    app = web.Application(middlewares=[_request_context], client_max_size=2 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[METRICS] = Counter()
+    app[WARNINGS] = []
+    app[STATUS] = {}
+    the_core = core or open_core(settings)
+    app[CORE] = the_core
+
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+
+    for name, component in COMPONENTS():
+        reason = component(app, settings)
+        app[STATUS][name] = "enabled" if reason is None else f"disabled: {reason}"
+        if reason is not None:
+            log.info("%s is disabled: %s", name, reason)
+
+    async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await prepare_database(app[CORE])
+        yield
+        if core is None:
+            await app[CORE].close()
+
+    app.cleanup_ctx.insert(0, _lifecycle)
+    return app

@@ -1,0 +1,112 @@
+"""The `clinicbot` command: serve, db, audit, doctor and the admin commands.
+
+Each command group lives in its own module and is registered in `_register`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from bot.cli.output import fail
+from sync.config import ConfigError, Settings, load_settings
+
+__all__ = ["main", "run_async", "with_core"]
+
+T = TypeVar("T")
+
+
+def get_settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+        raise  # unreachable
+
+
+def run_async(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Run an async click callback to completion."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+def with_core(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Give an async command a ready Core (settings, key, migrated store); map errors to one line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        async def go() -> T:
+            from bot.app import prepare_database
+            from sync.core import open_core
+            from sync.crypto import KeyError_
+            from sync.store import StoreError
+
+            settings = get_settings()
+            try:
+                core = open_core(settings)
+            except KeyError_ as exc:
+                fail(str(exc), code=2)
+            try:
+                await prepare_database(core)
+                return await fn(core, *args, **kwargs)
+            except (StoreError, KeyError_) as exc:
+                fail(str(exc), code=2)
+                raise
+            finally:
+                await core.close()
+
+        return asyncio.run(go())
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clinicbot", message="clinicbot %(version)s")
+def main() -> None:
+    """clinicbot: calendars, bookings and reminders for clinics, from Teams and Slack."""
+    from bot.logs import configure_logging
+
+    configure_logging("text", "WARNING")
+
+
+#: modules that define click commands/groups to add to `main` (attribute names listed).
+_COMMAND_MODULES: list[tuple[str, list[str]]] = [
+    ("bot.cli.serve", ["serve"]),
+    ("bot.cli.db", ["db"]),
+    ("bot.cli.audit", ["audit"]),
+    ("bot.cli.doctor", ["doctor"]),
+    ("bot.cli.people", ["practice", "practitioner"]),
+    ("bot.cli.teams_commands", ["teams"]),
+    ("bot.cli.google_commands", ["connection"]),
+]
+
+
+def _merge(into: click.Group, cmd: click.Command) -> None:
+    """Add `cmd` to `into`; groups of the same name from several modules are merged, at any depth."""
+    existing = into.commands.get(cmd.name or "")
+    if isinstance(existing, click.Group) and isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _merge(existing, sub)
+    elif existing is not None and existing is not cmd:
+        raise RuntimeError(f"two modules define the command {into.name} {cmd.name}")
+    else:
+        into.add_command(cmd)
+
+
+def _register() -> None:
+    for module_name, names in _COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        for name in names:
+            _merge(main, getattr(module, name))
+
+
+_register()

@@ -1,0 +1,88 @@
+"""`clinicbot db upgrade|downgrade|current`."""
+
+from __future__ import annotations
+
+import click
+
+from bot.cli.output import emit, fail, json_option
+
+
+@click.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+async def _open():  # type: ignore[no-untyped-def]
+    from bot.cli import get_settings
+    from sync.core import open_core
+
+    return open_core(get_settings())
+
+
+@db.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Upgrade the schema (default: to the newest revision)."""
+    from bot.cli import run_async
+    from sync import migrate
+    from sync.store import StoreError
+
+    @run_async
+    async def go() -> None:
+        core = await _open()
+        try:
+            await migrate.upgrade(core.store, revision)
+            state = await core.store.schema_state()
+            click.echo(f"database is at revision {state.current} (head {state.head})")
+        except StoreError as exc:
+            fail(str(exc), code=2)
+        finally:
+            await core.close()
+
+    go()
+
+
+@db.command()
+@click.argument("revision", default="-1")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def downgrade(revision: str, yes: bool) -> None:
+    """Downgrade the schema (default: one revision). Data in dropped tables is lost."""
+    from bot.cli import run_async
+    from sync import migrate
+
+    if not yes:
+        click.confirm(f"Downgrade the database to {revision}? Data may be lost", abort=True)
+
+    @run_async
+    async def go() -> None:
+        core = await _open()
+        try:
+            await migrate.downgrade(core.store, revision)
+            state = await core.store.schema_state()
+            click.echo(f"database is at revision {state.current or 'base'}")
+        finally:
+            await core.close()
+
+    go()
+
+
+@db.command()
+@json_option
+def current(as_json: bool) -> None:
+    """Show the schema revision and whether it is current."""
+    from bot.cli import run_async
+    from sync.store import StoreError
+
+    @run_async
+    async def go() -> None:
+        core = await _open()
+        try:
+            state = await core.store.schema_state()
+        except StoreError as exc:
+            fail(str(exc), code=2)
+        finally:
+            await core.close()
+        emit({"current": state.current, "head": state.head, "up_to_date": state.up_to_date},
+             ["current", "head", "up_to_date"], as_json)
+
+    go()

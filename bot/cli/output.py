@@ -1,0 +1,47 @@
+"""Table-for-people, JSON-for-machines output shared by every CLI command."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["emit", "fail", "json_option"]
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of a table.")
+
+
+def _default(value: object) -> str:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def emit(rows: Sequence[dict[str, Any]] | dict[str, Any], columns: Sequence[str] | None, as_json: bool,
+         title: str | None = None) -> None:
+    """Print rows as a rich table, or as JSON with --json."""
+    if as_json:
+        click.echo(json.dumps(rows, default=_default, indent=2))
+        return
+    if isinstance(rows, dict):
+        rows = [rows]
+    cols = list(columns or (rows[0].keys() if rows else []))
+    table = Table(title=title, show_lines=False)
+    for col in cols:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else _default(row.get(c)) for c in cols))
+    Console().print(table)
+    if not rows:
+        click.echo("(none)")
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One clear line on stderr, then exit."""
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)

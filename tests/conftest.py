@@ -1,0 +1,121 @@
+"""Shared fixtures: a migrated database on SQLite, and on PostgreSQL when
+CLINICBOT_TEST_POSTGRES_URL is set (each test gets its own schema, dropped afterwards).
+
+Under CI=true PostgreSQL is mandatory: the session fails at start if it is unset or unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sync.config import Settings, load_settings
+from sync.core import Core, open_core
+from sync.crypto import new_key
+
+PG_URL_ENV = "CLINICBOT_TEST_POSTGRES_URL"
+#: One key for the whole test session, so encrypted columns work in every test.
+TEST_KEY = new_key()
+
+
+def _pg_url() -> str | None:
+    url = os.environ.get(PG_URL_ENV)
+    if not url:
+        return None
+    return load_settings(database_url=url).database_url
+
+
+async def _pg_reachable(url: str) -> str | None:
+    from sync.store import Store, StoreError
+
+    store = Store(url)
+    try:
+        await store.ping()
+        return None
+    except StoreError as exc:
+        return str(exc)
+    finally:
+        await store.dispose()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        return
+    url = _pg_url()
+    if url is None:
+        pytest.exit(f"CI=true but {PG_URL_ENV} is not set: the PostgreSQL suite must run in CI", returncode=3)
+    problem = asyncio.run(_pg_reachable(url))
+    if problem:
+        pytest.exit(f"CI=true but PostgreSQL at {PG_URL_ENV} is unreachable: {problem}", returncode=3)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    url = _pg_url()
+    if url:
+        return f"PostgreSQL tests: on ({url.split('@')[-1]})"
+    return f"PostgreSQL tests: skipped ({PG_URL_ENV} is not set)"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres" and _pg_url() is None:
+        pytest.skip(f"PostgreSQL tests skipped: set {PG_URL_ENV} (CI sets it) to run them")
+    return str(request.param)
+
+
+def make_settings(backend: str, tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for a fresh, empty database on `backend` inside `tmp_path`."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'clinicbot.sqlite3'}"
+        schema = ""
+    else:
+        url = _pg_url() or ""
+        schema = "t_" + uuid.uuid4().hex[:16]
+    values: dict[str, object] = {
+        "database_url": url,
+        "database_schema": schema,
+        "secret_key": TEST_KEY,
+        "secret_key_file": tmp_path / "clinicbot.key",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+
+
+async def drop_schema(settings: Settings) -> None:
+    if not settings.database_schema:
+        return
+    from sqlalchemy import text
+
+    from sync.store import Store
+
+    store = Store(settings.database_url)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{settings.database_schema}" CASCADE'))
+    finally:
+        await store.dispose()
+
+
+@pytest.fixture
+async def settings(backend: str, tmp_path: Path) -> AsyncIterator[Settings]:
+    s = make_settings(backend, tmp_path)
+    yield s
+    await drop_schema(s)
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    """A Core on a freshly migrated database."""
+    from sync.migrate import upgrade
+
+    c = open_core(settings)
+    await upgrade(c.store)
+    try:
+        yield c
+    finally:
+        await c.close()
