@@ -107,8 +107,7 @@ async def _principal(session: DavSession, start_url: str) -> tuple[str, Response
             if response.hrefs(C, "calendar-home-set"):
                 return url, None
     raise BadPayload(
-        f"{session.provider}: no CalDAV principal found at {start_url}"
-        + (f" ({last_error})" if last_error else "")
+        f"{session.provider}: no CalDAV principal found at {start_url}" + (f" ({last_error})" if last_error else "")
     )
 
 

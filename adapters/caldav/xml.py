@@ -67,15 +67,12 @@ def sync_collection(token: str | None, props: list[tuple[str, str]]) -> bytes:
     ).encode()
 
 
-def calendar_query(
-    props: list[tuple[str, str]], start: datetime | None = None, end: datetime | None = None
-) -> bytes:
+def calendar_query(props: list[tuple[str, str]], start: datetime | None = None, end: datetime | None = None) -> bytes:
     """calendar-query for VEVENTs (iCloud needs the VEVENT comp-filter), optionally in a time range."""
     time_range = ""
     if start is not None and end is not None:
         time_range = (
-            f'<C:time-range start="{start.astimezone(UTC):%Y%m%dT%H%M%SZ}" '
-            f'end="{end.astimezone(UTC):%Y%m%dT%H%M%SZ}"/>'
+            f'<C:time-range start="{start.astimezone(UTC):%Y%m%dT%H%M%SZ}" end="{end.astimezone(UTC):%Y%m%dT%H%M%SZ}"/>'
         )
     return (
         f"{_HEAD}<C:calendar-query {_XMLNS}>{_prop_xml(props)}"

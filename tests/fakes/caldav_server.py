@@ -171,18 +171,14 @@ class FakeCalDAV:
                         self._response(CALENDAR + name, asked, {_q(D, "getetag"): _text(D, "getetag", etag)})
                     )
         elif (name := self._name(path)) is not None and name in self.items:
-            responses.append(
-                self._response(path, asked, {_q(D, "getetag"): _text(D, "getetag", self.items[name][0])})
-            )
+            responses.append(self._response(path, asked, {_q(D, "getetag"): _text(D, "getetag", self.items[name][0])}))
         else:
             return web.Response(status=404)
         return _multistatus(responses)
 
     def _calendar_props(self) -> dict[str, ET.Element]:
         reports = ET.Element(_q(D, "supported-report-set"))
-        names = ["calendar-query", "calendar-multiget"] + (
-            ["sync-collection"] if self.sync_collection else []
-        )
+        names = ["calendar-query", "calendar-multiget"] + (["sync-collection"] if self.sync_collection else [])
         for report in names:
             wrapper = ET.SubElement(ET.SubElement(reports, _q(D, "supported-report")), _q(D, "report"))
             ET.SubElement(wrapper, _q(D if report == "sync-collection" else C, report))
@@ -232,9 +228,7 @@ class FakeCalDAV:
             time_range = vevent.find(_q(C, "time-range")) if vevent is not None else None
             if time_range is not None:
                 window = Window(_utc(time_range.get("start", "")), _utc(time_range.get("end", "")))
-            names = [
-                n for n, (_, ics) in self.items.items() if window is None or expand(parse_events(ics), window)
-            ]
+            names = [n for n, (_, ics) in self.items.items() if window is None or expand(parse_events(ics), window)]
             return _multistatus([self._item_response(name, asked) for name in names])
         return _error(403, D, "supported-report")
 

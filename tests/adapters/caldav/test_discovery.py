@@ -44,9 +44,7 @@ async def test_discovery_from_a_calendar_url_returns_that_calendar(
     assert calendar.name == "Front desk" and calendar.remote_id == url
 
 
-async def test_wrong_password_is_auth_expired(
-    radicale_htpasswd: RadicaleServer, loopback_settings: Settings
-) -> None:
+async def test_wrong_password_is_auth_expired(radicale_htpasswd: RadicaleServer, loopback_settings: Settings) -> None:
     conn = ConnectionInfo(
         provider="caldav",
         account="clinic",

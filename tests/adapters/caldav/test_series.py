@@ -57,9 +57,7 @@ class TestSeries:
             await peer.update(override_id, moved.with_changes(summary="x"), if_match=created.etag)
 
         # Editing the master keeps the override.
-        renamed = await provider.update(
-            created.remote_id, master.with_changes(summary="Physio series"), written.etag
-        )
+        renamed = await provider.update(created.remote_id, master.with_changes(summary="Physio series"), written.etag)
         assert (await provider.get(override_id)).event.summary == "Physio (moved)"
 
         # Deleting the override cancels that occurrence: it becomes an EXDATE of the master.

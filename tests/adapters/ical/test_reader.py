@@ -15,10 +15,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def cal(*lines: str) -> str:
-    return (
-        "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", *lines, "END:VCALENDAR"])
-        + "\r\n"
-    )
+    return "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", *lines, "END:VCALENDAR"]) + "\r\n"
 
 
 def vevent(*lines: str, uid: str = "u1") -> list[str]:
@@ -122,9 +119,7 @@ def test_series_with_exdates_and_override() -> None:
     ],
 )
 def test_windows_and_vendor_prefixed_zone_names(tzid: str, expected: str) -> None:
-    (event,) = parse_events(
-        cal(*vevent(f"DTSTART;TZID={tzid}:20260701T120000", f"DTEND;TZID={tzid}:20260701T130000"))
-    )
+    (event,) = parse_events(cal(*vevent(f"DTSTART;TZID={tzid}:20260701T120000", f"DTEND;TZID={tzid}:20260701T130000")))
     assert event.tzid == expected
     assert event.start == datetime(2026, 7, 1, 12, tzinfo=ZoneInfo(expected))
 

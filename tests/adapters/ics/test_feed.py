@@ -179,13 +179,9 @@ async def _one_event(feeds: FeedServer) -> RemoteItem:
 
 async def test_discover_names_the_feed_and_rejects_a_broken_one(feeds: FeedServer) -> None:
     feeds.publish("/lee.ics", feed_text(("a", day(1), "A"), name="SimplePractice: Dr. Lee"))
-    conn = ConnectionInfo(
-        provider="ics", account="feed", config={"url": feeds.url("/lee.ics")}, credentials=None
-    )
+    conn = ConnectionInfo(provider="ics", account="feed", config={"url": feeds.url("/lee.ics")}, credentials=None)
     (info,) = await discover(conn, LOOPBACK_OK)
-    assert (
-        info.name == "SimplePractice: Dr. Lee" and info.read_only and info.remote_id == feeds.url("/lee.ics")
-    )
+    assert info.name == "SimplePractice: Dr. Lee" and info.read_only and info.remote_id == feeds.url("/lee.ics")
     feeds.publish("/lee.ics", "not a calendar at all")
     with pytest.raises(BadPayload):
         await discover(conn, LOOPBACK_OK)
