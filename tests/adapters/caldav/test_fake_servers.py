@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 
-from adapters.base import CalendarProvider, ConnectionInfo
-from adapters.caldav import CalDAVCalendar, discover, open_calendar
+from adapters.base import AuthExpired, CalendarProvider, ConnectionInfo
+from adapters.caldav import CONNECT_HELP, CalDAVCalendar, discover, open_calendar
 from sync.config import Settings
 from sync.items import EventData, Window
 from tests.adapters.contract import CalendarProviderContract
@@ -121,3 +122,27 @@ async def test_truncated_sync_answers_are_followed_and_bodies_fetched_by_multige
         assert len(reports) == 3 + 1  # three sync pages (3 + 3 + 2), then one multiget
         assert listing.cursor == f"s1:tok-{fake.journal[-1][0]}"
         await calendar.aclose()
+
+
+async def test_registry_serves_icloud_and_defaults_to_caldav_icloud_com() -> None:
+    from adapters.registry import adapter_for
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="iCloud"'})
+
+    conn = ConnectionInfo(
+        provider="icloud",
+        account="dr.lee@icloud.com",
+        config={},
+        credentials={"username": "dr.lee@icloud.com", "password": "abcd-efgh-ijkl-mnop"},
+        transport=httpx.MockTransport(handler),
+    )
+    module = adapter_for("icloud")
+    with pytest.raises(AuthExpired):
+        await module.discover(conn, LOOPBACK_OK)
+    assert str(seen[0].url) == "https://caldav.icloud.com/.well-known/caldav"
+    assert seen[0].method == "PROPFIND" and seen[0].headers["Authorization"].startswith("Basic ")
+    assert "App-Specific Passwords" in CONNECT_HELP["icloud"] and "appleid.apple.com" in CONNECT_HELP["icloud"]
