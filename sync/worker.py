@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from sync.core import Core
 from sync.events import AppointmentEvent
@@ -42,8 +42,11 @@ def _run_after_commit(session: Session) -> None:
             log.exception("after-commit callback failed")
 
 
-def _drop_after_rollback(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
+def _drop_after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # SQLAlchemy calls this with (session, previous_transaction) on every rollback; a wrong
+    # signature here turned each rollback's error (a cancellation included) into a TypeError.
+    if previous_transaction.parent is None:  # a savepoint's rollback keeps the outer work's hints
+        session.info.pop(_AFTER_COMMIT, None)
 
 
 if not event.contains(Session, "after_commit", _run_after_commit):

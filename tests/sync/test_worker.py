@@ -8,6 +8,8 @@ import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
+
 from sync import appointments as appts
 from sync.core import Core
 from sync.worker import SyncWorker
@@ -52,3 +54,27 @@ async def test_poll_finds_connections_that_never_synced(core: Core) -> None:
     clinic = await make_clinic(core)
     worker = SyncWorker(core, poll_seconds=300)
     assert set(await worker.stale_connections()) == set(clinic.connections.values())
+
+
+async def test_a_rolled_back_session_keeps_its_error_and_drops_its_wake_up(core: Core) -> None:
+    """The worker's session listeners must not replace the error that caused a rollback
+    (a cancellation included: that hung the server's shutdown)."""
+    from sync.worker import after_commit
+
+    woken: list[str] = []
+    with pytest.raises(LookupError):
+        async with core.store.session() as s:
+            after_commit(s, lambda: woken.append("rolled back"))
+            raise LookupError("the caller's own error")
+    async with core.store.session() as s:
+        after_commit(s, lambda: woken.append("committed"))
+    assert woken == ["committed"]
+
+
+async def test_stopping_right_after_start_finishes(core: Core) -> None:
+    await make_clinic(core)
+    for _ in range(3):
+        worker = SyncWorker(core, poll_seconds=300)
+        await worker.start()
+        await asyncio.sleep(0)  # both loops are inside their first database round
+        await asyncio.wait_for(worker.stop(), 10)  # a swallowed cancellation never returns
