@@ -13,7 +13,7 @@ from bot.commands.actions import Action, AskCancel, OpenReschedule, ShowDetails
 from bot.commands.identity import Actor
 from bot.views import AgendaItem, AppointmentDetail
 from sync.appointments import ACTIVE_STATUSES
-from sync.model import Appointment, Calendar, Link, Practitioner
+from sync.model import Appointment, Calendar, Link, OutboxOp, Practitioner
 
 __all__ = ["agenda_item", "appointment_detail", "day_label", "moment_label", "practitioner_names"]
 
@@ -66,12 +66,21 @@ async def appointment_detail(
 ) -> AppointmentDetail:
     names = await practitioner_names(session, {appt.practitioner_id} if appt.practitioner_id else set())
     rows = await session.execute(
-        select(Calendar.name, Calendar.role, Link.state)
+        select(Calendar.id, Calendar.name, Calendar.role, Link.state)
         .join(Link, Link.calendar_id == Calendar.id)
         .where(Link.appointment_id == appt.id)
         .order_by(Calendar.id)
     )
-    calendars = tuple((f"{r[0] or 'calendar'} ({r[1]})", str(r[2])) for r in rows)
+    # A link stays "ok" while the outbox still has to write the latest change to that calendar:
+    # right after a reschedule or cancel the card must say so, not claim the copy is in step.
+    queued = set(
+        (
+            await session.scalars(
+                select(OutboxOp.calendar_id).where(OutboxOp.appointment_id == appt.id, OutboxOp.status == "pending")
+            )
+        ).all()
+    )
+    calendars = tuple((f"{r[1] or 'calendar'} ({r[2]})", "pending" if r[0] in queued else str(r[3])) for r in rows)
     item = agenda_item(actor, appt, tz, names, with_details=False)
     return AppointmentDetail(
         item=item,

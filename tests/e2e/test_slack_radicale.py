@@ -152,6 +152,13 @@ async def test_today_then_reschedule_moves_the_radicale_booking(slack: SlackClie
     assert replaced["replace_original"] is True
     check_blocks(replaced["blocks"])
     assert f"Moved {jane.ref}" in json.dumps(replaced["blocks"])
+    # ...which says the calendars were still to be written when it was sent; Details says they are now.
+    assert "Bookings (source) (pending)" in json.dumps(replaced["blocks"])
+    details = next(b for b in buttons["clinic.details"] if f'"a":{jane.id}' in b["value"].replace(" ", ""))
+    await slack.interact(slack.action_payload("clinic.details", details["value"], rid="details"))
+    await slack.fake.wait_for(lambda: slack.fake.responses["details"])
+    shown = json.dumps(slack.fake.responses["details"][-1]["blocks"])
+    assert "Bookings (source) (ok)" in shown and "Dr Lee (mirror) (ok)" in shown
 
     # The next sync sees our own write on the source as nothing new: no bounce, no conflict.
     await clinic.sync()

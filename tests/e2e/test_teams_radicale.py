@@ -79,6 +79,10 @@ def _actions(card: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _facts(card: dict[str, Any]) -> list[dict[str, str]]:
+    return [f for e in card["body"] if e.get("type") == "FactSet" for f in e["facts"]]
+
+
 def _invoke(t: Teams, button: dict[str, Any], inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """What Teams posts when an Action.Execute button is pressed (inputs merged into its data)."""
     return activity(
@@ -133,6 +137,7 @@ async def test_today_then_reschedule_moves_the_radicale_booking(teams: tuple[Tea
     status, body = await t.post(_invoke(t, submit, {"d": DAY.isoformat(), "t": "16:00"}))
     assert status == 200, body
     assert body["statusCode"] == 200 and f"Moved {jane.ref}" in str(body["value"])
+    assert {"title": "Bookings (source)", "value": "pending"} in _facts(body["value"])
     await clinic.outbox_settled()
     source = {i.event.uid: i.event for i in await clinic.events(clinic.source_url)}
     assert source["visit-1"].start == at(16) and source["visit-2"].start == at(11)
