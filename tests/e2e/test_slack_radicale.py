@@ -121,6 +121,11 @@ async def test_today_then_reschedule_moves_the_radicale_booking(slack: SlackClie
     check_view(opened.args["view"])
     meta = opened.args["view"]["private_metadata"]
 
+    # A colleague without a role is told so, and nothing changes.
+    assert (await slack.command(f"reschedule {jane.ref} tomorrow 3pm", user="UX", rid="norole")).status == 200
+    await slack.fake.wait_for(lambda: slack.fake.responses["norole"])
+    assert "no role in this practice" in json.dumps(slack.fake.responses["norole"])
+
     # A taken slot (John Doe is 11:00-12:00): refused with the next free slots, nothing moves.
     status, taken = await slack.interact_json(_submission(meta, DAY.isoformat(), "11:15", clinic.practitioner_id))
     assert status == 200 and taken["response_action"] == "errors", taken

@@ -83,7 +83,7 @@ def _facts(card: dict[str, Any]) -> list[dict[str, str]]:
     return [f for e in card["body"] if e.get("type") == "FactSet" for f in e["facts"]]
 
 
-def _invoke(t: Teams, button: dict[str, Any], inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+def _invoke(t: Teams, button: dict[str, Any], inputs: dict[str, Any] | None = None, sender: int = 1) -> dict[str, Any]:
     """What Teams posts when an Action.Execute button is pressed (inputs merged into its data)."""
     return activity(
         t.connector.service_url,
@@ -93,6 +93,7 @@ def _invoke(t: Teams, button: dict[str, Any], inputs: dict[str, Any] | None = No
             "action": {"type": "Action.Execute", "verb": button["verb"], "data": {**button["data"], **(inputs or {})}},
             "trigger": "manual",
         },
+        sender=sender,
     )
 
 
@@ -121,6 +122,11 @@ async def test_today_then_reschedule_moves_the_radicale_booking(teams: tuple[Tea
     form = body["value"]
     assert {"Input.Date", "Input.Time", "Input.ChoiceSet"} <= {e.get("type") for e in form["body"]}
     submit = next(b for b in _actions(form) if b.get("verb") == "reschedule_submit")
+
+    # A colleague without a role submitting the same form gets an error card; nothing changes.
+    status, body = await t.post(_invoke(t, submit, {"d": DAY.isoformat(), "t": "16:00"}, sender=2))
+    assert status == 200 and "no role in this practice" in str(body["value"])
+    assert (await clinic.appointment("visit-1")).start == at(10)
 
     # A taken slot: shown on the card with free slots; nothing moves.
     status, body = await t.post(_invoke(t, submit, {"d": DAY.isoformat(), "t": "11:15"}))
