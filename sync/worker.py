@@ -42,7 +42,7 @@ def _run_after_commit(session: Session) -> None:
             log.exception("after-commit callback failed")
 
 
-def _drop_after_rollback(session: Session) -> None:
+def _drop_after_rollback(session: Session, _previous: object) -> None:
     session.info.pop(_AFTER_COMMIT, None)
 
 
