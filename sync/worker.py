@@ -76,8 +76,9 @@ class SyncWorker:
                 after_commit(session, self.wake)
 
             self.core.bus.subscribe("sync.worker.wake", wake_on_commit)
-        self.queue.runner = self._sync_connection
-        self.core.services["sync_runner"] = self._sync_connection
+        if self.queue.runner is None:  # an embedder or test may have installed its own
+            self.queue.runner = self._sync_connection
+        self.core.services.setdefault("sync_runner", self.queue.runner)
         self.core.services["sync_worker"] = self
         self._tasks = [asyncio.create_task(self._outbox_loop(), name="outbox")]
         if self.poll_seconds:
