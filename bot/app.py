@@ -35,7 +35,10 @@ Component = Callable[[web.Application, Settings], str | None]
 
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
+    from bot.scheduling import setup_scheduler
+
     comps: list[tuple[str, Component]] = []
+    comps.append(("scheduler", setup_scheduler))
     return comps
 
 
