@@ -178,7 +178,7 @@ def parse_reminder_command(text: str) -> Change:
         if len(rest) != 1:
             raise RemindError("`remind followups` takes on or off")
         return ("prefs", {"followups": _on_off(rest[0], "followups")})
-    if _OFFSET.match(head) or head.isdigit():
+    if head[:1].isdigit():
         return ("prefs", {"offsets_minutes": _offsets(words)})
     if words in (["none"], ["none", "before"]):
         return ("prefs", {"offsets_minutes": []})

@@ -57,14 +57,30 @@ class World:
     async def book(self, start: str, minutes: int = 30, **fields: object) -> int:
         begin = self.local(start)
         async with self.core.store.session() as s:
-            appt = Appointment(practice_id=self.practice_id, practitioner_id=self.practitioner_id,
-                               start=begin, end=begin + timedelta(minutes=minutes), tzid=str(self.zone),
-                               status="confirmed", version=1, title="Check-up", **fields)
+            appt = Appointment(
+                practice_id=self.practice_id,
+                practitioner_id=self.practitioner_id,
+                start=begin,
+                end=begin + timedelta(minutes=minutes),
+                tzid=str(self.zone),
+                status="confirmed",
+                version=1,
+                title="Check-up",
+                **fields,
+            )
             s.add(appt)
             await s.flush()
-            await self.core.bus.emit(s, AppointmentEvent(
-                kind="created", appointment_id=appt.id, version=1, practice_id=self.practice_id,
-                practitioner_id=self.practitioner_id, actor="test"))
+            await self.core.bus.emit(
+                s,
+                AppointmentEvent(
+                    kind="created",
+                    appointment_id=appt.id,
+                    version=1,
+                    practice_id=self.practice_id,
+                    practitioner_id=self.practitioner_id,
+                    actor="test",
+                ),
+            )
             return appt.id
 
     async def run_until(self, until: datetime) -> None:
@@ -88,11 +104,21 @@ async def world(core: Core) -> World:
     notifier = TimedNotifier(clock)
     core.services["notifier"] = notifier
     core.bus.subscribe("reminders", ReminderSubscriber(clock))
-    dispatcher = Dispatcher(core.store, lambda: core.services.get("notifier"), clock,
-                            grace=timedelta(minutes=15), backoff=timedelta(seconds=30))
+    dispatcher = Dispatcher(
+        core.store,
+        lambda: core.services.get("notifier"),
+        clock,
+        grace=timedelta(minutes=15),
+        backoff=timedelta(seconds=30),
+    )
     async with core.store.session() as s:
         practice = await create_practice(s, "Clinic", "Europe/Berlin", "test")
         person = await add_practitioner(s, practice, "Dr Lee", email=None, tz="Europe/Berlin", actor="test")
         # No quiet hours and no follow-ups unless a test asks: keeps the expected sends plain.
-        person.reminder_prefs = {"quiet_start": None, "quiet_end": None, "followups": False, "agenda_time": None}
+        person.reminder_prefs = {
+            "quiet_start": None,
+            "quiet_end": None,
+            "followups": False,
+            "agenda_time": None,
+        }
     return World(core, clock, notifier, dispatcher, practice.id, person.id)

@@ -18,8 +18,10 @@ from .conftest import World
 
 
 def _local_times(world: World, kind: str = "reminder") -> list[tuple[str, int]]:
-    return [(t.astimezone(world.zone).strftime("%Y-%m-%d %H:%M"), n.data.get("offset_minutes", 0))
-            for t, n in world.sends(kind)]
+    return [
+        (t.astimezone(world.zone).strftime("%Y-%m-%d %H:%M"), n.data.get("offset_minutes", 0))
+        for t, n in world.sends(kind)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -68,8 +70,10 @@ async def test_reschedule_moves_reminders_at_once(world: World) -> None:
         await appointments.reschedule(s, world.core.bus, appt, world.local("2025-04-04 15:00"), None, "test")
     async with world.core.store.session() as s:
         open_rows = (await s.scalars(select(ReminderLedger).where(ReminderLedger.status == "planned"))).all()
-        assert sorted(r.fire_at for r in open_rows) == [world.local("2025-04-03 15:00").astimezone(UTC),
-                                                        world.local("2025-04-04 14:00").astimezone(UTC)]
+        assert sorted(r.fire_at for r in open_rows) == [
+            world.local("2025-04-03 15:00").astimezone(UTC),
+            world.local("2025-04-04 14:00").astimezone(UTC),
+        ]
     await world.run_until(datetime(2025, 4, 5, tzinfo=UTC))
     assert _local_times(world) == [("2025-04-03 15:00", 1440), ("2025-04-04 14:00", 60)]
 
@@ -82,8 +86,9 @@ async def test_cancelled_appointment_gets_no_reminder(world: World) -> None:
         appt = await s.get(Appointment, appt_id)
         assert appt is not None
         await appointments.cancel(s, world.core.bus, appt, "patient sick", "test")
-        open_rows = await s.scalar(select(func.count()).select_from(ReminderLedger).where(
-            ReminderLedger.appointment_id == appt_id))
+        open_rows = await s.scalar(
+            select(func.count()).select_from(ReminderLedger).where(ReminderLedger.appointment_id == appt_id)
+        )
         assert open_rows == 0
     await world.run_until(datetime(2025, 4, 4, tzinfo=UTC))
     assert {n.appointment_ids for _, n in world.sends()} == {(other,)}
@@ -103,8 +108,9 @@ async def test_change_without_event_is_caught_at_fire_time(world: World) -> None
     await world.run_until(world.local("2025-04-02 13:00"))  # both old 24 h times have passed
     assert world.sends() == []
     async with world.core.store.session() as s:
-        stale = await s.scalar(select(func.count()).select_from(ReminderLedger).where(
-            ReminderLedger.status == "stale"))
+        stale = await s.scalar(
+            select(func.count()).select_from(ReminderLedger).where(ReminderLedger.status == "stale")
+        )
         assert stale == 2
         # The sweep plans the moved appointment's new times.
         await plan_upcoming(s, world.clock())
@@ -113,7 +119,9 @@ async def test_change_without_event_is_caught_at_fire_time(world: World) -> None
     assert {n.appointment_ids for _, n in world.sends()} == {(moved,)}
 
 
-async def test_missed_while_down_sent_once_late_or_dropped(world: World, caplog: pytest.LogCaptureFixture) -> None:
+async def test_missed_while_down_sent_once_late_or_dropped(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     world.clock.now = datetime(2025, 4, 1, 8, 0, tzinfo=UTC)
     await world.book("2025-04-02 12:00")  # 24 h at 04-01 12:00 local, 1 h at 04-02 11:00 local
     # Down from 04-01 11:50 to 04-01 12:10 local: within the 15 min grace.
