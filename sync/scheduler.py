@@ -160,8 +160,12 @@ class ClinicScheduler:
         """
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"{name}: a periodic job must be an async function")
-        ref = obj_to_ref(fn)
-        if ref_to_obj(ref) is not fn:
+        try:
+            ref = obj_to_ref(fn)
+            found = ref_to_obj(ref)
+        except (ValueError, LookupError):
+            found = None
+        if found is not fn:
             raise TypeError(
                 f"{name}: a periodic job must be a module-level function (APScheduler stores it by name)"
             )
