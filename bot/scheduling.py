@@ -22,6 +22,8 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     from bot.app import CORE
     from sync.scheduler import ClinicScheduler, SchedulerUnavailable, sync_database_url
 
+    # APScheduler logs every add/remove at INFO; the dispatcher re-arms its job after each run.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
     core = app[CORE]
     scheduler = ClinicScheduler(core, grace=timedelta(seconds=settings.reminder_grace_seconds))
     core.services[SCHEDULER] = scheduler

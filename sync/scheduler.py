@@ -178,11 +178,12 @@ class ClinicScheduler:
 
     def wake(self, at: datetime) -> None:
         """Make sure the dispatcher wakes by `at` (called after a commit that planned a row)."""
-        if (
-            self._aps is not None
-            and not self._dispatching.locked()
-            and (self._armed_at is None or at < self._armed_at)
-        ):
+        if self._aps is None:
+            return
+        armed = self._armed_at
+        # An armed time well in the past means that run was lost (e.g. skipped): arm again.
+        lost = armed is not None and armed < datetime.now(UTC) - timedelta(seconds=5)
+        if armed is None or at < armed or lost:
             self._arm(at)
 
     async def start(self) -> None:
@@ -296,6 +297,9 @@ class ClinicScheduler:
             args=[self.key],
             id=DISPATCH_ID,
             replace_existing=True,
+            # Re-armed from inside a running dispatch: a second instance waits for `_dispatching`
+            # instead of being skipped by max_instances (which would lose the date job).
+            max_instances=3,
         )
         self._armed_at = at
 
