@@ -35,6 +35,7 @@ from sync.reminders.planner import (
     OPEN_STATUSES,
     desired_agendas,
     desired_for_appointment,
+    replan_appointment,
 )
 from sync.reminders.prefs import practitioner_zone
 from sync.store import Store
@@ -146,6 +147,7 @@ class Dispatcher:
                     )
                 ).all()
             )
+            moved: set[int] = set()
             for row in rows:
                 verdict = await self._check(session, row, now)
                 if isinstance(verdict, str):
@@ -163,6 +165,8 @@ class Dispatcher:
                         )
                     else:
                         report.stale += 1
+                        if row.appointment_id:
+                            moved.add(row.appointment_id)
                     continue
                 row.status = "sending"
                 row.attempts += 1
@@ -188,6 +192,11 @@ class Dispatcher:
                         row.attempts,
                     )
                 )
+            # A row that no longer matches its appointment (moved or cancelled without an event
+            # reaching us): plan the appointment afresh, so a move still gets its reminders.
+            await session.flush()
+            for appointment_id in sorted(moved):
+                await replan_appointment(session, appointment_id, now)
         # The claim is committed here, before anything is sent.
         return claims, len(rows) == self.batch
 

@@ -223,8 +223,15 @@ async def plan_upcoming(session: AsyncSession, now: datetime) -> datetime | None
     """The periodic sweep: plan rows for appointments within the horizon that lack them, and agendas.
 
     It only adds: appointments normally get their rows from change events; this catches those
-    that arrived another way (an import, a restore) and rolls the agendas forward day by day.
+    that arrived another way (an import, a restore, a move behind the bus's back whose old rows
+    went stale) and rolls the agendas forward day by day. Only appointments without an open row
+    are looked at, so a sweep costs little when events did their job.
     """
+    has_open_row = (
+        select(ReminderLedger.id)
+        .where(ReminderLedger.appointment_id == Appointment.id, ReminderLedger.status.in_(OPEN_STATUSES))
+        .exists()
+    )
     appts = list(
         (
             await session.scalars(
@@ -232,6 +239,7 @@ async def plan_upcoming(session: AsyncSession, now: datetime) -> datetime | None
                     Appointment.status.in_(ACTIVE_STATUSES),
                     Appointment.end > now,
                     Appointment.start < now + HORIZON,
+                    ~has_open_row,
                 )
             )
         ).all()

@@ -112,7 +112,7 @@ async def test_change_without_event_is_caught_at_fire_time(world: World) -> None
             select(func.count()).select_from(ReminderLedger).where(ReminderLedger.status == "stale")
         )
         assert stale == 2
-        # The sweep plans the moved appointment's new times.
+        # The dispatcher replanned the moved appointment when its old row went stale; the sweep adds nothing.
         await plan_upcoming(s, world.clock())
     await world.run_until(datetime(2025, 4, 4, tzinfo=UTC))
     assert _local_times(world) == [("2025-04-02 16:00", 1440), ("2025-04-03 15:00", 60)]
