@@ -24,6 +24,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -65,10 +66,20 @@ class SchedulerUnavailable(Exception):
 
 
 def sync_database_url(url: str) -> str:
-    """The synchronous twin of our async URL, for APScheduler's job store (it is sync-only)."""
+    """The synchronous URL of APScheduler's job store (APScheduler 3 is sync-only).
+
+    PostgreSQL: the same database and schema, through psycopg. SQLite: a sibling file
+    (`clinicbot.sqlite3` -> `clinicbot.jobs.sqlite3`), because a synchronous write to the file the
+    async engine writes, made from inside the event loop, can wait on a lock held by a
+    transaction that cannot finish until the loop runs again: a stall until the busy timeout.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
+        db = parsed.database or ""
+        if db and db != ":memory:":
+            path = Path(db)
+            db = str(path.with_name(f"{path.stem}.jobs{path.suffix or '.sqlite3'}"))
+        return parsed.set(drivername="sqlite", database=db).render_as_string(hide_password=False)
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -240,7 +251,11 @@ class ClinicScheduler:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
         recovered = await self.dispatcher.recover_in_doubt()
-        self._engine = create_engine(sync_database_url(self.core.store.url), pool_pre_ping=True)
+        self._engine = create_engine(
+            sync_database_url(self.core.store.url),
+            pool_pre_ping=True,
+            connect_args={"timeout": 30} if self.core.store.is_sqlite else {},
+        )
         store = SQLAlchemyJobStore(
             engine=self._engine, tablename="apscheduler_jobs", tableschema=self.core.store.schema or None
         )

@@ -44,8 +44,12 @@ async def _prepare(settings: Settings) -> None:
         async with core.store.session() as s:
             practice = await create_practice(s, "Failover Clinic", "UTC", "test")
             person = await add_practitioner(s, practice, "Dr Lee", email=None, tz="UTC", actor="test")
-            person.reminder_prefs = {"offsets_minutes": [5], "quiet_start": None, "followups": False,
-                                     "agenda_time": None}
+            person.reminder_prefs = {
+                "offsets_minutes": [5],
+                "quiet_start": None,
+                "followups": False,
+                "agenda_time": None,
+            }
     finally:
         await core.close()
 
@@ -59,8 +63,16 @@ async def _book(settings: Settings, first_due: datetime, spread: timedelta) -> N
             assert person is not None
             for i in range(REMINDERS):
                 start = first_due + spread * i / REMINDERS + timedelta(minutes=5)
-                s.add(Appointment(practice_id=person.practice_id, practitioner_id=person.id, start=start,
-                                  end=start + timedelta(minutes=20), status="confirmed", version=1))
+                s.add(
+                    Appointment(
+                        practice_id=person.practice_id,
+                        practitioner_id=person.id,
+                        start=start,
+                        end=start + timedelta(minutes=20),
+                        status="confirmed",
+                        version=1,
+                    )
+                )
             await s.flush()
             await plan_upcoming(s, datetime.now(UTC))
     finally:
@@ -79,7 +91,9 @@ async def _ledger(settings: Settings) -> dict[str, int]:
     core = open_core(settings)
     try:
         async with core.store.session() as s:
-            rows = await s.execute(select(ReminderLedger.status, func.count()).group_by(ReminderLedger.status))
+            rows = await s.execute(
+                select(ReminderLedger.status, func.count()).group_by(ReminderLedger.status)
+            )
             return dict(rows.tuples().all())
     finally:
         await core.close()
@@ -98,10 +112,16 @@ async def test_three_servers_leader_killed_every_reminder_exactly_once(
     recorder = Recorder()
     url = await recorder.start()
     await _prepare(settings)
-    env = {**os.environ, "CLINICBOT_DATABASE_URL": settings.database_url,
-           "CLINICBOT_DATABASE_SCHEMA": settings.database_schema, "CLINICBOT_SECRET_KEY": TEST_KEY,
-           "CLINICBOT_SECRET_KEY_FILE": str(tmp_path / "unused.key"), "CLINICBOT_TEST_RECORDER_URL": url,
-           "CLINICBOT_AUTO_MIGRATE": "false", "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "CLINICBOT_DATABASE_URL": settings.database_url,
+        "CLINICBOT_DATABASE_SCHEMA": settings.database_schema,
+        "CLINICBOT_SECRET_KEY": TEST_KEY,
+        "CLINICBOT_SECRET_KEY_FILE": str(tmp_path / "unused.key"),
+        "CLINICBOT_TEST_RECORDER_URL": url,
+        "CLINICBOT_AUTO_MIGRATE": "false",
+        "PYTHONPATH": str(REPO),
+    }
     procs: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         ports = [_free_port() for _ in range(3)]
@@ -110,12 +130,18 @@ async def test_three_servers_leader_killed_every_reminder_exactly_once(
             with log_path.open("wb") as out:
                 proc = subprocess.Popen(  # noqa: S603
                     [sys.executable, "-m", "tests.fakes.serve_with_recorder", "--port", str(port)],
-                    cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+                    cwd=REPO,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             procs.append((proc, log_path))
         # Start-up time depends on the machine's load; the clock starts once all three serve.
         up_by = time.time() + 120
         while not all([await _healthy(p) for p in ports]):
-            assert time.time() < up_by and all(p.poll() is None for p, _ in procs), [_log(p) for _, p in procs]
+            assert time.time() < up_by and all(p.poll() is None for p, _ in procs), [
+                _log(p) for _, p in procs
+            ]
             await asyncio.sleep(0.2)
         first_due = datetime.now(UTC) + timedelta(seconds=3)
         await _book(settings, first_due, timedelta(seconds=30))

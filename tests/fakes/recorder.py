@@ -39,7 +39,9 @@ class Recorder:
             return web.json_response({"ok": False, "error": "missing delivery_key"}, status=400)
         if self.fail_next:
             self.fail_next -= 1
-            return web.json_response({"ok": False, "error": "unavailable"}, status=503, headers={"Retry-After": "1"})
+            return web.json_response(
+                {"ok": False, "error": "unavailable"}, status=503, headers={"Retry-After": "1"}
+            )
         doc["received_at"] = time.time()
         self.deliveries.append(doc)
         return web.json_response({"ok": True})
@@ -72,9 +74,13 @@ class RecorderNotifier:
         self._client = httpx.AsyncClient(base_url=url, timeout=5.0)
 
     async def notify(self, notification: Notification) -> None:
-        body = {"kind": notification.kind, "practice_id": notification.practice_id,
-                "practitioner_id": notification.practitioner_id,
-                "appointment_ids": list(notification.appointment_ids), **notification.data}
+        body = {
+            "kind": notification.kind,
+            "practice_id": notification.practice_id,
+            "practitioner_id": notification.practitioner_id,
+            "appointment_ids": list(notification.appointment_ids),
+            **notification.data,
+        }
         try:
             response = await self._client.post("/deliver", json=body)
         except httpx.HTTPError as exc:

@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from sync.core import Core
 from sync.events import AppointmentEvent
@@ -15,7 +15,24 @@ from sync.leader import LeaderLock
 from sync.model import Appointment
 from sync.notify import RecordingNotifier
 from sync.practices import add_practitioner, create_practice
-from sync.scheduler import DISPATCH_ID, PLAN_ID, POLL_ID, ClinicScheduler, SchedulerUnavailable, sync_database_url
+from sync.scheduler import (
+    DISPATCH_ID,
+    PLAN_ID,
+    POLL_ID,
+    ClinicScheduler,
+    SchedulerUnavailable,
+    sync_database_url,
+)
+
+
+def _job_ids(core: Core) -> set[str]:
+    engine = create_engine(sync_database_url(core.store.url))
+    table = f'"{core.store.schema}".apscheduler_jobs' if core.store.schema else "apscheduler_jobs"
+    try:
+        with engine.connect() as conn:
+            return set(conn.scalars(text(f"SELECT id FROM {table}")).all())  # noqa: S608
+    finally:
+        engine.dispose()
 
 
 async def _tick(core: Core) -> None:
@@ -42,21 +59,38 @@ async def test_leader_sends_due_reminder_and_runs_periodic_jobs(core: Core) -> N
         async with core.store.session() as s:
             practice = await create_practice(s, "Clinic", "UTC", "test")
             person = await add_practitioner(s, practice, "Dr Lee", email=None, tz="UTC", actor="test")
-            person.reminder_prefs = {"offsets_minutes": [5], "quiet_start": None, "followups": False,
-                                     "agenda_time": None}
+            person.reminder_prefs = {
+                "offsets_minutes": [5],
+                "quiet_start": None,
+                "followups": False,
+                "agenda_time": None,
+            }
             start = datetime.now(UTC) + timedelta(minutes=5, seconds=1)
-            appt = Appointment(practice_id=practice.id, practitioner_id=person.id, start=start,
-                               end=start + timedelta(minutes=30), status="confirmed", version=1)
+            appt = Appointment(
+                practice_id=practice.id,
+                practitioner_id=person.id,
+                start=start,
+                end=start + timedelta(minutes=30),
+                status="confirmed",
+                version=1,
+            )
             s.add(appt)
             await s.flush()
-            await core.bus.emit(s, AppointmentEvent(kind="created", appointment_id=appt.id, version=1,
-                                                    practice_id=practice.id, practitioner_id=person.id,
-                                                    actor="test"))
+            await core.bus.emit(
+                s,
+                AppointmentEvent(
+                    kind="created",
+                    appointment_id=appt.id,
+                    version=1,
+                    practice_id=practice.id,
+                    practitioner_id=person.id,
+                    actor="test",
+                ),
+            )
         await _wait_for(lambda: len(notifier.sent) == 1 and len(core.services.get("ticks", [])) >= 1)
         [sent] = notifier.sent
         assert sent.kind == "reminder" and sent.appointment_ids == (appt.id,)
-        async with core.store.session() as s:
-            ids = set((await s.scalars(text("SELECT id FROM apscheduler_jobs"))).all())
+        ids = _job_ids(core)
         assert {POLL_ID, PLAN_ID, job_id} <= ids
         assert DISPATCH_ID in ids or scheduler.is_leader  # the date job is removed between runs
     finally:
@@ -79,7 +113,7 @@ def test_periodic_jobs_must_be_module_level_coroutines(core: Core) -> None:
 
 
 def test_job_store_url_uses_a_sync_driver() -> None:
-    assert sync_database_url("sqlite+aiosqlite:////tmp/x.sqlite3") == "sqlite:////tmp/x.sqlite3"
+    assert sync_database_url("sqlite+aiosqlite:////tmp/x.sqlite3") == "sqlite:////tmp/x.jobs.sqlite3"
     try:
         url = sync_database_url("postgresql+asyncpg://u:p@h:5432/db")
     except SchedulerUnavailable as exc:
