@@ -38,7 +38,7 @@ __all__ = [
 log = logging.getLogger("clinicbot.crypto")
 
 
-class KeyError_(Exception):  # noqa: N801 - KeyError is a builtin
+class KeyError_(Exception):
     """The secret key is missing, malformed, or not the one the data was encrypted with."""
 
 
