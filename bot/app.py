@@ -19,7 +19,7 @@ from sync.config import Settings
 from sync.core import Core, open_core
 from sync.store import StoreError
 
-__all__ = ["CORE", "COMPONENTS", "build_app", "prepare_database"]
+__all__ = ["COMPONENTS", "CORE", "build_app", "prepare_database"]
 
 log = logging.getLogger("clinicbot.app")
 
@@ -35,9 +35,11 @@ Component = Callable[[web.Application, Settings], str | None]
 
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
+    from bot.oauth import setup_oauth
     from bot.scheduling import setup_scheduler
+    from bot.webhooks import setup_webhooks
 
-    comps: list[tuple[str, Component]] = []
+    comps: list[tuple[str, Component]] = [("webhooks", setup_webhooks), ("oauth", setup_oauth)]
     comps.append(("scheduler", setup_scheduler))
     return comps
 

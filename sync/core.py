@@ -36,6 +36,6 @@ def open_core(settings: Settings) -> Core:
     """Install the secret key and open the store; no I/O beyond reading/creating the key file."""
     key, where = load_or_create_key(settings.secret_key, settings.secret_key_file)
     install_key(key)
-    log.info("secret key loaded", extra={"key_source": where})
+    log.debug("secret key loaded", extra={"key_source": where})
     store = Store(settings.database_url, settings.database_schema)
     return Core(settings=settings, store=store)

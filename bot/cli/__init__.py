@@ -85,20 +85,27 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.audit", ["audit"]),
     ("bot.cli.doctor", ["doctor"]),
     ("bot.cli.people", ["practice", "practitioner"]),
+    ("bot.cli.google_commands", ["connection"]),
 ]
+
+
+def _merge(into: click.Group, cmd: click.Command) -> None:
+    """Add `cmd` to `into`; groups of the same name from several modules are merged, at any depth."""
+    existing = into.commands.get(cmd.name or "")
+    if isinstance(existing, click.Group) and isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _merge(existing, sub)
+    elif existing is not None and existing is not cmd:
+        raise RuntimeError(f"two modules define the command {into.name} {cmd.name}")
+    else:
+        into.add_command(cmd)
 
 
 def _register() -> None:
     for module_name, names in _COMMAND_MODULES:
         module = importlib.import_module(module_name)
         for name in names:
-            cmd = getattr(module, name)
-            existing = main.commands.get(cmd.name)
-            if isinstance(existing, click.Group) and isinstance(cmd, click.Group):
-                for sub in cmd.commands.values():
-                    existing.add_command(sub)
-            else:
-                main.add_command(cmd)
+            _merge(main, getattr(module, name))
 
 
 _register()

@@ -55,7 +55,7 @@ def export(since: str | None, fmt: str, output: str | None) -> None:
     async def go(core: Core) -> None:
         from sync import audit as audit_log
 
-        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
         try:
             async with core.store.session() as session:
                 async for chunk in audit_log.export(session, fmt, since_dt):

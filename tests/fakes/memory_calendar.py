@@ -21,6 +21,7 @@ from adapters.base import (
     Refused,
     WrongEtag,
 )
+from adapters.ical import expand
 from sync.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["MemoryCalendar", "MemoryServer"]
@@ -34,8 +35,8 @@ class MemoryServer:
     #: (sequence number, remote id) for every change, deletes included.
     journal: list[tuple[int, str]] = field(default_factory=list)
     seq: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
-    #: Cursors older than this sequence number are expired (CursorExpired).
-    oldest_valid: int = 0
+    #: Bumped by expire_cursors(): every cursor handed out before then is expired (CursorExpired).
+    generation: int = 0
     last_seq: int = 0
     #: Errors to raise on the next calls, per operation name ("changes", "create", ...; "*" = any).
     failures: dict[str, deque[ProviderError]] = field(default_factory=dict)
@@ -53,7 +54,10 @@ class MemoryServer:
         self.failures.setdefault(operation, deque()).extend(errors)
 
     def expire_cursors(self) -> None:
-        self.oldest_valid = self.last_seq + 1
+        self.generation += 1
+
+    def cursor(self) -> str:
+        return f"{self.generation}:{self.last_seq}"
 
     # Edits "by hand" on the server side, as a person in Outlook or a booking platform would.
     def put(self, event: EventData, remote_id: str | None = None) -> RemoteItem:
@@ -97,12 +101,13 @@ class MemoryCalendar:
         srv = self.server
         if cursor is None:
             items = [i for i in srv.items.values() if _in_window(i.event, window)]
-            return ChangeSet(items=items, cursor=str(srv.last_seq), full=True)
+            return ChangeSet(items=items, cursor=srv.cursor(), full=True)
         try:
-            since = int(cursor)
+            generation, since = (int(part) for part in cursor.split(":"))
         except ValueError:
             raise CursorExpired(f"memory: malformed cursor {cursor!r}") from None
-        if since < srv.oldest_valid - 1 or since > srv.last_seq:
+        # A cursor from before expire_cursors() is stale even when nothing changed since.
+        if generation != srv.generation or not 0 <= since <= srv.last_seq:
             raise CursorExpired("memory: cursor expired")
         touched = dict.fromkeys(rid for seq, rid in srv.journal if seq > since)
         changed, deleted = [], []
@@ -112,7 +117,7 @@ class MemoryCalendar:
                 deleted.append(rid)
             elif _in_window(item.event, window):
                 changed.append(item)
-        return ChangeSet(items=changed, deleted_ids=deleted, cursor=str(srv.last_seq), full=False)
+        return ChangeSet(items=changed, deleted_ids=deleted, cursor=srv.cursor(), full=False)
 
     async def create(self, event: EventData, idempotency_key: str) -> RemoteItem:
         self._maybe_fail("create")
@@ -151,13 +156,15 @@ class MemoryCalendar:
 
     async def free_busy(self, window: Window) -> list[BusyInterval]:
         self._maybe_fail("free_busy")
+        # A series is busy at each occurrence, not once at its first start.
+        occurrences = expand((i.event for i in self.server.items.values()), window)
         return sorted(
             (
-                BusyInterval(i.event.start, i.event.end)
-                for i in self.server.items.values()
-                if _in_window(i.event, window) and not i.event.transparent and i.event.status != "cancelled"
+                BusyInterval(e.start, e.end)
+                for e in occurrences
+                if not e.transparent and e.status != "cancelled"
             ),
-            key=lambda b: b.start,
+            key=lambda b: (b.start, b.end),
         )
 
     async def aclose(self) -> None:

@@ -1,0 +1,264 @@
+"""One CalDAV calendar collection as a CalendarProvider.
+
+Reads: the sync-collection REPORT (RFC 6578) with calendar-data in the same answer, following
+507-truncated pages; bodies the server leaves out come by calendar-multiget in batches. Servers
+without sync-collection get a ctag check, then an etag listing diff (cursor.py). Writes: PUT with
+If-None-Match: * (create; the resource name comes from the idempotency key), PUT / DELETE with
+If-Match. Overrides of a series live in their master's resource and are written by
+read-modify-write of that resource under its etag (writes.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote, urlsplit
+
+from adapters.base import (
+    BadPayload,
+    BusyInterval,
+    CalendarCapabilities,
+    CursorExpired,
+    NotFound,
+)
+from adapters.caldav import cursor as cursors
+from adapters.caldav.resources import CollectionPaths, in_window, items_from_resource, split_id
+from adapters.caldav.session import DavSession, ReportUnsupported
+from adapters.caldav.writes import ResourceWriter
+from adapters.caldav.xml import CS, C, D, calendar_multiget, calendar_query, propfind, sync_collection
+from adapters.ical import expand
+from sync.items import ChangeSet, EventData, RemoteItem, Window
+
+__all__ = ["CalDAVCalendar"]
+
+log = logging.getLogger("clinicbot.caldav")
+
+GETETAG = (D, "getetag")
+CALDATA = (C, "calendar-data")
+GETCTAG = (CS, "getctag")
+SYNC_TOKEN = (D, "sync-token")
+#: Hrefs per calendar-multiget; servers cap request sizes, and iCloud answers slowly beyond this.
+MULTIGET_BATCH = 250
+#: 507-truncated sync pages to follow before giving up (Google pages at ~230 items).
+MAX_SYNC_PAGES = 1000
+
+
+class _NoSyncCollection(Exception):
+    pass
+
+
+class CalDAVCalendar:
+    """CalendarProvider over one calendar collection URL."""
+
+    def __init__(
+        self,
+        session: DavSession,
+        collection_url: str,
+        *,
+        name: str = "caldav",
+        default_tz: str | None = None,
+        owns_session: bool = True,
+    ) -> None:
+        self.name = name
+        self.capabilities = CalendarCapabilities(
+            read_only=False, push=False, free_busy=False, delta=True, series=True
+        )
+        self._session = session
+        self._owns_session = owns_session
+        self.url = collection_url if collection_url.endswith("/") else collection_url + "/"
+        self._paths = CollectionPaths(unquote(urlsplit(self.url).path))
+        self._default_tz = default_tz
+        self._sync_supported: bool | None = None
+        self._writer = ResourceWriter(session, self._paths, self.url, name=name, default_tz=default_tz)
+
+    # --- reads -------------------------------------------------------------------------------------
+    async def changes(self, cursor: str | None, window: Window) -> ChangeSet:
+        """Everything in `window` (cursor None) or what changed since the cursor."""
+        if cursor is None:
+            if self._sync_supported is not False:
+                try:
+                    return await self._sync(None, window)
+                except _NoSyncCollection:
+                    self._sync_supported = False
+                    log.info("caldav: no sync-collection support; using ctag/etag comparison")
+            return await self._etag_listing(window)
+        state = cursors.decode(cursor, self.name)
+        if isinstance(state, str):
+            try:
+                return await self._sync(state, window)
+            except _NoSyncCollection:
+                raise CursorExpired(
+                    f"{self.name}: sync-collection stopped working", provider=self.name
+                ) from None
+        return await self._etag_changes(state, window)
+
+    async def get(self, remote_id: str) -> RemoteItem:
+        """Read one item (a resource, or one override inside it)."""
+        resource_id, _ = split_id(remote_id)
+        for item in await self._writer.fetch(resource_id):
+            if item.remote_id == remote_id:
+                return item
+        raise NotFound(f"{self.name}: {remote_id} is not in its resource", provider=self.name)
+
+    async def free_busy(self, window: Window) -> list[BusyInterval]:
+        """Busy time from the events in `window`: opaque, not cancelled, series expanded."""
+        responses, _ = await self._session.multistatus(
+            "REPORT", self.url, calendar_query([GETETAG, CALDATA], window.start, window.end), depth="1"
+        )
+        events: list[EventData] = []
+        for response in responses:
+            data = response.text(*CALDATA)
+            if data and not self._paths.is_collection(response.href):
+                rid = self._paths.resource_id(response.href)
+                events.extend(
+                    i.event for i in items_from_resource(rid, None, data, default_tz=self._default_tz)
+                )
+        busy = [
+            BusyInterval(e.start, e.end)
+            for e in expand(events, window)
+            if not e.transparent and e.status != "cancelled"
+        ]
+        return sorted(busy, key=lambda b: (b.start, b.end))
+
+    # --- writes (writes.py) ----------------------------------------------------------------------------
+    async def create(self, event: EventData, idempotency_key: str) -> RemoteItem:
+        """PUT a new resource with If-None-Match: *; a retried create raises AlreadyExists."""
+        return await self._writer.create(event, idempotency_key)
+
+    async def update(self, remote_id: str, event: EventData, if_match: str | None) -> RemoteItem:
+        """PUT with If-Match; WrongEtag when someone else changed it first."""
+        return await self._writer.update(remote_id, event, if_match)
+
+    async def delete(self, remote_id: str, if_match: str | None) -> None:
+        """DELETE with If-Match (an override: drop it and EXDATE its occurrence in the master)."""
+        await self._writer.delete(remote_id, if_match)
+
+    async def aclose(self) -> None:
+        if self._owns_session:
+            await self._session.aclose()
+
+    # --- sync-collection -------------------------------------------------------------------------------
+    async def _sync(self, token: str | None, window: Window) -> ChangeSet:
+        changed: dict[str, tuple[str | None, str | None]] = {}
+        deleted: list[str] = []
+        current = token
+        for _ in range(MAX_SYNC_PAGES):
+            try:
+                responses, new_token = await self._session.multistatus(
+                    "REPORT",
+                    self.url,
+                    sync_collection(current, [GETETAG, CALDATA]),
+                    depth="0",
+                    unsupported=(400, 403, 405, 501) if token is None else (),
+                )
+            except ReportUnsupported as exc:
+                raise _NoSyncCollection() from exc
+            truncated = False
+            for response in responses:
+                if self._paths.is_collection(response.href):
+                    truncated = truncated or response.status == 507
+                    continue  # iCloud lists the collection itself among the changes
+                resource_id = self._paths.resource_id(response.href)
+                if response.status == 404:
+                    changed.pop(resource_id, None)
+                    deleted.append(resource_id)
+                elif response.status in (None, 200):
+                    changed[resource_id] = (response.text(*GETETAG), response.text(*CALDATA))
+            if new_token is None:
+                if token is None:
+                    raise _NoSyncCollection()
+                raise BadPayload(
+                    f"{self.name}: sync-collection answer without a sync-token", provider=self.name
+                )
+            current = new_token
+            if not truncated:
+                break
+        assert current is not None
+        items = await self._materialize(changed, window)
+        self._sync_supported = True
+        return ChangeSet(
+            items=items,
+            deleted_ids=[d for d in dict.fromkeys(deleted) if d not in changed],
+            cursor=cursors.encode_token(current),
+            full=token is None,
+        )
+
+    async def _materialize(
+        self, found: dict[str, tuple[str | None, str | None]], window: Window
+    ) -> list[RemoteItem]:
+        """RemoteItems for resources in `window`, fetching bodies the server left out."""
+        missing = [rid for rid, (_, data) in found.items() if data is None]
+        fetched = await self._multiget(missing) if missing else {}
+        items: list[RemoteItem] = []
+        for resource_id, (etag, data) in found.items():
+            if data is None:
+                etag, data = fetched.get(resource_id, (etag, None))
+                if data is None:
+                    continue  # gone between the listing and the fetch; the next sync reports it
+            resource_items = items_from_resource(resource_id, etag, data, default_tz=self._default_tz)
+            if in_window(resource_items, window):
+                items.extend(resource_items)
+        return items
+
+    async def _multiget(self, resource_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for start in range(0, len(resource_ids), MULTIGET_BATCH):
+            batch = [self._paths.href(rid) for rid in resource_ids[start : start + MULTIGET_BATCH]]
+            responses, _ = await self._session.multistatus(
+                "REPORT", self.url, calendar_multiget(batch, [GETETAG, CALDATA]), depth="1"
+            )
+            for response in responses:
+                if response.status in (None, 200) and not self._paths.is_collection(response.href):
+                    out[self._paths.resource_id(response.href)] = (
+                        response.text(*GETETAG),
+                        response.text(*CALDATA),
+                    )
+        return out
+
+    # --- ctag / etag fallback ------------------------------------------------------------------------
+    async def _ctag(self) -> str | None:
+        responses, _ = await self._session.multistatus(
+            "PROPFIND", self.url, propfind([GETCTAG, SYNC_TOKEN]), depth="0"
+        )
+        for response in responses:
+            if self._paths.is_collection(response.href):
+                return response.text(*GETCTAG) or response.text(*SYNC_TOKEN)
+        return None
+
+    async def _etags(self) -> dict[str, str | None]:
+        responses, _ = await self._session.multistatus(
+            "REPORT", self.url, calendar_query([GETETAG]), depth="1"
+        )
+        return {
+            self._paths.resource_id(r.href): r.text(*GETETAG)
+            for r in responses
+            if not self._paths.is_collection(r.href) and r.status in (None, 200)
+        }
+
+    async def _etag_listing(self, window: Window) -> ChangeSet:
+        ctag = await self._ctag()
+        etags = await self._etags()
+        responses, _ = await self._session.multistatus(
+            "REPORT", self.url, calendar_query([GETETAG, CALDATA], window.start, window.end), depth="1"
+        )
+        found: dict[str, tuple[str | None, str | None]] = {}
+        for response in responses:
+            if not self._paths.is_collection(response.href) and response.status in (None, 200):
+                found[self._paths.resource_id(response.href)] = (
+                    response.text(*GETETAG),
+                    response.text(*CALDATA),
+                )
+        items = await self._materialize(found, window)
+        state = {rid: cursors.etag_digest(etag) for rid, etag in etags.items()}
+        return ChangeSet(items=items, cursor=cursors.encode_etags(ctag, state), full=True)
+
+    async def _etag_changes(self, state: cursors.EtagState, window: Window) -> ChangeSet:
+        ctag = await self._ctag()
+        if ctag is not None and ctag == state.ctag:
+            return ChangeSet(cursor=cursors.encode_etags(state.ctag, state.etags))
+        etags = await self._etags()
+        now = {rid: cursors.etag_digest(etag) for rid, etag in etags.items()}
+        changed = [rid for rid, digest in now.items() if state.etags.get(rid) != digest]
+        deleted = [rid for rid in state.etags if rid not in now]
+        fetched = await self._multiget(changed) if changed else {}
+        items = await self._materialize(fetched, window)
+        return ChangeSet(items=items, deleted_ids=deleted, cursor=cursors.encode_etags(ctag, now))

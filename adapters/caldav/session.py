@@ -1,0 +1,124 @@
+"""One authenticated HTTP session with a CalDAV server, mapping failures onto the error tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from adapters.base import AuthExpired, BadPayload, CursorExpired, ProviderError, Refused, Unavailable
+from adapters.caldav.xml import Response, parse_multistatus, precondition
+from adapters.http import make_client, map_response_error
+from adapters.netguard import GuardTransport
+
+__all__ = ["MAX_REDIRECTS", "DavSession", "ReportUnsupported"]
+
+MAX_REDIRECTS = 5
+_XML = {"Content-Type": "application/xml; charset=utf-8"}
+
+
+class ReportUnsupported(Refused):
+    """The server does not implement the REPORT or property asked for."""
+
+
+class DavSession:
+    """httpx client + error mapping + multistatus helpers, bound to one account."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        username: str | None,
+        password: str | None,
+        provider: str = "caldav",
+        transport: httpx.AsyncBaseTransport | None = None,
+        allow_private_urls: bool = False,
+        timeout: float = 60.0,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        auth = httpx.BasicAuth(username, password or "") if username else None
+        if not allow_private_urls:
+            transport = GuardTransport(transport)
+        self.client = make_client(self.base_url, auth=auth, transport=transport, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        creating: bool = False,
+        follow: bool = False,
+        unsupported: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """Send one request; raise the mapped ProviderError for any status >= 400."""
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = await self.client.request(method, url, content=body, headers=headers)
+            except ProviderError:
+                raise
+            except httpx.TimeoutException as exc:
+                raise Unavailable(f"{self.provider}: timed out", provider=self.provider) from exc
+            except httpx.HTTPError as exc:
+                raise Unavailable(f"{self.provider}: {type(exc).__name__}", provider=self.provider) from exc
+            if (
+                follow
+                and response.status_code in (301, 302, 303, 307, 308)
+                and "location" in response.headers
+            ):
+                url = str(response.url.join(response.headers["location"]))
+                continue
+            if response.status_code >= 400:
+                error = self._error(response, creating=creating)
+                if response.status_code in unsupported and not isinstance(error, CursorExpired | AuthExpired):
+                    raise ReportUnsupported(str(error), provider=self.provider) from error
+                raise error
+            return response
+        raise Unavailable(f"{self.provider}: too many redirects", provider=self.provider)
+
+    def _error(self, response: httpx.Response, *, creating: bool) -> ProviderError:
+        status = response.status_code
+        if status in (403, 409) and "valid-sync-token" in precondition(response.content):
+            return CursorExpired(
+                f"{self.provider}: the server no longer knows the sync-token", provider=self.provider
+            )
+        if status == 401:
+            return AuthExpired(
+                f"{self.provider}: the server refused the user name or password", provider=self.provider
+            )
+        if status == 403 and creating and "no-uid-conflict" in precondition(response.content):
+            return map_response_error(
+                httpx.Response(412, request=response.request), self.provider, creating=True
+            )
+        return map_response_error(response, self.provider, creating=creating)
+
+    async def multistatus(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        *,
+        depth: str,
+        follow: bool = False,
+        unsupported: tuple[int, ...] = (),
+    ) -> tuple[list[Response], str | None]:
+        """PROPFIND/REPORT returning the parsed 207 (responses, sync-token)."""
+        response = await self.request(
+            method, url, body=body, headers={**_XML, "Depth": depth}, follow=follow, unsupported=unsupported
+        )
+        if response.status_code != 207:
+            raise BadPayload(f"{self.provider}: {method} answered {response.status_code}, not 207")
+        return parse_multistatus(response.content)
+
+    def refuse(self, message: str) -> Refused:
+        return Refused(f"{self.provider}: {message}", provider=self.provider)
+
+    @staticmethod
+    def header(response: httpx.Response, name: str) -> str | None:
+        value: Any = response.headers.get(name)
+        return str(value) if value is not None else None

@@ -1,0 +1,170 @@
+"""WebDAV/CalDAV request bodies and multistatus parsing (defusedxml: server XML is untrusted).
+
+Only properties inside a 2xx propstat count. iCloud, for one, answers every PROPFIND with an
+extra propstat listing the properties it does not have under 404; those are skipped, not errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
+from xml.etree.ElementTree import Element
+from xml.sax.saxutils import escape
+
+from defusedxml import ElementTree as SafeTree
+
+from adapters.base import BadPayload
+
+__all__ = [
+    "CS",
+    "C",
+    "D",
+    "Response",
+    "calendar_multiget",
+    "calendar_query",
+    "href_path",
+    "parse_multistatus",
+    "precondition",
+    "propfind",
+    "sync_collection",
+]
+
+D = "DAV:"
+C = "urn:ietf:params:xml:ns:caldav"
+CS = "http://calendarserver.org/ns/"
+ICAL = "http://apple.com/ns/ical/"
+
+_PREFIXES = {D: "D", C: "C", CS: "CS", ICAL: "I"}
+_HEAD = '<?xml version="1.0" encoding="utf-8"?>'
+_XMLNS = f'xmlns:D="{D}" xmlns:C="{C}" xmlns:CS="{CS}" xmlns:I="{ICAL}"'
+
+
+def _q(ns: str, name: str) -> str:
+    return f"{{{ns}}}{name}"
+
+
+def _prop_xml(props: list[tuple[str, str]]) -> str:
+    return "<D:prop>" + "".join(f"<{_PREFIXES[ns]}:{name}/>" for ns, name in props) + "</D:prop>"
+
+
+def propfind(props: list[tuple[str, str]]) -> bytes:
+    """A PROPFIND body asking for `props` ((namespace, name) pairs)."""
+    return f"{_HEAD}<D:propfind {_XMLNS}>{_prop_xml(props)}</D:propfind>".encode()
+
+
+def sync_collection(token: str | None, props: list[tuple[str, str]]) -> bytes:
+    """RFC 6578 sync-collection; an empty token asks for the initial full listing."""
+    token_xml = f"<D:sync-token>{escape(token)}</D:sync-token>" if token else "<D:sync-token/>"
+    return (
+        f"{_HEAD}<D:sync-collection {_XMLNS}>{token_xml}<D:sync-level>1</D:sync-level>"
+        f"{_prop_xml(props)}</D:sync-collection>"
+    ).encode()
+
+
+def calendar_query(
+    props: list[tuple[str, str]], start: datetime | None = None, end: datetime | None = None
+) -> bytes:
+    """calendar-query for VEVENTs (iCloud needs the VEVENT comp-filter), optionally in a time range."""
+    time_range = ""
+    if start is not None and end is not None:
+        time_range = (
+            f'<C:time-range start="{start.astimezone(UTC):%Y%m%dT%H%M%SZ}" '
+            f'end="{end.astimezone(UTC):%Y%m%dT%H%M%SZ}"/>'
+        )
+    return (
+        f"{_HEAD}<C:calendar-query {_XMLNS}>{_prop_xml(props)}"
+        f'<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">{time_range}'
+        "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+    ).encode()
+
+
+def calendar_multiget(hrefs: list[str], props: list[tuple[str, str]]) -> bytes:
+    """calendar-multiget for a batch of hrefs."""
+    body = "".join(f"<D:href>{escape(href)}</D:href>" for href in hrefs)
+    return f"{_HEAD}<C:calendar-multiget {_XMLNS}>{_prop_xml(props)}{body}</C:calendar-multiget>".encode()
+
+
+@dataclass(slots=True)
+class Response:
+    """One <D:response>: its href (path, unquoted), its own status, and its 2xx properties."""
+
+    href: str
+    status: int | None
+    props: dict[str, Element] = field(default_factory=dict)
+
+    def text(self, ns: str, name: str) -> str | None:
+        element = self.props.get(_q(ns, name))
+        if element is None:
+            return None
+        return "".join(element.itertext()).strip()
+
+    def element(self, ns: str, name: str) -> Element | None:
+        return self.props.get(_q(ns, name))
+
+    def hrefs(self, ns: str, name: str) -> list[str]:
+        element = self.props.get(_q(ns, name))
+        if element is None:
+            return []
+        return [(h.text or "").strip() for h in element.iter(_q(D, "href")) if (h.text or "").strip()]
+
+
+def _status_code(text: str | None) -> int | None:
+    if not text:
+        return None
+    parts = text.split()
+    if len(parts) >= 2 and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def href_path(href: str) -> str:
+    """The unquoted path of an href (absolute URL or path)."""
+    return unquote(urlsplit(href).path)
+
+
+def _root(body: bytes) -> Element:
+    try:
+        root: Element = SafeTree.fromstring(body)
+    except SafeTree.ParseError as exc:
+        line = getattr(exc, "position", (None, None))[0]
+        raise BadPayload(f"caldav: unreadable XML ({exc})", line=line) from None
+    except Exception as exc:  # defusedxml refuses entities and DTDs with its own errors
+        raise BadPayload(f"caldav: refused XML ({type(exc).__name__})") from None
+    return root
+
+
+def parse_multistatus(body: bytes) -> tuple[list[Response], str | None]:
+    """(responses, sync-token) from a 207 multistatus body."""
+    root = _root(body)
+    if root.tag != _q(D, "multistatus"):
+        raise BadPayload(f"caldav: expected a multistatus, got {root.tag}")
+    out: list[Response] = []
+    for node in root.findall(_q(D, "response")):
+        href = node.findtext(_q(D, "href"))
+        if not href:
+            continue
+        response = Response(href=href_path(href.strip()), status=_status_code(node.findtext(_q(D, "status"))))
+        for propstat in node.findall(_q(D, "propstat")):
+            code = _status_code(propstat.findtext(_q(D, "status")))
+            if code is None or not 200 <= code < 300:
+                continue  # 404 propstats: properties the server does not have (iCloud sends many)
+            prop = propstat.find(_q(D, "prop"))
+            if prop is None:
+                continue
+            for child in prop:
+                response.props[child.tag] = child
+        out.append(response)
+    token = root.findtext(_q(D, "sync-token"))
+    return out, (token.strip() if token else None)
+
+
+def precondition(body: bytes) -> set[str]:
+    """Local names of the precondition elements in a DAV:error body (e.g. 'valid-sync-token')."""
+    try:
+        root = _root(body)
+    except BadPayload:
+        return set()
+    if root.tag != _q(D, "error"):
+        return set()
+    return {child.tag.rsplit("}", 1)[-1] for child in root}

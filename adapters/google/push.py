@@ -1,0 +1,133 @@
+"""Google push: events.watch channels and the webhook that receives their notifications.
+
+Each channel gets a random secret token. A notification is accepted only when its channel id is
+one we opened for that connection, its token matches (constant-time) and its resource id is the
+one Google gave us; anything else gets a 4xx and triggers nothing. An accepted "exists" or
+"not_exists" notification queues an incremental sync; the first "sync" message only confirms the
+channel. Channels are renewed (new channel first, then the old one stopped) before they expire,
+and stopped on disconnect.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from adapters.base import BadPayload
+from adapters.google.provider import GoogleCalendar
+
+__all__ = [
+    "DEFAULT_TTL_SECONDS",
+    "RENEW_MARGIN",
+    "WatchChannel",
+    "handle_notification",
+    "needs_renewal",
+    "open_channel",
+    "renew_channel",
+    "stop_channel",
+    "webhook_address",
+]
+
+log = logging.getLogger("clinicbot.google.push")
+
+#: Google caps a calendar channel at about a week; ask for that and renew a day early.
+DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+RENEW_MARGIN = timedelta(hours=24)
+RESOURCE_STATES = frozenset({"sync", "exists", "not_exists"})
+
+
+@dataclass(frozen=True, slots=True)
+class WatchChannel:
+    """One open watch channel, as the core stores it (WebhookSubscription; token encrypted)."""
+
+    channel_id: str
+    resource_id: str
+    token: str
+    calendar_remote_id: str
+    expires_at: datetime
+
+
+def webhook_address(base_url: str, connection_id: int | str) -> str:
+    """The address Google POSTs to: the /webhooks/google/{connection_id} route of this server."""
+    return f"{base_url.rstrip('/')}/webhooks/google/{connection_id}"
+
+
+async def open_channel(
+    provider: GoogleCalendar, address: str, *, ttl_seconds: int = DEFAULT_TTL_SECONDS
+) -> WatchChannel:
+    """Open an events.watch channel with a fresh channel id and secret token."""
+    channel_id, token = str(uuid.uuid4()), secrets.token_urlsafe(32)
+    body = await provider.watch(channel_id, address, token, ttl_seconds)
+    try:
+        expires_at = datetime.fromtimestamp(int(body["expiration"]) / 1000, UTC)
+    except (KeyError, TypeError, ValueError):
+        raise BadPayload("google: watch channel without a readable expiration", provider="google") from None
+    log.info("google channel opened", extra={"channel_id": channel_id})
+    return WatchChannel(channel_id, str(body["resourceId"]), token, provider.calendar_id, expires_at)
+
+
+async def stop_channel(provider: GoogleCalendar, channel: WatchChannel) -> None:
+    """channels.stop (on disconnect or after a renewal)."""
+    await provider.stop_watch(channel.channel_id, channel.resource_id)
+    log.info("google channel stopped", extra={"channel_id": channel.channel_id})
+
+
+def needs_renewal(channel: WatchChannel, now: datetime, margin: timedelta = RENEW_MARGIN) -> bool:
+    """True when the channel expires within `margin`."""
+    return channel.expires_at - margin <= now
+
+
+async def renew_channel(
+    provider: GoogleCalendar, channel: WatchChannel, address: str, *, ttl_seconds: int = DEFAULT_TTL_SECONDS
+) -> WatchChannel:
+    """Open the replacement first, then stop the old channel, so no change goes unannounced."""
+    fresh = await open_channel(provider, address, ttl_seconds=ttl_seconds)
+    await stop_channel(provider, channel)
+    return fresh
+
+
+def _reject(status: int, why: str, connection_id: str) -> web.Response:
+    log.warning("google notification rejected", extra={"why": why, "connection_id": connection_id})
+    return web.json_response({"error": why}, status=status)
+
+
+async def handle_notification(
+    request: web.Request,
+    *,
+    connection_id: str,
+    find_channel: Callable[[str, str], Awaitable[WatchChannel | None]],
+    queue_sync: Callable[[str, str], Awaitable[Any]],
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> web.Response:
+    """Check a Google push notification and queue an incremental sync for its calendar.
+
+    `find_channel(connection_id, channel_id)` returns the stored channel or None;
+    `queue_sync(connection_id, calendar_remote_id)` schedules the sync (it must not run it inline:
+    Google wants the answer fast).
+    """
+    headers = request.headers
+    channel_id = headers.get("X-Goog-Channel-ID", "")
+    token = headers.get("X-Goog-Channel-Token", "")
+    resource_id = headers.get("X-Goog-Resource-ID", "")
+    state = headers.get("X-Goog-Resource-State", "")
+    number = headers.get("X-Goog-Message-Number", "")
+    if not channel_id or len(channel_id) > 200 or state not in RESOURCE_STATES or not number.isdigit():
+        return _reject(400, "not a Google Calendar notification", connection_id)
+    channel = await find_channel(connection_id, channel_id)
+    if channel is None or channel.expires_at <= now():
+        return _reject(404, "unknown channel", connection_id)
+    token_ok = hmac.compare_digest(token.encode(), channel.token.encode())
+    resource_ok = hmac.compare_digest(resource_id.encode(), channel.resource_id.encode())
+    if not (token_ok and resource_ok):
+        return _reject(403, "channel token or resource mismatch", connection_id)
+    if state != "sync":
+        await queue_sync(connection_id, channel.calendar_remote_id)
+    return web.Response(status=200)

@@ -1,0 +1,72 @@
+"""Who may do what. Checked here, in the command layer, never in a renderer.
+
+- admin: everything staff can, plus settings (sync, connect) and roles.
+- staff: see and change every appointment of the practice; see status.
+- practitioner: see and change their own appointments, and their own calendars' sync.
+- no role: help and whoami only.
+"""
+
+from __future__ import annotations
+
+from bot.commands.identity import Actor
+from sync.model import Appointment
+
+__all__ = [
+    "Forbidden",
+    "can_change",
+    "can_see",
+    "check_change",
+    "check_see",
+    "require_admin",
+    "require_any_role",
+    "require_staff",
+]
+
+
+class Forbidden(Exception):
+    """The actor's roles do not allow this; the message says who can."""
+
+
+def require_any_role(actor: Actor) -> None:
+    if not actor.roles:
+        raise Forbidden("you have no role in this practice yet; ask an admin to run `role grant staff @you`")
+
+
+def require_staff(actor: Actor, what: str) -> None:
+    require_any_role(actor)
+    if not actor.is_staff:
+        raise Forbidden(f"only staff and admins can {what}")
+
+
+def require_admin(actor: Actor, what: str) -> None:
+    require_any_role(actor)
+    if not actor.is_admin:
+        raise Forbidden(f"only admins can {what}")
+
+
+def _own(actor: Actor, appt: Appointment) -> bool:
+    return (
+        "practitioner" in actor.roles
+        and actor.practitioner_id is not None
+        and appt.practitioner_id == actor.practitioner_id
+    )
+
+
+def can_see(actor: Actor, appt: Appointment) -> bool:
+    return appt.practice_id == actor.practice_id and (actor.is_staff or _own(actor, appt))
+
+
+def can_change(actor: Actor, appt: Appointment) -> bool:
+    return can_see(actor, appt)
+
+
+def check_see(actor: Actor, appt: Appointment) -> None:
+    require_any_role(actor)
+    if not can_see(actor, appt):
+        raise Forbidden(f"{appt.ref} is not one of your appointments; staff can see every appointment")
+
+
+def check_change(actor: Actor, appt: Appointment, what: str) -> None:
+    require_any_role(actor)
+    if not can_change(actor, appt):
+        raise Forbidden(f"you can only {what} your own appointments; staff can {what} any")

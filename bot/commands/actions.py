@@ -1,0 +1,196 @@
+"""Card actions (button presses and form submits), typed, with one compact wire form.
+
+A renderer puts `encode(action)` into a button (Slack `action_id` + `value`, Teams
+`Action.Execute` verb + data); the front end hands what comes back to `decode`, which refuses
+anything malformed with a ParseError. Permissions are re-checked by the handlers on every press:
+a button is not a capability.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from bot.commands.errors import ParseError
+
+__all__ = [
+    "ACTION_IDS",
+    "Action",
+    "AskCancel",
+    "CancelConfirmed",
+    "OpenReschedule",
+    "PickSlot",
+    "ShowDetails",
+    "SubmitReschedule",
+    "decode",
+    "encode",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenReschedule:
+    """The agenda's Reschedule button: open the form."""
+
+    appointment_id: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitReschedule:
+    """The reschedule form submitted (date "YYYY-MM-DD", time "HH:MM", in the practice zone)."""
+
+    appointment_id: int
+    version: int
+    day: date | None
+    time: str | None
+    practitioner_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PickSlot:
+    """One of the suggested free slots, chosen."""
+
+    appointment_id: int
+    version: int
+    start: datetime
+    practitioner_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AskCancel:
+    """The agenda's Cancel button: ask first."""
+
+    appointment_id: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelConfirmed:
+    appointment_id: int
+    version: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShowDetails:
+    appointment_id: int
+
+
+Action = OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails
+
+#: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
+ACTION_IDS: dict[str, type[Any]] = {
+    "reschedule": OpenReschedule,
+    "reschedule_submit": SubmitReschedule,
+    "pick_slot": PickSlot,
+    "cancel": AskCancel,
+    "cancel_confirm": CancelConfirmed,
+    "details": ShowDetails,
+}
+_ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
+_FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
+    # (wire key, attribute, required)
+    OpenReschedule: (("a", "appointment_id", True), ("v", "version", True)),
+    SubmitReschedule: (
+        ("a", "appointment_id", True),
+        ("v", "version", True),
+        ("d", "day", False),
+        ("t", "time", False),
+        ("p", "practitioner_id", False),
+    ),
+    PickSlot: (
+        ("a", "appointment_id", True),
+        ("v", "version", True),
+        ("s", "start", True),
+        ("p", "practitioner_id", False),
+    ),
+    AskCancel: (("a", "appointment_id", True), ("v", "version", True)),
+    CancelConfirmed: (("a", "appointment_id", True), ("v", "version", True), ("r", "reason", False)),
+    ShowDetails: (("a", "appointment_id", True),),
+}
+_MAX_VALUE = 2000  # Slack's cap on a button value
+
+
+def encode(action: Action) -> tuple[str, str]:
+    """(action id, compact JSON value) for a button."""
+    doc: dict[str, Any] = {}
+    for key, attr, _ in _FIELDS[type(action)]:
+        value = getattr(action, attr)
+        if value is None or value == "":
+            continue
+        doc[key] = value.isoformat() if isinstance(value, (date, datetime)) else value
+    return _ID_OF[type(action)], json.dumps(doc, separators=(",", ":"))
+
+
+def _bad(why: str) -> ParseError:
+    return ParseError(f"this button's data is not valid ({why}); run the command again", "today")
+
+
+def _convert(attr: str, raw: Any) -> Any:
+    if attr in ("appointment_id", "version", "practitioner_id"):
+        if (
+            isinstance(raw, bool)
+            or not isinstance(raw, (int, str))
+            or not str(raw).isdigit()
+            or len(str(raw)) > 12
+        ):
+            raise _bad(f"{attr} must be a whole number")
+        return int(raw)
+    if attr == "day":
+        try:
+            return date.fromisoformat(str(raw))
+        except ValueError:
+            raise _bad("date must be YYYY-MM-DD") from None
+    if attr == "start":
+        try:
+            value = datetime.fromisoformat(str(raw))
+        except ValueError:
+            raise _bad("start must be an ISO time") from None
+        if value.tzinfo is None:
+            raise _bad("start needs an offset")
+        return value
+    if attr == "time":
+        text = str(raw)
+        parts = text.split(":")
+        if (
+            len(parts) != 2
+            or not all(p.isdigit() and len(p) == 2 for p in parts)
+            or int(parts[0]) > 23
+            or int(parts[1]) > 59
+        ):
+            raise _bad("time must be HH:MM")
+        return text
+    if not isinstance(raw, str):
+        raise _bad(f"{attr} must be text")
+    return raw[:500]
+
+
+def decode(action_id: str, value: str | dict[str, Any] | None) -> Action:
+    """Rebuild an action from its id and value; ParseError for anything unknown or malformed."""
+    cls = ACTION_IDS.get(action_id)
+    if cls is None:
+        raise ParseError(f"unknown button {action_id[:40]!r}; run the command again", "today")
+    if isinstance(value, str):
+        if len(value) > _MAX_VALUE:
+            raise _bad("too long")
+        try:
+            doc = json.loads(value) if value else {}
+        except ValueError:
+            raise _bad("not JSON") from None
+    else:
+        doc = value or {}
+    if not isinstance(doc, dict):
+        raise _bad("not an object")
+    kwargs: dict[str, Any] = {}
+    for key, attr, required in _FIELDS[cls]:
+        raw = doc.get(key, doc.get(attr))
+        if raw is None or raw == "":
+            if required:
+                raise _bad(f"{attr} is missing")
+            kwargs[attr] = "" if attr == "reason" else None
+            continue
+        kwargs[attr] = _convert(attr, raw)
+    action: Action = cls(**kwargs)
+    return action

@@ -1,0 +1,373 @@
+"""Handlers for settings and people: sync on/off, connect, status, whoami, roles, help."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.commands.access import Forbidden, require_admin, require_any_role, require_staff
+from bot.commands.appointments import find_person_practitioner
+from bot.commands.errors import ParseError
+from bot.commands.grammar import CONNECT_PROVIDERS, GRAMMAR, ChangeRole, Connect, SetSync, ShowHelp, UserRef
+from bot.commands.identity import Actor
+from bot.commands.present import moment_label
+from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, Status, View, Whoami
+from sync import audit
+from sync.core import Core
+from sync.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
+
+__all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "set_sync", "status", "whoami"]
+
+#: core.services key: async (core, provider, practice_id, chat_identity_id, practitioner_id) -> sign-in URL.
+#: Registered by the provider integrations (Graph, Google) that own their OAuth flows.
+CONNECT_URL_SERVICE = "connect_url"
+ConnectUrl = Callable[[Core, str, int, int, int | None], Awaitable[str]]
+
+_PROVIDER_TITLES = {
+    "graph": "Microsoft 365 / Outlook",
+    "google": "Google Calendar",
+    "caldav": "CalDAV",
+    "icloud": "iCloud (CalDAV)",
+    "ics": "an ICS feed",
+}
+
+
+def help_view(cmd: ShowHelp) -> View:
+    entries = tuple(HelpEntry(s.usage, s.summary, s.example, s.needs) for s in GRAMMAR)
+    if cmd.topic:
+        chosen = tuple(e for s, e in zip(GRAMMAR, entries, strict=True) if cmd.topic in (s.name, *s.aliases))
+        if not chosen:
+            raise ParseError(f"there is no command {cmd.topic!r}", "help reschedule")
+        return Help(chosen)
+    return Help(entries, intro="Type `/clinic <command>`. Times are read in the practice's time zone.")
+
+
+async def whoami(core: Core, actor: Actor) -> View:
+    async with core.store.session() as session:
+        practice = await session.get(Practice, actor.practice_id)
+        pr = await session.get(Practitioner, actor.practitioner_id) if actor.practitioner_id else None
+    return Whoami(
+        display=actor.display,
+        platform=actor.platform,
+        practice=practice.name if practice else "?",
+        roles=tuple(sorted(actor.roles)),
+        practitioner=pr.name if pr else None,
+        timezone=practice.timezone if practice else "UTC",
+    )
+
+
+async def status(core: Core, actor: Actor) -> View:
+    require_staff(actor, "see the sync status")
+    async with core.store.session() as session:
+        practice = await session.get(Practice, actor.practice_id)
+        assert practice is not None
+        conns = list(
+            (
+                await session.scalars(
+                    select(Connection).where(Connection.practice_id == practice.id).order_by(Connection.id)
+                )
+            ).all()
+        )
+        counts: dict[tuple[int, str], int] = {}
+        if conns:
+            rows = await session.execute(
+                select(OutboxOp.connection_id, OutboxOp.status, func.count())
+                .where(
+                    OutboxOp.connection_id.in_([c.id for c in conns]),
+                    OutboxOp.status.in_(("pending", "failed")),
+                )
+                .group_by(OutboxOp.connection_id, OutboxOp.status)
+            )
+            counts = {(int(r[0]), str(r[1])): int(r[2]) for r in rows}
+        cals = await session.execute(
+            select(Calendar.connection_id, Calendar.name, Calendar.role, Calendar.sync_enabled)
+            .where(Calendar.connection_id.in_([c.id for c in conns]))
+            .order_by(Calendar.id)
+        )
+        by_conn: dict[int, list[str]] = {}
+        for cid, name, role, enabled in cals:
+            by_conn.setdefault(int(cid), []).append(
+                f"{name or 'calendar'} ({role}{'' if enabled else ', off'})"
+            )
+    states = []
+    for c in conns:
+        health = {"active": "ok", "auth_expired": "expired: reconnect", "disabled": "disabled"}.get(
+            c.status, f"error: {c.status}"
+        )
+        states.append(
+            ConnectionState(
+                connection_id=c.id,
+                provider=c.provider,
+                account=c.account,
+                status=c.status,
+                sync_enabled=c.sync_enabled,
+                last_sync=moment_label(c.last_success_at, practice.timezone)
+                if c.last_success_at
+                else "never",
+                pending=counts.get((c.id, "pending"), 0),
+                failed=counts.get((c.id, "failed"), 0),
+                token_health=health,
+                calendars=tuple(by_conn.get(c.id, [])),
+                last_error=(c.last_error or "")[:200],
+            )
+        )
+    return Status(
+        practice=practice.name,
+        connections=tuple(states),
+        pending_total=sum(s.pending for s in states),
+        failed_total=sum(s.failed for s in states),
+    )
+
+
+async def _practitioner_scope(
+    session: AsyncSession, actor: Actor, who: UserRef | None
+) -> Practitioner | None:
+    if who is None:
+        if not actor.is_admin:
+            if actor.practitioner_id is None:
+                raise Forbidden("only admins can change sync for the whole practice")
+            return await session.get(Practitioner, actor.practitioner_id)
+        return None
+    pr = await find_person_practitioner(session, actor, who)
+    if not actor.is_admin and pr.id != actor.practitioner_id:
+        raise Forbidden("you can change sync for your own calendars; admins can change any")
+    return pr
+
+
+async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
+    require_any_role(actor)
+    word = "on" if cmd.enabled else "off"
+    async with core.store.session() as session:
+        who = cmd.target if isinstance(cmd.target, UserRef) else None
+        pr = await _practitioner_scope(session, actor, who)
+        conns = list(
+            (
+                await session.scalars(
+                    select(Connection)
+                    .where(Connection.practice_id == actor.practice_id)
+                    .order_by(Connection.id)
+                )
+            ).all()
+        )
+        cals = list(
+            (
+                await session.scalars(
+                    select(Calendar)
+                    .where(Calendar.connection_id.in_([c.id for c in conns]))
+                    .order_by(Calendar.id)
+                )
+            ).all()
+        )
+        if pr is not None:
+            conns = [c for c in conns if c.practitioner_id == pr.id]
+            cals = [k for k in cals if k.practitioner_id == pr.id or k.connection_id in {c.id for c in conns}]
+        changed_conns: list[Connection] = []
+        changed_cals: list[Calendar] = []
+        if isinstance(cmd.target, str):
+            name = cmd.target.lower()
+            provider = CONNECT_PROVIDERS.get(name, name)
+            changed_conns = [c for c in conns if c.provider == provider or c.account.lower() == name]
+            changed_cals = [k for k in cals if (k.name or "").lower() == name]
+            if not changed_conns and not changed_cals:
+                raise ParseError(
+                    f"no calendar or connection is called {cmd.target!r}; `status` lists them",
+                    "sync off outlook",
+                )
+        else:
+            changed_conns = conns
+        if not changed_conns and not changed_cals:
+            return Notice("There are no connected calendars to turn sync " + word + " for; try `connect`.")
+        for c in changed_conns:
+            c.sync_enabled = cmd.enabled
+        for k in changed_cals:
+            k.sync_enabled = cmd.enabled
+        await audit.record(
+            session,
+            actor=actor.audit_name,
+            action=f"sync.{word}",
+            practice_id=actor.practice_id,
+            details={"connections": [c.id for c in changed_conns], "calendars": [k.id for k in changed_cals]},
+        )
+    parts = [f"{c.provider} {c.account}".strip() for c in changed_conns] + [
+        k.name or "calendar" for k in changed_cals
+    ]
+    return Notice(f"Sync is {word} for " + ", ".join(parts) + ".", title=f"Sync {word}")
+
+
+async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
+    require_any_role(actor)
+    if not actor.is_admin and actor.practitioner_id is None:
+        raise Forbidden("admins connect the practice's calendars; practitioners connect their own")
+    title = f"Connect {_PROVIDER_TITLES.get(cmd.provider, cmd.provider)}"
+    s = core.settings
+    if cmd.provider in ("graph", "google"):
+        configured = s.graph_enabled if cmd.provider == "graph" else s.google_enabled
+        if not configured:
+            env = (
+                "CLINICBOT_GRAPH_CLIENT_ID and CLINICBOT_GRAPH_CLIENT_SECRET"
+                if cmd.provider == "graph"
+                else "CLINICBOT_GOOGLE_CLIENT_ID and CLINICBOT_GOOGLE_CLIENT_SECRET"
+            )
+            return ConnectInfo(
+                cmd.provider,
+                title,
+                steps=(
+                    f"{title} sign-in is not set up on this server yet.",
+                    f"The server's admin sets {env} and restarts clinicbot; "
+                    f"then run `connect {cmd.typed}` again.",
+                ),
+            )
+        make_url: Any = core.services.get(CONNECT_URL_SERVICE)
+        if make_url is None:
+            return ConnectInfo(
+                cmd.provider,
+                title,
+                steps=(
+                    f"{title} sign-in is configured but its integration is not loaded on this server.",
+                    "Ask the server's admin to check `clinicbot doctor`.",
+                ),
+            )
+        url = await make_url(
+            core,
+            cmd.provider,
+            actor.practice_id,
+            actor.chat_identity_id,
+            None if actor.is_admin else actor.practitioner_id,
+        )
+        return ConnectInfo(
+            cmd.provider,
+            title,
+            url=url,
+            steps=(
+                "Sign in with the account whose calendar clinicbot should use. "
+                "The link works once, for 10 minutes.",
+            ),
+        )
+    if cmd.provider == "ics":
+        return ConnectInfo(
+            cmd.provider,
+            title,
+            steps=(
+                "An ICS feed is read only: clinicbot uses it for busy times or as a booking source.",
+                "Copy the feed's secret address (https://...ics) from your calendar or booking system.",
+                "The server's admin adds it with the clinicbot command line (`clinicbot --help` lists the "
+                "connection commands); the address is stored encrypted.",
+            ),
+        )
+    return ConnectInfo(
+        cmd.provider,
+        title,
+        steps=(
+            "You need the server address, a user name and an app-specific password"
+            + (
+                " (appleid.apple.com → Sign-In and Security → App-Specific Passwords)."
+                if cmd.provider == "icloud"
+                else "."
+            ),
+            "Passwords are never typed into chat. The server's admin adds the account with the "
+            "clinicbot command line (`clinicbot --help` lists the connection commands); "
+            "it is stored encrypted.",
+            "Then `status` shows the connection and its calendars.",
+        ),
+    )
+
+
+async def _identity_for(session: AsyncSession, actor: Actor, who: UserRef) -> ChatIdentity:
+    if who.platform_user_id:
+        found = await session.scalar(
+            select(ChatIdentity).where(
+                ChatIdentity.platform == actor.platform,
+                ChatIdentity.workspace_id == actor.workspace_id,
+                ChatIdentity.user_id == who.platform_user_id,
+            )
+        )
+        if found is None:
+            found = ChatIdentity(
+                practice_id=actor.practice_id,
+                platform=actor.platform,
+                workspace_id=actor.workspace_id,
+                user_id=who.platform_user_id,
+            )
+            session.add(found)
+            await session.flush()
+        if found.practice_id != actor.practice_id:
+            raise Forbidden("that person belongs to another practice")
+        return found
+    name = (who.name or "").lower()
+    rows = list(
+        (
+            await session.scalars(
+                select(ChatIdentity).where(
+                    ChatIdentity.practice_id == actor.practice_id,
+                    ChatIdentity.platform == actor.platform,
+                    func.lower(ChatIdentity.display_name) == name,
+                )
+            )
+        ).all()
+    )
+    if len(rows) != 1:
+        why = "nobody here is called" if not rows else "more than one person is called"
+        raise ParseError(f"{why} {who}; mention them so I know who you mean", "role grant staff @alex")
+    return rows[0]
+
+
+async def change_role(core: Core, actor: Actor, cmd: ChangeRole) -> View:
+    require_admin(actor, "grant or revoke roles")
+    async with core.store.session() as session:
+        target = await _identity_for(session, actor, cmd.user)
+        label = target.display_name or str(cmd.user)
+        existing = await session.scalar(
+            select(Role).where(Role.chat_identity_id == target.id, Role.role == cmd.role)
+        )
+        practitioner: Practitioner | None = None
+        if cmd.grant and cmd.role == "practitioner":
+            ref = cmd.practitioner or (UserRef(name=target.display_name) if target.display_name else None)
+            if ref is None:
+                raise ParseError("which practitioner is this person?", "role grant practitioner @sam @dr-lee")
+            try:
+                practitioner = await find_person_practitioner(session, actor, ref)
+            except ParseError:
+                raise ParseError(
+                    f"which practitioner is {label}? name their handle",
+                    "role grant practitioner @sam @dr-lee",
+                ) from None
+        if cmd.grant:
+            if existing is not None and (practitioner is None or target.practitioner_id == practitioner.id):
+                return Notice(f"{label} already has the {cmd.role} role.")
+            if existing is None:
+                session.add(Role(chat_identity_id=target.id, role=cmd.role, granted_by=actor.audit_name))
+            if practitioner is not None:
+                target.practitioner_id = practitioner.id
+        else:
+            if existing is None:
+                return Notice(f"{label} does not have the {cmd.role} role.")
+            if cmd.role == "admin":
+                admins = await session.scalar(
+                    select(func.count())
+                    .select_from(Role)
+                    .join(ChatIdentity, ChatIdentity.id == Role.chat_identity_id)
+                    .where(ChatIdentity.practice_id == actor.practice_id, Role.role == "admin")
+                )
+                if (admins or 0) <= 1:
+                    raise Forbidden("that is the last admin; grant admin to someone else first")
+            await session.delete(existing)
+            if cmd.role == "practitioner":
+                target.practitioner_id = None
+        await session.flush()
+        await audit.record(
+            session,
+            actor=actor.audit_name,
+            action="role.grant" if cmd.grant else "role.revoke",
+            practice_id=actor.practice_id,
+            after={
+                "chat_identity_id": target.id,
+                "role": cmd.role,
+                "practitioner_id": practitioner.id if practitioner else None,
+            },
+        )
+    verb = "now has" if cmd.grant else "no longer has"
+    extra = f" (as {practitioner.name})" if practitioner else ""
+    return Notice(f"{label} {verb} the {cmd.role} role{extra}.", title="Roles")

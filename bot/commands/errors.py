@@ -1,0 +1,17 @@
+"""The command layer's one error: bad input, with what was wrong and an example of the right way."""
+
+from __future__ import annotations
+
+__all__ = ["ParseError"]
+
+
+class ParseError(ValueError):
+    """Malformed command, time or card action. Raised before anything changes."""
+
+    def __init__(self, message: str, example: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.example = example
+
+    def __str__(self) -> str:
+        return f"{self.message} (e.g. `{self.example}`)" if self.example else self.message

@@ -1,0 +1,385 @@
+"""The one command grammar shared by Slack and Teams: text -> a typed Command, or ParseError.
+
+Every command is declared once in `GRAMMAR` (name, usage, summary, example, role needed, parser);
+help is generated from that table, so help and parser cannot drift apart.
+
+Mentions: front ends rewrite a platform mention of a person (Slack `<@U123|ann>`, a Teams
+`<at>` entity) to `@!<platform user id>` before parsing. A plain `@dr-lee` is a practitioner
+handle or a chat user's display name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.commands.errors import ParseError
+from bot.commands.when import DayRef, WhenSpec, parse_day, parse_when
+
+__all__ = [
+    "CONNECT_PROVIDERS",
+    "GRAMMAR",
+    "ROLES",
+    "CancelAppointment",
+    "ChangeRole",
+    "Command",
+    "CommandSpec",
+    "Connect",
+    "ParseError",
+    "Reschedule",
+    "SetSync",
+    "ShowAgenda",
+    "ShowAppointment",
+    "ShowHelp",
+    "ShowStatus",
+    "ShowWhoami",
+    "UserRef",
+    "parse",
+]
+
+RoleName = Literal["admin", "staff", "practitioner"]
+ROLES: tuple[RoleName, ...] = ("admin", "staff", "practitioner")
+MAX_TEXT = 1000
+
+#: what people type -> provider name in adapters.registry
+CONNECT_PROVIDERS: dict[str, str] = {
+    "caldav": "caldav",
+    "icloud": "icloud",
+    "ics": "ics",
+    "ical": "ics",
+    "graph": "graph",
+    "outlook": "graph",
+    "microsoft": "graph",
+    "office365": "graph",
+    "m365": "graph",
+    "google": "google",
+    "gcal": "google",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UserRef:
+    """A person named in a command: a platform user id (from a mention) or a name/handle."""
+
+    platform_user_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def from_token(cls, tok: str) -> UserRef:
+        if tok.startswith("@!") and len(tok) > 2:
+            return cls(platform_user_id=tok[2:])
+        if tok.startswith("@") and len(tok) > 1:
+            return cls(name=tok[1:])
+        raise ParseError(f"{tok!r} is not a person; mention them with @", "role grant staff @alex")
+
+    def __str__(self) -> str:
+        return f"@{self.name}" if self.name else f"user {self.platform_user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ShowHelp:
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowAgenda:
+    day: DayRef
+    day_text: str
+    practitioner: UserRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowAppointment:
+    appointment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reschedule:
+    appointment_id: int
+    when: WhenSpec
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAppointment:
+    appointment_id: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetSync:
+    enabled: bool
+    #: None: the whole practice; a calendar/provider name; or a practitioner (UserRef)
+    target: str | UserRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    provider: str
+    typed: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShowStatus:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ShowWhoami:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRole:
+    grant: bool
+    role: RoleName
+    user: UserRef
+    #: For the practitioner role: which practitioner the person is (a handle).
+    practitioner: UserRef | None = None
+
+
+Command = (
+    ShowHelp
+    | ShowAgenda
+    | ShowAppointment
+    | Reschedule
+    | CancelAppointment
+    | SetSync
+    | Connect
+    | ShowStatus
+    | ShowWhoami
+    | ChangeRole
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str
+    usage: str
+    summary: str
+    example: str
+    needs: str
+    parse: Callable[[list[str], str], Command]
+    aliases: tuple[str, ...] = ()
+
+
+def _appointment_id(tok: str, example: str) -> int:
+    from sync.appointments import AppointmentError, parse_ref
+
+    try:
+        return parse_ref(tok)
+    except AppointmentError:
+        raise ParseError(f"{tok!r} is not an appointment id; ids look like A-1042", example) from None
+
+
+def _no_more(args: list[str], used: int, example: str) -> None:
+    if len(args) > used:
+        raise ParseError(f"unexpected {' '.join(args[used:])!r}", example)
+
+
+def _p_help(args: list[str], rest: str) -> Command:
+    return ShowHelp(topic=args[0].lower() if args else None)
+
+
+def _p_agenda(args: list[str], rest: str) -> Command:
+    example = "tomorrow @dr-lee"
+    who = [a for a in args if a.startswith("@")]
+    words = [a for a in args if not a.startswith("@")]
+    if len(who) > 1:
+        raise ParseError("name one practitioner", example)
+    day_text = " ".join(words) or "today"
+    day = parse_day(day_text, example=example)
+    return ShowAgenda(day=day, day_text=day_text, practitioner=UserRef.from_token(who[0]) if who else None)
+
+
+def _p_appointment(args: list[str], rest: str) -> Command:
+    example = "appointment A-1042"
+    if not args:
+        raise ParseError("which appointment?", example)
+    _no_more(args, 1, example)
+    return ShowAppointment(_appointment_id(args[0], example))
+
+
+def _p_reschedule(args: list[str], rest: str) -> Command:
+    example = "reschedule A-1042 tomorrow 3pm"
+    if not args:
+        raise ParseError("which appointment, and when to?", example)
+    appt = _appointment_id(args[0], example)
+    if len(args) < 2:
+        raise ParseError(f"when should A-{appt} move to?", example)
+    return Reschedule(appt, parse_when(" ".join(args[1:]), example=example))
+
+
+def _p_cancel(args: list[str], rest: str) -> Command:
+    example = "cancel A-1042 patient sick"
+    if not args:
+        raise ParseError("which appointment?", example)
+    appt = _appointment_id(args[0], example)
+    reason = rest.split(None, 1)[1] if len(rest.split(None, 1)) > 1 else ""
+    if len(reason) > 500:
+        raise ParseError("keep the reason under 500 characters", example)
+    return CancelAppointment(appt, reason.strip())
+
+
+def _p_sync(args: list[str], rest: str) -> Command:
+    example = "sync off outlook"
+    if not args or args[0].lower() not in ("on", "off"):
+        raise ParseError("say `sync on` or `sync off`, optionally with a calendar or @practitioner", example)
+    target_words = args[1:]
+    if not target_words:
+        return SetSync(args[0].lower() == "on")
+    if target_words[0].startswith("@"):
+        _no_more(target_words, 1, example)
+        return SetSync(args[0].lower() == "on", UserRef.from_token(target_words[0]))
+    return SetSync(args[0].lower() == "on", " ".join(target_words))
+
+
+def _p_connect(args: list[str], rest: str) -> Command:
+    example = "connect google"
+    known = ", ".join(sorted(set(CONNECT_PROVIDERS)))
+    if not args:
+        raise ParseError(f"connect what? one of: {known}", example)
+    _no_more(args, 1, example)
+    typed = args[0].lower()
+    if typed not in CONNECT_PROVIDERS:
+        raise ParseError(f"I can't connect {args[0]!r}; try one of: {known}", example)
+    return Connect(CONNECT_PROVIDERS[typed], typed)
+
+
+def _p_status(args: list[str], rest: str) -> Command:
+    _no_more(args, 0, "status")
+    return ShowStatus()
+
+
+def _p_whoami(args: list[str], rest: str) -> Command:
+    _no_more(args, 0, "whoami")
+    return ShowWhoami()
+
+
+def _p_role(args: list[str], rest: str) -> Command:
+    example = "role grant staff @alex"
+    if len(args) < 3 or args[0].lower() not in ("grant", "revoke"):
+        raise ParseError("say `role grant` or `role revoke`, a role and a person", example)
+    role = args[1].lower()
+    if role not in ROLES:
+        raise ParseError(f"{args[1]!r} is not a role; roles are {', '.join(ROLES)}", example)
+    user = UserRef.from_token(args[2])
+    practitioner = None
+    if len(args) > 3:
+        if role != "practitioner" or args[0].lower() != "grant":
+            raise ParseError(f"unexpected {' '.join(args[3:])!r}", example)
+        _no_more(args, 4, "role grant practitioner @sam @dr-lee")
+        practitioner = UserRef.from_token(args[3])
+    return ChangeRole(args[0].lower() == "grant", role, user, practitioner)
+
+
+GRAMMAR: tuple[CommandSpec, ...] = (
+    CommandSpec("help", "help", "what I can do", "help", "", _p_help),
+    CommandSpec(
+        "today",
+        "today|tomorrow|<date> [@practitioner]",
+        "the day's appointments",
+        "tomorrow @dr-lee",
+        "",
+        _p_agenda,
+        aliases=("agenda",),
+    ),
+    CommandSpec(
+        "appointment",
+        "appointment <id>",
+        "one appointment in detail",
+        "appointment A-1042",
+        "",
+        _p_appointment,
+        aliases=("appt", "show"),
+    ),
+    CommandSpec(
+        "reschedule",
+        "reschedule <id> <when>",
+        "move an appointment (a day, a time, or ISO 8601)",
+        "reschedule A-1042 tomorrow 3pm",
+        "staff or its practitioner",
+        _p_reschedule,
+        aliases=("move",),
+    ),
+    CommandSpec(
+        "cancel",
+        "cancel <id> [reason]",
+        "cancel an appointment",
+        "cancel A-1042 patient sick",
+        "staff or its practitioner",
+        _p_cancel,
+    ),
+    CommandSpec(
+        "sync",
+        "sync on|off [calendar|@practitioner]",
+        "turn calendar sync on or off",
+        "sync off outlook",
+        "admin, or a practitioner for their own",
+        _p_sync,
+    ),
+    CommandSpec(
+        "connect",
+        "connect <provider>",
+        "connect a calendar (google, outlook, caldav, icloud, ics)",
+        "connect google",
+        "admin, or a practitioner for their own",
+        _p_connect,
+    ),
+    CommandSpec("status", "status", "sync health of every connection", "status", "staff", _p_status),
+    CommandSpec("whoami", "whoami", "who I think you are, and your roles", "whoami", "", _p_whoami),
+    CommandSpec(
+        "role",
+        "role grant|revoke <role> @user",
+        "give or take admin, staff or practitioner",
+        "role grant staff @alex",
+        "admin",
+        _p_role,
+    ),
+)
+_DAY_WORDS = (
+    "today",
+    "tomorrow",
+    "yesterday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
+_BY_WORD = {w: spec for spec in GRAMMAR for w in (spec.name, *spec.aliases)}
+
+
+def _split(text: str) -> tuple[str, list[str], str]:
+    """(verb, argument words, the text after the verb)."""
+    words = text.split()
+    rest = text.split(None, 1)
+    return words[0], words[1:], rest[1] if len(rest) > 1 else ""
+
+
+def parse(text: str) -> Command:
+    """Parse one command line (without the `/clinic` prefix). Raises ParseError on bad input."""
+    if len(text) > MAX_TEXT:
+        raise ParseError(f"that is too long ({len(text)} characters); commands are short", "today")
+    text = " ".join(text.replace("\u00a0", " ").split())
+    if not text:
+        return ShowHelp()
+    verb, args, rest = _split(text)
+    spec = _BY_WORD.get(verb.lower())
+    if spec is not None:
+        return spec.parse(args, rest)
+    # A bare day ("tomorrow", "tue @dr-lee", "2026-03-04") is the agenda.
+    try:
+        return _p_agenda([verb, *args], text)
+    except ParseError:
+        pass
+    close = difflib.get_close_matches(verb.lower(), [*_BY_WORD, *_DAY_WORDS], n=1, cutoff=0.6)
+    if close and close[0] in _DAY_WORDS:
+        raise ParseError(f"I don't know {verb!r}; did you mean `{close[0]}`?", close[0])
+    if close:
+        spec = _BY_WORD[close[0]]
+        raise ParseError(f"I don't know {verb!r}; did you mean `{spec.name}`?", spec.example)
+    raise ParseError(f"I don't know {verb!r}; `help` lists what I can do", "today")

@@ -1,0 +1,206 @@
+"""The view dataclasses. Frozen, plain values; renderers must not reach back into the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.commands.actions import Action
+
+__all__ = [
+    "Agenda",
+    "AgendaItem",
+    "AppointmentDetail",
+    "ConfirmCancel",
+    "ConnectInfo",
+    "ConnectionState",
+    "Error",
+    "Help",
+    "HelpEntry",
+    "Notice",
+    "Reconnect",
+    "RescheduleForm",
+    "Status",
+    "View",
+    "Whoami",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AgendaItem:
+    """One appointment line: `time_label` is e.g. "09:30–10:00" in the practice's zone."""
+
+    appointment_id: int
+    ref: str
+    version: int
+    start: datetime
+    end: datetime
+    time_label: str
+    practitioner: str
+    client: str
+    service: str
+    status: str
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Agenda:
+    """A day's appointments, for the practice or one practitioner."""
+
+    title: str
+    day: date
+    timezone: str
+    items: tuple[AgendaItem, ...]
+    practitioner: str | None = None
+    empty_text: str = "No appointments."
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentDetail:
+    """One appointment with everything staff may see, plus where it is synced."""
+
+    item: AgendaItem
+    date_label: str
+    location: str = ""
+    notes: str = ""
+    #: (calendar name, state) for each calendar the appointment lives on.
+    calendars: tuple[tuple[str, str], ...] = ()
+    #: A result line shown above the detail ("Moved to Tue 3 Mar 15:00").
+    notice: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RescheduleForm:
+    """The reschedule form (Slack modal / Teams card): prefilled values, choices, errors, free slots."""
+
+    appointment_id: int
+    ref: str
+    version: int
+    summary: str
+    date: date
+    time: str  # "HH:MM"
+    timezone: str
+    practitioner_id: int | None
+    #: (practitioner id, label) the appointment may move to.
+    practitioners: tuple[tuple[int, str], ...]
+    #: field name ("date", "time", "practitioner" or "" for the whole form) -> message
+    errors: dict[str, str] = field(default_factory=dict)
+    #: Next free slots, ISO start times in the practice zone, with labels.
+    suggestions: tuple[tuple[datetime, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmCancel:
+    """Asks before cancelling; `confirm` is the action that does it."""
+
+    appointment_id: int
+    ref: str
+    version: int
+    summary: str
+    confirm: Action
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """One connection's health for the status view."""
+
+    connection_id: int
+    provider: str
+    account: str
+    status: str
+    sync_enabled: bool
+    last_sync: str  # display label, "never" when it never succeeded
+    pending: int
+    failed: int
+    token_health: str  # "ok", "expired: reconnect", "error: ..."
+    calendars: tuple[str, ...] = ()
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    practice: str
+    connections: tuple[ConnectionState, ...]
+    pending_total: int = 0
+    failed_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Whoami:
+    display: str
+    platform: str
+    practice: str
+    roles: tuple[str, ...]
+    practitioner: str | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class HelpEntry:
+    usage: str
+    summary: str
+    example: str
+    needs: str = ""  # the role needed, "" for everyone
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    entries: tuple[HelpEntry, ...]
+    intro: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Something went wrong; the message says what and `example` shows the right way."""
+
+    message: str
+    example: str = ""
+    #: "input" (bad command), "forbidden", "not_found", "conflict", "unavailable"
+    kind: str = "input"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A short result ("A-12 cancelled")."""
+
+    text: str
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """A credential expired: the button takes the admin to sign in again."""
+
+    connection_id: int
+    provider: str
+    account: str
+    url: str | None
+    steps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectInfo:
+    """How to connect a provider: a sign-in link, or the admin steps when there is no link."""
+
+    provider: str
+    title: str
+    url: str | None = None
+    steps: tuple[str, ...] = ()
+
+
+View = (
+    Agenda
+    | AppointmentDetail
+    | RescheduleForm
+    | ConfirmCancel
+    | Status
+    | Whoami
+    | Help
+    | Error
+    | Notice
+    | Reconnect
+    | ConnectInfo
+)

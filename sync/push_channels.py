@@ -1,0 +1,36 @@
+"""Stored push channels (Graph subscriptions, Google watch channels) looked up for webhooks."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from adapters.google.push import WatchChannel
+from sync.core import Core
+from sync.model import Calendar, WebhookSubscription
+
+__all__ = ["find_google_channel"]
+
+
+async def find_google_channel(core: Core, connection_id: str, channel_id: str) -> WatchChannel | None:
+    """The active Google watch channel `channel_id` of a connection, or None."""
+    if not connection_id.isdigit():
+        return None
+    async with core.store.session() as session:
+        row = await session.scalar(
+            select(WebhookSubscription).where(
+                WebhookSubscription.provider == "google",
+                WebhookSubscription.remote_id == channel_id,
+                WebhookSubscription.connection_id == int(connection_id),
+                WebhookSubscription.status == "active",
+            )
+        )
+        if row is None:
+            return None
+        calendar = await session.get(Calendar, row.calendar_id) if row.calendar_id else None
+        return WatchChannel(
+            channel_id=row.remote_id,
+            resource_id=row.resource_id or "",
+            token=row.secret or "",
+            calendar_remote_id=calendar.remote_id if calendar else "",
+            expires_at=row.expires_at,
+        )

@@ -1,0 +1,72 @@
+"""The admin CLI as an operator uses it: tables for people, --json for machines, clear errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.servers import run_cli
+
+
+def test_practice_and_practitioner_commands(tmp_path: Path) -> None:
+    assert run_cli(["db", "upgrade"], tmp_path).returncode == 0
+    listed = json.loads(run_cli(["practice", "list", "--json"], tmp_path).stdout)
+    assert [p["name"] for p in listed] == ["default"]
+    made = run_cli(["practice", "create", "Lee Clinic", "--tz", "Europe/London", "--json"], tmp_path)
+    assert made.returncode == 0 and json.loads(made.stdout)["timezone"] == "Europe/London"
+    dup = run_cli(["practice", "create", "Lee Clinic", "--tz", "Europe/London"], tmp_path)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    bad_tz = run_cli(["practice", "create", "X", "--tz", "Mars/Olympus"], tmp_path)
+    assert bad_tz.returncode == 1 and "unknown time zone" in bad_tz.stderr
+    added = run_cli(["practitioner", "add", "Dr Ann Lee", "--email", "ann@example.org", "--json"], tmp_path)
+    assert json.loads(added.stdout)["handle"] == "dr-lee"
+    table = run_cli(["practitioner", "list"], tmp_path).stdout
+    assert "Dr Ann Lee" in table and "dr-lee" in table
+    bad_email = run_cli(["practitioner", "add", "Bob", "--email", "not-an-email"], tmp_path)
+    assert bad_email.returncode == 1 and "not an email" in bad_email.stderr
+
+
+def test_audit_verify_names_the_edited_row(tmp_path: Path) -> None:
+    run_cli(["db", "upgrade"], tmp_path)
+    for name in ("A", "B", "C"):
+        assert run_cli(["practice", "create", name, "--tz", "UTC"], tmp_path).returncode == 0
+    ok = run_cli(["audit", "verify"], tmp_path)
+    assert ok.returncode == 0 and "3 entries" in ok.stdout
+    with sqlite3.connect(tmp_path / "clinicbot.sqlite3") as db:
+        db.execute("UPDATE audit_entry SET action = 'practice.delete' WHERE seq = 2")
+    broken = run_cli(["audit", "verify"], tmp_path)
+    assert broken.returncode == 1
+    assert "seq 2" in broken.stderr and "edited" in broken.stderr
+    out = tmp_path / "audit.csv"
+    exported = run_cli(["audit", "export", "--since", "2000-01-01", "--format", "csv", "-o", str(out)], tmp_path)
+    assert exported.returncode == 0 and len(out.read_text().splitlines()) == 4
+    bad = run_cli(["audit", "export", "--since", "yesterday-ish"], tmp_path)
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_doctor_reports_each_check(tmp_path: Path) -> None:
+    result = run_cli(["doctor"], tmp_path)
+    lines = result.stdout.splitlines()
+    assert any(ln.startswith("✓ database reachable") for ln in lines)
+    assert any(ln.startswith("✗ schema") and "clinicbot db upgrade" in ln for ln in lines)
+    assert result.returncode == 1
+    run_cli(["db", "upgrade"], tmp_path)
+    healthy = run_cli(["doctor"], tmp_path)
+    assert healthy.returncode == 0, healthy.stdout
+    assert "✓ schema is current" in healthy.stdout
+    assert "Teams: authentication OFF" in healthy.stdout
+
+
+def test_wrong_key_stops_commands_clearly(tmp_path: Path) -> None:
+    run_cli(["db", "upgrade"], tmp_path)
+    run_cli(["practitioner", "add", "Dr Ann Lee"], tmp_path)
+    (tmp_path / "clinicbot.key").unlink()
+    (tmp_path / "clinicbot.key").write_text("A" * 43 + "=\n")
+    with sqlite3.connect(tmp_path / "clinicbot.sqlite3") as db:
+        db.execute("INSERT INTO connection (practice_id, provider, account, config, credentials, status, "
+                   "window_days_back, window_days_ahead, sync_enabled, created_at) VALUES "
+                   "(1, 'ics', 'x', '{}', 'v1:deadbeef:AAAA', 'active', 30, 180, 1, '2026-01-01')")
+    result = run_cli(["doctor"], tmp_path)
+    assert "✗ credentials do not decrypt" in result.stdout
+    assert "deadbeef" in result.stdout
