@@ -300,7 +300,7 @@ def _run_sub(case: str, design: str, args: argparse.Namespace) -> dict[str, Any]
         cwd=REPO,
         capture_output=True,
         text=True,
-        check=False,  # noqa: S603
+        check=False,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     if out.returncode != 0:

@@ -33,7 +33,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
 from sync.leader import LeaderLock
-from sync.reminders.dispatch import Dispatcher
+from sync.reminders.dispatch import Dispatcher, DispatchReport
 from sync.reminders.planner import ReminderSubscriber, plan_upcoming
 
 if TYPE_CHECKING:
@@ -55,6 +55,9 @@ DISPATCH_ID = "clinicbot.reminders.dispatch"
 POLL_ID = "clinicbot.reminders.poll"
 PLAN_ID = "clinicbot.reminders.plan"
 PERIODIC_PREFIX = "clinicbot.periodic."
+#: A dispatch run stays awake for a row due within this long, for at most STAY_AWAKE_MAX seconds.
+STAY_AWAKE = timedelta(seconds=2)
+STAY_AWAKE_MAX = 30.0
 #: This process's schedulers by runtime key; the only way persisted jobs reach live objects.
 _RUNTIMES: dict[str, ClinicScheduler] = {}
 
@@ -148,9 +151,7 @@ class ClinicScheduler:
         self.due_poll = due_poll
         self.plan_every = plan_every
         self.key = runtime_key(core.store.url, core.store.schema)
-        self.dispatcher = Dispatcher(
-            core.store, lambda: core.services.get("notifier"), core.clock, grace=grace
-        )
+        self.dispatcher = Dispatcher(core.store, lambda: core.services.get("notifier"), core.clock, grace=grace)
         self.subscriber = ReminderSubscriber(core.clock, self.wake)
         self._periodic: dict[str, tuple[float, str]] = {}
         self._aps: AsyncIOScheduler | None = None
@@ -177,9 +178,7 @@ class ClinicScheduler:
         except (ValueError, LookupError):
             found = None
         if found is not fn:
-            raise TypeError(
-                f"{name}: a periodic job must be a module-level function (APScheduler stores it by name)"
-            )
+            raise TypeError(f"{name}: a periodic job must be a module-level function (APScheduler stores it by name)")
         if seconds < 1:
             raise ValueError(f"{name}: a periodic job runs at most once a second")
         self._periodic[name] = (seconds, ref)
@@ -268,9 +267,7 @@ class ClinicScheduler:
         self.is_leader = True
         self.leader_since = datetime.now(UTC)
         aps = self._aps
-        aps.add_job(
-            poll_job, "interval", seconds=self.due_poll, args=[self.key], id=POLL_ID, replace_existing=True
-        )
+        aps.add_job(poll_job, "interval", seconds=self.due_poll, args=[self.key], id=POLL_ID, replace_existing=True)
         aps.add_job(
             plan_job,
             "interval",
@@ -331,27 +328,46 @@ class ClinicScheduler:
         )
 
     async def dispatch(self) -> None:
-        """Send what is due and re-arm; one at a time."""
+        """Send what is due and re-arm; one at a time.
+
+        While the next row is due within `STAY_AWAKE`, keep going in this run instead of re-arming
+        through the job store (a synchronous write) for every reminder of a busy minute.
+        """
+        loop = asyncio.get_running_loop()
         async with self._dispatching:
             self._armed_at = None
+            nxt: datetime | None = None
+            until = loop.time() + STAY_AWAKE_MAX
             try:
-                report = await self.dispatcher.run_due()
-                if report.sent or report.failed or report.dropped:
-                    log.info(
-                        "reminders dispatched",
-                        extra={
-                            "sent": report.sent,
-                            "late": report.late,
-                            "retry": report.retried,
-                            "failed": report.failed,
-                            "stale": report.stale,
-                            "dropped": report.dropped,
-                        },
-                    )
+                while self._aps is not None:
+                    self._log(await self.dispatcher.run_due())
+                    nxt = await self.dispatcher.next_due()
+                    if nxt is None:
+                        break
+                    gap = (nxt - self.core.clock()).total_seconds()
+                    if gap > STAY_AWAKE.total_seconds() or loop.time() + gap > until:
+                        break
+                    await asyncio.sleep(max(gap, 0.0))
             finally:
-                nxt = await self.dispatcher.next_due()
+                if nxt is None:
+                    nxt = await self.dispatcher.next_due()
                 if nxt is not None and self._aps is not None:
                     self._arm(nxt)
+
+    @staticmethod
+    def _log(report: DispatchReport) -> None:
+        if report.sent or report.failed or report.dropped:
+            log.info(
+                "reminders dispatched",
+                extra={
+                    "sent": report.sent,
+                    "late": report.late,
+                    "retry": report.retried,
+                    "failed": report.failed,
+                    "stale": report.stale,
+                    "dropped": report.dropped,
+                },
+            )
 
     async def poll(self) -> None:
         """Re-arm if an earlier row appeared (planned by another process)."""

@@ -128,7 +128,7 @@ async def test_three_servers_leader_killed_every_reminder_exactly_once(
         for n, port in enumerate(ports):
             log_path = tmp_path / f"serve-{n}.log"
             with log_path.open("wb") as out:
-                proc = subprocess.Popen(  # noqa: S603
+                proc = subprocess.Popen(
                     [sys.executable, "-m", "tests.fakes.serve_with_recorder", "--port", str(port)],
                     cwd=REPO,
                     env=env,
