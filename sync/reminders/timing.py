@@ -8,8 +8,8 @@ Any other offset ("1h", "90m") is counted in real elapsed time. A wall time that
 (the hour repeated in autumn) resolves to its first occurrence.
 
 Quiet hours. A reminder that would fire inside the practitioner's quiet hours moves to the end
-of them when that is still before the appointment starts, otherwise to their beginning (so it
-fires early rather than never). Follow-ups move to the end of the quiet hours. Agendas fire at
+of them when that is still before the appointment starts, otherwise to one minute before they
+begin (so it fires early rather than never). Follow-ups move to the end of the quiet hours. Agendas fire at
 the time the practitioner chose.
 """
 
@@ -68,7 +68,7 @@ def _quiet_bounds(moment: datetime, zone: ZoneInfo, quiet: tuple[time, time]) ->
 def shift_out_of_quiet(
     fire_at: datetime, zone: ZoneInfo, quiet: tuple[time, time] | None, deadline: datetime | None
 ) -> datetime:
-    """Move `fire_at` out of quiet hours: to their end if before `deadline`, else to their start."""
+    """Move `fire_at` out of quiet hours: to their end if before `deadline`, else just before their start."""
     if quiet is None or not in_quiet(fire_at, zone, quiet):
         return fire_at
     begins, ends = _quiet_bounds(fire_at, zone, quiet)
