@@ -96,9 +96,7 @@ async def public_addresses(host: str, port: int, resolver: Resolver = system_res
 class GuardTransport(httpx.AsyncBaseTransport):
     """Checks every request's destination (redirect targets included) before connecting."""
 
-    def __init__(
-        self, inner: httpx.AsyncBaseTransport | None = None, resolver: Resolver = system_resolver
-    ) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None, resolver: Resolver = system_resolver) -> None:
         self._inner = inner or httpx.AsyncHTTPTransport()
         self._resolver = resolver
 

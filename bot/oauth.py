@@ -49,7 +49,24 @@ async def _google(request: web.Request, core: Core) -> web.Response:
     return page("Google Calendar connected", "You can close this window; clinicbot will sync the calendar shortly.")
 
 
-FINISHERS: dict[str, Callable[[web.Request, Core], Awaitable[web.Response]]] = {"google": _google}
+async def _graph(request: web.Request, core: Core) -> web.Response:
+    from adapters.graph.connect import finish_connect
+
+    if "error" in request.query:
+        return page("Microsoft sign-in was not completed",
+                    f"Microsoft said: {request.query['error'][:100]}. Run `connect outlook` in chat to try again.", 400)
+    if not request.query.get("state") or not request.query.get("code"):
+        return page("Incomplete sign-in", "This link is missing its state or code. Run `connect outlook` again.", 400)
+    try:
+        async with core.store.session() as session:
+            connection = await finish_connect(session, core.settings, params=dict(request.query), now=core.clock())
+    except ProviderError as exc:
+        return page("Microsoft sign-in failed", str(exc), 400)
+    log.info("graph connected", extra={"connection": connection.id})
+    return page("Outlook calendar connected", "You can close this window; clinicbot will sync the calendar shortly.")
+
+
+FINISHERS: dict[str, Callable[[web.Request, Core], Awaitable[web.Response]]] = {"google": _google, "graph": _graph}
 
 
 def setup_oauth(app: web.Application, settings: Settings) -> str | None:

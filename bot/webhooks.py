@@ -44,7 +44,22 @@ async def _google(request: web.Request, core: Core, connection_id: str) -> web.S
                                      now=core.clock)
 
 
-HANDLERS: dict[str, Handler] = {"google": _google}
+async def _graph(request: web.Request, core: Core, connection_id: str) -> web.StreamResponse:
+    from adapters.graph.subscriptions import KnownSubscription, handle_notification
+    from sync.push_channels import find_graph_subscription, note_graph_lifecycle
+
+    async def lookup(subscription_id: str) -> KnownSubscription | None:
+        return await find_graph_subscription(core, connection_id, subscription_id)
+
+    async def queue(known: KnownSubscription, reason: str) -> None:
+        if reason in ("reauthorizationRequired", "subscriptionRemoved"):
+            await note_graph_lifecycle(core, known.remote_id, reason)
+        sync_queue(core).request(int(known.connection_id), reason=f"graph {reason}")
+
+    return await handle_notification(request, connection_id=connection_id, lookup=lookup, queue_sync=queue)
+
+
+HANDLERS: dict[str, Handler] = {"google": _google, "graph": _graph}
 
 
 def setup_webhooks(app: web.Application, settings: Settings) -> str | None:

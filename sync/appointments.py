@@ -207,7 +207,7 @@ async def cancel(
         raise AppointmentError(f"A-{appt.id} is {appt.status.replace('_', ' ')} and cannot be cancelled")
     before = snapshot(appt)
     appt.status = "cancelled"
-    await _commit_change(session, bus, appt, before, "cancelled", actor, details={"reason": reason[:500]})
+    await _commit_change(session, bus, appt, before, "cancelled", actor, details={"cancel_reason": reason[:500]})
     return appt
 
 

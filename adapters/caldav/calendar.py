@@ -59,9 +59,7 @@ class CalDAVCalendar:
         owns_session: bool = True,
     ) -> None:
         self.name = name
-        self.capabilities = CalendarCapabilities(
-            read_only=False, push=False, free_busy=False, delta=True, series=True
-        )
+        self.capabilities = CalendarCapabilities(read_only=False, push=False, free_busy=False, delta=True, series=True)
         self._session = session
         self._owns_session = owns_session
         self.url = collection_url if collection_url.endswith("/") else collection_url + "/"
@@ -86,9 +84,7 @@ class CalDAVCalendar:
             try:
                 return await self._sync(state, window)
             except _NoSyncCollection:
-                raise CursorExpired(
-                    f"{self.name}: sync-collection stopped working", provider=self.name
-                ) from None
+                raise CursorExpired(f"{self.name}: sync-collection stopped working", provider=self.name) from None
         return await self._etag_changes(state, window)
 
     async def get(self, remote_id: str) -> RemoteItem:
@@ -109,9 +105,7 @@ class CalDAVCalendar:
             data = response.text(*CALDATA)
             if data and not self._paths.is_collection(response.href):
                 rid = self._paths.resource_id(response.href)
-                events.extend(
-                    i.event for i in items_from_resource(rid, None, data, default_tz=self._default_tz)
-                )
+                events.extend(i.event for i in items_from_resource(rid, None, data, default_tz=self._default_tz))
         busy = [
             BusyInterval(e.start, e.end)
             for e in expand(events, window)
@@ -166,9 +160,7 @@ class CalDAVCalendar:
             if new_token is None:
                 if token is None:
                     raise _NoSyncCollection()
-                raise BadPayload(
-                    f"{self.name}: sync-collection answer without a sync-token", provider=self.name
-                )
+                raise BadPayload(f"{self.name}: sync-collection answer without a sync-token", provider=self.name)
             current = new_token
             if not truncated:
                 break
@@ -182,9 +174,7 @@ class CalDAVCalendar:
             full=token is None,
         )
 
-    async def _materialize(
-        self, found: dict[str, tuple[str | None, str | None]], window: Window
-    ) -> list[RemoteItem]:
+    async def _materialize(self, found: dict[str, tuple[str | None, str | None]], window: Window) -> list[RemoteItem]:
         """RemoteItems for resources in `window`, fetching bodies the server left out."""
         missing = [rid for rid, (_, data) in found.items() if data is None]
         fetched = await self._multiget(missing) if missing else {}
@@ -216,18 +206,14 @@ class CalDAVCalendar:
 
     # --- ctag / etag fallback ------------------------------------------------------------------------
     async def _ctag(self) -> str | None:
-        responses, _ = await self._session.multistatus(
-            "PROPFIND", self.url, propfind([GETCTAG, SYNC_TOKEN]), depth="0"
-        )
+        responses, _ = await self._session.multistatus("PROPFIND", self.url, propfind([GETCTAG, SYNC_TOKEN]), depth="0")
         for response in responses:
             if self._paths.is_collection(response.href):
                 return response.text(*GETCTAG) or response.text(*SYNC_TOKEN)
         return None
 
     async def _etags(self) -> dict[str, str | None]:
-        responses, _ = await self._session.multistatus(
-            "REPORT", self.url, calendar_query([GETETAG]), depth="1"
-        )
+        responses, _ = await self._session.multistatus("REPORT", self.url, calendar_query([GETETAG]), depth="1")
         return {
             self._paths.resource_id(r.href): r.text(*GETETAG)
             for r in responses

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from adapters.base import BadPayload, CalendarInfo, NotFound, ProviderError, Refused
-from adapters.caldav.session import DavSession
+from adapters.base import BadPayload, CalendarInfo, NotFound, ProviderError
+from adapters.caldav.session import DavSession, ReportUnsupported
 from adapters.caldav.xml import CS, ICAL, C, D, Response, propfind
 from adapters.ical import parse_components
 from adapters.ical.zones import iana_zone
@@ -88,9 +88,14 @@ async def _principal(session: DavSession, start_url: str) -> tuple[str, Response
     for url in candidates:
         try:
             responses, _ = await session.multistatus(
-                "PROPFIND", url, propfind(_PRINCIPAL_PROPS), depth="0", follow=True
+                "PROPFIND",
+                url,
+                propfind(_PRINCIPAL_PROPS),
+                depth="0",
+                follow=True,
+                unsupported=(403, 405, 501),
             )
-        except (NotFound, Refused, BadPayload) as exc:
+        except (NotFound, ReportUnsupported, BadPayload) as exc:
             last_error = exc
             continue
         for response in responses:
@@ -102,8 +107,7 @@ async def _principal(session: DavSession, start_url: str) -> tuple[str, Response
             if response.hrefs(C, "calendar-home-set"):
                 return url, None
     raise BadPayload(
-        f"{session.provider}: no CalDAV principal found at {start_url}"
-        + (f" ({last_error})" if last_error else "")
+        f"{session.provider}: no CalDAV principal found at {start_url}" + (f" ({last_error})" if last_error else "")
     )
 
 

@@ -66,11 +66,7 @@ class DavSession:
                 raise Unavailable(f"{self.provider}: timed out", provider=self.provider) from exc
             except httpx.HTTPError as exc:
                 raise Unavailable(f"{self.provider}: {type(exc).__name__}", provider=self.provider) from exc
-            if (
-                follow
-                and response.status_code in (301, 302, 303, 307, 308)
-                and "location" in response.headers
-            ):
+            if follow and response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
                 url = str(response.url.join(response.headers["location"]))
                 continue
             if response.status_code >= 400:
@@ -84,17 +80,11 @@ class DavSession:
     def _error(self, response: httpx.Response, *, creating: bool) -> ProviderError:
         status = response.status_code
         if status in (403, 409) and "valid-sync-token" in precondition(response.content):
-            return CursorExpired(
-                f"{self.provider}: the server no longer knows the sync-token", provider=self.provider
-            )
+            return CursorExpired(f"{self.provider}: the server no longer knows the sync-token", provider=self.provider)
         if status == 401:
-            return AuthExpired(
-                f"{self.provider}: the server refused the user name or password", provider=self.provider
-            )
+            return AuthExpired(f"{self.provider}: the server refused the user name or password", provider=self.provider)
         if status == 403 and creating and "no-uid-conflict" in precondition(response.content):
-            return map_response_error(
-                httpx.Response(412, request=response.request), self.provider, creating=True
-            )
+            return map_response_error(httpx.Response(412, request=response.request), self.provider, creating=True)
         return map_response_error(response, self.provider, creating=creating)
 
     async def multistatus(

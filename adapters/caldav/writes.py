@@ -131,9 +131,7 @@ class ResourceWriter:
             raise WrongEtag(f"{self._name}: {resource_id} changed since {if_match}", provider=self._name)
         return current, etag
 
-    async def _conditional_put(
-        self, resource_id: str, events: list[EventData], if_match: str | None
-    ) -> str | None:
+    async def _conditional_put(self, resource_id: str, events: list[EventData], if_match: str | None) -> str | None:
         try:
             return await self._put(resource_id, events, {"If-Match": if_match or "*"}, creating=False)
         except WrongEtag:

@@ -44,6 +44,11 @@ def _q(ns: str, name: str) -> str:
     return f"{{{ns}}}{name}"
 
 
+_RESPONSE, _HREF, _STATUS, _PROPSTAT, _PROP, _SYNC_TOKEN = (
+    _q(D, n) for n in ("response", "href", "status", "propstat", "prop", "sync-token")
+)
+
+
 def _prop_xml(props: list[tuple[str, str]]) -> str:
     return "<D:prop>" + "".join(f"<{_PREFIXES[ns]}:{name}/>" for ns, name in props) + "</D:prop>"
 
@@ -62,15 +67,12 @@ def sync_collection(token: str | None, props: list[tuple[str, str]]) -> bytes:
     ).encode()
 
 
-def calendar_query(
-    props: list[tuple[str, str]], start: datetime | None = None, end: datetime | None = None
-) -> bytes:
+def calendar_query(props: list[tuple[str, str]], start: datetime | None = None, end: datetime | None = None) -> bytes:
     """calendar-query for VEVENTs (iCloud needs the VEVENT comp-filter), optionally in a time range."""
     time_range = ""
     if start is not None and end is not None:
         time_range = (
-            f'<C:time-range start="{start.astimezone(UTC):%Y%m%dT%H%M%SZ}" '
-            f'end="{end.astimezone(UTC):%Y%m%dT%H%M%SZ}"/>'
+            f'<C:time-range start="{start.astimezone(UTC):%Y%m%dT%H%M%SZ}" end="{end.astimezone(UTC):%Y%m%dT%H%M%SZ}"/>'
         )
     return (
         f"{_HEAD}<C:calendar-query {_XMLNS}>{_prop_xml(props)}"
@@ -120,6 +122,8 @@ def _status_code(text: str | None) -> int | None:
 
 def href_path(href: str) -> str:
     """The unquoted path of an href (absolute URL or path)."""
+    if href.startswith("/") and "%" not in href and "?" not in href and "#" not in href:
+        return href
     return unquote(urlsplit(href).path)
 
 
@@ -140,23 +144,44 @@ def parse_multistatus(body: bytes) -> tuple[list[Response], str | None]:
     if root.tag != _q(D, "multistatus"):
         raise BadPayload(f"caldav: expected a multistatus, got {root.tag}")
     out: list[Response] = []
-    for node in root.findall(_q(D, "response")):
-        href = node.findtext(_q(D, "href"))
-        if not href:
+    token: str | None = None
+    # Plain loops over children: a 10,000-item sync answer makes path lookups (findall) costly.
+    for node in root:
+        if node.tag == _SYNC_TOKEN:
+            token = (node.text or "").strip() or None
             continue
-        response = Response(href=href_path(href.strip()), status=_status_code(node.findtext(_q(D, "status"))))
-        for propstat in node.findall(_q(D, "propstat")):
-            code = _status_code(propstat.findtext(_q(D, "status")))
-            if code is None or not 200 <= code < 300:
-                continue  # 404 propstats: properties the server does not have (iCloud sends many)
-            prop = propstat.find(_q(D, "prop"))
-            if prop is None:
-                continue
-            for child in prop:
-                response.props[child.tag] = child
-        out.append(response)
-    token = root.findtext(_q(D, "sync-token"))
-    return out, (token.strip() if token else None)
+        if node.tag != _RESPONSE:
+            continue
+        href: str | None = None
+        status: int | None = None
+        props: dict[str, Element] = {}
+        for part in node:
+            tag = part.tag
+            if tag == _HREF:
+                href = (part.text or "").strip()
+            elif tag == _STATUS:
+                status = _status_code(part.text)
+            elif tag == _PROPSTAT:
+                _good_props(part, props)
+        if href:
+            out.append(Response(href=href_path(href), status=status, props=props))
+    return out, token
+
+
+def _good_props(propstat: Element, into: dict[str, Element]) -> None:
+    """Add a propstat's properties to `into` when its status is 2xx (404 propstats list what the
+    server lacks; iCloud sends many)."""
+    prop: Element | None = None
+    code: int | None = None
+    for part in propstat:
+        if part.tag == _PROP:
+            prop = part
+        elif part.tag == _STATUS:
+            code = _status_code(part.text)
+    if prop is None or code is None or not 200 <= code < 300:
+        return
+    for child in prop:
+        into[child.tag] = child
 
 
 def precondition(body: bytes) -> set[str]:

@@ -17,7 +17,7 @@ __all__ = ["Component", "Prop", "located", "parse_components", "split_text_list"
 
 _NAME_OK = re.compile(r"[A-Za-z0-9-]+\Z")
 _UNESCAPE = re.compile(r"\\([\\;,nN])")
-_LIST_SPLIT = re.compile(r"(?<!\\),")
+_LIST_ITEM = re.compile(r"((?:\\.|[^,\\])*),")
 
 
 @dataclass(slots=True)
@@ -67,7 +67,10 @@ def unescape_text(value: str) -> str:
 
 def split_text_list(value: str) -> list[str]:
     """Split a comma-separated TEXT list (CATEGORIES) on unescaped commas and unescape each part."""
-    return [unescape_text(part) for part in _LIST_SPLIT.split(value)]
+    if "\\" not in value:
+        return value.split(",")
+    # An escaped backslash before a comma ("\\\\,") does not escape the comma: walk the pairs.
+    return [unescape_text(part) for part in _LIST_ITEM.findall(value + ",")]
 
 
 def _params(raw: str, line: int) -> tuple[dict[str, str], str]:
@@ -147,10 +150,30 @@ _UNFOLD = re.compile(r"\n[ \t]")
 _LINE = re.compile(r'^(?:([A-Za-z0-9-]+)((?:;(?:[^:"\n]|"[^"\n]*")*)?):([^\n]*)|([^\n]+))$', re.M)
 
 
+_VTIMEZONE = re.compile(r"^BEGIN:VTIMEZONE\n(.*?)^END:VTIMEZONE\n", re.M | re.S)
+_TZID = re.compile(r"^TZID[;:](?:[^:\n]*:)?([^\n]*)$", re.M)
+
+
+def _drop_named_zones(text: str) -> str:
+    """Remove VTIMEZONE blocks whose TZID names an IANA zone: the reader never consults them
+    (IANA rules win), and CalDAV servers repeat one in every resource, which would otherwise
+    double the lines to read."""
+    from adapters.ical.zones import iana_zone
+
+    def keep_unless_named(match: re.Match[str]) -> str:
+        tzid = _TZID.search(match.group(1))
+        return "" if tzid and iana_zone(tzid.group(1).strip()) is not None else match.group(0)
+
+    return _VTIMEZONE.sub(keep_unless_named, text)
+
+
 def _fast(text: str) -> list[Component]:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    text = _UNFOLD.sub("", text)
+    if "\n " in text or "\n\t" in text:
+        text = _UNFOLD.sub("", text)
+    if "BEGIN:VTIMEZONE" in text:
+        text = _drop_named_zones(text)
     roots: list[Component] = []
     stack: list[Component] = []
     top: Component | None = None

@@ -107,9 +107,7 @@ def _vtimezone_to_tz(block: Component) -> tzinfo:
         zone: tzinfo = parsed.to_tz()
         return zone
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError ... on bad blocks
-        raise BadPayload(
-            f"line {block.line}: unreadable VTIMEZONE ({type(exc).__name__})", line=block.line
-        ) from exc
+        raise BadPayload(f"line {block.line}: unreadable VTIMEZONE ({type(exc).__name__})", line=block.line) from exc
 
 
 def _offset_text(offset: timedelta) -> str:

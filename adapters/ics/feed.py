@@ -63,9 +63,7 @@ class IcsFeed:
 
     def __init__(self, url: str, fetcher: FeedFetcher, *, default_tz: str | None = None) -> None:
         self.name = "ics"
-        self.capabilities = CalendarCapabilities(
-            read_only=True, push=False, free_busy=False, delta=False, series=True
-        )
+        self.capabilities = CalendarCapabilities(read_only=True, push=False, free_busy=False, delta=False, series=True)
         self.url = url
         self._fetcher = fetcher
         self._default_tz = default_tz

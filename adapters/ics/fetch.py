@@ -36,9 +36,7 @@ def normalize_feed_url(url: str) -> str:
     if scheme in ("webcal", "webcals"):
         scheme = "https"
     if scheme not in ("http", "https") or not parts.hostname:
-        raise Refused(
-            f"a calendar feed URL must start with https://, http:// or webcal:// (got {url[:80]!r})"
-        )
+        raise Refused(f"a calendar feed URL must start with https://, http:// or webcal:// (got {url[:80]!r})")
     if parts.username or parts.password:
         raise Refused("put no user name or password in a feed URL")
     return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
@@ -88,9 +86,7 @@ class FeedFetcher:
             async with asyncio.timeout(self.max_seconds):
                 return await self._fetch(normalize_feed_url(url), etag, last_modified)
         except TimeoutError:
-            raise Unavailable(
-                f"ics: the feed took longer than {self.max_seconds:g} s", provider="ics"
-            ) from None
+            raise Unavailable(f"ics: the feed took longer than {self.max_seconds:g} s", provider="ics") from None
 
     async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> Fetched:
         headers: dict[str, str] = {}
@@ -105,9 +101,7 @@ class FeedFetcher:
             except httpx.TimeoutException as exc:
                 raise Unavailable("ics: the feed server timed out", provider="ics") from exc
             except httpx.HTTPError as exc:
-                raise Unavailable(
-                    f"ics: cannot reach the feed ({type(exc).__name__})", provider="ics"
-                ) from exc
+                raise Unavailable(f"ics: cannot reach the feed ({type(exc).__name__})", provider="ics") from exc
             try:
                 if response.status_code in (301, 302, 303, 307, 308):
                     location = response.headers.get("location")
@@ -120,9 +114,7 @@ class FeedFetcher:
                 if response.status_code >= 400:
                     error = map_response_error(response, "ics")
                     if isinstance(error, NotFound):
-                        error = NotFound(
-                            "ics: the feed URL answers 404 Not Found; check it is still published"
-                        )
+                        error = NotFound("ics: the feed URL answers 404 Not Found; check it is still published")
                     raise error
                 body = await self._read_bounded(response)
             finally:
@@ -139,9 +131,7 @@ class FeedFetcher:
         declared = response.headers.get("content-length")
         limit_mb = self.max_bytes / (1024 * 1024)
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            raise Refused(
-                f"ics: the feed is {int(declared) / 1048576:.1f} MB, over the {limit_mb:g} MB limit"
-            )
+            raise Refused(f"ics: the feed is {int(declared) / 1048576:.1f} MB, over the {limit_mb:g} MB limit")
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():

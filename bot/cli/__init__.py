@@ -85,7 +85,10 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.audit", ["audit"]),
     ("bot.cli.doctor", ["doctor"]),
     ("bot.cli.people", ["practice", "practitioner"]),
+    ("bot.cli.teams_commands", ["teams"]),
+    ("bot.cli.sync_commands", ["connection", "calendar", "sync_group", "appointments"]),
     ("bot.cli.google_commands", ["connection"]),
+    ("bot.cli.graph_commands", ["connection", "practitioner"]),
 ]
 
 

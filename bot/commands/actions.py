@@ -130,12 +130,7 @@ def _bad(why: str) -> ParseError:
 
 def _convert(attr: str, raw: Any) -> Any:
     if attr in ("appointment_id", "version", "practitioner_id"):
-        if (
-            isinstance(raw, bool)
-            or not isinstance(raw, (int, str))
-            or not str(raw).isdigit()
-            or len(str(raw)) > 12
-        ):
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not str(raw).isdigit() or len(str(raw)) > 12:
             raise _bad(f"{attr} must be a whole number")
         return int(raw)
     if attr == "day":

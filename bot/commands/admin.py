@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,35 @@ _PROVIDER_TITLES = {
     "icloud": "iCloud (CalDAV)",
     "ics": "an ICS feed",
 }
+
+
+async def _sign_in_url(core: Core, actor: Actor, provider: str) -> str | None:
+    """A single-use sign-in link bound to this chat user, from the provider's `begin_connect`.
+
+    A `core.services["connect_url"]` hook wins; otherwise `adapters.<provider>.connect.begin_connect`
+    (the Google adapter's shape) is used when that module exists.
+    """
+    practitioner_id = None if actor.is_admin else actor.practitioner_id
+    hook: Any = core.services.get(CONNECT_URL_SERVICE)
+    if hook is not None:
+        return str(await hook(core, provider, actor.practice_id, actor.chat_identity_id, practitioner_id))
+    try:
+        module = importlib.import_module(f"adapters.{provider}.connect")
+    except ImportError:
+        return None
+    begin = getattr(module, "begin_connect", None)
+    if begin is None:
+        return None
+    async with core.store.session() as session:
+        pending = await begin(
+            session,
+            core.settings,
+            practice_id=actor.practice_id,
+            chat_identity_id=actor.chat_identity_id,
+            practitioner_id=practitioner_id,
+            now=core.clock(),
+        )
+    return str(pending.url)
 
 
 def help_view(cmd: ShowHelp) -> View:
@@ -89,9 +119,7 @@ async def status(core: Core, actor: Actor) -> View:
         )
         by_conn: dict[int, list[str]] = {}
         for cid, name, role, enabled in cals:
-            by_conn.setdefault(int(cid), []).append(
-                f"{name or 'calendar'} ({role}{'' if enabled else ', off'})"
-            )
+            by_conn.setdefault(int(cid), []).append(f"{name or 'calendar'} ({role}{'' if enabled else ', off'})")
     states = []
     for c in conns:
         health = {"active": "ok", "auth_expired": "expired: reconnect", "disabled": "disabled"}.get(
@@ -104,9 +132,7 @@ async def status(core: Core, actor: Actor) -> View:
                 account=c.account,
                 status=c.status,
                 sync_enabled=c.sync_enabled,
-                last_sync=moment_label(c.last_success_at, practice.timezone)
-                if c.last_success_at
-                else "never",
+                last_sync=moment_label(c.last_success_at, practice.timezone) if c.last_success_at else "never",
                 pending=counts.get((c.id, "pending"), 0),
                 failed=counts.get((c.id, "failed"), 0),
                 token_health=health,
@@ -122,9 +148,7 @@ async def status(core: Core, actor: Actor) -> View:
     )
 
 
-async def _practitioner_scope(
-    session: AsyncSession, actor: Actor, who: UserRef | None
-) -> Practitioner | None:
+async def _practitioner_scope(session: AsyncSession, actor: Actor, who: UserRef | None) -> Practitioner | None:
     if who is None:
         if not actor.is_admin:
             if actor.practitioner_id is None:
@@ -146,18 +170,14 @@ async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
         conns = list(
             (
                 await session.scalars(
-                    select(Connection)
-                    .where(Connection.practice_id == actor.practice_id)
-                    .order_by(Connection.id)
+                    select(Connection).where(Connection.practice_id == actor.practice_id).order_by(Connection.id)
                 )
             ).all()
         )
         cals = list(
             (
                 await session.scalars(
-                    select(Calendar)
-                    .where(Calendar.connection_id.in_([c.id for c in conns]))
-                    .order_by(Calendar.id)
+                    select(Calendar).where(Calendar.connection_id.in_([c.id for c in conns])).order_by(Calendar.id)
                 )
             ).all()
         )
@@ -191,9 +211,7 @@ async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
             practice_id=actor.practice_id,
             details={"connections": [c.id for c in changed_conns], "calendars": [k.id for k in changed_cals]},
         )
-    parts = [f"{c.provider} {c.account}".strip() for c in changed_conns] + [
-        k.name or "calendar" for k in changed_cals
-    ]
+    parts = [f"{c.provider} {c.account}".strip() for c in changed_conns] + [k.name or "calendar" for k in changed_cals]
     return Notice(f"Sync is {word} for " + ", ".join(parts) + ".", title=f"Sync {word}")
 
 
@@ -216,12 +234,11 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
                 title,
                 steps=(
                     f"{title} sign-in is not set up on this server yet.",
-                    f"The server's admin sets {env} and restarts clinicbot; "
-                    f"then run `connect {cmd.typed}` again.",
+                    f"The server's admin sets {env} and restarts clinicbot; then run `connect {cmd.typed}` again.",
                 ),
             )
-        make_url: Any = core.services.get(CONNECT_URL_SERVICE)
-        if make_url is None:
+        url = await _sign_in_url(core, actor, cmd.provider)
+        if url is None:
             return ConnectInfo(
                 cmd.provider,
                 title,
@@ -230,20 +247,12 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
                     "Ask the server's admin to check `clinicbot doctor`.",
                 ),
             )
-        url = await make_url(
-            core,
-            cmd.provider,
-            actor.practice_id,
-            actor.chat_identity_id,
-            None if actor.is_admin else actor.practitioner_id,
-        )
         return ConnectInfo(
             cmd.provider,
             title,
             url=url,
             steps=(
-                "Sign in with the account whose calendar clinicbot should use. "
-                "The link works once, for 10 minutes.",
+                "Sign in with the account whose calendar clinicbot should use. The link works once, for 10 minutes.",
             ),
         )
     if cmd.provider == "ics":
@@ -319,9 +328,7 @@ async def change_role(core: Core, actor: Actor, cmd: ChangeRole) -> View:
     async with core.store.session() as session:
         target = await _identity_for(session, actor, cmd.user)
         label = target.display_name or str(cmd.user)
-        existing = await session.scalar(
-            select(Role).where(Role.chat_identity_id == target.id, Role.role == cmd.role)
-        )
+        existing = await session.scalar(select(Role).where(Role.chat_identity_id == target.id, Role.role == cmd.role))
         practitioner: Practitioner | None = None
         if cmd.grant and cmd.role == "practitioner":
             ref = cmd.practitioner or (UserRef(name=target.display_name) if target.display_name else None)

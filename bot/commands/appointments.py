@@ -61,9 +61,7 @@ async def find_person_practitioner(session: AsyncSession, actor: Actor, who: Use
             )
         )
         if identity is None or identity.practitioner_id is None:
-            raise ParseError(
-                "that person is not linked to a practitioner", "role grant practitioner @sam @dr-lee"
-            )
+            raise ParseError("that person is not linked to a practitioner", "role grant practitioner @sam @dr-lee")
         found = await session.get(Practitioner, identity.practitioner_id)
     else:
         found = await find_practitioner(session, actor.practice_id, who.name or "")
@@ -85,15 +83,12 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         if not actor.is_staff:
             if actor.practitioner_id is None:
                 raise Forbidden(
-                    "you are not linked to a practitioner; ask an admin: "
-                    "`role grant practitioner @you @your-handle`"
+                    "you are not linked to a practitioner; ask an admin: `role grant practitioner @you @your-handle`"
                 )
             if practitioner is not None and practitioner.id != actor.practitioner_id:
                 raise Forbidden("you can see your own day; staff can see everyone's")
             practitioner = await session.get(Practitioner, actor.practitioner_id)
-        rows = await svc.list_day(
-            session, actor.practice_id, day, tz, practitioner.id if practitioner else None
-        )
+        rows = await svc.list_day(session, actor.practice_id, day, tz, practitioner.id if practitioner else None)
         names = await practitioner_names(session, {a.practitioner_id for a in rows if a.practitioner_id})
         items = tuple(agenda_item(actor, a, tz, names) for a in rows)
     rel = {0: "Today", 1: "Tomorrow", -1: "Yesterday"}.get((day - today).days)
@@ -196,9 +191,7 @@ async def _move(
                 raise Forbidden("only staff can give an appointment to another practitioner")
             other = await session.get(Practitioner, practitioner_id)
             if other is None or other.practice_id != practice.id:
-                raise ParseError(
-                    "that practitioner is not in this practice", "reschedule A-1042 tomorrow 3pm"
-                )
+                raise ParseError("that practitioner is not in this practice", "reschedule A-1042 tomorrow 3pm")
         now = core.clock()
         if start < now - timedelta(minutes=1):
             return await _form(
@@ -286,27 +279,19 @@ async def submit_reschedule(core: Core, actor: Actor, action: SubmitReschedule) 
             return await _form(core, session, actor, practice, appt, None, action.practitioner_id, errors)
         assert action.day is not None and action.time is not None
         try:
-            start = wall_time(
-                action.day, time.fromisoformat(action.time), ZoneInfo(practice.timezone), action.time
-            )
+            start = wall_time(action.day, time.fromisoformat(action.time), ZoneInfo(practice.timezone), action.time)
         except ParseError as exc:
             return await _form(
                 core, session, actor, practice, appt, None, action.practitioner_id, {"time": exc.message}
             )
-    return await _move(
-        core, actor, action.appointment_id, action.version, start, action.practitioner_id, "time"
-    )
+    return await _move(core, actor, action.appointment_id, action.version, start, action.practitioner_id, "time")
 
 
 async def pick_slot(core: Core, actor: Actor, action: PickSlot) -> View:
-    return await _move(
-        core, actor, action.appointment_id, action.version, action.start, action.practitioner_id, "time"
-    )
+    return await _move(core, actor, action.appointment_id, action.version, action.start, action.practitioner_id, "time")
 
 
-async def _confirm_view(
-    core: Core, actor: Actor, appointment_id: int, version: int | None, reason: str
-) -> View:
+async def _confirm_view(core: Core, actor: Actor, appointment_id: int, version: int | None, reason: str) -> View:
     async with core.store.session() as session:
         practice = await _practice(session, actor)
         appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
@@ -315,10 +300,7 @@ async def _confirm_view(
             return Error(f"{appt.ref} is already {appt.status.replace('_', ' ')}", kind="conflict")
         names = await practitioner_names(session, {appt.practitioner_id} if appt.practitioner_id else set())
         item = agenda_item(actor, appt, practice.timezone, names, with_details=False)
-    summary = (
-        f"{item.ref} · {day_label(item.start.date())} {item.time_label} · {item.client}"
-        f" with {item.practitioner}"
-    )
+    summary = f"{item.ref} · {day_label(item.start.date())} {item.time_label} · {item.client} with {item.practitioner}"
     return ConfirmCancel(
         appointment_id=appt.id,
         ref=appt.ref,

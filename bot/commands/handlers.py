@@ -11,6 +11,7 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from adapters.base import ProviderError
 from bot.commands import admin, appointments, reminders
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
@@ -101,6 +102,8 @@ async def handle(core: Core, actor: Actor, command: Command | Action) -> View:
         return Error(str(exc), "today" if kind == "not_found" else "", kind=kind)
     except PracticeError as exc:
         return Error(str(exc), kind="input")
+    except ProviderError as exc:
+        return Error(str(exc), kind="unavailable")
     except (StoreError, SQLAlchemyError, OSError) as exc:
         log.warning(
             "command failed on the database",

@@ -56,16 +56,12 @@ class Actor:
         return bool({"admin", "staff"} & self.roles)
 
 
-async def _practice_for(
-    session: AsyncSession, platform: Platform, workspace_id: str, workspace_name: str
-) -> Practice:
+async def _practice_for(session: AsyncSession, platform: Platform, workspace_id: str, workspace_name: str) -> Practice:
     column = _BINDING[platform]
     practice = await session.scalar(select(Practice).where(column == workspace_id))
     if practice is not None:
         return practice
-    unbound = list(
-        (await session.scalars(select(Practice).where(column.is_(None)).order_by(Practice.id))).all()
-    )
+    unbound = list((await session.scalars(select(Practice).where(column.is_(None)).order_by(Practice.id))).all())
     if len(unbound) == 1 and await session.scalar(select(func.count()).select_from(Practice)) == 1:
         practice = unbound[0]
         setattr(practice, column.key, workspace_id)

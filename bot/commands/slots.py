@@ -1,9 +1,10 @@
 """Is a slot free, and which are the next free ones, for one practitioner.
 
-Uses the sync engine's free/busy (`sync.availability`: appointments plus every connected
-calendar's busy times) when it is installed; until then it falls back on clinicbot's own
-appointments (`sync.appointments.find_overlaps`). Suggestions are searched inside the practice's
-working hours (`practice.settings["working_hours"]`, default 08:00-18:00) in steps of 15 minutes.
+Uses the sync engine's free/busy (`sync.availability.check_slot` and `next_free_slots`:
+appointments plus every connected calendar's busy times) when it is installed; until then it falls
+back on clinicbot's own appointments (`sync.appointments.find_overlaps`), searching suggestions in
+the practice's working hours (settings working_start/working_end/working_days, default 08:00-18:00
+Monday to Friday) in steps of 15 minutes.
 """
 
 from __future__ import annotations
@@ -50,13 +51,7 @@ async def busy_between(
     end: datetime,
     exclude_id: int | None = None,
 ) -> list[Busy]:
-    """Busy intervals of the practitioner overlapping [start, end)."""
-    engine = _engine()
-    if engine is not None and hasattr(engine, "busy_for"):
-        found: list[Any] = await engine.busy_for(
-            core, session, practitioner_id, start, end, exclude_id=exclude_id
-        )
-        return [Busy(b.start, b.end, str(getattr(b, "label", "busy"))) for b in found]
+    """Busy intervals of the practitioner overlapping [start, end), from clinicbot's appointments."""
     rows = await find_overlaps(session, practitioner_id, start, end, exclude_id=exclude_id)
     return [Busy(a.start, a.end, a.ref) for a in rows]
 
@@ -70,15 +65,29 @@ async def is_free(
     exclude_id: int | None = None,
 ) -> list[Busy]:
     """The busy intervals clashing with [start, end); empty means free."""
+    engine = _engine()
+    if engine is not None:
+        check: Any = await engine.check_slot(core, practitioner_id, start, end, exclude_id=exclude_id)
+        if check.free:
+            return []
+        clashes = [Busy(start, end, f"A-{i}") for i in check.appointment_ids]
+        clashes += [Busy(b.start, b.end, "busy in a connected calendar") for b in check.busy]
+        return clashes
     return await busy_between(core, session, practitioner_id, start, end, exclude_id)
 
 
-def _hours(practice: Practice) -> tuple[time, time]:
-    raw = (practice.settings or {}).get("working_hours") or ["08:00", "18:00"]
+def _hours(practice: Practice) -> tuple[time, time, set[int]]:
+    """Working hours and days: practice settings working_start/working_end/working_days
+    (the engine's keys), default 08:00-18:00 Monday to Friday."""
+    settings = practice.settings or {}
     try:
-        return time.fromisoformat(raw[0]), time.fromisoformat(raw[1])
-    except (TypeError, ValueError, IndexError):
-        return time(8), time(18)
+        opens = time.fromisoformat(str(settings.get("working_start") or "08:00"))
+        closes = time.fromisoformat(str(settings.get("working_end") or "18:00"))
+    except ValueError:
+        opens, closes = time(8), time(18)
+    days = settings.get("working_days")
+    working = {int(d) for d in days} if isinstance(days, list) else {0, 1, 2, 3, 4}
+    return opens, closes, working
 
 
 async def next_free(
@@ -92,12 +101,16 @@ async def next_free(
     exclude_id: int | None = None,
 ) -> list[datetime]:
     """The next `count` free starts at or after `after`, inside working hours, in the practice zone."""
+    engine = _engine()
+    if engine is not None:
+        found_by_engine: list[datetime] = await engine.next_free_slots(
+            core, practitioner_id, after, duration, count, exclude_id=exclude_id
+        )
+        return found_by_engine
     zone = ZoneInfo(practice.timezone)
     horizon = after + timedelta(days=HORIZON_DAYS)
-    busy = sorted(
-        await busy_between(core, session, practitioner_id, after, horizon, exclude_id), key=lambda b: b.start
-    )
-    open_at, close_at = _hours(practice)
+    busy = sorted(await busy_between(core, session, practitioner_id, after, horizon, exclude_id), key=lambda b: b.start)
+    open_at, close_at, working = _hours(practice)
     local = after.astimezone(zone)
     minutes = local.hour * 60 + local.minute
     rounded = -(-minutes // 15) * 15  # up to the next quarter hour
@@ -108,7 +121,7 @@ async def next_free(
         day_close = datetime.combine(cursor.date(), close_at, zone)
         if cursor < day_open:
             cursor = day_open
-        if cursor + duration > day_close:
+        if cursor + duration > day_close or cursor.weekday() not in working:
             cursor = datetime.combine(cursor.date() + timedelta(days=1), open_at, zone)
             continue
         end = cursor + duration

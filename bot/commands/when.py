@@ -70,9 +70,7 @@ _MONTHS = {
 }
 _RELATIVE = {"today": 0, "tod": 0, "tomorrow": 1, "tmrw": 1, "tmr": 1, "yesterday": -1}
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ISO_DATETIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[t ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?(z|[+-]\d{2}(:?\d{2})?)?$"
-)
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[t ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?(z|[+-]\d{2}(:?\d{2})?)?$")
 _TIME_12 = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)$")
 _TIME_24 = re.compile(r"^(\d{1,2})[:.h](\d{2})$")
 _ORDINAL = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)?,?$")
@@ -101,9 +99,7 @@ class DayRef:
             return today + timedelta(days=self.offset)
         if self.kind == "weekday":
             ahead = (self.weekday - today.weekday()) % 7
-            if ahead == 0 and (
-                self.skip_today or (not_before is not None and now is not None and not_before <= now)
-            ):
+            if ahead == 0 and (self.skip_today or (not_before is not None and now is not None and not_before <= now)):
                 ahead = 7
             return today + timedelta(days=ahead)
         if self.year is not None:
@@ -122,9 +118,7 @@ class DayRef:
                 continue
             if found >= today:
                 return found
-        raise ParseError(
-            f"there is no {self.day} {_month_name(self.month)}", "reschedule A-1042 28 Feb 10:00"
-        )
+        raise ParseError(f"there is no {self.day} {_month_name(self.month)}", "reschedule A-1042 28 Feb 10:00")
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,11 +233,7 @@ def _tokens(text: str) -> list[str]:
     # "3 pm" -> "3pm"
     merged: list[str] = []
     for tok in toks:
-        if (
-            tok in ("am", "pm", "a.m.", "p.m.")
-            and merged
-            and re.fullmatch(r"\d{1,2}([:.]\d{2})?", merged[-1])
-        ):
+        if tok in ("am", "pm", "a.m.", "p.m.") and merged and re.fullmatch(r"\d{1,2}([:.]\d{2})?", merged[-1]):
             merged[-1] += tok
         else:
             merged.append(tok)

@@ -43,12 +43,8 @@ async def seed(core: Core, team: str = "T1") -> Clinic:
         assert practice is not None
         practice.timezone = TZ
         practice.slack_team_id = team
-        lee = Practitioner(
-            practice_id=practice.id, name="Dr Lee", handle="dr-lee", timezone=TZ, reminder_prefs={}
-        )
-        kim = Practitioner(
-            practice_id=practice.id, name="Dr Kim", handle="dr-kim", timezone=TZ, reminder_prefs={}
-        )
+        lee = Practitioner(practice_id=practice.id, name="Dr Lee", handle="dr-lee", timezone=TZ, reminder_prefs={})
+        kim = Practitioner(practice_id=practice.id, name="Dr Kim", handle="dr-kim", timezone=TZ, reminder_prefs={})
         s.add_all([lee, kim])
         await s.flush()
 

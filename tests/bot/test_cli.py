@@ -64,9 +64,11 @@ def test_wrong_key_stops_commands_clearly(tmp_path: Path) -> None:
     (tmp_path / "clinicbot.key").unlink()
     (tmp_path / "clinicbot.key").write_text("A" * 43 + "=\n")
     with sqlite3.connect(tmp_path / "clinicbot.sqlite3") as db:
-        db.execute("INSERT INTO connection (practice_id, provider, account, config, credentials, status, "
-                   "window_days_back, window_days_ahead, sync_enabled, created_at) VALUES "
-                   "(1, 'ics', 'x', '{}', 'v1:deadbeef:AAAA', 'active', 30, 180, 1, '2026-01-01')")
+        db.execute(
+            "INSERT INTO connection (practice_id, provider, account, config, credentials, status, "
+            "window_days_back, window_days_ahead, sync_enabled, created_at) VALUES "
+            "(1, 'ics', 'x', '{}', 'v1:deadbeef:AAAA', 'active', 30, 180, 1, '2026-01-01')"
+        )
     result = run_cli(["doctor"], tmp_path)
     assert "✗ credentials do not decrypt" in result.stdout
     assert "deadbeef" in result.stdout

@@ -48,7 +48,9 @@ async def test_starts_on_postgres_and_refuses_a_schema_that_is_behind(
     refused = run_cli(["serve"], tmp_path, env)
     assert refused.returncode == 2
     assert "run `clinicbot db upgrade`" in refused.stderr
-    assert [ln for ln in refused.stderr.splitlines() if ln.startswith("error:")] == [refused.stderr.strip().splitlines()[-1]]
+    assert [ln for ln in refused.stderr.splitlines() if ln.startswith("error:")] == [
+        refused.stderr.strip().splitlines()[-1]
+    ]
     assert "Traceback" not in refused.stderr
     upgraded = run_cli(["db", "upgrade"], tmp_path, env)
     assert upgraded.returncode == 0, upgraded.stderr
@@ -68,9 +70,14 @@ def test_json_logs_carry_no_secrets(tmp_path: Path) -> None:
     from tests.servers import clean_env, free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=tmp_path,
-                            env=clean_env({**env, "CLINICBOT_PORT": str(port)}),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        cwd=tmp_path,
+        env=clean_env({**env, "CLINICBOT_PORT": str(port)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         import time
 

@@ -41,14 +41,28 @@ async def _channel(core: Core) -> int:
         cal = Calendar(connection_id=conn.id, remote_id="primary", name="Primary")
         s.add(cal)
         await s.flush()
-        s.add(WebhookSubscription(connection_id=conn.id, calendar_id=cal.id, provider="google", remote_id="chan-1",
-                                  resource_id="res-1", secret="tok-secret", expires_at=core.clock() + timedelta(days=1)))
+        s.add(
+            WebhookSubscription(
+                connection_id=conn.id,
+                calendar_id=cal.id,
+                provider="google",
+                remote_id="chan-1",
+                resource_id="res-1",
+                secret="tok-secret",
+                expires_at=core.clock() + timedelta(days=1),
+            )
+        )
         return conn.id
 
 
 def _headers(**over: str) -> dict[str, str]:
-    h = {"X-Goog-Channel-ID": "chan-1", "X-Goog-Channel-Token": "tok-secret", "X-Goog-Resource-ID": "res-1",
-         "X-Goog-Resource-State": "exists", "X-Goog-Message-Number": "7"}
+    h = {
+        "X-Goog-Channel-ID": "chan-1",
+        "X-Goog-Channel-Token": "tok-secret",
+        "X-Goog-Resource-ID": "res-1",
+        "X-Goog-Resource-State": "exists",
+        "X-Goog-Message-Number": "7",
+    }
     h.update(over)
     return h
 
@@ -92,7 +106,9 @@ async def test_unknown_provider_or_connection(client: tuple[TestClient, list[int
     assert (await c.post("/webhooks/google/abc")).status == 404
 
 
-async def test_oauth_callback_with_unknown_state_changes_nothing(core: Core, client: tuple[TestClient, list[int]]) -> None:
+async def test_oauth_callback_with_unknown_state_changes_nothing(
+    core: Core, client: tuple[TestClient, list[int]]
+) -> None:
     c, _ = client
     r = await c.get("/oauth/google/callback", params={"state": "made-up", "code": "x"})
     assert r.status == 400 and "connect google" in await r.text()

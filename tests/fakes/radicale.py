@@ -113,7 +113,7 @@ class RadicaleServer:
     def start(self) -> RadicaleServer:
         config = self._config()
         log = (self.root / "radicale.log").open("wb")
-        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
+        self._process = subprocess.Popen(
             [PYTHON, "-m", "radicale", "--config", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -143,9 +143,7 @@ class RadicaleServer:
     def __enter__(self) -> RadicaleServer:
         return self.start()
 
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     # --- helpers ---------------------------------------------------------------------------------

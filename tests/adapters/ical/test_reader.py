@@ -15,10 +15,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def cal(*lines: str) -> str:
-    return (
-        "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", *lines, "END:VCALENDAR"])
-        + "\r\n"
-    )
+    return "\r\n".join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN", *lines, "END:VCALENDAR"]) + "\r\n"
 
 
 def vevent(*lines: str, uid: str = "u1") -> list[str]:
@@ -122,9 +119,7 @@ def test_series_with_exdates_and_override() -> None:
     ],
 )
 def test_windows_and_vendor_prefixed_zone_names(tzid: str, expected: str) -> None:
-    (event,) = parse_events(
-        cal(*vevent(f"DTSTART;TZID={tzid}:20260701T120000", f"DTEND;TZID={tzid}:20260701T130000"))
-    )
+    (event,) = parse_events(cal(*vevent(f"DTSTART;TZID={tzid}:20260701T120000", f"DTEND;TZID={tzid}:20260701T130000")))
     assert event.tzid == expected
     assert event.start == datetime(2026, 7, 1, 12, tzinfo=ZoneInfo(expected))
 
@@ -227,3 +222,8 @@ def test_agrees_with_the_icalendar_library() -> None:
         assert mine.start == other.decoded("DTSTART")
         assert mine.end == other.decoded("DTEND")
         assert mine.summary == str(other["SUMMARY"])
+
+
+def test_category_ending_in_an_escaped_backslash_is_split_at_the_comma() -> None:
+    (event,) = parse_events(cal(*vevent("DTSTART:20260105T080000Z", "CATEGORIES:a\\\\,b\\,c,d")))
+    assert event.categories == ("a\\", "b,c", "d")

@@ -19,8 +19,7 @@ from sync.items import EventData
 ZONES = ["Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "Europe/London", None]
 
 text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc"))
-    | st.sampled_from(["\n", "\r", ",", ";", "\\", ":", '"']),
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(["\n", "\r", ",", ";", "\\", ":", '"']),
     max_size=120,
 )
 
@@ -37,9 +36,7 @@ def events(draw: st.DrawFn) -> EventData:
     else:
         start = (day + timedelta(minutes=15 * draw(st.integers(0, 95)))).replace(tzinfo=tz)
         end = start + timedelta(minutes=15 * draw(st.integers(0, 40)))
-    rrule = draw(
-        st.sampled_from([None, "FREQ=WEEKLY;COUNT=6", "FREQ=DAILY;INTERVAL=2;UNTIL=20291231T000000Z"])
-    )
+    rrule = draw(st.sampled_from([None, "FREQ=WEEKLY;COUNT=6", "FREQ=DAILY;INTERVAL=2;UNTIL=20291231T000000Z"]))
     exdates: tuple[datetime, ...] = ()
     if rrule and not all_day:
         exdates = (start + timedelta(weeks=1),)
@@ -63,7 +60,7 @@ def events(draw: st.DrawFn) -> EventData:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(events(), min_size=1, max_size=4))
 def test_serialize_then_parse_is_the_identity(batch: list[EventData]) -> None:
     back = parse_events(serialize_calendar(batch), default_tz=None)

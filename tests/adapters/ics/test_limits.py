@@ -119,9 +119,7 @@ def test_non_public_addresses_are_refused(address: str) -> None:
         check_address("feeds.example.org", address)
 
 
-@pytest.mark.parametrize(
-    "address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:93.184.216.34"]
-)
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:93.184.216.34"])
 def test_public_addresses_pass(address: str) -> None:
     check_address("feeds.example.org", address)
 

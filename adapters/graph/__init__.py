@@ -1,0 +1,84 @@
+"""Microsoft 365 and Outlook.com calendars through Microsoft Graph, signed in with MSAL.
+
+Entry points for the adapter registry: `discover(conn, settings)` and
+`open_calendar(conn, calendar_remote_id, settings)`. Calendar remote ids are Graph paths:
+"me/calendar", "me/calendars/{id}", "users/{upn-or-object-id}/calendar" ...
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from adapters.base import CalendarInfo, ConnectionInfo, NotFound, Refused
+from adapters.graph.connection import GraphTransports, is_application, open_client, parse_calendar_path
+from adapters.graph.errors import PROVIDER
+from adapters.graph.provider import GraphCalendar
+
+__all__ = ["GraphCalendar", "GraphTransports", "discover", "open_calendar"]
+
+log = logging.getLogger("clinicbot.graph")
+
+
+async def discover(conn: ConnectionInfo, settings: Any) -> list[CalendarInfo]:
+    """The calendars of a delegated account, or of every mapped practitioner of an application connection."""
+    if not is_application(conn):
+        return await _mailbox_calendars(conn, settings, "me")
+    found: list[CalendarInfo] = []
+    missing = 0
+    for ref in conn.config.get("users") or []:
+        try:
+            found += await _mailbox_calendars(conn, settings, f"users/{ref}")
+        except NotFound:
+            missing += 1
+    if missing:
+        log.warning("graph discovery skipped unknown users", extra={"count": missing})
+    return found
+
+
+async def _mailbox_calendars(conn: ConnectionInfo, settings: Any, mailbox: str) -> list[CalendarInfo]:
+    client, _personal = open_client(conn, settings, mailbox)
+    try:
+        out = []
+        async for page in client.pages(f"/{mailbox}/calendars"):
+            for cal in page["value"]:
+                if not isinstance(cal, dict) or not isinstance(cal.get("id"), str):
+                    continue
+                default = bool(cal.get("isDefaultCalendar"))
+                path = f"{mailbox}/calendar" if default else f"{mailbox}/calendars/{cal['id']}"
+                out.append(
+                    CalendarInfo(
+                        remote_id=path,
+                        name=str(cal.get("name") or ""),
+                        read_only=not cal.get("canEdit", True),
+                        extra={
+                            "graph_id": cal["id"],
+                            "default": default,
+                            "owner": (cal.get("owner") or {}).get("address"),
+                        },
+                    )
+                )
+        return out
+    finally:
+        await client.aclose()
+
+
+def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, settings: Any) -> GraphCalendar:
+    """A provider for one calendar path of this connection."""
+    path = parse_calendar_path(calendar_remote_id)
+    mailbox = path.split("/calendar", 1)[0]
+    application = is_application(conn)
+    if application == (mailbox == "me"):
+        kind = "application" if application else "delegated"
+        raise Refused(f"{PROVIDER}: a {kind} connection cannot open {mailbox!r} calendars", provider=PROVIDER)
+    client, personal = open_client(conn, settings, mailbox)
+    user = mailbox.removeprefix("users/") if application else (conn.credentials or {}).get("username")
+    default = path.endswith("/calendar")
+    schedule_address = user if (default and not personal and user and "@" in str(user)) else None
+    return GraphCalendar(
+        client,
+        path,
+        read_only=path in (conn.config.get("read_only_calendars") or []),
+        show_as_free=path in (conn.config.get("show_as_free_calendars") or []),
+        schedule_address=schedule_address,
+    )

@@ -1,0 +1,128 @@
+"""The bot-level Notifier (sync.notify.Notifier): who gets a notification, and what they see.
+
+`ChatNotifier.notify(notification)` finds the recipients' chat identities (a practitioner's, one
+identity, or a practice's admins or staff), builds a View for each from the current database state
+(a job carries ids, not data) with that person's permissions, and hands it to the platform's
+`Sender` (Slack: bot.slack.notifier; Teams registers its own). Front ends register their sender in
+`core.services["notifier"].senders[platform]`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from sqlalchemy import select
+
+from bot.commands.identity import Actor, actor_for_identity
+from bot.commands.present import appointment_detail
+from bot.views import Error, Notice, Reconnect, View
+from sync.core import Core
+from sync.model import Appointment, ChatIdentity, Practice, Role
+from sync.notify import DeliveryError, Notification
+
+__all__ = ["NOTIFIER_SERVICE", "ChatNotifier", "Sender", "chat_notifier", "view_for"]
+
+log = logging.getLogger("clinicbot.notify")
+
+NOTIFIER_SERVICE = "notifier"
+_HEADLINES = {
+    "reminder": "Reminder",
+    "appointment_changed": "Appointment changed",
+    "followup": "How did it go?",
+    "conflict": "A calendar copy was edited by hand",
+    "double_booking": "Double booking",
+}
+
+
+class Sender(Protocol):
+    async def send(self, identity: ChatIdentity, view: View) -> None:
+        """Deliver `view` to one person as a direct message, or raise DeliveryError."""
+        ...
+
+
+async def view_for(core: Core, n: Notification, actor: Actor) -> View:
+    """What `actor` should see for notification `n`, read fresh from the database."""
+    if n.kind == "reconnect":
+        return Reconnect(
+            connection_id=int(n.data.get("connection_id", 0)),
+            provider=str(n.data.get("provider", "")),
+            account=str(n.data.get("account", "")),
+            url=n.data.get("url"),
+            steps=tuple(str(s) for s in n.data.get("steps", ())),
+        )
+    if n.appointment_ids:
+        async with core.store.session() as session:
+            practice = await session.get(Practice, n.practice_id)
+            appt = await session.get(Appointment, n.appointment_ids[0])
+            if practice is None or appt is None or appt.practice_id != n.practice_id:
+                return Error("That appointment no longer exists.", kind="not_found")
+            headline = _HEADLINES.get(n.kind, "Update")
+            if n.kind == "reminder" and "offset_minutes" in n.data:
+                headline += f": starts in {int(n.data['offset_minutes'])} minutes"
+            return await appointment_detail(session, actor, appt, practice.timezone, notice=headline)
+    return Notice(str(n.data.get("text") or n.kind.replace("_", " ")), title=str(n.data.get("title", "")))
+
+
+class ChatNotifier:
+    """Implements sync.notify.Notifier over the registered platform senders."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.senders: dict[str, Sender] = {}
+
+    async def _recipients(self, n: Notification) -> list[tuple[ChatIdentity, frozenset[str]]]:
+        async with self.core.store.session() as session:
+            stmt = select(ChatIdentity).where(ChatIdentity.practice_id == n.practice_id)
+            if n.audience in ("admins", "staff"):
+                wanted = ("admin",) if n.audience == "admins" else ("admin", "staff")
+                stmt = stmt.where(
+                    ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(wanted)))
+                )
+            elif n.chat_identity_id is not None:
+                stmt = stmt.where(ChatIdentity.id == n.chat_identity_id)
+            elif n.practitioner_id is not None:
+                stmt = stmt.where(ChatIdentity.practitioner_id == n.practitioner_id)
+            else:
+                return []
+            people = list((await session.scalars(stmt.order_by(ChatIdentity.id))).all())
+            roles: dict[int, set[str]] = {}
+            if people:
+                rows = await session.execute(
+                    select(Role.chat_identity_id, Role.role).where(
+                        Role.chat_identity_id.in_([p.id for p in people])
+                    )
+                )
+                for ident_id, role in rows:
+                    roles.setdefault(int(ident_id), set()).add(str(role))
+        return [(p, frozenset(roles.get(p.id, ()))) for p in people]
+
+    async def notify(self, notification: Notification) -> None:
+        """Deliver to every recipient on a platform we can reach; DeliveryError if nobody got it."""
+        recipients = [(p, r) for p, r in await self._recipients(notification) if p.platform in self.senders]
+        if not recipients:
+            raise DeliveryError(
+                f"nobody to send a {notification.kind} to: no reachable chat identity", retryable=False
+            )
+        errors: list[DeliveryError] = []
+        for identity, roles in recipients:
+            view = await view_for(self.core, notification, actor_for_identity(identity, roles))
+            try:
+                await self.senders[identity.platform].send(identity, view)
+            except DeliveryError as exc:
+                log.warning(
+                    "notification not delivered",
+                    extra={"kind": notification.kind, "platform": identity.platform, "error": str(exc)},
+                )
+                errors.append(exc)
+        if len(errors) == len(recipients):
+            raise DeliveryError(str(errors[0]), retryable=any(e.retryable for e in errors))
+
+
+def chat_notifier(core: Core) -> ChatNotifier:
+    """The process's ChatNotifier, created on first use."""
+    notifier = core.services.get(NOTIFIER_SERVICE)
+    if not isinstance(notifier, ChatNotifier):
+        notifier = ChatNotifier(core)
+        core.services[NOTIFIER_SERVICE] = notifier
+    return notifier

@@ -1,0 +1,276 @@
+"""The bolt listeners: translate Slack payloads into Commands/Actions, acknowledge, and answer later.
+
+Every listener acknowledges at once (bolt runs with process_before_response=True, so the HTTP
+response leaves as soon as the listener returns) and hands the real work to a `Background`
+queue. Cheap answers (bad input, help) go straight into the acknowledgement. The one exception is
+the reschedule modal's submit: Slack only shows field errors in the acknowledgement itself, so it
+checks the slot inline, within a 2-second budget; past that it acks "still working" and finishes
+in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.background import Background
+from bot.commands import Actor, ParseError, decode, handle, parse, resolve_actor
+from bot.commands.actions import Action, OpenReschedule, SubmitReschedule
+from bot.commands.admin import help_view
+from bot.commands.grammar import Command, ShowHelp
+from bot.slack import render
+from bot.views import Error, RescheduleForm, View
+from sync.core import Core
+
+__all__ = ["COMMAND", "SlackListeners", "normalize_text"]
+
+log = logging.getLogger("clinicbot.slack")
+
+COMMAND = "/clinic"
+SUBMIT_BUDGET = 2.0  # seconds; Slack drops a view_submission ack after 3
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+_CHANNEL = re.compile(r"<#[A-Z0-9]+\|([^>]*)>")
+_LINK = re.compile(r"<(?:mailto:)?([^|>]+)(?:\|([^>]*))?>")
+
+
+def normalize_text(text: str) -> str:
+    """Slack markup -> grammar text: user mentions become `@!<user id>`, links their label."""
+    text = _MENTION.sub(lambda m: f"@!{m.group(1)}", text)
+    text = _CHANNEL.sub(lambda m: f"#{m.group(1)}", text)
+    text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a result goes: the message a button sat in, or the channel a command came from."""
+
+    response_url: str | None = None
+    channel: str | None = None
+    ts: str | None = None
+    ephemeral: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"r": self.response_url, "c": self.channel, "t": self.ts, "e": self.ephemeral}
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Origin:
+        container = body.get("container") or {}
+        channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+        return cls(
+            body.get("response_url"),
+            channel,
+            container.get("message_ts"),
+            bool(container.get("is_ephemeral", True)),
+        )
+
+
+def _who(body: dict[str, Any]) -> tuple[str, str, str]:
+    """(team id, user id, display) from a command or interaction payload."""
+    user = body.get("user") or {}
+    if isinstance(user, dict) and user:
+        team = user.get("team_id") or (body.get("team") or {}).get("id") or ""
+        return str(team), str(user.get("id", "")), str(user.get("username") or user.get("name") or "")
+    return str(body.get("team_id", "")), str(body.get("user_id", "")), str(body.get("user_name", ""))
+
+
+class SlackListeners:
+    def __init__(self, core: Core, background: Background, http: Any) -> None:
+        self.core = core
+        self.background = background
+        self.http = http  # aiohttp.ClientSession for response_url posts
+
+    def register(self, bolt: AsyncApp) -> None:
+        bolt.command(COMMAND)(self.on_command)
+        bolt.action(re.compile(r"^clinic\.(?!link$)"))(self.on_action)
+        bolt.action("clinic.link")(self.on_link)
+        bolt.view_submission(render.MODAL_CALLBACK)(self.on_submit)
+        bolt.view_closed(render.MODAL_CALLBACK)(self.on_closed)
+
+    # --- delivery -----------------------------------------------------------------------------
+    async def respond(self, origin: Origin, view: View, client: AsyncWebClient | None, replace: bool) -> None:
+        """Show `view` where the request came from; update the original message when `replace`."""
+        text, blocks = render.message(view)
+        error = isinstance(view, Error)
+        if (
+            replace
+            and not error
+            and not origin.ephemeral
+            and origin.channel
+            and origin.ts
+            and client is not None
+        ):
+            await client.chat_update(channel=origin.channel, ts=origin.ts, text=text, blocks=blocks)
+            return
+        if origin.response_url:
+            hook = AsyncWebhookClient(origin.response_url, session=self.http)
+            resp = await hook.send(
+                text=text, blocks=blocks, response_type="ephemeral", replace_original=replace and not error
+            )
+            if resp.status_code >= 400:
+                log.warning("response_url refused the answer", extra={"status": resp.status_code})
+            return
+        log.warning("nowhere to send a Slack answer")
+
+    async def _actor(self, body: dict[str, Any]) -> Actor:
+        team, user, display = _who(body)
+        return await resolve_actor(self.core, "slack", team, user, display)
+
+    def _later(self, job: Any) -> bool:
+        async def guarded() -> None:
+            try:
+                await job()
+            except (SlackApiError, SlackClientError) as exc:
+                log.warning("Slack call failed after the ack", extra={"error": type(exc).__name__})
+
+        return self.background.submit(guarded)
+
+    # --- slash command ------------------------------------------------------------------------
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        try:
+            command: Command = parse(normalize_text(str(body.get("text", ""))))
+            if isinstance(command, ShowHelp):
+                text, blocks = render.message(help_view(command))
+                await ack(text=text, blocks=blocks, response_type="ephemeral")
+                return
+        except ParseError as exc:
+            text, blocks = render.message(Error(exc.message, exc.example))
+            await ack(text=text, blocks=blocks, response_type="ephemeral")
+            return
+        origin = Origin(response_url=body.get("response_url"), channel=body.get("channel_id"))
+
+        async def work() -> None:
+            actor = await self._actor(body)
+            await self.respond(origin, await handle(self.core, actor, command), client, replace=False)
+
+        if not self._later(work):
+            await ack(text="I'm busy right now; try again in a few seconds.", response_type="ephemeral")
+            return
+        await ack()
+
+    # --- buttons ------------------------------------------------------------------------------
+    async def on_link(self, ack: AsyncAck) -> None:
+        """URL buttons still send an interaction; nothing to do but acknowledge it."""
+        await ack()
+
+    async def on_action(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        origin = Origin.from_body(body)
+        try:
+            typed: Action = decode(
+                str(action.get("action_id", "")).removeprefix(render.ACTION_PREFIX), action.get("value")
+            )
+        except ParseError as exc:
+            bad = Error(exc.message, exc.example)
+            self._later(lambda: self.respond(origin, bad, client, replace=False))
+            return
+        trigger = body.get("trigger_id")
+
+        async def work() -> None:
+            actor = await self._actor(body)
+            view = await handle(self.core, actor, typed)
+            if isinstance(typed, OpenReschedule) and isinstance(view, RescheduleForm) and trigger:
+                meta = {"action": {"a": view.appointment_id, "v": view.version}, "origin": origin.to_dict()}
+                await client.views_open(
+                    trigger_id=trigger, view=render.modal(view, json.dumps(meta, separators=(",", ":")))
+                )
+                return
+            await self.respond(origin, view, client, replace=not isinstance(view, Error))
+
+        if not self._later(work):
+            busy = Error("I'm busy right now; press the button again in a few seconds.", kind="unavailable")
+            await self.respond(origin, busy, client, replace=False)
+
+    # --- the reschedule modal -----------------------------------------------------------------
+    async def on_closed(self, ack: AsyncAck) -> None:
+        await ack()
+
+    async def on_submit(
+        self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        try:
+            submit, origin = _read_submit(view)
+        except ParseError as exc:
+            await ack(response_action="errors", errors={"time": exc.message})
+            return
+        task = asyncio.ensure_future(self._submit(body, submit))
+        try:
+            result = await asyncio.wait_for(asyncio.shield(task), SUBMIT_BUDGET)
+        except TimeoutError:
+            await ack(response_action="update", view=render.working_modal("Still working on it…"))
+            view_id = view.get("id")
+
+            async def finish() -> None:
+                done = await task
+                await client.views_update(view_id=view_id, view=render.result_modal(done))
+                if not isinstance(done, (Error, RescheduleForm)):
+                    await self.respond(origin, done, client, replace=True)
+
+            if not self._later(finish):
+                task.cancel()
+            return
+        if isinstance(result, RescheduleForm) and result.errors:
+            await ack(response_action="errors", errors=_field_errors(result))
+            return
+        if isinstance(result, Error):
+            await ack(response_action="errors", errors={"time": result.message[:150]})
+            return
+        await ack(response_action="clear")
+        self._later(lambda: self.respond(origin, result, client, replace=True))
+
+    async def _submit(self, body: dict[str, Any], submit: SubmitReschedule) -> View:
+        actor = await self._actor(body)
+        return await handle(self.core, actor, submit)
+
+
+def _field_errors(form: RescheduleForm) -> dict[str, str]:
+    """Slack shows errors under input blocks, keyed by block id; free slots go with the time."""
+    errors = {("time" if k in ("", "time") else k): v for k, v in form.errors.items()}
+    if form.suggestions and "time" in errors:
+        errors["time"] += ". Next free: " + ", ".join(label for _, label in form.suggestions)
+    if "practitioner" in errors and not form.practitioners:
+        errors["time"] = errors.pop("practitioner")
+    return {k: v[:150] for k, v in errors.items()}
+
+
+def _read_submit(view: dict[str, Any]) -> tuple[SubmitReschedule, Origin]:
+    """The modal's values and where it was opened from; ParseError if anything is off."""
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+        values = view["state"]["values"]
+        base = decode("reschedule", meta.get("action"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ParseError("this form is out of date; close it and press Reschedule again", "today") from None
+    assert isinstance(base, OpenReschedule)
+    day_raw = (values.get("date", {}).get("value") or {}).get("selected_date")
+    time_raw = (values.get("time", {}).get("value") or {}).get("selected_time")
+    pick = ((values.get("practitioner", {}).get("value") or {}).get("selected_option") or {}).get("value")
+    try:
+        day = date.fromisoformat(day_raw) if day_raw else None
+    except ValueError:
+        raise ParseError("pick a date from the calendar", "today") from None
+    checked = decode(
+        "reschedule_submit",
+        {
+            "a": base.appointment_id,
+            "v": base.version,
+            "d": day.isoformat() if day else None,
+            "t": time_raw,
+            "p": pick,
+        },
+    )
+    assert isinstance(checked, SubmitReschedule)
+    origin = meta.get("origin") or {}
+    return checked, Origin(origin.get("r"), origin.get("c"), origin.get("t"), bool(origin.get("e", True)))

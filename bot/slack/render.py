@@ -1,0 +1,347 @@
+"""View -> Block Kit. Built with slack_sdk's block models, so every payload is one Slack accepts.
+
+`message(view)` gives (fallback text, blocks) for chat.postMessage, response_url and chat.update;
+`modal(form, metadata)` gives the reschedule modal. Text from people (client names, reasons) is
+escaped for mrkdwn. Slack caps a message at 50 blocks; long agendas say how many were left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DatePickerElement,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+    TimePickerElement,
+)
+from slack_sdk.models.views import View as SlackView
+
+from bot.commands.actions import (
+    Action,
+    AskCancel,
+    CancelConfirmed,
+    OpenReschedule,
+    PickSlot,
+    ShowDetails,
+    encode,
+)
+from bot.views import (
+    Agenda,
+    AgendaItem,
+    AppointmentDetail,
+    ConfirmCancel,
+    ConnectInfo,
+    Error,
+    Help,
+    Notice,
+    Reconnect,
+    RescheduleForm,
+    Status,
+    View,
+    Whoami,
+)
+
+__all__ = ["ACTION_PREFIX", "MODAL_CALLBACK", "message", "modal", "result_modal", "working_modal"]
+
+ACTION_PREFIX = "clinic."
+MODAL_CALLBACK = "clinic.reschedule"
+MAX_AGENDA_ITEMS = 22  # 2 blocks each, under Slack's 50-block cap with header and footer
+_LABELS: dict[type[Any], tuple[str, str | None]] = {
+    OpenReschedule: ("Reschedule", "primary"),
+    AskCancel: ("Cancel", "danger"),
+    ShowDetails: ("Details", None),
+    CancelConfirmed: ("Yes, cancel it", "danger"),
+    PickSlot: ("", "primary"),
+}
+
+
+def esc(text: str) -> str:
+    """Escape people's text for mrkdwn (Slack's three control characters)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def button(action: Action, label: str | None = None) -> ButtonElement:
+    action_id, value = encode(action)
+    text, style = _LABELS.get(type(action), ("Open", None))
+    return ButtonElement(
+        text=_clip(label or text, 75), action_id=ACTION_PREFIX + action_id, value=value, style=style
+    )
+
+
+def _md(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=_clip(text, 3000)))
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=_clip(text, 3000))])
+
+
+def _item_line(item: AgendaItem) -> str:
+    service = f" · {esc(item.service)}" if item.service else ""
+    status = "" if item.status in ("confirmed",) else f" · _{item.status.replace('_', ' ')}_"
+    return (
+        f"*{item.time_label}*  `{item.ref}`  {esc(item.client)}{service}{status}\n_{esc(item.practitioner)}_"
+    )
+
+
+def _agenda(view: Agenda) -> list[Block]:
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=_clip(view.title, 150)))]
+    if not view.items:
+        blocks.append(_md(esc(view.empty_text)))
+    for item in view.items[:MAX_AGENDA_ITEMS]:
+        blocks.append(
+            SectionBlock(
+                block_id=f"appt:{item.appointment_id}", text=MarkdownTextObject(text=_item_line(item))
+            )
+        )
+        if item.actions:
+            blocks.append(
+                ActionsBlock(
+                    block_id=f"acts:{item.appointment_id}", elements=[button(a) for a in item.actions]
+                )
+            )
+    more = len(view.items) - MAX_AGENDA_ITEMS
+    footer = f"{len(view.items)} appointment{'s' if len(view.items) != 1 else ''} · times in {view.timezone}"
+    if more > 0:
+        footer += f" · {more} more not shown: narrow it with `/clinic today @practitioner`"
+    blocks.append(_context(footer))
+    return blocks
+
+
+def _detail(view: AppointmentDetail) -> list[Block]:
+    item = view.item
+    blocks: list[Block] = []
+    if view.notice:
+        blocks.append(_md(f":white_check_mark: {esc(view.notice)}"))
+    fields = [
+        MarkdownTextObject(text=f"*When*\n{view.date_label} {item.time_label}"),
+        MarkdownTextObject(text=f"*Practitioner*\n{esc(item.practitioner)}"),
+        MarkdownTextObject(text=f"*Client*\n{esc(item.client)}"),
+        MarkdownTextObject(text=f"*Status*\n{item.status.replace('_', ' ')}"),
+    ]
+    if item.service:
+        fields.append(MarkdownTextObject(text=f"*Service*\n{esc(item.service)}"))
+    if view.location:
+        fields.append(MarkdownTextObject(text=f"*Where*\n{esc(_clip(view.location, 500))}"))
+    blocks.append(
+        SectionBlock(
+            block_id=f"appt:{item.appointment_id}",
+            text=MarkdownTextObject(text=f"*{item.ref}*"),
+            fields=fields,
+        )
+    )
+    if view.notes:
+        blocks.append(_md(f"*Notes*\n{esc(_clip(view.notes, 2500))}"))
+    if view.calendars:
+        blocks.append(_context("Synced to: " + ", ".join(f"{esc(n)} ({s})" for n, s in view.calendars)))
+    if item.actions:
+        blocks.append(
+            ActionsBlock(block_id=f"acts:{item.appointment_id}", elements=[button(a) for a in item.actions])
+        )
+    return blocks
+
+
+def _form_message(view: RescheduleForm) -> list[Block]:
+    blocks: list[Block] = [_md(f"*Reschedule {view.ref}*\n{esc(view.summary)}")]
+    for problem in view.errors.values():
+        blocks.append(_md(f":warning: {esc(problem)}"))
+    buttons = [
+        button(PickSlot(view.appointment_id, view.version, start, view.practitioner_id), label)
+        for start, label in view.suggestions
+    ]
+    buttons.append(button(OpenReschedule(view.appointment_id, view.version), "Pick another time"))
+    if view.suggestions:
+        blocks.append(_context("Next free slots:"))
+    blocks.append(ActionsBlock(block_id=f"slots:{view.appointment_id}", elements=buttons))
+    return blocks
+
+
+def _confirm(view: ConfirmCancel) -> list[Block]:
+    reason = f"\nReason: {esc(view.reason)}" if view.reason else ""
+    return [
+        _md(
+            f"*Cancel {view.ref}?*\n{esc(view.summary)}{reason}\n"
+            "The client's booking is cancelled everywhere it is synced."
+        ),
+        ActionsBlock(
+            block_id=f"confirm:{view.appointment_id}",
+            elements=[button(view.confirm), button(ShowDetails(view.appointment_id), "Keep it")],
+        ),
+    ]
+
+
+def _status(view: Status) -> list[Block]:
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=_clip(f"Sync status · {view.practice}", 150)))
+    ]
+    if not view.connections:
+        blocks.append(
+            _md("No calendars are connected yet. `/clinic connect google` (or outlook, caldav, ics) starts.")
+        )
+    for c in view.connections[:20]:
+        healthy = c.token_health == "ok" and not c.failed  # noqa: S105 - a status word, not a secret
+        icon = ":large_green_circle:" if healthy else ":red_circle:"
+        fields = [
+            MarkdownTextObject(text=f"*Last sync*\n{c.last_sync}"),
+            MarkdownTextObject(text=f"*Sync*\n{'on' if c.sync_enabled else 'off'}"),
+            MarkdownTextObject(text=f"*Pending / failed*\n{c.pending} / {c.failed}"),
+            MarkdownTextObject(text=f"*Sign-in*\n{esc(c.token_health)}"),
+        ]
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=f"{icon} *{esc(c.provider)}* {esc(c.account)}"), fields=fields
+            )
+        )
+        extra = ", ".join(esc(x) for x in c.calendars)
+        if c.last_error:
+            extra += ("\n" if extra else "") + f"Last error: {esc(c.last_error)}"
+        if extra:
+            blocks.append(_context(extra))
+    blocks.append(_context(f"{view.pending_total} pending · {view.failed_total} failed"))
+    return blocks
+
+
+def _help(view: Help) -> list[Block]:
+    lines = [
+        f"`{esc(e.usage)}` {esc(e.summary)}"
+        + (f" _({esc(e.needs)})_" if e.needs else "")
+        + f"\n      e.g. `/clinic {esc(e.example)}`"
+        for e in view.entries
+    ]
+    blocks: list[Block] = []
+    if view.intro:
+        blocks.append(_md(esc(view.intro)))
+    blocks.append(_md("\n".join(lines)))
+    return blocks
+
+
+def _links(title: str, url: str | None, steps: tuple[str, ...], label: str) -> list[Block]:
+    text = f"*{esc(title)}*" + "".join(f"\n• {esc(s)}" for s in steps)
+    if url:
+        return [
+            SectionBlock(
+                text=MarkdownTextObject(text=_clip(text, 3000)),
+                accessory=ButtonElement(text=label, url=url, action_id="clinic.link", style="primary"),
+            )
+        ]
+    return [_md(text)]
+
+
+def message(view: View) -> tuple[str, list[dict[str, Any]]]:
+    """Fallback text and Block Kit blocks for a message."""
+    blocks: list[Block]
+    match view:
+        case Agenda():
+            text, blocks = view.title, _agenda(view)
+        case AppointmentDetail():
+            text, blocks = (
+                view.notice or f"{view.item.ref} {view.date_label} {view.item.time_label}",
+                _detail(view),
+            )
+        case RescheduleForm():
+            text, blocks = next(iter(view.errors.values()), f"Reschedule {view.ref}"), _form_message(view)
+        case ConfirmCancel():
+            text, blocks = f"Cancel {view.ref}?", _confirm(view)
+        case Status():
+            text, blocks = f"Sync status: {view.failed_total} failed", _status(view)
+        case Whoami():
+            roles = ", ".join(view.roles) or "no role yet"
+            who = f"\nPractitioner: {esc(view.practitioner)}" if view.practitioner else ""
+            text = f"You are {view.display}"
+            blocks = [
+                _md(
+                    f"You are *{esc(view.display)}* on {view.platform} in *{esc(view.practice)}* "
+                    f"({view.timezone}).\nRoles: {roles}{who}"
+                )
+            ]
+        case Help():
+            text, blocks = "What I can do", _help(view)
+        case Error():
+            text = view.message
+            blocks = [_md(f":warning: {esc(view.message)}")]
+            if view.example:
+                blocks.append(_context(f"Try: `/clinic {esc(view.example)}`"))
+        case Notice():
+            text = view.text
+            blocks = [_md((f"*{esc(view.title)}*\n" if view.title else "") + esc(view.text))]
+        case Reconnect():
+            text = f"Reconnect {view.provider}"
+            blocks = _links(
+                f"The sign-in for {view.provider} {view.account} has expired; sync is paused.",
+                view.url,
+                view.steps,
+                "Reconnect",
+            )
+        case ConnectInfo():
+            text, blocks = view.title, _links(view.title, view.url, view.steps, "Sign in")
+        case _:
+            raise TypeError(f"no Slack rendering for {type(view).__name__}")
+    return _clip(text, 300), [b.to_dict() for b in blocks]
+
+
+def modal(form: RescheduleForm, metadata: str) -> dict[str, Any]:
+    """The reschedule modal: date, time and practitioner inputs, prefilled from the form."""
+    blocks: list[Block] = [_md(esc(form.summary))]
+    blocks.append(
+        InputBlock(
+            block_id="date",
+            label="Date",
+            element=DatePickerElement(action_id="value", initial_date=form.date.isoformat()),
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id="time",
+            label=f"Time ({form.timezone})",
+            element=TimePickerElement(action_id="value", initial_time=form.time),
+        )
+    )
+    if form.practitioners:
+        options = [Option(value=str(pid), label=_clip(name, 75)) for pid, name in form.practitioners[:100]]
+        initial = next((o for o in options if o.value == str(form.practitioner_id)), None)
+        blocks.append(
+            InputBlock(
+                block_id="practitioner",
+                label="Practitioner",
+                element=StaticSelectElement(action_id="value", options=options, initial_option=initial),
+            )
+        )
+    if form.suggestions:
+        blocks.append(_context("Next free: " + ", ".join(label for _, label in form.suggestions)))
+    for problem in form.errors.values():
+        blocks.append(_context(f":warning: {esc(problem)}"))
+    view = SlackView(
+        type="modal",
+        callback_id=MODAL_CALLBACK,
+        title=_clip(f"Reschedule {form.ref}", 24),
+        submit="Reschedule",
+        close="Close",
+        private_metadata=metadata,
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def working_modal(text: str) -> dict[str, Any]:
+    """A modal that says the change is still being made (for slow submits)."""
+    return SlackView(type="modal", title="Reschedule", close="Close", blocks=[_md(esc(text))]).to_dict()
+
+
+def result_modal(view: View) -> dict[str, Any]:
+    """A modal showing a finished result (after a slow submit)."""
+    _, blocks = message(view)
+    return SlackView(type="modal", title="Reschedule", close="Close", blocks=list(blocks)).to_dict()

@@ -1,0 +1,299 @@
+"""Mounting Slack in the aiohttp server: modes, routes, the bolt app and its lifecycle.
+
+Modes, chosen from the settings:
+- Socket Mode (SLACK_APP_TOKEN + SLACK_BOT_TOKEN): a websocket to Slack, for clinics without a public URL;
+- one workspace (SLACK_BOT_TOKEN + SLACK_SIGNING_SECRET): HTTP, the token used as is;
+- install (SLACK_CLIENT_ID + SLACK_CLIENT_SECRET + SLACK_SIGNING_SECRET): HTTP and Bolt's OAuth
+  flow at /slack/install and /slack/oauth_redirect, installations stored encrypted in our database,
+  any number of workspaces, each bound to its practice; the installer becomes that practice's admin.
+SLACK_API_URL replaces Slack's Web API base URL everywhere (tests point it at a fake).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout, web
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncSuccessArgs
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.background import Background
+from bot.slack.listeners import SlackListeners
+from bot.slack.stores import EncryptedInstallationStore, make_state_store
+from bot.slack.verify import RequestVerifier
+from sync.config import Settings
+from sync.core import Core
+
+__all__ = [
+    "BOT_SCOPES",
+    "EVENTS",
+    "INSTALL_PATH",
+    "REDIRECT_PATH",
+    "ROUTES",
+    "SLACK",
+    "SlackRuntime",
+    "setup_slack",
+]
+
+log = logging.getLogger("clinicbot.slack")
+
+EVENTS_PATH = "/slack/events"
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+ROUTES = (EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH)
+#: What the code calls: commands (/clinic), chat:write (messages and updates), im:write (conversations.open).
+BOT_SCOPES = ("commands", "chat:write", "im:write")
+#: Events listened to: uninstalls and revoked tokens drop the stored installation.
+EVENTS = ("app_uninstalled", "tokens_revoked")
+MAX_BODY = 1024 * 1024
+
+
+class SlackRuntime:
+    """Everything the Slack front end holds while the server runs."""
+
+    def __init__(self, core: Core, settings: Settings, mode: str) -> None:
+        self.core = core
+        self.settings = settings
+        self.mode = mode
+        #: requests being handled right now; background work yields to them
+        self.inflight = 0
+        self.background = Background("slack", workers=4, limit=2000, busy=lambda: self.inflight > 0)
+        self.verifier = RequestVerifier(settings.slack_signing_secret or "")
+        self.http: ClientSession | None = None
+        self.bolt = self._build_bolt()
+        self.socket: Any = None
+
+    def api_client(self, token: str | None = None) -> AsyncWebClient:
+        return AsyncWebClient(token=token, base_url=self.settings.slack_api_url.rstrip("/") + "/")
+
+    def _build_bolt(self) -> AsyncApp:
+        s = self.settings
+        common: dict[str, Any] = {
+            "process_before_response": True,
+            "request_verification_enabled": False,
+            "raise_error_for_unhandled_request": False,
+            "name": "clinicbot",
+        }
+        if self.mode == "oauth":
+            engine = self.core.store.engine
+            oauth = AsyncOAuthSettings(
+                client_id=s.slack_client_id,
+                client_secret=s.slack_client_secret,
+                scopes=list(BOT_SCOPES),
+                user_scopes=[],
+                install_path=INSTALL_PATH,
+                redirect_uri_path=REDIRECT_PATH,
+                redirect_uri=f"{s.base_url()}{REDIRECT_PATH}",
+                authorization_url=s.slack_oauth_url,
+                installation_store=EncryptedInstallationStore(
+                    client_id=s.slack_client_id or "", engine=engine
+                ),
+                state_store=make_state_store(engine),
+                callback_options=AsyncCallbackOptions(success=self._installed, failure=_install_failed),
+            )
+            bolt = AsyncApp(
+                signing_secret=s.slack_signing_secret,
+                oauth_settings=oauth,
+                client=self.api_client(),
+                **common,
+            )
+            bolt.enable_token_revocation_listeners()
+        else:
+            bolt = AsyncApp(
+                token=s.slack_bot_token,
+                signing_secret=s.slack_signing_secret or "unused-in-socket-mode",
+                client=self.api_client(s.slack_bot_token),
+                **common,
+            )
+            for event in EVENTS:
+                bolt.event(event)(_ack_only)
+        return bolt
+
+    async def _installed(self, args: AsyncSuccessArgs) -> BoltResponse:
+        """Bind the workspace to its practice; the installer becomes the first admin of a fresh one."""
+        from bot.commands import resolve_actor
+
+        inst = args.installation
+        if inst.team_id and inst.user_id:
+            await resolve_actor(
+                self.core, "slack", inst.team_id, inst.user_id, workspace_name=inst.team_name or ""
+            )
+        log.info("Slack workspace installed", extra={"team": inst.team_id})
+        return await args.default.success(args)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        self.http = ClientSession(timeout=ClientTimeout(total=10))
+        SlackListeners(self.core, self.background, self.http).register(self.bolt)
+        from bot.notify import chat_notifier
+        from bot.slack.notifier import SlackSender
+
+        chat_notifier(self.core).senders["slack"] = SlackSender(self)
+        await self.background.start()
+        if self.mode == "socket":
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self.socket = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token)
+            await self.socket.connect_async()
+        try:
+            yield
+        finally:
+            if self.socket is not None:
+                await self.socket.close_async()
+            await self.background.stop()
+            await self.http.close()
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    async def events(self, request: web.Request) -> web.Response:
+        if self.mode == "socket":
+            return web.Response(status=404, text="Slack runs in Socket Mode here; /slack/events is off\n")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return web.Response(status=413, text="request too large\n")
+        self.inflight += 1
+        try:
+            return await self._events(request)
+        finally:
+            self.inflight -= 1
+
+    async def _events(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        refused = self.verifier.check(
+            request.headers.get("X-Slack-Request-Timestamp"), request.headers.get("X-Slack-Signature"), body
+        )
+        if refused is not None:
+            log.info("refused a Slack request", extra={"reason": refused})
+            return web.Response(status=401, text=f"{refused}\n")
+        try:
+            text = body.decode("utf-8")
+            bolt_req = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
+        except (UnicodeDecodeError, ValueError):
+            return web.Response(status=400, text="malformed request body\n")
+        problem = payload_problem(bolt_req.body)
+        if problem is not None:
+            return web.Response(status=400, text=f"malformed request: {problem}\n")
+        resp = await self.bolt.async_dispatch(bolt_req)
+        if resp.status >= 500:
+            # Our listeners do not raise; a 5xx here is bolt tripping over a payload we let through.
+            log.error("bolt could not process a Slack request", extra={"status": resp.status})
+            return web.Response(status=400, text="malformed request\n")
+        return _to_aiohttp(resp)
+
+    async def install(self, request: web.Request) -> web.Response:
+        flow = self.bolt.oauth_flow
+        if flow is None:
+            return web.Response(status=404, text="Slack install is off: this server serves one workspace\n")
+        bolt_req = AsyncBoltRequest(body="", query=request.query_string, headers=dict(request.headers))
+        if request.path == INSTALL_PATH:
+            return _to_aiohttp(await flow.handle_installation(bolt_req))
+        return _to_aiohttp(await flow.handle_callback(bolt_req))
+
+
+_SHAPES: dict[str, tuple[str, ...]] = {
+    # payload type -> keys that must hold objects (bolt indexes into them without checking)
+    "block_actions": ("user",),
+    "view_submission": ("user", "view"),
+    "view_closed": ("user", "view"),
+    "event_callback": ("event",),
+}
+
+
+def payload_problem(body: dict[str, Any]) -> str | None:
+    """Why a (signed) body is not a Slack payload we can hand to bolt, or None."""
+    if not body:
+        return "empty body"
+    if "command" in body:
+        missing = [k for k in ("command", "team_id", "user_id") if not isinstance(body.get(k), str)]
+        return f"slash command without {', '.join(missing)}" if missing else None
+    kind = body.get("type")
+    if not isinstance(kind, str):
+        return "no payload type"
+    for key in _SHAPES.get(kind, ()):
+        if not isinstance(body.get(key), dict):
+            return f"{kind} without {key}"
+    if kind in ("view_submission", "view_closed") and not isinstance(body["view"].get("type"), str):
+        return f"{kind} without view type"
+    if kind == "block_actions" and not (
+        isinstance(body.get("actions"), list) and all(isinstance(a, dict) for a in body["actions"])
+    ):
+        return "block_actions without actions"
+    return None
+
+
+async def _ack_only(ack: Any) -> None:
+    await ack()
+
+
+async def _install_failed(args: Any) -> BoltResponse:
+    log.warning("Slack install failed", extra={"reason": str(getattr(args, "reason", ""))[:100]})
+    response: BoltResponse = await args.default.failure(args)
+    return response
+
+
+def _to_aiohttp(resp: BoltResponse) -> web.Response:
+    headers = {
+        k: v for k, v in resp.first_headers_without_set_cookie().items() if k.lower() != "content-type"
+    }
+    content_type = (resp.headers.get("content-type") or ["text/plain"])[0].split(";")[0]
+    if resp.body.startswith("{") and content_type == "text/plain":
+        content_type = "application/json"
+    out = web.Response(
+        status=resp.status, body=resp.body.encode(), headers=headers, content_type=content_type
+    )
+    for cookie in resp.cookies():
+        for name, morsel in cookie.items():
+            out.set_cookie(
+                name,
+                morsel.value,
+                max_age=morsel.get("max-age") or None,
+                path=morsel.get("path") or "/",
+                secure=True,
+                httponly=True,
+            )
+    return out
+
+
+SLACK = web.AppKey("slack", SlackRuntime)
+
+
+def _mode(settings: Settings) -> tuple[str | None, str | None]:
+    """(mode, None) or (None, reason it is off)."""
+    s = settings
+    if s.slack_app_token:
+        if not s.slack_bot_token:
+            return None, "SLACK_APP_TOKEN (Socket Mode) also needs SLACK_BOT_TOKEN"
+        return "socket", None
+    if not s.slack_signing_secret:
+        if s.slack_bot_token or s.slack_client_id:
+            return None, "SLACK_SIGNING_SECRET is not set"
+        return None, (
+            "not configured: set SLACK_SIGNING_SECRET with SLACK_BOT_TOKEN (one workspace) "
+            "or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (install)"
+        )
+    if s.slack_bot_token:
+        return "single", None
+    if s.slack_client_id and s.slack_client_secret:
+        return "oauth", None
+    return None, "SLACK_SIGNING_SECRET needs SLACK_BOT_TOKEN or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET"
+
+
+def setup_slack(app: web.Application, settings: Settings) -> str | None:
+    """Mount the Slack front end; None when enabled, else why it is off."""
+    from bot.app import CORE
+
+    mode, reason = _mode(settings)
+    if mode is None:
+        return reason
+    runtime = SlackRuntime(app[CORE], settings, mode)
+    app[SLACK] = runtime
+    app.router.add_post(EVENTS_PATH, runtime.events)
+    app.router.add_get(INSTALL_PATH, runtime.install)
+    app.router.add_get(REDIRECT_PATH, runtime.install)
+    app.cleanup_ctx.append(runtime.lifecycle)
+    log.info("Slack front end enabled", extra={"mode": mode})
+    return None

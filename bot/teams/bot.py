@@ -1,0 +1,245 @@
+"""The Teams bot: activities in, shared commands run, Adaptive Cards out.
+
+Messages (1:1, group chat, channel with the @mention stripped) go through the shared grammar;
+card buttons arrive as `adaptiveCard/action` invokes (Action.Execute) and are answered with the
+refreshed card, or as a message with a `value` (the Action.Submit fallback) and then the card is
+updated in place. Installs store conversation references for proactive messages.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from typing import Any, Literal
+
+from botbuilder.core import ActivityHandler, TurnContext
+from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
+
+from bot.commands import Action, Actor, ParseError, decode, handle, parse, resolve_actor
+from bot.commands.grammar import Command, Connect, ShowAgenda, ShowAppointment
+from bot.teams import cards
+from bot.teams.consent_flow import ConsentFlow
+from bot.teams.proactive import ProactiveSender, card_activity, is_personal, reference_of
+from bot.views import AppointmentDetail, Error, View
+from sync import recipients
+from sync.core import Core
+
+__all__ = ["TeamsBot", "command_text"]
+
+log = logging.getLogger("clinicbot.teams")
+
+PLATFORM: Literal["teams"] = "teams"
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+def command_text(activity: Activity) -> str:
+    """The command typed: the bot's own @mention removed, people's mentions as `@!<id>`, no markup.
+
+    Same effect as TurnContext.remove_recipient_mention, but literal: botbuilder feeds the
+    mention's name to `re.sub` as a pattern, which misfires on names such as "clinicbot (test)".
+    """
+    value = activity.text or ""
+    bot_id = activity.recipient.id if activity.recipient else None
+    for mention in TurnContext.get_mentions(activity):
+        props = mention.additional_properties or {}
+        who = props.get("mentioned") or {}
+        shown = props.get("text") or f"<at>{who.get('name', '')}</at>"
+        value = value.replace(shown, " " if who.get("id") == bot_id else f" @!{who.get('id', '')} ")
+    value = html.unescape(_TAGS.sub(" ", value))
+    return _SPACE.sub(" ", value).strip()
+
+
+def _tenant(activity: Activity) -> str:
+    tenant = activity.conversation.tenant_id if activity.conversation else None
+    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    tenant = tenant or (data.get("tenant") or {}).get("id")
+    # Without authentication (local testing) activities may carry no tenant at all.
+    return str(tenant or "no-tenant")
+
+
+def _refresh_target(view: View, command: Command | Action | None, typed: str) -> dict[str, Any] | None:
+    """What a shared card re-runs for each viewer (read-only commands only)."""
+    if isinstance(command, ShowAgenda) and typed:
+        return {"cmd": typed}
+    if isinstance(view, AppointmentDetail):
+        return {"cmd": f"appointment {view.item.ref}"}
+    return None
+
+
+class TeamsBot(ActivityHandler):
+    """ActivityHandler wiring Teams activities to the shared command layer."""
+
+    def __init__(self, core: Core, sender: ProactiveSender, consent: ConsentFlow) -> None:
+        self.core = core
+        self.sender = sender
+        self.consent = consent
+        self._stored_refs: dict[int, tuple[Any, Any]] = {}
+
+    # --- who --------------------------------------------------------------------------------
+    async def _actor(self, context: TurnContext, person: ChannelAccount | None = None) -> Actor:
+        activity = context.activity
+        who = person or activity.from_property
+        return await resolve_actor(self.core, PLATFORM, _tenant(activity), who.id, who.name or "")
+
+    async def _remember(self, context: TurnContext, actor: Actor) -> None:
+        ref = reference_of(context.activity)
+        # A person's reference rarely changes between messages: skip the write when this process
+        # already stored exactly this conversation and service URL for them.
+        key = (ref.get("conversation") or {}).get("id"), ref.get("serviceUrl")
+        if self._stored_refs.get(actor.chat_identity_id) == key:
+            return
+        async with self.core.store.session() as session:
+            await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
+        if len(self._stored_refs) >= 10_000:
+            self._stored_refs.clear()
+        self._stored_refs[actor.chat_identity_id] = key
+
+    # --- messages ---------------------------------------------------------------------------
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        actor = await self._actor(turn_context)
+        await self._remember(turn_context, actor)
+        if (
+            isinstance(activity.value, dict)
+            and activity.value.get("verb")
+            and not (activity.text or "").strip()
+        ):
+            await self._submit_fallback(turn_context, actor, activity.value)
+            return
+        typed = command_text(activity)
+        try:
+            command: Command = parse(typed or "help")
+        except ParseError as exc:
+            await turn_context.send_activity(card_activity(cards.render(Error(exc.message, exc.example))))
+            return
+        if (
+            isinstance(command, Connect)
+            and command.provider == "graph"
+            and not await self.consent.granted(actor.practice_id)
+        ):
+            await self._request_consent(turn_context, actor)
+            return
+        view = await handle(self.core, actor, command)
+        await turn_context.send_activity(
+            card_activity(await self._card(turn_context, actor, view, command, typed))
+        )
+
+    async def _request_consent(self, turn_context: TurnContext, actor: Actor) -> None:
+        reply, dms = await self.consent.request(actor)
+        await turn_context.send_activity(card_activity(reply, "Admin consent"))
+        for admin, card in dms:
+            if admin.conversation_ref:
+                try:
+                    await self.sender.send(
+                        admin.conversation_ref, card_activity(card, "Admin consent requested")
+                    )
+                except Exception as exc:  # one unreachable admin must not stop the others
+                    log.warning("consent request DM failed", extra={"error": type(exc).__name__})
+
+    async def _submit_fallback(self, turn_context: TurnContext, actor: Actor, data: dict[str, Any]) -> None:
+        card = await self._run_action(turn_context, actor, str(data.get("verb")), data)
+        reply = card_activity(card)
+        if turn_context.activity.reply_to_id:
+            reply.id = turn_context.activity.reply_to_id
+            await turn_context.update_activity(reply)
+        else:
+            await turn_context.send_activity(reply)
+
+    # --- Universal Actions ------------------------------------------------------------------
+    async def on_adaptive_card_invoke(
+        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
+        action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
+        raw = action.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        actor = await self._actor(turn_context)
+        card = await self._run_action(turn_context, actor, str(action.get("verb") or ""), data)
+        return AdaptiveCardInvokeResponse(status_code=200, type=cards.CARD_CONTENT_TYPE, value=card)
+
+    async def _run_action(
+        self, turn_context: TurnContext, actor: Actor, verb: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        values = {k: v for k, v in data.items() if k != "verb"}
+        if verb == cards.REFRESH_VERB:
+            return await self._refresh(turn_context, actor, str(values.get("cmd", "")))
+        if verb == "consent_retry":
+            reply, _ = await self.consent.request(actor)
+            return reply
+        try:
+            action = decode(verb, values)
+        except ParseError as exc:
+            return cards.render(Error(exc.message, exc.example))
+        view = await handle(self.core, actor, action)
+        return await self._card(turn_context, actor, view, action, "")
+
+    async def _refresh(self, turn_context: TurnContext, actor: Actor, typed: str) -> dict[str, Any]:
+        try:
+            command = parse(typed)
+        except ParseError as exc:
+            return cards.render(Error(exc.message, exc.example))
+        if not isinstance(command, ShowAgenda | ShowAppointment):
+            return cards.render(Error("this card cannot be refreshed", "today"))
+        view = await handle(self.core, actor, command)
+        return await self._card(turn_context, actor, view, command, typed)
+
+    async def _card(
+        self,
+        turn_context: TurnContext,
+        actor: Actor,
+        view: View,
+        command: Command | Action | None,
+        typed: str,
+    ) -> dict[str, Any]:
+        ref = reference_of(turn_context.activity)
+        target = None if is_personal(ref) else _refresh_target(view, command, typed)
+        if target is None:
+            return cards.render(view)
+        async with self.core.store.session() as session:
+            staff = await recipients.staff_user_ids(session, actor.practice_id, PLATFORM)
+        return cards.render(view, refresh=target, user_ids=[actor.user_id, *staff])
+
+    # --- installs ---------------------------------------------------------------------------
+    async def on_installation_update_add(self, turn_context: TurnContext) -> None:
+        await self._installed(turn_context)
+
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
+        if any(m.id == bot_id for m in members_added):
+            await self._installed(turn_context)
+            return
+        for member in members_added:  # people joining a chat the bot is in: remember them for DMs
+            actor = await self._actor(turn_context, member)
+            ref = reference_of(turn_context.activity)
+            ref["user"] = {"id": member.id, "name": member.name}
+            async with self.core.store.session() as session:
+                await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
+
+    async def _installed(self, turn_context: TurnContext) -> None:
+        actor = await self._actor(turn_context)
+        ref = reference_of(turn_context.activity)
+        async with self.core.store.session() as session:
+            await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
+            if not is_personal(ref):
+                conversation = turn_context.activity.conversation
+                # Post to the channel itself: no person, and no thread (";messageid=...").
+                channel_ref = {k: v for k, v in ref.items() if k not in ("user", "activityId")}
+                channel_ref["conversation"] = {**ref["conversation"], "id": conversation.id.split(";")[0]}
+                await recipients.remember_channel(
+                    session,
+                    actor.practice_id,
+                    PLATFORM,
+                    _tenant(turn_context.activity),
+                    channel_ref["conversation"]["id"],
+                    conversation.name or "",
+                    channel_ref,
+                )
+        log.info(
+            "installed", extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType")}
+        )
+        await turn_context.send_activity(
+            card_activity(cards.render(await handle(self.core, actor, parse("help"))))
+        )

@@ -1,0 +1,350 @@
+"""View -> Adaptive Card 1.5, built from Python dicts.
+
+Buttons are `Action.Execute` (Universal Actions: the bot answers the invoke with the refreshed
+card and Teams swaps it in place), each with an `Action.Submit` fallback for clients without
+Universal Actions. Both carry the same data: `{"verb": <action id>, **wire values}`, so one
+handler serves both. Form inputs are named by the action wire keys ("d", "t", "p", "r"), so a
+submitted form decodes like any button.
+
+`refresh` (with `userIds`) makes Teams ask the bot for each listed user's own version of a card
+shared in a channel or group chat; only read-only views carry it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from bot.commands.actions import (
+    Action,
+    AskCancel,
+    CancelConfirmed,
+    OpenReschedule,
+    PickSlot,
+    ShowDetails,
+    SubmitReschedule,
+    encode,
+)
+from bot.views import (
+    Agenda,
+    AgendaItem,
+    AppointmentDetail,
+    ConfirmCancel,
+    ConnectInfo,
+    Error,
+    Help,
+    Notice,
+    Reconnect,
+    RescheduleForm,
+    Status,
+    View,
+    Whoami,
+)
+
+__all__ = ["CARD_CONTENT_TYPE", "REFRESH_VERB", "SCHEMA", "action_button", "card", "render"]
+
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+REFRESH_VERB = "refresh"
+#: Teams honours at most 60 user ids in `refresh.userIds`.
+MAX_REFRESH_USERS = 60
+
+Json = dict[str, Any]
+
+_TITLES: dict[type[Any], str] = {
+    OpenReschedule: "Reschedule",
+    AskCancel: "Cancel",
+    ShowDetails: "Details",
+    SubmitReschedule: "Move",
+    CancelConfirmed: "Cancel appointment",
+}
+
+
+def text(value: str, **extra: Any) -> Json:
+    """A wrapping TextBlock."""
+    return {"type": "TextBlock", "text": value, "wrap": True, **extra}
+
+
+def execute(title: str, verb: str, data: Json, *, style: str | None = None) -> Json:
+    """Action.Execute with an Action.Submit fallback carrying the same verb and data."""
+    payload = {"verb": verb, **data}
+    button: Json = {
+        "type": "Action.Execute",
+        "title": title,
+        "verb": verb,
+        "data": payload,
+        "fallback": {"type": "Action.Submit", "title": title, "data": payload},
+    }
+    if style:
+        button["style"] = style
+        button["fallback"]["style"] = style
+    return button
+
+
+def action_button(action: Action, title: str | None = None, *, style: str | None = None) -> Json:
+    """A card button for a typed command-layer action."""
+    verb, value = encode(action)
+    return execute(title or _TITLES.get(type(action), verb), verb, json.loads(value), style=style)
+
+
+def open_url(title: str, url: str) -> Json:
+    return {"type": "Action.OpenUrl", "title": title, "url": url}
+
+
+def card(
+    body: list[Json],
+    actions: Iterable[Json] = (),
+    *,
+    refresh: Json | None = None,
+    user_ids: Iterable[str] = (),
+) -> Json:
+    """An Adaptive Card 1.5; with `refresh`, Teams fetches each listed user's own version."""
+    doc: Json = {"type": "AdaptiveCard", "$schema": SCHEMA, "version": "1.5", "body": body or [text(" ")]}
+    buttons = list(actions)
+    if buttons:
+        doc["actions"] = buttons
+    ids = list(dict.fromkeys(user_ids))[:MAX_REFRESH_USERS]
+    if refresh is not None:
+        doc["refresh"] = {
+            "action": {
+                "type": "Action.Execute",
+                "verb": REFRESH_VERB,
+                "data": {"verb": REFRESH_VERB, **refresh},
+            }
+        }
+        if ids:
+            doc["refresh"]["userIds"] = ids
+    return doc
+
+
+def _heading(value: str) -> Json:
+    return text(value, size="Medium", weight="Bolder")
+
+
+def _error_line(value: str) -> Json:
+    return text(value, color="Attention", size="Small", spacing="None")
+
+
+def _item(item: AgendaItem, *, buttons: bool = True) -> Json:
+    who = " · ".join(p for p in (item.client, item.service, item.practitioner) if p)
+    status = "" if item.status in ("confirmed", "") else f" ({item.status.replace('_', ' ')})"
+    container: Json = {
+        "type": "Container",
+        "separator": True,
+        "items": [
+            {
+                "type": "ColumnSet",
+                "columns": [
+                    {"type": "Column", "width": "auto", "items": [text(item.time_label, weight="Bolder")]},
+                    {"type": "Column", "width": "stretch", "items": [text(f"{item.ref}  {who}{status}")]},
+                ],
+            }
+        ],
+    }
+    if buttons and item.actions:
+        container["items"].append({"type": "ActionSet", "actions": [action_button(a) for a in item.actions]})
+    return container
+
+
+def _agenda(view: Agenda) -> list[Json]:
+    body = [_heading(view.title)]
+    if not view.items:
+        body.append(text(view.empty_text, isSubtle=True))
+    body.extend(_item(i) for i in view.items)
+    return body
+
+
+def _detail(view: AppointmentDetail) -> tuple[list[Json], list[Json]]:
+    item = view.item
+    body: list[Json] = []
+    if view.notice:
+        body.append(text(view.notice, color="Good", weight="Bolder"))
+    body.append(_heading(f"{item.ref} · {view.date_label} {item.time_label}"))
+    facts = [
+        ("Client", item.client),
+        ("Service", item.service),
+        ("Practitioner", item.practitioner),
+        ("Status", item.status.replace("_", " ")),
+        ("Location", view.location),
+        ("Notes", view.notes),
+    ]
+    body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts if v]})
+    if view.calendars:
+        body.append(text("Synced to", weight="Bolder", spacing="Medium"))
+        body.append({"type": "FactSet", "facts": [{"title": n, "value": s} for n, s in view.calendars]})
+    return body, [action_button(a) for a in item.actions]
+
+
+def _reschedule(view: RescheduleForm) -> tuple[list[Json], list[Json]]:
+    errors = view.errors
+    body: list[Json] = [_heading(f"Reschedule {view.ref}"), text(view.summary, isSubtle=True)]
+    if errors.get(""):
+        body.append(text(errors[""], color="Attention", weight="Bolder"))
+    body.append(
+        {
+            "type": "Input.Date",
+            "id": "d",
+            "label": "Date",
+            "value": view.date.isoformat(),
+            "isRequired": True,
+            "errorMessage": "Pick a date",
+        }
+    )
+    if errors.get("date"):
+        body.append(_error_line(errors["date"]))
+    body.append(
+        {
+            "type": "Input.Time",
+            "id": "t",
+            "label": f"Time ({view.timezone})",
+            "value": view.time,
+            "isRequired": True,
+            "errorMessage": "Pick a time",
+        }
+    )
+    if errors.get("time"):
+        body.append(_error_line(errors["time"]))
+    if view.practitioners:
+        choice: Json = {
+            "type": "Input.ChoiceSet",
+            "id": "p",
+            "label": "Practitioner",
+            "style": "compact",
+            "choices": [{"title": label, "value": str(pid)} for pid, label in view.practitioners],
+        }
+        if view.practitioner_id is not None:
+            choice["value"] = str(view.practitioner_id)
+        body.append(choice)
+    if errors.get("practitioner"):
+        body.append(_error_line(errors["practitioner"]))
+    submit = SubmitReschedule(view.appointment_id, view.version, None, None, None)
+    actions = [
+        action_button(submit, "Move", style="positive"),
+        action_button(ShowDetails(view.appointment_id), "Back"),
+    ]
+    if view.suggestions:
+        body.append(text("Next free slots", weight="Bolder", spacing="Medium"))
+        body.append(
+            {
+                "type": "ActionSet",
+                "actions": [
+                    action_button(
+                        PickSlot(view.appointment_id, view.version, start, view.practitioner_id), label
+                    )
+                    for start, label in view.suggestions[:5]
+                ],
+            }
+        )
+    return body, actions
+
+
+def _confirm(view: ConfirmCancel) -> tuple[list[Json], list[Json]]:
+    body = [
+        _heading(f"Cancel {view.ref}?"),
+        text(view.summary),
+        {
+            "type": "Input.Text",
+            "id": "r",
+            "label": "Reason (optional)",
+            "maxLength": 500,
+            "value": view.reason,
+        },
+    ]
+    return body, [
+        action_button(view.confirm, "Cancel appointment", style="destructive"),
+        action_button(ShowDetails(view.appointment_id), "Keep it"),
+    ]
+
+
+def _status(view: Status) -> list[Json]:
+    body = [_heading(f"Sync status · {view.practice}")]
+    if not view.connections:
+        body.append(
+            text("No calendars are connected yet. An admin can start with `connect outlook`.", isSubtle=True)
+        )
+    for c in view.connections:
+        facts = [
+            ("Status", c.status + ("" if c.sync_enabled else ", sync off")),
+            ("Last sync", c.last_sync),
+            ("Pending", str(c.pending)),
+            ("Failed", str(c.failed)),
+            ("Sign-in", c.token_health),
+        ]
+        if c.calendars:
+            facts.append(("Calendars", ", ".join(c.calendars)))
+        if c.last_error:
+            facts.append(("Last error", c.last_error))
+        body.append(
+            {
+                "type": "Container",
+                "separator": True,
+                "items": [
+                    text(f"{c.provider} · {c.account}", weight="Bolder"),
+                    {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]},
+                ],
+            }
+        )
+    if view.pending_total or view.failed_total:
+        body.append(text(f"{view.pending_total} changes waiting, {view.failed_total} failed", isSubtle=True))
+    return body
+
+
+def _steps(title: str, steps: Iterable[str], url: str | None, button: str) -> tuple[list[Json], list[Json]]:
+    body = [_heading(title)] + [text(s) for s in steps]
+    return body, ([open_url(button, url)] if url else [])
+
+
+def render_parts(view: View) -> tuple[list[Json], list[Json]]:
+    """(body, actions) of the card for one view."""
+    match view:
+        case Agenda():
+            return _agenda(view), []
+        case AppointmentDetail():
+            return _detail(view)
+        case RescheduleForm():
+            return _reschedule(view)
+        case ConfirmCancel():
+            return _confirm(view)
+        case Status():
+            return _status(view), []
+        case Whoami():
+            facts = [
+                ("Name", view.display),
+                ("Practice", view.practice),
+                ("Roles", ", ".join(view.roles) or "none"),
+                ("Practitioner", view.practitioner or ""),
+                ("Time zone", view.timezone),
+            ]
+            return [
+                _heading("Who am I"),
+                {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts if v]},
+            ], []
+        case Help():
+            body = [_heading("What I can do")] + ([text(view.intro)] if view.intro else [])
+            for e in view.entries:
+                needs = f" · {e.needs}" if e.needs else ""
+                body.append(text(f"**{e.usage}**: {e.summary}{needs}  \ne.g. `{e.example}`", spacing="Small"))
+            return body, []
+        case Error():
+            body = [text(view.message, color="Attention", weight="Bolder")]
+            if view.example:
+                body.append(text(f"Try: `{view.example}`", isSubtle=True))
+            return body, []
+        case Notice():
+            return ([_heading(view.title)] if view.title else []) + [text(view.text)], []
+        case Reconnect():
+            steps = view.steps or (
+                f"The sign-in for {view.provider} ({view.account}) has expired; sync is "
+                "paused until it is renewed.",
+            )
+            return _steps(f"Reconnect {view.provider}", steps, view.url, "Reconnect")
+        case ConnectInfo():
+            return _steps(view.title, view.steps, view.url, "Sign in")
+    raise TypeError(f"no Teams card for {type(view).__name__}")
+
+
+def render(view: View, *, refresh: Json | None = None, user_ids: Iterable[str] = ()) -> Json:
+    """The Adaptive Card for `view`."""
+    body, actions = render_parts(view)
+    return card(body, actions, refresh=refresh, user_ids=user_ids)

@@ -1,0 +1,119 @@
+"""POST /api/messages: authenticate the activity, run the turn, write the invoke response.
+
+Why not botbuilder-integration-aiohttp's `CloudAdapter.process`: in 4.17.x it answers every invoke
+that has a body with HTTP 500. `ActivityHandler` already serializes the body to a dict
+(`_create_invoke_response` calls `serializer_helper`), and `process` calls `serializer_helper` on
+it a second time, which fails with "'dict' object has no attribute 'is_xml_model'". So this
+handler authenticates with the adapter's own BotFrameworkAuthentication, runs the turn through
+the adapter's public `process_activity`, and serializes the body only if it is still a model.
+It also keeps authentication failures apart from turn failures: a bad token is 401 (stock
+botbuilder lets a forged or expired token surface as 500), and nothing runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import requests
+from aiohttp import web
+from botbuilder.core import ActivityHandler, InvokeResponse
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse
+from msrest.serialization import Model
+
+__all__ = ["ACK_AFTER", "MessagesEndpoint", "invoke_body"]
+
+log = logging.getLogger("clinicbot.teams")
+
+#: Teams gives up on a message request after 15 s: answer by then and let the turn finish after.
+ACK_AFTER = 10.0
+
+
+def invoke_body(body: Any) -> Any:
+    """JSON-ready invoke body: models are serialized, dicts/lists (already serialized) pass as they are."""
+    if isinstance(body, AdaptiveCardInvokeResponse) and isinstance(body.value, Exception):
+        # botbuilder's own "bad invoke" answer carries Exception(code, message) as its value.
+        code, message = ([*list(body.value.args), "BadRequest", ""])[:2]
+        return {
+            "statusCode": body.status_code,
+            "type": body.type,
+            "value": {"code": code, "message": message},
+        }
+    if isinstance(body, Model):
+        return body.serialize()
+    if isinstance(body, list):
+        return [invoke_body(b) for b in body]
+    return body
+
+
+class MessagesEndpoint:
+    """The aiohttp handler for the Bot Framework messaging endpoint."""
+
+    def __init__(self, adapter: CloudAdapter, bot: ActivityHandler, ack_after: float = ACK_AFTER) -> None:
+        self.adapter = adapter
+        self.bot = bot
+        self.ack_after = ack_after
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """POST /api/messages."""
+        if "application/json" not in request.headers.get("Content-Type", ""):
+            return _problem(415, "expected an application/json Activity")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _problem(400, "the body is not JSON")
+        if not isinstance(body, dict):
+            return _problem(400, "the body must be an Activity object")
+        try:
+            activity = Activity().deserialize(body)
+        except Exception:  # msrest raises DeserializationError and plain TypeErrors alike
+            return _problem(400, "the body is not a valid Activity")
+        if not activity.type or not activity.service_url or activity.conversation is None:
+            return _problem(400, "an Activity needs type, serviceUrl and conversation")
+
+        auth = self.adapter.bot_framework_authentication
+        try:
+            authenticated = await auth.authenticate_request(activity, request.headers.get("Authorization"))
+        except requests.RequestException as exc:
+            log.warning("cannot fetch Bot Framework signing keys", extra={"error": type(exc).__name__})
+            return _problem(503, "cannot verify the token right now")
+        except Exception as exc:  # every validation failure (PermissionError, jwt errors, unknown key)
+            log.warning(
+                "rejected an unauthenticated activity",
+                extra={"reason": type(exc).__name__, "activity_type": activity.type},
+            )
+            return _problem(401, "unauthorized")
+
+        turn = asyncio.ensure_future(self.adapter.process_activity(authenticated, activity, self.bot.on_turn))
+        if activity.type == ActivityTypes.invoke:
+            response: InvokeResponse | None = await turn
+        else:
+            # Acknowledge first: a slow turn keeps running and answers through the connector.
+            done, _ = await asyncio.wait({turn}, timeout=self.ack_after)
+            if not done:
+                self._background.add(turn)
+                turn.add_done_callback(self._finished)
+                return web.Response(status=202)
+            response = turn.result()
+        if response is None:
+            return web.Response(status=201)
+        if response.body is None:
+            return web.Response(status=response.status or 200)
+        return web.json_response(invoke_body(response.body), status=response.status or 200)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background turn failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for turns still running after their acknowledgement (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)

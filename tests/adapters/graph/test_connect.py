@@ -1,0 +1,196 @@
+"""Connecting Outlook: single-use expiring sign-in state, encrypted credentials, the consent-gated
+application connection, practitioner mapping, and the CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select, text
+
+from adapters.base import Refused
+from adapters.graph.connect import (
+    add_application_connection,
+    begin_connect,
+    finish_connect,
+    map_practitioner,
+)
+from bot.cli import main
+from bot.cli.graph_commands import connection, practitioner
+from sync.core import Core, open_core
+from sync.model import Connection, ConsentGrant, OAuthState, Practitioner, utcnow
+from sync.practices import add_practitioner, create_practice
+from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT
+from tests.conftest import TEST_KEY, make_settings
+from tests.fakes.graph import GraphFake
+from tests.fakes.graph_store import Mailbox
+
+OID = "6f1c9a52-1d4e-4a7b-9a0f-2f3b4c5d6e7f"
+
+
+@pytest.fixture
+async def db(fake: GraphFake, tmp_path: Path) -> AsyncIterator[Core]:
+    from sync.migrate import upgrade
+
+    settings = make_settings(
+        "sqlite",
+        tmp_path,
+        graph_url=fake.url,
+        graph_client_id=CLIENT_ID,
+        graph_client_secret=CLIENT_SECRET,
+        public_url="https://clinic.example.org",
+    )
+    core = open_core(settings)
+    await upgrade(core.store)
+    try:
+        yield core
+    finally:
+        await core.close()
+
+
+async def test_connect_round_trip_is_single_use_and_encrypted(db: Core, fake: GraphFake, mailbox: Mailbox) -> None:
+    login = fake.login.http_client(fake.url)
+    async with db.store.session() as s:
+        practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
+        pending = await begin_connect(s, db.settings, practice_id=practice.id, chat_identity_id=None, http_client=login)
+    assert "redirect_uri=https%3A%2F%2Fclinic.example.org%2Foauth%2Fgraph%2Fcallback" in pending.url
+    answer = fake.login.approve(pending.url, mailbox.user.upn)
+    assert answer["state"] == pending.state
+    async with db.store.session() as s:
+        conn = await finish_connect(s, db.settings, params=answer, http_client=login)
+        assert conn.account == mailbox.user.upn and conn.config["mode"] == "delegated"
+    async with db.store.session() as s:
+        raw = await s.scalar(text("SELECT credentials FROM connection"))
+        assert raw.startswith("v1:") and "token_cache" not in raw and "refresh" not in raw
+        stored = await s.scalar(select(Connection))
+        assert stored is not None and stored.credentials["kind"] == "delegated"
+    with pytest.raises(Refused, match="already used"):
+        async with db.store.session() as s:
+            await finish_connect(s, db.settings, params=answer, http_client=login)
+    async with db.store.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Connection)) == 1
+
+
+async def test_expired_or_forged_state_changes_nothing(db: Core, fake: GraphFake, mailbox: Mailbox) -> None:
+    login = fake.login.http_client(fake.url)
+    async with db.store.session() as s:
+        practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
+        pending = await begin_connect(
+            s,
+            db.settings,
+            practice_id=practice.id,
+            chat_identity_id=None,
+            http_client=login,
+            now=utcnow() - timedelta(minutes=11),
+        )
+    answer = fake.login.approve(pending.url, mailbox.user.upn)
+    for params, message in [(answer, "expired"), ({**answer, "state": "forged"}, "unknown")]:
+        with pytest.raises(Refused, match=message):
+            async with db.store.session() as s:
+                await finish_connect(s, db.settings, params=params, http_client=login)
+    async with db.store.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Connection)) == 0
+        assert (await s.scalar(select(OAuthState.used_at))) is None
+
+
+async def test_application_connection_needs_consent_and_follows_mapping(db: Core) -> None:
+    async with db.store.session() as s:
+        practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
+        lee = await add_practitioner(s, practice, "Dr Ann Lee", email="ann@clinic.example", tz=None, actor="test")
+        await add_practitioner(s, practice, "Dr Unmapped", email=None, tz=None, actor="test")
+        with pytest.raises(Refused, match="consent"):
+            await add_application_connection(s, practice.id, TENANT)
+        s.add(ConsentGrant(practice_id=practice.id, tenant_id="someone-else", granted=True))
+        await s.flush()
+        with pytest.raises(Refused, match="consent"):
+            await add_application_connection(s, practice.id, TENANT)
+        s.add(ConsentGrant(practice_id=practice.id, tenant_id=TENANT, granted=True))
+        await s.flush()
+        conn = await add_application_connection(s, practice.id, TENANT.upper())
+        assert conn.config == {"mode": "application", "tenant_id": TENANT, "users": []}
+        assert conn.credentials == {"kind": "application", "tenant_id": TENANT}
+        changed = await map_practitioner(s, lee, upn="Ann.Lee@Clinic.Example", object_id=None)
+        assert changed == [conn] and conn.config["users"] == ["ann.lee@clinic.example"]
+        await map_practitioner(s, lee, upn="ann.lee@clinic.example", object_id=OID.upper())
+        assert conn.config["users"] == [OID]  # the object id wins: it survives a rename
+        for upn, oid in [("not a upn", None), (None, "not-a-guid")]:
+            with pytest.raises(Refused):
+                await map_practitioner(s, lee, upn=upn, object_id=oid)
+        await map_practitioner(s, lee, upn=None, object_id=None)
+        assert conn.config["users"] == []  # neither: opted out of practice-wide sync
+    async with db.store.session() as s:
+        stored = await s.scalar(select(Connection))
+        assert stored is not None and stored.config["users"] == []
+
+
+def test_cli_maps_practitioners_and_adds_the_application_connection(tmp_path: Path) -> None:
+    env = {
+        "CLINICBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'c.sqlite3'}",
+        "CLINICBOT_SECRET_KEY": TEST_KEY,
+        "CLINICBOT_GRAPH_CLIENT_ID": CLIENT_ID,
+        "CLINICBOT_GRAPH_CLIENT_SECRET": CLIENT_SECRET,
+    }
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    added = runner.invoke(main, ["practitioner", "add", "Dr Ann Lee", "--json"], env=env)
+    assert added.exit_code == 0, added.output
+    ref = str(json.loads(added.output)["id"])
+    mapped = runner.invoke(practitioner, ["map", ref, "--upn", "ann@clinic.example", "--json"], env=env)
+    assert mapped.exit_code == 0, mapped.output
+    assert json.loads(mapped.output) | {"connections_updated": 0} == {
+        "id": int(ref),
+        "name": "Dr Ann Lee",
+        "upn": "ann@clinic.example",
+        "object_id": None,
+        "outlook_sync": "on",
+        "connections_updated": 0,
+    }
+    table = runner.invoke(practitioner, ["map", ref, "--clear"], env=env)
+    assert table.exit_code == 0 and "opted out" in table.output
+    assert runner.invoke(practitioner, ["map", ref], env=env).exit_code == 1
+    assert "not an Entra object id" in runner.invoke(practitioner, ["map", ref, "--object-id", "x"], env=env).output
+    assert runner.invoke(practitioner, ["map", "nobody", "--upn", "a@b.c"], env=env).exit_code == 1
+    refused = runner.invoke(connection, ["add", "graph", "--application", "--tenant", TENANT], env=env)
+    assert refused.exit_code == 1 and "consent" in refused.output
+    assert "--tenant" in runner.invoke(connection, ["add", "graph", "--application"], env=env).output
+
+
+async def test_cli_application_connection_after_consent(db: Core, tmp_path: Path) -> None:
+    async with db.store.session() as s:
+        practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
+        lee = await add_practitioner(s, practice, "Dr Ann Lee", email=None, tz=None, actor="test")
+        lee.upn = "ann@clinic.example"
+        s.add(ConsentGrant(practice_id=practice.id, tenant_id=TENANT, granted=True))
+    env = {
+        "CLINICBOT_DATABASE_URL": db.settings.database_url,
+        "CLINICBOT_SECRET_KEY": TEST_KEY,
+        "CLINICBOT_GRAPH_CLIENT_ID": CLIENT_ID,
+        "CLINICBOT_GRAPH_CLIENT_SECRET": CLIENT_SECRET,
+    }
+    await db.close()
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        connection,
+        ["add", "graph", "--practice", "Lee Clinic", "--application", "--tenant", TENANT, "--json"],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "id": 1,
+        "provider": "graph",
+        "mode": "application",
+        "account": f"tenant {TENANT}",
+        "users": 1,
+        "status": "active",
+    }
+    core = open_core(db.settings)
+    try:
+        async with core.store.session() as s:
+            assert (await s.scalar(select(Practitioner.upn))) == "ann@clinic.example"
+    finally:
+        await core.close()

@@ -1,0 +1,139 @@
+"""Graph webhooks through the real route: the validation handshake, a good notification requests a
+background sync, forged/unknown/garbage ones request nothing; lifecycle events are recorded for the
+renewal job; an OAuth callback with a bad state changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+
+from bot.app import build_app
+from sync.core import Core
+from sync.model import Calendar, Connection, WebhookSubscription
+from sync.syncqueue import SyncQueue
+
+STATE = "a-long-random-client-state"
+
+
+@pytest.fixture
+async def client(core: Core) -> AsyncIterator[tuple[TestClient, list[int]]]:
+    synced: list[int] = []
+
+    async def runner(connection_id: int) -> None:
+        synced.append(connection_id)
+
+    core.services["sync_queue"] = SyncQueue(runner)
+    async with TestClient(TestServer(build_app(core.settings, core=core))) as c:
+        yield c, synced
+
+
+async def _subscription(core: Core) -> int:
+    async with core.store.session() as s:
+        conn = Connection(practice_id=1, provider="graph", account="dr.lee@clinic.example")
+        s.add(conn)
+        await s.flush()
+        cal = Calendar(connection_id=conn.id, remote_id="me/calendar", name="Calendar")
+        s.add(cal)
+        await s.flush()
+        s.add(
+            WebhookSubscription(
+                connection_id=conn.id,
+                calendar_id=cal.id,
+                provider="graph",
+                remote_id="sub-1",
+                resource_id="me/events",
+                secret=STATE,
+                expires_at=core.clock() + timedelta(days=3),
+            )
+        )
+        return conn.id
+
+
+def _note(client_state: str | None = STATE, **extra: Any) -> dict[str, Any]:
+    item = {
+        "subscriptionId": "sub-1",
+        "changeType": "updated",
+        "clientState": client_state,
+        "tenantId": "t",
+        "resource": "Users/u/Events/e",
+        "subscriptionExpirationDateTime": "2030-01-01T00:00:00Z",
+    }
+    return {"value": [{**item, **extra}]}
+
+
+async def test_validation_and_a_good_notification(core: Core, client: tuple[TestClient, list[int]]) -> None:
+    c, synced = client
+    conn_id = await _subscription(core)
+    r = await c.post(f"/webhooks/graph/{conn_id}?validationToken=hello%20graph")
+    assert r.status == 200 and await r.text() == "hello graph"
+    r = await c.post(f"/webhooks/graph/{conn_id}", json=_note())
+    assert r.status == 202
+    await core.services["sync_queue"].drain()
+    assert synced == [conn_id]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (_note("forged"), 403),
+        (_note(None), 403),
+        (_note(subscriptionId="sub-unknown"), 404),
+        (_note(changeType="boom"), 400),
+        ({"value": []}, 400),
+        ("garbage", 400),
+    ],
+)
+async def test_bad_graph_notifications_sync_nothing(
+    core: Core, client: tuple[TestClient, list[int]], body: Any, status: int
+) -> None:
+    c, synced = client
+    conn_id = await _subscription(core)
+    r = await (
+        c.post(f"/webhooks/graph/{conn_id}", data=b"\x00garbage")
+        if body == "garbage"
+        else c.post(f"/webhooks/graph/{conn_id}", json=body)
+    )
+    assert r.status == status
+    other = await c.post(f"/webhooks/graph/{conn_id + 1}", json=_note())  # right secret, wrong connection
+    assert other.status == 404
+    await asyncio.sleep(0)
+    await core.services["sync_queue"].drain()
+    assert synced == []
+
+
+async def test_lifecycle_events_are_recorded_for_renewal(core: Core, client: tuple[TestClient, list[int]]) -> None:
+    c, synced = client
+    conn_id = await _subscription(core)
+    r = await c.post(
+        f"/webhooks/graph/{conn_id}", json=_note(changeType=None, lifecycleEvent="reauthorizationRequired")
+    )
+    assert r.status == 202
+    async with core.store.session() as s:
+        row = await s.scalar(select(WebhookSubscription))
+        assert row is not None and row.expires_at <= core.clock() and row.status == "active"
+    r = await c.post(f"/webhooks/graph/{conn_id}", json=_note(changeType=None, lifecycleEvent="subscriptionRemoved"))
+    assert r.status == 202
+    async with core.store.session() as s:
+        assert (await s.scalar(select(WebhookSubscription.status))) == "removed"
+    # A removed subscription no longer authenticates notifications.
+    assert (await c.post(f"/webhooks/graph/{conn_id}", json=_note())).status == 404
+    await core.services["sync_queue"].drain()
+    assert set(synced) == {conn_id}
+
+
+async def test_graph_oauth_callback_with_bad_state_changes_nothing(
+    core: Core, client: tuple[TestClient, list[int]]
+) -> None:
+    c, _ = client
+    r = await c.get("/oauth/graph/callback", params={"state": "made-up", "code": "x"})
+    assert r.status == 400 and "connect outlook" in await r.text()
+    assert (await c.get("/oauth/graph/callback", params={"error": "access_denied"})).status == 400
+    assert (await c.get("/oauth/graph/callback")).status == 400
+    async with core.store.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Connection)) == 0
