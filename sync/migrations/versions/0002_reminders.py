@@ -1,7 +1,7 @@
 """reminder ledger as the scheduler's source of truth: practitioner, next attempt, due index
 
 Revision ID: 0002_reminders
-Revises: 0001
+Revises: 0002_slack_oauth
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_reminders"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_slack_oauth"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
