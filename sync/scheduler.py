@@ -84,7 +84,7 @@ def sync_database_url(url: str) -> str:
             db = str(path.with_name(f"{path.stem}.jobs{path.suffix or '.sqlite3'}"))
         return parsed.set(drivername="sqlite", database=db).render_as_string(hide_password=False)
     try:
-        import psycopg
+        import psycopg  # noqa: F401
     except ImportError:
         raise SchedulerUnavailable(
             "the scheduler's job store on PostgreSQL needs the psycopg driver: pip install 'psycopg[binary]'"

@@ -30,7 +30,7 @@ def _job_ids(core: Core) -> set[str]:
     table = f'"{core.store.schema}".apscheduler_jobs' if core.store.schema else "apscheduler_jobs"
     try:
         with engine.connect() as conn:
-            return set(conn.scalars(text(f"SELECT id FROM {table}")).all())
+            return set(conn.scalars(text(f"SELECT id FROM {table}")).all())  # noqa: S608
     finally:
         engine.dispose()
 
