@@ -36,6 +36,7 @@ Component = Callable[[web.Application, Settings], str | None]
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
     from bot.oauth import setup_oauth
+    from bot.scheduling import setup_scheduler
     from bot.slack import setup_slack
     from bot.sync_component import setup_sync
     from bot.teams import setup_teams
@@ -45,6 +46,7 @@ def _components() -> list[tuple[str, Component]]:
         ("sync", setup_sync), ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams),
         ("slack", setup_slack),
     ]
+    comps.append(("scheduler", setup_scheduler))
     return comps
 
 

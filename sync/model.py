@@ -343,21 +343,34 @@ class AuditEntry(Base):
 
 
 class ReminderLedger(Base):
-    """One delivery of one reminder; the unique key makes delivery at most once."""
+    """One delivery of one reminder; the unique key makes delivery at most once.
+
+    Rows are planned ahead (status "planned") and are the scheduler's source of truth: a single
+    dispatcher claims due rows ("sending", committed before the send), then marks them "sent",
+    "retry" (with `next_attempt_at`), "failed", "dropped" (missed beyond the grace period),
+    "stale" (the appointment moved or was cancelled) or "unknown" (the sender died mid-send).
+    Agenda rows use appointment_id 0 and kind "agenda:<practitioner id>".
+    """
 
     __tablename__ = "reminder_ledger"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     appointment_id: Mapped[int] = mapped_column(Integer, index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # reminder:1440, agenda, followup ...
+    kind: Mapped[str] = mapped_column(String(32))  # reminder:1440, agenda:<id>, followup ...
     fire_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(12), default="sending")  # sending|sent|failed
+    status: Mapped[str] = mapped_column(String(12), default="sending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    practitioner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: When the dispatcher next tries this row (fire_at at first, later the retry backoff).
+    next_attempt_at: Mapped[datetime | None]
 
-    __table_args__ = (UniqueConstraint("appointment_id", "kind", "fire_at", name="uq_reminder_once"),)
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "kind", "fire_at", name="uq_reminder_once"),
+        Index("ix_reminder_ledger_due", "status", "next_attempt_at"),
+    )
 
 
 class OAuthState(Base):

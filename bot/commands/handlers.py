@@ -12,7 +12,7 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import ProviderError
-from bot.commands import admin, appointments
+from bot.commands import admin, appointments, reminders
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     Action,
@@ -28,6 +28,7 @@ from bot.commands.grammar import (
     CancelAppointment,
     ChangeRole,
     Command,
+    SetReminders,
     Connect,
     Reschedule,
     SetSync,
@@ -81,6 +82,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await admin.whoami(core, actor)
         case ChangeRole():
             return await admin.change_role(core, actor, command)
+        case SetReminders():
+            return await reminders.remind(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 
