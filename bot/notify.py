@@ -14,6 +14,7 @@ from typing import Protocol
 
 from sqlalchemy import select
 
+from bot.commands.dms import notification_view
 from bot.commands.identity import Actor, actor_for_identity
 from bot.commands.present import appointment_detail
 from bot.views import Error, Notice, Reconnect, View
@@ -43,6 +44,9 @@ class Sender(Protocol):
 
 async def view_for(core: Core, n: Notification, actor: Actor) -> View:
     """What `actor` should see for notification `n`, read fresh from the database."""
+    dm = await notification_view(core, n, actor)
+    if dm is not None:
+        return dm
     if n.kind == "reconnect":
         return Reconnect(
             connection_id=int(n.data.get("connection_id", 0)),

@@ -19,7 +19,10 @@ __all__ = [
     "ACTION_IDS",
     "Action",
     "AskCancel",
+    "BookFollowUp",
     "CancelConfirmed",
+    "MarkAttended",
+    "MarkNoShow",
     "OpenReschedule",
     "PickSlot",
     "ShowDetails",
@@ -78,7 +81,31 @@ class ShowDetails:
     appointment_id: int
 
 
-Action = OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails
+@dataclass(frozen=True, slots=True)
+class MarkAttended:
+    """The follow-up DM's Attended button: the visit happened."""
+
+    appointment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarkNoShow:
+    """The follow-up DM's No-show button: the client did not come."""
+
+    appointment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookFollowUp:
+    """The follow-up DM's Book follow-up button: find slots and ask staff to book the next visit."""
+
+    appointment_id: int
+
+
+Action = (
+    OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails
+    | MarkAttended | MarkNoShow | BookFollowUp
+)
 
 #: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
 ACTION_IDS: dict[str, type[Any]] = {
@@ -88,6 +115,9 @@ ACTION_IDS: dict[str, type[Any]] = {
     "cancel": AskCancel,
     "cancel_confirm": CancelConfirmed,
     "details": ShowDetails,
+    "followup_attended": MarkAttended,
+    "followup_no_show": MarkNoShow,
+    "followup_book": BookFollowUp,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
@@ -109,6 +139,9 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     AskCancel: (("a", "appointment_id", True), ("v", "version", True)),
     CancelConfirmed: (("a", "appointment_id", True), ("v", "version", True), ("r", "reason", False)),
     ShowDetails: (("a", "appointment_id", True),),
+    MarkAttended: (("a", "appointment_id", True),),
+    MarkNoShow: (("a", "appointment_id", True),),
+    BookFollowUp: (("a", "appointment_id", True),),
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 

@@ -12,12 +12,15 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import ProviderError
-from bot.commands import admin, appointments, reminders
+from bot.commands import admin, appointments, followups, reminders
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     Action,
     AskCancel,
+    BookFollowUp,
     CancelConfirmed,
+    MarkAttended,
+    MarkNoShow,
     OpenReschedule,
     PickSlot,
     ShowDetails,
@@ -84,6 +87,10 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await admin.change_role(core, actor, command)
         case SetReminders():
             return await reminders.remind(core, actor, command)
+        case MarkAttended() | MarkNoShow():
+            return await followups.answer(core, actor, command)
+        case BookFollowUp():
+            return await followups.book(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

@@ -82,6 +82,11 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
         except DeliveryError as exc:
             log.warning("could not tell the admin the consent outcome", extra={"error": str(exc)})
 
+    from bot.notify import chat_notifier
+    from bot.teams.dm_sender import TeamsDMSender
+
+    # Reminders, agenda and follow-up DMs go through the ChatNotifier's per-platform senders.
+    chat_notifier(core).senders.setdefault("teams", TeamsDMSender(core, sender))
     app.router.add_post("/api/messages", endpoint.handle)
     ConsentRoutes(core, settings, announce, flow.tenant_of).mount(app)
     app[TEAMS] = endpoint

@@ -17,10 +17,14 @@ __all__ = [
     "ConnectInfo",
     "ConnectionState",
     "Error",
+    "FollowUp",
+    "FollowUpRequest",
     "Help",
     "HelpEntry",
     "Notice",
     "Reconnect",
+    "ReminderCard",
+    "ReminderHealth",
     "RescheduleForm",
     "Status",
     "View",
@@ -55,6 +59,53 @@ class Agenda:
     items: tuple[AgendaItem, ...]
     practitioner: str | None = None
     empty_text: str = "No appointments."
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderCard:
+    """A reminder DM: one upcoming appointment in the practitioner's own zone.
+
+    `item.client` is already projected for DMs (initials by default); `late` says the reminder
+    went out after its planned time (the server was down or busy).
+    """
+
+    item: AgendaItem
+    headline: str
+    date_label: str
+    timezone: str
+    location: str = ""
+    late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """After an appointment: did it happen? Answered with `actions` (Attended, No-show, Book follow-up).
+
+    Once answered, `outcome` says what was recorded and by whom, and only the answers still
+    meaningful remain. `notice` is the result line of the last press ("Already marked ...").
+    """
+
+    item: AgendaItem
+    date_label: str
+    timezone: str
+    actions: tuple[Action, ...] = ()
+    outcome: str = ""
+    notice: str = ""
+    #: Suggested follow-up slots (labels in `timezone`) once a follow-up was asked for.
+    slots: tuple[str, ...] = ()
+    booking_note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpRequest:
+    """To staff: a practitioner asked for a follow-up visit; clinicbot cannot create bookings itself."""
+
+    item: AgendaItem
+    date_label: str
+    timezone: str
+    requested_by: str
+    duration_minutes: int
+    slots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +177,33 @@ class Status:
     connections: tuple[ConnectionState, ...]
     pending_total: int = 0
     failed_total: int = 0
+    reminders: ReminderHealth | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderHealth:
+    """Reminder deliveries for the status view (sync.reminders.reminder_status)."""
+
+    planned: int
+    retrying: int
+    failed: int
+    dropped: int
+    unknown: int
+    next_due: str  # display label, "" when nothing is planned
+    last_error: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return not (self.retrying or self.failed or self.unknown)
+
+    @property
+    def summary(self) -> str:
+        """One line: counts that matter, e.g. "12 planned · 1 retrying · 2 failed · 0 unknown"."""
+        parts = [f"{self.planned} planned", f"{self.retrying} retrying", f"{self.failed} failed"]
+        parts.append(f"{self.unknown} unknown")
+        if self.dropped:
+            parts.append(f"{self.dropped} missed while down")
+        return " · ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +271,9 @@ class ConnectInfo:
 
 View = (
     Agenda
+    | ReminderCard
+    | FollowUp
+    | FollowUpRequest
     | AppointmentDetail
     | RescheduleForm
     | ConfirmCancel
