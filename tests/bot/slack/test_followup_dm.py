@@ -14,12 +14,15 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.app import build_app
+from bot.slack import render
 from bot.slack.server import SLACK
+from bot.views import View
 from sync.config import Settings
 from sync.core import Core
 from sync.model import Appointment, AuditEntry, ReminderLedger
 from sync.reminders import Dispatcher, replan_appointment
 from tests.bot.clinic import NOW, make_actor, seed
+from tests.bot.reminder_views import labels, samples
 from tests.bot.slack.conftest import SlackClient, slack_settings
 from tests.fakes.slack import FakeSlack, check_blocks
 
@@ -134,3 +137,17 @@ async def test_a_foreign_users_press_changes_nothing(slack: SlackClient) -> None
         appt = await s.get(Appointment, slack.clinic.a_lee_10)
         audit = (await s.scalars(select(AuditEntry.id).where(AuditEntry.appointment_id == slack.clinic.a_lee_10))).all()
     assert appt is not None and appt.status == "confirmed" and list(audit) == []
+
+
+@pytest.mark.parametrize(("name", "view"), samples(), ids=labels())
+def test_reminder_views_render_as_valid_block_kit(name: str, view: View) -> None:
+    text, blocks = render.message(view)
+    check_blocks(blocks)
+    assert text
+    dumped = json.dumps(blocks, ensure_ascii=False)
+    if name == "reminder late":
+        assert "late" in dumped
+    if name == "status with reminders":
+        assert "12 planned · 1 retrying · 2 failed · 1 unknown" in dumped
+    if name.startswith("followup") or name.startswith("reminder"):
+        assert "&lt;b&gt;" in dumped or "A.E." in dumped  # people's text escaped

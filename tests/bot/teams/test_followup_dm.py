@@ -12,8 +12,11 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from bot.teams import cards
+from bot.views import View
 from sync.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner, Role
 from sync.reminders import Dispatcher, replan_appointment
+from tests.bot.reminder_views import labels, samples
 from tests.bot.teams.conftest import TENANT, Teams, _serve, activity, teams_settings
 from tests.bot.teams.test_invoke import _buttons, _invoke
 from tests.bot.teams.test_schemas import CARD_SCHEMA
@@ -112,3 +115,11 @@ async def test_a_stranger_pressing_the_card_changes_nothing(teams: Teams) -> Non
         appt = await s.get(Appointment, appt_id)
         audit = (await s.scalars(select(AuditEntry.id).where(AuditEntry.appointment_id == appt_id))).all()
     assert appt is not None and appt.status == "confirmed" and list(audit) == []
+
+
+@pytest.mark.parametrize(("name", "view"), samples(), ids=labels())
+def test_reminder_views_are_valid_adaptive_cards(name: str, view: View) -> None:
+    card = cards.render(view)
+    assert [e.message for e in CARD_SCHEMA.iter_errors(card)] == []
+    if name == "status with reminders":
+        assert "Retrying" in str(card) and "Unknown" in str(card)
