@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, time, timedelta
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -48,7 +49,7 @@ __all__ = [
 #: Practice.settings key: what practitioner DMs show of the client ("busy", "initials", "full").
 DM_PROJECTION_KEY = "dm_projection"
 #: The notification kind that asks staff to book a follow-up.
-FOLLOWUP_BOOKING = "followup_booking"
+FOLLOWUP_BOOKING: Final = "followup_booking"
 SLOT_COUNT = 3
 _MARKED = {"completed": "attended", "no_show": "no-show"}
 _MARK_ACTIONS = ("appointment.completed", "appointment.no_show")
