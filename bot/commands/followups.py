@@ -54,6 +54,11 @@ SLOT_COUNT = 3
 _MARKED = {"completed": "attended", "no_show": "no-show"}
 _MARK_ACTIONS = ("appointment.completed", "appointment.no_show")
 _REQUESTED = "appointment.followup_requested"
+_ASKED = "clinicbot cannot create bookings itself: staff have been asked to book the follow-up in one of these slots."
+_ASKED_NO_SLOT = (
+    "clinicbot cannot create bookings itself: staff have been asked to book the follow-up "
+    "(I found no free slot in the next two weeks)."
+)
 
 
 def dm_client(practice: Practice | None, appt: Appointment) -> str:
@@ -237,9 +242,7 @@ async def book(core: Core, actor: Actor, action: BookFollowUp) -> View:
             practice,
             notice="Follow-up requested.",
             slot_labels=labels,
-            booking_note="clinicbot cannot create bookings itself: staff have been asked to book the "
-            "follow-up"
-            + (" in one of these free slots." if labels else ", but I found no free slot in the next two weeks."),
+            booking_note=_ASKED if labels else _ASKED_NO_SLOT,
         )
 
 
