@@ -32,6 +32,7 @@ __all__ = [
     "SetSync",
     "ShowAgenda",
     "ShowAppointment",
+    "ShowConflicts",
     "ShowHelp",
     "ShowStatus",
     "ShowWhoami",
@@ -131,6 +132,11 @@ class ShowWhoami:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowConflicts:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeRole:
     grant: bool
     role: RoleName
@@ -150,6 +156,7 @@ Command = (
     | ShowStatus
     | ShowWhoami
     | ChangeRole
+    | ShowConflicts
 )
 
 
@@ -252,6 +259,11 @@ def _p_status(args: list[str], rest: str) -> Command:
     return ShowStatus()
 
 
+def _p_conflicts(args: list[str], rest: str) -> Command:
+    _no_more(args, 0, "conflicts")
+    return ShowConflicts()
+
+
 def _p_whoami(args: list[str], rest: str) -> Command:
     _no_more(args, 0, "whoami")
     return ShowWhoami()
@@ -328,6 +340,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         _p_connect,
     ),
     CommandSpec("status", "status", "sync health of every connection", "status", "staff", _p_status),
+    CommandSpec(
+        "conflicts",
+        "conflicts",
+        "calendar conflicts and double bookings waiting for a decision",
+        "conflicts",
+        "staff",
+        _p_conflicts,
+    ),
     CommandSpec("whoami", "whoami", "who I think you are, and your roles", "whoami", "", _p_whoami),
     CommandSpec(
         "role",
