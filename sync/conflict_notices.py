@@ -118,7 +118,8 @@ async def _finish(core: Core, notice_id: int, attempts: int, error: DeliveryErro
         values = {"status": "sent", "sent_at": now, "last_error": None}
     elif error.retryable and attempts < MAX_ATTEMPTS:
         delay = BASE_DELAY * 2 ** (attempts - 1)
-        values = {"status": "pending", "next_attempt_at": now + timedelta(seconds=delay), "last_error": str(error)[:300]}
+        values = {"status": "pending", "next_attempt_at": now + timedelta(seconds=delay),
+                  "last_error": str(error)[:300]}
     else:
         values = {"status": "failed", "last_error": str(error)[:300]}
     async with core.store.session() as s:

@@ -159,7 +159,7 @@ async def test_practitioners_and_people_without_a_role_cannot_decide(slack: Slac
 
 
 async def test_forged_or_broken_buttons_change_nothing(slack: SlackClient) -> None:
-    edit, args = await _card(slack)
+    edit, _ = await _card(slack)
     [notice] = await notices(slack.core)
     ts_value = next(k[1] for k in slack.fake.messages if k[0] == "C1")
     for value in ('{"c":999999}', '{"c":"1;drop"}', '{"c":true}', "{}", "not json", '{"a":1}', '{"c":-1}'):
