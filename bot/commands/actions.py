@@ -17,9 +17,11 @@ from bot.commands.errors import ParseError
 
 __all__ = [
     "ACTION_IDS",
+    "AcceptCalendar",
     "Action",
     "AskCancel",
     "CancelConfirmed",
+    "KeepBooking",
     "OpenReschedule",
     "PickSlot",
     "ShowDetails",
@@ -78,7 +80,24 @@ class ShowDetails:
     appointment_id: int
 
 
-Action = OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails
+@dataclass(frozen=True, slots=True)
+class KeepBooking:
+    """A conflict card's "Keep the booking": put the canonical record back on the mirror copy."""
+
+    conflict_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptCalendar:
+    """A conflict card's "Accept the calendar's time": reschedule at the source to the copy's time."""
+
+    conflict_id: int
+
+
+Action = (
+    OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails | KeepBooking
+    | AcceptCalendar
+)
 
 #: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
 ACTION_IDS: dict[str, type[Any]] = {
@@ -88,6 +107,8 @@ ACTION_IDS: dict[str, type[Any]] = {
     "cancel": AskCancel,
     "cancel_confirm": CancelConfirmed,
     "details": ShowDetails,
+    "conflict_keep": KeepBooking,
+    "conflict_accept": AcceptCalendar,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
@@ -109,6 +130,8 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     AskCancel: (("a", "appointment_id", True), ("v", "version", True)),
     CancelConfirmed: (("a", "appointment_id", True), ("v", "version", True), ("r", "reason", False)),
     ShowDetails: (("a", "appointment_id", True),),
+    KeepBooking: (("c", "conflict_id", True),),
+    AcceptCalendar: (("c", "conflict_id", True),),
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 
@@ -129,7 +152,7 @@ def _bad(why: str) -> ParseError:
 
 
 def _convert(attr: str, raw: Any) -> Any:
-    if attr in ("appointment_id", "version", "practitioner_id"):
+    if attr in ("appointment_id", "version", "practitioner_id", "conflict_id"):
         if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not str(raw).isdigit() or len(str(raw)) > 12:
             raise _bad(f"{attr} must be a whole number")
         return int(raw)

@@ -12,12 +12,14 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import ProviderError
-from bot.commands import admin, appointments, reminders
+from bot.commands import admin, appointments, conflicts, reminders
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
+    AcceptCalendar,
     Action,
     AskCancel,
     CancelConfirmed,
+    KeepBooking,
     OpenReschedule,
     PickSlot,
     ShowDetails,
@@ -34,6 +36,7 @@ from bot.commands.grammar import (
     SetSync,
     ShowAgenda,
     ShowAppointment,
+    ShowConflicts,
     ShowHelp,
     ShowStatus,
     ShowWhoami,
@@ -84,6 +87,10 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await admin.change_role(core, actor, command)
         case SetReminders():
             return await reminders.remind(core, actor, command)
+        case ShowConflicts():
+            return await conflicts.list_open(core, actor)
+        case KeepBooking() | AcceptCalendar():
+            return await conflicts.decide(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

@@ -64,9 +64,8 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
     endpoint = MessagesEndpoint(adapter, bot)
     notifier = TeamsNotifier(core, sender)
     core.services.setdefault("notifiers", {})["teams"] = notifier
-    # Reminders, agendas and other notices go through the shared ChatNotifier, like Slack's.
     from bot.notify import chat_notifier
-    from bot.teams.notifier import TeamsSender
+    from bot.teams.sender import TeamsSender
 
     chat_notifier(core).senders["teams"] = TeamsSender(core, sender)
 

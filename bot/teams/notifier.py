@@ -19,7 +19,7 @@ from sync import recipients
 from sync.core import Core
 from sync.notify import DeliveryError, Notification
 
-__all__ = ["NOTIFICATION_VIEWS", "TeamsNotifier", "TeamsSender"]
+__all__ = ["NOTIFICATION_VIEWS", "TeamsNotifier"]
 
 log = logging.getLogger("clinicbot.teams.notify")
 
@@ -85,25 +85,3 @@ class TeamsNotifier:
             raise DeliveryError(f"no view for a {n.kind} notification", retryable=False)
         return cards.render(view), n.kind.replace("_", " ")
 
-
-class TeamsSender:
-    """The Teams sender of the shared ChatNotifier (bot/notify.py): a View as a proactive card.
-
-    Reminders, agendas, follow-ups and conflict notices reach Teams users through this, exactly
-    as Slack users get them through bot/slack/notifier.py.
-    """
-
-    def __init__(self, core: Core, sender: ProactiveSender) -> None:
-        self.core = core
-        self.sender = sender
-
-    async def send(self, identity: Any, view: View) -> None:
-        """DM `view` to one Teams identity; raises DeliveryError."""
-        ref = identity.conversation_ref
-        if not ref:
-            raise DeliveryError("this person has not talked to clinicbot in Teams yet", retryable=False)
-        summary = str(getattr(view, "title", "") or "clinicbot")
-        used = await self.sender.send(ref, card_activity(cards.render(view), summary))
-        if used != ref:
-            async with self.core.store.session() as session:
-                await recipients.store_conversation_ref(session, identity.id, used)
