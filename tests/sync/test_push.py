@@ -53,9 +53,11 @@ class Clinic:
                 query = query.where(WebhookSubscription.connection_id == connection_id)
             return list((await s.scalars(query)).all())
 
-    async def add(self, provider: str, credentials: dict[str, Any], calendars: list[tuple[str, str]]) -> int:
+    async def add(
+        self, provider: str, credentials: dict[str, Any], calendars: list[tuple[str, str]], practice_id: int = 0
+    ) -> int:
         async with self.core.store.session() as s:
-            practice = await s.scalar(select(Practice).limit(1))
+            practice = await s.get(Practice, practice_id) or await s.scalar(select(Practice).limit(1))
             if practice is None:
                 practice = Practice(name="Clinic")
                 s.add(practice)
@@ -108,10 +110,12 @@ async def clinic(backend: str, tmp_path: Path) -> AsyncIterator[Clinic]:
         await drop_schema(settings)
 
 
-async def _graph_connection(clinic: Clinic, calendars: list[tuple[str, str]] | None = None) -> int:
+async def _graph_connection(
+    clinic: Clinic, calendars: list[tuple[str, str]] | None = None, practice_id: int = 0
+) -> int:
     clinic.core.services["http_transport"] = GraphTransports(login=clinic.graph.login.http_client(clinic.graph.url))
     creds = await sign_in(clinic.graph, clinic.core.settings, UPN)
-    return await clinic.add("graph", creds, calendars or [("me/calendar", "source")])
+    return await clinic.add("graph", creds, calendars or [("me/calendar", "source")], practice_id)
 
 
 async def test_graph_subscription_created_once_and_notifications_request_a_sync(clinic: Clinic) -> None:
@@ -271,3 +275,47 @@ async def test_sync_worker_opens_channels_after_a_sync(clinic: Clinic) -> None:
     await worker._sync_connection(conn_id)  # the runner behind every queued sync
     [row] = await clinic.rows(conn_id)
     assert row.remote_id in clinic.google.channels and row.status == "active"
+
+
+async def test_sync_off_and_connection_remove_stop_channels(clinic: Clinic) -> None:
+    from bot.commands import handle, parse, resolve_actor
+    from bot.views import Notice
+    from sync.connections import remove_connection, set_calendar
+
+    admin = await resolve_actor(clinic.core, "slack", "T1", "U1", "ann")
+    second = clinic.graph.store.add_calendar(clinic.mailbox, "Clinic")
+    conn_id = await _graph_connection(
+        clinic, [("me/calendar", "source"), (f"me/calendars/{second.id}", "mirror")], admin.practice_id
+    )
+    assert (await ensure_push(clinic.core, conn_id)).created == 2
+    # One calendar turned to busy: its subscription goes, the other stays.
+    cal_id = next(r.calendar_id for r in await clinic.rows(conn_id))
+    assert cal_id is not None
+    await set_calendar(clinic.core, cal_id, role="busy", actor="test")
+    assert len(clinic.graph.subs.subscriptions) == 1 and len(await clinic.rows(conn_id)) == 1
+    # `sync off` in chat: Graph DELETE for the rest.
+    view = await handle(clinic.core, admin, parse("sync off"))
+    assert isinstance(view, Notice) and clinic.graph.subs.subscriptions == {} and await clinic.rows() == []
+    assert (await ensure_push(clinic.core, conn_id)).created == 0  # a disabled connection gets none back
+    # Back on, then removed: subscription deleted at Graph, the connection forgotten.
+    await handle(clinic.core, admin, parse("sync on"))
+    assert (await ensure_push(clinic.core, conn_id)).created == 1
+    gone = await remove_connection(clinic.core, conn_id, actor="test")
+    assert gone["push_channels_stopped"] == 1 and clinic.graph.subs.subscriptions == {}
+    async with clinic.core.store.session() as s:
+        assert await s.get(Connection, conn_id) is None
+
+
+def test_the_renewal_job_is_registered_with_the_scheduler(tmp_path: Path) -> None:
+    from bot.scheduling import SCHEDULER
+    from sync.push import RENEW_EVERY_SECONDS
+    from sync.scheduler import PERIODIC_PREFIX
+
+    settings = make_settings("sqlite", tmp_path)
+    core = open_core(settings)
+    app = build_app(settings, core=core)
+    from bot.app import CORE
+
+    scheduler = app[CORE].services[SCHEDULER]
+    assert scheduler._periodic["push.renew"][0] == RENEW_EVERY_SECONDS
+    assert scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push) == PERIODIC_PREFIX + "push.renew"
