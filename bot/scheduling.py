@@ -27,6 +27,9 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     core = app[CORE]
     scheduler = ClinicScheduler(core, grace=timedelta(seconds=settings.reminder_grace_seconds))
     core.services[SCHEDULER] = scheduler
+    from sync.push import RENEW_EVERY_SECONDS, renew_push
+
+    scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)
     # Every process plans (any replica may reschedule); only the leader sends.
     core.bus.subscribe("reminders", scheduler.subscriber)
     if not settings.scheduler_enabled:

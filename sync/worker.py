@@ -94,6 +94,11 @@ class SyncWorker:
         report = await sync_connection(self.core, connection_id, wait=30.0)
         if report.outbox_queued:
             self.wake()
+        # Graph/Google channels: opened after the first good sync, renewed when near expiry or after
+        # a lifecycle event; a no-op (no provider call) otherwise.
+        from sync.push import ensure_push_quietly
+
+        await ensure_push_quietly(self.core, connection_id)
 
     async def _outbox_loop(self) -> None:
         from sync import outbox

@@ -223,6 +223,12 @@ async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
             practice_id=actor.practice_id,
             details={"connections": [c.id for c in changed_conns], "calendars": [k.id for k in changed_cals]},
         )
+    if not cmd.enabled:  # no more webhooks for what no longer syncs (Graph DELETE, Google channels.stop)
+        from sync.push import stop_push_for
+
+        await stop_push_for(
+            core, connection_ids=[c.id for c in changed_conns], calendar_ids=[k.id for k in changed_cals]
+        )
     parts = [f"{c.provider} {c.account}".strip() for c in changed_conns] + [k.name or "calendar" for k in changed_cals]
     return Notice(f"Sync is {word} for " + ", ".join(parts) + ".", title=f"Sync {word}")
 

@@ -32,6 +32,7 @@ __all__ = [
     "SetSync",
     "ShowAgenda",
     "ShowAppointment",
+    "ShowConflicts",
     "ShowHelp",
     "ShowStatus",
     "ShowWhoami",
@@ -131,6 +132,11 @@ class ShowWhoami:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowConflicts:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeRole:
     grant: bool
     role: RoleName
@@ -157,6 +163,7 @@ Command = (
     | ShowWhoami
     | ChangeRole
     | SetReminders
+    | ShowConflicts
 )
 
 
@@ -269,6 +276,11 @@ def _p_remind(args: list[str], rest: str) -> Command:
     return SetReminders(rest)
 
 
+def _p_conflicts(args: list[str], rest: str) -> Command:
+    _no_more(args, 0, "conflicts")
+    return ShowConflicts()
+
+
 def _p_whoami(args: list[str], rest: str) -> Command:
     _no_more(args, 0, "whoami")
     return ShowWhoami()
@@ -353,6 +365,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "practitioner",
         _p_remind,
         aliases=("reminders",),
+    ),
+    CommandSpec(
+        "conflicts",
+        "conflicts",
+        "calendar conflicts and double bookings waiting for a decision",
+        "conflicts",
+        "staff",
+        _p_conflicts,
     ),
     CommandSpec("whoami", "whoami", "who I think you are, and your roles", "whoami", "", _p_whoami),
     CommandSpec(

@@ -12,13 +12,15 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import ProviderError
-from bot.commands import admin, appointments, followups, reminders
+from bot.commands import admin, appointments, conflicts, followups, reminders
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
+    AcceptCalendar,
     Action,
     AskCancel,
     BookFollowUp,
     CancelConfirmed,
+    KeepBooking,
     MarkAttended,
     MarkNoShow,
     OpenReschedule,
@@ -31,12 +33,13 @@ from bot.commands.grammar import (
     CancelAppointment,
     ChangeRole,
     Command,
-    SetReminders,
     Connect,
     Reschedule,
+    SetReminders,
     SetSync,
     ShowAgenda,
     ShowAppointment,
+    ShowConflicts,
     ShowHelp,
     ShowStatus,
     ShowWhoami,
@@ -91,6 +94,10 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await followups.answer(core, actor, command)
         case BookFollowUp():
             return await followups.book(core, actor, command)
+        case ShowConflicts():
+            return await conflicts.list_open(core, actor)
+        case KeepBooking() | AcceptCalendar():
+            return await conflicts.decide(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

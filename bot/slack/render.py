@@ -35,7 +35,7 @@ from bot.commands.actions import (
     ShowDetails,
     encode,
 )
-from bot.slack import reminder_render
+from bot.slack import conflict_render, reminder_render
 from bot.views import (
     Agenda,
     AgendaItem,
@@ -250,6 +250,9 @@ def _links(title: str, url: str | None, steps: tuple[str, ...], label: str) -> l
 def message(view: View) -> tuple[str, list[dict[str, Any]]]:
     """Fallback text and Block Kit blocks for a message."""
     blocks: list[Block]
+    if isinstance(view, conflict_render.CONFLICT_VIEWS):
+        text, blocks = conflict_render.blocks_for(view)
+        return _clip(text, 300), [b.to_dict() for b in blocks]
     match view:
         case Agenda():
             text, blocks = view.title, _agenda(view)

@@ -64,6 +64,10 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
     endpoint = MessagesEndpoint(adapter, bot)
     notifier = TeamsNotifier(core, sender)
     core.services.setdefault("notifiers", {})["teams"] = notifier
+    from bot.notify import chat_notifier
+    from bot.teams.sender import TeamsSender
+
+    chat_notifier(core).senders["teams"] = TeamsSender(core, sender)
 
     async def announce(outcome: ConsentOutcome) -> None:
         note = Notification(
@@ -82,11 +86,6 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
         except DeliveryError as exc:
             log.warning("could not tell the admin the consent outcome", extra={"error": str(exc)})
 
-    from bot.notify import chat_notifier
-    from bot.teams.dm_sender import TeamsDMSender
-
-    # Reminders, agenda and follow-up DMs go through the ChatNotifier's per-platform senders.
-    chat_notifier(core).senders.setdefault("teams", TeamsDMSender(core, sender))
     app.router.add_post("/api/messages", endpoint.handle)
     ConsentRoutes(core, settings, announce, flow.tenant_of).mount(app)
     app[TEAMS] = endpoint

@@ -26,7 +26,7 @@ from bot.commands.actions import (
     SubmitReschedule,
     encode,
 )
-from bot.teams import reminder_cards
+from bot.teams import conflict_cards, reminder_cards
 from bot.views import (
     Agenda,
     AgendaItem,
@@ -303,6 +303,8 @@ def _steps(title: str, steps: Iterable[str], url: str | None, button: str) -> tu
 
 def render_parts(view: View) -> tuple[list[Json], list[Json]]:
     """(body, actions) of the card for one view."""
+    if isinstance(view, conflict_cards.CONFLICT_VIEWS):
+        return conflict_cards.parts_for(view)
     match view:
         case Agenda():
             return _agenda(view), []

@@ -14,8 +14,11 @@ __all__ = [
     "AgendaItem",
     "AppointmentDetail",
     "ConfirmCancel",
+    "ConflictCard",
+    "ConflictList",
     "ConnectInfo",
     "ConnectionState",
+    "DoubleBookingCard",
     "Error",
     "FollowUp",
     "FollowUpRequest",
@@ -269,6 +272,45 @@ class ConnectInfo:
     steps: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ConflictCard:
+    """A mirror copy edited by hand: the booking's time against the calendar's, and the decision.
+
+    No client details: the card may go to a staff channel; "Open appointment" shows them to
+    whoever may see them. `outcome` is set once decided (or when the card is stale).
+    """
+
+    conflict_id: int
+    appointment_id: int
+    ref: str
+    practitioner: str
+    service: str
+    calendar: str
+    booking_time: str
+    calendar_time: str
+    outcome: str = ""
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DoubleBookingCard:
+    """Two appointments of one practitioner in one slot, each with its buttons."""
+
+    conflict_id: int
+    practitioner: str
+    #: (item, where it was booked) for both appointments; items carry no client name.
+    bookings: tuple[tuple[AgendaItem, str], ...]
+    outcome: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictList:
+    """The open conflicts of a practice."""
+
+    cards: tuple[ConflictCard | DoubleBookingCard, ...]
+    empty_text: str = "No open conflicts: every calendar agrees with the bookings."
+
+
 View = (
     Agenda
     | ReminderCard
@@ -284,4 +326,7 @@ View = (
     | Notice
     | Reconnect
     | ConnectInfo
+    | ConflictCard
+    | DoubleBookingCard
+    | ConflictList
 )
