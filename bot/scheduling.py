@@ -31,7 +31,8 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
 
     scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)
     # Every process plans (any replica may reschedule); only the leader sends.
-    core.bus.subscribe("reminders", scheduler.subscriber)
+    if "reminders" not in core.bus.names:  # one core may serve several apps (tests, embedders)
+        core.bus.subscribe("reminders", scheduler.subscriber)
     if not settings.scheduler_enabled:
         return "CLINICBOT_SCHEDULER is off: this process plans reminders, another one must send them"
     try:
