@@ -30,6 +30,7 @@ __all__ = ["NOTIFIER_SERVICE", "ChatNotifier", "Sender", "chat_notifier", "view_
 log = logging.getLogger("clinicbot.notify")
 
 NOTIFIER_SERVICE = "notifier"
+CHAT_NOTIFIER_SERVICE = "chat_notifier"
 _HEADLINES = {
     "reminder": "Reminder",
     "appointment_changed": "Appointment changed",
@@ -147,8 +148,10 @@ class ChatNotifier:
 
 def chat_notifier(core: Core) -> ChatNotifier:
     """The process's ChatNotifier, created on first use."""
-    notifier = core.services.get(NOTIFIER_SERVICE)
+    notifier = core.services.get(CHAT_NOTIFIER_SERVICE)
     if not isinstance(notifier, ChatNotifier):
         notifier = ChatNotifier(core)
-        core.services[NOTIFIER_SERVICE] = notifier
+        core.services[CHAT_NOTIFIER_SERVICE] = notifier
+    # The process's notifier is the chat one unless an embedder or a test installed another.
+    core.services.setdefault(NOTIFIER_SERVICE, notifier)
     return notifier

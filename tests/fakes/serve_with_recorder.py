@@ -22,7 +22,8 @@ def _recorder(app: web.Application, settings: Settings) -> str | None:
 
 
 def _components() -> list[tuple[str, bot.app.Component]]:
-    return [("test-recorder", _recorder), *bot.app._components()]
+    # Last, so that it replaces the chat notifier the front ends install.
+    return [*bot.app._components(), ("test-recorder", _recorder)]
 
 
 if __name__ == "__main__":
