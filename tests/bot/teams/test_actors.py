@@ -4,6 +4,7 @@ stores the stale roles."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -98,6 +99,22 @@ async def test_lookup_racing_a_role_change_is_not_cached(core: Core, monkeypatch
     await _grant(core, "29:ann", "staff")
     fresh = await cache.resolve(TENANT, "29:ann", "Ann")
     assert stale.roles == frozenset() and fresh.roles == {"staff"}
+
+
+async def test_concurrent_turns_of_one_person_share_one_lookup(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = ActorCache(core)
+    real = actors_module.resolve_actor
+    calls: list[tuple[Any, ...]] = []
+
+    async def counted(*args: Any) -> Actor:
+        calls.append(args)
+        return await real(*args)
+
+    monkeypatch.setattr(actors_module, "resolve_actor", counted)
+    found = await asyncio.gather(*(cache.resolve(TENANT, "29:ann", "Ann") for _ in range(8)))
+    assert len(calls) == 1 and len({a.chat_identity_id for a in found}) == 1
+    await cache.resolve(TENANT, "29:bob", "Bob")
+    assert len(calls) == 2
 
 
 async def test_the_cache_is_bounded(core: Core) -> None:

@@ -3,6 +3,7 @@ body, URL, headers, result and errors; values only msrest knows how to write tak
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from botframework.connector.models import ErrorResponseException
 
 from bot.teams.auth import BotTokenCredentials
 from bot.teams.outbound import FastConversations, activity_json
+from bot.teams.proactive import CARD as CARD_TYPE
 from bot.teams.proactive import card_activity
 from bot.teams.transport import SharedSessionSender
 
@@ -184,3 +186,13 @@ async def test_errors_match_the_generated_operation(capture: tuple[_Capture, str
     assert [f.response.status for f in failures] == [403, 403]
     assert failures[0].error.error.code == failures[1].error.error.code == "BotDisabledByAdmin"
     assert str(failures[0]) == str(failures[1])
+
+
+def test_turn_copies_of_a_card_activity_share_the_card() -> None:
+    card = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "x"}]}
+    activity = card_activity(card)
+    copied = copy.deepcopy(activity)  # what TurnContext.send_activities does to every reply
+    assert copied.attachments[0] is not activity.attachments[0]
+    assert copied.attachments[0].content is card
+    copied.attachments[0].content_type = "changed"
+    assert activity.attachments[0].content_type == CARD_TYPE
