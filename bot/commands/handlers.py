@@ -87,7 +87,11 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
         case ShowWhoami():
             return await admin.whoami(core, actor)
         case ChangeRole():
-            return await admin.change_role(core, actor, command)
+            view = await admin.change_role(core, actor, command)
+            # Front ends may cache who is who; a role change from any of them must show at once.
+            for cache in core.services.get("actor_caches", ()):
+                cache.forget_all()
+            return view
         case SetReminders():
             return await reminders.remind(core, actor, command)
         case MarkAttended() | MarkNoShow():

@@ -17,7 +17,7 @@ from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
 
 from bot.commands import Action, Actor, ParseError, decode, handle, parse
-from bot.commands.grammar import ChangeRole, Command, Connect, ShowAgenda, ShowAppointment
+from bot.commands.grammar import Command, Connect, ShowAgenda, ShowAppointment
 from bot.teams import cards
 from bot.teams.actors import ActorCache
 from bot.teams.consent_flow import ConsentFlow
@@ -77,6 +77,8 @@ class TeamsBot(ActivityHandler):
         self.sender = sender
         self.consent = consent
         self.actors = ActorCache(core)
+        # Role changes made through any front end in this process clear it (bot/commands/handlers.py).
+        core.services.setdefault("actor_caches", []).append(self.actors)
         self._stored_refs: dict[int, tuple[Any, Any]] = {}
 
     # --- who --------------------------------------------------------------------------------
@@ -125,8 +127,6 @@ class TeamsBot(ActivityHandler):
             await self._request_consent(turn_context, actor)
             return
         view = await handle(self.core, actor, command)
-        if isinstance(command, ChangeRole):
-            self.actors.forget_all()
         await turn_context.send_activity(
             card_activity(await self._card(turn_context, actor, view, command, typed))
         )
