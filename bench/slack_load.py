@@ -114,7 +114,7 @@ async def wrk_load(
 
 
 # --- the fallback: several Python processes ---------------------------------------------------
-def _worker(url: str, set_file: str, share: int, of: int, conns: int, until: float, out: Any) -> None:
+def _worker(url: str, set_file: str, share: int, of: int, conns: int, seconds: float, sync: Any) -> None:
     import aiohttp
 
     lines = Path(set_file).read_text().splitlines()
@@ -122,6 +122,11 @@ def _worker(url: str, set_file: str, share: int, of: int, conns: int, until: flo
     sigs = [(i, s) for i, s in enumerate(lines[5:]) if i % of == share]
     lat: list[float] = []
     counts = {"ok": 0, "busy": 0, "unauthorized": 0, "other_status": 0, "wrapped": 0}
+
+    ready, go, out = sync
+    ready.put(share)
+    go.wait()  # every process is loaded: all start the clock together
+    until = time.time() + seconds
 
     async def run() -> None:
         it = iter(sigs)
@@ -162,13 +167,19 @@ async def python_load(
 ) -> dict[str, Any]:
     """The same closed loop as wrk, in `procs` processes; used only when wrk is unavailable."""
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    start = time.time() + 1.5  # let the processes import before the clock starts
-    until = start + seconds
+    ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
     workers = [
         ctx.Process(
             target=_worker,
-            args=(url, str(set_file), k, procs, connections // procs + (k < connections % procs), until, out),
+            args=(
+                url,
+                str(set_file),
+                k,
+                procs,
+                connections // procs + (k < connections % procs),
+                seconds,
+                (ready, go, out),
+            ),
         )
         for k in range(procs)
     ]
@@ -176,6 +187,9 @@ async def python_load(
         w.start()
         if cpus:
             os.sched_setaffinity(w.pid or 0, cpus)
+    for _ in workers:
+        await asyncio.to_thread(ready.get)
+    go.set()
     results = [await asyncio.to_thread(out.get) for _ in workers]
     for w in workers:
         w.join()
