@@ -77,10 +77,12 @@ def _settings(db: Path) -> Any:
 async def _clinicbot_child(db: Path, phase: str) -> dict[str, Any]:
     from sqlalchemy import select
 
+    from adapters.registry import adapter_for
     from sync.core import open_core
     from sync.engine import sync_connection
     from sync.model import Connection
 
+    adapter_for("caldav")  # imports the adapter, as vdirsyncer's storages are imported below
     core = open_core(_settings(db))
     try:
         async with core.store.session() as s:
@@ -99,6 +101,11 @@ async def _clinicbot_child(db: Path, phase: str) -> dict[str, Any]:
 
 def _vdirsyncer_child(config: Path, phase: str) -> dict[str, Any]:
     os.environ["VDIRSYNCER_CONFIG"] = str(config)
+    # Imports excluded on both sides: the modules `sync` would import lazily.
+    import vdirsyncer.cli.tasks  # type: ignore[import-not-found]
+    import vdirsyncer.storage.dav  # type: ignore[import-not-found]
+    import vdirsyncer.storage.filesystem  # type: ignore[import-not-found]
+    import vdirsyncer.storage.http  # type: ignore[import-not-found]  # noqa: F401
     from vdirsyncer.cli import app  # type: ignore[import-not-found]
 
     if phase == "setup":
