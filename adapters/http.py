@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
 import logging
-import os
 import random
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -118,17 +115,6 @@ class RetryTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-@functools.cache
-def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
-    return httpx.create_ssl_context()  # reads SSL_CERT_FILE / SSL_CERT_DIR itself
-
-
-def _default_ssl_context() -> ssl.SSLContext:
-    """httpx's default verifying context, built once per SSL_CERT_FILE/SSL_CERT_DIR setting:
-    building one costs ~50-250 ms, and every sync opens a new client."""
-    return _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-
-
 def make_client(
     base_url: str,
     *,
@@ -142,8 +128,6 @@ def make_client(
 ) -> httpx.AsyncClient:
     """An AsyncClient for one provider. `transport` lets tests inject a mock; the base URL is the
     provider's own or an override (national cloud, loopback fake)."""
-    if verify is True:
-        verify = _default_ssl_context()
     inner = transport or httpx.AsyncHTTPTransport(
         verify=verify, limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     )
