@@ -147,37 +147,25 @@ def parse_multistatus(body: bytes) -> tuple[list[Response], str | None]:
     """
     out: list[Response] = []
     token: str | None = None
-    root: Element | None = None
-    depth = 0
     try:
-        for event, node in SafeTree.iterparse(BytesIO(body), events=("start", "end")):
-            if event == "start":
-                if root is None:
-                    root = node
-                    if node.tag != _q(D, "multistatus"):
-                        raise BadPayload(f"caldav: expected a multistatus, got {node.tag}")
-                depth += 1
-                continue
-            depth -= 1
-            if depth != 1:
-                continue  # only direct children of the multistatus matter
-            if node.tag == _SYNC_TOKEN:
-                token = (node.text or "").strip() or None
-            elif node.tag == _RESPONSE:
+        events = SafeTree.iterparse(BytesIO(body), events=("end",))
+        for _, node in events:
+            # <response> and <sync-token> only occur as children of the multistatus.
+            if node.tag == _RESPONSE:
                 response = _response(node)
                 if response is not None:
                     out.append(response)
-            assert root is not None
-            root.remove(node)
+                node.clear()  # its properties live on in `response.props`
+            elif node.tag == _SYNC_TOKEN:
+                token = (node.text or "").strip() or None
+        root = events.root
     except SafeTree.ParseError as exc:
         line = getattr(exc, "position", (None, None))[0]
         raise BadPayload(f"caldav: unreadable XML ({exc})", line=line) from None
-    except BadPayload:
-        raise
     except Exception as exc:  # defusedxml refuses entities and DTDs with its own errors
         raise BadPayload(f"caldav: refused XML ({type(exc).__name__})") from None
-    if root is None:
-        raise BadPayload("caldav: empty XML answer")
+    if root is None or root.tag != _q(D, "multistatus"):
+        raise BadPayload(f"caldav: expected a multistatus, got {getattr(root, 'tag', None)}")
     return out, token
 
 
