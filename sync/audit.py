@@ -62,8 +62,12 @@ def scrub(fields: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+#: One encoder for the chain hash (json.dumps with options builds a new one per call).
+_HASH_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _row_hash(entry: AuditEntry) -> str:
-    body = json.dumps(
+    body = _HASH_JSON.encode(
         {
             "seq": entry.seq,
             "at": entry.at.isoformat(),
@@ -75,9 +79,7 @@ def _row_hash(entry: AuditEntry) -> str:
             "after": entry.after,
             "details": entry.details,
             "prev": entry.prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
+        }
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
