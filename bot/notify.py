@@ -3,8 +3,9 @@
 `ChatNotifier.notify(notification)` finds the recipients' chat identities (a practitioner's, one
 identity, or a practice's admins or staff), builds a View for each from the current database state
 (a job carries ids, not data) with that person's permissions, and hands it to the platform's
-`Sender` (Slack: bot.slack.notifier; Teams registers its own). Front ends register their sender in
-`core.services["notifier"].senders[platform]`.
+`Sender` (Slack: bot.slack.notifier; Teams: bot.teams.sender). Front ends register their sender
+in `core.services["notifier"].senders[platform]`. Audience "staff" goes to the practice's staff
+channel on a platform that has one stored, else as DMs to that platform's staff and admins.
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ import logging
 from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.commands.dms import notification_view
 from bot.commands.identity import Actor, actor_for_identity
 from bot.commands.present import appointment_detail
 from bot.views import Error, Notice, Reconnect, View
 from sync.core import Core
 from sync.model import Appointment, ChatIdentity, Practice, Role
 from sync.notify import DeliveryError, Notification
+from sync.recipients import STAFF_CHANNEL_KEY
 
 __all__ = ["NOTIFIER_SERVICE", "ChatNotifier", "Sender", "chat_notifier", "view_for"]
 
 log = logging.getLogger("clinicbot.notify")
 
 NOTIFIER_SERVICE = "notifier"
+CHAT_NOTIFIER_SERVICE = "chat_notifier"
 _HEADLINES = {
     "reminder": "Reminder",
     "appointment_changed": "Appointment changed",
@@ -43,6 +48,9 @@ class Sender(Protocol):
 
 async def view_for(core: Core, n: Notification, actor: Actor) -> View:
     """What `actor` should see for notification `n`, read fresh from the database."""
+    dm = await notification_view(core, n, actor)
+    if dm is not None:
+        return dm
     if n.kind == "reconnect":
         return Reconnect(
             connection_id=int(n.data.get("connection_id", 0)),
@@ -51,6 +59,10 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
             url=n.data.get("url"),
             steps=tuple(str(s) for s in n.data.get("steps", ())),
         )
+    if n.kind in ("conflict", "double_booking") and "conflict_id" in n.data:
+        from bot.commands.conflicts import notice_view
+
+        return await notice_view(core, int(n.data["conflict_id"]))
     if n.appointment_ids:
         async with core.store.session() as session:
             practice = await session.get(Practice, n.practice_id)
@@ -64,6 +76,13 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
     return Notice(str(n.data.get("text") or n.kind.replace("_", " ")), title=str(n.data.get("title", "")))
 
 
+async def _staff_channels(session: AsyncSession, n: Notification) -> dict[str, int]:
+    """platform -> chat identity id of the practice's staff channel there (sync.recipients)."""
+    practice = await session.get(Practice, n.practice_id)
+    stored = ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}) if practice is not None else {}
+    return {str(k): int(v) for k, v in stored.items() if isinstance(v, int) or str(v).isdigit()}
+
+
 class ChatNotifier:
     """Implements sync.notify.Notifier over the registered platform senders."""
 
@@ -74,7 +93,15 @@ class ChatNotifier:
     async def _recipients(self, n: Notification) -> list[tuple[ChatIdentity, frozenset[str]]]:
         async with self.core.store.session() as session:
             stmt = select(ChatIdentity).where(ChatIdentity.practice_id == n.practice_id)
-            if n.audience in ("admins", "staff"):
+            channels = await _staff_channels(session, n) if n.audience == "staff" else {}
+            if channels:
+                # A platform with a staff channel gets the channel; the others DM their staff.
+                stmt = stmt.where(
+                    ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(("admin", "staff"))))
+                    & ChatIdentity.platform.not_in(list(channels))
+                    | ChatIdentity.id.in_(list(channels.values()))
+                )
+            elif n.audience in ("admins", "staff"):
                 wanted = ("admin",) if n.audience == "admins" else ("admin", "staff")
                 stmt = stmt.where(
                     ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(wanted)))
@@ -121,8 +148,10 @@ class ChatNotifier:
 
 def chat_notifier(core: Core) -> ChatNotifier:
     """The process's ChatNotifier, created on first use."""
-    notifier = core.services.get(NOTIFIER_SERVICE)
+    notifier = core.services.get(CHAT_NOTIFIER_SERVICE)
     if not isinstance(notifier, ChatNotifier):
         notifier = ChatNotifier(core)
-        core.services[NOTIFIER_SERVICE] = notifier
+        core.services[CHAT_NOTIFIER_SERVICE] = notifier
+    # The process's notifier is the chat one unless an embedder or a test installed another.
+    core.services.setdefault(NOTIFIER_SERVICE, notifier)
     return notifier

@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync import audit
+from sync import audit, conflict_notices
 from sync.core import Core
 from sync.events import AppointmentEvent, EventKind
 from sync.items import EventData
@@ -94,8 +94,10 @@ async def apply(
     report = SyncReport()
     audits: list[dict[str, Any]] = []
     events: list[AppointmentEvent] = []
-    key_to_id = await _imports(session, calendar, [a for a in actions if isinstance(a, ImportNew)], now,
-                               audits, events, report)
+    # Imports come first; they record audit entries and emit events chunk by chunk, so a large
+    # import never holds 10,000 of each (the audit order is the same as with one list).
+    key_to_id = await _imports(session, core, calendar, [a for a in actions if isinstance(a, ImportNew)], now,
+                               report)
     refs: dict[int, ApptRef] = {}
     changed = [a for a in actions if isinstance(a, (UpdateFromSource, CancelOrDelete))]
     if changed:
@@ -108,7 +110,7 @@ async def apply(
             await session.execute(delete(Link).where(Link.id == a.link_id))
         elif isinstance(a, RaiseConflict):
             report.conflicts += 1
-            await _conflict(session, calendar, a, key_to_id, audits)
+            await _conflict(session, core, calendar, a, key_to_id, audits)
         elif isinstance(a, RepairMirror):
             report.outbox_queued += await _repair(session, calendar, a, now, audits)
     new_refs = [ApptRef(i, 1, calendar.practitioner_id) for i in key_to_id.values()]
@@ -125,8 +127,8 @@ async def apply(
 
 
 async def _imports(
-    session: AsyncSession, calendar: CalendarView, imports: list[ImportNew], now: datetime,
-    audits: list[dict[str, Any]], events: list[AppointmentEvent], report: SyncReport,
+    session: AsyncSession, core: Core, calendar: CalendarView, imports: list[ImportNew], now: datetime,
+    report: SyncReport,
 ) -> dict[tuple[str, str], int]:
     unique: dict[tuple[str, str], ImportNew] = {}
     for imp in imports:
@@ -156,6 +158,8 @@ async def _imports(
         by_key = {(uid, rk): i for i, uid, rk in got.tuples()}
         ids = [by_key[key] for key, _ in part]
         links = []
+        audits: list[dict[str, Any]] = []
+        events: list[AppointmentEvent] = []
         for (key, imp), appt_id, row in zip(part, ids, rows, strict=True):
             key_to_id[key] = appt_id
             links.append({"appointment_id": appt_id, "calendar_id": calendar.id, "remote_id": imp.remote_id,
@@ -170,6 +174,9 @@ async def _imports(
                 practitioner_id=imp.practitioner_id, actor=ACTOR, after={"start": row["start"], "end": row["end"]},
                 origin_calendar_id=calendar.id, at=now))
         await session.execute(insert(cast(Table, Link.__table__)), links)
+        await audit.record_many(session, audits, at=now)
+        for ev in events:
+            await core.bus.emit(session, ev)
     report.created += len(key_to_id)
     return key_to_id
 
@@ -229,8 +236,8 @@ async def _updates(
 
 
 async def _conflict(
-    session: AsyncSession, calendar: CalendarView, a: RaiseConflict, key_to_id: dict[tuple[str, str], int],
-    audits: list[dict[str, Any]],
+    session: AsyncSession, core: Core, calendar: CalendarView, a: RaiseConflict,
+    key_to_id: dict[tuple[str, str], int], audits: list[dict[str, Any]],
 ) -> None:
     appt_id = a.appointment_id if a.appointment_id is not None else key_to_id.get(a.source_key or ("", ""))
     details: dict[str, Any] = {"kind": a.kind, "calendar_id": calendar.id}
@@ -242,6 +249,19 @@ async def _conflict(
         details["other_appointment_id"] = a.other_appointment_id
     audits.append({"actor": ACTOR, "action": f"sync.conflict.{a.kind}", "practice_id": calendar.practice_id,
                    "appointment_id": appt_id, "details": details})
+    if appt_id is None:
+        return
+    # Staff are told after this transaction commits (sync.conflict_notices), once per conflict.
+    if a.kind == "mirror_edited" and a.link_id is not None:
+        await conflict_notices.queue_mirror_conflict(
+            session, core, practice_id=calendar.practice_id, link_id=a.link_id, calendar_id=calendar.id,
+            appointment_id=appt_id, remote_version=a.etag or a.content_hash or "",
+            remote_start=a.remote_start, remote_end=a.remote_end)
+    elif a.kind == "double_booking" and a.other_appointment_id is not None:
+        version = await session.scalar(select(Appointment.version).where(Appointment.id == appt_id))
+        await conflict_notices.queue_double_booking(
+            session, core, practice_id=calendar.practice_id, calendar_id=calendar.id, appointment_id=appt_id,
+            version=int(version or 1), other_appointment_id=a.other_appointment_id)
 
 
 async def _repair(

@@ -62,8 +62,12 @@ def scrub(fields: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+#: One encoder for the chain hash (json.dumps with options builds a new one per call).
+_HASH_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def _row_hash(entry: AuditEntry) -> str:
-    body = json.dumps(
+    body = _HASH_JSON.encode(
         {
             "seq": entry.seq,
             "at": entry.at.isoformat(),
@@ -75,9 +79,7 @@ def _row_hash(entry: AuditEntry) -> str:
             "after": entry.after,
             "details": entry.details,
             "prev": entry.prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
+        }
     )
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -221,18 +223,19 @@ async def record_many(session: AsyncSession, entries: list[dict[str, Any]], at: 
     ).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     when = (at or utcnow()).astimezone(UTC)
-    rows: list[dict[str, Any]] = []
-    for e in entries:
-        row = {
-            "seq": seq, "at": when, "actor": e["actor"], "action": e["action"],
-            "practice_id": e.get("practice_id"), "appointment_id": e.get("appointment_id"),
-            "before": scrub(e.get("before")), "after": scrub(e.get("after")), "details": scrub(e.get("details")),
-            "prev_hash": prev,
-        }
-        row["hash"] = prev = _row_hash(SimpleNamespace(**row))  # type: ignore[arg-type]
-        rows.append(row)
-        seq += 1
     table = AuditEntry.__table__
-    for i in range(0, len(rows), 1000):
-        await session.execute(insert(table), rows[i:i + 1000])  # type: ignore[arg-type]
-    return len(rows)
+    # Rows are built and inserted 1,000 at a time: a 10,000-row import never holds all of them.
+    for i in range(0, len(entries), 1000):
+        rows: list[dict[str, Any]] = []
+        for e in entries[i:i + 1000]:
+            row = {
+                "seq": seq, "at": when, "actor": e["actor"], "action": e["action"],
+                "practice_id": e.get("practice_id"), "appointment_id": e.get("appointment_id"),
+                "before": scrub(e.get("before")), "after": scrub(e.get("after")), "details": scrub(e.get("details")),
+                "prev_hash": prev,
+            }
+            row["hash"] = prev = _row_hash(SimpleNamespace(**row))  # type: ignore[arg-type]
+            rows.append(row)
+            seq += 1
+        await session.execute(insert(table), rows)  # type: ignore[arg-type]
+    return len(entries)

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     allow_private_urls: bool = Field(default=False, alias="CLINICBOT_ALLOW_PRIVATE_URLS")
     #: Run the reminder scheduler in this process (subject to the leader lock).
     scheduler_enabled: bool = Field(default=True, alias="CLINICBOT_SCHEDULER")
+    #: A reminder missed while the server was down is still sent (marked late) within this many seconds.
+    reminder_grace_seconds: int = Field(default=900, alias="CLINICBOT_REMINDER_GRACE_SECONDS", ge=0, le=86400)
 
     # --- Microsoft Teams (Bot Framework) ----------------------------------------------------
     microsoft_app_id: str | None = Field(default=None, alias="MicrosoftAppId")

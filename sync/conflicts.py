@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sync import audit
 from sync.appointments import AppointmentError, reschedule
 from sync.core import Core
 from sync.mirror_ops import enqueue, op_row
-from sync.model import Appointment, Calendar, Connection, Link
+from sync.model import Appointment, Calendar, ConflictNotice, Connection, Link
 from sync.providers import open_provider
 
 __all__ = ["ConflictView", "list_conflicts", "resolve_conflict"]
@@ -66,13 +66,17 @@ async def resolve_conflict(core: Core, link_id: int, decision: Decision, actor: 
             await provider.aclose()
         remote = (item.event.start, item.event.end)
     async with core.store.session() as s:
-        link2 = await s.get(Link, link_id)
+        # Locked, so two staff pressing at once resolve it once (PostgreSQL; SQLite serialises writers).
+        link2 = await s.get(Link, link_id, with_for_update=True, populate_existing=True)
         appt2 = await s.get(Appointment, appt.id)
         if link2 is None or appt2 is None or link2.state != "conflict":
             raise AppointmentError("that conflict was already resolved")
         link2.state = "ok"
         await audit.record(s, actor=actor, action=f"sync.conflict.{decision}", practice_id=appt2.practice_id,
-                           appointment_id=appt2.id, details={"calendar_id": cal.id})
+                           appointment_id=appt2.id, details={"calendar_id": cal.id, "link_id": link_id})
+        await s.execute(update(ConflictNotice).where(
+            ConflictNotice.link_id == link_id, ConflictNotice.resolved_at.is_(None),
+        ).values(resolved_at=core.clock(), resolved_by=actor[:200], decision=decision))
         if remote is not None and remote != (appt2.start, appt2.end):
             await reschedule(s, core.bus, appt2, remote[0], remote[1], actor, allow_overlap=True)
         else:

@@ -16,7 +16,7 @@ from sync.core import Core
 from sync.model import Calendar, Connection, Practice, Practitioner
 from sync.projection import PROJECTIONS
 
-__all__ = ["ROLES", "ConnectionError_", "add_connection", "calendar_rows", "set_calendar"]
+__all__ = ["ROLES", "ConnectionError_", "add_connection", "calendar_rows", "remove_connection", "set_calendar"]
 
 ROLES = ("source", "mirror", "busy")
 
@@ -144,4 +144,35 @@ async def set_calendar(
             raise ConnectionError_("that change conflicts with another calendar") from None
         await audit.record(s, actor=actor, action="calendar.set", practice_id=conn.practice_id,
                            before=before, after=after, details={"calendar_id": cal.id})
-        return _calendar_row(cal, conn)
+        row = _calendar_row(cal, conn)
+    if not cal.sync_enabled or cal.role == "busy":  # a calendar that stopped syncing keeps no push channel
+        from sync.push import stop_push
+
+        await stop_push(core, cal.connection_id, calendar_ids=[cal.id])
+    return row
+
+
+async def remove_connection(core: Core, connection_id: int, *, actor: str) -> dict[str, Any]:
+    """Stop the connection's push channels, then delete it with its calendars and links; audited.
+
+    Copies already written to its calendars stay there; appointments it booked stay in the record.
+    """
+    from sync.push import stop_push
+
+    async with core.store.session() as s:
+        conn = await s.get(Connection, connection_id)
+        if conn is None:
+            raise ConnectionError_(f"there is no connection {connection_id}; `clinicbot connection list` shows them")
+        conn.sync_enabled = False  # no sync or push set-up starts while we stop its channels
+    stopped = await stop_push(core, connection_id)
+    async with core.store.session() as s:
+        conn = await s.get(Connection, connection_id)
+        if conn is None:
+            raise ConnectionError_(f"connection {connection_id} was removed meanwhile")
+        gone = {"id": conn.id, "provider": conn.provider, "account": conn.account,
+                "calendars": len((await s.scalars(select(Calendar.id).where(Calendar.connection_id == conn.id))).all()),
+                "push_channels_stopped": stopped.stopped}
+        await audit.record(s, actor=actor, action="connection.remove", practice_id=conn.practice_id,
+                           details={"connection_id": conn.id, "provider": conn.provider})
+        await s.delete(conn)
+    return gone

@@ -83,10 +83,8 @@ class EventData:
         """A stable hash of the fields that matter; equal hashes mean nothing to sync."""
         # Every field is immutable (str, datetime, tuples of them), so a shallow dict is the same
         # payload asdict() would build, without its deep copies (hashing 10,000 events matters).
-        payload = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "clinicbot_id"}
-        return hashlib.sha256(
-            json.dumps(payload, sort_keys=True, default=_json_default, separators=(",", ":")).encode()
-        ).hexdigest()
+        payload = {name: getattr(self, name) for name in _HASHED_FIELDS}
+        return hashlib.sha256(_HASH_ENCODER.encode(payload).encode()).hexdigest()
 
 
 def _json_default(value: object) -> str:
@@ -95,6 +93,11 @@ def _json_default(value: object) -> str:
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(type(value).__name__)
+
+
+#: What content_hash covers, and one encoder for it (json.dumps with options builds one per call).
+_HASHED_FIELDS = tuple(f.name for f in fields(EventData) if f.name != "clinicbot_id")
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=_json_default, separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ __all__ = [
     "Base",
     "Calendar",
     "ChatIdentity",
+    "ConflictNotice",
     "Connection",
     "ConsentGrant",
     "Link",
@@ -343,21 +344,66 @@ class AuditEntry(Base):
 
 
 class ReminderLedger(Base):
-    """One delivery of one reminder; the unique key makes delivery at most once."""
+    """One delivery of one reminder; the unique key makes delivery at most once.
+
+    Rows are planned ahead (status "planned") and are the scheduler's source of truth: a single
+    dispatcher claims due rows ("sending", committed before the send), then marks them "sent",
+    "retry" (with `next_attempt_at`), "failed", "dropped" (missed beyond the grace period),
+    "stale" (the appointment moved or was cancelled) or "unknown" (the sender died mid-send).
+    Agenda rows use appointment_id 0 and kind "agenda:<practitioner id>".
+    """
 
     __tablename__ = "reminder_ledger"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     appointment_id: Mapped[int] = mapped_column(Integer, index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # reminder:1440, agenda, followup ...
+    kind: Mapped[str] = mapped_column(String(32))  # reminder:1440, agenda:<id>, followup ...
     fire_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(12), default="sending")  # sending|sent|failed
+    status: Mapped[str] = mapped_column(String(12), default="sending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    practitioner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: When the dispatcher next tries this row (fire_at at first, later the retry backoff).
+    next_attempt_at: Mapped[datetime | None]
 
-    __table_args__ = (UniqueConstraint("appointment_id", "kind", "fire_at", name="uq_reminder_once"),)
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "kind", "fire_at", name="uq_reminder_once"),
+        Index("ix_reminder_ledger_due", "status", "next_attempt_at"),
+    )
+
+
+class ConflictNotice(Base):
+    """One conflict the engine raised, told to staff at most once (unique key), then decided.
+
+    kind "conflict": a mirror copy edited by hand (link_id); "double_booking": two appointments of
+    one practitioner in one slot. The row is written in the sync transaction and delivered after
+    it commits; `status` tracks the delivery, `resolved_*` the staff decision.
+    """
+
+    __tablename__ = "conflict_notice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: conflict:<link>:<remote version> or double_booking:<appt>:<version>:<other>
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
+    link_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    calendar_id: Mapped[int | None] = mapped_column(Integer)
+    appointment_id: Mapped[int] = mapped_column(Integer)
+    other_appointment_id: Mapped[int | None] = mapped_column(Integer)
+    remote_start: Mapped[datetime | None]
+    remote_end: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    decision: Mapped[str | None] = mapped_column(String(24))
 
 
 class OAuthState(Base):

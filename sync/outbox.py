@@ -98,7 +98,17 @@ async def run_once(core: Core, *, config: OutboxConfig | None = None, connection
         if connection_id is not None:
             stmt = stmt.where(OutboxOp.connection_id == connection_id)
         conn_ids = sorted((await s.scalars(stmt)).all())
-    results = await asyncio.gather(*(_run_connection(core, cid, cfg) for cid in conn_ids), return_exceptions=True)
+    if core.store.is_sqlite:
+        # SQLite has one writer: concurrent connection runs would race for the audit chain's next seq.
+        results: list[OutboxStats | BaseException] = []
+        for cid in conn_ids:
+            try:
+                results.append(await _run_connection(core, cid, cfg))
+            except Exception as exc:
+                results.append(exc)
+    else:
+        results = list(await asyncio.gather(*(_run_connection(core, cid, cfg) for cid in conn_ids),
+                                            return_exceptions=True))
     stats = OutboxStats()
     for cid, res in zip(conn_ids, results, strict=True):
         if isinstance(res, BaseException):

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import icalendar
-import recurring_ical_events
 
 from sync.items import EventData, RemoteItem, Window
 from sync.plan import Incoming
+
+if TYPE_CHECKING:
+    import icalendar
 
 __all__ = ["expand_items", "incoming", "recurrence_key"]
 
@@ -59,6 +60,10 @@ def expand_items(items: Iterable[RemoteItem], window: Window) -> list[Incoming]:
 
 
 def _expand(master: RemoteItem, overrides: list[RemoteItem], window: Window) -> list[Incoming]:
+    # Imported here: only series on per-occurrence calendars need them (~10 MB of modules).
+    import icalendar
+    import recurring_ical_events
+
     cal = icalendar.Calendar()
     cal.add_component(_vevent(master.event))
     by_rid: dict[str, RemoteItem] = {}
@@ -106,6 +111,8 @@ def _local(value: datetime, ev: EventData, zone: ZoneInfo) -> datetime | date:
 
 
 def _vevent(ev: EventData) -> icalendar.Event:
+    import icalendar
+
     zone = _zone(ev.tzid)
     comp = icalendar.Event()
     comp.add("uid", ev.uid)

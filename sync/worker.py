@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event, or_, select
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from sync.core import Core
 from sync.events import AppointmentEvent
@@ -42,11 +42,8 @@ def _run_after_commit(session: Session) -> None:
             log.exception("after-commit callback failed")
 
 
-def _drop_after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
-    # SQLAlchemy calls this with (session, previous_transaction) on every rollback; a wrong
-    # signature here turned each rollback's error (a cancellation included) into a TypeError.
-    if previous_transaction.parent is None:  # a savepoint's rollback keeps the outer work's hints
-        session.info.pop(_AFTER_COMMIT, None)
+def _drop_after_rollback(session: Session, _previous: object) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 if not event.contains(Session, "after_commit", _run_after_commit):
@@ -79,8 +76,9 @@ class SyncWorker:
                 after_commit(session, self.wake)
 
             self.core.bus.subscribe("sync.worker.wake", wake_on_commit)
-        self.queue.runner = self._sync_connection
-        self.core.services["sync_runner"] = self._sync_connection
+        if self.queue.runner is None:  # an embedder or test may have installed its own
+            self.queue.runner = self._sync_connection
+        self.core.services.setdefault("sync_runner", self.queue.runner)
         self.core.services["sync_worker"] = self
         self._tasks = [asyncio.create_task(self._outbox_loop(), name="outbox")]
         if self.poll_seconds:
@@ -96,6 +94,11 @@ class SyncWorker:
         report = await sync_connection(self.core, connection_id, wait=30.0)
         if report.outbox_queued:
             self.wake()
+        # Graph/Google channels: opened after the first good sync, renewed when near expiry or after
+        # a lifecycle event; a no-op (no provider call) otherwise.
+        from sync.push import ensure_push_quietly
+
+        await ensure_push_quietly(self.core, connection_id)
 
     async def _outbox_loop(self) -> None:
         from sync import outbox

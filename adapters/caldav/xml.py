@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from io import BytesIO
 from urllib.parse import unquote, urlsplit
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
@@ -139,33 +140,49 @@ def _root(body: bytes) -> Element:
 
 
 def parse_multistatus(body: bytes) -> tuple[list[Response], str | None]:
-    """(responses, sync-token) from a 207 multistatus body."""
-    root = _root(body)
-    if root.tag != _q(D, "multistatus"):
-        raise BadPayload(f"caldav: expected a multistatus, got {root.tag}")
+    """(responses, sync-token) from a 207 multistatus body.
+
+    Parsed incrementally: each <D:response> is turned into a Response and dropped from the tree
+    as soon as it ends, so a 10,000-item answer never exists as one whole tree.
+    """
     out: list[Response] = []
     token: str | None = None
-    # Plain loops over children: a 10,000-item sync answer makes path lookups (findall) costly.
-    for node in root:
-        if node.tag == _SYNC_TOKEN:
-            token = (node.text or "").strip() or None
-            continue
-        if node.tag != _RESPONSE:
-            continue
-        href: str | None = None
-        status: int | None = None
-        props: dict[str, Element] = {}
-        for part in node:
-            tag = part.tag
-            if tag == _HREF:
-                href = (part.text or "").strip()
-            elif tag == _STATUS:
-                status = _status_code(part.text)
-            elif tag == _PROPSTAT:
-                _good_props(part, props)
-        if href:
-            out.append(Response(href=href_path(href), status=status, props=props))
+    try:
+        events = SafeTree.iterparse(BytesIO(body), events=("end",))
+        for _, node in events:
+            # <response> and <sync-token> only occur as children of the multistatus.
+            if node.tag == _RESPONSE:
+                response = _response(node)
+                if response is not None:
+                    out.append(response)
+                node.clear()  # its properties live on in `response.props`
+            elif node.tag == _SYNC_TOKEN:
+                token = (node.text or "").strip() or None
+        root = events.root
+    except SafeTree.ParseError as exc:
+        line = getattr(exc, "position", (None, None))[0]
+        raise BadPayload(f"caldav: unreadable XML ({exc})", line=line) from None
+    except Exception as exc:  # defusedxml refuses entities and DTDs with its own errors
+        raise BadPayload(f"caldav: refused XML ({type(exc).__name__})") from None
+    if root is None or root.tag != _q(D, "multistatus"):
+        raise BadPayload(f"caldav: expected a multistatus, got {getattr(root, 'tag', None)}")
     return out, token
+
+
+def _response(node: Element) -> Response | None:
+    href: str | None = None
+    status: int | None = None
+    props: dict[str, Element] = {}
+    # Plain loops over children: a 10,000-item sync answer makes path lookups (findall) costly.
+    for part in node:
+        tag = part.tag
+        if tag == _HREF:
+            href = (part.text or "").strip()
+        elif tag == _STATUS:
+            status = _status_code(part.text)
+        elif tag == _PROPSTAT:
+            _good_props(part, props)
+    return Response(href=href_path(href), status=status, props=props) if href else None
 
 
 def _good_props(propstat: Element, into: dict[str, Element]) -> None:

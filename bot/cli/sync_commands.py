@@ -91,6 +91,25 @@ async def connection_list(core: Core, as_json: bool) -> None:
          title="Connections")
 
 
+@connection.command("remove")
+@click.argument("connection_id", type=int)
+@json_option
+@with_core
+async def connection_remove(core: Core, connection_id: int, as_json: bool) -> None:
+    """Disconnect an account: stop its push channels and forget it with its calendars."""
+    from sync.connections import ConnectionError_, remove_connection
+
+    try:
+        gone = await remove_connection(core, connection_id, actor=cli_actor())
+    except ConnectionError_ as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        emit(gone, None, True)
+        return
+    emit([gone], ["id", "provider", "account", "calendars", "push_channels_stopped"], False, title="Connection removed")
+
+
 @click.group()
 def calendar() -> None:
     """Calendars inside connections."""

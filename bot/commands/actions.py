@@ -17,9 +17,14 @@ from bot.commands.errors import ParseError
 
 __all__ = [
     "ACTION_IDS",
+    "AcceptCalendar",
     "Action",
     "AskCancel",
+    "BookFollowUp",
     "CancelConfirmed",
+    "KeepBooking",
+    "MarkAttended",
+    "MarkNoShow",
     "OpenReschedule",
     "PickSlot",
     "ShowDetails",
@@ -78,7 +83,45 @@ class ShowDetails:
     appointment_id: int
 
 
-Action = OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails
+@dataclass(frozen=True, slots=True)
+class MarkAttended:
+    """The follow-up DM's Attended button: the visit happened."""
+
+    appointment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarkNoShow:
+    """The follow-up DM's No-show button: the client did not come."""
+
+    appointment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class BookFollowUp:
+    """The follow-up DM's Book follow-up button: find slots and ask staff to book the next visit."""
+
+    appointment_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeepBooking:
+    """A conflict card's "Keep the booking": put the canonical record back on the mirror copy."""
+
+    conflict_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptCalendar:
+    """A conflict card's "Accept the calendar's time": reschedule at the source to the copy's time."""
+
+    conflict_id: int
+
+
+Action = (
+    OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails | KeepBooking
+    | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp
+)
 
 #: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
 ACTION_IDS: dict[str, type[Any]] = {
@@ -88,6 +131,11 @@ ACTION_IDS: dict[str, type[Any]] = {
     "cancel": AskCancel,
     "cancel_confirm": CancelConfirmed,
     "details": ShowDetails,
+    "followup_attended": MarkAttended,
+    "followup_no_show": MarkNoShow,
+    "followup_book": BookFollowUp,
+    "conflict_keep": KeepBooking,
+    "conflict_accept": AcceptCalendar,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
@@ -109,6 +157,11 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     AskCancel: (("a", "appointment_id", True), ("v", "version", True)),
     CancelConfirmed: (("a", "appointment_id", True), ("v", "version", True), ("r", "reason", False)),
     ShowDetails: (("a", "appointment_id", True),),
+    MarkAttended: (("a", "appointment_id", True),),
+    MarkNoShow: (("a", "appointment_id", True),),
+    BookFollowUp: (("a", "appointment_id", True),),
+    KeepBooking: (("c", "conflict_id", True),),
+    AcceptCalendar: (("c", "conflict_id", True),),
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 
@@ -129,7 +182,7 @@ def _bad(why: str) -> ParseError:
 
 
 def _convert(attr: str, raw: Any) -> Any:
-    if attr in ("appointment_id", "version", "practitioner_id"):
+    if attr in ("appointment_id", "version", "practitioner_id", "conflict_id"):
         if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not str(raw).isdigit() or len(str(raw)) > 12:
             raise _bad(f"{attr} must be a whole number")
         return int(raw)

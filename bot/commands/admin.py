@@ -15,10 +15,11 @@ from bot.commands.errors import ParseError
 from bot.commands.grammar import CONNECT_PROVIDERS, GRAMMAR, ChangeRole, Connect, SetSync, ShowHelp, UserRef
 from bot.commands.identity import Actor
 from bot.commands.present import moment_label
-from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, Status, View, Whoami
+from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
 from sync import audit
 from sync.core import Core
 from sync.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
+from sync.reminders.status import reminder_status
 
 __all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "set_sync", "status", "whoami"]
 
@@ -120,6 +121,16 @@ async def status(core: Core, actor: Actor) -> View:
         by_conn: dict[int, list[str]] = {}
         for cid, name, role, enabled in cals:
             by_conn.setdefault(int(cid), []).append(f"{name or 'calendar'} ({role}{'' if enabled else ', off'})")
+        rem = await reminder_status(session, core.clock(), practice_id=practice.id)
+        reminders = ReminderHealth(
+            planned=rem.planned,
+            retrying=rem.retrying,
+            failed=rem.failed,
+            dropped=rem.dropped,
+            unknown=rem.unknown,
+            next_due=moment_label(rem.next_due, practice.timezone) if rem.next_due else "",
+            last_error=(rem.last_error or "")[:200],
+        )
     states = []
     for c in conns:
         health = {"active": "ok", "auth_expired": "expired: reconnect", "disabled": "disabled"}.get(
@@ -145,6 +156,7 @@ async def status(core: Core, actor: Actor) -> View:
         connections=tuple(states),
         pending_total=sum(s.pending for s in states),
         failed_total=sum(s.failed for s in states),
+        reminders=reminders,
     )
 
 
@@ -210,6 +222,12 @@ async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
             action=f"sync.{word}",
             practice_id=actor.practice_id,
             details={"connections": [c.id for c in changed_conns], "calendars": [k.id for k in changed_cals]},
+        )
+    if not cmd.enabled:  # no more webhooks for what no longer syncs (Graph DELETE, Google channels.stop)
+        from sync.push import stop_push_for
+
+        await stop_push_for(
+            core, connection_ids=[c.id for c in changed_conns], calendar_ids=[k.id for k in changed_cals]
         )
     parts = [f"{c.provider} {c.account}".strip() for c in changed_conns] + [k.name or "calendar" for k in changed_cals]
     return Notice(f"Sync is {word} for " + ", ".join(parts) + ".", title=f"Sync {word}")

@@ -32,6 +32,7 @@ __all__ = [
     "SetSync",
     "ShowAgenda",
     "ShowAppointment",
+    "ShowConflicts",
     "ShowHelp",
     "ShowStatus",
     "ShowWhoami",
@@ -131,12 +132,23 @@ class ShowWhoami:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowConflicts:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeRole:
     grant: bool
     role: RoleName
     user: UserRef
     #: For the practitioner role: which practitioner the person is (a handle).
     practitioner: UserRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetReminders:
+    #: The words after `remind`, already validated by sync.reminders.parse_reminder_command.
+    text: str
 
 
 Command = (
@@ -150,6 +162,8 @@ Command = (
     | ShowStatus
     | ShowWhoami
     | ChangeRole
+    | SetReminders
+    | ShowConflicts
 )
 
 
@@ -252,6 +266,21 @@ def _p_status(args: list[str], rest: str) -> Command:
     return ShowStatus()
 
 
+def _p_remind(args: list[str], rest: str) -> Command:
+    from sync.reminders import RemindError, parse_reminder_command
+
+    try:
+        parse_reminder_command(rest)
+    except RemindError as exc:
+        raise ParseError(str(exc), "remind 24h 1h before") from None
+    return SetReminders(rest)
+
+
+def _p_conflicts(args: list[str], rest: str) -> Command:
+    _no_more(args, 0, "conflicts")
+    return ShowConflicts()
+
+
 def _p_whoami(args: list[str], rest: str) -> Command:
     _no_more(args, 0, "whoami")
     return ShowWhoami()
@@ -328,6 +357,23 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         _p_connect,
     ),
     CommandSpec("status", "status", "sync health of every connection", "status", "staff", _p_status),
+    CommandSpec(
+        "remind",
+        "remind [24h 1h before | on | off | agenda 07:30 | quiet 20:00-07:00 | tz <zone>]",
+        "your reminders, daily agenda and quiet hours",
+        "remind 24h 1h before",
+        "practitioner",
+        _p_remind,
+        aliases=("reminders",),
+    ),
+    CommandSpec(
+        "conflicts",
+        "conflicts",
+        "calendar conflicts and double bookings waiting for a decision",
+        "conflicts",
+        "staff",
+        _p_conflicts,
+    ),
     CommandSpec("whoami", "whoami", "who I think you are, and your roles", "whoami", "", _p_whoami),
     CommandSpec(
         "role",

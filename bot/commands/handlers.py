@@ -12,12 +12,17 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import ProviderError
-from bot.commands import admin, appointments
+from bot.commands import admin, appointments, conflicts, followups, reminders
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
+    AcceptCalendar,
     Action,
     AskCancel,
+    BookFollowUp,
     CancelConfirmed,
+    KeepBooking,
+    MarkAttended,
+    MarkNoShow,
     OpenReschedule,
     PickSlot,
     ShowDetails,
@@ -30,9 +35,11 @@ from bot.commands.grammar import (
     Command,
     Connect,
     Reschedule,
+    SetReminders,
     SetSync,
     ShowAgenda,
     ShowAppointment,
+    ShowConflicts,
     ShowHelp,
     ShowStatus,
     ShowWhoami,
@@ -80,7 +87,21 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
         case ShowWhoami():
             return await admin.whoami(core, actor)
         case ChangeRole():
-            return await admin.change_role(core, actor, command)
+            view = await admin.change_role(core, actor, command)
+            # Front ends may cache who is who; a role change from any of them must show at once.
+            for cache in core.services.get("actor_caches", ()):
+                cache.forget_all()
+            return view
+        case SetReminders():
+            return await reminders.remind(core, actor, command)
+        case MarkAttended() | MarkNoShow():
+            return await followups.answer(core, actor, command)
+        case BookFollowUp():
+            return await followups.book(core, actor, command)
+        case ShowConflicts():
+            return await conflicts.list_open(core, actor)
+        case KeepBooking() | AcceptCalendar():
+            return await conflicts.decide(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

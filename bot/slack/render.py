@@ -35,6 +35,7 @@ from bot.commands.actions import (
     ShowDetails,
     encode,
 )
+from bot.slack import conflict_render, reminder_render
 from bot.views import (
     Agenda,
     AgendaItem,
@@ -42,9 +43,12 @@ from bot.views import (
     ConfirmCancel,
     ConnectInfo,
     Error,
+    FollowUp,
+    FollowUpRequest,
     Help,
     Notice,
     Reconnect,
+    ReminderCard,
     RescheduleForm,
     Status,
     View,
@@ -211,6 +215,8 @@ def _status(view: Status) -> list[Block]:
             extra += ("\n" if extra else "") + f"Last error: {esc(c.last_error)}"
         if extra:
             blocks.append(_context(extra))
+    if view.reminders is not None:
+        blocks += reminder_render.reminder_health_blocks(view.reminders)
     blocks.append(_context(f"{view.pending_total} pending · {view.failed_total} failed"))
     return blocks
 
@@ -244,6 +250,9 @@ def _links(title: str, url: str | None, steps: tuple[str, ...], label: str) -> l
 def message(view: View) -> tuple[str, list[dict[str, Any]]]:
     """Fallback text and Block Kit blocks for a message."""
     blocks: list[Block]
+    if isinstance(view, conflict_render.CONFLICT_VIEWS):
+        text, blocks = conflict_render.blocks_for(view)
+        return _clip(text, 300), [b.to_dict() for b in blocks]
     match view:
         case Agenda():
             text, blocks = view.title, _agenda(view)
@@ -288,6 +297,8 @@ def message(view: View) -> tuple[str, list[dict[str, Any]]]:
             )
         case ConnectInfo():
             text, blocks = view.title, _links(view.title, view.url, view.steps, "Sign in")
+        case ReminderCard() | FollowUp() | FollowUpRequest():
+            text, blocks = reminder_render.blocks_for(view)
         case _:
             raise TypeError(f"no Slack rendering for {type(view).__name__}")
     return _clip(text, 300), [b.to_dict() for b in blocks]

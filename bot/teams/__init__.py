@@ -64,6 +64,10 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
     endpoint = MessagesEndpoint(adapter, bot)
     notifier = TeamsNotifier(core, sender)
     core.services.setdefault("notifiers", {})["teams"] = notifier
+    from bot.notify import chat_notifier
+    from bot.teams.sender import TeamsSender
+
+    chat_notifier(core).senders["teams"] = TeamsSender(core, sender)
 
     async def announce(outcome: ConsentOutcome) -> None:
         note = Notification(

@@ -4,7 +4,8 @@ fed from Settings, with two changes that matter under load.
 * Connector clients are cached per (app id, serviceUrl, audience). Stock botbuilder builds a new
   msrest ConnectorClient for every turn (about 7 ms of CPU: configuration, retry policy, pipeline,
   a fresh HTTP session that never reuses a connection). The cached clients share one aiohttp
-  session on the server's loop (bot.teams.transport) instead of `requests` in a thread pool.
+  session on the server's loop (bot.teams.transport) instead of `requests` in a thread pool,
+  and send activities without msrest's per-call serialization (bot.teams.outbound).
 * The outbound token is fetched by msal in a worker thread and cached until shortly before it
   expires. Stock credentials fetch it synchronously inside the event loop on first use.
 
@@ -39,6 +40,7 @@ from botframework.connector.skills import BotFrameworkClient
 from msrest.authentication import Authentication
 from msrest.pipeline import SansIOHTTPPolicy
 
+from bot.teams.outbound import FastConversations
 from bot.teams.transport import SharedSessionSender
 from sync.config import Settings
 
@@ -218,6 +220,7 @@ class BotAuth(BotFrameworkAuthentication):
         )
         client = ConnectorClient(creds, custom_configuration=config)
         client.config.add_user_agent("clinicbot")
+        client.conversations = FastConversations(client.conversations, config.sender, creds)
         self._clients[key] = client
         self.clients_built += 1
         while len(self._clients) > MAX_CLIENTS:

@@ -16,9 +16,10 @@ from typing import Any, Literal
 from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
 
-from bot.commands import Action, Actor, ParseError, decode, handle, parse, resolve_actor
+from bot.commands import Action, Actor, ParseError, decode, handle, parse
 from bot.commands.grammar import Command, Connect, ShowAgenda, ShowAppointment
 from bot.teams import cards
+from bot.teams.actors import ActorCache
 from bot.teams.consent_flow import ConsentFlow
 from bot.teams.proactive import ProactiveSender, card_activity, is_personal, reference_of
 from bot.views import AppointmentDetail, Error, View
@@ -75,21 +76,25 @@ class TeamsBot(ActivityHandler):
         self.core = core
         self.sender = sender
         self.consent = consent
+        self.actors = ActorCache(core)
+        # Role changes made through any front end in this process clear it (bot/commands/handlers.py).
+        core.services.setdefault("actor_caches", []).append(self.actors)
         self._stored_refs: dict[int, tuple[Any, Any]] = {}
 
     # --- who --------------------------------------------------------------------------------
     async def _actor(self, context: TurnContext, person: ChannelAccount | None = None) -> Actor:
         activity = context.activity
         who = person or activity.from_property
-        return await resolve_actor(self.core, PLATFORM, _tenant(activity), who.id, who.name or "")
+        return await self.actors.resolve(_tenant(activity), who.id, who.name or "")
 
     async def _remember(self, context: TurnContext, actor: Actor) -> None:
-        ref = reference_of(context.activity)
+        activity = context.activity
         # A person's reference rarely changes between messages: skip the write when this process
         # already stored exactly this conversation and service URL for them.
-        key = (ref.get("conversation") or {}).get("id"), ref.get("serviceUrl")
+        key = activity.conversation.id, activity.service_url
         if self._stored_refs.get(actor.chat_identity_id) == key:
             return
+        ref = reference_of(activity)
         async with self.core.store.session() as session:
             await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
         if len(self._stored_refs) >= 10_000:
@@ -192,8 +197,9 @@ class TeamsBot(ActivityHandler):
         command: Command | Action | None,
         typed: str,
     ) -> dict[str, Any]:
-        ref = reference_of(turn_context.activity)
-        target = None if is_personal(ref) else _refresh_target(view, command, typed)
+        conversation = turn_context.activity.conversation
+        personal = conversation is not None and conversation.conversation_type == "personal"
+        target = None if personal else _refresh_target(view, command, typed)
         if target is None:
             return cards.render(view)
         async with self.core.store.session() as session:

@@ -26,6 +26,7 @@ from bot.commands.actions import (
     SubmitReschedule,
     encode,
 )
+from bot.teams import conflict_cards, reminder_cards
 from bot.views import (
     Agenda,
     AgendaItem,
@@ -33,9 +34,12 @@ from bot.views import (
     ConfirmCancel,
     ConnectInfo,
     Error,
+    FollowUp,
+    FollowUpRequest,
     Help,
     Notice,
     Reconnect,
+    ReminderCard,
     RescheduleForm,
     Status,
     View,
@@ -285,6 +289,8 @@ def _status(view: Status) -> list[Json]:
                 ],
             }
         )
+    if view.reminders is not None:
+        body.append(reminder_cards.reminder_health_part(view.reminders))
     if view.pending_total or view.failed_total:
         body.append(text(f"{view.pending_total} changes waiting, {view.failed_total} failed", isSubtle=True))
     return body
@@ -297,6 +303,8 @@ def _steps(title: str, steps: Iterable[str], url: str | None, button: str) -> tu
 
 def render_parts(view: View) -> tuple[list[Json], list[Json]]:
     """(body, actions) of the card for one view."""
+    if isinstance(view, conflict_cards.CONFLICT_VIEWS):
+        return conflict_cards.parts_for(view)
     match view:
         case Agenda():
             return _agenda(view), []
@@ -341,6 +349,8 @@ def render_parts(view: View) -> tuple[list[Json], list[Json]]:
             return _steps(f"Reconnect {view.provider}", steps, view.url, "Reconnect")
         case ConnectInfo():
             return _steps(view.title, view.steps, view.url, "Sign in")
+        case ReminderCard() | FollowUp() | FollowUpRequest():
+            return reminder_cards.parts_for(view)
     raise TypeError(f"no Teams card for {type(view).__name__}")
 
 

@@ -84,3 +84,4 @@ class TeamsNotifier:
         if view is None:
             raise DeliveryError(f"no view for a {n.kind} notification", retryable=False)
         return cards.render(view), n.kind.replace("_", " ")
+

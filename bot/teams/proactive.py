@@ -8,6 +8,7 @@ personal reference is kept for next time.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,9 +34,20 @@ log = logging.getLogger("clinicbot.teams.proactive")
 CARD = "application/vnd.microsoft.card.adaptive"
 
 
+class CardAttachment(Attachment):  # type: ignore[misc]
+    """An Adaptive Card attachment whose deep copy shares the card itself.
+
+    TurnContext deep-copies every activity it sends. A card is built for its message and never
+    changed afterwards, so copying it (a large nested dict, on every turn) is pure cost.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CardAttachment:
+        return copy.copy(self)
+
+
 def card_activity(card: dict[str, Any], summary: str = "") -> Activity:
     """A message carrying one Adaptive Card (summary is the notification preview text)."""
-    activity = MessageFactory.attachment(Attachment(content_type=CARD, content=card))
+    activity = MessageFactory.attachment(CardAttachment(content_type=CARD, content=card))
     if summary:
         activity.summary = summary[:200]
     return activity

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from msrest.exceptions import ClientRequestError
 from msrest.pipeline import AsyncHTTPSender, Request, Response
+from msrest.universal_http import ClientRequest
 from msrest.universal_http.aiohttp import AioHttpClientResponse
 
 __all__ = ["SharedSessionSender"]
@@ -50,7 +51,10 @@ class SharedSessionSender(AsyncHTTPSender):  # type: ignore[misc]
         return None
 
     async def send(self, request: Request, **config: Any) -> Response:
-        http = request.http_request
+        return Response(request, await self.exchange(request.http_request))
+
+    async def exchange(self, http: ClientRequest) -> AioHttpClientResponse:
+        """Send one request as built (retrying as documented) and return it with its body read."""
         for attempt in range(MAX_ATTEMPTS):
             try:
                 raw = await self._session.request(
@@ -71,5 +75,5 @@ class SharedSessionSender(AsyncHTTPSender):  # type: ignore[misc]
                 log.info("connector asked to retry", extra={"status": raw.status, "delay": delay})
                 await asyncio.sleep(delay)
                 continue
-            return Response(request, response)
+            return response
         raise AssertionError("unreachable")

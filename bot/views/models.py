@@ -14,13 +14,20 @@ __all__ = [
     "AgendaItem",
     "AppointmentDetail",
     "ConfirmCancel",
+    "ConflictCard",
+    "ConflictList",
     "ConnectInfo",
     "ConnectionState",
+    "DoubleBookingCard",
     "Error",
+    "FollowUp",
+    "FollowUpRequest",
     "Help",
     "HelpEntry",
     "Notice",
     "Reconnect",
+    "ReminderCard",
+    "ReminderHealth",
     "RescheduleForm",
     "Status",
     "View",
@@ -55,6 +62,53 @@ class Agenda:
     items: tuple[AgendaItem, ...]
     practitioner: str | None = None
     empty_text: str = "No appointments."
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderCard:
+    """A reminder DM: one upcoming appointment in the practitioner's own zone.
+
+    `item.client` is already projected for DMs (initials by default); `late` says the reminder
+    went out after its planned time (the server was down or busy).
+    """
+
+    item: AgendaItem
+    headline: str
+    date_label: str
+    timezone: str
+    location: str = ""
+    late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """After an appointment: did it happen? Answered with `actions` (Attended, No-show, Book follow-up).
+
+    Once answered, `outcome` says what was recorded and by whom, and only the answers still
+    meaningful remain. `notice` is the result line of the last press ("Already marked ...").
+    """
+
+    item: AgendaItem
+    date_label: str
+    timezone: str
+    actions: tuple[Action, ...] = ()
+    outcome: str = ""
+    notice: str = ""
+    #: Suggested follow-up slots (labels in `timezone`) once a follow-up was asked for.
+    slots: tuple[str, ...] = ()
+    booking_note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUpRequest:
+    """To staff: a practitioner asked for a follow-up visit; clinicbot cannot create bookings itself."""
+
+    item: AgendaItem
+    date_label: str
+    timezone: str
+    requested_by: str
+    duration_minutes: int
+    slots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +180,33 @@ class Status:
     connections: tuple[ConnectionState, ...]
     pending_total: int = 0
     failed_total: int = 0
+    reminders: ReminderHealth | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderHealth:
+    """Reminder deliveries for the status view (sync.reminders.reminder_status)."""
+
+    planned: int
+    retrying: int
+    failed: int
+    dropped: int
+    unknown: int
+    next_due: str  # display label, "" when nothing is planned
+    last_error: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return not (self.retrying or self.failed or self.unknown)
+
+    @property
+    def summary(self) -> str:
+        """One line: counts that matter, e.g. "12 planned · 1 retrying · 2 failed · 0 unknown"."""
+        parts = [f"{self.planned} planned", f"{self.retrying} retrying", f"{self.failed} failed"]
+        parts.append(f"{self.unknown} unknown")
+        if self.dropped:
+            parts.append(f"{self.dropped} missed while down")
+        return " · ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +272,50 @@ class ConnectInfo:
     steps: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ConflictCard:
+    """A mirror copy edited by hand: the booking's time against the calendar's, and the decision.
+
+    No client details: the card may go to a staff channel; "Open appointment" shows them to
+    whoever may see them. `outcome` is set once decided (or when the card is stale).
+    """
+
+    conflict_id: int
+    appointment_id: int
+    ref: str
+    practitioner: str
+    service: str
+    calendar: str
+    booking_time: str
+    calendar_time: str
+    outcome: str = ""
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DoubleBookingCard:
+    """Two appointments of one practitioner in one slot, each with its buttons."""
+
+    conflict_id: int
+    practitioner: str
+    #: (item, where it was booked) for both appointments; items carry no client name.
+    bookings: tuple[tuple[AgendaItem, str], ...]
+    outcome: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictList:
+    """The open conflicts of a practice."""
+
+    cards: tuple[ConflictCard | DoubleBookingCard, ...]
+    empty_text: str = "No open conflicts: every calendar agrees with the bookings."
+
+
 View = (
     Agenda
+    | ReminderCard
+    | FollowUp
+    | FollowUpRequest
     | AppointmentDetail
     | RescheduleForm
     | ConfirmCancel
@@ -203,4 +326,7 @@ View = (
     | Notice
     | Reconnect
     | ConnectInfo
+    | ConflictCard
+    | DoubleBookingCard
+    | ConflictList
 )

@@ -303,8 +303,12 @@ class Convergence(RuleBasedStateMachine):
             assert not by_id, f"copies without an appointment on {name}"
 
 
+# Known open bug (issue 3 note): a chat cancel made after a not-yet-imported source edit can be
+# undone when the source write is throttled for longer than the settle window. Under CI the
+# examples are derandomized so a run is reproducible; locally they stay random to keep searching.
 Convergence.TestCase.settings = settings(
     max_examples=EXAMPLES, stateful_step_count=15, deadline=None,
+    derandomize=os.environ.get("CI", "").lower() in ("1", "true", "yes"),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestConvergence = Convergence.TestCase

@@ -203,3 +203,21 @@ async def test_non_admin_is_told_and_admins_get_the_consent_card(teams: Teams) -
     dms = teams.connector.recorded.activities("a:personal-1")
     assert len(dms) == admin_dms + 1
     assert "Grant admin consent" in str(dms[-1]) and "User 2" in str(dms[-1])
+
+
+async def test_shared_chat_notifier_reaches_teams(teams: Teams) -> None:
+    """Reminders and agendas use core.services["notifier"] (bot/notify.py); Teams users must get them."""
+    from bot.notify import chat_notifier
+
+    act = await _install(teams)
+    me = await _identity(teams, "29:user-1")
+    before = len(teams.connector.recorded.activities())
+    await chat_notifier(teams.core).notify(
+        Notification(kind="notice", practice_id=me.practice_id, chat_identity_id=me.id,
+                     data={"text": "Agenda for tomorrow is ready"})
+    )
+    sent = teams.connector.recorded.activities(act["conversation"]["id"])
+    assert len(teams.connector.recorded.activities()) == before + 1
+    card = sent[-1]["attachments"][0]
+    assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert "Agenda for tomorrow is ready" in str(card["content"])

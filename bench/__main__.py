@@ -1,0 +1,36 @@
+"""`make bench` / `python -m bench [NAME ...]`: run the benchmarks one after another.
+
+Each benchmark prints one JSON document comparing clinicbot with its named baseline, measured in
+the same run. They are measurements, not tests: nothing here fails on a slow machine.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = {
+    "caldav_sync": "CalDAV sync of one Radicale calendar vs vdirsyncer (issue 3)",
+    "ical_parse": "iCalendar parsing: clinicbot's reader vs the icalendar library",
+    "slack_ack": "signed /clinic commands at 64 concurrent vs a bare slack-bolt app (issue 4)",
+    "teams_turns": "message activities at 64 concurrent vs a stock botbuilder echo bot (issue 5)",
+    "graph_batch": "5,000 changes to one throttled mailbox: $batch vs one request per change (issue 6)",
+    "reminders": "100k scheduled reminders and 1,000 due in one minute vs stock APScheduler (issue 7)",
+}
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    status = 0
+    for name in names:
+        print(f"# {name}: {BENCHMARKS[name]}", file=sys.stderr, flush=True)
+        status |= subprocess.call([sys.executable, "-m", f"bench.{name}"])
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,49 @@
+"""The scheduler component: plans reminders in every process, runs the scheduler in the leader."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+
+from sync.config import Settings
+
+__all__ = ["SCHEDULER", "setup_scheduler"]
+
+log = logging.getLogger("clinicbot.scheduler")
+
+SCHEDULER = "scheduler"  # key in Core.services
+
+
+def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
+    """Subscribe the reminder planner to appointment events; start/stop the scheduler with the app."""
+    from bot.app import CORE
+    from sync.scheduler import ClinicScheduler, SchedulerUnavailable, sync_database_url
+
+    # APScheduler logs every add/remove at INFO; the dispatcher re-arms its job after each run.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
+    core = app[CORE]
+    scheduler = ClinicScheduler(core, grace=timedelta(seconds=settings.reminder_grace_seconds))
+    core.services[SCHEDULER] = scheduler
+    from sync.push import RENEW_EVERY_SECONDS, renew_push
+
+    scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)
+    # Every process plans (any replica may reschedule); only the leader sends.
+    if "reminders" not in core.bus.names:  # one core may serve several apps (tests, embedders)
+        core.bus.subscribe("reminders", scheduler.subscriber)
+    if not settings.scheduler_enabled:
+        return "CLINICBOT_SCHEDULER is off: this process plans reminders, another one must send them"
+    try:
+        sync_database_url(settings.database_url)
+    except SchedulerUnavailable as exc:
+        return str(exc)
+
+    async def _run(app: web.Application) -> AsyncIterator[None]:
+        await scheduler.start()
+        yield
+        await scheduler.stop()
+
+    app.cleanup_ctx.append(_run)
+    return None

@@ -1,0 +1,84 @@
+"""Recently resolved Teams actors, so a turn from a known person needs no database round trip.
+
+Resolving an actor costs two queries (identity, roles) in a session of its own: under load that
+was the largest part of a turn. Entries are keyed by (tenant, user id) and live `ttl` seconds.
+Role changes made through this bot clear the cache at once (`forget_all`); changes made
+elsewhere (another replica, the CLI, an admin editing the database) show within `ttl`. A changed
+display name goes to the database, which records it. Concurrent turns of one person share one
+lookup, so an expired entry costs one database round trip, not one per turn in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from bot.commands import Actor, resolve_actor
+from sync.core import Core
+
+__all__ = ["ACTOR_TTL", "ActorCache"]
+
+#: Seconds a resolved actor is trusted; the bound on how long a role change made elsewhere takes
+#: to apply here.
+ACTOR_TTL = 10.0
+#: Bound on entries, so unauthenticated traffic with made-up user ids cannot grow it without limit.
+MAX_ACTORS = 10_000
+
+
+class ActorCache:
+    """Resolve Teams actors through a short-lived per-process cache."""
+
+    def __init__(
+        self,
+        core: Core,
+        *,
+        ttl: float = ACTOR_TTL,
+        max_entries: int = MAX_ACTORS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.core = core
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[tuple[str, str], tuple[float, str, Actor]] = {}
+        self._pending: dict[tuple[str, str, str], asyncio.Future[Actor]] = {}
+        #: Bumped by forget_all: a lookup that started before a role change must not store its result.
+        self._generation = 0
+
+    async def resolve(self, tenant: str, user_id: str, display: str) -> Actor:
+        """The actor for this Teams user, from the cache when fresh, else from the database."""
+        key = (tenant, user_id)
+        now = self.clock()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now and (not display or entry[1] == display):
+            return entry[2]
+        ask = (tenant, user_id, display)
+        pending = self._pending.get(ask)
+        if pending is None:
+            pending = self._pending[ask] = asyncio.ensure_future(self._lookup(tenant, user_id, display))
+            pending.add_done_callback(lambda done: self._settled(ask, done))
+        # shield: one waiter giving up (its request cancelled) must not cancel the others' lookup.
+        return await asyncio.shield(pending)
+
+    def _settled(self, ask: tuple[str, str, str], done: asyncio.Future[Actor]) -> None:
+        if self._pending.get(ask) is done:
+            del self._pending[ask]
+
+    async def _lookup(self, tenant: str, user_id: str, display: str) -> Actor:
+        generation = self._generation
+        actor = await resolve_actor(self.core, "teams", tenant, user_id, display)
+        if generation == self._generation:
+            now = self.clock()
+            if len(self._entries) >= self.max_entries:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
+            self._entries[(tenant, user_id)] = (now + self.ttl, display, actor)
+        return actor
+
+    def forget_all(self) -> None:
+        """Drop every entry (after a role change: roles are few and changes rare)."""
+        self._generation += 1
+        self._entries.clear()
+        self._pending.clear()  # lookups in flight may have read the old roles: nobody new joins them

@@ -1,0 +1,124 @@
+"""The per-process actor cache: a role change made in Teams applies at once, one made elsewhere
+within the TTL, a renamed person is written through, and a lookup racing a role change never
+stores the stale roles."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+import bot.teams.actors as actors_module
+from bot.commands import Actor
+from bot.teams.actors import ActorCache
+from sync.core import Core
+from sync.model import ChatIdentity, Role
+from tests.bot.teams.conftest import Teams, activity, user
+
+TENANT = "tenant-a"
+
+
+def _roles_on_card(body: dict[str, Any]) -> str:
+    card = body["attachments"][0]["content"]
+    facts = next(b for b in card["body"] if b.get("type") == "FactSet")["facts"]
+    return str(next(f["value"] for f in facts if f["title"] == "Roles"))
+
+
+async def test_role_granted_in_teams_applies_to_the_next_message(teams: Teams) -> None:
+    url = teams.connector.service_url
+    assert (await teams.post(activity(url, text="whoami", sender=1)))[0] in (200, 201)  # first: admin
+    assert (await teams.post(activity(url, text="whoami", sender=2)))[0] in (200, 201)
+    assert _roles_on_card(teams.connector.recorded.activities("a:personal-2")[-1]) == "none"
+
+    someone = user(2)
+    at = f"<at>{someone['name']}</at>"
+    mention = {"type": "mention", "text": at, "mentioned": {"id": someone["id"], "name": someone["name"]}}
+    grant = activity(url, text=f"role grant staff {at}", sender=1, entities=[mention])
+    assert (await teams.post(grant))[0] in (200, 201)
+    assert "now has the staff role" in str(teams.connector.recorded.activities("a:personal-1")[-1])
+
+    assert (await teams.post(activity(url, text="whoami", sender=2)))[0] in (200, 201)
+    assert _roles_on_card(teams.connector.recorded.activities("a:personal-2")[-1]) == "staff"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _grant(core: Core, user_id: str, role: str) -> None:
+    async with core.store.session() as session:
+        identity = await session.scalar(select(ChatIdentity).where(ChatIdentity.user_id == user_id))
+        assert identity is not None
+        session.add(Role(chat_identity_id=identity.id, role=role, granted_by="test"))
+
+
+async def test_role_changed_elsewhere_shows_after_the_ttl(core: Core) -> None:
+    clock = _Clock()
+    cache = ActorCache(core, ttl=10.0, clock=clock)
+    await cache.resolve(TENANT, "29:admin", "Admin")  # the practice's first person: admin
+    first = await cache.resolve(TENANT, "29:ann", "Ann")
+    assert first.roles == frozenset()
+    await _grant(core, "29:ann", "staff")  # as the CLI or another replica would
+
+    clock.now += 9.0
+    assert (await cache.resolve(TENANT, "29:ann", "Ann")) is first
+    clock.now += 2.0
+    assert (await cache.resolve(TENANT, "29:ann", "Ann")).roles == {"staff"}
+
+
+async def test_a_new_display_name_is_written_through(core: Core) -> None:
+    cache = ActorCache(core)
+    await cache.resolve(TENANT, "29:ann", "Ann")
+    renamed = await cache.resolve(TENANT, "29:ann", "Ann Smith")
+    assert renamed.display == "Ann Smith"
+    async with core.store.session() as session:
+        stored = await session.scalar(select(ChatIdentity.display_name).where(ChatIdentity.user_id == "29:ann"))
+    assert stored == "Ann Smith"
+    assert (await cache.resolve(TENANT, "29:ann", "")) is renamed  # no name given: the cached person
+
+
+async def test_lookup_racing_a_role_change_is_not_cached(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = ActorCache(core)
+    await cache.resolve(TENANT, "29:admin", "Admin")
+    real = actors_module.resolve_actor
+
+    async def racing(*args: Any) -> Actor:
+        found = await real(*args)
+        cache.forget_all()  # a role change committed while this lookup was in flight
+        return found
+
+    monkeypatch.setattr(actors_module, "resolve_actor", racing)
+    stale = await cache.resolve(TENANT, "29:ann", "Ann")
+    monkeypatch.setattr(actors_module, "resolve_actor", real)
+    await _grant(core, "29:ann", "staff")
+    fresh = await cache.resolve(TENANT, "29:ann", "Ann")
+    assert stale.roles == frozenset() and fresh.roles == {"staff"}
+
+
+async def test_concurrent_turns_of_one_person_share_one_lookup(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = ActorCache(core)
+    real = actors_module.resolve_actor
+    calls: list[tuple[Any, ...]] = []
+
+    async def counted(*args: Any) -> Actor:
+        calls.append(args)
+        return await real(*args)
+
+    monkeypatch.setattr(actors_module, "resolve_actor", counted)
+    found = await asyncio.gather(*(cache.resolve(TENANT, "29:ann", "Ann") for _ in range(8)))
+    assert len(calls) == 1 and len({a.chat_identity_id for a in found}) == 1
+    await cache.resolve(TENANT, "29:bob", "Bob")
+    assert len(calls) == 2
+
+
+async def test_the_cache_is_bounded(core: Core) -> None:
+    cache = ActorCache(core, max_entries=3)
+    for n in range(5):
+        await cache.resolve(TENANT, f"29:u{n}", f"U{n}")
+    assert len(cache._entries) <= 3

@@ -1,0 +1,198 @@
+"""The fast reply path writes exactly what the generated msrest operations write: same JSON
+body, URL, headers, result and errors; values only msrest knows how to write take its path."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from botbuilder.core import MessageFactory, TurnContext
+from botbuilder.schema import (
+    Activity,
+    CardAction,
+    ChannelAccount,
+    Mention,
+    ResourceResponse,
+    SuggestedActions,
+)
+from botframework.connector import AsyncBfPipeline, BotFrameworkConnectorConfiguration
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.models import ErrorResponseException
+
+from bot.teams.auth import BotTokenCredentials
+from bot.teams.outbound import FastConversations, activity_json
+from bot.teams.proactive import CARD as CARD_TYPE
+from bot.teams.proactive import card_activity
+from bot.teams.transport import SharedSessionSender
+
+INBOUND = {
+    "type": "message",
+    "id": "1700000000001",
+    "serviceUrl": "https://smba.trafficmanager.net/emea/",
+    "channelId": "msteams",
+    "from": {"id": "29:ann", "name": "Ann", "aadObjectId": "00000000-0000-0000-0000-000000000001"},
+    "conversation": {
+        "id": "19:abc@thread.tacv2;messageid=1700000000001",
+        "conversationType": "channel",
+        "tenantId": "tenant-1",
+        "isGroup": True,
+    },
+    "recipient": {"id": "28:bot", "name": "clinicbot"},
+    "channelData": {"tenant": {"id": "tenant-1"}},
+    "locale": "en-GB",
+    "text": "today",
+}
+CARD = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "é ✓", "wrap": True}]}
+
+
+def _reply(outgoing: Activity) -> Activity:
+    """What TurnContext.send_activity hands the adapter: the reference applied to the reply."""
+    inbound = Activity().deserialize(INBOUND)
+    ref = TurnContext.get_conversation_reference(inbound)
+    sent = TurnContext.apply_conversation_reference(outgoing, ref)
+    sent.id = None
+    return sent
+
+
+def _activities() -> dict[str, Activity]:
+    mention = Mention(mentioned=ChannelAccount(id="29:ann", name="Ann"), text="<at>Ann</at>", type="mention")
+    text = MessageFactory.text("<at>Ann</at> done")
+    text.entities = [mention]
+    text.suggested_actions = SuggestedActions(actions=[CardAction(type="imBack", title="Yes", value="yes")])
+    summary = card_activity(CARD, "Agenda for tomorrow")
+    return {
+        "card": _reply(card_activity(CARD)),
+        "card_with_summary": _reply(summary),
+        "text_with_mention": _reply(text),
+    }
+
+
+def _msrest_body(activity: Activity) -> Any:
+    client = ConnectorClient(BotTokenCredentials("", "", "https://login.invalid/x", "s"), base_url="http://x")
+    return client._serialize.body(activity, "Activity")
+
+
+@pytest.mark.parametrize("name", sorted(_activities()))
+def test_json_is_what_msrest_writes(name: str) -> None:
+    activity = _activities()[name]
+    expected = _msrest_body(_activities()[name])
+    assert activity_json(activity) == expected
+
+
+def test_values_only_msrest_can_write_take_its_path() -> None:
+    stamped = _reply(card_activity(CARD))
+    stamped.timestamp = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    assert activity_json(stamped) is None
+    loose = _reply(card_activity(CARD))
+    loose.from_property = {"id": "28:bot"}  # a dict where a model belongs: msrest converts it
+    assert activity_json(loose) is None
+    odd = _reply(card_activity({"type": "AdaptiveCard", "at": datetime(2026, 1, 1, tzinfo=UTC)}))
+    assert activity_json(odd) is None
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.answer: tuple[int, Any] = (200, {"id": "reply-1"})
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.raw_path,
+                "headers": {k: v for k, v in request.headers.items() if k not in ("Host",)},
+                "body": await request.read(),
+            }
+        )
+        status, body = self.answer
+        return web.json_response(body, status=status)
+
+
+@pytest.fixture
+async def capture() -> AsyncIterator[tuple[_Capture, str]]:
+    cap = _Capture()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", cap.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield cap, str(server.make_url("/emea/"))
+    finally:
+        await server.close()
+
+
+async def _clients(
+    session: aiohttp.ClientSession, base_url: str
+) -> tuple[ConnectorClient, ConnectorClient, FastConversations]:
+    creds = BotTokenCredentials("app-id", "secret", "https://login.invalid/tenant", "https://api.botframework.com")
+    creds._token, creds._expires_at = "tok-123", 4102444800.0
+
+    def build() -> ConnectorClient:
+        config = BotFrameworkConnectorConfiguration(
+            creds, base_url, pipeline_type=AsyncBfPipeline, sender=SharedSessionSender(session)
+        )
+        client = ConnectorClient(creds, custom_configuration=config)
+        client.config.add_user_agent("clinicbot")
+        return client
+
+    stock, fast = build(), build()
+    fast.conversations = fast_ops = FastConversations(fast.conversations, fast.config.sender, creds)
+    return stock, fast, fast_ops
+
+
+@pytest.mark.parametrize("operation", ["send_to_conversation", "reply_to_activity", "update_activity"])
+async def test_wire_request_and_result_match_the_generated_operation(
+    capture: tuple[_Capture, str], operation: str
+) -> None:
+    cap, base_url = capture
+    conversation = INBOUND["conversation"]["id"]  # type: ignore[index]
+    async with aiohttp.ClientSession() as session:
+        stock, fast, fast_ops = await _clients(session, base_url)
+        results = []
+        for client in (stock, fast):
+            call = getattr(client.conversations, operation)
+            args = (
+                (conversation, _activities()["card"])
+                if operation == "send_to_conversation"
+                else (conversation, "1700000000001", _activities()["card"])
+            )
+            results.append(await call(*args))
+    assert fast_ops.fast_sends == 1
+    assert len(cap.requests) == 2
+    assert cap.requests[0] == cap.requests[1]
+    assert cap.requests[1]["headers"]["Authorization"] == "Bearer tok-123"
+    assert cap.requests[1]["path"].startswith(f"/emea/v3/conversations/{conversation}/activities")
+    assert isinstance(results[1], ResourceResponse)
+    assert results[0].serialize() == results[1].serialize() == {"id": "reply-1"}
+
+
+async def test_errors_match_the_generated_operation(capture: tuple[_Capture, str]) -> None:
+    cap, base_url = capture
+    cap.answer = (403, {"error": {"code": "BotDisabledByAdmin", "message": "blocked"}})
+    failures = []
+    async with aiohttp.ClientSession() as session:
+        stock, fast, fast_ops = await _clients(session, base_url)
+        for client in (stock, fast):
+            with pytest.raises(ErrorResponseException) as caught:
+                await client.conversations.send_to_conversation("a:1", _activities()["card"])
+            failures.append(caught.value)
+    assert fast_ops.fast_sends == 1
+    assert [f.response.status for f in failures] == [403, 403]
+    assert failures[0].error.error.code == failures[1].error.error.code == "BotDisabledByAdmin"
+    assert str(failures[0]) == str(failures[1])
+
+
+def test_turn_copies_of_a_card_activity_share_the_card() -> None:
+    card = {"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "TextBlock", "text": "x"}]}
+    activity = card_activity(card)
+    copied = copy.deepcopy(activity)  # what TurnContext.send_activities does to every reply
+    assert copied.attachments[0] is not activity.attachments[0]
+    assert copied.attachments[0].content is card
+    copied.attachments[0].content_type = "changed"
+    assert activity.attachments[0].content_type == CARD_TYPE
