@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 __all__ = ["ChangeSet", "EventData", "EventStatus", "ExternalChange", "RemoteItem", "Window"]
@@ -89,7 +89,10 @@ class EventData:
 
 def _json_default(value: object) -> str:
     if isinstance(value, datetime):
-        return value.isoformat()
+        # One instant hashes the same in any zone: the database hands times back in UTC while a
+        # calendar reads them in the event's zone, and that alone must not look like an edit
+        # (a false "edited by hand" on every mirror copy). A change of zone still shows in `tzid`.
+        return value.astimezone(UTC).isoformat() if value.tzinfo is not None else value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(type(value).__name__)

@@ -108,6 +108,21 @@ def test_mirror_hand_edit_is_a_conflict_and_our_echo_is_not() -> None:
         RefreshLink(30, '"3"', copy.content_hash())]
 
 
+def test_our_write_read_back_in_the_events_zone_is_an_echo() -> None:
+    """The database hands times back in UTC, a calendar in the event's zone: same content."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Australia/Adelaide")
+    appt = canonical_from_event(1, ev("a", tzid="Australia/Adelaide"), practitioner_id=7, source_calendar_id=1)
+    written = project(appt, MIR, POLICY, mirror_uid(1, 2))
+    read_back = written.with_changes(start=written.start.astimezone(zone), end=written.end.astimezone(zone))
+    assert read_back.content_hash() == written.content_hash()
+    link = _mirror_link(appt, written)
+    assert plan(Changes([Incoming("m1", '"2"', read_back)], window=WINDOW), {"m1": [link]}, {1: appt}, MIR,
+                POLICY) == [RefreshLink(30, '"2"', written.content_hash())]
+    assert written.with_changes(tzid="Europe/Berlin").content_hash() != written.content_hash()
+
+
 def test_mirror_copy_deleted_by_hand_is_repaired_per_policy() -> None:
     appt = canonical_from_event(1, ev("a"), practitioner_id=7, source_calendar_id=1)
     link = _mirror_link(appt, project(appt, MIR, POLICY, mirror_uid(1, 2)))
