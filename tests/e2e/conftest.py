@@ -32,7 +32,9 @@ from sync.practices import add_practitioner, default_practice
 from tests.conftest import drop_schema, make_settings
 from tests.fakes.radicale import RadicaleServer
 
-TZ = "Europe/London"
+#: Half-hour offset and southern-hemisphere DST: a wall-time or UTC-vs-zone mix-up cannot hide here
+#: (in London it would, for half the year).
+TZ = "Australia/Adelaide"
 ZONE = ZoneInfo(TZ)
 
 
@@ -158,6 +160,12 @@ class Practice:
             return list(
                 (await s.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq))).all()
             )
+
+    async def sync_history(self) -> list[str]:
+        """The audit trail of appointment and sync changes, oldest first (setup entries left out)."""
+        async with self.core.store.session() as s:
+            actions = (await s.scalars(select(AuditEntry.action).order_by(AuditEntry.seq))).all()
+        return [a for a in actions if a.startswith(("appointment.", "sync."))]
 
 
 async def until(check: Callable[[], Any], timeout: float = 10.0) -> None:

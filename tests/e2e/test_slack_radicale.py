@@ -170,4 +170,11 @@ async def test_today_then_reschedule_moves_the_radicale_booking(slack: SlackClie
     after = await clinic.appointment("visit-1")
     assert after.start == at(16) and after.version == jane.version + 1
     assert [e.actor for e in await clinic.audit("appointment.rescheduled")] == ["slack:T1/US"]
+    # ...and the mirror copy read back is our own write, not a hand edit: no conflict, no update.
+    assert await clinic.sync_history() == [
+        "appointment.created",
+        "appointment.created",
+        "appointment.rescheduled",
+        "sync.source_reschedule",
+    ]
     assert sorted(c.event.start for c in await clinic.events(clinic.mirror_url)) == [at(11), at(16)]

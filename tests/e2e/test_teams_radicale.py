@@ -157,3 +157,10 @@ async def test_today_then_reschedule_moves_the_radicale_booking(teams: tuple[Tea
     after = await clinic.appointment("visit-1")
     assert after.start == at(16) and after.version == jane.version + 1
     assert len(await clinic.audit("appointment.rescheduled")) == 1
+    # ...and the mirror copy read back is our own write, not a hand edit: no conflict, no update.
+    assert await clinic.sync_history() == [
+        "appointment.created",
+        "appointment.created",
+        "appointment.rescheduled",
+        "sync.source_reschedule",
+    ]
