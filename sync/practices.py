@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync import audit
-from sync.model import Practice, Practitioner
+from sync.model import Appointment, ChatIdentity, Connection, Practice, Practitioner
 
 __all__ = [
     "PracticeError",
@@ -22,6 +22,10 @@ __all__ = [
     "list_practices",
     "list_practitioners",
 ]
+
+
+#: The practice a fresh database holds (migration 0001).
+DEFAULT_NAME = "default"
 
 
 class PracticeError(Exception):
@@ -37,11 +41,40 @@ def check_zone(zone: str) -> str:
     return zone
 
 
+async def _untouched_default(session: AsyncSession) -> Practice | None:
+    """The fresh install's placeholder practice "default", while it is the only one and unused."""
+    practices = (await session.scalars(select(Practice).order_by(Practice.id).limit(2))).all()
+    if len(practices) != 1 or practices[0].name != DEFAULT_NAME:
+        return None
+    practice = practices[0]
+    if practice.slack_team_id or practice.teams_tenant_id:
+        return None
+    for model in (Practitioner, Connection, ChatIdentity, Appointment):
+        used = await session.scalar(select(func.count()).select_from(model).where(model.practice_id == practice.id))
+        if used:
+            return None
+    return practice
+
+
 async def create_practice(session: AsyncSession, name: str, tz: str, actor: str) -> Practice:
+    """Create a practice; on a fresh install the first one takes the place of the unused "default".
+
+    Otherwise the README's first step (`practice create`) left two practices: practitioners and
+    connections went to "default" (the first) and the first chat user, seeing two unbound
+    practices, got a third, empty one.
+    """
     name = name.strip()
     if not name:
         raise PracticeError("a practice needs a name")
-    practice = Practice(name=name, timezone=check_zone(tz), settings={})
+    zone = check_zone(tz)
+    placeholder = await _untouched_default(session)
+    if placeholder is not None and name != DEFAULT_NAME:
+        placeholder.name, placeholder.timezone = name, zone
+        await session.flush()
+        await audit.record(session, actor=actor, action="practice.create", practice_id=placeholder.id,
+                           after={"name": name, "timezone": tz}, details={"replaces": DEFAULT_NAME})
+        return placeholder
+    practice = Practice(name=name, timezone=zone, settings={})
     session.add(practice)
     try:
         await session.flush()
