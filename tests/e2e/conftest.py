@@ -28,7 +28,8 @@ from sync.connections import add_connection, calendar_rows, set_calendar
 from sync.core import Core, open_core
 from sync.items import EventData, RemoteItem, Window
 from sync.model import Appointment, AuditEntry, Link, OutboxOp
-from sync.practices import add_practitioner, default_practice
+from sync.model import Practice as PracticeRow
+from sync.practices import add_practitioner, create_practice
 from tests.conftest import drop_schema, make_settings
 from tests.fakes.radicale import RadicaleServer
 
@@ -46,7 +47,7 @@ def clinic_day() -> date:
 
 
 DAY = clinic_day()
-#: The clinic's frozen clock: 07:00 in London on DAY.
+#: The clinic's frozen clock: 07:00 on DAY in the practice's zone.
 NOW = datetime.combine(DAY, time(7), ZONE).astimezone(UTC)
 
 
@@ -161,6 +162,12 @@ class Practice:
                 (await s.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq))).all()
             )
 
+    async def practices(self) -> list[tuple[str, str | None, str | None]]:
+        """(name, Slack team, Teams tenant) of every practice."""
+        async with self.core.store.session() as s:
+            rows = (await s.scalars(select(PracticeRow).order_by(PracticeRow.id))).all()
+        return [(p.name, p.slack_team_id, p.teams_tenant_id) for p in rows]
+
     async def sync_history(self) -> list[str]:
         """The audit trail of appointment and sync changes, oldest first (setup entries left out)."""
         async with self.core.store.session() as s:
@@ -183,15 +190,15 @@ async def until(check: Callable[[], Any], timeout: float = 10.0) -> None:
 
 
 async def connect_practice(core: Core, radicale: RadicaleServer) -> Practice:
-    """The default practice in London with Dr Lee, connected to two fresh Radicale calendars."""
+    """A practice set up as the README says (practice create, practitioner add, connection add,
+    calendar set), connected to two fresh Radicale calendars; chat binds to it on first contact."""
     core.clock = lambda: NOW
     user = f"clinic-{uuid.uuid4().hex[:8]}"
     source_url = await radicale.make_calendar(user, "bookings", display_name="Bookings")
     mirror_url = await radicale.make_calendar(user, "dr-lee", display_name="Dr Lee")
-    async with core.store.session() as s:
-        practice = await default_practice(s)
-        practice.timezone = TZ
-        lee = await add_practitioner(s, practice, "Dr Lee", email=None, tz=TZ, actor="cli:e2e")
+    async with core.store.session() as s:  # as `clinicbot practice create` and `practitioner add` do
+        practice = await create_practice(s, "Lee Clinic", TZ, actor="cli:e2e")
+        lee = await add_practitioner(s, practice, "Dr Lee", email=None, tz=None, actor="cli:e2e")
         practice_id, lee_id = practice.id, lee.id
     added = await add_connection(
         core,

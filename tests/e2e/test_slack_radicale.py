@@ -34,14 +34,7 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 async def clinic(e2e_core: Any, radicale: RadicaleServer) -> Practice:
-    practice = await connect_practice(e2e_core, radicale)
-    async with e2e_core.store.session() as s:
-        from sync.model import Practice as PracticeRow
-
-        row = await s.get(PracticeRow, practice.practice_id)
-        assert row is not None
-        row.slack_team_id = "T1"
-    return practice
+    return await connect_practice(e2e_core, radicale)
 
 
 @pytest.fixture
@@ -109,6 +102,7 @@ async def test_today_then_reschedule_moves_the_radicale_booking(slack: SlackClie
     check_blocks(agenda["blocks"])
     text = json.dumps(agenda["blocks"])
     assert jane.ref in text and "Jane Roe" in text and "John Doe" in text
+    assert await clinic.practices() == [("Lee Clinic", "T1", None)]  # bound on first contact
     buttons = _buttons(agenda["blocks"])
     assert {"clinic.reschedule", "clinic.cancel", "clinic.details"} <= set(buttons)
     reschedule = next(b for b in buttons["clinic.reschedule"] if f'"a":{jane.id}' in b["value"].replace(" ", ""))

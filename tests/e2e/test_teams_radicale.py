@@ -111,6 +111,7 @@ async def test_today_then_reschedule_moves_the_radicale_booking(teams: tuple[Tea
     assert status in (200, 201)
     card = t.connector.recorded.activities(today["conversation"]["id"])[-1]["attachments"][0]["content"]
     assert jane.ref in str(card) and "Jane Roe" in str(card) and "John Doe" in str(card)
+    assert await clinic.practices() == [("Lee Clinic", None, TENANT)]  # bound on first contact
     verbs = {(b.get("verb"), (b.get("data") or {}).get("a")) for b in _actions(card) if b["type"] == "Action.Execute"}
     assert {("reschedule", jane.id), ("cancel", jane.id), ("details", jane.id)} <= verbs
 
