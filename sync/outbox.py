@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import (
     AuthExpired,
@@ -36,7 +37,7 @@ from sync import audit
 from sync.core import Core
 from sync.locks import SyncBusy, connection_lock
 from sync.model import Appointment, Calendar, Connection, Link, OutboxOp, Practice
-from sync.plan import CalendarView, LinkView, Policy
+from sync.plan import SOURCE_PENDING, CalendarView, LinkView, Policy
 from sync.providers import open_provider
 from sync.reconcile import Outcome, reconcile_mirror, reconcile_source
 from sync.snapshots import calendar_view, canonical
@@ -272,8 +273,29 @@ async def _record(core: Core, op_id: int, snap: _Snapshot, outcome: Outcome) -> 
                                appointment_id=op.appointment_id, details={"calendar_id": snap.calendar.id})
         op.status, op.updated_at = status, now
         op.last_error = outcome.note or None
+        if snap.op in ("source_reschedule", "source_cancel"):
+            await _clear_source_pending(s, snap.link_id, op_id)
     checkpoint(core, "outbox.recorded")
     return result
+
+
+async def _clear_source_pending(s: AsyncSession, link_id: int | None, op_id: int) -> None:
+    """The source write finished (or gave up): let the next sync read the source again, unless
+    another chat change to the same copy is still queued."""
+    if link_id is None:
+        return
+    link = await s.get(Link, link_id)
+    if link is None or link.state != SOURCE_PENDING:
+        return
+    others = await s.scalar(
+        select(func.count()).select_from(OutboxOp).where(
+            OutboxOp.appointment_id == link.appointment_id, OutboxOp.calendar_id == link.calendar_id,
+            OutboxOp.op.in_(("source_reschedule", "source_cancel")), OutboxOp.status == "pending",
+            OutboxOp.id != op_id,
+        )
+    )
+    if not others:
+        link.state = "ok"
 
 
 async def _record_error(core: Core, op_id: int, snap: _Snapshot, exc: BaseException, cfg: OutboxConfig) -> str:
@@ -301,6 +323,8 @@ async def _record_error(core: Core, op_id: int, snap: _Snapshot, exc: BaseExcept
         transient = isinstance(exc, (Unavailable, PreconditionFailed, TimeoutError, OSError))
         if not transient or op.attempts >= cfg.max_attempts:
             op.status = "failed"
+            if snap.op in ("source_reschedule", "source_cancel"):
+                await _clear_source_pending(s, snap.link_id, op_id)
             return "failed"
         delay = min(cfg.base_delay * 2 ** max(op.attempts - 1, 0), cfg.max_delay)
         op.next_attempt_at = now + timedelta(seconds=delay)

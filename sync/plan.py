@@ -83,6 +83,10 @@ class CalendarView:
     connection_id: int = 0
 
 
+#: Link state of a source copy while a chat change (source_reschedule/source_cancel) is queued.
+SOURCE_PENDING = "source_pending"
+
+
 @dataclass(frozen=True, slots=True)
 class LinkView:
     id: int
@@ -346,6 +350,10 @@ def _source_item(
     if h == link.content_hash:
         if inc.etag != link.etag:
             yield RefreshLink(link.id, inc.etag, h)
+        return
+    if link.state == SOURCE_PENDING:
+        # A change made in chat is on its way to the source; the source's state is read again
+        # once that write has landed (the outbox clears the mark), so nothing is undone meanwhile.
         return
     if ev.status == "cancelled":
         if appt.active:

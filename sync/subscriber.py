@@ -15,7 +15,7 @@ from sync.core import Core
 from sync.events import AppointmentEvent
 from sync.mirror_ops import ApptRef, enqueue, mirror_ops, op_row
 from sync.model import Appointment, Calendar, Connection, Link, Practice
-from sync.plan import Policy
+from sync.plan import SOURCE_PENDING, Policy
 from sync.snapshots import load_mirrors
 
 __all__ = ["SUBSCRIBER_NAME", "on_appointment_event", "register"]
@@ -57,6 +57,8 @@ async def on_appointment_event(core: Core, session: AsyncSession, event: Appoint
             writable = conn.provider != "ics" and cal.role == "source" and link.remote_id is not None
             if writable:
                 await enqueue(session, [op_row(conn.id, cal.id, appt.id, appt.version, source_op, now)])
+                # Until the write lands, a sync must not import an older source edit over this change.
+                link.state = SOURCE_PENDING
     mirrors = await load_mirrors(session, appt.practice_id)
     if mirrors:
         ref = ApptRef(appt.id, appt.version, appt.practitioner_id, appt.status == "cancelled")

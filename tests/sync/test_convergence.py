@@ -303,9 +303,10 @@ class Convergence(RuleBasedStateMachine):
             assert not by_id, f"copies without an appointment on {name}"
 
 
-# Known open bug (issue 3 note): a chat cancel made after a not-yet-imported source edit can be
-# undone when the source write is throttled for longer than the settle window. Under CI the
-# examples are derandomized so a run is reproducible; locally they stay random to keep searching.
+# Under CI the examples are derandomized so that a run is reproducible; locally they stay random
+# and keep searching (HYPOTHESIS_CONVERGENCE_EXAMPLES raises the count). This machine found the
+# "chat cancel undone by an older source edit while the source write is throttled" bug, fixed by
+# the source_pending link state (sync/plan.py).
 Convergence.TestCase.settings = settings(
     max_examples=EXAMPLES, stateful_step_count=15, deadline=None,
     derandomize=os.environ.get("CI", "").lower() in ("1", "true", "yes"),

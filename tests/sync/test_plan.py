@@ -209,3 +209,18 @@ def test_replanning_after_applying_is_quiet(before: list[EventData], after: list
 def test_plan_is_pure_and_deterministic(items: list[EventData]) -> None:
     changes = Changes([Incoming(e.uid, None, e) for e in items], window=WINDOW)
     assert plan(changes, {}, {}, SRC, POLICY, mirrors=[MIR]) == plan(changes, {}, {}, SRC, POLICY, mirrors=[MIR])
+
+
+def test_source_edit_waits_while_a_chat_change_is_on_its_way_to_the_source() -> None:
+    """Staff cancelled in chat; the source write is throttled. An older source edit read meanwhile
+    must not undo the cancel: it is read again once the write has landed."""
+    from dataclasses import replace
+
+    from sync.plan import SOURCE_PENDING
+
+    link, appt = known("a", 1, ev("a"))
+    appt = replace(appt, status="cancelled")
+    edited = Changes([Incoming("a", '"2"', ev("a", 1).with_changes(summary="Renamed"))], window=WINDOW)
+    assert plan(edited, {"a": [replace(link, state=SOURCE_PENDING)]}, {1: appt}, SRC, POLICY, mirrors=[MIR]) == []
+    # Once the mark is cleared the same edit is planned as usual.
+    assert plan(edited, {"a": [link]}, {1: appt}, SRC, POLICY, mirrors=[MIR]) != []
