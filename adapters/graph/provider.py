@@ -282,9 +282,16 @@ class GraphCalendar:
 
     @staticmethod
     def _with_id(item: RemoteItem, written: EventData) -> RemoteItem:
-        # Graph's write answers omit extended properties; we know the id we just wrote.
+        # Graph's write answers omit extended properties, so the mapping falls back to iCalUId;
+        # but we just wrote our uid (and appointment id) into them, and reads return those. The
+        # item must hash as it will read back, or every sync takes our copy for a hand edit.
+        changes: dict[str, object] = {}
+        if item.event.uid != written.uid:
+            changes["uid"] = written.uid
         if item.event.clinicbot_id is None and written.clinicbot_id is not None:
-            return RemoteItem(item.remote_id, item.etag, item.event.with_changes(clinicbot_id=written.clinicbot_id))
+            changes["clinicbot_id"] = written.clinicbot_id
+        if changes:
+            return RemoteItem(item.remote_id, item.etag, item.event.with_changes(**changes))
         return item
 
     def _writable(self) -> None:
