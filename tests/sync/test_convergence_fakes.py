@@ -463,8 +463,5 @@ _SETTINGS = settings(
 )
 GraphMirror.TestCase.settings = _SETTINGS
 GoogleMirror.TestCase.settings = _SETTINGS
-TestGraphMirrorConvergence = pytest.mark.xfail(
-    reason="product bug (suspected): with GraphCalendar as the mirror, a freshly created copy read back through "
-    "calendarView/delta is planned as a conflict on every mirror sync, so settling never reaches zero conflicts "
-    "(minimal case: source_create then settle)", strict=False)(GraphMirror.TestCase)
+TestGraphMirrorConvergence = GraphMirror.TestCase
 TestGoogleMirrorConvergence = GoogleMirror.TestCase
