@@ -205,23 +205,25 @@ async def _move(
                 {field: f"{moment_label(start, tz)} has already passed; pick a later time"},
                 suggest_after=now,
             )
+        async def taken(what: str) -> View:
+            return await _form(
+                core,
+                session,
+                actor,
+                practice,
+                appt,
+                start,
+                practitioner_id,
+                {field: f"{moment_label(start, tz)} is taken ({what})"},
+                suggest_after=start,
+            )
+
         target = practitioner_id or appt.practitioner_id
         end = start + (appt.end - appt.start)
         if target is not None:
             clashes = await slots.is_free(core, session, target, start, end, exclude_id=appt.id)
             if clashes:
-                what = ", ".join(sorted({c.label for c in clashes}))
-                return await _form(
-                    core,
-                    session,
-                    actor,
-                    practice,
-                    appt,
-                    start,
-                    practitioner_id,
-                    {field: f"{moment_label(start, tz)} is taken ({what})"},
-                    suggest_after=start,
-                )
+                return await taken(", ".join(sorted({c.label for c in clashes})))
         before = moment_label(appt.start, tz)
         try:
             await svc.reschedule(
@@ -235,18 +237,7 @@ async def _move(
                 expected_version=version,
             )
         except svc.SlotTaken as exc:
-            what = ", ".join(c.ref for c in exc.conflicts)
-            return await _form(
-                core,
-                session,
-                actor,
-                practice,
-                appt,
-                start,
-                practitioner_id,
-                {field: f"{moment_label(start, tz)} is taken ({what})"},
-                suggest_after=start,
-            )
+            return await taken(", ".join(c.ref for c in exc.conflicts))
         return await appointment_detail(
             session,
             actor,
