@@ -19,7 +19,7 @@ from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCard
 from bot.commands import Action, Actor, ParseError, decode, handle, parse
 from bot.commands.grammar import Command, Connect, ShowAgenda, ShowAppointment
 from bot.teams import cards
-from bot.teams.actors import ActorCache
+from bot.commands.actor_cache import ActorCache
 from bot.teams.consent_flow import ConsentFlow
 from bot.teams.proactive import ProactiveSender, card_activity, is_personal, reference_of
 from bot.views import AppointmentDetail, Error, View
@@ -76,7 +76,7 @@ class TeamsBot(ActivityHandler):
         self.core = core
         self.sender = sender
         self.consent = consent
-        self.actors = ActorCache(core)
+        self.actors = ActorCache(core, "teams")
         # Role changes made through any front end in this process clear it (bot/commands/handlers.py).
         core.services.setdefault("actor_caches", []).append(self.actors)
         self._stored_refs: dict[int, tuple[Any, Any]] = {}

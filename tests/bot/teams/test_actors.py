@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-import bot.teams.actors as actors_module
+import bot.commands.actor_cache as actors_module
 from bot.commands import Actor
-from bot.teams.actors import ActorCache
+from bot.commands.actor_cache import ActorCache
 from sync.core import Core
 from sync.model import ChatIdentity, Role
 from tests.bot.teams.conftest import Teams, activity, user

@@ -1,7 +1,8 @@
-"""Recently resolved Teams actors, so a turn from a known person needs no database round trip.
+"""Recently resolved chat actors, so a request from a known person needs no database round trip.
 
 Resolving an actor costs two queries (identity, roles) in a session of its own: under load that
-was the largest part of a turn. Entries are keyed by (tenant, user id) and live `ttl` seconds.
+was the largest part of a Teams turn or a Slack answer. One cache serves one platform; entries
+are keyed by (workspace or tenant, user id) and live `ttl` seconds.
 Role changes made through this bot clear the cache at once (`forget_all`); changes made
 elsewhere (another replica, the CLI, an admin editing the database) show within `ttl`. A changed
 display name goes to the database, which records it. Concurrent turns of one person share one
@@ -14,7 +15,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from bot.commands import Actor, resolve_actor
+from bot.commands.identity import Actor, Platform, resolve_actor
 from sync.core import Core
 
 __all__ = ["ACTOR_TTL", "ActorCache"]
@@ -27,17 +28,19 @@ MAX_ACTORS = 10_000
 
 
 class ActorCache:
-    """Resolve Teams actors through a short-lived per-process cache."""
+    """Resolve one platform's actors through a short-lived per-process cache."""
 
     def __init__(
         self,
         core: Core,
+        platform: Platform = "teams",
         *,
         ttl: float = ACTOR_TTL,
         max_entries: int = MAX_ACTORS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.core = core
+        self.platform: Platform = platform
         self.ttl = ttl
         self.max_entries = max_entries
         self.clock = clock
@@ -46,13 +49,22 @@ class ActorCache:
         #: Bumped by forget_all: a lookup that started before a role change must not store its result.
         self._generation = 0
 
-    async def resolve(self, tenant: str, user_id: str, display: str) -> Actor:
-        """The actor for this Teams user, from the cache when fresh, else from the database."""
-        key = (tenant, user_id)
-        now = self.clock()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now and (not display or entry[1] == display):
+    def peek(self, tenant: str, user_id: str, display: str = "") -> Actor | None:
+        """The cached actor when fresh, else None; never touches the database."""
+        entry = self._entries.get((tenant, user_id))
+        if entry is not None and entry[0] > self.clock() and (not display or entry[1] == display):
             return entry[2]
+        return None
+
+    def known(self, tenant: str, user_id: str) -> bool:
+        """True when this user was resolved before (their entry may have expired since)."""
+        return (tenant, user_id) in self._entries
+
+    async def resolve(self, tenant: str, user_id: str, display: str) -> Actor:
+        """The actor for this user, from the cache when fresh, else from the database."""
+        cached = self.peek(tenant, user_id, display)
+        if cached is not None:
+            return cached
         ask = (tenant, user_id, display)
         pending = self._pending.get(ask)
         if pending is None:
@@ -67,7 +79,7 @@ class ActorCache:
 
     async def _lookup(self, tenant: str, user_id: str, display: str) -> Actor:
         generation = self._generation
-        actor = await resolve_actor(self.core, "teams", tenant, user_id, display)
+        actor = await resolve_actor(self.core, self.platform, tenant, user_id, display)
         if generation == self._generation:
             now = self.clock()
             if len(self._entries) >= self.max_entries:
