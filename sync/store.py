@@ -4,6 +4,8 @@ schema check that runs at start."""
 from __future__ import annotations
 
 import logging
+import re
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-__all__ = ["SchemaState", "Store", "StoreError", "create_engine"]
+__all__ = ["ANSWER_TABLES", "SchemaState", "Store", "StoreError", "create_engine"]
 
 log = logging.getLogger("clinicbot.store")
 
@@ -60,6 +62,12 @@ class SchemaState:
         return self.current == self.head
 
 
+#: Tables that chat answers (agendas) are built from: a committed write to one of them makes any
+#: answer cached by this process stale. The audit log, the outbox and the like are not among them.
+ANSWER_TABLES = frozenset({"practice", "location", "practitioner", "chat_identity", "role", "appointment"})
+_WRITE = re.compile(r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+(?:"?\w+"?\.)?"?(\w+)', re.I)
+
+
 class Store:
     """The engine and session factory one process uses."""
 
@@ -68,6 +76,30 @@ class Store:
         self.schema = schema
         self.engine = create_engine(url, schema, **engine_kwargs)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: Bumped whenever a transaction of this process that wrote to ANSWER_TABLES commits; answer
+        #: caches compare it to the value they were built at. Other processes' writes do not bump it,
+        #: so such caches also bound their entries' age.
+        self.data_version = 0
+        # Connections (SQLAlchemy's, one per transaction) whose open transaction wrote to
+        # ANSWER_TABLES. Kept here, not in `conn.info`: reading that can make a connection that is
+        # being invalidated try to reconnect, from inside a rollback.
+        self._wrote: weakref.WeakSet[Any] = weakref.WeakSet()
+        sync_engine = self.engine.sync_engine
+        event.listen(sync_engine, "after_cursor_execute", self._note_write)
+        event.listen(sync_engine, "commit", self._committed)
+        event.listen(sync_engine, "rollback", self._wrote.discard)
+
+    def _note_write(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement[:1] in "SsWw":  # SELECT / WITH: the common case, decided without the regex
+            return
+        match = _WRITE.match(statement)
+        if match is not None and match.group(1).lower() in ANSWER_TABLES:
+            self._wrote.add(conn)
+
+    def _committed(self, conn: Any) -> None:
+        if conn in self._wrote:
+            self._wrote.discard(conn)
+            self.data_version += 1
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,0 +1,104 @@
+"""AnswerCache: shared builds, invalidation by this process's writes, age bounds, size bound."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from bot.commands.answers import AnswerCache
+from sync.core import Core
+from sync.model import Practice
+
+
+async def _write(core: Core) -> None:
+    async with core.store.session() as s:
+        practice = await s.scalar(select(Practice))
+        assert practice is not None
+        practice.name = practice.name + "!"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_concurrent_builds_of_one_key_share_one(core: Core) -> None:
+    cache: AnswerCache[str] = AnswerCache(core.store)
+    calls = 0
+    gate = asyncio.Event()
+
+    async def make() -> tuple[str, float]:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return "agenda", 60.0
+
+    waiters = [asyncio.ensure_future(cache.build("k", make)) for _ in range(5)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiters) == ["agenda"] * 5
+    assert calls == 1 and cache.get("k") == "agenda"
+
+
+async def test_a_write_here_invalidates_and_a_racing_build_is_not_kept(core: Core) -> None:
+    cache: AnswerCache[str] = AnswerCache(core.store)
+    await cache.build("k", _value("v1"))
+    assert cache.get("k") == "v1"
+    await _write(core)
+    assert cache.get("k") is None
+
+    async def racing() -> tuple[str, float]:
+        await _write(core)  # committed while the answer was being built: it may have read old data
+        return "v2", 60.0
+
+    assert await cache.build("k", racing) == "v2"  # handed to the waiters ...
+    assert cache.get("k") is None  # ... but not kept
+
+
+async def test_age_bounds_and_half_life(core: Core) -> None:
+    clock = Clock()
+    cache: AnswerCache[str] = AnswerCache(core.store, ttl=5.0, clock=clock)
+    await cache.build("k", _value("v", max_age=60.0))
+    clock.now += 2.0
+    assert cache.get("k") == "v" and not cache.due("k")
+    clock.now += 1.0
+    assert cache.due("k")  # past half of its 5 s: time to rebuild in the background
+    clock.now += 2.1
+    assert cache.get("k") is None
+    await cache.build("m", _value("until midnight", max_age=1.0))  # the day ends in one second
+    clock.now += 1.1
+    assert cache.get("m") is None
+    await cache.build("e", _value("an error", max_age=0.0))  # not to be kept at all
+    assert cache.get("e") is None
+
+
+async def test_a_failed_build_raises_for_every_waiter_and_keeps_nothing(core: Core) -> None:
+    cache: AnswerCache[str] = AnswerCache(core.store)
+
+    async def broken() -> tuple[str, float]:
+        await asyncio.sleep(0)
+        raise RuntimeError("database gone")
+
+    results = await asyncio.gather(cache.build("k", broken), cache.build("k", broken), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert cache.get("k") is None
+    assert await cache.build("k", _value("later")) == "later"  # the failure is not remembered
+
+
+async def test_entries_are_bounded(core: Core) -> None:
+    cache: AnswerCache[int] = AnswerCache(core.store, max_entries=10)
+    for i in range(25):
+        await cache.build(i, _value(i))
+    assert len(cache._entries) <= 10
+    assert cache.get(24) == 24
+
+
+def _value(value: object, max_age: float = 60.0):  # type: ignore[no-untyped-def]
+    async def make() -> tuple[object, float]:
+        return value, max_age
+
+    return make
