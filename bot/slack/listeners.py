@@ -6,17 +6,25 @@ queue. Cheap answers (bad input, help) go straight into the acknowledgement. The
 the reschedule modal's submit: Slack only shows field errors in the acknowledgement itself, so it
 checks the slot inline, within a 2-second budget; past that it acks "still working" and finishes
 in the background.
+
+Agendas are kept in an `AnswerCache` once built (see bot/commands/answers.py): a repeat of the
+same `/clinic today` by the same person is then answered inside the acknowledgement itself
+(`cached_answer`, called by the server before bolt sees the request), with no database work and
+no second message. Anything else, and any miss, takes the path above.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -24,12 +32,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.background import Background
-from bot.commands import Actor, ParseError, decode, handle, parse, resolve_actor
+from bot.commands import Actor, ParseError, decode, handle, parse
 from bot.commands.actions import Action, OpenReschedule, SubmitReschedule
+from bot.commands.actor_cache import ActorCache
 from bot.commands.admin import help_view
-from bot.commands.grammar import Command, ShowHelp
+from bot.commands.answers import AnswerCache
+from bot.commands.grammar import Command, ShowAgenda, ShowHelp
 from bot.slack import render
-from bot.views import Error, RescheduleForm, View
+from bot.views import Agenda, Error, RescheduleForm, View
 from sync.core import Core
 
 __all__ = ["COMMAND", "SlackListeners", "normalize_text"]
@@ -38,9 +48,11 @@ log = logging.getLogger("clinicbot.slack")
 
 COMMAND = "/clinic"
 SUBMIT_BUDGET = 2.0  # seconds; Slack drops a view_submission ack after 3
+ANSWER_BUDGET = 1.0  # seconds a slash command waits for its agenda being built before acking without it
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#[A-Z0-9]+\|([^>]*)>")
 _LINK = re.compile(r"<(?:mailto:)?([^|>]+)(?:\|([^>]*))?>")
+T = TypeVar("T")
 
 
 def normalize_text(text: str) -> str:
@@ -75,6 +87,41 @@ class Origin:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A built answer: what a response_url post sends, and the same as an acknowledgement body."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+    ack_body: bytes
+
+
+@functools.lru_cache(maxsize=256)
+def _agenda_command(text: str) -> ShowAgenda | None:
+    """The command in `text` if it asks for an agenda (parsing is pure: "today" stays relative)."""
+    try:
+        command = parse(normalize_text(text))
+    except ParseError:
+        return None
+    return command if isinstance(command, ShowAgenda) else None
+
+
+def _until_midnight(now: datetime, timezone: str) -> float:
+    """Seconds until the next local midnight: "Today" and the like in a title change meaning then."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    midnight = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
+    return max(0.0, (midnight - local).total_seconds())
+
+
+async def _within(work: Coroutine[Any, Any, T], seconds: float) -> T:
+    """`work`'s result if it is done within `seconds`, else TimeoutError; the work goes on either way
+    (others may be waiting for it too) and its failure, if nobody is left to hear it, is dropped."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(lambda done: None if done.cancelled() else done.exception())
+    return await asyncio.wait_for(asyncio.shield(task), seconds)
+
+
 def _who(body: dict[str, Any]) -> tuple[str, str, str]:
     """(team id, user id, display) from a command or interaction payload."""
     user = body.get("user") or {}
@@ -85,10 +132,14 @@ def _who(body: dict[str, Any]) -> tuple[str, str, str]:
 
 
 class SlackListeners:
-    def __init__(self, core: Core, background: Background, http: Any) -> None:
+    def __init__(self, core: Core, background: Background, http: Any = None) -> None:
         self.core = core
         self.background = background
-        self.http = http  # aiohttp.ClientSession for response_url posts
+        self.http = http  # aiohttp.ClientSession for response_url posts, set once the server runs
+        self.actors = ActorCache(core, "slack")
+        core.services.setdefault("actor_caches", []).append(self.actors)
+        self.answers: AnswerCache[Rendered] = AnswerCache(core.store)
+        self._refreshing: set[asyncio.Future[Rendered]] = set()  # strong references to refresh tasks
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.command(COMMAND)(self.on_command)
@@ -101,7 +152,17 @@ class SlackListeners:
     async def respond(self, origin: Origin, view: View, client: AsyncWebClient | None, replace: bool) -> None:
         """Show `view` where the request came from; update the original message when `replace`."""
         text, blocks = render.message(view)
-        error = isinstance(view, Error)
+        await self.deliver(origin, text, blocks, isinstance(view, Error), client, replace)
+
+    async def deliver(
+        self,
+        origin: Origin,
+        text: str,
+        blocks: list[dict[str, Any]],
+        error: bool,
+        client: AsyncWebClient | None,
+        replace: bool,
+    ) -> None:
         if (
             replace
             and not error
@@ -124,7 +185,62 @@ class SlackListeners:
 
     async def _actor(self, body: dict[str, Any]) -> Actor:
         team, user, display = _who(body)
-        return await resolve_actor(self.core, "slack", team, user, display)
+        return await self.actors.resolve(team, user, display)
+
+    # --- agendas, built once and reused -------------------------------------------------------
+    async def cached_answer(self, fields: dict[str, str]) -> bytes | None:
+        """The acknowledgement body answering this slash command with its agenda, or None.
+
+        Called with the fields of a signed form body before bolt sees the request. It answers only
+        an agenda asked by a person known from a recent request (the actor cache): from the answer
+        cache at once, or, when the agenda is being (re)built, by waiting for that one shared
+        build up to ANSWER_BUDGET. None means: let bolt and the listeners handle it (ack, then
+        answer at the response_url).
+        """
+        if fields.get("command") != COMMAND:
+            return None
+        command = _agenda_command(fields.get("text", ""))
+        if command is None:
+            return None
+        team, user, display = fields.get("team_id", ""), fields.get("user_id", ""), fields.get("user_name", "")
+        actor = self.actors.peek(team, user, display)
+        if actor is None:
+            if not self.actors.known(team, user):
+                return None  # a first contact may create the person and the practice: bolt's path
+            try:  # known but expired: one shared lookup for every request in flight
+                actor = await _within(self.actors.resolve(team, user, display), ANSWER_BUDGET)
+            except Exception:  # TimeoutError or a database error: the listener path reports it
+                return None
+        key = (actor, command)
+        hit = self.answers.get(key)
+        if hit is not None:
+            if self.answers.due(key):  # rebuilt now, off the request, so repeats keep hitting
+                task = asyncio.ensure_future(self._agenda(actor, command))
+                self._refreshing.add(task)
+                task.add_done_callback(self._refreshed)
+            return hit.ack_body
+        try:
+            built = await _within(self._agenda(actor, command), ANSWER_BUDGET)
+        except Exception:  # TimeoutError (the build goes on and is kept) or a failure
+            return None  # this request takes the listener path, which reports any error properly
+        return built.ack_body
+
+    def _refreshed(self, task: asyncio.Future[Rendered]) -> None:
+        self._refreshing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("rebuilding an agenda failed", extra={"error": type(task.exception()).__name__})
+
+    async def _agenda(self, actor: Actor, command: ShowAgenda) -> Rendered:
+        return await self.answers.build((actor, command), lambda: self._build_agenda(actor, command))
+
+    async def _build_agenda(self, actor: Actor, command: ShowAgenda) -> tuple[Rendered, float]:
+        view = await handle(self.core, actor, command)
+        text, blocks = render.message(view)
+        body = {"response_type": "ephemeral", "text": text, "blocks": blocks}
+        rendered = Rendered(text, blocks, json.dumps(body, separators=(",", ":")).encode())
+        # Errors (not linked, no such practitioner) are not kept: the next try asks the database.
+        keep = _until_midnight(self.core.clock(), view.timezone) if isinstance(view, Agenda) else 0.0
+        return rendered, keep
 
     def _later(self, job: Any) -> bool:
         async def guarded() -> None:
@@ -151,6 +267,10 @@ class SlackListeners:
 
         async def work() -> None:
             actor = await self._actor(body)
+            if isinstance(command, ShowAgenda):
+                built = await self._agenda(actor, command)
+                await self.deliver(origin, built.text, built.blocks, False, client, replace=False)
+                return
             await self.respond(origin, await handle(self.core, actor, command), client, replace=False)
 
         if not self._later(work):

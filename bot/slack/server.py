@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aiohttp import ClientSession, ClientTimeout, web
 from slack_bolt.async_app import AsyncApp
@@ -66,6 +67,7 @@ class SlackRuntime:
         self.background = Background("slack", workers=4, limit=2000, busy=lambda: self.inflight > 0)
         self.verifier = RequestVerifier(settings.slack_signing_secret or "")
         self.http: ClientSession | None = None
+        self.listeners = SlackListeners(core, self.background)
         self.bolt = self._build_bolt()
         self.socket: Any = None
 
@@ -130,7 +132,8 @@ class SlackRuntime:
     # --- lifecycle ----------------------------------------------------------------------------
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         self.http = ClientSession(timeout=ClientTimeout(total=10))
-        SlackListeners(self.core, self.background, self.http).register(self.bolt)
+        self.listeners.http = self.http
+        self.listeners.register(self.bolt)
         from bot.notify import chat_notifier
         from bot.slack.notifier import SlackSender
 
@@ -171,6 +174,10 @@ class SlackRuntime:
             return web.Response(status=401, text=f"{refused}\n")
         try:
             text = body.decode("utf-8")
+            if not text.startswith(("{", "payload=")):  # a slash command (form body), not JSON or a payload
+                answer = await self.listeners.cached_answer(_command_fields(text))
+                if answer is not None:
+                    return web.Response(body=answer, content_type="application/json")
             bolt_req = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
         except (UnicodeDecodeError, ValueError):
             return web.Response(status=400, text="malformed request body\n")
@@ -192,6 +199,20 @@ class SlackRuntime:
         if request.path == INSTALL_PATH:
             return _to_aiohttp(await flow.handle_installation(bolt_req))
         return _to_aiohttp(await flow.handle_callback(bolt_req))
+
+
+#: The slash-command fields an answer from the cache needs (the rest, e.g. response_url, it does not).
+_COMMAND_FIELDS = frozenset({"command", "text", "team_id", "user_id", "user_name"})
+
+
+def _command_fields(form: str) -> dict[str, str]:
+    """The fields of a form body that `cached_answer` reads, decoded; the others are not decoded."""
+    fields: dict[str, str] = {}
+    for pair in form.split("&"):
+        name, _, value = pair.partition("=")
+        if name in _COMMAND_FIELDS:
+            fields[name] = unquote_plus(value) if "%" in value or "+" in value else value
+    return fields
 
 
 _SHAPES: dict[str, tuple[str, ...]] = {

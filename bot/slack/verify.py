@@ -44,7 +44,7 @@ class RequestVerifier:
         if abs(clock - int(timestamp)) > MAX_AGE:
             return "stale timestamp"
         base = b"v0:" + timestamp.encode() + b":" + body
-        expected = "v0=" + hmac.new(self._secret, base, hashlib.sha256).hexdigest()
+        expected = "v0=" + hmac.digest(self._secret, base, "sha256").hex()
         if not hmac.compare_digest(expected, signature):
             return "bad signature"
         self._forget(clock)
