@@ -19,7 +19,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Run the clinicbot server."""
     from aiohttp import web
 
-    from bot.app import build_app, prepare_database
+    from bot.app import build_app, prepare_database, tune_for_serving
     from bot.cli import get_settings
     from bot.logs import configure_logging
     from sync.crypto import KeyError_
@@ -33,6 +33,7 @@ def serve(host: str | None, port: int | None) -> None:
         app = build_app(settings)
     except KeyError_ as exc:
         fail(str(exc), code=2)
+    tune_for_serving(app)
     from bot.app import CORE
 
     async def check() -> None:
