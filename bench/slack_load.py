@@ -84,6 +84,7 @@ def _summary(raw: dict[str, Any]) -> dict[str, Any]:
         "ok_200": raw["ok"],
         "busy_acks": raw["busy"],
         "accepted": accepted,
+        "answered_in_ack": raw["in_ack"],
         "unauthorized_401": raw["unauthorized"],
         "other_status": raw["other_status"],
         "socket_errors": {k: raw[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")},
@@ -121,7 +122,7 @@ def _worker(url: str, set_file: str, share: int, of: int, conns: int, seconds: f
     stamp, p, q, r, tag = lines[:5]
     sigs = [(i, s) for i, s in enumerate(lines[5:]) if i % of == share]
     lat: list[float] = []
-    counts = {"ok": 0, "busy": 0, "unauthorized": 0, "other_status": 0, "wrapped": 0}
+    counts = {"ok": 0, "busy": 0, "in_ack": 0, "unauthorized": 0, "other_status": 0, "wrapped": 0}
 
     ready, go, out = sync
     ready.put(share)
@@ -149,7 +150,9 @@ def _worker(url: str, set_file: str, share: int, of: int, conns: int, seconds: f
                     lat.append(time.perf_counter() - t0)
                     if resp.status == 200:
                         counts["ok"] += 1
-                        counts["busy"] += b"busy" in text
+                        busy = b"busy right now" in text
+                        counts["busy"] += busy
+                        counts["in_ack"] += not busy and b'"blocks"' in text
                     elif resp.status == 401:
                         counts["unauthorized"] += 1
                     else:
