@@ -25,6 +25,16 @@ from tests.fakes.slack import BOT_TOKEN, FakeSlack
 SECRET = "test-signing-secret"
 
 
+def signed_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    """The headers Slack sends with `body`: form content type, a fresh timestamp, the v0 signature."""
+    stamp = str(int(time.time()))
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": sign(secret, stamp, body),
+    }
+
+
 @dataclass
 class SlackClient:
     """Posts what Slack would post, signed (or deliberately not)."""
@@ -120,13 +130,7 @@ class SlackClient:
 
     async def interact_json(self, payload: dict[str, Any]) -> tuple[int, Any]:
         body = urlencode({"payload": json.dumps(payload)}).encode()
-        stamp = str(int(time.time()))
-        h = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": sign(SECRET, stamp, body),
-        }
-        async with self.session.post(self.url + "/slack/events", data=body, headers=h) as resp:
+        async with self.session.post(self.url + "/slack/events", data=body, headers=signed_headers(body)) as resp:
             text = await resp.text()
             return resp.status, (json.loads(text) if text.startswith("{") else text)
 

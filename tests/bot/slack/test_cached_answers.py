@@ -15,30 +15,16 @@ from bot.slack.server import _command_fields
 from sync.model import Appointment
 from sync.store import Store
 from tests.bot.clinic import make_actor
-from tests.bot.slack.conftest import SlackClient
+from tests.bot.slack.conftest import SlackClient, signed_headers
 from tests.fakes.slack import check_blocks
 
 
 async def _ask(slack: SlackClient, text: str = "today", user: str = "US", rid: str | None = None) -> tuple[int, Any]:
     """Post a command; (status, the ack body as JSON or None when the ack is empty)."""
     body = slack.command_body(text, user, rid)
-    async with slack.session.post(slack.url + "/slack/events", data=body, headers=_signed(body)) as resp:
+    async with slack.session.post(slack.url + "/slack/events", data=body, headers=signed_headers(body)) as resp:
         raw = await resp.text()
         return resp.status, (json.loads(raw) if raw.startswith("{") else None)
-
-
-def _signed(body: bytes) -> dict[str, str]:
-    import time
-
-    from bot.slack.verify import sign
-    from tests.bot.slack.conftest import SECRET
-
-    stamp = str(int(time.time()))
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": stamp,
-        "X-Slack-Signature": sign(SECRET, stamp, body),
-    }
 
 
 #: What answering an agenda reads; other work of the server (the reminder scheduler) may run meanwhile.

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.commands import actions
 from sync.model import Appointment, AuditEntry, ChatIdentity
 from tests.bot.clinic import at
-from tests.bot.slack.conftest import SlackClient
+from tests.bot.slack.conftest import SlackClient, signed_headers
 from tests.fakes.slack import check_blocks
 
 
@@ -214,18 +214,6 @@ async def test_a_slow_submit_acks_in_time_and_finishes_in_the_background(slack: 
     assert "Moved A-" in json.dumps(slack.fake.responses["slow"][-1])
 
 
-def _signed(body: bytes) -> dict[str, str]:
-    from bot.slack.verify import sign
-    from tests.bot.slack.conftest import SECRET
-
-    stamp = str(int(time.time()))
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": stamp,
-        "X-Slack-Signature": sign(SECRET, stamp, body),
-    }
-
-
 async def _post_json(c: SlackClient, body: bytes) -> tuple[int, dict[str, object]]:
-    async with c.session.post(c.url + "/slack/events", data=body, headers=_signed(body)) as resp:
+    async with c.session.post(c.url + "/slack/events", data=body, headers=signed_headers(body)) as resp:
         return resp.status, json.loads(await resp.text())
