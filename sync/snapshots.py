@@ -7,7 +7,7 @@ incremental sync, all of one calendar's links only for a full one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "load_links",
     "load_mirrors",
     "load_overlapping",
+    "load_unseen_links",
     "parse_exdates",
 ]
 
@@ -103,6 +104,19 @@ async def load_links(
             if r.id not in seen:
                 seen.add(r.id)
                 out[r.remote_id or ""].append(_link_view(r))
+    return out
+
+
+async def load_unseen_links(
+    session: AsyncSession, calendar_id: int, seen: Container[str]
+) -> dict[str, list[LinkView]]:
+    """This calendar's links whose remote id is not in `seen` (keyed as `load_links` keys them)."""
+    ids = [i for i, rid in (await session.execute(
+        select(Link.id, Link.remote_id).where(Link.calendar_id == calendar_id))).tuples() if (rid or "") not in seen]
+    out: dict[str, list[LinkView]] = defaultdict(list)
+    for i in range(0, len(ids), _CHUNK):
+        for r in await session.execute(select(*_LINK_COLS).where(Link.id.in_(ids[i:i + _CHUNK]))):
+            out[r.remote_id or ""].append(_link_view(r))
     return out
 
 

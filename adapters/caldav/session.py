@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
 from adapters.base import AuthExpired, BadPayload, CursorExpired, ProviderError, Refused, Unavailable
-from adapters.caldav.xml import Response, parse_multistatus, precondition
+from adapters.caldav.xml import MultistatusParser, Response, parse_multistatus, precondition
 from adapters.http import make_client, map_response_error
 from adapters.netguard import GuardTransport
 
@@ -104,6 +105,40 @@ class DavSession:
         if response.status_code != 207:
             raise BadPayload(f"{self.provider}: {method} answered {response.status_code}, not 207")
         return parse_multistatus(response.content)
+
+    async def stream_multistatus(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        parser: MultistatusParser,
+        *,
+        depth: str,
+        unsupported: tuple[int, ...] = (),
+    ) -> AsyncIterator[list[Response]]:
+        """A PROPFIND/REPORT whose 207 is parsed as it arrives: yields Responses chunk by chunk;
+        `parser.token` holds the sync-token once the iteration ends. Errors as `request`'s."""
+        try:
+            async with self.client.stream(method, url, content=body, headers={**_XML, "Depth": depth}) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    error = self._error(response, creating=False)
+                    if response.status_code in unsupported and not isinstance(error, CursorExpired | AuthExpired):
+                        raise ReportUnsupported(str(error), provider=self.provider) from error
+                    raise error
+                if response.status_code != 207:
+                    raise BadPayload(f"{self.provider}: {method} answered {response.status_code}, not 207")
+                async for chunk in response.aiter_bytes():
+                    parsed = parser.feed(chunk)
+                    if parsed:
+                        yield parsed
+        except ProviderError:
+            raise
+        except httpx.TimeoutException as exc:
+            raise Unavailable(f"{self.provider}: timed out", provider=self.provider) from exc
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"{self.provider}: {type(exc).__name__}", provider=self.provider) from exc
+        parser.close()
 
     def refuse(self, message: str) -> Refused:
         return Refused(f"{self.provider}: {message}", provider=self.provider)
