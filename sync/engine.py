@@ -8,6 +8,8 @@ A run with nothing to do costs one provider call and one small UPDATE.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -168,13 +170,38 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) 
 
 
 async def _pages(provider: CalendarProvider, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
-    """The provider's changes page by page (`change_pages` where it streams, else one page)."""
+    """The provider's changes page by page (`change_pages` where it streams, else one page).
+
+    Pages are read one ahead in a task of their own: the next page is received and parsed while
+    this one's rows are written (the database driver works in its own thread), so the two overlap.
+    """
     paged = getattr(provider, "change_pages", None)
     if paged is None:
         yield await provider.changes(cursor, window)
         return
-    async for page in paged(cursor, window):
-        yield page
+    source: AsyncGenerator[ChangeSet, None] = paged(cursor, window)
+    ahead: asyncio.Queue[ChangeSet | Exception | None] = asyncio.Queue(maxsize=1)
+
+    async def read_ahead() -> None:
+        try:
+            async for page in source:
+                await ahead.put(page)
+        except Exception as exc:  # handed to the reader, which raises it as its own
+            await ahead.put(exc)
+        else:
+            await ahead.put(None)
+
+    task = asyncio.create_task(read_ahead())
+    try:
+        while (item := await ahead.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await source.aclose()
 
 
 async def _read_and_apply(
