@@ -11,6 +11,7 @@ read-modify-write of that resource under its etag (writes.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import unquote, urlsplit
@@ -177,28 +178,31 @@ class CalDAVCalendar:
             found: dict[str, tuple[str | None, str | None]] = {}
             deleted: list[str] = []
             truncated = False
+            stream = self._session.stream_multistatus(
+                "REPORT", self.url, sync_collection(current, [GETETAG, CALDATA]), parser, depth="0",
+                unsupported=(400, 403, 405, 501) if token is None else (),
+            )
             try:
-                async for responses in self._session.stream_multistatus(
-                    "REPORT", self.url, sync_collection(current, [GETETAG, CALDATA]), parser, depth="0",
-                    unsupported=(400, 403, 405, 501) if token is None else (),
-                ):
-                    for response in responses:
-                        if self._paths.is_collection(response.href):
-                            truncated = truncated or response.status == 507
-                            continue  # iCloud lists the collection itself among the changes
-                        resource_id = self._paths.resource_id(response.href)
-                        if response.status == 404:
-                            found.pop(resource_id, None)
-                            deleted.append(resource_id)
-                        elif response.status in (None, 200):
-                            data = response.text(*CALDATA)
-                            if data is None:
-                                missing.append(resource_id)
-                            else:
-                                found[resource_id] = (response.text(*GETETAG), data)
-                                if len(found) >= PAGE_ITEMS:
-                                    yield self._page(found, deleted, window, full)
-                                    found, deleted = {}, []
+                # aclosing: a reader that stops early closes the HTTP answer now, not at GC time.
+                async with contextlib.aclosing(stream):
+                    async for responses in stream:
+                        for response in responses:
+                            if self._paths.is_collection(response.href):
+                                truncated = truncated or response.status == 507
+                                continue  # iCloud lists the collection itself among the changes
+                            resource_id = self._paths.resource_id(response.href)
+                            if response.status == 404:
+                                found.pop(resource_id, None)
+                                deleted.append(resource_id)
+                            elif response.status in (None, 200):
+                                data = response.text(*CALDATA)
+                                if data is None:
+                                    missing.append(resource_id)
+                                else:
+                                    found[resource_id] = (response.text(*GETETAG), data)
+                                    if len(found) >= PAGE_ITEMS:
+                                        yield self._page(found, deleted, window, full)
+                                        found, deleted = {}, []
             except ReportUnsupported as exc:
                 raise _NoSyncCollection() from exc
             if parser.token is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -115,7 +115,7 @@ class DavSession:
         *,
         depth: str,
         unsupported: tuple[int, ...] = (),
-    ) -> AsyncIterator[list[Response]]:
+    ) -> AsyncGenerator[list[Response], None]:
         """A PROPFIND/REPORT whose 207 is parsed as it arrives: yields Responses chunk by chunk;
         `parser.token` holds the sync-token once the iteration ends. Errors as `request`'s."""
         try:
