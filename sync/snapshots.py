@@ -91,16 +91,14 @@ async def load_links(
     keys = list(dict.fromkeys(remote_ids))
     uid_list = list(dict.fromkeys(uids))
     seen: set[int] = set()
-    for i in range(0, max(len(keys), len(uid_list)), _CHUNK):
-        rid_part, uid_part = keys[i:i + _CHUNK], uid_list[i:i + _CHUNK]
-        conds = []
-        if rid_part:
-            conds.append(Link.remote_id.in_(rid_part))
-        if uid_part:
-            conds.append(Link.appointment_id.in_(
-                select(Appointment.id).where(Appointment.source_calendar_id == calendar_id,
-                                             Appointment.source_uid.in_(uid_part))))
-        for r in await session.execute(base.where(or_(*conds))):
+    # Two indexed lookups, not one query with OR: SQLite answers "remote_id IN (...) OR
+    # appointment_id IN (...)" by scanning every link of the calendar (9 ms a page at 10,000 links).
+    conds = [Link.remote_id.in_(keys[i:i + _CHUNK]) for i in range(0, len(keys), _CHUNK)]
+    conds += [Link.appointment_id.in_(select(Appointment.id).where(
+        Appointment.source_calendar_id == calendar_id, Appointment.source_uid.in_(uid_list[i:i + _CHUNK])))
+        for i in range(0, len(uid_list), _CHUNK)]
+    for cond in conds:
+        for r in await session.execute(base.where(cond)):
             if r.id not in seen:
                 seen.add(r.id)
                 out[r.remote_id or ""].append(_link_view(r))
