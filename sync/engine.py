@@ -29,7 +29,7 @@ from sync.items import ChangeSet, Window
 from sync.locks import connection_lock
 from sync.model import Calendar, Connection, Practice
 from sync.outbox import checkpoint
-from sync.plan import CalendarView, Changes, Incoming, Policy, plan
+from sync.plan import CalendarView, Canonical, Changes, Incoming, OverlapIndex, Policy, plan
 from sync.providers import open_provider
 from sync.recurrence import expand_items, incoming
 from sync.snapshots import (
@@ -132,6 +132,33 @@ def _digest(remote_id: str) -> bytes:
     return hashlib.blake2b(remote_id.encode(), digest_size=16).digest()
 
 
+class _OtherSources:
+    """The practitioner's active appointments from other sources, for double-booking checks: read
+    once per run over the span the pages need (widened when a page reaches beyond it), not once
+    per page, and handed to each page only where they overlap its items."""
+
+    def __init__(self, view: CalendarView) -> None:
+        self._view = view
+        self._span: tuple[datetime, datetime] | None = None
+        self._index = OverlapIndex(())
+
+    async def overlapping(self, s: AsyncSession, items: list[Incoming]) -> list[Canonical]:
+        pid = self._view.practitioner_id
+        if pid is None:
+            return []
+        lo, hi = min(i.event.start for i in items), max(i.event.end for i in items)
+        if self._span is None or lo < self._span[0] or hi > self._span[1]:
+            if self._span is not None:
+                lo, hi = min(lo, self._span[0]), max(hi, self._span[1])
+            self._index = OverlapIndex((await load_overlapping(s, pid, lo, hi, self._view.id)).values())
+            self._span = (lo, hi)
+        found: dict[int, Canonical] = {}
+        for i in items:
+            for appt in self._index.overlapping(pid, i.event.start, i.event.end):
+                found[appt.id] = appt
+        return list(found.values())
+
+
 async def _load_target(core: Core, calendar_id: int) -> _Target | None:
     async with core.store.session() as s:
         cal = await s.get(Calendar, calendar_id)
@@ -214,6 +241,7 @@ async def _read_and_apply(
     series = provider.capabilities.series
     report = SyncReport(calendars=1)
     seen = _SeenIds()  # remote ids read (a full listing's absentees were deleted remotely)
+    others = _OtherSources(target.view)
     full, new_cursor, read = False, cursor, 0
     now = core.clock()
     async with AsyncExitStack() as stack:
@@ -230,7 +258,7 @@ async def _read_and_apply(
             items = incoming(page.items) if series else expand_items(page.items, window)
             seen.add(i.remote_id for i in items)
             read += len(items)
-            report.add(await _apply_page(session, core, target, window, items, page.deleted_ids, now))
+            report.add(await _apply_page(session, core, target, window, items, page.deleted_ids, now, others))
             if progress:
                 progress("apply", read, 0)
         if session is None:
@@ -256,7 +284,7 @@ async def _read_and_apply(
 
 async def _apply_page(
     s: AsyncSession, core: Core, target: _Target, window: Window, items: list[Incoming], deleted_ids: list[str],
-    now: datetime,
+    now: datetime, others: _OtherSources,
 ) -> SyncReport:
     """Plan and apply one page of changes (links and appointments loaded for that page only)."""
     view = target.view
@@ -266,9 +294,8 @@ async def _apply_page(
     )
     appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
     if view.role == "source" and items:
-        lo, hi = min(i.event.start for i in items), max(i.event.end for i in items)
-        for appt_id, appt in (await load_overlapping(s, view.practitioner_id, lo, hi, view.id)).items():
-            appointments.setdefault(appt_id, appt)
+        for appt in await others.overlapping(s, items):
+            appointments.setdefault(appt.id, appt)
     changes = Changes(items, list(deleted_ids), False, window)
     actions = plan(changes, links, appointments, view, target.policy, mirrors=target.mirrors)
     return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)

@@ -201,3 +201,25 @@ async def test_failure_after_some_pages_commits_nothing(core: Core) -> None:
         cal = await s.get(Calendar, clinic.calendars["source"])
         assert cal is not None and cal.cursor is None
     assert (await sync_connection(core, clinic.connections["source"])).created == 5
+
+
+async def test_paged_sync_finds_double_bookings_on_every_page(core: Core) -> None:
+    """Other sources' appointments are read once per run and still checked against each page."""
+    clinic = await make_clinic(core)
+    await clinic.add_calendar("source2", "source")
+    for i in range(6):
+        clinic.servers["source"].put(booking(f"b{i}", NOW + timedelta(days=i, hours=3)))
+    await sync_connection(core, clinic.connections["source"])
+    src2 = clinic.servers["source2"]
+    src2.page_size = 2
+    for i in (1, 0, 5, 3):  # the second page reaches beyond the span the first one read
+        src2.put(booking(f"x{i}", NOW + timedelta(days=i, hours=3, minutes=15)))
+    src2.put(booking("free", NOW + timedelta(days=2, hours=8)))
+    report = await sync_connection(core, clinic.connections["source2"])
+    assert (report.created, report.conflicts) == (5, 4)
+    by_id = {a.id: a.source_uid for a in await appointments(core)}
+    async with core.store.session() as s:
+        entries = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "sync.conflict.double_booking"))).all()
+    assert sorted((by_id[e.appointment_id], by_id[e.details["other_appointment_id"]]) for e in entries
+                  if e.appointment_id is not None and e.details) == [("x0", "b0"), ("x1", "b1"), ("x3", "b3"),
+                                                                     ("x5", "b5")]
