@@ -7,7 +7,9 @@ For each size it starts a Radicale on a copy of a prepared calendar and measures
 in this order: initial sync, re-sync with no change, re-sync after 10 server-side edits. Each
 measurement runs in its own subprocess; `seconds` is the sync call itself (imports and set-up
 excluded, on both sides), `process_seconds` the whole process, and `peak_rss_mb` the child's peak
-RSS (os.wait4 rusage). Prints one JSON object with the figures, the targets and whether each was met.
+RSS (os.wait4 rusage). `radicale_only_<phase>` times the same sync-collection REPORT clinicbot sent,
+bare, after it: the server's own share, the floor for that phase. Prints one JSON object with the
+figures, the targets and whether each was met.
 
 Server preparation (kept under bench/.work/prepared-<size>, reused for 25 days, reported under
 `server_prep`): seeding the files, Radicale's item cache (its first read of an item parses it with
@@ -187,6 +189,23 @@ async def _report(server: Any, name: str, body: bytes, method: str, depth: str) 
     return time.perf_counter() - started
 
 
+def _stored_token(db: Path) -> str | None:
+    """The sync-token clinicbot's cursor holds before a phase (None before the first sync)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT cursor FROM calendar").fetchone()
+    cursor = row[0] if row else None
+    return cursor.split(":", 1)[1] if cursor and cursor.startswith("s1:") else None
+
+
+def _sync_report(token: str | None) -> bytes:
+    """The sync-collection REPORT clinicbot sends: etags and calendar data since `token`."""
+    from adapters.caldav.xml import C, D, sync_collection
+
+    return sync_collection(token, [(D, "getetag"), (C, "calendar-data")])
+
+
 PREP_VERSION = 1
 PREP_MAX_AGE = timedelta(days=25)  # events start at the base date; the window looks 30 days back
 
@@ -248,7 +267,9 @@ def bench(sizes: list[int], with_vdirsyncer: bool) -> dict[str, Any]:
     run_dir = WORK / f"run-{uuid.uuid4().hex[:8]}"
     results: dict[str, Any] = {"sizes": {}, "targets_10k_seconds": TARGETS,
                                "vdirsyncer_version": VDIRSYNCER_VERSION if with_vdirsyncer else None,
-                               "note": "seconds = the sync call; process_seconds = whole subprocess"}
+                               "note": "seconds = the sync call; process_seconds = whole subprocess; "
+                                       "radicale_only = the same sync-collection REPORT sent bare "
+                                       "(the server's floor)"}
     for size in sizes:
         name = f"cal{size}"
         storage, base, prep = _prepared(size)
@@ -264,9 +285,15 @@ def bench(sizes: list[int], with_vdirsyncer: bool) -> dict[str, Any]:
             for phase in ("setup", "initial", "nochange", "edits"):
                 if phase == "edits":
                     asyncio.run(_edit(server, name, events))
+                token = _stored_token(db) if phase != "setup" else None
                 clinicbot = _run_child(
                     [sys.executable, "-m", "bench.caldav_sync", "--child", "clinicbot", "--db", str(db),
                      "--url", url, "--phase", phase])
+                if phase != "setup":
+                    # The server's own share: the same REPORT clinicbot sent, bare (read-only, so
+                    # replaying it after the client changes nothing).
+                    row[f"radicale_only_{phase}"] = {"seconds": round(asyncio.run(_report(
+                        server, name, _sync_report(token), "REPORT", "0")), 3)}
                 vdir = _run_child(
                     [str(vdir_python), str(Path(__file__)), "--child", "vdirsyncer", "--config", str(vconf),
                      "--phase", phase]) if vdir_python and vconf else None

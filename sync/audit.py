@@ -84,6 +84,31 @@ def _row_hash(entry: AuditEntry) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+async def _next(session: AsyncSession) -> tuple[int, str]:
+    """(seq, previous hash) for the next entry, under the append lock on PostgreSQL.
+
+    Once this transaction has appended, the tail is remembered: nobody else can append until it
+    commits (the advisory lock on PostgreSQL, the write lock on SQLite), so a sync that appends
+    page by page reads the tail once, not once per page.
+    """
+    tail = session.info.get(_TAIL)
+    if tail is not None and tail[0] is session.sync_session.get_transaction():
+        return tail[1] + 1, tail[2]
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
+    last = (
+        await session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))
+    ).first()
+    return (last[0] + 1, last[1]) if last else (1, GENESIS)
+
+
+def _remember(session: AsyncSession, seq: int, hash_: str) -> None:
+    session.info[_TAIL] = (session.sync_session.get_transaction(), seq, hash_)
+
+
+_TAIL = "clinicbot.audit_tail"
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -97,12 +122,7 @@ async def record(
     at: datetime | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction. The one function every feature calls."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
-    last = (
-        await session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))
-    ).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    seq, prev = await _next(session)
     entry = AuditEntry(
         seq=seq,
         at=(at or utcnow()).astimezone(UTC),
@@ -118,6 +138,7 @@ async def record(
     entry.hash = _row_hash(entry)
     session.add(entry)
     await session.flush()
+    _remember(session, seq, entry.hash)
     return entry
 
 
@@ -216,12 +237,7 @@ async def record_many(session: AsyncSession, entries: list[dict[str, Any]], at: 
 
     from sqlalchemy import insert
 
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
-    last = (
-        await session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))
-    ).first()
-    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    seq, prev = await _next(session)
     when = (at or utcnow()).astimezone(UTC)
     table = AuditEntry.__table__
     # Rows are built and inserted 1,000 at a time: a 10,000-row import never holds all of them.
@@ -238,4 +254,5 @@ async def record_many(session: AsyncSession, entries: list[dict[str, Any]], at: 
             rows.append(row)
             seq += 1
         await session.execute(insert(table), rows)  # type: ignore[arg-type]
+    _remember(session, seq - 1, prev)
     return len(entries)

@@ -1,22 +1,27 @@
 """The sync engine: read a calendar's changes since its cursor, plan, apply, store the new cursor.
 
-The new cursor is written in the same transaction as the state it reflects, so a crash either
-keeps both or neither. An expired cursor triggers exactly one full resync, logged and audited.
+Changes are planned and applied page by page as the provider delivers them (a 10,000-item first
+sync is never held whole), all in one transaction that ends by storing the new cursor, so a
+crash either keeps all of it or none. An expired cursor triggers exactly one full resync, logged and audited.
 A run with nothing to do costs one provider call and one small UPDATE.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable, Container, Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import AuthExpired, CursorExpired, ProviderError
+from adapters.base import AuthExpired, CalendarProvider, CursorExpired, ProviderError
 from sync import audit
 from sync.apply import ACTOR, SyncReport, apply
 from sync.core import Core
@@ -24,10 +29,17 @@ from sync.items import ChangeSet, Window
 from sync.locks import connection_lock
 from sync.model import Calendar, Connection, Practice
 from sync.outbox import checkpoint
-from sync.plan import CalendarView, Changes, Policy, plan
+from sync.plan import CalendarView, Canonical, Changes, Incoming, OverlapIndex, Policy, plan
 from sync.providers import open_provider
 from sync.recurrence import expand_items, incoming
-from sync.snapshots import calendar_view, load_appointments, load_links, load_mirrors, load_overlapping
+from sync.snapshots import (
+    calendar_view,
+    load_appointments,
+    load_links,
+    load_mirrors,
+    load_overlapping,
+    load_unseen_links,
+)
 
 __all__ = ["Progress", "SyncReport", "sync_all", "sync_calendar", "sync_connection"]
 
@@ -89,6 +101,64 @@ async def sync_calendar(
     return report
 
 
+class _SeenIds:
+    """Remote ids, kept as 16-byte digests in one buffer: 10,000 cost 160 KB and leave no small
+    objects behind each page (survivors scattered among a page's freed objects keep the
+    allocator from returning that memory)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def add(self, remote_ids: Iterable[str]) -> None:
+        for rid in remote_ids:
+            self._buffer += _digest(rid)
+
+    def frozen(self) -> Container[str]:
+        """A membership test over the ids added so far."""
+        buf = self._buffer
+        digests = {bytes(buf[i:i + 16]) for i in range(0, len(buf), 16)}
+        return _DigestSet(digests)
+
+
+class _DigestSet:
+    def __init__(self, digests: set[bytes]) -> None:
+        self._digests = digests
+
+    def __contains__(self, remote_id: object) -> bool:
+        return isinstance(remote_id, str) and _digest(remote_id) in self._digests
+
+
+def _digest(remote_id: str) -> bytes:
+    return hashlib.blake2b(remote_id.encode(), digest_size=16).digest()
+
+
+class _OtherSources:
+    """The practitioner's active appointments from other sources, for double-booking checks: read
+    once per run over the span the pages need (widened when a page reaches beyond it), not once
+    per page, and handed to each page only where they overlap its items."""
+
+    def __init__(self, view: CalendarView) -> None:
+        self._view = view
+        self._span: tuple[datetime, datetime] | None = None
+        self._index = OverlapIndex(())
+
+    async def overlapping(self, s: AsyncSession, items: list[Incoming]) -> list[Canonical]:
+        pid = self._view.practitioner_id
+        if pid is None:
+            return []
+        lo, hi = min(i.event.start for i in items), max(i.event.end for i in items)
+        if self._span is None or lo < self._span[0] or hi > self._span[1]:
+            if self._span is not None:
+                lo, hi = min(lo, self._span[0]), max(hi, self._span[1])
+            self._index = OverlapIndex((await load_overlapping(s, pid, lo, hi, self._view.id)).values())
+            self._span = (lo, hi)
+        found: dict[int, Canonical] = {}
+        for i in items:
+            for appt in self._index.overlapping(pid, i.event.start, i.event.end):
+                found[appt.id] = appt
+        return list(found.values())
+
+
 async def _load_target(core: Core, calendar_id: int) -> _Target | None:
     async with core.store.session() as s:
         cal = await s.get(Calendar, calendar_id)
@@ -104,73 +174,151 @@ async def _load_target(core: Core, calendar_id: int) -> _Target | None:
 
 
 async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) -> SyncReport:
-    report = SyncReport(calendars=1)
     target = await _load_target(core, calendar_id)
     if target is None or not target.view.sync_enabled or target.view.role not in ("source", "mirror"):
-        return report
-    conn, cal, view = target.conn, target.cal, target.view
+        return SyncReport(calendars=1)
+    conn, cal = target.conn, target.cal
     window = Window.around(core.clock(), conn.window_days_back, conn.window_days_ahead)
     provider = open_provider(core, conn, cal)
-    resync_reason: str | None = None
     try:
         if progress:
             progress("fetch", 0, 0)
         try:
-            cs = await provider.changes(cal.cursor, window)
+            return await _read_and_apply(core, target, window, provider, cal.cursor, None, progress)
         except CursorExpired:
             log.warning("sync cursor expired; running one full resync",
                         extra={"calendar_id": cal.id, "connection_id": conn.id})
-            resync_reason = "cursor_expired"
-            cs = await provider.changes(None, window)
-        series = provider.capabilities.series
+            return await _read_and_apply(core, target, window, provider, None, "cursor_expired", progress)
     except ProviderError as exc:
         await _record_failure(core, conn.id, exc)
-        report.failed = 1
-        return report
+        return SyncReport(calendars=1, failed=1)
     finally:
         await provider.aclose()
-    checkpoint(core, "sync.fetched")
+
+
+async def _pages(provider: CalendarProvider, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
+    """The provider's changes page by page (`change_pages` where it streams, else one page).
+
+    Pages are read one ahead in a task of their own: the next page is received and parsed while
+    this one's rows are written (the database driver works in its own thread), so the two overlap.
+    """
+    paged = getattr(provider, "change_pages", None)
+    if paged is None:
+        yield await provider.changes(cursor, window)
+        return
+    source: AsyncGenerator[ChangeSet, None] = paged(cursor, window)
+    ahead: asyncio.Queue[ChangeSet | Exception | None] = asyncio.Queue(maxsize=1)
+
+    async def read_ahead() -> None:
+        try:
+            async for page in source:
+                await ahead.put(page)
+        except Exception as exc:  # handed to the reader, which raises it as its own
+            await ahead.put(exc)
+        else:
+            await ahead.put(None)
+
+    task = asyncio.create_task(read_ahead())
+    try:
+        while (item := await ahead.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await source.aclose()
+
+
+async def _read_and_apply(
+    core: Core, target: _Target, window: Window, provider: CalendarProvider, cursor: str | None,
+    resync_reason: str | None, progress: Progress | None,
+) -> SyncReport:
+    """Read the changes since `cursor` and apply them page by page in ONE transaction that ends by
+    storing the new cursor: a crash or a provider error half-way commits nothing."""
+    conn, cal = target.conn, target.cal
+    series = provider.capabilities.series
+    report = SyncReport(calendars=1)
+    seen = _SeenIds()  # remote ids read (a full listing's absentees were deleted remotely)
+    others = _OtherSources(target.view)
+    full, new_cursor, read = False, cursor, 0
     now = core.clock()
-    if not (cs.items or cs.deleted_ids or cs.full or resync_reason) and cs.cursor == cal.cursor:
-        async with core.store.session() as s:
-            await s.execute(update(Connection).where(Connection.id == conn.id)
-                            .values(last_success_at=now, last_error=None))
-        return report
-    items = incoming(cs.items) if series else expand_items(cs.items, window)
-    changes = Changes(items, list(cs.deleted_ids), cs.full, window)
-    if progress:
-        progress("plan", 0, len(items))
-    async with core.store.session() as s:
-        links = await load_links(
-            s, cal.id,
-            remote_ids=None if cs.full else [i.remote_id for i in items] + list(cs.deleted_ids),
-            uids=[i.event.uid for i in items] if view.role == "source" and not cs.full else (),
-        )
-        appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
-        if view.role == "source" and items:
-            lo, hi = min(i.event.start for i in items), max(i.event.end for i in items)
-            for appt_id, appt in (await load_overlapping(s, view.practitioner_id, lo, hi, cal.id)).items():
-                appointments.setdefault(appt_id, appt)
-        actions = plan(changes, links, appointments, view, target.policy, mirrors=target.mirrors)
-        if progress:
-            progress("apply", 0, len(actions))
-        report.add(await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now))
+    async with AsyncExitStack() as stack:
+        session: AsyncSession | None = None
+        pages = _pages(provider, cursor, window)
+        stack.push_async_callback(pages.aclose)
+        async for page in pages:
+            full, new_cursor = page.full, page.cursor
+            if not (page.items or page.deleted_ids):
+                continue
+            if session is None:
+                checkpoint(core, "sync.fetched")
+                session = await stack.enter_async_context(core.store.session())
+            items = incoming(page.items) if series else expand_items(page.items, window)
+            seen.add(i.remote_id for i in items)
+            read += len(items)
+            report.add(await _apply_page(session, core, target, window, items, page.deleted_ids, now, others))
+            if progress:
+                progress("apply", read, 0)
+        if session is None:
+            checkpoint(core, "sync.fetched")
+            if not (full or resync_reason) and new_cursor == cal.cursor:
+                async with core.store.session() as s:  # nothing changed: one small UPDATE
+                    await s.execute(update(Connection).where(Connection.id == conn.id)
+                                    .values(last_success_at=now, last_error=None))
+                return report
+            session = await stack.enter_async_context(core.store.session())
+        if full:
+            report.add(await _apply_gone(session, core, target, window, seen, now))
         report.calendars = 1
-        report.unchanged = max(len(items) - report.created - report.updated - report.deleted - report.conflicts, 0)
+        report.unchanged = max(read - report.created - report.updated - report.deleted - report.conflicts, 0)
         if resync_reason:
             report.full_resyncs = 1
-            await audit.record(s, actor=ACTOR, action="sync.full_resync", practice_id=conn.practice_id,
+            await audit.record(session, actor=ACTOR, action="sync.full_resync", practice_id=conn.practice_id,
                                details={"calendar_id": cal.id, "reason": resync_reason})
         checkpoint(core, "sync.applied")
-        await _store_cursor(s, cal.id, conn.id, cs, now)
-        if progress:
-            progress("apply", len(actions), len(actions))
+        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now)
     return report
 
 
-async def _store_cursor(s: AsyncSession, calendar_id: int, connection_id: int, cs: ChangeSet, now: datetime) -> None:
-    values: dict[str, object] = {"cursor": cs.cursor, "cursor_updated_at": now}
-    if cs.full:
+async def _apply_page(
+    s: AsyncSession, core: Core, target: _Target, window: Window, items: list[Incoming], deleted_ids: list[str],
+    now: datetime, others: _OtherSources,
+) -> SyncReport:
+    """Plan and apply one page of changes (links and appointments loaded for that page only)."""
+    view = target.view
+    links = await load_links(
+        s, view.id, remote_ids=[i.remote_id for i in items] + list(deleted_ids),
+        uids=[i.event.uid for i in items] if view.role == "source" else (),
+    )
+    appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
+    if view.role == "source" and items:
+        for appt in await others.overlapping(s, items):
+            appointments.setdefault(appt.id, appt)
+    changes = Changes(items, list(deleted_ids), False, window)
+    actions = plan(changes, links, appointments, view, target.policy, mirrors=target.mirrors)
+    return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
+
+
+async def _apply_gone(
+    s: AsyncSession, core: Core, target: _Target, window: Window, seen: _SeenIds, now: datetime
+) -> SyncReport:
+    """After a full listing: what this calendar's links point at and the listing did not hold."""
+    view = target.view
+    links = await load_unseen_links(s, view.id, seen.frozen())
+    if not links:
+        return SyncReport()
+    appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
+    actions = plan(Changes([], [], True, window), links, appointments, view, target.policy, mirrors=target.mirrors)
+    return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
+
+
+async def _store_cursor(
+    s: AsyncSession, calendar_id: int, connection_id: int, cursor: str | None, full: bool, now: datetime
+) -> None:
+    values: dict[str, object] = {"cursor": cursor, "cursor_updated_at": now}
+    if full:
         values["last_full_sync_at"] = now
     await s.execute(update(Calendar).where(Calendar.id == calendar_id).values(**values))
     await s.execute(update(Connection).where(Connection.id == connection_id)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
@@ -12,11 +13,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from sync.store import Store
+from sync.store import Store, StoreError
 
-__all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "upgrade"]
+if TYPE_CHECKING:
+    from sync.core import Core
+
+__all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "prepare_database", "upgrade"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("clinicbot.store")
 
 
 def alembic_config() -> Config:
@@ -59,6 +64,25 @@ async def upgrade(store: Store, revision: str = "head") -> None:
 
 async def downgrade(store: Store, revision: str = "base") -> None:
     await _migrate(store, command.downgrade, revision)
+
+
+async def prepare_database(core: Core) -> None:
+    """Bring SQLite up to date (when allowed); refuse a PostgreSQL schema that is behind.
+
+    Here, not in bot.app, so that admin commands (`clinicbot sync run` ...) check the schema
+    without importing the web server (aiohttp: ~9 MB).
+    """
+    state = await core.store.schema_state()
+    if state.up_to_date:
+        return
+    if core.store.is_sqlite and core.settings.auto_migrate:
+        log.info("upgrading the embedded SQLite database", extra={"from": state.current, "to": state.head})
+        await upgrade(core.store)
+        return
+    raise StoreError(
+        f"database schema is at {state.current or 'nothing'}, this version needs {state.head}: "
+        "run `clinicbot db upgrade`"
+    )
 
 
 def run_sync(coro: Any) -> Any:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Executable, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.model import Link, OutboxOp
@@ -55,8 +54,16 @@ async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None
     if not rows:
         return
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    ins = postgresql.insert(OutboxOp) if dialect == "postgresql" else sqlite.insert(OutboxOp)
-    stmt = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
+    # Imported here: each dialect module costs megabytes, and a process only ever uses one.
+    stmt: Executable
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        stmt = postgresql.insert(OutboxOp).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    else:
+        from sqlalchemy.dialects import sqlite
+
+        stmt = sqlite.insert(OutboxOp).on_conflict_do_nothing(index_elements=["idempotency_key"])
     for i in range(0, len(rows), _CHUNK):
         await session.execute(stmt, list(rows[i:i + _CHUNK]))
 

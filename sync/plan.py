@@ -38,6 +38,7 @@ __all__ = [
     "ImportNew",
     "Incoming",
     "LinkView",
+    "OverlapIndex",
     "Policy",
     "PushToMirrors",
     "RaiseConflict",
@@ -284,7 +285,7 @@ def _plan_source(
     mirrors: Sequence[CalendarView],
 ) -> Iterable[Action]:
     targets = mirror_targets(calendar.practitioner_id, mirrors)
-    others = _OverlapIndex(a for a in appointments.values() if a.source_calendar_id != calendar.id and a.active)
+    others = OverlapIndex(a for a in appointments.values() if a.source_calendar_id != calendar.id and a.active)
     # A booking's identity on its source is (UID, recurrence key); remote ids only say where it lives.
     by_key: dict[SourceKey, LinkView] = {}
     for group in links.values():
@@ -332,7 +333,7 @@ def _source_item(
     calendar: CalendarView,
     policy: Policy,
     targets: tuple[int, ...],
-    others: _OverlapIndex,
+    others: OverlapIndex,
 ) -> Iterable[Action]:
     h = inc.hash()
     ev = inc.event
@@ -423,7 +424,7 @@ def _in_window(appt: Canonical, window: Window | None) -> bool:
     return window is None or appt.rrule is not None or window.overlaps(appt.start, appt.end)
 
 
-class _OverlapIndex:
+class OverlapIndex:
     """Active appointments per practitioner sorted by start, for double-booking lookups."""
 
     def __init__(self, appts: Iterable[Canonical]) -> None:

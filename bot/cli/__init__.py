@@ -45,9 +45,9 @@ def with_core(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         async def go() -> T:
-            from bot.app import prepare_database
             from sync.core import open_core
             from sync.crypto import KeyError_
+            from sync.migrate import prepare_database
             from sync.store import StoreError
 
             settings = get_settings()

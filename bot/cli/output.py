@@ -8,8 +8,6 @@ from datetime import date, datetime
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 __all__ = ["emit", "fail", "json_option"]
 
@@ -28,6 +26,10 @@ def emit(rows: Sequence[dict[str, Any]] | dict[str, Any], columns: Sequence[str]
     if as_json:
         click.echo(json.dumps(rows, default=_default, indent=2))
         return
+    # rich only for tables: a `--json` run (cron, scripts) never loads it.
+    from rich.console import Console
+    from rich.table import Table
+
     if isinstance(rows, dict):
         rows = [rows]
     cols = list(columns or (rows[0].keys() if rows else []))

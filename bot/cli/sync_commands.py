@@ -7,8 +7,11 @@ to _COMMAND_MODULES; the `connection add` group merges with the other adapters' 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +19,9 @@ from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
 from sync.core import Core
+
+if TYPE_CHECKING:
+    from sync.engine import Progress
 
 CAL_COLUMNS = ["id", "name", "connection", "provider", "role", "projection", "sync_enabled", "practitioner", "url"]
 
@@ -156,6 +162,25 @@ def sync_group() -> None:
 sync_group.name = "sync"
 
 
+@contextmanager
+def _progress_bar(*, enabled: bool) -> Iterator[tuple[Progress | None, Callable[[str], None]]]:
+    """A rich progress bar on a terminal; nothing (and rich not even imported) otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        yield None, lambda _: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+
+    with Bar(transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("sync", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{stage} ({total} items)" if total else f"{stage} ({done} read)",
+                       completed=done, total=total or None)
+
+        yield progress, lambda text: bar.update(task, description=text, total=None)
+
+
 @sync_group.command("run")
 @click.option("--connection", "connection_id", type=int, default=None, help="Only this connection.")
 @click.option("--outbox/--no-outbox", default=True, show_default=True, help="Also perform queued remote writes.")
@@ -163,18 +188,11 @@ sync_group.name = "sync"
 @with_core
 async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json: bool) -> None:
     """Sync now: read every calendar's changes, then write the queued copies."""
-    from rich.progress import Progress
-
     from sync.engine import sync_all, sync_connection
     from sync.locks import SyncBusy
     from sync.outbox import OutboxConfig, run_once
 
-    with Progress(transient=True, disable=as_json) as bar:
-        task = bar.add_task("sync", total=None)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{stage} ({total} items)" if total else stage,
-                       completed=done, total=total or None)
+    with _progress_bar(enabled=not as_json) as (progress, describe):
         try:
             if connection_id is not None:
                 report = await sync_connection(core, connection_id, progress=progress, wait=30)
@@ -185,7 +203,7 @@ async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json:
             return
         failed_ops = 0
         if outbox:
-            bar.update(task, description="writing copies", total=None)
+            describe("writing copies")
             stats = await run_once(core, config=OutboxConfig(), connection_id=None)
             failed_ops = stats.failed
     result: dict[str, Any] = report.as_dict()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from adapters.base import (
@@ -42,6 +43,8 @@ class MemoryServer:
     failures: dict[str, deque[ProviderError]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     etag_counter: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
+    #: Items per page `change_pages` hands out (None: everything in one page, as `changes`).
+    page_size: int | None = None
 
     def _bump(self, remote_id: str) -> None:
         self.last_seq = next(self.seq)
@@ -118,6 +121,17 @@ class MemoryCalendar:
             elif _in_window(item.event, window):
                 changed.append(item)
         return ChangeSet(items=changed, deleted_ids=deleted, cursor=srv.cursor(), full=False)
+
+    async def change_pages(self, cursor: str | None, window: Window) -> AsyncIterator[ChangeSet]:
+        """`changes` in pages of `server.page_size` items, the cursor on the last one; the failure
+        queue "page" fails the stream before a page after the first."""
+        whole = await self.changes(cursor, window)
+        size = self.server.page_size or max(len(whole.items), 1)
+        for start in range(0, len(whole.items), size):
+            if start:
+                self._maybe_fail("page")
+            yield ChangeSet(items=whole.items[start:start + size], full=whole.full)
+        yield ChangeSet(deleted_ids=whole.deleted_ids, cursor=whole.cursor, full=whole.full)
 
     async def create(self, event: EventData, idempotency_key: str) -> RemoteItem:
         self._maybe_fail("create")

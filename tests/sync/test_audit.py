@@ -75,3 +75,18 @@ async def test_export_jsonl_and_csv(core: Core) -> None:
     assert len(jsonl.splitlines()) == 3
     lines = csv_text.splitlines()
     assert lines[0].startswith("seq,at,actor,action") and len(lines) == 4
+
+
+async def test_mixed_appends_in_one_transaction_and_across_transactions_chain(core: Core) -> None:
+    """record and record_many remember the tail within a transaction; a later one reads it again."""
+    entries = [{"actor": "system:sync", "action": "appointment.created", "appointment_id": i} for i in range(3)]
+    async with core.store.session() as s:
+        await audit.record_many(s, entries)
+        await audit.record(s, actor="cli:test", action="test.step")
+        await audit.record_many(s, entries)
+    await _fill(core, 2)  # other sessions append between
+    async with core.store.session() as s:
+        await audit.record(s, actor="cli:test", action="test.last")
+        seqs = list((await s.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq))).all())
+    assert seqs == list(range(1, 11))
+    assert await _verify(core) == (10, None)

@@ -164,3 +164,62 @@ async def test_double_booking_across_sources_is_a_conflict(core: Core) -> None:
     a1, a2 = await appointments(core)
     assert entry.appointment_id == a2.id and entry.details is not None
     assert entry.details["other_appointment_id"] == a1.id
+
+
+async def test_paged_initial_sync_and_full_resync_match_one_page(core: Core) -> None:
+    """Pages are planned and applied one by one; a full listing still cancels what it lacks."""
+    clinic = await make_clinic(core)
+    src = clinic.servers["source"]
+    src.page_size = 2
+    for i in range(7):
+        src.put(booking(f"b{i}", NOW + timedelta(days=i, hours=2)))
+    report = await sync_connection(core, clinic.connections["source"])
+    assert (report.created, report.deleted, report.failed) == (7, 0, 0)
+    assert [a.source_uid for a in await appointments(core)] == [f"b{i}" for i in range(7)]
+    src.remove("b1")
+    src.remove("b5")
+    src.put(booking("b3", NOW + timedelta(days=3, hours=4)))
+    src.expire_cursors()
+    report = await sync_connection(core, clinic.connections["source"])
+    assert (report.full_resyncs, report.created, report.updated, report.deleted) == (1, 0, 1, 2)
+    assert {a.source_uid: a.status for a in await appointments(core)} == {
+        f"b{i}": "cancelled" if i in (1, 5) else "confirmed" for i in range(7)}
+    async with core.store.session() as s:
+        assert (await audit.verify(s))[1] is None
+
+
+async def test_failure_after_some_pages_commits_nothing(core: Core) -> None:
+    clinic = await make_clinic(core)
+    src = clinic.servers["source"]
+    src.page_size = 2
+    for i in range(5):
+        src.put(booking(f"b{i}", NOW + timedelta(days=i, hours=2)))
+    src.fail_next("page", Unavailable("connection reset"))
+    assert (await sync_connection(core, clinic.connections["source"])).failed == 1
+    assert await appointments(core) == [] and await links(core) == []
+    async with core.store.session() as s:
+        cal = await s.get(Calendar, clinic.calendars["source"])
+        assert cal is not None and cal.cursor is None
+    assert (await sync_connection(core, clinic.connections["source"])).created == 5
+
+
+async def test_paged_sync_finds_double_bookings_on_every_page(core: Core) -> None:
+    """Other sources' appointments are read once per run and still checked against each page."""
+    clinic = await make_clinic(core)
+    await clinic.add_calendar("source2", "source")
+    for i in range(6):
+        clinic.servers["source"].put(booking(f"b{i}", NOW + timedelta(days=i, hours=3)))
+    await sync_connection(core, clinic.connections["source"])
+    src2 = clinic.servers["source2"]
+    src2.page_size = 2
+    for i in (1, 0, 5, 3):  # the second page reaches beyond the span the first one read
+        src2.put(booking(f"x{i}", NOW + timedelta(days=i, hours=3, minutes=15)))
+    src2.put(booking("free", NOW + timedelta(days=2, hours=8)))
+    report = await sync_connection(core, clinic.connections["source2"])
+    assert (report.created, report.conflicts) == (5, 4)
+    by_id = {a.id: a.source_uid for a in await appointments(core)}
+    async with core.store.session() as s:
+        entries = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "sync.conflict.double_booking"))).all()
+    assert sorted((by_id[e.appointment_id], by_id[e.details["other_appointment_id"]]) for e in entries
+                  if e.appointment_id is not None and e.details) == [("x0", "b0"), ("x1", "b1"), ("x3", "b3"),
+                                                                     ("x5", "b5")]

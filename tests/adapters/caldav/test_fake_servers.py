@@ -146,3 +146,22 @@ async def test_registry_serves_icloud_and_defaults_to_caldav_icloud_com() -> Non
     assert str(seen[0].url) == "https://caldav.icloud.com/.well-known/caldav"
     assert seen[0].method == "PROPFIND" and seen[0].headers["Authorization"].startswith("Basic ")
     assert "App-Specific Passwords" in CONNECT_HELP["icloud"] and "appleid.apple.com" in CONNECT_HELP["icloud"]
+
+
+async def test_change_pages_hand_on_pages_with_the_cursor_on_the_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.caldav import calendar as caldav_calendar
+
+    monkeypatch.setattr(caldav_calendar, "PAGE_ITEMS", 3)
+    async with FakeCalDAV(sync_page=4) as fake:
+        calendar = open_calendar(connection(fake), fake.calendar_url, LOOPBACK_OK)
+        for n in range(10):
+            await calendar.create(event(n), f"ev-{n}")
+        pages = [page async for page in calendar.change_pages(None, WINDOW)]
+        assert [len(p.items) for p in pages] == [3, 1, 3, 1, 2, 0]  # 507 pages of 4, 4, 2 split by 3
+        assert [p.cursor for p in pages[:-1]] == [None] * 5 and all(p.full for p in pages)
+        assert pages[-1].cursor == f"s1:tok-{fake.journal[-1][0]}"
+        assert sorted(i.event.uid for p in pages for i in p.items) == sorted(f"ev-{n}" for n in range(10))
+        await calendar.delete("ev-3.ics", None)
+        later = [page async for page in calendar.change_pages(pages[-1].cursor, WINDOW)]
+        assert [(len(p.items), p.deleted_ids, p.full) for p in later] == [(0, ["ev-3.ics"], False), (0, [], False)]
+        await calendar.aclose()
