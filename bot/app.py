@@ -57,20 +57,11 @@ COMPONENTS = _components
 
 
 async def prepare_database(core: Core) -> None:
-    """Bring SQLite up to date (when allowed); refuse a PostgreSQL schema that is behind."""
-    from sync.migrate import upgrade
+    """Bring SQLite up to date (when allowed); refuse a PostgreSQL schema that is behind.
+    (sync.migrate.prepare_database, imported when needed: alembic is not loaded at import.)"""
+    from sync.migrate import prepare_database as prepare
 
-    state = await core.store.schema_state()
-    if state.up_to_date:
-        return
-    if core.store.is_sqlite and core.settings.auto_migrate:
-        log.info("upgrading the embedded SQLite database", extra={"from": state.current, "to": state.head})
-        await upgrade(core.store)
-        return
-    raise StoreError(
-        f"database schema is at {state.current or 'nothing'}, this version needs {state.head}: "
-        "run `clinicbot db upgrade`"
-    )
+    await prepare(core)
 
 
 def tune_for_serving(app: web.Application) -> None:
