@@ -80,7 +80,9 @@ class FakeBotConnector:
         self.latency = latency
         self.recorded = Recorded()
         self.key = _signing_key()
-        self.kid = "fake-" + uuid.uuid4().hex[:8]
+        # One key id with the one key: botbuilder caches signing keys per metadata URL for days, and
+        # a later fake on a reused port must not publish a different kid for the same URL.
+        self.kid = "fake-session-key"
         self._issued: set[str] = set()
         self._fail_next: list[tuple[int, dict[str, str]]] = []
         self._lock = threading.Lock()
