@@ -3,8 +3,10 @@ schema check that runs at start."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -87,6 +89,7 @@ class Store:
         # ANSWER_TABLES. Kept here, not in `conn.info`: reading that can make a connection that is
         # being invalidated try to reconnect, from inside a rollback.
         self._wrote: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._watch: sqlite3.Connection | None = None
         sync_engine = self.engine.sync_engine
         event.listen(sync_engine, "after_cursor_execute", self._note_write)
         event.listen(sync_engine, "commit", self._committed)
@@ -103,6 +106,32 @@ class Store:
         if conn in self._wrote:
             self._wrote.discard(conn)
             self.data_version += 1
+
+    def external_version(self) -> int | None:
+        """A number that changes whenever anyone, this process or another, commits to the database;
+        None where that cannot be read cheaply (PostgreSQL, in-memory SQLite) or could not be now.
+
+        SQLite keeps such a counter per connection (`PRAGMA data_version`: it changes when another
+        connection commits). It is read on a plain connection of its own, held open and never
+        used to write; the call takes microseconds, so it runs on the caller's thread.
+        """
+        database = self.engine.url.database if self.is_sqlite else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        try:
+            if self._watch is None:
+                self._watch = sqlite3.connect(database, timeout=0.05, isolation_level=None, check_same_thread=False)
+            row = self._watch.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            self._close_watch()
+            return None
+        return int(row[0])
+
+    def _close_watch(self) -> None:
+        if self._watch is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._watch.close()
+            self._watch = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -134,6 +163,7 @@ class Store:
         return SchemaState(current=current, head=head_revision())
 
     async def dispose(self) -> None:
+        self._close_watch()
         await self.engine.dispose()
 
 

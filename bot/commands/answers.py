@@ -8,8 +8,11 @@ and what they asked, and can then answer a repeat inside the acknowledgement its
 An entry is used only while all of these hold:
 - nothing this process committed since it was built touched the tables answers come from
   (`Store.data_version`, bumped on commit, see sync/store.py);
-- it is younger than `ttl` seconds: the bound on how long a change made by another process
-  (a second replica, the CLI) takes to show;
+- where the database can say cheaply that anyone committed anything (`Store.external_version`:
+  SQLite), nobody has since it was built, as last looked at most `watch_every` seconds ago;
+  that is the bound on how long a change by another process (the CLI) takes to show there;
+- it is younger than `ttl` seconds where the database cannot say (PostgreSQL: the bound for
+  changes made by another replica), or `watched_ttl` where it can;
 - the day it was built for is still the same day (`max_age` given by the builder, e.g. up to
   the practice's next local midnight for "today").
 
@@ -30,8 +33,11 @@ from sync.store import Store
 
 __all__ = ["ANSWER_TTL", "AnswerCache"]
 
-#: Seconds an answer is reused at most; the bound on how stale it can be for writes made elsewhere.
+#: Seconds an answer is reused at most where other processes' writes cannot be seen (PostgreSQL).
 ANSWER_TTL = 5.0
+#: ... and where they can (SQLite), looked for at most every WATCH_EVERY seconds.
+WATCHED_TTL = 60.0
+WATCH_EVERY = 0.25
 MAX_ANSWERS = 2_000
 
 V = TypeVar("V")
@@ -41,6 +47,7 @@ V = TypeVar("V")
 class _Entry(Generic[V]):
     value: V
     version: int
+    external: int | None
     built: float
     expires: float
 
@@ -53,11 +60,17 @@ class AnswerCache(Generic[V]):
         store: Store,
         *,
         ttl: float = ANSWER_TTL,
+        watched_ttl: float = WATCHED_TTL,
+        watch_every: float = WATCH_EVERY,
         max_entries: int = MAX_ANSWERS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.ttl = ttl
+        self.watched_ttl = watched_ttl
+        self.watch_every = watch_every
+        self._external: int | None = None
+        self._watched_at = float("-inf")
         self.max_entries = max_entries
         self.clock = clock
         self._entries: dict[Hashable, _Entry[V]] = {}
@@ -67,11 +80,24 @@ class AnswerCache(Generic[V]):
 
     def get(self, key: Hashable) -> V | None:
         """The answer for `key` if it is still good, else None (and the stale entry is dropped)."""
+        found = self.lookup(key)
+        return None if found is None else found[0]
+
+    def lookup(self, key: Hashable) -> tuple[V, bool] | None:
+        """(answer, due) for `key` if the answer is still good, else None; one lookup for both."""
         entry = self._entries.get(key)
         if entry is not None:
-            if entry.version == self.store.data_version and entry.expires > self.clock():
+            now = self.clock()
+            if now - self._watched_at >= self.watch_every:
+                self._look(now)
+            if (
+                entry.version == self.store.data_version
+                and entry.external == self._external
+                and entry.expires > now
+            ):
                 self.hits += 1
-                return entry.value
+                due = now - entry.built > (entry.expires - entry.built) / 2 and key not in self._pending
+                return entry.value, due
             del self._entries[key]
         self.misses += 1
         return None
@@ -97,9 +123,17 @@ class AnswerCache(Generic[V]):
         # shield: one waiter going away (its request cancelled) must not cancel the others' build.
         return await asyncio.shield(pending)
 
+    def _look(self, now: float) -> int | None:
+        """Read the database's own change counter now (where it has one) and remember it."""
+        self._watched_at = now
+        self._external = self.store.external_version()
+        return self._external
+
     async def _build(self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]]) -> V:
         version = self.store.data_version
         started = self.clock()
+        external = self._look(started)  # read before the data: a later change makes it differ
+        ttl = self.ttl if external is None else self.watched_ttl
         value, max_age = await make()
         if version == self.store.data_version and max_age > 0:
             if len(self._entries) >= self.max_entries:
@@ -107,7 +141,7 @@ class AnswerCache(Generic[V]):
                 self._entries = {k: e for k, e in self._entries.items() if e.expires > now}
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
-            self._entries[key] = _Entry(value, version, started, started + min(self.ttl, max_age))
+            self._entries[key] = _Entry(value, version, external, started, started + min(ttl, max_age))
         return value
 
     def _settled(self, key: Hashable, done: asyncio.Future[V]) -> None:

@@ -211,10 +211,10 @@ class SlackListeners:
                 actor = await _within(self.actors.resolve(team, user, display), ANSWER_BUDGET)
             except Exception:  # TimeoutError or a database error: the listener path reports it
                 return None
-        key = (actor, command)
-        hit = self.answers.get(key)
-        if hit is not None:
-            if self.answers.due(key):  # rebuilt now, off the request, so repeats keep hitting
+        found = self.answers.lookup((actor, command))
+        if found is not None:
+            hit, due = found
+            if due:  # rebuilt now, off the request, so repeats keep hitting
                 task = asyncio.ensure_future(self._agenda(actor, command))
                 self._refreshing.add(task)
                 task.add_done_callback(self._refreshed)

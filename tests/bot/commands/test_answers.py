@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.answers import AnswerCache
+from sync.config import Settings
 from sync.core import Core
 from sync.model import Practice
+from sync.store import Store
 
 
 async def _write(core: Core) -> None:
@@ -61,7 +64,7 @@ async def test_a_write_here_invalidates_and_a_racing_build_is_not_kept(core: Cor
 
 async def test_age_bounds_and_half_life(core: Core) -> None:
     clock = Clock()
-    cache: AnswerCache[str] = AnswerCache(core.store, ttl=5.0, clock=clock)
+    cache: AnswerCache[str] = AnswerCache(core.store, ttl=5.0, watched_ttl=5.0, clock=clock)
     await cache.build("k", _value("v", max_age=60.0))
     clock.now += 2.0
     assert cache.get("k") == "v" and not cache.due("k")
@@ -74,6 +77,48 @@ async def test_age_bounds_and_half_life(core: Core) -> None:
     assert cache.get("m") is None
     await cache.build("e", _value("an error", max_age=0.0))  # not to be kept at all
     assert cache.get("e") is None
+
+
+async def test_a_write_by_another_process_shows_within_the_watch_interval_on_sqlite(
+    core: Core, settings: Settings, backend: str
+) -> None:
+    clock = Clock()
+    cache: AnswerCache[str] = AnswerCache(core.store, ttl=5.0, watched_ttl=60.0, watch_every=0.25, clock=clock)
+    await cache.build("k", _value("v1"))
+    other = Store(settings.database_url, settings.database_schema)  # another process, in effect
+    try:
+        async with other.session() as s:
+            practice = await s.scalar(select(Practice))
+            assert practice is not None
+            practice.name = "renamed elsewhere"
+    finally:
+        await other.dispose()
+    assert cache.get("k") == "v1"  # not looked again yet
+    clock.now += 0.3
+    if backend == "sqlite":  # SQLite says that someone committed: the entry is gone at once
+        assert cache.get("k") is None
+    else:  # PostgreSQL cannot say cheaply: the entry lives out its (short) TTL
+        assert cache.get("k") == "v1"
+        clock.now += 5.0
+        assert cache.get("k") is None
+
+
+async def test_external_version_moves_with_any_commit_on_sqlite(core: Core, settings: Settings, backend: str) -> None:
+    first = core.store.external_version()
+    if backend != "sqlite":
+        assert first is None
+        return
+    assert isinstance(first, int)
+    assert core.store.external_version() == first  # nothing committed in between
+    async with core.store.session() as s:  # this process's own pool counts as "another connection" too
+        await _write_in(s)
+    assert core.store.external_version() != first
+
+
+async def _write_in(s: AsyncSession) -> None:
+    practice = await s.scalar(select(Practice))
+    assert practice is not None
+    practice.name = practice.name + "?"
 
 
 async def test_a_failed_build_raises_for_every_waiter_and_keeps_nothing(core: Core) -> None:
