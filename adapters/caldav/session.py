@@ -101,10 +101,8 @@ class DavSession:
                 response = await self.client.request(method, url, content=body, headers=headers)
             except ProviderError:
                 raise
-            except httpx.TimeoutException as exc:
-                raise Unavailable(f"{self.provider}: timed out", provider=self.provider) from exc
             except httpx.HTTPError as exc:
-                raise Unavailable(f"{self.provider}: {type(exc).__name__}", provider=self.provider) from exc
+                raise self._unreachable(exc) from exc
             if follow and response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
                 url = str(response.url.join(response.headers["location"]))
                 continue
@@ -172,11 +170,14 @@ class DavSession:
                         yield parsed
         except ProviderError:
             raise
-        except httpx.TimeoutException as exc:
-            raise Unavailable(f"{self.provider}: timed out", provider=self.provider) from exc
         except httpx.HTTPError as exc:
-            raise Unavailable(f"{self.provider}: {type(exc).__name__}", provider=self.provider) from exc
+            raise self._unreachable(exc) from exc
         parser.close()
+
+    def _unreachable(self, exc: httpx.HTTPError) -> Unavailable:
+        """The error for a request that got no answer: timed out, refused, cut off."""
+        what = "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__
+        return Unavailable(f"{self.provider}: {what}", provider=self.provider)
 
     def refuse(self, message: str) -> Refused:
         return Refused(f"{self.provider}: {message}", provider=self.provider)
