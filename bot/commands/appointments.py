@@ -192,38 +192,30 @@ async def _move(
             other = await session.get(Practitioner, practitioner_id)
             if other is None or other.practice_id != practice.id:
                 raise ParseError("that practitioner is not in this practice", "reschedule A-1042 tomorrow 3pm")
+        async def refuse(problem: str, suggest_after: datetime) -> View:
+            """The form again, saying what is wrong with the time and offering the next free slots."""
+            return await _form(
+                core,
+                session,
+                actor,
+                practice,
+                appt,
+                start,
+                practitioner_id,
+                {field: f"{moment_label(start, tz)} {problem}"},
+                suggest_after=suggest_after,
+            )
+
         now = core.clock()
         if start < now - timedelta(minutes=1):
-            return await _form(
-                core,
-                session,
-                actor,
-                practice,
-                appt,
-                start,
-                practitioner_id,
-                {field: f"{moment_label(start, tz)} has already passed; pick a later time"},
-                suggest_after=now,
-            )
-        async def taken(what: str) -> View:
-            return await _form(
-                core,
-                session,
-                actor,
-                practice,
-                appt,
-                start,
-                practitioner_id,
-                {field: f"{moment_label(start, tz)} is taken ({what})"},
-                suggest_after=start,
-            )
+            return await refuse("has already passed; pick a later time", now)
 
         target = practitioner_id or appt.practitioner_id
         end = start + (appt.end - appt.start)
         if target is not None:
             clashes = await slots.is_free(core, session, target, start, end, exclude_id=appt.id)
             if clashes:
-                return await taken(", ".join(sorted({c.label for c in clashes})))
+                return await refuse(f"is taken ({', '.join(sorted({c.label for c in clashes}))})", start)
         before = moment_label(appt.start, tz)
         try:
             await svc.reschedule(
@@ -237,7 +229,7 @@ async def _move(
                 expected_version=version,
             )
         except svc.SlotTaken as exc:
-            return await taken(", ".join(c.ref for c in exc.conflicts))
+            return await refuse(f"is taken ({', '.join(c.ref for c in exc.conflicts)})", start)
         return await appointment_detail(
             session,
             actor,
