@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 from bot.app import build_app
 from bot.slack.server import SLACK
 from sync.model import OutboxOp
-from tests.bot.slack.conftest import SlackClient, slack_settings
+from tests.bot.slack.conftest import SlackClient, slack_settings, submission_payload
 from tests.e2e.conftest import DAY, Practice, at, booking, connect_practice, until
 from tests.fakes.radicale import RadicaleServer
 from tests.fakes.slack import FakeSlack, check_blocks, check_view
@@ -61,30 +61,6 @@ def _buttons(blocks: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def _submission(meta: str, day: str, hhmm: str, practitioner: int) -> dict[str, Any]:
-    return {
-        "type": "view_submission",
-        "team": {"id": "T1", "domain": "clinic"},
-        "user": {"id": "US", "username": "us", "team_id": "T1"},
-        "api_app_id": "A1",
-        "view": {
-            "id": "V1",
-            "type": "modal",
-            "callback_id": "clinic.reschedule",
-            "private_metadata": meta,
-            "state": {
-                "values": {
-                    "date": {"value": {"type": "datepicker", "selected_date": day}},
-                    "time": {"value": {"type": "timepicker", "selected_time": hhmm}},
-                    "practitioner": {
-                        "value": {"type": "static_select", "selected_option": {"value": str(practitioner)}}
-                    },
-                }
-            },
-        },
-    }
-
-
 async def test_today_then_reschedule_moves_the_radicale_booking(slack: SlackClient, clinic: Practice) -> None:
     await clinic.put_booking(booking("visit-1", at(10), 30, "Jane Roe"))
     await clinic.put_booking(booking("visit-2", at(11), 60, "John Doe"))
@@ -121,7 +97,7 @@ async def test_today_then_reschedule_moves_the_radicale_booking(slack: SlackClie
     assert "no role in this practice" in json.dumps(slack.fake.responses["norole"])
 
     # A taken slot (John Doe is 11:00-12:00): refused with the next free slots, nothing moves.
-    status, taken = await slack.interact_json(_submission(meta, DAY.isoformat(), "11:15", clinic.practitioner_id))
+    status, taken = await slack.interact_json(submission_payload(meta, DAY.isoformat(), "11:15", clinic.practitioner_id))
     assert status == 200 and taken["response_action"] == "errors", taken
     assert "is taken" in taken["errors"]["time"] and "Next free:" in taken["errors"]["time"]
     assert "12:00" in taken["errors"]["time"]
@@ -131,7 +107,7 @@ async def test_today_then_reschedule_moves_the_radicale_booking(slack: SlackClie
     assert [i.event.start for i in await clinic.events(clinic.source_url)] == [at(10), at(11)]
 
     # A free slot: accepted, and the change reaches Radicale through the outbox.
-    status, done = await slack.interact_json(_submission(meta, DAY.isoformat(), "16:00", clinic.practitioner_id))
+    status, done = await slack.interact_json(submission_payload(meta, DAY.isoformat(), "16:00", clinic.practitioner_id))
     assert status == 200 and done == {"response_action": "clear"}, done
     await slack.settle()
     await clinic.outbox_settled()

@@ -35,6 +35,31 @@ def signed_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:
     }
 
 
+def submission_payload(meta: str, day: str, hhmm: str, practitioner: int) -> dict[str, Any]:
+    """A reschedule modal submitted with this date, time and practitioner (`meta`: its private_metadata)."""
+    return {
+        "type": "view_submission",
+        "team": {"id": "T1", "domain": "clinic"},
+        "user": {"id": "US", "username": "us", "team_id": "T1"},
+        "api_app_id": "A1",
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": "clinic.reschedule",
+            "private_metadata": meta,
+            "state": {
+                "values": {
+                    "date": {"value": {"type": "datepicker", "selected_date": day}},
+                    "time": {"value": {"type": "timepicker", "selected_time": hhmm}},
+                    "practitioner": {
+                        "value": {"type": "static_select", "selected_option": {"value": str(practitioner)}}
+                    },
+                }
+            },
+        },
+    }
+
+
 @dataclass
 class SlackClient:
     """Posts what Slack would post, signed (or deliberately not)."""

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bot.commands import actions
 from sync.model import Appointment, AuditEntry, ChatIdentity
 from tests.bot.clinic import at
-from tests.bot.slack.conftest import SlackClient, signed_headers
+from tests.bot.slack.conftest import SlackClient, signed_headers, submission_payload
 from tests.fakes.slack import check_blocks
 
 
@@ -135,36 +135,10 @@ async def test_reschedule_button_opens_the_modal_and_submit_checks_the_slot(slac
     assert modal["callback_id"] == "clinic.reschedule"
     meta = modal["private_metadata"]
 
-    def submission(day: str, hhmm: str) -> dict[str, object]:
-        return {
-            "type": "view_submission",
-            "team": {"id": "T1"},
-            "user": {"id": "US", "username": "us", "team_id": "T1"},
-            "api_app_id": "A1",
-            "view": {
-                "id": "V1",
-                "type": "modal",
-                "callback_id": "clinic.reschedule",
-                "private_metadata": meta,
-                "state": {
-                    "values": {
-                        "date": {"value": {"type": "datepicker", "selected_date": day}},
-                        "time": {"value": {"type": "timepicker", "selected_time": hhmm}},
-                        "practitioner": {
-                            "value": {
-                                "type": "static_select",
-                                "selected_option": {"value": str(slack.clinic.lee)},
-                            }
-                        },
-                    }
-                },
-            },
-        }
-
-    status, taken = await slack.interact_json(submission("2026-03-03", "11:15"))
+    status, taken = await slack.interact_json(submission_payload(meta, "2026-03-03", "11:15", slack.clinic.lee))
     assert status == 200 and taken["response_action"] == "errors"
     assert "is taken" in taken["errors"]["time"] and "Next free: Tue 3 Mar 12:00" in taken["errors"]["time"]
-    status, done = await slack.interact_json(submission("2026-03-03", "16:00"))
+    status, done = await slack.interact_json(submission_payload(meta, "2026-03-03", "16:00", slack.clinic.lee))
     assert status == 200 and done == {"response_action": "clear"}
     await slack.settle()
     [update] = slack.fake.calls_to("chat.update")
