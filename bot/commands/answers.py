@@ -17,8 +17,8 @@ An entry is used only while all of these hold:
   the practice's next local midnight for "today").
 
 Entries are bounded in number. Concurrent builds of one key share one build (`build`), and a
-build that raced a write is handed back but not kept. `due` says when a fresh entry is half way
-to its end, so a front end can rebuild it in the background before it expires.
+build that raced a write is handed back but not kept. `lookup` also says when a fresh entry is
+half way to its end, so a front end can rebuild it in the background before it expires.
 """
 
 from __future__ import annotations
@@ -101,14 +101,6 @@ class AnswerCache(Generic[V]):
             del self._entries[key]
         self.misses += 1
         return None
-
-    def due(self, key: Hashable) -> bool:
-        """True when the entry for `key` is past half its life and no rebuild is under way."""
-        entry = self._entries.get(key)
-        if entry is None or key in self._pending:
-            return False
-        now = self.clock()
-        return now - entry.built > (entry.expires - entry.built) / 2
 
     async def build(self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]]) -> V:
         """Build the answer for `key` with `make` (-> (value, max age in seconds)) and keep it.

@@ -211,10 +211,7 @@ def _command_fields(form: str) -> dict[str, str]:
     for pair in form.split("&"):
         name, _, value = pair.partition("=")
         if name in _COMMAND_FIELDS:
-            if value == "%2Fclinic":  # what nearly every request carries: spare the decoder
-                fields[name] = "/clinic"
-            else:
-                fields[name] = unquote_plus(value) if "%" in value or "+" in value else value
+            fields[name] = unquote_plus(value) if "%" in value or "+" in value else value
     return fields
 
 

@@ -67,9 +67,9 @@ async def test_age_bounds_and_half_life(core: Core) -> None:
     cache: AnswerCache[str] = AnswerCache(core.store, ttl=5.0, watched_ttl=5.0, clock=clock)
     await cache.build("k", _value("v", max_age=60.0))
     clock.now += 2.0
-    assert cache.get("k") == "v" and not cache.due("k")
+    assert cache.lookup("k") == ("v", False)
     clock.now += 1.0
-    assert cache.due("k")  # past half of its 5 s: time to rebuild in the background
+    assert cache.lookup("k") == ("v", True)  # past half of its 5 s: time to rebuild in the background
     clock.now += 2.1
     assert cache.get("k") is None
     await cache.build("m", _value("until midnight", max_age=1.0))  # the day ends in one second
