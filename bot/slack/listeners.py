@@ -215,12 +215,12 @@ class SlackListeners:
         if found is not None:
             hit, due = found
             if due:  # rebuilt now, off the request, so repeats keep hitting
-                task = asyncio.ensure_future(self._agenda(actor, command))
+                task = asyncio.ensure_future(self._rebuild(actor, command))
                 self._refreshing.add(task)
                 task.add_done_callback(self._refreshed)
             return hit.ack_body
         try:
-            built = await _within(self._agenda(actor, command), ANSWER_BUDGET)
+            built = await _within(self._rebuild(actor, command), ANSWER_BUDGET)
         except Exception:  # TimeoutError (the build goes on and is kept) or a failure
             return None  # this request takes the listener path, which reports any error properly
         return built.ack_body
@@ -231,6 +231,11 @@ class SlackListeners:
             log.warning("rebuilding an agenda failed", extra={"error": type(task.exception()).__name__})
 
     async def _agenda(self, actor: Actor, command: ShowAgenda) -> Rendered:
+        """The agenda from the answer cache while it is good, else built (one shared build)."""
+        kept = self.answers.get((actor, command))
+        return kept if kept is not None else await self._rebuild(actor, command)
+
+    async def _rebuild(self, actor: Actor, command: ShowAgenda) -> Rendered:
         return await self.answers.build((actor, command), lambda: self._build_agenda(actor, command))
 
     async def _build_agenda(self, actor: Actor, command: ShowAgenda) -> tuple[Rendered, float]:

@@ -203,3 +203,19 @@ async def test_a_known_person_whose_entry_expired_is_looked_up_again_inline(slac
     assert any("chat_identity" in s for s in statements)  # asked the database who this is
     await slack.settle()
     assert slack.fake.responses["again"] == []
+
+
+async def test_the_answer_path_after_the_ack_reuses_a_kept_agenda(slack: SlackClient) -> None:
+    """A command answered at its response_url (here: the person is not in the actor cache) still
+    takes a kept agenda: only who is asking is looked up, the day is not read or rendered again."""
+    await _ask(slack, rid="first")
+    await slack.settle()
+    [first] = slack.fake.responses["first"]
+    slack.runtime.listeners.actors.forget_all()
+    with _statements(slack.core.store) as statements:
+        status, ack = await _ask(slack, rid="later")
+        await slack.settle()
+    assert status == 200 and ack is None  # not known: acked at once, answered after
+    [later] = slack.fake.responses["later"]
+    assert later["blocks"] == first["blocks"]
+    assert statements and not any("FROM appointment" in s for s in statements)
