@@ -188,6 +188,8 @@ def test_command_fields_decodes_only_what_it_needs() -> None:
         "text": "today <@U2|x>",
     }
     assert _command_fields("") == {}
+    # only whole field names count, an empty value is a value, and the last of a repeated field wins
+    assert _command_fields("context=x&team_idx=T9&text=&user_id=U1&user_id=U2") == {"text": "", "user_id": "U2"}
 
 
 async def test_a_known_person_whose_entry_expired_is_looked_up_again_inline(slack: SlackClient) -> None:
