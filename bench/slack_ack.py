@@ -18,6 +18,13 @@ benchmark's requests get is the full agenda, not a "pong". An ack that says "bus
 background queue was full: refused, not served (`busy_acks`, `accepted_rps`). After the load the
 benchmark waits up to `--drain` seconds for every answer owed to a response_url.
 
+The same bare app with `process_before_response=True` is measured too (`bare_bolt_no_polling`):
+with it bolt runs the listener before it answers and returns the ack at once, instead of polling
+every 10 ms for it. Under 64 connections that floor hides behind the queueing; so each run also
+sends one request at a time for `--light-seconds` to both bolt apps and to clinicbot
+(`one_connection`), where it is the whole latency. clinicbot runs bolt that way, and does its slow
+work off the request in its own bounded queue.
+
 In the same run a plain aiohttp server that reads the body and answers "pong" (no Slack, no
 signature) is measured too (`aiohttp_floor`): what any aiohttp server achieves on this machine
 under the same load, so the figures can be read against it. Each run starts fresh servers, warms
@@ -46,7 +53,7 @@ TARGET_P99_MS = 15.0
 
 
 # --- servers (run in child processes) ------------------------------------------------------------
-def _serve_bare(port: int) -> None:
+def _serve_bare(port: int, process_before_response: bool = False) -> None:
     from aiohttp import web
     from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
     from slack_bolt.async_app import AsyncApp
@@ -55,7 +62,7 @@ def _serve_bare(port: int) -> None:
     async def authorize(**_: Any) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=None, team_id="T1", bot_token=TOKEN, bot_user_id="UBOT")
 
-    bolt = AsyncApp(signing_secret=SECRET, authorize=authorize)
+    bolt = AsyncApp(signing_secret=SECRET, authorize=authorize, process_before_response=process_before_response)
 
     @bolt.command("/clinic")
     async def pong(ack: Any) -> None:
@@ -191,7 +198,7 @@ class _Run:
     def _answers(self) -> int:
         return len(self.fake.calls_to("response_url"))
 
-    async def load(self, port: int, seconds: float, register: bool) -> dict[str, Any]:
+    async def load(self, port: int, seconds: float, register: bool, connections: int = 0) -> dict[str, Any]:
         from bench.slack_load import python_load, write_set, wrk_load
 
         self.sets += 1
@@ -204,9 +211,9 @@ class _Run:
         url = f"http://127.0.0.1:{port}"
         if self.wrk:
             return await wrk_load(
-                self.wrk, url, set_file, self.args.connections, seconds, self.args.threads, self.gen_cpus
+                self.wrk, url, set_file, connections or self.args.connections, seconds, self.args.threads, self.gen_cpus
             )
-        return await python_load(url, set_file, self.args.connections, seconds, 2, self.gen_cpus)
+        return await python_load(url, set_file, connections or self.args.connections, seconds, 2, self.gen_cpus)
 
     async def settle(self, want: int, within: float) -> float | None:
         """Wait until `want` answers have arrived in all; seconds it took, None if not within."""
@@ -219,7 +226,7 @@ class _Run:
 
     async def run(self, env: dict[str, str]) -> dict[str, Any]:
         a = self.args
-        ours, bare, floor = _free_port(), _free_port(), _free_port()
+        ours, bare, quick, floor = _free_port(), _free_port(), _free_port(), _free_port()
         pin = ["--cpus", ",".join(map(str, sorted(self.server_cpus)))] if self.server_cpus else []
         me = [sys.executable, "-m", "bench.slack_ack"]
         procs = [
@@ -228,24 +235,32 @@ class _Run:
                  "--folder", str(self.folder), *pin], env=env,
             ),
             subprocess.Popen([*me, "--serve", "bare", "--port", str(bare), *pin], env=env),
+            subprocess.Popen([*me, "--serve", "bare-no-polling", "--port", str(quick), *pin], env=env),
             subprocess.Popen([*me, "--serve", "floor", "--port", str(floor), *pin], env=env),
         ]  # fmt: skip
         try:
             await _wait_up(f"http://127.0.0.1:{ours}")
             await _wait_up(f"http://127.0.0.1:{bare}")
+            await _wait_up(f"http://127.0.0.1:{quick}")
             await _wait_up(f"http://127.0.0.1:{floor}")
             await self.load(floor, a.warmup, register=False)
             await self.load(bare, a.warmup, register=False)
+            await self.load(quick, a.warmup, register=False)
             warm = await self.load(ours, a.warmup, register=True)
             await self.settle(_posted(warm), a.drain)  # ours idle again before bare is measured
             await asyncio.sleep(0.5)
             plain = await self.load(floor, a.seconds, register=False)
             base = await self.load(bare, a.seconds, register=False)
+            no_polling = await self.load(quick, a.seconds, register=False)
             before = self._answers()
             result = await self.load(ours, a.seconds, register=True)
             during = self._answers() - before
             took = await self.settle(before + _posted(result), a.drain)
             delivered = self._answers() - before + result["answered_in_ack"]
+            light = {  # one request at a time: the latency floor of each, where bolt's polling shows
+                side: await self.load(port, a.light_seconds, register=side == "clinicbot", connections=1)
+                for side, port in (("bare_bolt", bare), ("bare_bolt_no_polling", quick), ("clinicbot", ours))
+            }
         finally:
             for p in procs:
                 p.terminate()
@@ -264,7 +279,9 @@ class _Run:
         return {
             "clinicbot": result,
             "bare_bolt": base,
+            "bare_bolt_no_polling": no_polling,
             "aiohttp_floor": plain,
+            "one_connection": light,
             "ratio": ratio,
             "accepted_ratio": accepted_ratio,
         }
@@ -298,7 +315,7 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             await fake.stop()
     keys = ("rps", "accepted_rps", "p50_ms", "p90_ms", "p99_ms", "busy_acks", "answered_in_ack")
-    sides = ("clinicbot", "bare_bolt", "aiohttp_floor")
+    sides = ("clinicbot", "bare_bolt", "bare_bolt_no_polling", "aiohttp_floor")
     median = {side: {k: _median([r[side][k] for r in runs]) for k in keys} for side in sides}
     median["clinicbot"]["answers_kept_up_runs"] = sum(r["clinicbot"]["answers"]["kept_up"] for r in runs)
     ratio = _median([r["ratio"] for r in runs])
@@ -320,6 +337,10 @@ async def _bench(args: argparse.Namespace) -> dict[str, Any]:
         },
         "targets": {"throughput_ratio_min": TARGET_RATIO, "p99_ack_ms_max": TARGET_P99_MS},
         "p99_ms_over_aiohttp_floor": round(p99 - median["aiohttp_floor"]["p99_ms"], 2),
+        "one_connection_median": {
+            side: {k: _median([r["one_connection"][side][k] for r in runs]) for k in ("rps", "p50_ms", "p99_ms")}
+            for side in ("bare_bolt", "bare_bolt_no_polling", "clinicbot")
+        },
         "met": {
             "throughput_ratio": ratio >= TARGET_RATIO,
             "accepted_throughput_ratio": accepted_ratio >= TARGET_RATIO,
@@ -334,6 +355,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured load per side per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up load per side per run")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--light-seconds", type=float, default=3.0, help="one-connection load per side per run")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for answers after the load")
@@ -341,7 +363,7 @@ def main() -> None:
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin to CPUs")
     parser.add_argument("--no-install-wrk", dest="install_wrk", action="store_false")
     parser.add_argument("--python-load", action="store_true", help="use the Python generator, not wrk")
-    parser.add_argument("--serve", choices=["ours", "bare", "floor"])
+    parser.add_argument("--serve", choices=["ours", "bare", "bare-no-polling", "floor"])
     parser.add_argument("--port", type=int)
     parser.add_argument("--api-url")
     parser.add_argument("--folder")
@@ -351,6 +373,8 @@ def main() -> None:
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     if args.serve == "bare":
         _serve_bare(args.port)
+    elif args.serve == "bare-no-polling":
+        _serve_bare(args.port, process_before_response=True)
     elif args.serve == "floor":
         _serve_floor(args.port)
     elif args.serve == "ours":
