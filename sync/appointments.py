@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync import audit
 from sync.events import AppointmentEvent, EventBus, EventKind
-from sync.model import Appointment
+from sync.model import Appointment, Practitioner
+from sync.store import hold_write_lock
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -27,6 +28,8 @@ __all__ = [
     "cancel",
     "find_overlaps",
     "get_by_ref",
+    "get_for_change",
+    "hold_schedule",
     "list_day",
     "mark",
     "parse_ref",
@@ -85,6 +88,26 @@ async def get_by_ref(session: AsyncSession, practice_id: int, ref: str | int) ->
     if appt is None or appt.practice_id != practice_id:
         raise AppointmentError(f"there is no appointment A-{appt_id}; `today` lists the day's ids")
     return appt
+
+
+async def get_for_change(session: AsyncSession, practice_id: int, ref: str | int) -> Appointment:
+    """`get_by_ref` for a change: the appointment is locked until the transaction ends and read
+    once the lock is held, so checks made on it (its version, its status) still hold at commit.
+    A second change of it at the same moment waits, then reads what the first one left."""
+    await hold_write_lock(session)
+    appt_id = ref if isinstance(ref, int) else parse_ref(ref)
+    appt = await session.get(Appointment, appt_id, with_for_update=True, populate_existing=True)
+    if appt is None or appt.practice_id != practice_id:
+        raise AppointmentError(f"there is no appointment A-{appt_id}; `today` lists the day's ids")
+    return appt
+
+
+async def hold_schedule(session: AsyncSession, practitioner_id: int) -> None:
+    """Hold one practitioner's schedule until the transaction ends, so a slot found free stays free
+    until the booking in it commits (two people moving visits into one slot at once: one wins)."""
+    await hold_write_lock(session)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(select(Practitioner.id).where(Practitioner.id == practitioner_id).with_for_update())
 
 
 async def list_day(

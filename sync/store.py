@@ -167,6 +167,23 @@ class Store:
         await self.engine.dispose()
 
 
+async def hold_write_lock(session: AsyncSession) -> None:
+    """SQLite: take the database's write lock now, so nothing this transaction reads from here on
+    can change before it commits. PostgreSQL: nothing (lock the rows read, FOR UPDATE, instead).
+
+    SQLite lets one connection write at a time, and only takes that lock at a transaction's first
+    write (the Python driver even reads outside any transaction until then). A change that reads,
+    checks, then writes (a free slot, a card's version) takes it first with BEGIN IMMEDIATE; a
+    transaction that has written already holds it.
+    """
+    if session.bind is None or session.bind.dialect.name != "sqlite":
+        return
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    if not raw.driver_connection.in_transaction:
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _short(exc: BaseException) -> str:
     msg = str(getattr(exc, "orig", exc) or exc).splitlines()
     return msg[0][:200] if msg else ""

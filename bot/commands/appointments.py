@@ -180,7 +180,31 @@ async def _move(
     practitioner_id: int | None,
     field: str,
 ) -> View:
-    """Check the slot, then reschedule; a taken slot comes back as the form with errors and free slots."""
+    """Check the slot, then reschedule; a taken slot comes back as the form with errors and free slots.
+
+    The free/busy check asks connected calendars over the network, so it runs before any lock is
+    held (a provider refreshing its sign-in writes to the database). Then the practitioner's
+    schedule and the appointment are locked, and `svc.reschedule` checks clinicbot's own bookings
+    and the card's version again before it writes. A slot taken in between (someone else's move
+    committed first) ends that transaction unchanged, and the check runs again, finding the clash.
+    """
+    for _ in range(2):
+        moved = await _move_once(core, actor, appointment_id, version, start, practitioner_id, field)
+        if moved is not None:
+            return moved
+    return Error("that slot was taken a moment ago; pick another time", kind="conflict")
+
+
+async def _move_once(
+    core: Core,
+    actor: Actor,
+    appointment_id: int,
+    version: int | None,
+    start: datetime,
+    practitioner_id: int | None,
+    field: str,
+) -> View | None:
+    """One attempt of `_move`; None when the slot was taken between the check and the write."""
     async with core.store.session() as session:
         practice = await _practice(session, actor)
         appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
@@ -216,7 +240,9 @@ async def _move(
             clashes = await slots.is_free(core, session, target, start, end, exclude_id=appt.id)
             if clashes:
                 return await refuse(f"is taken ({', '.join(sorted({c.label for c in clashes}))})", start)
+            await svc.hold_schedule(session, target)
         before = moment_label(appt.start, tz)
+        appt = await svc.get_for_change(session, actor.practice_id, appointment_id)  # read again, locked
         try:
             await svc.reschedule(
                 session,
@@ -228,8 +254,8 @@ async def _move(
                 practitioner_id=practitioner_id,
                 expected_version=version,
             )
-        except svc.SlotTaken as exc:
-            return await refuse(f"is taken ({', '.join(c.ref for c in exc.conflicts)})", start)
+        except svc.SlotTaken:
+            return None  # nothing was written; the next attempt's check finds the clash
         return await appointment_detail(
             session,
             actor,
@@ -306,7 +332,7 @@ async def cancel_command(core: Core, actor: Actor, cmd: CancelAppointment) -> Vi
 async def confirm_cancel(core: Core, actor: Actor, action: CancelConfirmed) -> View:
     async with core.store.session() as session:
         practice = await _practice(session, actor)
-        appt = await svc.get_by_ref(session, actor.practice_id, action.appointment_id)
+        appt = await svc.get_for_change(session, actor.practice_id, action.appointment_id)
         check_change(actor, appt, "cancel")
         was = appt.status
         await svc.cancel(

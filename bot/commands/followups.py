@@ -168,9 +168,14 @@ async def followup_view(
     )
 
 
-async def _load(session: AsyncSession, actor: Actor, appointment_id: int) -> tuple[Practice, Appointment]:
+async def _load(
+    session: AsyncSession, actor: Actor, appointment_id: int, *, lock: bool = True
+) -> tuple[Practice, Appointment]:
+    """The practice and the appointment, locked for a change unless `lock` is False (a look
+    that goes on to ask calendars over the network must not hold the database's write lock)."""
     practice = await session.get(Practice, actor.practice_id)
-    appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
+    get = svc.get_for_change if lock else svc.get_by_ref
+    appt = await get(session, actor.practice_id, appointment_id)
     check_change(actor, appt, "record the outcome of")
     assert practice is not None  # the appointment belongs to the actor's practice
     return practice, appt
@@ -206,7 +211,7 @@ def _first_day_after(moment: datetime, tz: str) -> datetime:
 async def book(core: Core, actor: Actor, action: BookFollowUp) -> View:
     """Book follow-up: offer the practitioner's next free slots and ask staff to book one."""
     async with core.store.session() as session:
-        practice, appt = await _load(session, actor, action.appointment_id)
+        practice, appt = await _load(session, actor, action.appointment_id, lock=False)
         if appt.status == "cancelled":
             return await followup_view(core, session, actor, appt, practice, notice="Nothing was changed.")
         if await _last(session, appt.id, (_REQUESTED,)) is not None:

@@ -14,7 +14,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync import audit
-from sync.appointments import AppointmentError, get_by_ref, mark
+from sync.appointments import AppointmentError, get_for_change, mark
 from sync.events import EventBus
 
 __all__ = ["FOLLOWUP_ANSWERS", "FollowupAnswer", "FollowupOutcome", "answer_followup"]
@@ -42,7 +42,7 @@ async def answer_followup(
         raise AppointmentError(
             f"{answer!r} is not a follow-up answer; use attended, no_show or book_followup"
         )
-    appt = await get_by_ref(session, practice_id, appointment_id)
+    appt = await get_for_change(session, practice_id, appointment_id)
     if answer == "book_followup":
         await audit.record(
             session,
