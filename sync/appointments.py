@@ -12,10 +12,10 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync import audit
+from sync import audit, series
 from sync.events import AppointmentEvent, EventBus, EventKind
 from sync.model import Appointment, Practitioner
 from sync.store import hold_write_lock
@@ -118,33 +118,36 @@ async def list_day(
     practitioner_id: int | None = None,
     include_cancelled: bool = False,
 ) -> list[Appointment]:
-    """Appointments starting on `day` in zone `tz`, in start order."""
+    """Appointments on `day` in zone `tz`, in start order; a recurring series gives its occurrences
+    that day (transient copies of the series row, see sync.series)."""
     zone = ZoneInfo(tz)
     start = datetime.combine(day, time.min, zone)
     end = datetime.combine(day + timedelta(days=1), time.min, zone)
-    stmt = select(Appointment).where(
-        Appointment.practice_id == practice_id, Appointment.start < end, Appointment.end > start
-    )
+    where = [Appointment.practice_id == practice_id]
     if practitioner_id is not None:
-        stmt = stmt.where(Appointment.practitioner_id == practitioner_id)
+        where.append(Appointment.practitioner_id == practitioner_id)
     if not include_cancelled:
-        stmt = stmt.where(Appointment.status.in_(ACTIVE_STATUSES))
-    return list((await session.scalars(stmt.order_by(Appointment.start, Appointment.id))).all())
+        where.append(Appointment.status.in_(ACTIVE_STATUSES))
+    return await _between(session, start, end, where)
 
 
 async def find_overlaps(
     session: AsyncSession, practitioner_id: int, start: datetime, end: datetime, exclude_id: int | None = None
 ) -> list[Appointment]:
-    """Active appointments of one practitioner overlapping [start, end)."""
-    stmt = select(Appointment).where(
-        Appointment.practitioner_id == practitioner_id,
-        Appointment.status.in_(ACTIVE_STATUSES),
-        Appointment.start < end,
-        Appointment.end > start,
-    )
+    """Active appointments of one practitioner overlapping [start, end), occurrences of series included."""
+    where = [Appointment.practitioner_id == practitioner_id, Appointment.status.in_(ACTIVE_STATUSES)]
     if exclude_id is not None:
-        stmt = stmt.where(Appointment.id != exclude_id)
-    return list((await session.scalars(stmt.order_by(Appointment.start))).all())
+        where.append(Appointment.id != exclude_id)
+    return await _between(session, start, end, where)
+
+
+async def _between(
+    session: AsyncSession, start: datetime, end: datetime, where: list[ColumnElement[bool]]
+) -> list[Appointment]:
+    stmt = select(Appointment).where(Appointment.start < end, Appointment.end > start, series.single(), *where)
+    rows = list((await session.scalars(stmt)).all())
+    rows += await series.occurrences_between(session, start, end, *where)
+    return sorted(rows, key=lambda a: (a.start, a.id))
 
 
 async def _commit_change(
@@ -173,6 +176,12 @@ async def _commit_change(
     )
 
 
+def _refuse_series(appt: Appointment) -> None:
+    why = series.refuse_change(appt)
+    if why is not None:
+        raise AppointmentError(why)
+
+
 def _check_version(appt: Appointment, expected_version: int | None) -> None:
     if expected_version is not None and appt.version != expected_version:
         raise StaleVersion(f"A-{appt.id} changed since this card was shown; here is the current version")
@@ -192,6 +201,7 @@ async def reschedule(
 ) -> Appointment:
     """Move an appointment (keeping its length unless `end` is given), refusing double bookings."""
     _check_version(appt, expected_version)
+    _refuse_series(appt)
     if appt.status not in ACTIVE_STATUSES:
         raise AppointmentError(f"A-{appt.id} is {appt.status.replace('_', ' ')} and cannot be rescheduled")
     if start.tzinfo is None:
@@ -224,6 +234,7 @@ async def cancel(
 ) -> Appointment:
     """Cancel an appointment; cancelling a cancelled one is a no-op, not an error."""
     _check_version(appt, expected_version)
+    _refuse_series(appt)
     if appt.status == "cancelled":
         return appt
     if appt.status not in ACTIVE_STATUSES:
@@ -236,6 +247,7 @@ async def cancel(
 
 async def mark(session: AsyncSession, bus: EventBus, appt: Appointment, status: str, actor: str) -> Appointment:
     """Record the outcome of a visit: completed (attended) or no_show."""
+    _refuse_series(appt)
     if status not in ("completed", "no_show"):
         raise AppointmentError("an appointment can be marked completed or no_show")
     if appt.status == status:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 
 from adapters.base import BusyInterval, ProviderError
+from sync import series
 from sync.appointments import ACTIVE_STATUSES
 from sync.core import Core
 from sync.items import Window
@@ -38,13 +39,16 @@ class SlotCheck:
 
 async def _appointment_busy(core: Core, practitioner_id: int, window: Window,
                             exclude_id: int | None) -> list[tuple[int, BusyInterval]]:
+    where = [Appointment.practitioner_id == practitioner_id, Appointment.status.in_(ACTIVE_STATUSES),
+             Appointment.transparent.is_(False)]
+    if exclude_id is not None:
+        where.append(Appointment.id != exclude_id)
     async with core.store.session() as s:
         stmt = select(Appointment.id, Appointment.start, Appointment.end).where(
-            Appointment.practitioner_id == practitioner_id, Appointment.status.in_(ACTIVE_STATUSES),
-            Appointment.transparent.is_(False), Appointment.start < window.end, Appointment.end > window.start)
-        if exclude_id is not None:
-            stmt = stmt.where(Appointment.id != exclude_id)
-        return [(i, BusyInterval(a, b)) for i, a, b in (await s.execute(stmt)).tuples()]
+            Appointment.start < window.end, Appointment.end > window.start, series.single(), *where)
+        busy = [(i, BusyInterval(a, b)) for i, a, b in (await s.execute(stmt)).tuples()]
+        visits = await series.occurrences_between(s, window.start, window.end, *where)
+    return busy + [(v.id, BusyInterval(v.start, v.end)) for v in visits]
 
 
 async def _calendar_busy(core: Core, practitioner_id: int, window: Window) -> tuple[list[BusyInterval], list[int]]:

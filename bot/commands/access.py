@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 from bot.commands.identity import Actor
+from sync.appointments import AppointmentError
 from sync.model import Appointment
+from sync.series import refuse_change
 
 __all__ = [
     "Forbidden",
@@ -70,3 +72,6 @@ def check_change(actor: Actor, appt: Appointment, what: str) -> None:
     require_any_role(actor)
     if not can_change(actor, appt):
         raise Forbidden(f"you can only {what} your own appointments; staff can {what} any")
+    why = refuse_change(appt)
+    if why is not None:
+        raise AppointmentError(why)

@@ -14,6 +14,7 @@ from bot.commands.identity import Actor
 from bot.views import AgendaItem, AppointmentDetail
 from sync.appointments import ACTIVE_STATUSES
 from sync.model import Appointment, Calendar, Link, OutboxOp, Practitioner
+from sync.series import describe, is_series
 
 __all__ = ["agenda_item", "appointment_detail", "day_label", "moment_label", "practitioner_names"]
 
@@ -42,7 +43,7 @@ def agenda_item(
     start, end = appt.start.astimezone(zone), appt.end.astimezone(zone)
     label = f"{start:%H:%M}–{end:%H:%M}" if start.date() == end.date() else f"{start:%H:%M}–{end:%a %H:%M}"
     actions: list[Action] = []
-    if appt.status in ACTIVE_STATUSES and can_change(actor, appt):
+    if appt.status in ACTIVE_STATUSES and can_change(actor, appt) and not is_series(appt):
         actions += [OpenReschedule(appt.id, appt.version), AskCancel(appt.id, appt.version)]
     if with_details:
         actions.append(ShowDetails(appt.id))
@@ -88,5 +89,5 @@ async def appointment_detail(
         location=appt.location_text or "",
         notes=appt.notes or "",
         calendars=calendars,
-        notice=notice,
+        notice=" ".join(filter(None, (notice, describe(appt, tz)))),
     )

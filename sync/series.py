@@ -1,0 +1,179 @@
+"""Occurrences of recurring series, for the views and checks that ask about a span of time.
+
+A calendar that keeps series as series (CalDAV, iCloud, ICS feeds) gives one appointment row for
+the whole series: its first occurrence in `start`/`end`, its RRULE, its EXDATEs, and one more row
+per changed occurrence (an override, keyed by `recurrence_key`). A query on `start`/`end` alone
+finds a weekly visit only on its first day. `occurrences_between` finds the series' visits in a
+span: expanded in the series' own zone (09:00 stays 09:00 across a DST change), without EXDATEs,
+and without the occurrences an override replaces (the override rows are found as single rows).
+
+Each occurrence is a transient copy of its series row: never added to a session, same id and
+ref as the series, with that occurrence's times. A series is changed in its calendar, not from
+chat (see `is_series`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrulestr
+from sqlalchemy import ColumnElement, inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.model import Appointment
+from sync.recurrence import recurrence_key
+from sync.snapshots import parse_exdates
+
+__all__ = ["describe", "expand", "is_series", "occurrences_between", "refuse_change", "single"]
+
+log = logging.getLogger("clinicbot.series")
+
+_DATE_UNTIL = re.compile(r"UNTIL=(\d{8})(?=;|$)")
+#: Occurrences looked at per series and span at most (a daily series over 30 years; a bad rule).
+MAX_STEPS = 12_000
+
+
+def is_series(appt: Appointment) -> bool:
+    """True for the row of a whole recurring series (not for one of its overrides)."""
+    return bool(appt.rrule) and not appt.recurrence_key
+
+
+_EVERY = {"DAILY": "every day", "WEEKLY": "every week", "MONTHLY": "every month", "YEARLY": "every year"}
+
+
+def describe(appt: Appointment, tz: str) -> str:
+    """ "Repeats every week since Tue 3 Mar 2026; ..." for a series, "" for anything else."""
+    if not is_series(appt):
+        return ""
+    parts = dict(p.partition("=")[::2] for p in (appt.rrule or "").removeprefix("RRULE:").split(";"))
+    every = _EVERY.get(parts.get("FREQ", "").upper(), "on a schedule")
+    if parts.get("INTERVAL", "1") not in ("", "1"):
+        every = f"{every} ({parts['INTERVAL']}x interval)"
+    since = appt.start.astimezone(_zone(tz))
+    return (
+        f"Repeats {every} since {since:%a} {since.day} {since:%b %Y}. A repeating visit is changed "
+        "in the calendar it comes from; chat shows each visit."
+    )
+
+
+def refuse_change(appt: Appointment) -> str | None:
+    """Why a change from chat to this row is refused (it stands for a whole series), or None."""
+    if is_series(appt):
+        return (
+            f"{appt.ref} repeats; changing it here would change every visit of the series. "
+            "Move or cancel one visit, or the series, in the calendar it comes from"
+        )
+    return None
+
+
+def single() -> ColumnElement[bool]:
+    """Rows that are themselves one appointment: not a series row (overrides included)."""
+    return Appointment.rrule.is_(None) | (Appointment.rrule == "") | (Appointment.recurrence_key != "")
+
+
+def _zone(tzid: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(tzid) if tzid else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def expand(appt: Appointment, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """(start, end) of each occurrence of series `appt` overlapping [start, end), EXDATEs left out."""
+    zone = _zone(appt.tzid)
+    length = appt.end - appt.start
+    first = appt.start.astimezone(zone)
+    if appt.all_day:  # whole days: expand dates, then each day from its local midnight
+        dtstart: datetime = datetime.combine(first.date(), time())
+    else:
+        dtstart = first
+    try:
+        rule: Any = rrulestr(appt.rrule or "", dtstart=dtstart, forceset=True, ignoretz=appt.all_day)
+    except (ValueError, TypeError) as exc:
+        if appt.all_day:
+            log.warning("unreadable RRULE", extra={"appointment_id": appt.id, "error": str(exc)[:80]})
+            return []
+        # e.g. a date-only UNTIL on a timed series (RFC 5545 says not to; some send it): read the
+        # rule in the series' wall-clock time, that UNTIL as the end of its day
+        text = _DATE_UNTIL.sub(r"UNTIL=\1T235959", appt.rrule or "")
+        try:
+            rule = rrulestr(text, dtstart=first.replace(tzinfo=None), forceset=True, ignoretz=True)
+        except (ValueError, TypeError) as exc2:
+            log.warning("unreadable RRULE", extra={"appointment_id": appt.id, "error": str(exc2)[:80]})
+            return []
+    skipped = {ex.astimezone(UTC) for ex in parse_exdates(appt.exdates)}
+    skipped_days = {ex.astimezone(zone).date() for ex in parse_exdates(appt.exdates)}
+    found: list[tuple[datetime, datetime]] = []
+    for steps, moment in enumerate(rule):
+        if steps >= MAX_STEPS:
+            log.warning("series expanded only in part", extra={"appointment_id": appt.id})
+            break
+        s = _aware(moment, zone)
+        if s >= end:
+            break
+        e = s + length
+        if e <= start:
+            continue
+        if s.astimezone(UTC) in skipped or (appt.all_day and s.date() in skipped_days):
+            continue
+        found.append((s, e))
+    return found
+
+
+def _aware(moment: datetime | date, zone: ZoneInfo) -> datetime:
+    if not isinstance(moment, datetime):
+        return datetime.combine(moment, time(), zone)
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+
+
+def _copy(series: Appointment, start: datetime, end: datetime) -> Appointment:
+    columns = {attr.key: getattr(series, attr.key) for attr in inspect(Appointment).column_attrs}
+    occurrence = Appointment(**columns)
+    occurrence.start, occurrence.end = start, end
+    return occurrence
+
+
+async def occurrences_between(
+    session: AsyncSession, start: datetime, end: datetime, *where: ColumnElement[bool]
+) -> list[Appointment]:
+    """The occurrences in [start, end) of the series rows matching `where`, as transient copies."""
+    rows = list(
+        (
+            await session.scalars(
+                select(Appointment).where(
+                    Appointment.rrule.is_not(None),
+                    Appointment.rrule != "",
+                    Appointment.recurrence_key == "",
+                    Appointment.start < end,
+                    *where,
+                )
+            )
+        ).all()
+    )
+    if not rows:
+        return []
+    overridden: dict[tuple[int | None, str | None], set[str]] = defaultdict(set)
+    keyed = [(r.source_calendar_id, r.source_uid) for r in rows if r.source_uid]
+    if keyed:
+        uids = {uid for _, uid in keyed}
+        for cal, uid, key in (
+            await session.execute(
+                select(Appointment.source_calendar_id, Appointment.source_uid, Appointment.recurrence_key).where(
+                    Appointment.source_uid.in_(uids), Appointment.recurrence_key != ""
+                )
+            )
+        ).tuples():
+            overridden[(cal, uid)].add(key)
+    found: list[Appointment] = []
+    for series in rows:
+        replaced = overridden.get((series.source_calendar_id, series.source_uid), set())
+        for s, e in expand(series, start, end):
+            if recurrence_key(s.date() if series.all_day else s, series.all_day) in replaced:
+                continue  # this occurrence was changed: its override row stands for it
+            found.append(_copy(series, s, e))
+    return found

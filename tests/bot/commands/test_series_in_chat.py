@@ -1,0 +1,66 @@
+"""A weekly visit kept as one series row, seen from chat: listed every week, busy in clash checks,
+changed only in its own calendar."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.commands import actions, handle, parse
+from bot.views import Agenda, AppointmentDetail, Error, RescheduleForm
+from sync.core import Core
+from sync.model import Appointment
+from tests.bot.clinic import TZ, at, make_actor, seed
+
+
+async def _weekly(core: Core, practitioner_id: int, practice_id: int) -> int:
+    """Dr Lee sees Sam on Tuesdays at 14:00, since 6 January."""
+    first = at(14, day=3) - timedelta(weeks=8)
+    async with core.store.session() as s:
+        appt = Appointment(
+            practice_id=practice_id, practitioner_id=practitioner_id, start=first, end=first + timedelta(minutes=50),
+            tzid=TZ, rrule="FREQ=WEEKLY;BYDAY=TU", exdates=[], recurrence_key="", source_uid="weekly-sam",
+            client_name="Sam Weekly", service="Therapy", status="confirmed", version=1,
+        )  # fmt: skip
+        s.add(appt)
+        await s.flush()
+        return appt.id
+
+
+async def test_today_lists_the_weekly_visit_with_details_only(core: Core) -> None:
+    c = await seed(core)
+    series_id = await _weekly(core, c.lee, c.practice_id)
+    staff = await make_actor(core, "US", ("staff",))
+    view = await handle(core, staff, parse("today"))
+    assert isinstance(view, Agenda)
+    [visit] = [i for i in view.items if i.appointment_id == series_id]
+    assert visit.start == at(14) and visit.client == "Sam Weekly"
+    assert [type(a).__name__ for a in visit.actions] == ["ShowDetails"]
+    detail = await handle(core, staff, actions.ShowDetails(series_id))
+    assert isinstance(detail, AppointmentDetail) and "Repeats every week since" in detail.notice
+
+
+async def test_a_series_is_not_moved_or_cancelled_from_chat(core: Core) -> None:
+    c = await seed(core)
+    series_id = await _weekly(core, c.lee, c.practice_id)
+    staff = await make_actor(core, "US", ("staff",))
+    for attempt in (
+        parse(f"reschedule A-{series_id} tomorrow 3pm"),
+        parse(f"cancel A-{series_id}"),
+        actions.CancelConfirmed(series_id, 1, "no"),
+        actions.PickSlot(series_id, 1, at(16), None),
+    ):
+        view = await handle(core, staff, attempt)
+        assert isinstance(view, Error) and "calendar it comes from" in view.message, (attempt, view)
+    async with core.store.session() as s:
+        row = await s.get(Appointment, series_id)
+        assert row is not None and row.version == 1 and row.status == "confirmed"
+
+
+async def test_a_weekly_visit_makes_its_slot_taken(core: Core) -> None:
+    c = await seed(core)
+    series_id = await _weekly(core, c.lee, c.practice_id)
+    staff = await make_actor(core, "US", ("staff",))
+    view = await handle(core, staff, parse(f"reschedule A-{c.a_lee_10} 14:15"))
+    assert isinstance(view, RescheduleForm) and f"taken (A-{series_id})" in view.errors["time"]
+    next_week = await handle(core, staff, actions.PickSlot(c.a_lee_10, 1, at(14, 15, day=10), None))
+    assert isinstance(next_week, RescheduleForm), next_week  # the visit a week later is there too
