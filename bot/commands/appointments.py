@@ -188,81 +188,74 @@ async def _move(
     and the card's version again before it writes. A slot taken in between (someone else's move
     committed first) ends that transaction unchanged, and the check runs again, finding the clash.
     """
+
+    async def attempt() -> View | None:
+        """One try; None when the slot was taken between the check and the write."""
+        async with core.store.session() as session:
+            practice = await _practice(session, actor)
+            appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
+            check_change(actor, appt, "reschedule")
+            tz = practice.timezone
+            if practitioner_id is not None and practitioner_id != appt.practitioner_id:
+                if not actor.is_staff:
+                    raise Forbidden("only staff can give an appointment to another practitioner")
+                other = await session.get(Practitioner, practitioner_id)
+                if other is None or other.practice_id != practice.id:
+                    raise ParseError("that practitioner is not in this practice", "reschedule A-1042 tomorrow 3pm")
+
+            async def refuse(problem: str, suggest_after: datetime) -> View:
+                """The form again, saying what is wrong with the time and offering the next free slots."""
+                return await _form(
+                    core,
+                    session,
+                    actor,
+                    practice,
+                    appt,
+                    start,
+                    practitioner_id,
+                    {field: f"{moment_label(start, tz)} {problem}"},
+                    suggest_after=suggest_after,
+                )
+
+            now = core.clock()
+            if start < now - timedelta(minutes=1):
+                return await refuse("has already passed; pick a later time", now)
+
+            target = practitioner_id or appt.practitioner_id
+            end = start + (appt.end - appt.start)
+            if target is not None:
+                clashes = await slots.is_free(core, session, target, start, end, exclude_id=appt.id)
+                if clashes:
+                    return await refuse(f"is taken ({', '.join(sorted({c.label for c in clashes}))})", start)
+                await svc.hold_schedule(session, target)
+            before = moment_label(appt.start, tz)
+            appt = await svc.get_for_change(session, actor.practice_id, appointment_id)  # read again, locked
+            try:
+                await svc.reschedule(
+                    session,
+                    core.bus,
+                    appt,
+                    start,
+                    None,
+                    actor.audit_name,
+                    practitioner_id=practitioner_id,
+                    expected_version=version,
+                )
+            except svc.SlotTaken:
+                return None  # nothing was written; the next attempt's check finds the clash
+            return await appointment_detail(
+                session,
+                actor,
+                appt,
+                tz,
+                notice=f"Moved {appt.ref} from {before} to {moment_label(appt.start, tz)}.",
+            )
+
     for _ in range(2):
-        moved = await _move_once(core, actor, appointment_id, version, start, practitioner_id, field)
+        moved = await attempt()
         if moved is not None:
             return moved
     return Error("that slot was taken a moment ago; pick another time", kind="conflict")
-
-
-async def _move_once(
-    core: Core,
-    actor: Actor,
-    appointment_id: int,
-    version: int | None,
-    start: datetime,
-    practitioner_id: int | None,
-    field: str,
-) -> View | None:
-    """One attempt of `_move`; None when the slot was taken between the check and the write."""
-    async with core.store.session() as session:
-        practice = await _practice(session, actor)
-        appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
-        check_change(actor, appt, "reschedule")
-        tz = practice.timezone
-        if practitioner_id is not None and practitioner_id != appt.practitioner_id:
-            if not actor.is_staff:
-                raise Forbidden("only staff can give an appointment to another practitioner")
-            other = await session.get(Practitioner, practitioner_id)
-            if other is None or other.practice_id != practice.id:
-                raise ParseError("that practitioner is not in this practice", "reschedule A-1042 tomorrow 3pm")
-        async def refuse(problem: str, suggest_after: datetime) -> View:
-            """The form again, saying what is wrong with the time and offering the next free slots."""
-            return await _form(
-                core,
-                session,
-                actor,
-                practice,
-                appt,
-                start,
-                practitioner_id,
-                {field: f"{moment_label(start, tz)} {problem}"},
-                suggest_after=suggest_after,
-            )
-
-        now = core.clock()
-        if start < now - timedelta(minutes=1):
-            return await refuse("has already passed; pick a later time", now)
-
-        target = practitioner_id or appt.practitioner_id
-        end = start + (appt.end - appt.start)
-        if target is not None:
-            clashes = await slots.is_free(core, session, target, start, end, exclude_id=appt.id)
-            if clashes:
-                return await refuse(f"is taken ({', '.join(sorted({c.label for c in clashes}))})", start)
-            await svc.hold_schedule(session, target)
-        before = moment_label(appt.start, tz)
-        appt = await svc.get_for_change(session, actor.practice_id, appointment_id)  # read again, locked
-        try:
-            await svc.reschedule(
-                session,
-                core.bus,
-                appt,
-                start,
-                None,
-                actor.audit_name,
-                practitioner_id=practitioner_id,
-                expected_version=version,
-            )
-        except svc.SlotTaken:
-            return None  # nothing was written; the next attempt's check finds the clash
-        return await appointment_detail(
-            session,
-            actor,
-            appt,
-            tz,
-            notice=f"Moved {appt.ref} from {before} to {moment_label(appt.start, tz)}.",
-        )
 
 
 async def reschedule_command(core: Core, actor: Actor, cmd: Reschedule) -> View:
