@@ -179,8 +179,8 @@ async def hold_write_lock(session: AsyncSession) -> None:
     if session.bind is None or session.bind.dialect.name != "sqlite":
         return
     conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    if not raw.driver_connection.in_transaction:
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is not None and not driver.in_transaction:
         await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
