@@ -29,7 +29,7 @@ from sync.model import Appointment
 from sync.recurrence import recurrence_key
 from sync.snapshots import parse_exdates
 
-__all__ = ["describe", "expand", "is_series", "occurrences_between", "refuse_change", "single"]
+__all__ = ["describe", "expand", "is_series", "occurrences_between", "refuse_change", "single", "visit"]
 
 log = logging.getLogger("clinicbot.series")
 
@@ -131,10 +131,11 @@ def _aware(moment: datetime | date, zone: ZoneInfo) -> datetime:
     return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
 
 
-def _copy(series: Appointment, start: datetime, end: datetime) -> Appointment:
+def visit(series: Appointment, start: datetime, end: datetime | None = None) -> Appointment:
+    """A transient copy of series row `series` for its visit at `start` (never added to a session)."""
     columns = {attr.key: getattr(series, attr.key) for attr in inspect(Appointment).column_attrs}
     occurrence = Appointment(**columns)
-    occurrence.start, occurrence.end = start, end
+    occurrence.start, occurrence.end = start, end or start + (series.end - series.start)
     return occurrence
 
 
@@ -175,5 +176,5 @@ async def occurrences_between(
         for s, e in expand(series, start, end):
             if recurrence_key(s.date() if series.all_day else s, series.all_day) in replaced:
                 continue  # this occurrence was changed: its override row stands for it
-            found.append(_copy(series, s, e))
+            found.append(visit(series, s, e))
     return found

@@ -22,6 +22,7 @@ from sync.appointments import list_day
 from sync.core import Core
 from sync.model import Appointment, Practice, Practitioner
 from sync.notify import Notification
+from sync.series import visit
 
 __all__ = ["DM_KINDS", "notification_view"]
 
@@ -50,6 +51,8 @@ async def _reminder(core: Core, session: AsyncSession, n: Notification, actor: A
     if found is None:
         return _GONE
     practice, appt = found
+    if isinstance(n.data.get("visit_start"), str):  # one visit of a recurring series
+        appt = visit(appt, datetime.fromisoformat(n.data["visit_start"]))
     person = await session.get(Practitioner, appt.practitioner_id) if appt.practitioner_id else None
     tz = person_zone(person, practice)
     item = await dm_item(session, actor, appt, practice, tz)

@@ -26,15 +26,18 @@ from typing import Protocol, runtime_checkable
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync import series
 from sync.appointments import list_day
 from sync.model import Appointment, Practice, Practitioner, ReminderLedger
 from sync.notify import DeliveryError, Notification, Notifier
 from sync.reminders.planner import (
     ACTIVE_STATUSES,
     FOLLOWUP,
+    HORIZON,
     OPEN_STATUSES,
     desired_agendas,
     desired_for_appointment,
+    desired_for_visits,
     replan_appointment,
 )
 from sync.reminders.prefs import practitioner_zone
@@ -225,6 +228,8 @@ class Dispatcher:
             return "stale"
         person = await session.get(Practitioner, appt.practitioner_id) if appt.practitioner_id else None
         practice = await session.get(Practice, appt.practice_id)
+        if series.is_series(appt):
+            return await self._check_visit(session, row, now, appt, person, practice)
         if desired_for_appointment(appt, person, practice).get(row.kind) != row.fire_at:
             return "stale"
         if row.kind == FOLLOWUP:
@@ -243,6 +248,36 @@ class Dispatcher:
             practitioner_id=appt.practitioner_id,
             appointment_ids=(appt.id,),
             data={"offset_minutes": int(row.kind.split(":", 1)[1]), "version": appt.version},
+        )
+
+    async def _check_visit(
+        self,
+        session: AsyncSession,
+        row: ReminderLedger,
+        now: datetime,
+        appt: Appointment,
+        person: Practitioner | None,
+        practice: Practice | None,
+    ) -> Notification | str:
+        """A reminder of one visit of a recurring series: still wanted, and for which visit."""
+        wanted = await desired_for_visits(
+            session, appt, person, practice, row.fire_at, row.fire_at + HORIZON + timedelta(days=1)
+        )
+        visit_start = wanted.get((row.kind, row.fire_at))
+        if visit_start is None:
+            return "stale"
+        if now >= visit_start:
+            return "dropped"
+        return Notification(
+            kind="reminder",
+            practice_id=appt.practice_id,
+            practitioner_id=appt.practitioner_id,
+            appointment_ids=(appt.id,),
+            data={
+                "offset_minutes": int(row.kind.split(":", 1)[1]),
+                "version": appt.version,
+                "visit_start": visit_start.isoformat(),
+            },
         )
 
     async def _send_all(self, notifier: Notifier, claims: list[_Claim], report: DispatchReport) -> None:

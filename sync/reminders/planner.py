@@ -18,6 +18,7 @@ from sqlalchemy import delete, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync import series
 from sync.events import AppointmentEvent
 from sync.model import Appointment, Practice, Practitioner, ReminderLedger
 from sync.reminders.prefs import MAX_OFFSET_MINUTES, effective_prefs, practitioner_zone
@@ -31,6 +32,7 @@ __all__ = [
     "agenda_kind",
     "desired_agendas",
     "desired_for_appointment",
+    "desired_for_visits",
     "plan_upcoming",
     "reminder_kind",
     "replan_appointment",
@@ -78,6 +80,34 @@ def desired_for_appointment(
     }
     if prefs.followups:
         out[FOLLOWUP] = shift_out_of_quiet(appt.end, zone, prefs.quiet, None)
+    return out
+
+
+async def desired_for_visits(
+    session: AsyncSession,
+    appt: Appointment,
+    practitioner: Practitioner | None,
+    practice: Practice | None,
+    after: datetime,
+    until: datetime,
+) -> dict[tuple[str, datetime], datetime]:
+    """For a recurring series row: (kind, UTC fire time) -> visit start, for the reminders of its
+    visits starting in (after, until]. Visits a calendar moved have rows of their own (overrides),
+    planned like any appointment; follow-ups are not sent for a series' visits."""
+    if appt.status not in ACTIVE_STATUSES or appt.all_day or not _wants_messages(practitioner):
+        return {}
+    assert practitioner is not None
+    prefs = effective_prefs(practitioner, practice)
+    if not prefs.enabled:
+        return {}
+    zone = practitioner_zone(practitioner)
+    out: dict[tuple[str, datetime], datetime] = {}
+    for visit in await series.occurrences_between(session, after, until, Appointment.id == appt.id):
+        if not after < visit.start <= until:
+            continue
+        for m in prefs.offsets_minutes:
+            fire = shift_out_of_quiet(offset_fire_time(visit.start, m, zone), zone, prefs.quiet, visit.start)
+            out[(reminder_kind(m), fire)] = visit.start
     return out
 
 
@@ -148,12 +178,16 @@ async def _reconcile(
             people[pid] = await session.get(Practitioner, pid)
         if appt.practice_id not in practices:
             practices[appt.practice_id] = await session.get(Practice, appt.practice_id)
-        want = desired_for_appointment(appt, people.get(pid) if pid else None, practices[appt.practice_id])
+        person, practice = people.get(pid) if pid else None, practices[appt.practice_id]
+        if series.is_series(appt):
+            want = set(await desired_for_visits(session, appt, person, practice, now, now + HORIZON))
+        else:
+            want = set(desired_for_appointment(appt, person, practice).items())
         have = {(r.kind, r.fire_at) for r in existing[appt.id]}
         stale_ids += [
-            r.id for r in existing[appt.id] if r.status in OPEN_STATUSES and want.get(r.kind) != r.fire_at
+            r.id for r in existing[appt.id] if r.status in OPEN_STATUSES and (r.kind, r.fire_at) not in want
         ]
-        new_rows += [_row(appt.id, k, t, pid) for k, t in want.items() if t > now and (k, t) not in have]
+        new_rows += [_row(appt.id, k, t, pid) for k, t in want if t > now and (k, t) not in have]
     for gone in gone_ids:
         stale_ids += [r.id for r in existing[gone] if r.status in OPEN_STATUSES]
     if stale_ids and delete_stale:
@@ -224,8 +258,9 @@ async def plan_upcoming(session: AsyncSession, now: datetime) -> datetime | None
 
     It only adds: appointments normally get their rows from change events; this catches those
     that arrived another way (an import, a restore, a move behind the bus's back whose old rows
-    went stale) and rolls the agendas forward day by day. Only appointments without an open row
-    are looked at, so a sweep costs little when events did their job.
+    went stale) and rolls the agendas, and the visits of recurring series, forward. Only
+    appointments without an open row (and series) are looked at, so a sweep costs little when
+    events did their job.
     """
     has_open_row = (
         select(ReminderLedger.id)
@@ -240,10 +275,23 @@ async def plan_upcoming(session: AsyncSession, now: datetime) -> datetime | None
                     Appointment.end > now,
                     Appointment.start < now + HORIZON,
                     ~has_open_row,
+                    series.single(),
                 )
             )
         ).all()
     )
+    # A series always has visits coming into the horizon: each sweep plans the ones that arrived.
+    appts += (
+        await session.scalars(
+            select(Appointment).where(
+                Appointment.status.in_(ACTIVE_STATUSES),
+                Appointment.start < now + HORIZON,
+                Appointment.rrule.is_not(None),
+                Appointment.rrule != "",
+                Appointment.recurrence_key == "",
+            )
+        )
+    ).all()
     people = list(
         (
             await session.scalars(

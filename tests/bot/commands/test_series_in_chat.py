@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.commands import actions, handle, parse
-from bot.views import Agenda, AppointmentDetail, Error, RescheduleForm
+from bot.commands.dms import notification_view
+from bot.views import Agenda, AppointmentDetail, Error, ReminderCard, RescheduleForm
 from sync.core import Core
 from sync.model import Appointment
+from sync.notify import Notification
 from tests.bot.clinic import TZ, at, make_actor, seed
 
 
@@ -64,3 +66,17 @@ async def test_a_weekly_visit_makes_its_slot_taken(core: Core) -> None:
     assert isinstance(view, RescheduleForm) and f"taken (A-{series_id})" in view.errors["time"]
     next_week = await handle(core, staff, actions.PickSlot(c.a_lee_10, 1, at(14, 15, day=10), None))
     assert isinstance(next_week, RescheduleForm), next_week  # the visit a week later is there too
+
+
+async def test_a_reminder_dm_shows_the_visit_it_is_for(core: Core) -> None:
+    c = await seed(core)
+    series_id = await _weekly(core, c.lee, c.practice_id)
+    lee = await make_actor(core, "UL", (), practitioner_id=c.lee)
+    note = Notification(
+        kind="reminder", practice_id=c.practice_id, practitioner_id=c.lee, appointment_ids=(series_id,),
+        data={"offset_minutes": 60, "version": 1, "visit_start": at(14, day=10).isoformat()},
+    )  # fmt: skip
+    card = await notification_view(core, note, lee)
+    assert isinstance(card, ReminderCard)
+    assert card.item.start == at(14, day=10) and card.date_label.startswith("Tue 10 Mar")
+    assert [type(a).__name__ for a in card.item.actions] == ["ShowDetails"]
