@@ -14,13 +14,15 @@ chat (see `is_series`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections import defaultdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dateutil.relativedelta import relativedelta
 from dateutil.rrule import rrulestr
 from sqlalchemy import ColumnElement, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +31,9 @@ from sync.model import Appointment
 from sync.recurrence import recurrence_key
 from sync.snapshots import parse_exdates
 
-__all__ = ["describe", "expand", "is_series", "occurrences_between", "refuse_change", "single", "visit"]
+__all__ = [
+    "describe", "expand", "is_series", "occurrences_between", "refuse_change", "single", "visit", "visit_starts",
+]  # fmt: skip
 
 log = logging.getLogger("clinicbot.series")
 
@@ -83,7 +87,39 @@ def _zone(tzid: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def expand(appt: Appointment, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+def _skip_ahead(rrule: str, dtstart: datetime, lead: datetime) -> datetime:
+    """`dtstart` moved forward by whole periods of the rule, to at most two periods before `lead`,
+    where that gives the same occurrences after it: no COUNT, and a period that is a fixed number
+    of days, or of months from a day every month has. Saves walking a years-old series visit by
+    visit on every look (the reminder sweep looks at every series each minute)."""
+    parts = dict(p.partition("=")[::2] for p in rrule.upper().removeprefix("RRULE:").split(";"))
+    if "COUNT" in parts:
+        return dtstart
+    try:
+        interval = max(1, int(parts.get("INTERVAL") or 1))
+    except ValueError:
+        return dtstart
+    wall = dtstart.replace(tzinfo=None)
+    target = (lead.astimezone(dtstart.tzinfo) if dtstart.tzinfo is not None else lead).replace(tzinfo=None)
+    if target <= wall:
+        return dtstart
+    freq = parts.get("FREQ")
+    if freq in ("DAILY", "WEEKLY"):
+        step = timedelta(days=interval * (7 if freq == "WEEKLY" else 1))
+        periods = (target - wall) // step - 1
+        moved = wall + step * periods if periods > 0 else wall
+    elif freq in ("MONTHLY", "YEARLY") and wall.day <= 28:
+        months = interval * (12 if freq == "YEARLY" else 1)
+        periods = ((target.year - wall.year) * 12 + target.month - wall.month) // months - 1
+        moved = wall + relativedelta(months=months * periods) if periods > 0 else wall
+    else:
+        return dtstart
+    return moved.replace(tzinfo=dtstart.tzinfo)
+
+
+def expand(
+    appt: Appointment, start: datetime, end: datetime, *, skip_ahead: bool = True
+) -> list[tuple[datetime, datetime]]:
     """(start, end) of each occurrence of series `appt` overlapping [start, end), EXDATEs left out."""
     zone = _zone(appt.tzid)
     length = appt.end - appt.start
@@ -92,6 +128,9 @@ def expand(appt: Appointment, start: datetime, end: datetime) -> list[tuple[date
         dtstart: datetime = datetime.combine(first.date(), time())
     else:
         dtstart = first
+    if skip_ahead:
+        lead = start - length
+        dtstart = _skip_ahead(appt.rrule or "", dtstart, lead if not appt.all_day else lead.astimezone(zone))
     try:
         rule: Any = rrulestr(appt.rrule or "", dtstart=dtstart, forceset=True, ignoretz=appt.all_day)
     except (ValueError, TypeError) as exc:
@@ -102,7 +141,7 @@ def expand(appt: Appointment, start: datetime, end: datetime) -> list[tuple[date
         # rule in the series' wall-clock time, that UNTIL as the end of its day
         text = _DATE_UNTIL.sub(r"UNTIL=\1T235959", appt.rrule or "")
         try:
-            rule = rrulestr(text, dtstart=first.replace(tzinfo=None), forceset=True, ignoretz=True)
+            rule = rrulestr(text, dtstart=dtstart.replace(tzinfo=None), forceset=True, ignoretz=True)
         except (ValueError, TypeError) as exc2:
             log.warning("unreadable RRULE", extra={"appointment_id": appt.id, "error": str(exc2)[:80]})
             return []
@@ -139,29 +178,27 @@ def visit(series: Appointment, start: datetime, end: datetime | None = None) -> 
     return occurrence
 
 
-async def occurrences_between(
-    session: AsyncSession, start: datetime, end: datetime, *where: ColumnElement[bool]
-) -> list[Appointment]:
-    """The occurrences in [start, end) of the series rows matching `where`, as transient copies."""
-    rows = list(
-        (
-            await session.scalars(
-                select(Appointment).where(
-                    Appointment.rrule.is_not(None),
-                    Appointment.rrule != "",
-                    Appointment.recurrence_key == "",
-                    Appointment.start < end,
-                    *where,
-                )
-            )
-        ).all()
-    )
-    if not rows:
-        return []
+#: What expanding a series needs: no patient fields, so nothing to decrypt.
+_EXPAND_COLUMNS = (
+    Appointment.id, Appointment.start, Appointment.end, Appointment.tzid, Appointment.all_day,
+    Appointment.rrule, Appointment.exdates, Appointment.source_calendar_id, Appointment.source_uid,
+)  # fmt: skip
+
+
+def _series_rows(start: datetime, end: datetime, where: tuple[ColumnElement[bool], ...]) -> list[ColumnElement[bool]]:
+    return [
+        Appointment.rrule.is_not(None), Appointment.rrule != "", Appointment.recurrence_key == "",
+        Appointment.start < end, *where,
+    ]  # fmt: skip
+
+
+async def _visits(
+    session: AsyncSession, rows: list[Any], start: datetime, end: datetime
+) -> list[tuple[Any, datetime, datetime]]:
+    """(series row, visit start, visit end) in [start, end), without visits an override replaces."""
     overridden: dict[tuple[int | None, str | None], set[str]] = defaultdict(set)
-    keyed = [(r.source_calendar_id, r.source_uid) for r in rows if r.source_uid]
-    if keyed:
-        uids = {uid for _, uid in keyed}
+    uids = {r.source_uid for r in rows if r.source_uid}
+    if uids:
         for cal, uid, key in (
             await session.execute(
                 select(Appointment.source_calendar_id, Appointment.source_uid, Appointment.recurrence_key).where(
@@ -170,11 +207,33 @@ async def occurrences_between(
             )
         ).tuples():
             overridden[(cal, uid)].add(key)
-    found: list[Appointment] = []
-    for series in rows:
+    found: list[tuple[Any, datetime, datetime]] = []
+    for n, series in enumerate(rows, 1):
+        if n % 64 == 0:
+            await asyncio.sleep(0)  # many series: let requests in between (the sweep runs every minute)
         replaced = overridden.get((series.source_calendar_id, series.source_uid), set())
         for s, e in expand(series, start, end):
             if recurrence_key(s.date() if series.all_day else s, series.all_day) in replaced:
                 continue  # this occurrence was changed: its override row stands for it
-            found.append(visit(series, s, e))
+            found.append((series, s, e))
+    return found
+
+
+async def occurrences_between(
+    session: AsyncSession, start: datetime, end: datetime, *where: ColumnElement[bool]
+) -> list[Appointment]:
+    """The occurrences in [start, end) of the series rows matching `where`, as transient copies."""
+    rows = list((await session.scalars(select(Appointment).where(*_series_rows(start, end, where)))).all())
+    return [visit(series, s, e) for series, s, e in await _visits(session, rows, start, end)] if rows else []
+
+
+async def visit_starts(
+    session: AsyncSession, start: datetime, end: datetime, *where: ColumnElement[bool]
+) -> dict[int, list[datetime]]:
+    """Series id -> the starts of its visits in [start, end): `occurrences_between` for callers
+    that need only when (the reminder sweep), reading no patient field and building no copies."""
+    rows = list((await session.execute(select(*_EXPAND_COLUMNS).where(*_series_rows(start, end, where)))).all())
+    found: dict[int, list[datetime]] = defaultdict(list)
+    for series, s, _ in await _visits(session, rows, start, end) if rows else []:
+        found[series.id].append(s)
     return found

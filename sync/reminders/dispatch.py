@@ -39,6 +39,7 @@ from sync.reminders.planner import (
     desired_for_appointment,
     desired_for_visits,
     replan_appointment,
+    visits_of,
 )
 from sync.reminders.prefs import practitioner_zone
 from sync.store import Store
@@ -260,9 +261,8 @@ class Dispatcher:
         practice: Practice | None,
     ) -> Notification | str:
         """A reminder of one visit of a recurring series: still wanted, and for which visit."""
-        wanted = await desired_for_visits(
-            session, appt, person, practice, row.fire_at, row.fire_at + HORIZON + timedelta(days=1)
-        )
+        coming = await visits_of(session, [appt.id], row.fire_at, row.fire_at + HORIZON + timedelta(days=1))
+        wanted = desired_for_visits(appt, person, practice, coming[appt.id])
         visit_start = wanted.get((row.kind, row.fire_at))
         if visit_start is None:
             return "stale"

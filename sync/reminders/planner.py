@@ -37,6 +37,7 @@ __all__ = [
     "reminder_kind",
     "replan_appointment",
     "replan_practitioner",
+    "visits_of",
 ]
 
 log = logging.getLogger("clinicbot.reminders")
@@ -83,16 +84,14 @@ def desired_for_appointment(
     return out
 
 
-async def desired_for_visits(
-    session: AsyncSession,
+def desired_for_visits(
     appt: Appointment,
     practitioner: Practitioner | None,
     practice: Practice | None,
-    after: datetime,
-    until: datetime,
+    visits: Iterable[datetime],
 ) -> dict[tuple[str, datetime], datetime]:
-    """For a recurring series row: (kind, UTC fire time) -> visit start, for the reminders of its
-    visits starting in (after, until]. Visits a calendar moved have rows of their own (overrides),
+    """For a recurring series row: (kind, UTC fire time) -> visit start, for the reminders of the
+    given visits (see `visits_of`). Visits a calendar moved have rows of their own (overrides),
     planned like any appointment; follow-ups are not sent for a series' visits."""
     if appt.status not in ACTIVE_STATUSES or appt.all_day or not _wants_messages(practitioner):
         return {}
@@ -102,13 +101,23 @@ async def desired_for_visits(
         return {}
     zone = practitioner_zone(practitioner)
     out: dict[tuple[str, datetime], datetime] = {}
-    for visit in await series.occurrences_between(session, after, until, Appointment.id == appt.id):
-        if not after < visit.start <= until:
-            continue
+    for start in visits:
         for m in prefs.offsets_minutes:
-            fire = shift_out_of_quiet(offset_fire_time(visit.start, m, zone), zone, prefs.quiet, visit.start)
-            out[(reminder_kind(m), fire)] = visit.start
+            fire = shift_out_of_quiet(offset_fire_time(start, m, zone), zone, prefs.quiet, start)
+            out[(reminder_kind(m), fire)] = start
     return out
+
+
+async def visits_of(
+    session: AsyncSession, series_ids: Iterable[int], after: datetime, until: datetime
+) -> dict[int, list[datetime]]:
+    """The visits of each series row, starting in (after, until]; one query for all of them."""
+    ids = list(series_ids)
+    found: dict[int, list[datetime]] = {i: [] for i in ids}
+    if ids:
+        for series_id, starts in (await series.visit_starts(session, after, until, Appointment.id.in_(ids))).items():
+            found[series_id] = [s for s in starts if after < s <= until]
+    return found
 
 
 def desired_agendas(practitioner: Practitioner, practice: Practice | None, now: datetime) -> list[datetime]:
@@ -170,6 +179,7 @@ async def _reconcile(
         existing[row.appointment_id].append(row)
     people: dict[int, Practitioner | None] = {}
     practices: dict[int, Practice | None] = {}
+    visits = await visits_of(session, [a.id for a in appts if series.is_series(a)], now, now + HORIZON)
     stale_ids: list[int] = []
     new_rows: list[dict[str, Any]] = []
     for appt in appts:
@@ -180,7 +190,7 @@ async def _reconcile(
             practices[appt.practice_id] = await session.get(Practice, appt.practice_id)
         person, practice = people.get(pid) if pid else None, practices[appt.practice_id]
         if series.is_series(appt):
-            want = set(await desired_for_visits(session, appt, person, practice, now, now + HORIZON))
+            want = set(desired_for_visits(appt, person, practice, visits.get(appt.id, ())))
         else:
             want = set(desired_for_appointment(appt, person, practice).items())
         have = {(r.kind, r.fire_at) for r in existing[appt.id]}

@@ -116,3 +116,26 @@ async def test_a_day_lists_the_visits_of_series_and_their_moved_visits(core: Cor
             first,
             moved_from + timedelta(hours=5),
         ]
+
+
+def test_skipping_ahead_to_the_span_gives_the_same_visits() -> None:
+    """Expanding from the first visit and from a later whole period agree, for every kind of rule."""
+    first = datetime(2023, 1, 31, 9, 0, tzinfo=BERLIN)
+    rules = [
+        "FREQ=WEEKLY", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH", "FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR",
+        "FREQ=DAILY;INTERVAL=3", "FREQ=MONTHLY", "FREQ=MONTHLY;BYDAY=2TU", "FREQ=MONTHLY;BYMONTHDAY=31",
+        "FREQ=YEARLY", "FREQ=WEEKLY;COUNT=40", "FREQ=WEEKLY;UNTIL=20250601T000000Z",
+    ]  # fmt: skip
+    for start in (first, datetime(2023, 3, 14, 8, 30, tzinfo=BERLIN)):
+        for rule in rules:
+            weekly = _series(start, rrule=rule)
+            for day in (date(2023, 2, 1), date(2024, 3, 31), date(2025, 10, 26), date(2026, 11, 10)):
+                span = (
+                    datetime.combine(day, datetime.min.time(), BERLIN),
+                    datetime.combine(day, datetime.min.time(), BERLIN) + timedelta(days=9),
+                )
+                assert expand(weekly, *span) == expand(weekly, *span, skip_ahead=False), (rule, start, day)
+    allday = _series(datetime(2023, 1, 2, 0, 0, tzinfo=BERLIN), minutes=24 * 60, rrule="FREQ=WEEKLY;BYDAY=MO")
+    allday.all_day = True
+    span = (datetime(2026, 3, 28, tzinfo=BERLIN), datetime(2026, 4, 7, tzinfo=BERLIN))
+    assert expand(allday, *span) == expand(allday, *span, skip_ahead=False) != []
