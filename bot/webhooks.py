@@ -27,7 +27,8 @@ def sync_queue(core: Core) -> SyncQueue:
     queue = core.services.get("sync_queue")
     if queue is None:
         queue = core.services["sync_queue"] = SyncQueue(core.services.get("sync_runner"))
-    return queue  # type: ignore[no-any-return]
+    assert isinstance(queue, SyncQueue)
+    return queue
 
 
 async def _google(request: web.Request, core: Core, connection_id: str) -> web.StreamResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import click
@@ -29,7 +29,7 @@ def get_settings() -> Settings:
         raise  # unreachable
 
 
-def run_async(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+def run_async(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
     """Run an async click callback to completion."""
 
     @functools.wraps(fn)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from bot.cli.output import emit, fail, json_option
+
+if TYPE_CHECKING:
+    from sync.core import Core
 
 
 @click.group()
@@ -12,7 +17,7 @@ def db() -> None:
     """Database schema migrations."""
 
 
-async def _open():  # type: ignore[no-untyped-def]
+async def _open() -> Core:
     from bot.cli import get_settings
     from sync.core import open_core
 
