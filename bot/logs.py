@@ -52,7 +52,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={_mask(str(v))}" for k, v in _extras(record).items())
         rid = getattr(record, "request_id", "-")
-        base = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name} [{rid}] {_mask(record.getMessage())}"
+        when = self.formatTime(record, "%H:%M:%S")
+        base = f"{when} {record.levelname:<7} {record.name} [{rid}] {_mask(record.getMessage())}"
         if record.exc_info and record.exc_info[0] is not None:
             base += f" error={record.exc_info[0].__name__}"
         return f"{base} {extras}".rstrip()
@@ -70,5 +71,7 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     handler.addFilter(_ContextFilter())
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("aiohttp.access", "httpx", "httpcore", "apscheduler.executors.default", "msrest", "urllib3", "alembic"):
+    for noisy in (
+        "aiohttp.access", "httpx", "httpcore", "apscheduler.executors.default", "msrest", "urllib3", "alembic",
+    ):  # fmt: skip
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -212,7 +212,8 @@ async def export(session: AsyncSession, fmt: str, since: datetime | None = None)
             yield json.dumps(row, sort_keys=True) + "\n"
         else:
             yield _csv_line(
-                json.dumps(row[f], sort_keys=True) if isinstance(row[f], (dict, list)) else row[f] for f in EXPORT_FIELDS
+                json.dumps(row[f], sort_keys=True) if isinstance(row[f], (dict, list)) else row[f]
+                for f in EXPORT_FIELDS
             )
 
 

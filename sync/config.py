@@ -124,7 +124,7 @@ class Settings(BaseSettings):
         try:
             url = make_url(value)
         except ArgumentError:
-            raise ValueError(f"is not a database URL: {value!r} (try sqlite+aiosqlite:///clinicbot.sqlite3)")
+            raise ValueError(f"is not a database URL: {value!r} (try sqlite+aiosqlite:///clinicbot.sqlite3)") from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError(f"must be a sqlite or postgresql URL, got {url.get_backend_name()!r}")
         # Always use the async drivers, whatever the operator wrote.

@@ -142,8 +142,8 @@ async def add_practitioner(
     )
     session.add(practitioner)
     await session.flush()
-    await audit.record(session, actor=actor, action="practitioner.add", practice_id=practice.id,
-                       after={"practitioner_id": practitioner.id, "handle": candidate, "timezone": practitioner.timezone})
+    after = {"practitioner_id": practitioner.id, "handle": candidate, "timezone": practitioner.timezone}
+    await audit.record(session, actor=actor, action="practitioner.add", practice_id=practice.id, after=after)
     return practitioner
 
 

@@ -51,17 +51,18 @@ def export(since: str | None, fmt: str, output: str | None) -> None:
     """Write the audit log as CSV or JSON Lines."""
     since_dt = _parse_since(since)
 
+    out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+
     @with_core
     async def go(core: Core) -> None:
         from sync import audit as audit_log
 
-        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
-        try:
-            async with core.store.session() as session:
-                async for chunk in audit_log.export(session, fmt, since_dt):
-                    out.write(chunk)
-        finally:
-            if output:
-                out.close()
+        async with core.store.session() as session:
+            async for chunk in audit_log.export(session, fmt, since_dt):
+                out.write(chunk)
 
-    go()
+    try:
+        go()
+    finally:
+        if output:
+            out.close()

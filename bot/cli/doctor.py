@@ -75,9 +75,11 @@ def doctor() -> None:
           "set MicrosoftAppId and MicrosoftAppPassword before exposing the bot")
     _line(settings.slack_enabled or None, "Slack " + ("configured" if settings.slack_enabled else "not configured"),
           "set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID/SECRET)")
-    _line(settings.graph_enabled or None, "Microsoft Graph " + ("configured" if settings.graph_enabled else "not configured"),
+    _line(settings.graph_enabled or None,
+          "Microsoft Graph " + ("configured" if settings.graph_enabled else "not configured"),
           "set CLINICBOT_GRAPH_CLIENT_ID and CLINICBOT_GRAPH_CLIENT_SECRET")
-    _line(settings.google_enabled or None, "Google Calendar " + ("configured" if settings.google_enabled else "not configured"),
+    _line(settings.google_enabled or None,
+          "Google Calendar " + ("configured" if settings.google_enabled else "not configured"),
           "set CLINICBOT_GOOGLE_CLIENT_ID and CLINICBOT_GOOGLE_CLIENT_SECRET")
     _line(True, "CalDAV, iCloud and ICS feeds need no app registration")
     _line(bool(settings.public_url) or None, "public URL " + (settings.public_url or "not set"),

@@ -17,9 +17,9 @@ from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
 
 from bot.commands import Action, Actor, ParseError, decode, handle, parse
+from bot.commands.actor_cache import ActorCache
 from bot.commands.grammar import Command, Connect, ShowAgenda, ShowAppointment
 from bot.teams import cards
-from bot.commands.actor_cache import ActorCache
 from bot.teams.consent_flow import ConsentFlow
 from bot.teams.proactive import ProactiveSender, card_activity, is_personal, reference_of
 from bot.views import AppointmentDetail, Error, View

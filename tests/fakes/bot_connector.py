@@ -178,7 +178,7 @@ class FakeBotConnector:
         }
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
-    async def wait_for(self, predicate: Callable[[Recorded], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[Recorded], bool], timeout: float = 5.0) -> None:
         """Wait (in the test's loop) until the recorded calls satisfy `predicate`."""
         deadline = time.monotonic() + timeout
         while not predicate(self.recorded):

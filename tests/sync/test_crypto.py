@@ -31,7 +31,7 @@ async def test_wrong_key_is_a_clear_error(core: Core) -> None:
         s.add(Connection(practice_id=1, provider="ics", account="feed", credentials={"token": "x"}))
     install_key(new_key())
     try:
-        with pytest.raises(KeyError_, match="encrypted with key .* CLINICBOT_SECRET_KEY"):
+        with pytest.raises(KeyError_, match=r"encrypted with key .* CLINICBOT_SECRET_KEY"):
             async with core.store.session() as s:
                 from sqlalchemy import select
 

@@ -21,7 +21,7 @@ from tests.conftest import drop_schema, make_settings
 from tests.fakes.bot_connector import FakeBotConnector
 
 APP_ID = "3f2a4b6c-8d0e-4f1a-9b2c-3d4e5f6a7b8c"
-APP_PASSWORD = "test-bot-secret"  # noqa: S105 (the fake token endpoint's test secret)
+APP_PASSWORD = "test-bot-secret"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 BOT_MRI = f"28:{APP_ID}"
 #: `post(token=AUTO)` signs a valid channel token.
