@@ -176,12 +176,6 @@ async def _commit_change(
     )
 
 
-def _refuse_series(appt: Appointment) -> None:
-    why = series.refuse_change(appt)
-    if why is not None:
-        raise AppointmentError(why)
-
-
 def _check_version(appt: Appointment, expected_version: int | None) -> None:
     if expected_version is not None and appt.version != expected_version:
         raise StaleVersion(f"A-{appt.id} changed since this card was shown; here is the current version")
@@ -201,7 +195,6 @@ async def reschedule(
 ) -> Appointment:
     """Move an appointment (keeping its length unless `end` is given), refusing double bookings."""
     _check_version(appt, expected_version)
-    _refuse_series(appt)
     if appt.status not in ACTIVE_STATUSES:
         raise AppointmentError(f"A-{appt.id} is {appt.status.replace('_', ' ')} and cannot be rescheduled")
     if start.tzinfo is None:
@@ -234,7 +227,6 @@ async def cancel(
 ) -> Appointment:
     """Cancel an appointment; cancelling a cancelled one is a no-op, not an error."""
     _check_version(appt, expected_version)
-    _refuse_series(appt)
     if appt.status == "cancelled":
         return appt
     if appt.status not in ACTIVE_STATUSES:
@@ -247,7 +239,6 @@ async def cancel(
 
 async def mark(session: AsyncSession, bus: EventBus, appt: Appointment, status: str, actor: str) -> Appointment:
     """Record the outcome of a visit: completed (attended) or no_show."""
-    _refuse_series(appt)
     if status not in ("completed", "no_show"):
         raise AppointmentError("an appointment can be marked completed or no_show")
     if appt.status == status:

@@ -20,6 +20,7 @@ from sync.core import Core
 from sync.mirror_ops import enqueue, op_row
 from sync.model import Appointment, Calendar, ConflictNotice, Connection, Link
 from sync.providers import open_provider
+from sync.store import hold_write_lock
 
 __all__ = ["ConflictView", "list_conflicts", "resolve_conflict"]
 
@@ -66,7 +67,9 @@ async def resolve_conflict(core: Core, link_id: int, decision: Decision, actor: 
             await provider.aclose()
         remote = (item.event.start, item.event.end)
     async with core.store.session() as s:
-        # Locked, so two staff pressing at once resolve it once (PostgreSQL; SQLite serialises writers).
+        # Locked, so two staff pressing at once resolve it once: the row on PostgreSQL, the database's
+        # write lock on SQLite (taken before the read; SQLite takes it only at the first write otherwise).
+        await hold_write_lock(s)
         link2 = await s.get(Link, link_id, with_for_update=True, populate_existing=True)
         appt2 = await s.get(Appointment, appt.id)
         if link2 is None or appt2 is None or link2.state != "conflict":

@@ -119,3 +119,24 @@ async def test_no_lock_is_held_while_calendars_are_asked(core: Core, monkeypatch
     monkeypatch.setattr(slots, "is_free", is_free_saving_credentials)
     view = await handle(core, ann, parse(f"reschedule A-{c.a_lee_10} 14:00"))
     assert isinstance(view, AppointmentDetail), view
+
+
+async def test_two_staff_deciding_one_conflict_at_once_decide_it_once(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync import audit, conflicts
+    from tests.bot.conflict_setup import hand_edited
+
+    c = await seed(core)
+    edit = await hand_edited(core, c)
+    _slowed(monkeypatch, audit, "record", before=True)  # both have read the link before either writes
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(
+            conflicts.resolve_conflict(core, edit.link_id, "keep_booking", "slack:T1/UA"),
+            conflicts.resolve_conflict(core, edit.link_id, "keep_booking", "slack:T1/UB"),
+            return_exceptions=True,
+        ),
+        timeout=30,
+    )
+    assert sum(isinstance(o, svc.AppointmentError) for o in outcomes) == 1, outcomes
+    assert (await _audit_actions(core, edit.appointment_id)).count("sync.conflict.keep_booking") == 1
