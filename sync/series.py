@@ -47,7 +47,7 @@ def is_series(appt: Appointment) -> bool:
     return bool(appt.rrule) and not appt.recurrence_key
 
 
-_EVERY = {"DAILY": "every day", "WEEKLY": "every week", "MONTHLY": "every month", "YEARLY": "every year"}
+_UNIT = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
 
 
 def describe(appt: Appointment, tz: str) -> str:
@@ -55,9 +55,11 @@ def describe(appt: Appointment, tz: str) -> str:
     if not is_series(appt):
         return ""
     parts = dict(p.partition("=")[::2] for p in (appt.rrule or "").removeprefix("RRULE:").split(";"))
-    every = _EVERY.get(parts.get("FREQ", "").upper(), "on a schedule")
-    if parts.get("INTERVAL", "1") not in ("", "1"):
-        every = f"{every} ({parts['INTERVAL']}x interval)"
+    unit, interval = _UNIT.get(parts.get("FREQ", "").upper()), parts.get("INTERVAL", "1")
+    if unit is None:
+        every = "on a schedule"
+    else:
+        every = f"every {unit}" if interval in ("", "1") else f"every {interval} {unit}s"
     since = appt.start.astimezone(_zone(tz))
     return (
         f"Repeats {every} since {since:%a} {since.day} {since:%b %Y}. A repeating visit is changed "

@@ -139,3 +139,10 @@ def test_skipping_ahead_to_the_span_gives_the_same_visits() -> None:
     allday.all_day = True
     span = (datetime(2026, 3, 28, tzinfo=BERLIN), datetime(2026, 4, 7, tzinfo=BERLIN))
     assert expand(allday, *span) == expand(allday, *span, skip_ahead=False) != []
+
+
+def test_how_other_rules_are_described() -> None:
+    start = datetime(2026, 3, 3, 9, 0, tzinfo=BERLIN)
+    assert describe(_series(start, rrule="FREQ=WEEKLY;INTERVAL=2;BYDAY=TU"), "UTC").startswith("Repeats every 2 weeks")
+    assert describe(_series(start, rrule="RRULE:FREQ=MONTHLY;BYDAY=1TU"), "UTC").startswith("Repeats every month")
+    assert describe(_series(start, rrule="FREQ=HOURLY"), "UTC").startswith("Repeats on a schedule")
