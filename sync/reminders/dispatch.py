@@ -82,6 +82,16 @@ class _Claim:
     attempts: int
 
 
+def _reminder(appt: Appointment, row: ReminderLedger, **extra: str) -> Notification:
+    return Notification(
+        kind="reminder",
+        practice_id=appt.practice_id,
+        practitioner_id=appt.practitioner_id,
+        appointment_ids=(appt.id,),
+        data={"offset_minutes": int(row.kind.split(":", 1)[1]), "version": appt.version, **extra},
+    )
+
+
 class Dispatcher:
     """Sends what is due. One per process; only the scheduler leader calls `run_due`."""
 
@@ -243,13 +253,7 @@ class Dispatcher:
             )
         if now >= appt.start:
             return "dropped"
-        return Notification(
-            kind="reminder",
-            practice_id=appt.practice_id,
-            practitioner_id=appt.practitioner_id,
-            appointment_ids=(appt.id,),
-            data={"offset_minutes": int(row.kind.split(":", 1)[1]), "version": appt.version},
-        )
+        return _reminder(appt, row)
 
     async def _check_visit(
         self,
@@ -268,17 +272,7 @@ class Dispatcher:
             return "stale"
         if now >= visit_start:
             return "dropped"
-        return Notification(
-            kind="reminder",
-            practice_id=appt.practice_id,
-            practitioner_id=appt.practitioner_id,
-            appointment_ids=(appt.id,),
-            data={
-                "offset_minutes": int(row.kind.split(":", 1)[1]),
-                "version": appt.version,
-                "visit_start": visit_start.isoformat(),
-            },
-        )
+        return _reminder(appt, row, visit_start=visit_start.isoformat())
 
     async def _send_all(self, notifier: Notifier, claims: list[_Claim], report: DispatchReport) -> None:
         gate = asyncio.Semaphore(self.concurrency)

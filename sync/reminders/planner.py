@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, event, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync import series
 from sync.events import AppointmentEvent
 from sync.model import Appointment, Practice, Practitioner, ReminderLedger
-from sync.reminders.prefs import MAX_OFFSET_MINUTES, effective_prefs, practitioner_zone
+from sync.reminders.prefs import MAX_OFFSET_MINUTES, ReminderPrefs, effective_prefs, practitioner_zone
 from sync.reminders.timing import agenda_fire_time, offset_fire_time, shift_out_of_quiet
 
 __all__ = [
@@ -62,17 +63,24 @@ def _wants_messages(practitioner: Practitioner | None) -> bool:
     return practitioner is not None and practitioner.active and not practitioner.opted_out
 
 
+def _reminding(
+    appt: Appointment, practitioner: Practitioner | None, practice: Practice | None
+) -> tuple[ReminderPrefs, ZoneInfo] | None:
+    """The practitioner's reminder settings and zone for `appt`, or None when it gets no messages."""
+    if appt.status not in ACTIVE_STATUSES or appt.all_day or practitioner is None or not _wants_messages(practitioner):
+        return None
+    prefs = effective_prefs(practitioner, practice)
+    return (prefs, practitioner_zone(practitioner)) if prefs.enabled else None
+
+
 def desired_for_appointment(
     appt: Appointment, practitioner: Practitioner | None, practice: Practice | None
 ) -> dict[str, datetime]:
     """Every (kind -> UTC fire time) this appointment should have, past or future."""
-    if appt.status not in ACTIVE_STATUSES or appt.all_day or appt.rrule or not _wants_messages(practitioner):
+    settings = None if appt.rrule else _reminding(appt, practitioner, practice)
+    if settings is None:
         return {}
-    assert practitioner is not None
-    prefs = effective_prefs(practitioner, practice)
-    if not prefs.enabled:
-        return {}
-    zone = practitioner_zone(practitioner)
+    prefs, zone = settings
     out = {
         reminder_kind(m): shift_out_of_quiet(
             offset_fire_time(appt.start, m, zone), zone, prefs.quiet, appt.start
@@ -93,13 +101,10 @@ def desired_for_visits(
     """For a recurring series row: (kind, UTC fire time) -> visit start, for the reminders of the
     given visits (see `visits_of`). Visits a calendar moved have rows of their own (overrides),
     planned like any appointment; follow-ups are not sent for a series' visits."""
-    if appt.status not in ACTIVE_STATUSES or appt.all_day or not _wants_messages(practitioner):
+    settings = _reminding(appt, practitioner, practice)
+    if settings is None:
         return {}
-    assert practitioner is not None
-    prefs = effective_prefs(practitioner, practice)
-    if not prefs.enabled:
-        return {}
-    zone = practitioner_zone(practitioner)
+    prefs, zone = settings
     out: dict[tuple[str, datetime], datetime] = {}
     for start in visits:
         for m in prefs.offsets_minutes:
