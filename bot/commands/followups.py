@@ -230,6 +230,10 @@ async def book(core: Core, actor: Actor, action: BookFollowUp) -> View:
     delivered, why = await _tell_staff(core, actor, practice_id, practitioner_id, appt_id, free)
     async with core.store.session() as session:
         practice, appt = await _load(session, actor, appt_id)
+        if delivered and await _last(session, appt.id, (_REQUESTED,)) is not None:
+            # a second press at the same moment: staff were asked twice, the request is recorded once
+            view = await followup_view(core, session, actor, appt, practice, slot_labels=labels)
+            return replace(view, notice="A follow-up was already requested.")
         if not delivered:
             view = await followup_view(core, session, actor, appt, practice, slot_labels=labels)
             return replace(

@@ -140,3 +140,24 @@ async def test_two_staff_deciding_one_conflict_at_once_decide_it_once(
     )
     assert sum(isinstance(o, svc.AppointmentError) for o in outcomes) == 1, outcomes
     assert (await _audit_actions(core, edit.appointment_id)).count("sync.conflict.keep_booking") == 1
+
+
+async def test_book_follow_up_pressed_twice_at_once_is_recorded_once(core: Core) -> None:
+    """Staff are messaged outside any transaction, so both presses may ask them; the request is
+    recorded once, and the second press says so."""
+    from datetime import timedelta
+
+    from bot.commands.actions import BookFollowUp
+    from sync.notify import RecordingNotifier
+    from tests.bot.clinic import NOW
+
+    c = await seed(core)
+    core.clock = lambda: NOW + timedelta(hours=4)  # after the 10:00 visit
+    core.services["notifier"] = RecordingNotifier()
+    lee = await make_actor(core, "ULEE", ("practitioner",), practitioner_id=c.lee)
+    views = await asyncio.wait_for(
+        asyncio.gather(handle(core, lee, BookFollowUp(c.a_lee_10)), handle(core, lee, BookFollowUp(c.a_lee_10))),
+        timeout=30,
+    )
+    assert await _audit_actions(core, c.a_lee_10) == ["appointment.followup_requested"], views
+    assert any("already requested" in getattr(v, "notice", "") for v in views), views
