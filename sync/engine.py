@@ -150,7 +150,7 @@ class _OtherSources:
         if self._span is None or lo < self._span[0] or hi > self._span[1]:
             if self._span is not None:
                 lo, hi = min(lo, self._span[0]), max(hi, self._span[1])
-            self._index = OverlapIndex((await load_overlapping(s, pid, lo, hi, self._view.id)).values())
+            self._index = OverlapIndex(await load_overlapping(s, pid, lo, hi, self._view.id))
             self._span = (lo, hi)
         found: dict[int, Canonical] = {}
         for i in items:

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.model import Appointment
 from sync.recurrence import recurrence_key
-from sync.snapshots import parse_exdates
 
 __all__ = [
-    "describe", "expand", "is_series", "occurrences_between", "refuse_change", "single", "visit", "visit_starts",
+    "describe", "expand", "is_series", "occurrences_between", "parse_exdates", "refuse_change", "single", "visit",
+    "visit_starts",
 ]  # fmt: skip
 
 log = logging.getLogger("clinicbot.series")
@@ -40,6 +41,11 @@ log = logging.getLogger("clinicbot.series")
 _DATE_UNTIL = re.compile(r"UNTIL=(\d{8})(?=;|$)")
 #: Occurrences looked at per series and span at most (a daily series over 30 years; a bad rule).
 MAX_STEPS = 12_000
+
+
+def parse_exdates(raw: Iterable[Any] | None) -> tuple[datetime, ...]:
+    """A row's stored EXDATEs (ISO texts) as datetimes."""
+    return tuple(datetime.fromisoformat(x) for x in raw or () if isinstance(x, str))
 
 
 def is_series(appt: Appointment) -> bool:

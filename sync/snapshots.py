@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync import series
 from sync.model import Appointment, Calendar, Connection, Link
 from sync.plan import ACTIVE, CalendarView, Canonical, LinkView
+from sync.series import parse_exdates
 
 __all__ = [
     "calendar_view",
@@ -29,10 +31,6 @@ __all__ = [
 ]
 
 _CHUNK = 500  # stay well below SQLite's bound-parameter limit
-
-
-def parse_exdates(raw: Iterable[Any] | None) -> tuple[datetime, ...]:
-    return tuple(datetime.fromisoformat(x) for x in raw or () if isinstance(x, str))
 
 
 def canonical(row: Any) -> Canonical:
@@ -131,16 +129,21 @@ async def load_appointments(session: AsyncSession, ids: Iterable[int]) -> dict[i
 
 async def load_overlapping(
     session: AsyncSession, practitioner_id: int | None, start: datetime, end: datetime, exclude_calendar: int
-) -> dict[int, Canonical]:
-    """Active appointments of a practitioner from other sources overlapping [start, end)."""
+) -> list[Canonical]:
+    """Active appointments of a practitioner from other sources overlapping [start, end); a series
+    kept as one row (CalDAV, ICS) gives each of its visits in the span, all with the series' id."""
     if practitioner_id is None:
-        return {}
+        return []
     table = Appointment.__table__
+    other_source = or_(table.c.source_calendar_id.is_(None), table.c.source_calendar_id != exclude_calendar)
     rows = await session.execute(
         select(table).where(
             table.c.practitioner_id == practitioner_id, table.c.status.in_(ACTIVE), table.c.start < end,
-            table.c.end > start,
-            or_(table.c.source_calendar_id.is_(None), table.c.source_calendar_id != exclude_calendar),
+            table.c.end > start, other_source, series.single(),
         )
     )
-    return {r.id: canonical(r) for r in rows}
+    found = [canonical(r) for r in rows]
+    visits = await series.occurrences_between(
+        session, start, end, table.c.practitioner_id == practitioner_id, table.c.status.in_(ACTIVE), other_source
+    )
+    return found + [canonical(v) for v in visits]

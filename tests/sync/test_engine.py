@@ -223,3 +223,21 @@ async def test_paged_sync_finds_double_bookings_on_every_page(core: Core) -> Non
     assert sorted((by_id[e.appointment_id], by_id[e.details["other_appointment_id"]]) for e in entries
                   if e.appointment_id is not None and e.details) == [("x0", "b0"), ("x1", "b1"), ("x3", "b3"),
                                                                      ("x5", "b5")]
+
+
+async def test_a_booking_on_a_later_visit_of_another_sources_series_is_a_double_booking(core: Core) -> None:
+    """A weekly series is one row; a booking from another source on next week's visit still clashes."""
+    clinic = await make_clinic(core)
+    await clinic.add_calendar("source2", "source")
+    first = NOW - timedelta(weeks=3) + timedelta(hours=3)
+    clinic.servers["source"].put(booking("weekly", first, rrule="FREQ=WEEKLY"))
+    clinic.servers["source2"].put(booking("x1", first + timedelta(weeks=4, hours=2)))  # clear of the visits
+    clinic.servers["source2"].put(booking("x2", first + timedelta(weeks=6, minutes=15)))  # on the 7th visit
+    clinic.servers["source2"].put(booking("x3", first + timedelta(weeks=9, hours=2)))  # clear
+    await sync_connection(core, clinic.connections["source"])
+    report = await sync_connection(core, clinic.connections["source2"])
+    assert report.conflicts == 1 and report.created == 3
+    async with core.store.session() as s:
+        entry = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "sync.conflict.double_booking"))).one()
+    series = (await appointments(core))[0]
+    assert series.rrule and entry.details is not None and entry.details["other_appointment_id"] == series.id
