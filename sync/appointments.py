@@ -25,6 +25,7 @@ __all__ = [
     "AppointmentError",
     "SlotTaken",
     "StaleVersion",
+    "between",
     "cancel",
     "find_overlaps",
     "get_by_ref",
@@ -128,7 +129,7 @@ async def list_day(
         where.append(Appointment.practitioner_id == practitioner_id)
     if not include_cancelled:
         where.append(Appointment.status.in_(ACTIVE_STATUSES))
-    return await _between(session, start, end, where)
+    return await between(session, start, end, *where)
 
 
 async def find_overlaps(
@@ -138,12 +139,14 @@ async def find_overlaps(
     where = [Appointment.practitioner_id == practitioner_id, Appointment.status.in_(ACTIVE_STATUSES)]
     if exclude_id is not None:
         where.append(Appointment.id != exclude_id)
-    return await _between(session, start, end, where)
+    return await between(session, start, end, *where)
 
 
-async def _between(
-    session: AsyncSession, start: datetime, end: datetime, where: list[ColumnElement[bool]]
+async def between(
+    session: AsyncSession, start: datetime, end: datetime, *where: ColumnElement[bool]
 ) -> list[Appointment]:
+    """Appointments matching `where` overlapping [start, end), in start order; a recurring series
+    gives its visits there (transient copies of the series row, see sync.series)."""
     stmt = select(Appointment).where(Appointment.start < end, Appointment.end > start, series.single(), *where)
     rows = list((await session.scalars(stmt)).all())
     rows += await series.occurrences_between(session, start, end, *where)

@@ -15,8 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 
 from adapters.base import BusyInterval, ProviderError
-from sync import series
-from sync.appointments import ACTIVE_STATUSES
+from sync.appointments import ACTIVE_STATUSES, between
 from sync.core import Core
 from sync.items import Window
 from sync.model import Appointment, Calendar, Connection, Practice, Practitioner
@@ -44,11 +43,8 @@ async def _appointment_busy(core: Core, practitioner_id: int, window: Window,
     if exclude_id is not None:
         where.append(Appointment.id != exclude_id)
     async with core.store.session() as s:
-        stmt = select(Appointment.id, Appointment.start, Appointment.end).where(
-            Appointment.start < window.end, Appointment.end > window.start, series.single(), *where)
-        busy = [(i, BusyInterval(a, b)) for i, a, b in (await s.execute(stmt)).tuples()]
-        visits = await series.occurrences_between(s, window.start, window.end, *where)
-    return busy + [(v.id, BusyInterval(v.start, v.end)) for v in visits]
+        found = await between(s, window.start, window.end, *where)
+    return [(a.id, BusyInterval(a.start, a.end)) for a in found]
 
 
 async def _calendar_busy(core: Core, practitioner_id: int, window: Window) -> tuple[list[BusyInterval], list[int]]:
