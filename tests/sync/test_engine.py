@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -166,13 +167,19 @@ async def test_double_booking_across_sources_is_a_conflict(core: Core) -> None:
     assert entry.details["other_appointment_id"] == a1.id
 
 
-async def test_paged_initial_sync_and_full_resync_match_one_page(core: Core) -> None:
-    """Pages are planned and applied one by one; a full listing still cancels what it lacks."""
+async def _paged_source(core: Core, count: int) -> tuple[Any, Any]:
+    """A clinic whose source lists 2 items a page and holds `count` bookings, b0.., one a day."""
     clinic = await make_clinic(core)
     src = clinic.servers["source"]
     src.page_size = 2
-    for i in range(7):
+    for i in range(count):
         src.put(booking(f"b{i}", NOW + timedelta(days=i, hours=2)))
+    return clinic, src
+
+
+async def test_paged_initial_sync_and_full_resync_match_one_page(core: Core) -> None:
+    """Pages are planned and applied one by one; a full listing still cancels what it lacks."""
+    clinic, src = await _paged_source(core, 7)
     report = await sync_connection(core, clinic.connections["source"])
     assert (report.created, report.deleted, report.failed) == (7, 0, 0)
     assert [a.source_uid for a in await appointments(core)] == [f"b{i}" for i in range(7)]
@@ -189,11 +196,7 @@ async def test_paged_initial_sync_and_full_resync_match_one_page(core: Core) -> 
 
 
 async def test_failure_after_some_pages_commits_nothing(core: Core) -> None:
-    clinic = await make_clinic(core)
-    src = clinic.servers["source"]
-    src.page_size = 2
-    for i in range(5):
-        src.put(booking(f"b{i}", NOW + timedelta(days=i, hours=2)))
+    clinic, src = await _paged_source(core, 5)
     src.fail_next("page", Unavailable("connection reset"))
     assert (await sync_connection(core, clinic.connections["source"])).failed == 1
     assert await appointments(core) == [] and await links(core) == []
