@@ -1,4 +1,4 @@
-"""Provider adapters: one folder per platform, all speaking the protocols in adapters.base."""
+"""Provider adapters: one folder per platform, all speaking the protocols in sync.contract."""
 
 import sys
 

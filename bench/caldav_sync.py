@@ -48,9 +48,9 @@ VDIR_MEASURED = {"initial": 9.5, "nochange": 2.0, "edits": 2.1}
 
 async def _clinicbot_setup(db: Path, url: str) -> None:
     """Schema and the practice, connection and calendar rows (its own subprocess, not measured)."""
-    from sync.core import open_core
-    from sync.migrate import upgrade
-    from sync.model import Calendar, Connection, Practice
+    from sync.runtime.core import open_core
+    from sync.store.migrate import upgrade
+    from sync.store.model import Calendar, Connection, Practice
 
     core = open_core(_settings(db))
     try:
@@ -70,7 +70,7 @@ async def _clinicbot_setup(db: Path, url: str) -> None:
 
 
 def _settings(db: Path) -> Any:
-    from sync.config import Settings
+    from sync.runtime.settings import Settings
 
     return Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{db}",  # type: ignore[call-arg]
                     secret_key_file=db.with_suffix(".key"), allow_private_urls=True)
@@ -79,10 +79,10 @@ def _settings(db: Path) -> Any:
 async def _clinicbot_child(db: Path, phase: str) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from adapters.registry import adapter_for
-    from sync.core import open_core
-    from sync.engine import sync_connection
-    from sync.model import Connection
+    from sync.integrations.registry import adapter_for
+    from sync.runtime.core import open_core
+    from sync.engine.run import sync_connection
+    from sync.store.model import Connection
 
     adapter_for("caldav")  # imports the adapter, as vdirsyncer's storages are imported below
     core = open_core(_settings(db))
@@ -165,7 +165,7 @@ def _vdir_config(base: Path, url: str) -> Path:
 
 def _events(count: int, base: datetime) -> list[Any]:
     """`count` events from `base` on (deterministic, so a prepared calendar can be reused)."""
-    from sync.items import EventData
+    from sync.contract.items import EventData
 
     out = []
     for n in range(count):
@@ -213,7 +213,7 @@ PREP_MAX_AGE = timedelta(days=25)  # events start at the base date; the window l
 def _prepared(size: int) -> tuple[Path, datetime, dict[str, Any]]:
     """A Radicale storage folder holding calendar cal<size>: seeded, item cache and sync history
     built. Made once and reused while its events still fall in the sync window."""
-    from tests.fakes.radicale import RadicaleServer
+    from tests.adapters.caldav.fakes.radicale import RadicaleServer
 
     prep = WORK / f"prepared-{size}"
     meta_file = prep / "meta.json"
@@ -246,7 +246,7 @@ async def _edit(server: Any, name: str, events: list[Any]) -> None:
     import httpx
 
     from adapters.caldav.resources import resource_name
-    from adapters.ical import serialize_calendar
+    from adapters.kit.ical import serialize_calendar
 
     async with httpx.AsyncClient(auth=server.credentials(), timeout=60) as client:
         for ev in events[:10]:
@@ -260,7 +260,7 @@ async def _edit(server: Any, name: str, events: list[Any]) -> None:
 
 
 def bench(sizes: list[int], with_vdirsyncer: bool) -> dict[str, Any]:
-    from tests.fakes.radicale import RadicaleServer
+    from tests.adapters.caldav.fakes.radicale import RadicaleServer
 
     WORK.mkdir(parents=True, exist_ok=True)
     vdir_python = _ensure_vdirsyncer() if with_vdirsyncer else None

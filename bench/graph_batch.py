@@ -34,16 +34,16 @@ from typing import Any
 import httpx
 import requests
 
-from adapters.base import ConnectionInfo, ProviderError
+from sync.contract import ConnectionInfo, ProviderError
 from adapters.graph import GraphTransports, open_calendar
 from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
 from adapters.graph.client import MAILBOX_CONCURRENCY, MAX_BATCH
 from adapters.graph.mapping import event_to_graph
 from adapters.graph.provider import Create, Delete, GraphCalendar, Update, WriteOp, transaction_id
-from sync.config import Settings
-from sync.items import EventData, RemoteItem
-from tests.fakes.graph_login import RoutingAdapter
-from tests.fakes.graph_throttle import ThrottlePolicy
+from sync.runtime.settings import Settings
+from sync.contract.items import EventData, RemoteItem
+from tests.adapters.graph.fakes.graph_login import RoutingAdapter
+from tests.adapters.graph.fakes.graph_throttle import ThrottlePolicy
 
 CLIENT_ID = "bench-app"
 CLIENT_SECRET = "bench-secret"
@@ -100,7 +100,7 @@ async def start_server(policy_args: list[str]) -> Server:
         "-W",
         "ignore",
         "-m",
-        "tests.fakes.graph_server",
+        "tests.adapters.graph.fakes.graph_server",
         *policy_args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,

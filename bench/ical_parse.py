@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import icalendar
 
-from adapters.ical import parse_events, serialize_calendar
+from adapters.kit.ical import parse_events, serialize_calendar
 
 
 def feed(count: int) -> str:

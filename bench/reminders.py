@@ -4,7 +4,7 @@
 
 Two designs on the same database kind (SQLite file by default, or --url postgresql+asyncpg://...):
 - `ledger`: clinicbot's design. Reminders are ReminderLedger rows; APScheduler runs one dispatcher
-  job that wakes at the earliest due row (sync.scheduler.ClinicScheduler).
+  job that wakes at the earliest due row (sync.jobs.scheduler.ClinicScheduler).
 - `stock` (the baseline): one APScheduler date job per reminder in its SQLAlchemyJobStore; each
   job carries ids, re-reads its appointment and sends (it writes no ledger, so it does less).
 
@@ -50,8 +50,8 @@ def _rss_mb() -> float:
 
 
 def _settings(url: str, schema: str, tmp: Path) -> Any:
-    from sync.config import Settings
-    from sync.crypto import new_key
+    from sync.runtime.settings import Settings
+    from sync.store.crypto import new_key
 
     return Settings(
         _env_file=None,
@@ -73,8 +73,8 @@ class _Notifier:
 
 async def _seed(core: Any, due: list[datetime], design: str) -> None:
     """Appointments whose 5-minute reminders fall at `due`; ledger rows or stock jobs for them."""
-    from sync.migrate import upgrade
-    from sync.model import Appointment, Practice, Practitioner, ReminderLedger
+    from sync.store.migrate import upgrade
+    from sync.store.model import Appointment, Practice, Practitioner, ReminderLedger
 
     await upgrade(core.store)
     async with core.store.session() as s:
@@ -150,7 +150,7 @@ async def _seed_stock_jobs(core: Any, ids: list[int], due: list[datetime]) -> No
     from apscheduler.triggers.date import DateTrigger
     from sqlalchemy import create_engine
 
-    from sync.scheduler import sync_database_url
+    from sync.jobs.scheduler import sync_database_url
 
     engine = create_engine(sync_database_url(core.store.url))
     store = SQLAlchemyJobStore(engine=engine, tableschema=core.store.schema or None)
@@ -187,7 +187,7 @@ async def _seed_stock_jobs(core: Any, ids: list[int], due: list[datetime]) -> No
 
 async def _stock_job(appointment_id: int, fire_at: str) -> None:
     """The baseline's job: carries ids, re-reads the appointment, sends."""
-    from sync.model import Appointment
+    from sync.store.model import Appointment
 
     async with _CORE.store.session() as s:
         appt = await s.get(Appointment, appointment_id)
@@ -198,7 +198,7 @@ async def _stock_job(appointment_id: int, fire_at: str) -> None:
 async def _start(core: Any, design: str) -> tuple[Any, float]:
     """Start a scheduler of `design`; return it and the seconds until its first wake-up is armed."""
     if design == "ledger":
-        from sync.scheduler import ClinicScheduler
+        from sync.jobs.scheduler import ClinicScheduler
 
         sched = ClinicScheduler(core)
         t0 = time.perf_counter()
@@ -209,7 +209,7 @@ async def _start(core: Any, design: str) -> tuple[Any, float]:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from sqlalchemy import create_engine
 
-    from sync.scheduler import sync_database_url
+    from sync.jobs.scheduler import sync_database_url
 
     engine = create_engine(sync_database_url(core.store.url))
     aps = AsyncIOScheduler(
@@ -233,7 +233,7 @@ async def _stop(sched: Any, design: str) -> None:
 
 async def _case(case: str, design: str, url: str, count: int, window: float) -> dict[str, Any]:
     global _CORE
-    from sync.core import open_core
+    from sync.runtime.core import open_core
 
     with tempfile.TemporaryDirectory() as tmp:
         base = url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"

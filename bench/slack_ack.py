@@ -94,8 +94,8 @@ def _serve_ours(port: int, api_url: str, folder: str) -> None:
     from aiohttp import web
 
     from bot.app import build_app, tune_for_serving
-    from sync.config import Settings
-    from sync.crypto import new_key
+    from sync.runtime.settings import Settings
+    from sync.store.crypto import new_key
 
     settings = Settings(
         _env_file=None,
@@ -115,7 +115,7 @@ def _serve_ours(port: int, api_url: str, folder: str) -> None:
         from sqlalchemy import select
 
         from bot.app import CORE
-        from sync.model import Appointment, ChatIdentity, Practice, Practitioner, Role
+        from sync.store.model import Appointment, ChatIdentity, Practice, Practitioner, Role
 
         core = app[CORE]
         async with core.store.session() as s:

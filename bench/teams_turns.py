@@ -55,8 +55,8 @@ def _serve_clinicbot(port: int, folder: str, openid_url: str) -> None:
     from aiohttp import web
 
     from bot.app import build_app
-    from sync.config import Settings
-    from sync.crypto import new_key
+    from sync.runtime.settings import Settings
+    from sync.store.crypto import new_key
 
     logging.disable(logging.WARNING)
     settings = Settings(

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from bot.logs import request_id
-from sync.config import Settings
-from sync.core import Core, open_core
-from sync.store import StoreError
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core, open_core
+from sync.store.database import StoreError
 
 __all__ = ["COMPONENTS", "CORE", "build_app", "prepare_database"]
 
@@ -58,8 +58,8 @@ COMPONENTS = _components
 
 async def prepare_database(core: Core) -> None:
     """Bring SQLite up to date (when allowed); refuse a PostgreSQL schema that is behind.
-    (sync.migrate.prepare_database, imported when needed: alembic is not loaded at import.)"""
-    from sync.migrate import prepare_database as prepare
+    (sync.store.migrate.prepare_database, imported when needed: alembic is not loaded at import.)"""
+    from sync.store.migrate import prepare_database as prepare
 
     await prepare(core)
 

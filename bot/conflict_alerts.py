@@ -1,4 +1,4 @@
-"""Mount the conflict-notice delivery loop (sync.conflict_notices) in the server's lifecycle.
+"""Mount the conflict-notice delivery loop (sync.notify.conflict_notices) in the server's lifecycle.
 
 Conflicts the engine records are sent to staff through the ChatNotifier (Slack and Teams senders)
 once the sync transaction that found them commits.
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sync.config import Settings
+from sync.runtime.settings import Settings
 
 __all__ = ["WORKER_SERVICE", "setup_conflict_alerts"]
 
@@ -22,7 +22,7 @@ def setup_conflict_alerts(app: web.Application, settings: Settings) -> str | Non
     """Start the delivery loop with the server; never disabled (no settings of its own)."""
     from bot.app import CORE
     from bot.notify import chat_notifier
-    from sync.conflict_notices import ConflictNoticeWorker
+    from sync.notify.conflict_notices import ConflictNoticeWorker
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         core = app[CORE]

@@ -1,4 +1,4 @@
-"""The bot-level Notifier (sync.notify.Notifier): who gets a notification, and what they see.
+"""The bot-level Notifier (sync.runtime.notifier.Notifier): who gets a notification, and what they see.
 
 `ChatNotifier.notify(notification)` finds the recipients' chat identities (a practitioner's, one
 identity, or a practice's admins or staff), builds a View for each from the current database state
@@ -20,10 +20,10 @@ from bot.commands.dms import notification_view
 from bot.commands.identity import Actor, actor_for_identity
 from bot.commands.present import appointment_detail
 from bot.views import Error, Notice, Reconnect, View
-from sync.core import Core
-from sync.model import Appointment, ChatIdentity, Practice, Role
-from sync.notify import DeliveryError, Notification
-from sync.recipients import STAFF_CHANNEL_KEY
+from sync.runtime.core import Core
+from sync.store.model import Appointment, ChatIdentity, Practice, Role
+from sync.runtime.notifier import DeliveryError, Notification
+from sync.notify.recipients import STAFF_CHANNEL_KEY
 
 __all__ = ["NOTIFIER_SERVICE", "ChatNotifier", "Sender", "chat_notifier", "view_for"]
 
@@ -77,14 +77,14 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
 
 
 async def _staff_channels(session: AsyncSession, n: Notification) -> dict[str, int]:
-    """platform -> chat identity id of the practice's staff channel there (sync.recipients)."""
+    """platform -> chat identity id of the practice's staff channel there (sync.notify.recipients)."""
     practice = await session.get(Practice, n.practice_id)
     stored = ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}) if practice is not None else {}
     return {str(k): int(v) for k, v in stored.items() if isinstance(v, int) or str(v).isdigit()}
 
 
 class ChatNotifier:
-    """Implements sync.notify.Notifier over the registered platform senders."""
+    """Implements sync.runtime.notifier.Notifier over the registered platform senders."""
 
     def __init__(self, core: Core) -> None:
         self.core = core

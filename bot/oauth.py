@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from adapters.base import ProviderError
-from sync.config import Settings
-from sync.core import Core
+from sync.contract import ProviderError
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
 
 __all__ = ["page", "setup_oauth"]
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from sync.config import Settings
+from sync.runtime.settings import Settings
 
 __all__ = ["SCHEDULER", "setup_scheduler"]
 
@@ -20,14 +20,14 @@ SCHEDULER = "scheduler"  # key in Core.services
 def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     """Subscribe the reminder planner to appointment events; start/stop the scheduler with the app."""
     from bot.app import CORE
-    from sync.scheduler import ClinicScheduler, SchedulerUnavailable, sync_database_url
+    from sync.jobs.scheduler import ClinicScheduler, SchedulerUnavailable, sync_database_url
 
     # APScheduler logs every add/remove at INFO; the dispatcher re-arms its job after each run.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
     core = app[CORE]
     scheduler = ClinicScheduler(core, grace=timedelta(seconds=settings.reminder_grace_seconds))
     core.services[SCHEDULER] = scheduler
-    from sync.push import RENEW_EVERY_SECONDS, renew_push
+    from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
 
     scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)
     # Every process plans (any replica may reschedule); only the leader sends.

@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sync.config import Settings
+from sync.runtime.settings import Settings
 
 __all__ = ["setup_sync"]
 
 
 def setup_sync(app: web.Application, settings: Settings) -> str | None:
     from bot.app import CORE
-    from sync.worker import SyncWorker
+    from sync.jobs.worker import SyncWorker
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         worker = SyncWorker(app[CORE])

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from sync.config import Settings
-from sync.core import Core
-from sync.syncqueue import SyncQueue
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
+from sync.runtime.syncqueue import SyncQueue
 
 __all__ = ["setup_webhooks"]
 
@@ -33,7 +33,7 @@ def sync_queue(core: Core) -> SyncQueue:
 
 async def _google(request: web.Request, core: Core, connection_id: str) -> web.StreamResponse:
     from adapters.google.push import handle_notification
-    from sync.push_channels import find_google_channel
+    from sync.integrations.push_channels import find_google_channel
 
     async def find(conn_id: str, channel_id: str):  # type: ignore[no-untyped-def]
         return await find_google_channel(core, conn_id, channel_id)
@@ -47,7 +47,7 @@ async def _google(request: web.Request, core: Core, connection_id: str) -> web.S
 
 async def _graph(request: web.Request, core: Core, connection_id: str) -> web.StreamResponse:
     from adapters.graph.subscriptions import KnownSubscription, handle_notification
-    from sync.push_channels import find_graph_subscription, note_graph_lifecycle
+    from sync.integrations.push_channels import find_graph_subscription, note_graph_lifecycle
 
     async def lookup(subscription_id: str) -> KnownSubscription | None:
         return await find_graph_subscription(core, connection_id, subscription_id)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from sync.config import Settings, load_settings
-from sync.core import Core, open_core
-from sync.crypto import new_key
+from sync.runtime.settings import Settings, load_settings
+from sync.runtime.core import Core, open_core
+from sync.store.crypto import new_key
 
 PG_URL_ENV = "CLINICBOT_TEST_POSTGRES_URL"
 #: One key for the whole test session, so encrypted columns work in every test.
@@ -31,7 +31,7 @@ def _pg_url() -> str | None:
 
 
 async def _pg_reachable(url: str) -> str | None:
-    from sync.store import Store, StoreError
+    from sync.store.database import Store, StoreError
 
     store = Store(url)
     try:
@@ -91,7 +91,7 @@ async def drop_schema(settings: Settings) -> None:
         return
     from sqlalchemy import text
 
-    from sync.store import Store
+    from sync.store.database import Store
 
     store = Store(settings.database_url)
     try:
@@ -111,7 +111,7 @@ async def settings(backend: str, tmp_path: Path) -> AsyncIterator[Settings]:
 @pytest.fixture
 async def core(settings: Settings) -> AsyncIterator[Core]:
     """A Core on a freshly migrated database."""
-    from sync.migrate import upgrade
+    from sync.store.migrate import upgrade
 
     c = open_core(settings)
     await upgrade(c.store)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import CalendarInfo, ConnectionInfo, Refused
+from sync.contract import CalendarInfo, ConnectionInfo, Refused
 from adapters.caldav.calendar import CalDAVCalendar
 from adapters.caldav.discovery import discover_calendars
 from adapters.caldav.session import DavSession

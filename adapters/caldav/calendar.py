@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import unquote, urlsplit
 
-from adapters.base import (
+from sync.contract import (
     BadPayload,
     BusyInterval,
     CalendarCapabilities,
@@ -37,8 +37,8 @@ from adapters.caldav.xml import (
     propfind,
     sync_collection,
 )
-from adapters.ical import expand
-from sync.items import ChangeSet, EventData, RemoteItem, Window
+from adapters.kit.ical import expand
+from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["CalDAVCalendar"]
 

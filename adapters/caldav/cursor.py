@@ -16,7 +16,7 @@ import json
 import zlib
 from dataclasses import dataclass
 
-from adapters.base import CursorExpired
+from sync.contract import CursorExpired
 
 __all__ = ["EtagState", "decode", "encode_etags", "encode_token", "etag_digest"]
 

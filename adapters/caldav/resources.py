@@ -14,8 +14,8 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from adapters.ical import parse_events
-from sync.items import EventData, RemoteItem, Window
+from adapters.kit.ical import parse_events
+from sync.contract.items import EventData, RemoteItem, Window
 
 __all__ = [
     "CollectionPaths",

@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
-from adapters.base import AuthExpired, BadPayload, CursorExpired, ProviderError, Refused, Unavailable
+from sync.contract import AuthExpired, BadPayload, CursorExpired, ProviderError, Refused, Unavailable
 from adapters.caldav.xml import MultistatusParser, Response, parse_multistatus, precondition
-from adapters.http import make_client, map_response_error
-from adapters.netguard import GuardTransport
+from adapters.kit.http import make_client, map_response_error
+from adapters.kit.netguard import GuardTransport
 
 __all__ = ["MAX_REDIRECTS", "DavSession", "ReportUnsupported", "tls_context"]
 

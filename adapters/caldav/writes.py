@@ -15,7 +15,7 @@ from datetime import datetime
 
 import httpx
 
-from adapters.base import NotFound, WrongEtag
+from sync.contract import NotFound, WrongEtag
 from adapters.caldav.resources import (
     CollectionPaths,
     items_from_resource,
@@ -25,8 +25,8 @@ from adapters.caldav.resources import (
 )
 from adapters.caldav.session import DavSession
 from adapters.caldav.xml import D, propfind
-from adapters.ical import serialize_calendar
-from sync.items import EventData, RemoteItem
+from adapters.kit.ical import serialize_calendar
+from sync.contract.items import EventData, RemoteItem
 
 __all__ = ["ResourceWriter"]
 

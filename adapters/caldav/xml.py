@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 from defusedxml import ElementTree as SafeTree
 
-from adapters.base import BadPayload
+from sync.contract import BadPayload
 
 __all__ = [
     "CS",

@@ -1,19 +1,19 @@
 """Google Calendar adapter: OAuth 2 with PKCE, sync tokens, client-chosen ids, watch channels.
 
-Entry points for the core's registry (adapters.base.AdapterModule): `discover` and `open_calendar`.
+Entry points for the core's registry (sync.contract.AdapterModule): `discover` and `open_calendar`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from adapters.base import BadPayload, CalendarInfo, ConnectionInfo
+from sync.contract import BadPayload, CalendarInfo, ConnectionInfo
 from adapters.google.auth import GoogleAuth, GoogleTokens
 from adapters.google.client import GoogleClient
 from adapters.google.provider import GoogleCalendar
 
 if TYPE_CHECKING:
-    from sync.config import Settings
+    from sync.runtime.settings import Settings
 
 __all__ = ["GoogleCalendar", "discover", "open_calendar"]
 

@@ -22,11 +22,11 @@ from urllib.parse import urlencode
 
 import httpx
 
-from adapters.base import AuthExpired, BadPayload, ConnectionInfo, Refused, Unavailable
-from adapters.http import make_client
+from sync.contract import AuthExpired, BadPayload, ConnectionInfo, Refused, Unavailable
+from adapters.kit.http import make_client
 
 if TYPE_CHECKING:
-    from sync.config import Settings
+    from sync.runtime.settings import Settings
 
 __all__ = [
     "SCOPES",

@@ -1,6 +1,6 @@
 """The Google Calendar HTTP client: the shared httpx factory, bearer auth, JSON, and backoff.
 
-Throttling comes two ways. 429 (and 5xx) are retried by the shared transport in adapters.http,
+Throttling comes two ways. 429 (and 5xx) are retried by the shared transport in adapters.kit.http,
 honouring Retry-After. Google also throttles with 403 rateLimitExceeded/userRateLimitExceeded,
 which no generic client can tell from a permission error; this client backs those off itself,
 exponentially with jitter, up to the same bounded number of attempts, then raises RateLimited.
@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from adapters.base import BadPayload, Unavailable
+from sync.contract import BadPayload, Unavailable
 from adapters.google.errors import RATE_LIMIT_REASONS, google_reason, map_google_error
-from adapters.http import RetryPolicy, make_client, parse_retry_after
+from adapters.kit.http import RetryPolicy, make_client, parse_retry_after
 
 __all__ = ["GoogleClient"]
 
@@ -27,7 +27,7 @@ PROVIDER = "google"
 
 
 class GoogleClient:
-    """JSON requests against the Calendar API with errors mapped onto adapters.base."""
+    """JSON requests against the Calendar API with errors mapped onto sync.contract."""
 
     def __init__(
         self,

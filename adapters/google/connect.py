@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import ConnectionInfo, Refused
+from sync.contract import ConnectionInfo, Refused
 from adapters.google.auth import authorization_request, exchange_code
 from adapters.google.provider import SEND_UPDATES
-from sync.model import Connection, OAuthState, utcnow
+from sync.store.model import Connection, OAuthState, utcnow
 
 if TYPE_CHECKING:
-    from sync.config import Settings
+    from sync.runtime.settings import Settings
 
 __all__ = ["STATE_TTL", "PendingConnect", "begin_connect", "finish_connect"]
 

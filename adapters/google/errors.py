@@ -1,4 +1,4 @@
-"""Google API failures mapped onto the shared error tree in adapters.base.
+"""Google API failures mapped onto the shared error tree in sync.contract.
 
 Google puts the cause in the JSON body (`error.errors[0].reason`); the HTTP status alone cannot tell
 a rate limit (403 rateLimitExceeded) from a permission problem (403 forbidden), nor an expired sync
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import httpx
 
-from adapters.base import (
+from sync.contract import (
     AlreadyExists,
     AuthExpired,
     CursorExpired,
@@ -20,7 +20,7 @@ from adapters.base import (
     Unavailable,
     WrongEtag,
 )
-from adapters.http import parse_retry_after
+from adapters.kit.http import parse_retry_after
 
 __all__ = ["RATE_LIMIT_REASONS", "google_reason", "map_google_error"]
 

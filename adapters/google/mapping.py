@@ -1,4 +1,4 @@
-"""Google Calendar event JSON <-> sync.items.EventData.
+"""Google Calendar event JSON <-> sync.contract.items.EventData.
 
 - Timed events: `dateTime` (RFC 3339 with offset) plus `timeZone`, kept as EventData.tzid.
 - All-day events: `date` (end exclusive), read as UTC midnights with tzid None (floating).
@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from adapters.base import BadPayload
-from sync.items import EventData, EventStatus, RemoteItem
+from sync.contract import BadPayload
+from sync.contract.items import EventData, EventStatus, RemoteItem
 
 __all__ = [
     "PRIVATE_ID",

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from adapters.base import (
+from sync.contract import (
     BadPayload,
     BusyInterval,
     CalendarCapabilities,
@@ -37,11 +37,11 @@ from adapters.google.mapping import (
     to_google,
     to_remote_item,
 )
-from adapters.http import RetryPolicy
-from sync.items import ChangeSet, EventData, RemoteItem, Window
+from adapters.kit.http import RetryPolicy
+from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 if TYPE_CHECKING:
-    from sync.config import Settings
+    from sync.runtime.settings import Settings
 
 __all__ = ["SEND_UPDATES", "GoogleCalendar"]
 

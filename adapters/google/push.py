@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.base import BadPayload
+from sync.contract import BadPayload
 from adapters.google.provider import GoogleCalendar
 
 __all__ = [

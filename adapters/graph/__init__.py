@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from adapters.base import CalendarInfo, ConnectionInfo, NotFound, Refused
+from sync.contract import CalendarInfo, ConnectionInfo, NotFound, Refused
 from adapters.graph.connection import GraphTransports, is_application, open_client, parse_calendar_path
 from adapters.graph.errors import PROVIDER
 from adapters.graph.provider import GraphCalendar

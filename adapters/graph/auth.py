@@ -24,7 +24,7 @@ import httpx
 import msal
 import requests
 
-from adapters.base import AuthExpired, Refused, Unavailable
+from sync.contract import AuthExpired, Refused, Unavailable
 from adapters.graph.errors import PROVIDER, msal_error
 
 __all__ = [

@@ -3,7 +3,7 @@
 Outlook allows 4 concurrent requests per app and mailbox, and runs up to 4 requests of a JSON
 $batch at once, so a batch holds all of its mailbox's slots while it runs. Every request asks for
 UTC times, immutable ids, plain-text bodies and a page size. Throttled requests (429/503) are
-retried after Retry-After: plain requests by the shared transport (adapters/http.py), the items of
+retried after Retry-After: plain requests by the shared transport (adapters/kit/http.py), the items of
 a $batch here, by resending only the throttled items.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
-from adapters.base import BadPayload, ProviderError, Unavailable
+from sync.contract import BadPayload, ProviderError, Unavailable
 from adapters.graph.errors import PROVIDER, graph_error, response_error
-from adapters.http import RetryPolicy, make_client, parse_retry_after
+from adapters.kit.http import RetryPolicy, make_client, parse_retry_after
 
 __all__ = ["MAILBOX_CONCURRENCY", "MAX_BATCH", "BatchItem", "BatchResult", "GraphClient", "MailboxGate"]
 

@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import Refused
+from sync.contract import Refused
 from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
 from adapters.graph.errors import PROVIDER
-from sync.model import Connection, ConsentGrant, OAuthState, Practitioner, utcnow
+from sync.store.model import Connection, ConsentGrant, OAuthState, Practitioner, utcnow
 
 __all__ = [
     "STATE_TTL",

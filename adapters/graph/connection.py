@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from adapters.base import ConnectionInfo, Refused
+from sync.contract import ConnectionInfo, Refused
 from adapters.graph.auth import ApplicationTokens, BearerAuth, DelegatedTokens, GraphAuthConfig
 from adapters.graph.client import GraphClient
 from adapters.graph.errors import PROVIDER

@@ -1,4 +1,4 @@
-"""Graph and MSAL failures mapped onto the shared error tree (adapters/base.py).
+"""Graph and MSAL failures mapped onto the shared error tree (sync/contract/).
 
 Graph errors are {"error": {"code", "message", "innerError"}}. Only the code goes into our
 messages: Graph's own messages can quote request content, and logs never carry PHI.
@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from adapters.base import (
+from sync.contract import (
     AlreadyExists,
     AuthExpired,
     BadPayload,
@@ -22,7 +22,7 @@ from adapters.base import (
     Unavailable,
     WrongEtag,
 )
-from adapters.http import parse_retry_after
+from adapters.kit.http import parse_retry_after
 
 __all__ = ["PROVIDER", "error_code", "graph_error", "msal_error", "response_error"]
 

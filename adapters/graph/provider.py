@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.base import (
+from sync.contract import (
     AlreadyExists,
     BadPayload,
     BusyInterval,
@@ -37,7 +37,7 @@ from adapters.graph.mapping import (
     is_ours,
     parse_graph_datetime,
 )
-from sync.items import ChangeSet, EventData, RemoteItem, Window
+from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["Create", "Delete", "GraphCalendar", "Update", "transaction_id"]
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.base import BadPayload, Refused
+from sync.contract import BadPayload, Refused
 
 __all__ = ["pattern_to_rrule", "rrule_to_pattern"]
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.base import BadPayload, NotFound
+from sync.contract import BadPayload, NotFound
 from adapters.graph.client import GraphClient
 from adapters.graph.errors import PROVIDER
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import CalendarInfo, ConnectionInfo, Refused
+from sync.contract import CalendarInfo, ConnectionInfo, Refused
 from adapters.ics.feed import IcsFeed, parse_feed
 from adapters.ics.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, FeedFetcher, normalize_feed_url
 

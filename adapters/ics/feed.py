@@ -14,12 +14,12 @@ import json
 import logging
 from datetime import UTC
 
-from adapters.base import BusyInterval, CalendarCapabilities, CursorExpired, NotFound, Refused
-from adapters.ical import events_from_calendar, expand, parse_components
-from adapters.ical.contentlines import located
-from adapters.ical.zones import iana_zone
+from sync.contract import BusyInterval, CalendarCapabilities, CursorExpired, NotFound, Refused
+from adapters.kit.ical import events_from_calendar, expand, parse_components
+from adapters.kit.ical.contentlines import located
+from adapters.kit.ical.zones import iana_zone
 from adapters.ics.fetch import FeedFetcher, Fetched
-from sync.items import ChangeSet, EventData, RemoteItem, Window
+from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["IcsFeed", "parse_feed"]
 
@@ -28,7 +28,7 @@ log = logging.getLogger("clinicbot.ics")
 
 def parse_feed(body: bytes, default_tz: str | None = None) -> tuple[list[EventData], str | None, str | None]:
     """(events, calendar name, calendar zone) of a feed; BadPayload naming the line when malformed."""
-    from adapters.base import BadPayload
+    from sync.contract import BadPayload
 
     try:
         calendars = parse_components(body)

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from adapters.base import NotFound, Refused, Unavailable
-from adapters.http import RetryPolicy, make_client, map_response_error
-from adapters.netguard import GuardTransport
+from sync.contract import NotFound, Refused, Unavailable
+from adapters.kit.http import RetryPolicy, make_client, map_response_error
+from adapters.kit.netguard import GuardTransport
 
 __all__ = ["FeedFetcher", "Fetched", "normalize_feed_url"]
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from bot.cli.output import fail
-from sync.config import ConfigError, Settings, load_settings
+from sync.runtime.settings import ConfigError, Settings, load_settings
 
 __all__ = ["main", "run_async", "with_core"]
 
@@ -45,10 +45,10 @@ def with_core(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         async def go() -> T:
-            from sync.core import open_core
-            from sync.crypto import KeyError_
-            from sync.migrate import prepare_database
-            from sync.store import StoreError
+            from sync.runtime.core import open_core
+            from sync.store.crypto import KeyError_
+            from sync.store.migrate import prepare_database
+            from sync.store.database import StoreError
 
             settings = get_settings()
             try:

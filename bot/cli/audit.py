@@ -9,7 +9,7 @@ import click
 
 from bot.cli import with_core
 from bot.cli.output import fail
-from sync.core import Core
+from sync.runtime.core import Core
 
 
 @click.group()
@@ -21,8 +21,7 @@ def audit() -> None:
 @with_core
 async def verify(core: Core) -> None:
     """Check the hash chain; exit 1 naming the first bad row."""
-    from sync import audit as audit_log
-
+    from sync.store import audit as audit_log
     async with core.store.session() as session:
         count, problem = await audit_log.verify(session)
     if problem is not None:
@@ -55,8 +54,7 @@ def export(since: str | None, fmt: str, output: str | None) -> None:
 
     @with_core
     async def go(core: Core) -> None:
-        from sync import audit as audit_log
-
+        from sync.store import audit as audit_log
         async with core.store.session() as session:
             async for chunk in audit_log.export(session, fmt, since_dt):
                 out.write(chunk)

@@ -9,7 +9,7 @@ import click
 from bot.cli.output import emit, fail, json_option
 
 if TYPE_CHECKING:
-    from sync.core import Core
+    from sync.runtime.core import Core
 
 
 @click.group()
@@ -19,7 +19,7 @@ def db() -> None:
 
 async def _open() -> Core:
     from bot.cli import get_settings
-    from sync.core import open_core
+    from sync.runtime.core import open_core
 
     return open_core(get_settings())
 
@@ -29,8 +29,8 @@ async def _open() -> Core:
 def upgrade(revision: str) -> None:
     """Upgrade the schema (default: to the newest revision)."""
     from bot.cli import run_async
-    from sync import migrate
-    from sync.store import StoreError
+    from sync.store import migrate
+    from sync.store.database import StoreError
 
     @run_async
     async def go() -> None:
@@ -53,8 +53,7 @@ def upgrade(revision: str) -> None:
 def downgrade(revision: str, yes: bool) -> None:
     """Downgrade the schema (default: one revision). Data in dropped tables is lost."""
     from bot.cli import run_async
-    from sync import migrate
-
+    from sync.store import migrate
     if not yes:
         click.confirm(f"Downgrade the database to {revision}? Data may be lost", abort=True)
 
@@ -76,7 +75,7 @@ def downgrade(revision: str, yes: bool) -> None:
 def current(as_json: bool) -> None:
     """Show the schema revision and whether it is current."""
     from bot.cli import run_async
-    from sync.store import StoreError
+    from sync.store.database import StoreError
 
     @run_async
     async def go() -> None:

@@ -18,7 +18,7 @@ def _line(ok: bool | None, label: str, hint: str = "") -> None:
 @click.command()
 def doctor() -> None:
     """Check configuration, database, migrations, key, front ends and providers."""
-    from sync.config import ConfigError, load_settings
+    from sync.runtime.settings import ConfigError, load_settings
 
     failures = 0
     try:
@@ -28,9 +28,9 @@ def doctor() -> None:
         raise SystemExit(1) from None
     _line(True, "configuration is valid")
 
-    from sync.core import open_core
-    from sync.crypto import KeyError_
-    from sync.store import StoreError
+    from sync.runtime.core import open_core
+    from sync.store.crypto import KeyError_
+    from sync.store.database import StoreError
 
     try:
         core = open_core(settings)
@@ -53,7 +53,7 @@ def doctor() -> None:
             if state.current is not None:
                 from sqlalchemy import select
 
-                from sync.model import Connection
+                from sync.store.model import Connection
 
                 async with core.store.session() as s:
                     try:

@@ -13,7 +13,7 @@ import click
 
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
-from sync.core import Core
+from sync.runtime.core import Core
 
 SEND_UPDATES_CHOICES = ("none", "all", "externalOnly")
 
@@ -52,9 +52,9 @@ async def add_google(
     as_json: bool,
 ) -> None:
     """Connect a Google Calendar account (OAuth with PKCE)."""
-    from adapters.base import ProviderError
+    from sync.contract import ProviderError
     from adapters.google.connect import begin_connect, finish_connect
-    from sync.practices import PracticeError, find_practitioner, practice_by_name
+    from sync.services.practices import PracticeError, find_practitioner, practice_by_name
 
     if bool(state) != bool(code):
         fail("give both --state and --code to finish a connection, or neither to start one")

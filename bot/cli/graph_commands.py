@@ -14,7 +14,7 @@ import click
 
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
-from sync.core import Core
+from sync.runtime.core import Core
 
 CONNECTION_COLUMNS = ["id", "provider", "mode", "account", "users", "status"]
 
@@ -49,9 +49,9 @@ async def add_graph(
     as_json: bool,
 ) -> None:
     """Connect Microsoft 365 / Outlook.com calendars through Microsoft Graph."""
-    from adapters.base import ProviderError
+    from sync.contract import ProviderError
     from adapters.graph.connect import add_application_connection, begin_connect, finish_connect
-    from sync.practices import PracticeError, find_practitioner, practice_by_name
+    from sync.services.practices import PracticeError, find_practitioner, practice_by_name
 
     if bool(state) != bool(code):
         fail("give both --state and --code to finish a sign-in, or neither to start one")
@@ -117,9 +117,9 @@ async def practitioner_map(
     as_json: bool,
 ) -> None:
     """Map a practitioner to their Microsoft 365 mailbox (by UPN or object id)."""
-    from adapters.base import ProviderError
+    from sync.contract import ProviderError
     from adapters.graph.connect import graph_user_ref, map_practitioner
-    from sync.practices import PracticeError, find_practitioner, practice_by_name
+    from sync.services.practices import PracticeError, find_practitioner, practice_by_name
 
     if clear == bool(upn or object_id):
         fail("give --upn and/or --object-id, or --clear")

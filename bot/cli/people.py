@@ -8,7 +8,7 @@ import click
 
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
-from sync.core import Core
+from sync.runtime.core import Core
 
 
 def cli_actor() -> str:
@@ -30,7 +30,7 @@ def practice() -> None:
 @with_core
 async def practice_create(core: Core, name: str, tz: str, as_json: bool) -> None:
     """Create a practice."""
-    from sync.practices import PracticeError, create_practice
+    from sync.services.practices import PracticeError, create_practice
 
     try:
         async with core.store.session() as s:
@@ -45,7 +45,7 @@ async def practice_create(core: Core, name: str, tz: str, as_json: bool) -> None
 @with_core
 async def practice_list(core: Core, as_json: bool) -> None:
     """List practices."""
-    from sync.practices import list_practices
+    from sync.services.practices import list_practices
 
     async with core.store.session() as s:
         rows = [{"id": p.id, "name": p.name, "timezone": p.timezone, "teams_tenant": p.teams_tenant_id,
@@ -69,7 +69,7 @@ def practitioner() -> None:
 async def practitioner_add(core: Core, name: str, email: str | None, tz: str | None, handle: str | None,
                            practice_name: str | None, as_json: bool) -> None:
     """Add a practitioner."""
-    from sync.practices import PracticeError, add_practitioner, practice_by_name
+    from sync.services.practices import PracticeError, add_practitioner, practice_by_name
 
     try:
         async with core.store.session() as s:
@@ -87,7 +87,7 @@ async def practitioner_add(core: Core, name: str, email: str | None, tz: str | N
 @with_core
 async def practitioner_list(core: Core, practice_name: str | None, as_json: bool) -> None:
     """List practitioners."""
-    from sync.practices import PracticeError, list_practitioners, practice_by_name
+    from sync.services.practices import PracticeError, list_practitioners, practice_by_name
 
     try:
         async with core.store.session() as s:

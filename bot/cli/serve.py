@@ -22,8 +22,8 @@ def serve(host: str | None, port: int | None) -> None:
     from bot.app import build_app, prepare_database, tune_for_serving
     from bot.cli import get_settings
     from bot.logs import configure_logging
-    from sync.crypto import KeyError_
-    from sync.store import StoreError
+    from sync.store.crypto import KeyError_
+    from sync.store.database import StoreError
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)

@@ -18,10 +18,10 @@ import click
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
-from sync.core import Core
+from sync.runtime.core import Core
 
 if TYPE_CHECKING:
-    from sync.engine import Progress
+    from sync.engine.run import Progress
 
 CAL_COLUMNS = ["id", "name", "connection", "provider", "role", "projection", "sync_enabled", "practitioner", "url"]
 
@@ -38,7 +38,7 @@ def add() -> None:
 
 async def _add(core: Core, provider: str, url: str, username: str | None, password_env: str | None,
                practitioner: str | None, as_json: bool) -> None:
-    from sync.connections import ConnectionError_, add_connection
+    from sync.services.connections import ConnectionError_, add_connection
 
     password = None
     if password_env:
@@ -88,7 +88,7 @@ async def add_ics(core: Core, url: str, practitioner: str | None, as_json: bool)
 @with_core
 async def connection_list(core: Core, as_json: bool) -> None:
     """List connections with their health."""
-    from sync.status import connection_status
+    from sync.services.status import connection_status
 
     rows = [{"id": s.connection_id, "provider": s.provider, "account": s.account, "status": s.status,
              "sync_enabled": s.sync_enabled, "last_success_at": s.last_success_at, "last_error": s.last_error}
@@ -103,7 +103,7 @@ async def connection_list(core: Core, as_json: bool) -> None:
 @with_core
 async def connection_remove(core: Core, connection_id: int, as_json: bool) -> None:
     """Disconnect an account: stop its push channels and forget it with its calendars."""
-    from sync.connections import ConnectionError_, remove_connection
+    from sync.services.connections import ConnectionError_, remove_connection
 
     try:
         gone = await remove_connection(core, connection_id, actor=cli_actor())
@@ -126,7 +126,7 @@ def calendar() -> None:
 @with_core
 async def calendar_list(core: Core, as_json: bool) -> None:
     """List calendars with their role, projection and sync switch."""
-    from sync.connections import calendar_rows
+    from sync.services.connections import calendar_rows
 
     emit(await calendar_rows(core), CAL_COLUMNS, as_json, title="Calendars")
 
@@ -142,7 +142,7 @@ async def calendar_list(core: Core, as_json: bool) -> None:
 async def calendar_set(core: Core, calendar_id: int, role: str | None, projection: str | None,
                        sync_switch: str | None, practitioner: str | None, as_json: bool) -> None:
     """Change a calendar's role, privacy projection, sync switch or practitioner."""
-    from sync.connections import ConnectionError_, set_calendar
+    from sync.services.connections import ConnectionError_, set_calendar
 
     try:
         row = await set_calendar(core, calendar_id, role=role, projection=projection,
@@ -188,9 +188,9 @@ def _progress_bar(*, enabled: bool) -> Iterator[tuple[Progress | None, Callable[
 @with_core
 async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json: bool) -> None:
     """Sync now: read every calendar's changes, then write the queued copies."""
-    from sync.engine import sync_all, sync_connection
-    from sync.locks import SyncBusy
-    from sync.outbox import OutboxConfig, run_once
+    from sync.engine.run import sync_all, sync_connection
+    from sync.runtime.locks import SyncBusy
+    from sync.engine.outbox import OutboxConfig, run_once
 
     with _progress_bar(enabled=not as_json) as (progress, describe):
         try:
@@ -220,7 +220,7 @@ async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json:
 @with_core
 async def sync_status(core: Core, as_json: bool) -> None:
     """Per connection: last success, cursor age, pending and failed outbox operations, token health."""
-    from sync.status import connection_status
+    from sync.services.status import connection_status
 
     rows = [s.as_dict() for s in await connection_status(core)]
     emit(rows, ["connection_id", "provider", "account", "status", "last_success_at", "cursor_age_seconds",
@@ -244,9 +244,9 @@ async def appointments_list(core: Core, day: str | None, practitioner: str | Non
     """List one day's appointments (client names are shown as initials)."""
     from zoneinfo import ZoneInfo
 
-    from sync.appointments import list_day
-    from sync.practices import PracticeError, default_practice, find_practitioner
-    from sync.projection import initials
+    from sync.services.appointments import list_day
+    from sync.services.practices import PracticeError, default_practice, find_practitioner
+    from sync.engine.projection import initials
 
     async with core.store.session() as s:
         try:

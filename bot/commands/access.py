@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 from bot.commands.identity import Actor
-from sync.appointments import AppointmentError
-from sync.model import Appointment
-from sync.series import refuse_change
+from sync.services.appointments import AppointmentError
+from sync.store.model import Appointment
+from sync.engine.series import refuse_change
 
 __all__ = [
     "Forbidden",

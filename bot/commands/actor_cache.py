@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from bot.commands.identity import Actor, Platform, resolve_actor
-from sync.core import Core
+from sync.runtime.core import Core
 
 __all__ = ["ACTOR_TTL", "ActorCache"]
 

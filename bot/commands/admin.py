@@ -16,10 +16,10 @@ from bot.commands.grammar import CONNECT_PROVIDERS, GRAMMAR, ChangeRole, Connect
 from bot.commands.identity import Actor
 from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
-from sync import audit
-from sync.core import Core
-from sync.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
-from sync.reminders.status import reminder_status
+from sync.store import audit
+from sync.runtime.core import Core
+from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
+from sync.notify.reminders.status import reminder_status
 
 __all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "set_sync", "status", "whoami"]
 
@@ -224,7 +224,7 @@ async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
             details={"connections": [c.id for c in changed_conns], "calendars": [k.id for k in changed_cals]},
         )
     if not cmd.enabled:  # no more webhooks for what no longer syncs (Graph DELETE, Google channels.stop)
-        from sync.push import stop_push_for
+        from sync.integrations.push import stop_push_for
 
         await stop_push_for(
             core, connection_ids=[c.id for c in changed_conns], calendar_ids=[k.id for k in changed_cals]

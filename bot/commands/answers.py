@@ -7,7 +7,7 @@ and what they asked, and can then answer a repeat inside the acknowledgement its
 
 An entry is used only while all of these hold:
 - nothing this process committed since it was built touched the tables answers come from
-  (`Store.data_version`, bumped on commit, see sync/store.py);
+  (`Store.data_version`, bumped on commit, see sync/store/database.py);
 - where the database can say cheaply that anyone committed anything (`Store.external_version`:
   SQLite), nobody has since it was built, as last looked at most `watch_every` seconds ago;
   that is the bound on how long a change by another process (the CLI) takes to show there;
@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sync.store import Store
+from sync.store.database import Store
 
 __all__ = ["ANSWER_TTL", "AnswerCache"]
 

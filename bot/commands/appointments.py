@@ -24,10 +24,10 @@ from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, appointment_detail, day_label, moment_label, practitioner_names
 from bot.commands.when import wall_time
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
-from sync import appointments as svc
-from sync.core import Core
-from sync.model import Appointment, ChatIdentity, Practice, Practitioner
-from sync.practices import find_practitioner
+from sync.services import appointments as svc
+from sync.runtime.core import Core
+from sync.store.model import Appointment, ChatIdentity, Practice, Practitioner
+from sync.services.practices import find_practitioner
 
 __all__ = [
     "agenda",

@@ -19,10 +19,10 @@ from bot.commands.actions import AcceptCalendar, Action, KeepBooking, OpenResche
 from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, moment_label, practitioner_names
 from bot.views import AgendaItem, ConflictCard, ConflictList, DoubleBookingCard, Error, View
-from sync.appointments import ACTIVE_STATUSES, AppointmentError
-from sync.conflicts import Decision, resolve_conflict
-from sync.core import Core
-from sync.model import Appointment, Calendar, ChatIdentity, ConflictNotice, Link, Practice
+from sync.services.appointments import ACTIVE_STATUSES, AppointmentError
+from sync.services.conflicts import Decision, resolve_conflict
+from sync.runtime.core import Core
+from sync.store.model import Appointment, Calendar, ChatIdentity, ConflictNotice, Link, Practice
 
 __all__ = ["decide", "list_open", "notice_view"]
 

@@ -1,7 +1,7 @@
 """The follow-up DM after an appointment: Attended, No-show and Book follow-up.
 
-Attended and No-show go through `sync.reminders.answer_followup` (which marks the appointment via
-`sync.appointments.mark`: version bump, audit entry naming the chat user, change event, and so
+Attended and No-show go through `sync.notify.reminders.answer_followup` (which marks the appointment via
+`sync.services.appointments.mark`: version bump, audit entry naming the chat user, change event, and so
 the booking system through the outbox where it supports this). An appointment already answered
 is left alone: a second press, by anyone, is a no-op that says what was recorded.
 
@@ -28,12 +28,12 @@ from bot.commands.actions import Action, BookFollowUp, MarkAttended, MarkNoShow
 from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, day_label, moment_label, practitioner_names
 from bot.views import AgendaItem, Error, FollowUp, View
-from sync import appointments as svc
-from sync.core import Core
-from sync.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner
-from sync.notify import DeliveryError, Notification, Notifier
-from sync.projection import PROJECTIONS, initials
-from sync.reminders import answer_followup
+from sync.services import appointments as svc
+from sync.runtime.core import Core
+from sync.store.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner
+from sync.runtime.notifier import DeliveryError, Notification, Notifier
+from sync.engine.projection import PROJECTIONS, initials
+from sync.notify.reminders import answer_followup
 
 __all__ = [
     "DM_PROJECTION_KEY",

@@ -44,7 +44,7 @@ RoleName = Literal["admin", "staff", "practitioner"]
 ROLES: tuple[RoleName, ...] = ("admin", "staff", "practitioner")
 MAX_TEXT = 1000
 
-#: what people type -> provider name in adapters.registry
+#: what people type -> provider name in sync.integrations.registry
 CONNECT_PROVIDERS: dict[str, str] = {
     "caldav": "caldav",
     "icloud": "icloud",
@@ -147,7 +147,7 @@ class ChangeRole:
 
 @dataclass(frozen=True, slots=True)
 class SetReminders:
-    #: The words after `remind`, already validated by sync.reminders.parse_reminder_command.
+    #: The words after `remind`, already validated by sync.notify.reminders.parse_reminder_command.
     text: str
 
 
@@ -179,7 +179,7 @@ class CommandSpec:
 
 
 def _appointment_id(tok: str, example: str) -> int:
-    from sync.appointments import AppointmentError, parse_ref
+    from sync.services.appointments import AppointmentError, parse_ref
 
     try:
         return parse_ref(tok)
@@ -267,7 +267,7 @@ def _p_status(args: list[str], rest: str) -> Command:
 
 
 def _p_remind(args: list[str], rest: str) -> Command:
-    from sync.reminders import RemindError, parse_reminder_command
+    from sync.notify.reminders import RemindError, parse_reminder_command
 
     try:
         parse_reminder_command(rest)

@@ -11,7 +11,7 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.base import ProviderError
+from sync.contract import ProviderError
 from bot.commands import admin, appointments, conflicts, followups, reminders
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
@@ -46,10 +46,10 @@ from bot.commands.grammar import (
 )
 from bot.commands.identity import Actor
 from bot.views import Error, View
-from sync.appointments import AppointmentError, StaleVersion
-from sync.core import Core
-from sync.practices import PracticeError
-from sync.store import StoreError
+from sync.services.appointments import AppointmentError, StaleVersion
+from sync.runtime.core import Core
+from sync.services.practices import PracticeError
+from sync.store.database import StoreError
 
 __all__ = ["handle"]
 

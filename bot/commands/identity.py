@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync import audit
-from sync.core import Core
-from sync.model import ChatIdentity, Practice, Role
+from sync.store import audit
+from sync.runtime.core import Core
+from sync.store.model import ChatIdentity, Practice, Role
 
 __all__ = ["Actor", "Platform", "actor_for_identity", "remember_conversation", "resolve_actor"]
 

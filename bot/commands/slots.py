@@ -1,8 +1,8 @@
 """Is a slot free, and which are the next free ones, for one practitioner.
 
-Uses the sync engine's free/busy (`sync.availability.check_slot` and `next_free_slots`:
+Uses the sync engine's free/busy (`sync.services.availability.check_slot` and `next_free_slots`:
 appointments plus every connected calendar's busy times) when it is installed; until then it falls
-back on clinicbot's own appointments (`sync.appointments.find_overlaps`), searching suggestions in
+back on clinicbot's own appointments (`sync.services.appointments.find_overlaps`), searching suggestions in
 the practice's working hours (settings working_start/working_end/working_days, default 08:00-18:00
 Monday to Friday) in steps of 15 minutes.
 """
@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.appointments import find_overlaps
-from sync.core import Core
-from sync.model import Practice
+from sync.services.appointments import find_overlaps
+from sync.runtime.core import Core
+from sync.store.model import Practice
 
 __all__ = ["Busy", "busy_between", "is_free", "next_free", "practitioners_of"]
 
@@ -38,7 +38,7 @@ class Busy:
 
 def _engine() -> ModuleType | None:
     try:
-        return importlib.import_module("sync.availability")
+        return importlib.import_module("sync.services.availability")
     except ImportError:
         return None
 
@@ -144,7 +144,7 @@ def _ceil_step(moment: datetime, floor: datetime) -> datetime:
 
 async def practitioners_of(session: AsyncSession, practice_id: int) -> list[tuple[int, str]]:
     """(id, name) of the practice's active practitioners, for form choices."""
-    from sync.model import Practitioner
+    from sync.store.model import Practitioner
 
     rows = await session.execute(
         select(Practitioner.id, Practitioner.name)

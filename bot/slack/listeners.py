@@ -40,7 +40,7 @@ from bot.commands.answers import AnswerCache
 from bot.commands.grammar import Command, ShowAgenda, ShowHelp
 from bot.slack import render
 from bot.views import Agenda, Error, RescheduleForm, View
-from sync.core import Core
+from sync.runtime.core import Core
 
 __all__ = ["COMMAND", "SlackListeners", "normalize_text"]
 

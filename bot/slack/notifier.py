@@ -15,8 +15,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands.identity import remember_conversation
 from bot.slack import render
 from bot.views import View
-from sync.model import ChatIdentity
-from sync.notify import DeliveryError
+from sync.store.model import ChatIdentity
+from sync.runtime.notifier import DeliveryError
 
 if TYPE_CHECKING:
     from bot.slack.server import SlackRuntime

@@ -28,8 +28,8 @@ from bot.background import Background
 from bot.slack.listeners import SlackListeners
 from bot.slack.stores import EncryptedInstallationStore, make_state_store
 from bot.slack.verify import RequestVerifier
-from sync.config import Settings
-from sync.core import Core
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
 
 __all__ = [
     "BOT_SCOPES",

@@ -17,7 +17,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sync.crypto import current_box
+from sync.store.crypto import current_box
 
 __all__ = ["EncryptedInstallationStore", "make_state_store"]
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sync.config import Settings
+from sync.runtime.settings import Settings
 
 __all__ = ["AUTH_OFF_WARNING", "TEAMS", "setup_teams"]
 
@@ -41,7 +41,7 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
     from bot.teams.notifier import TeamsNotifier
     from bot.teams.proactive import ProactiveSender
     from bot.teams.turn_errors import on_turn_error
-    from sync.notify import DeliveryError, Notification
+    from sync.runtime.notifier import DeliveryError, Notification
 
     if settings.microsoft_app_type == "UserAssignedMSI":
         return "MicrosoftAppType=UserAssignedMSI is not supported; use MultiTenant or SingleTenant"

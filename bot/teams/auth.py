@@ -42,7 +42,7 @@ from msrest.pipeline import SansIOHTTPPolicy
 
 from bot.teams.outbound import FastConversations
 from bot.teams.transport import SharedSessionSender
-from sync.config import Settings
+from sync.runtime.settings import Settings
 
 __all__ = ["BotAuth", "BotTokenCredentials", "TokenError", "build_auth"]
 

@@ -23,8 +23,8 @@ from bot.teams import cards
 from bot.teams.consent_flow import ConsentFlow
 from bot.teams.proactive import ProactiveSender, card_activity, is_personal, reference_of
 from bot.views import AppointmentDetail, Error, View
-from sync import recipients
-from sync.core import Core
+from sync.notify import recipients
+from sync.runtime.core import Core
 
 __all__ = ["TeamsBot", "command_text"]
 

@@ -23,9 +23,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from sync import consent
-from sync.config import Settings
-from sync.core import Core
+from sync.integrations import consent
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
 
 __all__ = ["AADSTS_HELP", "ConsentOutcome", "ConsentRoutes", "consent_url", "explain_error", "start_url"]
 

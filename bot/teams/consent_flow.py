@@ -13,10 +13,10 @@ from typing import Any
 from bot.commands import Actor
 from bot.teams import cards
 from bot.teams.consent import PURPOSE, ConsentOutcome, start_url
-from sync import consent
-from sync.config import Settings
-from sync.core import Core
-from sync.model import ChatIdentity, Practice
+from sync.integrations import consent
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
+from sync.store.model import ChatIdentity, Practice
 
 __all__ = ["ConsentFlow"]
 

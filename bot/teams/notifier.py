@@ -15,9 +15,9 @@ from bot.teams.consent import ConsentOutcome
 from bot.teams.consent_flow import outcome_card
 from bot.teams.proactive import ProactiveSender, card_activity
 from bot.views import Notice, View
-from sync import recipients
-from sync.core import Core
-from sync.notify import DeliveryError, Notification
+from sync.notify import recipients
+from sync.runtime.core import Core
+from sync.runtime.notifier import DeliveryError, Notification
 
 __all__ = ["NOTIFICATION_VIEWS", "TeamsNotifier"]
 
@@ -28,7 +28,7 @@ PLATFORM = "teams"
 
 
 class TeamsNotifier:
-    """Delivers notifications as proactive Teams messages (implements sync.notify.Notifier)."""
+    """Delivers notifications as proactive Teams messages (implements sync.runtime.notifier.Notifier)."""
 
     def __init__(self, core: Core, sender: ProactiveSender) -> None:
         self.core = core

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.teams.icons import png_size
-from sync.config import Settings
+from sync.runtime.settings import Settings
 
 __all__ = ["MANIFEST_DIR", "PackageError", "build_manifest", "build_package", "command_list", "load_template"]
 

@@ -25,7 +25,7 @@ from botbuilder.schema import (
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from bot.teams.auth import TokenError
-from sync.notify import DeliveryError
+from sync.runtime.notifier import DeliveryError
 
 __all__ = ["ProactiveSender", "card_activity", "reference_of"]
 

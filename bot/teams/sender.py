@@ -9,10 +9,10 @@ from __future__ import annotations
 from bot.teams import cards
 from bot.teams.proactive import ProactiveSender, card_activity
 from bot.views import ConflictCard, DoubleBookingCard, View
-from sync import recipients
-from sync.core import Core
-from sync.model import ChatIdentity
-from sync.notify import DeliveryError
+from sync.notify import recipients
+from sync.runtime.core import Core
+from sync.store.model import ChatIdentity
+from sync.runtime.notifier import DeliveryError
 
 __all__ = ["TeamsSender"]
 

@@ -185,7 +185,7 @@ class Status:
 
 @dataclass(frozen=True, slots=True)
 class ReminderHealth:
-    """Reminder deliveries for the status view (sync.reminders.reminder_status)."""
+    """Reminder deliveries for the status view (sync.notify.reminders.reminder_status)."""
 
     planned: int
     retrying: int

@@ -27,14 +27,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.base import (
+from sync.contract import (
     AlreadyExists,
     CalendarProvider,
     CursorExpired,
     NotFound,
     WrongEtag,
 )
-from sync.items import ChangeSet, EventData, RemoteItem, Window
+from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["CalendarProviderContract", "contract_event", "next_dst_change"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.base import CalendarProvider
+from sync.contract import CalendarProvider
 from tests.adapters.contract import CalendarProviderContract
 from tests.fakes.memory_calendar import MemoryCalendar, MemoryServer
 

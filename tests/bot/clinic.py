@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.commands.identity import Actor, resolve_actor
-from sync.core import Core
-from sync.model import Appointment, ChatIdentity, Practice, Practitioner, Role
+from sync.runtime.core import Core
+from sync.store.model import Appointment, ChatIdentity, Practice, Practitioner, Role
 
 __all__ = ["NOW", "TZ", "Clinic", "at", "make_actor", "seed"]
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from sync.core import Core
-from sync.engine import sync_connection
-from sync.model import ConflictNotice, Link
-from sync.outbox import run_until_idle
-from sync.subscriber import register
+from sync.runtime.core import Core
+from sync.engine.run import sync_connection
+from sync.store.model import ConflictNotice, Link
+from sync.engine.outbox import run_until_idle
+from sync.engine.subscriber import register
 from tests.bot.clinic import Clinic, at
 from tests.sync.helpers import Clinic as Calendars
 from tests.sync.helpers import booking

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sync.config import Settings
+from sync.runtime.settings import Settings
 from tests.conftest import drop_schema
 from tests.servers import run_cli, running_server
 

@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from bot.app import build_app
-from sync.core import Core
-from sync.model import Calendar, Connection, OAuthState, WebhookSubscription
-from sync.syncqueue import SyncQueue
+from sync.runtime.core import Core
+from sync.store.model import Calendar, Connection, OAuthState, WebhookSubscription
+from sync.runtime.syncqueue import SyncQueue
 
 
 @pytest.fixture

@@ -19,19 +19,19 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from adapters.base import ConnectionInfo
+from sync.contract import ConnectionInfo
 from adapters.caldav import open_calendar
 from adapters.caldav.resources import resource_name
-from adapters.ical import serialize_calendar
-from sync.config import Settings
-from sync.connections import add_connection, calendar_rows, set_calendar
-from sync.core import Core, open_core
-from sync.items import EventData, RemoteItem, Window
-from sync.model import Appointment, AuditEntry, Link, OutboxOp
-from sync.model import Practice as PracticeRow
-from sync.practices import add_practitioner, create_practice
+from adapters.kit.ical import serialize_calendar
+from sync.runtime.settings import Settings
+from sync.services.connections import add_connection, calendar_rows, set_calendar
+from sync.runtime.core import Core, open_core
+from sync.contract.items import EventData, RemoteItem, Window
+from sync.store.model import Appointment, AuditEntry, Link, OutboxOp
+from sync.store.model import Practice as PracticeRow
+from sync.services.practices import add_practitioner, create_practice
 from tests.conftest import drop_schema, make_settings
-from tests.fakes.radicale import RadicaleServer
+from tests.adapters.caldav.fakes.radicale import RadicaleServer
 
 #: Half-hour offset and southern-hemisphere DST: a wall-time or UTC-vs-zone mix-up cannot hide here
 #: (in London it would, for half the year).
@@ -230,7 +230,7 @@ async def connect_practice(core: Core, radicale: RadicaleServer) -> Practice:
 @pytest.fixture
 async def e2e_core(backend: str, tmp_path: Path) -> AsyncIterator[Core]:
     """A Core on a freshly migrated database that allows loopback CalDAV."""
-    from sync.migrate import upgrade
+    from sync.store.migrate import upgrade
 
     settings = e2e_settings(backend, tmp_path)
     core = open_core(settings)

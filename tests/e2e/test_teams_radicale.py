@@ -19,12 +19,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import build_app
-from sync.core import open_core
+from sync.runtime.core import open_core
 from tests.bot.teams.conftest import APP_ID, APP_PASSWORD, TENANT, Teams, activity, teams_settings
 from tests.conftest import drop_schema
 from tests.e2e.conftest import DAY, Practice, at, booking, connect_practice
 from tests.fakes.bot_connector import FakeBotConnector
-from tests.fakes.radicale import RadicaleServer
+from tests.adapters.caldav.fakes.radicale import RadicaleServer
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ async def teams(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[tuple[Teams, Practice]]:
     """The real server (sync worker included), Teams auth on, the practice connected to Radicale."""
-    from sync.migrate import upgrade
+    from sync.store.migrate import upgrade
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", connector.ca_path)
     settings = teams_settings(backend, tmp_path, connector, allow_private_urls=True, sync_poll_seconds=0)

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from adapters.base import (
+from sync.contract import (
     AlreadyExists,
     BusyInterval,
     CalendarCapabilities,
@@ -22,8 +22,8 @@ from adapters.base import (
     Refused,
     WrongEtag,
 )
-from adapters.ical import expand
-from sync.items import ChangeSet, EventData, RemoteItem, Window
+from adapters.kit.ical import expand
+from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["MemoryCalendar", "MemoryServer"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from sync.notify import DeliveryError, Notification
+from sync.runtime.notifier import DeliveryError, Notification
 
 __all__ = ["Recorder", "RecorderNotifier"]
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 import bot.app
 from bot.cli import main
-from sync.config import Settings
+from sync.runtime.settings import Settings
 from tests.fakes.recorder import RecorderNotifier
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adapters.base import CalendarProvider
-from sync.core import Core
-from sync.items import EventData
-from sync.model import Appointment, Calendar, Connection, Link, OutboxOp, Practice, Practitioner
+from sync.contract import CalendarProvider
+from sync.runtime.core import Core
+from sync.contract.items import EventData
+from sync.store.model import Appointment, Calendar, Connection, Link, OutboxOp, Practice, Practitioner
 from tests.fakes.memory_calendar import MemoryCalendar, MemoryServer
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sync.config import Settings
-from sync.core import open_core
-from sync.locks import SyncBusy, connection_lock
+from sync.runtime.settings import Settings
+from sync.runtime.core import open_core
+from sync.runtime.locks import SyncBusy, connection_lock
 
 
 async def main(url: str, schema: str, key: str, connection_id: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import CalendarInfo, ConnectionInfo, Refused
+from sync.contract import CalendarInfo, ConnectionInfo, Refused
 from tests.fakes.memory_calendar import MemoryCalendar, MemoryServer
 
 SERVERS: dict[str, MemoryServer] = {}

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from adapters.base import ConnectionInfo
+from sync.contract import ConnectionInfo
 from adapters.caldav import CalDAVCalendar, open_calendar
-from sync.config import Settings
-from tests.fakes.radicale import RadicaleServer
+from sync.runtime.settings import Settings
+from tests.adapters.caldav.fakes.radicale import RadicaleServer
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.base import AuthExpired, ConnectionInfo, Refused
+from sync.contract import AuthExpired, ConnectionInfo, Refused
 from adapters.caldav import discover, open_calendar
-from sync.config import Settings
-from sync.items import Window
+from sync.runtime.settings import Settings
+from sync.contract.items import Window
 from tests.adapters.caldav.conftest import caldav_connection
-from tests.fakes.radicale import RadicaleServer
+from tests.adapters.caldav.fakes.radicale import RadicaleServer
 
 pytestmark = pytest.mark.radicale
 

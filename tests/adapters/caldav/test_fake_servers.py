@@ -1,4 +1,4 @@
-"""CalDAV behaviour Radicale does not show, against tests/fakes/caldav_server.py: servers without
+"""CalDAV behaviour Radicale does not show, against tests/adapters/caldav/fakes/caldav_server.py: servers without
 sync-collection (ctag/etag fallback) and iCloud's habits (404 propstats, VEVENT comp-filter,
 absolute home URL, no etag on PUT, the collection listed among sync changes)."""
 
@@ -11,12 +11,12 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from adapters.base import AuthExpired, CalendarProvider, ConnectionInfo
+from sync.contract import AuthExpired, CalendarProvider, ConnectionInfo
 from adapters.caldav import CONNECT_HELP, CalDAVCalendar, discover, open_calendar
-from sync.config import Settings
-from sync.items import EventData, Window
+from sync.runtime.settings import Settings
+from sync.contract.items import EventData, Window
 from tests.adapters.contract import CalendarProviderContract
-from tests.fakes.caldav_server import FakeCalDAV
+from tests.adapters.caldav.fakes.caldav_server import FakeCalDAV
 
 LOOPBACK_OK = Settings(CLINICBOT_ALLOW_PRIVATE_URLS=True)
 WINDOW = Window.around(datetime.now(UTC))
@@ -125,7 +125,7 @@ async def test_truncated_sync_answers_are_followed_and_bodies_fetched_by_multige
 
 
 async def test_registry_serves_icloud_and_defaults_to_caldav_icloud_com() -> None:
-    from adapters.registry import adapter_for
+    from sync.integrations.registry import adapter_for
 
     seen: list[httpx.Request] = []
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import pytest
 
-from adapters.base import CalendarProvider
+from sync.contract import CalendarProvider
 from adapters.caldav import CalDAVCalendar
 from tests.adapters.contract import CalendarProviderContract
 

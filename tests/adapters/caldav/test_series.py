@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.base import NotFound, WrongEtag
+from sync.contract import NotFound, WrongEtag
 from adapters.caldav import CalDAVCalendar
-from sync.items import EventData, Window
+from sync.contract.items import EventData, Window
 
 pytestmark = pytest.mark.radicale
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from adapters.base import Unavailable
+from sync.contract import Unavailable
 from adapters.caldav.session import DavSession, tls_context
 
 

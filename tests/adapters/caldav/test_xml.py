@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.base import BadPayload
+from sync.contract import BadPayload
 from adapters.caldav.xml import MultistatusParser, parse_multistatus
 
 BODY = (

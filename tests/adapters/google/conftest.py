@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from adapters.base import ConnectionInfo
+from sync.contract import ConnectionInfo
 from adapters.google.provider import GoogleCalendar
-from adapters.http import RetryPolicy
-from sync.config import Settings
-from tests.fakes.google import GoogleFake
+from adapters.kit.http import RetryPolicy
+from sync.runtime.settings import Settings
+from tests.adapters.google.fakes.google import GoogleFake
 
 PRIMARY = "primary-owner@example.org"
 

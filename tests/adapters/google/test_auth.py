@@ -9,13 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from adapters.base import AuthExpired, ConnectionInfo, Refused
+from sync.contract import AuthExpired, ConnectionInfo, Refused
 from adapters.google.auth import GoogleTokens, authorization_request, exchange_code, pkce_pair, redirect_uri
 from adapters.google.provider import GoogleCalendar
-from sync.config import Settings
-from sync.items import Window
+from sync.runtime.settings import Settings
+from sync.contract.items import Window
 from tests.adapters.google.conftest import PRIMARY, Saved
-from tests.fakes.google import GoogleFake
+from tests.adapters.google.fakes.google import GoogleFake
 
 
 async def consent(url: str) -> dict[str, str]:

@@ -13,16 +13,16 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
-from adapters.base import Refused
+from sync.contract import Refused
 from adapters.google.connect import begin_connect, finish_connect
 from bot.cli.google_commands import connection
-from sync.config import Settings
-from sync.core import Core
-from sync.model import Connection, OAuthState, utcnow
-from sync.practices import create_practice
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
+from sync.store.model import Connection, OAuthState, utcnow
+from sync.services.practices import create_practice
 from tests.adapters.google.conftest import PRIMARY
 from tests.conftest import TEST_KEY
-from tests.fakes.google import GoogleFake
+from tests.adapters.google.fakes.google import GoogleFake
 
 
 async def consent(url: str) -> dict[str, str]:

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.base import CalendarProvider
+from sync.contract import CalendarProvider
 from adapters.google.provider import GoogleCalendar
-from adapters.http import RetryPolicy
-from sync.config import Settings
+from adapters.kit.http import RetryPolicy
+from sync.runtime.settings import Settings
 from tests.adapters.contract import CalendarProviderContract
 from tests.adapters.google.conftest import PRIMARY, Saved, make_conn
-from tests.fakes.google import GoogleFake
+from tests.adapters.google.fakes.google import GoogleFake
 
 
 class TestGoogleContract(CalendarProviderContract):

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.adapters.google.conftest import PRIMARY
-from tests.fakes.google import GoogleFake
+from tests.adapters.google.fakes.google import GoogleFake
 
 EVENTS = f"/calendar/v3/calendars/{PRIMARY}/events"
 

@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.base import AlreadyExists, CursorExpired, NotFound, Refused, WrongEtag
+from sync.contract import AlreadyExists, CursorExpired, NotFound, Refused, WrongEtag
 from adapters.google.mapping import PRIVATE_ID, event_id_for
 from adapters.google.provider import GoogleCalendar
-from sync.config import Settings
-from sync.items import EventData, Window
+from sync.runtime.settings import Settings
+from sync.contract.items import EventData, Window
 from tests.adapters.google.conftest import PRIMARY, Saved, make_conn
-from tests.fakes.google import GoogleFake
+from tests.adapters.google.fakes.google import GoogleFake
 
 LONDON = ZoneInfo("Europe/London")
 WINDOW = Window(datetime(2030, 4, 1, tzinfo=UTC), datetime(2030, 9, 1, tzinfo=UTC))
@@ -89,7 +89,7 @@ async def test_create_is_idempotent_on_the_key(fake: GoogleFake, calendar: Googl
 
 
 def test_event_ids_are_valid_base32hex_and_deterministic() -> None:
-    from tests.fakes.google_store import is_valid_event_id
+    from tests.adapters.google.fakes.google_store import is_valid_event_id
 
     keys = ["x", "appt-1:cal-7", "ü" * 900, "A" * 5000]
     assert all(is_valid_event_id(event_id_for(k)) for k in keys)

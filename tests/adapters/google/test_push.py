@@ -23,7 +23,7 @@ from adapters.google.push import (
     webhook_address,
 )
 from tests.adapters.google.conftest import PRIMARY
-from tests.fakes.google import GoogleFake
+from tests.adapters.google.fakes.google import GoogleFake
 
 
 @dataclass

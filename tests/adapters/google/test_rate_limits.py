@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.base import RateLimited, Refused
+from sync.contract import RateLimited, Refused
 from adapters.google.provider import GoogleCalendar
-from sync.items import Window
+from sync.contract.items import Window
 from tests.adapters.google.conftest import Sleeps
-from tests.fakes.google import GoogleFake
+from tests.adapters.google.fakes.google import GoogleFake
 
 WINDOW = Window(datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 2, 1, tzinfo=UTC))
 

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 from adapters.google.mapping import to_event_data, to_google
 from adapters.google.provider import GoogleCalendar
-from sync.items import EventData, Window
+from sync.contract.items import EventData, Window
 from tests.adapters.google.conftest import PRIMARY
-from tests.fakes.google import GoogleFake
+from tests.adapters.google.fakes.google import GoogleFake
 
 LONDON = ZoneInfo("Europe/London")
 WINDOW = Window(datetime(2030, 3, 1, tzinfo=UTC), datetime(2030, 9, 1, tzinfo=UTC))

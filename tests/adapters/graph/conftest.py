@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from adapters.base import ConnectionInfo
+from sync.contract import ConnectionInfo
 from adapters.graph import GraphTransports, open_calendar
 from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
 from adapters.graph.provider import GraphCalendar
-from sync.config import Settings
-from tests.fakes.graph import GraphFake
-from tests.fakes.graph_store import Mailbox
+from sync.runtime.settings import Settings
+from tests.adapters.graph.fakes.graph import GraphFake
+from tests.adapters.graph.fakes.graph_store import Mailbox
 
 CLIENT_ID = "00000000-aaaa-4bbb-8ccc-000000000001"
 CLIENT_SECRET = "fake-secret-for-tests"

@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import trustme
 
-from adapters.base import AuthExpired, ConnectionInfo, Refused
+from sync.contract import AuthExpired, ConnectionInfo, Refused
 from adapters.graph import discover, open_calendar
 from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
-from sync.config import Settings
-from sync.items import Window
+from sync.runtime.settings import Settings
+from sync.contract.items import Window
 from tests.adapters.graph.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -23,8 +23,8 @@ from tests.adapters.graph.conftest import (
     sign_in,
     transports,
 )
-from tests.fakes.graph import GraphFake
-from tests.fakes.graph_store import Mailbox
+from tests.adapters.graph.fakes.graph import GraphFake
+from tests.adapters.graph.fakes.graph_store import Mailbox
 
 WINDOW = Window(datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 2, 1, tzinfo=UTC))
 

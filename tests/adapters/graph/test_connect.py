@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
-from adapters.base import Refused
+from sync.contract import Refused
 from adapters.graph.connect import (
     add_application_connection,
     begin_connect,
@@ -22,20 +22,20 @@ from adapters.graph.connect import (
 )
 from bot.cli import main
 from bot.cli.graph_commands import connection, practitioner
-from sync.core import Core, open_core
-from sync.model import Connection, ConsentGrant, OAuthState, Practitioner, utcnow
-from sync.practices import add_practitioner, create_practice
+from sync.runtime.core import Core, open_core
+from sync.store.model import Connection, ConsentGrant, OAuthState, Practitioner, utcnow
+from sync.services.practices import add_practitioner, create_practice
 from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT
 from tests.conftest import TEST_KEY, make_settings
-from tests.fakes.graph import GraphFake
-from tests.fakes.graph_store import Mailbox
+from tests.adapters.graph.fakes.graph import GraphFake
+from tests.adapters.graph.fakes.graph_store import Mailbox
 
 OID = "6f1c9a52-1d4e-4a7b-9a0f-2f3b4c5d6e7f"
 
 
 @pytest.fixture
 async def db(fake: GraphFake, tmp_path: Path) -> AsyncIterator[Core]:
-    from sync.migrate import upgrade
+    from sync.store.migrate import upgrade
 
     settings = make_settings(
         "sqlite",

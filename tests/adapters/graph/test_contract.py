@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.base import CalendarProvider, ConnectionInfo
+from sync.contract import CalendarProvider, ConnectionInfo
 from adapters.graph import open_calendar
 from adapters.graph.provider import GraphCalendar
-from sync.config import Settings
+from sync.runtime.settings import Settings
 from tests.adapters.contract import CalendarProviderContract
-from tests.fakes.graph import GraphFake
+from tests.adapters.graph.fakes.graph import GraphFake
 
 
 class TestGraphContract(CalendarProviderContract):

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 
 from tests.adapters.graph.conftest import CLIENT_ID, TENANT
-from tests.fakes.graph import GraphFake
-from tests.fakes.graph_store import Mailbox
-from tests.fakes.graph_throttle import ThrottlePolicy
+from tests.adapters.graph.fakes.graph import GraphFake
+from tests.adapters.graph.fakes.graph_store import Mailbox
+from tests.adapters.graph.fakes.graph_throttle import ThrottlePolicy
 
 
 def event(day: int, subject: str = "Busy", **extra: Any) -> dict[str, Any]:

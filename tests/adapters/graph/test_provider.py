@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.base import (
+from sync.contract import (
     AlreadyExists,
     AuthExpired,
     ConnectionInfo,
@@ -20,12 +20,12 @@ from adapters.base import (
 )
 from adapters.graph import open_calendar
 from adapters.graph.provider import Create, Delete, GraphCalendar, Update, transaction_id
-from sync.config import Settings
-from sync.items import EventData, RemoteItem, Window
+from sync.runtime.settings import Settings
+from sync.contract.items import EventData, RemoteItem, Window
 from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, Saved, sign_in, transports
-from tests.fakes.graph import GraphFake
-from tests.fakes.graph_store import Mailbox
-from tests.fakes.graph_throttle import ThrottlePolicy
+from tests.adapters.graph.fakes.graph import GraphFake
+from tests.adapters.graph.fakes.graph_store import Mailbox
+from tests.adapters.graph.fakes.graph_throttle import ThrottlePolicy
 
 START = datetime(2030, 3, 4, 9, 0, tzinfo=ZoneInfo("Europe/London"))
 WINDOW = Window(START - timedelta(days=2), START + timedelta(days=40))

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from adapters.base import BadPayload
+from sync.contract import BadPayload
 from adapters.graph import subscriptions
 from adapters.graph.provider import GraphCalendar
 from adapters.graph.subscriptions import (
@@ -21,8 +21,8 @@ from adapters.graph.subscriptions import (
     SubscriptionRecord,
     handle_notification,
 )
-from tests.fakes.graph import GraphFake
-from tests.fakes.graph_store import Mailbox
+from tests.adapters.graph.fakes.graph import GraphFake
+from tests.adapters.graph.fakes.graph_store import Mailbox
 
 CONNECTION = "7"
 

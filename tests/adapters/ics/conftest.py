@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.fakes.ics_feed import FeedServer
+from tests.adapters.ics.fakes.ics_feed import FeedServer
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.base import BadPayload, ConnectionInfo, CursorExpired, NotFound, Refused, Unavailable
+from sync.contract import BadPayload, ConnectionInfo, CursorExpired, NotFound, Refused, Unavailable
 from adapters.ics import discover, open_calendar
 from adapters.ics.feed import IcsFeed
 from adapters.ics.fetch import FeedFetcher
-from sync.config import Settings
-from sync.items import RemoteItem, Window
-from tests.fakes.ics_feed import FeedServer
+from sync.runtime.settings import Settings
+from sync.contract.items import RemoteItem, Window
+from tests.adapters.ics.fakes.ics_feed import FeedServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = Window.around(NOW)

@@ -11,13 +11,13 @@ import httpx
 import pytest
 import trustme
 
-from adapters.base import ConnectionInfo, Refused, Unavailable
+from sync.contract import ConnectionInfo, Refused, Unavailable
 from adapters.ics import normalize_feed_url, open_calendar
 from adapters.ics.fetch import FeedFetcher
-from adapters.netguard import GuardTransport, check_address
-from sync.config import Settings
-from sync.items import Window
-from tests.fakes.ics_feed import FeedServer
+from adapters.kit.netguard import GuardTransport, check_address
+from sync.runtime.settings import Settings
+from sync.contract.items import Window
+from tests.adapters.ics.fakes.ics_feed import FeedServer
 
 WINDOW = Window.around(datetime.now(UTC))
 FEED = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n"

@@ -10,8 +10,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from adapters import registry
-from sync.items import EventData
+from sync.integrations import registry
+from sync.contract.items import EventData
 from tests.conftest import TEST_KEY
 from tests.fakes.memory_calendar import MemoryServer
 from tests.sync import memory_adapter

@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.answers import AnswerCache
-from sync.config import Settings
-from sync.core import Core
-from sync.model import Practice
-from sync.store import Store
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
+from sync.store.model import Practice
+from sync.store.database import Store
 
 
 async def _write(core: Core) -> None:

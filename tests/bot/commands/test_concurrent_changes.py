@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from bot.commands import actions, handle, parse, slots
 from bot.views import AppointmentDetail, Error, RescheduleForm
-from sync import appointments as svc
-from sync.core import Core
-from sync.model import Appointment, AuditEntry, Practice
+from sync.services import appointments as svc
+from sync.runtime.core import Core
+from sync.store.model import Appointment, AuditEntry, Practice
 from tests.bot.clinic import at, make_actor, seed
 
 PAUSE = 0.2
@@ -124,7 +124,8 @@ async def test_no_lock_is_held_while_calendars_are_asked(core: Core, monkeypatch
 async def test_two_staff_deciding_one_conflict_at_once_decide_it_once(
     core: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sync import audit, conflicts
+    from sync.store import audit
+    from sync.services import conflicts
     from tests.bot.conflict_setup import hand_edited
 
     c = await seed(core)
@@ -148,7 +149,7 @@ async def test_book_follow_up_pressed_twice_at_once_is_recorded_once(core: Core)
     from datetime import timedelta
 
     from bot.commands.actions import BookFollowUp
-    from sync.notify import RecordingNotifier
+    from sync.runtime.notifier import RecordingNotifier
     from tests.bot.clinic import NOW
 
     c = await seed(core)

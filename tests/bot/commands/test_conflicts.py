@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from bot.commands import handle, parse
 from bot.views import ConflictCard, ConflictList, DoubleBookingCard, Error, Help
-from sync.conflict_notices import deliver_due
-from sync.core import Core
-from sync.engine import sync_connection
-from sync.notify import RecordingNotifier
+from sync.notify.conflict_notices import deliver_due
+from sync.runtime.core import Core
+from sync.engine.run import sync_connection
+from sync.runtime.notifier import RecordingNotifier
 from tests.bot.clinic import make_actor, seed
 from tests.bot.conflict_setup import BOOKED, hand_edited, notices
 from tests.sync.helpers import booking

@@ -19,8 +19,8 @@ from bot.views import (
     Status,
     Whoami,
 )
-from sync.core import Core
-from sync.model import Appointment, AuditEntry, Calendar, ChatIdentity, Connection, OutboxOp, Practice, Role
+from sync.runtime.core import Core
+from sync.store.model import Appointment, AuditEntry, Calendar, ChatIdentity, Connection, OutboxOp, Practice, Role
 from tests.bot.clinic import TZ, at, make_actor, seed
 
 
@@ -260,7 +260,7 @@ async def test_help_is_generated_from_the_grammar(core: Core) -> None:
 
 
 async def test_connect_google_gives_a_single_use_link_bound_to_the_chat_user(core: Core) -> None:
-    from sync.model import OAuthState
+    from sync.store.model import OAuthState
 
     await seed(core)
     core.settings = core.settings.model_copy(update={"google_client_id": "gid", "google_client_secret": "gsecret"})

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from bot.commands import ParseError, handle, parse
 from bot.views import Error, Notice
-from sync.core import Core
-from sync.model import AuditEntry, Practitioner, ReminderLedger
+from sync.runtime.core import Core
+from sync.store.model import AuditEntry, Practitioner, ReminderLedger
 from tests.bot.clinic import make_actor, seed
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import event, select
 
 from bot.commands import actions
 from bot.slack.server import _command_fields
-from sync.model import Appointment
-from sync.store import Store
+from sync.store.model import Appointment
+from sync.store.database import Store
 from tests.bot.clinic import make_actor
 from tests.bot.slack.conftest import SlackClient, signed_headers
 from tests.fakes.slack import check_blocks

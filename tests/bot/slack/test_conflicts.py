@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.conflict_alerts import WORKER_SERVICE
-from sync.engine import sync_connection
-from sync.model import Appointment, AuditEntry, ChatIdentity, Link, OutboxOp
-from sync.outbox import run_until_idle
-from sync.recipients import set_staff_channel
+from sync.engine.run import sync_connection
+from sync.store.model import Appointment, AuditEntry, ChatIdentity, Link, OutboxOp
+from sync.engine.outbox import run_until_idle
+from sync.notify.recipients import set_staff_channel
 from tests.bot.clinic import make_actor
 from tests.bot.conflict_setup import BOOKED, HandEdit, hand_edited, notices
 from tests.bot.slack.conftest import SlackClient

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.commands import actions
-from sync.model import Appointment, AuditEntry, ChatIdentity
+from sync.store.model import Appointment, AuditEntry, ChatIdentity
 from tests.bot.clinic import at
 from tests.bot.slack.conftest import SlackClient, signed_headers, submission_payload
 from tests.fakes.slack import check_blocks

@@ -17,10 +17,10 @@ from bot.app import build_app
 from bot.slack import render
 from bot.slack.server import SLACK
 from bot.views import View
-from sync.config import Settings
-from sync.core import Core
-from sync.model import Appointment, AuditEntry, ReminderLedger
-from sync.reminders import Dispatcher, replan_appointment
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
+from sync.store.model import Appointment, AuditEntry, ReminderLedger
+from sync.notify.reminders import Dispatcher, replan_appointment
 from tests.bot.clinic import NOW, make_actor, seed
 from tests.bot.reminder_views import labels, samples
 from tests.bot.slack.conftest import SlackClient, slack_settings

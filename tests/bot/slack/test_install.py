@@ -13,9 +13,9 @@ from sqlalchemy import select, text
 from bot.app import STATUS, build_app
 from bot.commands import resolve_actor
 from bot.slack.server import SLACK
-from sync.config import Settings
-from sync.core import Core
-from sync.model import Practice
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
+from sync.store.model import Practice
 from tests.bot.slack.conftest import slack_settings
 from tests.fakes.slack import FakeSlack
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.notify import NOTIFIER_SERVICE, ChatNotifier
-from sync.model import ChatIdentity
-from sync.notify import DeliveryError, Notification
+from sync.store.model import ChatIdentity
+from sync.runtime.notifier import DeliveryError, Notification
 from tests.bot.clinic import make_actor
 from tests.bot.slack.conftest import SlackClient
 from tests.fakes.slack import check_blocks

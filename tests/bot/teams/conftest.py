@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.app import build_app
-from sync.config import Settings
-from sync.core import Core, open_core
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core, open_core
 from tests.conftest import drop_schema, make_settings
 from tests.fakes.bot_connector import FakeBotConnector
 
@@ -121,7 +121,7 @@ def connector() -> Iterator[FakeBotConnector]:
 
 
 async def _serve(settings: Settings) -> AsyncIterator[tuple[str, Core, web.Application]]:
-    from sync.migrate import upgrade
+    from sync.store.migrate import upgrade
 
     core = open_core(settings)
     await upgrade(core.store)

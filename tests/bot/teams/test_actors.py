@@ -13,8 +13,8 @@ from sqlalchemy import select
 import bot.commands.actor_cache as actors_module
 from bot.commands import Actor
 from bot.commands.actor_cache import ActorCache
-from sync.core import Core
-from sync.model import ChatIdentity, Role
+from sync.runtime.core import Core
+from sync.store.model import ChatIdentity, Role
 from tests.bot.teams.conftest import Teams, activity, user
 
 TENANT = "tenant-a"

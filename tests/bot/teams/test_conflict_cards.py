@@ -11,7 +11,7 @@ from bot.commands.actions import AcceptCalendar, KeepBooking, OpenReschedule, Sh
 from bot.conflict_alerts import WORKER_SERVICE
 from bot.teams import cards
 from bot.views import AgendaItem, ConflictCard, ConflictList, DoubleBookingCard
-from sync.model import Link
+from sync.store.model import Link
 from tests.bot.clinic import seed
 from tests.bot.conflict_setup import hand_edited
 from tests.bot.teams.conftest import Teams, activity

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import select
 
 from bot.teams import TEAMS  # noqa: F401  (the app key exists)
-from sync.model import ChatIdentity, ConsentGrant
-from sync.notify import DeliveryError, Notification
+from sync.store.model import ChatIdentity, ConsentGrant
+from sync.runtime.notifier import DeliveryError, Notification
 from tests.bot.teams.conftest import APP_ID, BOT_MRI, TENANT, Teams, activity
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
-from sync.model import ChatIdentity
+from sync.store.model import ChatIdentity
 from tests.bot.teams.conftest import APP_ID, Teams, activity
 
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from bot.teams import cards
 from bot.views import View
-from sync.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner, Role
-from sync.reminders import Dispatcher, replan_appointment
+from sync.store.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner, Role
+from sync.notify.reminders import Dispatcher, replan_appointment
 from tests.bot.reminder_views import labels, samples
 from tests.bot.teams.conftest import TENANT, Teams, _serve, activity, teams_settings
 from tests.bot.teams.test_invoke import _buttons, _invoke

@@ -15,7 +15,7 @@ from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValu
 from sqlalchemy import select
 
 from bot.teams.auth import build_auth
-from sync.model import Appointment, Practice, Practitioner
+from sync.store.model import Appointment, Practice, Practitioner
 from tests.bot.teams.conftest import Teams, activity, mention_text
 
 

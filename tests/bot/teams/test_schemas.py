@@ -36,7 +36,7 @@ from bot.views import (
     Status,
     Whoami,
 )
-from sync.config import Settings
+from sync.runtime.settings import Settings
 
 SCHEMAS = Path(__file__).parent / "schemas"
 CARD_SCHEMA = jsonschema.Draft7Validator(json.loads((SCHEMAS / "adaptive-card-1.5.json").read_text()))

@@ -1,0 +1,199 @@
+"""Time zones for iCalendar: TZID resolution (IANA, Windows names, vendor prefixes, VTIMEZONE
+blocks) and compact VTIMEZONE generation for what we write.
+
+A TZID that names an IANA zone (directly, through a Windows id, or inside a vendor prefix such as
+"/mozilla.org/20050126_1/Europe/Berlin") resolves to that zone, whatever the VTIMEZONE block next
+to it says: the IANA rules are newer than any copy of them. Only a custom TZID ("Customized Time
+Zone", "(UTC+01:00) Amsterdam, ...") is read from its VTIMEZONE, through the icalendar library.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from adapters.kit.ical.contentlines import Component
+from adapters.kit.ical.windows_zones import windows_to_iana
+
+__all__ = ["ZoneResolver", "iana_zone", "is_utc", "vtimezone_lines"]
+
+log = logging.getLogger("clinicbot.ical")
+
+_UTC_NAMES = frozenset({"UTC", "ETC/UTC", "GMT", "ETC/GMT", "Z", "ZULU", "UNIVERSAL", "ETC/UNIVERSAL"})
+
+
+def is_utc(tzid: str | None) -> bool:
+    """True when a zone name means UTC (or there is none)."""
+    return tzid is None or tzid.upper() in _UTC_NAMES
+
+
+@lru_cache(maxsize=1024)
+def iana_zone(name: str) -> ZoneInfo | None:
+    """The IANA zone a TZID names, directly, as a Windows id or inside a vendor prefix; else None."""
+    name = name.strip().strip('"')
+    candidates = [name]
+    windows = windows_to_iana(name)
+    if windows:
+        candidates.insert(0, windows)
+    if "/" in name:
+        parts = [p for p in name.split("/") if p]
+        candidates.extend("/".join(parts[-n:]) for n in (3, 2) if len(parts) >= n)
+    for candidate in candidates:
+        if not candidate or candidate.startswith((".", "/")) or ".." in candidate:
+            continue
+        try:
+            return ZoneInfo(candidate)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+    return None
+
+
+class ZoneResolver:
+    """Resolves TZID parameters for one VCALENDAR, with its VTIMEZONE blocks at hand."""
+
+    def __init__(self, calendar: Component | None, default_tz: str | None) -> None:
+        self._calendar = calendar
+        self._known: dict[str, tuple[tzinfo, str | None]] = {}
+        self.default_tzid = default_tz if default_tz and not is_utc(default_tz) else None
+        self.default_zone: tzinfo = ZoneInfo(self.default_tzid) if self.default_tzid else UTC
+
+    def resolve(self, tzid: str) -> tuple[tzinfo, str | None]:
+        """(tzinfo, IANA name or None) for a TZID parameter value."""
+        found = self._known.get(tzid)
+        if found is None:
+            zone = iana_zone(tzid)
+            if zone is not None:
+                found = zone, (None if is_utc(zone.key) else zone.key)
+            else:
+                found = self._from_vtimezone(tzid)
+            self._known[tzid] = found
+        return found
+
+    def _from_vtimezone(self, tzid: str) -> tuple[tzinfo, str | None]:
+        block = self._vtimezone(tzid)
+        if block is None:
+            log.warning("ical: unknown TZID without VTIMEZONE; using the calendar's default zone")
+            return self.default_zone, self.default_tzid
+        location = block.first("X-LIC-LOCATION")
+        if location is not None and iana_zone(location.value) is not None:
+            zone = iana_zone(location.value)
+            assert zone is not None
+            return zone, zone.key
+        return _vtimezone_to_tz(block), None
+
+    def _vtimezone(self, tzid: str) -> Component | None:
+        if self._calendar is None:
+            return None
+        for child in self._calendar.children:
+            if child.name == "VTIMEZONE":
+                prop = child.first("TZID")
+                if prop is not None and prop.value.strip().strip('"') == tzid.strip().strip('"'):
+                    return child
+        return None
+
+
+def _vtimezone_to_tz(block: Component) -> tzinfo:
+    """Build a tzinfo from a custom VTIMEZONE with the icalendar library (the slow, complete path)."""
+    import icalendar
+
+    from sync.contract import BadPayload
+    from adapters.kit.ical.writer import component_text
+
+    try:
+        parsed: Any = icalendar.Timezone.from_ical(component_text(block))
+        zone: tzinfo = parsed.to_tz()
+        return zone
+    except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError ... on bad blocks
+        raise BadPayload(f"line {block.line}: unreadable VTIMEZONE ({type(exc).__name__})", line=block.line) from exc
+
+
+def _offset_text(offset: timedelta) -> str:
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
+
+
+def _transitions(zone: ZoneInfo, year: int) -> list[datetime]:
+    """UTC instants in `year` at which the zone's offset changes (to the minute)."""
+    found: list[datetime] = []
+    moment = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    step = timedelta(days=1)
+    previous = moment.astimezone(zone).utcoffset()
+    while moment < end:
+        following = moment + step
+        offset = following.astimezone(zone).utcoffset()
+        if offset != previous:
+            low, high = moment, following
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                if middle.astimezone(zone).utcoffset() == previous:
+                    low = middle
+                else:
+                    high = middle
+            found.append(high.replace(second=0, microsecond=0))
+            previous = offset
+        moment = following
+    return found
+
+
+def _yearly_rule(local: datetime) -> tuple[str, date]:
+    """An RRULE for 'the n-th (or last) weekday of this month' and its first date in 1970."""
+    weekday = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")[local.weekday()]
+    next_week = local + timedelta(days=7)
+    nth = -1 if next_week.month != local.month else (local.day - 1) // 7 + 1
+    rule = f"FREQ=YEARLY;BYMONTH={local.month};BYDAY={nth}{weekday}"
+    days = [date(1970, local.month, d) for d in range(1, 32) if _valid(1970, local.month, d)]
+    matching = [d for d in days if d.weekday() == local.weekday()]
+    return rule, matching[nth - 1] if nth > 0 else matching[-1]
+
+
+def _valid(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=256)
+def vtimezone_lines(tzid: str, year: int) -> tuple[str, ...]:
+    """A compact VTIMEZONE for an IANA zone, with yearly rules taken from `year`."""
+    zone = ZoneInfo(tzid)
+    lines = ["BEGIN:VTIMEZONE", f"TZID:{tzid}", f"X-LIC-LOCATION:{tzid}"]
+    changes = _transitions(zone, year)
+    if not changes:
+        offset = datetime(year, 1, 1, tzinfo=UTC).astimezone(zone).utcoffset() or timedelta(0)
+        name = datetime(year, 1, 1, tzinfo=UTC).astimezone(zone).tzname() or tzid
+        text = _offset_text(offset)
+        lines += [
+            "BEGIN:STANDARD",
+            "DTSTART:19700101T000000",
+            f"TZNAME:{name}",
+            f"TZOFFSETFROM:{text}",
+            f"TZOFFSETTO:{text}",
+            "END:STANDARD",
+        ]
+    for instant in changes:
+        before = (instant - timedelta(minutes=1)).astimezone(zone)
+        after = instant.astimezone(zone)
+        offset_from = before.utcoffset() or timedelta(0)
+        offset_to = after.utcoffset() or timedelta(0)
+        kind = "DAYLIGHT" if after.dst() else "STANDARD"
+        local = (instant + offset_from).replace(tzinfo=None)
+        rule, first = _yearly_rule(local)
+        lines += [
+            f"BEGIN:{kind}",
+            f"DTSTART:{first:%Y%m%d}T{local:%H%M%S}",
+            f"RRULE:{rule}",
+            f"TZNAME:{after.tzname() or tzid}",
+            f"TZOFFSETFROM:{_offset_text(offset_from)}",
+            f"TZOFFSETTO:{_offset_text(offset_to)}",
+            f"END:{kind}",
+        ]
+    lines.append("END:VTIMEZONE")
+    return tuple(lines)

@@ -1,0 +1,228 @@
+"""The provider protocols, their capability flags, and the one error tree every adapter maps onto.
+
+Error tree::
+
+    ProviderError
+    ├── AuthExpired            credentials expired or revoked: the user gets a reconnect card
+    ├── RateLimited            429 / throttling; carries retry_after seconds when the server said
+    ├── PreconditionFailed     the write did not apply because the remote state differs
+    │   ├── NotFound           404 / 410 on an item
+    │   ├── AlreadyExists      409, or 412 on If-None-Match: * (a retried create)
+    │   └── WrongEtag          412 on If-Match: someone else changed it; refetch and plan again
+    ├── CursorExpired          410 / syncStateNotFound / invalid sync-token: do one full resync
+    ├── Unavailable            5xx, timeouts, connection errors: retry later
+    ├── BadPayload             the remote sent something we cannot read (names the line if it can)
+    └── Refused                we will not talk to that address or do that operation (SSRF guard,
+                               read-only calendar, capability missing)
+
+Adapters raise only these; foreign exceptions are mapped at the adapter boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from sync.contract.items import ChangeSet, EventData, ExternalChange, RemoteItem, Window
+
+__all__ = [
+    "AlreadyExists",
+    "AuthExpired",
+    "BadPayload",
+    "BookingCapabilities",
+    "BookingSource",
+    "BusyInterval",
+    "CalendarCapabilities",
+    "CalendarProvider",
+    "CursorExpired",
+    "NotFound",
+    "PreconditionFailed",
+    "ProviderError",
+    "RateLimited",
+    "Refused",
+    "Unavailable",
+    "WrongEtag",
+]
+
+
+class ProviderError(Exception):
+    """Base of every error an adapter raises. `user_message` is safe to show in chat."""
+
+    user_message = "The calendar service reported an error."
+
+    def __init__(self, message: str = "", *, provider: str | None = None) -> None:
+        super().__init__(message or self.user_message)
+        self.provider = provider
+
+
+class AuthExpired(ProviderError):
+    user_message = "The connection's sign-in has expired or was revoked. Reconnect it."
+
+
+class RateLimited(ProviderError):
+    user_message = "The calendar service is throttling us; the change will be retried."
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None, provider: str | None = None):
+        super().__init__(message, provider=provider)
+        self.retry_after = retry_after
+
+
+class PreconditionFailed(ProviderError):
+    user_message = "The calendar changed meanwhile; clinicbot will re-read it and try again."
+
+
+class NotFound(PreconditionFailed):
+    user_message = "The event no longer exists on that calendar."
+
+
+class AlreadyExists(PreconditionFailed):
+    user_message = "The event already exists on that calendar."
+
+
+class WrongEtag(PreconditionFailed):
+    user_message = "The event was changed on the calendar meanwhile."
+
+
+class CursorExpired(ProviderError):
+    user_message = "The calendar's change cursor expired; a full resync will run."
+
+
+class Unavailable(ProviderError):
+    user_message = "The calendar service is unavailable right now; clinicbot will retry."
+
+
+class BadPayload(ProviderError):
+    user_message = "The calendar service sent data clinicbot could not read."
+
+    def __init__(self, message: str = "", *, line: int | None = None, provider: str | None = None):
+        super().__init__(message, provider=provider)
+        self.line = line
+
+
+class Refused(ProviderError):
+    user_message = "clinicbot refused that request."
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarCapabilities:
+    read_only: bool = False
+    #: The provider can push change notifications (webhooks, watch channels).
+    push: bool = False
+    #: The provider answers free/busy queries itself.
+    free_busy: bool = False
+    #: The provider has incremental change cursors (delta / sync tokens).
+    delta: bool = False
+    #: The calendar stores recurring series (RRULE) rather than single occurrences.
+    series: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BusyInterval:
+    start: datetime
+    end: datetime
+
+
+@runtime_checkable
+class CalendarProvider(Protocol):
+    """One remote calendar. Instances are cheap and bound to one calendar of one connection."""
+
+    name: str
+    capabilities: CalendarCapabilities
+
+    async def changes(self, cursor: str | None, window: Window) -> ChangeSet:
+        """Items changed since `cursor` (all items in `window` when None). Raises CursorExpired."""
+        ...
+
+    async def create(self, event: EventData, idempotency_key: str) -> RemoteItem:
+        """Create `event`; a retry with the same key never makes a second copy (AlreadyExists)."""
+        ...
+
+    async def update(self, remote_id: str, event: EventData, if_match: str | None) -> RemoteItem:
+        """Replace the item; raises WrongEtag when `if_match` is stale, NotFound when it is gone."""
+        ...
+
+    async def delete(self, remote_id: str, if_match: str | None) -> None:
+        """Delete the item; NotFound when it is already gone."""
+        ...
+
+    async def get(self, remote_id: str) -> RemoteItem:
+        """Read one item; NotFound when it is gone."""
+        ...
+
+    async def free_busy(self, window: Window) -> list[BusyInterval]:
+        """Busy intervals in `window`, opaque events only."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BookingCapabilities:
+    fetch: bool = True
+    reschedule: bool = False
+    cancel: bool = False
+
+
+@runtime_checkable
+class BookingSource(Protocol):
+    """A booking platform that announces changes by webhook and may accept writes back."""
+
+    name: str
+    capabilities: BookingCapabilities
+
+    async def verify(self, headers: dict[str, str], body: bytes) -> list[ExternalChange]:
+        """Check the webhook's signature and parse it; raises Refused or BadPayload."""
+        ...
+
+    async def fetch(self, external_id: str) -> EventData: ...
+
+    async def reschedule(self, external_id: str, start: datetime, end: datetime) -> EventData: ...
+
+    async def cancel(self, external_id: str, reason: str) -> None: ...
+
+
+def capability_required(provider: Any, flag: str) -> None:
+    """Raise Refused when the provider lacks a capability (read_only counts as lacking writes)."""
+    caps = provider.capabilities
+    if flag == "write" and getattr(caps, "read_only", False):
+        raise Refused(f"{provider.name} calendars are read-only", provider=provider.name)
+    if flag != "write" and not getattr(caps, flag, False):
+        raise Refused(f"{provider.name} cannot {flag}", provider=provider.name)
+
+
+@dataclass(slots=True)
+class ConnectionInfo:
+    """What an adapter needs to open a connection: no database rows, just values.
+
+    `credentials` is the decrypted credential document. When an adapter refreshes tokens it calls
+    `save_credentials(new_document)`, and the core stores it encrypted.
+    """
+
+    provider: str
+    account: str
+    config: dict[str, Any]
+    credentials: dict[str, Any] | None
+    save_credentials: Any = None  # Callable[[dict[str, Any]], Awaitable[None]] | None
+    #: Test hook and national clouds: an httpx transport to use instead of the network.
+    transport: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarInfo:
+    """A calendar found in an account by discovery."""
+
+    remote_id: str
+    name: str
+    timezone: str | None = None
+    read_only: bool = False
+    #: e.g. {"ctag": ..., "supports_sync": True}
+    extra: dict[str, Any] | None = None
+
+
+class AdapterModule(Protocol):
+    """What every adapters/<platform>/__init__.py exposes for the core's registry."""
+
+    async def discover(self, conn: ConnectionInfo, settings: Any) -> list[CalendarInfo]: ...
+
+    def open_calendar(self, conn: ConnectionInfo, calendar_remote_id: str, settings: Any) -> CalendarProvider: ...

@@ -1,0 +1,472 @@
+"""Decide what a sync must do: a pure function from (remote changes, links, appointments) to actions.
+
+Nothing here does I/O. The engine loads plain snapshots (`LinkView`, `Canonical`, `CalendarView`),
+calls `plan`, and `sync.engine.apply` turns the actions into database rows and outbox operations.
+
+Rules, by the role of the calendar being read:
+
+- **source**: a new item imports a new appointment; a changed item updates it (the source is the
+  truth); a cancelled or deleted item cancels it; an item whose content hash equals the link's is
+  not a change (our own echo or a touch). A new or moved appointment overlapping an appointment
+  of the same practitioner from *another* source is a double booking.
+- **mirror**: only our copies matter (items with a link). A copy whose content differs from both
+  the link's hash and what we would push now was edited by hand: a conflict, never overwritten.
+  A copy deleted by hand is repaired per policy.
+- **busy**: read only for conflict checks; no actions.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sync.contract.items import EventData, Window
+from sync.engine.projection import mirror_uid, project
+
+__all__ = [
+    "ACTIVE",
+    "Action",
+    "CalendarView",
+    "CancelOrDelete",
+    "Canonical",
+    "Changes",
+    "DropLink",
+    "ImportNew",
+    "Incoming",
+    "LinkView",
+    "OverlapIndex",
+    "Policy",
+    "PushToMirrors",
+    "RaiseConflict",
+    "RefreshLink",
+    "RepairMirror",
+    "UpdateFromSource",
+    "canonical_from_event",
+    "mirror_targets",
+    "plan",
+]
+
+ACTIVE = ("confirmed", "tentative")
+SourceKey = tuple[str, str]  # (uid, recurrence_key) on the calendar being planned
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Practice-wide sync policies (Practice.settings)."""
+
+    cancel_mode: Literal["cancel", "delete"] = "cancel"
+    deleted_mirror: Literal["recreate", "leave"] = "recreate"
+    busy_word: str = "Busy"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, object] | None) -> Policy:
+        s = settings or {}
+        cancel: Literal["cancel", "delete"] = "delete" if s.get("cancel_mode") == "delete" else "cancel"
+        deleted: Literal["recreate", "leave"] = "leave" if s.get("deleted_mirror") == "leave" else "recreate"
+        word = s.get("busy_word")
+        return cls(cancel, deleted, word.strip() if isinstance(word, str) and word.strip() else "Busy")
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarView:
+    id: int
+    role: str  # source | mirror | busy
+    projection: str = "initials"
+    practitioner_id: int | None = None
+    practice_id: int = 0
+    read_only: bool = False
+    show_as_free: bool = False
+    sync_enabled: bool = True
+    connection_id: int = 0
+
+
+#: Link state of a source copy while a chat change (source_reschedule/source_cancel) is queued.
+SOURCE_PENDING = "source_pending"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkView:
+    id: int
+    appointment_id: int
+    calendar_id: int
+    remote_id: str | None
+    etag: str | None
+    content_hash: str | None
+    state: str = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Canonical:
+    """A snapshot of one canonical appointment (fields the sync reads)."""
+
+    id: int
+    practitioner_id: int | None
+    start: datetime
+    end: datetime
+    status: str = "confirmed"
+    version: int = 1
+    title: str | None = None
+    client_name: str | None = None
+    client_email: str | None = None
+    notes: str | None = None
+    service: str | None = None
+    location_text: str | None = None
+    tzid: str | None = None
+    all_day: bool = False
+    rrule: str | None = None
+    exdates: tuple[datetime, ...] = ()
+    transparent: bool = False
+    source_calendar_id: int | None = None
+    source_uid: str | None = None
+    recurrence_key: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One remote item (or one expanded occurrence of a series) as the planner sees it."""
+
+    remote_id: str
+    etag: str | None
+    event: EventData
+    recurrence_key: str = ""
+    content_hash: str = ""
+    #: Set on occurrences produced by expanding a series: the series item's remote id.
+    series_remote_id: str | None = None
+
+    def hash(self) -> str:
+        return self.content_hash or self.event.content_hash()
+
+
+@dataclass(slots=True)
+class Changes:
+    items: list[Incoming] = field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
+    full: bool = False
+    window: Window | None = None
+
+
+# ---- actions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportNew:
+    """A new item on a source calendar becomes a new canonical appointment."""
+
+    remote_id: str
+    etag: str | None
+    content_hash: str
+    event: EventData
+    recurrence_key: str
+    practitioner_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateFromSource:
+    appointment_id: int
+    remote_id: str
+    etag: str | None
+    content_hash: str
+    event: EventData
+    kind: Literal["rescheduled", "updated"]
+
+
+@dataclass(frozen=True, slots=True)
+class PushToMirrors:
+    """Create or update the mirror copies of one appointment (by id, or by source key when new)."""
+
+    appointment_id: int | None
+    source_key: SourceKey | None
+    calendar_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrDelete:
+    """The source deleted or cancelled it: canonical -> cancelled, mirror copies per cancel_mode."""
+
+    appointment_id: int
+    reason: Literal["deleted", "cancelled"]
+    mirror_mode: Literal["cancel", "delete"]
+    remote_id: str
+    etag: str | None = None
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RaiseConflict:
+    kind: Literal["mirror_edited", "double_booking"]
+    appointment_id: int | None
+    calendar_id: int
+    source_key: SourceKey | None = None
+    other_appointment_id: int | None = None
+    link_id: int | None = None
+    etag: str | None = None
+    content_hash: str | None = None
+    remote_start: datetime | None = None
+    remote_end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RepairMirror:
+    """A mirror copy was deleted by hand: recreate it, or leave it gone (policy)."""
+
+    appointment_id: int
+    calendar_id: int
+    link_id: int
+    mode: Literal["recreate", "leave"]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshLink:
+    """Same content, new etag (our own write, or a touch): bookkeeping only, not a change."""
+
+    link_id: int
+    etag: str | None
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class DropLink:
+    """The remote copy is gone and nothing should replace it."""
+
+    link_id: int
+
+
+Action = (
+    ImportNew | UpdateFromSource | PushToMirrors | CancelOrDelete | RaiseConflict | RepairMirror | RefreshLink
+    | DropLink
+)
+
+
+# ---- the planner -------------------------------------------------------------------------------
+
+
+def plan(
+    remote_changes: Changes,
+    links: Mapping[str, Sequence[LinkView]],
+    appointments: Mapping[int, Canonical],
+    calendar: CalendarView,
+    policy: Policy,
+    *,
+    mirrors: Sequence[CalendarView] = (),
+) -> list[Action]:
+    """Actions for one calendar's changes. `links` is keyed by remote id (this calendar's links);
+    `appointments` holds every appointment those links point at plus, for double-booking checks,
+    the active appointments of other sources overlapping the changed items."""
+    if not calendar.sync_enabled or calendar.role == "busy":
+        return []
+    if calendar.role == "mirror":
+        return list(_plan_mirror(remote_changes, links, appointments, calendar, policy))
+    return list(_plan_source(remote_changes, links, appointments, calendar, policy, mirrors))
+
+
+def mirror_targets(practitioner_id: int | None, mirrors: Sequence[CalendarView]) -> tuple[int, ...]:
+    """Mirror calendars that should hold a copy of an appointment of this practitioner."""
+    return tuple(
+        m.id
+        for m in mirrors
+        if m.role == "mirror" and m.sync_enabled and (m.practitioner_id is None or m.practitioner_id == practitioner_id)
+    )
+
+
+def _plan_source(
+    changes: Changes,
+    links: Mapping[str, Sequence[LinkView]],
+    appointments: Mapping[int, Canonical],
+    calendar: CalendarView,
+    policy: Policy,
+    mirrors: Sequence[CalendarView],
+) -> Iterable[Action]:
+    targets = mirror_targets(calendar.practitioner_id, mirrors)
+    others = OverlapIndex(a for a in appointments.values() if a.source_calendar_id != calendar.id and a.active)
+    # A booking's identity on its source is (UID, recurrence key); remote ids only say where it lives.
+    by_key: dict[SourceKey, LinkView] = {}
+    for group in links.values():
+        for lk in group:
+            a = appointments.get(lk.appointment_id)
+            if a is not None:
+                by_key[(a.source_uid or "", a.recurrence_key)] = lk
+    seen_remote = {inc.remote_id for inc in changes.items}
+    fresh: set[SourceKey] = set()
+    expanded_from: set[str] = set()
+    for inc in changes.items:
+        key = (inc.event.uid, inc.recurrence_key)
+        fresh.add(key)
+        link = by_key.get(key)
+        if inc.series_remote_id is not None:
+            expanded_from.add(inc.series_remote_id)
+            if link is not None and link.remote_id not in (inc.remote_id, None):
+                continue  # an override item owns this occurrence; the bare series does not
+        yield from _source_item(inc, link, appointments, calendar, policy, targets, others)
+    # Occurrences a re-expanded series no longer has (a new EXDATE, a shortened RRULE).
+    for key, link in by_key.items():
+        appt = appointments[link.appointment_id]
+        if link.remote_id in expanded_from and key not in fresh and appt.active and _in_window(appt, changes.window):
+            yield CancelOrDelete(appt.id, "deleted", policy.cancel_mode, link.remote_id or "")
+
+    gone = list(changes.deleted_ids)
+    if changes.full:
+        gone += [rid for rid in links if rid not in seen_remote]
+    for remote_id in dict.fromkeys(gone):
+        if remote_id in seen_remote:
+            continue
+        for link in links.get(remote_id, ()):
+            gone_appt = appointments.get(link.appointment_id)
+            if gone_appt is None or not gone_appt.active:
+                continue
+            if changes.full and remote_id not in changes.deleted_ids and not _in_window(gone_appt, changes.window):
+                continue  # outside the window a full listing says nothing about it
+            yield CancelOrDelete(gone_appt.id, "deleted", policy.cancel_mode, remote_id)
+
+
+def _source_item(
+    inc: Incoming,
+    link: LinkView | None,
+    appointments: Mapping[int, Canonical],
+    calendar: CalendarView,
+    policy: Policy,
+    targets: tuple[int, ...],
+    others: OverlapIndex,
+) -> Iterable[Action]:
+    h = inc.hash()
+    ev = inc.event
+    if link is None:
+        if ev.status == "cancelled":
+            return  # a booking we never saw, already cancelled: nothing to import
+        key = (ev.uid, inc.recurrence_key)
+        yield ImportNew(inc.remote_id, inc.etag, h, ev, inc.recurrence_key, calendar.practitioner_id)
+        for other in others.overlapping(calendar.practitioner_id, ev.start, ev.end):
+            yield RaiseConflict("double_booking", None, calendar.id, source_key=key, other_appointment_id=other.id)
+        if targets:
+            yield PushToMirrors(None, key, targets)
+        return
+    appt = appointments[link.appointment_id]
+    if h == link.content_hash:
+        if inc.etag != link.etag:
+            yield RefreshLink(link.id, inc.etag, h)
+        return
+    if link.state == SOURCE_PENDING:
+        # A change made in chat is on its way to the source; the source's state is read again
+        # once that write has landed (the outbox clears the mark), so nothing is undone meanwhile.
+        return
+    if ev.status == "cancelled":
+        if appt.active:
+            yield CancelOrDelete(appt.id, "cancelled", policy.cancel_mode, inc.remote_id, inc.etag, h)
+        else:
+            yield RefreshLink(link.id, inc.etag, h)
+        return
+    moved = (ev.start, ev.end) != (appt.start, appt.end)
+    yield UpdateFromSource(appt.id, inc.remote_id, inc.etag, h, ev, "rescheduled" if moved else "updated")
+    if moved:
+        for other in others.overlapping(calendar.practitioner_id, ev.start, ev.end):
+            if other.id != appt.id:
+                yield RaiseConflict("double_booking", appt.id, calendar.id, other_appointment_id=other.id)
+    if targets:
+        yield PushToMirrors(appt.id, None, targets)
+
+
+def _plan_mirror(
+    changes: Changes,
+    links: Mapping[str, Sequence[LinkView]],
+    appointments: Mapping[int, Canonical],
+    calendar: CalendarView,
+    policy: Policy,
+) -> Iterable[Action]:
+    seen: set[str] = set()
+    for inc in changes.items:
+        seen.add(inc.remote_id)
+        for link in links.get(inc.remote_id, ()):
+            appt = appointments.get(link.appointment_id)
+            if appt is None:
+                continue
+            h = inc.hash()
+            if h == link.content_hash:
+                if inc.etag != link.etag:
+                    yield RefreshLink(link.id, inc.etag, h)
+                continue
+            wanted = project(appt, calendar, policy, mirror_uid(appt.id, calendar.id)).content_hash()
+            if h == wanted:  # our write landed but its bookkeeping did not (crash, concurrent sync)
+                yield RefreshLink(link.id, inc.etag, h)
+            elif link.state != "conflict":
+                yield RaiseConflict(
+                    "mirror_edited", appt.id, calendar.id, link_id=link.id, etag=inc.etag, content_hash=h,
+                    remote_start=inc.event.start, remote_end=inc.event.end,
+                )
+            else:
+                yield RefreshLink(link.id, inc.etag, h)  # still in conflict; remember the latest hand edit
+    gone = list(changes.deleted_ids)
+    if changes.full:
+        gone += [rid for rid in links if rid not in seen]
+    for remote_id in dict.fromkeys(gone):
+        if remote_id in seen:
+            continue
+        for link in links.get(remote_id, ()):
+            appt = appointments.get(link.appointment_id)
+            if appt is None or link.remote_id is None:
+                continue
+            if changes.full and remote_id not in changes.deleted_ids and not _in_window(appt, changes.window):
+                continue
+            wrong_practitioner = calendar.practitioner_id not in (None, appt.practitioner_id)
+            if link.state in ("deleting", "gone") or not appt.active or wrong_practitioner:
+                yield DropLink(link.id)
+            else:
+                yield RepairMirror(appt.id, calendar.id, link.id, policy.deleted_mirror)
+
+
+def _in_window(appt: Canonical, window: Window | None) -> bool:
+    return window is None or appt.rrule is not None or window.overlaps(appt.start, appt.end)
+
+
+class OverlapIndex:
+    """Active appointments per practitioner sorted by start, for double-booking lookups."""
+
+    def __init__(self, appts: Iterable[Canonical]) -> None:
+        by: dict[int | None, list[Canonical]] = defaultdict(list)
+        for a in appts:
+            by[a.practitioner_id].append(a)
+        self._starts: dict[int | None, list[datetime]] = {}
+        self._appts: dict[int | None, list[Canonical]] = {}
+        self._longest: dict[int | None, float] = {}
+        for pid, lst in by.items():
+            lst.sort(key=lambda a: a.start)
+            self._appts[pid] = lst
+            self._starts[pid] = [a.start for a in lst]
+            self._longest[pid] = max((a.end - a.start).total_seconds() for a in lst)
+
+    def overlapping(self, practitioner_id: int | None, start: datetime, end: datetime) -> list[Canonical]:
+        if practitioner_id is None or practitioner_id not in self._appts:
+            return []
+        starts, appts = self._starts[practitioner_id], self._appts[practitioner_id]
+        hi = bisect.bisect_left(starts, end)
+        out = []
+        i = hi - 1
+        longest = self._longest[practitioner_id]
+        while i >= 0 and (start - starts[i]).total_seconds() < longest:
+            a = appts[i]
+            if a.start < end and a.end > start and not a.all_day:
+                out.append(a)
+            i -= 1
+        return out
+
+
+def canonical_from_event(
+    appointment_id: int, event: EventData, *, practitioner_id: int | None, version: int = 1,
+    source_calendar_id: int | None = None, recurrence_key: str = "",
+) -> Canonical:
+    """The canonical snapshot a source event maps to (used by the planner's tests and by apply)."""
+    return Canonical(
+        id=appointment_id, practitioner_id=practitioner_id, start=event.start, end=event.end,
+        status="cancelled" if event.status == "cancelled" else event.status, version=version,
+        title=event.summary or None, client_name=event.client_name, client_email=event.client_email,
+        notes=event.description or None, service=event.service, location_text=event.location or None,
+        tzid=event.tzid, all_day=event.all_day, rrule=event.rrule, exdates=tuple(event.exdates),
+        transparent=event.transparent, source_calendar_id=source_calendar_id, source_uid=event.uid,
+        recurrence_key=recurrence_key,
+    )

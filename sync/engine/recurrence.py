@@ -1,0 +1,128 @@
+"""Recurring events: keys for occurrences, and expansion of series into single occurrences.
+
+Calendars that hold series keep them as series (one appointment for the series, one per
+RECURRENCE-ID override). Where appointments are per occurrence (a calendar whose capabilities say
+`series=False`), the engine expands each series inside the sync window with
+recurring-ical-events: EXDATEs drop occurrences, RECURRENCE-ID overrides replace them, and times
+are computed in the event's own zone so 09:00 stays 09:00 across a DST change.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sync.contract.items import EventData, RemoteItem, Window
+from sync.engine.plan import Incoming
+
+if TYPE_CHECKING:
+    import icalendar
+
+__all__ = ["expand_items", "incoming", "recurrence_key"]
+
+
+def recurrence_key(recurrence_id: datetime | date | None, all_day: bool = False) -> str:
+    """A stable text key for one occurrence: its RECURRENCE-ID in UTC ("" for a whole event)."""
+    if recurrence_id is None:
+        return ""
+    if all_day or not isinstance(recurrence_id, datetime):
+        return recurrence_id.strftime("%Y%m%d")
+    return recurrence_id.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def incoming(items: Iterable[RemoteItem]) -> list[Incoming]:
+    """Items as they are: a series stays one item, an override is keyed by its RECURRENCE-ID."""
+    return [
+        Incoming(i.remote_id, i.etag, i.event, recurrence_key(i.event.recurrence_id, i.event.all_day))
+        for i in items
+    ]
+
+
+def expand_items(items: Iterable[RemoteItem], window: Window) -> list[Incoming]:
+    """Per-occurrence items: each series in `window` expanded, overrides applied, EXDATEs honoured."""
+    groups: dict[str, list[RemoteItem]] = defaultdict(list)
+    out: list[Incoming] = []
+    for item in items:
+        if item.event.rrule or item.event.recurrence_id is not None:
+            groups[item.event.uid].append(item)
+        else:
+            out.append(Incoming(item.remote_id, item.etag, item.event))
+    for group in groups.values():
+        masters = [i for i in group if i.event.rrule and i.event.recurrence_id is None]
+        if not masters:
+            out.extend(incoming(group))  # overrides whose series did not change: they stand alone
+            continue
+        out.extend(_expand(masters[0], [i for i in group if i.event.recurrence_id is not None], window))
+    return out
+
+
+def _expand(master: RemoteItem, overrides: list[RemoteItem], window: Window) -> list[Incoming]:
+    # Imported here: only series on per-occurrence calendars need them (~10 MB of modules).
+    import icalendar
+    import recurring_ical_events
+
+    cal = icalendar.Calendar()
+    cal.add_component(_vevent(master.event))
+    by_rid: dict[str, RemoteItem] = {}
+    for o in overrides:
+        cal.add_component(_vevent(o.event))
+        by_rid[recurrence_key(o.event.recurrence_id, o.event.all_day)] = o
+    ev = master.event
+    zone = _zone(ev.tzid)
+    start, end = window.start, window.end
+    if ev.all_day:
+        start, end = start - timedelta(days=1), end + timedelta(days=1)
+    result: list[Incoming] = []
+    for comp in recurring_ical_events.of(cal).between(start, end):
+        s = _aware(comp.get("dtstart").dt, zone)
+        e = _aware(comp.get("dtend").dt, zone) if comp.get("dtend") is not None else s + (ev.end - ev.start)
+        if not window.overlaps(s, e):
+            continue
+        rid_raw = comp.get("recurrence-id")
+        rid = _aware(rid_raw.dt, zone) if rid_raw is not None else s
+        key = recurrence_key(rid, ev.all_day)
+        source = by_rid.get(key, master)
+        base = source.event
+        occurrence = base.with_changes(start=s, end=e, rrule=None, exdates=(), recurrence_id=rid)
+        result.append(Incoming(source.remote_id, source.etag, occurrence, key, series_remote_id=master.remote_id))
+    return result
+
+
+def _zone(tzid: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(tzid) if tzid else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _aware(value: datetime | date, zone: ZoneInfo) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=zone)
+    return datetime(value.year, value.month, value.day, tzinfo=zone)
+
+
+def _local(value: datetime, ev: EventData, zone: ZoneInfo) -> datetime | date:
+    if ev.all_day:
+        return value.astimezone(zone).date()
+    return value.astimezone(zone)
+
+
+def _vevent(ev: EventData) -> icalendar.Event:
+    import icalendar
+
+    zone = _zone(ev.tzid)
+    comp = icalendar.Event()
+    comp.add("uid", ev.uid)
+    comp.add("summary", ev.summary)
+    comp.add("dtstart", _local(ev.start, ev, zone))
+    comp.add("dtend", _local(ev.end, ev, zone))
+    if ev.rrule:
+        comp.add("rrule", icalendar.vRecur.from_ical(ev.rrule))
+    for ex in ev.exdates:
+        comp.add("exdate", _local(ex, ev, zone))
+    if ev.recurrence_id is not None:
+        comp.add("recurrence-id", _local(ev.recurrence_id, ev, zone))
+    return comp

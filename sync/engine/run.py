@@ -1,0 +1,340 @@
+"""The sync engine: read a calendar's changes since its cursor, plan, apply, store the new cursor.
+
+Changes are planned and applied page by page as the provider delivers them (a 10,000-item first
+sync is never held whole), all in one transaction that ends by storing the new cursor, so a
+crash either keeps all of it or none. An expired cursor triggers exactly one full resync, logged and audited.
+A run with nothing to do costs one provider call and one small UPDATE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Container, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.contract import AuthExpired, CalendarProvider, CursorExpired, ProviderError
+from sync.store import audit
+from sync.engine.apply import ACTOR, SyncReport, apply
+from sync.runtime.core import Core
+from sync.contract.items import ChangeSet, Window
+from sync.runtime.locks import connection_lock
+from sync.store.model import Calendar, Connection, Practice
+from sync.engine.outbox import checkpoint
+from sync.engine.plan import CalendarView, Canonical, Changes, Incoming, OverlapIndex, Policy, plan
+from sync.integrations.providers import open_provider
+from sync.engine.recurrence import expand_items, incoming
+from sync.engine.snapshots import (
+    calendar_view,
+    load_appointments,
+    load_links,
+    load_mirrors,
+    load_overlapping,
+    load_unseen_links,
+)
+
+__all__ = ["Progress", "SyncReport", "sync_all", "sync_calendar", "sync_connection"]
+
+log = logging.getLogger("clinicbot.sync")
+
+#: progress(stage, done, total): "fetch", "plan", "apply".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(slots=True)
+class _Target:
+    conn: Connection
+    cal: Calendar
+    view: CalendarView
+    policy: Policy
+    mirrors: list[CalendarView]
+
+
+async def sync_all(core: Core, *, progress: Progress | None = None) -> SyncReport:
+    """Sync every enabled connection; one failing connection does not stop the others."""
+    async with core.store.session() as s:
+        ids = list((await s.scalars(select(Connection.id).where(Connection.sync_enabled.is_(True))
+                                    .order_by(Connection.id))).all())
+    total = SyncReport()
+    for conn_id in ids:
+        total.add(await sync_connection(core, conn_id, progress=progress))
+    return total
+
+
+async def sync_connection(
+    core: Core, connection_id: int, *, progress: Progress | None = None, wait: float = 0.0
+) -> SyncReport:
+    """Sync every enabled source and mirror calendar of one connection, under its lock."""
+    started = time.perf_counter()
+    async with core.store.session() as s:
+        cal_ids = list((await s.scalars(
+            select(Calendar.id).where(Calendar.connection_id == connection_id, Calendar.sync_enabled.is_(True),
+                                      Calendar.role.in_(("source", "mirror"))).order_by(Calendar.id))).all())
+    report = SyncReport()
+    async with connection_lock(core, connection_id, wait=wait):
+        for cal_id in cal_ids:
+            report.add(await _sync_locked(core, cal_id, progress))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def sync_calendar(
+    core: Core, calendar_id: int, *, progress: Progress | None = None, wait: float = 0.0
+) -> SyncReport:
+    """Sync one calendar, under its connection's lock."""
+    started = time.perf_counter()
+    async with core.store.session() as s:
+        conn_id = await s.scalar(select(Calendar.connection_id).where(Calendar.id == calendar_id))
+    if conn_id is None:
+        raise LookupError(f"there is no calendar {calendar_id}; `clinicbot calendar list` shows them")
+    async with connection_lock(core, conn_id, wait=wait):
+        report = await _sync_locked(core, calendar_id, progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+class _SeenIds:
+    """Remote ids, kept as 16-byte digests in one buffer: 10,000 cost 160 KB and leave no small
+    objects behind each page (survivors scattered among a page's freed objects keep the
+    allocator from returning that memory)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def add(self, remote_ids: Iterable[str]) -> None:
+        for rid in remote_ids:
+            self._buffer += _digest(rid)
+
+    def frozen(self) -> Container[str]:
+        """A membership test over the ids added so far."""
+        buf = self._buffer
+        digests = {bytes(buf[i:i + 16]) for i in range(0, len(buf), 16)}
+        return _DigestSet(digests)
+
+
+class _DigestSet:
+    def __init__(self, digests: set[bytes]) -> None:
+        self._digests = digests
+
+    def __contains__(self, remote_id: object) -> bool:
+        return isinstance(remote_id, str) and _digest(remote_id) in self._digests
+
+
+def _digest(remote_id: str) -> bytes:
+    return hashlib.blake2b(remote_id.encode(), digest_size=16).digest()
+
+
+class _OtherSources:
+    """The practitioner's active appointments from other sources, for double-booking checks: read
+    once per run over the span the pages need (widened when a page reaches beyond it), not once
+    per page, and handed to each page only where they overlap its items."""
+
+    def __init__(self, view: CalendarView) -> None:
+        self._view = view
+        self._span: tuple[datetime, datetime] | None = None
+        self._index = OverlapIndex(())
+
+    async def overlapping(self, s: AsyncSession, items: list[Incoming]) -> list[Canonical]:
+        pid = self._view.practitioner_id
+        if pid is None:
+            return []
+        lo, hi = min(i.event.start for i in items), max(i.event.end for i in items)
+        if self._span is None or lo < self._span[0] or hi > self._span[1]:
+            if self._span is not None:
+                lo, hi = min(lo, self._span[0]), max(hi, self._span[1])
+            self._index = OverlapIndex(await load_overlapping(s, pid, lo, hi, self._view.id))
+            self._span = (lo, hi)
+        found: dict[int, Canonical] = {}
+        for i in items:
+            for appt in self._index.overlapping(pid, i.event.start, i.event.end):
+                found[appt.id] = appt
+        return list(found.values())
+
+
+async def _load_target(core: Core, calendar_id: int) -> _Target | None:
+    async with core.store.session() as s:
+        cal = await s.get(Calendar, calendar_id)
+        if cal is None:
+            return None
+        conn = await s.get(Connection, cal.connection_id)
+        assert conn is not None
+        practice = await s.get(Practice, conn.practice_id)
+        policy = Policy.from_settings(practice.settings if practice else None)
+        view = calendar_view(cal, conn)
+        mirrors = await load_mirrors(s, conn.practice_id) if view.role == "source" else []
+    return _Target(conn, cal, view, policy, mirrors)
+
+
+async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) -> SyncReport:
+    target = await _load_target(core, calendar_id)
+    if target is None or not target.view.sync_enabled or target.view.role not in ("source", "mirror"):
+        return SyncReport(calendars=1)
+    conn, cal = target.conn, target.cal
+    window = Window.around(core.clock(), conn.window_days_back, conn.window_days_ahead)
+    provider = open_provider(core, conn, cal)
+    try:
+        if progress:
+            progress("fetch", 0, 0)
+        try:
+            return await _read_and_apply(core, target, window, provider, cal.cursor, None, progress)
+        except CursorExpired:
+            log.warning("sync cursor expired; running one full resync",
+                        extra={"calendar_id": cal.id, "connection_id": conn.id})
+            return await _read_and_apply(core, target, window, provider, None, "cursor_expired", progress)
+    except ProviderError as exc:
+        await _record_failure(core, conn.id, exc)
+        return SyncReport(calendars=1, failed=1)
+    finally:
+        await provider.aclose()
+
+
+async def _pages(provider: CalendarProvider, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
+    """The provider's changes page by page (`change_pages` where it streams, else one page).
+
+    Pages are read one ahead in a task of their own: the next page is received and parsed while
+    this one's rows are written (the database driver works in its own thread), so the two overlap.
+    """
+    paged = getattr(provider, "change_pages", None)
+    if paged is None:
+        yield await provider.changes(cursor, window)
+        return
+    source: AsyncGenerator[ChangeSet, None] = paged(cursor, window)
+    ahead: asyncio.Queue[ChangeSet | Exception | None] = asyncio.Queue(maxsize=1)
+
+    async def read_ahead() -> None:
+        try:
+            async for page in source:
+                await ahead.put(page)
+        except Exception as exc:  # handed to the reader, which raises it as its own
+            await ahead.put(exc)
+        else:
+            await ahead.put(None)
+
+    task = asyncio.create_task(read_ahead())
+    try:
+        while (item := await ahead.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await source.aclose()
+
+
+async def _read_and_apply(
+    core: Core, target: _Target, window: Window, provider: CalendarProvider, cursor: str | None,
+    resync_reason: str | None, progress: Progress | None,
+) -> SyncReport:
+    """Read the changes since `cursor` and apply them page by page in ONE transaction that ends by
+    storing the new cursor: a crash or a provider error half-way commits nothing."""
+    conn, cal = target.conn, target.cal
+    series = provider.capabilities.series
+    report = SyncReport(calendars=1)
+    seen = _SeenIds()  # remote ids read (a full listing's absentees were deleted remotely)
+    others = _OtherSources(target.view)
+    full, new_cursor, read = False, cursor, 0
+    now = core.clock()
+    async with AsyncExitStack() as stack:
+        session: AsyncSession | None = None
+        pages = _pages(provider, cursor, window)
+        stack.push_async_callback(pages.aclose)
+        async for page in pages:
+            full, new_cursor = page.full, page.cursor
+            if not (page.items or page.deleted_ids):
+                continue
+            if session is None:
+                checkpoint(core, "sync.fetched")
+                session = await stack.enter_async_context(core.store.session())
+            items = incoming(page.items) if series else expand_items(page.items, window)
+            seen.add(i.remote_id for i in items)
+            read += len(items)
+            report.add(await _apply_page(session, core, target, window, items, page.deleted_ids, now, others))
+            if progress:
+                progress("apply", read, 0)
+        if session is None:
+            checkpoint(core, "sync.fetched")
+            if not (full or resync_reason) and new_cursor == cal.cursor:
+                async with core.store.session() as s:  # nothing changed: one small UPDATE
+                    await s.execute(update(Connection).where(Connection.id == conn.id)
+                                    .values(last_success_at=now, last_error=None))
+                return report
+            session = await stack.enter_async_context(core.store.session())
+        if full:
+            report.add(await _apply_gone(session, core, target, window, seen, now))
+        report.calendars = 1
+        report.unchanged = max(read - report.created - report.updated - report.deleted - report.conflicts, 0)
+        if resync_reason:
+            report.full_resyncs = 1
+            await audit.record(session, actor=ACTOR, action="sync.full_resync", practice_id=conn.practice_id,
+                               details={"calendar_id": cal.id, "reason": resync_reason})
+        checkpoint(core, "sync.applied")
+        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now)
+    return report
+
+
+async def _apply_page(
+    s: AsyncSession, core: Core, target: _Target, window: Window, items: list[Incoming], deleted_ids: list[str],
+    now: datetime, others: _OtherSources,
+) -> SyncReport:
+    """Plan and apply one page of changes (links and appointments loaded for that page only)."""
+    view = target.view
+    links = await load_links(
+        s, view.id, remote_ids=[i.remote_id for i in items] + list(deleted_ids),
+        uids=[i.event.uid for i in items] if view.role == "source" else (),
+    )
+    appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
+    if view.role == "source" and items:
+        for appt in await others.overlapping(s, items):
+            appointments.setdefault(appt.id, appt)
+    changes = Changes(items, list(deleted_ids), False, window)
+    actions = plan(changes, links, appointments, view, target.policy, mirrors=target.mirrors)
+    return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
+
+
+async def _apply_gone(
+    s: AsyncSession, core: Core, target: _Target, window: Window, seen: _SeenIds, now: datetime
+) -> SyncReport:
+    """After a full listing: what this calendar's links point at and the listing did not hold."""
+    view = target.view
+    links = await load_unseen_links(s, view.id, seen.frozen())
+    if not links:
+        return SyncReport()
+    appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
+    actions = plan(Changes([], [], True, window), links, appointments, view, target.policy, mirrors=target.mirrors)
+    return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
+
+
+async def _store_cursor(
+    s: AsyncSession, calendar_id: int, connection_id: int, cursor: str | None, full: bool, now: datetime
+) -> None:
+    values: dict[str, object] = {"cursor": cursor, "cursor_updated_at": now}
+    if full:
+        values["last_full_sync_at"] = now
+    await s.execute(update(Calendar).where(Calendar.id == calendar_id).values(**values))
+    await s.execute(update(Connection).where(Connection.id == connection_id)
+                    .values(last_success_at=now, last_error=None))
+
+
+async def _record_failure(core: Core, connection_id: int, exc: ProviderError) -> None:
+    """Remember why a connection failed (no PHI: the error class and the adapter's message)."""
+    log.warning("sync failed", extra={"connection_id": connection_id, "error": type(exc).__name__})
+    message = f"{type(exc).__name__}: {str(exc)[:300]}"
+    async with core.store.session() as s:
+        conn = await s.get(Connection, connection_id)
+        if conn is None:
+            return
+        conn.last_error, conn.last_error_at = message, core.clock()
+        if isinstance(exc, AuthExpired) and conn.status != "auth_expired":
+            await audit.record(s, actor=ACTOR, action="connection.auth_expired", practice_id=conn.practice_id,
+                               details={"connection_id": conn.id})
+            conn.status = "auth_expired"

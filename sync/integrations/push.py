@@ -1,0 +1,319 @@
+"""Push channels of Graph and Google connections: open, renew and stop them, one row each.
+
+- `ensure_push(core, connection_id)` gives every enabled source or mirror calendar of a Graph or
+  Google connection one active channel (a Graph subscription, a Google events.watch channel), with a
+  random secret stored encrypted in its WebhookSubscription row. It runs after each successful sync;
+  when every channel is active and far from expiry it costs three small SELECTs and no provider call.
+- `renew_push(core)` is the leader's periodic job: Graph subscriptions are PATCHed to a new expiry
+  (a `reauthorizationRequired` lifecycle event sets the row's expiry to now, so it is renewed on the
+  next run or right after the sync that event requested); a removed or vanished one is created again.
+  Google channels are replaced: the new channel first, then the old one stopped.
+- `stop_push(core, connection_id)` on disconnect and `sync off`: Graph DELETE, Google channels.stop.
+Channels need a public https address (CLINICBOT_PUBLIC_URL). Without one nothing is opened and the
+connection is polled instead; plain http is accepted only when both this server and the provider's
+API are on loopback (the test fakes).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, or_, select
+
+from sync.contract import CalendarProvider, NotFound, ProviderError
+from adapters.google.provider import GoogleCalendar
+from adapters.google.push import RENEW_MARGIN as GOOGLE_MARGIN
+from adapters.google.push import WatchChannel, open_channel, stop_channel
+from adapters.graph.provider import GraphCalendar
+from adapters.graph.subscriptions import RENEW_MARGIN as GRAPH_MARGIN
+from adapters.graph.subscriptions import SubscriptionManager, SubscriptionRecord
+from sync.runtime.settings import Settings
+from sync.runtime.core import Core
+from sync.runtime.locks import SyncBusy, connection_lock
+from sync.store.model import Calendar, Connection, WebhookSubscription
+from sync.integrations.providers import open_provider
+
+__all__ = [
+    "PUSH_PROVIDERS",
+    "RENEW_EVERY_SECONDS",
+    "PushReport",
+    "ensure_push",
+    "notification_url",
+    "renew_push",
+    "stop_push",
+    "stop_push_for",
+]
+
+log = logging.getLogger("clinicbot.push")
+
+PUSH_PROVIDERS = frozenset({"graph", "google"})
+#: How often the leader looks for channels to renew; far below both renewal margins.
+RENEW_EVERY_SECONDS = 600
+MARGINS: dict[str, timedelta] = {"graph": GRAPH_MARGIN, "google": GOOGLE_MARGIN}
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+#: A renewal waits this long for a connection that is syncing, then leaves it to the next run.
+LOCK_WAIT = 10.0
+
+
+@dataclass
+class PushReport:
+    """What one ensure/renew/stop pass did; `skipped` says why nothing could be done."""
+
+    created: int = 0
+    renewed: int = 0
+    stopped: int = 0
+    failed: int = 0
+    skipped: str | None = None
+
+    def add(self, other: PushReport) -> None:
+        self.created += other.created
+        self.renewed += other.renewed
+        self.stopped += other.stopped
+        self.failed += other.failed
+
+
+def notification_url(settings: Settings, provider: str, connection_id: int) -> str | None:
+    """The webhook address for a connection, or None when the provider could not reach us."""
+    if not settings.public_url:
+        return None
+    public = urlsplit(settings.public_url)
+    if public.scheme != "https":
+        api = settings.graph_url if provider == "graph" else settings.google_api_url
+        if not (public.scheme == "http" and public.hostname in _LOOPBACK and urlsplit(api).hostname in _LOOPBACK):
+            return None
+    return f"{settings.base_url().rstrip('/')}/webhooks/{provider}/{connection_id}"
+
+
+def _due(row: WebhookSubscription, now: datetime) -> bool:
+    return row.expires_at - MARGINS.get(row.provider, GRAPH_MARGIN) <= now
+
+
+async def ensure_push(core: Core, connection_id: int) -> PushReport:
+    """Open, renew or retire the connection's channels so each syncing calendar has one active channel."""
+    report = PushReport()
+    async with core.store.session() as s:
+        conn = await s.get(Connection, connection_id)
+        if conn is None or conn.provider not in PUSH_PROVIDERS:
+            report.skipped = "not a push provider"
+            return report
+        cals = list(
+            (await s.scalars(select(Calendar).where(Calendar.connection_id == connection_id))).all()
+        )
+        rows = list(
+            (await s.scalars(select(WebhookSubscription).where(WebhookSubscription.connection_id == connection_id)))
+            .all()
+        )
+    wanted = {c.id: c for c in cals if conn.sync_enabled and c.sync_enabled and c.role in ("source", "mirror")}
+    now = core.clock()
+    active = {r.calendar_id: r for r in rows if r.status == "active" and r.calendar_id in wanted}
+    todo = [c for c in wanted.values() if c.id not in active or _due(active[c.id], now)]
+    # Rows of calendars that no longer sync, duplicates, and dead rows whose calendar needs a new one.
+    retire = [r for r in rows if r.calendar_id not in wanted]
+    retire += [r for r in rows if r.status == "active" and r.calendar_id in active and active[r.calendar_id] is not r]
+    if not todo and not retire:
+        return report
+    url = notification_url(core.settings, conn.provider, connection_id)
+    if url is None and todo:
+        log.info("push skipped: CLINICBOT_PUBLIC_URL is not a public https address",
+                 extra={"connection": connection_id, "provider": conn.provider})
+        report.skipped = "no public https address"
+        todo = []
+    try:
+        async with connection_lock(core, connection_id, wait=LOCK_WAIT):
+            for row in retire:
+                report.add(await _stop_row(core, conn, _calendar(cals, row), row))
+            for cal in todo:
+                assert url is not None
+                report.add(await _ensure_calendar(core, conn, cal, active.get(cal.id), url))
+    except SyncBusy:
+        report.skipped = "connection busy"
+    return report
+
+
+def _calendar(cals: list[Calendar], row: WebhookSubscription) -> Calendar | None:
+    return next((c for c in cals if c.id == row.calendar_id), None)
+
+
+async def _ensure_calendar(
+    core: Core, conn: Connection, cal: Calendar, row: WebhookSubscription | None, url: str
+) -> PushReport:
+    report = PushReport()
+    provider = open_provider(core, conn, cal)
+    try:
+        if isinstance(provider, GraphCalendar):
+            report = await _ensure_graph(core, conn, cal, provider, row, url)
+        elif isinstance(provider, GoogleCalendar):
+            report = await _ensure_google(core, conn, cal, provider, row, url)
+        else:
+            report.skipped = "provider has no push"
+    except ProviderError as exc:
+        report.failed += 1
+        log.warning("push channel could not be opened or renewed",
+                    extra={"connection": conn.id, "calendar": cal.id, "error": type(exc).__name__})
+        if row is not None and row.expires_at <= core.clock():
+            await _set_status(core, row.id, "failed")
+    finally:
+        await _close(provider)
+    return report
+
+
+async def _ensure_graph(
+    core: Core, conn: Connection, cal: Calendar, provider: GraphCalendar, row: WebhookSubscription | None, url: str
+) -> PushReport:
+    manager = SubscriptionManager(provider.client)
+    if row is not None:
+        record = SubscriptionRecord(row.remote_id, row.resource_id or "", row.secret or "", row.expires_at)
+        try:
+            renewed = await manager.renew(record)
+        except NotFound:
+            log.info("graph subscription gone; subscribing again", extra={"connection": conn.id})
+        else:
+            await _save_expiry(core, row.id, renewed.expires_at)
+            return PushReport(renewed=1)
+    created = await manager.subscribe(provider.path, url)
+    await _replace(core, conn, cal, created.remote_id, created.resource, created.client_state, created.expires_at)
+    return PushReport(created=1)
+
+
+async def _ensure_google(
+    core: Core, conn: Connection, cal: Calendar, provider: GoogleCalendar, row: WebhookSubscription | None, url: str
+) -> PushReport:
+    fresh = await open_channel(provider, url)
+    await _replace(core, conn, cal, fresh.channel_id, fresh.resource_id, fresh.token, fresh.expires_at)
+    if row is None:
+        return PushReport(created=1)
+    # The old channel announced changes until the new row was committed; now stop it.
+    try:
+        await stop_channel(provider, _watch(row, cal))
+    except ProviderError as exc:
+        log.warning("old google channel not stopped; it expires by itself",
+                    extra={"connection": conn.id, "error": type(exc).__name__})
+    return PushReport(renewed=1)
+
+
+def _watch(row: WebhookSubscription, cal: Calendar | None) -> WatchChannel:
+    return WatchChannel(row.remote_id, row.resource_id or "", row.secret or "", cal.remote_id if cal else "",
+                        row.expires_at)
+
+
+async def _replace(
+    core: Core, conn: Connection, cal: Calendar, remote_id: str, resource_id: str, secret: str, expires_at: datetime
+) -> None:
+    """Store the new channel and drop the calendar's other rows, in one transaction."""
+    async with core.store.session() as s:
+        await s.execute(delete(WebhookSubscription).where(WebhookSubscription.calendar_id == cal.id))
+        s.add(WebhookSubscription(connection_id=conn.id, calendar_id=cal.id, provider=conn.provider,
+                                  remote_id=remote_id, resource_id=resource_id, secret=secret,
+                                  expires_at=expires_at, status="active"))
+
+
+async def _save_expiry(core: Core, row_id: int, expires_at: datetime) -> None:
+    async with core.store.session() as s:
+        row = await s.get(WebhookSubscription, row_id)
+        if row is not None:
+            row.expires_at, row.status = expires_at, "active"
+
+
+async def _set_status(core: Core, row_id: int, status: str) -> None:
+    async with core.store.session() as s:
+        row = await s.get(WebhookSubscription, row_id)
+        if row is not None:
+            row.status = status
+
+
+async def _close(provider: CalendarProvider) -> None:
+    closer: Any = getattr(provider, "aclose", None)
+    if closer is not None:
+        await closer()
+
+
+async def _stop_row(core: Core, conn: Connection, cal: Calendar | None, row: WebhookSubscription) -> PushReport:
+    """Stop one channel at the provider (best effort) and delete its row."""
+    report = PushReport(stopped=int(row.status == "active"))
+    if cal is not None and row.status == "active":
+        provider = open_provider(core, conn, cal)
+        try:
+            if isinstance(provider, GraphCalendar):
+                await SubscriptionManager(provider.client).unsubscribe(row.remote_id)
+            elif isinstance(provider, GoogleCalendar):
+                await stop_channel(provider, _watch(row, cal))
+        except ProviderError as exc:
+            # The row goes anyway: notifications for it are then rejected, and the channel expires.
+            report.failed += 1
+            log.warning("push channel not stopped at the provider",
+                        extra={"connection": conn.id, "error": type(exc).__name__})
+        finally:
+            await _close(provider)
+    async with core.store.session() as s:
+        await s.execute(delete(WebhookSubscription).where(WebhookSubscription.id == row.id))
+    return report
+
+
+async def stop_push(core: Core, connection_id: int, *, calendar_ids: list[int] | None = None) -> PushReport:
+    """Stop the connection's channels (or only those of `calendar_ids`); never raises for the provider."""
+    if calendar_ids is None:
+        return await stop_push_for(core, connection_ids=[connection_id])
+    query = select(WebhookSubscription.calendar_id).where(
+        WebhookSubscription.connection_id == connection_id, WebhookSubscription.calendar_id.in_(calendar_ids)
+    )
+    async with core.store.session() as s:
+        mine = [c for c in (await s.scalars(query)).all() if c is not None]
+    return await stop_push_for(core, calendar_ids=mine)
+
+
+async def stop_push_for(
+    core: Core, *, connection_ids: list[int] | None = None, calendar_ids: list[int] | None = None
+) -> PushReport:
+    """`sync off`, disconnect: stop every channel of these connections and of these calendars."""
+    report = PushReport()
+    conditions = []
+    if connection_ids:
+        conditions.append(WebhookSubscription.connection_id.in_(connection_ids))
+    if calendar_ids:
+        conditions.append(WebhookSubscription.calendar_id.in_(calendar_ids))
+    if not conditions:
+        return report
+    async with core.store.session() as s:
+        rows = list((await s.scalars(select(WebhookSubscription).where(or_(*conditions)))).all())
+        conns = {c.id: c for c in (await s.scalars(
+            select(Connection).where(Connection.id.in_({r.connection_id for r in rows})))).all()}
+        cals = list((await s.scalars(select(Calendar).where(Calendar.connection_id.in_(list(conns))))).all())
+    for row in rows:
+        report.add(await _stop_row(core, conns[row.connection_id], _calendar(cals, row), row))
+    if rows:
+        log.info("push channels stopped", extra={"connections": sorted(conns), "count": len(rows)})
+    return report
+
+
+async def renew_push(core: Core) -> None:
+    """Periodic job: renew what expires within its margin, re-create what was removed or failed."""
+    now = core.clock()
+    soonest = now + max(MARGINS.values())
+    async with core.store.session() as s:
+        ids = set((await s.scalars(
+            select(WebhookSubscription.connection_id).where(
+                (WebhookSubscription.status != "active") | (WebhookSubscription.expires_at <= soonest)
+            )
+        )).all())
+    total = PushReport()
+    for connection_id in sorted(ids):
+        try:
+            total.add(await ensure_push(core, connection_id))
+        except Exception as exc:  # one connection's failure never stops the others
+            total.failed += 1
+            log.warning("push renewal failed", extra={"connection": connection_id, "error": type(exc).__name__})
+    if total.created or total.renewed or total.stopped or total.failed:
+        log.info("push channels renewed", extra={"created": total.created, "renewed": total.renewed,
+                                                  "stopped": total.stopped, "failed": total.failed})
+
+
+async def ensure_push_quietly(core: Core, connection_id: int) -> None:
+    """ensure_push for the sync worker: a push problem is logged, never a failed sync."""
+    try:
+        await ensure_push(core, connection_id)
+    except Exception as exc:
+        log.warning("push set-up failed", extra={"connection": connection_id, "error": type(exc).__name__})

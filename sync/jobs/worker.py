@@ -1,0 +1,150 @@
+"""The sync core at run time, inside `clinicbot serve`: the outbox loop, periodic polling of
+connections, and the runner behind webhook-requested syncs.
+
+- The outbox loop performs due remote writes. It wakes when a transaction that queued work
+  commits, when the earliest pending op falls due (Retry-After, backoff), and every few seconds
+  regardless, so ops written by another replica are picked up too.
+- The poll loop requests a sync of every enabled connection whose last success is older than
+  CLINICBOT_SYNC_POLL_SECONDS; push-capable providers also get webhook-driven syncs in between.
+- All syncs go through the SyncQueue, so a connection never syncs twice at once in a process,
+  and the engine's per-connection lock keeps replicas apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, or_, select
+from sqlalchemy.orm import Session
+
+from sync.runtime.core import Core
+from sync.runtime.events import AppointmentEvent
+from sync.store.model import Connection
+from sync.runtime.syncqueue import SyncQueue
+
+__all__ = ["SyncWorker", "after_commit"]
+
+log = logging.getLogger("clinicbot.worker")
+
+_AFTER_COMMIT = "clinicbot_after_commit"
+
+
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            callback()
+        except Exception:  # a wake-up hint must never break a commit
+            log.exception("after-commit callback failed")
+
+
+def _drop_after_rollback(session: Session, _previous: object) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+if not event.contains(Session, "after_commit", _run_after_commit):
+    event.listen(Session, "after_commit", _run_after_commit)
+    event.listen(Session, "after_soft_rollback", _drop_after_rollback)
+
+
+def after_commit(session: Any, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's transaction commits (dropped on rollback)."""
+    sync_session = getattr(session, "sync_session", session)
+    sync_session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+class SyncWorker:
+    def __init__(self, core: Core, *, idle_seconds: float = 5.0, poll_seconds: float | None = None) -> None:
+        self.core = core
+        self.idle_seconds = idle_seconds
+        self.poll_seconds = core.settings.sync_poll_seconds if poll_seconds is None else poll_seconds
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.queue: SyncQueue = core.services.get("sync_queue") or SyncQueue()
+        core.services["sync_queue"] = self.queue
+
+    async def start(self) -> None:
+        from sync.engine import subscriber
+        subscriber.register(self.core)
+        if "sync.jobs.worker.wake" not in self.core.bus.names:
+            async def wake_on_commit(session: Any, _event: AppointmentEvent) -> None:
+                after_commit(session, self.wake)
+
+            self.core.bus.subscribe("sync.jobs.worker.wake", wake_on_commit)
+        if self.queue.runner is None:  # an embedder or test may have installed its own
+            self.queue.runner = self._sync_connection
+        self.core.services.setdefault("sync_runner", self.queue.runner)
+        self.core.services["sync_worker"] = self
+        self._tasks = [asyncio.create_task(self._outbox_loop(), name="outbox")]
+        if self.poll_seconds:
+            self._tasks.append(asyncio.create_task(self._poll_loop(), name="sync-poll"))
+        log.info("sync worker started", extra={"poll_seconds": self.poll_seconds})
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _sync_connection(self, connection_id: int) -> None:
+        from sync.engine.run import sync_connection
+
+        report = await sync_connection(self.core, connection_id, wait=30.0)
+        if report.outbox_queued:
+            self.wake()
+        # Graph/Google channels: opened after the first good sync, renewed when near expiry or after
+        # a lifecycle event; a no-op (no provider call) otherwise.
+        from sync.integrations.push import ensure_push_quietly
+
+        await ensure_push_quietly(self.core, connection_id)
+
+    async def _outbox_loop(self) -> None:
+        from sync.engine import outbox
+        while True:
+            timeout = self.idle_seconds
+            try:
+                stats = await outbox.run_once(self.core)
+                if stats.processed:
+                    continue
+                due = await outbox.next_due(self.core)
+                if due is not None:
+                    timeout = min(timeout, max((due - self.core.clock()).total_seconds(), 0.05))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the loop alive; the op itself records its error
+                log.warning("outbox round failed", extra={"error": type(exc).__name__})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                for connection_id in await self.stale_connections():
+                    self.queue.request(connection_id, reason="poll")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("poll round failed", extra={"error": type(exc).__name__})
+            await asyncio.sleep(min(self.poll_seconds, 60.0))
+
+    async def stale_connections(self) -> list[int]:
+        """Enabled, healthy connections whose last successful sync is older than the poll interval."""
+        cutoff = self.core.clock() - timedelta(seconds=self.poll_seconds)
+        async with self.core.store.session() as s:
+            rows = await s.scalars(
+                select(Connection.id).where(
+                    Connection.sync_enabled.is_(True),
+                    Connection.status != "auth_expired",
+                    or_(Connection.last_success_at.is_(None), Connection.last_success_at < cutoff),
+                ).order_by(Connection.id)
+            )
+            return list(rows.all())
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.queue.close()
+        self._tasks = []

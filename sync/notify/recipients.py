@@ -1,0 +1,135 @@
+"""Who a notification goes to on one chat platform: platform-free lookups for the notifiers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.store.model import ChatIdentity, Practice, Role
+from sync.runtime.notifier import Notification
+
+__all__ = [
+    "CHANNEL_PREFIX",
+    "STAFF_CHANNEL_KEY",
+    "recipients",
+    "remember_channel",
+    "set_staff_channel",
+    "staff_user_ids",
+    "store_conversation_ref",
+]
+
+#: Practice.settings key holding, per platform, the chat identity id of the staff channel.
+STAFF_CHANNEL_KEY = "staff_channel"
+#: ChatIdentity.user_id of a channel or group chat (not a person): the prefix + its conversation id.
+CHANNEL_PREFIX = "conversation:"
+
+
+async def recipients(session: AsyncSession, notification: Notification, platform: str) -> list[ChatIdentity]:
+    """The chat identities on `platform` that should receive `notification`."""
+    n = notification
+    stmt = select(ChatIdentity).where(
+        ChatIdentity.practice_id == n.practice_id, ChatIdentity.platform == platform
+    )
+    if n.audience == "admins":
+        stmt = stmt.join(Role, Role.chat_identity_id == ChatIdentity.id).where(Role.role == "admin")
+    elif n.audience == "staff":
+        practice = await session.get(Practice, n.practice_id)
+        channel_id = (
+            ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}).get(platform) if practice else None
+        )
+        if channel_id is None:
+            return []
+        stmt = stmt.where(ChatIdentity.id == int(channel_id))
+    elif n.chat_identity_id is not None:
+        stmt = stmt.where(ChatIdentity.id == n.chat_identity_id)
+    elif n.practitioner_id is not None:
+        stmt = stmt.where(ChatIdentity.practitioner_id == n.practitioner_id)
+    else:
+        return []
+    return list((await session.scalars(stmt.order_by(ChatIdentity.id))).unique().all())
+
+
+def _personal(ref: dict[str, Any] | None) -> bool:
+    return bool(ref) and (ref.get("conversation") or {}).get("conversationType") == "personal"  # type: ignore[union-attr]
+
+
+async def store_conversation_ref(session: AsyncSession, chat_identity_id: int, ref: dict[str, Any]) -> None:
+    """Remember where to reach this person. A 1:1 reference is never replaced by a channel one:
+    the channel one only serves to open a 1:1 chat when there is none yet."""
+    identity = await session.get(ChatIdentity, chat_identity_id)
+    if identity is None or identity.conversation_ref == ref:
+        return
+    if _personal(identity.conversation_ref) and not _personal(ref):
+        return
+    identity.conversation_ref = ref
+
+
+async def remember_channel(
+    session: AsyncSession,
+    practice_id: int,
+    platform: str,
+    workspace_id: str,
+    conversation_id: str,
+    name: str,
+    ref: dict[str, Any],
+) -> ChatIdentity:
+    """Store a channel or group chat the bot was added to; the first one becomes the staff channel."""
+    user_id = (CHANNEL_PREFIX + conversation_id)[:128]
+    channel = await session.scalar(
+        select(ChatIdentity).where(
+            ChatIdentity.platform == platform,
+            ChatIdentity.workspace_id == workspace_id,
+            ChatIdentity.user_id == user_id,
+        )
+    )
+    if channel is None:
+        channel = ChatIdentity(
+            practice_id=practice_id,
+            platform=platform,
+            workspace_id=workspace_id,
+            user_id=user_id,
+            display_name=name[:200] or None,
+        )
+        session.add(channel)
+    channel.conversation_ref = ref
+    await session.flush()
+    practice = await session.get(Practice, practice_id)
+    if (
+        practice is not None
+        and ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}).get(platform) is None
+    ):
+        await set_staff_channel(session, practice_id, platform, channel.id)
+    return channel
+
+
+async def staff_user_ids(
+    session: AsyncSession, practice_id: int, platform: str, limit: int = 59
+) -> list[str]:
+    """Platform user ids of the practice's admins and staff (for per-user card refresh)."""
+    rows = await session.scalars(
+        select(ChatIdentity.user_id)
+        .join(Role, Role.chat_identity_id == ChatIdentity.id)
+        .where(
+            ChatIdentity.practice_id == practice_id,
+            ChatIdentity.platform == platform,
+            Role.role.in_(("admin", "staff")),
+        )
+        .order_by(ChatIdentity.id)
+    )
+    return list(dict.fromkeys(rows.all()))[:limit]
+
+
+async def set_staff_channel(
+    session: AsyncSession, practice_id: int, platform: str, chat_identity_id: int
+) -> None:
+    """Make this channel identity the practice's staff channel on `platform`."""
+    practice = await session.get(Practice, practice_id)
+    if practice is None:
+        return
+    current = dict(practice.settings or {})
+    channels = dict(current.get(STAFF_CHANNEL_KEY) or {})
+    channels[platform] = chat_identity_id
+    current[STAFF_CHANNEL_KEY] = channels
+    practice.settings = current

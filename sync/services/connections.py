@@ -1,0 +1,178 @@
+"""Connection and calendar administration: add an account (with discovery), list, set roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from sync.contract import ConnectionInfo, ProviderError
+from sync.integrations.registry import adapter_for
+from sync.store import audit
+from sync.runtime.core import Core
+from sync.store.model import Calendar, Connection, Practice, Practitioner
+from sync.engine.projection import PROJECTIONS
+
+__all__ = ["ROLES", "ConnectionError_", "add_connection", "calendar_rows", "remove_connection", "set_calendar"]
+
+ROLES = ("source", "mirror", "busy")
+
+
+class ConnectionError_(Exception):
+    """A user-facing problem with a connection or calendar command."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddedConnection:
+    connection_id: int
+    calendars: list[dict[str, Any]]
+
+
+async def _practitioner(core: Core, practice_id: int, ref: str | None) -> int | None:
+    if ref is None:
+        return None
+    from sync.services.practices import find_practitioner
+
+    async with core.store.session() as s:
+        pr = await find_practitioner(s, practice_id, ref)
+    if pr is None:
+        raise ConnectionError_(f"there is no practitioner {ref!r}; `clinicbot practitioner list` shows them")
+    return pr.id
+
+
+async def add_connection(
+    core: Core, provider: str, url: str, *, username: str | None = None, password: str | None = None,
+    practitioner: str | None = None, actor: str,
+) -> AddedConnection:
+    """Discover the account's calendars and store the connection with them (nothing is written remotely).
+
+    New CalDAV calendars start as `busy` (read only) so nothing is written to a calendar before an
+    admin gives it the mirror or source role; an ICS feed is a read-only `source`.
+    """
+    async with core.store.session() as s:
+        practice = await s.scalar(select(Practice).order_by(Practice.id).limit(1))
+    if practice is None:
+        raise ConnectionError_("no practice exists; create one with `clinicbot practice create`")
+    practitioner_id = await _practitioner(core, practice.id, practitioner)
+    credentials = {"username": username, "password": password} if username or password else None
+    host = urlsplit(url).hostname or url
+    info = ConnectionInfo(provider=provider, account=f"{username}@{host}" if username else host,
+                          config={"url": url}, credentials=credentials,
+                          transport=core.services.get("http_transport"))
+    try:
+        found = await adapter_for(provider).discover(info, core.settings)
+    except ProviderError as exc:
+        raise ConnectionError_(f"{exc.user_message} ({type(exc).__name__}: {str(exc)[:200]})") from None
+    except ImportError:
+        raise ConnectionError_(f"the {provider} adapter is not installed in this build") from None
+    if not found:
+        raise ConnectionError_("the account has no calendars")
+    role = "source" if provider == "ics" else "busy"
+    async with core.store.session() as s:
+        conn = Connection(practice_id=practice.id, practitioner_id=practitioner_id, provider=provider,
+                          account=info.account, config=info.config, credentials=credentials,
+                          window_days_back=core.settings.sync_days_back,
+                          window_days_ahead=core.settings.sync_days_ahead)
+        s.add(conn)
+        await s.flush()
+        rows = []
+        for cal in found:
+            c = Calendar(connection_id=conn.id, remote_id=cal.remote_id, name=cal.name, timezone=cal.timezone,
+                         role=role, projection="initials")
+            s.add(c)
+            await s.flush()
+            rows.append(_calendar_row(c, conn))
+        await audit.record(s, actor=actor, action="connection.add", practice_id=practice.id,
+                           details={"connection_id": conn.id, "provider": provider, "calendars": len(rows)})
+    return AddedConnection(conn.id, rows)
+
+
+def _calendar_row(c: Calendar, conn: Connection) -> dict[str, Any]:
+    return {"id": c.id, "name": c.name, "url": c.remote_id, "connection": conn.id, "provider": conn.provider,
+            "role": c.role, "projection": c.projection, "sync_enabled": c.sync_enabled,
+            "practitioner": c.practitioner_id if c.practitioner_id is not None else conn.practitioner_id,
+            "last_full_sync_at": c.last_full_sync_at}
+
+
+async def calendar_rows(core: Core) -> list[dict[str, Any]]:
+    async with core.store.session() as s:
+        rows = (await s.execute(select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id)
+                                .order_by(Calendar.id))).tuples().all()
+        return [_calendar_row(c, conn) for c, conn in rows]
+
+
+async def set_calendar(
+    core: Core, calendar_id: int, *, role: str | None = None, projection: str | None = None,
+    sync_enabled: bool | None = None, practitioner: str | None = None, actor: str,
+) -> dict[str, Any]:
+    """Change a calendar's role, projection, sync switch or practitioner; audited."""
+    if role is not None and role not in ROLES:
+        raise ConnectionError_(f"role must be one of {', '.join(ROLES)}")
+    if projection is not None and projection not in PROJECTIONS:
+        raise ConnectionError_(f"projection must be one of {', '.join(PROJECTIONS)}")
+    async with core.store.session() as s:
+        cal = await s.get(Calendar, calendar_id)
+        if cal is None:
+            raise ConnectionError_(f"there is no calendar {calendar_id}; `clinicbot calendar list` shows them")
+        conn = await s.get(Connection, cal.connection_id)
+        assert conn is not None
+        if role == "mirror" and conn.provider == "ics":
+            raise ConnectionError_("an ICS feed is read-only; it can be a source or busy calendar, not a mirror")
+        practitioner_id = await _practitioner(core, conn.practice_id, practitioner)
+        before = {"role": cal.role, "projection": cal.projection, "sync_enabled": cal.sync_enabled,
+                  "practitioner_id": cal.practitioner_id}
+        if role is not None:
+            cal.role = role
+        if projection is not None:
+            cal.projection = projection
+        if sync_enabled is not None:
+            cal.sync_enabled = sync_enabled
+        if practitioner_id is not None:
+            if await s.get(Practitioner, practitioner_id) is None:
+                raise ConnectionError_("unknown practitioner")
+            cal.practitioner_id = practitioner_id
+        after = {"role": cal.role, "projection": cal.projection, "sync_enabled": cal.sync_enabled,
+                 "practitioner_id": cal.practitioner_id}
+        if role is not None and role != before["role"]:
+            cal.cursor = None  # a calendar in a new role is read in full once
+        try:
+            await s.flush()
+        except IntegrityError:
+            raise ConnectionError_("that change conflicts with another calendar") from None
+        await audit.record(s, actor=actor, action="calendar.set", practice_id=conn.practice_id,
+                           before=before, after=after, details={"calendar_id": cal.id})
+        row = _calendar_row(cal, conn)
+    if not cal.sync_enabled or cal.role == "busy":  # a calendar that stopped syncing keeps no push channel
+        from sync.integrations.push import stop_push
+
+        await stop_push(core, cal.connection_id, calendar_ids=[cal.id])
+    return row
+
+
+async def remove_connection(core: Core, connection_id: int, *, actor: str) -> dict[str, Any]:
+    """Stop the connection's push channels, then delete it with its calendars and links; audited.
+
+    Copies already written to its calendars stay there; appointments it booked stay in the record.
+    """
+    from sync.integrations.push import stop_push
+
+    async with core.store.session() as s:
+        conn = await s.get(Connection, connection_id)
+        if conn is None:
+            raise ConnectionError_(f"there is no connection {connection_id}; `clinicbot connection list` shows them")
+        conn.sync_enabled = False  # no sync or push set-up starts while we stop its channels
+    stopped = await stop_push(core, connection_id)
+    async with core.store.session() as s:
+        conn = await s.get(Connection, connection_id)
+        if conn is None:
+            raise ConnectionError_(f"connection {connection_id} was removed meanwhile")
+        gone = {"id": conn.id, "provider": conn.provider, "account": conn.account,
+                "calendars": len((await s.scalars(select(Calendar.id).where(Calendar.connection_id == conn.id))).all()),
+                "push_channels_stopped": stopped.stopped}
+        await audit.record(s, actor=actor, action="connection.remove", practice_id=conn.practice_id,
+                           details={"connection_id": conn.id, "provider": conn.provider})
+        await s.delete(conn)
+    return gone

@@ -1,0 +1,79 @@
+"""Per-connection sync status: last success, cursor age, outbox backlog and failures, token health.
+
+Shown by `status` in chat and `clinicbot sync status`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from sync.runtime.core import Core
+from sync.store.model import Calendar, Connection, Link, OutboxOp
+
+__all__ = ["ConnectionStatus", "connection_status"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    connection_id: int
+    provider: str
+    account: str
+    #: active | auth_expired | error | disabled (token health)
+    status: str
+    sync_enabled: bool
+    last_success_at: datetime | None
+    last_error: str | None
+    #: Seconds since the oldest calendar cursor of the connection was stored (None: never synced).
+    cursor_age_seconds: float | None
+    pending_ops: int
+    failed_ops: int
+    conflicts: int
+    last_failed_error: str | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == "active" and self.failed_ops == 0 and not self.last_error
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"healthy": self.healthy}
+
+
+async def connection_status(core: Core, practice_id: int | None = None) -> list[ConnectionStatus]:
+    """One status row per connection, from four grouped queries (independent of calendar size)."""
+    now = core.clock()
+    async with core.store.session() as s:
+        stmt = select(Connection).order_by(Connection.id)
+        if practice_id is not None:
+            stmt = stmt.where(Connection.practice_id == practice_id)
+        conns = list((await s.scalars(stmt)).all())
+        ops = {(cid, st): n for cid, st, n in (await s.execute(
+            select(OutboxOp.connection_id, OutboxOp.status, func.count())
+            .where(OutboxOp.status.in_(("pending", "failed")))
+            .group_by(OutboxOp.connection_id, OutboxOp.status))).tuples()}
+        cursors = dict((await s.execute(
+            select(Calendar.connection_id, func.min(Calendar.cursor_updated_at))
+            .where(Calendar.sync_enabled.is_(True), Calendar.role.in_(("source", "mirror")))
+            .group_by(Calendar.connection_id))).tuples().all())
+        conflicts = dict((await s.execute(
+            select(Calendar.connection_id, func.count()).join(Link, Link.calendar_id == Calendar.id)
+            .where(Link.state == "conflict").group_by(Calendar.connection_id))).tuples().all())
+        last_failed: dict[int, str | None] = {}
+        for cid, err in (await s.execute(
+                select(OutboxOp.connection_id, OutboxOp.last_error).where(OutboxOp.status == "failed")
+                .order_by(OutboxOp.updated_at))).tuples():
+            last_failed[cid] = err
+    out = []
+    for c in conns:
+        stamp = cursors.get(c.id)
+        out.append(ConnectionStatus(
+            connection_id=c.id, provider=c.provider, account=c.account, status=c.status,
+            sync_enabled=c.sync_enabled, last_success_at=c.last_success_at, last_error=c.last_error,
+            cursor_age_seconds=(now - stamp).total_seconds() if stamp is not None else None,
+            pending_ops=ops.get((c.id, "pending"), 0), failed_ops=ops.get((c.id, "failed"), 0),
+            conflicts=conflicts.get(c.id, 0), last_failed_error=last_failed.get(c.id),
+        ))
+    return out

@@ -1,0 +1,189 @@
+"""Database access: async engines for SQLite (embedded default) and PostgreSQL, sessions, and the
+schema check that runs at start."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sqlite3
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+__all__ = ["ANSWER_TABLES", "SchemaState", "Store", "StoreError", "create_engine"]
+
+log = logging.getLogger("clinicbot.store")
+
+
+class StoreError(Exception):
+    """The database is unreachable or its schema is not current; the message says what to do."""
+
+
+def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
+    """An AsyncEngine for `url`; `schema` pins PostgreSQL's search_path (hosting, tests)."""
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        connect_args["timeout"] = 30
+        db = parsed.database
+        if db and db != ":memory:":
+            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    elif schema:
+        connect_args["server_settings"] = {"search_path": schema}
+    engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    # A 1 MB page cache, not SQLite's 2 MB default: a 10,000-booking first sync peaks ~1.5 MB
+    # lower for ~0.1-0.3 s more; the OS caches the database file either way.
+    cur.execute("PRAGMA cache_size=-1024")
+    cur.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+#: Tables that chat answers (agendas) are built from: a committed write to one of them makes any
+#: answer cached by this process stale. The audit log, the outbox and the like are not among them.
+ANSWER_TABLES = frozenset({"practice", "location", "practitioner", "chat_identity", "role", "appointment"})
+_WRITE = re.compile(r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+(?:"?\w+"?\.)?"?(\w+)', re.I)
+
+
+class Store:
+    """The engine and session factory one process uses."""
+
+    def __init__(self, url: str, schema: str = "", **engine_kwargs: Any) -> None:
+        self.url = url
+        self.schema = schema
+        self.engine = create_engine(url, schema, **engine_kwargs)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: Bumped whenever a transaction of this process that wrote to ANSWER_TABLES commits; answer
+        #: caches compare it to the value they were built at. Other processes' writes do not bump it,
+        #: so such caches also bound their entries' age.
+        self.data_version = 0
+        # Connections (SQLAlchemy's, one per transaction) whose open transaction wrote to
+        # ANSWER_TABLES. Kept here, not in `conn.info`: reading that can make a connection that is
+        # being invalidated try to reconnect, from inside a rollback.
+        self._wrote: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._watch: sqlite3.Connection | None = None
+        sync_engine = self.engine.sync_engine
+        event.listen(sync_engine, "after_cursor_execute", self._note_write)
+        event.listen(sync_engine, "commit", self._committed)
+        event.listen(sync_engine, "rollback", self._wrote.discard)
+
+    def _note_write(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement[:1] in "SsWw":  # SELECT / WITH: the common case, decided without the regex
+            return
+        match = _WRITE.match(statement)
+        if match is not None and match.group(1).lower() in ANSWER_TABLES:
+            self._wrote.add(conn)
+
+    def _committed(self, conn: Any) -> None:
+        if conn in self._wrote:
+            self._wrote.discard(conn)
+            self.data_version += 1
+
+    def external_version(self) -> int | None:
+        """A number that changes whenever anyone, this process or another, commits to the database;
+        None where that cannot be read cheaply (PostgreSQL, in-memory SQLite) or could not be now.
+
+        SQLite keeps such a counter per connection (`PRAGMA data_version`: it changes when another
+        connection commits). It is read on a plain connection of its own, held open and never
+        used to write; the call takes microseconds, so it runs on the caller's thread.
+        """
+        database = self.engine.url.database if self.is_sqlite else None
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        try:
+            if self._watch is None:
+                self._watch = sqlite3.connect(database, timeout=0.05, isolation_level=None, check_same_thread=False)
+            row = self._watch.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            self._close_watch()
+            return None
+        return int(row[0])
+
+    def _close_watch(self) -> None:
+        if self._watch is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._watch.close()
+            self._watch = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed on success, rolled back on any error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OSError, DBAPIError, OperationalError) as exc:
+            raise StoreError(f"database unreachable: {type(exc).__name__}: {_short(exc)}") from exc
+
+    async def schema_state(self) -> SchemaState:
+        from sync.store.migrate import current_revision, head_revision
+
+        await self.ping()
+        async with self.engine.connect() as conn:
+            current = await conn.run_sync(current_revision)
+        return SchemaState(current=current, head=head_revision())
+
+    async def dispose(self) -> None:
+        self._close_watch()
+        await self.engine.dispose()
+
+
+async def hold_write_lock(session: AsyncSession) -> None:
+    """SQLite: take the database's write lock now, so nothing this transaction reads from here on
+    can change before it commits. PostgreSQL: nothing (lock the rows read, FOR UPDATE, instead).
+
+    SQLite lets one connection write at a time, and only takes that lock at a transaction's first
+    write (the Python driver even reads outside any transaction until then). A change that reads,
+    checks, then writes (a free slot, a card's version) takes it first with BEGIN IMMEDIATE; a
+    transaction that has written already holds it.
+    """
+    if session.bind is None or session.bind.dialect.name != "sqlite":
+        return
+    conn = await session.connection()
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is not None and not driver.in_transaction:
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(getattr(exc, "orig", exc) or exc).splitlines()
+    return msg[0][:200] if msg else ""

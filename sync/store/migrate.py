@@ -1,0 +1,89 @@
+"""Alembic, driven from code: upgrade, downgrade and the current revision, on either backend."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from sync.store.database import Store, StoreError
+
+if TYPE_CHECKING:
+    from sync.runtime.core import Core
+
+__all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "prepare_database", "upgrade"]
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("clinicbot.store")
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _run(conn: Connection, fn: Any, revision: str) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = conn
+    fn(cfg, revision)
+
+
+async def _migrate(store: Store, fn: Any, revision: str) -> None:
+    async with store.engine.begin() as conn:
+        if store.is_postgres:
+            from sqlalchemy import text
+
+            # One migrator at a time across replicas.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(726354001)"))
+            if store.schema:
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{store.schema}"'))
+        await conn.run_sync(_run, fn, revision)
+
+
+async def upgrade(store: Store, revision: str = "head") -> None:
+    await _migrate(store, command.upgrade, revision)
+
+
+async def downgrade(store: Store, revision: str = "base") -> None:
+    await _migrate(store, command.downgrade, revision)
+
+
+async def prepare_database(core: Core) -> None:
+    """Bring SQLite up to date (when allowed); refuse a PostgreSQL schema that is behind.
+
+    Here, not in bot.app, so that admin commands (`clinicbot sync run` ...) check the schema
+    without importing the web server (aiohttp: ~9 MB).
+    """
+    state = await core.store.schema_state()
+    if state.up_to_date:
+        return
+    if core.store.is_sqlite and core.settings.auto_migrate:
+        log.info("upgrading the embedded SQLite database", extra={"from": state.current, "to": state.head})
+        await upgrade(core.store)
+        return
+    raise StoreError(
+        f"database schema is at {state.current or 'nothing'}, this version needs {state.head}: "
+        "run `clinicbot db upgrade`"
+    )
+
+
+def run_sync(coro: Any) -> Any:
+    return asyncio.run(coro)

@@ -1,0 +1,522 @@
+"""The sync core's data model: typed SQLAlchemy 2 mappings shared by SQLite and PostgreSQL.
+
+Times are stored in UTC (`UTCDateTime`) and come back aware; the zone an appointment was booked in
+is kept beside it (`tzid`) so wall-clock times survive DST. Patient fields and credentials use
+the encrypted column types from sync.store.crypto.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from sync.store.crypto import EncryptedJSON, EncryptedText
+
+__all__ = [
+    "Appointment",
+    "AuditEntry",
+    "Base",
+    "Calendar",
+    "ChatIdentity",
+    "ConflictNotice",
+    "Connection",
+    "ConsentGrant",
+    "Link",
+    "Location",
+    "OAuthState",
+    "OutboxOp",
+    "Practice",
+    "Practitioner",
+    "ReminderLedger",
+    "Role",
+    "UTCDateTime",
+    "WebhookSubscription",
+    "utcnow",
+]
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite drops zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class Practice(Base):
+    """A clinic: the tenant everything else belongs to."""
+
+    __tablename__ = "practice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    teams_tenant_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    slack_team_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    #: Practice-wide policies: busy_word, deleted_mirror ("recreate"|"leave"), cancel_mode
+    #: ("cancel"|"delete"), send_updates, reminder defaults ...
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    practitioners: Mapped[list[Practitioner]] = relationship(back_populates="practice")
+
+
+class Location(Base):
+    __tablename__ = "location"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(Text)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+
+class Practitioner(Base):
+    __tablename__ = "practitioner"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: Short handle used in chat, e.g. "dr-lee" for `@dr-lee`.
+    handle: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    #: Microsoft Graph mapping: user principal name or Entra object id.
+    upn: Mapped[str | None] = mapped_column(String(320))
+    graph_object_id: Mapped[str | None] = mapped_column(String(64))
+    #: offsets_minutes, agenda_time, quiet_start, quiet_end, working_days, enabled.
+    reminder_prefs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Opted out of sync and reminders altogether.
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    practice: Mapped[Practice] = relationship(back_populates="practitioners")
+
+    __table_args__ = (UniqueConstraint("practice_id", "handle", name="uq_practitioner_handle"),)
+
+
+class ChatIdentity(Base):
+    """A person on a chat platform, with what we need to DM them."""
+
+    __tablename__ = "chat_identity"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))  # "teams" | "slack"
+    #: Teams tenant id or Slack team id.
+    workspace_id: Mapped[str] = mapped_column(String(64), default="")
+    user_id: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id", ondelete="SET NULL"))
+    #: Teams ConversationReference (serialized) or Slack DM channel id, for proactive messages.
+    conversation_ref: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("platform", "workspace_id", "user_id", name="uq_chat_identity_user"),)
+
+
+class Role(Base):
+    __tablename__ = "role"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_identity_id: Mapped[int] = mapped_column(ForeignKey("chat_identity.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # "admin" | "staff" | "practitioner"
+    granted_by: Mapped[str | None] = mapped_column(String(200))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("chat_identity_id", "role", name="uq_role_identity_role"),)
+
+
+class Connection(Base):
+    """One account on one provider (a CalDAV login, a Microsoft mailbox, a Calendly org ...)."""
+
+    __tablename__ = "connection"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id", ondelete="SET NULL"))
+    provider: Mapped[str] = mapped_column(String(32))  # "caldav", "ics", "graph", "google", ...
+    #: A label safe to show: an account email, a server host. Never a secret.
+    account: Mapped[str] = mapped_column(String(320), default="")
+    #: Non-secret configuration: base URL, principal URL, tenant ...
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    credentials: Mapped[Any | None] = mapped_column(EncryptedJSON)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|auth_expired|error|disabled
+    cursor: Mapped[str | None] = mapped_column(Text)
+    window_days_back: Mapped[int] = mapped_column(Integer, default=30)
+    window_days_ahead: Mapped[int] = mapped_column(Integer, default=180)
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    calendars: Mapped[list[Calendar]] = relationship(back_populates="connection", cascade="all, delete-orphan")
+
+
+class Calendar(Base):
+    """A remote calendar inside a connection, with its role in the sync."""
+
+    __tablename__ = "calendar"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id", ondelete="SET NULL"))
+    remote_id: Mapped[str] = mapped_column(Text)  # URL, calendar id ...
+    name: Mapped[str] = mapped_column(String(300), default="")
+    role: Mapped[str] = mapped_column(String(8), default="source")  # source|mirror|busy
+    projection: Mapped[str] = mapped_column(String(8), default="initials")  # busy|initials|full
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Show clinicbot's copies as free rather than busy ("send as free").
+    show_as_free: Mapped[bool] = mapped_column(Boolean, default=False)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    cursor: Mapped[str | None] = mapped_column(Text)
+    cursor_updated_at: Mapped[datetime | None]
+    last_full_sync_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    connection: Mapped[Connection] = relationship(back_populates="calendars")
+
+    __table_args__ = (UniqueConstraint("connection_id", "remote_id", name="uq_calendar_remote"),)
+
+
+class Appointment(Base):
+    """The canonical record of one appointment (or one recurring series)."""
+
+    __tablename__ = "appointment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id", ondelete="SET NULL"))
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("location.id", ondelete="SET NULL"))
+    #: The source calendar and the event's UID there (the booking's identity).
+    source_calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendar.id", ondelete="SET NULL"))
+    source_uid: Mapped[str | None] = mapped_column(String(512))
+    recurrence_key: Mapped[str] = mapped_column(String(64), default="")
+    title: Mapped[str | None] = mapped_column(EncryptedText)
+    client_name: Mapped[str | None] = mapped_column(EncryptedText)
+    client_email: Mapped[str | None] = mapped_column(EncryptedText)
+    notes: Mapped[str | None] = mapped_column(EncryptedText)
+    service: Mapped[str | None] = mapped_column(String(200))
+    location_text: Mapped[str | None] = mapped_column(EncryptedText)
+    start: Mapped[datetime] = mapped_column(index=True)
+    end: Mapped[datetime]
+    tzid: Mapped[str | None] = mapped_column(String(64))
+    all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    rrule: Mapped[str | None] = mapped_column(Text)
+    exdates: Mapped[list[Any]] = mapped_column(default=list)
+    #: confirmed|tentative|cancelled|no_show|completed
+    status: Mapped[str] = mapped_column(String(16), default="confirmed")
+    transparent: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    links: Mapped[list[Link]] = relationship(back_populates="appointment", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        UniqueConstraint("source_calendar_id", "source_uid", "recurrence_key", name="uq_appointment_source"),
+        Index("ix_appointment_practitioner_start", "practitioner_id", "start"),
+    )
+
+    @property
+    def ref(self) -> str:
+        """The id staff type in chat, e.g. A-1042."""
+        return f"A-{self.id}"
+
+
+class Link(Base):
+    """One appointment on one calendar: the sync status, in the manner of vdirsyncer."""
+
+    __tablename__ = "link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointment.id", ondelete="CASCADE"), index=True)
+    calendar_id: Mapped[int] = mapped_column(ForeignKey("calendar.id", ondelete="CASCADE"))
+    remote_id: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    #: Content hash of what the remote held at the last sync (EventData.content_hash()).
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    #: ok | pending (outbox op in flight) | conflict | gone (deleted remotely, policy: leave)
+    state: Mapped[str] = mapped_column(String(16), default="ok")
+    last_synced_at: Mapped[datetime | None]
+
+    appointment: Mapped[Appointment] = relationship(back_populates="links")
+
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "calendar_id", name="uq_link_appointment_calendar"),
+        Index("ix_link_calendar_remote", "calendar_id", "remote_id"),
+    )
+
+
+class OutboxOp(Base):
+    """A remote write to perform, written in the same transaction as the state change."""
+
+    __tablename__ = "outbox_op"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendar.id", ondelete="CASCADE"))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id", ondelete="SET NULL"))
+    #: create | update | delete | source_reschedule | source_cancel
+    op: Mapped[str] = mapped_column(String(24))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    #: pending | done | failed (retries exhausted; visible in status) | dead (superseded)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_outbox_op_due", "status", "next_attempt_at"),)
+
+
+class AuditEntry(Base):
+    """Append-only, hash-chained record of every change (see sync.store.audit)."""
+
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: "system", "cli:<user>", "slack:<team>/<user>", "teams:<tenant>/<aad id>"
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    practice_id: Mapped[int | None] = mapped_column(Integer)
+    appointment_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: Changed fields before and after; patient fields are stored as fingerprints, not values.
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ReminderLedger(Base):
+    """One delivery of one reminder; the unique key makes delivery at most once.
+
+    Rows are planned ahead (status "planned") and are the scheduler's source of truth: a single
+    dispatcher claims due rows ("sending", committed before the send), then marks them "sent",
+    "retry" (with `next_attempt_at`), "failed", "dropped" (missed beyond the grace period),
+    "stale" (the appointment moved or was cancelled) or "unknown" (the sender died mid-send).
+    Agenda rows use appointment_id 0 and kind "agenda:<practitioner id>".
+    """
+
+    __tablename__ = "reminder_ledger"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # reminder:1440, agenda:<id>, followup ...
+    fire_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(12), default="sending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    practitioner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: When the dispatcher next tries this row (fire_at at first, later the retry backoff).
+    next_attempt_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "kind", "fire_at", name="uq_reminder_once"),
+        Index("ix_reminder_ledger_due", "status", "next_attempt_at"),
+    )
+
+
+class ConflictNotice(Base):
+    """One conflict the engine raised, told to staff at most once (unique key), then decided.
+
+    kind "conflict": a mirror copy edited by hand (link_id); "double_booking": two appointments of
+    one practitioner in one slot. The row is written in the sync transaction and delivered after
+    it commits; `status` tracks the delivery, `resolved_*` the staff decision.
+    """
+
+    __tablename__ = "conflict_notice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(Integer, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: conflict:<link>:<remote version> or double_booking:<appt>:<version>:<other>
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
+    link_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    calendar_id: Mapped[int | None] = mapped_column(Integer)
+    appointment_id: Mapped[int] = mapped_column(Integer)
+    other_appointment_id: Mapped[int | None] = mapped_column(Integer)
+    remote_start: Mapped[datetime | None]
+    remote_end: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending|sending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    decision: Mapped[str | None] = mapped_column(String(24))
+
+
+class OAuthState(Base):
+    """A single-use, expiring state for an OAuth or admin-consent round trip, bound to one chat user."""
+
+    __tablename__ = "oauth_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(128), unique=True)
+    purpose: Mapped[str] = mapped_column(String(32))  # "graph", "google", "consent", ...
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"))
+    chat_identity_id: Mapped[int | None] = mapped_column(ForeignKey("chat_identity.id", ondelete="CASCADE"))
+    #: PKCE verifier, MSAL flow dict ...: secret, so encrypted.
+    secret: Mapped[Any | None] = mapped_column(EncryptedJSON)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConsentGrant(Base):
+    """An Entra admin-consent outcome for a practice's tenant."""
+
+    __tablename__ = "consent_grant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_description: Mapped[str | None] = mapped_column(Text)
+    granted_by: Mapped[int | None] = mapped_column(ForeignKey("chat_identity.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookSubscription(Base):
+    """A push channel at a provider (Graph subscription, Google watch channel)."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"), index=True)
+    calendar_id: Mapped[int | None] = mapped_column(ForeignKey("calendar.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    remote_id: Mapped[str] = mapped_column(String(256))  # subscription id / channel id
+    resource_id: Mapped[str | None] = mapped_column(String(512))
+    #: clientState / channel token, compared in constant time.
+    secret: Mapped[str | None] = mapped_column(EncryptedText)
+    expires_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("provider", "remote_id", name="uq_webhook_subscription_remote"),)
+
+
+# --- Slack OAuth install (multi-workspace) --------------------------------------------------------
+# The layout slack_sdk's SQLAlchemy installation and state stores read and write (slack_sdk 3.x),
+# declared here so migrations own them. Token columns are Text: the bot layer stores them encrypted.
+from sqlalchemy import Column, Table  # noqa: E402
+
+slack_installations = Table(
+    "slack_installations", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("enterprise_url", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", Text),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", Text),
+    Column("bot_token_expires_at", DateTime),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", Text),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", Text),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", Text),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("token_type", String(32)),
+    Column("installed_at", DateTime, nullable=False),
+    Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+)
+
+slack_bots = Table(
+    "slack_bots", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(32), nullable=False),
+    Column("app_id", String(32), nullable=False),
+    Column("enterprise_id", String(32)),
+    Column("enterprise_name", String(200)),
+    Column("team_id", String(32)),
+    Column("team_name", String(200)),
+    Column("bot_token", Text),
+    Column("bot_id", String(32)),
+    Column("bot_user_id", String(32)),
+    Column("bot_scopes", String(1000)),
+    Column("bot_refresh_token", Text),
+    Column("bot_token_expires_at", DateTime),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("installed_at", DateTime, nullable=False),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+
+slack_oauth_states = Table(
+    "slack_oauth_states", Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
+)

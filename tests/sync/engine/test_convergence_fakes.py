@@ -1,0 +1,467 @@
+"""The convergence property with a real provider on the mirror: GraphCalendar against the loopback
+fake Graph, GoogleCalendar against the loopback fake Google. The source stays a MemoryCalendar.
+
+Rules: source create/edit/cancel, chat reschedule/cancel, hand edits and deletes made directly in the
+fake's store (a person in Outlook / Google Calendar), injected 429/503 from the fake, syncs and outbox
+runs with crashes at checkpoints. Settling checks every active appointment is on the mirror exactly
+once with its projected content (read back through the provider's changes(None)) and the audit chain
+verifies. Each fake runs once per module on its own thread and loop; every example gets a fresh
+mailbox / calendar, so the store is empty per example.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from sqlalchemy import select
+
+from sync.contract import CalendarProvider, ConnectionInfo
+from adapters.google.provider import GoogleCalendar
+from adapters.graph import GraphTransports, open_calendar
+from adapters.kit.http import RetryPolicy
+from sync.services import appointments as services
+from sync.store import audit
+from sync.runtime.settings import Settings
+from sync.services.conflicts import list_conflicts, resolve_conflict
+from sync.runtime.core import Core, open_core
+from sync.engine.run import sync_connection
+from sync.contract.items import Window
+from sync.store.model import Appointment, Calendar, Connection, OutboxOp
+from sync.engine.outbox import run_once, run_until_idle
+from sync.engine.plan import Policy
+from sync.engine.reconcile import desired_copy
+from sync.engine.snapshots import calendar_view, canonical
+from sync.engine.subscriber import register
+from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, sign_in
+from tests.conftest import make_settings
+from tests.adapters.google.fakes.google import GoogleFake
+from tests.adapters.google.fakes.google_store import parse_rfc3339, rfc3339
+from tests.adapters.graph.fakes.graph import GraphFake
+from tests.adapters.graph.fakes.graph_store import GraphError, format_time
+from tests.sync.helpers import NOW, Clinic, booking, make_clinic
+from tests.sync.engine.test_convergence import CFG, CHECKPOINTS, Crash, _template_db
+
+CHECK_WINDOW = Window(NOW - timedelta(days=60), NOW + timedelta(days=120))
+
+
+class FailingGraph(GraphFake):
+    """The fake Graph with queued failures: the next mailbox operations answer 429/503."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: list[tuple[int, float]] = []
+
+    async def _route(self, req: Any) -> Any:
+        if self.failures and req.path.strip("/").split("/")[:1] != ["subscriptions"]:
+            status, retry_after = self.failures.pop(0)
+            code = "TooManyRequests" if status == 429 else "ServiceUnavailable"
+            raise GraphError(status, code, "injected", {"Retry-After": str(int(retry_after))})
+        return await super()._route(req)
+
+
+class ServerThread:
+    """An event loop on its own thread, running one fake for the whole module."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class Servers:
+    graph: FailingGraph
+    google: GoogleFake
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fakes() -> Iterator[None]:
+    thread = ServerThread()
+    graph = FailingGraph()
+    thread.call(graph.start())
+    graph.login.register_app(CLIENT_ID, CLIENT_SECRET)
+    google = GoogleFake()
+    thread.call(google.start())
+    Servers.graph, Servers.google = graph, google
+    try:
+        yield
+    finally:
+        thread.call(graph.stop())
+        thread.call(google.close())
+        thread.stop()
+
+
+class Saved:
+    def __init__(self, holder: dict[str, Any]) -> None:
+        self.holder = holder
+
+    async def __call__(self, document: dict[str, Any]) -> None:
+        self.holder["creds"] = document
+
+
+class FakeMirrorConvergence(RuleBasedStateMachine):
+    """One source (memory) and one mirror on a real provider; subclasses choose the provider."""
+
+    counter = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.dir = Path(tempfile.mkdtemp(prefix="cb-convf-"))
+        shutil.copy(_template_db(), self.dir / "clinicbot.sqlite3")
+        self.settings = make_settings("sqlite", self.dir)
+        self.core: Core = open_core(self.settings)
+        register(self.core)
+        self.clinic: Clinic
+        self.uids: list[str] = []
+        self.injected = 0
+        type(self).counter += 1
+        self.n = type(self).counter
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    # ---- the mirror, per provider -------------------------------------------------------------
+    def open_mirror(self) -> None:
+        raise NotImplementedError
+
+    def mirror_provider(self) -> CalendarProvider:
+        raise NotImplementedError
+
+    def mirror_ids(self) -> list[str]:
+        raise NotImplementedError
+
+    def hand_shift(self, rid: str, minutes: int) -> None:
+        raise NotImplementedError
+
+    def hand_delete(self, rid: str) -> None:
+        raise NotImplementedError
+
+    def inject(self, status: int, retry_after: float) -> None:
+        raise NotImplementedError
+
+    def clear_failures(self) -> None:
+        raise NotImplementedError
+
+    def factory(self, conn: Connection, cal: Calendar) -> CalendarProvider:
+        if cal.remote_id == "mirror0":
+            return self.mirror_provider()
+        return Clinic.factory(self.clinic, conn, cal)
+
+    @initialize(cancel_mode=st.sampled_from(["cancel", "delete"]), deleted=st.sampled_from(["recreate", "leave"]))
+    def setup(self, cancel_mode: str, deleted: str) -> None:
+        practice = {"cancel_mode": cancel_mode, "deleted_mirror": deleted}
+        self.clinic = self.run(make_clinic(self.core, practice, mirrors=1, projection="full"))
+        self.open_mirror()
+        self.core.services["provider_factory"] = self.factory
+        self.policy = Policy.from_settings(practice)
+
+    def teardown(self) -> None:
+        try:
+            if hasattr(self, "clinic"):
+                self.run(self._settle())
+                self.run(self._check())
+        finally:
+            self.run(self.core.close())
+            self.loop.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- the world changes ------------------------------------------------------------------------
+    @rule(day=st.integers(0, 20), hour=st.integers(8, 17), minutes=st.sampled_from([15, 30, 60]))
+    def source_create(self, day: int, hour: int, minutes: int) -> None:
+        uid = f"bk{len(self.uids)}"
+        self.uids.append(uid)
+        start = NOW.replace(hour=hour, minute=0) + timedelta(days=day)
+        self.clinic.servers["source"].put(booking(uid, start, minutes, client_name=f"Client {uid}"))
+
+    @precondition(lambda self: self.uids)
+    @rule(data=st.data(), shift=st.integers(-3, 3), rename=st.booleans())
+    def source_edit(self, data: st.DataObject, shift: int, rename: bool) -> None:
+        src = self.clinic.servers["source"]
+        uid = data.draw(st.sampled_from(self.uids))
+        if uid not in src.items:
+            return
+        ev = src.items[uid].event
+        changes: dict[str, Any] = {"start": ev.start + timedelta(hours=shift), "end": ev.end + timedelta(hours=shift)}
+        if rename:
+            changes["service"] = "Massage" if ev.service == "Physio" else "Physio"
+        src.put(ev.with_changes(**changes), uid)
+
+    @precondition(lambda self: self.uids)
+    @rule(data=st.data(), hard=st.booleans())
+    def source_cancel(self, data: st.DataObject, hard: bool) -> None:
+        src = self.clinic.servers["source"]
+        uid = data.draw(st.sampled_from(self.uids))
+        if uid in src.items:
+            if hard:
+                src.remove(uid)
+            else:
+                src.put(src.items[uid].event.with_changes(status="cancelled"), uid)
+
+    @rule(data=st.data(), delete=st.booleans())
+    def mirror_hand_edit(self, data: st.DataObject, delete: bool) -> None:
+        ids = self.mirror_ids()
+        if not ids:
+            return
+        rid = data.draw(st.sampled_from(sorted(ids)))
+        if delete:
+            self.hand_delete(rid)
+        else:
+            self.hand_shift(rid, 30)
+
+    @rule(data=st.data(), cancel=st.booleans(), shift=st.integers(1, 5))
+    def chat_change(self, data: st.DataObject, cancel: bool, shift: int) -> None:
+        async def go() -> None:
+            async with self.core.store.session() as s:
+                ids = list((await s.scalars(select(Appointment.id).where(
+                    Appointment.status.in_(services.ACTIVE_STATUSES)).order_by(Appointment.id))).all())
+                if not ids:
+                    return
+                appt = await s.get(Appointment, data.draw(st.sampled_from(ids)))
+                assert appt is not None
+                if cancel:
+                    await services.cancel(s, self.core.bus, appt, "test", "slack:T/U")
+                else:
+                    await services.reschedule(s, self.core.bus, appt, appt.start + timedelta(hours=shift), None,
+                                              "slack:T/U", allow_overlap=True)
+        self.run(go())
+
+    # ---- faults -------------------------------------------------------------------------------------
+    @precondition(lambda self: self.injected < 6)
+    @rule(status=st.sampled_from([429, 503]), retry_after=st.sampled_from([0, 120, 600]))
+    def mirror_error(self, status: int, retry_after: float) -> None:
+        self.injected += 1
+        self.inject(status, retry_after)
+
+    @rule(which=st.sampled_from(["source", "mirror0"]), crash=st.sampled_from([None, *CHECKPOINTS]))
+    def sync(self, which: str, crash: str | None) -> None:
+        self._arm(crash)
+        try:
+            self.run(sync_connection(self.core, self.clinic.connections[which]))
+        except Crash:
+            self._restart()
+        finally:
+            self.core.services.pop("fault_injector", None)
+
+    @rule(crash=st.sampled_from([None, *CHECKPOINTS]), advance=st.integers(0, 700))
+    def outbox(self, crash: str | None, advance: int) -> None:
+        self.clinic.now += timedelta(seconds=advance)
+        self._arm(crash)
+        try:
+            self.run(run_once(self.core, config=CFG))
+        except Crash:
+            self._restart()
+        finally:
+            self.core.services.pop("fault_injector", None)
+
+    def _arm(self, label: str | None) -> None:
+        if label is None:
+            return
+
+        def hook(at: str) -> None:
+            if at == label:
+                raise Crash(at)
+        self.core.services["fault_injector"] = hook
+
+    def _restart(self) -> None:
+        self.run(self.core.close())
+        self.core = open_core(self.settings)
+        self.core.clock = self.clinic.clock
+        self.core.services["provider_factory"] = self.factory
+        self.clinic.core = self.core
+        register(self.core)
+
+    # ---- settle and check ---------------------------------------------------------------------------
+    @invariant()
+    def audit_chain_holds(self) -> None:
+        async def go() -> None:
+            async with self.core.store.session() as s:
+                assert (await audit.verify(s))[1] is None
+        self.run(go())
+
+    @rule()
+    def settle_and_check(self) -> None:
+        self.run(self._settle())
+        self.run(self._check())
+
+    async def _settle(self) -> None:
+        async def sleep(seconds: float) -> None:
+            self.clinic.now += timedelta(seconds=seconds)
+        self.clear_failures()
+        self.clinic.servers["source"].failures.clear()
+        for _ in range(5):
+            changed = 0
+            for name in ("source", "mirror0"):
+                report = await sync_connection(self.core, self.clinic.connections[name])
+                assert report.failed == 0
+                changed += report.created + report.updated + report.deleted + report.conflicts
+            for conflict in await list_conflicts(self.core):
+                changed += 1
+                await resolve_conflict(self.core, conflict.link_id, "keep_booking", "slack:T/U")
+            changed += (await run_until_idle(self.core, sleep=sleep, config=CFG)).processed
+            if not changed:
+                break
+        report = await sync_connection(self.core, self.clinic.connections["mirror0"])
+        assert report.conflicts == 0 and report.failed == 0
+
+    async def _check(self) -> None:
+        src = self.clinic.servers["source"]
+        async with self.core.store.session() as s:
+            appts = {a.source_uid: a for a in (await s.scalars(select(Appointment))).all()}
+            assert len(appts) == len((await s.scalars(select(Appointment))).all())
+            failed = (await s.scalars(select(OutboxOp).where(OutboxOp.status == "failed"))).all()
+            assert not failed, [(o.op, o.last_error) for o in failed]
+            cal = await s.get(Calendar, self.clinic.calendars["mirror0"])
+            conn = await s.get(Connection, self.clinic.connections["mirror0"])
+            assert cal is not None and conn is not None
+            view = calendar_view(cal, conn)
+            assert (await audit.verify(s))[1] is None
+        for uid in self.uids:
+            item = src.items.get(uid)
+            appt = appts.get(uid)
+            if item is None or item.event.status == "cancelled":
+                assert appt is None or appt.status == "cancelled", uid
+            else:
+                assert appt is not None and appt.status == "confirmed", uid
+                assert (appt.start, appt.end) == (item.event.start, item.event.end), uid
+        provider = self.mirror_provider()
+        try:
+            listing = await provider.changes(None, CHECK_WINDOW)
+        finally:
+            await provider.aclose()
+        items = [i for i in listing.items if i.event is not None and i.event.status != "cancelled"]
+        ids = [i.event.clinicbot_id for i in items]
+        assert len(ids) == len(set(ids)), f"a copy is duplicated: {ids}"
+        by_id = {i.event.clinicbot_id: i for i in items}
+        for appt in appts.values():
+            want = desired_copy(canonical(appt), view, self.policy)
+            have = by_id.pop(f"A-{appt.id}", None)
+            if want is None or (appt.status == "cancelled" and have is None):
+                assert have is None, appt.id
+            elif self.policy.deleted_mirror == "leave" and have is None:
+                continue
+            else:
+                assert have is not None, appt.id
+                # The provider's read-back differs in uid / zone naming, so compare what a person sees.
+                assert _seen(have.event) == _seen(want), (appt.id, have.event, want)
+        assert not by_id, f"copies without an appointment: {sorted(by_id)}"
+
+
+def _seen(ev: Any) -> tuple[Any, ...]:
+    return (ev.start.astimezone(UTC), ev.end.astimezone(UTC), ev.summary, ev.status)
+
+
+class GraphMirror(FakeMirrorConvergence):
+    def open_mirror(self) -> None:
+        fake = Servers.graph
+        fake.failures.clear()
+        self.mbx = fake.add_user(f"dr.lee{self.n}@clinic.example", tenant_id=TENANT)
+        self.gsettings = Settings(_env_file=None, graph_url=fake.url, graph_client_id=CLIENT_ID,  # type: ignore[call-arg]
+                                  graph_client_secret=CLIENT_SECRET)
+        self.creds: dict[str, Any] = {"creds": self.run(sign_in(fake, self.gsettings, self.mbx.user.upn))}
+
+    def mirror_provider(self) -> CalendarProvider:
+        fake = Servers.graph
+        conn = ConnectionInfo(provider="graph", account=self.mbx.user.upn, config={},
+                              credentials=self.creds["creds"], save_credentials=Saved(self.creds),
+                              transport=GraphTransports(login=fake.login.http_client(fake.url)))
+        return open_calendar(conn, "me/calendar", self.gsettings)
+
+    def mirror_ids(self) -> list[str]:
+        return list(self.mbx.default_calendar.events)
+
+    def hand_shift(self, rid: str, minutes: int) -> None:
+        ev = self.mbx.default_calendar.events[rid]
+        delta = timedelta(minutes=minutes)
+        Servers.graph.edit_event(self.mbx, rid, {"start": format_time(ev.start + delta, ev.start_zone),
+                                                 "end": format_time(ev.end + delta, ev.end_zone)})
+
+    def hand_delete(self, rid: str) -> None:
+        Servers.graph.remove_event(self.mbx, rid)
+
+    def inject(self, status: int, retry_after: float) -> None:
+        Servers.graph.failures.append((status, retry_after))
+
+    def clear_failures(self) -> None:
+        Servers.graph.failures.clear()
+
+
+class GoogleMirror(FakeMirrorConvergence):
+    def open_mirror(self) -> None:
+        fake = Servers.google
+        fake.throttles.clear()
+        self.cal_id = f"mirror{self.n}@group.calendar.example"
+        fake.add_calendar(self.cal_id, "Mirror", time_zone="Europe/London")
+        self.gsettings = Settings(  # type: ignore[call-arg]
+            _env_file=None, google_api_url=fake.url, google_oauth_url=fake.url,
+            google_auth_url=f"{fake.url}/o/oauth2/v2/auth", google_client_id=fake.oauth.client_id,
+            google_client_secret=fake.oauth.client_secret, public_url="https://clinic.example.org")
+        self.creds = {"creds": fake.oauth.grant()}
+
+    def mirror_provider(self) -> CalendarProvider:
+        conn = ConnectionInfo(provider="google", account="primary-owner@example.org", config={},
+                              credentials=self.creds["creds"], save_credentials=Saved(self.creds))
+
+        async def no_sleep(seconds: float) -> None:
+            return None
+        return GoogleCalendar(conn, self.cal_id, self.gsettings, policy=RetryPolicy(attempts=3, backoff=0.0),
+                              sleep=no_sleep, page_size=5)
+
+    def _live(self) -> dict[str, Any]:
+        cal = Servers.google.calendar(self.cal_id)
+        return {k: v.resource for k, v in cal.events.items() if v.resource.get("status") != "cancelled"}
+
+    def mirror_ids(self) -> list[str]:
+        return list(self._live())
+
+    def hand_shift(self, rid: str, minutes: int) -> None:
+        res = self._live()[rid]
+        delta = timedelta(minutes=minutes)
+        changes = {}
+        for key in ("start", "end"):
+            value = dict(res[key])
+            if "dateTime" not in value:
+                return
+            value["dateTime"] = rfc3339(parse_rfc3339(value["dateTime"], key) + delta)
+            changes[key] = value
+        Servers.google.server_patch(self.cal_id, rid, changes)
+
+    def hand_delete(self, rid: str) -> None:
+        Servers.google.server_delete(self.cal_id, rid)
+
+    def inject(self, status: int, retry_after: float) -> None:
+        reason = "rateLimitExceeded" if status == 429 else "backendError"
+        Servers.google.throttle(1, status=status, reason=reason, retry_after=str(int(retry_after)),
+                                path=f"/calendars/{self.cal_id}")
+
+    def clear_failures(self) -> None:
+        Servers.google.throttles.clear()
+
+
+_SETTINGS = settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_CONVERGENCE_FAKE_EXAMPLES", "8")), stateful_step_count=10,
+    deadline=None, derandomize=os.environ.get("CI", "").lower() in ("1", "true", "yes"),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+GraphMirror.TestCase.settings = _SETTINGS
+GoogleMirror.TestCase.settings = _SETTINGS
+TestGraphMirrorConvergence = GraphMirror.TestCase
+TestGoogleMirrorConvergence = GoogleMirror.TestCase

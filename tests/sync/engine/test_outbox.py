@@ -1,0 +1,212 @@
+"""The outbox worker: mirror copies, retries honouring Retry-After, crash safety, conflicts, chat changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from sync.contract import RateLimited, Refused, Unavailable
+from sync.services import appointments as services
+from sync.store import audit
+from sync.runtime.core import Core
+from sync.engine.run import sync_connection
+from sync.store.model import Appointment, AuditEntry, Link
+from sync.engine.outbox import OutboxConfig, run_once, run_until_idle
+from sync.engine.subscriber import register
+from tests.sync.helpers import NOW, Clinic, appointments, booking, links, make_clinic, ops
+
+
+def fake_sleep(clinic: Clinic, slept: list[float]):  # type: ignore[no-untyped-def]
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clinic.now += timedelta(seconds=seconds)
+    return sleep
+
+
+async def settle(clinic: Clinic, slept: list[float] | None = None, config: OutboxConfig | None = None) -> None:
+    await run_until_idle(clinic.core, sleep=fake_sleep(clinic, slept if slept is not None else []), config=config)
+
+
+async def imported(core: Core, n: int = 1, **settings: object) -> Clinic:
+    clinic = await make_clinic(core, dict(settings))
+    for i in range(n):
+        clinic.servers["source"].put(booking(f"b{i}", NOW + timedelta(days=1, hours=i)))
+    await sync_connection(core, clinic.connections["source"])
+    return clinic
+
+
+async def test_mirror_gets_one_projected_copy(core: Core) -> None:
+    clinic = await imported(core, 2)
+    await settle(clinic)
+    mirror = clinic.servers["mirror0"]
+    assert len(mirror.items) == 2
+    appts = await appointments(core)
+    copy = mirror.items[f"cb{appts[0].id}c{clinic.calendars['mirror0']}"].event
+    assert copy.summary == "Physio (J.R.)" and copy.clinicbot_id == f"A-{appts[0].id}"
+    assert "Jane" not in copy.summary + copy.description and copy.client_name is None
+    assert all(o.status == "done" for o in await ops(core))
+    assert all(lk.remote_id and lk.content_hash for lk in await links(core))
+    # the mirror's own change feed shows our writes: reading them back is a no-op, not a conflict
+    report = await sync_connection(core, clinic.connections["mirror0"])
+    assert (report.conflicts, report.created, report.updated) == (0, 0, 0)
+
+
+async def test_rate_limited_waits_for_retry_after(core: Core) -> None:
+    clinic = await imported(core)
+    clinic.servers["mirror0"].fail_next("create", RateLimited("429", retry_after=120))
+    slept: list[float] = []
+    await settle(clinic, slept)
+    assert slept and slept[0] >= 120
+    assert len(clinic.servers["mirror0"].items) == 1
+    assert (await ops(core))[0].attempts == 1  # the throttled try is not counted
+
+
+async def test_unavailable_backs_off_then_fails_visibly(core: Core) -> None:
+    clinic = await imported(core)
+    clinic.servers["mirror0"].fail_next("create", *[Unavailable("503")] * 3)
+    slept: list[float] = []
+    cfg = OutboxConfig(max_attempts=3, base_delay=10)
+    await settle(clinic, slept, cfg)
+    op = (await ops(core))[0]
+    assert slept == [10, 20]
+    assert op.status == "failed" and op.attempts == 3 and "Unavailable" in (op.last_error or "")
+    assert clinic.servers["mirror0"].items == {}
+
+
+async def test_unavailable_then_success(core: Core) -> None:
+    clinic = await imported(core)
+    clinic.servers["mirror0"].fail_next("create", Unavailable("503"), TimeoutError())
+    await settle(clinic)
+    assert len(clinic.servers["mirror0"].items) == 1 and (await ops(core))[0].status == "done"
+
+
+async def test_crash_after_remote_write_does_not_duplicate(core: Core) -> None:
+    clinic = await imported(core)
+
+    def crash(label: str) -> None:
+        if label == "outbox.remote_done":
+            raise RuntimeError("crash")
+    core.services["fault_injector"] = crash
+    with pytest.raises(RuntimeError):
+        await run_once(core)
+    del core.services["fault_injector"]
+    assert (await links(core))[1].remote_id is None  # the write landed, its bookkeeping did not
+    await settle(clinic)
+    assert len(clinic.servers["mirror0"].items) == 1
+    assert "create" in clinic.servers["mirror0"].calls and "get" in clinic.servers["mirror0"].calls
+    assert (await links(core))[1].remote_id is not None
+
+
+async def test_hand_edited_mirror_copy_is_a_conflict_not_overwritten(core: Core) -> None:
+    clinic = await imported(core)
+    await settle(clinic)
+    mirror = clinic.servers["mirror0"]
+    (rid, item), = mirror.items.items()
+    moved = item.event.with_changes(start=item.event.start + timedelta(hours=1), end=item.event.end + timedelta(hours=1))
+    mirror.put(moved, rid)
+    report = await sync_connection(core, clinic.connections["mirror0"])
+    assert report.conflicts == 1
+    # the source moves the booking: the hand-edited copy is still not overwritten
+    clinic.servers["source"].put(booking("b0", NOW + timedelta(days=1, hours=3)))
+    await sync_connection(core, clinic.connections["source"])
+    await settle(clinic)
+    assert mirror.items[rid].event.start == moved.start
+    assert [lk.state for lk in await links(core) if lk.calendar_id == clinic.calendars["mirror0"]] == ["conflict"]
+    async with core.store.session() as s:
+        assert "sync.conflict.mirror_edited" in (await s.scalars(select(AuditEntry.action))).all()
+
+
+async def test_stale_etag_on_hand_edit_races_become_a_conflict(core: Core) -> None:
+    clinic = await imported(core)
+    await settle(clinic)
+    mirror = clinic.servers["mirror0"]
+    (rid, item), = mirror.items.items()
+    mirror.put(item.event.with_changes(summary="changed by hand"), rid)  # not yet seen by a sync
+    clinic.servers["source"].put(booking("b0", NOW + timedelta(days=1, hours=3)))
+    await sync_connection(core, clinic.connections["source"])
+    await settle(clinic)
+    assert mirror.items[rid].event.summary == "changed by hand"
+    assert [o.status for o in await ops(core)][-1] == "dead"
+
+
+@pytest.mark.parametrize("policy", ["recreate", "leave"])
+async def test_mirror_copy_deleted_by_hand(core: Core, policy: str) -> None:
+    clinic = await imported(core, deleted_mirror=policy)
+    await settle(clinic)
+    mirror = clinic.servers["mirror0"]
+    mirror.remove(next(iter(mirror.items)))
+    await sync_connection(core, clinic.connections["mirror0"])
+    await settle(clinic)
+    assert len(mirror.items) == (1 if policy == "recreate" else 0)
+    async with core.store.session() as s:
+        assert "sync.mirror_deleted" in (await s.scalars(select(AuditEntry.action))).all()
+
+
+@pytest.mark.parametrize("mode", ["cancel", "delete"])
+async def test_source_cancellation_reaches_mirror_per_cancel_mode(core: Core, mode: str) -> None:
+    clinic = await imported(core, cancel_mode=mode)
+    await settle(clinic)
+    clinic.servers["source"].remove("b0")
+    await sync_connection(core, clinic.connections["source"])
+    await settle(clinic)
+    mirror = clinic.servers["mirror0"]
+    if mode == "delete":
+        assert mirror.items == {}
+    else:
+        (item,) = mirror.items.values()
+        assert item.event.status == "cancelled" and item.event.summary.startswith("Cancelled")
+
+
+async def test_chat_reschedule_writes_source_and_mirror(core: Core) -> None:
+    register(core)
+    clinic = await imported(core)
+    await settle(clinic)
+    new_start = NOW + timedelta(days=2, hours=1)
+    async with core.store.session() as s:
+        appt = (await s.scalars(select(Appointment))).one()
+        await services.reschedule(s, core.bus, appt, new_start, None, "slack:T1/U1")
+    await settle(clinic)
+    assert clinic.servers["source"].items["b0"].event.start == new_start
+    assert next(iter(clinic.servers["mirror0"].items.values())).event.start == new_start
+    # the source's change feed now shows our own write: an echo, not a change
+    report = await sync_connection(core, clinic.connections["source"])
+    assert (report.updated, report.conflicts) == (0, 0)
+    assert (await appointments(core))[0].version == 2
+
+
+async def test_chat_cancel_writes_source(core: Core) -> None:
+    register(core)
+    clinic = await imported(core, cancel_mode="delete")
+    await settle(clinic)
+    async with core.store.session() as s:
+        appt = (await s.scalars(select(Appointment))).one()
+        await services.cancel(s, core.bus, appt, "patient sick", "teams:t/u")
+    await settle(clinic)
+    assert clinic.servers["source"].items["b0"].event.status == "cancelled"
+    assert clinic.servers["mirror0"].items == {}
+    async with core.store.session() as s:
+        assert (await audit.verify(s))[1] is None
+
+
+async def test_failing_connection_does_not_block_others(core: Core) -> None:
+    clinic = await make_clinic(core, mirrors=2)
+    clinic.servers["source"].put(booking("b0", NOW + timedelta(days=1)))
+    await sync_connection(core, clinic.connections["source"])
+    clinic.servers["mirror0"].fail_next("create", Refused("nope"))
+    await settle(clinic)
+    assert len(clinic.servers["mirror1"].items) == 1
+    statuses = {o.calendar_id: o.status for o in await ops(core)}
+    assert statuses == {clinic.calendars["mirror0"]: "failed", clinic.calendars["mirror1"]: "done"}
+
+
+async def test_practice_wide_busy_projection(core: Core) -> None:
+    clinic = await make_clinic(core, {"busy_word": "Occupied"}, projection="busy")
+    clinic.servers["source"].put(booking("b0", NOW + timedelta(days=1), description="knee pain"))
+    await sync_connection(core, clinic.connections["source"])
+    await settle(clinic)
+    (item,) = clinic.servers["mirror0"].items.values()
+    assert item.event.summary == "Occupied" and item.event.description == "" and item.event.service is None
+    async with core.store.session() as s:
+        assert (await s.scalars(select(Link.state))).all() == ["ok", "ok"]

@@ -1,0 +1,72 @@
+"""`hold_write_lock`: on SQLite a read-check-write holds the write lock from before its read.
+
+SQLite takes its write lock at a transaction's first write, and Python's driver runs the reads
+before that outside any transaction; two read-check-writes at once can then both pass their
+check. The appointment changes (sync.services.appointments.get_for_change, hold_schedule) take the lock
+first; tests/bot/commands/test_concurrent_changes.py covers them on both databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select, text
+
+from sync.runtime.core import Core
+from sync.store.model import Practice
+from sync.store.database import hold_write_lock
+
+
+async def _append(core: Core, suffix: str, lock: bool) -> None:
+    """Read the name, pause, write it back with `suffix`: a lost update unless serialized."""
+    async with core.store.session() as s:
+        if lock:
+            await hold_write_lock(s)
+        name = await s.scalar(select(Practice.name))
+        await asyncio.sleep(0.1)
+        await s.execute(text("UPDATE practice SET name = :name"), {"name": f"{name}{suffix}"})
+
+
+async def _name(core: Core) -> str:
+    async with core.store.session() as s:
+        name = await s.scalar(select(Practice.name))
+        assert name is not None
+        return name
+
+
+async def test_read_check_writes_holding_the_lock_take_turns(core: Core, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL: changes lock the rows they read (FOR UPDATE) instead")
+    await asyncio.wait_for(asyncio.gather(_append(core, "+a", True), _append(core, "+b", True)), timeout=20)
+    assert (await _name(core)).endswith(("+a+b", "+b+a"))
+
+
+async def test_without_it_one_update_is_lost(core: Core, backend: str) -> None:
+    """The reason for it: the same two transactions without the lock."""
+    if backend != "sqlite":
+        pytest.skip("shown on SQLite, where the lock applies")
+    await asyncio.gather(_append(core, "+a", False), _append(core, "+b", False))
+    name = await _name(core)
+    assert not name.endswith(("+a+b", "+b+a")) and name.endswith(("+a", "+b"))
+
+
+async def test_reads_do_not_wait_for_a_transaction_holding_it(core: Core) -> None:
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with core.store.session() as s:
+            await hold_write_lock(s)
+            await s.execute(text("UPDATE practice SET name = name || '+w'"))
+            holding.set()
+            await release.wait()
+
+    task = asyncio.ensure_future(writer())
+    await holding.wait()
+    try:
+        name = await asyncio.wait_for(_name(core), timeout=2)
+        assert not name.endswith("+w")  # not committed yet, and the read did not wait for it
+    finally:
+        release.set()
+        await task
+    assert (await _name(core)).endswith("+w")
