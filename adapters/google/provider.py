@@ -6,7 +6,9 @@
 - Cancelled events are deletions. A cancelled occurrence of a series is not an event of its own:
   it becomes an EXDATE of the series (Google keeps it as a cancelled exception).
 - create() chooses the event id from the idempotency key, so a retried insert gets 409
-  (AlreadyExists) instead of a second copy. update() patches with If-Match; 412 is WrongEtag.
+  (AlreadyExists, naming the existing event) instead of a second copy; an id left behind by a
+  deleted event (a "cancelled" tombstone) moves the create on to the key's next id. update() patches
+  with If-Match; 412 is WrongEtag.
 - sendUpdates follows the connection's `send_updates` ("none" unless the practice says otherwise).
 """
 
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sync.contract import (
+    AlreadyExists,
     BadPayload,
     BusyInterval,
     CalendarCapabilities,
@@ -48,6 +51,8 @@ __all__ = ["SEND_UPDATES", "GoogleCalendar"]
 PROVIDER = "google"
 SEND_UPDATES = ("none", "all", "externalOnly")
 PAGE_SIZE = 250
+#: A copy deleted by hand this many times is not re-created again (each costs a fresh event id).
+MAX_ID_GENERATIONS = 8
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -245,11 +250,29 @@ class GoogleCalendar:
         self._writable()
         if event.recurrence_id is not None:
             return await self._write_exception(event)
-        body = {"id": event_id_for(idempotency_key), **to_google(event)}
-        created = await self.api.request("POST", self.events_path, params={"sendUpdates": self.send_updates}, json=body)
-        if not created:
-            raise BadPayload("google: events.insert returned no event", provider=PROVIDER)
-        return to_remote_item(created)
+        for generation in range(1, MAX_ID_GENERATIONS + 1):
+            key = idempotency_key if generation == 1 else f"{idempotency_key}#{generation}"
+            event_id = event_id_for(key)
+            body = {"id": event_id, **to_google(event)}
+            try:
+                created = await self.api.request(
+                    "POST", self.events_path, params={"sendUpdates": self.send_updates}, json=body
+                )
+            except AlreadyExists:
+                # Google keeps a deleted event's id as a "cancelled" tombstone and answers 409 for it
+                # for good: a copy deleted by hand is re-created under the key's next id.
+                if (await self._get_raw(event_id)).get("status") != "cancelled":
+                    raise AlreadyExists(
+                        "google: an event with this key exists", remote_id=event_id, provider=PROVIDER
+                    ) from None
+                continue
+            if not created:
+                raise BadPayload("google: events.insert returned no event", provider=PROVIDER)
+            return to_remote_item(created)
+        raise Refused(
+            f"google: the copy was deleted by hand {MAX_ID_GENERATIONS} times; clinicbot stops re-creating it",
+            provider=PROVIDER,
+        )
 
     async def _write_exception(self, event: EventData) -> RemoteItem:
         """Override one occurrence: Google edits exceptions through the instance id of the series."""

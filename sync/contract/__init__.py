@@ -77,7 +77,13 @@ class NotFound(PreconditionFailed):
 
 
 class AlreadyExists(PreconditionFailed):
+    """A create whose idempotency key was used before; `remote_id` names the existing item when known."""
+
     user_message = "The event already exists on that calendar."
+
+    def __init__(self, message: str = "", *, remote_id: str | None = None, provider: str | None = None):
+        super().__init__(message, provider=provider)
+        self.remote_id = remote_id
 
 
 class WrongEtag(PreconditionFailed):

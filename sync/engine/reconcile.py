@@ -73,7 +73,10 @@ async def reconcile_mirror(
     try:
         return Outcome("linked", await provider.update(remote_id, want, link.etag), steps=["update"])
     except WrongEtag:
-        current = await provider.get(remote_id)
+        try:
+            current = await provider.get(remote_id)
+        except NotFound:  # deleted by hand after our last read: its etag moved on with the deletion
+            return await _missing(provider, want, policy, ["update", "get:missing"])
         have = current.event.content_hash()
         if have == want_hash:
             return Outcome("linked", current, steps=["update", "get:adopted"])
@@ -82,18 +85,23 @@ async def reconcile_mirror(
         return Outcome("linked", await provider.update(remote_id, want, current.etag),
                        steps=["update", "get", "update"])
     except NotFound:
-        if policy.deleted_mirror == "leave":
-            return Outcome("gone", note="copy deleted by hand; policy leaves it")
-        outcome = await _create(provider, want)
-        outcome.steps.insert(0, "update:missing")
-        return outcome
+        return await _missing(provider, want, policy, ["update:missing"])
+
+
+async def _missing(provider: CalendarProvider, want: EventData, policy: Policy, steps: list[str]) -> Outcome:
+    """A linked copy that is gone from the calendar: re-create it, unless the practice leaves it."""
+    if policy.deleted_mirror == "leave":
+        return Outcome("gone", note="copy deleted by hand; policy leaves it", steps=steps)
+    outcome = await _create(provider, want)
+    outcome.steps[:0] = steps
+    return outcome
 
 
 async def _create(provider: CalendarProvider, want: EventData) -> Outcome:
     try:
         return Outcome("linked", await provider.create(want, want.uid), steps=["create"])
-    except AlreadyExists:
-        existing = await provider.get(want.uid)
+    except AlreadyExists as taken:
+        existing = await provider.get(taken.remote_id or want.uid)
         if existing.event.content_hash() == want.content_hash():
             return Outcome("linked", existing, steps=["create", "get:adopted"])
         return Outcome("linked", await provider.update(existing.remote_id, want, existing.etag),

@@ -168,3 +168,26 @@ async def test_free_busy_skips_transparent_and_cancelled(fake: GoogleFake, calen
     assert [(b.start, b.end) for b in busy] == [
         (datetime(2030, 5, 2, 9, 0, tzinfo=UTC), datetime(2030, 5, 2, 10, 0, tzinfo=UTC))
     ]
+
+
+async def test_a_copy_deleted_by_hand_is_created_again_under_the_keys_next_id(
+    fake: GoogleFake, calendar: GoogleCalendar
+) -> None:
+    """Google keeps a deleted event's id as a tombstone (409 for good): the re-create takes a new id."""
+    first = await calendar.create(appointment(), "appt-3:cal-7")
+    await calendar.delete(first.remote_id, first.etag)
+    again = await calendar.create(appointment(), "appt-3:cal-7")
+    assert again.remote_id != first.remote_id and again.event.uid == "A-1"
+    assert (await calendar.get(again.remote_id)).event.start == appointment().start
+    with pytest.raises(AlreadyExists) as retried:
+        await calendar.create(appointment(), "appt-3:cal-7")
+    assert retried.value.remote_id == again.remote_id
+    live = [e for e in fake.calendar(PRIMARY).events.values() if e.resource["status"] != "cancelled"]
+    assert len(live) == 1
+
+
+async def test_a_retried_create_names_the_event_that_holds_the_key(calendar: GoogleCalendar) -> None:
+    created = await calendar.create(appointment(), "appt-4:cal-7")
+    with pytest.raises(AlreadyExists) as retried:
+        await calendar.create(appointment(), "appt-4:cal-7")
+    assert retried.value.remote_id == created.remote_id == event_id_for("appt-4:cal-7")
