@@ -18,7 +18,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import AuthExpired, CalendarProvider, CursorExpired, ProviderError
@@ -65,7 +65,12 @@ async def sync_all(core: Core, *, progress: Progress | None = None) -> SyncRepor
                                     .order_by(Connection.id))).all())
     total = SyncReport()
     for conn_id in ids:
-        total.add(await sync_connection(core, conn_id, progress=progress))
+        try:
+            total.add(await sync_connection(core, conn_id, progress=progress))
+        except Exception as exc:  # e.g. its lock or its rows could not be read: the next still syncs
+            log.exception("sync failed unexpectedly", extra={"connection_id": conn_id})
+            await _record_failure(core, conn_id, exc)
+            total.add(SyncReport(failed=1))
     return total
 
 
@@ -192,8 +197,13 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) 
     except ProviderError as exc:
         await _record_failure(core, conn.id, exc)
         return SyncReport(calendars=1, failed=1)
+    except Exception as exc:  # anything one calendar raises stays with its connection (issue 21, item 6)
+        log.exception("sync failed unexpectedly", extra={"calendar_id": cal.id, "connection_id": conn.id})
+        await _record_failure(core, conn.id, exc)
+        return SyncReport(calendars=1, failed=1)
     finally:
-        await provider.aclose()
+        with contextlib.suppress(Exception):
+            await provider.aclose()
 
 
 async def _pages(provider: CalendarProvider, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
@@ -266,7 +276,9 @@ async def _read_and_apply(
             if not (full or resync_reason) and new_cursor == cal.cursor:
                 async with core.store.session() as s:  # nothing changed: one small UPDATE
                     await s.execute(update(Connection).where(Connection.id == conn.id)
-                                    .values(last_success_at=now, last_error=None))
+                                    .values(last_success_at=now, last_error=None,
+                                            status=case((Connection.status == "error", "active"),
+                                                        else_=Connection.status)))
                 return report
             session = await stack.enter_async_context(core.store.session())
         if full:
@@ -322,11 +334,15 @@ async def _store_cursor(
         values["last_full_sync_at"] = now
     await s.execute(update(Calendar).where(Calendar.id == calendar_id).values(**values))
     await s.execute(update(Connection).where(Connection.id == connection_id)
-                    .values(last_success_at=now, last_error=None))
+                    .values(last_success_at=now, last_error=None,
+                            status=case((Connection.status == "error", "active"), else_=Connection.status)))
 
 
-async def _record_failure(core: Core, connection_id: int, exc: ProviderError) -> None:
-    """Remember why a connection failed (no PHI: the error class and the adapter's message)."""
+async def _record_failure(core: Core, connection_id: int, exc: Exception) -> None:
+    """Remember why a connection failed (no PHI: the error class and the adapter's message).
+
+    An error that is not a ProviderError is a bug or an input no adapter foresaw: the connection
+    shows status "error" until its next good sync, so `connection list` does not call it active."""
     log.warning("sync failed", extra={"connection_id": connection_id, "error": type(exc).__name__})
     message = f"{type(exc).__name__}: {str(exc)[:300]}"
     async with core.store.session() as s:
@@ -338,3 +354,5 @@ async def _record_failure(core: Core, connection_id: int, exc: ProviderError) ->
             await audit.record(s, actor=ACTOR, action="connection.auth_expired", practice_id=conn.practice_id,
                                details={"connection_id": conn.id})
             conn.status = "auth_expired"
+        elif not isinstance(exc, ProviderError) and conn.status == "active":
+            conn.status = "error"
