@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Container, Iterable
+from collections.abc import AsyncGenerator, Callable, Container, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -253,6 +253,7 @@ async def _read_and_apply(
     seen = _SeenIds()  # remote ids read (a full listing's absentees were deleted remotely)
     others = _OtherSources(target.view)
     full, new_cursor, read = False, cursor, 0
+    notes: list[str] = []  # what the reader skipped or repaired, for the calendar's health
     now = core.clock()
     async with AsyncExitStack() as stack:
         session: AsyncSession | None = None
@@ -260,6 +261,8 @@ async def _read_and_apply(
         stack.push_async_callback(pages.aclose)
         async for page in pages:
             full, new_cursor = page.full, page.cursor
+            notes.extend(page.notes)
+            seen.add(page.kept_ids)  # could not be read this time: not deleted as gone
             if not (page.items or page.deleted_ids):
                 continue
             if session is None:
@@ -290,7 +293,10 @@ async def _read_and_apply(
             await audit.record(session, actor=ACTOR, action="sync.full_resync", practice_id=conn.practice_id,
                                details={"calendar_id": cal.id, "reason": resync_reason})
         checkpoint(core, "sync.applied")
-        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now)
+        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now, notes)
+        if notes:
+            log.warning("calendar read with events skipped or repaired",
+                        extra={"calendar_id": cal.id, "connection_id": conn.id, "count": len(notes)})
     return report
 
 
@@ -326,16 +332,31 @@ async def _apply_gone(
     return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
 
 
+#: Read notes kept per calendar (the newest; a feed with 10,000 broken events is told by its count).
+MAX_NOTES = 50
+
+
 async def _store_cursor(
-    s: AsyncSession, calendar_id: int, connection_id: int, cursor: str | None, full: bool, now: datetime
+    s: AsyncSession, calendar_id: int, connection_id: int, cursor: str | None, full: bool, now: datetime,
+    notes: Sequence[str] = (),
 ) -> None:
     values: dict[str, object] = {"cursor": cursor, "cursor_updated_at": now}
     if full:
         values["last_full_sync_at"] = now
+        values["read_notes"] = _capped(list(notes))  # a full read says all there is to say
+    elif notes:  # an incremental read adds what it met; the rest stands until the next full read
+        before = await s.scalar(select(Calendar.read_notes).where(Calendar.id == calendar_id))
+        values["read_notes"] = _capped([*(before or []), *notes])
     await s.execute(update(Calendar).where(Calendar.id == calendar_id).values(**values))
     await s.execute(update(Connection).where(Connection.id == connection_id)
                     .values(last_success_at=now, last_error=None,
                             status=case((Connection.status == "error", "active"), else_=Connection.status)))
+
+
+def _capped(notes: list[str]) -> list[str]:
+    if len(notes) <= MAX_NOTES:
+        return notes
+    return [*notes[: MAX_NOTES - 1], f"... and {len(notes) - MAX_NOTES + 1} more"]
 
 
 async def _record_failure(core: Core, connection_id: int, exc: Exception) -> None:

@@ -231,7 +231,7 @@ def expand(
             _unreadable(appt, str(exc))
             rules = []
             break
-    extra = sorted({_aware(dtstart, zone), *(_aware(r, zone) for r in parse_exdates(getattr(appt, "rdates", None)))})
+    extra = sorted({_aware(dtstart, zone), *(_aware(r, zone) for r in parse_exdates(appt.rdates))})
     moments = heapq.merge(extra, *((_aware(m, zone) for m in rule) for rule in rules))
     skipped = {ex.astimezone(UTC) for ex in parse_exdates(appt.exdates)}
     skipped_days = {ex.astimezone(zone).date() for ex in parse_exdates(appt.exdates)}
@@ -272,7 +272,8 @@ def visit(series: Appointment, start: datetime, end: datetime | None = None) -> 
 #: What expanding a series needs: no patient fields, so nothing to decrypt.
 _EXPAND_COLUMNS = (
     Appointment.id, Appointment.start, Appointment.end, Appointment.tzid, Appointment.all_day,
-    Appointment.rrule, Appointment.exdates, Appointment.source_calendar_id, Appointment.source_uid,
+    Appointment.rrule, Appointment.exdates, Appointment.rdates, Appointment.source_calendar_id,
+    Appointment.source_uid,
 )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from adapters.base import BadPayload
 from adapters.ical import parse_events
+from adapters.ical.reader import ReadProblem
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -185,21 +186,38 @@ def test_missing_uid_gets_a_stable_synthetic_one() -> None:
     [
         ("<html><body>Not found</body></html>\r\n", 1, "content line"),
         ("", 1, "no iCalendar data"),
-        (cal(*vevent("SUMMARY:no start")), 4, "VEVENT without DTSTART"),
-        (cal(*vevent("DTSTART:2026-01-05", "SUMMARY:x")), 7, "DTSTART"),
-        (cal(*vevent("DTSTART:20260105T080000Z", "RRULE:FREQ=SOMETIMES")), 8, "RRULE"),
-        (cal(*vevent("DTSTART:20260105T080000Z", "DTEND:20260104T080000Z")), 8, "before it starts"),
         ("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n", 3, "END:VCALENDAR"),
         ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n", 1, "never ended"),
-        ("BEGIN:VCALENDAR\r\nthis line has no colon\r\nEND:VCALENDAR\r\n", 2, "content line"),
     ],
 )
-def test_malformed_input_names_the_line(text: str, line: int, words: str) -> None:
+def test_input_that_is_not_icalendar_as_a_whole_names_the_line(text: str, line: int, words: str) -> None:
     with pytest.raises(BadPayload) as caught:
         parse_events(text)
     assert caught.value.line == line
     assert words in str(caught.value)
     assert f"line {line}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "kind", "words"),
+    [
+        (("SUMMARY:no start",), 4, "skipped", "VEVENT without DTSTART"),
+        (("DTSTART:2026-01-05", "SUMMARY:x"), 7, "skipped", "DTSTART"),
+        (("DTSTART:20260105T080000Z", "RRULE:FREQ=SOMETIMES"), 8, "rule", "RRULE"),
+        (("DTSTART:20260105T080000Z", "DTEND:20260104T080000Z"), 8, "repaired", "swapped"),
+        (("DTSTART:20260105T080000Z", "this line has no colon"), 8, "repaired", "content line"),
+    ],
+)
+def test_one_malformed_event_is_skipped_or_repaired_and_named_the_rest_is_read(
+    lines: tuple[str, ...], line: int, kind: str, words: str
+) -> None:
+    good = vevent("DTSTART:20260106T080000Z", "SUMMARY:fine", uid="good")
+    problems: list[ReadProblem] = []
+    events = parse_events(cal(*vevent(*lines), *good), problems=problems)
+    assert "good" in [e.uid for e in events]
+    assert [(p.kind, p.uid, p.line) for p in problems] == [(kind, "u1", line)]
+    assert words in problems[0].what
+    assert len(events) == (1 if kind == "skipped" else 2)
 
 
 def test_agrees_with_the_icalendar_library() -> None:
