@@ -144,7 +144,7 @@ CUSTOM_ZONE = [
 ]
 
 
-def test_custom_vtimezone_is_read_through_icalendar() -> None:
+def test_custom_vtimezone_resolves_to_the_iana_zone_with_the_same_rules() -> None:
     winter, summer = parse_events(
         cal(
             *CUSTOM_ZONE,
@@ -154,7 +154,17 @@ def test_custom_vtimezone_is_read_through_icalendar() -> None:
     )
     assert winter.start == datetime(2026, 1, 15, 8, tzinfo=UTC)
     assert summer.start == datetime(2026, 7, 15, 7, tzinfo=UTC)
-    assert winter.tzid is None  # no IANA name to keep
+    # Kept as the IANA zone it equals, so its series expand in local time, not in UTC (issue 20, bug 1).
+    assert winter.tzid is not None and winter.tzid.startswith("Europe/")
+    assert ZoneInfo(winter.tzid).utcoffset(datetime(2026, 7, 15, 9)) == timedelta(hours=2)
+
+
+def test_custom_vtimezone_that_no_iana_zone_equals_is_read_through_icalendar() -> None:
+    odd = ["BEGIN:VTIMEZONE", "TZID:Odd", "BEGIN:STANDARD", "DTSTART:16010101T000000", "TZOFFSETFROM:+0317",
+           "TZOFFSETTO:+0317", "END:STANDARD", "END:VTIMEZONE"]
+    (event,) = parse_events(cal(*odd, *vevent("DTSTART;TZID=Odd:20260115T090000", "DURATION:PT1H")))
+    assert event.start == datetime(2026, 1, 15, 5, 43, tzinfo=UTC)
+    assert event.tzid is None  # no IANA name to keep
 
 
 def test_custom_vtimezone_with_x_lic_location_keeps_the_iana_name() -> None:
