@@ -133,6 +133,6 @@ def _vevent(ev: EventData) -> icalendar.Event:
     if ev.recurrence_id is not None:
         rid_all_day = ev.all_day if ev.recurrence_all_day is None else ev.recurrence_all_day
         rid = ev.recurrence_id
-        params = {"RANGE": ev.recurrence_range} if ev.recurrence_range else None
+        params = {"RANGE": ev.recurrence_range} if ev.recurrence_range else {}
         comp.add("recurrence-id", rid.date() if rid_all_day else rid.astimezone(zone), parameters=params)
     return comp
