@@ -122,11 +122,28 @@ def events_from_calendar(
     if problems is None:
         for problem in found:
             log.warning("ical: %s", problem.kind, extra={"uid": problem.uid, "line": problem.line})
-    return _fold_cancelled([event for _, event in chosen.values()])
+    return _fold_cancelled(_as_master(([event for _, event in chosen.values()])))
 
 
 def _reason(exc: BadPayload, line: int) -> str:
     return str(exc).removeprefix(f"line {line}: ")[:200]
+
+
+def _as_master(events: list[EventData]) -> list[EventData]:
+    """Overrides whose RECURRENCE-ID is a date-time on an all-day series (Outlook writes them) name
+    the day that date-time has on its own clock: 16 April 00:00 in Berlin is 16 April, not the
+    15 April it is in UTC. They are keyed and written as that DATE, as the series' visits are."""
+    all_day = {e.uid: e.start.tzinfo for e in events if e.rrule and e.recurrence_id is None and e.all_day}
+    if not all_day:
+        return events
+    out = []
+    for event in events:
+        rid = event.recurrence_id
+        if rid is not None and event.uid in all_day and event.recurrence_all_day is False:
+            day = datetime.combine(rid.date(), time(), all_day[event.uid])
+            event = event.with_changes(recurrence_id=day, recurrence_all_day=True)
+        out.append(event)
+    return out
 
 
 def _fold_cancelled(events: list[EventData]) -> list[EventData]:
