@@ -122,7 +122,7 @@ def events_from_calendar(
     if problems is None:
         for problem in found:
             log.warning("ical: %s", problem.kind, extra={"uid": problem.uid, "line": problem.line})
-    return _fold_cancelled(_as_master(([event for _, event in chosen.values()])))
+    return _fold_cancelled(_as_master([event for _, event in chosen.values()]))
 
 
 def _reason(exc: BadPayload, line: int) -> str:
