@@ -38,6 +38,7 @@ from adapters.caldav.xml import (
     sync_collection,
 )
 from adapters.kit.ical import expand
+from adapters.kit.ical.reader import ReadProblem
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["CalDAVCalendar"]
@@ -97,6 +98,8 @@ class CalDAVCalendar:
                 deleted.pop(rid, None)
                 items.setdefault(rid, []).append(item)
             merged.cursor, merged.full = page.cursor, page.full
+            merged.notes.extend(page.notes)
+            merged.kept_ids.extend(page.kept_ids)
         merged.items = [i for group in items.values() for i in group]
         merged.deleted_ids = list(deleted)
         return merged
@@ -143,7 +146,10 @@ class CalDAVCalendar:
             data = response.text(*CALDATA)
             if data and not self._paths.is_collection(response.href):
                 rid = self._paths.resource_id(response.href)
-                events.extend(i.event for i in items_from_resource(rid, None, data, default_tz=self._default_tz))
+                try:
+                    events.extend(i.event for i in items_from_resource(rid, None, data, default_tz=self._default_tz))
+                except BadPayload:
+                    log.warning("caldav: a resource that is not iCalendar left out of free/busy")
         busy = [
             BusyInterval(e.start, e.end)
             for e in expand(events, window)
@@ -217,7 +223,10 @@ class CalDAVCalendar:
         assert current is not None
         for start in range(0, len(missing), MULTIGET_BATCH):
             fetched = await self._multiget(missing[start : start + MULTIGET_BATCH])
-            yield ChangeSet(items=self._materialize(fetched, window), full=full)
+            notes: list[str] = []
+            kept: list[str] = []
+            page_items = self._materialize(fetched, window, notes, kept)
+            yield ChangeSet(items=page_items, full=full, notes=notes, kept_ids=kept)
         self._sync_supported = True
         yield ChangeSet(cursor=cursors.encode_token(current), full=full)
 
@@ -225,18 +234,34 @@ class CalDAVCalendar:
         self, found: dict[str, tuple[str | None, str | None]], deleted: list[str], window: Window, full: bool
     ) -> ChangeSet:
         deleted_ids = [d for d in dict.fromkeys(deleted) if d not in found]
-        return ChangeSet(items=self._materialize(found, window), deleted_ids=deleted_ids, full=full)
+        notes: list[str] = []
+        kept: list[str] = []
+        items = self._materialize(found, window, notes, kept)
+        return ChangeSet(items=items, deleted_ids=deleted_ids, full=full, notes=notes, kept_ids=kept)
 
-    def _materialize(self, found: dict[str, tuple[str | None, str | None]], window: Window) -> list[RemoteItem]:
+    def _materialize(
+        self, found: dict[str, tuple[str | None, str | None]], window: Window, notes: list[str],
+        kept: list[str],
+    ) -> list[RemoteItem]:
         """RemoteItems for the resources in `window` (those without a body are skipped: gone
-        between the listing and the fetch, the next sync reports them)."""
+        between the listing and the fetch, the next sync reports them). An event the reader
+        skips or repairs, or a resource that is not iCalendar at all, is added to `notes`: one bad
+        resource never fails the calendar (its id goes to `kept`: a full listing must not delete it)."""
         items: list[RemoteItem] = []
         # Consumes `found`: each body is dropped as soon as its items exist.
         for resource_id in list(found):
             etag, data = found.pop(resource_id)
             if data is None:
                 continue
-            resource_items = items_from_resource(resource_id, etag, data, default_tz=self._default_tz)
+            problems: list[ReadProblem] = []
+            try:
+                resource_items = items_from_resource(resource_id, etag, data, default_tz=self._default_tz,
+                                                     problems=problems)
+            except BadPayload as exc:
+                notes.append(f"skipped resource {resource_id}: {str(exc)[:200]}")
+                kept.append(resource_id)
+                continue
+            notes.extend(f"{p.text()} (resource {resource_id})" for p in problems)
             if in_window(resource_items, window):
                 items.extend(resource_items)
         return items
@@ -294,9 +319,12 @@ class CalDAVCalendar:
                     response.text(*GETETAG),
                     response.text(*CALDATA),
                 )
-        items = self._materialize(await self._with_bodies(found), window)
+        notes: list[str] = []
+        kept: list[str] = []
+        items = self._materialize(await self._with_bodies(found), window, notes, kept)
         state = {rid: cursors.etag_digest(etag) for rid, etag in etags.items()}
-        return ChangeSet(items=items, cursor=cursors.encode_etags(ctag, state), full=True)
+        return ChangeSet(items=items, cursor=cursors.encode_etags(ctag, state), full=True, notes=notes,
+                         kept_ids=kept)
 
     async def _etag_changes(self, state: cursors.EtagState, window: Window) -> ChangeSet:
         ctag = await self._ctag()
@@ -307,5 +335,8 @@ class CalDAVCalendar:
         changed = [rid for rid, digest in now.items() if state.etags.get(rid) != digest]
         deleted = [rid for rid in state.etags if rid not in now]
         fetched = await self._multiget(changed) if changed else {}
-        items = self._materialize(fetched, window)
-        return ChangeSet(items=items, deleted_ids=deleted, cursor=cursors.encode_etags(ctag, now))
+        notes: list[str] = []
+        kept: list[str] = []
+        items = self._materialize(fetched, window, notes, kept)
+        return ChangeSet(items=items, deleted_ids=deleted, cursor=cursors.encode_etags(ctag, now), notes=notes,
+                         kept_ids=kept)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from adapters.kit.ical import parse_events
+from adapters.kit.ical.reader import ReadProblem
 from sync.contract.items import EventData, RemoteItem, Window
 
 __all__ = [
@@ -70,10 +71,12 @@ class CollectionPaths:
 
 
 def items_from_resource(
-    resource_id: str, etag: str | None, data: str | bytes, *, default_tz: str | None
+    resource_id: str, etag: str | None, data: str | bytes, *, default_tz: str | None,
+    problems: list[ReadProblem] | None = None,
 ) -> list[RemoteItem]:
-    """The RemoteItems of one resource (master first). Raises BadPayload when unreadable."""
-    events = parse_events(data, default_tz=default_tz)
+    """The RemoteItems of one resource (master first). Raises BadPayload when unreadable as a
+    whole; events in it that are skipped or repaired are added to `problems`."""
+    events = parse_events(data, default_tz=default_tz, problems=problems)
     items: list[RemoteItem] = []
     master_seen = False
     for event in events:

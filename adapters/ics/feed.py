@@ -10,13 +10,15 @@ Cursor: "i1:" + compact JSON {"e": etag, "m": last-modified, "h": sha256 of the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC
 
-from sync.contract import BusyInterval, CalendarCapabilities, CursorExpired, NotFound, Refused
+from sync.contract import BadPayload, BusyInterval, CalendarCapabilities, CursorExpired, NotFound, Refused
 from adapters.kit.ical import events_from_calendar, expand, parse_components
-from adapters.kit.ical.contentlines import located
+from adapters.kit.ical.contentlines import Component, located
+from adapters.kit.ical.reader import ReadProblem
 from adapters.kit.ical.zones import iana_zone
 from adapters.ics.fetch import FeedFetcher, Fetched
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
@@ -26,30 +28,60 @@ __all__ = ["IcsFeed", "parse_feed"]
 log = logging.getLogger("clinicbot.ics")
 
 
-def parse_feed(body: bytes, default_tz: str | None = None) -> tuple[list[EventData], str | None, str | None]:
-    """(events, calendar name, calendar zone) of a feed; BadPayload naming the line when malformed."""
-    from sync.contract import BadPayload
+def parse_feed(
+    body: bytes, default_tz: str | None = None, problems: list[ReadProblem] | None = None
+) -> tuple[list[EventData], str | None, str | None]:
+    """(events, calendar name, calendar zone) of a feed.
 
-    try:
-        calendars = parse_components(body)
-        name = zone = None
-        events: list[EventData] = []
-        for calendar in calendars:
-            name_prop = calendar.first("X-WR-CALNAME")
-            zone_prop = calendar.first("X-WR-TIMEZONE")
-            name = name or (name_prop.value.strip() if name_prop else None)
-            found = iana_zone(zone_prop.value) if zone_prop else None
-            zone = zone or (found.key if found else None)
-            events.extend(events_from_calendar(calendar, default_tz=default_tz or zone))
-        return events, name, zone
-    except BadPayload as exc:
-        if exc.line:
-            raise
-    # The fast pass does not keep line numbers: read again line by line to name the line.
-    events = []
-    for calendar in located(body):
-        events.extend(events_from_calendar(calendar, default_tz=default_tz))
-    return events, None, None
+    Events that cannot be read are left out and added to `problems` (see `parse_events`). A feed
+    that is not iCalendar as a whole, or whose events all fail, raises BadPayload naming the line,
+    so the caller keeps its last good data.
+    """
+    found: list[ReadProblem] = []
+    events, name, zone = _parse(parse_components(body), default_tz, found)
+    if any(p.line == 0 for p in found):
+        # The fast pass keeps no line numbers: read again line by line so each problem names its line.
+        found = []
+        events, name, zone = _parse(located(body, tolerant=True), default_tz, found)
+    skipped = [p for p in found if p.kind == "skipped"]
+    if skipped and not events:
+        first = skipped[0]
+        raise BadPayload(f"line {first.line}: {first.what} (no event in the feed could be read)", line=first.line)
+    if problems is not None:
+        problems.extend(found)
+    return events, name, zone
+
+
+def _parse(
+    calendars: list[Component], default_tz: str | None, problems: list[ReadProblem]
+) -> tuple[list[EventData], str | None, str | None]:
+    name = zone = None
+    events: list[EventData] = []
+    for calendar in calendars:
+        name_prop = calendar.first("X-WR-CALNAME")
+        zone_prop = calendar.first("X-WR-TIMEZONE")
+        name = name or (name_prop.value.strip() if name_prop else None)
+        found = iana_zone(zone_prop.value) if zone_prop else None
+        zone = zone or (found.key if found else None)
+        events.extend(events_from_calendar(calendar, default_tz=default_tz or zone, problems=problems))
+    return events, name, zone
+
+
+#: Bodies from this size on are read in a worker thread, not on the event loop.
+OFFLOAD_BYTES = 256 * 1024
+#: How long reading one feed may take before it is refused (its last good data stays).
+PARSE_SECONDS = 60.0
+
+
+def _items(body: bytes, default_tz: str | None, problems: list[ReadProblem] | None) -> list[RemoteItem]:
+    events, _, _ = parse_feed(body, default_tz, problems)
+    items: dict[str, RemoteItem] = {}
+    for event in events:
+        remote_id = _item_id(event)
+        if remote_id in items:
+            continue  # the same UID in two of the feed's calendars: the first copy wins
+        items[remote_id] = RemoteItem(remote_id, event.content_hash()[:20], event)
+    return list(items.values())
 
 
 def _item_id(event: EventData) -> str:
@@ -68,16 +100,17 @@ class IcsFeed:
         self._fetcher = fetcher
         self._default_tz = default_tz
 
-    def _items(self, fetched: Fetched) -> list[RemoteItem]:
+    async def _items(self, fetched: Fetched, problems: list[ReadProblem] | None = None) -> list[RemoteItem]:
+        """The feed's items. A large body is read in a worker thread (a 9 MB feed takes seconds;
+        Slack wants its ack within 3), and one that takes over PARSE_SECONDS is refused."""
         assert fetched.body is not None
-        events, _, _ = parse_feed(fetched.body, self._default_tz)
-        items: dict[str, RemoteItem] = {}
-        for event in events:
-            remote_id = _item_id(event)
-            if remote_id in items:
-                continue  # feeds do repeat UIDs; the first copy wins
-            items[remote_id] = RemoteItem(remote_id, event.content_hash()[:20], event)
-        return list(items.values())
+        body, default_tz = fetched.body, self._default_tz
+        if len(body) < OFFLOAD_BYTES:
+            return _items(body, default_tz, problems)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(_items, body, default_tz, problems), PARSE_SECONDS)
+        except TimeoutError:
+            raise BadPayload(f"ics: reading the feed took longer than {PARSE_SECONDS:.0f} s; refused") from None
 
     async def changes(self, cursor: str | None, window: Window) -> ChangeSet:
         """The feed's events in `window` when its content changed since `cursor`; else nothing."""
@@ -90,15 +123,18 @@ class IcsFeed:
                 "h": state.get("h"),
             }
             return ChangeSet(cursor=_encode(kept), full=False)
-        items = self._items(fetched)
+        problems: list[ReadProblem] = []
+        items = await self._items(fetched, problems)
         in_window = [i for i in items if _touches(i.event, window)]
         new_state = {"e": fetched.etag, "m": fetched.last_modified, "h": fetched.digest}
-        return ChangeSet(items=in_window, cursor=_encode(new_state), full=True)
+        unread = [p.uid for p in problems if p.kind == "skipped" and p.uid]
+        return ChangeSet(items=in_window, cursor=_encode(new_state), full=True, notes=[p.text() for p in problems],
+                         kept_ids=unread)
 
     async def get(self, remote_id: str) -> RemoteItem:
         """Fetch the feed and return one item; NotFound when it is no longer listed."""
         fetched = await self._fetcher.fetch(self.url)
-        for item in self._items(fetched):
+        for item in await self._items(fetched):
             if item.remote_id == remote_id:
                 return item
         raise NotFound(f"ics: {remote_id} is no longer in the feed", provider="ics")
@@ -106,7 +142,7 @@ class IcsFeed:
     async def free_busy(self, window: Window) -> list[BusyInterval]:
         """Busy time from the feed's events (opaque, not cancelled, series expanded)."""
         fetched = await self._fetcher.fetch(self.url)
-        events = [i.event for i in self._items(fetched)]
+        events = [i.event for i in await self._items(fetched)]
         return sorted(
             (
                 BusyInterval(e.start, e.end)

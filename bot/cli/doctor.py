@@ -63,6 +63,15 @@ def doctor() -> None:
                     except KeyError_ as exc:
                         bad += 1
                         _line(False, "credentials do not decrypt", str(exc))
+                from sync.store.model import Calendar
+
+                async with core.store.session() as s:
+                    for cid, name, notes in (await s.execute(
+                            select(Calendar.connection_id, Calendar.name, Calendar.read_notes)
+                            .where(Calendar.sync_enabled.is_(True)).order_by(Calendar.id))).tuples():
+                        if notes:  # a warning, not a failure: the rest of the calendar syncs
+                            _line(None, f"connection {cid} calendar {name!r}: {len(notes)} events skipped or "
+                                  f"repaired on reading, e.g. {notes[0]}", "fix them in the calendar they come from")
         except StoreError as exc:
             bad += 1
             _line(False, "database", f"{exc}; check CLINICBOT_DATABASE_URL")

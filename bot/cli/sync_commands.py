@@ -223,8 +223,13 @@ async def sync_status(core: Core, as_json: bool) -> None:
     from sync.services.status import connection_status
 
     rows = [s.as_dict() for s in await connection_status(core)]
+    if not as_json:  # the table shows how many were skipped or repaired and the first of them
+        for row in rows:
+            notes = row["read_notes"]
+            row["read_notes"] = f"{len(notes)}: {notes[0]}" if notes else ""
     emit(rows, ["connection_id", "provider", "account", "status", "last_success_at", "cursor_age_seconds",
-                "pending_ops", "failed_ops", "conflicts", "last_failed_error"], as_json, title="Sync status")
+                "pending_ops", "failed_ops", "conflicts", "last_failed_error", "read_notes"], as_json,
+         title="Sync status")
 
 
 sync = sync_group

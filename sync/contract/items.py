@@ -62,6 +62,13 @@ class EventData:
     exdates: tuple[datetime, ...] = ()
     #: Set on an overridden occurrence of a series.
     recurrence_id: datetime | None = None
+    #: Whether that RECURRENCE-ID was a DATE (None: not known, take `all_day`). An override made
+    #: all-day (or timed) keeps the value type of the occurrence it replaces, so it is keyed by it.
+    recurrence_all_day: bool | None = None
+    #: RECURRENCE-ID;RANGE=THISANDFUTURE: the change applies to this and every later occurrence.
+    recurrence_range: str | None = None
+    #: RDATEs: occurrences added to the series besides its rules.
+    rdates: tuple[datetime, ...] = ()
     categories: tuple[str, ...] = ()
     #: Booking fields; absent on plain calendar events.
     client_name: str | None = None
@@ -84,6 +91,9 @@ class EventData:
         # Every field is immutable (str, datetime, tuples of them), so a shallow dict is the same
         # payload asdict() would build, without its deep copies (hashing 10,000 events matters).
         payload = {name: getattr(self, name) for name in _HASHED_FIELDS}
+        for name in _HASHED_WHEN_SET:  # fields added later: unset, they leave every old hash as it was
+            if payload[name] in (None, ()):
+                del payload[name]
         return hashlib.sha256(_HASH_ENCODER.encode(payload).encode()).hexdigest()
 
 
@@ -100,6 +110,7 @@ def _json_default(value: object) -> str:
 
 #: What content_hash covers, and one encoder for it (json.dumps with options builds one per call).
 _HASHED_FIELDS = tuple(f.name for f in fields(EventData) if f.name != "clinicbot_id")
+_HASHED_WHEN_SET = ("recurrence_all_day", "recurrence_range", "rdates")
 _HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=_json_default, separators=(",", ":"))
 
 
@@ -124,6 +135,11 @@ class ChangeSet:
     deleted_ids: list[str] = field(default_factory=list)
     cursor: str | None = None
     full: bool = False
+    #: What the adapter skipped or repaired while reading ("skipped <uid> line 12: ..."; never event
+    #: content): kept in the connection's health, shown by `sync status` and `doctor`.
+    notes: list[str] = field(default_factory=list)
+    #: Remote ids of items that could not be read this time: a full listing does not delete them.
+    kept_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

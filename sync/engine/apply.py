@@ -78,6 +78,7 @@ def event_fields(ev: EventData) -> dict[str, Any]:
         "notes": ev.description or None, "service": ev.service, "location_text": ev.location or None,
         "start": ev.start, "end": ev.end, "tzid": ev.tzid, "all_day": ev.all_day, "rrule": ev.rrule,
         "exdates": [d.isoformat() for d in ev.exdates], "transparent": ev.transparent,
+        "rdates": [d.isoformat() for d in ev.rdates],
     }
 
 

@@ -119,6 +119,7 @@ class Canonical:
     all_day: bool = False
     rrule: str | None = None
     exdates: tuple[datetime, ...] = ()
+    rdates: tuple[datetime, ...] = ()
     transparent: bool = False
     source_calendar_id: int | None = None
     source_uid: str | None = None
@@ -467,6 +468,6 @@ def canonical_from_event(
         title=event.summary or None, client_name=event.client_name, client_email=event.client_email,
         notes=event.description or None, service=event.service, location_text=event.location or None,
         tzid=event.tzid, all_day=event.all_day, rrule=event.rrule, exdates=tuple(event.exdates),
-        transparent=event.transparent, source_calendar_id=source_calendar_id, source_uid=event.uid,
-        recurrence_key=recurrence_key,
+        rdates=tuple(event.rdates), transparent=event.transparent, source_calendar_id=source_calendar_id,
+        source_uid=event.uid, recurrence_key=recurrence_key,
     )

@@ -67,6 +67,7 @@ def project(appt: Canonical, calendar: CalendarView, policy: Policy, uid: str) -
         transparent=calendar.show_as_free or appt.transparent,
         rrule=appt.rrule,
         exdates=appt.exdates,
+        rdates=appt.rdates,
         client_name=client_name,
         client_email=client_email,
         service=service,

@@ -33,12 +33,16 @@ def recurrence_key(recurrence_id: datetime | date | None, all_day: bool = False)
     return recurrence_id.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def override_key(event: EventData) -> str:
+    """The key of the occurrence an override replaces: by its RECURRENCE-ID's own value type, not
+    by the override's all-day flag (a timed visit made all-day still replaces a timed occurrence)."""
+    rid_all_day = event.all_day if event.recurrence_all_day is None else event.recurrence_all_day
+    return recurrence_key(event.recurrence_id, rid_all_day)
+
+
 def incoming(items: Iterable[RemoteItem]) -> list[Incoming]:
     """Items as they are: a series stays one item, an override is keyed by its RECURRENCE-ID."""
-    return [
-        Incoming(i.remote_id, i.etag, i.event, recurrence_key(i.event.recurrence_id, i.event.all_day))
-        for i in items
-    ]
+    return [Incoming(i.remote_id, i.etag, i.event, override_key(i.event)) for i in items]
 
 
 def expand_items(items: Iterable[RemoteItem], window: Window) -> list[Incoming]:
@@ -69,7 +73,7 @@ def _expand(master: RemoteItem, overrides: list[RemoteItem], window: Window) -> 
     by_rid: dict[str, RemoteItem] = {}
     for o in overrides:
         cal.add_component(_vevent(o.event))
-        by_rid[recurrence_key(o.event.recurrence_id, o.event.all_day)] = o
+        by_rid[override_key(o.event)] = o
     ev = master.event
     zone = _zone(ev.tzid)
     start, end = window.start, window.end
@@ -119,10 +123,16 @@ def _vevent(ev: EventData) -> icalendar.Event:
     comp.add("summary", ev.summary)
     comp.add("dtstart", _local(ev.start, ev, zone))
     comp.add("dtend", _local(ev.end, ev, zone))
-    if ev.rrule:
-        comp.add("rrule", icalendar.vRecur.from_ical(ev.rrule))
+    for rule in (ev.rrule or "").split("\n"):
+        if rule:
+            comp.add("rrule", icalendar.vRecur.from_ical(rule))
     for ex in ev.exdates:
         comp.add("exdate", _local(ex, ev, zone))
+    for extra in ev.rdates:
+        comp.add("rdate", _local(extra, ev, zone))
     if ev.recurrence_id is not None:
-        comp.add("recurrence-id", _local(ev.recurrence_id, ev, zone))
+        rid_all_day = ev.all_day if ev.recurrence_all_day is None else ev.recurrence_all_day
+        rid = ev.recurrence_id
+        params = {"RANGE": ev.recurrence_range} if ev.recurrence_range else {}
+        comp.add("recurrence-id", rid.date() if rid_all_day else rid.astimezone(zone), parameters=params)
     return comp

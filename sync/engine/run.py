@@ -13,12 +13,12 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Container, Iterable
+from collections.abc import AsyncGenerator, Callable, Container, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import AuthExpired, CalendarProvider, CursorExpired, ProviderError
@@ -65,7 +65,12 @@ async def sync_all(core: Core, *, progress: Progress | None = None) -> SyncRepor
                                     .order_by(Connection.id))).all())
     total = SyncReport()
     for conn_id in ids:
-        total.add(await sync_connection(core, conn_id, progress=progress))
+        try:
+            total.add(await sync_connection(core, conn_id, progress=progress))
+        except Exception as exc:  # e.g. its lock or its rows could not be read: the next still syncs
+            log.exception("sync failed unexpectedly", extra={"connection_id": conn_id})
+            await _record_failure(core, conn_id, exc)
+            total.add(SyncReport(failed=1))
     return total
 
 
@@ -192,8 +197,13 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) 
     except ProviderError as exc:
         await _record_failure(core, conn.id, exc)
         return SyncReport(calendars=1, failed=1)
+    except Exception as exc:  # anything one calendar raises stays with its connection (issue 21, item 6)
+        log.exception("sync failed unexpectedly", extra={"calendar_id": cal.id, "connection_id": conn.id})
+        await _record_failure(core, conn.id, exc)
+        return SyncReport(calendars=1, failed=1)
     finally:
-        await provider.aclose()
+        with contextlib.suppress(Exception):
+            await provider.aclose()
 
 
 async def _pages(provider: CalendarProvider, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
@@ -243,6 +253,7 @@ async def _read_and_apply(
     seen = _SeenIds()  # remote ids read (a full listing's absentees were deleted remotely)
     others = _OtherSources(target.view)
     full, new_cursor, read = False, cursor, 0
+    notes: list[str] = []  # what the reader skipped or repaired, for the calendar's health
     now = core.clock()
     async with AsyncExitStack() as stack:
         session: AsyncSession | None = None
@@ -250,6 +261,8 @@ async def _read_and_apply(
         stack.push_async_callback(pages.aclose)
         async for page in pages:
             full, new_cursor = page.full, page.cursor
+            notes.extend(page.notes)
+            seen.add(page.kept_ids)  # could not be read this time: not deleted as gone
             if not (page.items or page.deleted_ids):
                 continue
             if session is None:
@@ -266,7 +279,9 @@ async def _read_and_apply(
             if not (full or resync_reason) and new_cursor == cal.cursor:
                 async with core.store.session() as s:  # nothing changed: one small UPDATE
                     await s.execute(update(Connection).where(Connection.id == conn.id)
-                                    .values(last_success_at=now, last_error=None))
+                                    .values(last_success_at=now, last_error=None,
+                                            status=case((Connection.status == "error", "active"),
+                                                        else_=Connection.status)))
                 return report
             session = await stack.enter_async_context(core.store.session())
         if full:
@@ -278,7 +293,10 @@ async def _read_and_apply(
             await audit.record(session, actor=ACTOR, action="sync.full_resync", practice_id=conn.practice_id,
                                details={"calendar_id": cal.id, "reason": resync_reason})
         checkpoint(core, "sync.applied")
-        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now)
+        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now, notes)
+        if notes:
+            log.warning("calendar read with events skipped or repaired",
+                        extra={"calendar_id": cal.id, "connection_id": conn.id, "count": len(notes)})
     return report
 
 
@@ -314,19 +332,38 @@ async def _apply_gone(
     return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
 
 
+#: Read notes kept per calendar (the newest; a feed with 10,000 broken events is told by its count).
+MAX_NOTES = 50
+
+
 async def _store_cursor(
-    s: AsyncSession, calendar_id: int, connection_id: int, cursor: str | None, full: bool, now: datetime
+    s: AsyncSession, calendar_id: int, connection_id: int, cursor: str | None, full: bool, now: datetime,
+    notes: Sequence[str] = (),
 ) -> None:
     values: dict[str, object] = {"cursor": cursor, "cursor_updated_at": now}
     if full:
         values["last_full_sync_at"] = now
+        values["read_notes"] = _capped(list(notes))  # a full read says all there is to say
+    elif notes:  # an incremental read adds what it met; the rest stands until the next full read
+        before = await s.scalar(select(Calendar.read_notes).where(Calendar.id == calendar_id))
+        values["read_notes"] = _capped([*(before or []), *notes])
     await s.execute(update(Calendar).where(Calendar.id == calendar_id).values(**values))
     await s.execute(update(Connection).where(Connection.id == connection_id)
-                    .values(last_success_at=now, last_error=None))
+                    .values(last_success_at=now, last_error=None,
+                            status=case((Connection.status == "error", "active"), else_=Connection.status)))
 
 
-async def _record_failure(core: Core, connection_id: int, exc: ProviderError) -> None:
-    """Remember why a connection failed (no PHI: the error class and the adapter's message)."""
+def _capped(notes: list[str]) -> list[str]:
+    if len(notes) <= MAX_NOTES:
+        return notes
+    return [*notes[: MAX_NOTES - 1], f"... and {len(notes) - MAX_NOTES + 1} more"]
+
+
+async def _record_failure(core: Core, connection_id: int, exc: Exception) -> None:
+    """Remember why a connection failed (no PHI: the error class and the adapter's message).
+
+    An error that is not a ProviderError is a bug or an input no adapter foresaw: the connection
+    shows status "error" until its next good sync, so `connection list` does not call it active."""
     log.warning("sync failed", extra={"connection_id": connection_id, "error": type(exc).__name__})
     message = f"{type(exc).__name__}: {str(exc)[:300]}"
     async with core.store.session() as s:
@@ -338,3 +375,5 @@ async def _record_failure(core: Core, connection_id: int, exc: ProviderError) ->
             await audit.record(s, actor=ACTOR, action="connection.auth_expired", practice_id=conn.practice_id,
                                details={"connection_id": conn.id})
             conn.status = "auth_expired"
+        elif not isinstance(exc, ProviderError) and conn.status == "active":
+            conn.status = "error"

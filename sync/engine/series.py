@@ -15,11 +15,14 @@ chat (see `is_series`).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import re
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic as time_now
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -32,15 +35,20 @@ from sync.store.model import Appointment
 from sync.engine.recurrence import recurrence_key
 
 __all__ = [
-    "describe", "expand", "is_series", "occurrences_between", "parse_exdates", "refuse_change", "single", "visit",
-    "visit_starts",
+    "describe", "expand", "is_series", "occurrences_between", "parse_exdates", "refuse_change", "rule_parts",
+    "rule_problem", "single", "visit", "visit_starts",
 ]  # fmt: skip
 
 log = logging.getLogger("clinicbot.series")
+# Every rule is stopped at the end of the span asked about, COUNT or not; dateutil calls COUNT with
+# UNTIL deprecated, but the pair means exactly "the first COUNT, up to UNTIL" here.
+warnings.filterwarnings("ignore", message=".*count.*until.*", category=DeprecationWarning)
 
 _DATE_UNTIL = re.compile(r"UNTIL=(\d{8})(?=;|$)")
 #: Occurrences looked at per series and span at most (a daily series over 30 years; a bad rule).
 MAX_STEPS = 12_000
+#: Wall-clock limit for expanding all the series of one query (each one's work is bounded too).
+EXPAND_SECONDS = 10.0
 
 
 def parse_exdates(raw: Iterable[Any] | None) -> tuple[datetime, ...]:
@@ -95,12 +103,40 @@ def _zone(tzid: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+_FIXED_STEP = {
+    "SECONDLY": timedelta(seconds=1), "MINUTELY": timedelta(minutes=1), "HOURLY": timedelta(hours=1),
+    "DAILY": timedelta(days=1), "WEEKLY": timedelta(weeks=1),
+}  # fmt: skip
+
+
+def rule_parts(rrule: str) -> dict[str, str]:
+    """An RRULE's NAME=VALUE parts, names upper-cased (no validation)."""
+    parts: dict[str, str] = {}
+    for part in rrule.strip().removeprefix("RRULE:").split(";"):
+        name, _, value = part.partition("=")
+        parts[name.strip().upper()] = value.strip()
+    return parts
+
+
+def rule_problem(rrule: str) -> str | None:
+    """Why an RRULE is refused before dateutil sees it (INTERVAL below 1 never advances: dateutil
+    would loop inside one `next()` for ever), or None."""
+    interval = rule_parts(rrule).get("INTERVAL")
+    if interval:
+        try:
+            if int(interval) < 1:
+                return "INTERVAL below 1"
+        except ValueError:
+            return "INTERVAL is not a number"
+    return None
+
+
 def _skip_ahead(rrule: str, dtstart: datetime, lead: datetime) -> datetime:
     """`dtstart` moved forward by whole periods of the rule, to at most two periods before `lead`,
     where that gives the same occurrences after it: no COUNT, and a period that is a fixed number
-    of days, or of months from a day every month has. Saves walking a years-old series visit by
-    visit on every look (the reminder sweep looks at every series each minute)."""
-    parts = dict(p.partition("=")[::2] for p in rrule.upper().removeprefix("RRULE:").split(";"))
+    of wall-clock seconds, days, or months from a day every month has. Saves walking a years-old
+    series visit by visit on every look (the reminder sweep looks at every series each minute)."""
+    parts = rule_parts(rrule)
     if "COUNT" in parts:
         return dtstart
     try:
@@ -111,9 +147,9 @@ def _skip_ahead(rrule: str, dtstart: datetime, lead: datetime) -> datetime:
     target = (lead.astimezone(dtstart.tzinfo) if dtstart.tzinfo is not None else lead).replace(tzinfo=None)
     if target <= wall:
         return dtstart
-    freq = parts.get("FREQ")
-    if freq in ("DAILY", "WEEKLY"):
-        step = timedelta(days=interval * (7 if freq == "WEEKLY" else 1))
+    freq = parts.get("FREQ", "").upper()
+    if freq in _FIXED_STEP:
+        step = _FIXED_STEP[freq] * interval
         periods = (target - wall) // step - 1
         moved = wall + step * periods if periods > 0 else wall
     elif freq in ("MONTHLY", "YEARLY") and wall.day <= 28:
@@ -125,44 +161,91 @@ def _skip_ahead(rrule: str, dtstart: datetime, lead: datetime) -> datetime:
     return moved.replace(tzinfo=dtstart.tzinfo)
 
 
+#: Series whose unreadable rule was logged already: said once per series, not on every sweep.
+_LOGGED_UNREADABLE: set[object] = set()
+
+
+def _unreadable(appt: Appointment, why: str) -> None:
+    key = (getattr(appt, "id", None), appt.rrule)
+    if key not in _LOGGED_UNREADABLE:
+        if len(_LOGGED_UNREADABLE) > 10_000:
+            _LOGGED_UNREADABLE.clear()
+        _LOGGED_UNREADABLE.add(key)
+        log.warning("unreadable RRULE; showing the first visit only",
+                    extra={"appointment_id": getattr(appt, "id", None), "error": why[:80]})
+
+
+def _rule(text: str, dtstart: datetime, bound: datetime, all_day: bool) -> Any:
+    """One dateutil rule for RRULE `text`, stopped at `bound`: its work ends with the span asked
+    about (a date that never comes, BYMONTH=2;BYMONTHDAY=30, is otherwise looked for until 9999)."""
+    try:
+        rule: Any = rrulestr(text, dtstart=dtstart, ignoretz=all_day)
+    except (ValueError, TypeError):
+        if all_day:
+            raise
+        # e.g. a date-only UNTIL on a timed series (RFC 5545 says not to; some send it): read the
+        # rule in the series' wall-clock time, that UNTIL as the end of its day
+        fixed = _DATE_UNTIL.sub(r"UNTIL=\1T235959", text)
+        rule = rrulestr(fixed, dtstart=dtstart.replace(tzinfo=None), ignoretz=True)
+        bound = bound.astimezone(dtstart.tzinfo).replace(tzinfo=None)
+    until = getattr(rule, "_until", None)
+    if until is None or until > bound:
+        rule = rule.replace(until=bound)
+    return rule
+
+
 def expand(
     appt: Appointment, start: datetime, end: datetime, *, skip_ahead: bool = True
 ) -> list[tuple[datetime, datetime]]:
-    """(start, end) of each occurrence of series `appt` overlapping [start, end), EXDATEs left out."""
+    """(start, end) of each occurrence of series `appt` overlapping [start, end), EXDATEs left out.
+
+    DTSTART is always the first visit, whether or not the rule produces it (RFC 5545; the other
+    paths agree). A rule that cannot be read, or one refused by `rule_problem`, shows the first
+    visit only and is logged once. The work is bounded whatever the rule: every rule stops at
+    `end`, and at most MAX_STEPS occurrences are looked at.
+    """
     zone = _zone(appt.tzid)
     length = appt.end - appt.start
     first = appt.start.astimezone(zone)
     if appt.all_day:  # whole days: expand dates, then each day from its local midnight
         dtstart: datetime = datetime.combine(first.date(), time())
+        bound = datetime.combine(end.astimezone(zone).date(), time()) + timedelta(days=1)
     else:
         dtstart = first
-    if skip_ahead:
-        lead = start - length
-        dtstart = _skip_ahead(appt.rrule or "", dtstart, lead if not appt.all_day else lead.astimezone(zone))
-    try:
-        rule: Any = rrulestr(appt.rrule or "", dtstart=dtstart, forceset=True, ignoretz=appt.all_day)
-    except (ValueError, TypeError) as exc:
-        if appt.all_day:
-            log.warning("unreadable RRULE", extra={"appointment_id": appt.id, "error": str(exc)[:80]})
-            return []
-        # e.g. a date-only UNTIL on a timed series (RFC 5545 says not to; some send it): read the
-        # rule in the series' wall-clock time, that UNTIL as the end of its day
-        text = _DATE_UNTIL.sub(r"UNTIL=\1T235959", appt.rrule or "")
+        bound = end.astimezone(zone)
+    lead = start - length
+    texts = [t for t in (appt.rrule or "").split("\n") if t.strip()]
+    rules: list[Any] = []
+    for text in texts:
+        problem = rule_problem(text)
+        if problem is not None:
+            _unreadable(appt, problem)
+            rules = []
+            break
+        begin = dtstart
+        if skip_ahead:
+            begin = _skip_ahead(text, dtstart, lead if not appt.all_day else lead.astimezone(zone))
         try:
-            rule = rrulestr(text, dtstart=dtstart.replace(tzinfo=None), forceset=True, ignoretz=True)
-        except (ValueError, TypeError) as exc2:
-            log.warning("unreadable RRULE", extra={"appointment_id": appt.id, "error": str(exc2)[:80]})
-            return []
+            rules.append(_rule(text, begin, bound, appt.all_day))
+        except (ValueError, TypeError, OverflowError) as exc:
+            _unreadable(appt, str(exc))
+            rules = []
+            break
+    extra = sorted({_aware(dtstart, zone), *(_aware(r, zone) for r in parse_exdates(appt.rdates))})
+    moments = heapq.merge(extra, *((_aware(m, zone) for m in rule) for rule in rules))
     skipped = {ex.astimezone(UTC) for ex in parse_exdates(appt.exdates)}
     skipped_days = {ex.astimezone(zone).date() for ex in parse_exdates(appt.exdates)}
     found: list[tuple[datetime, datetime]] = []
-    for steps, moment in enumerate(rule):
+    previous: datetime | None = None
+    for steps, s in enumerate(moments):
         if steps >= MAX_STEPS:
             log.warning("series expanded only in part", extra={"appointment_id": appt.id})
             break
-        s = _aware(moment, zone)
         if s >= end:
             break
+        if s == previous:
+            continue  # a visit two rules (or a rule and an RDATE) both give is one visit
+        previous = s
         e = s + length
         if e <= start:
             continue
@@ -189,7 +272,8 @@ def visit(series: Appointment, start: datetime, end: datetime | None = None) -> 
 #: What expanding a series needs: no patient fields, so nothing to decrypt.
 _EXPAND_COLUMNS = (
     Appointment.id, Appointment.start, Appointment.end, Appointment.tzid, Appointment.all_day,
-    Appointment.rrule, Appointment.exdates, Appointment.source_calendar_id, Appointment.source_uid,
+    Appointment.rrule, Appointment.exdates, Appointment.rdates, Appointment.source_calendar_id,
+    Appointment.source_uid,
 )  # fmt: skip
 
 
@@ -215,10 +299,20 @@ async def _visits(
             )
         ).tuples():
             overridden[(cal, uid)].add(key)
+    return await asyncio.to_thread(_expand_rows, rows, start, end, overridden)
+
+
+def _expand_rows(
+    rows: list[Any], start: datetime, end: datetime, overridden: dict[tuple[int | None, str | None], set[str]]
+) -> list[tuple[Any, datetime, datetime]]:
+    """`_visits`' expansion, run in a worker thread: many series (or one heavy one) never hold up
+    the event loop, and past EXPAND_SECONDS the remaining series are left out and logged."""
+    deadline = time_now() + EXPAND_SECONDS
     found: list[tuple[Any, datetime, datetime]] = []
-    for n, series in enumerate(rows, 1):
-        if n % 64 == 0:
-            await asyncio.sleep(0)  # many series: let requests in between (the sweep runs every minute)
+    for n, series in enumerate(rows):
+        if time_now() > deadline:
+            log.warning("series left out: expansion time limit", extra={"left_out": len(rows) - n})
+            break
         replaced = overridden.get((series.source_calendar_id, series.source_uid), set())
         for s, e in expand(series, start, end):
             if recurrence_key(s.date() if series.all_day else s, series.all_day) in replaced:

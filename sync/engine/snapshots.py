@@ -40,6 +40,7 @@ def canonical(row: Any) -> Canonical:
         version=row.version, title=row.title, client_name=row.client_name, client_email=row.client_email,
         notes=row.notes, service=row.service, location_text=row.location_text, tzid=row.tzid,
         all_day=bool(row.all_day), rrule=row.rrule, exdates=parse_exdates(row.exdates),
+        rdates=parse_exdates(getattr(row, "rdates", None)),
         transparent=bool(row.transparent), source_calendar_id=row.source_calendar_id,
         source_uid=row.source_uid, recurrence_key=row.recurrence_key or "",
     )

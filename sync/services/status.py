@@ -33,6 +33,8 @@ class ConnectionStatus:
     failed_ops: int
     conflicts: int
     last_failed_error: str | None
+    #: What the last reads of its calendars skipped or repaired ("skipped <uid> line 12: ...").
+    read_notes: tuple[str, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -61,6 +63,11 @@ async def connection_status(core: Core, practice_id: int | None = None) -> list[
         conflicts = dict((await s.execute(
             select(Calendar.connection_id, func.count()).join(Link, Link.calendar_id == Calendar.id)
             .where(Link.state == "conflict").group_by(Calendar.connection_id))).tuples().all())
+        read_notes: dict[int, list[str]] = {}
+        for cid, notes in (await s.execute(
+                select(Calendar.connection_id, Calendar.read_notes).where(Calendar.sync_enabled.is_(True))
+                .order_by(Calendar.id))).tuples():
+            read_notes.setdefault(cid, []).extend(str(n) for n in notes or ())
         last_failed: dict[int, str | None] = {}
         for cid, err in (await s.execute(
                 select(OutboxOp.connection_id, OutboxOp.last_error).where(OutboxOp.status == "failed")
@@ -75,5 +82,6 @@ async def connection_status(core: Core, practice_id: int | None = None) -> list[
             cursor_age_seconds=(now - stamp).total_seconds() if stamp is not None else None,
             pending_ops=ops.get((c.id, "pending"), 0), failed_ops=ops.get((c.id, "failed"), 0),
             conflicts=conflicts.get(c.id, 0), last_failed_error=last_failed.get(c.id),
+            read_notes=tuple(read_notes.get(c.id, ())),
         ))
     return out

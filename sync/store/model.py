@@ -222,6 +222,9 @@ class Calendar(Base):
     cursor: Mapped[str | None] = mapped_column(Text)
     cursor_updated_at: Mapped[datetime | None]
     last_full_sync_at: Mapped[datetime | None]
+    #: What the last read of this calendar skipped or repaired ("skipped <uid> line 12: ..."), shown
+    #: with its connection's health by `sync status` and `doctor`.
+    read_notes: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     connection: Mapped[Connection] = relationship(back_populates="calendars")
@@ -254,6 +257,8 @@ class Appointment(Base):
     all_day: Mapped[bool] = mapped_column(Boolean, default=False)
     rrule: Mapped[str | None] = mapped_column(Text)
     exdates: Mapped[list[Any]] = mapped_column(default=list)
+    #: RDATEs of a series (ISO texts): visits it has besides its rules.
+    rdates: Mapped[list[Any]] = mapped_column(default=list)
     #: confirmed|tentative|cancelled|no_show|completed
     status: Mapped[str] = mapped_column(String(16), default="confirmed")
     transparent: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -41,6 +41,9 @@ class Component:
     line: int
     props: list[Prop] = field(default_factory=list)
     children: list[Component] = field(default_factory=list)
+    #: (line, why) of content lines inside this component that could not be read and were left
+    #: out; a reader decides whether the component is still usable without them.
+    dropped: list[tuple[int, str]] | None = None
 
     def first(self, name: str) -> Prop | None:
         for prop in self.props:
@@ -143,7 +146,7 @@ def parse_components(data: str | bytes) -> list[Component]:
     try:
         return _fast(text)
     except BadPayload:
-        return located(text)
+        return located(text, tolerant=True)
 
 
 _UNFOLD = re.compile(r"\n[ \t]")
@@ -219,8 +222,15 @@ def _param_dict(raw: str, line: int) -> dict[str, str]:
     return params
 
 
-def located(data: str | bytes) -> list[Component]:
-    """Parse line by line, keeping each property's physical line number (the exact, slower pass)."""
+def located(data: str | bytes, *, tolerant: bool = False) -> list[Component]:
+    """Parse line by line, keeping each property's physical line number (the exact, slower pass).
+
+    `tolerant`: a content line inside a component that cannot be read (no colon, a folded line that
+    lost its leading space, a bad parameter) is left out and noted in that component's `dropped`,
+    and text after the last END:VCALENDAR is noted on that calendar and ignored; what real
+    producers write should cost one property, not the feed. Input that is not iCalendar as a whole
+    (no BEGIN:VCALENDAR first, unbalanced BEGIN/END) still raises BadPayload naming the line.
+    """
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -235,11 +245,14 @@ def located(data: str | bytes) -> list[Component]:
             raw = raw[:-1]
         if raw[:1] in (" ", "\t"):
             if pending is None:
+                if tolerant and stack:
+                    _drop(stack[-1], index, "continuation line with nothing to continue")
+                    continue
                 raise BadPayload(f"line {index}: continuation line with nothing to continue", line=index)
             pending += raw[1:]
             continue
         if pending is not None:
-            _feed(pending, pending_line, stack, roots)
+            _feed(pending, pending_line, stack, roots, tolerant)
         pending, pending_line = (raw, index) if raw else (None, 0)
     if stack:
         raise BadPayload(
@@ -251,13 +264,34 @@ def located(data: str | bytes) -> list[Component]:
     return roots
 
 
-def _feed(text: str, line: int, stack: list[Component], roots: list[Component]) -> None:
-    prop = _content_line(text, line)
+def _drop(component: Component, line: int, why: str) -> None:
+    if component.dropped is None:
+        component.dropped = []
+    component.dropped.append((line, why))
+
+
+def _feed(text: str, line: int, stack: list[Component], roots: list[Component], tolerant: bool = False) -> None:
+    try:
+        prop = _content_line(text, line)
+    except BadPayload as exc:
+        if tolerant and stack:
+            _drop(stack[-1], line, str(exc).removeprefix(f"line {line}: "))
+            return
+        if tolerant and roots and text.strip():
+            _drop(roots[-1], line, "text after END:VCALENDAR")
+            return
+        raise
     if prop.name == "BEGIN":
         component = Component(prop.value.strip().upper(), line)
         if stack:
             stack[-1].children.append(component)
         elif component.name != "VCALENDAR":
+            if tolerant and roots:
+                # a stray component after the calendar: the whole block is noted and ignored
+                component.line = line
+                _drop(roots[-1], line, "text after END:VCALENDAR")
+                stack.append(component)
+                return
             raise BadPayload(f"line {line}: expected BEGIN:VCALENDAR, got BEGIN:{component.name}", line=line)
         else:
             roots.append(component)
@@ -265,10 +299,16 @@ def _feed(text: str, line: int, stack: list[Component], roots: list[Component]) 
     elif prop.name == "END":
         name = prop.value.strip().upper()
         if not stack or stack[-1].name != name:
+            if tolerant and not stack and roots:
+                _drop(roots[-1], line, "text after END:VCALENDAR")
+                return
             open_name = stack[-1].name if stack else "nothing"
             raise BadPayload(f"line {line}: END:{name} does not close {open_name}", line=line)
         stack.pop()
     elif not stack:
+        if tolerant and roots:
+            _drop(roots[-1], line, "text after END:VCALENDAR")
+            return
         raise BadPayload(f"line {line}: content outside BEGIN:VCALENDAR", line=line)
     else:
         stack[-1].props.append(prop)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import UTC, datetime, timedelta, tzinfo
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any, Literal
 
 from sync.contract import BadPayload
 from adapters.kit.ical.contentlines import (
@@ -23,7 +26,9 @@ from adapters.kit.ical.contentlines import (
 from adapters.kit.ical.zones import ZoneResolver
 from sync.contract.items import EventData, EventStatus
 
-__all__ = ["X_CLIENT_EMAIL", "X_CLIENT_NAME", "X_ID", "X_SERVICE", "events_from_calendar", "parse_events"]
+__all__ = [
+    "X_CLIENT_EMAIL", "X_CLIENT_NAME", "X_ID", "X_SERVICE", "ReadProblem", "events_from_calendar", "parse_events",
+]  # fmt: skip
 
 log = logging.getLogger("clinicbot.ical")
 
@@ -39,32 +44,125 @@ _STATUS: dict[str, EventStatus] = {
 }
 
 
-def parse_events(data: str | bytes, *, default_tz: str | None = None) -> list[EventData]:
+@dataclass(frozen=True, slots=True)
+class ReadProblem:
+    """Something in a calendar the reader skipped or repaired (no event content: uid, line, what).
+
+    kind: "skipped" (the event was left out), "repaired" (read with one obvious fix, or a line of
+    it left out), "rule" (its RRULE could not be read: only its DTSTART is shown).
+    """
+
+    kind: Literal["skipped", "repaired", "rule"]
+    uid: str | None
+    line: int
+    what: str
+
+    def text(self) -> str:
+        return f"{self.kind} {self.uid or '(no UID)'} line {self.line}: {self.what}"
+
+
+def parse_events(
+    data: str | bytes, *, default_tz: str | None = None, problems: list[ReadProblem] | None = None
+) -> list[EventData]:
     """Every VEVENT in an iCalendar stream (series masters and overrides), in document order.
 
-    Floating times and all-day dates are read in `default_tz` (UTC when None). Raises BadPayload,
-    naming the line, for anything malformed.
+    Floating times and all-day dates are read in `default_tz` (UTC when None). One event that
+    cannot be read is left out, one with an obvious fix is repaired, and each is added to
+    `problems` (with its line); the stream as a whole raises BadPayload, naming the line, only
+    when it is not iCalendar at all.
     """
-    try:
-        return _read(parse_components(data), default_tz)
-    except BadPayload as exc:
-        if exc.line:
-            raise
-    # The fast pass keeps no line numbers; read again line by line so the error names its line.
-    return _read(located(data), default_tz)
-
-
-def _read(calendars: list[Component], default_tz: str | None) -> list[EventData]:
-    events: list[EventData] = []
-    for calendar in calendars:
-        events.extend(events_from_calendar(calendar, default_tz=default_tz))
+    found: list[ReadProblem] = []
+    events = _read(parse_components(data), default_tz, found)
+    if any(p.line == 0 for p in found):
+        # The fast pass keeps no line numbers: read again line by line so each problem names its line.
+        found = []
+        events = _read(located(data, tolerant=True), default_tz, found)
+    if problems is not None:
+        problems.extend(found)
     return events
 
 
-def events_from_calendar(calendar: Component, *, default_tz: str | None = None) -> list[EventData]:
-    """The VEVENTs of one parsed VCALENDAR."""
+def _read(calendars: list[Component], default_tz: str | None, problems: list[ReadProblem]) -> list[EventData]:
+    events: list[EventData] = []
+    for calendar in calendars:
+        events.extend(events_from_calendar(calendar, default_tz=default_tz, problems=problems))
+    return events
+
+
+def events_from_calendar(
+    calendar: Component, *, default_tz: str | None = None, problems: list[ReadProblem] | None = None
+) -> list[EventData]:
+    """The VEVENTs of one parsed VCALENDAR that can be read (see `parse_events`).
+
+    A copy of an event (same UID and RECURRENCE-ID) with a higher SEQUENCE replaces the earlier
+    one; a cancelled override of a series in the same calendar also becomes an EXDATE of it, so the
+    occurrence is hidden even where the override itself is never imported.
+    """
+    found = problems if problems is not None else []
+    for line, why in calendar.dropped or ():
+        found.append(ReadProblem("repaired", None, line, f"left out: {why}"))
     resolver = ZoneResolver(calendar, default_tz)
-    return [_event(child, resolver) for child in calendar.children if child.name == "VEVENT"]
+    chosen: dict[tuple[str, datetime | None], tuple[int, EventData]] = {}
+    for child in calendar.children:
+        if child.name != "VEVENT":
+            continue
+        uid_prop = child.first("UID")
+        uid = uid_prop.value.strip() if uid_prop is not None else None
+        for line, why in child.dropped or ():
+            found.append(ReadProblem("repaired", uid, line, f"line left out: {why}"))
+        try:
+            event, sequence = _event(child, resolver, found)
+        except BadPayload as exc:
+            found.append(ReadProblem("skipped", uid, exc.line or child.line, _reason(exc, exc.line or child.line)))
+            continue
+        key = (event.uid, event.recurrence_id)
+        earlier = chosen.get(key)
+        if earlier is None or sequence > earlier[0]:
+            chosen[key] = (sequence, event)
+    if problems is None:
+        for problem in found:
+            log.warning("ical: %s", problem.kind, extra={"uid": problem.uid, "line": problem.line})
+    return _fold_cancelled(_as_master([event for _, event in chosen.values()]))
+
+
+def _reason(exc: BadPayload, line: int) -> str:
+    return str(exc).removeprefix(f"line {line}: ")[:200]
+
+
+def _as_master(events: list[EventData]) -> list[EventData]:
+    """Overrides whose RECURRENCE-ID is a date-time on an all-day series (Outlook writes them) name
+    the day that date-time has on its own clock: 16 April 00:00 in Berlin is 16 April, not the
+    15 April it is in UTC. They are keyed and written as that DATE, as the series' visits are."""
+    all_day = {e.uid: e.start.tzinfo for e in events if e.rrule and e.recurrence_id is None and e.all_day}
+    if not all_day:
+        return events
+    out = []
+    for event in events:
+        rid = event.recurrence_id
+        if rid is not None and event.uid in all_day and event.recurrence_all_day is False:
+            day = datetime.combine(rid.date(), time(), all_day[event.uid])
+            event = event.with_changes(recurrence_id=day, recurrence_all_day=True)
+        out.append(event)
+    return out
+
+
+def _fold_cancelled(events: list[EventData]) -> list[EventData]:
+    cancelled: dict[str, list[datetime]] = {}
+    for event in events:
+        if event.recurrence_id is not None and event.status == "cancelled":
+            cancelled.setdefault(event.uid, []).append(event.recurrence_id)
+    if not cancelled:
+        return events
+    out: list[EventData] = []
+    for event in events:
+        gone = cancelled.get(event.uid) if event.rrule and event.recurrence_id is None else None
+        if gone:
+            known = {x.astimezone(UTC) for x in event.exdates}
+            extra = tuple(g for g in gone if g.astimezone(UTC) not in known)
+            if extra:
+                event = event.with_changes(exdates=(*event.exdates, *extra))
+        out.append(event)
+    return out
 
 
 class _Moment:
@@ -95,6 +193,8 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
     for raw in prop.value.split(","):
         text = raw.strip()
         size = len(text)
+        if not size and prop.name in ("EXDATE", "RDATE"):
+            continue  # an empty item (Google writes "EXDATE;VALUE=DATE:"): nothing to add or leave out
         try:
             if size == 8 and text.isdigit():
                 # An all-day date is floating: it means that day wherever the reader is.
@@ -118,7 +218,24 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
             out.append(_Moment(moment.replace(tzinfo=resolver.default_zone), False, resolver.default_tzid))
     if not out:
         raise _bad(prop, "has no value")
+    for found in out:
+        _in_range(prop, found.value)
     return out
+
+
+#: Times a calendar may hold: within a day of the ends of Python's datetime range, converting a time
+#: to UTC or adding a day to it would raise OverflowError deep in the sync.
+_EARLIEST = datetime(1, 1, 3, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 29, tzinfo=UTC)
+
+
+def _in_range(prop: Prop, value: datetime) -> None:
+    try:
+        ok = _EARLIEST <= value.astimezone(UTC) <= _LATEST
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise _bad(prop, "is out of the supported range (years 1 to 9999)")
 
 
 def _duration(prop: Prop) -> timedelta:
@@ -126,31 +243,92 @@ def _duration(prop: Prop) -> timedelta:
 
     try:
         value = vDuration.from_ical(prop.value.strip())  # type: ignore[no-untyped-call]
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise _bad(prop, "is not a valid duration") from None
     if not isinstance(value, timedelta):
         raise _bad(prop, "is not a valid duration")
     return value
 
 
-def _rrule(prop: Prop) -> str:
+_SPACES = re.compile(r"\s+")
+
+
+def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], uid: str | None) -> str | None:
+    """The RRULE text without its "RRULE:" prefix, or None when it cannot be read (noted).
+
+    Spaces inside it are removed (Exchange writes "BYDAY=MO, TU"). A rule is read by icalendar and
+    by dateutil, which expands it; INTERVAL below 1 is refused (dateutil would loop for ever).
+    """
+    from dateutil.rrule import rrulestr
     from icalendar import vRecur
 
-    text = prop.value.strip()
+    raw = prop.value.strip()
+    text = _SPACES.sub("", raw)
+    if text != raw:
+        problems.append(ReadProblem("repaired", uid, prop.line, "RRULE had spaces in it"))
+    text = text[6:] if text.upper().startswith("RRULE:") else text
+    why: str | None = None
     try:
         vRecur.from_ical(text)
-    except (ValueError, TypeError, KeyError):
-        raise _bad(prop, "is not a valid recurrence rule") from None
-    return text[6:] if text.upper().startswith("RRULE:") else text
+        parts = dict(p.partition("=")[::2] for p in text.upper().split(";"))
+        if int(parts.get("INTERVAL") or 1) < 1:
+            why = "INTERVAL below 1"
+        else:
+            rrulestr(text, dtstart=start.replace(tzinfo=None), ignoretz=True)
+    except (ValueError, TypeError, KeyError, OverflowError):
+        why = "cannot be read"
+    if why is not None:
+        problems.append(ReadProblem("rule", uid, prop.line, f"RRULE {why}; only the first visit is shown"))
+        return None
+    return text
 
 
-def _event(component: Component, resolver: ZoneResolver) -> EventData:
+def _date_exdates(
+    days: list[date], start: _Moment, rules: list[str], rdates: list[datetime]
+) -> list[datetime]:
+    """The occurrences of a timed series on the days of its DATE EXDATEs (RFC 5545 leaves the
+    meaning open; recurring-ical-events, like most readers, leaves out every visit on that day)."""
+    from dateutil.rrule import rrulestr
+
+    zone = start.value.tzinfo
+    wanted = set(days)
+    last = datetime.combine(max(days) + timedelta(days=1), time(), zone)
+    found = [m for m in (start.value, *rdates) if m.astimezone(zone).date() in wanted]
+    for text in rules:
+        try:
+            rule: Any = rrulestr(text, dtstart=start.value.replace(tzinfo=None), ignoretz=True)
+            rule = rule.replace(until=last.replace(tzinfo=None))
+        except (ValueError, TypeError):
+            continue
+        for steps, moment in enumerate(rule):
+            if steps > 100_000:
+                break
+            if moment.date() in wanted:
+                found.append(moment.replace(tzinfo=zone))
+    return found
+
+
+def _event(component: Component, resolver: ZoneResolver, problems: list[ReadProblem]) -> tuple[EventData, int]:
+    """One VEVENT and its SEQUENCE; BadPayload naming the line when it cannot be read."""
+    try:
+        return _event_fields(component, resolver, problems)
+    except OverflowError:
+        raise BadPayload(f"line {component.line}: a time is out of range", line=component.line) from None
+
+
+def _event_fields(component: Component, resolver: ZoneResolver, problems: list[ReadProblem]) -> tuple[EventData, int]:
     start: _Moment | None = None
     end: _Moment | None = None
     duration: Prop | None = None
     fields: dict[str, object] = {}
     exdates: list[datetime] = []
+    exdays: list[datetime] = []  # DATE values, at midnight in the calendar's zone
+    rdates: list[datetime] = []
+    rules: list[Prop] = []
     categories: list[str] = []
+    sequence = 0
+    uid_prop = component.first("UID")
+    uid = uid_prop.value.strip() if uid_prop is not None else None
     for prop in component.props:
         name = prop.name
         if name == "DTSTART":
@@ -171,12 +349,31 @@ def _event(component: Component, resolver: ZoneResolver) -> EventData:
             fields["status"] = _STATUS.get(prop.value.strip().upper(), "confirmed")
         elif name == "TRANSP":
             fields["transparent"] = prop.value.strip().upper() == "TRANSPARENT"
+        elif name == "SEQUENCE":
+            try:
+                sequence = int(prop.value.strip())
+            except ValueError:
+                problems.append(ReadProblem("repaired", uid, prop.line, "SEQUENCE is not a number; read as 0"))
         elif name == "RRULE":
-            fields["rrule"] = _rrule(prop)
+            rules.append(prop)
         elif name == "EXDATE":
-            exdates.extend(m.value for m in _moments(prop, resolver))
+            if not prop.value.strip():
+                problems.append(ReadProblem("repaired", uid, prop.line, "empty EXDATE left out"))
+                continue
+            for m in _moments(prop, resolver):
+                (exdays if m.all_day else exdates).append(m.value)
+        elif name == "RDATE":
+            if prop.params is not None and (prop.params.get("VALUE") or "").upper() == "PERIOD":
+                rdates.extend(_period_starts(prop, resolver))
+            elif prop.value.strip():
+                rdates.extend(m.value for m in _moments(prop, resolver))
         elif name == "RECURRENCE-ID":
-            fields["recurrence_id"] = _moments(prop, resolver)[0].value
+            rid = _moments(prop, resolver)[0]
+            fields["recurrence_id"] = rid.value
+            fields["recurrence_all_day"] = rid.all_day
+            kind = prop.param("RANGE")
+            if kind and kind.strip().upper() == "THISANDFUTURE":
+                fields["recurrence_range"] = "THISANDFUTURE"
         elif name == "CATEGORIES":
             categories.extend(c for c in split_text_list(prop.value) if c)
         elif name == X_ID:
@@ -193,7 +390,9 @@ def _event(component: Component, resolver: ZoneResolver) -> EventData:
         if end.all_day != start.all_day:
             end_prop = component.first("DTEND")
             assert end_prop is not None
-            raise _bad(end_prop, "and DTSTART mix a date with a date-time")
+            problems.append(ReadProblem("repaired", uid, end_prop.line, "DTEND and DTSTART mix a date with a "
+                                        "date-time; read as DTSTART's kind"))  # fmt: skip
+            end = _like(end, start)
         stop = end.value
     elif duration is not None:
         stop = start.value + _duration(duration)
@@ -202,7 +401,23 @@ def _event(component: Component, resolver: ZoneResolver) -> EventData:
     if stop < start.value:
         line = component.first("DTEND") or component.first("DURATION") or component.first("DTSTART")
         assert line is not None
-        raise _bad(line, "makes the event end before it starts")
+        problems.append(ReadProblem("repaired", uid, line.line, "ended before it started; start and end swapped"))
+        if start.all_day:
+            start, stop = _Moment(stop, True, start.tzid), start.value
+        else:
+            start, stop = _Moment(stop, False, start.tzid), start.value
+    for value in (start.value, stop):
+        try:
+            value.astimezone(UTC) + timedelta(days=1)
+        except OverflowError:
+            raise BadPayload(f"line {component.line}: a time is out of range", line=component.line) from None
+    texts = [text for text in (_rrule(prop, start.value, problems, uid) for prop in rules) if text]
+    if texts:
+        fields["rrule"] = "\n".join(dict.fromkeys(texts))
+    if exdays and not start.all_day:
+        exdates.extend(_date_exdates([d.date() for d in exdays], start, texts, rdates))
+    else:
+        exdates.extend(exdays)
     if "uid" not in fields or not fields["uid"]:
         fields["uid"] = _synthetic_uid(component)
     fields.setdefault("summary", "")
@@ -212,12 +427,32 @@ def _event(component: Component, resolver: ZoneResolver) -> EventData:
             end=stop,
             tzid=start.tzid,
             all_day=start.all_day,
-            exdates=tuple(exdates),
+            exdates=tuple(dict.fromkeys(exdates)),
+            rdates=tuple(dict.fromkeys(rdates)),
             categories=tuple(categories),
             **fields,  # type: ignore[arg-type]
-        )
+        ), sequence
     except ValueError as exc:
         raise BadPayload(f"line {component.line}: {exc}", line=component.line) from None
+
+
+def _like(end: _Moment, start: _Moment) -> _Moment:
+    """DTEND read as a value of DTSTART's kind: the day it falls on (an all-day event lasts at least
+    that day), or the start of that day in DTSTART's zone."""
+    if start.all_day:
+        past_midnight = end.value.timetz().replace(tzinfo=None) != time()
+        day = end.value.date() + (timedelta(days=1) if past_midnight else timedelta())
+        value = datetime.combine(day, time(), start.value.tzinfo)
+        return _Moment(max(value, start.value + timedelta(days=1)), True, start.tzid)
+    value = datetime.combine(end.value.date(), time(), start.value.tzinfo)
+    return _Moment(max(value, start.value), False, start.tzid)
+
+
+def _period_starts(prop: Prop, resolver: ZoneResolver) -> list[datetime]:
+    """The starts of an RDATE;VALUE=PERIOD list (start/end or start/duration)."""
+    starts = ",".join(item.split("/", 1)[0] for item in prop.value.split(","))
+    params = {k: v for k, v in (prop.params or {}).items() if k != "VALUE"}
+    return [m.value for m in _moments(Prop(prop.name, params or None, starts, prop.line), resolver)]
 
 
 def _synthetic_uid(component: Component) -> str:

@@ -60,6 +60,20 @@ def _when(name: str, value: datetime, event: EventData) -> str:
     return f"{name};TZID={zone}:{value.astimezone(ZoneInfo(zone)):%Y%m%dT%H%M%S}"
 
 
+def _recurrence_id(event: EventData, rid: datetime) -> str:
+    """RECURRENCE-ID in the value type it was read with (an override made all-day still names a
+    timed occurrence, and the other way round), and its RANGE. A DATE is the day the value has in
+    its own zone: read through UTC, 16 April at 00:00 in Berlin would become 15 April."""
+    as_date = event.all_day if event.recurrence_all_day is None else event.recurrence_all_day
+    name = "RECURRENCE-ID;RANGE=THISANDFUTURE" if event.recurrence_range == "THISANDFUTURE" else "RECURRENCE-ID"
+    if as_date:
+        return f"{name};VALUE=DATE:{rid:%Y%m%d}"
+    zone = _zone_of(event)
+    if event.all_day or zone is None:
+        return f"{name}:{rid.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    return f"{name};TZID={zone}:{rid.astimezone(ZoneInfo(zone)):%Y%m%dT%H%M%S}"
+
+
 def _vevent(event: EventData, stamp: str) -> list[str]:
     lines = [
         "BEGIN:VEVENT",
@@ -69,7 +83,7 @@ def _vevent(event: EventData, stamp: str) -> list[str]:
         _when("DTEND", event.end, event),
     ]
     if event.recurrence_id is not None:
-        lines.append(_when("RECURRENCE-ID", event.recurrence_id, event))
+        lines.append(_recurrence_id(event, event.recurrence_id))
     lines.append(f"SUMMARY:{escape_text(event.summary)}")
     if event.description:
         lines.append(f"DESCRIPTION:{escape_text(event.description)}")
@@ -78,8 +92,9 @@ def _vevent(event: EventData, stamp: str) -> list[str]:
     lines.append(f"STATUS:{event.status.upper()}")
     lines.append("TRANSP:TRANSPARENT" if event.transparent else "TRANSP:OPAQUE")
     if event.rrule:
-        lines.append(f"RRULE:{event.rrule}")
+        lines.extend(f"RRULE:{rule}" for rule in event.rrule.split("\n") if rule)
     lines.extend(_when("EXDATE", exdate, event) for exdate in event.exdates)
+    lines.extend(_when("RDATE", rdate, event) for rdate in event.rdates)
     if event.categories:
         lines.append("CATEGORIES:" + ",".join(escape_text(c) for c in event.categories))
     for name, value in (

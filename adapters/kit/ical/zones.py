@@ -10,6 +10,8 @@ Zone", "(UTC+01:00) Amsterdam, ...") is read from its VTIMEZONE, through the ica
 from __future__ import annotations
 
 import logging
+from bisect import bisect_right
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -82,7 +84,9 @@ class ZoneResolver:
             zone = iana_zone(location.value)
             assert zone is not None
             return zone, zone.key
-        return _vtimezone_to_tz(block), None
+        from adapters.kit.ical.writer import component_text
+
+        return _custom_zone(component_text(block), block.line)
 
     def _vtimezone(self, tzid: str) -> Component | None:
         if self._calendar is None:
@@ -95,19 +99,118 @@ class ZoneResolver:
         return None
 
 
-def _vtimezone_to_tz(block: Component) -> tzinfo:
-    """Build a tzinfo from a custom VTIMEZONE with the icalendar library (the slow, complete path)."""
+Offsets = Callable[[datetime], "timedelta | None"]
+
+
+@lru_cache(maxsize=64)
+def _custom_zone(text: str, line: int) -> tuple[tzinfo, str | None]:
+    """(tzinfo, IANA name or None) for a custom VTIMEZONE ("Customized Time Zone", Google's own
+    blocks): the IANA zone whose offsets are the same over EQUIVALENT_YEARS (see
+    `equivalent_zone`), so a series in it is expanded, stored and written like any other, 09:00
+    staying 09:00 across DST; else the block's own rules, read by icalendar, with no name."""
     import icalendar
 
     from sync.contract import BadPayload
-    from adapters.kit.ical.writer import component_text
 
     try:
-        parsed: Any = icalendar.Timezone.from_ical(component_text(block))
+        parsed: Any = icalendar.Timezone.from_ical(text)
         zone: tzinfo = parsed.to_tz()
-        return zone
+        times, infos = parsed.get_transitions()
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError ... on bad blocks
-        raise BadPayload(f"line {block.line}: unreadable VTIMEZONE ({type(exc).__name__})", line=block.line) from exc
+        raise BadPayload(f"line {line}: unreadable VTIMEZONE ({type(exc).__name__})", line=line) from exc
+    offsets: Offsets = _stepwise(times, [info[0] for info in infos]) if times else _offsets_of(zone)
+    same = equivalent_zone(offsets)
+    if same is None:
+        log.warning("ical: a custom VTIMEZONE matches no IANA zone; its series are expanded in UTC")
+        return zone, None
+    return ZoneInfo(same), same
+
+
+def _stepwise(times: list[datetime], after: list[timedelta]) -> Offsets:
+    """UTC offset at an instant from a zone's transitions (naive UTC times, offset after each)."""
+    keys = [t.replace(tzinfo=UTC) for t in times]
+
+    def offset(moment: datetime) -> timedelta | None:
+        index = bisect_right(keys, moment) - 1
+        return after[index] if index >= 0 else after[0]
+
+    return offset
+
+
+def _offsets_of(zone: tzinfo) -> Offsets:
+    return lambda moment: moment.astimezone(zone).utcoffset()
+
+
+#: Years over which a custom zone must agree with its IANA equivalent (at noon every day, and to the
+#: second at each of its own changes of offset): the span any appointment synced today falls in.
+EQUIVALENT_YEARS = (2000, 2037)
+_REGIONS = ("Europe", "America", "Asia", "Australia", "Pacific", "Africa", "Atlantic", "Indian", "Etc")
+
+
+@lru_cache(maxsize=1)
+def _signatures() -> dict[tuple[int, ...], list[str]]:
+    """IANA zones grouped by their UTC offsets on the 1st and 15th of each month of two years."""
+    from zoneinfo import available_timezones
+
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for key in sorted(available_timezones()):
+        if key.split("/")[0] not in _REGIONS:
+            continue  # "CET", "US/Eastern", "posixrules" ...: aliases and legacy names
+        try:
+            zone = ZoneInfo(key)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+        groups.setdefault(_signature(_offsets_of(zone)), []).append(key)
+    return groups
+
+
+def _signature(offsets: Offsets) -> tuple[int, ...]:
+    out = []
+    for year in (2026, 2027):
+        for month in range(1, 13):
+            for day in (1, 15):
+                offset = offsets(datetime(year, month, day, 12, tzinfo=UTC))
+                out.append(int(offset.total_seconds()) if offset is not None else 0)
+    return tuple(out)
+
+
+def equivalent_zone(offsets: Offsets) -> str | None:
+    """The IANA zone with the same UTC offsets as `offsets` over EQUIVALENT_YEARS, preferring
+    European, then American ... names (any of equal zones gives the same times)."""
+    candidates = _signatures().get(_signature(offsets), [])
+    for key in sorted(candidates, key=lambda k: (_REGIONS.index(k.split("/")[0]), k)):
+        if _agrees(offsets, ZoneInfo(key)):
+            return key
+    return None
+
+
+def _agrees(offsets: Offsets, other: ZoneInfo) -> bool:
+    first, last = EQUIVALENT_YEARS
+    moment = datetime(first, 1, 1, 12, tzinfo=UTC)
+    stop = datetime(last + 1, 1, 1, tzinfo=UTC)
+    step, second = timedelta(days=1), timedelta(seconds=1)
+    previous = offsets(moment)
+    while moment < stop:
+        mine = offsets(moment)
+        if mine != moment.astimezone(other).utcoffset():
+            return False
+        if mine != previous and not _same_change(offsets, other, moment - step, moment, second):
+            return False
+        previous = mine
+        moment += step
+    return True
+
+
+def _same_change(offsets: Offsets, other: ZoneInfo, low: datetime, high: datetime, second: timedelta) -> bool:
+    """Whether both zones change offset at the same second between `low` and `high`."""
+    before = offsets(low)
+    while high - low > second:
+        middle = low + (high - low) / 2
+        if offsets(middle) == before:
+            low = middle
+        else:
+            high = middle
+    return (low.astimezone(other).utcoffset(), high.astimezone(other).utcoffset()) == (offsets(low), offsets(high))
 
 
 def _offset_text(offset: timedelta) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from sync.contract import BadPayload
 from adapters.kit.ical import parse_events
+from adapters.kit.ical.reader import ReadProblem
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -143,7 +144,7 @@ CUSTOM_ZONE = [
 ]
 
 
-def test_custom_vtimezone_is_read_through_icalendar() -> None:
+def test_custom_vtimezone_resolves_to_the_iana_zone_with_the_same_rules() -> None:
     winter, summer = parse_events(
         cal(
             *CUSTOM_ZONE,
@@ -153,7 +154,17 @@ def test_custom_vtimezone_is_read_through_icalendar() -> None:
     )
     assert winter.start == datetime(2026, 1, 15, 8, tzinfo=UTC)
     assert summer.start == datetime(2026, 7, 15, 7, tzinfo=UTC)
-    assert winter.tzid is None  # no IANA name to keep
+    # Kept as the IANA zone it equals, so its series expand in local time, not in UTC (issue 20, bug 1).
+    assert winter.tzid is not None and winter.tzid.startswith("Europe/")
+    assert ZoneInfo(winter.tzid).utcoffset(datetime(2026, 7, 15, 9)) == timedelta(hours=2)
+
+
+def test_custom_vtimezone_that_no_iana_zone_equals_is_read_through_icalendar() -> None:
+    odd = ["BEGIN:VTIMEZONE", "TZID:Odd", "BEGIN:STANDARD", "DTSTART:16010101T000000", "TZOFFSETFROM:+0317",
+           "TZOFFSETTO:+0317", "END:STANDARD", "END:VTIMEZONE"]
+    (event,) = parse_events(cal(*odd, *vevent("DTSTART;TZID=Odd:20260115T090000", "DURATION:PT1H")))
+    assert event.start == datetime(2026, 1, 15, 5, 43, tzinfo=UTC)
+    assert event.tzid is None  # no IANA name to keep
 
 
 def test_custom_vtimezone_with_x_lic_location_keeps_the_iana_name() -> None:
@@ -185,21 +196,38 @@ def test_missing_uid_gets_a_stable_synthetic_one() -> None:
     [
         ("<html><body>Not found</body></html>\r\n", 1, "content line"),
         ("", 1, "no iCalendar data"),
-        (cal(*vevent("SUMMARY:no start")), 4, "VEVENT without DTSTART"),
-        (cal(*vevent("DTSTART:2026-01-05", "SUMMARY:x")), 7, "DTSTART"),
-        (cal(*vevent("DTSTART:20260105T080000Z", "RRULE:FREQ=SOMETIMES")), 8, "RRULE"),
-        (cal(*vevent("DTSTART:20260105T080000Z", "DTEND:20260104T080000Z")), 8, "before it starts"),
         ("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n", 3, "END:VCALENDAR"),
         ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n", 1, "never ended"),
-        ("BEGIN:VCALENDAR\r\nthis line has no colon\r\nEND:VCALENDAR\r\n", 2, "content line"),
     ],
 )
-def test_malformed_input_names_the_line(text: str, line: int, words: str) -> None:
+def test_input_that_is_not_icalendar_as_a_whole_names_the_line(text: str, line: int, words: str) -> None:
     with pytest.raises(BadPayload) as caught:
         parse_events(text)
     assert caught.value.line == line
     assert words in str(caught.value)
     assert f"line {line}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "kind", "words"),
+    [
+        (("SUMMARY:no start",), 4, "skipped", "VEVENT without DTSTART"),
+        (("DTSTART:2026-01-05", "SUMMARY:x"), 7, "skipped", "DTSTART"),
+        (("DTSTART:20260105T080000Z", "RRULE:FREQ=SOMETIMES"), 8, "rule", "RRULE"),
+        (("DTSTART:20260105T080000Z", "DTEND:20260104T080000Z"), 8, "repaired", "swapped"),
+        (("DTSTART:20260105T080000Z", "this line has no colon"), 8, "repaired", "content line"),
+    ],
+)
+def test_one_malformed_event_is_skipped_or_repaired_and_named_the_rest_is_read(
+    lines: tuple[str, ...], line: int, kind: str, words: str
+) -> None:
+    good = vevent("DTSTART:20260106T080000Z", "SUMMARY:fine", uid="good")
+    problems: list[ReadProblem] = []
+    events = parse_events(cal(*vevent(*lines), *good), problems=problems)
+    assert "good" in [e.uid for e in events]
+    assert [(p.kind, p.uid, p.line) for p in problems] == [(kind, "u1", line)]
+    assert words in problems[0].what
+    assert len(events) == (1 if kind == "skipped" else 2)
 
 
 def test_agrees_with_the_icalendar_library() -> None:

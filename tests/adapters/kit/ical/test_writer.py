@@ -61,7 +61,7 @@ def events(draw: st.DrawFn) -> EventData:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(events(), min_size=1, max_size=4))
+@given(st.lists(events(), min_size=1, max_size=4, unique_by=lambda e: e.uid))  # one UID is one event
 def test_serialize_then_parse_is_the_identity(batch: list[EventData]) -> None:
     back = parse_events(serialize_calendar(batch), default_tz=None)
     for original, read in zip(batch, back, strict=True):
