@@ -225,16 +225,21 @@ class TeamsBot(ActivityHandler):
                 await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
 
     async def _installed(self, turn_context: TurnContext) -> None:
+        """Store the conversation and greet it with the help card, once per conversation.
+
+        Teams announces one install twice, at the same moment (installationUpdate and a
+        conversationUpdate adding the bot): only the turn that stores the conversation first greets.
+        """
         actor = await self._actor(turn_context)
         ref = reference_of(turn_context.activity)
         async with self.core.store.session() as session:
-            await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
+            new = await recipients.store_conversation_ref(session, actor.chat_identity_id, ref, lock=True)
             if not is_personal(ref):
                 conversation = turn_context.activity.conversation
                 # Post to the channel itself: no person, and no thread (";messageid=...").
                 channel_ref = {k: v for k, v in ref.items() if k not in ("user", "activityId")}
                 channel_ref["conversation"] = {**ref["conversation"], "id": conversation.id.split(";")[0]}
-                await recipients.remember_channel(
+                stored = await recipients.remember_channel(
                     session,
                     actor.practice_id,
                     PLATFORM,
@@ -243,9 +248,12 @@ class TeamsBot(ActivityHandler):
                     conversation.name or "",
                     channel_ref,
                 )
+                new = stored.created
         log.info(
-            "installed", extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType")}
+            "installed",
+            extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType"), "greeted": new},
         )
-        await turn_context.send_activity(
-            card_activity(cards.render(await handle(self.core, actor, parse("help"))))
-        )
+        if new:
+            await turn_context.send_activity(
+                card_activity(cards.render(await handle(self.core, actor, parse("help"))))
+            )
