@@ -73,7 +73,8 @@ def help_view(cmd: ShowHelp) -> View:
         if not chosen:
             raise ParseError(f"there is no command {cmd.topic!r}", "help reschedule")
         return Help(chosen)
-    return Help(entries, intro="Type `/clinic <command>`. Times are read in the practice's time zone.")
+    # How to type a command differs per platform: each renderer says it (bot.slack.render, bot.teams.cards).
+    return Help(entries, intro="Times are read in the practice's time zone.")
 
 
 async def whoami(core: Core, actor: Actor) -> View:

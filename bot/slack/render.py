@@ -249,7 +249,7 @@ def _help(view: Help) -> list[Block]:
     ]
     blocks: list[Block] = []
     if view.intro:
-        blocks.append(_md(esc(view.intro)))
+        blocks.append(_md(esc(f"Type `/clinic <command>`. {view.intro}")))
     blocks.append(_md("\n".join(lines)))
     return blocks
 

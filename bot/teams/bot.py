@@ -33,10 +33,13 @@ log = logging.getLogger("clinicbot.teams")
 PLATFORM: Literal["teams"] = "teams"
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+#: Slack's slash command typed out of habit: Teams has none, so it is dropped.
+_SLASH_CLINIC = re.compile(r"^/clinic(?:\s+|$)", re.IGNORECASE)
 
 
 def command_text(activity: Activity) -> str:
-    """The command typed: the bot's own @mention removed, people's mentions as `@!<id>`, no markup.
+    """The command typed: the bot's own @mention and a leading `/clinic` removed, people's mentions
+    as `@!<id>`, no markup.
 
     Same effect as TurnContext.remove_recipient_mention, but literal: botbuilder feeds the
     mention's name to `re.sub` as a pattern, which misfires on names such as "clinicbot (test)".
@@ -49,7 +52,7 @@ def command_text(activity: Activity) -> str:
         shown = props.get("text") or f"<at>{who.get('name', '')}</at>"
         value = value.replace(shown, " " if who.get("id") == bot_id else f" @!{who.get('id', '')} ")
     value = html.unescape(_TAGS.sub(" ", value))
-    return _SPACE.sub(" ", value).strip()
+    return _SLASH_CLINIC.sub("", _SPACE.sub(" ", value).strip())
 
 
 def _tenant(activity: Activity) -> str:
