@@ -25,6 +25,7 @@ from bot.commands.present import agenda_item, appointment_detail, day_label, mom
 from bot.commands.when import wall_time
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
 from sync import appointments as svc
+from sync import series
 from sync.core import Core
 from sync.model import Appointment, ChatIdentity, Practice, Practitioner
 from sync.practices import find_practitioner
@@ -107,16 +108,21 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
     )
 
 
-async def details(core: Core, actor: Actor, appointment_id: int, notice: str = "") -> View:
+async def details(
+    core: Core, actor: Actor, appointment_id: int, notice: str = "", visit_start: datetime | None = None
+) -> View:
+    """One appointment; for a series with `visit_start`, that visit (the series itself if it has none then)."""
     async with core.store.session() as session:
         practice = await _practice(session, actor)
         appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
         check_see(actor, appt)
+        if visit_start is not None:
+            appt = series.visit_at(appt, visit_start) or appt
         return await appointment_detail(session, actor, appt, practice.timezone, notice)
 
 
 async def show(core: Core, actor: Actor, cmd: ShowAppointment | ShowDetails) -> View:
-    return await details(core, actor, cmd.appointment_id)
+    return await details(core, actor, cmd.appointment_id, visit_start=getattr(cmd, "start", None))
 
 
 async def _form(

@@ -17,7 +17,9 @@ from sync.model import Appointment, Calendar, Link, OutboxOp, Practitioner
 from sync.series import describe, is_series
 from sync.sources import refuse_read_only
 
-__all__ = ["agenda_item", "appointment_detail", "day_label", "moment_label", "practitioner_names"]
+__all__ = [
+    "agenda_item", "appointment_detail", "day_label", "details_action", "moment_label", "practitioner_names",
+]
 
 
 def day_label(day: date) -> str:
@@ -53,7 +55,7 @@ def agenda_item(
     if appt.status in ACTIVE_STATUSES and can_change(actor, appt) and not is_series(appt) and not read_only:
         actions += [OpenReschedule(appt.id, appt.version), AskCancel(appt.id, appt.version)]
     if with_details:
-        actions.append(ShowDetails(appt.id))
+        actions.append(details_action(appt))
     return AgendaItem(
         appointment_id=appt.id,
         ref=appt.ref,
@@ -67,6 +69,11 @@ def agenda_item(
         status=appt.status,
         actions=tuple(actions),
     )
+
+
+def details_action(appt: Appointment) -> ShowDetails:
+    """The Details button; for a visit of a series it names the visit, which shares the series' id."""
+    return ShowDetails(appt.id, appt.start if is_series(appt) else None)
 
 
 async def appointment_detail(
@@ -90,6 +97,8 @@ async def appointment_detail(
     )
     calendars = tuple((f"{r[1] or 'calendar'} ({r[2]})", "pending" if r[0] in queued else str(r[3])) for r in rows)
     read_only = await refuse_read_only(session, appt)
+    # A visit is a transient copy of its series row; the row itself (in the session) says since when.
+    series_row = await session.get(Appointment, appt.id) if is_series(appt) else None
     item = agenda_item(actor, appt, tz, names, with_details=False, read_only=read_only is not None)
     return AppointmentDetail(
         item=item,
@@ -97,5 +106,6 @@ async def appointment_detail(
         location=appt.location_text or "",
         notes=appt.notes or "",
         calendars=calendars,
-        notice=" ".join(filter(None, (notice, describe(appt, tz), f"{read_only}." if read_only else ""))),
+        notice=notice,
+        note=" ".join(filter(None, (describe(series_row or appt, tz), f"{read_only}." if read_only else ""))),
     )

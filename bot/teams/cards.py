@@ -179,6 +179,8 @@ def _detail(view: AppointmentDetail) -> tuple[list[Json], list[Json]]:
     if view.notice:
         body.append(text(view.notice, color="Good", weight="Bolder"))
     body.append(_heading(f"{item.ref} · {view.date_label} {item.time_label}"))
+    if view.note:
+        body.append(text(view.note, isSubtle=True))
     facts = [
         ("Client", item.client),
         ("Service", item.service),

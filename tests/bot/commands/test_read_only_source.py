@@ -74,7 +74,7 @@ async def test_a_visit_from_an_ics_feed_is_refused_with_the_reason(core: Core) -
             assert isinstance(view, Error), (attempt, view)
             assert "read-only" in view.message and "booking system" in view.message, view.message
         detail = await handle(core, staff, actions.ShowDetails(appt_id))
-        assert isinstance(detail, AppointmentDetail) and "read-only" in detail.notice
+        assert isinstance(detail, AppointmentDetail) and "read-only" in detail.note
 
         # Nothing was written locally, so the feed's next change lands without a hidden overwrite.
         feeds.publish("/lee.ics", _feed(11))
