@@ -187,6 +187,16 @@ def _appointment_id(tok: str, example: str) -> int:
         raise ParseError(f"{tok!r} is not an appointment id; ids look like A-1042", example) from None
 
 
+def _typed_id(args: list[str]) -> int | None:
+    """The appointment id a command's first word names, if it is one."""
+    from sync.appointments import AppointmentError, parse_ref
+
+    try:
+        return parse_ref(args[0]) if args else None
+    except AppointmentError:
+        return None
+
+
 def _no_more(args: list[str], used: int, example: str) -> None:
     if len(args) > used:
         raise ParseError(f"unexpected {' '.join(args[used:])!r}", example)
@@ -416,7 +426,11 @@ def parse(text: str) -> Command:
     verb, args, rest = _split(text)
     spec = _BY_WORD.get(verb.lower())
     if spec is not None:
-        return spec.parse(args, rest)
+        try:
+            return spec.parse(args, rest)
+        except ParseError as exc:
+            typed_id = _typed_id(args)
+            raise (exc.about(typed_id) if typed_id is not None else exc) from None
     # A bare day ("tomorrow", "tue @dr-lee", "2026-03-04") is the agenda.
     try:
         return _p_agenda([verb, *args], text)
