@@ -89,6 +89,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.sync_commands", ["connection", "calendar", "sync_group", "appointments"]),
     ("bot.cli.google_commands", ["connection"]),
     ("bot.cli.graph_commands", ["connection", "practitioner"]),
+    ("bot.cli.demo", ["demo"]),
 ]
 
 
