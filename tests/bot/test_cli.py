@@ -50,6 +50,8 @@ def test_doctor_reports_each_check(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert any(ln.startswith("✓ database reachable") for ln in lines)
     assert any(ln.startswith("✗ schema") and "clinicbot db upgrade" in ln for ln in lines)
+    assert any("the database has no clinicbot tables yet" in ln for ln in lines), lines
+    assert "nothing" not in result.stdout
     assert result.returncode == 1
     run_cli(["db", "upgrade"], tmp_path)
     healthy = run_cli(["doctor"], tmp_path)
@@ -72,3 +74,19 @@ def test_wrong_key_stops_commands_clearly(tmp_path: Path) -> None:
     result = run_cli(["doctor"], tmp_path)
     assert "✗ credentials do not decrypt" in result.stdout
     assert "deadbeef" in result.stdout
+
+
+def test_an_empty_database_is_named_in_plain_words(tmp_path: Path) -> None:
+    started = run_cli(["appointments", "list"], tmp_path, {"CLINICBOT_AUTO_MIGRATE": "false"})
+    assert started.returncode == 2
+    assert "the database has no clinicbot tables yet" in started.stderr and "clinicbot db upgrade" in started.stderr
+    assert "at nothing" not in started.stderr
+
+
+def test_doctor_fails_when_teams_is_open_on_a_reachable_address(tmp_path: Path) -> None:
+    run_cli(["db", "upgrade"], tmp_path)
+    exposed = run_cli(["doctor"], tmp_path, {"CLINICBOT_HOST": "0.0.0.0"})  # noqa: S104  (checked, not bound)
+    assert exposed.returncode == 1, exposed.stdout
+    assert any(ln.startswith("✗ Teams: authentication OFF") for ln in exposed.stdout.splitlines())
+    local = run_cli(["doctor"], tmp_path)
+    assert local.returncode == 0 and "- Teams: authentication OFF" in local.stdout
