@@ -223,8 +223,10 @@ async def sync_status(core: Core, as_json: bool) -> None:
     from sync.status import connection_status
 
     rows = [s.as_dict() for s in await connection_status(core)]
-    emit(rows, ["connection_id", "provider", "account", "status", "last_success_at", "cursor_age_seconds",
-                "pending_ops", "failed_ops", "conflicts", "last_failed_error"], as_json, title="Sync status")
+    if not as_json:  # the table names the state (a failing sync is not "active") and says why
+        rows = [{**r, "status": r["state"], "error": r["last_error"] or r["last_failed_error"]} for r in rows]
+    emit(rows, ["connection_id", "provider", "account", "status", "last_success_at", "pending_ops", "failed_ops",
+                "conflicts", "error"], as_json, title="Sync status")
 
 
 sync = sync_group

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from adapters import registry
 from sync.items import EventData
 from tests.conftest import TEST_KEY
 from tests.fakes.memory_calendar import MemoryServer
+from tests.servers import run_cli
 from tests.sync import memory_adapter
 
 
@@ -78,3 +81,30 @@ def test_bad_input_gets_one_clear_line(cli: click.Group) -> None:
     assert result.exit_code == 1 and "CB_TEST_UNSET_VAR is not set" in result.output
     result = CliRunner().invoke(cli, ["appointments", "list", "--date", "tomorrow"])
     assert result.exit_code == 1 and "is not a date" in result.output
+
+
+def test_a_refused_connection_shows_its_reason_in_sync_status_and_the_log(tmp_path: Path) -> None:
+    """Added from a shell that allowed loopback feeds; synced by a process whose environment does not."""
+    from tests.fakes.ics_feed import FeedServer
+
+    async def scenario() -> None:
+        async with FeedServer() as feeds:
+            feeds.publish("/clinic.ics", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nEND:VCALENDAR\r\n")
+            url = feeds.url("/clinic.ics")
+            run = functools.partial(asyncio.to_thread, run_cli)
+            assert (await run(["db", "upgrade"], tmp_path)).returncode == 0
+            added = await run(["connection", "add", "ics", "--url", url], tmp_path,
+                              {"CLINICBOT_ALLOW_PRIVATE_URLS": "true"})
+            assert added.returncode == 0, added.stderr
+            synced = await run(["sync", "run"], tmp_path)
+            assert "Refused" in synced.stderr and "loopback address" in synced.stderr, synced.stderr
+            status = await run(["sync", "status"], tmp_path, {"COLUMNS": "100"})
+            table = status.stdout
+            assert "failing" in table and "active" not in table, table
+            assert "Refused" in table and "loopback" in table, table
+            assert "…" not in table, "nothing is cut off"
+            as_json = json.loads((await run(["sync", "status", "--json"], tmp_path)).stdout)
+            reason = as_json[0]["last_error"]
+            assert "CLINICBOT_ALLOW_PRIVATE_URLS=true" in reason and "ask the operator" not in reason
+
+    asyncio.run(scenario())
