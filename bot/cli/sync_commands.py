@@ -246,7 +246,10 @@ async def appointments_list(core: Core, day: str | None, practitioner: str | Non
     """List one day's appointments (client names are shown as initials)."""
     from zoneinfo import ZoneInfo
 
+    from sqlalchemy import select
+
     from sync.appointments import list_day
+    from sync.model import Practitioner
     from sync.practices import PracticeError, default_practice, find_practitioner
     from sync.projection import initials
 
@@ -270,8 +273,22 @@ async def appointments_list(core: Core, day: str | None, practitioner: str | Non
             return
         appts = await list_day(s, practice.id, when, practice.timezone, pr_id, include_cancelled=True)
         zone = ZoneInfo(practice.timezone)
-        rows = [{"id": a.ref, "start": a.start.astimezone(zone).isoformat(), "end": a.end.astimezone(zone).isoformat(),
-                 "practitioner": a.practitioner_id, "service": a.service, "client": initials(a.client_name),
-                 "status": a.status, "version": a.version} for a in appts]
+        names = dict((await s.execute(select(Practitioner.id, Practitioner.name).where(
+            Practitioner.id.in_({a.practitioner_id for a in appts if a.practitioner_id})))).tuples().all())
+        rows = []
+        for a in appts:
+            start, end = a.start.astimezone(zone), a.end.astimezone(zone)
+            row: dict[str, Any] = {
+                "id": a.ref, "start": start.isoformat(), "end": end.isoformat(),
+                "practitioner": names.get(a.practitioner_id or 0, ""), "practitioner_id": a.practitioner_id,
+                "service": a.service, "client": initials(a.client_name), "status": a.status, "version": a.version,
+            }
+            if not a.service and not a.client_name:
+                # Nothing structured came with it (a plain calendar event): its summary says what it is.
+                row["summary"] = a.title
+            if not as_json:
+                row |= {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}" if end.date() == start.date()
+                        else f"{end:%a %H:%M}", "service": a.service or a.title}
+            rows.append(row)
     emit(rows, ["id", "start", "end", "practitioner", "service", "client", "status"], as_json,
-         title=f"Appointments on {when.isoformat()}")
+         title=f"Appointments on {when:%a %d %b %Y} ({practice.timezone})")

@@ -7,6 +7,7 @@ import functools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 import pytest
@@ -108,3 +109,25 @@ def test_a_refused_connection_shows_its_reason_in_sync_status_and_the_log(tmp_pa
             assert "CLINICBOT_ALLOW_PRIVATE_URLS=true" in reason and "ask the operator" not in reason
 
     asyncio.run(scenario())
+
+
+def test_appointments_list_names_practitioners_in_the_practice_zone_with_the_summary(cli: click.Group) -> None:
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
+    memory_adapter.SERVERS.clear()
+    memory_adapter.SERVERS["memory://x/plain"] = MemoryServer()
+    # A plain calendar event: no structured service or client, only its summary.
+    memory_adapter.SERVERS["memory://x/plain"].put(EventData(
+        uid="p1", summary="Team supervision", start=start, end=start + timedelta(minutes=45)))
+    run(cli, "practice", "create", "Clinic", "--tz", "Asia/Kolkata")
+    run(cli, "practitioner", "add", "Dr Ann Lee")
+    run(cli, "connection", "add", "caldav", "--url", "memory://x/plain", "--practitioner", "dr-lee")
+    cal = json.loads(run(cli, "calendar", "list", "--json"))[0]
+    run(cli, "calendar", "set", str(cal["id"]), "--role", "source")
+    run(cli, "sync", "run")
+    local = start.astimezone(ZoneInfo("Asia/Kolkata"))
+    [row] = json.loads(run(cli, "appointments", "list", "--date", local.date().isoformat(), "--json"))
+    assert row["practitioner"] == "Dr Ann Lee" and row["summary"] == "Team supervision"
+    assert row["start"] == local.isoformat()
+    table = run(cli, "appointments", "list", "--date", local.date().isoformat())
+    assert "Dr Ann Lee" in table and "Team supervision" in table and f"{local:%H:%M}" in table, table
+    assert "Asia/Kolkata" in table
