@@ -303,13 +303,21 @@ def _p_role(args: list[str], rest: str) -> Command:
     role = args[1].lower()
     if role not in ROLES:
         raise ParseError(f"{args[1]!r} is not a role; roles are {', '.join(ROLES)}", example)
-    user = UserRef.from_token(args[2])
+    person = args[2:]
     practitioner = None
-    if len(args) > 3:
-        if role != "practitioner" or args[0].lower() != "grant":
-            raise ParseError(f"unexpected {' '.join(args[3:])!r}", example)
-        _no_more(args, 4, "role grant practitioner @sam @dr-lee")
-        practitioner = UserRef.from_token(args[3])
+    if role == "practitioner" and args[0].lower() == "grant" and len(person) > 1 and person[-1].startswith("@"):
+        practitioner = UserRef.from_token(person.pop())
+    if person[0].startswith("@!"):  # a real mention: one token
+        _no_more(person, 1, example)
+        user = UserRef.from_token(person[0])
+    else:
+        # A name typed as text ("Alex Wilber", "@Alex Wilber"): Teams users rarely pick a mention.
+        # Raw platform markup (`<@U123|ann>`) is refused, never half-read; so is a second @person.
+        if any(c in tok for tok in person for c in "<>|"):
+            raise ParseError(f"{' '.join(person)!r} is not a person; mention them with @", example)
+        if any(tok.startswith("@") for tok in person[1:]):
+            raise ParseError(f"unexpected {' '.join(person[1:])!r}", example)
+        user = UserRef(name=" ".join(person).lstrip("@"))
     return ChangeRole(args[0].lower() == "grant", role, user, practitioner)
 
 
