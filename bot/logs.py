@@ -96,7 +96,7 @@ def _exception_fields(record: logging.LogRecord) -> tuple[dict[str, object], str
     where = _where(exc)
     if where:
         fields["where"] = where
-    if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+    if logging.getLogger().isEnabledFor(logging.DEBUG):  # CLINICBOT_LOG_LEVEL sets the root level
         return fields, safe_traceback(exc)
     fields["hint"] = DEBUG_HINT
     return fields, None
