@@ -22,6 +22,8 @@ dev: $(VENV)/.installed-dev
 
 run: $(VENV)/.installed
 	$(VENV)/bin/clinicbot db upgrade
+	@# A fresh database with no chat platform configured gets the demo practice, to try in the playground.
+	$(VENV)/bin/clinicbot demo --try-out
 	$(VENV)/bin/clinicbot serve
 
 demo: $(VENV)/.installed

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync import audit
 from sync.model import Appointment, Practice, Practitioner
-from sync.practices import add_practitioner, check_zone, create_practice, find_practitioner
+from sync.practices import _untouched_default, add_practitioner, check_zone, create_practice, find_practitioner
 
-__all__ = ["DEMO_PRACTICE", "DemoDay", "create_demo"]
+__all__ = ["DEMO_PRACTICE", "DemoDay", "create_demo", "is_fresh_install"]
 
 DEMO_PRACTICE = "Demo Clinic"
 #: (name, handle) of the two demo practitioners.
@@ -98,3 +98,8 @@ async def create_demo(session: AsyncSession, *, tz: str, now: datetime, actor: s
         practice_id=practice.id, practice=practice.name, timezone=practice.timezone, day=day,
         practitioners=tuple(p.name for p in people), appointment_ids=tuple(ids), created=created,
     )  # fmt: skip
+
+
+async def is_fresh_install(session: AsyncSession) -> bool:
+    """True while the database holds nothing but the fresh install's unused placeholder practice."""
+    return await _untouched_default(session) is not None

@@ -25,13 +25,23 @@ def _local_zone() -> str:
 
 @click.command()
 @click.option("--tz", "tz", default=None, help="IANA time zone of the demo practice (default: this machine's).")
+@click.option("--try-out", is_flag=True,
+              help="Only on a fresh database with no chat platform configured (what `make run` uses).")
 @json_option
 @with_core
-async def demo(core: Core, tz: str | None, as_json: bool) -> None:
+async def demo(core: Core, tz: str | None, try_out: bool, as_json: bool) -> None:
     """Create a demo practice: two practitioners and today's appointments, to try `today` in chat."""
-    from sync.demo import create_demo
+    from sync.demo import create_demo, is_fresh_install
     from sync.practices import PracticeError
 
+    if try_out:
+        # A try-out server is one nobody but this machine's playground can talk to; a configured
+        # Teams or Slack app, or a database in use, is a real clinic's, and gets no demo data.
+        if core.settings.teams_auth_enabled or core.settings.slack_enabled:
+            return
+        async with core.store.session() as s:
+            if not await is_fresh_install(s):
+                return
     try:
         async with core.store.session() as s:
             made = await create_demo(s, tz=tz or _local_zone(), now=core.clock(), actor=cli_actor())

@@ -107,3 +107,20 @@ def _walk(node: Any) -> Iterator[dict[str, Any]]:
     elif isinstance(node, list):
         for value in node:
             yield from _walk(value)
+
+
+def test_try_out_adds_the_demo_only_to_a_fresh_local_install(tmp_path: Path) -> None:
+    assert run_cli(["db", "upgrade"], tmp_path).returncode == 0
+    configured = run_cli(["demo", "--try-out", "--json"], tmp_path, {"SLACK_SIGNING_SECRET": "s", "SLACK_BOT_TOKEN": "b"})
+    assert configured.returncode == 0 and configured.stdout == "", "a configured chat platform gets no demo"
+    made = run_cli(["demo", "--try-out", "--json"], tmp_path)
+    assert made.returncode == 0 and json.loads(made.stdout)["practice"] == "Demo Clinic"
+    assert run_cli(["demo", "--try-out"], tmp_path).stdout == "", "once only"
+
+    in_use = tmp_path / "in-use"
+    in_use.mkdir()
+    run_cli(["db", "upgrade"], in_use)
+    run_cli(["practice", "create", "Lee Clinic", "--tz", "UTC"], in_use)
+    assert run_cli(["demo", "--try-out"], in_use).stdout == ""
+    listed = json.loads(run_cli(["practice", "list", "--json"], in_use).stdout)
+    assert [p["name"] for p in listed] == ["Lee Clinic"]
