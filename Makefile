@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: run test bench lint typecheck venv dev clean
+.PHONY: run demo test bench lint typecheck venv dev clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ dev: $(VENV)/.installed-dev
 
 run: $(VENV)/.installed
 	$(VENV)/bin/clinicbot db upgrade
+	@# A fresh database with no chat platform configured gets the demo practice, to try in the playground.
+	$(VENV)/bin/clinicbot demo --try-out
 	$(VENV)/bin/clinicbot serve
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/clinicbot db upgrade
+	$(VENV)/bin/clinicbot demo
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -27,8 +27,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _REFUSAL = (
     "clinicbot will not fetch {host}: it resolves to a {kind} address ({address}). "
-    "Use a public URL, or ask the operator to set CLINICBOT_ALLOW_PRIVATE_URLS=true "
-    "if this server really is meant to be reached."
+    "Use a public URL, or, if this server really is meant to be reached, set "
+    "CLINICBOT_ALLOW_PRIVATE_URLS=true where clinicbot runs (the server's environment or .env)."
 )
 
 

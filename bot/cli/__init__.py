@@ -84,11 +84,12 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.db", ["db"]),
     ("bot.cli.audit", ["audit"]),
     ("bot.cli.doctor", ["doctor"]),
-    ("bot.cli.people", ["practice", "practitioner"]),
+    ("bot.cli.people", ["practice", "practitioner", "role"]),
     ("bot.cli.teams_commands", ["teams"]),
     ("bot.cli.sync_commands", ["connection", "calendar", "sync_group", "appointments"]),
     ("bot.cli.google_commands", ["connection"]),
     ("bot.cli.graph_commands", ["connection", "practitioner"]),
+    ("bot.cli.demo", ["demo"]),
 ]
 
 

@@ -20,8 +20,13 @@ def db() -> None:
 async def _open() -> Core:
     from bot.cli import get_settings
     from sync.runtime.core import open_core
+    from sync.store.crypto import KeyError_
 
-    return open_core(get_settings())
+    try:
+        return open_core(get_settings())
+    except KeyError_ as exc:
+        fail(str(exc), code=2)
+        raise  # unreachable: fail exits
 
 
 @db.command()

@@ -15,6 +15,15 @@ def _line(ok: bool | None, label: str, hint: str = "") -> None:
     click.echo(text)
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 @click.command()
 def doctor() -> None:
     """Check configuration, database, migrations, key, front ends and providers."""
@@ -48,7 +57,8 @@ def doctor() -> None:
                 _line(True, f"schema is current ({state.head})")
             else:
                 bad += 1
-                _line(False, f"schema is at {state.current or 'nothing'}, needs {state.head}",
+                where = f"is at {state.current}" if state.current else "has no clinicbot tables yet"
+                _line(False, f"schema: the database {where}, and this version needs {state.head}",
                       "run `clinicbot db upgrade`")
             if state.current is not None:
                 from sqlalchemy import select
@@ -80,8 +90,13 @@ def doctor() -> None:
         return bad
 
     failures += asyncio.run(db_checks())
-    _line(settings.teams_auth_enabled, "Teams: authentication " + ("on" if settings.teams_auth_enabled else "OFF"),
-          "set MicrosoftAppId and MicrosoftAppPassword before exposing the bot")
+    # Authentication off is how the local playground talks to the bot: a note on loopback, a
+    # failure on any address other machines can reach.
+    teams_ok = settings.teams_auth_enabled or (None if _loopback(settings.host) else False)
+    if teams_ok is False:
+        failures += 1
+    _line(teams_ok, "Teams: authentication " + ("on" if settings.teams_auth_enabled else "OFF"),
+          "fine on loopback (the local playground); set MicrosoftAppId and MicrosoftAppPassword before exposing it")
     _line(settings.slack_enabled or None, "Slack " + ("configured" if settings.slack_enabled else "not configured"),
           "set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID/SECRET)")
     _line(settings.graph_enabled or None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -33,14 +34,26 @@ def emit(rows: Sequence[dict[str, Any]] | dict[str, Any], columns: Sequence[str]
     if isinstance(rows, dict):
         rows = [rows]
     cols = list(columns or (rows[0].keys() if rows else []))
+    # Cells wrap (long words fold) rather than being cut with "…": an error cut mid-word hides
+    # what to do. A terminal gives its width; a pipe or a file gets $COLUMNS, else 120.
     table = Table(title=title, show_lines=False)
     for col in cols:
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*("" if row.get(c) is None else _default(row.get(c)) for c in cols))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=_width(), soft_wrap=False)
+    console.print(table)
     if not rows:
         click.echo("(none)")
+
+
+def _width() -> int:
+    try:
+        return max(40, int(os.environ.get("COLUMNS", "")))
+    except ValueError:
+        return 120
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -98,3 +98,78 @@ async def practitioner_list(core: Core, practice_name: str | None, as_json: bool
     except PracticeError as exc:
         fail(str(exc))
     emit(rows, ["id", "name", "handle", "email", "timezone", "upn", "opted_out"], as_json, title="Practitioners")
+
+
+@click.group()
+def role() -> None:
+    """Roles of the people clinicbot has seen in chat (admin, staff, practitioner)."""
+
+
+async def _person_and_practice(core: Core, person: str) -> tuple[int, int]:
+    from sync.services.practices import PracticeError, default_practice
+    from sync.services.roles import RoleError, find_person
+
+    async with core.store.session() as s:
+        try:
+            practice = await default_practice(s)
+            found = await find_person(s, practice.id, person)
+        except (PracticeError, RoleError) as exc:
+            fail(f"{exc}; `clinicbot role list` shows who has a role")
+            raise  # unreachable: fail exits
+        return practice.id, found.id
+
+
+@role.command("grant")
+@click.argument("role_name", metavar="ROLE", type=click.Choice(["admin", "staff", "practitioner"]))
+@click.argument("person", nargs=-1, required=True)
+@with_core
+async def role_grant(core: Core, role_name: str, person: tuple[str, ...]) -> None:
+    """Give PERSON (their chat display name) a role, e.g. `clinicbot role grant staff Alex Wilber`."""
+    from sync.store.model import ChatIdentity
+    from sync.services.roles import grant_role
+
+    _, person_id = await _person_and_practice(core, " ".join(person))
+    async with core.store.session() as s:
+        found = await s.get(ChatIdentity, person_id)
+        assert found is not None
+        changed = await grant_role(s, found, role_name, cli_actor())
+        name = found.display_name
+    click.echo(f"{name} now has the {role_name} role." if changed else f"{name} already has the {role_name} role.")
+
+
+@role.command("revoke")
+@click.argument("role_name", metavar="ROLE", type=click.Choice(["admin", "staff", "practitioner"]))
+@click.argument("person", nargs=-1, required=True)
+@with_core
+async def role_revoke(core: Core, role_name: str, person: tuple[str, ...]) -> None:
+    """Take a role from PERSON (their chat display name)."""
+    from sync.store.model import ChatIdentity
+    from sync.services.roles import RoleError, revoke_role
+
+    _, person_id = await _person_and_practice(core, " ".join(person))
+    async with core.store.session() as s:
+        found = await s.get(ChatIdentity, person_id)
+        assert found is not None
+        try:
+            changed = await revoke_role(s, found, role_name, cli_actor())
+        except RoleError as exc:
+            fail(str(exc))
+            return
+        name = found.display_name
+    click.echo(f"{name} no longer has the {role_name} role." if changed
+               else f"{name} does not have the {role_name} role.")
+
+
+@role.command("list")
+@json_option
+@with_core
+async def role_list(core: Core, as_json: bool) -> None:
+    """Everyone holding a role in the practice."""
+    from sync.services.practices import default_practice
+    from sync.services.roles import list_roles
+
+    async with core.store.session() as s:
+        practice = await default_practice(s)
+        rows = [{"person": p.display_name or p.user_id, "platform": p.platform, "role": r}
+                for p, r in await list_roles(s, practice.id)]
+    emit(rows, ["person", "platform", "role"], as_json, title="Roles")

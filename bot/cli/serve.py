@@ -50,6 +50,22 @@ def serve(host: str | None, port: int | None) -> None:
     if settings.is_sqlite:
         log.info("embedded SQLite database: single process; use PostgreSQL to run several replicas")
     log.info("clinicbot listening", extra={"url": f"http://{settings.host}:{settings.port}"})
+    if not settings.teams_auth_enabled and not settings.slack_enabled:
+        _print_try_it(settings.host, settings.port)
     web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=10,
                 access_log=None, handle_signals=True)
     log.info("clinicbot stopped")
+
+
+def _print_try_it(host: str, port: int) -> None:
+    """With no chat platform configured, say how to talk to this server locally (the Teams playground)."""
+    from bot.cli.demo import PLAYGROUND
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104  (reading, not binding)
+    click.echo(
+        "No chat platform is configured. Try the bot locally in the Microsoft 365 Agents Playground "
+        "(needs Node.js; `clinicbot demo` adds a demo practice first):\n"
+        f"  {PLAYGROUND.format(url=f'http://{shown}:{port}')}\n"
+        "then type `today` or `help` in its chat.",
+        err=True,
+    )

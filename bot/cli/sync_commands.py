@@ -223,13 +223,15 @@ async def sync_status(core: Core, as_json: bool) -> None:
     from sync.services.status import connection_status
 
     rows = [s.as_dict() for s in await connection_status(core)]
-    if not as_json:  # the table shows how many were skipped or repaired and the first of them
-        for row in rows:
-            notes = row["read_notes"]
-            row["read_notes"] = f"{len(notes)}: {notes[0]}" if notes else ""
-    emit(rows, ["connection_id", "provider", "account", "status", "last_success_at", "cursor_age_seconds",
-                "pending_ops", "failed_ops", "conflicts", "last_failed_error", "read_notes"], as_json,
-         title="Sync status")
+    if not as_json:  # the table names the state (a failing sync is not "active"), says why, and counts skipped events
+        rows = [{**r, "status": r["state"], "error": r["last_error"] or r["last_failed_error"],
+                 "read_notes": f"{len(r['read_notes'])}: {r['read_notes'][0]}" if r["read_notes"] else ""}
+                for r in rows]
+    columns = ["connection_id", "provider", "account", "status", "last_success_at", "pending_ops", "failed_ops",
+               "conflicts", "error"]
+    if as_json or any(r.get("read_notes") for r in rows):  # a column of blanks only narrows the reason
+        columns.append("read_notes")
+    emit(rows, columns, as_json, title="Sync status")
 
 
 sync = sync_group
@@ -249,9 +251,12 @@ async def appointments_list(core: Core, day: str | None, practitioner: str | Non
     """List one day's appointments (client names are shown as initials)."""
     from zoneinfo import ZoneInfo
 
+    from sqlalchemy import select
+
+    from sync.engine.projection import initials
     from sync.services.appointments import list_day
     from sync.services.practices import PracticeError, default_practice, find_practitioner
-    from sync.engine.projection import initials
+    from sync.store.model import Practitioner
 
     async with core.store.session() as s:
         try:
@@ -273,8 +278,22 @@ async def appointments_list(core: Core, day: str | None, practitioner: str | Non
             return
         appts = await list_day(s, practice.id, when, practice.timezone, pr_id, include_cancelled=True)
         zone = ZoneInfo(practice.timezone)
-        rows = [{"id": a.ref, "start": a.start.astimezone(zone).isoformat(), "end": a.end.astimezone(zone).isoformat(),
-                 "practitioner": a.practitioner_id, "service": a.service, "client": initials(a.client_name),
-                 "status": a.status, "version": a.version} for a in appts]
+        names = dict((await s.execute(select(Practitioner.id, Practitioner.name).where(
+            Practitioner.id.in_({a.practitioner_id for a in appts if a.practitioner_id})))).tuples().all())
+        rows = []
+        for a in appts:
+            start, end = a.start.astimezone(zone), a.end.astimezone(zone)
+            row: dict[str, Any] = {
+                "id": a.ref, "start": start.isoformat(), "end": end.isoformat(),
+                "practitioner": names.get(a.practitioner_id or 0, ""), "practitioner_id": a.practitioner_id,
+                "service": a.service, "client": initials(a.client_name), "status": a.status, "version": a.version,
+            }
+            if not a.service and not a.client_name:
+                # Nothing structured came with it (a plain calendar event): its summary says what it is.
+                row["summary"] = a.title
+            if not as_json:
+                row |= {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}" if end.date() == start.date()
+                        else f"{end:%a %H:%M}", "service": a.service or a.title}
+            rows.append(row)
     emit(rows, ["id", "start", "end", "practitioner", "service", "client", "status"], as_json,
-         title=f"Appointments on {when.isoformat()}")
+         title=f"Appointments on {when:%a %d %b %Y} ({practice.timezone})")

@@ -8,10 +8,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.commands.identity import Actor
 from sync.services.appointments import AppointmentError
 from sync.store.model import Appointment
 from sync.engine.series import refuse_change
+from sync.integrations.sources import refuse_read_only
 
 __all__ = [
     "Forbidden",
@@ -19,6 +22,7 @@ __all__ = [
     "can_see",
     "check_change",
     "check_see",
+    "check_source_writable",
     "require_admin",
     "require_any_role",
     "require_staff",
@@ -73,5 +77,12 @@ def check_change(actor: Actor, appt: Appointment, what: str) -> None:
     if not can_change(actor, appt):
         raise Forbidden(f"you can only {what} your own appointments; staff can {what} any")
     why = refuse_change(appt)
+    if why is not None:
+        raise AppointmentError(why)
+
+
+async def check_source_writable(session: AsyncSession, appt: Appointment) -> None:
+    """Refuse a move or cancel of an appointment whose source clinicbot cannot write (an ICS feed)."""
+    why = await refuse_read_only(session, appt)
     if why is not None:
         raise AppointmentError(why)

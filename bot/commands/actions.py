@@ -80,7 +80,10 @@ class CancelConfirmed:
 
 @dataclass(frozen=True, slots=True)
 class ShowDetails:
+    """Details of one appointment; `start` picks one visit of a repeating series (they share its id)."""
+
     appointment_id: int
+    start: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +159,7 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     ),
     AskCancel: (("a", "appointment_id", True), ("v", "version", True)),
     CancelConfirmed: (("a", "appointment_id", True), ("v", "version", True), ("r", "reason", False)),
-    ShowDetails: (("a", "appointment_id", True),),
+    ShowDetails: (("a", "appointment_id", True), ("s", "start", False)),
     MarkAttended: (("a", "appointment_id", True),),
     MarkNoShow: (("a", "appointment_id", True),),
     BookFollowUp: (("a", "appointment_id", True),),

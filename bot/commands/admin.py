@@ -20,6 +20,7 @@ from sync.store import audit
 from sync.runtime.core import Core
 from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
 from sync.notify.reminders.status import reminder_status
+from sync.services.roles import RoleError, find_person
 
 __all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "set_sync", "status", "whoami"]
 
@@ -73,7 +74,8 @@ def help_view(cmd: ShowHelp) -> View:
         if not chosen:
             raise ParseError(f"there is no command {cmd.topic!r}", "help reschedule")
         return Help(chosen)
-    return Help(entries, intro="Type `/clinic <command>`. Times are read in the practice's time zone.")
+    # How to type a command differs per platform: each renderer says it (bot.slack.render, bot.teams.cards).
+    return Help(entries, intro="Times are read in the practice's time zone.")
 
 
 async def whoami(core: Core, actor: Actor) -> View:
@@ -323,22 +325,10 @@ async def _identity_for(session: AsyncSession, actor: Actor, who: UserRef) -> Ch
         if found.practice_id != actor.practice_id:
             raise Forbidden("that person belongs to another practice")
         return found
-    name = (who.name or "").lower()
-    rows = list(
-        (
-            await session.scalars(
-                select(ChatIdentity).where(
-                    ChatIdentity.practice_id == actor.practice_id,
-                    ChatIdentity.platform == actor.platform,
-                    func.lower(ChatIdentity.display_name) == name,
-                )
-            )
-        ).all()
-    )
-    if len(rows) != 1:
-        why = "nobody here is called" if not rows else "more than one person is called"
-        raise ParseError(f"{why} {who}; mention them so I know who you mean", "role grant staff @alex")
-    return rows[0]
+    try:
+        return await find_person(session, actor.practice_id, who.name or "", actor.platform)
+    except RoleError as exc:
+        raise ParseError(f"{exc}; mention them so I know who you mean", "role grant staff @alex") from None
 
 
 async def change_role(core: Core, actor: Actor, cmd: ChangeRole) -> View:

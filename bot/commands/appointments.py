@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands import slots
-from bot.commands.access import Forbidden, check_change, check_see, require_any_role
+from bot.commands.access import Forbidden, check_change, check_see, check_source_writable, require_any_role
 from bot.commands.actions import (
     AskCancel,
     CancelConfirmed,
@@ -25,9 +25,11 @@ from bot.commands.present import agenda_item, appointment_detail, day_label, mom
 from bot.commands.when import wall_time
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
 from sync.services import appointments as svc
+from sync.engine import series
 from sync.runtime.core import Core
 from sync.store.model import Appointment, ChatIdentity, Practice, Practitioner
 from sync.services.practices import find_practitioner
+from sync.integrations.sources import read_only_calendars
 
 __all__ = [
     "agenda",
@@ -90,7 +92,8 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
             practitioner = await session.get(Practitioner, actor.practitioner_id)
         rows = await svc.list_day(session, actor.practice_id, day, tz, practitioner.id if practitioner else None)
         names = await practitioner_names(session, {a.practitioner_id for a in rows if a.practitioner_id})
-        items = tuple(agenda_item(actor, a, tz, names) for a in rows)
+        read_only = await read_only_calendars(session, {a.source_calendar_id for a in rows})
+        items = tuple(agenda_item(actor, a, tz, names, read_only=a.source_calendar_id in read_only) for a in rows)
     rel = {0: "Today", 1: "Tomorrow", -1: "Yesterday"}.get((day - today).days)
     title = f"{rel}, {day_label(day)}" if rel else day_label(day)
     if practitioner is not None:
@@ -105,16 +108,21 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
     )
 
 
-async def details(core: Core, actor: Actor, appointment_id: int, notice: str = "") -> View:
+async def details(
+    core: Core, actor: Actor, appointment_id: int, notice: str = "", visit_start: datetime | None = None
+) -> View:
+    """One appointment; for a series with `visit_start`, that visit (the series itself if it has none then)."""
     async with core.store.session() as session:
         practice = await _practice(session, actor)
         appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
         check_see(actor, appt)
+        if visit_start is not None:
+            appt = series.visit_at(appt, visit_start) or appt
         return await appointment_detail(session, actor, appt, practice.timezone, notice)
 
 
 async def show(core: Core, actor: Actor, cmd: ShowAppointment | ShowDetails) -> View:
-    return await details(core, actor, cmd.appointment_id)
+    return await details(core, actor, cmd.appointment_id, visit_start=getattr(cmd, "start", None))
 
 
 async def _form(
@@ -163,6 +171,7 @@ async def open_reschedule(core: Core, actor: Actor, action: OpenReschedule) -> V
         practice = await _practice(session, actor)
         appt = await svc.get_by_ref(session, actor.practice_id, action.appointment_id)
         check_change(actor, appt, "reschedule")
+        await check_source_writable(session, appt)
         errors = (
             {}
             if appt.version == action.version
@@ -195,6 +204,7 @@ async def _move(
             practice = await _practice(session, actor)
             appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
             check_change(actor, appt, "reschedule")
+            await check_source_writable(session, appt)
             tz = practice.timezone
             if practitioner_id is not None and practitioner_id != appt.practitioner_id:
                 if not actor.is_staff:
@@ -263,6 +273,7 @@ async def reschedule_command(core: Core, actor: Actor, cmd: Reschedule) -> View:
         practice = await _practice(session, actor)
         appt = await svc.get_by_ref(session, actor.practice_id, cmd.appointment_id)
         check_change(actor, appt, "reschedule")
+        await check_source_writable(session, appt)
         start = cmd.when.resolve(core.clock(), practice.timezone, keep=appt.start)
     return await _move(core, actor, cmd.appointment_id, None, start, None, "time")
 
@@ -277,6 +288,7 @@ async def submit_reschedule(core: Core, actor: Actor, action: SubmitReschedule) 
         practice = await _practice(session, actor)
         appt = await svc.get_by_ref(session, actor.practice_id, action.appointment_id)
         check_change(actor, appt, "reschedule")
+        await check_source_writable(session, appt)
         if errors:
             return await _form(core, session, actor, practice, appt, None, action.practitioner_id, errors)
         assert action.day is not None and action.time is not None
@@ -298,6 +310,7 @@ async def _confirm_view(core: Core, actor: Actor, appointment_id: int, version: 
         practice = await _practice(session, actor)
         appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
         check_change(actor, appt, "cancel")
+        await check_source_writable(session, appt)
         if appt.status not in svc.ACTIVE_STATUSES:
             return Error(f"{appt.ref} is already {appt.status.replace('_', ' ')}", kind="conflict")
         names = await practitioner_names(session, {appt.practitioner_id} if appt.practitioner_id else set())
@@ -327,6 +340,7 @@ async def confirm_cancel(core: Core, actor: Actor, action: CancelConfirmed) -> V
         practice = await _practice(session, actor)
         appt = await svc.get_for_change(session, actor.practice_id, action.appointment_id)
         check_change(actor, appt, "cancel")
+        await check_source_writable(session, appt)
         was = appt.status
         await svc.cancel(
             session,

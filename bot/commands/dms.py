@@ -13,10 +13,9 @@ from datetime import date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.access import can_see
-from bot.commands.actions import ShowDetails
 from bot.commands.followups import FOLLOWUP_BOOKING, dm_item, followup_view, person_zone
 from bot.commands.identity import Actor
-from bot.commands.present import day_label, moment_label
+from bot.commands.present import day_label, details_action, moment_label
 from bot.views import Agenda, Error, FollowUpRequest, ReminderCard, View
 from sync.services.appointments import list_day
 from sync.runtime.core import Core
@@ -101,7 +100,7 @@ async def _booking_request(session: AsyncSession, n: Notification, actor: Actor)
     practice, appt = found
     tz = practice.timezone
     item = await dm_item(session, actor, appt, practice, tz, with_details=False)
-    item = replace(item, actions=(ShowDetails(appt.id),) if can_see(actor, appt) else ())
+    item = replace(item, actions=(details_action(appt),) if can_see(actor, appt) else ())
     labels: list[str] = []
     for raw in n.data.get("slots") or ():
         try:

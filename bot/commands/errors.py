@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["ParseError"]
+__all__ = ["EXAMPLE_REF", "ParseError"]
+
+#: The appointment id examples show until the person has typed one of their own.
+EXAMPLE_REF = "A-1042"
 
 
 class ParseError(ValueError):
@@ -15,3 +18,7 @@ class ParseError(ValueError):
 
     def __str__(self) -> str:
         return f"{self.message} (e.g. `{self.example}`)" if self.example else self.message
+
+    def about(self, appointment_id: int) -> ParseError:
+        """The same error with the example naming the appointment the person typed."""
+        return ParseError(self.message, self.example.replace(EXAMPLE_REF, f"A-{appointment_id}"))

@@ -187,6 +187,16 @@ def _appointment_id(tok: str, example: str) -> int:
         raise ParseError(f"{tok!r} is not an appointment id; ids look like A-1042", example) from None
 
 
+def _typed_id(args: list[str]) -> int | None:
+    """The appointment id a command's first word names, if it is one."""
+    from sync.services.appointments import AppointmentError, parse_ref
+
+    try:
+        return parse_ref(args[0]) if args else None
+    except AppointmentError:
+        return None
+
+
 def _no_more(args: list[str], used: int, example: str) -> None:
     if len(args) > used:
         raise ParseError(f"unexpected {' '.join(args[used:])!r}", example)
@@ -293,13 +303,21 @@ def _p_role(args: list[str], rest: str) -> Command:
     role = args[1].lower()
     if role not in ROLES:
         raise ParseError(f"{args[1]!r} is not a role; roles are {', '.join(ROLES)}", example)
-    user = UserRef.from_token(args[2])
+    person = args[2:]
     practitioner = None
-    if len(args) > 3:
-        if role != "practitioner" or args[0].lower() != "grant":
-            raise ParseError(f"unexpected {' '.join(args[3:])!r}", example)
-        _no_more(args, 4, "role grant practitioner @sam @dr-lee")
-        practitioner = UserRef.from_token(args[3])
+    if role == "practitioner" and args[0].lower() == "grant" and len(person) > 1 and person[-1].startswith("@"):
+        practitioner = UserRef.from_token(person.pop())
+    if person[0].startswith("@!"):  # a real mention: one token
+        _no_more(person, 1, example)
+        user = UserRef.from_token(person[0])
+    else:
+        # A name typed as text ("Alex Wilber", "@Alex Wilber"): Teams users rarely pick a mention.
+        # Raw platform markup (`<@U123|ann>`) is refused, never half-read; so is a second @person.
+        if any(c in tok for tok in person for c in "<>|"):
+            raise ParseError(f"{' '.join(person)!r} is not a person; mention them with @", example)
+        if any(tok.startswith("@") for tok in person[1:]):
+            raise ParseError(f"unexpected {' '.join(person[1:])!r}", example)
+        user = UserRef(name=" ".join(person).lstrip("@"))
     return ChangeRole(args[0].lower() == "grant", role, user, practitioner)
 
 
@@ -416,7 +434,11 @@ def parse(text: str) -> Command:
     verb, args, rest = _split(text)
     spec = _BY_WORD.get(verb.lower())
     if spec is not None:
-        return spec.parse(args, rest)
+        try:
+            return spec.parse(args, rest)
+        except ParseError as exc:
+            typed_id = _typed_id(args)
+            raise (exc.about(typed_id) if typed_id is not None else exc) from None
     # A bare day ("tomorrow", "tue @dr-lee", "2026-03-04") is the agenda.
     try:
         return _p_agenda([verb, *args], text)

@@ -110,6 +110,9 @@ async def handle(core: Core, actor: Actor, command: Command | Action) -> View:
     try:
         return await _dispatch(core, actor, command)
     except ParseError as exc:
+        typed_id = getattr(command, "appointment_id", None)
+        if isinstance(typed_id, int):
+            exc = exc.about(typed_id)
         return Error(exc.message, exc.example, kind="input")
     except Forbidden as exc:
         return Error(str(exc), kind="forbidden")

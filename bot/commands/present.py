@@ -15,8 +15,11 @@ from bot.views import AgendaItem, AppointmentDetail
 from sync.services.appointments import ACTIVE_STATUSES
 from sync.store.model import Appointment, Calendar, Link, OutboxOp, Practitioner
 from sync.engine.series import describe, is_series
+from sync.integrations.sources import refuse_read_only
 
-__all__ = ["agenda_item", "appointment_detail", "day_label", "moment_label", "practitioner_names"]
+__all__ = [
+    "agenda_item", "appointment_detail", "day_label", "details_action", "moment_label", "practitioner_names",
+]
 
 
 def day_label(day: date) -> str:
@@ -37,16 +40,22 @@ async def practitioner_names(session: AsyncSession, ids: set[int]) -> dict[int, 
 
 
 def agenda_item(
-    actor: Actor, appt: Appointment, tz: str, names: dict[int, str], with_details: bool = True
+    actor: Actor,
+    appt: Appointment,
+    tz: str,
+    names: dict[int, str],
+    with_details: bool = True,
+    read_only: bool = False,
 ) -> AgendaItem:
+    """One appointment as a list item; `read_only` (its source cannot be written) hides move and cancel."""
     zone = ZoneInfo(tz)
     start, end = appt.start.astimezone(zone), appt.end.astimezone(zone)
     label = f"{start:%H:%M}–{end:%H:%M}" if start.date() == end.date() else f"{start:%H:%M}–{end:%a %H:%M}"
     actions: list[Action] = []
-    if appt.status in ACTIVE_STATUSES and can_change(actor, appt) and not is_series(appt):
+    if appt.status in ACTIVE_STATUSES and can_change(actor, appt) and not is_series(appt) and not read_only:
         actions += [OpenReschedule(appt.id, appt.version), AskCancel(appt.id, appt.version)]
     if with_details:
-        actions.append(ShowDetails(appt.id))
+        actions.append(details_action(appt))
     return AgendaItem(
         appointment_id=appt.id,
         ref=appt.ref,
@@ -60,6 +69,11 @@ def agenda_item(
         status=appt.status,
         actions=tuple(actions),
     )
+
+
+def details_action(appt: Appointment) -> ShowDetails:
+    """The Details button; for a visit of a series it names the visit, which shares the series' id."""
+    return ShowDetails(appt.id, appt.start if is_series(appt) else None)
 
 
 async def appointment_detail(
@@ -82,12 +96,16 @@ async def appointment_detail(
         ).all()
     )
     calendars = tuple((f"{r[1] or 'calendar'} ({r[2]})", "pending" if r[0] in queued else str(r[3])) for r in rows)
-    item = agenda_item(actor, appt, tz, names, with_details=False)
+    read_only = await refuse_read_only(session, appt)
+    # A visit is a transient copy of its series row; the row itself (in the session) says since when.
+    series_row = await session.get(Appointment, appt.id) if is_series(appt) else None
+    item = agenda_item(actor, appt, tz, names, with_details=False, read_only=read_only is not None)
     return AppointmentDetail(
         item=item,
         date_label=day_label(item.start.date()),
         location=appt.location_text or "",
         notes=appt.notes or "",
         calendars=calendars,
-        notice=" ".join(filter(None, (notice, describe(appt, tz)))),
+        notice=notice,
+        note=" ".join(filter(None, (describe(series_row or appt, tz), f"{read_only}." if read_only else ""))),
     )

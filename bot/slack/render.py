@@ -167,6 +167,8 @@ def _detail(view: AppointmentDetail) -> list[Block]:
             fields=fields,
         )
     )
+    if view.note:
+        blocks.append(_context(esc(_clip(view.note, 2900))))
     if view.notes:
         blocks.append(_md(f"*Notes*\n{esc(_clip(view.notes, 2500))}"))
     if view.calendars:
@@ -249,7 +251,7 @@ def _help(view: Help) -> list[Block]:
     ]
     blocks: list[Block] = []
     if view.intro:
-        blocks.append(_md(esc(view.intro)))
+        blocks.append(_md(esc(f"Type `/clinic <command>`. {view.intro}")))
     blocks.append(_md("\n".join(lines)))
     return blocks
 

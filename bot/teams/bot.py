@@ -11,12 +11,21 @@ from __future__ import annotations
 import html
 import logging
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from botbuilder.core import ActivityHandler, TurnContext
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
 
 from bot.commands import Action, Actor, ParseError, decode, handle, parse
+from bot.commands.actions import (
+    ACTION_IDS,
+    AskCancel,
+    CancelConfirmed,
+    OpenReschedule,
+    PickSlot,
+    ShowDetails,
+    SubmitReschedule,
+)
 from bot.commands.actor_cache import ActorCache
 from bot.commands.grammar import Command, Connect, ShowAgenda, ShowAppointment
 from bot.teams import cards
@@ -25,6 +34,8 @@ from bot.teams.proactive import ProactiveSender, card_activity, is_personal, ref
 from bot.views import AppointmentDetail, Error, View
 from sync.notify import recipients
 from sync.runtime.core import Core
+from sync.store.model import ChatIdentity
+from sync.runtime.notifier import DeliveryError
 
 __all__ = ["TeamsBot", "command_text"]
 
@@ -33,10 +44,13 @@ log = logging.getLogger("clinicbot.teams")
 PLATFORM: Literal["teams"] = "teams"
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+#: Slack's slash command typed out of habit: Teams has none, so it is dropped.
+_SLASH_CLINIC = re.compile(r"^/clinic(?:\s+|$)", re.IGNORECASE)
 
 
 def command_text(activity: Activity) -> str:
-    """The command typed: the bot's own @mention removed, people's mentions as `@!<id>`, no markup.
+    """The command typed: the bot's own @mention and a leading `/clinic` removed, people's mentions
+    as `@!<id>`, no markup.
 
     Same effect as TurnContext.remove_recipient_mention, but literal: botbuilder feeds the
     mention's name to `re.sub` as a pattern, which misfires on names such as "clinicbot (test)".
@@ -49,7 +63,7 @@ def command_text(activity: Activity) -> str:
         shown = props.get("text") or f"<at>{who.get('name', '')}</at>"
         value = value.replace(shown, " " if who.get("id") == bot_id else f" @!{who.get('id', '')} ")
     value = html.unescape(_TAGS.sub(" ", value))
-    return _SPACE.sub(" ", value).strip()
+    return _SLASH_CLINIC.sub("", _SPACE.sub(" ", value).strip())
 
 
 def _tenant(activity: Activity) -> str:
@@ -58,6 +72,34 @@ def _tenant(activity: Activity) -> str:
     tenant = tenant or (data.get("tenant") or {}).get("id")
     # Without authentication (local testing) activities may carry no tenant at all.
     return str(tenant or "no-tenant")
+
+
+#: Universal Actions' answer that shows the presser a message and leaves the card unchanged.
+MESSAGE_CONTENT_TYPE = "application/vnd.microsoft.activity.message"
+ACTION_IDS_OF = {cls: name for name, cls in ACTION_IDS.items()}
+#: Buttons whose answer is one person's view (details, a form, a confirmation): in a channel or
+#: group chat it goes to the presser privately, never over the card everyone shares.
+_PRIVATE_VERBS = frozenset(
+    ACTION_IDS_OF[cls] for cls in (ShowDetails, OpenReschedule, SubmitReschedule, PickSlot, AskCancel, CancelConfirmed)
+)
+
+
+class _MessageInvokeResponse(AdaptiveCardInvokeResponse):
+    """An adaptiveCard/action answer whose value is a message text (botbuilder types it as a card)."""
+
+    _attribute_map: ClassVar[dict[str, dict[str, str]]] = {
+        **AdaptiveCardInvokeResponse._attribute_map,
+        "value": {"key": "value", "type": "str"},
+    }
+
+
+def _personal_turn(turn_context: TurnContext) -> bool:
+    conversation = turn_context.activity.conversation
+    return conversation is not None and conversation.conversation_type == "personal"
+
+
+def _answered_privately(turn_context: TurnContext, verb: str) -> bool:
+    return verb in _PRIVATE_VERBS and not _personal_turn(turn_context)
 
 
 def _refresh_target(view: View, command: Command | Action | None, typed: str) -> dict[str, Any] | None:
@@ -144,7 +186,12 @@ class TeamsBot(ActivityHandler):
                     log.warning("consent request DM failed", extra={"error": type(exc).__name__})
 
     async def _submit_fallback(self, turn_context: TurnContext, actor: Actor, data: dict[str, Any]) -> None:
-        card = await self._run_action(turn_context, actor, str(data.get("verb")), data)
+        verb = str(data.get("verb"))
+        if _answered_privately(turn_context, verb):
+            card = await self._run_action(turn_context, actor, verb, data, shared=False)
+            await self._answer_privately(turn_context, actor, card)
+            return
+        card = await self._run_action(turn_context, actor, verb, data)
         reply = card_activity(card)
         if turn_context.activity.reply_to_id:
             reply.id = turn_context.activity.reply_to_id
@@ -160,11 +207,34 @@ class TeamsBot(ActivityHandler):
         raw = action.get("data")
         data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         actor = await self._actor(turn_context)
-        card = await self._run_action(turn_context, actor, str(action.get("verb") or ""), data)
+        verb = str(action.get("verb") or "")
+        if _answered_privately(turn_context, verb):
+            card = await self._run_action(turn_context, actor, verb, data, shared=False)
+            said = await self._answer_privately(turn_context, actor, card)
+            # A message answer leaves the shared card as it is, for everyone.
+            return _MessageInvokeResponse(status_code=200, type=MESSAGE_CONTENT_TYPE, value=said)
+        card = await self._run_action(turn_context, actor, verb, data)
         return AdaptiveCardInvokeResponse(status_code=200, type=cards.CARD_CONTENT_TYPE, value=card)
 
+    async def _answer_privately(self, turn_context: TurnContext, actor: Actor, card: dict[str, Any]) -> str:
+        """Send a button's answer to the presser's 1:1 chat (opened if need be); what to tell them."""
+        ref = reference_of(turn_context.activity)
+        async with self.core.store.session() as session:
+            identity = await session.get(ChatIdentity, actor.chat_identity_id)
+            stored = identity.conversation_ref if identity is not None else None
+        target = stored if stored and is_personal(stored) else ref
+        try:
+            used = await self.sender.send(target, card_activity(card))
+        except DeliveryError as exc:
+            log.warning("could not answer a channel button privately", extra={"error": str(exc)})
+            return "I could not reach you in a private chat; message me directly and try again."
+        if used != stored:
+            async with self.core.store.session() as session:
+                await recipients.store_conversation_ref(session, actor.chat_identity_id, used)
+        return "I sent you the answer in our private chat, so this card stays the same for everyone."
+
     async def _run_action(
-        self, turn_context: TurnContext, actor: Actor, verb: str, data: dict[str, Any]
+        self, turn_context: TurnContext, actor: Actor, verb: str, data: dict[str, Any], *, shared: bool | None = None
     ) -> dict[str, Any]:
         values = {k: v for k, v in data.items() if k != "verb"}
         if verb == cards.REFRESH_VERB:
@@ -177,7 +247,7 @@ class TeamsBot(ActivityHandler):
         except ParseError as exc:
             return cards.render(Error(exc.message, exc.example))
         view = await handle(self.core, actor, action)
-        return await self._card(turn_context, actor, view, action, "")
+        return await self._card(turn_context, actor, view, action, "", shared=shared)
 
     async def _refresh(self, turn_context: TurnContext, actor: Actor, typed: str) -> dict[str, Any]:
         try:
@@ -196,10 +266,13 @@ class TeamsBot(ActivityHandler):
         view: View,
         command: Command | Action | None,
         typed: str,
+        *,
+        shared: bool | None = None,
     ) -> dict[str, Any]:
-        conversation = turn_context.activity.conversation
-        personal = conversation is not None and conversation.conversation_type == "personal"
-        target = None if personal else _refresh_target(view, command, typed)
+        """The card for `view`; one posted to a shared conversation refreshes per viewer."""
+        if shared is None:
+            shared = not _personal_turn(turn_context)
+        target = _refresh_target(view, command, typed) if shared else None
         if target is None:
             return cards.render(view)
         async with self.core.store.session() as session:
@@ -225,16 +298,21 @@ class TeamsBot(ActivityHandler):
                 await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
 
     async def _installed(self, turn_context: TurnContext) -> None:
+        """Store the conversation and greet it with the help card, once per conversation.
+
+        Teams announces one install twice, at the same moment (installationUpdate and a
+        conversationUpdate adding the bot): only the turn that stores the conversation first greets.
+        """
         actor = await self._actor(turn_context)
         ref = reference_of(turn_context.activity)
         async with self.core.store.session() as session:
-            await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
+            new = await recipients.store_conversation_ref(session, actor.chat_identity_id, ref, lock=True)
             if not is_personal(ref):
                 conversation = turn_context.activity.conversation
                 # Post to the channel itself: no person, and no thread (";messageid=...").
                 channel_ref = {k: v for k, v in ref.items() if k not in ("user", "activityId")}
                 channel_ref["conversation"] = {**ref["conversation"], "id": conversation.id.split(";")[0]}
-                await recipients.remember_channel(
+                stored = await recipients.remember_channel(
                     session,
                     actor.practice_id,
                     PLATFORM,
@@ -243,9 +321,12 @@ class TeamsBot(ActivityHandler):
                     conversation.name or "",
                     channel_ref,
                 )
+                new = stored.created
         log.info(
-            "installed", extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType")}
+            "installed",
+            extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType"), "greeted": new},
         )
-        await turn_context.send_activity(
-            card_activity(cards.render(await handle(self.core, actor, parse("help"))))
-        )
+        if new:
+            await turn_context.send_activity(
+                card_activity(cards.render(await handle(self.core, actor, parse("help"))))
+            )

@@ -65,9 +65,23 @@ _TITLES: dict[type[Any], str] = {
 }
 
 
+#: How a command is typed in Teams (Slack's wording, `/clinic <command>`, means nothing here).
+HOW_TO_TYPE = "Send me a command, such as `today`; in a channel or group chat, @mention me first."
+
+
+def plain(value: str) -> str:
+    """Text with `<` and `>` escaped: Teams reads `<id>` as an HTML tag and drops it."""
+    return value.replace("<", "&lt;").replace(">", "&gt;")
+
+
 def text(value: str, **extra: Any) -> Json:
-    """A wrapping TextBlock."""
-    return {"type": "TextBlock", "text": value, "wrap": True, **extra}
+    """A wrapping TextBlock; angle brackets shown as typed (see `plain`)."""
+    return {"type": "TextBlock", "text": plain(value), "wrap": True, **extra}
+
+
+def fact_set(facts: Iterable[tuple[str, str]]) -> Json:
+    """A FactSet of (title, value) pairs, skipping empty values, angle brackets shown as typed."""
+    return {"type": "FactSet", "facts": [{"title": plain(k), "value": plain(v)} for k, v in facts if v]}
 
 
 def execute(title: str, verb: str, data: Json, *, style: str | None = None) -> Json:
@@ -165,6 +179,8 @@ def _detail(view: AppointmentDetail) -> tuple[list[Json], list[Json]]:
     if view.notice:
         body.append(text(view.notice, color="Good", weight="Bolder"))
     body.append(_heading(f"{item.ref} · {view.date_label} {item.time_label}"))
+    if view.note:
+        body.append(text(view.note, isSubtle=True))
     facts = [
         ("Client", item.client),
         ("Service", item.service),
@@ -173,10 +189,10 @@ def _detail(view: AppointmentDetail) -> tuple[list[Json], list[Json]]:
         ("Location", view.location),
         ("Notes", view.notes),
     ]
-    body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts if v]})
+    body.append(fact_set(facts))
     if view.calendars:
         body.append(text("Synced to", weight="Bolder", spacing="Medium"))
-        body.append({"type": "FactSet", "facts": [{"title": n, "value": s} for n, s in view.calendars]})
+        body.append(fact_set(view.calendars))
     return body, [action_button(a) for a in item.actions]
 
 
@@ -285,7 +301,7 @@ def _status(view: Status) -> list[Json]:
                 "separator": True,
                 "items": [
                     text(f"{c.provider} · {c.account}", weight="Bolder"),
-                    {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]},
+                    fact_set(facts),
                 ],
             }
         )
@@ -326,10 +342,12 @@ def render_parts(view: View) -> tuple[list[Json], list[Json]]:
             ]
             return [
                 _heading("Who am I"),
-                {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts if v]},
+                fact_set(facts),
             ], []
         case Help():
-            body = [_heading("What I can do")] + ([text(view.intro)] if view.intro else [])
+            body = [_heading("What I can do")]
+            if view.intro:
+                body.append(text(f"{HOW_TO_TYPE} {view.intro}"))
             for e in view.entries:
                 needs = f" · {e.needs}" if e.needs else ""
                 body.append(text(f"**{e.usage}**: {e.summary}{needs}  \ne.g. `{e.example}`", spacing="Small"))

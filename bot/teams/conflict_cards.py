@@ -40,7 +40,7 @@ def _conflict(view: ConflictCard) -> tuple[list[Json], list[Json]]:
              ("Booking says", view.booking_time), ("Calendar says", view.calendar_time)]
     body: list[Json] = [
         _text(f"{view.ref} was changed by hand on {view.calendar}", size="Medium", weight="Bolder"),
-        {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts if v]},
+        _fact_set(facts),
     ]
     if view.outcome:
         body.append(_text(view.outcome, color="Good", weight="Bolder"))
@@ -82,3 +82,9 @@ def parts_for(view: ConflictCard | DoubleBookingCard | ConflictList) -> tuple[li
     if len(view.cards) > MAX_LISTED:
         body.append(_text(f"{len(view.cards) - MAX_LISTED} more not shown: decide these first.", isSubtle=True))
     return body, []
+
+
+def _fact_set(facts: list[tuple[str, str]]) -> Json:
+    from bot.teams.cards import fact_set  # bot.teams.cards imports this module
+
+    return fact_set(facts)

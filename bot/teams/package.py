@@ -22,7 +22,8 @@ from sync.runtime.settings import Settings
 
 __all__ = ["MANIFEST_DIR", "PackageError", "build_manifest", "build_package", "command_list", "load_template"]
 
-MANIFEST_DIR = Path(__file__).resolve().parents[2] / "manifest" / "teams"
+#: manifest/teams in a checkout (through the bot/teams/manifest link); package data once installed.
+MANIFEST_DIR = Path(__file__).resolve().parent / "manifest"
 PLACEHOLDER_ID = "00000000-0000-0000-0000-000000000000"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 #: Teams shows at most 12 commands per command list (manifest schema v1.30).

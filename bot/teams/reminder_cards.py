@@ -44,7 +44,7 @@ def _facts(item: AgendaItem, date_label: str, location: str = "") -> Json:
         ("Where", location),
         ("Practitioner", item.practitioner),
     ]
-    return {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts if v]}
+    return _fact_set(facts)
 
 
 def _reminder(view: ReminderCard) -> tuple[list[Json], list[Json]]:
@@ -118,6 +118,12 @@ def reminder_health_part(health: ReminderHealth) -> Json:
         "separator": True,
         "items": [
             _text("Reminders" + ("" if health.healthy else " · needs attention"), weight="Bolder"),
-            {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]},
+            _fact_set(facts),
         ],
     }
+
+
+def _fact_set(facts: list[tuple[str, str]]) -> Json:
+    from bot.teams.cards import fact_set  # bot.teams.cards imports this module
+
+    return fact_set(facts)

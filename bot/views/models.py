@@ -123,6 +123,8 @@ class AppointmentDetail:
     calendars: tuple[tuple[str, str], ...] = ()
     #: A result line shown above the detail ("Moved to Tue 3 Mar 15:00").
     notice: str = ""
+    #: Plain information shown with the detail, not as a result ("Repeats every week ...").
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -359,13 +359,22 @@ def _capped(notes: list[str]) -> list[str]:
     return [*notes[: MAX_NOTES - 1], f"... and {len(notes) - MAX_NOTES + 1} more"]
 
 
+def clip_words(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters at a word boundary, with "…" when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(None, 1)[0] if " " in text[: limit - 1] else text[: limit - 1]
+    return cut.rstrip(" ,;:") + "…"
+
+
 async def _record_failure(core: Core, connection_id: int, exc: Exception) -> None:
     """Remember why a connection failed (no PHI: the error class and the adapter's message).
 
     An error that is not a ProviderError is a bug or an input no adapter foresaw: the connection
     shows status "error" until its next good sync, so `connection list` does not call it active."""
-    log.warning("sync failed", extra={"connection_id": connection_id, "error": type(exc).__name__})
-    message = f"{type(exc).__name__}: {str(exc)[:300]}"
+    message = f"{type(exc).__name__}: {clip_words(str(exc), 400)}"
+    log.warning("sync failed", extra={"connection_id": connection_id, "error": type(exc).__name__,
+                                      "reason": message})
     async with core.store.session() as s:
         conn = await s.get(Connection, connection_id)
         if conn is None:

@@ -36,7 +36,7 @@ from sync.engine.recurrence import recurrence_key
 
 __all__ = [
     "describe", "expand", "is_series", "occurrences_between", "parse_exdates", "refuse_change", "rule_parts",
-    "rule_problem", "single", "visit", "visit_starts",
+    "rule_problem", "single", "visit", "visit_at", "visit_starts",
 ]  # fmt: skip
 
 log = logging.getLogger("clinicbot.series")
@@ -62,23 +62,59 @@ def is_series(appt: Appointment) -> bool:
 
 
 _UNIT = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
+_DAYS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday", "SA": "Saturday",
+         "SU": "Sunday"}  # fmt: skip
+_NTH = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", -1: "last", -2: "second to last"}
+_BYDAY = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
+
+
+def _on_days(byday: str) -> str:
+    """ "on Tuesday and Sunday", "on the first Monday" for an RRULE's BYDAY; "" when unreadable."""
+    named: list[tuple[int, str]] = []
+    for part in filter(None, byday.upper().split(",")):
+        m = _BYDAY.match(part.strip())
+        if m is None:
+            return ""
+        nth = _NTH.get(int(m.group(1))) if m.group(1) else None
+        if m.group(1) and nth is None:
+            return ""
+        named.append((list(_DAYS).index(m.group(2)), f"the {nth} {_DAYS[m.group(2)]}" if nth else _DAYS[m.group(2)]))
+    names = [n for _, n in sorted(named)]
+    if not names:
+        return ""
+    return "on " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
 
 
 def describe(appt: Appointment, tz: str) -> str:
-    """ "Repeats every week since Tue 3 Mar 2026; ..." for a series, "" for anything else."""
+    """ "Repeats every week on Tuesday and Sunday since Tue 3 Mar 2026; ..." for a series row, "" otherwise.
+
+    Pass the series row itself: a visit's copy starts on that visit, not on the series' first day.
+    """
     if not is_series(appt):
         return ""
-    parts = dict(p.partition("=")[::2] for p in (appt.rrule or "").removeprefix("RRULE:").split(";"))
-    unit, interval = _UNIT.get(parts.get("FREQ", "").upper()), parts.get("INTERVAL", "1")
+    parts = dict(p.partition("=")[::2] for p in (appt.rrule or "").upper().removeprefix("RRULE:").split(";"))
+    unit, interval = _UNIT.get(parts.get("FREQ", "")), parts.get("INTERVAL", "1")
     if unit is None:
         every = "on a schedule"
     else:
         every = f"every {unit}" if interval in ("", "1") else f"every {interval} {unit}s"
+        days = _on_days(parts.get("BYDAY", ""))
+        every += f" {days}" if days else ""
     since = appt.start.astimezone(_zone(tz))
     return (
         f"Repeats {every} since {since:%a} {since.day} {since:%b %Y}. A repeating visit is changed "
         "in the calendar it comes from; chat shows each visit."
     )
+
+
+def visit_at(series_row: Appointment, start: datetime) -> Appointment | None:
+    """The visit of series `series_row` that starts at `start`, or None when there is none then."""
+    if not is_series(series_row):
+        return None
+    for s, e in expand(series_row, start, start + timedelta(seconds=1), skip_ahead=True):
+        if s == start:
+            return visit(series_row, s, e)
+    return None
 
 
 def refuse_change(appt: Appointment) -> str | None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Executable, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.store.model import ChatIdentity, Practice, Role
 from sync.runtime.notifier import Notification
+from sync.store.database import hold_write_lock
 
 __all__ = [
     "CHANNEL_PREFIX",
     "STAFF_CHANNEL_KEY",
+    "RememberedChannel",
     "recipients",
     "remember_channel",
     "set_staff_channel",
@@ -55,15 +58,41 @@ def _personal(ref: dict[str, Any] | None) -> bool:
     return bool(ref) and (ref.get("conversation") or {}).get("conversationType") == "personal"  # type: ignore[union-attr]
 
 
-async def store_conversation_ref(session: AsyncSession, chat_identity_id: int, ref: dict[str, Any]) -> None:
-    """Remember where to reach this person. A 1:1 reference is never replaced by a channel one:
-    the channel one only serves to open a 1:1 chat when there is none yet."""
-    identity = await session.get(ChatIdentity, chat_identity_id)
-    if identity is None or identity.conversation_ref == ref:
-        return
-    if _personal(identity.conversation_ref) and not _personal(ref):
-        return
+async def store_conversation_ref(
+    session: AsyncSession, chat_identity_id: int, ref: dict[str, Any], *, lock: bool = False
+) -> bool:
+    """Remember where to reach this person; True when the reference names a conversation not stored before.
+
+    A 1:1 reference is never replaced by a channel one: the channel one only serves to open a 1:1
+    chat when there is none yet. With `lock`, two turns storing the same reference at once (an
+    install's two activities) are serialized, so exactly one of them sees the conversation as new.
+    """
+    if lock:
+        await hold_write_lock(session)
+    stmt = select(ChatIdentity).where(ChatIdentity.id == chat_identity_id)
+    if lock and session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    identity = await session.scalar(stmt.execution_options(populate_existing=True))
+    if identity is None:
+        return False
+    old = identity.conversation_ref
+    new = _conversation_id(old) != _conversation_id(ref)
+    if old == ref or (_personal(old) and not _personal(ref)):
+        return new
     identity.conversation_ref = ref
+    return new
+
+
+def _conversation_id(ref: dict[str, Any] | None) -> str | None:
+    return str((ref.get("conversation") or {}).get("id")) if ref else None
+
+
+@dataclass(frozen=True, slots=True)
+class RememberedChannel:
+    """A stored channel, and whether this call stored it first (the conversation is new to clinicbot)."""
+
+    channel: ChatIdentity
+    created: bool
 
 
 async def remember_channel(
@@ -74,9 +103,34 @@ async def remember_channel(
     conversation_id: str,
     name: str,
     ref: dict[str, Any],
-) -> ChatIdentity:
-    """Store a channel or group chat the bot was added to; the first one becomes the staff channel."""
+) -> RememberedChannel:
+    """Store a channel or group chat the bot was added to; the first one becomes the staff channel.
+
+    An upsert: Teams sends installationUpdate and conversationUpdate for one install at the same
+    moment, and both store the same channel; the one that loses the race updates the row.
+    """
     user_id = (CHANNEL_PREFIX + conversation_id)[:128]
+    values = {
+        "practice_id": practice_id,
+        "platform": platform,
+        "workspace_id": workspace_id,
+        "user_id": user_id,
+        "display_name": name[:200] or None,
+        "conversation_ref": ref,
+    }
+    keys = ["platform", "workspace_id", "user_id"]
+    stmt: Executable
+    # Imported here: each dialect module costs megabytes, and a process only ever uses one.
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        stmt = postgresql.insert(ChatIdentity).values(values).on_conflict_do_nothing(index_elements=keys)
+    else:
+        from sqlalchemy.dialects import sqlite
+
+        stmt = sqlite.insert(ChatIdentity).values(values).on_conflict_do_nothing(index_elements=keys)
+    result = await session.execute(stmt)
+    created = bool(getattr(result, "rowcount", 0))
     channel = await session.scalar(
         select(ChatIdentity).where(
             ChatIdentity.platform == platform,
@@ -84,16 +138,10 @@ async def remember_channel(
             ChatIdentity.user_id == user_id,
         )
     )
-    if channel is None:
-        channel = ChatIdentity(
-            practice_id=practice_id,
-            platform=platform,
-            workspace_id=workspace_id,
-            user_id=user_id,
-            display_name=name[:200] or None,
-        )
-        session.add(channel)
-    channel.conversation_ref = ref
+    if channel is None:  # cannot happen: the row was inserted or already there
+        raise LookupError(f"channel {user_id!r} vanished while being stored")
+    if channel.conversation_ref != ref:
+        channel.conversation_ref = ref
     await session.flush()
     practice = await session.get(Practice, practice_id)
     if (
@@ -101,7 +149,7 @@ async def remember_channel(
         and ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}).get(platform) is None
     ):
         await set_staff_channel(session, practice_id, platform, channel.id)
-    return channel
+    return RememberedChannel(channel, created)
 
 
 async def staff_user_ids(

@@ -34,7 +34,7 @@ class Core:
 
 def open_core(settings: Settings) -> Core:
     """Install the secret key and open the store; no I/O beyond reading/creating the key file."""
-    key, where = load_or_create_key(settings.secret_key, settings.secret_key_file)
+    key, where = load_or_create_key(settings.secret_key, settings.secret_key_file, generate=settings.is_sqlite)
     install_key(key)
     log.debug("secret key loaded", extra={"key_source": where})
     store = Store(settings.database_url, settings.database_schema)

@@ -15,6 +15,7 @@ from sync.store import audit
 from sync.runtime.core import Core
 from sync.store.model import Calendar, Connection, Practice, Practitioner
 from sync.engine.projection import PROJECTIONS
+from sync.integrations.sources import is_read_only
 
 __all__ = ["ROLES", "ConnectionError_", "add_connection", "calendar_rows", "remove_connection", "set_calendar"]
 
@@ -119,7 +120,7 @@ async def set_calendar(
             raise ConnectionError_(f"there is no calendar {calendar_id}; `clinicbot calendar list` shows them")
         conn = await s.get(Connection, cal.connection_id)
         assert conn is not None
-        if role == "mirror" and conn.provider == "ics":
+        if role == "mirror" and is_read_only(conn):
             raise ConnectionError_("an ICS feed is read-only; it can be a source or busy calendar, not a mirror")
         practitioner_id = await _practitioner(core, conn.practice_id, practitioner)
         before = {"role": cal.role, "projection": cal.projection, "sync_enabled": cal.sync_enabled,

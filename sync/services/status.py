@@ -40,8 +40,15 @@ class ConnectionStatus:
     def healthy(self) -> bool:
         return self.status == "active" and self.failed_ops == 0 and not self.last_error
 
+    @property
+    def state(self) -> str:
+        """What an operator needs first: the token status, or "failing" when the last sync failed."""
+        if self.status == "active" and self.last_error:
+            return "failing"
+        return self.status if self.sync_enabled else f"{self.status}, sync off"
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"healthy": self.healthy}
+        return asdict(self) | {"healthy": self.healthy, "state": self.state}
 
 
 async def connection_status(core: Core, practice_id: int | None = None) -> list[ConnectionStatus]:

@@ -103,10 +103,12 @@ def current_box() -> SecretBox:
     return _box
 
 
-def load_or_create_key(explicit: str | None, key_file: Path) -> tuple[str, str]:
+def load_or_create_key(explicit: str | None, key_file: Path, *, generate: bool = True) -> tuple[str, str]:
     """Return (key, where-from). Uses CLINICBOT_SECRET_KEY, else the key file, else makes one.
 
-    A generated key file is written with mode 0600, and the caller logs where it is.
+    A generated key file is written with mode 0600, and the caller logs where it is. With
+    `generate` off (a shared PostgreSQL database) a missing key is an error instead: every
+    replica would generate a key of its own, and each could not read what the others wrote.
     """
     if explicit:
         return explicit, "CLINICBOT_SECRET_KEY"
@@ -118,6 +120,12 @@ def load_or_create_key(explicit: str | None, key_file: Path) -> tuple[str, str]:
         except (ValueError, KeyError_):
             raise KeyError_(f"key file {path} is malformed; restore it or set CLINICBOT_SECRET_KEY") from None
         return text, str(path)
+    if not generate:
+        raise KeyError_(
+            "CLINICBOT_SECRET_KEY is not set: on PostgreSQL every replica must share one key (a key file "
+            "generated per replica would make the others' data unreadable); generate one as the README says "
+            "and pass the same value to every process"
+        )
     key = new_key()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -79,10 +79,8 @@ async def prepare_database(core: Core) -> None:
         log.info("upgrading the embedded SQLite database", extra={"from": state.current, "to": state.head})
         await upgrade(core.store)
         return
-    raise StoreError(
-        f"database schema is at {state.current or 'nothing'}, this version needs {state.head}: "
-        "run `clinicbot db upgrade`"
-    )
+    where = f"is at {state.current}" if state.current else "has no clinicbot tables yet"
+    raise StoreError(f"the database {where}, and this version needs {state.head}: run `clinicbot db upgrade`")
 
 
 def run_sync(coro: Any) -> Any:

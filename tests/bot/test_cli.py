@@ -50,6 +50,8 @@ def test_doctor_reports_each_check(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert any(ln.startswith("✓ database reachable") for ln in lines)
     assert any(ln.startswith("✗ schema") and "clinicbot db upgrade" in ln for ln in lines)
+    assert any("the database has no clinicbot tables yet" in ln for ln in lines), lines
+    assert "nothing" not in result.stdout
     assert result.returncode == 1
     run_cli(["db", "upgrade"], tmp_path)
     healthy = run_cli(["doctor"], tmp_path)
@@ -72,3 +74,53 @@ def test_wrong_key_stops_commands_clearly(tmp_path: Path) -> None:
     result = run_cli(["doctor"], tmp_path)
     assert "✗ credentials do not decrypt" in result.stdout
     assert "deadbeef" in result.stdout
+
+
+def test_an_empty_database_is_named_in_plain_words(tmp_path: Path) -> None:
+    started = run_cli(["appointments", "list"], tmp_path, {"CLINICBOT_AUTO_MIGRATE": "false"})
+    assert started.returncode == 2
+    assert "the database has no clinicbot tables yet" in started.stderr and "clinicbot db upgrade" in started.stderr
+    assert "at nothing" not in started.stderr
+
+
+def test_doctor_fails_when_teams_is_open_on_a_reachable_address(tmp_path: Path) -> None:
+    run_cli(["db", "upgrade"], tmp_path)
+    exposed = run_cli(["doctor"], tmp_path, {"CLINICBOT_HOST": "0.0.0.0"})  # noqa: S104  (checked, not bound)
+    assert exposed.returncode == 1, exposed.stdout
+    assert any(ln.startswith("✗ Teams: authentication OFF") for ln in exposed.stdout.splitlines())
+    local = run_cli(["doctor"], tmp_path)
+    assert local.returncode == 0 and "- Teams: authentication OFF" in local.stdout
+
+
+def test_a_role_is_granted_from_the_cli_to_a_person_clinicbot_has_seen(tmp_path: Path) -> None:
+    import asyncio
+
+    from bot.commands.identity import resolve_actor
+    from sync.runtime.settings import Settings
+    from sync.runtime.core import open_core
+
+    assert run_cli(["db", "upgrade"], tmp_path).returncode == 0
+
+    async def seen() -> None:  # two people have talked to the bot in Teams
+        core = open_core(Settings(_env_file=None, CLINICBOT_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'clinicbot.sqlite3'}",
+                                  CLINICBOT_SECRET_KEY_FILE=tmp_path / "clinicbot.key"))  # type: ignore[call-arg]
+        try:
+            await resolve_actor(core, "teams", "tenant-1", "29:one", "Ann Admin")
+            await resolve_actor(core, "teams", "tenant-1", "29:two", "Alex Wilber")
+        finally:
+            await core.close()
+
+    asyncio.run(seen())
+    granted = run_cli(["role", "grant", "staff", "Alex Wilber"], tmp_path)
+    assert granted.returncode == 0 and "Alex Wilber now has the staff role" in granted.stdout, granted.stderr
+    again = run_cli(["role", "grant", "staff", "alex wilber"], tmp_path)
+    assert again.returncode == 0 and "already has" in again.stdout
+    nobody = run_cli(["role", "grant", "staff", "Nobody Here"], tmp_path)
+    assert nobody.returncode == 1 and "nobody" in nobody.stderr
+    listed = run_cli(["role", "list", "--json"], tmp_path)
+    roles = {(r["person"], r["role"]) for r in json.loads(listed.stdout)}
+    assert ("Alex Wilber", "staff") in roles and ("Ann Admin", "admin") in roles
+    revoked = run_cli(["role", "revoke", "staff", "Alex Wilber"], tmp_path)
+    assert revoked.returncode == 0 and "no longer has" in revoked.stdout
+    last = run_cli(["role", "revoke", "admin", "Ann Admin"], tmp_path)
+    assert last.returncode == 1 and "last admin" in last.stderr

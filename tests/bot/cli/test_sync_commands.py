@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 import pytest
@@ -14,6 +17,7 @@ from sync.integrations import registry
 from sync.contract.items import EventData
 from tests.conftest import TEST_KEY
 from tests.fakes.memory_calendar import MemoryServer
+from tests.servers import run_cli
 from tests.sync import memory_adapter
 
 
@@ -78,3 +82,52 @@ def test_bad_input_gets_one_clear_line(cli: click.Group) -> None:
     assert result.exit_code == 1 and "CB_TEST_UNSET_VAR is not set" in result.output
     result = CliRunner().invoke(cli, ["appointments", "list", "--date", "tomorrow"])
     assert result.exit_code == 1 and "is not a date" in result.output
+
+
+def test_a_refused_connection_shows_its_reason_in_sync_status_and_the_log(tmp_path: Path) -> None:
+    """Added from a shell that allowed loopback feeds; synced by a process whose environment does not."""
+    from tests.adapters.ics.fakes.ics_feed import FeedServer
+
+    async def scenario() -> None:
+        async with FeedServer() as feeds:
+            feeds.publish("/clinic.ics", "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nEND:VCALENDAR\r\n")
+            url = feeds.url("/clinic.ics")
+            run = functools.partial(asyncio.to_thread, run_cli)
+            assert (await run(["db", "upgrade"], tmp_path)).returncode == 0
+            added = await run(["connection", "add", "ics", "--url", url], tmp_path,
+                              {"CLINICBOT_ALLOW_PRIVATE_URLS": "true"})
+            assert added.returncode == 0, added.stderr
+            synced = await run(["sync", "run"], tmp_path)
+            assert "Refused" in synced.stderr and "loopback address" in synced.stderr, synced.stderr
+            status = await run(["sync", "status"], tmp_path, {"COLUMNS": "100"})
+            table = status.stdout
+            assert "failing" in table and "active" not in table, table
+            assert "Refused" in table and "loopback" in table, table
+            assert "…" not in table, "nothing is cut off"
+            as_json = json.loads((await run(["sync", "status", "--json"], tmp_path)).stdout)
+            reason = as_json[0]["last_error"]
+            assert "CLINICBOT_ALLOW_PRIVATE_URLS=true" in reason and "ask the operator" not in reason
+
+    asyncio.run(scenario())
+
+
+def test_appointments_list_names_practitioners_in_the_practice_zone_with_the_summary(cli: click.Group) -> None:
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0)
+    memory_adapter.SERVERS.clear()
+    memory_adapter.SERVERS["memory://x/plain"] = MemoryServer()
+    # A plain calendar event: no structured service or client, only its summary.
+    memory_adapter.SERVERS["memory://x/plain"].put(EventData(
+        uid="p1", summary="Team supervision", start=start, end=start + timedelta(minutes=45)))
+    run(cli, "practice", "create", "Clinic", "--tz", "Asia/Kolkata")
+    run(cli, "practitioner", "add", "Dr Ann Lee")
+    run(cli, "connection", "add", "caldav", "--url", "memory://x/plain", "--practitioner", "dr-lee")
+    cal = json.loads(run(cli, "calendar", "list", "--json"))[0]
+    run(cli, "calendar", "set", str(cal["id"]), "--role", "source")
+    run(cli, "sync", "run")
+    local = start.astimezone(ZoneInfo("Asia/Kolkata"))
+    [row] = json.loads(run(cli, "appointments", "list", "--date", local.date().isoformat(), "--json"))
+    assert row["practitioner"] == "Dr Ann Lee" and row["summary"] == "Team supervision"
+    assert row["start"] == local.isoformat()
+    table = run(cli, "appointments", "list", "--date", local.date().isoformat())
+    assert "Dr Ann Lee" in table and "Team supervision" in table and f"{local:%H:%M}" in table, table
+    assert "Asia/Kolkata" in table

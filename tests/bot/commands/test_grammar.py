@@ -69,7 +69,7 @@ def test_every_command_parses_to_its_type() -> None:
         ("status now", "unexpected 'now'"),
         ("role grant", "role grant"),
         ("role grant overlord @ann", "not a role"),
-        ("role grant staff ann", "not a person"),
+        ("role grant staff <@U1|ann>", "not a person"),
         ("role revoke staff @ann @dr-lee", "unexpected"),
         ("today @a @b", "one practitioner"),
         ("x" * 1001, "too long"),
@@ -132,3 +132,11 @@ def test_actions_round_trip_and_refuse_tampering() -> None:
     ]:
         with pytest.raises(ParseError):
             actions.decode(action_id, value)
+
+
+def test_a_person_can_be_named_in_plain_text() -> None:
+    assert parse("role grant staff Alex Wilber") == ChangeRole(True, "staff", UserRef(name="Alex Wilber"))
+    assert parse("role grant staff @Alex Wilber") == ChangeRole(True, "staff", UserRef(name="Alex Wilber"))
+    assert parse("role grant practitioner Sam Kim @dr-kim") == ChangeRole(
+        True, "practitioner", UserRef(name="Sam Kim"), UserRef(name="dr-kim")
+    )

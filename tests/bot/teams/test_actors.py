@@ -122,3 +122,24 @@ async def test_the_cache_is_bounded(core: Core) -> None:
     for n in range(5):
         await cache.resolve(TENANT, f"29:u{n}", f"U{n}")
     assert len(cache._entries) <= 3
+
+
+async def test_a_typed_name_that_matches_one_person_is_accepted(teams: Teams) -> None:
+    url = teams.connector.service_url
+    assert (await teams.post(activity(url, text="whoami", sender=1)))[0] in (200, 201)  # first: admin
+    for n, name in ((2, "Alex Wilber"), (3, "Sam Kim"), (4, "Sam Lee")):
+        other = activity(url, text="whoami", sender=n)
+        other["from"]["name"] = name
+        assert (await teams.post(other))[0] in (200, 201)
+    for typed in ("role grant staff Alex Wilber", "role grant staff @alex wilber"):
+        assert (await teams.post(activity(url, text=typed, sender=1)))[0] in (200, 201)
+        assert "Alex Wilber now has the staff role" in str(teams.connector.recorded.activities("a:personal-1")[-1]) or (
+            "already has the staff role" in str(teams.connector.recorded.activities("a:personal-1")[-1])
+        )
+    # "Sam" is two people: nothing changes, and the card says to mention the one meant.
+    assert (await teams.post(activity(url, text="role grant staff Sam", sender=1)))[0] in (200, 201)
+    assert "more than one person" in str(teams.connector.recorded.activities("a:personal-1")[-1])
+    assert (await teams.post(activity(url, text="whoami", sender=2)))[0] in (200, 201)
+    assert _roles_on_card(teams.connector.recorded.activities("a:personal-2")[-1]) == "staff"
+    assert (await teams.post(activity(url, text="whoami", sender=4)))[0] in (200, 201)
+    assert _roles_on_card(teams.connector.recorded.activities("a:personal-4")[-1]) == "none"

@@ -232,3 +232,46 @@ async def test_stock_cloud_adapter_still_fails_invokes_with_a_body(teams_open: T
             assert resp.status == 500
     finally:
         await server.close()
+
+
+async def test_a_press_on_a_channel_card_answers_the_presser_privately(teams: Teams) -> None:
+    appt = await _appointment(teams)  # user 1 (admin) has a 1:1 chat with the bot: a:personal-1
+    text, entities = mention_text("tomorrow")
+    shared = activity(teams.connector.service_url, text=text, entities=entities, kind="channel")
+    status, _ = await teams.post(shared)
+    assert status in (200, 201)
+    channel_id = shared["conversation"]["id"]
+    card = teams.connector.recorded.activities(channel_id)[-1]["attachments"][0]["content"]
+    in_channel = len(teams.connector.recorded.activities(channel_id))
+
+    details = next(b for b in _buttons(card) if b.get("verb") == "details" and b["data"]["a"] == appt.id)
+    status, body = await teams.post(_invoke(teams, details, kind="channel"))
+    assert status == 200, body
+    # The shared card stays as it is: the answer is a message to the presser, not a replacement card.
+    assert body["type"] == "application/vnd.microsoft.activity.message", body
+    assert "private" in body["value"]
+    dm = teams.connector.recorded.activities("a:personal-1")[-1]["attachments"][0]["content"]
+    assert f"A-{appt.id}" in str(dm) and "Check-up" in str(dm)
+
+    # The Action.Submit fallback (older clients) leaves the shared card alone too.
+    cancel = next(b for b in _buttons(card) if b.get("verb") == "cancel")["fallback"]
+    press = activity(teams.connector.service_url, value=cancel["data"], replyToId="shared-card", kind="channel")
+    status, _ = await teams.post(press)
+    assert status in (200, 201)
+    assert not teams.connector.recorded.updates(), "nobody's card in the channel was replaced"
+    assert len(teams.connector.recorded.activities(channel_id)) == in_channel
+    assert "Cancel A-" in str(teams.connector.recorded.activities("a:personal-1")[-1]["attachments"][0]["content"])
+
+
+async def test_a_channel_press_by_someone_without_a_private_chat_opens_one(teams: Teams) -> None:
+    appt = await _appointment(teams)
+    text, entities = mention_text("tomorrow")
+    shared = activity(teams.connector.service_url, text=text, entities=entities, kind="channel")
+    await teams.post(shared)
+    card = teams.connector.recorded.activities(shared["conversation"]["id"])[-1]["attachments"][0]["content"]
+    details = next(b for b in _buttons(card) if b.get("verb") == "details" and b["data"]["a"] == appt.id)
+    status, body = await teams.post(_invoke(teams, details, kind="channel", sender=2))  # no role, no 1:1 yet
+    assert status == 200 and body["type"] == "application/vnd.microsoft.activity.message"
+    created = teams.connector.recorded.created_conversations
+    assert created and created[-1]["members"][0]["id"] == "29:user-2"
+    assert not teams.connector.recorded.updates()
