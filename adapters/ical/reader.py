@@ -149,7 +149,9 @@ def _as_master(events: list[EventData]) -> list[EventData]:
 def _fold_cancelled(events: list[EventData]) -> list[EventData]:
     excluded = {(e.uid, x.astimezone(UTC)) for e in events if e.rrule and e.recurrence_id is None for x in e.exdates}
     if excluded:  # an override of a visit its series' EXDATE leaves out changes nothing (as recurring-ical-events)
-        events = [e for e in events if e.recurrence_id is None or (e.uid, e.recurrence_id.astimezone(UTC)) not in excluded]
+        events = [
+            e for e in events if e.recurrence_id is None or (e.uid, e.recurrence_id.astimezone(UTC)) not in excluded
+        ]
     cancelled: dict[str, list[datetime]] = {}
     for event in events:
         if event.recurrence_id is not None and event.status == "cancelled":

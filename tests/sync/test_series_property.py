@@ -7,8 +7,8 @@ sync stores, expanded by sync.series, as the reminder sweep and slot check do to
 from __future__ import annotations
 
 import os
-from itertools import islice
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
