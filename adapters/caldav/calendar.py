@@ -37,7 +37,7 @@ from adapters.caldav.xml import (
     propfind,
     sync_collection,
 )
-from adapters.ical import expand
+from adapters.ical.expand import expand_off_loop
 from adapters.ical.reader import ReadProblem
 from sync.items import ChangeSet, EventData, RemoteItem, Window
 
@@ -152,7 +152,7 @@ class CalDAVCalendar:
                     log.warning("caldav: a resource that is not iCalendar left out of free/busy")
         busy = [
             BusyInterval(e.start, e.end)
-            for e in expand(events, window)
+            for e in await expand_off_loop(events, window)
             if not e.transparent and e.status != "cancelled"
         ]
         return sorted(busy, key=lambda b: (b.start, b.end))
