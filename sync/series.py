@@ -68,7 +68,8 @@ def describe(appt: Appointment, tz: str) -> str:
     """ "Repeats every week since Tue 3 Mar 2026; ..." for a series, "" for anything else."""
     if not is_series(appt):
         return ""
-    parts = dict(p.partition("=")[::2] for p in (appt.rrule or "").removeprefix("RRULE:").split(";"))
+    first = (appt.rrule or "").split("\n")[0]  # a series of several rules is described by its first
+    parts = dict(p.partition("=")[::2] for p in first.removeprefix("RRULE:").split(";"))
     unit, interval = _UNIT.get(parts.get("FREQ", "").upper()), parts.get("INTERVAL", "1")
     if unit is None:
         every = "on a schedule"
