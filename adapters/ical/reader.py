@@ -106,14 +106,16 @@ def events_from_calendar(
     for child in calendar.children:
         if child.name != "VEVENT":
             continue
-        uid_prop = child.first("UID")
-        uid = uid_prop.value.strip() if uid_prop is not None else None
         for line, why in child.dropped or ():
-            found.append(ReadProblem("repaired", uid, line, f"line left out: {why}"))
+            found.append(ReadProblem("repaired", _uid_of(child), line, f"line left out: {why}"))
         try:
-            event, sequence = _event(child, resolver, found)
+            event, sequence = _event_fields(child, resolver, found)
         except BadPayload as exc:
-            found.append(ReadProblem("skipped", uid, exc.line or child.line, _reason(exc, exc.line or child.line)))
+            line = exc.line or child.line
+            found.append(ReadProblem("skipped", _uid_of(child), line, _reason(exc, line)))
+            continue
+        except OverflowError:
+            found.append(ReadProblem("skipped", _uid_of(child), child.line, "a time is out of range"))
             continue
         key = (event.uid, event.recurrence_id)
         earlier = chosen.get(key)
@@ -123,6 +125,11 @@ def events_from_calendar(
         for problem in found:
             log.warning("ical: %s", problem.kind, extra={"uid": problem.uid, "line": problem.line})
     return _fold_cancelled(_as_master([event for _, event in chosen.values()]))
+
+
+def _uid_of(component: Component) -> str | None:
+    prop = component.first("UID")
+    return prop.value.strip() if prop is not None else None
 
 
 def _reason(exc: BadPayload, line: int) -> str:
@@ -198,7 +205,7 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
     for raw in prop.value.split(","):
         text = raw.strip()
         size = len(text)
-        if not size and prop.name in ("EXDATE", "RDATE"):
+        if not size and (prop.name == "EXDATE" or prop.name == "RDATE"):
             continue  # an empty item (Google writes "EXDATE;VALUE=DATE:"): nothing to add or leave out
         try:
             if size == 8 and text.isdigit():
@@ -224,7 +231,8 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
     if not out:
         raise _bad(prop, "has no value")
     for found in out:
-        _in_range(prop, found.value)
+        if not 1 < found.value.year < 9999:  # within a day of the ends of the datetime range
+            _in_range(prop, found.value)
     return out
 
 
@@ -258,7 +266,7 @@ def _duration(prop: Prop) -> timedelta:
 _SPACES = re.compile(r"\s+")
 
 
-def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], uid: str | None) -> str | None:
+def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], component: Component) -> str | None:
     """The RRULE text without its "RRULE:" prefix, or None when it cannot be read (noted).
 
     Spaces inside it are removed (Exchange writes "BYDAY=MO, TU"). A rule is read by icalendar and
@@ -270,7 +278,7 @@ def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], uid: str | 
     raw = prop.value.strip()
     text = _SPACES.sub("", raw)
     if text != raw:
-        problems.append(ReadProblem("repaired", uid, prop.line, "RRULE had spaces in it"))
+        problems.append(ReadProblem("repaired", _uid_of(component), prop.line, "RRULE had spaces in it"))
     text = text[6:] if text.upper().startswith("RRULE:") else text
     why: str | None = None
     try:
@@ -283,7 +291,8 @@ def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], uid: str | 
     except (ValueError, TypeError, KeyError, OverflowError):
         why = "cannot be read"
     if why is not None:
-        problems.append(ReadProblem("rule", uid, prop.line, f"RRULE {why}; only the first visit is shown"))
+        what = f"RRULE {why}; only the first visit is shown"
+        problems.append(ReadProblem("rule", _uid_of(component), prop.line, what))
         return None
     return text
 
@@ -313,15 +322,16 @@ def _date_exdates(
     return found
 
 
-def _event(component: Component, resolver: ZoneResolver, problems: list[ReadProblem]) -> tuple[EventData, int]:
-    """One VEVENT and its SEQUENCE; BadPayload naming the line when it cannot be read."""
-    try:
-        return _event_fields(component, resolver, problems)
-    except OverflowError:
-        raise BadPayload(f"line {component.line}: a time is out of range", line=component.line) from None
+#: The properties an event is read from; the others are passed over.
+_READ = frozenset({
+    "DTSTART", "DTEND", "DURATION", "UID", "SUMMARY", "DESCRIPTION", "LOCATION", "STATUS", "TRANSP", "SEQUENCE",
+    "RRULE", "EXDATE", "RDATE", "RECURRENCE-ID", "CATEGORIES", X_ID, X_CLIENT_NAME, X_CLIENT_EMAIL, X_SERVICE,
+})
 
 
 def _event_fields(component: Component, resolver: ZoneResolver, problems: list[ReadProblem]) -> tuple[EventData, int]:
+    """One VEVENT and its SEQUENCE; BadPayload naming the line when it cannot be read (the caller
+    also takes an OverflowError as unreadable)."""
     start: _Moment | None = None
     end: _Moment | None = None
     duration: Prop | None = None
@@ -332,10 +342,10 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
     rules: list[Prop] = []
     categories: list[str] = []
     sequence = 0
-    uid_prop = component.first("UID")
-    uid = uid_prop.value.strip() if uid_prop is not None else None
     for prop in component.props:
         name = prop.name
+        if name not in _READ:
+            continue  # DTSTAMP, ORGANIZER, ATTENDEE ...: one look-up, not the whole chain below
         if name == "DTSTART":
             start = _moments(prop, resolver)[0]
         elif name == "DTEND":
@@ -358,12 +368,13 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
             try:
                 sequence = int(prop.value.strip())
             except ValueError:
-                problems.append(ReadProblem("repaired", uid, prop.line, "SEQUENCE is not a number; read as 0"))
+                what = "SEQUENCE is not a number; read as 0"
+                problems.append(ReadProblem("repaired", _uid_of(component), prop.line, what))
         elif name == "RRULE":
             rules.append(prop)
         elif name == "EXDATE":
             if not prop.value.strip():
-                problems.append(ReadProblem("repaired", uid, prop.line, "empty EXDATE left out"))
+                problems.append(ReadProblem("repaired", _uid_of(component), prop.line, "empty EXDATE left out"))
                 continue
             for m in _moments(prop, resolver):
                 (exdays if m.all_day else exdates).append(m.value)
@@ -395,8 +406,8 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
         if end.all_day != start.all_day:
             end_prop = component.first("DTEND")
             assert end_prop is not None
-            problems.append(ReadProblem("repaired", uid, end_prop.line, "DTEND and DTSTART mix a date with a "
-                                        "date-time; read as DTSTART's kind"))  # fmt: skip
+            what = "DTEND and DTSTART mix a date with a date-time; read as DTSTART's kind"
+            problems.append(ReadProblem("repaired", _uid_of(component), end_prop.line, what))
             end = _like(end, start)
         stop = end.value
     elif duration is not None:
@@ -406,17 +417,23 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
     if stop < start.value:
         line = component.first("DTEND") or component.first("DURATION") or component.first("DTSTART")
         assert line is not None
-        problems.append(ReadProblem("repaired", uid, line.line, "ended before it started; start and end swapped"))
+        what = "ended before it started; start and end swapped"
+        problems.append(ReadProblem("repaired", _uid_of(component), line.line, what))
         if start.all_day:
             start, stop = _Moment(stop, True, start.tzid), start.value
         else:
             start, stop = _Moment(stop, False, start.tzid), start.value
-    for value in (start.value, stop):
-        try:
-            value.astimezone(UTC) + timedelta(days=1)
-        except OverflowError:
-            raise BadPayload(f"line {component.line}: a time is out of range", line=component.line) from None
-    texts = [text for text in (_rrule(prop, start.value, problems, uid) for prop in rules) if text]
+    if not (1 < start.value.year < 9999 and 1 < stop.year < 9999):  # near the ends of the datetime range
+        for value in (start.value, stop):
+            try:
+                value.astimezone(UTC) + timedelta(days=1)
+            except OverflowError:
+                raise BadPayload(f"line {component.line}: a time is out of range", line=component.line) from None
+    texts: list[str] = []
+    for prop in rules:
+        text = _rrule(prop, start.value, problems, component)
+        if text:
+            texts.append(text)
     if texts:
         fields["rrule"] = "\n".join(dict.fromkeys(texts))
     if exdays and not start.all_day:
@@ -432,8 +449,8 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
             end=stop,
             tzid=start.tzid,
             all_day=start.all_day,
-            exdates=tuple(dict.fromkeys(exdates)),
-            rdates=tuple(dict.fromkeys(rdates)),
+            exdates=tuple(dict.fromkeys(exdates)) if exdates else (),
+            rdates=tuple(dict.fromkeys(rdates)) if rdates else (),
             categories=tuple(categories),
             **fields,  # type: ignore[arg-type]
         ), sequence
