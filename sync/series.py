@@ -22,6 +22,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from time import monotonic as time_now
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -110,8 +111,9 @@ _FIXED_STEP = {
 }  # fmt: skip
 
 
+@lru_cache(maxsize=8192)
 def rule_parts(rrule: str) -> dict[str, str]:
-    """An RRULE's NAME=VALUE parts, names upper-cased (no validation)."""
+    """An RRULE's NAME=VALUE parts, names upper-cased (no validation; kept, so not to be changed)."""
     parts: dict[str, str] = {}
     for part in rrule.strip().removeprefix("RRULE:").split(";"):
         name, _, value = part.partition("=")
@@ -176,11 +178,19 @@ def _unreadable(appt: Appointment, why: str) -> None:
                     extra={"appointment_id": getattr(appt, "id", None), "error": why[:80]})
 
 
+@lru_cache(maxsize=8192)
+def _parsed(text: str, dtstart: datetime, all_day: bool) -> Any:
+    """dateutil's reading of a rule, kept: the reminder sweep expands every series each minute,
+    from the same (skipped-ahead) DTSTART for a whole period, and reading the text is most of the
+    cost. Rules are never changed in place (`replace` makes a new one)."""
+    return rrulestr(text, dtstart=dtstart, ignoretz=all_day)
+
+
 def _rule(text: str, dtstart: datetime, bound: datetime, all_day: bool) -> Any:
     """One dateutil rule for RRULE `text`, stopped at `bound`: its work ends with the span asked
     about (a date that never comes, BYMONTH=2;BYMONTHDAY=30, is otherwise looked for until 9999)."""
     try:
-        rule: Any = rrulestr(text, dtstart=dtstart, ignoretz=all_day)
+        rule: Any = _parsed(text, dtstart, all_day)
     except (ValueError, TypeError):
         if all_day:
             raise
