@@ -21,7 +21,7 @@ import re
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from time import monotonic as time_now
 from typing import Any
@@ -178,12 +178,17 @@ def _unreadable(appt: Appointment, why: str) -> None:
                     extra={"appointment_id": getattr(appt, "id", None), "error": why[:80]})
 
 
-@lru_cache(maxsize=8192)
 def _parsed(text: str, dtstart: datetime, all_day: bool) -> Any:
     """dateutil's reading of a rule, kept: the reminder sweep expands every series each minute,
     from the same (skipped-ahead) DTSTART for a whole period, and reading the text is most of the
-    cost. Rules are never changed in place (`replace` makes a new one)."""
-    return rrulestr(text, dtstart=dtstart, ignoretz=all_day)
+    cost. Rules are never changed in place (`replace` makes a new one). Kept by wall time and zone:
+    two aware datetimes of one instant are equal, but 15:00 UTC weekly is not 16:00 Berlin weekly."""
+    return _parsed_in(text, dtstart.replace(tzinfo=None), dtstart.tzinfo, all_day)
+
+
+@lru_cache(maxsize=8192)
+def _parsed_in(text: str, wall: datetime, zone: tzinfo | None, all_day: bool) -> Any:
+    return rrulestr(text, dtstart=wall.replace(tzinfo=zone), ignoretz=all_day)
 
 
 def _rule(text: str, dtstart: datetime, bound: datetime, all_day: bool) -> Any:
