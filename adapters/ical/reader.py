@@ -202,6 +202,7 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
         if tzid_param:
             zone, tzid = resolver.resolve(tzid_param)
     out: list[_Moment] = []
+    edge = False  # a year 1 or 9999: checked below, where converting it could overflow
     for raw in prop.value.split(","):
         text = raw.strip()
         size = len(text)
@@ -212,12 +213,14 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
                 # An all-day date is floating: it means that day wherever the reader is.
                 day = datetime.fromisoformat(text).replace(tzinfo=resolver.default_zone)
                 out.append(_Moment(day, True, resolver.default_tzid))
+                edge = edge or not 1 < day.year < 9999
                 continue
             if size not in (15, 16) or text[8] != "T" or not text[:8].isdigit() or not text[9:15].isdigit():
                 raise ValueError(text)
             if text[13:15] == "60":  # a leap second is read as :59
                 text = text[:13] + "59" + text[15:]
             moment = datetime.fromisoformat(text[:15])
+            edge = edge or not 1 < moment.year < 9999
         except ValueError:
             raise _bad(prop, f"has an unreadable date or date-time {text[:40]!r}") from None
         if size == 16:
@@ -230,8 +233,8 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
             out.append(_Moment(moment.replace(tzinfo=resolver.default_zone), False, resolver.default_tzid))
     if not out:
         raise _bad(prop, "has no value")
-    for found in out:
-        if not 1 < found.value.year < 9999:  # within a day of the ends of the datetime range
+    if edge:  # within a day of the ends of the datetime range
+        for found in out:
             _in_range(prop, found.value)
     return out
 
