@@ -11,6 +11,7 @@ read-modify-write of that resource under its etag (writes.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -37,7 +38,7 @@ from adapters.caldav.xml import (
     propfind,
     sync_collection,
 )
-from adapters.kit.ical import expand
+from adapters.kit.ical.expand import expand_off_loop
 from adapters.kit.ical.reader import ReadProblem
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
@@ -53,6 +54,8 @@ SYNC_TOKEN = (D, "sync-token")
 MULTIGET_BATCH = 250
 #: Resources per page handed to the engine while a sync-collection answer streams in.
 PAGE_ITEMS = 200
+#: Bodies of a page from this size on are read in a worker thread, not on the event loop.
+OFFLOAD_BYTES = 256 * 1024
 #: 507-truncated sync pages to follow before giving up (Google pages at ~230 items).
 MAX_SYNC_PAGES = 1000
 
@@ -152,7 +155,7 @@ class CalDAVCalendar:
                     log.warning("caldav: a resource that is not iCalendar left out of free/busy")
         busy = [
             BusyInterval(e.start, e.end)
-            for e in expand(events, window)
+            for e in await expand_off_loop(events, window)
             if not e.transparent and e.status != "cancelled"
         ]
         return sorted(busy, key=lambda b: (b.start, b.end))
@@ -207,7 +210,7 @@ class CalDAVCalendar:
                                 else:
                                     found[resource_id] = (response.text(*GETETAG), data)
                                     if len(found) >= PAGE_ITEMS:
-                                        yield self._page(found, deleted, window, full)
+                                        yield await self._page(found, deleted, window, full)
                                         found, deleted = {}, []
             except ReportUnsupported as exc:
                 raise _NoSyncCollection() from exc
@@ -217,7 +220,7 @@ class CalDAVCalendar:
                 raise BadPayload(f"{self.name}: sync-collection answer without a sync-token", provider=self.name)
             current = parser.token
             if found or deleted:
-                yield self._page(found, deleted, window, full)
+                yield await self._page(found, deleted, window, full)
             if not truncated:
                 break
         assert current is not None
@@ -225,19 +228,29 @@ class CalDAVCalendar:
             fetched = await self._multiget(missing[start : start + MULTIGET_BATCH])
             notes: list[str] = []
             kept: list[str] = []
-            page_items = self._materialize(fetched, window, notes, kept)
+            page_items = await self._materialize_off_loop(fetched, window, notes, kept)
             yield ChangeSet(items=page_items, full=full, notes=notes, kept_ids=kept)
         self._sync_supported = True
         yield ChangeSet(cursor=cursors.encode_token(current), full=full)
 
-    def _page(
+    async def _page(
         self, found: dict[str, tuple[str | None, str | None]], deleted: list[str], window: Window, full: bool
     ) -> ChangeSet:
         deleted_ids = [d for d in dict.fromkeys(deleted) if d not in found]
         notes: list[str] = []
         kept: list[str] = []
-        items = self._materialize(found, window, notes, kept)
+        items = await self._materialize_off_loop(found, window, notes, kept)
         return ChangeSet(items=items, deleted_ids=deleted_ids, full=full, notes=notes, kept_ids=kept)
+
+    async def _materialize_off_loop(
+        self, found: dict[str, tuple[str | None, str | None]], window: Window, notes: list[str], kept: list[str]
+    ) -> list[RemoteItem]:
+        """`_materialize`, in a worker thread once the bodies reach OFFLOAD_BYTES (one resource
+        with 100,000 EXDATEs takes seconds to read; Slack wants its ack within 3)."""
+        size = sum(len(data) for _, data in found.values() if data)
+        if size < OFFLOAD_BYTES:
+            return self._materialize(found, window, notes, kept)
+        return await asyncio.to_thread(self._materialize, found, window, notes, kept)
 
     def _materialize(
         self, found: dict[str, tuple[str | None, str | None]], window: Window, notes: list[str],
@@ -321,7 +334,7 @@ class CalDAVCalendar:
                 )
         notes: list[str] = []
         kept: list[str] = []
-        items = self._materialize(await self._with_bodies(found), window, notes, kept)
+        items = await self._materialize_off_loop(await self._with_bodies(found), window, notes, kept)
         state = {rid: cursors.etag_digest(etag) for rid, etag in etags.items()}
         return ChangeSet(items=items, cursor=cursors.encode_etags(ctag, state), full=True, notes=notes,
                          kept_ids=kept)
@@ -337,6 +350,6 @@ class CalDAVCalendar:
         fetched = await self._multiget(changed) if changed else {}
         notes: list[str] = []
         kept: list[str] = []
-        items = self._materialize(fetched, window, notes, kept)
+        items = await self._materialize_off_loop(fetched, window, notes, kept)
         return ChangeSet(items=items, deleted_ids=deleted, cursor=cursors.encode_etags(ctag, now), notes=notes,
                          kept_ids=kept)

@@ -116,12 +116,15 @@ def to_event_data(resource: dict[str, Any], *, extra_exdates: Iterable[datetime]
     start, all_day, tzid = _when(resource.get("start"), "start")
     end, _, _ = _when(resource.get("end"), "end")
     lines = [str(x) for x in resource.get("recurrence") or []]
-    rrule = next((ln.split(":", 1)[1] for ln in lines if ln.upper().startswith("RRULE:")), None)
+    rules = [ln.split(":", 1)[1] for ln in lines if ln.upper().startswith("RRULE:")]
+    rrule = "\n".join(rules) if rules else None  # every rule of the series, one per line
     exdates: tuple[datetime, ...] = ()
+    rdates: tuple[datetime, ...] = ()
     if rrule is not None:
         exdate_lines = [ln for ln in lines if ln.upper().startswith("EXDATE")]
         merged = {d.astimezone(UTC): d for d in [*_parse_exdates(exdate_lines, _zone(tzid)), *extra_exdates]}
         exdates = tuple(merged[k] for k in sorted(merged))
+        rdates = tuple(_parse_exdates([ln for ln in lines if ln.upper().startswith("RDATE")], _zone(tzid)))
     private = (resource.get("extendedProperties") or {}).get("private") or {}
     status = STATUSES.get(str(resource.get("status", "confirmed")))
     if status is None:
@@ -142,6 +145,7 @@ def to_event_data(resource: dict[str, Any], *, extra_exdates: Iterable[datetime]
             transparent=resource.get("transparency") == "transparent",
             rrule=rrule,
             exdates=exdates,
+            rdates=rdates,
             recurrence_id=original_start(resource),
             categories=categories,
             clinicbot_id=private.get(PRIVATE_ID),
@@ -183,13 +187,13 @@ def _google_when(moment: datetime, event: EventData, *, for_patch: bool) -> dict
     return {**value, "date": None} if for_patch else value
 
 
-def _exdate_line(moment: datetime, event: EventData) -> str:
+def _exdate_line(moment: datetime, event: EventData, name: str = "EXDATE") -> str:
     if event.all_day:
-        return f"EXDATE;VALUE=DATE:{_local_date(moment, event.tzid)}"
+        return f"{name};VALUE=DATE:{_local_date(moment, event.tzid)}"
     if event.tzid:
         local = moment.astimezone(ZoneInfo(event.tzid))
-        return f"EXDATE;TZID={event.tzid}:{local.strftime('%Y%m%dT%H%M%S')}"
-    return f"EXDATE:{moment.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+        return f"{name};TZID={event.tzid}:{local.strftime('%Y%m%dT%H%M%S')}"
+    return f"{name}:{moment.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
 
 
 def to_google(event: EventData, *, for_patch: bool = False, exception: bool = False) -> dict[str, Any]:
@@ -205,7 +209,11 @@ def to_google(event: EventData, *, for_patch: bool = False, exception: bool = Fa
     }
     if not exception:
         if event.rrule:
-            body["recurrence"] = [f"RRULE:{event.rrule}", *(_exdate_line(d, event) for d in event.exdates)]
+            body["recurrence"] = [
+                *(f"RRULE:{rule}" for rule in event.rrule.split("\n") if rule),
+                *(_exdate_line(d, event) for d in event.exdates),
+                *(_exdate_line(d, event, "RDATE") for d in event.rdates),
+            ]
         elif for_patch:
             body["recurrence"] = []
     private: dict[str, str | None] = {}

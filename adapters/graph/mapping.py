@@ -187,8 +187,9 @@ def event_to_graph(event: EventData, *, show_as_free: bool = False) -> dict[str,
         body["end"] = format_graph_datetime(event.end, zone_name)
     if event.rrule:
         tz = ZoneInfo(zone_name) if zone_name else ZoneInfo("UTC")
+        # Graph holds one pattern and no RDATEs: a series of several rules gets its first.
         body["recurrence"] = rrule_to_pattern(
-            event.rrule, event.start, tz, (iana_to_windows(zone_name) or "UTC") if zone_name else "UTC"
+            event.rrule.split("\n")[0], event.start, tz, (iana_to_windows(zone_name) or "UTC") if zone_name else "UTC"
         )
     props = [{"id": CLINICBOT_UID_PROPERTY_ID, "value": event.uid}]
     if event.clinicbot_id is not None:

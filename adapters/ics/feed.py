@@ -16,8 +16,9 @@ import logging
 from datetime import UTC
 
 from sync.contract import BadPayload, BusyInterval, CalendarCapabilities, CursorExpired, NotFound, Refused
-from adapters.kit.ical import events_from_calendar, expand, parse_components
+from adapters.kit.ical import events_from_calendar, parse_components
 from adapters.kit.ical.contentlines import Component, located
+from adapters.kit.ical.expand import expand_off_loop
 from adapters.kit.ical.reader import ReadProblem
 from adapters.kit.ical.zones import iana_zone
 from adapters.ics.fetch import FeedFetcher, Fetched
@@ -146,7 +147,7 @@ class IcsFeed:
         return sorted(
             (
                 BusyInterval(e.start, e.end)
-                for e in expand(events, window)
+                for e in await expand_off_loop(events, window)
                 if not e.transparent and e.status != "cancelled"
             ),
             key=lambda b: (b.start, b.end),

@@ -21,7 +21,10 @@ from sync.engine.plan import Incoming
 if TYPE_CHECKING:
     import icalendar
 
-__all__ = ["expand_items", "incoming", "recurrence_key"]
+__all__ = ["FUTURE", "expand_items", "incoming", "override_key", "recurrence_key"]
+
+#: Marks the key of an override that holds for this and every later visit (RANGE=THISANDFUTURE).
+FUTURE = "+"
 
 
 def recurrence_key(recurrence_id: datetime | date | None, all_day: bool = False) -> str:
@@ -37,7 +40,9 @@ def override_key(event: EventData) -> str:
     """The key of the occurrence an override replaces: by its RECURRENCE-ID's own value type, not
     by the override's all-day flag (a timed visit made all-day still replaces a timed occurrence)."""
     rid_all_day = event.all_day if event.recurrence_all_day is None else event.recurrence_all_day
-    return recurrence_key(event.recurrence_id, rid_all_day)
+    key = recurrence_key(event.recurrence_id, rid_all_day)
+    # RANGE=THISANDFUTURE: "+" says the change holds for every later visit too (sync.engine.series).
+    return key + FUTURE if key and event.recurrence_range == "THISANDFUTURE" else key
 
 
 def incoming(items: Iterable[RemoteItem]) -> list[Incoming]:

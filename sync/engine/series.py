@@ -21,7 +21,9 @@ import re
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from time import monotonic as time_now
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,8 +33,8 @@ from dateutil.rrule import rrulestr
 from sqlalchemy import ColumnElement, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.engine.recurrence import FUTURE, recurrence_key
 from sync.store.model import Appointment
-from sync.engine.recurrence import recurrence_key
 
 __all__ = [
     "describe", "expand", "is_series", "occurrences_between", "parse_exdates", "refuse_change", "rule_parts",
@@ -92,7 +94,8 @@ def describe(appt: Appointment, tz: str) -> str:
     """
     if not is_series(appt):
         return ""
-    parts = dict(p.partition("=")[::2] for p in (appt.rrule or "").upper().removeprefix("RRULE:").split(";"))
+    first = (appt.rrule or "").split("\n")[0]  # a series of several rules is described by its first
+    parts = dict(p.partition("=")[::2] for p in first.upper().removeprefix("RRULE:").split(";"))
     unit, interval = _UNIT.get(parts.get("FREQ", "")), parts.get("INTERVAL", "1")
     if unit is None:
         every = "on a schedule"
@@ -145,8 +148,9 @@ _FIXED_STEP = {
 }  # fmt: skip
 
 
+@lru_cache(maxsize=8192)
 def rule_parts(rrule: str) -> dict[str, str]:
-    """An RRULE's NAME=VALUE parts, names upper-cased (no validation)."""
+    """An RRULE's NAME=VALUE parts, names upper-cased (no validation; kept, so not to be changed)."""
     parts: dict[str, str] = {}
     for part in rrule.strip().removeprefix("RRULE:").split(";"):
         name, _, value = part.partition("=")
@@ -211,11 +215,24 @@ def _unreadable(appt: Appointment, why: str) -> None:
                     extra={"appointment_id": getattr(appt, "id", None), "error": why[:80]})
 
 
+def _parsed(text: str, dtstart: datetime, all_day: bool) -> Any:
+    """dateutil's reading of a rule, kept: the reminder sweep expands every series each minute,
+    from the same (skipped-ahead) DTSTART for a whole period, and reading the text is most of the
+    cost. Rules are never changed in place (`replace` makes a new one). Kept by wall time and zone:
+    two aware datetimes of one instant are equal, but 15:00 UTC weekly is not 16:00 Berlin weekly."""
+    return _parsed_in(text, dtstart.replace(tzinfo=None), dtstart.tzinfo, all_day)
+
+
+@lru_cache(maxsize=8192)
+def _parsed_in(text: str, wall: datetime, zone: tzinfo | None, all_day: bool) -> Any:
+    return rrulestr(text, dtstart=wall.replace(tzinfo=zone), ignoretz=all_day)
+
+
 def _rule(text: str, dtstart: datetime, bound: datetime, all_day: bool) -> Any:
     """One dateutil rule for RRULE `text`, stopped at `bound`: its work ends with the span asked
     about (a date that never comes, BYMONTH=2;BYMONTHDAY=30, is otherwise looked for until 9999)."""
     try:
-        rule: Any = rrulestr(text, dtstart=dtstart, ignoretz=all_day)
+        rule: Any = _parsed(text, dtstart, all_day)
     except (ValueError, TypeError):
         if all_day:
             raise
@@ -325,35 +342,76 @@ async def _visits(
 ) -> list[tuple[Any, datetime, datetime]]:
     """(series row, visit start, visit end) in [start, end), without visits an override replaces."""
     overridden: dict[tuple[int | None, str | None], set[str]] = defaultdict(set)
+    future: dict[tuple[int | None, str | None], list[Future]] = defaultdict(list)
     uids = {r.source_uid for r in rows if r.source_uid}
     if uids:
-        for cal, uid, key in (
+        for cal, uid, key, o_start, o_end in (
             await session.execute(
-                select(Appointment.source_calendar_id, Appointment.source_uid, Appointment.recurrence_key).where(
+                select(Appointment.source_calendar_id, Appointment.source_uid, Appointment.recurrence_key,
+                       Appointment.start, Appointment.end).where(
                     Appointment.source_uid.in_(uids), Appointment.recurrence_key != ""
                 )
             )
         ).tuples():
-            overridden[(cal, uid)].add(key)
+            if key.endswith(FUTURE):
+                future[(cal, uid)].append(Future(key[:-1], o_start, o_end))
+            overridden[(cal, uid)].add(key.removesuffix(FUTURE))
+        if future:
+            return await asyncio.to_thread(_expand_rows, rows, start, end, overridden, future)
     return await asyncio.to_thread(_expand_rows, rows, start, end, overridden)
 
 
+@dataclass(frozen=True, slots=True)
+class Future:
+    """An override that holds for its visit and every later one (RANGE=THISANDFUTURE): the key of
+    the visit it replaces, and where that visit went."""
+
+    key: str
+    start: datetime
+    end: datetime
+
+    def instant(self, zone: ZoneInfo) -> datetime:
+        """The original start of the visit it replaces (a DATE key: that day's midnight in `zone`)."""
+        if len(self.key) == 8:
+            return datetime.combine(date.fromisoformat(self.key), time(), zone)
+        return datetime.strptime(self.key, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
 def _expand_rows(
-    rows: list[Any], start: datetime, end: datetime, overridden: dict[tuple[int | None, str | None], set[str]]
+    rows: list[Any], start: datetime, end: datetime, overridden: dict[tuple[int | None, str | None], set[str]],
+    future: dict[tuple[int | None, str | None], list[Future]] | None = None,
 ) -> list[tuple[Any, datetime, datetime]]:
     """`_visits`' expansion, run in a worker thread: many series (or one heavy one) never hold up
-    the event loop, and past EXPAND_SECONDS the remaining series are left out and logged."""
+    the event loop, and past EXPAND_SECONDS the remaining series are left out and logged.
+
+    A THISANDFUTURE override moves every later visit as it moved its own (the same shift of start,
+    its length), as RFC 5545 and recurring-ical-events mean it; the latest one before a visit wins."""
     deadline = time_now() + EXPAND_SECONDS
     found: list[tuple[Any, datetime, datetime]] = []
     for n, series in enumerate(rows):
         if time_now() > deadline:
             log.warning("series left out: expansion time limit", extra={"left_out": len(rows) - n})
             break
-        replaced = overridden.get((series.source_calendar_id, series.source_uid), set())
-        for s, e in expand(series, start, end):
+        key = (series.source_calendar_id, series.source_uid)
+        replaced = overridden.get(key, set())
+        changes = sorted(((f.instant(_zone(series.tzid)), f) for f in (future or {}).get(key, ())),
+                         key=lambda pair: pair[0])
+        if not changes:
+            for s, e in expand(series, start, end):
+                if recurrence_key(s.date() if series.all_day else s, series.all_day) in replaced:
+                    continue  # this occurrence was changed: its override row stands for it
+                found.append((series, s, e))
+            continue
+        reach = max(abs(f.start - at) for at, f in changes)
+        for s, e in expand(series, start - reach, end + reach):
             if recurrence_key(s.date() if series.all_day else s, series.all_day) in replaced:
-                continue  # this occurrence was changed: its override row stands for it
-            found.append((series, s, e))
+                continue
+            ruling = [(at, f) for at, f in changes if at <= s]
+            if ruling:
+                at, change = ruling[-1]
+                s, e = s + (change.start - at), s + (change.start - at) + (change.end - change.start)
+            if s < end and e > start:
+                found.append((series, s, e))
     return found
 
 

@@ -106,14 +106,16 @@ def events_from_calendar(
     for child in calendar.children:
         if child.name != "VEVENT":
             continue
-        uid_prop = child.first("UID")
-        uid = uid_prop.value.strip() if uid_prop is not None else None
         for line, why in child.dropped or ():
-            found.append(ReadProblem("repaired", uid, line, f"line left out: {why}"))
+            found.append(ReadProblem("repaired", _uid_of(child), line, f"line left out: {why}"))
         try:
-            event, sequence = _event(child, resolver, found)
+            event, sequence = _event_fields(child, resolver, found)
         except BadPayload as exc:
-            found.append(ReadProblem("skipped", uid, exc.line or child.line, _reason(exc, exc.line or child.line)))
+            line = exc.line or child.line
+            found.append(ReadProblem("skipped", _uid_of(child), line, _reason(exc, line)))
+            continue
+        except OverflowError:
+            found.append(ReadProblem("skipped", _uid_of(child), child.line, "a time is out of range"))
             continue
         key = (event.uid, event.recurrence_id)
         earlier = chosen.get(key)
@@ -123,6 +125,11 @@ def events_from_calendar(
         for problem in found:
             log.warning("ical: %s", problem.kind, extra={"uid": problem.uid, "line": problem.line})
     return _fold_cancelled(_as_master([event for _, event in chosen.values()]))
+
+
+def _uid_of(component: Component) -> str | None:
+    prop = component.first("UID")
+    return prop.value.strip() if prop is not None else None
 
 
 def _reason(exc: BadPayload, line: int) -> str:
@@ -147,6 +154,11 @@ def _as_master(events: list[EventData]) -> list[EventData]:
 
 
 def _fold_cancelled(events: list[EventData]) -> list[EventData]:
+    excluded = {(e.uid, x.astimezone(UTC)) for e in events if e.rrule and e.recurrence_id is None for x in e.exdates}
+    if excluded:  # an override of a visit its series' EXDATE leaves out changes nothing (as recurring-ical-events)
+        events = [
+            e for e in events if e.recurrence_id is None or (e.uid, e.recurrence_id.astimezone(UTC)) not in excluded
+        ]
     cancelled: dict[str, list[datetime]] = {}
     for event in events:
         if event.recurrence_id is not None and event.status == "cancelled":
@@ -190,22 +202,25 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
         if tzid_param:
             zone, tzid = resolver.resolve(tzid_param)
     out: list[_Moment] = []
+    edge = False  # a year 1 or 9999: checked below, where converting it could overflow
     for raw in prop.value.split(","):
         text = raw.strip()
         size = len(text)
-        if not size and prop.name in ("EXDATE", "RDATE"):
+        if not size and (prop.name == "EXDATE" or prop.name == "RDATE"):
             continue  # an empty item (Google writes "EXDATE;VALUE=DATE:"): nothing to add or leave out
         try:
             if size == 8 and text.isdigit():
                 # An all-day date is floating: it means that day wherever the reader is.
                 day = datetime.fromisoformat(text).replace(tzinfo=resolver.default_zone)
                 out.append(_Moment(day, True, resolver.default_tzid))
+                edge = edge or not 1 < day.year < 9999
                 continue
             if size not in (15, 16) or text[8] != "T" or not text[:8].isdigit() or not text[9:15].isdigit():
                 raise ValueError(text)
             if text[13:15] == "60":  # a leap second is read as :59
                 text = text[:13] + "59" + text[15:]
             moment = datetime.fromisoformat(text[:15])
+            edge = edge or not 1 < moment.year < 9999
         except ValueError:
             raise _bad(prop, f"has an unreadable date or date-time {text[:40]!r}") from None
         if size == 16:
@@ -218,8 +233,9 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
             out.append(_Moment(moment.replace(tzinfo=resolver.default_zone), False, resolver.default_tzid))
     if not out:
         raise _bad(prop, "has no value")
-    for found in out:
-        _in_range(prop, found.value)
+    if edge:  # within a day of the ends of the datetime range
+        for found in out:
+            _in_range(prop, found.value)
     return out
 
 
@@ -253,7 +269,7 @@ def _duration(prop: Prop) -> timedelta:
 _SPACES = re.compile(r"\s+")
 
 
-def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], uid: str | None) -> str | None:
+def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], component: Component) -> str | None:
     """The RRULE text without its "RRULE:" prefix, or None when it cannot be read (noted).
 
     Spaces inside it are removed (Exchange writes "BYDAY=MO, TU"). A rule is read by icalendar and
@@ -265,7 +281,7 @@ def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], uid: str | 
     raw = prop.value.strip()
     text = _SPACES.sub("", raw)
     if text != raw:
-        problems.append(ReadProblem("repaired", uid, prop.line, "RRULE had spaces in it"))
+        problems.append(ReadProblem("repaired", _uid_of(component), prop.line, "RRULE had spaces in it"))
     text = text[6:] if text.upper().startswith("RRULE:") else text
     why: str | None = None
     try:
@@ -278,7 +294,8 @@ def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], uid: str | 
     except (ValueError, TypeError, KeyError, OverflowError):
         why = "cannot be read"
     if why is not None:
-        problems.append(ReadProblem("rule", uid, prop.line, f"RRULE {why}; only the first visit is shown"))
+        what = f"RRULE {why}; only the first visit is shown"
+        problems.append(ReadProblem("rule", _uid_of(component), prop.line, what))
         return None
     return text
 
@@ -308,15 +325,16 @@ def _date_exdates(
     return found
 
 
-def _event(component: Component, resolver: ZoneResolver, problems: list[ReadProblem]) -> tuple[EventData, int]:
-    """One VEVENT and its SEQUENCE; BadPayload naming the line when it cannot be read."""
-    try:
-        return _event_fields(component, resolver, problems)
-    except OverflowError:
-        raise BadPayload(f"line {component.line}: a time is out of range", line=component.line) from None
+#: The properties an event is read from; the others are passed over.
+_READ = frozenset({
+    "DTSTART", "DTEND", "DURATION", "UID", "SUMMARY", "DESCRIPTION", "LOCATION", "STATUS", "TRANSP", "SEQUENCE",
+    "RRULE", "EXDATE", "RDATE", "RECURRENCE-ID", "CATEGORIES", X_ID, X_CLIENT_NAME, X_CLIENT_EMAIL, X_SERVICE,
+})
 
 
 def _event_fields(component: Component, resolver: ZoneResolver, problems: list[ReadProblem]) -> tuple[EventData, int]:
+    """One VEVENT and its SEQUENCE; BadPayload naming the line when it cannot be read (the caller
+    also takes an OverflowError as unreadable)."""
     start: _Moment | None = None
     end: _Moment | None = None
     duration: Prop | None = None
@@ -327,10 +345,10 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
     rules: list[Prop] = []
     categories: list[str] = []
     sequence = 0
-    uid_prop = component.first("UID")
-    uid = uid_prop.value.strip() if uid_prop is not None else None
     for prop in component.props:
         name = prop.name
+        if name not in _READ:
+            continue  # DTSTAMP, ORGANIZER, ATTENDEE ...: one look-up, not the whole chain below
         if name == "DTSTART":
             start = _moments(prop, resolver)[0]
         elif name == "DTEND":
@@ -353,12 +371,13 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
             try:
                 sequence = int(prop.value.strip())
             except ValueError:
-                problems.append(ReadProblem("repaired", uid, prop.line, "SEQUENCE is not a number; read as 0"))
+                what = "SEQUENCE is not a number; read as 0"
+                problems.append(ReadProblem("repaired", _uid_of(component), prop.line, what))
         elif name == "RRULE":
             rules.append(prop)
         elif name == "EXDATE":
             if not prop.value.strip():
-                problems.append(ReadProblem("repaired", uid, prop.line, "empty EXDATE left out"))
+                problems.append(ReadProblem("repaired", _uid_of(component), prop.line, "empty EXDATE left out"))
                 continue
             for m in _moments(prop, resolver):
                 (exdays if m.all_day else exdates).append(m.value)
@@ -390,8 +409,8 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
         if end.all_day != start.all_day:
             end_prop = component.first("DTEND")
             assert end_prop is not None
-            problems.append(ReadProblem("repaired", uid, end_prop.line, "DTEND and DTSTART mix a date with a "
-                                        "date-time; read as DTSTART's kind"))  # fmt: skip
+            what = "DTEND and DTSTART mix a date with a date-time; read as DTSTART's kind"
+            problems.append(ReadProblem("repaired", _uid_of(component), end_prop.line, what))
             end = _like(end, start)
         stop = end.value
     elif duration is not None:
@@ -401,17 +420,23 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
     if stop < start.value:
         line = component.first("DTEND") or component.first("DURATION") or component.first("DTSTART")
         assert line is not None
-        problems.append(ReadProblem("repaired", uid, line.line, "ended before it started; start and end swapped"))
+        what = "ended before it started; start and end swapped"
+        problems.append(ReadProblem("repaired", _uid_of(component), line.line, what))
         if start.all_day:
             start, stop = _Moment(stop, True, start.tzid), start.value
         else:
             start, stop = _Moment(stop, False, start.tzid), start.value
-    for value in (start.value, stop):
-        try:
-            value.astimezone(UTC) + timedelta(days=1)
-        except OverflowError:
-            raise BadPayload(f"line {component.line}: a time is out of range", line=component.line) from None
-    texts = [text for text in (_rrule(prop, start.value, problems, uid) for prop in rules) if text]
+    if not (1 < start.value.year < 9999 and 1 < stop.year < 9999):  # near the ends of the datetime range
+        for value in (start.value, stop):
+            try:
+                value.astimezone(UTC) + timedelta(days=1)
+            except OverflowError:
+                raise BadPayload(f"line {component.line}: a time is out of range", line=component.line) from None
+    texts: list[str] = []
+    for prop in rules:
+        text = _rrule(prop, start.value, problems, component)
+        if text:
+            texts.append(text)
     if texts:
         fields["rrule"] = "\n".join(dict.fromkeys(texts))
     if exdays and not start.all_day:
@@ -427,8 +452,8 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
             end=stop,
             tzid=start.tzid,
             all_day=start.all_day,
-            exdates=tuple(dict.fromkeys(exdates)),
-            rdates=tuple(dict.fromkeys(rdates)),
+            exdates=tuple(dict.fromkeys(exdates)) if exdates else (),
+            rdates=tuple(dict.fromkeys(rdates)) if rdates else (),
             categories=tuple(categories),
             **fields,  # type: ignore[arg-type]
         ), sequence

@@ -98,6 +98,13 @@ CASES = {
         "BEGIN:VEVENT", "UID:tr", "DTSTART;TZID=America/New_York:20260105T080000",
         "DTEND;TZID=America/New_York:20260105T083000", "RRULE:FREQ=WEEKLY;COUNT=4;BYDAY=MO",
         "RRULE:FREQ=MONTHLY;COUNT=3;BYMONTHDAY=20", "SUMMARY:x", "END:VEVENT"),
+    # RECURRENCE-ID;RANGE=THISANDFUTURE: this visit and every later one move by 2 h and last 1 h (bug 6).
+    "thisandfuture": _cal(
+        "BEGIN:VEVENT", "UID:tf", "DTSTART;TZID=Europe/Berlin:20260105T090000",
+        "DTEND;TZID=Europe/Berlin:20260105T093000", "RRULE:FREQ=WEEKLY;COUNT=10", "SUMMARY:x", "END:VEVENT",
+        "BEGIN:VEVENT", "UID:tf", "RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Berlin:20260126T090000",
+        "DTSTART;TZID=Europe/Berlin:20260126T110000", "DTEND;TZID=Europe/Berlin:20260126T120000", "SUMMARY:later",
+        "END:VEVENT"),
     # A repeated UID: the copy with the higher SEQUENCE wins (bug 6).
     "sequence": _cal(
         "BEGIN:VEVENT", "UID:sq", "SEQUENCE:1", "DTSTART:20260105T070000Z", "DTEND:20260105T080000Z",

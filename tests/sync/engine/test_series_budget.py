@@ -78,3 +78,16 @@ def test_an_hourly_series_since_1900_still_shows_todays_visits() -> None:
     series = _series(datetime(1900, 1, 1, 9, 0, tzinfo=BERLIN), "FREQ=HOURLY;INTERVAL=2")
     found = _finishes(lambda: expand(series, *_day(date(2026, 3, 3))))
     assert [s.astimezone(BERLIN).hour for s, _ in found] == list(range(1, 24, 2))
+
+
+def test_series_at_the_same_instant_in_two_zones_keep_their_own_wall_clock() -> None:
+    # The kept reading of a rule must not mix them up: 15:00 UTC weekly stays 15:00 UTC in summer,
+    # 16:00 Berlin weekly stays 16:00 Berlin (14:00 UTC).
+    first = datetime(2026, 1, 1, 15, 0, tzinfo=ZoneInfo("UTC"))
+    berlin = _series(first.astimezone(BERLIN), "FREQ=WEEKLY")
+    utc = _series(first, "FREQ=WEEKLY")
+    utc.tzid = None
+    summer = (datetime(2026, 7, 2, tzinfo=BERLIN), datetime(2026, 7, 3, tzinfo=BERLIN))
+    [(in_berlin, _)] = expand(berlin, *summer, skip_ahead=False)
+    [(in_utc, _)] = expand(utc, *summer, skip_ahead=False)
+    assert in_berlin.astimezone(BERLIN).hour == 16 and in_utc.astimezone(ZoneInfo("UTC")).hour == 15
