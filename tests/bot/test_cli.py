@@ -45,6 +45,29 @@ def test_audit_verify_names_the_edited_row(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--since" in bad.stderr
 
 
+def test_audit_verify_catches_a_cut_tail_and_a_replayed_head_with_exported_checkpoints(tmp_path: Path) -> None:
+    run_cli(["db", "upgrade"], tmp_path)
+    assert run_cli(["practice", "create", "A", "--tz", "UTC"], tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "clinicbot.sqlite3") as db:
+        old_head = db.execute("SELECT seq, hash, mac FROM audit_head").fetchone()
+    assert run_cli(["practice", "create", "B", "--tz", "UTC"], tmp_path).returncode == 0
+    marks = tmp_path / "checkpoints.jsonl"
+    made = run_cli(["audit", "checkpoint"], tmp_path)
+    assert made.returncode == 0
+    marks.write_text(made.stdout)
+    ok = run_cli(["audit", "verify", "--checkpoints", str(marks)], tmp_path)
+    assert ok.returncode == 0 and "2 entries" in ok.stdout and "1 checkpoints matched" in ok.stdout
+    with sqlite3.connect(tmp_path / "clinicbot.sqlite3") as db:
+        db.execute("DELETE FROM audit_entry WHERE seq = 2")
+    cut = run_cli(["audit", "verify"], tmp_path)
+    assert cut.returncode == 1 and "truncated" in cut.stderr
+    with sqlite3.connect(tmp_path / "clinicbot.sqlite3") as db:
+        db.execute("UPDATE audit_head SET seq = ?, hash = ?, mac = ?", old_head)
+    assert run_cli(["audit", "verify"], tmp_path).returncode == 0  # the database alone cannot tell
+    replayed = run_cli(["audit", "verify", "--checkpoints", str(marks)], tmp_path)
+    assert replayed.returncode == 1 and "seq 2" in replayed.stderr and "truncated" in replayed.stderr
+
+
 def test_doctor_reports_each_check(tmp_path: Path) -> None:
     result = run_cli(["doctor"], tmp_path)
     lines = result.stdout.splitlines()
