@@ -23,6 +23,8 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse
 from msrest.serialization import Deserializer, Model
 
+from bot.teams.signing_keys import SigningKeysUnavailable
+
 __all__ = ["ACK_AFTER", "MessagesEndpoint", "invoke_body"]
 
 log = logging.getLogger("clinicbot.teams")
@@ -80,7 +82,7 @@ class MessagesEndpoint:
         auth = self.adapter.bot_framework_authentication
         try:
             authenticated = await auth.authenticate_request(activity, request.headers.get("Authorization"))
-        except requests.RequestException as exc:
+        except (requests.RequestException, SigningKeysUnavailable) as exc:
             log.warning("cannot fetch Bot Framework signing keys", extra={"error": type(exc).__name__})
             return _problem(503, "cannot verify the token right now")
         except Exception as exc:  # every validation failure (PermissionError, jwt errors, unknown key)
