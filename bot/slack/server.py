@@ -25,6 +25,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Background
+from bot.shapes import Shape, shape_problem
 from bot.slack.listeners import SlackListeners
 from bot.slack.stores import EncryptedInstallationStore, make_state_store
 from bot.slack.verify import RequestVerifier
@@ -217,10 +218,7 @@ def _command_fields(form: str) -> dict[str, str]:
     return fields
 
 
-# What bolt and the listeners index into without checking, by payload type. Each entry is
-# key -> (required, allowed types, nested shape); a nested shape of a list applies to each item,
-# and "*" stands for every key of a dict (state.values[block][action]).
-Shape = dict[str, tuple[bool, tuple[type, ...], Any]]
+# What bolt and the listeners index into without checking, by payload type (see bot.shapes).
 _STR, _OBJ, _OPT_OBJ = (str,), (dict,), (dict, type(None))
 _USER: Shape = {"id": (True, _STR, None), "team_id": (False, _STR, None), "username": (False, _STR, None),
                 "name": (False, _STR, None)}
@@ -257,29 +255,6 @@ _SHAPES: dict[str, Shape] = {
 }
 
 
-def _shape_problem(value: dict[str, Any], shape: Shape, where: str) -> str | None:
-    """The first key of `value` that does not fit `shape`, or None."""
-    for key, (required, types, inner) in shape.items():
-        items = value.items() if key == "*" else [(key, value[key])] if key in value else []
-        if required and not items:
-            return f"{where}{key} is missing"
-        for name, item in items:
-            if isinstance(item, bool) and bool not in types:
-                return f"{where}{name} has the wrong type"
-            if not isinstance(item, types):
-                return f"{where}{name} has the wrong type"
-            if inner is None or item is None:
-                continue
-            children = item if isinstance(item, list) else [item]
-            for n, child in enumerate(children):
-                if not isinstance(child, dict):
-                    return f"{where}{name} holds a {type(child).__name__}, not an object"
-                label = f"{where}{name}[{n}]." if isinstance(item, list) else f"{where}{name}."
-                if (problem := _shape_problem(child, inner, label)) is not None:
-                    return problem
-    return None
-
-
 def payload_problem(body: Any) -> str | None:
     """Why a (signed) body is not a Slack payload we can hand to bolt, or None.
 
@@ -298,7 +273,7 @@ def payload_problem(body: Any) -> str | None:
         return "no payload type"
     if kind == "block_actions" and not body.get("actions"):
         return "block_actions without actions"
-    return _shape_problem(body, _SHAPES.get(kind, {}), "")
+    return shape_problem(body, _SHAPES.get(kind, {}))
 
 
 async def _ack_only(ack: Any) -> None:

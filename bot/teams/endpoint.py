@@ -23,9 +23,10 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse
 from msrest.serialization import Deserializer, Model
 
+from bot.shapes import Shape, shape_problem
 from bot.teams.signing_keys import SigningKeysUnavailable
 
-__all__ = ["ACK_AFTER", "MessagesEndpoint", "invoke_body"]
+__all__ = ["ACK_AFTER", "MessagesEndpoint", "activity_problem", "invoke_body"]
 
 log = logging.getLogger("clinicbot.teams")
 
@@ -68,10 +69,12 @@ class MessagesEndpoint:
             return _problem(415, "expected an application/json Activity")
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             return _problem(400, "the body is not JSON")
         if not isinstance(body, dict):
             return _problem(400, "the body must be an Activity object")
+        if (shape := activity_problem(body)) is not None:
+            return _problem(400, f"the body is not a valid Activity: {shape}")
         try:
             activity = self._activity_reader("Activity", body)
         except Exception:  # msrest raises DeserializationError and plain TypeErrors alike
@@ -118,6 +121,56 @@ class MessagesEndpoint:
         """Wait for turns still running after their acknowledgement (at shutdown)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+_NONE = type(None)
+_STR, _OPT_STR, _OPT_OBJ = (str,), (str, _NONE), (dict, _NONE)
+_ACCOUNT: Shape = {"id": (True, _STR, None), "name": (False, _OPT_STR, None), "aadObjectId": (False, _OPT_STR, None)}
+_NAMED: Shape = {"id": (False, _OPT_STR, None), "name": (False, _OPT_STR, None)}
+#: What botbuilder and the bot read from an Activity without checking (the gate runs first).
+_ACTIVITY: Shape = {
+    "type": (True, _STR, None),
+    "id": (False, _OPT_STR, None),
+    "serviceUrl": (True, _STR, None),
+    "channelId": (False, _OPT_STR, None),
+    "name": (False, _OPT_STR, None),
+    "text": (False, _OPT_STR, None),
+    "replyToId": (False, _OPT_STR, None),
+    "from": (True, (dict,), _ACCOUNT),
+    "recipient": (False, _OPT_OBJ, _ACCOUNT),
+    "conversation": (True, (dict,), {"id": (True, _STR, None), "conversationType": (False, _OPT_STR, None),
+                                     "tenantId": (False, _OPT_STR, None), "name": (False, _OPT_STR, None)}),
+    "channelData": (False, _OPT_OBJ, {"tenant": (False, _OPT_OBJ, _NAMED), "team": (False, _OPT_OBJ, _NAMED),
+                                      "channel": (False, _OPT_OBJ, _NAMED), "eventType": (False, _OPT_STR, None)}),
+    "entities": (False, (list, _NONE), {"type": (True, _STR, None), "text": (False, _OPT_STR, None),
+                                        "mentioned": (False, _OPT_OBJ, _ACCOUNT)}),
+    "membersAdded": (False, (list, _NONE), _ACCOUNT),
+    "membersRemoved": (False, (list, _NONE), _ACCOUNT),
+}
+_CARD_ACTION: Shape = {
+    "action": (True, (dict,), {"type": (False, _OPT_STR, None), "verb": (False, _OPT_STR, None),
+                               "data": (False, _OPT_OBJ, None)}),
+    "trigger": (False, _OPT_STR, None),
+}
+
+
+def activity_problem(body: dict[str, Any]) -> str | None:
+    """Why an Activity body has a shape the turn would fail on, or None (checked before anything runs).
+
+    botbuilder and the bot index into `from`, `entities`, `channelData.tenant` and an invoke's
+    `value.action` without checking: such an activity passed authentication, then failed the turn.
+    """
+    if (problem := shape_problem(body, _ACTIVITY)) is not None:
+        return problem
+    for entity in body.get("entities") or []:
+        if entity["type"] == "mention" and not isinstance(entity.get("mentioned"), dict):
+            return "a mention entity without mentioned"
+    if body["type"] == "invoke" and body.get("name") == "adaptiveCard/action":
+        value = body.get("value")
+        if not isinstance(value, dict):
+            return "an adaptiveCard/action invoke without a value object"
+        return shape_problem(value, _CARD_ACTION, "value.")
+    return None
 
 
 def _problem(status: int, message: str) -> web.Response:
