@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from sync.config import Settings
 
 
 def _line(ok: bool | None, label: str, hint: str = "") -> None:
@@ -13,6 +17,23 @@ def _line(ok: bool | None, label: str, hint: str = "") -> None:
     if hint and not ok:
         text += f"  — {hint}"
     click.echo(text)
+
+
+async def _bot_connector_sign_in(settings: Settings) -> str | None:
+    """Why the bot cannot get its outbound Bot Connector token, or None when it can."""
+    from botframework.connector.auth import AuthenticationConstants
+
+    from bot.teams.auth import BotTokenCredentials, TokenError, _authority
+
+    creds = BotTokenCredentials(settings.microsoft_app_id or "", settings.microsoft_app_password or "",
+                                _authority(settings), AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE)
+    try:
+        await asyncio.wait_for(creds.ensure_token(), 30)
+    except TokenError as exc:
+        return str(exc).removeprefix("Bot Framework sign-in failed: ")[:200]
+    except TimeoutError:
+        return "no answer from the sign-in endpoint within 30 s"
+    return None
 
 
 @click.command()
@@ -73,6 +94,15 @@ def doctor() -> None:
     failures += asyncio.run(db_checks())
     _line(settings.teams_auth_enabled, "Teams: authentication " + ("on" if settings.teams_auth_enabled else "OFF"),
           "set MicrosoftAppId and MicrosoftAppPassword before exposing the bot")
+    if settings.teams_auth_enabled:
+        problem = asyncio.run(_bot_connector_sign_in(settings))
+        if problem is None:
+            _line(True, "Teams: signs in to the Bot Connector")
+        else:
+            failures += 1
+            _line(False, f"Teams: cannot sign in to the Bot Connector ({problem})",
+                  "check MicrosoftAppPassword (and MicrosoftAppTenantId for a single-tenant bot); "
+                  "without it every Teams message goes unanswered")
     _line(settings.slack_enabled or None, "Slack " + ("configured" if settings.slack_enabled else "not configured"),
           "set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID/SECRET)")
     _line(settings.graph_enabled or None,

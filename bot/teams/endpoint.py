@@ -24,6 +24,7 @@ from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeRespons
 from msrest.serialization import Deserializer, Model
 
 from bot.shapes import Shape, shape_problem
+from bot.teams.auth import TokenError
 from bot.teams.signing_keys import SigningKeysUnavailable
 
 __all__ = ["ACK_AFTER", "MessagesEndpoint", "activity_problem", "invoke_body"]
@@ -32,6 +33,12 @@ log = logging.getLogger("clinicbot.teams")
 
 #: Teams gives up on a message request after 15 s: answer by then and let the turn finish after.
 ACK_AFTER = 10.0
+#: An invoke answered while the bot cannot sign in: Teams shows the message on the card.
+NO_TOKEN_INVOKE_BODY = {
+    "statusCode": 503,
+    "type": "application/vnd.microsoft.error",
+    "value": {"code": "ServiceUnavailable", "message": "clinicbot cannot reply right now; try again in a few minutes"},
+}
 
 
 def invoke_body(body: Any) -> Any:
@@ -62,6 +69,9 @@ class MessagesEndpoint:
         # What Activity.deserialize builds on every call (the model registry, a Deserializer);
         # built once, it reads the same bodies the same way.
         self._activity_reader = Deserializer(Activity._infer_class_models())
+        #: Why replies cannot be sent (no Bot Connector token), while that lasts; shown in /readyz.
+        self.outbound_problem: str | None = None
+        self._app: web.Application | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         """POST /api/messages."""
@@ -95,17 +105,26 @@ class MessagesEndpoint:
             )
             return _problem(401, "unauthorized")
 
+        self._app = request.app
         turn = asyncio.ensure_future(self.adapter.process_activity(authenticated, activity, self.bot.on_turn))
-        if activity.type == ActivityTypes.invoke:
-            response: InvokeResponse | None = await turn
-        else:
-            # Acknowledge first: a slow turn keeps running and answers through the connector.
-            done, _ = await asyncio.wait({turn}, timeout=self.ack_after)
-            if not done:
-                self._background.add(turn)
-                turn.add_done_callback(self._finished)
-                return web.Response(status=202)
-            response = turn.result()
+        try:
+            if activity.type == ActivityTypes.invoke:
+                response: InvokeResponse | None = await turn
+            else:
+                # Acknowledge first: a slow turn keeps running and answers through the connector.
+                done, _ = await asyncio.wait({turn}, timeout=self.ack_after)
+                if not done:
+                    self._background.add(turn)
+                    turn.add_done_callback(self._finished)
+                    return web.Response(status=202)
+                response = turn.result()
+        except TokenError as exc:
+            # Teams retries a 5xx, and the retry fails the same way: accept it, say so once.
+            self._no_token(exc)
+            if activity.type == ActivityTypes.invoke:
+                return web.json_response(NO_TOKEN_INVOKE_BODY)
+            return web.Response(status=202)
+        self._token_ok()
         if response is None:
             return web.Response(status=201)
         if response.body is None:
@@ -114,8 +133,34 @@ class MessagesEndpoint:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background turn failed", exc_info=task.exception())
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, TokenError):
+            self._no_token(error)
+        elif error is not None:
+            log.error("background turn failed", exc_info=error)
+
+    def _no_token(self, exc: TokenError) -> None:
+        """Record that replies cannot be sent; log it when it starts or its reason changes, not per activity."""
+        reason = str(exc)[:300]
+        if reason != self.outbound_problem:
+            log.error("cannot sign in to the Bot Connector: activities are accepted but not answered",
+                      extra={"reason": reason})
+        self.outbound_problem = reason
+        self._show(f"enabled, but cannot sign in to the Bot Connector, so no replies are sent: {reason}")
+
+    def _token_ok(self) -> None:
+        if self.outbound_problem is not None:
+            log.info("signed in to the Bot Connector again; replies are sent")
+            self.outbound_problem = None
+            self._show("enabled")
+
+    def _show(self, state: str) -> None:
+        from bot.app import STATUS
+
+        if self._app is not None:
+            self._app[STATUS]["teams"] = state
 
     async def drain(self) -> None:
         """Wait for turns still running after their acknowledgement (at shutdown)."""
