@@ -266,7 +266,7 @@ def payload_problem(body: Any) -> str | None:
     if not body:
         return "empty body"
     if "command" in body:
-        missing = [k for k in ("command", "team_id", "user_id") if not isinstance(body.get(k), str)]
+        missing = [k for k in ("command", "team_id", "user_id") if not isinstance(body.get(k), str) or not body[k]]
         return f"slash command without {', '.join(missing)}" if missing else None
     kind = body.get("type")
     if not isinstance(kind, str):
