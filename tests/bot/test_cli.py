@@ -95,3 +95,15 @@ def test_wrong_key_stops_commands_clearly(tmp_path: Path) -> None:
     result = run_cli(["doctor"], tmp_path)
     assert "✗ credentials do not decrypt" in result.stdout
     assert "deadbeef" in result.stdout
+
+
+def test_connection_add_with_a_malformed_url_prints_a_refusal(tmp_path: Path) -> None:
+    run_cli(["db", "upgrade"], tmp_path)
+    for url in ("http://0177.0.0.1/", "http://①②⑦.0.0.1/", "http://[::1"):
+        for provider in ("ics", "caldav"):
+            result = run_cli(["connection", "add", provider, "--url", url], tmp_path)
+            assert result.returncode == 1, (provider, url, result.stderr)
+            assert "Traceback" not in result.stderr
+            assert "not a valid URL" in result.stderr, result.stderr
+    listed = run_cli(["connection", "list", "--json"], tmp_path)
+    assert json.loads(listed.stdout) == []
