@@ -39,8 +39,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from sync.crypto import SecretBox, current_box
 from sync.model import AuditEntry, AuditHead, utcnow
@@ -159,28 +160,46 @@ async def _next(session: AsyncSession) -> tuple[int, str]:
     return (last[0] + 1, last[1]) if last else (1, GENESIS)
 
 
-async def _advance_head(session: AsyncSession, seq: int, hash_: str) -> None:
-    """Move the signed head to the new last row, in the appending transaction.
+async def _remember(session: AsyncSession, seq: int, hash_: str) -> None:
+    """Keep the tail for the rest of this transaction, and the head to write when it commits.
+
+    The head is written once per transaction, just before the commit (`_write_head`), not once
+    per append: a sync page of 20 changes moves it once.
+    """
+    transaction = session.sync_session.get_transaction()
+    tail = session.info.get(_TAIL)
+    if tail is not None and tail[0] is transaction:
+        keyed_from = tail[3]
+    else:
+        keyed_from = (await session.execute(select(AuditHead.keyed_from).where(AuditHead.id == 1))).scalar()
+    session.info[_TAIL] = (transaction, seq, hash_, keyed_from)
+    if not session.info.get(_HOOKED):
+        event.listen(session.sync_session, "before_commit", _write_head)
+        session.info[_HOOKED] = True
+
+
+def _write_head(sync_session: Session) -> None:
+    """Move the signed head to the last row appended in the committing transaction.
 
     A missing head (deleted by hand) is written again with the keyed chain starting at 1, so
     `verify` still reports every older row it cannot account for.
     """
-    keyed_from = (await session.execute(select(AuditHead.keyed_from).where(AuditHead.id == 1))).scalar()
+    tail = sync_session.info.get(_TAIL)
+    if tail is None or tail[0] is not sync_session.get_transaction():
+        return
+    _, seq, hash_, keyed_from = tail
     values = {"seq": seq, "hash": hash_, "at": utcnow()}
     if keyed_from is None:
-        session.add(AuditHead(id=1, keyed_from=1, mac=_head_mac(seq, hash_, 1), **values))
-        await session.flush()
-        return
-    await session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(mac=_head_mac(seq, hash_, keyed_from), **values)
-    )
+        sync_session.add(AuditHead(id=1, keyed_from=1, mac=_head_mac(seq, hash_, 1), **values))
+        sync_session.flush()
+    else:
+        sync_session.execute(
+            update(AuditHead).where(AuditHead.id == 1).values(mac=_head_mac(seq, hash_, keyed_from), **values)
+        )
+    sync_session.info.pop(_TAIL, None)
 
 
-async def _remember(session: AsyncSession, seq: int, hash_: str) -> None:
-    await _advance_head(session, seq, hash_)
-    session.info[_TAIL] = (session.sync_session.get_transaction(), seq, hash_)
-
-
+_HOOKED = "clinicbot.audit_head_hooked"
 _TAIL = "clinicbot.audit_tail"
 
 
