@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from sync import audit
+from sync.config import Settings
 from sync.core import Core
 from sync.model import AuditEntry
 
@@ -259,3 +260,38 @@ async def test_the_scheduled_checkpoint_goes_to_the_log_and_the_file(
     assert [r.getMessage() for r in caplog.records].count("audit checkpoint") == 2
     async with core.store.session() as s:
         assert await audit.verify_checkpoints(s, lines) is None
+
+
+async def test_a_chain_written_before_the_keyed_chain_still_verifies_and_stays_anchored(settings: Settings) -> None:
+    """Rows written by an older clinicbot (plain SHA-256) verify after the upgrade; new rows are keyed
+    and anchor them, so an edit of an old row is still caught."""
+    from datetime import UTC, datetime
+
+    from sync.core import open_core
+    from sync.migrate import upgrade
+
+    core = open_core(settings)
+    try:
+        await upgrade(core.store, "0003_conflict_notices")
+        prev = audit.GENESIS
+        async with core.store.session() as s:
+            for seq in (1, 2, 3):
+                row = AuditEntry(seq=seq, at=datetime(2026, 1, seq, tzinfo=UTC), actor="cli:old", action="test.old",
+                                 practice_id=None, appointment_id=seq, before=None, after=None, details=None,
+                                 prev_hash=prev)
+                row.hash = prev = audit._row_hash(row, keyed=False)
+                s.add(row)
+        await upgrade(core.store)
+        assert await _verify(core) == (3, None)
+        await _fill(core, 2)
+        assert await _verify(core) == (5, None)
+        async with core.store.session() as s:
+            await s.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(actor="cli:mallory"))
+        for row in _sha256_rechain((await _rows(core))[:3]):  # re-chain the old part with the old hash
+            async with core.store.session() as s:
+                await s.execute(update(AuditEntry).where(AuditEntry.id == row["id"]).values(
+                    prev_hash=row["prev_hash"], hash=row["hash"]))
+        _, problem = await _verify(core)
+        assert problem is not None and problem.seq == 4 and "link" in problem.reason
+    finally:
+        await core.close()
