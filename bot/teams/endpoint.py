@@ -210,6 +210,8 @@ def activity_problem(body: dict[str, Any]) -> str | None:
     for entity in body.get("entities") or []:
         if entity["type"] == "mention" and not isinstance(entity.get("mentioned"), dict):
             return "a mention entity without mentioned"
+    if body["type"] == "invoke" and not body.get("name"):
+        return "an invoke without a name"
     if body["type"] == "invoke" and body.get("name") == "adaptiveCard/action":
         value = body.get("value")
         if not isinstance(value, dict):

@@ -201,8 +201,15 @@ def _mutations(template: Any, keep: Callable[[tuple[Any, ...]], bool]) -> st.Sea
     return st.lists(change, min_size=1, max_size=3).map(lambda changes: _mutate(template, changes))
 
 
+def _unknown_invoke(what: Any) -> bool:
+    """An invoke named something the bot does not handle: botbuilder answers 501 Not Implemented,
+    the Bot Framework's documented answer, which Teams shows as "not supported"."""
+    return (isinstance(what, dict) and what.get("type") == "invoke" and isinstance(what.get("name"), str)
+            and what["name"] != "adaptiveCard/action")
+
+
 def _check(server: _Server, errors: _Errors, status: int, before: tuple[int, ...], what: Any) -> None:
-    assert status < 500, what
+    assert status < 500 or (status == 501 and _unknown_invoke(what)), what
     if status >= 400:
         assert server.state() == before, f"a refused input changed the database: {what!r}"
     logged = [f"{r.name}: {r.getMessage()}" for r in errors.records]

@@ -51,6 +51,8 @@ def _odd(t: Teams, case: str) -> dict[str, Any]:
                        value={"action": "Action.Execute", "trigger": "manual"})
     elif case == "invoke value a list":
         act = activity(t.connector.service_url, type="invoke", name="adaptiveCard/action", value=[1])
+    elif case == "invoke without a name":
+        act = activity(t.connector.service_url, type="invoke", value={"action": {"type": "Action.Execute"}})
     elif case == "invoke data a string":
         act = activity(t.connector.service_url, type="invoke", name="adaptiveCard/action",
                        value={"action": {"type": "Action.Execute", "verb": "x", "data": "y"}})
@@ -61,7 +63,7 @@ CASES = [
     "no from", "from without id", "from id not a string", "empty entity", "mention text not a string",
     "mention without mentioned", "entities not a list", "tenant a string", "channelData a list",
     "conversation id not a string", "text not a string", "invoke action a string", "invoke value a list",
-    "invoke data a string",
+    "invoke data a string", "invoke without a name",
 ]
 
 
