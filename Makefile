@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: run demo test bench lint typecheck venv dev clean
+.PHONY: run demo test bench fuzz lint typecheck venv dev clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The input fuzzers (Slack payloads, Teams activities, webhook bodies) at a size CI has no time for.
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(VENV)/.installed-dev
+	CLINICBOT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/bot/test_fuzz_inputs.py
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check bot adapters sync tests bench

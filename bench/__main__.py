@@ -17,6 +17,7 @@ BENCHMARKS = {
     "graph_batch": "5,000 changes to one throttled mailbox: $batch vs one request per change (issue 6)",
     "reminders": "100k scheduled reminders and 1,000 due in one minute vs stock APScheduler (issue 7)",
     "agenda_render": "one day's agenda as Block Kit: plain JSON vs slack_sdk's block models",
+    "audit_append": "audit appends and verify: keyed chain with a signed head vs the plain SHA-256 chain",
     "series_sweep": "the one-minute reminder sweep over 500 recurring series vs 500 plain appointments",
 }
 

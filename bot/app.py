@@ -117,6 +117,23 @@ def _request_context() -> Callable[..., Awaitable[web.StreamResponse]]:
     return middleware
 
 
+class _ClientMistakes(logging.Filter):
+    """aiohttp logs a malformed request (an over-long header line, a bad request line) at ERROR with
+    a traceback; it is the client's mistake, answered 400, so it is logged once at INFO instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import BadHttpMessage
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, BadHttpMessage):
+            record.msg, record.args = "refused a malformed HTTP request: %s", (type(error).__name__,)
+            record.levelno, record.levelname, record.exc_info, record.exc_text = logging.INFO, "INFO", None, None
+        return True
+
+
+_CLIENT_MISTAKES = _ClientMistakes()
+
+
 async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -150,6 +167,7 @@ async def _metrics(request: web.Request) -> web.Response:
 def build_app(settings: Settings, core: Core | None = None) -> web.Application:
     """The whole server as an aiohttp Application; pass `core` to share one with a test."""
     app = web.Application(middlewares=[_request_context()], client_max_size=2 * 1024 * 1024)
+    logging.getLogger("aiohttp.server").addFilter(_CLIENT_MISTAKES)  # the same object: added once
     app[SETTINGS] = settings
     app[METRICS] = Counter()
     app[WARNINGS] = []

@@ -80,7 +80,7 @@ async def _staff_channels(session: AsyncSession, n: Notification) -> dict[str, i
     """platform -> chat identity id of the practice's staff channel there (sync.notify.recipients)."""
     practice = await session.get(Practice, n.practice_id)
     stored = ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}) if practice is not None else {}
-    return {str(k): int(v) for k, v in stored.items() if isinstance(v, int) or str(v).isdigit()}
+    return {str(k): int(v) for k, v in stored.items() if isinstance(v, int) or (str(v).isascii() and str(v).isdigit())}
 
 
 class ChatNotifier:

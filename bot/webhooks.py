@@ -8,6 +8,7 @@ notification changes nothing.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -19,6 +20,10 @@ from sync.runtime.syncqueue import SyncQueue
 __all__ = ["setup_webhooks"]
 
 log = logging.getLogger("clinicbot.webhooks")
+
+#: A connection id in the path: ASCII digits only (str.isdigit accepts "²" and "١"), and small
+#: enough for the database's integer column.
+CONNECTION_ID = re.compile(r"[1-9][0-9]{0,8}")
 
 Handler = Callable[[web.Request, Core, str], Awaitable[web.StreamResponse]]
 
@@ -70,7 +75,7 @@ def setup_webhooks(app: web.Application, settings: Settings) -> str | None:
         provider = request.match_info["provider"]
         connection_id = request.match_info["connection_id"]
         handler = HANDLERS.get(provider)
-        if handler is None or not connection_id.isdigit():
+        if handler is None or not CONNECTION_ID.fullmatch(connection_id):
             return web.json_response({"error": "unknown webhook"}, status=404)
         return await handler(request, request.app[CORE], connection_id)
 

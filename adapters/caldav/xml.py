@@ -119,7 +119,7 @@ def _status_code(text: str | None) -> int | None:
     if not text:
         return None
     parts = text.split()
-    if len(parts) >= 2 and parts[1].isdigit():
+    if len(parts) >= 2 and parts[1].isascii() and parts[1].isdigit() and len(parts[1]) == 3:
         return int(parts[1])
     return None
 

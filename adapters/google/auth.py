@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import math
 import secrets
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
@@ -103,6 +104,19 @@ def authorization_request(
     return AuthorizationRequest(f"{settings.google_auth_url}?{urlencode(params)}", state, verifier, target)
 
 
+def _lifetime(raw: Any) -> float:
+    """A token's `expires_in` in seconds; BadPayload for "soon", null, negative or infinite values."""
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+            raise ValueError(raw)
+        seconds = float(raw)
+    except ValueError:
+        raise BadPayload("google: token response with an unreadable expires_in", provider=PROVIDER) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise BadPayload("google: token response with an unreadable expires_in", provider=PROVIDER)
+    return seconds
+
+
 async def _token_call(
     settings: Settings, form: dict[str, str], transport: Any, clock: Callable[[], float]
 ) -> dict[str, Any]:
@@ -133,7 +147,7 @@ async def _token_call(
         )
     if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
         raise BadPayload("google: token response without access_token", provider=PROVIDER)
-    expires_in = float(body.get("expires_in", 3600))
+    expires_in = _lifetime(body.get("expires_in", 3600))
     return {
         "access_token": body["access_token"],
         "expires_at": clock() + expires_in,

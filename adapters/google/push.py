@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -94,6 +95,10 @@ async def renew_channel(
     return fresh
 
 
+#: ASCII digits only: str.isdigit also accepts "²" and other scripts' digits.
+_MESSAGE_NUMBER = re.compile(r"[0-9]{1,20}")
+
+
 def _reject(status: int, why: str, connection_id: str) -> web.Response:
     log.warning("google notification rejected", extra={"why": why, "connection_id": connection_id})
     return web.json_response({"error": why}, status=status)
@@ -119,7 +124,7 @@ async def handle_notification(
     resource_id = headers.get("X-Goog-Resource-ID", "")
     state = headers.get("X-Goog-Resource-State", "")
     number = headers.get("X-Goog-Message-Number", "")
-    if not channel_id or len(channel_id) > 200 or state not in RESOURCE_STATES or not number.isdigit():
+    if not channel_id or len(channel_id) > 200 or state not in RESOURCE_STATES or not _MESSAGE_NUMBER.fullmatch(number):
         return _reject(400, "not a Google Calendar notification", connection_id)
     channel = await find_channel(connection_id, channel_id)
     if channel is None or channel.expires_at <= now():

@@ -167,15 +167,18 @@ async def handle_notification(
     if token is not None:
         if not token or len(token) > 2048:
             return _reject(400, "bad validation token")
-        return web.Response(status=200, text=token, content_type="text/plain")
+        # Echoed as given: a browser must not sniff it into HTML.
+        return web.Response(
+            status=200, text=token, content_type="text/plain", headers={"X-Content-Type-Options": "nosniff"}
+        )
     if request.content_length is not None and request.content_length > MAX_BODY:
         return _reject(413, "body too large")
-    raw = await request.content.read(MAX_BODY + 1)
-    if len(raw) > MAX_BODY:
+    raw = await _read_body(request)
+    if raw is None:
         return _reject(413, "body too large")
     try:
         payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
         return _reject(400, "body is not JSON")
     items = payload.get("value") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
@@ -201,6 +204,22 @@ async def handle_notification(
         # Not queued in time: ask Graph to deliver again rather than lose the change.
         return web.Response(status=503, headers={"Retry-After": "5"})
     return web.Response(status=202)
+
+
+async def _read_body(request: web.Request) -> bytes | None:
+    """The whole body, however many TCP segments it came in; None past MAX_BODY.
+
+    `request.content.read(n)` returns only what is buffered so far, so a body that arrives in
+    several segments was cut short and a valid notification refused (Graph does not redeliver).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _queue_all(queue_sync: QueueSync, jobs: dict[tuple[KnownSubscription, str], None]) -> None:

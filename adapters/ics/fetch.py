@@ -130,7 +130,7 @@ class FeedFetcher:
     async def _read_bounded(self, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length")
         limit_mb = self.max_bytes / (1024 * 1024)
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
             raise Refused(f"ics: the feed is {int(declared) / 1048576:.1f} MB, over the {limit_mb:g} MB limit")
         chunks: list[bytes] = []
         size = 0

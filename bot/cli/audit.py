@@ -1,9 +1,10 @@
-"""`clinicbot audit verify|export`."""
+"""`clinicbot audit verify|checkpoint|export`."""
 
 from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
@@ -18,16 +19,36 @@ def audit() -> None:
 
 
 @audit.command()
+@click.option("--checkpoints", "checkpoints", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Also check the signed checkpoints exported to this file (CLINICBOT_AUDIT_CHECKPOINT_FILE).")
 @with_core
-async def verify(core: Core) -> None:
-    """Check the hash chain; exit 1 naming the first bad row."""
+async def verify(core: Core, checkpoints: str | None) -> None:
+    """Check the keyed chain and its signed head; exit 1 naming the first bad row."""
     from sync.store import audit as audit_log
+    lines = _read_lines(checkpoints) if checkpoints else []
     async with core.store.session() as session:
         count, problem = await audit_log.verify(session)
+        if problem is None and lines:
+            problem = await audit_log.verify_checkpoints(session, lines)
     if problem is not None:
         click.echo(f"audit chain BROKEN at {problem} ({count} rows read)", err=True)
         raise SystemExit(1)
-    click.echo(f"audit chain intact: {count} entries verified")
+    checked = f", {len([ln for ln in lines if ln.strip()])} checkpoints matched" if lines else ""
+    click.echo(f"audit chain intact: {count} entries verified{checked}")
+
+
+def _read_lines(path: str) -> list[str]:
+    return Path(path).read_text(encoding="utf-8").splitlines()
+
+
+@audit.command()
+@with_core
+async def checkpoint(core: Core) -> None:
+    """Print a signed checkpoint of the chain's end; keep it where the database's users cannot write."""
+    from sync.store import audit as audit_log
+    async with core.store.session() as session:
+        mark = await audit_log.checkpoint(session)
+    click.echo(mark.line())
 
 
 def _parse_since(value: str | None) -> datetime | None:

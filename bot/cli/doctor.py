@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from sync.runtime.settings import Settings
 
 
 def _line(ok: bool | None, label: str, hint: str = "") -> None:
@@ -22,6 +26,23 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+async def _bot_connector_sign_in(settings: Settings) -> str | None:
+    """Why the bot cannot get its outbound Bot Connector token, or None when it can."""
+    from botframework.connector.auth import AuthenticationConstants
+
+    from bot.teams.auth import BotTokenCredentials, TokenError, _authority
+
+    creds = BotTokenCredentials(settings.microsoft_app_id or "", settings.microsoft_app_password or "",
+                                _authority(settings), AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE)
+    try:
+        await asyncio.wait_for(creds.ensure_token(), 30)
+    except TokenError as exc:
+        return str(exc).removeprefix("Bot Framework sign-in failed: ")[:200]
+    except TimeoutError:
+        return "no answer from the sign-in endpoint within 30 s"
+    return None
 
 
 @click.command()
@@ -97,6 +118,15 @@ def doctor() -> None:
         failures += 1
     _line(teams_ok, "Teams: authentication " + ("on" if settings.teams_auth_enabled else "OFF"),
           "fine on loopback (the local playground); set MicrosoftAppId and MicrosoftAppPassword before exposing it")
+    if settings.teams_auth_enabled:
+        problem = asyncio.run(_bot_connector_sign_in(settings))
+        if problem is None:
+            _line(True, "Teams: signs in to the Bot Connector")
+        else:
+            failures += 1
+            _line(False, f"Teams: cannot sign in to the Bot Connector ({problem})",
+                  "check MicrosoftAppPassword (and MicrosoftAppTenantId for a single-tenant bot); "
+                  "without it every Teams message goes unanswered")
     _line(settings.slack_enabled or None, "Slack " + ("configured" if settings.slack_enabled else "not configured"),
           "set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID/SECRET)")
     _line(settings.graph_enabled or None,

@@ -184,9 +184,15 @@ def _bad(why: str) -> ParseError:
     return ParseError(f"this button's data is not valid ({why}); run the command again", "today")
 
 
+def _ascii_digits(text: str) -> bool:
+    """Only 0-9: str.isdigit() also accepts "²" and other scripts' digits, which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _convert(attr: str, raw: Any) -> Any:
     if attr in ("appointment_id", "version", "practitioner_id", "conflict_id"):
-        if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not str(raw).isdigit() or len(str(raw)) > 12:
+        text = str(raw)
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not _ascii_digits(text) or len(text) > 12:
             raise _bad(f"{attr} must be a whole number")
         return int(raw)
     if attr == "day":
@@ -207,7 +213,7 @@ def _convert(attr: str, raw: Any) -> Any:
         parts = text.split(":")
         if (
             len(parts) != 2
-            or not all(p.isdigit() and len(p) == 2 for p in parts)
+            or not all(_ascii_digits(p) and len(p) == 2 for p in parts)
             or int(parts[0]) > 23
             or int(parts[1]) > 59
         ):
@@ -228,7 +234,7 @@ def decode(action_id: str, value: str | dict[str, Any] | None) -> Action:
             raise _bad("too long")
         try:
             doc = json.loads(value) if value else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: 2,000 bytes of "[[[[" nest too deep
             raise _bad("not JSON") from None
     else:
         doc = value or {}

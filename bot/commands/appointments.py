@@ -22,7 +22,7 @@ from bot.commands.errors import ParseError
 from bot.commands.grammar import CancelAppointment, Reschedule, ShowAgenda, ShowAppointment, UserRef
 from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, appointment_detail, day_label, moment_label, practitioner_names
-from bot.commands.when import wall_time
+from bot.commands.when import check_day, wall_time
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
 from sync.services import appointments as svc
 from sync.engine import series
@@ -198,6 +198,9 @@ async def _move(
     committed first) ends that transaction unchanged, and the check runs again, finding the clash.
     """
 
+    # A slot button or a modal carries its own start: the same range as a typed day.
+    check_day(start.date(), core.clock().date(), start.strftime("%Y-%m-%d"))
+
     async def attempt() -> View | None:
         """One try; None when the slot was taken between the check and the write."""
         async with core.store.session() as session:
@@ -292,6 +295,12 @@ async def submit_reschedule(core: Core, actor: Actor, action: SubmitReschedule) 
         if errors:
             return await _form(core, session, actor, practice, appt, None, action.practitioner_id, errors)
         assert action.day is not None and action.time is not None
+        try:
+            check_day(action.day, core.clock().astimezone(ZoneInfo(practice.timezone)).date())
+        except ParseError as exc:
+            return await _form(
+                core, session, actor, practice, appt, None, action.practitioner_id, {"date": exc.message}
+            )
         try:
             start = wall_time(action.day, time.fromisoformat(action.time), ZoneInfo(practice.timezone), action.time)
         except ParseError as exc:

@@ -134,3 +134,11 @@ async def handle(core: Core, actor: Actor, command: Command | Action) -> View:
             "I couldn't reach the clinic's database just now; nothing was changed. Try again in a minute.",
             kind="unavailable",
         )
+    except Exception:
+        # A bug, not the person's input: they still get an answer, and the log has the traceback.
+        log.exception("command failed unexpectedly", extra={"command": type(command).__name__})
+        return Error(
+            "Something went wrong on my side while doing that, and it was not finished. "
+            "Try again; if it keeps happening, tell the clinic's admin.",
+            kind="unavailable",
+        )

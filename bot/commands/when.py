@@ -77,6 +77,26 @@ _ORDINAL = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)?,?$")
 _YEAR = re.compile(r"^\d{4}$")
 
 
+#: How far from today a typed day may be: a year back (past visits) to five years ahead. Beyond
+#: that a date is a typo, and near year 1 or 9999 the arithmetic overflows.
+DAYS_BACK, DAYS_AHEAD = 366, 5 * 366
+
+
+def check_day(day: date, today: date, text: str = "") -> date:
+    """`day` if it is within DAYS_BACK..DAYS_AHEAD of `today`; otherwise a ParseError saying the range."""
+    low, high = today.toordinal() - DAYS_BACK, today.toordinal() + DAYS_AHEAD
+    if low <= day.toordinal() <= high:
+        return day
+    first = date.fromordinal(max(low, 1))
+    last = date.fromordinal(min(high, date.max.toordinal()))
+    shown = text or f"{day.day} {_month_name(day.month)} {day.year}"
+    raise ParseError(
+        f"{shown!r} is too far off: pick a day between {first.day} {_month_name(first.month)} {first.year} "
+        f"and {last.day} {_month_name(last.month)} {last.year}",
+        "today",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DayRef:
     """A day as typed: relative ("tomorrow"), a weekday ("Tue"), or a calendar date ("4 Mar")."""
@@ -96,6 +116,8 @@ class DayRef:
         only counts as today while that time is still ahead.
         """
         if self.kind == "offset":
+            if not -DAYS_BACK <= self.offset <= DAYS_AHEAD:
+                check_day(date.max if self.offset > 0 else date.min, today, f"{self.offset:+d} days")
             return today + timedelta(days=self.offset)
         if self.kind == "weekday":
             ahead = (self.weekday - today.weekday()) % 7
@@ -104,12 +126,13 @@ class DayRef:
             return today + timedelta(days=ahead)
         if self.year is not None:
             try:
-                return date(self.year, self.month, self.day)
+                found = date(self.year, self.month, self.day)
             except ValueError:
                 raise ParseError(
                     f"{self.year} has no {self.day} {_month_name(self.month)}",
                     "reschedule A-1042 28 Feb 10:00",
                 ) from None
+            return check_day(found, today)
         # The next occurrence, today included (29 Feb may be up to four years away).
         for year in range(today.year, today.year + 5):
             try:
@@ -147,8 +170,10 @@ class WhenSpec:
         """The aware datetime meant, in zone `tz`; `keep` supplies the missing day or time."""
         zone = ZoneInfo(tz)
         if self.instant is not None:
+            check_day(self.instant.date(), now.date(), self.text)
             return self.instant.astimezone(zone)
         if self.naive is not None:
+            check_day(self.naive.date(), now.date(), self.text)
             return wall_time(self.naive.date(), self.naive.time(), zone, self.text)
         local_now = now.astimezone(zone)
         kept = keep.astimezone(zone) if keep is not None else None
@@ -164,7 +189,7 @@ class WhenSpec:
             day = kept.date()
         else:
             day = local_now.date()
-        return wall_time(day, at, zone, self.text)
+        return wall_time(check_day(day, local_now.date(), self.text), at, zone, self.text)
 
 
 def _month_name(month: int) -> str:

@@ -122,6 +122,11 @@ async def _within(work: Coroutine[Any, Any, T], seconds: float) -> T:
     return await asyncio.wait_for(asyncio.shield(task), seconds)
 
 
+def _reason(exc: Exception) -> str:
+    """A failure's message for the log, bounded; our errors and URL errors carry no patient data."""
+    return str(exc).replace("\n", " ")[:200]
+
+
 def _who(body: dict[str, Any]) -> tuple[str, str, str]:
     """(team id, user id, display) from a command or interaction payload."""
     user = body.get("user") or {}
@@ -247,14 +252,36 @@ class SlackListeners:
         keep = _until_midnight(self.core.clock(), view.timezone) if isinstance(view, Agenda) else 0.0
         return rendered, keep
 
-    def _later(self, job: Any) -> bool:
+    def _later(
+        self, job: Any, step: str, origin: Origin | None = None, client: AsyncWebClient | None = None
+    ) -> bool:
+        """Queue `job` to run after the ack. If it fails, the log says which step and why (WARNING),
+        and the person is told, when `origin` says where and the failure was not in telling them."""
+
         async def guarded() -> None:
             try:
                 await job()
             except (SlackApiError, SlackClientError) as exc:
-                log.warning("Slack call failed after the ack", extra={"error": type(exc).__name__})
+                log.warning("Slack call failed after the ack", extra={"step": step, "error": type(exc).__name__})
+            except Exception as exc:
+                log.warning(
+                    "work after the ack failed",
+                    extra={"step": step, "error": type(exc).__name__, "reason": _reason(exc),
+                           "has_response_url": bool(origin and origin.response_url)},
+                )
+                if origin is not None:
+                    await self._apologise(origin, client, step)
 
         return self.background.submit(guarded)
+
+    async def _apologise(self, origin: Origin, client: AsyncWebClient | None, step: str) -> None:
+        sorry = Error("Something went wrong on my side after I got that, and it was not finished. Try again; "
+                      "if it keeps happening, tell the clinic's admin.", kind="unavailable")
+        try:
+            await self.respond(origin, sorry, client, replace=False)
+        except Exception as exc:  # the way back is what broke (a bad response_url): the log must do
+            log.warning("could not tell the person that work after the ack failed",
+                        extra={"step": step, "error": type(exc).__name__, "reason": _reason(exc)})
 
     # --- slash command ------------------------------------------------------------------------
     async def on_command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -278,7 +305,7 @@ class SlackListeners:
                 return
             await self.respond(origin, await handle(self.core, actor, command), client, replace=False)
 
-        if not self._later(work):
+        if not self._later(work, "slash command", origin, client):
             await ack(text="I'm busy right now; try again in a few seconds.", response_type="ephemeral")
             return
         await ack()
@@ -299,7 +326,7 @@ class SlackListeners:
             )
         except ParseError as exc:
             bad = Error(exc.message, exc.example)
-            self._later(lambda: self.respond(origin, bad, client, replace=False))
+            self._later(lambda: self.respond(origin, bad, client, replace=False), "button error")
             return
         trigger = body.get("trigger_id")
 
@@ -314,7 +341,7 @@ class SlackListeners:
                 return
             await self.respond(origin, view, client, replace=not isinstance(view, Error))
 
-        if not self._later(work):
+        if not self._later(work, "button", origin, client):
             busy = Error("I'm busy right now; press the button again in a few seconds.", kind="unavailable")
             await self.respond(origin, busy, client, replace=False)
 
@@ -343,7 +370,7 @@ class SlackListeners:
                 if not isinstance(done, (Error, RescheduleForm)):
                     await self.respond(origin, done, client, replace=True)
 
-            if not self._later(finish):
+            if not self._later(finish, "modal", origin, client):
                 task.cancel()
             return
         if isinstance(result, RescheduleForm) and result.errors:
@@ -353,7 +380,7 @@ class SlackListeners:
             await ack(response_action="errors", errors={"time": result.message[:150]})
             return
         await ack(response_action="clear")
-        self._later(lambda: self.respond(origin, result, client, replace=True))
+        self._later(lambda: self.respond(origin, result, client, replace=True), "modal answer")
 
     async def _submit(self, body: dict[str, Any], submit: SubmitReschedule) -> View:
         actor = await self._actor(body)

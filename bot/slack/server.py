@@ -25,6 +25,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Background
+from bot.shapes import Shape, shape_problem
 from bot.slack.listeners import SlackListeners
 from bot.slack.stores import EncryptedInstallationStore, make_state_store
 from bot.slack.verify import RequestVerifier
@@ -179,7 +180,9 @@ class SlackRuntime:
                 if answer is not None:
                     return web.Response(body=answer, content_type="application/json")
             bolt_req = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
-        except (UnicodeDecodeError, ValueError):
+        # RecursionError: "[[[[..." nested too deep; AttributeError/TypeError: bolt reads the
+        # parsed payload as a dict while building the request, and `payload=true` is not one.
+        except (UnicodeDecodeError, ValueError, RecursionError, AttributeError, TypeError):
             return web.Response(status=400, text="malformed request body\n")
         problem = payload_problem(bolt_req.body)
         if problem is not None:
@@ -215,35 +218,62 @@ def _command_fields(form: str) -> dict[str, str]:
     return fields
 
 
-_SHAPES: dict[str, tuple[str, ...]] = {
-    # payload type -> keys that must hold objects (bolt indexes into them without checking)
-    "block_actions": ("user",),
-    "view_submission": ("user", "view"),
-    "view_closed": ("user", "view"),
-    "event_callback": ("event",),
+# What bolt and the listeners index into without checking, by payload type (see bot.shapes).
+_STR, _OBJ, _OPT_OBJ = (str,), (dict,), (dict, type(None))
+_USER: Shape = {"id": (True, _STR, None), "team_id": (False, _STR, None), "username": (False, _STR, None),
+                "name": (False, _STR, None)}
+_OPTION: Shape = {"value": (False, _STR, None)}
+_ELEMENT: Shape = {"type": (False, _STR, None), "value": (False, (str, type(None)), None),
+                   "selected_date": (False, (str, type(None)), None), "selected_time": (False, (str, type(None)), None),
+                   "selected_option": (False, _OPT_OBJ, _OPTION)}
+_STATE: Shape = {"values": (False, _OBJ, {"*": (False, _OBJ, {"*": (False, _OBJ, _ELEMENT)})})}
+_ACTION: Shape = {"action_id": (True, _STR, None), "block_id": (False, _STR, None), "type": (False, _STR, None),
+                  "value": (False, _STR, None), "action_ts": (False, _STR, None),
+                  "selected_date": (False, (str, type(None)), None), "selected_time": (False, (str, type(None)), None),
+                  "selected_option": (False, _OPT_OBJ, _OPTION)}
+_VIEW: Shape = {"type": (True, _STR, None), "id": (False, _STR, None), "callback_id": (False, _STR, None),
+                "private_metadata": (False, _STR, None), "state": (False, _OBJ, _STATE)}
+_INTERACTION: Shape = {
+    "user": (True, _OBJ, _USER),
+    "team": (False, _OPT_OBJ, {"id": (False, _STR, None)}),
+    "channel": (False, _OPT_OBJ, {"id": (False, _STR, None)}),
+    "container": (False, _OPT_OBJ, {"message_ts": (False, _STR, None), "channel_id": (False, _STR, None),
+                                    "is_ephemeral": (False, (bool,), None)}),
+    "response_url": (False, _STR, None),
+    "trigger_id": (False, _STR, None),
+    "api_app_id": (False, _STR, None),
+    "state": (False, _OBJ, _STATE),
+}
+_SHAPES: dict[str, Shape] = {
+    "block_actions": {**_INTERACTION, "actions": (True, (list,), _ACTION)},
+    "view_submission": {**_INTERACTION, "view": (True, _OBJ, _VIEW)},
+    "view_closed": {**_INTERACTION, "view": (True, _OBJ, _VIEW)},
+    "shortcut": _INTERACTION,
+    "message_action": _INTERACTION,
+    "event_callback": {"event": (True, _OBJ, {"type": (True, _STR, None)}), "team_id": (False, _STR, None)},
+    "url_verification": {"challenge": (True, _STR, None)},
 }
 
 
-def payload_problem(body: dict[str, Any]) -> str | None:
-    """Why a (signed) body is not a Slack payload we can hand to bolt, or None."""
+def payload_problem(body: Any) -> str | None:
+    """Why a (signed) body is not a Slack payload we can hand to bolt, or None.
+
+    Bolt and the listeners index into payloads without checking types: a validly signed payload
+    of the wrong shape (`actions: []`, `container: "C1"`, `payload=[1]`) raised inside them.
+    """
+    if not isinstance(body, dict):
+        return "the payload is not an object"
     if not body:
         return "empty body"
     if "command" in body:
-        missing = [k for k in ("command", "team_id", "user_id") if not isinstance(body.get(k), str)]
+        missing = [k for k in ("command", "team_id", "user_id") if not isinstance(body.get(k), str) or not body[k]]
         return f"slash command without {', '.join(missing)}" if missing else None
     kind = body.get("type")
     if not isinstance(kind, str):
         return "no payload type"
-    for key in _SHAPES.get(kind, ()):
-        if not isinstance(body.get(key), dict):
-            return f"{kind} without {key}"
-    if kind in ("view_submission", "view_closed") and not isinstance(body["view"].get("type"), str):
-        return f"{kind} without view type"
-    if kind == "block_actions" and not (
-        isinstance(body.get("actions"), list) and all(isinstance(a, dict) for a in body["actions"])
-    ):
+    if kind == "block_actions" and not body.get("actions"):
         return "block_actions without actions"
-    return None
+    return shape_problem(body, _SHAPES.get(kind, {}))
 
 
 async def _ack_only(ack: Any) -> None:

@@ -38,7 +38,8 @@ class RequestVerifier:
         """None when the request is genuine and new; otherwise the reason it is refused."""
         if not timestamp or not signature:
             return "missing signature"
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        # isascii: isdigit() alone accepts "¹765000000", which int() then refuses.
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
             return "bad timestamp"
         clock = time.time() if now is None else now
         if abs(clock - int(timestamp)) > MAX_AGE:

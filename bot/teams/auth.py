@@ -10,7 +10,8 @@ fed from Settings, with two changes that matter under load.
   expires. Stock credentials fetch it synchronously inside the event loop on first use.
 
 Inbound tokens are still validated by botbuilder itself (issuer, signature against the OpenID
-metadata keys, expiry, audience = our app id, serviceurl claim).
+metadata keys, expiry, audience = our app id, serviceurl claim), with the keys fetched without
+blocking the loop (bot.teams.signing_keys).
 """
 
 from __future__ import annotations
@@ -192,6 +193,9 @@ class BotAuth(BotFrameworkAuthentication):
     """ConfigurationBotFrameworkAuthentication plus the connector-client and token caches."""
 
     def __init__(self, settings: Settings) -> None:
+        from bot.teams import signing_keys
+
+        signing_keys.install()
         self.credentials = _CredentialFactory(settings)
         self.inner = ConfigurationBotFrameworkAuthentication(
             _configuration(settings), credentials_factory=self.credentials
@@ -297,7 +301,12 @@ def _configuration(settings: Settings) -> _Configuration:
             settings.botframework_openid_url
             or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
         ),
-        TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL=AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL,
+        # Emulator and skill tokens are checked against this URL: a configured metadata URL (a
+        # national cloud, a test) must not leave them going to Microsoft's public one.
+        TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL=(
+            settings.botframework_openid_url
+            or AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL
+        ),
         CALLER_ID=CallerIdConstants.public_azure_channel,
     )
 

@@ -23,12 +23,22 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse
 from msrest.serialization import Deserializer, Model
 
-__all__ = ["ACK_AFTER", "MessagesEndpoint", "invoke_body"]
+from bot.shapes import Shape, shape_problem
+from bot.teams.auth import TokenError
+from bot.teams.signing_keys import SigningKeysUnavailable
+
+__all__ = ["ACK_AFTER", "MessagesEndpoint", "activity_problem", "invoke_body"]
 
 log = logging.getLogger("clinicbot.teams")
 
 #: Teams gives up on a message request after 15 s: answer by then and let the turn finish after.
 ACK_AFTER = 10.0
+#: An invoke answered while the bot cannot sign in: Teams shows the message on the card.
+NO_TOKEN_INVOKE_BODY = {
+    "statusCode": 503,
+    "type": "application/vnd.microsoft.error",
+    "value": {"code": "ServiceUnavailable", "message": "clinicbot cannot reply right now; try again in a few minutes"},
+}
 
 
 def invoke_body(body: Any) -> Any:
@@ -59,6 +69,9 @@ class MessagesEndpoint:
         # What Activity.deserialize builds on every call (the model registry, a Deserializer);
         # built once, it reads the same bodies the same way.
         self._activity_reader = Deserializer(Activity._infer_class_models())
+        #: Why replies cannot be sent (no Bot Connector token), while that lasts; shown in /readyz.
+        self.outbound_problem: str | None = None
+        self._app: web.Application | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         """POST /api/messages."""
@@ -66,10 +79,12 @@ class MessagesEndpoint:
             return _problem(415, "expected an application/json Activity")
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             return _problem(400, "the body is not JSON")
         if not isinstance(body, dict):
             return _problem(400, "the body must be an Activity object")
+        if (shape := activity_problem(body)) is not None:
+            return _problem(400, f"the body is not a valid Activity: {shape}")
         try:
             activity = self._activity_reader("Activity", body)
         except Exception:  # msrest raises DeserializationError and plain TypeErrors alike
@@ -80,7 +95,7 @@ class MessagesEndpoint:
         auth = self.adapter.bot_framework_authentication
         try:
             authenticated = await auth.authenticate_request(activity, request.headers.get("Authorization"))
-        except requests.RequestException as exc:
+        except (requests.RequestException, SigningKeysUnavailable) as exc:
             log.warning("cannot fetch Bot Framework signing keys", extra={"error": type(exc).__name__})
             return _problem(503, "cannot verify the token right now")
         except Exception as exc:  # every validation failure (PermissionError, jwt errors, unknown key)
@@ -90,17 +105,26 @@ class MessagesEndpoint:
             )
             return _problem(401, "unauthorized")
 
+        self._app = request.app
         turn = asyncio.ensure_future(self.adapter.process_activity(authenticated, activity, self.bot.on_turn))
-        if activity.type == ActivityTypes.invoke:
-            response: InvokeResponse | None = await turn
-        else:
-            # Acknowledge first: a slow turn keeps running and answers through the connector.
-            done, _ = await asyncio.wait({turn}, timeout=self.ack_after)
-            if not done:
-                self._background.add(turn)
-                turn.add_done_callback(self._finished)
-                return web.Response(status=202)
-            response = turn.result()
+        try:
+            if activity.type == ActivityTypes.invoke:
+                response: InvokeResponse | None = await turn
+            else:
+                # Acknowledge first: a slow turn keeps running and answers through the connector.
+                done, _ = await asyncio.wait({turn}, timeout=self.ack_after)
+                if not done:
+                    self._background.add(turn)
+                    turn.add_done_callback(self._finished)
+                    return web.Response(status=202)
+                response = turn.result()
+        except TokenError as exc:
+            # Teams retries a 5xx, and the retry fails the same way: accept it, say so once.
+            self._no_token(exc)
+            if activity.type == ActivityTypes.invoke:
+                return web.json_response(NO_TOKEN_INVOKE_BODY)
+            return web.Response(status=202)
+        self._token_ok()
         if response is None:
             return web.Response(status=201)
         if response.body is None:
@@ -109,13 +133,91 @@ class MessagesEndpoint:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background turn failed", exc_info=task.exception())
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, TokenError):
+            self._no_token(error)
+        elif error is not None:
+            log.error("background turn failed", exc_info=error)
+
+    def _no_token(self, exc: TokenError) -> None:
+        """Record that replies cannot be sent; log it when it starts or its reason changes, not per activity."""
+        reason = str(exc)[:300]
+        if reason != self.outbound_problem:
+            log.error("cannot sign in to the Bot Connector: activities are accepted but not answered",
+                      extra={"reason": reason})
+        self.outbound_problem = reason
+        self._show(f"enabled, but cannot sign in to the Bot Connector, so no replies are sent: {reason}")
+
+    def _token_ok(self) -> None:
+        if self.outbound_problem is not None:
+            log.info("signed in to the Bot Connector again; replies are sent")
+            self.outbound_problem = None
+            self._show("enabled")
+
+    def _show(self, state: str) -> None:
+        from bot.app import STATUS
+
+        if self._app is not None:
+            self._app[STATUS]["teams"] = state
 
     async def drain(self) -> None:
         """Wait for turns still running after their acknowledgement (at shutdown)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+_NONE = type(None)
+_STR, _OPT_STR, _OPT_OBJ = (str,), (str, _NONE), (dict, _NONE)
+_ACCOUNT: Shape = {"id": (True, _STR, None), "name": (False, _OPT_STR, None), "aadObjectId": (False, _OPT_STR, None)}
+_NAMED: Shape = {"id": (False, _OPT_STR, None), "name": (False, _OPT_STR, None)}
+#: What botbuilder and the bot read from an Activity without checking (the gate runs first).
+_ACTIVITY: Shape = {
+    "type": (True, _STR, None),
+    "id": (False, _OPT_STR, None),
+    "serviceUrl": (True, _STR, None),
+    "channelId": (False, _OPT_STR, None),
+    "name": (False, _OPT_STR, None),
+    "text": (False, _OPT_STR, None),
+    "replyToId": (False, _OPT_STR, None),
+    "from": (True, (dict,), _ACCOUNT),
+    "recipient": (False, _OPT_OBJ, _ACCOUNT),
+    "conversation": (True, (dict,), {"id": (True, _STR, None), "conversationType": (False, _OPT_STR, None),
+                                     "tenantId": (False, _OPT_STR, None), "name": (False, _OPT_STR, None)}),
+    "channelData": (False, _OPT_OBJ, {"tenant": (False, _OPT_OBJ, _NAMED), "team": (False, _OPT_OBJ, _NAMED),
+                                      "channel": (False, _OPT_OBJ, _NAMED), "eventType": (False, _OPT_STR, None)}),
+    "entities": (False, (list, _NONE), {"type": (True, _STR, None), "text": (False, _OPT_STR, None),
+                                        "mentioned": (False, _OPT_OBJ, _ACCOUNT)}),
+    "membersAdded": (False, (list, _NONE), _ACCOUNT),
+    "membersRemoved": (False, (list, _NONE), _ACCOUNT),
+}
+_CARD_ACTION: Shape = {
+    "action": (True, (dict,), {"type": (False, _OPT_STR, None), "verb": (False, _OPT_STR, None),
+                               "data": (False, _OPT_OBJ, None)}),
+    "trigger": (False, _OPT_STR, None),
+}
+
+
+def activity_problem(body: dict[str, Any]) -> str | None:
+    """Why an Activity body has a shape the turn would fail on, or None (checked before anything runs).
+
+    botbuilder and the bot index into `from`, `entities`, `channelData.tenant` and an invoke's
+    `value.action` without checking: such an activity passed authentication, then failed the turn.
+    """
+    if (problem := shape_problem(body, _ACTIVITY)) is not None:
+        return problem
+    for entity in body.get("entities") or []:
+        if entity["type"] == "mention" and not isinstance(entity.get("mentioned"), dict):
+            return "a mention entity without mentioned"
+    if body["type"] == "invoke" and not body.get("name"):
+        return "an invoke without a name"
+    if body["type"] == "invoke" and body.get("name") == "adaptiveCard/action":
+        value = body.get("value")
+        if not isinstance(value, dict):
+            return "an adaptiveCard/action invoke without a value object"
+        return shape_problem(value, _CARD_ACTION, "value.")
+    return None
 
 
 def _problem(status: int, message: str) -> web.Response:

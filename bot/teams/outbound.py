@@ -171,3 +171,8 @@ class FastConversations(ConversationsOperations):  # type: ignore[misc]
 
 
 _FALLBACK: Any = object()
+
+# The generated operations read their URL template from `self.<operation>.metadata`, which now
+# finds these overrides: without the same metadata every fallback to super() raised AttributeError.
+for _name in ("send_to_conversation", "reply_to_activity", "update_activity"):
+    getattr(FastConversations, _name).metadata = getattr(ConversationsOperations, _name).metadata

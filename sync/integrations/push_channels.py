@@ -14,7 +14,7 @@ __all__ = ["find_google_channel", "find_graph_subscription", "note_graph_lifecyc
 
 async def find_google_channel(core: Core, connection_id: str, channel_id: str) -> WatchChannel | None:
     """The active Google watch channel `channel_id` of a connection, or None."""
-    if not connection_id.isdigit():
+    if not (connection_id.isascii() and connection_id.isdigit()) or len(connection_id) > 9:
         return None
     async with core.store.session() as session:
         row = await session.scalar(
@@ -39,7 +39,7 @@ async def find_google_channel(core: Core, connection_id: str, channel_id: str) -
 
 async def find_graph_subscription(core: Core, connection_id: str, subscription_id: str) -> KnownSubscription | None:
     """The active Graph subscription `subscription_id` of a connection, or None."""
-    if not connection_id.isdigit():
+    if not (connection_id.isascii() and connection_id.isdigit()) or len(connection_id) > 9:
         return None
     async with core.store.session() as session:
         row = await session.scalar(

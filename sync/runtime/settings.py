@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = Field(default=True, alias="CLINICBOT_SCHEDULER")
     #: A reminder missed while the server was down is still sent (marked late) within this many seconds.
     reminder_grace_seconds: int = Field(default=900, alias="CLINICBOT_REMINDER_GRACE_SECONDS", ge=0, le=86400)
+    #: Where the scheduled signed audit checkpoints are appended (besides the log); keep it out of the database's reach.
+    audit_checkpoint_file: Path | None = Field(default=None, alias="CLINICBOT_AUDIT_CHECKPOINT_FILE")
+    #: How often a signed checkpoint of the audit chain's head is exported.
+    audit_checkpoint_seconds: int = Field(default=3600, alias="CLINICBOT_AUDIT_CHECKPOINT_SECONDS", ge=60, le=86400)
 
     # --- Microsoft Teams (Bot Framework) ----------------------------------------------------
     microsoft_app_id: str | None = Field(default=None, alias="MicrosoftAppId")

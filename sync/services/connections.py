@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -53,13 +54,18 @@ async def add_connection(
     New CalDAV calendars start as `busy` (read only) so nothing is written to a calendar before an
     admin gives it the mirror or source role; an ICS feed is a read-only `source`.
     """
+    try:
+        # The parser the adapters' HTTP client uses: what it refuses must be refused here, with
+        # a message, not raised from deep inside discovery.
+        host = httpx.URL(url).host or urlsplit(url).hostname or url
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise ConnectionError_(f"refused: {url[:200]!r} is not a valid URL ({str(exc)[:120]})") from None
     async with core.store.session() as s:
         practice = await s.scalar(select(Practice).order_by(Practice.id).limit(1))
     if practice is None:
         raise ConnectionError_("no practice exists; create one with `clinicbot practice create`")
     practitioner_id = await _practitioner(core, practice.id, practitioner)
     credentials = {"username": username, "password": password} if username or password else None
-    host = urlsplit(url).hostname or url
     info = ConnectionInfo(provider=provider, account=f"{username}@{host}" if username else host,
                           config={"url": url}, credentials=credentials,
                           transport=core.services.get("http_transport"))

@@ -157,7 +157,9 @@ async def list_practitioners(session: AsyncSession, practice_id: int | None = No
 async def find_practitioner(session: AsyncSession, practice_id: int, ref: str) -> Practitioner | None:
     """By id, handle (with or without @), or case-insensitive name."""
     ref = ref.strip().lstrip("@")
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
+        if len(ref) > 9:
+            return None
         p = await session.get(Practitioner, int(ref))
         return p if p is not None and p.practice_id == practice_id else None
     return await session.scalar(

@@ -1,8 +1,23 @@
-"""The tamper-evident audit log: append-only and hash-chained.
+"""The tamper-evident audit log: append-only and chained with a keyed MAC.
 
-Each row's hash covers its own fields and the previous row's hash, and rows carry a gapless
-sequence number. `verify` walks the chain and names the first row that was edited, removed or
-moved. Patient fields never enter the log as values: `record` replaces them with a short keyed
+Each row's hash is an HMAC (key derived from CLINICBOT_SECRET_KEY) over its own fields and the
+previous row's hash, and rows carry a gapless sequence number. The chain's head (last seq and
+hash) is kept, signed, in `audit_head` by the same transaction that appends, and `checkpoint`
+exports signed copies of it (a log line, a file) on a schedule. `verify` walks the chain and
+names the first row that was edited, removed, moved, re-chained or appended, and a tail cut off.
+
+What someone with write access to the database but without the secret key can and cannot hide:
+- cannot edit, delete, reorder or insert a row, nor re-chain the rows after doing so (no key);
+- cannot cut rows off the end, nor empty the table: the signed head still names the last row;
+- cannot delete or rewrite the head: a missing head or a wrong signature is reported;
+- CAN put back an older head row they copied earlier together with cutting the chain back to it.
+  Only a checkpoint exported outside the database since then catches that (`verify_checkpoints`,
+  `clinicbot audit verify --checkpoints FILE`): keep those exports where the database's users
+  cannot write.
+Rows written before the keyed chain (plain SHA-256, `keyed_from`) are anchored by the first keyed
+row that links to them. With the secret key, an attacker can rewrite everything.
+
+Patient fields never enter the log as values: `record` replaces them with a short keyed
 fingerprint, so the log shows *that* a client's name changed without carrying it.
 
 Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock, everywhere by the
@@ -11,23 +26,43 @@ unique `seq` (a concurrent append that lost the race fails and its transaction r
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import hmac
 import io
 import json
+import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from sync.store.crypto import current_box
-from sync.store.model import AuditEntry, utcnow
+from sync.store.crypto import SecretBox, current_box
+from sync.store.model import AuditEntry, AuditHead, utcnow
 
-__all__ = ["GENESIS", "PHI_FIELDS", "AuditProblem", "export", "record", "verify"]
+if TYPE_CHECKING:
+    from sync.runtime.core import Core
+
+__all__ = [
+    "GENESIS",
+    "PHI_FIELDS",
+    "AuditProblem",
+    "Checkpoint",
+    "checkpoint",
+    "checkpoint_job",
+    "export",
+    "record",
+    "verify",
+    "verify_checkpoints",
+]
+
+log = logging.getLogger("clinicbot.audit")
 
 GENESIS = "0" * 64
 #: Fields whose values are patient data: logged as fingerprints only.
@@ -66,7 +101,24 @@ def scrub(fields: dict[str, Any] | None) -> dict[str, Any] | None:
 _HASH_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
-def _row_hash(entry: AuditEntry) -> str:
+_subkeys: dict[tuple[int, str], bytes] = {}
+
+
+def _subkey(purpose: str) -> bytes:
+    """The installed key's subkey for `purpose`, derived once per key."""
+    box: SecretBox = current_box()
+    found = _subkeys.get((id(box), purpose))
+    if found is None:
+        found = _subkeys[(id(box), purpose)] = box.derive(purpose)
+    return found
+
+
+def _mac(purpose: str, message: str) -> str:
+    return hmac.new(_subkey(purpose), message.encode(), hashlib.sha256).hexdigest()
+
+
+def _row_hash(entry: AuditEntry, keyed: bool = True) -> str:
+    """The row's link: HMAC with the chain key; plain SHA-256 only for rows older than the keyed chain."""
     body = _HASH_JSON.encode(
         {
             "seq": entry.seq,
@@ -81,7 +133,13 @@ def _row_hash(entry: AuditEntry) -> str:
             "prev": entry.prev_hash,
         }
     )
+    if keyed:
+        return hmac.new(_subkey("audit-chain"), body.encode(), hashlib.sha256).hexdigest()
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _head_mac(seq: int, hash_: str, keyed_from: int) -> str:
+    return _mac("audit-head", f"{seq}:{hash_}:{keyed_from}")
 
 
 async def _next(session: AsyncSession) -> tuple[int, str]:
@@ -102,10 +160,46 @@ async def _next(session: AsyncSession) -> tuple[int, str]:
     return (last[0] + 1, last[1]) if last else (1, GENESIS)
 
 
-def _remember(session: AsyncSession, seq: int, hash_: str) -> None:
-    session.info[_TAIL] = (session.sync_session.get_transaction(), seq, hash_)
+async def _remember(session: AsyncSession, seq: int, hash_: str) -> None:
+    """Keep the tail for the rest of this transaction, and the head to write when it commits.
+
+    The head is written once per transaction, just before the commit (`_write_head`), not once
+    per append: a sync page of 20 changes moves it once.
+    """
+    transaction = session.sync_session.get_transaction()
+    tail = session.info.get(_TAIL)
+    if tail is not None and tail[0] is transaction:
+        keyed_from = tail[3]
+    else:
+        keyed_from = (await session.execute(select(AuditHead.keyed_from).where(AuditHead.id == 1))).scalar()
+    session.info[_TAIL] = (transaction, seq, hash_, keyed_from)
+    if not session.info.get(_HOOKED):
+        event.listen(session.sync_session, "before_commit", _write_head)
+        session.info[_HOOKED] = True
 
 
+def _write_head(sync_session: Session) -> None:
+    """Move the signed head to the last row appended in the committing transaction.
+
+    A missing head (deleted by hand) is written again with the keyed chain starting at 1, so
+    `verify` still reports every older row it cannot account for.
+    """
+    tail = sync_session.info.get(_TAIL)
+    if tail is None or tail[0] is not sync_session.get_transaction():
+        return
+    _, seq, hash_, keyed_from = tail
+    values = {"seq": seq, "hash": hash_, "at": utcnow()}
+    if keyed_from is None:
+        sync_session.add(AuditHead(id=1, keyed_from=1, mac=_head_mac(seq, hash_, 1), **values))
+        sync_session.flush()
+    else:
+        sync_session.execute(
+            update(AuditHead).where(AuditHead.id == 1).values(mac=_head_mac(seq, hash_, keyed_from), **values)
+        )
+    sync_session.info.pop(_TAIL, None)
+
+
+_HOOKED = "clinicbot.audit_head_hooked"
 _TAIL = "clinicbot.audit_tail"
 
 
@@ -138,7 +232,7 @@ async def record(
     entry.hash = _row_hash(entry)
     session.add(entry)
     await session.flush()
-    _remember(session, seq, entry.hash)
+    await _remember(session, seq, entry.hash)
     return entry
 
 
@@ -156,7 +250,10 @@ class AuditProblem:
 
 
 async def verify(session: AsyncSession) -> tuple[int, AuditProblem | None]:
-    """Walk the chain in id order; return (rows checked, first problem or None)."""
+    """Walk the chain in id order, then check the signed head; return (rows checked, first problem or None)."""
+    # The head is read first: rows appended while this runs only lengthen the chain past it.
+    head = (await session.scalars(select(AuditHead).where(AuditHead.id == 1))).first()
+    keyed_from = head.keyed_from if head is not None else 1
     present = set((await session.scalars(select(AuditEntry.seq))).all())
     prev_hash = GENESIS
     expected_seq = 1
@@ -174,12 +271,104 @@ async def verify(session: AsyncSession) -> tuple[int, AuditProblem | None]:
             return count, AuditProblem(entry.seq, entry.id, "row ids are out of order (reordered)")
         if entry.prev_hash != prev_hash:
             return count, AuditProblem(entry.seq, entry.id, "does not link to the previous row (removed or reordered)")
-        if _row_hash(entry) != entry.hash:
-            return count, AuditProblem(entry.seq, entry.id, "contents do not match its hash (edited)")
+        if not hmac.compare_digest(_row_hash(entry, keyed=entry.seq >= keyed_from), entry.hash):
+            return count, AuditProblem(entry.seq, entry.id, "contents do not match its hash (edited or forged)")
+        if head is not None and entry.seq == head.seq and entry.hash != head.hash:
+            return count, AuditProblem(entry.seq, entry.id, "differs from the signed head checkpoint (rewritten)")
         prev_hash = entry.hash
         expected_seq += 1
         last_id = entry.id
-    return count, None
+    return count, _check_head(head, expected_seq - 1)
+
+
+def _check_head(head: AuditHead | None, last_seq: int) -> AuditProblem | None:
+    """The head names the chain's end: missing, unsigned with keyed rows, forged, or past the last row."""
+    if head is None:
+        return AuditProblem(None, None, "the signed head checkpoint (audit_head) is missing (deleted)")
+    if head.mac is None:
+        if last_seq >= head.keyed_from:
+            return AuditProblem(head.seq, None, "the head checkpoint lost its signature (edited)")
+    elif not hmac.compare_digest(head.mac, _head_mac(head.seq, head.hash, head.keyed_from)):
+        return AuditProblem(head.seq, None, "the head checkpoint's signature is wrong (forged or edited)")
+    if last_seq < head.seq:
+        missing = f"seq {head.seq}" if last_seq + 1 == head.seq else f"seq {last_seq + 1}..{head.seq}"
+        return AuditProblem(head.seq, None, f"the signed head names {missing}, which is missing (truncated)")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed copy of the chain's end, exported where the database's users cannot rewrite it."""
+
+    seq: int
+    hash: str
+    at: str
+    mac: str
+
+    def line(self) -> str:
+        """One JSON line: what the scheduled export writes and `verify_checkpoints` reads."""
+        return json.dumps({"seq": self.seq, "hash": self.hash, "at": self.at, "mac": self.mac}, sort_keys=True)
+
+    @staticmethod
+    def signature(seq: int, hash_: str, at: str) -> str:
+        return _mac("audit-checkpoint", f"{seq}:{hash_}:{at}")
+
+
+async def checkpoint(session: AsyncSession, at: datetime | None = None) -> Checkpoint:
+    """Sign the chain's current end (last seq and hash)."""
+    last = (
+        await session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))
+    ).first()
+    seq, hash_ = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+    when = (at or utcnow()).astimezone(UTC).isoformat()
+    return Checkpoint(seq, hash_, when, Checkpoint.signature(seq, hash_, when))
+
+
+def _parse_checkpoint(number: int, line: str) -> Checkpoint | AuditProblem:
+    try:
+        data = json.loads(line)
+        mark = Checkpoint(int(data["seq"]), str(data["hash"]), str(data["at"]), str(data["mac"]))
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return AuditProblem(None, None, f"checkpoint line {number} is not a clinicbot checkpoint")
+    if not hmac.compare_digest(mark.mac, Checkpoint.signature(mark.seq, mark.hash, mark.at)):
+        return AuditProblem(mark.seq, None, f"checkpoint line {number}'s signature is wrong (forged or another key)")
+    return mark
+
+
+async def verify_checkpoints(session: AsyncSession, lines: Iterable[str]) -> AuditProblem | None:
+    """Check exported checkpoints against the chain: each one's row must still be there, unchanged.
+
+    Together with `verify` this catches a chain cut back to an older head that was put back.
+    """
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        mark = _parse_checkpoint(number, raw)
+        if isinstance(mark, AuditProblem):
+            return mark
+        if mark.seq == 0:
+            continue
+        found = (await session.execute(select(AuditEntry.hash).where(AuditEntry.seq == mark.seq))).scalar()
+        if found is None:
+            return AuditProblem(mark.seq, None, f"named by the checkpoint of {mark.at}, is missing (truncated)")
+        if found != mark.hash:
+            return AuditProblem(mark.seq, None, f"differs from the checkpoint of {mark.at} (rewritten)")
+    return None
+
+
+async def checkpoint_job(core: Core) -> None:
+    """Scheduled export of a signed checkpoint: a log line, and a line appended to the checkpoint file if set."""
+    async with core.store.session() as session:
+        mark = await checkpoint(session)
+    log.info("audit checkpoint", extra={"seq": mark.seq, "hash": mark.hash, "at": mark.at, "mac": mark.mac})
+    path = core.settings.audit_checkpoint_file
+    if path is not None:
+        await asyncio.to_thread(_append_line, path, mark.line())
+
+
+def _append_line(path: Path, line: str) -> None:
+    with path.expanduser().open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
 
 
 async def _stream(session: AsyncSession, since: datetime | None = None) -> AsyncIterator[AuditEntry]:
@@ -255,5 +444,5 @@ async def record_many(session: AsyncSession, entries: list[dict[str, Any]], at: 
             rows.append(row)
             seq += 1
         await session.execute(insert(table), rows)  # type: ignore[arg-type]
-    _remember(session, seq - 1, prev)
+    await _remember(session, seq - 1, prev)
     return len(entries)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -61,7 +62,12 @@ class SecretBox:
     def __init__(self, key_text: str) -> None:
         raw = _decode_key(key_text)
         self._aead = AESGCM(raw)
+        self._raw = raw
         self.key_id = hashlib.sha256(raw).hexdigest()[:8]
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte subkey for one purpose (the audit chain's MAC ...), so no two uses share a key."""
+        return hmac.new(self._raw, b"clinicbot/" + purpose.encode(), hashlib.sha256).digest()
 
     def encrypt(self, plaintext: bytes, context: bytes = b"") -> str:
         nonce = os.urandom(12)

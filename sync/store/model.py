@@ -348,6 +348,26 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditHead(Base):
+    """The audit chain's signed head: the last seq and hash, kept in the appending transaction.
+
+    A row deleted from the end of the chain leaves the head pointing past it; the MAC (a key
+    derived from the secret key) stops anyone without the key from moving the head back.
+    `keyed_from` is the first seq chained with the keyed MAC: rows before it were written by an
+    older clinicbot with plain SHA-256 and are anchored by the first keyed row (or the head).
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    hash: Mapped[str] = mapped_column(String(64))
+    keyed_from: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    #: None only straight after the migration, before this chain's first keyed append.
+    mac: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ReminderLedger(Base):
     """One delivery of one reminder; the unique key makes delivery at most once.
 

@@ -45,6 +45,29 @@ def test_audit_verify_names_the_edited_row(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--since" in bad.stderr
 
 
+def test_audit_verify_catches_a_cut_tail_and_a_replayed_head_with_exported_checkpoints(tmp_path: Path) -> None:
+    run_cli(["db", "upgrade"], tmp_path)
+    assert run_cli(["practice", "create", "A", "--tz", "UTC"], tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "clinicbot.sqlite3") as db:
+        old_head = db.execute("SELECT seq, hash, mac FROM audit_head").fetchone()
+    assert run_cli(["practice", "create", "B", "--tz", "UTC"], tmp_path).returncode == 0
+    marks = tmp_path / "checkpoints.jsonl"
+    made = run_cli(["audit", "checkpoint"], tmp_path)
+    assert made.returncode == 0
+    marks.write_text(made.stdout)
+    ok = run_cli(["audit", "verify", "--checkpoints", str(marks)], tmp_path)
+    assert ok.returncode == 0 and "2 entries" in ok.stdout and "1 checkpoints matched" in ok.stdout
+    with sqlite3.connect(tmp_path / "clinicbot.sqlite3") as db:
+        db.execute("DELETE FROM audit_entry WHERE seq = 2")
+    cut = run_cli(["audit", "verify"], tmp_path)
+    assert cut.returncode == 1 and "truncated" in cut.stderr
+    with sqlite3.connect(tmp_path / "clinicbot.sqlite3") as db:
+        db.execute("UPDATE audit_head SET seq = ?, hash = ?, mac = ?", old_head)
+    assert run_cli(["audit", "verify"], tmp_path).returncode == 0  # the database alone cannot tell
+    replayed = run_cli(["audit", "verify", "--checkpoints", str(marks)], tmp_path)
+    assert replayed.returncode == 1 and "seq 2" in replayed.stderr and "truncated" in replayed.stderr
+
+
 def test_doctor_reports_each_check(tmp_path: Path) -> None:
     result = run_cli(["doctor"], tmp_path)
     lines = result.stdout.splitlines()
@@ -124,3 +147,15 @@ def test_a_role_is_granted_from_the_cli_to_a_person_clinicbot_has_seen(tmp_path:
     assert revoked.returncode == 0 and "no longer has" in revoked.stdout
     last = run_cli(["role", "revoke", "admin", "Ann Admin"], tmp_path)
     assert last.returncode == 1 and "last admin" in last.stderr
+
+
+def test_connection_add_with_a_malformed_url_prints_a_refusal(tmp_path: Path) -> None:
+    run_cli(["db", "upgrade"], tmp_path)
+    for url in ("http://0177.0.0.1/", "http://①②⑦.0.0.1/", "http://[::1"):
+        for provider in ("ics", "caldav"):
+            result = run_cli(["connection", "add", provider, "--url", url], tmp_path)
+            assert result.returncode == 1, (provider, url, result.stderr)
+            assert "Traceback" not in result.stderr
+            assert "not a valid URL" in result.stderr, result.stderr
+    listed = run_cli(["connection", "list", "--json"], tmp_path)
+    assert json.loads(listed.stdout) == []

@@ -137,3 +137,62 @@ async def test_graph_oauth_callback_with_bad_state_changes_nothing(
     assert (await c.get("/oauth/graph/callback")).status == 400
     async with core.store.session() as s:
         assert await s.scalar(select(func.count()).select_from(Connection)) == 0
+
+
+async def test_a_notification_sent_in_two_writes_is_accepted(core: Core, client: tuple[TestClient, list[int]]) -> None:
+    import json
+
+    c, synced = client
+    conn_id = await _subscription(core)
+    body = json.dumps(_note()).encode()
+
+    async def two_writes() -> AsyncIterator[bytes]:
+        yield body[:40]
+        await asyncio.sleep(0.05)  # the handler starts with only the first segment buffered
+        yield body[40:]
+
+    r = await c.post(f"/webhooks/graph/{conn_id}", data=two_writes(), headers={"Content-Type": "application/json"})
+    assert r.status == 202
+    await core.services["sync_queue"].drain()
+    assert synced == [conn_id]
+
+
+async def test_a_large_valid_notification_is_accepted(core: Core, client: tuple[TestClient, list[int]]) -> None:
+    c, synced = client
+    conn_id = await _subscription(core)
+    many = {"value": [_note()["value"][0] | {"resource": f"Users/u/Events/{'e' * 200}{i}"} for i in range(2200)]}  # about 900 kB
+    r = await c.post(f"/webhooks/graph/{conn_id}", json=many)
+    assert r.status == 202
+    await core.services["sync_queue"].drain()
+    assert synced == [conn_id]
+
+
+async def test_the_validation_echo_is_not_sniffed(core: Core, client: tuple[TestClient, list[int]]) -> None:
+    c, _ = client
+    r = await c.post("/webhooks/graph/1?validationToken=%3Cscript%3E")
+    assert r.status == 200 and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.content_type == "text/plain"
+
+
+@pytest.mark.parametrize("path_id", ["²", "1" * 23, "9" * 5000, "١٢"])
+async def test_odd_connection_ids_in_the_path_are_404(
+    core: Core, client: tuple[TestClient, list[int]], path_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    c, synced = client
+    await _subscription(core)
+    for provider in ("graph", "google"):
+        r = await c.post(f"/webhooks/{provider}/{path_id}", json=_note())
+        assert r.status == 404
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert synced == []
+
+
+async def test_deeply_nested_json_is_a_400(
+    core: Core, client: tuple[TestClient, list[int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    c, synced = client
+    conn_id = await _subscription(core)
+    r = await c.post(f"/webhooks/graph/{conn_id}", data="[" * 100_000, headers={"Content-Type": "application/json"})
+    assert r.status == 400
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert synced == []

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from sync.runtime.settings import Settings
+from sync.runtime.core import Core
 from tests.conftest import drop_schema
 from tests.servers import run_cli, running_server
 
@@ -97,3 +98,29 @@ def test_json_logs_carry_no_secrets(tmp_path: Path) -> None:
     assert lines, out
     docs = [json.loads(line) for line in lines]
     assert all("request_id" in d and "level" in d for d in docs)
+
+
+async def test_an_over_long_header_line_is_a_400_without_an_error_log(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client's malformed request is the client's problem: answered 400, logged below ERROR."""
+    import asyncio
+    import logging
+
+    from aiohttp.test_utils import TestServer
+
+    from bot.app import build_app
+
+    quiet = core.settings.model_copy(update={"scheduler_enabled": False})
+    server = TestServer(build_app(quiet, core=core), host="127.0.0.1")
+    await server.start_server()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n")
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+    finally:
+        await server.close()
+    assert b" 400 " in status_line
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]

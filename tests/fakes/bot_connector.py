@@ -56,6 +56,9 @@ class Recorded:
     created_conversations: list[dict[str, Any]] = field(default_factory=list)
     token_requests: int = 0
     rejected: int = 0
+    #: GETs of the OpenID metadata document, and of the signing keys (JWKS).
+    metadata_requests: int = 0
+    key_requests: int = 0
 
     def activities(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
         """Bodies of sent/replied activities (optionally for one conversation)."""
@@ -85,6 +88,13 @@ class FakeBotConnector:
         self.kid = "fake-session-key"
         self._issued: set[str] = set()
         self._fail_next: list[tuple[int, dict[str, str]]] = []
+        #: While set, the metadata endpoint answers 503 (an outage at login.botframework.com).
+        self.metadata_down = False
+        #: While set, a metadata request waits until `release_metadata()` or `hold_limit` seconds.
+        self.hold_metadata = False
+        self.hold_limit = 30.0
+        self.metadata_held = threading.Event()
+        self._release = threading.Event()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-bot-connector", daemon=True)
@@ -268,7 +278,18 @@ class FakeBotConnector:
         return web.json_response({"id": "a:" + members[0]["id"].split(":")[-1], "activityId": None})
 
     # --- identity ----------------------------------------------------------------------------
+    def release_metadata(self) -> None:
+        """Let a held metadata request answer."""
+        self._release.set()
+
     async def _openid(self, request: web.Request) -> web.Response:
+        self.recorded.metadata_requests += 1
+        if self.hold_metadata:
+            self.metadata_held.set()
+            await asyncio.get_running_loop().run_in_executor(None, self._release.wait, self.hold_limit)
+            self.metadata_held.clear()
+        if self.metadata_down:
+            return web.json_response({"error": "temporarily unavailable"}, status=503)
         return web.json_response(
             {
                 "issuer": BOT_FRAMEWORK_ISSUER,
@@ -279,6 +300,7 @@ class FakeBotConnector:
         )
 
     async def _jwks(self, request: web.Request) -> web.Response:
+        self.recorded.key_requests += 1
         jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
         jwk.update(kid=self.kid, use="sig", endorsements=["msteams", "emulator", "webchat", "directline"])
         return web.json_response({"keys": [jwk]})

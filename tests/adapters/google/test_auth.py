@@ -121,3 +121,16 @@ async def test_missing_refresh_token_raises_auth_expired(gsettings: Settings) ->
 
 def _window() -> Window:
     return Window(datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 12, 31, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("expires_in", ["soon", None, [], "nan", "inf", -5, True, "1e400"])
+async def test_an_unreadable_expires_in_is_a_bad_payload(gsettings: Settings, expires_in: object) -> None:
+    """A token endpoint answering `"expires_in":"soon"` is the provider's mistake, named, not a crash."""
+    from sync.contract import BadPayload
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": "ya29.x", "expires_in": expires_in, "token_type": "Bearer"})
+
+    with pytest.raises(BadPayload, match="expires_in"):
+        await exchange_code(gsettings, "code", "verifier", "https://clinic.example.org/cb",
+                            transport=httpx.MockTransport(answer))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -181,12 +182,21 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     await fake.stop()
 
 
-@pytest.fixture
-async def slack(core: Core, settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackClient]:
+@asynccontextmanager
+async def serve_slack(core: Core, settings: Settings, fake: FakeSlack, **extra: Any) -> AsyncIterator[SlackClient]:
+    """A seeded clinic's server with Slack on a random loopback port; `extra` overrides settings."""
     clinic = await seed(core)
-    app = build_app(slack_settings(settings, fake_slack), core=core)
+    app = build_app(slack_settings(settings, fake, **extra), core=core)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        yield SlackClient(str(server.make_url("")).rstrip("/"), session, fake_slack, app[SLACK], core, clinic)
-    await server.close()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield SlackClient(str(server.make_url("")).rstrip("/"), session, fake, app[SLACK], core, clinic)
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def slack(core: Core, settings: Settings, fake_slack: FakeSlack) -> AsyncIterator[SlackClient]:
+    async with serve_slack(core, settings, fake_slack) as client:
+        yield client

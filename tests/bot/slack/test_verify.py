@@ -25,6 +25,8 @@ def test_forged_missing_and_stale_requests_are_refused() -> None:
     assert v.check(stamp, "v0=" + "0" * 64, body, now=1_000_000) == "bad signature"
     assert v.check(stamp, None, body, now=1_000_000) == "missing signature"
     assert v.check("12x", signature, body, now=1_000_000) == "bad timestamp"
+    assert v.check("¹000000", signature, body, now=1_000_000) == "bad timestamp"  # isdigit() is True for "¹"
+    assert v.check("١٠٠٠٠٠٠", signature, body, now=1_000_000) == "bad timestamp"
     assert v.check(stamp, signature, body, now=1_000_000 + MAX_AGE + 1) == "stale timestamp"
     assert v.check(stamp, signature, body, now=1_000_000 - MAX_AGE - 1) == "stale timestamp"
     assert v.check(stamp, signature, body, now=1_000_000) is None  # none of the refusals was remembered

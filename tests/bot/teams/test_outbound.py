@@ -196,3 +196,23 @@ def test_turn_copies_of_a_card_activity_share_the_card() -> None:
     assert copied.attachments[0].content is card
     copied.attachments[0].content_type = "changed"
     assert activity.attachments[0].content_type == CARD_TYPE
+
+
+@pytest.mark.parametrize("operation", ["send_to_conversation", "reply_to_activity", "update_activity"])
+async def test_activities_only_msrest_can_write_are_sent_through_the_generated_operation(
+    capture: tuple[_Capture, str], operation: str
+) -> None:
+    """The fallback path: the apology card of a failed turn carries a timestamp and takes it."""
+    cap, base_url = capture
+    stamped = _reply(card_activity(CARD))
+    stamped.timestamp = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    async with aiohttp.ClientSession() as session:
+        stock, fast, fast_ops = await _clients(session, base_url)
+        results = []
+        for client in (stock, fast):
+            call = getattr(client.conversations, operation)
+            args = (("a:1", stamped) if operation == "send_to_conversation" else ("a:1", "1700000000001", stamped))
+            results.append(await call(*args))
+    assert fast_ops.fast_sends == 0
+    assert len(cap.requests) == 2 and cap.requests[0]["body"] == cap.requests[1]["body"]
+    assert results[0].serialize() == results[1].serialize() == {"id": "reply-1"}
