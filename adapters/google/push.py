@@ -21,12 +21,15 @@ from typing import Any
 
 from aiohttp import web
 
-from sync.contract import BadPayload
 from adapters.google.provider import GoogleCalendar
+from adapters.google.settings import google_settings
+from sync.contract import BadPayload, CalendarProvider, Refused
+from sync.contract.integration import Channel, ChannelOpened, HostSettings
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",
     "RENEW_MARGIN",
+    "GooglePush",
     "WatchChannel",
     "handle_notification",
     "needs_renewal",
@@ -131,3 +134,31 @@ async def handle_notification(
     if state != "sync":
         await queue_sync(connection_id, channel.calendar_remote_id)
     return web.Response(status=200)
+
+
+def _calendar(provider: CalendarProvider) -> GoogleCalendar:
+    if not isinstance(provider, GoogleCalendar):
+        raise Refused(f"google: cannot watch a {type(provider).__name__}", provider="google")
+    return provider
+
+
+def _watch(channel: Channel) -> WatchChannel:
+    return WatchChannel(channel.remote_id, channel.resource_id, channel.secret, channel.calendar_remote_id,
+                        channel.expires_at)
+
+
+class GooglePush:
+    """Google's push-channel capability: a renewal opens the new channel; the old one is stopped after it is stored."""
+
+    renew_margin = RENEW_MARGIN
+
+    def api_url(self, host: HostSettings) -> str:
+        return google_settings(host).google_api_url
+
+    async def open(self, provider: CalendarProvider, url: str, current: Channel | None) -> ChannelOpened:
+        fresh = await open_channel(_calendar(provider), url)
+        channel = Channel(fresh.channel_id, fresh.resource_id, fresh.token, fresh.expires_at, fresh.calendar_remote_id)
+        return ChannelOpened(channel, renewed=current is not None, retire=current)
+
+    async def stop(self, provider: CalendarProvider, channel: Channel) -> None:
+        await stop_channel(_calendar(provider), _watch(channel))

@@ -21,18 +21,22 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from sync.contract import BadPayload, NotFound
 from adapters.graph.client import GraphClient
 from adapters.graph.errors import PROVIDER
+from adapters.graph.provider import GraphCalendar
+from adapters.graph.settings import graph_settings
+from sync.contract import BadPayload, CalendarProvider, NotFound, Refused
+from sync.contract.integration import Channel, ChannelOpened, HostSettings
 
 __all__ = [
     "LIFECYCLE_EVENTS",
+    "GraphPush",
     "KnownSubscription",
     "SubscriptionManager",
     "SubscriptionRecord",
@@ -208,3 +212,37 @@ async def _queue_all(queue_sync: QueueSync, jobs: dict[tuple[KnownSubscription, 
         result = queue_sync(known, reason)
         if inspect.isawaitable(result):
             await result
+
+
+def _graph_calendar(provider: CalendarProvider) -> GraphCalendar:
+    if not isinstance(provider, GraphCalendar):
+        raise Refused(f"{PROVIDER}: cannot subscribe to a {type(provider).__name__}", provider=PROVIDER)
+    return provider
+
+
+class GraphPush:
+    """Graph's push-channel capability: a renewal extends the subscription; one gone is made again."""
+
+    renew_margin = RENEW_MARGIN
+
+    def api_url(self, host: HostSettings) -> str:
+        return graph_settings(host).graph_url
+
+    async def open(self, provider: CalendarProvider, url: str, current: Channel | None) -> ChannelOpened:
+        calendar = _graph_calendar(provider)
+        manager = SubscriptionManager(calendar.client)
+        if current is not None:
+            record = SubscriptionRecord(current.remote_id, current.resource_id, current.secret, current.expires_at)
+            try:
+                renewed = await manager.renew(record)
+            except NotFound:
+                log.info("graph subscription gone; subscribing again")
+            else:
+                return ChannelOpened(replace(current, expires_at=renewed.expires_at), renewed=True, in_place=True)
+        created = await manager.subscribe(calendar.path, url)
+        channel = Channel(created.remote_id, created.resource, created.client_state, created.expires_at,
+                          calendar.path)
+        return ChannelOpened(channel, renewed=False)
+
+    async def stop(self, provider: CalendarProvider, channel: Channel) -> None:
+        await SubscriptionManager(_graph_calendar(provider).client).unsubscribe(channel.remote_id)

@@ -216,13 +216,8 @@ class CalendarInfo:
     name: str
     timezone: str | None = None
     read_only: bool = False
+    #: The account's main calendar (Google's primary, Outlook's default): it gets the integration's
+    #: primary role at connect.
+    primary: bool = False
     #: e.g. {"ctag": ..., "supports_sync": True}
     extra: dict[str, Any] | None = None
-
-
-class AdapterModule(Protocol):
-    """What every adapters/<platform>/__init__.py exposes for the core's registry."""
-
-    async def discover(self, conn: ConnectionInfo, settings: Any) -> list[CalendarInfo]: ...
-
-    def open_calendar(self, conn: ConnectionInfo, calendar_remote_id: str, settings: Any) -> CalendarProvider: ...

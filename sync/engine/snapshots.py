@@ -49,7 +49,7 @@ def calendar_view(cal: Calendar, conn: Connection) -> CalendarView:
     return CalendarView(
         id=cal.id, role=cal.role, projection=cal.projection,
         practitioner_id=cal.practitioner_id if cal.practitioner_id is not None else conn.practitioner_id,
-        practice_id=conn.practice_id, read_only=conn.provider == "ics", show_as_free=cal.show_as_free,
+        practice_id=conn.practice_id, read_only=cal.read_only, show_as_free=cal.show_as_free,
         sync_enabled=cal.sync_enabled and conn.sync_enabled, connection_id=conn.id,
     )
 

@@ -54,7 +54,7 @@ async def on_appointment_event(core: Core, session: AsyncSession, event: Appoint
             .where(Calendar.id == appt.source_calendar_id))).first()
         if row is not None:
             cal, conn, link = row.tuple()
-            writable = conn.provider != "ics" and cal.role == "source" and link.remote_id is not None
+            writable = not cal.read_only and cal.role == "source" and link.remote_id is not None
             if writable:
                 await enqueue(session, [op_row(conn.id, cal.id, appt.id, appt.version, source_op, now)])
                 # Until the write lands, a sync must not import an older source edit over this change.

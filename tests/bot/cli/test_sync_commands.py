@@ -10,8 +10,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from sync.integrations import registry
 from sync.contract.items import EventData
+from sync.integrations import registry
 from tests.conftest import TEST_KEY
 from tests.fakes.memory_calendar import MemoryServer
 from tests.sync import memory_adapter
@@ -25,7 +25,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> click.Group:
     monkeypatch.setenv("CLINICBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
     monkeypatch.setenv("CLINICBOT_SECRET_KEY", TEST_KEY)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(registry.CALENDAR_PROVIDERS, "caldav", "tests.sync.memory_adapter")
+    monkeypatch.setitem(registry.OVERRIDES, "caldav", memory_adapter.INTEGRATION)
     for group in (sync_commands.connection, sync_commands.calendar, sync_commands.sync, sync_commands.appointments):
         cli_pkg._merge(cli_pkg.main, group)
     return cli_pkg.main

@@ -6,6 +6,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
+from adapters.google.settings import GoogleSettings
 from bot.commands import actions, handle, parse, resolve_actor
 from bot.views import (
     Agenda,
@@ -263,11 +264,13 @@ async def test_connect_google_gives_a_single_use_link_bound_to_the_chat_user(cor
     from sync.store.model import OAuthState
 
     await seed(core)
-    core.settings = core.settings.model_copy(update={"google_client_id": "gid", "google_client_secret": "gsecret"})
+    core.settings = core.settings.with_sections(
+        GoogleSettings(_env_file=None, google_client_id="gid", google_client_secret="gsecret")  # type: ignore[call-arg]
+    )
     admin = await make_actor(core, "UA", ("admin",))
     view = await handle(core, admin, parse("connect gcal"))
     assert isinstance(view, ConnectInfo) and view.url is not None
-    assert view.url.startswith(core.settings.google_auth_url)
+    assert view.url.startswith(core.settings.section(GoogleSettings).google_auth_url)
     async with core.store.session() as s:
         state = await s.scalar(select(OAuthState))
         assert state is not None and state.chat_identity_id == admin.chat_identity_id and state.purpose == "google"
