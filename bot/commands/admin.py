@@ -11,19 +11,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.commands.access import Forbidden, require_admin, require_any_role, require_staff
 from bot.commands.appointments import find_person_practitioner
 from bot.commands.errors import ParseError
-from bot.commands.grammar import CONNECT_PROVIDERS, GRAMMAR, ChangeRole, Connect, SetSync, ShowHelp, UserRef
+from bot.commands.grammar import (
+    CONNECT_PROVIDERS,
+    GRAMMAR,
+    ChangeRole,
+    Connect,
+    RefreshCalendars,
+    SetSync,
+    ShowHelp,
+    UserRef,
+)
 from bot.commands.identity import Actor
 from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
 from sync.contract import ProviderError, Refused
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth
+from sync.services.connections import ConnectionError_, refresh_connection
 from sync.notify.reminders.status import reminder_status
 from sync.runtime.core import Core
 from sync.store import audit
 from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
 
-__all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "set_sync", "status", "whoami"]
+__all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "refresh", "set_sync", "status", "whoami"]
 
 #: core.services key: async (core, provider, practice_id, chat_identity_id, practitioner_id) -> sign-in URL.
 #: Set by embedders that run their own sign-in pages; otherwise the integration's OAuth flow is used.
@@ -261,6 +271,24 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
             "clinicbot then stores the account's calendars: the main one as the source of your bookings, "
             "the others for busy times. `status` shows them.",
         ),
+    )
+
+
+async def refresh(core: Core, actor: Actor, cmd: RefreshCalendars) -> View:
+    """`refresh <connection>`: discovery again; new calendars are added with the default roles."""
+    require_admin(actor, "refresh a connection's calendars")
+    try:
+        saved = await refresh_connection(core, actor.practice_id, cmd.connection, actor=actor.audit_name)
+    except ConnectionError_ as exc:
+        raise ParseError(str(exc), "refresh 3") from None
+    found = ", ".join(
+        f"{c['name'] or 'calendar'} ({c['role']}{', read only' if c['read_only'] else ''})" for c in saved.calendars
+    )
+    new = f"{saved.added} new" if saved.added else "nothing new"
+    return Notice(
+        f"Connection {saved.connection_id} ({saved.account}): {new}. Calendars: {found or 'none'}. "
+        "An admin changes roles with `clinicbot calendar set`.",
+        title="Calendars refreshed",
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "CommandSpec",
     "Connect",
     "ParseError",
+    "RefreshCalendars",
     "Reschedule",
     "SetSync",
     "ShowAgenda",
@@ -122,6 +123,13 @@ class Connect:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshCalendars:
+    """Find a connection's calendars again (its id, integration or account, as `status` shows them)."""
+
+    connection: str
+
+
+@dataclass(frozen=True, slots=True)
 class ShowStatus:
     pass
 
@@ -159,6 +167,7 @@ Command = (
     | CancelAppointment
     | SetSync
     | Connect
+    | RefreshCalendars
     | ShowStatus
     | ShowWhoami
     | ChangeRole
@@ -259,6 +268,13 @@ def _p_connect(args: list[str], rest: str) -> Command:
     if typed not in CONNECT_PROVIDERS:
         raise ParseError(f"I can't connect {args[0]!r}; try one of: {known}", example)
     return Connect(CONNECT_PROVIDERS[typed], typed)
+
+
+def _p_refresh(args: list[str], rest: str) -> Command:
+    example = "refresh 3"
+    if not args:
+        raise ParseError("which connection? `status` lists them", example)
+    return RefreshCalendars(" ".join(args))
 
 
 def _p_status(args: list[str], rest: str) -> Command:
@@ -382,6 +398,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "role grant staff @alex",
         "admin",
         _p_role,
+    ),
+    CommandSpec(
+        "refresh",
+        "refresh <connection>",
+        "find a connection's calendars again (new ones are added; roles stay)",
+        "refresh 3",
+        "admin",
+        _p_refresh,
     ),
 )
 _DAY_WORDS = (

@@ -14,7 +14,7 @@ from sync.contract.integration import ROLES as CONTRACT_ROLES
 from sync.contract.integration import Connected, StaffRef
 from sync.engine.projection import PROJECTIONS
 from sync.integrations import registry
-from sync.integrations.connect import SavedConnection, calendar_view, save_connection
+from sync.integrations.connect import SavedConnection, calendar_view, refresh_calendars, save_connection
 from sync.runtime.core import Core
 from sync.store import audit
 from sync.store.model import Calendar, Connection, ConsentGrant, Practice, Practitioner
@@ -25,6 +25,7 @@ __all__ = [
     "add_connection",
     "add_practice_wide",
     "calendar_rows",
+    "refresh_connection",
     "remove_connection",
     "set_calendar",
 ]
@@ -128,6 +129,23 @@ def _staff_ref(p: Practitioner) -> StaffRef:
     external-identity table replaces them."""
     identities = {k: v for k, v in (("upn", p.upn), ("object_id", p.graph_object_id)) if v}
     return StaffRef(practitioner_id=p.id, name=p.name, email=p.email, identities=identities)
+
+
+async def refresh_connection(core: Core, practice_id: int, ref: str, *, actor: str) -> SavedConnection:
+    """Find the calendars of a practice's connection again, named by id, integration name or account."""
+    async with core.store.session() as s:
+        conns = list((await s.scalars(
+            select(Connection).where(Connection.practice_id == practice_id).order_by(Connection.id))).all())
+    word = ref.strip().lower().removeprefix("#")
+    chosen = registry.resolve(word)
+    matches = [c for c in conns if (word.isdigit() and c.id == int(word)) or c.account.lower() == word
+               or (chosen is not None and c.provider == chosen.name)]
+    if not matches:
+        raise ConnectionError_(f"no connection is called {ref!r}; `status` lists them")
+    if len(matches) > 1:
+        ids = ", ".join(str(c.id) for c in matches)
+        raise ConnectionError_(f"{ref!r} names connections {ids}; say which by its number")
+    return await refresh_calendars(core, matches[0].id, actor=actor)
 
 
 async def calendar_rows(core: Core) -> list[dict[str, Any]]:
