@@ -66,7 +66,7 @@ def _configured(host: HostSettings) -> bool:
 def _integration() -> Integration:
     from adapters.google.connect import GoogleOAuth  # imports this package: built after it
     from adapters.google.provider import SEND_UPDATES
-    from adapters.google.push import GooglePush
+    from adapters.google.push import GooglePush, GoogleWebhooks
 
     return Integration(
         name="google",
@@ -91,6 +91,7 @@ def _integration() -> Integration:
         ),
         calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
         push_channels=GooglePush(),
+        signed_webhooks=GoogleWebhooks(),
     )
 
 

@@ -98,7 +98,7 @@ def _client_id(host: HostSettings) -> str | None:
 
 def _integration() -> Integration:
     from adapters.graph.oauth import GraphOAuth, GraphTenant  # they import this package: built after it
-    from adapters.graph.subscriptions import GraphPush
+    from adapters.graph.subscriptions import GraphPush, GraphWebhooks
 
     return Integration(
         name="graph",
@@ -118,6 +118,7 @@ def _integration() -> Integration:
         ),
         calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
         push_channels=GraphPush(),
+        signed_webhooks=GraphWebhooks(),
     )
 
 

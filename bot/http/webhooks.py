@@ -1,78 +1,74 @@
-"""`/webhooks/{provider}/{connection_id}`: provider push notifications, answered fast.
+"""`/webhooks/{integration}/{connection_id}`: every integration's push notifications, answered fast.
 
-Each provider's handler checks the notification (signature, client state, channel token) and
-only *requests* a sync through the SyncQueue; nothing is synced inline and a rejected
-notification changes nothing.
+The route turns the request into plain data (method, headers, query, raw body; the body read only up
+to the integration's limit) and hands it to the integration's signed-webhook capability with the
+connection's ChannelDesk. The integration checks the notification (signature, client state, channel
+token) and only *requests* a sync through the SyncQueue; nothing is synced inline and a rejected
+notification changes nothing. The addresses Graph subscriptions and Google channels were opened
+with (/webhooks/graph/N, /webhooks/google/N) are the same route.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from sync.contract import Refused
+from sync.contract.integration import WebhookAnswer, WebhookRequest
+from sync.integrations import registry
+from sync.integrations.push_channels import StoredChannels
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
-from sync.runtime.syncqueue import SyncQueue
 
-__all__ = ["setup_webhooks"]
+__all__ = ["answer_response", "plain_request", "setup_webhooks", "webhook"]
 
 log = logging.getLogger("clinicbot.webhooks")
 
-Handler = Callable[[web.Request, Core, str], Awaitable[web.StreamResponse]]
+
+def _json(status: int, why: str) -> web.Response:
+    return web.json_response({"error": why}, status=status)
 
 
-def sync_queue(core: Core) -> SyncQueue:
-    queue = core.services.get("sync_queue")
-    if queue is None:
-        queue = core.services["sync_queue"] = SyncQueue(core.services.get("sync_runner"))
-    assert isinstance(queue, SyncQueue)
-    return queue
+async def plain_request(request: web.Request, max_body: int) -> WebhookRequest | None:
+    """The request as plain data, or None when its body is larger than `max_body` (read no further)."""
+    if request.content_length is not None and request.content_length > max_body:
+        return None
+    body = await request.content.read(max_body + 1)
+    if len(body) > max_body:
+        return None
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    return WebhookRequest(request.method, headers, dict(request.query), body)
 
 
-async def _google(request: web.Request, core: Core, connection_id: str) -> web.StreamResponse:
-    from adapters.google.push import handle_notification
-    from sync.integrations.push_channels import find_google_channel
-
-    async def find(conn_id: str, channel_id: str):  # type: ignore[no-untyped-def]
-        return await find_google_channel(core, conn_id, channel_id)
-
-    async def queue(conn_id: str, calendar_remote_id: str) -> None:
-        sync_queue(core).request(int(conn_id), reason="google push")
-
-    return await handle_notification(request, connection_id=connection_id, find_channel=find, queue_sync=queue,
-                                     now=core.clock)
+def answer_response(answer: WebhookAnswer) -> web.Response:
+    """The integration's plain answer as an aiohttp response."""
+    return web.Response(status=answer.status, text=answer.text or None, content_type=answer.content_type,
+                        headers=dict(answer.headers))
 
 
-async def _graph(request: web.Request, core: Core, connection_id: str) -> web.StreamResponse:
-    from adapters.graph.subscriptions import KnownSubscription, handle_notification
-    from sync.integrations.push_channels import find_graph_subscription, note_graph_lifecycle
-
-    async def lookup(subscription_id: str) -> KnownSubscription | None:
-        return await find_graph_subscription(core, connection_id, subscription_id)
-
-    async def queue(known: KnownSubscription, reason: str) -> None:
-        if reason in ("reauthorizationRequired", "subscriptionRemoved"):
-            await note_graph_lifecycle(core, known.remote_id, reason)
-        sync_queue(core).request(int(known.connection_id), reason=f"graph {reason}")
-
-    return await handle_notification(request, connection_id=connection_id, lookup=lookup, queue_sync=queue)
-
-
-HANDLERS: dict[str, Handler] = {"google": _google, "graph": _graph}
+async def webhook(core: Core, request: web.Request, name: str, connection_id: str) -> web.Response:
+    """Serve one notification for `name` and the connection in the URL."""
+    try:
+        hooks = registry.get(name).signed_webhooks
+    except Refused:
+        hooks = None
+    if hooks is None or not connection_id.isdigit():
+        return _json(404, "unknown webhook")
+    plain = await plain_request(request, hooks.max_body)
+    if plain is None:
+        log.warning("webhook body too large", extra={"integration": name})
+        return web.Response(status=413, text=json.dumps({"error": "body too large"}), content_type="application/json")
+    return answer_response(await hooks.handle(plain, StoredChannels(core, name, int(connection_id))))
 
 
 def setup_webhooks(app: web.Application, settings: Settings) -> str | None:
     from bot.app import CORE
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
-        provider = request.match_info["provider"]
-        connection_id = request.match_info["connection_id"]
-        handler = HANDLERS.get(provider)
-        if handler is None or not connection_id.isdigit():
-            return web.json_response({"error": "unknown webhook"}, status=404)
-        return await handler(request, request.app[CORE], connection_id)
+        return await webhook(request.app[CORE], request, request.match_info["provider"],
+                             request.match_info["connection_id"])
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
         yield

@@ -22,6 +22,7 @@ __all__ = [
     "CONNECT_KINDS",
     "ROLES",
     "CalendarSlot",
+    "ChannelDesk",
     "Channel",
     "ChannelOpened",
     "ConnectKind",
@@ -33,8 +34,11 @@ __all__ = [
     "OAuthFlow",
     "OAuthStart",
     "PushChannels",
+    "SignedWebhooks",
     "StaffRef",
     "TenantConnect",
+    "WebhookAnswer",
+    "WebhookRequest",
     "check_http_url",
 ]
 
@@ -239,6 +243,63 @@ class PushChannels(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """An inbound webhook as plain data: method, header names in lower case, query, raw body."""
+
+    method: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """What to answer the platform: status, body text and its type, extra headers."""
+
+    status: int
+    text: str = ""
+    content_type: str = "text/plain"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class ChannelDesk(Protocol):
+    """What the core offers a webhook handler for one connection: its stored channels and its sync queue."""
+
+    connection_id: int
+
+    def now(self) -> datetime:
+        """The core's clock."""
+        ...
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        """The connection's active channel of that id (with its secret), or None."""
+        ...
+
+    async def sync(self, channel: Channel, reason: str) -> None:
+        """Ask for an incremental sync of the connection (queued, never run inline)."""
+        ...
+
+    async def renew_soon(self, channel: Channel) -> None:
+        """The platform wants the channel renewed (re-authorized): the renewal job does it at its next run."""
+        ...
+
+    async def forget(self, channel: Channel) -> None:
+        """The platform removed the channel: the next ensure makes a new one."""
+        ...
+
+
+class SignedWebhooks(Protocol):
+    """The signed-webhook capability: check an inbound notification and say what to sync, fast."""
+
+    #: Bodies larger than this are refused (413) before they are read whole.
+    max_body: int
+
+    async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
+        """Verify (signature, channel secret...) and queue syncs through `desk`; a rejected one changes nothing."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class CalendarSlot:
     """The calendar capability: find an account's calendars, and open one of them."""
 
@@ -264,7 +325,7 @@ class Integration:
     calendars: CalendarSlot | None = None
     booking_source: Any = None
     push_channels: PushChannels | None = None
-    signed_webhooks: Any = None
+    signed_webhooks: SignedWebhooks | None = None
     publishing: Any = None
     staff_identities: Any = None
 
