@@ -24,6 +24,7 @@ __all__ = [
     "get",
     "integrations",
     "names",
+    "needs_tenant_consent",
     "open_calendar",
     "resolve",
 ]
@@ -116,6 +117,14 @@ def consent_client_id(host: HostSettings) -> str | None:
         if "tenant_consent" in integration.connect.kinds and client_id is not None:
             return client_id(host)
     return None
+
+
+def needs_tenant_consent(name: str) -> bool:
+    """True when the integration connects practice-wide after an admin's tenant consent (Teams asks first)."""
+    try:
+        return "tenant_consent" in get(name).connect.kinds
+    except Refused:
+        return False
 
 
 def check_settings(host: HostSettings) -> None:
