@@ -20,6 +20,7 @@ Adapters raise only these; foreign exceptions are mapped at the adapter boundary
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -37,6 +38,7 @@ __all__ = [
     "CalendarProvider",
     "CursorExpired",
     "NotFound",
+    "PagedChanges",
     "PreconditionFailed",
     "ProviderError",
     "RateLimited",
@@ -115,6 +117,8 @@ class CalendarCapabilities:
     delta: bool = False
     #: The calendar stores recurring series (RRULE) rather than single occurrences.
     series: bool = True
+    #: The provider streams its changes in pages (PagedChanges.change_pages), the cursor on the last.
+    paged: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,16 @@ class CalendarProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PagedChanges(CalendarProvider, Protocol):
+    """A CalendarProvider that declares `capabilities.paged`: the engine writes each page as it arrives."""
+
+    def change_pages(self, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
+        """`changes` in pages: items (and deletions) spread over the pages, the new cursor on the last
+        page only, so a sync cut short stores nothing it did not finish. Raises CursorExpired."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
