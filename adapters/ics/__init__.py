@@ -64,7 +64,7 @@ def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, settings: Any) 
 #: A read-only feed: its one calendar is a source (bookings published as ICS) unless an admin says busy.
 INTEGRATION = Integration(
     name="ics",
-    title="an ICS feed",
+    title="ICS feed",
     aliases=("ical",),
     connect=ConnectSpec(
         kinds=("feed_url",),

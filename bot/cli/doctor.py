@@ -86,7 +86,8 @@ def doctor() -> None:
         _line(ready or None, f"{integration.title} " + ("configured" if ready else "not configured"),
               integration.connect.setup_hint)
     if plain:
-        _line(True, ", ".join(plain) + " need no app registration")
+        names = plain[0] if len(plain) == 1 else ", ".join(plain[:-1]) + " and " + plain[-1]
+        _line(True, f"{names} need{'s' if len(plain) == 1 else ''} no app registration")
     for name, why in sorted(registry.broken().items()):
         failures += 1
         _line(False, f"integration {name} does not load", why)

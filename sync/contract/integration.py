@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic_settings import BaseSettings
 
-from sync.contract import CalendarInfo, CalendarProvider, ConnectionInfo
+from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
 
 __all__ = [
     "CONNECT_KINDS",
@@ -323,11 +323,15 @@ class Integration:
     #: Whether this server is set up for it, from its settings section (None: nothing to set up).
     configured: Callable[[HostSettings], bool] | None = None
     calendars: CalendarSlot | None = None
-    booking_source: Any = None
+    #: A booking platform: opens the BookingSource of a connection.
+    booking_source: Callable[[ConnectionInfo, HostSettings], BookingSource] | None = None
     push_channels: PushChannels | None = None
     signed_webhooks: SignedWebhooks | None = None
-    publishing: Any = None
-    staff_identities: Any = None
+    #: Publishing (shifts) and staff identities (a platform's staff id -> a practitioner): their
+    #: protocols come with the shift issue and the external-identity table; declared here so the
+    #: registry and the contract tests already know the slots.
+    publishing: object | None = None
+    staff_identities: object | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():
