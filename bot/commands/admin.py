@@ -287,7 +287,7 @@ async def refresh(core: Core, actor: Actor, cmd: RefreshCalendars) -> View:
     new = f"{saved.added} new" if saved.added else "nothing new"
     return Notice(
         f"Connection {saved.connection_id} ({saved.account}): {new}. Calendars: {found or 'none'}. "
-        "An admin changes roles with `clinicbot calendar set`.",
+        "Roles are changed with `clinicbot calendar set`.",
         title="Calendars refreshed",
     )
 

@@ -13,10 +13,12 @@ import logging
 
 from aiohttp import web
 
+from bot.notify import NOTIFIER_SERVICE
 from sync.contract import ProviderError, Refused
 from sync.integrations import registry
-from sync.integrations.connect import finish_oauth
+from sync.integrations.connect import SavedConnection, finish_oauth
 from sync.runtime.core import Core
+from sync.runtime.notifier import DeliveryError, Notification, Notifier
 from sync.runtime.settings import Settings
 
 __all__ = ["callback_page", "page", "setup_oauth"]
@@ -53,6 +55,7 @@ async def callback_page(core: Core, name: str, query: dict[str, str]) -> web.Res
     except ProviderError as exc:
         return page(f"{integration.title} sign-in failed", str(exc), 400)
     log.info("connected", extra={"integration": name, "connection": saved.connection_id})
+    await _tell_in_chat(core, saved, f"{integration.title} connected", saved.summary(integration.title))
     found = tuple(
         f"{c['name'] or 'Calendar'}: {c['role']}{' (read only)' if c['read_only'] else ''}" for c in saved.calendars
     )
@@ -63,6 +66,19 @@ async def callback_page(core: Core, name: str, query: dict[str, str]) -> web.Res
         "You can close this window; `status` in chat shows them, and an admin can change their roles.",
         items=found,
     )
+
+
+async def _tell_in_chat(core: Core, saved: SavedConnection, title: str, text: str) -> None:
+    """DM the person who typed `connect` what was found (best effort: the page says it too)."""
+    chat_identity_id = saved.config.get("chat_identity_id")
+    notifier = core.services.get(NOTIFIER_SERVICE)
+    if not isinstance(chat_identity_id, int) or not isinstance(notifier, Notifier):
+        return
+    try:
+        await notifier.notify(Notification(kind="notice", practice_id=saved.practice_id,
+                                           chat_identity_id=chat_identity_id, data={"title": title, "text": text}))
+    except DeliveryError as exc:
+        log.warning("connect result not sent in chat", extra={"connection": saved.connection_id, "error": str(exc)})
 
 
 def setup_oauth(app: web.Application, settings: Settings) -> str | None:

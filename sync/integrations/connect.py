@@ -62,6 +62,20 @@ class SavedConnection:
     added: int = 0
     #: The connection's (non-secret) configuration, e.g. a practice-wide connection's mapped users.
     config: dict[str, Any] = field(default_factory=dict)
+    practice_id: int = 0
+
+    def summary(self, title: str) -> str:
+        """What was found and what to do next, in a sentence for the person who connected."""
+        found = ", ".join(
+            f"{c['name'] or 'calendar'} ({c['role']}{', read only' if c['read_only'] else ''})" for c in self.calendars
+        )
+        count = len(self.calendars)
+        return (
+            f"{title} connected for {self.account or 'the account'}: {count} calendar{'' if count == 1 else 's'} "
+            f"found{': ' + found if found else ''}. clinicbot syncs them shortly: bookings come from the source "
+            "calendar, the others block busy times. `status` shows them; an admin changes roles with "
+            "`clinicbot calendar set`."
+        )
 
 
 def redirect_uri(core: Core, integration: str) -> str:
@@ -208,7 +222,8 @@ async def save_connection(
             rows.append(calendar_view(cal, conn))
         await audit.record(s, actor=actor, action="connection.add", practice_id=practice_id,
                            details={"connection_id": conn.id, "provider": chosen.name, "calendars": len(rows)})
-    return SavedConnection(conn.id, chosen.name, connected.account, rows, added=len(rows), config=dict(conn.config))
+    return SavedConnection(conn.id, chosen.name, connected.account, rows, added=len(rows), config=dict(conn.config),
+                           practice_id=practice_id)
 
 
 async def refresh_calendars(core: Core, connection_id: int, *, actor: str) -> SavedConnection:
@@ -245,5 +260,5 @@ async def refresh_calendars(core: Core, connection_id: int, *, actor: str) -> Sa
         rows = [calendar_view(c, conn2) for c in sorted(known.values(), key=lambda c: c.id)]
         await audit.record(s, actor=actor, action="connection.refresh", practice_id=conn2.practice_id,
                            details={"connection_id": conn2.id, "found": len(found), "added": added})
-        account, config = conn2.account, dict(conn2.config or {})
-    return SavedConnection(connection_id, name, account, rows, added=added, config=config)
+        account, config, practice_id = conn2.account, dict(conn2.config or {}), conn2.practice_id
+    return SavedConnection(connection_id, name, account, rows, added=added, config=config, practice_id=practice_id)

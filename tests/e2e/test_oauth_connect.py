@@ -157,6 +157,12 @@ async def test_google_connect_from_chat_to_today(google_clinic: Clinic, google: 
     assert str(page.url).startswith(f"{clinic.base_url}/oauth/google/callback?")
     assert "Google Calendar connected" in text and "Dr Lee: source" in text
     assert "Public holidays: busy (read only)" in text
+    # ...and the person who typed `connect` is told the same in chat.
+    fake = clinic.slack.fake
+    await fake.wait_for(lambda: fake.calls_to("chat.postMessage"))
+    [told] = fake.calls_to("chat.postMessage")
+    dm = json.dumps(told.args)
+    assert "Google Calendar connected" in dm and "Dr Lee (source)" in dm and "Public holidays (busy, read only)" in dm
 
     conn = await clinic.connection()
     assert conn.provider == "google" and conn.account == PRIMARY and conn.practitioner_id is not None
