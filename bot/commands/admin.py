@@ -254,7 +254,7 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
             title,
             steps=(
                 f"{title} sign-in is not set up on this server yet.",
-                f"The server's admin {integration.connect.setup_hint or 'configures it'} and restarts clinicbot; "
+                f"Ask the server's admin to {integration.connect.setup_hint or 'set it up'} and restart clinicbot; "
                 f"then run `connect {cmd.typed}` again.",
             ),
         )
