@@ -78,3 +78,17 @@ def test_bad_input_gets_one_clear_line(cli: click.Group) -> None:
     assert result.exit_code == 1 and "CB_TEST_UNSET_VAR is not set" in result.output
     result = CliRunner().invoke(cli, ["appointments", "list", "--date", "tomorrow"])
     assert result.exit_code == 1 and "is not a date" in result.output
+
+
+def test_connection_refresh_adds_calendars_found_later(cli: click.Group) -> None:
+    memory_adapter.SERVERS.clear()
+    memory_adapter.SERVERS["memory://y/bookings"] = MemoryServer()
+    run(cli, "practice", "create", "Clinic", "--tz", "UTC")
+    added = json.loads(run(cli, "connection", "add", "caldav", "--url", "memory://y/", "--json"))
+    assert [c["name"] for c in added["calendars"]] == ["bookings"]
+    memory_adapter.SERVERS["memory://y/rooms"] = MemoryServer()
+    refreshed = json.loads(run(cli, "connection", "refresh", str(added["connection"]), "--json"))
+    assert refreshed["added"] == 1 and sorted(c["name"] for c in refreshed["calendars"]) == ["bookings", "rooms"]
+    assert "0 new calendars" in run(cli, "connection", "refresh", str(added["connection"]))
+    gone = CliRunner().invoke(cli, ["connection", "refresh", "99"])
+    assert gone.exit_code == 1 and "no connection 99" in gone.output
