@@ -79,12 +79,12 @@ def _settings(db: Path) -> Any:
 async def _clinicbot_child(db: Path, phase: str) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from sync.integrations.registry import adapter_for
-    from sync.runtime.core import open_core
     from sync.engine.run import sync_connection
+    from sync.integrations import registry
+    from sync.runtime.core import open_core
     from sync.store.model import Connection
 
-    adapter_for("caldav")  # imports the adapter, as vdirsyncer's storages are imported below
+    registry.get("caldav")  # imports the adapter, as vdirsyncer's storages are imported below
     core = open_core(_settings(db))
     try:
         async with core.store.session() as s:

@@ -34,14 +34,15 @@ from typing import Any
 import httpx
 import requests
 
-from sync.contract import ConnectionInfo, ProviderError
 from adapters.graph import GraphTransports, open_calendar
 from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
 from adapters.graph.client import MAILBOX_CONCURRENCY, MAX_BATCH
 from adapters.graph.mapping import event_to_graph
 from adapters.graph.provider import Create, Delete, GraphCalendar, Update, WriteOp, transaction_id
-from sync.runtime.settings import Settings
+from adapters.graph.settings import GraphSettings
+from sync.contract import ConnectionInfo, ProviderError
 from sync.contract.items import EventData, RemoteItem
+from sync.runtime.settings import Settings
 from tests.adapters.graph.fakes.graph_login import RoutingAdapter
 from tests.adapters.graph.fakes.graph_throttle import ThrottlePolicy
 
@@ -112,11 +113,11 @@ async def start_server(policy_args: list[str]) -> Server:
 
 async def setup(server: Server, seeded: int) -> tuple[GraphCalendar, dict[int, RemoteItem]]:
     info = server.info
-    settings = Settings(
-        _env_file=None,
-        graph_url=server.url,
-        graph_client_id=info["client_id"],  # type: ignore[call-arg]
-        graph_client_secret=info["client_secret"],
+    settings = Settings(_env_file=None).with_sections(  # type: ignore[call-arg]
+        GraphSettings(  # type: ignore[call-arg]
+            _env_file=None, graph_url=server.url, graph_client_id=info["client_id"],
+            graph_client_secret=info["client_secret"],
+        )
     )
     login = requests.Session()
     login.mount("https://login.microsoftonline.com", RoutingAdapter("https://login.microsoftonline.com", server.url))

@@ -38,12 +38,12 @@ Component = Callable[[web.Application, Settings], str | None]
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
     from bot.conflict_alerts import setup_conflict_alerts
-    from bot.oauth import setup_oauth
+    from bot.http.oauth import setup_oauth
+    from bot.http.webhooks import setup_webhooks
     from bot.scheduling import setup_scheduler
     from bot.slack import setup_slack
     from bot.sync_component import setup_sync
     from bot.teams import setup_teams
-    from bot.webhooks import setup_webhooks
 
     comps: list[tuple[str, Component]] = [
         ("sync", setup_sync), ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams),

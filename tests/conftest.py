@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.runtime.settings import Settings, load_settings
 from sync.runtime.core import Core, open_core
+from sync.runtime.settings import Settings, load_settings
 from sync.store.crypto import new_key
 
 PG_URL_ENV = "CLINICBOT_TEST_POSTGRES_URL"
@@ -83,7 +83,25 @@ def make_settings(backend: str, tmp_path: Path, **overrides: object) -> Settings
         "secret_key_file": tmp_path / "clinicbot.key",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+    return settings_with(**values)
+
+
+def settings_with(**values: object) -> Settings:
+    """Settings without a .env file, where each value that belongs to an integration's settings
+    class (graph_url, google_client_id...) goes to that integration's section too, as the
+    environment variable it stands for would."""
+    from sync.integrations import registry
+
+    sections = []
+    core = {k: v for k, v in values.items() if k in Settings.model_fields or k.startswith("_")}
+    for integration in registry.integrations():
+        cls = integration.settings
+        if cls is None or any(type(s) is cls for s in sections):
+            continue
+        own = {k: v for k, v in values.items() if k in cls.model_fields}
+        if own:
+            sections.append(cls(_env_file=None, **own))  # type: ignore[call-arg]
+    return Settings(_env_file=None, **core).with_sections(*sections)  # type: ignore[arg-type, call-arg]
 
 
 async def drop_schema(settings: Settings) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.contract import CalendarInfo, ConnectionInfo, Refused
 from adapters.caldav.calendar import CalDAVCalendar
 from adapters.caldav.discovery import discover_calendars
 from adapters.caldav.session import DavSession
+from sync.contract import CalendarInfo, ConnectionInfo, Refused
+from sync.contract.integration import CalendarSlot, ConnectSpec, Integration
 
-__all__ = ["CONNECT_HELP", "ICLOUD_URL", "CalDAVCalendar", "discover", "open_calendar"]
+__all__ = ["CONNECT_HELP", "ICLOUD", "ICLOUD_URL", "INTEGRATION", "CalDAVCalendar", "discover", "open_calendar"]
 
 ICLOUD_URL = "https://caldav.icloud.com"
 
@@ -75,3 +76,43 @@ def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, settings: Any) 
     session = _session(conn, settings, calendar_remote_id)
     tz = conn.config.get("timezone")
     return CalDAVCalendar(session, calendar_remote_id, name=conn.provider, default_tz=tz)
+
+
+_CLI_STEP = (
+    "Passwords are never typed into chat. The server's admin adds the account with the "
+    "clinicbot command line (`clinicbot --help` lists the connection commands); "
+    "it is stored encrypted."
+)
+_CALENDARS = CalendarSlot(discover=discover, open_calendar=open_calendar)
+
+#: Any RFC 4791 server. New calendars start as busy (read only) until an admin gives them a role.
+INTEGRATION = Integration(
+    name="caldav",
+    title="CalDAV",
+    connect=ConnectSpec(
+        kinds=("credentials",),
+        steps=(
+            "You need the server address, a user name and an app-specific password.",
+            _CLI_STEP,
+            "Then `status` shows the connection and its calendars.",
+        ),
+    ),
+    calendars=_CALENDARS,
+)
+
+#: iCloud, through CalDAV at caldav.icloud.com, with an app-specific password.
+ICLOUD = Integration(
+    name="icloud",
+    title="iCloud (CalDAV)",
+    connect=ConnectSpec(
+        kinds=("credentials",),
+        steps=(
+            "You need the server address, a user name and an app-specific password"
+            " (appleid.apple.com → Sign-In and Security → App-Specific Passwords).",
+            _CLI_STEP,
+            "Then `status` shows the connection and its calendars.",
+        ),
+        defaults={"url": ICLOUD_URL},
+    ),
+    calendars=_CALENDARS,
+)

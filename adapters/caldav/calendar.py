@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from urllib.parse import unquote, urlsplit
 
 from sync.contract import (
@@ -77,7 +77,9 @@ class CalDAVCalendar:
         owns_session: bool = True,
     ) -> None:
         self.name = name
-        self.capabilities = CalendarCapabilities(read_only=False, push=False, free_busy=False, delta=True, series=True)
+        self.capabilities = CalendarCapabilities(
+            read_only=False, push=False, free_busy=False, delta=True, series=True, paged=True
+        )
         self._session = session
         self._owns_session = owns_session
         self.url = collection_url if collection_url.endswith("/") else collection_url + "/"
@@ -107,7 +109,7 @@ class CalDAVCalendar:
         merged.deleted_ids = list(deleted)
         return merged
 
-    async def change_pages(self, cursor: str | None, window: Window) -> AsyncIterator[ChangeSet]:
+    async def change_pages(self, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
         """`changes` in pages of about PAGE_ITEMS resources; only the last page carries the new
         cursor. A large sync-collection answer is parsed as it streams in, so the engine plans and
         applies page k while page k+1 is still arriving, and the answer is never held whole."""

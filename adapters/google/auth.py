@@ -18,16 +18,15 @@ import secrets
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
-from sync.contract import AuthExpired, BadPayload, ConnectionInfo, Refused, Unavailable
+from adapters.google.settings import google_settings
 from adapters.kit.http import make_client
-
-if TYPE_CHECKING:
-    from sync.runtime.settings import Settings
+from sync.contract import AuthExpired, BadPayload, ConnectionInfo, Refused, Unavailable
+from sync.contract.integration import HostSettings
 
 __all__ = [
     "SCOPES",
@@ -65,22 +64,23 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-def redirect_uri(settings: Settings) -> str:
+def redirect_uri(settings: HostSettings) -> str:
     """The OAuth callback route of this server."""
     return f"{settings.base_url()}/oauth/google/callback"
 
 
-def _client_credentials(settings: Settings) -> tuple[str, str]:
-    if not settings.google_client_id or not settings.google_client_secret:
+def _client_credentials(settings: HostSettings) -> tuple[str, str]:
+    own = google_settings(settings)
+    if not own.google_client_id or not own.google_client_secret:
         raise Refused(
             "Google is not configured: set CLINICBOT_GOOGLE_CLIENT_ID and CLINICBOT_GOOGLE_CLIENT_SECRET",
             provider=PROVIDER,
         )
-    return settings.google_client_id, settings.google_client_secret
+    return own.google_client_id, own.google_client_secret
 
 
 def authorization_request(
-    settings: Settings, *, redirect: str | None = None, login_hint: str | None = None
+    settings: HostSettings, *, redirect: str | None = None, login_hint: str | None = None
 ) -> AuthorizationRequest:
     """Build the consent URL (offline access, PKCE S256, a fresh random state)."""
     client_id, _ = _client_credentials(settings)
@@ -101,7 +101,8 @@ def authorization_request(
     }
     if login_hint:
         params["login_hint"] = login_hint
-    return AuthorizationRequest(f"{settings.google_auth_url}?{urlencode(params)}", state, verifier, target)
+    auth_url = google_settings(settings).google_auth_url
+    return AuthorizationRequest(f"{auth_url}?{urlencode(params)}", state, verifier, target)
 
 
 def _lifetime(raw: Any) -> float:
@@ -118,11 +119,11 @@ def _lifetime(raw: Any) -> float:
 
 
 async def _token_call(
-    settings: Settings, form: dict[str, str], transport: Any, clock: Callable[[], float]
+    settings: HostSettings, form: dict[str, str], transport: Any, clock: Callable[[], float]
 ) -> dict[str, Any]:
     client_id, client_secret = _client_credentials(settings)
     form = {**form, "client_id": client_id, "client_secret": client_secret}
-    async with make_client(settings.google_oauth_url, transport=transport) as http:
+    async with make_client(google_settings(settings).google_oauth_url, transport=transport) as http:
         try:
             response = await http.post("/token", data=form)
         except httpx.HTTPError as exc:
@@ -157,7 +158,7 @@ async def _token_call(
 
 
 async def exchange_code(
-    settings: Settings,
+    settings: HostSettings,
     code: str,
     code_verifier: str,
     redirect: str,
@@ -185,9 +186,9 @@ async def exchange_code(
     return creds
 
 
-async def revoke_token(settings: Settings, token: str, *, transport: Any = None) -> None:
+async def revoke_token(settings: HostSettings, token: str, *, transport: Any = None) -> None:
     """Tell Google to revoke a token (on disconnect); an already revoked one is fine."""
-    async with make_client(settings.google_oauth_url, transport=transport) as http:
+    async with make_client(google_settings(settings).google_oauth_url, transport=transport) as http:
         try:
             await http.post("/revoke", data={"token": token})
         except httpx.HTTPError as exc:
@@ -197,7 +198,7 @@ async def revoke_token(settings: Settings, token: str, *, transport: Any = None)
 class GoogleTokens:
     """Hands out a valid access token, refreshing it (once at a time) and saving the result."""
 
-    def __init__(self, settings: Settings, conn: ConnectionInfo, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: HostSettings, conn: ConnectionInfo, *, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
         self._creds: dict[str, Any] = dict(conn.credentials or {})
         self._save: Callable[[dict[str, Any]], Awaitable[None]] | None = conn.save_credentials

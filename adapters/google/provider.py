@@ -18,18 +18,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from sync.contract import (
-    AlreadyExists,
-    BadPayload,
-    BusyInterval,
-    CalendarCapabilities,
-    ConnectionInfo,
-    NotFound,
-    Refused,
-)
 from adapters.google.auth import GoogleAuth, GoogleTokens
 from adapters.google.client import GoogleClient
 from adapters.google.mapping import (
@@ -40,11 +31,19 @@ from adapters.google.mapping import (
     to_google,
     to_remote_item,
 )
+from adapters.google.settings import google_settings
 from adapters.kit.http import RetryPolicy
+from sync.contract import (
+    AlreadyExists,
+    BadPayload,
+    BusyInterval,
+    CalendarCapabilities,
+    ConnectionInfo,
+    NotFound,
+    Refused,
+)
+from sync.contract.integration import HostSettings
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
-
-if TYPE_CHECKING:
-    from sync.runtime.settings import Settings
 
 __all__ = ["SEND_UPDATES", "GoogleCalendar"]
 
@@ -68,7 +67,7 @@ class GoogleCalendar:
         self,
         conn: ConnectionInfo,
         calendar_id: str,
-        settings: Settings,
+        settings: HostSettings,
         *,
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -85,7 +84,7 @@ class GoogleCalendar:
         self.capabilities = CalendarCapabilities(read_only=read_only, push=True, free_busy=True, delta=True)
         self.tokens = GoogleTokens(settings, conn, clock=clock)
         self.api = GoogleClient(
-            settings.google_api_url,
+            google_settings(settings).google_api_url,
             auth=GoogleAuth(self.tokens),
             transport=conn.transport,
             policy=policy,

@@ -11,23 +11,31 @@ and stopped on disconnect.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from aiohttp import web
-
-from sync.contract import BadPayload
 from adapters.google.provider import GoogleCalendar
+from adapters.google.settings import google_settings
+from sync.contract import BadPayload, CalendarProvider, Refused
+from sync.contract.integration import (
+    Channel,
+    ChannelDesk,
+    ChannelOpened,
+    HostSettings,
+    WebhookAnswer,
+    WebhookRequest,
+)
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",
     "RENEW_MARGIN",
+    "GooglePush",
+    "GoogleWebhooks",
     "WatchChannel",
     "handle_notification",
     "needs_renewal",
@@ -99,40 +107,69 @@ async def renew_channel(
 _MESSAGE_NUMBER = re.compile(r"[0-9]{1,20}")
 
 
-def _reject(status: int, why: str, connection_id: str) -> web.Response:
+def _reject(status: int, why: str, connection_id: int) -> WebhookAnswer:
     log.warning("google notification rejected", extra={"why": why, "connection_id": connection_id})
-    return web.json_response({"error": why}, status=status)
+    return WebhookAnswer(status, json.dumps({"error": why}), "application/json")
 
 
-async def handle_notification(
-    request: web.Request,
-    *,
-    connection_id: str,
-    find_channel: Callable[[str, str], Awaitable[WatchChannel | None]],
-    queue_sync: Callable[[str, str], Awaitable[Any]],
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> web.Response:
+async def handle_notification(request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
     """Check a Google push notification and queue an incremental sync for its calendar.
 
-    `find_channel(connection_id, channel_id)` returns the stored channel or None;
-    `queue_sync(connection_id, calendar_remote_id)` schedules the sync (it must not run it inline:
-    Google wants the answer fast).
+    The channel must be one the desk knows for this connection, unexpired, with the same token
+    and resource id (compared in constant time); the sync is only queued (Google wants the answer fast).
     """
     headers = request.headers
-    channel_id = headers.get("X-Goog-Channel-ID", "")
-    token = headers.get("X-Goog-Channel-Token", "")
-    resource_id = headers.get("X-Goog-Resource-ID", "")
-    state = headers.get("X-Goog-Resource-State", "")
-    number = headers.get("X-Goog-Message-Number", "")
+    channel_id = headers.get("x-goog-channel-id", "")
+    token = headers.get("x-goog-channel-token", "")
+    resource_id = headers.get("x-goog-resource-id", "")
+    state = headers.get("x-goog-resource-state", "")
+    number = headers.get("x-goog-message-number", "")
     if not channel_id or len(channel_id) > 200 or state not in RESOURCE_STATES or not _MESSAGE_NUMBER.fullmatch(number):
-        return _reject(400, "not a Google Calendar notification", connection_id)
-    channel = await find_channel(connection_id, channel_id)
-    if channel is None or channel.expires_at <= now():
-        return _reject(404, "unknown channel", connection_id)
-    token_ok = hmac.compare_digest(token.encode(), channel.token.encode())
+        return _reject(400, "not a Google Calendar notification", desk.connection_id)
+    channel = await desk.channel(channel_id)
+    if channel is None or channel.expires_at <= desk.now():
+        return _reject(404, "unknown channel", desk.connection_id)
+    token_ok = hmac.compare_digest(token.encode(), channel.secret.encode())
     resource_ok = hmac.compare_digest(resource_id.encode(), channel.resource_id.encode())
     if not (token_ok and resource_ok):
-        return _reject(403, "channel token or resource mismatch", connection_id)
+        return _reject(403, "channel token or resource mismatch", desk.connection_id)
     if state != "sync":
-        await queue_sync(connection_id, channel.calendar_remote_id)
-    return web.Response(status=200)
+        await desk.sync(channel, "push")
+    return WebhookAnswer(200)
+
+
+def _calendar(provider: CalendarProvider) -> GoogleCalendar:
+    if not isinstance(provider, GoogleCalendar):
+        raise Refused(f"google: cannot watch a {type(provider).__name__}", provider="google")
+    return provider
+
+
+def _watch(channel: Channel) -> WatchChannel:
+    return WatchChannel(channel.remote_id, channel.resource_id, channel.secret, channel.calendar_remote_id,
+                        channel.expires_at)
+
+
+class GoogleWebhooks:
+    """Google's signed-webhook capability: channel id, token and resource id in the headers; no body."""
+
+    max_body = 64 * 1024
+
+    async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
+        return await handle_notification(request, desk)
+
+
+class GooglePush:
+    """Google's push-channel capability: a renewal opens the new channel; the old one is stopped after it is stored."""
+
+    renew_margin = RENEW_MARGIN
+
+    def api_url(self, host: HostSettings) -> str:
+        return google_settings(host).google_api_url
+
+    async def open(self, provider: CalendarProvider, url: str, current: Channel | None) -> ChannelOpened:
+        fresh = await open_channel(_calendar(provider), url)
+        channel = Channel(fresh.channel_id, fresh.resource_id, fresh.token, fresh.expires_at, fresh.calendar_remote_id)
+        return ChannelOpened(channel, renewed=current is not None, retire=current)
+
+    async def stop(self, provider: CalendarProvider, channel: Channel) -> None:
+        await stop_channel(_calendar(provider), _watch(channel))

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sync.contract import CalendarInfo, ConnectionInfo, NotFound, Refused
 from adapters.graph.connection import GraphTransports, is_application, open_client, parse_calendar_path
 from adapters.graph.errors import PROVIDER
 from adapters.graph.provider import GraphCalendar
+from adapters.graph.settings import GraphSettings, graph_settings
+from sync.contract import CalendarInfo, ConnectionInfo, NotFound, Refused
+from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration
 
-__all__ = ["GraphCalendar", "GraphTransports", "discover", "open_calendar"]
+__all__ = ["INTEGRATION", "GraphCalendar", "GraphTransports", "discover", "open_calendar"]
 
 log = logging.getLogger("clinicbot.graph")
 
@@ -51,6 +53,7 @@ async def _mailbox_calendars(conn: ConnectionInfo, settings: Any, mailbox: str) 
                         remote_id=path,
                         name=str(cal.get("name") or ""),
                         read_only=not cal.get("canEdit", True),
+                        primary=default,
                         extra={
                             "graph_id": cal["id"],
                             "default": default,
@@ -82,3 +85,42 @@ def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, settings: Any) 
         show_as_free=path in (conn.config.get("show_as_free_calendars") or []),
         schedule_address=schedule_address,
     )
+
+
+def _configured(host: HostSettings) -> bool:
+    return graph_settings(host).enabled
+
+
+def _client_id(host: HostSettings) -> str | None:
+    own = graph_settings(host)
+    return own.graph_client_id or own.microsoft_app_id
+
+
+def _integration() -> Integration:
+    from adapters.graph.oauth import GraphOAuth, GraphTenant  # they import this package: built after it
+    from adapters.graph.subscriptions import GraphPush, GraphWebhooks
+
+    return Integration(
+        name="graph",
+        title="Microsoft 365 / Outlook",
+        aliases=("outlook", "microsoft", "office365", "m365"),
+        word="outlook",
+        settings=GraphSettings,
+        configured=_configured,
+        connect=ConnectSpec(
+            kinds=("oauth2", "tenant_consent"),
+            oauth=GraphOAuth(),
+            client_id=_client_id,
+            tenant=GraphTenant(),
+            primary_role="source",
+            other_role="busy",
+            setup_hint="set CLINICBOT_GRAPH_CLIENT_ID and CLINICBOT_GRAPH_CLIENT_SECRET",
+        ),
+        calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+        push_channels=GraphPush(),
+        signed_webhooks=GraphWebhooks(),
+    )
+
+
+#: Microsoft 365 and Outlook.com: a person's own sign-in, or practice-wide after an admin's consent.
+INTEGRATION = _integration()

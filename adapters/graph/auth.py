@@ -24,8 +24,9 @@ import httpx
 import msal
 import requests
 
-from sync.contract import AuthExpired, Refused, Unavailable
 from adapters.graph.errors import PROVIDER, msal_error
+from adapters.graph.settings import graph_settings
+from sync.contract import AuthExpired, Refused, Unavailable
 
 __all__ = [
     "DEFAULT_GRAPH_URL",
@@ -61,13 +62,14 @@ class GraphAuthConfig:
     @classmethod
     def from_settings(cls, settings: Any, http_client: Any = None) -> GraphAuthConfig:
         """Read the Graph app registration from Settings; Refused when none is configured."""
-        client_id = settings.graph_client_id or settings.microsoft_app_id
+        own = graph_settings(settings)
+        client_id = own.graph_client_id or own.microsoft_app_id
         if not client_id:
             raise Refused("Microsoft Graph is not configured: set CLINICBOT_GRAPH_CLIENT_ID", provider=PROVIDER)
-        secret = settings.graph_client_secret or (
-            settings.microsoft_app_password if not settings.graph_client_id else None
+        secret = own.graph_client_secret or (
+            own.microsoft_app_password if not own.graph_client_id else None
         )
-        return cls(client_id, secret, settings.login_url.rstrip("/"), settings.graph_url.rstrip("/"), http_client)
+        return cls(client_id, secret, own.login_url.rstrip("/"), own.graph_url.rstrip("/"), http_client)
 
     def delegated_scopes(self) -> list[str]:
         # Outside the public cloud the resource must be named; MSAL adds openid/profile/offline_access.

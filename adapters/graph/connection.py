@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 
-from sync.contract import ConnectionInfo, Refused
 from adapters.graph.auth import ApplicationTokens, BearerAuth, DelegatedTokens, GraphAuthConfig
 from adapters.graph.client import GraphClient
 from adapters.graph.errors import PROVIDER
+from adapters.graph.settings import graph_settings
+from sync.contract import ConnectionInfo, Refused
 
 __all__ = [
     "CALENDAR_PATH",
@@ -83,7 +84,7 @@ def open_client(conn: ConnectionInfo, settings: Any, mailbox: str) -> tuple[Grap
     else:
         source = DelegatedTokens(config, conn.credentials or {}, conn.save_credentials)
     client = GraphClient(
-        settings.graph_url,
+        graph_settings(settings).graph_url,
         BearerAuth(source),
         mailbox,
         transport=_transports(conn).graph,

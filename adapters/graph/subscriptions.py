@@ -4,7 +4,8 @@
   stored encrypted in WebhookSubscription.secret and compared in constant time.
 - Outlook event subscriptions live at most 10080 minutes; we ask for a little less and renew
   `RENEW_MARGIN` before expiry. A renewal that finds the subscription gone (404) makes a new one.
-- `handle_notification` serves /webhooks/graph/{connection_id}: it answers the validationToken
+- `handle_notification` serves /webhooks/graph/{connection_id} (as plain data, through the core's one
+  webhook route and its ChannelDesk): it answers the validationToken
   handshake, checks every notification (known subscription of that connection, right clientState)
   before acting on any, then queues a delta sync and answers 202, well inside Graph's 3 s.
   Lifecycle notifications (reauthorizationRequired, subscriptionRemoved, missed) are queued the same
@@ -15,25 +16,33 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import inspect
 import json
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiohttp import web
-
-from sync.contract import BadPayload, NotFound
 from adapters.graph.client import GraphClient
 from adapters.graph.errors import PROVIDER
+from adapters.graph.provider import GraphCalendar
+from adapters.graph.settings import graph_settings
+from sync.contract import BadPayload, CalendarProvider, NotFound, Refused
+from sync.contract.integration import (
+    Channel,
+    ChannelDesk,
+    ChannelOpened,
+    HostSettings,
+    WebhookAnswer,
+    WebhookRequest,
+)
 
 __all__ = [
     "LIFECYCLE_EVENTS",
-    "KnownSubscription",
+    "GraphPush",
+    "GraphWebhooks",
     "SubscriptionManager",
     "SubscriptionRecord",
     "handle_notification",
@@ -140,90 +149,98 @@ class SubscriptionManager:
             pass
 
 
-@dataclass(frozen=True)
-class KnownSubscription:
-    """What the core knows of a subscription id (from its WebhookSubscription row)."""
-
-    remote_id: str
-    connection_id: str
-    client_state: str
-    calendar_id: int | None = None
-
-
-Lookup = Callable[[str], Awaitable[KnownSubscription | None]]
-QueueSync = Callable[[KnownSubscription, str], Awaitable[None] | None]
-
-
-def _reject(status: int, why: str) -> web.Response:
+def _reject(status: int, why: str) -> WebhookAnswer:
     log.warning("graph notification rejected", extra={"why": why, "status": status})
-    return web.json_response({"error": why}, status=status)
+    return WebhookAnswer(status, json.dumps({"error": why}), "application/json")
 
 
-async def handle_notification(
-    request: web.Request, *, connection_id: str, lookup: Lookup, queue_sync: QueueSync
-) -> web.Response:
+async def handle_notification(request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
     """Serve a Graph webhook POST: validation handshake, or verified notifications -> queued delta syncs."""
     token = request.query.get("validationToken")
     if token is not None:
         if not token or len(token) > 2048:
             return _reject(400, "bad validation token")
         # Echoed as given: a browser must not sniff it into HTML.
-        return web.Response(
-            status=200, text=token, content_type="text/plain", headers={"X-Content-Type-Options": "nosniff"}
-        )
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return _reject(413, "body too large")
-    raw = await _read_body(request)
-    if raw is None:
+        return WebhookAnswer(200, token, "text/plain", {"X-Content-Type-Options": "nosniff"})
+    if len(request.body) > MAX_BODY:
         return _reject(413, "body too large")
     try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
+        payload = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # "[[[[..." nested too deep
         return _reject(400, "body is not JSON")
     items = payload.get("value") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
         return _reject(400, "body has no notifications")
-    accepted: list[tuple[KnownSubscription, str]] = []
+    accepted: list[tuple[Channel, str]] = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("subscriptionId"), str):
             return _reject(400, "notification without a subscriptionId")
         reason = item.get("lifecycleEvent") or item.get("changeType")
         if reason not in LIFECYCLE_EVENTS and reason not in CHANGE_TYPES:
             return _reject(400, "notification without a known changeType or lifecycleEvent")
-        known = await lookup(item["subscriptionId"])
-        if known is None or known.connection_id != str(connection_id):
+        known = await desk.channel(item["subscriptionId"])
+        if known is None:
             return _reject(404, "unknown subscription")
         given = item.get("clientState")
-        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), known.client_state.encode()):
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), known.secret.encode()):
             return _reject(403, "clientState mismatch")
         accepted.append((known, str(reason)))
     # One sync per subscription and reason: a burst of notifications is one delta round.
     try:
-        await asyncio.wait_for(_queue_all(queue_sync, dict.fromkeys(accepted)), timeout=QUEUE_BUDGET)
+        await asyncio.wait_for(_queue_all(desk, dict.fromkeys(accepted)), timeout=QUEUE_BUDGET)
     except TimeoutError:
         # Not queued in time: ask Graph to deliver again rather than lose the change.
-        return web.Response(status=503, headers={"Retry-After": "5"})
-    return web.Response(status=202)
+        return WebhookAnswer(503, headers={"Retry-After": "5"})
+    return WebhookAnswer(202)
 
 
-async def _read_body(request: web.Request) -> bytes | None:
-    """The whole body, however many TCP segments it came in; None past MAX_BODY.
-
-    `request.content.read(n)` returns only what is buffered so far, so a body that arrives in
-    several segments was cut short and a valid notification refused (Graph does not redeliver).
-    """
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def _queue_all(desk: ChannelDesk, jobs: dict[tuple[Channel, str], None]) -> None:
+    for channel, reason in jobs:
+        if reason == "reauthorizationRequired":
+            await desk.renew_soon(channel)
+        elif reason == "subscriptionRemoved":
+            await desk.forget(channel)
+        await desk.sync(channel, reason)
 
 
-async def _queue_all(queue_sync: QueueSync, jobs: dict[tuple[KnownSubscription, str], None]) -> None:
-    for known, reason in jobs:
-        result = queue_sync(known, reason)
-        if inspect.isawaitable(result):
-            await result
+class GraphWebhooks:
+    """Graph's signed-webhook capability: the validation handshake, then clientState-checked notifications."""
+
+    max_body = MAX_BODY
+
+    async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
+        return await handle_notification(request, desk)
+
+
+def _graph_calendar(provider: CalendarProvider) -> GraphCalendar:
+    if not isinstance(provider, GraphCalendar):
+        raise Refused(f"{PROVIDER}: cannot subscribe to a {type(provider).__name__}", provider=PROVIDER)
+    return provider
+
+
+class GraphPush:
+    """Graph's push-channel capability: a renewal extends the subscription; one gone is made again."""
+
+    renew_margin = RENEW_MARGIN
+
+    def api_url(self, host: HostSettings) -> str:
+        return graph_settings(host).graph_url
+
+    async def open(self, provider: CalendarProvider, url: str, current: Channel | None) -> ChannelOpened:
+        calendar = _graph_calendar(provider)
+        manager = SubscriptionManager(calendar.client)
+        if current is not None:
+            record = SubscriptionRecord(current.remote_id, current.resource_id, current.secret, current.expires_at)
+            try:
+                renewed = await manager.renew(record)
+            except NotFound:
+                log.info("graph subscription gone; subscribing again")
+            else:
+                return ChannelOpened(replace(current, expires_at=renewed.expires_at), renewed=True, in_place=True)
+        created = await manager.subscribe(calendar.path, url)
+        channel = Channel(created.remote_id, created.resource, created.client_state, created.expires_at,
+                          calendar.path)
+        return ChannelOpened(channel, renewed=False)
+
+    async def stop(self, provider: CalendarProvider, channel: Channel) -> None:
+        await SubscriptionManager(_graph_calendar(provider).client).unsubscribe(channel.remote_id)

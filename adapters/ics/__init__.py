@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.contract import CalendarInfo, ConnectionInfo, Refused
 from adapters.ics.feed import IcsFeed, parse_feed
 from adapters.ics.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, FeedFetcher, normalize_feed_url
+from sync.contract import CalendarInfo, ConnectionInfo, Refused
+from sync.contract.integration import CalendarSlot, ConnectSpec, Integration
 
-__all__ = ["IcsFeed", "discover", "normalize_feed_url", "open_calendar", "parse_feed"]
+__all__ = ["INTEGRATION", "IcsFeed", "discover", "normalize_feed_url", "open_calendar", "parse_feed"]
 
 
 def _url(conn: ConnectionInfo) -> str:
@@ -58,3 +59,23 @@ def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, settings: Any) 
     """The feed provider; `calendar_remote_id` is the normalized feed URL discovery returned."""
     url = normalize_feed_url(calendar_remote_id)
     return IcsFeed(url, _fetcher(conn, settings), default_tz=conn.config.get("timezone"))
+
+
+#: A read-only feed: its one calendar is a source (bookings published as ICS) unless an admin says busy.
+INTEGRATION = Integration(
+    name="ics",
+    title="ICS feed",
+    aliases=("ical",),
+    connect=ConnectSpec(
+        kinds=("feed_url",),
+        steps=(
+            "An ICS feed is read only: clinicbot uses it for busy times or as a booking source.",
+            "Copy the feed's secret address (https://...ics) from your calendar or booking system.",
+            "The server's admin adds it with the clinicbot command line (`clinicbot --help` lists the "
+            "connection commands); the address is stored encrypted.",
+        ),
+        primary_role="source",
+        other_role="source",
+    ),
+    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+)

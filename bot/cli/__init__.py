@@ -22,8 +22,13 @@ T = TypeVar("T")
 
 
 def get_settings() -> Settings:
+    """The settings, with every integration's section checked: a wrong value exits naming the variable."""
+    from sync.integrations import registry
+
     try:
-        return load_settings()
+        settings = load_settings()
+        registry.check_settings(settings)
+        return settings
     except ConfigError as exc:
         fail(str(exc), code=2)
         raise  # unreachable
@@ -47,8 +52,8 @@ def with_core(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
         async def go() -> T:
             from sync.runtime.core import open_core
             from sync.store.crypto import KeyError_
-            from sync.store.migrate import prepare_database
             from sync.store.database import StoreError
+            from sync.store.migrate import prepare_database
 
             settings = get_settings()
             try:
@@ -87,8 +92,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.people", ["practice", "practitioner", "role"]),
     ("bot.cli.teams_commands", ["teams"]),
     ("bot.cli.sync_commands", ["connection", "calendar", "sync_group", "appointments"]),
-    ("bot.cli.google_commands", ["connection"]),
-    ("bot.cli.graph_commands", ["connection", "practitioner"]),
+    ("bot.cli.graph_commands", ["practitioner"]),
     ("bot.cli.demo", ["demo"]),
 ]
 

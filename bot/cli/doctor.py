@@ -48,11 +48,13 @@ async def _bot_connector_sign_in(settings: Settings) -> str | None:
 @click.command()
 def doctor() -> None:
     """Check configuration, database, migrations, key, front ends and providers."""
+    from sync.integrations import registry
     from sync.runtime.settings import ConfigError, load_settings
 
     failures = 0
     try:
         settings = load_settings()
+        registry.check_settings(settings)
     except ConfigError as exc:
         _line(False, "configuration", str(exc))
         raise SystemExit(1) from None
@@ -129,13 +131,20 @@ def doctor() -> None:
                   "without it every Teams message goes unanswered")
     _line(settings.slack_enabled or None, "Slack " + ("configured" if settings.slack_enabled else "not configured"),
           "set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID/SECRET)")
-    _line(settings.graph_enabled or None,
-          "Microsoft Graph " + ("configured" if settings.graph_enabled else "not configured"),
-          "set CLINICBOT_GRAPH_CLIENT_ID and CLINICBOT_GRAPH_CLIENT_SECRET")
-    _line(settings.google_enabled or None,
-          "Google Calendar " + ("configured" if settings.google_enabled else "not configured"),
-          "set CLINICBOT_GOOGLE_CLIENT_ID and CLINICBOT_GOOGLE_CLIENT_SECRET")
-    _line(True, "CalDAV, iCloud and ICS feeds need no app registration")
+    plain = []
+    for integration in registry.integrations():
+        if integration.configured is None:
+            plain.append(integration.title)
+            continue
+        ready = integration.is_configured(settings)
+        _line(ready or None, f"{integration.title} " + ("configured" if ready else "not configured"),
+              integration.connect.setup_hint)
+    if plain:
+        names = plain[0] if len(plain) == 1 else ", ".join(plain[:-1]) + " and " + plain[-1]
+        _line(True, f"{names} need{'s' if len(plain) == 1 else ''} no app registration")
+    for name, why in sorted(registry.broken().items()):
+        failures += 1
+        _line(False, f"integration {name} does not load", why)
     _line(bool(settings.public_url) or None, "public URL " + (settings.public_url or "not set"),
           "set CLINICBOT_PUBLIC_URL for OAuth redirects and webhooks")
     raise SystemExit(1 if failures else 0)

@@ -1,7 +1,8 @@
 """`clinicbot connection|calendar|sync|appointments ...`: the sync engine's admin commands.
 
 Registration (lead): add ("bot.cli.sync_commands", ["connection", "calendar", "sync", "appointments"])
-to _COMMAND_MODULES; the `connection add` group merges with the other adapters' `add` commands.
+to _COMMAND_MODULES. `connection add INTEGRATION` is one command for every integration, built from
+the registry's connect specs.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import click
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
+from sync.contract.integration import ConnectOption, Integration
+from sync.integrations import registry
 from sync.runtime.core import Core
 
 if TYPE_CHECKING:
     from sync.engine.run import Progress
+    from sync.integrations.connect import SavedConnection
 
 CAL_COLUMNS = ["id", "name", "connection", "provider", "role", "projection", "sync_enabled", "practitioner", "url"]
 
@@ -29,11 +33,6 @@ CAL_COLUMNS = ["id", "name", "connection", "provider", "role", "projection", "sy
 @click.group()
 def connection() -> None:
     """Calendar connections."""
-
-
-@connection.group("add")
-def add() -> None:
-    """Connect an account."""
 
 
 async def _add(core: Core, provider: str, url: str, username: str | None, password_env: str | None,
@@ -58,29 +57,176 @@ async def _add(core: Core, provider: str, url: str, username: str | None, passwo
     click.echo("Give each calendar its role: `clinicbot calendar set ID --role source|mirror|busy`.")
 
 
-@add.command("caldav")
-@click.option("--url", required=True, help="CalDAV server or account URL (iCloud: https://caldav.icloud.com).")
+def _connect_options() -> list[ConnectOption]:
+    """Every option some integration's connect declares, once by name (the first declaration wins)."""
+    seen: dict[str, ConnectOption] = {}
+    for integration in registry.integrations():
+        for option in integration.connect.options:
+            seen.setdefault(option.name, option)
+    return list(seen.values())
+
+
+def _with_connect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add a click option for each integration's declared connect option (`--send-updates`...)."""
+    for option in reversed(_connect_options()):
+        fn = click.option(option.flag, option.name, default=None, metavar="|".join(option.choices) or "VALUE",
+                          help=option.help + (f" (default: {option.default})" if option.default else ""))(fn)
+    return fn
+
+
+@connection.command("add")
+@click.argument("integration_name", metavar="INTEGRATION")
+@click.option("--url", default=None, help="Server, account or feed URL (CalDAV, ICS; iCloud has its own default).")
 @click.option("--username", default=None, help="Login (iCloud: the Apple ID).")
 @click.option("--password-env", default=None, metavar="VAR",
               help="Name of the environment variable holding the password (iCloud: an app-specific "
                    "password from appleid.apple.com > Sign-In and Security > App-Specific Passwords).")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
 @click.option("--practitioner", default=None, help="Practitioner handle, name or id the calendars belong to.")
+@click.option("--application", is_flag=True, help="Practice-wide connection after an admin's consent (with --tenant).")
+@click.option("--tenant", default=None, help="The tenant id the admin consented for (with --application).")
+@click.option("--state", default=None, help="Finish a sign-in: the state parameter of the callback URL.")
+@click.option("--code", default=None, help="Finish a sign-in: the code parameter of the callback URL.")
+@_with_connect_options
 @json_option
 @with_core
-async def add_caldav(core: Core, url: str, username: str | None, password_env: str | None,
-                     practitioner: str | None, as_json: bool) -> None:
-    """Connect a CalDAV account (iCloud, Fastmail, Nextcloud, Radicale ...) and list its calendars."""
-    await _add(core, "caldav", url, username, password_env, practitioner, as_json)
+async def connection_add(core: Core, integration_name: str, url: str | None, username: str | None,
+                         password_env: str | None, practice_name: str | None, practitioner: str | None,
+                         application: bool, tenant: str | None, state: str | None, code: str | None,
+                         as_json: bool, **options: str | None) -> None:
+    """Connect an account of INTEGRATION (`clinicbot doctor` lists them) and store the calendars it has.
+
+    A sign-in integration prints its sign-in URL (the server's /oauth/INTEGRATION/callback finishes
+    it, or paste --state and --code here); a server or feed needs --url (and --username with
+    --password-env); a practice-wide one needs --application --tenant.
+    """
+    from sync.contract import ProviderError
+
+    try:
+        integration = registry.get(integration_name)
+    except ProviderError as exc:
+        fail(str(exc))
+        return
+    spec = integration.connect
+    given = {k: v for k, v in options.items() if v is not None}
+    declared = {o.name: o for o in spec.options}
+    for name, value in given.items():
+        option = declared.get(name)
+        if option is None:
+            fail(f"{integration.name} has no option --{name.replace('_', '-')}")
+            return
+        if option.choices and value not in option.choices:
+            fail(f"--{name.replace('_', '-')} must be one of {', '.join(option.choices)}")
+            return
+    if application or tenant:
+        if "tenant_consent" not in spec.kinds:
+            fail(f"{integration.name} has no practice-wide connection")
+        if not (application and tenant):
+            fail("--application needs --tenant (the tenant id the admin consented for)")
+        await _add_practice_wide(core, integration_name, practice_name, tenant or "", as_json)
+    elif "oauth2" in spec.kinds:
+        if bool(state) != bool(code):
+            fail("give both --state and --code to finish a sign-in, or neither to start one")
+        if state and code:
+            await _finish_sign_in(core, integration_name, state, code, as_json)
+        else:
+            await _start_sign_in(core, integration, practice_name, practitioner, given, as_json)
+    else:
+        target = url or spec.defaults.get("url")
+        if not target:
+            fail(f"{integration.name} needs --url")
+            return
+        await _add(core, integration_name, target, username, password_env, practitioner, as_json)
 
 
-@add.command("ics")
-@click.option("--url", required=True, help="Feed URL (http, https or webcal).")
-@click.option("--practitioner", default=None, help="Practitioner handle, name or id.")
+async def _start_sign_in(core: Core, integration: Integration, practice_name: str | None,
+                         practitioner_ref: str | None, options: dict[str, str], as_json: bool) -> None:
+    from sync.contract import ProviderError
+    from sync.integrations.connect import begin_oauth
+    from sync.services.practices import PracticeError, find_practitioner, practice_by_name
+
+    defaults = {o.name: o.default for o in integration.connect.options if o.default is not None}
+    try:
+        async with core.store.session() as session:
+            practice = await practice_by_name(session, practice_name)
+            practitioner_id, login_hint = None, None
+            if practitioner_ref:
+                found = await find_practitioner(session, practice.id, practitioner_ref)
+                if found is None:
+                    fail(f"no practitioner {practitioner_ref!r} in {practice.name}")
+                    return
+                practitioner_id, login_hint = found.id, found.upn or found.email
+            practice_id = practice.id
+        hint = {"login_hint": login_hint} if login_hint else {}
+        pending = await begin_oauth(core, integration.name, practice_id=practice_id, chat_identity_id=None,
+                                    practitioner_id=practitioner_id, options={**defaults, **hint, **options})
+    except (PracticeError, ProviderError) as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        emit({"url": pending.url, "state": pending.state, "expires_at": pending.expires_at}, None, True)
+        return
+    # A table would cut the URL; print it whole on its own line.
+    click.echo(f"Open this URL, sign in to {integration.title} with the account to connect and allow access:")
+    click.echo(pending.url)
+    emit({"state": pending.state, "expires_at": pending.expires_at}, ["state", "expires_at"], False)
+
+
+async def _finish_sign_in(core: Core, name: str, state: str, code: str, as_json: bool) -> None:
+    from sync.contract import ProviderError
+    from sync.integrations.connect import finish_oauth
+
+    try:
+        saved = await finish_oauth(core, name, {"state": state, "code": code}, actor=cli_actor())
+    except ProviderError as exc:
+        fail(str(exc))
+        return
+    _emit_saved(saved, as_json)
+
+
+async def _add_practice_wide(core: Core, name: str, practice_name: str | None, tenant: str, as_json: bool) -> None:
+    from sync.contract import ProviderError
+    from sync.services.connections import ConnectionError_, add_practice_wide
+    from sync.services.practices import PracticeError
+
+    try:
+        saved = await add_practice_wide(core, name, practice_name, tenant, actor=cli_actor())
+    except (PracticeError, ProviderError, ConnectionError_) as exc:
+        fail(str(exc))
+        return
+    _emit_saved(saved, as_json)
+
+
+def _emit_saved(saved: SavedConnection, as_json: bool) -> None:
+    connection_id = saved.connection_id
+    if as_json:
+        emit({"id": connection_id, "provider": saved.integration, "account": saved.account, "status": "active",
+              "config": saved.config, "calendars": saved.calendars}, None, True)
+        return
+    emit(saved.calendars, CAL_COLUMNS, False, title=f"Connection {connection_id} ({saved.account}): calendars found")
+    click.echo("Change a calendar's role with `clinicbot calendar set ID --role source|mirror|busy`; "
+               "`clinicbot connection refresh " + str(connection_id) + "` finds calendars added later.")
+
+
+@connection.command("refresh")
+@click.argument("connection_id", type=int)
 @json_option
 @with_core
-async def add_ics(core: Core, url: str, practitioner: str | None, as_json: bool) -> None:
-    """Subscribe to a read-only ICS feed (Jane App, SimplePractice ...) as a booking source."""
-    await _add(core, "ics", url, None, None, practitioner, as_json)
+async def connection_refresh(core: Core, connection_id: int, as_json: bool) -> None:
+    """Find the connection's calendars again: new ones are added with the default roles, known ones keep theirs."""
+    from sync.contract import ProviderError
+    from sync.integrations.connect import refresh_calendars
+
+    try:
+        saved = await refresh_calendars(core, connection_id, actor=cli_actor())
+    except ProviderError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        emit({"connection": connection_id, "added": saved.added, "calendars": saved.calendars}, None, True)
+        return
+    emit(saved.calendars, CAL_COLUMNS, False,
+         title=f"Connection {connection_id}: {saved.added} new calendar{'' if saved.added == 1 else 's'}")
 
 
 @connection.command("list")
@@ -188,9 +334,9 @@ def _progress_bar(*, enabled: bool) -> Iterator[tuple[Progress | None, Callable[
 @with_core
 async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json: bool) -> None:
     """Sync now: read every calendar's changes, then write the queued copies."""
+    from sync.engine.outbox import OutboxConfig, run_once
     from sync.engine.run import sync_all, sync_connection
     from sync.runtime.locks import SyncBusy
-    from sync.engine.outbox import OutboxConfig, run_once
 
     with _progress_bar(enabled=not as_json) as (progress, describe):
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,59 +11,56 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.commands.access import Forbidden, require_admin, require_any_role, require_staff
 from bot.commands.appointments import find_person_practitioner
 from bot.commands.errors import ParseError
-from bot.commands.grammar import CONNECT_PROVIDERS, GRAMMAR, ChangeRole, Connect, SetSync, ShowHelp, UserRef
+from bot.commands.grammar import (
+    CONNECT_PROVIDERS,
+    GRAMMAR,
+    ChangeRole,
+    Connect,
+    RefreshCalendars,
+    SetSync,
+    ShowHelp,
+    UserRef,
+)
 from bot.commands.identity import Actor
 from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
-from sync.store import audit
-from sync.runtime.core import Core
-from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
+from sync.contract import ProviderError, Refused
+from sync.integrations import registry
+from sync.integrations.connect import begin_oauth
+from sync.services.connections import ConnectionError_, refresh_connection
 from sync.notify.reminders.status import reminder_status
+from sync.runtime.core import Core
+from sync.store import audit
+from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
 from sync.services.roles import RoleError, find_person
 
-__all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "set_sync", "status", "whoami"]
+__all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "refresh", "set_sync", "status", "whoami"]
 
 #: core.services key: async (core, provider, practice_id, chat_identity_id, practitioner_id) -> sign-in URL.
-#: Registered by the provider integrations (Graph, Google) that own their OAuth flows.
+#: Set by embedders that run their own sign-in pages; otherwise the integration's OAuth flow is used.
 CONNECT_URL_SERVICE = "connect_url"
 ConnectUrl = Callable[[Core, str, int, int, int | None], Awaitable[str]]
 
-_PROVIDER_TITLES = {
-    "graph": "Microsoft 365 / Outlook",
-    "google": "Google Calendar",
-    "caldav": "CalDAV",
-    "icloud": "iCloud (CalDAV)",
-    "ics": "an ICS feed",
-}
 
 
-async def _sign_in_url(core: Core, actor: Actor, provider: str) -> str | None:
-    """A single-use sign-in link bound to this chat user, from the provider's `begin_connect`.
+async def _sign_in_url(core: Core, actor: Actor, provider: str) -> str:
+    """A single-use sign-in link bound to this chat user, from the integration's OAuth flow.
 
-    A `core.services["connect_url"]` hook wins; otherwise `adapters.<provider>.connect.begin_connect`
-    (the Google adapter's shape) is used when that module exists.
+    A `core.services["connect_url"]` hook wins (embedders with their own sign-in pages).
     """
     practitioner_id = None if actor.is_admin else actor.practitioner_id
     hook: Any = core.services.get(CONNECT_URL_SERVICE)
     if hook is not None:
         return str(await hook(core, provider, actor.practice_id, actor.chat_identity_id, practitioner_id))
-    try:
-        module = importlib.import_module(f"adapters.{provider}.connect")
-    except ImportError:
-        return None
-    begin = getattr(module, "begin_connect", None)
-    if begin is None:
-        return None
-    async with core.store.session() as session:
-        pending = await begin(
-            session,
-            core.settings,
-            practice_id=actor.practice_id,
-            chat_identity_id=actor.chat_identity_id,
-            practitioner_id=practitioner_id,
-            now=core.clock(),
-        )
-    return str(pending.url)
+    pending = await begin_oauth(
+        core,
+        provider,
+        practice_id=actor.practice_id,
+        chat_identity_id=actor.chat_identity_id,
+        practitioner_id=practitioner_id,
+        now=core.clock(),
+    )
+    return pending.url
 
 
 def help_view(cmd: ShowHelp) -> View:
@@ -236,71 +232,65 @@ async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
 
 
 async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
+    """How to connect the integration asked for: a sign-in link, or the steps its kind of connect takes."""
     require_any_role(actor)
     if not actor.is_admin and actor.practitioner_id is None:
         raise Forbidden("admins connect the practice's calendars; practitioners connect their own")
-    title = f"Connect {_PROVIDER_TITLES.get(cmd.provider, cmd.provider)}"
-    s = core.settings
-    if cmd.provider in ("graph", "google"):
-        configured = s.graph_enabled if cmd.provider == "graph" else s.google_enabled
-        if not configured:
-            env = (
-                "CLINICBOT_GRAPH_CLIENT_ID and CLINICBOT_GRAPH_CLIENT_SECRET"
-                if cmd.provider == "graph"
-                else "CLINICBOT_GOOGLE_CLIENT_ID and CLINICBOT_GOOGLE_CLIENT_SECRET"
-            )
-            return ConnectInfo(
-                cmd.provider,
-                title,
-                steps=(
-                    f"{title} sign-in is not set up on this server yet.",
-                    f"The server's admin sets {env} and restarts clinicbot; then run `connect {cmd.typed}` again.",
-                ),
-            )
+    try:
+        integration = registry.get(cmd.provider)
+    except ProviderError:
+        return ConnectInfo(
+            cmd.provider,
+            f"Connect {cmd.provider}",
+            steps=(
+                f"The {cmd.provider} integration is not loaded on this server.",
+                "Ask the server's admin to check `clinicbot doctor`.",
+            ),
+        )
+    title = f"Connect {integration.title}"
+    if integration.connect.kind != "oauth2":
+        return ConnectInfo(cmd.provider, title, steps=integration.connect.steps)
+    if not integration.is_configured(core.settings):
+        return ConnectInfo(
+            cmd.provider,
+            title,
+            steps=(
+                f"{title} sign-in is not set up on this server yet.",
+                f"Ask the server's admin to {integration.connect.setup_hint or 'set it up'} and restart clinicbot; "
+                f"then run `connect {cmd.typed}` again.",
+            ),
+        )
+    try:
         url = await _sign_in_url(core, actor, cmd.provider)
-        if url is None:
-            return ConnectInfo(
-                cmd.provider,
-                title,
-                steps=(
-                    f"{title} sign-in is configured but its integration is not loaded on this server.",
-                    "Ask the server's admin to check `clinicbot doctor`.",
-                ),
-            )
-        return ConnectInfo(
-            cmd.provider,
-            title,
-            url=url,
-            steps=(
-                "Sign in with the account whose calendar clinicbot should use. The link works once, for 10 minutes.",
-            ),
-        )
-    if cmd.provider == "ics":
-        return ConnectInfo(
-            cmd.provider,
-            title,
-            steps=(
-                "An ICS feed is read only: clinicbot uses it for busy times or as a booking source.",
-                "Copy the feed's secret address (https://...ics) from your calendar or booking system.",
-                "The server's admin adds it with the clinicbot command line (`clinicbot --help` lists the "
-                "connection commands); the address is stored encrypted.",
-            ),
-        )
+    except Refused as exc:
+        return ConnectInfo(cmd.provider, title, steps=(str(exc), "Ask the server's admin to check `clinicbot doctor`."))
     return ConnectInfo(
         cmd.provider,
         title,
+        url=url,
         steps=(
-            "You need the server address, a user name and an app-specific password"
-            + (
-                " (appleid.apple.com → Sign-In and Security → App-Specific Passwords)."
-                if cmd.provider == "icloud"
-                else "."
-            ),
-            "Passwords are never typed into chat. The server's admin adds the account with the "
-            "clinicbot command line (`clinicbot --help` lists the connection commands); "
-            "it is stored encrypted.",
-            "Then `status` shows the connection and its calendars.",
+            "Sign in with the account whose calendar clinicbot should use. The link works once, for 10 minutes.",
+            "clinicbot then stores the account's calendars: the main one as the source of your bookings, "
+            "the others for busy times. `status` shows them.",
         ),
+    )
+
+
+async def refresh(core: Core, actor: Actor, cmd: RefreshCalendars) -> View:
+    """`refresh <connection>`: discovery again; new calendars are added with the default roles."""
+    require_admin(actor, "refresh a connection's calendars")
+    try:
+        saved = await refresh_connection(core, actor.practice_id, cmd.connection, actor=actor.audit_name)
+    except ConnectionError_ as exc:
+        raise ParseError(str(exc), "refresh 3") from None
+    found = ", ".join(
+        f"{c['name'] or 'calendar'} ({c['role']}{', read only' if c['read_only'] else ''})" for c in saved.calendars
+    )
+    new = f"{saved.added} new" if saved.added else "nothing new"
+    return Notice(
+        f"Connection {saved.connection_id} ({saved.account}): {new}. Calendars: {found or 'none'}. "
+        "Roles are changed with `clinicbot calendar set`.",
+        title="Calendars refreshed",
     )
 
 

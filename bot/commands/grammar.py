@@ -11,7 +11,7 @@ handle or a chat user's display name.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +28,7 @@ __all__ = [
     "CommandSpec",
     "Connect",
     "ParseError",
+    "RefreshCalendars",
     "Reschedule",
     "SetSync",
     "ShowAgenda",
@@ -44,20 +45,26 @@ RoleName = Literal["admin", "staff", "practitioner"]
 ROLES: tuple[RoleName, ...] = ("admin", "staff", "practitioner")
 MAX_TEXT = 1000
 
-#: what people type -> provider name in sync.integrations.registry
-CONNECT_PROVIDERS: dict[str, str] = {
-    "caldav": "caldav",
-    "icloud": "icloud",
-    "ics": "ics",
-    "ical": "ics",
-    "graph": "graph",
-    "outlook": "graph",
-    "microsoft": "graph",
-    "office365": "graph",
-    "m365": "graph",
-    "google": "google",
-    "gcal": "google",
-}
+class _ConnectWords(Mapping[str, str]):
+    """What people type -> integration name, asked of the registry (names and chat aliases) when read."""
+
+    def _words(self) -> dict[str, str]:
+        from sync.integrations import registry
+
+        return {word: i.name for i in registry.integrations() for word in i.words}
+
+    def __getitem__(self, word: str) -> str:
+        return self._words()[word]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._words())
+
+    def __len__(self) -> int:
+        return len(self._words())
+
+
+#: what people type -> integration name in sync.integrations.registry
+CONNECT_PROVIDERS: Mapping[str, str] = _ConnectWords()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +129,13 @@ class Connect:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshCalendars:
+    """Find a connection's calendars again (its id, integration or account, as `status` shows them)."""
+
+    connection: str
+
+
+@dataclass(frozen=True, slots=True)
 class ShowStatus:
     pass
 
@@ -159,6 +173,7 @@ Command = (
     | CancelAppointment
     | SetSync
     | Connect
+    | RefreshCalendars
     | ShowStatus
     | ShowWhoami
     | ChangeRole
@@ -261,14 +276,22 @@ def _p_sync(args: list[str], rest: str) -> Command:
 
 def _p_connect(args: list[str], rest: str) -> Command:
     example = "connect google"
-    known = ", ".join(sorted(set(CONNECT_PROVIDERS)))
+    words = dict(CONNECT_PROVIDERS)
+    known = ", ".join(sorted(words))
     if not args:
         raise ParseError(f"connect what? one of: {known}", example)
     _no_more(args, 1, example)
     typed = args[0].lower()
-    if typed not in CONNECT_PROVIDERS:
+    if typed not in words:
         raise ParseError(f"I can't connect {args[0]!r}; try one of: {known}", example)
-    return Connect(CONNECT_PROVIDERS[typed], typed)
+    return Connect(words[typed], typed)
+
+
+def _p_refresh(args: list[str], rest: str) -> Command:
+    example = "refresh 3"
+    if not args:
+        raise ParseError("which connection? `status` lists them", example)
+    return RefreshCalendars(" ".join(args))
 
 
 def _p_status(args: list[str], rest: str) -> Command:
@@ -369,7 +392,7 @@ GRAMMAR: tuple[CommandSpec, ...] = (
     CommandSpec(
         "connect",
         "connect <provider>",
-        "connect a calendar (google, outlook, caldav, icloud, ics)",
+        "connect a calendar (`connect` alone lists the kinds this server has)",
         "connect google",
         "admin, or a practitioner for their own",
         _p_connect,
@@ -400,6 +423,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "role grant staff @alex",
         "admin",
         _p_role,
+    ),
+    CommandSpec(
+        "refresh",
+        "refresh <connection>",
+        "find a connection's calendars again (new ones are added; roles stay)",
+        "refresh 3",
+        "admin",
+        _p_refresh,
     ),
 )
 _DAY_WORDS = (

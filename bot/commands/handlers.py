@@ -34,6 +34,7 @@ from bot.commands.grammar import (
     ChangeRole,
     Command,
     Connect,
+    RefreshCalendars,
     Reschedule,
     SetReminders,
     SetSync,
@@ -82,6 +83,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await admin.set_sync(core, actor, command)
         case Connect():
             return await admin.connect(core, actor, command)
+        case RefreshCalendars():
+            return await admin.refresh(core, actor, command)
         case ShowStatus():
             return await admin.status(core, actor)
         case ShowWhoami():

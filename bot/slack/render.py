@@ -215,7 +215,7 @@ def _status(view: Status) -> list[Block]:
     ]
     if not view.connections:
         blocks.append(
-            _md("No calendars are connected yet. `/clinic connect google` (or outlook, caldav, ics) starts.")
+            _md("No calendars are connected yet. `/clinic connect` lists the kinds you can connect.")
         )
     for c in view.connections[:20]:
         healthy = c.token_health == "ok" and not c.failed  # noqa: S105 - a status word, not a secret

@@ -32,6 +32,7 @@ from bot.teams import cards
 from bot.teams.consent_flow import ConsentFlow
 from bot.teams.proactive import ProactiveSender, card_activity, is_personal, reference_of
 from bot.views import AppointmentDetail, Error, View
+from sync.integrations.registry import needs_tenant_consent
 from sync.notify import recipients
 from sync.runtime.core import Core
 from sync.store.model import ChatIdentity
@@ -163,7 +164,7 @@ class TeamsBot(ActivityHandler):
             return
         if (
             isinstance(command, Connect)
-            and command.provider == "graph"
+            and needs_tenant_consent(command.provider)
             and not await self.consent.granted(actor.practice_id)
         ):
             await self._request_consent(turn_context, actor)

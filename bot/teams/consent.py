@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from sync.integrations import consent
+from sync.integrations import consent, registry
 from sync.runtime.settings import Settings
 from sync.runtime.core import Core
 
@@ -80,7 +80,7 @@ def start_url(settings: Settings, state: str) -> str:
 
 def consent_url(settings: Settings, tenant: str | None, state: str) -> str:
     """Entra's admin-consent URL for the clinic's tenant ("organizations" while it is unknown)."""
-    client_id = settings.graph_client_id or settings.microsoft_app_id or ""
+    client_id = registry.consent_client_id(settings) or settings.microsoft_app_id or ""
     query = urlencode({"client_id": client_id, "redirect_uri": callback_url(settings), "state": state})
     return f"{settings.login_url}/{tenant or 'organizations'}/adminconsent?{query}"
 

@@ -20,6 +20,7 @@ Adapters raise only these; foreign exceptions are mapped at the adapter boundary
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -37,6 +38,7 @@ __all__ = [
     "CalendarProvider",
     "CursorExpired",
     "NotFound",
+    "PagedChanges",
     "PreconditionFailed",
     "ProviderError",
     "RateLimited",
@@ -121,6 +123,8 @@ class CalendarCapabilities:
     delta: bool = False
     #: The calendar stores recurring series (RRULE) rather than single occurrences.
     series: bool = True
+    #: The provider streams its changes in pages (PagedChanges.change_pages), the cursor on the last.
+    paged: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,16 @@ class CalendarProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PagedChanges(CalendarProvider, Protocol):
+    """A CalendarProvider that declares `capabilities.paged`: the engine writes each page as it arrives."""
+
+    def change_pages(self, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
+        """`changes` in pages: items (and deletions) spread over the pages, the new cursor on the last
+        page only, so a sync cut short stores nothing it did not finish. Raises CursorExpired."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,13 +236,8 @@ class CalendarInfo:
     name: str
     timezone: str | None = None
     read_only: bool = False
+    #: The account's main calendar (Google's primary, Outlook's default): it gets the integration's
+    #: primary role at connect.
+    primary: bool = False
     #: e.g. {"ctag": ..., "supports_sync": True}
     extra: dict[str, Any] | None = None
-
-
-class AdapterModule(Protocol):
-    """What every adapters/<platform>/__init__.py exposes for the core's registry."""
-
-    async def discover(self, conn: ConnectionInfo, settings: Any) -> list[CalendarInfo]: ...
-
-    def open_calendar(self, conn: ConnectionInfo, calendar_remote_id: str, settings: Any) -> CalendarProvider: ...

@@ -17,11 +17,12 @@ from collections.abc import AsyncGenerator, Callable, Container, Iterable, Seque
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.contract import AuthExpired, CalendarProvider, CursorExpired, ProviderError
+from sync.contract import AuthExpired, CalendarProvider, CursorExpired, PagedChanges, ProviderError
 from sync.store import audit
 from sync.engine.apply import ACTOR, SyncReport, apply
 from sync.runtime.core import Core
@@ -207,16 +208,15 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) 
 
 
 async def _pages(provider: CalendarProvider, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
-    """The provider's changes page by page (`change_pages` where it streams, else one page).
+    """The provider's changes page by page (`change_pages` where it declares `paged`, else one page).
 
     Pages are read one ahead in a task of their own: the next page is received and parsed while
     this one's rows are written (the database driver works in its own thread), so the two overlap.
     """
-    paged = getattr(provider, "change_pages", None)
-    if paged is None:
+    if not provider.capabilities.paged:
         yield await provider.changes(cursor, window)
         return
-    source: AsyncGenerator[ChangeSet, None] = paged(cursor, window)
+    source: AsyncGenerator[ChangeSet, None] = cast(PagedChanges, provider).change_pages(cursor, window)
     ahead: asyncio.Queue[ChangeSet | Exception | None] = asyncio.Queue(maxsize=1)
 
     async def read_ahead() -> None:

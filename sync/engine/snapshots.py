@@ -18,7 +18,6 @@ from sync.engine import series
 from sync.store.model import Appointment, Calendar, Connection, Link
 from sync.engine.plan import ACTIVE, CalendarView, Canonical, LinkView
 from sync.engine.series import parse_exdates
-from sync.integrations.sources import is_read_only
 
 __all__ = [
     "calendar_view",
@@ -51,7 +50,7 @@ def calendar_view(cal: Calendar, conn: Connection) -> CalendarView:
     return CalendarView(
         id=cal.id, role=cal.role, projection=cal.projection,
         practitioner_id=cal.practitioner_id if cal.practitioner_id is not None else conn.practitioner_id,
-        practice_id=conn.practice_id, read_only=is_read_only(conn), show_as_free=cal.show_as_free,
+        practice_id=conn.practice_id, read_only=cal.read_only, show_as_free=cal.show_as_free,
         sync_enabled=cal.sync_enabled and conn.sync_enabled, connection_id=conn.id,
     )
 

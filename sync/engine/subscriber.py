@@ -17,7 +17,6 @@ from sync.engine.mirror_ops import ApptRef, enqueue, mirror_ops, op_row
 from sync.store.model import Appointment, Calendar, Connection, Link, Practice
 from sync.engine.plan import SOURCE_PENDING, Policy
 from sync.engine.snapshots import load_mirrors
-from sync.integrations.sources import is_read_only
 
 __all__ = ["SUBSCRIBER_NAME", "on_appointment_event", "register"]
 
@@ -55,7 +54,7 @@ async def on_appointment_event(core: Core, session: AsyncSession, event: Appoint
             .where(Calendar.id == appt.source_calendar_id))).first()
         if row is not None:
             cal, conn, link = row.tuple()
-            writable = not is_read_only(conn) and cal.role == "source" and link.remote_id is not None
+            writable = not cal.read_only and cal.role == "source" and link.remote_id is not None
             if writable:
                 await enqueue(session, [op_row(conn.id, cal.id, appt.id, appt.version, source_op, now)])
                 # Until the write lands, a sync must not import an older source edit over this change.

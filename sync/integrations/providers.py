@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from sync.contract import CalendarProvider, ConnectionInfo
-from sync.integrations.registry import adapter_for
+from sync.integrations import registry
 from sync.runtime.core import Core
 from sync.store.model import Calendar, Connection
 
@@ -51,5 +51,4 @@ def open_provider(core: Core, conn: Connection, calendar: Calendar) -> CalendarP
     factory = cast(ProviderFactory | None, core.services.get("provider_factory"))
     if factory is not None:
         return factory(conn, calendar)
-    module: Any = adapter_for(conn.provider)
-    return cast(CalendarProvider, module.open_calendar(connection_info(conn, core), calendar.remote_id, core.settings))
+    return registry.open_calendar(connection_info(conn, core), calendar.remote_id, core.settings)

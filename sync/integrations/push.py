@@ -1,16 +1,17 @@
-"""Push channels of Graph and Google connections: open, renew and stop them, one row each.
+"""Push channels of every integration that has them: open, renew and stop them, one row each.
 
-- `ensure_push(core, connection_id)` gives every enabled source or mirror calendar of a Graph or
-  Google connection one active channel (a Graph subscription, a Google events.watch channel), with a
-  random secret stored encrypted in its WebhookSubscription row. It runs after each successful sync;
-  when every channel is active and far from expiry it costs three small SELECTs and no provider call.
-- `renew_push(core)` is the leader's periodic job: Graph subscriptions are PATCHed to a new expiry
-  (a `reauthorizationRequired` lifecycle event sets the row's expiry to now, so it is renewed on the
-  next run or right after the sync that event requested); a removed or vanished one is created again.
-  Google channels are replaced: the new channel first, then the old one stopped.
-- `stop_push(core, connection_id)` on disconnect and `sync off`: Graph DELETE, Google channels.stop.
+- `ensure_push(core, connection_id)` gives every enabled source or mirror calendar of a connection
+  whose integration declares push channels one active channel (a Graph subscription, a Google
+  events.watch channel...), with a random secret stored encrypted in its WebhookSubscription row. It
+  runs after each successful sync; when every channel is active and far from expiry it costs three
+  small SELECTs and no platform call.
+- `renew_push(core)` is the leader's periodic job: channels due within their integration's margin
+  are renewed (in place, or a new one first and the old one stopped, as the integration does it); a
+  removed or vanished one is made again (a lifecycle event sets the row's expiry to now, so it is
+  renewed on the next run or right after the sync that event requested).
+- `stop_push(core, connection_id)` on disconnect and `sync off`.
 Channels need a public https address (CLINICBOT_PUBLIC_URL). Without one nothing is opened and the
-connection is polled instead; plain http is accepted only when both this server and the provider's
+connection is polled instead; plain http is accepted only when both this server and the platform's
 API are on loopback (the test fakes).
 """
 
@@ -24,25 +25,21 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, or_, select
 
-from sync.contract import CalendarProvider, NotFound, ProviderError
-from adapters.google.provider import GoogleCalendar
-from adapters.google.push import RENEW_MARGIN as GOOGLE_MARGIN
-from adapters.google.push import WatchChannel, open_channel, stop_channel
-from adapters.graph.provider import GraphCalendar
-from adapters.graph.subscriptions import RENEW_MARGIN as GRAPH_MARGIN
-from adapters.graph.subscriptions import SubscriptionManager, SubscriptionRecord
-from sync.runtime.settings import Settings
+from sync.contract import CalendarProvider, ProviderError, Refused
+from sync.contract.integration import Channel, PushChannels
+from sync.integrations import registry
+from sync.integrations.providers import open_provider
 from sync.runtime.core import Core
 from sync.runtime.locks import SyncBusy, connection_lock
+from sync.runtime.settings import Settings
 from sync.store.model import Calendar, Connection, WebhookSubscription
-from sync.integrations.providers import open_provider
 
 __all__ = [
-    "PUSH_PROVIDERS",
     "RENEW_EVERY_SECONDS",
     "PushReport",
     "ensure_push",
     "notification_url",
+    "push_capability",
     "renew_push",
     "stop_push",
     "stop_push_for",
@@ -50,10 +47,10 @@ __all__ = [
 
 log = logging.getLogger("clinicbot.push")
 
-PUSH_PROVIDERS = frozenset({"graph", "google"})
-#: How often the leader looks for channels to renew; far below both renewal margins.
+#: How often the leader looks for channels to renew; far below every integration's renewal margin.
 RENEW_EVERY_SECONDS = 600
-MARGINS: dict[str, timedelta] = {"graph": GRAPH_MARGIN, "google": GOOGLE_MARGIN}
+#: The margin of a row whose integration is gone from this build (it is retired at its next pass).
+DEFAULT_MARGIN = timedelta(hours=12)
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 #: A renewal waits this long for a connection that is syncing, then leaves it to the next run.
 LOCK_WAIT = 10.0
@@ -76,20 +73,38 @@ class PushReport:
         self.failed += other.failed
 
 
+def push_capability(name: str) -> PushChannels | None:
+    """The integration's push-channel capability, or None when it has none (or is not in this build)."""
+    try:
+        return registry.get(name).push_channels
+    except Refused:
+        return None
+
+
+def _margin(name: str) -> timedelta:
+    push = push_capability(name)
+    return push.renew_margin if push is not None else DEFAULT_MARGIN
+
+
+def _margins() -> list[timedelta]:
+    return [p.renew_margin for i in registry.integrations() if (p := i.push_channels) is not None]
+
+
 def notification_url(settings: Settings, provider: str, connection_id: int) -> str | None:
-    """The webhook address for a connection, or None when the provider could not reach us."""
-    if not settings.public_url:
+    """The webhook address for a connection, or None when the platform could not reach us."""
+    push = push_capability(provider)
+    if not settings.public_url or push is None:
         return None
     public = urlsplit(settings.public_url)
     if public.scheme != "https":
-        api = settings.graph_url if provider == "graph" else settings.google_api_url
+        api = push.api_url(settings)
         if not (public.scheme == "http" and public.hostname in _LOOPBACK and urlsplit(api).hostname in _LOOPBACK):
             return None
     return f"{settings.base_url().rstrip('/')}/webhooks/{provider}/{connection_id}"
 
 
 def _due(row: WebhookSubscription, now: datetime) -> bool:
-    return row.expires_at - MARGINS.get(row.provider, GRAPH_MARGIN) <= now
+    return row.expires_at - _margin(row.provider) <= now
 
 
 async def ensure_push(core: Core, connection_id: int) -> PushReport:
@@ -97,7 +112,7 @@ async def ensure_push(core: Core, connection_id: int) -> PushReport:
     report = PushReport()
     async with core.store.session() as s:
         conn = await s.get(Connection, connection_id)
-        if conn is None or conn.provider not in PUSH_PROVIDERS:
+        if conn is None or push_capability(conn.provider) is None:
             report.skipped = "not a push provider"
             return report
         cals = list(
@@ -142,14 +157,26 @@ async def _ensure_calendar(
     core: Core, conn: Connection, cal: Calendar, row: WebhookSubscription | None, url: str
 ) -> PushReport:
     report = PushReport()
+    push = push_capability(conn.provider)
+    if push is None:
+        report.skipped = "provider has no push"
+        return report
     provider = open_provider(core, conn, cal)
     try:
-        if isinstance(provider, GraphCalendar):
-            report = await _ensure_graph(core, conn, cal, provider, row, url)
-        elif isinstance(provider, GoogleCalendar):
-            report = await _ensure_google(core, conn, cal, provider, row, url)
+        opened = await push.open(provider, url, _channel(row, cal) if row is not None else None)
+        if opened.in_place and row is not None:
+            await _save_expiry(core, row.id, opened.channel.expires_at)
         else:
-            report.skipped = "provider has no push"
+            new = opened.channel
+            await _replace(core, conn, cal, new.remote_id, new.resource_id, new.secret, new.expires_at)
+        if opened.retire is not None:
+            # The old channel announced changes until the new row was committed; now stop it.
+            try:
+                await push.stop(provider, opened.retire)
+            except ProviderError as exc:
+                log.warning("old push channel not stopped; it expires by itself",
+                            extra={"connection": conn.id, "error": type(exc).__name__})
+        report = PushReport(renewed=1) if opened.renewed else PushReport(created=1)
     except ProviderError as exc:
         report.failed += 1
         log.warning("push channel could not be opened or renewed",
@@ -161,43 +188,9 @@ async def _ensure_calendar(
     return report
 
 
-async def _ensure_graph(
-    core: Core, conn: Connection, cal: Calendar, provider: GraphCalendar, row: WebhookSubscription | None, url: str
-) -> PushReport:
-    manager = SubscriptionManager(provider.client)
-    if row is not None:
-        record = SubscriptionRecord(row.remote_id, row.resource_id or "", row.secret or "", row.expires_at)
-        try:
-            renewed = await manager.renew(record)
-        except NotFound:
-            log.info("graph subscription gone; subscribing again", extra={"connection": conn.id})
-        else:
-            await _save_expiry(core, row.id, renewed.expires_at)
-            return PushReport(renewed=1)
-    created = await manager.subscribe(provider.path, url)
-    await _replace(core, conn, cal, created.remote_id, created.resource, created.client_state, created.expires_at)
-    return PushReport(created=1)
-
-
-async def _ensure_google(
-    core: Core, conn: Connection, cal: Calendar, provider: GoogleCalendar, row: WebhookSubscription | None, url: str
-) -> PushReport:
-    fresh = await open_channel(provider, url)
-    await _replace(core, conn, cal, fresh.channel_id, fresh.resource_id, fresh.token, fresh.expires_at)
-    if row is None:
-        return PushReport(created=1)
-    # The old channel announced changes until the new row was committed; now stop it.
-    try:
-        await stop_channel(provider, _watch(row, cal))
-    except ProviderError as exc:
-        log.warning("old google channel not stopped; it expires by itself",
-                    extra={"connection": conn.id, "error": type(exc).__name__})
-    return PushReport(renewed=1)
-
-
-def _watch(row: WebhookSubscription, cal: Calendar | None) -> WatchChannel:
-    return WatchChannel(row.remote_id, row.resource_id or "", row.secret or "", cal.remote_id if cal else "",
-                        row.expires_at)
+def _channel(row: WebhookSubscription, cal: Calendar | None) -> Channel:
+    return Channel(row.remote_id, row.resource_id or "", row.secret or "", row.expires_at,
+                   cal.remote_id if cal else "")
 
 
 async def _replace(
@@ -232,15 +225,13 @@ async def _close(provider: CalendarProvider) -> None:
 
 
 async def _stop_row(core: Core, conn: Connection, cal: Calendar | None, row: WebhookSubscription) -> PushReport:
-    """Stop one channel at the provider (best effort) and delete its row."""
+    """Stop one channel at the platform (best effort) and delete its row."""
     report = PushReport(stopped=int(row.status == "active"))
-    if cal is not None and row.status == "active":
+    push = push_capability(conn.provider)
+    if cal is not None and row.status == "active" and push is not None:
         provider = open_provider(core, conn, cal)
         try:
-            if isinstance(provider, GraphCalendar):
-                await SubscriptionManager(provider.client).unsubscribe(row.remote_id)
-            elif isinstance(provider, GoogleCalendar):
-                await stop_channel(provider, _watch(row, cal))
+            await push.stop(provider, _channel(row, cal))
         except ProviderError as exc:
             # The row goes anyway: notifications for it are then rejected, and the channel expires.
             report.failed += 1
@@ -292,7 +283,7 @@ async def stop_push_for(
 async def renew_push(core: Core) -> None:
     """Periodic job: renew what expires within its margin, re-create what was removed or failed."""
     now = core.clock()
-    soonest = now + max(MARGINS.values())
+    soonest = now + max(_margins(), default=DEFAULT_MARGIN)
     async with core.store.session() as s:
         ids = set((await s.scalars(
             select(WebhookSubscription.connection_id).where(

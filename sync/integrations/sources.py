@@ -1,9 +1,9 @@
 """Whether clinicbot can write back to where an appointment was booked.
 
-An ICS feed is published by a booking system and only read: a change made in chat to one of its
-appointments could not reach the feed, and the feed's next sync would silently undo it. Today
-read-only is decided by the provider; `is_read_only` is the one place that says so, so a stored
-per-connection flag can replace it later without touching the callers.
+A calendar is read-only when its integration says so (an ICS feed is published by a booking system
+and only read); the flag is stored on the calendar when it is discovered. A change made in chat to
+one of its appointments could not reach it, and its next sync would silently undo the change, so
+chat refuses such changes with the reason.
 """
 
 from __future__ import annotations
@@ -13,27 +13,18 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.store.model import Appointment, Calendar, Connection
+from sync.store.model import Appointment, Calendar
 
-__all__ = ["is_read_only", "read_only_calendars", "refuse_read_only"]
-
-
-def is_read_only(conn: Connection) -> bool:
-    """Whether this connection's calendars can only be read (an ICS feed)."""
-    return conn.provider == "ics"
+__all__ = ["read_only_calendars", "refuse_read_only"]
 
 
 async def read_only_calendars(session: AsyncSession, calendar_ids: Iterable[int | None]) -> set[int]:
-    """The calendars among `calendar_ids` that belong to a read-only connection."""
+    """The calendars among `calendar_ids` that clinicbot can only read."""
     ids = {i for i in calendar_ids if i is not None}
     if not ids:
         return set()
-    rows = await session.execute(
-        select(Calendar.id, Connection).join(Connection, Connection.id == Calendar.connection_id).where(
-            Calendar.id.in_(ids)
-        )
-    )
-    return {int(cal_id) for cal_id, conn in rows.tuples() if is_read_only(conn)}
+    rows = await session.scalars(select(Calendar.id).where(Calendar.id.in_(ids), Calendar.read_only.is_(True)))
+    return {int(cal_id) for cal_id in rows}
 
 
 async def refuse_read_only(session: AsyncSession, appt: Appointment) -> str | None:

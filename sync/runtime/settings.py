@@ -1,7 +1,9 @@
 """clinicbot settings, read from the environment or a `.env` file and validated at start.
 
-Every variable any part of clinicbot reads is declared here, so that a wrong value stops the
-server with one line naming it, and `clinicbot doctor` can report on all of them.
+The core's variables are declared here; each integration declares its own in its folder (its
+settings class), read through `Settings.section(cls)`. The registry checks every section at start,
+so a wrong value anywhere stops the server with one line naming the variable, and `clinicbot doctor`
+reports on all of them.
 """
 
 from __future__ import annotations
@@ -9,30 +11,22 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+from sync.contract.integration import check_http_url as _check_http_url
+
+__all__ = ["ConfigError", "Settings", "config_error", "load_settings"]
+
+S = TypeVar("S", bound=BaseSettings)
 
 DEFAULT_SQLITE_FILE = "clinicbot.sqlite3"
 
 
 class ConfigError(Exception):
     """A setting is wrong; the message is one line naming the variable."""
-
-
-def _check_http_url(value: str | None, *, allow_none: bool = True) -> str | None:
-    if value is None or value == "":
-        if allow_none:
-            return None
-        raise ValueError("must be an http(s) URL")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"must be an http(s) URL like https://example.org, got {value!r}")
-    return value.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -81,6 +75,8 @@ class Settings(BaseSettings):
         default="MultiTenant", alias="MicrosoftAppType"
     )
     microsoft_app_tenant_id: str | None = Field(default=None, alias="MicrosoftAppTenantId")
+    #: The Microsoft identity platform (national clouds): Teams' authority and admin-consent page.
+    login_url: str = Field(default="https://login.microsoftonline.com", alias="CLINICBOT_LOGIN_URL")
     #: Where botbuilder fetches the Bot Framework OpenID metadata (tests point it at a fake).
     botframework_openid_url: str | None = Field(default=None, alias="CLINICBOT_BOTFRAMEWORK_OPENID_URL")
     #: Token endpoint the bot uses to call the Bot Connector (tests point it at a fake).
@@ -95,28 +91,8 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api", alias="SLACK_API_URL")
     slack_oauth_url: str = Field(default="https://slack.com/oauth/v2/authorize", alias="SLACK_OAUTH_URL")
 
-    # --- Microsoft Graph ------------------------------------------------------------------------
-    graph_url: str = Field(default="https://graph.microsoft.com", alias="CLINICBOT_GRAPH_URL")
-    login_url: str = Field(default="https://login.microsoftonline.com", alias="CLINICBOT_LOGIN_URL")
-    graph_client_id: str | None = Field(
-        default=None, validation_alias=AliasChoices("CLINICBOT_GRAPH_CLIENT_ID", "GRAPH_CLIENT_ID")
-    )
-    graph_client_secret: str | None = Field(
-        default=None, validation_alias=AliasChoices("CLINICBOT_GRAPH_CLIENT_SECRET", "GRAPH_CLIENT_SECRET")
-    )
-
-    # --- Google Calendar ----------------------------------------------------------------------
-    google_api_url: str = Field(default="https://www.googleapis.com", alias="CLINICBOT_GOOGLE_API_URL")
-    google_oauth_url: str = Field(default="https://oauth2.googleapis.com", alias="CLINICBOT_GOOGLE_OAUTH_URL")
-    google_auth_url: str = Field(
-        default="https://accounts.google.com/o/oauth2/v2/auth", alias="CLINICBOT_GOOGLE_AUTH_URL"
-    )
-    google_client_id: str | None = Field(
-        default=None, validation_alias=AliasChoices("CLINICBOT_GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_ID")
-    )
-    google_client_secret: str | None = Field(
-        default=None, validation_alias=AliasChoices("CLINICBOT_GOOGLE_CLIENT_SECRET", "GOOGLE_CLIENT_SECRET")
-    )
+    #: Integration settings sections already read (class -> instance); see `section`.
+    _sections: dict[type[BaseSettings], BaseSettings] = PrivateAttr(default_factory=dict)
 
     # --- validation -------------------------------------------------------------------------------
     @field_validator("database_url")
@@ -151,8 +127,7 @@ class Settings(BaseSettings):
         return _check_http_url(value)
 
     @field_validator(
-        "slack_api_url", "slack_oauth_url", "graph_url", "login_url", "google_api_url",
-        "google_oauth_url", "google_auth_url", "botframework_openid_url", "botframework_token_url",
+        "slack_api_url", "slack_oauth_url", "login_url", "botframework_openid_url", "botframework_token_url",
     )
     @classmethod
     def _service_url(cls, value: str | None) -> str | None:
@@ -189,23 +164,59 @@ class Settings(BaseSettings):
             self.slack_bot_token or (self.slack_client_id and self.slack_client_secret) or self.slack_app_token
         )
 
-    @property
-    def graph_enabled(self) -> bool:
-        return bool(self.graph_client_id or self.microsoft_app_id)
+    def section(self, cls: type[S]) -> S:
+        """The integration settings of class `cls`: given by `with_sections`, else read from the environment once.
 
-    @property
-    def google_enabled(self) -> bool:
-        return bool(self.google_client_id and self.google_client_secret)
+        Raises ConfigError naming the variable when a value is wrong.
+        """
+        found = self._sections.get(cls)
+        if found is None:
+            try:
+                found = cls()
+            except ValidationError as exc:
+                raise config_error(exc, cls) from None
+            self._sections[cls] = found
+        assert isinstance(found, cls)
+        return found
+
+    def with_sections(self, *sections: BaseSettings) -> Settings:
+        """A copy of these settings that uses the given integration settings instead of the environment's."""
+        copy = self.model_copy()
+        copy._sections = {**self._sections, **{type(s): s for s in sections}}
+        return copy
+
+    def model_copy(self, *, update: Any = None, deep: bool = False) -> Settings:
+        """A copy (as pydantic's), whose integration sections are its own dict, not shared with this one."""
+        copy = super().model_copy(update=update, deep=deep)
+        copy._sections = dict(self._sections)
+        return copy
 
     def base_url(self) -> str:
         """The URL the outside world reaches this server at (for OAuth redirects and webhooks)."""
         return self.public_url or f"http://{self.host}:{self.port}"
 
 
-_ALIASES = {
-    name: (field.alias or str(field.validation_alias.choices[0]) if field.validation_alias else field.alias)  # type: ignore[union-attr]
-    for name, field in Settings.model_fields.items()
-}
+def _variable(cls: type[BaseSettings], name: str) -> str:
+    """The environment variable a settings field is read from (its alias, or its first validation alias)."""
+    field = cls.model_fields.get(name)
+    if field is None:
+        return name
+    if field.alias:
+        return field.alias
+    choices = getattr(field.validation_alias, "choices", None)
+    if choices:
+        return str(choices[0])
+    if isinstance(field.validation_alias, str):
+        return field.validation_alias
+    return name
+
+
+def config_error(exc: ValidationError, cls: type[BaseSettings]) -> ConfigError:
+    """One line naming the variable of the first wrong value of a settings class."""
+    err = exc.errors()[0]
+    loc = str(err["loc"][0]) if err["loc"] else "?"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return ConfigError(f"{_variable(cls, loc)}: {msg}")
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -213,8 +224,4 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = str(err["loc"][0]) if err["loc"] else "?"
-        var = _ALIASES.get(loc, loc)
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{var}: {msg}") from None
+        raise config_error(exc, Settings) from None

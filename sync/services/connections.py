@@ -10,17 +10,28 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from sync.contract import ConnectionInfo, ProviderError
-from sync.integrations.registry import adapter_for
-from sync.store import audit
-from sync.runtime.core import Core
-from sync.store.model import Calendar, Connection, Practice, Practitioner
+from sync.contract import ConnectionInfo, ProviderError, Refused
+from sync.contract.integration import ROLES as CONTRACT_ROLES
+from sync.contract.integration import Connected, StaffRef
 from sync.engine.projection import PROJECTIONS
-from sync.integrations.sources import is_read_only
+from sync.integrations import registry
+from sync.integrations.connect import SavedConnection, calendar_view, refresh_calendars, save_connection
+from sync.runtime.core import Core
+from sync.store import audit
+from sync.store.model import Calendar, Connection, ConsentGrant, Practice, Practitioner
 
-__all__ = ["ROLES", "ConnectionError_", "add_connection", "calendar_rows", "remove_connection", "set_calendar"]
+__all__ = [
+    "ROLES",
+    "ConnectionError_",
+    "add_connection",
+    "add_practice_wide",
+    "calendar_rows",
+    "refresh_connection",
+    "remove_connection",
+    "set_calendar",
+]
 
-ROLES = ("source", "mirror", "busy")
+ROLES = CONTRACT_ROLES
 
 
 class ConnectionError_(Exception):
@@ -51,8 +62,9 @@ async def add_connection(
 ) -> AddedConnection:
     """Discover the account's calendars and store the connection with them (nothing is written remotely).
 
-    New CalDAV calendars start as `busy` (read only) so nothing is written to a calendar before an
-    admin gives it the mirror or source role; an ICS feed is a read-only `source`.
+    New calendars get the integration's default roles (CalDAV's start as `busy`, so nothing is
+    written to a calendar before an admin gives it the mirror or source role; a feed is a `source`)
+    and the read-only flag its adapter reported.
     """
     try:
         # The parser the adapters' HTTP client uses: what it refuses must be refused here, with
@@ -70,45 +82,83 @@ async def add_connection(
                           config={"url": url}, credentials=credentials,
                           transport=core.services.get("http_transport"))
     try:
-        found = await adapter_for(provider).discover(info, core.settings)
+        integration = registry.get(provider)
+        found = await registry.calendar_slot(provider).discover(info, core.settings)
     except ProviderError as exc:
         raise ConnectionError_(f"{exc.user_message} ({type(exc).__name__}: {str(exc)[:200]})") from None
-    except ImportError:
-        raise ConnectionError_(f"the {provider} adapter is not installed in this build") from None
     if not found:
         raise ConnectionError_("the account has no calendars")
-    role = "source" if provider == "ics" else "busy"
+    saved = await save_connection(
+        core, integration, Connected(info.account, info.config, credentials, found),
+        practice_id=practice.id, practitioner_id=practitioner_id, actor=actor,
+    )
+    return AddedConnection(saved.connection_id, saved.calendars)
+
+
+async def add_practice_wide(
+    core: Core, integration_name: str, practice_name: str | None, tenant: str, *, actor: str
+) -> SavedConnection:
+    """The practice-wide connection of a tenant-consent integration, with the calendars of its mapped staff.
+
+    Refused until an admin granted consent for that tenant (the Teams `consent` flow records it).
+    """
+    from sync.services.practices import practice_by_name
+
+    integration = registry.get(integration_name)
+    flow = integration.connect.tenant
+    if flow is None:
+        raise ConnectionError_(f"{integration.title} has no practice-wide connection")
+    wanted = tenant.strip().lower()
     async with core.store.session() as s:
-        conn = Connection(practice_id=practice.id, practitioner_id=practitioner_id, provider=provider,
-                          account=info.account, config=info.config, credentials=credentials,
-                          window_days_back=core.settings.sync_days_back,
-                          window_days_ahead=core.settings.sync_days_ahead)
-        s.add(conn)
-        await s.flush()
-        rows = []
-        for cal in found:
-            c = Calendar(connection_id=conn.id, remote_id=cal.remote_id, name=cal.name, timezone=cal.timezone,
-                         role=role, projection="initials")
-            s.add(c)
-            await s.flush()
-            rows.append(_calendar_row(c, conn))
-        await audit.record(s, actor=actor, action="connection.add", practice_id=practice.id,
-                           details={"connection_id": conn.id, "provider": provider, "calendars": len(rows)})
-    return AddedConnection(conn.id, rows)
+        practice = await practice_by_name(s, practice_name)
+        grant = await s.scalar(
+            select(ConsentGrant)
+            .where(ConsentGrant.practice_id == practice.id, ConsentGrant.granted.is_(True))
+            .order_by(ConsentGrant.at.desc(), ConsentGrant.id.desc())
+        )
+        if grant is None or (grant.tenant_id or "").lower() != wanted:
+            raise Refused(
+                f"No admin consent for that {integration.title} tenant yet: an admin runs `consent` in Teams first.",
+                provider=integration.name,
+            )
+        staff = [_staff_ref(p) for p in await s.scalars(select(Practitioner).where(
+            Practitioner.practice_id == practice.id, Practitioner.opted_out.is_(False)).order_by(Practitioner.id))]
+        practice_id = practice.id
+    connected = await flow.connect(core.settings, tenant=wanted, staff=staff,
+                                   transport=core.services.get("http_transport"))
+    return await save_connection(core, integration, connected, practice_id=practice_id, practitioner_id=None,
+                                 actor=actor, allow_empty=True)
 
 
-def _calendar_row(c: Calendar, conn: Connection) -> dict[str, Any]:
-    return {"id": c.id, "name": c.name, "url": c.remote_id, "connection": conn.id, "provider": conn.provider,
-            "role": c.role, "projection": c.projection, "sync_enabled": c.sync_enabled,
-            "practitioner": c.practitioner_id if c.practitioner_id is not None else conn.practitioner_id,
-            "last_full_sync_at": c.last_full_sync_at}
+def _staff_ref(p: Practitioner) -> StaffRef:
+    """A practitioner as integrations see them. Their directory identities are columns today; the
+    external-identity table replaces them."""
+    identities = {k: v for k, v in (("upn", p.upn), ("object_id", p.graph_object_id)) if v}
+    return StaffRef(practitioner_id=p.id, name=p.name, email=p.email, identities=identities)
+
+
+async def refresh_connection(core: Core, practice_id: int, ref: str, *, actor: str) -> SavedConnection:
+    """Find the calendars of a practice's connection again, named by id, integration name or account."""
+    async with core.store.session() as s:
+        conns = list((await s.scalars(
+            select(Connection).where(Connection.practice_id == practice_id).order_by(Connection.id))).all())
+    word = ref.strip().lower().removeprefix("#")
+    chosen = registry.resolve(word)
+    matches = [c for c in conns if (word.isdigit() and c.id == int(word)) or c.account.lower() == word
+               or (chosen is not None and c.provider == chosen.name)]
+    if not matches:
+        raise ConnectionError_(f"no connection is called {ref!r}; `status` lists them")
+    if len(matches) > 1:
+        ids = ", ".join(str(c.id) for c in matches)
+        raise ConnectionError_(f"{ref!r} names connections {ids}; say which by its number")
+    return await refresh_calendars(core, matches[0].id, actor=actor)
 
 
 async def calendar_rows(core: Core) -> list[dict[str, Any]]:
     async with core.store.session() as s:
         rows = (await s.execute(select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id)
                                 .order_by(Calendar.id))).tuples().all()
-        return [_calendar_row(c, conn) for c, conn in rows]
+        return [calendar_view(c, conn) for c, conn in rows]
 
 
 async def set_calendar(
@@ -126,8 +176,10 @@ async def set_calendar(
             raise ConnectionError_(f"there is no calendar {calendar_id}; `clinicbot calendar list` shows them")
         conn = await s.get(Connection, cal.connection_id)
         assert conn is not None
-        if role == "mirror" and is_read_only(conn):
-            raise ConnectionError_("an ICS feed is read-only; it can be a source or busy calendar, not a mirror")
+        if role == "mirror" and cal.read_only:
+            raise ConnectionError_(
+                f"{cal.name or 'that calendar'} is read-only; it can be a source or busy calendar, not a mirror"
+            )
         practitioner_id = await _practitioner(core, conn.practice_id, practitioner)
         before = {"role": cal.role, "projection": cal.projection, "sync_enabled": cal.sync_enabled,
                   "practitioner_id": cal.practitioner_id}
@@ -151,7 +203,7 @@ async def set_calendar(
             raise ConnectionError_("that change conflicts with another calendar") from None
         await audit.record(s, actor=actor, action="calendar.set", practice_id=conn.practice_id,
                            before=before, after=after, details={"calendar_id": cal.id})
-        row = _calendar_row(cal, conn)
+        row = calendar_view(cal, conn)
     if not cal.sync_enabled or cal.role == "busy":  # a calendar that stopped syncing keeps no push channel
         from sync.integrations.push import stop_push
 

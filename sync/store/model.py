@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -218,6 +219,9 @@ class Calendar(Base):
     sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Show clinicbot's copies as free rather than busy ("send as free").
     show_as_free: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The platform lets us read but not write it (as its adapter reported at discovery): it can be a
+    #: source or busy calendar, never a mirror, and bookings on it are not moved there.
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     timezone: Mapped[str | None] = mapped_column(String(64))
     cursor: Mapped[str | None] = mapped_column(Text)
     cursor_updated_at: Mapped[datetime | None]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -32,6 +32,7 @@ from sync.contract import (
     CalendarProvider,
     CursorExpired,
     NotFound,
+    PagedChanges,
     WrongEtag,
 )
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
@@ -244,6 +245,24 @@ class CalendarProviderContract:
             assert by_id[remote_id].etag == item.etag
             assert by_id[remote_id].event.summary == item.event.summary
         assert listing.cursor and listing.cursor != empty.cursor
+
+    async def test_paging_is_declared_and_pages_add_up_to_the_listing(
+        self, provider: CalendarProvider, window: Window
+    ) -> None:
+        """Optional capabilities are declared, not probed: `paged` says whether `change_pages` exists,
+        and its pages hold exactly the listing's items, the cursor on the last page only."""
+        assert provider.capabilities.paged == callable(getattr(provider, "change_pages", None))
+        if not provider.capabilities.paged:
+            pytest.skip(f"{provider.name} does not page its changes")
+        self.require_writable(provider)
+        made = set()
+        for days in (1, 2, 5):
+            event = contract_event(self.soon(days=days), summary=f"paged {days}")
+            made.add((await provider.create(event, idempotency_key=event.uid)).remote_id)
+        paged = cast(PagedChanges, provider)
+        pages = [page async for page in paged.change_pages(None, window)]
+        assert pages and all(p.cursor is None for p in pages[:-1]) and pages[-1].cursor
+        assert {i.remote_id for p in pages for i in p.items} == made == _ids(await self.listing(provider, window))
 
     async def test_incremental_changes_return_only_the_peer_edit(
         self, provider: CalendarProvider, peer: CalendarProvider, window: Window

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from sync.contract import (
@@ -89,7 +89,7 @@ class MemoryCalendar:
     ) -> None:
         self.server = server or MemoryServer()
         self.capabilities = CalendarCapabilities(
-            read_only=read_only, push=False, free_busy=True, delta=True, series=series
+            read_only=read_only, push=False, free_busy=True, delta=True, series=series, paged=True
         )
 
     def _maybe_fail(self, operation: str) -> None:
@@ -122,7 +122,7 @@ class MemoryCalendar:
                 changed.append(item)
         return ChangeSet(items=changed, deleted_ids=deleted, cursor=srv.cursor(), full=False)
 
-    async def change_pages(self, cursor: str | None, window: Window) -> AsyncIterator[ChangeSet]:
+    async def change_pages(self, cursor: str | None, window: Window) -> AsyncGenerator[ChangeSet, None]:
         """`changes` in pages of `server.page_size` items, the cursor on the last one; the failure
         queue "page" fails the stream before a page after the first."""
         whole = await self.changes(cursor, window)

@@ -11,12 +11,12 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from sync.contract import AuthExpired, CalendarProvider, ConnectionInfo
 from adapters.caldav import CONNECT_HELP, CalDAVCalendar, discover, open_calendar
-from sync.runtime.settings import Settings
+from sync.contract import AuthExpired, CalendarProvider, ConnectionInfo
 from sync.contract.items import EventData, Window
-from tests.adapters.contract import CalendarProviderContract
+from sync.runtime.settings import Settings
 from tests.adapters.caldav.fakes.caldav_server import FakeCalDAV
+from tests.adapters.contract import CalendarProviderContract
 
 LOOPBACK_OK = Settings(CLINICBOT_ALLOW_PRIVATE_URLS=True)
 WINDOW = Window.around(datetime.now(UTC))
@@ -125,7 +125,7 @@ async def test_truncated_sync_answers_are_followed_and_bodies_fetched_by_multige
 
 
 async def test_registry_serves_icloud_and_defaults_to_caldav_icloud_com() -> None:
-    from sync.integrations.registry import adapter_for
+    from sync.integrations import registry
 
     seen: list[httpx.Request] = []
 
@@ -140,7 +140,7 @@ async def test_registry_serves_icloud_and_defaults_to_caldav_icloud_com() -> Non
         credentials={"username": "dr.lee@icloud.com", "password": "abcd-efgh-ijkl-mnop"},
         transport=httpx.MockTransport(handler),
     )
-    module = adapter_for("icloud")
+    module = registry.calendar_slot("icloud")
     with pytest.raises(AuthExpired):
         await module.discover(conn, LOOPBACK_OK)
     assert str(seen[0].url) == "https://caldav.icloud.com/.well-known/caldav"

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from sync.contract import ConnectionInfo
 from adapters.google.provider import GoogleCalendar
 from adapters.kit.http import RetryPolicy
+from sync.contract import ConnectionInfo
 from sync.runtime.settings import Settings
 from tests.adapters.google.fakes.google import GoogleFake
+from tests.conftest import settings_with
 
 PRIMARY = "primary-owner@example.org"
 
@@ -28,8 +29,7 @@ async def fake() -> AsyncIterator[GoogleFake]:
 
 @pytest.fixture
 def gsettings(fake: GoogleFake) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
+    return settings_with(
         google_api_url=fake.url,
         google_oauth_url=fake.url,
         google_auth_url=f"{fake.url}/o/oauth2/v2/auth",

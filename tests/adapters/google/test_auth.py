@@ -9,11 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from sync.contract import AuthExpired, ConnectionInfo, Refused
 from adapters.google.auth import GoogleTokens, authorization_request, exchange_code, pkce_pair, redirect_uri
 from adapters.google.provider import GoogleCalendar
-from sync.runtime.settings import Settings
+from adapters.google.settings import GoogleSettings
+from sync.contract import AuthExpired, ConnectionInfo, Refused
 from sync.contract.items import Window
+from sync.runtime.settings import Settings
 from tests.adapters.google.conftest import PRIMARY, Saved
 from tests.adapters.google.fakes.google import GoogleFake
 
@@ -62,7 +63,8 @@ async def test_a_wrong_code_verifier_is_refused(gsettings: Settings) -> None:
 async def test_wrong_client_secret_is_a_configuration_error(gsettings: Settings) -> None:
     request = authorization_request(gsettings)
     callback = await consent(request.url)
-    wrong = gsettings.model_copy(update={"google_client_secret": "not-the-secret"})
+    own = gsettings.section(GoogleSettings)
+    wrong = gsettings.with_sections(own.model_copy(update={"google_client_secret": "not-the-secret"}))
     with pytest.raises(Refused, match="CLINICBOT_GOOGLE_CLIENT"):
         await exchange_code(wrong, callback["code"], request.code_verifier, request.redirect_uri)
 

@@ -1,5 +1,7 @@
 """`connect google`: the OAuth state is single-use, expires, and a finished flow stores the
-connection with encrypted credentials; the CLI starts the flow in table or JSON form."""
+connection with encrypted credentials and the calendars Google lists; the CLI starts the flow in
+table or JSON form. (The state and rows are the core's, sync.integrations.connect; Google's flow is
+plain data.)"""
 
 from __future__ import annotations
 
@@ -13,16 +15,17 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
+from adapters.google.settings import GoogleSettings
+from bot.cli.sync_commands import connection
 from sync.contract import Refused
-from adapters.google.connect import begin_connect, finish_connect
-from bot.cli.google_commands import connection
-from sync.runtime.settings import Settings
+from sync.integrations.connect import begin_oauth, finish_oauth
 from sync.runtime.core import Core
-from sync.store.model import Connection, OAuthState, utcnow
+from sync.runtime.settings import Settings
 from sync.services.practices import create_practice
+from sync.store.model import Calendar, Connection, OAuthState, utcnow
 from tests.adapters.google.conftest import PRIMARY
-from tests.conftest import TEST_KEY
 from tests.adapters.google.fakes.google import GoogleFake
+from tests.conftest import TEST_KEY
 
 
 async def consent(url: str) -> dict[str, str]:
@@ -32,55 +35,56 @@ async def consent(url: str) -> dict[str, str]:
 
 
 def google_settings(core: Core, fake: GoogleFake) -> Settings:
-    return core.settings.model_copy(
-        update={
-            "google_api_url": fake.url,
-            "google_oauth_url": fake.url,
-            "google_auth_url": f"{fake.url}/o/oauth2/v2/auth",
-            "google_client_id": fake.oauth.client_id,
-            "google_client_secret": fake.oauth.client_secret,
-        }
+    return core.settings.with_sections(
+        GoogleSettings(  # type: ignore[call-arg]
+            _env_file=None,
+            google_api_url=fake.url,
+            google_oauth_url=fake.url,
+            google_auth_url=f"{fake.url}/o/oauth2/v2/auth",
+            google_client_id=fake.oauth.client_id,
+            google_client_secret=fake.oauth.client_secret,
+        )
     )
 
 
 async def test_connect_round_trip_stores_encrypted_credentials(core: Core, fake: GoogleFake) -> None:
-    settings = google_settings(core, fake)
+    core.settings = google_settings(core, fake)
     async with core.store.session() as s:
         practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
-        pending = await begin_connect(
-            s, settings, practice_id=practice.id, chat_identity_id=None, send_updates="externalOnly"
-        )
+    pending = await begin_oauth(
+        core, "google", practice_id=practice.id, chat_identity_id=None, options={"send_updates": "externalOnly"}
+    )
     assert pending.expires_at - utcnow() <= timedelta(minutes=10)
     callback = await consent(pending.url)
     assert callback["state"] == pending.state
+    conn = await finish_oauth(core, "google", {"state": pending.state, "code": callback["code"]})
     async with core.store.session() as s:
-        conn = await finish_connect(s, settings, state=pending.state, code=callback["code"])
-    async with core.store.session() as s:
-        stored = await s.get(Connection, conn.id)
+        stored = await s.get(Connection, conn.connection_id)
         assert stored is not None and stored.account == PRIMARY
         assert stored.config["send_updates"] == "externalOnly"
         assert stored.credentials["refresh_token"] in fake.oauth.refresh_tokens
         raw = (await s.execute(text("SELECT credentials FROM connection"))).scalar_one()
         assert "refresh_token" not in raw and stored.credentials["refresh_token"] not in raw
+        # The calendars Google lists are stored with the connection: the primary one is the source.
+        cals = {c.remote_id: c for c in (await s.scalars(select(Calendar))).all()}
+        assert cals[PRIMARY].role == "source" and not cals[PRIMARY].read_only
+        assert all(c.role == "busy" for rid, c in cals.items() if rid != PRIMARY)
     with pytest.raises(Refused, match="already used"):
-        async with core.store.session() as s:
-            await finish_connect(s, settings, state=pending.state, code=callback["code"])
+        await finish_oauth(core, "google", {"state": pending.state, "code": callback["code"]})
 
 
 async def test_unknown_and_expired_states_change_nothing(core: Core, fake: GoogleFake) -> None:
-    settings = google_settings(core, fake)
+    core.settings = google_settings(core, fake)
     async with core.store.session() as s:
         practice = await create_practice(s, "Ash Clinic", "UTC", "test")
-        pending = await begin_connect(s, settings, practice_id=practice.id, chat_identity_id=None)
+    pending = await begin_oauth(core, "google", practice_id=practice.id, chat_identity_id=None)
     callback = await consent(pending.url)
     with pytest.raises(Refused, match="unknown"):
-        async with core.store.session() as s:
-            await finish_connect(s, settings, state="forged", code=callback["code"])
+        await finish_oauth(core, "google", {"state": "forged", "code": callback["code"]})
     with pytest.raises(Refused, match="expired"):
-        async with core.store.session() as s:
-            await finish_connect(
-                s, settings, state=pending.state, code=callback["code"], now=utcnow() + timedelta(minutes=11)
-            )
+        await finish_oauth(
+            core, "google", {"state": pending.state, "code": callback["code"]}, now=utcnow() + timedelta(minutes=11)
+        )
     async with core.store.session() as s:
         assert await s.scalar(select(func.count()).select_from(Connection)) == 0
         assert (await s.scalar(select(OAuthState.used_at))) is None

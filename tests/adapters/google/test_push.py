@@ -22,6 +22,8 @@ from adapters.google.push import (
     stop_channel,
     webhook_address,
 )
+from bot.http.webhooks import answer_response, plain_request
+from sync.contract.integration import Channel
 from tests.adapters.google.conftest import PRIMARY
 from tests.adapters.google.fakes.google import GoogleFake
 
@@ -34,11 +36,32 @@ class Receiver:
     channels: dict[str, WatchChannel] = field(default_factory=dict)
     queued: list[tuple[str, str]] = field(default_factory=list)
 
-    async def find(self, connection_id: str, channel_id: str) -> WatchChannel | None:
-        return self.channels.get(channel_id) if connection_id == "7" else None
 
-    async def queue(self, connection_id: str, calendar_id: str) -> None:
-        self.queued.append((connection_id, calendar_id))
+
+@dataclass
+class Desk:
+    """The ChannelDesk the route hands the handler: one connection's view of the Receiver."""
+
+    rec: Receiver
+    connection_id: int
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        found = self.rec.channels.get(channel_id) if self.connection_id == 7 else None
+        if found is None:
+            return None
+        return Channel(found.channel_id, found.resource_id, found.token, found.expires_at, found.calendar_remote_id)
+
+    async def sync(self, channel: Channel, reason: str) -> None:
+        self.rec.queued.append((str(self.connection_id), channel.calendar_remote_id))
+
+    async def renew_soon(self, channel: Channel) -> None:
+        pass
+
+    async def forget(self, channel: Channel) -> None:
+        pass
 
 
 @pytest.fixture
@@ -46,12 +69,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
 
     async def route(request: web.Request) -> web.Response:
-        return await handle_notification(
-            request,
-            connection_id=request.match_info["connection_id"],
-            find_channel=rec.find,
-            queue_sync=rec.queue,
-        )
+        plain = await plain_request(request, 64 * 1024)
+        assert plain is not None
+        return answer_response(await handle_notification(plain, Desk(rec, int(request.match_info["connection_id"]))))
 
     app = web.Application()
     app.router.add_post("/webhooks/google/{connection_id}", route)

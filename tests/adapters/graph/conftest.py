@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from sync.contract import ConnectionInfo
 from adapters.graph import GraphTransports, open_calendar
 from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
 from adapters.graph.provider import GraphCalendar
+from sync.contract import ConnectionInfo
 from sync.runtime.settings import Settings
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
+from tests.conftest import settings_with
 
 CLIENT_ID = "00000000-aaaa-4bbb-8ccc-000000000001"
 CLIENT_SECRET = "fake-secret-for-tests"
@@ -43,7 +44,7 @@ async def fake() -> AsyncIterator[GraphFake]:
 
 @pytest.fixture
 def settings(fake: GraphFake) -> Settings:
-    return Settings(_env_file=None, graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET)  # type: ignore[call-arg]
+    return settings_with(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET)
 
 
 @pytest.fixture

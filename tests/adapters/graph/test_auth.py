@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import trustme
 
-from sync.contract import AuthExpired, ConnectionInfo, Refused
 from adapters.graph import discover, open_calendar
 from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
-from sync.runtime.settings import Settings
+from sync.contract import AuthExpired, ConnectionInfo, Refused
 from sync.contract.items import Window
+from sync.runtime.settings import Settings
 from tests.adapters.graph.conftest import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -25,6 +25,7 @@ from tests.adapters.graph.conftest import (
 )
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
+from tests.conftest import settings_with
 
 WINDOW = Window(datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 2, 1, tzinfo=UTC))
 
@@ -122,7 +123,7 @@ async def test_client_credentials_need_admin_consent(fake: GraphFake, settings: 
 
 async def test_wrong_client_secret_is_auth_expired(fake: GraphFake, mailbox: Mailbox) -> None:
     fake.login.grant_admin_consent(TENANT)
-    wrong = Settings(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret="not-it")
+    wrong = settings_with(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret="not-it")
     conn = ConnectionInfo(
         "graph", "practice", {"mode": "application", "tenant_id": TENANT}, None, None, transports(fake)
     )
@@ -147,7 +148,7 @@ async def test_https_fake_trusted_through_ssl_cert_file(monkeypatch: pytest.Monk
         with ca.cert_pem.tempfile() as ca_file:
             monkeypatch.setenv("SSL_CERT_FILE", ca_file)
             monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_file)
-            settings = Settings(
+            settings = settings_with(
                 graph_url=url, login_url=url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET
             )
             config = GraphAuthConfig.from_settings(settings)

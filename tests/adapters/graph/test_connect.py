@@ -6,29 +6,34 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
-from sync.contract import Refused
-from adapters.graph.connect import (
-    add_application_connection,
-    begin_connect,
-    finish_connect,
-    map_practitioner,
-)
+from adapters.graph import INTEGRATION
+from adapters.graph.connect import map_practitioner
+from adapters.graph.connection import GraphTransports
+from adapters.graph.oauth import GraphTenant
 from bot.cli import main
-from bot.cli.graph_commands import connection, practitioner
+from bot.cli.graph_commands import practitioner
+from bot.cli.sync_commands import connection
+from sync.contract import Refused
+from sync.contract.integration import Connected
+from sync.integrations import registry
+from sync.integrations.connect import begin_oauth, finish_oauth
 from sync.runtime.core import Core, open_core
-from sync.store.model import Connection, ConsentGrant, OAuthState, Practitioner, utcnow
+from sync.services.connections import add_practice_wide
 from sync.services.practices import add_practitioner, create_practice
+from sync.store.model import Calendar, Connection, ConsentGrant, OAuthState, Practitioner, utcnow
 from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT
-from tests.conftest import TEST_KEY, make_settings
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
+from tests.conftest import TEST_KEY, make_settings
 
 OID = "6f1c9a52-1d4e-4a7b-9a0f-2f3b4c5d6e7f"
 
@@ -46,6 +51,7 @@ async def db(fake: GraphFake, tmp_path: Path) -> AsyncIterator[Core]:
         public_url="https://clinic.example.org",
     )
     core = open_core(settings)
+    core.services["http_transport"] = GraphTransports(login=fake.login.http_client(fake.url))
     await upgrade(core.store)
     try:
         yield core
@@ -54,45 +60,37 @@ async def db(fake: GraphFake, tmp_path: Path) -> AsyncIterator[Core]:
 
 
 async def test_connect_round_trip_is_single_use_and_encrypted(db: Core, fake: GraphFake, mailbox: Mailbox) -> None:
-    login = fake.login.http_client(fake.url)
     async with db.store.session() as s:
         practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
-        pending = await begin_connect(s, db.settings, practice_id=practice.id, chat_identity_id=None, http_client=login)
+    pending = await begin_oauth(db, "graph", practice_id=practice.id, chat_identity_id=None)
     assert "redirect_uri=https%3A%2F%2Fclinic.example.org%2Foauth%2Fgraph%2Fcallback" in pending.url
     answer = fake.login.approve(pending.url, mailbox.user.upn)
     assert answer["state"] == pending.state
-    async with db.store.session() as s:
-        conn = await finish_connect(s, db.settings, params=answer, http_client=login)
-        assert conn.account == mailbox.user.upn and conn.config["mode"] == "delegated"
+    conn = await finish_oauth(db, "graph", answer)
+    assert conn.account == mailbox.user.upn and conn.config["mode"] == "delegated"
+    # The mailbox's calendars are stored with it: the default one is the source.
+    assert [(c["url"], c["role"]) for c in conn.calendars] == [("me/calendar", "source")]
     async with db.store.session() as s:
         raw = await s.scalar(text("SELECT credentials FROM connection"))
         assert raw.startswith("v1:") and "token_cache" not in raw and "refresh" not in raw
         stored = await s.scalar(select(Connection))
         assert stored is not None and stored.credentials["kind"] == "delegated"
     with pytest.raises(Refused, match="already used"):
-        async with db.store.session() as s:
-            await finish_connect(s, db.settings, params=answer, http_client=login)
+        await finish_oauth(db, "graph", answer)
     async with db.store.session() as s:
         assert await s.scalar(select(func.count()).select_from(Connection)) == 1
 
 
 async def test_expired_or_forged_state_changes_nothing(db: Core, fake: GraphFake, mailbox: Mailbox) -> None:
-    login = fake.login.http_client(fake.url)
     async with db.store.session() as s:
         practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
-        pending = await begin_connect(
-            s,
-            db.settings,
-            practice_id=practice.id,
-            chat_identity_id=None,
-            http_client=login,
-            now=utcnow() - timedelta(minutes=11),
-        )
+    pending = await begin_oauth(
+        db, "graph", practice_id=practice.id, chat_identity_id=None, now=utcnow() - timedelta(minutes=11)
+    )
     answer = fake.login.approve(pending.url, mailbox.user.upn)
     for params, message in [(answer, "expired"), ({**answer, "state": "forged"}, "unknown")]:
         with pytest.raises(Refused, match=message):
-            async with db.store.session() as s:
-                await finish_connect(s, db.settings, params=params, http_client=login)
+            await finish_oauth(db, "graph", params)
     async with db.store.session() as s:
         assert await s.scalar(select(func.count()).select_from(Connection)) == 0
         assert (await s.scalar(select(OAuthState.used_at))) is None
@@ -103,15 +101,19 @@ async def test_application_connection_needs_consent_and_follows_mapping(db: Core
         practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
         lee = await add_practitioner(s, practice, "Dr Ann Lee", email="ann@clinic.example", tz=None, actor="test")
         await add_practitioner(s, practice, "Dr Unmapped", email=None, tz=None, actor="test")
-        with pytest.raises(Refused, match="consent"):
-            await add_application_connection(s, practice.id, TENANT)
+    with pytest.raises(Refused, match="consent"):
+        await add_practice_wide(db, "graph", None, TENANT, actor="test")
+    async with db.store.session() as s:
         s.add(ConsentGrant(practice_id=practice.id, tenant_id="someone-else", granted=True))
-        await s.flush()
-        with pytest.raises(Refused, match="consent"):
-            await add_application_connection(s, practice.id, TENANT)
+    with pytest.raises(Refused, match="consent"):
+        await add_practice_wide(db, "graph", None, TENANT, actor="test")
+    async with db.store.session() as s:
         s.add(ConsentGrant(practice_id=practice.id, tenant_id=TENANT, granted=True))
-        await s.flush()
-        conn = await add_application_connection(s, practice.id, TENANT.upper())
+    saved = await add_practice_wide(db, "graph", None, TENANT.upper(), actor="test")
+    async with db.store.session() as s:
+        conn = await s.get(Connection, saved.connection_id)
+        assert conn is not None
+        lee = await s.get(Practitioner, lee.id)
         assert conn.config == {"mode": "application", "tenant_id": TENANT, "users": []}
         assert conn.credentials == {"kind": "application", "tenant_id": TENANT}
         changed = await map_practitioner(s, lee, upn="Ann.Lee@Clinic.Example", object_id=None)
@@ -160,7 +162,24 @@ def test_cli_maps_practitioners_and_adds_the_application_connection(tmp_path: Pa
     assert "--tenant" in runner.invoke(connection, ["add", "graph", "--application"], env=env).output
 
 
-async def test_cli_application_connection_after_consent(db: Core, tmp_path: Path) -> None:
+class _TenantThroughFake(GraphTenant):
+    """GraphTenant with MSAL routed to the fake authority (the CLI has no transport option)."""
+
+    def __init__(self, fake: GraphFake) -> None:
+        self.fake = fake
+
+    async def connect(self, host: Any, *, tenant: str, staff: Any, transport: Any = None) -> Connected:
+        routed = GraphTransports(login=self.fake.login.http_client(self.fake.url))
+        return await super().connect(host, tenant=tenant, staff=staff, transport=routed)
+
+
+async def test_cli_application_connection_after_consent(
+    db: Core, fake: GraphFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_user("ann@clinic.example", tenant_id=TENANT)
+    fake.login.grant_admin_consent(TENANT)
+    through_fake = replace(INTEGRATION, connect=replace(INTEGRATION.connect, tenant=_TenantThroughFake(fake)))
+    monkeypatch.setitem(registry.OVERRIDES, "graph", through_fake)
     async with db.store.session() as s:
         practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
         lee = await add_practitioner(s, practice, "Dr Ann Lee", email=None, tz=None, actor="test")
@@ -171,6 +190,7 @@ async def test_cli_application_connection_after_consent(db: Core, tmp_path: Path
         "CLINICBOT_SECRET_KEY": TEST_KEY,
         "CLINICBOT_GRAPH_CLIENT_ID": CLIENT_ID,
         "CLINICBOT_GRAPH_CLIENT_SECRET": CLIENT_SECRET,
+        "CLINICBOT_GRAPH_URL": fake.url,
     }
     await db.close()
     result = await asyncio.to_thread(
@@ -180,17 +200,20 @@ async def test_cli_application_connection_after_consent(db: Core, tmp_path: Path
         env=env,
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {
+    out = json.loads(result.output)
+    assert {k: out[k] for k in ("id", "provider", "account", "status")} == {
         "id": 1,
         "provider": "graph",
-        "mode": "application",
         "account": f"tenant {TENANT}",
-        "users": 1,
         "status": "active",
     }
+    assert out["config"]["mode"] == "application" and len(out["config"]["users"]) == 1
+    # The mapped practitioner's calendar is stored with the connection, its default one as a source.
+    assert [(c["url"], c["role"]) for c in out["calendars"]] == [("users/ann@clinic.example/calendar", "source")]
     core = open_core(db.settings)
     try:
         async with core.store.session() as s:
             assert (await s.scalar(select(Practitioner.upn))) == "ann@clinic.example"
+            assert (await s.scalar(select(func.count()).select_from(Calendar))) == 1
     finally:
         await core.close()

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from adapters.graph import open_calendar
+from adapters.graph.provider import Create, Delete, GraphCalendar, Update, transaction_id
 from sync.contract import (
     AlreadyExists,
     AuthExpired,
@@ -18,14 +20,13 @@ from sync.contract import (
     Refused,
     WrongEtag,
 )
-from adapters.graph import open_calendar
-from adapters.graph.provider import Create, Delete, GraphCalendar, Update, transaction_id
-from sync.runtime.settings import Settings
 from sync.contract.items import EventData, RemoteItem, Window
+from sync.runtime.settings import Settings
 from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, Saved, sign_in, transports
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
 from tests.adapters.graph.fakes.graph_throttle import ThrottlePolicy
+from tests.conftest import settings_with
 
 START = datetime(2030, 3, 4, 9, 0, tzinfo=ZoneInfo("Europe/London"))
 WINDOW = Window(START - timedelta(days=2), START + timedelta(days=40))
@@ -210,7 +211,7 @@ async def test_throttled_batch_items_are_resent_after_retry_after(settings: Sett
     fake.login.register_app(CLIENT_ID, CLIENT_SECRET)
     try:
         mbx = fake.add_user("throttled@clinic.example", tenant_id=TENANT)
-        local = Settings(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET)
+        local = settings_with(graph_url=fake.url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET)
         conn = ConnectionInfo(
             "graph", mbx.user.upn, {}, await sign_in(fake, local, mbx.user.upn), Saved(), transports(fake)
         )

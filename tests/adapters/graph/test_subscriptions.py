@@ -12,15 +12,17 @@ import httpx
 import pytest
 from aiohttp import web
 
-from sync.contract import BadPayload
 from adapters.graph import subscriptions
 from adapters.graph.provider import GraphCalendar
 from adapters.graph.subscriptions import (
-    KnownSubscription,
+    MAX_BODY,
     SubscriptionManager,
     SubscriptionRecord,
     handle_notification,
 )
+from bot.http.webhooks import answer_response, plain_request
+from sync.contract import BadPayload
+from sync.contract.integration import Channel
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
 
@@ -29,23 +31,42 @@ CONNECTION = "7"
 
 @dataclass
 class Bot:
-    """A stand-in for the clinicbot route: known subscriptions and the sync queue."""
+    """A stand-in for the clinicbot route: known subscriptions (by connection) and the sync queue."""
 
     url: str = ""
-    known: dict[str, KnownSubscription] = field(default_factory=dict)
+    known: dict[str, tuple[str, Channel]] = field(default_factory=dict)
     queued: list[tuple[str, str]] = field(default_factory=list)
     slow: bool = False
 
-    async def lookup(self, subscription_id: str) -> KnownSubscription | None:
-        return self.known.get(subscription_id)
-
-    async def queue(self, known: KnownSubscription, reason: str) -> None:
-        if self.slow:
-            await asyncio.sleep(10)
-        self.queued.append((known.remote_id, reason))
-
     def remember(self, record: SubscriptionRecord, connection: str = CONNECTION) -> None:
-        self.known[record.remote_id] = KnownSubscription(record.remote_id, connection, record.client_state)
+        channel = Channel(record.remote_id, record.resource, record.client_state, record.expires_at)
+        self.known[record.remote_id] = (connection, channel)
+
+
+@dataclass
+class Desk:
+    """The ChannelDesk the route hands the handler: one connection's view of the Bot."""
+
+    bot: Bot
+    connection_id: int
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        connection, channel = self.bot.known.get(channel_id, ("", None))
+        return channel if connection == str(self.connection_id) else None
+
+    async def sync(self, channel: Channel, reason: str) -> None:
+        if self.bot.slow:
+            await asyncio.sleep(10)
+        self.bot.queued.append((channel.remote_id, reason))
+
+    async def renew_soon(self, channel: Channel) -> None:
+        pass
+
+    async def forget(self, channel: Channel) -> None:
+        pass
 
 
 @pytest.fixture
@@ -53,12 +74,10 @@ async def bot() -> AsyncIterator[Bot]:
     state = Bot()
 
     async def route(request: web.Request) -> web.Response:
-        return await handle_notification(
-            request,
-            connection_id=request.match_info["connection_id"],
-            lookup=state.lookup,
-            queue_sync=state.queue,
-        )
+        plain = await plain_request(request, MAX_BODY)
+        if plain is None:
+            return web.Response(status=413)
+        return answer_response(await handle_notification(plain, Desk(state, int(request.match_info["connection_id"]))))
 
     app = web.Application()
     app.router.add_post("/webhooks/graph/{connection_id}", route)

@@ -13,8 +13,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from sync.integrations import registry
 from sync.contract.items import EventData
+from sync.integrations import registry
 from tests.conftest import TEST_KEY
 from tests.fakes.memory_calendar import MemoryServer
 from tests.servers import run_cli
@@ -29,7 +29,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> click.Group:
     monkeypatch.setenv("CLINICBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
     monkeypatch.setenv("CLINICBOT_SECRET_KEY", TEST_KEY)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(registry.CALENDAR_PROVIDERS, "caldav", "tests.sync.memory_adapter")
+    monkeypatch.setitem(registry.OVERRIDES, "caldav", memory_adapter.INTEGRATION)
     for group in (sync_commands.connection, sync_commands.calendar, sync_commands.sync, sync_commands.appointments):
         cli_pkg._merge(cli_pkg.main, group)
     return cli_pkg.main
@@ -131,3 +131,17 @@ def test_appointments_list_names_practitioners_in_the_practice_zone_with_the_sum
     table = run(cli, "appointments", "list", "--date", local.date().isoformat())
     assert "Dr Ann Lee" in table and "Team supervision" in table and f"{local:%H:%M}" in table, table
     assert "Asia/Kolkata" in table
+
+
+def test_connection_refresh_adds_calendars_found_later(cli: click.Group) -> None:
+    memory_adapter.SERVERS.clear()
+    memory_adapter.SERVERS["memory://y/bookings"] = MemoryServer()
+    run(cli, "practice", "create", "Clinic", "--tz", "UTC")
+    added = json.loads(run(cli, "connection", "add", "caldav", "--url", "memory://y/", "--json"))
+    assert [c["name"] for c in added["calendars"]] == ["bookings"]
+    memory_adapter.SERVERS["memory://y/rooms"] = MemoryServer()
+    refreshed = json.loads(run(cli, "connection", "refresh", str(added["connection"]), "--json"))
+    assert refreshed["added"] == 1 and sorted(c["name"] for c in refreshed["calendars"]) == ["bookings", "rooms"]
+    assert "0 new calendars" in run(cli, "connection", "refresh", str(added["connection"]))
+    gone = CliRunner().invoke(cli, ["connection", "refresh", "99"])
+    assert gone.exit_code == 1 and "no connection 99" in gone.output

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from sqlalchemy import func, select
 
+from adapters.google.settings import GoogleSettings
 from bot.commands import actions, handle, parse, resolve_actor
 from bot.views import (
     Agenda,
@@ -263,12 +265,37 @@ async def test_connect_google_gives_a_single_use_link_bound_to_the_chat_user(cor
     from sync.store.model import OAuthState
 
     await seed(core)
-    core.settings = core.settings.model_copy(update={"google_client_id": "gid", "google_client_secret": "gsecret"})
+    core.settings = core.settings.with_sections(
+        GoogleSettings(_env_file=None, google_client_id="gid", google_client_secret="gsecret")  # type: ignore[call-arg]
+    )
     admin = await make_actor(core, "UA", ("admin",))
     view = await handle(core, admin, parse("connect gcal"))
     assert isinstance(view, ConnectInfo) and view.url is not None
-    assert view.url.startswith(core.settings.google_auth_url)
+    assert view.url.startswith(core.settings.section(GoogleSettings).google_auth_url)
     async with core.store.session() as s:
         state = await s.scalar(select(OAuthState))
         assert state is not None and state.chat_identity_id == admin.chat_identity_id and state.purpose == "google"
         assert state.state in view.url
+
+
+async def test_refresh_finds_new_calendars_for_admins_only(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync.integrations import registry
+    from sync.services.connections import add_connection
+    from tests.fakes.memory_calendar import MemoryServer
+    from tests.sync import memory_adapter
+
+    monkeypatch.setitem(registry.OVERRIDES, "caldav", memory_adapter.INTEGRATION)
+    monkeypatch.setattr(memory_adapter, "SERVERS", {"memory://dav/work": MemoryServer()})
+    await seed(core)
+    added = await add_connection(core, "caldav", "memory://dav/", actor="test")
+    memory_adapter.SERVERS["memory://dav/rooms"] = MemoryServer()
+    admin = await make_actor(core, "UA", ("admin",))
+    staff = await make_actor(core, "US", ("staff",))
+    denied = await handle(core, staff, parse("refresh caldav"))
+    assert isinstance(denied, Error) and denied.kind == "forbidden"
+    unknown = await handle(core, admin, parse("refresh zoom"))
+    assert isinstance(unknown, Error) and unknown.kind == "input" and "status" in unknown.message
+    view = await handle(core, admin, parse(f"refresh {added.connection_id}"))
+    assert isinstance(view, Notice) and "1 new" in view.text and "rooms (busy)" in view.text
+    async with core.store.session() as s:
+        assert await s.scalar(select(func.count()).select_from(Calendar)) == 2

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.runtime.settings import ConfigError, load_settings
+from sync.integrations import registry
+from sync.runtime.settings import ConfigError, Settings, load_settings
 from tests.servers import run_cli
 
 BAD = [
@@ -19,15 +20,23 @@ BAD = [
     ("CLINICBOT_LOG_FORMAT", "xml", "CLINICBOT_LOG_FORMAT"),
     ("SLACK_API_URL", "ftp://slack", "SLACK_API_URL"),
     ("CLINICBOT_GRAPH_URL", "graph.microsoft.com", "CLINICBOT_GRAPH_URL"),
+    ("CLINICBOT_GOOGLE_AUTH_URL", "accounts.google.com", "CLINICBOT_GOOGLE_AUTH_URL"),
     ("MicrosoftAppType", "Whatever", "MicrosoftAppType"),
 ]
+
+
+def load_checked(**overrides: object) -> Settings:
+    """What the server and the CLI do at start: the core's settings, then every integration's."""
+    settings = load_settings(**overrides)
+    registry.check_settings(settings)
+    return settings
 
 
 @pytest.mark.parametrize(("var", "value", "named"), BAD)
 def test_bad_setting_is_one_line_naming_it(var: str, value: str, named: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError) as err:
-        load_settings(_env_file=None)
+        load_checked(_env_file=None)
     text = str(err.value)
     assert text.startswith(named + ":")
     assert "\n" not in text
@@ -38,6 +47,14 @@ def test_server_stops_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "CLINICBOT_PORT" in result.stderr
+    assert not (tmp_path / "clinicbot.sqlite3").exists()
+
+
+def test_server_stops_with_one_line_for_an_integration_setting(tmp_path: Path) -> None:
+    result = run_cli(["serve"], tmp_path, {"CLINICBOT_GOOGLE_API_URL": "www.googleapis.com"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.strip().startswith("error: CLINICBOT_GOOGLE_API_URL: must be an http(s) URL")
     assert not (tmp_path / "clinicbot.sqlite3").exists()
 
 

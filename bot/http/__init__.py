@@ -1,0 +1,1 @@
+"""The HTTP routes every integration shares: one OAuth callback and one webhook route."""

@@ -1,0 +1,352 @@
+"""What one platform folder exports: the Integration descriptor, its connect spec and capability slots.
+
+Every adapters/<platform>/ package exports `INTEGRATION` (or several, for variants such as iCloud on
+CalDAV) and registers it under the `clinicbot.integrations` entry-point group. The core asks these
+descriptors for names, titles, settings and capabilities, so no shared file names a platform.
+Adapters see plain data only: no database rows and no web framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from urllib.parse import urlsplit
+
+from pydantic_settings import BaseSettings
+
+from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
+
+__all__ = [
+    "CONNECT_KINDS",
+    "ROLES",
+    "CalendarSlot",
+    "Channel",
+    "ChannelDesk",
+    "ChannelOpened",
+    "ConnectKind",
+    "ConnectOption",
+    "ConnectSpec",
+    "Connected",
+    "HostSettings",
+    "Integration",
+    "OAuthFlow",
+    "OAuthStart",
+    "PushChannels",
+    "SignedWebhooks",
+    "StaffRef",
+    "TenantConnect",
+    "WebhookAnswer",
+    "WebhookRequest",
+    "check_http_url",
+]
+
+ConnectKind = Literal["oauth2", "credentials", "feed_url", "tenant_consent"]
+CONNECT_KINDS: tuple[ConnectKind, ...] = ("oauth2", "credentials", "feed_url", "tenant_consent")
+#: The roles a calendar can have: bookings are read from a source, copies written to a mirror,
+#: and a busy calendar only blocks time.
+ROLES = ("source", "mirror", "busy")
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def check_http_url(value: str | None, *, allow_none: bool = True) -> str | None:
+    """A settings validator: an http(s) URL without its trailing slash (the message names what is wrong)."""
+    if value is None or value == "":
+        if allow_none:
+            return None
+        raise ValueError("must be an http(s) URL")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must be an http(s) URL like https://example.org, got {value!r}")
+    return value.rstrip("/")
+
+
+@runtime_checkable
+class HostSettings(Protocol):
+    """What an adapter may read of the core's settings: shared values and its own settings section."""
+
+    allow_private_urls: bool
+    public_url: str | None
+
+    def base_url(self) -> str:
+        """The URL the outside world reaches this server at (OAuth redirects, webhooks)."""
+        ...
+
+    def section(self, cls: type[S]) -> S:
+        """The integration settings of class `cls`, read from the environment once."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthStart:
+    """The start of an OAuth sign-in: where to send the person, and what the core keeps until the callback.
+
+    `secret` (PKCE verifier, MSAL flow, options) is stored encrypted in a single-use state row.
+    """
+
+    url: str
+    state: str
+    secret: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """A finished connect, as plain data: the core writes the Connection and its calendars from it once."""
+
+    account: str
+    config: dict[str, Any]
+    credentials: dict[str, Any] | None
+    calendars: list[CalendarInfo]
+
+
+class OAuthFlow(Protocol):
+    """The OAuth2 round trip of one integration. The core owns the state row, expiry and single use."""
+
+    async def begin(
+        self, host: HostSettings, *, redirect_uri: str, options: Mapping[str, str], transport: Any = None
+    ) -> OAuthStart:
+        """The consent URL for a fresh state; raises Refused when the integration is not configured."""
+        ...
+
+    async def finish(
+        self, host: HostSettings, *, secret: dict[str, Any], query: Mapping[str, str], transport: Any = None
+    ) -> Connected:
+        """Redeem the callback's query (code, state...) and discover the account's calendars."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaffRef:
+    """A practitioner as an integration sees them: their identities on platforms (plain data, no rows)."""
+
+    practitioner_id: int
+    name: str
+    email: str | None
+    #: e.g. {"upn": "dr.lee@clinic.example", "object_id": "6f1c..."}; empty values left out.
+    identities: Mapping[str, str] = field(default_factory=dict)
+
+
+class TenantConnect(Protocol):
+    """A practice-wide connection after an admin consented for the tenant (the core checked the consent)."""
+
+    async def connect(
+        self, host: HostSettings, *, tenant: str, staff: Sequence[StaffRef], transport: Any = None
+    ) -> Connected:
+        """The connection for `tenant` acting for the mapped `staff`, with the calendars found for them."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOption:
+    """A choice a person makes when connecting (the CLI's `--send-updates all`), passed to the OAuth flow."""
+
+    name: str
+    help: str
+    choices: tuple[str, ...] = ()
+    default: str | None = None
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag: `send_updates` -> `--send-updates`."""
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSpec:
+    """How a person connects this integration, and what the chat and CLI tell them.
+
+    - oauth2: a sign-in link from chat or the CLI (`oauth` is the flow);
+    - credentials: server URL, user name and password, given to the CLI only (never typed into chat);
+    - feed_url: one secret URL, given to the CLI only;
+    - tenant_consent: a practice-wide connection after an admin's consent (`clinicbot connection add`
+      with the tenant id).
+    """
+
+    #: The ways it connects; the first is what chat offers.
+    kinds: tuple[ConnectKind, ...]
+    #: Chat's numbered steps for the kinds that are finished on the command line.
+    steps: tuple[str, ...] = ()
+    #: Role of the calendar discovery marks primary (or the only one), and of the others.
+    primary_role: str = "busy"
+    other_role: str = "busy"
+    oauth: OAuthFlow | None = None
+    #: Fixed connection config for this variant (for example a default server URL).
+    defaults: Mapping[str, str] = field(default_factory=dict)
+    #: Words for the configuration the integration needs before anyone can connect (doctor, chat).
+    setup_hint: str = ""
+    #: Choices a person makes when connecting (oauth2).
+    options: tuple[ConnectOption, ...] = ()
+    #: tenant_consent: the client id of the app registration an admin consents to, and the connect itself.
+    client_id: Callable[[HostSettings], str | None] | None = None
+    tenant: TenantConnect | None = None
+
+    @property
+    def kind(self) -> ConnectKind:
+        """The way chat offers."""
+        return self.kinds[0]
+
+    def __post_init__(self) -> None:
+        if not self.kinds or any(k not in CONNECT_KINDS for k in self.kinds):
+            raise ValueError(f"connect kinds must be among {', '.join(CONNECT_KINDS)}, got {self.kinds!r}")
+        for role in (self.primary_role, self.other_role):
+            if role not in ROLES:
+                raise ValueError(f"a default role must be one of {', '.join(ROLES)}, got {role!r}")
+        if "oauth2" in self.kinds and self.oauth is None:
+            raise ValueError("an oauth2 connect needs its OAuthFlow")
+        if "tenant_consent" in self.kinds and (self.client_id is None or self.tenant is None):
+            raise ValueError("a tenant_consent connect needs its client_id and its TenantConnect")
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One push channel (a Graph subscription, a Google watch channel) as the core stores it; secret encrypted."""
+
+    remote_id: str
+    resource_id: str
+    secret: str
+    expires_at: datetime
+    calendar_remote_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOpened:
+    """What opening or renewing a calendar's channel did."""
+
+    channel: Channel
+    #: True when it replaced or extended a channel the calendar had; False for a first (or re-made) one.
+    renewed: bool
+    #: The stored channel was extended in place (same id): only its expiry changes.
+    in_place: bool = False
+    #: An older channel to stop once the new one is stored (best effort: it expires anyway).
+    retire: Channel | None = None
+
+
+class PushChannels(Protocol):
+    """The push-channel capability: change notifications for one calendar, opened, renewed and stopped."""
+
+    #: Renew a channel this long before it expires.
+    renew_margin: timedelta
+
+    def api_url(self, host: HostSettings) -> str:
+        """The platform's API address (plain http is accepted for loopback tests only when both are on loopback)."""
+        ...
+
+    async def open(self, provider: CalendarProvider, url: str, current: Channel | None) -> ChannelOpened:
+        """Open a channel announcing changes to `url`, or renew `current`."""
+        ...
+
+    async def stop(self, provider: CalendarProvider, channel: Channel) -> None:
+        """Stop a channel at the platform; one already gone is fine."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """An inbound webhook as plain data: method, header names in lower case, query, raw body."""
+
+    method: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    """What to answer the platform: status, body text and its type, extra headers."""
+
+    status: int
+    text: str = ""
+    content_type: str = "text/plain"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class ChannelDesk(Protocol):
+    """What the core offers a webhook handler for one connection: its stored channels and its sync queue."""
+
+    connection_id: int
+
+    def now(self) -> datetime:
+        """The core's clock."""
+        ...
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        """The connection's active channel of that id (with its secret), or None."""
+        ...
+
+    async def sync(self, channel: Channel, reason: str) -> None:
+        """Ask for an incremental sync of the connection (queued, never run inline)."""
+        ...
+
+    async def renew_soon(self, channel: Channel) -> None:
+        """The platform wants the channel renewed (re-authorized): the renewal job does it at its next run."""
+        ...
+
+    async def forget(self, channel: Channel) -> None:
+        """The platform removed the channel: the next ensure makes a new one."""
+        ...
+
+
+class SignedWebhooks(Protocol):
+    """The signed-webhook capability: check an inbound notification and say what to sync, fast."""
+
+    #: Bodies larger than this are refused (413) before they are read whole.
+    max_body: int
+
+    async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
+        """Verify (signature, channel secret...) and queue syncs through `desk`; a rejected one changes nothing."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarSlot:
+    """The calendar capability: find an account's calendars, and open one of them."""
+
+    discover: Callable[[ConnectionInfo, HostSettings], Awaitable[list[CalendarInfo]]]
+    open_calendar: Callable[[ConnectionInfo, str, HostSettings], CalendarProvider]
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """One platform as the core sees it. Capability slots left None are capabilities it does not have."""
+
+    name: str
+    title: str
+    connect: ConnectSpec
+    #: Words people may type for it in chat (`connect outlook`); the name always works.
+    aliases: tuple[str, ...] = ()
+    #: The word chat suggests (`connect outlook`), when not its name.
+    word: str = ""
+    #: Its own pydantic-settings class (its environment variables), or None when it needs none.
+    settings: type[BaseSettings] | None = None
+    #: Whether this server is set up for it, from its settings section (None: nothing to set up).
+    configured: Callable[[HostSettings], bool] | None = None
+    calendars: CalendarSlot | None = None
+    #: A booking platform: opens the BookingSource of a connection.
+    booking_source: Callable[[ConnectionInfo, HostSettings], BookingSource] | None = None
+    push_channels: PushChannels | None = None
+    signed_webhooks: SignedWebhooks | None = None
+    #: Publishing (shifts) and staff identities (a platform's staff id -> a practitioner): their
+    #: protocols come with the shift issue and the external-identity table; declared here so the
+    #: registry and the contract tests already know the slots.
+    publishing: object | None = None
+    staff_identities: object | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier() or self.name != self.name.lower():
+            raise ValueError(f"an integration name is a lower-case identifier, got {self.name!r}")
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """Every word that names it in chat: its name first, then its aliases."""
+        return (self.name, *(a for a in self.aliases if a != self.name))
+
+    @property
+    def chat_word(self) -> str:
+        """The word chat suggests for it."""
+        return self.word or self.name
+
+    def is_configured(self, host: HostSettings) -> bool:
+        """True when the server has what this integration needs (always, for those needing nothing)."""
+        return True if self.configured is None else bool(self.configured(host))
