@@ -233,7 +233,7 @@ async def _stop(sched: Any, design: str) -> None:
 
 async def _case(case: str, design: str, url: str, count: int, window: float) -> dict[str, Any]:
     global _CORE
-    from sync.runtime.core import open_core
+    from sync.boot import open_core
 
     with tempfile.TemporaryDirectory() as tmp:
         base = url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"

@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from bot.logs import request_id
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.runtime.settings import Settings
-from sync.runtime.core import Core, open_core
 from sync.store.database import StoreError
 
 __all__ = ["COMPONENTS", "CORE", "build_app", "prepare_database"]

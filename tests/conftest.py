@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.runtime.settings import Settings, load_settings
-from sync.runtime.core import Core, open_core
 from sync.store.crypto import new_key
 
 PG_URL_ENV = "CLINICBOT_TEST_POSTGRES_URL"

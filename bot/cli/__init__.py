@@ -45,10 +45,10 @@ def with_core(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         async def go() -> T:
-            from sync.runtime.core import open_core
+            from sync.boot import open_core
             from sync.store.crypto import KeyError_
-            from sync.store.migrate import prepare_database
             from sync.store.database import StoreError
+            from sync.store.migrate import prepare_database
 
             settings = get_settings()
             try:

@@ -15,47 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select
 
+from sync.engine import subscriber
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
-from sync.store.model import Connection
 from sync.runtime.syncqueue import SyncQueue
+from sync.store.database import after_commit
+from sync.store.model import Connection
 
-__all__ = ["SyncWorker", "after_commit"]
+__all__ = ["SyncWorker"]
 
 log = logging.getLogger("clinicbot.worker")
-
-_AFTER_COMMIT = "clinicbot_after_commit"
-
-
-def _run_after_commit(session: Session) -> None:
-    for callback in session.info.pop(_AFTER_COMMIT, []):
-        try:
-            callback()
-        except Exception:  # a wake-up hint must never break a commit
-            log.exception("after-commit callback failed")
-
-
-def _drop_after_rollback(session: Session, _previous: object) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
-
-
-if not event.contains(Session, "after_commit", _run_after_commit):
-    event.listen(Session, "after_commit", _run_after_commit)
-    event.listen(Session, "after_soft_rollback", _drop_after_rollback)
-
-
-def after_commit(session: Any, callback: Callable[[], None]) -> None:
-    """Run `callback` once the session's transaction commits (dropped on rollback)."""
-    sync_session = getattr(session, "sync_session", session)
-    sync_session.info.setdefault(_AFTER_COMMIT, []).append(callback)
-
 
 class SyncWorker:
     def __init__(self, core: Core, *, idle_seconds: float = 5.0, poll_seconds: float | None = None) -> None:
@@ -68,8 +42,7 @@ class SyncWorker:
         core.services["sync_queue"] = self.queue
 
     async def start(self) -> None:
-        from sync.engine import subscriber
-        subscriber.register(self.core)
+        subscriber.register(self.core)  # a Core built by hand, not by sync.boot.open_core
         if "sync.jobs.worker.wake" not in self.core.bus.names:
             async def wake_on_commit(session: Any, _event: AppointmentEvent) -> None:
                 after_commit(session, self.wake)

@@ -23,8 +23,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.runtime.core import Core
-from sync.store.model import ConflictNotice
 from sync.runtime.notifier import DeliveryError, Notification, Notifier
+from sync.store.database import after_commit
+from sync.store.model import ConflictNotice
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -45,8 +46,6 @@ BASE_DELAY = 30.0
 
 
 def _wake_after_commit(session: AsyncSession, core: Core) -> None:
-    from sync.jobs.worker import after_commit
-
     wake = core.services.get(WAKE_SERVICE)
     if callable(wake):
         after_commit(session, wake)

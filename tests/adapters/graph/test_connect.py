@@ -22,7 +22,8 @@ from adapters.graph.connect import (
 )
 from bot.cli import main
 from bot.cli.graph_commands import connection, practitioner
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.store.model import Connection, ConsentGrant, OAuthState, Practitioner, utcnow
 from sync.services.practices import add_practitioner, create_practice
 from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT

@@ -20,19 +20,20 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import select
 
+from sync.boot import open_core
 from sync.contract import ProviderError, RateLimited, Unavailable, WrongEtag
-from sync.services import appointments as services
-from sync.store import audit
-from sync.services.conflicts import list_conflicts, resolve_conflict
-from sync.runtime.core import Core, open_core
-from sync.engine.run import sync_connection
-from sync.store.migrate import upgrade
-from sync.store.model import Appointment, Calendar, Connection, OutboxOp
 from sync.engine.outbox import OutboxConfig, run_once, run_until_idle
 from sync.engine.plan import Policy
 from sync.engine.reconcile import desired_copy
+from sync.engine.run import sync_connection
 from sync.engine.snapshots import calendar_view, canonical
 from sync.engine.subscriber import register
+from sync.runtime.core import Core
+from sync.services import appointments as services
+from sync.services.conflicts import list_conflicts, resolve_conflict
+from sync.store import audit
+from sync.store.migrate import upgrade
+from sync.store.model import Appointment, Calendar, Connection, OutboxOp
 from tests.conftest import make_settings
 from tests.sync.helpers import NOW, Clinic, booking, make_clinic
 

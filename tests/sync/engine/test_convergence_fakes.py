@@ -27,31 +27,32 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import select
 
-from sync.contract import CalendarProvider, ConnectionInfo
 from adapters.google.provider import GoogleCalendar
 from adapters.graph import GraphTransports, open_calendar
 from adapters.kit.http import RetryPolicy
-from sync.services import appointments as services
-from sync.store import audit
-from sync.runtime.settings import Settings
-from sync.services.conflicts import list_conflicts, resolve_conflict
-from sync.runtime.core import Core, open_core
-from sync.engine.run import sync_connection
+from sync.boot import open_core
+from sync.contract import CalendarProvider, ConnectionInfo
 from sync.contract.items import Window
-from sync.store.model import Appointment, Calendar, Connection, OutboxOp
 from sync.engine.outbox import run_once, run_until_idle
 from sync.engine.plan import Policy
 from sync.engine.reconcile import desired_copy
+from sync.engine.run import sync_connection
 from sync.engine.snapshots import calendar_view, canonical
 from sync.engine.subscriber import register
-from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, sign_in
-from tests.conftest import make_settings
+from sync.runtime.core import Core
+from sync.runtime.settings import Settings
+from sync.services import appointments as services
+from sync.services.conflicts import list_conflicts, resolve_conflict
+from sync.store import audit
+from sync.store.model import Appointment, Calendar, Connection, OutboxOp
 from tests.adapters.google.fakes.google import GoogleFake
 from tests.adapters.google.fakes.google_store import parse_rfc3339, rfc3339
+from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, sign_in
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import GraphError, format_time
-from tests.sync.helpers import NOW, Clinic, booking, make_clinic
+from tests.conftest import make_settings
 from tests.sync.engine.test_convergence import CFG, CHECKPOINTS, Crash, _template_db
+from tests.sync.helpers import NOW, Clinic, booking, make_clinic
 
 CHECK_WINDOW = Window(NOW - timedelta(days=60), NOW + timedelta(days=120))
 

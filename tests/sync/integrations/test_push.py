@@ -18,17 +18,18 @@ from sqlalchemy import select, text
 
 from adapters.graph import GraphTransports
 from bot.app import build_app
+from sync.boot import open_core
+from sync.integrations.push import ensure_push, notification_url, renew_push, stop_push
+from sync.runtime.core import Core
 from sync.runtime.settings import Settings
-from sync.runtime.core import Core, open_core
+from sync.runtime.syncqueue import SyncQueue
 from sync.store.migrate import upgrade
 from sync.store.model import Calendar, Connection, Practice, WebhookSubscription
-from sync.integrations.push import ensure_push, notification_url, renew_push, stop_push
-from sync.runtime.syncqueue import SyncQueue
-from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, sign_in
-from tests.conftest import drop_schema, make_settings
 from tests.adapters.google.fakes.google import GoogleFake
+from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, sign_in
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
+from tests.conftest import drop_schema, make_settings
 
 UPN = "dr.lee@clinic.example"
 PRIMARY = "primary-owner@example.org"
