@@ -10,18 +10,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from sync.contract import ConnectionInfo, ProviderError
-from sync.integrations.registry import adapter_for
-from sync.store import audit
-from sync.runtime.core import Core
-from sync.store.model import Calendar, Connection, Practice, Practitioner
 from sync.engine.projection import PROJECTIONS
+from sync.integrations.registry import adapter_for
+from sync.runtime.core import Core
+from sync.services.errors import Invalid
+from sync.store import audit
+from sync.store.model import Calendar, Connection, Practice, Practitioner
 
 __all__ = ["ROLES", "ConnectionError_", "add_connection", "calendar_rows", "remove_connection", "set_calendar"]
 
 ROLES = ("source", "mirror", "busy")
 
 
-class ConnectionError_(Exception):
+class ConnectionError_(Invalid):
     """A user-facing problem with a connection or calendar command."""
 
 

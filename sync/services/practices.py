@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.services.errors import Invalid
 from sync.store import audit
 from sync.store.model import Appointment, ChatIdentity, Connection, Practice, Practitioner
 
@@ -28,7 +29,7 @@ __all__ = [
 DEFAULT_NAME = "default"
 
 
-class PracticeError(Exception):
+class PracticeError(Invalid):
     """A user-facing problem with practice or practitioner input."""
 
 
