@@ -16,10 +16,10 @@ from bot.commands.grammar import CONNECT_PROVIDERS, GRAMMAR, ChangeRole, Connect
 from bot.commands.identity import Actor
 from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
-from sync.store import audit
-from sync.runtime.core import Core
-from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
 from sync.notify.reminders.status import reminder_status
+from sync.runtime.core import Core
+from sync.store import audit
+from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
 
 __all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "set_sync", "status", "whoami"]
 

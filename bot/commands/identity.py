@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.store import audit
 from sync.runtime.core import Core
+from sync.store import audit
 from sync.store.model import ChatIdentity, Practice, Role
 
 __all__ = ["Actor", "Platform", "actor_for_identity", "remember_conversation", "resolve_actor"]

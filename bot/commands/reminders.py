@@ -6,9 +6,9 @@ from bot.commands.access import Forbidden, require_any_role
 from bot.commands.grammar import SetReminders
 from bot.commands.identity import Actor
 from bot.views import Notice, View
+from sync.notify.reminders import apply_reminder_command
 from sync.runtime.core import Core
 from sync.store.model import Practitioner
-from sync.notify.reminders import apply_reminder_command
 
 __all__ = ["remind"]
 

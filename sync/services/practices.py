@@ -22,6 +22,7 @@ __all__ = [
     "find_practitioner",
     "list_practices",
     "list_practitioners",
+    "practitioner_choices",
 ]
 
 
@@ -167,3 +168,13 @@ async def find_practitioner(session: AsyncSession, practice_id: int, ref: str) -
             (func.lower(Practitioner.handle) == ref.lower()) | (func.lower(Practitioner.name) == ref.lower()),
         )
     )
+
+
+async def practitioner_choices(session: AsyncSession, practice_id: int) -> list[tuple[int, str]]:
+    """(id, name) of the practice's active practitioners by name, for a form's choices."""
+    rows = await session.execute(
+        select(Practitioner.id, Practitioner.name)
+        .where(Practitioner.practice_id == practice_id, Practitioner.active.is_(True))
+        .order_by(Practitioner.name)
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]

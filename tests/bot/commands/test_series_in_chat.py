@@ -9,8 +9,8 @@ from bot.commands import actions, handle, parse
 from bot.commands.dms import notification_view
 from bot.views import Agenda, AppointmentDetail, Error, ReminderCard, RescheduleForm
 from sync.runtime.core import Core
-from sync.store.model import Appointment
 from sync.runtime.notifier import Notification
+from sync.store.model import Appointment
 from tests.bot.clinic import TZ, at, make_actor, seed
 
 
