@@ -18,6 +18,7 @@ from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
 from sync.notify.reminders.status import reminder_status
 from sync.runtime.core import Core
+from sync.services import connections
 from sync.store import audit
 from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
 
@@ -179,58 +180,20 @@ async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
     async with core.store.session() as session:
         who = cmd.target if isinstance(cmd.target, UserRef) else None
         pr = await _practitioner_scope(session, actor, who)
-        conns = list(
-            (
-                await session.scalars(
-                    select(Connection).where(Connection.practice_id == actor.practice_id).order_by(Connection.id)
-                )
-            ).all()
+        practitioner_id = pr.id if pr is not None else None
+    name = cmd.target.lower() if isinstance(cmd.target, str) else None
+    try:
+        switched = await connections.set_sync(
+            core, actor.practice_id, enabled=cmd.enabled, actor=actor.audit_name, practitioner_id=practitioner_id,
+            name=name, provider=CONNECT_PROVIDERS.get(name, name) if name is not None else None,
         )
-        cals = list(
-            (
-                await session.scalars(
-                    select(Calendar).where(Calendar.connection_id.in_([c.id for c in conns])).order_by(Calendar.id)
-                )
-            ).all()
-        )
-        if pr is not None:
-            conns = [c for c in conns if c.practitioner_id == pr.id]
-            cals = [k for k in cals if k.practitioner_id == pr.id or k.connection_id in {c.id for c in conns}]
-        changed_conns: list[Connection] = []
-        changed_cals: list[Calendar] = []
-        if isinstance(cmd.target, str):
-            name = cmd.target.lower()
-            provider = CONNECT_PROVIDERS.get(name, name)
-            changed_conns = [c for c in conns if c.provider == provider or c.account.lower() == name]
-            changed_cals = [k for k in cals if (k.name or "").lower() == name]
-            if not changed_conns and not changed_cals:
-                raise ParseError(
-                    f"no calendar or connection is called {cmd.target!r}; `status` lists them",
-                    "sync off outlook",
-                )
-        else:
-            changed_conns = conns
-        if not changed_conns and not changed_cals:
-            return Notice("There are no connected calendars to turn sync " + word + " for; try `connect`.")
-        for c in changed_conns:
-            c.sync_enabled = cmd.enabled
-        for k in changed_cals:
-            k.sync_enabled = cmd.enabled
-        await audit.record(
-            session,
-            actor=actor.audit_name,
-            action=f"sync.{word}",
-            practice_id=actor.practice_id,
-            details={"connections": [c.id for c in changed_conns], "calendars": [k.id for k in changed_cals]},
-        )
-    if not cmd.enabled:  # no more webhooks for what no longer syncs (Graph DELETE, Google channels.stop)
-        from sync.integrations.push import stop_push_for
-
-        await stop_push_for(
-            core, connection_ids=[c.id for c in changed_conns], calendar_ids=[k.id for k in changed_cals]
-        )
-    parts = [f"{c.provider} {c.account}".strip() for c in changed_conns] + [k.name or "calendar" for k in changed_cals]
-    return Notice(f"Sync is {word} for " + ", ".join(parts) + ".", title=f"Sync {word}")
+    except connections.NothingNamed:
+        raise ParseError(
+            f"no calendar or connection is called {cmd.target!r}; `status` lists them", "sync off outlook"
+        ) from None
+    if not switched.labels:
+        return Notice("There are no connected calendars to turn sync " + word + " for; try `connect`.")
+    return Notice(f"Sync is {word} for " + ", ".join(switched.labels) + ".", title=f"Sync {word}")
 
 
 async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
