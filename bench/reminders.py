@@ -240,7 +240,7 @@ async def _case(case: str, design: str, url: str, count: int, window: float) -> 
         schema = f"bench_{uuid.uuid4().hex[:10]}" if base.startswith("postgresql") else ""
         core = _CORE = open_core(_settings(base, schema, Path(tmp)))
         notifier = _Notifier()
-        core.services["notifier"] = notifier
+        core.services.notifier = notifier
         try:
             now = datetime.now(UTC)
             if case == "startup":

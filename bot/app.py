@@ -142,9 +142,6 @@ async def _metrics(request: web.Request) -> web.Response:
     lines = ["# TYPE clinicbot_http_requests_total counter"]
     for (route, status), n in sorted(request.app[METRICS].items()):
         lines.append(f'clinicbot_http_requests_total{{route="{route}",status="{status}"}} {n}')
-    extra = request.app[CORE].services.get("metrics")
-    if callable(extra):
-        lines.extend(await extra())
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

@@ -4,7 +4,7 @@
 identity, or a practice's admins or staff), builds a View for each from the current database state
 (a job carries ids, not data) with that person's permissions, and hands it to the platform's
 `Sender` (Slack: bot.slack.notifier; Teams: bot.teams.sender). Front ends register their sender
-in `core.services["notifier"].senders[platform]`. Audience "staff" goes to the practice's staff
+in `core.services.notifier.senders[platform]`. Audience "staff" goes to the practice's staff
 channel on a platform that has one stored, else as DMs to that platform's staff and admins.
 """
 
@@ -20,10 +20,10 @@ from bot.commands.dms import notification_view
 from bot.commands.identity import Actor, actor_for_identity
 from bot.commands.present import appointment_detail
 from bot.views import Error, Notice, Reconnect, View
-from sync.runtime.core import Core
-from sync.store.model import Appointment, ChatIdentity, Practice, Role
-from sync.runtime.notifier import DeliveryError, Notification
 from sync.notify.recipients import STAFF_CHANNEL_KEY
+from sync.runtime.core import Core
+from sync.runtime.notifier import DeliveryError, Notification
+from sync.store.model import Appointment, ChatIdentity, Practice, Role
 
 __all__ = ["NOTIFIER_SERVICE", "ChatNotifier", "Sender", "chat_notifier", "view_for"]
 
@@ -148,10 +148,10 @@ class ChatNotifier:
 
 def chat_notifier(core: Core) -> ChatNotifier:
     """The process's ChatNotifier, created on first use."""
-    notifier = core.services.get(CHAT_NOTIFIER_SERVICE)
+    notifier = core.services.chat_notifier
     if not isinstance(notifier, ChatNotifier):
         notifier = ChatNotifier(core)
-        core.services[CHAT_NOTIFIER_SERVICE] = notifier
+        core.services.chat_notifier = notifier
     # The process's notifier is the chat one unless an embedder or a test installed another.
-    core.services.setdefault(NOTIFIER_SERVICE, notifier)
+    core.services.notifier = core.services.notifier or notifier
     return notifier

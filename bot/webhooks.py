@@ -24,9 +24,9 @@ Handler = Callable[[web.Request, Core, str], Awaitable[web.StreamResponse]]
 
 
 def sync_queue(core: Core) -> SyncQueue:
-    queue = core.services.get("sync_queue")
+    queue = core.services.sync_queue
     if queue is None:
-        queue = core.services["sync_queue"] = SyncQueue(core.services.get("sync_runner"))
+        queue = core.services.sync_queue = SyncQueue(core.services.sync_runner)
     assert isinstance(queue, SyncQueue)
     return queue
 
@@ -76,7 +76,7 @@ def setup_webhooks(app: web.Application, settings: Settings) -> str | None:
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
         yield
-        queue = app[CORE].services.get("sync_queue")
+        queue = app[CORE].services.sync_queue
         if queue is not None:
             await queue.close()
 

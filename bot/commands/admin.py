@@ -41,11 +41,11 @@ _PROVIDER_TITLES = {
 async def _sign_in_url(core: Core, actor: Actor, provider: str) -> str | None:
     """A single-use sign-in link bound to this chat user, from the provider's `begin_connect`.
 
-    A `core.services["connect_url"]` hook wins; otherwise `adapters.<provider>.connect.begin_connect`
+    A `core.services.connect_url` hook wins; otherwise `adapters.<provider>.connect.begin_connect`
     (the Google adapter's shape) is used when that module exists.
     """
     practitioner_id = None if actor.is_admin else actor.practitioner_id
-    hook: Any = core.services.get(CONNECT_URL_SERVICE)
+    hook: Any = core.services.connect_url
     if hook is not None:
         return str(await hook(core, provider, actor.practice_id, actor.chat_identity_id, practitioner_id))
     try:

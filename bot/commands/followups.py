@@ -259,7 +259,7 @@ async def _tell_staff(
     core: Core, actor: Actor, practice_id: int, practitioner_id: int | None, appt_id: int, free: list[datetime]
 ) -> tuple[bool, str]:
     """Send the booking request to the practice's staff; (delivered, why not)."""
-    notifier = core.services.get("notifier")
+    notifier = core.services.notifier
     if not isinstance(notifier, Notifier):
         return False, "no chat front end is running"
     note = Notification(

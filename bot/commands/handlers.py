@@ -89,7 +89,7 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
         case ChangeRole():
             view = await admin.change_role(core, actor, command)
             # Front ends may cache who is who; a role change from any of them must show at once.
-            for cache in core.services.get("actor_caches", ()):
+            for cache in core.services.actor_caches:
                 cache.forget_all()
             return view
         case SetReminders():

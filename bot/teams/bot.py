@@ -78,7 +78,7 @@ class TeamsBot(ActivityHandler):
         self.consent = consent
         self.actors = ActorCache(core, "teams")
         # Role changes made through any front end in this process clear it (bot/commands/handlers.py).
-        core.services.setdefault("actor_caches", []).append(self.actors)
+        core.services.actor_caches.append(self.actors)
         self._stored_refs: dict[int, tuple[Any, Any]] = {}
 
     # --- who --------------------------------------------------------------------------------

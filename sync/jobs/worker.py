@@ -38,8 +38,8 @@ class SyncWorker:
         self.poll_seconds = core.settings.sync_poll_seconds if poll_seconds is None else poll_seconds
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.queue: SyncQueue = core.services.get("sync_queue") or SyncQueue()
-        core.services["sync_queue"] = self.queue
+        self.queue: SyncQueue = core.services.sync_queue or SyncQueue()
+        core.services.sync_queue = self.queue
 
     async def start(self) -> None:
         subscriber.register(self.core)  # a Core built by hand, not by sync.boot.open_core
@@ -50,8 +50,7 @@ class SyncWorker:
             self.core.bus.subscribe("sync.jobs.worker.wake", wake_on_commit)
         if self.queue.runner is None:  # an embedder or test may have installed its own
             self.queue.runner = self._sync_connection
-        self.core.services.setdefault("sync_runner", self.queue.runner)
-        self.core.services["sync_worker"] = self
+        self.core.services.sync_runner = self.core.services.sync_runner or self.queue.runner
         self._tasks = [asyncio.create_task(self._outbox_loop(), name="outbox")]
         if self.poll_seconds:
             self._tasks.append(asyncio.create_task(self._poll_loop(), name="sync-poll"))

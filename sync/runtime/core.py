@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sync.runtime.events import EventBus
+from sync.runtime.services import Services
 from sync.runtime.settings import Settings
 from sync.store.database import Store
 from sync.store.model import utcnow
@@ -24,8 +24,8 @@ class Core:
     store: Store
     bus: EventBus = field(default_factory=EventBus)
     clock: Callable[[], datetime] = utcnow
-    #: Late-bound collaborators (outbox worker, scheduler, notifier ...), keyed by name.
-    services: dict[str, Any] = field(default_factory=dict)
+    #: Late-bound collaborators (sync queue, notifier, scheduler, test hooks ...), typed.
+    services: Services = field(default_factory=Services)
 
     async def close(self) -> None:
         await self.store.dispose()

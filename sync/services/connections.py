@@ -88,7 +88,7 @@ async def add_connection(
     host = urlsplit(url).hostname or url
     info = ConnectionInfo(provider=provider, account=f"{username}@{host}" if username else host,
                           config={"url": url}, credentials=credentials,
-                          transport=core.services.get("http_transport"))
+                          transport=core.services.http_transport)
     try:
         found = await adapter_for(provider).discover(info, core.settings)
     except ProviderError as exc:

@@ -127,7 +127,7 @@ class Practice:
 
     async def sync(self) -> None:
         """Request a sync through the server's sync queue and wait for it and the outbox to finish."""
-        queue = self.core.services["sync_queue"]
+        queue = self.core.services.sync_queue
         queue.request(self.connection_id, reason="e2e")
         await queue.drain()
         await self.outbox_settled()

@@ -155,7 +155,7 @@ async def test_book_follow_up_pressed_twice_at_once_is_recorded_once(core: Core)
 
     c = await seed(core)
     core.clock = lambda: NOW + timedelta(hours=4)  # after the 10:00 visit
-    core.services["notifier"] = RecordingNotifier()
+    core.services.notifier = RecordingNotifier()
     lee = await make_actor(core, "ULEE", ("practitioner",), practitioner_id=c.lee)
     views = await asyncio.wait_for(
         asyncio.gather(handle(core, lee, BookFollowUp(c.a_lee_10)), handle(core, lee, BookFollowUp(c.a_lee_10))),

@@ -110,7 +110,7 @@ async def test_book_followup_offers_free_slots_and_asks_staff_once(core: Core) -
     c = await seed(core)
     core.clock = lambda: AFTER
     notifier = RecordingNotifier()
-    core.services["notifier"] = notifier
+    core.services.notifier = notifier
     lee = await make_actor(core, "ULEE", ("practitioner",), practitioner_id=c.lee)
     view = await handle(core, lee, BookFollowUp(c.a_lee_10))
     assert isinstance(view, FollowUp), view

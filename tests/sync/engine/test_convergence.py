@@ -199,7 +199,7 @@ class Convergence(RuleBasedStateMachine):
         except Crash:
             self._restart()
         finally:
-            self.core.services.pop("fault_injector", None)
+            self.core.services.fault_injector = None
 
     @rule(crash=st.sampled_from([None, *CHECKPOINTS]), advance=st.integers(0, 700))
     def outbox(self, crash: str | None, advance: int) -> None:
@@ -210,7 +210,7 @@ class Convergence(RuleBasedStateMachine):
         except Crash:
             self._restart()
         finally:
-            self.core.services.pop("fault_injector", None)
+            self.core.services.fault_injector = None
 
     def _arm(self, label: str | None) -> None:
         if label is None:
@@ -219,14 +219,14 @@ class Convergence(RuleBasedStateMachine):
         def hook(at: str) -> None:
             if at == label:
                 raise Crash(at)
-        self.core.services["fault_injector"] = hook
+        self.core.services.fault_injector = hook
 
     def _restart(self) -> None:
         """A fresh process on the same database: new Core, same remote servers."""
         self.run(self.core.close())
         self.core = open_core(self.settings)
         self.core.clock = self.clinic.clock
-        self.core.services["provider_factory"] = self.clinic.factory
+        self.core.services.provider_factory = self.clinic.factory
         self.clinic.core = self.core
         register(self.core)
 

@@ -172,7 +172,7 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         practice = {"cancel_mode": cancel_mode, "deleted_mirror": deleted}
         self.clinic = self.run(make_clinic(self.core, practice, mirrors=1, projection="full"))
         self.open_mirror()
-        self.core.services["provider_factory"] = self.factory
+        self.core.services.provider_factory = self.factory
         self.policy = Policy.from_settings(practice)
 
     def teardown(self) -> None:
@@ -260,7 +260,7 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         except Crash:
             self._restart()
         finally:
-            self.core.services.pop("fault_injector", None)
+            self.core.services.fault_injector = None
 
     @rule(crash=st.sampled_from([None, *CHECKPOINTS]), advance=st.integers(0, 700))
     def outbox(self, crash: str | None, advance: int) -> None:
@@ -271,7 +271,7 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         except Crash:
             self._restart()
         finally:
-            self.core.services.pop("fault_injector", None)
+            self.core.services.fault_injector = None
 
     def _arm(self, label: str | None) -> None:
         if label is None:
@@ -280,13 +280,13 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         def hook(at: str) -> None:
             if at == label:
                 raise Crash(at)
-        self.core.services["fault_injector"] = hook
+        self.core.services.fault_injector = hook
 
     def _restart(self) -> None:
         self.run(self.core.close())
         self.core = open_core(self.settings)
         self.core.clock = self.clinic.clock
-        self.core.services["provider_factory"] = self.factory
+        self.core.services.provider_factory = self.factory
         self.clinic.core = self.core
         register(self.core)
 

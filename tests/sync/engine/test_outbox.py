@@ -88,10 +88,10 @@ async def test_crash_after_remote_write_does_not_duplicate(core: Core) -> None:
     def crash(label: str) -> None:
         if label == "outbox.remote_done":
             raise RuntimeError("crash")
-    core.services["fault_injector"] = crash
+    core.services.fault_injector = crash
     with pytest.raises(RuntimeError):
         await run_once(core)
-    del core.services["fault_injector"]
+    core.services.fault_injector = None
     assert (await links(core))[1].remote_id is None  # the write landed, its bookkeeping did not
     await settle(clinic)
     assert len(clinic.servers["mirror0"].items) == 1
