@@ -16,11 +16,12 @@ from bot.commands.grammar import CONNECT_PROVIDERS, GRAMMAR, ChangeRole, Connect
 from bot.commands.identity import Actor
 from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
-from sync.notify.reminders.status import reminder_status
+from sync.notify.reminders.status import practice_reminder_status
 from sync.runtime.core import Core
-from sync.services import connections
+from sync.services import connections, practices
+from sync.services import status as status_service
 from sync.store import audit
-from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
+from sync.store.model import ChatIdentity, Practitioner, Role
 
 __all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "set_sync", "status", "whoami"]
 
@@ -78,82 +79,55 @@ def help_view(cmd: ShowHelp) -> View:
 
 
 async def whoami(core: Core, actor: Actor) -> View:
-    async with core.store.session() as session:
-        practice = await session.get(Practice, actor.practice_id)
-        pr = await session.get(Practitioner, actor.practitioner_id) if actor.practitioner_id else None
+    me = await practices.profile(core, actor.practice_id, actor.practitioner_id)
     return Whoami(
         display=actor.display,
         platform=actor.platform,
-        practice=practice.name if practice else "?",
+        practice=me.practice,
         roles=tuple(sorted(actor.roles)),
-        practitioner=pr.name if pr else None,
-        timezone=practice.timezone if practice else "UTC",
+        practitioner=me.practitioner,
+        timezone=me.timezone,
     )
 
 
 async def status(core: Core, actor: Actor) -> View:
     require_staff(actor, "see the sync status")
-    async with core.store.session() as session:
-        practice = await session.get(Practice, actor.practice_id)
-        assert practice is not None
-        conns = list(
-            (
-                await session.scalars(
-                    select(Connection).where(Connection.practice_id == practice.id).order_by(Connection.id)
-                )
-            ).all()
-        )
-        counts: dict[tuple[int, str], int] = {}
-        if conns:
-            rows = await session.execute(
-                select(OutboxOp.connection_id, OutboxOp.status, func.count())
-                .where(
-                    OutboxOp.connection_id.in_([c.id for c in conns]),
-                    OutboxOp.status.in_(("pending", "failed")),
-                )
-                .group_by(OutboxOp.connection_id, OutboxOp.status)
-            )
-            counts = {(int(r[0]), str(r[1])): int(r[2]) for r in rows}
-        cals = await session.execute(
-            select(Calendar.connection_id, Calendar.name, Calendar.role, Calendar.sync_enabled)
-            .where(Calendar.connection_id.in_([c.id for c in conns]))
-            .order_by(Calendar.id)
-        )
-        by_conn: dict[int, list[str]] = {}
-        for cid, name, role, enabled in cals:
-            by_conn.setdefault(int(cid), []).append(f"{name or 'calendar'} ({role}{'' if enabled else ', off'})")
-        rem = await reminder_status(session, core.clock(), practice_id=practice.id)
-        reminders = ReminderHealth(
-            planned=rem.planned,
-            retrying=rem.retrying,
-            failed=rem.failed,
-            dropped=rem.dropped,
-            unknown=rem.unknown,
-            next_due=moment_label(rem.next_due, practice.timezone) if rem.next_due else "",
-            last_error=(rem.last_error or "")[:200],
-        )
+    st = await status_service.practice_status(core, actor.practice_id)
+    rem = await practice_reminder_status(core, actor.practice_id)
+    reminders = ReminderHealth(
+        planned=rem.planned,
+        retrying=rem.retrying,
+        failed=rem.failed,
+        dropped=rem.dropped,
+        unknown=rem.unknown,
+        next_due=moment_label(rem.next_due, st.timezone) if rem.next_due else "",
+        last_error=(rem.last_error or "")[:200],
+    )
     states = []
-    for c in conns:
+    for c in st.connections:
         health = {"active": "ok", "auth_expired": "expired: reconnect", "disabled": "disabled"}.get(
             c.status, f"error: {c.status}"
         )
         states.append(
             ConnectionState(
-                connection_id=c.id,
+                connection_id=c.connection_id,
                 provider=c.provider,
                 account=c.account,
                 status=c.status,
                 sync_enabled=c.sync_enabled,
-                last_sync=moment_label(c.last_success_at, practice.timezone) if c.last_success_at else "never",
-                pending=counts.get((c.id, "pending"), 0),
-                failed=counts.get((c.id, "failed"), 0),
+                last_sync=moment_label(c.last_success_at, st.timezone) if c.last_success_at else "never",
+                pending=c.pending_ops,
+                failed=c.failed_ops,
                 token_health=health,
-                calendars=tuple(by_conn.get(c.id, [])),
+                calendars=tuple(
+                    f"{k.name} ({k.role}{'' if k.sync_enabled else ', off'})"
+                    for k in st.calendars.get(c.connection_id, ())
+                ),
                 last_error=(c.last_error or "")[:200],
             )
         )
     return Status(
-        practice=practice.name,
+        practice=st.practice,
         connections=tuple(states),
         pending_total=sum(s.pending for s in states),
         failed_total=sum(s.failed for s in states),

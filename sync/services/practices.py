@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.runtime.core import Core
 from sync.services.errors import Invalid
 from sync.store import audit
 from sync.store.model import Appointment, ChatIdentity, Connection, Practice, Practitioner
@@ -23,6 +25,7 @@ __all__ = [
     "list_practices",
     "list_practitioners",
     "practitioner_choices",
+    "profile",
 ]
 
 
@@ -32,6 +35,15 @@ DEFAULT_NAME = "default"
 
 class PracticeError(Invalid):
     """A user-facing problem with practice or practitioner input."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A chat person's practice and practitioner, by name, for `whoami`."""
+
+    practice: str
+    timezone: str
+    practitioner: str | None
 
 
 def check_zone(zone: str) -> str:
@@ -178,3 +190,12 @@ async def practitioner_choices(session: AsyncSession, practice_id: int) -> list[
         .order_by(Practitioner.name)
     )
     return [(int(r[0]), str(r[1])) for r in rows]
+
+
+async def profile(core: Core, practice_id: int, practitioner_id: int | None) -> Profile:
+    """The practice's name and zone and the practitioner's name ("?" and UTC for a practice gone)."""
+    async with core.store.session() as session:
+        practice = await session.get(Practice, practice_id)
+        pr = await session.get(Practitioner, practitioner_id) if practitioner_id else None
+        return Profile(practice.name if practice else "?", practice.timezone if practice else "UTC",
+                       pr.name if pr else None)
