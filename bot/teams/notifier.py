@@ -35,11 +35,7 @@ class TeamsNotifier:
 
     async def notify(self, notification: Notification) -> None:
         """Send to every Teams recipient; raise DeliveryError if nobody could be reached."""
-        async with self.core.store.session() as session:
-            targets = [
-                (t.id, t.conversation_ref)
-                for t in await recipients.recipients(session, notification, PLATFORM)
-            ]
+        targets = await recipients.reachable(self.core, notification, PLATFORM)
         if not targets:
             raise DeliveryError(f"nobody on Teams to receive this {notification.kind}", retryable=False)
         card, summary = await self._card(notification)
@@ -56,8 +52,7 @@ class TeamsNotifier:
                 errors.append(exc)
                 continue
             if used != ref:
-                async with self.core.store.session() as session:
-                    await recipients.store_conversation_ref(session, identity_id, used)
+                await recipients.keep_reference(self.core, identity_id, used)
         log.info(
             "notification sent",
             extra={"kind": notification.kind, "targets": len(targets), "failed": len(errors)},

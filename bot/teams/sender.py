@@ -11,8 +11,8 @@ from bot.teams.proactive import ProactiveSender, card_activity
 from bot.views import ConflictCard, DoubleBookingCard, View
 from sync.notify import recipients
 from sync.runtime.core import Core
-from sync.store.model import ChatIdentity
 from sync.runtime.notifier import DeliveryError
+from sync.store.model import ChatIdentity
 
 __all__ = ["TeamsSender"]
 
@@ -29,8 +29,7 @@ class TeamsSender:
             raise DeliveryError("this person has not talked to clinicbot in Teams yet", retryable=False)
         used = await self.sender.send(ref, card_activity(cards.render(view), _summary(view)))
         if used != ref:
-            async with self.core.store.session() as session:
-                await recipients.store_conversation_ref(session, identity.id, used)
+            await recipients.keep_reference(self.core, identity.id, used)
 
 
 def _summary(view: View) -> str:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.store.model import ChatIdentity, Practice, Role
+from sync.runtime.core import Core
 from sync.runtime.notifier import Notification
+from sync.store.model import ChatIdentity, Practice, Role
 
 __all__ = [
     "CHANNEL_PREFIX",
     "STAFF_CHANNEL_KEY",
+    "Channel",
+    "keep_reference",
+    "reachable",
     "recipients",
     "remember_channel",
+    "remember_install",
     "set_staff_channel",
+    "staff_ids",
     "staff_user_ids",
     "store_conversation_ref",
 ]
@@ -133,3 +140,46 @@ async def set_staff_channel(
     channels[platform] = chat_identity_id
     current[STAFF_CHANNEL_KEY] = channels
     practice.settings = current
+
+
+# --- the same, each in a transaction of its own: what chat front ends call -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A channel or group chat the bot was added to: its workspace, conversation id, name and reference."""
+
+    workspace_id: str
+    conversation_id: str
+    name: str
+    ref: dict[str, Any]
+
+
+async def keep_reference(core: Core, chat_identity_id: int, ref: dict[str, Any]) -> None:
+    """`store_conversation_ref` in a transaction of its own."""
+    async with core.store.session() as session:
+        await store_conversation_ref(session, chat_identity_id, ref)
+
+
+async def remember_install(
+    core: Core, chat_identity_id: int, ref: dict[str, Any], practice_id: int, platform: str,
+    channel: Channel | None,
+) -> None:
+    """The bot was installed by this person (in `channel`, when not in a 1:1 chat): remember both at once."""
+    async with core.store.session() as session:
+        await store_conversation_ref(session, chat_identity_id, ref)
+        if channel is not None:
+            await remember_channel(session, practice_id, platform, channel.workspace_id, channel.conversation_id,
+                                   channel.name, channel.ref)
+
+
+async def staff_ids(core: Core, practice_id: int, platform: str) -> list[str]:
+    """`staff_user_ids` in a transaction of its own."""
+    async with core.store.session() as session:
+        return await staff_user_ids(session, practice_id, platform)
+
+
+async def reachable(core: Core, notification: Notification, platform: str) -> list[tuple[int, dict[str, Any] | None]]:
+    """(chat identity id, stored conversation reference) of each recipient of `notification` on `platform`."""
+    async with core.store.session() as session:
+        return [(t.id, t.conversation_ref) for t in await recipients(session, notification, platform)]
