@@ -6,11 +6,8 @@ import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.commands.access import Forbidden, require_admin, require_any_role, require_staff
-from bot.commands.appointments import find_person_practitioner
+from bot.commands.appointments import person_practitioner
 from bot.commands.errors import ParseError
 from bot.commands.grammar import CONNECT_PROVIDERS, GRAMMAR, ChangeRole, Connect, SetSync, ShowHelp, UserRef
 from bot.commands.identity import Actor
@@ -18,10 +15,9 @@ from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
 from sync.notify.reminders.status import practice_reminder_status
 from sync.runtime.core import Core
-from sync.services import connections, practices
+from sync.services import connections, identities, practices
 from sync.services import status as status_service
-from sync.store import audit
-from sync.store.model import ChatIdentity, Practitioner, Role
+from sync.services.identities import PersonRef
 
 __all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "set_sync", "status", "whoami"]
 
@@ -135,26 +131,24 @@ async def status(core: Core, actor: Actor) -> View:
     )
 
 
-async def _practitioner_scope(session: AsyncSession, actor: Actor, who: UserRef | None) -> Practitioner | None:
+async def _practitioner_scope(core: Core, actor: Actor, who: UserRef | None) -> int | None:
+    """Whose calendars a `sync on|off` changes: None for the whole practice (admins only)."""
     if who is None:
         if not actor.is_admin:
             if actor.practitioner_id is None:
                 raise Forbidden("only admins can change sync for the whole practice")
-            return await session.get(Practitioner, actor.practitioner_id)
+            return actor.practitioner_id
         return None
-    pr = await find_person_practitioner(session, actor, who)
+    pr = await person_practitioner(core, actor, who)
     if not actor.is_admin and pr.id != actor.practitioner_id:
         raise Forbidden("you can change sync for your own calendars; admins can change any")
-    return pr
+    return pr.id
 
 
 async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
     require_any_role(actor)
     word = "on" if cmd.enabled else "off"
-    async with core.store.session() as session:
-        who = cmd.target if isinstance(cmd.target, UserRef) else None
-        pr = await _practitioner_scope(session, actor, who)
-        practitioner_id = pr.id if pr is not None else None
+    practitioner_id = await _practitioner_scope(core, actor, cmd.target if isinstance(cmd.target, UserRef) else None)
     name = cmd.target.lower() if isinstance(cmd.target, str) else None
     try:
         switched = await connections.set_sync(
@@ -239,97 +233,28 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
     )
 
 
-async def _identity_for(session: AsyncSession, actor: Actor, who: UserRef) -> ChatIdentity:
-    if who.platform_user_id:
-        found = await session.scalar(
-            select(ChatIdentity).where(
-                ChatIdentity.platform == actor.platform,
-                ChatIdentity.workspace_id == actor.workspace_id,
-                ChatIdentity.user_id == who.platform_user_id,
-            )
-        )
-        if found is None:
-            found = ChatIdentity(
-                practice_id=actor.practice_id,
-                platform=actor.platform,
-                workspace_id=actor.workspace_id,
-                user_id=who.platform_user_id,
-            )
-            session.add(found)
-            await session.flush()
-        if found.practice_id != actor.practice_id:
-            raise Forbidden("that person belongs to another practice")
-        return found
-    name = (who.name or "").lower()
-    rows = list(
-        (
-            await session.scalars(
-                select(ChatIdentity).where(
-                    ChatIdentity.practice_id == actor.practice_id,
-                    ChatIdentity.platform == actor.platform,
-                    func.lower(ChatIdentity.display_name) == name,
-                )
-            )
-        ).all()
-    )
-    if len(rows) != 1:
-        why = "nobody here is called" if not rows else "more than one person is called"
-        raise ParseError(f"{why} {who}; mention them so I know who you mean", "role grant staff @alex")
-    return rows[0]
-
-
 async def change_role(core: Core, actor: Actor, cmd: ChangeRole) -> View:
     require_admin(actor, "grant or revoke roles")
-    async with core.store.session() as session:
-        target = await _identity_for(session, actor, cmd.user)
-        label = target.display_name or str(cmd.user)
-        existing = await session.scalar(select(Role).where(Role.chat_identity_id == target.id, Role.role == cmd.role))
-        practitioner: Practitioner | None = None
-        if cmd.grant and cmd.role == "practitioner":
-            ref = cmd.practitioner or (UserRef(name=target.display_name) if target.display_name else None)
-            if ref is None:
-                raise ParseError("which practitioner is this person?", "role grant practitioner @sam @dr-lee")
-            try:
-                practitioner = await find_person_practitioner(session, actor, ref)
-            except ParseError:
-                raise ParseError(
-                    f"which practitioner is {label}? name their handle",
-                    "role grant practitioner @sam @dr-lee",
-                ) from None
-        if cmd.grant:
-            if existing is not None and (practitioner is None or target.practitioner_id == practitioner.id):
-                return Notice(f"{label} already has the {cmd.role} role.")
-            if existing is None:
-                session.add(Role(chat_identity_id=target.id, role=cmd.role, granted_by=actor.audit_name))
-            if practitioner is not None:
-                target.practitioner_id = practitioner.id
-        else:
-            if existing is None:
-                return Notice(f"{label} does not have the {cmd.role} role.")
-            if cmd.role == "admin":
-                admins = await session.scalar(
-                    select(func.count())
-                    .select_from(Role)
-                    .join(ChatIdentity, ChatIdentity.id == Role.chat_identity_id)
-                    .where(ChatIdentity.practice_id == actor.practice_id, Role.role == "admin")
-                )
-                if (admins or 0) <= 1:
-                    raise Forbidden("that is the last admin; grant admin to someone else first")
-            await session.delete(existing)
-            if cmd.role == "practitioner":
-                target.practitioner_id = None
-        await session.flush()
-        await audit.record(
-            session,
+    practitioner = PersonRef(cmd.practitioner.platform_user_id, cmd.practitioner.name) if cmd.practitioner else None
+    try:
+        done = await identities.change_role(
+            core,
+            actor.practice_id,
+            actor.platform,
+            actor.workspace_id,
+            target=PersonRef(cmd.user.platform_user_id, cmd.user.name),
+            role=cmd.role,
+            grant=cmd.grant,
             actor=actor.audit_name,
-            action="role.grant" if cmd.grant else "role.revoke",
-            practice_id=actor.practice_id,
-            after={
-                "chat_identity_id": target.id,
-                "role": cmd.role,
-                "practitioner_id": practitioner.id if practitioner else None,
-            },
+            practitioner=practitioner,
         )
+    except identities.NoSuchPerson as exc:
+        raise ParseError(str(exc), "role grant staff @alex") from None
+    except identities.NeedPractitioner as exc:
+        raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
+    if not done.changed:
+        has = "already has" if cmd.grant else "does not have"
+        return Notice(f"{done.label} {has} the {cmd.role} role.")
     verb = "now has" if cmd.grant else "no longer has"
-    extra = f" (as {practitioner.name})" if practitioner else ""
-    return Notice(f"{label} {verb} the {cmd.role} role{extra}.", title="Roles")
+    extra = f" (as {done.practitioner})" if done.practitioner else ""
+    return Notice(f"{done.label} {verb} the {cmd.role} role{extra}.", title="Roles")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.access import Forbidden, check_change, check_may_change, check_see, require_any_role
@@ -26,8 +25,16 @@ from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
 from sync.runtime.core import Core
 from sync.services import appointments as svc
 from sync.services import availability, moves
-from sync.services.practices import find_practitioner, practitioner_choices
-from sync.store.model import Appointment, ChatIdentity, Practice, Practitioner
+from sync.services.identities import (
+    NoSuchPractitioner,
+    NotLinked,
+    PersonRef,
+    PractitionerRef,
+    find_practitioner_of,
+    practitioner_named,
+)
+from sync.services.practices import practitioner_choices
+from sync.store.model import Appointment, Practice, Practitioner
 
 __all__ = [
     "agenda",
@@ -50,24 +57,28 @@ async def _practice(session: AsyncSession, actor: Actor) -> Practice:
     return practice
 
 
-async def find_person_practitioner(session: AsyncSession, actor: Actor, who: UserRef) -> Practitioner:
+async def find_person_practitioner(session: AsyncSession, actor: Actor, who: UserRef) -> PractitionerRef:
     """A practitioner named by handle/name, or by mentioning a chat user linked to one."""
-    if who.platform_user_id:
-        identity = await session.scalar(
-            select(ChatIdentity).where(
-                ChatIdentity.practice_id == actor.practice_id,
-                ChatIdentity.platform == actor.platform,
-                ChatIdentity.user_id == who.platform_user_id,
-            )
+    try:
+        return await practitioner_named(
+            session, actor.practice_id, actor.platform, PersonRef(who.platform_user_id, who.name)
         )
-        if identity is None or identity.practitioner_id is None:
-            raise ParseError("that person is not linked to a practitioner", "role grant practitioner @sam @dr-lee")
-        found = await session.get(Practitioner, identity.practitioner_id)
-    else:
-        found = await find_practitioner(session, actor.practice_id, who.name or "")
-    if found is None:
-        raise ParseError(f"there is no practitioner {who}", "today @dr-lee")
-    return found
+    except NotLinked as exc:
+        raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
+    except NoSuchPractitioner:
+        raise ParseError(f"there is no practitioner {who}", "today @dr-lee") from None
+
+
+async def person_practitioner(core: Core, actor: Actor, who: UserRef) -> PractitionerRef:
+    """`find_person_practitioner` in a transaction of its own."""
+    try:
+        return await find_practitioner_of(
+            core, actor.practice_id, actor.platform, PersonRef(who.platform_user_id, who.name)
+        )
+    except NotLinked as exc:
+        raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
+    except NoSuchPractitioner:
+        raise ParseError(f"there is no practitioner {who}", "today @dr-lee") from None
 
 
 async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
@@ -77,7 +88,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         tz = practice.timezone
         today = core.clock().astimezone(ZoneInfo(tz)).date()
         day = cmd.day.resolve(today)
-        practitioner: Practitioner | None = None
+        practitioner: PractitionerRef | None = None
         if cmd.practitioner is not None:
             practitioner = await find_person_practitioner(session, actor, cmd.practitioner)
         if not actor.is_staff:
@@ -87,7 +98,8 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
                 )
             if practitioner is not None and practitioner.id != actor.practitioner_id:
                 raise Forbidden("you can see your own day; staff can see everyone's")
-            practitioner = await session.get(Practitioner, actor.practitioner_id)
+            mine = await session.get(Practitioner, actor.practitioner_id)
+            practitioner = PractitionerRef(mine.id, mine.name) if mine is not None else None
         rows = await svc.list_day(session, actor.practice_id, day, tz, practitioner.id if practitioner else None)
         names = await practitioner_names(session, {a.practitioner_id for a in rows if a.practitioner_id})
         items = tuple(agenda_item(actor, a, tz, names) for a in rows)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from bot.commands import admin, appointments, conflicts, followups, reminders
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
@@ -48,8 +46,7 @@ from bot.views import Error, View
 from sync.contract import ProviderError
 from sync.runtime.core import Core
 from sync.services.appointments import AppointmentNotFound, StaleVersion
-from sync.services.errors import Denied, Invalid, NotFound, ServiceError
-from sync.store.database import StoreError
+from sync.services.errors import DATABASE_ERRORS, Denied, Invalid, NotFound, ServiceError
 
 __all__ = ["handle"]
 
@@ -127,7 +124,7 @@ async def handle(core: Core, actor: Actor, command: Command | Action) -> View:
         return Error(str(exc), kind="conflict")
     except ProviderError as exc:
         return Error(str(exc), kind="unavailable")
-    except (StoreError, SQLAlchemyError, OSError) as exc:
+    except DATABASE_ERRORS as exc:
         log.warning(
             "command failed on the database",
             extra={"command": type(command).__name__, "error": type(exc).__name__},

@@ -7,7 +7,15 @@ without changing whether it reads as "not found", "bad input", "not allowed" or 
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Denied", "Invalid", "NotFound", "ServiceError"]
+from sqlalchemy.exc import SQLAlchemyError
+
+from sync.store.database import StoreError
+
+__all__ = ["DATABASE_ERRORS", "Conflict", "Denied", "Invalid", "NotFound", "ServiceError"]
+
+#: What a service call raises when the database cannot be reached or fails: a front end answers
+#: "try again" (nothing was changed: every service call is one transaction) without naming SQL.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (StoreError, SQLAlchemyError, OSError)
 
 
 class ServiceError(Exception):

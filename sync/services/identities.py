@@ -22,10 +22,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.runtime.core import Core
+from sync.services.errors import Denied, Invalid, NotFound
+from sync.services.practices import find_practitioner
 from sync.store import audit
-from sync.store.model import ChatIdentity, Practice, Role
+from sync.store.model import ChatIdentity, Practice, Practitioner, Role
 
-__all__ = ["Actor", "Platform", "actor_for_identity", "remember_conversation", "resolve_actor"]
+__all__ = [
+    "Actor",
+    "NeedPractitioner",
+    "NoSuchPerson",
+    "NoSuchPractitioner",
+    "NotLinked",
+    "PersonRef",
+    "Platform",
+    "PractitionerRef",
+    "RoleChange",
+    "actor_for_identity",
+    "change_role",
+    "find_practitioner_of",
+    "practitioner_by_id",
+    "practitioner_named",
+    "remember_conversation",
+    "resolve_actor",
+]
 
 Platform = Literal["slack", "teams"]
 _BINDING = {"slack": Practice.slack_team_id, "teams": Practice.teams_tenant_id}
@@ -199,3 +218,175 @@ async def remember_conversation(core: Core, chat_identity_id: int, ref: dict[str
         identity = await session.get(ChatIdentity, chat_identity_id)
         if identity is not None and identity.conversation_ref != ref:
             identity.conversation_ref = ref
+
+
+# --- people and roles -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRef:
+    """A person named in chat: a platform user id (from a mention) or a name/handle."""
+
+    user_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PractitionerRef:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChange:
+    """What `change_role` did: `changed` is False when the person already had (or lacked) the role."""
+
+    label: str
+    changed: bool
+    practitioner: str | None = None
+
+
+class NotLinked(NotFound):
+    """The person mentioned is not linked to a practitioner."""
+
+
+class NoSuchPractitioner(NotFound):
+    """No practitioner of the practice has that name or handle."""
+
+
+class NoSuchPerson(Invalid):
+    """Nobody, or more than one person, in the practice goes by that name."""
+
+
+class NeedPractitioner(Invalid):
+    """A practitioner role needs to know which practitioner the person is."""
+
+
+async def practitioner_named(
+    session: AsyncSession, practice_id: int, platform: str, who: PersonRef
+) -> PractitionerRef:
+    """A practitioner named by handle or name, or by mentioning a chat user linked to one."""
+    found: Practitioner | None
+    if who.user_id:
+        identity = await session.scalar(
+            select(ChatIdentity).where(
+                ChatIdentity.practice_id == practice_id,
+                ChatIdentity.platform == platform,
+                ChatIdentity.user_id == who.user_id,
+            )
+        )
+        if identity is None or identity.practitioner_id is None:
+            raise NotLinked("that person is not linked to a practitioner")
+        found = await session.get(Practitioner, identity.practitioner_id)
+    else:
+        found = await find_practitioner(session, practice_id, who.name or "")
+    if found is None:
+        shown = f"@{who.name}" if who.name else f"user {who.user_id}"
+        raise NoSuchPractitioner(f"there is no practitioner {shown}")
+    return PractitionerRef(found.id, found.name)
+
+
+async def find_practitioner_of(core: Core, practice_id: int, platform: str, who: PersonRef) -> PractitionerRef:
+    """`practitioner_named` in a transaction of its own."""
+    async with core.store.session() as session:
+        return await practitioner_named(session, practice_id, platform, who)
+
+
+async def practitioner_by_id(core: Core, practitioner_id: int) -> PractitionerRef | None:
+    async with core.store.session() as session:
+        pr = await session.get(Practitioner, practitioner_id)
+        return PractitionerRef(pr.id, pr.name) if pr is not None else None
+
+
+async def _identity_for(session: AsyncSession, practice_id: int, platform: str, workspace_id: str,
+                        who: PersonRef) -> ChatIdentity:
+    if who.user_id:
+        found = await session.scalar(
+            select(ChatIdentity).where(
+                ChatIdentity.platform == platform,
+                ChatIdentity.workspace_id == workspace_id,
+                ChatIdentity.user_id == who.user_id,
+            )
+        )
+        if found is None:
+            found = ChatIdentity(practice_id=practice_id, platform=platform, workspace_id=workspace_id,
+                                 user_id=who.user_id)
+            session.add(found)
+            await session.flush()
+        if found.practice_id != practice_id:
+            raise Denied("that person belongs to another practice")
+        return found
+    name = (who.name or "").lower()
+    rows = list((await session.scalars(
+        select(ChatIdentity).where(
+            ChatIdentity.practice_id == practice_id,
+            ChatIdentity.platform == platform,
+            func.lower(ChatIdentity.display_name) == name,
+        ))).all())
+    if len(rows) != 1:
+        why = "nobody here is called" if not rows else "more than one person is called"
+        raise NoSuchPerson(f"{why} @{who.name}; mention them so I know who you mean")
+    return rows[0]
+
+
+async def change_role(
+    core: Core,
+    practice_id: int,
+    platform: str,
+    workspace_id: str,
+    *,
+    target: PersonRef,
+    role: str,
+    grant: bool,
+    actor: str,
+    practitioner: PersonRef | None = None,
+) -> RoleChange:
+    """Grant or revoke one role of one chat person, audited; the practice always keeps an admin.
+
+    A practitioner role links the person to a practitioner: the one named, else the one called
+    like the person. Raises NoSuchPerson, NeedPractitioner, or Denied (another practice's person,
+    the last admin).
+    """
+    async with core.store.session() as session:
+        person = await _identity_for(session, practice_id, platform, workspace_id, target)
+        label = person.display_name or (f"@{target.name}" if target.name else f"user {target.user_id}")
+        existing = await session.scalar(select(Role).where(Role.chat_identity_id == person.id, Role.role == role))
+        linked: PractitionerRef | None = None
+        if grant and role == "practitioner":
+            ref = practitioner or (PersonRef(name=person.display_name) if person.display_name else None)
+            if ref is None:
+                raise NeedPractitioner("which practitioner is this person?")
+            try:
+                linked = await practitioner_named(session, practice_id, platform, ref)
+            except NotFound:
+                raise NeedPractitioner(f"which practitioner is {label}? name their handle") from None
+        if grant:
+            if existing is not None and (linked is None or person.practitioner_id == linked.id):
+                return RoleChange(label, False)
+            if existing is None:
+                session.add(Role(chat_identity_id=person.id, role=role, granted_by=actor))
+            if linked is not None:
+                person.practitioner_id = linked.id
+        else:
+            if existing is None:
+                return RoleChange(label, False)
+            if role == "admin":
+                admins = await session.scalar(
+                    select(func.count()).select_from(Role)
+                    .join(ChatIdentity, ChatIdentity.id == Role.chat_identity_id)
+                    .where(ChatIdentity.practice_id == practice_id, Role.role == "admin")
+                )
+                if (admins or 0) <= 1:
+                    raise Denied("that is the last admin; grant admin to someone else first")
+            await session.delete(existing)
+            if role == "practitioner":
+                person.practitioner_id = None
+        await session.flush()
+        await audit.record(
+            session,
+            actor=actor,
+            action="role.grant" if grant else "role.revoke",
+            practice_id=practice_id,
+            after={"chat_identity_id": person.id, "role": role, "practitioner_id": linked.id if linked else None},
+        )
+    return RoleChange(label, True, linked.name if linked else None)
