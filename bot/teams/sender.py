@@ -12,7 +12,7 @@ from bot.views import ConflictCard, DoubleBookingCard, View
 from sync.notify import recipients
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError
-from sync.store.model import ChatIdentity
+from sync.services.identities import ChatPerson
 
 __all__ = ["TeamsSender"]
 
@@ -22,7 +22,7 @@ class TeamsSender:
         self.core = core
         self.sender = sender
 
-    async def send(self, identity: ChatIdentity, view: View) -> None:
+    async def send(self, identity: ChatPerson, view: View) -> None:
         """Post `view` to the identity's conversation; raises DeliveryError."""
         ref = identity.conversation_ref
         if not ref:

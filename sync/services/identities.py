@@ -29,6 +29,7 @@ from sync.store.model import ChatIdentity, Practice, Practitioner, Role
 
 __all__ = [
     "Actor",
+    "ChatPerson",
     "NeedPractitioner",
     "NoSuchPerson",
     "NoSuchPractitioner",
@@ -48,6 +49,26 @@ __all__ = [
 
 Platform = Literal["slack", "teams"]
 _BINDING = {"slack": Practice.slack_team_id, "teams": Practice.teams_tenant_id}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPerson:
+    """A chat identity as plain data: a person (or a channel) on one platform, and where to reach them."""
+
+    id: int
+    practice_id: int
+    platform: str
+    workspace_id: str
+    user_id: str
+    display_name: str | None = None
+    practitioner_id: int | None = None
+    conversation_ref: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, identity: ChatIdentity) -> ChatPerson:
+        return cls(identity.id, identity.practice_id, identity.platform, identity.workspace_id, identity.user_id,
+                   identity.display_name, identity.practitioner_id,
+                   dict(identity.conversation_ref) if identity.conversation_ref else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +197,7 @@ async def _first_admin(session: AsyncSession, practice_id: int, identity: ChatId
     )
 
 
-def actor_for_identity(identity: ChatIdentity, roles: frozenset[str]) -> Actor:
+def actor_for_identity(identity: ChatIdentity | ChatPerson, roles: frozenset[str]) -> Actor:
     """Build the Actor for a loaded identity and its roles."""
     return Actor(
         practice_id=identity.practice_id,
