@@ -307,18 +307,17 @@ async def cancel_command(core: Core, actor: Actor, cmd: CancelAppointment) -> Vi
 
 
 async def confirm_cancel(core: Core, actor: Actor, action: CancelConfirmed) -> View:
+    done = await moves.cancel(
+        core,
+        actor.practice_id,
+        action.appointment_id,
+        reason=action.reason or "cancelled from chat",
+        actor=actor.audit_name,
+        expected_version=action.version,
+        guard=lambda appt: check_may_change(actor, appt, "cancel"),
+    )
+    note = f"{done.ref} was already cancelled." if done.was == "cancelled" else f"Cancelled {done.ref}."
     async with core.store.session() as session:
         practice = await _practice(session, actor)
-        appt = await svc.get_for_change(session, actor.practice_id, action.appointment_id)
-        check_change(actor, appt, "cancel")
-        was = appt.status
-        await svc.cancel(
-            session,
-            core.bus,
-            appt,
-            action.reason or "cancelled from chat",
-            actor.audit_name,
-            expected_version=action.version if was != "cancelled" else None,
-        )
-        note = f"{appt.ref} was already cancelled." if was == "cancelled" else f"Cancelled {appt.ref}."
+        appt = await svc.get_by_ref(session, actor.practice_id, action.appointment_id)
         return await appointment_detail(session, actor, appt, practice.timezone, notice=note)

@@ -21,7 +21,16 @@ from sync.services import appointments, availability
 from sync.services.errors import Conflict, Invalid
 from sync.store.model import Appointment, Practitioner
 
-__all__ = ["AppointmentFacts", "Moved", "SlotLost", "TimeRefused", "UnknownPractitioner", "move"]
+__all__ = [
+    "AppointmentFacts",
+    "Cancelled",
+    "Moved",
+    "SlotLost",
+    "TimeRefused",
+    "UnknownPractitioner",
+    "cancel",
+    "move",
+]
 
 #: A start this far in the past still counts as now (the person typed "now" a moment ago).
 GRACE = timedelta(minutes=1)
@@ -48,6 +57,15 @@ class Moved:
     start: datetime
     end: datetime
     practitioner_id: int | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    appointment_id: int
+    ref: str
+    #: The status before: "cancelled" when it was cancelled already (nothing changed).
+    was: str
     version: int
 
 
@@ -144,3 +162,30 @@ async def _write(
         except appointments.SlotTaken:
             return None  # nothing was written; the next attempt's check finds the clash
         return Moved(appt.id, appt.ref, before, appt.start, appt.end, appt.practitioner_id, appt.version)
+
+
+async def cancel(
+    core: Core,
+    practice_id: int,
+    appointment_id: int,
+    *,
+    reason: str,
+    actor: str,
+    expected_version: int | None = None,
+    guard: Guard | None = None,
+) -> Cancelled:
+    """Cancel one appointment in one transaction, the appointment locked first; cancelling a
+    cancelled one changes nothing. `guard` as for `move`; the card's version is checked unless the
+    appointment is cancelled already (a double click)."""
+    async with core.store.session() as s:
+        appt = await appointments.get_for_change(s, practice_id, appointment_id)
+        if guard is not None:
+            guard(facts(appt))
+        why = refuse_change(appt)
+        if why is not None:
+            raise appointments.AppointmentError(why)
+        was = appt.status
+        await appointments.cancel(
+            s, core.bus, appt, reason, actor, expected_version=expected_version if was != "cancelled" else None
+        )
+        return Cancelled(appt.id, appt.ref, was, appt.version)
