@@ -23,12 +23,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.notify.reminders.planner import replan_practitioner
+from sync.notify.reminders.prefs import DAY_NAMES, MAX_OFFSET_MINUTES, MAX_OFFSETS, effective_prefs, format_minutes
 from sync.runtime.core import Core
 from sync.services.errors import Denied
 from sync.store import audit
 from sync.store.model import Practice, Practitioner, utcnow
-from sync.notify.reminders.planner import replan_practitioner
-from sync.notify.reminders.prefs import DAY_NAMES, MAX_OFFSET_MINUTES, MAX_OFFSETS, effective_prefs, format_minutes
 
 __all__ = ["EXAMPLES", "RemindError", "apply_reminder_command", "parse_reminder_command", "set_reminders"]
 
