@@ -48,7 +48,7 @@ VDIR_MEASURED = {"initial": 9.5, "nochange": 2.0, "edits": 2.1}
 
 async def _clinicbot_setup(db: Path, url: str) -> None:
     """Schema and the practice, connection and calendar rows (its own subprocess, not measured)."""
-    from sync.runtime.core import open_core
+    from sync.boot import open_core
     from sync.store.migrate import upgrade
     from sync.store.model import Calendar, Connection, Practice
 
@@ -79,9 +79,9 @@ def _settings(db: Path) -> Any:
 async def _clinicbot_child(db: Path, phase: str) -> dict[str, Any]:
     from sqlalchemy import select
 
+    from sync.boot import open_core
     from sync.engine.run import sync_connection
     from sync.integrations import registry
-    from sync.runtime.core import open_core
     from sync.store.model import Connection
 
     registry.get("caldav")  # imports the adapter, as vdirsyncer's storages are imported below

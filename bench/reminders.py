@@ -233,14 +233,14 @@ async def _stop(sched: Any, design: str) -> None:
 
 async def _case(case: str, design: str, url: str, count: int, window: float) -> dict[str, Any]:
     global _CORE
-    from sync.runtime.core import open_core
+    from sync.boot import open_core
 
     with tempfile.TemporaryDirectory() as tmp:
         base = url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"
         schema = f"bench_{uuid.uuid4().hex[:10]}" if base.startswith("postgresql") else ""
         core = _CORE = open_core(_settings(base, schema, Path(tmp)))
         notifier = _Notifier()
-        core.services["notifier"] = notifier
+        core.services.notifier = notifier
         try:
             now = datetime.now(UTC)
             if case == "startup":

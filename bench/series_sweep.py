@@ -34,11 +34,11 @@ from bench.reminders import _settings
 async def _case(design: str, url: str, count: int) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from sync.runtime.core import open_core
+    from sync.boot import open_core
+    from sync.notify.reminders import plan_upcoming
+    from sync.services.practices import add_practitioner, create_practice
     from sync.store.migrate import upgrade
     from sync.store.model import Appointment, ReminderLedger
-    from sync.services.practices import add_practitioner, create_practice
-    from sync.notify.reminders import plan_upcoming
 
     with tempfile.TemporaryDirectory() as tmp:
         base = url or f"sqlite+aiosqlite:///{tmp}/bench.sqlite3"

@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from bot.logs import request_id
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.runtime.settings import Settings
-from sync.runtime.core import Core, open_core
 from sync.store.database import StoreError
 
 __all__ = ["COMPONENTS", "CORE", "build_app", "prepare_database"]
@@ -158,9 +159,6 @@ async def _metrics(request: web.Request) -> web.Response:
     lines = ["# TYPE clinicbot_http_requests_total counter"]
     for (route, status), n in sorted(request.app[METRICS].items()):
         lines.append(f'clinicbot_http_requests_total{{route="{route}",status="{status}"}} {n}')
-    extra = request.app[CORE].services.get("metrics")
-    if callable(extra):
-        lines.extend(await extra())
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

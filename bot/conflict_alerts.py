@@ -27,11 +27,11 @@ def setup_conflict_alerts(app: web.Application, settings: Settings) -> str | Non
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         core = app[CORE]
         worker = ConflictNoticeWorker(core, lambda: chat_notifier(core))
-        core.services[WORKER_SERVICE] = worker
+        core.services.conflict_notice_worker = worker
         await worker.start()
         yield
         await worker.stop()
-        core.services.pop(WORKER_SERVICE, None)
+        core.services.conflict_notice_worker = None
 
     app.cleanup_ctx.append(lifecycle)
     return None

@@ -4,7 +4,7 @@
 identity, or a practice's admins or staff), builds a View for each from the current database state
 (a job carries ids, not data) with that person's permissions, and hands it to the platform's
 `Sender` (Slack: bot.slack.notifier; Teams: bot.teams.sender). Front ends register their sender
-in `core.services["notifier"].senders[platform]`. Audience "staff" goes to the practice's staff
+in `core.services.notifier.senders[platform]`. Audience "staff" goes to the practice's staff
 channel on a platform that has one stored, else as DMs to that platform's staff and admins.
 """
 
@@ -13,17 +13,15 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.commands.dms import notification_view
 from bot.commands.identity import Actor, actor_for_identity
 from bot.commands.present import appointment_detail
 from bot.views import Error, Notice, Reconnect, View
+from sync.notify.recipients import chat_recipients
 from sync.runtime.core import Core
-from sync.store.model import Appointment, ChatIdentity, Practice, Role
 from sync.runtime.notifier import DeliveryError, Notification
-from sync.notify.recipients import STAFF_CHANNEL_KEY
+from sync.services.identities import ChatPerson
+from sync.store.model import Appointment, Practice
 
 __all__ = ["NOTIFIER_SERVICE", "ChatNotifier", "Sender", "chat_notifier", "view_for"]
 
@@ -41,7 +39,7 @@ _HEADLINES = {
 
 
 class Sender(Protocol):
-    async def send(self, identity: ChatIdentity, view: View) -> None:
+    async def send(self, identity: ChatPerson, view: View) -> None:
         """Deliver `view` to one person as a direct message, or raise DeliveryError."""
         ...
 
@@ -76,13 +74,6 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
     return Notice(str(n.data.get("text") or n.kind.replace("_", " ")), title=str(n.data.get("title", "")))
 
 
-async def _staff_channels(session: AsyncSession, n: Notification) -> dict[str, int]:
-    """platform -> chat identity id of the practice's staff channel there (sync.notify.recipients)."""
-    practice = await session.get(Practice, n.practice_id)
-    stored = ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}) if practice is not None else {}
-    return {str(k): int(v) for k, v in stored.items() if isinstance(v, int) or (str(v).isascii() and str(v).isdigit())}
-
-
 class ChatNotifier:
     """Implements sync.runtime.notifier.Notifier over the registered platform senders."""
 
@@ -90,43 +81,9 @@ class ChatNotifier:
         self.core = core
         self.senders: dict[str, Sender] = {}
 
-    async def _recipients(self, n: Notification) -> list[tuple[ChatIdentity, frozenset[str]]]:
-        async with self.core.store.session() as session:
-            stmt = select(ChatIdentity).where(ChatIdentity.practice_id == n.practice_id)
-            channels = await _staff_channels(session, n) if n.audience == "staff" else {}
-            if channels:
-                # A platform with a staff channel gets the channel; the others DM their staff.
-                stmt = stmt.where(
-                    ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(("admin", "staff"))))
-                    & ChatIdentity.platform.not_in(list(channels))
-                    | ChatIdentity.id.in_(list(channels.values()))
-                )
-            elif n.audience in ("admins", "staff"):
-                wanted = ("admin",) if n.audience == "admins" else ("admin", "staff")
-                stmt = stmt.where(
-                    ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(wanted)))
-                )
-            elif n.chat_identity_id is not None:
-                stmt = stmt.where(ChatIdentity.id == n.chat_identity_id)
-            elif n.practitioner_id is not None:
-                stmt = stmt.where(ChatIdentity.practitioner_id == n.practitioner_id)
-            else:
-                return []
-            people = list((await session.scalars(stmt.order_by(ChatIdentity.id))).all())
-            roles: dict[int, set[str]] = {}
-            if people:
-                rows = await session.execute(
-                    select(Role.chat_identity_id, Role.role).where(
-                        Role.chat_identity_id.in_([p.id for p in people])
-                    )
-                )
-                for ident_id, role in rows:
-                    roles.setdefault(int(ident_id), set()).add(str(role))
-        return [(p, frozenset(roles.get(p.id, ()))) for p in people]
-
     async def notify(self, notification: Notification) -> None:
         """Deliver to every recipient on a platform we can reach; DeliveryError if nobody got it."""
-        recipients = [(p, r) for p, r in await self._recipients(notification) if p.platform in self.senders]
+        recipients = [(p, r) for p, r in await chat_recipients(self.core, notification) if p.platform in self.senders]
         if not recipients:
             raise DeliveryError(
                 f"nobody to send a {notification.kind} to: no reachable chat identity", retryable=False
@@ -148,10 +105,10 @@ class ChatNotifier:
 
 def chat_notifier(core: Core) -> ChatNotifier:
     """The process's ChatNotifier, created on first use."""
-    notifier = core.services.get(CHAT_NOTIFIER_SERVICE)
+    notifier = core.services.chat_notifier
     if not isinstance(notifier, ChatNotifier):
         notifier = ChatNotifier(core)
-        core.services[CHAT_NOTIFIER_SERVICE] = notifier
+        core.services.chat_notifier = notifier
     # The process's notifier is the chat one unless an embedder or a test installed another.
-    core.services.setdefault(NOTIFIER_SERVICE, notifier)
+    core.services.notifier = core.services.notifier or notifier
     return notifier

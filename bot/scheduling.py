@@ -26,7 +26,7 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
     core = app[CORE]
     scheduler = ClinicScheduler(core, grace=timedelta(seconds=settings.reminder_grace_seconds))
-    core.services[SCHEDULER] = scheduler
+    core.services.scheduler = scheduler
     from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
 
     scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.runtime.settings import Settings, load_settings
 from sync.store.crypto import new_key
 

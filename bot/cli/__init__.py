@@ -50,7 +50,7 @@ def with_core(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         async def go() -> T:
-            from sync.runtime.core import open_core
+            from sync.boot import open_core
             from sync.store.crypto import KeyError_
             from sync.store.database import StoreError
             from sync.store.migrate import prepare_database

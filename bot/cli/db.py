@@ -19,7 +19,7 @@ def db() -> None:
 
 async def _open() -> Core:
     from bot.cli import get_settings
-    from sync.runtime.core import open_core
+    from sync.boot import open_core
     from sync.store.crypto import KeyError_
 
     try:

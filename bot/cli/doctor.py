@@ -60,7 +60,7 @@ def doctor() -> None:
         raise SystemExit(1) from None
     _line(True, "configuration is valid")
 
-    from sync.runtime.core import open_core
+    from sync.boot import open_core
     from sync.store.crypto import KeyError_
     from sync.store.database import StoreError
 

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.identity import Actor
+from sync.engine.series import refuse_change
 from sync.services.appointments import AppointmentError
 from sync.store.model import Appointment
-from sync.engine.series import refuse_change
 from sync.integrations.sources import refuse_read_only
 
 __all__ = [
@@ -21,12 +23,23 @@ __all__ = [
     "can_change",
     "can_see",
     "check_change",
+    "check_may_change",
     "check_see",
     "check_source_writable",
     "require_admin",
     "require_any_role",
     "require_staff",
 ]
+
+
+class Owned(Protocol):
+    """An appointment as far as access goes: an Appointment row or the services' AppointmentFacts."""
+
+    @property
+    def practice_id(self) -> int: ...
+
+    @property
+    def practitioner_id(self) -> int | None: ...
 
 
 class Forbidden(Exception):
@@ -50,7 +63,7 @@ def require_admin(actor: Actor, what: str) -> None:
         raise Forbidden(f"only admins can {what}")
 
 
-def _own(actor: Actor, appt: Appointment) -> bool:
+def _own(actor: Actor, appt: Owned) -> bool:
     return (
         "practitioner" in actor.roles
         and actor.practitioner_id is not None
@@ -58,11 +71,11 @@ def _own(actor: Actor, appt: Appointment) -> bool:
     )
 
 
-def can_see(actor: Actor, appt: Appointment) -> bool:
+def can_see(actor: Actor, appt: Owned) -> bool:
     return appt.practice_id == actor.practice_id and (actor.is_staff or _own(actor, appt))
 
 
-def can_change(actor: Actor, appt: Appointment) -> bool:
+def can_change(actor: Actor, appt: Owned) -> bool:
     return can_see(actor, appt)
 
 
@@ -72,10 +85,15 @@ def check_see(actor: Actor, appt: Appointment) -> None:
         raise Forbidden(f"{appt.ref} is not one of your appointments; staff can see every appointment")
 
 
-def check_change(actor: Actor, appt: Appointment, what: str) -> None:
+def check_may_change(actor: Actor, appt: Owned, what: str) -> None:
+    """Raise Forbidden unless the actor's roles let them change this appointment."""
     require_any_role(actor)
     if not can_change(actor, appt):
         raise Forbidden(f"you can only {what} your own appointments; staff can {what} any")
+
+
+def check_change(actor: Actor, appt: Appointment, what: str) -> None:
+    check_may_change(actor, appt, what)
     why = refuse_change(appt)
     if why is not None:
         raise AppointmentError(why)

@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.commands.access import Forbidden, require_admin, require_any_role, require_staff
-from bot.commands.appointments import find_person_practitioner
+from bot.commands.appointments import person_practitioner
 from bot.commands.errors import ParseError
 from bot.commands.grammar import (
     CONNECT_PROVIDERS,
@@ -27,12 +24,12 @@ from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, Rem
 from sync.contract import ProviderError, Refused
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth
-from sync.services.connections import ConnectionError_, refresh_connection
-from sync.notify.reminders.status import reminder_status
+from sync.notify.reminders.status import practice_reminder_status
 from sync.runtime.core import Core
-from sync.store import audit
-from sync.store.model import Calendar, ChatIdentity, Connection, OutboxOp, Practice, Practitioner, Role
-from sync.services.roles import RoleError, find_person
+from sync.services import connections, identities, practices
+from sync.services import status as status_service
+from sync.services.connections import ConnectionError_, refresh_connection
+from sync.services.identities import PersonRef
 
 __all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "refresh", "set_sync", "status", "whoami"]
 
@@ -46,10 +43,10 @@ ConnectUrl = Callable[[Core, str, int, int, int | None], Awaitable[str]]
 async def _sign_in_url(core: Core, actor: Actor, provider: str) -> str:
     """A single-use sign-in link bound to this chat user, from the integration's OAuth flow.
 
-    A `core.services["connect_url"]` hook wins (embedders with their own sign-in pages).
+    A `core.services.connect_url` hook wins (embedders with their own sign-in pages).
     """
     practitioner_id = None if actor.is_admin else actor.practitioner_id
-    hook: Any = core.services.get(CONNECT_URL_SERVICE)
+    hook: Any = core.services.connect_url
     if hook is not None:
         return str(await hook(core, provider, actor.practice_id, actor.chat_identity_id, practitioner_id))
     pending = await begin_oauth(
@@ -75,82 +72,55 @@ def help_view(cmd: ShowHelp) -> View:
 
 
 async def whoami(core: Core, actor: Actor) -> View:
-    async with core.store.session() as session:
-        practice = await session.get(Practice, actor.practice_id)
-        pr = await session.get(Practitioner, actor.practitioner_id) if actor.practitioner_id else None
+    me = await practices.profile(core, actor.practice_id, actor.practitioner_id)
     return Whoami(
         display=actor.display,
         platform=actor.platform,
-        practice=practice.name if practice else "?",
+        practice=me.practice,
         roles=tuple(sorted(actor.roles)),
-        practitioner=pr.name if pr else None,
-        timezone=practice.timezone if practice else "UTC",
+        practitioner=me.practitioner,
+        timezone=me.timezone,
     )
 
 
 async def status(core: Core, actor: Actor) -> View:
     require_staff(actor, "see the sync status")
-    async with core.store.session() as session:
-        practice = await session.get(Practice, actor.practice_id)
-        assert practice is not None
-        conns = list(
-            (
-                await session.scalars(
-                    select(Connection).where(Connection.practice_id == practice.id).order_by(Connection.id)
-                )
-            ).all()
-        )
-        counts: dict[tuple[int, str], int] = {}
-        if conns:
-            rows = await session.execute(
-                select(OutboxOp.connection_id, OutboxOp.status, func.count())
-                .where(
-                    OutboxOp.connection_id.in_([c.id for c in conns]),
-                    OutboxOp.status.in_(("pending", "failed")),
-                )
-                .group_by(OutboxOp.connection_id, OutboxOp.status)
-            )
-            counts = {(int(r[0]), str(r[1])): int(r[2]) for r in rows}
-        cals = await session.execute(
-            select(Calendar.connection_id, Calendar.name, Calendar.role, Calendar.sync_enabled)
-            .where(Calendar.connection_id.in_([c.id for c in conns]))
-            .order_by(Calendar.id)
-        )
-        by_conn: dict[int, list[str]] = {}
-        for cid, name, role, enabled in cals:
-            by_conn.setdefault(int(cid), []).append(f"{name or 'calendar'} ({role}{'' if enabled else ', off'})")
-        rem = await reminder_status(session, core.clock(), practice_id=practice.id)
-        reminders = ReminderHealth(
-            planned=rem.planned,
-            retrying=rem.retrying,
-            failed=rem.failed,
-            dropped=rem.dropped,
-            unknown=rem.unknown,
-            next_due=moment_label(rem.next_due, practice.timezone) if rem.next_due else "",
-            last_error=(rem.last_error or "")[:200],
-        )
+    st = await status_service.practice_status(core, actor.practice_id)
+    rem = await practice_reminder_status(core, actor.practice_id)
+    reminders = ReminderHealth(
+        planned=rem.planned,
+        retrying=rem.retrying,
+        failed=rem.failed,
+        dropped=rem.dropped,
+        unknown=rem.unknown,
+        next_due=moment_label(rem.next_due, st.timezone) if rem.next_due else "",
+        last_error=(rem.last_error or "")[:200],
+    )
     states = []
-    for c in conns:
+    for c in st.connections:
         health = {"active": "ok", "auth_expired": "expired: reconnect", "disabled": "disabled"}.get(
             c.status, f"error: {c.status}"
         )
         states.append(
             ConnectionState(
-                connection_id=c.id,
+                connection_id=c.connection_id,
                 provider=c.provider,
                 account=c.account,
                 status=c.status,
                 sync_enabled=c.sync_enabled,
-                last_sync=moment_label(c.last_success_at, practice.timezone) if c.last_success_at else "never",
-                pending=counts.get((c.id, "pending"), 0),
-                failed=counts.get((c.id, "failed"), 0),
+                last_sync=moment_label(c.last_success_at, st.timezone) if c.last_success_at else "never",
+                pending=c.pending_ops,
+                failed=c.failed_ops,
                 token_health=health,
-                calendars=tuple(by_conn.get(c.id, [])),
+                calendars=tuple(
+                    f"{k.name} ({k.role}{'' if k.sync_enabled else ', off'})"
+                    for k in st.calendars.get(c.connection_id, ())
+                ),
                 last_error=(c.last_error or "")[:200],
             )
         )
     return Status(
-        practice=practice.name,
+        practice=st.practice,
         connections=tuple(states),
         pending_total=sum(s.pending for s in states),
         failed_total=sum(s.failed for s in states),
@@ -158,77 +128,37 @@ async def status(core: Core, actor: Actor) -> View:
     )
 
 
-async def _practitioner_scope(session: AsyncSession, actor: Actor, who: UserRef | None) -> Practitioner | None:
+async def _practitioner_scope(core: Core, actor: Actor, who: UserRef | None) -> int | None:
+    """Whose calendars a `sync on|off` changes: None for the whole practice (admins only)."""
     if who is None:
         if not actor.is_admin:
             if actor.practitioner_id is None:
                 raise Forbidden("only admins can change sync for the whole practice")
-            return await session.get(Practitioner, actor.practitioner_id)
+            return actor.practitioner_id
         return None
-    pr = await find_person_practitioner(session, actor, who)
+    pr = await person_practitioner(core, actor, who)
     if not actor.is_admin and pr.id != actor.practitioner_id:
         raise Forbidden("you can change sync for your own calendars; admins can change any")
-    return pr
+    return pr.id
 
 
 async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
     require_any_role(actor)
     word = "on" if cmd.enabled else "off"
-    async with core.store.session() as session:
-        who = cmd.target if isinstance(cmd.target, UserRef) else None
-        pr = await _practitioner_scope(session, actor, who)
-        conns = list(
-            (
-                await session.scalars(
-                    select(Connection).where(Connection.practice_id == actor.practice_id).order_by(Connection.id)
-                )
-            ).all()
+    practitioner_id = await _practitioner_scope(core, actor, cmd.target if isinstance(cmd.target, UserRef) else None)
+    name = cmd.target.lower() if isinstance(cmd.target, str) else None
+    try:
+        switched = await connections.set_sync(
+            core, actor.practice_id, enabled=cmd.enabled, actor=actor.audit_name, practitioner_id=practitioner_id,
+            name=name, provider=CONNECT_PROVIDERS.get(name, name) if name is not None else None,
         )
-        cals = list(
-            (
-                await session.scalars(
-                    select(Calendar).where(Calendar.connection_id.in_([c.id for c in conns])).order_by(Calendar.id)
-                )
-            ).all()
-        )
-        if pr is not None:
-            conns = [c for c in conns if c.practitioner_id == pr.id]
-            cals = [k for k in cals if k.practitioner_id == pr.id or k.connection_id in {c.id for c in conns}]
-        changed_conns: list[Connection] = []
-        changed_cals: list[Calendar] = []
-        if isinstance(cmd.target, str):
-            name = cmd.target.lower()
-            provider = CONNECT_PROVIDERS.get(name, name)
-            changed_conns = [c for c in conns if c.provider == provider or c.account.lower() == name]
-            changed_cals = [k for k in cals if (k.name or "").lower() == name]
-            if not changed_conns and not changed_cals:
-                raise ParseError(
-                    f"no calendar or connection is called {cmd.target!r}; `status` lists them",
-                    "sync off outlook",
-                )
-        else:
-            changed_conns = conns
-        if not changed_conns and not changed_cals:
-            return Notice("There are no connected calendars to turn sync " + word + " for; try `connect`.")
-        for c in changed_conns:
-            c.sync_enabled = cmd.enabled
-        for k in changed_cals:
-            k.sync_enabled = cmd.enabled
-        await audit.record(
-            session,
-            actor=actor.audit_name,
-            action=f"sync.{word}",
-            practice_id=actor.practice_id,
-            details={"connections": [c.id for c in changed_conns], "calendars": [k.id for k in changed_cals]},
-        )
-    if not cmd.enabled:  # no more webhooks for what no longer syncs (Graph DELETE, Google channels.stop)
-        from sync.integrations.push import stop_push_for
-
-        await stop_push_for(
-            core, connection_ids=[c.id for c in changed_conns], calendar_ids=[k.id for k in changed_cals]
-        )
-    parts = [f"{c.provider} {c.account}".strip() for c in changed_conns] + [k.name or "calendar" for k in changed_cals]
-    return Notice(f"Sync is {word} for " + ", ".join(parts) + ".", title=f"Sync {word}")
+    except connections.NothingNamed:
+        raise ParseError(
+            f"no calendar or connection is called {cmd.target!r}; `status` lists them", "sync off outlook"
+        ) from None
+    if not switched.labels:
+        return Notice("There are no connected calendars to turn sync " + word + " for; try `connect`.")
+    return Notice(f"Sync is {word} for " + ", ".join(switched.labels) + ".", title=f"Sync {word}")
 
 
 async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
@@ -294,85 +224,29 @@ async def refresh(core: Core, actor: Actor, cmd: RefreshCalendars) -> View:
     )
 
 
-async def _identity_for(session: AsyncSession, actor: Actor, who: UserRef) -> ChatIdentity:
-    if who.platform_user_id:
-        found = await session.scalar(
-            select(ChatIdentity).where(
-                ChatIdentity.platform == actor.platform,
-                ChatIdentity.workspace_id == actor.workspace_id,
-                ChatIdentity.user_id == who.platform_user_id,
-            )
-        )
-        if found is None:
-            found = ChatIdentity(
-                practice_id=actor.practice_id,
-                platform=actor.platform,
-                workspace_id=actor.workspace_id,
-                user_id=who.platform_user_id,
-            )
-            session.add(found)
-            await session.flush()
-        if found.practice_id != actor.practice_id:
-            raise Forbidden("that person belongs to another practice")
-        return found
-    try:
-        return await find_person(session, actor.practice_id, who.name or "", actor.platform)
-    except RoleError as exc:
-        raise ParseError(f"{exc}; mention them so I know who you mean", "role grant staff @alex") from None
-
 
 async def change_role(core: Core, actor: Actor, cmd: ChangeRole) -> View:
     require_admin(actor, "grant or revoke roles")
-    async with core.store.session() as session:
-        target = await _identity_for(session, actor, cmd.user)
-        label = target.display_name or str(cmd.user)
-        existing = await session.scalar(select(Role).where(Role.chat_identity_id == target.id, Role.role == cmd.role))
-        practitioner: Practitioner | None = None
-        if cmd.grant and cmd.role == "practitioner":
-            ref = cmd.practitioner or (UserRef(name=target.display_name) if target.display_name else None)
-            if ref is None:
-                raise ParseError("which practitioner is this person?", "role grant practitioner @sam @dr-lee")
-            try:
-                practitioner = await find_person_practitioner(session, actor, ref)
-            except ParseError:
-                raise ParseError(
-                    f"which practitioner is {label}? name their handle",
-                    "role grant practitioner @sam @dr-lee",
-                ) from None
-        if cmd.grant:
-            if existing is not None and (practitioner is None or target.practitioner_id == practitioner.id):
-                return Notice(f"{label} already has the {cmd.role} role.")
-            if existing is None:
-                session.add(Role(chat_identity_id=target.id, role=cmd.role, granted_by=actor.audit_name))
-            if practitioner is not None:
-                target.practitioner_id = practitioner.id
-        else:
-            if existing is None:
-                return Notice(f"{label} does not have the {cmd.role} role.")
-            if cmd.role == "admin":
-                admins = await session.scalar(
-                    select(func.count())
-                    .select_from(Role)
-                    .join(ChatIdentity, ChatIdentity.id == Role.chat_identity_id)
-                    .where(ChatIdentity.practice_id == actor.practice_id, Role.role == "admin")
-                )
-                if (admins or 0) <= 1:
-                    raise Forbidden("that is the last admin; grant admin to someone else first")
-            await session.delete(existing)
-            if cmd.role == "practitioner":
-                target.practitioner_id = None
-        await session.flush()
-        await audit.record(
-            session,
+    practitioner = PersonRef(cmd.practitioner.platform_user_id, cmd.practitioner.name) if cmd.practitioner else None
+    try:
+        done = await identities.change_role(
+            core,
+            actor.practice_id,
+            actor.platform,
+            actor.workspace_id,
+            target=PersonRef(cmd.user.platform_user_id, cmd.user.name),
+            role=cmd.role,
+            grant=cmd.grant,
             actor=actor.audit_name,
-            action="role.grant" if cmd.grant else "role.revoke",
-            practice_id=actor.practice_id,
-            after={
-                "chat_identity_id": target.id,
-                "role": cmd.role,
-                "practitioner_id": practitioner.id if practitioner else None,
-            },
+            practitioner=practitioner,
         )
+    except identities.NoSuchPerson as exc:
+        raise ParseError(str(exc), "role grant staff @alex") from None
+    except identities.NeedPractitioner as exc:
+        raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
+    if not done.changed:
+        has = "already has" if cmd.grant else "does not have"
+        return Notice(f"{done.label} {has} the {cmd.role} role.")
     verb = "now has" if cmd.grant else "no longer has"
-    extra = f" (as {practitioner.name})" if practitioner else ""
-    return Notice(f"{label} {verb} the {cmd.role} role{extra}.", title="Roles")
+    extra = f" (as {done.practitioner})" if done.practitioner else ""
+    return Notice(f"{done.label} {verb} the {cmd.role} role{extra}.", title="Roles")

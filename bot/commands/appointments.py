@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.commands import slots
-from bot.commands.access import Forbidden, check_change, check_see, check_source_writable, require_any_role
+from bot.commands.access import (
+    Forbidden,
+    check_change,
+    check_may_change,
+    check_see,
+    check_source_writable,
+    require_any_role,
+)
 from bot.commands.actions import (
     AskCancel,
     CancelConfirmed,
@@ -24,11 +29,20 @@ from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, appointment_detail, day_label, moment_label, practitioner_names
 from bot.commands.when import check_day, wall_time
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
-from sync.services import appointments as svc
-from sync.engine import series
 from sync.runtime.core import Core
-from sync.store.model import Appointment, ChatIdentity, Practice, Practitioner
-from sync.services.practices import find_practitioner
+from sync.services import appointments as svc
+from sync.services import availability, moves
+from sync.services.identities import (
+    NoSuchPractitioner,
+    NotLinked,
+    PersonRef,
+    PractitionerRef,
+    find_practitioner_of,
+    practitioner_named,
+)
+from sync.services.practices import practitioner_choices
+from sync.store.model import Appointment, Practice, Practitioner
+from sync.engine import series
 from sync.integrations.sources import read_only_calendars
 
 __all__ = [
@@ -52,24 +66,28 @@ async def _practice(session: AsyncSession, actor: Actor) -> Practice:
     return practice
 
 
-async def find_person_practitioner(session: AsyncSession, actor: Actor, who: UserRef) -> Practitioner:
+async def find_person_practitioner(session: AsyncSession, actor: Actor, who: UserRef) -> PractitionerRef:
     """A practitioner named by handle/name, or by mentioning a chat user linked to one."""
-    if who.platform_user_id:
-        identity = await session.scalar(
-            select(ChatIdentity).where(
-                ChatIdentity.practice_id == actor.practice_id,
-                ChatIdentity.platform == actor.platform,
-                ChatIdentity.user_id == who.platform_user_id,
-            )
+    try:
+        return await practitioner_named(
+            session, actor.practice_id, actor.platform, PersonRef(who.platform_user_id, who.name)
         )
-        if identity is None or identity.practitioner_id is None:
-            raise ParseError("that person is not linked to a practitioner", "role grant practitioner @sam @dr-lee")
-        found = await session.get(Practitioner, identity.practitioner_id)
-    else:
-        found = await find_practitioner(session, actor.practice_id, who.name or "")
-    if found is None:
-        raise ParseError(f"there is no practitioner {who}", "today @dr-lee")
-    return found
+    except NotLinked as exc:
+        raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
+    except NoSuchPractitioner:
+        raise ParseError(f"there is no practitioner {who}", "today @dr-lee") from None
+
+
+async def person_practitioner(core: Core, actor: Actor, who: UserRef) -> PractitionerRef:
+    """`find_person_practitioner` in a transaction of its own."""
+    try:
+        return await find_practitioner_of(
+            core, actor.practice_id, actor.platform, PersonRef(who.platform_user_id, who.name)
+        )
+    except NotLinked as exc:
+        raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
+    except NoSuchPractitioner:
+        raise ParseError(f"there is no practitioner {who}", "today @dr-lee") from None
 
 
 async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
@@ -79,7 +97,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         tz = practice.timezone
         today = core.clock().astimezone(ZoneInfo(tz)).date()
         day = cmd.day.resolve(today)
-        practitioner: Practitioner | None = None
+        practitioner: PractitionerRef | None = None
         if cmd.practitioner is not None:
             practitioner = await find_person_practitioner(session, actor, cmd.practitioner)
         if not actor.is_staff:
@@ -89,7 +107,8 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
                 )
             if practitioner is not None and practitioner.id != actor.practitioner_id:
                 raise Forbidden("you can see your own day; staff can see everyone's")
-            practitioner = await session.get(Practitioner, actor.practitioner_id)
+            mine = await session.get(Practitioner, actor.practitioner_id)
+            practitioner = PractitionerRef(mine.id, mine.name) if mine is not None else None
         rows = await svc.list_day(session, actor.practice_id, day, tz, practitioner.id if practitioner else None)
         names = await practitioner_names(session, {a.practitioner_id for a in rows if a.practitioner_id})
         read_only = await read_only_calendars(session, {a.source_calendar_id for a in rows})
@@ -141,11 +160,11 @@ async def _form(
     target = practitioner_id or appt.practitioner_id
     suggestions: tuple[tuple[datetime, str], ...] = ()
     if suggest_after is not None and target is not None:
-        free = await slots.next_free(
-            core, session, practice, target, suggest_after, appt.end - appt.start, exclude_id=appt.id
+        free = await availability.next_free_slots(
+            core, target, suggest_after, appt.end - appt.start, exclude_id=appt.id
         )
         suggestions = tuple((f, moment_label(f, tz)) for f in free)
-    choices = await slots.practitioners_of(session, practice.id)
+    choices = await practitioner_choices(session, practice.id)
     if not actor.is_staff:
         choices = [c for c in choices if c[0] == appt.practitioner_id]
     names = await practitioner_names(session, {appt.practitioner_id} if appt.practitioner_id else set())
@@ -189,86 +208,57 @@ async def _move(
     practitioner_id: int | None,
     field: str,
 ) -> View:
-    """Check the slot, then reschedule; a taken slot comes back as the form with errors and free slots.
+    """Reschedule through the move service; a refused time comes back as the form with errors and free slots."""
 
-    The free/busy check asks connected calendars over the network, so it runs before any lock is
-    held (a provider refreshing its sign-in writes to the database). Then the practitioner's
-    schedule and the appointment are locked, and `svc.reschedule` checks clinicbot's own bookings
-    and the card's version again before it writes. A slot taken in between (someone else's move
-    committed first) ends that transaction unchanged, and the check runs again, finding the clash.
-    """
+    def guard(appt: moves.AppointmentFacts) -> None:
+        check_may_change(actor, appt, "reschedule")
+        if practitioner_id is not None and practitioner_id != appt.practitioner_id and not actor.is_staff:
+            raise Forbidden("only staff can give an appointment to another practitioner")
 
     # A slot button or a modal carries its own start: the same range as a typed day.
     check_day(start.date(), core.clock().date(), start.strftime("%Y-%m-%d"))
 
-    async def attempt() -> View | None:
-        """One try; None when the slot was taken between the check and the write."""
+    try:
+        moved = await moves.move(
+            core,
+            actor.practice_id,
+            appointment_id,
+            start,
+            actor=actor.audit_name,
+            practitioner_id=practitioner_id,
+            expected_version=version,
+            guard=guard,
+        )
+    except moves.UnknownPractitioner as exc:
+        raise ParseError(str(exc), "reschedule A-1042 tomorrow 3pm") from None
+    except moves.SlotLost as exc:
+        return Error(str(exc), kind="conflict")
+    except moves.TimeRefused as exc:
         async with core.store.session() as session:
             practice = await _practice(session, actor)
             appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
-            check_change(actor, appt, "reschedule")
-            await check_source_writable(session, appt)
-            tz = practice.timezone
-            if practitioner_id is not None and practitioner_id != appt.practitioner_id:
-                if not actor.is_staff:
-                    raise Forbidden("only staff can give an appointment to another practitioner")
-                other = await session.get(Practitioner, practitioner_id)
-                if other is None or other.practice_id != practice.id:
-                    raise ParseError("that practitioner is not in this practice", "reschedule A-1042 tomorrow 3pm")
-
-            async def refuse(problem: str, suggest_after: datetime) -> View:
-                """The form again, saying what is wrong with the time and offering the next free slots."""
-                return await _form(
-                    core,
-                    session,
-                    actor,
-                    practice,
-                    appt,
-                    start,
-                    practitioner_id,
-                    {field: f"{moment_label(start, tz)} {problem}"},
-                    suggest_after=suggest_after,
-                )
-
-            now = core.clock()
-            if start < now - timedelta(minutes=1):
-                return await refuse("has already passed; pick a later time", now)
-
-            target = practitioner_id or appt.practitioner_id
-            end = start + (appt.end - appt.start)
-            if target is not None:
-                clashes = await slots.is_free(core, session, target, start, end, exclude_id=appt.id)
-                if clashes:
-                    return await refuse(f"is taken ({', '.join(sorted({c.label for c in clashes}))})", start)
-                await svc.hold_schedule(session, target)
-            before = moment_label(appt.start, tz)
-            appt = await svc.get_for_change(session, actor.practice_id, appointment_id)  # read again, locked
-            try:
-                await svc.reschedule(
-                    session,
-                    core.bus,
-                    appt,
-                    start,
-                    None,
-                    actor.audit_name,
-                    practitioner_id=practitioner_id,
-                    expected_version=version,
-                )
-            except svc.SlotTaken:
-                return None  # nothing was written; the next attempt's check finds the clash
-            return await appointment_detail(
+            return await _form(
+                core,
                 session,
                 actor,
+                practice,
                 appt,
-                tz,
-                notice=f"Moved {appt.ref} from {before} to {moment_label(appt.start, tz)}.",
+                start,
+                practitioner_id,
+                {field: f"{moment_label(start, practice.timezone)} {exc.problem}"},
+                suggest_after=exc.suggest_after,
             )
-
-    for _ in range(2):
-        moved = await attempt()
-        if moved is not None:
-            return moved
-    return Error("that slot was taken a moment ago; pick another time", kind="conflict")
+    async with core.store.session() as session:
+        practice = await _practice(session, actor)
+        appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
+        tz = practice.timezone
+        return await appointment_detail(
+            session,
+            actor,
+            appt,
+            tz,
+            notice=f"Moved {moved.ref} from {moment_label(moved.before, tz)} to {moment_label(moved.start, tz)}.",
+        )
 
 
 async def reschedule_command(core: Core, actor: Actor, cmd: Reschedule) -> View:
@@ -345,19 +335,17 @@ async def cancel_command(core: Core, actor: Actor, cmd: CancelAppointment) -> Vi
 
 
 async def confirm_cancel(core: Core, actor: Actor, action: CancelConfirmed) -> View:
+    done = await moves.cancel(
+        core,
+        actor.practice_id,
+        action.appointment_id,
+        reason=action.reason or "cancelled from chat",
+        actor=actor.audit_name,
+        expected_version=action.version,
+        guard=lambda appt: check_may_change(actor, appt, "cancel"),
+    )
+    note = f"{done.ref} was already cancelled." if done.was == "cancelled" else f"Cancelled {done.ref}."
     async with core.store.session() as session:
         practice = await _practice(session, actor)
-        appt = await svc.get_for_change(session, actor.practice_id, action.appointment_id)
-        check_change(actor, appt, "cancel")
-        await check_source_writable(session, appt)
-        was = appt.status
-        await svc.cancel(
-            session,
-            core.bus,
-            appt,
-            action.reason or "cancelled from chat",
-            actor.audit_name,
-            expected_version=action.version if was != "cancelled" else None,
-        )
-        note = f"{appt.ref} was already cancelled." if was == "cancelled" else f"Cancelled {appt.ref}."
+        appt = await svc.get_by_ref(session, actor.practice_id, action.appointment_id)
         return await appointment_detail(session, actor, appt, practice.timezone, notice=note)

@@ -19,9 +19,9 @@ from bot.commands.actions import AcceptCalendar, Action, KeepBooking, OpenResche
 from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, moment_label, practitioner_names
 from bot.views import AgendaItem, ConflictCard, ConflictList, DoubleBookingCard, Error, View
-from sync.services.appointments import ACTIVE_STATUSES, AppointmentError
-from sync.services.conflicts import Decision, resolve_conflict
 from sync.runtime.core import Core
+from sync.services.appointments import ACTIVE_STATUSES, AppointmentError
+from sync.services.conflicts import ConflictNotFound, Decision, resolve_conflict
 from sync.store.model import Appointment, Calendar, ChatIdentity, ConflictNotice, Link, Practice
 
 __all__ = ["decide", "list_open", "notice_view"]
@@ -143,7 +143,7 @@ async def notice_view(core: Core, conflict_id: int) -> View:
 async def _notice_for(session: AsyncSession, actor: Actor, conflict_id: int) -> ConflictNotice:
     notice = await session.get(ConflictNotice, conflict_id)
     if notice is None or notice.practice_id != actor.practice_id or notice.kind != "conflict":
-        raise AppointmentError(_NOT_FOUND)
+        raise ConflictNotFound(_NOT_FOUND)
     return notice
 
 

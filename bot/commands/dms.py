@@ -17,11 +17,11 @@ from bot.commands.followups import FOLLOWUP_BOOKING, dm_item, followup_view, per
 from bot.commands.identity import Actor
 from bot.commands.present import day_label, details_action, moment_label
 from bot.views import Agenda, Error, FollowUpRequest, ReminderCard, View
-from sync.services.appointments import list_day
-from sync.runtime.core import Core
-from sync.store.model import Appointment, Practice, Practitioner
-from sync.runtime.notifier import Notification
 from sync.engine.series import visit
+from sync.runtime.core import Core
+from sync.runtime.notifier import Notification
+from sync.services.appointments import list_day
+from sync.store.model import Appointment, Practice, Practitioner
 
 __all__ = ["DM_KINDS", "notification_view"]
 

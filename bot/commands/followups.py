@@ -22,18 +22,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.commands import slots
 from bot.commands.access import can_change, check_change
 from bot.commands.actions import Action, BookFollowUp, MarkAttended, MarkNoShow
 from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, day_label, moment_label, practitioner_names
 from bot.views import AgendaItem, Error, FollowUp, View
-from sync.services import appointments as svc
-from sync.runtime.core import Core
-from sync.store.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner
-from sync.runtime.notifier import DeliveryError, Notification, Notifier
 from sync.engine.projection import PROJECTIONS, initials
 from sync.notify.reminders import answer_followup
+from sync.runtime.core import Core
+from sync.runtime.notifier import DeliveryError, Notification, Notifier
+from sync.services import appointments as svc
+from sync.services import availability
+from sync.store.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner
 
 __all__ = [
     "DM_PROJECTION_KEY",
@@ -222,8 +222,8 @@ async def book(core: Core, actor: Actor, action: BookFollowUp) -> View:
         free: list[datetime] = []
         if appt.practitioner_id is not None:
             after = _first_day_after(max(core.clock(), appt.end), practice.timezone)
-            free = await slots.next_free(
-                core, session, practice, appt.practitioner_id, after, appt.end - appt.start, SLOT_COUNT
+            free = await availability.next_free_slots(
+                core, appt.practitioner_id, after, appt.end - appt.start, SLOT_COUNT
             )
         labels = tuple(moment_label(f, tz) for f in free)
         practice_id, practitioner_id, appt_id = practice.id, appt.practitioner_id, appt.id
@@ -259,7 +259,7 @@ async def _tell_staff(
     core: Core, actor: Actor, practice_id: int, practitioner_id: int | None, appt_id: int, free: list[datetime]
 ) -> tuple[bool, str]:
     """Send the booking request to the practice's staff; (delivered, why not)."""
-    notifier = core.services.get("notifier")
+    notifier = core.services.notifier
     if not isinstance(notifier, Notifier):
         return False, "no chat front end is running"
     note = Notification(

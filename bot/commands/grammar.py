@@ -17,6 +17,7 @@ from typing import Literal
 
 from bot.commands.errors import ParseError
 from bot.commands.when import DayRef, WhenSpec, parse_day, parse_when
+from sync.services.appointments import InvalidAppointmentInput, parse_ref
 
 __all__ = [
     "CONNECT_PROVIDERS",
@@ -194,11 +195,9 @@ class CommandSpec:
 
 
 def _appointment_id(tok: str, example: str) -> int:
-    from sync.services.appointments import AppointmentError, parse_ref
-
     try:
         return parse_ref(tok)
-    except AppointmentError:
+    except InvalidAppointmentInput:
         raise ParseError(f"{tok!r} is not an appointment id; ids look like A-1042", example) from None
 
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from sync.contract import ProviderError
 from bot.commands import admin, appointments, conflicts, followups, reminders
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
@@ -47,10 +44,10 @@ from bot.commands.grammar import (
 )
 from bot.commands.identity import Actor
 from bot.views import Error, View
-from sync.services.appointments import AppointmentError, StaleVersion
+from sync.contract import ProviderError
 from sync.runtime.core import Core
-from sync.services.practices import PracticeError
-from sync.store.database import StoreError
+from sync.services.appointments import AppointmentNotFound, StaleVersion
+from sync.services.errors import DATABASE_ERRORS, Denied, Invalid, NotFound, ServiceError
 
 __all__ = ["handle"]
 
@@ -92,7 +89,7 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
         case ChangeRole():
             view = await admin.change_role(core, actor, command)
             # Front ends may cache who is who; a role change from any of them must show at once.
-            for cache in core.services.get("actor_caches", ()):
+            for cache in core.services.actor_caches:
                 cache.forget_all()
             return view
         case SetReminders():
@@ -121,14 +118,19 @@ async def handle(core: Core, actor: Actor, command: Command | Action) -> View:
         return Error(str(exc), kind="forbidden")
     except StaleVersion as exc:
         return Error(str(exc), "today", kind="conflict")
-    except AppointmentError as exc:
-        kind = "not_found" if "there is no appointment" in str(exc) else "conflict"
-        return Error(str(exc), "today" if kind == "not_found" else "", kind=kind)
-    except PracticeError as exc:
+    except AppointmentNotFound as exc:
+        return Error(str(exc), "today", kind="not_found")
+    except NotFound as exc:
+        return Error(str(exc), kind="not_found")
+    except Invalid as exc:
         return Error(str(exc), kind="input")
+    except Denied as exc:
+        return Error(str(exc), kind="forbidden")
+    except ServiceError as exc:  # Conflict and anything not named above: the state refuses it
+        return Error(str(exc), kind="conflict")
     except ProviderError as exc:
         return Error(str(exc), kind="unavailable")
-    except (StoreError, SQLAlchemyError, OSError) as exc:
+    except DATABASE_ERRORS as exc:
         log.warning(
             "command failed on the database",
             extra={"command": type(command).__name__, "error": type(exc).__name__},

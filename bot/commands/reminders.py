@@ -6,9 +6,8 @@ from bot.commands.access import Forbidden, require_any_role
 from bot.commands.grammar import SetReminders
 from bot.commands.identity import Actor
 from bot.views import Notice, View
+from sync.notify.reminders.commands import set_reminders
 from sync.runtime.core import Core
-from sync.store.model import Practitioner
-from sync.notify.reminders import apply_reminder_command
 
 __all__ = ["remind"]
 
@@ -20,9 +19,7 @@ async def remind(core: Core, actor: Actor, command: SetReminders) -> View:
         raise Forbidden(
             "reminders are for practitioners; an admin can link you with `role grant practitioner @you @dr-lee`"
         )
-    async with core.store.session() as session:
-        person = await session.get(Practitioner, actor.practitioner_id)
-        if person is None or person.practice_id != actor.practice_id:
-            raise Forbidden("your practitioner record is gone; ask an admin to link you again")
-        summary = await apply_reminder_command(session, person, command.text, actor=actor.audit_name, clock=core.clock)
+    summary = await set_reminders(
+        core, actor.practice_id, actor.practitioner_id, command.text, actor=actor.audit_name
+    )
     return Notice(text=summary, title="Reminders")

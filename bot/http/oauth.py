@@ -13,7 +13,6 @@ import logging
 
 from aiohttp import web
 
-from bot.notify import NOTIFIER_SERVICE
 from sync.contract import ProviderError, Refused
 from sync.integrations import registry
 from sync.integrations.connect import SavedConnection, finish_oauth
@@ -71,7 +70,7 @@ async def callback_page(core: Core, name: str, query: dict[str, str]) -> web.Res
 async def _tell_in_chat(core: Core, saved: SavedConnection, title: str, text: str) -> None:
     """DM the person who typed `connect` what was found (best effort: the page says it too)."""
     chat_identity_id = saved.config.get("chat_identity_id")
-    notifier = core.services.get(NOTIFIER_SERVICE)
+    notifier = core.services.notifier
     if not isinstance(chat_identity_id, int) or not isinstance(notifier, Notifier):
         return
     try:

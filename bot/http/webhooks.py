@@ -84,7 +84,7 @@ def setup_webhooks(app: web.Application, settings: Settings) -> str | None:
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
         yield
-        queue = app[CORE].services.get("sync_queue")
+        queue = app[CORE].services.sync_queue
         if queue is not None:
             await queue.close()
 

@@ -142,7 +142,7 @@ class SlackListeners:
         self.background = background
         self.http = http  # aiohttp.ClientSession for response_url posts, set once the server runs
         self.actors = ActorCache(core, "slack")
-        core.services.setdefault("actor_caches", []).append(self.actors)
+        core.services.actor_caches.append(self.actors)
         self.answers: AnswerCache[Rendered] = AnswerCache(core.store)
         self._refreshing: set[asyncio.Future[Rendered]] = set()  # strong references to refresh tasks
 

@@ -15,8 +15,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.commands.identity import remember_conversation
 from bot.slack import render
 from bot.views import View
-from sync.store.model import ChatIdentity
 from sync.runtime.notifier import DeliveryError
+from sync.services.identities import ChatPerson
 
 if TYPE_CHECKING:
     from bot.slack.server import SlackRuntime
@@ -39,7 +39,7 @@ class SlackSender:
             raise DeliveryError(f"clinicbot is not installed in Slack workspace {team_id}", retryable=False)
         return self.runtime.api_client(bot.bot_token)
 
-    async def send(self, identity: ChatIdentity, view: View) -> None:
+    async def send(self, identity: ChatPerson, view: View) -> None:
         """DM `view` to the person; raises DeliveryError."""
         client = await self._client(identity.workspace_id)
         text, blocks = render.message(view)

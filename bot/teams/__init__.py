@@ -63,7 +63,7 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
     bot = TeamsBot(core, sender, flow)
     endpoint = MessagesEndpoint(adapter, bot)
     notifier = TeamsNotifier(core, sender)
-    core.services.setdefault("notifiers", {})["teams"] = notifier
+    core.services.notifiers["teams"] = notifier
     from bot.notify import chat_notifier
     from bot.teams.sender import TeamsSender
 

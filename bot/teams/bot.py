@@ -121,7 +121,7 @@ class TeamsBot(ActivityHandler):
         self.consent = consent
         self.actors = ActorCache(core, "teams")
         # Role changes made through any front end in this process clear it (bot/commands/handlers.py).
-        core.services.setdefault("actor_caches", []).append(self.actors)
+        core.services.actor_caches.append(self.actors)
         self._stored_refs: dict[int, tuple[Any, Any]] = {}
 
     # --- who --------------------------------------------------------------------------------
@@ -138,8 +138,7 @@ class TeamsBot(ActivityHandler):
         if self._stored_refs.get(actor.chat_identity_id) == key:
             return
         ref = reference_of(activity)
-        async with self.core.store.session() as session:
-            await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
+        await recipients.keep_reference(self.core, actor.chat_identity_id, ref)
         if len(self._stored_refs) >= 10_000:
             self._stored_refs.clear()
         self._stored_refs[actor.chat_identity_id] = key
@@ -276,8 +275,7 @@ class TeamsBot(ActivityHandler):
         target = _refresh_target(view, command, typed) if shared else None
         if target is None:
             return cards.render(view)
-        async with self.core.store.session() as session:
-            staff = await recipients.staff_user_ids(session, actor.practice_id, PLATFORM)
+        staff = await recipients.staff_ids(self.core, actor.practice_id, PLATFORM)
         return cards.render(view, refresh=target, user_ids=[actor.user_id, *staff])
 
     # --- installs ---------------------------------------------------------------------------
@@ -295,8 +293,7 @@ class TeamsBot(ActivityHandler):
             actor = await self._actor(turn_context, member)
             ref = reference_of(turn_context.activity)
             ref["user"] = {"id": member.id, "name": member.name}
-            async with self.core.store.session() as session:
-                await recipients.store_conversation_ref(session, actor.chat_identity_id, ref)
+            await recipients.keep_reference(self.core, actor.chat_identity_id, ref)
 
     async def _installed(self, turn_context: TurnContext) -> None:
         """Store the conversation and greet it with the help card, once per conversation.
@@ -306,23 +303,16 @@ class TeamsBot(ActivityHandler):
         """
         actor = await self._actor(turn_context)
         ref = reference_of(turn_context.activity)
-        async with self.core.store.session() as session:
-            new = await recipients.store_conversation_ref(session, actor.chat_identity_id, ref, lock=True)
-            if not is_personal(ref):
-                conversation = turn_context.activity.conversation
-                # Post to the channel itself: no person, and no thread (";messageid=...").
-                channel_ref = {k: v for k, v in ref.items() if k not in ("user", "activityId")}
-                channel_ref["conversation"] = {**ref["conversation"], "id": conversation.id.split(";")[0]}
-                stored = await recipients.remember_channel(
-                    session,
-                    actor.practice_id,
-                    PLATFORM,
-                    _tenant(turn_context.activity),
-                    channel_ref["conversation"]["id"],
-                    conversation.name or "",
-                    channel_ref,
-                )
-                new = stored.created
+        channel: recipients.Channel | None = None
+        if not is_personal(ref):
+            conversation = turn_context.activity.conversation
+            # Post to the channel itself: no person, and no thread (";messageid=...").
+            channel_ref = {k: v for k, v in ref.items() if k not in ("user", "activityId")}
+            channel_ref["conversation"] = {**ref["conversation"], "id": conversation.id.split(";")[0]}
+            channel = recipients.Channel(
+                _tenant(turn_context.activity), channel_ref["conversation"]["id"], conversation.name or "", channel_ref
+            )
+        new = await recipients.remember_install(self.core, actor.chat_identity_id, ref, actor.practice_id, PLATFORM, channel)
         log.info(
             "installed",
             extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType"), "greeted": new},

@@ -1,8 +1,8 @@
 """The Teams side of the bot-level Notifier: a Notification -> an Adaptive Card DM.
 
-Consent outcomes are drawn here; every other kind is turned into a View by the shared
-notification renderer (`core.services["notification_views"]`, an async callable taking the core
-and the Notification), so Teams and Slack say the same thing.
+Consent outcomes are drawn here; any other kind this notifier is handed is shown from the text it
+carries (reminders, agendas and notices reach Teams users through bot/notify's ChatNotifier and
+bot/teams/sender.py, which render them as cards).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from sync.notify import recipients
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError, Notification
 
-__all__ = ["NOTIFICATION_VIEWS", "TeamsNotifier"]
+__all__ = ["TeamsNotifier"]
 
 log = logging.getLogger("clinicbot.teams.notify")
 
-NOTIFICATION_VIEWS = "notification_views"
 PLATFORM = "teams"
 
 
@@ -36,11 +35,7 @@ class TeamsNotifier:
 
     async def notify(self, notification: Notification) -> None:
         """Send to every Teams recipient; raise DeliveryError if nobody could be reached."""
-        async with self.core.store.session() as session:
-            targets = [
-                (t.id, t.conversation_ref)
-                for t in await recipients.recipients(session, notification, PLATFORM)
-            ]
+        targets = await recipients.reachable(self.core, notification, PLATFORM)
         if not targets:
             raise DeliveryError(f"nobody on Teams to receive this {notification.kind}", retryable=False)
         card, summary = await self._card(notification)
@@ -57,8 +52,7 @@ class TeamsNotifier:
                 errors.append(exc)
                 continue
             if used != ref:
-                async with self.core.store.session() as session:
-                    await recipients.store_conversation_ref(session, identity_id, used)
+                await recipients.keep_reference(self.core, identity_id, used)
         log.info(
             "notification sent",
             extra={"kind": notification.kind, "targets": len(targets), "failed": len(errors)},
@@ -77,9 +71,8 @@ class TeamsNotifier:
                 str(n.data.get("explanation", "")),
             )
             return outcome_card(outcome), "Admin consent " + ("granted" if outcome.granted else "not granted")
-        make_view = self.core.services.get(NOTIFICATION_VIEWS)
-        view: View | None = await make_view(self.core, n) if make_view is not None else None
-        if view is None and n.data.get("text"):
+        view: View | None = None
+        if n.data.get("text"):
             view = Notice(str(n.data["text"]), str(n.data.get("title", "")))
         if view is None:
             raise DeliveryError(f"no view for a {n.kind} notification", retryable=False)

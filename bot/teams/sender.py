@@ -11,8 +11,8 @@ from bot.teams.proactive import ProactiveSender, card_activity
 from bot.views import ConflictCard, DoubleBookingCard, View
 from sync.notify import recipients
 from sync.runtime.core import Core
-from sync.store.model import ChatIdentity
 from sync.runtime.notifier import DeliveryError
+from sync.services.identities import ChatPerson
 
 __all__ = ["TeamsSender"]
 
@@ -22,15 +22,14 @@ class TeamsSender:
         self.core = core
         self.sender = sender
 
-    async def send(self, identity: ChatIdentity, view: View) -> None:
+    async def send(self, identity: ChatPerson, view: View) -> None:
         """Post `view` to the identity's conversation; raises DeliveryError."""
         ref = identity.conversation_ref
         if not ref:
             raise DeliveryError("this person has not talked to clinicbot in Teams yet", retryable=False)
         used = await self.sender.send(ref, card_activity(cards.render(view), _summary(view)))
         if used != ref:
-            async with self.core.store.session() as session:
-                await recipients.store_conversation_ref(session, identity.id, used)
+            await recipients.keep_reference(self.core, identity.id, used)
 
 
 def _summary(view: View) -> str:

@@ -33,14 +33,14 @@ from sync.contract import (
     RateLimited,
     Unavailable,
 )
-from sync.store import audit
-from sync.runtime.core import Core
-from sync.runtime.locks import SyncBusy, connection_lock
-from sync.store.model import Appointment, Calendar, Connection, Link, OutboxOp, Practice
 from sync.engine.plan import SOURCE_PENDING, CalendarView, LinkView, Policy
-from sync.integrations.providers import open_provider
 from sync.engine.reconcile import Outcome, reconcile_mirror, reconcile_source
 from sync.engine.snapshots import calendar_view, canonical
+from sync.integrations.providers import open_provider
+from sync.runtime.core import Core
+from sync.runtime.locks import SyncBusy, connection_lock
+from sync.store import audit
+from sync.store.model import Appointment, Calendar, Connection, Link, OutboxOp, Practice
 
 __all__ = ["OutboxConfig", "OutboxStats", "checkpoint", "next_due", "run_once", "run_until_idle"]
 
@@ -79,8 +79,8 @@ class OutboxStats:
 
 
 def checkpoint(core: Core, label: str) -> None:
-    """A named point between two steps; tests inject crashes here (core.services["fault_injector"])."""
-    hook = core.services.get("fault_injector")
+    """A named point between two steps; tests inject crashes here (core.services.fault_injector)."""
+    hook = core.services.fault_injector
     if hook is not None:
         hook(label)
 

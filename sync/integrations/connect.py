@@ -84,7 +84,7 @@ def redirect_uri(core: Core, integration: str) -> str:
 
 
 def _transport(core: Core) -> Any:
-    return core.services.get("http_transport")
+    return core.services.http_transport
 
 
 def _oauth(integration: Integration) -> Any:

@@ -23,9 +23,9 @@ __all__ = ["StoredChannels", "sync_queue"]
 
 def sync_queue(core: Core) -> SyncQueue:
     """The core's sync queue (made on first use when no worker registered one)."""
-    queue = core.services.get("sync_queue")
+    queue = core.services.sync_queue
     if queue is None:
-        queue = core.services["sync_queue"] = SyncQueue(core.services.get("sync_runner"))
+        queue = core.services.sync_queue = SyncQueue(core.services.sync_runner)
     assert isinstance(queue, SyncQueue)
     return queue
 

@@ -32,9 +32,9 @@ from apscheduler.util import obj_to_ref, ref_to_obj
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 
-from sync.runtime.leader import LeaderLock
 from sync.notify.reminders.dispatch import Dispatcher, DispatchReport
 from sync.notify.reminders.planner import ReminderSubscriber, plan_upcoming
+from sync.runtime.leader import LeaderLock
 
 if TYPE_CHECKING:
     from sync.runtime.core import Core
@@ -151,7 +151,7 @@ class ClinicScheduler:
         self.due_poll = due_poll
         self.plan_every = plan_every
         self.key = runtime_key(core.store.url, core.store.schema)
-        self.dispatcher = Dispatcher(core.store, lambda: core.services.get("notifier"), core.clock, grace=grace)
+        self.dispatcher = Dispatcher(core.store, lambda: core.services.notifier, core.clock, grace=grace)
         self.subscriber = ReminderSubscriber(core.clock, self.wake)
         self._periodic: dict[str, tuple[float, str]] = {}
         self._aps: AsyncIOScheduler | None = None

@@ -15,47 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select
 
+from sync.engine import subscriber
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
-from sync.store.model import Connection
 from sync.runtime.syncqueue import SyncQueue
+from sync.store.database import after_commit
+from sync.store.model import Connection
 
-__all__ = ["SyncWorker", "after_commit"]
+__all__ = ["SyncWorker"]
 
 log = logging.getLogger("clinicbot.worker")
 
-_AFTER_COMMIT = "clinicbot_after_commit"
-
-
-def _run_after_commit(session: Session) -> None:
-    for callback in session.info.pop(_AFTER_COMMIT, []):
-        try:
-            callback()
-        except Exception:  # a wake-up hint must never break a commit
-            log.exception("after-commit callback failed")
-
-
-def _drop_after_rollback(session: Session, _previous: object) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
-
-
-if not event.contains(Session, "after_commit", _run_after_commit):
-    event.listen(Session, "after_commit", _run_after_commit)
-    event.listen(Session, "after_soft_rollback", _drop_after_rollback)
-
-
-def after_commit(session: Any, callback: Callable[[], None]) -> None:
-    """Run `callback` once the session's transaction commits (dropped on rollback)."""
-    sync_session = getattr(session, "sync_session", session)
-    sync_session.info.setdefault(_AFTER_COMMIT, []).append(callback)
-
+#: How long stop() waits for the loops to finish their current round before cancelling them.
+STOP_GRACE_SECONDS = 5.0
 
 class SyncWorker:
     def __init__(self, core: Core, *, idle_seconds: float = 5.0, poll_seconds: float | None = None) -> None:
@@ -63,13 +40,13 @@ class SyncWorker:
         self.idle_seconds = idle_seconds
         self.poll_seconds = core.settings.sync_poll_seconds if poll_seconds is None else poll_seconds
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.queue: SyncQueue = core.services.get("sync_queue") or SyncQueue()
-        core.services["sync_queue"] = self.queue
+        self.queue: SyncQueue = core.services.sync_queue or SyncQueue()
+        core.services.sync_queue = self.queue
 
     async def start(self) -> None:
-        from sync.engine import subscriber
-        subscriber.register(self.core)
+        subscriber.register(self.core)  # a Core built by hand, not by sync.boot.open_core
         if "sync.jobs.worker.wake" not in self.core.bus.names:
             async def wake_on_commit(session: Any, _event: AppointmentEvent) -> None:
                 after_commit(session, self.wake)
@@ -77,8 +54,7 @@ class SyncWorker:
             self.core.bus.subscribe("sync.jobs.worker.wake", wake_on_commit)
         if self.queue.runner is None:  # an embedder or test may have installed its own
             self.queue.runner = self._sync_connection
-        self.core.services.setdefault("sync_runner", self.queue.runner)
-        self.core.services["sync_worker"] = self
+        self.core.services.sync_runner = self.core.services.sync_runner or self.queue.runner
         self._tasks = [asyncio.create_task(self._outbox_loop(), name="outbox")]
         if self.poll_seconds:
             self._tasks.append(asyncio.create_task(self._poll_loop(), name="sync-poll"))
@@ -101,7 +77,7 @@ class SyncWorker:
 
     async def _outbox_loop(self) -> None:
         from sync.engine import outbox
-        while True:
+        while not self._stopping.is_set():
             timeout = self.idle_seconds
             try:
                 stats = await outbox.run_once(self.core)
@@ -119,7 +95,7 @@ class SyncWorker:
             self._wake.clear()
 
     async def _poll_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 for connection_id in await self.stale_connections():
                     self.queue.request(connection_id, reason="poll")
@@ -127,7 +103,8 @@ class SyncWorker:
                 raise
             except Exception as exc:
                 log.warning("poll round failed", extra={"error": type(exc).__name__})
-            await asyncio.sleep(min(self.poll_seconds, 60.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), min(self.poll_seconds, 60.0))
 
     async def stale_connections(self) -> list[int]:
         """Enabled, healthy connections whose last successful sync is older than the poll interval."""
@@ -142,9 +119,19 @@ class SyncWorker:
             )
             return list(rows.all())
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Let each loop finish the round it is in, then stop it.
+
+        Cancelling a loop in the middle of a database call returns its connection to the pool
+        mid-transaction, which SQLAlchemy reports as an error on every shutdown; a loop that
+        outlives the grace period (a slow remote write) is cancelled all the same.
+        """
+        self._stopping.set()
+        self._wake.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.queue.close()
         self._tasks = []

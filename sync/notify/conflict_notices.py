@@ -23,8 +23,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.runtime.core import Core
-from sync.store.model import ConflictNotice
 from sync.runtime.notifier import DeliveryError, Notification, Notifier
+from sync.store.database import after_commit
+from sync.store.model import ConflictNotice
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -45,9 +46,7 @@ BASE_DELAY = 30.0
 
 
 def _wake_after_commit(session: AsyncSession, core: Core) -> None:
-    from sync.jobs.worker import after_commit
-
-    wake = core.services.get(WAKE_SERVICE)
+    wake = core.services.conflict_notices_wake
     if callable(wake):
         after_commit(session, wake)
 
@@ -182,7 +181,7 @@ class ConflictNoticeWorker:
         self._wake.set()
 
     async def start(self) -> None:
-        self.core.services[WAKE_SERVICE] = self.wake
+        self.core.services.conflict_notices_wake = self.wake
         self._task = asyncio.create_task(self._loop(), name="conflict-notices")
 
     async def settled(self) -> None:
@@ -209,8 +208,8 @@ class ConflictNoticeWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def stop(self) -> None:
-        if self.core.services.get(WAKE_SERVICE) == self.wake:
-            del self.core.services[WAKE_SERVICE]
+        if self.core.services.conflict_notices_wake == self.wake:
+            del self.core.services.conflict_notices_wake
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

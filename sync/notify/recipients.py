@@ -8,17 +8,25 @@ from typing import Any
 from sqlalchemy import Executable, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.store.model import ChatIdentity, Practice, Role
+from sync.runtime.core import Core
 from sync.runtime.notifier import Notification
+from sync.services.identities import ChatPerson
 from sync.store.database import hold_write_lock
+from sync.store.model import ChatIdentity, Practice, Role
 
 __all__ = [
     "CHANNEL_PREFIX",
     "STAFF_CHANNEL_KEY",
+    "Channel",
     "RememberedChannel",
+    "chat_recipients",
+    "keep_reference",
+    "reachable",
     "recipients",
     "remember_channel",
+    "remember_install",
     "set_staff_channel",
+    "staff_ids",
     "staff_user_ids",
     "store_conversation_ref",
 ]
@@ -181,3 +189,93 @@ async def set_staff_channel(
     channels[platform] = chat_identity_id
     current[STAFF_CHANNEL_KEY] = channels
     practice.settings = current
+
+
+# --- the same, each in a transaction of its own: what chat front ends call -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A channel or group chat the bot was added to: its workspace, conversation id, name and reference."""
+
+    workspace_id: str
+    conversation_id: str
+    name: str
+    ref: dict[str, Any]
+
+
+async def keep_reference(core: Core, chat_identity_id: int, ref: dict[str, Any]) -> None:
+    """`store_conversation_ref` in a transaction of its own."""
+    async with core.store.session() as session:
+        await store_conversation_ref(session, chat_identity_id, ref)
+
+
+async def remember_install(
+    core: Core, chat_identity_id: int, ref: dict[str, Any], practice_id: int, platform: str,
+    channel: Channel | None,
+) -> bool:
+    """The bot was installed by this person (in `channel`, when not in a 1:1 chat): remember both at once.
+
+    True when this call stored the conversation first, so it is greeted once: Teams announces one
+    install with two activities at the same moment, and both land here.
+    """
+    async with core.store.session() as session:
+        new = await store_conversation_ref(session, chat_identity_id, ref, lock=True)
+        if channel is not None:
+            stored = await remember_channel(session, practice_id, platform, channel.workspace_id,
+                                            channel.conversation_id, channel.name, channel.ref)
+            new = stored.created
+        return new
+
+
+async def staff_ids(core: Core, practice_id: int, platform: str) -> list[str]:
+    """`staff_user_ids` in a transaction of its own."""
+    async with core.store.session() as session:
+        return await staff_user_ids(session, practice_id, platform)
+
+
+async def reachable(core: Core, notification: Notification, platform: str) -> list[tuple[int, dict[str, Any] | None]]:
+    """(chat identity id, stored conversation reference) of each recipient of `notification` on `platform`."""
+    async with core.store.session() as session:
+        return [(t.id, t.conversation_ref) for t in await recipients(session, notification, platform)]
+
+
+async def chat_recipients(core: Core, n: Notification) -> list[tuple[ChatPerson, frozenset[str]]]:
+    """Who gets `n` on every platform, with their roles: a practitioner's identities, one identity, or
+    a practice's admins or staff; audience "staff" goes to the practice's staff channel on a platform
+    that has one stored, and as DMs to that platform's staff and admins elsewhere."""
+    async with core.store.session() as session:
+        stmt = select(ChatIdentity).where(ChatIdentity.practice_id == n.practice_id)
+        channels = await _staff_channels(session, n) if n.audience == "staff" else {}
+        if channels:
+            # A platform with a staff channel gets the channel; the others DM their staff.
+            stmt = stmt.where(
+                ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(("admin", "staff"))))
+                & ChatIdentity.platform.not_in(list(channels))
+                | ChatIdentity.id.in_(list(channels.values()))
+            )
+        elif n.audience in ("admins", "staff"):
+            wanted = ("admin",) if n.audience == "admins" else ("admin", "staff")
+            stmt = stmt.where(ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(wanted))))
+        elif n.chat_identity_id is not None:
+            stmt = stmt.where(ChatIdentity.id == n.chat_identity_id)
+        elif n.practitioner_id is not None:
+            stmt = stmt.where(ChatIdentity.practitioner_id == n.practitioner_id)
+        else:
+            return []
+        people = list((await session.scalars(stmt.order_by(ChatIdentity.id))).all())
+        roles: dict[int, set[str]] = {}
+        if people:
+            rows = await session.execute(
+                select(Role.chat_identity_id, Role.role).where(Role.chat_identity_id.in_([p.id for p in people]))
+            )
+            for ident_id, role in rows:
+                roles.setdefault(int(ident_id), set()).add(str(role))
+        return [(ChatPerson.of(p), frozenset(roles.get(p.id, ()))) for p in people]
+
+
+async def _staff_channels(session: AsyncSession, n: Notification) -> dict[str, int]:
+    """platform -> chat identity id of the practice's staff channel there."""
+    practice = await session.get(Practice, n.practice_id)
+    stored = ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}) if practice is not None else {}
+    return {str(k): int(v) for k, v in stored.items() if isinstance(v, int) or (str(v).isascii() and str(v).isdigit())}

@@ -1,22 +1,21 @@
-"""The sync core's context object: what every service function needs, built once per process."""
+"""The sync core's context object: what every service function needs, built once per process.
+
+`sync.boot.open_core` builds one with its domain subscribers registered.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sync.runtime.settings import Settings
-from sync.store.crypto import install_key, load_or_create_key
 from sync.runtime.events import EventBus
-from sync.store.model import utcnow
+from sync.runtime.services import Services
+from sync.runtime.settings import Settings
 from sync.store.database import Store
+from sync.store.model import utcnow
 
-__all__ = ["Core", "open_core"]
-
-log = logging.getLogger("clinicbot.core")
+__all__ = ["Core"]
 
 
 @dataclass
@@ -25,17 +24,9 @@ class Core:
     store: Store
     bus: EventBus = field(default_factory=EventBus)
     clock: Callable[[], datetime] = utcnow
-    #: Late-bound collaborators (outbox worker, scheduler, notifier ...), keyed by name.
-    services: dict[str, Any] = field(default_factory=dict)
+    #: Late-bound collaborators (sync queue, notifier, scheduler, test hooks ...), typed.
+    services: Services = field(default_factory=Services)
 
     async def close(self) -> None:
         await self.store.dispose()
 
-
-def open_core(settings: Settings) -> Core:
-    """Install the secret key and open the store; no I/O beyond reading/creating the key file."""
-    key, where = load_or_create_key(settings.secret_key, settings.secret_key_file, generate=settings.is_sqlite)
-    install_key(key)
-    log.debug("secret key loaded", extra={"key_source": where})
-    store = Store(settings.database_url, settings.database_schema)
-    return Core(settings=settings, store=store)

@@ -47,7 +47,7 @@ async def connection_lock(core: Core, connection_id: int, *, wait: float = 0.0) 
         async with _pg_lock(core, connection_id, deadline):
             yield
         return
-    local = core.services.setdefault("sync_locks", {}).setdefault(connection_id, asyncio.Lock())
+    local = core.services.sync_locks.setdefault(connection_id, asyncio.Lock())
     if not wait and local.locked():
         raise SyncBusy(connection_id)
     try:

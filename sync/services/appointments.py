@@ -15,16 +15,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.store import audit
-
 from sync.engine import series
 from sync.runtime.events import AppointmentEvent, EventBus, EventKind
-from sync.store.model import Appointment, Practitioner
+from sync.services.errors import Conflict, Invalid, NotFound
+from sync.store import audit
 from sync.store.database import hold_write_lock
+from sync.store.model import Appointment, Practitioner
 
 __all__ = [
     "ACTIVE_STATUSES",
     "AppointmentError",
+    "AppointmentNotFound",
+    "InvalidAppointmentInput",
     "SlotTaken",
     "StaleVersion",
     "between",
@@ -44,8 +46,16 @@ ACTIVE_STATUSES = ("confirmed", "tentative")
 _REF = re.compile(r"^\s*A-?(\d{1,12})\s*$", re.IGNORECASE)
 
 
-class AppointmentError(Exception):
-    """A user-facing problem; the message says what went wrong and what to do."""
+class AppointmentError(Conflict):
+    """The appointment's state refuses the change; the message says what went wrong and what to do."""
+
+
+class AppointmentNotFound(NotFound):
+    """No appointment with that id in the person's practice."""
+
+
+class InvalidAppointmentInput(Invalid):
+    """A malformed appointment id, time or outcome."""
 
 
 class StaleVersion(AppointmentError):
@@ -62,7 +72,7 @@ def parse_ref(ref: str) -> int:
     """'A-1042' (or 'a1042', '1042') -> 1042."""
     m = _REF.match(ref) or re.match(r"^\s*(\d{1,12})\s*$", ref)
     if not m:
-        raise AppointmentError(f"{ref!r} is not an appointment id; ids look like A-1042")
+        raise InvalidAppointmentInput(f"{ref!r} is not an appointment id; ids look like A-1042")
     return int(m.group(1))
 
 
@@ -89,7 +99,7 @@ async def get_by_ref(session: AsyncSession, practice_id: int, ref: str | int) ->
     appt_id = ref if isinstance(ref, int) else parse_ref(ref)
     appt = await session.get(Appointment, appt_id)
     if appt is None or appt.practice_id != practice_id:
-        raise AppointmentError(f"there is no appointment A-{appt_id}; `today` lists the day's ids")
+        raise AppointmentNotFound(f"there is no appointment A-{appt_id}; `today` lists the day's ids")
     return appt
 
 
@@ -101,7 +111,7 @@ async def get_for_change(session: AsyncSession, practice_id: int, ref: str | int
     appt_id = ref if isinstance(ref, int) else parse_ref(ref)
     appt = await session.get(Appointment, appt_id, with_for_update=True, populate_existing=True)
     if appt is None or appt.practice_id != practice_id:
-        raise AppointmentError(f"there is no appointment A-{appt_id}; `today` lists the day's ids")
+        raise AppointmentNotFound(f"there is no appointment A-{appt_id}; `today` lists the day's ids")
     return appt
 
 
@@ -203,10 +213,10 @@ async def reschedule(
     if appt.status not in ACTIVE_STATUSES:
         raise AppointmentError(f"A-{appt.id} is {appt.status.replace('_', ' ')} and cannot be rescheduled")
     if start.tzinfo is None:
-        raise AppointmentError("the new time needs a time zone")
+        raise InvalidAppointmentInput("the new time needs a time zone")
     end = end or start + (appt.end - appt.start)
     if end <= start:
-        raise AppointmentError("the appointment must end after it starts")
+        raise InvalidAppointmentInput("the appointment must end after it starts")
     target = practitioner_id or appt.practitioner_id
     if target is not None and not allow_overlap:
         overlaps = await find_overlaps(session, target, start, end, exclude_id=appt.id)
@@ -245,7 +255,7 @@ async def cancel(
 async def mark(session: AsyncSession, bus: EventBus, appt: Appointment, status: str, actor: str) -> Appointment:
     """Record the outcome of a visit: completed (attended) or no_show."""
     if status not in ("completed", "no_show"):
-        raise AppointmentError("an appointment can be marked completed or no_show")
+        raise InvalidAppointmentInput("an appointment can be marked completed or no_show")
     if appt.status == status:
         return appt
     if appt.status == "cancelled":

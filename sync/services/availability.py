@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 
 from sync.contract import BusyInterval, ProviderError
-from sync.services.appointments import ACTIVE_STATUSES, between
-from sync.runtime.core import Core
 from sync.contract.items import Window
-from sync.store.model import Appointment, Calendar, Connection, Practice, Practitioner
 from sync.integrations.providers import open_provider
+from sync.runtime.core import Core
+from sync.services.appointments import ACTIVE_STATUSES, between
+from sync.store.model import Appointment, Calendar, Connection, Practice, Practitioner
 
 __all__ = ["SlotCheck", "busy_for", "check_slot", "next_free_slots"]
 

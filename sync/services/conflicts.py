@@ -14,17 +14,22 @@ from typing import Literal
 
 from sqlalchemy import select, update
 
-from sync.store import audit
-from sync.services.appointments import AppointmentError, reschedule
-from sync.runtime.core import Core
 from sync.engine.mirror_ops import enqueue, op_row
-from sync.store.model import Appointment, Calendar, ConflictNotice, Connection, Link
 from sync.integrations.providers import open_provider
+from sync.runtime.core import Core
+from sync.services.appointments import AppointmentError, reschedule
+from sync.services.errors import NotFound
+from sync.store import audit
 from sync.store.database import hold_write_lock
+from sync.store.model import Appointment, Calendar, ConflictNotice, Connection, Link
 
-__all__ = ["ConflictView", "list_conflicts", "resolve_conflict"]
+__all__ = ["ConflictNotFound", "ConflictView", "list_conflicts", "resolve_conflict"]
 
 Decision = Literal["keep_booking", "accept_calendar"]
+
+
+class ConflictNotFound(NotFound):
+    """No open or decided conflict with that id in the person's practice."""
 
 
 @dataclass(frozen=True, slots=True)

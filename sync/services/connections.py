@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,23 +20,42 @@ from sync.integrations.connect import SavedConnection, calendar_view, refresh_ca
 from sync.runtime.core import Core
 from sync.store import audit
 from sync.store.model import Calendar, Connection, ConsentGrant, Practice, Practitioner
+from sync.integrations.push import stop_push, stop_push_for
+from sync.services.errors import Invalid
 
 __all__ = [
     "ROLES",
     "ConnectionError_",
+    "NothingNamed",
+    "SyncSwitched",
     "add_connection",
     "add_practice_wide",
     "calendar_rows",
     "refresh_connection",
     "remove_connection",
     "set_calendar",
+    "set_sync",
 ]
 
 ROLES = CONTRACT_ROLES
 
 
-class ConnectionError_(Exception):
+class ConnectionError_(Invalid):
     """A user-facing problem with a connection or calendar command."""
+
+
+class NothingNamed(Invalid):
+    """No connection or calendar of the practice goes by the name given."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSwitched:
+    """What one `set_sync` changed: ids, and a label per connection ("graph lee@x.org") and calendar."""
+
+    enabled: bool
+    connection_ids: tuple[int, ...]
+    calendar_ids: tuple[int, ...]
+    labels: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +100,7 @@ async def add_connection(
     credentials = {"username": username, "password": password} if username or password else None
     info = ConnectionInfo(provider=provider, account=f"{username}@{host}" if username else host,
                           config={"url": url}, credentials=credentials,
-                          transport=core.services.get("http_transport"))
+                          transport=core.services.http_transport)
     try:
         integration = registry.get(provider)
         found = await registry.calendar_slot(provider).discover(info, core.settings)
@@ -125,7 +145,7 @@ async def add_practice_wide(
             Practitioner.practice_id == practice.id, Practitioner.opted_out.is_(False)).order_by(Practitioner.id))]
         practice_id = practice.id
     connected = await flow.connect(core.settings, tenant=wanted, staff=staff,
-                                   transport=core.services.get("http_transport"))
+                                   transport=core.services.http_transport)
     return await save_connection(core, integration, connected, practice_id=practice_id, practitioner_id=None,
                                  actor=actor, allow_empty=True)
 
@@ -176,25 +196,31 @@ async def set_calendar(
             raise ConnectionError_(f"there is no calendar {calendar_id}; `clinicbot calendar list` shows them")
         conn = await s.get(Connection, cal.connection_id)
         assert conn is not None
+        practice_id = conn.practice_id
+    if sync_enabled is not None:  # the one sync switch, shared with chat's `sync on|off`
+        await set_sync(core, practice_id, enabled=sync_enabled, calendar_ids=[calendar_id], actor=actor)
+    if role is None and projection is None and practitioner is None:
+        return await _calendar_row_by_id(core, calendar_id)
+    async with core.store.session() as s:
+        cal = await s.get(Calendar, calendar_id)
+        conn = await s.get(Connection, cal.connection_id) if cal is not None else None
+        if cal is None or conn is None:
+            raise ConnectionError_(f"calendar {calendar_id} was removed meanwhile")
         if role == "mirror" and cal.read_only:
             raise ConnectionError_(
                 f"{cal.name or 'that calendar'} is read-only; it can be a source or busy calendar, not a mirror"
             )
         practitioner_id = await _practitioner(core, conn.practice_id, practitioner)
-        before = {"role": cal.role, "projection": cal.projection, "sync_enabled": cal.sync_enabled,
-                  "practitioner_id": cal.practitioner_id}
+        before = {"role": cal.role, "projection": cal.projection, "practitioner_id": cal.practitioner_id}
         if role is not None:
             cal.role = role
         if projection is not None:
             cal.projection = projection
-        if sync_enabled is not None:
-            cal.sync_enabled = sync_enabled
         if practitioner_id is not None:
             if await s.get(Practitioner, practitioner_id) is None:
                 raise ConnectionError_("unknown practitioner")
             cal.practitioner_id = practitioner_id
-        after = {"role": cal.role, "projection": cal.projection, "sync_enabled": cal.sync_enabled,
-                 "practitioner_id": cal.practitioner_id}
+        after = {"role": cal.role, "projection": cal.projection, "practitioner_id": cal.practitioner_id}
         if role is not None and role != before["role"]:
             cal.cursor = None  # a calendar in a new role is read in full once
         try:
@@ -205,10 +231,81 @@ async def set_calendar(
                            before=before, after=after, details={"calendar_id": cal.id})
         row = calendar_view(cal, conn)
     if not cal.sync_enabled or cal.role == "busy":  # a calendar that stopped syncing keeps no push channel
-        from sync.integrations.push import stop_push
-
         await stop_push(core, cal.connection_id, calendar_ids=[cal.id])
     return row
+
+
+async def _calendar_row_by_id(core: Core, calendar_id: int) -> dict[str, Any]:
+    async with core.store.session() as s:
+        cal = await s.get(Calendar, calendar_id)
+        conn = await s.get(Connection, cal.connection_id) if cal is not None else None
+        if cal is None or conn is None:
+            raise ConnectionError_(f"calendar {calendar_id} was removed meanwhile")
+        return calendar_view(cal, conn)
+
+
+async def set_sync(
+    core: Core,
+    practice_id: int,
+    *,
+    enabled: bool,
+    actor: str,
+    practitioner_id: int | None = None,
+    name: str | None = None,
+    provider: str | None = None,
+    calendar_ids: Collection[int] | None = None,
+) -> SyncSwitched:
+    """Turn sync on or off: THE rule for chat's `sync on|off` and the CLI's `calendar set --sync`.
+
+    What changes, within one practice: the calendars in `calendar_ids` when given; otherwise the
+    connections whose account is `name` or whose provider is `provider` (default: `name`) and the
+    calendars called `name`, or with no name every connection. `practitioner_id` narrows all of it to
+    one person's connections and calendars. One audit entry (`sync.on` / `sync.off`) names them;
+    what stopped syncing has its push channels stopped once the change has committed.
+    Raises NothingNamed when `name` matches nothing; changes nothing (empty result) when there is nothing.
+    """
+    async with core.store.session() as s:
+        conns = list((await s.scalars(
+            select(Connection).where(Connection.practice_id == practice_id).order_by(Connection.id))).all())
+        cals = list((await s.scalars(
+            select(Calendar).where(Calendar.connection_id.in_([c.id for c in conns])).order_by(Calendar.id))).all())
+        if practitioner_id is not None:
+            conns = [c for c in conns if c.practitioner_id == practitioner_id]
+            cals = [k for k in cals if k.practitioner_id == practitioner_id or k.connection_id in {c.id for c in conns}]
+        changed_conns: list[Connection] = []
+        changed_cals: list[Calendar] = []
+        if calendar_ids is not None:
+            changed_cals = [k for k in cals if k.id in set(calendar_ids)]
+            if len(changed_cals) != len(set(calendar_ids)):
+                raise NothingNamed("no such calendar in this practice; `clinicbot calendar list` shows them")
+        elif name is not None:
+            wanted, kind = name.lower(), provider or name.lower()
+            changed_conns = [c for c in conns if c.provider == kind or c.account.lower() == wanted]
+            changed_cals = [k for k in cals if (k.name or "").lower() == wanted]
+            if not changed_conns and not changed_cals:
+                raise NothingNamed(f"no calendar or connection is called {name!r}; `status` lists them")
+        else:
+            changed_conns = conns
+        if not changed_conns and not changed_cals:
+            return SyncSwitched(enabled, (), (), ())
+        for c in changed_conns:
+            c.sync_enabled = enabled
+        for k in changed_cals:
+            k.sync_enabled = enabled
+        await audit.record(
+            s,
+            actor=actor,
+            action=f"sync.{'on' if enabled else 'off'}",
+            practice_id=practice_id,
+            details={"connections": [c.id for c in changed_conns], "calendars": [k.id for k in changed_cals]},
+        )
+        labels = tuple([f"{c.provider} {c.account}".strip() for c in changed_conns]
+                       + [k.name or "calendar" for k in changed_cals])
+        switched = SyncSwitched(enabled, tuple(c.id for c in changed_conns), tuple(k.id for k in changed_cals), labels)
+    if not enabled:  # no more webhooks for what no longer syncs (channels are stopped at the provider)
+        await stop_push_for(core, connection_ids=list(switched.connection_ids),
+                            calendar_ids=list(switched.calendar_ids))
+    return switched
 
 
 async def remove_connection(core: Core, connection_id: int, *, actor: str) -> dict[str, Any]:
@@ -216,8 +313,6 @@ async def remove_connection(core: Core, connection_id: int, *, actor: str) -> di
 
     Copies already written to its calendars stay there; appointments it booked stay in the record.
     """
-    from sync.integrations.push import stop_push
-
     async with core.store.session() as s:
         conn = await s.get(Connection, connection_id)
         if conn is None:

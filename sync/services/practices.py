@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.runtime.core import Core
+from sync.services.errors import Invalid
 from sync.store import audit
 from sync.store.model import Appointment, ChatIdentity, Connection, Practice, Practitioner
 
@@ -21,6 +24,8 @@ __all__ = [
     "find_practitioner",
     "list_practices",
     "list_practitioners",
+    "practitioner_choices",
+    "profile",
 ]
 
 
@@ -28,8 +33,17 @@ __all__ = [
 DEFAULT_NAME = "default"
 
 
-class PracticeError(Exception):
+class PracticeError(Invalid):
     """A user-facing problem with practice or practitioner input."""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A chat person's practice and practitioner, by name, for `whoami`."""
+
+    practice: str
+    timezone: str
+    practitioner: str | None
 
 
 def check_zone(zone: str) -> str:
@@ -168,3 +182,22 @@ async def find_practitioner(session: AsyncSession, practice_id: int, ref: str) -
             (func.lower(Practitioner.handle) == ref.lower()) | (func.lower(Practitioner.name) == ref.lower()),
         )
     )
+
+
+async def practitioner_choices(session: AsyncSession, practice_id: int) -> list[tuple[int, str]]:
+    """(id, name) of the practice's active practitioners by name, for a form's choices."""
+    rows = await session.execute(
+        select(Practitioner.id, Practitioner.name)
+        .where(Practitioner.practice_id == practice_id, Practitioner.active.is_(True))
+        .order_by(Practitioner.name)
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+async def profile(core: Core, practice_id: int, practitioner_id: int | None) -> Profile:
+    """The practice's name and zone and the practitioner's name ("?" and UTC for a practice gone)."""
+    async with core.store.session() as session:
+        practice = await session.get(Practice, practice_id)
+        pr = await session.get(Practitioner, practitioner_id) if practitioner_id else None
+        return Profile(practice.name if practice else "?", practice.timezone if practice else "UTC",
+                       pr.name if pr else None)

@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from sync.runtime.core import Core
-from sync.store.model import Calendar, Connection, Link, OutboxOp
+from sync.services.errors import NotFound
+from sync.store.model import Calendar, Connection, Link, OutboxOp, Practice
 
-__all__ = ["ConnectionStatus", "connection_status"]
+__all__ = ["CalendarState", "ConnectionStatus", "PracticeStatus", "connection_status", "practice_status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +93,38 @@ async def connection_status(core: Core, practice_id: int | None = None) -> list[
             read_notes=tuple(read_notes.get(c.id, ())),
         ))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarState:
+    name: str
+    role: str
+    sync_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PracticeStatus:
+    """What chat's `status` shows: the practice, its connections and each connection's calendars."""
+
+    practice: str
+    timezone: str
+    connections: tuple[ConnectionStatus, ...]
+    calendars: dict[int, tuple[CalendarState, ...]]
+
+
+async def practice_status(core: Core, practice_id: int) -> PracticeStatus:
+    """The status of one practice's connections, with their calendars in id order."""
+    async with core.store.session() as s:
+        practice = await s.get(Practice, practice_id)
+        if practice is None:
+            raise NotFound("your practice no longer exists; ask an admin")
+        name, tz = practice.name, practice.timezone
+        rows = (await s.execute(
+            select(Calendar.connection_id, Calendar.name, Calendar.role, Calendar.sync_enabled)
+            .join(Connection, Connection.id == Calendar.connection_id)
+            .where(Connection.practice_id == practice_id).order_by(Calendar.id))).tuples().all()
+    calendars: dict[int, list[CalendarState]] = {}
+    for cid, cal_name, role, enabled in rows:
+        calendars.setdefault(int(cid), []).append(CalendarState(cal_name or "calendar", role, bool(enabled)))
+    conns = tuple(await connection_status(core, practice_id))
+    return PracticeStatus(name, tz, conns, {k: tuple(v) for k, v in calendars.items()})

@@ -8,7 +8,7 @@ import logging
 import re
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +18,9 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
-__all__ = ["ANSWER_TABLES", "SchemaState", "Store", "StoreError", "create_engine"]
+__all__ = ["ANSWER_TABLES", "SchemaState", "Store", "StoreError", "after_commit", "create_engine"]
 
 log = logging.getLogger("clinicbot.store")
 
@@ -73,6 +74,39 @@ ANSWER_TABLES = frozenset({"practice", "location", "practitioner", "chat_identit
 _WRITE = re.compile(r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+(?:"?\w+"?\.)?"?(\w+)', re.I)
 
 
+_AFTER_COMMIT = "clinicbot_after_commit"
+
+
+def _run_after_commit(session: Session) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            callback()
+        except Exception:  # a wake-up hint must never break a commit
+            log.exception("after-commit callback failed")
+
+
+def _drop_after_rollback(session: Session, _previous: object) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+def after_commit(session: AsyncSession | Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's transaction commits (dropped on rollback).
+
+    Only sessions made by a `Store` run these callbacks: the listeners sit on each Store's own
+    session class, never on SQLAlchemy's global `Session`, so an embedder's sessions are untouched.
+    """
+    sync_session = session.sync_session if isinstance(session, AsyncSession) else session
+    sync_session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _session_class() -> type[Session]:
+    """A Session subclass of one Store, carrying the after-commit listeners for its sessions only."""
+    cls = type("StoreSession", (Session,), {})
+    event.listen(cls, "after_commit", _run_after_commit)
+    event.listen(cls, "after_soft_rollback", _drop_after_rollback)
+    return cls
+
+
 class Store:
     """The engine and session factory one process uses."""
 
@@ -80,7 +114,7 @@ class Store:
         self.url = url
         self.schema = schema
         self.engine = create_engine(url, schema, **engine_kwargs)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=_session_class())
         #: Bumped whenever a transaction of this process that wrote to ANSWER_TABLES commits; answer
         #: caches compare it to the value they were built at. Other processes' writes do not bump it,
         #: so such caches also bound their entries' age.

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from sync.runtime.core import Core
-from sync.engine.run import sync_connection
-from sync.store.model import ConflictNotice, Link
 from sync.engine.outbox import run_until_idle
+from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
+from sync.runtime.core import Core
+from sync.store.model import ConflictNotice, Link
 from tests.bot.clinic import Clinic, at
 from tests.sync.helpers import Clinic as Calendars
 from tests.sync.helpers import booking
@@ -42,7 +42,7 @@ class HandEdit:
 async def hand_edited(core: Core, clinic: Clinic, *, hours: int = 1) -> HandEdit:
     """Sync one booking to the mirror, then move its copy by `hours` by hand and sync the mirror."""
     cals = Calendars(core, practice_id=clinic.practice_id, practitioner_id=clinic.lee)
-    core.services["provider_factory"] = cals.factory
+    core.services.provider_factory = cals.factory
     await cals.add_calendar("source", "source")
     await cals.add_calendar("mirror0", "mirror")
     register(core)

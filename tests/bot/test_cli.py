@@ -120,7 +120,7 @@ def test_a_role_is_granted_from_the_cli_to_a_person_clinicbot_has_seen(tmp_path:
 
     from bot.commands.identity import resolve_actor
     from sync.runtime.settings import Settings
-    from sync.runtime.core import open_core
+    from sync.boot import open_core
 
     assert run_cli(["db", "upgrade"], tmp_path).returncode == 0
 

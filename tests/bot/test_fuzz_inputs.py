@@ -32,7 +32,8 @@ from sqlalchemy import func, select
 from bot.app import build_app
 from bot.slack.server import SLACK
 from bot.slack.verify import sign
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.store.model import Appointment, AuditEntry, ChatIdentity, Role
 from tests.bot.clinic import seed
 from tests.bot.teams.conftest import APP_ID, APP_PASSWORD, activity, teams_settings

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from bot.app import build_app
 from sync.runtime.core import Core
-from sync.store.model import Calendar, Connection, WebhookSubscription
 from sync.runtime.syncqueue import SyncQueue
+from sync.store.model import Calendar, Connection, WebhookSubscription
 
 STATE = "a-long-random-client-state"
 
@@ -28,7 +28,7 @@ async def client(core: Core) -> AsyncIterator[tuple[TestClient, list[int]]]:
     async def runner(connection_id: int) -> None:
         synced.append(connection_id)
 
-    core.services["sync_queue"] = SyncQueue(runner)
+    core.services.sync_queue = SyncQueue(runner)
     async with TestClient(TestServer(build_app(core.settings, core=core))) as c:
         yield c, synced
 
@@ -75,7 +75,7 @@ async def test_validation_and_a_good_notification(core: Core, client: tuple[Test
     assert r.status == 200 and await r.text() == "hello graph"
     r = await c.post(f"/webhooks/graph/{conn_id}", json=_note())
     assert r.status == 202
-    await core.services["sync_queue"].drain()
+    await core.services.sync_queue.drain()
     assert synced == [conn_id]
 
 
@@ -104,7 +104,7 @@ async def test_bad_graph_notifications_sync_nothing(
     other = await c.post(f"/webhooks/graph/{conn_id + 1}", json=_note())  # right secret, wrong connection
     assert other.status == 404
     await asyncio.sleep(0)
-    await core.services["sync_queue"].drain()
+    await core.services.sync_queue.drain()
     assert synced == []
 
 
@@ -124,7 +124,7 @@ async def test_lifecycle_events_are_recorded_for_renewal(core: Core, client: tup
         assert (await s.scalar(select(WebhookSubscription.status))) == "removed"
     # A removed subscription no longer authenticates notifications.
     assert (await c.post(f"/webhooks/graph/{conn_id}", json=_note())).status == 404
-    await core.services["sync_queue"].drain()
+    await core.services.sync_queue.drain()
     assert set(synced) == {conn_id}
 
 
@@ -154,7 +154,7 @@ async def test_a_notification_sent_in_two_writes_is_accepted(core: Core, client:
 
     r = await c.post(f"/webhooks/graph/{conn_id}", data=two_writes(), headers={"Content-Type": "application/json"})
     assert r.status == 202
-    await core.services["sync_queue"].drain()
+    await core.services.sync_queue.drain()
     assert synced == [conn_id]
 
 
@@ -164,7 +164,7 @@ async def test_a_large_valid_notification_is_accepted(core: Core, client: tuple[
     many = {"value": [_note()["value"][0] | {"resource": f"Users/u/Events/{'e' * 200}{i}"} for i in range(2200)]}  # about 900 kB
     r = await c.post(f"/webhooks/graph/{conn_id}", json=many)
     assert r.status == 202
-    await core.services["sync_queue"].drain()
+    await core.services.sync_queue.drain()
     assert synced == [conn_id]
 
 

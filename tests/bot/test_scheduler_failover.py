@@ -17,12 +17,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from sync.boot import open_core
+from sync.notify.reminders import plan_upcoming
 from sync.runtime.settings import Settings
-from sync.runtime.core import open_core
+from sync.services.practices import add_practitioner, create_practice
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, Practitioner, ReminderLedger
-from sync.services.practices import add_practitioner, create_practice
-from sync.notify.reminders import plan_upcoming
 from tests.conftest import TEST_KEY
 from tests.fakes.recorder import Recorder
 

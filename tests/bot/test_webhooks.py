@@ -13,21 +13,24 @@ from sqlalchemy import func, select
 
 from bot.app import build_app
 from sync.runtime.core import Core
-from sync.store.model import Calendar, Connection, OAuthState, WebhookSubscription
 from sync.runtime.syncqueue import SyncQueue
+from sync.store.model import Calendar, Connection, OAuthState, WebhookSubscription
+
+#: Each test's gate that lets its slow fake syncs finish, by core.
+_RELEASE: dict[int, asyncio.Event] = {}
 
 
 @pytest.fixture
 async def client(core: Core) -> AsyncIterator[tuple[TestClient, list[int]]]:
     synced: list[int] = []
     release = asyncio.Event()
-    core.services["release_sync"] = release
+    _RELEASE[id(core)] = release
 
     async def runner(connection_id: int) -> None:
         synced.append(connection_id)
         await release.wait()  # a sync takes a while: later notifications coalesce
 
-    core.services["sync_queue"] = SyncQueue(runner)
+    core.services.sync_queue = SyncQueue(runner)
     app = build_app(core.settings, core=core)
     async with TestClient(TestServer(app)) as c:
         yield c, synced
@@ -74,8 +77,8 @@ async def test_google_notification_requests_one_sync(core: Core, client: tuple[T
     for _ in range(3):
         r = await c.post(f"/webhooks/google/{conn_id}", headers=_headers())
         assert r.status == 200
-    core.services["release_sync"].set()
-    await core.services["sync_queue"].drain()
+    _RELEASE[id(core)].set()
+    await core.services.sync_queue.drain()
     assert synced and set(synced) == {conn_id} and len(synced) <= 2
 
 
@@ -96,8 +99,8 @@ async def test_bad_google_notifications_sync_nothing(
     conn_id = await _channel(core)
     r = await c.post(f"/webhooks/google/{conn_id}", headers=_headers(**headers), data=b"\x00garbage")
     assert r.status == status
-    core.services["release_sync"].set()
-    await core.services["sync_queue"].drain()
+    _RELEASE[id(core)].set()
+    await core.services.sync_queue.drain()
     assert synced == []
 
 

@@ -19,19 +19,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from sync.contract import ConnectionInfo
 from adapters.caldav import open_calendar
 from adapters.caldav.resources import resource_name
 from adapters.kit.ical import serialize_calendar
+from sync.boot import open_core
+from sync.contract import ConnectionInfo
+from sync.contract.items import EventData, RemoteItem, Window
+from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.services.connections import add_connection, calendar_rows, set_calendar
-from sync.runtime.core import Core, open_core
-from sync.contract.items import EventData, RemoteItem, Window
+from sync.services.practices import add_practitioner, create_practice
 from sync.store.model import Appointment, AuditEntry, Link, OutboxOp
 from sync.store.model import Practice as PracticeRow
-from sync.services.practices import add_practitioner, create_practice
-from tests.conftest import drop_schema, make_settings
 from tests.adapters.caldav.fakes.radicale import RadicaleServer
+from tests.conftest import drop_schema, make_settings
 
 #: Half-hour offset and southern-hemisphere DST: a wall-time or UTC-vs-zone mix-up cannot hide here
 #: (in London it would, for half the year).
@@ -126,7 +127,7 @@ class Practice:
 
     async def sync(self) -> None:
         """Request a sync through the server's sync queue and wait for it and the outbox to finish."""
-        queue = self.core.services["sync_queue"]
+        queue = self.core.services.sync_queue
         queue.request(self.connection_id, reason="e2e")
         await queue.drain()
         await self.outbox_settled()

@@ -24,7 +24,8 @@ from sqlalchemy import select
 from adapters.graph.connection import GraphTransports
 from bot.app import build_app
 from bot.slack.server import SLACK
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.services.practices import add_practitioner, create_practice
 from sync.store.model import Calendar, Connection
 from tests.adapters.google.conftest import PRIMARY
@@ -68,7 +69,7 @@ class Clinic:
             return list((await s.scalars(select(Calendar).order_by(Calendar.id))).all())
 
     async def sync(self, connection_id: int) -> None:
-        queue = self.core.services["sync_queue"]
+        queue = self.core.services.sync_queue
         queue.request(connection_id, reason="e2e")
         await queue.drain()
 
@@ -204,7 +205,7 @@ async def graph_clinic(backend: str, tmp_path: Path, fake_slack: FakeSlack, grap
         graph_url=graph.url, graph_client_id=CLIENT_ID, graph_client_secret=CLIENT_SECRET,
     ):
         # MSAL keeps the public authority in its URLs; this routes them to the fake.
-        clinic.core.services["http_transport"] = GraphTransports(login=graph.login.http_client(graph.url))
+        clinic.core.services.http_transport = GraphTransports(login=graph.login.http_client(graph.url))
         yield clinic
 
 

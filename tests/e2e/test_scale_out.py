@@ -36,7 +36,8 @@ from adapters.caldav import open_calendar
 from adapters.caldav.resources import resource_name
 from adapters.kit.ical import serialize_calendar
 from sync.services.connections import add_connection, calendar_rows, set_calendar
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.contract.items import EventData, RemoteItem, Window
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, ReminderLedger

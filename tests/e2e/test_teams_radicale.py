@@ -19,12 +19,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import build_app
-from sync.runtime.core import open_core
+from sync.boot import open_core
+from tests.adapters.caldav.fakes.radicale import RadicaleServer
 from tests.bot.teams.conftest import APP_ID, APP_PASSWORD, TENANT, Teams, activity, teams_settings
 from tests.conftest import drop_schema
 from tests.e2e.conftest import DAY, Practice, at, booking, connect_practice
 from tests.fakes.bot_connector import FakeBotConnector
-from tests.adapters.caldav.fakes.radicale import RadicaleServer
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from tests.fakes.recorder import RecorderNotifier
 
 
 def _recorder(app: web.Application, settings: Settings) -> str | None:
-    app[bot.app.CORE].services["notifier"] = RecorderNotifier(os.environ["CLINICBOT_TEST_RECORDER_URL"])
+    app[bot.app.CORE].services.notifier = RecorderNotifier(os.environ["CLINICBOT_TEST_RECORDER_URL"])
     return None
 
 

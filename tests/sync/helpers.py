@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 
 from sync.contract import CalendarProvider
-from sync.runtime.core import Core
 from sync.contract.items import EventData
+from sync.runtime.core import Core
 from sync.store.model import Appointment, Calendar, Connection, Link, OutboxOp, Practice, Practitioner
 from tests.fakes.memory_calendar import MemoryCalendar, MemoryServer
 
@@ -56,7 +56,7 @@ async def make_clinic(core: Core, settings: dict[str, Any] | None = None, *, mir
                       projection: str = "initials", source_series: bool = True) -> Clinic:
     clinic = Clinic(core)
     core.clock = clinic.clock
-    core.services["provider_factory"] = clinic.factory
+    core.services.provider_factory = clinic.factory
     async with core.store.session() as s:
         p = Practice(name="Clinic", timezone="Europe/London", settings=settings or {})
         s.add(p)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sync.runtime.settings import Settings
-from sync.runtime.core import open_core
+from sync.boot import open_core
 from sync.runtime.locks import SyncBusy, connection_lock
+from sync.runtime.settings import Settings
 
 
 async def main(url: str, schema: str, key: str, connection_id: int) -> None:

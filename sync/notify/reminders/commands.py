@@ -23,12 +23,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.store import audit
-from sync.store.model import Practice, Practitioner, utcnow
 from sync.notify.reminders.planner import replan_practitioner
 from sync.notify.reminders.prefs import DAY_NAMES, MAX_OFFSET_MINUTES, MAX_OFFSETS, effective_prefs, format_minutes
+from sync.runtime.core import Core
+from sync.services.errors import Denied
+from sync.store import audit
+from sync.store.model import Practice, Practitioner, utcnow
 
-__all__ = ["EXAMPLES", "RemindError", "apply_reminder_command", "parse_reminder_command"]
+__all__ = ["EXAMPLES", "RemindError", "apply_reminder_command", "parse_reminder_command", "set_reminders"]
 
 EXAMPLES = (
     "`remind 24h 1h before`, `remind off`, `remind agenda 07:30`, `remind quiet 20:00-07:00`, "
@@ -225,3 +227,13 @@ async def apply_reminder_command(
     if kind == "zone":
         return f"time zone set to {practitioner.timezone}; {prefs.describe()}"
     return prefs.describe()
+
+
+async def set_reminders(core: Core, practice_id: int, practitioner_id: int, text: str, *, actor: str) -> str:
+    """`apply_reminder_command` for one practitioner of one practice, in a transaction of its own
+    (what chat's `remind ...` calls); Denied when the practitioner is gone or in another practice."""
+    async with core.store.session() as session:
+        person = await session.get(Practitioner, practitioner_id)
+        if person is None or person.practice_id != practice_id:
+            raise Denied("your practitioner record is gone; ask an admin to link you again")
+        return await apply_reminder_command(session, person, text, actor=actor, clock=core.clock)

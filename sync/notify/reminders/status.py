@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.runtime.core import Core
 from sync.store.model import Practitioner, ReminderLedger
 
 __all__ = ["ReminderStatus", "reminder_status"]
@@ -81,3 +82,9 @@ async def reminder_status(
         next_due=await session.scalar(nxt),
         last_error=await session.scalar(err),
     )
+
+
+async def practice_reminder_status(core: Core, practice_id: int) -> ReminderStatus:
+    """`reminder_status` of one practice at the core's now, in a transaction of its own (for front ends)."""
+    async with core.store.session() as session:
+        return await reminder_status(session, core.clock(), practice_id=practice_id)

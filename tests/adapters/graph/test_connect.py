@@ -26,10 +26,12 @@ from sync.contract import Refused
 from sync.contract.integration import Connected
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth, finish_oauth
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.services.connections import add_practice_wide
+from sync.store.model import Connection, ConsentGrant, OAuthState, Practitioner, utcnow
 from sync.services.practices import add_practitioner, create_practice
-from sync.store.model import Calendar, Connection, ConsentGrant, OAuthState, Practitioner, utcnow
+from sync.store.model import Calendar
 from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
@@ -51,7 +53,7 @@ async def db(fake: GraphFake, tmp_path: Path) -> AsyncIterator[Core]:
         public_url="https://clinic.example.org",
     )
     core = open_core(settings)
-    core.services["http_transport"] = GraphTransports(login=fake.login.http_client(fake.url))
+    core.services.http_transport = GraphTransports(login=fake.login.http_client(fake.url))
     await upgrade(core.store)
     try:
         yield core

@@ -32,7 +32,7 @@ async def _clinic_on_feed(core: Core, feeds: FeedServer) -> Any:
     clinic = await make_clinic(core, mirrors=0)
     feed_url = feeds.url("/lee.ics")
     clinic.factory = lambda conn, cal: provider(feed_url)  # type: ignore[method-assign]
-    core.services["provider_factory"] = clinic.factory
+    core.services.provider_factory = clinic.factory
     clinic.now = NOW
     return clinic
 

@@ -56,7 +56,7 @@ async def _synced(core: Core, feeds: FeedServer, name: str, body: bytes | None =
     feeds.publish(f"/{name}", body if body is not None else (PROBES / name).read_bytes())
     url = feeds.url(f"/{name}")
     clinic.factory = lambda conn, cal: provider(url)
-    core.services["provider_factory"] = clinic.factory
+    core.services.provider_factory = clinic.factory
     clinic.now = datetime(2026, 6, 1, tzinfo=UTC)
     async with core.store.session() as s:
         await s.execute(update(Connection).values(window_days_back=200, window_days_ahead=220))

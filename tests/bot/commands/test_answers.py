@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.answers import AnswerCache
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
-from sync.store.model import Practice
+from sync.runtime.settings import Settings
 from sync.store.database import Store
+from sync.store.model import Practice
 
 
 async def _write(core: Core) -> None:

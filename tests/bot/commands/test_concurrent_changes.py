@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.commands import actions, handle, parse, slots
+from bot.commands import actions, handle, parse
 from bot.views import AppointmentDetail, Error, RescheduleForm
-from sync.services import appointments as svc
 from sync.runtime.core import Core
+from sync.services import appointments as svc
+from sync.services import availability
 from sync.store.model import Appointment, AuditEntry, Practice
 from tests.bot.clinic import at, make_actor, seed
 
@@ -50,7 +51,7 @@ async def test_two_reschedules_into_one_free_slot_book_it_once(core: Core, monke
     c = await seed(core)
     ann = await make_actor(core, "UA", ("staff",))
     bob = await make_actor(core, "UB", ("staff",))
-    _slowed(monkeypatch, slots, "is_free")  # both have checked before either writes
+    _slowed(monkeypatch, availability, "check_slot")  # both have checked before either writes
     first, second = await asyncio.wait_for(
         asyncio.gather(
             handle(core, ann, parse(f"reschedule A-{c.a_lee_10} 14:00")),
@@ -104,7 +105,7 @@ async def test_no_lock_is_held_while_calendars_are_asked(core: Core, monkeypatch
     transaction of its own; on SQLite that write would wait for a reschedule holding the lock."""
     c = await seed(core)
     ann = await make_actor(core, "UA", ("staff",))
-    real = slots.is_free
+    real = availability.check_slot
 
     async def is_free_saving_credentials(*args: Any, **kwargs: Any) -> Any:
         async def save() -> None:
@@ -116,7 +117,7 @@ async def test_no_lock_is_held_while_calendars_are_asked(core: Core, monkeypatch
         await asyncio.wait_for(save(), timeout=5)
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(slots, "is_free", is_free_saving_credentials)
+    monkeypatch.setattr(availability, "check_slot", is_free_saving_credentials)
     view = await handle(core, ann, parse(f"reschedule A-{c.a_lee_10} 14:00"))
     assert isinstance(view, AppointmentDetail), view
 
@@ -124,8 +125,8 @@ async def test_no_lock_is_held_while_calendars_are_asked(core: Core, monkeypatch
 async def test_two_staff_deciding_one_conflict_at_once_decide_it_once(
     core: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sync.store import audit
     from sync.services import conflicts
+    from sync.store import audit
     from tests.bot.conflict_setup import hand_edited
 
     c = await seed(core)
@@ -154,7 +155,7 @@ async def test_book_follow_up_pressed_twice_at_once_is_recorded_once(core: Core)
 
     c = await seed(core)
     core.clock = lambda: NOW + timedelta(hours=4)  # after the 10:00 visit
-    core.services["notifier"] = RecordingNotifier()
+    core.services.notifier = RecordingNotifier()
     lee = await make_actor(core, "ULEE", ("practitioner",), practitioner_id=c.lee)
     views = await asyncio.wait_for(
         asyncio.gather(handle(core, lee, BookFollowUp(c.a_lee_10)), handle(core, lee, BookFollowUp(c.a_lee_10))),

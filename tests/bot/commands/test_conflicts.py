@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.commands import handle, parse
+from bot.commands.actions import KeepBooking
 from bot.views import ConflictCard, ConflictList, DoubleBookingCard, Error, Help
+from sync.engine.run import sync_connection
 from sync.notify.conflict_notices import deliver_due
 from sync.runtime.core import Core
-from sync.engine.run import sync_connection
 from sync.runtime.notifier import RecordingNotifier
 from tests.bot.clinic import make_actor, seed
 from tests.bot.conflict_setup import BOOKED, hand_edited, notices
@@ -53,3 +54,12 @@ async def test_help_lists_the_conflicts_command(core: Core) -> None:
     anyone = await make_actor(core, "UA", ())
     view = await handle(core, anyone, parse("help"))
     assert isinstance(view, Help) and any(e.usage == "conflicts" and e.needs == "staff" for e in view.entries)
+
+
+async def test_a_decision_on_a_conflict_that_does_not_exist_reads_as_not_found(core: Core) -> None:
+    """The error's class, not its wording, decides how it reads: a missing conflict is "not found"."""
+    await seed(core)
+    staff = await make_actor(core, "UA", ("staff",))
+    view = await handle(core, staff, KeepBooking(conflict_id=999_999))
+    assert isinstance(view, Error) and view.kind == "not_found"
+    assert "no such conflict" in view.message

@@ -11,8 +11,8 @@ from bot.commands.actions import BookFollowUp, MarkAttended, MarkNoShow, OpenRes
 from bot.commands.dms import notification_view
 from bot.views import Agenda, Error, FollowUp, ReminderCard, Status
 from sync.runtime.core import Core
-from sync.store.model import Appointment, AuditEntry, Practice, Practitioner, ReminderLedger
 from sync.runtime.notifier import Notification, RecordingNotifier
+from sync.store.model import Appointment, AuditEntry, Practice, Practitioner, ReminderLedger
 from tests.bot.clinic import NOW, at, make_actor, seed
 
 AFTER = NOW + timedelta(hours=4)  # 12:00 in London: the 10:00 and 11:00 visits are over
@@ -110,7 +110,7 @@ async def test_book_followup_offers_free_slots_and_asks_staff_once(core: Core) -
     c = await seed(core)
     core.clock = lambda: AFTER
     notifier = RecordingNotifier()
-    core.services["notifier"] = notifier
+    core.services.notifier = notifier
     lee = await make_actor(core, "ULEE", ("practitioner",), practitioner_id=c.lee)
     view = await handle(core, lee, BookFollowUp(c.a_lee_10))
     assert isinstance(view, FollowUp), view

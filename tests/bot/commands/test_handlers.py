@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -22,7 +23,17 @@ from bot.views import (
     Whoami,
 )
 from sync.runtime.core import Core
-from sync.store.model import Appointment, AuditEntry, Calendar, ChatIdentity, Connection, OutboxOp, Practice, Role
+from sync.store.model import (
+    Appointment,
+    AuditEntry,
+    Calendar,
+    ChatIdentity,
+    Connection,
+    OutboxOp,
+    Practice,
+    Practitioner,
+    Role,
+)
 from tests.bot.clinic import TZ, at, make_actor, seed
 
 
@@ -134,6 +145,23 @@ async def test_taken_slot_returns_the_form_with_the_clash_and_free_slots(core: C
     assert [s[0] for s in view.suggestions][:2] == [at(12), at(12, 30)]
     assert (await _appt(core, c.a_lee_10)).start == at(10)
     assert len(await _audit(core)) == before
+
+
+async def test_free_slots_are_found_in_the_practitioners_working_hours_and_zone(core: Core) -> None:
+    """One free-slot search for chat and follow-ups: working hours are the practitioner's local hours
+    (sync.services.availability), not the practice's. Lee works from New York; the practice is in London."""
+    c = await seed(core)
+    async with core.store.session() as s:
+        lee = await s.get(Practitioner, c.lee)
+        assert lee is not None
+        lee.timezone = "America/New_York"
+    staff = await make_actor(core, "US", ("staff",))
+    view = await handle(core, staff, parse(f"reschedule A-{c.a_lee_10} yesterday 10am"))
+    assert isinstance(view, RescheduleForm) and "already passed" in view.errors["time"]
+    new_york = ZoneInfo("America/New_York")
+    starts = [s[0] for s in view.suggestions]
+    assert starts and starts[0] == at(13)  # 08:00 in New York; 08:00 in London would be before Lee starts
+    assert all(8 <= start.astimezone(new_york).hour < 18 for start in starts)
 
 
 async def test_past_time_is_refused_without_change(core: Core) -> None:

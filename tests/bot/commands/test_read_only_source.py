@@ -13,7 +13,8 @@ from sqlalchemy import select
 from bot.commands import actions, handle, parse
 from bot.views import Agenda, AppointmentDetail, Error
 from sync.services.connections import add_connection
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.engine.run import sync_all
 from sync.store.model import Appointment
 from tests.bot.clinic import at, make_actor, seed

@@ -11,8 +11,8 @@ from bot.slack import render as slack_render
 from bot.teams import cards as teams_cards
 from bot.views import Agenda, AppointmentDetail, Error, ReminderCard, RescheduleForm
 from sync.runtime.core import Core
-from sync.store.model import Appointment
 from sync.runtime.notifier import Notification
+from sync.store.model import Appointment
 from tests.bot.clinic import TZ, at, make_actor, seed
 
 

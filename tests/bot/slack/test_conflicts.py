@@ -8,11 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.conflict_alerts import WORKER_SERVICE
-from sync.engine.run import sync_connection
-from sync.store.model import Appointment, AuditEntry, ChatIdentity, Link, OutboxOp
 from sync.engine.outbox import run_until_idle
+from sync.engine.run import sync_connection
 from sync.notify.recipients import set_staff_channel
+from sync.store.model import Appointment, AuditEntry, ChatIdentity, Link, OutboxOp
 from tests.bot.clinic import make_actor
 from tests.bot.conflict_setup import BOOKED, HandEdit, hand_edited, notices
 from tests.bot.slack.conftest import SlackClient
@@ -29,7 +28,7 @@ async def _staff_channel(slack: SlackClient, channel: str = "C1") -> None:
 
 
 async def _settled(slack: SlackClient) -> None:
-    await slack.core.services[WORKER_SERVICE].settled()
+    await slack.core.services.conflict_notice_worker.settled()
 
 
 def _buttons(blocks: list[dict[str, Any]]) -> dict[str, str]:

@@ -17,10 +17,10 @@ from bot.app import build_app
 from bot.slack import render
 from bot.slack.server import SLACK
 from bot.views import View
-from sync.runtime.settings import Settings
-from sync.runtime.core import Core
-from sync.store.model import Appointment, AuditEntry, ReminderLedger
 from sync.notify.reminders import Dispatcher, replan_appointment
+from sync.runtime.core import Core
+from sync.runtime.settings import Settings
+from sync.store.model import Appointment, AuditEntry, ReminderLedger
 from tests.bot.clinic import NOW, make_actor, seed
 from tests.bot.reminder_views import labels, samples
 from tests.bot.slack.conftest import SlackClient, slack_settings
@@ -58,7 +58,7 @@ async def _dispatch_followup(slack: SlackClient) -> dict[str, Any]:
         await replan_appointment(s, c.a_lee_10, NOW)
     after = NOW + timedelta(hours=2, minutes=31)  # 10:31 in London: the 10:00-10:30 visit is over
     slack.core.clock = lambda: after
-    dispatcher = Dispatcher(slack.core.store, lambda: slack.core.services.get("notifier"), slack.core.clock)
+    dispatcher = Dispatcher(slack.core.store, lambda: slack.core.services.notifier, slack.core.clock)
     report = await dispatcher.run_due()
     assert report.sent == 1, report
     async with slack.core.store.session() as s:

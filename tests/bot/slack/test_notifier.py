@@ -7,9 +7,9 @@ import json
 import pytest
 from sqlalchemy import select
 
-from bot.notify import NOTIFIER_SERVICE, ChatNotifier
-from sync.store.model import ChatIdentity
+from bot.notify import ChatNotifier
 from sync.runtime.notifier import DeliveryError, Notification
+from sync.store.model import ChatIdentity
 from tests.bot.clinic import make_actor
 from tests.bot.slack.conftest import SlackClient
 from tests.fakes.slack import check_blocks
@@ -19,7 +19,7 @@ async def test_reminder_dm_opens_the_conversation_once_and_posts_blocks(slack: S
     c = slack.clinic
     await make_actor(slack.core, "UA", ("admin",))
     lee = await make_actor(slack.core, "ULEE", ("practitioner",), practitioner_id=c.lee)
-    notifier = slack.core.services[NOTIFIER_SERVICE]
+    notifier = slack.core.services.notifier
     assert isinstance(notifier, ChatNotifier)
     n = Notification(
         "reminder",
@@ -44,7 +44,7 @@ async def test_reminder_dm_opens_the_conversation_once_and_posts_blocks(slack: S
 async def test_delivery_errors_say_whether_to_retry(slack: SlackClient) -> None:
     c = slack.clinic
     await make_actor(slack.core, "ULEE", ("practitioner",), practitioner_id=c.lee)
-    notifier = slack.core.services[NOTIFIER_SERVICE]
+    notifier = slack.core.services.notifier
     n = Notification("notice", c.practice_id, practitioner_id=c.lee, data={"text": "Hello"})
     slack.fake.rate_limit("conversations.open", retry_after=30)
     with pytest.raises(DeliveryError) as info:

@@ -15,8 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.app import build_app
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.runtime.settings import Settings
-from sync.runtime.core import Core, open_core
 from tests.conftest import drop_schema, make_settings
 from tests.fakes.bot_connector import FakeBotConnector
 

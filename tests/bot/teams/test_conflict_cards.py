@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.commands.actions import AcceptCalendar, KeepBooking, OpenReschedule, ShowDetails
-from bot.conflict_alerts import WORKER_SERVICE
 from bot.teams import cards
 from bot.views import AgendaItem, ConflictCard, ConflictList, DoubleBookingCard
 from sync.store.model import Link
@@ -68,7 +67,7 @@ async def test_conflict_reaches_the_staff_channel_once_and_is_decided_in_place(t
     channel = install["conversation"]["id"].split(";")[0]
     before = len(teams.connector.recorded.activities(channel))
     edit = await hand_edited(teams.core, clinic)
-    await teams.core.services[WORKER_SERVICE].settled()
+    await teams.core.services.conflict_notice_worker.settled()
     sent = teams.connector.recorded.activities(channel)[before:]
     assert len(sent) == 1
     card = sent[0]["attachments"][0]["content"]

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import select
 
 from bot.teams import TEAMS  # noqa: F401  (the app key exists)
-from sync.store.model import ChatIdentity, ConsentGrant
 from sync.runtime.notifier import DeliveryError, Notification
+from sync.store.model import ChatIdentity, ConsentGrant
 from tests.bot.teams.conftest import APP_ID, BOT_MRI, TENANT, Teams, activity
 
 
@@ -29,7 +29,7 @@ async def _identity(t: Teams, user_id: str) -> ChatIdentity:
 
 
 def _notifier(t: Teams) -> Any:
-    return t.core.services["notifiers"]["teams"]
+    return t.core.services.notifiers["teams"]
 
 
 async def test_install_stores_the_reference_and_a_proactive_dm_lands(teams: Teams) -> None:
@@ -206,7 +206,7 @@ async def test_non_admin_is_told_and_admins_get_the_consent_card(teams: Teams) -
 
 
 async def test_shared_chat_notifier_reaches_teams(teams: Teams) -> None:
-    """Reminders and agendas use core.services["notifier"] (bot/notify.py); Teams users must get them."""
+    """Reminders and agendas use core.services.notifier (bot/notify.py); Teams users must get them."""
     from bot.notify import chat_notifier
 
     act = await _install(teams)

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from bot.teams import cards
 from bot.views import View
-from sync.store.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner, Role
 from sync.notify.reminders import Dispatcher, replan_appointment
+from sync.store.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner, Role
 from tests.bot.reminder_views import labels, samples
 from tests.bot.teams.conftest import TENANT, Teams, _serve, activity, teams_settings
 from tests.bot.teams.test_invoke import _buttons, _invoke
@@ -70,10 +70,10 @@ async def _followup_card(t: Teams) -> tuple[int, dict[str, Any]]:
         await replan_appointment(s, appt_id, START - timedelta(hours=2))
     # Roles written straight to the database (as the CLI or another replica would) show after the
     # cache's TTL; the test does not wait for that.
-    for cache in t.core.services.get("actor_caches", ()):
+    for cache in t.core.services.actor_caches:
         cache.forget_all()
     t.core.clock = lambda: START + timedelta(minutes=31)
-    dispatcher = Dispatcher(t.core.store, lambda: t.core.services.get("notifier"), t.core.clock)
+    dispatcher = Dispatcher(t.core.store, lambda: t.core.services.notifier, t.core.clock)
     report = await dispatcher.run_due()
     assert report.sent == 1, report
     sent = t.connector.recorded.activities("a:personal-2")

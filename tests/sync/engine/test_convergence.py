@@ -20,19 +20,20 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import select
 
+from sync.boot import open_core
 from sync.contract import ProviderError, RateLimited, Unavailable, WrongEtag
-from sync.services import appointments as services
-from sync.store import audit
-from sync.services.conflicts import list_conflicts, resolve_conflict
-from sync.runtime.core import Core, open_core
-from sync.engine.run import sync_connection
-from sync.store.migrate import upgrade
-from sync.store.model import Appointment, Calendar, Connection, OutboxOp
 from sync.engine.outbox import OutboxConfig, run_once, run_until_idle
 from sync.engine.plan import Policy
 from sync.engine.reconcile import desired_copy
+from sync.engine.run import sync_connection
 from sync.engine.snapshots import calendar_view, canonical
 from sync.engine.subscriber import register
+from sync.runtime.core import Core
+from sync.services import appointments as services
+from sync.services.conflicts import list_conflicts, resolve_conflict
+from sync.store import audit
+from sync.store.migrate import upgrade
+from sync.store.model import Appointment, Calendar, Connection, OutboxOp
 from tests.conftest import make_settings
 from tests.sync.helpers import NOW, Clinic, booking, make_clinic
 
@@ -198,7 +199,7 @@ class Convergence(RuleBasedStateMachine):
         except Crash:
             self._restart()
         finally:
-            self.core.services.pop("fault_injector", None)
+            self.core.services.fault_injector = None
 
     @rule(crash=st.sampled_from([None, *CHECKPOINTS]), advance=st.integers(0, 700))
     def outbox(self, crash: str | None, advance: int) -> None:
@@ -209,7 +210,7 @@ class Convergence(RuleBasedStateMachine):
         except Crash:
             self._restart()
         finally:
-            self.core.services.pop("fault_injector", None)
+            self.core.services.fault_injector = None
 
     def _arm(self, label: str | None) -> None:
         if label is None:
@@ -218,14 +219,14 @@ class Convergence(RuleBasedStateMachine):
         def hook(at: str) -> None:
             if at == label:
                 raise Crash(at)
-        self.core.services["fault_injector"] = hook
+        self.core.services.fault_injector = hook
 
     def _restart(self) -> None:
         """A fresh process on the same database: new Core, same remote servers."""
         self.run(self.core.close())
         self.core = open_core(self.settings)
         self.core.clock = self.clinic.clock
-        self.core.services["provider_factory"] = self.clinic.factory
+        self.core.services.provider_factory = self.clinic.factory
         self.clinic.core = self.core
         register(self.core)
 

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from adapters.google.provider import GoogleCalendar
 from adapters.graph import GraphTransports, open_calendar
 from adapters.kit.http import RetryPolicy
+from sync.boot import open_core
 from sync.contract import CalendarProvider, ConnectionInfo
 from sync.contract.items import Window
 from sync.engine.outbox import run_once, run_until_idle
@@ -38,7 +39,7 @@ from sync.engine.reconcile import desired_copy
 from sync.engine.run import sync_connection
 from sync.engine.snapshots import calendar_view, canonical
 from sync.engine.subscriber import register
-from sync.runtime.core import Core, open_core
+from sync.runtime.core import Core
 from sync.services import appointments as services
 from sync.services.conflicts import list_conflicts, resolve_conflict
 from sync.store import audit
@@ -170,7 +171,7 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         practice = {"cancel_mode": cancel_mode, "deleted_mirror": deleted}
         self.clinic = self.run(make_clinic(self.core, practice, mirrors=1, projection="full"))
         self.open_mirror()
-        self.core.services["provider_factory"] = self.factory
+        self.core.services.provider_factory = self.factory
         self.policy = Policy.from_settings(practice)
 
     def teardown(self) -> None:
@@ -258,7 +259,7 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         except Crash:
             self._restart()
         finally:
-            self.core.services.pop("fault_injector", None)
+            self.core.services.fault_injector = None
 
     @rule(crash=st.sampled_from([None, *CHECKPOINTS]), advance=st.integers(0, 700))
     def outbox(self, crash: str | None, advance: int) -> None:
@@ -269,7 +270,7 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         except Crash:
             self._restart()
         finally:
-            self.core.services.pop("fault_injector", None)
+            self.core.services.fault_injector = None
 
     def _arm(self, label: str | None) -> None:
         if label is None:
@@ -278,13 +279,13 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         def hook(at: str) -> None:
             if at == label:
                 raise Crash(at)
-        self.core.services["fault_injector"] = hook
+        self.core.services.fault_injector = hook
 
     def _restart(self) -> None:
         self.run(self.core.close())
         self.core = open_core(self.settings)
         self.core.clock = self.clinic.clock
-        self.core.services["provider_factory"] = self.factory
+        self.core.services.provider_factory = self.factory
         self.clinic.core = self.core
         register(self.core)
 

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from sync.contract import RateLimited, Refused, Unavailable
+from sync.engine.outbox import OutboxConfig, run_once, run_until_idle
+from sync.engine.run import sync_connection
+from sync.engine.subscriber import register
+from sync.runtime.core import Core
 from sync.services import appointments as services
 from sync.store import audit
-from sync.runtime.core import Core
-from sync.engine.run import sync_connection
 from sync.store.model import Appointment, AuditEntry, Link
-from sync.engine.outbox import OutboxConfig, run_once, run_until_idle
-from sync.engine.subscriber import register
 from tests.sync.helpers import NOW, Clinic, appointments, booking, links, make_clinic, ops
 
 
@@ -88,10 +88,10 @@ async def test_crash_after_remote_write_does_not_duplicate(core: Core) -> None:
     def crash(label: str) -> None:
         if label == "outbox.remote_done":
             raise RuntimeError("crash")
-    core.services["fault_injector"] = crash
+    core.services.fault_injector = crash
     with pytest.raises(RuntimeError):
         await run_once(core)
-    del core.services["fault_injector"]
+    core.services.fault_injector = None
     assert (await links(core))[1].remote_id is None  # the write landed, its bookkeeping did not
     await settle(clinic)
     assert len(clinic.servers["mirror0"].items) == 1
@@ -174,6 +174,19 @@ async def test_chat_reschedule_writes_source_and_mirror(core: Core) -> None:
     report = await sync_connection(core, clinic.connections["source"])
     assert (report.updated, report.conflicts) == (0, 0)
     assert (await appointments(core))[0].version == 2
+
+
+async def test_a_core_without_a_worker_queues_the_remote_writes(core: Core) -> None:
+    """The CLI or an embedder opens a Core and no SyncWorker: a reschedule must still queue the
+    writes to the source and the mirror, to be sent by whichever worker runs next."""
+    clinic = await imported(core)
+    await settle(clinic)
+    async with core.store.session() as s:
+        appt = (await s.scalars(select(Appointment))).one()
+        await services.reschedule(s, core.bus, appt, NOW + timedelta(days=2, hours=1), None, "cli:admin")
+    pending = [(o.op, o.calendar_id) for o in await ops(core) if o.status == "pending"]
+    assert ("source_reschedule", clinic.calendars["source"]) in pending
+    assert any(cal == clinic.calendars["mirror0"] for _, cal in pending)
 
 
 async def test_chat_cancel_writes_source(core: Core) -> None:

@@ -18,17 +18,18 @@ from sqlalchemy import select, text
 
 from adapters.graph import GraphTransports
 from bot.app import build_app
+from sync.boot import open_core
+from sync.integrations.push import ensure_push, notification_url, renew_push, stop_push
+from sync.runtime.core import Core
 from sync.runtime.settings import Settings
-from sync.runtime.core import Core, open_core
+from sync.runtime.syncqueue import SyncQueue
 from sync.store.migrate import upgrade
 from sync.store.model import Calendar, Connection, Practice, WebhookSubscription
-from sync.integrations.push import ensure_push, notification_url, renew_push, stop_push
-from sync.runtime.syncqueue import SyncQueue
-from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, sign_in
-from tests.conftest import drop_schema, make_settings
 from tests.adapters.google.fakes.google import GoogleFake
+from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, sign_in
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
+from tests.conftest import drop_schema, make_settings
 
 UPN = "dr.lee@clinic.example"
 PRIMARY = "primary-owner@example.org"
@@ -44,7 +45,7 @@ class Clinic:
 
     @property
     def queue(self) -> SyncQueue:
-        return self.core.services["sync_queue"]  # type: ignore[no-any-return]
+        return self.core.services.sync_queue  # type: ignore[no-any-return]
 
     async def rows(self, connection_id: int | None = None) -> list[WebhookSubscription]:
         async with self.core.store.session() as s:
@@ -94,7 +95,7 @@ async def clinic(backend: str, tmp_path: Path) -> AsyncIterator[Clinic]:
     async def runner(connection_id: int) -> None:
         state.synced.append(connection_id)
 
-    core.services["sync_queue"] = SyncQueue(runner)
+    core.services.sync_queue = SyncQueue(runner)
     runner_ = web.AppRunner(build_app(settings, core=core), access_log=None)
     await runner_.setup()
     await web.SockSite(runner_, sock).start()
@@ -113,7 +114,7 @@ async def clinic(backend: str, tmp_path: Path) -> AsyncIterator[Clinic]:
 async def _graph_connection(
     clinic: Clinic, calendars: list[tuple[str, str]] | None = None, practice_id: int = 0
 ) -> int:
-    clinic.core.services["http_transport"] = GraphTransports(login=clinic.graph.login.http_client(clinic.graph.url))
+    clinic.core.services.http_transport = GraphTransports(login=clinic.graph.login.http_client(clinic.graph.url))
     creds = await sign_in(clinic.graph, clinic.core.settings, UPN)
     return await clinic.add("graph", creds, calendars or [("me/calendar", "source")], practice_id)
 
@@ -307,7 +308,6 @@ async def test_sync_off_and_connection_remove_stop_channels(clinic: Clinic) -> N
 
 
 def test_the_renewal_job_is_registered_with_the_scheduler(tmp_path: Path) -> None:
-    from bot.scheduling import SCHEDULER
     from sync.integrations.push import RENEW_EVERY_SECONDS
     from sync.jobs.scheduler import PERIODIC_PREFIX
 
@@ -316,6 +316,6 @@ def test_the_renewal_job_is_registered_with_the_scheduler(tmp_path: Path) -> Non
     app = build_app(settings, core=core)
     from bot.app import CORE
 
-    scheduler = app[CORE].services[SCHEDULER]
+    scheduler = app[CORE].services.scheduler
     assert scheduler._periodic["push.renew"][0] == RENEW_EVERY_SECONDS
     assert scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push) == PERIODIC_PREFIX + "push.renew"

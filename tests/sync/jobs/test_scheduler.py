@@ -9,12 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
-from sync.runtime.core import Core
-from sync.runtime.events import AppointmentEvent
-from sync.runtime.leader import LeaderLock
-from sync.store.model import Appointment
-from sync.runtime.notifier import RecordingNotifier
-from sync.services.practices import add_practitioner, create_practice
 from sync.jobs.scheduler import (
     DISPATCH_ID,
     PLAN_ID,
@@ -23,6 +17,12 @@ from sync.jobs.scheduler import (
     SchedulerUnavailable,
     sync_database_url,
 )
+from sync.runtime.core import Core
+from sync.runtime.events import AppointmentEvent
+from sync.runtime.leader import LeaderLock
+from sync.runtime.notifier import RecordingNotifier
+from sync.services.practices import add_practitioner, create_practice
+from sync.store.model import Appointment
 
 
 def _job_ids(core: Core) -> set[str]:
@@ -35,8 +35,12 @@ def _job_ids(core: Core) -> set[str]:
         engine.dispose()
 
 
+#: When the periodic test job ran, by core.
+_TICKS: dict[int, list[datetime]] = {}
+
+
 async def _tick(core: Core) -> None:
-    core.services.setdefault("ticks", []).append(datetime.now(UTC))
+    _TICKS.setdefault(id(core), []).append(datetime.now(UTC))
 
 
 async def _wait_for(predicate: object, timeout: float = 8.0) -> None:
@@ -48,7 +52,7 @@ async def _wait_for(predicate: object, timeout: float = 8.0) -> None:
 
 async def test_leader_sends_due_reminder_and_runs_periodic_jobs(core: Core) -> None:
     notifier = RecordingNotifier()
-    core.services["notifier"] = notifier
+    core.services.notifier = notifier
     scheduler = ClinicScheduler(core, leader_poll=0.2, due_poll=0.5)
     core.bus.subscribe("reminders", scheduler.subscriber)
     job_id = scheduler.add_periodic("tick", 1, _tick)
@@ -87,7 +91,7 @@ async def test_leader_sends_due_reminder_and_runs_periodic_jobs(core: Core) -> N
                     actor="test",
                 ),
             )
-        await _wait_for(lambda: len(notifier.sent) == 1 and len(core.services.get("ticks", [])) >= 1)
+        await _wait_for(lambda: len(notifier.sent) == 1 and len(_TICKS.get(id(core), [])) >= 1)
         [sent] = notifier.sent
         assert sent.kind == "reminder" and sent.appointment_ids == (appt.id,)
         ids = _job_ids(core)

@@ -10,9 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from sync.services import appointments as appts
-from sync.runtime.core import Core
 from sync.jobs.worker import SyncWorker
+from sync.runtime.core import Core
+from sync.services import appointments as appts
+from sync.store.database import after_commit
 from tests.sync.helpers import NOW, appointments, booking, make_clinic
 
 
@@ -59,8 +60,6 @@ async def test_poll_finds_connections_that_never_synced(core: Core) -> None:
 async def test_a_rolled_back_session_keeps_its_error_and_drops_its_wake_up(core: Core) -> None:
     """The worker's session listeners must not replace the error that caused a rollback
     (a cancellation included: that hung the server's shutdown)."""
-    from sync.jobs.worker import after_commit
-
     woken: list[str] = []
     with pytest.raises(LookupError):
         async with core.store.session() as s:

@@ -267,7 +267,7 @@ async def test_a_chain_written_before_the_keyed_chain_still_verifies_and_stays_a
     and anchor them, so an edit of an old row is still caught."""
     from datetime import UTC, datetime
 
-    from sync.runtime.core import open_core
+    from sync.boot import open_core
     from sync.store.migrate import upgrade
 
     core = open_core(settings)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import inspect, select
 
-from sync.store import migrate
+from sync.boot import open_core
 from sync.runtime.settings import Settings
-from sync.runtime.core import open_core
+from sync.store import migrate
 from sync.store.model import Base, Practice
 
 

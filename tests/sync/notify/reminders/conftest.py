@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from sync.notify.reminders import Dispatcher, ReminderSubscriber
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
-from sync.store.model import Appointment
 from sync.runtime.notifier import DeliveryError, Notification
 from sync.services.practices import add_practitioner, create_practice
-from sync.notify.reminders import Dispatcher, ReminderSubscriber
+from sync.store.model import Appointment
 
 
 class FakeClock:
@@ -102,11 +102,11 @@ async def world(core: Core) -> World:
     clock = FakeClock(datetime(2025, 3, 20, 12, 0, tzinfo=UTC))
     core.clock = clock
     notifier = TimedNotifier(clock)
-    core.services["notifier"] = notifier
+    core.services.notifier = notifier
     core.bus.subscribe("reminders", ReminderSubscriber(clock))
     dispatcher = Dispatcher(
         core.store,
-        lambda: core.services.get("notifier"),
+        lambda: core.services.notifier,
         clock,
         grace=timedelta(minutes=15),
         backoff=timedelta(seconds=30),

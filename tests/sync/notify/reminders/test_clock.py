@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from sync.notify.reminders import apply_reminder_command, plan_upcoming, reminder_status
 from sync.services import appointments
 from sync.store.model import Appointment, Practitioner, ReminderLedger
-from sync.notify.reminders import apply_reminder_command, plan_upcoming, reminder_status
 
 from .conftest import World
 
@@ -195,7 +195,7 @@ async def test_sender_death_mid_send_is_settled_by_delivery_check(world: World) 
         async def was_delivered(self, n: object) -> bool | None:
             return str(n.data["delivery_key"]).startswith(delivered_key)  # type: ignore[attr-defined]
 
-    world.core.services["notifier"] = Checking()
+    world.core.services.notifier = Checking()
     assert await world.dispatcher.recover_in_doubt() == 2
     await world.run_until(datetime(2025, 4, 2, tzinfo=UTC))
     assert [n.appointment_ids for _, n in world.sends()] == [(lost_id,)]
@@ -204,7 +204,7 @@ async def test_sender_death_mid_send_is_settled_by_delivery_check(world: World) 
         row = await s.scalar(select(ReminderLedger).where(ReminderLedger.appointment_id == lost_id))
         assert row is not None
         row.status = "sending"
-    world.core.services["notifier"] = world.notifier
+    world.core.services.notifier = world.notifier
     await world.dispatcher.recover_in_doubt()
     async with world.core.store.session() as s:
         status = await reminder_status(s, world.clock(), practice_id=world.practice_id)

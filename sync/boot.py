@@ -1,0 +1,37 @@
+"""Opening a Core: the store, the secret key, and every domain subscriber, in one call.
+
+It sits above all of sync's layers because it wires them together: the runtime's `Core` cannot
+import the engine, yet any Core (the server, the CLI, an embedder, a test) must queue the remote
+writes its changes need. So the subscribers are registered here, when the Core opens, and not
+when a `SyncWorker` starts: a Core without a worker reschedules and its outbox rows are there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sync.engine import subscriber
+from sync.runtime.core import Core
+from sync.runtime.settings import Settings
+from sync.store.crypto import install_key, load_or_create_key
+from sync.store.database import Store
+
+__all__ = ["open_core", "register_domains"]
+
+log = logging.getLogger("clinicbot.core")
+
+
+def register_domains(core: Core) -> None:
+    """Hook every domain subscriber onto `core.bus` (idempotent): the outbox for appointment changes."""
+    subscriber.register(core)
+
+
+def open_core(settings: Settings) -> Core:
+    """Install the secret key, open the store and register the domain subscribers; no I/O beyond
+    reading or creating the key file."""
+    key, where = load_or_create_key(settings.secret_key, settings.secret_key_file, generate=settings.is_sqlite)
+    install_key(key)
+    log.debug("secret key loaded", extra={"key_source": where})
+    core = Core(settings=settings, store=Store(settings.database_url, settings.database_schema))
+    register_domains(core)
+    return core

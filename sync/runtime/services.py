@@ -1,0 +1,65 @@
+"""The typed container of a Core's late-bound collaborators, replacing a dict of string keys.
+
+Whoever starts a collaborator (the server, the sync worker, a test, an embedder) sets its field;
+whoever needs one reads the field, so a misspelt name is a type error, not a silent miss. Fields
+hold runtime-level types or protocols: the collaborators of higher layers (the scheduler, the
+conflict-notice worker) are typed by what the runtime asks of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sync.contract import CalendarProvider
+from sync.runtime.notifier import Notifier
+from sync.runtime.syncqueue import Runner, SyncQueue
+from sync.store.model import Calendar, Connection
+
+__all__ = ["ActorCacheLike", "ConnectUrl", "FaultInjector", "ProviderFactory", "Services", "Stoppable"]
+
+#: Opens a provider for one calendar instead of its adapter (tests, embedders).
+ProviderFactory = Callable[[Connection, Calendar], CalendarProvider]
+#: Called with a checkpoint's name between two outbox steps; tests raise there to simulate a crash.
+FaultInjector = Callable[[str], None]
+#: (core, provider, practice id, chat identity id, practitioner id) -> a single-use sign-in URL.
+ConnectUrl = Callable[[Any, str, int, int, int | None], Awaitable[str]]
+
+
+class ActorCacheLike(Protocol):
+    """A front end's cache of who is who, emptied when a role changes."""
+
+    def forget_all(self) -> None: ...
+
+
+class Stoppable(Protocol):
+    """A background loop started with the server (the reminder scheduler, the conflict-notice worker)."""
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(eq=False, slots=True)
+class Services:
+    #: The queue every requested sync goes through, and the function it runs per connection.
+    sync_queue: SyncQueue | None = None
+    sync_runner: Runner | None = None
+    #: This process's per-connection sync locks (SQLite; PostgreSQL uses advisory locks).
+    sync_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    #: Where reminders, agendas and notices go; the chat notifier unless a test installed another.
+    notifier: Notifier | None = None
+    #: The chat notifier (Slack and Teams senders), and the platform notifiers by platform name.
+    chat_notifier: Notifier | None = None
+    notifiers: dict[str, Notifier] = field(default_factory=dict)
+    #: Wakes the conflict-notice delivery loop after a commit that queued a notice.
+    conflict_notices_wake: Callable[[], None] | None = None
+    conflict_notice_worker: Stoppable | None = None
+    scheduler: Stoppable | None = None
+    #: Test and embedder hooks.
+    provider_factory: ProviderFactory | None = None
+    http_transport: Any = None
+    fault_injector: FaultInjector | None = None
+    connect_url: ConnectUrl | None = None
+    #: Front ends' caches of chat people, emptied on a role change from any front end.
+    actor_caches: list[ActorCacheLike] = field(default_factory=list)
