@@ -93,6 +93,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.teams_commands", ["teams"]),
     ("bot.cli.sync_commands", ["connection", "calendar", "sync_group", "appointments"]),
     ("bot.cli.graph_commands", ["practitioner"]),
+    ("bot.cli.staff_commands", ["staff"]),
 ]
 
 
