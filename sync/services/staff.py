@@ -118,7 +118,8 @@ async def map_staff(
         ))).all())
     assigned = 0
     if calendars:
-        await session.execute(update(Calendar).where(Calendar.id.in_(calendars)).values(practitioner_id=practitioner.id))
+        await session.execute(
+            update(Calendar).where(Calendar.id.in_(calendars)).values(practitioner_id=practitioner.id))
         result = await session.execute(
             update(Appointment).where(Appointment.source_calendar_id.in_(calendars),
                                       Appointment.practitioner_id.is_(None))
@@ -161,7 +162,8 @@ async def unmap_staff(
 
 async def list_mappings(session: AsyncSession, practice_id: int, integration: str | None = None) -> list[StaffMapping]:
     """Every mapping of the practice, by integration then staff id."""
-    stmt = (select(ExternalIdentity, Practitioner).join(Practitioner, Practitioner.id == ExternalIdentity.practitioner_id)
+    stmt = (select(ExternalIdentity, Practitioner)
+            .join(Practitioner, Practitioner.id == ExternalIdentity.practitioner_id)
             .where(Practitioner.practice_id == practice_id)
             .order_by(ExternalIdentity.integration, ExternalIdentity.kind, ExternalIdentity.external_id))
     if integration:
