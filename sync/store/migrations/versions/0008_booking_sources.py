@@ -47,16 +47,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("integration", "connection_id", "key", name="uq_webhook_delivery_key"),
     )
     op.create_index("ix_webhook_delivery_connection_seen", "webhook_delivery", ["connection_id", "seen_at"])
-    now = "CURRENT_TIMESTAMP"
-    for column, kind in (("upn", "upn"), ("graph_object_id", "object_id")):
-        # Fixed column names only, no input: a plain statement is the clearest way to copy rows.
-        statement = (  # noqa: S608
-            "INSERT INTO external_identity (practitioner_id, integration, kind, external_id, created_by, created_at) "
-            f"SELECT p.id, 'graph', '{kind}', p.{column}, 'migration', {now} FROM practitioner p "
-            f"WHERE p.{column} IS NOT NULL AND p.{column} <> '' AND p.id = (SELECT MIN(q.id) FROM practitioner q "
-            f"WHERE q.{column} = p.{column})"
-        )
-        op.execute(statement)
+    op.execute(
+        "INSERT INTO external_identity (practitioner_id, integration, kind, external_id, created_by, created_at) "
+        "SELECT p.id, 'graph', 'upn', p.upn, 'migration', CURRENT_TIMESTAMP FROM practitioner p "
+        "WHERE p.upn IS NOT NULL AND p.upn <> '' "
+        "AND p.id = (SELECT MIN(q.id) FROM practitioner q WHERE q.upn = p.upn)"
+    )
+    op.execute(
+        "INSERT INTO external_identity (practitioner_id, integration, kind, external_id, created_by, created_at) "
+        "SELECT p.id, 'graph', 'object_id', p.graph_object_id, 'migration', CURRENT_TIMESTAMP FROM practitioner p "
+        "WHERE p.graph_object_id IS NOT NULL AND p.graph_object_id <> '' "
+        "AND p.id = (SELECT MIN(q.id) FROM practitioner q WHERE q.graph_object_id = p.graph_object_id)"
+    )
 
 
 def downgrade() -> None:
