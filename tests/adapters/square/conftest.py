@@ -21,7 +21,7 @@ async def fake() -> AsyncIterator[SquareFake]:
         await server.close()
 
 
-def source_for(fake: SquareFake, token: str = "sq-token", attempts: int = 2)  # noqa: S107 -> SquareBookings:
+def source_for(fake: SquareFake, token: str = "sq-token", attempts: int = 2) -> SquareBookings:  # noqa: S107
     async def bearer() -> str:
         return token
 
