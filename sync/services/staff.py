@@ -120,18 +120,35 @@ async def map_staff(
     if calendars:
         await session.execute(
             update(Calendar).where(Calendar.id.in_(calendars)).values(practitioner_id=practitioner.id))
-        result = await session.execute(
-            update(Appointment).where(Appointment.source_calendar_id.in_(calendars),
-                                      Appointment.practitioner_id.is_(None))
-            .values(practitioner_id=practitioner.id).execution_options(synchronize_session=False)
-        )
-        assigned = int(getattr(result, "rowcount", 0) or 0)
+        assigned = await _assign_waiting(session, calendars, practitioner)
     await audit.record(
         session, actor=actor, action="staff.map", practice_id=practitioner.practice_id, before=before,
         after={"practitioner_id": practitioner.id},
         details={"integration": name, "kind": chosen, "external_id": ext, "assigned": assigned},
     )
     return _row(identity, practitioner)
+
+
+async def _assign_waiting(session: AsyncSession, calendars: list[int], practitioner: Practitioner) -> int:
+    """Give the calendars' unassigned appointments the practitioner, and queue their mirror copies."""
+    from sync.engine.mirror_ops import ApptRef, mirror_ops
+    from sync.engine.plan import Policy
+    from sync.engine.snapshots import load_mirrors
+    from sync.store.model import Practice, utcnow
+
+    waiting = list((await session.scalars(select(Appointment).where(
+        Appointment.source_calendar_id.in_(calendars), Appointment.practitioner_id.is_(None)))).all())
+    for appt in waiting:
+        appt.practitioner_id = practitioner.id
+        appt.version += 1
+    await session.flush()
+    mirrors = await load_mirrors(session, practitioner.practice_id)
+    if waiting and mirrors:
+        practice = await session.get(Practice, practitioner.practice_id)
+        policy = Policy.from_settings(practice.settings if practice else None)
+        refs = [ApptRef(a.id, a.version, a.practitioner_id, a.status == "cancelled") for a in waiting]
+        await mirror_ops(session, refs, mirrors, policy, utcnow())
+    return len(waiting)
 
 
 async def unmap_staff(
