@@ -28,6 +28,7 @@ from sync.contract import ProviderError, Refused
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth
 from sync.services.connections import ConnectionError_, refresh_connection
+from sync.services.staff import unassigned_calendars
 from sync.notify.reminders.status import reminder_status
 from sync.runtime.core import Core
 from sync.store import audit
@@ -110,13 +111,21 @@ async def status(core: Core, actor: Actor) -> View:
             )
             counts = {(int(r[0]), str(r[1])): int(r[2]) for r in rows}
         cals = await session.execute(
-            select(Calendar.connection_id, Calendar.name, Calendar.role, Calendar.sync_enabled)
+            select(Calendar.connection_id, Calendar.name, Calendar.role, Calendar.sync_enabled, Calendar.remote_id)
             .where(Calendar.connection_id.in_([c.id for c in conns]))
             .order_by(Calendar.id)
         )
+        # Booking-platform staff nobody is mapped to: their bookings are kept, and listed here.
+        providers = {c.id: c.provider for c in conns}
+        waiting = {(p, e): n for p, e, _, n in await unassigned_calendars(session, practice.id)}
         by_conn: dict[int, list[str]] = {}
-        for cid, name, role, enabled in cals:
-            by_conn.setdefault(int(cid), []).append(f"{name or 'calendar'} ({role}{'' if enabled else ', off'})")
+        for cid, name, role, enabled, remote_id in cals:
+            label = f"{name or 'calendar'} ({role}{'' if enabled else ', off'})"
+            unassigned = waiting.get((providers[int(cid)], remote_id), 0)
+            if unassigned:
+                label += (f": {unassigned} booking{'' if unassigned == 1 else 's'} unassigned, "
+                          f"`staff map {providers[int(cid)]} {remote_id} @practitioner`")
+            by_conn.setdefault(int(cid), []).append(label)
         rem = await reminder_status(session, core.clock(), practice_id=practice.id)
         reminders = ReminderHealth(
             planned=rem.planned,

@@ -12,7 +12,7 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync.contract import ProviderError
-from bot.commands import admin, appointments, conflicts, followups, reminders
+from bot.commands import admin, appointments, conflicts, followups, reminders, staff
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     AcceptCalendar,
@@ -34,6 +34,7 @@ from bot.commands.grammar import (
     ChangeRole,
     Command,
     Connect,
+    MapStaff,
     RefreshCalendars,
     Reschedule,
     SetReminders,
@@ -87,6 +88,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await admin.refresh(core, actor, command)
         case ShowStatus():
             return await admin.status(core, actor)
+        case MapStaff():
+            return await staff.staff_command(core, actor, command)
         case ShowWhoami():
             return await admin.whoami(core, actor)
         case ChangeRole():
