@@ -115,7 +115,7 @@ class SquarePush:
 
         client = _client(provider)
         now = datetime.now(UTC)
-        if current is not None:
+        if current is not None and current.resource_id == url:
             try:
                 body = await client.request("GET", f"/v2/webhooks/subscriptions/{current.remote_id}")
                 sub = body.get("subscription") or {}
