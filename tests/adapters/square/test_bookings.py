@@ -119,3 +119,22 @@ async def test_booking_calendar_routes_writes_and_refuses_creates(fake: SquareFa
     assert gone.event.status == "cancelled"
     with pytest.raises(NotFound, match="another staff member"):
         await BookingCalendar(source, "TM-B", own_source=False).get(booking["id"])
+
+
+async def test_subscriptions_are_checked_and_remade_for_a_new_url(fake: SquareFake, source: SquareBookings) -> None:
+    from adapters.square.webhooks import SquarePush
+
+    push = SquarePush()
+    cal = BookingCalendar(source, "TM-A", own_source=False)
+    first = await push.open(cal, "http://127.0.0.1:9/webhooks/square/1", None)
+    assert not first.renewed and fake.subscriptions[first.channel.remote_id].signature_key == first.channel.secret
+    kept = await push.open(cal, "http://127.0.0.1:9/webhooks/square/1", first.channel)
+    assert kept.in_place and kept.channel.remote_id == first.channel.remote_id
+    moved = await push.open(cal, "http://127.0.0.1:8/webhooks/square/1", first.channel)
+    assert moved.retire == first.channel and moved.channel.resource_id == "http://127.0.0.1:8/webhooks/square/1"
+    fake.subscriptions[moved.channel.remote_id].enabled = False
+    again = await push.open(cal, "http://127.0.0.1:8/webhooks/square/1", moved.channel)
+    assert again.channel.remote_id != moved.channel.remote_id and again.retire == moved.channel
+    await push.stop(cal, moved.channel)
+    await push.stop(cal, moved.channel)  # already gone is fine
+    assert moved.channel.remote_id not in fake.subscriptions
