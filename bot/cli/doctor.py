@@ -65,6 +65,17 @@ def doctor() -> None:
                     except KeyError_ as exc:
                         bad += 1
                         _line(False, "credentials do not decrypt", str(exc))
+                from sync.services.status import webhook_health
+
+                for health in await webhook_health(core):
+                    seen = health.last_delivery_at.isoformat(timespec="seconds") if health.last_delivery_at else "none"
+                    _line(health.active > 0 and not health.stale_urls,
+                          f"connection {health.connection_id} ({health.provider}) webhooks: {health.active} active, "
+                          f"{health.inactive} inactive, last delivery {seen}",
+                          ("subscribed at " + ", ".join(health.stale_urls) + ", not at this server's "
+                           "CLINICBOT_PUBLIC_URL: the platform signs the URL it delivers to, so deliveries there fail "
+                           "or go elsewhere; the renewal job makes new ones at the current URL at its next check")
+                          if health.stale_urls else "the poll keeps bookings current meanwhile")
         except StoreError as exc:
             bad += 1
             _line(False, "database", f"{exc}; check CLINICBOT_DATABASE_URL")

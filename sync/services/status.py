@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sync.runtime.core import Core
 from sync.store.model import Calendar, Connection, Link, OutboxOp
 
-__all__ = ["ConnectionStatus", "connection_status"]
+__all__ = ["ConnectionStatus", "WebhookHealth", "connection_status", "webhook_health"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,4 +76,50 @@ async def connection_status(core: Core, practice_id: int | None = None) -> list[
             pending_ops=ops.get((c.id, "pending"), 0), failed_ops=ops.get((c.id, "failed"), 0),
             conflicts=conflicts.get(c.id, 0), last_failed_error=last_failed.get(c.id),
         ))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookHealth:
+    """One connection's webhooks: its subscriptions by state, its last accepted delivery, and URL trouble."""
+
+    connection_id: int
+    provider: str
+    active: int
+    inactive: int
+    last_delivery_at: datetime | None
+    #: Subscriptions made for an address other than this server's current one (signatures that sign the
+    #: URL, like Square's, fail there; deliveries go to the old address).
+    stale_urls: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def webhook_health(core: Core, practice_id: int | None = None) -> list[WebhookHealth]:
+    """Per connection with webhook subscriptions: their states, the last delivery, subscriptions at an old URL."""
+    from sync.store.model import WebhookDelivery, WebhookSubscription
+
+    base = (core.settings.public_url or "").rstrip("/")  # no public URL: nothing to compare with
+    async with core.store.session() as s:
+        stmt = (select(WebhookSubscription, Connection)
+                .join(Connection, Connection.id == WebhookSubscription.connection_id)
+                .order_by(WebhookSubscription.connection_id, WebhookSubscription.id))
+        if practice_id is not None:
+            stmt = stmt.where(Connection.practice_id == practice_id)
+        rows = (await s.execute(stmt)).tuples().all()
+        last = dict((await s.execute(select(WebhookDelivery.connection_id, func.max(WebhookDelivery.seen_at))
+                                     .group_by(WebhookDelivery.connection_id))).tuples().all())
+    by_conn: dict[int, list[Any]] = {}
+    providers: dict[int, str] = {}
+    for sub, conn in rows:
+        by_conn.setdefault(conn.id, []).append(sub)
+        providers[conn.id] = conn.provider
+    out = []
+    for cid, subs in by_conn.items():
+        want = f"{base}/webhooks/{providers[cid]}/{cid}" if base else ""
+        stale = tuple(sorted({str(x.resource_id) for x in subs if x.status == "active" and want
+                              and str(x.resource_id or "").startswith("http") and x.resource_id != want}))
+        out.append(WebhookHealth(cid, providers[cid], sum(1 for x in subs if x.status == "active"),
+                                 sum(1 for x in subs if x.status != "active"), last.get(cid), stale))
     return out
