@@ -409,14 +409,6 @@ GRAMMAR: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("status", "status", "sync health of every connection", "status", "staff", _p_status),
     CommandSpec(
-        "staff",
-        "staff [map <platform> <staff id> @practitioner | unmap <platform> <staff id>]",
-        "which practitioner a booking platform's staff member is (`staff` lists them and the unassigned)",
-        "staff map square TMabc123 @dr-lee",
-        "admin",
-        _p_staff,
-    ),
-    CommandSpec(
         "remind",
         "remind [24h 1h before | on | off | agenda 07:30 | quiet 20:00-07:00 | tz <zone>]",
         "your reminders, daily agenda and quiet hours",
@@ -449,6 +441,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "refresh 3",
         "admin",
         _p_refresh,
+    ),
+    CommandSpec(
+        "staff",
+        "staff [map <platform> <staff id> @practitioner | unmap <platform> <staff id>]",
+        "which practitioner a booking platform's staff member is (`staff` lists them and the unassigned)",
+        "staff map square TMabc123 @dr-lee",
+        "admin",
+        _p_staff,
     ),
 )
 _DAY_WORDS = (
