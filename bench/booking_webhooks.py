@@ -46,7 +46,7 @@ from sync.services.staff import map_staff
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, Practitioner
 from tests.adapters.square.fakes.square import SquareFake
-from tests.conftest import TEST_KEY, settings_with
+from tests.conftest import TEST_KEY, drop_schema, settings_with
 from tests.servers import free_port
 
 Delivery = tuple[str, bytes, dict[str, str]]
@@ -179,6 +179,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await server.close()
         await core.close()
         await fake.close()
+        await drop_schema(settings)
 
 
 def main() -> None:
