@@ -83,7 +83,9 @@ class SquareWebhooks:
         if not isinstance(event, dict):
             return WebhookAnswer(400, "body is not a JSON object")
         event_id = event.get("event_id")
-        key = f"event:{event_id}" if isinstance(event_id, str) and event_id else \
+        # Square sends every event to each subscription (one per booking calendar): each subscription's
+        # delivery is accepted once (the syncs they request coalesce); a second copy to one is a replay.
+        key = f"event:{event_id}:{channel.remote_id}" if isinstance(event_id, str) and event_id else \
             "sha256:" + hashlib.sha256(request.body).hexdigest()
         if not await desk.first_delivery(key):
             log.info("square webhook replayed", extra={"connection": desk.connection_id})

@@ -192,3 +192,20 @@ async def test_a_lost_webhook_is_caught_by_the_poll(road: Road) -> None:
     assert await _appointments(road.core) == []
     await sync_connection(road.core, road.connection_id)
     assert len(await _appointments(road.core)) == 1
+
+
+async def test_each_subscription_delivers_once_and_makes_one_booking(road: Road) -> None:
+    """Square sends an event to every subscription (one per team member): all are answered 200, one booking."""
+    road.fake.add_staff("TM-B", "Billie")
+    await refresh(road)
+    assert (await ensure_push(road.core, road.connection_id)).created == 2
+    await road.fake.book("TM-A", START, 30)
+    await _settle(road)
+    assert road.fake.delivered == [200, 200]
+    assert len(await _appointments(road.core)) == 1
+
+
+async def refresh(road: Road) -> None:
+    from sync.services.connections import refresh_connection
+
+    await refresh_connection(road.core, road.practice_id, str(road.connection_id), actor="test")

@@ -126,12 +126,13 @@ class SquareFake:
 
     # --- webhooks ---------------------------------------------------------------------------------
     async def announce(self, kind: str, booking: dict[str, Any]) -> None:
+        event_id = secrets.token_hex(16)  # one event, the same id in every subscription's delivery
         for sub in list(self.subscriptions.values()):
             if not sub.enabled or kind not in sub.event_types:
                 continue
             body = json.dumps({
                 "merchant_id": "M1", "location_id": booking["location_id"], "type": kind,
-                "event_id": secrets.token_hex(16), "created_at": _now(),
+                "event_id": event_id, "created_at": _now(),
                 "data": {"type": "booking", "id": f"{booking['id']}:{booking['version']}",
                          "object": {"booking": booking}},
             }, separators=(",", ":")).encode()
