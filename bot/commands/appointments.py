@@ -251,6 +251,11 @@ async def _move(
                 notice=f"Moved {appt.ref} from {before} to {moment_label(appt.start, tz)}.",
             )
 
+    from sync.services.bookings import reschedule_refusal
+
+    refusal = await reschedule_refusal(core, actor.practice_id, appointment_id)
+    if refusal is not None:
+        return Error(refusal, kind="conflict")
     for _ in range(2):
         moved = await attempt()
         if moved is not None:

@@ -104,3 +104,25 @@ async def test_stale_and_forged_deliveries_change_nothing(world: tuple[Core, int
     await _settle(core, fake)
     async with core.store.session() as s:
         assert len((await s.scalars(select(Appointment))).all()) == 1
+
+
+async def test_a_chat_reschedule_is_refused_with_the_clients_link_and_changes_nothing(
+    world: tuple[Core, int], fake: CalendlyFake
+) -> None:
+    from bot.commands import handle, parse
+    from bot.views import Error
+    from tests.bot.clinic import make_actor
+
+    core, conn_id = world
+    event = await fake.book(fake.users[0]["uri"], START, 30)
+    core.services["sync_queue"].request(conn_id, reason="test")
+    await _settle(core, fake)
+    async with core.store.session() as s:
+        (appt,) = (await s.scalars(select(Appointment))).all()
+    staff = await make_actor(core, "US", ("staff",))
+    view = await handle(core, staff, parse(f"reschedule A-{appt.id} {(START + timedelta(days=1)).date()} 15:00"))
+    assert isinstance(view, Error) and "no reschedule API" in view.message
+    assert fake.invitees[event["uri"].rsplit("/", 1)[-1]]["reschedule_url"] in view.message
+    async with core.store.session() as s:
+        (after,) = (await s.scalars(select(Appointment))).all()
+    assert (after.start, after.version) == (appt.start, appt.version)
