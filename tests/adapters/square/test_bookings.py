@@ -138,3 +138,34 @@ async def test_subscriptions_are_checked_and_remade_for_a_new_url(fake: SquareFa
     await push.stop(cal, moved.channel)
     await push.stop(cal, moved.channel)  # already gone is fine
     assert moved.channel.remote_id not in fake.subscriptions
+
+
+async def test_a_token_due_within_a_day_is_refreshed_and_saved(fake: SquareFake) -> None:
+    from adapters.square import open_source
+    from sync.contract import ConnectionInfo
+    from tests.conftest import settings_with
+
+    code = fake.authorize()
+    host = settings_with(square_api_url=fake.url, square_oauth_url=fake.url, square_client_id=fake.client_id,
+                         square_client_secret=fake.client_secret)
+    from adapters.square.oauth import redeem
+
+    creds = await redeem(host, {"grant_type": "authorization_code", "code": code})
+    old = creds["access_token"]
+    fake.tokens[old] = datetime.now(UTC) + timedelta(hours=2)  # due: inside the one-day margin
+    creds["expires_at"] = fake.tokens[old].strftime("%Y-%m-%dT%H:%M:%SZ")
+    saved: list[dict[str, object]] = []
+
+    async def save(document: dict[str, object]) -> None:
+        saved.append(document)
+
+    src = open_source(ConnectionInfo("square", "M1", {}, creds, save_credentials=save), host)
+    try:
+        await _clinic(fake)
+        assert [c.remote_id for c in await src.staff()]
+        assert len(saved) == 1 and saved[0]["access_token"] != old
+        assert saved[0]["refresh_token"] == creds["refresh_token"]
+        await src.staff()
+        assert len(saved) == 1  # refreshed once, then the new token is used
+    finally:
+        await src.aclose()
