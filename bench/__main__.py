@@ -19,6 +19,7 @@ BENCHMARKS = {
     "agenda_render": "one day's agenda as Block Kit: plain JSON vs slack_sdk's block models",
     "audit_append": "audit appends and verify: keyed chain with a signed head vs the plain SHA-256 chain",
     "series_sweep": "the one-minute reminder sweep over 500 recurring series vs 500 plain appointments",
+    "booking_webhooks": "1,000 signed Square deliveries (20% duplicates) at 32 concurrent vs a bare HMAC handler",
 }
 
 

@@ -94,6 +94,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.sync_commands", ["connection", "calendar", "sync_group", "appointments"]),
     ("bot.cli.graph_commands", ["practitioner"]),
     ("bot.cli.demo", ["demo"]),
+    ("bot.cli.staff_commands", ["staff"]),
 ]
 
 

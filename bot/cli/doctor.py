@@ -105,6 +105,18 @@ def doctor() -> None:
                         if notes:  # a warning, not a failure: the rest of the calendar syncs
                             _line(None, f"connection {cid} calendar {name!r}: {len(notes)} events skipped or "
                                   f"repaired on reading, e.g. {notes[0]}", "fix them in the calendar they come from")
+
+                from sync.services.status import webhook_health
+
+                for health in await webhook_health(core):
+                    seen = health.last_delivery_at.isoformat(timespec="seconds") if health.last_delivery_at else "none"
+                    _line(health.active > 0 and not health.stale_urls,
+                          f"connection {health.connection_id} ({health.provider}) webhooks: {health.active} active, "
+                          f"{health.inactive} inactive, last delivery {seen}",
+                          ("subscribed at " + ", ".join(health.stale_urls) + ", not at this server's "
+                           "CLINICBOT_PUBLIC_URL: the platform signs the URL it delivers to, so deliveries there fail "
+                           "or go elsewhere; the renewal job makes new ones at the current URL at its next check")
+                          if health.stale_urls else "the poll keeps bookings current meanwhile")
         except StoreError as exc:
             bad += 1
             _line(False, "database", f"{exc}; check CLINICBOT_DATABASE_URL")

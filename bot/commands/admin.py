@@ -112,10 +112,7 @@ async def status(core: Core, actor: Actor) -> View:
                 pending=c.pending_ops,
                 failed=c.failed_ops,
                 token_health=health,
-                calendars=tuple(
-                    f"{k.name} ({k.role}{'' if k.sync_enabled else ', off'})"
-                    for k in st.calendars.get(c.connection_id, ())
-                ),
+                calendars=tuple(_calendar_label(c.provider, k) for k in st.calendars.get(c.connection_id, ())),
                 last_error=(c.last_error or "")[:200],
             )
         )
@@ -126,6 +123,15 @@ async def status(core: Core, actor: Actor) -> View:
         failed_total=sum(s.failed for s in states),
         reminders=reminders,
     )
+
+
+def _calendar_label(provider: str, cal: status_service.CalendarState) -> str:
+    """A calendar in `status`; booking-platform staff nobody is mapped to say how many bookings wait, and how to map."""
+    label = f"{cal.name} ({cal.role}{'' if cal.sync_enabled else ', off'})"
+    if cal.unassigned:
+        label += (f": {cal.unassigned} booking{'' if cal.unassigned == 1 else 's'} unassigned, "
+                  f"`staff map {provider} {cal.remote_id} @practitioner`")
+    return label
 
 
 async def _practitioner_scope(core: Core, actor: Actor, who: UserRef | None) -> int | None:

@@ -32,6 +32,7 @@ from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
 from sync.runtime.core import Core
 from sync.services import appointments as svc
 from sync.services import availability, moves
+from sync.services.bookings import reschedule_refusal
 from sync.services.identities import (
     NoSuchPractitioner,
     NotLinked,
@@ -217,6 +218,10 @@ async def _move(
 
     # A slot button or a modal carries its own start: the same range as a typed day.
     check_day(start.date(), core.clock().date(), start.strftime("%Y-%m-%d"))
+    # A booking platform that cannot move bookings (Calendly) is refused before anything changes.
+    refusal = await reschedule_refusal(core, actor.practice_id, appointment_id)
+    if refusal is not None:
+        return Error(refusal, kind="conflict")
 
     try:
         moved = await moves.move(

@@ -142,6 +142,16 @@ class ShowStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class MapStaff:
+    """`staff map <integration> <staff id> @practitioner`, `staff unmap <integration> <staff id>`, `staff`."""
+
+    action: str  # "map" | "unmap" | "list"
+    integration: str = ""
+    external_id: str = ""
+    who: UserRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ShowWhoami:
     pass
 
@@ -176,6 +186,7 @@ Command = (
     | Connect
     | RefreshCalendars
     | ShowStatus
+    | MapStaff
     | ShowWhoami
     | ChangeRole
     | SetReminders
@@ -296,6 +307,23 @@ def _p_refresh(args: list[str], rest: str) -> Command:
 def _p_status(args: list[str], rest: str) -> Command:
     _no_more(args, 0, "status")
     return ShowStatus()
+
+
+def _p_staff(args: list[str], rest: str) -> Command:
+    example = "staff map square TMabc123 @dr-lee"
+    if not args or args[0].lower() == "list":
+        _no_more(args, 1 if args else 0, "staff")
+        return MapStaff("list")
+    action = args[0].lower()
+    if action == "map":
+        if len(args) != 4 or not args[3].startswith("@"):
+            raise ParseError("say `staff map <platform> <staff id> @practitioner`", example)
+        return MapStaff("map", args[1].lower(), args[2], UserRef.from_token(args[3]))
+    if action == "unmap":
+        if len(args) != 3:
+            raise ParseError("say `staff unmap <platform> <staff id>`", "staff unmap square TMabc123")
+        return MapStaff("unmap", args[1].lower(), args[2])
+    raise ParseError("say `staff`, `staff map ...` or `staff unmap ...`", example)
 
 
 def _p_remind(args: list[str], rest: str) -> Command:
@@ -430,6 +458,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "refresh 3",
         "admin",
         _p_refresh,
+    ),
+    CommandSpec(
+        "staff",
+        "staff [map <platform> <staff id> @practitioner | unmap <platform> <staff id>]",
+        "which practitioner a booking platform's staff member is (`staff` lists them and the unassigned)",
+        "staff map square TMabc123 @dr-lee",
+        "admin",
+        _p_staff,
     ),
 )
 _DAY_WORDS = (

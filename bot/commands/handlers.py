@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands import admin, appointments, conflicts, followups, reminders
+from bot.commands import admin, appointments, conflicts, followups, reminders, staff
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     AcceptCalendar,
@@ -31,6 +31,7 @@ from bot.commands.grammar import (
     ChangeRole,
     Command,
     Connect,
+    MapStaff,
     RefreshCalendars,
     Reschedule,
     SetReminders,
@@ -84,6 +85,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await admin.refresh(core, actor, command)
         case ShowStatus():
             return await admin.status(core, actor)
+        case MapStaff():
+            return await staff.staff_command(core, actor, command)
         case ShowWhoami():
             return await admin.whoami(core, actor)
         case ChangeRole():

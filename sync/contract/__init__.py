@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from sync.contract.items import ChangeSet, EventData, ExternalChange, RemoteItem, Window
+from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = [
     "AlreadyExists",
@@ -186,20 +186,38 @@ class BookingCapabilities:
 
 @runtime_checkable
 class BookingSource(Protocol):
-    """A booking platform that announces changes by webhook and may accept writes back."""
+    """A booking platform's bookings, read through its API (a webhook only says when to look).
+
+    Items are RemoteItems: the booking id, its version as the etag (Square's `version`; platforms
+    without one give a content hash), and the booking as EventData with `staff_ref` naming the
+    platform's staff member. The core wraps one staff member's bookings as a source calendar
+    (sync.contract.booking.BookingCalendar), so they go through the same plan/apply as calendars.
+    """
 
     name: str
     capabilities: BookingCapabilities
 
-    async def verify(self, headers: dict[str, str], body: bytes) -> list[ExternalChange]:
-        """Check the webhook's signature and parse it; raises Refused or BadPayload."""
+    async def staff(self) -> list[CalendarInfo]:
+        """The platform's staff members (remote_id = their staff id), one booking calendar each."""
         ...
 
-    async def fetch(self, external_id: str) -> EventData: ...
+    async def changes(self, cursor: str | None, window: Window, staff: str | None = None) -> ChangeSet:
+        """Bookings in `window` (of one staff member when given); a full listing unless the platform has cursors."""
+        ...
 
-    async def reschedule(self, external_id: str, start: datetime, end: datetime) -> EventData: ...
+    async def fetch(self, external_id: str) -> RemoteItem:
+        """Read one booking; NotFound when the platform has no such booking."""
+        ...
 
-    async def cancel(self, external_id: str, reason: str) -> None: ...
+    async def reschedule(self, external_id: str, start: datetime, end: datetime, version: str | None) -> RemoteItem:
+        """Move the booking; WrongEtag when `version` is stale, Refused (in words) when the platform says no."""
+        ...
+
+    async def cancel(self, external_id: str, reason: str, version: str | None) -> RemoteItem:
+        """Cancel the booking; WrongEtag when `version` is stale."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 def capability_required(provider: Any, flag: str) -> None:

@@ -287,6 +287,17 @@ class ChannelDesk(Protocol):
         """The platform removed the channel: the next ensure makes a new one."""
         ...
 
+    async def channels(self) -> list[Channel]:
+        """The connection's active channels with their secrets (a platform whose deliveries name no channel)."""
+        ...
+
+    async def first_delivery(self, key: str) -> bool:
+        """Remember a delivery's key (event id or body hash); False when it was seen before (a replay).
+
+        The memory is persisted and bounded per connection, so replays are caught across restarts.
+        """
+        ...
+
 
 class SignedWebhooks(Protocol):
     """The signed-webhook capability: check an inbound notification and say what to sync, fast."""

@@ -76,6 +76,8 @@ class EventData:
     service: str | None = None
     #: clinicbot's appointment id when this item is one of our mirror copies.
     clinicbot_id: str | None = None
+    #: A booking platform's staff id for this booking (routing only: which booking calendar holds it).
+    staff_ref: str | None = None
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -109,7 +111,7 @@ def _json_default(value: object) -> str:
 
 
 #: What content_hash covers, and one encoder for it (json.dumps with options builds one per call).
-_HASHED_FIELDS = tuple(f.name for f in fields(EventData) if f.name != "clinicbot_id")
+_HASHED_FIELDS = tuple(f.name for f in fields(EventData) if f.name not in ("clinicbot_id", "staff_ref"))
 _HASHED_WHEN_SET = ("recurrence_all_day", "recurrence_range", "rdates")
 _HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=_json_default, separators=(",", ":"))
 

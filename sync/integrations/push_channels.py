@@ -75,6 +75,22 @@ class StoredChannels:
             if row is not None:
                 row.status = "removed"
 
+    async def channels(self) -> list[Channel]:
+        """The connection's active channels that have a secret."""
+        async with self.core.store.session() as session:
+            rows = (await session.scalars(select(WebhookSubscription).where(
+                WebhookSubscription.provider == self.integration,
+                WebhookSubscription.connection_id == self.connection_id,
+                WebhookSubscription.status == "active",
+            ).order_by(WebhookSubscription.id))).all()
+            return [Channel(r.remote_id, r.resource_id or "", r.secret, r.expires_at) for r in rows if r.secret]
+
+    async def first_delivery(self, key: str) -> bool:
+        """Record `key` for this connection; False when it is already there (see sync.integrations.deliveries)."""
+        from sync.integrations.deliveries import first_delivery
+
+        return await first_delivery(self.core, self.integration, self.connection_id, key)
+
     async def _stored(self, session: AsyncSession, channel: Channel) -> WebhookSubscription | None:
         return await session.scalar(
             select(WebhookSubscription).where(

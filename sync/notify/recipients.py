@@ -12,7 +12,7 @@ from sync.runtime.core import Core
 from sync.runtime.notifier import Notification
 from sync.services.identities import ChatPerson
 from sync.store.database import hold_write_lock
-from sync.store.model import ChatIdentity, Practice, Role
+from sync.store.model import CHANNEL_PREFIX, ChatIdentity, Practice, Role
 
 __all__ = [
     "CHANNEL_PREFIX",
@@ -33,8 +33,6 @@ __all__ = [
 
 #: Practice.settings key holding, per platform, the chat identity id of the staff channel.
 STAFF_CHANNEL_KEY = "staff_channel"
-#: ChatIdentity.user_id of a channel or group chat (not a person): the prefix + its conversation id.
-CHANNEL_PREFIX = "conversation:"
 
 
 async def recipients(session: AsyncSession, notification: Notification, platform: str) -> list[ChatIdentity]:

@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.store import audit
-from sync.store.model import ChatIdentity, Role
-from sync.notify.recipients import CHANNEL_PREFIX
+from sync.store.model import CHANNEL_PREFIX, ChatIdentity, Role
 
 __all__ = ["ROLE_NAMES", "RoleError", "find_person", "grant_role", "list_roles", "revoke_role"]
 

@@ -13,9 +13,18 @@ from sqlalchemy import func, select
 
 from sync.runtime.core import Core
 from sync.services.errors import NotFound
+from sync.services.staff import unassigned_calendars
 from sync.store.model import Calendar, Connection, Link, OutboxOp, Practice
 
-__all__ = ["CalendarState", "ConnectionStatus", "PracticeStatus", "connection_status", "practice_status"]
+__all__ = [
+    "CalendarState",
+    "ConnectionStatus",
+    "PracticeStatus",
+    "WebhookHealth",
+    "connection_status",
+    "practice_status",
+    "webhook_health",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +109,9 @@ class CalendarState:
     name: str
     role: str
     sync_enabled: bool
+    remote_id: str = ""
+    #: Bookings from platform staff nobody is mapped to (kept, shown as unassigned).
+    unassigned: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +132,60 @@ async def practice_status(core: Core, practice_id: int) -> PracticeStatus:
             raise NotFound("your practice no longer exists; ask an admin")
         name, tz = practice.name, practice.timezone
         rows = (await s.execute(
-            select(Calendar.connection_id, Calendar.name, Calendar.role, Calendar.sync_enabled)
+            select(Calendar.connection_id, Calendar.name, Calendar.role, Calendar.sync_enabled, Calendar.remote_id,
+                   Connection.provider)
             .join(Connection, Connection.id == Calendar.connection_id)
             .where(Connection.practice_id == practice_id).order_by(Calendar.id))).tuples().all()
+        waiting = {(p, e): n for p, e, _, n in await unassigned_calendars(s, practice_id)}
     calendars: dict[int, list[CalendarState]] = {}
-    for cid, cal_name, role, enabled in rows:
-        calendars.setdefault(int(cid), []).append(CalendarState(cal_name or "calendar", role, bool(enabled)))
+    for cid, cal_name, role, enabled, remote_id, provider in rows:
+        calendars.setdefault(int(cid), []).append(CalendarState(
+            cal_name or "calendar", role, bool(enabled), remote_id, waiting.get((provider, remote_id), 0)))
     conns = tuple(await connection_status(core, practice_id))
     return PracticeStatus(name, tz, conns, {k: tuple(v) for k, v in calendars.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookHealth:
+    """One connection's webhooks: its subscriptions by state, its last accepted delivery, and URL trouble."""
+
+    connection_id: int
+    provider: str
+    active: int
+    inactive: int
+    last_delivery_at: datetime | None
+    #: Subscriptions made for an address other than this server's current one (signatures that sign the
+    #: URL, like Square's, fail there; deliveries go to the old address).
+    stale_urls: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def webhook_health(core: Core, practice_id: int | None = None) -> list[WebhookHealth]:
+    """Per connection with webhook subscriptions: their states, the last delivery, subscriptions at an old URL."""
+    from sync.store.model import WebhookDelivery, WebhookSubscription
+
+    base = (core.settings.public_url or "").rstrip("/")  # no public URL: nothing to compare with
+    async with core.store.session() as s:
+        stmt = (select(WebhookSubscription, Connection)
+                .join(Connection, Connection.id == WebhookSubscription.connection_id)
+                .order_by(WebhookSubscription.connection_id, WebhookSubscription.id))
+        if practice_id is not None:
+            stmt = stmt.where(Connection.practice_id == practice_id)
+        rows = (await s.execute(stmt)).tuples().all()
+        last = dict((await s.execute(select(WebhookDelivery.connection_id, func.max(WebhookDelivery.seen_at))
+                                     .group_by(WebhookDelivery.connection_id))).tuples().all())
+    by_conn: dict[int, list[Any]] = {}
+    providers: dict[int, str] = {}
+    for sub, conn in rows:
+        by_conn.setdefault(conn.id, []).append(sub)
+        providers[conn.id] = conn.provider
+    out = []
+    for cid, subs in by_conn.items():
+        want = f"{base}/webhooks/{providers[cid]}/{cid}" if base else ""
+        stale = tuple(sorted({str(x.resource_id) for x in subs if x.status == "active" and want
+                              and str(x.resource_id or "").startswith("http") and x.resource_id != want}))
+        out.append(WebhookHealth(cid, providers[cid], sum(1 for x in subs if x.status == "active"),
+                                 sum(1 for x in subs if x.status != "active"), last.get(cid), stale))
+    return out

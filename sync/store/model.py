@@ -39,6 +39,7 @@ __all__ = [
     "ConflictNotice",
     "Connection",
     "ConsentGrant",
+    "ExternalIdentity",
     "Link",
     "Location",
     "OAuthState",
@@ -48,6 +49,7 @@ __all__ = [
     "ReminderLedger",
     "Role",
     "UTCDateTime",
+    "WebhookDelivery",
     "WebhookSubscription",
     "utcnow",
 ]
@@ -143,6 +145,11 @@ class Practitioner(Base):
     practice: Mapped[Practice] = relationship(back_populates="practitioners")
 
     __table_args__ = (UniqueConstraint("practice_id", "handle", name="uq_practitioner_handle"),)
+
+
+#: A channel or group chat the bot was added to is kept as a ChatIdentity whose user_id is this
+#: prefix plus the conversation id, so it can hold a conversation reference like a person.
+CHANNEL_PREFIX = "conversation:"
 
 
 class ChatIdentity(Base):
@@ -485,6 +492,50 @@ class WebhookSubscription(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("provider", "remote_id", name="uq_webhook_subscription_remote"),)
+
+
+class ExternalIdentity(Base):
+    """A practitioner's identity on one integration (Square team member, Acuity calendar, Calendly user...).
+
+    Platforms name staff their own way; this one table maps every such name to a practitioner, so a
+    booking for that name lands on the right person. Unique per (integration, kind, external id).
+    """
+
+    __tablename__ = "external_identity"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practitioner_id: Mapped[int] = mapped_column(ForeignKey("practitioner.id", ondelete="CASCADE"), index=True)
+    integration: Mapped[str] = mapped_column(String(32))
+    #: upn | object_id | team_member | calendar | user_uri ...
+    kind: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(512))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("integration", "kind", "external_id", name="uq_external_identity_ref"),
+    )
+
+
+class WebhookDelivery(Base):
+    """One webhook delivery already accepted (platform event id or body hash): the persisted replay memory.
+
+    Signatures of Square and Acuity carry no timestamp, so a replay is only recognised by its key;
+    the table is trimmed to the newest rows per connection, so it stays bounded.
+    """
+
+    __tablename__ = "webhook_delivery"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration: Mapped[str] = mapped_column(String(32))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(128))
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("integration", "connection_id", "key", name="uq_webhook_delivery_key"),
+        Index("ix_webhook_delivery_connection_seen", "connection_id", "seen_at"),
+    )
 
 
 # --- Slack OAuth install (multi-workspace) --------------------------------------------------------

@@ -60,6 +60,13 @@ class RecordingDesk:
     async def forget(self, channel: Channel) -> None:
         self.requested.append("forget")
 
+    async def channels(self) -> list[Channel]:
+        return []
+
+    async def first_delivery(self, key: str) -> bool:
+        self.requested.append(f"remember {key}")
+        return True
+
 
 @pytest.mark.parametrize("name", NAMES)
 def test_connect_is_declared_completely(name: str) -> None:

@@ -48,3 +48,30 @@ async def test_models_match_migrations(settings: Settings) -> None:
         assert diff == []
     finally:
         await core.close()
+
+
+async def test_booking_sources_copies_graph_identities(settings: Settings) -> None:
+    """0008 copies each practitioner's upn and Graph object id into external_identity, keeping the columns."""
+    from sqlalchemy import text
+
+    core = open_core(settings)
+    try:
+        await migrate.upgrade(core.store, "0007_calendar_read_only")
+        async with core.store.engine.begin() as conn:
+            pid = (await conn.execute(text("SELECT id FROM practice"))).scalar_one()
+            await conn.execute(text(
+                "INSERT INTO practitioner (practice_id, name, handle, timezone, upn, graph_object_id, "
+                "reminder_prefs, opted_out, active, created_at) VALUES "
+                "(:p, 'Dr Lee', 'dr-lee', 'UTC', 'lee@clinic.example', 'obj-1', '{}', false, true, CURRENT_TIMESTAMP),"
+                "(:p, 'Dr Kim', 'dr-kim', 'UTC', NULL, NULL, '{}', false, true, CURRENT_TIMESTAMP)"), {"p": pid})
+        await migrate.upgrade(core.store)
+        async with core.store.engine.connect() as conn:
+            rows = (await conn.execute(text(
+                "SELECT p.handle, e.integration, e.kind, e.external_id FROM external_identity e "
+                "JOIN practitioner p ON p.id = e.practitioner_id ORDER BY e.kind"))).all()
+            kept = (await conn.execute(text("SELECT upn FROM practitioner WHERE handle = 'dr-lee'"))).scalar_one()
+        assert [tuple(r) for r in rows] == [("dr-lee", "graph", "object_id", "obj-1"),
+                                            ("dr-lee", "graph", "upn", "lee@clinic.example")]
+        assert kept == "lee@clinic.example"
+    finally:
+        await core.close()

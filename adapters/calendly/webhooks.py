@@ -1,0 +1,143 @@
+"""Calendly's webhooks: `Calendly-Webhook-Signature: t=<unix>,v1=<hex>`, hex HMAC-SHA256 over `t + "." + body`.
+
+Compared in constant time; a `t` older (or newer) than the tolerance (3 minutes) is refused, so a
+captured delivery cannot be replayed later, and within the tolerance the replay memory refuses it
+(key: the event kind and the invitee's URI, which Calendly sends once per change).
+A delivery only says to look: it requests a sync, which reads the booking from the API; the two
+deliveries of a reschedule (invitee.canceled with rescheduled, invitee.created naming the old
+invitee) therefore make one move.
+
+Subscriptions are per booking calendar (user scope), made with a signing key clinicbot chooses and
+stores encrypted. Calendly disables a subscription after 24 h of failed deliveries and deletes one
+answered 410, so the renewal job checks each daily and makes a new one when it is not active.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from adapters.calendly.bookings import CalendlyBookings, uuid_of
+from adapters.calendly.client import PROVIDER
+from adapters.calendly.settings import calendly_settings
+from sync.contract import BadPayload, CalendarProvider, NotFound, Refused
+from sync.contract.booking import BookingCalendar
+from sync.contract.integration import (
+    Channel,
+    ChannelDesk,
+    ChannelOpened,
+    HostSettings,
+    WebhookAnswer,
+    WebhookRequest,
+)
+
+__all__ = ["EVENTS", "SIGNATURE_HEADER", "CalendlySubscriptions", "CalendlyWebhooks", "sign", "verify_signature"]
+
+log = logging.getLogger("clinicbot.calendly")
+SIGNATURE_HEADER = "calendly-webhook-signature"
+EVENTS = ("invitee.created", "invitee.canceled")
+DEFAULT_TOLERANCE = 180
+CHECK_EVERY = timedelta(days=1)
+
+
+def sign(body: bytes, key: str, t: int) -> str:
+    """The header value Calendly sends for `body` signed at unix time `t`."""
+    digest = hmac.new(key.encode("utf-8"), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={digest}"
+
+
+def verify_signature(body: bytes, header: str, key: str, now: datetime, tolerance: int = DEFAULT_TOLERANCE) -> bool:
+    """True when `header` signs `body` under `key` and its `t` is within `tolerance` seconds of `now`."""
+    if not key:
+        raise ValueError("a Calendly signature check needs the signing key")
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    t, v1 = parts.get("t", "").strip(), parts.get("v1", "").strip()
+    if not t.isdigit() or not v1 or not body:
+        return False
+    if abs(now.timestamp() - int(t)) > tolerance:
+        return False
+    expected = hmac.new(key.encode("utf-8"), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode("ascii"), v1.encode("ascii", "replace"))
+
+
+class CalendlyWebhooks:
+    """Calendly's signed-webhook capability."""
+
+    max_body = 256 * 1024
+
+    def __init__(self, tolerance: int = DEFAULT_TOLERANCE) -> None:
+        self.tolerance = tolerance
+
+    async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
+        if request.method != "POST":
+            return WebhookAnswer(405, "POST only")
+        channels = await desk.channels()
+        if not channels:
+            return WebhookAnswer(404, "unknown connection")
+        header = request.headers.get(SIGNATURE_HEADER, "")
+        now = desk.now()
+        channel = next((c for c in channels if c.secret
+                        and verify_signature(request.body, header, c.secret, now, self.tolerance)), None)
+        if channel is None:
+            log.warning("calendly webhook with a bad or stale signature", extra={"connection": desk.connection_id})
+            return WebhookAnswer(401, "bad or stale signature")
+        try:
+            envelope = json.loads(request.body)
+            kind = str(envelope["event"])
+            invitee = str(envelope["payload"]["uri"])
+        except (ValueError, KeyError, TypeError):
+            return WebhookAnswer(400, "not a Calendly invitee delivery")
+        if not await desk.first_delivery(f"{kind}:{invitee}"):
+            return WebhookAnswer(401, "replayed delivery")
+        if kind in EVENTS:
+            await desk.sync(channel, kind)
+        return WebhookAnswer(200, "ok")
+
+
+def _source(provider: CalendarProvider) -> tuple[CalendlyBookings, str]:
+    if not isinstance(provider, BookingCalendar) or not isinstance(provider.source, CalendlyBookings):
+        raise Refused("calendly subscriptions need a Calendly booking calendar", provider=PROVIDER)
+    return provider.source, provider.staff_id
+
+
+class CalendlySubscriptions:
+    """Calendly webhook subscriptions as push channels (one per booking calendar, user scope)."""
+
+    renew_margin = timedelta(hours=1)
+
+    def api_url(self, host: HostSettings) -> str:
+        return calendly_settings(host).calendly_api_url
+
+    async def open(self, provider: CalendarProvider, url: str, current: Channel | None) -> ChannelOpened:
+        source, user = _source(provider)
+        now = datetime.now(UTC)
+        if current is not None and current.resource_id == url:
+            try:
+                found = (await source.client.request("GET", f"/webhook_subscriptions/{current.remote_id}")) \
+                    .get("resource") or {}
+                if found.get("state") == "active" and found.get("callback_url") == url:
+                    return ChannelOpened(Channel(current.remote_id, url, current.secret, now + CHECK_EVERY, user),
+                                         renewed=True, in_place=True)
+            except NotFound:
+                pass
+        _, org = await source.me()
+        key = secrets.token_urlsafe(32)
+        made = (await source.client.request("POST", "/webhook_subscriptions", json={
+            "url": url, "events": list(EVENTS), "organization": org, "user": user, "scope": "user",
+            "signing_key": key})).get("resource") or {}
+        uri = made.get("uri")
+        if not isinstance(uri, str) or not uri:
+            raise BadPayload("calendly: the new subscription has no uri", provider=PROVIDER)
+        return ChannelOpened(Channel(uuid_of(uri), url, key, now + CHECK_EVERY, user), renewed=current is not None,
+                             retire=current)
+
+    async def stop(self, provider: CalendarProvider, channel: Channel) -> None:
+        source, _ = _source(provider)
+        try:
+            await source.client.request("DELETE", f"/webhook_subscriptions/{channel.remote_id}")
+        except NotFound:
+            return

@@ -1,0 +1,43 @@
+"""`staff`, `staff map`, `staff unmap`: admins say which practitioner a booking platform's staff member is.
+
+Talks to sync.services.staff only; the practitioner is found the way every command finds one.
+"""
+
+from __future__ import annotations
+
+from bot.commands.access import require_admin
+from bot.commands.appointments import find_person_practitioner
+from bot.commands.errors import ParseError
+from bot.commands.grammar import MapStaff
+from bot.commands.identity import Actor
+from bot.views import Notice, View
+from sync.runtime.core import Core
+from sync.services.staff import StaffError, list_mappings, map_staff, unassigned_calendars, unmap_staff
+
+__all__ = ["staff_command"]
+
+
+async def staff_command(core: Core, actor: Actor, cmd: MapStaff) -> View:
+    require_admin(actor, "map booking-platform staff")
+    try:
+        async with core.store.session() as session:
+            if cmd.action == "map":
+                assert cmd.who is not None
+                practitioner = await find_person_practitioner(session, actor, cmd.who)
+                done = await map_staff(session, practitioner, cmd.integration, cmd.external_id,
+                                       actor=actor.audit_name, kind=None)
+                return Notice(f"{done.integration} {done.kind} {done.external_id} is now @{done.practitioner}; "
+                              "their bookings waiting without a practitioner are theirs now.", title="Staff mapped")
+            if cmd.action == "unmap":
+                done = await unmap_staff(session, actor.practice_id, cmd.integration, cmd.external_id,
+                                         actor=actor.audit_name)
+                return Notice(f"{done.integration} {done.external_id} is no longer mapped to @{done.practitioner}; "
+                              "new bookings for it are listed as unassigned.", title="Staff unmapped")
+            rows = await list_mappings(session, actor.practice_id)
+            waiting = await unassigned_calendars(session, actor.practice_id)
+    except StaffError as exc:
+        raise ParseError(str(exc), "staff map square TMabc123 @dr-lee") from None
+    lines = [f"- {m.integration} {m.kind} `{m.external_id}` → @{m.practitioner}" for m in rows]
+    lines += [f"- unassigned: {p} `{e}` ({n}), {c} booking{'' if c == 1 else 's'} waiting: "
+              f"`staff map {p} {e} @practitioner`" for p, e, n, c in waiting]
+    return Notice("\n".join(lines) or "No staff mappings yet, and no bookings waiting for one.", title="Staff")

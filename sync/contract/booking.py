@@ -1,0 +1,76 @@
+"""One staff member's bookings on a booking platform, seen by the sync core as a source calendar.
+
+The core syncs calendars; a booking platform is read the same way, so its bookings go through the
+same plan/apply, projection and outbox as calendar bookings. Each staff member is one calendar
+(remote id = the platform's staff id) whose practitioner comes from the staff mapping. Writes from
+chat arrive as `update` (a reschedule, or a cancel when the status says so) and reach the platform
+through its own reschedule and cancel calls, with the booking's version as the etag.
+"""
+
+from __future__ import annotations
+
+from sync.contract import (
+    BookingSource,
+    BusyInterval,
+    CalendarCapabilities,
+    NotFound,
+    Refused,
+)
+from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
+
+__all__ = ["BookingCalendar"]
+
+
+class BookingCalendar:
+    """A CalendarProvider over one staff member's bookings of a BookingSource."""
+
+    def __init__(self, source: BookingSource, staff_id: str, *, own_source: bool = True) -> None:
+        self.source = source
+        self.staff_id = staff_id
+        self.name = source.name
+        caps = source.capabilities
+        #: Read-only when the platform takes neither reschedules nor cancels back; never series.
+        self.capabilities = CalendarCapabilities(read_only=not (caps.reschedule or caps.cancel), series=False)
+        self._own = own_source
+
+    async def changes(self, cursor: str | None, window: Window) -> ChangeSet:
+        """The staff member's bookings in `window` (the platform's listing, filtered to this staff id)."""
+        found = await self.source.changes(cursor, window, staff=self.staff_id)
+        found.items = [i for i in found.items if i.event.staff_ref in (None, self.staff_id)]
+        return found
+
+    async def get(self, remote_id: str) -> RemoteItem:
+        """The booking as the platform holds it now; NotFound when it moved to another staff member."""
+        item = await self.source.fetch(remote_id)
+        if item.event.staff_ref not in (None, self.staff_id):
+            raise NotFound(f"booking {remote_id} is now with another staff member", provider=self.name)
+        return item
+
+    async def create(self, event: EventData, idempotency_key: str) -> RemoteItem:
+        """Bookings are made on the platform by its clients, never by clinicbot."""
+        raise Refused(f"clinicbot does not make {self.name} bookings; they are made on {self.name}",
+                      provider=self.name)
+
+    async def update(self, remote_id: str, event: EventData, if_match: str | None) -> RemoteItem:
+        """A cancel when `event` is cancelled, else a reschedule to its times; the version guards both."""
+        if event.status == "cancelled":
+            if not self.source.capabilities.cancel:
+                raise Refused(f"{self.name} bookings cannot be cancelled from chat", provider=self.name)
+            return await self.source.cancel(remote_id, "cancelled by the clinic", if_match)
+        # A platform without a reschedule API refuses in its own words (Calendly names the client's link).
+        return await self.source.reschedule(remote_id, event.start, event.end, if_match)
+
+    async def delete(self, remote_id: str, if_match: str | None) -> None:
+        """A delete of a booking is its cancellation (platforms keep cancelled bookings)."""
+        if not self.source.capabilities.cancel:
+            raise Refused(f"{self.name} bookings cannot be cancelled from chat", provider=self.name)
+        await self.source.cancel(remote_id, "cancelled by the clinic", if_match)
+
+    async def free_busy(self, window: Window) -> list[BusyInterval]:
+        """Busy intervals of the staff member's live bookings."""
+        found = await self.changes(None, window)
+        return [BusyInterval(i.event.start, i.event.end) for i in found.items if i.event.status != "cancelled"]
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self.source.aclose()

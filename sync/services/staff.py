@@ -1,0 +1,204 @@
+"""Staff mapping: which practitioner a platform's staff id names (Square team member, Acuity calendar...).
+
+Booking platforms name staff their own way; an admin maps each external id to a practitioner once,
+in chat or the CLI. Mapping also assigns what was waiting: the booking calendars of that staff id
+get the practitioner, and their unassigned appointments with it, in the same transaction, so a
+booking made before the mapping is never lost or left half-assigned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.store import audit
+from sync.store.model import Appointment, Calendar, Connection, ExternalIdentity, Practitioner
+
+__all__ = [
+    "KINDS",
+    "StaffError",
+    "StaffMapping",
+    "find_by_external_id",
+    "list_mappings",
+    "map_staff",
+    "unassigned_calendars",
+    "unmap_staff",
+]
+
+#: The identity kind each integration's staff ids have, when the admin does not name one.
+KINDS: dict[str, str] = {
+    "square": "team_member",
+    "acuity": "calendar",
+    "calendly": "user_uri",
+    "graph": "upn",
+}
+_KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+class StaffError(Exception):
+    """A mapping that cannot be made; the message is safe to show to an admin."""
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMapping:
+    """One mapping as plain data (what chat and the CLI show)."""
+
+    id: int
+    practitioner_id: int
+    practitioner: str
+    integration: str
+    kind: str
+    external_id: str
+
+
+def _kind(integration: str, kind: str | None) -> str:
+    chosen = (kind or KINDS.get(integration) or "").strip().lower()
+    if not _KIND_RE.fullmatch(chosen):
+        raise StaffError(f"say which kind of {integration} id this is (for example --kind team_member)")
+    return chosen
+
+
+def _clean(integration: str, external_id: str) -> tuple[str, str]:
+    name = integration.strip().lower()
+    ext = external_id.strip()
+    if not name.isidentifier():
+        raise StaffError(f"{integration!r} is not an integration name")
+    if not ext or len(ext) > 512:
+        raise StaffError("the staff id must be 1 to 512 characters")
+    return name, ext
+
+
+def _row(identity: ExternalIdentity, practitioner: Practitioner) -> StaffMapping:
+    return StaffMapping(identity.id, practitioner.id, practitioner.handle or practitioner.name,
+                        identity.integration, identity.kind, identity.external_id)
+
+
+async def find_by_external_id(
+    session: AsyncSession, integration: str, external_id: str, kind: str | None = None
+) -> Practitioner | None:
+    """The practitioner mapped to that staff id on that integration, or None."""
+    name, ext = _clean(integration, external_id)
+    return await session.scalar(
+        select(Practitioner).join(ExternalIdentity, ExternalIdentity.practitioner_id == Practitioner.id).where(
+            ExternalIdentity.integration == name, ExternalIdentity.kind == _kind(name, kind),
+            ExternalIdentity.external_id == ext,
+        )
+    )
+
+
+async def map_staff(
+    session: AsyncSession, practitioner: Practitioner, integration: str, external_id: str, *,
+    actor: str, kind: str | None = None,
+) -> StaffMapping:
+    """Map the staff id to `practitioner` (re-mapping moves it) and assign its waiting bookings; audited."""
+    name, ext = _clean(integration, external_id)
+    chosen = _kind(name, kind)
+    identity = await session.scalar(select(ExternalIdentity).where(
+        ExternalIdentity.integration == name, ExternalIdentity.kind == chosen, ExternalIdentity.external_id == ext))
+    before = None
+    if identity is not None:
+        owner = await session.get(Practitioner, identity.practitioner_id)
+        if owner is not None and owner.practice_id != practitioner.practice_id:
+            raise StaffError(f"that {name} id is mapped in another practice")
+        before = {"practitioner_id": identity.practitioner_id}
+        identity.practitioner_id = practitioner.id
+        identity.created_by = actor
+    else:
+        identity = ExternalIdentity(practitioner_id=practitioner.id, integration=name, kind=chosen,
+                                    external_id=ext, created_by=actor)
+        session.add(identity)
+    await session.flush()
+    calendars = list((await session.scalars(
+        select(Calendar.id).join(Connection, Connection.id == Calendar.connection_id).where(
+            Connection.provider == name, Connection.practice_id == practitioner.practice_id,
+            Calendar.remote_id == ext,
+        ))).all())
+    assigned = 0
+    if calendars:
+        await session.execute(
+            update(Calendar).where(Calendar.id.in_(calendars)).values(practitioner_id=practitioner.id))
+        assigned = await _assign_waiting(session, calendars, practitioner)
+    await audit.record(
+        session, actor=actor, action="staff.map", practice_id=practitioner.practice_id, before=before,
+        after={"practitioner_id": practitioner.id},
+        details={"integration": name, "kind": chosen, "external_id": ext, "assigned": assigned},
+    )
+    return _row(identity, practitioner)
+
+
+async def _assign_waiting(session: AsyncSession, calendars: list[int], practitioner: Practitioner) -> int:
+    """Give the calendars' unassigned appointments the practitioner, and queue their mirror copies."""
+    from sync.engine.mirror_ops import ApptRef, mirror_ops
+    from sync.engine.plan import Policy
+    from sync.engine.snapshots import load_mirrors
+    from sync.store.model import Practice, utcnow
+
+    waiting = list((await session.scalars(select(Appointment).where(
+        Appointment.source_calendar_id.in_(calendars), Appointment.practitioner_id.is_(None)))).all())
+    for appt in waiting:
+        appt.practitioner_id = practitioner.id
+        appt.version += 1
+    await session.flush()
+    mirrors = await load_mirrors(session, practitioner.practice_id)
+    if waiting and mirrors:
+        practice = await session.get(Practice, practitioner.practice_id)
+        policy = Policy.from_settings(practice.settings if practice else None)
+        refs = [ApptRef(a.id, a.version, a.practitioner_id, a.status == "cancelled") for a in waiting]
+        await mirror_ops(session, refs, mirrors, policy, utcnow())
+    return len(waiting)
+
+
+async def unmap_staff(
+    session: AsyncSession, practice_id: int, integration: str, external_id: str, *, actor: str, kind: str | None = None
+) -> StaffMapping:
+    """Remove the mapping; the platform's calendars of that id become unassigned again (appointments keep theirs)."""
+    name, ext = _clean(integration, external_id)
+    chosen = _kind(name, kind)
+    found = (await session.execute(
+        select(ExternalIdentity, Practitioner).join(Practitioner, Practitioner.id == ExternalIdentity.practitioner_id)
+        .where(ExternalIdentity.integration == name, ExternalIdentity.kind == chosen,
+               ExternalIdentity.external_id == ext, Practitioner.practice_id == practice_id)
+    )).first()
+    if found is None:
+        raise StaffError(f"no practitioner is mapped to {name} {chosen} {ext}")
+    identity, practitioner = found.tuple()
+    mapping = _row(identity, practitioner)
+    calendars = select(Calendar.id).join(Connection, Connection.id == Calendar.connection_id).where(
+        Connection.provider == name, Connection.practice_id == practice_id, Calendar.remote_id == ext)
+    await session.execute(update(Calendar).where(Calendar.id.in_(calendars)).values(practitioner_id=None)
+                          .execution_options(synchronize_session=False))
+    await session.delete(identity)
+    await audit.record(session, actor=actor, action="staff.unmap", practice_id=practice_id,
+                       before={"practitioner_id": practitioner.id},
+                       details={"integration": name, "kind": chosen, "external_id": ext})
+    return mapping
+
+
+async def list_mappings(session: AsyncSession, practice_id: int, integration: str | None = None) -> list[StaffMapping]:
+    """Every mapping of the practice, by integration then staff id."""
+    stmt = (select(ExternalIdentity, Practitioner)
+            .join(Practitioner, Practitioner.id == ExternalIdentity.practitioner_id)
+            .where(Practitioner.practice_id == practice_id)
+            .order_by(ExternalIdentity.integration, ExternalIdentity.kind, ExternalIdentity.external_id))
+    if integration:
+        stmt = stmt.where(ExternalIdentity.integration == integration.strip().lower())
+    return [_row(i, p) for i, p in (await session.execute(stmt)).tuples()]
+
+
+async def unassigned_calendars(session: AsyncSession, practice_id: int) -> list[tuple[str, str, str, int]]:
+    """(integration, staff id, name, unassigned appointments) of booking-platform staff nobody is mapped to."""
+    from sqlalchemy import func
+
+    rows = (await session.execute(
+        select(Connection.provider, Calendar.remote_id, Calendar.name, func.count(Appointment.id))
+        .join(Connection, Connection.id == Calendar.connection_id)
+        .join(Appointment, (Appointment.source_calendar_id == Calendar.id) & Appointment.practitioner_id.is_(None))
+        .where(Connection.practice_id == practice_id, Calendar.role == "source", Calendar.practitioner_id.is_(None),
+               Appointment.status != "cancelled")
+        .group_by(Connection.provider, Calendar.remote_id, Calendar.name)
+        .order_by(Connection.provider, Calendar.remote_id)
+    )).tuples()
+    return [(p, r, n or r, int(c)) for p, r, n, c in rows]

@@ -1,0 +1,249 @@
+"""A loopback Calendly: users, organization members, scheduled events with invitees, cancellations,
+webhook subscriptions, and deliveries signed as Calendly signs them.
+
+Documented behaviour (platform-apis.md, Calendly section): lists are {collection, pagination:
+{next_page_token}} (`page_size` a page); errors are {title, message}; 401 for an unknown token;
+429 with X-RateLimit-Reset for the next `throttle` calls; cancel answers 201; a reschedule by the
+invitee cancels the old event (invitee.canceled with rescheduled: true and new_invitee) and makes
+a new one (invitee.created with old_invitee): two deliveries; a subscription answered 410 is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from adapters.calendly.webhooks import sign
+
+__all__ = ["CalendlyFake"]
+
+
+def _error(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"title": title, "message": message}, status=status, headers=headers)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
+@dataclass
+class CalendlyFake:
+    token: str = "cal-token"
+    page_size: int = 2
+    throttle: int = 0
+    deliver: bool = True
+    users: list[dict[str, Any]] = field(default_factory=list)
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invitees: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    held: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
+    delivered: list[int] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _runner: web.AppRunner | None = None
+    _session: aiohttp.ClientSession | None = None
+    url: str = ""
+
+    @property
+    def org(self) -> str:
+        return f"{self.url}/organizations/ORG1"
+
+    def add_user(self, name: str) -> str:
+        uri = f"{self.url}/users/U{len(self.users) + 1}"
+        self.users.append({"uri": uri, "name": name, "email": f"{name.split()[0].lower()}@clinic.example",
+                           "timezone": "Europe/London"})
+        return uri
+
+    def _make(self, user: str, start: datetime, minutes: int, name: str, email: str,
+              old_invitee: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        event_id, invitee_id = "EV" + secrets.token_hex(5), "IN" + secrets.token_hex(5)
+        event = {"uri": f"{self.url}/scheduled_events/{event_id}", "name": "Initial consultation",
+                 "status": "active", "start_time": _iso(start), "end_time": _iso(start + timedelta(minutes=minutes)),
+                 "event_memberships": [{"user": user}], "location": {"type": "physical", "location": "Room 1"},
+                 "created_at": _iso(datetime.now(UTC)), "updated_at": _iso(datetime.now(UTC))}
+        invitee = {"uri": f"{event['uri']}/invitees/{invitee_id}", "name": name, "email": email,
+                   "status": "active", "timezone": "Europe/London", "event": event["uri"],
+                   "rescheduled": False, "old_invitee": old_invitee, "new_invitee": None,
+                   "reschedule_url": f"https://calendly.com/reschedulings/{invitee_id}",
+                   "cancel_url": f"https://calendly.com/cancellations/{invitee_id}",
+                   "questions_and_answers": [{"question": "Anything we should know?", "answer": "Back pain"}]}
+        self.events[event_id], self.invitees[event_id] = event, invitee
+        return event, invitee
+
+    async def book(self, user: str, start: datetime, minutes: int = 30, name: str = "Jane Roe",
+                   email: str = "jane@example.org") -> dict[str, Any]:
+        event, invitee = self._make(user, start, minutes, name, email)
+        await self.announce("invitee.created", invitee, event)
+        return event
+
+    async def reschedule_by_invitee(self, event_id: str, start: datetime) -> dict[str, Any]:
+        """The client uses their reschedule link: the old event is cancelled, a new one made; two deliveries."""
+        old_event, old_invitee = self.events[event_id], self.invitees[event_id]
+        user = old_event["event_memberships"][0]["user"]
+        minutes = int((datetime.fromisoformat(old_event["end_time"].replace("Z", "+00:00"))
+                       - datetime.fromisoformat(old_event["start_time"].replace("Z", "+00:00"))).total_seconds() // 60)
+        new_event, new_invitee = self._make(user, start, minutes, old_invitee["name"], old_invitee["email"],
+                                            old_invitee=old_invitee["uri"])
+        old_event["status"] = "canceled"
+        old_invitee.update(status="canceled", rescheduled=True, new_invitee=new_invitee["uri"])
+        await self.announce("invitee.canceled", old_invitee, old_event)
+        await self.announce("invitee.created", new_invitee, new_event)
+        return new_event
+
+    async def announce(self, kind: str, invitee: dict[str, Any], event: dict[str, Any]) -> None:
+        user = event["event_memberships"][0]["user"]
+        for sub in list(self.subscriptions.values()):
+            if sub["state"] != "active" or kind not in sub["events"] or sub.get("user") not in (None, user):
+                continue
+            body = json.dumps({"event": kind, "created_at": _iso(datetime.now(UTC)), "created_by": user,
+                               "payload": {**invitee, "scheduled_event": event}}).encode()
+            headers = {"Calendly-Webhook-Signature": sign(body, sub["signing_key"], int(time.time())),
+                       "content-type": "application/json"}
+            if not self.deliver:
+                self.held.append((sub["callback_url"], body, headers))
+                continue
+            task = asyncio.ensure_future(self._post(sub, body, headers))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _post(self, sub: dict[str, Any], body: bytes, headers: dict[str, str]) -> None:
+        assert self._session is not None
+        try:
+            async with self._session.post(sub["callback_url"], data=body, headers=headers) as response:
+                self.delivered.append(response.status)
+                if response.status == 410:
+                    self.subscriptions.pop(sub["uri"].rsplit("/", 1)[-1], None)
+        except aiohttp.ClientError:
+            self.delivered.append(0)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def start(self) -> CalendlyFake:
+        app = web.Application(middlewares=[self._gate])
+        app.add_routes([
+            web.get("/users/me", self.me),
+            web.get("/organization_memberships", self.memberships),
+            web.get("/scheduled_events", self.list_events),
+            web.get("/scheduled_events/{id}", self.get_event),
+            web.get("/scheduled_events/{id}/invitees", self.list_invitees),
+            web.get("/scheduled_events/{id}/invitees/{inv}", self.get_invitee),
+            web.post("/scheduled_events/{id}/cancellation", self.cancel),
+            web.post("/webhook_subscriptions", self.create_subscription),
+            web.get("/webhook_subscriptions/{id}", self.get_subscription),
+            web.delete("/webhook_subscriptions/{id}", self.delete_subscription),
+        ])
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(self._runner, sock).start()
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._session:
+            await self._session.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append((request.method, request.path))
+        if self.throttle > 0:
+            self.throttle -= 1
+            return _error(429, "Too Many Requests", "Rate limit exceeded", headers={"X-RateLimit-Reset": "0"})
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _error(401, "Unauthenticated", "The access token is invalid")
+        return await handler(request)
+
+    def _page(self, items: list[dict[str, Any]], request: web.Request) -> web.Response:
+        start = int(request.query.get("page_token") or 0)
+        size = min(self.page_size, int(request.query.get("count") or self.page_size))
+        end = start + size
+        return web.json_response({"collection": items[start:end], "pagination": {
+            "count": len(items[start:end]), "next_page_token": str(end) if end < len(items) else None}})
+
+    async def me(self, request: web.Request) -> web.Response:
+        user = self.users[0]
+        return web.json_response({"resource": {**user, "current_organization": self.org}})
+
+    async def memberships(self, request: web.Request) -> web.Response:
+        if request.query.get("organization") != self.org:
+            return _error(400, "Invalid Argument", "organization is required")
+        return self._page([{"user": u, "role": "user"} for u in self.users], request)
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        q = request.query
+        low = datetime.fromisoformat(q["min_start_time"]) if "min_start_time" in q else datetime.min.replace(tzinfo=UTC)
+        high = datetime.fromisoformat(q["max_start_time"]) if "max_start_time" in q else datetime.max.replace(tzinfo=UTC)
+        found = [e for e in self.events.values()
+                 if low <= datetime.fromisoformat(e["start_time"].replace("Z", "+00:00")) < high
+                 and ("user" not in q or e["event_memberships"][0]["user"] == q["user"])
+                 and ("status" not in q or e["status"] == q["status"])]
+        found.sort(key=lambda e: e["start_time"])
+        return self._page(found, request)
+
+    async def get_event(self, request: web.Request) -> web.Response:
+        event = self.events.get(request.match_info["id"])
+        if event is None:
+            return _error(404, "Resource Not Found", "The server could not find the requested resource.")
+        return web.json_response({"resource": event})
+
+    async def list_invitees(self, request: web.Request) -> web.Response:
+        invitee = self.invitees.get(request.match_info["id"])
+        if invitee is None:
+            return _error(404, "Resource Not Found", "The server could not find the requested resource.")
+        return self._page([invitee], request)
+
+    async def get_invitee(self, request: web.Request) -> web.Response:
+        invitee = self.invitees.get(request.match_info["id"])
+        if invitee is None or not invitee["uri"].endswith(request.match_info["inv"]):
+            return _error(404, "Resource Not Found", "The server could not find the requested resource.")
+        return web.json_response({"resource": invitee})
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        event_id = request.match_info["id"]
+        event = self.events.get(event_id)
+        if event is None:
+            return _error(404, "Resource Not Found", "The server could not find the requested resource.")
+        if event["status"] == "canceled":
+            return _error(403, "Permission Denied", "Event in the past or already canceled")
+        body = await request.json()
+        event["status"] = "canceled"
+        self.invitees[event_id].update(status="canceled", cancellation={"reason": body.get("reason"),
+                                                                        "canceler_type": "host"})
+        await self.announce("invitee.canceled", self.invitees[event_id], event)
+        return web.json_response({"resource": {"canceler_type": "host", "reason": body.get("reason")}}, status=201)
+
+    async def create_subscription(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        sub_id = "SUB" + secrets.token_hex(5)
+        sub = {"uri": f"{self.url}/webhook_subscriptions/{sub_id}", "callback_url": body["url"], "state": "active",
+               "events": body["events"], "scope": body.get("scope"), "user": body.get("user"),
+               "organization": body.get("organization"), "signing_key": body.get("signing_key")}
+        self.subscriptions[sub_id] = sub
+        return web.json_response({"resource": {k: v for k, v in sub.items() if k != "signing_key"}}, status=201)
+
+    async def get_subscription(self, request: web.Request) -> web.Response:
+        sub = self.subscriptions.get(request.match_info["id"])
+        if sub is None:
+            return _error(404, "Resource Not Found", "The server could not find the requested resource.")
+        return web.json_response({"resource": {k: v for k, v in sub.items() if k != "signing_key"}})
+
+    async def delete_subscription(self, request: web.Request) -> web.Response:
+        if self.subscriptions.pop(request.match_info["id"], None) is None:
+            return _error(404, "Resource Not Found", "The server could not find the requested resource.")
+        return web.Response(status=204)

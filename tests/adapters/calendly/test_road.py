@@ -1,0 +1,128 @@
+"""Calendly through the running server: a reschedule by the client arrives as two deliveries and makes
+one move of one appointment, audited as a reschedule; stale and forged deliveries change nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from adapters.calendly.webhooks import sign
+from bot.app import build_app
+from sync.engine.outbox import run_until_idle
+from sync.engine.run import sync_connection
+from sync.engine.subscriber import register
+from sync.integrations.push import ensure_push
+from sync.runtime.core import Core, open_core
+from sync.runtime.syncqueue import SyncQueue
+from sync.services.connections import add_connection
+from sync.store.migrate import upgrade
+from sync.store.model import Appointment, AuditEntry
+from tests.adapters.calendly.fakes.calendly import CalendlyFake
+from tests.conftest import drop_schema, make_settings
+from tests.servers import free_port
+
+START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2, hours=1)
+
+
+@pytest.fixture
+async def world(backend: str, tmp_path: Path, fake: CalendlyFake) -> AsyncIterator[tuple[Core, int]]:
+    port = free_port()
+    settings = make_settings(backend, tmp_path, calendly_api_url=fake.url, public_url=f"http://127.0.0.1:{port}")
+    core = open_core(settings)
+    await upgrade(core.store)
+    register(core)
+    fake.add_user("Dr Lee")
+    added = await add_connection(core, "calendly", "https://api.calendly.com", username="lee@clinic.example",
+                                 password=fake.token, actor="cli:test")
+
+    async def runner(connection_id: int) -> None:
+        await sync_connection(core, connection_id)
+
+    core.services["sync_queue"] = SyncQueue(runner)
+    server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        yield core, added.connection_id
+    finally:
+        await fake.drain()
+        await core.services["sync_queue"].drain()
+        await server.close()
+        await core.close()
+        await drop_schema(settings)
+
+
+async def _settle(core: Core, fake: CalendlyFake) -> None:
+    for _ in range(3):
+        await fake.drain()
+        await core.services["sync_queue"].drain()
+        await run_until_idle(core)
+
+
+async def test_two_deliveries_of_a_reschedule_make_one_move(world: tuple[Core, int], fake: CalendlyFake) -> None:
+    core, conn_id = world
+    assert (await ensure_push(core, conn_id)).created == 1
+    event = await fake.book(fake.users[0]["uri"], START, 30)
+    await _settle(core, fake)
+    async with core.store.session() as s:
+        (appt,) = (await s.scalars(select(Appointment))).all()
+        assert appt.client_name == "Jane Roe" and appt.start == START
+    await fake.reschedule_by_invitee(event["uri"].rsplit("/", 1)[-1], START + timedelta(hours=2))
+    await _settle(core, fake)
+    assert fake.delivered == [200, 200, 200]
+    async with core.store.session() as s:
+        (appt,) = (await s.scalars(select(Appointment))).all()
+        assert appt.start == START + timedelta(hours=2) and appt.status == "confirmed"
+        actions = [a for (a,) in (await s.execute(
+            select(AuditEntry.action).where(AuditEntry.appointment_id == appt.id).order_by(AuditEntry.seq))).all()]
+    assert actions == ["appointment.created", "appointment.rescheduled"]
+
+
+async def test_stale_and_forged_deliveries_change_nothing(world: tuple[Core, int], fake: CalendlyFake) -> None:
+    core, conn_id = world
+    await ensure_push(core, conn_id)
+    fake.deliver = False
+    await fake.book(fake.users[0]["uri"], START, 30)
+    ((url, body, headers),) = fake.held
+    (sub,) = fake.subscriptions.values()
+    async with aiohttp.ClientSession() as http:
+        stale = {**headers, "Calendly-Webhook-Signature": sign(body, sub["signing_key"],
+                                                               int(datetime.now(UTC).timestamp()) - 600)}
+        assert (await http.post(url, data=body, headers=stale)).status == 401
+        forged = {**headers, "Calendly-Webhook-Signature": sign(body, "guess", int(datetime.now(UTC).timestamp()))}
+        assert (await http.post(url, data=body, headers=forged)).status == 401
+        await _settle(core, fake)
+        async with core.store.session() as s:
+            assert (await s.scalars(select(Appointment))).all() == []
+        assert (await http.post(url, data=body, headers=headers)).status == 200
+        assert (await http.post(url, data=body, headers=headers)).status == 401  # the replay
+    await _settle(core, fake)
+    async with core.store.session() as s:
+        assert len((await s.scalars(select(Appointment))).all()) == 1
+
+
+async def test_a_chat_reschedule_is_refused_with_the_clients_link_and_changes_nothing(
+    world: tuple[Core, int], fake: CalendlyFake
+) -> None:
+    from bot.commands import handle, parse
+    from bot.views import Error
+    from tests.bot.clinic import make_actor
+
+    core, conn_id = world
+    event = await fake.book(fake.users[0]["uri"], START, 30)
+    core.services["sync_queue"].request(conn_id, reason="test")
+    await _settle(core, fake)
+    async with core.store.session() as s:
+        (appt,) = (await s.scalars(select(Appointment))).all()
+    staff = await make_actor(core, "US", ("staff",))
+    view = await handle(core, staff, parse(f"reschedule A-{appt.id} {(START + timedelta(days=1)).date()} 15:00"))
+    assert isinstance(view, Error) and "no reschedule API" in view.message
+    assert fake.invitees[event["uri"].rsplit("/", 1)[-1]]["reschedule_url"] in view.message
+    async with core.store.session() as s:
+        (after,) = (await s.scalars(select(Appointment))).all()
+    assert (after.start, after.version) == (appt.start, appt.version)

@@ -1,0 +1,124 @@
+"""The booking-source contract, run over every registered integration with a booking source, each
+against its own loopback fake: staff are listed, a booking made on the platform is listed and
+fetched with its staff id, a reschedule either moves it (one booking, same id) or is refused in
+words, and a cancel leaves it cancelled. A new booking platform must add its driver here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from sync.contract import BookingSource, ConnectionInfo, Refused
+from sync.contract.items import Window
+from sync.integrations import registry
+from tests.conftest import settings_with
+
+START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
+NAMES = [i.name for i in registry.integrations() if i.booking_source is not None]
+
+
+@dataclass
+class Driver:
+    source: BookingSource
+    staff: str
+    book: Callable[[datetime], Awaitable[str]]
+    close: Callable[[], Awaitable[None]]
+
+
+async def _square() -> Driver:
+    from tests.adapters.square.fakes.square import SquareFake
+
+    fake = await SquareFake().start()
+    fake.grant("sq-token")
+    fake.add_staff("TM-A", "Alex")
+    fake.add_customer("C1", "Jane", "Roe", "jane@example.org")
+    host = settings_with(square_api_url=fake.url)
+    source = registry.get("square").booking_source(  # type: ignore[misc]
+        ConnectionInfo("square", "M1", {}, {"access_token": "sq-token"}), host)
+
+    async def book(start: datetime) -> str:
+        return str((await fake.book("TM-A", start, 30, customer_id="C1"))["id"])
+
+    return Driver(source, "TM-A", book, fake.close)
+
+
+async def _acuity() -> Driver:
+    from tests.adapters.acuity.fakes.acuity import AcuityFake
+
+    fake = await AcuityFake().start()
+    fake.add_calendar(1, "Dr Lee")
+    host = settings_with(acuity_api_url=fake.url)
+    source = registry.get("acuity").booking_source(  # type: ignore[misc]
+        ConnectionInfo("acuity", "x", {}, {"username": fake.user_id, "password": fake.api_key}), host)
+
+    async def book(start: datetime) -> str:
+        return str((await fake.book(1, start, 30))["id"])
+
+    return Driver(source, "1", book, fake.close)
+
+
+async def _calendly() -> Driver:
+    from tests.adapters.calendly.fakes.calendly import CalendlyFake
+
+    fake = await CalendlyFake().start()
+    lee = fake.add_user("Dr Lee")
+    host = settings_with(calendly_api_url=fake.url)
+    source = registry.get("calendly").booking_source(  # type: ignore[misc]
+        ConnectionInfo("calendly", "x", {}, {"password": fake.token}), host)
+
+    async def book(start: datetime) -> str:
+        return str((await fake.book(lee, start, 30))["uri"]).rsplit("/", 1)[-1]
+
+    return Driver(source, lee, book, fake.close)
+
+
+DRIVERS: dict[str, Callable[[], Awaitable[Driver]]] = {"square": _square, "acuity": _acuity, "calendly": _calendly}
+
+
+@pytest.fixture(params=NAMES)
+async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
+    name = str(request.param)
+    if name not in DRIVERS:
+        pytest.fail(f"the booking source {name} has no driver in the booking-source contract test")
+    found = await DRIVERS[name]()
+    try:
+        yield found
+    finally:
+        await found.source.aclose()
+        await found.close()
+
+
+def test_every_booking_platform_is_registered() -> None:
+    assert {"square", "acuity", "calendly"} <= set(NAMES)
+
+
+async def test_booking_source_contract(driver: Driver) -> None:
+    source: Any = driver.source
+    assert isinstance(source, BookingSource)
+    staff = await source.staff()
+    assert driver.staff in [c.remote_id for c in staff]
+    booking_id = await driver.book(START)
+    window = Window(START - timedelta(days=1), START + timedelta(days=2))
+    listed = await source.changes(None, window, staff=driver.staff)
+    assert listed.full and [i.remote_id for i in listed.items] == [booking_id]
+    item = listed.items[0]
+    assert item.event.start == START and item.event.staff_ref == driver.staff and item.event.client_name
+    fetched = await source.fetch(booking_id)
+    assert fetched.remote_id == booking_id and fetched.event.content_hash() == item.event.content_hash()
+    if source.capabilities.reschedule:
+        moved = await source.reschedule(booking_id, START + timedelta(hours=1), START + timedelta(hours=2), item.etag)
+        assert moved.remote_id == booking_id and moved.event.start == START + timedelta(hours=1)
+        assert moved.etag != item.etag
+        item = moved
+    else:
+        with pytest.raises(Refused):
+            await source.reschedule(booking_id, START + timedelta(hours=1), START + timedelta(hours=2), item.etag)
+    assert source.capabilities.cancel
+    cancelled = await source.cancel(booking_id, "contract test", item.etag)
+    assert cancelled.remote_id == booking_id and cancelled.event.status == "cancelled"
+    again = await source.changes(None, window, staff=driver.staff)
+    assert [(i.remote_id, i.event.status) for i in again.items] in ([(booking_id, "cancelled")], [])
