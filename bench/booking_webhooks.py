@@ -40,7 +40,7 @@ from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
 from sync.integrations.connect import begin_oauth, finish_oauth
 from sync.integrations.push import ensure_push
-from sync.runtime.core import open_core
+from sync.boot import open_core
 from sync.runtime.syncqueue import SyncQueue
 from sync.services.staff import map_staff
 from sync.store.migrate import upgrade
@@ -129,7 +129,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     async def runner(connection_id: int) -> None:
         await sync_connection(core, connection_id)
 
-    queue = core.services["sync_queue"] = SyncQueue(runner)
+    queue = core.services.sync_queue = SyncQueue(runner)
     server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
     await server.start_server()
     try:

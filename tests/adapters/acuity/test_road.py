@@ -18,7 +18,8 @@ from sync.engine.outbox import run_until_idle
 from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
 from sync.integrations.push import ensure_push
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.services import appointments as services
 from sync.services.connections import add_connection
@@ -55,7 +56,7 @@ async def world(backend: str, tmp_path: Path, fake: AcuityFake) -> AsyncIterator
     async def runner(connection_id: int) -> None:
         await sync_connection(core, connection_id)
 
-    core.services["sync_queue"] = SyncQueue(runner)
+    core.services.sync_queue = SyncQueue(runner)
     server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
     await server.start_server()
     base = f"http://127.0.0.1:{port}"
@@ -64,7 +65,7 @@ async def world(backend: str, tmp_path: Path, fake: AcuityFake) -> AsyncIterator
         yield core, added.connection_id, base
     finally:
         await fake.drain()
-        await core.services["sync_queue"].drain()
+        await core.services.sync_queue.drain()
         await server.close()
         await core.close()
         await drop_schema(settings)
@@ -73,7 +74,7 @@ async def world(backend: str, tmp_path: Path, fake: AcuityFake) -> AsyncIterator
 async def _settle(core: Core, fake: AcuityFake) -> None:
     for _ in range(3):
         await fake.drain()
-        await core.services["sync_queue"].drain()
+        await core.services.sync_queue.drain()
         await run_until_idle(core)
 
 

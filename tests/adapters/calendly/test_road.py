@@ -18,7 +18,8 @@ from sync.engine.outbox import run_until_idle
 from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
 from sync.integrations.push import ensure_push
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.services.connections import add_connection
 from sync.store.migrate import upgrade
@@ -44,14 +45,14 @@ async def world(backend: str, tmp_path: Path, fake: CalendlyFake) -> AsyncIterat
     async def runner(connection_id: int) -> None:
         await sync_connection(core, connection_id)
 
-    core.services["sync_queue"] = SyncQueue(runner)
+    core.services.sync_queue = SyncQueue(runner)
     server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
     await server.start_server()
     try:
         yield core, added.connection_id
     finally:
         await fake.drain()
-        await core.services["sync_queue"].drain()
+        await core.services.sync_queue.drain()
         await server.close()
         await core.close()
         await drop_schema(settings)
@@ -60,7 +61,7 @@ async def world(backend: str, tmp_path: Path, fake: CalendlyFake) -> AsyncIterat
 async def _settle(core: Core, fake: CalendlyFake) -> None:
     for _ in range(3):
         await fake.drain()
-        await core.services["sync_queue"].drain()
+        await core.services.sync_queue.drain()
         await run_until_idle(core)
 
 
@@ -115,7 +116,7 @@ async def test_a_chat_reschedule_is_refused_with_the_clients_link_and_changes_no
 
     core, conn_id = world
     event = await fake.book(fake.users[0]["uri"], START, 30)
-    core.services["sync_queue"].request(conn_id, reason="test")
+    core.services.sync_queue.request(conn_id, reason="test")
     await _settle(core, fake)
     async with core.store.session() as s:
         (appt,) = (await s.scalars(select(Appointment))).all()

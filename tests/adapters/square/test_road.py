@@ -22,7 +22,8 @@ from sync.engine.subscriber import register
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth, finish_oauth
 from sync.integrations.push import ensure_push
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.services import appointments as services
 from sync.services.staff import map_staff, unassigned_calendars
@@ -85,14 +86,14 @@ async def road(backend: str, tmp_path: Path, fake: SquareFake,
     async def runner(connection_id: int) -> None:
         await sync_connection(core, connection_id)
 
-    core.services["sync_queue"] = SyncQueue(runner)
+    core.services.sync_queue = SyncQueue(runner)
     server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
     await server.start_server()
     try:
         yield Road(core, fake, f"http://127.0.0.1:{port}", saved.connection_id, lee_id, practice_id, mirror)
     finally:
         await fake.drain()
-        await core.services["sync_queue"].drain()
+        await core.services.sync_queue.drain()
         await server.close()
         await core.close()
         await drop_schema(settings)
@@ -102,7 +103,7 @@ async def _settle(road: Road) -> None:
     """Let every delivery be answered and every requested sync and outbox op run."""
     for _ in range(3):
         await road.fake.drain()
-        await road.core.services["sync_queue"].drain()
+        await road.core.services.sync_queue.drain()
         await run_until_idle(road.core)
 
 

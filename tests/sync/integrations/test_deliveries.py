@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from sync.integrations import deliveries
-from sync.runtime.core import Core, open_core
+from sync.boot import open_core
+from sync.runtime.core import Core
 from sync.store.model import Connection, WebhookDelivery
 
 
