@@ -21,9 +21,9 @@ from typing import Any
 
 
 async def _run(mode: str, entries: int, per_tx: int, tmp: Path) -> dict[str, float]:
-    from sync.store import audit
-    from sync.runtime.settings import Settings
     from sync.boot import open_core
+    from sync.runtime.settings import Settings
+    from sync.store import audit
     from sync.store.crypto import new_key
     from sync.store.migrate import upgrade
 

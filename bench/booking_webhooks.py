@@ -36,11 +36,11 @@ from sqlalchemy import func, select
 
 from adapters.square.webhooks import SIGNATURE_HEADER, verify_signature
 from bot.app import build_app
+from sync.boot import open_core
 from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
 from sync.integrations.connect import begin_oauth, finish_oauth
 from sync.integrations.push import ensure_push
-from sync.boot import open_core
 from sync.runtime.syncqueue import SyncQueue
 from sync.services.staff import map_staff
 from sync.store.migrate import upgrade

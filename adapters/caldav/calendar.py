@@ -17,13 +17,6 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from urllib.parse import unquote, urlsplit
 
-from sync.contract import (
-    BadPayload,
-    BusyInterval,
-    CalendarCapabilities,
-    CursorExpired,
-    NotFound,
-)
 from adapters.caldav import cursor as cursors
 from adapters.caldav.resources import CollectionPaths, in_window, items_from_resource, split_id
 from adapters.caldav.session import DavSession, ReportUnsupported
@@ -40,6 +33,13 @@ from adapters.caldav.xml import (
 )
 from adapters.kit.ical.expand import expand_off_loop
 from adapters.kit.ical.reader import ReadProblem
+from sync.contract import (
+    BadPayload,
+    BusyInterval,
+    CalendarCapabilities,
+    CursorExpired,
+    NotFound,
+)
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["CalDAVCalendar"]

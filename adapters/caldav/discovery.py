@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sync.contract import BadPayload, CalendarInfo, NotFound, ProviderError
 from adapters.caldav.session import DavSession, ReportUnsupported
 from adapters.caldav.xml import CS, ICAL, C, D, Response, propfind
 from adapters.kit.ical import parse_components
 from adapters.kit.ical.zones import iana_zone
+from sync.contract import BadPayload, CalendarInfo, NotFound, ProviderError
 
 __all__ = ["discover_calendars"]
 

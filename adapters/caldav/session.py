@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
-from sync.contract import AuthExpired, BadPayload, CursorExpired, ProviderError, Refused, Unavailable
 from adapters.caldav.xml import MultistatusParser, Response, parse_multistatus, precondition
 from adapters.kit.http import make_client, map_response_error
 from adapters.kit.netguard import GuardTransport
+from sync.contract import AuthExpired, BadPayload, CursorExpired, ProviderError, Refused, Unavailable
 
 __all__ = ["MAX_REDIRECTS", "DavSession", "ReportUnsupported", "tls_context"]
 

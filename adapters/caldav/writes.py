@@ -15,7 +15,6 @@ from datetime import datetime
 
 import httpx
 
-from sync.contract import NotFound, WrongEtag
 from adapters.caldav.resources import (
     CollectionPaths,
     items_from_resource,
@@ -26,6 +25,7 @@ from adapters.caldav.resources import (
 from adapters.caldav.session import DavSession
 from adapters.caldav.xml import D, propfind
 from adapters.kit.ical import serialize_calendar
+from sync.contract import NotFound, WrongEtag
 from sync.contract.items import EventData, RemoteItem
 
 __all__ = ["ResourceWriter"]

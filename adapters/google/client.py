@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from sync.contract import BadPayload, Unavailable
 from adapters.google.errors import RATE_LIMIT_REASONS, google_reason, map_google_error
 from adapters.kit.http import RetryPolicy, make_client, parse_retry_after
+from sync.contract import BadPayload, Unavailable
 
 __all__ = ["GoogleClient"]
 

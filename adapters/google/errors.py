@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import httpx
 
+from adapters.kit.http import parse_retry_after
 from sync.contract import (
     AlreadyExists,
     AuthExpired,
@@ -20,7 +21,6 @@ from sync.contract import (
     Unavailable,
     WrongEtag,
 )
-from adapters.kit.http import parse_retry_after
 
 __all__ = ["RATE_LIMIT_REASONS", "google_reason", "map_google_error"]
 

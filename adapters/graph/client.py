@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 
-from sync.contract import BadPayload, ProviderError, Unavailable
 from adapters.graph.errors import PROVIDER, graph_error, response_error
 from adapters.kit.http import RetryPolicy, make_client, parse_retry_after
+from sync.contract import BadPayload, ProviderError, Unavailable
 
 __all__ = ["MAILBOX_CONCURRENCY", "MAX_BATCH", "BatchItem", "BatchResult", "GraphClient", "MailboxGate"]
 

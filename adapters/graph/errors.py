@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from adapters.kit.http import parse_retry_after
 from sync.contract import (
     AlreadyExists,
     AuthExpired,
@@ -22,7 +23,6 @@ from sync.contract import (
     Unavailable,
     WrongEtag,
 )
-from adapters.kit.http import parse_retry_after
 
 __all__ = ["PROVIDER", "error_code", "graph_error", "msal_error", "response_error"]
 

@@ -17,9 +17,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sync.contract import BadPayload
 from adapters.graph.recurrence import pattern_to_rrule, rrule_to_pattern
 from adapters.graph.timezones import iana_to_windows, to_iana
+from sync.contract import BadPayload
 from sync.contract.items import EventData, EventStatus, RemoteItem
 
 __all__ = [

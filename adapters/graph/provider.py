@@ -19,15 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sync.contract import (
-    AlreadyExists,
-    BadPayload,
-    BusyInterval,
-    CalendarCapabilities,
-    CursorExpired,
-    ProviderError,
-    Refused,
-)
 from adapters.graph.client import BatchItem, GraphClient
 from adapters.graph.errors import PROVIDER
 from adapters.graph.mapping import (
@@ -36,6 +27,15 @@ from adapters.graph.mapping import (
     event_to_graph,
     is_ours,
     parse_graph_datetime,
+)
+from sync.contract import (
+    AlreadyExists,
+    BadPayload,
+    BusyInterval,
+    CalendarCapabilities,
+    CursorExpired,
+    ProviderError,
+    Refused,
 )
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 

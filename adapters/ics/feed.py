@@ -15,13 +15,13 @@ import json
 import logging
 from datetime import UTC
 
-from sync.contract import BadPayload, BusyInterval, CalendarCapabilities, CursorExpired, NotFound, Refused
+from adapters.ics.fetch import FeedFetcher, Fetched
 from adapters.kit.ical import events_from_calendar, parse_components
 from adapters.kit.ical.contentlines import Component, located
 from adapters.kit.ical.expand import expand_off_loop
 from adapters.kit.ical.reader import ReadProblem
 from adapters.kit.ical.zones import iana_zone
-from adapters.ics.fetch import FeedFetcher, Fetched
+from sync.contract import BadPayload, BusyInterval, CalendarCapabilities, CursorExpired, NotFound, Refused
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["IcsFeed", "parse_feed"]

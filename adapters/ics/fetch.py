@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from sync.contract import NotFound, Refused, Unavailable
 from adapters.kit.http import RetryPolicy, make_client, map_response_error
 from adapters.kit.netguard import GuardTransport
+from sync.contract import NotFound, Refused, Unavailable
 
 __all__ = ["FeedFetcher", "Fetched", "normalize_feed_url"]
 

@@ -125,8 +125,8 @@ async def _person_and_practice(core: Core, person: str) -> tuple[int, int]:
 @with_core
 async def role_grant(core: Core, role_name: str, person: tuple[str, ...]) -> None:
     """Give PERSON (their chat display name) a role, e.g. `clinicbot role grant staff Alex Wilber`."""
-    from sync.store.model import ChatIdentity
     from sync.services.roles import grant_role
+    from sync.store.model import ChatIdentity
 
     _, person_id = await _person_and_practice(core, " ".join(person))
     async with core.store.session() as s:
@@ -143,8 +143,8 @@ async def role_grant(core: Core, role_name: str, person: tuple[str, ...]) -> Non
 @with_core
 async def role_revoke(core: Core, role_name: str, person: tuple[str, ...]) -> None:
     """Take a role from PERSON (their chat display name)."""
-    from sync.store.model import ChatIdentity
     from sync.services.roles import RoleError, revoke_role
+    from sync.store.model import ChatIdentity
 
     _, person_id = await _person_and_practice(core, " ".join(person))
     async with core.store.session() as s:

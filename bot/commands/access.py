@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.identity import Actor
 from sync.engine.series import refuse_change
+from sync.integrations.sources import refuse_read_only
 from sync.services.appointments import AppointmentError
 from sync.store.model import Appointment
-from sync.integrations.sources import refuse_read_only
 
 __all__ = [
     "Forbidden",

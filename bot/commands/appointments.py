@@ -29,6 +29,8 @@ from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, appointment_detail, day_label, moment_label, practitioner_names
 from bot.commands.when import check_day, wall_time
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
+from sync.engine import series
+from sync.integrations.sources import read_only_calendars
 from sync.runtime.core import Core
 from sync.services import appointments as svc
 from sync.services import availability, moves
@@ -43,8 +45,6 @@ from sync.services.identities import (
 )
 from sync.services.practices import practitioner_choices
 from sync.store.model import Appointment, Practice, Practitioner
-from sync.engine import series
-from sync.integrations.sources import read_only_calendars
 
 __all__ = [
     "agenda",

@@ -13,9 +13,9 @@ from bot.commands.actions import Action, AskCancel, OpenReschedule, ShowDetails
 from bot.commands.identity import Actor
 from bot.views import AgendaItem, AppointmentDetail
 from sync.engine.series import describe, is_series
+from sync.integrations.sources import refuse_read_only
 from sync.services.appointments import ACTIVE_STATUSES
 from sync.store.model import Appointment, Calendar, Link, OutboxOp, Practitioner
-from sync.integrations.sources import refuse_read_only
 
 __all__ = [
     "agenda_item", "appointment_detail", "day_label", "details_action", "moment_label", "practitioner_names",

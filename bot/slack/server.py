@@ -29,8 +29,8 @@ from bot.shapes import Shape, shape_problem
 from bot.slack.listeners import SlackListeners
 from bot.slack.stores import EncryptedInstallationStore, make_state_store
 from bot.slack.verify import RequestVerifier
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
+from sync.runtime.settings import Settings
 
 __all__ = [
     "BOT_SCOPES",

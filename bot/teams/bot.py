@@ -35,8 +35,8 @@ from bot.views import AppointmentDetail, Error, View
 from sync.integrations.registry import needs_tenant_consent
 from sync.notify import recipients
 from sync.runtime.core import Core
-from sync.store.model import ChatIdentity
 from sync.runtime.notifier import DeliveryError
+from sync.store.model import ChatIdentity
 
 __all__ = ["TeamsBot", "command_text"]
 
@@ -312,7 +312,9 @@ class TeamsBot(ActivityHandler):
             channel = recipients.Channel(
                 _tenant(turn_context.activity), channel_ref["conversation"]["id"], conversation.name or "", channel_ref
             )
-        new = await recipients.remember_install(self.core, actor.chat_identity_id, ref, actor.practice_id, PLATFORM, channel)
+        new = await recipients.remember_install(
+            self.core, actor.chat_identity_id, ref, actor.practice_id, PLATFORM, channel
+        )
         log.info(
             "installed",
             extra={"conversation_type": (ref.get("conversation") or {}).get("conversationType"), "greeted": new},

@@ -24,8 +24,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from sync.integrations import consent, registry
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
+from sync.runtime.settings import Settings
 
 __all__ = ["AADSTS_HELP", "ConsentOutcome", "ConsentRoutes", "consent_url", "explain_error", "start_url"]
 

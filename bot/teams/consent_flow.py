@@ -14,8 +14,8 @@ from bot.commands import Actor
 from bot.teams import cards
 from bot.teams.consent import PURPOSE, ConsentOutcome, start_url
 from sync.integrations import consent
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
+from sync.runtime.settings import Settings
 from sync.store.model import ChatIdentity, Practice
 
 __all__ = ["ConsentFlow"]

@@ -16,14 +16,8 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.store import audit
-
-from sync.notify import conflict_notices
-from sync.runtime.core import Core
-from sync.runtime.events import AppointmentEvent, EventKind
 from sync.contract.items import EventData
 from sync.engine.mirror_ops import ApptRef, enqueue, mirror_ops, op_row
-from sync.store.model import Appointment, Link
 from sync.engine.plan import (
     Action,
     CalendarView,
@@ -37,6 +31,11 @@ from sync.engine.plan import (
     RepairMirror,
     UpdateFromSource,
 )
+from sync.notify import conflict_notices
+from sync.runtime.core import Core
+from sync.runtime.events import AppointmentEvent, EventKind
+from sync.store import audit
+from sync.store.model import Appointment, Link
 
 __all__ = ["ACTOR", "SyncReport", "apply", "event_fields"]
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Executable, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.store.model import Link, OutboxOp
 from sync.engine.plan import CalendarView, Policy, mirror_targets
+from sync.store.model import Link, OutboxOp
 
 __all__ = ["ApptRef", "enqueue", "mirror_ops", "op_key"]
 

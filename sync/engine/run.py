@@ -23,15 +23,10 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import AuthExpired, CalendarProvider, CursorExpired, PagedChanges, ProviderError
-from sync.store import audit
-from sync.engine.apply import ACTOR, SyncReport, apply
-from sync.runtime.core import Core
 from sync.contract.items import ChangeSet, Window
-from sync.runtime.locks import connection_lock
-from sync.store.model import Calendar, Connection, Practice
+from sync.engine.apply import ACTOR, SyncReport, apply
 from sync.engine.outbox import checkpoint
 from sync.engine.plan import CalendarView, Canonical, Changes, Incoming, OverlapIndex, Policy, plan
-from sync.integrations.providers import open_provider
 from sync.engine.recurrence import expand_items, incoming
 from sync.engine.snapshots import (
     calendar_view,
@@ -41,6 +36,11 @@ from sync.engine.snapshots import (
     load_overlapping,
     load_unseen_links,
 )
+from sync.integrations.providers import open_provider
+from sync.runtime.core import Core
+from sync.runtime.locks import connection_lock
+from sync.store import audit
+from sync.store.model import Calendar, Connection, Practice
 
 __all__ = ["Progress", "SyncReport", "sync_all", "sync_calendar", "sync_connection"]
 

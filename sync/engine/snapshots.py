@@ -15,9 +15,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.engine import series
-from sync.store.model import Appointment, Calendar, Connection, Link
 from sync.engine.plan import ACTIVE, CalendarView, Canonical, LinkView
 from sync.engine.series import parse_exdates
+from sync.store.model import Appointment, Calendar, Connection, Link
 
 __all__ = [
     "calendar_view",

@@ -11,12 +11,12 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.runtime.core import Core
-from sync.runtime.events import AppointmentEvent
 from sync.engine.mirror_ops import ApptRef, enqueue, mirror_ops, op_row
-from sync.store.model import Appointment, Calendar, Connection, Link, Practice
 from sync.engine.plan import SOURCE_PENDING, Policy
 from sync.engine.snapshots import load_mirrors
+from sync.runtime.core import Core
+from sync.runtime.events import AppointmentEvent
+from sync.store.model import Appointment, Calendar, Connection, Link, Practice
 
 __all__ = ["SUBSCRIBER_NAME", "on_appointment_event", "register"]
 

@@ -17,11 +17,11 @@ from sync.contract.integration import Connected, StaffRef
 from sync.engine.projection import PROJECTIONS
 from sync.integrations import registry
 from sync.integrations.connect import SavedConnection, calendar_view, refresh_calendars, save_connection
+from sync.integrations.push import stop_push, stop_push_for
 from sync.runtime.core import Core
+from sync.services.errors import Invalid
 from sync.store import audit
 from sync.store.model import Calendar, Connection, ConsentGrant, Practice, Practitioner
-from sync.integrations.push import stop_push, stop_push_for
-from sync.services.errors import Invalid
 
 __all__ = [
     "ROLES",

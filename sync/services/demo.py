@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.services.practices import _untouched_default, add_practitioner, check_zone, create_practice, find_practitioner
 from sync.store import audit
 from sync.store.model import Appointment, Practice, Practitioner
-from sync.services.practices import _untouched_default, add_practitioner, check_zone, create_practice, find_practitioner
 
 __all__ = ["DEMO_PRACTICE", "DemoDay", "create_demo", "is_fresh_install"]
 

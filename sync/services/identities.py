@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync.runtime.core import Core
 from sync.services.errors import Denied, Invalid, NotFound
 from sync.services.practices import find_practitioner
-from sync.store import audit
 from sync.services.roles import RoleError, find_person
+from sync.store import audit
 from sync.store.model import ChatIdentity, Practice, Practitioner, Role
 
 __all__ = [

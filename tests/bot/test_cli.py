@@ -119,8 +119,8 @@ def test_a_role_is_granted_from_the_cli_to_a_person_clinicbot_has_seen(tmp_path:
     import asyncio
 
     from bot.commands.identity import resolve_actor
-    from sync.runtime.settings import Settings
     from sync.boot import open_core
+    from sync.runtime.settings import Settings
 
     assert run_cli(["db", "upgrade"], tmp_path).returncode == 0
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
+from sync.runtime.settings import Settings
 from tests.conftest import drop_schema
 from tests.servers import run_cli, running_server
 

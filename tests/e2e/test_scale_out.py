@@ -31,22 +31,22 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from sync.contract import ConnectionInfo
 from adapters.caldav import open_calendar
 from adapters.caldav.resources import resource_name
 from adapters.kit.ical import serialize_calendar
-from sync.services.connections import add_connection, calendar_rows, set_calendar
 from sync.boot import open_core
-from sync.runtime.core import Core
+from sync.contract import ConnectionInfo
 from sync.contract.items import EventData, RemoteItem, Window
+from sync.notify.reminders import plan_upcoming
+from sync.runtime.core import Core
+from sync.services.connections import add_connection, calendar_rows, set_calendar
+from sync.services.practices import add_practitioner, create_practice
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, ReminderLedger
-from sync.services.practices import add_practitioner, create_practice
-from sync.notify.reminders import plan_upcoming
+from tests.adapters.caldav.fakes.radicale import RadicaleServer
 from tests.conftest import drop_schema
 from tests.e2e.conftest import e2e_settings
 from tests.fakes.bot_connector import FakeBotConnector
-from tests.adapters.caldav.fakes.radicale import RadicaleServer
 from tests.fakes.recorder import Recorder
 from tests.servers import REPO, free_port
 

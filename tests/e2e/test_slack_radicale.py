@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestServer
 from bot.app import build_app
 from bot.slack.server import SLACK
 from sync.store.model import OutboxOp
+from tests.adapters.caldav.fakes.radicale import RadicaleServer
 from tests.bot.slack.conftest import SlackClient, slack_settings, submission_payload
 from tests.e2e.conftest import DAY, Practice, at, booking, connect_practice, until
-from tests.adapters.caldav.fakes.radicale import RadicaleServer
 from tests.fakes.slack import FakeSlack, check_blocks, check_view
 
 

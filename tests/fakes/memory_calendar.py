@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
+from adapters.kit.ical import expand
 from sync.contract import (
     AlreadyExists,
     BusyInterval,
@@ -22,7 +23,6 @@ from sync.contract import (
     Refused,
     WrongEtag,
 )
-from adapters.kit.ical import expand
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["MemoryCalendar", "MemoryServer"]

@@ -12,10 +12,10 @@ import logging
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sync.contract import BadPayload
 from adapters.kit.ical.contentlines import parse_components
 from adapters.kit.ical.reader import events_from_calendar
 from adapters.kit.ical.writer import serialize_calendar
+from sync.contract import BadPayload
 from sync.contract.items import EventData, Window
 
 __all__ = ["expand", "expand_off_loop"]

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
-from sync.contract import BadPayload
 from adapters.kit.ical.contentlines import (
     Component,
     Prop,
@@ -24,6 +23,7 @@ from adapters.kit.ical.contentlines import (
     unescape_text,
 )
 from adapters.kit.ical.zones import ZoneResolver
+from sync.contract import BadPayload
 from sync.contract.items import EventData, EventStatus
 
 __all__ = [

@@ -27,9 +27,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.engine import series
-from sync.services.appointments import list_day
-from sync.store.model import Appointment, Practice, Practitioner, ReminderLedger
-from sync.runtime.notifier import DeliveryError, Notification, Notifier
 from sync.notify.reminders.planner import (
     ACTIVE_STATUSES,
     FOLLOWUP,
@@ -42,7 +39,10 @@ from sync.notify.reminders.planner import (
     visits_of,
 )
 from sync.notify.reminders.prefs import practitioner_zone
+from sync.runtime.notifier import DeliveryError, Notification, Notifier
+from sync.services.appointments import list_day
 from sync.store.database import Store
+from sync.store.model import Appointment, Practice, Practitioner, ReminderLedger
 
 __all__ = ["DeliveryCheck", "DispatchReport", "Dispatcher", "delivery_key"]
 

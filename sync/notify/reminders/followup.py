@@ -13,9 +13,9 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.store import audit
-from sync.services.appointments import AppointmentError, get_for_change, mark
 from sync.runtime.events import EventBus
+from sync.services.appointments import AppointmentError, get_for_change, mark
+from sync.store import audit
 
 __all__ = ["FOLLOWUP_ANSWERS", "FollowupAnswer", "FollowupOutcome", "answer_followup"]
 

@@ -20,10 +20,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.engine import series
-from sync.runtime.events import AppointmentEvent
-from sync.store.model import Appointment, Practice, Practitioner, ReminderLedger
 from sync.notify.reminders.prefs import MAX_OFFSET_MINUTES, ReminderPrefs, effective_prefs, practitioner_zone
 from sync.notify.reminders.timing import agenda_fire_time, offset_fire_time, shift_out_of_quiet
+from sync.runtime.events import AppointmentEvent
+from sync.store.model import Appointment, Practice, Practitioner, ReminderLedger
 
 __all__ = [
     "ACTIVE_STATUSES",

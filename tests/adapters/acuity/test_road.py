@@ -14,11 +14,11 @@ from sqlalchemy import select
 
 from adapters.acuity.webhooks import sign
 from bot.app import build_app
+from sync.boot import open_core
 from sync.engine.outbox import run_until_idle
 from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
 from sync.integrations.push import ensure_push
-from sync.boot import open_core
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.services import appointments as services

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from sync.contract import ConnectionInfo
 from adapters.caldav import CalDAVCalendar, open_calendar
+from sync.contract import ConnectionInfo
 from sync.runtime.settings import Settings
 from tests.adapters.caldav.fakes.radicale import RadicaleServer
 

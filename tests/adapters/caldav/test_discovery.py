@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync.contract import AuthExpired, ConnectionInfo, Refused
 from adapters.caldav import discover, open_calendar
-from sync.runtime.settings import Settings
+from sync.contract import AuthExpired, ConnectionInfo, Refused
 from sync.contract.items import Window
+from sync.runtime.settings import Settings
 from tests.adapters.caldav.conftest import caldav_connection
 from tests.adapters.caldav.fakes.radicale import RadicaleServer
 

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import pytest
 
-from sync.contract import CalendarProvider
 from adapters.caldav import CalDAVCalendar
+from sync.contract import CalendarProvider
 from tests.adapters.contract import CalendarProviderContract
 
 pytestmark = pytest.mark.radicale

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sync.contract import NotFound, WrongEtag
 from adapters.caldav import CalDAVCalendar
+from sync.contract import NotFound, WrongEtag
 from sync.contract.items import EventData, Window
 
 pytestmark = pytest.mark.radicale

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sync.contract import Unavailable
 from adapters.caldav.session import DavSession, tls_context
+from sync.contract import Unavailable
 
 
 def _self_signed(tmp_path: Path) -> ssl.SSLContext:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sync.contract import BadPayload
 from adapters.caldav.xml import MultistatusParser, parse_multistatus
+from sync.contract import BadPayload
 
 BODY = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<!-- answer -->\n<D:multistatus xmlns:D="DAV:" '

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sync.contract import CalendarProvider
 from adapters.google.provider import GoogleCalendar
 from adapters.kit.http import RetryPolicy
+from sync.contract import CalendarProvider
 from sync.runtime.settings import Settings
 from tests.adapters.contract import CalendarProviderContract
 from tests.adapters.google.conftest import PRIMARY, Saved, make_conn

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sync.contract import AlreadyExists, CursorExpired, NotFound, Refused, WrongEtag
 from adapters.google.mapping import PRIVATE_ID, event_id_for
 from adapters.google.provider import GoogleCalendar
-from sync.runtime.settings import Settings
+from sync.contract import AlreadyExists, CursorExpired, NotFound, Refused, WrongEtag
 from sync.contract.items import EventData, Window
+from sync.runtime.settings import Settings
 from tests.adapters.google.conftest import PRIMARY, Saved, make_conn
 from tests.adapters.google.fakes.google import GoogleFake
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync.contract import RateLimited, Refused
 from adapters.google.provider import GoogleCalendar
+from sync.contract import RateLimited, Refused
 from sync.contract.items import Window
 from tests.adapters.google.conftest import Sleeps
 from tests.adapters.google.fakes.google import GoogleFake

@@ -22,16 +22,15 @@ from adapters.graph.oauth import GraphTenant
 from bot.cli import main
 from bot.cli.graph_commands import practitioner
 from bot.cli.sync_commands import connection
+from sync.boot import open_core
 from sync.contract import Refused
 from sync.contract.integration import Connected
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth, finish_oauth
-from sync.boot import open_core
 from sync.runtime.core import Core
 from sync.services.connections import add_practice_wide
-from sync.store.model import Connection, ConsentGrant, OAuthState, Practitioner, utcnow
 from sync.services.practices import add_practitioner, create_practice
-from sync.store.model import Calendar
+from sync.store.model import Calendar, Connection, ConsentGrant, OAuthState, Practitioner, utcnow
 from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox

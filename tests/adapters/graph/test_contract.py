@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from sync.contract import CalendarProvider, ConnectionInfo
 from adapters.graph import open_calendar
 from adapters.graph.provider import GraphCalendar
+from sync.contract import CalendarProvider, ConnectionInfo
 from sync.runtime.settings import Settings
 from tests.adapters.contract import CalendarProviderContract
 from tests.adapters.graph.fakes.graph import GraphFake

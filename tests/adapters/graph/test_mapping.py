@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sync.contract import BadPayload, Refused
 from adapters.graph.mapping import CLINICBOT_PROPERTY_ID, CLINICBOT_UID_PROPERTY_ID, event_from_graph, event_to_graph
 from adapters.graph.recurrence import pattern_to_rrule, rrule_to_pattern
 from adapters.graph.timezones import iana_to_windows, to_iana
+from sync.contract import BadPayload, Refused
 from sync.contract.items import EventData
 
 LONDON = ZoneInfo("Europe/London")

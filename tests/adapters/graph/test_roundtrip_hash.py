@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
-from sync.contract import ConnectionInfo
 from adapters.graph import open_calendar
-from sync.runtime.settings import Settings
+from sync.contract import ConnectionInfo
 from sync.contract.items import EventData, Window
+from sync.runtime.settings import Settings
 
 
 async def test_written_copy_reads_back_with_the_same_hash(delegated: ConnectionInfo, settings: Settings) -> None:

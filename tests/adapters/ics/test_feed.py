@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sync.contract import BadPayload, ConnectionInfo, CursorExpired, NotFound, Refused, Unavailable
 from adapters.ics import discover, open_calendar
 from adapters.ics.feed import IcsFeed
 from adapters.ics.fetch import FeedFetcher
-from sync.runtime.settings import Settings
+from sync.contract import BadPayload, ConnectionInfo, CursorExpired, NotFound, Refused, Unavailable
 from sync.contract.items import RemoteItem, Window
+from sync.runtime.settings import Settings
 from tests.adapters.ics.fakes.ics_feed import FeedServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from adapters.kit.ical.writer import fold
-from sync.runtime.core import Core
 from sync.engine.run import sync_connection
+from sync.runtime.core import Core
 from sync.services.status import connection_status
-from tests.adapters.ics.test_feed import NOW, provider
 from tests.adapters.ics.fakes.ics_feed import FeedServer
+from tests.adapters.ics.test_feed import NOW, provider
 from tests.sync.helpers import appointments, make_clinic
 
 PROBES = Path(__file__).parents[1] / "kit" / "ical" / "probes"

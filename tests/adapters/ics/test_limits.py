@@ -11,12 +11,12 @@ import httpx
 import pytest
 import trustme
 
-from sync.contract import ConnectionInfo, Refused, Unavailable
 from adapters.ics import normalize_feed_url, open_calendar
 from adapters.ics.fetch import FeedFetcher
 from adapters.kit.netguard import GuardTransport, check_address
-from sync.runtime.settings import Settings
+from sync.contract import ConnectionInfo, Refused, Unavailable
 from sync.contract.items import Window
+from sync.runtime.settings import Settings
 from tests.adapters.ics.fakes.ics_feed import FeedServer
 
 WINDOW = Window.around(datetime.now(UTC))

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from adapters.ics import feed as feed_module
-from tests.adapters.ics.test_feed import NOW, WINDOW, feed_text, provider
 from tests.adapters.ics.fakes.ics_feed import FeedServer
+from tests.adapters.ics.test_feed import NOW, WINDOW, feed_text, provider
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -16,14 +16,14 @@ import recurring_ical_events
 from sqlalchemy import update
 
 from adapters.ics.feed import IcsFeed
-from sync.services import appointments as svc
-from sync.runtime.core import Core
-from sync.engine.run import sync_connection
 from sync.contract.items import Window
-from sync.store.model import Appointment, Connection
+from sync.engine.run import sync_connection
 from sync.engine.series import visit_starts
-from tests.adapters.ics.test_feed import provider
+from sync.runtime.core import Core
+from sync.services import appointments as svc
+from sync.store.model import Appointment, Connection
 from tests.adapters.ics.fakes.ics_feed import FeedServer
+from tests.adapters.ics.test_feed import provider
 from tests.sync.helpers import make_clinic
 
 PROBES = Path(__file__).parents[1] / "kit" / "ical" / "probes"

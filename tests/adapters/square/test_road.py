@@ -16,13 +16,13 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from bot.app import build_app
+from sync.boot import open_core
 from sync.engine.outbox import run_until_idle
 from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth, finish_oauth
 from sync.integrations.push import ensure_push
-from sync.boot import open_core
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.services import appointments as services

@@ -12,14 +12,14 @@ from sqlalchemy import select
 
 from bot.commands import actions, handle, parse
 from bot.views import Agenda, AppointmentDetail, Error
-from sync.services.connections import add_connection
 from sync.boot import open_core
-from sync.runtime.core import Core
 from sync.engine.run import sync_all
+from sync.runtime.core import Core
+from sync.services.connections import add_connection
 from sync.store.model import Appointment
+from tests.adapters.ics.fakes.ics_feed import FeedServer
 from tests.bot.clinic import at, make_actor, seed
 from tests.conftest import drop_schema, make_settings
-from tests.adapters.ics.fakes.ics_feed import FeedServer
 
 
 @pytest.fixture

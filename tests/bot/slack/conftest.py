@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestServer
 from bot.app import build_app
 from bot.slack.server import SLACK, SlackRuntime
 from bot.slack.verify import sign
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
+from sync.runtime.settings import Settings
 from tests.bot.clinic import Clinic, seed
 from tests.fakes.slack import BOT_TOKEN, FakeSlack
 

@@ -13,10 +13,10 @@ from sqlalchemy import event, select
 
 from bot.commands import actions
 from bot.slack.server import _command_fields
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
-from sync.store.model import Appointment
+from sync.runtime.settings import Settings
 from sync.store.database import Store
+from sync.store.model import Appointment
 from tests.bot.clinic import make_actor
 from tests.bot.slack.conftest import SlackClient, serve_slack, signed_headers
 from tests.fakes.slack import FakeSlack, check_blocks

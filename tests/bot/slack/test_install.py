@@ -13,8 +13,8 @@ from sqlalchemy import select, text
 from bot.app import STATUS, build_app
 from bot.commands import resolve_actor
 from bot.slack.server import SLACK
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
+from sync.runtime.settings import Settings
 from sync.store.model import Practice
 from tests.bot.slack.conftest import slack_settings
 from tests.fakes.slack import FakeSlack

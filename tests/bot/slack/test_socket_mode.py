@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp.test_utils import TestServer
 
 from bot.app import STATUS, build_app
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
+from sync.runtime.settings import Settings
 from tests.bot.clinic import seed
 from tests.bot.slack.conftest import slack_settings
 from tests.fakes.slack import FakeSlack

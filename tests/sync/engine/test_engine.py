@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import select
 
 from sync.contract import CursorExpired, Unavailable
-from sync.store import audit
-from sync.runtime.core import Core
 from sync.engine.run import sync_calendar, sync_connection
+from sync.runtime.core import Core
+from sync.store import audit
 from sync.store.model import AuditEntry, Calendar, Connection
 from tests.sync.helpers import NOW, appointments, booking, links, make_clinic, ops
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sync.runtime.core import Core
 from sync.engine.run import sync_all
+from sync.runtime.core import Core
 from sync.store.model import Connection
 from tests.sync.helpers import NOW, appointments, booking, make_clinic
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sync.runtime.core import Core
-from sync.engine.run import sync_connection
 from sync.contract.items import EventData, RemoteItem, Window
 from sync.engine.recurrence import expand_items, recurrence_key
+from sync.engine.run import sync_connection
+from sync.runtime.core import Core
 from tests.sync.helpers import appointments, make_clinic
 
 LONDON = ZoneInfo("Europe/London")

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from sync.services import appointments as svc
-from sync.runtime.core import Core
-from sync.store.model import Appointment, Calendar, Connection, Practice, Practitioner
 from sync.engine.recurrence import recurrence_key
 from sync.engine.series import describe, expand, is_series, refuse_change
+from sync.runtime.core import Core
+from sync.services import appointments as svc
+from sync.store.model import Appointment, Calendar, Connection, Practice, Practitioner
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sync.store.model import Appointment
 from sync.engine.series import expand
+from sync.store.model import Appointment
 
 BERLIN = ZoneInfo("Europe/Berlin")
 #: Liveness bound, not a timing assertion: before the fix these calls never returned (or took

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 
 from adapters.kit.ical import expand as ical_expand
 from adapters.kit.ical import parse_events
-from sync.engine.apply import event_fields
 from sync.contract.items import EventData, Window
-from sync.store.model import Appointment
+from sync.engine.apply import event_fields
 from sync.engine.recurrence import FUTURE, override_key
 from sync.engine.series import Future, _expand_rows
+from sync.store.model import Appointment
 
 SPAN = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 #: CI runs 2,000 examples (the issue's bar); a local run may set fewer.

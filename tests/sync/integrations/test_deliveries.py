@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from sync.integrations import deliveries
 from sync.boot import open_core
+from sync.integrations import deliveries
 from sync.runtime.core import Core
 from sync.store.model import Connection, WebhookDelivery
 

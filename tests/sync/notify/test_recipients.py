@@ -8,8 +8,8 @@ from sqlalchemy import event, func, select
 
 from sync.notify import recipients
 from sync.runtime.core import Core
-from sync.store.model import ChatIdentity, Practice
 from sync.services.practices import default_practice
+from sync.store.model import ChatIdentity, Practice
 
 REF = {"conversation": {"id": "19:front-desk@thread.tacv2", "conversationType": "channel"}}
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.runtime.core import Core
 from sync.engine.run import sync_connection
+from sync.runtime.core import Core
 from sync.runtime.locks import SyncBusy, connection_lock
 from tests.conftest import TEST_KEY
 from tests.sync.helpers import make_clinic

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sync.contract import Refused
-from sync.services.availability import busy_for, check_slot, next_free_slots
-from sync.runtime.core import Core
-from sync.engine.run import sync_connection
 from sync.contract.items import EventData, Window
 from sync.engine.outbox import run_until_idle
+from sync.engine.run import sync_connection
+from sync.runtime.core import Core
+from sync.services.availability import busy_for, check_slot, next_free_slots
 from sync.services.status import connection_status
 from tests.sync.helpers import NOW, booking, make_clinic
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from sync.runtime.core import Core
-from sync.store.model import AuditEntry
 from sync.services.practices import add_practitioner, create_practice, default_practice, list_practices
+from sync.store.model import AuditEntry
 
 
 async def test_first_practice_takes_the_place_of_the_unused_default(core: Core) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, update
 
-from sync.store import audit
-from sync.runtime.settings import Settings
 from sync.runtime.core import Core
+from sync.runtime.settings import Settings
+from sync.store import audit
 from sync.store.model import AuditEntry
 
 

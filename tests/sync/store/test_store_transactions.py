@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select, text
 
 from sync.runtime.core import Core
-from sync.store.model import Practice
 from sync.store.database import hold_write_lock
+from sync.store.model import Practice
 
 
 async def _append(core: Core, suffix: str, lock: bool) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from sync.store import audit
 from sync.runtime.core import Core
+from sync.store import audit
 from sync.store.model import Appointment, Practice, Practitioner
 
 

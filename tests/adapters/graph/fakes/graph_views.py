@@ -11,7 +11,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tests.adapters.graph.fakes.graph_http import DEFAULT_PAGE, Req, Resp, applied
-from tests.adapters.graph.fakes.graph_store import FakeCalendar, GraphError, GraphStore, Mailbox, format_time, parse_time
+from tests.adapters.graph.fakes.graph_store import (
+    FakeCalendar,
+    GraphError,
+    GraphStore,
+    Mailbox,
+    format_time,
+    parse_time,
+)
 
 __all__ = ["CalendarViews", "DeltaState", "Page"]
 

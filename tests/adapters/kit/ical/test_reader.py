@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from sync.contract import BadPayload
 from adapters.kit.ical import parse_events
 from adapters.kit.ical.reader import ReadProblem
+from sync.contract import BadPayload
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sync.contract import BadPayload
+from adapters.ics.feed import parse_feed
 from adapters.kit.ical import parse_events
 from adapters.kit.ical.reader import ReadProblem
-from adapters.ics.feed import parse_feed
+from sync.contract import BadPayload
 
 PROBES = Path(__file__).parent / "probes"
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from sync.services.appointments import AppointmentError
-from sync.runtime.events import AppointmentEvent
-from sync.store.model import Appointment, AuditEntry, Practitioner
 from sync.notify.reminders import answer_followup, apply_reminder_command, plan_upcoming
+from sync.runtime.events import AppointmentEvent
+from sync.services.appointments import AppointmentError
+from sync.store.model import Appointment, AuditEntry, Practitioner
 
 from .conftest import World
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from sync.store.model import AuditEntry, Practice, Practitioner, ReminderLedger
 from sync.notify.reminders import RemindError, apply_reminder_command, effective_prefs, parse_reminder_command
+from sync.store.model import AuditEntry, Practice, Practitioner, ReminderLedger
 
 from .conftest import World
 

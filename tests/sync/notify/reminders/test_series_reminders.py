@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from sync.store.model import Appointment, ReminderLedger
 from sync.engine.recurrence import recurrence_key
 from sync.notify.reminders import plan_upcoming
+from sync.store.model import Appointment, ReminderLedger
 from tests.sync.notify.reminders.conftest import World
 
 
