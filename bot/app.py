@@ -62,7 +62,7 @@ async def prepare_database(core: Core) -> None:
     (sync.store.migrate.prepare_database, imported when needed: alembic is not loaded at import.)"""
     from sync.store.migrate import prepare_database as prepare
 
-    await prepare(core)
+    await prepare(core.store, auto_migrate=core.settings.auto_migrate)
 
 
 def tune_for_serving(app: web.Application) -> None:

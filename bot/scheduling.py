@@ -30,7 +30,7 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
 
     scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)
-    from sync.store.audit import checkpoint_job
+    from sync.jobs.audit_checkpoints import checkpoint_job
 
     scheduler.add_periodic("audit.checkpoint", settings.audit_checkpoint_seconds, checkpoint_job)
     # Every process plans (any replica may reschedule); only the leader sends.

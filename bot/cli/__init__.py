@@ -61,7 +61,7 @@ def with_core(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
             except KeyError_ as exc:
                 fail(str(exc), code=2)
             try:
-                await prepare_database(core)
+                await prepare_database(core.store, auto_migrate=core.settings.auto_migrate)
                 return await fn(core, *args, **kwargs)
             except (StoreError, KeyError_) as exc:
                 fail(str(exc), code=2)

@@ -24,7 +24,7 @@ async def staff_command(core: Core, actor: Actor, cmd: MapStaff) -> View:
             if cmd.action == "map":
                 assert cmd.who is not None
                 practitioner = await find_person_practitioner(session, actor, cmd.who)
-                done = await map_staff(session, practitioner, cmd.integration, cmd.external_id,
+                done = await map_staff(session, practitioner.id, cmd.integration, cmd.external_id,
                                        actor=actor.audit_name, kind=None)
                 return Notice(f"{done.integration} {done.kind} {done.external_id} is now @{done.practitioner}; "
                               "their bookings waiting without a practitioner are theirs now.", title="Staff mapped")

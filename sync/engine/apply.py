@@ -17,6 +17,7 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract.items import EventData
+from sync.engine import conflict_rows
 from sync.engine.mirror_ops import ApptRef, enqueue, mirror_ops, op_row
 from sync.engine.plan import (
     Action,
@@ -31,7 +32,6 @@ from sync.engine.plan import (
     RepairMirror,
     UpdateFromSource,
 )
-from sync.notify import conflict_notices
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent, EventKind
 from sync.store import audit
@@ -255,13 +255,13 @@ async def _conflict(
         return
     # Staff are told after this transaction commits (sync.notify.conflict_notices), once per conflict.
     if a.kind == "mirror_edited" and a.link_id is not None:
-        await conflict_notices.queue_mirror_conflict(
+        await conflict_rows.queue_mirror_conflict(
             session, core, practice_id=calendar.practice_id, link_id=a.link_id, calendar_id=calendar.id,
             appointment_id=appt_id, remote_version=a.etag or a.content_hash or "",
             remote_start=a.remote_start, remote_end=a.remote_end)
     elif a.kind == "double_booking" and a.other_appointment_id is not None:
         version = await session.scalar(select(Appointment.version).where(Appointment.id == appt_id))
-        await conflict_notices.queue_double_booking(
+        await conflict_rows.queue_double_booking(
             session, core, practice_id=calendar.practice_id, calendar_id=calendar.id, appointment_id=appt_id,
             version=int(version or 1), other_appointment_id=a.other_appointment_id)
 

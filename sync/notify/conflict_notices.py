@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError, Notification, Notifier
-from sync.store.database import after_commit
 from sync.store.model import ConflictNotice
 
 __all__ = [
@@ -37,55 +34,14 @@ __all__ = [
     "queue_mirror_conflict",
 ]
 
+from sync.engine.conflict_rows import queue_double_booking, queue_mirror_conflict
+
 log = logging.getLogger("clinicbot.conflicts")
 
 #: core.services key: a zero-argument callable that wakes the delivery loop.
 WAKE_SERVICE = "conflict_notices.wake"
 MAX_ATTEMPTS = 6
 BASE_DELAY = 30.0
-
-
-def _wake_after_commit(session: AsyncSession, core: Core) -> None:
-    wake = core.services.conflict_notices_wake
-    if callable(wake):
-        after_commit(session, wake)
-
-
-async def _insert(session: AsyncSession, core: Core, notice: ConflictNotice) -> bool:
-    exists = await session.scalar(select(ConflictNotice.id).where(ConflictNotice.dedupe_key == notice.dedupe_key))
-    if exists is not None:
-        return False
-    now = core.clock()
-    notice.created_at = notice.next_attempt_at = now
-    notice.status, notice.attempts = "pending", 0
-    session.add(notice)
-    await session.flush()
-    _wake_after_commit(session, core)
-    return True
-
-
-async def queue_mirror_conflict(
-    session: AsyncSession, core: Core, *, practice_id: int, link_id: int, calendar_id: int, appointment_id: int,
-    remote_version: str, remote_start: datetime | None, remote_end: datetime | None,
-) -> bool:
-    """Queue the staff notice for a hand-edited mirror copy (once per link and remote version)."""
-    version = hashlib.sha256(remote_version.encode()).hexdigest()[:20]
-    return await _insert(session, core, ConflictNotice(
-        practice_id=practice_id, kind="conflict", dedupe_key=f"conflict:{link_id}:{version}", link_id=link_id,
-        calendar_id=calendar_id, appointment_id=appointment_id, remote_start=remote_start, remote_end=remote_end,
-    ))
-
-
-async def queue_double_booking(
-    session: AsyncSession, core: Core, *, practice_id: int, calendar_id: int, appointment_id: int,
-    version: int, other_appointment_id: int,
-) -> bool:
-    """Queue the staff notice for two appointments in one practitioner's slot."""
-    return await _insert(session, core, ConflictNotice(
-        practice_id=practice_id, kind="double_booking", calendar_id=calendar_id, appointment_id=appointment_id,
-        other_appointment_id=other_appointment_id,
-        dedupe_key=f"double_booking:{appointment_id}:{version}:{other_appointment_id}",
-    ))
 
 
 def notification_for(notice: ConflictNotice) -> Notification:

@@ -90,10 +90,15 @@ async def find_by_external_id(
 
 
 async def map_staff(
-    session: AsyncSession, practitioner: Practitioner, integration: str, external_id: str, *,
+    session: AsyncSession, practitioner: Practitioner | int, integration: str, external_id: str, *,
     actor: str, kind: str | None = None,
 ) -> StaffMapping:
     """Map the staff id to `practitioner` (re-mapping moves it) and assign its waiting bookings; audited."""
+    if isinstance(practitioner, int):
+        found = await session.get(Practitioner, practitioner)
+        if found is None:
+            raise StaffError("that practitioner no longer exists")
+        practitioner = found
     name, ext = _clean(integration, external_id)
     chosen = _kind(name, kind)
     identity = await session.scalar(select(ExternalIdentity).where(

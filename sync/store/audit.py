@@ -26,7 +26,6 @@ unique `seq` (a concurrent append that lost the race fails and its transaction r
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import hashlib
 import hmac
@@ -36,8 +35,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,16 +44,12 @@ from sqlalchemy.orm import Session
 from sync.store.crypto import SecretBox, current_box
 from sync.store.model import AuditEntry, AuditHead, utcnow
 
-if TYPE_CHECKING:
-    from sync.runtime.core import Core
-
 __all__ = [
     "GENESIS",
     "PHI_FIELDS",
     "AuditProblem",
     "Checkpoint",
     "checkpoint",
-    "checkpoint_job",
     "export",
     "record",
     "verify",
@@ -354,21 +348,6 @@ async def verify_checkpoints(session: AsyncSession, lines: Iterable[str]) -> Aud
         if found != mark.hash:
             return AuditProblem(mark.seq, None, f"differs from the checkpoint of {mark.at} (rewritten)")
     return None
-
-
-async def checkpoint_job(core: Core) -> None:
-    """Scheduled export of a signed checkpoint: a log line, and a line appended to the checkpoint file if set."""
-    async with core.store.session() as session:
-        mark = await checkpoint(session)
-    log.info("audit checkpoint", extra={"seq": mark.seq, "hash": mark.hash, "at": mark.at, "mac": mark.mac})
-    path = core.settings.audit_checkpoint_file
-    if path is not None:
-        await asyncio.to_thread(_append_line, path, mark.line())
-
-
-def _append_line(path: Path, line: str) -> None:
-    with path.expanduser().open("a", encoding="utf-8") as out:
-        out.write(line + "\n")
 
 
 async def _stream(session: AsyncSession, since: datetime | None = None) -> AsyncIterator[AuditEntry]:

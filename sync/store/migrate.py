@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -14,9 +14,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from sync.store.database import Store, StoreError
-
-if TYPE_CHECKING:
-    from sync.runtime.core import Core
 
 __all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "prepare_database", "upgrade"]
 
@@ -66,18 +63,18 @@ async def downgrade(store: Store, revision: str = "base") -> None:
     await _migrate(store, command.downgrade, revision)
 
 
-async def prepare_database(core: Core) -> None:
+async def prepare_database(store: Store, *, auto_migrate: bool) -> None:
     """Bring SQLite up to date (when allowed); refuse a PostgreSQL schema that is behind.
 
     Here, not in bot.app, so that admin commands (`clinicbot sync run` ...) check the schema
     without importing the web server (aiohttp: ~9 MB).
     """
-    state = await core.store.schema_state()
+    state = await store.schema_state()
     if state.up_to_date:
         return
-    if core.store.is_sqlite and core.settings.auto_migrate:
+    if store.is_sqlite and auto_migrate:
         log.info("upgrading the embedded SQLite database", extra={"from": state.current, "to": state.head})
-        await upgrade(core.store)
+        await upgrade(store)
         return
     where = f"is at {state.current}" if state.current else "has no clinicbot tables yet"
     raise StoreError(f"the database {where}, and this version needs {state.head}: run `clinicbot db upgrade`")

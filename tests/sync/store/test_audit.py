@@ -249,12 +249,14 @@ async def test_the_scheduled_checkpoint_goes_to_the_log_and_the_file(
 ) -> None:
     import logging
 
+    from sync.jobs.audit_checkpoints import checkpoint_job
+
     await _fill(core, 2)
     target = tmp_path / "checkpoints.jsonl"
     core.settings = core.settings.model_copy(update={"audit_checkpoint_file": target})
     with caplog.at_level(logging.INFO, logger="clinicbot.audit"):
-        await audit.checkpoint_job(core)
-        await audit.checkpoint_job(core)
+        await checkpoint_job(core)
+        await checkpoint_job(core)
     lines = target.read_text().splitlines()
     assert len(lines) == 2 and all('"seq": 2' in ln for ln in lines)
     assert [r.getMessage() for r in caplog.records].count("audit checkpoint") == 2
