@@ -214,11 +214,9 @@ def _appointment_id(tok: str, example: str) -> int:
 
 def _typed_id(args: list[str]) -> int | None:
     """The appointment id a command's first word names, if it is one."""
-    from sync.services.appointments import AppointmentError, parse_ref
-
     try:
         return parse_ref(args[0]) if args else None
-    except AppointmentError:
+    except InvalidAppointmentInput:
         return None
 
 
