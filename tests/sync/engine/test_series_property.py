@@ -15,16 +15,16 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 from dateutil.rrule import rrulestr
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from adapters.kit.ical import expand as ical_expand
 from adapters.kit.ical import parse_events
-from sync.engine.apply import event_fields
 from sync.contract.items import EventData, Window
-from sync.store.model import Appointment
+from sync.engine.apply import event_fields
 from sync.engine.recurrence import FUTURE, override_key
 from sync.engine.series import Future, _expand_rows
+from sync.store.model import Appointment
 
 SPAN = Window(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 #: CI runs 2,000 examples (the issue's bar); a local run may set fewer.
@@ -153,8 +153,28 @@ def free_busy(events: list[EventData]) -> list[tuple[datetime, datetime]]:
                   for e in ical_expand(events, SPAN) if e.status != "cancelled")
 
 
+def _calendar(*lines: str) -> str:
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//property//EN", *CUSTOM]
+    return "\r\n".join([*head, *lines, "END:VCALENDAR"]) + "\r\n"
+
+
+_TZ = "TZID=Customized Time Zone"
+#: Found by this test: a this-and-future move of two days on the eve of the DST change shifts the
+#: later visits by two days of wall-clock time (04:00 stays 04:00), not by 47 hours.
+ACROSS_DST = _calendar(
+    "BEGIN:VEVENT", "UID:s", "DTSTAMP:20260101T000000Z", "SUMMARY:visit",
+    f"DTSTART;{_TZ}:20260321T040000", f"DTEND;{_TZ}:20260321T041500", "RRULE:FREQ=DAILY", "END:VEVENT",
+    "BEGIN:VEVENT", "UID:s", "DTSTAMP:20260101T000000Z", "SUMMARY:moved", f"RECURRENCE-ID;{_TZ}:20260321T040000",
+    f"DTSTART;{_TZ}:20260321T040000", f"DTEND;{_TZ}:20260321T041500", "END:VEVENT",
+    "BEGIN:VEVENT", "UID:s", "DTSTAMP:20260101T000000Z", "SUMMARY:moved",
+    f"RECURRENCE-ID;RANGE=THISANDFUTURE;{_TZ}:20260327T040000",
+    f"DTSTART;{_TZ}:20260329T040000", f"DTEND;{_TZ}:20260329T041500", "END:VEVENT",
+)  # fmt: skip
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(series())
+@example(ACROSS_DST)
 def test_the_agenda_and_free_busy_expand_as_recurring_ical_events_does(text: str) -> None:
     expected = reference(text)
     events = parse_events(text)
