@@ -172,7 +172,8 @@ ACROSS_DST = _calendar(
 )  # fmt: skip
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          derandomize=os.environ.get("CI", "").lower() in ("1", "true", "yes"))
 @given(series())
 @example(ACROSS_DST)
 def test_the_agenda_and_free_busy_expand_as_recurring_ical_events_does(text: str) -> None:
