@@ -377,6 +377,16 @@ class Future:
         return datetime.strptime(self.key, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
 
+def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
+    """`moment` as a naive wall-clock time in `zone`."""
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _normal(moment: datetime, zone: ZoneInfo) -> datetime:
+    """`moment` (in `zone`, maybe a wall-clock time a DST change skips) as a real time in `zone`."""
+    return moment.astimezone(UTC).astimezone(zone)
+
+
 def _expand_rows(
     rows: list[Any], start: datetime, end: datetime, overridden: dict[tuple[int | None, str | None], set[str]],
     future: dict[tuple[int | None, str | None], list[Future]] | None = None,
@@ -402,14 +412,20 @@ def _expand_rows(
                     continue  # this occurrence was changed: its override row stands for it
                 found.append((series, s, e))
             continue
-        reach = max(abs(f.start - at) for at, f in changes)
+        zone = _zone(series.tzid)
+        # The shift and length in the series' wall-clock time: a move of two days keeps 04:00 at
+        # 04:00 across a DST change (RFC 5545; recurring-ical-events alike), not 47 or 49 hours.
+        moves = [(at, _wall(change.start, zone) - _wall(at, zone), _wall(change.end, zone) - _wall(change.start, zone))
+                 for at, change in changes]  # fmt: skip
+        reach = max(abs(shift) for _, shift, _ in moves) + timedelta(days=1)  # + any DST offset
         for s, e in expand(series, start - reach, end + reach):
             if recurrence_key(s.date() if series.all_day else s, series.all_day) in replaced:
                 continue
-            ruling = [(at, f) for at, f in changes if at <= s]
+            ruling = [(shift, length) for at, shift, length in moves if at <= s]
             if ruling:
-                at, change = ruling[-1]
-                s, e = s + (change.start - at), s + (change.start - at) + (change.end - change.start)
+                shift, length = ruling[-1]
+                moved = s.astimezone(zone) + shift  # aware + timedelta: wall-clock time
+                s, e = _normal(moved, zone), _normal(moved + length, zone)
             if s < end and e > start:
                 found.append((series, s, e))
     return found
