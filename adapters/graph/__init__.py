@@ -97,6 +97,7 @@ def _client_id(host: HostSettings) -> str | None:
 
 
 def _integration() -> Integration:
+    from adapters.graph.identities import STAFF_IDENTITIES
     from adapters.graph.oauth import GraphOAuth, GraphTenant  # they import this package: built after it
     from adapters.graph.subscriptions import GraphPush, GraphWebhooks
 
@@ -119,6 +120,7 @@ def _integration() -> Integration:
         calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
         push_channels=GraphPush(),
         signed_webhooks=GraphWebhooks(),
+        staff_identities=STAFF_IDENTITIES,
     )
 
 

@@ -15,10 +15,11 @@ from typing import Any
 from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
 from adapters.graph.connection import GraphTransports
 from adapters.graph.errors import PROVIDER
+from adapters.graph.identities import staff_user_ref
 from sync.contract import ConnectionInfo
 from sync.contract.integration import Connected, HostSettings, OAuthStart, StaffRef
 
-__all__ = ["GraphOAuth", "GraphTenant", "staff_user_ref"]
+__all__ = ["GraphOAuth", "GraphTenant", "staff_user_ref"]  # staff_user_ref: from adapters.graph.identities
 
 
 class GraphOAuth:
@@ -54,11 +55,6 @@ class GraphOAuth:
 
 def _login_client(transport: Any) -> Any:
     return transport.login if isinstance(transport, GraphTransports) else None
-
-
-def staff_user_ref(staff: StaffRef) -> str | None:
-    """How Graph addresses a practitioner's mailbox: object id, else UPN, else None (opted out)."""
-    return staff.identities.get("object_id") or staff.identities.get("upn") or None
 
 
 class GraphTenant:

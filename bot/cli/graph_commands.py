@@ -1,7 +1,8 @@
 """`clinicbot practitioner map`: a practitioner's Microsoft 365 mailbox (UPN or object id).
 
-Connecting is `clinicbot connection add graph` (bot.cli.sync_commands), like every integration; this
-mapping moves to the external-identity table with the staff-identities capability.
+Connecting is `clinicbot connection add graph` (bot.cli.sync_commands), like every integration; the
+mapping is kept in the external-identity table (sync.services.connections.map_identities), checked by
+the Graph integration's staff-identities slot.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ async def practitioner_map(
     as_json: bool,
 ) -> None:
     """Map a practitioner to their Microsoft 365 mailbox (by UPN or object id)."""
-    from adapters.graph.connect import graph_user_ref, map_practitioner
+    from bot.cli.people import cli_actor
     from sync.contract import ProviderError
+    from sync.services.connections import ConnectionError_, map_identities
     from sync.services.practices import PracticeError, find_practitioner, practice_by_name
+    from sync.services.staff import StaffError
 
     if clear == bool(upn or object_id):
         fail("give --upn and/or --object-id, or --clear")
@@ -49,16 +52,17 @@ async def practitioner_map(
             if found is None:
                 fail(f"no practitioner {practitioner_ref!r} in {practice.name}")
                 return
-            changed = await map_practitioner(session, found, upn=upn, object_id=object_id)
+            mapped = await map_identities(session, "graph", found, {"upn": upn, "object_id": object_id},
+                                          actor=cli_actor())
             row = {
-                "id": found.id,
-                "name": found.name,
-                "upn": found.upn,
-                "object_id": found.graph_object_id,
-                "outlook_sync": "on" if graph_user_ref(found) and not found.opted_out else "opted out",
-                "connections_updated": len(changed),
+                "id": mapped.practitioner_id,
+                "name": mapped.name,
+                "upn": mapped.identities.get("upn"),
+                "object_id": mapped.identities.get("object_id"),
+                "outlook_sync": "on" if mapped.addressed else "opted out",
+                "connections_updated": len(mapped.connections_updated),
             }
-    except (PracticeError, ProviderError) as exc:
+    except (PracticeError, ProviderError, StaffError, ConnectionError_) as exc:
         fail(str(exc))
         return
     emit(row, list(row), as_json)

@@ -88,13 +88,16 @@ async def practitioner_add(core: Core, name: str, email: str | None, tz: str | N
 async def practitioner_list(core: Core, practice_name: str | None, as_json: bool) -> None:
     """List practitioners."""
     from sync.services.practices import PracticeError, list_practitioners, practice_by_name
+    from sync.services.staff import identities_of
 
     try:
         async with core.store.session() as s:
             p = await practice_by_name(s, practice_name) if practice_name else None
+            people = await list_practitioners(s, p.id if p else None)
+            graph = await identities_of(s, [x.id for x in people], "graph")
             rows = [{"id": x.id, "name": x.name, "handle": x.handle, "email": x.email, "timezone": x.timezone,
-                     "upn": x.upn, "opted_out": x.opted_out}
-                    for x in await list_practitioners(s, p.id if p else None)]
+                     "upn": graph.get(x.id, {}).get("upn"), "opted_out": x.opted_out}
+                    for x in people]
     except PracticeError as exc:
         fail(str(exc))
     emit(rows, ["id", "name", "handle", "email", "timezone", "upn", "opted_out"], as_json, title="Practitioners")

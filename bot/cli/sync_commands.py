@@ -144,6 +144,7 @@ async def _start_sign_in(core: Core, integration: Integration, practice_name: st
     from sync.contract import ProviderError
     from sync.integrations.connect import begin_oauth
     from sync.services.practices import PracticeError, find_practitioner, practice_by_name
+    from sync.services.staff import identities_of
 
     defaults = {o.name: o.default for o in integration.connect.options if o.default is not None}
     try:
@@ -155,7 +156,8 @@ async def _start_sign_in(core: Core, integration: Integration, practice_name: st
                 if found is None:
                     fail(f"no practitioner {practitioner_ref!r} in {practice.name}")
                     return
-                practitioner_id, login_hint = found.id, found.upn or found.email
+                upn = (await identities_of(session, [found.id], "graph")).get(found.id, {}).get("upn")
+                practitioner_id, login_hint = found.id, upn or found.email
             practice_id = practice.id
         hint = {"login_hint": login_hint} if login_hint else {}
         pending = await begin_oauth(core, integration.name, practice_id=practice_id, chat_identity_id=None,

@@ -128,6 +128,22 @@ class StaffRef:
     identities: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StaffIdentities:
+    """How an integration names staff in its directory (Graph: UPN and Entra object id), as pure functions.
+
+    The core stores the identities (external-identity table) and calls these; the integration never sees rows.
+    """
+
+    #: The kinds it knows, e.g. ("upn", "object_id").
+    kinds: tuple[str, ...]
+    #: Checks and normalises typed identities (kind -> value, None for unset) into the ones to store
+    #: (empty values left out); raises Refused with a message for the admin.
+    clean: Callable[[Mapping[str, str | None]], dict[str, str]]
+    #: How a practice-wide connection addresses one person (None: not addressed, opted out).
+    user_ref: Callable[[StaffRef], str | None]
+
+
 class TenantConnect(Protocol):
     """A practice-wide connection after an admin consented for the tenant (the core checked the consent)."""
 
@@ -338,11 +354,11 @@ class Integration:
     booking_source: Callable[[ConnectionInfo, HostSettings], BookingSource] | None = None
     push_channels: PushChannels | None = None
     signed_webhooks: SignedWebhooks | None = None
-    #: Publishing (shifts) and staff identities (a platform's staff id -> a practitioner): their
-    #: protocols come with the shift issue and the external-identity table; declared here so the
-    #: registry and the contract tests already know the slots.
+    #: Publishing (shifts): its protocol comes with the shift issue; declared here so the registry
+    #: and the contract tests already know the slot.
     publishing: object | None = None
-    staff_identities: object | None = None
+    #: Directory identities of staff (kinds, validation, how a practice-wide connection addresses them).
+    staff_identities: StaffIdentities | None = None
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import ConnectionInfo, ProviderError, Refused
 from sync.contract.integration import ROLES as CONTRACT_ROLES
@@ -26,11 +27,13 @@ from sync.store.model import Calendar, Connection, ConsentGrant, Practice, Pract
 __all__ = [
     "ROLES",
     "ConnectionError_",
+    "IdentityMapping",
     "NothingNamed",
     "SyncSwitched",
     "add_connection",
     "add_practice_wide",
     "calendar_rows",
+    "map_identities",
     "refresh_connection",
     "remove_connection",
     "set_calendar",
@@ -141,8 +144,7 @@ async def add_practice_wide(
                 f"No admin consent for that {integration.title} tenant yet: an admin runs `consent` in Teams first.",
                 provider=integration.name,
             )
-        staff = [_staff_ref(p) for p in await s.scalars(select(Practitioner).where(
-            Practitioner.practice_id == practice.id, Practitioner.opted_out.is_(False)).order_by(Practitioner.id))]
+        staff = await _staff_refs(s, practice.id, integration.name)
         practice_id = practice.id
     connected = await flow.connect(core.settings, tenant=wanted, staff=staff,
                                    transport=core.services.http_transport)
@@ -150,11 +152,61 @@ async def add_practice_wide(
                                  actor=actor, allow_empty=True)
 
 
-def _staff_ref(p: Practitioner) -> StaffRef:
-    """A practitioner as integrations see them. Their directory identities are columns today; the
-    external-identity table replaces them."""
-    identities = {k: v for k, v in (("upn", p.upn), ("object_id", p.graph_object_id)) if v}
+async def _staff_refs(session: AsyncSession, practice_id: int, integration: str) -> list[StaffRef]:
+    """The practice's practitioners (not opted out) as integrations see them, with their identities on
+    `integration` from the external-identity table."""
+    from sync.services.staff import identities_of
+
+    people = list((await session.scalars(select(Practitioner).where(
+        Practitioner.practice_id == practice_id, Practitioner.opted_out.is_(False)).order_by(Practitioner.id))).all())
+    found = await identities_of(session, [p.id for p in people], integration)
+    return [_staff_ref(p, found.get(p.id, {})) for p in people]
+
+
+def _staff_ref(p: Practitioner, identities: dict[str, str]) -> StaffRef:
+    """A practitioner as integrations see them: plain data, their identities on one integration."""
     return StaffRef(practitioner_id=p.id, name=p.name, email=p.email, identities=identities)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMapping:
+    """A practitioner's directory identities after `map_identities`, and the connections it updated."""
+
+    practitioner_id: int
+    name: str
+    identities: dict[str, str]
+    #: Addressed by the integration's practice-wide connections (else opted out of them).
+    addressed: bool
+    connections_updated: list[int]
+
+
+async def map_identities(
+    session: AsyncSession, integration_name: str, practitioner: Practitioner, values: dict[str, str | None], *,
+    actor: str,
+) -> IdentityMapping:
+    """Set (or clear, with every value None) a practitioner's directory identities on an integration
+    (Graph: UPN, object id), checked by the integration; the practice-wide (application) connections of
+    that integration then address the practice's mapped staff. Raises Refused, StaffError."""
+    from sync.services.staff import set_identities
+
+    integration = registry.get(integration_name)
+    slot = integration.staff_identities
+    if slot is None:
+        raise ConnectionError_(f"{integration.title} has no directory identities to map")
+    stored = await set_identities(session, practitioner, integration.name, slot.clean(values), actor=actor)
+    staff = await _staff_refs(session, practitioner.practice_id, integration.name)
+    users = sorted({ref for person in staff if (ref := slot.user_ref(person))})
+    rows = await session.scalars(select(Connection).where(
+        Connection.practice_id == practitioner.practice_id, Connection.provider == integration.name
+    ).order_by(Connection.id))
+    changed = []
+    for conn in rows:
+        if (conn.config or {}).get("mode") == "application":
+            conn.config = {**conn.config, "users": users}  # a new dict, so the JSON column is written
+            changed.append(conn.id)
+    await session.flush()
+    addressed = not practitioner.opted_out and slot.user_ref(_staff_ref(practitioner, stored)) is not None
+    return IdentityMapping(practitioner.id, practitioner.name, stored, addressed, changed)
 
 
 async def refresh_connection(core: Core, practice_id: int, ref: str, *, actor: str) -> SavedConnection:

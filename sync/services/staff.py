@@ -9,6 +9,7 @@ booking made before the mapping is never lost or left half-assigned.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -21,9 +22,12 @@ __all__ = [
     "KINDS",
     "StaffError",
     "StaffMapping",
+    "clear_identities",
     "find_by_external_id",
+    "identities_of",
     "list_mappings",
     "map_staff",
+    "set_identities",
     "unassigned_calendars",
     "unmap_staff",
 ]
@@ -207,3 +211,67 @@ async def unassigned_calendars(session: AsyncSession, practice_id: int) -> list[
         .order_by(Connection.provider, Calendar.remote_id)
     )).tuples()
     return [(p, r, n or r, int(c)) for p, r, n, c in rows]
+
+
+async def identities_of(
+    session: AsyncSession, practitioner_ids: Iterable[int], integration: str
+) -> dict[int, dict[str, str]]:
+    """Each practitioner's identities on one integration (kind -> external id), for many at once;
+    a practitioner with none is left out."""
+    ids = list(dict.fromkeys(practitioner_ids))
+    out: dict[int, dict[str, str]] = {}
+    if not ids:
+        return out
+    rows = await session.scalars(select(ExternalIdentity).where(
+        ExternalIdentity.practitioner_id.in_(ids), ExternalIdentity.integration == integration.strip().lower(),
+    ).order_by(ExternalIdentity.practitioner_id, ExternalIdentity.kind, ExternalIdentity.id))
+    for row in rows:
+        out.setdefault(row.practitioner_id, {}).setdefault(row.kind, row.external_id)
+    return out
+
+
+async def set_identities(
+    session: AsyncSession, practitioner: Practitioner, integration: str, identities: Mapping[str, str], *,
+    actor: str,
+) -> dict[str, str]:
+    """Make `identities` (kind -> external id) the practitioner's only ones on that integration; an id
+    another practitioner of the practice held moves to this one (another practice's: StaffError). Audited."""
+    name = _clean(integration, "x")[0]
+    wanted = {_kind(name, kind): _clean(name, ext)[1] for kind, ext in identities.items()}
+    before = (await identities_of(session, [practitioner.id], name)).get(practitioner.id, {})
+    for kind, ext in wanted.items():
+        held = await session.scalar(select(ExternalIdentity).where(
+            ExternalIdentity.integration == name, ExternalIdentity.kind == kind, ExternalIdentity.external_id == ext))
+        if held is not None and held.practitioner_id != practitioner.id:
+            owner = await session.get(Practitioner, held.practitioner_id)
+            if owner is not None and owner.practice_id != practitioner.practice_id:
+                raise StaffError(f"that {name} {kind} is mapped in another practice")
+    mine = list((await session.scalars(select(ExternalIdentity).where(
+        ExternalIdentity.practitioner_id == practitioner.id, ExternalIdentity.integration == name))).all())
+    for row in mine:
+        if wanted.get(row.kind) != row.external_id:
+            await session.delete(row)
+    await session.flush()
+    kept = {(r.kind, r.external_id) for r in mine if wanted.get(r.kind) == r.external_id}
+    for kind, ext in wanted.items():
+        if (kind, ext) in kept:
+            continue
+        held = await session.scalar(select(ExternalIdentity).where(
+            ExternalIdentity.integration == name, ExternalIdentity.kind == kind, ExternalIdentity.external_id == ext))
+        if held is not None:  # another practitioner of the practice had it: it moves
+            held.practitioner_id = practitioner.id
+            held.created_by = actor
+        else:
+            session.add(ExternalIdentity(practitioner_id=practitioner.id, integration=name, kind=kind,
+                                         external_id=ext, created_by=actor))
+    await session.flush()
+    if before != wanted:
+        await audit.record(session, actor=actor, action="staff.identities", practice_id=practitioner.practice_id,
+                           before=before or None, after=dict(wanted) or None,
+                           details={"integration": name, "practitioner_id": practitioner.id})
+    return dict(wanted)
+
+
+async def clear_identities(session: AsyncSession, practitioner: Practitioner, integration: str, *, actor: str) -> None:
+    """Remove every identity of the practitioner on that integration; audited."""
+    await set_identities(session, practitioner, integration, {}, actor=actor)

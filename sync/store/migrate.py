@@ -44,6 +44,9 @@ def _run(conn: Connection, fn: Any, revision: str) -> None:
 
 
 async def _migrate(store: Store, fn: Any, revision: str) -> None:
+    if store.engine.dialect.name == "sqlite":
+        await _migrate_sqlite(store, fn, revision)
+        return
     async with store.engine.begin() as conn:
         if store.is_postgres:
             from sqlalchemy import text
@@ -82,3 +85,24 @@ async def prepare_database(store: Store, *, auto_migrate: bool) -> None:
 
 def run_sync(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+async def _migrate_sqlite(store: Store, fn: Any, revision: str) -> None:
+    """SQLite's batch migrations copy a table, drop it and rename the copy: with foreign keys on, the
+    drop would cascade to the rows that point at it (a practitioner's identities, calendars...). So
+    they are off while migrating (only possible outside a transaction), and on again after; rows left
+    pointing nowhere are logged."""
+    from sqlalchemy import text
+
+    async with store.engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        await conn.commit()
+        try:
+            async with conn.begin():
+                await conn.run_sync(_run, fn, revision)
+                broken = (await conn.execute(text("PRAGMA foreign_key_check"))).all()
+                if broken:
+                    log.warning("rows pointing nowhere after migrating (table, rowid, parent): %s", broken[:20])
+        finally:
+            await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            await conn.commit()

@@ -132,9 +132,7 @@ class Practitioner(Base):
     handle: Mapped[str | None] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(320))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    #: Microsoft Graph mapping: user principal name or Entra object id.
-    upn: Mapped[str | None] = mapped_column(String(320))
-    graph_object_id: Mapped[str | None] = mapped_column(String(64))
+    # The Microsoft Graph mapping (UPN, Entra object id) is in ExternalIdentity (integration "graph").
     #: offsets_minutes, agenda_time, quiet_start, quiet_end, working_days, enabled.
     reminder_prefs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: Opted out of sync and reminders altogether.

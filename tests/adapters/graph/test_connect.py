@@ -16,7 +16,6 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
 from adapters.graph import INTEGRATION
-from adapters.graph.connect import map_practitioner
 from adapters.graph.connection import GraphTransports
 from adapters.graph.oauth import GraphTenant
 from bot.cli import main
@@ -28,15 +27,30 @@ from sync.contract.integration import Connected
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth, finish_oauth
 from sync.runtime.core import Core
-from sync.services.connections import add_practice_wide
+from sync.services.connections import add_practice_wide, map_identities
 from sync.services.practices import add_practitioner, create_practice
-from sync.store.model import Calendar, Connection, ConsentGrant, OAuthState, Practitioner, utcnow
+from sync.services.staff import identities_of, set_identities
+from sync.store.model import (
+    Calendar,
+    Connection,
+    ConsentGrant,
+    ExternalIdentity,
+    OAuthState,
+    Practitioner,
+    utcnow,
+)
 from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
 from tests.conftest import TEST_KEY, make_settings
 
 OID = "6f1c9a52-1d4e-4a7b-9a0f-2f3b4c5d6e7f"
+
+
+async def map_practitioner(s: Any, lee: Practitioner, *, upn: str | None, object_id: str | None) -> list[int]:
+    """The core's Graph mapping (what `clinicbot practitioner map` calls); the ids of the updated connections."""
+    mapped = await map_identities(s, "graph", lee, {"upn": upn, "object_id": object_id}, actor="test")
+    return mapped.connections_updated
 
 
 @pytest.fixture
@@ -118,17 +132,31 @@ async def test_application_connection_needs_consent_and_follows_mapping(db: Core
         assert conn.config == {"mode": "application", "tenant_id": TENANT, "users": []}
         assert conn.credentials == {"kind": "application", "tenant_id": TENANT}
         changed = await map_practitioner(s, lee, upn="Ann.Lee@Clinic.Example", object_id=None)
-        assert changed == [conn] and conn.config["users"] == ["ann.lee@clinic.example"]
+        assert changed == [conn.id] and conn.config["users"] == ["ann.lee@clinic.example"]
         await map_practitioner(s, lee, upn="ann.lee@clinic.example", object_id=OID.upper())
         assert conn.config["users"] == [OID]  # the object id wins: it survives a rename
+        assert await identities_of(s, [lee.id], "graph") == {lee.id: {"upn": "ann.lee@clinic.example", "object_id": OID}}
         for upn, oid in [("not a upn", None), (None, "not-a-guid")]:
             with pytest.raises(Refused):
                 await map_practitioner(s, lee, upn=upn, object_id=oid)
         await map_practitioner(s, lee, upn=None, object_id=None)
         assert conn.config["users"] == []  # neither: opted out of practice-wide sync
+        assert await identities_of(s, [lee.id], "graph") == {}
     async with db.store.session() as s:
         stored = await s.scalar(select(Connection))
         assert stored is not None and stored.config["users"] == []
+
+
+def test_graph_identities_are_checked_and_normalised() -> None:
+    """The Graph integration's staff-identities slot: pure checks the core calls before storing."""
+    slot = INTEGRATION.staff_identities
+    assert slot is not None and slot.kinds == ("upn", "object_id")
+    assert slot.clean({"upn": "Ann.Lee@Clinic.Example", "object_id": OID.upper()}) == {
+        "upn": "ann.lee@clinic.example", "object_id": OID}
+    assert slot.clean({"upn": None, "object_id": None}) == {}
+    for bad in ({"upn": "not a upn"}, {"upn": "x" * 321 + "@a.b"}, {"object_id": "not-a-guid"}, {"email": "a@b.c"}):
+        with pytest.raises(Refused):
+            slot.clean(bad)
 
 
 def test_cli_maps_practitioners_and_adds_the_application_connection(tmp_path: Path) -> None:
@@ -153,6 +181,9 @@ def test_cli_maps_practitioners_and_adds_the_application_connection(tmp_path: Pa
         "outlook_sync": "on",
         "connections_updated": 0,
     }
+    listed = runner.invoke(main, ["practitioner", "list", "--json"], env=env)
+    assert [r["upn"] for r in json.loads(listed.output)] == ["ann@clinic.example"]
+    assert "ann@clinic.example" in runner.invoke(main, ["practitioner", "list"], env=env).output
     table = runner.invoke(practitioner, ["map", ref, "--clear"], env=env)
     assert table.exit_code == 0 and "opted out" in table.output
     assert runner.invoke(practitioner, ["map", ref], env=env).exit_code == 1
@@ -184,7 +215,7 @@ async def test_cli_application_connection_after_consent(
     async with db.store.session() as s:
         practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
         lee = await add_practitioner(s, practice, "Dr Ann Lee", email=None, tz=None, actor="test")
-        lee.upn = "ann@clinic.example"
+        await set_identities(s, lee, "graph", {"upn": "ann@clinic.example"}, actor="test")
         s.add(ConsentGrant(practice_id=practice.id, tenant_id=TENANT, granted=True))
     env = {
         "CLINICBOT_DATABASE_URL": db.settings.database_url,
@@ -214,7 +245,8 @@ async def test_cli_application_connection_after_consent(
     core = open_core(db.settings)
     try:
         async with core.store.session() as s:
-            assert (await s.scalar(select(Practitioner.upn))) == "ann@clinic.example"
+            assert (await s.scalar(select(ExternalIdentity.external_id).where(
+                ExternalIdentity.kind == "upn"))) == "ann@clinic.example"
             assert (await s.scalar(select(func.count()).select_from(Calendar))) == 1
     finally:
         await core.close()

@@ -76,10 +76,6 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-#: Writes practitioners' directory ids; moves to the external-identity table (the lead's migration).
-STILL_WRITING_ROWS = {"graph/connect.py"}
-
-
 def test_adapters_see_only_the_contract_and_no_web_framework() -> None:
     """Adapters get plain data: no aiohttp, no database, nothing of the core beyond sync.contract."""
     for path in sorted(ADAPTERS.rglob("*.py")):
@@ -87,8 +83,6 @@ def test_adapters_see_only_the_contract_and_no_web_framework() -> None:
         for module in _imports(path):
             top = module.split(".")[0]
             assert top != "aiohttp", f"{name} imports {module}"
-            if name in STILL_WRITING_ROWS:
-                continue
             assert top not in ("bot", "sqlalchemy"), f"{name} imports {module}"
             if top == "sync":
                 assert module == "sync.contract" or module.startswith("sync.contract."), f"{name} imports {module}"

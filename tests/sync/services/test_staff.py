@@ -10,9 +10,12 @@ from sqlalchemy import select
 from sync.runtime.core import Core
 from sync.services.staff import (
     StaffError,
+    clear_identities,
     find_by_external_id,
+    identities_of,
     list_mappings,
     map_staff,
+    set_identities,
     unassigned_calendars,
     unmap_staff,
 )
@@ -96,3 +99,33 @@ async def test_bad_input_is_refused_and_changes_nothing(core: Core) -> None:
             await map_staff(s, lee, "square", "   ", actor="a")
     async with core.store.session() as s:
         assert await list_mappings(s, practice_id) == []
+
+
+async def test_set_identities_replaces_moves_within_the_practice_and_clears(core: Core) -> None:
+    practice_id, lee_id, kim_id = await _clinic(core)
+    async with core.store.session() as s:
+        lee, kim = await s.get(Practitioner, lee_id), await s.get(Practitioner, kim_id)
+        assert lee is not None and kim is not None
+        await set_identities(s, lee, "graph", {"upn": "lee@clinic.example", "object_id": "oid-1"}, actor="cli:a")
+        await set_identities(s, kim, "graph", {"upn": "kim@clinic.example"}, actor="cli:a")
+        assert await identities_of(s, [lee_id, kim_id, 999], "graph") == {
+            lee_id: {"object_id": "oid-1", "upn": "lee@clinic.example"}, kim_id: {"upn": "kim@clinic.example"}}
+        assert await identities_of(s, [], "graph") == {}
+        # Replacing drops the kinds not given; an id another practitioner of the practice held moves.
+        await set_identities(s, lee, "graph", {"upn": "kim@clinic.example"}, actor="cli:a")
+        assert await identities_of(s, [lee_id, kim_id], "graph") == {lee_id: {"upn": "kim@clinic.example"}}
+        await clear_identities(s, lee, "graph", actor="cli:a")
+        assert await identities_of(s, [lee_id, kim_id], "graph") == {}
+        entries = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "staff.identities"))).all()
+        assert len(entries) == 4 and all(e.practice_id == practice_id for e in entries)
+        # Another practice's id is refused, nothing changed.
+        other = Practice(name="Other", timezone="UTC")
+        s.add(other)
+        await s.flush()
+        stranger = Practitioner(practice_id=other.id, name="Dr Roe")
+        s.add(stranger)
+        await s.flush()
+        await set_identities(s, stranger, "graph", {"upn": "roe@other.example"}, actor="cli:a")
+        with pytest.raises(StaffError, match="another practice"):
+            await set_identities(s, lee, "graph", {"upn": "roe@other.example"}, actor="cli:a")
+        assert await identities_of(s, [lee_id, stranger.id], "graph") == {stranger.id: {"upn": "roe@other.example"}}
