@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from adapters.kit.http import RetryPolicy, make_client, parse_retry_after
-from sync.contract import AuthExpired, BadPayload, NotFound, ProviderError, RateLimited, Refused, Unavailable
+from adapters.kit.http import RetryPolicy, json_body, make_client, parse_retry_after, send
+from sync.contract import AuthExpired, NotFound, ProviderError, RateLimited, Refused, Unavailable
 
 __all__ = ["PROVIDER", "REFUSALS", "AcuityClient", "Pacer", "map_acuity_error"]
 
@@ -111,20 +111,10 @@ class AcuityClient:
         """One call (paced); the JSON body, or a ProviderError."""
         await self._pacer.wait()
         self.calls += 1
-        try:
-            response = await self._http.request(method, path.lstrip("/"), params=params, json=json)
-        except httpx.TimeoutException as exc:
-            raise Unavailable(f"acuity: timed out ({type(exc).__name__})", provider=PROVIDER) from exc
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"acuity: {type(exc).__name__}", provider=PROVIDER) from exc
-        if response.status_code >= 400:
-            raise map_acuity_error(response)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise BadPayload("acuity: response is not JSON", provider=PROVIDER) from None
+        response = await send(
+            self._http, PROVIDER, method, path.lstrip("/"), errors=map_acuity_error, params=params, json=json
+        )
+        return json_body(response, PROVIDER)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from adapters.kit.http import RetryPolicy, make_client, parse_retry_after
+from adapters.kit.http import RetryPolicy, json_body, make_client, parse_retry_after, send
 from sync.contract import AuthExpired, BadPayload, NotFound, ProviderError, RateLimited, Refused, Unavailable
 
 __all__ = ["PROVIDER", "CalendlyClient", "map_calendly_error"]
@@ -57,23 +57,8 @@ class CalendlyClient:
     async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
                       json: dict[str, Any] | None = None) -> dict[str, Any]:
         self.calls += 1
-        try:
-            response = await self._http.request(method, path, params=params, json=json)
-        except httpx.TimeoutException as exc:
-            raise Unavailable(f"calendly: timed out ({type(exc).__name__})", provider=PROVIDER) from exc
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"calendly: {type(exc).__name__}", provider=PROVIDER) from exc
-        if response.status_code >= 400:
-            raise map_calendly_error(response)
-        if not response.content:
-            return {}
-        try:
-            body = response.json()
-        except ValueError:
-            raise BadPayload("calendly: response is not JSON", provider=PROVIDER) from None
-        if not isinstance(body, dict):
-            raise BadPayload("calendly: response is not a JSON object", provider=PROVIDER)
-        return body
+        response = await send(self._http, PROVIDER, method, path, errors=map_calendly_error, params=params, json=json)
+        return json_body(response, PROVIDER, empty={}, want_object=True)  # type: ignore[no-any-return]
 
     async def collection(self, path: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Every item of a listing, following `pagination.next_page_token`."""

@@ -169,9 +169,20 @@ def map_response_error(response: httpx.Response, provider: str, *, creating: boo
 
 
 async def send(
-    client: httpx.AsyncClient, provider: str, method: str, url: str, *, creating: bool = False, **kwargs: Any
+    client: httpx.AsyncClient,
+    provider: str,
+    method: str,
+    url: str,
+    *,
+    creating: bool = False,
+    errors: Callable[[httpx.Response], ProviderError] | None = None,
+    **kwargs: Any,
 ) -> httpx.Response:
-    """Send a request and map transport failures and error statuses onto the error tree."""
+    """Send a request and map transport failures and error statuses onto the error tree.
+
+    `errors` is the platform's hook for its own error bodies (Square's codes, Acuity's refusals);
+    without one, the shared status mapping applies.
+    """
     try:
         response = await client.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
@@ -179,5 +190,18 @@ async def send(
     except httpx.HTTPError as exc:
         raise Unavailable(f"{provider}: {type(exc).__name__}", provider=provider) from exc
     if response.status_code >= 400:
-        raise map_response_error(response, provider, creating=creating)
+        raise errors(response) if errors is not None else map_response_error(response, provider, creating=creating)
     return response
+
+
+def json_body(response: httpx.Response, provider: str, *, empty: Any = None, want_object: bool = False) -> Any:
+    """A successful response's JSON (`empty` for no body); BadPayload when it is not JSON (or not an object)."""
+    if not response.content:
+        return empty
+    try:
+        body = response.json()
+    except ValueError:
+        raise BadPayload(f"{provider}: response is not JSON", provider=provider) from None
+    if want_object and not isinstance(body, dict):
+        raise BadPayload(f"{provider}: response is not a JSON object", provider=provider)
+    return body

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from adapters.kit.http import RetryPolicy, make_client, parse_retry_after
+from adapters.kit.http import RetryPolicy, json_body, make_client, parse_retry_after, send
 from adapters.square.settings import SQUARE_VERSION
 from sync.contract import (
     AlreadyExists,
@@ -99,23 +99,8 @@ class SquareClient:
                       json: dict[str, Any] | None = None) -> dict[str, Any]:
         """One call; the JSON body, or a ProviderError."""
         self.calls += 1
-        try:
-            response = await self._http.request(method, path, params=params, json=json)
-        except httpx.TimeoutException as exc:
-            raise Unavailable(f"square: timed out ({type(exc).__name__})", provider=PROVIDER) from exc
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"square: {type(exc).__name__}", provider=PROVIDER) from exc
-        if response.status_code >= 400:
-            raise map_square_error(response)
-        if not response.content:
-            return {}
-        try:
-            body = response.json()
-        except ValueError:
-            raise BadPayload("square: response is not JSON", provider=PROVIDER) from None
-        if not isinstance(body, dict):
-            raise BadPayload("square: response is not a JSON object", provider=PROVIDER)
-        return body
+        response = await send(self._http, PROVIDER, method, path, errors=map_square_error, params=params, json=json)
+        return json_body(response, PROVIDER, empty={}, want_object=True)  # type: ignore[no-any-return]
 
     async def pages(self, path: str, key: str, params: dict[str, str]) -> AsyncIterator[list[dict[str, Any]]]:
         """Each page's `key` list, following `cursor` until Square gives none (or an empty one)."""
