@@ -8,6 +8,9 @@ from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
 from sync.runtime.core import Core
+from sync.services.practices import PracticeError, find_practitioner, practice_by_name
+from sync.services.staff import StaffError, list_mappings, unassigned_calendars
+from sync.services.staff_mapping import map_staff_member, unmap_staff_member
 
 COLUMNS = ["id", "integration", "kind", "external_id", "practitioner"]
 
@@ -27,10 +30,10 @@ def staff() -> None:
 @with_core
 async def staff_map(core: Core, integration: str, external_id: str, practitioner: str, kind: str | None,
                     practice_name: str | None, as_json: bool) -> None:
-    """Map INTEGRATION's staff EXTERNAL_ID to PRACTITIONER (handle, name or id); waiting bookings get them."""
-    from sync.services.practices import PracticeError, find_practitioner, practice_by_name
-    from sync.services.staff import StaffError, map_staff
+    """Map INTEGRATION's staff EXTERNAL_ID to PRACTITIONER (handle, name or id); waiting bookings get them.
 
+    A directory identity (graph: --kind upn or object_id) is checked by its integration, and the
+    practice-wide connections then address the practitioner."""
     try:
         async with core.store.session() as s:
             practice = await practice_by_name(s, practice_name)
@@ -38,7 +41,7 @@ async def staff_map(core: Core, integration: str, external_id: str, practitioner
             if found is None:
                 fail(f"no practitioner {practitioner!r} (see `clinicbot practitioner list`)")
                 return
-            mapping = await map_staff(s, found, integration, external_id, actor=cli_actor(), kind=kind)
+            mapping = await map_staff_member(s, found, integration, external_id, actor=cli_actor(), kind=kind)
     except (PracticeError, StaffError) as exc:
         fail(str(exc))
         return
@@ -56,13 +59,10 @@ async def staff_map(core: Core, integration: str, external_id: str, practitioner
 async def staff_unmap(core: Core, integration: str, external_id: str, kind: str | None, practice_name: str | None,
                       as_json: bool) -> None:
     """Remove a mapping; new bookings for that staff id are listed as unassigned again."""
-    from sync.services.practices import PracticeError, practice_by_name
-    from sync.services.staff import StaffError, unmap_staff
-
     try:
         async with core.store.session() as s:
             practice = await practice_by_name(s, practice_name)
-            mapping = await unmap_staff(s, practice.id, integration, external_id, actor=cli_actor(), kind=kind)
+            mapping = await unmap_staff_member(s, practice.id, integration, external_id, actor=cli_actor(), kind=kind)
     except (PracticeError, StaffError) as exc:
         fail(str(exc))
         return
@@ -77,9 +77,6 @@ async def staff_unmap(core: Core, integration: str, external_id: str, kind: str 
 @with_core
 async def staff_list(core: Core, integration: str | None, practice_name: str | None, as_json: bool) -> None:
     """List the mappings, then the platform staff with bookings that nobody is mapped to."""
-    from sync.services.practices import PracticeError, practice_by_name
-    from sync.services.staff import list_mappings, unassigned_calendars
-
     try:
         async with core.store.session() as s:
             practice = await practice_by_name(s, practice_name)

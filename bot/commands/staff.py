@@ -12,7 +12,8 @@ from bot.commands.grammar import MapStaff
 from bot.commands.identity import Actor
 from bot.views import Notice, View
 from sync.runtime.core import Core
-from sync.services.staff import StaffError, list_mappings, map_staff, unassigned_calendars, unmap_staff
+from sync.services.staff import StaffError, list_mappings, unassigned_calendars
+from sync.services.staff_mapping import map_staff_member, unmap_staff_member
 
 __all__ = ["staff_command"]
 
@@ -24,13 +25,13 @@ async def staff_command(core: Core, actor: Actor, cmd: MapStaff) -> View:
             if cmd.action == "map":
                 assert cmd.who is not None
                 practitioner = await find_person_practitioner(session, actor, cmd.who)
-                done = await map_staff(session, practitioner.id, cmd.integration, cmd.external_id,
-                                       actor=actor.audit_name, kind=None)
+                done = await map_staff_member(session, practitioner.id, cmd.integration, cmd.external_id,
+                                              actor=actor.audit_name, kind=None)
                 return Notice(f"{done.integration} {done.kind} {done.external_id} is now @{done.practitioner}; "
                               "their bookings waiting without a practitioner are theirs now.", title="Staff mapped")
             if cmd.action == "unmap":
-                done = await unmap_staff(session, actor.practice_id, cmd.integration, cmd.external_id,
-                                         actor=actor.audit_name)
+                done = await unmap_staff_member(session, actor.practice_id, cmd.integration, cmd.external_id,
+                                                actor=actor.audit_name)
                 return Notice(f"{done.integration} {done.external_id} is no longer mapped to @{done.practitioner}; "
                               "new bookings for it are listed as unassigned.", title="Staff unmapped")
             rows = await list_mappings(session, actor.practice_id)

@@ -250,3 +250,36 @@ async def test_cli_application_connection_after_consent(
             assert (await s.scalar(select(func.count()).select_from(Calendar))) == 1
     finally:
         await core.close()
+
+
+async def test_cli_staff_map_graph_updates_the_application_connection(db: Core) -> None:
+    """`clinicbot staff map graph UPN PRACTITIONER` is `map_identities`: the practice-wide connection then
+    addresses the practitioner, and unmapping the last identity opts them out again."""
+    async with db.store.session() as s:
+        practice = await create_practice(s, "Lee Clinic", "Europe/London", "test")
+        lee = await add_practitioner(s, practice, "Dr Ann Lee", email=None, tz=None, actor="test")
+        s.add(ConsentGrant(practice_id=practice.id, tenant_id=TENANT, granted=True))
+    saved = await add_practice_wide(db, "graph", None, TENANT, actor="test")
+    env = {
+        "CLINICBOT_DATABASE_URL": db.settings.database_url,
+        "CLINICBOT_SECRET_KEY": TEST_KEY,
+        "CLINICBOT_GRAPH_CLIENT_ID": CLIENT_ID,
+        "CLINICBOT_GRAPH_CLIENT_SECRET": CLIENT_SECRET,
+    }
+
+    async def users() -> list[str]:
+        async with db.store.session() as s:
+            conn = await s.get(Connection, saved.connection_id)
+            assert conn is not None
+            return list(conn.config["users"])
+
+    assert await users() == []
+    mapped = await asyncio.to_thread(
+        CliRunner().invoke, main, ["staff", "map", "graph", "Ann.Lee@Clinic.Example", str(lee.id), "--json"], env=env)
+    assert mapped.exit_code == 0, mapped.output
+    assert json.loads(mapped.output)["external_id"] == "ann.lee@clinic.example"
+    assert await users() == ["ann.lee@clinic.example"]
+    unmapped = await asyncio.to_thread(
+        CliRunner().invoke, main, ["staff", "unmap", "graph", "ann.lee@clinic.example"], env=env)
+    assert unmapped.exit_code == 0, unmapped.output
+    assert await users() == []
