@@ -21,6 +21,7 @@ from sync.boot import open_core
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.store.database import StoreError
+from sync.store.migrate import schema_state
 
 __all__ = ["COMPONENTS", "CORE", "build_app", "prepare_database"]
 
@@ -143,7 +144,7 @@ async def _readyz(request: web.Request) -> web.Response:
     core = request.app[CORE]
     body: dict[str, object] = {"components": request.app[STATUS], "warnings": request.app[WARNINGS]}
     try:
-        state = await core.store.schema_state()
+        state = await schema_state(core.store)
     except StoreError as exc:
         body.update(status="unavailable", database=str(exc))
         return web.json_response(body, status=503)

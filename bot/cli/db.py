@@ -42,7 +42,7 @@ def upgrade(revision: str) -> None:
         core = await _open()
         try:
             await migrate.upgrade(core.store, revision)
-            state = await core.store.schema_state()
+            state = await migrate.schema_state(core.store)
             click.echo(f"database is at revision {state.current} (head {state.head})")
         except StoreError as exc:
             fail(str(exc), code=2)
@@ -67,7 +67,7 @@ def downgrade(revision: str, yes: bool) -> None:
         core = await _open()
         try:
             await migrate.downgrade(core.store, revision)
-            state = await core.store.schema_state()
+            state = await migrate.schema_state(core.store)
             click.echo(f"database is at revision {state.current or 'base'}")
         finally:
             await core.close()
@@ -80,13 +80,14 @@ def downgrade(revision: str, yes: bool) -> None:
 def current(as_json: bool) -> None:
     """Show the schema revision and whether it is current."""
     from bot.cli import run_async
+    from sync.store import migrate
     from sync.store.database import StoreError
 
     @run_async
     async def go() -> None:
         core = await _open()
         try:
-            state = await core.store.schema_state()
+            state = await migrate.schema_state(core.store)
         except StoreError as exc:
             fail(str(exc), code=2)
         finally:

@@ -63,6 +63,7 @@ def doctor() -> None:
     from sync.boot import open_core
     from sync.store.crypto import KeyError_
     from sync.store.database import StoreError
+    from sync.store.migrate import schema_state
 
     try:
         core = open_core(settings)
@@ -74,7 +75,7 @@ def doctor() -> None:
     async def db_checks() -> int:
         bad = 0
         try:
-            state = await core.store.schema_state()
+            state = await schema_state(core.store)
             _line(True, f"database reachable ({core.store.engine.dialect.name})")
             if state.up_to_date:
                 _line(True, f"schema is current ({state.head})")

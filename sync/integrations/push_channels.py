@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract.integration import Channel
+from sync.integrations.deliveries import first_delivery
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.store.model import Calendar, WebhookSubscription
@@ -87,8 +88,6 @@ class StoredChannels:
 
     async def first_delivery(self, key: str) -> bool:
         """Record `key` for this connection; False when it is already there (see sync.integrations.deliveries)."""
-        from sync.integrations.deliveries import first_delivery
-
         return await first_delivery(self.core, self.integration, self.connection_id, key)
 
     async def _stored(self, session: AsyncSession, channel: Channel) -> WebhookSubscription | None:

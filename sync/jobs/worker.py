@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from sync.engine import subscriber
+from sync.engine import outbox, subscriber
+from sync.engine.run import sync_connection
+from sync.integrations.push import ensure_push_quietly
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
 from sync.runtime.syncqueue import SyncQueue
@@ -64,19 +66,14 @@ class SyncWorker:
         self._wake.set()
 
     async def _sync_connection(self, connection_id: int) -> None:
-        from sync.engine.run import sync_connection
-
         report = await sync_connection(self.core, connection_id, wait=30.0)
         if report.outbox_queued:
             self.wake()
         # Graph/Google channels: opened after the first good sync, renewed when near expiry or after
         # a lifecycle event; a no-op (no provider call) otherwise.
-        from sync.integrations.push import ensure_push_quietly
-
         await ensure_push_quietly(self.core, connection_id)
 
     async def _outbox_loop(self) -> None:
-        from sync.engine import outbox
         while not self._stopping.is_set():
             timeout = self.idle_seconds
             try:

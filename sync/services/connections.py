@@ -21,6 +21,8 @@ from sync.integrations.connect import SavedConnection, calendar_view, refresh_ca
 from sync.integrations.push import stop_push, stop_push_for
 from sync.runtime.core import Core
 from sync.services.errors import Invalid
+from sync.services.practices import find_practitioner, practice_by_name
+from sync.services.staff import identities_of, set_identities
 from sync.store import audit
 from sync.store.model import Calendar, Connection, ConsentGrant, Practice, Practitioner
 
@@ -70,7 +72,6 @@ class AddedConnection:
 async def _practitioner(core: Core, practice_id: int, ref: str | None) -> int | None:
     if ref is None:
         return None
-    from sync.services.practices import find_practitioner
 
     async with core.store.session() as s:
         pr = await find_practitioner(s, practice_id, ref)
@@ -125,8 +126,6 @@ async def add_practice_wide(
 
     Refused until an admin granted consent for that tenant (the Teams `consent` flow records it).
     """
-    from sync.services.practices import practice_by_name
-
     integration = registry.get(integration_name)
     flow = integration.connect.tenant
     if flow is None:
@@ -155,8 +154,6 @@ async def add_practice_wide(
 async def _staff_refs(session: AsyncSession, practice_id: int, integration: str) -> list[StaffRef]:
     """The practice's practitioners (not opted out) as integrations see them, with their identities on
     `integration` from the external-identity table."""
-    from sync.services.staff import identities_of
-
     people = list((await session.scalars(select(Practitioner).where(
         Practitioner.practice_id == practice_id, Practitioner.opted_out.is_(False)).order_by(Practitioner.id))).all())
     found = await identities_of(session, [p.id for p in people], integration)
@@ -187,8 +184,6 @@ async def map_identities(
     """Set (or clear, with every value None) a practitioner's directory identities on an integration
     (Graph: UPN, object id), checked by the integration; the practice-wide (application) connections of
     that integration then address the practice's mapped staff. Raises Refused, StaffError."""
-    from sync.services.staff import set_identities
-
     integration = registry.get(integration_name)
     slot = integration.staff_identities
     if slot is None:

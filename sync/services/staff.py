@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.engine.mirror_ops import ApptRef, mirror_ops
+from sync.engine.plan import Policy
+from sync.engine.snapshots import load_mirrors
 from sync.store import audit
-from sync.store.model import Appointment, Calendar, Connection, ExternalIdentity, Practitioner
+from sync.store.model import Appointment, Calendar, Connection, ExternalIdentity, Practice, Practitioner, utcnow
 
 __all__ = [
     "KINDS",
@@ -140,11 +143,6 @@ async def map_staff(
 
 async def _assign_waiting(session: AsyncSession, calendars: list[int], practitioner: Practitioner) -> int:
     """Give the calendars' unassigned appointments the practitioner, and queue their mirror copies."""
-    from sync.engine.mirror_ops import ApptRef, mirror_ops
-    from sync.engine.plan import Policy
-    from sync.engine.snapshots import load_mirrors
-    from sync.store.model import Practice, utcnow
-
     waiting = list((await session.scalars(select(Appointment).where(
         Appointment.source_calendar_id.in_(calendars), Appointment.practitioner_id.is_(None)))).all())
     for appt in waiting:

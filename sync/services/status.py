@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sync.runtime.core import Core
 from sync.services.errors import NotFound
 from sync.services.staff import unassigned_calendars
-from sync.store.model import Calendar, Connection, Link, OutboxOp, Practice
+from sync.store.model import Calendar, Connection, Link, OutboxOp, Practice, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "CalendarState",
@@ -164,8 +164,6 @@ class WebhookHealth:
 
 async def webhook_health(core: Core, practice_id: int | None = None) -> list[WebhookHealth]:
     """Per connection with webhook subscriptions: their states, the last delivery, subscriptions at an old URL."""
-    from sync.store.model import WebhookDelivery, WebhookSubscription
-
     base = (core.settings.public_url or "").rstrip("/")  # no public URL: nothing to compare with
     async with core.store.session() as s:
         stmt = (select(WebhookSubscription, Connection)

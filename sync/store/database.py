@@ -10,7 +10,6 @@ import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
-__all__ = ["ANSWER_TABLES", "SchemaState", "Store", "StoreError", "after_commit", "create_engine"]
+__all__ = ["ANSWER_TABLES", "Store", "StoreError", "after_commit", "create_engine"]
 
 log = logging.getLogger("clinicbot.store")
 
@@ -56,16 +55,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # lower for ~0.1-0.3 s more; the OS caches the database file either way.
     cur.execute("PRAGMA cache_size=-1024")
     cur.close()
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaState:
-    current: str | None
-    head: str
-
-    @property
-    def up_to_date(self) -> bool:
-        return self.current == self.head
 
 
 #: Tables that chat answers (agendas) are built from: a committed write to one of them makes any
@@ -187,14 +176,6 @@ class Store:
                 await conn.execute(text("SELECT 1"))
         except (OSError, DBAPIError, OperationalError) as exc:
             raise StoreError(f"database unreachable: {type(exc).__name__}: {_short(exc)}") from exc
-
-    async def schema_state(self) -> SchemaState:
-        from sync.store.migrate import current_revision, head_revision
-
-        await self.ping()
-        async with self.engine.connect() as conn:
-            current = await conn.run_sync(current_revision)
-        return SchemaState(current=current, head=head_revision())
 
     async def dispose(self) -> None:
         self._close_watch()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,23 @@ from sqlalchemy.engine import Connection
 
 from sync.store.database import Store, StoreError
 
-__all__ = ["alembic_config", "current_revision", "downgrade", "head_revision", "prepare_database", "upgrade"]
+__all__ = [
+    "SchemaState", "alembic_config", "current_revision", "downgrade", "head_revision", "prepare_database",
+    "schema_state", "upgrade",
+]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 log = logging.getLogger("clinicbot.store")
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
 
 
 def alembic_config() -> Config:
@@ -41,6 +55,14 @@ def _run(conn: Connection, fn: Any, revision: str) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     fn(cfg, revision)
+
+
+async def schema_state(store: Store) -> SchemaState:
+    """The database's revision and this version's head; StoreError when the database is unreachable."""
+    await store.ping()
+    async with store.engine.connect() as conn:
+        current = await conn.run_sync(current_revision)
+    return SchemaState(current=current, head=head_revision())
 
 
 async def _migrate(store: Store, fn: Any, revision: str) -> None:
@@ -72,7 +94,7 @@ async def prepare_database(store: Store, *, auto_migrate: bool) -> None:
     Here, not in bot.app, so that admin commands (`clinicbot sync run` ...) check the schema
     without importing the web server (aiohttp: ~9 MB).
     """
-    state = await store.schema_state()
+    state = await schema_state(store)
     if state.up_to_date:
         return
     if store.is_sqlite and auto_migrate:

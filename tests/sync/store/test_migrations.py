@@ -15,10 +15,10 @@ from sync.store.model import Base, Practice
 async def test_upgrade_then_downgrade(settings: Settings) -> None:
     core = open_core(settings)
     try:
-        state = await core.store.schema_state()
+        state = await migrate.schema_state(core.store)
         assert state.current is None
         await migrate.upgrade(core.store)
-        state = await core.store.schema_state()
+        state = await migrate.schema_state(core.store)
         assert state.up_to_date
         async with core.store.engine.connect() as conn:
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
@@ -30,7 +30,7 @@ async def test_upgrade_then_downgrade(settings: Settings) -> None:
         async with core.store.engine.connect() as conn:
             left = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert not (set(Base.metadata.tables) & left)
-        assert (await core.store.schema_state()).current is None
+        assert (await migrate.schema_state(core.store)).current is None
     finally:
         await core.close()
 
