@@ -16,37 +16,33 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from bot.conflict_alerts import setup_conflict_alerts
+from bot.http.oauth import setup_oauth
+from bot.http.webhooks import setup_webhooks
+from bot.keys import CORE, METRICS, SETTINGS, STATUS, WARNINGS
 from bot.logs import request_id
+from bot.scheduling import setup_scheduler
+from bot.slack import setup_slack
+from bot.sync_component import setup_sync
+from bot.teams import setup_teams
 from sync.boot import open_core
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.store.database import StoreError
+from sync.store.migrate import prepare_database as migrate_if_allowed
 from sync.store.migrate import schema_state
 
 __all__ = ["COMPONENTS", "CORE", "build_app", "prepare_database"]
 
 log = logging.getLogger("clinicbot.app")
 
-CORE = web.AppKey("core", Core)
-SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", Counter)
-WARNINGS = web.AppKey("warnings", list)
-STATUS = web.AppKey("components", dict)
 
 #: A component mounts routes and startup work; it returns None when enabled or a reason it is off.
 Component = Callable[[web.Application, Settings], str | None]
 
 
 def _components() -> list[tuple[str, Component]]:
-    """The front ends and integrations, imported here (not at module import) to keep import cheap."""
-    from bot.conflict_alerts import setup_conflict_alerts
-    from bot.http.oauth import setup_oauth
-    from bot.http.webhooks import setup_webhooks
-    from bot.scheduling import setup_scheduler
-    from bot.slack import setup_slack
-    from bot.sync_component import setup_sync
-    from bot.teams import setup_teams
-
+    """The front ends and integrations, in the order they are mounted."""
     comps: list[tuple[str, Component]] = [
         ("sync", setup_sync), ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams),
         ("slack", setup_slack), ("conflict_alerts", setup_conflict_alerts),
@@ -59,11 +55,8 @@ COMPONENTS = _components
 
 
 async def prepare_database(core: Core) -> None:
-    """Bring SQLite up to date (when allowed); refuse a PostgreSQL schema that is behind.
-    (sync.store.migrate.prepare_database, imported when needed: alembic is not loaded at import.)"""
-    from sync.store.migrate import prepare_database as prepare
-
-    await prepare(core.store, auto_migrate=core.settings.auto_migrate)
+    """Bring SQLite up to date (when allowed); refuse a PostgreSQL schema that is behind."""
+    await migrate_if_allowed(core.store, auto_migrate=core.settings.auto_migrate)
 
 
 def tune_for_serving(app: web.Application) -> None:

@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.keys import CORE
+from bot.notify import chat_notifier
+from sync.notify.conflict_notices import ConflictNoticeWorker
 from sync.runtime.settings import Settings
 
 __all__ = ["WORKER_SERVICE", "setup_conflict_alerts"]
@@ -20,10 +23,6 @@ WORKER_SERVICE = "conflict_notice_worker"
 
 def setup_conflict_alerts(app: web.Application, settings: Settings) -> str | None:
     """Start the delivery loop with the server; never disabled (no settings of its own)."""
-    from bot.app import CORE
-    from bot.notify import chat_notifier
-    from sync.notify.conflict_notices import ConflictNoticeWorker
-
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         core = app[CORE]
         worker = ConflictNoticeWorker(core, lambda: chat_notifier(core))

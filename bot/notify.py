@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from bot.commands.conflicts import notice_view
 from bot.commands.dms import notification_view
 from bot.commands.identity import Actor, actor_for_identity
 from bot.commands.present import appointment_detail
@@ -58,7 +59,6 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
             steps=tuple(str(s) for s in n.data.get("steps", ())),
         )
     if n.kind in ("conflict", "double_booking") and "conflict_id" in n.data:
-        from bot.commands.conflicts import notice_view
 
         return await notice_view(core, int(n.data["conflict_id"]))
     if n.appointment_ids:

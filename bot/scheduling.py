@@ -8,6 +8,10 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from bot.keys import CORE
+from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
+from sync.jobs.audit_checkpoints import checkpoint_job
+from sync.jobs.scheduler import ClinicScheduler, SchedulerUnavailable, sync_database_url
 from sync.runtime.settings import Settings
 
 __all__ = ["SCHEDULER", "setup_scheduler"]
@@ -19,18 +23,13 @@ SCHEDULER = "scheduler"  # key in Core.services
 
 def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     """Subscribe the reminder planner to appointment events; start/stop the scheduler with the app."""
-    from bot.app import CORE
-    from sync.jobs.scheduler import ClinicScheduler, SchedulerUnavailable, sync_database_url
-
     # APScheduler logs every add/remove at INFO; the dispatcher re-arms its job after each run.
     logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
     core = app[CORE]
     scheduler = ClinicScheduler(core, grace=timedelta(seconds=settings.reminder_grace_seconds))
     core.services.scheduler = scheduler
-    from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
 
     scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)
-    from sync.jobs.audit_checkpoints import checkpoint_job
 
     scheduler.add_periodic("audit.checkpoint", settings.audit_checkpoint_seconds, checkpoint_job)
     # Every process plans (any replica may reschedule); only the leader sends.

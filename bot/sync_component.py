@@ -6,15 +6,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.keys import CORE
+from sync.jobs.worker import SyncWorker
 from sync.runtime.settings import Settings
 
 __all__ = ["setup_sync"]
 
 
 def setup_sync(app: web.Application, settings: Settings) -> str | None:
-    from bot.app import CORE
-    from sync.jobs.worker import SyncWorker
-
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         worker = SyncWorker(app[CORE])
         await worker.start()

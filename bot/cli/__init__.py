@@ -14,7 +14,13 @@ from typing import Any, TypeVar
 import click
 
 from bot.cli.output import fail
+from bot.logs import configure_logging
+from sync.boot import open_core
+from sync.integrations import registry
 from sync.runtime.settings import ConfigError, Settings, load_settings
+from sync.store.crypto import KeyError_
+from sync.store.database import StoreError
+from sync.store.migrate import prepare_database
 
 __all__ = ["main", "run_async", "with_core"]
 
@@ -23,8 +29,6 @@ T = TypeVar("T")
 
 def get_settings() -> Settings:
     """The settings, with every integration's section checked: a wrong value exits naming the variable."""
-    from sync.integrations import registry
-
     try:
         settings = load_settings()
         registry.check_settings(settings)
@@ -50,11 +54,6 @@ def with_core(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         async def go() -> T:
-            from sync.boot import open_core
-            from sync.store.crypto import KeyError_
-            from sync.store.database import StoreError
-            from sync.store.migrate import prepare_database
-
             settings = get_settings()
             try:
                 core = open_core(settings)
@@ -78,8 +77,6 @@ def with_core(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
 @click.version_option(package_name="clinicbot", message="clinicbot %(version)s")
 def main() -> None:
     """clinicbot: calendars, bookings and reminders for clinics, from Teams and Slack."""
-    from bot.logs import configure_logging
-
     configure_logging("text", "WARNING")
 
 

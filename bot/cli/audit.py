@@ -11,6 +11,7 @@ import click
 from bot.cli import with_core
 from bot.cli.output import fail
 from sync.runtime.core import Core
+from sync.store import audit as audit_log
 
 
 @click.group()
@@ -24,7 +25,6 @@ def audit() -> None:
 @with_core
 async def verify(core: Core, checkpoints: str | None) -> None:
     """Check the keyed chain and its signed head; exit 1 naming the first bad row."""
-    from sync.store import audit as audit_log
     lines = _read_lines(checkpoints) if checkpoints else []
     async with core.store.session() as session:
         count, problem = await audit_log.verify(session)
@@ -45,7 +45,6 @@ def _read_lines(path: str) -> list[str]:
 @with_core
 async def checkpoint(core: Core) -> None:
     """Print a signed checkpoint of the chain's end; keep it where the database's users cannot write."""
-    from sync.store import audit as audit_log
     async with core.store.session() as session:
         mark = await audit_log.checkpoint(session)
     click.echo(mark.line())
@@ -75,7 +74,6 @@ def export(since: str | None, fmt: str, output: str | None) -> None:
 
     @with_core
     async def go(core: Core) -> None:
-        from sync.store import audit as audit_log
         async with core.store.session() as session:
             async for chunk in audit_log.export(session, fmt, since_dt):
                 out.write(chunk)

@@ -6,7 +6,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bot.cli import get_settings, run_async
 from bot.cli.output import emit, fail, json_option
+from sync.boot import open_core
+from sync.store import migrate
+from sync.store.crypto import KeyError_
+from sync.store.database import StoreError
 
 if TYPE_CHECKING:
     from sync.runtime.core import Core
@@ -18,10 +23,6 @@ def db() -> None:
 
 
 async def _open() -> Core:
-    from bot.cli import get_settings
-    from sync.boot import open_core
-    from sync.store.crypto import KeyError_
-
     try:
         return open_core(get_settings())
     except KeyError_ as exc:
@@ -33,10 +34,6 @@ async def _open() -> Core:
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Upgrade the schema (default: to the newest revision)."""
-    from bot.cli import run_async
-    from sync.store import migrate
-    from sync.store.database import StoreError
-
     @run_async
     async def go() -> None:
         core = await _open()
@@ -57,8 +54,6 @@ def upgrade(revision: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def downgrade(revision: str, yes: bool) -> None:
     """Downgrade the schema (default: one revision). Data in dropped tables is lost."""
-    from bot.cli import run_async
-    from sync.store import migrate
     if not yes:
         click.confirm(f"Downgrade the database to {revision}? Data may be lost", abort=True)
 
@@ -79,10 +74,6 @@ def downgrade(revision: str, yes: bool) -> None:
 @json_option
 def current(as_json: bool) -> None:
     """Show the schema revision and whether it is current."""
-    from bot.cli import run_async
-    from sync.store import migrate
-    from sync.store.database import StoreError
-
     @run_async
     async def go() -> None:
         core = await _open()

@@ -8,6 +8,8 @@ from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
 from sync.runtime.core import Core
+from sync.services.demo import create_demo, is_fresh_install
+from sync.services.practices import PracticeError
 
 #: How to try the Teams front end locally (Microsoft 365 Agents Playground, from npm).
 PLAYGROUND = "npx -y -p @microsoft/m365agentsplayground agentsplayground -e {url}/api/messages -c msteams"
@@ -31,9 +33,6 @@ def _local_zone() -> str:
 @with_core
 async def demo(core: Core, tz: str | None, try_out: bool, as_json: bool) -> None:
     """Create a demo practice: two practitioners and today's appointments, to try `today` in chat."""
-    from sync.services.demo import create_demo, is_fresh_install
-    from sync.services.practices import PracticeError
-
     if try_out:
         # A try-out server is one nobody but this machine's playground can talk to; a configured
         # Teams or Slack app, or a database in use, is a real clinic's, and gets no demo data.

@@ -7,6 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from sync.boot import open_core
+from sync.integrations import registry
+from sync.runtime.settings import ConfigError, load_settings
+from sync.services.status import webhook_health
+from sync.store.crypto import KeyError_
+from sync.store.database import StoreError
+from sync.store.migrate import schema_state
+from sync.store.model import Calendar, Connection
+
 if TYPE_CHECKING:
     from sync.runtime.settings import Settings
 
@@ -32,7 +41,7 @@ async def _bot_connector_sign_in(settings: Settings) -> str | None:
     """Why the bot cannot get its outbound Bot Connector token, or None when it can."""
     from botframework.connector.auth import AuthenticationConstants
 
-    from bot.teams.auth import BotTokenCredentials, TokenError, _authority
+    from bot.teams.auth import BotTokenCredentials, TokenError, _authority  # lazy: the Teams SDK, for this check only
 
     creds = BotTokenCredentials(settings.microsoft_app_id or "", settings.microsoft_app_password or "",
                                 _authority(settings), AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE)
@@ -48,9 +57,6 @@ async def _bot_connector_sign_in(settings: Settings) -> str | None:
 @click.command()
 def doctor() -> None:
     """Check configuration, database, migrations, key, front ends and providers."""
-    from sync.integrations import registry
-    from sync.runtime.settings import ConfigError, load_settings
-
     failures = 0
     try:
         settings = load_settings()
@@ -60,10 +66,6 @@ def doctor() -> None:
         raise SystemExit(1) from None
     _line(True, "configuration is valid")
 
-    from sync.boot import open_core
-    from sync.store.crypto import KeyError_
-    from sync.store.database import StoreError
-    from sync.store.migrate import schema_state
 
     try:
         core = open_core(settings)
@@ -87,7 +89,6 @@ def doctor() -> None:
             if state.current is not None:
                 from sqlalchemy import select
 
-                from sync.store.model import Connection
 
                 async with core.store.session() as s:
                     try:
@@ -97,7 +98,6 @@ def doctor() -> None:
                     except KeyError_ as exc:
                         bad += 1
                         _line(False, "credentials do not decrypt", str(exc))
-                from sync.store.model import Calendar
 
                 async with core.store.session() as s:
                     for cid, name, notes in (await s.execute(
@@ -107,7 +107,6 @@ def doctor() -> None:
                             _line(None, f"connection {cid} calendar {name!r}: {len(notes)} events skipped or "
                                   f"repaired on reading, e.g. {notes[0]}", "fix them in the calendar they come from")
 
-                from sync.services.status import webhook_health
 
                 for health in await webhook_health(core):
                     seen = health.last_delivery_at.isoformat(timespec="seconds") if health.last_delivery_at else "none"

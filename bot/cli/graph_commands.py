@@ -11,7 +11,12 @@ import click
 
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
+from bot.cli.people import cli_actor
+from sync.contract import ProviderError
 from sync.runtime.core import Core
+from sync.services.connections import ConnectionError_, map_identities
+from sync.services.practices import PracticeError, find_practitioner, practice_by_name
+from sync.services.staff import StaffError
 
 
 @click.group()
@@ -37,12 +42,6 @@ async def practitioner_map(
     as_json: bool,
 ) -> None:
     """Map a practitioner to their Microsoft 365 mailbox (by UPN or object id)."""
-    from bot.cli.people import cli_actor
-    from sync.contract import ProviderError
-    from sync.services.connections import ConnectionError_, map_identities
-    from sync.services.practices import PracticeError, find_practitioner, practice_by_name
-    from sync.services.staff import StaffError
-
     if clear == bool(upn or object_id):
         fail("give --upn and/or --object-id, or --clear")
     try:

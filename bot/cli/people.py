@@ -9,6 +9,18 @@ import click
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
 from sync.runtime.core import Core
+from sync.services.practices import (
+    PracticeError,
+    add_practitioner,
+    create_practice,
+    default_practice,
+    list_practices,
+    list_practitioners,
+    practice_by_name,
+)
+from sync.services.roles import RoleError, find_person, grant_role, list_roles, revoke_role
+from sync.services.staff import identities_of
+from sync.store.model import ChatIdentity
 
 
 def cli_actor() -> str:
@@ -30,8 +42,6 @@ def practice() -> None:
 @with_core
 async def practice_create(core: Core, name: str, tz: str, as_json: bool) -> None:
     """Create a practice."""
-    from sync.services.practices import PracticeError, create_practice
-
     try:
         async with core.store.session() as s:
             p = await create_practice(s, name, tz, cli_actor())
@@ -45,8 +55,6 @@ async def practice_create(core: Core, name: str, tz: str, as_json: bool) -> None
 @with_core
 async def practice_list(core: Core, as_json: bool) -> None:
     """List practices."""
-    from sync.services.practices import list_practices
-
     async with core.store.session() as s:
         rows = [{"id": p.id, "name": p.name, "timezone": p.timezone, "teams_tenant": p.teams_tenant_id,
                  "slack_team": p.slack_team_id} for p in await list_practices(s)]
@@ -69,8 +77,6 @@ def practitioner() -> None:
 async def practitioner_add(core: Core, name: str, email: str | None, tz: str | None, handle: str | None,
                            practice_name: str | None, as_json: bool) -> None:
     """Add a practitioner."""
-    from sync.services.practices import PracticeError, add_practitioner, practice_by_name
-
     try:
         async with core.store.session() as s:
             p = await practice_by_name(s, practice_name)
@@ -87,9 +93,6 @@ async def practitioner_add(core: Core, name: str, email: str | None, tz: str | N
 @with_core
 async def practitioner_list(core: Core, practice_name: str | None, as_json: bool) -> None:
     """List practitioners."""
-    from sync.services.practices import PracticeError, list_practitioners, practice_by_name
-    from sync.services.staff import identities_of
-
     try:
         async with core.store.session() as s:
             p = await practice_by_name(s, practice_name) if practice_name else None
@@ -109,9 +112,6 @@ def role() -> None:
 
 
 async def _person_and_practice(core: Core, person: str) -> tuple[int, int]:
-    from sync.services.practices import PracticeError, default_practice
-    from sync.services.roles import RoleError, find_person
-
     async with core.store.session() as s:
         try:
             practice = await default_practice(s)
@@ -128,9 +128,6 @@ async def _person_and_practice(core: Core, person: str) -> tuple[int, int]:
 @with_core
 async def role_grant(core: Core, role_name: str, person: tuple[str, ...]) -> None:
     """Give PERSON (their chat display name) a role, e.g. `clinicbot role grant staff Alex Wilber`."""
-    from sync.services.roles import grant_role
-    from sync.store.model import ChatIdentity
-
     _, person_id = await _person_and_practice(core, " ".join(person))
     async with core.store.session() as s:
         found = await s.get(ChatIdentity, person_id)
@@ -146,9 +143,6 @@ async def role_grant(core: Core, role_name: str, person: tuple[str, ...]) -> Non
 @with_core
 async def role_revoke(core: Core, role_name: str, person: tuple[str, ...]) -> None:
     """Take a role from PERSON (their chat display name)."""
-    from sync.services.roles import RoleError, revoke_role
-    from sync.store.model import ChatIdentity
-
     _, person_id = await _person_and_practice(core, " ".join(person))
     async with core.store.session() as s:
         found = await s.get(ChatIdentity, person_id)
@@ -168,9 +162,6 @@ async def role_revoke(core: Core, role_name: str, person: tuple[str, ...]) -> No
 @with_core
 async def role_list(core: Core, as_json: bool) -> None:
     """Everyone holding a role in the practice."""
-    from sync.services.practices import default_practice
-    from sync.services.roles import list_roles
-
     async with core.store.session() as s:
         practice = await default_practice(s)
         rows = [{"person": p.display_name or p.user_id, "platform": p.platform, "role": r}

@@ -7,7 +7,12 @@ import logging
 
 import click
 
+from bot.cli import get_settings
+from bot.cli.demo import PLAYGROUND
 from bot.cli.output import fail
+from bot.logs import configure_logging
+from sync.store.crypto import KeyError_
+from sync.store.database import StoreError
 
 log = logging.getLogger("clinicbot.serve")
 
@@ -17,13 +22,12 @@ log = logging.getLogger("clinicbot.serve")
 @click.option("--port", default=None, type=int, help="Listen port (default CLINICBOT_PORT, 3978).")
 def serve(host: str | None, port: int | None) -> None:
     """Run the clinicbot server."""
+    # The web server and its chat SDKs (aiohttp, botbuilder, slack-bolt: seconds to import) load for `serve`
+    # only, not for every admin command.
     from aiohttp import web
 
-    from bot.app import build_app, prepare_database, tune_for_serving
-    from bot.cli import get_settings
-    from bot.logs import configure_logging
-    from sync.store.crypto import KeyError_
-    from sync.store.database import StoreError
+    from bot.app import build_app, prepare_database, tune_for_serving  # lazy: the server's SDKs, see above
+    from bot.keys import CORE  # lazy: aiohttp, see above
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
@@ -34,7 +38,6 @@ def serve(host: str | None, port: int | None) -> None:
     except KeyError_ as exc:
         fail(str(exc), code=2)
     tune_for_serving(app)
-    from bot.app import CORE
 
     async def check() -> None:
         try:
@@ -59,8 +62,6 @@ def serve(host: str | None, port: int | None) -> None:
 
 def _print_try_it(host: str, port: int) -> None:
     """With no chat platform configured, say how to talk to this server locally (the Teams playground)."""
-    from bot.cli.demo import PLAYGROUND
-
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104  (reading, not binding)
     click.echo(
         "No chat platform is configured. Try the bot locally in the Microsoft 365 Agents Playground "

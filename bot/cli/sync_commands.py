@@ -19,9 +19,28 @@ import click
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
+from sync.contract import ProviderError
 from sync.contract.integration import ConnectOption, Integration
+from sync.engine.outbox import OutboxConfig, run_once
+from sync.engine.projection import initials
+from sync.engine.run import sync_all, sync_connection
 from sync.integrations import registry
+from sync.integrations.connect import begin_oauth, finish_oauth, refresh_calendars
 from sync.runtime.core import Core
+from sync.runtime.locks import SyncBusy
+from sync.services.appointments import list_day
+from sync.services.connections import (
+    ConnectionError_,
+    add_connection,
+    add_practice_wide,
+    calendar_rows,
+    remove_connection,
+    set_calendar,
+)
+from sync.services.practices import PracticeError, default_practice, find_practitioner, practice_by_name
+from sync.services.staff import identities_of
+from sync.services.status import connection_status
+from sync.store.model import Practitioner
 
 if TYPE_CHECKING:
     from sync.engine.run import Progress
@@ -37,8 +56,6 @@ def connection() -> None:
 
 async def _add(core: Core, provider: str, url: str, username: str | None, password_env: str | None,
                practitioner: str | None, as_json: bool) -> None:
-    from sync.services.connections import ConnectionError_, add_connection
-
     password = None
     if password_env:
         password = os.environ.get(password_env)
@@ -100,8 +117,6 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
     it, or paste --state and --code here); a server or feed needs --url (and --username with
     --password-env); a practice-wide one needs --application --tenant.
     """
-    from sync.contract import ProviderError
-
     try:
         integration = registry.get(integration_name)
     except ProviderError as exc:
@@ -141,11 +156,6 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
 
 async def _start_sign_in(core: Core, integration: Integration, practice_name: str | None,
                          practitioner_ref: str | None, options: dict[str, str], as_json: bool) -> None:
-    from sync.contract import ProviderError
-    from sync.integrations.connect import begin_oauth
-    from sync.services.practices import PracticeError, find_practitioner, practice_by_name
-    from sync.services.staff import identities_of
-
     defaults = {o.name: o.default for o in integration.connect.options if o.default is not None}
     try:
         async with core.store.session() as session:
@@ -175,9 +185,6 @@ async def _start_sign_in(core: Core, integration: Integration, practice_name: st
 
 
 async def _finish_sign_in(core: Core, name: str, state: str, code: str, as_json: bool) -> None:
-    from sync.contract import ProviderError
-    from sync.integrations.connect import finish_oauth
-
     try:
         saved = await finish_oauth(core, name, {"state": state, "code": code}, actor=cli_actor())
     except ProviderError as exc:
@@ -187,10 +194,6 @@ async def _finish_sign_in(core: Core, name: str, state: str, code: str, as_json:
 
 
 async def _add_practice_wide(core: Core, name: str, practice_name: str | None, tenant: str, as_json: bool) -> None:
-    from sync.contract import ProviderError
-    from sync.services.connections import ConnectionError_, add_practice_wide
-    from sync.services.practices import PracticeError
-
     try:
         saved = await add_practice_wide(core, name, practice_name, tenant, actor=cli_actor())
     except (PracticeError, ProviderError, ConnectionError_) as exc:
@@ -216,9 +219,6 @@ def _emit_saved(saved: SavedConnection, as_json: bool) -> None:
 @with_core
 async def connection_refresh(core: Core, connection_id: int, as_json: bool) -> None:
     """Find the connection's calendars again: new ones are added with the default roles, known ones keep theirs."""
-    from sync.contract import ProviderError
-    from sync.integrations.connect import refresh_calendars
-
     try:
         saved = await refresh_calendars(core, connection_id, actor=cli_actor())
     except ProviderError as exc:
@@ -236,8 +236,6 @@ async def connection_refresh(core: Core, connection_id: int, as_json: bool) -> N
 @with_core
 async def connection_list(core: Core, as_json: bool) -> None:
     """List connections with their health."""
-    from sync.services.status import connection_status
-
     rows = [{"id": s.connection_id, "provider": s.provider, "account": s.account, "status": s.status,
              "sync_enabled": s.sync_enabled, "last_success_at": s.last_success_at, "last_error": s.last_error}
             for s in await connection_status(core)]
@@ -251,8 +249,6 @@ async def connection_list(core: Core, as_json: bool) -> None:
 @with_core
 async def connection_remove(core: Core, connection_id: int, as_json: bool) -> None:
     """Disconnect an account: stop its push channels and forget it with its calendars."""
-    from sync.services.connections import ConnectionError_, remove_connection
-
     try:
         gone = await remove_connection(core, connection_id, actor=cli_actor())
     except ConnectionError_ as exc:
@@ -274,8 +270,6 @@ def calendar() -> None:
 @with_core
 async def calendar_list(core: Core, as_json: bool) -> None:
     """List calendars with their role, projection and sync switch."""
-    from sync.services.connections import calendar_rows
-
     emit(await calendar_rows(core), CAL_COLUMNS, as_json, title="Calendars")
 
 
@@ -290,8 +284,6 @@ async def calendar_list(core: Core, as_json: bool) -> None:
 async def calendar_set(core: Core, calendar_id: int, role: str | None, projection: str | None,
                        sync_switch: str | None, practitioner: str | None, as_json: bool) -> None:
     """Change a calendar's role, privacy projection, sync switch or practitioner."""
-    from sync.services.connections import ConnectionError_, set_calendar
-
     try:
         row = await set_calendar(core, calendar_id, role=role, projection=projection,
                                  sync_enabled=None if sync_switch is None else sync_switch == "on",
@@ -336,10 +328,6 @@ def _progress_bar(*, enabled: bool) -> Iterator[tuple[Progress | None, Callable[
 @with_core
 async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json: bool) -> None:
     """Sync now: read every calendar's changes, then write the queued copies."""
-    from sync.engine.outbox import OutboxConfig, run_once
-    from sync.engine.run import sync_all, sync_connection
-    from sync.runtime.locks import SyncBusy
-
     with _progress_bar(enabled=not as_json) as (progress, describe):
         try:
             if connection_id is not None:
@@ -368,8 +356,6 @@ async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json:
 @with_core
 async def sync_status(core: Core, as_json: bool) -> None:
     """Per connection: last success, cursor age, pending and failed outbox operations, token health."""
-    from sync.services.status import connection_status
-
     rows = [s.as_dict() for s in await connection_status(core)]
     if not as_json:  # the table names the state (a failing sync is not "active"), says why, and counts skipped events
         rows = [{**r, "status": r["state"], "error": r["last_error"] or r["last_failed_error"],
@@ -401,10 +387,6 @@ async def appointments_list(core: Core, day: str | None, practitioner: str | Non
 
     from sqlalchemy import select
 
-    from sync.engine.projection import initials
-    from sync.services.appointments import list_day
-    from sync.services.practices import PracticeError, default_practice, find_practitioner
-    from sync.store.model import Practitioner
 
     async with core.store.session() as s:
         try:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from bot.cli import get_settings
 from bot.cli.output import fail
 
 __all__ = ["teams"]
@@ -27,8 +28,7 @@ def teams() -> None:
 )
 def package(output: Path) -> None:
     """Build the Teams app package with this deployment's app id and domain."""
-    from bot.cli import get_settings
-    from bot.teams.package import PackageError, build_package
+    from bot.teams.package import PackageError, build_package  # lazy: it loads the Teams SDK (botbuilder)
 
     try:
         path = build_package(get_settings(), output)
@@ -41,8 +41,8 @@ def package(output: Path) -> None:
 @teams.command("icons")
 def icons() -> None:
     """Redraw manifest/teams/color.png and outline.png."""
-    from bot.teams.icons import write_icons
-    from bot.teams.package import MANIFEST_DIR
+    from bot.teams.icons import write_icons  # lazy: bot.teams loads the Teams SDK (botbuilder)
+    from bot.teams.package import MANIFEST_DIR  # lazy: as above
 
     for path in write_icons(MANIFEST_DIR):
         click.echo(f"wrote {path}")

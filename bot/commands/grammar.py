@@ -17,6 +17,8 @@ from typing import Literal
 
 from bot.commands.errors import ParseError
 from bot.commands.when import DayRef, WhenSpec, parse_day, parse_when
+from sync.integrations import registry
+from sync.notify.reminders import RemindError, parse_reminder_command
 from sync.services.appointments import InvalidAppointmentInput, parse_ref
 
 __all__ = [
@@ -50,8 +52,6 @@ class _ConnectWords(Mapping[str, str]):
     """What people type -> integration name, asked of the registry (names and chat aliases) when read."""
 
     def _words(self) -> dict[str, str]:
-        from sync.integrations import registry
-
         return {word: i.name for i in registry.integrations() for word in i.words}
 
     def __getitem__(self, word: str) -> str:
@@ -325,8 +325,6 @@ def _p_staff(args: list[str], rest: str) -> Command:
 
 
 def _p_remind(args: list[str], rest: str) -> Command:
-    from sync.notify.reminders import RemindError, parse_reminder_command
-
     try:
         parse_reminder_command(rest)
     except RemindError as exc:

@@ -13,6 +13,7 @@ import logging
 
 from aiohttp import web
 
+from bot.keys import CORE
 from sync.contract import ProviderError, Refused
 from sync.integrations import registry
 from sync.integrations.connect import SavedConnection, finish_oauth
@@ -81,8 +82,6 @@ async def _tell_in_chat(core: Core, saved: SavedConnection, title: str, text: st
 
 
 def setup_oauth(app: web.Application, settings: Settings) -> str | None:
-    from bot.app import CORE
-
     async def callback(request: web.Request) -> web.Response:
         return await callback_page(request.app[CORE], request.match_info["provider"], dict(request.query))
 

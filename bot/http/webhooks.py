@@ -16,6 +16,7 @@ import re
 
 from aiohttp import web
 
+from bot.keys import CORE
 from sync.contract import Refused
 from sync.contract.integration import WebhookAnswer, WebhookRequest
 from sync.integrations import registry
@@ -76,8 +77,6 @@ async def webhook(core: Core, request: web.Request, name: str, connection_id: st
 
 
 def setup_webhooks(app: web.Application, settings: Settings) -> str | None:
-    from bot.app import CORE
-
     async def dispatch(request: web.Request) -> web.StreamResponse:
         return await webhook(request.app[CORE], request, request.match_info["provider"],
                              request.match_info["connection_id"])

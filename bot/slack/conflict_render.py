@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.commands.actions import AcceptCalendar, Action, KeepBooking, OpenReschedule, ShowDetails
+from bot.slack.elements import button, esc
 from bot.views import ConflictCard, ConflictList, DoubleBookingCard
 
 __all__ = ["CONFLICT_VIEWS", "blocks_for"]
@@ -34,16 +35,12 @@ MAX_LISTED = 8  # cards in one `conflicts` answer, under Slack's 50-block cap
 
 
 def _button(action: Action) -> ButtonElement:
-    from bot.slack.render import button
-
     b = button(action, _LABELS.get(type(action)))
     b.style = "primary" if isinstance(action, (KeepBooking, OpenReschedule)) else None
     return b
 
 
 def _esc(text: str) -> str:
-    from bot.slack.render import esc
-
     return esc(text)
 
 

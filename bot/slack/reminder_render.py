@@ -11,6 +11,7 @@ from typing import Any
 from slack_sdk.models.blocks import ActionsBlock, Block, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.commands.actions import Action, BookFollowUp, MarkAttended, MarkNoShow, ShowDetails
+from bot.slack.elements import button, esc
 from bot.views import AgendaItem, FollowUp, FollowUpRequest, ReminderCard, ReminderHealth
 
 __all__ = ["REMINDER_VIEWS", "blocks_for", "reminder_health_blocks"]
@@ -25,14 +26,10 @@ _LABELS: dict[type[Any], tuple[str, str | None]] = {
 
 
 def _esc(text: str) -> str:
-    from bot.slack.render import esc
-
     return esc(text)
 
 
 def _button(action: Action) -> Any:
-    from bot.slack.render import button
-
     label, style = _LABELS.get(type(action), (None, None))
     b = button(action, label)
     if type(action) in _LABELS:

@@ -28,14 +28,13 @@ from slack_sdk.models.views import View as SlackView
 
 from bot.commands.actions import (
     Action,
-    AskCancel,
-    CancelConfirmed,
     OpenReschedule,
     PickSlot,
     ShowDetails,
     encode,
 )
 from bot.slack import conflict_render, reminder_render
+from bot.slack.elements import ACTION_PREFIX, LABELS, button, clip, esc
 from bot.views import (
     Agenda,
     AgendaItem,
@@ -57,41 +56,16 @@ from bot.views import (
 
 __all__ = ["ACTION_PREFIX", "MODAL_CALLBACK", "message", "modal", "result_modal", "working_modal"]
 
-ACTION_PREFIX = "clinic."
 MODAL_CALLBACK = "clinic.reschedule"
 MAX_AGENDA_ITEMS = 22  # 2 blocks each, under Slack's 50-block cap with header and footer
-_LABELS: dict[type[Any], tuple[str, str | None]] = {
-    OpenReschedule: ("Reschedule", "primary"),
-    AskCancel: ("Cancel", "danger"),
-    ShowDetails: ("Details", None),
-    CancelConfirmed: ("Yes, cancel it", "danger"),
-    PickSlot: ("", "primary"),
-}
-
-
-def esc(text: str) -> str:
-    """Escape people's text for mrkdwn (Slack's three control characters)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def button(action: Action, label: str | None = None) -> ButtonElement:
-    action_id, value = encode(action)
-    text, style = _LABELS.get(type(action), ("Open", None))
-    return ButtonElement(
-        text=_clip(label or text, 75), action_id=ACTION_PREFIX + action_id, value=value, style=style
-    )
 
 
 def _md(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=_clip(text, 3000)))
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))
 
 
 def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=_clip(text, 3000))])
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(text, 3000))])
 
 
 def _item_line(item: AgendaItem) -> str:
@@ -110,14 +84,14 @@ def agenda_json(view: Agenda) -> list[dict[str, Any]]:
     Tests parse every block with slack_sdk's models, which must give back exactly these dicts."""
 
     def mrkdwn(text: str) -> dict[str, Any]:
-        return {"type": "mrkdwn", "text": _clip(text, 3000)}
+        return {"type": "mrkdwn", "text": clip(text, 3000)}
 
     def button_json(action: Action) -> dict[str, Any]:
         action_id, value = encode(action)
-        label, style = _LABELS.get(type(action), ("Open", None))
+        label, style = LABELS.get(type(action), ("Open", None))
         out = {
             "type": "button",
-            "text": {"type": "plain_text", "text": _clip(label, 75), "emoji": True},
+            "text": {"type": "plain_text", "text": clip(label, 75), "emoji": True},
             "action_id": ACTION_PREFIX + action_id,
             "value": value,
         }
@@ -125,7 +99,7 @@ def agenda_json(view: Agenda) -> list[dict[str, Any]]:
             out["style"] = style
         return out
 
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": _clip(view.title, 150)}}]
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": clip(view.title, 150)}}]
     if not view.items:
         blocks.append({"type": "section", "text": mrkdwn(esc(view.empty_text))})
     for item in view.items[:MAX_AGENDA_ITEMS]:
@@ -159,7 +133,7 @@ def _detail(view: AppointmentDetail) -> list[Block]:
     if item.service:
         fields.append(MarkdownTextObject(text=f"*Service*\n{esc(item.service)}"))
     if view.location:
-        fields.append(MarkdownTextObject(text=f"*Where*\n{esc(_clip(view.location, 500))}"))
+        fields.append(MarkdownTextObject(text=f"*Where*\n{esc(clip(view.location, 500))}"))
     blocks.append(
         SectionBlock(
             block_id=f"appt:{item.appointment_id}",
@@ -168,9 +142,9 @@ def _detail(view: AppointmentDetail) -> list[Block]:
         )
     )
     if view.note:
-        blocks.append(_context(esc(_clip(view.note, 2900))))
+        blocks.append(_context(esc(clip(view.note, 2900))))
     if view.notes:
-        blocks.append(_md(f"*Notes*\n{esc(_clip(view.notes, 2500))}"))
+        blocks.append(_md(f"*Notes*\n{esc(clip(view.notes, 2500))}"))
     if view.calendars:
         blocks.append(_context("Synced to: " + ", ".join(f"{esc(n)} ({s})" for n, s in view.calendars)))
     if item.actions:
@@ -211,7 +185,7 @@ def _confirm(view: ConfirmCancel) -> list[Block]:
 
 def _status(view: Status) -> list[Block]:
     blocks: list[Block] = [
-        HeaderBlock(text=PlainTextObject(text=_clip(f"Sync status · {view.practice}", 150)))
+        HeaderBlock(text=PlainTextObject(text=clip(f"Sync status · {view.practice}", 150)))
     ]
     if not view.connections:
         blocks.append(
@@ -261,7 +235,7 @@ def _links(title: str, url: str | None, steps: tuple[str, ...], label: str) -> l
     if url:
         return [
             SectionBlock(
-                text=MarkdownTextObject(text=_clip(text, 3000)),
+                text=MarkdownTextObject(text=clip(text, 3000)),
                 accessory=ButtonElement(text=label, url=url, action_id="clinic.link", style="primary"),
             )
         ]
@@ -273,10 +247,10 @@ def message(view: View) -> tuple[str, list[dict[str, Any]]]:
     blocks: list[Block]
     if isinstance(view, conflict_render.CONFLICT_VIEWS):
         text, blocks = conflict_render.blocks_for(view)
-        return _clip(text, 300), [b.to_dict() for b in blocks]
+        return clip(text, 300), [b.to_dict() for b in blocks]
     match view:
         case Agenda():
-            return _clip(view.title, 300), agenda_json(view)
+            return clip(view.title, 300), agenda_json(view)
         case AppointmentDetail():
             text, blocks = (
                 view.notice or f"{view.item.ref} {view.date_label} {view.item.time_label}",
@@ -322,7 +296,7 @@ def message(view: View) -> tuple[str, list[dict[str, Any]]]:
             text, blocks = reminder_render.blocks_for(view)
         case _:
             raise TypeError(f"no Slack rendering for {type(view).__name__}")
-    return _clip(text, 300), [b.to_dict() for b in blocks]
+    return clip(text, 300), [b.to_dict() for b in blocks]
 
 
 def modal(form: RescheduleForm, metadata: str) -> dict[str, Any]:
@@ -343,7 +317,7 @@ def modal(form: RescheduleForm, metadata: str) -> dict[str, Any]:
         )
     )
     if form.practitioners:
-        options = [Option(value=str(pid), label=_clip(name, 75)) for pid, name in form.practitioners[:100]]
+        options = [Option(value=str(pid), label=clip(name, 75)) for pid, name in form.practitioners[:100]]
         initial = next((o for o in options if o.value == str(form.practitioner_id)), None)
         blocks.append(
             InputBlock(
@@ -359,7 +333,7 @@ def modal(form: RescheduleForm, metadata: str) -> dict[str, Any]:
     view = SlackView(
         type="modal",
         callback_id=MODAL_CALLBACK,
-        title=_clip(f"Reschedule {form.ref}", 24),
+        title=clip(f"Reschedule {form.ref}", 24),
         submit="Reschedule",
         close="Close",
         private_metadata=metadata,

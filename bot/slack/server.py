@@ -25,8 +25,12 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Background
+from bot.commands import resolve_actor
+from bot.keys import CORE
+from bot.notify import chat_notifier
 from bot.shapes import Shape, shape_problem
 from bot.slack.listeners import SlackListeners
+from bot.slack.notifier import SlackSender
 from bot.slack.stores import EncryptedInstallationStore, make_state_store
 from bot.slack.verify import RequestVerifier
 from sync.runtime.core import Core
@@ -120,8 +124,6 @@ class SlackRuntime:
 
     async def _installed(self, args: AsyncSuccessArgs) -> BoltResponse:
         """Bind the workspace to its practice; the installer becomes the first admin of a fresh one."""
-        from bot.commands import resolve_actor
-
         inst = args.installation
         if inst.team_id and inst.user_id:
             await resolve_actor(
@@ -135,8 +137,6 @@ class SlackRuntime:
         self.http = ClientSession(timeout=ClientTimeout(total=10))
         self.listeners.http = self.http
         self.listeners.register(self.bolt)
-        from bot.notify import chat_notifier
-        from bot.slack.notifier import SlackSender
 
         chat_notifier(self.core).senders["slack"] = SlackSender(self)
         await self.background.start()
@@ -335,8 +335,6 @@ def _mode(settings: Settings) -> tuple[str | None, str | None]:
 
 def setup_slack(app: web.Application, settings: Settings) -> str | None:
     """Mount the Slack front end; None when enabled, else why it is off."""
-    from bot.app import CORE
-
     mode, reason = _mode(settings)
     if mode is None:
         return reason

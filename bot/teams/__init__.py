@@ -12,6 +12,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.keys import CORE, WARNINGS
+from bot.notify import chat_notifier
+from bot.teams.auth import build_auth
+from bot.teams.bot import TeamsBot
+from bot.teams.consent import ConsentOutcome, ConsentRoutes
+from bot.teams.consent_flow import ConsentFlow
+from bot.teams.endpoint import MessagesEndpoint
+from bot.teams.notifier import TeamsNotifier
+from bot.teams.proactive import ProactiveSender
+from bot.teams.sender import TeamsSender
+from bot.teams.turn_errors import on_turn_error
+from sync.runtime.notifier import DeliveryError, Notification
 from sync.runtime.settings import Settings
 
 __all__ = ["AUTH_OFF_WARNING", "TEAMS", "setup_teams"]
@@ -32,16 +44,6 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
     """Mount the Teams routes; None when enabled, else why not."""
     from botbuilder.integration.aiohttp import CloudAdapter
 
-    from bot.app import CORE, WARNINGS
-    from bot.teams.auth import build_auth
-    from bot.teams.bot import TeamsBot
-    from bot.teams.consent import ConsentOutcome, ConsentRoutes
-    from bot.teams.consent_flow import ConsentFlow
-    from bot.teams.endpoint import MessagesEndpoint
-    from bot.teams.notifier import TeamsNotifier
-    from bot.teams.proactive import ProactiveSender
-    from bot.teams.turn_errors import on_turn_error
-    from sync.runtime.notifier import DeliveryError, Notification
 
     if settings.microsoft_app_type == "UserAssignedMSI":
         return "MicrosoftAppType=UserAssignedMSI is not supported; use MultiTenant or SingleTenant"
@@ -64,8 +66,6 @@ def setup_teams(app: web.Application, settings: Settings) -> str | None:
     endpoint = MessagesEndpoint(adapter, bot)
     notifier = TeamsNotifier(core, sender)
     core.services.notifiers["teams"] = notifier
-    from bot.notify import chat_notifier
-    from bot.teams.sender import TeamsSender
 
     chat_notifier(core).senders["teams"] = TeamsSender(core, sender)
 

@@ -41,6 +41,7 @@ from botframework.connector.skills import BotFrameworkClient
 from msrest.authentication import Authentication
 from msrest.pipeline import SansIOHTTPPolicy
 
+from bot.teams import signing_keys
 from bot.teams.outbound import FastConversations
 from bot.teams.transport import SharedSessionSender
 from sync.runtime.settings import Settings
@@ -193,8 +194,6 @@ class BotAuth(BotFrameworkAuthentication):
     """ConfigurationBotFrameworkAuthentication plus the connector-client and token caches."""
 
     def __init__(self, settings: Settings) -> None:
-        from bot.teams import signing_keys
-
         signing_keys.install()
         self.credentials = _CredentialFactory(settings)
         self.inner = ConfigurationBotFrameworkAuthentication(

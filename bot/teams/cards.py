@@ -12,21 +12,15 @@ shared in a channel or group chat; only read-only views carry it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from typing import Any
 
 from bot.commands.actions import (
-    Action,
-    AskCancel,
-    CancelConfirmed,
-    OpenReschedule,
     PickSlot,
     ShowDetails,
     SubmitReschedule,
-    encode,
 )
 from bot.teams import conflict_cards, reminder_cards
+from bot.teams.card_parts import Json, action_button, execute, fact_set, open_url, plain, text
 from bot.views import (
     Agenda,
     AgendaItem,
@@ -46,7 +40,11 @@ from bot.views import (
     Whoami,
 )
 
-__all__ = ["CARD_CONTENT_TYPE", "REFRESH_VERB", "SCHEMA", "action_button", "card", "render"]
+# The pieces (card_parts) are part of this module's vocabulary: the consent and error cards build with them.
+__all__ = [
+    "CARD_CONTENT_TYPE", "REFRESH_VERB", "SCHEMA", "action_button", "card", "execute", "fact_set", "open_url", "plain",
+    "render", "text",
+]
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -54,60 +52,8 @@ REFRESH_VERB = "refresh"
 #: Teams honours at most 60 user ids in `refresh.userIds`.
 MAX_REFRESH_USERS = 60
 
-Json = dict[str, Any]
-
-_TITLES: dict[type[Any], str] = {
-    OpenReschedule: "Reschedule",
-    AskCancel: "Cancel",
-    ShowDetails: "Details",
-    SubmitReschedule: "Move",
-    CancelConfirmed: "Cancel appointment",
-}
-
-
 #: How a command is typed in Teams (Slack's wording, `/clinic <command>`, means nothing here).
 HOW_TO_TYPE = "Send me a command, such as `today`; in a channel or group chat, @mention me first."
-
-
-def plain(value: str) -> str:
-    """Text with `<` and `>` escaped: Teams reads `<id>` as an HTML tag and drops it."""
-    return value.replace("<", "&lt;").replace(">", "&gt;")
-
-
-def text(value: str, **extra: Any) -> Json:
-    """A wrapping TextBlock; angle brackets shown as typed (see `plain`)."""
-    return {"type": "TextBlock", "text": plain(value), "wrap": True, **extra}
-
-
-def fact_set(facts: Iterable[tuple[str, str]]) -> Json:
-    """A FactSet of (title, value) pairs, skipping empty values, angle brackets shown as typed."""
-    return {"type": "FactSet", "facts": [{"title": plain(k), "value": plain(v)} for k, v in facts if v]}
-
-
-def execute(title: str, verb: str, data: Json, *, style: str | None = None) -> Json:
-    """Action.Execute with an Action.Submit fallback carrying the same verb and data."""
-    payload = {"verb": verb, **data}
-    button: Json = {
-        "type": "Action.Execute",
-        "title": title,
-        "verb": verb,
-        "data": payload,
-        "fallback": {"type": "Action.Submit", "title": title, "data": payload},
-    }
-    if style:
-        button["style"] = style
-        button["fallback"]["style"] = style
-    return button
-
-
-def action_button(action: Action, title: str | None = None, *, style: str | None = None) -> Json:
-    """A card button for a typed command-layer action."""
-    verb, value = encode(action)
-    return execute(title or _TITLES.get(type(action), verb), verb, json.loads(value), style=style)
-
-
-def open_url(title: str, url: str) -> Json:
-    return {"type": "Action.OpenUrl", "title": title, "url": url}
 
 
 def card(

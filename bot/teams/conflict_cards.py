@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.commands.actions import AcceptCalendar, Action, KeepBooking, OpenReschedule, ShowDetails
+from bot.teams.card_parts import action_button, fact_set
 from bot.views import ConflictCard, ConflictList, DoubleBookingCard
 
 __all__ = ["CONFLICT_VIEWS", "parts_for"]
@@ -25,8 +26,6 @@ _TITLES: dict[type[Any], tuple[str, str | None]] = {
 
 
 def _button(action: Action) -> Json:
-    from bot.teams.cards import action_button
-
     title, style = _TITLES.get(type(action), ("Open", None))
     return action_button(action, title, style=style)
 
@@ -85,6 +84,4 @@ def parts_for(view: ConflictCard | DoubleBookingCard | ConflictList) -> tuple[li
 
 
 def _fact_set(facts: list[tuple[str, str]]) -> Json:
-    from bot.teams.cards import fact_set  # bot.teams.cards imports this module
-
     return fact_set(facts)

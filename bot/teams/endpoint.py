@@ -23,6 +23,7 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, ActivityTypes, AdaptiveCardInvokeResponse
 from msrest.serialization import Deserializer, Model
 
+from bot.keys import STATUS
 from bot.shapes import Shape, shape_problem
 from bot.teams.auth import TokenError
 from bot.teams.signing_keys import SigningKeysUnavailable
@@ -157,8 +158,6 @@ class MessagesEndpoint:
             self._show("enabled")
 
     def _show(self, state: str) -> None:
-        from bot.app import STATUS
-
         if self._app is not None:
             self._app[STATUS]["teams"] = state
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.commands.grammar import GRAMMAR
 from bot.teams.icons import png_size
 from sync.runtime.settings import Settings
 
@@ -37,8 +38,6 @@ class PackageError(Exception):
 
 def command_list() -> list[dict[str, str]]:
     """The bot's commands for the manifest, from the shared grammar (help first)."""
-    from bot.commands.grammar import GRAMMAR
-
     commands = [
         {
             "title": spec.name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.commands.actions import Action, BookFollowUp, MarkAttended, MarkNoShow
+from bot.teams.card_parts import action_button, fact_set
 from bot.views import AgendaItem, FollowUp, FollowUpRequest, ReminderCard, ReminderHealth
 
 __all__ = ["REMINDER_VIEWS", "parts_for", "reminder_health_part"]
@@ -27,8 +28,6 @@ def _text(value: str, **extra: Any) -> Json:
 
 
 def _buttons(actions: tuple[Action, ...]) -> list[Json]:
-    from bot.teams.cards import action_button
-
     out = []
     for action in actions:
         title, style = _TITLES.get(type(action), (None, None))
@@ -85,7 +84,6 @@ def _request(view: FollowUpRequest) -> tuple[list[Json], list[Json]]:
     body += [_text(f"- {s}", spacing="None") for s in view.slots] or [
         _text("No free slot found in the next two weeks.", isSubtle=True)
     ]
-    from bot.teams.cards import action_button
 
     return body, [action_button(a) for a in item.actions]
 
@@ -124,6 +122,4 @@ def reminder_health_part(health: ReminderHealth) -> Json:
 
 
 def _fact_set(facts: list[tuple[str, str]]) -> Json:
-    from bot.teams.cards import fact_set  # bot.teams.cards imports this module
-
     return fact_set(facts)

@@ -1,0 +1,40 @@
+"""Block Kit pieces every Slack renderer uses (mrkdwn escaping, clipping, action buttons), in a module of
+their own so the view renderers (render, conflict_render, reminder_render) share them without importing
+each other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import ButtonElement
+
+from bot.commands.actions import Action, AskCancel, CancelConfirmed, OpenReschedule, PickSlot, ShowDetails, encode
+
+__all__ = ["ACTION_PREFIX", "LABELS", "button", "clip", "esc"]
+
+ACTION_PREFIX = "clinic."
+#: Each button kind's label and style.
+LABELS: dict[type[Any], tuple[str, str | None]] = {
+    OpenReschedule: ("Reschedule", "primary"),
+    AskCancel: ("Cancel", "danger"),
+    ShowDetails: ("Details", None),
+    CancelConfirmed: ("Yes, cancel it", "danger"),
+    PickSlot: ("", "primary"),
+}
+
+
+def esc(text: str) -> str:
+    """Escape people's text for mrkdwn (Slack's three control characters)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def button(action: Action, label: str | None = None) -> ButtonElement:
+    action_id, value = encode(action)
+    text, style = LABELS.get(type(action), ("Open", None))
+    return ButtonElement(
+        text=clip(label or text, 75), action_id=ACTION_PREFIX + action_id, value=value, style=style
+    )
