@@ -18,26 +18,6 @@ import grimp
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("sync", "adapters", "bot")
 
-#: Modules that still import project modules inside functions; this list only shrinks.
-LOCAL_IMPORTS_LEFT: set[str] = {
-    "adapters.google", "adapters.google.connect", "adapters.graph", "adapters.graph.oauth",
-    "adapters.kit.ical.contentlines", "adapters.kit.ical.zones", "adapters.square.oauth",
-}
-
-#: Import cycles not yet broken (each as its sorted modules); this list only shrinks.
-CYCLES_LEFT: set[tuple[str, ...]] = {
-    ("adapters.google", "adapters.google.connect"),
-    ("adapters.graph", "adapters.graph.oauth"),
-    (
-        "adapters.kit.ical.contentlines",
-        "adapters.kit.ical.reader",
-        "adapters.kit.ical.writer",
-        "adapters.kit.ical.zones",
-    ),
-    ("adapters.square", "adapters.square.oauth"),
-}
-
-
 def _cycles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:
     """The strongly connected groups of more than one module (Tarjan, iterative)."""
     index: dict[str, int] = {}
@@ -85,16 +65,7 @@ def _cycles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:
 def test_no_import_cycles() -> None:
     """Type-only imports (under TYPE_CHECKING) run nothing, so they are left out."""
     graph = grimp.build_graph(*PACKAGES, exclude_type_checking_imports=True, cache_dir=None)
-    cycles = set(_cycles(graph))
-    assert cycles - CYCLES_LEFT == set(), "new import cycles"
-    assert CYCLES_LEFT - cycles == set(), "broken cycles still listed in CYCLES_LEFT: remove them"
-
-
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+    assert _cycles(graph) == []
 
 
 def _comments(source: str) -> dict[int, str]:
@@ -134,14 +105,9 @@ def _local_imports(path: Path, root: Path = ROOT) -> list[str]:
 
 
 def test_no_project_imports_inside_functions() -> None:
-    by_module: dict[str, list[str]] = {}
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            if found := _local_imports(path):
-                by_module[_module_name(path)] = found
-    new = [line for module, lines in by_module.items() if module not in LOCAL_IMPORTS_LEFT for line in lines]
-    assert new == [], "import these at the top of the module (or mark a heavy optional SDK `# lazy: why`)"
-    assert LOCAL_IMPORTS_LEFT - set(by_module) == set(), "clean modules still listed in LOCAL_IMPORTS_LEFT"
+    found = [line for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
+             for line in _local_imports(path)]
+    assert found == [], "import these at the top of the module (or mark a heavy optional SDK `# lazy: why`)"
 
 
 def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:

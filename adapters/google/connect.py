@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.google.auth import authorization_request, exchange_code
+from adapters.google.discovery import discover
 from adapters.google.provider import SEND_UPDATES
 from sync.contract import BadPayload, CalendarInfo, ConnectionInfo, Refused
 from sync.contract.integration import Connected, HostSettings, OAuthStart
@@ -36,8 +37,6 @@ class GoogleOAuth:
     async def finish(
         self, host: HostSettings, *, secret: dict[str, Any], query: Mapping[str, str], transport: Any = None
     ) -> Connected:
-        from adapters.google import discover  # the package imports this module: a deliberate late import
-
         code = query.get("code") or ""
         if not code or not secret.get("code_verifier"):
             raise BadPayload("google: the callback carries no code", provider="google")

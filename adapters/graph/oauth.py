@@ -14,6 +14,7 @@ from typing import Any
 
 from adapters.graph.auth import GraphAuthConfig, begin_sign_in, complete_sign_in
 from adapters.graph.connection import GraphTransports
+from adapters.graph.discovery import discover
 from adapters.graph.errors import PROVIDER
 from adapters.graph.identities import staff_user_ref
 from sync.contract import ConnectionInfo
@@ -43,8 +44,6 @@ class GraphOAuth:
     async def finish(
         self, host: HostSettings, *, secret: dict[str, Any], query: Mapping[str, str], transport: Any = None
     ) -> Connected:
-        from adapters.graph import discover  # the package imports this module: a deliberate late import
-
         config = GraphAuthConfig.from_settings(host, http_client=_login_client(transport))
         creds = await complete_sign_in(config, dict(secret["flow"]), dict(query))
         account = str(creds.get("username") or "")
@@ -63,8 +62,6 @@ class GraphTenant:
     async def connect(
         self, host: HostSettings, *, tenant: str, staff: Sequence[StaffRef], transport: Any = None
     ) -> Connected:
-        from adapters.graph import discover  # the package imports this module: a deliberate late import
-
         tenant = tenant.strip().lower()
         users = sorted({ref for person in staff if (ref := staff_user_ref(person))})
         config: dict[str, Any] = {"mode": "application", "tenant_id": tenant, "users": users}

@@ -57,7 +57,7 @@ INTEGRATION = Integration(
     configured=_configured,
     connect=ConnectSpec(
         kinds=("oauth2", "credentials"),
-        oauth=SquareOAuth(),
+        oauth=SquareOAuth(discover),
         steps=(
             "Square bookings are read from Square; reschedules and cancels made in chat go back to Square.",
             "Sign in with the Square seller account that takes the bookings.",

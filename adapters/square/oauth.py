@@ -9,7 +9,7 @@ becomes one booking calendar, whose practitioner comes from the staff mapping.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -19,7 +19,7 @@ import httpx
 from adapters.kit.http import make_client
 from adapters.square.client import PROVIDER, map_square_error
 from adapters.square.settings import square_settings
-from sync.contract import AuthExpired, BadPayload, ConnectionInfo, Refused, Unavailable
+from sync.contract import AuthExpired, BadPayload, CalendarInfo, ConnectionInfo, Refused, Unavailable
 from sync.contract.integration import Connected, HostSettings, OAuthStart
 
 __all__ = ["SCOPES", "SquareOAuth", "fresh_token", "redeem"]
@@ -81,7 +81,13 @@ async def fresh_token(conn: ConnectionInfo, host: HostSettings) -> str:
 
 
 class SquareOAuth:
-    """Square's OAuth2 code flow (sync.contract.integration.OAuthFlow)."""
+    """Square's OAuth2 code flow (sync.contract.integration.OAuthFlow).
+
+    `discover` lists the staff of a connection; the package passes its own in, since listing staff
+    reads through the token refresh kept here."""
+
+    def __init__(self, discover: Callable[[ConnectionInfo, HostSettings], Awaitable[list[CalendarInfo]]]) -> None:
+        self._discover = discover
 
     async def begin(self, host: HostSettings, *, redirect_uri: str, options: Mapping[str, str],
                     transport: Any = None) -> OAuthStart:
@@ -96,8 +102,6 @@ class SquareOAuth:
 
     async def finish(self, host: HostSettings, *, secret: dict[str, Any], query: Mapping[str, str],
                      transport: Any = None) -> Connected:
-        from adapters.square import discover  # the package imports this module
-
         code = query.get("code") or ""
         if not code:
             raise BadPayload(f"square: the callback carries no code ({query.get('error') or 'no error'})",
@@ -105,6 +109,6 @@ class SquareOAuth:
         creds = await redeem(host, {"grant_type": "authorization_code", "code": code,
                                     "redirect_uri": str(secret.get("redirect_uri") or "")}, transport=transport)
         config: dict[str, Any] = {}
-        calendars = await discover(ConnectionInfo(PROVIDER, "", config, creds, transport=transport), host)
+        calendars = await self._discover(ConnectionInfo(PROVIDER, "", config, creds, transport=transport), host)
         return Connected(account=str(creds.get("merchant_id") or "Square seller"), config=config,
                          credentials=creds, calendars=calendars)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from adapters.kit.ical.zone_names import iana_zone
 from sync.contract import BadPayload
 
-__all__ = ["Component", "Prop", "located", "parse_components", "split_text_list", "unescape_text"]
+__all__ = [
+    "Component", "Prop", "component_text", "located", "parse_components", "split_text_list", "unescape_text",
+]
 
 _NAME_OK = re.compile(r"[A-Za-z0-9-]+\Z")
 _UNESCAPE = re.compile(r"\\([\\;,nN])")
@@ -161,7 +164,6 @@ def _drop_named_zones(text: str) -> str:
     """Remove VTIMEZONE blocks whose TZID names an IANA zone: the reader never consults them
     (IANA rules win), and CalDAV servers repeat one in every resource, which would otherwise
     double the lines to read."""
-    from adapters.kit.ical.zones import iana_zone
 
     def keep_unless_named(match: re.Match[str]) -> str:
         tzid = _TZID.search(match.group(1))
@@ -312,3 +314,19 @@ def _feed(text: str, line: int, stack: list[Component], roots: list[Component], 
         raise BadPayload(f"line {line}: content outside BEGIN:VCALENDAR", line=line)
     else:
         stack[-1].props.append(prop)
+
+
+def component_text(component: Component) -> str:
+    """Re-serialize a parsed component (used to hand a custom VTIMEZONE to icalendar)."""
+    lines = [f"BEGIN:{component.name}"]
+    for prop in component.props:
+        params = "".join(f";{key}={_quote(value)}" for key, value in (prop.params or {}).items())
+        lines.append(f"{prop.name}{params}:{prop.value}")
+    for child in component.children:
+        lines.append(component_text(child).rstrip("\r\n"))
+    lines.append(f"END:{component.name}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def _quote(value: str) -> str:
+    return f'"{value}"' if any(c in value for c in ":;,") else value

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from adapters.kit.ical.contentlines import Component
+from adapters.kit.ical.contentlines import component_text
 from adapters.kit.ical.reader import X_CLIENT_EMAIL, X_CLIENT_NAME, X_ID, X_SERVICE
 from adapters.kit.ical.zones import is_utc, vtimezone_lines
 from sync.contract.items import EventData
@@ -134,19 +134,3 @@ def serialize_event(event: EventData, overrides: Sequence[EventData] = ()) -> st
         if override.uid != event.uid or override.recurrence_id is None:
             raise ValueError("overrides must share the master's UID and carry a recurrence_id")
     return serialize_calendar([event, *overrides])
-
-
-def component_text(component: Component) -> str:
-    """Re-serialize a parsed component (used to hand a custom VTIMEZONE to icalendar)."""
-    lines = [f"BEGIN:{component.name}"]
-    for prop in component.props:
-        params = "".join(f";{key}={_quote(value)}" for key, value in (prop.params or {}).items())
-        lines.append(f"{prop.name}{params}:{prop.value}")
-    for child in component.children:
-        lines.append(component_text(child).rstrip("\r\n"))
-    lines.append(f"END:{component.name}")
-    return "\r\n".join(lines) + "\r\n"
-
-
-def _quote(value: str) -> str:
-    return f'"{value}"' if any(c in value for c in ":;,") else value

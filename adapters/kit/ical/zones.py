@@ -17,8 +17,9 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from adapters.kit.ical.contentlines import Component
-from adapters.kit.ical.windows_zones import windows_to_iana
+from adapters.kit.ical.contentlines import Component, component_text
+from adapters.kit.ical.zone_names import iana_zone
+from sync.contract import BadPayload
 
 __all__ = ["ZoneResolver", "iana_zone", "is_utc", "vtimezone_lines"]
 
@@ -30,27 +31,6 @@ _UTC_NAMES = frozenset({"UTC", "ETC/UTC", "GMT", "ETC/GMT", "Z", "ZULU", "UNIVER
 def is_utc(tzid: str | None) -> bool:
     """True when a zone name means UTC (or there is none)."""
     return tzid is None or tzid.upper() in _UTC_NAMES
-
-
-@lru_cache(maxsize=1024)
-def iana_zone(name: str) -> ZoneInfo | None:
-    """The IANA zone a TZID names, directly, as a Windows id or inside a vendor prefix; else None."""
-    name = name.strip().strip('"')
-    candidates = [name]
-    windows = windows_to_iana(name)
-    if windows:
-        candidates.insert(0, windows)
-    if "/" in name:
-        parts = [p for p in name.split("/") if p]
-        candidates.extend("/".join(parts[-n:]) for n in (3, 2) if len(parts) >= n)
-    for candidate in candidates:
-        if not candidate or candidate.startswith((".", "/")) or ".." in candidate:
-            continue
-        try:
-            return ZoneInfo(candidate)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            continue
-    return None
 
 
 class ZoneResolver:
@@ -84,8 +64,6 @@ class ZoneResolver:
             zone = iana_zone(location.value)
             assert zone is not None
             return zone, zone.key
-        from adapters.kit.ical.writer import component_text
-
         return _custom_zone(component_text(block), block.line)
 
     def _vtimezone(self, tzid: str) -> Component | None:
@@ -109,8 +87,6 @@ def _custom_zone(text: str, line: int) -> tuple[tzinfo, str | None]:
     `equivalent_zone`), so a series in it is expanded, stored and written like any other, 09:00
     staying 09:00 across DST; else the block's own rules, read by icalendar, with no name."""
     import icalendar
-
-    from sync.contract import BadPayload
 
     try:
         parsed: Any = icalendar.Timezone.from_ical(text)
