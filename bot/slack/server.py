@@ -101,7 +101,7 @@ class SlackRuntime:
                 installation_store=EncryptedInstallationStore(
                     client_id=s.slack_client_id or "", engine=engine
                 ),
-                state_store=make_state_store(engine),
+                state_store=make_state_store(self.core),
                 callback_options=AsyncCallbackOptions(success=self._installed, failure=_install_failed),
             )
             bolt = AsyncApp(

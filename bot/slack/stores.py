@@ -2,8 +2,9 @@
 
 slack_sdk >= 3.27 ships async stores that take an `AsyncEngine`, so they share the core's engine
 (aiosqlite or asyncpg, with the PostgreSQL schema pinned by its search_path); no second, sync engine
-is needed. The tables come from our migrations (sync/migrations, "0002_slack_oauth").
-Tokens are encrypted at rest with CLINICBOT_SECRET_KEY before the store writes them.
+is needed. The tables come from our migrations (sync/migrations, "0002_slack_oauth"), and the SQL is the
+SDK's. Tokens are sealed at rest with CLINICBOT_SECRET_KEY (sync.services.secrets) before the store
+writes them.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sync.store.crypto import current_box
+from sync.runtime.core import Core
+from sync.services.secrets import seal, unseal
 
 __all__ = ["EncryptedInstallationStore", "make_state_store"]
 
@@ -26,15 +27,11 @@ _CONTEXT = b"slack-token"
 
 
 def _seal(value: str | None) -> str | None:
-    if not value or value.startswith("v1:"):
-        return value
-    return current_box().encrypt(value.encode(), _CONTEXT)
+    return seal(value, _CONTEXT)
 
 
 def _open(value: str | None) -> str | None:
-    if not value or not value.startswith("v1:"):
-        return value
-    return current_box().decrypt(value, _CONTEXT).decode()
+    return unseal(value, _CONTEXT)
 
 
 def _apply(obj: Any, fn: Any) -> Any:
@@ -62,6 +59,6 @@ class EncryptedInstallationStore(AsyncSQLAlchemyInstallationStore):
         return _apply(found, _open) if found is not None else None
 
 
-def make_state_store(engine: AsyncEngine, expiration_seconds: int = 600) -> AsyncSQLAlchemyOAuthStateStore:
-    """Single-use OAuth states, valid for ten minutes."""
-    return AsyncSQLAlchemyOAuthStateStore(expiration_seconds=expiration_seconds, engine=engine)
+def make_state_store(core: Core, expiration_seconds: int = 600) -> AsyncSQLAlchemyOAuthStateStore:
+    """Single-use OAuth states, valid for ten minutes, in the core's database."""
+    return AsyncSQLAlchemyOAuthStateStore(expiration_seconds=expiration_seconds, engine=core.store.engine)

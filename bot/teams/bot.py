@@ -36,7 +36,6 @@ from sync.integrations.registry import needs_tenant_consent
 from sync.notify import recipients
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError
-from sync.store.model import ChatIdentity
 
 __all__ = ["TeamsBot", "command_text"]
 
@@ -219,9 +218,7 @@ class TeamsBot(ActivityHandler):
     async def _answer_privately(self, turn_context: TurnContext, actor: Actor, card: dict[str, Any]) -> str:
         """Send a button's answer to the presser's 1:1 chat (opened if need be); what to tell them."""
         ref = reference_of(turn_context.activity)
-        async with self.core.store.session() as session:
-            identity = await session.get(ChatIdentity, actor.chat_identity_id)
-            stored = identity.conversation_ref if identity is not None else None
+        stored = await recipients.conversation_ref_of(self.core, actor.chat_identity_id)
         target = stored if stored and is_personal(stored) else ref
         try:
             used = await self.sender.send(target, card_activity(card))
@@ -229,8 +226,7 @@ class TeamsBot(ActivityHandler):
             log.warning("could not answer a channel button privately", extra={"error": str(exc)})
             return "I could not reach you in a private chat; message me directly and try again."
         if used != stored:
-            async with self.core.store.session() as session:
-                await recipients.store_conversation_ref(session, actor.chat_identity_id, used)
+            await recipients.keep_reference(self.core, actor.chat_identity_id, used)
         return "I sent you the answer in our private chat, so this card stays the same for everyone."
 
     async def _run_action(

@@ -13,10 +13,9 @@ from typing import Any
 from bot.commands import Actor
 from bot.teams import cards
 from bot.teams.consent import PURPOSE, ConsentOutcome, start_url
-from sync.integrations import consent
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
-from sync.store.model import ChatIdentity, Practice
+from sync.services.consent import AdminContact, admins_to_ask, consent_granted, issue_consent_state, practice_tenant
 
 __all__ = ["ConsentFlow"]
 
@@ -93,37 +92,27 @@ class ConsentFlow:
         self.settings = settings
 
     async def tenant_of(self, practice_id: int) -> str | None:
-        async with self.core.store.session() as session:
-            practice = await session.get(Practice, practice_id)
-            return practice.teams_tenant_id if practice else None
+        return await practice_tenant(self.core, practice_id)
 
     async def granted(self, practice_id: int) -> bool:
-        async with self.core.store.session() as session:
-            grant = await consent.latest_grant(session, practice_id)
-            return bool(grant and grant.granted)
+        return await consent_granted(self.core, practice_id)
 
     async def card_for_admin(
         self, practice_id: int, chat_identity_id: int, requested_by: str | None = None
     ) -> Json:
         """A consent card with a fresh state bound to this admin."""
-        async with self.core.store.session() as session:
-            state = await consent.issue_state(
-                session,
-                purpose=PURPOSE,
-                practice_id=practice_id,
-                chat_identity_id=chat_identity_id,
-                now=self.core.clock(),
-            )
+        state = await issue_consent_state(
+            self.core, purpose=PURPOSE, practice_id=practice_id, chat_identity_id=chat_identity_id
+        )
         return consent_card(start_url(self.settings, state), requested_by)
 
-    async def request(self, actor: Actor) -> tuple[Json, list[tuple[ChatIdentity, Json]]]:
+    async def request(self, actor: Actor) -> tuple[Json, list[tuple[AdminContact, Json]]]:
         """The reply card for `actor`, and (admin, card) DMs to send when the actor is not an admin."""
         if actor.is_admin:
             return await self.card_for_admin(actor.practice_id, actor.chat_identity_id), []
-        async with self.core.store.session() as session:
-            admins = await consent.admins_of(session, actor.practice_id, platform="teams")
+        admins = await admins_to_ask(self.core, actor.practice_id, "teams")
         dms = [
-            (a, await self.card_for_admin(actor.practice_id, a.id, requested_by=actor.display))
+            (a, await self.card_for_admin(actor.practice_id, a.chat_identity_id, requested_by=actor.display))
             for a in admins
         ]
         log.info("consent requested by a non-admin", extra={"admins": len(dms)})

@@ -20,6 +20,7 @@ __all__ = [
     "Channel",
     "RememberedChannel",
     "chat_recipients",
+    "conversation_ref_of",
     "keep_reference",
     "reachable",
     "recipients",
@@ -200,6 +201,13 @@ class Channel:
     conversation_id: str
     name: str
     ref: dict[str, Any]
+
+
+async def conversation_ref_of(core: Core, chat_identity_id: int) -> dict[str, Any] | None:
+    """Where this person was last reached (a stored conversation reference), or None."""
+    async with core.store.session() as session:
+        identity = await session.get(ChatIdentity, chat_identity_id)
+        return identity.conversation_ref if identity is not None else None
 
 
 async def keep_reference(core: Core, chat_identity_id: int, ref: dict[str, Any]) -> None:
