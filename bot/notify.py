@@ -21,6 +21,7 @@ from bot.views import Error, Notice, Reconnect, View
 from sync.notify.recipients import chat_recipients
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError, Notification
+from sync.services.appointment_views import details_of
 from sync.services.identities import ChatPerson
 from sync.store.model import Appointment, Practice
 
@@ -59,7 +60,6 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
             steps=tuple(str(s) for s in n.data.get("steps", ())),
         )
     if n.kind in ("conflict", "double_booking") and "conflict_id" in n.data:
-
         return await notice_view(core, int(n.data["conflict_id"]))
     if n.appointment_ids:
         async with core.store.session() as session:
@@ -70,7 +70,7 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
             headline = _HEADLINES.get(n.kind, "Update")
             if n.kind == "reminder" and "offset_minutes" in n.data:
                 headline += f": starts in {int(n.data['offset_minutes'])} minutes"
-            return await appointment_detail(session, actor, appt, practice.timezone, notice=headline)
+            return appointment_detail(actor, await details_of(session, appt, practice.timezone), notice=headline)
     return Notice(str(n.data.get("text") or n.kind.replace("_", " ")), title=str(n.data.get("title", "")))
 
 

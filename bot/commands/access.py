@@ -10,13 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.commands.identity import Actor
-from sync.engine.series import refuse_change
-from sync.integrations.sources import refuse_read_only
 from sync.services.appointments import AppointmentError
-from sync.store.model import Appointment
 
 __all__ = [
     "Forbidden",
@@ -33,13 +28,26 @@ __all__ = [
 
 
 class Owned(Protocol):
-    """An appointment as far as access goes: an Appointment row or the services' AppointmentFacts."""
+    """An appointment as far as access goes: a read model (AppointmentView) or the move service's facts."""
 
     @property
     def practice_id(self) -> int: ...
 
     @property
     def practitioner_id(self) -> int | None: ...
+
+
+class Changeable(Owned, Protocol):
+    """An appointment that says why chat may not change it (a series; a read-only source), if so."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def change_refusal(self) -> str | None: ...
+
+    @property
+    def read_only(self) -> str | None: ...
 
 
 class Forbidden(Exception):
@@ -79,7 +87,7 @@ def can_change(actor: Actor, appt: Owned) -> bool:
     return can_see(actor, appt)
 
 
-def check_see(actor: Actor, appt: Appointment) -> None:
+def check_see(actor: Actor, appt: Changeable) -> None:
     require_any_role(actor)
     if not can_see(actor, appt):
         raise Forbidden(f"{appt.ref} is not one of your appointments; staff can see every appointment")
@@ -92,15 +100,13 @@ def check_may_change(actor: Actor, appt: Owned, what: str) -> None:
         raise Forbidden(f"you can only {what} your own appointments; staff can {what} any")
 
 
-def check_change(actor: Actor, appt: Appointment, what: str) -> None:
+def check_change(actor: Actor, appt: Changeable, what: str) -> None:
     check_may_change(actor, appt, what)
-    why = refuse_change(appt)
-    if why is not None:
-        raise AppointmentError(why)
+    if appt.change_refusal is not None:
+        raise AppointmentError(appt.change_refusal)
 
 
-async def check_source_writable(session: AsyncSession, appt: Appointment) -> None:
+def check_source_writable(appt: Changeable) -> None:
     """Refuse a move or cancel of an appointment whose source clinicbot cannot write (an ICS feed)."""
-    why = await refuse_read_only(session, appt)
-    if why is not None:
-        raise AppointmentError(why)
+    if appt.read_only is not None:
+        raise AppointmentError(appt.read_only)

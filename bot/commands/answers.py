@@ -27,9 +27,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
-
-from sync.store.database import Store
+from typing import Generic, Protocol, TypeVar
 
 __all__ = ["ANSWER_TTL", "AnswerCache"]
 
@@ -52,12 +50,21 @@ class _Entry(Generic[V]):
     expires: float
 
 
+class Versioned(Protocol):
+    """What the cache watches: the core's store (sync.store.database.Store) has both."""
+
+    @property
+    def data_version(self) -> int: ...
+
+    def external_version(self) -> int | None: ...
+
+
 class AnswerCache(Generic[V]):
     """Answers keyed by (actor, command); valid while the store's data version is unchanged."""
 
     def __init__(
         self,
-        store: Store,
+        store: Versioned,
         *,
         ttl: float = ANSWER_TTL,
         watched_ttl: float = WATCHED_TTL,

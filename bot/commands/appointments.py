@@ -1,11 +1,12 @@
-"""Handlers for the day, one appointment, reschedule and cancel (commands and card actions)."""
+"""Handlers for the day, one appointment, reschedule and cancel (commands and card actions).
+
+Reads come from sync.services.appointment_views (read models, one transaction each); changes go
+through sync.services.moves."""
 
 from __future__ import annotations
 
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.access import (
     Forbidden,
@@ -26,12 +27,11 @@ from bot.commands.actions import (
 from bot.commands.errors import ParseError
 from bot.commands.grammar import CancelAppointment, Reschedule, ShowAgenda, ShowAppointment, UserRef
 from bot.commands.identity import Actor
-from bot.commands.present import agenda_item, appointment_detail, day_label, moment_label, practitioner_names
+from bot.commands.present import agenda_item, appointment_detail, day_label, moment_label
 from bot.commands.when import check_day, wall_time
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
-from sync.engine import series
-from sync.integrations.sources import read_only_calendars
 from sync.runtime.core import Core
+from sync.services import appointment_views as views
 from sync.services import appointments as svc
 from sync.services import availability, moves
 from sync.services.bookings import reschedule_refusal
@@ -41,10 +41,7 @@ from sync.services.identities import (
     PersonRef,
     PractitionerRef,
     find_practitioner_of,
-    practitioner_named,
 )
-from sync.services.practices import practitioner_choices
-from sync.store.model import Appointment, Practice, Practitioner
 
 __all__ = [
     "agenda",
@@ -60,31 +57,14 @@ __all__ = [
 ]
 
 
-async def _practice(session: AsyncSession, actor: Actor) -> Practice:
-    practice = await session.get(Practice, actor.practice_id)
-    if practice is None:
-        raise Forbidden("your practice no longer exists; ask an admin")
-    return practice
-
-
-async def find_person_practitioner(session: AsyncSession, actor: Actor, who: UserRef) -> PractitionerRef:
-    """A practitioner named by handle/name, or by mentioning a chat user linked to one."""
-    try:
-        return await practitioner_named(
-            session, actor.practice_id, actor.platform, PersonRef(who.platform_user_id, who.name)
-        )
-    except NotLinked as exc:
-        raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
-    except NoSuchPractitioner:
-        raise ParseError(f"there is no practitioner {who}", "today @dr-lee") from None
+def _person(who: UserRef) -> PersonRef:
+    return PersonRef(who.platform_user_id, who.name)
 
 
 async def person_practitioner(core: Core, actor: Actor, who: UserRef) -> PractitionerRef:
-    """`find_person_practitioner` in a transaction of its own."""
+    """A practitioner named by handle/name, or by mentioning a chat user linked to one."""
     try:
-        return await find_practitioner_of(
-            core, actor.practice_id, actor.platform, PersonRef(who.platform_user_id, who.name)
-        )
+        return await find_practitioner_of(core, actor.practice_id, actor.platform, _person(who))
     except NotLinked as exc:
         raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
     except NoSuchPractitioner:
@@ -93,52 +73,69 @@ async def person_practitioner(core: Core, actor: Actor, who: UserRef) -> Practit
 
 async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
     require_any_role(actor)
-    async with core.store.session() as session:
-        practice = await _practice(session, actor)
-        tz = practice.timezone
-        today = core.clock().astimezone(ZoneInfo(tz)).date()
-        day = cmd.day.resolve(today)
-        practitioner: PractitionerRef | None = None
-        if cmd.practitioner is not None:
-            practitioner = await find_person_practitioner(session, actor, cmd.practitioner)
-        if not actor.is_staff:
-            if actor.practitioner_id is None:
-                raise Forbidden(
-                    "you are not linked to a practitioner; ask an admin: `role grant practitioner @you @your-handle`"
-                )
-            if practitioner is not None and practitioner.id != actor.practitioner_id:
-                raise Forbidden("you can see your own day; staff can see everyone's")
-            mine = await session.get(Practitioner, actor.practitioner_id)
-            practitioner = PractitionerRef(mine.id, mine.name) if mine is not None else None
-        rows = await svc.list_day(session, actor.practice_id, day, tz, practitioner.id if practitioner else None)
-        names = await practitioner_names(session, {a.practitioner_id for a in rows if a.practitioner_id})
-        read_only = await read_only_calendars(session, {a.source_calendar_id for a in rows})
-        items = tuple(agenda_item(actor, a, tz, names, read_only=a.source_calendar_id in read_only) for a in rows)
-    rel = {0: "Today", 1: "Tomorrow", -1: "Yesterday"}.get((day - today).days)
-    title = f"{rel}, {day_label(day)}" if rel else day_label(day)
+    if not actor.is_staff and actor.practitioner_id is None:
+        raise Forbidden(
+            "you are not linked to a practitioner; ask an admin: `role grant practitioner @you @your-handle`"
+        )
+    try:
+        day = await views.load_agenda(
+            core, actor.practice_id, actor.platform, day=cmd.day.resolve,
+            who=_person(cmd.practitioner) if cmd.practitioner is not None else None,
+            practitioner_id=None if actor.is_staff else actor.practitioner_id,
+        )
+    except NotLinked as exc:
+        raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
+    except NoSuchPractitioner:
+        raise ParseError(f"there is no practitioner {cmd.practitioner}", "today @dr-lee") from None
+    except views.NoPractice as exc:
+        raise Forbidden(str(exc)) from None
+    practitioner = day.practitioner
+    if not actor.is_staff and practitioner is not None and practitioner.id != actor.practitioner_id:
+        raise Forbidden("you can see your own day; staff can see everyone's")
+    items = tuple(agenda_item(actor, a, day.timezone) for a in day.appointments)
+    rel = {0: "Today", 1: "Tomorrow", -1: "Yesterday"}.get((day.day - day.today).days)
+    title = f"{rel}, {day_label(day.day)}" if rel else day_label(day.day)
     if practitioner is not None:
         title += f" · {practitioner.name}"
     return Agenda(
         title=title,
-        day=day,
-        timezone=tz,
+        day=day.day,
+        timezone=day.timezone,
         items=items,
         practitioner=practitioner.name if practitioner else None,
-        empty_text=f"No appointments on {day_label(day)}.",
+        empty_text=f"No appointments on {day_label(day.day)}.",
     )
+
+
+async def _details(core: Core, actor: Actor, appointment_id: int, visit_start: datetime | None = None
+                   ) -> views.AppointmentDetails:
+    try:
+        return await views.load_details(core, actor.practice_id, appointment_id, visit_start)
+    except views.NoPractice as exc:
+        raise Forbidden(str(exc)) from None
+
+
+async def _loaded(core: Core, actor: Actor, appointment_id: int) -> views.LoadedAppointment:
+    try:
+        return await views.load_appointment(core, actor.practice_id, appointment_id)
+    except views.NoPractice as exc:
+        raise Forbidden(str(exc)) from None
+
+
+async def _choices(core: Core, actor: Actor, appointment_id: int) -> views.RescheduleChoices:
+    try:
+        return await views.load_reschedule(core, actor.practice_id, appointment_id)
+    except views.NoPractice as exc:
+        raise Forbidden(str(exc)) from None
 
 
 async def details(
     core: Core, actor: Actor, appointment_id: int, notice: str = "", visit_start: datetime | None = None
 ) -> View:
     """One appointment; for a series with `visit_start`, that visit (the series itself if it has none then)."""
-    async with core.store.session() as session:
-        practice = await _practice(session, actor)
-        appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
-        check_see(actor, appt)
-        if visit_start is not None:
-            appt = series.visit_at(appt, visit_start) or appt
-        return await appointment_detail(session, actor, appt, practice.timezone, notice)
+    found = await _details(core, actor, appointment_id, visit_start)
+    check_see(actor, found.view)
+    return appointment_detail(actor, found, notice)
 
 
 async def show(core: Core, actor: Actor, cmd: ShowAppointment | ShowDetails) -> View:
@@ -147,16 +144,14 @@ async def show(core: Core, actor: Actor, cmd: ShowAppointment | ShowDetails) -> 
 
 async def _form(
     core: Core,
-    session: AsyncSession,
     actor: Actor,
-    practice: Practice,
-    appt: Appointment,
+    loaded: views.RescheduleChoices,
     start: datetime | None = None,
     practitioner_id: int | None = None,
     errors: dict[str, str] | None = None,
     suggest_after: datetime | None = None,
 ) -> RescheduleForm:
-    tz = practice.timezone
+    appt, tz = loaded.view, loaded.timezone
     local = (start or appt.start).astimezone(ZoneInfo(tz))
     target = practitioner_id or appt.practitioner_id
     suggestions: tuple[tuple[datetime, str], ...] = ()
@@ -165,11 +160,10 @@ async def _form(
             core, target, suggest_after, appt.end - appt.start, exclude_id=appt.id
         )
         suggestions = tuple((f, moment_label(f, tz)) for f in free)
-    choices = await practitioner_choices(session, practice.id)
+    choices = list(loaded.practitioners)
     if not actor.is_staff:
         choices = [c for c in choices if c[0] == appt.practitioner_id]
-    names = await practitioner_names(session, {appt.practitioner_id} if appt.practitioner_id else set())
-    item = agenda_item(actor, appt, tz, names, with_details=False)
+    item = agenda_item(actor, appt, tz, with_details=False)
     return RescheduleForm(
         appointment_id=appt.id,
         ref=appt.ref,
@@ -187,17 +181,16 @@ async def _form(
 
 
 async def open_reschedule(core: Core, actor: Actor, action: OpenReschedule) -> View:
-    async with core.store.session() as session:
-        practice = await _practice(session, actor)
-        appt = await svc.get_by_ref(session, actor.practice_id, action.appointment_id)
-        check_change(actor, appt, "reschedule")
-        await check_source_writable(session, appt)
-        errors = (
-            {}
-            if appt.version == action.version
-            else {"": f"{appt.ref} changed since that card; this form shows the current time"}
-        )
-        return await _form(core, session, actor, practice, appt, errors=errors)
+    loaded = await _choices(core, actor, action.appointment_id)
+    appt = loaded.view
+    check_change(actor, appt, "reschedule")
+    check_source_writable(appt)
+    errors = (
+        {}
+        if appt.version == action.version
+        else {"": f"{appt.ref} changed since that card; this form shows the current time"}
+    )
+    return await _form(core, actor, loaded, errors=errors)
 
 
 async def _move(
@@ -239,40 +232,27 @@ async def _move(
     except moves.SlotLost as exc:
         return Error(str(exc), kind="conflict")
     except moves.TimeRefused as exc:
-        async with core.store.session() as session:
-            practice = await _practice(session, actor)
-            appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
-            return await _form(
-                core,
-                session,
-                actor,
-                practice,
-                appt,
-                start,
-                practitioner_id,
-                {field: f"{moment_label(start, practice.timezone)} {exc.problem}"},
-                suggest_after=exc.suggest_after,
-            )
-    async with core.store.session() as session:
-        practice = await _practice(session, actor)
-        appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
-        tz = practice.timezone
-        return await appointment_detail(
-            session,
+        loaded = await _choices(core, actor, appointment_id)
+        return await _form(
+            core,
             actor,
-            appt,
-            tz,
-            notice=f"Moved {moved.ref} from {moment_label(moved.before, tz)} to {moment_label(moved.start, tz)}.",
+            loaded,
+            start,
+            practitioner_id,
+            {field: f"{moment_label(start, loaded.timezone)} {exc.problem}"},
+            suggest_after=exc.suggest_after,
         )
+    found = await _details(core, actor, appointment_id)
+    tz = found.timezone
+    notice = f"Moved {moved.ref} from {moment_label(moved.before, tz)} to {moment_label(moved.start, tz)}."
+    return appointment_detail(actor, found, notice)
 
 
 async def reschedule_command(core: Core, actor: Actor, cmd: Reschedule) -> View:
-    async with core.store.session() as session:
-        practice = await _practice(session, actor)
-        appt = await svc.get_by_ref(session, actor.practice_id, cmd.appointment_id)
-        check_change(actor, appt, "reschedule")
-        await check_source_writable(session, appt)
-        start = cmd.when.resolve(core.clock(), practice.timezone, keep=appt.start)
+    loaded = await _loaded(core, actor, cmd.appointment_id)
+    check_change(actor, loaded.view, "reschedule")
+    check_source_writable(loaded.view)
+    start = cmd.when.resolve(core.clock(), loaded.timezone, keep=loaded.view.start)
     return await _move(core, actor, cmd.appointment_id, None, start, None, "time")
 
 
@@ -282,26 +262,21 @@ async def submit_reschedule(core: Core, actor: Actor, action: SubmitReschedule) 
         errors["date"] = "pick a date"
     if action.time is None:
         errors["time"] = "pick a time"
-    async with core.store.session() as session:
-        practice = await _practice(session, actor)
-        appt = await svc.get_by_ref(session, actor.practice_id, action.appointment_id)
-        check_change(actor, appt, "reschedule")
-        await check_source_writable(session, appt)
-        if errors:
-            return await _form(core, session, actor, practice, appt, None, action.practitioner_id, errors)
-        assert action.day is not None and action.time is not None
-        try:
-            check_day(action.day, core.clock().astimezone(ZoneInfo(practice.timezone)).date())
-        except ParseError as exc:
-            return await _form(
-                core, session, actor, practice, appt, None, action.practitioner_id, {"date": exc.message}
-            )
-        try:
-            start = wall_time(action.day, time.fromisoformat(action.time), ZoneInfo(practice.timezone), action.time)
-        except ParseError as exc:
-            return await _form(
-                core, session, actor, practice, appt, None, action.practitioner_id, {"time": exc.message}
-            )
+    loaded = await _choices(core, actor, action.appointment_id)
+    check_change(actor, loaded.view, "reschedule")
+    check_source_writable(loaded.view)
+    if errors:
+        return await _form(core, actor, loaded, None, action.practitioner_id, errors)
+    assert action.day is not None and action.time is not None
+    zone = ZoneInfo(loaded.timezone)
+    try:
+        check_day(action.day, core.clock().astimezone(zone).date())
+    except ParseError as exc:
+        return await _form(core, actor, loaded, None, action.practitioner_id, {"date": exc.message})
+    try:
+        start = wall_time(action.day, time.fromisoformat(action.time), zone, action.time)
+    except ParseError as exc:
+        return await _form(core, actor, loaded, None, action.practitioner_id, {"time": exc.message})
     return await _move(core, actor, action.appointment_id, action.version, start, action.practitioner_id, "time")
 
 
@@ -310,15 +285,13 @@ async def pick_slot(core: Core, actor: Actor, action: PickSlot) -> View:
 
 
 async def _confirm_view(core: Core, actor: Actor, appointment_id: int, version: int | None, reason: str) -> View:
-    async with core.store.session() as session:
-        practice = await _practice(session, actor)
-        appt = await svc.get_by_ref(session, actor.practice_id, appointment_id)
-        check_change(actor, appt, "cancel")
-        await check_source_writable(session, appt)
-        if appt.status not in svc.ACTIVE_STATUSES:
-            return Error(f"{appt.ref} is already {appt.status.replace('_', ' ')}", kind="conflict")
-        names = await practitioner_names(session, {appt.practitioner_id} if appt.practitioner_id else set())
-        item = agenda_item(actor, appt, practice.timezone, names, with_details=False)
+    loaded = await _loaded(core, actor, appointment_id)
+    appt = loaded.view
+    check_change(actor, appt, "cancel")
+    check_source_writable(appt)
+    if appt.status not in svc.ACTIVE_STATUSES:
+        return Error(f"{appt.ref} is already {appt.status.replace('_', ' ')}", kind="conflict")
+    item = agenda_item(actor, appt, loaded.timezone, with_details=False)
     summary = f"{item.ref} · {day_label(item.start.date())} {item.time_label} · {item.client} with {item.practitioner}"
     return ConfirmCancel(
         appointment_id=appt.id,
@@ -350,7 +323,4 @@ async def confirm_cancel(core: Core, actor: Actor, action: CancelConfirmed) -> V
         guard=lambda appt: check_may_change(actor, appt, "cancel"),
     )
     note = f"{done.ref} was already cancelled." if done.was == "cancelled" else f"Cancelled {done.ref}."
-    async with core.store.session() as session:
-        practice = await _practice(session, actor)
-        appt = await svc.get_by_ref(session, actor.practice_id, action.appointment_id)
-        return await appointment_detail(session, actor, appt, practice.timezone, notice=note)
+    return appointment_detail(actor, await _details(core, actor, action.appointment_id), notice=note)

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.commands.access import require_staff
 from bot.commands.actions import AcceptCalendar, Action, KeepBooking, OpenReschedule, ShowDetails
 from bot.commands.identity import Actor
-from bot.commands.present import agenda_item, moment_label, practitioner_names
+from bot.commands.present import agenda_item, moment_label
 from bot.views import AgendaItem, ConflictCard, ConflictList, DoubleBookingCard, Error, View
 from sync.runtime.core import Core
+from sync.services.appointment_views import practitioner_names, view_of
 from sync.services.appointments import ACTIVE_STATUSES, AppointmentError
 from sync.services.conflicts import ConflictNotFound, Decision, resolve_conflict
 from sync.store.model import Appointment, Calendar, ChatIdentity, ConflictNotice, Link, Practice
@@ -88,7 +89,7 @@ async def _double_card(
     for a in found:
         # Built for a staff viewer: a channel card has no single viewer, the handlers re-check on press.
         viewer = actor or Actor(a.practice_id, 0, "", "", frozenset({"staff"}))
-        item = agenda_item(viewer, a, tz, names, with_details=False)
+        item = agenda_item(viewer, view_of(a, names), tz, with_details=False)
         acts: list[Action] = [ShowDetails(a.id)]
         if a.status in ACTIVE_STATUSES:
             acts.append(OpenReschedule(a.id, a.version))

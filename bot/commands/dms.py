@@ -20,6 +20,7 @@ from bot.views import Agenda, Error, FollowUpRequest, ReminderCard, View
 from sync.engine.series import visit
 from sync.runtime.core import Core
 from sync.runtime.notifier import Notification
+from sync.services.appointment_views import view_of
 from sync.services.appointments import list_day
 from sync.store.model import Appointment, Practice, Practitioner
 
@@ -100,7 +101,7 @@ async def _booking_request(session: AsyncSession, n: Notification, actor: Actor)
     practice, appt = found
     tz = practice.timezone
     item = await dm_item(session, actor, appt, practice, tz, with_details=False)
-    item = replace(item, actions=(details_action(appt),) if can_see(actor, appt) else ())
+    item = replace(item, actions=(details_action(view_of(appt, {})),) if can_see(actor, appt) else ())
     labels: list[str] = []
     for raw in n.data.get("slots") or ():
         try:

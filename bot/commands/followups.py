@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.commands.access import can_change, check_change
 from bot.commands.actions import Action, BookFollowUp, MarkAttended, MarkNoShow
 from bot.commands.identity import Actor
-from bot.commands.present import agenda_item, day_label, moment_label, practitioner_names
+from bot.commands.present import agenda_item, day_label, moment_label
 from bot.views import AgendaItem, Error, FollowUp, View
 from sync.engine.projection import PROJECTIONS, initials
 from sync.notify.reminders import answer_followup
@@ -33,6 +33,7 @@ from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError, Notification, Notifier
 from sync.services import appointments as svc
 from sync.services import availability
+from sync.services.appointment_views import practitioner_names, view_of
 from sync.store.model import Appointment, AuditEntry, ChatIdentity, Practice, Practitioner
 
 __all__ = [
@@ -90,7 +91,7 @@ async def dm_item(
 ) -> AgendaItem:
     """An agenda line for a DM: times in `tz`, the client projected, the actor's buttons."""
     names = await practitioner_names(session, {appt.practitioner_id} if appt.practitioner_id else set())
-    item = agenda_item(actor, appt, tz, names, with_details=with_details)
+    item = agenda_item(actor, view_of(appt, names), tz, with_details=with_details)
     return replace(item, client=dm_client(practice, appt))
 
 
@@ -176,7 +177,7 @@ async def _load(
     practice = await session.get(Practice, actor.practice_id)
     get = svc.get_for_change if lock else svc.get_by_ref
     appt = await get(session, actor.practice_id, appointment_id)
-    check_change(actor, appt, "record the outcome of")
+    check_change(actor, view_of(appt, {}), "record the outcome of")
     assert practice is not None  # the appointment belongs to the actor's practice
     return practice, appt
 

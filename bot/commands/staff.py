@@ -6,7 +6,7 @@ Talks to sync.services.staff only; the practitioner is found the way every comma
 from __future__ import annotations
 
 from bot.commands.access import require_admin
-from bot.commands.appointments import find_person_practitioner
+from bot.commands.appointments import person_practitioner
 from bot.commands.errors import ParseError
 from bot.commands.grammar import MapStaff
 from bot.commands.identity import Actor
@@ -20,11 +20,13 @@ __all__ = ["staff_command"]
 
 async def staff_command(core: Core, actor: Actor, cmd: MapStaff) -> View:
     require_admin(actor, "map booking-platform staff")
+    practitioner = None
+    if cmd.action == "map":
+        assert cmd.who is not None
+        practitioner = await person_practitioner(core, actor, cmd.who)
     try:
         async with core.store.session() as session:
-            if cmd.action == "map":
-                assert cmd.who is not None
-                practitioner = await find_person_practitioner(session, actor, cmd.who)
+            if practitioner is not None:
                 done = await map_staff_member(session, practitioner.id, cmd.integration, cmd.external_id,
                                               actor=actor.audit_name, kind=None)
                 return Notice(f"{done.integration} {done.kind} {done.external_id} is now @{done.practitioner}; "

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.store.model import Appointment, Calendar
 
-__all__ = ["read_only_calendars", "refuse_read_only"]
+__all__ = ["read_only_calendars", "read_only_refusal", "refuse_read_only"]
 
 
 async def read_only_calendars(session: AsyncSession, calendar_ids: Iterable[int | None]) -> set[int]:
@@ -31,7 +31,12 @@ async def refuse_read_only(session: AsyncSession, appt: Appointment) -> str | No
     """Why a change from chat to this appointment is refused (its source is read-only), or None."""
     if appt.source_calendar_id is None or not await read_only_calendars(session, [appt.source_calendar_id]):
         return None
+    return read_only_refusal(appt.ref)
+
+
+def read_only_refusal(ref: str) -> str:
+    """Why appointment `ref`, from a read-only source, cannot be changed from chat."""
     return (
-        f"{appt.ref} comes from a read-only calendar feed, so clinicbot cannot change it there and the "
+        f"{ref} comes from a read-only calendar feed, so clinicbot cannot change it there and the "
         "feed would undo a change made here. Move or cancel it in the booking system that publishes the feed"
     )
