@@ -7,10 +7,8 @@ Under CI=true PostgreSQL is mandatory: the session fails at start if it is unset
 from __future__ import annotations
 
 import asyncio
-import asyncio.runners
 import os
 import uuid
-import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,34 +18,11 @@ from sync.boot import open_core
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings, load_settings
 from sync.store.crypto import new_key
+from tests.loop_guard import install, pytest_runtest_teardown  # noqa: F401 (a hook)
 
-#: How long a test's event loop waits, when it closes, for its leftover tasks to finish cancelling.
-LEFTOVER_TASK_SECONDS = 10.0
-
-
-def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    """asyncio.runners' cancel-all at loop close, bounded: a task that ignores its cancellation is
-    named in a warning and left behind instead of hanging the whole run.
-
-    Three full runs this session hung here, after their test had passed, waiting on one such task
-    (somewhere among the Slack tests); the warning names it so the cause can be fixed.
-    """
-    leftovers = asyncio.all_tasks(loop)
-    if not leftovers:
-        return
-    for task in leftovers:
-        task.cancel()
-    done, pending = loop.run_until_complete(asyncio.wait(leftovers, timeout=LEFTOVER_TASK_SECONDS))
-    for task in pending:
-        warnings.warn(f"a task ignored its cancellation when the test's loop closed: {task!r}", stacklevel=1)
-    for task in done:
-        if not task.cancelled() and task.exception() is not None:
-            loop.call_exception_handler({"message": "unhandled exception during loop close",
-                                         "exception": task.exception(), "task": task})
-
-
-asyncio.runners._cancel_all_tasks = _cancel_leftover_tasks  # type: ignore[attr-defined]
-
+# A test whose loop closes with a task that ignores its cancellation, or a database connection
+# still open, fails (see tests/loop_guard.py).
+install()
 
 PG_URL_ENV = "CLINICBOT_TEST_POSTGRES_URL"
 #: One key for the whole test session, so encrypted columns work in every test.

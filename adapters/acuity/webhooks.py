@@ -69,8 +69,9 @@ class AcuityWebhooks:
             form = parse_qs(request.body.decode("utf-8"), strict_parsing=True)
         except (UnicodeDecodeError, ValueError):
             return WebhookAnswer(400, "body is not a form")
-        action = (form.get("action") or [""])[0]
-        if action not in ACTIONS or not (form.get("id") or [""])[0].isdigit():
+        action, appointment = (form.get("action") or [""])[0], (form.get("id") or [""])[0]
+        # ASCII digits only: isdigit() also takes "²" and other scripts' digits.
+        if action not in ACTIONS or not (appointment.isascii() and appointment.isdigit()) or len(appointment) > 20:
             return WebhookAnswer(400, "not an appointment delivery")
         if not await desk.first_delivery("sha256:" + hashlib.sha256(request.body).hexdigest()):
             return WebhookAnswer(401, "replayed delivery")

@@ -56,7 +56,9 @@ def verify_signature(body: bytes, header: str, key: str, now: datetime, toleranc
         raise ValueError("a Calendly signature check needs the signing key")
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     t, v1 = parts.get("t", "").strip(), parts.get("v1", "").strip()
-    if not t.isdigit() or not v1 or not body:
+    # ASCII digits only, and a length a timestamp has: isdigit() alone accepts "¹²³", which int()
+    # refuses, and a 400-digit `t` overflowed the subtraction below (a 500 before the check).
+    if not (t.isascii() and t.isdigit()) or len(t) > 12 or not v1 or not body:
         return False
     if abs(now.timestamp() - int(t)) > tolerance:
         return False

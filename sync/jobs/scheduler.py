@@ -58,6 +58,8 @@ PERIODIC_PREFIX = "clinicbot.periodic."
 #: A dispatch run stays awake for a row due within this long, for at most STAY_AWAKE_MAX seconds.
 STAY_AWAKE = timedelta(seconds=2)
 STAY_AWAKE_MAX = 30.0
+#: Seconds stopping waits for the jobs in progress to finish before it cancels them.
+STOP_GRACE = 10.0
 #: This process's schedulers by runtime key; the only way persisted jobs reach live objects.
 _RUNTIMES: dict[str, ClinicScheduler] = {}
 
@@ -106,32 +108,38 @@ def _runtime(key: str) -> ClinicScheduler | None:
     return rt
 
 
+async def _run(key: str, work: Callable[[ClinicScheduler], Awaitable[None]]) -> None:
+    """Run one job's work for the scheduler `key` names, known to it while it runs (see `_step_down`)."""
+    rt = _runtime(key)
+    if rt is None:
+        return
+    task = asyncio.current_task()
+    assert task is not None
+    rt._jobs.add(task)
+    try:
+        await work(rt)
+    finally:
+        rt._jobs.discard(task)
+
+
 async def dispatch_job(key: str) -> None:
     """APScheduler entry: send what is due, then re-arm for the next due row."""
-    rt = _runtime(key)
-    if rt is not None:
-        await rt.dispatch()
+    await _run(key, lambda rt: rt.dispatch())
 
 
 async def poll_job(key: str) -> None:
     """APScheduler entry: notice rows other processes planned earlier than the armed time."""
-    rt = _runtime(key)
-    if rt is not None:
-        await rt.poll()
+    await _run(key, lambda rt: rt.poll())
 
 
 async def plan_job(key: str) -> None:
     """APScheduler entry: the periodic planning sweep."""
-    rt = _runtime(key)
-    if rt is not None:
-        await rt.plan()
+    await _run(key, lambda rt: rt.plan())
 
 
 async def periodic_job(key: str, ref: str) -> None:
     """APScheduler entry for `add_periodic` jobs: resolve the function by reference, call it."""
-    rt = _runtime(key)
-    if rt is not None:
-        await rt.run_periodic(ref)
+    await _run(key, lambda rt: rt.run_periodic(ref))
 
 
 class ClinicScheduler:
@@ -145,8 +153,10 @@ class ClinicScheduler:
         leader_poll: float = 2.0,
         due_poll: float = 2.0,
         plan_every: float = 60.0,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         self.core = core
+        self.stop_grace = stop_grace
         self.leader_poll = leader_poll
         self.due_poll = due_poll
         self.plan_every = plan_every
@@ -155,11 +165,14 @@ class ClinicScheduler:
         self.subscriber = ReminderSubscriber(core.clock, self.wake)
         self._periodic: dict[str, tuple[float, str]] = {}
         self._aps: AsyncIOScheduler | None = None
+        self._retiring: AsyncIOScheduler | None = None  # stepping down: paused, not yet shut down
         self._engine: Engine | None = None
         self._lock: LeaderLock | None = None
         self._elector: asyncio.Task[None] | None = None
         self._armed_at: datetime | None = None
         self._dispatching = asyncio.Lock()
+        #: The job runs in progress here (their APScheduler tasks): stopping waits for them.
+        self._jobs: set[asyncio.Task[Any]] = set()
         self.is_leader = False
         self.leader_since: datetime | None = None
 
@@ -216,10 +229,8 @@ class ClinicScheduler:
         """Stop leading (or competing), release the lock, forget the runtime."""
         if self._elector is not None:
             self._elector.cancel()
-            try:
-                await self._elector
-            except asyncio.CancelledError:
-                pass
+            # wait, not `await` + `except CancelledError`: that would also swallow our own cancellation
+            await asyncio.wait({self._elector})
             self._elector = None
         await self._step_down()
         if self._lock is not None:
@@ -286,12 +297,35 @@ class ClinicScheduler:
         )
 
     async def _step_down(self) -> None:
-        aps, self._aps = self._aps, None
+        """Stop running jobs here: start no new one, let those in progress finish (up to
+        `stop_grace` seconds), cancel the rest and wait until they have ended.
+
+        APScheduler's own shutdown only cancels the job tasks and leaves them running: a job cut
+        off in a database call then went on closing its connection after the engine was
+        disposed and the event loop closed (an aiosqlite connection's close never finished,
+        and the loop's shutdown waited on it for ever).
+        """
+        if self._aps is not None:
+            # kept until shut down: a step-down cut short (stop() cancelling the elector in the
+            # middle of one) is finished by the next
+            self._retiring, self._aps = self._aps, None
+            self._armed_at = None
+        aps = self._retiring
+        if aps is not None:
+            if aps.running:
+                aps.pause()
+                await asyncio.sleep(0)  # a job submitted just before the pause starts, and is counted
+                if self._jobs:
+                    _, late = await asyncio.wait(set(self._jobs), timeout=self.stop_grace)
+                    if late:
+                        log.warning("stopping the scheduler cancels jobs still running after the grace period",
+                                    extra={"jobs": len(late), "grace_seconds": self.stop_grace})
+                aps.shutdown(wait=False)  # cancels what is still running
+            self._retiring = None
+        if self._jobs:
+            await asyncio.wait(set(self._jobs))
+        await asyncio.sleep(0)  # AsyncIOScheduler shuts down on its next loop turn
         self.is_leader = False
-        self._armed_at = None
-        if aps is not None and aps.running:
-            aps.shutdown(wait=False)
-            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on its next loop turn
         async with self._dispatching:  # let a dispatch in flight record its outcomes
             pass
         engine, self._engine = self._engine, None

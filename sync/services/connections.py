@@ -211,7 +211,9 @@ async def refresh_connection(core: Core, practice_id: int, ref: str, *, actor: s
             select(Connection).where(Connection.practice_id == practice_id).order_by(Connection.id))).all())
     word = ref.strip().lower().removeprefix("#")
     chosen = registry.resolve(word)
-    matches = [c for c in conns if (word.isdigit() and c.id == int(word)) or c.account.lower() == word
+    # ASCII digits only, and bounded: isdigit() also takes "²", and int() refuses both it and 5,000 digits.
+    number = int(word) if word.isascii() and word.isdigit() and len(word) <= 18 else None
+    matches = [c for c in conns if (number is not None and c.id == number) or c.account.lower() == word
                or (chosen is not None and c.provider == chosen.name)]
     if not matches:
         raise ConnectionError_(f"no connection is called {ref!r}; `status` lists them")

@@ -190,6 +190,11 @@ def _bad(prop: Prop, what: str) -> BadPayload:
     return BadPayload(f"line {prop.line}: {prop.name} {what}", line=prop.line)
 
 
+def _digits(text: str) -> bool:
+    """Only 0-9: str.isdigit() also takes "²" and other scripts' digits, which RFC 5545 dates never hold."""
+    return text.isascii() and text.isdigit()
+
+
 def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
     """Decode a DATE / DATE-TIME property (possibly a comma list, as in EXDATE)."""
     zone: tzinfo | None = None
@@ -209,13 +214,13 @@ def _moments(prop: Prop, resolver: ZoneResolver) -> list[_Moment]:
         if not size and (prop.name == "EXDATE" or prop.name == "RDATE"):
             continue  # an empty item (Google writes "EXDATE;VALUE=DATE:"): nothing to add or leave out
         try:
-            if size == 8 and text.isdigit():
+            if size == 8 and _digits(text):
                 # An all-day date is floating: it means that day wherever the reader is.
                 day = datetime.fromisoformat(text).replace(tzinfo=resolver.default_zone)
                 out.append(_Moment(day, True, resolver.default_tzid))
                 edge = edge or not 1 < day.year < 9999
                 continue
-            if size not in (15, 16) or text[8] != "T" or not text[:8].isdigit() or not text[9:15].isdigit():
+            if size not in (15, 16) or text[8] != "T" or not _digits(text[:8]) or not _digits(text[9:15]):
                 raise ValueError(text)
             if text[13:15] == "60":  # a leap second is read as :59
                 text = text[:13] + "59" + text[15:]
@@ -257,8 +262,11 @@ def _in_range(prop: Prop, value: datetime) -> None:
 def _duration(prop: Prop) -> timedelta:
     from icalendar import vDuration
 
+    text = prop.value.strip()
+    if not text.isascii():  # icalendar's \d and int() would read other scripts' digits ("P٣D")
+        raise _bad(prop, "is not a valid duration")
     try:
-        value = vDuration.from_ical(prop.value.strip())  # type: ignore[no-untyped-call]
+        value = vDuration.from_ical(text)  # type: ignore[no-untyped-call]
     except (ValueError, TypeError, OverflowError):
         raise _bad(prop, "is not a valid duration") from None
     if not isinstance(value, timedelta):
@@ -285,6 +293,8 @@ def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], component: 
     text = text[6:] if text.upper().startswith("RRULE:") else text
     why: str | None = None
     try:
+        if not text.isascii():  # int() in icalendar and dateutil reads other scripts' digits ("COUNT=٣")
+            raise ValueError(text)
         vRecur.from_ical(text)
         parts = dict(p.partition("=")[::2] for p in text.upper().split(";"))
         if int(parts.get("INTERVAL") or 1) < 1:
@@ -369,7 +379,9 @@ def _event_fields(component: Component, resolver: ZoneResolver, problems: list[R
             fields["transparent"] = prop.value.strip().upper() == "TRANSPARENT"
         elif name == "SEQUENCE":
             try:
-                sequence = int(prop.value.strip())
+                if not _digits(prop.value.strip()):  # int() also takes "٣", "1_0" and 5,000 digits
+                    raise ValueError(prop.value)
+                sequence = int(prop.value.strip()[:9])
             except ValueError:
                 what = "SEQUENCE is not a number; read as 0"
                 problems.append(ReadProblem("repaired", _uid_of(component), prop.line, what))

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sync.integrations import registry
 from sync.integrations.connect import refresh_calendars
 from sync.runtime.core import Core
-from sync.services.connections import ConnectionError_, add_connection, set_calendar
+from sync.services.connections import ConnectionError_, add_connection, refresh_connection, set_calendar
 from sync.services.practices import create_practice
 from sync.store.model import AuditEntry, Calendar
 from tests.fakes.memory_calendar import MemoryServer
@@ -67,3 +67,15 @@ async def test_refresh_adds_new_calendars_and_keeps_given_roles(core: Core, memo
         assert len((await s.scalars(select(Calendar))).all()) == 3
         actions = (await s.scalars(select(AuditEntry.action).order_by(AuditEntry.seq))).all()
     assert actions.count("connection.refresh") == 2
+
+
+@pytest.mark.parametrize("ref", ["\u00b2", "\u0661", "9" * 5000])
+async def test_refresh_names_a_connection_by_ascii_digits_only(core: Core, memory: None, ref: str) -> None:
+    """`refresh ²` (isdigit() says yes, int() says no) or 5,000 digits: "no such connection", not a crash."""
+    async with core.store.session() as s:
+        practice = await create_practice(s, "Lee Clinic", "UTC", "test")
+    added = await add_connection(core, "caldav", "memory://acct/", actor="test")
+    with pytest.raises(ConnectionError_, match="no connection is called"):
+        await refresh_connection(core, practice.id, ref, actor="test")
+    saved = await refresh_connection(core, practice.id, f"#{added.connection_id}", actor="test")
+    assert saved.connection_id == added.connection_id

@@ -65,6 +65,14 @@ def test_the_probe_with_one_reversed_event_in_200_reads_all_of_them() -> None:
         ("a duration of 2 million years", vevent("bad", end="DURATION:P99999999W"), "skipped"),
         ("an RRULE in RSCALE", vevent("bad", "RRULE:RSCALE=HEBREW;FREQ=YEARLY"), "rule"),
         ("INTERVAL=0", vevent("bad", "RRULE:FREQ=DAILY;INTERVAL=0"), "rule"),
+        # Only ASCII digits are digits (RFC 5545's DIGIT); int() and \d also read other scripts'.
+        ("a superscript digit in a date", vevent("bad", start="DTSTART;VALUE=DATE:2026010\u2075"), "skipped"),
+        ("Arabic-Indic digits in a date-time", vevent("bad", start="DTSTART:\u0662\u0660\u0662\u0666\u0660\u0661"
+                                                      "\u0660\u0665T090000Z"), "skipped"),
+        ("Arabic-Indic digits in a DURATION", vevent("bad", end="DURATION:P\u0663D"), "skipped"),
+        ("Arabic-Indic digits in an RRULE", vevent("bad", "RRULE:FREQ=DAILY;COUNT=\u0663"), "rule"),
+        ("Arabic-Indic digits in SEQUENCE", vevent("bad", "SEQUENCE:\u0663"), "repaired"),
+        ("SEQUENCE with an underscore", vevent("bad", "SEQUENCE:1_0"), "repaired"),
     ],
 )
 def test_what_real_producers_write_costs_one_event_at_most(name: str, broken: list[str], kind: str) -> None:
