@@ -124,7 +124,8 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
         if not (application and tenant):
             fail("--application needs --tenant (the tenant id the admin consented for)")
         await _add_practice_wide(core, integration_name, practice_name, tenant or "", as_json)
-    elif "oauth2" in spec.kinds:
+    elif "oauth2" in spec.kinds and not (password_env and "credentials" in spec.kinds):
+        # A sign-in, unless a token or key is given for an integration that also takes one (--password-env).
         if bool(state) != bool(code):
             fail("give both --state and --code to finish a sign-in, or neither to start one")
         if state and code:

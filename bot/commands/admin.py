@@ -187,6 +187,10 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
     if integration.connect.kind != "oauth2":
         return ConnectInfo(cmd.provider, title, steps=integration.connect.steps)
     if not integration.is_configured(core.settings):
+        if "credentials" in integration.connect.kinds:  # it also connects with a key on the command line
+            return ConnectInfo(cmd.provider, title, steps=(
+                f"{title} sign-in is not set up on this server yet: the server's admin can "
+                f"{integration.connect.setup_hint or 'set it up'}.", *integration.connect.steps))
         return ConnectInfo(
             cmd.provider,
             title,

@@ -60,7 +60,6 @@ async def world(backend: str, tmp_path: Path, fake: AcuityFake) -> AsyncIterator
     server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
     await server.start_server()
     base = f"http://127.0.0.1:{port}"
-    fake.webhook_url = f"{base}/webhooks/acuity/{added.connection_id}"
     try:
         yield core, added.connection_id, base
     finally:
@@ -79,13 +78,17 @@ async def _settle(core: Core, fake: AcuityFake) -> None:
 
 
 async def test_acuity_delivery_reschedule_and_refusal(world: tuple[Core, int, str], fake: AcuityFake) -> None:
-    core, conn_id, _ = world
+    core, conn_id, base = world
     assert (await ensure_push(core, conn_id)).created == 1
+    # The webhook was made through Acuity's API, for every change, at this connection's address.
+    (hook,) = fake.webhooks.values()
+    url = hook["target"]
+    assert (hook["event"], url) == ("appointment.changed", f"{base}/webhooks/acuity/{conn_id}")
     fake.deliver = False
     appt = await fake.book(1, START, 30)
     (body,) = fake.held
     fake.deliver = True
-    await fake._post(body, sign(body, fake.api_key))
+    await fake._post(body, sign(body, fake.api_key), url)
     await _settle(core, fake)
     assert fake.delivered == [200]
     async with core.store.session() as s:
@@ -96,9 +99,9 @@ async def test_acuity_delivery_reschedule_and_refusal(world: tuple[Core, int, st
     assert fake.appointments[appt["id"]]["datetime"] == (START + timedelta(hours=1)).isoformat()
     # The same delivery again is a replay.
     async with aiohttp.ClientSession() as http:
-        replay = await http.post(fake.webhook_url, data=body, headers={"X-Acuity-Signature": sign(body, fake.api_key)})
+        replay = await http.post(url, data=body, headers={"X-Acuity-Signature": sign(body, fake.api_key)})
         assert replay.status == 401
-        forged = await http.post(fake.webhook_url, data=body, headers={"X-Acuity-Signature": sign(body, "guess")})
+        forged = await http.post(url, data=body, headers={"X-Acuity-Signature": sign(body, "guess")})
         assert forged.status == 401
     fake.refuse[appt["id"]] = "reschedule_too_close"
     async with core.store.session() as s:
