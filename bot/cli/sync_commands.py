@@ -252,17 +252,23 @@ async def connection_list(core: Core, as_json: bool) -> None:
 @with_core
 async def connection_remove(core: Core, connection_id: int, as_json: bool) -> None:
     """Disconnect an account: stop its push channels and forget it with its calendars."""
-    from sync.services.connections import ConnectionError_, remove_connection
+    from sync.services.connections import ConnectionError_
+    from sync.services.removals import remove_connection
 
     try:
-        gone = await remove_connection(core, connection_id, actor=cli_actor())
+        removal = await remove_connection(core, connection_id, actor=cli_actor())
     except ConnectionError_ as exc:
         fail(str(exc))
         return
     if as_json:
-        emit(gone, None, True)
+        emit(removal.as_row(), None, True)
         return
-    emit([gone], ["id", "provider", "account", "calendars", "push_channels_stopped"], False, title="Connection removed")
+    emit([removal.as_row()], ["id", "provider", "account", "calendars", "push_channels_stopped", "state"], False,
+         title="Connection removed" if removal.done else "Connection being removed")
+    if not removal.done:
+        click.echo(f"The platform did not delete {removal.pending} webhook subscription(s): "
+                   f"{'; '.join(removal.errors)}. The connection no longer syncs; clinicbot retries the delete "
+                   "every 10 minutes and forgets the connection when it is done.")
 
 
 @click.group()

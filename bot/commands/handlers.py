@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands import admin, appointments, conflicts, followups, reminders, staff
+from bot.commands import admin, appointments, conflicts, disconnect, followups, reminders, staff
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     AcceptCalendar,
@@ -31,6 +31,7 @@ from bot.commands.grammar import (
     ChangeRole,
     Command,
     Connect,
+    Disconnect,
     MapStaff,
     RefreshCalendars,
     Reschedule,
@@ -83,6 +84,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await admin.connect(core, actor, command)
         case RefreshCalendars():
             return await admin.refresh(core, actor, command)
+        case Disconnect():
+            return await disconnect.disconnect(core, actor, command)
         case ShowStatus():
             return await admin.status(core, actor)
         case MapStaff():

@@ -13,6 +13,8 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.app import build_app
+from bot.commands import handle, parse
+from bot.views import Notice
 from sync.boot import open_core
 from sync.engine.outbox import run_until_idle
 from sync.engine.run import sync_connection
@@ -21,10 +23,12 @@ from sync.integrations.connect import begin_oauth, finish_oauth
 from sync.integrations.push import ensure_push
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
-from sync.services.connections import remove_connection
+from sync.services.connections import add_connection
+from sync.services.removals import remove_connection, retry_removals
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, Connection, Practice, WebhookSubscription
 from tests.adapters.acuity.fakes.acuity import AcuityFake
+from tests.bot.clinic import make_actor
 from tests.conftest import drop_schema, make_settings
 from tests.servers import free_port
 
@@ -87,6 +91,35 @@ async def test_oauth_connect_webhook_delivery_and_disconnect(core: Core, fake: A
         (appt,) = (await s.scalars(select(Appointment))).all()
         assert appt.client_name == "Jane Roe" and appt.start == START
     gone = await remove_connection(core, saved.connection_id, actor="cli:test")
-    assert gone["push_channels_stopped"] == 2 and fake.webhooks == {}
+    assert gone.stopped == 2 and gone.done and fake.webhooks == {}
     async with core.store.session() as s:
         assert (await s.scalars(select(WebhookSubscription))).all() == []
+
+
+async def test_disconnect_from_chat_retries_a_failed_delete_then_forgets(core: Core, fake: AcuityFake) -> None:
+    admin = await make_actor(core, "UADMIN", ("admin",))
+    added = await add_connection(core, "acuity", "https://acuityscheduling.com", username=fake.user_id,
+                                 password=fake.api_key, actor="cli:test")
+    assert (await ensure_push(core, added.connection_id)).created == 2
+    (hook_id,) = fake.webhooks
+    fake.fail_delete = 500
+    view = await handle(core, admin, parse(f"disconnect {added.connection_id}"))
+    assert isinstance(view, Notice) and "no longer syncs" in view.text and "500" in view.text
+    async with core.store.session() as s:
+        conn = await s.get(Connection, added.connection_id)
+        assert conn is not None and conn.status == "removing" and not conn.sync_enabled
+        rows = (await s.scalars(select(WebhookSubscription))).all()
+    # Both channels name the one webhook Acuity failed to delete: kept, to be deleted again.
+    assert {r.status for r in rows} == {"stopping"} and hook_id in fake.webhooks
+    assert (await ensure_push(core, added.connection_id)).created == 0  # nothing renews it meanwhile
+    await retry_removals(core)  # Acuity still failing: nothing forgotten
+    async with core.store.session() as s:
+        assert await s.get(Connection, added.connection_id) is not None
+    fake.fail_delete = 0
+    await retry_removals(core)
+    assert fake.webhooks == {}
+    async with core.store.session() as s:
+        assert await s.get(Connection, added.connection_id) is None
+        assert (await s.scalars(select(WebhookSubscription))).all() == []
+    again = await handle(core, admin, parse(f"disconnect {added.connection_id}"))
+    assert "no connection" in getattr(again, "message", "")
