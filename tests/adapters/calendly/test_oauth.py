@@ -80,9 +80,12 @@ async def _connect(world: World, fake: CalendlyFake) -> int:
             assert answer.status == 200 and "Calendly connected" in await answer.text()
         async with http.get(callback, params=params) as again:  # the link works once
             assert again.status == 400
+    queue = world.core.services.sync_queue
+    if queue is not None:
+        await queue.drain()  # the first sync the connect asked for
     async with world.core.store.session() as s:
         conn = await s.scalar(select(Connection).where(Connection.provider == "calendly"))
-        assert conn is not None
+        assert conn is not None and conn.last_success_at is not None
         return conn.id
 
 
@@ -107,6 +110,11 @@ async def test_connect_stores_the_pair_and_finds_every_member(world: World, fake
     assert conn.credentials["access_token"] in fake.access
     assert sorted(c.remote_id for c in cals) == sorted(u["uri"] for u in fake.users)
     assert {c.role for c in cals} == {"source"}
+    # The connect's first sync made one webhook subscription per member, each with its own signing key.
+    subs = sorted(fake.subscriptions.values(), key=lambda sub: str(sub["user"]))
+    assert [sub["user"] for sub in subs] == sorted(u["uri"] for u in fake.users)
+    assert {sub["callback_url"] for sub in subs} == {f"{world.base}/webhooks/calendly/{conn_id}"}
+    assert len({sub["signing_key"] for sub in subs}) == 2
 
 
 async def test_two_refreshes_at_once_spend_one_refresh_token(world: World, fake: CalendlyFake) -> None:
