@@ -110,7 +110,8 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
                 raise Forbidden("you can see your own day; staff can see everyone's")
             mine = await session.get(Practitioner, actor.practitioner_id)
             practitioner = PractitionerRef(mine.id, mine.name) if mine is not None else None
-        rows = await svc.list_day(session, actor.practice_id, day, tz, practitioner.id if practitioner else None)
+        rows = await svc.list_day(session, actor.practice_id, day, tz, practitioner.id if practitioner else None,
+                                  with_outcomes=True)
         names = await practitioner_names(session, {a.practitioner_id for a in rows if a.practitioner_id})
         read_only = await read_only_calendars(session, {a.source_calendar_id for a in rows})
         items = tuple(agenda_item(actor, a, tz, names, read_only=a.source_calendar_id in read_only) for a in rows)

@@ -105,6 +105,7 @@ async def appointment_detail(
         date_label=day_label(item.start.date()),
         location=appt.location_text or "",
         notes=appt.notes or "",
+        phone=appt.client_phone or "",
         calendars=calendars,
         notice=notice,
         note=" ".join(filter(None, (describe(series_row or appt, tz), f"{read_only}." if read_only else ""))),

@@ -257,6 +257,8 @@ class Appointment(Base):
     title: Mapped[str | None] = mapped_column(EncryptedText)
     client_name: Mapped[str | None] = mapped_column(EncryptedText)
     client_email: Mapped[str | None] = mapped_column(EncryptedText)
+    #: As the booking platform has it (Square's customer, Acuity's appointment, Calendly's invitee).
+    client_phone: Mapped[str | None] = mapped_column(EncryptedText)
     notes: Mapped[str | None] = mapped_column(EncryptedText)
     service: Mapped[str | None] = mapped_column(String(200))
     location_text: Mapped[str | None] = mapped_column(EncryptedText)

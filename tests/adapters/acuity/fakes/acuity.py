@@ -82,10 +82,10 @@ class AcuityFake:
         self.calendars.append({"id": calendar_id, "name": name, "email": "", "timezone": "Europe/London"})
 
     async def book(self, calendar_id: int, start: datetime, minutes: int = 30, *, first: str = "Jane",
-                   last: str = "Roe", service: str = "Acupuncture") -> dict[str, Any]:
+                   last: str = "Roe", service: str = "Acupuncture", phone: str = "") -> dict[str, Any]:
         self._next_id += 1
         appt = {"id": self._next_id, "calendarID": calendar_id, "appointmentTypeID": 7, "type": service,
-                "firstName": first, "lastName": last, "email": f"{first.lower()}@example.org", "phone": "",
+                "firstName": first, "lastName": last, "email": f"{first.lower()}@example.org", "phone": phone,
                 "datetime": start.isoformat(), "duration": str(minutes), "timezone": "Europe/London",
                 "notes": "", "location": "Room 2", "canceled": False, "noShow": False}
         self.appointments[appt["id"]] = appt
@@ -256,6 +256,11 @@ class AcuityFake:
         appt["canceled"] = True
         await self.announce("canceled", appt)
         return web.json_response(appt)
+
+    async def mark_no_show(self, appt_id: int) -> None:
+        """The clinic marks the client as not having come: Acuity cancels the appointment with noShow."""
+        self.appointments[appt_id].update(canceled=True, noShow=True)
+        await self.announce("canceled", self.appointments[appt_id])
 
     async def change_on_acuity(self, appt_id: int, start: datetime) -> None:
         """A reschedule made in Acuity by the client or the clinic."""
