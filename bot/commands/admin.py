@@ -130,7 +130,7 @@ def _calendar_label(provider: str, cal: status_service.CalendarState) -> str:
     label = f"{cal.name} ({cal.role}{'' if cal.sync_enabled else ', off'})"
     if cal.unassigned:
         label += (f": {cal.unassigned} booking{'' if cal.unassigned == 1 else 's'} unassigned, "
-                  f"`staff map {provider} {cal.remote_id} @practitioner`")
+                  f"`staff` to map them with a picker (or `staff map {provider} {cal.remote_id} @practitioner`)")
     return label
 
 
