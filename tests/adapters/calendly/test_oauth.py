@@ -155,3 +155,25 @@ async def test_a_spent_refresh_token_asks_for_a_reconnect(world: World, fake: Ca
     assert conn.status == "auth_expired" and "invalid_grant" in (conn.last_error or "")
     assert "connection.auth_expired" in actions
     assert fake.refreshes == 0
+
+
+async def test_a_token_calendly_stops_accepting_early_is_refreshed_once_and_the_call_retried(
+    world: World, fake: CalendlyFake
+) -> None:
+    conn_id = await _connect(world, fake)
+    async with world.core.store.session() as s:
+        conn = await s.get(Connection, conn_id)
+        assert conn is not None
+        fake.access[conn.credentials["access_token"]] = 0.0  # revoked at Calendly; we think it is good
+        cal = await s.scalar(select(Calendar).where(Calendar.connection_id == conn_id))
+        assert cal is not None
+        provider = open_provider(world.core, conn, cal)
+    now = datetime.now(UTC)
+    try:
+        found = await provider.changes(None, Window(now, now + timedelta(days=7)))
+    finally:
+        await provider.aclose()  # type: ignore[attr-defined]
+    assert found.items == [] and fake.refreshes == 1
+    async with world.core.store.session() as s:
+        conn = await s.get(Connection, conn_id)
+        assert conn is not None and conn.credentials["access_token"] in fake.access
