@@ -98,7 +98,8 @@ async def status(core: Core, actor: Actor) -> View:
     )
     states = []
     for c in st.connections:
-        health = {"active": "ok", "auth_expired": "expired: reconnect", "disabled": "disabled"}.get(
+        health = {"active": "ok", "auth_expired": "expired: reconnect", "disabled": "disabled",
+                  "removing": "removing: its webhooks are being deleted"}.get(
             c.status, f"error: {c.status}"
         )
         states.append(

@@ -196,7 +196,7 @@ class Connection(Base):
     #: Non-secret configuration: base URL, principal URL, tenant ...
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     credentials: Mapped[Any | None] = mapped_column(EncryptedJSON)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active|auth_expired|error|disabled
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|auth_expired|error|disabled|removing
     cursor: Mapped[str | None] = mapped_column(Text)
     window_days_back: Mapped[int] = mapped_column(Integer, default=30)
     window_days_ahead: Mapped[int] = mapped_column(Integer, default=180)
