@@ -1,7 +1,7 @@
 """Acuity Scheduling: appointments from Acuity, reschedules and cancels back, signed form webhooks.
 
-Connection: the account's user id and API key, given to the CLI
-(`clinicbot connection add acuity --username <user id> --password-env ACUITY_API_KEY`). Each Acuity
+Connection: Acuity's OAuth (`connect acuity` in chat), or the account's user id and API key given to
+the CLI (`clinicbot connection add acuity --username <user id> --password-env ACUITY_API_KEY`). Each Acuity
 calendar (a staff member) is one booking calendar (remote id = calendarID), mapped to a practitioner
 with `staff map acuity <calendarID> @practitioner`.
 """
@@ -12,6 +12,7 @@ import httpx
 
 from adapters.acuity.bookings import AcuityBookings
 from adapters.acuity.client import AcuityClient
+from adapters.acuity.oauth import AcuityOAuth, bearer
 from adapters.acuity.settings import AcuitySettings, acuity_settings
 from adapters.acuity.webhooks import AcuityChannels, AcuityWebhooks
 from sync.contract import AuthExpired, CalendarInfo, ConnectionInfo
@@ -22,12 +23,20 @@ __all__ = ["INTEGRATION", "AcuityBookings", "discover", "open_calendar", "open_s
 
 
 def open_source(conn: ConnectionInfo, host: HostSettings) -> AcuityBookings:
-    """The account's appointments, with Basic auth (user id, API key)."""
+    """The account's appointments, with its OAuth token or with Basic auth (user id, API key).
+
+    The key that signs its webhooks: the API key, or for an OAuth connection the app's client secret.
+    """
     creds = conn.credentials or {}
+    cfg = acuity_settings(host)
+    token = str(creds.get("access_token") or "")
+    if token:
+        client = AcuityClient(cfg.acuity_api_url, bearer(token), rate=cfg.acuity_requests_per_second,
+                              transport=conn.transport)
+        return AcuityBookings(client, api_key=cfg.acuity_client_secret or "")
     user, key = str(creds.get("username") or ""), str(creds.get("password") or "")
     if not user or not key:
         raise AuthExpired("acuity: the connection needs the user id and API key", provider="acuity")
-    cfg = acuity_settings(host)
     client = AcuityClient(cfg.acuity_api_url, httpx.BasicAuth(user, key), rate=cfg.acuity_requests_per_second,
                           transport=conn.transport)
     return AcuityBookings(client, api_key=key)
@@ -46,24 +55,32 @@ def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSetti
     return BookingCalendar(open_source(conn, host), calendar_remote_id)
 
 
-#: Acuity Scheduling: user id and API key on the command line; every calendar's appointments are a source.
+def _configured(host: HostSettings) -> bool:
+    return acuity_settings(host).oauth_enabled
+
+
+#: Acuity Scheduling: OAuth sign-in, or user id and API key on the command line; every calendar is a source.
 INTEGRATION = Integration(
     name="acuity",
     title="Acuity Scheduling",
     aliases=("squarespace",),
     settings=AcuitySettings,
+    configured=_configured,
     connect=ConnectSpec(
-        kinds=("credentials",),
+        kinds=("oauth2", "credentials"),
+        oauth=AcuityOAuth(),
         defaults={"url": "https://acuityscheduling.com"},
         steps=(
             "Acuity appointments are read from Acuity; reschedules and cancels made in chat go back to Acuity.",
-            "In Acuity, open Integrations > API and copy the user id and the API key.",
-            "The server's admin runs `clinicbot connection add acuity --username <user id> --password-env "
-            "ACUITY_API_KEY` (the key is stored encrypted), then maps each calendar with "
-            "`staff map acuity <calendar id> @practitioner`.",
+            "Sign in with the Acuity account that takes the bookings; or, in Acuity's Integrations > API, copy "
+            "the user id and the API key and the server's admin runs `clinicbot connection add acuity --username "
+            "<user id> --password-env ACUITY_API_KEY` (the key is stored encrypted).",
+            "Map each calendar to a practitioner: `staff map acuity <calendar id> @practitioner`.",
         ),
         primary_role="source",
         other_role="source",
+        setup_hint="set CLINICBOT_ACUITY_CLIENT_ID and CLINICBOT_ACUITY_CLIENT_SECRET "
+                   "(or connect with the user id and API key on the command line)",
     ),
     calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
     booking_source=open_source,

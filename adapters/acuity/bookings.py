@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.acuity.client import PROVIDER, AcuityClient
 from sync.contract import BadPayload, BookingCapabilities, CalendarInfo, WrongEtag
-from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
+from sync.contract.items import NO_SHOW, ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["PAGE_MAX", "AcuityBookings", "appointment_event"]
 
@@ -50,14 +50,17 @@ def appointment_event(appt: dict[str, Any]) -> EventData:
         minutes = 30
     name = " ".join(p for p in (appt.get("firstName"), appt.get("lastName")) if p) or None
     service = str(appt.get("type") or "") or None
-    cancelled = bool(appt.get("canceled"))
+    # Acuity records a no-show by cancelling with noShow: it stays a no-show, not a cancellation.
+    no_show = bool(appt.get("noShow"))
+    cancelled = bool(appt.get("canceled")) and not no_show
     return EventData(
         uid=str(appt.get("id")), summary=" - ".join(p for p in (service, name) if p) or "Acuity appointment",
         start=start.astimezone(UTC), end=(start + timedelta(minutes=minutes)).astimezone(UTC),
         tzid=str(appt.get("timezone") or "") or None, description=str(appt.get("notes") or ""),
         location=str(appt.get("location") or ""), status="cancelled" if cancelled else "confirmed",
-        categories=("no_show",) if appt.get("noShow") else (), client_name=name,
+        categories=(NO_SHOW,) if no_show else (), client_name=name,
         client_email=str(appt.get("email") or "") or None, service=service,
+        client_phone=str(appt.get("phone") or "").strip() or None,
         staff_ref=str(appt.get("calendarID") or "") or None,
     )
 

@@ -1,27 +1,44 @@
 """Calendly: bookings (scheduled events) from Calendly, cancels back, reschedules refused with the client's link.
 
-Connection: a personal access token given to the CLI
-(`clinicbot connection add calendly --username <account email> --password-env CALENDLY_TOKEN`).
+Connection: Calendly's OAuth (`connect calendly` in chat, `clinicbot connection add calendly`), whose
+single-use refresh tokens are rotated under the connection's token lock, or a personal access token
+given to the CLI (`clinicbot connection add calendly --username <account email> --password-env CALENDLY_TOKEN`).
 Each member of the Calendly organization is one booking calendar (remote id = their user URI),
 mapped with `staff map calendly <user URI> @practitioner`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from adapters.calendly.bookings import CalendlyBookings
-from adapters.calendly.client import CalendlyClient
+from adapters.calendly.client import PROVIDER, CalendlyClient
+from adapters.calendly.oauth import CalendlyOAuth, refresh
 from adapters.calendly.settings import CalendlySettings, calendly_settings
 from adapters.calendly.webhooks import CalendlySubscriptions, CalendlyWebhooks
+from adapters.kit.oauth import BearerAuth, RefreshingTokens
 from sync.contract import CalendarInfo, ConnectionInfo
 from sync.contract.booking import BookingCalendar
 from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration
 
-__all__ = ["INTEGRATION", "CalendlyBookings", "discover", "open_calendar", "open_source"]
+__all__ = ["INTEGRATION", "CalendlyBookings", "discover", "open_calendar", "open_source", "tokens"]
+
+
+def tokens(conn: ConnectionInfo, host: HostSettings) -> RefreshingTokens:
+    """The connection's tokens: an OAuth pair refreshed (and rotated) when due, or a personal token as it is."""
+
+    async def renew(current: dict[str, Any]) -> dict[str, Any]:
+        return await refresh(host, current, transport=conn.transport)
+
+    return RefreshingTokens(conn, renew, provider=PROVIDER)
 
 
 def open_source(conn: ConnectionInfo, host: HostSettings) -> CalendlyBookings:
+    """The account's scheduled events, with its OAuth tokens or its personal access token."""
     creds = conn.credentials or {}
-    token = str(creds.get("access_token") or creds.get("password") or "")
+    token: str | BearerAuth = str(creds.get("access_token") or creds.get("password") or "")
+    if creds.get("refresh_token"):
+        token = BearerAuth(tokens(conn, host))
     client = CalendlyClient(calendly_settings(host).calendly_api_url, token, transport=conn.transport)
     return CalendlyBookings(client)
 
@@ -38,23 +55,32 @@ def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSetti
     return BookingCalendar(open_source(conn, host), calendar_remote_id)
 
 
-#: Calendly: a personal access token on the command line; every organization member's bookings are a source.
+def _configured(host: HostSettings) -> bool:
+    return calendly_settings(host).oauth_enabled
+
+
+#: Calendly: OAuth sign-in (or a personal access token on the command line); every member's bookings are a source.
 INTEGRATION = Integration(
     name="calendly",
     title="Calendly",
     settings=CalendlySettings,
+    configured=_configured,
     connect=ConnectSpec(
-        kinds=("credentials",),
+        kinds=("oauth2", "credentials"),
+        oauth=CalendlyOAuth(),
         defaults={"url": "https://api.calendly.com"},
         steps=(
             "Calendly bookings are read from Calendly; cancels made in chat go back to Calendly (Calendly has no "
             "reschedule API: chat offers the client's own reschedule link instead).",
-            "In Calendly, open Integrations > API & webhooks and create a personal access token.",
-            "The server's admin runs `clinicbot connection add calendly --username <account email> --password-env "
-            "CALENDLY_TOKEN`, then maps each member with `staff map calendly <user URI> @practitioner`.",
+            "Sign in with the Calendly account of the organization that takes the bookings; or the server's admin "
+            "runs `clinicbot connection add calendly --username <account email> --password-env CALENDLY_TOKEN` "
+            "with a personal access token.",
+            "Map each member to a practitioner: `staff map calendly <user URI> @practitioner`.",
         ),
         primary_role="source",
         other_role="source",
+        setup_hint="set CLINICBOT_CALENDLY_CLIENT_ID and CLINICBOT_CALENDLY_CLIENT_SECRET "
+                   "(or connect with a personal access token on the command line)",
     ),
     calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
     booking_source=open_source,

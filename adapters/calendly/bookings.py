@@ -17,7 +17,7 @@ from typing import Any
 
 from adapters.calendly.client import PROVIDER, CalendlyClient
 from sync.contract import BadPayload, BookingCapabilities, CalendarInfo, NotFound, Refused
-from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
+from sync.contract.items import NO_SHOW, ChangeSet, EventData, RemoteItem, Window
 
 __all__ = ["MAX_CHAIN", "CalendlyBookings", "event_uuid", "uuid_of"]
 
@@ -61,8 +61,10 @@ def _event(root: str, event: dict[str, Any], invitee: dict[str, Any]) -> EventDa
         uid=root, summary=" - ".join(p for p in (service, name) if p) or "Calendly booking",
         start=_time(event.get("start_time")), end=_time(event.get("end_time")), tzid=invitee.get("timezone") or None,
         description=notes, location=place, status="cancelled" if cancelled else "confirmed",
-        categories=("no_show",) if invitee.get("no_show") else (), client_name=name,
+        categories=(NO_SHOW,) if invitee.get("no_show") else (), client_name=name,
         client_email=str(invitee.get("email") or "") or None, service=service,
+        # The number the invitee gave for text reminders: the phone Calendly has for them.
+        client_phone=str(invitee.get("text_reminder_number") or "").strip() or None,
         staff_ref=str(members[0].get("user") or "") or None if members else None,
     )
 

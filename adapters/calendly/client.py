@@ -14,9 +14,14 @@ import httpx
 from adapters.kit.http import RetryPolicy, json_body, make_client, parse_retry_after, send
 from sync.contract import AuthExpired, BadPayload, NotFound, ProviderError, RateLimited, Refused, Unavailable
 
-__all__ = ["PROVIDER", "CalendlyClient", "map_calendly_error"]
+__all__ = ["PROVIDER", "CalendlyClient", "map_calendly_error", "rate_limit_wait"]
 
 PROVIDER = "calendly"
+
+
+def rate_limit_wait(response: httpx.Response) -> float | None:
+    """How long Calendly asks us to wait: Retry-After, else X-RateLimit-Reset (seconds until the limit resets)."""
+    return parse_retry_after(response.headers.get("Retry-After") or response.headers.get("X-RateLimit-Reset"))
 
 
 def map_calendly_error(response: httpx.Response) -> ProviderError:
@@ -32,8 +37,7 @@ def map_calendly_error(response: httpx.Response) -> ProviderError:
     if status == 401:
         return AuthExpired(what, provider=PROVIDER)
     if status == 429:
-        wait = parse_retry_after(response.headers.get("X-RateLimit-Reset") or response.headers.get("Retry-After"))
-        return RateLimited(what, retry_after=wait, provider=PROVIDER)
+        return RateLimited(what, retry_after=rate_limit_wait(response), provider=PROVIDER)
     if status in (404, 410):
         return NotFound(what, provider=PROVIDER)
     if status >= 500:
@@ -46,12 +50,15 @@ def map_calendly_error(response: httpx.Response) -> ProviderError:
 class CalendlyClient:
     """JSON calls to Calendly with one account's token."""
 
-    def __init__(self, base_url: str, token: str, *, transport: httpx.AsyncBaseTransport | None = None,
+    def __init__(self, base_url: str, token: str | httpx.Auth, *, transport: httpx.AsyncBaseTransport | None = None,
                  policy: RetryPolicy | None = None) -> None:
+        """`token` is a personal access token, or an auth that hands out (and refreshes) OAuth tokens."""
         if not token:
             raise AuthExpired("calendly: the connection has no token", provider=PROVIDER)
-        self._http = make_client(base_url, transport=transport, policy=policy or RetryPolicy(),
-                                 headers={"Authorization": f"Bearer {token}"})
+        auth = token if isinstance(token, httpx.Auth) else None
+        headers = {} if auth is not None else {"Authorization": f"Bearer {token}"}
+        self._http = make_client(base_url, transport=transport, policy=policy or RetryPolicy(), headers=headers,
+                                 auth=auth, retry_after=rate_limit_wait)
         self.calls = 0
 
     async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,

@@ -2,8 +2,10 @@
 per-provider base URL (for national clouds and for the loopback fakes in tests).
 
 Retries happen in a transport wrapper, so every adapter gets the same policy whatever request it
-sends. A throttle that asks us to wait longer than `max_wait` is not slept through: the response
-goes back to the adapter, which raises RateLimited, and the outbox reschedules the operation.
+sends. How long a throttled answer asks us to wait is read from Retry-After, or by the platform's
+own hook (`retry_after`: Calendly's X-RateLimit-Reset). A throttle that asks us to wait longer
+than `max_wait` is not slept through: the response goes back to the adapter, which raises
+RateLimited, and the outbox reschedules the operation.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+def _retry_after_header(response: httpx.Response) -> float | None:
+    return parse_retry_after(response.headers.get("Retry-After"))
+
+
 class RetryTransport(httpx.AsyncBaseTransport):
     """Retries throttled and failed requests with bounded, jittered backoff."""
 
@@ -73,10 +79,12 @@ class RetryTransport(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport,
         policy: RetryPolicy,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        retry_after: Callable[[httpx.Response], float | None] | None = None,
     ) -> None:
         self._inner = inner
         self._policy = policy
         self._sleep = sleep
+        self._retry_after = retry_after or _retry_after_header
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         policy = self._policy
@@ -97,7 +105,7 @@ class RetryTransport(httpx.AsyncBaseTransport):
             # 429 and 503 mean "not processed": safe to resend whatever the method.
             if response.status_code in (502, 504) and not can_retry_errors:
                 return response
-            wait = parse_retry_after(response.headers.get("Retry-After"))
+            wait = self._retry_after(response)
             if wait is None:
                 wait = self._backoff(attempt)
             if wait > policy.max_wait:
@@ -125,9 +133,11 @@ def make_client(
     auth: httpx.Auth | None = None,
     verify: Any = True,
     max_connections: int = 20,
+    retry_after: Callable[[httpx.Response], float | None] | None = None,
 ) -> httpx.AsyncClient:
     """An AsyncClient for one provider. `transport` lets tests inject a mock; the base URL is the
-    provider's own or an override (national cloud, loopback fake)."""
+    provider's own or an override (national cloud, loopback fake); `retry_after` reads the platform's
+    own rate-limit header when it is not Retry-After."""
     inner = transport or httpx.AsyncHTTPTransport(
         verify=verify, limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     )
@@ -135,7 +145,7 @@ def make_client(
         base_url=base_url,
         headers={"User-Agent": "clinicbot/0.1", **(headers or {})},
         timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-        transport=RetryTransport(inner, policy or RetryPolicy()),
+        transport=RetryTransport(inner, policy or RetryPolicy(), retry_after=retry_after),
         auth=auth,
         follow_redirects=False,
     )

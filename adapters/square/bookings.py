@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.square.client import PROVIDER, SquareClient
 from sync.contract import BadPayload, BookingCapabilities, CalendarInfo, NotFound, ProviderError
-from sync.contract.items import ChangeSet, EventData, EventStatus, RemoteItem, Window
+from sync.contract.items import NO_SHOW, ChangeSet, EventData, EventStatus, RemoteItem, Window
 
 __all__ = ["SLICE", "SquareBookings", "booking_event", "parse_time"]
 
@@ -46,7 +46,7 @@ def _status(raw: str) -> tuple[EventStatus, tuple[str, ...]]:
     if raw in _CANCELLED:
         return "cancelled", (raw.lower(),)
     if raw == "NO_SHOW":
-        return "confirmed", ("no_show",)
+        return "confirmed", (NO_SHOW,)
     if raw == "PENDING":
         return "tentative", ()
     return "confirmed", ()
@@ -69,6 +69,7 @@ def booking_event(booking: dict[str, Any], *, client: dict[str, str] | None = No
         start=start, end=start + timedelta(minutes=minutes), tzid=tzid, description=notes,
         location=str(booking.get("location_id") or ""), status=status, categories=categories,
         client_name=name, client_email=(client or {}).get("email") or None, service=service,
+        client_phone=(client or {}).get("phone") or None,
         staff_ref=str(segments[0].get("team_member_id") or "") or None if segments else None,
     )
 

@@ -34,10 +34,10 @@ from sync.services.connections import (
     add_connection,
     add_practice_wide,
     calendar_rows,
-    remove_connection,
     set_calendar,
 )
 from sync.services.practices import PracticeError, default_practice, find_practitioner, practice_by_name
+from sync.services.removals import remove_connection
 from sync.services.staff import identities_of
 from sync.services.status import connection_status
 from sync.store.model import Practitioner
@@ -139,7 +139,8 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
         if not (application and tenant):
             fail("--application needs --tenant (the tenant id the admin consented for)")
         await _add_practice_wide(core, integration_name, practice_name, tenant or "", as_json)
-    elif "oauth2" in spec.kinds:
+    elif "oauth2" in spec.kinds and not (password_env and "credentials" in spec.kinds):
+        # A sign-in, unless a token or key is given for an integration that also takes one (--password-env).
         if bool(state) != bool(code):
             fail("give both --state and --code to finish a sign-in, or neither to start one")
         if state and code:
@@ -250,14 +251,19 @@ async def connection_list(core: Core, as_json: bool) -> None:
 async def connection_remove(core: Core, connection_id: int, as_json: bool) -> None:
     """Disconnect an account: stop its push channels and forget it with its calendars."""
     try:
-        gone = await remove_connection(core, connection_id, actor=cli_actor())
+        removal = await remove_connection(core, connection_id, actor=cli_actor())
     except ConnectionError_ as exc:
         fail(str(exc))
         return
     if as_json:
-        emit(gone, None, True)
+        emit(removal.as_row(), None, True)
         return
-    emit([gone], ["id", "provider", "account", "calendars", "push_channels_stopped"], False, title="Connection removed")
+    emit([removal.as_row()], ["id", "provider", "account", "calendars", "push_channels_stopped", "state"], False,
+         title="Connection removed" if removal.done else "Connection being removed")
+    if not removal.done:
+        click.echo(f"The platform did not delete {removal.pending} webhook subscription(s): "
+                   f"{'; '.join(removal.errors)}. The connection no longer syncs; clinicbot retries the delete "
+                   "every 10 minutes and forgets the connection when it is done.")
 
 
 @click.group()

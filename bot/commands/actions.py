@@ -23,6 +23,7 @@ __all__ = [
     "BookFollowUp",
     "CancelConfirmed",
     "KeepBooking",
+    "MapStaffMember",
     "MarkAttended",
     "MarkNoShow",
     "OpenReschedule",
@@ -121,9 +122,17 @@ class AcceptCalendar:
     conflict_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class MapStaffMember:
+    """The staff card's picker: this booking calendar's staff member is that practitioner."""
+
+    calendar_id: int
+    practitioner_id: int | None = None
+
+
 Action = (
     OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails | KeepBooking
-    | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp
+    | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember
 )
 
 #: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
@@ -139,6 +148,7 @@ ACTION_IDS: dict[str, type[Any]] = {
     "followup_book": BookFollowUp,
     "conflict_keep": KeepBooking,
     "conflict_accept": AcceptCalendar,
+    "staff_map": MapStaffMember,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
@@ -165,6 +175,7 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     BookFollowUp: (("a", "appointment_id", True),),
     KeepBooking: (("c", "conflict_id", True),),
     AcceptCalendar: (("c", "conflict_id", True),),
+    MapStaffMember: (("c", "calendar_id", True), ("p", "practitioner_id", False)),
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 
@@ -190,7 +201,7 @@ def _ascii_digits(text: str) -> bool:
 
 
 def _convert(attr: str, raw: Any) -> Any:
-    if attr in ("appointment_id", "version", "practitioner_id", "conflict_id"):
+    if attr in ("appointment_id", "version", "practitioner_id", "conflict_id", "calendar_id"):
         text = str(raw)
         if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not _ascii_digits(text) or len(text) > 12:
             raise _bad(f"{attr} must be a whole number")

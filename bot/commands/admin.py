@@ -98,7 +98,8 @@ async def status(core: Core, actor: Actor) -> View:
     )
     states = []
     for c in st.connections:
-        health = {"active": "ok", "auth_expired": "expired: reconnect", "disabled": "disabled"}.get(
+        health = {"active": "ok", "auth_expired": "expired: reconnect", "disabled": "disabled",
+                  "removing": "removing: its webhooks are being deleted"}.get(
             c.status, f"error: {c.status}"
         )
         states.append(
@@ -130,7 +131,7 @@ def _calendar_label(provider: str, cal: status_service.CalendarState) -> str:
     label = f"{cal.name} ({cal.role}{'' if cal.sync_enabled else ', off'})"
     if cal.unassigned:
         label += (f": {cal.unassigned} booking{'' if cal.unassigned == 1 else 's'} unassigned, "
-                  f"`staff map {provider} {cal.remote_id} @practitioner`")
+                  f"`staff` to map them with a picker (or `staff map {provider} {cal.remote_id} @practitioner`)")
     return label
 
 
@@ -187,6 +188,10 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
     if integration.connect.kind != "oauth2":
         return ConnectInfo(cmd.provider, title, steps=integration.connect.steps)
     if not integration.is_configured(core.settings):
+        if "credentials" in integration.connect.kinds:  # it also connects with a key on the command line
+            return ConnectInfo(cmd.provider, title, steps=(
+                f"{title} sign-in is not set up on this server yet: the server's admin can "
+                f"{integration.connect.setup_hint or 'set it up'}.", *integration.connect.steps))
         return ConnectInfo(
             cmd.provider,
             title,

@@ -109,6 +109,8 @@ async def _who(session: AsyncSession, audit_actor: str) -> str:
         )
         if name:
             return str(name)
+    if audit_actor == "system:sync":  # read from the booking platform (Square, Acuity, Calendly report no-shows)
+        return "the booking platform"
     return "clinicbot" if audit_actor == "system" else audit_actor
 
 

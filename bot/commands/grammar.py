@@ -30,6 +30,7 @@ __all__ = [
     "Command",
     "CommandSpec",
     "Connect",
+    "Disconnect",
     "ParseError",
     "RefreshCalendars",
     "Reschedule",
@@ -130,6 +131,13 @@ class Connect:
 
 
 @dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Disconnect an account: its webhook subscriptions deleted at the platform, the connection forgotten."""
+
+    connection: str
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshCalendars:
     """Find a connection's calendars again (its id, integration or account, as `status` shows them)."""
 
@@ -185,6 +193,7 @@ Command = (
     | SetSync
     | Connect
     | RefreshCalendars
+    | Disconnect
     | ShowStatus
     | MapStaff
     | ShowWhoami
@@ -300,6 +309,13 @@ def _p_refresh(args: list[str], rest: str) -> Command:
     if not args:
         raise ParseError("which connection? `status` lists them", example)
     return RefreshCalendars(" ".join(args))
+
+
+def _p_disconnect(args: list[str], rest: str) -> Command:
+    example = "disconnect 3"
+    if not args:
+        raise ParseError("which connection? `status` lists them", example)
+    return Disconnect(" ".join(args))
 
 
 def _p_status(args: list[str], rest: str) -> Command:
@@ -454,6 +470,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "refresh 3",
         "admin",
         _p_refresh,
+    ),
+    CommandSpec(
+        "disconnect",
+        "disconnect <connection>",
+        "disconnect an account: its webhooks are deleted at the platform; its bookings stay in the record",
+        "disconnect 3",
+        "admin",
+        _p_disconnect,
     ),
     CommandSpec(
         "staff",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands import admin, appointments, conflicts, followups, reminders, staff
+from bot.commands import admin, appointments, conflicts, disconnect, followups, reminders, staff, staff_card
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     AcceptCalendar,
@@ -18,6 +18,7 @@ from bot.commands.actions import (
     BookFollowUp,
     CancelConfirmed,
     KeepBooking,
+    MapStaffMember,
     MarkAttended,
     MarkNoShow,
     OpenReschedule,
@@ -31,6 +32,7 @@ from bot.commands.grammar import (
     ChangeRole,
     Command,
     Connect,
+    Disconnect,
     MapStaff,
     RefreshCalendars,
     Reschedule,
@@ -83,6 +85,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await admin.connect(core, actor, command)
         case RefreshCalendars():
             return await admin.refresh(core, actor, command)
+        case Disconnect():
+            return await disconnect.disconnect(core, actor, command)
         case ShowStatus():
             return await admin.status(core, actor)
         case MapStaff():
@@ -105,6 +109,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await conflicts.list_open(core, actor)
         case KeepBooking() | AcceptCalendar():
             return await conflicts.decide(core, actor, command)
+        case MapStaffMember():
+            return await staff_card.map_from_card(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

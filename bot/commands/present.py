@@ -64,6 +64,7 @@ def appointment_detail(actor: Actor, details: AppointmentDetails, notice: str = 
         date_label=day_label(item.start.date()),
         location=details.view.location,
         notes=details.view.notes,
+        phone=details.view.phone,
         calendars=details.calendars,
         notice=notice,
         note=details.note,

@@ -10,9 +10,10 @@ from bot.commands.appointments import person_practitioner
 from bot.commands.errors import ParseError
 from bot.commands.grammar import MapStaff
 from bot.commands.identity import Actor
+from bot.commands.staff_card import staff_card
 from bot.views import Notice, View
 from sync.runtime.core import Core
-from sync.services.staff import StaffError, list_mappings, unassigned_calendars
+from sync.services.staff import StaffError
 from sync.services.staff_mapping import map_staff_member, unmap_staff_member
 
 __all__ = ["staff_command"]
@@ -36,11 +37,7 @@ async def staff_command(core: Core, actor: Actor, cmd: MapStaff) -> View:
                                                 actor=actor.audit_name)
                 return Notice(f"{done.integration} {done.external_id} is no longer mapped to @{done.practitioner}; "
                               "new bookings for it are listed as unassigned.", title="Staff unmapped")
-            rows = await list_mappings(session, actor.practice_id)
-            waiting = await unassigned_calendars(session, actor.practice_id)
     except StaffError as exc:
         raise ParseError(str(exc), "staff map square TMabc123 @dr-lee") from None
-    lines = [f"- {m.integration} {m.kind} `{m.external_id}` → @{m.practitioner}" for m in rows]
-    lines += [f"- unassigned: {p} `{e}` ({n}), {c} booking{'' if c == 1 else 's'} waiting: "
-              f"`staff map {p} {e} @practitioner`" for p, e, n, c in waiting]
-    return Notice("\n".join(lines) or "No staff mappings yet, and no bookings waiting for one.", title="Staff")
+    # `staff` alone: the card with a practitioner picker for each unmapped staff member.
+    return await staff_card(core, actor)

@@ -321,9 +321,9 @@ class SlackListeners:
         await ack()
         origin = Origin.from_body(body)
         try:
-            typed: Action = decode(
-                str(action.get("action_id", "")).removeprefix(render.ACTION_PREFIX), action.get("value")
-            )
+            # A button carries its value; a select (the staff card's picker) its chosen option's.
+            raw = action.get("value") if "value" in action else (action.get("selected_option") or {}).get("value")
+            typed: Action = decode(str(action.get("action_id", "")).removeprefix(render.ACTION_PREFIX), raw)
         except ParseError as exc:
             bad = Error(exc.message, exc.example)
             self._later(lambda: self.respond(origin, bad, client, replace=False), "button error")

@@ -33,7 +33,7 @@ from bot.commands.actions import (
     ShowDetails,
     encode,
 )
-from bot.slack import conflict_render, reminder_render
+from bot.slack import conflict_render, reminder_render, staff_render
 from bot.slack.elements import ACTION_PREFIX, LABELS, button, clip, esc
 from bot.views import (
     Agenda,
@@ -49,6 +49,7 @@ from bot.views import (
     Reconnect,
     ReminderCard,
     RescheduleForm,
+    StaffCard,
     Status,
     View,
     Whoami,
@@ -130,6 +131,8 @@ def _detail(view: AppointmentDetail) -> list[Block]:
         MarkdownTextObject(text=f"*Client*\n{esc(item.client)}"),
         MarkdownTextObject(text=f"*Status*\n{item.status.replace('_', ' ')}"),
     ]
+    if view.phone:
+        fields.append(MarkdownTextObject(text=f"*Phone*\n{esc(clip(view.phone, 60))}"))
     if item.service:
         fields.append(MarkdownTextObject(text=f"*Service*\n{esc(item.service)}"))
     if view.location:
@@ -248,6 +251,8 @@ def message(view: View) -> tuple[str, list[dict[str, Any]]]:
     if isinstance(view, conflict_render.CONFLICT_VIEWS):
         text, blocks = conflict_render.blocks_for(view)
         return clip(text, 300), [b.to_dict() for b in blocks]
+    if isinstance(view, StaffCard):
+        return staff_render.blocks_for(view)
     match view:
         case Agenda():
             return clip(view.title, 300), agenda_json(view)

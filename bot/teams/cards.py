@@ -19,7 +19,7 @@ from bot.commands.actions import (
     ShowDetails,
     SubmitReschedule,
 )
-from bot.teams import conflict_cards, reminder_cards
+from bot.teams import conflict_cards, reminder_cards, staff_cards
 from bot.teams.card_parts import Json, action_button, execute, fact_set, open_url, plain, text
 from bot.views import (
     Agenda,
@@ -35,6 +35,7 @@ from bot.views import (
     Reconnect,
     ReminderCard,
     RescheduleForm,
+    StaffCard,
     Status,
     View,
     Whoami,
@@ -129,6 +130,7 @@ def _detail(view: AppointmentDetail) -> tuple[list[Json], list[Json]]:
         body.append(text(view.note, isSubtle=True))
     facts = [
         ("Client", item.client),
+        ("Phone", view.phone),
         ("Service", item.service),
         ("Practitioner", item.practitioner),
         ("Status", item.status.replace("_", " ")),
@@ -267,6 +269,8 @@ def render_parts(view: View) -> tuple[list[Json], list[Json]]:
     """(body, actions) of the card for one view."""
     if isinstance(view, conflict_cards.CONFLICT_VIEWS):
         return conflict_cards.parts_for(view)
+    if isinstance(view, StaffCard):
+        return staff_cards.parts_for(view)
     match view:
         case Agenda():
             return _agenda(view), []

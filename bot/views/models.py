@@ -125,6 +125,8 @@ class AppointmentDetail:
     notice: str = ""
     #: Plain information shown with the detail, not as a result ("Repeats every week ...").
     note: str = ""
+    #: The client's phone number, as the booking platform has it.
+    phone: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +315,32 @@ class ConflictList:
     empty_text: str = "No open conflicts: every calendar agrees with the bookings."
 
 
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    """A booking platform's staff member no practitioner is mapped to (a line of the staff card)."""
+
+    calendar_id: int
+    platform: str
+    external_id: str
+    name: str
+    #: Bookings kept for them without a practitioner.
+    waiting: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaffCard:
+    """The `staff` card for admins: the mappings made, and a practitioner picker for each unmapped member.
+
+    Choosing a practitioner sends `MapStaffMember(calendar_id, practitioner_id)`.
+    """
+
+    mappings: tuple[str, ...]
+    unmapped: tuple[StaffMember, ...]
+    #: (practitioner id, name) the picker offers.
+    practitioners: tuple[tuple[int, str], ...]
+    notice: str = ""
+
+
 View = (
     Agenda
     | ReminderCard
@@ -331,4 +359,5 @@ View = (
     | ConflictCard
     | DoubleBookingCard
     | ConflictList
+    | StaffCard
 )

@@ -12,9 +12,13 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-__all__ = ["ChangeSet", "EventData", "EventStatus", "ExternalChange", "RemoteItem", "Window"]
+__all__ = ["NO_SHOW", "ChangeSet", "EventData", "EventStatus", "ExternalChange", "RemoteItem", "Window"]
 
 EventStatus = Literal["confirmed", "tentative", "cancelled"]
+#: The category a booking platform's item carries when the client did not come (Square NO_SHOW,
+#: Acuity noShow, Calendly's invitee no_show): the appointment's status becomes "no_show", never
+#: "cancelled". Such an item's own status stays confirmed.
+NO_SHOW = "no_show"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,8 @@ class EventData:
     client_name: str | None = None
     client_email: str | None = None
     service: str | None = None
+    #: The client's phone number as the booking platform has it (absent on calendar events).
+    client_phone: str | None = None
     #: clinicbot's appointment id when this item is one of our mirror copies.
     clinicbot_id: str | None = None
     #: A booking platform's staff id for this booking (routing only: which booking calendar holds it).
@@ -112,7 +118,7 @@ def _json_default(value: object) -> str:
 
 #: What content_hash covers, and one encoder for it (json.dumps with options builds one per call).
 _HASHED_FIELDS = tuple(f.name for f in fields(EventData) if f.name not in ("clinicbot_id", "staff_ref"))
-_HASHED_WHEN_SET = ("recurrence_all_day", "recurrence_range", "rdates")
+_HASHED_WHEN_SET = ("recurrence_all_day", "recurrence_range", "rdates", "client_phone")
 _HASH_ENCODER = json.JSONEncoder(sort_keys=True, default=_json_default, separators=(",", ":"))
 
 

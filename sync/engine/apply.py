@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.contract.items import EventData
+from sync.contract.items import NO_SHOW, EventData
 from sync.engine import conflict_rows
 from sync.engine.mirror_ops import ApptRef, enqueue, mirror_ops, op_row
 from sync.engine.plan import (
@@ -42,7 +42,8 @@ __all__ = ["ACTOR", "SyncReport", "apply", "event_fields"]
 ACTOR = "system:sync"
 _CHUNK = 500  # rows per statement, below SQLite's bound-parameter limit for the id lookup
 _CREATED_AUDIT = ("start", "end", "status", "practitioner_id", "service")
-_AUDITED = ("start", "end", "status", "practitioner_id", "service", "client_name", "title", "notes")
+_AUDITED = ("start", "end", "status", "practitioner_id", "service", "client_name", "client_phone", "title",
+            "notes")
 
 
 @dataclass
@@ -70,10 +71,18 @@ class SyncReport:
         return d
 
 
+def source_status(ev: EventData) -> str:
+    """The appointment status a source item says: a platform's no-show stays distinct from cancelled."""
+    if NO_SHOW in ev.categories:
+        return "no_show"
+    return "tentative" if ev.status == "tentative" else "confirmed"
+
+
 def event_fields(ev: EventData) -> dict[str, Any]:
     """Appointment columns a source event maps to."""
     return {
         "title": ev.summary or None, "client_name": ev.client_name, "client_email": ev.client_email,
+        "client_phone": ev.client_phone,
         "notes": ev.description or None, "service": ev.service, "location_text": ev.location or None,
         "start": ev.start, "end": ev.end, "tzid": ev.tzid, "all_day": ev.all_day, "rrule": ev.rrule,
         "exdates": [d.isoformat() for d in ev.exdates], "transparent": ev.transparent,
@@ -145,7 +154,7 @@ async def _imports(
                 **event_fields(imp.event), "practice_id": calendar.practice_id,
                 "practitioner_id": imp.practitioner_id, "source_calendar_id": calendar.id,
                 "source_uid": imp.event.uid, "recurrence_key": imp.recurrence_key,
-                "status": "tentative" if imp.event.status == "tentative" else "confirmed", "version": 1,
+                "status": source_status(imp.event), "version": 1,
                 "created_at": now, "updated_at": now,
             }
             for _, imp in part
@@ -203,9 +212,11 @@ async def _updates(
             keep_outcome = appt.status in ("no_show", "completed")
             for k, v in fields.items():
                 setattr(appt, k, v)
-            if not keep_outcome:
-                appt.status = "tentative" if action.event.status == "tentative" else "confirmed"
+            if not keep_outcome or NO_SHOW in action.event.categories:
+                appt.status = source_status(action.event)
             kind = action.kind
+            if appt.status == "no_show" and before["status"] != "no_show":
+                kind = "no_show"  # the platform recorded the client as not coming: one no-show event
             link_values = {"etag": action.etag, "content_hash": action.content_hash, "state": "ok",
                            "remote_id": action.remote_id}
             report.updated += 1

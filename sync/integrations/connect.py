@@ -222,6 +222,10 @@ async def save_connection(
             rows.append(calendar_view(cal, conn))
         await audit.record(s, actor=actor, action="connection.add", practice_id=practice_id,
                            details={"connection_id": conn.id, "provider": chosen.name, "calendars": len(rows)})
+    if core.services.sync_queue is not None:
+        # The first sync now, not at the next poll: it reads the bookings, and the push set-up after it
+        # makes the platform's webhook subscriptions, so a connect is live within seconds.
+        core.services.sync_queue.request(conn.id, reason="connected")
     return SavedConnection(conn.id, chosen.name, connected.account, rows, added=len(rows), config=dict(conn.config),
                            practice_id=practice_id)
 

@@ -9,7 +9,8 @@
   are renewed (in place, or a new one first and the old one stopped, as the integration does it); a
   removed or vanished one is made again (a lifecycle event sets the row's expiry to now, so it is
   renewed on the next run or right after the sync that event requested).
-- `stop_push(core, connection_id)` on disconnect and `sync off`.
+- `stop_push(core, connection_id)` on disconnect and `sync off`. A disconnect keeps what the platform
+  failed to delete (other than "already gone") as a "stopping" row, which `retry_stops` tries again.
 Channels need a public https address (CLINICBOT_PUBLIC_URL). Without one nothing is opened and the
 connection is polled instead; plain http is accepted only when both this server and the platform's
 API are on loopback (the test fakes).
@@ -18,7 +19,7 @@ API are on loopback (the test fakes).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,12 +66,15 @@ class PushReport:
     stopped: int = 0
     failed: int = 0
     skipped: str | None = None
+    #: What the platform answered to what failed (error class and the adapter's message; no PHI).
+    errors: list[str] = field(default_factory=list)
 
     def add(self, other: PushReport) -> None:
         self.created += other.created
         self.renewed += other.renewed
         self.stopped += other.stopped
         self.failed += other.failed
+        self.errors += other.errors
 
 
 def push_capability(name: str) -> PushChannels | None:
@@ -114,6 +118,9 @@ async def ensure_push(core: Core, connection_id: int) -> PushReport:
         conn = await s.get(Connection, connection_id)
         if conn is None or push_capability(conn.provider) is None:
             report.skipped = "not a push provider"
+            return report
+        if conn.status == "removing":  # its channels are being deleted (retry_stops), not renewed
+            report.skipped = "connection is being removed"
             return report
         cals = list(
             (await s.scalars(select(Calendar).where(Calendar.connection_id == connection_id))).all()
@@ -224,19 +231,30 @@ async def _close(provider: CalendarProvider) -> None:
         await closer()
 
 
-async def _stop_row(core: Core, conn: Connection, cal: Calendar | None, row: WebhookSubscription) -> PushReport:
-    """Stop one channel at the platform (best effort) and delete its row."""
-    report = PushReport(stopped=int(row.status == "active"))
+async def _stop_row(core: Core, conn: Connection, cal: Calendar | None, row: WebhookSubscription,
+                    *, keep_failed: bool = False) -> PushReport:
+    """Stop one channel at the platform and delete its row.
+
+    When the platform fails to (it says "already gone" only as NotFound, which stop() takes as done),
+    the row goes anyway (notifications for it are rejected, the channel expires), or with
+    `keep_failed` it stays as "stopping", for `retry_stops` (a disconnect must delete it remotely).
+    """
+    live = row.status in ("active", "stopping")
+    report = PushReport(stopped=int(live))
     push = push_capability(conn.provider)
-    if cal is not None and row.status == "active" and push is not None:
+    if cal is not None and live and push is not None:
         provider = open_provider(core, conn, cal)
         try:
             await push.stop(provider, _channel(row, cal))
         except ProviderError as exc:
-            # The row goes anyway: notifications for it are then rejected, and the channel expires.
-            report.failed += 1
+            report.failed = 1
+            report.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
             log.warning("push channel not stopped at the provider",
                         extra={"connection": conn.id, "error": type(exc).__name__})
+            if keep_failed:
+                await _set_status(core, row.id, "stopping")
+                report.stopped = 0
+                return report
         finally:
             await _close(provider)
     async with core.store.session() as s:
@@ -244,10 +262,14 @@ async def _stop_row(core: Core, conn: Connection, cal: Calendar | None, row: Web
     return report
 
 
-async def stop_push(core: Core, connection_id: int, *, calendar_ids: list[int] | None = None) -> PushReport:
-    """Stop the connection's channels (or only those of `calendar_ids`); never raises for the provider."""
+async def stop_push(core: Core, connection_id: int, *, calendar_ids: list[int] | None = None,
+                    keep_failed: bool = False) -> PushReport:
+    """Stop the connection's channels (or only those of `calendar_ids`); never raises for the provider.
+
+    `keep_failed`: a channel the platform failed to delete stays as a "stopping" row (see _stop_row).
+    """
     if calendar_ids is None:
-        return await stop_push_for(core, connection_ids=[connection_id])
+        return await stop_push_for(core, connection_ids=[connection_id], keep_failed=keep_failed)
     query = select(WebhookSubscription.calendar_id).where(
         WebhookSubscription.connection_id == connection_id, WebhookSubscription.calendar_id.in_(calendar_ids)
     )
@@ -257,7 +279,8 @@ async def stop_push(core: Core, connection_id: int, *, calendar_ids: list[int] |
 
 
 async def stop_push_for(
-    core: Core, *, connection_ids: list[int] | None = None, calendar_ids: list[int] | None = None
+    core: Core, *, connection_ids: list[int] | None = None, calendar_ids: list[int] | None = None,
+    keep_failed: bool = False,
 ) -> PushReport:
     """`sync off`, disconnect: stop every channel of these connections and of these calendars."""
     report = PushReport()
@@ -274,7 +297,8 @@ async def stop_push_for(
             select(Connection).where(Connection.id.in_({r.connection_id for r in rows})))).all()}
         cals = list((await s.scalars(select(Calendar).where(Calendar.connection_id.in_(list(conns))))).all())
     for row in rows:
-        report.add(await _stop_row(core, conns[row.connection_id], _calendar(cals, row), row))
+        report.add(await _stop_row(core, conns[row.connection_id], _calendar(cals, row), row,
+                                   keep_failed=keep_failed))
     if rows:
         log.info("push channels stopped", extra={"connections": sorted(conns), "count": len(rows)})
     return report

@@ -47,6 +47,8 @@ class Services:
     sync_runner: Runner | None = None
     #: This process's per-connection sync locks (SQLite; PostgreSQL uses advisory locks).
     sync_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    #: This process's per-connection token-refresh locks (SQLite; PostgreSQL uses advisory locks).
+    credential_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     #: Where reminders, agendas and notices go; the chat notifier unless a test installed another.
     notifier: Notifier | None = None
     #: The chat notifier (Slack and Teams senders), and the platform notifiers by platform name.

@@ -64,6 +64,8 @@ class AppointmentView:
     service: str
     location: str
     notes: str
+    #: The client's phone (decrypted), for the details card.
+    phone: str
     #: The row stands for a whole series (a visit of it is not a series).
     is_series: bool
     #: Why chat may not change it (it stands for a whole series), or None.
@@ -129,6 +131,7 @@ def view_of(appt: Appointment, names: dict[int, str], read_only: str | None = No
         service=appt.service or "",
         location=appt.location_text or "",
         notes=appt.notes or "",
+        phone=appt.client_phone or "",
         is_series=series.is_series(appt),
         change_refusal=series.refuse_change(appt),
         read_only=read_only,
@@ -235,7 +238,8 @@ async def load_agenda(
         elif practitioner_id is not None:
             mine = await session.get(Practitioner, practitioner_id)
             practitioner = PractitionerRef(mine.id, mine.name) if mine is not None else None
-        rows = await list_day(session, practice_id, chosen, tz, practitioner.id if practitioner else practitioner_id)
+        rows = await list_day(session, practice_id, chosen, tz, practitioner.id if practitioner else practitioner_id,
+                              with_outcomes=True)
         names = await practitioner_names(session, [a.practitioner_id for a in rows])
         read_only = await read_only_calendars(session, {a.source_calendar_id for a in rows})
         views = tuple(

@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 ACTIVE_STATUSES = ("confirmed", "tentative")
+#: Visits that are over: attended, or the client did not come (from a follow-up or the booking platform).
+OUTCOME_STATUSES = ("completed", "no_show")
 _REF = re.compile(r"^\s*A-?(\d{1,12})\s*$", re.IGNORECASE)
 
 
@@ -130,9 +132,11 @@ async def list_day(
     tz: str,
     practitioner_id: int | None = None,
     include_cancelled: bool = False,
+    with_outcomes: bool = False,
 ) -> list[Appointment]:
     """Appointments on `day` in zone `tz`, in start order; a recurring series gives its occurrences
-    that day (transient copies of the series row, see sync.engine.series)."""
+    that day (transient copies of the series row, see sync.engine.series). `with_outcomes` keeps
+    visits that happened or were missed (completed, no-show: the staff agenda shows them)."""
     zone = ZoneInfo(tz)
     start = datetime.combine(day, time.min, zone)
     end = datetime.combine(day + timedelta(days=1), time.min, zone)
@@ -140,7 +144,7 @@ async def list_day(
     if practitioner_id is not None:
         where.append(Appointment.practitioner_id == practitioner_id)
     if not include_cancelled:
-        where.append(Appointment.status.in_(ACTIVE_STATUSES))
+        where.append(Appointment.status.in_(ACTIVE_STATUSES + (OUTCOME_STATUSES if with_outcomes else ())))
     return await between(session, start, end, *where)
 
 

@@ -35,9 +35,9 @@ __all__ = [
     "add_connection",
     "add_practice_wide",
     "calendar_rows",
+    "find_connection",
     "map_identities",
     "refresh_connection",
-    "remove_connection",
     "set_calendar",
     "set_sync",
 ]
@@ -206,6 +206,11 @@ async def map_identities(
 
 async def refresh_connection(core: Core, practice_id: int, ref: str, *, actor: str) -> SavedConnection:
     """Find the calendars of a practice's connection again, named by id, integration name or account."""
+    return await refresh_calendars(core, await find_connection(core, practice_id, ref), actor=actor)
+
+
+async def find_connection(core: Core, practice_id: int, ref: str) -> int:
+    """The id of the practice's connection named by its id, integration name or account (as `status` shows)."""
     async with core.store.session() as s:
         conns = list((await s.scalars(
             select(Connection).where(Connection.practice_id == practice_id).order_by(Connection.id))).all())
@@ -220,7 +225,7 @@ async def refresh_connection(core: Core, practice_id: int, ref: str, *, actor: s
     if len(matches) > 1:
         ids = ", ".join(str(c.id) for c in matches)
         raise ConnectionError_(f"{ref!r} names connections {ids}; say which by its number")
-    return await refresh_calendars(core, matches[0].id, actor=actor)
+    return matches[0].id
 
 
 async def calendar_rows(core: Core) -> list[dict[str, Any]]:
@@ -355,27 +360,3 @@ async def set_sync(
         await stop_push_for(core, connection_ids=list(switched.connection_ids),
                             calendar_ids=list(switched.calendar_ids))
     return switched
-
-
-async def remove_connection(core: Core, connection_id: int, *, actor: str) -> dict[str, Any]:
-    """Stop the connection's push channels, then delete it with its calendars and links; audited.
-
-    Copies already written to its calendars stay there; appointments it booked stay in the record.
-    """
-    async with core.store.session() as s:
-        conn = await s.get(Connection, connection_id)
-        if conn is None:
-            raise ConnectionError_(f"there is no connection {connection_id}; `clinicbot connection list` shows them")
-        conn.sync_enabled = False  # no sync or push set-up starts while we stop its channels
-    stopped = await stop_push(core, connection_id)
-    async with core.store.session() as s:
-        conn = await s.get(Connection, connection_id)
-        if conn is None:
-            raise ConnectionError_(f"connection {connection_id} was removed meanwhile")
-        gone = {"id": conn.id, "provider": conn.provider, "account": conn.account,
-                "calendars": len((await s.scalars(select(Calendar.id).where(Calendar.connection_id == conn.id))).all()),
-                "push_channels_stopped": stopped.stopped}
-        await audit.record(s, actor=actor, action="connection.remove", practice_id=conn.practice_id,
-                           details={"connection_id": conn.id, "provider": conn.provider})
-        await s.delete(conn)
-    return gone

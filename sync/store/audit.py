@@ -61,7 +61,8 @@ log = logging.getLogger("clinicbot.audit")
 GENESIS = "0" * 64
 #: Fields whose values are patient data: logged as fingerprints only.
 PHI_FIELDS = frozenset(
-    {"client_name", "client_email", "notes", "title", "summary", "description", "location_text", "cancel_reason"}
+    {"client_name", "client_email", "client_phone", "notes", "title", "summary", "description", "location_text",
+     "cancel_reason"}
 )
 _ADVISORY_KEY = 726354002
 

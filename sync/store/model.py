@@ -196,7 +196,7 @@ class Connection(Base):
     #: Non-secret configuration: base URL, principal URL, tenant ...
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     credentials: Mapped[Any | None] = mapped_column(EncryptedJSON)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active|auth_expired|error|disabled
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|auth_expired|error|disabled|removing
     cursor: Mapped[str | None] = mapped_column(Text)
     window_days_back: Mapped[int] = mapped_column(Integer, default=30)
     window_days_ahead: Mapped[int] = mapped_column(Integer, default=180)
@@ -257,6 +257,8 @@ class Appointment(Base):
     title: Mapped[str | None] = mapped_column(EncryptedText)
     client_name: Mapped[str | None] = mapped_column(EncryptedText)
     client_email: Mapped[str | None] = mapped_column(EncryptedText)
+    #: As the booking platform has it (Square's customer, Acuity's appointment, Calendly's invitee).
+    client_phone: Mapped[str | None] = mapped_column(EncryptedText)
     notes: Mapped[str | None] = mapped_column(EncryptedText)
     service: Mapped[str | None] = mapped_column(String(200))
     location_text: Mapped[str | None] = mapped_column(EncryptedText)

@@ -9,7 +9,7 @@ import pytest
 from adapters.calendly.bookings import CalendlyBookings
 from adapters.calendly.webhooks import sign, verify_signature
 from sync.contract import AuthExpired, NotFound, RateLimited, Refused
-from sync.contract.items import Window
+from sync.contract.items import NO_SHOW, Window
 from tests.adapters.calendly.conftest import source_for
 from tests.adapters.calendly.fakes.calendly import CalendlyFake
 
@@ -94,3 +94,17 @@ async def test_a_booking_moved_out_of_the_window_is_still_one_booking(
     (item,) = found.items
     assert item.remote_id == root and item.event.start == START + timedelta(days=60)
     assert item.event.status == "confirmed"
+
+
+async def test_an_invitees_no_show_and_reminder_number_reach_the_booking(
+    fake: CalendlyFake, source: CalendlyBookings
+) -> None:
+    user = fake.add_user("Dr Lee")
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    event = await fake.book(user, start)
+    event_id = event["uri"].rsplit("/", 1)[-1]
+    fake.invitees[event_id].update(text_reminder_number="+44 20 7946 0018",
+                                   no_show={"uri": f"{fake.url}/invitee_no_shows/NS1"})
+    item = await source.fetch(event_id)
+    assert item.event.client_phone == "+44 20 7946 0018"
+    assert NO_SHOW in item.event.categories and item.event.status == "confirmed"

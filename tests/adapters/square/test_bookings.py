@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters.square.bookings import SquareBookings
+from adapters.square.bookings import SquareBookings, booking_event
 from sync.contract import AlreadyExists, AuthExpired, NotFound, RateLimited, Refused, WrongEtag
 from sync.contract.booking import BookingCalendar
-from sync.contract.items import Window
+from sync.contract.items import NO_SHOW, Window
 from tests.adapters.square.conftest import source_for
 from tests.adapters.square.fakes.square import SquareFake
 
@@ -169,3 +169,14 @@ async def test_a_token_due_within_a_day_is_refreshed_and_saved(fake: SquareFake)
         assert len(saved) == 1  # refreshed once, then the new token is used
     finally:
         await src.aclose()
+
+
+def test_a_no_show_is_its_own_status_and_the_customers_phone_comes_along() -> None:
+    booking = {"id": "bk1", "status": "NO_SHOW", "start_at": "2026-12-10T10:00:00Z", "version": 3,
+               "appointment_segments": [{"team_member_id": "TM-A", "duration_minutes": 45}]}
+    event = booking_event(booking, client={"name": "Jane Roe", "email": "jane@example.org",
+                                           "phone": "+44 20 7946 0018"}, service="Massage")
+    assert event.status == "confirmed" and NO_SHOW in event.categories
+    assert event.client_phone == "+44 20 7946 0018"
+    cancelled = booking_event({**booking, "status": "CANCELLED_BY_CUSTOMER"})
+    assert cancelled.status == "cancelled" and NO_SHOW not in cancelled.categories

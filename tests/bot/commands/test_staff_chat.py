@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from bot.commands import handle, parse
 from bot.commands.errors import ParseError
-from bot.views import Error, Notice
+from bot.views import Error, Notice, StaffCard
 from sync.runtime.core import Core
 from sync.store.model import AuditEntry, ExternalIdentity
 from tests.bot.clinic import make_actor, seed
@@ -29,7 +29,7 @@ async def test_admin_maps_and_unmaps_staff_in_chat(core: Core) -> None:
     assert isinstance(done, Notice) and "@dr-lee" in done.text
     assert await _identities(core) == [("square", "TM-1", c.lee)]
     listed = await handle(core, admin, parse("staff"))
-    assert isinstance(listed, Notice) and "TM-1" in listed.text
+    assert isinstance(listed, StaffCard) and any("TM-1" in line for line in listed.mappings)
     async with core.store.session() as s:
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "staff.map"))
         assert entry is not None and entry.actor == admin.audit_name
@@ -78,4 +78,5 @@ async def test_status_lists_unassigned_bookings_with_the_command_to_map_them(cor
     view = await handle(core, admin, parse("status"))
     assert isinstance(view, Status)
     (square,) = [x for x in view.connections if x.provider == "square"]
-    assert square.calendars == ("Alex (source): 1 booking unassigned, `staff map square TM-9 @practitioner`",)
+    assert square.calendars == ("Alex (source): 1 booking unassigned, `staff` to map them with a picker "
+                                "(or `staff map square TM-9 @practitioner`)",)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from bot.commands import actions
 from sync.store.model import Appointment, AuditEntry, ChatIdentity
-from tests.bot.clinic import at
+from tests.bot.clinic import at, make_actor
 from tests.bot.slack.conftest import SlackClient, signed_headers, submission_payload
 from tests.fakes.slack import check_blocks
 
@@ -191,3 +191,17 @@ async def test_a_slow_submit_acks_in_time_and_finishes_in_the_background(slack: 
 async def _post_json(c: SlackClient, body: bytes) -> tuple[int, dict[str, object]]:
     async with c.session.post(c.url + "/slack/events", data=body, headers=signed_headers(body)) as resp:
         return resp.status, json.loads(await resp.text())
+
+
+async def test_a_select_sends_its_chosen_option_as_the_action(slack: SlackClient) -> None:
+    """The staff card's practitioner picker is a static_select: its value is in `selected_option`."""
+    await make_actor(slack.core, "UADM", ("admin",))
+    payload = slack.action_payload("clinic.staff_map", "", user="UADM", rid="sel")
+    chosen = actions.encode(actions.MapStaffMember(987_654, 1))[1]
+    payload["actions"][0] = {"type": "static_select", "action_id": "clinic.staff_map", "block_id": "staff:1",
+                             "selected_option": {"text": {"type": "plain_text", "text": "Dr Lee"}, "value": chosen},
+                             "action_ts": "1.0"}
+    await slack.interact(payload)
+    await slack.settle()
+    [answer] = slack.fake.responses["sel"]
+    assert "no longer there" in json.dumps(answer)  # the action was read: calendar 987654 is not in the practice

@@ -33,6 +33,8 @@ from bot.views import (
     Notice,
     Reconnect,
     RescheduleForm,
+    StaffCard,
+    StaffMember,
     Status,
     Whoami,
 )
@@ -115,6 +117,10 @@ def _views() -> list[Any]:
         Notice("A-12 cancelled", "Done"),
         Reconnect(1, "google", "desk@clinic", "https://clinic.example.net/oauth/google/start?x=1"),
         ConnectInfo("caldav", "Connect CalDAV", None, ("step one", "step two")),
+        StaffCard(("square team_member TM-A → @dr-lee",),
+                  (StaffMember(3, "Square Appointments", "TM-B", "Alex", 2), StaffMember(4, "Acuity", "7", "Sam", 0)),
+                  ((1, "Dr Lee"), (2, "Dr Ng")), notice="acuity 1 is now @dr-lee"),
+        StaffCard((), (), ()),
     ]
 
 

@@ -281,7 +281,8 @@ async def test_sync_worker_opens_channels_after_a_sync(clinic: Clinic) -> None:
 async def test_sync_off_and_connection_remove_stop_channels(clinic: Clinic) -> None:
     from bot.commands import handle, parse, resolve_actor
     from bot.views import Notice
-    from sync.services.connections import remove_connection, set_calendar
+    from sync.services.connections import set_calendar
+    from sync.services.removals import remove_connection
 
     admin = await resolve_actor(clinic.core, "slack", "T1", "U1", "ann")
     second = clinic.graph.store.add_calendar(clinic.mailbox, "Clinic")
@@ -302,7 +303,7 @@ async def test_sync_off_and_connection_remove_stop_channels(clinic: Clinic) -> N
     await handle(clinic.core, admin, parse("sync on"))
     assert (await ensure_push(clinic.core, conn_id)).created == 1
     gone = await remove_connection(clinic.core, conn_id, actor="test")
-    assert gone["push_channels_stopped"] == 1 and clinic.graph.subs.subscriptions == {}
+    assert gone.stopped == 1 and gone.done and clinic.graph.subs.subscriptions == {}
     async with clinic.core.store.session() as s:
         assert await s.get(Connection, conn_id) is None
 

@@ -6,6 +6,9 @@ Documented behaviour (platform-apis.md, Calendly section): lists are {collection
 429 with X-RateLimit-Reset for the next `throttle` calls; cancel answers 201; a reschedule by the
 invitee cancels the old event (invitee.canceled with rescheduled: true and new_invitee) and makes
 a new one (invitee.created with old_invitee): two deliveries; a subscription answered 410 is deleted.
+OAuth (`POST /oauth/token`, form): a code is good once; access tokens last `access_lifetime` s; each
+refresh answers a new pair and spends the refresh token it was given, so a second use of it is
+`invalid_grant` (Calendly's refresh-token rotation).
 """
 
 from __future__ import annotations
@@ -52,6 +55,59 @@ class CalendlyFake:
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     url: str = ""
+    client_id: str = "calendly-client"
+    client_secret: str = "calendly-client-secret"
+    access_lifetime: int = 7200
+    codes: set[str] = field(default_factory=set)
+    #: OAuth access token -> unix time it expires.
+    access: dict[str, float] = field(default_factory=dict)
+    refresh_tokens: set[str] = field(default_factory=set)
+    spent: set[str] = field(default_factory=set)
+    #: Refresh grants answered (each spends one refresh token).
+    refreshes: int = 0
+    #: Seconds the token endpoint waits before answering (to hold two refreshes in flight together).
+    token_delay: float = 0.0
+
+    def authorize(self) -> str:
+        """What Calendly's consent page does: a one-time code for the redirect."""
+        code = "code-" + secrets.token_hex(4)
+        self.codes.add(code)
+        return code
+
+    def _pair(self) -> dict[str, Any]:
+        access, refresh = "at-" + secrets.token_hex(8), "rt-" + secrets.token_hex(8)
+        self.access[access] = time.time() + self.access_lifetime
+        self.refresh_tokens.add(refresh)
+        return {"token_type": "Bearer", "access_token": access, "refresh_token": refresh, "scope": "default",
+                "created_at": int(time.time()), "expires_in": self.access_lifetime,
+                "owner": self.users[0]["uri"] if self.users else "", "organization": self.org}
+
+    async def oauth_token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return web.json_response({"error": "invalid_client", "error_description": "Client authentication failed"},
+                                     status=401)
+        if self.token_delay:
+            await asyncio.sleep(self.token_delay)
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            code = str(form.get("code") or "")
+            if code not in self.codes:
+                return web.json_response({"error": "invalid_grant", "error_description": "The code is invalid"},
+                                         status=400)
+            self.codes.discard(code)
+            return web.json_response(self._pair())
+        if grant == "refresh_token":
+            refresh = str(form.get("refresh_token") or "")
+            if refresh not in self.refresh_tokens:
+                return web.json_response({"error": "invalid_grant", "error_description":
+                                          "The provided authorization grant is invalid, expired or revoked"},
+                                         status=400)
+            self.refresh_tokens.discard(refresh)
+            self.spent.add(refresh)
+            self.refreshes += 1
+            return web.json_response(self._pair())
+        return web.json_response({"error": "unsupported_grant_type"}, status=400)
 
     @property
     def org(self) -> str:
@@ -142,6 +198,7 @@ class CalendlyFake:
             web.post("/webhook_subscriptions", self.create_subscription),
             web.get("/webhook_subscriptions/{id}", self.get_subscription),
             web.delete("/webhook_subscriptions/{id}", self.delete_subscription),
+            web.post("/oauth/token", self.oauth_token),
         ])
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -162,11 +219,14 @@ class CalendlyFake:
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
+        if request.path.startswith("/oauth/"):
+            return await handler(request)
         if self.throttle > 0:
             self.throttle -= 1
             return _error(429, "Too Many Requests", "Rate limit exceeded", headers={"X-RateLimit-Reset": "0"})
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return _error(401, "Unauthenticated", "The access token is invalid")
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if given != self.token and self.access.get(given, 0.0) <= time.time():
+            return _error(401, "Unauthenticated", "The access token is expired or invalid")
         return await handler(request)
 
     def _page(self, items: list[dict[str, Any]], request: web.Request) -> web.Response:
