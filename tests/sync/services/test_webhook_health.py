@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sync.integrations.deliveries import first_delivery
+from sync.integrations.deliveries import delivery_memory, first_delivery
 from sync.runtime.core import Core
 from sync.services.status import webhook_health
 from sync.store.model import Connection, WebhookSubscription
@@ -26,5 +26,6 @@ async def test_health_names_old_urls_and_the_last_delivery(core: Core) -> None:
     assert (before.active, before.inactive, before.last_delivery_at) == (2, 1, None)
     assert before.stale_urls == (f"https://old.example.org/webhooks/square/{conn_id}",)
     assert await first_delivery(core, "square", conn_id, "event:1")
+    await delivery_memory(core).flush()
     (after,) = await webhook_health(core)
     assert after.last_delivery_at is not None
