@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync.runtime.core import Core
 from sync.store.model import WebhookDelivery
 
-__all__ = ["KEEP", "DeliveryMemory", "body_key", "delivery_memory", "first_delivery"]
+__all__ = ["KEEP", "REJECTED", "DeliveryMemory", "body_key", "delivery_memory", "first_delivery"]
 
 log = logging.getLogger("clinicbot.webhooks")
 
@@ -63,6 +64,9 @@ RETRY_FIRST, RETRY_MAX = 0.5, 30.0
 STOP_WAIT = 10.0
 
 Slot = tuple[str, int]
+#: The key prefix of a refused delivery's row (webhook health: failures, the last one and why). Such
+#: keys are never an event id or a body hash, so they cannot refuse a real delivery.
+REJECTED = "rejected:"
 
 
 def body_key(body: bytes) -> str:
@@ -118,6 +122,14 @@ class DeliveryMemory:
         self._wake.set()
         return True
 
+    def note_rejected(self, integration: str, connection_id: int, status: int) -> None:
+        """Keep a row saying a delivery to this connection was refused with `status` (for webhook health)."""
+        key = f"{REJECTED}{status}:{uuid.uuid4().hex}"
+        self._pending.append((integration, connection_id, key, self.core.clock()))
+        self._queued += 1
+        self._start_writer()
+        self._wake.set()
+
     async def _slot(self, slot: Slot) -> _Seen:
         seen = self._seen.get(slot)
         if seen is not None:
@@ -143,7 +155,8 @@ class DeliveryMemory:
         if seen is None:  # (a writer pass may have made it meanwhile)
             seen = self._seen[slot] = _Seen()
         for row_id, key in reversed(rows):  # oldest first
-            seen.add(key, KEEP)
+            if not key.startswith(REJECTED):
+                seen.add(key, KEEP)
             seen.last_id = max(seen.last_id, int(row_id))
         return seen
 
@@ -215,7 +228,7 @@ class DeliveryMemory:
                 .where(WebhookDelivery.integration == integration, WebhookDelivery.connection_id == connection_id,
                        WebhookDelivery.id > seen.last_id)
                 .order_by(WebhookDelivery.id))).tuples():
-            if key not in seen.keys:
+            if key not in seen.keys and not key.startswith(REJECTED):
                 seen.add(key, KEEP)
             seen.last_id = max(seen.last_id, int(row_id))
 

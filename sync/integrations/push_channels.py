@@ -14,6 +14,7 @@ refused (`handle_webhook`), so a channel opened by another replica is never refu
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,13 +24,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract.integration import Channel, SignedWebhooks, WebhookAnswer, WebhookRequest
-from sync.integrations.deliveries import first_delivery
+from sync.integrations.deliveries import delivery_memory, first_delivery
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.store.model import Calendar, WebhookSubscription
 
 __all__ = ["CACHE_SECONDS", "ChannelCache", "StoredChannels", "channel_cache", "forget_channels", "handle_webhook",
            "sync_queue"]
+
+log = logging.getLogger("clinicbot.webhooks")
 
 #: How long a connection's channel list is served from memory without looking at the table again
 #: (a bound for changes made by another replica; this process's own changes empty it at once).
@@ -91,7 +94,18 @@ async def handle_webhook(core: Core, hooks: SignedWebhooks, integration: str, co
         # The signature matched no cached channel: maybe one made since (by another replica). The
         # table decides; a forged delivery costs the one read it cost before the cache.
         forget_channels(core, [connection_id])
-        answer = await hooks.handle(request, StoredChannels(core, integration, connection_id))
+        desk = StoredChannels(core, integration, connection_id)
+        answer = await hooks.handle(request, desk)
+    if answer.status == 410:
+        # Calendly deletes a subscription answered 410 (others stop too): never say it for a connection
+        # we serve; a delivery we cannot take is refused as not found, which the platform retries.
+        log.warning("an integration answered 410 to a delivery; answered 404 instead",
+                    extra={"integration": integration, "connection": connection_id})
+        answer = WebhookAnswer(404, "not found")
+    if answer.status >= 400 and desk.known and not (answer.status == 401 and desk.checked_delivery):
+        # Refused (bad signature, stale, bad body) for a connection that exists: webhook health counts
+        # it. A replay is not a failure, and an unknown connection has no row to count against.
+        delivery_memory(core).note_rejected(integration, connection_id, answer.status)
     return answer
 
 
@@ -106,6 +120,8 @@ class StoredChannels:
         #: signature had passed): handle_webhook's "look at the table again" needs both.
         self.served_cached = False
         self.checked_delivery = False
+        #: Whether the connection had channels (it exists and takes deliveries).
+        self.known = False
 
     def now(self) -> datetime:
         return self.core.clock()
@@ -123,6 +139,7 @@ class StoredChannels:
             )
             if row is None or not row.secret:
                 return None
+            self.known = True
             calendar = await session.get(Calendar, row.calendar_id) if row.calendar_id else None
             return Channel(row.remote_id, row.resource_id or "", row.secret, row.expires_at,
                            calendar.remote_id if calendar else "")
@@ -151,7 +168,7 @@ class StoredChannels:
         cache = channel_cache(self.core)
         cached = cache.get(self.integration, self.connection_id)
         if cached is not None:
-            self.served_cached = True
+            self.served_cached = self.known = True
             return cached
         async with self.core.store.session() as session:
             rows = (await session.scalars(select(WebhookSubscription).where(
@@ -161,6 +178,7 @@ class StoredChannels:
             ).order_by(WebhookSubscription.id))).all()
             found = [Channel(r.remote_id, r.resource_id or "", r.secret, r.expires_at) for r in rows if r.secret]
         if found:  # an unknown connection is not cached: it is answered 404 from the table each time
+            self.known = True
             cache.put(self.integration, self.connection_id, found)
         return found
 
