@@ -171,7 +171,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "p99_ratio": round(served["p99_ack_ms"] / max(bare["p99_ack_ms"], 0.001), 2),
             "seconds_until_all_appointments": round(to_appointments, 3), "appointments": count,
             "duplicate_appointments": duplicates, "replays_refused": served["statuses"].get(401, 0),
-            "api_reads": reads, "api_reads_per_distinct_change": round(reads / distinct, 3),
+            "syncs_run": queue.runs, "api_reads": reads, "api_reads_per_distinct_change": round(reads / distinct, 3),
             "targets": {"p99_ack_ms": 50, "api_reads_per_distinct_change": 1.1, "duplicates": 0},
         }
     finally:

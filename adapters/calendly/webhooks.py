@@ -8,8 +8,11 @@ deliveries of a reschedule (invitee.canceled with rescheduled, invitee.created n
 invitee) therefore make one move.
 
 Subscriptions are per booking calendar (user scope), made with a signing key clinicbot chooses and
-stores encrypted. Calendly disables a subscription after 24 h of failed deliveries and deletes one
-answered 410, so the renewal job checks each daily and makes a new one when it is not active.
+stores encrypted. Calendly disables a subscription after 24 h of failed deliveries (`state:
+disabled`; it then delivers nothing) and deletes one answered 410, which the webhook route never
+answers. The renewal job reads each subscription from the API every CHECK_EVERY and makes a new
+one (deleting the disabled one) when it is gone or not active, so a disabled subscription is
+replaced within the hour and the poll covers the gap.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ log = logging.getLogger("clinicbot.calendly")
 SIGNATURE_HEADER = "calendly-webhook-signature"
 EVENTS = ("invitee.created", "invitee.canceled")
 DEFAULT_TOLERANCE = 180
-CHECK_EVERY = timedelta(days=1)
+#: How often the renewal job reads a subscription back (one GET each): a disabled one is found this soon.
+CHECK_EVERY = timedelta(hours=1)
 
 
 def sign(body: bytes, key: str, t: int) -> str:
@@ -109,7 +113,7 @@ def _source(provider: CalendarProvider) -> tuple[CalendlyBookings, str]:
 class CalendlySubscriptions:
     """Calendly webhook subscriptions as push channels (one per booking calendar, user scope)."""
 
-    renew_margin = timedelta(hours=1)
+    renew_margin = timedelta(minutes=10)
 
     def api_url(self, host: HostSettings) -> str:
         return calendly_settings(host).calendly_api_url

@@ -14,6 +14,8 @@ import asyncio
 import email.utils
 import logging
 import random
+import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,7 +36,14 @@ from sync.contract import (
     WrongEtag,
 )
 
-__all__ = ["RetryPolicy", "RetryTransport", "make_client", "map_response_error", "parse_retry_after"]
+__all__ = [
+    "RetryPolicy",
+    "RetryTransport",
+    "default_ssl_context",
+    "make_client",
+    "map_response_error",
+    "parse_retry_after",
+]
 
 log = logging.getLogger("clinicbot.http")
 
@@ -123,6 +132,26 @@ class RetryTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+_SSL_CONTEXT: ssl.SSLContext | None = None
+_SSL_LOCK = threading.Lock()
+
+
+def default_ssl_context() -> ssl.SSLContext:
+    """The one verifying TLS context every client shares (SSL_CERT_FILE / SSL_CERT_DIR honoured).
+
+    Building a context reads and parses the whole CA bundle: 100-150 ms of CPU on a busy machine.
+    Each provider opened (every sync, every outbox write) used to build its own, on the event loop,
+    where it held up every webhook ack and chat answer meanwhile. The server builds this one in a
+    thread at start; an SSLContext is safe to share between clients and connections.
+    """
+    global _SSL_CONTEXT
+    if _SSL_CONTEXT is None:
+        with _SSL_LOCK:
+            if _SSL_CONTEXT is None:
+                _SSL_CONTEXT = httpx.create_ssl_context()
+    return _SSL_CONTEXT
+
+
 def make_client(
     base_url: str,
     *,
@@ -139,7 +168,8 @@ def make_client(
     provider's own or an override (national cloud, loopback fake); `retry_after` reads the platform's
     own rate-limit header when it is not Retry-After."""
     inner = transport or httpx.AsyncHTTPTransport(
-        verify=verify, limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        verify=default_ssl_context() if verify is True else verify,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
     )
     return httpx.AsyncClient(
         base_url=base_url,

@@ -109,14 +109,21 @@ def doctor() -> None:
 
 
                 for health in await webhook_health(core):
-                    seen = health.last_delivery_at.isoformat(timespec="seconds") if health.last_delivery_at else "none"
-                    _line(health.active > 0 and not health.stale_urls,
-                          f"connection {health.connection_id} ({health.provider}) webhooks: {health.active} active, "
-                          f"{health.inactive} inactive, last delivery {seen}",
+                    where = f"connection {health.connection_id} ({health.provider}) webhooks"
+                    if health.polling_only:  # a warning: bookings still arrive, a poll later
+                        _line(None, f"{where}: no subscription, bookings arrive by polling only",
+                              "set CLINICBOT_PUBLIC_URL to this server's public https address; the next sync "
+                              "subscribes")
+                        continue
+                    _line(health.active > 0 and not health.stale_urls and not health.failures_24h,
+                          f"{where}: {health.summary}",
                           ("subscribed at " + ", ".join(health.stale_urls) + ", not at this server's "
                            "CLINICBOT_PUBLIC_URL: the platform signs the URL it delivers to, so deliveries there fail "
                            "or go elsewhere; the renewal job makes new ones at the current URL at its next check")
-                          if health.stale_urls else "the poll keeps bookings current meanwhile")
+                          if health.stale_urls else
+                          ("deliveries were refused (a wrong signing key or URL, a clock more than 3 minutes off, "
+                           "or someone else's requests); the poll keeps bookings current meanwhile")
+                          if health.failures_24h else "the poll keeps bookings current meanwhile")
         except StoreError as exc:
             bad += 1
             _line(False, "database", f"{exc}; check CLINICBOT_DATABASE_URL")

@@ -39,7 +39,7 @@ from sync.services.connections import (
 from sync.services.practices import PracticeError, default_practice, find_practitioner, practice_by_name
 from sync.services.removals import remove_connection
 from sync.services.staff import identities_of
-from sync.services.status import connection_status
+from sync.services.status import connection_status, webhook_health
 from sync.store.model import Practitioner
 
 if TYPE_CHECKING:
@@ -361,14 +361,19 @@ async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json:
 @json_option
 @with_core
 async def sync_status(core: Core, as_json: bool) -> None:
-    """Per connection: last success, cursor age, pending and failed outbox operations, token health."""
-    rows = [s.as_dict() for s in await connection_status(core)]
+    """Per connection: last success, cursor age, outbox operations, token health, webhook health."""
+    hooks = {h.connection_id: h for h in await webhook_health(core)}
+    rows = [s.as_dict() | {"webhooks": hooks[s.connection_id].as_dict() if s.connection_id in hooks else None}
+            for s in await connection_status(core)]
     if not as_json:  # the table names the state (a failing sync is not "active"), says why, and counts skipped events
         rows = [{**r, "status": r["state"], "error": r["last_error"] or r["last_failed_error"],
-                 "read_notes": f"{len(r['read_notes'])}: {r['read_notes'][0]}" if r["read_notes"] else ""}
+                 "read_notes": f"{len(r['read_notes'])}: {r['read_notes'][0]}" if r["read_notes"] else "",
+                 "webhooks": r["webhooks"]["summary"] if r["webhooks"] else ""}
                 for r in rows]
     columns = ["connection_id", "provider", "account", "status", "last_success_at", "pending_ops", "failed_ops",
                "conflicts", "error"]
+    if any(r["webhooks"] for r in rows):
+        columns.append("webhooks")
     if as_json or any(r.get("read_notes") for r in rows):  # a column of blanks only narrows the reason
         columns.append("read_notes")
     emit(rows, columns, as_json, title="Sync status")

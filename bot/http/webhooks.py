@@ -20,7 +20,7 @@ from bot.keys import CORE
 from sync.contract import Refused
 from sync.contract.integration import WebhookAnswer, WebhookRequest
 from sync.integrations import registry
-from sync.integrations.push_channels import StoredChannels
+from sync.integrations.push_channels import handle_webhook
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 
@@ -73,7 +73,7 @@ async def webhook(core: Core, request: web.Request, name: str, connection_id: st
     if plain is None:
         log.warning("webhook body too large", extra={"integration": name})
         return web.Response(status=413, text=json.dumps({"error": "body too large"}), content_type="application/json")
-    return answer_response(await hooks.handle(plain, StoredChannels(core, name, int(connection_id))))
+    return answer_response(await handle_webhook(core, hooks, name, int(connection_id), plain))
 
 
 def setup_webhooks(app: web.Application, settings: Settings) -> str | None:

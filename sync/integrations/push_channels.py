@@ -4,22 +4,39 @@ The one webhook route hands each integration's signed-webhook capability a desk 
 connection in the URL: it finds only that connection's active channels of that integration, asks
 for syncs through the SyncQueue (never inline), and records what the platform said about a channel
 (renew it soon, or it was removed) for the renewal job.
+
+A connection's active channels are read once and then served from memory (`ChannelCache`) for up to
+`CACHE_SECONDS`, so a burst of deliveries costs no database read to verify: whatever changes a
+channel row here (open, renew, stop, a lifecycle event) empties the connection's entry at once, and
+a signature that fails against a cached list is checked again against the table before it is
+refused (`handle_webhook`), so a channel opened by another replica is never refused for being new.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.contract.integration import Channel
-from sync.integrations.deliveries import first_delivery
+from sync.contract.integration import Channel, SignedWebhooks, WebhookAnswer, WebhookRequest
+from sync.integrations.deliveries import delivery_memory, first_delivery
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.store.model import Calendar, WebhookSubscription
 
-__all__ = ["StoredChannels", "sync_queue"]
+__all__ = ["CACHE_SECONDS", "ChannelCache", "StoredChannels", "channel_cache", "forget_channels", "handle_webhook",
+           "sync_queue"]
+
+log = logging.getLogger("clinicbot.webhooks")
+
+#: How long a connection's channel list is served from memory without looking at the table again
+#: (a bound for changes made by another replica; this process's own changes empty it at once).
+CACHE_SECONDS = 30.0
 
 
 def sync_queue(core: Core) -> SyncQueue:
@@ -31,6 +48,67 @@ def sync_queue(core: Core) -> SyncQueue:
     return queue
 
 
+@dataclass
+class ChannelCache:
+    """Each connection's active channels with their secrets, as last read, and when."""
+
+    entries: dict[tuple[str, int], tuple[float, list[Channel]]] = field(default_factory=dict)
+    monotonic: Callable[[], float] = time.monotonic
+
+    def get(self, integration: str, connection_id: int) -> list[Channel] | None:
+        hit = self.entries.get((integration, connection_id))
+        if hit is None or self.monotonic() - hit[0] > CACHE_SECONDS:
+            return None
+        return hit[1]
+
+    def put(self, integration: str, connection_id: int, channels: list[Channel]) -> None:
+        self.entries[(integration, connection_id)] = (self.monotonic(), channels)
+
+    def forget(self, connection_id: int) -> None:
+        for slot in [s for s in self.entries if s[1] == connection_id]:
+            del self.entries[slot]
+
+
+def channel_cache(core: Core) -> ChannelCache:
+    """The core's channel cache, made on first use."""
+    cache = core.services.webhook_channels
+    if cache is None:
+        cache = core.services.webhook_channels = ChannelCache()
+    assert isinstance(cache, ChannelCache)
+    return cache
+
+
+def forget_channels(core: Core, connection_ids: Iterable[int]) -> None:
+    """A channel row of these connections changed: read them from the table on the next delivery."""
+    cache = channel_cache(core)
+    for connection_id in connection_ids:
+        cache.forget(connection_id)
+
+
+async def handle_webhook(core: Core, hooks: SignedWebhooks, integration: str, connection_id: int,
+                         request: WebhookRequest) -> WebhookAnswer:
+    """One delivery through the integration, verified against the cached channels, or the table's on doubt."""
+    desk = StoredChannels(core, integration, connection_id)
+    answer = await hooks.handle(request, desk)
+    if answer.status == 401 and desk.served_cached and not desk.checked_delivery:
+        # The signature matched no cached channel: maybe one made since (by another replica). The
+        # table decides; a forged delivery costs the one read it cost before the cache.
+        forget_channels(core, [connection_id])
+        desk = StoredChannels(core, integration, connection_id)
+        answer = await hooks.handle(request, desk)
+    if answer.status == 410:
+        # Calendly deletes a subscription answered 410 (others stop too): never say it for a connection
+        # we serve; a delivery we cannot take is refused as not found, which the platform retries.
+        log.warning("an integration answered 410 to a delivery; answered 404 instead",
+                    extra={"integration": integration, "connection": connection_id})
+        answer = WebhookAnswer(404, "not found")
+    if answer.status >= 400 and desk.known and not (answer.status == 401 and desk.checked_delivery):
+        # Refused (bad signature, stale, bad body) for a connection that exists: webhook health counts
+        # it. A replay is not a failure, and an unknown connection has no row to count against.
+        delivery_memory(core).note_rejected(integration, connection_id, answer.status)
+    return answer
+
+
 class StoredChannels:
     """The ChannelDesk (sync.contract.integration) of one connection of one integration."""
 
@@ -38,6 +116,12 @@ class StoredChannels:
         self.core = core
         self.integration = integration
         self.connection_id = connection_id
+        #: Whether channels() answered from the cache, and whether a delivery key was checked (the
+        #: signature had passed): handle_webhook's "look at the table again" needs both.
+        self.served_cached = False
+        self.checked_delivery = False
+        #: Whether the connection had channels (it exists and takes deliveries).
+        self.known = False
 
     def now(self) -> datetime:
         return self.core.clock()
@@ -55,6 +139,7 @@ class StoredChannels:
             )
             if row is None or not row.secret:
                 return None
+            self.known = True
             calendar = await session.get(Calendar, row.calendar_id) if row.calendar_id else None
             return Channel(row.remote_id, row.resource_id or "", row.secret, row.expires_at,
                            calendar.remote_id if calendar else "")
@@ -68,6 +153,7 @@ class StoredChannels:
             row = await self._stored(session, channel)
             if row is not None:
                 row.expires_at = min(row.expires_at, self.core.clock())
+        forget_channels(self.core, [self.connection_id])
 
     async def forget(self, channel: Channel) -> None:
         """Mark the channel removed, so the next ensure makes a new one."""
@@ -75,19 +161,30 @@ class StoredChannels:
             row = await self._stored(session, channel)
             if row is not None:
                 row.status = "removed"
+        forget_channels(self.core, [self.connection_id])
 
     async def channels(self) -> list[Channel]:
-        """The connection's active channels that have a secret."""
+        """The connection's active channels that have a secret (from the cache while it is fresh)."""
+        cache = channel_cache(self.core)
+        cached = cache.get(self.integration, self.connection_id)
+        if cached is not None:
+            self.served_cached = self.known = True
+            return cached
         async with self.core.store.session() as session:
             rows = (await session.scalars(select(WebhookSubscription).where(
                 WebhookSubscription.provider == self.integration,
                 WebhookSubscription.connection_id == self.connection_id,
                 WebhookSubscription.status == "active",
             ).order_by(WebhookSubscription.id))).all()
-            return [Channel(r.remote_id, r.resource_id or "", r.secret, r.expires_at) for r in rows if r.secret]
+            found = [Channel(r.remote_id, r.resource_id or "", r.secret, r.expires_at) for r in rows if r.secret]
+        if found:  # an unknown connection is not cached: it is answered 404 from the table each time
+            self.known = True
+            cache.put(self.integration, self.connection_id, found)
+        return found
 
     async def first_delivery(self, key: str) -> bool:
         """Record `key` for this connection; False when it is already there (see sync.integrations.deliveries)."""
+        self.checked_delivery = True
         return await first_delivery(self.core, self.integration, self.connection_id, key)
 
     async def _stored(self, session: AsyncSession, channel: Channel) -> WebhookSubscription | None:

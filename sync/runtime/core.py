@@ -28,5 +28,9 @@ class Core:
     services: Services = field(default_factory=Services)
 
     async def close(self) -> None:
+        """Write what must outlive the process (accepted webhook deliveries), then close the database."""
+        deliveries, self.services.deliveries = self.services.deliveries, None
+        if deliveries is not None:
+            await deliveries.stop()
         await self.store.dispose()
 

@@ -18,7 +18,7 @@ from sync.runtime.notifier import Notifier
 from sync.runtime.syncqueue import Runner, SyncQueue
 from sync.store.model import Calendar, Connection
 
-__all__ = ["ActorCacheLike", "ConnectUrl", "FaultInjector", "ProviderFactory", "Services", "Stoppable"]
+__all__ = ["ActorCacheLike", "ConnectUrl", "DeliveryLog", "FaultInjector", "ProviderFactory", "Services", "Stoppable"]
 
 #: Opens a provider for one calendar instead of its adapter (tests, embedders).
 ProviderFactory = Callable[[Connection, Calendar], CalendarProvider]
@@ -34,6 +34,14 @@ class ActorCacheLike(Protocol):
     def forget_all(self) -> None: ...
 
 
+class DeliveryLog(Protocol):
+    """The webhook replay memory (sync.integrations.deliveries): keys checked in memory, written in batches."""
+
+    async def flush(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Stoppable(Protocol):
     """A background loop started with the server (the reminder scheduler, the conflict-notice worker)."""
 
@@ -45,6 +53,10 @@ class Services:
     #: The queue every requested sync goes through, and the function it runs per connection.
     sync_queue: SyncQueue | None = None
     sync_runner: Runner | None = None
+    #: The webhook replay memory, made on the first delivery; stopped (its keys written) by Core.close.
+    deliveries: DeliveryLog | None = None
+    #: Each connection's webhook channels as last read (sync.integrations.push_channels.ChannelCache).
+    webhook_channels: Any = None
     #: This process's per-connection sync locks (SQLite; PostgreSQL uses advisory locks).
     sync_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
     #: This process's per-connection token-refresh locks (SQLite; PostgreSQL uses advisory locks).

@@ -5,12 +5,16 @@ Shown by `status` in chat and `clinicbot sync status`.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
+from sync.contract import Refused
+from sync.integrations import registry
+from sync.integrations.deliveries import REJECTED
 from sync.runtime.core import Core
 from sync.services.errors import NotFound
 from sync.services.staff import unassigned_calendars
@@ -147,7 +151,7 @@ async def practice_status(core: Core, practice_id: int) -> PracticeStatus:
 
 @dataclass(frozen=True, slots=True)
 class WebhookHealth:
-    """One connection's webhooks: its subscriptions by state, its last accepted delivery, and URL trouble."""
+    """One connection's webhooks: subscriptions by state, the last accepted and refused deliveries, URL trouble."""
 
     connection_id: int
     provider: str
@@ -157,33 +161,76 @@ class WebhookHealth:
     #: Subscriptions made for an address other than this server's current one (signatures that sign the
     #: URL, like Square's, fail there; deliveries go to the old address).
     stale_urls: tuple[str, ...]
+    #: Deliveries refused in the last 24 hours (bad signature, stale, bad body; replays not counted),
+    #: the newest refusal and its HTTP status.
+    failures_24h: int = 0
+    last_failure_at: datetime | None = None
+    last_failure_status: int | None = None
+    #: Subscription rows by state ("active", "failed", "removed"), for the admin to read.
+    states: tuple[tuple[str, int], ...] = ()
+    #: A booking platform whose bookings only arrive by polling (no subscription): why.
+    polling_only: bool = False
+
+    @property
+    def summary(self) -> str:
+        """One line for `sync status`: subscriptions, last delivery, recent failures."""
+        if self.polling_only:
+            return "none: polled"
+        states = ", ".join(f"{n} {state}" for state, n in self.states) or "none"
+        seen = self.last_delivery_at.strftime("%Y-%m-%d %H:%M") if self.last_delivery_at else "never"
+        text = f"{states}; last delivery {seen}"
+        if self.failures_24h:
+            text += f"; {self.failures_24h} refused in 24 h (last HTTP {self.last_failure_status})"
+        return text
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"summary": self.summary}
 
 
 async def webhook_health(core: Core, practice_id: int | None = None) -> list[WebhookHealth]:
-    """Per connection with webhook subscriptions: their states, the last delivery, subscriptions at an old URL."""
+    """Per connection with subscriptions or a booking platform: subscription states, deliveries, URL trouble."""
     base = (core.settings.public_url or "").rstrip("/")  # no public URL: nothing to compare with
+    since = core.clock() - timedelta(hours=24)
     async with core.store.session() as s:
-        stmt = (select(WebhookSubscription, Connection)
-                .join(Connection, Connection.id == WebhookSubscription.connection_id)
-                .order_by(WebhookSubscription.connection_id, WebhookSubscription.id))
+        stmt = select(Connection).order_by(Connection.id)
         if practice_id is not None:
             stmt = stmt.where(Connection.practice_id == practice_id)
-        rows = (await s.execute(stmt)).tuples().all()
+        conns = list((await s.scalars(stmt)).all())
+        subs = list((await s.scalars(select(WebhookSubscription).where(
+            WebhookSubscription.connection_id.in_([c.id for c in conns])).order_by(WebhookSubscription.id))).all())
+        accepted = WebhookDelivery.key.not_like(f"{REJECTED}%")
         last = dict((await s.execute(select(WebhookDelivery.connection_id, func.max(WebhookDelivery.seen_at))
-                                     .group_by(WebhookDelivery.connection_id))).tuples().all())
-    by_conn: dict[int, list[Any]] = {}
-    providers: dict[int, str] = {}
-    for sub, conn in rows:
-        by_conn.setdefault(conn.id, []).append(sub)
-        providers[conn.id] = conn.provider
+                                     .where(accepted).group_by(WebhookDelivery.connection_id))).tuples().all())
+        refused: dict[int, list[tuple[datetime, str]]] = {}
+        for cid, seen_at, key in (await s.execute(
+                select(WebhookDelivery.connection_id, WebhookDelivery.seen_at, WebhookDelivery.key)
+                .where(WebhookDelivery.key.like(f"{REJECTED}%"), WebhookDelivery.seen_at >= since)
+                .order_by(WebhookDelivery.id))).tuples():
+            refused.setdefault(cid, []).append((seen_at, key))
+    by_conn: dict[int, list[WebhookSubscription]] = {}
+    for sub in subs:
+        by_conn.setdefault(sub.connection_id, []).append(sub)
     out = []
-    for cid, subs in by_conn.items():
-        want = f"{base}/webhooks/{providers[cid]}/{cid}" if base else ""
-        stale = tuple(sorted({str(x.resource_id) for x in subs if x.status == "active" and want
+    for conn in conns:
+        mine = by_conn.get(conn.id, [])
+        if not mine and not _is_booking(conn.provider):
+            continue
+        want = f"{base}/webhooks/{conn.provider}/{conn.id}" if base else ""
+        stale = tuple(sorted({str(x.resource_id) for x in mine if x.status == "active" and want
                               and str(x.resource_id or "").startswith("http") and x.resource_id != want}))
-        out.append(WebhookHealth(cid, providers[cid], sum(1 for x in subs if x.status == "active"),
-                                 sum(1 for x in subs if x.status != "active"), last.get(cid), stale))
+        states = Counter(x.status for x in mine)
+        fails = refused.get(conn.id, [])
+        status = fails[-1][1][len(REJECTED):].split(":", 1)[0] if fails else ""
+        out.append(WebhookHealth(
+            conn.id, conn.provider, states.get("active", 0), sum(n for k, n in states.items() if k != "active"),
+            last.get(conn.id), stale, failures_24h=len(fails), last_failure_at=fails[-1][0] if fails else None,
+            last_failure_status=int(status) if status.isdigit() else None,
+            states=tuple(sorted(states.items())), polling_only=not mine))
     return out
+
+
+def _is_booking(provider: str) -> bool:
+    try:
+        return registry.get(provider).booking_source is not None
+    except Refused:
+        return False

@@ -43,7 +43,8 @@ START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta
 @pytest.fixture
 async def world(backend: str, tmp_path: Path, fake: AcuityFake) -> AsyncIterator[tuple[Core, int, str]]:
     port = free_port()
-    settings = make_settings(backend, tmp_path, acuity_api_url=fake.url, public_url=f"http://127.0.0.1:{port}")
+    settings = make_settings(backend, tmp_path, acuity_api_url=fake.url, public_url=f"http://127.0.0.1:{port}",
+                             sync_poll_seconds=0)  # syncs come from deliveries and the test
     core = open_core(settings)
     await upgrade(core.store)
     register(core)

@@ -18,10 +18,12 @@ from sync.boot import open_core
 from sync.engine.outbox import run_until_idle
 from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
-from sync.integrations.push import ensure_push
+from sync.integrations.deliveries import delivery_memory
+from sync.integrations.push import ensure_push, renew_push, stop_push
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.services.connections import add_connection
+from sync.services.status import webhook_health
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, AuditEntry
 from tests.adapters.calendly.fakes.calendly import CalendlyFake
@@ -34,7 +36,8 @@ START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta
 @pytest.fixture
 async def world(backend: str, tmp_path: Path, fake: CalendlyFake) -> AsyncIterator[tuple[Core, int]]:
     port = free_port()
-    settings = make_settings(backend, tmp_path, calendly_api_url=fake.url, public_url=f"http://127.0.0.1:{port}")
+    settings = make_settings(backend, tmp_path, calendly_api_url=fake.url, public_url=f"http://127.0.0.1:{port}",
+                             sync_poll_seconds=0)  # syncs come from deliveries and the test
     core = open_core(settings)
     await upgrade(core.store)
     register(core)
@@ -127,3 +130,58 @@ async def test_a_chat_reschedule_is_refused_with_the_clients_link_and_changes_no
     async with core.store.session() as s:
         (after,) = (await s.scalars(select(Appointment))).all()
     assert (after.start, after.version) == (appt.start, appt.version)
+
+
+async def test_a_subscription_calendly_disabled_is_made_again_and_health_shows_the_failures(
+    world: tuple[Core, int], fake: CalendlyFake
+) -> None:
+    """Deliveries refused for 24 h make Calendly disable the subscription; the renewal job reads it back,
+    finds it disabled and makes a new one; `sync status` and doctor's health show the refusals."""
+    core, conn_id = world
+    assert (await ensure_push(core, conn_id)).created == 1
+    await _settle(core, fake)
+    ((old_id, sub),) = fake.subscriptions.items()
+    sub["signing_key"] = "a key clinicbot never had"  # every delivery now fails its signature: 401
+    await fake.book(fake.users[0]["uri"], START, 30)
+    await fake.drain()
+    later = datetime.now(UTC) + timedelta(hours=25)
+    fake.clock = lambda: later
+    await fake.book(fake.users[0]["uri"], START + timedelta(hours=1), 30)
+    await fake.drain()
+    assert fake.delivered == [401, 401] and sub["state"] == "disabled"
+    await fake.book(fake.users[0]["uri"], START + timedelta(hours=2), 30)
+    await fake.drain()
+    assert fake.delivered == [401, 401]  # a disabled subscription delivers nothing
+
+    await delivery_memory(core).flush()
+    (health,) = await webhook_health(core)
+    assert (health.active, health.failures_24h, health.last_failure_status) == (1, 2, 401)
+    assert "2 refused in 24 h (last HTTP 401)" in health.summary
+
+    # The renewal job's next check (within the hour): read back, found disabled, made again.
+    real = core.clock
+    core.clock = lambda: real() + timedelta(hours=1)
+    await renew_push(core)
+    core.clock = real
+    ((new_id, fresh),) = fake.subscriptions.items()
+    assert new_id != old_id and fresh["state"] == "active"
+    assert ("GET", f"/webhook_subscriptions/{old_id}") in fake.requests
+    assert ("DELETE", f"/webhook_subscriptions/{old_id}") in fake.requests
+    await fake.book(fake.users[0]["uri"], START + timedelta(hours=3), 30)
+    await _settle(core, fake)
+    assert fake.delivered[-1] == 200
+    async with core.store.session() as s:
+        assert len((await s.scalars(select(Appointment))).all()) == 4  # the poll-less gap is read back too
+
+
+async def test_no_delivery_is_ever_answered_410(world: tuple[Core, int], fake: CalendlyFake) -> None:
+    """Calendly deletes a subscription answered 410: a delivery clinicbot cannot take is a 404 or 401."""
+    core, conn_id = world
+    await ensure_push(core, conn_id)
+    fake.deliver = False
+    await fake.book(fake.users[0]["uri"], START, 30)
+    ((url, body, headers),) = fake.held
+    await stop_push(core, conn_id)  # `sync off`: the subscription is deleted, a late delivery arrives
+    async with aiohttp.ClientSession() as http:
+        assert (await http.post(url, data=body, headers=headers)).status == 404
+        assert (await http.post(url.rsplit("/", 1)[0] + "/99999", data=body, headers=headers)).status == 404

@@ -22,6 +22,7 @@ from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth, finish_oauth
+from sync.integrations.deliveries import delivery_memory
 from sync.integrations.push import ensure_push
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
@@ -56,7 +57,8 @@ async def road(backend: str, tmp_path: Path, fake: SquareFake,
     port = free_port()
     settings = make_settings(backend, tmp_path, square_api_url=fake.url, square_oauth_url=fake.url,
                              square_client_id=fake.client_id, square_client_secret=fake.client_secret,
-                             public_url=f"http://127.0.0.1:{port}")
+                             public_url=f"http://127.0.0.1:{port}",
+                             sync_poll_seconds=0)  # syncs come from deliveries and the test
     core = open_core(settings)
     await upgrade(core.store)
     register(core)
@@ -181,6 +183,7 @@ async def test_forged_replayed_and_unknown_deliveries_change_nothing(road: Road)
         assert (await http.post(url, data=body, headers=headers)).status == 401  # the replay
     await _settle(road)
     assert len(await _appointments(core)) == 1
+    await delivery_memory(core).flush()
     async with core.store.session() as s:
         assert await s.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
 

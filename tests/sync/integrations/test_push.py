@@ -165,6 +165,8 @@ async def test_graph_renewal_and_lifecycle_events(clinic: Clinic) -> None:
     assert clinic.graph.subs.subscriptions[row.remote_id].needs_reauthorization
     assert (await ensure_push(clinic.core, conn_id)).renewed == 1
     assert not clinic.graph.subs.subscriptions[row.remote_id].needs_reauthorization
+    await clinic.queue.drain()  # (requests close together coalesce into one sync)
+    assert clinic.synced.count(conn_id) == 1
 
     # missed: only a (delta) sync is requested.
     assert await clinic.graph.subs.lifecycle(row.remote_id, "missed") == 202

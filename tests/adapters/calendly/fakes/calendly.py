@@ -5,7 +5,10 @@ Documented behaviour (platform-apis.md, Calendly section): lists are {collection
 {next_page_token}} (`page_size` a page); errors are {title, message}; 401 for an unknown token;
 429 with X-RateLimit-Reset for the next `throttle` calls; cancel answers 201; a reschedule by the
 invitee cancels the old event (invitee.canceled with rescheduled: true and new_invitee) and makes
-a new one (invitee.created with old_invitee): two deliveries; a subscription answered 410 is deleted.
+a new one (invitee.created with old_invitee): two deliveries; a subscription answered 410 is deleted;
+one whose deliveries have failed (anything but 2xx) for 24 hours is disabled (`state: disabled`):
+it delivers nothing more and stays listed until it is deleted and made again. `clock` is the fake's
+own time, which a test moves to see the 24 hours pass.
 OAuth (`POST /oauth/token`, form): a code is good once; access tokens last `access_lifetime` s; each
 refresh answers a new pair and spends the refresh token it was given, so a second use of it is
 `invalid_grant` (Calendly's refresh-token rotation).
@@ -18,6 +21,7 @@ import json
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,6 +112,7 @@ class CalendlyFake:
             self.refreshes += 1
             return web.json_response(self._pair())
         return web.json_response({"error": "unsupported_grant_type"}, status=400)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
     def org(self) -> str:
@@ -174,12 +179,18 @@ class CalendlyFake:
     async def _post(self, sub: dict[str, Any], body: bytes, headers: dict[str, str]) -> None:
         assert self._session is not None
         try:
-            async with self._session.post(sub["callback_url"], data=body, headers=headers) as response:
-                self.delivered.append(response.status)
-                if response.status == 410:
-                    self.subscriptions.pop(sub["uri"].rsplit("/", 1)[-1], None)
+            async with self._session.post(sub["callback_url"], data=body, headers=headers,
+                                          allow_redirects=False) as response:
+                status = response.status
         except aiohttp.ClientError:
-            self.delivered.append(0)
+            status = 0
+        self.delivered.append(status)
+        if status == 410:
+            self.subscriptions.pop(sub["uri"].rsplit("/", 1)[-1], None)
+        elif 200 <= status < 300:
+            sub.pop("failing_since", None)
+        elif self.clock() - sub.setdefault("failing_since", self.clock()) >= timedelta(hours=24):
+            sub["state"] = "disabled"
 
     async def drain(self) -> None:
         while self._tasks:
@@ -301,7 +312,11 @@ class CalendlyFake:
         sub = self.subscriptions.get(request.match_info["id"])
         if sub is None:
             return _error(404, "Resource Not Found", "The server could not find the requested resource.")
-        return web.json_response({"resource": {k: v for k, v in sub.items() if k != "signing_key"}})
+        return web.json_response({"resource": self._public(sub)})
+
+    @staticmethod
+    def _public(sub: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in sub.items() if k not in ("signing_key", "failing_since")}
 
     async def delete_subscription(self, request: web.Request) -> web.Response:
         if self.subscriptions.pop(request.match_info["id"], None) is None:

@@ -1,0 +1,94 @@
+"""A connection's webhook channels are read once per burst, not once per delivery; a channel opened since
+(by another replica) is still accepted, and one stopped here is refused at once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
+
+from sync.contract.integration import ChannelDesk, WebhookAnswer, WebhookRequest
+from sync.integrations.push import stop_push
+from sync.integrations.push_channels import handle_webhook
+from sync.runtime.core import Core
+from sync.runtime.syncqueue import SyncQueue
+from sync.store.model import Connection, WebhookSubscription
+
+
+class SecretHooks:
+    """A signed-webhook capability whose signature is the channel's secret itself."""
+
+    max_body = 1024
+
+    async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
+        channels = await desk.channels()
+        if not channels:
+            return WebhookAnswer(404, "unknown connection")
+        channel = next((c for c in channels if c.secret == request.headers.get("x-sig")), None)
+        if channel is None:
+            return WebhookAnswer(401, "bad signature")
+        if not await desk.first_delivery(request.body.decode()):
+            return WebhookAnswer(401, "replayed delivery")
+        await desk.sync(channel, "test")
+        return WebhookAnswer(200, "ok")
+
+
+async def _subscription(core: Core, connection_id: int, remote_id: str, secret: str) -> None:
+    async with core.store.session() as s:
+        s.add(WebhookSubscription(connection_id=connection_id, provider="square", remote_id=remote_id,
+                                  resource_id="https://x/hook", secret=secret,
+                                  expires_at=core.clock() + timedelta(days=7), status="active"))
+
+
+async def test_channels_are_read_once_and_a_new_one_is_still_accepted(core: Core) -> None:
+    ran: list[int] = []
+
+    async def runner(connection_id: int) -> None:
+        ran.append(connection_id)
+
+    core.services.sync_queue = SyncQueue(runner, settle=0.0)
+    async with core.store.session() as s:
+        conn = Connection(practice_id=1, provider="square", account="M1")
+        s.add(conn)
+        await s.flush()
+        conn_id = conn.id
+    await _subscription(core, conn_id, "sub-1", "secret-1")
+    hooks = SecretHooks()
+    selects = 0
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        nonlocal selects
+        selects += "webhook_subscription" in statement
+
+    engine = core.store.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        answers = [await handle_webhook(core, hooks, "square", conn_id,
+                                        WebhookRequest("POST", {"x-sig": "secret-1"}, {}, f"e{n}".encode()))
+                   for n in range(20)]
+        assert {a.status for a in answers} == {200}
+        assert selects == 1  # one read for twenty deliveries
+
+        # A subscription another replica opened: not in our cache, accepted after one more read.
+        await _subscription(core, conn_id, "sub-2", "secret-2")
+        new = await handle_webhook(core, hooks, "square", conn_id, WebhookRequest("POST", {"x-sig": "secret-2"}, {},
+                                                                                   b"n1"))
+        assert new.status == 200 and selects == 3
+        # A forged one is checked against the table and refused; a replay is refused from memory alone.
+        forged = await handle_webhook(core, hooks, "square", conn_id, WebhookRequest("POST", {"x-sig": "guess"}, {},
+                                                                                      b"f1"))
+        assert forged.status == 401
+        before = selects
+        replay = await handle_webhook(core, hooks, "square", conn_id, WebhookRequest("POST", {"x-sig": "secret-1"},
+                                                                                      {}, b"e1"))
+        assert replay.status == 401 and selects == before
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+    # Stopped here (sync off, disconnect): the push module empties the cache at once, so it is refused.
+    await stop_push(core, conn_id)
+    gone = await handle_webhook(core, hooks, "square", conn_id, WebhookRequest("POST", {"x-sig": "secret-1"}, {},
+                                                                                b"late"))
+    assert gone.status == 404
+    await core.services.sync_queue.drain()
+    assert ran and set(ran) == {conn_id}
