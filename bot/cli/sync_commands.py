@@ -22,6 +22,7 @@ from bot.cli.people import cli_actor
 from sync.contract.integration import ConnectOption, Integration
 from sync.integrations import registry
 from sync.runtime.core import Core
+from sync.services.status import backfill_progress
 
 if TYPE_CHECKING:
     from sync.engine.run import Progress
@@ -356,11 +357,18 @@ async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json:
             failed_ops = stats.failed
     result: dict[str, Any] = report.as_dict()
     result["failed"] += failed_ops
+    backfills = await backfill_progress(core)
+    result["backfill"] = [b.as_dict() for b in backfills]
     if as_json:
         emit(result, None, True)
         return
     click.echo(f"{result['created']} created, {result['updated']} updated, {result['deleted']} deleted, "
                f"{result['conflicts']} conflicts, {result['failed']} failed in {result['seconds']:.2f} s")
+    if result["backfilled"]:
+        click.echo(f"{result['backfilled']} existing appointment{'' if result['backfilled'] == 1 else 's'} "
+                   "queued for copying to new mirror calendars")
+    for b in backfills:  # the copies are written by the outbox, here or by the server's worker
+        click.echo(f"Calendar {b.calendar_id} ({b.calendar}): {b.describe()}")
 
 
 @sync_group.command("status")
@@ -371,6 +379,12 @@ async def sync_status(core: Core, as_json: bool) -> None:
     from sync.services.status import connection_status
 
     rows = [s.as_dict() for s in await connection_status(core)]
+    backfills = await backfill_progress(core)
+    for r in rows:
+        mine = [b for b in backfills if b.connection_id == r["connection_id"]]
+        r["backfill"] = ([b.as_dict() for b in mine] if as_json
+                         else "; ".join(f"{b.calendar}: {b.copied}/{b.total if b.state == 'pending' else b.queued}"
+                                        for b in mine))
     if not as_json:  # the table names the state (a failing sync is not "active"), says why, and counts skipped events
         rows = [{**r, "status": r["state"], "error": r["last_error"] or r["last_failed_error"],
                  "read_notes": f"{len(r['read_notes'])}: {r['read_notes'][0]}" if r["read_notes"] else ""}
@@ -379,6 +393,8 @@ async def sync_status(core: Core, as_json: bool) -> None:
                "conflicts", "error"]
     if as_json or any(r.get("read_notes") for r in rows):  # a column of blanks only narrows the reason
         columns.append("read_notes")
+    if as_json or backfills:
+        columns.append("backfill")
     emit(rows, columns, as_json, title="Sync status")
 
 

@@ -57,6 +57,8 @@ class SyncReport:
     unchanged: int = 0
     full_resyncs: int = 0
     outbox_queued: int = 0
+    #: Existing appointments queued for copying onto mirrors that asked for a backfill.
+    backfilled: int = 0
     calendars: int = 0
     seconds: float = 0.0
 

@@ -211,7 +211,7 @@ async def _load(core: Core, op_id: int) -> _Snapshot | None:
         view = LinkView(link.id, link.appointment_id, link.calendar_id, link.remote_id, link.etag,
                         link.content_hash, link.state) if link is not None else None
         return _Snapshot(op.op, op.attempts, cal, conn, calendar_view(cal, conn),
-                         Policy.from_settings(practice.settings if practice else None),
+                         Policy.of(practice),
                          canonical(appt_row) if appt_row is not None else None, view,
                          link.id if link is not None else None)
 

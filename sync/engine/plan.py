@@ -22,13 +22,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sync.contract.items import EventData, Window
 from sync.engine.projection import mirror_uid, project
 
 __all__ = [
     "ACTIVE",
+    "MIRROR_EDITS",
     "Action",
     "CalendarView",
     "CancelOrDelete",
@@ -51,6 +52,9 @@ __all__ = [
 ]
 
 ACTIVE = ("confirmed", "tentative")
+MirrorEdits = Literal["card", "follow", "keep"]
+#: The choices of `Policy.mirror_edits`, in the order help lists them.
+MIRROR_EDITS: tuple[MirrorEdits, ...] = ("card", "follow", "keep")
 SourceKey = tuple[str, str]  # (uid, recurrence_key) on the calendar being planned
 
 
@@ -61,14 +65,24 @@ class Policy:
     cancel_mode: Literal["cancel", "delete"] = "cancel"
     deleted_mirror: Literal["recreate", "leave"] = "recreate"
     busy_word: str = "Busy"
+    #: A hand edit of a mirror copy: a staff card, the calendar wins, or the booking wins.
+    mirror_edits: MirrorEdits = "card"
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, object] | None) -> Policy:
+    def from_settings(cls, settings: Mapping[str, object] | None, mirror_edits: str | None = None) -> Policy:
         s = settings or {}
         cancel: Literal["cancel", "delete"] = "delete" if s.get("cancel_mode") == "delete" else "cancel"
         deleted: Literal["recreate", "leave"] = "leave" if s.get("deleted_mirror") == "leave" else "recreate"
         word = s.get("busy_word")
-        return cls(cancel, deleted, word.strip() if isinstance(word, str) and word.strip() else "Busy")
+        edits: MirrorEdits = mirror_edits if mirror_edits in ("follow", "keep") else "card"  # type: ignore[assignment]
+        return cls(cancel, deleted, word.strip() if isinstance(word, str) and word.strip() else "Busy", edits)
+
+    @classmethod
+    def of(cls, practice: Any | None) -> Policy:
+        """The policy of a Practice row (None: the defaults)."""
+        if practice is None:
+            return cls()
+        return cls.from_settings(practice.settings, getattr(practice, "mirror_edits", None))
 
 
 @dataclass(frozen=True, slots=True)

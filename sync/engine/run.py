@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync.contract import AuthExpired, CalendarProvider, CursorExpired, PagedChanges, ProviderError
 from sync.contract.items import ChangeSet, Window
 from sync.engine.apply import ACTOR, SyncReport, apply
+from sync.engine.backfill import run_backfill
 from sync.engine.outbox import checkpoint
 from sync.engine.plan import CalendarView, Canonical, Changes, Incoming, OverlapIndex, Policy, plan
 from sync.engine.recurrence import expand_items, incoming
@@ -173,7 +174,7 @@ async def _load_target(core: Core, calendar_id: int) -> _Target | None:
         conn = await s.get(Connection, cal.connection_id)
         assert conn is not None
         practice = await s.get(Practice, conn.practice_id)
-        policy = Policy.from_settings(practice.settings if practice else None)
+        policy = Policy.of(practice)
         view = calendar_view(cal, conn)
         mirrors = await load_mirrors(s, conn.practice_id) if view.role == "source" else []
     return _Target(conn, cal, view, policy, mirrors)
@@ -190,11 +191,16 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) 
         if progress:
             progress("fetch", 0, 0)
         try:
-            return await _read_and_apply(core, target, window, provider, cal.cursor, None, progress)
+            report = await _read_and_apply(core, target, window, provider, cal.cursor, None, progress)
         except CursorExpired:
             log.warning("sync cursor expired; running one full resync",
                         extra={"calendar_id": cal.id, "connection_id": conn.id})
-            return await _read_and_apply(core, target, window, provider, None, "cursor_expired", progress)
+            report = await _read_and_apply(core, target, window, provider, None, "cursor_expired", progress)
+        if target.view.role == "mirror" and cal.backfill_state in ("pending", "copying"):
+            # After the read: hand edits made meanwhile are planned before copies are queued.
+            report.backfilled += (await run_backfill(core, target.view, target.policy, window, core.clock(),
+                                                     progress)).queued
+        return report
     except ProviderError as exc:
         await _record_failure(core, conn.id, exc)
         return SyncReport(calendars=1, failed=1)

@@ -275,6 +275,10 @@ async def set_calendar(
         after = {"role": cal.role, "projection": cal.projection, "practitioner_id": cal.practitioner_id}
         if role is not None and role != before["role"]:
             cal.cursor = None  # a calendar in a new role is read in full once
+        if cal.role == "mirror" and after != before:
+            # Its copies are new, for someone else, or shown differently: every appointment in the
+            # window is (re)copied by its next sync (sync.engine.backfill).
+            cal.ask_backfill(core.clock())
         try:
             await s.flush()
         except IntegrityError:
@@ -321,6 +325,8 @@ async def set_sync(
             select(Connection).where(Connection.practice_id == practice_id).order_by(Connection.id))).all())
         cals = list((await s.scalars(
             select(Calendar).where(Calendar.connection_id.in_([c.id for c in conns])).order_by(Calendar.id))).all())
+        all_conns = list(conns)
+        conn_on = {c.id: c.sync_enabled for c in all_conns}
         if practitioner_id is not None:
             conns = [c for c in conns if c.practitioner_id == practitioner_id]
             cals = [k for k in cals if k.practitioner_id == practitioner_id or k.connection_id in {c.id for c in conns}]
@@ -340,10 +346,16 @@ async def set_sync(
             changed_conns = conns
         if not changed_conns and not changed_cals:
             return SyncSwitched(enabled, (), (), ())
+        was_on = {k.id: k.sync_enabled and conn_on[k.connection_id] for k in cals}
         for c in changed_conns:
             c.sync_enabled = enabled
         for k in changed_cals:
             k.sync_enabled = enabled
+        if enabled:  # a mirror that syncs again gets what it missed meanwhile (sync.engine.backfill)
+            on_conns = {c.id: c.sync_enabled for c in all_conns}
+            for k in cals:
+                if k.role == "mirror" and not was_on[k.id] and k.sync_enabled and on_conns[k.connection_id]:
+                    k.ask_backfill(core.clock())
         await audit.record(
             s,
             actor=actor,
