@@ -127,6 +127,8 @@ class BackfillProgress:
 
     def describe(self) -> str:
         """'copying existing appointments: 2 of 3 written' (or how many are queued so far)."""
+        if self.state == "pending" and not (self.total or self.queued):
+            return "existing appointments are copied here at its next sync"
         if self.state == "pending":
             return f"copying existing appointments: {self.queued} of {self.total} queued, {self.copied} written"
         if not self.waiting:
