@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands import admin, appointments, conflicts, followups, reminders, staff
+from bot.commands import admin, appointments, conflicts, followups, mirror_edits, reminders, staff
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     AcceptCalendar,
@@ -34,6 +34,7 @@ from bot.commands.grammar import (
     MapStaff,
     RefreshCalendars,
     Reschedule,
+    SetMirrorEdits,
     SetReminders,
     SetSync,
     ShowAgenda,
@@ -105,6 +106,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await conflicts.list_open(core, actor)
         case KeepBooking() | AcceptCalendar():
             return await conflicts.decide(core, actor, command)
+        case SetMirrorEdits():
+            return await mirror_edits.mirror_edits(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

@@ -10,8 +10,13 @@ Rules, by the role of the calendar being read:
   not a change (our own echo or a touch). A new or moved appointment overlapping an appointment
   of the same practitioner from *another* source is a double booking.
 - **mirror**: only our copies matter (items with a link). A copy whose content differs from both
-  the link's hash and what we would push now was edited by hand: a conflict, never overwritten.
-  A copy deleted by hand is repaired per policy.
+  the link's hash and what we would push now was edited by hand; the practice's `mirror_edits`
+  decides: `card` (a conflict for staff, never overwritten), `follow` (a practitioner's move of a
+  copy in their own calendar reschedules the appointment, and so its source) or `keep` (the copy
+  is put back). `follow` and `keep` apply only to appointments whose source clinicbot may change:
+  booked in clinicbot or on a writable calendar; a booking platform's bookings (the truth), a
+  read-only feed's and a series' always get the card. A copy deleted by hand is repaired per policy
+  in every mode: deleting an event is not taken as cancelling the patient's appointment.
 - **busy**: read only for conflict checks; no actions.
 """
 
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -36,6 +41,7 @@ __all__ = [
     "Canonical",
     "Changes",
     "DropLink",
+    "FollowMirror",
     "ImportNew",
     "Incoming",
     "LinkView",
@@ -45,6 +51,7 @@ __all__ = [
     "RaiseConflict",
     "RefreshLink",
     "RepairMirror",
+    "RestoreMirror",
     "UpdateFromSource",
     "canonical_from_event",
     "mirror_targets",
@@ -229,6 +236,33 @@ class RaiseConflict:
 
 
 @dataclass(frozen=True, slots=True)
+class FollowMirror:
+    """A practitioner moved the copy in their own calendar: the appointment moves there (mirror_edits=follow)."""
+
+    appointment_id: int
+    calendar_id: int
+    link_id: int
+    etag: str | None
+    content_hash: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreMirror:
+    """A copy edited by hand is put back as booked, without a card (mirror_edits=keep, or a follow
+    of an edit that is not a move)."""
+
+    appointment_id: int
+    calendar_id: int
+    link_id: int
+    etag: str | None
+    content_hash: str
+    remote_start: datetime
+    remote_end: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RepairMirror:
     """A mirror copy was deleted by hand: recreate it, or leave it gone (policy)."""
 
@@ -256,7 +290,7 @@ class DropLink:
 
 Action = (
     ImportNew | UpdateFromSource | PushToMirrors | CancelOrDelete | RaiseConflict | RepairMirror | RefreshLink
-    | DropLink
+    | DropLink | FollowMirror | RestoreMirror
 )
 
 
@@ -271,14 +305,17 @@ def plan(
     policy: Policy,
     *,
     mirrors: Sequence[CalendarView] = (),
+    writable_sources: Container[int] = (),
 ) -> list[Action]:
     """Actions for one calendar's changes. `links` is keyed by remote id (this calendar's links);
     `appointments` holds every appointment those links point at plus, for double-booking checks,
-    the active appointments of other sources overlapping the changed items."""
+    the active appointments of the practitioner overlapping the changed items. `writable_sources`
+    are the source calendars clinicbot may change (not a booking platform, not read-only): only
+    their appointments follow or keep hand edits of mirror copies."""
     if not calendar.sync_enabled or calendar.role == "busy":
         return []
     if calendar.role == "mirror":
-        return list(_plan_mirror(remote_changes, links, appointments, calendar, policy))
+        return list(_plan_mirror(remote_changes, links, appointments, calendar, policy, writable_sources))
     return list(_plan_source(remote_changes, links, appointments, calendar, policy, mirrors))
 
 
@@ -387,12 +424,41 @@ def _source_item(
         yield PushToMirrors(appt.id, None, targets)
 
 
+def _editable(appt: Canonical, writable_sources: Container[int]) -> bool:
+    """May a hand edit of a copy change (or be ignored for) this appointment? Not a booking
+    platform's or a feed's booking, not a series or one visit of it."""
+    if appt.rrule is not None or appt.recurrence_key or appt.all_day:
+        return False
+    return appt.source_calendar_id is None or appt.source_calendar_id in writable_sources
+
+
+def _hand_edit(
+    inc: Incoming, link: LinkView, appt: Canonical, calendar: CalendarView, policy: Policy,
+    writable_sources: Container[int],
+) -> Action:
+    """What a hand edit of one copy becomes under the practice's mirror_edits."""
+    ev, h = inc.event, inc.hash()
+    mode = policy.mirror_edits if _editable(appt, writable_sources) and ev.status != "cancelled" else "card"
+    own = calendar.practitioner_id is not None and calendar.practitioner_id == appt.practitioner_id
+    moved = (ev.start, ev.end) != (appt.start, appt.end) and ev.end > ev.start and not ev.all_day
+    if mode == "follow" and own and moved:
+        return FollowMirror(appt.id, calendar.id, link.id, inc.etag, h, ev.start, ev.end)
+    if mode == "keep" or (mode == "follow" and own and not moved):
+        # The calendar cannot carry a renamed or re-described copy back to the appointment: put it back.
+        return RestoreMirror(appt.id, calendar.id, link.id, inc.etag, h, ev.start, ev.end)
+    return RaiseConflict(
+        "mirror_edited", appt.id, calendar.id, link_id=link.id, etag=inc.etag, content_hash=h,
+        remote_start=ev.start, remote_end=ev.end,
+    )
+
+
 def _plan_mirror(
     changes: Changes,
     links: Mapping[str, Sequence[LinkView]],
     appointments: Mapping[int, Canonical],
     calendar: CalendarView,
     policy: Policy,
+    writable_sources: Container[int] = (),
 ) -> Iterable[Action]:
     seen: set[str] = set()
     for inc in changes.items:
@@ -410,10 +476,7 @@ def _plan_mirror(
             if h == wanted:  # our write landed but its bookkeeping did not (crash, concurrent sync)
                 yield RefreshLink(link.id, inc.etag, h)
             elif link.state != "conflict":
-                yield RaiseConflict(
-                    "mirror_edited", appt.id, calendar.id, link_id=link.id, etag=inc.etag, content_hash=h,
-                    remote_start=inc.event.start, remote_end=inc.event.end,
-                )
+                yield _hand_edit(inc, link, appt, calendar, policy, writable_sources)
             else:
                 yield RefreshLink(link.id, inc.etag, h)  # still in conflict; remember the latest hand edit
     gone = list(changes.deleted_ids)

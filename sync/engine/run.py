@@ -36,6 +36,7 @@ from sync.engine.snapshots import (
     load_mirrors,
     load_overlapping,
     load_unseen_links,
+    load_writable_sources,
 )
 from sync.integrations.providers import open_provider
 from sync.runtime.core import Core
@@ -58,6 +59,8 @@ class _Target:
     view: CalendarView
     policy: Policy
     mirrors: list[CalendarView]
+    #: For a mirror: the source calendars whose appointments a hand edit may follow or keep.
+    writable_sources: frozenset[int] = frozenset()
 
 
 async def sync_all(core: Core, *, progress: Progress | None = None) -> SyncReport:
@@ -177,7 +180,8 @@ async def _load_target(core: Core, calendar_id: int) -> _Target | None:
         policy = Policy.of(practice)
         view = calendar_view(cal, conn)
         mirrors = await load_mirrors(s, conn.practice_id) if view.role == "source" else []
-    return _Target(conn, cal, view, policy, mirrors)
+        writable = await load_writable_sources(s, conn.practice_id) if view.role == "mirror" else frozenset()
+    return _Target(conn, cal, view, policy, mirrors, writable)
 
 
 async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) -> SyncReport:
@@ -321,7 +325,8 @@ async def _apply_page(
         for appt in await others.overlapping(s, items):
             appointments.setdefault(appt.id, appt)
     changes = Changes(items, list(deleted_ids), False, window)
-    actions = plan(changes, links, appointments, view, target.policy, mirrors=target.mirrors)
+    actions = plan(changes, links, appointments, view, target.policy, mirrors=target.mirrors,
+                   writable_sources=target.writable_sources)
     return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
 
 
@@ -334,7 +339,8 @@ async def _apply_gone(
     if not links:
         return SyncReport()
     appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
-    actions = plan(Changes([], [], True, window), links, appointments, view, target.policy, mirrors=target.mirrors)
+    actions = plan(Changes([], [], True, window), links, appointments, view, target.policy, mirrors=target.mirrors,
+                   writable_sources=target.writable_sources)
     return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
 
 
