@@ -7,6 +7,7 @@ Imports are written in bulk (one multi-row INSERT per table per batch), so a fir
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -257,7 +258,11 @@ async def _conflict(
             state="conflict", etag=a.etag, content_hash=a.content_hash))
         details |= {"remote_start": a.remote_start, "remote_end": a.remote_end}
     else:
-        details["other_appointment_id"] = a.other_appointment_id
+        other_id = a.other_appointment_id
+        if other_id is None and a.other_source_key is not None:
+            other_id = key_to_id.get(a.other_source_key)
+        a = dataclasses.replace(a, other_appointment_id=other_id)
+        details["other_appointment_id"] = other_id
     audits.append({"actor": ACTOR, "action": f"sync.conflict.{a.kind}", "practice_id": calendar.practice_id,
                    "appointment_id": appt_id, "details": details})
     if appt_id is None:
@@ -340,7 +345,7 @@ async def _follow(
         practitioner_id=appt.practitioner_id, actor=actor, before=before, after=after, origin_calendar_id=None,
         at=now))
     # A move into another booking's time is a double booking, whoever made it.
-    for other in await load_overlapping(session, appt.practitioner_id, a.start, a.end, exclude_calendar=-1):
+    for other in await load_overlapping(session, appt.practitioner_id, a.start, a.end):
         if other.id != appt.id and not other.all_day:
             report.conflicts += 1
             await conflict_rows.queue_double_booking(

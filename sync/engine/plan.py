@@ -7,8 +7,8 @@ Rules, by the role of the calendar being read:
 
 - **source**: a new item imports a new appointment; a changed item updates it (the source is the
   truth); a cancelled or deleted item cancels it; an item whose content hash equals the link's is
-  not a change (our own echo or a touch). A new or moved appointment overlapping an appointment
-  of the same practitioner from *another* source is a double booking.
+  not a change (our own echo or a touch). A new or moved appointment overlapping another active
+  appointment of the same practitioner is a double booking, whichever source booked either.
 - **mirror**: only our copies matter (items with a link). A copy whose content differs from both
   the link's hash and what we would push now was edited by hand; the practice's `mirror_edits`
   decides: `card` (a conflict for staff, never overwritten), `follow` (a practitioner's move of a
@@ -228,6 +228,8 @@ class RaiseConflict:
     calendar_id: int
     source_key: SourceKey | None = None
     other_appointment_id: int | None = None
+    #: The other booking is new in the same page (no id yet): its (uid, recurrence key).
+    other_source_key: SourceKey | None = None
     link_id: int | None = None
     etag: str | None = None
     content_hash: str | None = None
@@ -337,7 +339,7 @@ def _plan_source(
     mirrors: Sequence[CalendarView],
 ) -> Iterable[Action]:
     targets = mirror_targets(calendar.practitioner_id, mirrors)
-    others = OverlapIndex(a for a in appointments.values() if a.source_calendar_id != calendar.id and a.active)
+    page: list[Action] = []
     # A booking's identity on its source is (UID, recurrence key); remote ids only say where it lives.
     by_key: dict[SourceKey, LinkView] = {}
     for group in links.values():
@@ -356,7 +358,9 @@ def _plan_source(
             expanded_from.add(inc.series_remote_id)
             if link is not None and link.remote_id not in (inc.remote_id, None):
                 continue  # an override item owns this occurrence; the bare series does not
-        yield from _source_item(inc, link, appointments, calendar, policy, targets, others)
+        for action in _source_item(inc, link, appointments, calendar, policy, targets):
+            page.append(action)
+            yield action
     # Occurrences a re-expanded series no longer has (a new EXDATE, a shortened RRULE).
     for key, link in by_key.items():
         appt = appointments[link.appointment_id]
@@ -376,6 +380,54 @@ def _plan_source(
             if changes.full and remote_id not in changes.deleted_ids and not _in_window(gone_appt, changes.window):
                 continue  # outside the window a full listing says nothing about it
             yield CancelOrDelete(gone_appt.id, "deleted", policy.cancel_mode, remote_id)
+    yield from _double_bookings(page, appointments, calendar)
+
+
+def _double_bookings(
+    page: Sequence[Action], appointments: Mapping[int, Canonical], calendar: CalendarView
+) -> Iterable[RaiseConflict]:
+    """Every new or moved booking of this page that overlaps another active appointment of the same
+    practitioner: from another source, from this one (two bookings in one feed are a double booking
+    too), or another booking of this same page. Each pair is raised once; bookings are compared as
+    they are after this page (a booking moved out of the way in the same page is no conflict)."""
+    pid = calendar.practitioner_id
+    if pid is None:
+        return
+    after: list[tuple[Canonical, SourceKey | None, bool]] = []  # (state after the page, key if new, checks)
+    touched: set[int] = set()
+    for a in page:
+        if isinstance(a, ImportNew):
+            placeholder = -(len(after) + 1)
+            after.append((canonical_from_event(placeholder, a.event, practitioner_id=pid,
+                                               source_calendar_id=calendar.id, recurrence_key=a.recurrence_key),
+                          (a.event.uid, a.recurrence_key), True))
+        elif isinstance(a, UpdateFromSource) and a.appointment_id in appointments:
+            touched.add(a.appointment_id)
+            old = appointments[a.appointment_id]
+            after.append((canonical_from_event(a.appointment_id, a.event, practitioner_id=old.practitioner_id,
+                                               source_calendar_id=calendar.id, recurrence_key=old.recurrence_key),
+                          None, a.kind == "rescheduled"))
+        elif isinstance(a, CancelOrDelete):
+            touched.add(a.appointment_id)
+    stored = OverlapIndex(a for a in appointments.values() if a.active and a.id not in touched)
+    fresh = OverlapIndex(c for c, _, _ in after if c.active)
+    position = {c.id: i for i, (c, _, _) in enumerate(after)}
+    for i, (mine, key, checks) in enumerate(after):
+        if not checks or not mine.active or mine.all_day or mine.practitioner_id is None:
+            continue
+        own_id = mine.id if key is None else None
+        for other in stored.overlapping(mine.practitioner_id, mine.start, mine.end):
+            if other.id != mine.id:
+                yield RaiseConflict("double_booking", own_id, calendar.id, source_key=key,
+                                    other_appointment_id=other.id)
+        for other in fresh.overlapping(mine.practitioner_id, mine.start, mine.end):
+            j = position[other.id]
+            if j == i or (after[j][2] and j < i) or (key is not None and after[j][1] == key):
+                continue  # itself (or its own repeat), or a pair the earlier booking of this page raised
+            other_key = after[j][1]
+            yield RaiseConflict("double_booking", own_id, calendar.id, source_key=key,
+                                other_appointment_id=other.id if other_key is None else None,
+                                other_source_key=other_key)
 
 
 def _source_item(
@@ -385,7 +437,6 @@ def _source_item(
     calendar: CalendarView,
     policy: Policy,
     targets: tuple[int, ...],
-    others: OverlapIndex,
 ) -> Iterable[Action]:
     h = inc.hash()
     ev = inc.event
@@ -394,8 +445,6 @@ def _source_item(
             return  # a booking we never saw, already cancelled: nothing to import
         key = (ev.uid, inc.recurrence_key)
         yield ImportNew(inc.remote_id, inc.etag, h, ev, inc.recurrence_key, calendar.practitioner_id)
-        for other in others.overlapping(calendar.practitioner_id, ev.start, ev.end):
-            yield RaiseConflict("double_booking", None, calendar.id, source_key=key, other_appointment_id=other.id)
         if targets:
             yield PushToMirrors(None, key, targets)
         return
@@ -416,10 +465,6 @@ def _source_item(
         return
     moved = (ev.start, ev.end) != (appt.start, appt.end)
     yield UpdateFromSource(appt.id, inc.remote_id, inc.etag, h, ev, "rescheduled" if moved else "updated")
-    if moved:
-        for other in others.overlapping(calendar.practitioner_id, ev.start, ev.end):
-            if other.id != appt.id:
-                yield RaiseConflict("double_booking", appt.id, calendar.id, other_appointment_id=other.id)
     if targets:
         yield PushToMirrors(appt.id, None, targets)
 

@@ -143,9 +143,9 @@ def _digest(remote_id: str) -> bytes:
 
 
 class _OtherSources:
-    """The practitioner's active appointments from other sources, for double-booking checks: read
-    once per run over the span the pages need (widened when a page reaches beyond it), not once
-    per page, and handed to each page only where they overlap its items."""
+    """The practitioner's active appointments (from every source, this one included), for
+    double-booking checks: read over the span the pages need (widened when a page reaches beyond
+    it), again after a page that changed some, and handed to each page only where they overlap its items."""
 
     def __init__(self, view: CalendarView) -> None:
         self._view = view
@@ -160,13 +160,17 @@ class _OtherSources:
         if self._span is None or lo < self._span[0] or hi > self._span[1]:
             if self._span is not None:
                 lo, hi = min(lo, self._span[0]), max(hi, self._span[1])
-            self._index = OverlapIndex(await load_overlapping(s, pid, lo, hi, self._view.id))
+            self._index = OverlapIndex(await load_overlapping(s, pid, lo, hi))
             self._span = (lo, hi)
         found: dict[int, Canonical] = {}
         for i in items:
             for appt in self._index.overlapping(pid, i.event.start, i.event.end):
                 found[appt.id] = appt
         return list(found.values())
+
+    def forget(self) -> None:
+        """A page changed appointments: the next page reads them as they are now."""
+        self._span = None
 
 
 async def _load_target(core: Core, calendar_id: int) -> _Target | None:
@@ -327,7 +331,10 @@ async def _apply_page(
     changes = Changes(items, list(deleted_ids), False, window)
     actions = plan(changes, links, appointments, view, target.policy, mirrors=target.mirrors,
                    writable_sources=target.writable_sources)
-    return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
+    report = await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
+    if report.created or report.updated or report.deleted:
+        others.forget()
+    return report
 
 
 async def _apply_gone(

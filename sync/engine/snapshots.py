@@ -149,14 +149,17 @@ async def load_appointments(session: AsyncSession, ids: Iterable[int]) -> dict[i
 
 
 async def load_overlapping(
-    session: AsyncSession, practitioner_id: int | None, start: datetime, end: datetime, exclude_calendar: int
+    session: AsyncSession, practitioner_id: int | None, start: datetime, end: datetime,
+    exclude_calendar: int | None = None,
 ) -> list[Canonical]:
-    """Active appointments of a practitioner from other sources overlapping [start, end); a series
-    kept as one row (CalDAV, ICS) gives each of its visits in the span, all with the series' id."""
+    """Active appointments of a practitioner overlapping [start, end) (not those of `exclude_calendar`
+    when given); a series kept as one row (CalDAV, ICS) gives each of its visits in the span, all
+    with the series' id."""
     if practitioner_id is None:
         return []
     table = Appointment.__table__
-    other_source = or_(table.c.source_calendar_id.is_(None), table.c.source_calendar_id != exclude_calendar)
+    other_source = or_(table.c.source_calendar_id.is_(None), table.c.source_calendar_id != (
+        exclude_calendar if exclude_calendar is not None else -1))
     rows = await session.execute(
         select(table).where(
             table.c.practitioner_id == practitioner_id, table.c.status.in_(ACTIVE), table.c.start < end,
