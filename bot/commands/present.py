@@ -15,6 +15,7 @@ from bot.views import AgendaItem, AppointmentDetail
 from sync.engine.series import describe, is_series
 from sync.integrations.sources import refuse_read_only
 from sync.services.appointments import ACTIVE_STATUSES
+from sync.services.history import last_source_change
 from sync.store.model import Appointment, Calendar, Link, OutboxOp, Practitioner
 
 __all__ = [
@@ -100,6 +101,12 @@ async def appointment_detail(
     # A visit is a transient copy of its series row; the row itself (in the session) says since when.
     series_row = await session.get(Appointment, appt.id) if is_series(appt) else None
     item = agenda_item(actor, appt, tz, names, with_details=False, read_only=read_only is not None)
+    changed = await last_source_change(session, appt.id)
+    told = ""
+    if changed is not None:  # the feed or calendar did it, not a person in clinicbot: say so
+        where = f"its {'read-only feed' if changed.read_only else 'calendar'} {changed.calendar}"
+        was = f" (was {moment_label(changed.was_start, tz)})" if changed.was_start else ""
+        told = f"{changed.verb.capitalize()} by {where} on {moment_label(changed.at, tz)}{was}."
     return AppointmentDetail(
         item=item,
         date_label=day_label(item.start.date()),
@@ -107,5 +114,5 @@ async def appointment_detail(
         notes=appt.notes or "",
         calendars=calendars,
         notice=notice,
-        note=" ".join(filter(None, (describe(series_row or appt, tz), f"{read_only}." if read_only else ""))),
+        note=" ".join(filter(None, (describe(series_row or appt, tz), told, f"{read_only}." if read_only else ""))),
     )
