@@ -223,7 +223,10 @@ async def refresh_connection(core: Core, practice_id: int, ref: str, *, actor: s
     if len(matches) > 1:
         ids = ", ".join(str(c.id) for c in matches)
         raise ConnectionError_(f"{ref!r} names connections {ids}; say which by its number")
-    return await refresh_calendars(core, matches[0].id, actor=actor)
+    saved = await refresh_calendars(core, matches[0].id, actor=actor)
+    if any(c["role"] == "mirror" for c in saved.calendars[len(saved.calendars) - saved.added:]):
+        _sync_soon(core, [saved.connection_id])  # a new mirror: its existing appointments are copied now
+    return saved
 
 
 async def calendar_rows(core: Core) -> list[dict[str, Any]]:
@@ -288,6 +291,8 @@ async def set_calendar(
         row = calendar_view(cal, conn)
     if not cal.sync_enabled or cal.role == "busy":  # a calendar that stopped syncing keeps no push channel
         await stop_push(core, cal.connection_id, calendar_ids=[cal.id])
+    if cal.backfill_state == "pending":
+        _sync_soon(core, [cal.connection_id])
     return row
 
 
@@ -351,11 +356,13 @@ async def set_sync(
             c.sync_enabled = enabled
         for k in changed_cals:
             k.sync_enabled = enabled
+        backfilling: set[int] = set()
         if enabled:  # a mirror that syncs again gets what it missed meanwhile (sync.engine.backfill)
             on_conns = {c.id: c.sync_enabled for c in all_conns}
             for k in cals:
                 if k.role == "mirror" and not was_on[k.id] and k.sync_enabled and on_conns[k.connection_id]:
                     k.ask_backfill(core.clock())
+                    backfilling.add(k.connection_id)
         await audit.record(
             s,
             actor=actor,
@@ -369,7 +376,18 @@ async def set_sync(
     if not enabled:  # no more webhooks for what no longer syncs (channels are stopped at the provider)
         await stop_push_for(core, connection_ids=list(switched.connection_ids),
                             calendar_ids=list(switched.calendar_ids))
+    _sync_soon(core, backfilling)
     return switched
+
+
+def _sync_soon(core: Core, connection_ids: Collection[int]) -> None:
+    """Inside the server, start the backfill of a mirror now rather than at the next poll; elsewhere
+    (the CLI) the server's poll or `clinicbot sync run` does it."""
+    queue = core.services.sync_queue
+    if queue is None:
+        return
+    for connection_id in sorted(connection_ids):
+        queue.request(connection_id, reason="mirror backfill")
 
 
 async def remove_connection(core: Core, connection_id: int, *, actor: str) -> dict[str, Any]:

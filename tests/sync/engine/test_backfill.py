@@ -19,6 +19,7 @@ from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
+from sync.runtime.syncqueue import SyncQueue
 from sync.services import appointments as services
 from sync.services.connections import set_calendar, set_sync
 from sync.services.status import backfill_progress
@@ -152,3 +153,25 @@ async def test_status_in_chat_shows_the_backfill(core: Core) -> None:
     assert isinstance(view, Status)
     (label,) = [c for conn in view.connections for c in conn.calendars if c.startswith("lee")]
     assert label == "lee (mirror): copying existing appointments: 0 of 2 written"
+
+
+async def test_inside_the_server_turning_a_mirror_back_on_syncs_it_at_once(core: Core) -> None:
+    clinic = await _clinic_with_bookings(core, 2)
+    lee = clinic.calendars["lee"]
+    await set_calendar(core, lee, role="mirror", actor="cli:admin")
+    await _settle(core, clinic)
+    await set_sync(core, clinic.practice_id, enabled=False, calendar_ids=[lee], actor="slack:T1/U1")
+    synced: list[int] = []
+
+    async def runner(connection_id: int) -> None:
+        synced.append(connection_id)
+        await sync_connection(core, connection_id)
+
+    core.services.sync_queue = SyncQueue(runner)
+    await set_sync(core, clinic.practice_id, enabled=True, calendar_ids=[lee], actor="slack:T1/U1")
+    await core.services.sync_queue.drain()
+    assert synced == [clinic.connections["lee"]]
+    async with core.store.session() as s:  # nothing was missed: done in that one sync, nothing queued
+        cal = await s.get(Calendar, lee)
+        assert cal is not None and (cal.backfill_state, cal.backfill_total, cal.backfill_queued) == ("done", 2, 0)
+    assert await backfill_progress(core, clinic.practice_id) == []
