@@ -39,7 +39,7 @@ from sync.services.connections import (
 from sync.services.practices import PracticeError, default_practice, find_practitioner, practice_by_name
 from sync.services.removals import remove_connection
 from sync.services.staff import identities_of
-from sync.services.status import connection_status, webhook_health
+from sync.services.status import backfill_progress, connection_status, webhook_health
 from sync.store.model import Practitioner
 
 if TYPE_CHECKING:
@@ -350,21 +350,34 @@ async def sync_run(core: Core, connection_id: int | None, outbox: bool, as_json:
             failed_ops = stats.failed
     result: dict[str, Any] = report.as_dict()
     result["failed"] += failed_ops
+    backfills = await backfill_progress(core)
+    result["backfill"] = [b.as_dict() for b in backfills]
     if as_json:
         emit(result, None, True)
         return
     click.echo(f"{result['created']} created, {result['updated']} updated, {result['deleted']} deleted, "
                f"{result['conflicts']} conflicts, {result['failed']} failed in {result['seconds']:.2f} s")
+    if result["backfilled"]:
+        click.echo(f"{result['backfilled']} existing appointment{'' if result['backfilled'] == 1 else 's'} "
+                   "queued for copying to new mirror calendars")
+    for b in backfills:  # the copies are written by the outbox, here or by the server's worker
+        click.echo(f"Calendar {b.calendar_id} ({b.calendar}): {b.describe()}")
 
 
 @sync_group.command("status")
 @json_option
 @with_core
 async def sync_status(core: Core, as_json: bool) -> None:
-    """Per connection: last success, cursor age, outbox operations, token health, webhook health."""
+    """Per connection: last success, cursor age, outbox operations, token health, webhook health, backfills."""
     hooks = {h.connection_id: h for h in await webhook_health(core)}
     rows = [s.as_dict() | {"webhooks": hooks[s.connection_id].as_dict() if s.connection_id in hooks else None}
             for s in await connection_status(core)]
+    backfills = await backfill_progress(core)
+    for r in rows:
+        mine = [b for b in backfills if b.connection_id == r["connection_id"]]
+        r["backfill"] = ([b.as_dict() for b in mine] if as_json
+                         else "; ".join(f"{b.calendar}: {b.copied}/{b.total if b.state == 'pending' else b.queued}"
+                                        for b in mine))
     if not as_json:  # the table names the state (a failing sync is not "active"), says why, and counts skipped events
         rows = [{**r, "status": r["state"], "error": r["last_error"] or r["last_failed_error"],
                  "read_notes": f"{len(r['read_notes'])}: {r['read_notes'][0]}" if r["read_notes"] else "",
@@ -376,6 +389,8 @@ async def sync_status(core: Core, as_json: bool) -> None:
         columns.append("webhooks")
     if as_json or any(r.get("read_notes") for r in rows):  # a column of blanks only narrows the reason
         columns.append("read_notes")
+    if as_json or backfills:
+        columns.append("backfill")
     emit(rows, columns, as_json, title="Sync status")
 
 

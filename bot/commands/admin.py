@@ -129,6 +129,8 @@ async def status(core: Core, actor: Actor) -> View:
 def _calendar_label(provider: str, cal: status_service.CalendarState) -> str:
     """A calendar in `status`; booking-platform staff nobody is mapped to say how many bookings wait, and how to map."""
     label = f"{cal.name} ({cal.role}{'' if cal.sync_enabled else ', off'})"
+    if cal.backfill is not None:
+        label += f": {cal.backfill.describe()}"
     if cal.unassigned:
         label += (f": {cal.unassigned} booking{'' if cal.unassigned == 1 else 's'} unassigned, "
                   f"`staff` to map them with a picker (or `staff map {provider} {cal.remote_id} @practitioner`)")

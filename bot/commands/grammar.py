@@ -34,6 +34,7 @@ __all__ = [
     "ParseError",
     "RefreshCalendars",
     "Reschedule",
+    "SetMirrorEdits",
     "SetSync",
     "ShowAgenda",
     "ShowAppointment",
@@ -184,6 +185,13 @@ class SetReminders:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class SetMirrorEdits:
+    """`mirror-edits [card|follow|keep]`: show or set what a hand edit of a calendar copy does."""
+
+    mode: str | None = None
+
+
 Command = (
     ShowHelp
     | ShowAgenda
@@ -200,6 +208,7 @@ Command = (
     | ChangeRole
     | SetReminders
     | ShowConflicts
+    | SetMirrorEdits
 )
 
 
@@ -353,6 +362,17 @@ def _p_conflicts(args: list[str], rest: str) -> Command:
     return ShowConflicts()
 
 
+def _p_mirror_edits(args: list[str], rest: str) -> Command:
+    example = "mirror-edits follow"
+    if not args:
+        return SetMirrorEdits()
+    _no_more(args, 1, example)
+    mode = args[0].lower()
+    if mode not in ("card", "follow", "keep"):
+        raise ParseError(f"{args[0]!r} is not a choice; say card, follow or keep", example)
+    return SetMirrorEdits(mode)
+
+
 def _p_whoami(args: list[str], rest: str) -> Command:
     _no_more(args, 0, "whoami")
     return ShowWhoami()
@@ -453,6 +473,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "conflicts",
         "staff",
         _p_conflicts,
+    ),
+    CommandSpec(
+        "mirror-edits",
+        "mirror-edits [card|follow|keep]",
+        "what a hand edit of a calendar copy does: a card for staff, follow the calendar, or keep the booking",
+        "mirror-edits follow",
+        "admin",
+        _p_mirror_edits,
+        aliases=("calendar-edits",),
     ),
     CommandSpec("whoami", "whoami", "who I think you are, and your roles", "whoami", "", _p_whoami),
     CommandSpec(

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands import admin, appointments, conflicts, disconnect, followups, reminders, staff, staff_card
+from bot.commands import (
+    admin,
+    appointments,
+    conflicts,
+    disconnect,
+    followups,
+    mirror_edits,
+    reminders,
+    staff,
+    staff_card,
+)
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     AcceptCalendar,
@@ -36,6 +46,7 @@ from bot.commands.grammar import (
     MapStaff,
     RefreshCalendars,
     Reschedule,
+    SetMirrorEdits,
     SetReminders,
     SetSync,
     ShowAgenda,
@@ -111,6 +122,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await conflicts.decide(core, actor, command)
         case MapStaffMember():
             return await staff_card.map_from_card(core, actor, command)
+        case SetMirrorEdits():
+            return await mirror_edits.mirror_edits(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

@@ -7,6 +7,7 @@ Imports are written in bulk (one multi-row INSERT per table per batch), so a fir
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -24,18 +25,21 @@ from sync.engine.plan import (
     CalendarView,
     CancelOrDelete,
     DropLink,
+    FollowMirror,
     ImportNew,
     Policy,
     PushToMirrors,
     RaiseConflict,
     RefreshLink,
     RepairMirror,
+    RestoreMirror,
     UpdateFromSource,
 )
+from sync.engine.snapshots import load_overlapping
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent, EventKind
 from sync.store import audit
-from sync.store.model import Appointment, Link
+from sync.store.model import Appointment, Link, Practitioner
 
 __all__ = ["ACTOR", "SyncReport", "apply", "event_fields"]
 
@@ -58,6 +62,8 @@ class SyncReport:
     unchanged: int = 0
     full_resyncs: int = 0
     outbox_queued: int = 0
+    #: Existing appointments queued for copying onto mirrors that asked for a backfill.
+    backfilled: int = 0
     calendars: int = 0
     seconds: float = 0.0
 
@@ -124,6 +130,10 @@ async def apply(
             await _conflict(session, core, calendar, a, key_to_id, audits)
         elif isinstance(a, RepairMirror):
             report.outbox_queued += await _repair(session, calendar, a, now, audits)
+        elif isinstance(a, RestoreMirror):
+            report.outbox_queued += await _restore(session, calendar, a, now, audits)
+        elif isinstance(a, FollowMirror):
+            report.updated += await _follow(session, core, calendar, a, now, audits, events, report)
     new_refs = [ApptRef(i, 1, calendar.practitioner_id) for i in key_to_id.values()]
     pushed = {a.appointment_id for a in actions if isinstance(a, PushToMirrors) and a.appointment_id is not None}
     if mirrors and new_refs:
@@ -259,7 +269,11 @@ async def _conflict(
             state="conflict", etag=a.etag, content_hash=a.content_hash))
         details |= {"remote_start": a.remote_start, "remote_end": a.remote_end}
     else:
-        details["other_appointment_id"] = a.other_appointment_id
+        other_id = a.other_appointment_id
+        if other_id is None and a.other_source_key is not None:
+            other_id = key_to_id.get(a.other_source_key)
+        a = dataclasses.replace(a, other_appointment_id=other_id)
+        details["other_appointment_id"] = other_id
     audits.append({"actor": ACTOR, "action": f"sync.conflict.{a.kind}", "practice_id": calendar.practice_id,
                    "appointment_id": appt_id, "details": details})
     if appt_id is None:
@@ -293,4 +307,63 @@ async def _repair(
     link.remote_id, link.etag, link.content_hash, link.state = None, None, None, "pending"
     await enqueue(session, [op_row(calendar.connection_id, calendar.id, appt.id, appt.version, "create", now,
                                    key=f"{appt.id}:{calendar.id}:{appt.version}:repair:{gone_ref}")])
+    return 1
+
+
+async def _restore(
+    session: AsyncSession, calendar: CalendarView, a: RestoreMirror, now: datetime, audits: list[dict[str, Any]],
+) -> int:
+    """Put a hand-edited copy back as booked: the link takes the edit's etag (so the write is not
+    refused as stale) and one update is queued, keyed by the edit it undoes."""
+    appt = await session.get(Appointment, a.appointment_id)
+    if appt is None:
+        return 0
+    await session.execute(update(Link).where(Link.id == a.link_id).values(
+        etag=a.etag, content_hash=a.content_hash, state="ok", last_synced_at=now))
+    audits.append({"actor": ACTOR, "action": "sync.mirror_restored", "practice_id": calendar.practice_id,
+                   "appointment_id": appt.id,
+                   "details": {"calendar_id": calendar.id, "remote_start": a.remote_start, "remote_end": a.remote_end}})
+    await enqueue(session, [op_row(calendar.connection_id, calendar.id, appt.id, appt.version, "update", now,
+                                   key=f"{appt.id}:{calendar.id}:{appt.version}:restore:{a.content_hash[:16]}")])
+    return 1
+
+
+async def _follow(
+    session: AsyncSession, core: Core, calendar: CalendarView, a: FollowMirror, now: datetime,
+    audits: list[dict[str, Any]], events: list[AppointmentEvent], report: SyncReport,
+) -> int:
+    """The practitioner's move in their own calendar becomes the appointment's time, audited as made
+    by them. Its change event is a chat-like one (no origin calendar), so the engine's subscriber
+    queues the write to the source and to every mirror, as for a reschedule typed in chat."""
+    appt = await session.get(Appointment, a.appointment_id)
+    if appt is None or appt.status not in ("confirmed", "tentative"):
+        return 0
+    handle = await session.scalar(select(Practitioner.handle).where(Practitioner.id == appt.practitioner_id))
+    actor = f"practitioner:{handle or appt.practitioner_id}"
+    before: dict[str, object] = {"start": appt.start, "end": appt.end}
+    appt.start, appt.end = a.start, a.end
+    appt.version += 1
+    appt.updated_at = now
+    await session.execute(update(Link).where(Link.id == a.link_id).values(
+        etag=a.etag, content_hash=a.content_hash, state="ok", last_synced_at=now))
+    await session.flush()
+    after: dict[str, object] = {"start": appt.start, "end": appt.end}
+    audits.append({"actor": actor, "action": "appointment.rescheduled", "practice_id": appt.practice_id,
+                   "appointment_id": appt.id, "before": before, "after": after,
+                   "details": {"calendar_id": calendar.id, "via": "mirror_edit"}})
+    events.append(AppointmentEvent(
+        kind="rescheduled", appointment_id=appt.id, version=appt.version, practice_id=appt.practice_id,
+        practitioner_id=appt.practitioner_id, actor=actor, before=before, after=after, origin_calendar_id=None,
+        at=now))
+    # A move into another booking's time is a double booking, whoever made it.
+    for other in await load_overlapping(session, appt.practitioner_id, a.start, a.end):
+        if other.id != appt.id and not other.all_day:
+            report.conflicts += 1
+            await conflict_rows.queue_double_booking(
+                session, core, practice_id=appt.practice_id, calendar_id=calendar.id, appointment_id=appt.id,
+                version=appt.version, other_appointment_id=other.id)
+            audits.append({"actor": ACTOR, "action": "sync.conflict.double_booking",
+                           "practice_id": appt.practice_id, "appointment_id": appt.id,
+                           "details": {"kind": "double_booking", "calendar_id": calendar.id,
+                                       "other_appointment_id": other.id}})
     return 1

@@ -49,21 +49,24 @@ def op_row(conn_id: int, cal_id: int, appt_id: int, version: int, op: str, now: 
     }
 
 
+def _insert_new(session: AsyncSession, model: type[OutboxOp] | type[Link], keys: list[str]) -> Executable:
+    """INSERT that skips a row whose `keys` exist already (the dialect's ON CONFLICT DO NOTHING)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    # Imported here: each dialect module costs megabytes, and a process only ever uses one.
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(model).on_conflict_do_nothing(index_elements=keys)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(model).on_conflict_do_nothing(index_elements=keys)
+
+
 async def enqueue(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert outbox rows; a row whose idempotency key exists already is skipped, not an error."""
     if not rows:
         return
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    # Imported here: each dialect module costs megabytes, and a process only ever uses one.
-    stmt: Executable
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        stmt = postgresql.insert(OutboxOp).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    else:
-        from sqlalchemy.dialects import sqlite
-
-        stmt = sqlite.insert(OutboxOp).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    stmt = _insert_new(session, OutboxOp, ["idempotency_key"])
     for i in range(0, len(rows), _CHUNK):
         await session.execute(stmt, list(rows[i:i + _CHUNK]))
 
@@ -112,7 +115,10 @@ async def mirror_ops(
             elif link.state not in ("gone",):
                 ops.append(op_row(cal.connection_id, cal_id, a.id, a.version,
                                   "create" if link.remote_id is None else "update", now))
-    for i in range(0, len(new_links), _CHUNK):
-        await session.execute(insert(Link), new_links[i:i + _CHUNK])
+    if new_links:
+        # A link another connection's sync made meanwhile (a backfill racing a source sync) is the same copy.
+        stmt = insert(Link) if new else _insert_new(session, Link, ["appointment_id", "calendar_id"])
+        for i in range(0, len(new_links), _CHUNK):
+            await session.execute(stmt, new_links[i:i + _CHUNK])
     await enqueue(session, ops)
     return len(ops)

@@ -33,6 +33,7 @@ from sync.contract import (
     RateLimited,
     Unavailable,
 )
+from sync.engine import conflict_rows
 from sync.engine.plan import SOURCE_PENDING, CalendarView, LinkView, Policy
 from sync.engine.reconcile import Outcome, reconcile_mirror, reconcile_source
 from sync.engine.snapshots import calendar_view, canonical
@@ -211,7 +212,7 @@ async def _load(core: Core, op_id: int) -> _Snapshot | None:
         view = LinkView(link.id, link.appointment_id, link.calendar_id, link.remote_id, link.etag,
                         link.content_hash, link.state) if link is not None else None
         return _Snapshot(op.op, op.attempts, cal, conn, calendar_view(cal, conn),
-                         Policy.from_settings(practice.settings if practice else None),
+                         Policy.of(practice),
                          canonical(appt_row) if appt_row is not None else None, view,
                          link.id if link is not None else None)
 
@@ -253,6 +254,11 @@ async def _record(core: Core, op_id: int, snap: _Snapshot, outcome: Outcome) -> 
         elif outcome.result == "unlinked" and link is not None and snap.op not in ("source_reschedule",
                                                                                   "source_cancel"):
             await s.execute(delete(Link).where(Link.id == link.id))
+        elif outcome.result == "conflict" and link is not None and outcome.item is not None \
+                and snap.policy.mirror_edits != "card":
+            # Edited by hand since the calendar was last read: the link stays as it was, so the next
+            # read sees the edit and the practice's mirror_edits (follow, keep) decides, as for any edit.
+            status, result = "done", "conflicts"
         elif outcome.result == "conflict" and link is not None and outcome.item is not None:
             link.state, link.etag = "conflict", outcome.item.etag
             link.content_hash = outcome.item.event.content_hash()
@@ -261,6 +267,11 @@ async def _record(core: Core, op_id: int, snap: _Snapshot, outcome: Outcome) -> 
                                practice_id=snap.conn.practice_id, appointment_id=op.appointment_id,
                                details={"calendar_id": snap.calendar.id, "remote_start": outcome.item.event.start,
                                         "remote_end": outcome.item.event.end})
+            if op.appointment_id is not None:  # staff get the card, as when a sync finds the edit
+                await conflict_rows.queue_mirror_conflict(
+                    s, core, practice_id=snap.conn.practice_id, link_id=link.id, calendar_id=snap.calendar.id,
+                    appointment_id=op.appointment_id, remote_version=outcome.item.etag or link.content_hash or "",
+                    remote_start=outcome.item.event.start, remote_end=outcome.item.event.end)
         elif outcome.result == "gone" and link is not None:
             link.state, link.content_hash = "gone", None
             await audit.record(s, actor=ACTOR, action="sync.mirror_deleted", practice_id=snap.conn.practice_id,

@@ -7,11 +7,16 @@ Rules, by the role of the calendar being read:
 
 - **source**: a new item imports a new appointment; a changed item updates it (the source is the
   truth); a cancelled or deleted item cancels it; an item whose content hash equals the link's is
-  not a change (our own echo or a touch). A new or moved appointment overlapping an appointment
-  of the same practitioner from *another* source is a double booking.
+  not a change (our own echo or a touch). A new or moved appointment overlapping another active
+  appointment of the same practitioner is a double booking, whichever source booked either.
 - **mirror**: only our copies matter (items with a link). A copy whose content differs from both
-  the link's hash and what we would push now was edited by hand: a conflict, never overwritten.
-  A copy deleted by hand is repaired per policy.
+  the link's hash and what we would push now was edited by hand; the practice's `mirror_edits`
+  decides: `card` (a conflict for staff, never overwritten), `follow` (a practitioner's move of a
+  copy in their own calendar reschedules the appointment, and so its source) or `keep` (the copy
+  is put back). `follow` and `keep` apply only to appointments whose source clinicbot may change:
+  booked in clinicbot or on a writable calendar; a booking platform's bookings (the truth), a
+  read-only feed's and a series' always get the card. A copy deleted by hand is repaired per policy
+  in every mode: deleting an event is not taken as cancelling the patient's appointment.
 - **busy**: read only for conflict checks; no actions.
 """
 
@@ -19,22 +24,24 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sync.contract.items import EventData, Window
 from sync.engine.projection import mirror_uid, project
 
 __all__ = [
     "ACTIVE",
+    "MIRROR_EDITS",
     "Action",
     "CalendarView",
     "CancelOrDelete",
     "Canonical",
     "Changes",
     "DropLink",
+    "FollowMirror",
     "ImportNew",
     "Incoming",
     "LinkView",
@@ -44,6 +51,7 @@ __all__ = [
     "RaiseConflict",
     "RefreshLink",
     "RepairMirror",
+    "RestoreMirror",
     "UpdateFromSource",
     "canonical_from_event",
     "mirror_targets",
@@ -51,6 +59,9 @@ __all__ = [
 ]
 
 ACTIVE = ("confirmed", "tentative")
+MirrorEdits = Literal["card", "follow", "keep"]
+#: The choices of `Policy.mirror_edits`, in the order help lists them.
+MIRROR_EDITS: tuple[MirrorEdits, ...] = ("card", "follow", "keep")
 SourceKey = tuple[str, str]  # (uid, recurrence_key) on the calendar being planned
 
 
@@ -61,14 +72,24 @@ class Policy:
     cancel_mode: Literal["cancel", "delete"] = "cancel"
     deleted_mirror: Literal["recreate", "leave"] = "recreate"
     busy_word: str = "Busy"
+    #: A hand edit of a mirror copy: a staff card, the calendar wins, or the booking wins.
+    mirror_edits: MirrorEdits = "card"
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, object] | None) -> Policy:
+    def from_settings(cls, settings: Mapping[str, object] | None, mirror_edits: str | None = None) -> Policy:
         s = settings or {}
         cancel: Literal["cancel", "delete"] = "delete" if s.get("cancel_mode") == "delete" else "cancel"
         deleted: Literal["recreate", "leave"] = "leave" if s.get("deleted_mirror") == "leave" else "recreate"
         word = s.get("busy_word")
-        return cls(cancel, deleted, word.strip() if isinstance(word, str) and word.strip() else "Busy")
+        edits: MirrorEdits = mirror_edits if mirror_edits in ("follow", "keep") else "card"  # type: ignore[assignment]
+        return cls(cancel, deleted, word.strip() if isinstance(word, str) and word.strip() else "Busy", edits)
+
+    @classmethod
+    def of(cls, practice: Any | None) -> Policy:
+        """The policy of a Practice row (None: the defaults)."""
+        if practice is None:
+            return cls()
+        return cls.from_settings(practice.settings, getattr(practice, "mirror_edits", None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +228,40 @@ class RaiseConflict:
     calendar_id: int
     source_key: SourceKey | None = None
     other_appointment_id: int | None = None
+    #: The other booking is new in the same page (no id yet): its (uid, recurrence key).
+    other_source_key: SourceKey | None = None
     link_id: int | None = None
     etag: str | None = None
     content_hash: str | None = None
     remote_start: datetime | None = None
     remote_end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowMirror:
+    """A practitioner moved the copy in their own calendar: the appointment moves there (mirror_edits=follow)."""
+
+    appointment_id: int
+    calendar_id: int
+    link_id: int
+    etag: str | None
+    content_hash: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreMirror:
+    """A copy edited by hand is put back as booked, without a card (mirror_edits=keep, or a follow
+    of an edit that is not a move)."""
+
+    appointment_id: int
+    calendar_id: int
+    link_id: int
+    etag: str | None
+    content_hash: str
+    remote_start: datetime
+    remote_end: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +292,7 @@ class DropLink:
 
 Action = (
     ImportNew | UpdateFromSource | PushToMirrors | CancelOrDelete | RaiseConflict | RepairMirror | RefreshLink
-    | DropLink
+    | DropLink | FollowMirror | RestoreMirror
 )
 
 
@@ -257,14 +307,17 @@ def plan(
     policy: Policy,
     *,
     mirrors: Sequence[CalendarView] = (),
+    writable_sources: Container[int] = (),
 ) -> list[Action]:
     """Actions for one calendar's changes. `links` is keyed by remote id (this calendar's links);
     `appointments` holds every appointment those links point at plus, for double-booking checks,
-    the active appointments of other sources overlapping the changed items."""
+    the active appointments of the practitioner overlapping the changed items. `writable_sources`
+    are the source calendars clinicbot may change (not a booking platform, not read-only): only
+    their appointments follow or keep hand edits of mirror copies."""
     if not calendar.sync_enabled or calendar.role == "busy":
         return []
     if calendar.role == "mirror":
-        return list(_plan_mirror(remote_changes, links, appointments, calendar, policy))
+        return list(_plan_mirror(remote_changes, links, appointments, calendar, policy, writable_sources))
     return list(_plan_source(remote_changes, links, appointments, calendar, policy, mirrors))
 
 
@@ -286,7 +339,7 @@ def _plan_source(
     mirrors: Sequence[CalendarView],
 ) -> Iterable[Action]:
     targets = mirror_targets(calendar.practitioner_id, mirrors)
-    others = OverlapIndex(a for a in appointments.values() if a.source_calendar_id != calendar.id and a.active)
+    page: list[Action] = []
     # A booking's identity on its source is (UID, recurrence key); remote ids only say where it lives.
     by_key: dict[SourceKey, LinkView] = {}
     for group in links.values():
@@ -305,7 +358,9 @@ def _plan_source(
             expanded_from.add(inc.series_remote_id)
             if link is not None and link.remote_id not in (inc.remote_id, None):
                 continue  # an override item owns this occurrence; the bare series does not
-        yield from _source_item(inc, link, appointments, calendar, policy, targets, others)
+        for action in _source_item(inc, link, appointments, calendar, policy, targets):
+            page.append(action)
+            yield action
     # Occurrences a re-expanded series no longer has (a new EXDATE, a shortened RRULE).
     for key, link in by_key.items():
         appt = appointments[link.appointment_id]
@@ -325,6 +380,54 @@ def _plan_source(
             if changes.full and remote_id not in changes.deleted_ids and not _in_window(gone_appt, changes.window):
                 continue  # outside the window a full listing says nothing about it
             yield CancelOrDelete(gone_appt.id, "deleted", policy.cancel_mode, remote_id)
+    yield from _double_bookings(page, appointments, calendar)
+
+
+def _double_bookings(
+    page: Sequence[Action], appointments: Mapping[int, Canonical], calendar: CalendarView
+) -> Iterable[RaiseConflict]:
+    """Every new or moved booking of this page that overlaps another active appointment of the same
+    practitioner: from another source, from this one (two bookings in one feed are a double booking
+    too), or another booking of this same page. Each pair is raised once; bookings are compared as
+    they are after this page (a booking moved out of the way in the same page is no conflict)."""
+    pid = calendar.practitioner_id
+    if pid is None:
+        return
+    after: list[tuple[Canonical, SourceKey | None, bool]] = []  # (state after the page, key if new, checks)
+    touched: set[int] = set()
+    for a in page:
+        if isinstance(a, ImportNew):
+            placeholder = -(len(after) + 1)
+            after.append((canonical_from_event(placeholder, a.event, practitioner_id=pid,
+                                               source_calendar_id=calendar.id, recurrence_key=a.recurrence_key),
+                          (a.event.uid, a.recurrence_key), True))
+        elif isinstance(a, UpdateFromSource) and a.appointment_id in appointments:
+            touched.add(a.appointment_id)
+            old = appointments[a.appointment_id]
+            after.append((canonical_from_event(a.appointment_id, a.event, practitioner_id=old.practitioner_id,
+                                               source_calendar_id=calendar.id, recurrence_key=old.recurrence_key),
+                          None, a.kind == "rescheduled"))
+        elif isinstance(a, CancelOrDelete):
+            touched.add(a.appointment_id)
+    stored = OverlapIndex(a for a in appointments.values() if a.active and a.id not in touched)
+    fresh = OverlapIndex(c for c, _, _ in after if c.active)
+    position = {c.id: i for i, (c, _, _) in enumerate(after)}
+    for i, (mine, key, checks) in enumerate(after):
+        if not checks or not mine.active or mine.all_day or mine.practitioner_id is None:
+            continue
+        own_id = mine.id if key is None else None
+        for other in stored.overlapping(mine.practitioner_id, mine.start, mine.end):
+            if other.id != mine.id:
+                yield RaiseConflict("double_booking", own_id, calendar.id, source_key=key,
+                                    other_appointment_id=other.id)
+        for other in fresh.overlapping(mine.practitioner_id, mine.start, mine.end):
+            j = position[other.id]
+            if j == i or (after[j][2] and j < i) or (key is not None and after[j][1] == key):
+                continue  # itself (or its own repeat), or a pair the earlier booking of this page raised
+            other_key = after[j][1]
+            yield RaiseConflict("double_booking", own_id, calendar.id, source_key=key,
+                                other_appointment_id=other.id if other_key is None else None,
+                                other_source_key=other_key)
 
 
 def _source_item(
@@ -334,7 +437,6 @@ def _source_item(
     calendar: CalendarView,
     policy: Policy,
     targets: tuple[int, ...],
-    others: OverlapIndex,
 ) -> Iterable[Action]:
     h = inc.hash()
     ev = inc.event
@@ -343,8 +445,6 @@ def _source_item(
             return  # a booking we never saw, already cancelled: nothing to import
         key = (ev.uid, inc.recurrence_key)
         yield ImportNew(inc.remote_id, inc.etag, h, ev, inc.recurrence_key, calendar.practitioner_id)
-        for other in others.overlapping(calendar.practitioner_id, ev.start, ev.end):
-            yield RaiseConflict("double_booking", None, calendar.id, source_key=key, other_appointment_id=other.id)
         if targets:
             yield PushToMirrors(None, key, targets)
         return
@@ -365,12 +465,36 @@ def _source_item(
         return
     moved = (ev.start, ev.end) != (appt.start, appt.end)
     yield UpdateFromSource(appt.id, inc.remote_id, inc.etag, h, ev, "rescheduled" if moved else "updated")
-    if moved:
-        for other in others.overlapping(calendar.practitioner_id, ev.start, ev.end):
-            if other.id != appt.id:
-                yield RaiseConflict("double_booking", appt.id, calendar.id, other_appointment_id=other.id)
     if targets:
         yield PushToMirrors(appt.id, None, targets)
+
+
+def _editable(appt: Canonical, writable_sources: Container[int]) -> bool:
+    """May a hand edit of a copy change (or be ignored for) this appointment? Not a booking
+    platform's or a feed's booking, not a series or one visit of it."""
+    if appt.rrule is not None or appt.recurrence_key or appt.all_day:
+        return False
+    return appt.source_calendar_id is None or appt.source_calendar_id in writable_sources
+
+
+def _hand_edit(
+    inc: Incoming, link: LinkView, appt: Canonical, calendar: CalendarView, policy: Policy,
+    writable_sources: Container[int],
+) -> Action:
+    """What a hand edit of one copy becomes under the practice's mirror_edits."""
+    ev, h = inc.event, inc.hash()
+    mode = policy.mirror_edits if _editable(appt, writable_sources) and ev.status != "cancelled" else "card"
+    own = calendar.practitioner_id is not None and calendar.practitioner_id == appt.practitioner_id
+    moved = (ev.start, ev.end) != (appt.start, appt.end) and ev.end > ev.start and not ev.all_day
+    if mode == "follow" and own and moved:
+        return FollowMirror(appt.id, calendar.id, link.id, inc.etag, h, ev.start, ev.end)
+    if mode == "keep" or (mode == "follow" and own and not moved):
+        # The calendar cannot carry a renamed or re-described copy back to the appointment: put it back.
+        return RestoreMirror(appt.id, calendar.id, link.id, inc.etag, h, ev.start, ev.end)
+    return RaiseConflict(
+        "mirror_edited", appt.id, calendar.id, link_id=link.id, etag=inc.etag, content_hash=h,
+        remote_start=ev.start, remote_end=ev.end,
+    )
 
 
 def _plan_mirror(
@@ -379,6 +503,7 @@ def _plan_mirror(
     appointments: Mapping[int, Canonical],
     calendar: CalendarView,
     policy: Policy,
+    writable_sources: Container[int] = (),
 ) -> Iterable[Action]:
     seen: set[str] = set()
     for inc in changes.items:
@@ -396,10 +521,7 @@ def _plan_mirror(
             if h == wanted:  # our write landed but its bookkeeping did not (crash, concurrent sync)
                 yield RefreshLink(link.id, inc.etag, h)
             elif link.state != "conflict":
-                yield RaiseConflict(
-                    "mirror_edited", appt.id, calendar.id, link_id=link.id, etag=inc.etag, content_hash=h,
-                    remote_start=inc.event.start, remote_end=inc.event.end,
-                )
+                yield _hand_edit(inc, link, appt, calendar, policy, writable_sources)
             else:
                 yield RefreshLink(link.id, inc.etag, h)  # still in conflict; remember the latest hand edit
     gone = list(changes.deleted_ids)

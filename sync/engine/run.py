@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync.contract import AuthExpired, CalendarProvider, CursorExpired, PagedChanges, ProviderError
 from sync.contract.items import ChangeSet, Window
 from sync.engine.apply import ACTOR, SyncReport, apply
+from sync.engine.backfill import run_backfill
 from sync.engine.outbox import checkpoint
 from sync.engine.plan import CalendarView, Canonical, Changes, Incoming, OverlapIndex, Policy, plan
 from sync.engine.recurrence import expand_items, incoming
@@ -35,6 +36,7 @@ from sync.engine.snapshots import (
     load_mirrors,
     load_overlapping,
     load_unseen_links,
+    load_writable_sources,
 )
 from sync.integrations.providers import open_provider
 from sync.runtime.core import Core
@@ -57,6 +59,8 @@ class _Target:
     view: CalendarView
     policy: Policy
     mirrors: list[CalendarView]
+    #: For a mirror: the source calendars whose appointments a hand edit may follow or keep.
+    writable_sources: frozenset[int] = frozenset()
 
 
 async def sync_all(core: Core, *, progress: Progress | None = None) -> SyncReport:
@@ -139,9 +143,9 @@ def _digest(remote_id: str) -> bytes:
 
 
 class _OtherSources:
-    """The practitioner's active appointments from other sources, for double-booking checks: read
-    once per run over the span the pages need (widened when a page reaches beyond it), not once
-    per page, and handed to each page only where they overlap its items."""
+    """The practitioner's active appointments (from every source, this one included), for
+    double-booking checks: read over the span the pages need (widened when a page reaches beyond
+    it), again after a page that changed some, and handed to each page only where they overlap its items."""
 
     def __init__(self, view: CalendarView) -> None:
         self._view = view
@@ -156,13 +160,17 @@ class _OtherSources:
         if self._span is None or lo < self._span[0] or hi > self._span[1]:
             if self._span is not None:
                 lo, hi = min(lo, self._span[0]), max(hi, self._span[1])
-            self._index = OverlapIndex(await load_overlapping(s, pid, lo, hi, self._view.id))
+            self._index = OverlapIndex(await load_overlapping(s, pid, lo, hi))
             self._span = (lo, hi)
         found: dict[int, Canonical] = {}
         for i in items:
             for appt in self._index.overlapping(pid, i.event.start, i.event.end):
                 found[appt.id] = appt
         return list(found.values())
+
+    def forget(self) -> None:
+        """A page changed appointments: the next page reads them as they are now."""
+        self._span = None
 
 
 async def _load_target(core: Core, calendar_id: int) -> _Target | None:
@@ -173,10 +181,11 @@ async def _load_target(core: Core, calendar_id: int) -> _Target | None:
         conn = await s.get(Connection, cal.connection_id)
         assert conn is not None
         practice = await s.get(Practice, conn.practice_id)
-        policy = Policy.from_settings(practice.settings if practice else None)
+        policy = Policy.of(practice)
         view = calendar_view(cal, conn)
         mirrors = await load_mirrors(s, conn.practice_id) if view.role == "source" else []
-    return _Target(conn, cal, view, policy, mirrors)
+        writable = await load_writable_sources(s, conn.practice_id) if view.role == "mirror" else frozenset()
+    return _Target(conn, cal, view, policy, mirrors, writable)
 
 
 async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) -> SyncReport:
@@ -190,11 +199,16 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) 
         if progress:
             progress("fetch", 0, 0)
         try:
-            return await _read_and_apply(core, target, window, provider, cal.cursor, None, progress)
+            report = await _read_and_apply(core, target, window, provider, cal.cursor, None, progress)
         except CursorExpired:
             log.warning("sync cursor expired; running one full resync",
                         extra={"calendar_id": cal.id, "connection_id": conn.id})
-            return await _read_and_apply(core, target, window, provider, None, "cursor_expired", progress)
+            report = await _read_and_apply(core, target, window, provider, None, "cursor_expired", progress)
+        if target.view.role == "mirror" and cal.backfill_state in ("pending", "copying"):
+            # After the read: hand edits made meanwhile are planned before copies are queued.
+            report.backfilled += (await run_backfill(core, target.view, target.policy, window, core.clock(),
+                                                     progress)).queued
+        return report
     except ProviderError as exc:
         await _record_failure(core, conn.id, exc)
         return SyncReport(calendars=1, failed=1)
@@ -315,8 +329,12 @@ async def _apply_page(
         for appt in await others.overlapping(s, items):
             appointments.setdefault(appt.id, appt)
     changes = Changes(items, list(deleted_ids), False, window)
-    actions = plan(changes, links, appointments, view, target.policy, mirrors=target.mirrors)
-    return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
+    actions = plan(changes, links, appointments, view, target.policy, mirrors=target.mirrors,
+                   writable_sources=target.writable_sources)
+    report = await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
+    if report.created or report.updated or report.deleted:
+        others.forget()
+    return report
 
 
 async def _apply_gone(
@@ -328,7 +346,8 @@ async def _apply_gone(
     if not links:
         return SyncReport()
     appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
-    actions = plan(Changes([], [], True, window), links, appointments, view, target.policy, mirrors=target.mirrors)
+    actions = plan(Changes([], [], True, window), links, appointments, view, target.policy, mirrors=target.mirrors,
+                   writable_sources=target.writable_sources)
     return await apply(s, core, view, actions, policy=target.policy, mirrors=target.mirrors, now=now)
 
 

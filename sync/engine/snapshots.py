@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.contract import ProviderError
 from sync.engine import series
 from sync.engine.plan import ACTIVE, CalendarView, Canonical, LinkView
 from sync.engine.series import parse_exdates
+from sync.integrations import registry
 from sync.store.model import Appointment, Calendar, Connection, Link
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "load_mirrors",
     "load_overlapping",
     "load_unseen_links",
+    "load_writable_sources",
     "parse_exdates",
 ]
 
@@ -63,6 +66,23 @@ async def load_mirrors(session: AsyncSession, practice_id: int) -> list[Calendar
         .where(Connection.practice_id == practice_id, Calendar.role == "mirror")
     )
     return [v for cal, conn in rows.tuples() if (v := calendar_view(cal, conn)).sync_enabled]
+
+
+async def load_writable_sources(session: AsyncSession, practice_id: int) -> frozenset[int]:
+    """The practice's source calendars clinicbot may change: not read-only, not a booking platform's
+    (a platform is the truth for its bookings; a hand edit of a copy never moves one)."""
+    rows = await session.execute(
+        select(Calendar.id, Connection.provider).join(Connection, Calendar.connection_id == Connection.id)
+        .where(Connection.practice_id == practice_id, Calendar.role == "source", Calendar.read_only.is_(False)))
+    out = set()
+    for cal_id, provider in rows.tuples():
+        try:
+            booking = registry.get(provider).booking_source is not None
+        except ProviderError:  # not loadable here: its calendar's own read-only flag is all we know
+            booking = False
+        if not booking:
+            out.add(cal_id)
+    return frozenset(out)
 
 
 def _link_view(r: Any) -> LinkView:
@@ -129,14 +149,17 @@ async def load_appointments(session: AsyncSession, ids: Iterable[int]) -> dict[i
 
 
 async def load_overlapping(
-    session: AsyncSession, practitioner_id: int | None, start: datetime, end: datetime, exclude_calendar: int
+    session: AsyncSession, practitioner_id: int | None, start: datetime, end: datetime,
+    exclude_calendar: int | None = None,
 ) -> list[Canonical]:
-    """Active appointments of a practitioner from other sources overlapping [start, end); a series
-    kept as one row (CalDAV, ICS) gives each of its visits in the span, all with the series' id."""
+    """Active appointments of a practitioner overlapping [start, end) (not those of `exclude_calendar`
+    when given); a series kept as one row (CalDAV, ICS) gives each of its visits in the span, all
+    with the series' id."""
     if practitioner_id is None:
         return []
     table = Appointment.__table__
-    other_source = or_(table.c.source_calendar_id.is_(None), table.c.source_calendar_id != exclude_calendar)
+    other_source = or_(table.c.source_calendar_id.is_(None), table.c.source_calendar_id != (
+        exclude_calendar if exclude_calendar is not None else -1))
     rows = await session.execute(
         select(table).where(
             table.c.practitioner_id == practitioner_id, table.c.status.in_(ACTIVE), table.c.start < end,

@@ -44,7 +44,7 @@ async def on_appointment_event(core: Core, session: AsyncSession, event: Appoint
         return
     now = core.clock()
     practice = await session.get(Practice, appt.practice_id)
-    policy = Policy.from_settings(practice.settings if practice else None)
+    policy = Policy.of(practice)
     source_op = _SOURCE_OPS.get(event.kind)
     if source_op and appt.source_calendar_id is not None:
         row = (await session.execute(

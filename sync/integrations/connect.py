@@ -181,9 +181,12 @@ def calendar_view(cal: Calendar, conn: Connection) -> dict[str, Any]:
 
 
 def _new_calendar(integration: Integration, conn: Connection, info: CalendarInfo,
-                  found: list[CalendarInfo]) -> Calendar:
-    return Calendar(connection_id=conn.id, remote_id=info.remote_id, name=info.name, timezone=info.timezone,
-                    role=default_role(integration, info, found), projection="initials", read_only=info.read_only)
+                  found: list[CalendarInfo], now: datetime) -> Calendar:
+    cal = Calendar(connection_id=conn.id, remote_id=info.remote_id, name=info.name, timezone=info.timezone,
+                   role=default_role(integration, info, found), projection="initials", read_only=info.read_only)
+    if cal.role == "mirror":
+        cal.ask_backfill(now)  # a mirror connected after appointments exist receives them too
+    return cal
 
 
 async def save_connection(
@@ -216,7 +219,7 @@ async def save_connection(
         await s.flush()
         rows = []
         for info in connected.calendars:
-            cal = _new_calendar(chosen, conn, info, connected.calendars)
+            cal = _new_calendar(chosen, conn, info, connected.calendars, core.clock())
             s.add(cal)
             await s.flush()
             rows.append(calendar_view(cal, conn))
@@ -251,7 +254,7 @@ async def refresh_calendars(core: Core, connection_id: int, *, actor: str) -> Sa
         for cal_info in found:
             cal = known.get(cal_info.remote_id)
             if cal is None:
-                cal = _new_calendar(integration, conn2, cal_info, found)
+                cal = _new_calendar(integration, conn2, cal_info, found, core.clock())
                 s.add(cal)
                 known[cal_info.remote_id] = cal
                 added += 1

@@ -20,6 +20,7 @@ from sync.integrations.sources import read_only_calendars, read_only_refusal, re
 from sync.runtime.core import Core
 from sync.services.appointments import get_by_ref, list_day
 from sync.services.errors import Denied
+from sync.services.history import last_source_change
 from sync.services.identities import PersonRef, PractitionerRef, practitioner_named
 from sync.services.practices import practitioner_choices
 from sync.store.model import Appointment, Calendar, Link, OutboxOp, Practice, Practitioner
@@ -196,8 +197,21 @@ async def details_of(session: AsyncSession, appt: Appointment, tz: str) -> Appoi
     read_only = await refuse_read_only(session, appt)
     # A visit is a transient copy of its series row; the row itself (in the session) says since when.
     series_row = await session.get(Appointment, appt.id) if series.is_series(appt) else None
-    note = " ".join(filter(None, (series.describe(series_row or appt, tz), f"{read_only}." if read_only else "")))
+    changed = await last_source_change(session, appt.id)
+    told = ""
+    if changed is not None:  # the feed or calendar did it, not a person in clinicbot: say so
+        where = f"its {'read-only feed' if changed.read_only else 'calendar'} {changed.calendar}"
+        was = f" (was {_moment(changed.was_start, tz)})" if changed.was_start else ""
+        told = f"{changed.verb.capitalize()} by {where} on {_moment(changed.at, tz)}{was}."
+    note = " ".join(filter(None, (series.describe(series_row or appt, tz), told,
+                                  f"{read_only}." if read_only else "")))
     return AppointmentDetails(view_of(appt, names, read_only), tz, calendars, note)
+
+
+def _moment(moment: datetime, tz: str) -> str:
+    """'Tue 3 Mar 15:00' in zone `tz` (as the chat cards write a moment)."""
+    local = moment.astimezone(ZoneInfo(tz))
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
 async def load_details(

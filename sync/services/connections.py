@@ -206,7 +206,10 @@ async def map_identities(
 
 async def refresh_connection(core: Core, practice_id: int, ref: str, *, actor: str) -> SavedConnection:
     """Find the calendars of a practice's connection again, named by id, integration name or account."""
-    return await refresh_calendars(core, await find_connection(core, practice_id, ref), actor=actor)
+    saved = await refresh_calendars(core, await find_connection(core, practice_id, ref), actor=actor)
+    if any(c["role"] == "mirror" for c in saved.calendars[len(saved.calendars) - saved.added:]):
+        _sync_soon(core, [saved.connection_id])  # a new mirror: its existing appointments are copied now
+    return saved
 
 
 async def find_connection(core: Core, practice_id: int, ref: str) -> int:
@@ -277,6 +280,10 @@ async def set_calendar(
         after = {"role": cal.role, "projection": cal.projection, "practitioner_id": cal.practitioner_id}
         if role is not None and role != before["role"]:
             cal.cursor = None  # a calendar in a new role is read in full once
+        if cal.role == "mirror" and after != before:
+            # Its copies are new, for someone else, or shown differently: every appointment in the
+            # window is (re)copied by its next sync (sync.engine.backfill).
+            cal.ask_backfill(core.clock())
         try:
             await s.flush()
         except IntegrityError:
@@ -286,6 +293,8 @@ async def set_calendar(
         row = calendar_view(cal, conn)
     if not cal.sync_enabled or cal.role == "busy":  # a calendar that stopped syncing keeps no push channel
         await stop_push(core, cal.connection_id, calendar_ids=[cal.id])
+    if cal.backfill_state == "pending":
+        _sync_soon(core, [cal.connection_id])
     return row
 
 
@@ -323,6 +332,8 @@ async def set_sync(
             select(Connection).where(Connection.practice_id == practice_id).order_by(Connection.id))).all())
         cals = list((await s.scalars(
             select(Calendar).where(Calendar.connection_id.in_([c.id for c in conns])).order_by(Calendar.id))).all())
+        all_conns = list(conns)
+        conn_on = {c.id: c.sync_enabled for c in all_conns}
         if practitioner_id is not None:
             conns = [c for c in conns if c.practitioner_id == practitioner_id]
             cals = [k for k in cals if k.practitioner_id == practitioner_id or k.connection_id in {c.id for c in conns}]
@@ -342,10 +353,18 @@ async def set_sync(
             changed_conns = conns
         if not changed_conns and not changed_cals:
             return SyncSwitched(enabled, (), (), ())
+        was_on = {k.id: k.sync_enabled and conn_on[k.connection_id] for k in cals}
         for c in changed_conns:
             c.sync_enabled = enabled
         for k in changed_cals:
             k.sync_enabled = enabled
+        backfilling: set[int] = set()
+        if enabled:  # a mirror that syncs again gets what it missed meanwhile (sync.engine.backfill)
+            on_conns = {c.id: c.sync_enabled for c in all_conns}
+            for k in cals:
+                if k.role == "mirror" and not was_on[k.id] and k.sync_enabled and on_conns[k.connection_id]:
+                    k.ask_backfill(core.clock())
+                    backfilling.add(k.connection_id)
         await audit.record(
             s,
             actor=actor,
@@ -359,4 +378,15 @@ async def set_sync(
     if not enabled:  # no more webhooks for what no longer syncs (channels are stopped at the provider)
         await stop_push_for(core, connection_ids=list(switched.connection_ids),
                             calendar_ids=list(switched.calendar_ids))
+    _sync_soon(core, backfilling)
     return switched
+
+
+def _sync_soon(core: Core, connection_ids: Collection[int]) -> None:
+    """Inside the server, start the backfill of a mirror now rather than at the next poll; elsewhere
+    (the CLI) the server's poll or `clinicbot sync run` does it."""
+    queue = core.services.sync_queue
+    if queue is None:
+        return
+    for connection_id in sorted(connection_ids):
+        queue.request(connection_id, reason="mirror backfill")

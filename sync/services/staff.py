@@ -152,7 +152,7 @@ async def _assign_waiting(session: AsyncSession, calendars: list[int], practitio
     mirrors = await load_mirrors(session, practitioner.practice_id)
     if waiting and mirrors:
         practice = await session.get(Practice, practitioner.practice_id)
-        policy = Policy.from_settings(practice.settings if practice else None)
+        policy = Policy.of(practice)
         refs = [ApptRef(a.id, a.version, a.practitioner_id, a.status == "cancelled") for a in waiting]
         await mirror_ops(session, refs, mirrors, policy, utcnow())
     return len(waiting)

@@ -21,10 +21,12 @@ from sync.services.staff import unassigned_calendars
 from sync.store.model import Calendar, Connection, Link, OutboxOp, Practice, WebhookDelivery, WebhookSubscription
 
 __all__ = [
+    "BackfillProgress",
     "CalendarState",
     "ConnectionStatus",
     "PracticeStatus",
     "WebhookHealth",
+    "backfill_progress",
     "connection_status",
     "practice_status",
     "webhook_health",
@@ -109,6 +111,58 @@ async def connection_status(core: Core, practice_id: int | None = None) -> list[
 
 
 @dataclass(frozen=True, slots=True)
+class BackfillProgress:
+    """A mirror being given the appointments that existed before it (sync.engine.backfill)."""
+
+    calendar_id: int
+    calendar: str
+    connection_id: int
+    #: pending (still queuing) | copying (all queued, being written)
+    state: str
+    #: Appointments in the window when it started.
+    total: int
+    #: Copies queued so far, and how many of them are not written yet.
+    queued: int
+    waiting: int
+
+    @property
+    def copied(self) -> int:
+        return max(self.queued - self.waiting, 0)
+
+    def describe(self) -> str:
+        """'copying existing appointments: 2 of 3 written' (or how many are queued so far)."""
+        if self.state == "pending" and not (self.total or self.queued):
+            return "existing appointments are copied here at its next sync"
+        if self.state == "pending":
+            return f"copying existing appointments: {self.queued} of {self.total} queued, {self.copied} written"
+        if not self.waiting:
+            return f"existing appointments copied ({self.copied})"
+        return f"copying existing appointments: {self.copied} of {self.queued} written"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"copied": self.copied}
+
+
+async def backfill_progress(core: Core, practice_id: int | None = None) -> list[BackfillProgress]:
+    """Every mirror with a backfill under way, with its copies queued and still to be written."""
+    async with core.store.session() as s:
+        stmt = (select(Calendar.id, Calendar.name, Calendar.connection_id, Calendar.backfill_state,
+                       Calendar.backfill_total, Calendar.backfill_queued)
+                .join(Connection, Connection.id == Calendar.connection_id)
+                .where(Calendar.backfill_state.in_(("pending", "copying")), Calendar.role == "mirror")
+                .order_by(Calendar.id))
+        if practice_id is not None:
+            stmt = stmt.where(Connection.practice_id == practice_id)
+        rows = (await s.execute(stmt)).tuples().all()
+        waiting = dict((await s.execute(
+            select(Link.calendar_id, func.count()).where(
+                Link.calendar_id.in_([r[0] for r in rows]), Link.remote_id.is_(None), Link.state == "pending")
+            .group_by(Link.calendar_id))).tuples().all()) if rows else {}
+    return [BackfillProgress(cid, name or "calendar", conn_id, state or "", total, queued, waiting.get(cid, 0))
+            for cid, name, conn_id, state, total, queued in rows]
+
+
+@dataclass(frozen=True, slots=True)
 class CalendarState:
     name: str
     role: str
@@ -116,6 +170,8 @@ class CalendarState:
     remote_id: str = ""
     #: Bookings from platform staff nobody is mapped to (kept, shown as unassigned).
     unassigned: int = 0
+    #: A backfill under way on this mirror.
+    backfill: BackfillProgress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +193,16 @@ async def practice_status(core: Core, practice_id: int) -> PracticeStatus:
         name, tz = practice.name, practice.timezone
         rows = (await s.execute(
             select(Calendar.connection_id, Calendar.name, Calendar.role, Calendar.sync_enabled, Calendar.remote_id,
-                   Connection.provider)
+                   Connection.provider, Calendar.id)
             .join(Connection, Connection.id == Calendar.connection_id)
             .where(Connection.practice_id == practice_id).order_by(Calendar.id))).tuples().all()
         waiting = {(p, e): n for p, e, _, n in await unassigned_calendars(s, practice_id)}
+    backfills = {b.calendar_id: b for b in await backfill_progress(core, practice_id)}
     calendars: dict[int, list[CalendarState]] = {}
-    for cid, cal_name, role, enabled, remote_id, provider in rows:
+    for cid, cal_name, role, enabled, remote_id, provider, cal_id in rows:
         calendars.setdefault(int(cid), []).append(CalendarState(
-            cal_name or "calendar", role, bool(enabled), remote_id, waiting.get((provider, remote_id), 0)))
+            cal_name or "calendar", role, bool(enabled), remote_id, waiting.get((provider, remote_id), 0),
+            backfills.get(cal_id)))
     conns = tuple(await connection_status(core, practice_id))
     return PracticeStatus(name, tz, conns, {k: tuple(v) for k, v in calendars.items()})
 

@@ -107,6 +107,9 @@ class Practice(Base):
     #: Practice-wide policies: busy_word, deleted_mirror ("recreate"|"leave"), cancel_mode
     #: ("cancel"|"delete"), send_updates, reminder defaults ...
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: What a hand edit of a mirror copy does: "card" (staff decide), "follow" (a practitioner's move
+    #: in their own calendar reschedules the appointment) or "keep" (the copy is put back).
+    mirror_edits: Mapped[str] = mapped_column(String(8), default="card", server_default="card")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     practitioners: Mapped[list[Practitioner]] = relationship(back_populates="practice")
@@ -234,11 +237,27 @@ class Calendar(Base):
     #: What the last read of this calendar skipped or repaired ("skipped <uid> line 12: ..."), shown
     #: with its connection's health by `sync status` and `doctor`.
     read_notes: Mapped[list[Any]] = mapped_column(default=list)
+    #: Copying the appointments that already exist onto a calendar that became a mirror:
+    #: "pending" (appointments still to be queued), "copying" (all queued; copies being written),
+    #: "done", or None (never asked). Resumable: `backfill_after` is the last appointment id queued.
+    backfill_state: Mapped[str | None] = mapped_column(String(8))
+    backfill_after: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: Appointments in the window when the backfill started, and how many of them got a copy queued.
+    backfill_total: Mapped[int] = mapped_column(default=0, server_default="0")
+    backfill_queued: Mapped[int] = mapped_column(default=0, server_default="0")
+    backfill_requested_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     connection: Mapped[Connection] = relationship(back_populates="calendars")
 
     __table_args__ = (UniqueConstraint("connection_id", "remote_id", name="uq_calendar_remote"),)
+
+    def ask_backfill(self, now: datetime) -> None:
+        """Copy every appointment already in the window onto this calendar at its next sync (it just
+        became a mirror, was pointed at another practitioner, or syncs again after a pause)."""
+        self.backfill_state, self.backfill_after = "pending", 0
+        self.backfill_total = self.backfill_queued = 0
+        self.backfill_requested_at = now
 
 
 class Appointment(Base):

@@ -1,5 +1,6 @@
 """The convergence property: random edits on the source and the mirrors, chat changes, provider
-errors and crashes between any two steps; after settling, every appointment is on each mirror
+errors and crashes between any two steps, a mirror added mid-run, role changes and sync turned off
+and on, under each mirror_edits policy; after settling, every appointment is on each active mirror
 exactly once with its projected content, nothing is lost or duplicated, and the audit chain verifies.
 
 HYPOTHESIS_CONVERGENCE_EXAMPLES raises the example count (default 15).
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from sync.boot import open_core
 from sync.contract import ProviderError, RateLimited, Unavailable, WrongEtag
 from sync.engine.outbox import OutboxConfig, run_once, run_until_idle
-from sync.engine.plan import Policy
+from sync.engine.plan import MIRROR_EDITS, Policy
 from sync.engine.reconcile import desired_copy
 from sync.engine.run import sync_connection
 from sync.engine.snapshots import calendar_view, canonical
@@ -31,6 +32,8 @@ from sync.engine.subscriber import register
 from sync.runtime.core import Core
 from sync.services import appointments as services
 from sync.services.conflicts import list_conflicts, resolve_conflict
+from sync.services.connections import set_calendar, set_sync
+from sync.services.mirror_edits import set_mirror_edits
 from sync.store import audit
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, Calendar, Connection, OutboxOp
@@ -90,12 +93,14 @@ class Convergence(RuleBasedStateMachine):
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
 
-    @initialize(cancel_mode=st.sampled_from(["cancel", "delete"]), deleted=st.sampled_from(["recreate", "leave"]))
-    def setup(self, cancel_mode: str, deleted: str) -> None:
+    @initialize(cancel_mode=st.sampled_from(["cancel", "delete"]), deleted=st.sampled_from(["recreate", "leave"]),
+                edits=st.sampled_from(MIRROR_EDITS))
+    def setup(self, cancel_mode: str, deleted: str, edits: str) -> None:
         self.clinic = self.run(make_clinic(self.core, {"cancel_mode": cancel_mode, "deleted_mirror": deleted},
                                            mirrors=2))
         self.run(self._set_projection("mirror1", "full"))
-        self.policy = Policy.from_settings({"cancel_mode": cancel_mode, "deleted_mirror": deleted})
+        self.run(set_mirror_edits(self.core, self.clinic.practice_id, edits, actor="cli:test"))
+        self.policy = Policy.from_settings({"cancel_mode": cancel_mode, "deleted_mirror": deleted}, edits)
 
     async def _set_projection(self, name: str, projection: str) -> None:
         async with self.core.store.session() as s:
@@ -149,8 +154,9 @@ class Convergence(RuleBasedStateMachine):
             else:
                 src.put(src.items[uid].event.with_changes(status="cancelled"), uid)
 
-    @rule(data=st.data(), mirror=st.sampled_from(["mirror0", "mirror1"]), delete=st.booleans())
-    def mirror_hand_edit(self, data: st.DataObject, mirror: str, delete: bool) -> None:
+    @rule(data=st.data(), delete=st.booleans())
+    def mirror_hand_edit(self, data: st.DataObject, delete: bool) -> None:
+        mirror = data.draw(st.sampled_from(self._calendars()[1:]))
         srv = self.clinic.servers[mirror]
         if not srv.items:
             return
@@ -178,11 +184,54 @@ class Convergence(RuleBasedStateMachine):
                                               "slack:T/U", allow_overlap=True)
         self.run(go())
 
+    # ---- the practice changes its calendars ------------------------------------------------
+    def _calendars(self) -> list[str]:
+        return sorted(self.clinic.connections, key=lambda n: (n != "source", n))
+
+    @precondition(lambda self: "mirror2" not in self.clinic.connections)
+    @rule()
+    def mirror_added(self) -> None:
+        """A calendar connected mid-run (as CalDAV's connect leaves it: busy), then made a mirror."""
+        async def go() -> None:
+            cal = await self.clinic.add_calendar("mirror2", "busy")
+            await set_calendar(self.core, cal, role="mirror", actor="cli:test")
+        self.run(go())
+
+    @rule(data=st.data())
+    def role_changed(self, data: st.DataObject) -> None:
+        """A mirror stops being one (busy), or a busy calendar becomes a mirror again."""
+        name = data.draw(st.sampled_from(self._calendars()[1:]))
+
+        async def go() -> None:
+            async with self.core.store.session() as s:
+                role = await s.scalar(select(Calendar.role).where(Calendar.id == self.clinic.calendars[name]))
+            await set_calendar(self.core, self.clinic.calendars[name], role="busy" if role == "mirror" else "mirror",
+                               actor="cli:test")
+        self.run(go())
+
+    @rule(data=st.data(), whole_connection=st.booleans())
+    def sync_switched(self, data: st.DataObject, whole_connection: bool) -> None:
+        """Sync of a mirror (its calendar, or its whole connection) is turned off, or back on."""
+        name = data.draw(st.sampled_from(self._calendars()[1:]))
+
+        async def go() -> None:
+            async with self.core.store.session() as s:
+                cal = await s.get(Calendar, self.clinic.calendars[name])
+                conn = await s.get(Connection, self.clinic.connections[name])
+                assert cal is not None and conn is not None
+                on = cal.sync_enabled and conn.sync_enabled
+            if whole_connection:
+                await set_sync(self.core, self.clinic.practice_id, enabled=not on, name=name, actor="cli:test")
+            else:
+                await set_sync(self.core, self.clinic.practice_id, enabled=not on,
+                               calendar_ids=[self.clinic.calendars[name]], actor="cli:test")
+        self.run(go())
+
     # ---- faults ------------------------------------------------------------------------------
     @precondition(lambda self: self.injected < 12)
-    @rule(server=st.sampled_from(["source", "mirror0", "mirror1"]), op=st.sampled_from(OPS), kind=errors,
-          retry_after=st.floats(0, 600))
-    def provider_error(self, server: str, op: str, kind: str, retry_after: float) -> None:
+    @rule(data=st.data(), op=st.sampled_from(OPS), kind=errors, retry_after=st.floats(0, 600))
+    def provider_error(self, data: st.DataObject, op: str, kind: str, retry_after: float) -> None:
+        server = data.draw(st.sampled_from(self._calendars()))
         self.injected += 1
         self.clinic.servers[server].fail_next(op, _error(kind, retry_after))
 
@@ -191,8 +240,9 @@ class Convergence(RuleBasedStateMachine):
         self.clinic.servers["source"].expire_cursors()
 
     # ---- the bot works, and sometimes crashes ----------------------------------------------------
-    @rule(which=st.sampled_from(["source", "mirror0", "mirror1"]), crash=st.sampled_from([None, *CHECKPOINTS]))
-    def sync(self, which: str, crash: str | None) -> None:
+    @rule(data=st.data(), crash=st.sampled_from([None, *CHECKPOINTS]))
+    def sync(self, data: st.DataObject, crash: str | None) -> None:
+        which = data.draw(st.sampled_from(self._calendars()))
         self._arm(crash)
         try:
             self.run(sync_connection(self.core, self.clinic.connections[which]))
@@ -250,17 +300,17 @@ class Convergence(RuleBasedStateMachine):
             server.failures.clear()
         for _ in range(4):
             changed = 0
-            for name in ("source", "mirror0", "mirror1"):
+            for name in self._calendars():
                 report = await sync_connection(self.core, self.clinic.connections[name])
                 assert report.failed == 0
-                changed += report.created + report.updated + report.deleted + report.conflicts
+                changed += report.created + report.updated + report.deleted + report.conflicts + report.backfilled
             for conflict in await list_conflicts(self.core):
                 changed += 1
                 await resolve_conflict(self.core, conflict.link_id, "keep_booking", "slack:T/U")
             changed += (await run_until_idle(self.core, sleep=sleep, config=CFG)).processed
             if not changed:
                 break
-        for name in ("mirror0", "mirror1"):
+        for name in self._calendars()[1:]:
             report = await sync_connection(self.core, self.clinic.connections[name])
             assert report.conflicts == 0 and report.failed == 0
 
@@ -273,11 +323,13 @@ class Convergence(RuleBasedStateMachine):
             assert not failed, [(o.op, o.last_error) for o in failed]
             policy = self.policy
             views = {}
-            for name in ("mirror0", "mirror1"):
+            for name in self._calendars()[1:]:
                 cal = await s.get(Calendar, self.clinic.calendars[name])
                 conn = await s.get(Connection, self.clinic.connections[name])
                 assert cal is not None and conn is not None
-                views[name] = calendar_view(cal, conn)
+                view = calendar_view(cal, conn)
+                if view.role == "mirror" and view.sync_enabled:  # a busy or paused calendar keeps what it had
+                    views[name] = view
         for uid in self.uids:
             item = src.items.get(uid)
             appt = appts.get(uid)
