@@ -38,6 +38,7 @@ Component = Callable[[web.Application, Settings], str | None]
 
 def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
+    from bot.alarm_alerts import setup_alarm_alerts
     from bot.conflict_alerts import setup_conflict_alerts
     from bot.http.oauth import setup_oauth
     from bot.http.webhooks import setup_webhooks
@@ -51,6 +52,7 @@ def _components() -> list[tuple[str, Component]]:
         ("slack", setup_slack), ("conflict_alerts", setup_conflict_alerts),
     ]
     comps.append(("scheduler", setup_scheduler))
+    comps.append(("alarms", setup_alarm_alerts))
     return comps
 
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import CalendarInfo, ConnectionInfo, Refused
 from sync.contract.integration import Connected, Integration
@@ -206,6 +207,12 @@ async def save_connection(
     if not connected.calendars and not allow_empty:
         raise Refused(f"the {chosen.title} account has no calendars clinicbot can use")
     async with core.store.session() as s:
+        known = await s.scalar(
+            select(Connection).where(Connection.practice_id == practice_id, Connection.provider == chosen.name,
+                                     Connection.account == connected.account, Connection.account != "")
+            .order_by(Connection.id).limit(1)) if connected.account else None
+        if known is not None:
+            return await _reconnect(s, chosen, known, connected, practitioner_id, actor, extra_config)
         conn = Connection(
             practice_id=practice_id, practitioner_id=practitioner_id, provider=chosen.name,
             account=connected.account, config={**connected.config, **(extra_config or {})},
@@ -224,6 +231,44 @@ async def save_connection(
                            details={"connection_id": conn.id, "provider": chosen.name, "calendars": len(rows)})
     return SavedConnection(conn.id, chosen.name, connected.account, rows, added=len(rows), config=dict(conn.config),
                            practice_id=practice_id)
+
+
+async def _reconnect(
+    s: AsyncSession, integration: Integration, conn: Connection, connected: Connected, practitioner_id: int | None,
+    actor: str, extra_config: Mapping[str, Any] | None,
+) -> SavedConnection:
+    """Signing in again to an account the practice has: new credentials on the same connection.
+
+    Its calendars keep their roles, links and history (a second connection would import every
+    booking twice); calendars found for the first time are added with the default roles. A
+    connection paused by an expired sign-in becomes active, so its sync and parked writes resume.
+    """
+    before = conn.status
+    conn.credentials = connected.credentials
+    conn.config = {**(conn.config or {}), **connected.config, **(extra_config or {})}
+    conn.status, conn.last_error, conn.last_error_at = "active", None, None
+    if conn.practitioner_id is None:
+        conn.practitioner_id = practitioner_id
+    known = {c.remote_id: c for c in (await s.scalars(select(Calendar).where(Calendar.connection_id == conn.id)))}
+    added = 0
+    for info in connected.calendars:
+        cal = known.get(info.remote_id)
+        if cal is None:
+            cal = _new_calendar(integration, conn, info, connected.calendars)
+            s.add(cal)
+            known[info.remote_id] = cal
+            added += 1
+        else:
+            cal.name, cal.read_only = info.name or cal.name, info.read_only
+            if cal.read_only and cal.role == "mirror":
+                cal.role = "busy"
+    await s.flush()
+    rows = [calendar_view(c, conn) for c in sorted(known.values(), key=lambda c: c.id)]
+    await audit.record(s, actor=actor, action="connection.reconnect", practice_id=conn.practice_id,
+                       before={"status": before}, after={"status": "active"},
+                       details={"connection_id": conn.id, "provider": integration.name, "added": added})
+    return SavedConnection(conn.id, integration.name, conn.account, rows, added=added, config=dict(conn.config),
+                           practice_id=conn.practice_id)
 
 
 async def refresh_calendars(core: Core, connection_id: int, *, actor: str) -> SavedConnection:

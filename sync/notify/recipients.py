@@ -43,14 +43,17 @@ async def recipients(session: AsyncSession, notification: Notification, platform
     )
     if n.audience == "admins":
         stmt = stmt.join(Role, Role.chat_identity_id == ChatIdentity.id).where(Role.role == "admin")
-    elif n.audience == "staff":
+    elif n.audience in ("staff", "ops"):
         practice = await session.get(Practice, n.practice_id)
         channel_id = (
             ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}).get(platform) if practice else None
         )
-        if channel_id is None:
+        if channel_id is not None:
+            stmt = stmt.where(ChatIdentity.id == int(channel_id))
+        elif n.audience == "ops":
+            stmt = stmt.join(Role, Role.chat_identity_id == ChatIdentity.id).where(Role.role == "admin")
+        else:
             return []
-        stmt = stmt.where(ChatIdentity.id == int(channel_id))
     elif n.chat_identity_id is not None:
         stmt = stmt.where(ChatIdentity.id == n.chat_identity_id)
     elif n.practitioner_id is not None:
@@ -241,19 +244,20 @@ async def reachable(core: Core, notification: Notification, platform: str) -> li
 async def chat_recipients(core: Core, n: Notification) -> list[tuple[ChatPerson, frozenset[str]]]:
     """Who gets `n` on every platform, with their roles: a practitioner's identities, one identity, or
     a practice's admins or staff; audience "staff" goes to the practice's staff channel on a platform
-    that has one stored, and as DMs to that platform's staff and admins elsewhere."""
+    that has one stored, and as DMs to that platform's staff and admins elsewhere ("ops": its admins)."""
     async with core.store.session() as session:
         stmt = select(ChatIdentity).where(ChatIdentity.practice_id == n.practice_id)
-        channels = await _staff_channels(session, n) if n.audience == "staff" else {}
+        channels = await _staff_channels(session, n) if n.audience in ("staff", "ops") else {}
+        dm_roles = ("admin",) if n.audience == "ops" else ("admin", "staff")
         if channels:
             # A platform with a staff channel gets the channel; the others DM their staff.
             stmt = stmt.where(
-                ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(("admin", "staff"))))
+                ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(dm_roles)))
                 & ChatIdentity.platform.not_in(list(channels))
                 | ChatIdentity.id.in_(list(channels.values()))
             )
-        elif n.audience in ("admins", "staff"):
-            wanted = ("admin",) if n.audience == "admins" else ("admin", "staff")
+        elif n.audience in ("admins", "staff", "ops"):
+            wanted = ("admin",) if n.audience in ("admins", "ops") else ("admin", "staff")
             stmt = stmt.where(ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(wanted))))
         elif n.chat_identity_id is not None:
             stmt = stmt.where(ChatIdentity.id == n.chat_identity_id)
