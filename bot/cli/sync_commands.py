@@ -36,8 +36,9 @@ def connection() -> None:
 
 
 async def _add(core: Core, provider: str, url: str, username: str | None, password_env: str | None,
-               practitioner: str | None, as_json: bool) -> None:
+               practitioner: str | None, practice_name: str | None, as_json: bool) -> None:
     from sync.services.connections import ConnectionError_, add_connection
+    from sync.services.practices import PracticeError
 
     password = None
     if password_env:
@@ -46,8 +47,8 @@ async def _add(core: Core, provider: str, url: str, username: str | None, passwo
             fail(f"environment variable {password_env} is not set (it should hold the password)")
     try:
         added = await add_connection(core, provider, url, username=username, password=password,
-                                     practitioner=practitioner, actor=cli_actor())
-    except ConnectionError_ as exc:
+                                     practitioner=practitioner, practice=practice_name, actor=cli_actor())
+    except (ConnectionError_, PracticeError) as exc:
         fail(str(exc))
         return
     if as_json:
@@ -81,7 +82,8 @@ def _with_connect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--password-env", default=None, metavar="VAR",
               help="Name of the environment variable holding the password (iCloud: an app-specific "
                    "password from appleid.apple.com > Sign-In and Security > App-Specific Passwords).")
-@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@click.option("--practice", "practice_name", default=None,
+              help="Practice name (needed when there are several; with one, that one).")
 @click.option("--practitioner", default=None, help="Practitioner handle, name or id the calendars belong to.")
 @click.option("--application", is_flag=True, help="Practice-wide connection after an admin's consent (with --tenant).")
 @click.option("--tenant", default=None, help="The tenant id the admin consented for (with --application).")
@@ -136,20 +138,20 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
         if not target:
             fail(f"{integration.name} needs --url")
             return
-        await _add(core, integration_name, target, username, password_env, practitioner, as_json)
+        await _add(core, integration_name, target, username, password_env, practitioner, practice_name, as_json)
 
 
 async def _start_sign_in(core: Core, integration: Integration, practice_name: str | None,
                          practitioner_ref: str | None, options: dict[str, str], as_json: bool) -> None:
     from sync.contract import ProviderError
     from sync.integrations.connect import begin_oauth
-    from sync.services.practices import PracticeError, find_practitioner, practice_by_name
+    from sync.services.practices import PracticeError, find_practitioner, the_practice
     from sync.services.staff import identities_of
 
     defaults = {o.name: o.default for o in integration.connect.options if o.default is not None}
     try:
         async with core.store.session() as session:
-            practice = await practice_by_name(session, practice_name)
+            practice = await the_practice(session, practice_name)
             practitioner_id, login_hint = None, None
             if practitioner_ref:
                 found = await find_practitioner(session, practice.id, practitioner_ref)
@@ -238,11 +240,12 @@ async def connection_list(core: Core, as_json: bool) -> None:
     """List connections with their health."""
     from sync.services.status import connection_status
 
-    rows = [{"id": s.connection_id, "provider": s.provider, "account": s.account, "status": s.status,
-             "sync_enabled": s.sync_enabled, "last_success_at": s.last_success_at, "last_error": s.last_error}
+    rows = [{"id": s.connection_id, "practice": s.practice_id, "provider": s.provider, "account": s.account,
+             "status": s.status, "sync_enabled": s.sync_enabled, "last_success_at": s.last_success_at,
+             "last_error": s.last_error}
             for s in await connection_status(core)]
-    emit(rows, ["id", "provider", "account", "status", "sync_enabled", "last_success_at", "last_error"], as_json,
-         title="Connections")
+    emit(rows, ["id", "practice", "provider", "account", "status", "sync_enabled", "last_success_at", "last_error"],
+         as_json, title="Connections")
 
 
 @connection.command("remove")

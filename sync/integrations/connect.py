@@ -162,6 +162,7 @@ async def finish_oauth(
         practice_id=practice_id,
         practitioner_id=practitioner_id,
         extra_config={"chat_identity_id": chat_identity_id},
+        reconnect=True,
         actor=actor or (f"chat:{chat_identity_id}" if chat_identity_id is not None else f"oauth:{name}"),
     )
 
@@ -197,11 +198,15 @@ async def save_connection(
     actor: str,
     extra_config: Mapping[str, Any] | None = None,
     allow_empty: bool = False,
+    reconnect: bool = False,
 ) -> SavedConnection:
     """Store a Connection and every calendar it discovered in one transaction; audited as connection.add.
 
     A connection without calendars is refused unless `allow_empty` (a practice-wide connection whose
-    staff are mapped later, then found by `refresh_calendars`).
+    staff are mapped later, then found by `refresh_calendars`). With `reconnect` (a sign-in, whose
+    account is a person's identity), a connection the practice has to the same account gets the new
+    credentials instead (`_reconnect`); feeds and servers are told apart by URL, not by host, so
+    they always make a new connection.
     """
     chosen = registry.get(integration) if isinstance(integration, str) else integration
     if not connected.calendars and not allow_empty:
@@ -209,8 +214,8 @@ async def save_connection(
     async with core.store.session() as s:
         known = await s.scalar(
             select(Connection).where(Connection.practice_id == practice_id, Connection.provider == chosen.name,
-                                     Connection.account == connected.account, Connection.account != "")
-            .order_by(Connection.id).limit(1)) if connected.account else None
+                                     Connection.account == connected.account)
+            .order_by(Connection.id).limit(1)) if reconnect and connected.account else None
         if known is not None:
             return await _reconnect(s, chosen, known, connected, practitioner_id, actor, extra_config)
         conn = Connection(
