@@ -285,21 +285,32 @@ async def calendar_list(core: Core, as_json: bool) -> None:
 @calendar.command("set")
 @click.argument("calendar_id", type=int)
 @click.option("--role", type=click.Choice(["source", "mirror", "busy"]), default=None)
-@click.option("--projection", type=click.Choice(["busy", "initials", "full"]), default=None)
+@click.option("--projection", type=click.Choice(["busy", "initials", "full"]), default=None,
+              help="How copies look; the copies already there are rewritten.")
+@click.option("--show-as-free", "show_as_free", type=click.Choice(["on", "off"]), default=None,
+              help="Copies show as free (on) or busy (off); the copies already there are rewritten.")
 @click.option("--sync", "sync_switch", type=click.Choice(["on", "off"]), default=None)
 @click.option("--practitioner", default=None, help="Practitioner handle, name or id.")
 @json_option
 @with_core
 async def calendar_set(core: Core, calendar_id: int, role: str | None, projection: str | None,
-                       sync_switch: str | None, practitioner: str | None, as_json: bool) -> None:
-    """Change a calendar's role, privacy projection, sync switch or practitioner."""
+                       show_as_free: str | None, sync_switch: str | None, practitioner: str | None,
+                       as_json: bool) -> None:
+    """Change a calendar's role, privacy projection, show-as-free, sync switch or practitioner."""
     from sync.services.connections import ConnectionError_, set_calendar
+    from sync.services.errors import ServiceError
+    from sync.services.settings import calendar_settings
 
     try:
-        row = await set_calendar(core, calendar_id, role=role, projection=projection,
+        row = await set_calendar(core, calendar_id, role=role,
                                  sync_enabled=None if sync_switch is None else sync_switch == "on",
                                  practitioner=practitioner, actor=cli_actor())
-    except ConnectionError_ as exc:
+        if projection is not None or show_as_free is not None:
+            await calendar_settings(core, None, calendar_id, projection=projection,
+                                    show_as_free=None if show_as_free is None else show_as_free == "on",
+                                    actor=cli_actor())
+            row = {**row, "projection": projection or row["projection"]}
+    except (ConnectionError_, ServiceError) as exc:
         fail(str(exc))
         return
     emit(row, CAL_COLUMNS, as_json)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.commands.errors import ParseError
+from bot.commands.settings_grammar import SetCalendarLook, SetOptOut, SetWindow, parse_calendar, parse_opt, parse_window
 from bot.commands.when import DayRef, WhenSpec, parse_day, parse_when
 from sync.services.appointments import InvalidAppointmentInput, parse_ref
 
@@ -191,6 +192,9 @@ Command = (
     | ChangeRole
     | SetReminders
     | ShowConflicts
+    | SetOptOut
+    | SetCalendarLook
+    | SetWindow
 )
 
 
@@ -464,6 +468,30 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff map square TMabc123 @dr-lee",
         "admin",
         _p_staff,
+    ),
+    CommandSpec(
+        "opt",
+        "opt out|in @practitioner",
+        "leave a practitioner out of sync and reminders, or bring them back",
+        "opt out @dr-lee",
+        "admin",
+        parse_opt,
+    ),
+    CommandSpec(
+        "calendar",
+        "calendar <calendar> projection busy|initials|full | free on|off",
+        "how clinicbot's copies look on a calendar (the copies there are rewritten)",
+        "calendar Dr Lee projection busy",
+        "admin",
+        parse_calendar,
+    ),
+    CommandSpec(
+        "window",
+        "window <connection> <days back> <days ahead>",
+        "how far back and ahead a connection syncs",
+        "window outlook 30 180",
+        "admin",
+        parse_window,
     ),
 )
 _DAY_WORDS = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands import admin, appointments, conflicts, followups, reminders, staff
+from bot.commands import admin, appointments, conflicts, followups, reminders, settings, staff
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     AcceptCalendar,
@@ -44,6 +44,7 @@ from bot.commands.grammar import (
     ShowWhoami,
 )
 from bot.commands.identity import Actor
+from bot.commands.settings_grammar import SetCalendarLook, SetOptOut, SetWindow
 from bot.views import Error, View
 from sync.contract import ProviderError
 from sync.runtime.core import Core
@@ -105,6 +106,12 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await conflicts.list_open(core, actor)
         case KeepBooking() | AcceptCalendar():
             return await conflicts.decide(core, actor, command)
+        case SetOptOut():
+            return await settings.opt_out(core, actor, command)
+        case SetCalendarLook():
+            return await settings.calendar_look(core, actor, command)
+        case SetWindow():
+            return await settings.window(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 
