@@ -24,7 +24,7 @@ from sync.integrations import registry
 from sync.integrations.providers import connection_info
 from sync.runtime.core import Core
 from sync.store import audit
-from sync.store.model import Calendar, Connection, OAuthState
+from sync.store.model import Calendar, ChatIdentity, Connection, OAuthState
 
 __all__ = [
     "STATE_TTL",
@@ -153,6 +153,9 @@ async def finish_oauth(
         row.used_at = moment
         secret = dict(row.secret or {})
         practice_id, chat_identity_id = row.practice_id, row.chat_identity_id
+        person = await session.get(ChatIdentity, chat_identity_id) if chat_identity_id is not None else None
+        # The audit names the person who asked for the link as every chat change does ("slack:T1/U2").
+        who = f"{person.platform}:{person.workspace_id}/{person.user_id}" if person is not None else None
     practitioner_id = secret.pop("practitioner_id", None)
     connected = await flow.finish(core.settings, secret=secret, query=dict(query), transport=_transport(core))
     return await save_connection(
@@ -163,7 +166,7 @@ async def finish_oauth(
         practitioner_id=practitioner_id,
         extra_config={"chat_identity_id": chat_identity_id},
         reconnect=True,
-        actor=actor or (f"chat:{chat_identity_id}" if chat_identity_id is not None else f"oauth:{name}"),
+        actor=actor or who or (f"chat:{chat_identity_id}" if chat_identity_id is not None else f"oauth:{name}"),
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync.runtime.core import Core
 from sync.runtime.notifier import Notification
 from sync.services.identities import ChatPerson
+from sync.store import audit
 from sync.store.database import hold_write_lock
 from sync.store.model import CHANNEL_PREFIX, ChatIdentity, Practice, Role
 
@@ -112,6 +113,8 @@ async def remember_channel(
     conversation_id: str,
     name: str,
     ref: dict[str, Any],
+    *,
+    actor: str = "system:chat",
 ) -> RememberedChannel:
     """Store a channel or group chat the bot was added to; the first one becomes the staff channel.
 
@@ -157,7 +160,7 @@ async def remember_channel(
         practice is not None
         and ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}).get(platform) is None
     ):
-        await set_staff_channel(session, practice_id, platform, channel.id)
+        await set_staff_channel(session, practice_id, platform, channel.id, actor=actor)
     return RememberedChannel(channel, created)
 
 
@@ -179,17 +182,24 @@ async def staff_user_ids(
 
 
 async def set_staff_channel(
-    session: AsyncSession, practice_id: int, platform: str, chat_identity_id: int
+    session: AsyncSession, practice_id: int, platform: str, chat_identity_id: int, *, actor: str = "system:chat"
 ) -> None:
-    """Make this channel identity the practice's staff channel on `platform`."""
+    """Make this channel identity the practice's staff channel on `platform`; audited when it changes."""
     practice = await session.get(Practice, practice_id)
     if practice is None:
         return
     current = dict(practice.settings or {})
     channels = dict(current.get(STAFF_CHANNEL_KEY) or {})
+    before = channels.get(platform)
+    if before == chat_identity_id:
+        return
     channels[platform] = chat_identity_id
     current[STAFF_CHANNEL_KEY] = channels
     practice.settings = current
+    # Where conflict cards and alarms go is a setting that matters: audited like the others.
+    await audit.record(session, actor=actor, action="practice.staff_channel", practice_id=practice_id,
+                       before={"platform": platform, "chat_identity_id": before},
+                       after={"platform": platform, "chat_identity_id": chat_identity_id})
 
 
 # --- the same, each in a transaction of its own: what chat front ends call -------------------------
@@ -223,8 +233,10 @@ async def remember_install(
     async with core.store.session() as session:
         new = await store_conversation_ref(session, chat_identity_id, ref, lock=True)
         if channel is not None:
+            person = await session.get(ChatIdentity, chat_identity_id)
+            who = f"{person.platform}:{person.workspace_id}/{person.user_id}" if person else "system:chat"
             stored = await remember_channel(session, practice_id, platform, channel.workspace_id,
-                                            channel.conversation_id, channel.name, channel.ref)
+                                            channel.conversation_id, channel.name, channel.ref, actor=who)
             new = stored.created
         return new
 

@@ -120,5 +120,9 @@ async def test_an_expired_google_sign_in_is_told_once_and_its_recovery_once(
         [alarm] = (await s.scalars(select(Alarm))).all()
         assert (alarm.kind, alarm.notice_status, alarm.recovery_status) == ("auth_expired", "sent", "sent")
         assert alarm.open_key is None and alarm.cleared_at is not None
-        actions = (await s.scalars(select(AuditEntry.action).order_by(AuditEntry.seq))).all()
-    assert {"connection.auth_expired", "alarm.opened", "alarm.cleared", "connection.reconnect"} <= set(actions)
+        entries = (await s.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all()
+    actions = [e.action for e in entries]
+    assert {"connection.auth_expired", "alarm.opened", "alarm.cleared"} <= set(actions)
+    # Both sign-ins are audited as the Slack person who asked for the link.
+    signed_in = [(e.action, e.actor) for e in entries if e.action in ("connection.add", "connection.reconnect")]
+    assert signed_in == [("connection.add", "slack:T1/UP"), ("connection.reconnect", "slack:T1/UP")]

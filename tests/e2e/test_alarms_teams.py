@@ -24,10 +24,10 @@ from sync.boot import open_core
 from sync.notify.alarms import AlarmWorker
 from sync.runtime.core import Core
 from sync.store.migrate import upgrade
-from sync.store.model import Alarm, Connection
+from sync.store.model import Alarm, AuditEntry, Connection
 from tests.adapters.google.conftest import PRIMARY
 from tests.adapters.google.fakes.google import GoogleFake
-from tests.bot.teams.conftest import BOT_MRI, activity, teams_settings
+from tests.bot.teams.conftest import BOT_MRI, TENANT, activity, teams_settings
 from tests.conftest import drop_schema
 from tests.e2e.conftest import NOW, TZ
 from tests.fakes.bot_connector import FakeBotConnector
@@ -163,3 +163,6 @@ async def test_an_expired_google_sign_in_brings_one_reconnect_card_to_the_teams_
         assert again.id == conn.id and again.status == "active"
         [alarm] = (await s.scalars(select(Alarm))).all()
         assert (alarm.notice_status, alarm.recovery_status) == ("sent", "sent")
+        [channel] = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "practice.staff_channel"))).all()
+        assert channel.actor == f"teams:{TENANT}/29:user-1" and channel.before == {"platform": "teams",
+                                                                                   "chat_identity_id": None}
