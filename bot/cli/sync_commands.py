@@ -36,7 +36,8 @@ def connection() -> None:
 
 
 async def _add(core: Core, provider: str, url: str, username: str | None, password_env: str | None,
-               practitioner: str | None, practice_name: str | None, as_json: bool) -> None:
+               practitioner: str | None, practice_name: str | None, as_json: bool,
+               options: dict[str, str] | None = None) -> None:
     from sync.services.connections import ConnectionError_, add_connection
     from sync.services.practices import PracticeError
 
@@ -47,7 +48,8 @@ async def _add(core: Core, provider: str, url: str, username: str | None, passwo
             fail(f"environment variable {password_env} is not set (it should hold the password)")
     try:
         added = await add_connection(core, provider, url, username=username, password=password,
-                                     practitioner=practitioner, practice=practice_name, actor=cli_actor())
+                                     practitioner=practitioner, practice=practice_name, options=options,
+                                     actor=cli_actor())
     except (ConnectionError_, PracticeError) as exc:
         fail(str(exc))
         return
@@ -138,7 +140,8 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
         if not target:
             fail(f"{integration.name} needs --url")
             return
-        await _add(core, integration_name, target, username, password_env, practitioner, practice_name, as_json)
+        await _add(core, integration_name, target, username, password_env, practitioner, practice_name, as_json,
+                   given)
 
 
 async def _start_sign_in(core: Core, integration: Integration, practice_name: str | None,

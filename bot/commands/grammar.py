@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.commands.errors import ParseError
-from bot.commands.settings_grammar import SetCalendarLook, SetOptOut, SetWindow, parse_calendar, parse_opt, parse_window
+from bot.commands.settings_grammar import (
+    SetCalendarLook,
+    SetFeedPattern,
+    SetOptOut,
+    SetWindow,
+    parse_calendar,
+    parse_opt,
+    parse_pattern,
+    parse_window,
+)
 from bot.commands.when import DayRef, WhenSpec, parse_day, parse_when
 from sync.services.appointments import InvalidAppointmentInput, parse_ref
 
@@ -195,6 +204,7 @@ Command = (
     | SetOptOut
     | SetCalendarLook
     | SetWindow
+    | SetFeedPattern
 )
 
 
@@ -492,6 +502,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "window outlook 30 180",
         "admin",
         parse_window,
+    ),
+    CommandSpec(
+        "pattern",
+        "pattern <feed> auto|service-client|client-service|title",
+        "how a booking feed's titles name client and service (\"Physio - Jane Roe\", \"Jane Roe (Physio)\")",
+        "pattern jane client-service",
+        "admin",
+        parse_pattern,
     ),
 )
 _DAY_WORDS = (

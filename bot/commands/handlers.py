@@ -44,7 +44,7 @@ from bot.commands.grammar import (
     ShowWhoami,
 )
 from bot.commands.identity import Actor
-from bot.commands.settings_grammar import SetCalendarLook, SetOptOut, SetWindow
+from bot.commands.settings_grammar import SetCalendarLook, SetFeedPattern, SetOptOut, SetWindow
 from bot.views import Error, View
 from sync.contract import ProviderError
 from sync.runtime.core import Core
@@ -112,6 +112,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await settings.calendar_look(core, actor, command)
         case SetWindow():
             return await settings.window(core, actor, command)
+        case SetFeedPattern():
+            return await settings.feed_pattern(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from bot.commands.access import require_admin
 from bot.commands.identity import Actor
-from bot.commands.settings_grammar import SetCalendarLook, SetOptOut, SetWindow
+from bot.commands.settings_grammar import SetCalendarLook, SetFeedPattern, SetOptOut, SetWindow
 from bot.views import Notice, View
 from sync.runtime.core import Core
 from sync.services import settings
 
-__all__ = ["calendar_look", "opt_out", "window"]
+__all__ = ["calendar_look", "feed_pattern", "opt_out", "window"]
 
 
 async def opt_out(core: Core, actor: Actor, cmd: SetOptOut) -> View:
@@ -49,3 +49,13 @@ async def window(core: Core, actor: Actor, cmd: SetWindow) -> View:
     if not done.changed:
         return Notice(f"{done.label} already syncs {span}; nothing changed.")
     return Notice(f"{done.label} now syncs {span}; its next sync reads it in full.", title="Sync window")
+
+
+async def feed_pattern(core: Core, actor: Actor, cmd: SetFeedPattern) -> View:
+    require_admin(actor, "change how a feed is read")
+    done = await settings.set_option(core, actor.practice_id, cmd.connection, "summary_pattern", cmd.pattern,
+                                     actor=actor.audit_name)
+    if not done.changed:
+        return Notice(f"{done.label} is already read with the {done.value} pattern; nothing changed.")
+    return Notice(f"{done.label} is now read with the {done.value} pattern; its next sync reads it again.",
+                  title="Feed pattern")

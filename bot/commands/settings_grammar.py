@@ -4,6 +4,7 @@ Declared here and listed in bot.commands.grammar's GRAMMAR, so help shows them:
 - `opt out @dr-lee`, `opt in @dr-lee`
 - `calendar <calendar> projection busy|initials|full`, `calendar <calendar> free on|off`
 - `window <connection> <days back> <days ahead>`
+- `pattern <feed> auto|service-client|client-service|title` (how a booking feed's titles name client and service)
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from dataclasses import dataclass
 
 from bot.commands.errors import ParseError
 
-__all__ = ["SetCalendarLook", "SetOptOut", "SetWindow", "parse_calendar", "parse_opt", "parse_window"]
+__all__ = [
+    "SetCalendarLook",
+    "SetFeedPattern",
+    "SetOptOut",
+    "SetWindow",
+    "parse_calendar",
+    "parse_opt",
+    "parse_pattern",
+    "parse_window",
+]
 
 PROJECTION_WORDS = ("busy", "initials", "full")
 _ON_OFF = {"on": True, "yes": True, "off": False, "no": False}
@@ -78,3 +88,25 @@ def parse_window(args: list[str], rest: str) -> SetWindow:
     if not (back.isascii() and back.isdigit() and ahead.isascii() and ahead.isdigit()) or len(back + ahead) > 10:
         raise ParseError("the window is two whole numbers of days: back, then ahead", example)
     return SetWindow(" ".join(args[:-2]), int(back), int(ahead))
+
+
+@dataclass(frozen=True, slots=True)
+class SetFeedPattern:
+    """How a booking feed's event titles name client and service (the feed's summary_pattern option)."""
+
+    connection: str
+    pattern: str
+
+
+#: The choices of the ICS integration's summary_pattern option (checked again by the service).
+PATTERN_WORDS = ("auto", "service-client", "client-service", "title")
+
+
+def parse_pattern(args: list[str], rest: str) -> SetFeedPattern:
+    example = "pattern jane client-service"
+    if len(args) < 2:
+        raise ParseError("say `pattern <feed> auto|service-client|client-service|title`", example)
+    value = args[-1].lower()
+    if value not in PATTERN_WORDS:
+        raise ParseError(f"{args[-1]!r} is not a pattern; say {', '.join(PATTERN_WORDS)}", example)
+    return SetFeedPattern(" ".join(args[:-1]), value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ __all__ = [
     "add_connection",
     "add_practice_wide",
     "calendar_rows",
+    "checked_options",
     "map_identities",
     "refresh_connection",
     "remove_connection",
@@ -82,7 +83,8 @@ async def _practitioner(core: Core, practice_id: int, ref: str | None) -> int | 
 
 async def add_connection(
     core: Core, provider: str, url: str, *, username: str | None = None, password: str | None = None,
-    practitioner: str | None = None, practice: str | None = None, actor: str,
+    practitioner: str | None = None, practice: str | None = None, options: Mapping[str, str] | None = None,
+    actor: str,
 ) -> AddedConnection:
     """Discover the account's calendars and store the connection with them (nothing is written remotely).
 
@@ -101,8 +103,9 @@ async def add_connection(
         chosen = await the_practice(s, practice)
     practitioner_id = await _practitioner(core, chosen.id, practitioner)
     credentials = {"username": username, "password": password} if username or password else None
+    config = {"url": url, **checked_options(provider, options or {})}
     info = ConnectionInfo(provider=provider, account=f"{username}@{host}" if username else host,
-                          config={"url": url}, credentials=credentials,
+                          config=config, credentials=credentials,
                           transport=core.services.http_transport)
     try:
         integration = registry.get(provider)
@@ -116,6 +119,23 @@ async def add_connection(
         practice_id=chosen.id, practitioner_id=practitioner_id, actor=actor,
     )
     return AddedConnection(saved.connection_id, saved.calendars)
+
+
+def checked_options(provider: str, options: Mapping[str, str]) -> dict[str, str]:
+    """The connect options given, each one the integration declares and with an allowed value."""
+    try:
+        declared = {o.name: o for o in registry.get(provider).connect.options}
+    except ProviderError as exc:
+        raise ConnectionError_(str(exc)) from None
+    checked: dict[str, str] = {}
+    for name, value in options.items():
+        option = declared.get(name)
+        if option is None:
+            raise ConnectionError_(f"{provider} has no option {name.replace('_', '-')}")
+        if option.choices and value not in option.choices:
+            raise ConnectionError_(f"{name.replace('_', '-')} must be one of {', '.join(option.choices)}")
+        checked[name] = value
+    return checked
 
 
 async def add_practice_wide(

@@ -4,7 +4,10 @@
 - a calendar's privacy projection and "show as free": the copies already on that calendar are
   written again through the outbox, so a calendar switched to `busy` stops showing initials;
 - a connection's sync window (days back and ahead): its calendars are read in full once, so what
-  a wider window newly covers arrives.
+  a wider window newly covers arrives;
+- a connection's options its integration declares (an ICS feed's summary pattern, Google's
+  send_updates): kept in its config, and its calendars read in full once, so bookings already
+  imported are read again the new way.
 A change to the value already set changes nothing and writes no audit row.
 """
 
@@ -17,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.contract import ProviderError
 from sync.engine.mirror_ops import enqueue, op_row
 from sync.engine.projection import PROJECTIONS
 from sync.integrations import registry
@@ -31,12 +35,14 @@ __all__ = [
     "MAX_DAYS_BACK",
     "CalendarSettings",
     "OptOut",
+    "OptionSettings",
     "SettingError",
     "WindowSettings",
     "calendar_settings",
     "find_calendar",
     "find_connection",
     "set_opt_out",
+    "set_option",
     "set_window",
 ]
 
@@ -206,3 +212,44 @@ async def set_window(
         return WindowSettings(conn.id, f"{conn.provider} {conn.account}".strip(), conn.window_days_back,
                               conn.window_days_ahead, after != before)
 
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSettings:
+    connection_id: int
+    label: str
+    name: str
+    value: str
+    changed: bool
+
+
+async def set_option(
+    core: Core, practice_id: int | None, ref: str | int, name: str, value: str, *, actor: str,
+) -> OptionSettings:
+    """Set one of the options a connection's integration declares; audited as connection.option."""
+    async with core.store.session() as s:
+        if isinstance(ref, int):
+            conn = await s.get(Connection, ref)
+            if conn is None:
+                raise NotFound(f"there is no connection {ref}; `clinicbot connection list` shows them")
+        else:
+            assert practice_id is not None
+            conn = await find_connection(s, practice_id, ref)
+        try:
+            declared = {o.name: o for o in registry.get(conn.provider).connect.options}
+        except ProviderError as exc:
+            raise SettingError(str(exc)) from None
+        option = declared.get(name)
+        if option is None:
+            names = ", ".join(n.replace("_", "-") for n in declared) or "none"
+            raise SettingError(f"a {conn.provider} connection has no option {name.replace('_', '-')!r} "
+                               f"(it has: {names})")
+        if option.choices and value not in option.choices:
+            raise SettingError(f"{name.replace('_', '-')} must be one of {', '.join(option.choices)}")
+        before = (conn.config or {}).get(name, option.default)
+        if before != value:
+            conn.config = {**(conn.config or {}), name: value}  # a new dict, so the JSON column is written
+            await s.execute(update(Calendar).where(Calendar.connection_id == conn.id).values(cursor=None))
+            await audit.record(s, actor=actor, action="connection.option", practice_id=conn.practice_id,
+                               before={name: before}, after={name: value}, details={"connection_id": conn.id})
+        return OptionSettings(conn.id, f"{conn.provider} {conn.account}".strip(), name, value, before != value)

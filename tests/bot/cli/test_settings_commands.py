@@ -64,6 +64,8 @@ def test_opt_out_show_as_free_and_window_from_the_cli(cli: click.Group) -> None:
     assert sorted(i.event.start for i in outlook.items.values()) == [soon, far]
     bad = CliRunner().invoke(cli, ["connection", "set", conn, "--days-back", "-1"])
     assert bad.exit_code == 1 and "days back must be 0 to 3650" in bad.output
+    not_a_feed = CliRunner().invoke(cli, ["connection", "set", conn, "--summary-pattern", "title"])
+    assert not_a_feed.exit_code == 1 and "has no option 'summary-pattern'" in not_a_feed.output
     nothing = CliRunner().invoke(cli, ["connection", "set", conn])
     assert nothing.exit_code == 1 and "--days-back" in nothing.output
 
