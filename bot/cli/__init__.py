@@ -96,6 +96,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.demo", ["demo"]),
     ("bot.cli.staff_commands", ["staff"]),
     ("bot.cli.settings_commands", ["practitioner", "connection"]),
+    ("bot.cli.location_commands", ["location"]),
 ]
 
 

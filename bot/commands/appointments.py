@@ -43,6 +43,7 @@ from sync.services.identities import (
     find_practitioner_of,
     practitioner_named,
 )
+from sync.services.locations import find_location
 from sync.services.practices import practitioner_choices
 from sync.store.model import Appointment, Practice, Practitioner
 
@@ -111,6 +112,9 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
             mine = await session.get(Practitioner, actor.practitioner_id)
             practitioner = PractitionerRef(mine.id, mine.name) if mine is not None else None
         rows = await svc.list_day(session, actor.practice_id, day, tz, practitioner.id if practitioner else None)
+        place = await find_location(session, actor.practice_id, cmd.location) if cmd.location else None
+        if place is not None:
+            rows = [a for a in rows if a.location_id == place.id]
         names = await practitioner_names(session, {a.practitioner_id for a in rows if a.practitioner_id})
         read_only = await read_only_calendars(session, {a.source_calendar_id for a in rows})
         items = tuple(agenda_item(actor, a, tz, names, read_only=a.source_calendar_id in read_only) for a in rows)
@@ -118,13 +122,15 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
     title = f"{rel}, {day_label(day)}" if rel else day_label(day)
     if practitioner is not None:
         title += f" · {practitioner.name}"
+    if place is not None:
+        title += f" · at {place.name}"
     return Agenda(
         title=title,
         day=day,
         timezone=tz,
         items=items,
         practitioner=practitioner.name if practitioner else None,
-        empty_text=f"No appointments on {day_label(day)}.",
+        empty_text=f"No appointments on {day_label(day)}{f' at {place.name}' if place else ''}.",
     )
 
 

@@ -44,7 +44,15 @@ from bot.commands.grammar import (
     ShowWhoami,
 )
 from bot.commands.identity import Actor
-from bot.commands.settings_grammar import SetCalendarLook, SetFeedPattern, SetOptOut, SetWindow
+from bot.commands.settings_grammar import (
+    AddLocation,
+    FindSlots,
+    SetCalendarLook,
+    SetFeedPattern,
+    SetOptOut,
+    SetWindow,
+    ShowLocations,
+)
 from bot.views import Error, View
 from sync.contract import ProviderError
 from sync.runtime.core import Core
@@ -114,6 +122,12 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await settings.window(core, actor, command)
         case SetFeedPattern():
             return await settings.feed_pattern(core, actor, command)
+        case ShowLocations():
+            return await settings.show_locations(core, actor, command)
+        case AddLocation():
+            return await settings.add_location(core, actor, command)
+        case FindSlots():
+            return await settings.find_slots(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

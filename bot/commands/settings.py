@@ -3,14 +3,24 @@ by the service it calls (sync.services.settings)."""
 
 from __future__ import annotations
 
-from bot.commands.access import require_admin
+from zoneinfo import ZoneInfo
+
+from bot.commands.access import require_admin, require_staff
 from bot.commands.identity import Actor
-from bot.commands.settings_grammar import SetCalendarLook, SetFeedPattern, SetOptOut, SetWindow
+from bot.commands.settings_grammar import (
+    AddLocation,
+    FindSlots,
+    SetCalendarLook,
+    SetFeedPattern,
+    SetOptOut,
+    SetWindow,
+    ShowLocations,
+)
 from bot.views import Notice, View
 from sync.runtime.core import Core
-from sync.services import settings
+from sync.services import locations, settings, slots
 
-__all__ = ["calendar_look", "feed_pattern", "opt_out", "window"]
+__all__ = ["add_location", "calendar_look", "feed_pattern", "find_slots", "opt_out", "show_locations", "window"]
 
 
 async def opt_out(core: Core, actor: Actor, cmd: SetOptOut) -> View:
@@ -59,3 +69,35 @@ async def feed_pattern(core: Core, actor: Actor, cmd: SetFeedPattern) -> View:
         return Notice(f"{done.label} is already read with the {done.value} pattern; nothing changed.")
     return Notice(f"{done.label} is now read with the {done.value} pattern; its next sync reads it again.",
                   title="Feed pattern")
+
+
+async def show_locations(core: Core, actor: Actor, cmd: ShowLocations) -> View:
+    require_staff(actor, "see the locations")
+    rows = await locations.list_locations(core, actor.practice_id)
+    if not rows:
+        return Notice("No locations yet; an admin adds one with `location add Northside`.", title="Locations")
+    lines = [r.name + (f" ({r.address})" if r.address else "") + (f", also {', '.join(r.refs)}" if r.refs else "")
+             for r in rows]
+    return Notice("\n".join(lines), title="Locations")
+
+
+async def add_location(core: Core, actor: Actor, cmd: AddLocation) -> View:
+    require_admin(actor, "add locations")
+    row = await locations.add_location(core, actor.practice_id, cmd.name, actor=actor.audit_name)
+    return Notice(f"{row.name} is a location: bookings whose platform names it are placed there, and "
+                  f"`today at {row.name}` shows its appointments.", title="Location added")
+
+
+async def find_slots(core: Core, actor: Actor, cmd: FindSlots) -> View:
+    require_staff(actor, "search free slots")
+    day = cmd.day.resolve(await slots.practice_today(core, actor.practice_id))
+    found = await slots.find_slots(core, actor.practice_id, day, part=cmd.part, service=cmd.service,
+                                   practitioner=cmd.practitioner, location=cmd.location)
+    zone = ZoneInfo(found.timezone)
+    what = " ".join(filter(None, (cmd.service, f"({found.minutes} min)")))
+    title = f"Free {cmd.part or 'slots'} on {day:%a %-d %b}" + (f" at {found.location}" if found.location else "")
+    lines = [f"{p.name}: " + ", ".join(f"{t.astimezone(zone):%H:%M}" for t in p.starts) for p in found.found]
+    if not lines:
+        lines = ["No free slot then; try another day or part of the day."]
+    text = "\n".join([f"For {what}:", *lines, *(f"({n})" for n in found.notes)])
+    return Notice(text, title=title)

@@ -12,15 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.commands.errors import ParseError
+from bot.commands.when import DayRef, parse_day
 
 __all__ = [
+    "AddLocation",
+    "FindSlots",
     "SetCalendarLook",
     "SetFeedPattern",
     "SetOptOut",
     "SetWindow",
+    "ShowLocations",
     "parse_calendar",
+    "parse_location",
+    "parse_locations",
     "parse_opt",
     "parse_pattern",
+    "parse_slots",
     "parse_window",
 ]
 
@@ -110,3 +117,70 @@ def parse_pattern(args: list[str], rest: str) -> SetFeedPattern:
     if value not in PATTERN_WORDS:
         raise ParseError(f"{args[-1]!r} is not a pattern; say {', '.join(PATTERN_WORDS)}", example)
     return SetFeedPattern(" ".join(args[:-1]), value)
+
+
+@dataclass(frozen=True, slots=True)
+class ShowLocations:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AddLocation:
+    name: str
+
+
+def parse_locations(args: list[str], rest: str) -> ShowLocations:
+    if args:
+        raise ParseError(f"unexpected {' '.join(args)!r}", "locations")
+    return ShowLocations()
+
+
+def parse_location(args: list[str], rest: str) -> AddLocation:
+    example = "location add Northside"
+    if len(args) < 2 or args[0].lower() != "add":
+        raise ParseError("say `location add <name>`; `locations` lists them", example)
+    name = " ".join(args[1:])
+    if len(name) > 200:
+        raise ParseError("a location's name has at most 200 characters", example)
+    return AddLocation(name)
+
+
+@dataclass(frozen=True, slots=True)
+class FindSlots:
+    """`slots Tue afternoon reiki @dr-lee at Northside`: free times across practitioners and locations."""
+
+    day: DayRef
+    part: str | None = None
+    service: str | None = None
+    practitioner: str | None = None
+    location: str | None = None
+
+
+DAY_PARTS = ("morning", "afternoon", "evening")
+
+
+def parse_slots(args: list[str], rest: str) -> FindSlots:
+    example = "slots tue afternoon reiki at Northside"
+    if not args:
+        raise ParseError("which day? say `slots <day> [morning|afternoon|evening] [service] [at <location>]`",
+                         example)
+    lowered = [a.lower() for a in args]
+    place = None
+    if "at" in lowered:
+        cut = lowered.index("at")
+        place = " ".join(args[cut + 1:])
+        if not place:
+            raise ParseError("at which location? `locations` lists them", example)
+        args = args[:cut]
+    who = [a for a in args if a.startswith("@")]
+    if len(who) > 1 or any(w.startswith("@!") or len(w) < 2 for w in who):
+        raise ParseError("name one practitioner by their handle, e.g. @dr-lee", example)
+    words = [a for a in args if not a.startswith("@")]
+    if not words:
+        raise ParseError("which day?", example)
+    day = parse_day(words[0], example=example)
+    part = words[1].lower() if len(words) > 1 and words[1].lower() in DAY_PARTS else None
+    service = " ".join(words[2 if part else 1:]) or None
+    if service is not None and len(service) > 100:
+        raise ParseError("name the service in a few words", example)
+    return FindSlots(day, part, service, who[0][1:] if who else None, place)

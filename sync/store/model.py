@@ -114,6 +114,8 @@ class Practice(Base):
 
 
 class Location(Base):
+    """A place the practice sees clients; appointments are placed at one from their platform's location."""
+
     __tablename__ = "location"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -121,6 +123,10 @@ class Location(Base):
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str | None] = mapped_column(String(64))
+    #: Other names and platform ids that mean this place (a Square location id, "Northside Clinic").
+    refs: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+
+    __table_args__ = (UniqueConstraint("practice_id", "name", name="uq_location_name"),)
 
 
 class Practitioner(Base):

@@ -1,4 +1,4 @@
-"""alarms pushed to chat (one open incident per subject), settings and locations
+"""alarms pushed to chat (one open incident per subject), and locations with their other names
 
 Revision ID: 0013_settings_locations
 Revises: 0009_graph_identities
@@ -38,9 +38,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("alarm", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_alarm_practice_id"), ["practice_id"], unique=False)
+    # Locations were never written before this revision: a unique name per practice is safe to add.
+    with op.batch_alter_table("location", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("refs", sa.JSON(), server_default="[]", nullable=False))
+        batch_op.create_unique_constraint("uq_location_name", ["practice_id", "name"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("location", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_location_name", type_="unique")
+        batch_op.drop_column("refs")
     with op.batch_alter_table("alarm", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alarm_practice_id"))
     op.drop_table("alarm")
