@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from adapters.kit.http import default_ssl_context
+from bot.alarm_alerts import setup_alarm_alerts
 from bot.conflict_alerts import setup_conflict_alerts
 from bot.http.oauth import setup_oauth
 from bot.http.webhooks import setup_webhooks
@@ -50,6 +51,7 @@ def _components() -> list[tuple[str, Component]]:
         ("slack", setup_slack), ("conflict_alerts", setup_conflict_alerts),
     ]
     comps.append(("scheduler", setup_scheduler))
+    comps.append(("alarms", setup_alarm_alerts))
     return comps
 
 

@@ -2,7 +2,9 @@
 
 Connection config: {"url": "webcal://example.org/feed.ics", "timezone": "Europe/Berlin"
 (optional: how to read floating times; else the feed's X-WR-TIMEZONE), "max_bytes": 10485760,
-"max_seconds": 30}. No credentials: a private feed's secret is part of its URL, so the URL is stored
+"max_seconds": 30, "summary_pattern": "auto" (how client and service are read from a booking's SUMMARY:
+auto, service-client, client-service or title; see adapters.ics.bookings)}. No credentials: a private
+feed's secret is part of its URL, so the URL is stored
 encrypted with the connection's credentials ({"url": ...}) when given there.
 """
 
@@ -10,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.ics.bookings import DEFAULT_PATTERN, PATTERNS
 from adapters.ics.feed import IcsFeed, parse_feed
 from adapters.ics.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, FeedFetcher, normalize_feed_url
 from sync.contract import CalendarInfo, ConnectionInfo, Refused
-from sync.contract.integration import CalendarSlot, ConnectSpec, Integration
+from sync.contract.integration import CalendarSlot, ConnectOption, ConnectSpec, Integration
 
-__all__ = ["INTEGRATION", "IcsFeed", "discover", "normalize_feed_url", "open_calendar", "parse_feed"]
+__all__ = ["INTEGRATION", "PATTERNS", "IcsFeed", "discover", "normalize_feed_url", "open_calendar", "parse_feed"]
 
 
 def _url(conn: ConnectionInfo) -> str:
@@ -58,7 +61,8 @@ async def discover(conn: ConnectionInfo, settings: Any) -> list[CalendarInfo]:
 def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, settings: Any) -> IcsFeed:
     """The feed provider; `calendar_remote_id` is the normalized feed URL discovery returned."""
     url = normalize_feed_url(calendar_remote_id)
-    return IcsFeed(url, _fetcher(conn, settings), default_tz=conn.config.get("timezone"))
+    return IcsFeed(url, _fetcher(conn, settings), default_tz=conn.config.get("timezone"),
+                   pattern=str(conn.config.get("summary_pattern") or DEFAULT_PATTERN))
 
 
 #: A read-only feed: its one calendar is a source (bookings published as ICS) unless an admin says busy.
@@ -76,6 +80,15 @@ INTEGRATION = Integration(
         ),
         primary_role="source",
         other_role="source",
+        options=(
+            ConnectOption(
+                "summary_pattern",
+                "How a booking's title names client and service: auto, service-client (\"Physio - Jane Roe\"), "
+                "client-service (\"Jane Roe (Physio)\") or title (read nothing from it).",
+                choices=PATTERNS,
+                default=DEFAULT_PATTERN,
+            ),
+        ),
     ),
     calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
 )

@@ -15,6 +15,7 @@ import json
 import logging
 from datetime import UTC
 
+from adapters.ics.bookings import DEFAULT_PATTERN, interpret, people_of
 from adapters.ics.fetch import FeedFetcher, Fetched
 from adapters.kit.ical import events_from_calendar, parse_components
 from adapters.kit.ical.contentlines import Component, located
@@ -30,20 +31,22 @@ log = logging.getLogger("clinicbot.ics")
 
 
 def parse_feed(
-    body: bytes, default_tz: str | None = None, problems: list[ReadProblem] | None = None
+    body: bytes, default_tz: str | None = None, problems: list[ReadProblem] | None = None,
+    pattern: str = DEFAULT_PATTERN,
 ) -> tuple[list[EventData], str | None, str | None]:
-    """(events, calendar name, calendar zone) of a feed.
+    """(events, calendar name, calendar zone) of a feed, with client and service read from what
+    booking systems put there (adapters.ics.bookings, SUMMARY read with `pattern`).
 
     Events that cannot be read are left out and added to `problems` (see `parse_events`). A feed
     that is not iCalendar as a whole, or whose events all fail, raises BadPayload naming the line,
     so the caller keeps its last good data.
     """
     found: list[ReadProblem] = []
-    events, name, zone = _parse(parse_components(body), default_tz, found)
+    events, name, zone = _parse(parse_components(body), default_tz, found, pattern)
     if any(p.line == 0 for p in found):
         # The fast pass keeps no line numbers: read again line by line so each problem names its line.
         found = []
-        events, name, zone = _parse(located(body, tolerant=True), default_tz, found)
+        events, name, zone = _parse(located(body, tolerant=True), default_tz, found, pattern)
     skipped = [p for p in found if p.kind == "skipped"]
     if skipped and not events:
         first = skipped[0]
@@ -54,7 +57,7 @@ def parse_feed(
 
 
 def _parse(
-    calendars: list[Component], default_tz: str | None, problems: list[ReadProblem]
+    calendars: list[Component], default_tz: str | None, problems: list[ReadProblem], pattern: str,
 ) -> tuple[list[EventData], str | None, str | None]:
     name = zone = None
     events: list[EventData] = []
@@ -64,7 +67,9 @@ def _parse(
         name = name or (name_prop.value.strip() if name_prop else None)
         found = iana_zone(zone_prop.value) if zone_prop else None
         zone = zone or (found.key if found else None)
-        events.extend(events_from_calendar(calendar, default_tz=default_tz or zone, problems=problems))
+        people = people_of(calendar)
+        events.extend(interpret(e, people.get(e.uid), pattern)
+                      for e in events_from_calendar(calendar, default_tz=default_tz or zone, problems=problems))
     return events, name, zone
 
 
@@ -74,8 +79,9 @@ OFFLOAD_BYTES = 256 * 1024
 PARSE_SECONDS = 60.0
 
 
-def _items(body: bytes, default_tz: str | None, problems: list[ReadProblem] | None) -> list[RemoteItem]:
-    events, _, _ = parse_feed(body, default_tz, problems)
+def _items(body: bytes, default_tz: str | None, problems: list[ReadProblem] | None,
+           pattern: str = DEFAULT_PATTERN) -> list[RemoteItem]:
+    events, _, _ = parse_feed(body, default_tz, problems, pattern)
     items: dict[str, RemoteItem] = {}
     for event in events:
         remote_id = _item_id(event)
@@ -94,8 +100,10 @@ def _item_id(event: EventData) -> str:
 class IcsFeed:
     """CalendarProvider over one feed URL; read-only."""
 
-    def __init__(self, url: str, fetcher: FeedFetcher, *, default_tz: str | None = None) -> None:
+    def __init__(self, url: str, fetcher: FeedFetcher, *, default_tz: str | None = None,
+                 pattern: str = DEFAULT_PATTERN) -> None:
         self.name = "ics"
+        self.pattern = pattern
         self.capabilities = CalendarCapabilities(read_only=True, push=False, free_busy=False, delta=False, series=True)
         self.url = url
         self._fetcher = fetcher
@@ -107,9 +115,10 @@ class IcsFeed:
         assert fetched.body is not None
         body, default_tz = fetched.body, self._default_tz
         if len(body) < OFFLOAD_BYTES:
-            return _items(body, default_tz, problems)
+            return _items(body, default_tz, problems, self.pattern)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(_items, body, default_tz, problems), PARSE_SECONDS)
+            return await asyncio.wait_for(asyncio.to_thread(_items, body, default_tz, problems, self.pattern),
+                                          PARSE_SECONDS)
         except TimeoutError:
             raise BadPayload(f"ics: reading the feed took longer than {PARSE_SECONDS:.0f} s; refused") from None
 

@@ -93,6 +93,8 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.demo", ["demo"]),
     ("bot.cli.staff_commands", ["staff"]),
     ("bot.cli.mirror_commands", ["practice"]),
+    ("bot.cli.settings_commands", ["practitioner", "connection"]),
+    ("bot.cli.location_commands", ["location"]),
 ]
 
 

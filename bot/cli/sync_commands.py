@@ -36,8 +36,10 @@ from sync.services.connections import (
     calendar_rows,
     set_calendar,
 )
-from sync.services.practices import PracticeError, default_practice, find_practitioner, practice_by_name
+from sync.services.errors import ServiceError
+from sync.services.practices import PracticeError, default_practice, find_practitioner, the_practice
 from sync.services.removals import remove_connection
+from sync.services.settings import calendar_settings
 from sync.services.staff import identities_of
 from sync.services.status import backfill_progress, connection_status, webhook_health
 from sync.store.model import Practitioner
@@ -55,7 +57,8 @@ def connection() -> None:
 
 
 async def _add(core: Core, provider: str, url: str, username: str | None, password_env: str | None,
-               practitioner: str | None, as_json: bool) -> None:
+               practitioner: str | None, practice_name: str | None, as_json: bool,
+               options: dict[str, str] | None = None) -> None:
     password = None
     if password_env:
         password = os.environ.get(password_env)
@@ -63,8 +66,9 @@ async def _add(core: Core, provider: str, url: str, username: str | None, passwo
             fail(f"environment variable {password_env} is not set (it should hold the password)")
     try:
         added = await add_connection(core, provider, url, username=username, password=password,
-                                     practitioner=practitioner, actor=cli_actor())
-    except ConnectionError_ as exc:
+                                     practitioner=practitioner, practice=practice_name, options=options,
+                                     actor=cli_actor())
+    except (ConnectionError_, PracticeError) as exc:
         fail(str(exc))
         return
     if as_json:
@@ -98,7 +102,8 @@ def _with_connect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--password-env", default=None, metavar="VAR",
               help="Name of the environment variable holding the password (iCloud: an app-specific "
                    "password from appleid.apple.com > Sign-In and Security > App-Specific Passwords).")
-@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@click.option("--practice", "practice_name", default=None,
+              help="Practice name (needed when there are several; with one, that one).")
 @click.option("--practitioner", default=None, help="Practitioner handle, name or id the calendars belong to.")
 @click.option("--application", is_flag=True, help="Practice-wide connection after an admin's consent (with --tenant).")
 @click.option("--tenant", default=None, help="The tenant id the admin consented for (with --application).")
@@ -152,7 +157,8 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
         if not target:
             fail(f"{integration.name} needs --url")
             return
-        await _add(core, integration_name, target, username, password_env, practitioner, as_json)
+        await _add(core, integration_name, target, username, password_env, practitioner, practice_name, as_json,
+                   given)
 
 
 async def _start_sign_in(core: Core, integration: Integration, practice_name: str | None,
@@ -160,7 +166,7 @@ async def _start_sign_in(core: Core, integration: Integration, practice_name: st
     defaults = {o.name: o.default for o in integration.connect.options if o.default is not None}
     try:
         async with core.store.session() as session:
-            practice = await practice_by_name(session, practice_name)
+            practice = await the_practice(session, practice_name)
             practitioner_id, login_hint = None, None
             if practitioner_ref:
                 found = await find_practitioner(session, practice.id, practitioner_ref)
@@ -237,11 +243,12 @@ async def connection_refresh(core: Core, connection_id: int, as_json: bool) -> N
 @with_core
 async def connection_list(core: Core, as_json: bool) -> None:
     """List connections with their health."""
-    rows = [{"id": s.connection_id, "provider": s.provider, "account": s.account, "status": s.status,
-             "sync_enabled": s.sync_enabled, "last_success_at": s.last_success_at, "last_error": s.last_error}
+    rows = [{"id": s.connection_id, "practice": s.practice_id, "provider": s.provider, "account": s.account,
+             "status": s.status, "sync_enabled": s.sync_enabled, "last_success_at": s.last_success_at,
+             "last_error": s.last_error}
             for s in await connection_status(core)]
-    emit(rows, ["id", "provider", "account", "status", "sync_enabled", "last_success_at", "last_error"], as_json,
-         title="Connections")
+    emit(rows, ["id", "practice", "provider", "account", "status", "sync_enabled", "last_success_at", "last_error"],
+         as_json, title="Connections")
 
 
 @connection.command("remove")
@@ -282,19 +289,28 @@ async def calendar_list(core: Core, as_json: bool) -> None:
 @calendar.command("set")
 @click.argument("calendar_id", type=int)
 @click.option("--role", type=click.Choice(["source", "mirror", "busy"]), default=None)
-@click.option("--projection", type=click.Choice(["busy", "initials", "full"]), default=None)
+@click.option("--projection", type=click.Choice(["busy", "initials", "full"]), default=None,
+              help="How copies look; the copies already there are rewritten.")
+@click.option("--show-as-free", "show_as_free", type=click.Choice(["on", "off"]), default=None,
+              help="Copies show as free (on) or busy (off); the copies already there are rewritten.")
 @click.option("--sync", "sync_switch", type=click.Choice(["on", "off"]), default=None)
 @click.option("--practitioner", default=None, help="Practitioner handle, name or id.")
 @json_option
 @with_core
 async def calendar_set(core: Core, calendar_id: int, role: str | None, projection: str | None,
-                       sync_switch: str | None, practitioner: str | None, as_json: bool) -> None:
-    """Change a calendar's role, privacy projection, sync switch or practitioner."""
+                       show_as_free: str | None, sync_switch: str | None, practitioner: str | None,
+                       as_json: bool) -> None:
+    """Change a calendar's role, privacy projection, show-as-free, sync switch or practitioner."""
     try:
-        row = await set_calendar(core, calendar_id, role=role, projection=projection,
+        row = await set_calendar(core, calendar_id, role=role,
                                  sync_enabled=None if sync_switch is None else sync_switch == "on",
                                  practitioner=practitioner, actor=cli_actor())
-    except ConnectionError_ as exc:
+        if projection is not None or show_as_free is not None:
+            await calendar_settings(core, None, calendar_id, projection=projection,
+                                    show_as_free=None if show_as_free is None else show_as_free == "on",
+                                    actor=cli_actor())
+            row = {**row, "projection": projection or row["projection"]}
+    except (ConnectionError_, ServiceError) as exc:
         fail(str(exc))
         return
     emit(row, CAL_COLUMNS, as_json)

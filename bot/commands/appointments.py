@@ -81,7 +81,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         day = await views.load_agenda(
             core, actor.practice_id, actor.platform, day=cmd.day.resolve,
             who=_person(cmd.practitioner) if cmd.practitioner is not None else None,
-            practitioner_id=None if actor.is_staff else actor.practitioner_id,
+            practitioner_id=None if actor.is_staff else actor.practitioner_id, location=cmd.location,
         )
     except NotLinked as exc:
         raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
@@ -95,15 +95,18 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
     items = tuple(agenda_item(actor, a, day.timezone) for a in day.appointments)
     rel = {0: "Today", 1: "Tomorrow", -1: "Yesterday"}.get((day.day - day.today).days)
     title = f"{rel}, {day_label(day.day)}" if rel else day_label(day.day)
+    place = day.location
     if practitioner is not None:
         title += f" · {practitioner.name}"
+    if place is not None:
+        title += f" · at {place.name}"
     return Agenda(
         title=title,
         day=day.day,
         timezone=day.timezone,
         items=items,
         practitioner=practitioner.name if practitioner else None,
-        empty_text=f"No appointments on {day_label(day.day)}.",
+        empty_text=f"No appointments on {day_label(day.day)}{f' at {place.name}' if place else ''}.",
     )
 
 

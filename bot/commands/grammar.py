@@ -16,6 +16,22 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.commands.errors import ParseError
+from bot.commands.settings_grammar import (
+    AddLocation,
+    FindSlots,
+    SetCalendarLook,
+    SetFeedPattern,
+    SetOptOut,
+    SetWindow,
+    ShowLocations,
+    parse_calendar,
+    parse_location,
+    parse_locations,
+    parse_opt,
+    parse_pattern,
+    parse_slots,
+    parse_window,
+)
 from bot.commands.when import DayRef, WhenSpec, parse_day, parse_when
 from sync.integrations import registry
 from sync.notify.reminders import RemindError, parse_reminder_command
@@ -99,6 +115,8 @@ class ShowAgenda:
     day: DayRef
     day_text: str
     practitioner: UserRef | None = None
+    #: Only the appointments at this location (its name or another name of it).
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +227,13 @@ Command = (
     | SetReminders
     | ShowConflicts
     | SetMirrorEdits
+    | SetOptOut
+    | SetCalendarLook
+    | SetWindow
+    | SetFeedPattern
+    | ShowLocations
+    | AddLocation
+    | FindSlots
 )
 
 
@@ -248,14 +273,23 @@ def _p_help(args: list[str], rest: str) -> Command:
 
 
 def _p_agenda(args: list[str], rest: str) -> Command:
-    example = "tomorrow @dr-lee"
+    example = "tomorrow @dr-lee at Northside"
+    place: str | None = None
+    lowered = [a.lower() for a in args]
+    if "at" in lowered:  # `today @dr-lee at Northside`: the location is everything after "at"
+        cut = lowered.index("at")
+        place = " ".join(args[cut + 1:])
+        if not place:
+            raise ParseError("at which location? `locations` lists them", example)
+        args = args[:cut]
     who = [a for a in args if a.startswith("@")]
     words = [a for a in args if not a.startswith("@")]
     if len(who) > 1:
         raise ParseError("name one practitioner", example)
     day_text = " ".join(words) or "today"
     day = parse_day(day_text, example=example)
-    return ShowAgenda(day=day, day_text=day_text, practitioner=UserRef.from_token(who[0]) if who else None)
+    return ShowAgenda(day=day, day_text=day_text, practitioner=UserRef.from_token(who[0]) if who else None,
+                      location=place)
 
 
 def _p_appointment(args: list[str], rest: str) -> Command:
@@ -407,9 +441,9 @@ GRAMMAR: tuple[CommandSpec, ...] = (
     CommandSpec("help", "help", "what I can do", "help", "", _p_help),
     CommandSpec(
         "today",
-        "today|tomorrow|<date> [@practitioner]",
+        "today|tomorrow|<date> [@practitioner] [at <location>]",
         "the day's appointments",
-        "tomorrow @dr-lee",
+        "tomorrow @dr-lee at Northside",
         "",
         _p_agenda,
         aliases=("agenda",),
@@ -515,6 +549,56 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff map square TMabc123 @dr-lee",
         "admin",
         _p_staff,
+    ),
+    CommandSpec(
+        "opt",
+        "opt out|in @practitioner",
+        "leave a practitioner out of sync and reminders, or bring them back",
+        "opt out @dr-lee",
+        "admin",
+        parse_opt,
+    ),
+    CommandSpec(
+        "calendar",
+        "calendar <calendar> projection busy|initials|full | free on|off",
+        "how clinicbot's copies look on a calendar (the copies there are rewritten)",
+        "calendar Dr Lee projection busy",
+        "admin",
+        parse_calendar,
+    ),
+    CommandSpec(
+        "window",
+        "window <connection> <days back> <days ahead>",
+        "how far back and ahead a connection syncs",
+        "window outlook 30 180",
+        "admin",
+        parse_window,
+    ),
+    CommandSpec(
+        "pattern",
+        "pattern <feed> auto|service-client|client-service|title",
+        "how a booking feed's titles name client and service (\"Physio - Jane Roe\", \"Jane Roe (Physio)\")",
+        "pattern jane client-service",
+        "admin",
+        parse_pattern,
+    ),
+    CommandSpec("locations", "locations", "the practice's locations", "locations", "staff", parse_locations),
+    CommandSpec(
+        "slots",
+        "slots <day> [morning|afternoon|evening] [service] [@practitioner] [at <location>]",
+        "free times across practitioners and locations",
+        "slots tue afternoon reiki at Northside",
+        "staff",
+        parse_slots,
+        aliases=("free",),
+    ),
+    CommandSpec(
+        "location",
+        "location add <name>",
+        "add a location (bookings whose platform names it are placed there)",
+        "location add Northside",
+        "admin",
+        parse_location,
     ),
 )
 _DAY_WORDS = (

@@ -17,6 +17,7 @@ from bot.commands import (
     followups,
     mirror_edits,
     reminders,
+    settings,
     staff,
     staff_card,
 )
@@ -57,6 +58,15 @@ from bot.commands.grammar import (
     ShowWhoami,
 )
 from bot.commands.identity import Actor
+from bot.commands.settings_grammar import (
+    AddLocation,
+    FindSlots,
+    SetCalendarLook,
+    SetFeedPattern,
+    SetOptOut,
+    SetWindow,
+    ShowLocations,
+)
 from bot.views import Error, View
 from sync.contract import ProviderError
 from sync.runtime.core import Core
@@ -124,6 +134,20 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await staff_card.map_from_card(core, actor, command)
         case SetMirrorEdits():
             return await mirror_edits.mirror_edits(core, actor, command)
+        case SetOptOut():
+            return await settings.opt_out(core, actor, command)
+        case SetCalendarLook():
+            return await settings.calendar_look(core, actor, command)
+        case SetWindow():
+            return await settings.window(core, actor, command)
+        case SetFeedPattern():
+            return await settings.feed_pattern(core, actor, command)
+        case ShowLocations():
+            return await settings.show_locations(core, actor, command)
+        case AddLocation():
+            return await settings.add_location(core, actor, command)
+        case FindSlots():
+            return await settings.find_slots(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync.contract.items import NO_SHOW, EventData
 from sync.engine import conflict_rows
 from sync.engine.mirror_ops import ApptRef, enqueue, mirror_ops, op_row
+from sync.engine.places import Places, load_places
 from sync.engine.plan import (
     Action,
     CalendarView,
@@ -113,12 +114,13 @@ async def apply(
     events: list[AppointmentEvent] = []
     # Imports come first; they record audit entries and emit events chunk by chunk, so a large
     # import never holds 10,000 of each (the audit order is the same as with one list).
+    places = await load_places(session, calendar.practice_id)
     key_to_id = await _imports(session, core, calendar, [a for a in actions if isinstance(a, ImportNew)], now,
-                               report)
+                               report, places)
     refs: dict[int, ApptRef] = {}
     changed = [a for a in actions if isinstance(a, (UpdateFromSource, CancelOrDelete))]
     if changed:
-        await _updates(session, calendar, changed, now, audits, events, refs, report)
+        await _updates(session, calendar, changed, now, audits, events, refs, report, places)
     for a in actions:
         if isinstance(a, RefreshLink):
             await session.execute(update(Link).where(Link.id == a.link_id).values(
@@ -149,7 +151,7 @@ async def apply(
 
 async def _imports(
     session: AsyncSession, core: Core, calendar: CalendarView, imports: list[ImportNew], now: datetime,
-    report: SyncReport,
+    report: SyncReport, places: Places,
 ) -> dict[tuple[str, str], int]:
     unique: dict[tuple[str, str], ImportNew] = {}
     for imp in imports:
@@ -161,7 +163,8 @@ async def _imports(
         part = batch[i:i + _CHUNK]
         rows = [
             {
-                **event_fields(imp.event), "practice_id": calendar.practice_id,
+                **event_fields(imp.event), "location_id": places.match(imp.event.location),
+                "practice_id": calendar.practice_id,
                 "practitioner_id": imp.practitioner_id, "source_calendar_id": calendar.id,
                 "source_uid": imp.event.uid, "recurrence_key": imp.recurrence_key,
                 "status": source_status(imp.event), "version": 1,
@@ -205,7 +208,7 @@ async def _imports(
 async def _updates(
     session: AsyncSession, calendar: CalendarView, changed: list[UpdateFromSource | CancelOrDelete],
     now: datetime, audits: list[dict[str, Any]], events: list[AppointmentEvent], refs: dict[int, ApptRef],
-    report: SyncReport,
+    report: SyncReport, places: Places,
 ) -> None:
     ids = list(dict.fromkeys(a.appointment_id for a in changed))
     appts: dict[int, Appointment] = {}
@@ -222,6 +225,7 @@ async def _updates(
             keep_outcome = appt.status in ("no_show", "completed")
             for k, v in fields.items():
                 setattr(appt, k, v)
+            appt.location_id = places.match(action.event.location)
             if not keep_outcome or NO_SHOW in action.event.categories:
                 appt.status = source_status(action.event)
             kind = action.kind

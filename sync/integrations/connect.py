@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import CalendarInfo, ConnectionInfo, Refused
 from sync.contract.integration import Connected, Integration
@@ -23,7 +24,7 @@ from sync.integrations import registry
 from sync.integrations.providers import connection_info
 from sync.runtime.core import Core
 from sync.store import audit
-from sync.store.model import Calendar, Connection, OAuthState
+from sync.store.model import Calendar, ChatIdentity, Connection, OAuthState, utcnow
 
 __all__ = [
     "STATE_TTL",
@@ -152,6 +153,9 @@ async def finish_oauth(
         row.used_at = moment
         secret = dict(row.secret or {})
         practice_id, chat_identity_id = row.practice_id, row.chat_identity_id
+        person = await session.get(ChatIdentity, chat_identity_id) if chat_identity_id is not None else None
+        # The audit names the person who asked for the link as every chat change does ("slack:T1/U2").
+        who = f"{person.platform}:{person.workspace_id}/{person.user_id}" if person is not None else None
     practitioner_id = secret.pop("practitioner_id", None)
     connected = await flow.finish(core.settings, secret=secret, query=dict(query), transport=_transport(core))
     return await save_connection(
@@ -161,7 +165,8 @@ async def finish_oauth(
         practice_id=practice_id,
         practitioner_id=practitioner_id,
         extra_config={"chat_identity_id": chat_identity_id},
-        actor=actor or (f"chat:{chat_identity_id}" if chat_identity_id is not None else f"oauth:{name}"),
+        reconnect=True,
+        actor=actor or who or (f"chat:{chat_identity_id}" if chat_identity_id is not None else f"oauth:{name}"),
     )
 
 
@@ -199,16 +204,26 @@ async def save_connection(
     actor: str,
     extra_config: Mapping[str, Any] | None = None,
     allow_empty: bool = False,
+    reconnect: bool = False,
 ) -> SavedConnection:
     """Store a Connection and every calendar it discovered in one transaction; audited as connection.add.
 
     A connection without calendars is refused unless `allow_empty` (a practice-wide connection whose
-    staff are mapped later, then found by `refresh_calendars`).
+    staff are mapped later, then found by `refresh_calendars`). With `reconnect` (a sign-in, whose
+    account is a person's identity), a connection the practice has to the same account gets the new
+    credentials instead (`_reconnect`); feeds and servers are told apart by URL, not by host, so
+    they always make a new connection.
     """
     chosen = registry.get(integration) if isinstance(integration, str) else integration
     if not connected.calendars and not allow_empty:
         raise Refused(f"the {chosen.title} account has no calendars clinicbot can use")
     async with core.store.session() as s:
+        known = await s.scalar(
+            select(Connection).where(Connection.practice_id == practice_id, Connection.provider == chosen.name,
+                                     Connection.account == connected.account)
+            .order_by(Connection.id).limit(1)) if reconnect and connected.account else None
+        if known is not None:
+            return await _reconnect(s, chosen, known, connected, practitioner_id, actor, extra_config)
         conn = Connection(
             practice_id=practice_id, practitioner_id=practitioner_id, provider=chosen.name,
             account=connected.account, config={**connected.config, **(extra_config or {})},
@@ -231,6 +246,44 @@ async def save_connection(
         core.services.sync_queue.request(conn.id, reason="connected")
     return SavedConnection(conn.id, chosen.name, connected.account, rows, added=len(rows), config=dict(conn.config),
                            practice_id=practice_id)
+
+
+async def _reconnect(
+    s: AsyncSession, integration: Integration, conn: Connection, connected: Connected, practitioner_id: int | None,
+    actor: str, extra_config: Mapping[str, Any] | None,
+) -> SavedConnection:
+    """Signing in again to an account the practice has: new credentials on the same connection.
+
+    Its calendars keep their roles, links and history (a second connection would import every
+    booking twice); calendars found for the first time are added with the default roles. A
+    connection paused by an expired sign-in becomes active, so its sync and parked writes resume.
+    """
+    before = conn.status
+    conn.credentials = connected.credentials
+    conn.config = {**(conn.config or {}), **connected.config, **(extra_config or {})}
+    conn.status, conn.last_error, conn.last_error_at = "active", None, None
+    if conn.practitioner_id is None:
+        conn.practitioner_id = practitioner_id
+    known = {c.remote_id: c for c in (await s.scalars(select(Calendar).where(Calendar.connection_id == conn.id)))}
+    added = 0
+    for info in connected.calendars:
+        cal = known.get(info.remote_id)
+        if cal is None:
+            cal = _new_calendar(integration, conn, info, connected.calendars, utcnow())
+            s.add(cal)
+            known[info.remote_id] = cal
+            added += 1
+        else:
+            cal.name, cal.read_only = info.name or cal.name, info.read_only
+            if cal.read_only and cal.role == "mirror":
+                cal.role = "busy"
+    await s.flush()
+    rows = [calendar_view(c, conn) for c in sorted(known.values(), key=lambda c: c.id)]
+    await audit.record(s, actor=actor, action="connection.reconnect", practice_id=conn.practice_id,
+                       before={"status": before}, after={"status": "active"},
+                       details={"connection_id": conn.id, "provider": integration.name, "added": added})
+    return SavedConnection(conn.id, integration.name, conn.account, rows, added=added, config=dict(conn.config),
+                           practice_id=conn.practice_id)
 
 
 async def refresh_calendars(core: Core, connection_id: int, *, actor: str) -> SavedConnection:

@@ -69,6 +69,8 @@ class SyncWorker:
         report = await sync_connection(self.core, connection_id, wait=30.0)
         if report.outbox_queued:
             self.wake()
+        if report.failed and self.core.services.alarms_wake is not None:
+            self.core.services.alarms_wake()  # an expired sign-in is told now, not at the next round
         # Graph/Google channels: opened after the first good sync, renewed when near expiry or after
         # a lifecycle event; a no-op (no provider call) otherwise.
         await ensure_push_quietly(self.core, connection_id)

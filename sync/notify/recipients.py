@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync.runtime.core import Core
 from sync.runtime.notifier import Notification
 from sync.services.identities import ChatPerson
+from sync.store import audit
 from sync.store.database import hold_write_lock
 from sync.store.model import CHANNEL_PREFIX, ChatIdentity, Practice, Role
 
@@ -44,14 +45,17 @@ async def recipients(session: AsyncSession, notification: Notification, platform
     )
     if n.audience == "admins":
         stmt = stmt.join(Role, Role.chat_identity_id == ChatIdentity.id).where(Role.role == "admin")
-    elif n.audience == "staff":
+    elif n.audience in ("staff", "ops"):
         practice = await session.get(Practice, n.practice_id)
         channel_id = (
             ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}).get(platform) if practice else None
         )
-        if channel_id is None:
+        if channel_id is not None:
+            stmt = stmt.where(ChatIdentity.id == int(channel_id))
+        elif n.audience == "ops":
+            stmt = stmt.join(Role, Role.chat_identity_id == ChatIdentity.id).where(Role.role == "admin")
+        else:
             return []
-        stmt = stmt.where(ChatIdentity.id == int(channel_id))
     elif n.chat_identity_id is not None:
         stmt = stmt.where(ChatIdentity.id == n.chat_identity_id)
     elif n.practitioner_id is not None:
@@ -110,6 +114,8 @@ async def remember_channel(
     conversation_id: str,
     name: str,
     ref: dict[str, Any],
+    *,
+    actor: str = "system:chat",
 ) -> RememberedChannel:
     """Store a channel or group chat the bot was added to; the first one becomes the staff channel.
 
@@ -155,7 +161,7 @@ async def remember_channel(
         practice is not None
         and ((practice.settings or {}).get(STAFF_CHANNEL_KEY) or {}).get(platform) is None
     ):
-        await set_staff_channel(session, practice_id, platform, channel.id)
+        await set_staff_channel(session, practice_id, platform, channel.id, actor=actor)
     return RememberedChannel(channel, created)
 
 
@@ -177,17 +183,24 @@ async def staff_user_ids(
 
 
 async def set_staff_channel(
-    session: AsyncSession, practice_id: int, platform: str, chat_identity_id: int
+    session: AsyncSession, practice_id: int, platform: str, chat_identity_id: int, *, actor: str = "system:chat"
 ) -> None:
-    """Make this channel identity the practice's staff channel on `platform`."""
+    """Make this channel identity the practice's staff channel on `platform`; audited when it changes."""
     practice = await session.get(Practice, practice_id)
     if practice is None:
         return
     current = dict(practice.settings or {})
     channels = dict(current.get(STAFF_CHANNEL_KEY) or {})
+    before = channels.get(platform)
+    if before == chat_identity_id:
+        return
     channels[platform] = chat_identity_id
     current[STAFF_CHANNEL_KEY] = channels
     practice.settings = current
+    # Where conflict cards and alarms go is a setting that matters: audited like the others.
+    await audit.record(session, actor=actor, action="practice.staff_channel", practice_id=practice_id,
+                       before={"platform": platform, "chat_identity_id": before},
+                       after={"platform": platform, "chat_identity_id": chat_identity_id})
 
 
 # --- the same, each in a transaction of its own: what chat front ends call -------------------------
@@ -228,8 +241,10 @@ async def remember_install(
     async with core.store.session() as session:
         new = await store_conversation_ref(session, chat_identity_id, ref, lock=True)
         if channel is not None:
+            person = await session.get(ChatIdentity, chat_identity_id)
+            who = f"{person.platform}:{person.workspace_id}/{person.user_id}" if person else "system:chat"
             stored = await remember_channel(session, practice_id, platform, channel.workspace_id,
-                                            channel.conversation_id, channel.name, channel.ref)
+                                            channel.conversation_id, channel.name, channel.ref, actor=who)
             new = stored.created
         return new
 
@@ -249,19 +264,20 @@ async def reachable(core: Core, notification: Notification, platform: str) -> li
 async def chat_recipients(core: Core, n: Notification) -> list[tuple[ChatPerson, frozenset[str]]]:
     """Who gets `n` on every platform, with their roles: a practitioner's identities, one identity, or
     a practice's admins or staff; audience "staff" goes to the practice's staff channel on a platform
-    that has one stored, and as DMs to that platform's staff and admins elsewhere."""
+    that has one stored, and as DMs to that platform's staff and admins elsewhere ("ops": its admins)."""
     async with core.store.session() as session:
         stmt = select(ChatIdentity).where(ChatIdentity.practice_id == n.practice_id)
-        channels = await _staff_channels(session, n) if n.audience == "staff" else {}
+        channels = await _staff_channels(session, n) if n.audience in ("staff", "ops") else {}
+        dm_roles = ("admin",) if n.audience == "ops" else ("admin", "staff")
         if channels:
             # A platform with a staff channel gets the channel; the others DM their staff.
             stmt = stmt.where(
-                ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(("admin", "staff"))))
+                ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(dm_roles)))
                 & ChatIdentity.platform.not_in(list(channels))
                 | ChatIdentity.id.in_(list(channels.values()))
             )
-        elif n.audience in ("admins", "staff"):
-            wanted = ("admin",) if n.audience == "admins" else ("admin", "staff")
+        elif n.audience in ("admins", "staff", "ops"):
+            wanted = ("admin",) if n.audience in ("admins", "ops") else ("admin", "staff")
             stmt = stmt.where(ChatIdentity.id.in_(select(Role.chat_identity_id).where(Role.role.in_(wanted))))
         elif n.chat_identity_id is not None:
             stmt = stmt.where(ChatIdentity.id == n.chat_identity_id)

@@ -26,8 +26,9 @@ class Notification:
     #: Who gets it: a practitioner (via their chat identities) or one chat identity directly.
     practitioner_id: int | None = None
     chat_identity_id: int | None = None
-    #: To all admins / the staff channel of the practice instead of one person.
-    audience: Literal["person", "admins", "staff"] = "person"
+    #: To all admins / the staff channel of the practice instead of one person. "ops": the staff
+    #: channel on a platform that has one, else that platform's admins by DM (alarms).
+    audience: Literal["person", "admins", "staff", "ops"] = "person"
     appointment_ids: tuple[int, ...] = ()
     #: Kind-specific values (offset minutes, late flag, error code ...). No patient data here:
     #: renderers read appointments by id at send time.

@@ -69,6 +69,9 @@ class Services:
     #: Wakes the conflict-notice delivery loop after a commit that queued a notice.
     conflict_notices_wake: Callable[[], None] | None = None
     conflict_notice_worker: Stoppable | None = None
+    #: Wakes the alarm loop (after a sync that failed), and the loop itself.
+    alarms_wake: Callable[[], None] | None = None
+    alarm_worker: Stoppable | None = None
     scheduler: Stoppable | None = None
     #: Test and embedder hooks.
     provider_factory: ProviderFactory | None = None

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     sync_days_ahead: int = Field(default=180, alias="CLINICBOT_SYNC_DAYS_AHEAD", ge=1, le=3650)
     #: How often connections are polled for changes when no push notification arrived (0: never).
     sync_poll_seconds: int = Field(default=300, alias="CLINICBOT_SYNC_POLL_SECONDS", ge=0, le=86400)
+    #: A connection whose syncs fail this long (since its last success) raises an alarm in chat.
+    alarm_failing_minutes: int = Field(default=60, alias="CLINICBOT_ALARM_FAILING_MINUTES", ge=1, le=10080)
     #: Allow ICS feeds and CalDAV servers on private, loopback and link-local addresses.
     allow_private_urls: bool = Field(default=False, alias="CLINICBOT_ALLOW_PRIVATE_URLS")
     #: Run the reminder scheduler in this process (subject to the leader lock).

@@ -22,8 +22,9 @@ from sync.services.appointments import get_by_ref, list_day
 from sync.services.errors import Denied
 from sync.services.history import last_source_change
 from sync.services.identities import PersonRef, PractitionerRef, practitioner_named
+from sync.services.locations import find_location
 from sync.services.practices import practitioner_choices
-from sync.store.model import Appointment, Calendar, Link, OutboxOp, Practice, Practitioner
+from sync.store.model import Appointment, Calendar, Link, Location, OutboxOp, Practice, Practitioner
 
 __all__ = [
     "AgendaDay",
@@ -114,6 +115,8 @@ class AgendaDay:
     day: date
     practitioner: PractitionerRef | None
     appointments: tuple[AppointmentView, ...]
+    #: The location the day was filtered by (`today at Northside`), or None.
+    location: Location | None = None
 
 
 def view_of(appt: Appointment, names: dict[int, str], read_only: str | None = None) -> AppointmentView:
@@ -237,7 +240,7 @@ async def load_reschedule(core: Core, practice_id: int, appointment_id: int) -> 
 
 async def load_agenda(
     core: Core, practice_id: int, platform: str, *, day: Callable[[date], date], who: PersonRef | None = None,
-    practitioner_id: int | None = None,
+    practitioner_id: int | None = None, location: str | None = None,
 ) -> AgendaDay:
     """The day `day(today)` (today in the practice's zone) for the practitioner named by `who`, else the one
     with `practitioner_id`, else everyone. Raises NotLinked, NoSuchPractitioner, NoPractice."""
@@ -254,9 +257,12 @@ async def load_agenda(
             practitioner = PractitionerRef(mine.id, mine.name) if mine is not None else None
         rows = await list_day(session, practice_id, chosen, tz, practitioner.id if practitioner else practitioner_id,
                               with_outcomes=True)
+        place = await find_location(session, practice_id, location) if location else None
+        if place is not None:
+            rows = [a for a in rows if a.location_id == place.id]
         names = await practitioner_names(session, [a.practitioner_id for a in rows])
         read_only = await read_only_calendars(session, {a.source_calendar_id for a in rows})
         views = tuple(
             view_of(a, names, read_only_refusal(a.ref) if a.source_calendar_id in read_only else None) for a in rows
         )
-        return AgendaDay(tz, today, chosen, practitioner, views)
+        return AgendaDay(tz, today, chosen, practitioner, views, place)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,10 +21,10 @@ from sync.integrations.connect import SavedConnection, calendar_view, refresh_ca
 from sync.integrations.push import stop_push, stop_push_for
 from sync.runtime.core import Core
 from sync.services.errors import Invalid
-from sync.services.practices import find_practitioner, practice_by_name
+from sync.services.practices import find_practitioner, the_practice
 from sync.services.staff import identities_of, set_identities
 from sync.store import audit
-from sync.store.model import Calendar, Connection, ConsentGrant, Practice, Practitioner
+from sync.store.model import Calendar, Connection, ConsentGrant, Practitioner
 
 __all__ = [
     "ROLES",
@@ -35,6 +35,7 @@ __all__ = [
     "add_connection",
     "add_practice_wide",
     "calendar_rows",
+    "checked_options",
     "find_connection",
     "map_identities",
     "refresh_connection",
@@ -82,13 +83,15 @@ async def _practitioner(core: Core, practice_id: int, ref: str | None) -> int | 
 
 async def add_connection(
     core: Core, provider: str, url: str, *, username: str | None = None, password: str | None = None,
-    practitioner: str | None = None, actor: str,
+    practitioner: str | None = None, practice: str | None = None, options: Mapping[str, str] | None = None,
+    actor: str,
 ) -> AddedConnection:
     """Discover the account's calendars and store the connection with them (nothing is written remotely).
 
     New calendars get the integration's default roles (CalDAV's start as `busy`, so nothing is
     written to a calendar before an admin gives it the mirror or source role; a feed is a `source`)
-    and the read-only flag its adapter reported.
+    and the read-only flag its adapter reported. `practice` names the practice; without it the only
+    one is used, and several are refused (PracticeError).
     """
     try:
         # The parser the adapters' HTTP client uses: what it refuses must be refused here, with
@@ -97,13 +100,12 @@ async def add_connection(
     except (httpx.InvalidURL, ValueError) as exc:
         raise ConnectionError_(f"refused: {url[:200]!r} is not a valid URL ({str(exc)[:120]})") from None
     async with core.store.session() as s:
-        practice = await s.scalar(select(Practice).order_by(Practice.id).limit(1))
-    if practice is None:
-        raise ConnectionError_("no practice exists; create one with `clinicbot practice create`")
-    practitioner_id = await _practitioner(core, practice.id, practitioner)
+        chosen = await the_practice(s, practice)
+    practitioner_id = await _practitioner(core, chosen.id, practitioner)
     credentials = {"username": username, "password": password} if username or password else None
+    config = {"url": url, **checked_options(provider, options or {})}
     info = ConnectionInfo(provider=provider, account=f"{username}@{host}" if username else host,
-                          config={"url": url}, credentials=credentials,
+                          config=config, credentials=credentials,
                           transport=core.services.http_transport)
     try:
         integration = registry.get(provider)
@@ -114,9 +116,26 @@ async def add_connection(
         raise ConnectionError_("the account has no calendars")
     saved = await save_connection(
         core, integration, Connected(info.account, info.config, credentials, found),
-        practice_id=practice.id, practitioner_id=practitioner_id, actor=actor,
+        practice_id=chosen.id, practitioner_id=practitioner_id, actor=actor,
     )
     return AddedConnection(saved.connection_id, saved.calendars)
+
+
+def checked_options(provider: str, options: Mapping[str, str]) -> dict[str, str]:
+    """The connect options given, each one the integration declares and with an allowed value."""
+    try:
+        declared = {o.name: o for o in registry.get(provider).connect.options}
+    except ProviderError as exc:
+        raise ConnectionError_(str(exc)) from None
+    checked: dict[str, str] = {}
+    for name, value in options.items():
+        option = declared.get(name)
+        if option is None:
+            raise ConnectionError_(f"{provider} has no option {name.replace('_', '-')}")
+        if option.choices and value not in option.choices:
+            raise ConnectionError_(f"{name.replace('_', '-')} must be one of {', '.join(option.choices)}")
+        checked[name] = value
+    return checked
 
 
 async def add_practice_wide(
@@ -132,7 +151,7 @@ async def add_practice_wide(
         raise ConnectionError_(f"{integration.title} has no practice-wide connection")
     wanted = tenant.strip().lower()
     async with core.store.session() as s:
-        practice = await practice_by_name(s, practice_name)
+        practice = await the_practice(s, practice_name)
         grant = await s.scalar(
             select(ConsentGrant)
             .where(ConsentGrant.practice_id == practice.id, ConsentGrant.granted.is_(True))

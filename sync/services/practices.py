@@ -26,6 +26,7 @@ __all__ = [
     "list_practitioners",
     "practitioner_choices",
     "profile",
+    "the_practice",
 ]
 
 
@@ -117,6 +118,20 @@ async def practice_by_name(session: AsyncSession, name: str | None) -> Practice:
     if practice is None:
         raise PracticeError(f"no practice named {name!r}")
     return practice
+
+
+async def the_practice(session: AsyncSession, name: str | None) -> Practice:
+    """The practice named `name`; without a name the only one, and a refusal (naming them) when
+    there are several: a connection added to the wrong clinic would copy its bookings there."""
+    if name:
+        return await practice_by_name(session, name)
+    practices = (await session.scalars(select(Practice).order_by(Practice.id).limit(11))).all()
+    if not practices:
+        raise PracticeError("no practice exists; create one with `clinicbot practice create`")
+    if len(practices) > 1:
+        names = ", ".join(repr(p.name) for p in practices[:10]) + (", ..." if len(practices) > 10 else "")
+        raise PracticeError(f"there are several practices ({names}); say which with --practice NAME")
+    return practices[0]
 
 
 def make_handle(name: str) -> str:

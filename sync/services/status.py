@@ -51,6 +51,7 @@ class ConnectionStatus:
     last_failed_error: str | None
     #: What the last reads of its calendars skipped or repaired ("skipped <uid> line 12: ...").
     read_notes: tuple[str, ...] = ()
+    practice_id: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -105,7 +106,7 @@ async def connection_status(core: Core, practice_id: int | None = None) -> list[
             cursor_age_seconds=(now - stamp).total_seconds() if stamp is not None else None,
             pending_ops=ops.get((c.id, "pending"), 0), failed_ops=ops.get((c.id, "failed"), 0),
             conflicts=conflicts.get(c.id, 0), last_failed_error=last_failed.get(c.id),
-            read_notes=tuple(read_notes.get(c.id, ())),
+            read_notes=tuple(read_notes.get(c.id, ())), practice_id=c.practice_id,
         ))
     return out
 

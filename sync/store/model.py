@@ -31,6 +31,7 @@ from sqlalchemy.types import TypeDecorator
 from sync.store.crypto import EncryptedJSON, EncryptedText
 
 __all__ = [
+    "Alarm",
     "Appointment",
     "AuditEntry",
     "Base",
@@ -116,6 +117,8 @@ class Practice(Base):
 
 
 class Location(Base):
+    """A place the practice sees clients; appointments are placed at one from their platform's location."""
+
     __tablename__ = "location"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -123,6 +126,10 @@ class Location(Base):
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str | None] = mapped_column(String(64))
+    #: Other names and platform ids that mean this place (a Square location id, "Northside Clinic").
+    refs: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+
+    __table_args__ = (UniqueConstraint("practice_id", "name", name="uq_location_name"),)
 
 
 class Practitioner(Base):
@@ -459,6 +466,40 @@ class ConflictNotice(Base):
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     decision: Mapped[str | None] = mapped_column(String(24))
+
+
+class Alarm(Base):
+    """One incident staff must hear about (an expired sign-in, a failing connection ...), told once.
+
+    `open_key` ("<kind>:<subject>") is set while the incident lasts and cleared (NULL) when it ends,
+    so its unique constraint allows one open incident per subject, across restarts and replicas,
+    and a later recurrence is a new row. `notice_status` tracks the opening message,
+    `recovery_status` the "back to normal" message; each is claimed with a conditional UPDATE
+    before it is sent (see sync.notify.alarms).
+    """
+
+    __tablename__ = "alarm"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(Integer, index=True)
+    #: auth_expired | push_failed | push_removed | failing | outbox_failed
+    kind: Mapped[str] = mapped_column(String(24))
+    #: "connection:<id>" or "calendar:<id>"
+    subject: Mapped[str] = mapped_column(String(64))
+    open_key: Mapped[str | None] = mapped_column(String(96), unique=True)
+    connection_id: Mapped[int | None] = mapped_column(Integer)
+    calendar_id: Mapped[int | None] = mapped_column(Integer)
+    #: What the message shows (provider, account, counts, error class); never patient data.
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cleared_at: Mapped[datetime | None]
+    #: pending | sending | sent | failed | skipped (cleared before it was told)
+    notice_status: Mapped[str] = mapped_column(String(12), default="pending")
+    #: none | pending | sending | sent | failed
+    recovery_status: Mapped[str] = mapped_column(String(12), default="none")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class OAuthState(Base):
