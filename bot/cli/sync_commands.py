@@ -102,11 +102,20 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
     """
     from sync.contract import ProviderError
 
-    try:
-        integration = registry.get(integration_name)
-    except ProviderError as exc:
-        fail(str(exc))
-        return
+    integration = registry.resolve(integration_name)
+    if integration is None:
+        try:
+            integration = registry.get(integration_name)
+        except ProviderError as exc:
+            fail(str(exc))
+            return
+    if integration.is_route:
+        # Nothing to store for a route: its steps name the integration that works, and exit 2 tells a script so.
+        click.echo(f"{integration.title} connects through " + " or ".join(integration.connect.via) + ":")
+        for number, step in enumerate(integration.connect.steps, 1):
+            click.echo(f"  {number}. {step}")
+        raise SystemExit(2)
+    integration_name = integration.name
     spec = integration.connect
     given = {k: v for k, v in options.items() if v is not None}
     declared = {o.name: o for o in spec.options}
