@@ -390,6 +390,8 @@ class Integration:
     publishing: object | None = None
     #: Directory identities of staff (kinds, validation, how a practice-wide connection addresses them).
     staff_identities: StaffIdentities | None = None
+    #: The kind of id its staff have in the staff mapping (`unit`, `team_member`...), when a booking source.
+    staff_kind: str = ""
     #: Its row in the README's platform table (what capabilities cannot say).
     profile: Profile = field(default_factory=Profile)
 
