@@ -13,7 +13,7 @@ from typing import Any
 from adapters.ics.feed import IcsFeed, parse_feed
 from adapters.ics.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, FeedFetcher, normalize_feed_url
 from sync.contract import CalendarInfo, ConnectionInfo, Refused
-from sync.contract.integration import CalendarSlot, ConnectSpec, Integration
+from sync.contract.integration import CalendarSlot, ConnectSpec, Integration, Profile
 
 __all__ = ["INTEGRATION", "IcsFeed", "discover", "normalize_feed_url", "open_calendar", "parse_feed"]
 
@@ -78,4 +78,6 @@ INTEGRATION = Integration(
         other_role="source",
     ),
     calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    profile=Profile(writes="nothing: a feed is read only", arrives="poll of the feed",
+                    setup="the feed's secret address"),
 )
