@@ -148,6 +148,16 @@ async def _practitioner_scope(core: Core, actor: Actor, who: UserRef | None) -> 
     return pr.id
 
 
+def _connected_as(word: str) -> str:
+    """The integration a typed word's connections are stored under: a route through one integration is that one's."""
+    name = CONNECT_PROVIDERS.get(word, word)
+    try:
+        found = registry.get(name)
+    except ProviderError:
+        return name
+    return found.connect.via[0] if found.is_route and len(found.connect.via) == 1 else name
+
+
 async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
     require_any_role(actor)
     word = "on" if cmd.enabled else "off"
@@ -156,7 +166,7 @@ async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
     try:
         switched = await connections.set_sync(
             core, actor.practice_id, enabled=cmd.enabled, actor=actor.audit_name, practitioner_id=practitioner_id,
-            name=name, provider=CONNECT_PROVIDERS.get(name, name) if name is not None else None,
+            name=name, provider=_connected_as(name) if name is not None else None,
         )
     except connections.NothingNamed:
         raise ParseError(

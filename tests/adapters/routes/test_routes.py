@@ -137,3 +137,20 @@ def test_cli_connection_add_of_an_unknown_name_lists_what_is_supported(cli: clic
     assert result.exit_code == 1
     for word in ("Jane App (jane", "SimplePractice", "Doodle", "Office 365", "Outlook.com", "ICS feed"):
         assert word in result.output
+
+
+async def test_sync_off_by_a_route_word_switches_the_connection_it_goes_through(core: Core) -> None:
+    from sqlalchemy import select
+
+    from bot.views import Notice
+    from sync.store.model import Connection
+
+    c = await seed(core)
+    admin = await make_actor(core, "UA", ("admin",))
+    async with core.store.session() as s:
+        s.add(Connection(practice_id=c.practice_id, provider="graph", account="lee@x.org", config={},
+                         status="active"))
+    off = await handle(core, admin, parse("sync off office365"))
+    assert isinstance(off, Notice) and "off" in off.text
+    async with core.store.session() as s:
+        assert (await s.scalar(select(Connection.sync_enabled))) is False
