@@ -24,7 +24,6 @@ __all__ = [
     "SETMORE",
     "SIMPLEPRACTICE",
     "TIMETAP",
-    "YOUCANBOOKME",
 ]
 
 #: The last step of every route that ends in a calendar: which calendar becomes the source.
@@ -167,14 +166,6 @@ TIMETAP = _calendar_route(
     writes="moves and cancels of the synced calendar events",
     setup="turn on TimeTap's Google or Outlook calendar sync per staff member",
 )
-YOUCANBOOKME = _calendar_route(
-    "youcanbookme", "YouCanBookMe", ("ycbm",),
-    "In YouCanBookMe, check which Google or Microsoft calendar each booking page writes to.",
-    note="YouCanBookMe writes every booking into the Google or Microsoft calendar its booking page is "
-         "connected to.",
-    writes="moves and cancels of the calendar events",
-    setup="connect the booking page to a Google or Microsoft calendar",
-)
 APPOINTLET = _calendar_route(
     "appointlet", "Appointlet", (),
     "In Appointlet, check which Google or Outlook calendar each member's bookings are added to.",
@@ -186,4 +177,4 @@ APPOINTLET = _calendar_route(
 
 #: Every route of this folder, by name.
 ROUTES = {r.name: r for r in (JANE, SIMPLEPRACTICE, DOODLE, OUTLOOK_COM, OFFICE365, BOOKAFY, SETMORE, TIMETAP,
-                              YOUCANBOOKME, APPOINTLET)}
+                              APPOINTLET)}

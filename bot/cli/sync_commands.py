@@ -51,10 +51,14 @@ async def _add(core: Core, provider: str, url: str, username: str | None, passwo
         fail(str(exc))
         return
     if as_json:
-        emit({"connection": added.connection_id, "calendars": added.calendars}, None, True)
+        extra = {"webhook_url": added.webhook_url} if added.webhook_url else {}
+        emit({"connection": added.connection_id, "calendars": added.calendars, **extra}, None, True)
         return
     emit(added.calendars, CAL_COLUMNS, False, title=f"Connection {added.connection_id}: calendars found")
     click.echo("Give each calendar its role: `clinicbot calendar set ID --role source|mirror|busy`.")
+    if added.webhook_url:
+        click.echo(f"Webhook address (shown only now; it is the secret, keep it like a password): "
+                   f"{added.webhook_url}")
 
 
 def _connect_options() -> list[ConnectOption]:

@@ -271,12 +271,14 @@ class PushChannels(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WebhookRequest:
-    """An inbound webhook as plain data: method, header names in lower case, query, raw body."""
+    """An inbound webhook as plain data: method, header names in lower case, query, raw body, and the
+    secret path token after the connection id (`/webhooks/<name>/<connection>/<token>`), if any."""
 
     method: str
     headers: Mapping[str, str]
     query: Mapping[str, str]
     body: bytes = b""
+    path_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +392,9 @@ class Integration:
     publishing: object | None = None
     #: Directory identities of staff (kinds, validation, how a practice-wide connection addresses them).
     staff_identities: StaffIdentities | None = None
+    #: Unsigned webhooks: each connection gets an unguessable path token at connect (stored encrypted with
+    #: its credentials as `webhook_token`, shown once), and the webhook address ends in it.
+    path_token: bool = False
     #: The kind of id its staff have in the staff mapping (`unit`, `team_member`...), when a booking source.
     staff_kind: str = ""
     #: Its row in the README's platform table (what capabilities cannot say).

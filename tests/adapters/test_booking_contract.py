@@ -92,8 +92,25 @@ async def _simplybook() -> Driver:
     return Driver(source, "2", book, fake.close)
 
 
+async def _youcanbookme() -> Driver:
+    from tests.adapters.youcanbookme.fakes.youcanbookme import YouCanBookMeFake
+
+    fake = await YouCanBookMeFake().start()
+    fake.add_profile("p-lee", "Dr Lee")
+    host = settings_with(youcanbookme_api_url=fake.url)
+    source = registry.get("youcanbookme").booking_source(  # type: ignore[misc]
+        ConnectionInfo("youcanbookme", "x", {"url": f"https://api.youcanbook.me/v1/{fake.account}"},
+                       {"username": fake.login, "password": fake.api_key}), host)
+
+    async def book(start: datetime) -> str:
+        return str((await fake.book("p-lee", start, 30))["id"])
+
+    return Driver(source, "p-lee", book, fake.close)
+
+
 DRIVERS: dict[str, Callable[[], Awaitable[Driver]]] = {
-    "square": _square, "acuity": _acuity, "calendly": _calendly, "simplybook": _simplybook}
+    "square": _square, "acuity": _acuity, "calendly": _calendly, "simplybook": _simplybook,
+    "youcanbookme": _youcanbookme}
 
 
 @pytest.fixture(params=NAMES)
@@ -110,7 +127,7 @@ async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
 
 
 def test_every_booking_platform_is_registered() -> None:
-    assert {"square", "acuity", "calendly", "simplybook"} <= set(NAMES)
+    assert {"square", "acuity", "calendly", "simplybook", "youcanbookme"} <= set(NAMES)
 
 
 async def test_booking_source_contract(driver: Driver) -> None:
