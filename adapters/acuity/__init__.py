@@ -17,7 +17,7 @@ from adapters.acuity.settings import AcuitySettings, acuity_settings
 from adapters.acuity.webhooks import AcuityChannels, AcuityWebhooks
 from sync.contract import AuthExpired, CalendarInfo, ConnectionInfo
 from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration
+from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
 
 __all__ = ["INTEGRATION", "AcuityBookings", "discover", "open_calendar", "open_source"]
 
@@ -86,4 +86,8 @@ INTEGRATION = Integration(
     booking_source=open_source,
     push_channels=AcuityChannels(),
     signed_webhooks=AcuityWebhooks(),
+    profile=Profile(reads="appointments with client, type, calendar, notes, location and status",
+                    writes="reschedule and cancel (read first: Acuity has no idempotency key)",
+                    arrives="signed webhook, poll as backstop",
+                    setup="the API user id and key; the webhook URL in Integrations"),
 )

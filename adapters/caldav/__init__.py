@@ -13,7 +13,7 @@ from adapters.caldav.calendar import CalDAVCalendar
 from adapters.caldav.discovery import discover_calendars
 from adapters.caldav.session import DavSession
 from sync.contract import CalendarInfo, ConnectionInfo, Refused
-from sync.contract.integration import CalendarSlot, ConnectSpec, Integration
+from sync.contract.integration import CalendarSlot, ConnectSpec, Integration, Profile
 
 __all__ = ["CONNECT_HELP", "ICLOUD", "ICLOUD_URL", "INTEGRATION", "CalDAVCalendar", "discover", "open_calendar"]
 
@@ -98,6 +98,7 @@ INTEGRATION = Integration(
         ),
     ),
     calendars=_CALENDARS,
+    profile=Profile(setup="the server address, a user name and an app password"),
 )
 
 #: iCloud, through CalDAV at caldav.icloud.com, with an app-specific password.
@@ -115,4 +116,5 @@ ICLOUD = Integration(
         defaults={"url": ICLOUD_URL},
     ),
     calendars=_CALENDARS,
+    profile=Profile(setup="an app-specific password (appleid.apple.com)"),
 )

@@ -19,7 +19,7 @@ from adapters.calendly.webhooks import CalendlySubscriptions, CalendlyWebhooks
 from adapters.kit.oauth import BearerAuth, RefreshingTokens
 from sync.contract import CalendarInfo, ConnectionInfo
 from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration
+from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
 
 __all__ = ["INTEGRATION", "CalendlyBookings", "discover", "open_calendar", "open_source", "tokens"]
 
@@ -86,4 +86,8 @@ INTEGRATION = Integration(
     booking_source=open_source,
     push_channels=CalendlySubscriptions(),
     signed_webhooks=CalendlyWebhooks(),
+    profile=Profile(reads="scheduled events with invitee, event name, answers and location",
+                    writes="cancel; no reschedule API (the invitee's own link is offered)",
+                    arrives="signed webhook subscriptions made by clinicbot, poll as backstop",
+                    setup="a personal access token (webhooks need a paid plan)"),
 )

@@ -57,7 +57,7 @@ def _integration() -> Integration:
     return Integration(
         name="graph",
         title="Microsoft 365 / Outlook",
-        aliases=("outlook", "microsoft", "office365", "m365"),
+        aliases=("outlook", "microsoft"),
         word="outlook",
         settings=GraphSettings,
         configured=_configured,

@@ -16,7 +16,7 @@ from adapters.ics.bookings import DEFAULT_PATTERN, PATTERNS
 from adapters.ics.feed import IcsFeed, parse_feed
 from adapters.ics.fetch import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, FeedFetcher, normalize_feed_url
 from sync.contract import CalendarInfo, ConnectionInfo, Refused
-from sync.contract.integration import CalendarSlot, ConnectOption, ConnectSpec, Integration
+from sync.contract.integration import CalendarSlot, ConnectOption, ConnectSpec, Integration, Profile
 
 __all__ = ["INTEGRATION", "PATTERNS", "IcsFeed", "discover", "normalize_feed_url", "open_calendar", "parse_feed"]
 
@@ -91,4 +91,6 @@ INTEGRATION = Integration(
         ),
     ),
     calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    profile=Profile(writes="nothing: a feed is read only", arrives="poll of the feed",
+                    setup="the feed's secret address"),
 )

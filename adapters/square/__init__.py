@@ -16,7 +16,7 @@ from adapters.square.settings import SquareSettings, square_settings
 from adapters.square.webhooks import SquarePush, SquareWebhooks
 from sync.contract import CalendarInfo, ConnectionInfo
 from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration
+from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
 
 __all__ = ["INTEGRATION", "SquareBookings", "discover", "open_calendar", "open_source"]
 
@@ -71,4 +71,8 @@ INTEGRATION = Integration(
     booking_source=open_source,
     push_channels=SquarePush(),
     signed_webhooks=SquareWebhooks(),
+    profile=Profile(reads="bookings with customer, service, team member, location and status",
+                    writes="reschedule and cancel (version and idempotency key)",
+                    arrives="signed webhook subscriptions made by clinicbot, poll as backstop",
+                    setup="a Square application (OAuth client id and secret)"),
 )

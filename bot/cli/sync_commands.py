@@ -72,10 +72,14 @@ async def _add(core: Core, provider: str, url: str, username: str | None, passwo
         fail(str(exc))
         return
     if as_json:
-        emit({"connection": added.connection_id, "calendars": added.calendars}, None, True)
+        extra = {"webhook_url": added.webhook_url} if added.webhook_url else {}
+        emit({"connection": added.connection_id, "calendars": added.calendars, **extra}, None, True)
         return
     emit(added.calendars, CAL_COLUMNS, False, title=f"Connection {added.connection_id}: calendars found")
     click.echo("Give each calendar its role: `clinicbot calendar set ID --role source|mirror|busy`.")
+    if added.webhook_url:
+        click.echo(f"Webhook address (shown only now; it is the secret, keep it like a password): "
+                   f"{added.webhook_url}")
 
 
 def _connect_options() -> list[ConnectOption]:
@@ -122,11 +126,20 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
     it, or paste --state and --code here); a server or feed needs --url (and --username with
     --password-env); a practice-wide one needs --application --tenant.
     """
-    try:
-        integration = registry.get(integration_name)
-    except ProviderError as exc:
-        fail(str(exc))
-        return
+    integration = registry.resolve(integration_name)
+    if integration is None:
+        try:
+            integration = registry.get(integration_name)
+        except ProviderError as exc:
+            fail(str(exc))
+            return
+    if integration.is_route:
+        # Nothing to store for a route: its steps name the integration that works, and exit 2 tells a script so.
+        click.echo(f"{integration.title} connects through " + " or ".join(integration.connect.via) + ":")
+        for number, step in enumerate(integration.connect.steps, 1):
+            click.echo(f"  {number}. {step}")
+        raise SystemExit(2)
+    integration_name = integration.name
     spec = integration.connect
     given = {k: v for k, v in options.items() if v is not None}
     declared = {o.name: o for o in spec.options}

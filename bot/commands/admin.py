@@ -151,6 +151,16 @@ async def _practitioner_scope(core: Core, actor: Actor, who: UserRef | None) -> 
     return pr.id
 
 
+def _connected_as(word: str) -> str:
+    """The integration a typed word's connections are stored under: a route through one integration is that one's."""
+    name = CONNECT_PROVIDERS.get(word, word)
+    try:
+        found = registry.get(name)
+    except ProviderError:
+        return name
+    return found.connect.via[0] if found.is_route and len(found.connect.via) == 1 else name
+
+
 async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
     require_any_role(actor)
     word = "on" if cmd.enabled else "off"
@@ -159,7 +169,7 @@ async def set_sync(core: Core, actor: Actor, cmd: SetSync) -> View:
     try:
         switched = await connections.set_sync(
             core, actor.practice_id, enabled=cmd.enabled, actor=actor.audit_name, practitioner_id=practitioner_id,
-            name=name, provider=CONNECT_PROVIDERS.get(name, name) if name is not None else None,
+            name=name, provider=_connected_as(name) if name is not None else None,
         )
     except connections.NothingNamed:
         raise ParseError(
@@ -187,6 +197,18 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
             ),
         )
     title = f"Connect {integration.title}"
+    route: tuple[str, ...] = ()
+    if integration.is_route:
+        # A platform reached through other integrations: its steps; when it goes through exactly one
+        # that signs in, that one's sign-in link too (a choice of several is left to the steps).
+        route = integration.connect.steps
+        try:
+            target = registry.get(integration.connect.via[0]) if len(integration.connect.via) == 1 else None
+        except ProviderError:
+            target = None
+        if target is None or target.connect.kind != "oauth2":
+            return ConnectInfo(cmd.provider, title, steps=route)
+        integration = target
     if integration.connect.kind != "oauth2":
         return ConnectInfo(cmd.provider, title, steps=integration.connect.steps)
     if not integration.is_configured(core.settings):
@@ -198,20 +220,21 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
             cmd.provider,
             title,
             steps=(
+                *route,
                 f"{title} sign-in is not set up on this server yet.",
                 f"Ask the server's admin to {integration.connect.setup_hint or 'set it up'} and restart clinicbot; "
                 f"then run `connect {cmd.typed}` again.",
             ),
         )
     try:
-        url = await _sign_in_url(core, actor, cmd.provider)
+        url = await _sign_in_url(core, actor, integration.name)
     except Refused as exc:
         return ConnectInfo(cmd.provider, title, steps=(str(exc), "Ask the server's admin to check `clinicbot doctor`."))
     return ConnectInfo(
         cmd.provider,
         title,
         url=url,
-        steps=(
+        steps=route or (
             "Sign in with the account whose calendar clinicbot should use. The link works once, for 10 minutes.",
             "clinicbot then stores the account's calendars: the main one as the source of your bookings, "
             "the others for busy times. `status` shows them.",

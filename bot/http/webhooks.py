@@ -1,4 +1,4 @@
-"""`/webhooks/{integration}/{connection_id}`: every integration's push notifications, answered fast.
+"""`/webhooks/{integration}/{connection_id}[/{token}]`: every integration's push notifications, answered fast.
 
 The route turns the request into plain data (method, headers, query, raw body; the body read only up
 to the integration's limit) and hands it to the integration's signed-webhook capability with the
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -31,6 +32,8 @@ log = logging.getLogger("clinicbot.webhooks")
 #: A connection id in the path: ASCII digits only (str.isdigit accepts "²" and "١"), and small
 #: enough for the database's integer column.
 CONNECTION_ID = re.compile(r"[1-9][0-9]{0,8}")
+#: A path token as clinicbot makes them (URL-safe base64), bounded.
+PATH_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
 def _json(status: int, why: str) -> web.Response:
@@ -61,25 +64,31 @@ def answer_response(answer: WebhookAnswer) -> web.Response:
                         headers=dict(answer.headers))
 
 
-async def webhook(core: Core, request: web.Request, name: str, connection_id: str) -> web.Response:
-    """Serve one notification for `name` and the connection in the URL."""
+async def webhook(core: Core, request: web.Request, name: str, connection_id: str,
+                  token: str | None = None) -> web.Response:
+    """Serve one notification for `name` and the connection in the URL (and its path token, if any)."""
     try:
-        hooks = registry.get(name).signed_webhooks
+        integration = registry.get(name)
+        hooks = integration.signed_webhooks
     except Refused:
         hooks = None
     if hooks is None or not CONNECTION_ID.fullmatch(connection_id):
+        return _json(404, "unknown webhook")
+    if token is not None and (not integration.path_token or not PATH_TOKEN.fullmatch(token)):
         return _json(404, "unknown webhook")
     plain = await plain_request(request, hooks.max_body)
     if plain is None:
         log.warning("webhook body too large", extra={"integration": name})
         return web.Response(status=413, text=json.dumps({"error": "body too large"}), content_type="application/json")
+    if token is not None:
+        plain = replace(plain, path_token=token)
     return answer_response(await handle_webhook(core, hooks, name, int(connection_id), plain))
 
 
 def setup_webhooks(app: web.Application, settings: Settings) -> str | None:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         return await webhook(request.app[CORE], request, request.match_info["provider"],
-                             request.match_info["connection_id"])
+                             request.match_info["connection_id"], request.match_info.get("token"))
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
         yield
@@ -88,5 +97,7 @@ def setup_webhooks(app: web.Application, settings: Settings) -> str | None:
             await queue.close()
 
     app.router.add_route("*", "/webhooks/{provider}/{connection_id}", dispatch)
+    # Unsigned platforms' addresses end in the connection's secret path token.
+    app.router.add_route("*", "/webhooks/{provider}/{connection_id}/{token}", dispatch)
     app.cleanup_ctx.append(lifecycle)
     return None

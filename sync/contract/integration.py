@@ -33,6 +33,7 @@ __all__ = [
     "Integration",
     "OAuthFlow",
     "OAuthStart",
+    "Profile",
     "PushChannels",
     "SignedWebhooks",
     "StaffRef",
@@ -42,8 +43,8 @@ __all__ = [
     "check_http_url",
 ]
 
-ConnectKind = Literal["oauth2", "credentials", "feed_url", "tenant_consent"]
-CONNECT_KINDS: tuple[ConnectKind, ...] = ("oauth2", "credentials", "feed_url", "tenant_consent")
+ConnectKind = Literal["oauth2", "credentials", "feed_url", "tenant_consent", "route"]
+CONNECT_KINDS: tuple[ConnectKind, ...] = ("oauth2", "credentials", "feed_url", "tenant_consent", "route")
 #: The roles a calendar can have: bookings are read from a source, copies written to a mirror,
 #: and a busy calendar only blocks time.
 ROLES = ("source", "mirror", "busy")
@@ -177,7 +178,9 @@ class ConnectSpec:
     - credentials: server URL, user name and password, given to the CLI only (never typed into chat);
     - feed_url: one secret URL, given to the CLI only;
     - tenant_consent: a practice-wide connection after an admin's consent (`clinicbot connection add`
-      with the tenant id).
+      with the tenant id);
+    - route: clinicbot has no adapter of its own for the platform; the steps say which working
+      integration (`via`) reaches its bookings, and chat and the CLI answer with them.
     """
 
     #: The ways it connects; the first is what chat offers.
@@ -197,6 +200,9 @@ class ConnectSpec:
     #: tenant_consent: the client id of the app registration an admin consents to, and the connect itself.
     client_id: Callable[[HostSettings], str | None] | None = None
     tenant: TenantConnect | None = None
+    #: route: the integrations (by name) the route goes through; the first is where chat sends a
+    #: person who types the route's word (its sign-in link, when it signs in).
+    via: tuple[str, ...] = ()
 
     @property
     def kind(self) -> ConnectKind:
@@ -213,6 +219,11 @@ class ConnectSpec:
             raise ValueError("an oauth2 connect needs its OAuthFlow")
         if "tenant_consent" in self.kinds and (self.client_id is None or self.tenant is None):
             raise ValueError("a tenant_consent connect needs its client_id and its TenantConnect")
+        if "route" in self.kinds and (self.kinds != ("route",) or not self.via or not self.steps):
+            raise ValueError("a route is the only kind of its connect and needs the integrations it goes via "
+                             "and its steps")
+        if self.via and "route" not in self.kinds:
+            raise ValueError("only a route goes via other integrations")
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,12 +271,14 @@ class PushChannels(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WebhookRequest:
-    """An inbound webhook as plain data: method, header names in lower case, query, raw body."""
+    """An inbound webhook as plain data: method, header names in lower case, query, raw body, and the
+    secret path token after the connection id (`/webhooks/<name>/<connection>/<token>`), if any."""
 
     method: str
     headers: Mapping[str, str]
     query: Mapping[str, str]
     body: bytes = b""
+    path_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +348,26 @@ class CalendarSlot:
 
 
 @dataclass(frozen=True, slots=True)
+class Profile:
+    """What the README's platform table says of an integration where its capabilities cannot say it.
+
+    Each text is one short phrase; an empty one is derived from the descriptor (its capabilities,
+    its connect) by sync.integrations.table.
+    """
+
+    #: What clinicbot reads from it ("appointments with client, service, staff and status").
+    reads: str = ""
+    #: What it can write back ("reschedule and cancel", "nothing: read only").
+    writes: str = ""
+    #: How fast changes arrive ("push (webhooks)", "poll").
+    arrives: str = ""
+    #: What the clinic has to set up on the platform's side.
+    setup: str = ""
+    #: The row's name in the table when it is not the integration's title.
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Integration:
     """One platform as the core sees it. Capability slots left None are capabilities it does not have."""
 
@@ -359,10 +392,25 @@ class Integration:
     publishing: object | None = None
     #: Directory identities of staff (kinds, validation, how a practice-wide connection addresses them).
     staff_identities: StaffIdentities | None = None
+    #: Unsigned webhooks: each connection gets an unguessable path token at connect (stored encrypted with
+    #: its credentials as `webhook_token`, shown once), and the webhook address ends in it.
+    path_token: bool = False
+    #: The kind of id its staff have in the staff mapping (`unit`, `team_member`...), when a booking source.
+    staff_kind: str = ""
+    #: Its row in the README's platform table (what capabilities cannot say).
+    profile: Profile = field(default_factory=Profile)
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():
             raise ValueError(f"an integration name is a lower-case identifier, got {self.name!r}")
+        if self.is_route and any(slot is not None for slot in (
+                self.calendars, self.booking_source, self.push_channels, self.signed_webhooks, self.publishing)):
+            raise ValueError(f"{self.name}: a route has no capabilities of its own")
+
+    @property
+    def is_route(self) -> bool:
+        """True for a platform reached through other integrations: chat and the CLI answer with its steps."""
+        return "route" in self.connect.kinds
 
     @property
     def words(self) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ __all__ = [
     "needs_tenant_consent",
     "open_calendar",
     "resolve",
+    "supported",
 ]
 
 GROUP = "clinicbot.integrations"
@@ -67,8 +68,12 @@ def get(name: str) -> Integration:
         _loaded[name] = loaded
         _failed.pop(name, None)
         return loaded
-    known = ", ".join(names())
-    raise Refused(f"unknown integration {name!r}; known: {known}")
+    raise Refused(f"clinicbot does not know {name!r}; it supports: {supported()}")
+
+
+def supported() -> str:
+    """What a person may name, for an answer to a name nobody registered: every integration's words."""
+    return "; ".join(f"{i.title} ({', '.join(i.words)})" for i in integrations())
 
 
 def integrations() -> list[Integration]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 ROLES = CONTRACT_ROLES
+#: A webhook path token's random bytes: 256 bits, far past guessing (issue 15 asks for at least 128).
+PATH_TOKEN_BYTES = 32
 
 
 class ConnectionError_(Invalid):
@@ -68,6 +71,9 @@ class SyncSwitched:
 class AddedConnection:
     connection_id: int
     calendars: list[dict[str, Any]]
+    #: The webhook address with its secret path token, for an integration with unsigned webhooks: shown
+    #: once, here; only its encrypted copy is kept.
+    webhook_url: str | None = None
 
 
 async def _practitioner(core: Core, practice_id: int, ref: str | None) -> int | None:
@@ -102,7 +108,8 @@ async def add_connection(
     async with core.store.session() as s:
         chosen = await the_practice(s, practice)
     practitioner_id = await _practitioner(core, chosen.id, practitioner)
-    credentials = {"username": username, "password": password} if username or password else None
+    credentials: dict[str, Any] | None = {"username": username, "password": password} if username or password \
+        else None
     config = {"url": url, **checked_options(provider, options or {})}
     info = ConnectionInfo(provider=provider, account=f"{username}@{host}" if username else host,
                           config=config, credentials=credentials,
@@ -114,11 +121,16 @@ async def add_connection(
         raise ConnectionError_(f"{exc.user_message} ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not found:
         raise ConnectionError_("the account has no calendars")
+    token = secrets.token_urlsafe(PATH_TOKEN_BYTES) if integration.path_token else None
+    if token is not None:
+        credentials = {**(credentials or {}), "webhook_token": token}
     saved = await save_connection(
         core, integration, Connected(info.account, info.config, credentials, found),
         practice_id=chosen.id, practitioner_id=practitioner_id, actor=actor,
     )
-    return AddedConnection(saved.connection_id, saved.calendars)
+    hook = f"{core.settings.base_url().rstrip('/')}/webhooks/{provider}/{saved.connection_id}/{token}" \
+        if token else None
+    return AddedConnection(saved.connection_id, saved.calendars, webhook_url=hook)
 
 
 def checked_options(provider: str, options: Mapping[str, str]) -> dict[str, str]:

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.contract import Refused
 from sync.engine.mirror_ops import ApptRef, mirror_ops
 from sync.engine.plan import Policy
 from sync.engine.snapshots import load_mirrors
+from sync.integrations import registry
 from sync.store import audit
 from sync.store.model import Appointment, Calendar, Connection, ExternalIdentity, Practice, Practitioner, utcnow
 
@@ -61,8 +63,16 @@ class StaffMapping:
     external_id: str
 
 
+def _declared_kind(integration: str) -> str:
+    """The staff-id kind the integration's descriptor declares ("" when none, or not in this build)."""
+    try:
+        return registry.get(integration).staff_kind
+    except Refused:
+        return ""
+
+
 def _kind(integration: str, kind: str | None) -> str:
-    chosen = (kind or KINDS.get(integration) or "").strip().lower()
+    chosen = (kind or KINDS.get(integration) or _declared_kind(integration)).strip().lower()
     if not _KIND_RE.fullmatch(chosen):
         raise StaffError(f"say which kind of {integration} id this is (for example --kind team_member)")
     return chosen

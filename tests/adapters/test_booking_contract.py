@@ -76,7 +76,41 @@ async def _calendly() -> Driver:
     return Driver(source, lee, book, fake.close)
 
 
-DRIVERS: dict[str, Callable[[], Awaitable[Driver]]] = {"square": _square, "acuity": _acuity, "calendly": _calendly}
+async def _simplybook() -> Driver:
+    from tests.adapters.simplybook.fakes.simplybook import SimplyBookFake
+
+    fake = await SimplyBookFake().start()
+    fake.add_unit("2", "Dr Lee")
+    host = settings_with(simplybook_api_url=fake.url)
+    source = registry.get("simplybook").booking_source(  # type: ignore[misc]
+        ConnectionInfo("simplybook", "x", {"url": f"https://{fake.company}.simplybook.me"},
+                       {"username": fake.user, "password": fake.password}), host)
+
+    async def book(start: datetime) -> str:
+        return str((await fake.book("2", start, 30))["id"])
+
+    return Driver(source, "2", book, fake.close)
+
+
+async def _youcanbookme() -> Driver:
+    from tests.adapters.youcanbookme.fakes.youcanbookme import YouCanBookMeFake
+
+    fake = await YouCanBookMeFake().start()
+    fake.add_profile("p-lee", "Dr Lee")
+    host = settings_with(youcanbookme_api_url=fake.url)
+    source = registry.get("youcanbookme").booking_source(  # type: ignore[misc]
+        ConnectionInfo("youcanbookme", "x", {"url": f"https://api.youcanbook.me/v1/{fake.account}"},
+                       {"username": fake.login, "password": fake.api_key}), host)
+
+    async def book(start: datetime) -> str:
+        return str((await fake.book("p-lee", start, 30))["id"])
+
+    return Driver(source, "p-lee", book, fake.close)
+
+
+DRIVERS: dict[str, Callable[[], Awaitable[Driver]]] = {
+    "square": _square, "acuity": _acuity, "calendly": _calendly, "simplybook": _simplybook,
+    "youcanbookme": _youcanbookme}
 
 
 @pytest.fixture(params=NAMES)
@@ -93,7 +127,7 @@ async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
 
 
 def test_every_booking_platform_is_registered() -> None:
-    assert {"square", "acuity", "calendly"} <= set(NAMES)
+    assert {"square", "acuity", "calendly", "simplybook", "youcanbookme"} <= set(NAMES)
 
 
 async def test_booking_source_contract(driver: Driver) -> None:

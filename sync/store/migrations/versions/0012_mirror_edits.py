@@ -2,7 +2,7 @@
 resumable copy of existing appointments onto a calendar that becomes a mirror
 
 Revision ID: 0012_mirror_edits
-Revises: 0009_graph_identities
+Revises: 0010_booking_details
 
 `practice.mirror_edits` is "card" for every existing practice (today's behaviour). Existing mirror
 calendars get no backfill state: their copies were written as appointments arrived.
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_mirror_edits"
-down_revision: str | None = "0009_graph_identities"
+down_revision: str | None = "0010_booking_details"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """alarms pushed to chat (one open incident per subject), and locations with their other names
 
 Revision ID: 0013_settings_locations
-Revises: 0009_graph_identities
+Revises: 0012_mirror_edits
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_settings_locations"
-down_revision: str | None = "0009_graph_identities"
+down_revision: str | None = "0012_mirror_edits"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 

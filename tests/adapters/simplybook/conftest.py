@@ -1,0 +1,40 @@
+"""Fixtures: a running fake SimplyBook.me and the adapter's bookings source for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.kit.http import RetryPolicy
+from adapters.simplybook.bookings import SimplyBookBookings
+from adapters.simplybook.client import SimplyBookClient
+from tests.adapters.simplybook.fakes.simplybook import SimplyBookFake
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[SimplyBookFake]:
+    server = await SimplyBookFake().start()
+    server.add_unit("2", "Dr Lee")
+    server.add_unit("3", "Dr Kim")
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+def source_for(fake: SimplyBookFake, *, password: str | None = None, company: str | None = None,
+               clock: object = None, attempts: int = 2) -> SimplyBookBookings:
+    client = SimplyBookClient(fake.url, company or fake.company, fake.user, password or fake.password,
+                              policy=RetryPolicy(attempts=attempts, backoff=0.0, max_wait=0.0),
+                              **({"clock": clock} if clock is not None else {}))  # type: ignore[arg-type]
+    return SimplyBookBookings(client)
+
+
+@pytest.fixture
+async def source(fake: SimplyBookFake) -> AsyncIterator[SimplyBookBookings]:
+    src = source_for(fake)
+    try:
+        yield src
+    finally:
+        await src.aclose()

@@ -1,0 +1,275 @@
+"""A loopback SimplyBook.me speaking JSON-RPC 2.0: admin login, bookings, edit and cancel, callbacks.
+
+Documented behaviour (platform-apis.md, SimplyBook section): `getUserToken(company, login, password)`
+on `/login` answers a token, or JSON-RPC errors -33001 (no such company) / -33003 (user or password
+wrong) / -33004 (user blocked), all with HTTP 200; `/admin` wants `X-Company-Login` and `X-User-Token`.
+What is not documented is configurable here: the error a rejected or expired token gets
+(`token_error`), the error for an unknown booking (`not_found_error`), a refusal of an edit
+(`refuse`), and HTTP 429 with Retry-After for the next `throttle` requests. Several companies share
+one fake, so a callback naming another company's booking can be tried. `requests` counts every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from aiohttp import web
+
+__all__ = ["SimplyBookFake"]
+
+_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass
+class SimplyBookFake:
+    company: str = "clinic"
+    user: str = "clinicbot"
+    password: str = "sb-test-password"
+    timezone: str = "Europe/London"
+    blocked: bool = False
+    throttle: int = 0
+    deliver: bool = True
+    token_error: tuple[int, str] = (-32600, "Access denied")
+    not_found_error: tuple[int, str] = (-32052, "Booking not found")
+    units: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bookings: dict[int, dict[str, Any]] = field(default_factory=dict)
+    refuse: dict[int, tuple[int, str]] = field(default_factory=dict)
+    #: Methods the admin user may not call: answered like a bad token ("Access denied").
+    denied: set[str] = field(default_factory=set)
+    callback_url: str = ""
+    #: (path, method) of every call, logins included.
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    held: list[bytes] = field(default_factory=list)
+    delivered: list[int] = field(default_factory=list)
+    _tokens: dict[str, str] = field(default_factory=dict)
+    _next_id: int = 100
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _runner: web.AppRunner | None = None
+    _session: aiohttp.ClientSession | None = None
+    url: str = ""
+
+    # --- the vendor's side, as a test drives it ---------------------------------------------
+    def add_unit(self, unit_id: str, name: str) -> None:
+        self.units[unit_id] = {"id": unit_id, "name": name, "email": "", "is_visible": "1"}
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far stops working (SimplyBook's last about an hour)."""
+        self._tokens.clear()
+
+    async def book(self, unit_id: str, start: datetime, minutes: int = 30, *, company: str | None = None,
+                   client: str = "Jane Roe", service: str = "Reflexology") -> dict[str, Any]:
+        """A booking made by a client on SimplyBook's booking page (a callback follows)."""
+        self._next_id += 1
+        zone = ZoneInfo(self.timezone)
+        local = start.astimezone(zone)
+        booking = {
+            "id": str(self._next_id), "code": secrets.token_hex(4), "hash": secrets.token_hex(16),
+            "company": company or self.company, "start_date": local.strftime(_FORMAT),
+            "end_date": (local + timedelta(minutes=minutes)).strftime(_FORMAT), "unit_id": unit_id,
+            "unit": self.units.get(unit_id, {}).get("name", ""), "event_id": "3", "event": service, "client_id": "7",
+            "client": client, "client_email": "jane@example.org", "client_phone": "+10000000000",
+            "is_confirm": "1", "comment": "", "location": "Room 1",
+        }
+        self.bookings[self._next_id] = booking
+        await self.announce("create", booking)
+        return booking
+
+    async def move_on_simplybook(self, booking_id: int, start: datetime) -> None:
+        booking = self.bookings[booking_id]
+        self._set_times(booking, start, self._minutes(booking))
+        await self.announce("change", booking)
+
+    async def announce(self, kind: str, booking: dict[str, Any]) -> None:
+        if not self.callback_url or booking["company"] != self.company:
+            return
+        body = json.dumps({"booking_id": booking["id"], "booking_hash": booking["hash"], "company": booking["company"],
+                           "notification_type": kind, "webhook_timestamp": int(time.time() * 1000)}).encode()
+        if not self.deliver:
+            self.held.append(body)
+            return
+        task = asyncio.ensure_future(self.post(body))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def post(self, body: bytes) -> int:
+        assert self._session is not None
+        try:
+            async with self._session.post(self.callback_url, data=body,
+                                          headers={"content-type": "application/json"}) as response:
+                self.delivered.append(response.status)
+                return response.status
+        except aiohttp.ClientError:
+            self.delivered.append(0)
+            return 0
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def calls(self, method: str) -> int:
+        return sum(1 for _, m in self.requests if m == method)
+
+    # --- the server ----------------------------------------------------------------------------
+    async def start(self) -> SimplyBookFake:
+        app = web.Application()
+        app.add_routes([web.post("/login", self._login), web.post("/admin", self._admin)])
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(self._runner, sock).start()
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._session = aiohttp.ClientSession()
+        return self
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._session:
+            await self._session.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _read(self, request: web.Request) -> tuple[Any, str, list[Any]] | web.Response:
+        try:
+            call = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(None, -32700, "Parse error")
+        if not isinstance(call, dict) or call.get("jsonrpc") != "2.0" or not isinstance(call.get("method"), str):
+            return _error(None, -32600, "Invalid Request")
+        params = call.get("params") or []
+        self.requests.append((request.path, call["method"]))
+        if self.throttle > 0:
+            self.throttle -= 1
+            return web.json_response({"error": "Too many requests"}, status=429, headers={"Retry-After": "1"})
+        return call.get("id"), call["method"], params if isinstance(params, list) else [params]
+
+    async def _login(self, request: web.Request) -> web.Response:
+        read = await self._read(request)
+        if isinstance(read, web.Response):
+            return read
+        rpc_id, method, params = read
+        if method != "getUserToken":
+            return _error(rpc_id, -32601, "Method not found")
+        if len(params) != 3:
+            return _error(rpc_id, -32602, "Invalid params")
+        company, user, password = (str(p) for p in params)
+        if company != self.company:
+            return _error(rpc_id, -33001, "Company does not exist")
+        if user != self.user or password != self.password:
+            return _error(rpc_id, -33003, "User with this login and password not found")
+        if self.blocked:
+            return _error(rpc_id, -33004, "User is blocked")
+        token = secrets.token_hex(32)
+        self._tokens[token] = company
+        return _result(rpc_id, token)
+
+    async def _admin(self, request: web.Request) -> web.Response:
+        read = await self._read(request)
+        if isinstance(read, web.Response):
+            return read
+        rpc_id, method, params = read
+        company = request.headers.get("X-Company-Login", "")
+        if self._tokens.get(request.headers.get("X-User-Token", "")) != company or not company \
+                or method in self.denied:
+            return _error(rpc_id, *self.token_error)
+        handler = getattr(self, f"_rpc_{method}", None)
+        if handler is None:
+            return _error(rpc_id, -32601, "Method not found")
+        try:
+            return _result(rpc_id, handler(company, *params))
+        except _RpcError as exc:
+            return _error(rpc_id, exc.code, exc.message)
+        except (TypeError, ValueError, KeyError):
+            return _error(rpc_id, -32602, "Invalid params")
+
+    # The methods are named as SimplyBook names them (getCompanyInfo -> _rpc_getCompanyInfo).
+    def _rpc_getCompanyInfo(self, company: str) -> dict[str, Any]:
+        return {"login": company, "name": company.title(), "timezone": self.timezone}
+
+    def _rpc_getUnitList(self, company: str, *flags: Any) -> dict[str, Any]:
+        return dict(self.units)
+
+    def _rpc_getBookings(self, company: str, query: dict[str, Any]) -> list[dict[str, Any]]:
+        low, high = str(query["date_from"]), str(query["date_to"])
+        found = [b for b in self.bookings.values() if b["company"] == company and low <= b["start_date"][:10] <= high
+                 and ("unit_group_id" not in query or b["unit_id"] == str(query["unit_group_id"]))
+                 and (query.get("booking_type") == "all" or b["is_confirm"] == "1")]
+        return sorted(found, key=lambda b: b["start_date"])
+
+    def _booking(self, company: str, booking_id: Any) -> dict[str, Any]:
+        booking = self.bookings.get(int(booking_id))
+        if booking is None or booking["company"] != company:
+            raise _RpcError(*self.not_found_error)
+        return booking
+
+    def _rpc_getBookingDetails(self, company: str, booking_id: Any) -> dict[str, Any]:
+        b = self._booking(company, booking_id)
+        # The details name some fields differently from the listing.
+        return {"id": b["id"], "code": b["code"], "start_date_time": b["start_date"], "end_date_time": b["end_date"],
+                "unit_id": b["unit_id"], "unit_name": b["unit"], "event_id": b["event_id"], "event_name": b["event"],
+                "client_id": b["client_id"], "client_name": b["client"], "client_email": b["client_email"],
+                "client_phone": b["client_phone"], "is_confirmed": b["is_confirm"], "comment": b["comment"],
+                "location": b["location"]}
+
+    def _rpc_editBook(self, company: str, booking_id: Any, event_id: Any, unit_id: Any, client_id: Any,
+                      start_date: str, start_time: str, end_date: str, end_time: str, offset: Any = 0,
+                      additional: Any = None) -> dict[str, Any]:
+        booking = self._booking(company, booking_id)
+        if int(booking_id) in self.refuse:
+            raise _RpcError(*self.refuse[int(booking_id)])
+        if booking["is_confirm"] != "1":
+            raise _RpcError(-32070, "Booking is cancelled")
+        start = datetime.strptime(f"{start_date} {start_time}", _FORMAT)
+        end = datetime.strptime(f"{end_date} {end_time}", _FORMAT)
+        if end <= start:
+            raise _RpcError(-32071, "End time must be after start time")
+        booking.update(start_date=start.strftime(_FORMAT), end_date=end.strftime(_FORMAT),
+                       unit_id=str(unit_id), event_id=str(event_id), client_id=str(client_id))
+        self._later(self.announce("change", booking))
+        return {"bookings": [{"id": booking["id"], "hash": booking["hash"]}]}
+
+    def _rpc_cancelBooking(self, company: str, booking_id: Any) -> bool:
+        booking = self._booking(company, booking_id)
+        booking["is_confirm"] = "0"
+        self._later(self.announce("cancel", booking))
+        return True
+
+    def _later(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    def _minutes(booking: dict[str, Any]) -> int:
+        start = datetime.strptime(booking["start_date"], _FORMAT)
+        return int((datetime.strptime(booking["end_date"], _FORMAT) - start).total_seconds() // 60)
+
+    def _set_times(self, booking: dict[str, Any], start: datetime, minutes: int) -> None:
+        local = start.astimezone(ZoneInfo(self.timezone))
+        booking["start_date"] = local.strftime(_FORMAT)
+        booking["end_date"] = (local + timedelta(minutes=minutes)).strftime(_FORMAT)
+
+
+class _RpcError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _result(rpc_id: Any, result: Any) -> web.Response:
+    return web.json_response({"jsonrpc": "2.0", "result": result, "id": rpc_id})
+
+
+def _error(rpc_id: Any, code: int, message: str) -> web.Response:
+    """SimplyBook answers JSON-RPC errors with HTTP 200."""
+    return web.json_response({"jsonrpc": "2.0", "error": {"code": code, "message": message, "data": None},
+                              "id": rpc_id})

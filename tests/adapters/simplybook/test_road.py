@@ -1,0 +1,125 @@
+"""SimplyBook.me through the running server: a callback makes clinicbot read the booking from the API; a
+callback that lies (another company's booking) changes nothing; a reschedule and a cancel from chat
+reach SimplyBook, and its refusal is kept in its own words."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from bot.app import build_app
+from sync.boot import open_core
+from sync.engine.outbox import run_until_idle
+from sync.engine.run import sync_connection
+from sync.engine.subscriber import register
+from sync.integrations.push import ensure_push
+from sync.runtime.core import Core
+from sync.runtime.syncqueue import SyncQueue
+from sync.services import appointments as services
+from sync.services.connections import add_connection
+from sync.services.staff import map_staff
+from sync.store.migrate import upgrade
+from sync.store.model import Appointment, OutboxOp, Practice, Practitioner
+from tests.adapters.simplybook.fakes.simplybook import SimplyBookFake
+from tests.conftest import drop_schema, make_settings
+from tests.servers import free_port
+
+START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3, hours=2)
+LONDON = ZoneInfo("Europe/London")
+
+
+@pytest.fixture
+async def world(backend: str, tmp_path: Path, fake: SimplyBookFake) -> AsyncIterator[tuple[Core, int]]:
+    port = free_port()
+    settings = make_settings(backend, tmp_path, simplybook_api_url=fake.url, public_url=f"http://127.0.0.1:{port}")
+    core = open_core(settings)
+    await upgrade(core.store)
+    register(core)
+    async with core.store.session() as s:
+        practice = await s.scalar(select(Practice).order_by(Practice.id))
+        assert practice is not None
+        s.add(Practitioner(practice_id=practice.id, name="Dr Lee", handle="dr-lee"))
+    added = await add_connection(core, "simplybook", f"https://{fake.company}.simplybook.me", username=fake.user,
+                                 password=fake.password, actor="cli:test")
+    async with core.store.session() as s:
+        lee = await s.scalar(select(Practitioner))
+        assert lee is not None
+        await map_staff(s, lee, "simplybook", "2", actor="cli:test")
+
+    async def runner(connection_id: int) -> None:
+        await sync_connection(core, connection_id)
+
+    core.services.sync_queue = SyncQueue(runner)
+    server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
+    await server.start_server()
+    fake.callback_url = f"http://127.0.0.1:{port}/webhooks/simplybook/{added.connection_id}"
+    try:
+        yield core, added.connection_id
+    finally:
+        await fake.drain()
+        await core.services.sync_queue.drain()
+        await server.close()
+        await core.close()
+        await drop_schema(settings)
+
+
+async def _settle(core: Core, fake: SimplyBookFake) -> None:
+    for _ in range(3):
+        await fake.drain()
+        await core.services.sync_queue.drain()
+        await run_until_idle(core)
+
+
+async def _appointments(core: Core) -> list[Appointment]:
+    async with core.store.session() as s:
+        return list((await s.scalars(select(Appointment).order_by(Appointment.id))).all())
+
+
+async def test_callback_reschedule_cancel_and_a_lying_callback(world: tuple[Core, int], fake: SimplyBookFake) -> None:
+    core, conn_id = world
+    assert (await ensure_push(core, conn_id)).created == 2  # one channel per service provider
+    booked = await fake.book("2", START, 30)
+    await _settle(core, fake)
+    assert fake.delivered == [200]
+    (row,) = await _appointments(core)
+    assert row.client_name == "Jane Roe" and row.practitioner_id is not None and row.service == "Reflexology"
+    assert row.start.astimezone(UTC) == START
+    # Another company's booking, named in a callback to this connection: only what the API says counts.
+    fake.deliver = False
+    other = await fake.book("2", START + timedelta(hours=5), company="otherclinic", client="Someone Else")
+    lie = (b'{"booking_id": "%s", "booking_hash": "%s", "company": "clinic", "notification_type": "create", '
+           b'"webhook_timestamp": 1}' % (other["id"].encode(), other["hash"].encode()))
+    assert await fake.post(lie) == 200
+    await _settle(core, fake)
+    assert [a.client_name for a in await _appointments(core)] == ["Jane Roe"]
+    async with aiohttp.ClientSession() as http:  # the other company's own callback is not this connection's
+        wrong = await http.post(fake.callback_url, data=lie.replace(b'"clinic"', b'"otherclinic"'))
+        assert wrong.status == 404
+    fake.deliver = True
+    # Staff reschedule in chat: SimplyBook holds the new time.
+    async with core.store.session() as s:
+        appt = await s.get(Appointment, row.id)
+        assert appt is not None
+        await services.reschedule(s, core.bus, appt, START + timedelta(hours=1), None, "slack:T1/U1")
+    await _settle(core, fake)
+    assert fake.bookings[int(booked["id"])]["start_date"] == (START + timedelta(hours=1)).astimezone(
+        LONDON).strftime("%Y-%m-%d %H:%M:%S")
+    # SimplyBook refuses the next move: the failed change keeps its words, SimplyBook keeps its time.
+    fake.refuse[int(booked["id"])] = (-32075, "Selected time is not available")
+    async with core.store.session() as s:
+        appt = await s.get(Appointment, row.id)
+        assert appt is not None
+        await services.reschedule(s, core.bus, appt, START + timedelta(hours=4), None, "slack:T1/U1")
+    await _settle(core, fake)
+    async with core.store.session() as s:
+        failed = (await s.scalars(select(OutboxOp).where(OutboxOp.status == "failed"))).all()
+    assert [op.last_error for op in failed] == ["SimplyBook refused: Selected time is not available (-32075)."]
+    assert fake.bookings[int(booked["id"])]["start_date"] == (START + timedelta(hours=1)).astimezone(
+        LONDON).strftime("%Y-%m-%d %H:%M:%S")
