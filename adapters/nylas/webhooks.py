@@ -168,6 +168,11 @@ class NylasPush:
         calendar = _calendar(provider)
         api = calendar.api
         now = datetime.now(UTC)
+        # Deliveries name the grant by its id, while a connection may name it by its email: ask Nylas.
+        grant = await api.data("GET", f"/v3/grants/{quote(calendar.grant_id, safe='')}")
+        grant_id = grant.get("id")
+        if not isinstance(grant_id, str) or not grant_id:
+            raise BadPayload("nylas: the grant has no id", provider=PROVIDER)
         if current is not None:
             try:
                 found = await api.data("GET", f"/v3/webhooks/{quote(current.remote_id, safe='')}")
@@ -176,14 +181,14 @@ class NylasPush:
             if found is not None and found.get("webhook_url") == url and found.get("status") != "failed":
                 secret = await rotate_secret(api, current.remote_id)
                 log.info("nylas webhook secret rotated", extra={"webhook": current.remote_id})
-                return ChannelOpened(Channel(current.remote_id, calendar.grant_id, secret, now + ROTATE_EVERY,
+                return ChannelOpened(Channel(current.remote_id, grant_id, secret, now + ROTATE_EVERY,
                                              calendar.calendar_id), renewed=True)
         made = await api.data("POST", "/v3/webhooks", json={
             "trigger_types": list(TRIGGERS), "webhook_url": url, "description": "clinicbot calendar sync"})
         webhook_id = made.get("id")
         if not isinstance(webhook_id, str) or not webhook_id:
             raise BadPayload("nylas: the new webhook has no id", provider=PROVIDER)
-        channel = Channel(webhook_id, calendar.grant_id, _secret(made), now + ROTATE_EVERY, calendar.calendar_id)
+        channel = Channel(webhook_id, grant_id, _secret(made), now + ROTATE_EVERY, calendar.calendar_id)
         return ChannelOpened(channel, renewed=current is not None, retire=current)
 
     async def stop(self, provider: CalendarProvider, channel: Channel) -> None:

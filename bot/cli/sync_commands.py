@@ -97,8 +97,9 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
     """Connect an account of INTEGRATION (`clinicbot doctor` lists them) and store the calendars it has.
 
     A sign-in integration prints its sign-in URL (the server's /oauth/INTEGRATION/callback finishes
-    it, or paste --state and --code here); a server or feed needs --url (and --username with
-    --password-env); a practice-wide one needs --application --tenant.
+    it, or paste --state and --code here), unless it also takes credentials and --username or
+    --password-env is given (Nylas: an existing grant); a server or feed needs --url (and --username
+    with --password-env); a practice-wide one needs --application --tenant.
     """
     from sync.contract import ProviderError
 
@@ -124,7 +125,7 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
         if not (application and tenant):
             fail("--application needs --tenant (the tenant id the admin consented for)")
         await _add_practice_wide(core, integration_name, practice_name, tenant or "", as_json)
-    elif "oauth2" in spec.kinds:
+    elif "oauth2" in spec.kinds and not ("credentials" in spec.kinds and (username or password_env)):
         if bool(state) != bool(code):
             fail("give both --state and --code to finish a sign-in, or neither to start one")
         if state and code:
