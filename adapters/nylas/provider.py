@@ -2,11 +2,12 @@
 
 - Reading lists the calendar's events in the window (`start`/`end`, recurring events expanded into
   occurrences, 200 a page, `next_cursor` passed back as `page_token`). Nylas has no change cursor:
-  the cursor clinicbot keeps holds the time of the last read, and the next poll asks only for events
-  `updated_after` it (with a margin for clock skew), cancelled ones included so that they become
-  deletions. An event deleted outright (Microsoft deletes at once; Google keeps it cancelled) is
-  not in an `updated_after` answer, so a full listing runs again once `full_every` has passed, and
-  whenever the window moved.
+  the cursor clinicbot keeps holds the time of the last read and the ids it saw. The next poll asks
+  for the events `updated_after` it (with a margin for clock skew), cancelled ones included so that
+  they become deletions, and for the ids still in the window (`select=id`, no content): an event
+  deleted outright (Microsoft deletes at once; Google keeps it cancelled) is in no `updated_after`
+  answer, and its missing id says it is gone. A full listing runs again when the window moved, and
+  once `full_every` has passed.
 - Occurrences keep their own ids and their master's (`series=False`: the core expands recurring
   appointments before writing, as for Outlook).
 - Writing: create answers 200; Nylas takes no idempotency key, so each copy carries its key in
@@ -50,8 +51,8 @@ __all__ = ["PAGE_SIZE", "NylasCalendar", "api_key", "grant_id"]
 PAGE_SIZE = 200
 #: Poll with this much overlap: events updated while the last read was running are read again.
 SKEW_SECONDS = 300
-#: A full listing at least this often catches events deleted outright.
-FULL_EVERY = timedelta(hours=6)
+#: A full listing at least this often, whatever the polls saw.
+FULL_EVERY = timedelta(hours=24)
 #: The cursor remembers at most this many recently read events (to leave out of the next poll's overlap).
 MAX_RECENT = 500
 
@@ -153,12 +154,26 @@ class NylasCalendar:
                 items.append(item)
         if len(recent) > MAX_RECENT:
             recent = {}  # a bulk change: the next poll hands some of it over twice, which is harmless
+        if full:
+            present = sorted({i.remote_id for i in items})
+        else:
+            # An event deleted outright is in no updated_after answer: the ids still in the window say so.
+            assert state is not None
+            present = await self._ids(params)
+            gone = set(state["ids"]) - set(present) - set(deleted)
+            deleted += sorted(gone)
         last_full = now if full else float(state["full"]) if state else now
         # What was read is part of the cursor: a read that saw changes never hands back the cursor it got.
         seen = hashlib.sha256(repr(sorted((i.remote_id, i.etag) for i in items) + sorted(deleted)).encode())
         new_cursor = json.dumps({"v": 1, "since": int(now), "full": int(last_full), "w": span,
-                                 "seen": seen.hexdigest()[:12], "recent": recent})
+                                 "seen": seen.hexdigest()[:12], "recent": recent, "ids": present})
         return ChangeSet(items=items, deleted_ids=deleted, cursor=new_cursor, full=full, notes=notes)
+
+    async def _ids(self, params: dict[str, str]) -> list[str]:
+        """The ids of every live event in the window: small pages (`select=id`), no event content."""
+        query = {k: v for k, v in params.items() if k not in ("updated_after", "show_cancelled")}
+        found = await self.api.pages(f"{self.grant_path}/events", {**query, "select": "id"})
+        return sorted({str(e["id"]) for e in found if isinstance(e.get("id"), str)})
 
     async def _get_raw(self, remote_id: str) -> dict[str, Any]:
         return await self.api.data("GET", self._event_path(remote_id), params={"calendar_id": self.calendar_id})
@@ -259,11 +274,11 @@ def _read_cursor(cursor: str) -> dict[str, Any]:
         window = [int(x) for x in state["w"]]
     except (ValueError, TypeError, KeyError, AttributeError):
         raise CursorExpired("nylas: the stored cursor is not one this version reads", provider=PROVIDER) from None
-    recent = state.get("recent") or {}
-    if not isinstance(recent, dict):
+    recent, ids = state.get("recent") or {}, state.get("ids") or []
+    if not isinstance(recent, dict) or not isinstance(ids, list):
         raise CursorExpired("nylas: the stored cursor is not one this version reads", provider=PROVIDER)
     return {"since": int(state["since"]), "full": int(state["full"]), "w": window,
-            "recent": {str(k): str(v) for k, v in recent.items()}}
+            "recent": {str(k): str(v) for k, v in recent.items()}, "ids": [str(i) for i in ids]}
 
 
 def _updated(event: dict[str, Any]) -> float:

@@ -3,6 +3,7 @@ read-only events, recurring occurrences and Nylas's error bodies."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -143,7 +144,8 @@ async def test_polls_ask_only_for_updates_and_see_cancellations(
         first = await provider.changes(None, window())
         quiet = await provider.changes(first.cursor, window())
         assert not quiet.full and quiet.items == [] and quiet.deleted_ids == []
-        assert "updated_after" in fake.requests[-1].query and fake.requests[-1].query["show_cancelled"] == "true"
+        polls = [r.query for r in fake.requests if "updated_after" in r.query]
+        assert polls and polls[-1]["show_cancelled"] == "true"
         fake.advance(5)
         fake.server_edit(grant, cal, kept["id"], {"title": "Kept, moved"})
         fake.server_delete(grant, cal, gone["id"])  # a Google grant: the event stays, cancelled
@@ -154,23 +156,27 @@ async def test_polls_ask_only_for_updates_and_see_cancellations(
         await provider.aclose()
 
 
-async def test_an_event_deleted_outright_goes_at_the_next_full_listing(
+async def test_an_event_deleted_outright_is_seen_missing_at_the_next_poll(
     fake: NylasFake, nsettings: Settings
 ) -> None:
     grant = fake.add_grant("outreach@work.example", provider="microsoft")
     clock = Clock()
     cal = primary(grant)
-    provider = NylasCalendar(make_conn(grant), cal, nsettings, clock=clock, full_every=timedelta(hours=6))
+    provider = NylasCalendar(make_conn(grant), cal, nsettings, clock=clock)
     try:
         gone = fake.server_add(grant, cal, {"title": "Gone", "when": timespan(soon())})
+        kept = fake.server_add(grant, cal, {"title": "Kept", "when": timespan(soon(hour=14))})
         first = await provider.changes(None, window())
-        fake.server_delete(grant, cal, gone["id"])  # Microsoft deletes at once
+        fake.server_delete(grant, cal, gone["id"])  # Microsoft deletes at once: no cancelled event to read
         clock.now += 3600
         poll = await provider.changes(first.cursor, window())
-        assert not poll.full
-        clock.now += 6 * 3600
-        full = await provider.changes(poll.cursor, window())
-        assert full.full and full.items == []  # absent from a full listing: deleted
+        assert not poll.full and poll.items == [] and poll.deleted_ids == [gone["id"]]
+        ids_only = [r for r in fake.requests if r.query.get("select") == "id"]
+        assert ids_only and "updated_after" not in ids_only[-1].query
+        again = await provider.changes(poll.cursor, window())
+        assert again.deleted_ids == [] and kept["id"] in json.loads(str(again.cursor))["ids"]
+        clock.now += 24 * 3600
+        assert (await provider.changes(again.cursor, window())).full  # a full listing once a day
     finally:
         await provider.aclose()
 

@@ -521,6 +521,9 @@ class NylasFake:
             if meta_key is not None and (event.get("metadata") or {}).get(meta_key) != meta_value:
                 continue
             found.append(copy.deepcopy(event))
+        if "select" in q:  # only the fields asked for (the id always)
+            fields = {f.strip() for f in q["select"].split(",")} | {"id"}
+            found = [{k: v for k, v in e.items() if k in fields} for e in found]
         return self._page(f"ev:{cal.id}", found, request, 200)
 
     async def get_event(self, request: web.Request) -> web.Response:
