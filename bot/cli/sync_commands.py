@@ -54,7 +54,7 @@ async def _add(core: Core, provider: str, url: str, username: str | None, passwo
         emit({"connection": added.connection_id, "calendars": added.calendars}, None, True)
         return
     emit(added.calendars, CAL_COLUMNS, False, title=f"Connection {added.connection_id}: calendars found")
-    click.echo("Give each calendar its role: `clinicbot calendar set ID --role source|mirror|busy`.")
+    click.echo("Give each calendar its role: `clinicbot calendar set ID --role source|mirror|busy|work`.")
 
 
 def _connect_options() -> list[ConnectOption]:
@@ -207,7 +207,7 @@ def _emit_saved(saved: SavedConnection, as_json: bool) -> None:
               "config": saved.config, "calendars": saved.calendars}, None, True)
         return
     emit(saved.calendars, CAL_COLUMNS, False, title=f"Connection {connection_id} ({saved.account}): calendars found")
-    click.echo("Change a calendar's role with `clinicbot calendar set ID --role source|mirror|busy`; "
+    click.echo("Change a calendar's role with `clinicbot calendar set ID --role source|mirror|busy|work`; "
                "`clinicbot connection refresh " + str(connection_id) + "` finds calendars added later.")
 
 
@@ -282,7 +282,7 @@ async def calendar_list(core: Core, as_json: bool) -> None:
 
 @calendar.command("set")
 @click.argument("calendar_id", type=int)
-@click.option("--role", type=click.Choice(["source", "mirror", "busy"]), default=None)
+@click.option("--role", type=click.Choice(["source", "mirror", "busy", "work"]), default=None)
 @click.option("--projection", type=click.Choice(["busy", "initials", "full"]), default=None)
 @click.option("--sync", "sync_switch", type=click.Choice(["on", "off"]), default=None)
 @click.option("--practitioner", default=None, help="Practitioner handle, name or id.")

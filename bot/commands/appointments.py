@@ -28,6 +28,7 @@ from bot.commands.grammar import CancelAppointment, Reschedule, ShowAgenda, Show
 from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, appointment_detail, day_label, moment_label, practitioner_names
 from bot.commands.when import check_day, wall_time
+from bot.commands.work import with_work_events
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
 from sync.engine import series
 from sync.integrations.sources import read_only_calendars
@@ -118,7 +119,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
     title = f"{rel}, {day_label(day)}" if rel else day_label(day)
     if practitioner is not None:
         title += f" · {practitioner.name}"
-    return Agenda(
+    view = Agenda(
         title=title,
         day=day,
         timezone=tz,
@@ -126,6 +127,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         practitioner=practitioner.name if practitioner else None,
         empty_text=f"No appointments on {day_label(day)}.",
     )
+    return await with_work_events(core, actor, view, practitioner.id if practitioner else None)
 
 
 async def details(

@@ -261,8 +261,8 @@ def plan(
     """Actions for one calendar's changes. `links` is keyed by remote id (this calendar's links);
     `appointments` holds every appointment those links point at plus, for double-booking checks,
     the active appointments of other sources overlapping the changed items."""
-    if not calendar.sync_enabled or calendar.role == "busy":
-        return []
+    if not calendar.sync_enabled or calendar.role not in ("source", "mirror"):
+        return []  # busy and work calendars are read live (free/busy, the agenda), never planned
     if calendar.role == "mirror":
         return list(_plan_mirror(remote_changes, links, appointments, calendar, policy))
     return list(_plan_source(remote_changes, links, appointments, calendar, policy, mirrors))
