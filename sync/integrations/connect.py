@@ -5,7 +5,8 @@ Adapters return plain data (`Connected`); the rows are written here, once, in on
 connect either stores the connection with all its calendars or nothing. New calendars get the
 integration's default roles (its primary calendar one, the others another) and the read-only flag
 the adapter reported. `refresh_calendars` re-runs discovery: new calendars are added with the same
-defaults, known ones keep their role and get their name, zone and read-only flag updated.
+defaults, known ones keep their role and get their name, zone and read-only flag updated. Signing in
+again to an account whose sign-in expired revives that connection rather than adding a second one.
 """
 
 from __future__ import annotations
@@ -205,6 +206,10 @@ async def save_connection(
     chosen = registry.get(integration) if isinstance(integration, str) else integration
     if not connected.calendars and not allow_empty:
         raise Refused(f"the {chosen.title} account has no calendars clinicbot can use")
+    revived = await _reconnect(core, chosen, connected, practice_id=practice_id, actor=actor,
+                               extra_config=extra_config)
+    if revived is not None:
+        return revived
     async with core.store.session() as s:
         conn = Connection(
             practice_id=practice_id, practitioner_id=practitioner_id, provider=chosen.name,
@@ -224,6 +229,40 @@ async def save_connection(
                            details={"connection_id": conn.id, "provider": chosen.name, "calendars": len(rows)})
     return SavedConnection(conn.id, chosen.name, connected.account, rows, added=len(rows), config=dict(conn.config),
                            practice_id=practice_id)
+
+
+async def _reconnect(
+    core: Core, integration: Integration, connected: Connected, *, practice_id: int, actor: str,
+    extra_config: Mapping[str, Any] | None,
+) -> SavedConnection | None:
+    """Signing in again to an account whose sign-in expired revives its connection (its calendars,
+    roles, links and history stay) instead of adding a second one; None when there is none."""
+    if not connected.account:
+        return None
+    async with core.store.session() as s:
+        conn = await s.scalar(select(Connection).where(
+            Connection.practice_id == practice_id, Connection.provider == integration.name,
+            Connection.account == connected.account, Connection.status == "auth_expired",
+        ).order_by(Connection.id).limit(1).with_for_update())
+        if conn is None:
+            return None
+        conn.credentials = connected.credentials
+        conn.config = {**(conn.config or {}), **connected.config, **(extra_config or {})}
+        conn.status, conn.last_error = "active", None
+        known = {c.remote_id: c for c in (await s.scalars(select(Calendar).where(Calendar.connection_id == conn.id)))}
+        added = 0
+        for info in connected.calendars:
+            if info.remote_id not in known:
+                cal = _new_calendar(integration, conn, info, connected.calendars)
+                s.add(cal)
+                known[info.remote_id] = cal
+                added += 1
+        await s.flush()
+        rows = [calendar_view(c, conn) for c in sorted(known.values(), key=lambda c: c.id)]
+        await audit.record(s, actor=actor, action="connection.reconnect", practice_id=practice_id,
+                           details={"connection_id": conn.id, "provider": integration.name, "added": added})
+        return SavedConnection(conn.id, integration.name, conn.account, rows, added=added, config=dict(conn.config),
+                               practice_id=practice_id)
 
 
 async def refresh_calendars(core: Core, connection_id: int, *, actor: str) -> SavedConnection:

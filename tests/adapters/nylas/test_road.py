@@ -2,8 +2,8 @@
 in through Nylas's hosted OAuth (PKCE), and the callback stores the grant's calendars. The webhook
 destination is made (its challenge answered, its secret stored encrypted); signed deliveries
 request a sync of the right connection once, while forged, missing, replayed and other grants'
-deliveries request nothing; the secret rotates on both documented paths; and grant.expired turns
-into the reconnect advice."""
+deliveries request nothing; the secret rotates on both documented paths; grant.expired turns into
+the reconnect advice, and signing in again revives the same connection."""
 
 from __future__ import annotations
 
@@ -163,3 +163,12 @@ async def test_connect_from_chat_then_webhooks_rotation_and_expiry(clinic: Clini
     status = await clinic.say("status", "US", "status")
     assert "reconnect" in status.lower(), status
     assert json.loads(status)
+
+    # Signing in again (Nylas keeps the grant id) revives that connection, roles and all: no second one.
+    again = await clinic.say("connect nylas", "UP", "reconnect")
+    async with clinic.browser.get(sign_in_link(again, f"{nylas.url}/v3/connect/auth?")) as page:
+        assert page.status == 200 and "Nylas connected" in await page.text()
+    revived = await clinic.connection()  # still exactly one
+    assert revived.id == conn.id and revived.status == "active" and revived.last_error is None
+    assert {c.remote_id: c.role for c in await clinic.calendars()} == {work: "mirror", "holidays": "busy"}
+    assert (await sync_connection(clinic.core, conn.id)).failed == 0
