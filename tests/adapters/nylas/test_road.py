@@ -160,6 +160,12 @@ async def test_connect_from_chat_then_webhooks_rotation_and_expiry(clinic: Clini
     async with clinic.core.store.session() as s:
         expired = await s.get(Connection, conn.id)
         assert expired is not None and expired.status == "auth_expired"
+    # The person who connected it gets the reconnect card, once.
+    fake_slack = clinic.slack.fake
+    await fake_slack.wait_for(lambda: any("has expired" in json.dumps(c.args)
+                                          for c in fake_slack.calls_to("chat.postMessage")))
+    cards = [c for c in fake_slack.calls_to("chat.postMessage") if "has expired" in json.dumps(c.args)]
+    assert len(cards) == 1 and "connect nylas" in json.dumps(cards[0].args)
     status = await clinic.say("status", "US", "status")
     assert "reconnect" in status.lower(), status
     assert json.loads(status)
