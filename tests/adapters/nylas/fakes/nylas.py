@@ -1,7 +1,7 @@
 """A loopback fake of the Nylas v3 API (aiohttp): hosted OAuth, grants, calendars, events, webhooks.
 
 What it serves, as Nylas documents it (see /work/shared/reference/platform-apis.md, section 1):
-- `GET /v3/connect/auth` (redirects to the redirect_uri with a code and the state) and
+- hosted OAuth (fakes/nylas_oauth.py): `GET /v3/connect/auth` redirects back with a code, and
   `POST /v3/connect/token` (PKCE: the SDK's challenge, base64 of the hex SHA-256, and RFC 7636's
   S256 are both accepted), with OAuth error bodies `{error, error_code, error_description}`;
 - `GET /v3/grants/{g}`; a grant is named by its id or its email; an invalid grant answers 401;
@@ -11,7 +11,7 @@ What it serves, as Nylas documents it (see /work/shared/reference/platform-apis.
   create (200, not 201), update by PUT (each nested object sent replaces the stored one, fields
   not sent stay), delete (a Google grant keeps the event as cancelled, a Microsoft one drops it);
   read-only events and calendars refuse writes;
-- webhooks: create (sends `GET ?challenge=` to the URL first and is refused when the answer is
+- webhooks (fakes/nylas_webhooks.py): create (sends `GET ?challenge=` first; refused when the answer is
   not the raw value; the secret is answered only here and at rotation), list, get, update,
   delete, rotate-secret on both documented paths; deliveries are signed (hex HMAC-SHA256 of the
   body), sent in the background, and duplicated on demand;
@@ -24,158 +24,43 @@ Times are unix seconds; `fake.advance(seconds)` moves the fake's clock (`updated
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
-import hashlib
-import hmac
 import json
 import secrets
 import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
 
-__all__ = ["Delivery", "FakeCalendar", "Grant", "NylasError", "NylasFake", "Webhook"]
+from tests.adapters.nylas.fakes.nylas_oauth import OAuthRoutes
+from tests.adapters.nylas.fakes.nylas_store import (
+    Delivery,
+    Failure,
+    FakeCalendar,
+    Grant,
+    NylasError,
+    Recorded,
+    Webhook,
+    normalise_when,
+    sign,
+    timespan,
+    when_span,
+)
+from tests.adapters.nylas.fakes.nylas_webhooks import WebhookRoutes
+
+__all__ = ["Delivery", "FakeCalendar", "Grant", "NylasError", "NylasFake", "Webhook", "timespan"]
 
 APPLICATION_ID = "app-clinicbot-test"
 WRITABLE = ("title", "description", "location", "busy", "status", "when", "metadata", "participants",
             "recurrence", "visibility", "reminders", "conferencing", "hide_participants", "capacity")
 INDEXED_METADATA = ("key1", "key2", "key3", "key4", "key5")
-CHALLENGE_TIMEOUT = 10.0
 
 
-class NylasError(Exception):
-    """An API error in Nylas's shape."""
-
-    def __init__(self, status: int, kind: str, message: str, *, provider_error: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.kind, self.message = status, kind, message
-        self.provider_error, self.headers = provider_error, headers or {}
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"type": self.kind, "message": self.message}
-        if self.provider_error is not None:
-            error["provider_error"] = self.provider_error
-        return {"request_id": str(uuid.uuid4()), "error": error}
-
-
-@dataclass
-class FakeCalendar:
-    id: str
-    name: str
-    timezone: str = "Europe/London"
-    read_only: bool = False
-    primary: bool = False
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass
-class Grant:
-    id: str
-    email: str
-    provider: str = "google"
-    status: str = "valid"
-    calendars: dict[str, FakeCalendar] = field(default_factory=dict)
-
-
-@dataclass
-class Webhook:
-    id: str
-    url: str
-    triggers: list[str]
-    secret: str
-    status: str = "active"
-    description: str = ""
-
-
-@dataclass
-class Failure:
-    """The next `count` grant API calls (whose path holds `path`, when given) fail this way."""
-
-    status: int
-    kind: str
-    message: str
-    count: int = 1
-    retry_after: str | None = None
-    path: str | None = None
-
-
-@dataclass
-class Delivery:
-    webhook_id: str
-    trigger: str
-    delivery_id: str
-    status: int | None
-    body: bytes = b""
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, str]
-
-
-def when_span(when: dict[str, Any]) -> tuple[float, float]:
-    """The unix-seconds span of a stored `when`."""
-    kind = when["object"]
-    if kind == "timespan":
-        return float(when["start_time"]), float(when["end_time"])
-    if kind == "time":
-        return float(when["time"]), float(when["time"])
-    if kind == "date":
-        day = date.fromisoformat(when["date"])
-        return _utc_day(day), _utc_day(day) + 86400
-    first, last = date.fromisoformat(when["start_date"]), date.fromisoformat(when["end_date"])
-    return _utc_day(first), _utc_day(last) + 86400
-
-
-def _utc_day(day: date) -> float:
-    return float((day - date(1970, 1, 1)).days * 86400)
-
-
-def normalise_when(raw: Any) -> dict[str, Any]:
-    """A request's `when` with its `object` (inferred from its keys as Nylas does); 400 when unreadable."""
-    if not isinstance(raw, dict):
-        raise NylasError(400, "invalid_request_error", "when is required")
-    when = dict(raw)
-    kind = when.get("object") or ("timespan" if "start_time" in when else "time" if "time" in when
-                                  else "datespan" if "start_date" in when else "date" if "date" in when else None)
-    try:
-        if kind == "timespan":
-            start, end = int(when["start_time"]), int(when["end_time"])
-            if end < start:
-                raise NylasError(400, "invalid_request_error", "end_time must be after start_time")
-            return {"object": "timespan", "start_time": start, "end_time": end,
-                    "start_timezone": when.get("start_timezone") or "UTC",
-                    "end_timezone": when.get("end_timezone") or when.get("start_timezone") or "UTC"}
-        if kind == "time":
-            return {"object": "time", "time": int(when["time"]), "timezone": when.get("timezone") or "UTC"}
-        if kind == "date":
-            return {"object": "date", "date": date.fromisoformat(when["date"]).isoformat()}
-        if kind == "datespan":
-            first, last = date.fromisoformat(when["start_date"]), date.fromisoformat(when["end_date"])
-            if last < first:
-                raise NylasError(400, "invalid_request_error", "end_date must not be before start_date")
-            return {"object": "datespan", "start_date": first.isoformat(), "end_date": last.isoformat()}
-    except (KeyError, TypeError, ValueError):
-        pass
-    raise NylasError(400, "invalid_request_error", "when is not a valid time, timespan, date or datespan")
-
-
-def sign(body: bytes, secret: str) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-class NylasFake:
+class NylasFake(OAuthRoutes, WebhookRoutes):
     """The fake's state and its aiohttp server."""
 
     def __init__(self) -> None:
@@ -403,60 +288,6 @@ class NylasFake:
             body["next_cursor"] = token
         return web.json_response(body)
 
-    # --- hosted OAuth -----------------------------------------------------------------------------
-    async def connect_auth(self, request: web.Request) -> web.Response:
-        q = request.query
-        if q.get("client_id") != self.client_id:
-            return web.json_response({"error": "invalid_client", "error_description": "unknown client_id"}, status=400)
-        if q.get("response_type") != "code" or not q.get("redirect_uri"):
-            return web.json_response({"error": "invalid_request", "error_description": "response_type and "
-                                      "redirect_uri are required"}, status=400)
-        if q.get("code_challenge") and q.get("code_challenge_method", "").lower() != "s256":
-            return web.json_response({"error": "invalid_request", "error_description": "code_challenge_method "
-                                      "must be s256"}, status=400)
-        email, provider = self.next_login
-        grant = next((g for g in self.grants.values() if g.email == email), None)
-        if grant is None:
-            grant = self.add_grant(email, provider)
-        code = secrets.token_urlsafe(24)
-        self.codes[code] = {"grant": grant.id, "redirect_uri": q["redirect_uri"],
-                            "challenge": q.get("code_challenge"), "used": False}
-        grant.status = "valid"  # signing in again revives the same grant
-        target = q["redirect_uri"] + "?" + urlencode({"code": code, "state": q.get("state", "")})
-        raise web.HTTPFound(target)
-
-    async def connect_token(self, request: web.Request) -> web.Response:
-        body = await self._json(request)
-
-        def refuse(error: str, description: str) -> web.Response:
-            return web.json_response({"error": error, "error_code": 400, "error_description": description,
-                                      "error_uri": "https://developer.nylas.com/docs/api/errors"}, status=400)
-
-        if body.get("client_id") != self.client_id:
-            return refuse("invalid_client", "unknown client_id")
-        secret = body.get("client_secret") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if secret != self.api_key:
-            return refuse("invalid_client", "client_secret (API key) is wrong")
-        if body.get("grant_type") != "authorization_code":
-            return refuse("unsupported_grant_type", "only authorization_code is served by this fake")
-        entry = self.codes.get(str(body.get("code")))
-        if entry is None or entry["used"]:
-            return refuse("invalid_grant", "code is unknown, expired or already used")
-        entry["used"] = True
-        if body.get("redirect_uri") != entry["redirect_uri"]:
-            return refuse("invalid_grant", "redirect_uri does not match")
-        if entry["challenge"]:
-            verifier = str(body.get("code_verifier") or "")
-            digest = hashlib.sha256(verifier.encode())
-            sdk = base64.b64encode(digest.hexdigest().encode()).decode().rstrip("=")
-            rfc = base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
-            if not verifier or entry["challenge"] not in (sdk, rfc):
-                return refuse("invalid_grant", "code_verifier does not match the code_challenge")
-        grant = self.grants[entry["grant"]]
-        return web.json_response({"access_token": secrets.token_urlsafe(24), "grant_id": grant.id,
-                                  "expires_in": 3600, "email": grant.email, "scope": "calendar",
-                                  "token_type": "Bearer", "provider": grant.provider, "id_token": "x.y.z"})
-
     # --- grants and calendars ---------------------------------------------------------------------
     def _grant_view(self, grant: Grant) -> dict[str, Any]:
         return {"id": grant.id, "provider": grant.provider, "grant_status": grant.status, "email": grant.email,
@@ -609,82 +440,4 @@ class NylasFake:
             self.notify("event.deleted", grant, {"id": event_id, "calendar_id": cal.id, "object": "event",
                                                  "master_event_id": event.get("master_event_id")})
 
-    # --- webhooks -------------------------------------------------------------------------------------
-    @staticmethod
-    def _webhook_view(hook: Webhook, *, with_secret: bool = False) -> dict[str, Any]:
-        view: dict[str, Any] = {"id": hook.id, "trigger_types": hook.triggers, "webhook_url": hook.url,
-                                "status": hook.status, "description": hook.description,
-                                "notification_email_addresses": [], "created_at": 1700000000,
-                                "updated_at": 1700000000, "status_updated_at": 1700000000}
-        if with_secret:
-            view["webhook_secret"] = hook.secret
-        return view
 
-    def webhook(self, request: web.Request) -> Webhook:
-        hook = self.webhooks.get(request.match_info["id"])
-        if hook is None:
-            raise NylasError(404, "not_found_error", "webhook not found")
-        return hook
-
-    async def create_webhook(self, request: web.Request) -> web.Response:
-        body = await self._json(request)
-        url, triggers = body.get("webhook_url"), body.get("trigger_types")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            raise NylasError(400, "invalid_request_error", "webhook_url must be an https URL")
-        if not isinstance(triggers, list) or not triggers or not all(isinstance(t, str) for t in triggers):
-            raise NylasError(400, "invalid_request_error", "trigger_types is required")
-        challenge = secrets.token_urlsafe(16)
-        assert self._session is not None
-        try:
-            async with self._session.get(url, params={"challenge": challenge},
-                                         timeout=aiohttp.ClientTimeout(total=CHALLENGE_TIMEOUT)) as answer:
-                ok = answer.status == 200 and (await answer.text()) == challenge
-        except (TimeoutError, aiohttp.ClientError):
-            ok = False
-        if not ok:
-            raise NylasError(400, "invalid_request_error",
-                             "webhook_url did not answer the challenge with its value within 10 seconds")
-        hook = Webhook("wh-" + secrets.token_hex(8), url, list(triggers), secrets.token_hex(32),
-                       description=str(body.get("description") or ""))
-        self.webhooks[hook.id] = hook
-        return self._data(self._webhook_view(hook, with_secret=True))
-
-    async def list_webhooks(self, request: web.Request) -> web.Response:
-        return self._data([self._webhook_view(h) for h in self.webhooks.values()])
-
-    async def get_webhook(self, request: web.Request) -> web.Response:
-        return self._data(self._webhook_view(self.webhook(request)))
-
-    async def update_webhook(self, request: web.Request) -> web.Response:
-        hook, body = self.webhook(request), await self._json(request)
-        if "trigger_types" in body:
-            hook.triggers = list(body["trigger_types"])
-        if "description" in body:
-            hook.description = str(body["description"])
-        if "status" in body:
-            hook.status = str(body["status"])
-        return self._data(self._webhook_view(hook))
-
-    async def delete_webhook(self, request: web.Request) -> web.Response:
-        self.webhook(request)
-        del self.webhooks[request.match_info["id"]]
-        return web.json_response({"request_id": str(uuid.uuid4()), "data": {"status": "success"}})
-
-    def _rotate(self, request: web.Request, path: str) -> web.Response:
-        if path not in self.rotate_paths:
-            raise NylasError(404, "not_found_error", "Not Found")
-        hook = self.webhook(request)
-        hook.secret = secrets.token_hex(32)  # the old secret stops at once
-        return self._data(self._webhook_view(hook, with_secret=True))
-
-    async def rotate_post(self, request: web.Request) -> web.Response:
-        return self._rotate(request, "post")
-
-    async def rotate_put(self, request: web.Request) -> web.Response:
-        return self._rotate(request, "put")
-
-
-def timespan(start: datetime, minutes: int = 60, zone: str = "Europe/London") -> dict[str, Any]:
-    """A `when` for tests: a timespan starting at the aware `start`."""
-    return {"start_time": int(start.timestamp()), "end_time": int((start + timedelta(minutes=minutes)).timestamp()),
-            "start_timezone": zone, "end_timezone": zone}
