@@ -6,8 +6,9 @@
   for the events `updated_after` it (with a margin for clock skew), cancelled ones included so that
   they become deletions, and for the ids still in the window (`select=id`, no content): an event
   deleted outright (Microsoft deletes at once; Google keeps it cancelled) is in no `updated_after`
-  answer, and its missing id says it is gone. A full listing runs again when the window moved, and
-  once `full_every` has passed.
+  answer, and its missing id says it is gone. The window moves with the clock: the slice it newly
+  reaches is read whole. A full listing runs again once `full_every` has passed (or when the
+  window jumped past the cursor's).
 - Occurrences keep their own ids and their master's (`series=False`: the core expands recurring
   appointments before writing, as for Outlook).
 - Writing: create answers 200; Nylas takes no idempotency key, so each copy carries its key in
@@ -19,9 +20,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import time
+import zlib
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -118,13 +122,24 @@ class NylasCalendar:
         now = self._clock()
         span = [int(window.start.timestamp()), int(window.end.timestamp())]
         state = _read_cursor(cursor) if cursor is not None else None
-        full = state is None or state["w"] != span or now - state["full"] >= self.full_every.total_seconds()
+        # The window moves with the clock; a cursor serves while its window still overlaps the asked one.
+        full = (state is None or span[0] >= state["w"][1] or span[1] <= state["w"][0]
+                or now - state["full"] >= self.full_every.total_seconds())
         params = {"calendar_id": self.calendar_id, "start": str(span[0]), "end": str(span[1]),
                   "expand_recurring": "true", "limit": str(self.page_size)}
+        entering: list[dict[str, Any]] = []
         if not full:
             assert state is not None
+            # Events the moved window now reaches were not updated lately: its new edges are read whole.
+            for lo, hi in ((span[0], min(span[1], state["w"][0])), (max(span[0], state["w"][1]), span[1])):
+                if lo < hi:
+                    entering += await self.api.pages(f"{self.grant_path}/events",
+                                                     {**params, "start": str(lo), "end": str(hi)})
             params.update(updated_after=str(int(state["since"]) - SKEW_SECONDS), show_cancelled="true")
         raw = await self.api.pages(f"{self.grant_path}/events", params)
+        if entering:
+            listed = {e.get("id") for e in raw}
+            raw += [e for e in entering if e.get("id") not in listed]
         # The overlap reads again what the last poll read: what it already handed over (same etag) is left out.
         known: dict[str, str] = state["recent"] if state is not None and not full else {}
         items: list[RemoteItem] = []
@@ -166,7 +181,7 @@ class NylasCalendar:
         # What was read is part of the cursor: a read that saw changes never hands back the cursor it got.
         seen = hashlib.sha256(repr(sorted((i.remote_id, i.etag) for i in items) + sorted(deleted)).encode())
         new_cursor = json.dumps({"v": 1, "since": int(now), "full": int(last_full), "w": span,
-                                 "seen": seen.hexdigest()[:12], "recent": recent, "ids": present})
+                                 "seen": seen.hexdigest()[:12], "recent": recent, "ids": _pack(present)})
         return ChangeSet(items=items, deleted_ids=deleted, cursor=new_cursor, full=full, notes=notes)
 
     async def _ids(self, params: dict[str, str]) -> list[str]:
@@ -272,13 +287,29 @@ def _read_cursor(cursor: str) -> dict[str, Any]:
             raise ValueError("version")
         int(state["since"]), int(state["full"])
         window = [int(x) for x in state["w"]]
+        recent, ids = state.get("recent") or {}, _unpack(state.get("ids") or "")
     except (ValueError, TypeError, KeyError, AttributeError):
         raise CursorExpired("nylas: the stored cursor is not one this version reads", provider=PROVIDER) from None
-    recent, ids = state.get("recent") or {}, state.get("ids") or []
-    if not isinstance(recent, dict) or not isinstance(ids, list):
+    if not isinstance(recent, dict):
         raise CursorExpired("nylas: the stored cursor is not one this version reads", provider=PROVIDER)
     return {"since": int(state["since"]), "full": int(state["full"]), "w": window,
             "recent": {str(k): str(v) for k, v in recent.items()}, "ids": [str(i) for i in ids]}
+
+
+def _pack(ids: list[str]) -> str:
+    """The window's ids for the cursor, compressed (Outlook ids are long and share their prefixes)."""
+    return base64.b64encode(zlib.compress("\n".join(ids).encode(), 9)).decode()
+
+
+def _unpack(packed: Any) -> list[str]:
+    if not isinstance(packed, str):
+        raise ValueError("ids")
+    if not packed:
+        return []
+    try:
+        return [i for i in zlib.decompress(base64.b64decode(packed, validate=True)).decode().split("\n") if i]
+    except (zlib.error, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError("ids") from exc
 
 
 def _updated(event: dict[str, Any]) -> float:

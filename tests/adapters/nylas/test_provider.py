@@ -3,7 +3,6 @@ read-only events, recurring occurrences and Nylas's error bodies."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -27,8 +26,12 @@ def soon(days: int = 2, hour: int = 10) -> datetime:
     return datetime(day.year, day.month, day.day, hour, tzinfo=LONDON)
 
 
+#: One window for the whole module: a poll with another window than its cursor's lists in full.
+WINDOW = Window.around(datetime.now(UTC).replace(microsecond=0))
+
+
 def window() -> Window:
-    return Window.around(datetime.now(UTC).replace(microsecond=0))
+    return WINDOW
 
 
 def visit(uid: str = "appt-1", **fields: object) -> EventData:
@@ -174,9 +177,29 @@ async def test_an_event_deleted_outright_is_seen_missing_at_the_next_poll(
         ids_only = [r for r in fake.requests if r.query.get("select") == "id"]
         assert ids_only and "updated_after" not in ids_only[-1].query
         again = await provider.changes(poll.cursor, window())
-        assert again.deleted_ids == [] and kept["id"] in json.loads(str(again.cursor))["ids"]
+        assert again.deleted_ids == [] and again.items == []
+        assert gone["id"] not in str(again.cursor) and kept["id"] not in str(again.cursor)  # ids kept packed
         clock.now += 24 * 3600
         assert (await provider.changes(again.cursor, window())).full  # a full listing once a day
+    finally:
+        await provider.aclose()
+
+
+async def test_a_window_moved_by_the_clock_keeps_polling_and_reads_its_new_edge(
+    fake: NylasFake, grant: Grant, nsettings: Settings
+) -> None:
+    clock = Clock()
+    cal = primary(grant)
+    provider = NylasCalendar(make_conn(grant), cal, nsettings, clock=clock)
+    try:
+        now = datetime.now(UTC).replace(microsecond=0)
+        first = await provider.changes(None, Window.around(now))
+        fake.advance(-3600 * 24 * 30)  # made long ago, just beyond today's window
+        far = fake.server_add(grant, cal, {"title": "Far", "when": timespan(now + timedelta(days=180, hours=5))})
+        fake.advance(3600 * 24 * 30)
+        clock.now += 3600
+        poll = await provider.changes(first.cursor, Window.around(now + timedelta(hours=6)))
+        assert not poll.full and [i.remote_id for i in poll.items] == [far["id"]]
     finally:
         await provider.aclose()
 
