@@ -145,6 +145,7 @@ class NylasCalendar:
         items: list[RemoteItem] = []
         deleted: list[str] = []
         notes: list[str] = []
+        unread: list[str] = []
         recent: dict[str, str] = {}
         for event in raw:
             event_id = event.get("id")
@@ -162,6 +163,7 @@ class NylasCalendar:
                 item = from_nylas(event)
             except BadPayload as exc:
                 notes.append(f"skipped an event: {exc}")
+                unread.append(event_id)  # not a deletion
                 continue
             if fresh and item.etag:
                 recent[event_id] = item.etag
@@ -170,19 +172,30 @@ class NylasCalendar:
         if len(recent) > MAX_RECENT:
             recent = {}  # a bulk change: the next poll hands some of it over twice, which is harmless
         if full:
-            present = sorted({i.remote_id for i in items})
+            present = sorted({i.remote_id for i in items} | set(unread))
         else:
             # An event deleted outright is in no updated_after answer: the ids still in the window say so.
             assert state is not None
             present = await self._ids(params)
-            gone = set(state["ids"]) - set(present) - set(deleted)
-            deleted += sorted(gone)
+            listed = {i.remote_id for i in items} | set(deleted) | set(unread)
+            for remote_id in sorted(set(state["ids"]) - set(present) - listed):
+                # Missing from the window: deleted outright, or moved out of it (then it is handed over as it is).
+                try:
+                    moved = await self._get_raw(remote_id)
+                except NotFound:
+                    deleted.append(remote_id)
+                    continue
+                if moved.get("status") == "cancelled":
+                    deleted.append(remote_id)
+                else:
+                    items.append(from_nylas(moved))
         last_full = now if full else float(state["full"]) if state else now
         # What was read is part of the cursor: a read that saw changes never hands back the cursor it got.
         seen = hashlib.sha256(repr(sorted((i.remote_id, i.etag) for i in items) + sorted(deleted)).encode())
         new_cursor = json.dumps({"v": 1, "since": int(now), "full": int(last_full), "w": span,
                                  "seen": seen.hexdigest()[:12], "recent": recent, "ids": _pack(present)})
-        return ChangeSet(items=items, deleted_ids=deleted, cursor=new_cursor, full=full, notes=notes)
+        return ChangeSet(items=items, deleted_ids=deleted, cursor=new_cursor, full=full, notes=notes,
+                         kept_ids=unread)
 
     async def _ids(self, params: dict[str, str]) -> list[str]:
         """The ids of every live event in the window: small pages (`select=id`), no event content."""

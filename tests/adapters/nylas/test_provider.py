@@ -159,7 +159,7 @@ async def test_polls_ask_only_for_updates_and_see_cancellations(
         await provider.aclose()
 
 
-async def test_an_event_deleted_outright_is_seen_missing_at_the_next_poll(
+async def test_an_event_deleted_outright_or_moved_away_is_told_apart_at_the_next_poll(
     fake: NylasFake, nsettings: Settings
 ) -> None:
     grant = fake.add_grant("outreach@work.example", provider="microsoft")
@@ -169,11 +169,15 @@ async def test_an_event_deleted_outright_is_seen_missing_at_the_next_poll(
     try:
         gone = fake.server_add(grant, cal, {"title": "Gone", "when": timespan(soon())})
         kept = fake.server_add(grant, cal, {"title": "Kept", "when": timespan(soon(hour=14))})
+        away = fake.server_add(grant, cal, {"title": "Away", "when": timespan(soon(hour=16))})
         first = await provider.changes(None, window())
         fake.server_delete(grant, cal, gone["id"])  # Microsoft deletes at once: no cancelled event to read
+        # Moved out of the window: no updated_after answer within the window has it, and it is not deleted.
+        fake.server_edit(grant, cal, away["id"], {"when": timespan(soon(days=300))})
         clock.now += 3600
         poll = await provider.changes(first.cursor, window())
-        assert not poll.full and poll.items == [] and poll.deleted_ids == [gone["id"]]
+        assert not poll.full and poll.deleted_ids == [gone["id"]]
+        assert [(i.remote_id, i.event.start) for i in poll.items] == [(away["id"], soon(days=300))]
         ids_only = [r for r in fake.requests if r.query.get("select") == "id"]
         assert ids_only and "updated_after" not in ids_only[-1].query
         again = await provider.changes(poll.cursor, window())
