@@ -76,7 +76,7 @@ async def _add(core: Core, provider: str, url: str, username: str | None, passwo
         emit({"connection": added.connection_id, "calendars": added.calendars, **extra}, None, True)
         return
     emit(added.calendars, CAL_COLUMNS, False, title=f"Connection {added.connection_id}: calendars found")
-    click.echo("Give each calendar its role: `clinicbot calendar set ID --role source|mirror|busy`.")
+    click.echo("Give each calendar its role: `clinicbot calendar set ID --role source|mirror|busy|work`.")
     if added.webhook_url:
         click.echo(f"Webhook address (shown only now; it is the secret, keep it like a password): "
                    f"{added.webhook_url}")
@@ -123,8 +123,9 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
     """Connect an account of INTEGRATION (`clinicbot doctor` lists them) and store the calendars it has.
 
     A sign-in integration prints its sign-in URL (the server's /oauth/INTEGRATION/callback finishes
-    it, or paste --state and --code here); a server or feed needs --url (and --username with
-    --password-env); a practice-wide one needs --application --tenant.
+    it, or paste --state and --code here), unless it also takes credentials and --username or
+    --password-env is given (Nylas: an existing grant); a server or feed needs --url (and --username
+    with --password-env); a practice-wide one needs --application --tenant.
     """
     integration = registry.resolve(integration_name)
     if integration is None:
@@ -157,8 +158,7 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
         if not (application and tenant):
             fail("--application needs --tenant (the tenant id the admin consented for)")
         await _add_practice_wide(core, integration_name, practice_name, tenant or "", as_json)
-    elif "oauth2" in spec.kinds and not (password_env and "credentials" in spec.kinds):
-        # A sign-in, unless a token or key is given for an integration that also takes one (--password-env).
+    elif "oauth2" in spec.kinds and not ("credentials" in spec.kinds and (username or password_env)):
         if bool(state) != bool(code):
             fail("give both --state and --code to finish a sign-in, or neither to start one")
         if state and code:
@@ -229,7 +229,7 @@ def _emit_saved(saved: SavedConnection, as_json: bool) -> None:
               "config": saved.config, "calendars": saved.calendars}, None, True)
         return
     emit(saved.calendars, CAL_COLUMNS, False, title=f"Connection {connection_id} ({saved.account}): calendars found")
-    click.echo("Change a calendar's role with `clinicbot calendar set ID --role source|mirror|busy`; "
+    click.echo("Change a calendar's role with `clinicbot calendar set ID --role source|mirror|busy|work`; "
                "`clinicbot connection refresh " + str(connection_id) + "` finds calendars added later.")
 
 
@@ -301,7 +301,7 @@ async def calendar_list(core: Core, as_json: bool) -> None:
 
 @calendar.command("set")
 @click.argument("calendar_id", type=int)
-@click.option("--role", type=click.Choice(["source", "mirror", "busy"]), default=None)
+@click.option("--role", type=click.Choice(["source", "mirror", "busy", "work"]), default=None)
 @click.option("--projection", type=click.Choice(["busy", "initials", "full"]), default=None,
               help="How copies look; the copies already there are rewritten.")
 @click.option("--show-as-free", "show_as_free", type=click.Choice(["on", "off"]), default=None,

@@ -29,6 +29,7 @@ from bot.commands.grammar import CancelAppointment, Reschedule, ShowAgenda, Show
 from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, appointment_detail, day_label, moment_label
 from bot.commands.when import check_day, wall_time
+from bot.commands.work import with_work_events
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
 from sync.runtime.core import Core
 from sync.services import appointment_views as views
@@ -100,7 +101,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         title += f" · {practitioner.name}"
     if place is not None:
         title += f" · at {place.name}"
-    return Agenda(
+    view = Agenda(
         title=title,
         day=day.day,
         timezone=day.timezone,
@@ -108,6 +109,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         practitioner=practitioner.name if practitioner else None,
         empty_text=f"No appointments on {day_label(day.day)}{f' at {place.name}' if place else ''}.",
     )
+    return await with_work_events(core, actor, view, practitioner.id if practitioner else None)
 
 
 async def _details(core: Core, actor: Actor, appointment_id: int, visit_start: datetime | None = None

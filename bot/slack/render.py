@@ -108,6 +108,12 @@ def agenda_json(view: Agenda) -> list[dict[str, Any]]:
         if item.actions:
             elements = [button_json(a) for a in item.actions]
             blocks.append({"type": "actions", "block_id": f"acts:{item.appointment_id}", "elements": elements})
+    if view.work or view.work_unavailable:
+        blocks.append({"type": "divider"})
+        lines = [f"*{w.time_label}*  {esc(w.title)}  _{esc(w.person)}_" for w in view.work[:MAX_AGENDA_ITEMS]]
+        lines += [f"_{esc(name)} could not be read just now_" for name in view.work_unavailable]
+        blocks.append({"type": "section", "block_id": "work",
+                       "text": mrkdwn("*Work calendars* (not appointments)\n" + "\n".join(lines))})
     blocks.append({"type": "context", "elements": [mrkdwn(_agenda_footer(view))]})
     return blocks
 

@@ -117,6 +117,10 @@ def _agenda(view: Agenda) -> list[Json]:
     if not view.items:
         body.append(text(view.empty_text, isSubtle=True))
     body.extend(_item(i) for i in view.items)
+    if view.work or view.work_unavailable:
+        body.append(text("Work calendars (not appointments)", weight="Bolder", spacing="Medium", separator=True))
+        body.extend(text(f"{w.time_label}  {w.title} · {w.person}") for w in view.work)
+        body.extend(text(f"{name} could not be read just now", isSubtle=True) for name in view.work_unavailable)
     return body
 
 

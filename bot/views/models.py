@@ -32,6 +32,7 @@ __all__ = [
     "Status",
     "View",
     "Whoami",
+    "WorkItem",
 ]
 
 
@@ -53,8 +54,18 @@ class AgendaItem:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One event of a person's work calendar beside the agenda: not an appointment, never stored."""
+
+    time_label: str
+    title: str
+    person: str
+
+
+@dataclass(frozen=True, slots=True)
 class Agenda:
-    """A day's appointments, for the practice or one practitioner."""
+    """A day's appointments, for the practice or one practitioner, and apart from them the events of
+    people's work calendars (read live when the agenda is built)."""
 
     title: str
     day: date
@@ -62,6 +73,9 @@ class Agenda:
     items: tuple[AgendaItem, ...]
     practitioner: str | None = None
     empty_text: str = "No appointments."
+    work: tuple[WorkItem, ...] = ()
+    #: Work calendars that could not be read just now (their events are missing from `work`).
+    work_unavailable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,8 +46,9 @@ __all__ = [
 ConnectKind = Literal["oauth2", "credentials", "feed_url", "tenant_consent", "route"]
 CONNECT_KINDS: tuple[ConnectKind, ...] = ("oauth2", "credentials", "feed_url", "tenant_consent", "route")
 #: The roles a calendar can have: bookings are read from a source, copies written to a mirror,
-#: and a busy calendar only blocks time.
-ROLES = ("source", "mirror", "busy")
+#: a busy calendar only blocks time, and a work calendar (a person's own work calendar) blocks time
+#: and shows its events beside the agenda without them becoming appointments or being stored.
+ROLES = ("source", "mirror", "busy", "work")
 
 S = TypeVar("S", bound=BaseSettings)
 

@@ -36,6 +36,7 @@ from sync.contract import (
 from sync.engine import conflict_rows
 from sync.engine.plan import SOURCE_PENDING, CalendarView, LinkView, Policy
 from sync.engine.reconcile import Outcome, reconcile_mirror, reconcile_source
+from sync.engine.reconnect import ExpiredConnection, tell_reconnect
 from sync.engine.snapshots import calendar_view, canonical
 from sync.integrations.providers import open_provider
 from sync.runtime.core import Core
@@ -310,9 +311,19 @@ async def _clear_source_pending(s: AsyncSession, link_id: int | None, op_id: int
 
 
 async def _record_error(core: Core, op_id: int, snap: _Snapshot, exc: BaseException, cfg: OutboxConfig) -> str:
+    outcome, expired = await _record_error_row(core, op_id, snap, exc, cfg)
+    if expired is not None:  # after the commit that marked it: the card is sent once per expiry
+        await tell_reconnect(core, expired)
+    return outcome
+
+
+async def _record_error_row(
+    core: Core, op_id: int, snap: _Snapshot, exc: BaseException, cfg: OutboxConfig
+) -> tuple[str, ExpiredConnection | None]:
     now = core.clock()
     message = f"{type(exc).__name__}: {str(exc)[:300]}"
     log.info("outbox op failed", extra={"op_id": op_id, "error": type(exc).__name__, "attempt": snap.attempts})
+    expired: ExpiredConnection | None = None
     async with core.store.session() as s:
         op = await s.get(OutboxOp, op_id)
         assert op is not None
@@ -323,20 +334,21 @@ async def _record_error(core: Core, op_id: int, snap: _Snapshot, exc: BaseExcept
                 conn.status, conn.last_error, conn.last_error_at = "auth_expired", message, now
                 await audit.record(s, actor=ACTOR, action="connection.auth_expired",
                                    practice_id=conn.practice_id, details={"connection_id": conn.id})
+                expired = ExpiredConnection.of(conn)
             op.attempts = max(op.attempts - 1, 0)
             op.next_attempt_at = now + timedelta(seconds=cfg.auth_park)
-            return "auth"
+            return "auth", expired
         if isinstance(exc, RateLimited):
             op.attempts = max(op.attempts - 1, 0)  # the server asked us to wait; not our failure
             op.next_attempt_at = now + timedelta(seconds=max(exc.retry_after or 0.0, cfg.base_delay))
-            return "retried"
+            return "retried", expired
         # A stale etag means the remote moved on: the retry re-reads it and plans again.
         transient = isinstance(exc, (Unavailable, PreconditionFailed, TimeoutError, OSError))
         if not transient or op.attempts >= cfg.max_attempts:
             op.status = "failed"
             if snap.op in ("source_reschedule", "source_cancel"):
                 await _clear_source_pending(s, snap.link_id, op_id)
-            return "failed"
+            return "failed", expired
         delay = min(cfg.base_delay * 2 ** max(op.attempts - 1, 0), cfg.max_delay)
         op.next_attempt_at = now + timedelta(seconds=delay)
-        return "retried"
+        return "retried", expired

@@ -314,8 +314,8 @@ def plan(
     the active appointments of the practitioner overlapping the changed items. `writable_sources`
     are the source calendars clinicbot may change (not a booking platform, not read-only): only
     their appointments follow or keep hand edits of mirror copies."""
-    if not calendar.sync_enabled or calendar.role == "busy":
-        return []
+    if not calendar.sync_enabled or calendar.role not in ("source", "mirror"):
+        return []  # busy and work calendars are read live (free/busy, the agenda), never planned
     if calendar.role == "mirror":
         return list(_plan_mirror(remote_changes, links, appointments, calendar, policy, writable_sources))
     return list(_plan_source(remote_changes, links, appointments, calendar, policy, mirrors))

@@ -28,6 +28,7 @@ from sync.engine.apply import ACTOR, SyncReport, apply
 from sync.engine.backfill import run_backfill
 from sync.engine.outbox import checkpoint
 from sync.engine.plan import CalendarView, Canonical, Changes, Incoming, OverlapIndex, Policy, plan
+from sync.engine.reconnect import ExpiredConnection, tell_reconnect
 from sync.engine.recurrence import expand_items, incoming
 from sync.engine.snapshots import (
     calendar_view,
@@ -394,6 +395,7 @@ async def _record_failure(core: Core, connection_id: int, exc: Exception) -> Non
     message = f"{type(exc).__name__}: {clip_words(str(exc), 400)}"
     log.warning("sync failed", extra={"connection_id": connection_id, "error": type(exc).__name__,
                                       "reason": message})
+    expired: ExpiredConnection | None = None
     async with core.store.session() as s:
         conn = await s.get(Connection, connection_id)
         if conn is None:
@@ -403,5 +405,8 @@ async def _record_failure(core: Core, connection_id: int, exc: Exception) -> Non
             await audit.record(s, actor=ACTOR, action="connection.auth_expired", practice_id=conn.practice_id,
                                details={"connection_id": conn.id})
             conn.status = "auth_expired"
+            expired = ExpiredConnection.of(conn)
         elif not isinstance(exc, ProviderError) and conn.status == "active":
             conn.status = "error"
+    if expired is not None:  # after the commit that marked it: the card is sent once per expiry
+        await tell_reconnect(core, expired)

@@ -5,7 +5,8 @@ Adapters return plain data (`Connected`); the rows are written here, once, in on
 connect either stores the connection with all its calendars or nothing. New calendars get the
 integration's default roles (its primary calendar one, the others another) and the read-only flag
 the adapter reported. `refresh_calendars` re-runs discovery: new calendars are added with the same
-defaults, known ones keep their role and get their name, zone and read-only flag updated.
+defaults, known ones keep their role and get their name, zone and read-only flag updated. Signing in
+again to an account whose sign-in expired revives that connection rather than adding a second one.
 """
 
 from __future__ import annotations

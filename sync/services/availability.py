@@ -1,7 +1,7 @@
 """Conflict checking for chat: a practitioner's busy time and the next free slots.
 
 Busy time merges the canonical appointments with the free/busy of every calendar linked to the
-practitioner (busy-role calendars and mirrors). clinicbot's own mirror copies are already
+practitioner (busy and work calendars, and mirrors). clinicbot's own mirror copies are already
 appointments, so a calendar whose copies are ours adds nothing twice: intervals are merged.
 """
 
@@ -51,7 +51,7 @@ async def _calendar_busy(core: Core, practitioner_id: int, window: Window) -> tu
     async with core.store.session() as s:
         rows = (await s.execute(
             select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id).where(
-                Calendar.role.in_(("busy", "mirror")), Calendar.sync_enabled.is_(True),
+                Calendar.role.in_(("busy", "mirror", "work")), Calendar.sync_enabled.is_(True),
                 Connection.status == "active",
                 or_(Calendar.practitioner_id == practitioner_id,
                     (Calendar.practitioner_id.is_(None)) & (Connection.practitioner_id == practitioner_id)),

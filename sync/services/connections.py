@@ -322,7 +322,7 @@ async def set_calendar(
         await audit.record(s, actor=actor, action="calendar.set", practice_id=conn.practice_id,
                            before=before, after=after, details={"calendar_id": cal.id})
         row = calendar_view(cal, conn)
-    if not cal.sync_enabled or cal.role == "busy":  # a calendar that stopped syncing keeps no push channel
+    if not cal.sync_enabled or cal.role in ("busy", "work"):  # a calendar that stopped syncing keeps no push channel
         await stop_push(core, cal.connection_id, calendar_ids=[cal.id])
     if cal.backfill_state == "pending":
         _sync_soon(core, [cal.connection_id])

@@ -229,7 +229,7 @@ class Calendar(Base):
     practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id", ondelete="SET NULL"))
     remote_id: Mapped[str] = mapped_column(Text)  # URL, calendar id ...
     name: Mapped[str] = mapped_column(String(300), default="")
-    role: Mapped[str] = mapped_column(String(8), default="source")  # source|mirror|busy
+    role: Mapped[str] = mapped_column(String(8), default="source")  # source|mirror|busy|work
     projection: Mapped[str] = mapped_column(String(8), default="initials")  # busy|initials|full
     sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Show clinicbot's copies as free rather than busy ("send as free").

@@ -1,0 +1,101 @@
+"""The events of people's work calendars (role `work`) for a day's agenda, read live and never stored.
+
+A work calendar's events are not appointments: they are read from the platform when an agenda is
+shown, handed to the chat as plain values, and forgotten. Nothing about them (title, attendees,
+times) is written to the database; a calendar that cannot be read in time is named instead, and the
+agenda still shows everything else. Cancelled events and clinicbot's own copies are left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+
+from sync.contract import ProviderError
+from sync.contract.items import Window
+from sync.engine.recurrence import expand_items
+from sync.integrations.providers import open_provider
+from sync.runtime.core import Core
+from sync.store.model import Calendar, Connection, Practitioner
+
+__all__ = ["READ_TIMEOUT", "WorkDay", "WorkEvent", "work_day"]
+
+log = logging.getLogger("clinicbot.work_events")
+
+#: A work calendar slower than this is named as unavailable: the agenda must answer within Slack's 3 s.
+READ_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkEvent:
+    """One event of a work calendar, as shown beside the agenda (held in memory only)."""
+
+    calendar_id: int
+    remote_id: str
+    start: datetime
+    end: datetime
+    all_day: bool
+    title: str
+    person: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkDay:
+    events: tuple[WorkEvent, ...] = ()
+    #: Names of work calendars that could not be read just now.
+    unavailable: tuple[str, ...] = ()
+
+
+async def work_day(core: Core, practice_id: int, day: date, tz: str, practitioner_id: int | None) -> WorkDay:
+    """The day's events of the practice's work calendars (of one practitioner when given), read live."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, time(0), zone)
+    window = Window(start, datetime.combine(day + timedelta(days=1), time(0), zone))
+    async with core.store.session() as s:
+        query = (select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id)
+                 .where(Connection.practice_id == practice_id, Calendar.role == "work",
+                        Calendar.sync_enabled.is_(True), Connection.sync_enabled.is_(True),
+                        Connection.status == "active").order_by(Calendar.id))
+        if practitioner_id is not None:
+            query = query.where(or_(Calendar.practitioner_id == practitioner_id,
+                                    Calendar.practitioner_id.is_(None)
+                                    & (Connection.practitioner_id == practitioner_id)))
+        rows = list((await s.execute(query)).tuples().all())
+        people = {p.id: p.name for p in (await s.scalars(select(Practitioner).where(Practitioner.id.in_(
+            {c.practitioner_id or n.practitioner_id for c, n in rows} - {None}))))}
+    if not rows:
+        return WorkDay()
+    results = await asyncio.gather(*(_read(core, cal, conn, window) for cal, conn in rows))
+    events: list[WorkEvent] = []
+    unavailable: list[str] = []
+    for (cal, conn), found in zip(rows, results, strict=True):
+        person = people.get(cal.practitioner_id or conn.practitioner_id or 0, conn.account)
+        if found is None:
+            unavailable.append(cal.name or conn.account)
+            continue
+        for remote_id, item_start, item_end, all_day, title in found:
+            events.append(WorkEvent(cal.id, remote_id, item_start, item_end, all_day, title, person))
+    events.sort(key=lambda e: (not e.all_day, e.start, e.title))
+    return WorkDay(tuple(events), tuple(unavailable))
+
+
+async def _read(core: Core, cal: Calendar, conn: Connection,
+                window: Window) -> list[tuple[str, datetime, datetime, bool, str]] | None:
+    provider = open_provider(core, conn, cal)
+    try:
+        listing = await asyncio.wait_for(provider.changes(None, window), READ_TIMEOUT)
+    except (ProviderError, TimeoutError) as exc:
+        log.warning("work calendar unavailable", extra={"calendar_id": cal.id, "error": type(exc).__name__})
+        return None
+    finally:
+        await provider.aclose()
+    # A series is shown as its occurrences of the day, in the event's own zone.
+    return [(i.remote_id, i.event.start, i.event.end, i.event.all_day, i.event.summary)
+            for i in expand_items(listing.items, window)
+            if i.event.status != "cancelled" and not i.event.clinicbot_id
+            and window.overlaps(i.event.start, max(i.event.end, i.event.start + timedelta(seconds=1)))]
