@@ -13,6 +13,7 @@ from typing import Any
 from adapters.graph.connection import GraphTransports, is_application, open_client, parse_calendar_path
 from adapters.graph.errors import PROVIDER
 from adapters.graph.provider import GraphCalendar
+from adapters.graph.publishing import GraphPublishing
 from adapters.graph.settings import GraphSettings, graph_settings
 from sync.contract import CalendarInfo, ConnectionInfo, NotFound, Refused
 from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration
@@ -121,6 +122,7 @@ def _integration() -> Integration:
         push_channels=GraphPush(),
         signed_webhooks=GraphWebhooks(),
         staff_identities=STAFF_IDENTITIES,
+        publishing=GraphPublishing(),
     )
 
 

@@ -1,0 +1,218 @@
+"""Publishing shifts into people's Outlook calendars with application permissions.
+
+Each shift is one event in `users/{upn}/events`:
+- created with a `transactionId`, so a create retried after a lost answer returns the first event;
+- marked with two single-value extended properties: the shift source's key (the filter that finds
+  clinicbot's own shift events, and nothing else) and the shift id;
+- `showAs` busy or free, a category, and a text body holding only what the assignment's flags allow.
+
+Writes go through `GraphClient.batch`: $batch requests of up to 20, up to 4 in flight per mailbox
+(Graph's concurrency limit), throttled items resent after their Retry-After. Only events carrying
+the source's mark are ever updated or deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from adapters.graph.client import BatchItem, GraphClient
+from adapters.graph.connection import is_application, open_client
+from adapters.graph.errors import PROVIDER
+from adapters.graph.mapping import parse_graph_datetime
+from sync.contract import BadPayload, ConnectionInfo, NotFound, ProviderError, Refused
+from sync.contract.shifts import LookalikeEvent, OwnEvent, PublishOp, PublishResult, ShiftEvent
+
+__all__ = ["SHIFT_ID_PROPERTY", "SHIFT_SOURCE_PROPERTY", "GraphPublishing", "GraphShiftPublisher", "event_body"]
+
+log = logging.getLogger("clinicbot.graph.shifts")
+
+#: Named MAPI string properties in the PS_PUBLIC_STRINGS set, as Graph documents for app-defined marks.
+SHIFT_SOURCE_PROPERTY = "String {00020329-0000-0000-C000-000000000046} Name clinicbotShiftSource"
+SHIFT_ID_PROPERTY = "String {00020329-0000-0000-C000-000000000046} Name clinicbotShiftId"
+
+
+def _mailbox_path(ref: str) -> str:
+    if not ref or "/" in ref or any(c.isspace() for c in ref) or len(ref) > 320:
+        raise Refused(f"{PROVIDER}: {ref!r} is not a UPN or object id", provider=PROVIDER)
+    return f"users/{quote(ref, safe='@.-_')}"
+
+
+def _time(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def event_body(event: ShiftEvent) -> dict[str, Any]:
+    """The Graph event fields a shift event sets (a PATCH sends all of them, so an update converges)."""
+    return {
+        "subject": event.subject,
+        "start": _time(event.start),
+        "end": _time(event.end),
+        "showAs": event.show_as,
+        "body": {"contentType": "text", "content": event.body},
+        "categories": [event.category] if event.category else [],
+        "isReminderOn": False,
+        "responseRequested": False,
+    }
+
+
+class GraphShiftPublisher:
+    """Writes shift events for one application (practice-wide) Graph connection."""
+
+    def __init__(self, conn: ConnectionInfo, host: Any) -> None:
+        if not is_application(conn):
+            raise Refused(
+                f"{PROVIDER}: publishing shifts needs the practice-wide (application) Outlook connection",
+                provider=PROVIDER,
+            )
+        self.conn = conn
+        self.host = host
+        self._clients: dict[str, GraphClient] = {}
+        #: Requests made, for the summary and the benchmark.
+        self.requests = 0
+
+    def _client(self, mailbox: str) -> GraphClient:
+        path = _mailbox_path(mailbox)
+        client = self._clients.get(path)
+        if client is None:
+            client, _ = open_client(self.conn, self.host, path)
+            self._clients[path] = client
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            self.requests += client.requests_sent
+            await client.aclose()
+        self._clients.clear()
+
+    async def unknown_people(self, refs: Sequence[str]) -> list[str]:
+        unique = sorted({r for r in refs if r})
+        if not unique:
+            return []
+        client = self._client("directory")
+        items = [BatchItem(id=str(i), method="GET", url=f"/{_mailbox_path(ref)}?$select=id,userPrincipalName")
+                 for i, ref in enumerate(unique)]
+        answers = await client.batch(items, sequential=False)
+        unknown = []
+        for item, ref in zip(items, unique, strict=True):
+            answer = answers[item.id]
+            if answer.status == 404:
+                unknown.append(ref)
+            elif (err := answer.error(item)) is not None:
+                raise err
+        return unknown
+
+    async def own_events(self, mailbox: str, source_key: str) -> list[OwnEvent]:
+        client = self._client(mailbox)
+        params = {
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{SHIFT_SOURCE_PROPERTY}' "
+            f"and ep/value eq '{_quote(source_key)}')",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{SHIFT_ID_PROPERTY}')",
+            "$select": "id,subject,start,end",
+        }
+        found: list[OwnEvent] = []
+        async for page in client.pages(f"/{_mailbox_path(mailbox)}/events", params=params):
+            for raw in page["value"]:
+                if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+                    raise BadPayload(f"{PROVIDER}: an event without an id", provider=PROVIDER)
+                key = _prop(raw, SHIFT_ID_PROPERTY)
+                if key is None:
+                    continue  # marked for the source but without a shift id: not one of ours to touch
+                found.append(OwnEvent(
+                    shift_key=key, remote_id=raw["id"], subject=str(raw.get("subject") or ""),
+                    start=parse_graph_datetime(raw.get("start"), what="start") if raw.get("start") else None,
+                    end=parse_graph_datetime(raw.get("end"), what="end") if raw.get("end") else None,
+                ))
+        return found
+
+    async def write(self, mailbox: str, source_key: str, ops: Sequence[PublishOp]) -> list[PublishResult]:
+        client = self._client(mailbox)
+        base = f"/{_mailbox_path(mailbox)}/events"
+        items: list[BatchItem] = []
+        for i, op in enumerate(ops):
+            if op.kind == "create":
+                if op.event is None:
+                    raise ValueError("a create needs its event")
+                body = event_body(op.event) | {
+                    "transactionId": op.transaction_id,
+                    "singleValueExtendedProperties": [
+                        {"id": SHIFT_SOURCE_PROPERTY, "value": source_key},
+                        {"id": SHIFT_ID_PROPERTY, "value": op.shift_key},
+                    ],
+                }
+                items.append(BatchItem(id=str(i), method="POST", url=base, body=body, creating=True))
+            elif op.kind == "update":
+                if op.event is None or not op.remote_id:
+                    raise ValueError("an update needs its event and remote id")
+                items.append(BatchItem(id=str(i), method="PATCH", url=f"{base}/{quote(op.remote_id, safe='')}",
+                                       body=event_body(op.event)))
+            else:
+                if not op.remote_id:
+                    raise ValueError("a delete needs its remote id")
+                items.append(BatchItem(id=str(i), method="DELETE", url=f"{base}/{quote(op.remote_id, safe='')}"))
+        answers = await client.batch(items, sequential=True) if items else {}
+        results: list[PublishResult] = []
+        for item, op in zip(items, ops, strict=True):
+            answer = answers[item.id]
+            err: ProviderError | None = answer.error(item)
+            if op.kind == "delete" and isinstance(err, NotFound):
+                err = None  # already gone: what a delete wants
+            remote_id = op.remote_id
+            if err is None and op.kind != "delete":
+                remote_id = answer.body.get("id") if isinstance(answer.body, dict) else None
+                if not isinstance(remote_id, str):
+                    err = BadPayload(f"{PROVIDER}: {item.method} answered without an event id", provider=PROVIDER)
+            results.append(PublishResult(shift_key=op.shift_key, kind=op.kind,
+                                         remote_id=remote_id if err is None else op.remote_id, error=err))
+        return results
+
+    async def lookalikes(self, mailbox: str, events: Sequence[ShiftEvent]) -> list[LookalikeEvent]:
+        if not events:
+            return []
+        client = self._client(mailbox)
+        start = min(e.start for e in events)
+        end = max(e.end for e in events) + timedelta(minutes=1)
+        wanted = {(e.subject.casefold(), e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in events}
+        params = {
+            "startDateTime": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "endDateTime": end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "$select": "id,subject,start,end",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{SHIFT_SOURCE_PROPERTY}')",
+        }
+        found: list[LookalikeEvent] = []
+        async for page in client.pages(f"/{_mailbox_path(mailbox)}/calendarView", params=params):
+            for raw in page["value"]:
+                if not isinstance(raw, dict) or _prop(raw, SHIFT_SOURCE_PROPERTY) is not None:
+                    continue
+                try:
+                    s = parse_graph_datetime(raw.get("start"), what="start")
+                    e = parse_graph_datetime(raw.get("end"), what="end")
+                except BadPayload:
+                    continue
+                subject = str(raw.get("subject") or "")
+                if (subject.casefold(), s, e) in wanted:
+                    found.append(LookalikeEvent(subject=subject, start=s, end=e))
+        return found
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _prop(event: dict[str, Any], prop_id: str) -> str | None:
+    for prop in event.get("singleValueExtendedProperties") or []:
+        if isinstance(prop, dict) and str(prop.get("id", "")).lower() == prop_id.lower():
+            value = prop.get("value")
+            return value if isinstance(value, str) else None
+    return None
+
+
+class GraphPublishing:
+    """The publishing slot of the Graph integration."""
+
+    def open(self, conn: ConnectionInfo, host: Any) -> GraphShiftPublisher:
+        return GraphShiftPublisher(conn, host)
+
