@@ -6,23 +6,27 @@ Each shift is one event in `users/{upn}/events`:
   clinicbot's own shift events, and nothing else) and the shift id;
 - `showAs` busy or free, a category, and a text body holding only what the assignment's flags allow.
 
-Writes go through `GraphClient.batch`: $batch requests of up to 20, up to 4 in flight per mailbox
-(Graph's concurrency limit), throttled items resent after their Retry-After. Only events carrying
-the source's mark are ever updated or deleted.
+Writes go in $batch requests of up to 20 that mix mailboxes (one item per mailbox per batch, 4
+batches in flight: never more than Graph's 4 concurrent requests per mailbox), throttled items
+resent after their Retry-After. Only events carrying the source's mark are updated or deleted.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from adapters.graph.client import BatchItem, GraphClient
+from adapters.graph.client import BATCH_ATTEMPTS, MAILBOX_CONCURRENCY, MAX_BATCH, BatchItem, BatchResult, GraphClient
 from adapters.graph.connection import is_application, open_client
 from adapters.graph.errors import PROVIDER
 from adapters.graph.mapping import parse_graph_datetime
+from adapters.kit.http import parse_retry_after
 from sync.contract import BadPayload, ConnectionInfo, NotFound, ProviderError, Refused
 from sync.contract.shifts import LookalikeEvent, OwnEvent, PublishOp, PublishResult, ShiftEvent
 
@@ -128,45 +132,27 @@ class GraphShiftPublisher:
                 ))
         return found
 
-    async def write(self, mailbox: str, source_key: str, ops: Sequence[PublishOp]) -> list[PublishResult]:
-        client = self._client(mailbox)
-        base = f"/{_mailbox_path(mailbox)}/events"
-        items: list[BatchItem] = []
-        for i, op in enumerate(ops):
-            if op.kind == "create":
-                if op.event is None:
-                    raise ValueError("a create needs its event")
-                body = event_body(op.event) | {
-                    "transactionId": op.transaction_id,
-                    "singleValueExtendedProperties": [
-                        {"id": SHIFT_SOURCE_PROPERTY, "value": source_key},
-                        {"id": SHIFT_ID_PROPERTY, "value": op.shift_key},
-                    ],
-                }
-                items.append(BatchItem(id=str(i), method="POST", url=base, body=body, creating=True))
-            elif op.kind == "update":
-                if op.event is None or not op.remote_id:
-                    raise ValueError("an update needs its event and remote id")
-                items.append(BatchItem(id=str(i), method="PATCH", url=f"{base}/{quote(op.remote_id, safe='')}",
-                                       body=event_body(op.event)))
-            else:
-                if not op.remote_id:
-                    raise ValueError("a delete needs its remote id")
-                items.append(BatchItem(id=str(i), method="DELETE", url=f"{base}/{quote(op.remote_id, safe='')}"))
-        answers = await client.batch(items, sequential=True) if items else {}
-        results: list[PublishResult] = []
-        for item, op in zip(items, ops, strict=True):
-            answer = answers[item.id]
-            err: ProviderError | None = answer.error(item)
-            if op.kind == "delete" and isinstance(err, NotFound):
-                err = None  # already gone: what a delete wants
-            remote_id = op.remote_id
-            if err is None and op.kind != "delete":
-                remote_id = answer.body.get("id") if isinstance(answer.body, dict) else None
-                if not isinstance(remote_id, str):
-                    err = BadPayload(f"{PROVIDER}: {item.method} answered without an event id", provider=PROVIDER)
-            results.append(PublishResult(shift_key=op.shift_key, kind=op.kind,
-                                         remote_id=remote_id if err is None else op.remote_id, error=err))
+    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]]) -> dict[str, list[PublishResult]]:
+        """Perform every mailbox's ops in $batch requests of up to 20 that mix mailboxes.
+
+        Graph's limit is 4 concurrent requests per mailbox. A batch holds at most one item per
+        mailbox and runs without dependsOn, and at most 4 batches are in flight, so no mailbox ever
+        sees more than 4 requests at once, while 5,000 shifts for 200 people take 250 requests
+        instead of one or more per person. Throttled items (429, or 503 with Retry-After) are sent
+        again after the Retry-After, alone or merged into later batches.
+        """
+        queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]] = {}
+        for mailbox, ops in work.items():
+            base = f"/{_mailbox_path(mailbox)}/events"
+            queue = queues.setdefault(mailbox, deque())
+            for op in ops:
+                queue.append((mailbox, _item(f"{len(queue)}-{_slug(mailbox)}", base, source_key, op), op))
+        results: dict[str, list[PublishResult]] = {m: [] for m in work}
+        if not any(queues.values()):
+            return results
+        client = self._client("shift-batches")
+        run = _MixedRun(client, queues, results)
+        await run.go()
         return results
 
     async def lookalikes(self, mailbox: str, events: Sequence[ShiftEvent]) -> list[LookalikeEvent]:
@@ -196,6 +182,128 @@ class GraphShiftPublisher:
                 if (subject.casefold(), s, e) in wanted:
                     found.append(LookalikeEvent(subject=subject, start=s, end=e))
         return found
+
+
+def _slug(mailbox: str) -> str:
+    return hashlib.sha256(mailbox.encode()).hexdigest()[:12]
+
+
+def _item(item_id: str, base: str, source_key: str, op: PublishOp) -> BatchItem:
+    if op.kind == "create":
+        if op.event is None:
+            raise ValueError("a create needs its event")
+        body = event_body(op.event) | {
+            "transactionId": op.transaction_id,
+            "singleValueExtendedProperties": [
+                {"id": SHIFT_SOURCE_PROPERTY, "value": source_key},
+                {"id": SHIFT_ID_PROPERTY, "value": op.shift_key},
+            ],
+        }
+        return BatchItem(id=item_id, method="POST", url=base, body=body, creating=True)
+    if not op.remote_id:
+        raise ValueError(f"an {op.kind} needs its remote id")
+    url = f"{base}/{quote(op.remote_id, safe='')}"
+    if op.kind == "update":
+        if op.event is None:
+            raise ValueError("an update needs its event")
+        return BatchItem(id=item_id, method="PATCH", url=url, body=event_body(op.event))
+    return BatchItem(id=item_id, method="DELETE", url=url)
+
+
+def _result(item: BatchItem, op: PublishOp, answer: BatchResult) -> PublishResult:
+    err: ProviderError | None = answer.error(item)
+    if op.kind == "delete" and isinstance(err, NotFound):
+        err = None  # already gone: what a delete wants
+    remote_id = op.remote_id
+    if err is None and op.kind != "delete":
+        found = answer.body.get("id") if isinstance(answer.body, dict) else None
+        if isinstance(found, str):
+            remote_id = found
+        else:
+            err = BadPayload(f"{PROVIDER}: {item.method} answered without an event id", provider=PROVIDER)
+    return PublishResult(shift_key=op.shift_key, kind=op.kind, remote_id=remote_id, error=err)
+
+
+class _MixedRun:
+    """The batches of one `write`: one item per mailbox per batch, 4 batches in flight."""
+
+    def __init__(self, client: GraphClient, queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]],
+                 results: dict[str, list[PublishResult]]) -> None:
+        self.client = client
+        self.queues = {m: q for m, q in queues.items() if q}
+        self.results = results
+        self.attempts: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.resume_at: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    def _next_batch(self, now: float) -> list[tuple[str, BatchItem, PublishOp]]:
+        chunk: list[tuple[str, BatchItem, PublishOp]] = []
+        for mailbox, queue in self.queues.items():
+            if len(chunk) == MAX_BATCH:
+                break
+            if queue and self.in_flight.get(mailbox, 0) < MAILBOX_CONCURRENCY \
+                    and self.resume_at.get(mailbox, 0.0) <= now:
+                chunk.append(queue.popleft())
+        for entry in chunk:
+            self.in_flight[entry[0]] = self.in_flight.get(entry[0], 0) + 1
+        return chunk
+
+    def _waiting(self) -> bool:
+        return any(self.queues.values())
+
+    async def go(self) -> None:
+        workers = [asyncio.ensure_future(self._worker()) for _ in range(MAILBOX_CONCURRENCY)]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting() or any(self.in_flight.values()):
+            chunk = self._next_batch(loop.time())
+            if not chunk:
+                if not self._waiting():
+                    return
+                soonest = min((t for m, t in self.resume_at.items() if self.queues.get(m)), default=0.0)
+                self.changed.clear()
+                try:
+                    await asyncio.wait_for(self.changed.wait(), timeout=max(0.005, soonest - loop.time()))
+                except TimeoutError:
+                    pass
+                continue
+            try:
+                answers = await self.client._send_batch([item for _m, item, _op in chunk], False)
+            except BaseException:
+                for entry in reversed(chunk):
+                    self.queues[entry[0]].appendleft(entry)
+                raise
+            finally:
+                for entry in chunk:
+                    self.in_flight[entry[0]] -= 1
+            now = loop.time()
+            for mailbox, item, op in chunk:
+                answer = answers.get(item.id)
+                if answer is None:
+                    raise BadPayload(f"{PROVIDER}: $batch answer lacks item {item.id}", provider=PROVIDER)
+                throttled = answer.status == 429 or (
+                    answer.status == 503 and _header(answer.headers, "retry-after") is not None)
+                self.attempts[item.id] = self.attempts.get(item.id, 0) + int(throttled)
+                if throttled and self.attempts[item.id] < BATCH_ATTEMPTS:
+                    wait = parse_retry_after(_header(answer.headers, "retry-after")) or 1.0
+                    self.resume_at[mailbox] = max(self.resume_at.get(mailbox, 0.0), now + wait)
+                    self.queues[mailbox].appendleft((mailbox, item, op))
+                else:
+                    self.results[mailbox].append(_result(item, op, answer))
+            self.changed.set()
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 def _quote(value: str) -> str:

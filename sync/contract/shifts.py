@@ -9,7 +9,7 @@ mark, so it never touches an event it did not create.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -163,8 +163,8 @@ class ShiftPublisher(Protocol):
         """Every event in `mailbox` marked as written by clinicbot for `source_key`."""
         ...
 
-    async def write(self, mailbox: str, source_key: str, ops: Sequence[PublishOp]) -> list[PublishResult]:
-        """Perform `ops` in `mailbox` within the platform's limits; one result per op, in any order."""
+    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]]) -> dict[str, list[PublishResult]]:
+        """Perform each mailbox's ops within the platform's limits; per mailbox one result per op, in any order."""
         ...
 
     async def lookalikes(self, mailbox: str, events: Sequence[ShiftEvent]) -> list[LookalikeEvent]:

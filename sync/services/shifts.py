@@ -28,7 +28,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import NotFound as Gone
-from sync.contract import ProviderError, Refused
+from sync.contract import ProviderError, Refused, Unavailable
 from sync.contract.shifts import (
     IDENTITY_FIELDS,
     AssignmentFlags,
@@ -493,91 +493,107 @@ async def _publish_pending(core: Core, practice_id: int, source_id: int, source_
         if want_hash is not None and want_mb and want_mb not in unknown:
             kind = "update" if pub_id and pub_mb == want_mb else "create"
             by_mailbox.setdefault(want_mb, []).append((kind, item))
-    gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
-
-    async def one(mailbox: str, work: list[tuple[str, tuple[Any, ...]]]) -> None:
-        async with gate:
-            try:
-                await _publish_mailbox(core, mailbox, source_key, work, events, publisher, summary)
-            except ProviderError as exc:
-                summary.failed += len(work)
-                summary.errors.append(f"{mailbox}: {exc}")
-                await _record_failure(core, [w[1][0] for w in work], str(exc))
-
-    await asyncio.gather(*(one(mb, work) for mb, work in sorted(by_mailbox.items())))
+    await _publish_all(core, source_key, by_mailbox, events, publisher, summary)
     # A row left with nothing published and nothing wanted (a removed shift, deleted) is history no more.
     async with core.store.session() as s:
         await s.execute(delete(ShiftRow).where(ShiftRow.source_id == source_id, ShiftRow.live.is_(False),
                                                ShiftRow.pub_remote_id.is_(None), ShiftRow.want_hash.is_(None)))
 
 
-async def _publish_mailbox(core: Core, mailbox: str, source_key: str, work: list[tuple[str, tuple[Any, ...]]],
-                           events: dict[int, ShiftEvent], publisher: ShiftPublisher,
-                           summary: PublishSummary) -> None:
-    creates = [item for kind, item in work if kind == "create"]
-    adopted: dict[str, str] = {}
-    if any(item[7] > 1 for item in creates):
-        # An earlier run may have created some of these before it stopped: find clinicbot's own events.
-        adopted = {e.shift_key: e.remote_id for e in await publisher.own_events(mailbox, source_key)}
-    ops: list[PublishOp] = []
-    rows_by_key: dict[str, tuple[Any, ...]] = {}
-    for kind, item in work:
-        row_id, key, _want_mb, _want_hash, _pub_mb, pub_id, _ph, _attempts = item
-        rows_by_key[key] = item
-        if kind == "delete":
-            ops.append(PublishOp(kind="delete", shift_key=key, remote_id=pub_id))
-        elif kind == "update":
-            ops.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=pub_id))
-        elif key in adopted:
-            ops.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=adopted[key]))
-        else:
-            txid = hashlib.sha256(f"{source_key}\x1f{key}\x1f{mailbox}".encode()).hexdigest()[:36]
-            ops.append(PublishOp(kind="create", shift_key=key, event=events[row_id], transaction_id=txid))
-    results = _ordered(ops, await publisher.write(mailbox, source_key, ops))
-    # An update of an event deleted by hand in the calendar: publish the shift again.
-    redo = [i for i, (op, res) in enumerate(zip(ops, results, strict=True))
-            if op.kind == "update" and isinstance(res.error, Gone)]
-    if redo:
-        again = [
-            PublishOp(kind="create", shift_key=ops[i].shift_key, event=ops[i].event,
-                      transaction_id=hashlib.sha256(
-                          f"{source_key}\x1f{ops[i].shift_key}\x1f{mailbox}\x1f{ops[i].remote_id}".encode()
-                      ).hexdigest()[:36])
-            for i in redo
-        ]
-        again_results = _ordered(again, await publisher.write(mailbox, source_key, again))
-        for i, op, res in zip(redo, again, again_results, strict=True):
-            ops[i], results[i] = op, res
-    await _record_results(core, mailbox, ops, results, rows_by_key, summary)
+def _txid(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:36]
+
+
+async def _publish_all(core: Core, source_key: str, by_mailbox: dict[str, list[tuple[str, tuple[Any, ...]]]],
+                       events: dict[int, ShiftEvent], publisher: ShiftPublisher, summary: PublishSummary) -> None:
+    # An earlier run may have created events before it stopped: find clinicbot's own in those mailboxes.
+    retried = sorted(mb for mb, work in by_mailbox.items() if any(k == "create" and it[7] > 1 for k, it in work))
+    adopted: dict[str, dict[str, str]] = {}
+    gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
+
+    async def find(mailbox: str) -> None:
+        async with gate:
+            try:
+                adopted[mailbox] = {e.shift_key: e.remote_id for e in await publisher.own_events(mailbox, source_key)}
+            except ProviderError as exc:
+                work = by_mailbox.pop(mailbox)
+                summary.failed += len(work)
+                summary.errors.append(f"{mailbox}: {exc}")
+                await _record_failure(core, [w[1][0] for w in work], str(exc))
+
+    await asyncio.gather(*(find(mb) for mb in retried))
+    ops: dict[str, list[PublishOp]] = {}
+    rows: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for mailbox, work in by_mailbox.items():
+        mine, keyed = ops.setdefault(mailbox, []), rows.setdefault(mailbox, {})
+        found = adopted.get(mailbox, {})
+        for kind, item in work:
+            row_id, key, _want_mb, _want_hash, _pub_mb, pub_id, _ph, _attempts = item
+            keyed[key] = item
+            if kind == "delete":
+                mine.append(PublishOp(kind="delete", shift_key=key, remote_id=pub_id))
+            elif kind == "update":
+                mine.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=pub_id))
+            elif key in found:
+                mine.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=found[key]))
+            else:
+                mine.append(PublishOp(kind="create", shift_key=key, event=events[row_id],
+                                      transaction_id=_txid(source_key, key, mailbox)))
+    try:
+        answered = await publisher.write(source_key, ops)
+        results = {mb: _ordered(mine, answered.get(mb, [])) for mb, mine in ops.items()}
+        # An update of an event deleted by hand in the calendar: publish the shift again.
+        redo = {mb: [i for i, (op, res) in enumerate(zip(mine, results[mb], strict=True))
+                     if op.kind == "update" and isinstance(res.error, Gone)] for mb, mine in ops.items()}
+        again = {mb: [PublishOp(kind="create", shift_key=ops[mb][i].shift_key, event=ops[mb][i].event,
+                                transaction_id=_txid(source_key, ops[mb][i].shift_key, mb, ops[mb][i].remote_id or ""))
+                      for i in idx] for mb, idx in redo.items() if idx}
+        if again:
+            answered = await publisher.write(source_key, again)
+            for mb, idx in redo.items():
+                if idx:
+                    for i, op, res in zip(idx, again[mb], _ordered(again[mb], answered.get(mb, [])), strict=True):
+                        ops[mb][i], results[mb][i] = op, res
+    except ProviderError as exc:
+        count = sum(len(mine) for mine in ops.values())
+        summary.failed += count
+        summary.errors.append(str(exc))
+        await _record_failure(core, [item[0] for keyed in rows.values() for item in keyed.values()], str(exc))
+        return
+    await _record_results(core, ops, results, rows, summary)
 
 
 def _ordered(ops: Sequence[PublishOp], results: Sequence[PublishResult]) -> list[PublishResult]:
+    """The results in the ops' order; an op the publisher did not answer failed."""
     by_key = {(r.shift_key, r.kind): r for r in results}
-    return [by_key.get((op.shift_key, op.kind)) or PublishResult(op.shift_key, op.kind) for op in ops]
+    return [by_key.get((op.shift_key, op.kind))
+            or PublishResult(op.shift_key, op.kind, op.remote_id, Unavailable("the calendar service did not answer"))
+            for op in ops]
 
 
-async def _record_results(core: Core, mailbox: str, ops: Sequence[PublishOp], results: Sequence[PublishResult],
-                          rows_by_key: dict[str, tuple[Any, ...]], summary: PublishSummary) -> None:
+async def _record_results(core: Core, ops: dict[str, list[PublishOp]], results: dict[str, list[PublishResult]],
+                          rows: dict[str, dict[str, tuple[Any, ...]]], summary: PublishSummary) -> None:
     async with core.store.session() as s:
-        for op, result in zip(ops, results, strict=True):
-            item = rows_by_key[op.shift_key]
-            row = await s.get(ShiftRow, item[0])
-            if row is None:
-                continue
-            if result.error is not None:
-                summary.failed += 1
-                summary.errors.append(f"{op.shift_key}: {result.error}")
-                row.last_error = str(result.error)[:500]
-                continue
-            if op.kind == "delete":
-                summary.deleted += 1
-                if row.pub_mailbox == mailbox:
-                    row.pub_mailbox, row.pub_remote_id, row.pub_hash = None, None, None
-            else:
-                summary.created += op.kind == "create"
-                summary.updated += op.kind == "update"
-                row.pub_mailbox, row.pub_remote_id, row.pub_hash = mailbox, result.remote_id, item[3]
-            row.attempts, row.last_error = 0, None
+        for mailbox, mine in ops.items():
+            for op, result in zip(mine, results[mailbox], strict=True):
+                item = rows[mailbox][op.shift_key]
+                row = await s.get(ShiftRow, item[0])
+                if row is None:
+                    continue
+                if result.error is not None:
+                    summary.failed += 1
+                    summary.errors.append(f"{op.shift_key}: {result.error}")
+                    row.last_error = str(result.error)[:500]
+                    continue
+                if op.kind == "delete":
+                    summary.deleted += 1
+                    if row.pub_mailbox == mailbox:
+                        row.pub_mailbox, row.pub_remote_id, row.pub_hash = None, None, None
+                else:
+                    summary.created += op.kind == "create"
+                    summary.updated += op.kind == "update"
+                    row.pub_mailbox, row.pub_remote_id, row.pub_hash = mailbox, result.remote_id, item[3]
+                row.attempts, row.last_error = 0, None
 
 
 async def _record_failure(core: Core, row_ids: list[int], message: str) -> None:

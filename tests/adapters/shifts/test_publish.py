@@ -27,6 +27,7 @@ from sync.store import audit
 from sync.store.model import AuditEntry, ConsentGrant, ShiftRow
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
+from tests.adapters.graph.fakes.graph_throttle import ThrottlePolicy
 from tests.conftest import make_settings
 
 CLIENT_ID = "00000000-aaaa-4bbb-8ccc-000000000001"
@@ -46,8 +47,13 @@ def schedule(*rows: str) -> bytes:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[GraphFake]:
-    graph = GraphFake()
+def throttle() -> ThrottlePolicy | None:
+    return None
+
+
+@pytest.fixture
+async def fake(throttle: ThrottlePolicy | None) -> AsyncIterator[GraphFake]:
+    graph = GraphFake(throttle=throttle)
     await graph.start()
     graph.login.register_app(CLIENT_ID, CLIENT_SECRET)
     graph.login.grant_admin_consent(TENANT)
@@ -255,3 +261,22 @@ async def test_publishing_without_a_practice_wide_connection_says_what_to_do(bac
     finally:
         await c.close()
         await drop_schema(settings)
+
+
+@pytest.mark.parametrize("throttle", [ThrottlePolicy.scaled(window=1.0, budget=12, op_latency=0.003)])
+async def test_graph_limits_slow_a_big_publish_down_but_never_fail_it(
+    core: Core, fake: GraphFake, people: dict[str, Mailbox]
+) -> None:
+    await service.set_identity_field(core, None, "custom1", actor="cli:admin")
+    rows = [f"{name},LB-{name},{name}@clinic.example,Day clinic,{day(d)} 08:00,{day(d)} 16:00,,Yes"
+            for name in ("ann", "bob", "dee") for d in range(2, 32)]
+    await run_import(core, schedule(*rows))
+    result = await service.publish(core, None, actor="cli:admin")
+    assert (result.created, result.failed) == (90, 0)
+    assert [len(events(people[n])) for n in ("ann", "bob", "dee")] == [30, 30, 30]
+    stats = fake.throttle.stats
+    # 30 writes per mailbox against 12 per second: the budget throttled, the client waited its Retry-After.
+    assert sum(st.rejected_budget for st in stats.values()) > 0
+    # One item per mailbox per batch and 4 batches in flight: never over the 4-concurrent limit.
+    assert max(st.max_in_flight for st in stats.values()) <= 4
+    assert sum(st.rejected_concurrency for st in stats.values()) == 0
