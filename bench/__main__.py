@@ -20,6 +20,7 @@ BENCHMARKS = {
     "audit_append": "audit appends and verify: keyed chain with a signed head vs the plain SHA-256 chain",
     "series_sweep": "the one-minute reminder sweep over 500 recurring series vs 500 plain appointments",
     "booking_webhooks": "1,000 signed Square deliveries (20% duplicates) at 32 concurrent vs a bare HMAC handler",
+    "shift_publish": "5,000 shifts for 200 people to Outlook on the throttling fake Graph vs the request minimum and the throttle floor",
 }
 
 

@@ -136,8 +136,8 @@ class GraphShiftPublisher:
         """Perform every mailbox's ops in $batch requests of up to 20 that mix mailboxes.
 
         Graph's limit is 4 concurrent requests per mailbox. A batch holds at most one item per
-        mailbox and runs without dependsOn, and at most 4 batches are in flight, so no mailbox ever
-        sees more than 4 requests at once, while 5,000 shifts for 200 people take 250 requests
+        mailbox and runs without dependsOn, and a mailbox is in at most 4 batches in flight, so it
+        never sees more than 4 requests at once, while 5,000 shifts for 200 people take 250 requests
         instead of one or more per person. Throttled items (429, or 503 with Retry-After) are sent
         again after the Retry-After, alone or merged into later batches.
         """
@@ -184,6 +184,11 @@ class GraphShiftPublisher:
         return found
 
 
+#: $batch requests in flight at once. Each mailbox still has at most 4 items in flight (Graph's
+#: per-mailbox limit), counted across the batches; the batches only spread over more mailboxes.
+BATCHES_IN_FLIGHT = 16
+
+
 def _slug(mailbox: str) -> str:
     return hashlib.sha256(mailbox.encode()).hexdigest()[:12]
 
@@ -225,7 +230,7 @@ def _result(item: BatchItem, op: PublishOp, answer: BatchResult) -> PublishResul
 
 
 class _MixedRun:
-    """The batches of one `write`: one item per mailbox per batch, 4 batches in flight."""
+    """The batches of one `write`: one item per mailbox per batch, at most 4 items in flight per mailbox."""
 
     def __init__(self, client: GraphClient, queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]],
                  results: dict[str, list[PublishResult]]) -> None:
@@ -253,7 +258,7 @@ class _MixedRun:
         return any(self.queues.values())
 
     async def go(self) -> None:
-        workers = [asyncio.ensure_future(self._worker()) for _ in range(MAILBOX_CONCURRENCY)]
+        workers = [asyncio.ensure_future(self._worker()) for _ in range(BATCHES_IN_FLIGHT)]
         try:
             await asyncio.gather(*workers)
         except BaseException:

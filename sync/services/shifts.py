@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import NotFound as Gone
@@ -476,10 +476,10 @@ async def _publish_pending(core: Core, practice_id: int, source_id: int, source_
         for r in pending:
             if r.want_hash is not None:
                 events[r.id] = _event(r, assignment_flags(source.config, r.assignment), zone, practice.name)
-        for r in pending:
-            r.attempts += 1  # committed before any write: a crash leaves the trace that a create may have landed
         plan = [(r.id, r.shift_key, r.want_mailbox, r.want_hash, r.pub_mailbox, r.pub_remote_id, r.pub_hash,
-                 r.attempts) for r in pending]
+                 r.attempts + 1) for r in pending]
+        # Committed before any write: a crash leaves the trace that a create may have landed.
+        await s.execute(update(ShiftRow), [{"id": p[0], "attempts": p[7]} for p in plan]) if plan else None
     if not plan:
         return
     wanted_mailboxes = sorted({p[2] for p in plan if p[2]})
@@ -573,35 +573,45 @@ def _ordered(ops: Sequence[PublishOp], results: Sequence[PublishResult]) -> list
 
 async def _record_results(core: Core, ops: dict[str, list[PublishOp]], results: dict[str, list[PublishResult]],
                           rows: dict[str, dict[str, tuple[Any, ...]]], summary: PublishSummary) -> None:
+    """Record every op's outcome in one transaction (bulk updates by primary key)."""
+    changes: dict[int, dict[str, Any]] = {}
+    for mailbox, mine in ops.items():
+        for op, result in zip(mine, results[mailbox], strict=True):
+            item = rows[mailbox][op.shift_key]
+            row_id, want_hash, pub_mailbox = item[0], item[3], item[4]
+            change = changes.setdefault(row_id, {"id": row_id})
+            if result.error is not None:
+                summary.failed += 1
+                summary.errors.append(f"{op.shift_key}: {result.error}")
+                change["last_error"] = str(result.error)[:500]
+                continue
+            if op.kind == "delete":
+                summary.deleted += 1
+                # The old mailbox's copy is gone; a create in the new mailbox (same row) may follow.
+                if pub_mailbox == mailbox and "pub_remote_id" not in change:
+                    change.update(pub_mailbox=None, pub_remote_id=None, pub_hash=None)
+            else:
+                summary.created += op.kind == "create"
+                summary.updated += op.kind == "update"
+                change.update(pub_mailbox=mailbox, pub_remote_id=result.remote_id, pub_hash=want_hash)
+            if "last_error" not in change:
+                change.update(attempts=0, last_error=None)
+    if not changes:
+        return
     async with core.store.session() as s:
-        for mailbox, mine in ops.items():
-            for op, result in zip(mine, results[mailbox], strict=True):
-                item = rows[mailbox][op.shift_key]
-                row = await s.get(ShiftRow, item[0])
-                if row is None:
-                    continue
-                if result.error is not None:
-                    summary.failed += 1
-                    summary.errors.append(f"{op.shift_key}: {result.error}")
-                    row.last_error = str(result.error)[:500]
-                    continue
-                if op.kind == "delete":
-                    summary.deleted += 1
-                    if row.pub_mailbox == mailbox:
-                        row.pub_mailbox, row.pub_remote_id, row.pub_hash = None, None, None
-                else:
-                    summary.created += op.kind == "create"
-                    summary.updated += op.kind == "update"
-                    row.pub_mailbox, row.pub_remote_id, row.pub_hash = mailbox, result.remote_id, item[3]
-                row.attempts, row.last_error = 0, None
+        # Rows of one shape per statement: an executemany needs the same keys in every row.
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for change in changes.values():
+            shapes.setdefault(tuple(sorted(change)), []).append(change)
+        for group in shapes.values():
+            await s.execute(update(ShiftRow), group)
 
 
 async def _record_failure(core: Core, row_ids: list[int], message: str) -> None:
     async with core.store.session() as s:
-        for row_id in row_ids:
-            row = await s.get(ShiftRow, row_id)
-            if row is not None:
-                row.last_error = message[:500]
+        for chunk in range(0, len(row_ids), 500):
+            await s.execute(update(ShiftRow).where(ShiftRow.id.in_(row_ids[chunk:chunk + 500]))
+                            .values(last_error=message[:500]))
 
 
 # --- reading ----------------------------------------------------------------------------------------
