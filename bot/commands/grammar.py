@@ -36,6 +36,7 @@ __all__ = [
     "ShowAppointment",
     "ShowConflicts",
     "ShowHelp",
+    "ShowShifts",
     "ShowStatus",
     "ShowWhoami",
     "UserRef",
@@ -97,6 +98,14 @@ class ShowAgenda:
     day: DayRef
     day_text: str
     practitioner: UserRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowShifts:
+    """Who is on shift on a day (a published shift schedule)."""
+
+    day: DayRef
+    day_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +188,7 @@ class SetReminders:
 Command = (
     ShowHelp
     | ShowAgenda
+    | ShowShifts
     | ShowAppointment
     | Reschedule
     | CancelAppointment
@@ -238,6 +248,12 @@ def _p_agenda(args: list[str], rest: str) -> Command:
     day_text = " ".join(words) or "today"
     day = parse_day(day_text, example=example)
     return ShowAgenda(day=day, day_text=day_text, practitioner=UserRef.from_token(who[0]) if who else None)
+
+
+def _p_shifts(args: list[str], rest: str) -> Command:
+    example = "shifts tomorrow"
+    day_text = " ".join(args) or "today"
+    return ShowShifts(day=parse_day(day_text, example=example), day_text=day_text)
 
 
 def _p_appointment(args: list[str], rest: str) -> Command:
@@ -439,6 +455,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "conflicts",
         "staff",
         _p_conflicts,
+    ),
+    CommandSpec(
+        "shifts",
+        "shifts [today|tomorrow|<date>]",
+        "who is on shift (the published shift schedule)",
+        "shifts tomorrow",
+        "",
+        _p_shifts,
+        aliases=("oncall", "rota"),
     ),
     CommandSpec("whoami", "whoami", "who I think you are, and your roles", "whoami", "", _p_whoami),
     CommandSpec(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands import admin, appointments, conflicts, followups, reminders, staff
+from bot.commands import admin, appointments, conflicts, followups, reminders, shifts, staff
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
     AcceptCalendar,
@@ -40,6 +40,7 @@ from bot.commands.grammar import (
     ShowAppointment,
     ShowConflicts,
     ShowHelp,
+    ShowShifts,
     ShowStatus,
     ShowWhoami,
 )
@@ -85,6 +86,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await admin.refresh(core, actor, command)
         case ShowStatus():
             return await admin.status(core, actor)
+        case ShowShifts():
+            return await shifts.show_shifts(core, actor, command)
         case MapStaff():
             return await staff.staff_command(core, actor, command)
         case ShowWhoami():
