@@ -6,29 +6,36 @@ identity field and the assignment flags; then checks what the fake's mailboxes h
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from adapters.graph import GraphTransports
-from adapters.graph.publishing import SHIFT_ID_PROPERTY
+from adapters.graph import INTEGRATION, GraphTransports
+from adapters.graph.publishing import SHIFT_ID_PROPERTY, GraphShiftPublisher
+from bot.cli import main
 from sync.boot import open_core
+from sync.integrations import registry
 from sync.runtime.core import Core
 from sync.services import shifts as service
 from sync.services.connections import add_practice_wide
 from sync.services.errors import Conflict, Invalid
 from sync.services.practices import create_practice
 from sync.store import audit
+from sync.store.migrate import upgrade
 from sync.store.model import AuditEntry, ConsentGrant, ShiftRow
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
 from tests.adapters.graph.fakes.graph_throttle import ThrottlePolicy
-from tests.conftest import make_settings
+from tests.conftest import TEST_KEY, drop_schema, make_settings
 
 CLIENT_ID = "00000000-aaaa-4bbb-8ccc-000000000001"
 CLIENT_SECRET = "fake-secret-for-tests"
@@ -65,9 +72,6 @@ async def fake(throttle: ThrottlePolicy | None) -> AsyncIterator[GraphFake]:
 
 @pytest.fixture
 async def core(backend: str, fake: GraphFake, tmp_path: Path) -> AsyncIterator[Core]:
-    from sync.store.migrate import upgrade
-    from tests.conftest import drop_schema
-
     settings = make_settings(backend, tmp_path, graph_url=fake.url, graph_client_id=CLIENT_ID,
                              graph_client_secret=CLIENT_SECRET)
     c = open_core(settings)
@@ -246,9 +250,6 @@ async def test_bad_input_and_missing_setup_are_refused_with_words(core: Core, fa
 
 
 async def test_publishing_without_a_practice_wide_connection_says_what_to_do(backend: str, tmp_path: Path) -> None:
-    from sync.store.migrate import upgrade
-    from tests.conftest import drop_schema
-
     settings = make_settings(backend, tmp_path)
     c = open_core(settings)
     await upgrade(c.store)
@@ -280,3 +281,54 @@ async def test_graph_limits_slow_a_big_publish_down_but_never_fail_it(
     # One item per mailbox per batch and 4 batches in flight: never over the 4-concurrent limit.
     assert max(st.max_in_flight for st in stats.values()) <= 4
     assert sum(st.rejected_concurrency for st in stats.values()) == 0
+
+
+class _PublishThroughFake:
+    """Graph's publishing with MSAL routed to the fake authority (the CLI has no transport option)."""
+
+    def __init__(self, fake: GraphFake) -> None:
+        self.fake = fake
+
+    def open(self, conn: Any, host: Any) -> Any:
+        routed = replace(conn, transport=GraphTransports(login=self.fake.login.http_client(self.fake.url)))
+        return GraphShiftPublisher(routed, host)
+
+
+async def test_the_cli_imports_and_publishes_a_file(
+    core: Core, fake: GraphFake, people: dict[str, Mailbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if core.settings.database_schema:
+        pytest.skip("the CLI reads its database from the environment; the PostgreSQL run uses a schema")
+    monkeypatch.setitem(registry.OVERRIDES, "graph", replace(INTEGRATION, publishing=_PublishThroughFake(fake)))
+    export = tmp_path / "december.csv"
+    export.write_bytes(schedule(
+        f"Ann Lee,LB1,ann@clinic.example,Day clinic,{day(2)} 08:00,{day(2)} 16:00,,Yes",
+        f"Cy Roe,LB3,,Day clinic,{day(2)} 08:00,{day(2)} 16:00,,Yes",
+    ))
+    env = {
+        "CLINICBOT_DATABASE_URL": core.settings.database_url, "CLINICBOT_SECRET_KEY": TEST_KEY,
+        "CLINICBOT_GRAPH_CLIENT_ID": CLIENT_ID, "CLINICBOT_GRAPH_CLIENT_SECRET": CLIENT_SECRET,
+        "CLINICBOT_GRAPH_URL": fake.url,
+    }
+    runner = CliRunner()
+
+    def cli(*args: str) -> Any:
+        return runner.invoke(main, list(args), env=env, catch_exceptions=False)
+
+    assert (await asyncio.to_thread(cli, "shifts", "identity-field", "custom1")).exit_code == 0
+    dry = await asyncio.to_thread(cli, "shifts", "import", str(export), "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.output)["create"] == 1 and events(people["ann"]) == []
+    done = await asyncio.to_thread(cli, "shifts", "import", str(export), "--json")
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert (out["created"], out["no_identity"], out["not_mapped"]) == (1, "Cy Roe", 1)
+    assert [e.fields["subject"] for e in events(people["ann"])] == ["Day clinic"]
+    flags = await asyncio.to_thread(cli, "shifts", "flags", "Day clinic", "--free", "--json")
+    assert flags.exit_code == 0 and json.loads(flags.output)["shifts_changed"] == 1
+    again = await asyncio.to_thread(cli, "shifts", "publish", "--json")
+    assert again.exit_code == 0 and json.loads(again.output)["updated"] == 1
+    assert events(people["ann"])[0].fields["showAs"] == "free"
+    export.write_text("Person,Start\nAnn,tomorrow\n")
+    bad = await asyncio.to_thread(cli, "shifts", "import", str(export))
+    assert bad.exit_code == 1 and "row 1" in bad.output and "assignment" in bad.output
