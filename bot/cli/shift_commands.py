@@ -154,3 +154,27 @@ async def shifts_list(core: Core, day: object, practice_name: str | None, as_jso
         return
     emit([{"person": v.person, "assignment": v.assignment, "start": v.start.astimezone(start.tzinfo),
            "end": v.end.astimezone(start.tzinfo)} for v in found], ["person", "assignment", "start", "end"], as_json)
+
+
+@shifts.command("check")
+@click.option("--days", default=14, show_default=True, help="How many days ahead to compare.")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@json_option
+@with_core
+async def shifts_check(core: Core, days: int, practice_name: str | None, as_json: bool) -> None:
+    """Warn where the scheduler's own Outlook integration also writes the shifts (two writers, double events)."""
+    try:
+        found = await service.second_writers(core, practice_name, days=days)
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    rows = [{"mailbox": f.mailbox, "person": f.person, "lookalike_events": f.lookalikes} for f in found]
+    if as_json:
+        emit(rows, None, True)
+        return
+    if not rows:
+        click.echo(f"No second writer found in the next {days} days: only clinicbot writes these shifts.")
+        return
+    emit(rows, ["mailbox", "person", "lookalike_events"], False)
+    click.echo("These calendars already hold events with the shifts' subjects and times that clinicbot did not "
+               "write: turn off the scheduler's own Outlook integration for them, or the shifts show twice.")

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,6 +51,7 @@ __all__ = [
     "INTEGRATION",
     "ImportSummary",
     "PublishSummary",
+    "SecondWriter",
     "ShiftView",
     "assignment_flags",
     "day_bounds",
@@ -59,6 +60,7 @@ __all__ = [
     "parse_upload",
     "practice_ref",
     "publish",
+    "second_writers",
     "set_flags",
     "set_identity_field",
     "shifts_between",
@@ -644,3 +646,53 @@ async def practice_ref(core: Core, practice: str | int | None) -> tuple[int, str
 
 def today(zone_name: str) -> date:
     return utcnow().astimezone(ZoneInfo(zone_name)).date()
+
+
+@dataclass(frozen=True, slots=True)
+class SecondWriter:
+    """A mailbox holding events that look like clinicbot's shifts but are not clinicbot's."""
+
+    mailbox: str
+    person: str
+    lookalikes: int
+
+
+async def second_writers(core: Core, practice: str | int | None, *, days: int = 14) -> list[SecondWriter]:
+    """Mailboxes where another writer (the scheduler's own Outlook integration) already puts the shifts.
+
+    Compares the next `days` of each person's wanted shift events with their calendar: an event with
+    the same subject and times that clinicbot did not write means two writers on one calendar.
+    """
+    now = utcnow()
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, "system", create=False)
+        if source is None:
+            return []
+        shift_rows = (await s.scalars(select(ShiftRow).where(
+            ShiftRow.source_id == source.id, ShiftRow.want_hash.is_not(None),
+            ShiftRow.starts_at < now + timedelta(days=days), ShiftRow.ends_at > now,
+        ).order_by(ShiftRow.want_mailbox, ShiftRow.starts_at))).all()
+        zone = ZoneInfo(row.timezone)
+        wanted: dict[str, tuple[str, list[ShiftEvent]]] = {}
+        for r in shift_rows:
+            assert r.want_mailbox is not None
+            entry = wanted.setdefault(r.want_mailbox, (r.person_name, []))
+            entry[1].append(_event(r, assignment_flags(source.config, r.assignment), zone, row.name))
+        publisher, _conn_id = await _open_publisher(core, s, row)
+    found: list[SecondWriter] = []
+    try:
+        for mailbox, (person, events) in sorted(wanted.items()):
+            # The scheduler names its events after the assignment, whatever clinicbot's info flag says.
+            named = [replace(e, subject=r.assignment) for e, r in zip(events, _rows_for(shift_rows, mailbox),
+                                                                          strict=True)]
+            same = await publisher.lookalikes(mailbox, [*events, *named])
+            if same:
+                found.append(SecondWriter(mailbox, person, len(same)))
+    finally:
+        await publisher.aclose()
+    return found
+
+
+def _rows_for(rows: Sequence[ShiftRow], mailbox: str) -> list[ShiftRow]:
+    return [r for r in rows if r.want_mailbox == mailbox]

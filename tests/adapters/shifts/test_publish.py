@@ -332,3 +332,22 @@ async def test_the_cli_imports_and_publishes_a_file(
     export.write_text("Person,Start\nAnn,tomorrow\n")
     bad = await asyncio.to_thread(cli, "shifts", "import", str(export))
     assert bad.exit_code == 1 and "row 1" in bad.output and "assignment" in bad.output
+
+
+async def test_check_finds_a_second_writer_and_ignores_clinicbots_own_events(
+    core: Core, fake: GraphFake, people: dict[str, Mailbox]
+) -> None:
+    await service.set_identity_field(core, None, "custom1", actor="cli:admin")
+    await service.set_flags(core, None, "Day clinic", actor="cli:admin", info=False)
+    rows = [f"{n} X,LB-{n},{n}@clinic.example,Day clinic,{day(2)} 08:00,{day(2)} 16:00,,Yes" for n in ("ann", "bob")]
+    await run_import(core, schedule(*rows))
+    await service.publish(core, None, actor="cli:admin")
+    # Bob's calendar also gets the shift from the scheduler's own Outlook integration, named after it.
+    start = datetime.fromisoformat(f"{day(2)}T08:00").replace(tzinfo=ZoneInfo(ZONE)).astimezone(UTC)
+    fake.put_event(people["bob"], {
+        "subject": "Day clinic",
+        "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+    })
+    found = await service.second_writers(core, None)
+    assert [(f.mailbox, f.person, f.lookalikes) for f in found] == [("bob@clinic.example", "bob X", 1)]
