@@ -456,15 +456,6 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff",
         _p_conflicts,
     ),
-    CommandSpec(
-        "shifts",
-        "shifts [today|tomorrow|<date>]",
-        "who is on shift (the published shift schedule)",
-        "shifts tomorrow",
-        "",
-        _p_shifts,
-        aliases=("oncall", "rota"),
-    ),
     CommandSpec("whoami", "whoami", "who I think you are, and your roles", "whoami", "", _p_whoami),
     CommandSpec(
         "role",
@@ -489,6 +480,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff map square TMabc123 @dr-lee",
         "admin",
         _p_staff,
+    ),
+    CommandSpec(
+        "shifts",
+        "shifts [today|tomorrow|<date>]",
+        "who is on shift (the published shift schedule)",
+        "shifts tomorrow",
+        "",
+        _p_shifts,
+        aliases=("oncall", "rota"),
     ),
 )
 _DAY_WORDS = (
