@@ -9,6 +9,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from sync.runtime.settings import Settings
+from sync.services.shifts import PUBLISH_EVERY_SECONDS, publish_pending_job
 
 __all__ = ["SCHEDULER", "setup_scheduler"]
 
@@ -30,6 +31,7 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
 
     scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)
+    scheduler.add_periodic("shifts.publish", PUBLISH_EVERY_SECONDS, publish_pending_job)
     from sync.jobs.audit_checkpoints import checkpoint_job
 
     scheduler.add_periodic("audit.checkpoint", settings.audit_checkpoint_seconds, checkpoint_job)

@@ -30,6 +30,8 @@ FILE_INFO = "application/vnd.microsoft.teams.file.download.info"
 #: The schedule reader's own limit: a larger file is refused before all of it is fetched.
 MAX_BYTES = 10 * 1024 * 1024
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+#: Changes published inside the chat turn; more go to the periodic publish job.
+INLINE_CHANGES = 200
 TOO_BIG = f"The file is larger than {MAX_BYTES // 1024 // 1024} MB; export a shorter window."
 
 
@@ -97,6 +99,12 @@ async def import_upload(core: Core, actor: Actor, file: dict[str, Any]) -> View:
     except ServiceError as exc:
         return Error(f"{name}: {exc}", "send the scheduler's CSV export of the published schedule", kind="input")
     lines = [f"{summary.shifts} shifts ({summary.published} published) read from {name}."]
+    changes = summary.to_create + summary.to_update + summary.to_delete
+    if changes > INLINE_CHANGES:
+        # Teams wants its answer within seconds: the leader's publish job writes these within minutes.
+        lines.append(f"{changes} changes go to Outlook in the background within "
+                     f"{service.PUBLISH_EVERY_SECONDS // 60} minutes; `clinicbot shifts publish` does it at once.")
+        return Notice("\n".join(lines), title="Shift schedule stored")
     try:
         published = await service.publish(core, actor.practice_id, actor=actor.audit_name)
     except ServiceError as exc:

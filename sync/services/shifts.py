@@ -42,13 +42,14 @@ from sync.integrations import registry
 from sync.integrations.providers import connection_info
 from sync.runtime.core import Core
 from sync.runtime.locks import SyncBusy, connection_lock
-from sync.services.errors import Conflict, Invalid, NotFound
+from sync.services.errors import Conflict, Invalid, NotFound, ServiceError
 from sync.services.practices import practice_by_name
 from sync.store import audit
 from sync.store.model import Connection, ExternalIdentity, Practice, Practitioner, ShiftRow, utcnow
 
 __all__ = [
     "INTEGRATION",
+    "PUBLISH_EVERY_SECONDS",
     "ImportSummary",
     "PublishSummary",
     "SecondWriter",
@@ -58,8 +59,10 @@ __all__ = [
     "import_schedule",
     "known_assignments",
     "parse_upload",
+    "pending_count",
     "practice_ref",
     "publish",
+    "publish_pending_job",
     "second_writers",
     "set_flags",
     "set_identity_field",
@@ -696,3 +699,30 @@ async def second_writers(core: Core, practice: str | int | None, *, days: int = 
 
 def _rows_for(rows: Sequence[ShiftRow], mailbox: str) -> list[ShiftRow]:
     return [r for r in rows if r.want_mailbox == mailbox]
+
+
+#: How often the leader publishes what is pending (a big upload, a failed write, a flag change).
+PUBLISH_EVERY_SECONDS = 300
+
+
+async def publish_pending_job(core: Core) -> None:
+    """The periodic job: publish each practice's pending shift changes; one practice's failure never stops another."""
+    async with core.store.session() as s:
+        sources = (await s.execute(select(Connection.practice_id).where(Connection.provider == INTEGRATION)
+                                   .order_by(Connection.id))).scalars().all()
+    for practice_id in dict.fromkeys(sources):
+        try:
+            if await pending_count(core, practice_id):
+                await publish(core, practice_id, actor="system:shifts")
+        except (ServiceError, ProviderError) as exc:
+            log.warning("shift publish failed", extra={"practice_id": practice_id, "error": str(exc)[:200]})
+
+
+async def pending_count(core: Core, practice_id: int) -> int:
+    """Shift changes not yet in the calendars."""
+    async with core.store.session() as s:
+        rows = (await s.scalars(select(ShiftRow).where(
+            ShiftRow.practice_id == practice_id,
+            or_(ShiftRow.want_hash.is_not(None), ShiftRow.pub_remote_id.is_not(None)),
+        ))).all()
+        return sum(1 for r in rows if _is_pending(r))

@@ -351,3 +351,21 @@ async def test_check_finds_a_second_writer_and_ignores_clinicbots_own_events(
     })
     found = await service.second_writers(core, None)
     assert [(f.mailbox, f.person, f.lookalikes) for f in found] == [("bob@clinic.example", "bob X", 1)]
+
+
+async def test_the_periodic_job_publishes_what_is_pending_and_then_nothing(
+    core: Core, fake: GraphFake, people: dict[str, Mailbox]
+) -> None:
+    await service.set_identity_field(core, None, "custom1", actor="cli:admin")
+    await run_import(core, schedule(f"Ann Lee,LB1,ann@clinic.example,Day clinic,{day(2)} 08:00,{day(2)} 16:00,,Yes"))
+    async with core.store.session() as s:
+        practice_id = (await s.scalar(select(ShiftRow.practice_id)))
+    assert await service.pending_count(core, practice_id) == 1
+    await service.publish_pending_job(core)
+    assert len(events(people["ann"])) == 1 and await service.pending_count(core, practice_id) == 0
+    mark = len(fake.operations)
+    await service.publish_pending_job(core)
+    assert writes(fake, mark) == []
+    async with core.store.session() as s:
+        entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "shifts.publish"))
+        assert entry is not None and entry.actor == "system:shifts"
