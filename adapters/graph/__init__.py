@@ -15,6 +15,7 @@ from adapters.graph.errors import PROVIDER
 from adapters.graph.identities import STAFF_IDENTITIES
 from adapters.graph.oauth import GraphOAuth, GraphTenant
 from adapters.graph.provider import GraphCalendar
+from adapters.graph.publishing import GraphPublishing
 from adapters.graph.settings import GraphSettings, graph_settings
 from adapters.graph.subscriptions import GraphPush, GraphWebhooks
 from sync.contract import ConnectionInfo, Refused
@@ -74,6 +75,7 @@ def _integration() -> Integration:
         push_channels=GraphPush(),
         signed_webhooks=GraphWebhooks(),
         staff_identities=STAFF_IDENTITIES,
+        publishing=GraphPublishing(),
     )
 
 

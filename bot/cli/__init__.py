@@ -95,6 +95,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.mirror_commands", ["practice"]),
     ("bot.cli.settings_commands", ["practitioner", "connection"]),
     ("bot.cli.location_commands", ["location"]),
+    ("bot.cli.shift_commands", ["shifts"]),
 ]
 
 

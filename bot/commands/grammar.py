@@ -56,6 +56,7 @@ __all__ = [
     "ShowAppointment",
     "ShowConflicts",
     "ShowHelp",
+    "ShowShifts",
     "ShowStatus",
     "ShowWhoami",
     "UserRef",
@@ -117,6 +118,14 @@ class ShowAgenda:
     practitioner: UserRef | None = None
     #: Only the appointments at this location (its name or another name of it).
     location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShowShifts:
+    """Who is on shift on a day (a published shift schedule)."""
+
+    day: DayRef
+    day_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +222,7 @@ class SetMirrorEdits:
 Command = (
     ShowHelp
     | ShowAgenda
+    | ShowShifts
     | ShowAppointment
     | Reschedule
     | CancelAppointment
@@ -290,6 +300,12 @@ def _p_agenda(args: list[str], rest: str) -> Command:
     day = parse_day(day_text, example=example)
     return ShowAgenda(day=day, day_text=day_text, practitioner=UserRef.from_token(who[0]) if who else None,
                       location=place)
+
+
+def _p_shifts(args: list[str], rest: str) -> Command:
+    example = "shifts tomorrow"
+    day_text = " ".join(args) or "today"
+    return ShowShifts(day=parse_day(day_text, example=example), day_text=day_text)
 
 
 def _p_appointment(args: list[str], rest: str) -> Command:
@@ -599,6 +615,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "location add Northside",
         "admin",
         parse_location,
+    ),
+    CommandSpec(
+        "shifts",
+        "shifts [today|tomorrow|<date>]",
+        "who is on shift (the published shift schedule)",
+        "shifts tomorrow",
+        "",
+        _p_shifts,
+        aliases=("oncall", "rota"),
     ),
 )
 _DAY_WORDS = (

@@ -18,6 +18,7 @@ from bot.commands import (
     mirror_edits,
     reminders,
     settings,
+    shifts,
     staff,
     staff_card,
 )
@@ -54,6 +55,7 @@ from bot.commands.grammar import (
     ShowAppointment,
     ShowConflicts,
     ShowHelp,
+    ShowShifts,
     ShowStatus,
     ShowWhoami,
 )
@@ -110,6 +112,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await disconnect.disconnect(core, actor, command)
         case ShowStatus():
             return await admin.status(core, actor)
+        case ShowShifts():
+            return await shifts.show_shifts(core, actor, command)
         case MapStaff():
             return await staff.staff_command(core, actor, command)
         case ShowWhoami():

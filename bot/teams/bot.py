@@ -31,6 +31,7 @@ from bot.commands.grammar import Command, Connect, ShowAgenda, ShowAppointment
 from bot.teams import cards
 from bot.teams.consent_flow import ConsentFlow
 from bot.teams.proactive import ProactiveSender, card_activity, is_personal, reference_of
+from bot.teams.uploads import file_attachment, import_upload
 from bot.views import AppointmentDetail, Error, View
 from sync.integrations.registry import needs_tenant_consent
 from sync.notify import recipients
@@ -155,6 +156,12 @@ class TeamsBot(ActivityHandler):
             await self._submit_fallback(turn_context, actor, activity.value)
             return
         typed = command_text(activity)
+        upload = file_attachment(activity.attachments)
+        if upload is not None and not typed.strip():
+            # A schedule export sent in a personal chat (manifest supportsFiles): import and publish it.
+            view = await import_upload(self.core, actor, upload)
+            await turn_context.send_activity(card_activity(cards.render(view)))
+            return
         try:
             command: Command = parse(typed or "help")
         except ParseError as exc:

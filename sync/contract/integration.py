@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic_settings import BaseSettings
 
 from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
+from sync.contract.shifts import Publishing, ShiftSourceSlot
 
 __all__ = [
     "CONNECT_KINDS",
@@ -388,9 +389,10 @@ class Integration:
     booking_source: Callable[[ConnectionInfo, HostSettings], BookingSource] | None = None
     push_channels: PushChannels | None = None
     signed_webhooks: SignedWebhooks | None = None
-    #: Publishing (shifts): its protocol comes with the shift issue; declared here so the registry
-    #: and the contract tests already know the slot.
-    publishing: object | None = None
+    #: Publishing shifts into people's calendars (Graph, practice-wide).
+    publishing: Publishing | None = None
+    #: A shift schedule source: a scheduler's export file or published feed.
+    shift_source: ShiftSourceSlot | None = None
     #: Directory identities of staff (kinds, validation, how a practice-wide connection addresses them).
     staff_identities: StaffIdentities | None = None
     #: Unsigned webhooks: each connection gets an unguessable path token at connect (stored encrypted with

@@ -19,7 +19,7 @@ from sync.contract.items import Window
 from sync.integrations.providers import open_provider
 from sync.runtime.core import Core
 from sync.services.appointments import ACTIVE_STATUSES, between
-from sync.store.model import Appointment, Calendar, Connection, Practice, Practitioner
+from sync.store.model import Appointment, Calendar, Connection, Practice, Practitioner, ShiftRow
 
 __all__ = ["SlotCheck", "busy_for", "check_slot", "next_free_slots"]
 
@@ -118,11 +118,24 @@ def _hours(settings: dict[str, object]) -> tuple[time, time, set[int]]:
     return parse(settings.get("working_start"), time(8)), parse(settings.get("working_end"), time(18)), working
 
 
+async def _shift_hours(core: Core, practitioner_id: int, window: Window) -> list[BusyInterval]:
+    """The practitioner's published shifts overlapping `window`, merged, earliest first."""
+    async with core.store.session() as s:
+        rows = (await s.execute(select(ShiftRow.starts_at, ShiftRow.ends_at).where(
+            ShiftRow.practitioner_id == practitioner_id, ShiftRow.live.is_(True),
+            ShiftRow.starts_at < window.end, ShiftRow.ends_at > window.start,
+        ).order_by(ShiftRow.starts_at))).all()
+    return _merge([BusyInterval(start, end) for start, end in rows])
+
+
 async def next_free_slots(core: Core, practitioner_id: int, after: datetime, duration: timedelta, count: int = 3,
                           *, step: timedelta = timedelta(minutes=15), horizon_days: int = 14,
                           exclude_id: int | None = None) -> list[datetime]:
     """The next `count` free starts of length `duration` within working hours (practice settings
-    working_start/working_end/working_days, default 08:00-18:00 Mon-Fri) in the practitioner's zone."""
+    working_start/working_end/working_days, default 08:00-18:00 Mon-Fri) in the practitioner's zone.
+
+    A practitioner with published shifts in the horizon works inside them instead: slots are offered
+    only where a whole visit fits inside one of their shifts."""
     async with core.store.session() as s:
         pr = await s.get(Practitioner, practitioner_id)
         if pr is None:
@@ -134,6 +147,22 @@ async def next_free_slots(core: Core, practitioner_id: int, after: datetime, dur
     busy = _merge([b for _, b in await _appointment_busy(core, practitioner_id, window, exclude_id)]
                   + (await _calendar_busy(core, practitioner_id, window))[0])
     found: list[datetime] = []
+    shifts = await _shift_hours(core, practitioner_id, window)
+    if shifts:
+        # A practitioner with published shifts works inside them: slots come from the shifts only.
+        for shift in shifts:
+            cursor = max(shift.start, after)
+            if cursor > shift.start:  # round up to the step from the shift's start
+                cursor = shift.start + step * -(-(cursor - shift.start) // step)
+            while cursor + duration <= shift.end and len(found) < count:
+                end = cursor + duration
+                clash = next((b for b in busy if b.start < end and b.end > cursor), None)
+                if clash is None:
+                    found.append(cursor)
+                    cursor = end
+                else:
+                    cursor = max(cursor + step, clash.end)
+        return found
     local = after.astimezone(zone)
     day = local.date()
     while len(found) < count and day <= (after + timedelta(days=horizon_days)).astimezone(zone).date():

@@ -49,6 +49,7 @@ __all__ = [
     "Practitioner",
     "ReminderLedger",
     "Role",
+    "ShiftRow",
     "UTCDateTime",
     "WebhookDelivery",
     "WebhookSubscription",
@@ -660,3 +661,43 @@ slack_oauth_states = Table(
     Column("state", String(200), nullable=False),
     Column("expire_at", DateTime, nullable=False),
 )
+
+
+class ShiftRow(Base):
+    """One shift of a schedule source, what should be in its person's calendar, and what is there.
+
+    The import writes the wanted state (mailbox and event fingerprint; None: no event wanted) in one
+    transaction with the schedule; the publisher brings the published state (mailbox, event id,
+    fingerprint) up to it and records each write as it lands. A row whose two states differ is
+    pending: a crash between the two loses nothing, and a re-run writes only what still differs.
+    """
+
+    __tablename__ = "shift"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"))
+    shift_key: Mapped[str] = mapped_column(String(200))
+    person_name: Mapped[str] = mapped_column(String(200))
+    #: unique_id, custom1..custom4 as the scheduler exported them (empty ones left out).
+    person_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    assignment: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    notes: Mapped[str | None] = mapped_column(EncryptedText)
+    #: On the schedule as published, in the latest snapshot (False: unpublished or removed).
+    live: Mapped[bool] = mapped_column(Boolean, default=True)
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id", ondelete="SET NULL"))
+    want_mailbox: Mapped[str | None] = mapped_column(String(320))
+    want_hash: Mapped[str | None] = mapped_column(String(64))
+    pub_mailbox: Mapped[str | None] = mapped_column(String(320))
+    pub_remote_id: Mapped[str | None] = mapped_column(String(512))
+    pub_hash: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("source_id", "shift_key", name="uq_shift_source_key"),
+        Index("ix_shift_practice_starts", "practice_id", "starts_at"),
+    )

@@ -18,6 +18,7 @@ Documented behaviour it implements, errors included:
 - @odata.etag on events and If-Match on PATCH/DELETE: a stale change key answers 412
   ErrorIrresolvableConflict;
 - transactionId on POST events: a repeat returns the event created first, never a second one;
+- GET events with the extended-property $filter (events marked by an app), paged by $skip;
 - JSON $batch: at most 20 requests, unique ids, dependsOn (424 for a failed dependency), up to 4
   requests of a batch run at once, and each one counts against the mailbox's throttle;
 - throttling per mailbox (graph_throttle.py): 4 concurrent requests, a request budget per window.
@@ -28,11 +29,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import ssl
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -52,6 +54,11 @@ from tests.adapters.graph.fakes.graph_views import CalendarViews, DeltaState, Pa
 __all__ = ["GraphFake", "User"]
 
 MAX_BATCH = 20
+#: The one $filter on events the fake understands: marked events, as Graph documents for extended properties.
+_PROP_FILTER = re.compile(
+    r"singleValueExtendedProperties/Any\(ep:\s*ep/id eq '(?P<id>(?:[^']|'')+)' and ep/value eq '(?P<value>(?:[^']|'')*)'\)",
+    re.IGNORECASE,
+)
 
 
 class GraphFake(CalendarViews):
@@ -236,6 +243,8 @@ class GraphFake(CalendarViews):
     def _events(self, req: Req, mbx: Mailbox, cal: FakeCalendar | None, rest: list[str], prefs: dict[str, str]) -> Resp:
         zone, text = prefs.get("outlook.timezone", "UTC"), prefs.get("outlook.body-content-type") == "text"
         pref_headers = {"Preference-Applied": applied(prefs)} if prefs else {}
+        if not rest and req.method == "GET":
+            return self._event_list(req, mbx, cal, zone, text, pref_headers, prefs)
         if not rest and req.method == "POST":
             target = cal or mbx.default_calendar
             event, created = self.store.create(mbx, target, req.body)
@@ -261,6 +270,39 @@ class GraphFake(CalendarViews):
         raise GraphError(405, "BadRequest", "Method not allowed.")
 
     # --- subscriptions --------------------------------------------------------------------------
+    def _event_list(
+        self, req: Req, mbx: Mailbox, cal: FakeCalendar | None, zone: str, text: bool,
+        pref_headers: dict[str, str], prefs: dict[str, str],
+    ) -> Resp:
+        """GET .../events: only the extended-property filter Graph documents for finding marked events
+        (`singleValueExtendedProperties/Any(ep: ep/id eq '...' and ep/value eq '...')`), paged by $skip."""
+        wanted: tuple[str, str] | None = None
+        raw = req.query.get("$filter")
+        if raw is not None:
+            m = _PROP_FILTER.fullmatch(raw.strip())
+            if m is None:
+                raise GraphError(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
+            wanted = (m["id"].replace("''", "'"), m["value"].replace("''", "'"))
+        events = [e for c in mbx.calendars.values() if cal is None or c is cal for e in c.events.values()]
+        if wanted is not None:
+            events = [
+                e for e in events
+                if any(
+                    isinstance(p, dict) and p.get("id", "").lower() == wanted[0].lower() and p.get("value") == wanted[1]
+                    for p in e.fields.get("singleValueExtendedProperties") or []
+                )
+            ]
+        events.sort(key=lambda e: e.id)
+        size = int(req.query.get("$top") or prefs.get("odata.maxpagesize") or 10)
+        skip = int(req.query.get("$skip") or 0)
+        expand = "singleValueExtendedProperties" in req.query.get("$expand", "")
+        page = events[skip : skip + size]
+        body: dict[str, Any] = {"value": [self.store.render(e, zone, text, expand_props=expand) for e in page]}
+        if skip + size < len(events):
+            query = {k: v for k, v in req.query.items() if k != "$skip"} | {"$skip": str(skip + size)}
+            body["@odata.nextLink"] = f"{self.url}/v1.0/{req.path.strip('/')}?{urlencode(query)}"
+        return Resp(200, body, pref_headers)
+
     async def _subscriptions(self, req: Req, rest: list[str]) -> Resp:
         p = req.principal
         if not rest and req.method == "POST":

@@ -66,8 +66,10 @@ class CalendarViews:
     def _view(self, req: Req, cal: FakeCalendar, prefs: dict[str, str]) -> Resp:
         start, end = self._window(req)
         zone, text = prefs.get("outlook.timezone", "UTC"), prefs.get("outlook.body-content-type") == "text"
+        expand = "singleValueExtendedProperties" in req.query.get("$expand", "")
         rows = [
-            self.store.render(ev, zone, text, (iid, s, e)) for ev, iid, s, e in self.store.instances(cal, start, end)
+            self.store.render(ev, zone, text, (iid, s, e), expand_props=expand)
+            for ev, iid, s, e in self.store.instances(cal, start, end)
         ]
         size = int(req.query.get("$top") or prefs.get("odata.maxpagesize") or DEFAULT_PAGE)
         skip = int(req.query.get("$skip") or 0)

@@ -1,0 +1,331 @@
+"""Publishing shifts into people's Outlook calendars with application permissions.
+
+Each shift is one event in `users/{upn}/events`:
+- created with a `transactionId`, so a create retried after a lost answer returns the first event;
+- marked with two single-value extended properties: the shift source's key (the filter that finds
+  clinicbot's own shift events, and nothing else) and the shift id;
+- `showAs` busy or free, a category, and a text body holding only what the assignment's flags allow.
+
+Writes go in $batch requests of up to 20 that mix mailboxes (one item per mailbox per batch, 4
+batches in flight: never more than Graph's 4 concurrent requests per mailbox), throttled items
+resent after their Retry-After. Only events carrying the source's mark are updated or deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from adapters.graph.client import BATCH_ATTEMPTS, MAILBOX_CONCURRENCY, MAX_BATCH, BatchItem, BatchResult, GraphClient
+from adapters.graph.connection import is_application, open_client
+from adapters.graph.errors import PROVIDER
+from adapters.graph.mapping import parse_graph_datetime
+from adapters.kit.http import parse_retry_after
+from sync.contract import BadPayload, ConnectionInfo, NotFound, ProviderError, Refused
+from sync.contract.shifts import LookalikeEvent, OwnEvent, PublishOp, PublishResult, ShiftEvent
+
+__all__ = ["SHIFT_ID_PROPERTY", "SHIFT_SOURCE_PROPERTY", "GraphPublishing", "GraphShiftPublisher", "event_body"]
+
+log = logging.getLogger("clinicbot.graph.shifts")
+
+#: Named MAPI string properties in the PS_PUBLIC_STRINGS set, as Graph documents for app-defined marks.
+SHIFT_SOURCE_PROPERTY = "String {00020329-0000-0000-C000-000000000046} Name clinicbotShiftSource"
+SHIFT_ID_PROPERTY = "String {00020329-0000-0000-C000-000000000046} Name clinicbotShiftId"
+
+
+def _mailbox_path(ref: str) -> str:
+    if not ref or "/" in ref or any(c.isspace() for c in ref) or len(ref) > 320:
+        raise Refused(f"{PROVIDER}: {ref!r} is not a UPN or object id", provider=PROVIDER)
+    return f"users/{quote(ref, safe='@.-_')}"
+
+
+def _time(moment: datetime) -> dict[str, str]:
+    return {"dateTime": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def event_body(event: ShiftEvent) -> dict[str, Any]:
+    """The Graph event fields a shift event sets (a PATCH sends all of them, so an update converges)."""
+    return {
+        "subject": event.subject,
+        "start": _time(event.start),
+        "end": _time(event.end),
+        "showAs": event.show_as,
+        "body": {"contentType": "text", "content": event.body},
+        "categories": [event.category] if event.category else [],
+        "isReminderOn": False,
+        "responseRequested": False,
+    }
+
+
+class GraphShiftPublisher:
+    """Writes shift events for one application (practice-wide) Graph connection."""
+
+    def __init__(self, conn: ConnectionInfo, host: Any) -> None:
+        if not is_application(conn):
+            raise Refused(
+                f"{PROVIDER}: publishing shifts needs the practice-wide (application) Outlook connection",
+                provider=PROVIDER,
+            )
+        self.conn = conn
+        self.host = host
+        self._clients: dict[str, GraphClient] = {}
+        #: Requests made, for the summary and the benchmark.
+        self.requests = 0
+
+    def _client(self, mailbox: str) -> GraphClient:
+        path = _mailbox_path(mailbox)
+        client = self._clients.get(path)
+        if client is None:
+            client, _ = open_client(self.conn, self.host, path)
+            self._clients[path] = client
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            self.requests += client.requests_sent
+            await client.aclose()
+        self._clients.clear()
+
+    async def unknown_people(self, refs: Sequence[str]) -> list[str]:
+        unique = sorted({r for r in refs if r})
+        if not unique:
+            return []
+        client = self._client("directory")
+        items = [BatchItem(id=str(i), method="GET", url=f"/{_mailbox_path(ref)}?$select=id,userPrincipalName")
+                 for i, ref in enumerate(unique)]
+        answers = await client.batch(items, sequential=False)
+        unknown = []
+        for item, ref in zip(items, unique, strict=True):
+            answer = answers[item.id]
+            if answer.status == 404:
+                unknown.append(ref)
+            elif (err := answer.error(item)) is not None:
+                raise err
+        return unknown
+
+    async def own_events(self, mailbox: str, source_key: str) -> list[OwnEvent]:
+        client = self._client(mailbox)
+        params = {
+            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{SHIFT_SOURCE_PROPERTY}' "
+            f"and ep/value eq '{_quote(source_key)}')",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{SHIFT_ID_PROPERTY}')",
+            "$select": "id,subject,start,end",
+        }
+        found: list[OwnEvent] = []
+        async for page in client.pages(f"/{_mailbox_path(mailbox)}/events", params=params):
+            for raw in page["value"]:
+                if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+                    raise BadPayload(f"{PROVIDER}: an event without an id", provider=PROVIDER)
+                key = _prop(raw, SHIFT_ID_PROPERTY)
+                if key is None:
+                    continue  # marked for the source but without a shift id: not one of ours to touch
+                found.append(OwnEvent(
+                    shift_key=key, remote_id=raw["id"], subject=str(raw.get("subject") or ""),
+                    start=parse_graph_datetime(raw.get("start"), what="start") if raw.get("start") else None,
+                    end=parse_graph_datetime(raw.get("end"), what="end") if raw.get("end") else None,
+                ))
+        return found
+
+    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]]) -> dict[str, list[PublishResult]]:
+        """Perform every mailbox's ops in $batch requests of up to 20 that mix mailboxes.
+
+        Graph's limit is 4 concurrent requests per mailbox. A batch holds at most one item per
+        mailbox and runs without dependsOn, and a mailbox is in at most 4 batches in flight, so it
+        never sees more than 4 requests at once, while 5,000 shifts for 200 people take 250 requests
+        instead of one or more per person. Throttled items (429, or 503 with Retry-After) are sent
+        again after the Retry-After, alone or merged into later batches.
+        """
+        queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]] = {}
+        for mailbox, ops in work.items():
+            base = f"/{_mailbox_path(mailbox)}/events"
+            queue = queues.setdefault(mailbox, deque())
+            for op in ops:
+                queue.append((mailbox, _item(f"{len(queue)}-{_slug(mailbox)}", base, source_key, op), op))
+        results: dict[str, list[PublishResult]] = {m: [] for m in work}
+        if not any(queues.values()):
+            return results
+        client = self._client("shift-batches")
+        run = _MixedRun(client, queues, results)
+        await run.go()
+        return results
+
+    async def lookalikes(self, mailbox: str, events: Sequence[ShiftEvent]) -> list[LookalikeEvent]:
+        if not events:
+            return []
+        client = self._client(mailbox)
+        start = min(e.start for e in events)
+        end = max(e.end for e in events) + timedelta(minutes=1)
+        wanted = {(e.subject.casefold(), e.start.astimezone(UTC), e.end.astimezone(UTC)) for e in events}
+        params = {
+            "startDateTime": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "endDateTime": end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "$select": "id,subject,start,end",
+            "$expand": f"singleValueExtendedProperties($filter=id eq '{SHIFT_SOURCE_PROPERTY}')",
+        }
+        found: list[LookalikeEvent] = []
+        async for page in client.pages(f"/{_mailbox_path(mailbox)}/calendarView", params=params):
+            for raw in page["value"]:
+                if not isinstance(raw, dict) or _prop(raw, SHIFT_SOURCE_PROPERTY) is not None:
+                    continue
+                try:
+                    s = parse_graph_datetime(raw.get("start"), what="start")
+                    e = parse_graph_datetime(raw.get("end"), what="end")
+                except BadPayload:
+                    continue
+                subject = str(raw.get("subject") or "")
+                if (subject.casefold(), s, e) in wanted:
+                    found.append(LookalikeEvent(subject=subject, start=s, end=e))
+        return found
+
+
+#: $batch requests in flight at once. Each mailbox still has at most 4 items in flight (Graph's
+#: per-mailbox limit), counted across the batches; the batches only spread over more mailboxes.
+BATCHES_IN_FLIGHT = 16
+
+
+def _slug(mailbox: str) -> str:
+    return hashlib.sha256(mailbox.encode()).hexdigest()[:12]
+
+
+def _item(item_id: str, base: str, source_key: str, op: PublishOp) -> BatchItem:
+    if op.kind == "create":
+        if op.event is None:
+            raise ValueError("a create needs its event")
+        body = event_body(op.event) | {
+            "transactionId": op.transaction_id,
+            "singleValueExtendedProperties": [
+                {"id": SHIFT_SOURCE_PROPERTY, "value": source_key},
+                {"id": SHIFT_ID_PROPERTY, "value": op.shift_key},
+            ],
+        }
+        return BatchItem(id=item_id, method="POST", url=base, body=body, creating=True)
+    if not op.remote_id:
+        raise ValueError(f"an {op.kind} needs its remote id")
+    url = f"{base}/{quote(op.remote_id, safe='')}"
+    if op.kind == "update":
+        if op.event is None:
+            raise ValueError("an update needs its event")
+        return BatchItem(id=item_id, method="PATCH", url=url, body=event_body(op.event))
+    return BatchItem(id=item_id, method="DELETE", url=url)
+
+
+def _result(item: BatchItem, op: PublishOp, answer: BatchResult) -> PublishResult:
+    err: ProviderError | None = answer.error(item)
+    if op.kind == "delete" and isinstance(err, NotFound):
+        err = None  # already gone: what a delete wants
+    remote_id = op.remote_id
+    if err is None and op.kind != "delete":
+        found = answer.body.get("id") if isinstance(answer.body, dict) else None
+        if isinstance(found, str):
+            remote_id = found
+        else:
+            err = BadPayload(f"{PROVIDER}: {item.method} answered without an event id", provider=PROVIDER)
+    return PublishResult(shift_key=op.shift_key, kind=op.kind, remote_id=remote_id, error=err)
+
+
+class _MixedRun:
+    """The batches of one `write`: one item per mailbox per batch, at most 4 items in flight per mailbox."""
+
+    def __init__(self, client: GraphClient, queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]],
+                 results: dict[str, list[PublishResult]]) -> None:
+        self.client = client
+        self.queues = {m: q for m, q in queues.items() if q}
+        self.results = results
+        self.attempts: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.resume_at: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    def _next_batch(self, now: float) -> list[tuple[str, BatchItem, PublishOp]]:
+        chunk: list[tuple[str, BatchItem, PublishOp]] = []
+        for mailbox, queue in self.queues.items():
+            if len(chunk) == MAX_BATCH:
+                break
+            if queue and self.in_flight.get(mailbox, 0) < MAILBOX_CONCURRENCY \
+                    and self.resume_at.get(mailbox, 0.0) <= now:
+                chunk.append(queue.popleft())
+        for entry in chunk:
+            self.in_flight[entry[0]] = self.in_flight.get(entry[0], 0) + 1
+        return chunk
+
+    def _waiting(self) -> bool:
+        return any(self.queues.values())
+
+    async def go(self) -> None:
+        workers = [asyncio.ensure_future(self._worker()) for _ in range(BATCHES_IN_FLIGHT)]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+
+    async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting() or any(self.in_flight.values()):
+            chunk = self._next_batch(loop.time())
+            if not chunk:
+                if not self._waiting():
+                    return
+                soonest = min((t for m, t in self.resume_at.items() if self.queues.get(m)), default=0.0)
+                self.changed.clear()
+                try:
+                    await asyncio.wait_for(self.changed.wait(), timeout=max(0.005, soonest - loop.time()))
+                except TimeoutError:
+                    pass
+                continue
+            try:
+                answers = await self.client._send_batch([item for _m, item, _op in chunk], False)
+            except BaseException:
+                for entry in reversed(chunk):
+                    self.queues[entry[0]].appendleft(entry)
+                raise
+            finally:
+                for entry in chunk:
+                    self.in_flight[entry[0]] -= 1
+            now = loop.time()
+            for mailbox, item, op in chunk:
+                answer = answers.get(item.id)
+                if answer is None:
+                    raise BadPayload(f"{PROVIDER}: $batch answer lacks item {item.id}", provider=PROVIDER)
+                throttled = answer.status == 429 or (
+                    answer.status == 503 and _header(answer.headers, "retry-after") is not None)
+                self.attempts[item.id] = self.attempts.get(item.id, 0) + int(throttled)
+                if throttled and self.attempts[item.id] < BATCH_ATTEMPTS:
+                    wait = parse_retry_after(_header(answer.headers, "retry-after")) or 1.0
+                    self.resume_at[mailbox] = max(self.resume_at.get(mailbox, 0.0), now + wait)
+                    self.queues[mailbox].appendleft((mailbox, item, op))
+                else:
+                    self.results[mailbox].append(_result(item, op, answer))
+            self.changed.set()
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _prop(event: dict[str, Any], prop_id: str) -> str | None:
+    for prop in event.get("singleValueExtendedProperties") or []:
+        if isinstance(prop, dict) and str(prop.get("id", "")).lower() == prop_id.lower():
+            value = prop.get("value")
+            return value if isinstance(value, str) else None
+    return None
+
+
+class GraphPublishing:
+    """The publishing slot of the Graph integration."""
+
+    def open(self, conn: ConnectionInfo, host: Any) -> GraphShiftPublisher:
+        return GraphShiftPublisher(conn, host)
+

@@ -1,0 +1,180 @@
+"""`clinicbot shifts ...`: import a published schedule, say who gets it, set assignment flags, publish."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import click
+
+from bot.cli import with_core
+from bot.cli.output import emit, fail, json_option
+from bot.cli.people import cli_actor
+from sync.contract.shifts import IDENTITY_FIELDS
+from sync.runtime.core import Core
+from sync.services import shifts as service
+from sync.services.errors import ServiceError
+
+__all__ = ["shifts"]
+
+#: Read at most this much of a file (the reader refuses anything larger with a clear message).
+READ_LIMIT = 50 * 1024 * 1024 + 1
+
+
+@click.group()
+def shifts() -> None:
+    """Shift schedules (Lightning Bolt, QGenda, Deputy exports) published to staff Outlook calendars."""
+
+
+def _read(path: Path) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(READ_LIMIT)
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+        raise
+
+
+def _publish_lines(summary: service.PublishSummary) -> dict[str, object]:
+    return {
+        "created": summary.created, "updated": summary.updated, "deleted": summary.deleted,
+        "failed": summary.failed, "not_mapped": summary.skipped_unmapped,
+        "unknown_people": ", ".join(summary.unknown_people) or "-",
+    }
+
+
+@shifts.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; store and publish nothing.")
+@click.option("--no-publish", is_flag=True, help="Store the schedule; publish later with `clinicbot shifts publish`.")
+@json_option
+@with_core
+async def shifts_import(core: Core, file: Path, practice_name: str | None, dry_run: bool, no_publish: bool,
+                        as_json: bool) -> None:
+    """Import a published schedule export (CSV) and publish the changes to people's calendars."""
+    data = _read(file)
+    try:
+        snapshot = await service.parse_upload(core, practice_name, file.name, data)
+        summary = await service.import_schedule(core, practice_name, snapshot, actor=cli_actor(), dry_run=dry_run)
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    out: dict[str, object] = {
+        "file": file.name, "shifts": summary.shifts, "published": summary.published,
+        "window": f"{summary.window[0]:%Y-%m-%d} - {summary.window[1]:%Y-%m-%d}",
+        "create": summary.to_create, "update": summary.to_update, "delete": summary.to_delete,
+        "unchanged": summary.unchanged, "identity_field": summary.identity_field,
+        "no_identity": ", ".join(summary.unmapped) or "-", "dry_run": dry_run,
+    }
+    if not (dry_run or no_publish):
+        try:
+            out |= _publish_lines(await service.publish(core, practice_name, actor=cli_actor()))
+        except ServiceError as exc:
+            emit(out, list(out), as_json)
+            fail(f"the schedule is stored; publishing it failed: {exc}")
+            return
+    emit(out, list(out), as_json)
+
+
+@shifts.command("publish")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@json_option
+@with_core
+async def shifts_publish(core: Core, practice_name: str | None, as_json: bool) -> None:
+    """Write what is still pending (after a failure, a mapping or flag change) to people's calendars."""
+    try:
+        summary = await service.publish(core, practice_name, actor=cli_actor())
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    out = _publish_lines(summary)
+    emit(out, list(out), as_json)
+    if summary.failed:
+        fail(f"{summary.failed} shift(s) could not be written; they stay pending: {'; '.join(summary.errors[:3])}")
+
+
+@shifts.command("identity-field")
+@click.argument("field_name", type=click.Choice([*IDENTITY_FIELDS, "uniqueid"], case_sensitive=False))
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@with_core
+async def shifts_identity_field(core: Core, field_name: str, practice_name: str | None) -> None:
+    """Which person field holds the Microsoft sign-in (UPN or object id); empty means no shifts in Outlook."""
+    try:
+        changed = await service.set_identity_field(core, practice_name, field_name, actor=cli_actor())
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    click.echo(f"identity field set; {changed} future shift(s) change target. Run `clinicbot shifts publish`.")
+
+
+@shifts.command("flags")
+@click.argument("assignment", required=False)
+@click.option("--send/--no-send", default=None, help="Send this assignment's shifts to Outlook.")
+@click.option("--notes/--no-notes", default=None, help="Put the shift's schedule notes in the event.")
+@click.option("--info/--no-info", default=None, help="Put the assignment's name and times in the event.")
+@click.option("--free/--busy", default=None, help="Show the time as free (default busy).")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@json_option
+@with_core
+async def shifts_flags(core: Core, assignment: str | None, send: bool | None, notes: bool | None,
+                       info: bool | None, free: bool | None, practice_name: str | None, as_json: bool) -> None:
+    """Show the assignments' flags, or set ASSIGNMENT's."""
+    columns = ["assignment", "send", "notes", "info", "free"]
+    try:
+        if assignment is None:
+            rows = [{"assignment": name, **flags.as_dict()}
+                    for name, flags in await service.known_assignments(core, practice_name)]
+            emit(rows, columns, as_json)
+            return
+        flags, changed = await service.set_flags(core, practice_name, assignment, actor=cli_actor(),
+                                                 send=send, notes=notes, info=info, free=free)
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    emit({"assignment": assignment, **flags.as_dict(), "shifts_changed": changed}, [*columns, "shifts_changed"],
+         as_json)
+
+
+@shifts.command("list")
+@click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The day (default: today in the practice's zone).")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@json_option
+@with_core
+async def shifts_list(core: Core, day: object, practice_name: str | None, as_json: bool) -> None:
+    """Who is on: the published shifts of a day."""
+    try:
+        practice_id, zone = await service.practice_ref(core, practice_name)
+        when: date = day.date() if day is not None else service.today(zone)  # type: ignore[attr-defined]
+        start, end = service.day_bounds(when, zone)
+        found = await service.shifts_between(core, practice_id, start, end)
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    emit([{"person": v.person, "assignment": v.assignment, "start": v.start.astimezone(start.tzinfo),
+           "end": v.end.astimezone(start.tzinfo)} for v in found], ["person", "assignment", "start", "end"], as_json)
+
+
+@shifts.command("check")
+@click.option("--days", default=14, show_default=True, help="How many days ahead to compare.")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@json_option
+@with_core
+async def shifts_check(core: Core, days: int, practice_name: str | None, as_json: bool) -> None:
+    """Warn where the scheduler's own Outlook integration also writes the shifts (two writers, double events)."""
+    try:
+        found = await service.second_writers(core, practice_name, days=days)
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    rows = [{"mailbox": f.mailbox, "person": f.person, "lookalike_events": f.lookalikes} for f in found]
+    if as_json:
+        emit(rows, None, True)
+        return
+    if not rows:
+        click.echo(f"No second writer found in the next {days} days: only clinicbot writes these shifts.")
+        return
+    emit(rows, ["mailbox", "person", "lookalike_events"], False)
+    click.echo("These calendars already hold events with the shifts' subjects and times that clinicbot did not "
+               "write: turn off the scheduler's own Outlook integration for them, or the shifts show twice.")

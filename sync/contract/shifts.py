@@ -1,0 +1,195 @@
+"""Shift schedules as plain data: what a shift source reads and what a publisher writes.
+
+A schedule is a snapshot of a window, not a stream of changes: each import replaces what the
+source said about that window, keyed by a stable shift id. Only published shifts are acted on.
+A publisher (Graph's `publishing` slot) writes one event per shift into a person's own calendar,
+marks it as clinicbot's with the source's key and the shift id, and finds its own events by that
+mark, so it never touches an event it did not create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from sync.contract import ConnectionInfo, ProviderError
+
+__all__ = [
+    "IDENTITY_FIELDS",
+    "AssignmentFlags",
+    "IdentityField",
+    "LookalikeEvent",
+    "OwnEvent",
+    "PublishOp",
+    "PublishResult",
+    "Publishing",
+    "Shift",
+    "ShiftEvent",
+    "ShiftPerson",
+    "ShiftPublisher",
+    "ShiftSnapshot",
+    "ShiftSourceSlot",
+]
+
+IdentityField = Literal["unique_id", "custom1", "custom2", "custom3", "custom4"]
+#: The person fields a scheduler export carries, any of which may hold the Microsoft identity.
+IDENTITY_FIELDS: tuple[IdentityField, ...] = ("unique_id", "custom1", "custom2", "custom3", "custom4")
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftPerson:
+    """A person as the scheduler names them: a display name and its identity fields (empty: unset)."""
+
+    name: str
+    unique_id: str = ""
+    custom1: str = ""
+    custom2: str = ""
+    custom3: str = ""
+    custom4: str = ""
+
+    def identity(self, field_name: IdentityField) -> str:
+        """The value of one identity field, stripped ("" when the scheduler left it empty)."""
+        return str(getattr(self, field_name)).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Shift:
+    """One assignment of one person on a schedule. `key` is stable across exports of the schedule."""
+
+    key: str
+    person: ShiftPerson
+    assignment: str
+    start: datetime
+    end: datetime
+    notes: str = ""
+    published: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftSnapshot:
+    """What a source says about a window: every shift in it (a shift missing from it was removed)."""
+
+    shifts: tuple[Shift, ...]
+    start: datetime
+    end: datetime
+    #: Where it came from, for the audit and the summary: a file name, a feed's host.
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentFlags:
+    """Per-assignment choices, as a scheduler's Outlook integration offers them (busy is the default)."""
+
+    send: bool = True
+    notes: bool = False
+    info: bool = True
+    free: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        return {"send": self.send, "notes": self.notes, "info": self.info, "free": self.free}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AssignmentFlags:
+        if not isinstance(data, dict):
+            return cls()
+        base = cls()
+        return cls(**{k: bool(data.get(k, getattr(base, k))) for k in ("send", "notes", "info", "free")})
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftEvent:
+    """The calendar event one shift becomes in its person's calendar."""
+
+    subject: str
+    start: datetime
+    end: datetime
+    show_as: Literal["busy", "free"]
+    body: str
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class OwnEvent:
+    """An event a publisher finds in a mailbox carrying clinicbot's mark for this source."""
+
+    shift_key: str
+    remote_id: str
+    subject: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOp:
+    """One write: create (with its transaction id), update or delete of the shift's event."""
+
+    kind: Literal["create", "update", "delete"]
+    shift_key: str
+    event: ShiftEvent | None = None
+    remote_id: str | None = None
+    #: Sent with a create, so a create retried after a lost answer returns the first event.
+    transaction_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """What one op did: the event's id after a create or update, or the error it met."""
+
+    shift_key: str
+    kind: str
+    remote_id: str | None = None
+    error: ProviderError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LookalikeEvent:
+    """An event not made by clinicbot that matches a shift's subject and times (a second writer)."""
+
+    subject: str
+    start: datetime
+    end: datetime
+
+
+class ShiftPublisher(Protocol):
+    """Writes shift events into people's calendars for one practice-wide connection."""
+
+    async def unknown_people(self, refs: Sequence[str]) -> list[str]:
+        """The refs (UPN or object id) the directory does not know."""
+        ...
+
+    async def own_events(self, mailbox: str, source_key: str) -> list[OwnEvent]:
+        """Every event in `mailbox` marked as written by clinicbot for `source_key`."""
+        ...
+
+    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]]) -> dict[str, list[PublishResult]]:
+        """Perform each mailbox's ops within the platform's limits; per mailbox one result per op, in any order."""
+        ...
+
+    async def lookalikes(self, mailbox: str, events: Sequence[ShiftEvent]) -> list[LookalikeEvent]:
+        """Events not marked as clinicbot's with the subject and times of one of `events`."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Publishing(Protocol):
+    """The publishing capability: a publisher for a practice-wide connection, or Refused."""
+
+    def open(self, conn: ConnectionInfo, host: Any) -> ShiftPublisher: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftSourceSlot:
+    """The shift-source capability: read a scheduler's export file, or its published feed."""
+
+    #: File names it reads, by extension (".csv").
+    extensions: tuple[str, ...]
+    #: (file name, bytes, the practice's zone) -> the snapshot; BadPayload naming the row on bad input.
+    parse_file: Callable[[str, bytes, str], ShiftSnapshot]
+    #: (connection, host, the practice's zone) -> the snapshot of a connection's published feed.
+    read_feed: Callable[[ConnectionInfo, Any, str], Awaitable[ShiftSnapshot]] | None = None
+    #: Largest file accepted, in bytes.
+    max_bytes: int = 10 * 1024 * 1024
+    notes: tuple[str, ...] = field(default_factory=tuple)

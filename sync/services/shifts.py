@@ -1,0 +1,728 @@
+"""Shift schedules: import a published schedule, map people, set per-assignment flags, publish.
+
+A practice's shift source is a Connection of the `shifts` integration. Its config holds which
+person field carries the Microsoft identity (`identity_field`) and each assignment's flags. An
+import replaces what the source said about the snapshot's window, in one transaction, and writes
+per shift the event it wants in which mailbox (`want_*`). `publish` brings what was written
+(`pub_*`) up to that, mailbox by mailbox, through the practice-wide connection's publishing
+capability (Graph), recording each write as it lands. So a crash anywhere loses nothing, a re-run
+writes only what still differs, and a create retried after a lost answer cannot make a second
+event (its transaction id, and the lookup of clinicbot's marked events).
+
+Past shifts are left as they were published. A person whose identity field is emptied (the
+scheduler's opt-out) has their future shift events removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.contract import NotFound as Gone
+from sync.contract import ProviderError, Refused, Unavailable
+from sync.contract.shifts import (
+    IDENTITY_FIELDS,
+    AssignmentFlags,
+    PublishOp,
+    PublishResult,
+    ShiftEvent,
+    ShiftPublisher,
+    ShiftSnapshot,
+)
+from sync.integrations import registry
+from sync.integrations.providers import connection_info
+from sync.runtime.core import Core
+from sync.runtime.locks import SyncBusy, connection_lock
+from sync.services.errors import Conflict, Invalid, NotFound, ServiceError
+from sync.services.practices import practice_by_name
+from sync.store import audit
+from sync.store.model import Connection, ExternalIdentity, Practice, Practitioner, ShiftRow, utcnow
+
+__all__ = [
+    "INTEGRATION",
+    "PUBLISH_EVERY_SECONDS",
+    "ImportSummary",
+    "PublishSummary",
+    "SecondWriter",
+    "ShiftView",
+    "assignment_flags",
+    "day_bounds",
+    "import_schedule",
+    "known_assignments",
+    "parse_upload",
+    "pending_count",
+    "practice_ref",
+    "publish",
+    "publish_pending_job",
+    "second_writers",
+    "set_flags",
+    "set_identity_field",
+    "shifts_between",
+    "today",
+]
+
+log = logging.getLogger("clinicbot.shifts")
+
+INTEGRATION = "shifts"
+#: Mailboxes written at once; Graph's own limit (4 requests per mailbox) is kept by the client.
+MAILBOX_CONCURRENCY = 16
+CATEGORY = "Shift"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    """What an import found and what publishing it will do."""
+
+    source_id: int
+    origin: str
+    shifts: int
+    published: int
+    window: tuple[datetime, datetime]
+    to_create: int
+    to_update: int
+    to_delete: int
+    unchanged: int
+    #: People on published shifts whose identity field is empty (they get nothing: the opt-out).
+    unmapped: list[str]
+    identity_field: str
+    dry_run: bool
+    assignments: list[str]
+
+
+@dataclass(slots=True)
+class PublishSummary:
+    """What a publish did, per write kind, with who could not be published and why."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    failed: int = 0
+    skipped_unmapped: int = 0
+    unknown_people: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lookalikes: int = 0
+    requests: int = 0
+
+    @property
+    def writes(self) -> int:
+        return self.created + self.updated + self.deleted
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created": self.created, "updated": self.updated, "deleted": self.deleted, "failed": self.failed,
+            "skipped_unmapped": self.skipped_unmapped, "unknown_people": self.unknown_people,
+            "errors": self.errors[:20], "lookalikes": self.lookalikes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftView:
+    """A shift as chat shows it."""
+
+    person: str
+    assignment: str
+    start: datetime
+    end: datetime
+    practitioner_id: int | None
+
+
+# --- the source and its settings -------------------------------------------------------------------
+
+
+async def _practice(session: AsyncSession, practice: str | int | None) -> Practice:
+    if isinstance(practice, int):
+        found = await session.get(Practice, practice)
+        if found is None:
+            raise NotFound(f"no practice {practice}")
+        return found
+    return await practice_by_name(session, practice)
+
+
+async def _source(session: AsyncSession, practice: Practice, actor: str, *, create: bool) -> Connection | None:
+    source = await session.scalar(
+        select(Connection).where(Connection.practice_id == practice.id, Connection.provider == INTEGRATION)
+        .order_by(Connection.id).limit(1).with_for_update()
+    )
+    if source is None and create:
+        source = Connection(practice_id=practice.id, provider=INTEGRATION, account="schedule files",
+                            config={"identity_field": "unique_id", "flags": {}})
+        session.add(source)
+        await session.flush()
+        await audit.record(session, actor=actor, action="connection.add", practice_id=practice.id,
+                           details={"connection_id": source.id, "provider": INTEGRATION})
+    return source
+
+
+def _identity_field(source: Connection) -> str:
+    value = (source.config or {}).get("identity_field")
+    return value if value in IDENTITY_FIELDS else "unique_id"
+
+
+def assignment_flags(source_config: dict[str, Any], assignment: str) -> AssignmentFlags:
+    """An assignment's flags (the defaults when none were set)."""
+    return AssignmentFlags.from_dict(((source_config or {}).get("flags") or {}).get(assignment.casefold()))
+
+
+async def set_identity_field(core: Core, practice: str | int | None, field_name: str, *, actor: str) -> int:
+    """Choose the person field that holds the Microsoft identity; returns the shifts whose target changed."""
+    name = field_name.strip().lower().replace("-", "_").replace(" ", "_")
+    if name == "uniqueid":
+        name = "unique_id"
+    if name not in IDENTITY_FIELDS:
+        raise Invalid(f"the identity field must be one of {', '.join(IDENTITY_FIELDS)}")
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, actor, create=True)
+        assert source is not None
+        before = _identity_field(source)
+        source.config = {**(source.config or {}), "identity_field": name}
+        changed = await _replan(s, row, source)
+        await audit.record(s, actor=actor, action="shifts.identity_field", practice_id=row.id,
+                           before={"identity_field": before}, after={"identity_field": name},
+                           details={"shifts_changed": changed})
+    return changed
+
+
+async def set_flags(core: Core, practice: str | int | None, assignment: str, *, actor: str,
+                    send: bool | None = None, notes: bool | None = None, info: bool | None = None,
+                    free: bool | None = None) -> tuple[AssignmentFlags, int]:
+    """Set an assignment's flags (None: keep); returns the flags and the shifts whose event changes."""
+    wanted = assignment.strip()
+    if not wanted or len(wanted) > 200:
+        raise Invalid("name the assignment as the schedule names it")
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, actor, create=True)
+        assert source is not None
+        current = assignment_flags(source.config, wanted)
+        flags = AssignmentFlags(
+            send=current.send if send is None else send, notes=current.notes if notes is None else notes,
+            info=current.info if info is None else info, free=current.free if free is None else free,
+        )
+        all_flags = dict((source.config or {}).get("flags") or {})
+        all_flags[wanted.casefold()] = flags.as_dict()
+        source.config = {**(source.config or {}), "flags": all_flags}
+        changed = await _replan(s, row, source)
+        await audit.record(s, actor=actor, action="shifts.flags", practice_id=row.id,
+                           before={"assignment": wanted, **current.as_dict()},
+                           after={"assignment": wanted, **flags.as_dict()}, details={"shifts_changed": changed})
+    return flags, changed
+
+
+async def known_assignments(core: Core, practice: str | int | None) -> list[tuple[str, AssignmentFlags]]:
+    """The assignments seen on the schedule with their flags, for the flags card and the CLI."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, "system", create=False)
+        if source is None:
+            return []
+        names = (await s.scalars(select(ShiftRow.assignment).where(ShiftRow.source_id == source.id)
+                                 .distinct().order_by(ShiftRow.assignment))).all()
+        return [(n, assignment_flags(source.config, n)) for n in names]
+
+
+# --- wanted state -----------------------------------------------------------------------------------
+
+
+def _event(row: ShiftRow, flags: AssignmentFlags, zone: ZoneInfo, practice_name: str) -> ShiftEvent:
+    lines: list[str] = []
+    if flags.info:
+        start, end = row.starts_at.astimezone(zone), row.ends_at.astimezone(zone)
+        lines.append(f"Assignment: {row.assignment}")
+        lines.append(f"{start:%a %d %b %H:%M} - {end:%a %d %b %H:%M} ({zone.key})")
+    if flags.notes and row.notes:
+        lines.append(f"Schedule notes: {row.notes}")
+    lines.append(f"Published by clinicbot from the {practice_name} schedule; changes made here are replaced "
+                 "at the next publish.")
+    return ShiftEvent(
+        subject=row.assignment if flags.info else "Shift",
+        start=row.starts_at, end=row.ends_at, show_as="free" if flags.free else "busy",
+        body="\n".join(lines), category=CATEGORY,
+    )
+
+
+def _fingerprint(event: ShiftEvent) -> str:
+    start, end = event.start.astimezone(UTC).isoformat(), event.end.astimezone(UTC).isoformat()
+    text = "\x1f".join([event.subject, start, end, event.show_as,
+                        event.body, event.category])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _mailbox(row: ShiftRow, identity_field: str) -> str | None:
+    value = str((row.person_ids or {}).get(identity_field) or "").strip()
+    if not value:
+        return None
+    return value.lower() if "@" in value else value
+
+
+def _plan_row(row: ShiftRow, source: Connection, practice: Practice, now: datetime) -> None:
+    """Set what this shift wants in the calendars. Shifts already over keep what was published."""
+    if row.ends_at <= now:
+        return
+    flags = assignment_flags(source.config, row.assignment)
+    mailbox = _mailbox(row, _identity_field(source))
+    if not row.live or not flags.send or mailbox is None:
+        row.want_mailbox, row.want_hash = None, None
+        return
+    row.want_mailbox = mailbox
+    row.want_hash = _fingerprint(_event(row, flags, ZoneInfo(practice.timezone), practice.name))
+
+
+async def _replan(session: AsyncSession, practice: Practice, source: Connection) -> int:
+    """Recompute every future shift's wanted state; returns how many changed."""
+    now = utcnow()
+    rows = (await session.scalars(select(ShiftRow).where(ShiftRow.source_id == source.id,
+                                                         ShiftRow.ends_at > now))).all()
+    changed = 0
+    mapping = await _practitioners_by_identity(session, practice.id)
+    for row in rows:
+        before = (row.want_mailbox, row.want_hash)
+        _plan_row(row, source, practice, now)
+        row.practitioner_id = mapping.get((row.want_mailbox or "").lower()) or row.practitioner_id
+        changed += (row.want_mailbox, row.want_hash) != before
+    return changed
+
+
+async def _practitioners_by_identity(session: AsyncSession, practice_id: int) -> dict[str, int]:
+    """Graph UPN / object id (lower case) and email -> practitioner id, for the practice."""
+    out: dict[str, int] = {}
+    for pid, email in (await session.execute(
+        select(Practitioner.id, Practitioner.email).where(Practitioner.practice_id == practice_id)
+    )).all():
+        if email:
+            out.setdefault(email.lower(), pid)
+    for pid, ext in (await session.execute(
+        select(ExternalIdentity.practitioner_id, ExternalIdentity.external_id)
+        .join(Practitioner, Practitioner.id == ExternalIdentity.practitioner_id)
+        .where(Practitioner.practice_id == practice_id, ExternalIdentity.integration == "graph")
+    )).all():
+        out[ext.lower()] = pid
+    return out
+
+
+# --- import ---------------------------------------------------------------------------------------
+
+
+async def parse_upload(core: Core, practice: str | int | None, filename: str, data: bytes) -> ShiftSnapshot:
+    """Read an uploaded export off the event loop; Invalid naming the row when it is not a schedule."""
+    slot = registry.get(INTEGRATION).shift_source
+    if slot is None:
+        raise Invalid("this build has no shift-schedule reader")
+    if len(data) > slot.max_bytes:
+        raise Invalid(f"the file is {len(data) // 1024 // 1024} MB; schedule exports up to "
+                      f"{slot.max_bytes // 1024 // 1024} MB are read. Export a shorter window.")
+    if not any(filename.lower().endswith(ext) for ext in slot.extensions):
+        raise Invalid(f"{filename!r} is not a schedule export; send a {' or '.join(slot.extensions)} file")
+    async with core.store.session() as s:
+        zone = (await _practice(s, practice)).timezone
+    try:
+        return await asyncio.to_thread(slot.parse_file, filename, data, zone)
+    except ProviderError as exc:
+        raise Invalid(str(exc)) from None
+
+
+async def import_schedule(core: Core, practice: str | int | None, snapshot: ShiftSnapshot, *, actor: str,
+                          dry_run: bool = False) -> ImportSummary:
+    """Make the source's shifts in the snapshot's window exactly the snapshot's, and plan their events."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, actor, create=True)
+        assert source is not None
+        summary = await _apply_snapshot(s, row, source, snapshot, actor, dry_run)
+        if dry_run:
+            await s.rollback()
+    return summary
+
+
+async def _apply_snapshot(s: AsyncSession, practice: Practice, source: Connection, snapshot: ShiftSnapshot,
+                          actor: str, dry_run: bool) -> ImportSummary:
+    now = utcnow()
+    existing = {r.shift_key: r for r in (await s.scalars(select(ShiftRow).where(ShiftRow.source_id == source.id)))}
+    mapping = await _practitioners_by_identity(s, practice.id)
+    field_name = _identity_field(source)
+    seen: set[str] = set()
+    unmapped: set[str] = set()
+    for shift in snapshot.shifts:
+        seen.add(shift.key)
+        row = existing.get(shift.key)
+        if row is None:
+            row = ShiftRow(practice_id=practice.id, source_id=source.id, shift_key=shift.key, attempts=0)
+            s.add(row)
+            existing[shift.key] = row
+        if row.ends_at is not None and row.ends_at <= now and row.pub_remote_id is not None:
+            continue  # history: what was published for a past shift stays as it was
+        ids: dict[str, str] = {f: shift.person.identity(f) for f in IDENTITY_FIELDS if shift.person.identity(f)}
+        row.person_name, row.person_ids, row.assignment = shift.person.name, ids, shift.assignment
+        row.starts_at, row.ends_at, row.notes, row.live = shift.start, shift.end, shift.notes or None, shift.published
+        if shift.published and not ids.get(field_name):
+            unmapped.add(shift.person.name)
+    for key, row in existing.items():
+        if key not in seen and row.starts_at is not None and snapshot.start <= row.starts_at < snapshot.end:
+            row.live = False  # removed from the published schedule
+    counts = {"create": 0, "update": 0, "delete": 0, "unchanged": 0}
+    for row in existing.values():
+        _plan_row(row, source, practice, now)
+        row.practitioner_id = mapping.get((row.want_mailbox or "").lower()) or row.practitioner_id
+        counts[_pending_kind(row)] += 1
+    summary = ImportSummary(
+        source_id=source.id, origin=snapshot.origin, shifts=len(snapshot.shifts),
+        published=sum(1 for sh in snapshot.shifts if sh.published), window=(snapshot.start, snapshot.end),
+        to_create=counts["create"], to_update=counts["update"], to_delete=counts["delete"],
+        unchanged=counts["unchanged"], unmapped=sorted(unmapped), identity_field=field_name, dry_run=dry_run,
+        assignments=sorted({sh.assignment for sh in snapshot.shifts}),
+    )
+    if not dry_run:
+        source.config = {**(source.config or {}), "last_import": {
+            "at": now.isoformat(), "origin": snapshot.origin[:200], "shifts": len(snapshot.shifts),
+            "unmapped": len(unmapped),
+        }}
+        source.last_success_at = now
+        await audit.record(s, actor=actor, action="shifts.import", practice_id=practice.id, details={
+            "origin": snapshot.origin[:200], "shifts": summary.shifts, "published": summary.published,
+            "to_create": summary.to_create, "to_update": summary.to_update, "to_delete": summary.to_delete,
+            "unmapped": len(unmapped), "window": [snapshot.start.isoformat(), snapshot.end.isoformat()],
+        })
+    return summary
+
+
+def _pending_kind(row: ShiftRow) -> str:
+    if row.want_hash is None:
+        return "delete" if row.pub_remote_id else "unchanged"
+    if row.pub_remote_id is None:
+        return "create"
+    if row.pub_mailbox != row.want_mailbox or row.pub_hash != row.want_hash:
+        return "update" if row.pub_mailbox == row.want_mailbox else "create"
+    return "unchanged"
+
+
+# --- publish --------------------------------------------------------------------------------------
+
+async def _open_publisher(core: Core, s: AsyncSession, practice: Practice) -> tuple[ShiftPublisher, int]:
+    """The publisher of the practice's practice-wide connection that can publish (Graph application)."""
+    conns = (await s.scalars(select(Connection).where(Connection.practice_id == practice.id,
+                                                      Connection.status == "active").order_by(Connection.id))).all()
+    reasons: list[str] = []
+    for conn in conns:
+        try:
+            integration = registry.get(conn.provider)
+        except ProviderError:
+            continue
+        if integration.publishing is None:
+            continue
+        try:
+            return integration.publishing.open(connection_info(conn, core), core.settings), conn.id
+        except Refused as exc:
+            reasons.append(str(exc))
+    hint = f" ({'; '.join(reasons)})" if reasons else ""
+    raise Conflict("no connection can publish shifts: connect Outlook practice-wide first "
+                   f"(`clinicbot connection add graph --application --tenant ...`){hint}")
+
+
+async def publish(core: Core, practice: str | int | None, *, actor: str) -> PublishSummary:
+    """Write every pending shift change to its person's calendar; what fails stays pending."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, actor, create=False)
+        if source is None:
+            raise NotFound("no shift schedule has been imported yet: `clinicbot shifts import FILE`")
+        practice_id, source_id = row.id, source.id
+        source_key = f"clinicbot-shifts-{practice_id}-{source_id}"
+        origin = str(((source.config or {}).get("last_import") or {}).get("origin") or "")
+        publisher, _conn_id = await _open_publisher(core, s, row)
+    summary = PublishSummary()
+    try:
+        async with connection_lock(core, source_id, wait=30.0):
+            await _publish_pending(core, practice_id, source_id, source_key, publisher, summary)
+    except SyncBusy:
+        raise Conflict("another publish of this schedule is running; try again in a minute") from None
+    finally:
+        await publisher.aclose()
+        summary.requests = getattr(publisher, "requests", 0)
+    async with core.store.session() as s:
+        source_row = await s.get(Connection, source_id)
+        if source_row is not None:
+            source_row.config = {**(source_row.config or {}), "last_publish": {
+                "at": utcnow().isoformat(), "by": actor, **summary.as_dict()}}
+        await audit.record(s, actor=actor, action="shifts.publish", practice_id=practice_id,
+                           details={"origin": origin[:200], **summary.as_dict()})
+    return summary
+
+
+def _is_pending(row: ShiftRow) -> bool:
+    return _pending_kind(row) != "unchanged"
+
+
+async def _publish_pending(core: Core, practice_id: int, source_id: int, source_key: str,
+                           publisher: ShiftPublisher, summary: PublishSummary) -> None:
+    async with core.store.session() as s:
+        practice = await s.get(Practice, practice_id)
+        source = await s.get(Connection, source_id)
+        assert practice is not None and source is not None
+        rows = (await s.scalars(select(ShiftRow).where(
+            ShiftRow.source_id == source_id,
+            or_(ShiftRow.want_hash.is_not(None), ShiftRow.pub_remote_id.is_not(None)),
+        ))).all()
+        pending = [r for r in rows if _is_pending(r)]
+        field_name = _identity_field(source)
+        live_ids = (await s.scalars(select(ShiftRow.person_ids).where(
+            ShiftRow.source_id == source_id, ShiftRow.live.is_(True), ShiftRow.ends_at > utcnow()))).all()
+        summary.skipped_unmapped = sum(1 for ids in live_ids if not str((ids or {}).get(field_name) or "").strip())
+        zone = ZoneInfo(practice.timezone)
+        events: dict[int, ShiftEvent] = {}
+        for r in pending:
+            if r.want_hash is not None:
+                events[r.id] = _event(r, assignment_flags(source.config, r.assignment), zone, practice.name)
+        plan = [(r.id, r.shift_key, r.want_mailbox, r.want_hash, r.pub_mailbox, r.pub_remote_id, r.pub_hash,
+                 r.attempts + 1) for r in pending]
+        # Committed before any write: a crash leaves the trace that a create may have landed.
+        await s.execute(update(ShiftRow), [{"id": p[0], "attempts": p[7]} for p in plan]) if plan else None
+    if not plan:
+        return
+    wanted_mailboxes = sorted({p[2] for p in plan if p[2]})
+    unknown = set(await publisher.unknown_people(wanted_mailboxes)) if wanted_mailboxes else set()
+    summary.unknown_people = sorted(unknown)
+    by_mailbox: dict[str, list[tuple[Any, ...]]] = {}
+    for item in plan:
+        _id, _key, want_mb, want_hash, pub_mb, pub_id, _pub_hash, _attempts = item
+        if pub_id and pub_mb and (want_hash is None or pub_mb != want_mb):
+            by_mailbox.setdefault(pub_mb, []).append(("delete", item))
+        if want_hash is not None and want_mb and want_mb not in unknown:
+            kind = "update" if pub_id and pub_mb == want_mb else "create"
+            by_mailbox.setdefault(want_mb, []).append((kind, item))
+    await _publish_all(core, source_key, by_mailbox, events, publisher, summary)
+    # A row left with nothing published and nothing wanted (a removed shift, deleted) is history no more.
+    async with core.store.session() as s:
+        await s.execute(delete(ShiftRow).where(ShiftRow.source_id == source_id, ShiftRow.live.is_(False),
+                                               ShiftRow.pub_remote_id.is_(None), ShiftRow.want_hash.is_(None)))
+
+
+def _txid(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:36]
+
+
+async def _publish_all(core: Core, source_key: str, by_mailbox: dict[str, list[tuple[str, tuple[Any, ...]]]],
+                       events: dict[int, ShiftEvent], publisher: ShiftPublisher, summary: PublishSummary) -> None:
+    # An earlier run may have created events before it stopped: find clinicbot's own in those mailboxes.
+    retried = sorted(mb for mb, work in by_mailbox.items() if any(k == "create" and it[7] > 1 for k, it in work))
+    adopted: dict[str, dict[str, str]] = {}
+    gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
+
+    async def find(mailbox: str) -> None:
+        async with gate:
+            try:
+                adopted[mailbox] = {e.shift_key: e.remote_id for e in await publisher.own_events(mailbox, source_key)}
+            except ProviderError as exc:
+                work = by_mailbox.pop(mailbox)
+                summary.failed += len(work)
+                summary.errors.append(f"{mailbox}: {exc}")
+                await _record_failure(core, [w[1][0] for w in work], str(exc))
+
+    await asyncio.gather(*(find(mb) for mb in retried))
+    ops: dict[str, list[PublishOp]] = {}
+    rows: dict[str, dict[str, tuple[Any, ...]]] = {}
+    for mailbox, work in by_mailbox.items():
+        mine, keyed = ops.setdefault(mailbox, []), rows.setdefault(mailbox, {})
+        found = adopted.get(mailbox, {})
+        for kind, item in work:
+            row_id, key, _want_mb, _want_hash, _pub_mb, pub_id, _ph, _attempts = item
+            keyed[key] = item
+            if kind == "delete":
+                mine.append(PublishOp(kind="delete", shift_key=key, remote_id=pub_id))
+            elif kind == "update":
+                mine.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=pub_id))
+            elif key in found:
+                mine.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=found[key]))
+            else:
+                mine.append(PublishOp(kind="create", shift_key=key, event=events[row_id],
+                                      transaction_id=_txid(source_key, key, mailbox)))
+    try:
+        answered = await publisher.write(source_key, ops)
+        results = {mb: _ordered(mine, answered.get(mb, [])) for mb, mine in ops.items()}
+        # An update of an event deleted by hand in the calendar: publish the shift again.
+        redo = {mb: [i for i, (op, res) in enumerate(zip(mine, results[mb], strict=True))
+                     if op.kind == "update" and isinstance(res.error, Gone)] for mb, mine in ops.items()}
+        again = {mb: [PublishOp(kind="create", shift_key=ops[mb][i].shift_key, event=ops[mb][i].event,
+                                transaction_id=_txid(source_key, ops[mb][i].shift_key, mb, ops[mb][i].remote_id or ""))
+                      for i in idx] for mb, idx in redo.items() if idx}
+        if again:
+            answered = await publisher.write(source_key, again)
+            for mb, idx in redo.items():
+                if idx:
+                    for i, op, res in zip(idx, again[mb], _ordered(again[mb], answered.get(mb, [])), strict=True):
+                        ops[mb][i], results[mb][i] = op, res
+    except ProviderError as exc:
+        count = sum(len(mine) for mine in ops.values())
+        summary.failed += count
+        summary.errors.append(str(exc))
+        await _record_failure(core, [item[0] for keyed in rows.values() for item in keyed.values()], str(exc))
+        return
+    await _record_results(core, ops, results, rows, summary)
+
+
+def _ordered(ops: Sequence[PublishOp], results: Sequence[PublishResult]) -> list[PublishResult]:
+    """The results in the ops' order; an op the publisher did not answer failed."""
+    by_key = {(r.shift_key, r.kind): r for r in results}
+    return [by_key.get((op.shift_key, op.kind))
+            or PublishResult(op.shift_key, op.kind, op.remote_id, Unavailable("the calendar service did not answer"))
+            for op in ops]
+
+
+async def _record_results(core: Core, ops: dict[str, list[PublishOp]], results: dict[str, list[PublishResult]],
+                          rows: dict[str, dict[str, tuple[Any, ...]]], summary: PublishSummary) -> None:
+    """Record every op's outcome in one transaction (bulk updates by primary key)."""
+    changes: dict[int, dict[str, Any]] = {}
+    for mailbox, mine in ops.items():
+        for op, result in zip(mine, results[mailbox], strict=True):
+            item = rows[mailbox][op.shift_key]
+            row_id, want_hash, pub_mailbox = item[0], item[3], item[4]
+            change = changes.setdefault(row_id, {"id": row_id})
+            if result.error is not None:
+                summary.failed += 1
+                summary.errors.append(f"{op.shift_key}: {result.error}")
+                change["last_error"] = str(result.error)[:500]
+                continue
+            if op.kind == "delete":
+                summary.deleted += 1
+                # The old mailbox's copy is gone; a create in the new mailbox (same row) may follow.
+                if pub_mailbox == mailbox and "pub_remote_id" not in change:
+                    change.update(pub_mailbox=None, pub_remote_id=None, pub_hash=None)
+            else:
+                summary.created += op.kind == "create"
+                summary.updated += op.kind == "update"
+                change.update(pub_mailbox=mailbox, pub_remote_id=result.remote_id, pub_hash=want_hash)
+            if "last_error" not in change:
+                change.update(attempts=0, last_error=None)
+    if not changes:
+        return
+    async with core.store.session() as s:
+        # Rows of one shape per statement: an executemany needs the same keys in every row.
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for change in changes.values():
+            shapes.setdefault(tuple(sorted(change)), []).append(change)
+        for group in shapes.values():
+            await s.execute(update(ShiftRow), group)
+
+
+async def _record_failure(core: Core, row_ids: list[int], message: str) -> None:
+    async with core.store.session() as s:
+        for chunk in range(0, len(row_ids), 500):
+            await s.execute(update(ShiftRow).where(ShiftRow.id.in_(row_ids[chunk:chunk + 500]))
+                            .values(last_error=message[:500]))
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+
+async def shifts_between(core: Core, practice_id: int, start: datetime, end: datetime,
+                         practitioner_id: int | None = None) -> list[ShiftView]:
+    """Published shifts overlapping [start, end), earliest first (who is on)."""
+    async with core.store.session() as s:
+        query = select(ShiftRow).where(ShiftRow.practice_id == practice_id, ShiftRow.live.is_(True),
+                                       ShiftRow.starts_at < end, ShiftRow.ends_at > start)
+        if practitioner_id is not None:
+            query = query.where(ShiftRow.practitioner_id == practitioner_id)
+        rows = (await s.scalars(query.order_by(ShiftRow.starts_at, ShiftRow.person_name))).all()
+        return [ShiftView(r.person_name, r.assignment, r.starts_at, r.ends_at, r.practitioner_id) for r in rows]
+
+
+def day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:
+    zone = ZoneInfo(zone_name)
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    return start, datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+
+
+async def practice_ref(core: Core, practice: str | int | None) -> tuple[int, str]:
+    """The practice's id and zone."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        return row.id, row.timezone
+
+
+def today(zone_name: str) -> date:
+    return utcnow().astimezone(ZoneInfo(zone_name)).date()
+
+
+@dataclass(frozen=True, slots=True)
+class SecondWriter:
+    """A mailbox holding events that look like clinicbot's shifts but are not clinicbot's."""
+
+    mailbox: str
+    person: str
+    lookalikes: int
+
+
+async def second_writers(core: Core, practice: str | int | None, *, days: int = 14) -> list[SecondWriter]:
+    """Mailboxes where another writer (the scheduler's own Outlook integration) already puts the shifts.
+
+    Compares the next `days` of each person's wanted shift events with their calendar: an event with
+    the same subject and times that clinicbot did not write means two writers on one calendar.
+    """
+    now = utcnow()
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, "system", create=False)
+        if source is None:
+            return []
+        shift_rows = (await s.scalars(select(ShiftRow).where(
+            ShiftRow.source_id == source.id, ShiftRow.want_hash.is_not(None),
+            ShiftRow.starts_at < now + timedelta(days=days), ShiftRow.ends_at > now,
+        ).order_by(ShiftRow.want_mailbox, ShiftRow.starts_at))).all()
+        zone = ZoneInfo(row.timezone)
+        wanted: dict[str, tuple[str, list[ShiftEvent]]] = {}
+        for r in shift_rows:
+            assert r.want_mailbox is not None
+            entry = wanted.setdefault(r.want_mailbox, (r.person_name, []))
+            entry[1].append(_event(r, assignment_flags(source.config, r.assignment), zone, row.name))
+        publisher, _conn_id = await _open_publisher(core, s, row)
+    found: list[SecondWriter] = []
+    try:
+        for mailbox, (person, events) in sorted(wanted.items()):
+            # The scheduler names its events after the assignment, whatever clinicbot's info flag says.
+            named = [replace(e, subject=r.assignment) for e, r in zip(events, _rows_for(shift_rows, mailbox),
+                                                                          strict=True)]
+            same = await publisher.lookalikes(mailbox, [*events, *named])
+            if same:
+                found.append(SecondWriter(mailbox, person, len(same)))
+    finally:
+        await publisher.aclose()
+    return found
+
+
+def _rows_for(rows: Sequence[ShiftRow], mailbox: str) -> list[ShiftRow]:
+    return [r for r in rows if r.want_mailbox == mailbox]
+
+
+#: How often the leader publishes what is pending (a big upload, a failed write, a flag change).
+PUBLISH_EVERY_SECONDS = 300
+
+
+async def publish_pending_job(core: Core) -> None:
+    """The periodic job: publish each practice's pending shift changes; one practice's failure never stops another."""
+    async with core.store.session() as s:
+        sources = (await s.execute(select(Connection.practice_id).where(Connection.provider == INTEGRATION)
+                                   .order_by(Connection.id))).scalars().all()
+    for practice_id in dict.fromkeys(sources):
+        try:
+            if await pending_count(core, practice_id):
+                await publish(core, practice_id, actor="system:shifts")
+        except (ServiceError, ProviderError) as exc:
+            log.warning("shift publish failed", extra={"practice_id": practice_id, "error": str(exc)[:200]})
+
+
+async def pending_count(core: Core, practice_id: int) -> int:
+    """Shift changes not yet in the calendars."""
+    async with core.store.session() as s:
+        rows = (await s.scalars(select(ShiftRow).where(
+            ShiftRow.practice_id == practice_id,
+            or_(ShiftRow.want_hash.is_not(None), ShiftRow.pub_remote_id.is_not(None)),
+        ))).all()
+        return sum(1 for r in rows if _is_pending(r))
