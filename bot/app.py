@@ -40,6 +40,7 @@ def _components() -> list[tuple[str, Component]]:
     """The front ends and integrations, imported here (not at module import) to keep import cheap."""
     from bot.conflict_alerts import setup_conflict_alerts
     from bot.http.oauth import setup_oauth
+    from bot.http.unsubscribe import setup_unsubscribe
     from bot.http.webhooks import setup_webhooks
     from bot.scheduling import setup_scheduler
     from bot.slack import setup_slack
@@ -48,7 +49,7 @@ def _components() -> list[tuple[str, Component]]:
 
     comps: list[tuple[str, Component]] = [
         ("sync", setup_sync), ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams),
-        ("slack", setup_slack), ("conflict_alerts", setup_conflict_alerts),
+        ("slack", setup_slack), ("conflict_alerts", setup_conflict_alerts), ("unsubscribe", setup_unsubscribe),
     ]
     comps.append(("scheduler", setup_scheduler))
     return comps

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from sync.notify.clients import SEND_EVERY_SECONDS, send_job
 from sync.runtime.settings import Settings
 
 __all__ = ["SCHEDULER", "setup_scheduler"]
@@ -30,6 +31,7 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
 
     scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)
+    scheduler.add_periodic("clients.send", SEND_EVERY_SECONDS, send_job)
     from sync.jobs.audit_checkpoints import checkpoint_job
 
     scheduler.add_periodic("audit.checkpoint", settings.audit_checkpoint_seconds, checkpoint_job)

@@ -48,6 +48,7 @@ def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSetti
 
 #: Acuity Scheduling: user id and API key on the command line; every calendar's appointments are a source.
 INTEGRATION = Integration(
+    notifies_clients=True,  # the platform emails its clients about bookings it holds
     name="acuity",
     title="Acuity Scheduling",
     aliases=("squarespace",),

@@ -40,6 +40,7 @@ def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSetti
 
 #: Calendly: a personal access token on the command line; every organization member's bookings are a source.
 INTEGRATION = Integration(
+    notifies_clients=True,  # the platform emails its clients about bookings it holds
     name="calendly",
     title="Calendly",
     settings=CalendlySettings,

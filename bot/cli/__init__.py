@@ -95,6 +95,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.graph_commands", ["practitioner"]),
     ("bot.cli.demo", ["demo"]),
     ("bot.cli.staff_commands", ["staff"]),
+    ("bot.cli.client_commands", ["clients"]),
 ]
 
 

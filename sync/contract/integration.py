@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic_settings import BaseSettings
 
 from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
+from sync.contract.messages import MailSlot
 
 __all__ = [
     "CONNECT_KINDS",
@@ -359,6 +360,11 @@ class Integration:
     publishing: object | None = None
     #: Directory identities of staff (kinds, validation, how a practice-wide connection addresses them).
     staff_identities: StaffIdentities | None = None
+    #: Sending email to clients (SMTP).
+    mail: MailSlot | None = None
+    #: The platform tells clients of changes itself (booking platforms): clinicbot stays quiet for its
+    #: bookings unless a connection's config says `notifies_clients: false`.
+    notifies_clients: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():
