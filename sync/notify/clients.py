@@ -221,8 +221,8 @@ def _quiet_until(settings: dict[str, Any], now: datetime, zone: ZoneInfo) -> dat
 async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
     """Queue the client's message for one change, inside the change's transaction."""
     kind = _KINDS.get(event.kind)
-    if kind is None:
-        return
+    if kind is None or not _mail_configured(core):
+        return  # no mail server set up: nothing is queued that could never be sent
     practice = await session.get(Practice, event.practice_id)
     appt = await session.get(Appointment, event.appointment_id)
     if practice is None or appt is None or not appt.client_email:
@@ -253,6 +253,10 @@ async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -
 
 
 # --- sending --------------------------------------------------------------------------------------
+
+
+def _mail_configured(core: Core) -> bool:
+    return any(i.mail is not None and i.is_configured(core.settings) for i in registry.integrations())
 
 
 def _sender(core: Core) -> MailSender | None:
