@@ -61,6 +61,7 @@ def _configured(host: HostSettings) -> bool:
 
 #: Acuity Scheduling: OAuth sign-in, or user id and API key on the command line; every calendar is a source.
 INTEGRATION = Integration(
+    notifies_clients=True,  # the platform emails its clients about bookings it holds
     name="acuity",
     title="Acuity Scheduling",
     aliases=("squarespace",),

@@ -61,6 +61,7 @@ def _configured(host: HostSettings) -> bool:
 
 #: Calendly: OAuth sign-in (or a personal access token on the command line); every member's bookings are a source.
 INTEGRATION = Integration(
+    notifies_clients=True,  # the platform emails its clients about bookings it holds
     name="calendly",
     title="Calendly",
     settings=CalendlySettings,

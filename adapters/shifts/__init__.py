@@ -9,7 +9,7 @@ integration (Graph) writes each mapped person's shifts into their own calendar.
 from __future__ import annotations
 
 from adapters.shifts.csvfile import parse_csv
-from sync.contract.integration import ConnectSpec, Integration
+from sync.contract.integration import ConnectSpec, Integration, Profile
 from sync.contract.shifts import ShiftSourceSlot
 
 __all__ = ["INTEGRATION", "parse_csv"]
@@ -31,4 +31,10 @@ INTEGRATION = Integration(
         "--application --tenant ...`)",
     ),
     shift_source=ShiftSourceSlot(extensions=(".csv",), parse_file=parse_csv),
+    profile=Profile(
+        reads="published shift schedules (the scheduler's CSV export, from the CLI or sent in Teams)",
+        writes="each mapped person's shifts into their own Outlook calendar (busy or free, notes per assignment)",
+        arrives="on each import; what is pending is published every 5 minutes",
+        setup="the practice-wide Outlook connection; which person field holds the Microsoft sign-in",
+    ),
 )

@@ -51,6 +51,7 @@ def _configured(host: HostSettings) -> bool:
 
 #: Square Appointments: a seller's sign-in; every team member's bookings are a source.
 INTEGRATION = Integration(
+    notifies_clients=True,  # the platform emails its clients about bookings it holds
     name="square",
     title="Square Appointments",
     settings=SquareSettings,

@@ -96,6 +96,7 @@ _COMMAND_MODULES: list[tuple[str, list[str]]] = [
     ("bot.cli.settings_commands", ["practitioner", "connection"]),
     ("bot.cli.location_commands", ["location"]),
     ("bot.cli.shift_commands", ["shifts"]),
+    ("bot.cli.client_commands", ["clients"]),
 ]
 
 

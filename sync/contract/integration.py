@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic_settings import BaseSettings
 
 from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
+from sync.contract.messages import MailSlot
 from sync.contract.shifts import Publishing, ShiftSourceSlot
 
 __all__ = [
@@ -402,6 +403,11 @@ class Integration:
     staff_kind: str = ""
     #: Its row in the README's platform table (what capabilities cannot say).
     profile: Profile = field(default_factory=Profile)
+    #: Sending email to clients (SMTP).
+    mail: MailSlot | None = None
+    #: The platform tells clients of changes itself (booking platforms): clinicbot stays quiet for its
+    #: bookings unless a connection's config says `notifies_clients: false`.
+    notifies_clients: bool = False
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier() or self.name != self.name.lower():

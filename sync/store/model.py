@@ -37,6 +37,8 @@ __all__ = [
     "Base",
     "Calendar",
     "ChatIdentity",
+    "ClientNotice",
+    "ClientOptOut",
     "ConflictNotice",
     "Connection",
     "ConsentGrant",
@@ -701,3 +703,47 @@ class ShiftRow(Base):
         UniqueConstraint("source_id", "shift_key", name="uq_shift_source_key"),
         Index("ix_shift_practice_starts", "practice_id", "starts_at"),
     )
+class ClientNotice(Base):
+    """One message to a client about their visit, queued in the transaction of the change it tells.
+
+    `key` (appointment, version, kind, channel) makes queueing idempotent; the sender job sends it,
+    retries what the mail server defers, and gives up (failed) after its attempts.
+    """
+
+    __tablename__ = "client_notice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id", ondelete="SET NULL"))
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    #: booked | moved | cancelled
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(8), default="email")
+    recipient: Mapped[str] = mapped_column(EncryptedText)
+    recipient_name: Mapped[str | None] = mapped_column(EncryptedText)
+    #: What the message says, fixed when queued: times, zone, practitioner, service, location, sequence.
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
+    #: pending | sent | failed | skipped (opted out, or nothing to send by the time it was due)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_client_notice_due", "status", "next_attempt_at"),)
+
+
+class ClientOptOut(Base):
+    """A client who asked for no more messages from a practice, by a keyed hash of their address."""
+
+    __tablename__ = "client_optout"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"))
+    address_hash: Mapped[str] = mapped_column(String(64))
+    #: link | cli | chat | sms
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("practice_id", "address_hash", name="uq_client_optout_address"),)

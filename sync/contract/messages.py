@@ -1,0 +1,61 @@
+"""Messages to a practice's clients as plain data: what the core asks a mail integration to send.
+
+An email about a visit carries an iCalendar invitation (`METHOD:REQUEST` for a new or moved visit,
+`METHOD:CANCEL` for a cancelled one) with the visit's stable UID and a SEQUENCE that rises with every
+change, so the visit updates itself in the client's own calendar. The integration builds the wire
+format (MIME, iCalendar); the core decides who is told what, and when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+__all__ = ["ClientEmail", "Invitation", "MailSender", "MailSlot"]
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """The visit as the client's calendar should hold it."""
+
+    uid: str
+    sequence: int
+    method: Literal["REQUEST", "CANCEL"]
+    start: datetime
+    end: datetime
+    tzid: str
+    summary: str
+    location: str
+    organizer_email: str
+    organizer_name: str
+    attendee_email: str
+    attendee_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEmail:
+    """One email to one client. `key` is stable per message, so a resend carries the same Message-ID."""
+
+    key: str
+    to: str
+    to_name: str
+    subject: str
+    text: str
+    invitation: Invitation | None = None
+    #: The one-click opt-out address (List-Unsubscribe), also written in the text.
+    unsubscribe_url: str | None = None
+
+
+class MailSender(Protocol):
+    """Sends client emails: Unavailable (retry later) or Refused (never retry) on failure."""
+
+    async def send(self, email: ClientEmail) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MailSlot:
+    """The mail capability: a sender for this server's settings (None when it is not set up)."""
+
+    open: Callable[[Any], MailSender | None]
