@@ -35,7 +35,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from adapters.square.webhooks import SIGNATURE_HEADER, verify_signature
-from bot.app import build_app
+from bot.app import build_app, tune_for_serving
 from sync.boot import open_core
 from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
@@ -130,7 +130,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await sync_connection(core, connection_id)
 
     queue = core.services.sync_queue = SyncQueue(runner)
-    server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
+    app = build_app(core.settings, core=core)
+    tune_for_serving(app)  # as `clinicbot serve` runs it (long-lived objects out of the GC's view)
+    server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     try:
         await ensure_push(core, saved.connection_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import os
 import random
 import ssl
 import threading
@@ -132,24 +133,27 @@ class RetryTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-_SSL_CONTEXT: ssl.SSLContext | None = None
+_SSL_CONTEXTS: dict[tuple[str, str], ssl.SSLContext] = {}
 _SSL_LOCK = threading.Lock()
 
 
 def default_ssl_context() -> ssl.SSLContext:
-    """The one verifying TLS context every client shares (SSL_CERT_FILE / SSL_CERT_DIR honoured).
+    """The one verifying TLS context every client shares, per SSL_CERT_FILE / SSL_CERT_DIR in force.
 
     Building a context reads and parses the whole CA bundle: 100-150 ms of CPU on a busy machine.
     Each provider opened (every sync, every outbox write) used to build its own, on the event loop,
     where it held up every webhook ack and chat answer meanwhile. The server builds this one in a
-    thread at start; an SSLContext is safe to share between clients and connections.
+    thread at start; an SSLContext is safe to share between clients and connections. A change of
+    those variables (a private CA set later) gets a context of its own.
     """
-    global _SSL_CONTEXT
-    if _SSL_CONTEXT is None:
+    trust = (os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    context = _SSL_CONTEXTS.get(trust)
+    if context is None:
         with _SSL_LOCK:
-            if _SSL_CONTEXT is None:
-                _SSL_CONTEXT = httpx.create_ssl_context()
-    return _SSL_CONTEXT
+            context = _SSL_CONTEXTS.get(trust)
+            if context is None:
+                context = _SSL_CONTEXTS[trust] = httpx.create_ssl_context()
+    return context
 
 
 def make_client(

@@ -22,7 +22,7 @@ from sync.engine.run import sync_connection
 from sync.engine.subscriber import register
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth, finish_oauth
-from sync.integrations.deliveries import delivery_memory
+from sync.integrations.deliveries import REJECTED, delivery_memory
 from sync.integrations.push import ensure_push
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
@@ -177,15 +177,19 @@ async def test_forged_replayed_and_unknown_deliveries_change_nothing(road: Road)
         assert (await http.post(url, data=body, headers=forged)).status == 401
         assert (await http.post(url, data=body + b" ", headers=headers)).status == 401
         assert (await http.post(f"{road.base}/webhooks/square/999", data=body, headers=headers)).status == 404
-        async with core.store.session() as s:
-            assert await s.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
+        async with core.store.session() as s:  # nothing accepted (the refusals are kept for webhook health)
+            assert await s.scalar(select(func.count()).select_from(WebhookDelivery)
+                                  .where(WebhookDelivery.key.not_like(f"{REJECTED}%"))) == 0
         assert (await http.post(url, data=body, headers=headers)).status == 200
         assert (await http.post(url, data=body, headers=headers)).status == 401  # the replay
     await _settle(road)
     assert len(await _appointments(core)) == 1
     await delivery_memory(core).flush()
     async with core.store.session() as s:
-        assert await s.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
+        keys = list((await s.scalars(select(WebhookDelivery.key).order_by(WebhookDelivery.id))).all())
+    accepted = [k for k in keys if not k.startswith(REJECTED)]
+    assert len(accepted) == 1  # the replay left no second row
+    assert sorted(k.split(":")[1] for k in keys if k.startswith(REJECTED)) == ["401", "401"]  # the two forged
 
 
 async def test_a_lost_webhook_is_caught_by_the_poll(road: Road) -> None:

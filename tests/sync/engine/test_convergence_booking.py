@@ -1,0 +1,359 @@
+"""The convergence property with a booking platform as the source: an in-memory BookingSource that
+honours the contract (versions as etags, WrongEtag on a stale version, a full listing, injected
+429/503), wrapped as a source calendar the way every booking platform is.
+
+Rules: clients book, move and cancel on the platform, each change announcing a webhook delivery
+(the platform also announces the changes clinicbot writes); staff reschedule and cancel from chat;
+deliveries are handled (through the real replay memory, then a sync), duplicated, reordered and lost;
+the bot syncs and runs its outbox, sometimes crashing at a checkpoint. Settling (the poll is the
+backstop for lost deliveries) checks that every booking is one appointment with the platform's
+times and status, every live one is on the mirror exactly once, nothing was made twice, no
+delivery was accepted twice, and the audit chain verifies. A crash restarts the process on the same
+database and platform; the old one's replay memory is written as it closes (a power cut inside the
+writer's batch window could let one replay through once, costing one sync: see
+sync.integrations.deliveries). Derandomized under CI, like the other convergence machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from sqlalchemy import select
+
+from sync.boot import open_core
+from sync.contract import (
+    BookingCapabilities,
+    CalendarInfo,
+    CalendarProvider,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    Unavailable,
+    WrongEtag,
+)
+from sync.contract.booking import BookingCalendar
+from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
+from sync.engine.outbox import run_once, run_until_idle
+from sync.engine.plan import Policy
+from sync.engine.reconcile import desired_copy
+from sync.engine.run import sync_connection
+from sync.engine.snapshots import calendar_view, canonical
+from sync.engine.subscriber import register
+from sync.integrations.deliveries import first_delivery
+from sync.services import appointments as services
+from sync.services.conflicts import list_conflicts, resolve_conflict
+from sync.store import audit
+from sync.store.model import Appointment, Calendar, Connection, OutboxOp
+from tests.conftest import make_settings
+from tests.sync.engine.test_convergence import CFG, CHECKPOINTS, Crash, _template_db
+from tests.sync.helpers import NOW, Clinic, booking, make_clinic
+
+EXAMPLES = int(os.environ.get("HYPOTHESIS_CONVERGENCE_EXAMPLES", "15"))
+STAFF = "TM-A"
+
+
+@dataclass
+class MemoryBookings:
+    """A booking platform in memory: bookings with versions, and the webhook deliveries it announces."""
+
+    name: str = "membook"
+    capabilities: BookingCapabilities = field(default_factory=lambda: BookingCapabilities(reschedule=True,
+                                                                                           cancel=True))
+    bookings: dict[str, tuple[EventData, int]] = field(default_factory=dict)
+    #: Deliveries announced and not yet handled: (event id, booking id).
+    outgoing: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[ProviderError] = field(default_factory=list)
+    events: int = 0
+
+    def _announce(self, booking_id: str) -> None:
+        self.events += 1
+        self.outgoing.append((f"evt{self.events}", booking_id))
+
+    def _item(self, booking_id: str) -> RemoteItem:
+        event, version = self.bookings[booking_id]
+        return RemoteItem(booking_id, str(version), event)
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+    # ---- the platform's own side (clients) ----------------------------------------------------------
+    def book(self, booking_id: str, start: datetime, minutes: int) -> None:
+        self.bookings[booking_id] = (booking(booking_id, start, minutes, client_name=f"Client {booking_id}",
+                                             staff_ref=STAFF), 0)
+        self._announce(booking_id)
+
+    def change(self, booking_id: str, **fields: Any) -> None:
+        event, version = self.bookings[booking_id]
+        self.bookings[booking_id] = (event.with_changes(**fields), version + 1)
+        self._announce(booking_id)
+
+    # ---- the API clinicbot reads and writes -------------------------------------------------------------
+    async def staff(self) -> list[CalendarInfo]:
+        return [CalendarInfo(remote_id=STAFF, name="Alex")]
+
+    async def changes(self, cursor: str | None, window: Window, staff: str | None = None) -> ChangeSet:
+        self._maybe_fail()
+        items = [self._item(b) for b, (e, _) in sorted(self.bookings.items())
+                 if e.start < window.end and e.end > window.start and staff in (None, e.staff_ref)]
+        return ChangeSet(items=items, full=True)
+
+    async def fetch(self, external_id: str) -> RemoteItem:
+        self._maybe_fail()
+        if external_id not in self.bookings:
+            raise NotFound(f"no booking {external_id}", provider=self.name)
+        return self._item(external_id)
+
+    async def reschedule(self, external_id: str, start: datetime, end: datetime, version: str | None) -> RemoteItem:
+        self._check(external_id, version)
+        self.change(external_id, start=start, end=end)
+        return self._item(external_id)
+
+    async def cancel(self, external_id: str, reason: str, version: str | None) -> RemoteItem:
+        self._check(external_id, version)
+        self.change(external_id, status="cancelled")
+        return self._item(external_id)
+
+    def _check(self, external_id: str, version: str | None) -> None:
+        self._maybe_fail()
+        if external_id not in self.bookings:
+            raise NotFound(f"no booking {external_id}", provider=self.name)
+        if version is not None and version != str(self.bookings[external_id][1]):
+            raise WrongEtag(f"booking {external_id} is at another version", provider=self.name)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class BookingConvergence(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.dir = Path(tempfile.mkdtemp(prefix="cb-conv-booking-"))
+        shutil.copy(_template_db(), self.dir / "clinicbot.sqlite3")
+        self.settings = make_settings("sqlite", self.dir)
+        self.core = open_core(self.settings)
+        register(self.core)
+        self.platform = MemoryBookings()
+        self.clinic: Clinic
+        self.ids: list[str] = []
+        self.accepted: list[str] = []
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def _factory(self, conn: Connection, cal: Calendar) -> CalendarProvider:
+        if cal.remote_id == STAFF:
+            return BookingCalendar(self.platform, STAFF, own_source=False)
+        return self.clinic_factory(conn, cal)
+
+    @initialize()
+    def setup(self) -> None:
+        # make_clinic's "source" calendar becomes the platform's staff member's booking calendar.
+        self.clinic = self.run(make_clinic(self.core, {}, mirrors=1))
+        self.clinic_factory = self.clinic.factory
+        self.run(self._as_booking_calendar())
+        self.core.services.provider_factory = self._factory
+
+    async def _as_booking_calendar(self) -> None:
+        async with self.core.store.session() as s:
+            cal = await s.get(Calendar, self.clinic.calendars["source"])
+            assert cal is not None
+            cal.remote_id = STAFF
+
+    def teardown(self) -> None:
+        try:
+            if hasattr(self, "clinic"):
+                self.run(self._settle())
+                self.run(self._check())
+        finally:
+            self.run(self.core.close())
+            self.loop.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- clients on the platform --------------------------------------------------------------------
+    @rule(slots=st.lists(st.tuples(st.integers(0, 20), st.integers(8, 17), st.sampled_from([30, 60])),
+                         min_size=1, max_size=3))
+    def platform_book(self, slots: list[tuple[int, int, int]]) -> None:
+        for day, hour, minutes in slots:
+            booking_id = f"B{len(self.ids)}"
+            self.ids.append(booking_id)
+            self.platform.book(booking_id, NOW.replace(hour=hour, minute=0) + timedelta(days=day), minutes)
+
+    @precondition(lambda self: self.ids)
+    @rule(data=st.data(), shift=st.integers(-3, 3), cancel=st.booleans())
+    def platform_change(self, data: st.DataObject, shift: int, cancel: bool) -> None:
+        booking_id = data.draw(st.sampled_from(self.ids))
+        event, _ = self.platform.bookings[booking_id]
+        if event.status == "cancelled":
+            return
+        if cancel:
+            self.platform.change(booking_id, status="cancelled")
+        else:
+            self.platform.change(booking_id, start=event.start + timedelta(hours=shift),
+                                 end=event.end + timedelta(hours=shift))
+
+    # ---- staff in chat ------------------------------------------------------------------------------------
+    @rule(data=st.data(), cancel=st.booleans(), shift=st.integers(1, 5))
+    def chat_change(self, data: st.DataObject, cancel: bool, shift: int) -> None:
+        async def go() -> None:
+            async with self.core.store.session() as s:
+                ids = list((await s.scalars(select(Appointment.id).where(
+                    Appointment.status.in_(services.ACTIVE_STATUSES)).order_by(Appointment.id))).all())
+                if not ids:
+                    return
+                appt = await s.get(Appointment, data.draw(st.sampled_from(ids)))
+                assert appt is not None
+                if cancel:
+                    await services.cancel(s, self.core.bus, appt, "test", "slack:T/U")
+                else:
+                    await services.reschedule(s, self.core.bus, appt, appt.start + timedelta(hours=shift), None,
+                                              "slack:T/U", allow_overlap=True)
+        self.run(go())
+
+    # ---- webhook deliveries: handled, duplicated, reordered, lost --------------------------------------------
+    @precondition(lambda self: self.platform.outgoing)
+    @rule(data=st.data(), keep=st.booleans(), crash=st.sampled_from([None, "sync.fetched", "sync.applied"]))
+    def deliver(self, data: st.DataObject, keep: bool, crash: str | None) -> None:
+        """Deliver one of the pending deliveries (any of them: reordered); `keep` leaves it to be sent again."""
+        index = data.draw(st.integers(0, len(self.platform.outgoing) - 1))
+        event_id, _ = self.platform.outgoing[index] if keep else self.platform.outgoing.pop(index)
+        if not self.run(first_delivery(self.core, "membook", self.clinic.connections["source"], event_id)):
+            return  # a duplicate is refused and changes nothing
+        self.accepted.append(event_id)
+        self._sync("source", crash)
+
+    @precondition(lambda self: self.platform.outgoing)
+    @rule(data=st.data())
+    def lose_delivery(self, data: st.DataObject) -> None:
+        self.platform.outgoing.pop(data.draw(st.integers(0, len(self.platform.outgoing) - 1)))
+
+    @precondition(lambda self: len(self.platform.failures) < 6)
+    @rule(kind=st.sampled_from(["429", "503"]), retry_after=st.floats(0, 600))
+    def platform_error(self, kind: str, retry_after: float) -> None:
+        self.platform.failures.append(RateLimited("429", retry_after=retry_after) if kind == "429"
+                                      else Unavailable("503"))
+
+    # ---- the bot --------------------------------------------------------------------------------------------------
+    @rule(which=st.sampled_from(["source", "mirror0"]), crash=st.sampled_from([None, *CHECKPOINTS]))
+    def poll(self, which: str, crash: str | None) -> None:
+        self._sync(which, crash)
+
+    @rule(crash=st.sampled_from([None, *CHECKPOINTS]), advance=st.integers(0, 700))
+    def outbox(self, crash: str | None, advance: int) -> None:
+        self.clinic.now += timedelta(seconds=advance)
+        self._arm(crash)
+        try:
+            self.run(run_once(self.core, config=CFG))
+        except Crash:
+            self._restart()
+        finally:
+            self.core.services.fault_injector = None
+
+    def _sync(self, which: str, crash: str | None) -> None:
+        self._arm(crash)
+        try:
+            self.run(sync_connection(self.core, self.clinic.connections[which]))
+        except Crash:
+            self._restart()
+        finally:
+            self.core.services.fault_injector = None
+
+    def _arm(self, label: str | None) -> None:
+        if label is None:
+            return
+
+        def hook(at: str) -> None:
+            if at == label:
+                raise Crash(at)
+        self.core.services.fault_injector = hook
+
+    def _restart(self) -> None:
+        """A fresh process on the same database; the replay memory keeps what it had committed."""
+        self.run(self.core.close())
+        self.core = open_core(self.settings)
+        self.core.clock = self.clinic.clock
+        self.core.services.provider_factory = self._factory
+        self.clinic.core = self.core
+        register(self.core)
+
+    # ---- settle and check ---------------------------------------------------------------------------------------
+    @invariant()
+    def audit_chain_holds(self) -> None:
+        async def go() -> None:
+            async with self.core.store.session() as s:
+                assert (await audit.verify(s))[1] is None
+        self.run(go())
+
+    @invariant()
+    def no_delivery_accepted_twice(self) -> None:
+        assert len(self.accepted) == len(set(self.accepted))
+
+    async def _settle(self) -> None:
+        async def sleep(seconds: float) -> None:
+            self.clinic.now += timedelta(seconds=seconds)
+        self.platform.failures.clear()
+        self.platform.outgoing.clear()  # whatever was not delivered: the poll finds it
+        for _ in range(5):
+            changed = 0
+            for name in ("source", "mirror0"):
+                report = await sync_connection(self.core, self.clinic.connections[name])
+                assert report.failed == 0
+                changed += report.created + report.updated + report.deleted + report.conflicts
+            for conflict in await list_conflicts(self.core):
+                changed += 1
+                await resolve_conflict(self.core, conflict.link_id, "keep_booking", "slack:T/U")
+            changed += (await run_until_idle(self.core, sleep=sleep, config=CFG)).processed
+            if not changed:
+                break
+
+    async def _check(self) -> None:
+        async with self.core.store.session() as s:
+            rows = list((await s.scalars(select(Appointment))).all())
+            failed = (await s.scalars(select(OutboxOp).where(OutboxOp.status == "failed"))).all()
+            assert not failed, [(o.op, o.last_error) for o in failed]
+            cal = await s.get(Calendar, self.clinic.calendars["mirror0"])
+            conn = await s.get(Connection, self.clinic.connections["mirror0"])
+            assert cal is not None and conn is not None
+            view = calendar_view(cal, conn)
+            assert (await audit.verify(s))[1] is None
+        appts = {a.source_uid: a for a in rows}
+        assert len(appts) == len(rows), "a booking became two appointments"
+        for booking_id in self.ids:
+            event, _ = self.platform.bookings[booking_id]
+            appt = appts.get(booking_id)
+            if event.status == "cancelled":
+                assert appt is None or appt.status == "cancelled", booking_id
+            else:
+                assert appt is not None and appt.status == "confirmed", booking_id
+                assert (appt.start, appt.end) == (event.start, event.end), booking_id
+        mirror = self.clinic.servers["mirror0"]
+        ids = [i.event.clinicbot_id for i in mirror.items.values()]
+        assert len(ids) == len(set(ids)), "a copy is duplicated"
+        by_id = {i.event.clinicbot_id: i for i in mirror.items.values()}
+        for appt in appts.values():
+            want = desired_copy(canonical(appt), view, Policy.from_settings({}))
+            have = by_id.pop(f"A-{appt.id}", None)
+            if want is None or (appt.status == "cancelled" and have is None):
+                assert have is None, appt.id  # (a cancelled visit's copy is marked cancelled, or gone)
+            else:
+                assert have is not None and have.event.content_hash() == want.content_hash(), appt.id
+        assert not by_id, "copies without an appointment"
+
+
+BookingConvergence.TestCase.settings = settings(
+    max_examples=EXAMPLES, stateful_step_count=30, deadline=None,
+    derandomize=os.environ.get("CI", "").lower() in ("1", "true", "yes"),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestBookingConvergence = BookingConvergence.TestCase
