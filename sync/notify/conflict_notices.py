@@ -124,11 +124,15 @@ async def next_due(core: Core) -> datetime | None:
 class ConflictNoticeWorker:
     """The delivery loop: woken after a sync transaction that queued notices commits, and by backoff."""
 
-    def __init__(self, core: Core, notifier: Callable[[], Notifier], idle_seconds: float = 30.0) -> None:
+    def __init__(
+        self, core: Core, notifier: Callable[[], Notifier], idle_seconds: float = 30.0, stop_grace: float = 10.0
+    ) -> None:
         self.core = core
         self.notifier = notifier
         self.idle_seconds = idle_seconds
+        self.stop_grace = stop_grace
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
 
@@ -146,7 +150,7 @@ class ConflictNoticeWorker:
         await self._idle.wait()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             timeout = self.idle_seconds
             try:
                 self._wake.clear()
@@ -164,9 +168,17 @@ class ConflictNoticeWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def stop(self) -> None:
+        """Stop between rounds: a round in progress finishes (up to `stop_grace` seconds, then it is
+        cancelled), so a delivery is not cut off inside its database transaction."""
         if self.core.services.conflict_notices_wake == self.wake:
             del self.core.services.conflict_notices_wake
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            self._stopping.set()
+            self._wake.set()
+            _, late = await asyncio.wait({self._task}, timeout=self.stop_grace)
+            if late:
+                log.warning("stopping cancels a conflict notice round still running after the grace period",
+                            extra={"grace_seconds": self.stop_grace})
+                self._task.cancel()
+                await asyncio.wait({self._task})
             self._task = None

@@ -13,8 +13,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from botframework.connector.auth import JwtTokenExtractor
 
 from bot.app import build_app
+from bot.teams import TEAMS
+from bot.teams.endpoint import MessagesEndpoint
 from sync.boot import open_core
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
@@ -27,6 +30,10 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 BOT_MRI = f"28:{APP_ID}"
 #: `post(token=AUTO)` signs a valid channel token.
 AUTO = "<sign>"
+#: How long the endpoint waits for a turn before it acknowledges with 202 and lets the turn finish
+#: later (10 s in production). Tests read a turn's outcome right after their POST, and on a loaded
+#: machine a turn took longer than 10 s; the acknowledge-first path has its own test.
+TEST_ACK_AFTER = 600.0
 
 
 @dataclass
@@ -126,7 +133,13 @@ async def _serve(settings: Settings) -> AsyncIterator[tuple[str, Core, web.Appli
 
     core = open_core(settings)
     await upgrade(core.store)
+    # The signing keys are cached process-wide by metadata URL, and a fake's port can come again:
+    # a test must not find the keys of an earlier test's fake (its tokens were refused unfetched).
+    JwtTokenExtractor.metadataCache.clear()
     app = build_app(settings, core=core)
+    endpoint = app.get(TEAMS)
+    if isinstance(endpoint, MessagesEndpoint):
+        endpoint.ack_after = TEST_ACK_AFTER
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
