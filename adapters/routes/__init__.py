@@ -21,9 +21,7 @@ __all__ = [
     "OFFICE365",
     "OUTLOOK_COM",
     "ROUTES",
-    "SETMORE",
     "SIMPLEPRACTICE",
-    "TIMETAP",
 ]
 
 #: The last step of every route that ends in a calendar: which calendar becomes the source.
@@ -152,20 +150,6 @@ BOOKAFY = _calendar_route(
     writes="moves and cancels of the synced calendar events",
     setup="turn on Bookafy's Google or Outlook calendar sync",
 )
-SETMORE = _calendar_route(
-    "setmore", "Setmore", (),
-    "In Setmore, connect Google Calendar or Office 365 under its calendar sync settings (two-way sync).",
-    note="Setmore's API is given out on request only, so clinicbot reads the calendar Setmore syncs to.",
-    writes="moves and cancels of the synced calendar events",
-    setup="turn on Setmore's Google Calendar or Office 365 sync",
-)
-TIMETAP = _calendar_route(
-    "timetap", "TimeTap", (),
-    "In TimeTap, turn on its Google or Outlook calendar sync for each staff member.",
-    note="TimeTap's API needs a Business or Enterprise plan, so clinicbot reads the calendar TimeTap syncs to.",
-    writes="moves and cancels of the synced calendar events",
-    setup="turn on TimeTap's Google or Outlook calendar sync per staff member",
-)
 APPOINTLET = _calendar_route(
     "appointlet", "Appointlet", (),
     "In Appointlet, check which Google or Outlook calendar each member's bookings are added to.",
@@ -176,5 +160,4 @@ APPOINTLET = _calendar_route(
 )
 
 #: Every route of this folder, by name.
-ROUTES = {r.name: r for r in (JANE, SIMPLEPRACTICE, DOODLE, OUTLOOK_COM, OFFICE365, BOOKAFY, SETMORE, TIMETAP,
-                              APPOINTLET)}
+ROUTES = {r.name: r for r in (JANE, SIMPLEPRACTICE, DOODLE, OUTLOOK_COM, OFFICE365, BOOKAFY, APPOINTLET)}

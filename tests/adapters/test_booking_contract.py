@@ -108,9 +108,41 @@ async def _youcanbookme() -> Driver:
     return Driver(source, "p-lee", book, fake.close)
 
 
+async def _setmore() -> Driver:
+    from tests.adapters.setmore.fakes.setmore import SetmoreFake
+
+    fake = await SetmoreFake().start()
+    fake.add_staff("st-lee", "Dr", "Lee")
+    host = settings_with(setmore_api_url=fake.url)
+    source = registry.get("setmore").booking_source(  # type: ignore[misc]
+        ConnectionInfo("setmore", "x", {"url": "https://developer.setmore.com"},
+                       {"username": "clinic", "password": fake.refresh_token}), host)
+
+    async def book(start: datetime) -> str:
+        return str(fake.book("st-lee", start, 30)["key"])
+
+    return Driver(source, "st-lee", book, fake.close)
+
+
+async def _timetap() -> Driver:
+    from tests.adapters.timetap.fakes.timetap import TimeTapFake
+
+    fake = await TimeTapFake().start()
+    fake.add_staff(71, "Dr Lee")
+    host = settings_with(timetap_api_url=fake.url)
+    source = registry.get("timetap").booking_source(  # type: ignore[misc]
+        ConnectionInfo("timetap", "x", {"url": "https://api.timetap.com"},
+                       {"username": fake.api_key, "password": fake.private_key}), host)
+
+    async def book(start: datetime) -> str:
+        return str(fake.book(71, start, 30)["calendarId"])
+
+    return Driver(source, "71", book, fake.close)
+
+
 DRIVERS: dict[str, Callable[[], Awaitable[Driver]]] = {
     "square": _square, "acuity": _acuity, "calendly": _calendly, "simplybook": _simplybook,
-    "youcanbookme": _youcanbookme}
+    "youcanbookme": _youcanbookme, "setmore": _setmore, "timetap": _timetap}
 
 
 @pytest.fixture(params=NAMES)
@@ -127,7 +159,7 @@ async def driver(request: pytest.FixtureRequest) -> AsyncIterator[Driver]:
 
 
 def test_every_booking_platform_is_registered() -> None:
-    assert {"square", "acuity", "calendly", "simplybook", "youcanbookme"} <= set(NAMES)
+    assert {"square", "acuity", "calendly", "simplybook", "youcanbookme", "setmore", "timetap"} <= set(NAMES)
 
 
 async def test_booking_source_contract(driver: Driver) -> None:
