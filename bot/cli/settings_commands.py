@@ -44,7 +44,7 @@ async def _opt(core: Core, ref: str, practice_name: str | None, opted_out: bool,
 @json_option
 @with_core
 async def practitioner_opt_out(core: Core, ref: str, practice_name: str | None, as_json: bool) -> None:
-    """Leave PRACTITIONER (handle, name or id) out of reminders, agenda messages and copies."""
+    """Leave PRACTITIONER (handle, name or id) out of reminders, agenda messages and practice-wide connections."""
     await _opt(core, ref, practice_name, True, as_json)
 
 

@@ -28,9 +28,10 @@ async def opt_out(core: Core, actor: Actor, cmd: SetOptOut) -> View:
     done = await settings.set_opt_out(core, actor.practice_id, cmd.practitioner, opted_out=cmd.opted_out,
                                       actor=actor.audit_name)
     if cmd.opted_out:
-        text = f"{done.name} is opted out: no reminders or agenda messages, and their bookings are not copied."
+        text = (f"{done.name} is opted out: no reminders or agenda messages, and practice-wide calendar "
+                "connections stop reading their calendar.")
     else:
-        text = f"{done.name} is opted in again: reminders, agenda messages and copies resume."
+        text = f"{done.name} is opted in again: reminders, agenda messages and practice-wide sync resume."
     if not done.changed:
         text = f"{done.name} was already opted {'out' if cmd.opted_out else 'in'}; nothing changed."
     return Notice(text, title="Opted out" if cmd.opted_out else "Opted in")

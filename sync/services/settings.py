@@ -1,6 +1,6 @@
 """Settings an admin changes after creation, from chat and the CLI alike; each change audited.
 
-- a practitioner's opt-out (no sync of their bookings to mirrors, no reminders or agenda DMs);
+- a practitioner's opt-out (no reminders or agenda DMs; practice-wide connections stop addressing them);
 - a calendar's privacy projection and "show as free": the copies already on that calendar are
   written again through the outbox, so a calendar switched to `busy` stops showing initials;
 - a connection's sync window (days back and ahead): its calendars are read in full once, so what
