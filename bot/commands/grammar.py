@@ -460,15 +460,6 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff",
         _p_conflicts,
     ),
-    CommandSpec(
-        "mirror-edits",
-        "mirror-edits [card|follow|keep]",
-        "what a hand edit of a calendar copy does: a card for staff, follow the calendar, or keep the booking",
-        "mirror-edits follow",
-        "admin",
-        _p_mirror_edits,
-        aliases=("calendar-edits",),
-    ),
     CommandSpec("whoami", "whoami", "who I think you are, and your roles", "whoami", "", _p_whoami),
     CommandSpec(
         "role",
@@ -493,6 +484,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff map square TMabc123 @dr-lee",
         "admin",
         _p_staff,
+    ),
+    CommandSpec(
+        "mirror-edits",
+        "mirror-edits [card|follow|keep]",
+        "what a hand edit of a calendar copy does: a card for staff, follow the calendar, or keep the booking",
+        "mirror-edits follow",
+        "admin",
+        _p_mirror_edits,
+        aliases=("calendar-edits",),
     ),
 )
 _DAY_WORDS = (
