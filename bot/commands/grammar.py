@@ -524,15 +524,6 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff",
         _p_conflicts,
     ),
-    CommandSpec(
-        "mirror-edits",
-        "mirror-edits [card|follow|keep]",
-        "what a hand edit of a calendar copy does: a card for staff, follow the calendar, or keep the booking",
-        "mirror-edits follow",
-        "admin",
-        _p_mirror_edits,
-        aliases=("calendar-edits",),
-    ),
     CommandSpec("whoami", "whoami", "who I think you are, and your roles", "whoami", "", _p_whoami),
     CommandSpec(
         "role",
@@ -624,6 +615,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "",
         _p_shifts,
         aliases=("oncall", "rota"),
+    ),
+    CommandSpec(
+        "mirror-edits",
+        "mirror-edits [card|follow|keep]",
+        "what a hand edit of a calendar copy does: a card for staff, follow the calendar, or keep the booking",
+        "mirror-edits follow",
+        "admin",
+        _p_mirror_edits,
+        aliases=("calendar-edits",),
     ),
 )
 _DAY_WORDS = (
