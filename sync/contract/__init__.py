@@ -242,13 +242,14 @@ class ConnectionInfo:
     config: dict[str, Any]
     credentials: dict[str, Any] | None
     save_credentials: Any = None  # Callable[[dict[str, Any]], Awaitable[None]] | None
+    #: Test hook and national clouds: an httpx transport to use instead of the network.
+    transport: Any = None
     #: Callable[[RotateStep], Awaitable[dict[str, Any]]] | None: for single-use refresh tokens. The core
     #: holds the connection's token lock (across processes), reads the stored document afresh, calls
     #: `step(current)` and, when it returns a new document, stores it before the lock is released;
     #: the document in force comes back. So two refreshes never spend the same refresh token.
+    #: (Last, so positional construction `(provider, account, config, credentials, save, transport)` holds.)
     rotate_credentials: Any = None
-    #: Test hook and national clouds: an httpx transport to use instead of the network.
-    transport: Any = None
 
 
 @dataclass(frozen=True, slots=True)
