@@ -48,7 +48,8 @@ def test_jane_route_leads_to_the_booking_in_the_days_appointments(tmp_path: Path
             listed = await run(["appointments", "list", "--date", start.date().isoformat(), "--json"], tmp_path)
             assert listed.returncode == 0, listed.stderr
             [row] = json.loads(listed.stdout)
-            assert row["practitioner"] == "Dr Lee" and row["summary"] == "Acupuncture - J. R."
+            # The feed's "Service - Client" title is read as such (issue 22): service, and the client's initials.
+            assert (row["practitioner"], row["service"], row["client"]) == ("Dr Lee", "Acupuncture", "J.R.")
             assert row["start"] == start.isoformat()
 
     asyncio.run(scenario())
