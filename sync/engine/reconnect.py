@@ -17,7 +17,7 @@ from sync.contract import Refused
 from sync.integrations import registry
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError, Notification
-from sync.store.model import Connection
+from sync.store.model import Connection, Practice
 
 __all__ = ["ExpiredConnection", "tell_reconnect"]
 
@@ -40,6 +40,14 @@ class ExpiredConnection:
         return cls(conn.id, conn.practice_id, conn.provider, conn.account, chat if isinstance(chat, int) else None)
 
 
+async def _alarm_goes_to_a_channel(core: Core, practice_id: int) -> bool:
+    if core.services.alarm_worker is None:
+        return False
+    async with core.store.session() as s:
+        practice = await s.get(Practice, practice_id)
+        return bool(practice is not None and (practice.settings or {}).get("staff_channel"))
+
+
 def _word(provider: str) -> str:
     try:
         return registry.get(provider).chat_word
@@ -48,9 +56,13 @@ def _word(provider: str) -> str:
 
 
 async def tell_reconnect(core: Core, expired: ExpiredConnection) -> None:
-    """Send the reconnect card; a notifier that is missing or fails is logged, never raised."""
+    """Send the reconnect card; a notifier that is missing or fails is logged, never raised.
+
+    Where the alarm loop runs (sync.notify.alarms) and the practice has a staff channel, the alarm tells
+    the expiry there, once per incident and with a recovery notice: no second message is sent here.
+    """
     notifier: Any = core.services.notifier
-    if notifier is None:
+    if notifier is None or await _alarm_goes_to_a_channel(core, expired.practice_id):
         return
     data = {"connection_id": expired.connection_id, "provider": expired.provider, "account": expired.account,
             "steps": [f"Type `connect {_word(expired.provider)}` and sign in again as {expired.account or 'before'}: "
