@@ -4,14 +4,14 @@ Takes the services' read models (sync.services.appointment_views), never rows.""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from bot.commands.access import can_change
 from bot.commands.actions import Action, AskCancel, OpenReschedule, ShowDetails
 from bot.commands.identity import Actor
 from bot.views import AgendaItem, AppointmentDetail
-from sync.services.appointment_views import AppointmentDetails, AppointmentView
+from sync.services.appointment_views import AppointmentDetails, AppointmentView, moment_label
 from sync.services.appointments import ACTIVE_STATUSES
 
 __all__ = ["agenda_item", "appointment_detail", "day_label", "details_action", "moment_label"]
@@ -19,12 +19,6 @@ __all__ = ["agenda_item", "appointment_detail", "day_label", "details_action", "
 
 def day_label(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b %Y}"
-
-
-def moment_label(moment: datetime, tz: str) -> str:
-    """'Tue 3 Mar 15:00' in zone `tz`."""
-    local = moment.astimezone(ZoneInfo(tz))
-    return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
 def agenda_item(actor: Actor, appt: AppointmentView, tz: str, with_details: bool = True) -> AgendaItem:

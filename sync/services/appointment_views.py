@@ -38,6 +38,7 @@ __all__ = [
     "load_appointment",
     "load_details",
     "load_reschedule",
+    "moment_label",
     "practitioner_names",
     "view_of",
 ]
@@ -204,15 +205,15 @@ async def details_of(session: AsyncSession, appt: Appointment, tz: str) -> Appoi
     told = ""
     if changed is not None:  # the feed or calendar did it, not a person in clinicbot: say so
         where = f"its {'read-only feed' if changed.read_only else 'calendar'} {changed.calendar}"
-        was = f" (was {_moment(changed.was_start, tz)})" if changed.was_start else ""
-        told = f"{changed.verb.capitalize()} by {where} on {_moment(changed.at, tz)}{was}."
+        was = f" (was {moment_label(changed.was_start, tz)})" if changed.was_start else ""
+        told = f"{changed.verb.capitalize()} by {where} on {moment_label(changed.at, tz)}{was}."
     note = " ".join(filter(None, (series.describe(series_row or appt, tz), told,
                                   f"{read_only}." if read_only else "")))
     return AppointmentDetails(view_of(appt, names, read_only), tz, calendars, note)
 
 
-def _moment(moment: datetime, tz: str) -> str:
-    """'Tue 3 Mar 15:00' in zone `tz` (as the chat cards write a moment)."""
+def moment_label(moment: datetime, tz: str) -> str:
+    """'Tue 3 Mar 15:00' in zone `tz`: how every chat card writes a moment."""
     local = moment.astimezone(ZoneInfo(tz))
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
