@@ -251,8 +251,9 @@ async def _pages(provider: CalendarProvider, cursor: str | None, window: Window)
             yield item
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Wait for the task to end without raising its own cancellation; a cancellation of the
+        # CALLER while it waits still raises here (suppressing CancelledError hid it, issue 21).
+        await asyncio.wait({task})
         await source.aclose()
 
 
