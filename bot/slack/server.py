@@ -31,6 +31,7 @@ from bot.notify import chat_notifier
 from bot.shapes import Shape, shape_problem
 from bot.slack.listeners import SlackListeners
 from bot.slack.notifier import SlackSender
+from bot.slack.socket_mode import SocketModeHandler
 from bot.slack.stores import EncryptedInstallationStore, make_state_store
 from bot.slack.verify import RequestVerifier
 from sync.runtime.core import Core
@@ -74,7 +75,7 @@ class SlackRuntime:
         self.http: ClientSession | None = None
         self.listeners = SlackListeners(core, self.background)
         self.bolt = self._build_bolt()
-        self.socket: Any = None
+        self.socket: SocketModeHandler | None = None
 
     def api_client(self, token: str | None = None) -> AsyncWebClient:
         return AsyncWebClient(token=token, base_url=self.settings.slack_api_url.rstrip("/") + "/")
@@ -141,17 +142,17 @@ class SlackRuntime:
         chat_notifier(self.core).senders["slack"] = SlackSender(self)
         await self.background.start()
         if self.mode == "socket":
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            self.socket = AsyncSocketModeHandler(self.bolt, self.settings.slack_app_token)
+            self.socket = SocketModeHandler(self.bolt, self.settings.slack_app_token or "")
             await self.socket.connect_async()
         try:
             yield
         finally:
-            if self.socket is not None:
-                await self.socket.close_async()
-            await self.background.stop()
-            await self.http.close()
+            try:
+                if self.socket is not None:
+                    await self.socket.close_async()  # waits for the envelopes and tasks it started
+            finally:
+                await self.background.stop()
+                await self.http.close()
 
     # --- HTTP ---------------------------------------------------------------------------------
     async def events(self, request: web.Request) -> web.Response:

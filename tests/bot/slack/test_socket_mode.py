@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any
+
 from aiohttp.test_utils import TestServer
 
 from bot.app import STATUS, build_app
+from bot.slack.server import SLACK
+from bot.slack.socket_mode import ClosingSocketModeClient
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from tests.bot.clinic import seed
@@ -66,3 +72,98 @@ async def test_slash_command_over_socket_mode(core: Core, settings: Settings, fa
         assert "You are" in str(fake_slack.responses["sock2"][0])
     finally:
         await server.close()
+
+
+def _socket_mode_tasks() -> list[asyncio.Task[Any]]:
+    """Tasks still running code of slack_sdk's Socket Mode client."""
+    found = []
+    for task in asyncio.all_tasks():
+        coro: Any = task.get_coro()
+        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+        if not task.done() and code is not None and "slack_sdk" in code.co_filename and "socket_mode" in code.co_filename:
+            found.append(task)
+    return found
+
+
+def _whoami(envelope: str, response_url: str) -> dict[str, Any]:
+    return {
+        "envelope_id": envelope,
+        "type": "slash_commands",
+        "accepts_response_payload": True,
+        "payload": {"team_id": "T1", "user_id": "U1", "user_name": "u1", "command": "/clinic", "text": "whoami",
+                    "channel_id": "C1", "response_url": response_url, "trigger_id": "t"},
+    }
+
+
+async def test_closing_the_server_ends_every_socket_mode_task(
+    core: Core, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    """close() waits for the client's reader, processor and monitor and for the envelopes in progress:
+    none is left running once the server has shut down (issue 21)."""
+    await seed(core)
+    fake_slack.app_tokens.add(APP_TOKEN)
+    app = build_app(
+        slack_settings(settings, fake_slack, slack_app_token=APP_TOKEN, slack_signing_secret=None), core=core
+    )
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    closed = False
+    try:
+        assert _socket_mode_tasks() != []  # the client is running
+        await fake_slack.socket_outbox.put(_whoami("env-1", fake_slack.response_url("s1")))
+        await fake_slack.wait_for(lambda: fake_slack.responses["s1"], within=10)
+        await app[SLACK].socket.close_async()  # what the Slack runtime's shutdown calls first
+        assert app[SLACK].socket.client.closed
+        assert _socket_mode_tasks() == []
+        await server.close()
+        closed = True
+        assert _socket_mode_tasks() == []
+    finally:
+        if not closed:
+            await server.close()
+
+
+async def test_close_cancels_an_envelope_still_running_after_the_grace_and_waits_for_it() -> None:
+    client = ClosingSocketModeClient(app_token=APP_TOKEN, grace=0)
+    started, never = asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+
+    async def stuck(_client: Any, message: dict[str, Any], _raw: str) -> None:
+        started.set()
+        try:
+            await never.wait()
+        except asyncio.CancelledError:
+            seen.append(f"cancelled {message['envelope_id']}")
+            raise
+
+    client.message_listeners.append(stuck)
+    await client.enqueue_message(json.dumps({"type": "events_api", "envelope_id": "e1"}))
+    await started.wait()
+    await client.close()
+    assert seen == ["cancelled e1"]
+    assert client.handling == set() and _socket_mode_tasks() == []
+
+
+async def test_close_lets_an_envelope_in_progress_finish() -> None:
+    client = ClosingSocketModeClient(app_token=APP_TOKEN, grace=30)
+    started, release = asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+
+    async def slow(_client: Any, message: dict[str, Any], _raw: str) -> None:
+        started.set()
+        await release.wait()
+        seen.append(f"answered {message['envelope_id']}")
+
+    client.message_listeners.append(slow)
+    await client.enqueue_message(json.dumps({"type": "events_api", "envelope_id": "e1"}))
+    await started.wait()
+    closing = asyncio.create_task(client.close())
+    while not client.aiohttp_client_session.closed:  # close() has shut the websocket and its session
+        await asyncio.sleep(0)
+    for _ in range(3):  # a close() that does not wait would be done by now
+        await asyncio.sleep(0)
+    assert not closing.done() and seen == []
+    release.set()
+    await closing
+    assert seen == ["answered e1"]
+    assert _socket_mode_tasks() == []
