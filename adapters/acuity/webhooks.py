@@ -142,7 +142,7 @@ class AcuityChannels:
     async def stop(self, provider: CalendarProvider, channel: Channel) -> None:
         """Delete the webhook at Acuity (the calendars share it: the others' channels then find it gone)."""
         hook = webhook_id(channel)
-        if not hook.isdigit():
+        if not (hook.isascii() and hook.isdigit()):
             return  # a channel of the static webhook, which is the account's own
         try:
             await _source(provider).client.request("DELETE", f"webhooks/{hook}")

@@ -45,7 +45,7 @@ EXPAND_PROPERTIES = (
 )
 CANCELLED_PREFIX = "Cancelled: "
 
-_FRACTION = re.compile(r"\.(\d+)")
+_FRACTION = re.compile(r"\.([0-9]+)")
 _TAG = re.compile(r"<[^>]+>")
 
 

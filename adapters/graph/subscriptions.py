@@ -58,7 +58,7 @@ CHANGE_TYPES = frozenset({"created", "updated", "deleted"})
 MAX_BODY = 1024 * 1024
 #: What handle_notification may spend on queueing before it answers (Graph wants 202 within 3 s).
 QUEUE_BUDGET = 2.0
-_FRACTION = re.compile(r"\.(\d+)")
+_FRACTION = re.compile(r"\.([0-9]+)")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import email.utils
 import logging
 import os
 import random
+import re
 import ssl
 import threading
 import time
@@ -61,15 +62,17 @@ class RetryPolicy:
     max_wait: float = 20.0
 
 
+_SECONDS = re.compile(r"[0-9]{1,10}(\.[0-9]{1,6})?", re.ASCII)
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    # delta-seconds are ASCII digits: float() also takes "nan", "inf", "1_0" and other scripts' digits
+    if _SECONDS.fullmatch(value):
+        return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -156,7 +156,7 @@ class SimplyBookBookings:
         await self.client.aclose()
 
     async def _current(self, external_id: str) -> tuple[RemoteItem, dict[str, Any]]:
-        if not external_id.isdigit():
+        if not (external_id.isascii() and external_id.isdigit()) or len(external_id) > 18:  # not "²"
             raise NotFound(f"simplybook: {external_id[:40]!r} is not a booking id", provider=PROVIDER)
         raw = await self.client.call("getBookingDetails", int(external_id))
         if not isinstance(raw, dict):

@@ -63,7 +63,7 @@ class SimplyBookCallbacks:
             log.warning("simplybook callback for another company", extra={"connection": desk.connection_id})
             return WebhookAnswer(404, "not this connection's company")
         booking_id, kind = str(body.get("booking_id") or ""), str(body.get("notification_type") or "")
-        if not booking_id.isdigit() or len(booking_id) > 18 or not kind:
+        if not (booking_id.isascii() and booking_id.isdigit()) or len(booking_id) > 18 or not kind:
             return WebhookAnswer(400, "not a booking callback")
         if kind not in BOOKING_NOTICES:
             return WebhookAnswer(200, "ignored")

@@ -111,7 +111,7 @@ class TimeTapBookings:
         return ChangeSet(items=list(items.values()), full=True)
 
     async def fetch(self, external_id: str) -> RemoteItem:
-        if not external_id.isdigit():
+        if not (external_id.isascii() and external_id.isdigit()) or len(external_id) > 18:  # not "²"
             raise NotFound(f"timetap: {external_id[:40]!r} is not an appointment id", provider=PROVIDER)
         found = await self.client.request("GET", f"appointment/{external_id}")
         if not isinstance(found, dict):

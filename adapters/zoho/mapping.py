@@ -62,7 +62,7 @@ def event_data(event: EventData, *, uid: str | None = None, etag: str | None = N
     if uid is not None:
         data["uid"] = uid
     if etag is not None:
-        data["etag"] = int(etag) if etag.isdigit() else etag
+        data["etag"] = int(etag) if etag.isascii() and etag.isdigit() and len(etag) <= 18 else etag
     return data
 
 

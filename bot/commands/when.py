@@ -68,13 +68,17 @@ _MONTHS = {
     )
     for name in names
 }
+# re.ASCII throughout: \d alone also matches other scripts' digits ("٣pm"), which int() reads as
+# digits; a time or date is typed with 0-9 only, anything else gets the parser's own error.
 _RELATIVE = {"today": 0, "tod": 0, "tomorrow": 1, "tmrw": 1, "tmr": 1, "yesterday": -1}
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[t ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?(z|[+-]\d{2}(:?\d{2})?)?$")
-_TIME_12 = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)$")
-_TIME_24 = re.compile(r"^(\d{1,2})[:.h](\d{2})$")
-_ORDINAL = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)?,?$")
-_YEAR = re.compile(r"^\d{4}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[t ]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?(z|[+-]\d{2}(:?\d{2})?)?$", re.ASCII
+)
+_TIME_12 = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)$", re.ASCII)
+_TIME_24 = re.compile(r"^(\d{1,2})[:.h](\d{2})$", re.ASCII)
+_ORDINAL = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)?,?$", re.ASCII)
+_YEAR = re.compile(r"^\d{4}$", re.ASCII)
 
 
 #: How far from today a typed day may be: a year back (past visits) to five years ahead. Beyond
@@ -242,7 +246,7 @@ def _iso(text: str) -> WhenSpec | None:
     if _ISO_DATETIME.match(low):
         norm = low.replace(" ", "t", 1).upper()
         # fromisoformat wants two-digit hours
-        norm = re.sub(r"T(\d):", r"T0\1:", norm)
+        norm = re.sub(r"T([0-9]):", r"T0\1:", norm)
         try:
             dt = datetime.fromisoformat(norm)
         except ValueError:
@@ -253,12 +257,17 @@ def _iso(text: str) -> WhenSpec | None:
     return None
 
 
+def _other_digits(tok: str) -> bool:
+    """Whether `tok` holds a digit other than 0-9 ("٣", "³")."""
+    return any(c.isdigit() and not c.isascii() for c in tok)
+
+
 def _tokens(text: str) -> list[str]:
     toks = text.lower().replace(",", " ").split()
     # "3 pm" -> "3pm"
     merged: list[str] = []
     for tok in toks:
-        if tok in ("am", "pm", "a.m.", "p.m.") and merged and re.fullmatch(r"\d{1,2}([:.]\d{2})?", merged[-1]):
+        if tok in ("am", "pm", "a.m.", "p.m.") and merged and re.fullmatch(r"[0-9]{1,2}([:.][0-9]{2})?", merged[-1]):
             merged[-1] += tok
         else:
             merged.append(tok)
@@ -330,11 +339,12 @@ def _parse_when(text: str, example: str) -> WhenSpec:
                 raise ParseError(f"{text!r} names two times", example)
             at, i = got_time, i + 1
             continue
-        if re.fullmatch(r"\d{1,2}", toks[i]):
+        if re.fullmatch(r"[0-9]{1,2}", toks[i]):
             raise ParseError(
                 f"{toks[i]!r} is ambiguous: write {toks[i]}am, {toks[i]}pm or {int(toks[i]):02d}:00", example
             )
-        raise ParseError(f"couldn't read {toks[i]!r} as a day or a time", example)
+        hint = ": write numbers with the digits 0-9" if _other_digits(toks[i]) else ""
+        raise ParseError(f"couldn't read {toks[i]!r} as a day or a time{hint}", example)
     if day is None and at is None:
         raise ParseError("say when: a day, a time, or both", example)
     return WhenSpec(text=text, day=day, time=at)

@@ -59,7 +59,7 @@ def explain_error(code: str | None, description: str | None, callback: str = "")
     """Plain words for an Entra error, falling back to its own description."""
     found = code if code and code.startswith("AADSTS") else None
     if not found and description:
-        m = re.search(r"AADSTS\d+", description)
+        m = re.search(r"AADSTS[0-9]+", description)
         found = m.group(0) if m else None
     if found and found in AADSTS_HELP:
         return AADSTS_HELP[found].replace("{callback}", callback)
@@ -163,7 +163,7 @@ class ConsentRoutes:
         granted = q.get("admin_consent", "").lower() == "true" and "error" not in q
         error_code = None if granted else (q.get("error") or "unknown_error")
         description = None if granted else q.get("error_description", "")
-        aadsts = re.search(r"AADSTS\d+", description or "")
+        aadsts = re.search(r"AADSTS[0-9]+", description or "")
         if aadsts:
             error_code = aadsts.group(0)
         tenant = q.get("tenant")

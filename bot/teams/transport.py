@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import aiohttp
@@ -27,11 +28,15 @@ MAX_ATTEMPTS = 3
 MAX_RETRY_AFTER = 10.0
 
 
+#: Retry-After's delta-seconds: ASCII digits (float() also takes "nan", "inf", "1_0" and "٣").
+_SECONDS = re.compile(r"[0-9]{1,10}(\.[0-9]{1,6})?", re.ASCII)
+
+
 def _retry_after(value: str | None, attempt: int) -> float:
-    try:
-        return min(max(float(value or ""), 0.0), MAX_RETRY_AFTER)
-    except ValueError:
-        return min(0.25 * 2**attempt, MAX_RETRY_AFTER)
+    text = (value or "").strip()
+    if _SECONDS.fullmatch(text):
+        return min(float(text), MAX_RETRY_AFTER)
+    return min(0.25 * 2**attempt, MAX_RETRY_AFTER)
 
 
 class SharedSessionSender(AsyncHTTPSender):  # type: ignore[misc]

@@ -46,7 +46,7 @@ log = logging.getLogger("clinicbot.series")
 # UNTIL deprecated, but the pair means exactly "the first COUNT, up to UNTIL" here.
 warnings.filterwarnings("ignore", message=".*count.*until.*", category=DeprecationWarning)
 
-_DATE_UNTIL = re.compile(r"UNTIL=(\d{8})(?=;|$)")
+_DATE_UNTIL = re.compile(r"UNTIL=([0-9]{8})(?=;|$)")
 #: Occurrences looked at per series and span at most (a daily series over 30 years; a bad rule).
 MAX_STEPS = 12_000
 #: Wall-clock limit for expanding all the series of one query (each one's work is bounded too).
@@ -67,7 +67,7 @@ _UNIT = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
 _DAYS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday", "SA": "Saturday",
          "SU": "Sunday"}  # fmt: skip
 _NTH = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", -1: "last", -2: "second to last"}
-_BYDAY = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
+_BYDAY = re.compile(r"^([+-]?[0-9]{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
 
 
 def _on_days(byday: str) -> str:
@@ -161,13 +161,14 @@ def rule_parts(rrule: str) -> dict[str, str]:
 def rule_problem(rrule: str) -> str | None:
     """Why an RRULE is refused before dateutil sees it (INTERVAL below 1 never advances: dateutil
     would loop inside one `next()` for ever), or None."""
+    if not rrule.isascii():  # RFC 5545 rules are ASCII; int() and dateutil read "INTERVAL=٣" as 3
+        return "characters other than ASCII"
     interval = rule_parts(rrule).get("INTERVAL")
     if interval:
-        try:
-            if int(interval) < 1:
-                return "INTERVAL below 1"
-        except ValueError:
+        if not re.fullmatch(r"[0-9]{1,9}", interval):  # int() also takes "+1", " 1" and "1_0"
             return "INTERVAL is not a number"
+        if int(interval) < 1:
+            return "INTERVAL below 1"
     return None
 
 

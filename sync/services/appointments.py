@@ -45,7 +45,9 @@ __all__ = [
 ACTIVE_STATUSES = ("confirmed", "tentative")
 #: Visits that are over: attended, or the client did not come (from a follow-up or the booking platform).
 OUTCOME_STATUSES = ("completed", "no_show")
-_REF = re.compile(r"^\s*A-?(\d{1,12})\s*$", re.IGNORECASE)
+#: ASCII digits only: \d also matches "١٠٤٢", which int() would read as 1042.
+_REF = re.compile(r"^\s*A-?([0-9]{1,12})\s*$", re.IGNORECASE | re.ASCII)
+_BARE_REF = re.compile(r"^\s*([0-9]{1,12})\s*$", re.ASCII)
 
 
 class AppointmentError(Conflict):
@@ -72,7 +74,7 @@ class SlotTaken(AppointmentError):
 
 def parse_ref(ref: str) -> int:
     """'A-1042' (or 'a1042', '1042') -> 1042."""
-    m = _REF.match(ref) or re.match(r"^\s*(\d{1,12})\s*$", ref)
+    m = _REF.match(ref) or _BARE_REF.match(ref)
     if not m:
         raise InvalidAppointmentInput(f"{ref!r} is not an appointment id; ids look like A-1042")
     return int(m.group(1))

@@ -99,13 +99,19 @@ async def set_opt_out(core: Core, practice_id: int, ref: str, *, opted_out: bool
         return OptOut(found.id, found.name, opted_out, changed)
 
 
+def _number(word: str) -> int | None:
+    """A typed id: ASCII digits only (isdigit() also takes "²", which int() refuses) and bounded."""
+    return int(word) if word.isascii() and word.isdigit() and len(word) <= 18 else None
+
+
 async def find_connection(session: AsyncSession, practice_id: int, ref: str) -> Connection:
     """A practice's connection by number, account, or integration word (when only one matches)."""
     word = ref.strip().lower().removeprefix("#")
     chosen = registry.resolve(word)
     conns = (await session.scalars(
         select(Connection).where(Connection.practice_id == practice_id).order_by(Connection.id))).all()
-    matches = [c for c in conns if (word.isdigit() and c.id == int(word)) or c.account.lower() == word
+    number = _number(word)
+    matches = [c for c in conns if (number is not None and c.id == number) or c.account.lower() == word
                or (chosen is not None and c.provider == chosen.name)]
     if not matches:
         raise NotFound(f"no connection is called {ref!r}; `status` lists them")
@@ -121,7 +127,8 @@ async def find_calendar(session: AsyncSession, practice_id: int, ref: str) -> Ca
     rows = (await session.scalars(
         select(Calendar).join(Connection, Connection.id == Calendar.connection_id)
         .where(Connection.practice_id == practice_id).order_by(Calendar.id))).all()
-    matches = [c for c in rows if (word.isdigit() and c.id == int(word)) or (c.name or "").lower() == word]
+    number = _number(word)
+    matches = [c for c in rows if (number is not None and c.id == number) or (c.name or "").lower() == word]
     if not matches:
         raise NotFound(f"no calendar is called {ref!r}; `status` lists them")
     if len(matches) > 1:

@@ -283,7 +283,7 @@ async def webhook_health(core: Core, practice_id: int | None = None) -> list[Web
         out.append(WebhookHealth(
             conn.id, conn.provider, states.get("active", 0), sum(n for k, n in states.items() if k != "active"),
             last.get(conn.id), stale, failures_24h=len(fails), last_failure_at=fails[-1][0] if fails else None,
-            last_failure_status=int(status) if status.isdigit() else None,
+            last_failure_status=int(status) if status.isascii() and status.isdigit() and len(status) <= 3 else None,
             states=tuple(sorted(states.items())), polling_only=not mine))
     return out
 

@@ -37,8 +37,9 @@ EXAMPLES = (
     "`remind tz Europe/Berlin`"
 )
 MIN_OFFSET_MINUTES = 5
-_OFFSET = re.compile(r"^(\d{1,4})(m|min|mins|h|hr|hrs|d|day|days)$")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+# ASCII digits only: \d also matches other scripts' digits ("٢٤h"), which int() would read.
+_OFFSET = re.compile(r"^([0-9]{1,4})(m|min|mins|h|hr|hrs|d|day|days)$")
+_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
 _UNIT_MINUTES = {
     "m": 1,
     "min": 1,

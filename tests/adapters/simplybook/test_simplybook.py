@@ -192,6 +192,8 @@ async def test_a_callback_only_asks_for_a_sync_once_and_only_for_its_company() -
     assert desk.synced == ["booking.create", "booking.cancel"]
     assert (await hooks.handle(_callback(company="othercompany", booking_id="102"), desk)).status == 404
     assert (await hooks.handle(_callback(booking_id="1; drop"), desk)).status == 400
+    assert (await hooks.handle(_callback(booking_id="١٠٤"), desk)).status == 400  # 0-9 only (issue 21)
+    assert (await hooks.handle(_callback(booking_id="²"), desk)).status == 400
     assert (await hooks.handle(_callback(notification_type="new_client", booking_id="103"), desk)).status == 200
     assert (await hooks.handle(WebhookRequest("POST", {}, {}, b"{not json"), desk)).status == 400
     assert (await hooks.handle(WebhookRequest("GET", {}, {}, b""), desk)).status == 405
