@@ -1,7 +1,7 @@
 """What a practitioner (or staff) DM shows: reminder, daily agenda, follow-up, follow-up booking request.
 
-Read fresh from the database at send time (a notification carries ids, not data), with the
-recipient's permissions deciding the buttons. Times are in the practitioner's own zone; clients
+Read fresh at send time by `sync.services.dm_views` (a notification carries ids, not data), with
+the recipient's permissions deciding the buttons. Times are in the practitioner's own zone; clients
 are shown by the practice's DM projection (initials unless the practice chose otherwise).
 """
 
@@ -10,19 +10,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.commands.access import can_see
-from bot.commands.followups import FOLLOWUP_BOOKING, dm_item, followup_view, person_zone
+from bot.commands.followups import FOLLOWUP_BOOKING, dm_item, followup_view
 from bot.commands.identity import Actor
 from bot.commands.present import day_label, details_action, moment_label
 from bot.views import Agenda, Error, FollowUpRequest, ReminderCard, View
-from sync.engine.series import visit
 from sync.runtime.core import Core
 from sync.runtime.notifier import Notification
-from sync.services.appointment_views import view_of
-from sync.services.appointments import list_day
-from sync.store.model import Appointment, Practice, Practitioner
+from sync.services.dm_views import load_booking_request, load_dm_agenda, load_followup, load_reminder
 
 __all__ = ["DM_KINDS", "notification_view"]
 
@@ -38,27 +33,20 @@ def _span(minutes: int) -> str:
     return f"{hours} hours" if not rest else f"{hours} h {rest} min"
 
 
-async def _appointment(session: AsyncSession, n: Notification) -> tuple[Practice, Appointment] | None:
-    practice = await session.get(Practice, n.practice_id)
-    appt = await session.get(Appointment, n.appointment_ids[0]) if n.appointment_ids else None
-    if practice is None or appt is None or appt.practice_id != n.practice_id:
-        return None
-    return practice, appt
+def _first(n: Notification) -> int | None:
+    return n.appointment_ids[0] if n.appointment_ids else None
 
 
-async def _reminder(core: Core, session: AsyncSession, n: Notification, actor: Actor) -> View:
-    found = await _appointment(session, n)
-    if found is None:
+async def _reminder(core: Core, n: Notification, actor: Actor) -> View:
+    raw_visit = n.data.get("visit_start")
+    visit_start = datetime.fromisoformat(raw_visit) if isinstance(raw_visit, str) else None
+    shown = await load_reminder(core, n.practice_id, _first(n), visit_start)
+    if shown is None:
         return _GONE
-    practice, appt = found
-    if isinstance(n.data.get("visit_start"), str):  # one visit of a recurring series
-        appt = visit(appt, datetime.fromisoformat(n.data["visit_start"]))
-    person = await session.get(Practitioner, appt.practitioner_id) if appt.practitioner_id else None
-    tz = person_zone(person, practice)
-    item = await dm_item(session, actor, appt, practice, tz)
+    item = dm_item(actor, shown)
     late = bool(n.data.get("late"))
     if late or "offset_minutes" not in n.data:
-        left = max(0, round((appt.start - core.clock()).total_seconds() / 60))
+        left = max(0, round((shown.view.start - core.clock()).total_seconds() / 60))
     else:
         left = int(n.data["offset_minutes"])
     headline = f"Reminder: starts in {_span(left)}" if left else "Reminder: starting now"
@@ -66,42 +54,40 @@ async def _reminder(core: Core, session: AsyncSession, n: Notification, actor: A
         item=item,
         headline=headline,
         date_label=day_label(item.start.date()),
-        timezone=tz,
-        location=appt.location_text or "",
+        timezone=shown.timezone,
+        location=shown.view.location,
         late=late,
     )
 
 
-async def _agenda(session: AsyncSession, n: Notification, actor: Actor) -> View:
-    practice = await session.get(Practice, n.practice_id)
-    person = await session.get(Practitioner, n.practitioner_id) if n.practitioner_id else None
-    if practice is None or person is None or person.practice_id != practice.id:
-        return Error("That practitioner is no longer in the practice.", kind="not_found")
-    tz = person_zone(person, practice)
+async def _agenda(core: Core, n: Notification, actor: Actor) -> View:
     try:
-        day = date.fromisoformat(str(n.data.get("date")))
+        day: date | None = date.fromisoformat(str(n.data.get("date")))
     except ValueError:
+        day = None
+    agenda = await load_dm_agenda(core, n.practice_id, n.practitioner_id, day)
+    if agenda is None:
+        return Error("That practitioner is no longer in the practice.", kind="not_found")
+    if day is None:
         return Error("This agenda has no valid date.", kind="input")
-    rows = await list_day(session, practice.id, day, tz, person.id)
-    items = tuple([await dm_item(session, actor, a, practice, tz) for a in rows if can_see(actor, a)])
+    items = tuple(dm_item(actor, a) for a in agenda.appointments if can_see(actor, a.view))
     return Agenda(
-        title=f"Your day, {day_label(day)} · {person.name}",
+        title=f"Your day, {day_label(day)} · {agenda.practitioner}",
         day=day,
-        timezone=tz,
+        timezone=agenda.timezone,
         items=items,
-        practitioner=person.name,
+        practitioner=agenda.practitioner,
         empty_text=f"No appointments on {day_label(day)}.",
     )
 
 
-async def _booking_request(session: AsyncSession, n: Notification, actor: Actor) -> View:
-    found = await _appointment(session, n)
-    if found is None:
+async def _booking_request(core: Core, n: Notification, actor: Actor) -> View:
+    shown = await load_booking_request(core, n.practice_id, _first(n))
+    if shown is None:
         return _GONE
-    practice, appt = found
-    tz = practice.timezone
-    item = await dm_item(session, actor, appt, practice, tz, with_details=False)
-    item = replace(item, actions=(details_action(view_of(appt, {})),) if can_see(actor, appt) else ())
+    tz = shown.timezone
+    item = dm_item(actor, shown, with_details=False)
+    item = replace(item, actions=(details_action(shown.view),) if can_see(actor, shown.view) else ())
     labels: list[str] = []
     for raw in n.data.get("slots") or ():
         try:
@@ -113,7 +99,7 @@ async def _booking_request(session: AsyncSession, n: Notification, actor: Actor)
         date_label=day_label(item.start.date()),
         timezone=tz,
         requested_by=str(n.data.get("requested_by") or "a practitioner")[:100],
-        duration_minutes=round((appt.end - appt.start).total_seconds() / 60),
+        duration_minutes=round((shown.view.end - shown.view.start).total_seconds() / 60),
         slots=tuple(labels),
     )
 
@@ -122,15 +108,14 @@ async def notification_view(core: Core, n: Notification, actor: Actor) -> View |
     """The DM view for reminder, agenda, follow-up and booking-request notifications; None for others."""
     if n.kind not in DM_KINDS:
         return None
-    async with core.store.session() as session:
-        if n.kind == "reminder":
-            return await _reminder(core, session, n, actor)
-        if n.kind == "agenda":
-            return await _agenda(session, n, actor)
-        if n.kind == FOLLOWUP_BOOKING:
-            return await _booking_request(session, n, actor)
-        found = await _appointment(session, n)
-        if found is None:
-            return _GONE
-        practice, appt = found
-        return await followup_view(core, session, actor, appt, practice)
+    if n.kind == "reminder":
+        return await _reminder(core, n, actor)
+    if n.kind == "agenda":
+        return await _agenda(core, n, actor)
+    if n.kind == FOLLOWUP_BOOKING:
+        return await _booking_request(core, n, actor)
+    state = await load_followup(core, n.practice_id, _first(n))
+    if state is None:
+        return _GONE
+    return followup_view(actor, state)
+
