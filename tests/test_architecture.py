@@ -131,3 +131,33 @@ def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
     for a, b in [("p.a", "p.b"), ("p.b", "p.c"), ("p.c", "p.a"), ("p.c", "p.d"), ("p.d", "p.e"), ("p.e", "p.d")]:
         graph.add_import(importer=a, imported=b)
     assert _cycles(graph) == [("p.a", "p.b", "p.c"), ("p.d", "p.e")]
+
+
+#: The chat front ends, which call services and never hold a database session (issue 13).
+FRONT_ENDS = ("bot/commands", "bot/slack", "bot/teams", "bot/views")
+
+
+def _sessions_opened(path: Path, root: Path = ROOT) -> list[str]:
+    """Calls of `<anything>.store.session(...)` in a module: a transaction opened by its code."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "session":
+            owner = node.func.value
+            if isinstance(owner, ast.Attribute) and owner.attr == "store":
+                found.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_the_front_ends_open_no_database_session() -> None:
+    """import-linter keeps sqlalchemy and the store out of the front ends; a session could still be
+    opened through the Core (`core.store.session()`) and handed to a service: the services own that."""
+    found = [line for folder in FRONT_ENDS for path in sorted((ROOT / folder).rglob("*.py"))
+             for line in _sessions_opened(path)]
+    assert found == [], "call a service that opens its own transaction (sync/services/)"
+
+
+def test_the_session_check_sees_a_session(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("async def f(core):\n    async with core.store.session() as s:\n        pass\n"
+                      "    self.session.get('x')\n", encoding="utf-8")
+    assert [line.split(": ", 1)[1] for line in _sessions_opened(sample, tmp_path)] == ["core.store.session()"]

@@ -14,7 +14,7 @@ from bot.commands.staff_card import staff_card
 from bot.views import Notice, View
 from sync.runtime.core import Core
 from sync.services.staff import StaffError
-from sync.services.staff_mapping import map_staff_member, unmap_staff_member
+from sync.services.staff_mapping import map_member, unmap_member
 
 __all__ = ["staff_command"]
 
@@ -26,17 +26,15 @@ async def staff_command(core: Core, actor: Actor, cmd: MapStaff) -> View:
         assert cmd.who is not None
         practitioner = await person_practitioner(core, actor, cmd.who)
     try:
-        async with core.store.session() as session:
-            if practitioner is not None:
-                done = await map_staff_member(session, practitioner.id, cmd.integration, cmd.external_id,
-                                              actor=actor.audit_name, kind=None)
-                return Notice(f"{done.integration} {done.kind} {done.external_id} is now @{done.practitioner}; "
-                              "their bookings waiting without a practitioner are theirs now.", title="Staff mapped")
-            if cmd.action == "unmap":
-                done = await unmap_staff_member(session, actor.practice_id, cmd.integration, cmd.external_id,
-                                                actor=actor.audit_name)
-                return Notice(f"{done.integration} {done.external_id} is no longer mapped to @{done.practitioner}; "
-                              "new bookings for it are listed as unassigned.", title="Staff unmapped")
+        if practitioner is not None:
+            done = await map_member(core, practitioner.id, cmd.integration, cmd.external_id, actor=actor.audit_name)
+            return Notice(f"{done.integration} {done.kind} {done.external_id} is now @{done.practitioner}; "
+                          "their bookings waiting without a practitioner are theirs now.", title="Staff mapped")
+        if cmd.action == "unmap":
+            done = await unmap_member(core, actor.practice_id, cmd.integration, cmd.external_id,
+                                      actor=actor.audit_name)
+            return Notice(f"{done.integration} {done.external_id} is no longer mapped to @{done.practitioner}; "
+                          "new bookings for it are listed as unassigned.", title="Staff unmapped")
     except StaffError as exc:
         raise ParseError(str(exc), "staff map square TMabc123 @dr-lee") from None
     # `staff` alone: the card with a practitioner picker for each unmapped staff member.

@@ -13,9 +13,8 @@ from bot.commands.errors import ParseError
 from bot.commands.identity import Actor
 from bot.views import StaffCard, StaffMember, View
 from sync.runtime.core import Core
-from sync.services.practices import practitioner_choices
-from sync.services.staff import StaffError, list_mappings
-from sync.services.unmapped_staff import map_staff_calendar, unmapped_staff
+from sync.services.staff import StaffError
+from sync.services.unmapped_staff import map_from_staff_card, staff_overview
 
 __all__ = ["map_from_card", "staff_card"]
 
@@ -25,14 +24,11 @@ _EXAMPLE = "staff map square TMabc123 @dr-lee"
 async def staff_card(core: Core, actor: Actor, notice: str = "") -> StaffCard:
     """The card as it stands: mappings, unmapped staff (most bookings waiting first), the practitioners."""
     require_admin(actor, "map booking-platform staff")
-    async with core.store.session() as session:
-        rows = await list_mappings(session, actor.practice_id)
-        waiting = await unmapped_staff(session, actor.practice_id)
-        people = await practitioner_choices(session, actor.practice_id)
+    seen = await staff_overview(core, actor.practice_id)
     return StaffCard(
-        mappings=tuple(f"{m.integration} {m.kind} {m.external_id} → @{m.practitioner}" for m in rows),
-        unmapped=tuple(StaffMember(u.calendar_id, u.title, u.external_id, u.name, u.waiting) for u in waiting),
-        practitioners=tuple(people),
+        mappings=tuple(f"{m.integration} {m.kind} {m.external_id} → @{m.practitioner}" for m in seen.mappings),
+        unmapped=tuple(StaffMember(u.calendar_id, u.title, u.external_id, u.name, u.waiting) for u in seen.unmapped),
+        practitioners=seen.practitioners,
         notice=notice,
     )
 
@@ -43,9 +39,8 @@ async def map_from_card(core: Core, actor: Actor, action: MapStaffMember) -> Vie
     if action.practitioner_id is None:
         raise ParseError("choose the practitioner this staff member is, then press Map", _EXAMPLE)
     try:
-        async with core.store.session() as session:
-            done = await map_staff_calendar(session, actor.practice_id, action.calendar_id, action.practitioner_id,
-                                            actor=actor.audit_name)
+        done = await map_from_staff_card(core, actor.practice_id, action.calendar_id, action.practitioner_id,
+                                         actor=actor.audit_name)
     except StaffError as exc:
         raise ParseError(str(exc), _EXAMPLE) from None
     m, n = done.mapping, done.assigned

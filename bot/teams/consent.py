@@ -26,6 +26,7 @@ from aiohttp import web
 from sync.integrations import consent, registry
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
+from sync.services.consent import check_consent_state, record_consent
 
 __all__ = ["AADSTS_HELP", "ConsentOutcome", "ConsentRoutes", "consent_url", "explain_error", "start_url"]
 
@@ -123,8 +124,7 @@ class ConsentRoutes:
     async def start(self, request: web.Request) -> web.StreamResponse:
         """Check the state, bind it to this browser, and send the admin on to Entra."""
         state = request.query.get("state", "")
-        async with self.core.store.session() as session:
-            row = await consent.peek_state(session, state, purpose=PURPOSE, now=self.core.clock())
+        row = await check_consent_state(self.core, state, purpose=PURPOSE)
         if isinstance(row, str):
             return _page(400, "This consent link cannot be used", row)
         tenant = await self.tenant_of(row.practice_id)
@@ -148,8 +148,7 @@ class ConsentRoutes:
             return _page(
                 400, "Consent response without state", "Start again from the chat with `connect outlook`."
             )
-        async with self.core.store.session() as session:
-            usable = await consent.peek_state(session, state, purpose=PURPOSE, now=self.core.clock())
+        usable = await check_consent_state(self.core, state, purpose=PURPOSE)
         if isinstance(usable, str):
             return _page(400, "This consent link cannot be used", usable)
         if request.cookies.get(COOKIE) != state:
@@ -167,24 +166,14 @@ class ConsentRoutes:
         if aadsts:
             error_code = aadsts.group(0)
         tenant = q.get("tenant")
-        async with self.core.store.session() as session:
-            try:
-                redeemed = await consent.redeem_state(session, state, purpose=PURPOSE, now=self.core.clock())
-            except consent.ConsentError as exc:
-                return _page(400, "This consent link cannot be used", str(exc))
-            expected = await self.tenant_of(redeemed.practice_id)
-            if granted and expected and tenant and tenant.lower() != expected.lower():
-                granted, error_code = False, "wrong_tenant"
-                description = "consent was granted in another organisation than the clinic's"
-            await consent.record_outcome(
-                session,
-                redeemed,
-                tenant_id=tenant if granted else (tenant or expected),
-                granted=granted,
-                error_code=error_code,
-                error_description=description,
-                actor="teams:consent",
+        try:
+            recorded = await record_consent(
+                self.core, state, purpose=PURPOSE, granted=granted, tenant=tenant, error_code=error_code,
+                error_description=description, tenant_of=self.tenant_of, actor="teams:consent",
             )
+        except consent.ConsentError as exc:
+            return _page(400, "This consent link cannot be used", str(exc))
+        granted, error_code, description = recorded.granted, recorded.error_code, recorded.error_description
         if granted:
             explanation = (
                 "Admin consent granted: clinicbot can now connect Outlook calendars in your organisation."
@@ -199,7 +188,7 @@ class ConsentRoutes:
         log.info("admin consent outcome", extra={"granted": granted, "error_code": error_code})
         await self.announce(
             ConsentOutcome(
-                redeemed.practice_id, redeemed.chat_identity_id, granted, tenant, error_code, explanation
+                recorded.practice_id, recorded.chat_identity_id, granted, tenant, error_code, explanation
             )
         )
         response = _page(200, "Consent granted" if granted else "Consent not granted", explanation)

@@ -4,6 +4,7 @@ is one short transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,16 @@ from sync.integrations import consent
 from sync.runtime.core import Core
 from sync.store.model import Practice
 
-__all__ = ["AdminContact", "admins_to_ask", "consent_granted", "issue_consent_state", "practice_tenant"]
+__all__ = [
+    "AdminContact",
+    "ConsentRecorded",
+    "admins_to_ask",
+    "check_consent_state",
+    "consent_granted",
+    "issue_consent_state",
+    "practice_tenant",
+    "record_consent",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +44,49 @@ async def consent_granted(core: Core, practice_id: int) -> bool:
     async with core.store.session() as session:
         grant = await consent.latest_grant(session, practice_id)
         return bool(grant and grant.granted)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecorded:
+    """A consent outcome as stored: whose it was, and whether it counts as a grant."""
+
+    practice_id: int
+    chat_identity_id: int | None
+    granted: bool
+    error_code: str | None
+    error_description: str | None
+
+
+async def check_consent_state(core: Core, state: str, *, purpose: str) -> consent.Redeemed | str:
+    """The state's binding when it is usable now, else why not (nothing is changed)."""
+    async with core.store.session() as session:
+        return await consent.peek_state(session, state, purpose=purpose, now=core.clock())
+
+
+async def record_consent(
+    core: Core, state: str, *, purpose: str, granted: bool, tenant: str | None, error_code: str | None,
+    error_description: str | None, tenant_of: Callable[[int], Awaitable[str | None]], actor: str,
+) -> ConsentRecorded:
+    """Use the state once and store the outcome, in one transaction. A grant made in another tenant
+    than the practice's (`tenant_of`) is stored as refused ("wrong_tenant"). Raises ConsentError
+    when the state cannot be used."""
+    async with core.store.session() as session:
+        redeemed = await consent.redeem_state(session, state, purpose=purpose, now=core.clock())
+        expected = await tenant_of(redeemed.practice_id)
+        if granted and expected and tenant and tenant.lower() != expected.lower():
+            granted, error_code = False, "wrong_tenant"
+            error_description = "consent was granted in another organisation than the clinic's"
+        await consent.record_outcome(
+            session,
+            redeemed,
+            tenant_id=tenant if granted else (tenant or expected),
+            granted=granted,
+            error_code=error_code,
+            error_description=error_description,
+            actor=actor,
+        )
+        return ConsentRecorded(redeemed.practice_id, redeemed.chat_identity_id, granted, error_code,
+                               error_description)
 
 
 async def issue_consent_state(core: Core, *, purpose: str, practice_id: int, chat_identity_id: int) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import Refused
 from sync.integrations import registry
+from sync.runtime.core import Core
 from sync.services.connections import map_identities
 from sync.services.staff import (
     KINDS,
@@ -25,7 +26,7 @@ from sync.services.staff import (
 )
 from sync.store.model import Practitioner
 
-__all__ = ["map_staff_member", "unmap_staff_member"]
+__all__ = ["map_member", "map_staff_member", "unmap_member", "unmap_staff_member"]
 
 
 def _directory(integration: str) -> tuple[str, tuple[str, ...]] | None:
@@ -114,3 +115,19 @@ async def unmap_staff_member(
     held = (await identities_of(session, [practitioner.id], name)).get(practitioner.id, {})
     await map_identities(session, name, practitioner, {k: held.get(k) for k in kinds if k != chosen}, actor=actor)
     return mapping
+
+
+async def map_member(
+    core: Core, practitioner_id: int, integration: str, external_id: str, *, actor: str, kind: str | None = None
+) -> StaffMapping:
+    """`map_staff_member` in a transaction of its own (for the front ends). Raises StaffError."""
+    async with core.store.session() as session:
+        return await map_staff_member(session, practitioner_id, integration, external_id, actor=actor, kind=kind)
+
+
+async def unmap_member(
+    core: Core, practice_id: int, integration: str, external_id: str, *, actor: str, kind: str | None = None
+) -> StaffMapping:
+    """`unmap_staff_member` in a transaction of its own (for the front ends). Raises StaffError."""
+    async with core.store.session() as session:
+        return await unmap_staff_member(session, practice_id, integration, external_id, actor=actor, kind=kind)

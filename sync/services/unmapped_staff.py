@@ -16,10 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import ProviderError
 from sync.integrations import registry
-from sync.services.staff import StaffError, StaffMapping, map_staff
+from sync.runtime.core import Core
+from sync.services.practices import practitioner_choices
+from sync.services.staff import StaffError, StaffMapping, list_mappings, map_staff
 from sync.store.model import Appointment, Calendar, Connection, Practitioner
 
-__all__ = ["MappedFromCard", "UnmappedStaff", "map_staff_calendar", "unmapped_staff"]
+__all__ = [
+    "MappedFromCard",
+    "StaffOverview",
+    "UnmappedStaff",
+    "map_from_staff_card",
+    "map_staff_calendar",
+    "staff_overview",
+    "unmapped_staff",
+]
 
 #: Staff members one card lists (Slack allows 50 blocks a message).
 MAX_LISTED = 25
@@ -42,6 +52,33 @@ class MappedFromCard:
     mapping: StaffMapping
     #: Bookings that were waiting and are the practitioner's now.
     assigned: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaffOverview:
+    """What the staff card shows: the mappings, the staff nobody is mapped to, the practitioners to choose."""
+
+    mappings: tuple[StaffMapping, ...]
+    unmapped: tuple[UnmappedStaff, ...]
+    #: (id, name) of the practice's active practitioners.
+    practitioners: tuple[tuple[int, str], ...]
+
+
+async def staff_overview(core: Core, practice_id: int) -> StaffOverview:
+    """The staff card's facts, in one transaction."""
+    async with core.store.session() as session:
+        rows = await list_mappings(session, practice_id)
+        waiting = await unmapped_staff(session, practice_id)
+        people = await practitioner_choices(session, practice_id)
+    return StaffOverview(tuple(rows), tuple(waiting), tuple(people))
+
+
+async def map_from_staff_card(
+    core: Core, practice_id: int, calendar_id: int, practitioner_id: int, *, actor: str
+) -> MappedFromCard:
+    """`map_staff_calendar` in a transaction of its own. Raises StaffError."""
+    async with core.store.session() as session:
+        return await map_staff_calendar(session, practice_id, calendar_id, practitioner_id, actor=actor)
 
 
 def _booking_platforms() -> dict[str, str]:
