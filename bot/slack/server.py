@@ -22,11 +22,12 @@ from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncS
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Background
 from bot.commands import resolve_actor
-from bot.keys import CORE
+from bot.keys import CORE, STATUS
 from bot.notify import chat_notifier
 from bot.shapes import Shape, shape_problem
 from bot.slack.listeners import SlackListeners
@@ -141,10 +142,17 @@ class SlackRuntime:
 
         chat_notifier(self.core).senders["slack"] = SlackSender(self)
         await self.background.start()
-        if self.mode == "socket":
-            self.socket = SocketModeHandler(self.bolt, self.settings.slack_app_token or "")
-            await self.socket.connect_async()
         try:
+            if self.mode == "socket":
+                self.socket = SocketModeHandler(self.bolt, self.settings.slack_app_token or "")
+                try:
+                    await self.socket.connect_async()
+                except SlackApiError as exc:  # the app token is refused: the rest of the server still runs
+                    refused = str(exc.response.get("error") or "refused")
+                    log.error("Slack refused the Socket Mode app token; Slack is off until SLACK_APP_TOKEN is fixed",
+                              extra={"error": refused})
+                    app[STATUS]["slack"] = f"enabled, but Slack refused the app token ({refused}): no Slack events"
+                    await self.socket.close_async()
             yield
         finally:
             try:

@@ -18,6 +18,7 @@ from typing import Any
 from slack_bolt.adapter.socket_mode.async_base_handler import AsyncBaseSocketModeHandler
 from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
@@ -27,6 +28,9 @@ log = logging.getLogger("clinicbot.slack")
 
 #: How long close() lets envelopes being answered finish before it cancels them.
 CLOSE_GRACE_SECONDS = 5.0
+#: apps.connections.open's answers that no retry changes: the app token is wrong, revoked or lacks the scope.
+REFUSED = frozenset({"invalid_auth", "not_authed", "token_revoked", "account_inactive", "missing_scope",
+                     "not_allowed_token_type"})
 
 
 class ClosingSocketModeClient(SocketModeClient):
@@ -50,6 +54,16 @@ class ClosingSocketModeClient(SocketModeClient):
         task.add_done_callback(self.handling.discard)
 
     async def connect(self) -> None:
+        """Connect; raises SlackApiError when Slack refuses the app token (slack_sdk's loop retried that
+        for ever, every 10 s, and the server never finished starting). Other failures are retried."""
+        if self.wss_uri is None:
+            try:
+                self.wss_uri = await self.issue_new_wss_url()
+            except SlackApiError as exc:
+                if exc.response.get("error") in REFUSED:
+                    raise
+            except Exception:  # noqa: S110 - unreachable, 5xx: the loop below retries
+                pass
         before = {self.current_session_monitor, self.message_receiver}
         try:
             await super().connect()  # type: ignore[no-untyped-call]

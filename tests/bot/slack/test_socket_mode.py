@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestServer
 
 from bot.app import STATUS, build_app
@@ -167,3 +168,24 @@ async def test_close_lets_an_envelope_in_progress_finish() -> None:
     await closing
     assert seen == ["answered e1"]
     assert _socket_mode_tasks() == []
+
+
+async def test_a_refused_app_token_turns_slack_off_and_the_server_still_starts(
+    core: Core, settings: Settings, fake_slack: FakeSlack
+) -> None:
+    """apps.connections.open refuses the token: slack_sdk retried that every 10 s for ever and the
+    server never finished starting. Now Slack is off, /readyz says why, and the client is closed."""
+    await seed(core)
+    app = build_app(
+        slack_settings(settings, fake_slack, slack_app_token="xapp-1-revoked", slack_signing_secret=None), core=core
+    )
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await asyncio.wait_for(server.start_server(), 30)  # a hang guard, not a timing
+    try:
+        assert app[SLACK].socket is not None and app[SLACK].socket.client.closed
+        assert _socket_mode_tasks() == []
+        async with aiohttp.ClientSession() as http, http.get(server.make_url("/readyz")) as resp:
+            ready = await resp.json()
+        assert "refused the app token (invalid_auth)" in ready["components"]["slack"]
+    finally:
+        await server.close()
