@@ -32,5 +32,8 @@ class Core:
         deliveries, self.services.deliveries = self.services.deliveries, None
         if deliveries is not None:
             await deliveries.stop()
+        channels = self.services.webhook_channels
+        if channels is not None:
+            await channels.close()
         await self.store.dispose()
 
