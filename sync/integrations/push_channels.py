@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -189,6 +189,10 @@ class StoredChannels:
 
     async def sync(self, channel: Channel, reason: str) -> None:
         sync_queue(self.core).request(self.connection_id, reason=f"{self.integration} {reason}")
+
+    async def sync_items(self, channel: Channel, external_ids: Sequence[str], reason: str) -> None:
+        sync_queue(self.core).request(self.connection_id, reason=f"{self.integration} {reason}",
+                                      items=external_ids)
 
     async def renew_soon(self, channel: Channel) -> None:
         """Set the channel's expiry to now, so the renewal job renews it at its next run."""
