@@ -17,8 +17,9 @@ from adapters.simplybook.bookings import SimplyBookBookings, callback_ref
 from adapters.simplybook.client import signed_fetch_sign
 from adapters.simplybook.webhooks import SimplyBookCallbacks
 from sync.contract import AuthExpired, NotFound, RateLimited, Refused, WrongEtag
+from sync.contract.booking import BookingCalendar
 from sync.contract.integration import Channel, WebhookRequest
-from sync.contract.items import Window
+from sync.contract.items import RemoteItem, Window
 from tests.adapters.simplybook.conftest import source_for
 from tests.adapters.simplybook.fakes.simplybook import SimplyBookFake
 
@@ -260,5 +261,24 @@ async def test_a_wrong_api_key_is_a_reconnect_in_words(fake: SimplyBookFake) -> 
         with pytest.raises(AuthExpired) as err:
             await source.fetch(callback_ref(booked["id"], booked["hash"]))
         assert "did not accept the key" in err.value.user_message
+    finally:
+        await source.aclose()
+
+
+async def test_an_item_read_fetches_each_booking_once_for_all_calendars(fake: SimplyBookFake) -> None:
+    """The engine's item read (BookingCalendar.changes_of): one fetch per named booking for all the
+    connection's calendars (the memo), the booking on its provider's calendar, gone from the other's,
+    and nothing at all for an id the API does not return."""
+    source = source_for(fake, api_key=fake.api_key, secret_key=fake.secret_key)
+    try:
+        booked = await fake.book("2", START)
+        other = await fake.book("2", START, company="otherclinic")
+        refs = [callback_ref(booked["id"], booked["hash"]), callback_ref(other["id"], other["hash"])]
+        memo: dict[str, RemoteItem | None] = {}
+        lee = await BookingCalendar(source, "2", own_source=False).changes_of(refs, WINDOW, memo)
+        kim = await BookingCalendar(source, "3", own_source=False).changes_of(refs, WINDOW, memo)
+        assert [i.remote_id for i in lee.items] == [booked["id"]] and lee.deleted_ids == [] and not lee.full
+        assert kim.items == [] and kim.deleted_ids == [booked["id"]]  # not (or no longer) Dr Kim's
+        assert fake.calls("getBookingDetails") == 2  # once per reference, not per calendar
     finally:
         await source.aclose()
