@@ -144,3 +144,31 @@ async def test_callback_reschedule_cancel_and_a_lying_callback(world: tuple[Core
     assert [op.last_error for op in failed] == ["SimplyBook refused: Selected time is not available (-32075)."]
     assert fake.bookings[int(booked["id"])]["start_date"] == (START + timedelta(hours=1)).astimezone(
         LONDON).strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def test_the_cli_takes_the_public_api_secrets_from_the_environment(tmp_path: Path,
+                                                                         fake: SimplyBookFake) -> None:
+    """`--secret-env FIELD=VAR`: only the fields SimplyBook declares, never an unset variable, and the
+    values never shown again (they are kept encrypted with the credentials)."""
+    import asyncio
+    import functools
+
+    from tests.servers import run_cli
+
+    run = functools.partial(asyncio.to_thread, run_cli)
+    env = {"CLINICBOT_SIMPLYBOOK_API_URL": fake.url, "SB_PASSWORD": fake.password, "SB_KEY": fake.api_key,
+           "SB_SECRET": fake.secret_key}
+    base = ["connection", "add", "simplybook", "--url", f"https://{fake.company}.simplybook.me", "--username",
+            fake.user, "--password-env", "SB_PASSWORD"]
+    assert (await run(["db", "upgrade"], tmp_path)).returncode == 0
+    unknown = await run([*base, "--secret-env", "token=SB_KEY"], tmp_path, env)
+    assert unknown.returncode != 0 and "takes no secret 'token'" in unknown.stderr + unknown.stdout
+    unset = await run([*base, "--secret-env", "api_key=SB_NOPE"], tmp_path, env)
+    assert unset.returncode != 0 and "SB_NOPE is not set" in unset.stderr + unset.stdout
+    added = await run([*base, "--secret-env", "api_key=SB_KEY", "--secret-env", "secret_key=SB_SECRET"],
+                      tmp_path, env)
+    assert added.returncode == 0, added.stderr
+    for command in (["connection", "list", "--json"], ["doctor"]):
+        shown = await run(command, tmp_path, env)
+        assert fake.secret_key not in shown.stdout + shown.stderr
+        assert fake.api_key not in shown.stdout + shown.stderr
