@@ -33,7 +33,7 @@ from sync.runtime.syncqueue import SyncQueue
 from sync.store.model import Calendar, WebhookSubscription
 
 __all__ = ["CACHE_SECONDS", "ChannelCache", "StoredChannels", "channel_cache", "forget_channels", "handle_webhook",
-           "sync_queue"]
+           "refresh_channels", "sync_queue", "warm_channels"]
 
 log = logging.getLogger("clinicbot.webhooks")
 
@@ -65,6 +65,8 @@ class ChannelCache:
     monotonic: Callable[[], float] = time.monotonic
     loads: dict[tuple[str, int], asyncio.Task[list[Channel]]] = field(default_factory=dict)
     generations: dict[int, int] = field(default_factory=dict)
+    #: Background reads that fill the cache ahead of the deliveries (`warm_channels`).
+    warming: set[asyncio.Task[None]] = field(default_factory=set)
 
     def get(self, integration: str, connection_id: int) -> list[Channel] | None:
         hit = self.entries.get((integration, connection_id))
@@ -106,8 +108,11 @@ class ChannelCache:
         return await asyncio.shield(task)
 
     async def close(self) -> None:
-        """Wait out the reads in flight (a closing core's last deliveries)."""
-        pending = list(self.loads.values())
+        """Stop warming, and wait out the reads in flight (a closing core's last deliveries)."""
+        for task in self.warming:
+            task.cancel()
+        pending = [*self.warming, *self.loads.values()]
+        self.warming.clear()
         self.loads.clear()
         await asyncio.gather(*pending, return_exceptions=True)
 
@@ -126,6 +131,51 @@ def forget_channels(core: Core, connection_ids: Iterable[int]) -> None:
     cache = channel_cache(core)
     for connection_id in connection_ids:
         cache.forget(connection_id)
+
+
+def refresh_channels(core: Core, connection_ids: Iterable[int]) -> None:
+    """This process changed these connections' channel rows: empty their entries and read them again
+    in the background, with their replay memory, so the first deliveries after a subscription is made
+    or renewed do not wait for those reads (under load they were the p99 of a burst, issue 14)."""
+    ids = list(connection_ids)
+    forget_channels(core, ids)
+    warm_channels(core, ids)
+
+
+def warm_channels(core: Core, connection_ids: Iterable[int] | None = None) -> None:
+    """Start reading the active channels and the replay memory of these connections (None: all of
+    them, as a server starts) into memory; nothing when no loop runs. Failures are only logged: a
+    delivery reads what it needs itself."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    cache = channel_cache(core)
+    task = loop.create_task(_warm(core, None if connection_ids is None else list(connection_ids)),
+                            name="webhook-channels-warm")
+    cache.warming.add(task)
+
+    def done(finished: asyncio.Task[None]) -> None:
+        cache.warming.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            log.warning("webhook channels not read ahead; deliveries read them",
+                        extra={"error": type(finished.exception()).__name__})
+
+    task.add_done_callback(done)
+
+
+async def _warm(core: Core, connection_ids: list[int] | None) -> None:
+    query = select(WebhookSubscription.provider, WebhookSubscription.connection_id).where(
+        WebhookSubscription.status == "active", WebhookSubscription.secret.is_not(None)).distinct()
+    if connection_ids is not None:
+        if not connection_ids:
+            return
+        query = query.where(WebhookSubscription.connection_id.in_(connection_ids))
+    async with core.store.session() as session:
+        pairs = (await session.execute(query)).tuples().all()
+    for integration, connection_id in sorted(pairs):
+        if await StoredChannels(core, integration, connection_id).channels():
+            await delivery_memory(core).preload(integration, connection_id)
 
 
 async def handle_webhook(core: Core, hooks: SignedWebhooks, integration: str, connection_id: int,

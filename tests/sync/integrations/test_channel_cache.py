@@ -11,7 +11,13 @@ from sqlalchemy import event
 
 from sync.contract.integration import ChannelDesk, WebhookAnswer, WebhookRequest
 from sync.integrations.push import stop_push
-from sync.integrations.push_channels import StoredChannels, channel_cache, forget_channels, handle_webhook
+from sync.integrations.push_channels import (
+    StoredChannels,
+    channel_cache,
+    forget_channels,
+    handle_webhook,
+    refresh_channels,
+)
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
 from sync.store.model import Connection, WebhookSubscription
@@ -135,4 +141,37 @@ async def test_a_burst_at_a_cold_cache_reads_the_channels_once(core: Core) -> No
         assert cache.get("square", conn_id) is None
     finally:
         event.remove(engine, "after_cursor_execute", count)
+    await core.services.sync_queue.close()
+
+
+async def test_channels_and_replay_memory_are_read_ahead_after_a_change_here(core: Core) -> None:
+    """A channel row this process changed is read again in the background with the connection's replay
+    memory, so the first delivery after it reads nothing from the table; closing the core stops it."""
+    core.services.sync_queue = SyncQueue(None, settle=0.0)
+    async with core.store.session() as s:
+        conn = Connection(practice_id=1, provider="square", account="M1")
+        s.add(conn)
+        await s.flush()
+        conn_id = conn.id
+    await _subscription(core, conn_id, "sub-1", "secret-1")
+    refresh_channels(core, [conn_id])
+    cache = channel_cache(core)
+    await asyncio.gather(*cache.warming)
+    assert [c.secret for c in cache.get("square", conn_id) or []] == ["secret-1"]
+    reads = 0
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        nonlocal reads
+        reads += "webhook_subscription" in statement or "webhook_delivery" in statement
+
+    engine = core.store.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        answer = await handle_webhook(core, SecretHooks(), "square", conn_id,
+                                      WebhookRequest("POST", {"x-sig": "secret-1"}, {}, b"first"))
+        assert answer.status == 200 and reads == 0
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+    refresh_channels(core, [conn_id])  # still reading when the core closes: stopped, nothing left open
+    assert cache.warming
     await core.services.sync_queue.close()
