@@ -30,6 +30,7 @@ from bot.slack import setup_slack
 from bot.sync_component import setup_sync
 from bot.teams import setup_teams
 from sync.boot import open_core
+from sync.integrations.push_channels import warm_channels
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.store.database import StoreError
@@ -70,14 +71,20 @@ def tune_for_serving(app: web.Application) -> None:
     Once started, everything loaded so far (modules, settings, the app) lives as long as the
     process: `gc.freeze()` moves it out of the cyclic garbage collector's view, so its full
     collections stop walking hundreds of thousands of permanent objects and cost less than a
-    millisecond instead of tens, which otherwise show up as latency spikes under load.
+    millisecond instead of tens, which otherwise show up as latency spikes under load. The webhook
+    channels and replay memory of every subscribed connection are read ahead in the background, so a
+    burst of deliveries arriving as the server starts does not wait for those reads.
     """
 
     async def freeze(_: web.Application) -> None:
         gc.collect()
         gc.freeze()
 
+    async def warm(app: web.Application) -> None:
+        warm_channels(app[CORE])
+
     app.on_startup.append(freeze)
+    app.on_startup.append(warm)
 
 
 def _request_context() -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -153,8 +153,9 @@ BOOKAFY = _calendar_route(
 APPOINTLET = _calendar_route(
     "appointlet", "Appointlet", (),
     "In Appointlet, check which Google or Outlook calendar each member's bookings are added to.",
-    note="Appointlet has no public API documentation; it adds every booking to the member's connected "
-         "Google or Outlook calendar.",
+    note="Appointlet documents only unsigned webhooks, and no API to read a meeting back that a webhook "
+         "could be checked against; it adds every booking to the member's connected Google or Outlook "
+         "calendar, which clinicbot reads.",
     writes="moves and cancels of the calendar events",
     setup="connect each Appointlet member to a Google or Outlook calendar",
 )

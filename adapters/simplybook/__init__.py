@@ -43,7 +43,11 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> SimplyBookBookings:
     company = company_login(str(conn.config.get("company") or conn.config.get("url") or ""))
     client = SimplyBookClient(cfg.simplybook_api_url, company, user, password,
                               token_seconds=cfg.simplybook_token_seconds, transport=conn.transport)
-    return SimplyBookBookings(client)
+    api_key, secret_key = str(creds.get("api_key") or ""), str(creds.get("secret_key") or "")
+    public = SimplyBookClient.public(cfg.simplybook_api_url, company, api_key,
+                                     token_seconds=cfg.simplybook_token_seconds, transport=conn.transport) \
+        if api_key and secret_key else None
+    return SimplyBookBookings(client, public=public, secret_key=secret_key)
 
 
 async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
@@ -75,8 +79,11 @@ INTEGRATION = Integration(
             "service provider with `staff map simplybook <provider id> @practitioner`.",
             "For bookings within seconds, set SimplyBook's callback URL (Custom Features > API) to "
             "<public URL>/webhooks/simplybook/<connection id> with create, change and cancel; without it "
-            "clinicbot polls.",
+            "clinicbot polls. Each callback makes clinicbot read that one booking; with the company's API "
+            "key and secret key (Custom Features > API) added as `--secret-env api_key=SIMPLYBOOK_API_KEY "
+            "--secret-env secret_key=SIMPLYBOOK_SECRET_KEY`, that read is signed with the booking's hash.",
         ),
+        secret_fields=("api_key", "secret_key"),
         primary_role="source",
         other_role="source",
     ),

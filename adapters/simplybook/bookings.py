@@ -6,6 +6,13 @@ company's local wall-clock time without an offset; the company's zone comes from
 SimplyBook has no versions and no idempotency key: the etag is a hash of what the booking says, and
 every write first reads the booking, so a retry after a lost answer sends nothing twice and a booking
 changed since the plan saw it gives WrongEtag (the outbox re-reads and re-plans).
+
+A booking a callback named is read by id (`fetch` of `<id>:<hash>`, the reference the callback
+handler queues): where the company's public API key and secret key are configured, through the
+public API's `getBookingDetails(id, md5(id + hash + secret))`, which answers only for a hash the
+company's own booking has; else through the admin API's `getBookingDetails(id)`, which only sees
+the company's own bookings. Either way a callback that lies (another company's id, a made-up hash)
+reads nothing, and nothing changes (NotFound).
 """
 
 from __future__ import annotations
@@ -15,13 +22,35 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from adapters.simplybook.client import PROVIDER, SimplyBookClient
-from sync.contract import BadPayload, BookingCapabilities, CalendarInfo, NotFound, WrongEtag
+from adapters.simplybook.client import PROVIDER, SimplyBookClient, signed_fetch_sign
+from sync.contract import (
+    AuthExpired,
+    BadPayload,
+    BookingCapabilities,
+    CalendarInfo,
+    NotFound,
+    RateLimited,
+    Refused,
+    WrongEtag,
+)
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
-__all__ = ["SimplyBookBookings", "booking_event"]
+__all__ = ["PUBLIC_FETCH", "SimplyBookBookings", "booking_event", "callback_ref", "split_ref"]
 
 _FORMAT = "%Y-%m-%d %H:%M:%S"
+#: The public API's signed read of one booking (platform-apis.md section 5; third-party code calls it so).
+PUBLIC_FETCH = "getBookingDetails"
+
+
+def callback_ref(booking_id: str, booking_hash: str) -> str:
+    """The reference a callback's booking is read by: `<id>:<hash>` (the hash signs the public read)."""
+    return f"{booking_id}:{booking_hash}" if booking_hash else booking_id
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """(id, hash) of a reference made by `callback_ref` (hash "" for a bare id)."""
+    booking_id, _, booking_hash = ref.partition(":")
+    return booking_id, booking_hash
 
 
 def _text(booking: dict[str, Any], *names: str) -> str:
@@ -72,8 +101,12 @@ class SimplyBookBookings:
     name = PROVIDER
     capabilities = BookingCapabilities(fetch=True, reschedule=True, cancel=True)
 
-    def __init__(self, client: SimplyBookClient) -> None:
+    def __init__(self, client: SimplyBookClient, *, public: SimplyBookClient | None = None,
+                 secret_key: str = "") -> None:
         self.client = client
+        #: The company API with its key, and the secret key that signs a booking read (both or neither).
+        self.public = public if public is not None and secret_key else None
+        self._secret = secret_key if self.public is not None else ""
         self._zone: ZoneInfo | None = None
 
     @property
@@ -126,7 +159,28 @@ class SimplyBookBookings:
         return ChangeSet(items=list(items.values()), full=True)
 
     async def fetch(self, external_id: str) -> RemoteItem:
-        return (await self._current(external_id))[0]
+        """The booking now; `external_id` may be a callback's `<id>:<hash>` (see the module doc)."""
+        booking_id, booking_hash = split_ref(external_id)
+        if not booking_hash:
+            return (await self._current(booking_id))[0]
+        if not booking_id.isascii() or not booking_id.isdigit():
+            raise NotFound(f"simplybook: {booking_id[:40]!r} is not a booking id", provider=PROVIDER)
+        if self.public is None:
+            return (await self._current(booking_id))[0]
+        sign = signed_fetch_sign(booking_id, booking_hash, self._secret)
+        try:
+            raw = await self.public.call(PUBLIC_FETCH, int(booking_id), sign)
+        except (AuthExpired, RateLimited):
+            raise
+        except Refused as exc:  # a wrong sign (a made-up hash) or another company's id: nothing to read
+            raise NotFound(f"simplybook: booking {booking_id} was not returned for this company's signature "
+                           f"({str(exc)[:120]})", provider=PROVIDER) from None
+        if not isinstance(raw, dict):
+            raise BadPayload(f"simplybook: {PUBLIC_FETCH} is not an object", provider=PROVIDER)
+        if _text(raw, "id") != booking_id:
+            raise NotFound(f"simplybook: {PUBLIC_FETCH} answered another booking than {booking_id}",
+                           provider=PROVIDER)
+        return self._item(raw, await self.zone())
 
     async def reschedule(self, external_id: str, start: datetime, end: datetime, version: str | None) -> RemoteItem:
         current, raw = await self._current(external_id)
@@ -154,6 +208,8 @@ class SimplyBookBookings:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        if self.public is not None:
+            await self.public.aclose()
 
     async def _current(self, external_id: str) -> tuple[RemoteItem, dict[str, Any]]:
         if not (external_id.isascii() and external_id.isdigit()) or len(external_id) > 18:  # not "²"

@@ -7,11 +7,17 @@ configured lifetime; one the server rejects anyway (expired early, revoked) is d
 in once more and repeats the call; a second rejection is a refusal (the user lacks that permission).
 The code SimplyBook uses for a rejected token is not documented: `TOKEN_CODES` holds what is assumed,
 and an HTTP 401/403 counts too.
+
+The same client speaks the public (company) API when made with `SimplyBookClient.public`: login is
+`getToken(companyLogin, apiKey)` on `<api>/login`, calls go to `<api>/` with `X-Company-Login` and
+`X-Token`. clinicbot uses it for one thing: reading a booking a callback named, signed with the
+company's secret key (`signed_fetch_sign`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import time
 from collections.abc import Callable
@@ -22,7 +28,7 @@ import httpx
 from adapters.kit.http import RetryPolicy, json_body, make_client, send
 from sync.contract import AuthExpired, BadPayload, NotFound, ProviderError, Refused
 
-__all__ = ["LOGIN_ERRORS", "PROVIDER", "TOKEN_CODES", "SimplyBookClient", "map_rpc_error"]
+__all__ = ["LOGIN_ERRORS", "PROVIDER", "TOKEN_CODES", "SimplyBookClient", "map_rpc_error", "signed_fetch_sign"]
 
 PROVIDER = "simplybook"
 #: getUserToken's documented refusals, in words for the admin (activepieces' SimplyBook piece lists them).
@@ -36,6 +42,11 @@ LOGIN_ERRORS = {
 #: JSON-RPC error codes taken to mean "this token is no longer valid" [I]: -32600 is what SimplyBook
 #: answers for "Access denied" (seen in public reports), also for a method the user may not call.
 TOKEN_CODES = frozenset({-32600})
+
+
+def signed_fetch_sign(booking_id: str, booking_hash: str, secret_key: str) -> str:
+    """The `sign` of a public booking read: md5(booking id + booking hash + the company's secret key), hex."""
+    return hashlib.md5(f"{booking_id}{booking_hash}{secret_key}".encode(), usedforsecurity=False).hexdigest()
 
 
 class _TokenRejected(Exception):
@@ -80,6 +91,9 @@ class SimplyBookClient:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.company = company
         self._user, self._password = user, password
+        #: Admin API (getUserToken, /admin, X-User-Token); `public` switches these to the company API.
+        self._login_method, self._path, self._token_header = "getUserToken", "admin", "X-User-Token"
+        self._login_params: list[Any] = [company, user, password]
         self._http = make_client(base_url.rstrip("/") + "/", transport=transport, policy=policy or RetryPolicy(),
                                  max_connections=10)
         self._token: str | None = None
@@ -92,16 +106,27 @@ class SimplyBookClient:
         self.calls = 0
         self.logins = 0
 
+    @classmethod
+    def public(cls, base_url: str, company: str, api_key: str, *, token_seconds: float = 3000.0,
+               transport: httpx.AsyncBaseTransport | None = None, policy: RetryPolicy | None = None,
+               clock: Callable[[], float] = time.monotonic) -> SimplyBookClient:
+        """A client of the company's public API, logged in with its API key."""
+        client = cls(base_url, company, "", api_key, token_seconds=token_seconds, transport=transport,
+                     policy=policy, clock=clock)
+        client._login_method, client._path, client._token_header = "getToken", "", "X-Token"
+        client._login_params = [company, api_key]
+        return client
+
     async def call(self, method: str, *params: Any, read: bool = True) -> Any:
         """One admin call; the result, or a ProviderError. `read` calls may be resent after a network error."""
         token = await self._login()
         try:
-            return await self._rpc("admin", method, list(params), token=token, read=read)
+            return await self._rpc(self._path, method, list(params), token=token, read=read)
         except _TokenRejected:
             self._drop(token)
         token = await self._login()
         try:
-            return await self._rpc("admin", method, list(params), token=token, read=read)
+            return await self._rpc(self._path, method, list(params), token=token, read=read)
         except _TokenRejected as again:
             raise Refused(f"{again.error} (after a fresh login: the user may not call {method})",
                           provider=PROVIDER) from None
@@ -111,10 +136,9 @@ class SimplyBookClient:
             if self._token is not None and self._clock() - self._token_at < self._lifetime:
                 return self._token
             self.logins += 1
-            token = await self._rpc("login", "getUserToken", [self.company, self._user, self._password],
-                                    token=None, read=True)
+            token = await self._rpc("login", self._login_method, self._login_params, token=None, read=True)
             if not isinstance(token, str) or not token:
-                raise BadPayload("simplybook: getUserToken returned no token", provider=PROVIDER)
+                raise BadPayload(f"simplybook: {self._login_method} returned no token", provider=PROVIDER)
             self._token, self._token_at = token, self._clock()
             return token
 
@@ -125,7 +149,7 @@ class SimplyBookClient:
     async def _rpc(self, path: str, method: str, params: list[Any], *, token: str | None, read: bool) -> Any:
         headers = {"X-Company-Login": self.company}
         if token is not None:
-            headers["X-User-Token"] = token
+            headers[self._token_header] = token
         payload = {"jsonrpc": "2.0", "method": method, "params": params, "id": next(self._ids)}
         self.calls += 1
         try:

@@ -4,10 +4,12 @@ SimplyBook posts to the callback URL set in its admin (Custom Features > API) on
 cancel, a JSON body such as {"booking_id", "booking_hash", "company", "notification_type",
 "webhook_timestamp"}. No signature scheme is documented (the `signature_algo` field hints at one that
 could not be verified), so nothing in the body is believed: a delivery for this connection's company
-with a booking id asks for a sync, and the sync reads the bookings through the admin API with the
-company's own token. A forged delivery can therefore at most cause one (coalesced) re-read; an id of
-another company is simply not among the bookings that company's token can read. Repeats of one
-delivery are remembered (persisted, bounded) and answered 200 without a second sync.
+with a booking id asks for a read of that one booking (`desk.sync_items`), and the read fetches it by
+id with the company's own credentials (signed with md5(id + hash + secret key) where the public API's
+key and secret are configured, see bookings.py). A forged delivery can therefore at most cause one
+fetch that finds nothing; an id of another company, or a made-up hash, is not returned for this
+company. Repeats of one delivery are remembered (persisted, bounded) and answered 200 without a
+second read.
 
 The callback URL is `/webhooks/simplybook/<connection id>`; each booking calendar's channel stores
 the company login the deliveries must name. Nothing is created at SimplyBook: the admin sets the URL.
@@ -20,6 +22,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
+from adapters.simplybook.bookings import callback_ref
 from adapters.simplybook.client import PROVIDER
 from adapters.simplybook.settings import simplybook_settings
 from sync.contract import CalendarProvider, Refused
@@ -38,6 +41,7 @@ __all__ = ["BOOKING_NOTICES", "SimplyBookCallbacks", "SimplyBookChannels"]
 log = logging.getLogger("clinicbot.simplybook")
 #: Notification types that concern a booking; the others (new_client, create_invoice...) are acknowledged only.
 BOOKING_NOTICES = frozenset({"create", "change", "cancel"})
+HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class SimplyBookCallbacks:
@@ -63,15 +67,18 @@ class SimplyBookCallbacks:
             log.warning("simplybook callback for another company", extra={"connection": desk.connection_id})
             return WebhookAnswer(404, "not this connection's company")
         booking_id, kind = str(body.get("booking_id") or ""), str(body.get("notification_type") or "")
+        booking_hash = str(body.get("booking_hash") or "")
         if not (booking_id.isascii() and booking_id.isdigit()) or len(booking_id) > 18 or not kind:
             return WebhookAnswer(400, "not a booking callback")
+        if booking_hash and not (len(booking_hash) <= 64 and all(c in HEX for c in booking_hash)):
+            return WebhookAnswer(400, "not a booking hash")
         if kind not in BOOKING_NOTICES:
             return WebhookAnswer(200, "ignored")
         key = f"booking:{booking_id}:{kind}:{str(body.get('webhook_timestamp') or '')[:20]}" \
             if body.get("webhook_timestamp") else "sha256:" + hashlib.sha256(request.body).hexdigest()
         if not await desk.first_delivery(key):
             return WebhookAnswer(200, "already seen")
-        await desk.sync(channel, f"booking.{kind}")
+        await desk.sync_items(channel, [callback_ref(booking_id, booking_hash.lower())], f"booking.{kind}")
         return WebhookAnswer(200, "ok")
 
 

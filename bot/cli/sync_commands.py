@@ -58,16 +58,25 @@ def connection() -> None:
 
 async def _add(core: Core, provider: str, url: str, username: str | None, password_env: str | None,
                practitioner: str | None, practice_name: str | None, as_json: bool,
-               options: dict[str, str] | None = None) -> None:
+               options: dict[str, str] | None = None, secret_envs: tuple[str, ...] = ()) -> None:
     password = None
     if password_env:
         password = os.environ.get(password_env)
         if not password:
             fail(f"environment variable {password_env} is not set (it should hold the password)")
+    given: dict[str, str] = {}
+    for pair in secret_envs:
+        field_name, _, variable = pair.partition("=")
+        if not field_name or not variable:
+            fail(f"--secret-env takes FIELD=VARIABLE, not {pair[:60]!r}")
+        value = os.environ.get(variable)
+        if not value:
+            fail(f"environment variable {variable} is not set (it should hold the {field_name})")
+        given[field_name] = value or ""
     try:
         added = await add_connection(core, provider, url, username=username, password=password,
                                      practitioner=practitioner, practice=practice_name, options=options,
-                                     actor=cli_actor())
+                                     secrets_given=given, actor=cli_actor())
     except (ConnectionError_, PracticeError) as exc:
         fail(str(exc))
         return
@@ -106,6 +115,9 @@ def _with_connect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--password-env", default=None, metavar="VAR",
               help="Name of the environment variable holding the password (iCloud: an app-specific "
                    "password from appleid.apple.com > Sign-In and Security > App-Specific Passwords).")
+@click.option("--secret-env", "secret_envs", multiple=True, metavar="FIELD=VAR",
+              help="A further secret the integration takes, from an environment variable (SimplyBook.me: "
+                   "api_key=VAR and secret_key=VAR for its signed booking reads); stored encrypted.")
 @click.option("--practice", "practice_name", default=None,
               help="Practice name (needed when there are several; with one, that one).")
 @click.option("--practitioner", default=None, help="Practitioner handle, name or id the calendars belong to.")
@@ -117,7 +129,8 @@ def _with_connect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @json_option
 @with_core
 async def connection_add(core: Core, integration_name: str, url: str | None, username: str | None,
-                         password_env: str | None, practice_name: str | None, practitioner: str | None,
+                         password_env: str | None, secret_envs: tuple[str, ...], practice_name: str | None,
+                         practitioner: str | None,
                          application: bool, tenant: str | None, state: str | None, code: str | None,
                          as_json: bool, **options: str | None) -> None:
     """Connect an account of INTEGRATION (`clinicbot doctor` lists them) and store the calendars it has.
@@ -171,7 +184,7 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
             fail(f"{integration.name} needs --url")
             return
         await _add(core, integration_name, target, username, password_env, practitioner, practice_name, as_json,
-                   given)
+                   given, secret_envs)
 
 
 async def _start_sign_in(core: Core, integration: Integration, practice_name: str | None,

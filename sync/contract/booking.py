@@ -9,6 +9,9 @@ through its own reschedule and cancel calls, with the booking's version as the e
 
 from __future__ import annotations
 
+from collections.abc import Iterable, MutableMapping
+from typing import Protocol, runtime_checkable
+
 from sync.contract import (
     BookingSource,
     BusyInterval,
@@ -18,7 +21,22 @@ from sync.contract import (
 )
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
-__all__ = ["BookingCalendar"]
+__all__ = ["BookingCalendar", "ItemReads"]
+
+
+@runtime_checkable
+class ItemReads(Protocol):
+    """A calendar that can read named items by id instead of its whole window (a booking platform
+    whose deliveries name the booking); the engine uses it for a sync that asked for those ids only."""
+
+    def reads_items(self) -> bool:
+        """Whether item reads are possible (the platform fetches by id)."""
+        ...
+
+    async def changes_of(self, ids: Iterable[str], window: Window,
+                         memo: MutableMapping[str, RemoteItem | None]) -> ChangeSet:
+        """The named items as the platform holds them now (an incremental ChangeSet, never full)."""
+        ...
 
 
 class BookingCalendar:
@@ -45,6 +63,35 @@ class BookingCalendar:
         if item.event.staff_ref not in (None, self.staff_id):
             raise NotFound(f"booking {remote_id} is now with another staff member", provider=self.name)
         return item
+
+    def reads_items(self) -> bool:
+        return self.source.capabilities.fetch
+
+    async def changes_of(self, ids: Iterable[str], window: Window,
+                         memo: MutableMapping[str, RemoteItem | None]) -> ChangeSet:
+        """The named bookings, each fetched once per run (`memo` is shared by the connection's calendars).
+
+        One the platform does not return (NotFound: another account's id, a lying delivery) changes
+        nothing here: only what the API says counts, and the next full read decides about the rest. One
+        now with another staff member leaves this calendar (as it would be absent from a full listing);
+        one outside the window is left to the window's own reads.
+        """
+        items: list[RemoteItem] = []
+        moved: list[str] = []
+        for ref in sorted(set(ids)):  # a booking id, or a reference the source's fetch reads (SimplyBook's)
+            if ref not in memo:
+                try:
+                    memo[ref] = await self.source.fetch(ref)
+                except NotFound:
+                    memo[ref] = None
+            item = memo[ref]
+            if item is None:
+                continue
+            if item.event.staff_ref not in (None, self.staff_id):
+                moved.append(item.remote_id)
+            elif window.start <= item.event.start < window.end:
+                items.append(item)
+        return ChangeSet(items=items, deleted_ids=moved, full=False)
 
     async def create(self, event: EventData, idempotency_key: str) -> RemoteItem:
         """Bookings are made on the platform by its clients, never by clinicbot."""

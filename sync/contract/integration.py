@@ -200,6 +200,9 @@ class ConnectSpec:
     setup_hint: str = ""
     #: Choices a person makes when connecting (oauth2).
     options: tuple[ConnectOption, ...] = ()
+    #: credentials: further secrets the connection may carry besides the password (`clinicbot connection
+    #: add --secret-env FIELD=VAR`), stored encrypted with the credentials under these names.
+    secret_fields: tuple[str, ...] = ()
     #: tenant_consent: the client id of the app registration an admin consents to, and the connect itself.
     client_id: Callable[[HostSettings], str | None] | None = None
     tenant: TenantConnect | None = None
@@ -309,6 +312,12 @@ class ChannelDesk(Protocol):
 
     async def sync(self, channel: Channel, reason: str) -> None:
         """Ask for an incremental sync of the connection (queued, never run inline)."""
+        ...
+
+    async def sync_items(self, channel: Channel, external_ids: Sequence[str], reason: str) -> None:
+        """Ask for a read of these items only (ids the delivery named), queued like `sync`; the read
+        fetches each through the API, so an id the platform does not return for this connection changes
+        nothing. Where a full read is pending anyway, or the calendar cannot read items, it reads the window."""
         ...
 
     async def renew_soon(self, channel: Channel) -> None:

@@ -4,6 +4,11 @@ Changes are planned and applied page by page as the provider delivers them (a 10
 sync is never held whole), all in one transaction that ends by storing the new cursor, so a
 crash either keeps all of it or none. An expired cursor triggers exactly one full resync, logged and audited.
 A run with nothing to do costs one provider call and one small UPDATE.
+
+A run the sync queue started for named items only (`requested_items`: ids a booking platform's
+delivery named) reads just those from a calendar that can (`ItemReads`) and has been read whole
+before: one fetch per id for the whole connection, as an incremental change set. Anything else, and
+any calendar that cannot, reads its window as usual.
 """
 
 from __future__ import annotations
@@ -13,17 +18,25 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Container, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Container, Iterable, MutableMapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import cast
 
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.contract import AuthExpired, CalendarProvider, CursorExpired, PagedChanges, ProviderError
-from sync.contract.items import ChangeSet, Window
+from sync.contract import (
+    AuthExpired,
+    CalendarCapabilities,
+    CalendarProvider,
+    CursorExpired,
+    PagedChanges,
+    ProviderError,
+)
+from sync.contract.booking import ItemReads
+from sync.contract.items import ChangeSet, RemoteItem, Window
 from sync.engine.apply import ACTOR, SyncReport, apply
 from sync.engine.backfill import run_backfill
 from sync.engine.outbox import checkpoint
@@ -42,6 +55,7 @@ from sync.engine.snapshots import (
 from sync.integrations.providers import open_provider
 from sync.runtime.core import Core
 from sync.runtime.locks import connection_lock
+from sync.runtime.syncqueue import requested_items
 from sync.store import audit
 from sync.store.model import Calendar, Connection, Practice
 
@@ -90,9 +104,11 @@ async def sync_connection(
             select(Calendar.id).where(Calendar.connection_id == connection_id, Calendar.sync_enabled.is_(True),
                                       Calendar.role.in_(("source", "mirror"))).order_by(Calendar.id))).all())
     report = SyncReport()
+    items = requested_items.get()
+    memo: dict[str, RemoteItem | None] = {}  # each named item fetched once for all the calendars
     async with connection_lock(core, connection_id, wait=wait):
         for cal_id in cal_ids:
-            report.add(await _sync_locked(core, cal_id, progress))
+            report.add(await _sync_locked(core, cal_id, progress, items, memo))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -189,7 +205,23 @@ async def _load_target(core: Core, calendar_id: int) -> _Target | None:
     return _Target(conn, cal, view, policy, mirrors, writable)
 
 
-async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) -> SyncReport:
+class _ItemRead:
+    """A calendar seen through an item read: its one page is the named items, its cursor unchanged."""
+
+    def __init__(self, provider: ItemReads, capabilities: CalendarCapabilities, ids: frozenset[str],
+                 memo: MutableMapping[str, RemoteItem | None]) -> None:
+        self._provider, self._ids, self._memo = provider, ids, memo
+        self.capabilities = replace(capabilities, paged=False)
+
+    async def changes(self, cursor: str | None, window: Window) -> ChangeSet:
+        found = await self._provider.changes_of(self._ids, window, self._memo)
+        found.cursor, found.full = cursor, False
+        return found
+
+
+async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None,
+                       items: frozenset[str] | None = None,
+                       memo: MutableMapping[str, RemoteItem | None] | None = None) -> SyncReport:
     target = await _load_target(core, calendar_id)
     if target is None or not target.view.sync_enabled or target.view.role not in ("source", "mirror"):
         return SyncReport(calendars=1)
@@ -197,6 +229,11 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None) 
     window = Window.around(core.clock(), conn.window_days_back, conn.window_days_ahead)
     provider = open_provider(core, conn, cal)
     try:
+        if items is not None and cal.cursor_updated_at is not None and isinstance(provider, ItemReads) \
+                and provider.reads_items():
+            reader = cast(CalendarProvider, _ItemRead(provider, provider.capabilities, items,
+                                                       {} if memo is None else memo))
+            return await _read_and_apply(core, target, window, reader, cal.cursor, None, progress)
         if progress:
             progress("fetch", 0, 0)
         try:

@@ -122,6 +122,10 @@ class DeliveryMemory:
         self._wake.set()
         return True
 
+    async def preload(self, integration: str, connection_id: int) -> None:
+        """Load the connection's memory now, ahead of its first delivery (a known connection only)."""
+        await self._slot((integration, connection_id))
+
     def note_rejected(self, integration: str, connection_id: int, status: int) -> None:
         """Keep a row saying a delivery to this connection was refused with `status` (for webhook health)."""
         key = f"{REJECTED}{status}:{uuid.uuid4().hex}"

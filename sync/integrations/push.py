@@ -30,7 +30,7 @@ from sync.contract import CalendarProvider, ProviderError, Refused
 from sync.contract.integration import Channel, PushChannels
 from sync.integrations import registry
 from sync.integrations.providers import open_provider
-from sync.integrations.push_channels import forget_channels
+from sync.integrations.push_channels import refresh_channels
 from sync.runtime.core import Core
 from sync.runtime.locks import SyncBusy, connection_lock
 from sync.runtime.settings import Settings
@@ -210,7 +210,7 @@ async def _replace(
         s.add(WebhookSubscription(connection_id=conn.id, calendar_id=cal.id, provider=conn.provider,
                                   remote_id=remote_id, resource_id=resource_id, secret=secret,
                                   expires_at=expires_at, status="active"))
-    forget_channels(core, [conn.id])
+    refresh_channels(core, [conn.id])
 
 
 async def _save_expiry(core: Core, row_id: int, expires_at: datetime) -> None:
@@ -219,7 +219,7 @@ async def _save_expiry(core: Core, row_id: int, expires_at: datetime) -> None:
         if row is not None:
             row.expires_at, row.status = expires_at, "active"
     if row is not None:  # after the commit, so no delivery caches the old row again
-        forget_channels(core, [row.connection_id])
+        refresh_channels(core, [row.connection_id])
 
 
 async def _set_status(core: Core, row_id: int, status: str) -> None:
@@ -228,7 +228,7 @@ async def _set_status(core: Core, row_id: int, status: str) -> None:
         if row is not None:
             row.status = status
     if row is not None:
-        forget_channels(core, [row.connection_id])
+        refresh_channels(core, [row.connection_id])
 
 
 async def _close(provider: CalendarProvider) -> None:
@@ -265,7 +265,7 @@ async def _stop_row(core: Core, conn: Connection, cal: Calendar | None, row: Web
             await _close(provider)
     async with core.store.session() as s:
         await s.execute(delete(WebhookSubscription).where(WebhookSubscription.id == row.id))
-    forget_channels(core, [conn.id])
+    refresh_channels(core, [conn.id])
     return report
 
 

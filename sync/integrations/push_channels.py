@@ -6,7 +6,8 @@ for syncs through the SyncQueue (never inline), and records what the platform sa
 (renew it soon, or it was removed) for the renewal job.
 
 A connection's active channels are read once and then served from memory (`ChannelCache`) for up to
-`CACHE_SECONDS`, so a burst of deliveries costs no database read to verify: whatever changes a
+`CACHE_SECONDS`, and a miss is read once for all the deliveries waiting on it, so a burst of deliveries
+costs at most one database read to verify: whatever changes a
 channel row here (open, renew, stop, a lifecycle event) empties the connection's entry at once, and
 a signature that fails against a cached list is checked again against the table before it is
 refused (`handle_webhook`), so a channel opened by another replica is never refused for being new.
@@ -14,11 +15,13 @@ refused (`handle_webhook`), so a channel opened by another replica is never refu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +33,7 @@ from sync.runtime.syncqueue import SyncQueue
 from sync.store.model import Calendar, WebhookSubscription
 
 __all__ = ["CACHE_SECONDS", "ChannelCache", "StoredChannels", "channel_cache", "forget_channels", "handle_webhook",
-           "sync_queue"]
+           "refresh_channels", "sync_queue", "warm_channels"]
 
 log = logging.getLogger("clinicbot.webhooks")
 
@@ -50,10 +53,20 @@ def sync_queue(core: Core) -> SyncQueue:
 
 @dataclass
 class ChannelCache:
-    """Each connection's active channels with their secrets, as last read, and when."""
+    """Each connection's active channels with their secrets, as last read, and when.
+
+    A miss is read once however many deliveries wait for it (`load`): a burst arriving at a cold
+    cache used to send one SELECT per delivery, and the first 32 acks of a burst waited ~60 ms
+    behind each other's reads (issue 14's p99). A read that started before `forget` is handed to
+    those already waiting for it but is not cached.
+    """
 
     entries: dict[tuple[str, int], tuple[float, list[Channel]]] = field(default_factory=dict)
     monotonic: Callable[[], float] = time.monotonic
+    loads: dict[tuple[str, int], asyncio.Task[list[Channel]]] = field(default_factory=dict)
+    generations: dict[int, int] = field(default_factory=dict)
+    #: Background reads that fill the cache ahead of the deliveries (`warm_channels`).
+    warming: set[asyncio.Task[None]] = field(default_factory=set)
 
     def get(self, integration: str, connection_id: int) -> list[Channel] | None:
         hit = self.entries.get((integration, connection_id))
@@ -65,8 +78,43 @@ class ChannelCache:
         self.entries[(integration, connection_id)] = (self.monotonic(), channels)
 
     def forget(self, connection_id: int) -> None:
+        self.generations[connection_id] = self.generations.get(connection_id, 0) + 1
         for slot in [s for s in self.entries if s[1] == connection_id]:
             del self.entries[slot]
+        for slot in [s for s in self.loads if s[1] == connection_id]:
+            del self.loads[slot]  # the next miss reads again; those waiting get this read's answer
+
+    async def load(self, integration: str, connection_id: int,
+                   read: Callable[[], Coroutine[Any, Any, list[Channel]]]) -> list[Channel]:
+        """The channels from `read`, one read at a time per connection; a non-empty answer is cached."""
+        slot = (integration, connection_id)
+        task = self.loads.get(slot)
+        if task is None:
+            generation = self.generations.get(connection_id, 0)
+            task = self.loads[slot] = asyncio.get_running_loop().create_task(read())
+
+            def done(finished: asyncio.Task[list[Channel]]) -> None:
+                if self.loads.get(slot) is finished:
+                    del self.loads[slot]
+                if finished.cancelled() or finished.exception() is not None:
+                    return  # (retrieved here; each waiting caller raises it as its own)
+                found = finished.result()
+                # An unknown connection is not cached: it is answered 404 from the table each time.
+                if found and self.generations.get(connection_id, 0) == generation:
+                    self.put(integration, connection_id, found)
+
+            task.add_done_callback(done)
+        # Shielded: a caller that goes away (a dropped request) does not cancel the others' read.
+        return await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Stop warming, and wait out the reads in flight (a closing core's last deliveries)."""
+        for task in self.warming:
+            task.cancel()
+        pending = [*self.warming, *self.loads.values()]
+        self.warming.clear()
+        self.loads.clear()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def channel_cache(core: Core) -> ChannelCache:
@@ -83,6 +131,51 @@ def forget_channels(core: Core, connection_ids: Iterable[int]) -> None:
     cache = channel_cache(core)
     for connection_id in connection_ids:
         cache.forget(connection_id)
+
+
+def refresh_channels(core: Core, connection_ids: Iterable[int]) -> None:
+    """This process changed these connections' channel rows: empty their entries and read them again
+    in the background, with their replay memory, so the first deliveries after a subscription is made
+    or renewed do not wait for those reads (under load they were the p99 of a burst, issue 14)."""
+    ids = list(connection_ids)
+    forget_channels(core, ids)
+    warm_channels(core, ids)
+
+
+def warm_channels(core: Core, connection_ids: Iterable[int] | None = None) -> None:
+    """Start reading the active channels and the replay memory of these connections (None: all of
+    them, as a server starts) into memory; nothing when no loop runs. Failures are only logged: a
+    delivery reads what it needs itself."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    cache = channel_cache(core)
+    task = loop.create_task(_warm(core, None if connection_ids is None else list(connection_ids)),
+                            name="webhook-channels-warm")
+    cache.warming.add(task)
+
+    def done(finished: asyncio.Task[None]) -> None:
+        cache.warming.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            log.warning("webhook channels not read ahead; deliveries read them",
+                        extra={"error": type(finished.exception()).__name__})
+
+    task.add_done_callback(done)
+
+
+async def _warm(core: Core, connection_ids: list[int] | None) -> None:
+    query = select(WebhookSubscription.provider, WebhookSubscription.connection_id).where(
+        WebhookSubscription.status == "active", WebhookSubscription.secret.is_not(None)).distinct()
+    if connection_ids is not None:
+        if not connection_ids:
+            return
+        query = query.where(WebhookSubscription.connection_id.in_(connection_ids))
+    async with core.store.session() as session:
+        pairs = (await session.execute(query)).tuples().all()
+    for integration, connection_id in sorted(pairs):
+        if await StoredChannels(core, integration, connection_id).channels():
+            await delivery_memory(core).preload(integration, connection_id)
 
 
 async def handle_webhook(core: Core, hooks: SignedWebhooks, integration: str, connection_id: int,
@@ -147,6 +240,10 @@ class StoredChannels:
     async def sync(self, channel: Channel, reason: str) -> None:
         sync_queue(self.core).request(self.connection_id, reason=f"{self.integration} {reason}")
 
+    async def sync_items(self, channel: Channel, external_ids: Sequence[str], reason: str) -> None:
+        sync_queue(self.core).request(self.connection_id, reason=f"{self.integration} {reason}",
+                                      items=external_ids)
+
     async def renew_soon(self, channel: Channel) -> None:
         """Set the channel's expiry to now, so the renewal job renews it at its next run."""
         async with self.core.store.session() as session:
@@ -170,17 +267,18 @@ class StoredChannels:
         if cached is not None:
             self.served_cached = self.known = True
             return cached
+        found = await cache.load(self.integration, self.connection_id, self._read_channels)
+        self.known = bool(found)
+        return found
+
+    async def _read_channels(self) -> list[Channel]:
         async with self.core.store.session() as session:
             rows = (await session.scalars(select(WebhookSubscription).where(
                 WebhookSubscription.provider == self.integration,
                 WebhookSubscription.connection_id == self.connection_id,
                 WebhookSubscription.status == "active",
             ).order_by(WebhookSubscription.id))).all()
-            found = [Channel(r.remote_id, r.resource_id or "", r.secret, r.expires_at) for r in rows if r.secret]
-        if found:  # an unknown connection is not cached: it is answered 404 from the table each time
-            self.known = True
-            cache.put(self.integration, self.connection_id, found)
-        return found
+            return [Channel(r.remote_id, r.resource_id or "", r.secret, r.expires_at) for r in rows if r.secret]
 
     async def first_delivery(self, key: str) -> bool:
         """Record `key` for this connection; False when it is already there (see sync.integrations.deliveries)."""

@@ -39,9 +39,21 @@ _loaded: dict[str, Integration] = {}
 _failed: dict[str, str] = {}
 
 
+#: The entry points as last listed, with the lister that listed them (a test may swap `entry_points`).
+_listed: tuple[object, dict[str, str]] | None = None
+
+
 def _entry_points() -> dict[str, str]:
-    """name -> "module:attribute" of every registered integration (nothing is imported)."""
-    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+    """name -> "module:attribute" of every registered integration (nothing is imported).
+
+    Listed once per process: each listing reads every installed distribution's metadata (~5 ms),
+    and `integrations()` is asked per appointment event (is mail configured?), so a 200-booking sync
+    spent a second of event-loop time here, stalling webhook acks (issue 14's p99).
+    """
+    global _listed
+    if _listed is None or _listed[0] is not entry_points:
+        _listed = (entry_points, {ep.name: ep.value for ep in entry_points(group=GROUP)})
+    return _listed[1]
 
 
 def names() -> list[str]:

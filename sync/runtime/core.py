@@ -29,6 +29,9 @@ class Core:
 
     async def close(self) -> None:
         """Write what must outlive the process (accepted webhook deliveries), then close the database."""
+        channels = self.services.webhook_channels
+        if channels is not None:  # first: its reads ahead use the replay memory
+            await channels.close()
         deliveries, self.services.deliveries = self.services.deliveries, None
         if deliveries is not None:
             await deliveries.stop()

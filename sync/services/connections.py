@@ -90,7 +90,7 @@ async def _practitioner(core: Core, practice_id: int, ref: str | None) -> int | 
 async def add_connection(
     core: Core, provider: str, url: str, *, username: str | None = None, password: str | None = None,
     practitioner: str | None = None, practice: str | None = None, options: Mapping[str, str] | None = None,
-    actor: str,
+    secrets_given: Mapping[str, str] | None = None, actor: str,
 ) -> AddedConnection:
     """Discover the account's calendars and store the connection with them (nothing is written remotely).
 
@@ -110,6 +110,8 @@ async def add_connection(
     practitioner_id = await _practitioner(core, chosen.id, practitioner)
     credentials: dict[str, Any] | None = {"username": username, "password": password} if username or password \
         else None
+    if secrets_given:
+        credentials = {**(credentials or {}), **checked_secrets(provider, secrets_given)}
     config = {"url": url, **checked_options(provider, options or {})}
     info = ConnectionInfo(provider=provider, account=f"{username}@{host}" if username else host,
                           config=config, credentials=credentials,
@@ -148,6 +150,21 @@ def checked_options(provider: str, options: Mapping[str, str]) -> dict[str, str]
             raise ConnectionError_(f"{name.replace('_', '-')} must be one of {', '.join(option.choices)}")
         checked[name] = value
     return checked
+
+
+def checked_secrets(provider: str, given: Mapping[str, str]) -> dict[str, str]:
+    """The further secrets given (`--secret-env`), each one the integration declares, none empty."""
+    try:
+        declared = registry.get(provider).connect.secret_fields
+    except ProviderError as exc:
+        raise ConnectionError_(str(exc)) from None
+    for name, value in given.items():
+        if name not in declared:
+            names = ", ".join(declared) if declared else "none"
+            raise ConnectionError_(f"{provider} takes no secret {name!r} (it takes: {names})")
+        if not value:
+            raise ConnectionError_(f"the secret {name!r} is empty")
+    return dict(given)
 
 
 async def add_practice_wide(

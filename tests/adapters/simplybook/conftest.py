@@ -24,11 +24,16 @@ async def fake() -> AsyncIterator[SimplyBookFake]:
 
 
 def source_for(fake: SimplyBookFake, *, password: str | None = None, company: str | None = None,
-               clock: object = None, attempts: int = 2) -> SimplyBookBookings:
+               clock: object = None, attempts: int = 2, api_key: str | None = None,
+               secret_key: str | None = None) -> SimplyBookBookings:
+    """The admin API's source; with `api_key` and `secret_key`, callback reads go through the public API."""
+    policy = RetryPolicy(attempts=attempts, backoff=0.0, max_wait=0.0)
     client = SimplyBookClient(fake.url, company or fake.company, fake.user, password or fake.password,
-                              policy=RetryPolicy(attempts=attempts, backoff=0.0, max_wait=0.0),
+                              policy=policy,
                               **({"clock": clock} if clock is not None else {}))  # type: ignore[arg-type]
-    return SimplyBookBookings(client)
+    public = SimplyBookClient.public(fake.url, company or fake.company, api_key, policy=policy) \
+        if api_key is not None else None
+    return SimplyBookBookings(client, public=public, secret_key=secret_key or "")
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
 """SimplyBook.me over JSON-RPC against its loopback fake: login and re-login, errors that arrive with
-HTTP 200, throttling, the cost of a quiet poll, read-first writes, and callbacks that only ask to look."""
+HTTP 200, throttling, the cost of a quiet poll, read-first writes, callbacks that only ask to read the
+booking they name, and that read, signed with md5(id + hash + secret key) through the public API."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,11 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.simplybook import company_login
-from adapters.simplybook.bookings import SimplyBookBookings
+from adapters.simplybook.bookings import SimplyBookBookings, callback_ref
+from adapters.simplybook.client import signed_fetch_sign
 from adapters.simplybook.webhooks import SimplyBookCallbacks
 from sync.contract import AuthExpired, NotFound, RateLimited, Refused, WrongEtag
+from sync.contract.booking import BookingCalendar
 from sync.contract.integration import Channel, WebhookRequest
-from sync.contract.items import Window
+from sync.contract.items import RemoteItem, Window
 from tests.adapters.simplybook.conftest import source_for
 from tests.adapters.simplybook.fakes.simplybook import SimplyBookFake
 
@@ -154,6 +158,7 @@ class Desk:
     connection_id: int = 4
     seen: set[str] = field(default_factory=set)
     synced: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -166,7 +171,11 @@ class Desk:
                         datetime.now(UTC) + timedelta(days=1), "2")]
 
     async def sync(self, channel: Channel, reason: str) -> None:
+        raise AssertionError("a SimplyBook callback reads the booking it names, not the window")
+
+    async def sync_items(self, channel: Channel, external_ids: Sequence[str], reason: str) -> None:
         self.synced.append(reason)
+        self.items.extend(external_ids)
 
     async def renew_soon(self, channel: Channel) -> None: ...
 
@@ -198,3 +207,80 @@ async def test_a_callback_only_asks_for_a_sync_once_and_only_for_its_company() -
     assert (await hooks.handle(WebhookRequest("POST", {}, {}, b"{not json"), desk)).status == 400
     assert (await hooks.handle(WebhookRequest("GET", {}, {}, b""), desk)).status == 405
     assert desk.synced == ["booking.create", "booking.cancel"]
+    assert desk.items == ["101:" + "ab" * 16] * 2  # the booking's id and hash: what the read is signed with
+    assert (await hooks.handle(_callback(booking_id="104", booking_hash="not hex!"), desk)).status == 400
+    assert (await hooks.handle(_callback(booking_id="105", booking_hash=""), desk)).status == 200
+    assert desk.items[-1] == "105"  # no hash: read through the admin API by id
+
+
+def test_the_read_signature_is_md5_of_id_hash_and_secret() -> None:
+    # md5 of "4cfae2bs3cret", computed with coreutils' md5sum
+    assert signed_fetch_sign("4", "cfae2b", "s3cret") == "a913b0faca78e49d1b27c9eb59feda9f"
+
+
+async def test_a_callback_booking_is_read_by_id_signed_with_the_secret(fake: SimplyBookFake) -> None:
+    """One read per callback, never a window listing; a made-up hash or another company's id reads
+    nothing (NotFound), so a lying callback changes nothing."""
+    source = source_for(fake, api_key=fake.api_key, secret_key=fake.secret_key)
+    try:
+        booked = await fake.book("2", START, 45)
+        item = await source.fetch(callback_ref(booked["id"], booked["hash"]))
+        assert (item.remote_id, item.event.start, item.event.client_name, item.event.staff_ref) == (
+            booked["id"], START, "Jane Roe", "2")
+        assert fake.calls("getToken") == 1 and fake.calls("getBookings") == 0
+        assert [p for p, m in fake.requests if m == "getBookingDetails"] == ["/"]  # the public API, signed
+        with pytest.raises(NotFound):  # a made-up hash: the sign does not match
+            await source.fetch(callback_ref(booked["id"], "0" * 32))
+        other = await fake.book("2", START + timedelta(hours=3), company="otherclinic")
+        with pytest.raises(NotFound):  # another company's booking with its own real hash
+            await source.fetch(callback_ref(other["id"], other["hash"]))
+        fake.expire_tokens()  # the public token expired: one login more, then the read
+        assert (await source.fetch(callback_ref(booked["id"], booked["hash"]))).remote_id == booked["id"]
+        assert fake.calls("getToken") == 2
+    finally:
+        await source.aclose()
+
+
+async def test_without_the_secret_a_callback_booking_is_read_through_the_admin_api(fake: SimplyBookFake) -> None:
+    source = source_for(fake)
+    try:
+        booked = await fake.book("3", START)
+        item = await source.fetch(callback_ref(booked["id"], booked["hash"]))
+        assert item.remote_id == booked["id"] and item.event.staff_ref == "3"
+        assert [p for p, m in fake.requests if m == "getBookingDetails"] == ["/admin"]
+        assert fake.calls("getToken") == 0
+        other = await fake.book("2", START, company="otherclinic")
+        with pytest.raises(NotFound):
+            await source.fetch(callback_ref(other["id"], other["hash"]))
+    finally:
+        await source.aclose()
+
+
+async def test_a_wrong_api_key_is_a_reconnect_in_words(fake: SimplyBookFake) -> None:
+    source = source_for(fake, api_key="wrong", secret_key=fake.secret_key)
+    try:
+        booked = await fake.book("2", START)
+        with pytest.raises(AuthExpired) as err:
+            await source.fetch(callback_ref(booked["id"], booked["hash"]))
+        assert "did not accept the key" in err.value.user_message
+    finally:
+        await source.aclose()
+
+
+async def test_an_item_read_fetches_each_booking_once_for_all_calendars(fake: SimplyBookFake) -> None:
+    """The engine's item read (BookingCalendar.changes_of): one fetch per named booking for all the
+    connection's calendars (the memo), the booking on its provider's calendar, gone from the other's,
+    and nothing at all for an id the API does not return."""
+    source = source_for(fake, api_key=fake.api_key, secret_key=fake.secret_key)
+    try:
+        booked = await fake.book("2", START)
+        other = await fake.book("2", START, company="otherclinic")
+        refs = [callback_ref(booked["id"], booked["hash"]), callback_ref(other["id"], other["hash"])]
+        memo: dict[str, RemoteItem | None] = {}
+        lee = await BookingCalendar(source, "2", own_source=False).changes_of(refs, WINDOW, memo)
+        kim = await BookingCalendar(source, "3", own_source=False).changes_of(refs, WINDOW, memo)
+        assert [i.remote_id for i in lee.items] == [booked["id"]] and lee.deleted_ids == [] and not lee.full
+        assert kim.items == [] and kim.deleted_ids == [booked["id"]]  # not (or no longer) Dr Kim's
+        assert fake.calls("getBookingDetails") == 2  # once per reference, not per calendar
+    finally:
+        await source.aclose()

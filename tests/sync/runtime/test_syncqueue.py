@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from sync.runtime.syncqueue import SyncQueue
+from sync.runtime.syncqueue import MAX_ITEMS, SyncQueue, requested_items
 
 
 class SteppedTime:
@@ -77,3 +77,45 @@ async def test_a_storm_is_synced_within_max_defer_then_once_per_gap() -> None:
         await time.advance(0.1)
     await queue.drain()
     assert runs[-1] > 6.0  # the requests after the last run were synced too
+
+
+async def test_item_requests_gather_and_any_plain_request_makes_the_run_full() -> None:
+    """The runner sees the ids asked for since the last run (`requested_items`); a request without ids
+    (a poll, another platform's webhook) or too many ids turn the run into a full read, and a failed
+    item run leaves a full read for the next."""
+    time = SteppedTime()
+    seen: list[frozenset[str] | None] = []
+    fail = [False]
+
+    async def runner(connection_id: int) -> None:
+        seen.append(requested_items.get())
+        if fail[0]:
+            raise RuntimeError("provider down")
+
+    queue = SyncQueue(runner, settle=0.25, max_defer=3.0, min_gap=1.0, clock=time.clock, sleep=time.sleep)
+    queue.request(7, items=["101:aa"])
+    queue.request(7, items=["102:bb", "101:aa"])
+    await time.advance(0.25)
+    assert seen == [frozenset({"101:aa", "102:bb"})]
+    assert requested_items.get() is None  # only inside the run
+
+    queue.request(7, items=["103"])
+    queue.request(7, reason="poll")
+    queue.request(7, items=["104"])  # a full read is pending: it covers this one too
+    await time.advance(1.0)
+    assert seen[-1] is None
+
+    queue.request(7, items=[str(n) for n in range(MAX_ITEMS + 1)])
+    await time.advance(1.0)
+    assert seen[-1] is None
+
+    fail[0] = True
+    queue.request(7, items=["105"])
+    await time.advance(1.0)
+    assert seen[-1] == frozenset({"105"})
+    fail[0] = False
+    queue.request(7, items=["106"])  # after a failed item read: the window, not just 106
+    await time.advance(1.0)
+    assert seen[-1] is None
+    await queue.drain()
+    assert queue.runs == 5

@@ -7,11 +7,17 @@ What is not documented is configurable here: the error a rejected or expired tok
 (`token_error`), the error for an unknown booking (`not_found_error`), a refusal of an edit
 (`refuse`), and HTTP 429 with Retry-After for the next `throttle` requests. Several companies share
 one fake, so a callback naming another company's booking can be tried. `requests` counts every call.
+
+The public (company) API too: `getToken(company, api key)` on `/login` (-33002 for a wrong key), calls
+on `/` with `X-Company-Login` and `X-Token`, and `getBookingDetails(id, sign)`, which answers only when
+sign = md5(id + the booking's hash + the company's secret key); a wrong sign gets `sign_error`
+(its code and words are not documented, so configurable) and another company's id `not_found_error`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 import socket
@@ -38,6 +44,9 @@ class SimplyBookFake:
     blocked: bool = False
     throttle: int = 0
     deliver: bool = True
+    api_key: str = "sb-public-api-key"
+    secret_key: str = "sb-secret-key"
+    sign_error: tuple[int, str] = (-32085, "Signature error")
     token_error: tuple[int, str] = (-32600, "Access denied")
     not_found_error: tuple[int, str] = (-32052, "Booking not found")
     units: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -51,6 +60,7 @@ class SimplyBookFake:
     held: list[bytes] = field(default_factory=list)
     delivered: list[int] = field(default_factory=list)
     _tokens: dict[str, str] = field(default_factory=dict)
+    _public_tokens: dict[str, str] = field(default_factory=dict)
     _next_id: int = 100
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _runner: web.AppRunner | None = None
@@ -64,6 +74,7 @@ class SimplyBookFake:
     def expire_tokens(self) -> None:
         """Every token issued so far stops working (SimplyBook's last about an hour)."""
         self._tokens.clear()
+        self._public_tokens.clear()
 
     async def book(self, unit_id: str, start: datetime, minutes: int = 30, *, company: str | None = None,
                    client: str = "Jane Roe", service: str = "Reflexology") -> dict[str, Any]:
@@ -121,7 +132,8 @@ class SimplyBookFake:
     # --- the server ----------------------------------------------------------------------------
     async def start(self) -> SimplyBookFake:
         app = web.Application()
-        app.add_routes([web.post("/login", self._login), web.post("/admin", self._admin)])
+        app.add_routes([web.post("/login", self._login), web.post("/admin", self._admin),
+                        web.post("/", self._public)])
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         sock = socket.socket()
@@ -157,6 +169,8 @@ class SimplyBookFake:
         if isinstance(read, web.Response):
             return read
         rpc_id, method, params = read
+        if method == "getToken":
+            return self._get_token(rpc_id, params)
         if method != "getUserToken":
             return _error(rpc_id, -32601, "Method not found")
         if len(params) != 3:
@@ -171,6 +185,41 @@ class SimplyBookFake:
         token = secrets.token_hex(32)
         self._tokens[token] = company
         return _result(rpc_id, token)
+
+    def _get_token(self, rpc_id: Any, params: list[Any]) -> web.Response:
+        if len(params) != 2:
+            return _error(rpc_id, -32602, "Invalid params")
+        company, key = (str(p) for p in params)
+        if company != self.company:
+            return _error(rpc_id, -33001, "Company does not exist")
+        if key != self.api_key:
+            return _error(rpc_id, -33002, "Api key not found")
+        token = secrets.token_hex(32)
+        self._public_tokens[token] = company
+        return _result(rpc_id, token)
+
+    async def _public(self, request: web.Request) -> web.Response:
+        read = await self._read(request)
+        if isinstance(read, web.Response):
+            return read
+        rpc_id, method, params = read
+        company = request.headers.get("X-Company-Login", "")
+        if self._public_tokens.get(request.headers.get("X-Token", "")) != company or not company:
+            return _error(rpc_id, *self.token_error)
+        if method != "getBookingDetails":
+            return _error(rpc_id, -32601, "Method not found")
+        if len(params) != 2:
+            return _error(rpc_id, -32602, "Invalid params")
+        try:
+            booking = self._booking(company, params[0])
+        except _RpcError as exc:
+            return _error(rpc_id, exc.code, exc.message)
+        except (TypeError, ValueError):
+            return _error(rpc_id, -32602, "Invalid params")
+        expected = hashlib.md5(f"{booking['id']}{booking['hash']}{self.secret_key}".encode(), usedforsecurity=False).hexdigest()
+        if str(params[1]) != expected:
+            return _error(rpc_id, *self.sign_error)
+        return _result(rpc_id, self._details(booking))
 
     async def _admin(self, request: web.Request) -> web.Response:
         read = await self._read(request)
@@ -212,7 +261,10 @@ class SimplyBookFake:
         return booking
 
     def _rpc_getBookingDetails(self, company: str, booking_id: Any) -> dict[str, Any]:
-        b = self._booking(company, booking_id)
+        return self._details(self._booking(company, booking_id))
+
+    @staticmethod
+    def _details(b: dict[str, Any]) -> dict[str, Any]:
         # The details name some fields differently from the listing.
         return {"id": b["id"], "code": b["code"], "start_date_time": b["start_date"], "end_date_time": b["end_date"],
                 "unit_id": b["unit_id"], "unit_name": b["unit"], "event_id": b["event_id"], "event_name": b["event"],
