@@ -66,6 +66,7 @@ __all__ = [
     "second_writers",
     "set_flags",
     "set_identity_field",
+    "shift_source",
     "shifts_between",
     "today",
 ]
@@ -160,6 +161,13 @@ async def _source(session: AsyncSession, practice: Practice, actor: str, *, crea
         await audit.record(session, actor=actor, action="connection.add", practice_id=practice.id,
                            details={"connection_id": source.id, "provider": INTEGRATION})
     return source
+
+
+async def shift_source(session: AsyncSession, practice: str | int | None, actor: str, *,
+                       create: bool) -> tuple[Practice, Connection | None]:
+    """The practice and its shift-source connection (locked for update; made first when `create`)."""
+    row = await _practice(session, practice)
+    return row, await _source(session, row, actor, create=create)
 
 
 def _identity_field(source: Connection) -> str:
