@@ -1,4 +1,5 @@
-"""Fetching a feed URL (an iCalendar feed, a published shift schedule) safely: conditional GET, size and time limits, checked redirects.
+"""Fetching a feed URL (an iCalendar feed, a published shift schedule) safely: conditional GET, size and
+time limits, checked redirects.
 
 - http, https and webcal(s) (read as https); nothing else.
 - If-None-Match / If-Modified-Since from the last fetch; 304 means "unchanged".
@@ -89,7 +90,8 @@ class FeedFetcher:
             async with asyncio.timeout(self.max_seconds):
                 return await self._fetch(normalize_feed_url(url), etag, last_modified)
         except TimeoutError:
-            raise Unavailable(f"{self.provider}: the feed took longer than {self.max_seconds:g} s", provider=self.provider) from None
+            raise Unavailable(f"{self.provider}: the feed took longer than {self.max_seconds:g} s",
+                              provider=self.provider) from None
 
     async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> Fetched:
         headers: dict[str, str] = {}
@@ -104,7 +106,8 @@ class FeedFetcher:
             except httpx.TimeoutException as exc:
                 raise Unavailable(f"{self.provider}: the feed server timed out", provider=self.provider) from exc
             except httpx.HTTPError as exc:
-                raise Unavailable(f"{self.provider}: cannot reach the feed ({type(exc).__name__})", provider=self.provider) from exc
+                raise Unavailable(f"{self.provider}: cannot reach the feed ({type(exc).__name__})",
+                                  provider=self.provider) from exc
             try:
                 if response.status_code in (301, 302, 303, 307, 308):
                     location = response.headers.get("location")
@@ -117,7 +120,8 @@ class FeedFetcher:
                 if response.status_code >= 400:
                     error = map_response_error(response, self.provider)
                     if isinstance(error, NotFound):
-                        error = NotFound(f"{self.provider}: the feed URL answers 404 Not Found; check it is still published")
+                        error = NotFound(f"{self.provider}: the feed URL answers 404 Not Found; "
+                                         "check it is still published")
                     raise error
                 body = await self._read_bounded(response)
             finally:
@@ -134,7 +138,8 @@ class FeedFetcher:
         declared = response.headers.get("content-length")
         limit_mb = self.max_bytes / (1024 * 1024)
         if declared and declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
-            raise Refused(f"{self.provider}: the feed is {int(declared) / 1048576:.1f} MB, over the {limit_mb:g} MB limit")
+            raise Refused(f"{self.provider}: the feed is {int(declared) / 1048576:.1f} MB, "
+                          f"over the {limit_mb:g} MB limit")
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():

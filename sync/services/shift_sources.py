@@ -92,7 +92,8 @@ async def pull_feeds_job(core: Core) -> None:
     async with core.store.session() as s:
         sources = (await s.scalars(select(Connection).where(Connection.provider == shifts.INTEGRATION)
                                    .order_by(Connection.id))).all()
-        practices = [c.practice_id for c in sources if isinstance(c.credentials, dict) and c.credentials.get("feed_url")]
+        practices = [c.practice_id for c in sources
+                     if isinstance(c.credentials, dict) and c.credentials.get("feed_url")]
     for practice_id in dict.fromkeys(practices):
         try:
             await pull_feed(core, practice_id, actor="system:shift-feed")
