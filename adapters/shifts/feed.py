@@ -25,7 +25,7 @@ import httpx
 
 from adapters.kit.feeds import FeedFetcher
 from adapters.kit.ical import Component, parse_components
-from adapters.kit.ical.contentlines import unescape_text
+from adapters.kit.ical.contentlines import located, unescape_text
 from adapters.kit.ical.reader import ReadProblem, events_from_calendar
 from sync.contract import BadPayload, ConnectionInfo, Refused
 from sync.contract.shifts import Shift, ShiftPerson, ShiftSnapshot
@@ -78,8 +78,25 @@ def _split(summary: str) -> tuple[str, str]:
 
 def parse_ics(name: str, data: bytes, zone_name: str) -> ShiftSnapshot:
     """Read a schedule feed; BadPayload naming the line of the first event that cannot be a shift."""
+    try:
+        shifts = _shifts(parse_components(data), zone_name)
+    except BadPayload as exc:
+        if exc.line:
+            raise
+        # The fast pass keeps no line numbers: read again line by line so the error names its line.
+        shifts = _shifts(located(data), zone_name)
     zone = ZoneInfo(zone_name)
-    calendars = parse_components(data)
+    start = min(s.start for s in shifts).astimezone(zone)
+    end = max(s.end for s in shifts).astimezone(zone)
+    return ShiftSnapshot(
+        shifts=tuple(shifts),
+        start=datetime.combine(start.date(), time(0), tzinfo=zone),
+        end=datetime.combine(end.date() + timedelta(days=1), time(0), tzinfo=zone),
+        origin=name,
+    )
+
+
+def _shifts(calendars: list[Component], zone_name: str) -> list[Shift]:
     shifts: list[Shift] = []
     seen: set[str] = set()
     for calendar in calendars:
@@ -111,14 +128,7 @@ def parse_ics(name: str, data: bytes, zone_name: str) -> ShiftSnapshot:
                 raise _bad(f"more than {MAX_SHIFTS} shifts in one feed", line)
     if not shifts:
         raise _bad("the feed holds no shifts")
-    start = min(s.start for s in shifts).astimezone(zone)
-    end = max(s.end for s in shifts).astimezone(zone)
-    return ShiftSnapshot(
-        shifts=tuple(shifts),
-        start=datetime.combine(start.date(), time(0), tzinfo=zone),
-        end=datetime.combine(end.date() + timedelta(days=1), time(0), tzinfo=zone),
-        origin=name,
-    )
+    return shifts
 
 
 def _shift(component: Component, summary: str, start: datetime, end: datetime, uid: str, line: int | None) -> Shift:

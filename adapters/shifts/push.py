@@ -77,14 +77,14 @@ def _str(value: Any, what: str, index: int | None, *, required: bool = False) ->
         value = ""
     if not isinstance(value, str):
         raise _bad(f"{what} must be a string", index)
-    value = value.strip()
-    if required and not value:
+    text: str = value.strip()
+    if required and not text:
         raise _bad(f"{what} is empty", index)
-    if len(value) > MAX_CELL:
+    if len(text) > MAX_CELL:
         raise _bad(f"{what} is longer than {MAX_CELL} characters", index)
-    if value and looks_like_formula(value):
-        raise _bad(f"{what} holds a spreadsheet formula ({value[:20]!r})", index)
-    return value
+    if text and looks_like_formula(text):
+        raise _bad(f"{what} holds a spreadsheet formula ({text[:20]!r})", index)
+    return text
 
 
 def _time(value: Any, zone: ZoneInfo, what: str, index: int | None) -> tuple[datetime, bool]:
