@@ -59,10 +59,13 @@ __all__ = [
     "import_schedule",
     "known_assignments",
     "parse_upload",
+    "person_key",
+    "person_overrides",
     "pending_count",
     "practice_ref",
     "publish",
     "publish_pending_job",
+    "replan",
     "second_writers",
     "set_flags",
     "set_identity_field",
@@ -265,8 +268,20 @@ def _fingerprint(event: ShiftEvent) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _mailbox(row: ShiftRow, identity_field: str) -> str | None:
-    value = str((row.person_ids or {}).get(identity_field) or "").strip()
+def person_key(name: str) -> str:
+    """How a person's name keys an admin's mapping (case and spacing do not matter)."""
+    return " ".join(name.split()).casefold()
+
+
+def person_overrides(source_config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The people an admin mapped by hand: person key -> {"upn": ..., "practitioner_id": ...}."""
+    people = (source_config or {}).get("people")
+    return {k: v for k, v in people.items() if isinstance(v, dict)} if isinstance(people, dict) else {}
+
+
+def _mailbox(row: ShiftRow, identity_field: str, overrides: dict[str, dict[str, Any]] | None = None) -> str | None:
+    mapped = (overrides or {}).get(person_key(row.person_name or ""))
+    value = str((mapped or {}).get("upn") or (row.person_ids or {}).get(identity_field) or "").strip()
     if not value:
         return None
     return value.lower() if "@" in value else value
@@ -277,12 +292,20 @@ def _plan_row(row: ShiftRow, source: Connection, practice: Practice, now: dateti
     if row.ends_at <= now:
         return
     flags = assignment_flags(source.config, row.assignment)
-    mailbox = _mailbox(row, _identity_field(source))
+    mailbox = _mailbox(row, _identity_field(source), person_overrides(source.config))
     if not row.live or not flags.send or mailbox is None:
         row.want_mailbox, row.want_hash = None, None
         return
     row.want_mailbox = mailbox
+    mapped = person_overrides(source.config).get(person_key(row.person_name or ""))
+    if mapped and isinstance(mapped.get("practitioner_id"), int):
+        row.practitioner_id = mapped["practitioner_id"]
     row.want_hash = _fingerprint(_event(row, flags, ZoneInfo(practice.timezone), practice.name))
+
+
+async def replan(session: AsyncSession, practice: Practice, source: Connection) -> int:
+    """Recompute every future shift's wanted state after a mapping change; returns how many changed."""
+    return await _replan(session, practice, source)
 
 
 async def _replan(session: AsyncSession, practice: Practice, source: Connection) -> int:
@@ -357,6 +380,7 @@ async def _apply_snapshot(s: AsyncSession, practice: Practice, source: Connectio
     existing = {r.shift_key: r for r in (await s.scalars(select(ShiftRow).where(ShiftRow.source_id == source.id)))}
     mapping = await _practitioners_by_identity(s, practice.id)
     field_name = _identity_field(source)
+    overrides = person_overrides(source.config)
     seen: set[str] = set()
     unmapped: set[str] = set()
     for shift in snapshot.shifts:
@@ -371,7 +395,7 @@ async def _apply_snapshot(s: AsyncSession, practice: Practice, source: Connectio
         ids: dict[str, str] = {f: shift.person.identity(f) for f in IDENTITY_FIELDS if shift.person.identity(f)}
         row.person_name, row.person_ids, row.assignment = shift.person.name, ids, shift.assignment
         row.starts_at, row.ends_at, row.notes, row.live = shift.start, shift.end, shift.notes or None, shift.published
-        if shift.published and not ids.get(field_name):
+        if shift.published and not ids.get(field_name) and person_key(shift.person.name) not in overrides:
             unmapped.add(shift.person.name)
     for key, row in existing.items():
         if key not in seen and row.starts_at is not None and snapshot.start <= row.starts_at < snapshot.end:
@@ -481,9 +505,11 @@ async def _publish_pending(core: Core, practice_id: int, source_id: int, source_
         ))).all()
         pending = [r for r in rows if _is_pending(r)]
         field_name = _identity_field(source)
-        live_ids = (await s.scalars(select(ShiftRow.person_ids).where(
+        live_ids = (await s.execute(select(ShiftRow.person_name, ShiftRow.person_ids).where(
             ShiftRow.source_id == source_id, ShiftRow.live.is_(True), ShiftRow.ends_at > utcnow()))).all()
-        summary.skipped_unmapped = sum(1 for ids in live_ids if not str((ids or {}).get(field_name) or "").strip())
+        overrides = person_overrides(source.config)
+        summary.skipped_unmapped = sum(1 for name, ids in live_ids if not str((ids or {}).get(field_name) or "").strip()
+                                       and person_key(name or "") not in overrides)
         zone = ZoneInfo(practice.timezone)
         events: dict[int, ShiftEvent] = {}
         for r in pending:
