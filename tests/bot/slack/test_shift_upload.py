@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 
 from adapters.graph import GraphTransports
 from bot.commands.shift_upload import MAX_BYTES
-from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.services import shifts
 from sync.services.connections import add_practice_wide
