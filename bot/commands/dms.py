@@ -16,6 +16,7 @@ from bot.commands.access import can_see
 from bot.commands.followups import FOLLOWUP_BOOKING, dm_item, followup_view, person_zone
 from bot.commands.identity import Actor
 from bot.commands.present import day_label, details_action, moment_label
+from bot.commands.shift_day import with_shifts
 from bot.views import Agenda, Error, FollowUpRequest, ReminderCard, View
 from sync.engine.series import visit
 from sync.runtime.core import Core
@@ -122,11 +123,15 @@ async def notification_view(core: Core, n: Notification, actor: Actor) -> View |
     """The DM view for reminder, agenda, follow-up and booking-request notifications; None for others."""
     if n.kind not in DM_KINDS:
         return None
+    if n.kind == "agenda":
+        async with core.store.session() as session:
+            agenda = await _agenda(session, n, actor)
+        # Their shifts that day too (the shift service reads in a session of its own).
+        return await with_shifts(core, n.practice_id, agenda, n.practitioner_id) if isinstance(agenda, Agenda) \
+            else agenda
     async with core.store.session() as session:
         if n.kind == "reminder":
             return await _reminder(core, session, n, actor)
-        if n.kind == "agenda":
-            return await _agenda(session, n, actor)
         if n.kind == FOLLOWUP_BOOKING:
             return await _booking_request(session, n, actor)
         found = await _appointment(session, n)

@@ -108,6 +108,10 @@ def agenda_json(view: Agenda) -> list[dict[str, Any]]:
         if item.actions:
             elements = [button_json(a) for a in item.actions]
             blocks.append({"type": "actions", "block_id": f"acts:{item.appointment_id}", "elements": elements})
+    if view.shifts:
+        lines = [f"*{w.time_label}*  {esc(w.title)}  _{esc(w.person)}_" for w in view.shifts[:MAX_AGENDA_ITEMS]]
+        blocks.append({"type": "section", "block_id": "shifts",
+                       "text": mrkdwn(clip("*On shift*\n" + "\n".join(lines), 3000))})
     if view.work or view.work_unavailable:
         blocks.append({"type": "divider"})
         lines = [f"*{w.time_label}*  {esc(w.title)}  _{esc(w.person)}_" for w in view.work[:MAX_AGENDA_ITEMS]]

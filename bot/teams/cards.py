@@ -117,6 +117,9 @@ def _agenda(view: Agenda) -> list[Json]:
     if not view.items:
         body.append(text(view.empty_text, isSubtle=True))
     body.extend(_item(i) for i in view.items)
+    if view.shifts:
+        body.append(text("On shift", weight="Bolder", spacing="Medium", separator=True))
+        body.extend(text(f"{w.time_label}  {w.title} · {w.person}") for w in view.shifts)
     if view.work or view.work_unavailable:
         body.append(text("Work calendars (not appointments)", weight="Bolder", spacing="Medium", separator=True))
         body.extend(text(f"{w.time_label}  {w.title} · {w.person}") for w in view.work)

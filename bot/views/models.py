@@ -76,6 +76,8 @@ class Agenda:
     work: tuple[WorkItem, ...] = ()
     #: Work calendars that could not be read just now (their events are missing from `work`).
     work_unavailable: tuple[str, ...] = ()
+    #: The day's published shifts (the practitioner's own on their agenda; everyone's on the practice's).
+    shifts: tuple[WorkItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

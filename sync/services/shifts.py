@@ -297,10 +297,18 @@ def _plan_row(row: ShiftRow, source: Connection, practice: Practice, now: dateti
         row.want_mailbox, row.want_hash = None, None
         return
     row.want_mailbox = mailbox
-    mapped = person_overrides(source.config).get(person_key(row.person_name or ""))
+    row.want_hash = _fingerprint(_event(row, flags, ZoneInfo(practice.timezone), practice.name))
+
+
+def _set_practitioner(row: ShiftRow, source: Connection, by_identity: dict[str, int]) -> None:
+    """Whose shift this is among the practitioners (for their agenda and working hours), past shifts too."""
+    overrides = person_overrides(source.config)
+    mapped = overrides.get(person_key(row.person_name or ""))
     if mapped and isinstance(mapped.get("practitioner_id"), int):
         row.practitioner_id = mapped["practitioner_id"]
-    row.want_hash = _fingerprint(_event(row, flags, ZoneInfo(practice.timezone), practice.name))
+        return
+    mailbox = _mailbox(row, _identity_field(source), overrides)
+    row.practitioner_id = by_identity.get((mailbox or "").lower()) or row.practitioner_id
 
 
 async def replan(session: AsyncSession, practice: Practice, source: Connection) -> int:
@@ -318,7 +326,7 @@ async def _replan(session: AsyncSession, practice: Practice, source: Connection)
     for row in rows:
         before = (row.want_mailbox, row.want_hash)
         _plan_row(row, source, practice, now)
-        row.practitioner_id = mapping.get((row.want_mailbox or "").lower()) or row.practitioner_id
+        _set_practitioner(row, source, mapping)
         changed += (row.want_mailbox, row.want_hash) != before
     return changed
 
@@ -403,7 +411,7 @@ async def _apply_snapshot(s: AsyncSession, practice: Practice, source: Connectio
     counts = {"create": 0, "update": 0, "delete": 0, "unchanged": 0}
     for row in existing.values():
         _plan_row(row, source, practice, now)
-        row.practitioner_id = mapping.get((row.want_mailbox or "").lower()) or row.practitioner_id
+        _set_practitioner(row, source, mapping)
         counts[_pending_kind(row)] += 1
     summary = ImportSummary(
         source_id=source.id, origin=snapshot.origin, shifts=len(snapshot.shifts),
