@@ -184,7 +184,8 @@ async def list_open(core: Core, actor: Actor) -> View:
     async with core.store.session() as session:
         rows = (await session.scalars(
             select(ConflictNotice).outerjoin(Link, Link.id == ConflictNotice.link_id)
-            .where(ConflictNotice.practice_id == actor.practice_id, ConflictNotice.resolved_at.is_(None))
+            .where(ConflictNotice.practice_id == actor.practice_id, ConflictNotice.resolved_at.is_(None),
+                   ConflictNotice.kind.in_(("conflict", "double_booking")))  # outside_shift: told, not decided
             .order_by(ConflictNotice.id.desc()).limit(200))).all()
         cards: list[ConflictCard | DoubleBookingCard] = []
         seen: set[object] = set()
