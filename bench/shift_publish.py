@@ -108,12 +108,16 @@ def _stats(fake: GraphFake, since: int, expected: int) -> dict[str, Any]:
 
 async def _serve_fake(conn: Connection, policy: ThrottlePolicy, people: int) -> None:
     fake = GraphFake(throttle=policy)
+    start_cpu = [0.0]
 
     async def stats(request: web.Request) -> web.Response:
         q = request.query
-        return web.json_response(_stats(fake, int(q.get("since", "0")), int(q.get("expected", "0"))))
+        found = _stats(fake, int(q.get("since", "0")), int(q.get("expected", "0")))
+        found["fake_cpu_s"] = round(time.process_time() - start_cpu[0], 3)
+        return web.json_response(found)
 
     async def reset(request: web.Request) -> web.Response:
+        start_cpu[0] = time.process_time()
         fake.http_requests.clear()
         fake.throttle.stats.clear()
         return web.json_response({"ok": True})
@@ -218,6 +222,7 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, object]:
             "other_requests": after["http_requests"] - after["batch_requests"],
             "wall_s": round(wall, 3), "clinicbot_cpu_s": round(cpu, 3), "throttle_floor_s": round(floor, 3),
             "wall_over_floor": round(wall / floor, 2) if floor else None,
+            "fake_graph_cpu_s": after["fake_cpu_s"],
             "throttled_items": after["rejected"], "max_in_flight_per_mailbox": after["max_in_flight"],
             "events": after["events"], "duplicates": after["duplicates"], "losses": after["losses"],
         },

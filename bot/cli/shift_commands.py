@@ -12,7 +12,7 @@ from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
 from sync.contract.shifts import IDENTITY_FIELDS
 from sync.runtime.core import Core
-from sync.services import shift_sources
+from sync.services import shift_mapping, shift_sources
 from sync.services import shifts as service
 from sync.services.errors import ServiceError
 
@@ -247,3 +247,43 @@ async def shifts_push_secret(core: Core, practice_name: str | None) -> None:
     click.echo(f"POST the schedule as JSON to {core.settings.base_url()}/webhooks/shifts/{connection_id}")
     click.echo("with the header X-Clinicbot-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of t + '.' + body>")
     click.echo(f"under this secret (shown once; stored encrypted): {secret}")
+
+
+@shifts.command("map")
+@click.argument("person")
+@click.option("--upn", default=None, help="Send their shifts to this Microsoft sign-in (name@domain or object id).")
+@click.option("--practitioner", "practitioner_id", type=int, default=None,
+              help="Send their shifts to this practitioner's calendar (their sign-in, else e-mail).")
+@click.option("--undo", is_flag=True, help="Forget the hand mapping: the identity field decides again.")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@with_core
+async def shifts_map(core: Core, person: str, upn: str | None, practitioner_id: int | None, undo: bool,
+                     practice_name: str | None) -> None:
+    """Send PERSON's shifts (named as the schedule names them) to a UPN or a practitioner, by hand."""
+    if undo == bool(upn or practitioner_id is not None) or (upn and practitioner_id is not None):
+        fail("give exactly one of --upn, --practitioner or --undo")
+        return
+    try:
+        target, changed = await shift_mapping.map_person(core, practice_name, person, actor=cli_actor(), upn=upn,
+                                                         practitioner_id=practitioner_id)
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    where = f"go to {target}" if target else "follow the identity field again"
+    click.echo(f"{person}'s shifts {where}; {changed} future shift(s) change. Run `clinicbot shifts publish`.")
+
+
+@shifts.command("people")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@json_option
+@with_core
+async def shifts_people(core: Core, practice_name: str | None, as_json: bool) -> None:
+    """Everyone on a future published shift, and where their shifts go (none: no sign-in, so nothing sent)."""
+    try:
+        state = await shift_mapping.mapping_state(core, practice_name)
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    rows = [{"person": p.name, "shifts": p.shifts, "mailbox": p.mailbox or "-", "how": p.how,
+             "known_to_microsoft": "no" if p.unknown else ("-" if not p.mailbox else "yes")} for p in state.people]
+    emit(rows, ["person", "shifts", "mailbox", "how", "known_to_microsoft"], as_json)
