@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from bot.commands import shift_day
 from bot.commands.conflicts import notice_view
 from bot.commands.dms import notification_view
 from bot.commands.identity import Actor, actor_for_identity
@@ -37,6 +38,7 @@ _HEADLINES = {
     "followup": "How did it go?",
     "conflict": "A calendar copy was edited by hand",
     "double_booking": "Double booking",
+    "outside_shift": "Booked outside every shift",
 }
 
 
@@ -70,6 +72,10 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
             headline = _HEADLINES.get(n.kind, "Update")
             if n.kind == "reminder" and "offset_minutes" in n.data:
                 headline += f": starts in {int(n.data['offset_minutes'])} minutes"
+            if n.kind == "outside_shift" and appt.practitioner_id is not None:
+                near = await shift_day.shifts_near(core, practice.id, appt.practitioner_id, appt.start, appt.end,
+                                                   practice.timezone)
+                headline += f" of the practitioner (their shifts: {near})" if near else ""
             return appointment_detail(actor, await details_of(session, appt, practice.timezone), notice=headline)
     return Notice(str(n.data.get("text") or n.kind.replace("_", " ")), title=str(n.data.get("title", "")))
 

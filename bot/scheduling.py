@@ -15,6 +15,7 @@ from sync.jobs.scheduler import ClinicScheduler, SchedulerUnavailable, sync_data
 from sync.notify.clients import SEND_EVERY_SECONDS, send_job
 from sync.runtime.settings import Settings
 from sync.services.removals import RETRY_EVERY_SECONDS, retry_removals
+from sync.services.shift_sources import pull_feeds_job
 from sync.services.shifts import PUBLISH_EVERY_SECONDS, publish_pending_job
 
 __all__ = ["SCHEDULER", "setup_scheduler"]
@@ -34,6 +35,7 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
 
     scheduler.add_periodic("push.renew", RENEW_EVERY_SECONDS, renew_push)
     scheduler.add_periodic("connections.removals", RETRY_EVERY_SECONDS, retry_removals)
+    scheduler.add_periodic("shifts.feeds", PUBLISH_EVERY_SECONDS, pull_feeds_job)
     scheduler.add_periodic("shifts.publish", PUBLISH_EVERY_SECONDS, publish_pending_job)
     scheduler.add_periodic("clients.send", SEND_EVERY_SECONDS, send_job)
 

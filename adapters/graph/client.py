@@ -131,6 +131,7 @@ class GraphClient:
         transport: httpx.AsyncBaseTransport | None = None,
         page_size: int = 50,
         policy: RetryPolicy | None = None,
+        max_connections: int = 20,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
         self.base = f"{self.graph_url}/v1.0"
@@ -146,6 +147,7 @@ class GraphClient:
             auth=auth,
             transport=transport,
             policy=policy or RetryPolicy(attempts=5, max_wait=60.0),
+            max_connections=max_connections,
         )
         self.requests_sent = 0
 

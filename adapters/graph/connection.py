@@ -74,7 +74,8 @@ def parse_calendar_path(remote_id: str) -> str:
     return path
 
 
-def open_client(conn: ConnectionInfo, settings: Any, mailbox: str) -> tuple[GraphClient, bool]:
+def open_client(conn: ConnectionInfo, settings: Any, mailbox: str, *,
+                max_connections: int = 20) -> tuple[GraphClient, bool]:
     """A GraphClient for the connection and whether its account is a personal (Outlook.com) one."""
     config = auth_config(conn, settings)
     source: DelegatedTokens | ApplicationTokens
@@ -89,5 +90,6 @@ def open_client(conn: ConnectionInfo, settings: Any, mailbox: str) -> tuple[Grap
         mailbox,
         transport=_transports(conn).graph,
         page_size=int(conn.config.get("page_size", 50)),
+        max_connections=max_connections,
     )
     return client, bool(source.personal)

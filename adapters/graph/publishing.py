@@ -78,11 +78,11 @@ class GraphShiftPublisher:
         #: Requests made, for the summary and the benchmark.
         self.requests = 0
 
-    def _client(self, mailbox: str) -> GraphClient:
+    def _client(self, mailbox: str, *, connections: int = 20) -> GraphClient:
         path = _mailbox_path(mailbox)
         client = self._clients.get(path)
         if client is None:
-            client, _ = open_client(self.conn, self.host, path)
+            client, _ = open_client(self.conn, self.host, path, max_connections=connections)
             self._clients[path] = client
         return client
 
@@ -150,8 +150,8 @@ class GraphShiftPublisher:
         results: dict[str, list[PublishResult]] = {m: [] for m in work}
         if not any(queues.values()):
             return results
-        client = self._client("shift-batches")
-        run = _MixedRun(client, queues, results)
+        client = self._client("shift-batches", connections=MAX_BATCHES_IN_FLIGHT)
+        run = _MixedRun(client, queues, results, batches_in_flight(sum(1 for q in queues.values() if q)))
         await run.go()
         return results
 
@@ -184,9 +184,18 @@ class GraphShiftPublisher:
         return found
 
 
-#: $batch requests in flight at once. Each mailbox still has at most 4 items in flight (Graph's
-#: per-mailbox limit), counted across the batches; the batches only spread over more mailboxes.
-BATCHES_IN_FLIGHT = 16
+#: The most $batch requests in flight at once (and connections to Graph for them).
+MAX_BATCHES_IN_FLIGHT = 64
+
+
+def batches_in_flight(mailboxes: int) -> int:
+    """$batch requests to keep in flight for `mailboxes` with writes.
+
+    Graph runs 4 requests of a batch at a time, and each mailbox may have 4 items in flight (its
+    concurrency limit, counted across the batches). Enough full batches to carry 4 items of every
+    mailbox keep every mailbox busy: 4 x mailboxes / 20, at least 4, at most MAX_BATCHES_IN_FLIGHT.
+    """
+    return max(4, min(MAX_BATCHES_IN_FLIGHT, -(-MAILBOX_CONCURRENCY * mailboxes // MAX_BATCH)))
 
 
 def _slug(mailbox: str) -> str:
@@ -233,8 +242,9 @@ class _MixedRun:
     """The batches of one `write`: one item per mailbox per batch, at most 4 items in flight per mailbox."""
 
     def __init__(self, client: GraphClient, queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]],
-                 results: dict[str, list[PublishResult]]) -> None:
+                 results: dict[str, list[PublishResult]], workers: int) -> None:
         self.client = client
+        self.workers = workers
         self.queues = {m: q for m, q in queues.items() if q}
         self.results = results
         self.attempts: dict[str, int] = {}
@@ -258,7 +268,7 @@ class _MixedRun:
         return any(self.queues.values())
 
     async def go(self) -> None:
-        workers = [asyncio.ensure_future(self._worker()) for _ in range(BATCHES_IN_FLIGHT)]
+        workers = [asyncio.ensure_future(self._worker()) for _ in range(self.workers)]
         try:
             await asyncio.gather(*workers)
         except BaseException:

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from sync.contract import BadPayload
 from sync.contract.shifts import Shift, ShiftPerson, ShiftSnapshot
 
-__all__ = ["MAX_ROWS", "PROVIDER", "parse_csv"]
+__all__ = ["MAX_CELL", "MAX_ROWS", "PROVIDER", "looks_like_formula", "parse_csv", "parse_time"]
 
 PROVIDER = "shifts"
 MAX_ROWS = 100_000
@@ -95,8 +95,8 @@ def _header_map(header: list[str]) -> dict[str, int]:
     return found
 
 
-def _parse_time(text: str, zone: ZoneInfo, row: int, what: str) -> tuple[datetime, bool]:
-    """(aware time, whether the text gave a time of day)."""
+def parse_time(text: str, zone: ZoneInfo, row: int, what: str) -> tuple[datetime, bool]:
+    """(aware time, whether the text gave a time of day); BadPayload naming the row."""
     value = text.strip()
     if _ISO.match(value):
         try:
@@ -123,6 +123,11 @@ def _parse_time(text: str, zone: ZoneInfo, row: int, what: str) -> tuple[datetim
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed, has_time
+
+
+def looks_like_formula(value: str) -> bool:
+    """Whether a spreadsheet would run `value` as a formula (CSV injection)."""
+    return bool(_FORMULA.match(value))
 
 
 def _cell(cells: list[str], columns: dict[str, int], key: str, row: int) -> str:
@@ -175,8 +180,8 @@ def _shift(cells: list[str], columns: dict[str, int], zone: ZoneInfo, row: int, 
         raise _bad("the person is empty", row)
     if not assignment:
         raise _bad("the assignment is empty", row)
-    start, _ = _parse_time(_cell(cells, columns, "start", row), zone, row, "start")
-    end, end_has_time = _parse_time(_cell(cells, columns, "end", row), zone, row, "end")
+    start, _ = parse_time(_cell(cells, columns, "start", row), zone, row, "start")
+    end, end_has_time = parse_time(_cell(cells, columns, "end", row), zone, row, "end")
     if not end_has_time:
         end = end + timedelta(days=1)  # a date-only end is the end of that day
     if end < start and end.date() == start.date():

@@ -12,6 +12,7 @@ from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
 from sync.contract.shifts import IDENTITY_FIELDS
 from sync.runtime.core import Core
+from sync.services import shift_mapping, shift_sources
 from sync.services import shifts as service
 from sync.services.errors import ServiceError
 
@@ -33,6 +34,16 @@ def _read(path: Path) -> bytes:
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror or exc}")
         raise
+
+
+def _import_lines(summary: service.ImportSummary) -> dict[str, object]:
+    return {
+        "origin": summary.origin, "shifts": summary.shifts, "published": summary.published,
+        "window": f"{summary.window[0]:%Y-%m-%d} - {summary.window[1]:%Y-%m-%d}",
+        "create": summary.to_create, "update": summary.to_update, "delete": summary.to_delete,
+        "unchanged": summary.unchanged, "identity_field": summary.identity_field,
+        "no_identity": ", ".join(summary.unmapped) or "-",
+    }
 
 
 def _publish_lines(summary: service.PublishSummary) -> dict[str, object]:
@@ -178,3 +189,101 @@ async def shifts_check(core: Core, days: int, practice_name: str | None, as_json
     emit(rows, ["mailbox", "person", "lookalike_events"], False)
     click.echo("These calendars already hold events with the shifts' subjects and times that clinicbot did not "
                "write: turn off the scheduler's own Outlook integration for them, or the shifts show twice.")
+
+
+async def _then_publish(core: Core, practice_name: str | None, out: dict[str, object], publish: bool,
+                        as_json: bool) -> None:
+    if publish:
+        try:
+            out |= _publish_lines(await service.publish(core, practice_name, actor=cli_actor()))
+        except ServiceError as exc:
+            emit(out, list(out), as_json)
+            fail(f"the schedule is stored; publishing it failed: {exc}")
+            return
+    emit(out, list(out), as_json)
+
+
+@shifts.command("feed")
+@click.argument("url")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@click.option("--no-publish", is_flag=True, help="Store the schedule; publish later with `clinicbot shifts publish`.")
+@json_option
+@with_core
+async def shifts_feed(core: Core, url: str, practice_name: str | None, no_publish: bool, as_json: bool) -> None:
+    """Read the published schedule from the scheduler's iCalendar feed URL (kept encrypted, read every 5 minutes)."""
+    try:
+        summary = await shift_sources.set_feed(core, practice_name, url, actor=cli_actor())
+    except ServiceError as exc:
+        fail(f"the feed is not set: {exc}")
+        return
+    await _then_publish(core, practice_name, _import_lines(summary), not no_publish, as_json)
+
+
+@shifts.command("pull")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@click.option("--no-publish", is_flag=True, help="Store the schedule; publish later with `clinicbot shifts publish`.")
+@json_option
+@with_core
+async def shifts_pull(core: Core, practice_name: str | None, no_publish: bool, as_json: bool) -> None:
+    """Read the schedule feed now (instead of waiting for the next 5-minute read) and publish the changes."""
+    try:
+        summary = await shift_sources.pull_feed(core, practice_name, actor=cli_actor())
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    await _then_publish(core, practice_name, _import_lines(summary), not no_publish, as_json)
+
+
+@shifts.command("push-secret")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@with_core
+async def shifts_push_secret(core: Core, practice_name: str | None) -> None:
+    """Make a new secret for signed schedule pushes (the old one stops working) and print where to push."""
+    try:
+        connection_id, secret = await shift_sources.push_secret(core, practice_name, actor=cli_actor())
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    click.echo(f"POST the schedule as JSON to {core.settings.base_url()}/webhooks/shifts/{connection_id}")
+    click.echo("with the header X-Clinicbot-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of t + '.' + body>")
+    click.echo(f"under this secret (shown once; stored encrypted): {secret}")
+
+
+@shifts.command("map")
+@click.argument("person")
+@click.option("--upn", default=None, help="Send their shifts to this Microsoft sign-in (name@domain or object id).")
+@click.option("--practitioner", "practitioner_id", type=int, default=None,
+              help="Send their shifts to this practitioner's calendar (their sign-in, else e-mail).")
+@click.option("--undo", is_flag=True, help="Forget the hand mapping: the identity field decides again.")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@with_core
+async def shifts_map(core: Core, person: str, upn: str | None, practitioner_id: int | None, undo: bool,
+                     practice_name: str | None) -> None:
+    """Send PERSON's shifts (named as the schedule names them) to a UPN or a practitioner, by hand."""
+    if undo == bool(upn or practitioner_id is not None) or (upn and practitioner_id is not None):
+        fail("give exactly one of --upn, --practitioner or --undo")
+        return
+    try:
+        target, changed = await shift_mapping.map_person(core, practice_name, person, actor=cli_actor(), upn=upn,
+                                                         practitioner_id=practitioner_id)
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    where = f"go to {target}" if target else "follow the identity field again"
+    click.echo(f"{person}'s shifts {where}; {changed} future shift(s) change. Run `clinicbot shifts publish`.")
+
+
+@shifts.command("people")
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@json_option
+@with_core
+async def shifts_people(core: Core, practice_name: str | None, as_json: bool) -> None:
+    """Everyone on a future published shift, and where their shifts go (none: no sign-in, so nothing sent)."""
+    try:
+        state = await shift_mapping.mapping_state(core, practice_name)
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    rows = [{"person": p.name, "shifts": p.shifts, "mailbox": p.mailbox or "-", "how": p.how,
+             "known_to_microsoft": "no" if p.unknown else ("-" if not p.mailbox else "yes")} for p in state.people]
+    emit(rows, ["person", "shifts", "mailbox", "how", "known_to_microsoft"], as_json)

@@ -23,11 +23,15 @@ __all__ = [
     "BookFollowUp",
     "CancelConfirmed",
     "KeepBooking",
+    "MapShiftPerson",
     "MapStaffMember",
     "MarkAttended",
     "MarkNoShow",
     "OpenReschedule",
+    "OpenShiftMapping",
     "PickSlot",
+    "SetShiftField",
+    "SetShiftFlag",
     "ShowDetails",
     "SubmitReschedule",
     "decode",
@@ -130,9 +134,39 @@ class MapStaffMember:
     practitioner_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OpenShiftMapping:
+    """The publish summary's "Map people": open who-gets-which-shifts."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetShiftField:
+    """The mapping card: the scheduler's person field that holds the Microsoft sign-in."""
+
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class MapShiftPerson:
+    """The mapping card's picker: this person's shifts go to that practitioner (None: undo the mapping)."""
+
+    person: str
+    practitioner_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetShiftFlag:
+    """The mapping card's flag buttons: set one of an assignment's four flags ("on" or "off")."""
+
+    assignment: str
+    flag: str
+    state: str
+
+
 Action = (
     OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails | KeepBooking
-    | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember
+    | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember | OpenShiftMapping
+    | SetShiftField | MapShiftPerson | SetShiftFlag
 )
 
 #: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
@@ -149,6 +183,10 @@ ACTION_IDS: dict[str, type[Any]] = {
     "conflict_keep": KeepBooking,
     "conflict_accept": AcceptCalendar,
     "staff_map": MapStaffMember,
+    "shifts_map": OpenShiftMapping,
+    "shifts_field": SetShiftField,
+    "shifts_person": MapShiftPerson,
+    "shifts_flag": SetShiftFlag,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
@@ -176,6 +214,10 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     KeepBooking: (("c", "conflict_id", True),),
     AcceptCalendar: (("c", "conflict_id", True),),
     MapStaffMember: (("c", "calendar_id", True), ("p", "practitioner_id", False)),
+    OpenShiftMapping: (),
+    SetShiftField: (("f", "field", True),),
+    MapShiftPerson: (("n", "person", True), ("p", "practitioner_id", False)),
+    SetShiftFlag: (("n", "assignment", True), ("f", "flag", True), ("s", "state", True)),
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 

@@ -28,6 +28,7 @@ from bot.commands.errors import ParseError
 from bot.commands.grammar import CancelAppointment, Reschedule, ShowAgenda, ShowAppointment, UserRef
 from bot.commands.identity import Actor
 from bot.commands.present import agenda_item, appointment_detail, day_label, moment_label
+from bot.commands.shift_day import with_shifts
 from bot.commands.when import check_day, wall_time
 from bot.commands.work import with_work_events
 from bot.views import Agenda, ConfirmCancel, Error, RescheduleForm, View
@@ -109,6 +110,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         practitioner=practitioner.name if practitioner else None,
         empty_text=f"No appointments on {day_label(day.day)}{f' at {place.name}' if place else ''}.",
     )
+    view = await with_shifts(core, actor.practice_id, view, practitioner.id if practitioner else None)
     return await with_work_events(core, actor, view, practitioner.id if practitioner else None)
 
 

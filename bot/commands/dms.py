@@ -14,6 +14,7 @@ from bot.commands.access import can_see
 from bot.commands.followups import FOLLOWUP_BOOKING, dm_item, followup_view
 from bot.commands.identity import Actor
 from bot.commands.present import day_label, details_action, moment_label
+from bot.commands.shift_day import with_shifts
 from bot.views import Agenda, Error, FollowUpRequest, ReminderCard, View
 from sync.runtime.core import Core
 from sync.runtime.notifier import Notification
@@ -111,7 +112,10 @@ async def notification_view(core: Core, n: Notification, actor: Actor) -> View |
     if n.kind == "reminder":
         return await _reminder(core, n, actor)
     if n.kind == "agenda":
-        return await _agenda(core, n, actor)
+        agenda = await _agenda(core, n, actor)
+        # Their shifts that day too (the shift service reads in a session of its own).
+        return await with_shifts(core, n.practice_id, agenda, n.practitioner_id) if isinstance(agenda, Agenda) \
+            else agenda
     if n.kind == FOLLOWUP_BOOKING:
         return await _booking_request(core, n, actor)
     state = await load_followup(core, n.practice_id, _first(n))

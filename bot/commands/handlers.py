@@ -18,6 +18,7 @@ from bot.commands import (
     mirror_edits,
     reminders,
     settings,
+    shift_cards,
     shifts,
     staff,
     staff_card,
@@ -30,11 +31,15 @@ from bot.commands.actions import (
     BookFollowUp,
     CancelConfirmed,
     KeepBooking,
+    MapShiftPerson,
     MapStaffMember,
     MarkAttended,
     MarkNoShow,
     OpenReschedule,
+    OpenShiftMapping,
     PickSlot,
+    SetShiftField,
+    SetShiftFlag,
     ShowDetails,
     SubmitReschedule,
 )
@@ -136,6 +141,14 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await conflicts.decide(core, actor, command)
         case MapStaffMember():
             return await staff_card.map_from_card(core, actor, command)
+        case OpenShiftMapping():
+            return await shift_cards.mapping_card(core, actor)
+        case SetShiftField():
+            return await shift_cards.set_field(core, actor, command)
+        case MapShiftPerson():
+            return await shift_cards.map_person(core, actor, command)
+        case SetShiftFlag():
+            return await shift_cards.set_flag(core, actor, command)
         case SetMirrorEdits():
             return await mirror_edits.mirror_edits(core, actor, command)
         case SetOptOut():

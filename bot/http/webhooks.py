@@ -24,8 +24,9 @@ from sync.integrations import registry
 from sync.integrations.push_channels import handle_webhook
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
+from sync.services import shift_sources
 
-__all__ = ["answer_response", "plain_request", "setup_webhooks", "webhook"]
+__all__ = ["answer_response", "plain_request", "setup_webhooks", "shift_push", "webhook"]
 
 log = logging.getLogger("clinicbot.webhooks")
 
@@ -85,6 +86,16 @@ async def webhook(core: Core, request: web.Request, name: str, connection_id: st
     return answer_response(await handle_webhook(core, hooks, name, int(connection_id), plain))
 
 
+async def shift_push(core: Core, request: web.Request, connection_id: str) -> web.Response:
+    """A schedule pushed as signed JSON to the practice's shift source (sync.services.shift_sources)."""
+    if not CONNECTION_ID.fullmatch(connection_id):
+        return _json(404, "unknown webhook")
+    plain = await plain_request(request, shift_sources.push_limit())
+    if plain is None:
+        return _json(413, "body too large: push a shorter window")
+    return answer_response(await shift_sources.receive_push(core, int(connection_id), plain))
+
+
 def setup_webhooks(app: web.Application, settings: Settings) -> str | None:
     async def dispatch(request: web.Request) -> web.StreamResponse:
         return await webhook(request.app[CORE], request, request.match_info["provider"],
@@ -96,6 +107,11 @@ def setup_webhooks(app: web.Application, settings: Settings) -> str | None:
         if queue is not None:
             await queue.close()
 
+    async def shifts(request: web.Request) -> web.StreamResponse:
+        return await shift_push(request.app[CORE], request, request.match_info["connection_id"])
+
+    # Before the integrations' route: a schedule push is imported, not a request to sync.
+    app.router.add_route("*", "/webhooks/shifts/{connection_id}", shifts)
     app.router.add_route("*", "/webhooks/{provider}/{connection_id}", dispatch)
     # Unsigned platforms' addresses end in the connection's secret path token.
     app.router.add_route("*", "/webhooks/{provider}/{connection_id}/{token}", dispatch)

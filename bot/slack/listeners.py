@@ -38,9 +38,12 @@ from bot.commands.actor_cache import ActorCache
 from bot.commands.admin import help_view
 from bot.commands.answers import AnswerCache
 from bot.commands.grammar import Command, ShowAgenda, ShowHelp
+from bot.commands.shift_upload import import_file, require_publisher
 from bot.slack import render
+from bot.slack.uploads import SeenFiles, SlackFile, fetch_slack_file, file_from_info, files_in_message
 from bot.views import Agenda, Error, RescheduleForm, View
 from sync.runtime.core import Core
+from sync.services.errors import ServiceError
 
 __all__ = ["COMMAND", "SlackListeners", "normalize_text"]
 
@@ -148,6 +151,7 @@ class SlackListeners:
         #: How long a modal submit may work before its ack says "still working" and it finishes in the
         #: background (None: as long as it takes; tests that read the answer in the ack use it).
         self.submit_budget: float | None = SUBMIT_BUDGET
+        self.files = SeenFiles()
 
     def register(self, bolt: AsyncApp) -> None:
         bolt.command(COMMAND)(self.on_command)
@@ -155,6 +159,8 @@ class SlackListeners:
         bolt.action("clinic.link")(self.on_link)
         bolt.view_submission(render.MODAL_CALLBACK)(self.on_submit)
         bolt.view_closed(render.MODAL_CALLBACK)(self.on_closed)
+        bolt.event("message")(self.on_message)
+        bolt.event("file_shared")(self.on_file_shared)
 
     # --- delivery -----------------------------------------------------------------------------
     async def respond(self, origin: Origin, view: View, client: AsyncWebClient | None, replace: bool) -> None:
@@ -312,6 +318,52 @@ class SlackListeners:
             await ack(text="I'm busy right now; try again in a few seconds.", response_type="ephemeral")
             return
         await ack()
+
+    # --- files sent to the bot (a shift schedule export) ------------------------------------------
+    async def on_message(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
+                         client: AsyncWebClient) -> None:
+        """A message in the bot's DM: a schedule file in it is imported; anything else is left alone."""
+        await ack()
+        channel, files = files_in_message(event)
+        for file in files[:1]:  # one schedule at a time; a second file in the same message is not read
+            if self.files.first(file.file_id):
+                self._upload(body, str(event.get("user") or ""), channel, file, client)
+
+    async def on_file_shared(self, ack: AsyncAck, body: dict[str, Any], event: dict[str, Any],
+                             client: AsyncWebClient) -> None:
+        """A file shared in the bot's DM: its details from files.info, then the same as a message."""
+        await ack()
+        file_id, channel = event.get("file_id"), event.get("channel_id")
+        if not isinstance(file_id, str) or not isinstance(channel, str) or not channel.startswith("D"):
+            return
+        if not self.files.first(file_id):
+            return
+        user = str(event.get("user_id") or "")
+
+        async def work() -> None:
+            file = file_from_info((await client.files_info(file=file_id)).data)
+            if file is not None:
+                self._upload(body, user, channel, file, client)
+
+        self._later(work, "file details")
+
+    def _upload(self, body: dict[str, Any], user: str, channel: str, file: SlackFile,
+                client: AsyncWebClient) -> None:
+        async def work() -> None:
+            actor = await self.actors.resolve(str(body.get("team_id") or ""), user, "")
+            view: View | None = require_publisher(actor)
+            if view is None:
+                try:
+                    data = await fetch_slack_file(self.core, file, str(client.token or ""))
+                except ServiceError as exc:
+                    view = Error(f"{file.name}: {exc}", "send the scheduler's CSV export of the published schedule")
+                else:
+                    view = await import_file(self.core, actor, file.name, data)
+            text, blocks = render.message(view)
+            await client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+
+        if not self._later(work, "schedule upload"):
+            log.warning("a schedule upload was not taken: the queue is full")
 
     # --- buttons ------------------------------------------------------------------------------
     async def on_link(self, ack: AsyncAck) -> None:

@@ -33,7 +33,7 @@ from bot.commands.actions import (
     ShowDetails,
     encode,
 )
-from bot.slack import conflict_render, reminder_render, staff_render
+from bot.slack import conflict_render, reminder_render, shift_render, staff_render
 from bot.slack.elements import ACTION_PREFIX, LABELS, button, clip, esc
 from bot.views import (
     Agenda,
@@ -108,6 +108,10 @@ def agenda_json(view: Agenda) -> list[dict[str, Any]]:
         if item.actions:
             elements = [button_json(a) for a in item.actions]
             blocks.append({"type": "actions", "block_id": f"acts:{item.appointment_id}", "elements": elements})
+    if view.shifts:
+        lines = [f"*{w.time_label}*  {esc(w.title)}  _{esc(w.person)}_" for w in view.shifts[:MAX_AGENDA_ITEMS]]
+        blocks.append({"type": "section", "block_id": "shifts",
+                       "text": mrkdwn(clip("*On shift*\n" + "\n".join(lines), 3000))})
     if view.work or view.work_unavailable:
         blocks.append({"type": "divider"})
         lines = [f"*{w.time_label}*  {esc(w.title)}  _{esc(w.person)}_" for w in view.work[:MAX_AGENDA_ITEMS]]
@@ -259,6 +263,8 @@ def message(view: View) -> tuple[str, list[dict[str, Any]]]:
         return clip(text, 300), [b.to_dict() for b in blocks]
     if isinstance(view, StaffCard):
         return staff_render.blocks_for(view)
+    if isinstance(view, shift_render.SHIFT_VIEWS):
+        return shift_render.blocks_for(view)
     match view:
         case Agenda():
             return clip(view.title, 300), agenda_json(view)

@@ -41,6 +41,7 @@ from sync.runtime.settings import Settings
 __all__ = [
     "BOT_SCOPES",
     "EVENTS",
+    "FILE_EVENTS",
     "INSTALL_PATH",
     "REDIRECT_PATH",
     "ROUTES",
@@ -56,9 +57,12 @@ INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 ROUTES = (EVENTS_PATH, INSTALL_PATH, REDIRECT_PATH)
 #: What the code calls: commands (/clinic), chat:write (messages and updates), im:write (conversations.open).
-BOT_SCOPES = ("commands", "chat:write", "im:write")
+#: files:read and im:history: a schedule file sent to the bot in its DM (bot.slack.uploads).
+BOT_SCOPES = ("commands", "chat:write", "im:write", "files:read", "im:history")
 #: Events listened to: uninstalls and revoked tokens drop the stored installation.
 EVENTS = ("app_uninstalled", "tokens_revoked")
+#: Events a file sent to the bot raises (the listeners handle them; the manifest subscribes to them).
+FILE_EVENTS = ("message.im", "file_shared")
 MAX_BODY = 1024 * 1024
 
 

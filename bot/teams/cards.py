@@ -19,7 +19,7 @@ from bot.commands.actions import (
     ShowDetails,
     SubmitReschedule,
 )
-from bot.teams import conflict_cards, reminder_cards, staff_cards
+from bot.teams import conflict_cards, reminder_cards, shift_cards, staff_cards
 from bot.teams.card_parts import Json, action_button, execute, fact_set, open_url, plain, text
 from bot.views import (
     Agenda,
@@ -117,6 +117,9 @@ def _agenda(view: Agenda) -> list[Json]:
     if not view.items:
         body.append(text(view.empty_text, isSubtle=True))
     body.extend(_item(i) for i in view.items)
+    if view.shifts:
+        body.append(text("On shift", weight="Bolder", spacing="Medium", separator=True))
+        body.extend(text(f"{w.time_label}  {w.title} · {w.person}") for w in view.shifts)
     if view.work or view.work_unavailable:
         body.append(text("Work calendars (not appointments)", weight="Bolder", spacing="Medium", separator=True))
         body.extend(text(f"{w.time_label}  {w.title} · {w.person}") for w in view.work)
@@ -275,6 +278,8 @@ def render_parts(view: View) -> tuple[list[Json], list[Json]]:
         return conflict_cards.parts_for(view)
     if isinstance(view, StaffCard):
         return staff_cards.parts_for(view)
+    if isinstance(view, shift_cards.SHIFT_VIEWS):
+        return shift_cards.parts_for(view)
     match view:
         case Agenda():
             return _agenda(view), []

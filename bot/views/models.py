@@ -76,6 +76,8 @@ class Agenda:
     work: tuple[WorkItem, ...] = ()
     #: Work calendars that could not be read just now (their events are missing from `work`).
     work_unavailable: tuple[str, ...] = ()
+    #: The day's published shifts (the practitioner's own on their agenda; everyone's on the practice's).
+    shifts: tuple[WorkItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +357,50 @@ class StaffCard:
     notice: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ShiftPublishCard:
+    """The publishing admin's summary of an import and its publish: counts, who got nothing, a way to map them."""
+
+    title: str
+    #: What was read and what Outlook got, one line each.
+    lines: tuple[str, ...]
+    #: People on published shifts with no Microsoft sign-in in the identity field (they got nothing).
+    unmapped: tuple[str, ...]
+    #: Sign-ins Microsoft 365 does not know (their shifts wait).
+    unknown: tuple[str, ...]
+    identity_field: str
+    #: The "Map people" button (None when there is nobody to map).
+    map_action: Action | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftPersonLine:
+    """A person on the schedule's future shifts and where their shifts go."""
+
+    name: str
+    mailbox: str
+    #: "field" (the scheduler's identity field), "mapped" (by an admin), "none" (nothing sent).
+    how: str
+    unknown: bool
+    shifts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftMappingCard:
+    """Who gets which shifts (admins): the identity field, each person with a practitioner picker, and each
+    assignment's four flags as buttons. Every choice is an action; the card comes back updated."""
+
+    identity_field: str
+    #: The fields the identity may be in, each with the action choosing it.
+    fields: tuple[tuple[str, Action], ...]
+    people: tuple[ShiftPersonLine, ...]
+    #: Per person (same order): (practitioner name, the action mapping the person to them).
+    choices: tuple[tuple[tuple[str, Action], ...], ...]
+    #: (assignment, ((flag label, on, the action flipping it), ...)).
+    assignments: tuple[tuple[str, tuple[tuple[str, bool, Action], ...]], ...]
+    notice: str = ""
+
+
 View = (
     Agenda
     | ReminderCard
@@ -374,4 +420,6 @@ View = (
     | DoubleBookingCard
     | ConflictList
     | StaffCard
+    | ShiftPublishCard
+    | ShiftMappingCard
 )

@@ -188,8 +188,17 @@ class ShiftSourceSlot:
     extensions: tuple[str, ...]
     #: (file name, bytes, the practice's zone) -> the snapshot; BadPayload naming the row on bad input.
     parse_file: Callable[[str, bytes, str], ShiftSnapshot]
-    #: (connection, host, the practice's zone) -> the snapshot of a connection's published feed.
+    #: (connection, host, the practice's zone) -> the snapshot of a connection's published feed (its URL is
+    #: the credentials' "feed_url"); ProviderError when it cannot be fetched, BadPayload naming the line.
     read_feed: Callable[[ConnectionInfo, Any, str], Awaitable[ShiftSnapshot]] | None = None
+    #: (raw body, lower-case headers, the push secret, now) -> None when signed and fresh, else why not.
+    verify_push: Callable[[bytes, Mapping[str, str], str, datetime], str | None] | None = None
+    #: (verified raw body, the practice's zone) -> the snapshot; BadPayload naming the shift.
+    parse_push: Callable[[bytes, str], ShiftSnapshot] | None = None
+    #: The header naming a push's delivery id (the replay memory's key; else the body's hash).
+    push_delivery_header: str = ""
+    #: Largest push body read, in bytes.
+    push_max_bytes: int = 10 * 1024 * 1024
     #: Largest file accepted, in bytes.
     max_bytes: int = 10 * 1024 * 1024
     notes: tuple[str, ...] = field(default_factory=tuple)

@@ -17,7 +17,7 @@ from sync.runtime.core import Core
 from sync.store.database import after_commit
 from sync.store.model import ConflictNotice
 
-__all__ = ["queue_double_booking", "queue_mirror_conflict"]
+__all__ = ["queue_double_booking", "queue_mirror_conflict", "queue_outside_shift"]
 
 
 def _wake_after_commit(session: AsyncSession, core: Core) -> None:
@@ -60,4 +60,13 @@ async def queue_double_booking(
         practice_id=practice_id, kind="double_booking", calendar_id=calendar_id, appointment_id=appointment_id,
         other_appointment_id=other_appointment_id,
         dedupe_key=f"double_booking:{appointment_id}:{version}:{other_appointment_id}",
+    ))
+
+
+async def queue_outside_shift(session: AsyncSession, core: Core, *, practice_id: int, appointment_id: int,
+                              version: int) -> bool:
+    """Queue the staff notice for a visit booked outside every shift of its practitioner (once per version)."""
+    return await _insert(session, core, ConflictNotice(
+        practice_id=practice_id, kind="outside_shift", appointment_id=appointment_id,
+        dedupe_key=f"outside_shift:{appointment_id}:{version}",
     ))

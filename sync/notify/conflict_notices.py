@@ -47,6 +47,10 @@ BASE_DELAY = 30.0
 def notification_for(notice: ConflictNotice) -> Notification:
     """The platform-free Notification for one notice (ids only; views are read at send time)."""
     appts = (notice.appointment_id,) + ((notice.other_appointment_id,) if notice.other_appointment_id else ())
+    if notice.kind == "outside_shift":
+        # Told, not decided: the card is the appointment with the practitioner's shifts beside it.
+        return Notification(kind="outside_shift", practice_id=notice.practice_id, audience="staff",
+                            appointment_ids=appts, data={"conflict_id": notice.id})
     return Notification(
         kind="double_booking" if notice.kind == "double_booking" else "conflict",
         practice_id=notice.practice_id, audience="staff", appointment_ids=appts,

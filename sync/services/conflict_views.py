@@ -159,7 +159,8 @@ async def open_conflicts(core: Core, practice_id: int) -> tuple[ConflictState, .
     async with core.store.session() as session:
         rows = (await session.scalars(
             select(ConflictNotice).outerjoin(Link, Link.id == ConflictNotice.link_id)
-            .where(ConflictNotice.practice_id == practice_id, ConflictNotice.resolved_at.is_(None))
+            .where(ConflictNotice.practice_id == practice_id, ConflictNotice.resolved_at.is_(None),
+                   ConflictNotice.kind.in_(("conflict", "double_booking")))  # outside_shift: told, not decided
             .order_by(ConflictNotice.id.desc()).limit(200))).all()
         states: list[ConflictState] = []
         seen: set[object] = set()

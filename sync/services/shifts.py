@@ -60,12 +60,16 @@ __all__ = [
     "known_assignments",
     "parse_upload",
     "pending_count",
+    "person_key",
+    "person_overrides",
     "practice_ref",
     "publish",
     "publish_pending_job",
+    "replan",
     "second_writers",
     "set_flags",
     "set_identity_field",
+    "shift_source",
     "shifts_between",
     "today",
 ]
@@ -160,6 +164,13 @@ async def _source(session: AsyncSession, practice: Practice, actor: str, *, crea
         await audit.record(session, actor=actor, action="connection.add", practice_id=practice.id,
                            details={"connection_id": source.id, "provider": INTEGRATION})
     return source
+
+
+async def shift_source(session: AsyncSession, practice: str | int | None, actor: str, *,
+                       create: bool) -> tuple[Practice, Connection | None]:
+    """The practice and its shift-source connection (locked for update; made first when `create`)."""
+    row = await _practice(session, practice)
+    return row, await _source(session, row, actor, create=create)
 
 
 def _identity_field(source: Connection) -> str:
@@ -257,8 +268,20 @@ def _fingerprint(event: ShiftEvent) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _mailbox(row: ShiftRow, identity_field: str) -> str | None:
-    value = str((row.person_ids or {}).get(identity_field) or "").strip()
+def person_key(name: str) -> str:
+    """How a person's name keys an admin's mapping (case and spacing do not matter)."""
+    return " ".join(name.split()).casefold()
+
+
+def person_overrides(source_config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The people an admin mapped by hand: person key -> {"upn": ..., "practitioner_id": ...}."""
+    people = (source_config or {}).get("people")
+    return {k: v for k, v in people.items() if isinstance(v, dict)} if isinstance(people, dict) else {}
+
+
+def _mailbox(row: ShiftRow, identity_field: str, overrides: dict[str, dict[str, Any]] | None = None) -> str | None:
+    mapped = (overrides or {}).get(person_key(row.person_name or ""))
+    value = str((mapped or {}).get("upn") or (row.person_ids or {}).get(identity_field) or "").strip()
     if not value:
         return None
     return value.lower() if "@" in value else value
@@ -269,12 +292,28 @@ def _plan_row(row: ShiftRow, source: Connection, practice: Practice, now: dateti
     if row.ends_at <= now:
         return
     flags = assignment_flags(source.config, row.assignment)
-    mailbox = _mailbox(row, _identity_field(source))
+    mailbox = _mailbox(row, _identity_field(source), person_overrides(source.config))
     if not row.live or not flags.send or mailbox is None:
         row.want_mailbox, row.want_hash = None, None
         return
     row.want_mailbox = mailbox
     row.want_hash = _fingerprint(_event(row, flags, ZoneInfo(practice.timezone), practice.name))
+
+
+def _set_practitioner(row: ShiftRow, source: Connection, by_identity: dict[str, int]) -> None:
+    """Whose shift this is among the practitioners (for their agenda and working hours), past shifts too."""
+    overrides = person_overrides(source.config)
+    mapped = overrides.get(person_key(row.person_name or ""))
+    if mapped and isinstance(mapped.get("practitioner_id"), int):
+        row.practitioner_id = mapped["practitioner_id"]
+        return
+    mailbox = _mailbox(row, _identity_field(source), overrides)
+    row.practitioner_id = by_identity.get((mailbox or "").lower()) or row.practitioner_id
+
+
+async def replan(session: AsyncSession, practice: Practice, source: Connection) -> int:
+    """Recompute every future shift's wanted state after a mapping change; returns how many changed."""
+    return await _replan(session, practice, source)
 
 
 async def _replan(session: AsyncSession, practice: Practice, source: Connection) -> int:
@@ -287,7 +326,7 @@ async def _replan(session: AsyncSession, practice: Practice, source: Connection)
     for row in rows:
         before = (row.want_mailbox, row.want_hash)
         _plan_row(row, source, practice, now)
-        row.practitioner_id = mapping.get((row.want_mailbox or "").lower()) or row.practitioner_id
+        _set_practitioner(row, source, mapping)
         changed += (row.want_mailbox, row.want_hash) != before
     return changed
 
@@ -349,6 +388,7 @@ async def _apply_snapshot(s: AsyncSession, practice: Practice, source: Connectio
     existing = {r.shift_key: r for r in (await s.scalars(select(ShiftRow).where(ShiftRow.source_id == source.id)))}
     mapping = await _practitioners_by_identity(s, practice.id)
     field_name = _identity_field(source)
+    overrides = person_overrides(source.config)
     seen: set[str] = set()
     unmapped: set[str] = set()
     for shift in snapshot.shifts:
@@ -363,7 +403,7 @@ async def _apply_snapshot(s: AsyncSession, practice: Practice, source: Connectio
         ids: dict[str, str] = {f: shift.person.identity(f) for f in IDENTITY_FIELDS if shift.person.identity(f)}
         row.person_name, row.person_ids, row.assignment = shift.person.name, ids, shift.assignment
         row.starts_at, row.ends_at, row.notes, row.live = shift.start, shift.end, shift.notes or None, shift.published
-        if shift.published and not ids.get(field_name):
+        if shift.published and not ids.get(field_name) and person_key(shift.person.name) not in overrides:
             unmapped.add(shift.person.name)
     for key, row in existing.items():
         if key not in seen and row.starts_at is not None and snapshot.start <= row.starts_at < snapshot.end:
@@ -371,7 +411,7 @@ async def _apply_snapshot(s: AsyncSession, practice: Practice, source: Connectio
     counts = {"create": 0, "update": 0, "delete": 0, "unchanged": 0}
     for row in existing.values():
         _plan_row(row, source, practice, now)
-        row.practitioner_id = mapping.get((row.want_mailbox or "").lower()) or row.practitioner_id
+        _set_practitioner(row, source, mapping)
         counts[_pending_kind(row)] += 1
     summary = ImportSummary(
         source_id=source.id, origin=snapshot.origin, shifts=len(snapshot.shifts),
@@ -473,9 +513,11 @@ async def _publish_pending(core: Core, practice_id: int, source_id: int, source_
         ))).all()
         pending = [r for r in rows if _is_pending(r)]
         field_name = _identity_field(source)
-        live_ids = (await s.scalars(select(ShiftRow.person_ids).where(
+        live_ids = (await s.execute(select(ShiftRow.person_name, ShiftRow.person_ids).where(
             ShiftRow.source_id == source_id, ShiftRow.live.is_(True), ShiftRow.ends_at > utcnow()))).all()
-        summary.skipped_unmapped = sum(1 for ids in live_ids if not str((ids or {}).get(field_name) or "").strip())
+        overrides = person_overrides(source.config)
+        summary.skipped_unmapped = sum(1 for name, ids in live_ids if not str((ids or {}).get(field_name) or "").strip()
+                                       and person_key(name or "") not in overrides)
         zone = ZoneInfo(practice.timezone)
         events: dict[int, ShiftEvent] = {}
         for r in pending:

@@ -58,8 +58,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 #: Tables that chat answers (agendas) are built from: a committed write to one of them makes any
-#: answer cached by this process stale. The audit log, the outbox and the like are not among them.
-ANSWER_TABLES = frozenset({"practice", "location", "practitioner", "chat_identity", "role", "appointment"})
+#: answer cached by this process stale (agendas list the day's shifts too). The audit log, the outbox and the
+#: like are not among them.
+ANSWER_TABLES = frozenset({"practice", "location", "practitioner", "chat_identity", "role", "appointment", "shift"})
 _WRITE = re.compile(r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+(?:"?\w+"?\.)?"?(\w+)', re.I)
 
 

@@ -10,7 +10,10 @@ Documented behaviour it reproduces (api.slack.com/web):
 - `chat.update` needs an existing message (`message_not_found`);
 - `response_url` takes at most 5 posts (then HTTP 404 `used_url`), and answers "ok" as text;
 - `oauth.v2.access` checks client id, secret and a single-use code (`invalid_code`,
-  `bad_client_secret`).
+  `bad_client_secret`);
+- a file's `url_private` needs `Authorization: Bearer <a token of its workspace>` (files:read);
+  without one Slack answers with a redirect to its sign-in page, not the file; `files.info` of an
+  unknown file is `file_not_found`.
 Faults are injected per method with `fail()` and `rate_limit()`.
 """
 
@@ -103,13 +106,19 @@ class FakeSlack:
         self.app_tokens: set[str] = set()
         self.socket_outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.socket_acks: list[dict[str, Any]] = []
+        #: Files people sent: id -> the file object Slack describes it with, and its bytes.
+        self.files: dict[str, dict[str, Any]] = {}
+        self.file_bodies: dict[str, bytes] = {}
+        self.file_fetches: list[tuple[str, str | None]] = []
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # files.info and other readers are GETs
         app.router.add_post("/response/{rid}", self._response)
         app.router.add_get("/socket", self._socket)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -143,6 +152,16 @@ class FakeSlack:
 
     def rate_limit(self, method: str, retry_after: int = 1, times: int = 1) -> None:
         self.fail(method, "ratelimited", status=429, retry_after=retry_after, times=times)
+
+    def add_file(self, name: str, body: bytes, *, stated_size: int | None = None) -> dict[str, Any]:
+        """A file as a person's upload makes it: its file object (what events and files.info carry)."""
+        file_id = f"F{next(self._ts):08d}"
+        url = f"{self.url}/files-pri/{file_id}/{name}"
+        doc = {"id": file_id, "name": name, "title": name, "filetype": name.rsplit(".", 1)[-1],
+               "size": len(body) if stated_size is None else stated_size, "url_private": url,
+               "url_private_download": url + "?download=1", "mode": "hosted"}
+        self.files[file_id], self.file_bodies[file_id] = doc, body
+        return doc
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -233,6 +252,19 @@ class FakeSlack:
         self.changed.set()
         return web.Response(text="ok")
 
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        file_id = request.match_info["file_id"]
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+        self.file_fetches.append((file_id, token))
+        self.changed.set()
+        if token is None or token not in self.tokens:
+            return web.Response(status=302, headers={"Location": "https://slack.com/signin"})
+        body = self.file_bodies.get(file_id)
+        if body is None:
+            return web.Response(status=404, text="file not found")
+        return web.Response(body=body, content_type="application/octet-stream")
+
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
         """Socket Mode: say hello, push queued envelopes, record the client's acks."""
         ws = web.WebSocketResponse()
@@ -311,6 +343,12 @@ class FakeSlack:
         if user is None:
             return {"ok": False, "error": "user_not_found"}
         return {"ok": True, "user": user}
+
+    def _m_files_info(self, args: dict[str, Any], who: dict[str, str]) -> dict[str, Any]:
+        doc = self.files.get(str(args.get("file", "")))
+        if doc is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "file": doc}
 
     def _use_trigger(self, args: dict[str, Any]) -> str | None:
         trigger = str(args.get("trigger_id", ""))

@@ -10,7 +10,7 @@ import yaml
 
 from bot.commands import parse
 from bot.slack.listeners import COMMAND
-from bot.slack.server import BOT_SCOPES, EVENTS, EVENTS_PATH, REDIRECT_PATH
+from bot.slack.server import BOT_SCOPES, EVENTS, EVENTS_PATH, FILE_EVENTS, REDIRECT_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = yaml.safe_load((ROOT / "manifest/slack/manifest.yaml").read_text())
@@ -23,6 +23,7 @@ METHOD_SCOPES = {
     "views_open": None,
     "views_update": None,
     "auth_test": None,
+    "files_info": "files:read",
 }
 
 
@@ -33,7 +34,8 @@ def _api_calls() -> set[str]:
         text = path.read_text()
         if "slack" not in str(path) and "AsyncWebClient" not in text:
             continue
-        calls.update(re.findall(r"client\.(chat_\w+|conversations_\w+|views_\w+|users_\w+|auth_\w+)\(", text))
+        calls.update(re.findall(r"client\.(chat_\w+|conversations_\w+|views_\w+|users_\w+|auth_\w+|files_\w+)\(",
+                                text))
     return calls
 
 
@@ -63,8 +65,9 @@ def test_scopes_are_exactly_what_the_code_needs() -> None:
     assert not unknown, f"add these methods and their scopes to METHOD_SCOPES: {unknown}"
     needed = {METHOD_SCOPES[c] for c in calls} - {None}
     needed.add("commands")  # the slash command itself
+    needed.add("im:history")  # message.im events: a schedule file sent to the bot in its DM
     assert needed == declared, f"code needs {needed}, manifest declares {declared}"
 
 
 def test_events_match_the_listeners() -> None:
-    assert set(MANIFEST["settings"]["event_subscriptions"]["bot_events"]) == set(EVENTS)
+    assert set(MANIFEST["settings"]["event_subscriptions"]["bot_events"]) == set(EVENTS) | set(FILE_EVENTS)
