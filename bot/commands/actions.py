@@ -30,6 +30,8 @@ __all__ = [
     "PickSlot",
     "ShowDetails",
     "SubmitReschedule",
+    "TrackEvent",
+    "UntrackEvent",
     "decode",
     "encode",
 ]
@@ -130,9 +132,24 @@ class MapStaffMember:
     practitioner_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    """A work event's Track button: make it a tracked activity (`day` is the agenda's, to find it fast)."""
+
+    event: str
+    day: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UntrackEvent:
+    """A tracked work event's Untrack button (`event`: its W-reference or the activity's A-ref)."""
+
+    event: str
+
+
 Action = (
     OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails | KeepBooking
-    | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember
+    | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember | TrackEvent | UntrackEvent
 )
 
 #: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
@@ -149,6 +166,8 @@ ACTION_IDS: dict[str, type[Any]] = {
     "conflict_keep": KeepBooking,
     "conflict_accept": AcceptCalendar,
     "staff_map": MapStaffMember,
+    "track": TrackEvent,
+    "untrack": UntrackEvent,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
@@ -176,6 +195,8 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     KeepBooking: (("c", "conflict_id", True),),
     AcceptCalendar: (("c", "conflict_id", True),),
     MapStaffMember: (("c", "calendar_id", True), ("p", "practitioner_id", False)),
+    TrackEvent: (("e", "event", True), ("d", "day", False)),
+    UntrackEvent: (("e", "event", True),),
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 
@@ -232,6 +253,8 @@ def _convert(attr: str, raw: Any) -> Any:
         return text
     if not isinstance(raw, str):
         raise _bad(f"{attr} must be text")
+    if attr == "event" and (len(raw) > 40 or not raw.isascii()):
+        raise _bad("event must be a short reference")
     return raw[:500]
 
 

@@ -21,6 +21,7 @@ from bot.commands import (
     shifts,
     staff,
     staff_card,
+    work,
 )
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
@@ -37,6 +38,8 @@ from bot.commands.actions import (
     PickSlot,
     ShowDetails,
     SubmitReschedule,
+    TrackEvent,
+    UntrackEvent,
 )
 from bot.commands.errors import ParseError
 from bot.commands.grammar import (
@@ -58,6 +61,8 @@ from bot.commands.grammar import (
     ShowShifts,
     ShowStatus,
     ShowWhoami,
+    Track,
+    Untrack,
 )
 from bot.commands.identity import Actor
 from bot.commands.settings_grammar import (
@@ -152,6 +157,10 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await settings.add_location(core, actor, command)
         case FindSlots():
             return await settings.find_slots(core, actor, command)
+        case Track() | TrackEvent():
+            return await work.track(core, actor, command)
+        case Untrack() | UntrackEvent():
+            return await work.untrack(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

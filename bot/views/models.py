@@ -60,6 +60,12 @@ class WorkItem:
     time_label: str
     title: str
     person: str
+    #: The event's short reference (`W3-1a2b3c4d`), which `track` takes.
+    ref: str = ""
+    #: The tracked activity's ref (`A-12`) when someone tracks this event.
+    tracked: str = ""
+    #: Track, or Untrack when tracked (only for people who may).
+    actions: tuple[Action, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
