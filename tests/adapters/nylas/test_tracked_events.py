@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sync.engine.outbox import run_until_idle
 from sync.engine.run import sync_connection
 from sync.services.connections import set_calendar
-from sync.store.model import ACTIVITY, Appointment, AuditEntry, Link, OutboxOp
+from sync.store.model import ACTIVITY, Appointment, AuditEntry, Connection, Link, OutboxOp
 from tests.adapters.nylas.fakes.nylas import NylasFake, timespan
 from tests.adapters.nylas.test_road import connect
 from tests.adapters.nylas.test_work_calendar import clinic, everything_stored, fake_slack, nylas
@@ -53,6 +53,15 @@ async def ask(clinic: Clinic, text: str, user: str, rid: str) -> str:
     return json.dumps(clinic.slack.fake.responses[rid][-1])
 
 
+async def synced(clinic: Clinic, connection_id: int) -> None:
+    """One sync of the connection, which must succeed (its error said when not)."""
+    report = await sync_connection(clinic.core, connection_id)
+    if report.failed:
+        async with clinic.core.store.session() as s:
+            conn = await s.get(Connection, connection_id)
+            raise AssertionError(f"sync failed: {conn.last_error if conn else '?'}")
+
+
 async def activities(clinic: Clinic) -> list[Appointment]:
     async with clinic.core.store.session() as s:
         return list((await s.scalars(select(Appointment).where(Appointment.kind == ACTIVITY))).all())
@@ -67,7 +76,7 @@ async def test_track_edit_both_ways_untrack_and_track_again(clinic: Clinic, nyla
         "title": TITLE, "when": timespan(at(9), 60, TZ), "description": "Bring the referral pack",
         "participants": [{"email": "dr.osei@stmarys.example", "name": "Kofi Osei", "status": "yes"}]})
     other = nylas.server_add(grant, work.remote_id, {"title": "Team stand-up", "when": timespan(at(11), 15, TZ)})
-    assert (await sync_connection(clinic.core, conn.id)).failed == 0
+    await synced(clinic, conn.id)
 
     # The practitioner (UP) sees the work events, each with a Track button; nothing is stored yet.
     agenda = await ask(clinic, "today", "UP", "agenda-1")
@@ -104,7 +113,7 @@ async def test_track_edit_both_ways_untrack_and_track_again(clinic: Clinic, nyla
     # An edit in the work calendar reaches the activity at the next sync (and only the tracked one is read in).
     nylas.server_edit(grant, work.remote_id, event["id"], {"when": timespan(at(13), 90, TZ)})
     nylas.server_edit(grant, work.remote_id, other["id"], {"title": "Team stand-up (moved)"})
-    assert (await sync_connection(clinic.core, conn.id)).failed == 0
+    await synced(clinic, conn.id)
     [activity] = await activities(clinic)
     assert activity.start == at(13) and activity.end == at(14, 30) and activity.version == 2
 
@@ -118,7 +127,7 @@ async def test_track_edit_both_ways_untrack_and_track_again(clinic: Clinic, nyla
     remote = nylas.live_events(grant, work.remote_id)[event["id"]]
     assert remote["when"]["start_time"] == int(at(16).timestamp())
     assert remote["title"] == TITLE  # only the time was changed there
-    assert (await sync_connection(clinic.core, conn.id)).failed == 0  # our own write read back: no change
+    await synced(clinic, conn.id)  # our own write read back: no change
     [activity] = await activities(clinic)
     assert activity.start == at(16) and activity.status == "confirmed"
 
@@ -133,7 +142,7 @@ async def test_track_edit_both_ways_untrack_and_track_again(clinic: Clinic, nyla
     async with clinic.core.store.session() as s:
         actions = (await s.scalars(select(AuditEntry.action).where(AuditEntry.appointment_id == activity.id))).all()
     assert actions[0] == "activity.tracked" and actions[-1] == "activity.untracked"
-    assert (await sync_connection(clinic.core, conn.id)).failed == 0  # no tracked event: nothing read in
+    await synced(clinic, conn.id)  # no tracked event: nothing read in
     assert await activities(clinic) == []
 
     # Track again, typed this time (the reference the agenda shows).
