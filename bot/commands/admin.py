@@ -28,6 +28,7 @@ from sync.notify.reminders.status import practice_reminder_status
 from sync.runtime.core import Core
 from sync.services import connections, identities, practices
 from sync.services import status as status_service
+from sync.services.attachments import attachment_counts
 from sync.services.connections import ConnectionError_, refresh_connection
 from sync.services.identities import PersonRef
 
@@ -87,6 +88,7 @@ async def status(core: Core, actor: Actor) -> View:
     require_staff(actor, "see the sync status")
     st = await status_service.practice_status(core, actor.practice_id)
     rem = await practice_reminder_status(core, actor.practice_id)
+    kept, purged = await attachment_counts(core, actor.practice_id)
     reminders = ReminderHealth(
         planned=rem.planned,
         retrying=rem.retrying,
@@ -123,6 +125,8 @@ async def status(core: Core, actor: Actor) -> View:
         pending_total=sum(s.pending for s in states),
         failed_total=sum(s.failed for s in states),
         reminders=reminders,
+        files_kept=kept,
+        files_purged=purged,
     )
 
 

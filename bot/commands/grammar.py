@@ -55,6 +55,7 @@ __all__ = [
     "ShowAgenda",
     "ShowAppointment",
     "ShowConflicts",
+    "ShowFiles",
     "ShowHelp",
     "ShowShifts",
     "ShowStatus",
@@ -235,6 +236,13 @@ class Untrack:
     event: str
 
 
+@dataclass(frozen=True, slots=True)
+class ShowFiles:
+    """`files A-12`: links to the files attached to a tracked activity's calendar event."""
+
+    appointment_id: int
+
+
 Command = (
     ShowHelp
     | ShowAgenda
@@ -262,6 +270,7 @@ Command = (
     | FindSlots
     | Track
     | Untrack
+    | ShowFiles
 )
 
 
@@ -409,6 +418,14 @@ def _p_untrack(args: list[str], rest: str) -> Command:
         raise ParseError("which event? give its reference (W3-1a2b3c4d) or the activity (A-12)", example)
     _no_more(args, 1, example)
     return Untrack(args[0])
+
+
+def _p_files(args: list[str], rest: str) -> Command:
+    example = "files A-12"
+    if not args:
+        raise ParseError("which activity? give its id, like A-12", example)
+    _no_more(args, 1, example)
+    return ShowFiles(_appointment_id(args[0], example))
 
 
 def _p_status(args: list[str], rest: str) -> Command:
@@ -674,6 +691,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "untrack W3-1a2b3c4d",
         "",
         _p_untrack,
+    ),
+    CommandSpec(
+        "files",
+        "files <A-id>",
+        "links to the files attached to a tracked activity's calendar event",
+        "files A-12",
+        "",
+        _p_files,
+        aliases=("attachments",),
     ),
 )
 _DAY_WORDS = (

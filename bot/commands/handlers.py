@@ -14,6 +14,7 @@ from bot.commands import (
     appointments,
     conflicts,
     disconnect,
+    files,
     followups,
     mirror_edits,
     reminders,
@@ -57,6 +58,7 @@ from bot.commands.grammar import (
     ShowAgenda,
     ShowAppointment,
     ShowConflicts,
+    ShowFiles,
     ShowHelp,
     ShowShifts,
     ShowStatus,
@@ -161,6 +163,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await work.track(core, actor, command)
         case Untrack() | UntrackEvent():
             return await work.untrack(core, actor, command)
+        case ShowFiles():
+            return await files.show_files(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

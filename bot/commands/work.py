@@ -18,7 +18,7 @@ from sync.runtime.core import Core
 from sync.services import tracked_events
 from sync.services.work_events import WorkEvent, work_day
 
-__all__ = ["track", "untrack", "with_work_events"]
+__all__ = ["track", "tracking_limit", "untrack", "with_work_events"]
 
 
 def _label(event: WorkEvent, tz: str) -> str:
@@ -50,7 +50,7 @@ async def with_work_events(core: Core, actor: Actor, view: Agenda, practitioner_
     return replace(view, work=items, work_unavailable=found.unavailable)
 
 
-def _limit(actor: Actor) -> int | None:
+def tracking_limit(actor: Actor) -> int | None:
     """Staff track anyone's events; a practitioner only their own calendar's."""
     require_any_role(actor)
     if actor.is_staff:
@@ -63,7 +63,7 @@ def _limit(actor: Actor) -> int | None:
 
 async def track(core: Core, actor: Actor, cmd: Track | TrackEvent) -> View:
     """`track W3-1a2b3c4d` or the Track button."""
-    limit = _limit(actor)
+    limit = tracking_limit(actor)
     tz = await _zone(core, actor)
     done = await tracked_events.track(core, actor.practice_id, cmd.event, actor=actor.audit_name,
                                       day=cmd.day if isinstance(cmd, TrackEvent) else None, tz=tz,
@@ -78,7 +78,7 @@ async def track(core: Core, actor: Actor, cmd: Track | TrackEvent) -> View:
 
 async def untrack(core: Core, actor: Actor, cmd: Untrack | UntrackEvent) -> View:
     """`untrack W3-1a2b3c4d` / `untrack A-12` or the Untrack button."""
-    limit = _limit(actor)
+    limit = tracking_limit(actor)
     done = await tracked_events.untrack(core, actor.practice_id, cmd.event, actor=actor.audit_name,
                                         only_practitioner=limit)
     return Notice(f"{done.ref} is no longer tracked; the event stays in its work calendar "

@@ -235,6 +235,9 @@ def _status(view: Status) -> list[Block]:
             blocks.append(_context(extra))
     if view.reminders is not None:
         blocks += reminder_render.reminder_health_blocks(view.reminders)
+    if view.files_kept or view.files_purged:
+        blocks.append(_context(f"Tracked activities' files: {view.files_kept} kept (7 days at most) · "
+                               f"{view.files_purged} deleted by the last retention run"))
     blocks.append(_context(f"{view.pending_total} pending · {view.failed_total} failed"))
     return blocks
 

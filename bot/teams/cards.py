@@ -270,6 +270,9 @@ def _status(view: Status) -> list[Json]:
         )
     if view.reminders is not None:
         body.append(reminder_cards.reminder_health_part(view.reminders))
+    if view.files_kept or view.files_purged:
+        body.append(text(f"Tracked activities' files: {view.files_kept} kept (7 days at most) · "
+                         f"{view.files_purged} deleted by the last retention run", isSubtle=True))
     if view.pending_total or view.failed_total:
         body.append(text(f"{view.pending_total} changes waiting, {view.failed_total} failed", isSubtle=True))
     return body

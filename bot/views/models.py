@@ -205,6 +205,9 @@ class Status:
     pending_total: int = 0
     failed_total: int = 0
     reminders: ReminderHealth | None = None
+    #: Tracked activities' files kept encrypted now, and how many the last retention run deleted.
+    files_kept: int = 0
+    files_purged: int = 0
 
 
 @dataclass(frozen=True, slots=True)

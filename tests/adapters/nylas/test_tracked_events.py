@@ -156,7 +156,7 @@ async def test_track_edit_both_ways_untrack_and_track_again(clinic: Clinic, nyla
 
 async def test_track_refuses_what_it_cannot_track(clinic: Clinic, nylas: NylasFake) -> None:
     nylas.next_login = ("outreach.lead@work.example", "google")
-    conn, grant, _ = await connect(clinic, nylas)
+    _, grant, _ = await connect(clinic, nylas)
     [work] = [c for c in await clinic.calendars() if c.role == "mirror"]
     await set_calendar(clinic.core, work.id, role="work", actor="cli:test")
     nylas.server_add(grant, work.remote_id, {"title": TITLE, "when": timespan(at(9), 60, TZ)})
