@@ -22,6 +22,7 @@ from bot.commands.identity import Actor
 from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
 from sync.contract import ProviderError, Refused
+from sync.contract.troubleshooting import advice
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth
 from sync.notify.reminders.status import practice_reminder_status
@@ -116,7 +117,7 @@ async def status(core: Core, actor: Actor) -> View:
                 failed=c.failed_ops,
                 token_health=health,
                 calendars=tuple(_calendar_label(c.provider, k) for k in st.calendars.get(c.connection_id, ())),
-                last_error=(c.last_error or "")[:200],
+                last_error=_error_words(c.last_error),
             )
         )
     return Status(
@@ -128,6 +129,14 @@ async def status(core: Core, actor: Actor) -> View:
         files_kept=kept,
         files_purged=purged,
     )
+
+
+def _error_words(last_error: str | None) -> str:
+    """A connection's last error, with the troubleshooting words when it is one the person can fix."""
+    found = advice(last_error)
+    if found is None:
+        return (last_error or "")[:200]
+    return f"{found.title}: {found.words}"
 
 
 def _calendar_label(provider: str, cal: status_service.CalendarState) -> str:

@@ -80,7 +80,7 @@ async def fetch(clinic: Clinic, url: str) -> tuple[int, bytes, dict[str, str]]:
 
 async def test_files_cached_served_expired_and_fetched_again(tracked: tuple[Clinic, GraphFake, int],
                                                             tmp_path: Path) -> None:
-    clinic, graph, activity = tracked
+    clinic, _, activity = tracked
     answer = await ask(clinic, f"files A-{activity}", "UP", "files-1")
     assert "Referral letter.pdf" in answer and "page.html: not handed out here" in answer, answer
     assert "scan.png: not handed out here, larger than 10 MB" in answer and "Forwarded" not in answer
@@ -129,9 +129,9 @@ async def test_files_cached_served_expired_and_fetched_again(tracked: tuple[Clin
 
 
 async def test_forged_links_and_untracked_activities_get_nothing(tracked: tuple[Clinic, GraphFake, int]) -> None:
-    clinic, graph, activity = tracked
+    clinic, _, activity = tracked
     [url] = links(await ask(clinic, f"files A-{activity}", "UP", "files"))
-    body, mac = url.rsplit("/", 1)[1].split(".")
+    _, mac = url.rsplit("/", 1)[1].split(".")
     forged = url.replace(mac, "0" * len(mac))
     status, page, _ = await fetch(clinic, forged)
     assert status == 400 and b"not valid" in page
