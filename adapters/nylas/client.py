@@ -52,7 +52,8 @@ def provider_said(response: httpx.Response) -> str:
     """The `provider_error` of a Nylas error body (Microsoft's or Google's own code and message), clipped."""
     raw = _error(response).get("provider_error")
     if isinstance(raw, dict):
-        inner = raw.get("error") if isinstance(raw.get("error"), dict) else raw
+        nested = raw.get("error")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else raw
         parts = [str(inner.get(k)) for k in ("code", "error", "message", "error_description") if inner.get(k)]
         text = " ".join(parts) if parts else ""
     else:

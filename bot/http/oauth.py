@@ -47,10 +47,10 @@ async def callback_page(core: Core, name: str, query: dict[str, str]) -> web.Res
         return page("Unknown sign-in", "clinicbot does not know this provider.", 404)
     word = integration.chat_word
     if "error" in query:
-        found = advice(query.get("error"), query.get("error_description"), query.get("error_code"))
-        if found is not None:  # something the person or their IT can fix: say what, before "try again"
-            return page(f"{integration.title} sign-in was not completed: {found.title}",
-                        f"{found.words} Then run `connect {word}` in chat.", 400)
+        told = advice(query.get("error"), query.get("error_description"), query.get("error_code"))
+        if told is not None:  # something the person or their IT can fix: say what, before "try again"
+            return page(f"{integration.title} sign-in was not completed: {told.title}",
+                        f"{told.words} Then run `connect {word}` in chat.", 400)
         return page(f"{integration.title} sign-in was not completed",
                     f"The sign-in said: {query['error'][:100]}. Run `connect {word}` in chat to try again.", 400)
     if not query.get("state") or not query.get("code"):
@@ -58,9 +58,9 @@ async def callback_page(core: Core, name: str, query: dict[str, str]) -> web.Res
     try:
         saved = await finish_oauth(core, name, query, now=core.clock())
     except ProviderError as exc:
-        found = advice(str(exc))
-        if found is not None:
-            return page(f"{integration.title} sign-in failed: {found.title}", found.words, 400)
+        told = advice(str(exc))
+        if told is not None:
+            return page(f"{integration.title} sign-in failed: {told.title}", told.words, 400)
         return page(f"{integration.title} sign-in failed", str(exc), 400)
     log.info("connected", extra={"integration": name, "connection": saved.connection_id})
     await _tell_in_chat(core, saved, f"{integration.title} connected", saved.summary(integration.title))

@@ -68,12 +68,13 @@ async def tell_reconnect(core: Core, expired: ExpiredConnection) -> None:
     notifier: Any = core.services.notifier
     if notifier is None or await _alarm_goes_to_a_channel(core, expired.practice_id):
         return
-    data = {"connection_id": expired.connection_id, "provider": expired.provider, "account": expired.account,
-            "steps": [f"Type `connect {_word(expired.provider)}` and sign in again as {expired.account or 'before'}: "
-                      "the connection keeps its calendars and settings."]}
+    steps = [f"Type `connect {_word(expired.provider)}` and sign in again as {expired.account or 'before'}: "
+                      "the connection keeps its calendars and settings."]
     found = advice(expired.last_error)
     if found is not None:  # a failure the person (or their IT) must fix first: said before signing in again
-        data["steps"].insert(0, f"First, {found.title}: {found.words}")
+        steps.insert(0, f"First, {found.title}: {found.words}")
+    data = {"connection_id": expired.connection_id, "provider": expired.provider, "account": expired.account,
+            "steps": steps}
     if expired.chat_identity_id is not None:
         notice = Notification(kind="reconnect", practice_id=expired.practice_id,
                               chat_identity_id=expired.chat_identity_id, data=data)

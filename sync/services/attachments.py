@@ -143,7 +143,7 @@ async def _source(core: Core, appointment_id: int) -> tuple[Appointment, Calenda
     if row is None or row[3] is None:
         raise NotFound(f"A-{appointment_id} is not a tracked activity (any more); its files are not kept")
     appt, cal, conn, remote_id = row
-    return appt, cal, conn, remote_id
+    return appt, cal, conn, str(remote_id)
 
 
 async def list_files(core: Core, practice_id: int, appointment_id: int, *,

@@ -224,7 +224,7 @@ async def untrack(core: Core, practice_id: int, text: str, *, actor: str,
         shown = event_ref(link.calendar_id, link.remote_id) if link is not None and link.remote_id else appt.ref
         ref, appt_id, cal_id = appt.ref, appt.id, appt.source_calendar_id
         for table in (AttachmentCopy, OutboxOp, ReminderLedger, ConflictNotice):
-            await s.execute(delete(table).where(table.appointment_id == appt_id))  # type: ignore[attr-defined]
+            await s.execute(delete(table).where(table.appointment_id == appt_id))
         await s.delete(appt)  # its links go with it
         await s.flush()
         if cal_id is not None and await s.scalar(select(Link.id).where(Link.calendar_id == cal_id).limit(1)) is None:
