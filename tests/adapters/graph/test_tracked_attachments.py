@@ -80,7 +80,7 @@ async def fetch(clinic: Clinic, url: str) -> tuple[int, bytes, dict[str, str]]:
 
 async def test_files_cached_served_expired_and_fetched_again(tracked: tuple[Clinic, GraphFake, int],
                                                             tmp_path: Path) -> None:
-    clinic, _, activity = tracked
+    clinic, fake, activity = tracked
     answer = await ask(clinic, f"files A-{activity}", "UP", "files-1")
     assert "Referral letter.pdf" in answer and "page.html: not handed out here" in answer, answer
     assert "scan.png: not handed out here, larger than 10 MB" in answer and "Forwarded" not in answer
@@ -89,12 +89,12 @@ async def test_files_cached_served_expired_and_fetched_again(tracked: tuple[Clin
     assert url.startswith(clinic.base_url + "/files/")
 
     # Opened: fetched from Graph, served as a download, kept encrypted.
-    reads = len(graph.attachment_reads)
+    reads = len(fake.attachment_reads)
     status, body, headers = await fetch(clinic, url)
     assert status == 200 and body == LETTER
     assert headers["Content-Type"] == "application/pdf" and headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Content-Disposition"].startswith('attachment; filename="Referral letter.pdf"')
-    assert len(graph.attachment_reads) == reads + 1
+    assert len(fake.attachment_reads) == reads + 1
     async with clinic.core.store.session() as s:
         [copy] = (await s.scalars(select(AttachmentCopy))).all()
         raw = (await s.execute(text("SELECT filename, content FROM attachment_copy"))).one()
@@ -106,7 +106,7 @@ async def test_files_cached_served_expired_and_fetched_again(tracked: tuple[Clin
             assert LETTER not in data and b"Referral letter" not in data, path
 
     # Opened again: the kept copy, no call to Graph.
-    assert (await fetch(clinic, url))[1] == LETTER and len(graph.attachment_reads) == reads + 1
+    assert (await fetch(clinic, url))[1] == LETTER and len(fake.attachment_reads) == reads + 1
 
     # Day 7: the retention job deletes it, audited, counted in status.
     clinic.core.clock = lambda: NOW + KEEP
@@ -122,7 +122,7 @@ async def test_files_cached_served_expired_and_fetched_again(tracked: tuple[Clin
     old = await fetch(clinic, url)
     assert old[0] == 400 and b"expired" in old[1]
     [fresh] = links(await ask(clinic, f"files A-{activity}", "UP", "files-2"))
-    assert (await fetch(clinic, fresh))[1] == LETTER and len(graph.attachment_reads) == reads + 3
+    assert (await fetch(clinic, fresh))[1] == LETTER and len(fake.attachment_reads) == reads + 3
     async with clinic.core.store.session() as s:
         [copy] = (await s.scalars(select(AttachmentCopy))).all()
     assert copy.expires_at == NOW + KEEP + KEEP
