@@ -67,12 +67,14 @@ async def uses_app_webhook(core: Core, name: str) -> bool:
         return await s.scalar(select(AppWebhook.id).where(AppWebhook.integration == name)) is not None
 
 
-async def ensure_app_webhooks(core: Core) -> AppWebhookReport:
-    """Make or rotate each app-wide destination of an integration that has connections."""
+async def ensure_app_webhooks(core: Core, *, only: str | None = None) -> AppWebhookReport:
+    """Make or rotate each app-wide destination of an integration that has connections (or of `only`)."""
     report = AppWebhookReport()
     async with core.store.session() as s:
         providers = set((await s.scalars(select(Connection.provider).distinct())).all())
         rows = {r.integration: r for r in (await s.scalars(select(AppWebhook))).all()}
+    if only is not None:
+        providers &= {only}
     now = core.clock()
     for name in sorted(providers):
         cap = app_capability(name)
@@ -138,10 +140,10 @@ async def handle_app_webhook(core: Core, name: str, request: WebhookRequest) -> 
     ids = await _connections_of(core, name, cap, read)
     if not ids:
         return WebhookAnswer(200, "no connection for that account")
-    for connection_id in ids:
-        if await first_delivery(core, name, connection_id, read.key):
-            sync_queue(core).request(connection_id, reason=f"{name}:{read.reason}")
-    return WebhookAnswer(200, "ok")
+    fresh = [cid for cid in ids if await first_delivery(core, name, cid, read.key)]
+    for connection_id in fresh:
+        sync_queue(core).request(connection_id, reason=f"{name}:{read.reason}")
+    return WebhookAnswer(200, "ok" if fresh else "duplicate")
 
 
 async def _connections_of(core: Core, name: str, cap: AppWebhooks, delivery: AppDelivery) -> list[int]:

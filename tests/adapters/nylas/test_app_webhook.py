@@ -8,9 +8,10 @@ from sqlalchemy import select, text
 
 from adapters.nylas.webhooks import sign
 from sync.engine.run import sync_connection
+from sync.integrations import push
 from sync.integrations.push import ensure_push, renew_push
 from sync.runtime.syncqueue import SyncQueue
-from sync.store.model import AppWebhook, WebhookSubscription
+from sync.store.model import AppWebhook, Calendar, Connection, WebhookSubscription
 from tests.adapters.nylas.fakes.nylas import NylasFake, timespan
 from tests.adapters.nylas.test_road import Syncs, clinic, connect, nylas, settle
 from tests.e2e.conftest import at
@@ -26,7 +27,15 @@ async def test_one_destination_for_the_app_routed_by_grant(clinic: Clinic, nylas
     syncs = Syncs(clinic)
     clinic.core.services.sync_queue = SyncQueue(syncs)
     await sync_connection(clinic.core, conn.id)
-    assert (await ensure_push(clinic.core, conn.id)).created == 1  # the per-connection destination of before
+    # Before issue 16 every connection had its own destination: made here as that code made it.
+    async with clinic.core.store.session() as s:
+        cal = (await s.scalars(select(Calendar).where(Calendar.connection_id == conn.id,
+                                                      Calendar.remote_id == work))).one()
+        conn_row = await s.get(Connection, conn.id)
+    assert conn_row is not None
+    legacy = await push._ensure_calendar(clinic.core, conn_row, cal, None,
+                                         f"{clinic.base_url}/webhooks/nylas/{conn.id}")
+    assert legacy.created == 1
     [old] = nylas.webhooks.values()
     assert old.url.endswith(f"/webhooks/nylas/{conn.id}")
 
