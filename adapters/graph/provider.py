@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from adapters.graph.mapping import (
 )
 from sync.contract import (
     AlreadyExists,
+    AttachmentFile,
+    AttachmentInfo,
     BadPayload,
     BusyInterval,
     CalendarCapabilities,
@@ -76,6 +79,17 @@ class Delete:
 
 
 WriteOp = Create | Update | Delete
+
+
+#: The @odata.type of an attachment that is a file (item and reference attachments are not).
+FILE_ATTACHMENT = "#microsoft.graph.fileAttachment"
+
+
+def _attachment_info(entry: dict[str, Any]) -> AttachmentInfo:
+    size = entry.get("size")
+    return AttachmentInfo(str(entry["id"]), str(entry.get("name") or "attachment"),
+                          str(entry.get("contentType") or "application/octet-stream").lower(),
+                          size if isinstance(size, int) and size >= 0 else 0)
 
 
 class GraphCalendar:
@@ -159,6 +173,34 @@ class GraphCalendar:
         """Read one event with clinicbot's extended property; NotFound when it is gone."""
         body = await self.client.json("GET", self._event_url(remote_id), params={"$expand": EXPAND_PROPERTIES})
         return event_from_graph(body)
+
+    async def attachments(self, remote_id: str) -> list[AttachmentInfo]:
+        """The event's file attachments (item and reference attachments are not files we can serve)."""
+        body = await self.client.json("GET", f"{self._event_url(remote_id)}/attachments",
+                                      params={"$select": "id,name,contentType,size,isInline"})
+        out: list[AttachmentInfo] = []
+        for entry in body.get("value") or []:
+            if isinstance(entry, dict) and entry.get("@odata.type") == FILE_ATTACHMENT and isinstance(
+                    entry.get("id"), str):
+                out.append(_attachment_info(entry))
+        return out
+
+    async def attachment(self, remote_id: str, attachment_id: str, max_bytes: int) -> AttachmentFile:
+        """One file attachment with its bytes (`contentBytes`, base64), size checked before decoding."""
+        if not attachment_id or "/" in attachment_id or "?" in attachment_id:
+            raise Refused(f"{PROVIDER}: malformed attachment id", provider=PROVIDER)
+        body = await self.client.json("GET", f"{self._event_url(remote_id)}/attachments/{attachment_id}")
+        if body.get("@odata.type") != FILE_ATTACHMENT:
+            raise Refused(f"{PROVIDER}: that attachment is not a file", provider=PROVIDER)
+        info = _attachment_info(body)
+        raw = body.get("contentBytes")
+        if info.size > max_bytes or not isinstance(raw, str) or len(raw) > (max_bytes + 2) // 3 * 4 + 4:
+            raise Refused(f"{PROVIDER}: the file is larger than {max_bytes} bytes", provider=PROVIDER)
+        try:
+            content = base64.b64decode(raw, validate=True)
+        except ValueError:
+            raise BadPayload(f"{PROVIDER}: attachment content is not base64", provider=PROVIDER) from None
+        return AttachmentFile(info, content)
 
     async def free_busy(self, window: Window) -> list[BusyInterval]:
         """Busy intervals: getSchedule for work accounts, calendarView for personal ones."""

@@ -17,7 +17,7 @@ from adapters.nylas.connect import NylasOAuth
 from adapters.nylas.discovery import discover, open_calendar
 from adapters.nylas.provider import NylasCalendar
 from adapters.nylas.settings import NylasSettings, nylas_settings
-from adapters.nylas.webhooks import NylasPush, NylasWebhooks
+from adapters.nylas.webhooks import NylasAppWebhook, NylasPush, NylasWebhooks
 from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration
 
 __all__ = ["INTEGRATION", "NylasCalendar", "discover", "open_calendar"]
@@ -49,4 +49,5 @@ INTEGRATION = Integration(
     calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
     push_channels=NylasPush(),
     signed_webhooks=NylasWebhooks(),
+    app_webhooks=NylasAppWebhook(),
 )

@@ -26,7 +26,7 @@ from sync.contract import (
     Unavailable,
 )
 
-__all__ = ["PROVIDER", "NylasClient", "error_type", "map_nylas_error"]
+__all__ = ["PROVIDER", "NylasClient", "error_type", "map_nylas_error", "provider_said"]
 
 PROVIDER = "nylas"
 #: Types Nylas gives a bad application credential (not the person's grant): fixing it is the admin's job.
@@ -48,11 +48,27 @@ def error_type(response: httpx.Response) -> str:
     return kind if isinstance(kind, str) and kind else "unknown"
 
 
+def provider_said(response: httpx.Response) -> str:
+    """The `provider_error` of a Nylas error body (Microsoft's or Google's own code and message), clipped."""
+    raw = _error(response).get("provider_error")
+    if isinstance(raw, dict):
+        nested = raw.get("error")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else raw
+        parts = [str(inner.get(k)) for k in ("code", "error", "message", "error_description") if inner.get(k)]
+        text = " ".join(parts) if parts else ""
+    else:
+        text = str(raw or "")
+    return " ".join(text.split())[:200]
+
+
 def map_nylas_error(response: httpx.Response) -> ProviderError:
     """The shared error for a failed Nylas response (status >= 400); the message never carries event content."""
     status, kind = response.status_code, error_type(response)
     message = str(_error(response).get("message") or "")[:200]
     what = f"nylas: HTTP {status} {kind} on {response.request.method} {response.request.url.path}"
+    said = provider_said(response)
+    if said:  # the provider's own words (AADSTS codes, "application-specific password ...") for troubleshooting
+        what += f" (provider said: {said})"
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if kind in API_KEY_TYPES:
         return Refused(f"{what}: the Nylas API key was rejected; check CLINICBOT_NYLAS_API_KEY and the region "

@@ -69,7 +69,8 @@ class NylasOAuth:
         self, host: HostSettings, *, secret: dict[str, Any], query: Mapping[str, str], transport: Any = None
     ) -> Connected:
         if query.get("error"):
-            raise Refused(f"nylas: the sign-in was not completed ({str(query.get('error'))[:60]})", provider=PROVIDER)
+            said = " ".join(str(query.get(k) or "") for k in ("error", "error_description", "error_code"))
+            raise Refused(f"nylas: the sign-in was not completed ({' '.join(said.split())[:200]})", provider=PROVIDER)
         code = query.get("code") or ""
         if not code or not secret.get("code_verifier"):
             raise BadPayload("nylas: the callback carries no code", provider=PROVIDER)

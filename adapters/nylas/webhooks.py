@@ -38,6 +38,8 @@ from adapters.nylas.provider import NylasCalendar
 from adapters.nylas.settings import nylas_settings
 from sync.contract import BadPayload, CalendarProvider, NotFound, Refused
 from sync.contract.integration import (
+    AppChannel,
+    AppDelivery,
     Channel,
     ChannelDesk,
     ChannelOpened,
@@ -46,7 +48,8 @@ from sync.contract.integration import (
     WebhookRequest,
 )
 
-__all__ = ["SIGNATURE_HEADER", "TRIGGERS", "NylasPush", "NylasWebhooks", "sign", "verify_signature"]
+__all__ = ["SIGNATURE_HEADER", "TRIGGERS", "NylasAppWebhook", "NylasPush", "NylasWebhooks", "sign",
+           "verify_signature"]
 
 log = logging.getLogger("clinicbot.nylas")
 SIGNATURE_HEADER = "x-nylas-signature"
@@ -196,3 +199,83 @@ class NylasPush:
             await _calendar(provider).api.request("DELETE", f"/v3/webhooks/{quote(channel.remote_id, safe='')}")
         except NotFound:
             return
+
+
+class NylasAppWebhook:
+    """The one destination for the whole application (Nylas webhooks are app-wide), routed by grant_id.
+
+    Before it, each connection had its own destination, and each received every grant's events:
+    N connections meant N deliveries of every change. The renewal job makes this one and retires the
+    per-connection ones (sync.integrations.app_webhooks)."""
+
+    renew_margin = RENEW_MARGIN
+
+    @staticmethod
+    def _api(host: HostSettings, transport: Any) -> NylasClient:
+        settings = nylas_settings(host)
+        if not settings.nylas_api_key:
+            raise Refused("nylas: CLINICBOT_NYLAS_API_KEY is not set; webhooks are made with the API key",
+                          provider=PROVIDER)
+        return NylasClient(settings.nylas_api_url, settings.nylas_api_key, transport=transport)
+
+    async def open(self, host: HostSettings, url: str, current: AppChannel | None, transport: Any = None
+                   ) -> AppChannel:
+        api = self._api(host, transport)
+        now = datetime.now(UTC)
+        try:
+            if current is not None:
+                try:
+                    found = await api.data("GET", f"/v3/webhooks/{quote(current.remote_id, safe='')}")
+                except NotFound:
+                    found = None
+                if found is not None and found.get("webhook_url") == url and found.get("status") != "failed":
+                    return AppChannel(current.remote_id, await rotate_secret(api, current.remote_id),
+                                      now + ROTATE_EVERY)
+            made = await api.data("POST", "/v3/webhooks", json={
+                "trigger_types": list(TRIGGERS), "webhook_url": url, "description": "clinicbot calendar sync"})
+        finally:
+            await api.aclose()
+        webhook_id = made.get("id")
+        if not isinstance(webhook_id, str) or not webhook_id:
+            raise BadPayload("nylas: the new webhook has no id", provider=PROVIDER)
+        return AppChannel(webhook_id, _secret(made), now + ROTATE_EVERY)
+
+    async def stop(self, host: HostSettings, remote_id: str, transport: Any = None) -> None:
+        api = self._api(host, transport)
+        try:
+            await api.request("DELETE", f"/v3/webhooks/{quote(remote_id, safe='')}")
+        except NotFound:
+            return
+        finally:
+            await api.aclose()
+
+    def read(self, request: WebhookRequest, secret: str) -> AppDelivery | WebhookAnswer:
+        if request.method == "GET":
+            challenge = request.query.get("challenge", "")
+            if not challenge or len(challenge) > MAX_CHALLENGE:
+                return WebhookAnswer(400, "no challenge")
+            return WebhookAnswer(200, challenge)
+        if request.method != "POST":
+            return WebhookAnswer(405, "GET or POST only")
+        if not verify_signature(request.body, request.headers.get(SIGNATURE_HEADER, ""), secret):
+            log.warning("nylas app webhook with a missing or bad signature")
+            return WebhookAnswer(401, "bad signature")
+        try:
+            envelope = json.loads(_inflate(request))
+        except (ValueError, BadPayload):
+            return WebhookAnswer(400, "body is not JSON")
+        data = envelope.get("data") if isinstance(envelope, dict) else None
+        obj = data.get("object") if isinstance(data, dict) else None
+        kind, delivery_id = envelope.get("type"), envelope.get("id")
+        if not (isinstance(obj, dict) and isinstance(kind, str) and isinstance(delivery_id, str) and delivery_id):
+            return WebhookAnswer(400, "not a Nylas notification")
+        grant = obj.get("grant_id")
+        trigger = _trigger(kind)
+        if not isinstance(grant, str) or not grant or not (
+                trigger.startswith(("event.", "calendar.")) or trigger == "grant.expired"):
+            return WebhookAnswer(200, "nothing to sync")
+        return AppDelivery(grant, f"nylas:{delivery_id}", trigger)
+
+    def account_of(self, config: Any) -> str:
+        grant = config.get("grant_id") if hasattr(config, "get") else None
+        return grant if isinstance(grant, str) else ""

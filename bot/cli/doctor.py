@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sync.boot import open_core
+from sync.contract.troubleshooting import advice
 from sync.integrations import registry
 from sync.runtime.settings import ConfigError, load_settings
 from sync.services.status import webhook_health
@@ -107,6 +108,15 @@ def doctor() -> None:
                             _line(None, f"connection {cid} calendar {name!r}: {len(notes)} events skipped or "
                                   f"repaired on reading, e.g. {notes[0]}", "fix them in the calendar they come from")
 
+
+                async with core.store.session() as s:
+                    for cid, provider, account, last_error in (await s.execute(
+                            select(Connection.id, Connection.provider, Connection.account, Connection.last_error)
+                            .where(Connection.last_error.is_not(None)).order_by(Connection.id))).tuples():
+                        found = advice(last_error)
+                        if found is not None:  # a failure no retry fixes: the person or their IT must act
+                            bad += 1
+                            _line(False, f"connection {cid} ({provider} {account}): {found.title}", found.words)
 
                 for health in await webhook_health(core):
                     where = f"connection {health.connection_id} ({health.provider}) webhooks"

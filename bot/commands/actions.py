@@ -34,6 +34,8 @@ __all__ = [
     "SetShiftFlag",
     "ShowDetails",
     "SubmitReschedule",
+    "TrackEvent",
+    "UntrackEvent",
     "decode",
     "encode",
 ]
@@ -163,10 +165,26 @@ class SetShiftFlag:
     state: str
 
 
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    """A work event's Track button: make it a tracked activity (`day` is the agenda's, to find it fast)."""
+
+    event: str
+    day: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UntrackEvent:
+    """A tracked work event's Untrack button (`event`: its W-reference or the activity's A-ref)."""
+
+    event: str
+
+
 Action = (
     OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails | KeepBooking
     | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember | OpenShiftMapping
     | SetShiftField | MapShiftPerson | SetShiftFlag
+    | TrackEvent | UntrackEvent
 )
 
 #: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
@@ -187,6 +205,8 @@ ACTION_IDS: dict[str, type[Any]] = {
     "shifts_field": SetShiftField,
     "shifts_person": MapShiftPerson,
     "shifts_flag": SetShiftFlag,
+    "track": TrackEvent,
+    "untrack": UntrackEvent,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
@@ -218,6 +238,8 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     SetShiftField: (("f", "field", True),),
     MapShiftPerson: (("n", "person", True), ("p", "practitioner_id", False)),
     SetShiftFlag: (("n", "assignment", True), ("f", "flag", True), ("s", "state", True)),
+    TrackEvent: (("e", "event", True), ("d", "day", False)),
+    UntrackEvent: (("e", "event", True),),
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 
@@ -274,6 +296,8 @@ def _convert(attr: str, raw: Any) -> Any:
         return text
     if not isinstance(raw, str):
         raise _bad(f"{attr} must be text")
+    if attr == "event" and (len(raw) > 40 or not raw.isascii()):
+        raise _bad("event must be a short reference")
     return raw[:500]
 
 

@@ -22,12 +22,14 @@ from bot.commands.identity import Actor
 from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
 from sync.contract import ProviderError, Refused
+from sync.contract.troubleshooting import advice
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth
 from sync.notify.reminders.status import practice_reminder_status
 from sync.runtime.core import Core
 from sync.services import connections, identities, practices
 from sync.services import status as status_service
+from sync.services.attachments import attachment_counts
 from sync.services.connections import ConnectionError_, refresh_connection
 from sync.services.identities import PersonRef
 
@@ -87,6 +89,7 @@ async def status(core: Core, actor: Actor) -> View:
     require_staff(actor, "see the sync status")
     st = await status_service.practice_status(core, actor.practice_id)
     rem = await practice_reminder_status(core, actor.practice_id)
+    kept, purged = await attachment_counts(core, actor.practice_id)
     reminders = ReminderHealth(
         planned=rem.planned,
         retrying=rem.retrying,
@@ -114,7 +117,7 @@ async def status(core: Core, actor: Actor) -> View:
                 failed=c.failed_ops,
                 token_health=health,
                 calendars=tuple(_calendar_label(c.provider, k) for k in st.calendars.get(c.connection_id, ())),
-                last_error=(c.last_error or "")[:200],
+                last_error=_error_words(c.last_error),
             )
         )
     return Status(
@@ -123,7 +126,17 @@ async def status(core: Core, actor: Actor) -> View:
         pending_total=sum(s.pending for s in states),
         failed_total=sum(s.failed for s in states),
         reminders=reminders,
+        files_kept=kept,
+        files_purged=purged,
     )
+
+
+def _error_words(last_error: str | None) -> str:
+    """A connection's last error, with the troubleshooting words when it is one the person can fix."""
+    found = advice(last_error)
+    if found is None:
+        return (last_error or "")[:200]
+    return f"{found.title}: {found.words}"
 
 
 def _calendar_label(provider: str, cal: status_service.CalendarState) -> str:

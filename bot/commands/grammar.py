@@ -55,10 +55,13 @@ __all__ = [
     "ShowAgenda",
     "ShowAppointment",
     "ShowConflicts",
+    "ShowFiles",
     "ShowHelp",
     "ShowShifts",
     "ShowStatus",
     "ShowWhoami",
+    "Track",
+    "Untrack",
     "UserRef",
     "parse",
 ]
@@ -219,6 +222,27 @@ class SetMirrorEdits:
     mode: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Track:
+    """`track W3-1a2b3c4d`: make a work-calendar event a tracked activity."""
+
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class Untrack:
+    """`untrack W3-1a2b3c4d` or `untrack A-12`: stop tracking it (the calendar event stays)."""
+
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShowFiles:
+    """`files A-12`: links to the files attached to a tracked activity's calendar event."""
+
+    appointment_id: int
+
+
 Command = (
     ShowHelp
     | ShowAgenda
@@ -244,6 +268,9 @@ Command = (
     | ShowLocations
     | AddLocation
     | FindSlots
+    | Track
+    | Untrack
+    | ShowFiles
 )
 
 
@@ -375,6 +402,30 @@ def _p_disconnect(args: list[str], rest: str) -> Command:
     if not args:
         raise ParseError("which connection? `status` lists them", example)
     return Disconnect(" ".join(args))
+
+
+def _p_track(args: list[str], rest: str) -> Command:
+    example = "track W3-1a2b3c4d"
+    if not args:
+        raise ParseError("which event? `today` lists the work events with their references", example)
+    _no_more(args, 1, example)
+    return Track(args[0])
+
+
+def _p_untrack(args: list[str], rest: str) -> Command:
+    example = "untrack W3-1a2b3c4d"
+    if not args:
+        raise ParseError("which event? give its reference (W3-1a2b3c4d) or the activity (A-12)", example)
+    _no_more(args, 1, example)
+    return Untrack(args[0])
+
+
+def _p_files(args: list[str], rest: str) -> Command:
+    example = "files A-12"
+    if not args:
+        raise ParseError("which activity? give its id, like A-12", example)
+    _no_more(args, 1, example)
+    return ShowFiles(_appointment_id(args[0], example))
 
 
 def _p_status(args: list[str], rest: str) -> Command:
@@ -624,6 +675,31 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "admin",
         _p_mirror_edits,
         aliases=("calendar-edits",),
+    ),
+    CommandSpec(
+        "track",
+        "track <work event>",
+        "make an event of a work calendar a tracked activity (agenda, reminders, synced both ways)",
+        "track W3-1a2b3c4d",
+        "",
+        _p_track,
+    ),
+    CommandSpec(
+        "untrack",
+        "untrack <work event|A-id>",
+        "stop tracking a work event (the event stays in its calendar)",
+        "untrack W3-1a2b3c4d",
+        "",
+        _p_untrack,
+    ),
+    CommandSpec(
+        "files",
+        "files <A-id>",
+        "links to the files attached to a tracked activity's calendar event",
+        "files A-12",
+        "",
+        _p_files,
+        aliases=("attachments",),
     ),
 )
 _DAY_WORDS = (

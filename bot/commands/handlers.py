@@ -14,6 +14,7 @@ from bot.commands import (
     appointments,
     conflicts,
     disconnect,
+    files,
     followups,
     mirror_edits,
     reminders,
@@ -22,6 +23,7 @@ from bot.commands import (
     shifts,
     staff,
     staff_card,
+    work,
 )
 from bot.commands.access import Forbidden
 from bot.commands.actions import (
@@ -42,6 +44,8 @@ from bot.commands.actions import (
     SetShiftFlag,
     ShowDetails,
     SubmitReschedule,
+    TrackEvent,
+    UntrackEvent,
 )
 from bot.commands.errors import ParseError
 from bot.commands.grammar import (
@@ -59,10 +63,13 @@ from bot.commands.grammar import (
     ShowAgenda,
     ShowAppointment,
     ShowConflicts,
+    ShowFiles,
     ShowHelp,
     ShowShifts,
     ShowStatus,
     ShowWhoami,
+    Track,
+    Untrack,
 )
 from bot.commands.identity import Actor
 from bot.commands.settings_grammar import (
@@ -165,6 +172,12 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await settings.add_location(core, actor, command)
         case FindSlots():
             return await settings.find_slots(core, actor, command)
+        case Track() | TrackEvent():
+            return await work.track(core, actor, command)
+        case Untrack() | UntrackEvent():
+            return await work.untrack(core, actor, command)
+        case ShowFiles():
+            return await files.show_files(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

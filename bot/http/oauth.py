@@ -15,6 +15,7 @@ from aiohttp import web
 
 from bot.keys import CORE
 from sync.contract import ProviderError, Refused
+from sync.contract.troubleshooting import advice
 from sync.integrations import registry
 from sync.integrations.connect import SavedConnection, finish_oauth
 from sync.runtime.core import Core
@@ -46,6 +47,10 @@ async def callback_page(core: Core, name: str, query: dict[str, str]) -> web.Res
         return page("Unknown sign-in", "clinicbot does not know this provider.", 404)
     word = integration.chat_word
     if "error" in query:
+        told = advice(query.get("error"), query.get("error_description"), query.get("error_code"))
+        if told is not None:  # something the person or their IT can fix: say what, before "try again"
+            return page(f"{integration.title} sign-in was not completed: {told.title}",
+                        f"{told.words} Then run `connect {word}` in chat.", 400)
         return page(f"{integration.title} sign-in was not completed",
                     f"The sign-in said: {query['error'][:100]}. Run `connect {word}` in chat to try again.", 400)
     if not query.get("state") or not query.get("code"):
@@ -53,6 +58,9 @@ async def callback_page(core: Core, name: str, query: dict[str, str]) -> web.Res
     try:
         saved = await finish_oauth(core, name, query, now=core.clock())
     except ProviderError as exc:
+        told = advice(str(exc))
+        if told is not None:
+            return page(f"{integration.title} sign-in failed: {told.title}", told.words, 400)
         return page(f"{integration.title} sign-in failed", str(exc), 400)
     log.info("connected", extra={"integration": name, "connection": saved.connection_id})
     await _tell_in_chat(core, saved, f"{integration.title} connected", saved.summary(integration.title))

@@ -21,6 +21,7 @@ from bot.keys import CORE
 from sync.contract import Refused
 from sync.contract.integration import WebhookAnswer, WebhookRequest
 from sync.integrations import registry
+from sync.integrations.app_webhooks import APP_PATH, app_capability, handle_app_webhook
 from sync.integrations.push_channels import handle_webhook
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
@@ -35,6 +36,8 @@ log = logging.getLogger("clinicbot.webhooks")
 CONNECTION_ID = re.compile(r"[1-9][0-9]{0,8}")
 #: A path token as clinicbot makes them (URL-safe base64), bounded.
 PATH_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+#: The largest delivery an app-wide destination reads (Nylas's are well under it).
+APP_MAX_BODY = 512 * 1024
 
 
 def _json(status: int, why: str) -> web.Response:
@@ -73,6 +76,12 @@ async def webhook(core: Core, request: web.Request, name: str, connection_id: st
         hooks = integration.signed_webhooks
     except Refused:
         hooks = None
+    if connection_id == APP_PATH and token is None and app_capability(name) is not None:
+        plain = await plain_request(request, APP_MAX_BODY)
+        if plain is None:
+            return web.Response(status=413, text=json.dumps({"error": "body too large"}),
+                                content_type="application/json")
+        return answer_response(await handle_app_webhook(core, name, plain))
     if hooks is None or not CONNECTION_ID.fullmatch(connection_id):
         return _json(404, "unknown webhook")
     if token is not None and (not integration.path_token or not PATH_TOKEN.fullmatch(token)):

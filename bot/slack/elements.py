@@ -8,7 +8,17 @@ from typing import Any
 
 from slack_sdk.models.blocks import ButtonElement
 
-from bot.commands.actions import Action, AskCancel, CancelConfirmed, OpenReschedule, PickSlot, ShowDetails, encode
+from bot.commands.actions import (
+    Action,
+    AskCancel,
+    CancelConfirmed,
+    OpenReschedule,
+    PickSlot,
+    ShowDetails,
+    TrackEvent,
+    UntrackEvent,
+    encode,
+)
 
 __all__ = ["ACTION_PREFIX", "LABELS", "button", "clip", "esc"]
 
@@ -20,6 +30,8 @@ LABELS: dict[type[Any], tuple[str, str | None]] = {
     ShowDetails: ("Details", None),
     CancelConfirmed: ("Yes, cancel it", "danger"),
     PickSlot: ("", "primary"),
+    TrackEvent: ("Track", None),
+    UntrackEvent: ("Untrack", None),
 }
 
 

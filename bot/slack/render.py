@@ -59,6 +59,7 @@ __all__ = ["ACTION_PREFIX", "MODAL_CALLBACK", "message", "modal", "result_modal"
 
 MODAL_CALLBACK = "clinic.reschedule"
 MAX_AGENDA_ITEMS = 22  # 2 blocks each, under Slack's 50-block cap with header and footer
+MAX_BLOCKS = 50
 
 
 def _md(text: str) -> SectionBlock:
@@ -114,10 +115,23 @@ def agenda_json(view: Agenda) -> list[dict[str, Any]]:
                        "text": mrkdwn(clip("*On shift*\n" + "\n".join(lines), 3000))})
     if view.work or view.work_unavailable:
         blocks.append({"type": "divider"})
-        lines = [f"*{w.time_label}*  {esc(w.title)}  _{esc(w.person)}_" for w in view.work[:MAX_AGENDA_ITEMS]]
-        lines += [f"_{esc(name)} could not be read just now_" for name in view.work_unavailable]
-        blocks.append({"type": "section", "block_id": "work",
-                       "text": mrkdwn("*Work calendars* (not appointments)\n" + "\n".join(lines))})
+        # One block per work event, in what the appointments leave of the 50 (heading, the
+        # unreadable calendars, "more" and the footer still to come).
+        room = max(MAX_BLOCKS - len(blocks) - 5, 0)
+        more = len(view.work) - room
+        heading = "*Work calendars* (not appointments)" + (
+            f" · {more} more not shown: `/clinic today @practitioner` narrows it" if more > 0 else "")
+        blocks.append({"type": "section", "block_id": "work", "text": mrkdwn(heading)})
+        for n, w in enumerate(view.work[:room]):
+            tracked = f" · tracked as `{w.tracked}`" if w.tracked else ""
+            line = f"*{w.time_label}*  {esc(w.title)}  _{esc(w.person)}_  `{w.ref}`{tracked}"
+            section: dict[str, Any] = {"type": "section", "block_id": f"work:{n}", "text": mrkdwn(line)}
+            if w.actions:
+                section["accessory"] = button_json(w.actions[0])
+            blocks.append(section)
+        if view.work_unavailable:
+            blocks.append({"type": "section", "block_id": "work_unavailable", "text": mrkdwn("\n".join(
+                f"_{esc(name)} could not be read just now_" for name in view.work_unavailable))})
     blocks.append({"type": "context", "elements": [mrkdwn(_agenda_footer(view))]})
     return blocks
 
@@ -225,6 +239,9 @@ def _status(view: Status) -> list[Block]:
             blocks.append(_context(extra))
     if view.reminders is not None:
         blocks += reminder_render.reminder_health_blocks(view.reminders)
+    if view.files_kept or view.files_purged:
+        blocks.append(_context(f"Tracked activities' files: {view.files_kept} kept (7 days at most) · "
+                               f"{view.files_purged} deleted by the last retention run"))
     blocks.append(_context(f"{view.pending_total} pending · {view.failed_total} failed"))
     return blocks
 

@@ -15,6 +15,8 @@ from bot.commands.actions import (
     OpenReschedule,
     ShowDetails,
     SubmitReschedule,
+    TrackEvent,
+    UntrackEvent,
     encode,
 )
 
@@ -28,6 +30,8 @@ _TITLES: dict[type[Any], str] = {
     ShowDetails: "Details",
     SubmitReschedule: "Move",
     CancelConfirmed: "Cancel appointment",
+    TrackEvent: "Track",
+    UntrackEvent: "Untrack",
 }
 
 

@@ -40,6 +40,7 @@ from bot.views import (
     View,
     Whoami,
 )
+from bot.views.models import WorkItem
 
 # The pieces (card_parts) are part of this module's vocabulary: the consent and error cards build with them.
 __all__ = [
@@ -112,6 +113,16 @@ def _item(item: AgendaItem, *, buttons: bool = True) -> Json:
     return container
 
 
+def _work_item(item: WorkItem) -> Json:
+    """One work event: its line (with its reference, and the activity once tracked) and its Track button."""
+    tracked = f" · tracked as {item.tracked}" if item.tracked else ""
+    container: Json = {"type": "Container", "items": [
+        text(f"{item.time_label}  {item.title} · {item.person}  ({item.ref}){tracked}")]}
+    if item.actions:
+        container["items"].append({"type": "ActionSet", "actions": [action_button(a) for a in item.actions]})
+    return container
+
+
 def _agenda(view: Agenda) -> list[Json]:
     body = [_heading(view.title)]
     if not view.items:
@@ -122,7 +133,7 @@ def _agenda(view: Agenda) -> list[Json]:
         body.extend(text(f"{w.time_label}  {w.title} · {w.person}") for w in view.shifts)
     if view.work or view.work_unavailable:
         body.append(text("Work calendars (not appointments)", weight="Bolder", spacing="Medium", separator=True))
-        body.extend(text(f"{w.time_label}  {w.title} · {w.person}") for w in view.work)
+        body.extend(_work_item(w) for w in view.work)
         body.extend(text(f"{name} could not be read just now", isSubtle=True) for name in view.work_unavailable)
     return body
 
@@ -262,6 +273,9 @@ def _status(view: Status) -> list[Json]:
         )
     if view.reminders is not None:
         body.append(reminder_cards.reminder_health_part(view.reminders))
+    if view.files_kept or view.files_purged:
+        body.append(text(f"Tracked activities' files: {view.files_kept} kept (7 days at most) · "
+                         f"{view.files_purged} deleted by the last retention run", isSubtle=True))
     if view.pending_total or view.failed_total:
         body.append(text(f"{view.pending_total} changes waiting, {view.failed_total} failed", isSubtle=True))
     return body

@@ -60,6 +60,12 @@ class WorkItem:
     time_label: str
     title: str
     person: str
+    #: The event's short reference (`W3-1a2b3c4d`), which `track` takes.
+    ref: str = ""
+    #: The tracked activity's ref (`A-12`) when someone tracks this event.
+    tracked: str = ""
+    #: Track, or Untrack when tracked (only for people who may).
+    actions: tuple[Action, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +207,9 @@ class Status:
     pending_total: int = 0
     failed_total: int = 0
     reminders: ReminderHealth | None = None
+    #: Tracked activities' files kept encrypted now, and how many the last retention run deleted.
+    files_kept: int = 0
+    files_purged: int = 0
 
 
 @dataclass(frozen=True, slots=True)

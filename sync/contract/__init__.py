@@ -29,6 +29,8 @@ from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
 __all__ = [
     "AlreadyExists",
+    "AttachmentFile",
+    "AttachmentInfo",
     "AuthExpired",
     "BadPayload",
     "BookingCapabilities",
@@ -37,6 +39,7 @@ __all__ = [
     "CalendarCapabilities",
     "CalendarProvider",
     "CursorExpired",
+    "EventAttachments",
     "NotFound",
     "PagedChanges",
     "PreconditionFailed",
@@ -265,3 +268,32 @@ class CalendarInfo:
     primary: bool = False
     #: e.g. {"ctag": ..., "supports_sync": True}
     extra: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    """A file attached to one calendar event, as its platform lists it."""
+
+    remote_id: str
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentFile:
+    info: AttachmentInfo
+    content: bytes
+
+
+@runtime_checkable
+class EventAttachments(Protocol):
+    """A CalendarProvider whose events carry files (Outlook's file attachments)."""
+
+    async def attachments(self, remote_id: str) -> list[AttachmentInfo]:
+        """The files attached to the event (links and embedded items left out); NotFound when it is gone."""
+        ...
+
+    async def attachment(self, remote_id: str, attachment_id: str, max_bytes: int) -> AttachmentFile:
+        """One file with its bytes; Refused when it is larger than `max_bytes`, NotFound when gone."""
+        ...

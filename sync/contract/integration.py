@@ -23,6 +23,9 @@ from sync.contract.shifts import Publishing, ShiftSourceSlot
 __all__ = [
     "CONNECT_KINDS",
     "ROLES",
+    "AppChannel",
+    "AppDelivery",
+    "AppWebhooks",
     "CalendarSlot",
     "Channel",
     "ChannelDesk",
@@ -380,6 +383,48 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class AppChannel:
+    """A webhook destination serving the whole app (every connection of the integration)."""
+
+    remote_id: str
+    secret: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppDelivery:
+    """A verified delivery to an app-wide destination: whose account it is about, its key, why."""
+
+    account: str
+    key: str
+    reason: str
+
+
+class AppWebhooks(Protocol):
+    """One destination for the whole app, its deliveries routed to connections by account (Nylas's
+    webhooks are application-wide: one destination per connection would receive every grant's events)."""
+
+    renew_margin: timedelta
+
+    async def open(self, host: HostSettings, url: str, current: AppChannel | None, transport: Any = None
+                   ) -> AppChannel:
+        """Make the destination at `url`, or rotate the secret of `current` when it is still there."""
+        ...
+
+    async def stop(self, host: HostSettings, remote_id: str, transport: Any = None) -> None:
+        """Delete a destination (gone already is fine)."""
+        ...
+
+    def read(self, request: WebhookRequest, secret: str) -> AppDelivery | WebhookAnswer:
+        """A challenge's answer, a refusal, or the verified delivery (signature checked on the raw body first)."""
+        ...
+
+    def account_of(self, config: Mapping[str, Any]) -> str:
+        """The account key deliveries name for a connection of this integration (its config)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Integration:
     """One platform as the core sees it. Capability slots left None are capabilities it does not have."""
 
@@ -399,6 +444,8 @@ class Integration:
     booking_source: Callable[[ConnectionInfo, HostSettings], BookingSource] | None = None
     push_channels: PushChannels | None = None
     signed_webhooks: SignedWebhooks | None = None
+    #: One app-wide webhook destination (routed by account) instead of one per connection.
+    app_webhooks: AppWebhooks | None = None
     #: Publishing shifts into people's calendars (Graph, practice-wide).
     publishing: Publishing | None = None
     #: A shift schedule source: a scheduler's export file or published feed.

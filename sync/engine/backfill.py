@@ -33,7 +33,7 @@ from sync.engine.reconcile import desired_copy
 from sync.engine.snapshots import canonical
 from sync.runtime.core import Core
 from sync.store import audit
-from sync.store.model import Appointment, Calendar, Link
+from sync.store.model import ACTIVITY, Appointment, Calendar, Link
 
 __all__ = ["ACTOR", "BACKFILL_CHUNK", "BackfillRun", "run_backfill"]
 
@@ -63,7 +63,7 @@ def _scope(view: CalendarView, window: Window) -> list[ColumnElement[bool]]:
     wanted: ColumnElement[bool] = Appointment.status.in_(ACTIVE)
     if view.practitioner_id is not None:
         wanted = and_(wanted, Appointment.practitioner_id == view.practitioner_id)
-    return [Appointment.practice_id == view.practice_id, in_window, or_(wanted, linked)]
+    return [Appointment.practice_id == view.practice_id, Appointment.kind != ACTIVITY, in_window, or_(wanted, linked)]
 
 
 async def run_backfill(

@@ -18,6 +18,7 @@ Rules, by the role of the calendar being read:
   read-only feed's and a series' always get the card. A copy deleted by hand is repaired per policy
   in every mode: deleting an event is not taken as cancelling the patient's appointment.
 - **busy**: read only for conflict checks; no actions.
+- **work**: only tracked events (items with a link) are planned, as a source's; nothing else.
 """
 
 from __future__ import annotations
@@ -314,11 +315,31 @@ def plan(
     the active appointments of the practitioner overlapping the changed items. `writable_sources`
     are the source calendars clinicbot may change (not a booking platform, not read-only): only
     their appointments follow or keep hand edits of mirror copies."""
-    if not calendar.sync_enabled or calendar.role not in ("source", "mirror"):
-        return []  # busy and work calendars are read live (free/busy, the agenda), never planned
+    if not calendar.sync_enabled or calendar.role not in ("source", "mirror", "work"):
+        return []  # busy calendars are read live (free/busy), never planned
+    if calendar.role == "work":
+        return _plan_tracked(remote_changes, links, appointments, calendar, policy)
     if calendar.role == "mirror":
         return list(_plan_mirror(remote_changes, links, appointments, calendar, policy, writable_sources))
     return list(_plan_source(remote_changes, links, appointments, calendar, policy, mirrors))
+
+
+def _plan_tracked(
+    changes: Changes,
+    links: Mapping[str, Sequence[LinkView]],
+    appointments: Mapping[int, Canonical],
+    calendar: CalendarView,
+    policy: Policy,
+) -> list[Action]:
+    """A work calendar: only the events someone tracks (those with a link) are planned, as a source's
+    bookings are; every other event is read live for the agenda and never becomes a row."""
+    keys = {(a.source_uid or "", a.recurrence_key) for group in links.values() for lk in group
+            if (a := appointments.get(lk.appointment_id)) is not None}
+    items = [i for i in changes.items if i.remote_id in links or (i.event.uid, i.recurrence_key) in keys]
+    tracked = Changes(items, [d for d in changes.deleted_ids if d in links], changes.full, changes.window)
+    # Tracked activities are not double bookings of the practice's appointments: no conflict cards.
+    return [a for a in _plan_source(tracked, links, appointments, calendar, policy, ())
+            if not isinstance(a, RaiseConflict)]
 
 
 def mirror_targets(practitioner_id: int | None, mirrors: Sequence[CalendarView]) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync.contract import Refused
+from sync.contract.troubleshooting import advice
 from sync.integrations import registry
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError, Notification
@@ -33,11 +34,14 @@ class ExpiredConnection:
     provider: str
     account: str
     chat_identity_id: int | None
+    #: What the provider said last (the connection's last error), for the troubleshooting words.
+    last_error: str = ""
 
     @classmethod
     def of(cls, conn: Connection) -> ExpiredConnection:
         chat = (conn.config or {}).get("chat_identity_id")
-        return cls(conn.id, conn.practice_id, conn.provider, conn.account, chat if isinstance(chat, int) else None)
+        return cls(conn.id, conn.practice_id, conn.provider, conn.account, chat if isinstance(chat, int) else None,
+                   conn.last_error or "")
 
 
 async def _alarm_goes_to_a_channel(core: Core, practice_id: int) -> bool:
@@ -64,9 +68,13 @@ async def tell_reconnect(core: Core, expired: ExpiredConnection) -> None:
     notifier: Any = core.services.notifier
     if notifier is None or await _alarm_goes_to_a_channel(core, expired.practice_id):
         return
+    steps = [f"Type `connect {_word(expired.provider)}` and sign in again as {expired.account or 'before'}: "
+                      "the connection keeps its calendars and settings."]
+    found = advice(expired.last_error)
+    if found is not None:  # a failure the person (or their IT) must fix first: said before signing in again
+        steps.insert(0, f"First, {found.title}: {found.words}")
     data = {"connection_id": expired.connection_id, "provider": expired.provider, "account": expired.account,
-            "steps": [f"Type `connect {_word(expired.provider)}` and sign in again as {expired.account or 'before'}: "
-                      "the connection keeps its calendars and settings."]}
+            "steps": steps}
     if expired.chat_identity_id is not None:
         notice = Notification(kind="reconnect", practice_id=expired.practice_id,
                               chat_identity_id=expired.chat_identity_id, data=data)

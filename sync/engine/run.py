@@ -22,9 +22,9 @@ from collections.abc import AsyncGenerator, Callable, Container, Iterable, Mutab
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import (
@@ -57,7 +57,7 @@ from sync.runtime.core import Core
 from sync.runtime.locks import connection_lock
 from sync.runtime.syncqueue import requested_items
 from sync.store import audit
-from sync.store.model import Calendar, Connection, Practice
+from sync.store.model import Calendar, Connection, Link, Practice
 
 __all__ = ["Progress", "SyncReport", "sync_all", "sync_calendar", "sync_connection"]
 
@@ -97,12 +97,14 @@ async def sync_all(core: Core, *, progress: Progress | None = None) -> SyncRepor
 async def sync_connection(
     core: Core, connection_id: int, *, progress: Progress | None = None, wait: float = 0.0
 ) -> SyncReport:
-    """Sync every enabled source and mirror calendar of one connection, under its lock."""
+    """Sync every enabled source and mirror calendar of one connection (and its work calendars with
+    tracked events), under its lock."""
     started = time.perf_counter()
     async with core.store.session() as s:
         cal_ids = list((await s.scalars(
             select(Calendar.id).where(Calendar.connection_id == connection_id, Calendar.sync_enabled.is_(True),
-                                      Calendar.role.in_(("source", "mirror"))).order_by(Calendar.id))).all())
+                                      or_(Calendar.role.in_(("source", "mirror")), _tracking()))
+            .order_by(Calendar.id))).all())
     report = SyncReport()
     items = requested_items.get()
     memo: dict[str, RemoteItem | None] = {}  # each named item fetched once for all the calendars
@@ -111,6 +113,11 @@ async def sync_connection(
             report.add(await _sync_locked(core, cal_id, progress, items, memo))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _tracking() -> Any:
+    """A work calendar with tracked events: read for those (the rest of it is read live, never synced)."""
+    return (Calendar.role == "work") & exists().where(Link.calendar_id == Calendar.id)
 
 
 async def sync_calendar(
@@ -223,7 +230,7 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None,
                        items: frozenset[str] | None = None,
                        memo: MutableMapping[str, RemoteItem | None] | None = None) -> SyncReport:
     target = await _load_target(core, calendar_id)
-    if target is None or not target.view.sync_enabled or target.view.role not in ("source", "mirror"):
+    if target is None or not target.view.sync_enabled or target.view.role not in ("source", "mirror", "work"):
         return SyncReport(calendars=1)
     conn, cal = target.conn, target.cal
     window = Window.around(core.clock(), conn.window_days_back, conn.window_days_ahead)
@@ -361,7 +368,7 @@ async def _apply_page(
     view = target.view
     links = await load_links(
         s, view.id, remote_ids=[i.remote_id for i in items] + list(deleted_ids),
-        uids=[i.event.uid for i in items] if view.role == "source" else (),
+        uids=[i.event.uid for i in items] if view.role in ("source", "work") else (),
     )
     appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
     if view.role == "source" and items:

@@ -16,7 +16,7 @@ from sync.engine.plan import SOURCE_PENDING, Policy
 from sync.engine.snapshots import load_mirrors
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
-from sync.store.model import Appointment, Calendar, Connection, Link, Practice
+from sync.store.model import ACTIVITY, Appointment, Calendar, Connection, Link, Practice
 
 __all__ = ["SUBSCRIBER_NAME", "on_appointment_event", "register"]
 
@@ -54,11 +54,13 @@ async def on_appointment_event(core: Core, session: AsyncSession, event: Appoint
             .where(Calendar.id == appt.source_calendar_id))).first()
         if row is not None:
             cal, conn, link = row.tuple()
-            writable = not cal.read_only and cal.role == "source" and link.remote_id is not None
+            writable = not cal.read_only and cal.role in ("source", "work") and link.remote_id is not None
             if writable:
                 await enqueue(session, [op_row(conn.id, cal.id, appt.id, appt.version, source_op, now)])
                 # Until the write lands, a sync must not import an older source edit over this change.
                 link.state = SOURCE_PENDING
+    if appt.kind == ACTIVITY:
+        return  # a tracked event lives in its own work calendar: it is not copied to the mirrors
     mirrors = await load_mirrors(session, appt.practice_id)
     if mirrors:
         ref = ApptRef(appt.id, appt.version, appt.practitioner_id, appt.status == "cancelled")

@@ -29,6 +29,7 @@ from sqlalchemy import delete, or_, select
 from sync.contract import CalendarProvider, ProviderError, Refused
 from sync.contract.integration import Channel, PushChannels
 from sync.integrations import registry
+from sync.integrations.app_webhooks import app_capability, ensure_app_webhooks, uses_app_webhook
 from sync.integrations.providers import open_provider
 from sync.integrations.push_channels import refresh_channels
 from sync.runtime.core import Core
@@ -131,6 +132,11 @@ async def ensure_push(core: Core, connection_id: int) -> PushReport:
             .all()
         )
     wanted = {c.id: c for c in cals if conn.sync_enabled and c.sync_enabled and c.role in ("source", "mirror")}
+    if app_capability(conn.provider) is not None:
+        app = await ensure_app_webhooks(core, only=conn.provider)
+        report.created, report.renewed, report.failed = app.created, app.rotated, app.failed
+        if await uses_app_webhook(core, conn.provider):
+            wanted = {}  # the app-wide destination brings its deliveries: per-connection ones are retired
     now = core.clock()
     active = {r.calendar_id: r for r in rows if r.status == "active" and r.calendar_id in wanted}
     todo = [c for c in wanted.values() if c.id not in active or _due(active[c.id], now)]
@@ -321,6 +327,15 @@ async def renew_push(core: Core) -> None:
                 (WebhookSubscription.status != "active") | (WebhookSubscription.expires_at <= soonest)
             )
         )).all())
+    app = await ensure_app_webhooks(core)
+    if app.created or app.rotated or app.failed:
+        log.info("app webhooks", extra={"created": app.created, "rotated": app.rotated, "failed": app.failed})
+    async with core.store.session() as s:  # per-connection destinations an app-wide one replaces
+        for provider, connection_id in (await s.execute(
+                select(Connection.provider, WebhookSubscription.connection_id)
+                .join(Connection, Connection.id == WebhookSubscription.connection_id).distinct())).tuples():
+            if await uses_app_webhook(core, provider):
+                ids.add(connection_id)
     total = PushReport()
     for connection_id in sorted(ids):
         try:

@@ -41,6 +41,7 @@ from sync.runtime.events import AppointmentEvent
 from sync.store import audit
 from sync.store.crypto import current_box
 from sync.store.model import (
+    ACTIVITY,
     Appointment,
     Calendar,
     ClientNotice,
@@ -225,8 +226,8 @@ async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -
         return  # no mail server set up: nothing is queued that could never be sent
     practice = await session.get(Practice, event.practice_id)
     appt = await session.get(Appointment, event.appointment_id)
-    if practice is None or appt is None or not appt.client_email:
-        return
+    if practice is None or appt is None or not appt.client_email or appt.kind == ACTIVITY:
+        return  # a tracked work event's attendees are colleagues, not clients
     settings = dict(practice.settings or {})
     if settings.get("client_notices", "on") == "off" or (kind == "booked" and not settings.get("client_notices_new")):
         return

@@ -4,6 +4,8 @@ A work calendar's events are not appointments: they are read from the platform w
 shown, handed to the chat as plain values, and forgotten. Nothing about them (title, attendees,
 times) is written to the database; a calendar that cannot be read in time is named instead, and the
 agenda still shows everything else. Cancelled events and clinicbot's own copies are left out.
+Each event carries its short reference for `track`, and the activity's ref when it is tracked
+(sync.services.tracked_events).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sync.contract.items import Window
 from sync.engine.recurrence import expand_items
 from sync.integrations.providers import open_provider
 from sync.runtime.core import Core
+from sync.services.tracked_events import event_ref, tracked_ids
 from sync.store.model import Calendar, Connection, Practitioner
 
 __all__ = ["READ_TIMEOUT", "WorkDay", "WorkEvent", "work_day"]
@@ -42,6 +45,12 @@ class WorkEvent:
     all_day: bool
     title: str
     person: str
+    #: The calendar's person (who may track its events besides staff).
+    practitioner_id: int | None = None
+    #: The short reference `track` takes (`W3-1a2b3c4d`).
+    ref: str = ""
+    #: The tracked activity's ref (`A-12`) when someone tracks this event.
+    tracked: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +80,18 @@ async def work_day(core: Core, practice_id: int, day: date, tz: str, practitione
     if not rows:
         return WorkDay()
     results = await asyncio.gather(*(_read(core, cal, conn, window) for cal, conn in rows))
+    tracked = await tracked_ids(core, {cal.id for cal, _ in rows})
     events: list[WorkEvent] = []
     unavailable: list[str] = []
     for (cal, conn), found in zip(rows, results, strict=True):
-        person = people.get(cal.practitioner_id or conn.practitioner_id or 0, conn.account)
+        owner = cal.practitioner_id or conn.practitioner_id
+        person = people.get(owner or 0, conn.account)
         if found is None:
             unavailable.append(cal.name or conn.account)
             continue
         for remote_id, item_start, item_end, all_day, title in found:
-            events.append(WorkEvent(cal.id, remote_id, item_start, item_end, all_day, title, person))
+            events.append(WorkEvent(cal.id, remote_id, item_start, item_end, all_day, title, person, owner,
+                                    event_ref(cal.id, remote_id), tracked.get((cal.id, remote_id), "")))
     events.sort(key=lambda e: (not e.all_day, e.start, e.title))
     return WorkDay(tuple(events), tuple(unavailable))
 

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "EncryptedBytes",
     "EncryptedJSON",
     "EncryptedText",
     "KeyError_",
@@ -174,3 +175,20 @@ class EncryptedJSON(TypeDecorator[Any]):
         if value is None:
             return None
         return json.loads(current_box().decrypt(value))
+
+
+class EncryptedBytes(TypeDecorator[bytes]):
+    """Bytes stored encrypted (a cached attachment): never plaintext in the database file."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return current_box().encrypt(bytes(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        return current_box().decrypt(value)

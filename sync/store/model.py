@@ -28,11 +28,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from sync.store.crypto import EncryptedJSON, EncryptedText
+from sync.store.crypto import EncryptedBytes, EncryptedJSON, EncryptedText
 
 __all__ = [
+    "ACTIVITY",
     "Alarm",
+    "AppWebhook",
     "Appointment",
+    "AttachmentCopy",
     "AuditEntry",
     "Base",
     "Calendar",
@@ -303,6 +306,9 @@ class Appointment(Base):
     status: Mapped[str] = mapped_column(String(16), default="confirmed")
     transparent: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    #: "appointment", or "activity": an event of a work calendar someone chose to track (its source
+    #: calendar is that work calendar; untracking deletes the row).
+    kind: Mapped[str] = mapped_column(String(12), default="appointment", server_default="appointment")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -317,6 +323,10 @@ class Appointment(Base):
     def ref(self) -> str:
         """The id staff type in chat, e.g. A-1042."""
         return f"A-{self.id}"
+
+
+#: Appointment.kind of a tracked work-calendar event.
+ACTIVITY = "activity"
 
 
 class Link(Base):
@@ -555,6 +565,42 @@ class WebhookSubscription(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("provider", "remote_id", name="uq_webhook_subscription_remote"),)
+
+
+class AppWebhook(Base):
+    """A webhook destination that serves the whole app at a provider (Nylas: one per application,
+    every grant's deliveries routed by their grant id), with its signing secret."""
+
+    __tablename__ = "app_webhook"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration: Mapped[str] = mapped_column(String(32), unique=True)
+    remote_id: Mapped[str] = mapped_column(String(256))
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str | None] = mapped_column(EncryptedText)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rotated_at: Mapped[datetime | None]
+
+
+class AttachmentCopy(Base):
+    """An attachment of a tracked activity, fetched from its calendar when someone opened it and
+    kept encrypted for at most a few days (`expires_at`); the retention job deletes it then."""
+
+    __tablename__ = "attachment_copy"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointment.id", ondelete="CASCADE"), index=True)
+    #: The attachment's id at the provider (with the event's, it fetches the file again).
+    remote_id: Mapped[str] = mapped_column(String(512))
+    filename: Mapped[str] = mapped_column(EncryptedText)
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(EncryptedBytes)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+    __table_args__ = (UniqueConstraint("appointment_id", "remote_id", name="uq_attachment_copy_remote"),)
 
 
 class ExternalIdentity(Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,7 +20,7 @@ from adapters.nylas.webhooks import sign
 from sync.engine.run import sync_connection
 from sync.integrations.push import ensure_push
 from sync.runtime.syncqueue import SyncQueue
-from sync.store.model import Connection, WebhookDelivery, WebhookSubscription
+from sync.store.model import AppWebhook, Connection, WebhookDelivery, WebhookSubscription
 from tests.adapters.nylas.fakes.nylas import Grant, NylasFake, timespan
 from tests.e2e.conftest import at
 from tests.e2e.test_oauth_connect import Clinic, fake_slack, practitioner_connects, run_clinic, sign_in_link
@@ -99,11 +100,13 @@ async def test_connect_from_chat_then_webhooks_rotation_and_expiry(clinic: Clini
     report = await ensure_push(clinic.core, conn.id)
     assert report.created == 1
     [hook] = nylas.webhooks.values()
-    assert hook.url == f"{clinic.base_url}/webhooks/nylas/{conn.id}"  # made only after its challenge was echoed
+    # One destination for the app (Nylas webhooks are app-wide), made only after its challenge was echoed.
+    assert hook.url == f"{clinic.base_url}/webhooks/nylas/app"
     async with clinic.core.store.session() as s:
-        stored = (await s.scalars(select(WebhookSubscription))).one()
-        raw_secret = (await s.execute(text("SELECT secret FROM webhook_subscription"))).scalar_one()
-    assert stored.secret == hook.secret and stored.resource_id == lead.id and hook.secret not in raw_secret
+        stored = (await s.scalars(select(AppWebhook))).one()
+        raw_secret = (await s.execute(text("SELECT secret FROM app_webhook"))).scalar_one()
+        assert (await s.scalars(select(WebhookSubscription))).all() == []
+    assert stored.secret == hook.secret and hook.secret not in raw_secret
 
     # A change in the work calendar: one signed delivery, one sync; a duplicate delivery syncs nothing more.
     nylas.duplicate_deliveries = True
@@ -140,12 +143,13 @@ async def test_connect_from_chat_then_webhooks_rotation_and_expiry(clinic: Clini
     for paths in ({"post", "put"}, {"put"}):
         nylas.rotate_paths = paths
         old = hook.secret
-        async with clinic.core.store.session() as s:
-            await s.execute(update(WebhookSubscription).values(expires_at=clinic.core.clock()))
+        async with clinic.core.store.session() as s:  # its secret is due for rotation
+            await s.execute(update(AppWebhook).values(created_at=clinic.core.clock() - timedelta(days=40),
+                                                      rotated_at=None))
         report = await ensure_push(clinic.core, conn.id)
         assert report.renewed == 1 and list(nylas.webhooks) == [hook.id] and hook.secret != old
         async with clinic.core.store.session() as s:
-            assert (await s.scalars(select(WebhookSubscription))).one().secret == hook.secret
+            assert (await s.scalars(select(AppWebhook))).one().secret == hook.secret
         nylas.server_edit(lead, work, made["id"], {"title": "Hospital rounds (moved)"})
         await settle(clinic, nylas)
         assert nylas.deliveries[-1].status == 200

@@ -27,9 +27,11 @@ Documented behaviour it implements, errors included:
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import re
+import secrets
 import ssl
 import uuid
 from collections.abc import Callable
@@ -65,6 +67,8 @@ class GraphFake(CalendarViews):
     """The fake service. `await fake.start()`, then point Settings.graph_url at `fake.url`."""
 
     def __init__(self, *, throttle: ThrottlePolicy | None = None, login_public_url: str | None = None) -> None:
+        #: Attachment ids read ("" for a listing), in order.
+        self.attachment_reads: list[str] = []
         self.store = GraphStore()
         self.login = LoginFake(login_public_url or "https://login.microsoftonline.com")
         self.throttle = MailboxThrottle(throttle or ThrottlePolicy())
@@ -251,11 +255,13 @@ class GraphFake(CalendarViews):
             if created:
                 self.subs.changed(mbx, target.id, event.id, event.etag, "created")
             return Resp(201, self.store.render(event, zone, text), pref_headers)
-        if len(rest) != 1:
+        if len(rest) not in (1, 2, 3) or (len(rest) > 1 and rest[1] != "attachments"):
             raise GraphError(400, "BadRequest", "Unsupported events request.")
         event = mbx.find_event(rest[0])
         if event is None or (cal is not None and event.calendar_id != cal.id):
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        if len(rest) > 1:
+            return self._attachments(req, event, rest[2] if len(rest) == 3 else None)
         if req.method == "GET":
             expand = "singleValueExtendedProperties" in req.query.get("$expand", "")
             return Resp(200, self.store.render(event, zone, text, expand_props=expand), pref_headers)
@@ -268,6 +274,31 @@ class GraphFake(CalendarViews):
             self.subs.changed(mbx, event.calendar_id, event.id, event.etag, "deleted")
             return Resp(204)
         raise GraphError(405, "BadRequest", "Method not allowed.")
+
+    def add_attachment(self, mbx: Mailbox, event_id: str, name: str, content_type: str, content: bytes, *,
+                       kind: str = "#microsoft.graph.fileAttachment") -> str:
+        """A file a person attached to their event in Outlook; its attachment id."""
+        event = mbx.find_event(event_id)
+        assert event is not None
+        att_id = "AAMk" + secrets.token_hex(12)
+        event.attachments.append({"@odata.type": kind, "id": att_id, "name": name, "contentType": content_type,
+                                  "size": len(content), "isInline": False,
+                                  "contentBytes": base64.b64encode(content).decode()})
+        return att_id
+
+    def _attachments(self, req: Req, event: Any, att_id: str | None) -> Resp:
+        """GET events/{id}/attachments ($select honoured) and events/{id}/attachments/{id} (with contentBytes)."""
+        if req.method != "GET":
+            raise GraphError(405, "BadRequest", "Method not allowed.")
+        self.attachment_reads.append(att_id or "")
+        if att_id is None:
+            chosen = [f for f in req.query.get("$select", "").split(",") if f]
+            keep = (lambda a: {k: v for k, v in a.items() if k in chosen or k.startswith("@odata")}) if chosen else dict
+            return Resp(200, {"value": [keep(a) for a in event.attachments]})
+        found = next((a for a in event.attachments if a["id"] == att_id), None)
+        if found is None:
+            raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        return Resp(200, dict(found))
 
     # --- subscriptions --------------------------------------------------------------------------
     def _event_list(

@@ -100,6 +100,8 @@ class StoredEvent:
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
     modified: datetime = field(default_factory=lambda: datetime.now(UTC))
     ical_uid: str = field(default_factory=lambda: "040000008200E00074C5B7101A82E008" + secrets.token_hex(28))
+    #: Attachments as Graph returns them (fileAttachment with contentBytes, itemAttachment ...).
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def etag(self) -> str:

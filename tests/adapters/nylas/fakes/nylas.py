@@ -153,8 +153,8 @@ class NylasFake(OAuthRoutes, WebhookRoutes):
         return cal
 
     def fail(self, status: int, kind: str, message: str, *, count: int = 1, retry_after: str | None = None,
-             path: str | None = None) -> None:
-        self.failures.append(Failure(status, kind, message, count, retry_after, path))
+             path: str | None = None, provider_error: dict[str, Any] | None = None) -> None:
+        self.failures.append(Failure(status, kind, message, count, retry_after, path, provider_error))
 
     def expire_grant(self, grant: Grant) -> None:
         """The person's sign-in expired: calls answer 401, and grant.expired is sent."""
@@ -229,7 +229,8 @@ class NylasFake(OAuthRoutes, WebhookRoutes):
             if rule.count > 0 and (rule.path is None or rule.path in request.path):
                 rule.count -= 1
                 headers = {"Retry-After": rule.retry_after} if rule.retry_after else {}
-                raise NylasError(rule.status, rule.kind, rule.message, headers=headers)
+                raise NylasError(rule.status, rule.kind, rule.message, headers=headers,
+                                 provider_error=rule.provider_error)
 
     def grant(self, request: web.Request) -> Grant:
         ref = request.match_info["grant"]

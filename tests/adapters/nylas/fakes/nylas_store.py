@@ -74,6 +74,8 @@ class Failure:
     count: int = 1
     retry_after: str | None = None
     path: str | None = None
+    #: The provider's own error, as Nylas passes it on (Microsoft's AADSTS codes, Google's words).
+    provider_error: dict[str, Any] | None = None
 
 
 @dataclass

@@ -1,0 +1,77 @@
+"""One app-wide Nylas destination: the renewal job makes it (its challenge answered, its secret
+stored encrypted) and retires the per-connection destination made before; deliveries are routed by
+grant_id to their connection, once each; other grants' deliveries and forged ones sync nothing."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, text
+
+from adapters.nylas.webhooks import sign
+from sync.engine.run import sync_connection
+from sync.integrations import push
+from sync.integrations.push import ensure_push, renew_push
+from sync.runtime.syncqueue import SyncQueue
+from sync.store.model import AppWebhook, Calendar, Connection, WebhookSubscription
+from tests.adapters.nylas.fakes.nylas import NylasFake, timespan
+from tests.adapters.nylas.test_road import Syncs, clinic, connect, nylas, settle
+from tests.e2e.conftest import at
+from tests.e2e.test_oauth_connect import Clinic, fake_slack
+
+__all__ = ["clinic", "fake_slack", "nylas"]  # fixtures, used by name
+
+
+async def test_one_destination_for_the_app_routed_by_grant(clinic: Clinic, nylas: NylasFake) -> None:
+    nylas.next_login = ("outreach.lead@work.example", "microsoft")
+    conn, lead, _ = await connect(clinic, nylas)
+    work = next(c.id for c in lead.calendars.values() if c.primary)
+    syncs = Syncs(clinic)
+    clinic.core.services.sync_queue = SyncQueue(syncs)
+    await sync_connection(clinic.core, conn.id)
+    # Before issue 16 every connection had its own destination: made here as that code made it.
+    async with clinic.core.store.session() as s:
+        cal = (await s.scalars(select(Calendar).where(Calendar.connection_id == conn.id,
+                                                      Calendar.remote_id == work))).one()
+        conn_row = await s.get(Connection, conn.id)
+    assert conn_row is not None
+    legacy = await push._ensure_calendar(clinic.core, conn_row, cal, None,
+                                         f"{clinic.base_url}/webhooks/nylas/{conn.id}")
+    assert legacy.created == 1
+    [old] = nylas.webhooks.values()
+    assert old.url.endswith(f"/webhooks/nylas/{conn.id}")
+
+    # The renewal job: one destination for the app, the connection's own retired.
+    await renew_push(clinic.core)
+    [hook] = nylas.webhooks.values()
+    assert hook.url == f"{clinic.base_url}/webhooks/nylas/app" and hook.id != old.id
+    async with clinic.core.store.session() as s:
+        stored = (await s.scalars(select(AppWebhook))).one()
+        raw = (await s.execute(text("SELECT secret FROM app_webhook"))).scalar_one()
+        assert (await s.scalars(select(WebhookSubscription))).all() == []
+    assert stored.secret == hook.secret and hook.secret not in raw
+    assert (await ensure_push(clinic.core, conn.id)).created == 0  # no new per-connection one
+    await renew_push(clinic.core)
+    assert list(nylas.webhooks) == [hook.id]  # not made twice
+
+    # A change of this grant: one delivery (even when Nylas sends it twice), one sync of its connection.
+    nylas.duplicate_deliveries = True
+    nylas.server_add(lead, work, {"title": "Hospital rounds", "when": timespan(at(9))})
+    await settle(clinic, nylas)
+    nylas.duplicate_deliveries = False
+    assert [d.status for d in nylas.deliveries] == [200, 200] and syncs.ran == [conn.id]
+
+    # Another grant's change: acknowledged, nothing synced.
+    other = nylas.add_grant("someone.else@work.example")
+    nylas.server_add(other, next(iter(other.calendars)), {"title": "Not ours", "when": timespan(at(11))})
+    await settle(clinic, nylas)
+    assert nylas.deliveries[-1].status == 200 and syncs.ran == [conn.id]
+
+    # Forged or unsigned: refused; the challenge is echoed raw.
+    body = nylas.deliveries[0].body
+    async with clinic.browser.post(hook.url, data=body, headers={"X-Nylas-Signature": sign(body, "guess")}) as r:
+        assert r.status == 401
+    async with clinic.browser.post(hook.url, data=body) as r:
+        assert r.status == 401
+    async with clinic.browser.get(hook.url, params={"challenge": "c-42"}) as r:
+        assert r.status == 200 and await r.text() == "c-42"
+    await settle(clinic, nylas)
+    assert syncs.ran == [conn.id]
