@@ -747,3 +747,21 @@ class ClientOptOut(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("practice_id", "address_hash", name="uq_client_optout_address"),)
+
+
+class SmsInbound(Base):
+    """A client's text already acted on (by its platform message id): a replayed STOP or START changes nothing.
+
+    Only the id, what it asked and when are kept; never the number or the text.
+    """
+
+    __tablename__ = "sms_inbound"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(64))
+    #: stop | start | other
+    intent: Mapped[str] = mapped_column(String(8))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("provider", "message_id", name="uq_sms_inbound_message"),)

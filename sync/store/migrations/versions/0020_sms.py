@@ -1,0 +1,32 @@
+"""sms: clients' texts already acted on (STOP / START replay memory)
+
+Revision ID: 0020_sms
+Revises: 0017_client_notices
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0020_sms"
+down_revision: str | None = "0017_client_notices"
+branch_labels: Sequence[str] | None = None
+depends_on: Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sms_inbound",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("message_id", sa.String(length=64), nullable=False),
+        sa.Column("intent", sa.String(length=8), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sms_inbound")),
+        sa.UniqueConstraint("provider", "message_id", name="uq_sms_inbound_message"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("sms_inbound")
