@@ -111,9 +111,10 @@ class TwilioSms:
 
     async def find(self, sms: ClientSms, since: datetime) -> str | None:
         """The SID of a message to `sms.to` with the same text created since `since`, if Twilio has one."""
-        params: dict[str, str] = {"To": sms.to, "PageSize": "50"}
+        first = {"To": sms.to, "PageSize": "50"}
         if self.settings.twilio_from and not self.settings.twilio_messaging_service_sid:
-            params["From"] = self.settings.twilio_from
+            first["From"] = self.settings.twilio_from
+        params: dict[str, str] | None = first
         url: str | None = self._path
         async with self._client() as client:
             for _ in range(FIND_PAGES):
@@ -136,7 +137,8 @@ class TwilioSms:
                         return str(item["sid"])
                 if older:
                     return None
-                url, params = _next(body.get("next_page_uri")), {}
+                # The next page's address carries its filters and token (an empty params would drop them).
+                url, params = _next(body.get("next_page_uri")), None
         return None
 
 
