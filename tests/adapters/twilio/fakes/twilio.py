@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
@@ -180,7 +181,7 @@ class TwilioFake:
             return _error(400, 20001, "Invalid PageToken")
         chunk = found[page * size:(page + 1) * size]
         base = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-        filters = "".join(f"&{k}={v}" for k, v in (("To", q.get("To")), ("From", q.get("From"))) if v)
+        filters = "".join(f"&{k}={quote(v)}" for k, v in (("To", q.get("To")), ("From", q.get("From"))) if v)
         more = (page + 1) * size < len(found)
         return web.json_response({
             "messages": [m.resource() for m in chunk], "page": page, "page_size": size,
