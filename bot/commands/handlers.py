@@ -12,6 +12,7 @@ import logging
 from bot.commands import (
     admin,
     appointments,
+    client_notices,
     conflicts,
     disconnect,
     followups,
@@ -38,6 +39,7 @@ from bot.commands.actions import (
     ShowDetails,
     SubmitReschedule,
 )
+from bot.commands.client_notices import SetClientNotices
 from bot.commands.errors import ParseError
 from bot.commands.grammar import (
     CancelAppointment,
@@ -136,6 +138,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await conflicts.decide(core, actor, command)
         case MapStaffMember():
             return await staff_card.map_from_card(core, actor, command)
+        case SetClientNotices():
+            return await client_notices.client_notices(core, actor, command)
         case SetMirrorEdits():
             return await mirror_edits.mirror_edits(core, actor, command)
         case SetOptOut():

@@ -63,7 +63,7 @@ async def test_twilio_errors_land_on_the_shared_tree_with_their_code(fake: Twili
     with pytest.raises(Refused, match="21211"):
         await sender(fake).send(ClientSms("k", "+1", "x"))
     fake.opted_out.add(CLIENT)
-    with pytest.raises(Refused, match="replied STOP.*21610"):
+    with pytest.raises(Refused, match=r"replied STOP.*21610"):
         await sender(fake).send(ClientSms("k", CLIENT, "x"))
     assert fake.messages == []
 
