@@ -212,12 +212,13 @@ class TwilioFake:
                     form: dict[str, str] | None = None, post_to: str | None = None) -> tuple[int, str, dict[str, str]]:
         """A client texts `body` to the fake's number: Twilio's webhook to `url` (the address configured
         at Twilio, which it signs; `post_to` is where it lands, behind a proxy); (status, answer, form)."""
-        form = form or self.inbound_form(sender, body)
-        word = " ".join(body.split()).upper()
-        if word in STOP:
-            self.opted_out.add(sender)
-        elif word in START:
-            self.opted_out.discard(sender)
+        if form is None:  # a new text: Twilio's own opt-out list follows it (a replayed form is not a text)
+            form = self.inbound_form(sender, body)
+            word = " ".join(body.split()).upper()
+            if word in STOP:
+                self.opted_out.add(sender)
+            elif word in START:
+                self.opted_out.discard(sender)
         headers = {"X-Twilio-Signature": twilio_signature(token, url, form),
                    "User-Agent": "TwilioProxy/1.1"}
         async with aiohttp.ClientSession() as session, session.post(post_to or url, data=form, headers=headers) as response:

@@ -1,0 +1,283 @@
+"""Clients told of changes by text, through the loopback Twilio, and their STOP through the real server.
+
+A visit moved or cancelled through the same service chat uses reaches the client as one short text
+(without the service unless the practice turns details on); a signed STOP opts the number out, a
+forged one is refused and changes nothing, a replay is harmless; a sender that dies mid-send never
+texts twice; quiet hours, templates and 24 h reminders follow the practice's settings, set from chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from bot.app import build_app
+from bot.cli import main
+from bot.commands.grammar import parse
+from bot.commands.handlers import handle
+from bot.views import Notice
+from sync.boot import open_core
+from sync.notify import client_reminders, clients
+from sync.runtime.core import Core
+from sync.services import moves
+from sync.services.client_notices import change_client_notices, parse_change
+from sync.services.errors import Invalid
+from sync.services.identities import Actor
+from sync.services.practices import add_practitioner, create_practice
+from sync.store.migrate import upgrade
+from sync.store.model import Appointment, AuditEntry, ClientNotice, ClientOptOut, SmsInbound
+from tests.adapters.twilio.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, TwilioFake
+from tests.conftest import TEST_KEY, drop_schema, make_settings
+
+NOW = datetime(2031, 5, 5, 9, 0, tzinfo=UTC)  # 10:00 in London
+PUBLIC = "https://bot.northside.example"
+INBOUND = f"{PUBLIC}/sms/twilio/inbound"
+PHONE = "+447700900123"
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[TwilioFake]:
+    fake = TwilioFake()
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.close()
+
+
+@pytest.fixture
+async def core(backend: str, tmp_path: Path, twilio: TwilioFake) -> AsyncIterator[Core]:
+    settings = make_settings(backend, tmp_path, twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+                             twilio_from=twilio.number, twilio_base_url=twilio.url, twilio_timeout=1.0,
+                             public_url=PUBLIC)
+    c = open_core(settings)
+    c.clock = lambda: NOW
+    await upgrade(c.store)
+    try:
+        yield c
+    finally:
+        await c.close()
+        await drop_schema(settings)
+
+
+async def visit(core: Core, *, practice_settings: dict[str, Any] | None = None, phone: str = "+44 7700 900123",
+                start: datetime | None = None) -> tuple[int, int]:
+    """A practice that texts its clients, with one booked visit for a client with a phone number."""
+    async with core.store.session() as s:
+        practice = await create_practice(s, "Northside Clinic", "Europe/London", "test")
+        practice.settings = {**(practice.settings or {}), "client_channels": "sms", **(practice_settings or {})}
+        lee = await add_practitioner(s, practice, "Dr Ann Lee", email=None, tz="Europe/London", actor="test")
+        begin = start or NOW + timedelta(days=2)
+        appt = Appointment(practice_id=practice.id, practitioner_id=lee.id, start=begin,
+                           end=begin + timedelta(minutes=45), tzid="Europe/London", status="confirmed",
+                           version=1, exdates=[], client_name="Jane Roe", client_phone=phone,
+                           service="Reiki", notes="knee pain", location_text="12 High St")
+        s.add(appt)
+        await s.flush()
+        return practice.id, appt.id
+
+
+async def audits(core: Core, action: str) -> list[dict[str, Any]]:
+    async with core.store.session() as s:
+        rows = (await s.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))).all()
+        return [dict(r.details or {}) for r in rows]
+
+
+async def test_a_moved_then_cancelled_visit_texts_the_client_once_each(core: Core, twilio: TwilioFake) -> None:
+    practice_id, appt_id = await visit(core)
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3, hours=5), actor="slack:T1/UDESK")
+    stats = await clients.send_due(core)
+    assert (stats.sent, stats.failed) == (1, 0)
+    [moved] = twilio.messages
+    assert moved.to == PHONE and moved.sender == twilio.number
+    assert moved.body == ("Northside Clinic: your visit with Dr Ann Lee has moved to Thu 08 May at 15:00. "
+                          "At 12 High St. Reply STOP to opt out.")
+    assert "Reiki" not in moved.body and "knee" not in moved.body  # no service or notes unless turned on
+    assert (await clients.send_due(core)).sent == 0  # sent once
+
+    await moves.cancel(core, practice_id, appt_id, reason="client sick", actor="slack:T1/UDESK")
+    await clients.send_due(core)
+    assert len(twilio.messages) == 2 and "on Thu 08 May at 15:00 is cancelled" in twilio.messages[1].body
+    assert await audits(core, "client.notified") == [
+        {"kind": "moved", "channel": "sms", "outcome": "sent"}, {"kind": "cancelled", "channel": "sms", "outcome": "sent"}]
+
+
+async def test_a_signed_stop_through_the_server_opts_the_number_out_and_a_forged_one_changes_nothing(
+    core: Core, twilio: TwilioFake
+) -> None:
+    practice_id, appt_id = await visit(core)
+    async with TestClient(TestServer(build_app(core.settings, core=core))) as http:
+        target = str(http.make_url("/sms/twilio/inbound"))
+        forged, _, _ = await twilio.reply(INBOUND, PHONE, "STOP", token="not-the-token", post_to=target)
+        assert forged == 403
+        unsigned = await http.post("/sms/twilio/inbound", data=twilio.inbound_form(PHONE, "STOP"))
+        assert unsigned.status == 403
+        async with core.store.session() as s:
+            assert (await s.scalars(select(ClientOptOut))).all() == []
+            assert (await s.scalars(select(SmsInbound))).all() == []
+
+        status, answer, stop_form = await twilio.reply(INBOUND, PHONE, "Stop", post_to=target)
+        assert status == 200 and "<Response></Response>" in answer
+        async with core.store.session() as s:
+            [row] = (await s.scalars(select(ClientOptOut))).all()
+            assert (row.practice_id, row.source) == (practice_id, "sms")
+            assert row.address_hash == clients.address_hash(PHONE) and PHONE not in row.address_hash
+        await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3), actor="cli:desk")
+        assert (await clients.send_due(core)).sent == 0 and twilio.messages == []
+
+        status, _, _ = await twilio.reply(INBOUND, PHONE, "START", post_to=target)
+        assert status == 200
+        # The STOP delivered again (same message, same signature): acted on once, so START stands.
+        status, _, _ = await twilio.reply(INBOUND, PHONE, "Stop", form=stop_form, post_to=target)
+        assert status == 200
+        async with core.store.session() as s:
+            assert (await s.scalars(select(ClientOptOut))).all() == []
+    assert [a["source"] for a in await audits(core, "client.opt_out")] == ["sms"]
+    assert len(await audits(core, "client.opt_in")) == 1
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=4), actor="cli:desk")
+    assert (await clients.send_due(core)).sent == 1
+
+
+async def test_a_sender_that_dies_mid_send_never_texts_twice(core: Core, twilio: TwilioFake) -> None:
+    practice_id, appt_id = await visit(core)
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3), actor="cli:desk")
+    twilio.hang = 1
+    job = asyncio.create_task(clients.send_due(core))
+    await twilio.stored()  # Twilio has the message; the process dies before it hears back
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    async with core.store.session() as s:
+        notice = await s.scalar(select(ClientNotice))
+        assert notice is not None and (notice.status, notice.attempts) == ("sending", 1)
+    # Another replica (or the restarted one) leaves the claim alone while its lease runs...
+    assert (await clients.send_due(core)).sent == 0
+    # ... then takes it up, asks Twilio, finds the text there, and does not send it again.
+    core.clock = lambda: NOW + clients.LEASE + timedelta(seconds=1)
+    assert (await clients.send_due(core)).sent == 1
+    assert len(twilio.messages) == 1
+    async with core.store.session() as s:
+        notice = await s.scalar(select(ClientNotice))
+        assert notice is not None and notice.status == "sent"
+
+
+async def test_a_lost_answer_is_checked_before_a_retry_and_a_refusal_shows_in_status(
+    core: Core, twilio: TwilioFake, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    practice_id, appt_id = await visit(core)
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3), actor="cli:desk")
+    twilio.hang = 1
+    stats = await clients.send_due(core)  # Twilio takes it, the answer never comes (timeout)
+    twilio.release()
+    assert (stats.sent, stats.retried) == (0, 1)
+    async with core.store.session() as s:
+        notice = await s.scalar(select(ClientNotice))
+        assert notice is not None and notice.status == "pending"
+        core.clock = lambda: notice.next_attempt_at  # type: ignore[union-attr]
+    assert (await clients.send_due(core)).sent == 1 and len(twilio.messages) == 1
+
+    # Twilio refuses the next one (the number said STOP to Twilio directly): failed, audited, in status.
+    twilio.opted_out.add(PHONE)
+    await moves.cancel(core, practice_id, appt_id, reason="", actor="cli:desk")
+    stats = await clients.send_due(core)
+    assert (stats.sent, stats.failed) == (0, 1)
+    [failed] = await audits(core, "client.notice_failed")
+    assert (failed["channel"], failed["outcome"]) == ("sms", "failed") and "21610" in failed["error"]
+    for key, value in {"CLINICBOT_DATABASE_URL": core.settings.database_url,
+                       "CLINICBOT_DATABASE_SCHEMA": core.settings.database_schema,
+                       "CLINICBOT_SECRET_KEY": TEST_KEY}.items():
+        monkeypatch.setenv(key, str(value))
+    out = await asyncio.to_thread(CliRunner().invoke, main, ["clients", "status", "--json"])
+    assert out.exit_code == 0, out.output
+    shown = json.loads(out.output)
+    assert (shown["sent"], shown["failed"]) == (1, 1) and "21610" in shown["last_failure"]
+    assert shown["sms"] == "sent 1, failed 1"
+
+
+async def test_quiet_hours_templates_and_details_follow_the_practice(core: Core, twilio: TwilioFake) -> None:
+    practice_id, appt_id = await visit(core, practice_settings={"client_quiet": "21:00-11:00"})
+    with pytest.raises(Invalid, match=r"\{room\} is not a placeholder"):
+        parse_change(["template", "moved", "See you in {room}"])
+    for words in (["details", "on"], ["template", "moved", "{practice}: {service} with {practitioner} now {date} {time}"],
+                  ["language", "es"]):
+        await change_client_notices(core, practice_id, parse_change(words, " ".join(words)), actor="cli:admin")
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3), actor="cli:desk")
+    assert (await clients.send_due(core)).sent == 0  # 10:00 in London: quiet until 11:00
+    core.clock = lambda: NOW + timedelta(hours=1)
+    assert (await clients.send_due(core)).sent == 1
+    assert twilio.messages[0].body == ("Northside Clinic: Reiki with Dr Ann Lee now jue 08 may 10:00 "
+                                       "Responda STOP para no recibir más.")
+    async with core.store.session() as s:
+        rows = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "practice.client_notices"))).all()
+        assert [r.after for r in rows] == [{"client_details": True}, {"client_templates.moved": "{practice}: "
+                                           "{service} with {practitioner} now {date} {time}"},
+                                           {"client_language": "es"}]
+
+
+async def test_an_admin_sets_it_from_chat_and_staff_only_look(core: Core, twilio: TwilioFake) -> None:
+    practice_id, _ = await visit(core)
+    admin = Actor(practice_id, 1, "slack", "Ann", frozenset({"admin"}), "T1", "UADMIN")
+    desk = Actor(practice_id, 2, "slack", "Desk", frozenset({"staff"}), "T1", "UDESK")
+    view = await handle(core, admin, parse("client-notices reminders on"))
+    assert isinstance(view, Notice) and "reminders 24 h before: on" in view.text
+    view = await handle(core, admin, parse("client-notices template reminder Bis morgen, {client}! {time}"))
+    assert isinstance(view, Notice) and "Template reminder: Bis morgen, {client}! {time}" in view.text
+    shown = await handle(core, desk, parse("client-notices"))
+    assert isinstance(shown, Notice) and "by sms" in shown.text
+    denied = await handle(core, desk, parse("client-notices channel email"))
+    assert "admin" in getattr(denied, "text", str(denied)).lower()
+    async with core.store.session() as s:
+        rows = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "practice.client_notices"))).all()
+        assert {r.actor for r in rows} == {"slack:T1/UADMIN"} and len(rows) == 2
+
+
+async def test_a_reminder_goes_24_hours_before_once_and_not_for_a_cancelled_visit(
+    core: Core, twilio: TwilioFake
+) -> None:
+    practice_id, appt_id = await visit(core, practice_settings={"client_reminders": True},
+                                       start=NOW + timedelta(hours=30))
+    await client_reminders.send_job(core)
+    assert twilio.messages == []  # 30 h ahead: not yet
+    core.clock = lambda: NOW + timedelta(hours=7)
+    await client_reminders.send_job(core)
+    await client_reminders.send_job(core)
+    [reminder] = twilio.messages
+    assert reminder.body.startswith("Northside Clinic: reminder of your visit with Dr Ann Lee on Tue 06 May at 16:00.")
+
+    # A second visit, reminded in quiet hours, is cancelled before they end: the reminder is skipped.
+    async with core.store.session() as s:
+        other = Appointment(practice_id=practice_id, start=NOW + timedelta(hours=36),
+                            end=NOW + timedelta(hours=37), tzid="Europe/London", status="confirmed", version=1,
+                            exdates=[], client_phone="+447700900456")
+        s.add(other)
+        await s.flush()
+        other_id = other.id
+    await change_client_notices(core, practice_id, parse_change(["quiet", "21:00-08:00"]), actor="cli:admin")
+    core.clock = lambda: NOW + timedelta(hours=13)  # 23:00 in London
+    assert await client_reminders.queue_reminders(core) == 1
+    await moves.cancel(core, practice_id, other_id, reason="", actor="cli:desk")
+    core.clock = lambda: NOW + timedelta(hours=22)
+    stats = await clients.send_due(core)
+    assert stats.skipped == 1
+    assert [m.to for m in twilio.messages] == [PHONE, "+447700900456"]  # the cancellation text only
+    assert "cancelled" in twilio.messages[1].body
+
+
+async def test_a_number_that_is_not_international_is_failed_visibly_not_guessed(
+    core: Core, twilio: TwilioFake
+) -> None:
+    practice_id, appt_id = await visit(core, phone="07700 900123")
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3), actor="cli:desk")
+    assert (await clients.send_due(core)).sent == 0 and twilio.messages == []
+    async with core.store.session() as s:
+        notice = await s.scalar(select(ClientNotice))
+        assert notice is not None and notice.status == "failed" and "international" in (notice.last_error or "")
