@@ -243,8 +243,8 @@ async def test_an_admin_sets_it_from_chat_and_staff_only_look(core: Core, twilio
 async def test_a_reminder_goes_24_hours_before_once_and_not_for_a_cancelled_visit(
     core: Core, twilio: TwilioFake
 ) -> None:
-    practice_id, appt_id = await visit(core, practice_settings={"client_reminders": True},
-                                       start=NOW + timedelta(hours=30))
+    practice_id, _ = await visit(core, practice_settings={"client_reminders": True},
+                                 start=NOW + timedelta(hours=30))
     await client_reminders.send_job(core)
     assert twilio.messages == []  # 30 h ahead: not yet
     core.clock = lambda: NOW + timedelta(hours=7)
