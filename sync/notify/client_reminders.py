@@ -11,9 +11,9 @@ starting within the hour.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from sync.notify.clients import mail_configured, queue_notice, send_due, sms_configured
 from sync.runtime.core import Core
@@ -24,7 +24,8 @@ __all__ = ["AHEAD", "MIN_AHEAD", "queue_reminders", "send_job"]
 
 AHEAD = timedelta(hours=24)
 MIN_AHEAD = timedelta(hours=1)
-#: Visits looked at per practice and run (the job runs every minute; the window moves slowly).
+#: Visits read per page (every visit in the window is looked at each run; those already queued cost one
+#: IN query per page).
 BATCH = 500
 
 
@@ -49,22 +50,32 @@ async def queue_reminders(core: Core) -> int:
             if practice is None:
                 continue
             wanted = notice_settings(practice.settings, practice.name)
-            if not wanted.enabled or not wanted.reminders:
+            channels = [c for c, on in (("email", wanted.email and mail_configured(core)),
+                                        ("sms", wanted.sms and sms_configured(core))) if on]
+            if not wanted.reminders or not channels:
                 continue
-            visits = (await s.scalars(
-                select(Appointment).where(Appointment.practice_id == practice.id, Appointment.status == "confirmed",
-                                          Appointment.rrule.is_(None), Appointment.start > now + MIN_AHEAD,
-                                          Appointment.start <= now + AHEAD)
-                .order_by(Appointment.start).limit(BATCH))).all()
-            keys = {reminder_key(a) + f":{c}": a.id for a in visits for c in ("email", "sms")}
-            seen = set((await s.scalars(select(ClientNotice.key).where(ClientNotice.key.in_(list(keys))))).all()) \
-                if keys else set()
-            for appt in visits:
-                key = reminder_key(appt)
-                if {f"{key}:email", f"{key}:sms"} <= seen or appt.created_at > appt.start - AHEAD:
-                    continue
-                queued += await queue_notice(core, s, practice, appt, wanted, kind="reminder", key=key,
-                                             sequence=appt.version)
+            after: tuple[datetime, int] | None = None
+            while True:  # pages by (start, id): every visit in the window is looked at, each run
+                query = select(Appointment).where(
+                    Appointment.practice_id == practice.id, Appointment.status == "confirmed",
+                    Appointment.rrule.is_(None), Appointment.start > now + MIN_AHEAD, Appointment.start <= now + AHEAD)
+                if after is not None:
+                    query = query.where(or_(Appointment.start > after[0],
+                                            and_(Appointment.start == after[0], Appointment.id > after[1])))
+                visits = (await s.scalars(query.order_by(Appointment.start, Appointment.id).limit(BATCH))).all()
+                if not visits:
+                    break
+                after = (visits[-1].start, visits[-1].id)
+                keys = [reminder_key(a) + f":{c}" for a in visits for c in ("email", "sms")]
+                seen = set((await s.scalars(select(ClientNotice.key).where(ClientNotice.key.in_(keys)))).all())
+                for appt in visits:
+                    key = reminder_key(appt)
+                    if all(f"{key}:{c}" in seen for c in channels) or appt.created_at > appt.start - AHEAD:
+                        continue
+                    queued += await queue_notice(core, s, practice, appt, wanted, kind="reminder", key=key,
+                                                 sequence=appt.version)
+                if len(visits) < BATCH:
+                    break
     return queued
 
 

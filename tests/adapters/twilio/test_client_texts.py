@@ -281,3 +281,19 @@ async def test_a_number_that_is_not_international_is_failed_visibly_not_guessed(
     async with core.store.session() as s:
         notice = await s.scalar(select(ClientNotice))
         assert notice is not None and notice.status == "failed" and "international" in (notice.last_error or "")
+
+
+async def test_every_visit_in_the_window_is_reminded_however_many_pages(
+    core: Core, twilio: TwilioFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(client_reminders, "BATCH", 2)
+    practice_id, _ = await visit(core, practice_settings={"client_reminders": True}, start=NOW + timedelta(hours=5))
+    async with core.store.session() as s:
+        for n in range(4):  # two at the same start: the page boundary falls between equal starts
+            begin = NOW + timedelta(hours=6 + n // 2 * 3)
+            s.add(Appointment(practice_id=practice_id, start=begin, end=begin + timedelta(hours=1),
+                              tzid="Europe/London", status="confirmed", version=1, exdates=[],
+                              client_phone=f"+4477009004{n:02d}"))
+    assert await client_reminders.queue_reminders(core) == 5
+    assert await client_reminders.queue_reminders(core) == 0
+    assert (await clients.send_due(core)).sent == 5 and len({m.to for m in twilio.messages}) == 5
