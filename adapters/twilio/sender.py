@@ -86,10 +86,21 @@ class TwilioSms:
         self.settings = settings
         self._transport = transport
         self._path = f"/{API_VERSION}/Accounts/{settings.twilio_account_sid}/Messages.json"
+        self._http: httpx.AsyncClient | None = None
 
     def _client(self) -> httpx.AsyncClient:
-        return make_client(self.settings.twilio_base_url, auth=httpx.BasicAuth(*(self.settings.login or ("", ""))),
-                           timeout=self.settings.twilio_timeout, transport=self._transport)
+        """One client for the sender's life: a run's texts share its TLS connections to Twilio."""
+        if self._http is None:
+            self._http = make_client(self.settings.twilio_base_url,
+                                     auth=httpx.BasicAuth(*(self.settings.login or ("", ""))),
+                                     timeout=self.settings.twilio_timeout, transport=self._transport)
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the connections (the core calls it at the end of each sending run)."""
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def send(self, sms: ClientSms) -> str:
         """Hand one message to Twilio; its message SID."""
@@ -99,8 +110,7 @@ class TwilioSms:
             form["MessagingServiceSid"] = s.twilio_messaging_service_sid
         else:
             form["From"] = s.twilio_from or ""
-        async with self._client() as client:
-            response = await send(client, PROVIDER, "POST", self._path, data=form, errors=twilio_error)
+        response = await send(self._client(), PROVIDER, "POST", self._path, data=form, errors=twilio_error)
         body = _object(response)
         sid = body.get("sid")
         if not isinstance(sid, str) or not sid:
@@ -116,29 +126,29 @@ class TwilioSms:
             first["From"] = self.settings.twilio_from
         params: dict[str, str] | None = first
         url: str | None = self._path
-        async with self._client() as client:
-            for _ in range(FIND_PAGES):
-                if url is None:
-                    return None
-                response = await send(client, PROVIDER, "GET", url, params=params, errors=twilio_error)
-                body = _object(response)
-                messages = body.get("messages")
-                if not isinstance(messages, list):
-                    raise BadPayload(f"{PROVIDER}: a message list without messages", provider=PROVIDER)
-                older = False
-                for item in messages:
-                    if not isinstance(item, dict):
-                        continue
-                    created = _created(item.get("date_created"))
-                    if created is not None and created < since - SKEW:
-                        older = True
-                        continue
-                    if item.get("to") == sms.to and item.get("body") == sms.text and isinstance(item.get("sid"), str):
-                        return str(item["sid"])
-                if older:
-                    return None
-                # The next page's address carries its filters and token (an empty params would drop them).
-                url, params = _next(body.get("next_page_uri")), None
+        client = self._client()
+        for _ in range(FIND_PAGES):
+            if url is None:
+                return None
+            response = await send(client, PROVIDER, "GET", url, params=params, errors=twilio_error)
+            body = _object(response)
+            messages = body.get("messages")
+            if not isinstance(messages, list):
+                raise BadPayload(f"{PROVIDER}: a message list without messages", provider=PROVIDER)
+            older = False
+            for item in messages:
+                if not isinstance(item, dict):
+                    continue
+                created = _created(item.get("date_created"))
+                if created is not None and created < since - SKEW:
+                    older = True
+                    continue
+                if item.get("to") == sms.to and item.get("body") == sms.text and isinstance(item.get("sid"), str):
+                    return str(item["sid"])
+            if older:
+                return None
+            # The next page's address carries its filters and token (an empty params would drop them).
+            url, params = _next(body.get("next_page_uri")), None
         return None
 
 

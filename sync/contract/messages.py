@@ -83,6 +83,10 @@ class SmsSender(Protocol):
 
     async def find(self, sms: ClientSms, since: datetime) -> str | None: ...
 
+    async def aclose(self) -> None:
+        """Close its connections (the end of a sending run)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class InboundSms:

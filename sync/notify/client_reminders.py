@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 
-from sync.notify.clients import mail_configured, queue_notice, send_due, sms_configured
+from sync.notify.clients import configured_channels, queue_notice, send_due
 from sync.runtime.core import Core
 from sync.services.client_notices import notice_settings
 from sync.store.model import Appointment, ClientNotice, Practice
@@ -36,7 +36,8 @@ def reminder_key(appt: Appointment) -> str:
 
 async def queue_reminders(core: Core) -> int:
     """Queue the reminders now due for every practice that wants them; how many messages were queued."""
-    if not (mail_configured(core) or sms_configured(core)):
+    available = configured_channels(core)
+    if not available:
         return 0
     now = core.clock()
     queued = 0
@@ -50,8 +51,7 @@ async def queue_reminders(core: Core) -> int:
             if practice is None:
                 continue
             wanted = notice_settings(practice.settings, practice.name)
-            channels = [c for c, on in (("email", wanted.email and mail_configured(core)),
-                                        ("sms", wanted.sms and sms_configured(core))) if on]
+            channels = [c for c, on in (("email", wanted.email), ("sms", wanted.sms)) if on and c in available]
             if not wanted.reminders or not channels:
                 continue
             after: tuple[datetime, int] | None = None
@@ -73,7 +73,7 @@ async def queue_reminders(core: Core) -> int:
                     if all(f"{key}:{c}" in seen for c in channels) or appt.created_at > appt.start - AHEAD:
                         continue
                     queued += await queue_notice(core, s, practice, appt, wanted, kind="reminder", key=key,
-                                                 sequence=appt.version)
+                                                 sequence=appt.version, available=available)
                 if len(visits) < BATCH:
                     break
     return queued

@@ -56,13 +56,12 @@ __all__ = [
     "SUBSCRIBER_NAME",
     "SendStats",
     "address_hash",
-    "mail_configured",
+    "configured_channels",
     "opt_out",
     "opt_out_by_token",
     "queue_notice",
     "register",
     "send_due",
-    "sms_configured",
     "unsubscribe_token",
 ]
 
@@ -87,14 +86,18 @@ def register(core: Core) -> None:
     core.bus.subscribe(SUBSCRIBER_NAME, subscriber)
 
 
-def mail_configured(core: Core) -> bool:
-    """A mail integration is set up on this server."""
-    return any(i.mail is not None and i.is_configured(core.settings) for i in registry.integrations())
+def configured_channels(core: Core) -> frozenset[str]:
+    """The channels this server can send on: "email" (a mail integration set up), "sms" (a texting one).
 
-
-def sms_configured(core: Core) -> bool:
-    """A text-message integration is set up on this server."""
-    return any(i.sms is not None and i.is_configured(core.settings) for i in registry.integrations())
+    One pass over the registry (reading the entry points costs milliseconds): callers ask once per run.
+    """
+    found = set()
+    for integration in registry.integrations():
+        if integration.mail is not None and integration.is_configured(core.settings):
+            found.add("email")
+        if integration.sms is not None and integration.is_configured(core.settings):
+            found.add("sms")
+    return frozenset(found)
 
 
 async def platform_tells_clients(session: AsyncSession, appt: Appointment) -> bool:
@@ -145,20 +148,21 @@ async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -
     if not wanted.enabled or (kind == "booked" and not wanted.new):
         return
     await queue_notice(core, session, practice, appt, wanted, kind=kind, key=f"{appt.id}:{event.version}:{kind}",
-                       sequence=event.version)
+                       sequence=event.version, available=configured_channels(core))
 
 
 async def queue_notice(core: Core, session: AsyncSession, practice: Practice, appt: Appointment,
-                       wanted: ClientNoticeSettings, *, kind: str, key: str, sequence: int) -> int:
+                       wanted: ClientNoticeSettings, *, kind: str, key: str, sequence: int,
+                       available: frozenset[str]) -> int:
     """Queue one message per channel the practice uses and the client can be reached on; how many were queued.
 
-    Nothing is queued that could never be sent (no mail server, no Twilio), twice (the key), to a
+    Nothing is queued that could never be sent (`available`: no mail server, no Twilio), twice (the key), to a
     client who opted out, or where the booking's platform tells its clients itself.
     """
     channels: list[tuple[str, str]] = []
-    if wanted.email and appt.client_email and mail_configured(core):
+    if wanted.email and appt.client_email and "email" in available:
         channels.append(("email", appt.client_email))
-    if wanted.sms and appt.client_phone and sms_configured(core):
+    if wanted.sms and appt.client_phone and "sms" in available:
         channels.append(("sms", appt.client_phone))
     if not channels or await platform_tells_clients(session, appt):
         return 0
@@ -344,6 +348,15 @@ async def send_due(core: Core, *, limit: int = 100) -> SendStats:
                                                                   ClientNotice.next_attempt_at <= now)
                                     .order_by(ClientNotice.next_attempt_at, ClientNotice.id).limit(limit))).all())
     senders = _Senders(core)
+    try:
+        await _send_each(core, ids, senders, stats, now)
+    finally:
+        if senders.sms is not None:
+            await senders.sms.aclose()
+    return stats
+
+
+async def _send_each(core: Core, ids: list[int], senders: _Senders, stats: SendStats, now: datetime) -> None:
     missing: set[str] = set()
     for notice_id in ids:
         async with core.store.session() as s:
@@ -389,5 +402,4 @@ async def send_due(core: Core, *, limit: int = 100) -> SendStats:
         log.warning("client messages are waiting but nothing is set up to send them",
                     extra={"channel": channel, "hint": "CLINICBOT_SMTP_HOST" if channel == "email"
                            else "CLINICBOT_TWILIO_ACCOUNT_SID"})
-    return stats
 

@@ -24,6 +24,7 @@ from tests.adapters.twilio.fakes.twilio import (
 from tests.conftest import settings_with
 
 CLIENT = "+447700900123"
+OPENED: list[TwilioSms] = []
 
 
 @pytest.fixture
@@ -33,6 +34,9 @@ async def fake() -> AsyncIterator[TwilioFake]:
     try:
         yield twilio
     finally:
+        for opened in OPENED:
+            await opened.aclose()
+        OPENED.clear()
         await twilio.close()
 
 
@@ -40,7 +44,9 @@ def sender(fake: TwilioFake, **overrides: object) -> TwilioSms:
     values: dict[str, object] = {"twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
                                  "twilio_from": fake.number, "twilio_base_url": fake.url, "twilio_timeout": 2.0}
     values.update(overrides)
-    return TwilioSms(TwilioSettings(**values))  # type: ignore[arg-type]
+    opened = TwilioSms(TwilioSettings(**values))  # type: ignore[arg-type]
+    OPENED.append(opened)
+    return opened
 
 
 async def test_a_text_reaches_twilio_form_encoded_with_the_account_login(fake: TwilioFake) -> None:
