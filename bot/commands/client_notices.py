@@ -15,7 +15,7 @@ from bot.commands.errors import ParseError
 from bot.commands.identity import Actor
 from bot.views import Notice, View
 from sync.runtime.core import Core
-from sync.services.client_notices import Change, change_client_notices, parse_change
+from sync.services.client_notices import Change, change_client_notices, client_message_health, parse_change
 from sync.services.errors import Invalid
 
 __all__ = ["SetClientNotices", "client_notices", "parse_client_notices"]
@@ -46,6 +46,7 @@ async def client_notices(core: Core, actor: Actor, cmd: SetClientNotices) -> Vie
     found = await change_client_notices(core, actor.practice_id, cmd.change, actor=actor.audit_name)
     lines = found.lines()
     if cmd.change.what is None:
+        lines += await client_message_health(core, actor.practice_id)
         lines.append("Admins change them with e.g. `client-notices channel both`, `client-notices reminders on`, "
                      "`client-notices template moved Your visit with {practitioner} is now {date} {time}.`")
     return Notice("\n".join(lines), title="Client messages")

@@ -21,11 +21,13 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import func, select
+
 from sync.runtime.core import Core
 from sync.services.errors import Invalid, NotFound
 from sync.services.practices import practice_by_name
 from sync.store import audit
-from sync.store.model import Practice
+from sync.store.model import ClientNotice, Practice
 
 __all__ = [
     "CHANNELS",
@@ -37,6 +39,7 @@ __all__ = [
     "ClientNoticeSettings",
     "change_client_notices",
     "check_template",
+    "client_message_health",
     "client_notice_settings",
     "notice_settings",
     "parse_change",
@@ -256,3 +259,22 @@ async def practice_id_named(core: Core, practice_name: str | None) -> int:
     """The id of the practice called `practice_name` (None: the only or first practice)."""
     async with core.store.session() as s:
         return (await practice_by_name(s, practice_name)).id
+
+
+async def client_message_health(core: Core, practice_id: int) -> list[str]:
+    """Lines for chat: the practice's client messages by channel and state, and the last failure (no recipient)."""
+    async with core.store.session() as s:
+        rows = (await s.execute(select(ClientNotice.channel, ClientNotice.status, func.count())
+                                .where(ClientNotice.practice_id == practice_id)
+                                .group_by(ClientNotice.channel, ClientNotice.status))).all()
+        last = (await s.execute(select(ClientNotice.channel, ClientNotice.kind, ClientNotice.last_error)
+                                .where(ClientNotice.practice_id == practice_id, ClientNotice.status == "failed")
+                                .order_by(ClientNotice.id.desc()).limit(1))).first()
+    counts: dict[str, dict[str, int]] = {}
+    for channel, status, n in rows:
+        counts.setdefault(str(channel), {})[str(status)] = int(n)
+    lines = [f"Messages by {channel}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+             for channel, states in sorted(counts.items())] or ["Messages: none yet"]
+    if last is not None:
+        lines.append(f"Last failure ({last[0]}, {last[1]}): {last[2] or 'no reason given'}")
+    return lines

@@ -201,6 +201,10 @@ async def test_a_lost_answer_is_checked_before_a_retry_and_a_refusal_shows_in_st
     shown = json.loads(out.output)
     assert (shown["sent"], shown["failed"]) == (1, 1) and "21610" in shown["last_failure"]
     assert shown["sms"] == "sent 1, failed 1"
+    staff = Actor(practice_id, 2, "slack", "Desk", frozenset({"staff"}), "T1", "UDESK")
+    view = await handle(core, staff, parse("client-notices"))
+    assert isinstance(view, Notice) and "Messages by sms: 1 failed, 1 sent" in view.text
+    assert "Last failure (sms, cancelled): twilio: the client replied STOP" in view.text and PHONE not in view.text
 
 
 async def test_quiet_hours_templates_and_details_follow_the_practice(core: Core, twilio: TwilioFake) -> None:
