@@ -10,6 +10,7 @@ the core asks `find` (the account's messages to that number, newest first) befor
 from __future__ import annotations
 
 import email.utils
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ API_VERSION = "2010-04-01"
 FIND_PAGES = 5
 #: Clock skew allowed between Twilio's date_created and ours.
 SKEW = timedelta(minutes=2)
+_NUMBER = re.compile(r"\+?\d[\d ().-]{5,}\d")
 #: Twilio codes whose words a person should read as they are.
 _PLAIN = {
     21211: "the client's phone number is not valid",
@@ -52,7 +54,8 @@ def twilio_error(response: httpx.Response) -> ProviderError:
     if isinstance(body, dict):
         raw = body.get("code")
         code = raw if isinstance(raw, int) else None
-        message = str(body.get("message") or "")[:200]
+        # Twilio's words often quote the number ("The 'To' number +44... is not valid"): never kept.
+        message = _NUMBER.sub("<number>", str(body.get("message") or ""))[:200]
     words = _PLAIN.get(code or 0) or message or f"HTTP {status}"
     what = f"{PROVIDER}: {words}" + (f" (error {code})" if code else f" (HTTP {status})")
     retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -69,6 +69,9 @@ async def test_twilio_errors_land_on_the_shared_tree_with_their_code(fake: Twili
     with pytest.raises(Refused, match="21211"):
         await sender(fake).send(ClientSms("k", "+1", "x"))
     fake.opted_out.add(CLIENT)
+    with pytest.raises(Refused, match="21660") as caught:  # a code without our own words: Twilio's, scrubbed
+        await sender(fake, twilio_from="+15005550009").send(ClientSms("k", CLIENT, "x"))
+    assert "5550009" not in str(caught.value) and "Mismatch between the 'From' number <number>" in str(caught.value)
     with pytest.raises(Refused, match=r"replied STOP.*21610"):
         await sender(fake).send(ClientSms("k", CLIENT, "x"))
     assert fake.messages == []

@@ -161,6 +161,8 @@ class TwilioFake:
             return _error(400, 21602, "Message body is required.")
         if not sender and not form.get("MessagingServiceSid"):
             return _error(400, 21603, "A 'From' or 'MessagingServiceSid' parameter is required to send a message")
+        if sender and sender != self.number:
+            return _error(400, 21660, f"Mismatch between the 'From' number {sender} and the account")
         if to in self.opted_out:
             return _error(400, 21610, "Attempt to send to unsubscribed recipient")
         sent = Sent("SM" + secrets.token_hex(16), to, sender or self.number, body, datetime.now(UTC), login)
