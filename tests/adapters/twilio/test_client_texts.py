@@ -9,14 +9,19 @@ texts twice; quiet hours, templates and 24 h reminders follow the practice's set
 from __future__ import annotations
 
 import asyncio
+import email
 import json
+import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -24,7 +29,7 @@ from bot.app import build_app
 from bot.cli import main
 from bot.commands.grammar import parse
 from bot.commands.handlers import handle
-from bot.views import Notice
+from bot.views import ConfirmCancel, Notice
 from sync.boot import open_core
 from sync.notify import client_reminders, clients
 from sync.runtime.core import Core
@@ -301,3 +306,53 @@ async def test_every_visit_in_the_window_is_reminded_however_many_pages(
     assert await client_reminders.queue_reminders(core) == 5
     assert await client_reminders.queue_reminders(core) == 0
     assert (await clients.send_due(core)).sent == 5 and len({m.to for m in twilio.messages}) == 5
+
+
+@dataclass
+class Inbox:
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+async def test_a_visit_cancelled_in_chat_reaches_the_client_once_by_email_and_once_by_text(
+    backend: str, tmp_path: Path, twilio: TwilioFake
+) -> None:
+    inbox = Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mail = Controller(inbox, hostname="127.0.0.1", port=port)
+    mail.start()
+    settings = make_settings(backend, tmp_path, twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN,
+                             twilio_from=twilio.number, twilio_base_url=twilio.url, public_url=PUBLIC,
+                             smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
+                             smtp_from="Northside Clinic <desk@northside.example>")
+    core = open_core(settings)
+    core.clock = lambda: NOW
+    try:
+        await upgrade(core.store)
+        practice_id, appt_id = await visit(core, practice_settings={"client_channels": "both"})
+        async with core.store.session() as s:
+            appt = await s.get(Appointment, appt_id)
+            assert appt is not None
+            appt.client_email = "jane.roe@client.example"
+        desk = Actor(practice_id, 2, "slack", "Desk", frozenset({"staff"}), "T1", "UDESK")
+        asked = await handle(core, desk, parse(f"cancel A-{appt_id} client sick"))
+        assert isinstance(asked, ConfirmCancel)
+        await handle(core, desk, asked.confirm)
+        await handle(core, desk, asked.confirm)  # the button pressed twice
+        await client_reminders.send_job(core)
+        await client_reminders.send_job(core)
+        [cancelled] = inbox.messages
+        calendar = next(p for p in cancelled.walk() if p.get_content_type() == "text/calendar")
+        assert "METHOD:CANCEL" in calendar.get_payload(decode=True).decode()  # type: ignore[union-attr]
+        [text] = twilio.messages
+        assert text.to == PHONE and "is cancelled" in text.body
+        assert sorted(d["channel"] for d in await audits(core, "client.notified")) == ["email", "sms"]
+    finally:
+        await core.close()
+        await drop_schema(settings)
+        mail.stop()
