@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.contract import ProviderError, Refused
+from sync.contract import ProviderError, RateLimited, Refused
 from sync.contract.messages import ClientEmail, ClientSms, Invitation, MailSender, SmsSender
 from sync.integrations import registry
 from sync.notify.client_optouts import (
@@ -305,7 +305,7 @@ async def _claim(session: AsyncSession, notice_id: int, now: datetime) -> bool:
 
 
 async def _record(core: Core, notice_id: int, stats: SendStats, outcome: str, error: str | None = None,
-                  retry: bool = False) -> None:
+                  retry: bool = False, wait: float | None = None) -> None:
     """Write one attempt's outcome and its audit entry (with the channel)."""
     async with core.store.session() as s:
         notice = await s.get(ClientNotice, notice_id)
@@ -321,7 +321,8 @@ async def _record(core: Core, notice_id: int, stats: SendStats, outcome: str, er
         notice.last_error = (error or "")[:500]
         if retry and notice.attempts < MAX_ATTEMPTS:
             notice.status = "pending"
-            notice.next_attempt_at = core.clock() + timedelta(seconds=min(3600, 30 * 2 ** notice.attempts))
+            backoff = min(3600, 30 * 2 ** notice.attempts)
+            notice.next_attempt_at = core.clock() + timedelta(seconds=max(backoff, min(wait or 0, 86400)))
             stats.retried += 1
             return
         notice.status = "failed"
@@ -372,7 +373,7 @@ async def _send_each(core: Core, ids: list[int], senders: _Senders, stats: SendS
                 notice.status, notice.last_error = "skipped", reason
                 stats.skipped += 1
                 continue
-            tried_before = notice.attempts > 0
+            tried_before, channel = notice.attempts > 0, notice.channel
             since = notice.created_at
             message: ClientEmail | ClientSms = _email(core, notice) if notice.channel == "email" else _sms(notice)
             if not await _claim(s, notice_id, now):
@@ -390,16 +391,19 @@ async def _send_each(core: Core, ids: list[int], senders: _Senders, stats: SendS
         except Refused as exc:
             await _record(core, notice_id, stats, "failed", str(exc))
             continue
+        except RateLimited as exc:  # the platform said how long to wait: never sooner
+            await _record(core, notice_id, stats, "failed", str(exc), retry=True, wait=exc.retry_after)
+            continue
         except ProviderError as exc:
             await _record(core, notice_id, stats, "failed", str(exc), retry=True)
             continue
         except Exception as exc:  # one broken message never stops the others
-            log.exception("client message failed unexpectedly", extra={"channel": notice.channel})
+            log.exception("client message failed unexpectedly", extra={"channel": channel})
             await _record(core, notice_id, stats, "failed", f"unexpected: {type(exc).__name__}", retry=True)
             continue
         await _record(core, notice_id, stats, "sent")
-    for channel in missing:
+    for lacking in missing:
         log.warning("client messages are waiting but nothing is set up to send them",
-                    extra={"channel": channel, "hint": "CLINICBOT_SMTP_HOST" if channel == "email"
+                    extra={"channel": lacking, "hint": "CLINICBOT_SMTP_HOST" if lacking == "email"
                            else "CLINICBOT_TWILIO_ACCOUNT_SID"})
 

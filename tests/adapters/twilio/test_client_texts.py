@@ -356,3 +356,15 @@ async def test_a_visit_cancelled_in_chat_reaches_the_client_once_by_email_and_on
         await core.close()
         await drop_schema(settings)
         mail.stop()
+
+
+async def test_a_long_throttle_waits_as_long_as_twilio_asks(core: Core, twilio: TwilioFake) -> None:
+    practice_id, appt_id = await visit(core)
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3), actor="cli:desk")
+    twilio.throttle = [(429, "7200")]  # too long for the client to sleep through: back to the job
+    assert (await clients.send_due(core)).retried == 1
+    async with core.store.session() as s:
+        notice = await s.scalar(select(ClientNotice))
+        assert notice is not None and notice.next_attempt_at == NOW + timedelta(hours=2)
+    core.clock = lambda: NOW + timedelta(hours=2)
+    assert (await clients.send_due(core)).sent == 1 and len(twilio.messages) == 1
