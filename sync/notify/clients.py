@@ -46,6 +46,7 @@ from sync.notify.client_optouts import (
 from sync.notify.client_texts import EMAIL_WORDS, fields, sms_text
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
+from sync.runtime.settings import ConfigError
 from sync.services.client_notices import ClientNoticeSettings, notice_settings, render_template
 from sync.store import audit
 from sync.store.model import Appointment, Calendar, ClientNotice, Connection, Practice, Practitioner
@@ -93,10 +94,17 @@ def configured_channels(core: Core) -> frozenset[str]:
     """
     found = set()
     for integration in registry.integrations():
-        if integration.mail is not None and integration.is_configured(core.settings):
-            found.add("email")
-        if integration.sms is not None and integration.is_configured(core.settings):
-            found.add("sms")
+        if integration.mail is None and integration.sms is None:
+            continue
+        try:
+            ready = integration.is_configured(core.settings)
+        except ConfigError as exc:
+            # A wrong variable never fails the change this runs inside: its channel is off, and said so.
+            log.warning("client messages: a setting is wrong", extra={"integration": integration.name,
+                                                                       "error": str(exc)})
+            continue
+        if ready:
+            found.add("email" if integration.mail is not None else "sms")
     return frozenset(found)
 
 

@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from adapters.twilio.settings import TwilioSettings
 from bot.app import build_app
 from bot.cli import main
 from bot.commands.grammar import parse
@@ -368,3 +369,24 @@ async def test_a_long_throttle_waits_as_long_as_twilio_asks(core: Core, twilio: 
         assert notice is not None and notice.next_attempt_at == NOW + timedelta(hours=2)
     core.clock = lambda: NOW + timedelta(hours=2)
     assert (await clients.send_due(core)).sent == 1 and len(twilio.messages) == 1
+
+
+async def test_a_wrong_twilio_setting_never_fails_the_move_it_would_tell(backend: str, tmp_path: Path) -> None:
+    settings = make_settings(backend, tmp_path, public_url=PUBLIC)
+    core = open_core(settings)
+    core.clock = lambda: NOW
+    try:
+        await upgrade(core.store)
+        practice_id, appt_id = await visit(core)
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("CLINICBOT_TWILIO_ACCOUNT_SID", "not-a-sid")
+            env.delitem(core.settings._sections, TwilioSettings, raising=False)  # read from the environment
+            moved = await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3), actor="cli:desk")
+        assert moved is not None
+        async with core.store.session() as s:
+            appt = await s.get(Appointment, appt_id)
+            assert appt is not None and appt.start == NOW + timedelta(days=3)
+            assert (await s.scalars(select(ClientNotice))).all() == []
+    finally:
+        await core.close()
+        await drop_schema(settings)
