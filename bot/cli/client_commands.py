@@ -76,7 +76,8 @@ async def clients_settings(core: Core, words: tuple[str, ...], practice_name: st
     """Show or change what the practice tells its clients (the chat's `client-notices`).
 
     WORDS: nothing (show), on|off, channel email|sms|both, new on|off, reminders on|off,
-    quiet 21:00-08:00|off, details on|off, language en|es, template KIND TEXT, template KIND reset
+    quiet 21:00-08:00|off, details on|off, language en|es, prefix +44|off, template KIND TEXT,
+    template KIND reset
     (KIND: booked, moved, cancelled, reminder; placeholders {practice} {practitioner} {client}
     {date} {time} {zone} {location} {service}).
     """

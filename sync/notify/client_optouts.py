@@ -35,11 +35,17 @@ __all__ = [
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
-def normal_phone(raw: str) -> str | None:
-    """A phone number in E.164 (+447700900123), or None when it is not written internationally."""
+def normal_phone(raw: str, prefix: str = "") -> str | None:
+    """A phone number in E.164 (+447700900123), or None when it cannot be.
+
+    A number written without a country code is read in the practice's `prefix` (+44: "07700 900123"
+    drops its trunk 0), and only then: without one it is not guessed.
+    """
     compact = re.sub(r"[\s().\-/]", "", raw or "")
     if compact.startswith("00"):
         compact = "+" + compact[2:]
+    elif prefix and compact.isdigit():
+        compact = prefix + (compact[1:] if compact.startswith("0") else compact)
     return compact if _E164.fullmatch(compact) else None
 
 

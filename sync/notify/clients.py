@@ -190,7 +190,7 @@ async def queue_notice(core: Core, session: AsyncSession, practice: Practice, ap
         full_key = f"{key}:{channel}"
         if await session.scalar(select(ClientNotice.id).where(ClientNotice.key == full_key)) is not None:
             continue
-        recipient = raw if channel == "email" else (normal_phone(raw) or "")
+        recipient = raw if channel == "email" else (normal_phone(raw, wanted.phone_prefix) or "")
         if recipient and await opted_out(session, practice.id, recipient):
             continue
         notice = ClientNotice(practice_id=practice.id, appointment_id=appt.id, key=full_key, kind=kind,
@@ -198,7 +198,8 @@ async def queue_notice(core: Core, session: AsyncSession, practice: Practice, ap
                               payload=payload, next_attempt_at=due)
         if not recipient:
             # Visible in `clients status`, never sent to a guess of what the number means.
-            notice.status, notice.last_error = "failed", "the client's phone number is not international (+44...)"
+            notice.status, notice.last_error = "failed", ("the client's phone number has no country code (+44...); "
+                                                          "set one with `client-notices prefix +44`")
             await audit.record(session, actor="system:clients", action="client.notice_failed",
                                practice_id=practice.id, appointment_id=appt.id,
                                details={"kind": kind, "channel": channel, "outcome": "failed",

@@ -7,6 +7,8 @@ They live in the practice's settings (each change audited, before and after):
 - `client_quiet` "21:00-08:00": nothing leaves in those hours, it waits for their end;
 - `client_details`: messages name the service (never the notes) only when this is on;
 - `client_language` en|es;
+- `client_phone_prefix` "+44": the country code a client's number written without one is read in
+  ("07700 900123" is +447700900123); without it such numbers get no text (shown as failed);
 - `client_templates`: the practice's own text per kind (booked, moved, cancelled, reminder), with
   placeholders checked when set, so an unknown `{placeholder}` is refused then, never at sending time.
 
@@ -58,8 +60,9 @@ _KIND_WORDS = {"new": "booked", "booked": "booked", "moved": "moved", "reschedul
                "canceled": "cancelled", "reminder": "reminder"}
 _QUIET = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)")
 _ON_OFF = {"on": True, "yes": True, "off": False, "no": False}
+_PREFIX = re.compile(r"\+[1-9][0-9]{0,3}")
 USAGE = ("client-notices [on|off | channel email|sms|both | new on|off | reminders on|off | quiet 21:00-08:00|off"
-         " | details on|off | language en|es | template booked|moved|cancelled|reminder <text>|reset]")
+         " | details on|off | language en|es | prefix +44|off | template booked|moved|cancelled|reminder <text>|reset]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ class ClientNoticeSettings:
     details: bool = False
     language: str = "en"
     templates: dict[str, str] = field(default_factory=dict)
+    phone_prefix: str = ""
 
     @property
     def email(self) -> bool:
@@ -94,6 +98,7 @@ class ClientNoticeSettings:
             f"Client messages: {onoff(self.enabled)}, by {by}",
             f"New bookings: {onoff(self.new)}; reminders 24 h before: {onoff(self.reminders)}",
             f"Quiet hours: {self.quiet or 'none'}; service named: {onoff(self.details)}; language: {self.language}",
+            f"Numbers without a country code: {'read as ' + self.phone_prefix if self.phone_prefix else 'not texted'}",
         ]
         for kind in KINDS:
             if kind in self.templates:
@@ -119,6 +124,8 @@ def notice_settings(settings: dict[str, Any] | None, practice: str = "") -> Clie
         details=bool(raw.get("client_details")),
         language=language if language in LANGUAGES else "en",
         templates={k: str(v) for k, v in templates.items() if k in KINDS} if isinstance(templates, dict) else {},
+        phone_prefix=str(raw.get("client_phone_prefix") or "") if _PREFIX.fullmatch(
+            str(raw.get("client_phone_prefix") or "")) else "",
     )
 
 
@@ -194,6 +201,14 @@ def parse_change(words: list[str], rest: str = "") -> Change:
         if len(words) != 2:
             raise Invalid("say `client-notices quiet 21:00-08:00` or `client-notices quiet off`")
         return Change("quiet", parse_quiet(words[1]))
+    if head == "prefix":
+        value = words[1] if len(words) == 2 else ""
+        if value.lower() in ("off", "none"):
+            return Change("prefix", "")
+        if not _PREFIX.fullmatch(value):
+            raise Invalid("say the country code clients' local numbers are in, e.g. `client-notices prefix +44`, "
+                          "or `client-notices prefix off`")
+        return Change("prefix", value)
     if head == "language":
         if len(words) != 2 or words[1].lower() not in LANGUAGES:
             raise Invalid(f"say `client-notices language {'|'.join(LANGUAGES)}`")
@@ -212,7 +227,7 @@ def parse_change(words: list[str], rest: str = "") -> Change:
 
 _KEYS = {"enabled": "client_notices", "channels": "client_channels", "new": "client_notices_new",
          "reminders": "client_reminders", "quiet": "client_quiet", "details": "client_details",
-         "language": "client_language"}
+         "language": "client_language", "prefix": "client_phone_prefix"}
 
 
 async def client_notice_settings(core: Core, practice_id: int) -> ClientNoticeSettings:

@@ -290,7 +290,13 @@ async def test_a_number_that_is_not_international_is_failed_visibly_not_guessed(
     assert (await clients.send_due(core)).sent == 0 and twilio.messages == []
     async with core.store.session() as s:
         notice = await s.scalar(select(ClientNotice))
-        assert notice is not None and notice.status == "failed" and "international" in (notice.last_error or "")
+        assert notice is not None and notice.status == "failed" and "prefix +44" in (notice.last_error or "")
+    # With the practice's country code set, the same number is read as +44 and texted.
+    await change_client_notices(core, practice_id, parse_change(["prefix", "+44"]), actor="cli:admin")
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=4), actor="cli:desk")
+    assert (await clients.send_due(core)).sent == 1 and [m.to for m in twilio.messages] == [PHONE]
+    with pytest.raises(Invalid, match="country code"):
+        parse_change(["prefix", "44"])
 
 
 async def test_every_visit_in_the_window_is_reminded_however_many_pages(
