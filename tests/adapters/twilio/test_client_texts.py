@@ -396,3 +396,25 @@ async def test_a_wrong_twilio_setting_never_fails_the_move_it_would_tell(backend
     finally:
         await core.close()
         await drop_schema(settings)
+
+
+async def test_the_cli_shows_and_changes_the_settings_like_chat(
+    core: Core, twilio: TwilioFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await visit(core)
+    for key, value in {"CLINICBOT_DATABASE_URL": core.settings.database_url,
+                       "CLINICBOT_DATABASE_SCHEMA": core.settings.database_schema,
+                       "CLINICBOT_SECRET_KEY": TEST_KEY}.items():
+        monkeypatch.setenv(key, str(value))
+
+    async def cli(*words: str) -> Any:
+        return await asyncio.to_thread(CliRunner().invoke, main, ["clients", "settings", *words])
+
+    changed = await cli("template", "cancelled", "{practice}: {date} {time} is off. Call us to rebook.")
+    assert changed.exit_code == 0, changed.output
+    assert "Template cancelled: {practice}: {date} {time} is off. Call us to rebook." in changed.output
+    refused = await cli("template", "cancelled", "Bye {client_name}")
+    assert refused.exit_code == 1 and "{client_name} is not a placeholder" in refused.output
+    shown = await cli()
+    assert "by sms" in shown.output and "Template cancelled" in shown.output
+    assert (await cli("quiet", "25:00-08:00")).exit_code == 1
