@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.twilio.inbound import ANSWER, read_inbound, signature
+from adapters.twilio.inbound import ANSWER, read_inbound, read_status, signature
 from adapters.twilio.sender import TwilioSms, twilio_error
 from adapters.twilio.settings import TwilioSettings, twilio_settings
 from sync.contract.integration import ConnectSpec, HostSettings, Integration, Profile, SmsSlot
@@ -40,7 +40,7 @@ INTEGRATION = Integration(
         ),
         setup_hint="set CLINICBOT_TWILIO_ACCOUNT_SID, CLINICBOT_TWILIO_AUTH_TOKEN and CLINICBOT_TWILIO_FROM",
     ),
-    sms=SmsSlot(open=_open, inbound=read_inbound, inbound_answer=ANSWER),
+    sms=SmsSlot(open=_open, inbound=read_inbound, status=read_status, inbound_answer=ANSWER),
     profile=Profile(
         reads="clients' STOP and START replies (signed webhook)",
         writes="texts to clients when a visit is booked, moved or cancelled, and 24 h reminders",

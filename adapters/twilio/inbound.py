@@ -20,9 +20,9 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from adapters.twilio.settings import twilio_settings
 from sync.contract import BadPayload, Refused
 from sync.contract.integration import HostSettings, WebhookAnswer, WebhookRequest
-from sync.contract.messages import InboundSms
+from sync.contract.messages import InboundSms, SmsStatus
 
-__all__ = ["ANSWER", "START_WORDS", "STOP_WORDS", "read_inbound", "signature"]
+__all__ = ["ANSWER", "START_WORDS", "STOP_WORDS", "read_inbound", "read_status", "signature"]
 
 PROVIDER = "twilio"
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
@@ -66,14 +66,14 @@ def _intent(body: str, opt_out_type: str) -> Literal["stop", "start", "other"]:
     return "other"
 
 
-def read_inbound(request: WebhookRequest, url: str, host: HostSettings) -> InboundSms:
-    """Check the signature of one inbound message and read it; Refused when it is not Twilio's."""
+def _verified_form(request: WebhookRequest, url: str, host: HostSettings) -> dict[str, str]:
+    """The form of a request Twilio signed for `url`; Refused when it did not (nothing in it is used then)."""
     token = twilio_settings(host).twilio_auth_token
     if not token:
         raise Refused(f"{PROVIDER}: CLINICBOT_TWILIO_AUTH_TOKEN is not set, so no inbound message can be checked",
                       provider=PROVIDER)
     if request.method != "POST":
-        raise BadPayload(f"{PROVIDER}: inbound messages are POSTed", provider=PROVIDER)
+        raise BadPayload(f"{PROVIDER}: webhooks are POSTed", provider=PROVIDER)
     if "x-twilio-webhooks-signature-settings" in request.headers:
         raise Refused(f"{PROVIDER}: the webhook is signed by a Webhooks Rule's shared key, which clinicbot does "
                       "not hold; sign it with the auth token", provider=PROVIDER)
@@ -88,9 +88,28 @@ def read_inbound(request: WebhookRequest, url: str, host: HostSettings) -> Inbou
     if not any(hmac.compare_digest(given.encode(), signature(token, variant, params).encode())
                for variant in _url_variants(url)):
         raise Refused(f"{PROVIDER}: the inbound message's signature is wrong", provider=PROVIDER)
-    fields = dict(params)
+    return dict(params)
+
+
+def read_inbound(request: WebhookRequest, url: str, host: HostSettings) -> InboundSms:
+    """Check the signature of one inbound message and read it; Refused when it is not Twilio's."""
+    fields = _verified_form(request, url, host)
     sid, sender, to = fields.get("MessageSid", ""), fields.get("From", ""), fields.get("To", "")
     if not _SID.fullmatch(sid) or not _PHONE.fullmatch(sender):
         raise BadPayload(f"{PROVIDER}: the inbound message has no message SID or sender number", provider=PROVIDER)
     return InboundSms(message_id=sid, sender=sender, to=to,
                       intent=_intent(fields.get("Body", ""), fields.get("OptOutType", "")))
+
+
+def read_status(request: WebhookRequest, url: str, host: HostSettings) -> SmsStatus:
+    """Check and read a status callback: delivered, bounced (undelivered or failed), or not final yet."""
+    fields = _verified_form(request, url, host)
+    sid, status = fields.get("MessageSid", ""), fields.get("MessageStatus", "").lower()
+    if not _SID.fullmatch(sid) or not status:
+        raise BadPayload(f"{PROVIDER}: the status report has no message SID or status", provider=PROVIDER)
+    code = fields.get("ErrorCode", "")
+    if status == "delivered":
+        return SmsStatus(sid, "delivered")
+    if status in ("undelivered", "failed"):
+        return SmsStatus(sid, "bounced", f"{PROVIDER}: {status}" + (f" (error {code})" if code.isdigit() else ""))
+    return SmsStatus(sid, "pending")

@@ -109,6 +109,8 @@ class TwilioSms:
         """Hand one message to Twilio; its message SID."""
         s = self.settings
         form = {"To": sms.to, "Body": sms.text}
+        if sms.status_url:
+            form["StatusCallback"] = sms.status_url
         if s.twilio_messaging_service_sid:
             form["MessagingServiceSid"] = s.twilio_messaging_service_sid
         else:

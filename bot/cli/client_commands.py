@@ -55,7 +55,7 @@ async def clients_status(core: Core, as_json: bool) -> None:
         last = (await s.execute(select(ClientNotice.channel, ClientNotice.last_error)
                                 .where(ClientNotice.status == "failed")
                                 .order_by(ClientNotice.id.desc()).limit(1))).first()
-    states = ("pending", "sending", "sent", "failed", "skipped")
+    states = ("pending", "sending", "sent", "failed", "bounced", "skipped")
     counts = {k: 0 for k in states}
     by_channel: dict[str, dict[str, int]] = {}
     for channel, status, n in rows:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic_settings import BaseSettings
 
 from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
-from sync.contract.messages import InboundSms, MailSlot, SmsSender
+from sync.contract.messages import InboundSms, MailSlot, SmsSender, SmsStatus
 from sync.contract.shifts import Publishing, ShiftSourceSlot
 
 __all__ = [
@@ -355,7 +355,8 @@ class CalendarSlot:
 class SmsSlot:
     """The text-message capability: a sender for this server's settings, and the inbound-message webhook.
 
-    The inbound webhook lives at `/sms/<integration>/inbound` (no connection: the number is the server's).
+    The inbound webhook lives at `/sms/<integration>/inbound` (no connection: the number is the server's),
+    delivery reports at `/sms/<integration>/status`.
     """
 
     open: Callable[[HostSettings], SmsSender | None]
@@ -363,6 +364,8 @@ class SmsSlot:
     #: reads it. Refused when the signature is missing or wrong (or the server cannot check one),
     #: BadPayload when the request is not a message.
     inbound: Callable[[WebhookRequest, str, HostSettings], InboundSms]
+    #: Checks and reads a delivery report posted to `/sms/<integration>/status` (same errors as `inbound`).
+    status: Callable[[WebhookRequest, str, HostSettings], SmsStatus] | None = None
     #: What the platform expects as the answer to an accepted inbound message.
     inbound_answer: WebhookAnswer = field(default_factory=lambda: WebhookAnswer(200))
     #: Inbound bodies larger than this are refused (413).

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-__all__ = ["ClientEmail", "ClientSms", "InboundSms", "Invitation", "MailSender", "MailSlot", "SmsSender"]
+__all__ = ["ClientEmail", "ClientSms", "InboundSms", "Invitation", "MailSender", "MailSlot", "SmsSender", "SmsStatus"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,8 @@ class ClientSms:
     key: str
     to: str
     text: str
+    #: Where the platform reports the message's delivery (sent, delivered, undelivered), if anywhere.
+    status_url: str | None = None
 
 
 class SmsSender(Protocol):
@@ -100,3 +102,16 @@ class InboundSms:
     sender: str
     to: str
     intent: Literal["stop", "start", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmsStatus:
+    """The platform's report on a message it took, after its signature was checked.
+
+    `outcome`: "delivered", "bounced" (the carrier or handset did not take it) or "pending" (queued,
+    sent, anything not final); `error` is the platform's code and words, without the number.
+    """
+
+    message_id: str
+    outcome: Literal["delivered", "bounced", "pending"]
+    error: str = ""

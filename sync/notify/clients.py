@@ -221,12 +221,16 @@ def _mail_sender(core: Core) -> MailSender | None:
     return None
 
 
-def _sms_sender(core: Core) -> SmsSender | None:
+def _sms_sender(core: Core) -> tuple[SmsSender, str] | None:
+    """The texting integration's sender, and where its delivery reports come back (None: not set up there)."""
     for integration in registry.integrations():
         if integration.sms is not None:
             sender = integration.sms.open(core.settings)
             if sender is not None:
-                return sender
+                # Reports need an address the platform reaches: only with CLINICBOT_PUBLIC_URL set.
+                reports = f"{core.settings.base_url()}/sms/{integration.name}/status" \
+                    if integration.sms.status is not None and core.settings.public_url else ""
+                return sender, reports
     return None
 
 
@@ -263,9 +267,10 @@ def _email(core: Core, notice: ClientNotice) -> ClientEmail:
                        invitation=invitation, unsubscribe_url=unsubscribe)
 
 
-def _sms(notice: ClientNotice) -> ClientSms:
+def _sms(notice: ClientNotice, reports: str) -> ClientSms:
     p = dict(notice.payload or {})
-    return ClientSms(key=notice.key, to=notice.recipient, text=sms_text(notice.kind, p, str(p.get("template") or "")))
+    return ClientSms(key=notice.key, to=notice.recipient, text=sms_text(notice.kind, p, str(p.get("template") or "")),
+                     status_url=reports or None)
 
 
 @dataclass
@@ -281,11 +286,15 @@ class _Senders:
     core: Core
     mail: MailSender | None = None
     sms: SmsSender | None = None
+    reports: str = ""
     opened: bool = False
 
     def get(self, channel: str) -> MailSender | SmsSender | None:
         if not self.opened:
-            self.mail, self.sms, self.opened = _mail_sender(self.core), _sms_sender(self.core), True
+            self.mail, self.opened = _mail_sender(self.core), True
+            texting = _sms_sender(self.core)
+            if texting is not None:
+                self.sms, self.reports = texting
         return self.mail if channel == "email" else self.sms if channel == "sms" else None
 
 
@@ -314,7 +323,7 @@ async def _claim(session: AsyncSession, notice_id: int, now: datetime) -> bool:
 
 
 async def _record(core: Core, notice_id: int, stats: SendStats, outcome: str, error: str | None = None,
-                  retry: bool = False, wait: float | None = None) -> None:
+                  retry: bool = False, wait: float | None = None, remote_id: str | None = None) -> None:
     """Write one attempt's outcome and its audit entry (with the channel)."""
     async with core.store.session() as s:
         notice = await s.get(ClientNotice, notice_id)
@@ -323,6 +332,7 @@ async def _record(core: Core, notice_id: int, stats: SendStats, outcome: str, er
         details: dict[str, Any] = {"kind": notice.kind, "channel": notice.channel, "outcome": outcome}
         if outcome == "sent":
             notice.status, notice.sent_at, notice.last_error = "sent", core.clock(), None
+            notice.remote_id = remote_id
             stats.sent += 1
             await audit.record(s, actor="system:clients", action="client.notified", practice_id=notice.practice_id,
                                appointment_id=notice.appointment_id, details=details)
@@ -384,19 +394,22 @@ async def _send_each(core: Core, ids: list[int], senders: _Senders, stats: SendS
                 continue
             tried_before, channel = notice.attempts > 0, notice.channel
             since = notice.created_at
-            message: ClientEmail | ClientSms = _email(core, notice) if notice.channel == "email" else _sms(notice)
+            message: ClientEmail | ClientSms = _email(core, notice) if notice.channel == "email" \
+                else _sms(notice, senders.reports)
             if not await _claim(s, notice_id, now):
                 continue  # another replica took it meanwhile
         # Claimed and committed: the network call runs outside any transaction.
         try:
             if isinstance(message, ClientSms):
                 sms_sender = cast(SmsSender, sender)
-                if tried_before and await sms_sender.find(message, since) is not None:
-                    await _record(core, notice_id, stats, "sent")  # the earlier attempt reached Twilio
+                earlier = await sms_sender.find(message, since) if tried_before else None
+                if earlier is not None:
+                    await _record(core, notice_id, stats, "sent", remote_id=earlier)  # the earlier attempt got there
                     continue
-                await sms_sender.send(message)
+                remote_id: str | None = await sms_sender.send(message)
             else:
                 await cast(MailSender, sender).send(message)
+                remote_id = None
         except Refused as exc:
             await _record(core, notice_id, stats, "failed", str(exc))
             continue
@@ -410,7 +423,7 @@ async def _send_each(core: Core, ids: list[int], senders: _Senders, stats: SendS
             log.exception("client message failed unexpectedly", extra={"channel": channel})
             await _record(core, notice_id, stats, "failed", f"unexpected: {type(exc).__name__}", retry=True)
             continue
-        await _record(core, notice_id, stats, "sent")
+        await _record(core, notice_id, stats, "sent", remote_id=remote_id)
     for lacking in missing:
         log.warning("client messages are waiting but nothing is set up to send them",
                     extra={"channel": lacking, "hint": "CLINICBOT_SMTP_HOST" if lacking == "email"

@@ -1,4 +1,5 @@
-"""A client's reply to the practice's texting number: STOP opts them out, START back in.
+"""A client's reply to the practice's texting number: STOP opts them out, START back in; and the
+platform's delivery reports, which turn a sent text that never arrived into a bounced one.
 
 The integration checks the platform's signature before anything in the request is used; a forged or
 unsigned request is answered 403 and changes nothing. Each message is acted on once (its platform id
@@ -20,9 +21,10 @@ from sync.contract.integration import WebhookAnswer, WebhookRequest
 from sync.integrations import registry
 from sync.notify.client_optouts import address_hash, normal_phone, opt_in_phone, record_opt_out
 from sync.runtime.core import Core
-from sync.store.model import Practice, SmsInbound
+from sync.store import audit
+from sync.store.model import ClientNotice, Practice, SmsInbound
 
-__all__ = ["handle_inbound", "inbound_limit"]
+__all__ = ["handle_inbound", "handle_status", "inbound_limit"]
 
 log = logging.getLogger("clinicbot.sms")
 
@@ -74,3 +76,34 @@ async def handle_inbound(core: Core, name: str, request: WebhookRequest, url: st
         return slot.inbound_answer
     log.info("inbound text", extra={"integration": name, "intent": inbound.intent})
     return slot.inbound_answer
+
+
+async def handle_status(core: Core, name: str, request: WebhookRequest, url: str) -> WebhookAnswer:
+    """Check one delivery report for integration `name`: a sent text not delivered becomes bounced (audited once)."""
+    try:
+        slot = registry.get(name).sms
+    except Refused:
+        slot = None
+    if slot is None or slot.status is None:
+        return WebhookAnswer(404, "unknown webhook")
+    try:
+        report = slot.status(request, url, core.settings)
+    except Refused as exc:
+        log.warning("delivery report refused", extra={"integration": name, "why": str(exc)[:200]})
+        return WebhookAnswer(403, "forbidden")
+    except BadPayload as exc:
+        log.warning("delivery report unreadable", extra={"integration": name, "why": str(exc)[:200]})
+        return WebhookAnswer(400, "not a report")
+    if report.outcome != "bounced":
+        return WebhookAnswer(204)
+    async with core.store.session() as s:
+        notice = await s.scalar(select(ClientNotice).where(ClientNotice.remote_id == report.message_id,
+                                                           ClientNotice.channel == "sms").with_for_update())
+        if notice is None or notice.status != "sent":
+            return WebhookAnswer(204)  # not ours, or already bounced: a replay changes nothing
+        notice.status, notice.last_error = "bounced", report.error[:500]
+        await audit.record(s, actor="system:clients", action="client.notice_bounced", practice_id=notice.practice_id,
+                           appointment_id=notice.appointment_id,
+                           details={"kind": notice.kind, "channel": "sms", "outcome": "bounced",
+                                    "error": report.error[:200]})
+    return WebhookAnswer(204)

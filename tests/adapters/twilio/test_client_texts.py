@@ -418,3 +418,29 @@ async def test_the_cli_shows_and_changes_the_settings_like_chat(
     shown = await cli()
     assert "by sms" in shown.output and "Template cancelled" in shown.output
     assert (await cli("quiet", "25:00-08:00")).exit_code == 1
+
+
+async def test_a_text_the_carrier_did_not_deliver_is_bounced_once_through_the_signed_report(
+    core: Core, twilio: TwilioFake
+) -> None:
+    practice_id, appt_id = await visit(core)
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3), actor="cli:desk")
+    assert (await clients.send_due(core)).sent == 1
+    [sent] = twilio.messages
+    assert sent.status_callback == f"{PUBLIC}/sms/twilio/status"
+    async with TestClient(TestServer(build_app(core.settings, core=core))) as http:
+        target = str(http.make_url("/sms/twilio/status"))
+        assert (await twilio.report(sent, "delivered", post_to=target))[0] == 204
+        forged, _ = await twilio.report(sent, "undelivered", "30003", token="not-the-token", post_to=target)
+        assert forged == 403
+        async with core.store.session() as s:
+            notice = await s.scalar(select(ClientNotice))
+            assert notice is not None and (notice.status, notice.remote_id) == ("sent", sent.sid)
+        status, form = await twilio.report(sent, "undelivered", "30003", post_to=target)
+        assert status == 204
+        assert (await twilio.report(sent, "undelivered", "30003", post_to=target, form=form))[0] == 204  # replay
+    async with core.store.session() as s:
+        notice = await s.scalar(select(ClientNotice))
+        assert notice is not None and notice.status == "bounced" and "30003" in (notice.last_error or "")
+    assert await audits(core, "client.notice_bounced") == [
+        {"kind": "moved", "channel": "sms", "outcome": "bounced", "error": "twilio: undelivered (error 30003)"}]

@@ -1,4 +1,4 @@
-"""sms: clients' texts already acted on (STOP / START replay memory)
+"""sms: clients' texts already acted on (STOP / START replay memory), and a sent message's platform id
 
 Revision ID: 0020_sms
 Revises: 0017_client_notices
@@ -26,7 +26,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sms_inbound")),
         sa.UniqueConstraint("provider", "message_id", name="uq_sms_inbound_message"),
     )
+    op.add_column("client_notice", sa.Column("remote_id", sa.String(length=64), nullable=True))
+    op.create_index("ix_client_notice_remote_id", "client_notice", ["remote_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_client_notice_remote_id", table_name="client_notice")
+    with op.batch_alter_table("client_notice") as batch:
+        batch.drop_column("remote_id")
     op.drop_table("sms_inbound")

@@ -13,6 +13,7 @@ Implements the documented behaviour the adapter relies on:
 - `throttle` answers the next calls 429/20429 (or 503) with Retry-After;
 - `hang` keeps the next create: the message is stored, then no answer comes until `release`
   (a lost answer, or a sender that died mid-request);
+- `report(sent, status)` POSTs a status callback to the message's StatusCallback, signed the same way;
 - `reply(url, sender, body)` POSTs an inbound message to a webhook as Twilio does, signed with
   X-Twilio-Signature (base64 HMAC-SHA1 of the URL and the sorted form parameters, keyed with the
   auth token); STOP and START also change the fake's own opt-out list, as Twilio's do.
@@ -68,6 +69,7 @@ class Sent:
     body: str
     created: datetime
     login: str
+    status_callback: str = ""
 
     def resource(self) -> dict[str, Any]:
         return {
@@ -165,7 +167,8 @@ class TwilioFake:
             return _error(400, 21660, f"Mismatch between the 'From' number {sender} and the account")
         if to in self.opted_out:
             return _error(400, 21610, "Attempt to send to unsubscribed recipient")
-        sent = Sent("SM" + secrets.token_hex(16), to, sender or self.number, body, datetime.now(UTC), login)
+        sent = Sent("SM" + secrets.token_hex(16), to, sender or self.number, body, datetime.now(UTC), login,
+                    str(form.get("StatusCallback") or ""))
         self.messages.append(sent)
         if self.hang:
             self.hang -= 1
@@ -225,3 +228,17 @@ class TwilioFake:
                    "User-Agent": "TwilioProxy/1.1"}
         async with aiohttp.ClientSession() as session, session.post(post_to or url, data=form, headers=headers) as response:
             return response.status, await response.text(), form
+
+    async def report(self, sent: Sent, status: str, error_code: str = "", *, token: str = AUTH_TOKEN,
+                     post_to: str | None = None, form: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+        """Twilio's status callback for `sent` to its StatusCallback URL (landing at `post_to`); (status, form)."""
+        assert sent.status_callback, "the message was sent without a StatusCallback"
+        if form is None:
+            form = {"MessageSid": sent.sid, "SmsSid": sent.sid, "SmsStatus": status, "MessageStatus": status,
+                    "To": sent.to, "From": sent.sender, "AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01"}
+            if error_code:
+                form["ErrorCode"] = error_code
+        headers = {"X-Twilio-Signature": twilio_signature(token, sent.status_callback, form)}
+        async with aiohttp.ClientSession() as session, \
+                session.post(post_to or sent.status_callback, data=form, headers=headers) as response:
+            return response.status, form
