@@ -21,6 +21,8 @@ BENCHMARKS = {
     "series_sweep": "the one-minute reminder sweep over 500 recurring series vs 500 plain appointments",
     "booking_webhooks": "1,000 signed Square deliveries (20% duplicates) at 32 concurrent vs a bare HMAC handler",
     "nylas_poll": "an incremental poll of a 2,000-event Nylas calendar vs listing the window again (issue 16)",
+    "client_texts": "the 24 h client-reminder sweep over 2,000 visits and 300 texts to the loopback Twilio "
+                    "vs one lookup per visit and bare POSTs",
     "shift_publish": "5,000 shifts for 200 people to Outlook on the throttling fake Graph vs the request minimum and the throttle floor",
 }
 

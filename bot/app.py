@@ -22,6 +22,7 @@ from bot.alarm_alerts import setup_alarm_alerts
 from bot.conflict_alerts import setup_conflict_alerts
 from bot.http.files import setup_files
 from bot.http.oauth import setup_oauth
+from bot.http.sms import setup_sms
 from bot.http.unsubscribe import setup_unsubscribe
 from bot.http.webhooks import setup_webhooks
 from bot.keys import CORE, METRICS, SETTINGS, STATUS, WARNINGS
@@ -53,6 +54,7 @@ def _components() -> list[tuple[str, Component]]:
         ("sync", setup_sync), ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams),
         ("slack", setup_slack), ("conflict_alerts", setup_conflict_alerts), ("unsubscribe", setup_unsubscribe),
         ("files", setup_files),
+        ("sms", setup_sms),
     ]
     comps.append(("scheduler", setup_scheduler))
     comps.append(("alarms", setup_alarm_alerts))

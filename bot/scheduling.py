@@ -12,7 +12,8 @@ from bot.keys import CORE
 from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
 from sync.jobs.audit_checkpoints import checkpoint_job
 from sync.jobs.scheduler import ClinicScheduler, SchedulerUnavailable, sync_database_url
-from sync.notify.clients import SEND_EVERY_SECONDS, send_job
+from sync.notify.client_reminders import send_job
+from sync.notify.clients import SEND_EVERY_SECONDS
 from sync.runtime.settings import Settings
 from sync.services.attachments import PURGE_EVERY_SECONDS, purge_job
 from sync.services.removals import RETRY_EVERY_SECONDS, retry_removals

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.commands.client_notices import SetClientNotices, parse_client_notices
 from bot.commands.errors import ParseError
 from bot.commands.settings_grammar import (
     AddLocation,
@@ -271,6 +272,7 @@ Command = (
     | Track
     | Untrack
     | ShowFiles
+    | SetClientNotices
 )
 
 
@@ -700,6 +702,16 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "",
         _p_files,
         aliases=("attachments",),
+    ),
+    CommandSpec(
+        "client-notices",
+        "client-notices [on|off | channel email|sms|both | new|reminders|details on|off | quiet 21:00-08:00|off"
+        " | template <kind> <text>|reset]",
+        "what clients are told of their visits, by email or text: channels, reminders, quiet hours, templates",
+        "client-notices channel both",
+        "staff to see, admin to change",
+        parse_client_notices,
+        aliases=("client-messages",),
     ),
 )
 _DAY_WORDS = (

@@ -12,6 +12,7 @@ import logging
 from bot.commands import (
     admin,
     appointments,
+    client_notices,
     conflicts,
     disconnect,
     files,
@@ -47,6 +48,7 @@ from bot.commands.actions import (
     TrackEvent,
     UntrackEvent,
 )
+from bot.commands.client_notices import SetClientNotices
 from bot.commands.errors import ParseError
 from bot.commands.grammar import (
     CancelAppointment,
@@ -156,6 +158,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await shift_cards.map_person(core, actor, command)
         case SetShiftFlag():
             return await shift_cards.set_flag(core, actor, command)
+        case SetClientNotices():
+            return await client_notices.client_notices(core, actor, command)
         case SetMirrorEdits():
             return await mirror_edits.mirror_edits(core, actor, command)
         case SetOptOut():

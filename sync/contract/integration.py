@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic_settings import BaseSettings
 
 from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
-from sync.contract.messages import MailSlot
+from sync.contract.messages import InboundSms, MailSlot, SmsSender, SmsStatus
 from sync.contract.shifts import Publishing, ShiftSourceSlot
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "Profile",
     "PushChannels",
     "SignedWebhooks",
+    "SmsSlot",
     "StaffRef",
     "TenantConnect",
     "WebhookAnswer",
@@ -363,6 +364,27 @@ class CalendarSlot:
 
 
 @dataclass(frozen=True, slots=True)
+class SmsSlot:
+    """The text-message capability: a sender for this server's settings, and the inbound-message webhook.
+
+    The inbound webhook lives at `/sms/<integration>/inbound` (no connection: the number is the server's),
+    delivery reports at `/sms/<integration>/status`.
+    """
+
+    open: Callable[[HostSettings], SmsSender | None]
+    #: Checks an inbound message's signature against `url` (the full address the platform called) and
+    #: reads it. Refused when the signature is missing or wrong (or the server cannot check one),
+    #: BadPayload when the request is not a message.
+    inbound: Callable[[WebhookRequest, str, HostSettings], InboundSms]
+    #: Checks and reads a delivery report posted to `/sms/<integration>/status` (same errors as `inbound`).
+    status: Callable[[WebhookRequest, str, HostSettings], SmsStatus] | None = None
+    #: What the platform expects as the answer to an accepted inbound message.
+    inbound_answer: WebhookAnswer = field(default_factory=lambda: WebhookAnswer(200))
+    #: Inbound bodies larger than this are refused (413).
+    max_body: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     """What the README's platform table says of an integration where its capabilities cannot say it.
 
@@ -461,6 +483,8 @@ class Integration:
     profile: Profile = field(default_factory=Profile)
     #: Sending email to clients (SMTP).
     mail: MailSlot | None = None
+    #: Sending text messages to clients, and reading their replies (STOP).
+    sms: SmsSlot | None = None
     #: The platform tells clients of changes itself (booking platforms): clinicbot stays quiet for its
     #: bookings unless a connection's config says `notifies_clients: false`.
     notifies_clients: bool = False

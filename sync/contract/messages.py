@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-__all__ = ["ClientEmail", "Invitation", "MailSender", "MailSlot"]
+__all__ = ["ClientEmail", "ClientSms", "InboundSms", "Invitation", "MailSender", "MailSlot", "SmsSender", "SmsStatus"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +59,59 @@ class MailSlot:
     """The mail capability: a sender for this server's settings (None when it is not set up)."""
 
     open: Callable[[Any], MailSender | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSms:
+    """One text message to one client: `to` in E.164 (+447700900123), `key` stable per message."""
+
+    key: str
+    to: str
+    text: str
+    #: Where the platform reports the message's delivery (sent, delivered, undelivered), if anywhere.
+    status_url: str | None = None
+
+
+class SmsSender(Protocol):
+    """Sends client text messages.
+
+    `send` raises Unavailable or RateLimited only when the platform certainly did not take the message
+    (safe to send again later), and Refused when it never will (or when the outcome is unknown: a
+    resend could reach the client twice). `find` looks for a message already taken since `since`
+    with the same recipient and text (the check after a crash mid-send), returning its id or None.
+    """
+
+    async def send(self, sms: ClientSms) -> str: ...
+
+    async def find(self, sms: ClientSms, since: datetime) -> str | None: ...
+
+    async def aclose(self) -> None:
+        """Close its connections (the end of a sending run)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSms:
+    """A text a client sent to the practice's number, after its signature was checked.
+
+    `intent` is what the platform's opt-out keywords make of it: "stop" (STOP, UNSUBSCRIBE...),
+    "start" (START, UNSTOP) or "other".
+    """
+
+    message_id: str
+    sender: str
+    to: str
+    intent: Literal["stop", "start", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmsStatus:
+    """The platform's report on a message it took, after its signature was checked.
+
+    `outcome`: "delivered", "bounced" (the carrier or handset did not take it) or "pending" (queued,
+    sent, anything not final); `error` is the platform's code and words, without the number.
+    """
+
+    message_id: str
+    outcome: Literal["delivered", "bounced", "pending"]
+    error: str = ""

@@ -2,61 +2,65 @@
 
 When a visit is moved or cancelled (and, if the practice wants it, booked), the client gets an email
 carrying the visit as an invitation (`METHOD:REQUEST` with a higher SEQUENCE, or `METHOD:CANCEL`),
-so it updates itself in their own calendar. Rules:
+so it updates itself in their own calendar, and/or a short text (Twilio), as the practice chose
+(sync.services.client_notices). Rules:
 
 - the message is queued inside the transaction of the change (a rolled-back change tells nobody),
-  once per (visit, version, kind): a replayed event queues nothing more;
+  once per (visit, version, kind, channel): a replayed event queues nothing more;
 - clinicbot stays quiet where the booking's platform tells its clients itself (its integration's
   `notifies_clients`, overridable per connection with `notifies_clients` in its config);
-- a client who opted out (the link in every message, or an admin) gets nothing, checked again at
-  sending time;
+- a client who opted out (the link, STOP, or an admin) gets nothing, checked again at sending time;
 - nothing leaves during the practice's quiet hours for clients (`client_quiet` "21:00-08:00"): it
   waits for their end;
-- a deferral is retried with backoff, a refusal is kept as failed with the server's words.
-
-The practice chooses with its settings: `client_notices` ("on", the default, or "off"),
-`client_notices_new` (also for new bookings), `client_language` ("en" or "es").
+- no service unless the practice turned details on, and never the notes;
+- sending claims the message first (a conditional update, committed), so two replicas never both
+  send it; a claim left by a crash is taken up again after its lease. A text is only ever resent
+  after Twilio's own list says it does not have it (Twilio has no idempotency key); an email is
+  resent with the same Message-ID;
+- a deferral is retried with backoff, a refusal is kept as failed with the server's words; each
+  outcome is audited with its channel.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.contract import ProviderError, Refused
-from sync.contract.messages import ClientEmail, Invitation, MailSender
+from sync.contract import ProviderError, RateLimited, Refused
+from sync.contract.messages import ClientEmail, ClientSms, Invitation, MailSender, SmsSender
 from sync.integrations import registry
+from sync.notify.client_optouts import (
+    address_hash,
+    normal_phone,
+    opt_out,
+    opt_out_by_token,
+    opted_out,
+    unsubscribe_token,
+)
+from sync.notify.client_texts import EMAIL_WORDS, fields, sms_text
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
+from sync.runtime.settings import ConfigError
+from sync.services.client_notices import ClientNoticeSettings, notice_settings, render_template
 from sync.store import audit
-from sync.store.crypto import current_box
-from sync.store.model import (
-    ACTIVITY,
-    Appointment,
-    Calendar,
-    ClientNotice,
-    ClientOptOut,
-    Connection,
-    Practice,
-    Practitioner,
-)
+from sync.store.model import ACTIVITY, Appointment, Calendar, ClientNotice, Connection, Practice, Practitioner
 
 __all__ = [
+    "LEASE",
     "SEND_EVERY_SECONDS",
     "SUBSCRIBER_NAME",
+    "SendStats",
     "address_hash",
+    "configured_channels",
     "opt_out",
     "opt_out_by_token",
+    "queue_notice",
     "register",
     "send_due",
     "unsubscribe_token",
@@ -67,110 +71,9 @@ log = logging.getLogger("clinicbot.clients")
 SUBSCRIBER_NAME = "client_notices"
 SEND_EVERY_SECONDS = 60
 MAX_ATTEMPTS = 8
+#: How long a claimed message may stay "sending" before another run takes it up (a crash mid-send).
+LEASE = timedelta(minutes=5)
 _KINDS = {"rescheduled": "moved", "cancelled": "cancelled", "created": "booked"}
-
-_TEMPLATES: dict[str, dict[str, str]] = {
-    "en": {
-        "moved_subject": "Your visit with {practitioner} has moved to {when}",
-        "moved": "Hello {client},\n\nyour {service}visit with {practitioner} at {practice} has moved.\n"
-                 "New time: {when} ({zone}).{location}\n\nThe attached invitation updates it in your calendar.",
-        "cancelled_subject": "Your visit with {practitioner} on {when} is cancelled",
-        "cancelled": "Hello {client},\n\nyour {service}visit with {practitioner} at {practice} on {when} ({zone}) "
-                     "is cancelled.\n\nThe attached invitation removes it from your calendar.",
-        "booked_subject": "Your visit with {practitioner} on {when}",
-        "booked": "Hello {client},\n\nyour {service}visit with {practitioner} at {practice} is booked for "
-                  "{when} ({zone}).{location}\n\nThe attached invitation adds it to your calendar.",
-        "location": "\nWhere: {location}",
-        "footer": "\n\n{practice}\nNo more messages about your visits: {unsubscribe}",
-        "client": "there",
-    },
-    "es": {
-        "moved_subject": "Su cita con {practitioner} ha cambiado al {when}",
-        "moved": "Hola {client}:\n\nsu cita {service}con {practitioner} en {practice} ha cambiado.\n"
-                 "Nueva hora: {when} ({zone}).{location}\n\nLa invitación adjunta la actualiza en su calendario.",
-        "cancelled_subject": "Su cita con {practitioner} del {when} está cancelada",
-        "cancelled": "Hola {client}:\n\nsu cita {service}con {practitioner} en {practice} del {when} ({zone}) "
-                     "está cancelada.\n\nLa invitación adjunta la quita de su calendario.",
-        "booked_subject": "Su cita con {practitioner} el {when}",
-        "booked": "Hola {client}:\n\nsu cita {service}con {practitioner} en {practice} está reservada para el "
-                  "{when} ({zone}).{location}\n\nLa invitación adjunta la añade a su calendario.",
-        "location": "\nLugar: {location}",
-        "footer": "\n\n{practice}\nPara no recibir más mensajes sobre sus citas: {unsubscribe}",
-        "client": "",
-    },
-}
-
-
-# --- opt-out ----------------------------------------------------------------------------------------
-
-
-def address_hash(address: str) -> str:
-    """A keyed hash of an email address (case-insensitive): what the opt-out list and links hold."""
-    key = current_box().derive("client-address")
-    return hmac.new(key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
-
-
-def unsubscribe_token(practice_id: int, address: str) -> str:
-    """A link token naming the practice and the address's hash (no address in the URL), signed."""
-    body = base64.urlsafe_b64encode(json.dumps([practice_id, address_hash(address)]).encode()).decode().rstrip("=")
-    mac = hmac.new(current_box().derive("client-unsubscribe"), body.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{body}.{mac}"
-
-
-def _read_token(token: str) -> tuple[int, str] | None:
-    if len(token) > 300 or token.count(".") != 1:
-        return None
-    body, mac = token.split(".")
-    want = hmac.new(current_box().derive("client-unsubscribe"), body.encode(), hashlib.sha256).hexdigest()[:32]
-    if not hmac.compare_digest(mac, want):
-        return None
-    try:
-        practice_id, hashed = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    except (ValueError, TypeError):
-        return None
-    if not isinstance(practice_id, int) or not isinstance(hashed, str) or len(hashed) != 64:
-        return None
-    return practice_id, hashed
-
-
-async def _record_opt_out(session: AsyncSession, practice_id: int, hashed: str, source: str, actor: str) -> bool:
-    found = await session.scalar(select(ClientOptOut).where(ClientOptOut.practice_id == practice_id,
-                                                            ClientOptOut.address_hash == hashed))
-    if found is not None:
-        return False
-    session.add(ClientOptOut(practice_id=practice_id, address_hash=hashed, source=source))
-    await audit.record(session, actor=actor, action="client.opt_out", practice_id=practice_id,
-                       details={"source": source})
-    return True
-
-
-async def opt_out_by_token(core: Core, token: str) -> str | None:
-    """Record the opt-out a link names; the practice's name, or None for a link that is not ours."""
-    read = _read_token(token)
-    if read is None:
-        return None
-    practice_id, hashed = read
-    async with core.store.session() as s:
-        practice = await s.get(Practice, practice_id)
-        if practice is None:
-            return None
-        await _record_opt_out(s, practice_id, hashed, "link", "client:link")
-        return practice.name
-
-
-async def opt_out(core: Core, practice_id: int, address: str, *, actor: str, source: str = "cli") -> bool:
-    """An admin records that a client wants no messages; False when they had already opted out."""
-    async with core.store.session() as s:
-        return await _record_opt_out(s, practice_id, address_hash(address), source, actor)
-
-
-async def _opted_out(session: AsyncSession, practice_id: int, address: str) -> bool:
-    found = await session.scalar(select(ClientOptOut.id).where(
-        ClientOptOut.practice_id == practice_id, ClientOptOut.address_hash == address_hash(address)))
-    return found is not None
-
-
-# --- queueing -------------------------------------------------------------------------------------
 
 
 def register(core: Core) -> None:
@@ -184,7 +87,29 @@ def register(core: Core) -> None:
     core.bus.subscribe(SUBSCRIBER_NAME, subscriber)
 
 
-async def _platform_tells_clients(session: AsyncSession, appt: Appointment) -> bool:
+def configured_channels(core: Core) -> frozenset[str]:
+    """The channels this server can send on: "email" (a mail integration set up), "sms" (a texting one).
+
+    One pass over the registry (reading the entry points costs milliseconds): callers ask once per run.
+    """
+    found = set()
+    for integration in registry.integrations():
+        if integration.mail is None and integration.sms is None:
+            continue
+        try:
+            ready = integration.is_configured(core.settings)
+        except ConfigError as exc:
+            # A wrong variable never fails the change this runs inside: its channel is off, and said so.
+            log.warning("client messages: a setting is wrong", extra={"integration": integration.name,
+                                                                       "error": str(exc)})
+            continue
+        if ready:
+            found.add("email" if integration.mail is not None else "sms")
+    return frozenset(found)
+
+
+async def platform_tells_clients(session: AsyncSession, appt: Appointment) -> bool:
+    """The booking's platform tells its clients itself (clinicbot stays quiet)."""
     if appt.source_calendar_id is None:
         return False
     found = (await session.execute(
@@ -202,11 +127,10 @@ async def _platform_tells_clients(session: AsyncSession, appt: Appointment) -> b
         return False
 
 
-def _quiet_until(settings: dict[str, Any], now: datetime, zone: ZoneInfo) -> datetime:
+def quiet_until(quiet: str, now: datetime, zone: ZoneInfo) -> datetime:
     """`now`, or the end of the practice's quiet hours for clients when `now` falls inside them."""
-    raw = str(settings.get("client_quiet") or "")
     try:
-        start_text, end_text = raw.split("-", 1)
+        start_text, end_text = quiet.split("-", 1)
         start, end = time.fromisoformat(start_text.strip()), time.fromisoformat(end_text.strip())
     except ValueError:
         return now
@@ -220,47 +144,75 @@ def _quiet_until(settings: dict[str, Any], now: datetime, zone: ZoneInfo) -> dat
 
 
 async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
-    """Queue the client's message for one change, inside the change's transaction."""
+    """Queue the client's messages for one change, inside the change's transaction."""
     kind = _KINDS.get(event.kind)
-    if kind is None or not _mail_configured(core):
-        return  # no mail server set up: nothing is queued that could never be sent
+    if kind is None:
+        return
     practice = await session.get(Practice, event.practice_id)
     appt = await session.get(Appointment, event.appointment_id)
-    if practice is None or appt is None or not appt.client_email or appt.kind == ACTIVITY:
+    if practice is None or appt is None or appt.kind == ACTIVITY:
         return  # a tracked work event's attendees are colleagues, not clients
-    settings = dict(practice.settings or {})
-    if settings.get("client_notices", "on") == "off" or (kind == "booked" and not settings.get("client_notices_new")):
+    wanted = notice_settings(practice.settings, practice.name)
+    if not wanted.enabled or (kind == "booked" and not wanted.new):
         return
-    if await _platform_tells_clients(session, appt):
-        return
-    key = f"{appt.id}:{event.version}:{kind}:email"
-    if await session.scalar(select(ClientNotice.id).where(ClientNotice.key == key)) is not None:
-        return
-    if await _opted_out(session, practice.id, appt.client_email):
-        return
+    await queue_notice(core, session, practice, appt, wanted, kind=kind, key=f"{appt.id}:{event.version}:{kind}",
+                       sequence=event.version, available=configured_channels(core))
+
+
+async def queue_notice(core: Core, session: AsyncSession, practice: Practice, appt: Appointment,
+                       wanted: ClientNoticeSettings, *, kind: str, key: str, sequence: int,
+                       available: frozenset[str]) -> int:
+    """Queue one message per channel the practice uses and the client can be reached on; how many were queued.
+
+    Nothing is queued that could never be sent (`available`: no mail server, no Twilio), twice (the key), to a
+    client who opted out, or where the booking's platform tells its clients itself.
+    """
+    channels: list[tuple[str, str]] = []
+    if wanted.email and appt.client_email and "email" in available:
+        channels.append(("email", appt.client_email))
+    if wanted.sms and appt.client_phone and "sms" in available:
+        channels.append(("sms", appt.client_phone))
+    if not channels or await platform_tells_clients(session, appt):
+        return 0
     practitioner = await session.get(Practitioner, appt.practitioner_id) if appt.practitioner_id else None
     zone = ZoneInfo(practice.timezone)
     payload = {
         "start": appt.start.isoformat(), "end": appt.end.isoformat(), "zone": practice.timezone,
-        "practitioner": practitioner.name if practitioner else practice.name, "service": appt.service or "",
-        "location": appt.location_text or "", "practice": practice.name, "sequence": event.version,
-        "uid": f"clinicbot-{practice.id}-{appt.id}", "language": settings.get("client_language", "en"),
+        "practitioner": practitioner.name if practitioner else practice.name,
+        "service": (appt.service or "") if wanted.details else "",
+        "location": appt.location_text or "", "practice": practice.name, "sequence": sequence,
+        "uid": f"clinicbot-{practice.id}-{appt.id}", "language": wanted.language,
+        "template": wanted.templates.get(kind, ""),
     }
-    session.add(ClientNotice(
-        practice_id=practice.id, appointment_id=appt.id, key=key, kind=kind, channel="email",
-        recipient=appt.client_email, recipient_name=appt.client_name, payload=payload,
-        next_attempt_at=_quiet_until(settings, core.clock(), zone),
-    ))
+    due = quiet_until(wanted.quiet, core.clock(), zone)
+    queued = 0
+    for channel, raw in channels:
+        full_key = f"{key}:{channel}"
+        if await session.scalar(select(ClientNotice.id).where(ClientNotice.key == full_key)) is not None:
+            continue
+        recipient = raw if channel == "email" else (normal_phone(raw, wanted.phone_prefix) or "")
+        if recipient and await opted_out(session, practice.id, recipient):
+            continue
+        notice = ClientNotice(practice_id=practice.id, appointment_id=appt.id, key=full_key, kind=kind,
+                              channel=channel, recipient=recipient or raw, recipient_name=appt.client_name,
+                              payload=payload, next_attempt_at=due)
+        if not recipient:
+            # Visible in `clients status`, never sent to a guess of what the number means.
+            notice.status, notice.last_error = "failed", ("the client's phone number has no country code (+44...); "
+                                                          "set one with `client-notices prefix +44`")
+            await audit.record(session, actor="system:clients", action="client.notice_failed",
+                               practice_id=practice.id, appointment_id=appt.id,
+                               details={"kind": kind, "channel": channel, "outcome": "failed",
+                                        "error": notice.last_error})
+        session.add(notice)
+        queued += 1
+    return queued
 
 
 # --- sending --------------------------------------------------------------------------------------
 
 
-def _mail_configured(core: Core) -> bool:
-    return any(i.mail is not None and i.is_configured(core.settings) for i in registry.integrations())
-
-
-def _sender(core: Core) -> MailSender | None:
+def _mail_sender(core: Core) -> MailSender | None:
     for integration in registry.integrations():
         if integration.mail is not None:
             sender = integration.mail.open(core.settings)
@@ -269,31 +221,17 @@ def _sender(core: Core) -> MailSender | None:
     return None
 
 
-def _email(core: Core, notice: ClientNotice) -> ClientEmail:
-    p = dict(notice.payload or {})
-    words = _TEMPLATES.get(str(p.get("language")), _TEMPLATES["en"])
-    zone = ZoneInfo(str(p["zone"]))
-    start, end = datetime.fromisoformat(str(p["start"])), datetime.fromisoformat(str(p["end"]))
-    when = f"{start.astimezone(zone):%a %d %b %Y, %H:%M}"
-    client = (notice.recipient_name or "").split(" ")[0] or words["client"]
-    unsubscribe = f"{core.settings.base_url()}/unsubscribe?t={unsubscribe_token(notice.practice_id, notice.recipient)}"
-    fields = {
-        "client": client, "practitioner": p["practitioner"], "practice": p["practice"], "when": when,
-        "zone": p["zone"], "service": f"{p['service']} " if p.get("service") else "",
-        "location": words["location"].format(location=p["location"]) if p.get("location") else "",
-        "unsubscribe": unsubscribe,
-    }
-    text = words[notice.kind].format(**fields) + words["footer"].format(**fields)
-    method: Literal["REQUEST", "CANCEL"] = "CANCEL" if notice.kind == "cancelled" else "REQUEST"
-    invitation = Invitation(
-        uid=str(p["uid"]), sequence=int(p["sequence"]), method=method, start=start, end=end, tzid=str(p["zone"]),
-        summary=f"{p['service'] or 'Visit'} with {p['practitioner']}", location=str(p.get("location") or ""),
-        organizer_email=_from_address(core), organizer_name=str(p["practice"]),
-        attendee_email=notice.recipient, attendee_name=notice.recipient_name or "",
-    )
-    return ClientEmail(key=notice.key, to=notice.recipient, to_name=notice.recipient_name or "",
-                       subject=words[f"{notice.kind}_subject"].format(**fields), text=text,
-                       invitation=invitation, unsubscribe_url=unsubscribe)
+def _sms_sender(core: Core) -> tuple[SmsSender, str] | None:
+    """The texting integration's sender, and where its delivery reports come back (None: not set up there)."""
+    for integration in registry.integrations():
+        if integration.sms is not None:
+            sender = integration.sms.open(core.settings)
+            if sender is not None:
+                # Reports need an address the platform reaches: only with CLINICBOT_PUBLIC_URL set.
+                reports = f"{core.settings.base_url()}/sms/{integration.name}/status" \
+                    if integration.sms.status is not None and core.settings.public_url else ""
+                return sender, reports
+    return None
 
 
 def _from_address(core: Core) -> str:
@@ -306,6 +244,35 @@ def _from_address(core: Core) -> str:
     return "clinic@clinicbot.invalid"
 
 
+def _email(core: Core, notice: ClientNotice) -> ClientEmail:
+    p = dict(notice.payload or {})
+    values = fields(p, notice.recipient_name)
+    words = EMAIL_WORDS[values["language"]]
+    start, end = datetime.fromisoformat(str(p["start"])), datetime.fromisoformat(str(p["end"]))
+    unsubscribe = f"{core.settings.base_url()}/unsubscribe?t={unsubscribe_token(notice.practice_id, notice.recipient)}"
+    location = words["location"].format(location=values["location"]) if values["location"] else ""
+    filled = {**values, "location_": location, "unsubscribe": unsubscribe}
+    template = str(p.get("template") or "")
+    main = render_template(template, values) if template else words[notice.kind].format(**filled)
+    text = main + words["footer"].format(**filled)
+    method: Literal["REQUEST", "CANCEL"] = "CANCEL" if notice.kind == "cancelled" else "REQUEST"
+    invitation = Invitation(
+        uid=str(p["uid"]), sequence=int(p["sequence"]), method=method, start=start, end=end, tzid=str(p["zone"]),
+        summary=f"{p.get('service') or 'Visit'} with {p['practitioner']}", location=str(p.get("location") or ""),
+        organizer_email=_from_address(core), organizer_name=str(p["practice"]),
+        attendee_email=notice.recipient, attendee_name=notice.recipient_name or "",
+    )
+    return ClientEmail(key=notice.key, to=notice.recipient, to_name=notice.recipient_name or "",
+                       subject=words[f"{notice.kind}_subject"].format(**filled), text=text,
+                       invitation=invitation, unsubscribe_url=unsubscribe)
+
+
+def _sms(notice: ClientNotice, reports: str) -> ClientSms:
+    p = dict(notice.payload or {})
+    return ClientSms(key=notice.key, to=notice.recipient, text=sms_text(notice.kind, p, str(p.get("template") or "")),
+                     status_url=reports or None)
+
+
 @dataclass
 class SendStats:
     sent: int = 0
@@ -314,59 +281,151 @@ class SendStats:
     skipped: int = 0
 
 
+@dataclass
+class _Senders:
+    core: Core
+    mail: MailSender | None = None
+    sms: SmsSender | None = None
+    reports: str = ""
+    opened: bool = False
+
+    def get(self, channel: str) -> MailSender | SmsSender | None:
+        if not self.opened:
+            self.mail, self.opened = _mail_sender(self.core), True
+            texting = _sms_sender(self.core)
+            if texting is not None:
+                self.sms, self.reports = texting
+        return self.mail if channel == "email" else self.sms if channel == "sms" else None
+
+
+async def _stale_reason(session: AsyncSession, notice: ClientNotice, now: datetime) -> str | None:
+    """Why a message should no longer go (opted out; a reminder whose visit moved, was cancelled or passed)."""
+    if await opted_out(session, notice.practice_id, notice.recipient):
+        return "opted out"
+    if notice.kind == "reminder":
+        appt = await session.get(Appointment, notice.appointment_id) if notice.appointment_id else None
+        start = datetime.fromisoformat(str((notice.payload or {}).get("start")))
+        if appt is None or appt.status != "confirmed" or appt.start != start:
+            return "the visit changed after the reminder was queued"
+        if start <= now:
+            return "the visit began before the quiet hours ended"
+    return None
+
+
+async def _claim(session: AsyncSession, notice_id: int, now: datetime) -> bool:
+    """Take a pending message for this run (one replica wins); committed with the caller's transaction."""
+    claimed = await session.execute(
+        update(ClientNotice)
+        .where(ClientNotice.id == notice_id, ClientNotice.status == "pending", ClientNotice.next_attempt_at <= now)
+        .values(status="sending", attempts=ClientNotice.attempts + 1, next_attempt_at=now + LEASE)
+        .execution_options(synchronize_session=False))
+    return bool(getattr(claimed, "rowcount", 0))
+
+
+async def _record(core: Core, notice_id: int, stats: SendStats, outcome: str, error: str | None = None,
+                  retry: bool = False, wait: float | None = None, remote_id: str | None = None) -> None:
+    """Write one attempt's outcome and its audit entry (with the channel)."""
+    async with core.store.session() as s:
+        notice = await s.get(ClientNotice, notice_id)
+        if notice is None:
+            return
+        details: dict[str, Any] = {"kind": notice.kind, "channel": notice.channel, "outcome": outcome}
+        if outcome == "sent":
+            notice.status, notice.sent_at, notice.last_error = "sent", core.clock(), None
+            notice.remote_id = remote_id
+            stats.sent += 1
+            await audit.record(s, actor="system:clients", action="client.notified", practice_id=notice.practice_id,
+                               appointment_id=notice.appointment_id, details=details)
+            return
+        notice.last_error = (error or "")[:500]
+        if retry and notice.attempts < MAX_ATTEMPTS:
+            notice.status = "pending"
+            backoff = min(3600, 30 * 2 ** notice.attempts)
+            notice.next_attempt_at = core.clock() + timedelta(seconds=max(backoff, min(wait or 0, 86400)))
+            stats.retried += 1
+            return
+        notice.status = "failed"
+        stats.failed += 1
+        await audit.record(s, actor="system:clients", action="client.notice_failed", practice_id=notice.practice_id,
+                           appointment_id=notice.appointment_id, details={**details, "error": (error or "")[:200]})
+
+
+async def _take_up_stale(core: Core, now: datetime) -> None:
+    """Claims whose lease ran out (the sender crashed mid-send) go back to pending; attempts say it was tried."""
+    async with core.store.session() as s:
+        await s.execute(update(ClientNotice)
+                        .where(ClientNotice.status == "sending", ClientNotice.next_attempt_at <= now)
+                        .values(status="pending").execution_options(synchronize_session=False))
+
+
 async def send_due(core: Core, *, limit: int = 100) -> SendStats:
     """Send the client messages that are due (the leader's periodic job); one failure never stops the rest."""
     stats = SendStats()
     now = core.clock()
+    await _take_up_stale(core, now)
     async with core.store.session() as s:
-        due = (await s.scalars(select(ClientNotice).where(ClientNotice.status == "pending",
-                                                          ClientNotice.next_attempt_at <= now)
-                               .order_by(ClientNotice.next_attempt_at, ClientNotice.id).limit(limit))).all()
-        ids = [n.id for n in due]
-    if not ids:
-        return stats
-    sender = _sender(core)
-    if sender is None:
-        log.warning("client messages are waiting but no mail server is set up (CLINICBOT_SMTP_HOST)",
-                    extra={"waiting": len(ids)})
-        return stats
+        ids = list((await s.scalars(select(ClientNotice.id).where(ClientNotice.status == "pending",
+                                                                  ClientNotice.next_attempt_at <= now)
+                                    .order_by(ClientNotice.next_attempt_at, ClientNotice.id).limit(limit))).all())
+    senders = _Senders(core)
+    try:
+        await _send_each(core, ids, senders, stats, now)
+    finally:
+        if senders.sms is not None:
+            await senders.sms.aclose()
+    return stats
+
+
+async def _send_each(core: Core, ids: list[int], senders: _Senders, stats: SendStats, now: datetime) -> None:
+    missing: set[str] = set()
     for notice_id in ids:
         async with core.store.session() as s:
             notice = await s.get(ClientNotice, notice_id)
             if notice is None or notice.status != "pending":
                 continue
-            if await _opted_out(s, notice.practice_id, notice.recipient):
-                notice.status, notice.last_error = "skipped", "opted out"
+            sender = senders.get(notice.channel)
+            if sender is None:
+                missing.add(notice.channel)
+                continue
+            reason = await _stale_reason(s, notice, now)
+            if reason is not None:
+                notice.status, notice.last_error = "skipped", reason
                 stats.skipped += 1
                 continue
-            email = _email(core, notice)
-            notice.attempts += 1
-            try:
-                await sender.send(email)
-            except Refused as exc:
-                notice.status, notice.last_error = "failed", str(exc)[:500]
-                stats.failed += 1
-                await audit.record(s, actor="system:clients", action="client.notice_failed",
-                                   practice_id=notice.practice_id, appointment_id=notice.appointment_id,
-                                   details={"kind": notice.kind, "error": str(exc)[:200]})
-                continue
-            except ProviderError as exc:
-                notice.last_error = str(exc)[:500]
-                if notice.attempts >= MAX_ATTEMPTS:
-                    notice.status = "failed"
-                    stats.failed += 1
-                else:
-                    notice.next_attempt_at = core.clock() + timedelta(seconds=min(3600, 30 * 2 ** notice.attempts))
-                    stats.retried += 1
-                continue
-            notice.status, notice.sent_at, notice.last_error = "sent", core.clock(), None
-            stats.sent += 1
-            await audit.record(s, actor="system:clients", action="client.notified", practice_id=notice.practice_id,
-                               appointment_id=notice.appointment_id,
-                               details={"kind": notice.kind, "channel": notice.channel})
-    return stats
+            tried_before, channel = notice.attempts > 0, notice.channel
+            since = notice.created_at
+            message: ClientEmail | ClientSms = _email(core, notice) if notice.channel == "email" \
+                else _sms(notice, senders.reports)
+            if not await _claim(s, notice_id, now):
+                continue  # another replica took it meanwhile
+        # Claimed and committed: the network call runs outside any transaction.
+        try:
+            if isinstance(message, ClientSms):
+                sms_sender = cast(SmsSender, sender)
+                earlier = await sms_sender.find(message, since) if tried_before else None
+                if earlier is not None:
+                    await _record(core, notice_id, stats, "sent", remote_id=earlier)  # the earlier attempt got there
+                    continue
+                remote_id: str | None = await sms_sender.send(message)
+            else:
+                await cast(MailSender, sender).send(message)
+                remote_id = None
+        except Refused as exc:
+            await _record(core, notice_id, stats, "failed", str(exc))
+            continue
+        except RateLimited as exc:  # the platform said how long to wait: never sooner
+            await _record(core, notice_id, stats, "failed", str(exc), retry=True, wait=exc.retry_after)
+            continue
+        except ProviderError as exc:
+            await _record(core, notice_id, stats, "failed", str(exc), retry=True)
+            continue
+        except Exception as exc:  # one broken message never stops the others
+            log.exception("client message failed unexpectedly", extra={"channel": channel})
+            await _record(core, notice_id, stats, "failed", f"unexpected: {type(exc).__name__}", retry=True)
+            continue
+        await _record(core, notice_id, stats, "sent", remote_id=remote_id)
+    for lacking in missing:
+        log.warning("client messages are waiting but nothing is set up to send them",
+                    extra={"channel": lacking, "hint": "CLINICBOT_SMTP_HOST" if lacking == "email"
+                           else "CLINICBOT_TWILIO_ACCOUNT_SID"})
 
-
-async def send_job(core: Core) -> None:
-    """The periodic job's entry point."""
-    await send_due(core)

@@ -769,15 +769,19 @@ class ClientNotice(Base):
     recipient_name: Mapped[str | None] = mapped_column(EncryptedText)
     #: What the message says, fixed when queued: times, zone, practitioner, service, location, sequence.
     payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
-    #: pending | sent | failed | skipped (opted out, or nothing to send by the time it was due)
+    #: pending | sending (claimed) | sent | failed | bounced (taken, then not delivered) | skipped (opted out,
+    #: or nothing to send by the time it was due)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    #: The platform's id of the message once it took it (a Twilio SID): its delivery reports name it.
+    remote_id: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_client_notice_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_client_notice_due", "status", "next_attempt_at"),
+                      Index("ix_client_notice_remote_id", "remote_id"))
 
 
 class ClientOptOut(Base):
@@ -793,3 +797,21 @@ class ClientOptOut(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("practice_id", "address_hash", name="uq_client_optout_address"),)
+
+
+class SmsInbound(Base):
+    """A client's text already acted on (by its platform message id): a replayed STOP or START changes nothing.
+
+    Only the id, what it asked and when are kept; never the number or the text.
+    """
+
+    __tablename__ = "sms_inbound"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[str] = mapped_column(String(64))
+    #: stop | start | other
+    intent: Mapped[str] = mapped_column(String(8))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("provider", "message_id", name="uq_sms_inbound_message"),)

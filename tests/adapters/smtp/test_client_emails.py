@@ -123,7 +123,7 @@ async def test_a_moved_then_cancelled_visit_updates_itself_in_the_clients_calend
     core: Core, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, _port = smtp
-    appt_id = await visit(core)
+    appt_id = await visit(core, practice_settings={"client_details": True})  # the service is named only then
     async with core.store.session() as s:
         practice_id = (await s.get(Appointment, appt_id)).practice_id  # type: ignore[union-attr]
     new_start = NOW + timedelta(days=3, hours=5)
@@ -233,3 +233,24 @@ async def test_an_admin_opts_a_client_out_from_the_cli(core: Core, smtp: tuple[I
     assert smtp[0].messages == []
     status = await asyncio.to_thread(runner.invoke, main, ["clients", "status", "--json"], env=env)
     assert status.exit_code == 0 and '"sent": 0' in status.output
+
+
+async def test_without_details_no_service_and_a_practice_template_is_the_email_text(
+    core: Core, smtp: tuple[Inbox, int]
+) -> None:
+    template = "{client}, {practitioner} now sees you {date} at {time} ({location})."
+    appt_id = await visit(core, practice_settings={"client_channels": "both",
+                                                   "client_templates": {"moved": template}})
+    async with core.store.session() as s:
+        appt = await s.get(Appointment, appt_id)
+        assert appt is not None
+        appt.client_phone, practice_id = "+447700900123", appt.practice_id
+    await moves.move(core, practice_id, appt_id, NOW + timedelta(days=3), actor="cli:desk")
+    # Texts are on too, but this server has no Twilio: only the email is queued.
+    assert (await clients.send_due(core)).sent == 1
+    [moved] = smtp[0].messages
+    text = body(moved)
+    assert text.startswith("Jane, Dr Ann Lee now sees you Thu 08 May at 10:00 (12 High St).")
+    assert "Reiki" not in text and "Reiki" not in invitation(moved) and "/unsubscribe?t=" in text
+    async with core.store.session() as s:
+        assert [n.channel for n in (await s.scalars(select(ClientNotice))).all()] == ["email"]
