@@ -80,6 +80,10 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         "booked": "Hello {client},\n\nyour {service}visit with {practitioner} at {practice} is booked for "
                   "{when} ({zone}).{location}\n\nThe attached invitation adds it to your calendar.",
         "location": "\nWhere: {location}",
+        "proposed_subject": "A time for your visit with {practitioner}: {when}",
+        "proposed": "Hello {client},\n\nthank you for asking {practice} for a {service}visit. We can see you on "
+                    "{when} ({zone}) with {practitioner}.{location}\n\nTo book it, confirm here:\n{confirm}\n\n"
+                    "If the time does not suit you, reply to this email and we will find another.",
         "footer": "\n\n{practice}\nNo more messages about your visits: {unsubscribe}",
         "client": "there",
     },
@@ -94,6 +98,10 @@ _TEMPLATES: dict[str, dict[str, str]] = {
         "booked": "Hola {client}:\n\nsu cita {service}con {practitioner} en {practice} está reservada para el "
                   "{when} ({zone}).{location}\n\nLa invitación adjunta la añade a su calendario.",
         "location": "\nLugar: {location}",
+        "proposed_subject": "Una hora para su cita con {practitioner}: {when}",
+        "proposed": "Hola {client}:\n\ngracias por pedir una cita {service}en {practice}. Podemos atenderle el "
+                    "{when} ({zone}) con {practitioner}.{location}\n\nPara reservarla, confirme aquí:\n{confirm}\n\n"
+                    "Si la hora no le conviene, responda a este correo y buscaremos otra.",
         "footer": "\n\n{practice}\nPara no recibir más mensajes sobre sus citas: {unsubscribe}",
         "client": "",
     },
@@ -280,9 +288,14 @@ def _email(core: Core, notice: ClientNotice) -> ClientEmail:
         "client": client, "practitioner": p["practitioner"], "practice": p["practice"], "when": when,
         "zone": p["zone"], "service": f"{p['service']} " if p.get("service") else "",
         "location": words["location"].format(location=p["location"]) if p.get("location") else "",
-        "unsubscribe": unsubscribe,
+        "unsubscribe": unsubscribe, "confirm": str(p.get("confirm_url") or ""),
     }
     text = words[notice.kind].format(**fields) + words["footer"].format(**fields)
+    if notice.kind == "proposed":
+        # A proposal is not booked yet: no invitation until the client confirms (then the booking's own
+        # notice, when the practice sends those, carries it).
+        return ClientEmail(key=notice.key, to=notice.recipient, to_name=notice.recipient_name or "",
+                           subject=words["proposed_subject"].format(**fields), text=text, unsubscribe_url=unsubscribe)
     method: Literal["REQUEST", "CANCEL"] = "CANCEL" if notice.kind == "cancelled" else "REQUEST"
     invitation = Invitation(
         uid=str(p["uid"]), sequence=int(p["sequence"]), method=method, start=start, end=end, tzid=str(p["zone"]),
