@@ -20,6 +20,7 @@ from aiohttp import web
 from adapters.kit.http import default_ssl_context
 from bot.alarm_alerts import setup_alarm_alerts
 from bot.conflict_alerts import setup_conflict_alerts
+from bot.http.lead_confirm import setup_lead_confirm
 from bot.http.oauth import setup_oauth
 from bot.http.unsubscribe import setup_unsubscribe
 from bot.http.webhooks import setup_webhooks
@@ -50,6 +51,7 @@ def _components() -> list[tuple[str, Component]]:
     comps: list[tuple[str, Component]] = [
         ("sync", setup_sync), ("webhooks", setup_webhooks), ("oauth", setup_oauth), ("teams", setup_teams),
         ("slack", setup_slack), ("conflict_alerts", setup_conflict_alerts), ("unsubscribe", setup_unsubscribe),
+        ("lead_confirm", setup_lead_confirm),
     ]
     comps.append(("scheduler", setup_scheduler))
     comps.append(("alarms", setup_alarm_alerts))

@@ -21,13 +21,16 @@ __all__ = [
     "Action",
     "AskCancel",
     "BookFollowUp",
+    "BookLead",
     "CancelConfirmed",
     "KeepBooking",
     "MapStaffMember",
     "MarkAttended",
+    "MarkLeadLost",
     "MarkNoShow",
     "OpenReschedule",
     "PickSlot",
+    "ProposeLead",
     "ShowDetails",
     "SubmitReschedule",
     "decode",
@@ -130,9 +133,35 @@ class MapStaffMember:
     practitioner_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ProposeLead:
+    """A lead card's Propose: email the client this slot with a confirm link."""
+
+    lead_id: int
+    practitioner_id: int
+    start: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BookLead:
+    """A lead card's Book: book the lead into this slot directly (staff agreed it with the client)."""
+
+    lead_id: int
+    practitioner_id: int
+    start: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MarkLeadLost:
+    """A lead card's Mark lost."""
+
+    lead_id: int
+
+
 Action = (
     OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails | KeepBooking
-    | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember
+    | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember | ProposeLead | BookLead
+    | MarkLeadLost
 )
 
 #: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
@@ -149,6 +178,9 @@ ACTION_IDS: dict[str, type[Any]] = {
     "conflict_keep": KeepBooking,
     "conflict_accept": AcceptCalendar,
     "staff_map": MapStaffMember,
+    "lead_propose": ProposeLead,
+    "lead_book": BookLead,
+    "lead_lost": MarkLeadLost,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
@@ -176,6 +208,9 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     KeepBooking: (("c", "conflict_id", True),),
     AcceptCalendar: (("c", "conflict_id", True),),
     MapStaffMember: (("c", "calendar_id", True), ("p", "practitioner_id", False)),
+    ProposeLead: (("l", "lead_id", True), ("p", "practitioner_id", True), ("s", "start", True)),
+    BookLead: (("l", "lead_id", True), ("p", "practitioner_id", True), ("s", "start", True)),
+    MarkLeadLost: (("l", "lead_id", True),),
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 
@@ -201,7 +236,7 @@ def _ascii_digits(text: str) -> bool:
 
 
 def _convert(attr: str, raw: Any) -> Any:
-    if attr in ("appointment_id", "version", "practitioner_id", "conflict_id", "calendar_id"):
+    if attr in ("appointment_id", "version", "practitioner_id", "conflict_id", "calendar_id", "lead_id"):
         text = str(raw)
         if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not _ascii_digits(text) or len(text) > 12:
             raise _bad(f"{attr} must be a whole number")

@@ -214,7 +214,7 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
         # A form endpoint: its address and secret, made now and shown this once (admins only).
         require_admin(actor, f"connect {integration.title}")
         made = await add_signed_form(core, integration.name, practice_id=actor.practice_id, actor=actor.audit_name)
-        return ConnectInfo(cmd.provider, title, url=made.url, steps=(
+        return ConnectInfo(cmd.provider, title, steps=(
             f"Connection {made.connection_id}: the website posts each submission to {made.url}",
             f"Signing secret (shown this once; keep it like a password, on the website's server only): "
             f"{made.secret}",

@@ -11,6 +11,7 @@ handle or a chat user's display name.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -56,6 +57,7 @@ __all__ = [
     "ShowAppointment",
     "ShowConflicts",
     "ShowHelp",
+    "ShowLeads",
     "ShowShifts",
     "ShowStatus",
     "ShowWhoami",
@@ -219,6 +221,13 @@ class SetMirrorEdits:
     mode: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ShowLeads:
+    """`leads [L-12]`: the open leads, or one lead with the free slots that fit its preference."""
+
+    lead_id: int | None = None
+
+
 Command = (
     ShowHelp
     | ShowAgenda
@@ -244,6 +253,7 @@ Command = (
     | ShowLocations
     | AddLocation
     | FindSlots
+    | ShowLeads
 )
 
 
@@ -410,6 +420,17 @@ def _p_remind(args: list[str], rest: str) -> Command:
 def _p_conflicts(args: list[str], rest: str) -> Command:
     _no_more(args, 0, "conflicts")
     return ShowConflicts()
+
+
+def _p_leads(args: list[str], rest: str) -> Command:
+    example = "leads L-12"
+    if not args:
+        return ShowLeads()
+    _no_more(args, 1, example)
+    m = re.fullmatch(r"L-?(\d{1,9})", args[0], re.IGNORECASE)
+    if m is None:
+        raise ParseError(f"{args[0]!r} is not a lead id; lead ids look like L-12", example)
+    return ShowLeads(int(m.group(1)))
 
 
 def _p_mirror_edits(args: list[str], rest: str) -> Command:
@@ -624,6 +645,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "admin",
         _p_mirror_edits,
         aliases=("calendar-edits",),
+    ),
+    CommandSpec(
+        "leads",
+        "leads [L-12]",
+        "prospective clients from forms; one lead with the free slots that fit its preferred times",
+        "leads L-12",
+        "staff",
+        _p_leads,
+        aliases=("lead",),
     ),
 )
 _DAY_WORDS = (

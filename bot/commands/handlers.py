@@ -15,6 +15,7 @@ from bot.commands import (
     conflicts,
     disconnect,
     followups,
+    leads,
     mirror_edits,
     reminders,
     settings,
@@ -28,13 +29,16 @@ from bot.commands.actions import (
     Action,
     AskCancel,
     BookFollowUp,
+    BookLead,
     CancelConfirmed,
     KeepBooking,
     MapStaffMember,
     MarkAttended,
+    MarkLeadLost,
     MarkNoShow,
     OpenReschedule,
     PickSlot,
+    ProposeLead,
     ShowDetails,
     SubmitReschedule,
 )
@@ -55,6 +59,7 @@ from bot.commands.grammar import (
     ShowAppointment,
     ShowConflicts,
     ShowHelp,
+    ShowLeads,
     ShowShifts,
     ShowStatus,
     ShowWhoami,
@@ -152,6 +157,14 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await settings.add_location(core, actor, command)
         case FindSlots():
             return await settings.find_slots(core, actor, command)
+        case ShowLeads():
+            return await leads.show_leads(core, actor, command)
+        case ProposeLead():
+            return await leads.propose(core, actor, command)
+        case BookLead():
+            return await leads.book(core, actor, command)
+        case MarkLeadLost():
+            return await leads.lost(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

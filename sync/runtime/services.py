@@ -19,7 +19,8 @@ from sync.runtime.notifier import Notifier
 from sync.runtime.syncqueue import Runner, SyncQueue
 from sync.store.model import Calendar, Connection
 
-__all__ = ["ActorCacheLike", "ConnectUrl", "DeliveryLog", "FaultInjector", "LeadIntake", "ProviderFactory", "Services", "Stoppable"]
+__all__ = ["ActorCacheLike", "ConnectUrl", "DeliveryLog", "FaultInjector", "LeadIntake", "ProviderFactory", "Services",
+           "Stoppable"]
 
 #: Opens a provider for one calendar instead of its adapter (tests, embedders).
 ProviderFactory = Callable[[Connection, Calendar], CalendarProvider]
