@@ -249,7 +249,7 @@ async def intake_lead(core: Core, connection_id: int | None, form: LeadInput, *,
                 await s.flush()
                 outcome = "new"
                 await audit.record(s, actor=f"lead:{source}", action="lead.new", practice_id=practice_id,
-                                   details={"lead": row.ref, "source": source, "status": "new"})
+                                   details={"lead": row.ref, "source": source, "to": "new"})
             else:
                 row.name = row.name or form.name or None
                 row.email, row.email_hash = row.email or form.email or None, row.email_hash or email_hash
