@@ -21,6 +21,7 @@ BENCHMARKS = {
     "series_sweep": "the one-minute reminder sweep over 500 recurring series vs 500 plain appointments",
     "booking_webhooks": "1,000 signed Square deliveries (20% duplicates) at 32 concurrent vs a bare HMAC handler",
     "nylas_poll": "an incremental poll of a 2,000-event Nylas calendar vs listing the window again (issue 16)",
+    "lead_forms": "400 signed lead forms (some people twice, 10% replays) at 16 concurrent vs a bare HMAC handler; staff cards",
     "shift_publish": "5,000 shifts for 200 people to Outlook on the throttling fake Graph vs the request minimum and the throttle floor",
 }
 

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,6 +42,7 @@ from sync.services.practices import find_practitioner
 from sync.services.slots import DEFAULT_MINUTES
 from sync.store import audit
 from sync.store.crypto import current_box
+from sync.store.database import hold_write_lock
 from sync.store.model import (
     Appointment,
     ClientNotice,
@@ -79,6 +80,8 @@ __all__ = [
 LEAD_STATES = ("new", "proposed", "booked", "lost")
 OPEN_STATES = ("new", "proposed")
 MERGE_DAYS = 30
+#: The first key of the PostgreSQL advisory lock that serializes one practice's lead intake.
+INTAKE_LOCK = 726354018
 #: How long a proposal's confirm link works.
 PROPOSAL_DAYS = 3
 #: How far ahead the card looks for slots that fit, and how many it offers.
@@ -222,6 +225,12 @@ async def intake_lead(core: Core, connection_id: int | None, form: LeadInput, *,
                 practice_id = int(from_conn)
             if practice_id is None or await s.get(Practice, practice_id) is None:
                 raise NotFound("that practice no longer exists")
+            # Two forms from one person at once must merge, not make two leads: the practice's intake
+            # runs one at a time from the lookup to the commit (SQLite: the write lock; PostgreSQL: an
+            # advisory lock per practice, held until the transaction ends).
+            await hold_write_lock(s)
+            if s.bind is not None and s.bind.dialect.name == "postgresql":
+                await s.execute(text("SELECT pg_advisory_xact_lock(:k, :p)"), {"k": INTAKE_LOCK, "p": practice_id})
             taken = await s.scalar(select(SubmissionRow).where(SubmissionRow.source == source,
                                                                 SubmissionRow.submission_id == form.submission_id))
             if taken is not None:

@@ -4,6 +4,7 @@ taken meanwhile books nothing; only staff may press."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -144,3 +145,14 @@ async def test_the_card_buttons_book_and_lose_and_only_staff_press_them(core: Co
     verbs = [a["verb"] for c in body if c.get("type") == "Container" for i in c["items"] if i["type"] == "ActionSet"
              for a in i["actions"]]
     assert verbs.count("lead_book") == 3 and [a["verb"] for a in actions] == ["lead_lost"]
+
+
+async def test_forms_from_one_person_at_the_same_moment_make_one_lead(core: Core) -> None:
+    practice_id, _ = await _clinic(core)
+    made = await asyncio.gather(*(leads.intake_lead(core, None, LeadInput(
+        submission_id=f"burst-{n}", email="ann@example.org", preferred_times=("after 5pm",)),
+        source="leadform", practice_id=practice_id) for n in range(6)))
+    assert sorted(m.outcome for m in made) == ["merged"] * 5 + ["new"] and len({m.id for m in made}) == 1
+    async with core.store.session() as s:
+        [row] = (await s.scalars(select(LeadRow))).all()
+    assert row.submissions == 6
