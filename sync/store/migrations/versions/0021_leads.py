@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("service", sa.String(length=200), nullable=True),
         sa.Column("practitioner_id", sa.Integer(), nullable=True),
         sa.Column("location_id", sa.Integer(), nullable=True),
-        sa.Column("wishes", sa.Text(), nullable=True),
+        sa.Column("wishes", sa.Text(), nullable=False),
         sa.Column("preference", sa.JSON(), nullable=False),
         sa.Column("submissions", sa.Integer(), nullable=False),
         sa.Column("proposed_start", sa.DateTime(timezone=True), nullable=True),
