@@ -12,11 +12,13 @@ import pytest
 from sqlalchemy import select
 
 from bot.commands.actions import BookLead, MarkLeadLost, ProposeLead, decode, encode
+from bot.commands.errors import ParseError
+from bot.commands.grammar import GRAMMAR, ShowLeads, parse
 from bot.commands.handlers import handle
 from bot.commands.leads import lead_view
 from bot.slack.render import message
 from bot.teams.cards import render_parts
-from bot.views import Error, LeadCardView
+from bot.views import Error, LeadCardView, LeadList
 from sync.contract.leads import LeadInput
 from sync.runtime.core import Core
 from sync.services import leads
@@ -156,3 +158,23 @@ async def test_forms_from_one_person_at_the_same_moment_make_one_lead(core: Core
     async with core.store.session() as s:
         [row] = (await s.scalars(select(LeadRow))).all()
     assert row.submissions == 6
+
+
+async def test_the_leads_command_lists_open_leads_and_shows_one_with_its_slots(core: Core) -> None:
+    practice_id, _ = await _clinic(core)
+    assert parse("leads") == ShowLeads() and parse("lead L-3") == ShowLeads(3)
+    with pytest.raises(ParseError, match="lead ids look like L-12"):
+        parse("leads A-3")
+    assert GRAMMAR[-1].name == "leads"  # new commands go last: the Teams manifest lists the first 12
+    empty = await handle(core, _staff(practice_id), ShowLeads())
+    assert isinstance(empty, LeadList) and empty.cards == () and "connect leadform" in empty.empty_text
+    first, second = await _lead(core, practice_id), await _lead(core, practice_id, 2, email="bo@example.org")
+    await leads.mark_lost(core, practice_id, first, actor="slack:T1/US")
+    listed = await handle(core, _staff(practice_id), ShowLeads())
+    assert isinstance(listed, LeadList) and [c.ref for c in listed.cards] == [f"L-{second}"]
+    one = await handle(core, _staff(practice_id), ShowLeads(second))
+    assert isinstance(one, LeadCardView) and len(one.slots) == 3
+    nobody = await handle(core, _staff(practice_id, frozenset()), ShowLeads())
+    assert isinstance(nobody, Error) and nobody.kind == "forbidden"
+    missing = await handle(core, _staff(practice_id), ShowLeads(999))
+    assert isinstance(missing, Error) and missing.kind == "not_found"
