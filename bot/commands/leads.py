@@ -70,9 +70,10 @@ async def propose(core: Core, actor: Actor, action: ProposeLead) -> View:
     require_staff(actor, "propose a time to a lead")
     made = await leads.propose(core, actor.practice_id, action.lead_id, action.practitioner_id, action.start,
                                actor=actor.audit_name)
+    told = "the client is emailed a link to confirm." if made.mail_ready else (
+        "the email with the confirm link waits: this server has no mail server set up yet (CLINICBOT_SMTP_HOST).")
     return await lead_view(core, actor.practice_id, action.lead_id,
-                           f"Proposed {moment_label(made.start, made.timezone)} with {made.practitioner}: "
-                           "the client is emailed a link to confirm.")
+                           f"Proposed {moment_label(made.start, made.timezone)} with {made.practitioner}: {told}")
 
 
 async def book(core: Core, actor: Actor, action: BookLead) -> View:

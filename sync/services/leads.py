@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract.leads import LEAD_FIELD_LIMIT, LeadInput
+from sync.integrations import registry
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
 from sync.services import appointments, availability
@@ -151,6 +152,8 @@ class Proposal:
     end: datetime
     timezone: str
     service: str
+    #: Whether a mail server is set up: without one the email waits (queued) until it is.
+    mail_ready: bool = True
 
 
 def contact_hash(kind: str, value: str | None) -> str | None:
@@ -473,7 +476,12 @@ async def propose(core: Core, practice_id: int, lead_id: int, practitioner_id: i
         await audit.record(s, actor=actor, action="lead.proposed", practice_id=practice_id,
                            details={"lead": row.ref, "from": was, "to": "proposed", "practitioner_id": practitioner_id,
                                     "start": start.isoformat()})
-        return Proposal(row.id, practice.name, person.name, start, end, practice.timezone, row.service or "")
+        return Proposal(row.id, practice.name, person.name, start, end, practice.timezone, row.service or "",
+                        mail_ready=_mail_ready(core))
+
+
+def _mail_ready(core: Core) -> bool:
+    return any(i.mail is not None and i.is_configured(core.settings) for i in registry.integrations())
 
 
 async def _create_visit(core: Core, s: AsyncSession, row: LeadRow, practitioner_id: int, start: datetime,

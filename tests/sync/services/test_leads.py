@@ -118,6 +118,7 @@ async def test_the_card_buttons_book_and_lose_and_only_staff_press_them(core: Co
     lead_id = await _lead(core, practice_id)
     card = await handle(core, _staff(practice_id), decode("lead_propose", encode(ProposeLead(lead_id, kim, TUE_2PM))[1]))
     assert isinstance(card, LeadCardView) and "Proposed Tue 3 Jun 14:00 with Dr Kim" in card.outcome
+    assert "no mail server set up yet" in card.outcome  # this server has none: the email waits, queued
 
     # Someone without a role cannot press; a slot in the past is refused; nothing changes.
     refused = await handle(core, _staff(practice_id, frozenset()), BookLead(lead_id, kim, TUE_3PM))
