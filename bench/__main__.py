@@ -23,6 +23,7 @@ BENCHMARKS = {
     "nylas_poll": "an incremental poll of a 2,000-event Nylas calendar vs listing the window again (issue 16)",
     "client_texts": "the 24 h client-reminder sweep over 2,000 visits and 300 texts to the loopback Twilio "
                     "vs one lookup per visit and bare POSTs",
+    "lead_forms": "400 signed lead forms (some people twice, 10% replays) at 16 concurrent vs a bare HMAC handler; staff cards",
     "shift_publish": "5,000 shifts for 200 people to Outlook on the throttling fake Graph vs the request minimum and the throttle floor",
 }
 

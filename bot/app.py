@@ -21,6 +21,7 @@ from adapters.kit.http import default_ssl_context
 from bot.alarm_alerts import setup_alarm_alerts
 from bot.conflict_alerts import setup_conflict_alerts
 from bot.http.files import setup_files
+from bot.http.lead_confirm import setup_lead_confirm
 from bot.http.oauth import setup_oauth
 from bot.http.sms import setup_sms
 from bot.http.unsubscribe import setup_unsubscribe
@@ -55,6 +56,7 @@ def _components() -> list[tuple[str, Component]]:
         ("slack", setup_slack), ("conflict_alerts", setup_conflict_alerts), ("unsubscribe", setup_unsubscribe),
         ("files", setup_files),
         ("sms", setup_sms),
+        ("lead_confirm", setup_lead_confirm),
     ]
     comps.append(("scheduler", setup_scheduler))
     comps.append(("alarms", setup_alarm_alerts))

@@ -17,6 +17,7 @@ from bot.commands import shift_day
 from bot.commands.conflicts import notice_view
 from bot.commands.dms import notification_view
 from bot.commands.identity import Actor, actor_for_identity
+from bot.commands.leads import lead_view
 from bot.commands.present import appointment_detail
 from bot.views import Error, Notice, Reconnect, View
 from sync.notify.recipients import chat_recipients
@@ -61,6 +62,8 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
             url=n.data.get("url"),
             steps=tuple(str(s) for s in n.data.get("steps", ())),
         )
+    if n.kind == "lead" and "lead_id" in n.data:
+        return await lead_view(core, n.practice_id, int(n.data["lead_id"]))
     if n.kind in ("conflict", "double_booking") and "conflict_id" in n.data:
         return await notice_view(core, int(n.data["conflict_id"]))
     if n.appointment_ids:

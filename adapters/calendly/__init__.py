@@ -19,7 +19,7 @@ from adapters.calendly.webhooks import CalendlySubscriptions, CalendlyWebhooks
 from adapters.kit.oauth import BearerAuth, RefreshingTokens
 from sync.contract import CalendarInfo, ConnectionInfo
 from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract.integration import CalendarSlot, ConnectOption, ConnectSpec, HostSettings, Integration, Profile
 
 __all__ = ["INTEGRATION", "CalendlyBookings", "discover", "open_calendar", "open_source", "tokens"]
 
@@ -40,7 +40,7 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> CalendlyBookings:
     if creds.get("refresh_token"):
         token = BearerAuth(tokens(conn, host))
     client = CalendlyClient(calendly_settings(host).calendly_api_url, token, transport=conn.transport)
-    return CalendlyBookings(client)
+    return CalendlyBookings(client, routing_forms=str(conn.config.get("routing_forms") or "off") == "on")
 
 
 async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
@@ -80,6 +80,10 @@ INTEGRATION = Integration(
         ),
         primary_role="source",
         other_role="source",
+        options=(ConnectOption(
+            "routing_forms", "Read routing form submissions as leads (the account must be the organization's "
+                             "owner or an admin: Calendly sends them to organization subscriptions only).",
+            choices=("on", "off"), default="off"),),
         setup_hint="set CLINICBOT_CALENDLY_CLIENT_ID and CLINICBOT_CALENDLY_CLIENT_SECRET "
                    "(or connect with a personal access token on the command line)",
     ),

@@ -75,8 +75,10 @@ class CalendlyBookings:
     name = PROVIDER
     capabilities = BookingCapabilities(fetch=True, reschedule=False, cancel=True)
 
-    def __init__(self, client: CalendlyClient) -> None:
+    def __init__(self, client: CalendlyClient, *, routing_forms: bool = False) -> None:
         self.client = client
+        #: Routing form submissions are read as leads (the connection's `routing_forms: on`).
+        self.routing_forms = routing_forms
         self._organization: str | None = None
         self._user: str | None = None
 

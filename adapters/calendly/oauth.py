@@ -66,7 +66,8 @@ class CalendlyOAuth:
         state = secrets.token_urlsafe(24)
         query = urlencode({"client_id": client_id, "response_type": "code", "redirect_uri": redirect_uri,
                            "state": state})
-        return OAuthStart(f"{base}/oauth/authorize?{query}", state, {"redirect_uri": redirect_uri})
+        return OAuthStart(f"{base}/oauth/authorize?{query}", state,
+                          {"redirect_uri": redirect_uri, "routing_forms": options.get("routing_forms", "off")})
 
     async def finish(self, host: HostSettings, *, secret: dict[str, Any], query: Mapping[str, str],
                      transport: Any = None) -> Connected:
@@ -86,5 +87,6 @@ class CalendlyOAuth:
             calendars = await source.staff()
         finally:
             await source.aclose()
-        return Connected(account=creds["owner"] or "Calendly account", config={}, credentials=creds,
+        config = {"routing_forms": "on"} if secret.get("routing_forms") == "on" else {}
+        return Connected(account=creds["owner"] or "Calendly account", config=config, credentials=creds,
                          calendars=calendars)

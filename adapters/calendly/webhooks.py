@@ -7,6 +7,11 @@ A delivery only says to look: it requests a sync, which reads the booking from t
 deliveries of a reschedule (invitee.canceled with rescheduled, invitee.created naming the old
 invitee) therefore make one move.
 
+Routing form submissions (`routing_form_submission.created`) are leads, handed to the core's lead
+intake (adapters.calendly.routing_forms); Calendly sends them to organization-scope subscriptions
+only, so with the connection's `routing_forms: on` the token owner's calendar subscribes at
+organization scope (when the token may: an owner's or admin's).
+
 Subscriptions are per booking calendar (user scope), made with a signing key clinicbot chooses and
 stores encrypted. Calendly disables a subscription after 24 h of failed deliveries (`state:
 disabled`; it then delivers nothing) and deletes one answered 410, which the webhook route never
@@ -26,8 +31,9 @@ from datetime import UTC, datetime, timedelta
 
 from adapters.calendly.bookings import CalendlyBookings, uuid_of
 from adapters.calendly.client import PROVIDER
+from adapters.calendly.routing_forms import ROUTING_EVENT, lead_from_submission
 from adapters.calendly.settings import calendly_settings
-from sync.contract import BadPayload, CalendarProvider, NotFound, Refused
+from sync.contract import BadPayload, CalendarProvider, NotFound, Refused, Unavailable
 from sync.contract.booking import BookingCalendar
 from sync.contract.integration import (
     Channel,
@@ -38,7 +44,8 @@ from sync.contract.integration import (
     WebhookRequest,
 )
 
-__all__ = ["EVENTS", "SIGNATURE_HEADER", "CalendlySubscriptions", "CalendlyWebhooks", "sign", "verify_signature"]
+__all__ = ["EVENTS", "ROUTING_EVENT", "SIGNATURE_HEADER", "CalendlySubscriptions", "CalendlyWebhooks", "sign",
+           "verify_signature"]
 
 log = logging.getLogger("clinicbot.calendly")
 SIGNATURE_HEADER = "calendly-webhook-signature"
@@ -97,8 +104,24 @@ class CalendlyWebhooks:
             invitee = str(envelope["payload"]["uri"])
         except (ValueError, KeyError, TypeError):
             return WebhookAnswer(400, "not a Calendly invitee delivery")
+        if kind == ROUTING_EVENT:
+            try:
+                lead = lead_from_submission(envelope["payload"])
+            except BadPayload:
+                return WebhookAnswer(400, "not a routing form submission")
         if not await desk.first_delivery(f"{kind}:{invitee}"):
             return WebhookAnswer(401, "replayed delivery")
+        if kind == ROUTING_EVENT:
+            # A lead, not a booking: nothing to sync. One the core cannot take (no email or phone) is
+            # answered 2xx all the same: Calendly would only resend it, and then delete the subscription.
+            try:
+                await desk.intake_lead(lead)
+            except (BadPayload, Refused) as exc:
+                log.warning("calendly routing form not taken as a lead",
+                            extra={"connection": desk.connection_id, "error": str(exc)[:200]})
+            except Unavailable:
+                return WebhookAnswer(503, "leads are not taken right now")
+            return WebhookAnswer(200, "ok")
         if kind in EVENTS:
             await desk.sync(channel, kind)
         return WebhookAnswer(200, "ok")
@@ -130,11 +153,24 @@ class CalendlySubscriptions:
                                          renewed=True, in_place=True)
             except NotFound:
                 pass
-        _, org = await source.me()
+        owner, org = await source.me()
         key = secrets.token_urlsafe(32)
-        made = (await source.client.request("POST", "/webhook_subscriptions", json={
-            "url": url, "events": list(EVENTS), "organization": org, "user": user, "scope": "user",
-            "signing_key": key})).get("resource") or {}
+        made: dict[str, object] = {}
+        if user == owner and source.routing_forms:
+            # With `routing_forms: on`, the token owner's calendar also carries routing form submissions
+            # (leads), which Calendly delivers to organization-scope subscriptions only; a token that may
+            # not make one (not an owner or admin: 403) keeps the user-scope subscription, without leads.
+            try:
+                made = (await source.client.request("POST", "/webhook_subscriptions", json={
+                    "url": url, "events": [*EVENTS, ROUTING_EVENT], "organization": org, "scope": "organization",
+                    "signing_key": key})).get("resource") or {}
+            except Refused:
+                log.info("calendly: no organization subscription allowed; routing forms are not read",
+                         extra={"user": uuid_of(user)})
+        if not made:
+            made = (await source.client.request("POST", "/webhook_subscriptions", json={
+                "url": url, "events": list(EVENTS), "organization": org, "user": user, "scope": "user",
+                "signing_key": key})).get("resource") or {}
         uri = made.get("uri")
         if not isinstance(uri, str) or not uri:
             raise BadPayload("calendly: the new subscription has no uri", provider=PROVIDER)

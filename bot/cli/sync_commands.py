@@ -37,6 +37,7 @@ from sync.services.connections import (
     set_calendar,
 )
 from sync.services.errors import ServiceError
+from sync.services.form_connections import add_signed_form
 from sync.services.practices import PracticeError, default_practice, find_practitioner, the_practice
 from sync.services.removals import remove_connection
 from sync.services.settings import calendar_settings
@@ -155,6 +156,9 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
         raise SystemExit(2)
     integration_name = integration.name
     spec = integration.connect
+    if "signed_form" in spec.kinds:
+        await _add_signed_form(core, integration, practice_name, as_json)
+        return
     given = {k: v for k, v in options.items() if v is not None}
     declared = {o.name: o for o in spec.options}
     for name, value in given.items():
@@ -185,6 +189,24 @@ async def connection_add(core: Core, integration_name: str, url: str | None, use
             return
         await _add(core, integration_name, target, username, password_env, practitioner, practice_name, as_json,
                    given, secret_envs)
+
+
+async def _add_signed_form(core: Core, integration: Integration, practice_name: str | None, as_json: bool) -> None:
+    try:
+        made = await add_signed_form(core, integration.name, practice_name=practice_name, actor=cli_actor())
+    except (PracticeError, ProviderError, ServiceError) as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        emit({"id": made.connection_id, "provider": integration.name, "url": made.url, "secret": made.secret},
+             None, True)
+        return
+    click.echo(f"Connection {made.connection_id}: {integration.title}. Post each submission to:")
+    click.echo(made.url)
+    click.echo("Signing secret (shown this once; clinicbot keeps only an encrypted copy):")
+    click.echo(made.secret)
+    for number, step in enumerate(integration.connect.steps[1:], 1):
+        click.echo(f"  {number}. {step}")
 
 
 async def _start_sign_in(core: Core, integration: Integration, practice_name: str | None,

@@ -21,15 +21,18 @@ __all__ = [
     "Action",
     "AskCancel",
     "BookFollowUp",
+    "BookLead",
     "CancelConfirmed",
     "KeepBooking",
     "MapShiftPerson",
     "MapStaffMember",
     "MarkAttended",
+    "MarkLeadLost",
     "MarkNoShow",
     "OpenReschedule",
     "OpenShiftMapping",
     "PickSlot",
+    "ProposeLead",
     "SetShiftField",
     "SetShiftFlag",
     "ShowDetails",
@@ -180,11 +183,36 @@ class UntrackEvent:
     event: str
 
 
+@dataclass(frozen=True, slots=True)
+class ProposeLead:
+    """A lead card's Propose: email the client this slot with a confirm link."""
+
+    lead_id: int
+    practitioner_id: int
+    start: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BookLead:
+    """A lead card's Book: book the lead into this slot directly (staff agreed it with the client)."""
+
+    lead_id: int
+    practitioner_id: int
+    start: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MarkLeadLost:
+    """A lead card's Mark lost."""
+
+    lead_id: int
+
+
 Action = (
     OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails | KeepBooking
     | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember | OpenShiftMapping
     | SetShiftField | MapShiftPerson | SetShiftFlag
-    | TrackEvent | UntrackEvent
+    | TrackEvent | UntrackEvent | ProposeLead | BookLead | MarkLeadLost
 )
 
 #: wire id -> action class. Front ends prefix these ("clinic.") as they see fit.
@@ -207,6 +235,9 @@ ACTION_IDS: dict[str, type[Any]] = {
     "shifts_flag": SetShiftFlag,
     "track": TrackEvent,
     "untrack": UntrackEvent,
+    "lead_propose": ProposeLead,
+    "lead_book": BookLead,
+    "lead_lost": MarkLeadLost,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
@@ -240,6 +271,9 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     SetShiftFlag: (("n", "assignment", True), ("f", "flag", True), ("s", "state", True)),
     TrackEvent: (("e", "event", True), ("d", "day", False)),
     UntrackEvent: (("e", "event", True),),
+    ProposeLead: (("l", "lead_id", True), ("p", "practitioner_id", True), ("s", "start", True)),
+    BookLead: (("l", "lead_id", True), ("p", "practitioner_id", True), ("s", "start", True)),
+    MarkLeadLost: (("l", "lead_id", True),),
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 
@@ -265,7 +299,7 @@ def _ascii_digits(text: str) -> bool:
 
 
 def _convert(attr: str, raw: Any) -> Any:
-    if attr in ("appointment_id", "version", "practitioner_id", "conflict_id", "calendar_id"):
+    if attr in ("appointment_id", "version", "practitioner_id", "conflict_id", "calendar_id", "lead_id"):
         text = str(raw)
         if isinstance(raw, bool) or not isinstance(raw, (int, str)) or not _ascii_digits(text) or len(text) > 12:
             raise _bad(f"{attr} must be a whole number")

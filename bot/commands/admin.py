@@ -31,6 +31,7 @@ from sync.services import connections, identities, practices
 from sync.services import status as status_service
 from sync.services.attachments import attachment_counts
 from sync.services.connections import ConnectionError_, refresh_connection
+from sync.services.form_connections import add_signed_form
 from sync.services.identities import PersonRef
 
 __all__ = ["CONNECT_URL_SERVICE", "change_role", "connect", "help_view", "refresh", "set_sync", "status", "whoami"]
@@ -222,6 +223,16 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
         if target is None or target.connect.kind != "oauth2":
             return ConnectInfo(cmd.provider, title, steps=route)
         integration = target
+    if integration.connect.kind == "signed_form":
+        # A form endpoint: its address and secret, made now and shown this once (admins only).
+        require_admin(actor, f"connect {integration.title}")
+        made = await add_signed_form(core, integration.name, practice_id=actor.practice_id, actor=actor.audit_name)
+        return ConnectInfo(cmd.provider, title, steps=(
+            f"Connection {made.connection_id}: the website posts each submission to {made.url}",
+            f"Signing secret (shown this once; keep it like a password, on the website's server only): "
+            f"{made.secret}",
+            *integration.connect.steps[1:],
+        ))
     if integration.connect.kind != "oauth2":
         return ConnectInfo(cmd.provider, title, steps=integration.connect.steps)
     if not integration.is_configured(core.settings):

@@ -11,6 +11,7 @@ handle or a chat user's display name.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -58,6 +59,7 @@ __all__ = [
     "ShowConflicts",
     "ShowFiles",
     "ShowHelp",
+    "ShowLeads",
     "ShowShifts",
     "ShowStatus",
     "ShowWhoami",
@@ -244,6 +246,13 @@ class ShowFiles:
     appointment_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class ShowLeads:
+    """`leads [L-12]`: the open leads, or one lead with the free slots that fit its preference."""
+
+    lead_id: int | None = None
+
+
 Command = (
     ShowHelp
     | ShowAgenda
@@ -273,6 +282,7 @@ Command = (
     | Untrack
     | ShowFiles
     | SetClientNotices
+    | ShowLeads
 )
 
 
@@ -463,6 +473,17 @@ def _p_remind(args: list[str], rest: str) -> Command:
 def _p_conflicts(args: list[str], rest: str) -> Command:
     _no_more(args, 0, "conflicts")
     return ShowConflicts()
+
+
+def _p_leads(args: list[str], rest: str) -> Command:
+    example = "leads L-12"
+    if not args:
+        return ShowLeads()
+    _no_more(args, 1, example)
+    m = re.fullmatch(r"L-?(\d{1,9})", args[0], re.IGNORECASE)
+    if m is None:
+        raise ParseError(f"{args[0]!r} is not a lead id; lead ids look like L-12", example)
+    return ShowLeads(int(m.group(1)))
 
 
 def _p_mirror_edits(args: list[str], rest: str) -> Command:
@@ -712,6 +733,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff to see, admin to change",
         parse_client_notices,
         aliases=("client-messages",),
+    ),
+    CommandSpec(
+        "leads",
+        "leads [L-12]",
+        "prospective clients from forms; one lead with the free slots that fit its preferred times",
+        "leads L-12",
+        "staff",
+        _p_leads,
+        aliases=("lead",),
     ),
 )
 _DAY_WORDS = (

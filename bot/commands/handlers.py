@@ -17,6 +17,7 @@ from bot.commands import (
     disconnect,
     files,
     followups,
+    leads,
     mirror_edits,
     reminders,
     settings,
@@ -32,15 +33,18 @@ from bot.commands.actions import (
     Action,
     AskCancel,
     BookFollowUp,
+    BookLead,
     CancelConfirmed,
     KeepBooking,
     MapShiftPerson,
     MapStaffMember,
     MarkAttended,
+    MarkLeadLost,
     MarkNoShow,
     OpenReschedule,
     OpenShiftMapping,
     PickSlot,
+    ProposeLead,
     SetShiftField,
     SetShiftFlag,
     ShowDetails,
@@ -67,6 +71,7 @@ from bot.commands.grammar import (
     ShowConflicts,
     ShowFiles,
     ShowHelp,
+    ShowLeads,
     ShowShifts,
     ShowStatus,
     ShowWhoami,
@@ -182,6 +187,14 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await work.untrack(core, actor, command)
         case ShowFiles():
             return await files.show_files(core, actor, command)
+        case ShowLeads():
+            return await leads.show_leads(core, actor, command)
+        case ProposeLead():
+            return await leads.propose(core, actor, command)
+        case BookLead():
+            return await leads.book(core, actor, command)
+        case MarkLeadLost():
+            return await leads.lost(core, actor, command)
     raise TypeError(f"no handler for {type(command).__name__}")
 
 

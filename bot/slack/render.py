@@ -33,7 +33,7 @@ from bot.commands.actions import (
     ShowDetails,
     encode,
 )
-from bot.slack import conflict_render, reminder_render, shift_render, staff_render
+from bot.slack import conflict_render, lead_render, reminder_render, shift_render, staff_render
 from bot.slack.elements import ACTION_PREFIX, LABELS, button, clip, esc
 from bot.views import (
     Agenda,
@@ -282,6 +282,9 @@ def message(view: View) -> tuple[str, list[dict[str, Any]]]:
         return staff_render.blocks_for(view)
     if isinstance(view, shift_render.SHIFT_VIEWS):
         return shift_render.blocks_for(view)
+    if isinstance(view, lead_render.LEAD_VIEWS):
+        text, blocks = lead_render.blocks_for(view)
+        return clip(text, 300), [b.to_dict() for b in blocks]
     match view:
         case Agenda():
             return clip(view.title, 300), agenda_json(view)

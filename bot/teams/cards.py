@@ -19,7 +19,7 @@ from bot.commands.actions import (
     ShowDetails,
     SubmitReschedule,
 )
-from bot.teams import conflict_cards, reminder_cards, shift_cards, staff_cards
+from bot.teams import conflict_cards, lead_cards, reminder_cards, shift_cards, staff_cards
 from bot.teams.card_parts import Json, action_button, execute, fact_set, open_url, plain, text
 from bot.views import (
     Agenda,
@@ -294,6 +294,8 @@ def render_parts(view: View) -> tuple[list[Json], list[Json]]:
         return staff_cards.parts_for(view)
     if isinstance(view, shift_cards.SHIFT_VIEWS):
         return shift_cards.parts_for(view)
+    if isinstance(view, lead_cards.LEAD_VIEWS):
+        return lead_cards.parts_for(view)
     match view:
         case Agenda():
             return _agenda(view), []

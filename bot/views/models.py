@@ -24,6 +24,9 @@ __all__ = [
     "FollowUpRequest",
     "Help",
     "HelpEntry",
+    "LeadCardView",
+    "LeadList",
+    "LeadSlotChoice",
     "Notice",
     "Reconnect",
     "ReminderCard",
@@ -410,6 +413,39 @@ class ShiftMappingCard:
     notice: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class LeadSlotChoice:
+    """One free slot a lead card offers, with its Propose and Book buttons."""
+
+    label: str
+    propose: Action | None = None
+    book: Action | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeadCardView:
+    """A lead for staff: "New lead: Reiki, prefers Tue afternoon, Dr Lee", the slots that fit, and the
+    Propose / Book / Mark lost buttons. First name only: the card may go to a staff channel."""
+
+    lead_id: int
+    ref: str
+    headline: str
+    facts: tuple[tuple[str, str], ...]
+    slots: tuple[LeadSlotChoice, ...] = ()
+    actions: tuple[Action, ...] = ()
+    outcome: str = ""
+    #: Said when no slot fits (or the lead is closed).
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LeadList:
+    """`leads`: the open leads, newest first."""
+
+    cards: tuple[LeadCardView, ...]
+    empty_text: str = "No open leads."
+
+
 View = (
     Agenda
     | ReminderCard
@@ -431,4 +467,6 @@ View = (
     | StaffCard
     | ShiftPublishCard
     | ShiftMappingCard
+    | LeadCardView
+    | LeadList
 )

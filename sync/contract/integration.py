@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic_settings import BaseSettings
 
 from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
+from sync.contract.leads import LeadInput, LeadOutcome
 from sync.contract.messages import InboundSms, MailSlot, SmsSender, SmsStatus
 from sync.contract.shifts import Publishing, ShiftSourceSlot
 
@@ -49,8 +50,9 @@ __all__ = [
     "check_http_url",
 ]
 
-ConnectKind = Literal["oauth2", "credentials", "feed_url", "tenant_consent", "route"]
-CONNECT_KINDS: tuple[ConnectKind, ...] = ("oauth2", "credentials", "feed_url", "tenant_consent", "route")
+ConnectKind = Literal["oauth2", "credentials", "feed_url", "tenant_consent", "route", "signed_form"]
+CONNECT_KINDS: tuple[ConnectKind, ...] = ("oauth2", "credentials", "feed_url", "tenant_consent", "route",
+                                          "signed_form")
 #: The roles a calendar can have: bookings are read from a source, copies written to a mirror,
 #: a busy calendar only blocks time, and a work calendar (a person's own work calendar) blocks time
 #: and shows its events beside the agenda without them becoming appointments or being stored.
@@ -187,7 +189,9 @@ class ConnectSpec:
     - tenant_consent: a practice-wide connection after an admin's consent (`clinicbot connection add`
       with the tenant id);
     - route: clinicbot has no adapter of its own for the platform; the steps say which working
-      integration (`via`) reaches its bookings, and chat and the CLI answer with them.
+      integration (`via`) reaches its bookings, and chat and the CLI answer with them;
+    - signed_form: an endpoint clinicbot serves for the clinic's own form; connecting (an admin in
+      chat, or the CLI) makes the connection and its signing secret, stored encrypted and shown once.
     """
 
     #: The ways it connects; the first is what chat offers.
@@ -341,6 +345,12 @@ class ChannelDesk(Protocol):
 
         The memory is persisted and bounded per connection, so replays are caught across restarts.
         """
+        ...
+
+    async def intake_lead(self, lead: LeadInput) -> LeadOutcome:
+        """Hand a verified form submission to the core's lead intake (stored, merged, staff told).
+
+        Raises Unavailable when this server takes no leads (the intake is not running)."""
         ...
 
 

@@ -26,7 +26,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.contract import Unavailable
 from sync.contract.integration import Channel, SignedWebhooks, WebhookAnswer, WebhookRequest
+from sync.contract.leads import LeadInput, LeadOutcome
 from sync.integrations.deliveries import delivery_memory, first_delivery
 from sync.runtime.core import Core
 from sync.runtime.syncqueue import SyncQueue
@@ -284,6 +286,13 @@ class StoredChannels:
         """Record `key` for this connection; False when it is already there (see sync.integrations.deliveries)."""
         self.checked_delivery = True
         return await first_delivery(self.core, self.integration, self.connection_id, key)
+
+    async def intake_lead(self, lead: LeadInput) -> LeadOutcome:
+        """Hand a verified submission to the lead intake the Core registered (sync.notify.leads)."""
+        intake = self.core.services.lead_intake
+        if intake is None:
+            raise Unavailable("this server takes no leads: its lead intake is not running", provider=self.integration)
+        return await intake(self.connection_id, self.integration, lead)
 
     async def _stored(self, session: AsyncSession, channel: Channel) -> WebhookSubscription | None:
         return await session.scalar(

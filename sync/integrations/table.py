@@ -27,6 +27,7 @@ _KIND_WORDS = {
     "credentials": "credentials on the CLI (login and password or API key)",
     "feed_url": "secret feed address, on the CLI",
     "tenant_consent": "practice-wide after an admin's consent",
+    "signed_form": "form address and signing secret, from chat (admins) or the CLI",
 }
 
 

@@ -29,6 +29,10 @@ EMAIL_WORDS: dict[str, dict[str, str]] = {
         "reminder_subject": "Reminder: your visit with {practitioner} on {when}",
         "reminder": "Hello {client},\n\na reminder of your {service_}visit with {practitioner} at {practice} on "
                     "{when} ({zone}).{location_}",
+        "proposed_subject": "A time for your visit with {practitioner}: {when}",
+        "proposed": "Hello {client},\n\nthank you for asking {practice} for a {service_}visit. We can see you on "
+                    "{when} ({zone}) with {practitioner}.{location_}\n\nTo book it, confirm here:\n{confirm}\n\n"
+                    "If the time does not suit you, reply to this email and we will find another.",
         "location": "\nWhere: {location}",
         "footer": "\n\n{practice}\nNo more messages about your visits: {unsubscribe}",
         "client": "there",
@@ -46,6 +50,10 @@ EMAIL_WORDS: dict[str, dict[str, str]] = {
         "reminder_subject": "Recordatorio: su cita con {practitioner} el {when}",
         "reminder": "Hola {client}:\n\nle recordamos su cita {service_}con {practitioner} en {practice} el "
                     "{when} ({zone}).{location_}",
+        "proposed_subject": "Una hora para su cita con {practitioner}: {when}",
+        "proposed": "Hola {client}:\n\ngracias por pedir una cita {service_}en {practice}. Podemos atenderle el "
+                    "{when} ({zone}) con {practitioner}.{location_}\n\nPara reservarla, confirme aquí:\n{confirm}\n\n"
+                    "Si la hora no le conviene, responda a este correo y buscaremos otra.",
         "location": "\nLugar: {location}",
         "footer": "\n\n{practice}\nPara no recibir más mensajes sobre sus citas: {unsubscribe}",
         "client": "",

@@ -251,10 +251,15 @@ def _email(core: Core, notice: ClientNotice) -> ClientEmail:
     start, end = datetime.fromisoformat(str(p["start"])), datetime.fromisoformat(str(p["end"]))
     unsubscribe = f"{core.settings.base_url()}/unsubscribe?t={unsubscribe_token(notice.practice_id, notice.recipient)}"
     location = words["location"].format(location=values["location"]) if values["location"] else ""
-    filled = {**values, "location_": location, "unsubscribe": unsubscribe}
+    filled = {**values, "location_": location, "unsubscribe": unsubscribe, "confirm": str(p.get("confirm_url") or "")}
     template = str(p.get("template") or "")
     main = render_template(template, values) if template else words[notice.kind].format(**filled)
     text = main + words["footer"].format(**filled)
+    if notice.kind == "proposed":
+        # A proposal is not booked yet: no invitation until the client confirms (then the booking's own
+        # notice, when the practice sends those, carries it).
+        return ClientEmail(key=notice.key, to=notice.recipient, to_name=notice.recipient_name or "",
+                           subject=words["proposed_subject"].format(**filled), text=text, unsubscribe_url=unsubscribe)
     method: Literal["REQUEST", "CANCEL"] = "CANCEL" if notice.kind == "cancelled" else "REQUEST"
     invitation = Invitation(
         uid=str(p["uid"]), sequence=int(p["sequence"]), method=method, start=start, end=end, tzid=str(p["zone"]),

@@ -15,7 +15,7 @@ __all__ = ["DeliveryError", "Notification", "NotificationKind", "Notifier", "Rec
 NotificationKind = Literal[
     "reminder", "agenda", "followup", "appointment_changed", "conflict", "double_booking",
     "consent_result", "consent_request", "reconnect", "notice",
-    "followup_booking", "outside_shift",
+    "followup_booking", "outside_shift", "lead",
 ]
 
 

@@ -14,16 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sync.contract import CalendarProvider
+from sync.contract.leads import LeadInput, LeadOutcome
 from sync.runtime.notifier import Notifier
 from sync.runtime.syncqueue import Runner, SyncQueue
 from sync.store.model import Calendar, Connection
 
-__all__ = ["ActorCacheLike", "ConnectUrl", "DeliveryLog", "FaultInjector", "ProviderFactory", "Services", "Stoppable"]
+__all__ = ["ActorCacheLike", "ConnectUrl", "DeliveryLog", "FaultInjector", "LeadIntake", "ProviderFactory", "Services",
+           "Stoppable"]
 
 #: Opens a provider for one calendar instead of its adapter (tests, embedders).
 ProviderFactory = Callable[[Connection, Calendar], CalendarProvider]
 #: Called with a checkpoint's name between two outbox steps; tests raise there to simulate a crash.
 FaultInjector = Callable[[str], None]
+#: (connection id, integration name, submission) -> what the lead intake did with it.
+LeadIntake = Callable[[int, str, LeadInput], Awaitable[LeadOutcome]]
 #: (core, provider, practice id, chat identity id, practitioner id) -> a single-use sign-in URL.
 ConnectUrl = Callable[[Any, str, int, int, int | None], Awaitable[str]]
 
@@ -73,6 +77,8 @@ class Services:
     alarms_wake: Callable[[], None] | None = None
     alarm_worker: Stoppable | None = None
     scheduler: Stoppable | None = None
+    #: Takes verified form submissions as leads (sync.notify.leads, registered when the Core opens).
+    lead_intake: LeadIntake | None = None
     #: Test and embedder hooks.
     provider_factory: ProviderFactory | None = None
     http_transport: Any = None

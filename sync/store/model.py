@@ -46,6 +46,8 @@ __all__ = [
     "Connection",
     "ConsentGrant",
     "ExternalIdentity",
+    "Lead",
+    "LeadSubmission",
     "Link",
     "Location",
     "OAuthState",
@@ -815,3 +817,70 @@ class SmsInbound(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("provider", "message_id", name="uq_sms_inbound_message"),)
+
+
+class Lead(Base):
+    """A prospective client from a form, until they are booked or given up on.
+
+    The person's name, email and phone are encrypted; keyed hashes of the email and phone find
+    their open lead when they write again within 30 days (merged, not duplicated). Its life,
+    new -> proposed -> booked (or lost), is audited.
+    """
+
+    __tablename__ = "lead"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connection.id", ondelete="SET NULL"))
+    #: The integration it came from: leadform, calendly, hubspot ...
+    source: Mapped[str] = mapped_column(String(32))
+    #: new | proposed | booked | lost
+    status: Mapped[str] = mapped_column(String(12), default="new")
+    name: Mapped[str | None] = mapped_column(EncryptedText)
+    email: Mapped[str | None] = mapped_column(EncryptedText)
+    phone: Mapped[str | None] = mapped_column(EncryptedText)
+    email_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    service: Mapped[str | None] = mapped_column(String(200))
+    practitioner_id: Mapped[int | None] = mapped_column(ForeignKey("practitioner.id", ondelete="SET NULL"))
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("location.id", ondelete="SET NULL"))
+    #: What they wrote and clinicbot could not match (a practitioner or place it does not know), and
+    #: their other words; encrypted, since people write anything in a form.
+    wishes: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
+    #: Preferred times as understood (windows) and kept as text (sync.services.lead_times).
+    preference: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    submissions: Mapped[int] = mapped_column(Integer, default=1)
+    proposed_start: Mapped[datetime | None]
+    proposed_end: Mapped[datetime | None]
+    proposed_practitioner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("practitioner.id", ondelete="SET NULL"))
+    proposed_at: Mapped[datetime | None]
+    #: Changes with every proposal, so only the newest confirm link works, and only once.
+    proposal_nonce: Mapped[str | None] = mapped_column(String(32))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id", ondelete="SET NULL"))
+    #: The staff card: pending | sent | failed (nobody reachable).
+    card_status: Mapped[str] = mapped_column(String(12), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_lead_practice_status", "practice_id", "status"),)
+
+    @property
+    def ref(self) -> str:
+        """The id staff type in chat, e.g. L-12."""
+        return f"L-{self.id}"
+
+
+class LeadSubmission(Base):
+    """One form submission taken (by its platform id): a repeat of it changes nothing."""
+
+    __tablename__ = "lead_submission"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(ForeignKey("lead.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    connection_id: Mapped[int | None] = mapped_column(ForeignKey("connection.id", ondelete="SET NULL"))
+    submission_id: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("source", "submission_id", name="uq_lead_submission_key"),)

@@ -71,6 +71,9 @@ class CalendlyFake:
     refreshes: int = 0
     #: Seconds the token endpoint waits before answering (to hold two refreshes in flight together).
     token_delay: float = 0.0
+    #: The token owner's role in the organization: only an owner or admin may make organization-scope
+    #: subscriptions (Calendly answers 403 Permission Denied otherwise).
+    owner_role: str = "owner"
 
     def authorize(self) -> str:
         """What Calendly's consent page does: a one-time code for the redirect."""
@@ -160,13 +163,29 @@ class CalendlyFake:
         await self.announce("invitee.created", new_invitee, new_event)
         return new_event
 
+    async def submit_routing_form(self, answers: list[tuple[str, str]]) -> str:
+        """Someone submits the organization's routing form: delivered to organization subscriptions only."""
+        uri = f"{self.url}/routing_form_submissions/RFS{secrets.token_hex(5)}"
+        payload = {"uri": uri, "routing_form": f"{self.url}/routing_forms/RF1",
+                   "questions_and_answers": [{"question_uuid": f"q{n}", "question": q, "answer": a}
+                                             for n, (q, a) in enumerate(answers)],
+                   "tracking": {"utm_source": None}, "submitter": None, "submitter_type": None,
+                   "result": {"type": "custom_message", "value": {"headline": "Thanks", "body": ""}},
+                   "created_at": _iso(datetime.now(UTC)), "updated_at": _iso(datetime.now(UTC))}
+        await self._announce("routing_form_submission.created", payload, None, scope="organization")
+        return uri
+
     async def announce(self, kind: str, invitee: dict[str, Any], event: dict[str, Any]) -> None:
         user = event["event_memberships"][0]["user"]
+        await self._announce(kind, {**invitee, "scheduled_event": event}, user)
+
+    async def _announce(self, kind: str, payload: dict[str, Any], user: str | None, scope: str | None = None) -> None:
         for sub in list(self.subscriptions.values()):
-            if sub["state"] != "active" or kind not in sub["events"] or sub.get("user") not in (None, user):
+            if sub["state"] != "active" or kind not in sub["events"] or sub.get("user") not in (None, user) \
+                    or (scope is not None and sub.get("scope") != scope):
                 continue
             body = json.dumps({"event": kind, "created_at": _iso(datetime.now(UTC)), "created_by": user,
-                               "payload": {**invitee, "scheduled_event": event}}).encode()
+                               "payload": payload}).encode()
             headers = {"Calendly-Webhook-Signature": sign(body, sub["signing_key"], int(time.time())),
                        "content-type": "application/json"}
             if not self.deliver:
@@ -301,6 +320,11 @@ class CalendlyFake:
 
     async def create_subscription(self, request: web.Request) -> web.Response:
         body = await request.json()
+        if body.get("scope") == "organization" and self.owner_role not in ("owner", "admin"):
+            return _error(403, "Permission Denied", "You do not have permission to access this resource.")
+        if "routing_form_submission.created" in body.get("events", ()) and body.get("scope") != "organization":
+            return _error(400, "Invalid Argument", "routing_form_submission.created is only available for "
+                                                   "organization scope")
         sub_id = "SUB" + secrets.token_hex(5)
         sub = {"uri": f"{self.url}/webhook_subscriptions/{sub_id}", "callback_url": body["url"], "state": "active",
                "events": body["events"], "scope": body.get("scope"), "user": body.get("user"),
