@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from sync.engine import subscriber
-from sync.notify import clients
+from sync.notify import clients, crm
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.store.crypto import install_key, load_or_create_key
@@ -24,9 +24,10 @@ log = logging.getLogger("clinicbot.core")
 
 def register_domains(core: Core) -> None:
     """Hook every domain subscriber onto `core.bus` (idempotent): the outbox for appointment changes,
-    and the messages to clients about their visits."""
+    the messages to clients about their visits, and the CRM log."""
     subscriber.register(core)
     clients.register(core)
+    crm.register(core)
 
 
 def open_core(settings: Settings) -> Core:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic_settings import BaseSettings
 
 from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
+from sync.contract.crm import CrmSlot
 from sync.contract.messages import MailSlot
 from sync.contract.shifts import Publishing, ShiftSourceSlot
 
@@ -405,6 +406,8 @@ class Integration:
     profile: Profile = field(default_factory=Profile)
     #: Sending email to clients (SMTP).
     mail: MailSlot | None = None
+    #: Logging visits to a CRM (HubSpot meetings, Salesforce events).
+    crm: CrmSlot | None = None
     #: The platform tells clients of changes itself (booking platforms): clinicbot stays quiet for its
     #: bookings unless a connection's config says `notifies_clients: false`.
     notifies_clients: bool = False
