@@ -1,4 +1,4 @@
-"""Salesforce: visits logged as Events upserted by clinicbot's visit key, and Events made in Salesforce read as bookings.
+"""Salesforce: visits logged as Events upserted by clinicbot's visit key; Events made in Salesforce read as bookings.
 
 Connection: Salesforce's OAuth (`connect salesforce` in chat, `clinicbot connection add salesforce`,
 `--environment sandbox` for a sandbox org). Each booking, move, cancel and outcome of the practice's

@@ -48,7 +48,8 @@ def _id(value: str) -> str:
 
 
 def _event(record: dict[str, Any]) -> EventData:
-    who = record.get("Who") if isinstance(record.get("Who"), dict) else {}
+    found = record.get("Who")
+    who: dict[str, Any] = found if isinstance(found, dict) else {}
     start = _time(record.get("StartDateTime"))
     end = _time(record.get("EndDateTime")) if record.get("EndDateTime") else start
     subject = str(record.get("Subject") or "") or "Salesforce event"
@@ -80,10 +81,11 @@ class SalesforceEvents:
         owner = f" AND OwnerId = {soql_quote(_id(staff))}" if staff else ""
         mine = f"{self.field} = null"
         if cursor:
-            soql = (f"SELECT {EVENT_FIELDS} FROM Event WHERE SystemModstamp > {cursor} AND {mine}{owner} "
+            since = sf_time(_time(cursor))  # re-formatted: only a dateTime literal reaches the query
+            soql = (f"SELECT {EVENT_FIELDS} FROM Event WHERE SystemModstamp > {since} AND {mine}{owner} "  # noqa: S608
                     "ORDER BY SystemModstamp ASC")
         else:
-            soql = (f"SELECT {EVENT_FIELDS} FROM Event WHERE StartDateTime >= {sf_time(window.start)} "
+            soql = (f"SELECT {EVENT_FIELDS} FROM Event WHERE StartDateTime >= {sf_time(window.start)} "  # noqa: S608
                     f"AND StartDateTime < {sf_time(window.end)} AND {mine}{owner} ORDER BY SystemModstamp ASC")
         items: list[RemoteItem] = []
         deleted: list[str] = []
@@ -101,7 +103,7 @@ class SalesforceEvents:
 
     async def fetch(self, external_id: str) -> RemoteItem:
         record_id = _id(external_id)
-        async for record in self.client.query(f"SELECT {EVENT_FIELDS}, {self.field} FROM Event "
+        async for record in self.client.query(f"SELECT {EVENT_FIELDS}, {self.field} FROM Event "  # noqa: S608
                                               f"WHERE Id = {soql_quote(record_id)}"):
             if record.get(self.field):
                 break

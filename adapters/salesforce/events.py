@@ -43,8 +43,9 @@ class SalesforceLog:
         email = (visit.client_email or "").strip().lower()
         if not email:
             return None
-        for soql in (f"SELECT Id FROM Contact WHERE Email = {soql_quote(email)} LIMIT 1",
-                     f"SELECT Id FROM Lead WHERE Email = {soql_quote(email)} AND IsConverted = false LIMIT 1"):
+        quoted = soql_quote(email)  # values reach SOQL only as escaped literals
+        for soql in (f"SELECT Id FROM Contact WHERE Email = {quoted} LIMIT 1",  # noqa: S608
+                     f"SELECT Id FROM Lead WHERE Email = {quoted} AND IsConverted = false LIMIT 1"):  # noqa: S608
             async for found in self.client.query(soql):
                 return str(found["Id"])
         first, _, last = visit.client_name.strip().rpartition(" ")
