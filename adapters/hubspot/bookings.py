@@ -108,16 +108,11 @@ class HubSpotMeetings:
         ]
         if staff:
             filters.append({"propertyName": "hubspot_owner_id", "operator": "EQ", "value": staff})
-        page: list[dict[str, Any]] = []
         items: list[RemoteItem] = []
-        async for meeting in self.client.search("meetings", {
+        async for page in self.client.search_pages("meetings", {
                 "filterGroups": [{"filters": filters}], "properties": MEETING_PROPERTIES, "limit": 100,
                 "sorts": [{"propertyName": "hs_meeting_start_time", "direction": "ASCENDING"}]}):
-            page.append(meeting)
-            if len(page) == 100:
-                items += await self._items(page)
-                page = []
-        items += await self._items(page)
+            items += await self._items(page)
         return ChangeSet(items=items, full=True)
 
     async def _items(self, meetings: list[dict[str, Any]]) -> list[RemoteItem]:

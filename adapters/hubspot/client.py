@@ -105,15 +105,13 @@ class HubSpotClient:
         response = await send(self._http, PROVIDER, method, path, errors=map_hubspot_error, params=params, json=json)
         return json_body(response, PROVIDER, empty={}, want_object=True)  # type: ignore[no-any-return]
 
-    async def search(self, object_type: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Every result of a CRM search, following `paging.next.after`."""
+    async def search_pages(self, object_type: str, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+        """A CRM search page by page, following `paging.next.after`."""
         query = dict(body)
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
             answer = await self.request("POST", f"/crm/v3/objects/{object_type}/search", json=query)
-            for item in answer.get("results") or []:
-                if isinstance(item, dict):
-                    yield item
+            yield [item for item in answer.get("results") or [] if isinstance(item, dict)]
             after = ((answer.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
@@ -122,6 +120,12 @@ class HubSpotClient:
             seen.add(str(after))
             query["after"] = str(after)
         raise BadPayload(f"hubspot: a search longer than {MAX_PAGES} pages", provider=PROVIDER)
+
+    async def search(self, object_type: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Every result of a CRM search."""
+        async for page in self.search_pages(object_type, body):
+            for item in page:
+                yield item
 
     async def listing(self, path: str, params: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Every item of a GET listing (owners), following `paging.next.after`."""
