@@ -37,7 +37,7 @@ async def test_hubspot_errors_keep_their_category_and_correlation_id_and_429_wai
         fake: HubSpotFake) -> None:
     client = client_for(fake, token="not-a-token")
     try:
-        with pytest.raises(AuthExpired, match="INVALID_AUTHENTICATION.*correlationId"):
+        with pytest.raises(AuthExpired, match=r"INVALID_AUTHENTICATION.*correlationId"):
             await client.request("GET", "/crm/v3/owners")
     finally:
         await client.aclose()
