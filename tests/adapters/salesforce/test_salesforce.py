@@ -13,7 +13,6 @@ import pytest
 
 from adapters.salesforce import open_client
 from adapters.salesforce.bookings import SalesforceEvents
-
 from adapters.salesforce.events import SalesforceLog, sf_time
 from adapters.salesforce.oauth import SalesforceOAuth, refresh
 from sync.contract import AuthExpired, ConnectionInfo, NotFound, RateLimited, Refused
