@@ -20,6 +20,7 @@ A connection's config `crm_log: false` turns the logging off (the CRM then only 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -178,7 +179,8 @@ async def log_due(core: Core, *, limit: int = 200) -> CrmStats:
     by_conn: dict[int, list[int]] = {}
     for entry_id, conn_id in due:
         by_conn.setdefault(conn_id, []).append(entry_id)
-    for conn_id, ids in by_conn.items():
+
+    async def run(conn_id: int, ids: list[int]) -> None:
         try:
             async with connection_lock(core, conn_id):
                 await _log_connection(core, conn_id, ids, stats)
@@ -186,6 +188,13 @@ async def log_due(core: Core, *, limit: int = 200) -> CrmStats:
             stats.waiting += len(ids)
         except Exception:  # one CRM's surprise never stops the others; the rows stay pending
             log.exception("crm run failed", extra={"connection_id": conn_id})
+
+    if core.store.is_sqlite:
+        # SQLite has one writer: concurrent runs would race for the audit chain's next entry.
+        for conn_id, ids in by_conn.items():
+            await run(conn_id, ids)
+    else:  # a slow CRM never holds up another practice's
+        await asyncio.gather(*(run(conn_id, ids) for conn_id, ids in by_conn.items()))
     return stats
 
 

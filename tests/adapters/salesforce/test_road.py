@@ -18,6 +18,7 @@ from sync.notify import crm
 from sync.runtime.core import Core
 from sync.services import moves
 from sync.services.appointments import mark
+from sync.services.status import connection_status
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, AuditEntry, Connection, CrmEntry
 from tests.adapters.salesforce.conftest import EXT
@@ -137,3 +138,5 @@ async def test_the_spent_api_allowance_parks_the_log_and_an_expired_grant_asks_f
             AuditEntry.action == "connection.auth_expired"))
     assert expired == 1
     assert fake.live("Event") == []
+    [status] = [c for c in await connection_status(core) if c.connection_id == conn_id]
+    assert status.pending_ops == 1 and status.status == "auth_expired"  # `sync status` shows the waiting log
