@@ -102,7 +102,7 @@ INTEGRATION = Integration(
     staff_kind="user",
     profile=Profile(reads="Events made in Salesforce for mapped users, with the Contact or Lead",
                     writes="logs every visit as an Event upserted by external id (booked, moved, cancelled, "
-                           "attended, no-show); reschedule of Salesforce Events",
+                           "attended, no-show); reschedule and cancel of Salesforce Events",
                     arrives="poll on SystemModstamp (Change Data Capture not used)",
                     setup="a connected app, and an External ID field on Activity"),
 )

@@ -12,8 +12,10 @@ Each active Salesforce user is one booking calendar (remote id = user id), mappe
 
 Change Data Capture (EventChangeEvent) would push the same changes, but only to a streaming
 client (Pub/Sub API over gRPC, or CometD), with replay ids to keep; see the folder's README.
-Reschedule from chat writes StartDateTime/EndDateTime; an Event has no cancelled state and
-deleting a CRM record from chat is not ours to do, so cancel is refused in words.
+Reschedule from chat writes StartDateTime/EndDateTime. An Event has no cancelled state, and
+deleting a CRM record from chat is not ours to do: a cancel marks it the way the visit log marks a
+cancelled visit (Subject "Cancelled: ...", shown free), and an Event so marked reads as cancelled.
+An Event deleted in Salesforce is a cancelled booking too.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.salesforce.client import PROVIDER, SalesforceClient, soql_quote
-from adapters.salesforce.events import sf_time
-from sync.contract import BadPayload, BookingCapabilities, CalendarInfo, NotFound, Refused, WrongEtag
+from adapters.salesforce.events import PREFIXES, sf_time
+from sync.contract import BadPayload, BookingCapabilities, CalendarInfo, NotFound, WrongEtag
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
-__all__ = ["EVENT_FIELDS", "SalesforceEvents"]
+__all__ = ["CANCELLED", "EVENT_FIELDS", "SalesforceEvents"]
+
+#: How a cancelled Event reads (the visit log writes it the same way).
+CANCELLED = PREFIXES["cancelled"]
 
 EVENT_FIELDS = ("Id, Subject, StartDateTime, EndDateTime, Location, OwnerId, WhoId, Who.Name, Who.Email, "
                 "IsDeleted, SystemModstamp")
@@ -53,7 +58,10 @@ def _event(record: dict[str, Any]) -> EventData:
     start = _time(record.get("StartDateTime"))
     end = _time(record.get("EndDateTime")) if record.get("EndDateTime") else start
     subject = str(record.get("Subject") or "") or "Salesforce event"
+    cancelled = subject.startswith(CANCELLED)
+    subject = subject.removeprefix(CANCELLED) or "Salesforce event"
     return EventData(uid=str(record["Id"]), summary=subject, start=start, end=max(start, end),
+                     status="cancelled" if cancelled else "confirmed",
                      location=str(record.get("Location") or ""), client_name=str(who.get("Name") or "") or None,
                      client_email=str(who.get("Email") or "") or None, service=subject,
                      staff_ref=str(record.get("OwnerId") or "") or None)
@@ -63,7 +71,7 @@ class SalesforceEvents:
     """The Events of one org's users (sync.contract.BookingSource), polled on SystemModstamp."""
 
     name = PROVIDER
-    capabilities = BookingCapabilities(fetch=True, reschedule=True, cancel=False)
+    capabilities = BookingCapabilities(fetch=True, reschedule=True, cancel=True)
 
     def __init__(self, client: SalesforceClient, external_id_field: str) -> None:
         self.client = client
@@ -119,8 +127,13 @@ class SalesforceEvents:
         return await self.fetch(external_id)
 
     async def cancel(self, external_id: str, reason: str, version: str | None) -> RemoteItem:
-        raise Refused("Salesforce Events have no cancelled state: delete or edit the Event in Salesforce",
-                      provider=PROVIDER)
+        current = await self.fetch(external_id)
+        if version and current.etag != version:
+            raise WrongEtag(f"salesforce: Event {external_id} changed in Salesforce meanwhile", provider=PROVIDER)
+        if current.event.status != "cancelled":
+            await self.client.request("PATCH", f"/sobjects/Event/{_id(external_id)}", json={
+                "Subject": (CANCELLED + current.event.summary)[:255], "ShowAs": "Free"})
+        return await self.fetch(external_id)
 
     async def aclose(self) -> None:
         await self.client.aclose()
