@@ -6,8 +6,9 @@
   hs_meeting_start_time/end_time, hs_meeting_outcome and the visit's key in the account's
   `clinicbot_visit_key` property, associated with the contact (meeting-to-contact, type 200);
   afterwards `PATCH /crm/v3/objects/meetings/<id>`.
-- No duplicate on retry: before creating, the meeting is searched by the key, so a create whose
-  answer was lost (a crash, a timeout) is found and updated instead of made twice. HubSpot's search
+- No duplicate on retry: before any create but a visit's very first, the meeting is searched by the
+  key, so a create whose answer was lost (a crash, a timeout) is found and updated instead of made
+  twice. HubSpot's search
   index trails writes by a few seconds; the job retries a visit no sooner than that.
 - Outcomes: SCHEDULED, RESCHEDULED (moved), CANCELED, COMPLETED (attended), NO_SHOW.
 """
@@ -99,10 +100,13 @@ class HubSpotLog:
             return str(found["id"])
         return None
 
-    async def record(self, visit: CrmVisit, known: CrmRecord | None) -> CrmRecord:
+    async def record(self, visit: CrmVisit, known: CrmRecord | None, *, first_try: bool = False) -> CrmRecord:
         person = known.person_id if known is not None and known.person_id else await self.contact(visit)
         props = self._properties(visit)
-        meeting = known.remote_id if known is not None else await self.find(visit.key)
+        if known is not None:
+            meeting: str | None = known.remote_id
+        else:  # a write sent before may have made the meeting without our hearing: look first
+            meeting = None if first_try else await self.find(visit.key)
         if meeting is not None:
             try:
                 await self.client.request("PATCH", f"/crm/v3/objects/meetings/{meeting}", json={"properties": props})

@@ -71,7 +71,8 @@ class SalesforceLog:
             fields["OwnerId"] = visit.owner_ref
         return fields
 
-    async def record(self, visit: CrmVisit, known: CrmRecord | None) -> CrmRecord:
+    async def record(self, visit: CrmVisit, known: CrmRecord | None, *, first_try: bool = False) -> CrmRecord:
+        """Upsert the Event (idempotent whatever `first_try` says) on the client's Contact or Lead."""
         who = known.person_id if known is not None and known.person_id else await self.person(visit)
         status, answer = await self.client.request(
             "PATCH", f"/sobjects/Event/{self.field}/{quote(visit.key, safe='')}", json=self._fields(visit, who))

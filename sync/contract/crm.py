@@ -54,8 +54,12 @@ class CrmRecord:
 class CrmLog(Protocol):
     """Records visits in one CRM account. Raises the contract's errors (RateLimited, AuthExpired ...)."""
 
-    async def record(self, visit: CrmVisit, known: CrmRecord | None) -> CrmRecord:
-        """Create or update the visit's activity; `known` is where it was recorded last (None: maybe never)."""
+    async def record(self, visit: CrmVisit, known: CrmRecord | None, *, first_try: bool = False) -> CrmRecord:
+        """Create or update the visit's activity; `known` is where it was recorded last (None: maybe never).
+
+        `first_try` says no earlier write of this visit was ever sent, so none can have landed unseen:
+        a CRM that looks for a lost create first may skip the look.
+        """
         ...
 
     async def aclose(self) -> None: ...

@@ -127,7 +127,10 @@ async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -
                            done_version=0)
             session.add(row)
         row.want, row.want_version = want, event.version
-        row.status, row.attempts, row.last_error = "pending", 0, None
+        row.status, row.last_error = "pending", None
+        if row.remote_id is not None:
+            row.attempts = 0
+        # else: attempts stay, marking that a create may have been sent (the next write looks for it first)
         row.next_attempt_at = core.clock()
 
 
@@ -222,16 +225,17 @@ async def _log_connection(core: Core, conn_id: int, ids: list[int], stats: CrmSt
                     continue
                 visit, version = _visit(row), row.want_version
                 known = CrmRecord(row.remote_id, row.person_id) if row.remote_id else None
+                first_try = row.attempts == 0 and known is None
                 row.attempts += 1
                 attempts = row.attempts
             try:
-                record = await crm.record(visit, known)
+                record = await crm.record(visit, known, first_try=first_try)
             except RateLimited as exc:
-                await _park(core, conn_id, exc.retry_after)
+                await _park(core, conn_id, entry_id, exc.retry_after)
                 stats.waiting += 1
                 return  # the CRM asked for quiet: nothing more to it until then
             except AuthExpired as exc:
-                await _expired(core, conn_id, exc)
+                await _expired(core, conn_id, entry_id, exc)
                 return
             except ProviderError as exc:
                 await _failed(core, entry_id, exc, attempts, stats)
@@ -254,18 +258,21 @@ async def _log_connection(core: Core, conn_id: int, ids: list[int], stats: CrmSt
         await crm.aclose()
 
 
-async def _park(core: Core, conn_id: int, retry_after: float | None) -> None:
+async def _park(core: Core, conn_id: int, tried: int, retry_after: float | None) -> None:
+    """Hold every pending write to this CRM until its wait is over; the tried one's attempt is undone
+    (a throttled request was not processed: it is not our failure, and no create was made)."""
     until = core.clock() + timedelta(seconds=max(retry_after or 0.0, 1.0))
     async with core.store.session() as s:
         rows = (await s.scalars(select(CrmEntry).where(CrmEntry.connection_id == conn_id,
                                                        CrmEntry.status == "pending"))).all()
         for row in rows:
-            row.attempts = max(row.attempts - 1, 0)  # the CRM asked us to wait: not our failure
+            if row.id == tried:
+                row.attempts = max(row.attempts - 1, 0)
             row.next_attempt_at = max(row.next_attempt_at, until)
     log.info("crm rate limited", extra={"connection_id": conn_id, "wait": retry_after})
 
 
-async def _expired(core: Core, conn_id: int, exc: AuthExpired) -> None:
+async def _expired(core: Core, conn_id: int, tried: int, exc: AuthExpired) -> None:
     expired = None
     async with core.store.session() as s:
         conn = await s.get(Connection, conn_id)
@@ -274,9 +281,8 @@ async def _expired(core: Core, conn_id: int, exc: AuthExpired) -> None:
             await audit.record(s, actor=ACTOR, action="connection.auth_expired", practice_id=conn.practice_id,
                                details={"connection_id": conn.id})
             expired = ExpiredConnection.of(conn)
-        rows = (await s.scalars(select(CrmEntry).where(CrmEntry.connection_id == conn_id,
-                                                       CrmEntry.status == "pending"))).all()
-        for row in rows:
+        row = await s.get(CrmEntry, tried)
+        if row is not None:  # refused unread (401): no create was made
             row.attempts = max(row.attempts - 1, 0)
     if expired is not None:
         await tell_reconnect(core, expired)

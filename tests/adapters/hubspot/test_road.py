@@ -164,3 +164,19 @@ async def test_a_visit_that_came_from_hubspot_is_not_logged_back_to_it(
         row = (await s.scalars(select(CrmEntry))).one()
         assert row.want_version == 1  # the booking (from the other source) only; the move was not queued
     assert (await crm.log_due(core)).logged == 1
+
+
+async def test_a_lost_create_answer_then_a_move_still_makes_one_meeting(core: Core, fake: HubSpotFake) -> None:
+    clinic, _ = await hubspot_clinic(core, fake)
+    appt = await book(clinic, "bk-1", 0)
+    fake.lose_next_create = True
+    assert (await crm.log_due(core)).retried == 1  # HubSpot made the meeting; the answer was a 502
+    assert len(fake.meetings) == 1
+    moved_to = NOW + timedelta(days=4)
+    await moves.move(core, clinic.practice_id, appt, moved_to, actor="slack:T1/UDESK")  # before the retry
+    clinic.now = NOW + timedelta(minutes=5)
+    fake.requests.clear()
+    assert (await crm.log_due(core)).logged == 1
+    assert fake.count("POST", "/crm/v3/objects/meetings/search") == 1  # looked for the lost one first
+    [meeting] = fake.meetings.values()
+    assert meeting["hs_meeting_start_time"] == ms(moved_to) and meeting["hs_meeting_outcome"] == "RESCHEDULED"
