@@ -124,7 +124,8 @@ class HubSpotChannels:
                           provider=PROVIDER)
         channel = Channel(f"{source.portal_id}#{provider.staff_id}", url, source.app_secret,
                           datetime.now(UTC) + CHECK_EVERY, provider.staff_id)
-        same = current is not None and current.remote_id == channel.remote_id and current.resource_id == url
+        same = current is not None and current.remote_id == channel.remote_id and current.resource_id == url \
+            and current.secret == channel.secret  # a rotated client secret makes a new record
         return ChannelOpened(channel, renewed=current is not None, in_place=same,
                              retire=None if same else current)
 

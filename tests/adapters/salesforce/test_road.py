@@ -20,7 +20,7 @@ from sync.services import moves
 from sync.services.appointments import mark
 from sync.services.status import connection_status
 from sync.store.migrate import upgrade
-from sync.store.model import Appointment, AuditEntry, Connection, CrmEntry
+from sync.store.model import Appointment, AuditEntry, Calendar, Connection, CrmEntry
 from tests.adapters.salesforce.conftest import EXT
 from tests.adapters.salesforce.fakes.salesforce import SalesforceFake
 from tests.conftest import drop_schema, make_settings
@@ -140,3 +140,40 @@ async def test_the_spent_api_allowance_parks_the_log_and_an_expired_grant_asks_f
     assert fake.live("Event") == []
     [status] = [c for c in await connection_status(core) if c.connection_id == conn_id]
     assert status.pending_ops == 1 and status.status == "auth_expired"  # `sync status` shows the waiting log
+
+
+async def test_events_made_in_salesforce_for_a_mapped_user_are_bookings_moved_and_cancelled_by_polling(
+        core: Core, fake: SalesforceFake) -> None:
+    clinic, conn_id = await salesforce_clinic(core, fake)
+    lee = fake.add("User", FirstName="Ann", LastName="Lee", IsActive=True)
+    jane = fake.add("Contact", FirstName="Jane", LastName="Roe", Email="jane@client.example")
+    start = NOW + timedelta(days=2)
+    event = fake.add("Event", Subject="Reiki", StartDateTime=start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                     EndDateTime=(start + timedelta(minutes=45)).strftime("%Y-%m-%dT%H:%M:%S.000Z"), OwnerId=lee,
+                     WhoId=jane)
+    async with core.store.session() as s:
+        s.add(Calendar(connection_id=conn_id, remote_id=lee, name="Ann Lee", role="source",
+                       practitioner_id=clinic.practitioner_id))
+    core.services.provider_factory = None  # Salesforce is opened through the registry, like in production
+    await sync_connection(core, conn_id)
+    async with core.store.session() as s:
+        [appt] = (await s.scalars(select(Appointment).where(Appointment.source_uid == event))).all()
+        assert appt.start == start and appt.client_email == "jane@client.example" and appt.status == "confirmed"
+    fake.requests.clear()
+    await sync_connection(core, conn_id)
+    assert fake.count("GET", "/services/data/v60.0/query") == 1  # nothing changed: one request
+    later = start + timedelta(hours=3)
+    fake.records["Event"][event].update(StartDateTime=later.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                                        EndDateTime=(later + timedelta(minutes=45)).strftime(
+                                            "%Y-%m-%dT%H:%M:%S.000Z"), SystemModstamp=fake.tick())
+    await sync_connection(core, conn_id)
+    async with core.store.session() as s:
+        appt = (await s.scalars(select(Appointment).where(Appointment.source_uid == event))).one()
+        assert appt.start == later
+    fake.records["Event"][event].update(IsDeleted=True, SystemModstamp=fake.tick())
+    await sync_connection(core, conn_id)
+    async with core.store.session() as s:
+        appt = (await s.scalars(select(Appointment).where(Appointment.source_uid == event))).one()
+        assert appt.status == "cancelled"
+        # The visit came from Salesforce: nothing of it was logged back there.
+        assert (await s.scalars(select(CrmEntry).where(CrmEntry.appointment_id == appt.id))).all() == []
