@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from adapters.hubspot.client import PROVIDER, HubSpotClient
-from sync.contract import AlreadyExists, BadPayload, NotFound
+from sync.contract import AlreadyExists, BadPayload, NotFound, Refused
 from sync.contract.crm import CrmRecord, CrmVisit
 
 __all__ = ["KEY_PROPERTY", "MEETING_TO_CONTACT", "OUTCOMES", "HubSpotLog", "ensure_key_property", "ms"]
@@ -53,6 +53,7 @@ class HubSpotLog:
 
     def __init__(self, client: HubSpotClient) -> None:
         self.client = client
+        self._ensured = False
 
     async def contact(self, visit: CrmVisit) -> str | None:
         """The contact for the visit's client: found by email, else created; None without an email."""
@@ -101,6 +102,18 @@ class HubSpotLog:
         return None
 
     async def record(self, visit: CrmVisit, known: CrmRecord | None, *, first_try: bool = False) -> CrmRecord:
+        try:
+            return await self._record(visit, known, first_try)
+        except Refused as exc:
+            # A private-app connection (made on the CLI, without the sign-in that adds the property),
+            # or the property deleted in HubSpot: add it once and write again.
+            if KEY_PROPERTY not in str(exc) or self._ensured:
+                raise
+            await ensure_key_property(self.client)
+            self._ensured = True
+            return await self._record(visit, known, first_try)
+
+    async def _record(self, visit: CrmVisit, known: CrmRecord | None, first_try: bool) -> CrmRecord:
         person = known.person_id if known is not None and known.person_id else await self.contact(visit)
         props = self._properties(visit)
         if known is not None:

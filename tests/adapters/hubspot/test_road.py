@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from adapters.hubspot.client import HubSpotClient
-from adapters.hubspot.meetings import KEY_PROPERTY, ensure_key_property, ms
+from adapters.hubspot.meetings import KEY_PROPERTY, ms
 from sync.boot import open_core
 from sync.engine.run import sync_connection
 from sync.notify import crm
@@ -43,11 +42,6 @@ async def core(backend: str, tmp_path: Path, fake: HubSpotFake) -> AsyncIterator
 async def hubspot_clinic(core: Core, fake: HubSpotFake) -> tuple[Clinic, int]:
     """A practice whose bookings come from a source calendar, with HubSpot connected (a private-app token)."""
     clinic = await make_clinic(core, mirrors=0)
-    client = HubSpotClient(fake.url, fake.token)
-    try:
-        await ensure_key_property(client)  # what the connect does
-    finally:
-        await client.aclose()
     async with core.store.session() as s:
         conn = Connection(practice_id=clinic.practice_id, provider="hubspot", account="northside.hubspot.com",
                           config={"portal_id": str(fake.portal_id)}, credentials={"password": fake.token})
