@@ -152,3 +152,29 @@ async def test_a_signed_delivery_makes_a_hubspot_meeting_a_booking_and_forged_or
         [appt] = (await s.scalars(select(Appointment))).all()
         assert appt.practitioner_id == pr.id and appt.client_email == "jane@client.example"
         assert appt.start == start and appt.service == "Reiki"
+
+
+def test_the_cli_connects_a_private_app_token_and_lists_the_owners(tmp_path: Path) -> None:
+    import asyncio
+    import functools
+
+    from tests.servers import run_cli
+
+    async def scenario() -> None:
+        run = functools.partial(asyncio.to_thread, run_cli)
+        fake = await HubSpotFake().start()
+        fake.add_owner("Ann", "Lee", "lee@northside.example")
+        env = {"CLINICBOT_HUBSPOT_API_URL": fake.url, "HUBSPOT_TOKEN": fake.token}
+        try:
+            assert (await run(["db", "upgrade"], tmp_path)).returncode == 0
+            added = await run(["connection", "add", "hubspot", "--username", "northside",
+                               "--password-env", "HUBSPOT_TOKEN", "--json"], tmp_path, env)
+            assert added.returncode == 0, added.stderr
+            assert fake.token not in added.stdout + added.stderr
+            listed = json.loads((await run(["connection", "list", "--json"], tmp_path, env)).stdout)
+            assert [c["provider"] for c in listed] == ["hubspot"]
+            assert fake.count("GET", "/crm/v3/owners") >= 1
+        finally:
+            await fake.close()
+
+    asyncio.run(scenario())
