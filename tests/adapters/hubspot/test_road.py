@@ -65,7 +65,11 @@ async def audits(core: Core, action: str) -> int:
 
 
 async def test_booking_move_cancel_and_no_show_reach_hubspot_once_each(core: Core, fake: HubSpotFake) -> None:
-    clinic, _ = await hubspot_clinic(core, fake)
+    clinic, conn_id = await hubspot_clinic(core, fake)
+    owner = fake.add_owner("Ann", "Lee", "lee@northside.example")
+    async with core.store.session() as s:  # the practitioner mapped to their HubSpot owner (`staff map`)
+        s.add(Calendar(connection_id=conn_id, remote_id=owner, name="Ann Lee", role="source",
+                       practitioner_id=clinic.practitioner_id))
     first = await book(clinic, "bk-1", 0)
     second = await book(clinic, "bk-2", 3)
     stats = await crm.log_due(core)
@@ -75,6 +79,7 @@ async def test_booking_move_cancel_and_no_show_reach_hubspot_once_each(core: Cor
     mid, meeting = by_key[f"clinicbot-{clinic.practice_id}-{first}"]
     assert meeting["hs_meeting_start_time"] == ms(NOW + timedelta(days=1))
     assert meeting["hs_meeting_outcome"] == "SCHEDULED" and meeting["hs_meeting_title"] == "Physio with Dr Lee"
+    assert meeting["hubspot_owner_id"] == owner
     assert fake.links[mid] == list(fake.contacts)
 
     moved_to = NOW + timedelta(days=2, hours=5)
