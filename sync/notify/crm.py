@@ -64,14 +64,7 @@ def register(core: Core) -> None:
 
 
 def _crm_providers() -> list[str]:
-    found = []
-    for name in registry.names():
-        try:
-            if registry.get(name).crm is not None:
-                found.append(name)
-        except ProviderError:
-            continue
-    return found
+    return [i.name for i in registry.integrations() if i.crm is not None]
 
 
 def visit_key(practice_id: int, appointment_id: int) -> str:
