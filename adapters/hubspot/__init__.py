@@ -3,8 +3,8 @@
 Connection: HubSpot's OAuth (`connect hubspot` in chat, `clinicbot connection add hubspot`), or a
 private-app token given to the CLI (`--password-env HUBSPOT_TOKEN`). Each booking, move, cancel and
 outcome of the practice's visits is logged (sync.notify.crm through `INTEGRATION.crm`). Each HubSpot
-owner is also a booking calendar (remote id = owner id), mapped with `staff map hubspot <owner id>
-@practitioner`: meetings made in HubSpot for them become bookings.
+owner is also a calendar (remote id = owner id), busy at first; mapped with `staff map hubspot
+<owner id> @practitioner` and made a source, the meetings made in HubSpot for them become bookings.
 """
 
 from __future__ import annotations
@@ -78,11 +78,14 @@ INTEGRATION = Integration(
             "contact (found by email, or made).",
             "Sign in with a HubSpot user who may edit contacts; or the server's admin runs `clinicbot connection "
             "add hubspot --username <account> --password-env HUBSPOT_TOKEN` with a private-app token.",
-            "Meetings made in HubSpot for a practitioner become bookings: map each owner with "
-            "`staff map hubspot <owner id> @practitioner`.",
+            "To read meetings made in HubSpot for a practitioner as bookings, map the owner "
+            "(`staff map hubspot <owner id> @practitioner`) and make their calendar a source "
+            "(`clinicbot calendar set ID --role source`).",
         ),
-        primary_role="source",
-        other_role="source",
+        # Logging only until an admin says otherwise: a CRM's owners hold sales meetings too, which are
+        # not visits; a mapped practitioner's calendar is made a source on purpose.
+        primary_role="busy",
+        other_role="busy",
         setup_hint="set CLINICBOT_HUBSPOT_CLIENT_ID and CLINICBOT_HUBSPOT_CLIENT_SECRET "
                    "(or connect with a private-app token on the command line)",
     ),

@@ -3,8 +3,8 @@
 Connection: Salesforce's OAuth (`connect salesforce` in chat, `clinicbot connection add salesforce`,
 `--environment sandbox` for a sandbox org). Each booking, move, cancel and outcome of the practice's
 visits is upserted as an Event linked to the client's Contact or Lead (sync.notify.crm through
-`INTEGRATION.crm`). Each active user is also a booking calendar (remote id = user id), mapped with
-`staff map salesforce <user id> @practitioner`, polled on SystemModstamp.
+`INTEGRATION.crm`). Each active user is also a calendar (remote id = user id), busy at first; mapped with
+`staff map salesforce <user id> @practitioner` and made a source, it is polled on SystemModstamp.
 """
 
 from __future__ import annotations
@@ -88,11 +88,14 @@ INTEGRATION = Integration(
             "Contact or Lead (a Lead is made when there is neither).",
             "Your Salesforce admin adds a text field `Clinicbot_Visit_Key__c` (External ID, unique) to Activity "
             "once; then sign in with a user who may edit Events, Contacts and Leads.",
-            "Events made in Salesforce for a practitioner become bookings: map each user with "
-            "`staff map salesforce <user id> @practitioner`.",
+            "To read Events made in Salesforce for a practitioner as bookings, map the user "
+            "(`staff map salesforce <user id> @practitioner`) and make their calendar a source "
+            "(`clinicbot calendar set ID --role source`).",
         ),
-        primary_role="source",
-        other_role="source",
+        # Logging only until an admin says otherwise: a CRM's owners hold sales meetings too, which are
+        # not visits; a mapped practitioner's calendar is made a source on purpose.
+        primary_role="busy",
+        other_role="busy",
         setup_hint="set CLINICBOT_SALESFORCE_CLIENT_ID and CLINICBOT_SALESFORCE_CLIENT_SECRET "
                    "(a connected app with the api and refresh_token scopes)",
     ),

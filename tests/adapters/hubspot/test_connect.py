@@ -24,6 +24,7 @@ from sync.boot import open_core
 from sync.contract.items import Window
 from sync.integrations.connect import begin_oauth
 from sync.integrations.providers import open_provider
+from sync.integrations.push import ensure_push
 from sync.runtime.core import Core
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, Calendar, Connection, Practice, Practitioner
@@ -124,8 +125,9 @@ async def test_a_signed_delivery_makes_a_hubspot_meeting_a_booking_and_forged_or
     async with world.core.store.session() as s:
         cal = await s.scalar(select(Calendar).where(Calendar.connection_id == conn_id, Calendar.remote_id == lee))
         pr = await s.scalar(select(Practitioner).where(Practitioner.practice_id == world.practice_id))
-        assert cal is not None and pr is not None
-        cal.practitioner_id = pr.id
+        assert cal is not None and pr is not None and cal.role == "busy"  # logging only, until the admin says
+        cal.practitioner_id, cal.role = pr.id, "source"  # `staff map hubspot <owner> @dr-lee`, `calendar set`
+    await ensure_push(world.core, conn_id)  # the renewal job opens the source calendar's channel
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
     jane = fake.add_contact("jane@client.example", "Jane", "Roe")
     fake.add_meeting({"hs_timestamp": ms(start), "hs_meeting_start_time": ms(start),
