@@ -61,6 +61,12 @@ def map_salesforce_error(response: httpx.Response) -> ProviderError:
     if status in (429, 503) and response.headers.get("Retry-After"):
         return RateLimited(what, retry_after=parse_retry_after(response.headers.get("Retry-After")),
                            provider=PROVIDER)
+    if "external ID field" in message:
+        # The org lacks the field (or the user may not see it): a setup step, not a missing record.
+        refused = Refused(what, provider=PROVIDER)
+        refused.user_message = ("Salesforce has no visit-key field on Activity yet: your Salesforce admin adds "
+                                "the External ID field (see `connect salesforce`)")
+        return refused
     if status == 404 or "NOT_FOUND" in codes or "ENTITY_IS_DELETED" in codes:
         return NotFound(what, provider=PROVIDER)
     if status >= 500:
