@@ -48,8 +48,9 @@ SUBSCRIBER_NAME = "crm_log"
 LOG_EVERY_SECONDS = 60
 MAX_ATTEMPTS = 8
 ACTOR = "system:crm"
-_STAGES: dict[str, VisitStage] = {"created": "booked", "updated": "booked", "rescheduled": "booked",
-                                  "cancelled": "cancelled", "completed": "attended", "no_show": "no_show"}
+#: The changes logged (every kind of appointment event), and the stage an appointment's status means.
+_KINDS = frozenset({"created", "updated", "rescheduled", "cancelled", "completed", "no_show"})
+_STAGES: dict[str, VisitStage] = {"cancelled": "cancelled", "completed": "attended", "no_show": "no_show"}
 
 
 def register(core: Core) -> None:
@@ -74,8 +75,7 @@ def visit_key(practice_id: int, appointment_id: int) -> str:
 
 async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
     """Write what each of the practice's CRMs should now hold of the visit, in the change's transaction."""
-    stage = _STAGES.get(event.kind)
-    if stage is None:
+    if event.kind not in _KINDS:
         return
     providers = _crm_providers()
     if not providers:
@@ -90,6 +90,8 @@ async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -
     practice = await session.get(Practice, event.practice_id)
     if appt is None or practice is None:
         return
+    # Where the visit stands now, whatever the event's kind: an edit of a cancelled visit keeps it cancelled.
+    stage = _STAGES.get(appt.status, "booked")
     source_conn = None
     if appt.source_calendar_id is not None:
         source_conn = await session.scalar(select(Calendar.connection_id).where(Calendar.id == appt.source_calendar_id))
