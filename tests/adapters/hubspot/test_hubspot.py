@@ -236,3 +236,23 @@ def test_the_signature_matches_the_reference_vector() -> None:
 
     assert sign("POST", "https://example.com/hook", b'[{"objectId":1}]', "1700000000000",
                 "client_secret_test") == "EspNny5QB5fuk5xbLpxJcwZm5mHjo0xJdJYUYc7G5rQ="
+
+
+async def test_the_client_waits_out_a_spent_window_instead_of_drawing_429s_and_stops_at_the_daily_limit(
+        fake: HubSpotFake) -> None:
+    fake.window, fake.window_ms = 3, 150
+    fake.add_owner("Ann", "Lee", "lee@x.example")
+    client = client_for(fake)
+    try:
+        for _ in range(7):
+            await client.request("GET", "/crm/v3/owners")
+        assert fake.throttled == 0 and client.paced > 0  # two waits of about one window each
+        fake.window, fake.daily_left = None, 2
+        await client.request("GET", "/crm/v3/owners")
+        await client.request("GET", "/crm/v3/owners")  # the day's last request: "remaining 0"
+        sent = len(fake.requests)
+        with pytest.raises(RateLimited) as daily:
+            await client.request("GET", "/crm/v3/owners")
+        assert daily.value.retry_after == 3600.0 and len(fake.requests) == sent  # not even sent
+    finally:
+        await client.aclose()

@@ -56,6 +56,12 @@ class HubSpotFake:
     daily: bool = False
     access_lifetime: int = 1800
     lose_next_create: bool = False
+    #: A rolling window (requests per `window_ms`) enforced with 429s and told in every answer's
+    #: X-HubSpot-RateLimit-* headers; None: no window.
+    window: int | None = None
+    window_ms: int = 10000
+    daily_left: int | None = None
+    throttled: int = 0
     owners: list[dict[str, Any]] = field(default_factory=list)
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     meetings: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -69,6 +75,8 @@ class HubSpotFake:
     _ids: Any = field(default_factory=lambda: itertools.count(1001))
     _runner: web.AppRunner | None = None
     _last: int = 0
+    _window_start: float = 0.0
+    _window_used: int = 0
     url: str = ""
 
     # --- test helpers -----------------------------------------------------------------------
@@ -161,7 +169,31 @@ class HubSpotFake:
                 return _error(401, "INVALID_AUTHENTICATION", "Authentication credentials not found.")
             if expires <= time.time():
                 return _error(401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired.")
-        return await handler(request)
+        limits = self._limits()
+        if limits is not None and limits.get("X-HubSpot-RateLimit-Remaining") == "-1":
+            self.throttled += 1
+            return _error(429, "RATE_LIMITS", "You have reached your ten_secondly_rolling limit.",
+                          policyName="TEN_SECONDLY_ROLLING", headers={**limits, "X-HubSpot-RateLimit-Remaining": "0"})
+        response: web.StreamResponse = await handler(request)
+        response.headers.update(limits or {})
+        return response
+
+    def _limits(self) -> dict[str, str] | None:
+        """Count this request in the window and the day; the headers HubSpot sends (Remaining -1: over)."""
+        headers: dict[str, str] = {}
+        if self.daily_left is not None:
+            self.daily_left -= 1
+            headers.update({"X-HubSpot-RateLimit-Daily": "250000",
+                            "X-HubSpot-RateLimit-Daily-Remaining": str(max(self.daily_left, 0))})
+        if self.window is not None:
+            now = time.monotonic()
+            if now - self._window_start >= self.window_ms / 1000:
+                self._window_start, self._window_used = now, 0
+            self._window_used += 1
+            headers.update({"X-HubSpot-RateLimit-Max": str(self.window),
+                            "X-HubSpot-RateLimit-Remaining": str(max(self.window - self._window_used, -1)),
+                            "X-HubSpot-RateLimit-Interval-Milliseconds": str(self.window_ms)})
+        return headers or None
 
     # --- OAuth ---------------------------------------------------------------------------------
 
