@@ -11,6 +11,7 @@ records) and other 400s are Refused with Salesforce's words. SOQL results come a
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,6 +27,7 @@ PROVIDER = "salesforce"
 LIMIT_WAIT = 600.0
 #: SOQL batches followed at most in one query (a loop guard: 2,000 rows a batch).
 MAX_BATCHES = 500
+_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
 def soql_quote(value: str) -> str:
@@ -91,14 +93,26 @@ class SalesforceClient:
         self._http = make_client(instance_url, transport=transport, policy=policy or RetryPolicy(), headers=headers,
                                  auth=auth)
         self.calls = 0
+        #: The org's API allowance as its last answer told it (`Sforce-Limit-Info: api-usage=used/max`).
+        self.usage: tuple[int, int] | None = None
+
+    def _note_usage(self, response: httpx.Response) -> None:
+        found = _USAGE.search(response.headers.get("Sforce-Limit-Info", ""))
+        if found:
+            self.usage = (int(found.group(1)), int(found.group(2)))
 
     async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
                       json: dict[str, Any] | None = None) -> tuple[int, Any]:
         """(status, JSON body) of a call; `path` is under the API root unless it starts with /services."""
+        if self.usage is not None and self.usage[0] >= self.usage[1]:
+            # The allowance is spent: asking would only be refused (and counted against the org).
+            raise RateLimited(f"salesforce: the org's API allowance is spent ({self.usage[0]}/{self.usage[1]})",
+                              retry_after=LIMIT_WAIT, provider=PROVIDER)
         self.calls += 1
         url = path if path.startswith("/services/") else f"{self.root}{path}"
         response = await send(self._http, PROVIDER, method, url, errors=map_salesforce_error, params=params,
                               json=json)
+        self._note_usage(response)
         if response.status_code == 300:
             raise Refused("salesforce: the external id matches several records", provider=PROVIDER)
         return response.status_code, json_body(response, PROVIDER, empty={})

@@ -187,3 +187,18 @@ def test_an_insecure_instance_url_from_a_token_answer_is_refused() -> None:
                        settings, "https://login.salesforce.com")
 
 
+
+
+async def test_a_spent_allowance_stops_the_client_before_it_sends(fake: SalesforceFake) -> None:
+    fake.allowance = 2
+    client = client_for(fake)
+    try:
+        await client.request("GET", "/query", params={"q": "SELECT Id FROM User"})
+        await client.request("GET", "/query", params={"q": "SELECT Id FROM User"})
+        assert client.usage == (2, 2)
+        sent = len(fake.requests)
+        with pytest.raises(RateLimited) as spent:
+            await client.request("GET", "/query", params={"q": "SELECT Id FROM User"})
+        assert spent.value.retry_after == 600.0 and len(fake.requests) == sent
+    finally:
+        await client.aclose()

@@ -84,6 +84,9 @@ class SalesforceFake:
     external_id_fields: set[str] = field(default_factory=lambda: {"Clinicbot_Visit_Key__c"})
     batch_size: int = 2
     limit_exceeded: int = 0
+    #: The org's API allowance (requests a rolling day), told in every answer's Sforce-Limit-Info.
+    allowance: int = 15000
+    used: int = 0
     records: dict[str, dict[str, dict[str, Any]]] = field(
         default_factory=lambda: {name: {} for name in _PREFIX})
     access: dict[str, float] = field(default_factory=dict)
@@ -171,12 +174,13 @@ class SalesforceFake:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if self.access.get(given, 0.0) <= time.time():
             return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        if self.limit_exceeded > 0:
-            self.limit_exceeded -= 1
+        if self.limit_exceeded > 0 or self.used >= self.allowance:
+            self.limit_exceeded = max(self.limit_exceeded - 1, 0)
             return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.",
-                           headers={"Sforce-Limit-Info": "api-usage=15000/15000"})
+                           headers={"Sforce-Limit-Info": f"api-usage={self.allowance}/{self.allowance}"})
+        self.used += 1
         response: web.StreamResponse = await handler(request)
-        response.headers["Sforce-Limit-Info"] = f"api-usage={len(self.requests)}/15000"
+        response.headers["Sforce-Limit-Info"] = f"api-usage={self.used}/{self.allowance}"
         return response
 
     # --- OAuth ---------------------------------------------------------------------------------
