@@ -25,6 +25,7 @@ BENCHMARKS = {
                     "vs one lookup per visit and bare POSTs",
     "lead_forms": "400 signed lead forms (some people twice, 10% replays) at 16 concurrent vs a bare HMAC handler; staff cards",
     "shift_publish": "5,000 shifts for 200 people to Outlook on the throttling fake Graph vs the request minimum and the throttle floor",
+    "crm_log": "300 visits and 50 moves logged to HubSpot and Salesforce fakes vs the documented request minimum (issue 18)",
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from sync.engine import subscriber
-from sync.notify import clients, leads, shift_notices
+from sync.notify import clients, crm, leads, shift_notices
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.store.crypto import install_key, load_or_create_key
@@ -25,11 +25,12 @@ log = logging.getLogger("clinicbot.core")
 def register_domains(core: Core) -> None:
     """Hook every domain subscriber onto `core.bus` (idempotent): the outbox for appointment changes,
     the messages to clients about their visits, the staff card for a visit outside every shift, and the
-    lead intake."""
+    lead intake, and the CRM log."""
     subscriber.register(core)
     clients.register(core)
     shift_notices.register(core)
     leads.register(core)
+    crm.register(core)
 
 
 def open_core(settings: Settings) -> Core:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic_settings import BaseSettings
 
 from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
+from sync.contract.crm import CrmSlot
 from sync.contract.leads import LeadInput, LeadOutcome
 from sync.contract.messages import InboundSms, MailSlot, SmsSender, SmsStatus
 from sync.contract.shifts import Publishing, ShiftSourceSlot
@@ -495,6 +496,8 @@ class Integration:
     mail: MailSlot | None = None
     #: Sending text messages to clients, and reading their replies (STOP).
     sms: SmsSlot | None = None
+    #: Logging visits to a CRM (HubSpot meetings, Salesforce events).
+    crm: CrmSlot | None = None
     #: The platform tells clients of changes itself (booking platforms): clinicbot stays quiet for its
     #: bookings unless a connection's config says `notifies_clients: false`.
     notifies_clients: bool = False

@@ -18,7 +18,16 @@ from sync.integrations.deliveries import REJECTED
 from sync.runtime.core import Core
 from sync.services.errors import NotFound
 from sync.services.staff import unassigned_calendars
-from sync.store.model import Calendar, Connection, Link, OutboxOp, Practice, WebhookDelivery, WebhookSubscription
+from sync.store.model import (
+    Calendar,
+    Connection,
+    CrmEntry,
+    Link,
+    OutboxOp,
+    Practice,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 __all__ = [
     "BackfillProgress",
@@ -80,6 +89,12 @@ async def connection_status(core: Core, practice_id: int | None = None) -> list[
             select(OutboxOp.connection_id, OutboxOp.status, func.count())
             .where(OutboxOp.status.in_(("pending", "failed")))
             .group_by(OutboxOp.connection_id, OutboxOp.status))).tuples()}
+        # The CRM log's writes are the connection's outbound writes too (sync.notify.crm).
+        for cid, st, n in (await s.execute(
+                select(CrmEntry.connection_id, CrmEntry.status, func.count())
+                .where(CrmEntry.status.in_(("pending", "failed")))
+                .group_by(CrmEntry.connection_id, CrmEntry.status))).tuples():
+            ops[(cid, st)] = ops.get((cid, st), 0) + n
         cursors = dict((await s.execute(
             select(Calendar.connection_id, func.min(Calendar.cursor_updated_at))
             .where(Calendar.sync_enabled.is_(True), Calendar.role.in_(("source", "mirror")))
@@ -96,6 +111,10 @@ async def connection_status(core: Core, practice_id: int | None = None) -> list[
         for cid, err in (await s.execute(
                 select(OutboxOp.connection_id, OutboxOp.last_error).where(OutboxOp.status == "failed")
                 .order_by(OutboxOp.updated_at))).tuples():
+            last_failed[cid] = err
+        for cid, err in (await s.execute(
+                select(CrmEntry.connection_id, CrmEntry.last_error).where(CrmEntry.status == "failed")
+                .order_by(CrmEntry.updated_at))).tuples():
             last_failed[cid] = err
     out = []
     for c in conns:

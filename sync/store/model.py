@@ -884,3 +884,39 @@ class LeadSubmission(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("source", "submission_id", name="uq_lead_submission_key"),)
+
+
+class CrmEntry(Base):
+    """One visit in one CRM connection: what the CRM should hold (`want`, at `want_version`) and what
+    it was last written as (`done_version`, its activity and person ids).
+
+    Queued in the transaction of the change (a rolled-back change logs nothing); the CRM job brings
+    the CRM up to `want` and records the ids as the write lands. A row whose versions differ is
+    pending: a crash between the remote write and the record loses nothing, and the retried write
+    finds the activity it made (by the visit's key) instead of making a second one.
+    """
+
+    __tablename__ = "crm_entry"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practice.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connection.id", ondelete="CASCADE"))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id", ondelete="SET NULL"))
+    visit_key: Mapped[str] = mapped_column(String(128))
+    #: The visit as the CRM should hold it (times, stage, client's name and email): encrypted.
+    want: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
+    want_version: Mapped[int] = mapped_column(Integer, default=0)
+    done_version: Mapped[int] = mapped_column(Integer, default=0)
+    remote_id: Mapped[str | None] = mapped_column(String(255))
+    person_id: Mapped[str | None] = mapped_column(String(255))
+    #: pending | done | failed (refused, or retries exhausted; shown by `crm status`)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("connection_id", "visit_key", name="uq_crm_entry_visit"),
+        Index("ix_crm_entry_due", "status", "next_attempt_at"),
+    )

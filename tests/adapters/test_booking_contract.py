@@ -140,9 +140,49 @@ async def _timetap() -> Driver:
     return Driver(source, "71", book, fake.close)
 
 
+async def _hubspot() -> Driver:
+    from adapters.hubspot.meetings import KEY_PROPERTY, ms
+    from tests.adapters.hubspot.fakes.hubspot import HubSpotFake
+
+    fake = await HubSpotFake().start()
+    lee = fake.add_owner("Ann", "Lee", "lee@example.org")
+    fake.custom["meetings"].add(KEY_PROPERTY)  # made at connect
+    jane = fake.add_contact("jane@example.org", "Jane", "Roe")
+    host = settings_with(hubspot_api_url=fake.url)
+    source = registry.get("hubspot").booking_source(  # type: ignore[misc]
+        ConnectionInfo("hubspot", "x", {"portal_id": str(fake.portal_id)}, {"password": fake.token}), host)
+
+    async def book(start: datetime) -> str:
+        return fake.add_meeting({"hs_timestamp": ms(start), "hs_meeting_start_time": ms(start),
+                                 "hs_meeting_end_time": ms(start + timedelta(minutes=30)),
+                                 "hs_meeting_title": "Physio", "hubspot_owner_id": lee}, contact=jane)
+
+    return Driver(source, lee, book, fake.close)
+
+
+async def _salesforce() -> Driver:
+    from adapters.salesforce.events import sf_time
+    from tests.adapters.salesforce.fakes.salesforce import SalesforceFake
+
+    fake = await SalesforceFake().start()
+    lee = fake.add("User", FirstName="Ann", LastName="Lee", IsActive=True)
+    jane = fake.add("Contact", FirstName="Jane", LastName="Roe", Email="jane@example.org")
+    host = settings_with()
+    source = registry.get("salesforce").booking_source(  # type: ignore[misc]
+        ConnectionInfo("salesforce", "x", {"instance_url": fake.url},
+                       {"access_token": fake.session(), "instance_url": fake.url}), host)
+
+    async def book(start: datetime) -> str:
+        return fake.add("Event", Subject="Physio", StartDateTime=sf_time(start), OwnerId=lee, WhoId=jane,
+                        EndDateTime=sf_time(start + timedelta(minutes=30)))
+
+    return Driver(source, lee, book, fake.close)
+
+
 DRIVERS: dict[str, Callable[[], Awaitable[Driver]]] = {
     "square": _square, "acuity": _acuity, "calendly": _calendly, "simplybook": _simplybook,
-    "youcanbookme": _youcanbookme, "setmore": _setmore, "timetap": _timetap}
+    "youcanbookme": _youcanbookme, "setmore": _setmore, "timetap": _timetap, "hubspot": _hubspot,
+    "salesforce": _salesforce}
 
 
 @pytest.fixture(params=NAMES)

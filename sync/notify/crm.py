@@ -1,0 +1,305 @@
+"""Visits logged to the practice's CRM: queued with the change, written by the leader's job.
+
+A practice with a CRM connected (HubSpot, Salesforce: an integration with a `crm` slot) has every
+booking, move, cancel and outcome (attended, no-show) of its visits recorded there. Rules:
+
+- the wanted state is written inside the transaction of the change (a rolled-back change logs
+  nothing), one row per (CRM connection, visit) whose `want_version` only rises: a replayed or
+  older event changes nothing;
+- the job brings the CRM up to the wanted state and records the activity's id when the write lands;
+  a crash between the two is safe because the adapter finds the activity by the visit's key before
+  it creates one (so a retried create never duplicates);
+- a visit that came from the CRM itself is not logged back to it (it is already there);
+- rate limits are honoured: RateLimited parks the connection's rows until the CRM's wait is over
+  and stops that connection's run, without counting as an attempt; AuthExpired marks the
+  connection for reconnecting (the reconnect card), one CRM failing never stops the others;
+- every write is audited (`crm.logged`, `crm.failed`), without client details.
+
+A connection's config `crm_log: false` turns the logging off (the CRM then only serves as a source).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sync.contract import AuthExpired, ProviderError, RateLimited, Refused
+from sync.contract.crm import CrmLog, CrmRecord, CrmVisit, VisitStage
+from sync.engine.reconnect import ExpiredConnection, tell_reconnect
+from sync.integrations import registry
+from sync.integrations.providers import connection_info
+from sync.runtime.core import Core
+from sync.runtime.events import AppointmentEvent
+from sync.runtime.locks import SyncBusy, connection_lock
+from sync.store import audit
+from sync.store.model import Appointment, Calendar, Connection, CrmEntry, Practice, Practitioner
+
+__all__ = ["LOG_EVERY_SECONDS", "SUBSCRIBER_NAME", "CrmStats", "log_due", "log_job", "on_event", "register"]
+
+log = logging.getLogger("clinicbot.crm")
+
+SUBSCRIBER_NAME = "crm_log"
+LOG_EVERY_SECONDS = 60
+MAX_ATTEMPTS = 8
+ACTOR = "system:crm"
+#: The changes logged (every kind of appointment event), and the stage an appointment's status means.
+_KINDS = frozenset({"created", "updated", "rescheduled", "cancelled", "completed", "no_show"})
+_STAGES: dict[str, VisitStage] = {"cancelled": "cancelled", "completed": "attended", "no_show": "no_show"}
+
+
+def register(core: Core) -> None:
+    """Hook the CRM subscriber onto core.bus (once)."""
+    if SUBSCRIBER_NAME in core.bus.names:
+        return
+
+    async def subscriber(session: AsyncSession, event: AppointmentEvent) -> None:
+        await on_event(core, session, event)
+
+    core.bus.subscribe(SUBSCRIBER_NAME, subscriber)
+
+
+def _crm_providers() -> list[str]:
+    return [i.name for i in registry.integrations() if i.crm is not None]
+
+
+def visit_key(practice_id: int, appointment_id: int) -> str:
+    """clinicbot's stable name for a visit in every CRM (also the iCalendar UID clients get)."""
+    return f"clinicbot-{practice_id}-{appointment_id}"
+
+
+async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
+    """Write what each of the practice's CRMs should now hold of the visit, in the change's transaction."""
+    if event.kind not in _KINDS:
+        return
+    providers = _crm_providers()
+    if not providers:
+        return
+    conns = (await session.scalars(select(Connection).where(
+        Connection.practice_id == event.practice_id, Connection.provider.in_(providers),
+        Connection.status != "removing"))).all()
+    conns = [c for c in conns if (c.config or {}).get("crm_log", True) is not False]
+    if not conns:
+        return
+    appt = await session.get(Appointment, event.appointment_id)
+    practice = await session.get(Practice, event.practice_id)
+    if appt is None or practice is None:
+        return
+    # Where the visit stands now, whatever the event's kind: an edit of a cancelled visit keeps it cancelled.
+    stage = _STAGES.get(appt.status, "booked")
+    source_conn = None
+    if appt.source_calendar_id is not None:
+        source_conn = await session.scalar(select(Calendar.connection_id).where(Calendar.id == appt.source_calendar_id))
+    practitioner = await session.get(Practitioner, appt.practitioner_id) if appt.practitioner_id else None
+    key = visit_key(practice.id, appt.id)
+    for conn in conns:
+        if conn.id == source_conn:
+            continue  # the visit came from this CRM: it is there already
+        row = await session.scalar(select(CrmEntry).where(CrmEntry.connection_id == conn.id,
+                                                          CrmEntry.visit_key == key))
+        if row is not None and row.want_version >= event.version:
+            continue  # a replayed or older event
+        owner = None
+        if appt.practitioner_id is not None:
+            owner = await session.scalar(select(Calendar.remote_id).where(
+                Calendar.connection_id == conn.id, Calendar.practitioner_id == appt.practitioner_id).limit(1))
+        want = {
+            "stage": stage, "moved": _moved(event, row),
+            "start": appt.start.isoformat(), "end": appt.end.isoformat(),
+            "tzid": appt.tzid or practice.timezone, "title": f"{appt.service or 'Visit'} with "
+                                                             f"{practitioner.name if practitioner else practice.name}",
+            "practice": practice.name, "practitioner": practitioner.name if practitioner else "",
+            "client_name": appt.client_name or "", "client_email": appt.client_email,
+            "client_phone": appt.client_phone, "location": appt.location_text or "", "owner_ref": owner,
+        }
+        if row is None:
+            row = CrmEntry(practice_id=practice.id, connection_id=conn.id, appointment_id=appt.id, visit_key=key,
+                           done_version=0)
+            session.add(row)
+        row.want, row.want_version = want, event.version
+        row.status, row.last_error = "pending", None
+        if row.remote_id is not None:
+            row.attempts = 0
+        # else: attempts stay, marking that a create may have been sent (the next write looks for it first)
+        row.next_attempt_at = core.clock()
+
+
+def _moved(event: AppointmentEvent, row: CrmEntry | None) -> bool:
+    """Whether the visit was last moved: set by a reschedule, kept by an edit, ended by an outcome or cancel."""
+    if event.kind == "rescheduled":
+        return True
+    if event.kind in ("created", "updated") and row is not None:
+        return bool((row.want or {}).get("moved"))
+    return False
+
+
+def _visit(row: CrmEntry) -> CrmVisit:
+    w: dict[str, Any] = dict(row.want or {})
+    return CrmVisit(
+        key=row.visit_key, stage=w["stage"], start=datetime.fromisoformat(str(w["start"])),
+        end=datetime.fromisoformat(str(w["end"])), tzid=str(w.get("tzid") or "UTC"), title=str(w.get("title") or ""),
+        practice=str(w.get("practice") or ""), practitioner=str(w.get("practitioner") or ""),
+        client_name=str(w.get("client_name") or ""), client_email=w.get("client_email") or None,
+        client_phone=w.get("client_phone") or None, location=str(w.get("location") or ""),
+        owner_ref=w.get("owner_ref") or None, moved=bool(w.get("moved")),
+    )
+
+
+@dataclass
+class CrmStats:
+    logged: int = 0
+    retried: int = 0
+    failed: int = 0
+    waiting: int = 0
+
+
+def _checkpoint(core: Core, label: str) -> None:
+    hook = core.services.fault_injector
+    if hook is not None:
+        hook(label)
+
+
+async def log_due(core: Core, *, limit: int = 200) -> CrmStats:
+    """Write what is due to each CRM (the leader's periodic job); one failing CRM never stops another."""
+    stats = CrmStats()
+    now = core.clock()
+    async with core.store.session() as s:
+        due = (await s.execute(select(CrmEntry.id, CrmEntry.connection_id)
+                               .join(Connection, Connection.id == CrmEntry.connection_id)
+                               .where(CrmEntry.status == "pending", CrmEntry.next_attempt_at <= now,
+                                      Connection.status == "active")
+                               .order_by(CrmEntry.next_attempt_at, CrmEntry.id).limit(limit))).all()
+    by_conn: dict[int, list[int]] = {}
+    for entry_id, conn_id in due:
+        by_conn.setdefault(conn_id, []).append(entry_id)
+
+    async def run(conn_id: int, ids: list[int]) -> None:
+        try:
+            async with connection_lock(core, conn_id):
+                await _log_connection(core, conn_id, ids, stats)
+        except SyncBusy:
+            stats.waiting += len(ids)
+        except Exception:  # one CRM's surprise never stops the others; the rows stay pending
+            log.exception("crm run failed", extra={"connection_id": conn_id})
+
+    if core.store.is_sqlite:
+        # SQLite has one writer: concurrent runs would race for the audit chain's next entry.
+        for conn_id, ids in by_conn.items():
+            await run(conn_id, ids)
+    else:  # a slow CRM never holds up another practice's
+        await asyncio.gather(*(run(conn_id, ids) for conn_id, ids in by_conn.items()))
+    return stats
+
+
+async def _open(core: Core, conn_id: int) -> tuple[CrmLog, int] | None:
+    async with core.store.session() as s:
+        conn = await s.get(Connection, conn_id)
+        if conn is None:
+            return None
+        slot = registry.get(conn.provider).crm
+        if slot is None:
+            return None
+        return slot.open(connection_info(conn, core), core.settings), conn.practice_id
+
+
+async def _log_connection(core: Core, conn_id: int, ids: list[int], stats: CrmStats) -> None:
+    opened = await _open(core, conn_id)
+    if opened is None:
+        return
+    crm, practice_id = opened
+    try:
+        for entry_id in ids:
+            async with core.store.session() as s:
+                row = await s.get(CrmEntry, entry_id)
+                if row is None or row.status != "pending":
+                    continue
+                visit, version = _visit(row), row.want_version
+                known = CrmRecord(row.remote_id, row.person_id) if row.remote_id else None
+                first_try = row.attempts == 0 and known is None
+                row.attempts += 1
+                attempts = row.attempts
+            try:
+                record = await crm.record(visit, known, first_try=first_try)
+            except RateLimited as exc:
+                await _park(core, conn_id, entry_id, exc.retry_after)
+                stats.waiting += 1
+                return  # the CRM asked for quiet: nothing more to it until then
+            except AuthExpired as exc:
+                await _expired(core, conn_id, entry_id, exc)
+                return
+            except ProviderError as exc:
+                await _failed(core, entry_id, exc, attempts, stats)
+                continue
+            _checkpoint(core, "crm.remote_done")
+            async with core.store.session() as s:
+                row = await s.get(CrmEntry, entry_id)
+                if row is None:
+                    continue
+                row.remote_id, row.person_id = record.remote_id, record.person_id
+                row.done_version = max(row.done_version, version)
+                if row.want_version <= version:
+                    row.status, row.last_error = "done", None
+                await audit.record(s, actor=ACTOR, action="crm.logged", practice_id=practice_id,
+                                   appointment_id=row.appointment_id,
+                                   details={"connection_id": conn_id, "stage": visit.stage, "version": version,
+                                            "remote_id": record.remote_id})
+            stats.logged += 1
+    finally:
+        await crm.aclose()
+
+
+async def _park(core: Core, conn_id: int, tried: int, retry_after: float | None) -> None:
+    """Hold every pending write to this CRM until its wait is over; the tried one's attempt is undone
+    (a throttled request was not processed: it is not our failure, and no create was made)."""
+    until = core.clock() + timedelta(seconds=max(retry_after or 0.0, 1.0))
+    async with core.store.session() as s:
+        rows = (await s.scalars(select(CrmEntry).where(CrmEntry.connection_id == conn_id,
+                                                       CrmEntry.status == "pending"))).all()
+        for row in rows:
+            if row.id == tried:
+                row.attempts = max(row.attempts - 1, 0)
+            row.next_attempt_at = max(row.next_attempt_at, until)
+    log.info("crm rate limited", extra={"connection_id": conn_id, "wait": retry_after})
+
+
+async def _expired(core: Core, conn_id: int, tried: int, exc: AuthExpired) -> None:
+    expired = None
+    async with core.store.session() as s:
+        conn = await s.get(Connection, conn_id)
+        if conn is not None and conn.status != "auth_expired":
+            conn.status, conn.last_error, conn.last_error_at = "auth_expired", str(exc)[:300], core.clock()
+            await audit.record(s, actor=ACTOR, action="connection.auth_expired", practice_id=conn.practice_id,
+                               details={"connection_id": conn.id})
+            expired = ExpiredConnection.of(conn)
+        row = await s.get(CrmEntry, tried)
+        if row is not None:  # refused unread (401): no create was made
+            row.attempts = max(row.attempts - 1, 0)
+    if expired is not None:
+        await tell_reconnect(core, expired)
+
+
+async def _failed(core: Core, entry_id: int, exc: ProviderError, attempts: int, stats: CrmStats) -> None:
+    async with core.store.session() as s:
+        row = await s.get(CrmEntry, entry_id)
+        if row is None:
+            return
+        row.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if isinstance(exc, Refused) or attempts >= MAX_ATTEMPTS:
+            row.status = "failed"
+            stats.failed += 1
+            await audit.record(s, actor=ACTOR, action="crm.failed", practice_id=row.practice_id,
+                               appointment_id=row.appointment_id,
+                               details={"connection_id": row.connection_id, "error": type(exc).__name__})
+            return
+        row.next_attempt_at = core.clock() + timedelta(seconds=min(3600, 30 * 2 ** attempts))
+        stats.retried += 1
+
+
+async def log_job(core: Core) -> None:
+    """The periodic job's entry point."""
+    await log_due(core)

@@ -1,0 +1,142 @@
+"""The CRM log's rules, with HubSpot and Salesforce both connected to one practice: a change rolled back
+logs nothing, a replayed or older event changes nothing, a CRM that fails never holds up the other,
+a refusal is kept as failed (audited, shown in status) while the rest go on, and `crm_log: false` stops
+a connection's logging."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from sync.boot import open_core
+from sync.notify import crm
+from sync.runtime.core import Core
+from sync.runtime.events import AppointmentEvent
+from sync.services.status import connection_status
+from sync.store.migrate import upgrade
+from sync.store.model import Appointment, AuditEntry, Connection, CrmEntry, Practice, Practitioner
+from tests.adapters.hubspot.fakes.hubspot import HubSpotFake
+from tests.adapters.salesforce.fakes.salesforce import SalesforceFake
+from tests.conftest import drop_schema, make_settings
+from tests.sync.helpers import NOW
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[HubSpotFake, SalesforceFake]]:
+    hub, org = await HubSpotFake().start(), await SalesforceFake().start()
+    try:
+        yield hub, org
+    finally:
+        await hub.close()
+        await org.close()
+
+
+@pytest.fixture
+async def core(backend: str, tmp_path: Path, fakes: tuple[HubSpotFake, SalesforceFake]) -> AsyncIterator[Core]:
+    hub, org = fakes
+    settings = make_settings(backend, tmp_path, hubspot_api_url=hub.url, salesforce_login_url=org.url,
+                             allow_private_urls=True)
+    c = open_core(settings)
+    c.clock = lambda: NOW
+    await upgrade(c.store)
+    try:
+        yield c
+    finally:
+        await c.close()
+        await drop_schema(settings)
+
+
+async def practice(core: Core, hub: HubSpotFake, org: SalesforceFake) -> tuple[int, int, int, int]:
+    """(practice, practitioner, HubSpot connection, Salesforce connection)."""
+    async with core.store.session() as s:
+        p = Practice(name="Northside Clinic", timezone="Europe/London")
+        s.add(p)
+        await s.flush()
+        lee = Practitioner(practice_id=p.id, name="Dr Lee", handle="dr-lee", timezone="Europe/London")
+        hs = Connection(practice_id=p.id, provider="hubspot", account="hub", config={"portal_id": "1"},
+                        credentials={"password": hub.token})
+        sf = Connection(practice_id=p.id, provider="salesforce", account="org", config={"instance_url": org.url},
+                        credentials={"access_token": org.session(), "instance_url": org.url})
+        s.add_all([lee, hs, sf])
+        await s.flush()
+        return p.id, lee.id, hs.id, sf.id
+
+
+async def visit(core: Core, practice_id: int, practitioner_id: int, email: str = "jane@client.example",
+                fail: bool = False) -> int:
+    """A visit stored and announced as a sync does, in one transaction (which `fail` rolls back)."""
+    try:
+        async with core.store.session() as s:
+            appt = Appointment(practice_id=practice_id, practitioner_id=practitioner_id, start=NOW + timedelta(days=1),
+                               end=NOW + timedelta(days=1, minutes=30), tzid="Europe/London", status="confirmed",
+                               version=1, exdates=[], client_name="Jane Roe", client_email=email, service="Physio")
+            s.add(appt)
+            await s.flush()
+            await core.bus.emit(s, AppointmentEvent("created", appt.id, 1, practice_id, practitioner_id, "test"))
+            if fail:
+                raise RuntimeError("the change failed after its event")
+            return appt.id
+    except RuntimeError:
+        return 0
+
+
+async def entries(core: Core) -> list[CrmEntry]:
+    async with core.store.session() as s:
+        return list((await s.scalars(select(CrmEntry).order_by(CrmEntry.connection_id))).all())
+
+
+async def test_a_rolled_back_change_logs_nothing_and_a_replayed_event_changes_nothing(
+        core: Core, fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+    hub, org = fakes
+    practice_id, lee, _, _ = await practice(core, hub, org)
+    assert await visit(core, practice_id, lee, fail=True) == 0
+    assert await entries(core) == []
+    appt = await visit(core, practice_id, lee)
+    assert [e.want_version for e in await entries(core)] == [1, 1]
+    async with core.store.session() as s:
+        await crm.on_event(core, s, AppointmentEvent("created", appt, 1, practice_id, lee, "test"))  # a replay
+    assert (await crm.log_due(core)).logged == 2
+    async with core.store.session() as s:
+        await crm.on_event(core, s, AppointmentEvent("cancelled", appt, 1, practice_id, lee, "test"))  # stale
+    assert all(e.status == "done" for e in await entries(core))
+    assert (await crm.log_due(core)).logged == 0
+    assert len(hub.meetings) == 1 and len(org.live("Event")) == 1
+
+
+async def test_a_failing_crm_never_holds_up_the_other_and_a_refusal_is_kept_and_shown(
+        core: Core, fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+    hub, org = fakes
+    practice_id, lee, hs_id, sf_id = await practice(core, hub, org)
+    await visit(core, practice_id, lee)
+    await visit(core, practice_id, lee, email="bob@client.example")
+    org.external_id_fields.clear()  # the org's admin has not added the External ID field yet
+    hub.throttle, hub.daily = 100, True  # and HubSpot's daily limit is spent
+    stats = await crm.log_due(core)
+    assert stats.logged == 0 and stats.failed == 2 and stats.waiting == 1
+    by_conn = {}
+    for e in await entries(core):
+        by_conn.setdefault(e.connection_id, []).append(e)
+    assert {e.status for e in by_conn[sf_id]} == {"failed"}
+    assert "Provided external ID field does not exist" in str(by_conn[sf_id][0].last_error)
+    assert {e.status for e in by_conn[hs_id]} == {"pending"}
+    async with core.store.session() as s:
+        failed = await s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "crm.failed"))
+    assert failed == 2
+    status = {c.connection_id: c for c in await connection_status(core)}
+    assert status[sf_id].failed_ops == 2 and "external ID" in str(status[sf_id].last_failed_error)
+    assert status[hs_id].pending_ops == 2
+
+
+async def test_crm_log_off_stops_a_connections_logging(core: Core, fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+    hub, org = fakes
+    practice_id, lee, hs_id, sf_id = await practice(core, hub, org)
+    async with core.store.session() as s:
+        conn = await s.get(Connection, hs_id)
+        assert conn is not None
+        conn.config = {**conn.config, "crm_log": False}
+    await visit(core, practice_id, lee)
+    assert [e.connection_id for e in await entries(core)] == [sf_id]
