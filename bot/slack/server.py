@@ -58,6 +58,10 @@ BOT_SCOPES = ("commands", "chat:write", "im:write")
 #: Events listened to: uninstalls and revoked tokens drop the stored installation.
 EVENTS = ("app_uninstalled", "tokens_revoked")
 MAX_BODY = 1024 * 1024
+#: Answers being worked on at once: each mostly waits for the database, so more than a CPU's worth.
+BACKGROUND_WORKERS = 16
+#: More requests than this in flight (the one asking included) and acks stop waiting for database work.
+BUSY_INFLIGHT = 2
 
 
 class SlackRuntime:
@@ -69,10 +73,11 @@ class SlackRuntime:
         self.mode = mode
         #: requests being handled right now; background work yields to them
         self.inflight = 0
-        self.background = Background("slack", workers=4, limit=2000, busy=lambda: self.inflight > 0)
+        self.background = Background("slack", workers=BACKGROUND_WORKERS, limit=2000, busy=lambda: self.inflight > 0)
         self.verifier = RequestVerifier(settings.slack_signing_secret or "")
         self.http: ClientSession | None = None
         self.listeners = SlackListeners(core, self.background)
+        self.listeners.busy = lambda: self.inflight > BUSY_INFLIGHT
         self.bolt = self._build_bolt()
         self.socket: Any = None
 
