@@ -143,10 +143,10 @@ async def seed(settings: Any, world: World) -> dict[str, Any]:
                         "practitioner_id": pr_by_handle[handle][0] if handle else None,
                     })  # fmt: skip
                 await s.execute(insert(ChatIdentity), ident_rows)
-                ids = dict(
-                    (await s.execute(select(ChatIdentity.user_id, ChatIdentity.id).where(
-                        ChatIdentity.platform == platform))).all()  # fmt: skip
+                found = await s.execute(
+                    select(ChatIdentity.user_id, ChatIdentity.id).where(ChatIdentity.platform == platform)
                 )
+                ids = dict(found.all())
                 role_rows = [{"chat_identity_id": ids[_user_id(platform, n)], "role": role, "granted_by": "bench"}
                              for _p, n, role, _h in world.users]  # fmt: skip
                 await s.execute(insert(Role), role_rows)
@@ -328,7 +328,7 @@ def teams_activity(kind: str, rid: str, spec: dict[str, Any], service_url: str) 
 
 # --- the load generator (child processes) --------------------------------------------------------
 def _load_worker(url: str, path: str, items: list[tuple[str, str, Any]], conns: int, seconds: float,
-                 sync: Any) -> None:  # fmt: skip
+                 sync: Any, rate: float = 0.0) -> None:  # fmt: skip
     import hashlib
     import hmac
 
@@ -342,12 +342,20 @@ def _load_worker(url: str, path: str, items: list[tuple[str, str, Any]], conns: 
     secret = SECRET.encode()
 
     async def run() -> None:
-        it = iter(items)
+        it = iter(enumerate(items))
+        start = time.monotonic()
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conns)) as session:
 
             async def loop() -> None:
-                for kind, rid, body in it:
-                    now = time.monotonic()
+                for k, (kind, rid, body) in it:
+                    if rate:  # open loop: request k is due at start + k / rate, and its latency counts from then
+                        due = start + k / rate
+                        if due > until:
+                            return
+                        await asyncio.sleep(max(0.0, due - time.monotonic()))
+                        now = due
+                    else:
+                        now = time.monotonic()
                     if now > until:
                         return
                     if isinstance(body, bytes):  # Slack: fresh timestamp, trigger id with its send time
@@ -368,7 +376,8 @@ def _load_worker(url: str, path: str, items: list[tuple[str, str, Any]], conns: 
                     acked = time.monotonic()
                     flags = (b"busy right now" in text) | ((b'"blocks"' in text) << 1) | ((b"response_action" in text) << 2)
                     records.append((kind, rid, now, acked, status, flags))
-                records.append(("", "", 0.0, 0.0, -1, 0))  # ran out of prepared requests
+                if not rate:  # open loop: the set is sized for the rate; the last ones are simply not due
+                    records.append(("", "", 0.0, 0.0, -1, 0))  # ran out of prepared requests
 
             await asyncio.gather(*(loop() for _ in range(conns)))
 
@@ -377,14 +386,15 @@ def _load_worker(url: str, path: str, items: list[tuple[str, str, Any]], conns: 
 
 
 async def drive(url: str, path: str, items: list[tuple[str, str, Any]], connections: int, seconds: float,
-                cpus: set[int] | None, procs: int = 2) -> list[tuple[str, str, float, float, int, int]]:  # fmt: skip
+                cpus: set[int] | None, procs: int = 2, rate: float = 0.0,
+                ) -> list[tuple[str, str, float, float, int, int]]:  # fmt: skip
     ctx = multiprocessing.get_context("spawn")
     ready, go, out = ctx.Queue(), ctx.Event(), ctx.Queue()
     workers = []
     for k in range(procs):
         share = items[k::procs]
         conns = connections // procs + (k < connections % procs)
-        w = ctx.Process(target=_load_worker, args=(url, path, share, conns, seconds, (ready, go, out)))
+        w = ctx.Process(target=_load_worker, args=(url, path, share, conns, seconds, (ready, go, out), rate / procs))
         w.start()
         if cpus:
             os.sched_setaffinity(w.pid or 0, cpus)
@@ -616,9 +626,6 @@ class SlackSink:
             first.setdefault(rid, call.at)
         return first
 
-    def busy_answers(self) -> int:
-        return sum(1 for c in self.fake.calls if c.method == "response_url" and "busy right now" in str(c.args))
-
 
 def _answer_times(records: list[tuple[str, str, float, float, int, int]], arrived: dict[str, float]) -> dict[str, Any]:
     latencies, missing = [], Counter()
@@ -703,47 +710,20 @@ class Bench:
         try:
             await _wait_up(f"http://127.0.0.1:{ours}")
             await _wait_up(f"http://127.0.0.1:{bare}")
-            size = int(a.max_rps * a.seconds)
             sides: dict[str, Any] = {}
             for name, port in (("bare_bolt", bare), ("clinicbot", ours)):
-                warm = Mix(world, f"w{name[0]}")
-                # the warm-up is a different set of people and appointments' buttons: caches start cold
-                items = [slack_request(*k_r_s[:1], k_r_s[1], k_r_s[2], sink.fake.url) for k_r_s in
-                         (warm.next() for _ in range(int(a.max_rps * a.warmup)))]  # fmt: skip
-                rids = [f"w{name[0]}{i + 1}" for i in range(len(items))]
-                sink.register(rids)
-                await drive(f"http://127.0.0.1:{port}", "/slack/events",
-                            [(k, r, b) for (k, b), r in zip(items, rids, strict=True)], a.connections, a.warmup,
-                            self.gen_cpus)  # fmt: skip
+                url = f"http://127.0.0.1:{port}"
+                # the warm-up is a different set of people and buttons than the measured load
+                await self._slack_load(sink, url, procs[name].pid, world, f"w{name[0]}", a.warmup, 0.0, False)
                 await asyncio.sleep(2 if name == "clinicbot" else 0.5)
-                mix = Mix(world, f"m{name[0]}")
-                prepared = []
-                for _ in range(size):
-                    kind, rid, spec = mix.next()
-                    _, body = slack_request(kind, rid, spec, sink.fake.url)
-                    prepared.append((kind, rid, body))
-                sink.register([r for _, r, _ in prepared])
-                pid = procs[name].pid
-                cpu0 = _cpu_seconds(pid)
-                calls0 = len(sink.fake.calls)
-                records = await drive(f"http://127.0.0.1:{port}", "/slack/events", prepared, a.connections,
-                                      a.seconds, self.gen_cpus)  # fmt: skip
-                summary = _summary(records, a.seconds)
-                if name == "clinicbot":
-                    owed = {r[1] for r in records if r[4] == 200 and not r[5] & 7 and r[0] != "help"}
-                    took = await _settle(lambda: len(owed & set(sink.answers())), len(owed), a.drain)
-                    summary["answers_all_in_seconds_after_load"] = took
-                    summary.update(_answer_times(records, sink.answers()))
-                    agenda = [r for r in records if r[4] == 200 and r[0] in ("today", "tomorrow_for", "date_for")]
-                    summary["answer_cache_hit_rate"] = round(sum(1 for r in agenda if r[5] & 2) / max(1, len(agenda)), 3)
-                    summary["busy_answers_at_response_url"] = sink.busy_answers()
-                    summary["web_api_errors"] = sum(
-                        1 for c in sink.fake.calls[calls0:] if c.method == "views.open" and not c.args.get("view")
-                    )
-                cpu = _cpu_seconds(pid) - cpu0
-                summary["server_cpu_ms_per_request"] = round(cpu * 1000 / max(1, summary["requests"]), 3)
-                summary["kinds"] = dict(Counter(r[0] for r in records if r[4] != -1))
-                sides[name] = summary
+                sides[name] = await self._slack_load(sink, url, procs[name].pid, world, f"m{name[0]}", a.seconds,
+                                                     0.0, name == "clinicbot")  # fmt: skip
+            # Open loop at fixed rates below saturation: what a person waits for when the server keeps up.
+            sides["clinicbot"]["at_fixed_rates"] = {
+                f"{rate:g}_per_s": await self._slack_load(sink, f"http://127.0.0.1:{ours}", procs["clinicbot"].pid,
+                                                          world, f"r{i}x", a.seconds, rate, True)
+                for i, rate in enumerate(a.rates)
+            }  # fmt: skip
         finally:
             for p in procs.values():
                 p.terminate()
@@ -763,6 +743,40 @@ class Bench:
                 "no_busy": ours_s["busy_acks"] + ours_s["busy_answers_at_response_url"] == 0,
             },
         }
+
+    async def _slack_load(self, sink: SlackSink, url: str, pid: int, world: World, tag: str, seconds: float,
+                          rate: float, answers: bool) -> dict[str, Any]:  # fmt: skip
+        """One load (closed loop, or open loop at `rate`); with `answers`, wait for and time the answers."""
+        a = self.args
+        mix = Mix(world, tag)
+        prepared = []
+        for _ in range(int((rate * 1.2 if rate else a.max_rps) * seconds) + 10):
+            kind, rid, spec = mix.next()
+            prepared.append((kind, rid, slack_request(kind, rid, spec, sink.fake.url)[1]))
+        sink.register([r for _, r, _ in prepared])
+        cpu0 = _cpu_seconds(pid)
+        calls0 = len(sink.fake.calls)
+        hits0, misses0 = await _cache_counts(url) if answers else (0, 0)
+        records = await drive(url, "/slack/events", prepared, a.connections, seconds, self.gen_cpus, rate=rate)
+        summary = _summary(records, seconds)
+        if rate:
+            summary["offered_rate_per_s"] = rate
+        if answers:
+            owed = {r[1] for r in records if r[4] == 200 and not r[5] & 7 and r[0] != "help"}
+            took = await _settle(lambda: len(owed & set(sink.answers())), len(owed), a.drain)
+            summary["answers_all_in_seconds_after_load"] = took
+            summary.update(_answer_times(records, sink.answers()))
+            agenda = [r for r in records if r[4] == 200 and r[0] in ("today", "tomorrow_for", "date_for")]
+            summary["agendas_answered_in_the_ack"] = round(sum(1 for r in agenda if r[5] & 2) / max(1, len(agenda)), 3)
+            hits, misses = await _cache_counts(url)
+            summary["answer_cache_lookup_hit_rate"] = round((hits - hits0) / max(1, hits - hits0 + misses - misses0), 3)
+            summary["busy_answers_at_response_url"] = sum(
+                1 for c in sink.fake.calls[calls0:] if c.method == "response_url" and "busy right now" in str(c.args)
+            )
+        cpu = _cpu_seconds(pid) - cpu0  # with answers: the work after the acks too, until they are all in
+        summary["server_cpu_ms_per_request"] = round(cpu * 1000 / max(1, summary["requests"]), 3)
+        summary["kinds"] = dict(Counter(r[0] for r in records if r[4] != -1))
+        return summary
 
     async def teams(self, world: World, folder: str, db_url: str, schema: str) -> dict[str, Any]:
         from tests.fakes.bot_connector import FakeBotConnector
@@ -810,7 +824,7 @@ class Bench:
                     records = await drive(f"http://127.0.0.1:{port}", "/api/messages", prepared, a.connections,
                                           a.seconds, self.gen_cpus)  # fmt: skip
                     owed = {r[1] for r in records if 200 <= r[4] < 300 and not r[0].startswith(("btn_", "modal_"))}
-                    await _settle(lambda: len(owed & arrived.keys()), len(owed), a.drain)
+                    await _settle(lambda owed=owed: len(owed & arrived.keys()), len(owed), a.drain)
                     summary = _summary(records, a.seconds)
                     cpu = _cpu_seconds(pid) - cpu0
                     summary["server_cpu_ms_per_request"] = round(cpu * 1000 / max(1, summary["requests"]), 3)
@@ -837,6 +851,18 @@ class Bench:
         ratio = round(ours_t["rps"] / base["rps"], 3) if base["rps"] else 0.0
         return {"clinicbot": ours_t, "stock_botbuilder_echo": base, "throughput_ratio": ratio,
                 "met": {"throughput_ratio": ratio >= TARGETS["teams_throughput_ratio_min"]}}  # fmt: skip
+
+
+async def _cache_counts(url: str) -> tuple[int, int]:
+    """The Slack answer cache's (hits, misses) so far, from the server's /metrics."""
+    import aiohttp
+
+    counts = {"hit": 0, "miss": 0}
+    async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as resp:
+        for line in (await resp.text()).splitlines():
+            if line.startswith("clinicbot_answer_cache_lookups_total"):
+                counts[line.split('result="')[1].split('"')[0]] = int(line.rsplit(" ", 1)[1])
+    return counts["hit"], counts["miss"]
 
 
 async def _pg_schema(db_url: str, schema: str, create: bool) -> None:
@@ -883,6 +909,8 @@ def main() -> None:
     parser.add_argument("--max-rps", type=int, default=2500, help="Slack requests prepared per second of load")
     parser.add_argument("--teams-max-rps", type=int, default=1200, help="Teams activities prepared per second")
     parser.add_argument("--platform", choices=["slack", "teams", "both"], default="both")
+    parser.add_argument("--rates", type=lambda t: [float(x) for x in t.split(",")], default=[50.0, 100.0],
+                        help="Slack open-loop rates (requests/s) measured after the closed loop, comma-separated")
     parser.add_argument("--database-url", action="append", help="also run on this PostgreSQL database")
     parser.add_argument("--no-sqlite", dest="sqlite", action="store_false")
     parser.add_argument("--no-pin", dest="pin", action="store_false")

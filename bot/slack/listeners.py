@@ -208,8 +208,8 @@ class SlackListeners:
         Called with the fields of a signed form body before bolt sees the request. It answers only
         an agenda asked by a person known from a recent request (the actor cache): from the answer
         cache at once, or, when the agenda is being (re)built, by waiting for that one shared
-        build up to ANSWER_BUDGET (ANSWER_BUDGET_BUSY under load). None means: let bolt and the listeners handle it (ack, then
-        answer at the response_url).
+        build up to ANSWER_BUDGET (ANSWER_BUDGET_BUSY under load). None means: let bolt and the
+        listeners handle it (ack, then answer at the response_url).
         """
         if fields.get("command") != COMMAND:
             return None
