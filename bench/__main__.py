@@ -22,6 +22,7 @@ BENCHMARKS = {
     "booking_webhooks": "1,000 signed Square deliveries (20% duplicates) at 32 concurrent vs a bare HMAC handler",
     "nylas_poll": "an incremental poll of a 2,000-event Nylas calendar vs listing the window again (issue 16)",
     "shift_publish": "5,000 shifts for 200 people to Outlook on the throttling fake Graph vs the request minimum and the throttle floor",
+    "chat_mix": "a real clinic's Slack and Teams traffic (200 people, 5,000 appointments) vs bare bolt and the echo bot (issue 23)",
 }
 
 

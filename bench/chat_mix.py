@@ -748,6 +748,8 @@ class Bench:
                           rate: float, answers: bool) -> dict[str, Any]:  # fmt: skip
         """One load (closed loop, or open loop at `rate`); with `answers`, wait for and time the answers."""
         a = self.args
+        if answers and not await _idle(url, a.drain):  # an earlier load's backlog must not count here
+            print(f"chat_mix: the server still had work queued before {tag}", file=sys.stderr)
         mix = Mix(world, tag)
         prepared = []
         for _ in range(int((rate * 1.2 if rate else a.max_rps) * seconds) + 10):
@@ -863,6 +865,22 @@ async def _cache_counts(url: str) -> tuple[int, int]:
             if line.startswith("clinicbot_answer_cache_lookups_total"):
                 counts[line.split('result="')[1].split('"')[0]] = int(line.rsplit(" ", 1)[1])
     return counts["hit"], counts["miss"]
+
+
+async def _idle(url: str, within: float = 60.0) -> bool:
+    """Wait until the server has no work queued after acks (its /metrics); False if not within."""
+    import aiohttp
+
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            async with session.get(url + "/metrics") as resp:
+                pending = sum(int(line.rsplit(" ", 1)[1]) for line in (await resp.text()).splitlines()
+                              if line.startswith("clinicbot_background_pending"))  # fmt: skip
+            if pending == 0:
+                return True
+            await asyncio.sleep(0.2)
+    return False
 
 
 async def _pg_schema(db_url: str, schema: str, create: bool) -> None:

@@ -165,6 +165,9 @@ async def _metrics(request: web.Request) -> web.Response:
         lines.append("# TYPE clinicbot_answer_cache_lookups_total counter")
         lines.append(f'clinicbot_answer_cache_lookups_total{{front_end="slack",result="hit"}} {answers.hits}')
         lines.append(f'clinicbot_answer_cache_lookups_total{{front_end="slack",result="miss"}} {answers.misses}')
+        lines.append("# TYPE clinicbot_background_pending gauge")
+        for queue in (slack.background, slack.modals):  # work queued after acks, not started yet
+            lines.append(f'clinicbot_background_pending{{queue="{queue.name}"}} {queue.pending}')
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

@@ -147,6 +147,10 @@ class SlackListeners:
     def __init__(self, core: Core, background: Background, http: Any = None) -> None:
         self.core = core
         self.background = background
+        #: Where a Reschedule press opens its modal: apart from the answers' queue, since Slack refuses
+        #: a trigger_id older than 3 seconds, and behind a backlog of answers the modal never opened
+        #: (bench.chat_mix: "expired_trigger_id" under load). The server sets and runs it.
+        self.modals: Background | None = None
         self.http = http  # aiohttp.ClientSession for response_url posts, set once the server runs
         self.actors = ActorCache(core, "slack")
         core.services.actor_caches.append(self.actors)
@@ -263,7 +267,8 @@ class SlackListeners:
         return rendered, keep
 
     def _later(
-        self, job: Any, step: str, origin: Origin | None = None, client: AsyncWebClient | None = None
+        self, job: Any, step: str, origin: Origin | None = None, client: AsyncWebClient | None = None,
+        queue: Background | None = None,
     ) -> bool:
         """Queue `job` to run after the ack. If it fails, the log says which step and why (WARNING),
         and the person is told, when `origin` says where and the failure was not in telling them."""
@@ -282,7 +287,7 @@ class SlackListeners:
                 if origin is not None:
                     await self._apologise(origin, client, step)
 
-        return self.background.submit(guarded)
+        return (queue or self.background).submit(guarded)
 
     async def _apologise(self, origin: Origin, client: AsyncWebClient | None, step: str) -> None:
         sorry = Error("Something went wrong on my side after I got that, and it was not finished. Try again; "
@@ -351,7 +356,8 @@ class SlackListeners:
                 return
             await self.respond(origin, view, client, replace=not isinstance(view, Error))
 
-        if not self._later(work, "button", origin, client):
+        queue = self.modals if isinstance(typed, OpenReschedule) and trigger else None
+        if not self._later(work, "button", origin, client, queue):
             busy = Error("I'm busy right now; press the button again in a few seconds.", kind="unavailable")
             await self.respond(origin, busy, client, replace=False)
 

@@ -78,8 +78,15 @@ class SlackRuntime:
         self.http: ClientSession | None = None
         self.listeners = SlackListeners(core, self.background)
         self.listeners.busy = lambda: self.inflight > BUSY_INFLIGHT
+        self.modals = Background("slack-modals", workers=4, limit=200, busy=lambda: self.inflight > 0)
+        self.listeners.modals = self.modals
         self.bolt = self._build_bolt()
         self.socket: Any = None
+
+    async def drain(self) -> None:
+        """Wait until the work queued after acks (answers and modal opens) is done (tests, shutdown)."""
+        await self.modals.drain()
+        await self.background.drain()
 
     def api_client(self, token: str | None = None) -> AsyncWebClient:
         return AsyncWebClient(token=token, base_url=self.settings.slack_api_url.rstrip("/") + "/")
@@ -145,6 +152,7 @@ class SlackRuntime:
 
         chat_notifier(self.core).senders["slack"] = SlackSender(self)
         await self.background.start()
+        await self.modals.start()
         if self.mode == "socket":
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -155,6 +163,7 @@ class SlackRuntime:
         finally:
             if self.socket is not None:
                 await self.socket.close_async()
+            await self.modals.stop()
             await self.background.stop()
             await self.http.close()
 
