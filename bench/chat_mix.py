@@ -437,10 +437,26 @@ def _serve_ours(port: int, folder: str, database_url: str, schema: str, api_url:
     logging.disable(logging.INFO if os.environ.get("BENCH_SERVER_WARNINGS") else logging.WARNING)
     app = build_app(_settings(folder, database_url, schema, api_url, openid_url))
     tune_for_serving(app)
-    profile_to = os.environ.get("BENCH_PROFILE")  # a sampled profile of the server, written when it stops
-    sampler = _Sampler() if profile_to else None
+    profile_to = os.environ.get("BENCH_PROFILE")  # a profile of the server, written when it stops
+    if profile_to and os.environ.get("BENCH_PROFILER") == "yappi":  # CPU time per function (pip install yappi)
+        import signal
+
+        import yappi  # lazy: an optional profiler, never a dependency
+
+        yappi.set_clock_type("cpu")
+        yappi.start()
+
+        def stop(*_: Any) -> None:
+            yappi.stop()
+            with open(f"{profile_to}.{port}.yappi.txt", "w") as out:
+                yappi.get_func_stats().sort("tsub").print_all(out=out, columns={0: ("name", 90), 1: ("ncall", 10),
+                                                                                   3: ("tsub", 8), 4: ("ttot", 8)})
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, stop)
+    sampler = _Sampler() if profile_to and os.environ.get("BENCH_PROFILER") != "yappi" else None
     try:
-        web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+        web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, handle_signals=not profile_to)
     finally:
         if sampler is not None and profile_to:
             sampler.dump(f"{profile_to}.{port}.txt")
