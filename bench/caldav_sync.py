@@ -89,16 +89,26 @@ async def _clinicbot_child(db: Path, phase: str) -> dict[str, Any]:
     try:
         async with core.store.session() as s:
             conn_id = (await s.scalars(select(Connection.id))).one()
+        sampler = None
+        if os.environ.get("BENCH_PROFILE"):  # a sampled profile of the sync call (bench/chat_mix.py's sampler)
+            from bench.chat_mix import _Sampler
+
+            sampler = _Sampler()
         started = time.perf_counter()
+        cpu_started = time.process_time()
         report = await sync_connection(core, conn_id)
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
+        if sampler is not None:
+            sampler.dump(f"{os.environ['BENCH_PROFILE']}.{phase}.txt")
         async with core.store.session() as s:
             error = (await s.get(Connection, conn_id)).last_error  # type: ignore[union-attr]
     finally:
         await core.close()
     if report.failed:
         raise RuntimeError(f"clinicbot sync failed: {error}")
-    return {"seconds": seconds, "report": {k: v for k, v in report.as_dict().items() if v}}
+    return {"seconds": seconds, "cpu_seconds": round(cpu_seconds, 3),
+            "report": {k: v for k, v in report.as_dict().items() if v}}
 
 
 def _vdirsyncer_child(config: Path, phase: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from bot.keys import CORE, METRICS, SETTINGS, STATUS, WARNINGS
 from bot.logs import request_id
 from bot.scheduling import setup_scheduler
 from bot.slack import setup_slack
+from bot.slack.server import SLACK
 from bot.sync_component import setup_sync
 from bot.teams import setup_teams
 from sync.boot import open_core
@@ -171,6 +172,15 @@ async def _metrics(request: web.Request) -> web.Response:
     lines = ["# TYPE clinicbot_http_requests_total counter"]
     for (route, status), n in sorted(request.app[METRICS].items()):
         lines.append(f'clinicbot_http_requests_total{{route="{route}",status="{status}"}} {n}')
+    slack = request.app.get(SLACK)
+    if slack is not None:  # what the Slack answer cache is worth under this server's real traffic
+        answers = slack.listeners.answers
+        lines.append("# TYPE clinicbot_answer_cache_lookups_total counter")
+        lines.append(f'clinicbot_answer_cache_lookups_total{{front_end="slack",result="hit"}} {answers.hits}')
+        lines.append(f'clinicbot_answer_cache_lookups_total{{front_end="slack",result="miss"}} {answers.misses}')
+        lines.append("# TYPE clinicbot_background_pending gauge")
+        for queue in (slack.background, slack.modals):  # work queued after acks, not started yet
+            lines.append(f'clinicbot_background_pending{{queue="{queue.name}"}} {queue.pending}')
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
 

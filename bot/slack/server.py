@@ -64,6 +64,10 @@ EVENTS = ("app_uninstalled", "tokens_revoked")
 #: Events a file sent to the bot raises (the listeners handle them; the manifest subscribes to them).
 FILE_EVENTS = ("message.im", "file_shared")
 MAX_BODY = 1024 * 1024
+#: Answers being worked on at once: each mostly waits for the database, so more than a CPU's worth.
+BACKGROUND_WORKERS = 16
+#: More requests than this in flight (the one asking included) and acks stop waiting for database work.
+BUSY_INFLIGHT = 2
 
 
 class SlackRuntime:
@@ -75,12 +79,20 @@ class SlackRuntime:
         self.mode = mode
         #: requests being handled right now; background work yields to them
         self.inflight = 0
-        self.background = Background("slack", workers=4, limit=2000, busy=lambda: self.inflight > 0)
+        self.background = Background("slack", workers=BACKGROUND_WORKERS, limit=2000, busy=lambda: self.inflight > 0)
         self.verifier = RequestVerifier(settings.slack_signing_secret or "")
         self.http: ClientSession | None = None
         self.listeners = SlackListeners(core, self.background)
+        self.listeners.busy = lambda: self.inflight > BUSY_INFLIGHT
+        self.modals = Background("slack-modals", workers=4, limit=200, busy=lambda: self.inflight > 0)
+        self.listeners.modals = self.modals
         self.bolt = self._build_bolt()
         self.socket: SocketModeHandler | None = None
+
+    async def drain(self) -> None:
+        """Wait until the work queued after acks (answers and modal opens) is done (tests, shutdown)."""
+        await self.modals.drain()
+        await self.background.drain()
 
     def api_client(self, token: str | None = None) -> AsyncWebClient:
         return AsyncWebClient(token=token, base_url=self.settings.slack_api_url.rstrip("/") + "/")
@@ -146,6 +158,7 @@ class SlackRuntime:
 
         chat_notifier(self.core).senders["slack"] = SlackSender(self)
         await self.background.start()
+        await self.modals.start()
         try:
             if self.mode == "socket":
                 self.socket = SocketModeHandler(self.bolt, self.settings.slack_app_token or "")
@@ -163,8 +176,11 @@ class SlackRuntime:
                 if self.socket is not None:
                     await self.socket.close_async()  # waits for the envelopes and tasks it started
             finally:
-                await self.background.stop()
-                await self.http.close()
+                try:
+                    await self.modals.stop()
+                finally:
+                    await self.background.stop()
+                    await self.http.close()
 
     # --- HTTP ---------------------------------------------------------------------------------
     async def events(self, request: web.Request) -> web.Response:

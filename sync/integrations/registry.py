@@ -68,7 +68,8 @@ def get(name: str) -> Integration:
     found = _loaded.get(name)
     if found is not None:
         return found
-    for ep in entry_points(group=GROUP, name=name):
+    value = _entry_points().get(name)
+    for ep in entry_points(group=GROUP, name=name) if value is not None else ():
         try:
             loaded = ep.load()
         except ImportError as exc:

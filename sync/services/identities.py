@@ -159,6 +159,7 @@ async def _resolve(
     )
     if identity is None:
         practice = await _practice_for(session, platform, workspace_id, workspace_name)
+        await _serialize_first_contacts(session, practice.id)
         identity = ChatIdentity(
             practice_id=practice.id,
             platform=platform,
@@ -174,10 +175,20 @@ async def _resolve(
     return actor_for_identity(identity, await _roles(session, identity.id))
 
 
-async def _first_admin(session: AsyncSession, practice_id: int, identity: ChatIdentity, actor: str) -> None:
+async def _serialize_first_contacts(session: AsyncSession, practice_id: int) -> None:
+    """Serialize first contacts of one practice (PostgreSQL), so exactly one person becomes its first admin.
+
+    Taken before the new identity is inserted, and FOR NO KEY UPDATE: the insert's foreign key holds
+    a KEY SHARE lock on the practice row, and two first contacts that each inserted first and then
+    asked FOR UPDATE waited for each other (a deadlock, seen under bench.chat_mix's first contacts).
+    NO KEY UPDATE does not conflict with KEY SHARE, so imports writing the practice's rows go on.
+    """
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        # Serialize first contacts of one practice so exactly one person becomes its first admin.
-        await session.execute(select(Practice.id).where(Practice.id == practice_id).with_for_update())
+        # key_share=True without read=True is how SQLAlchemy spells FOR NO KEY UPDATE.
+        await session.execute(select(Practice.id).where(Practice.id == practice_id).with_for_update(key_share=True))
+
+
+async def _first_admin(session: AsyncSession, practice_id: int, identity: ChatIdentity, actor: str) -> None:
     admins = await session.scalar(
         select(func.count())
         .select_from(Role)

@@ -39,7 +39,10 @@ def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
             Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
     elif schema:
         connect_args["server_settings"] = {"search_path": schema}
-    engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
+    # A pre-ping is a round trip at every checkout, i.e. on every session: worth it where the server
+    # can drop connections (PostgreSQL restarts, idle timeouts), not for a local SQLite file.
+    kwargs.setdefault("pool_pre_ping", parsed.get_backend_name() != "sqlite")
+    engine = create_async_engine(url, connect_args=connect_args, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

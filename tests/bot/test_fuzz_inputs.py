@@ -129,7 +129,7 @@ class _Server:
 
     def settle(self) -> None:
         """Let work queued after an acknowledgement finish."""
-        self.run(self.app[SLACK].background.drain())
+        self.run(self.app[SLACK].drain())
 
     def state(self) -> tuple[int, ...]:
         async def counts() -> tuple[int, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -64,6 +65,19 @@ async def test_first_person_becomes_admin_and_binds_the_fresh_practice(core: Cor
     entries = await _audit(core)
     assert [e.action for e in entries].count("role.grant") == 2
     assert entries[1].actor == "slack:T9/U1" and entries[1].details == {"reason": "first contact"}
+
+
+async def test_first_contacts_at_once_in_one_practice_all_get_in_and_one_becomes_admin(core: Core) -> None:
+    """Twelve people write for the first time at the same moment. On PostgreSQL each first contact
+    used to insert its identity (a KEY SHARE lock on the practice row, through the foreign key) and
+    then ask FOR UPDATE on that row, so two of them waited for each other: a deadlock, one of them
+    refused. Now the practice is locked first (FOR NO KEY UPDATE) and they take turns."""
+    async with core.store.session() as s:
+        s.add(Practice(name="Busy Clinic", slack_team_id="T7", settings={}))
+    actors = await asyncio.gather(*(resolve_actor(core, "slack", "T7", f"U{n}", f"person {n}") for n in range(12)))
+    assert len({a.chat_identity_id for a in actors}) == 12 and len({a.practice_id for a in actors}) == 1
+    assert sum(a.roles == {"admin"} for a in actors) == 1
+    assert sum(a.roles == frozenset() for a in actors) == 11
 
 
 async def test_agenda_lists_the_day_in_the_practice_zone_with_buttons_by_role(core: Core) -> None:

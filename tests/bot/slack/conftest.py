@@ -168,7 +168,7 @@ class SlackClient:
 
     async def settle(self) -> None:
         """Wait for the work done after the acks."""
-        await self.runtime.background.drain()
+        await self.runtime.drain()
 
 
 def slack_settings(base: Settings, fake: FakeSlack, **extra: Any) -> Settings:
