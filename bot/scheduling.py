@@ -13,6 +13,7 @@ from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
 from sync.jobs.audit_checkpoints import checkpoint_job
 from sync.jobs.scheduler import ClinicScheduler, SchedulerUnavailable, sync_database_url
 from sync.notify.clients import SEND_EVERY_SECONDS, send_job
+from sync.notify.leads import RESEND_EVERY_SECONDS, resend_cards
 from sync.runtime.settings import Settings
 from sync.services.removals import RETRY_EVERY_SECONDS, retry_removals
 from sync.services.shifts import PUBLISH_EVERY_SECONDS, publish_pending_job
@@ -36,6 +37,7 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     scheduler.add_periodic("connections.removals", RETRY_EVERY_SECONDS, retry_removals)
     scheduler.add_periodic("shifts.publish", PUBLISH_EVERY_SECONDS, publish_pending_job)
     scheduler.add_periodic("clients.send", SEND_EVERY_SECONDS, send_job)
+    scheduler.add_periodic("leads.cards", RESEND_EVERY_SECONDS, resend_cards)
 
     scheduler.add_periodic("audit.checkpoint", settings.audit_checkpoint_seconds, checkpoint_job)
     # Every process plans (any replica may reschedule); only the leader sends.
