@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,6 +64,8 @@ __all__ = [
     "LeadSlot",
     "Proposal",
     "book",
+    "cards_due",
+    "claim_card",
     "confirm_by_token",
     "confirm_token",
     "contact_hash",
@@ -398,7 +400,29 @@ async def mark_card(core: Core, lead_id: int, status: str) -> None:
     async with core.store.session() as s:
         row = await s.get(LeadRow, lead_id)
         if row is not None:
-            row.card_status = status
+            row.card_status, row.updated_at = status, core.clock()
+
+
+async def claim_card(core: Core, lead_id: int) -> bool:
+    """Take the lead's card for sending (pending or failed -> sending); False when another sender has it,
+    so two replicas (or the retry job and the intake) never post it twice."""
+    async with core.store.session() as s:
+        done = await s.execute(update(LeadRow).where(LeadRow.id == lead_id,
+                                                     LeadRow.card_status.in_(("pending", "failed")))
+                               .values(card_status="sending", updated_at=core.clock()))
+        return getattr(done, "rowcount", 0) == 1
+
+
+async def cards_due(core: Core, *, quiet_for: timedelta, give_up_after: timedelta, limit: int = 20) -> list[Lead]:
+    """Open leads whose card has not reached anyone (left pending, or failed) and was last tried more than
+    `quiet_for` ago; a lead older than `give_up_after` is left to the `leads` list."""
+    now = core.clock()
+    async with core.store.session() as s:
+        rows = (await s.scalars(select(LeadRow).where(
+            LeadRow.card_status.in_(("pending", "failed")), LeadRow.status.in_(OPEN_STATES),
+            LeadRow.updated_at <= now - quiet_for, LeadRow.created_at >= now - give_up_after)
+            .order_by(LeadRow.id).limit(limit))).all()
+        return [Lead(r.id, r.ref, r.practice_id, r.status, "retry") for r in rows]
 
 
 # --- proposing and booking -----------------------------------------------------------------------

@@ -20,9 +20,12 @@ from bot.slack.render import message
 from bot.teams.cards import render_parts
 from bot.views import Error, LeadCardView, LeadList
 from sync.contract.leads import LeadInput
+from sync.notify.leads import resend_cards, take_lead
 from sync.runtime.core import Core
+from sync.runtime.notifier import DeliveryError, Notification
 from sync.services import leads
 from sync.services.errors import Conflict
+from sync.services.form_connections import add_signed_form
 from sync.services.identities import Actor
 from sync.services.practices import add_practitioner, create_practice
 from sync.store.model import Appointment, AuditEntry, ClientNotice
@@ -179,3 +182,35 @@ async def test_the_leads_command_lists_open_leads_and_shows_one_with_its_slots(c
     assert isinstance(nobody, Error) and nobody.kind == "forbidden"
     missing = await handle(core, _staff(practice_id), ShowLeads(999))
     assert isinstance(missing, Error) and missing.kind == "not_found"
+
+
+class _DownThenUp:
+    """A chat platform that refuses the first card, then takes them."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.sent: list[Notification] = []
+
+    async def notify(self, notification: Notification) -> None:
+        if self.down:
+            raise DeliveryError("Slack unreachable: ConnectError")
+        self.sent.append(notification)
+
+
+async def test_a_card_that_reached_nobody_is_sent_again_once(core: Core) -> None:
+    practice_id, _ = await _clinic(core)
+    chat = _DownThenUp()
+    core.services.notifier = chat
+    form = await add_signed_form(core, "leadform", practice_id=practice_id, actor="cli:test")
+    made = await take_lead(core, form.connection_id, "leadform", LeadInput(submission_id="s-9", email="a@example.org"))
+    async with core.store.session() as s:
+        row = await s.get(LeadRow, made.lead_id)
+        assert row is not None and row.card_status == "failed"
+    await resend_cards(core)  # too soon: the intake's own try was just now
+    assert chat.sent == []
+    chat.down = False
+    later = NOW + timedelta(minutes=5)
+    core.clock = lambda: later
+    await resend_cards(core)
+    await resend_cards(core)
+    assert [n.data["lead_id"] for n in chat.sent] == [made.lead_id]
