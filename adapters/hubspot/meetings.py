@@ -54,12 +54,21 @@ class HubSpotLog:
     def __init__(self, client: HubSpotClient) -> None:
         self.client = client
         self._ensured = False
+        #: email -> contact id, for the life of this log (one run of the job): a client with several
+        #: visits is looked up once.
+        self._people: dict[str, str] = {}
 
     async def contact(self, visit: CrmVisit) -> str | None:
         """The contact for the visit's client: found by email, else created; None without an email."""
         email = (visit.client_email or "").strip().lower()
         if not email:
             return None
+        if email in self._people:  # found or made earlier in this run
+            return self._people[email]
+        self._people[email] = found_id = await self._find_or_make_contact(visit, email)
+        return found_id
+
+    async def _find_or_make_contact(self, visit: CrmVisit, email: str) -> str:
         async for found in self.client.search("contacts", {
                 "filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}],
                 "properties": ["email"], "limit": 1}):

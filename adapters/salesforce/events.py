@@ -37,12 +37,20 @@ class SalesforceLog:
     def __init__(self, client: SalesforceClient, external_id_field: str) -> None:
         self.client = client
         self.field = external_id_field
+        #: email -> Contact or Lead id, for the life of this log (one run of the job).
+        self._people: dict[str, str] = {}
 
     async def person(self, visit: CrmVisit) -> str | None:
         """The WhoId for the client: a Contact, else an open Lead, else a new Lead; None without an email."""
         email = (visit.client_email or "").strip().lower()
         if not email:
             return None
+        if email in self._people:  # found or made earlier in this run
+            return self._people[email]
+        self._people[email] = found_id = await self._find_or_make(visit, email)
+        return found_id
+
+    async def _find_or_make(self, visit: CrmVisit, email: str) -> str:
         quoted = soql_quote(email)  # values reach SOQL only as escaped literals
         for soql in (f"SELECT Id FROM Contact WHERE Email = {quoted} LIMIT 1",  # noqa: S608
                      f"SELECT Id FROM Lead WHERE Email = {quoted} AND IsConverted = false LIMIT 1"):  # noqa: S608

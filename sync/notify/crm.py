@@ -10,6 +10,7 @@ booking, move, cancel and outcome (attended, no-show) of its visits recorded the
   a crash between the two is safe because the adapter finds the activity by the visit's key before
   it creates one (so a retried create never duplicates);
 - a visit that came from the CRM itself is not logged back to it (it is already there);
+- a recurring series is left out: it is not one activity, and per-occurrence logging is not built;
 - rate limits are honoured: RateLimited parks the connection's rows until the CRM's wait is over
   and stops that connection's run, without counting as an attempt; AuthExpired marks the
   connection for reconnecting (the reconnect card), one CRM failing never stops the others;
@@ -90,6 +91,8 @@ async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -
     practice = await session.get(Practice, event.practice_id)
     if appt is None or practice is None:
         return
+    if appt.rrule:
+        return  # a recurring series is not one CRM activity; its visits are not logged yet (README)
     # Where the visit stands now, whatever the event's kind: an edit of a cancelled visit keeps it cancelled.
     stage = _STAGES.get(appt.status, "booked")
     source_conn = None

@@ -140,3 +140,18 @@ async def test_crm_log_off_stops_a_connections_logging(core: Core, fakes: tuple[
         conn.config = {**conn.config, "crm_log": False}
     await visit(core, practice_id, lee)
     assert [e.connection_id for e in await entries(core)] == [sf_id]
+
+
+async def test_a_recurring_series_is_not_logged_as_one_visit(core: Core,
+                                                             fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+    hub, org = fakes
+    practice_id, lee, _, _ = await practice(core, hub, org)
+    async with core.store.session() as s:
+        appt = Appointment(practice_id=practice_id, practitioner_id=lee, start=NOW + timedelta(days=1),
+                           end=NOW + timedelta(days=1, minutes=30), tzid="Europe/London", status="confirmed",
+                           version=1, exdates=[], client_name="Jane Roe", client_email="jane@client.example",
+                           rrule="FREQ=WEEKLY;COUNT=6")
+        s.add(appt)
+        await s.flush()
+        await core.bus.emit(s, AppointmentEvent("created", appt.id, 1, practice_id, lee, "test"))
+    assert await entries(core) == []
