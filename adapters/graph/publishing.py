@@ -150,8 +150,10 @@ class GraphShiftPublisher:
         results: dict[str, list[PublishResult]] = {m: [] for m in work}
         if not any(queues.values()):
             return results
-        client = self._client("shift-batches", connections=MAX_BATCHES_IN_FLIGHT)
-        run = _MixedRun(client, queues, results, batches_in_flight(sum(1 for q in queues.values() if q)))
+        workers = batches_in_flight(sum(1 for q in queues.values() if q))
+        # One connection a batch in flight: httpcore's pool does work per idle connection on every request.
+        client = self._client("shift-batches", connections=workers)
+        run = _MixedRun(client, queues, results, workers)
         await run.go()
         return results
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from adapters.shifts.csvfile import parse_csv
 from adapters.shifts.feed import parse_ics, read_feed
-from adapters.shifts.push import DELIVERY_HEADER, MAX_PUSH_BYTES, parse_push, sign, verify_push
+from adapters.shifts.push import DELIVERY_HEADER, MAX_PUSH_BYTES, SIGNATURE_HEADER, parse_push, sign, verify_push
 from sync.contract.integration import ConnectSpec, Integration, Profile
 from sync.contract.shifts import ShiftSourceSlot
 
@@ -36,7 +36,8 @@ INTEGRATION = Integration(
     ),
     shift_source=ShiftSourceSlot(
         extensions=(".csv",), parse_file=parse_csv, read_feed=read_feed, verify_push=verify_push,
-        parse_push=parse_push, push_delivery_header=DELIVERY_HEADER, push_max_bytes=MAX_PUSH_BYTES,
+        parse_push=parse_push, push_delivery_header=DELIVERY_HEADER, push_signature_header=SIGNATURE_HEADER,
+        push_max_bytes=MAX_PUSH_BYTES,
     ),
     profile=Profile(
         reads="published shift schedules (CSV export from the CLI or sent in Teams or Slack; iCalendar feed; "

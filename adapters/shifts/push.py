@@ -4,7 +4,8 @@ The request carries `X-Clinicbot-Signature: t=<unix seconds>,v1=<hex>`, the HMAC
 `t + "." + raw body` under the connection's push secret (`clinicbot shifts push-secret`). The
 signature is checked on the raw body before anything decodes it, in constant time, and a `t` more
 than five minutes from the server's clock is refused, so a captured push cannot be replayed later;
-within the window the core's replay memory refuses it (`X-Clinicbot-Delivery`, else the body's hash).
+within the window the core's replay memory refuses it (`X-Clinicbot-Delivery`, else the signed message: a
+sender retrying after a failure signs again with a fresh timestamp, which is a new delivery).
 
 The body is a snapshot of a window (shifts missing from it inside the window were removed):
 

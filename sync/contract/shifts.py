@@ -195,8 +195,10 @@ class ShiftSourceSlot:
     verify_push: Callable[[bytes, Mapping[str, str], str, datetime], str | None] | None = None
     #: (verified raw body, the practice's zone) -> the snapshot; BadPayload naming the shift.
     parse_push: Callable[[bytes, str], ShiftSnapshot] | None = None
-    #: The header naming a push's delivery id (the replay memory's key; else the body's hash).
+    #: The header naming a push's delivery id (the replay memory's key; else the signed message's hash).
     push_delivery_header: str = ""
+    #: The header carrying a push's signature (with its timestamp): a re-signed retry is a new delivery.
+    push_signature_header: str = ""
     #: Largest push body read, in bytes.
     push_max_bytes: int = 10 * 1024 * 1024
     #: Largest file accepted, in bytes.

@@ -149,7 +149,10 @@ async def receive_push(core: Core, connection_id: int, request: WebhookRequest) 
         log.warning("schedule push refused", extra={"connection": connection_id, "why": why})
         return _answer(401, error=f"{why}: sign t + '.' + body with the push secret, within 5 minutes")
     delivery = request.headers.get(slot.push_delivery_header, "").strip()[:128] if slot.push_delivery_header else ""
-    key = f"delivery:{delivery}" if delivery else body_key(request.body)
+    # Without a delivery id, the signed message is the key: the same signature on the same body is a
+    # replay, while a sender's retry after a failure signs anew (a fresh timestamp) and is taken.
+    signed = request.headers.get(slot.push_signature_header, "").encode() if slot.push_signature_header else b""
+    key = f"delivery:{delivery}" if delivery else body_key(signed + b"\n" + request.body)
     if not await first_delivery(core, shifts.INTEGRATION, connection_id, key):
         return _answer(409, error="this push was received before (replay)")
     actor = f"push:shifts:{connection_id}"
@@ -161,7 +164,7 @@ async def receive_push(core: Core, connection_id: int, request: WebhookRequest) 
     try:
         summary = await shifts.import_schedule(core, practice_id, snapshot, actor=actor)
     except ServiceError as exc:
-        return _answer(409, error=str(exc))
+        return _answer(503, error=f"not stored ({exc}); sign it anew and send it again")
     answer: dict[str, Any] = {"shifts": summary.shifts, "create": summary.to_create, "update": summary.to_update,
                               "delete": summary.to_delete, "unchanged": summary.unchanged,
                               "no_identity": summary.unmapped}

@@ -245,8 +245,15 @@ async def test_a_push_is_refused_unless_signed_fresh_and_new_and_a_bad_one_chang
     assert (await post(http, 999999, secret, payload))[0] == 404
     assert fake.operations == [] or all("/events" not in op[1] for op in fake.operations)
 
-    assert (await post(http, connection_id, secret, payload))[0] == 200
-    status, answer = await post(http, connection_id, secret, payload)  # the same body again
+    # The same signed request twice: the second is a replay. Signed anew (a sender's retry), it is taken.
+    signed = {"X-Clinicbot-Signature": sign(raw, secret, datetime.now(ZoneInfo("UTC")) - timedelta(seconds=30))}
+    assert (await http.post(f"/webhooks/shifts/{connection_id}", data=raw, headers=signed)).status == 200
+    replay = await http.post(f"/webhooks/shifts/{connection_id}", data=raw, headers=signed)
+    assert replay.status == 409 and "replay" in (await replay.json())["error"]
+    assert (await post(http, connection_id, secret, payload))[0] == 200  # nothing to change: answered 200
+    status, answer = await post(http, connection_id, secret, payload, delivery="run-7")
+    assert status == 200
+    status, answer = await post(http, connection_id, secret, payload, delivery="run-7")
     assert status == 409 and "replay" in answer["error"]
     # A bad shift fails the whole push, naming it; nothing stored changes.
     bad = {"shifts": [payload["shifts"][0], {**payload["shifts"][0], "id": "A-2", "start": "tomorrow"}]}
