@@ -315,6 +315,7 @@ def bench(sizes: list[int], with_vdirsyncer: bool) -> dict[str, Any]:
             results["sizes"][str(size)] = row
         shutil.rmtree(server.root, ignore_errors=True)
     shutil.rmtree(run_dir, ignore_errors=True)
+    results["load_average"] = [round(x, 2) for x in os.getloadavg()]  # the machine's, at the end: read the wall times with it
     ten = results["sizes"].get("10000")
     if ten:
         met = {p: ten[f"clinicbot_{p}"]["seconds"] <= t for p, t in TARGETS.items()}

@@ -764,7 +764,8 @@ class Bench:
                           rate: float, answers: bool) -> dict[str, Any]:  # fmt: skip
         """One load (closed loop, or open loop at `rate`); with `answers`, wait for and time the answers."""
         a = self.args
-        if answers and not await _idle(url, a.drain):  # an earlier load's backlog must not count here
+        backlog = answers and not await _idle(url, a.drain)  # an earlier load's backlog must not count here
+        if backlog:
             print(f"chat_mix: the server still had work queued before {tag}", file=sys.stderr)
         mix = Mix(world, tag)
         prepared = []
@@ -779,6 +780,8 @@ class Bench:
         summary = _summary(records, seconds)
         if rate:
             summary["offered_rate_per_s"] = rate
+        if answers:
+            summary["started_with_a_backlog"] = backlog  # the previous load's answers were still queued
         if answers:
             owed = {r[1] for r in records if r[4] == 200 and not r[5] & 7 and r[0] != "help"}
             took = await _settle(lambda: len(owed & set(sink.answers())), len(owed), a.drain)
