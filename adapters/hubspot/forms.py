@@ -28,8 +28,8 @@ __all__ = ["FIELD_DEFAULTS", "PAGE_LIMIT", "HubSpotForms", "configured_forms", "
 
 #: The most submissions HubSpot answers a page with.
 PAGE_LIMIT = 50
-#: Pages followed at most in one poll (a form flooded since the last poll is read over several).
-MAX_PAGES = 20
+#: Pages followed at most in one poll (a loop guard: 10,000 submissions since the last poll).
+MAX_PAGES = 200
 #: The connection option naming each lead field, and its default HubSpot field name.
 FIELD_DEFAULTS = {
     "form_service_field": "service",

@@ -2,7 +2,8 @@
 
 For each active connection whose integration has a `lead_feed` and whose config names forms, each
 form is read from its mark on (the newest submission time taken, and the submission ids taken at
-that time; a new form starts at the connection's creation), oldest first; each submission goes
+that time; a form not read before starts at the connection's creation, and at most BACKFILL back: a
+form named long after the connect does not turn months of old submissions into leads), oldest first; each submission goes
 through the same intake as a signed webhook (sync.notify.leads.take_lead: stored, merged or
 refused as a duplicate by its submission id, then the staff card), and the mark moves past it.
 The marks live in the connection's config (`form_marks`), written after each submission, so a crash
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -41,6 +42,8 @@ log = logging.getLogger("clinicbot.lead_forms")
 POLL_EVERY_SECONDS = 120
 ACTOR = "system:leads"
 MARKS = "form_marks"
+#: How far back a form read for the first time goes (the intake's own merge window).
+BACKFILL = timedelta(days=30)
 
 
 @dataclass
@@ -97,7 +100,7 @@ async def _poll_connection(core: Core, conn_id: int, stats: FormStats) -> None:
             return
         forms = slot.forms(conn.config or {})
         marks: dict[str, Any] = dict((conn.config or {}).get(MARKS) or {})
-        start = _ms(conn.created_at)
+        start = max(_ms(conn.created_at), _ms(core.clock() - BACKFILL))
         provider = conn.provider
         feed: LeadFeed = slot.open(connection_info(conn, core), core.settings)
     try:

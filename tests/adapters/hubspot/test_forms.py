@@ -7,6 +7,7 @@ connection on a 429 without losing its place."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,19 @@ async def test_expired_token_marks_the_connection(core: Core, fake: HubSpotFake)
         conn = await s.get(Connection, conn_id)
         assert conn is not None and conn.status == "auth_expired"
         assert await s.scalar(select(func.count()).select_from(Lead)) == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_form_named_late_reads_back_thirty_days_at_most(core: Core, fake: HubSpotFake) -> None:
+    form = fake.add_form()
+    conn_id = await connect(core, fake, [form])
+    now = core.clock()
+    async with core.store.session() as s:
+        conn = await s.get(Connection, conn_id)
+        assert conn is not None
+        conn.created_at = now - timedelta(days=60)
+    fake.submit(form, {"email": "stale@client.example"}, at_ms=int((now - timedelta(days=40)).timestamp() * 1000))
+    fake.submit(form, {"email": "recent@client.example"}, at_ms=int((now - timedelta(days=10)).timestamp() * 1000))
+    stats = await poll_forms(core)
+    assert stats.taken == 1
+    assert [x.email for x in await leads(core)] == ["recent@client.example"]
