@@ -3,8 +3,8 @@
 For each active connection whose integration has a `lead_feed` and whose config names forms, each
 form is read from its mark on (the newest submission time taken, and the submission ids taken at
 that time; a form not read before starts at the connection's creation, and at most BACKFILL back: a
-form named long after the connect does not turn months of old submissions into leads), oldest first; each submission goes
-through the same intake as a signed webhook (sync.notify.leads.take_lead: stored, merged or
+form named long after the connect does not turn months of old submissions into leads), oldest
+first; each submission goes through the same intake as a signed webhook (sync.notify.leads.take_lead: stored, merged or
 refused as a duplicate by its submission id, then the staff card), and the mark moves past it.
 The marks live in the connection's config (`form_marks`), written after each submission, so a crash
 takes nothing twice (the intake refuses a submission id taken before) and loses nothing.
