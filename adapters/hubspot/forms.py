@@ -24,7 +24,7 @@ from adapters.hubspot.client import PROVIDER, HubSpotClient
 from sync.contract import BadPayload
 from sync.contract.leads import FormSubmission, LeadInput
 
-__all__ = ["FIELD_DEFAULTS", "PAGE_LIMIT", "HubSpotForms", "configured_forms", "read_submission"]
+__all__ = ["FIELD_DEFAULTS", "FORM_OPTIONS", "PAGE_LIMIT", "HubSpotForms", "configured_forms", "read_submission"]
 
 #: The most submissions HubSpot answers a page with.
 PAGE_LIMIT = 50
@@ -37,6 +37,8 @@ FIELD_DEFAULTS = {
     "form_location_field": "preferred_location",
     "form_times_field": "preferred_times",
 }
+#: The connection options of the forms (the connection's config keys).
+FORM_OPTIONS = ("forms", *FIELD_DEFAULTS)
 
 
 def configured_forms(config: Mapping[str, Any]) -> tuple[str, ...]:
