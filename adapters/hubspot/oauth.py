@@ -97,6 +97,7 @@ class HubSpotOAuth:
         finally:
             await client.aclose()
         account = str(info.get("hub_domain") or info.get("user") or f"HubSpot account {hub}")
-        chosen = secret.get("options") if isinstance(secret.get("options"), dict) else {}
+        given = secret.get("options")
+        chosen: dict[str, Any] = given if isinstance(given, dict) else {}
         config = {"portal_id": hub, **{k: str(v) for k, v in chosen.items() if k in FORM_OPTIONS}}
         return Connected(account=account, config=config, credentials=creds, calendars=calendars)
