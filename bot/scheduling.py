@@ -15,6 +15,7 @@ from sync.jobs.scheduler import ClinicScheduler, SchedulerUnavailable, sync_data
 from sync.notify.client_reminders import send_job
 from sync.notify.clients import SEND_EVERY_SECONDS
 from sync.notify.crm import LOG_EVERY_SECONDS, log_job
+from sync.notify.lead_forms import POLL_EVERY_SECONDS, poll_forms_job
 from sync.notify.leads import RESEND_EVERY_SECONDS, resend_cards
 from sync.runtime.settings import Settings
 from sync.services.attachments import PURGE_EVERY_SECONDS, purge_job
@@ -45,6 +46,7 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     scheduler.add_periodic("attachments.purge", PURGE_EVERY_SECONDS, purge_job)
     scheduler.add_periodic("crm.log", LOG_EVERY_SECONDS, log_job)
     scheduler.add_periodic("leads.cards", RESEND_EVERY_SECONDS, resend_cards)
+    scheduler.add_periodic("leads.forms", POLL_EVERY_SECONDS, poll_forms_job)
 
     scheduler.add_periodic("audit.checkpoint", settings.audit_checkpoint_seconds, checkpoint_job)
     # Every process plans (any replica may reschedule); only the leader sends.

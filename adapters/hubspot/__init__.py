@@ -13,6 +13,7 @@ from typing import Any
 
 from adapters.hubspot.bookings import HubSpotMeetings
 from adapters.hubspot.client import PROVIDER, HubSpotClient
+from adapters.hubspot.forms import FIELD_DEFAULTS, HubSpotForms, configured_forms
 from adapters.hubspot.meetings import HubSpotLog
 from adapters.hubspot.oauth import HubSpotOAuth, refresh
 from adapters.hubspot.settings import HubSpotSettings, hubspot_settings
@@ -21,9 +22,11 @@ from adapters.kit.oauth import BearerAuth, RefreshingTokens
 from sync.contract import CalendarInfo, ConnectionInfo
 from sync.contract.booking import BookingCalendar
 from sync.contract.crm import CrmSlot
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract.integration import CalendarSlot, ConnectOption, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract.leads import LeadFeedSlot
 
-__all__ = ["INTEGRATION", "HubSpotLog", "HubSpotMeetings", "open_client", "open_log", "open_source"]
+__all__ = ["INTEGRATION", "HubSpotForms", "HubSpotLog", "HubSpotMeetings", "open_client", "open_forms", "open_log",
+           "open_source"]
 
 
 def open_client(conn: ConnectionInfo, host: HostSettings) -> HubSpotClient:
@@ -45,6 +48,12 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> HubSpotMeetings:
 
 def open_log(conn: ConnectionInfo, host: HostSettings) -> HubSpotLog:
     return HubSpotLog(open_client(conn, host))
+
+
+def open_forms(conn: ConnectionInfo, host: HostSettings) -> HubSpotForms:
+    """The connection's form submissions (the forms its `forms` option names), fields per its options."""
+    fields = {name: str(conn.config.get(name) or "") for name in FIELD_DEFAULTS}
+    return HubSpotForms(open_client(conn, host), {k: v for k, v in fields.items() if v})
 
 
 async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
@@ -78,6 +87,8 @@ INTEGRATION = Integration(
             "contact (found by email, or made).",
             "Sign in with a HubSpot user who may edit contacts; or the server's admin runs `clinicbot connection "
             "add hubspot --username <account> --password-env HUBSPOT_TOKEN` with a private-app token.",
+            "To turn HubSpot form submissions into leads, name the forms: `clinicbot connection set ID --forms "
+            "<form guid>,<form guid>` (or `--forms` when adding the connection).",
             "To read meetings made in HubSpot for a practitioner as bookings, map the owner "
             "(`staff map hubspot <owner id> @practitioner`) and make their calendar a source "
             "(`clinicbot calendar set ID --role source`).",
@@ -86,6 +97,17 @@ INTEGRATION = Integration(
         # not visits; a mapped practitioner's calendar is made a source on purpose.
         primary_role="busy",
         other_role="busy",
+        options=(
+            ConnectOption("forms", "HubSpot form GUIDs whose submissions become leads (comma-separated; read "
+                          "every two minutes)"),
+            ConnectOption("form_service_field", "The form field holding the service wanted (default: service)"),
+            ConnectOption("form_practitioner_field", "The form field holding the preferred practitioner "
+                          "(default: preferred_practitioner)"),
+            ConnectOption("form_location_field", "The form field holding the preferred location "
+                          "(default: preferred_location)"),
+            ConnectOption("form_times_field", "The form field holding the preferred times, ';' between several "
+                          "(default: preferred_times)"),
+        ),
         setup_hint="set CLINICBOT_HUBSPOT_CLIENT_ID and CLINICBOT_HUBSPOT_CLIENT_SECRET "
                    "(or connect with a private-app token on the command line)",
     ),
@@ -94,6 +116,7 @@ INTEGRATION = Integration(
     push_channels=HubSpotChannels(),
     signed_webhooks=HubSpotWebhooks(),
     crm=CrmSlot(open=open_log),
+    lead_feed=LeadFeedSlot(open=open_forms, forms=configured_forms),
     staff_kind="owner",
     profile=Profile(reads="meetings made in HubSpot for mapped owners, with the contact",
                     writes="logs every visit as a meeting (booked, moved, cancelled, attended, no-show); "

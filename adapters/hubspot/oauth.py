@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from adapters.hubspot.bookings import HubSpotMeetings
 from adapters.hubspot.client import PROVIDER, HubSpotClient
+from adapters.hubspot.forms import FORM_OPTIONS
 from adapters.hubspot.meetings import ensure_key_property
 from adapters.hubspot.settings import SCOPES, hubspot_settings
 from adapters.kit.oauth import token_call
@@ -71,7 +72,10 @@ class HubSpotOAuth:
         state = secrets.token_urlsafe(24)
         query = urlencode({"client_id": cfg.hubspot_client_id, "redirect_uri": redirect_uri,
                            "scope": " ".join(SCOPES), "state": state})
-        return OAuthStart(f"{cfg.hubspot_auth_url}/oauth/authorize?{query}", state, {"redirect_uri": redirect_uri})
+        # The form options given at connect (`--forms`...) come back with the callback, into the config.
+        chosen = {k: v for k, v in options.items() if k in FORM_OPTIONS and v}
+        return OAuthStart(f"{cfg.hubspot_auth_url}/oauth/authorize?{query}", state,
+                          {"redirect_uri": redirect_uri, "options": chosen})
 
     async def finish(self, host: HostSettings, *, secret: dict[str, Any], query: Mapping[str, str],
                      transport: Any = None) -> Connected:
@@ -93,4 +97,7 @@ class HubSpotOAuth:
         finally:
             await client.aclose()
         account = str(info.get("hub_domain") or info.get("user") or f"HubSpot account {hub}")
-        return Connected(account=account, config={"portal_id": hub}, credentials=creds, calendars=calendars)
+        given = secret.get("options")
+        chosen: dict[str, Any] = given if isinstance(given, dict) else {}
+        config = {"portal_id": hub, **{k: str(v) for k, v in chosen.items() if k in FORM_OPTIONS}}
+        return Connected(account=account, config=config, credentials=creds, calendars=calendars)

@@ -10,9 +10,10 @@ from sync.contract.integration import HostSettings, check_http_url
 __all__ = ["SCOPES", "HubSpotSettings", "hubspot_settings"]
 
 #: What clinicbot asks for at sign-in: contacts and the activities logged on them (meetings need the
-#: contacts scopes), the owners (practitioners), and the schema scope to add the visit-key property.
+#: contacts scopes), the owners (practitioners), the schema scope to add the visit-key property, and
+#: `forms` to read form submissions as leads.
 SCOPES = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write", "crm.objects.owners.read",
-          "crm.schemas.contacts.write")
+          "crm.schemas.contacts.write", "forms")
 
 
 class HubSpotSettings(BaseSettings):

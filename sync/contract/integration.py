@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings
 
 from sync.contract import BookingSource, CalendarInfo, CalendarProvider, ConnectionInfo
 from sync.contract.crm import CrmSlot
-from sync.contract.leads import LeadInput, LeadOutcome
+from sync.contract.leads import LeadFeedSlot, LeadInput, LeadOutcome
 from sync.contract.messages import InboundSms, MailSlot, SmsSender, SmsStatus
 from sync.contract.shifts import Publishing, ShiftSourceSlot
 
@@ -498,6 +498,8 @@ class Integration:
     sms: SmsSlot | None = None
     #: Logging visits to a CRM (HubSpot meetings, Salesforce events).
     crm: CrmSlot | None = None
+    #: Form submissions read by polling, each one a lead (HubSpot forms).
+    lead_feed: LeadFeedSlot | None = None
     #: The platform tells clients of changes itself (booking platforms): clinicbot stays quiet for its
     #: bookings unless a connection's config says `notifies_clients: false`.
     notifies_clients: bool = False

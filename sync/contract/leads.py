@@ -7,9 +7,11 @@ merges a repeat from the same person into their open lead and tells the staff ch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-__all__ = ["LEAD_FIELD_LIMIT", "LeadInput", "LeadOutcome"]
+__all__ = ["LEAD_FIELD_LIMIT", "FormSubmission", "LeadFeed", "LeadFeedSlot", "LeadInput", "LeadOutcome"]
 
 #: The longest text kept of any one field (a form can post anything).
 LEAD_FIELD_LIMIT = 1000
@@ -41,3 +43,30 @@ class LeadOutcome:
 
     lead_id: int
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class FormSubmission:
+    """A submission read from a platform's form listing: when it was submitted (ms since the epoch), and the lead."""
+
+    submitted_ms: int
+    lead: LeadInput
+
+
+class LeadFeed(Protocol):
+    """A platform's form submissions, read by polling (HubSpot forms have no webhook)."""
+
+    async def submissions(self, form_id: str, since_ms: int) -> list[FormSubmission]:
+        """The form's submissions made at or after `since_ms`, oldest first (a form unknown: NotFound)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFeedSlot:
+    """The polled-forms capability: a feed for one connection (ConnectionInfo, HostSettings), and the
+    forms a connection's config names."""
+
+    open: Callable[[Any, Any], LeadFeed]
+    forms: Callable[[Mapping[str, Any]], tuple[str, ...]]

@@ -72,8 +72,9 @@ async def drain(world: World) -> None:
         await queue.drain()
 
 
-async def connect(world: World, fake: HubSpotFake) -> int:
-    pending = await begin_oauth(world.core, "hubspot", practice_id=world.practice_id, chat_identity_id=None)
+async def connect(world: World, fake: HubSpotFake, options: dict[str, str] | None = None) -> int:
+    pending = await begin_oauth(world.core, "hubspot", practice_id=world.practice_id, chat_identity_id=None,
+                                options=options)
     link = urlsplit(pending.url)
     query = parse_qs(link.query)
     assert f"{link.scheme}://{link.netloc}{link.path}" == f"{fake.url}/oauth/authorize"
@@ -180,3 +181,12 @@ def test_the_cli_connects_a_private_app_token_and_lists_the_owners(tmp_path: Pat
             await fake.close()
 
     asyncio.run(scenario())
+
+
+async def test_forms_chosen_at_connect_reach_the_config(world: World, fake: HubSpotFake) -> None:
+    conn_id = await connect(world, fake, {"forms": "f-1,f-2", "form_service_field": "treatment"})
+    async with world.core.store.session() as s:
+        conn = await s.get(Connection, conn_id)
+        assert conn is not None
+        assert (conn.config["forms"], conn.config["form_service_field"]) == ("f-1,f-2", "treatment")
+        assert "form_times_field" not in conn.config

@@ -14,6 +14,9 @@ Documented behaviour (platform-apis.md, HubSpot section; developers.hubspot.com 
 - a meeting needs hs_timestamp; `associations` link it to contacts (type 200);
 - OAuth (`POST /oauth/v1/token`, form): a code is good once; access tokens last `access_lifetime`
   seconds; refresh answers a new access token (HubSpot keeps the refresh token).
+- form submissions (`GET /form-integrations/v1/submissions/forms/{guid}`, scope `forms`): newest
+  first, `limit` 1..50 (default 20; more is 400), `after` for the next page in `paging.next`; an
+  unknown form is 404.
 `lose_next_create` answers one meeting create with a 502 after storing it (a lost answer).
 """
 
@@ -69,6 +72,8 @@ class HubSpotFake:
     links: dict[str, list[str]] = field(default_factory=dict)
     custom: dict[str, set[str]] = field(default_factory=lambda: {"meetings": set(), "contacts": set()})
     codes: dict[str, str] = field(default_factory=dict)
+    #: form guid -> its submissions, oldest first: {conversionId, submittedAt, values, pageUrl}
+    forms: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     access: dict[str, float] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -97,6 +102,20 @@ class HubSpotFake:
         self.meetings[mid] = {**properties, "hs_lastmodifieddate": self._now()}
         self.links[mid] = [contact] if contact else []
         return mid
+
+    def add_form(self) -> str:
+        guid = str(uuid.uuid4())
+        self.forms[guid] = []
+        return guid
+
+    def submit(self, form: str, values: dict[str, str], *, at_ms: int | None = None) -> str:
+        """A visitor submits `form`; its conversionId."""
+        conversion = str(uuid.uuid4())
+        self.forms[form].append({"conversionId": conversion,
+                                 "submittedAt": at_ms if at_ms is not None else int(self._now()),
+                                 "values": [{"name": k, "value": v} for k, v in values.items()],
+                                 "pageUrl": "https://northside.example/book"})
+        return conversion
 
     def issue_code(self) -> str:
         code = secrets.token_urlsafe(8)
@@ -134,6 +153,7 @@ class HubSpotFake:
             web.post("/crm/v3/objects/meetings", self.create_meeting),
             web.get("/crm/v3/objects/meetings/{id}", self.get_meeting),
             web.patch("/crm/v3/objects/meetings/{id}", self.update_meeting),
+            web.get("/form-integrations/v1/submissions/forms/{guid}", self.form_submissions),
         ])
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -378,3 +398,22 @@ class HubSpotFake:
         ids = [str(i.get("id")) for i in body.get("inputs") or []]
         return web.json_response({"status": "COMPLETE", "results": [
             self._object("contacts", c, wanted) for c in ids if c in self.contacts]})
+
+    # --- forms ---------------------------------------------------------------------------------
+
+    async def form_submissions(self, request: web.Request) -> web.Response:
+        found = self.forms.get(request.match_info["guid"])
+        if found is None:
+            return _error(404, "OBJECT_NOT_FOUND", f"Form {request.match_info['guid']} does not exist")
+        limit = request.query.get("limit", "20")
+        if not limit.isdigit() or not 1 <= int(limit) <= 50:
+            return _error(400, "VALIDATION_ERROR", "limit must be between 1 and 50")
+        newest_first = sorted(found, key=lambda item: -int(item["submittedAt"]))
+        after = request.query.get("after")
+        start = int(after) if after and after.isdigit() else 0
+        size = int(limit)
+        body: dict[str, Any] = {"results": newest_first[start:start + size]}
+        if start + size < len(newest_first):
+            body["paging"] = {"next": {"after": str(start + size),
+                                       "link": f"?limit={size}&after={start + size}"}}
+        return web.json_response(body)
