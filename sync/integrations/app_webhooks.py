@@ -25,6 +25,7 @@ from sync.integrations import registry
 from sync.integrations.deliveries import first_delivery
 from sync.integrations.push_channels import sync_queue
 from sync.runtime.core import Core
+from sync.runtime.locks import SyncBusy, connection_lock
 from sync.store import audit
 from sync.store.model import AppWebhook, Connection
 
@@ -36,6 +37,9 @@ log = logging.getLogger("clinicbot.app_webhooks")
 APP_PATH = "app"
 #: Its secret is rotated this often (Nylas's old secret stops at once, so only our own copy changes).
 ROTATE_EVERY = timedelta(days=30)
+#: No connection has id 0: its sync lock guards the app-wide destinations.
+APP_LOCK_ID = 0
+LOCK_WAIT = 30.0
 
 
 @dataclass
@@ -68,7 +72,19 @@ async def uses_app_webhook(core: Core, name: str) -> bool:
 
 
 async def ensure_app_webhooks(core: Core, *, only: str | None = None) -> AppWebhookReport:
-    """Make or rotate each app-wide destination of an integration that has connections (or of `only`)."""
+    """Make or rotate each app-wide destination of an integration that has connections (or of `only`).
+
+    Serialised (across replicas too) under the sync lock of the pseudo-connection 0: the worker's
+    ensure after a sync and the renewal job would otherwise both make a destination."""
+    try:
+        async with connection_lock(core, APP_LOCK_ID, wait=LOCK_WAIT):
+            return await _ensure_locked(core, only)
+    except SyncBusy:
+        log.info("app webhooks busy elsewhere; the next pass checks them")
+        return AppWebhookReport()
+
+
+async def _ensure_locked(core: Core, only: str | None) -> AppWebhookReport:
     report = AppWebhookReport()
     async with core.store.session() as s:
         providers = set((await s.scalars(select(Connection.provider).distinct())).all())

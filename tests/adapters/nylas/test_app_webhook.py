@@ -24,6 +24,7 @@ async def test_one_destination_for_the_app_routed_by_grant(clinic: Clinic, nylas
     nylas.next_login = ("outreach.lead@work.example", "microsoft")
     conn, lead, _ = await connect(clinic, nylas)
     work = next(c.id for c in lead.calendars.values() if c.primary)
+    await clinic.core.services.sync_queue.drain()  # the server's own sync after connect (and its push set-up)
     syncs = Syncs(clinic)
     clinic.core.services.sync_queue = SyncQueue(syncs)
     await sync_connection(clinic.core, conn.id)
@@ -36,8 +37,7 @@ async def test_one_destination_for_the_app_routed_by_grant(clinic: Clinic, nylas
     legacy = await push._ensure_calendar(clinic.core, conn_row, cal, None,
                                          f"{clinic.base_url}/webhooks/nylas/{conn.id}")
     assert legacy.created == 1
-    [old] = nylas.webhooks.values()
-    assert old.url.endswith(f"/webhooks/nylas/{conn.id}")
+    [old] = [h for h in nylas.webhooks.values() if h.url.endswith(f"/webhooks/nylas/{conn.id}")]
 
     # The renewal job: one destination for the app, the connection's own retired.
     await renew_push(clinic.core)

@@ -94,11 +94,11 @@ async def test_connect_from_chat_then_webhooks_rotation_and_expiry(clinic: Clini
     work = next(c.id for c in lead.calendars.values() if c.primary)
     assert calendars[work].role == "mirror" and calendars["holidays"].read_only
 
+    await clinic.core.services.sync_queue.drain()  # the server's own sync after connect (and its push set-up)
     syncs = Syncs(clinic)
     clinic.core.services.sync_queue = SyncQueue(syncs)
     await sync_connection(clinic.core, conn.id)
-    report = await ensure_push(clinic.core, conn.id)
-    assert report.created == 1
+    await ensure_push(clinic.core, conn.id)  # made here or by the server's sync just before: one either way
     [hook] = nylas.webhooks.values()
     # One destination for the app (Nylas webhooks are app-wide), made only after its challenge was echoed.
     assert hook.url == f"{clinic.base_url}/webhooks/nylas/app"

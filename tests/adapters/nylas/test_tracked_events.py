@@ -55,7 +55,8 @@ async def ask(clinic: Clinic, text: str, user: str, rid: str) -> str:
 
 async def synced(clinic: Clinic, connection_id: int) -> None:
     """One sync of the connection, which must succeed (its error said when not)."""
-    report = await sync_connection(clinic.core, connection_id)
+    # wait: the server's own worker may be syncing the connection (after connect) just then
+    report = await sync_connection(clinic.core, connection_id, wait=30.0)
     if report.failed:
         async with clinic.core.store.session() as s:
             conn = await s.get(Connection, connection_id)
