@@ -23,9 +23,9 @@ from bot.views import Error, Notice, Reconnect, View
 from sync.notify.recipients import chat_recipients
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError, Notification
-from sync.services.appointment_views import details_of
+from sync.services.appointment_views import NoPractice, load_details
+from sync.services.appointments import AppointmentNotFound
 from sync.services.identities import ChatPerson
-from sync.store.model import Appointment, Practice
 
 __all__ = ["NOTIFIER_SERVICE", "ChatNotifier", "Sender", "chat_notifier", "view_for"]
 
@@ -67,19 +67,19 @@ async def view_for(core: Core, n: Notification, actor: Actor) -> View:
     if n.kind in ("conflict", "double_booking") and "conflict_id" in n.data:
         return await notice_view(core, int(n.data["conflict_id"]))
     if n.appointment_ids:
-        async with core.store.session() as session:
-            practice = await session.get(Practice, n.practice_id)
-            appt = await session.get(Appointment, n.appointment_ids[0])
-            if practice is None or appt is None or appt.practice_id != n.practice_id:
-                return Error("That appointment no longer exists.", kind="not_found")
-            headline = _HEADLINES.get(n.kind, "Update")
-            if n.kind == "reminder" and "offset_minutes" in n.data:
-                headline += f": starts in {int(n.data['offset_minutes'])} minutes"
-            if n.kind == "outside_shift" and appt.practitioner_id is not None:
-                near = await shift_day.shifts_near(core, practice.id, appt.practitioner_id, appt.start, appt.end,
-                                                   practice.timezone)
-                headline += f" of the practitioner (their shifts: {near})" if near else ""
-            return appointment_detail(actor, await details_of(session, appt, practice.timezone), notice=headline)
+        try:
+            details = await load_details(core, n.practice_id, n.appointment_ids[0])
+        except (AppointmentNotFound, NoPractice):
+            return Error("That appointment no longer exists.", kind="not_found")
+        headline = _HEADLINES.get(n.kind, "Update")
+        if n.kind == "reminder" and "offset_minutes" in n.data:
+            headline += f": starts in {int(n.data['offset_minutes'])} minutes"
+        appt = details.view
+        if n.kind == "outside_shift" and appt.practitioner_id is not None:
+            near = await shift_day.shifts_near(core, n.practice_id, appt.practitioner_id, appt.start, appt.end,
+                                               details.timezone)
+            headline += f" of the practitioner (their shifts: {near})" if near else ""
+        return appointment_detail(actor, details, notice=headline)
     return Notice(str(n.data.get("text") or n.kind.replace("_", " ")), title=str(n.data.get("title", "")))
 
 
