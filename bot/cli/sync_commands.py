@@ -36,6 +36,7 @@ from sync.services.connections import (
     calendar_rows,
     set_calendar,
 )
+from sync.services import shifts as shift_service
 from sync.services.errors import ServiceError
 from sync.services.form_connections import add_signed_form
 from sync.services.practices import PracticeError, default_practice, find_practitioner, the_practice
@@ -455,7 +456,15 @@ async def sync_status(core: Core, as_json: bool) -> None:
         columns.append("read_notes")
     if as_json or backfills:
         columns.append("backfill")
+    shifts = await shift_service.last_publishes(core)
+    if as_json:
+        for r in rows:
+            mine = [p for p in shifts if p.source_id == r["connection_id"]]
+            r["shift_publish"] = mine[0].as_dict() if mine else None
     emit(rows, columns, as_json, title="Sync status")
+    if not as_json:
+        for p in shifts:
+            click.echo(f"Shift publish (connection {p.source_id}): {p.describe()}")
 
 
 sync = sync_group

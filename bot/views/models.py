@@ -213,6 +213,8 @@ class Status:
     #: Tracked activities' files kept encrypted now, and how many the last retention run deleted.
     files_kept: int = 0
     files_purged: int = 0
+    #: The last shift publish to Outlook ("" when the practice has no shift schedule).
+    shift_publish: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ __all__ = [
     "INTEGRATION",
     "PUBLISH_EVERY_SECONDS",
     "ImportSummary",
+    "LastPublish",
     "PublishSummary",
     "SecondWriter",
     "ShiftView",
@@ -58,6 +59,7 @@ __all__ = [
     "day_bounds",
     "import_schedule",
     "known_assignments",
+    "last_publishes",
     "parse_upload",
     "pending_count",
     "person_key",
@@ -491,7 +493,7 @@ async def publish(core: Core, practice: str | int | None, *, actor: str) -> Publ
         source_row = await s.get(Connection, source_id)
         if source_row is not None:
             source_row.config = {**(source_row.config or {}), "last_publish": {
-                "at": utcnow().isoformat(), "by": actor, **summary.as_dict()}}
+                "at": utcnow().isoformat(), "by": actor, "origin": origin[:200], **summary.as_dict()}}
         await audit.record(s, actor=actor, action="shifts.publish", practice_id=practice_id,
                            details={"origin": origin[:200], **summary.as_dict()})
     return summary
@@ -758,6 +760,74 @@ async def publish_pending_job(core: Core) -> None:
                 await publish(core, practice_id, actor="system:shifts")
         except (ServiceError, ProviderError) as exc:
             log.warning("shift publish failed", extra={"practice_id": practice_id, "error": str(exc)[:200]})
+
+
+@dataclass(frozen=True, slots=True)
+class LastPublish:
+    """A practice's last shift publish, for `status` and `clinicbot sync status`."""
+
+    practice_id: int
+    source_id: int
+    #: None: nothing published yet (a schedule was imported but never written to Outlook).
+    at: datetime | None
+    by: str
+    #: The file, feed or push the published schedule came from.
+    origin: str
+    created: int
+    updated: int
+    deleted: int
+    skipped_unmapped: int
+    failed: int
+    #: Shift changes not yet in the calendars.
+    pending: int
+    last_error: str = ""
+
+    def describe(self) -> str:
+        """One line: "2026-12-06 14:02 UTC from march.csv by cli:admin: 3 created, ... 0 pending"."""
+        counts = (f"{self.created} created, {self.updated} updated, {self.deleted} deleted, "
+                  f"{self.skipped_unmapped} skipped unmapped, {self.failed} failed, {self.pending} pending")
+        if self.at is None:
+            return f"never published ({self.pending} pending)" + (f"; last import {self.origin}" if self.origin
+                                                                  else "")
+        return f"{self.at:%Y-%m-%d %H:%M} UTC from {self.origin or 'the schedule'} by {self.by}: {counts}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"practice_id": self.practice_id, "source_id": self.source_id,
+                "at": self.at.isoformat() if self.at else None, "by": self.by, "origin": self.origin,
+                "created": self.created, "updated": self.updated, "deleted": self.deleted,
+                "skipped_unmapped": self.skipped_unmapped, "failed": self.failed, "pending": self.pending,
+                "last_error": self.last_error, "summary": self.describe()}
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+async def last_publishes(core: Core, practice_id: int | None = None) -> list[LastPublish]:
+    """Each shift source's last publish (all practices when `practice_id` is None), with what is pending."""
+    async with core.store.session() as s:
+        stmt = select(Connection).where(Connection.provider == INTEGRATION).order_by(Connection.id)
+        if practice_id is not None:
+            stmt = stmt.where(Connection.practice_id == practice_id)
+        sources = [(c.id, c.practice_id, dict(c.config or {})) for c in (await s.scalars(stmt)).all()]
+    out: list[LastPublish] = []
+    for source_id, pid, config in sources:
+        last = config.get("last_publish") if isinstance(config.get("last_publish"), dict) else {}
+        imported = config.get("last_import") if isinstance(config.get("last_import"), dict) else {}
+        try:
+            at = datetime.fromisoformat(str(last["at"])) if last.get("at") else None
+        except ValueError:
+            at = None
+        errors = last.get("errors") if isinstance(last.get("errors"), list) else []
+        out.append(LastPublish(
+            practice_id=pid, source_id=source_id, at=at, by=str(last.get("by") or ""),
+            origin=str(last.get("origin") or imported.get("origin") or "")[:200],
+            created=_count(last.get("created")), updated=_count(last.get("updated")),
+            deleted=_count(last.get("deleted")), skipped_unmapped=_count(last.get("skipped_unmapped")),
+            failed=_count(last.get("failed")), pending=await pending_count(core, pid),
+            last_error=str(errors[-1])[:200] if errors else "",
+        ))
+    return out
 
 
 async def pending_count(core: Core, practice_id: int) -> int:
