@@ -28,6 +28,7 @@ from sync.integrations import registry
 from sync.integrations.connect import begin_oauth, finish_oauth, refresh_calendars
 from sync.runtime.core import Core
 from sync.runtime.locks import SyncBusy
+from sync.services import shifts as shift_service
 from sync.services.appointments import list_day
 from sync.services.connections import (
     ConnectionError_,
@@ -36,7 +37,6 @@ from sync.services.connections import (
     calendar_rows,
     set_calendar,
 )
-from sync.services import shifts as shift_service
 from sync.services.errors import ServiceError
 from sync.services.form_connections import add_signed_form
 from sync.services.practices import PracticeError, default_practice, find_practitioner, the_practice
@@ -459,8 +459,8 @@ async def sync_status(core: Core, as_json: bool) -> None:
     shifts = await shift_service.last_publishes(core)
     if as_json:
         for r in rows:
-            mine = [p for p in shifts if p.source_id == r["connection_id"]]
-            r["shift_publish"] = mine[0].as_dict() if mine else None
+            published = [p for p in shifts if p.source_id == r["connection_id"]]
+            r["shift_publish"] = published[0].as_dict() if published else None
     emit(rows, columns, as_json, title="Sync status")
     if not as_json:
         for p in shifts:

@@ -37,7 +37,7 @@ _EXAMPLE = "clinicbot shifts map \"Cy Roe\" --upn cy@clinic.example"
 
 
 def publish_card(name: str, summary: service.ImportSummary, published: service.PublishSummary | None, *,
-                 background: int = 0, not_published: str = "") -> ShiftPublishCard:
+                 background: int = 0, not_published: str = "", writers: tuple[str, ...] = ()) -> ShiftPublishCard:
     """The summary of one import and its publish, for the admin who sent it."""
     lines = [f"{summary.shifts} shifts ({summary.published} published) read from {name}."]
     unknown: tuple[str, ...] = ()
@@ -61,6 +61,9 @@ def publish_card(name: str, summary: service.ImportSummary, published: service.P
                      f"{'person' if len(summary.unmapped) == 1 else 'people'}, so nothing was sent to them.")
     if unknown:
         lines.append(f"Not known to Microsoft 365: {len(unknown)}; their shifts wait until they are mapped.")
+    if writers:
+        lines.append("Warning: another writer already puts these shifts in Outlook.")
+        lines.extend(writers)
     return ShiftPublishCard(
         title=title, lines=tuple(lines), unmapped=tuple(summary.unmapped), unknown=unknown,
         identity_field=field, map_action=OpenShiftMapping() if summary.unmapped or unknown else None,

@@ -51,10 +51,10 @@ from sync.store.model import Connection, ExternalIdentity, Practice, Practitione
 __all__ = [
     "INTEGRATION",
     "PUBLISH_EVERY_SECONDS",
+    "SECOND_WRITER_EVERY_SECONDS",
     "ImportSummary",
     "LastPublish",
     "PublishSummary",
-    "SECOND_WRITER_EVERY_SECONDS",
     "SecondWriter",
     "SecondWriterCheck",
     "ShiftView",
@@ -937,8 +937,10 @@ async def last_publishes(core: Core, practice_id: int | None = None) -> list[Las
         sources = [(c.id, c.practice_id, dict(c.config or {})) for c in (await s.scalars(stmt)).all()]
     out: list[LastPublish] = []
     for source_id, pid, config in sources:
-        last = config.get("last_publish") if isinstance(config.get("last_publish"), dict) else {}
-        imported = config.get("last_import") if isinstance(config.get("last_import"), dict) else {}
+        last: dict[str, Any] = config.get("last_publish") or {}
+        imported: dict[str, Any] = config.get("last_import") or {}
+        last = last if isinstance(last, dict) else {}
+        imported = imported if isinstance(imported, dict) else {}
         try:
             at = datetime.fromisoformat(str(last["at"])) if last.get("at") else None
         except ValueError:
