@@ -513,7 +513,7 @@ async def publish(core: Core, practice: str | int | None, *, actor: str) -> Publ
         await publisher.aclose()
         summary.requests = getattr(publisher, "requests", 0)
     async with core.store.session() as s:
-        source_row = await s.get(Connection, source_id)
+        source_row = await s.get(Connection, source_id, with_for_update=True)  # config: read-modify-write
         if source_row is not None:
             source_row.config = {**(source_row.config or {}), "last_publish": {
                 "at": utcnow().isoformat(), "by": actor, "origin": origin[:200], **summary.as_dict()}}
