@@ -21,7 +21,12 @@ from sync.runtime.settings import Settings
 from sync.services.attachments import PURGE_EVERY_SECONDS, purge_job
 from sync.services.removals import RETRY_EVERY_SECONDS, retry_removals
 from sync.services.shift_sources import pull_feeds_job
-from sync.services.shifts import PUBLISH_EVERY_SECONDS, publish_pending_job
+from sync.services.shifts import (
+    PUBLISH_EVERY_SECONDS,
+    SECOND_WRITER_EVERY_SECONDS,
+    publish_pending_job,
+    second_writer_job,
+)
 
 __all__ = ["SCHEDULER", "setup_scheduler"]
 
@@ -42,6 +47,7 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     scheduler.add_periodic("connections.removals", RETRY_EVERY_SECONDS, retry_removals)
     scheduler.add_periodic("shifts.feeds", PUBLISH_EVERY_SECONDS, pull_feeds_job)
     scheduler.add_periodic("shifts.publish", PUBLISH_EVERY_SECONDS, publish_pending_job)
+    scheduler.add_periodic("shifts.second_writers", SECOND_WRITER_EVERY_SECONDS, second_writer_job)
     scheduler.add_periodic("clients.send", SEND_EVERY_SECONDS, send_job)
     scheduler.add_periodic("attachments.purge", PURGE_EVERY_SECONDS, purge_job)
     scheduler.add_periodic("crm.log", LOG_EVERY_SECONDS, log_job)

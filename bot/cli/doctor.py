@@ -6,11 +6,16 @@ import asyncio
 from typing import TYPE_CHECKING
 
 import click
+from sqlalchemy import select
 
 from sync.boot import open_core
+from sync.contract import ProviderError
 from sync.contract.troubleshooting import advice
 from sync.integrations import registry
+from sync.runtime.core import Core
 from sync.runtime.settings import ConfigError, load_settings
+from sync.services import shifts as shift_service
+from sync.services.errors import Conflict, ServiceError
 from sync.services.status import webhook_health
 from sync.store.crypto import KeyError_
 from sync.store.database import StoreError
@@ -53,6 +58,39 @@ async def _bot_connector_sign_in(settings: Settings) -> str | None:
     except TimeoutError:
         return "no answer from the sign-in endpoint within 30 s"
     return None
+
+
+async def _second_writer_checks(core: Core) -> int:
+    """Per practice with a shift schedule: the bounded second-writer check (a sample of calendars, a time
+    limit); a second writer is a failure (every shift shows twice). Returns the failures."""
+    bad = 0
+    async with core.store.session() as s:
+        practices = list(dict.fromkeys((await s.scalars(
+            select(Connection.practice_id).where(Connection.provider == shift_service.INTEGRATION)
+            .order_by(Connection.id))).all()))
+    for practice_id in practices:
+        where = f"practice {practice_id} shift schedule"
+        try:
+            check = await shift_service.check_second_writers(core, practice_id)
+        except Conflict:
+            continue  # no practice-wide Outlook: nothing is published, nothing to compare
+        except (ServiceError, ProviderError) as exc:
+            _line(None, f"{where}: the second-writer check could not run ({exc})", "`clinicbot shifts check`")
+            continue
+        if not check.of:
+            continue
+        sample = f"{check.checked} of {check.of} calendars" + ("" if check.complete else ", stopped at the time limit")
+        if check.found:
+            bad += 1
+            names = ", ".join(f"{f.person} ({f.lookalikes})" for f in check.found[:5])
+            _line(False, f"{where}: another writer already puts the shifts in Outlook: {names} ({sample})",
+                  "turn off the scheduler's own Outlook integration, or each shift shows twice; "
+                  "`clinicbot shifts check` lists them all")
+        else:
+            _line(True if check.complete and not check.error else None,
+                  f"{where}: no second writer in {sample}" + (f"; {check.error}" if check.error else ""),
+                  "`clinicbot shifts check` looks in every calendar")
+    return bad
 
 
 @click.command()
@@ -134,6 +172,8 @@ def doctor() -> None:
                           ("deliveries were refused (a wrong signing key or URL, a clock more than 3 minutes off, "
                            "or someone else's requests); the poll keeps bookings current meanwhile")
                           if health.failures_24h else "the poll keeps bookings current meanwhile")
+
+                bad += await _second_writer_checks(core)
         except StoreError as exc:
             bad += 1
             _line(False, "database", f"{exc}; check CLINICBOT_DATABASE_URL")

@@ -28,6 +28,7 @@ from sync.integrations import registry
 from sync.integrations.connect import begin_oauth, finish_oauth, refresh_calendars
 from sync.runtime.core import Core
 from sync.runtime.locks import SyncBusy
+from sync.services import shifts as shift_service
 from sync.services.appointments import list_day
 from sync.services.connections import (
     ConnectionError_,
@@ -455,7 +456,15 @@ async def sync_status(core: Core, as_json: bool) -> None:
         columns.append("read_notes")
     if as_json or backfills:
         columns.append("backfill")
+    shifts = await shift_service.last_publishes(core)
+    if as_json:
+        for r in rows:
+            published = [p for p in shifts if p.source_id == r["connection_id"]]
+            r["shift_publish"] = published[0].as_dict() if published else None
     emit(rows, columns, as_json, title="Sync status")
+    if not as_json:
+        for p in shifts:
+            click.echo(f"Shift publish (connection {p.source_id}): {p.describe()}")
 
 
 sync = sync_group

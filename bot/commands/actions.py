@@ -25,6 +25,7 @@ __all__ = [
     "CancelConfirmed",
     "KeepBooking",
     "MapShiftPerson",
+    "MapShiftUpn",
     "MapStaffMember",
     "MarkAttended",
     "MarkLeadLost",
@@ -160,6 +161,14 @@ class MapShiftPerson:
 
 
 @dataclass(frozen=True, slots=True)
+class MapShiftUpn:
+    """The mapping card's sign-in box: this person's shifts go to the Microsoft sign-in typed there."""
+
+    person: str
+    upn: str
+
+
+@dataclass(frozen=True, slots=True)
 class SetShiftFlag:
     """The mapping card's flag buttons: set one of an assignment's four flags ("on" or "off")."""
 
@@ -211,7 +220,7 @@ class MarkLeadLost:
 Action = (
     OpenReschedule | SubmitReschedule | PickSlot | AskCancel | CancelConfirmed | ShowDetails | KeepBooking
     | AcceptCalendar | MarkAttended | MarkNoShow | BookFollowUp | MapStaffMember | OpenShiftMapping
-    | SetShiftField | MapShiftPerson | SetShiftFlag
+    | SetShiftField | MapShiftPerson | SetShiftFlag | MapShiftUpn
     | TrackEvent | UntrackEvent | ProposeLead | BookLead | MarkLeadLost
 )
 
@@ -233,6 +242,7 @@ ACTION_IDS: dict[str, type[Any]] = {
     "shifts_field": SetShiftField,
     "shifts_person": MapShiftPerson,
     "shifts_flag": SetShiftFlag,
+    "shifts_upn": MapShiftUpn,
     "track": TrackEvent,
     "untrack": UntrackEvent,
     "lead_propose": ProposeLead,
@@ -269,6 +279,7 @@ _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     SetShiftField: (("f", "field", True),),
     MapShiftPerson: (("n", "person", True), ("p", "practitioner_id", False)),
     SetShiftFlag: (("n", "assignment", True), ("f", "flag", True), ("s", "state", True)),
+    MapShiftUpn: (("n", "person", True), ("u", "upn", True)),
     TrackEvent: (("e", "event", True), ("d", "day", False)),
     UntrackEvent: (("e", "event", True),),
     ProposeLead: (("l", "lead_id", True), ("p", "practitioner_id", True), ("s", "start", True)),

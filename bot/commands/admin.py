@@ -28,6 +28,7 @@ from sync.integrations.connect import begin_oauth
 from sync.notify.reminders.status import practice_reminder_status
 from sync.runtime.core import Core
 from sync.services import connections, identities, practices
+from sync.services import shifts as shift_service
 from sync.services import status as status_service
 from sync.services.attachments import attachment_counts
 from sync.services.connections import ConnectionError_, refresh_connection
@@ -129,7 +130,22 @@ async def status(core: Core, actor: Actor) -> View:
         reminders=reminders,
         files_kept=kept,
         files_purged=purged,
+        shift_publish=_shift_publish(await shift_service.last_publishes(core, actor.practice_id), st.timezone),
     )
+
+
+def _shift_publish(found: list[shift_service.LastPublish], zone: str) -> str:
+    """The last shift publish in words, in the practice's zone."""
+    if not found:
+        return ""
+    last = found[0]
+    if last.at is None:
+        return (f"Shifts: never published to Outlook; {last.pending} change{'s' if last.pending != 1 else ''} "
+                "pending" + (f" from {last.origin}" if last.origin else ""))
+    words = (f"Last shift publish {moment_label(last.at, zone)} from {last.origin or 'the schedule'}: "
+             f"{last.created} created, {last.updated} updated, {last.deleted} deleted, "
+             f"{last.skipped_unmapped} skipped (no sign-in), {last.failed} failed; {last.pending} pending")
+    return words + (f". Last error: {last.last_error}" if last.failed and last.last_error else "")
 
 
 def _error_words(last_error: str | None) -> str:

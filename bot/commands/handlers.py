@@ -37,6 +37,7 @@ from bot.commands.actions import (
     CancelConfirmed,
     KeepBooking,
     MapShiftPerson,
+    MapShiftUpn,
     MapStaffMember,
     MarkAttended,
     MarkLeadLost,
@@ -163,6 +164,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await shift_cards.map_person(core, actor, command)
         case SetShiftFlag():
             return await shift_cards.set_flag(core, actor, command)
+        case MapShiftUpn():
+            return await shift_cards.map_upn(core, actor, command)
         case SetClientNotices():
             return await client_notices.client_notices(core, actor, command)
         case SetMirrorEdits():

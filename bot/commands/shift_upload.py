@@ -17,8 +17,9 @@ import httpx
 
 from bot.commands.access import Forbidden, require_admin
 from bot.commands.identity import Actor
-from bot.commands.shift_cards import publish_card
+from bot.commands.shift_cards import publish_card, second_writer_lines
 from bot.views import Error, View
+from sync.contract import ProviderError
 from sync.runtime.core import Core
 from sync.services import shifts as service
 from sync.services.errors import ServiceError
@@ -32,6 +33,9 @@ MAX_BYTES = 10 * 1024 * 1024
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 #: Changes published inside the chat turn; more go to the periodic publish job.
 INLINE_CHANGES = 200
+#: The second-writer check after a chat upload (already past the ack): a sample of calendars, briefly.
+UPLOAD_CHECK_MAILBOXES = 5
+UPLOAD_CHECK_SECONDS = 5.0
 TOO_BIG = f"The file is larger than {MAX_BYTES // 1024 // 1024} MB; export a shorter window."
 
 
@@ -92,7 +96,15 @@ async def import_file(core: Core, actor: Actor, name: str, data: bytes) -> View:
         published = await service.publish(core, actor.practice_id, actor=actor.audit_name)
     except ServiceError as exc:
         return publish_card(name, summary, None, not_published=str(exc))
-    return publish_card(name, summary, published)
+    try:
+        check = await service.check_second_writers(core, actor.practice_id, mailboxes=UPLOAD_CHECK_MAILBOXES,
+                                                   seconds=UPLOAD_CHECK_SECONDS)
+        _pid, zone = await service.practice_ref(core, actor.practice_id)
+        writers = second_writer_lines(check, zone)
+    except (ServiceError, ProviderError) as exc:  # the publish is done; the check runs again within the hour
+        log.info("second-writer check after an upload failed", extra={"error": str(exc)[:200]})
+        writers = ()
+    return publish_card(name, summary, published, writers=writers)
 
 
 def require_publisher(actor: Actor) -> Error | None:

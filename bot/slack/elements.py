@@ -4,6 +4,7 @@ each other."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from slack_sdk.models.blocks import ButtonElement
@@ -20,9 +21,27 @@ from bot.commands.actions import (
     encode,
 )
 
-__all__ = ["ACTION_PREFIX", "LABELS", "button", "clip", "esc"]
+__all__ = ["ACTION_PREFIX", "INPUT_PREFIX", "LABELS", "button", "clip", "esc", "input_action"]
 
 ACTION_PREFIX = "clinic."
+#: A message's text box that dispatches on Enter: its block id is INPUT_PREFIX + "<wire key>:" + the action's
+#: encoded value; the typed text goes in under the wire key (Slack sends it as the action's "value").
+INPUT_PREFIX = "clinic.in:"
+MAX_BLOCK_ID = 255  # Slack's cap on a block_id
+
+
+def input_action(block_id: str, typed: str) -> dict[str, Any] | None:
+    """The action value of a text box's dispatch (None: not one of clinicbot's boxes, or malformed)."""
+    if not block_id.startswith(INPUT_PREFIX) or len(block_id) > MAX_BLOCK_ID:
+        return None
+    key, _, encoded = block_id[len(INPUT_PREFIX):].partition(":")
+    try:
+        doc = json.loads(encoded)
+    except ValueError:
+        return None
+    if not key or not isinstance(doc, dict):
+        return None
+    return {**doc, key: typed[:500]}
 #: Each button kind's label and style.
 LABELS: dict[type[Any], tuple[str, str | None]] = {
     OpenReschedule: ("Reschedule", "primary"),

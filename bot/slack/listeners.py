@@ -40,6 +40,7 @@ from bot.commands.answers import AnswerCache
 from bot.commands.grammar import Command, ShowAgenda, ShowHelp
 from bot.commands.shift_upload import import_file, require_publisher
 from bot.slack import render
+from bot.slack.elements import input_action
 from bot.slack.uploads import SeenFiles, SlackFile, fetch_slack_file, file_from_info, files_in_message
 from bot.views import Agenda, Error, RescheduleForm, View
 from sync.runtime.core import Core
@@ -392,7 +393,11 @@ class SlackListeners:
         origin = Origin.from_body(body)
         try:
             # A button carries its value; a select (the staff card's picker) its chosen option's.
-            raw = action.get("value") if "value" in action else (action.get("selected_option") or {}).get("value")
+            raw: Any = action.get("value") if "value" in action else (action.get("selected_option") or {}).get("value")
+            if action.get("type") == "plain_text_input":  # a text box's Enter: its block carries the action
+                raw = input_action(str(action.get("block_id") or ""), str(action.get("value") or ""))
+                if raw is None:
+                    raise ParseError("this box's data is not valid; open the card again", "today")
             typed: Action = decode(str(action.get("action_id", "")).removeprefix(render.ACTION_PREFIX), raw)
         except ParseError as exc:
             bad = Error(exc.message, exc.example)

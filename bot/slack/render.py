@@ -242,6 +242,8 @@ def _status(view: Status) -> list[Block]:
     if view.files_kept or view.files_purged:
         blocks.append(_context(f"Tracked activities' files: {view.files_kept} kept (7 days at most) · "
                                f"{view.files_purged} deleted by the last retention run"))
+    if view.shift_publish:
+        blocks.append(_context(esc(view.shift_publish)))
     blocks.append(_context(f"{view.pending_total} pending · {view.failed_total} failed"))
     return blocks
 

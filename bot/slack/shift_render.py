@@ -14,15 +14,17 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ContextBlock,
     HeaderBlock,
+    InputBlock,
     MarkdownTextObject,
     Option,
+    PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
     StaticSelectElement,
 )
 
 from bot.commands.actions import Action, encode
-from bot.slack.elements import ACTION_PREFIX, clip, esc
+from bot.slack.elements import ACTION_PREFIX, INPUT_PREFIX, MAX_BLOCK_ID, clip, esc
 from bot.views import ShiftMappingCard, ShiftPersonLine, ShiftPublishCard
 
 __all__ = ["SHIFT_VIEWS", "blocks_for"]
@@ -76,8 +78,30 @@ def _where(person: ShiftPersonLine) -> str:
     return where + (" · *not known to Microsoft 365*" if person.unknown else "")
 
 
+def _upn_box(action: Action, person: str) -> InputBlock | None:
+    """A sign-in box that sends `action` with the typed text as its "u" when Enter is pressed."""
+    action_id, value = encode(action)
+    block_id = f"{INPUT_PREFIX}u:{value}"
+    if len(block_id) > MAX_BLOCK_ID:
+        return None
+    return InputBlock(
+        block_id=block_id, dispatch_action=True, optional=True,
+        label=PlainTextObject(text=clip(f"{person}'s Microsoft sign-in", 150)),
+        hint=PlainTextObject(text="name@domain, then Enter; checked with Microsoft 365"),
+        element=PlainTextInputElement(action_id=ACTION_PREFIX + action_id, placeholder="name@clinic.example",
+                                      max_length=320,
+                                      dispatch_action_config={"trigger_actions_on": ["on_enter_pressed"]}),
+    )
+
+
 def _mapping(view: ShiftMappingCard) -> list[Block]:
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Who gets the shifts"))]
+    if view.problem:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f":warning: {esc(view.problem)}", 3000))))
+    if view.second_writers:
+        blocks.append(SectionBlock(block_id="shifts:writers", text=MarkdownTextObject(text=clip(
+            ":warning: *Another writer already puts these shifts in Outlook*\n"
+            + "\n".join(esc(x) for x in view.second_writers), 3000))))
     if view.notice:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(f":white_check_mark: {esc(view.notice)}",
                                                                      3000))))
@@ -92,6 +116,9 @@ def _mapping(view: ShiftMappingCard) -> list[Block]:
         line = f"*{esc(person.name)}* · {person.shifts} shift{'s' if person.shifts != 1 else ''} · {_where(person)}"
         blocks.append(SectionBlock(block_id=f"shifts:person:{index}", text=MarkdownTextObject(text=clip(line, 3000)),
                                    accessory=_select(list(choices), "Send to…")))
+        box = view.upn_boxes[index] if index < len(view.upn_boxes) else None
+        if box is not None and (made := _upn_box(box, person.name)) is not None:
+            blocks.append(made)
     if not view.people:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Nobody is on a future published shift.")]))
     for index, (assignment, flags) in enumerate(view.assignments):
@@ -100,8 +127,8 @@ def _mapping(view: ShiftMappingCard) -> list[Block]:
             _button(action, f"{label}: {'on' if on else 'off'}", "primary" if on else None)
             for label, on, action in flags]))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(
-        text="Someone without a sign-in, or with a wrong one: `clinicbot shifts map \"Name\" --upn name@clinic` "
-             "or pick a practitioner above.")]))
+        text="Someone without a sign-in, or with a wrong one: type their sign-in above, pick a practitioner, or "
+             "`clinicbot shifts map \"Name\" --upn name@clinic`.")]))
     return blocks[:50]
 
 

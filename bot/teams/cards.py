@@ -276,6 +276,8 @@ def _status(view: Status) -> list[Json]:
     if view.files_kept or view.files_purged:
         body.append(text(f"Tracked activities' files: {view.files_kept} kept (7 days at most) · "
                          f"{view.files_purged} deleted by the last retention run", isSubtle=True))
+    if view.shift_publish:
+        body.append(text(view.shift_publish, isSubtle=True))
     if view.pending_total or view.failed_total:
         body.append(text(f"{view.pending_total} changes waiting, {view.failed_total} failed", isSubtle=True))
     return body

@@ -1,9 +1,10 @@
 """The shift cards -> Adaptive Card: the publish summary with its "Map people" button, and the mapping card.
 
-The mapping card has no inputs but one: a practitioner picker ("p") for the first person who gets
-nothing or is unknown to Microsoft 365 (one form a card, so input ids stay unique); every other
-choice is a button of its own that sends no inputs (identity field, the four flags per assignment).
-The card updates in place after each choice, so the next person comes up in turn.
+The mapping card has two inputs, both for the first person who gets nothing or is unknown to
+Microsoft 365 (one form a card, so input ids stay unique): a practitioner picker ("p") and a
+sign-in box ("u", Input.Text, checked against Microsoft 365 on the server). Every other choice is a
+button of its own that sends no inputs (identity field, the four flags per assignment). The card
+updates in place after each choice, so the next person comes up in turn.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def _publish(view: ShiftPublishCard) -> tuple[list[Json], list[Json]]:
 
 def _mapping(view: ShiftMappingCard) -> tuple[list[Json], list[Json]]:
     body: list[Json] = [text("Who gets the shifts", size="Medium", weight="Bolder")]
+    if view.problem:
+        body.append(text(view.problem, color="Attention", weight="Bolder"))
+    if view.second_writers:
+        body.append({"type": "Container", "style": "warning", "items": [
+            text("Another writer already puts these shifts in Outlook", weight="Bolder"),
+            *(text(line, spacing="Small") for line in view.second_writers)]})
     if view.notice:
         body.append(text(view.notice, color="Good", weight="Bolder"))
     body.append(text("Microsoft sign-ins are read from the scheduler's field:", spacing="Medium"))
@@ -48,6 +55,7 @@ def _mapping(view: ShiftMappingCard) -> tuple[list[Json], list[Json]]:
         _no_inputs(action_button(action, label, style="positive" if getattr(action, "field", "") ==
                                  view.identity_field else None)) for label, action in view.fields]})
     first = next((i for i, p in enumerate(view.people) if p.how == "none" or p.unknown), None)
+    box = view.upn_boxes[first] if first is not None and first < len(view.upn_boxes) else None
     for index, person in enumerate(view.people):
         where = ("no sign-in: gets nothing" if person.how == "none" else
                  f"→ {person.mailbox}" + (" (mapped here)" if person.how == "mapped" else "")
@@ -64,6 +72,14 @@ def _mapping(view: ShiftMappingCard) -> tuple[list[Json], list[Json]]:
             mapping["data"].pop("p", None)  # the picker's choice is the practitioner
             mapping["fallback"]["data"].pop("p", None)
             body.append({"type": "ActionSet", "actions": [mapping]})
+        if index == first and box is not None:
+            body.append({"type": "Input.Text", "id": "u", "label": f"Or send {person.name}'s shifts to the sign-in",
+                         "placeholder": "name@clinic.example", "style": "Email", "maxLength": 320,
+                         "regex": r"^[^@\s]+@[^@\s]+$", "errorMessage": "a Microsoft sign-in: name@domain"})
+            upn = action_button(box, "Map to sign-in", style="positive")
+            upn["data"].pop("u", None)  # the box's text is the sign-in
+            upn["fallback"]["data"].pop("u", None)
+            body.append({"type": "ActionSet", "actions": [upn]})
     if not view.people:
         body.append(text("Nobody is on a future published shift.", isSubtle=True))
     for assignment, flags in view.assignments:
@@ -71,8 +87,8 @@ def _mapping(view: ShiftMappingCard) -> tuple[list[Json], list[Json]]:
         body.append({"type": "ActionSet", "actions": [
             _no_inputs(action_button(action, f"{label}: {'on' if on else 'off'}", style="positive" if on else None))
             for label, on, action in flags]})
-    body.append(text("Someone without a sign-in, or with a wrong one: clinicbot shifts map \"Name\" --upn "
-                     "name@clinic, or pick a practitioner above.", isSubtle=True))
+    body.append(text("Someone without a sign-in, or with a wrong one: type their sign-in or pick a practitioner "
+                     "above, or clinicbot shifts map \"Name\" --upn name@clinic.", isSubtle=True))
     return body, []
 
 

@@ -213,6 +213,8 @@ class Status:
     #: Tracked activities' files kept encrypted now, and how many the last retention run deleted.
     files_kept: int = 0
     files_purged: int = 0
+    #: The last shift publish to Outlook ("" when the practice has no shift schedule).
+    shift_publish: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +413,13 @@ class ShiftMappingCard:
     #: (assignment, ((flag label, on, the action flipping it), ...)).
     assignments: tuple[tuple[str, tuple[tuple[str, bool, Action], ...]], ...]
     notice: str = ""
+    #: Per person (same order): the action their sign-in box sends, the typed text going in as its "u"
+    #: (None: no box; only people who get nothing or whom Microsoft 365 does not know have one).
+    upn_boxes: tuple[Action | None, ...] = ()
+    #: The second-writer warning: calendars that already hold the shifts from another writer.
+    second_writers: tuple[str, ...] = ()
+    #: An error from the last choice (a sign-in Microsoft 365 does not know), shown in place of the notice.
+    problem: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from sync.contract import ProviderError
 from sync.contract.shifts import AssignmentFlags
 from sync.runtime.core import Core
 from sync.services import shifts
-from sync.services.errors import Invalid, NotFound
+from sync.services.errors import Conflict, Invalid, NotFound
 from sync.store import audit
 from sync.store.model import ExternalIdentity, Practitioner, ShiftRow, utcnow
 
-__all__ = ["MappingState", "PersonState", "map_person", "mapping_state"]
+__all__ = ["MappingState", "PersonState", "map_person", "mapping_state", "valid_upn"]
 
 _UPN = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}|[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
@@ -88,14 +89,33 @@ async def mapping_state(core: Core, practice: str | int | None) -> MappingState:
     )
 
 
+def valid_upn(upn: str) -> str:
+    """The UPN as stored (name@domain in lower case, or an object id); Invalid when it is not one."""
+    target = upn.strip()
+    if not _UPN.fullmatch(target):
+        raise Invalid(f"{target[:80]!r} is not a Microsoft sign-in (name@domain) or object id")
+    return target.lower() if "@" in target else target
+
+
 async def map_person(core: Core, practice: str | int | None, person: str, *, actor: str, upn: str | None = None,
-                     practitioner_id: int | None = None) -> tuple[str, int]:
+                     practitioner_id: int | None = None, check: bool = False) -> tuple[str, int]:
     """Send `person`'s shifts to a UPN or a practitioner's mailbox (neither: undo the hand mapping).
 
+    With `check`, a UPN is first looked up in Microsoft 365 where the practice-wide Outlook
+    connection exists; one it does not know is refused (NotFound) and nothing changes.
     Returns (where their shifts now go, how many future shifts change)."""
     wanted = " ".join(person.split())
     if not wanted or len(wanted) > 200:
         raise Invalid("name the person as the schedule names them")
+    if check and practitioner_id is None and upn is not None and upn.strip():
+        target = valid_upn(upn)
+        try:
+            unknown = await shifts.check_people(core, practice, [target])
+        except ProviderError as exc:
+            raise Conflict(f"Microsoft 365 could not be asked about {target} ({exc}); try again") from None
+        if unknown:
+            raise NotFound(f"Microsoft 365 has no user {target}; check the spelling (their sign-in, "
+                           "as name@domain) and try again")
     key = shifts.person_key(wanted)
     async with core.store.session() as s:
         row, source = await shifts.shift_source(s, practice, actor, create=False)
@@ -118,10 +138,7 @@ async def map_person(core: Core, practice: str | int | None, person: str, *, act
                 raise Invalid(f"{who.name} has no Microsoft sign-in or e-mail on record; map {spelled} to a UPN")
             entry = {"upn": target.lower() if "@" in target else target, "practitioner_id": who.id}
         elif upn is not None and upn.strip():
-            target = upn.strip()
-            if not _UPN.fullmatch(target):
-                raise Invalid(f"{target[:80]!r} is not a Microsoft sign-in (name@domain) or object id")
-            entry = {"upn": target.lower() if "@" in target else target}
+            entry = {"upn": valid_upn(upn)}
         else:
             entry = None
         config = dict(source.config or {})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time as clock
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -50,14 +51,20 @@ from sync.store.model import Connection, ExternalIdentity, Practice, Practitione
 __all__ = [
     "INTEGRATION",
     "PUBLISH_EVERY_SECONDS",
+    "SECOND_WRITER_EVERY_SECONDS",
     "ImportSummary",
+    "LastPublish",
     "PublishSummary",
     "SecondWriter",
+    "SecondWriterCheck",
     "ShiftView",
     "assignment_flags",
+    "check_people",
+    "check_second_writers",
     "day_bounds",
     "import_schedule",
     "known_assignments",
+    "last_publishes",
     "parse_upload",
     "pending_count",
     "person_key",
@@ -66,11 +73,13 @@ __all__ = [
     "publish",
     "publish_pending_job",
     "replan",
+    "second_writer_job",
     "second_writers",
     "set_flags",
     "set_identity_field",
     "shift_source",
     "shifts_between",
+    "stored_second_writers",
     "today",
 ]
 
@@ -467,6 +476,22 @@ async def _open_publisher(core: Core, s: AsyncSession, practice: Practice) -> tu
                    f"(`clinicbot connection add graph --application --tenant ...`){hint}")
 
 
+async def check_people(core: Core, practice: str | int | None, refs: Sequence[str]) -> list[str] | None:
+    """Which of `refs` (UPNs or object ids) Microsoft 365 does not know.
+
+    None when nothing can ask (no practice-wide Outlook connection yet): the check happens at publish."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        try:
+            publisher, _conn_id = await _open_publisher(core, s, row)
+        except Conflict:
+            return None
+    try:
+        return await publisher.unknown_people(list(refs))
+    finally:
+        await publisher.aclose()
+
+
 async def publish(core: Core, practice: str | int | None, *, actor: str) -> PublishSummary:
     """Write every pending shift change to its person's calendar; what fails stays pending."""
     async with core.store.session() as s:
@@ -488,10 +513,10 @@ async def publish(core: Core, practice: str | int | None, *, actor: str) -> Publ
         await publisher.aclose()
         summary.requests = getattr(publisher, "requests", 0)
     async with core.store.session() as s:
-        source_row = await s.get(Connection, source_id)
+        source_row = await s.get(Connection, source_id, with_for_update=True)  # config: read-modify-write
         if source_row is not None:
             source_row.config = {**(source_row.config or {}), "last_publish": {
-                "at": utcnow().isoformat(), "by": actor, **summary.as_dict()}}
+                "at": utcnow().isoformat(), "by": actor, "origin": origin[:200], **summary.as_dict()}}
         await audit.record(s, actor=actor, action="shifts.publish", practice_id=practice_id,
                            details={"origin": origin[:200], **summary.as_dict()})
     return summary
@@ -708,12 +733,59 @@ async def second_writers(core: Core, practice: str | int | None, *, days: int = 
     Compares the next `days` of each person's wanted shift events with their calendar: an event with
     the same subject and times that clinicbot did not write means two writers on one calendar.
     """
+    return list((await _scan(core, practice, days=days, mailboxes=None, seconds=None)).found)
+
+
+@dataclass(frozen=True, slots=True)
+class SecondWriterCheck:
+    """A bounded look for a second writer: what was found in which sample of calendars, and when."""
+
+    at: datetime
+    found: tuple[SecondWriter, ...]
+    #: Calendars looked at, of those with upcoming shifts.
+    checked: int
+    of: int
+    #: False when the time limit stopped it before the sample was done.
+    complete: bool
+    #: Calendars that could not be read (their first error).
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "checked": self.checked, "of": self.of, "complete": self.complete,
+                "error": self.error[:300],
+                "found": [{"mailbox": f.mailbox, "person": f.person, "lookalikes": f.lookalikes} for f in self.found]}
+
+    @classmethod
+    def from_dict(cls, doc: object) -> SecondWriterCheck | None:
+        if not isinstance(doc, dict):
+            return None
+        try:
+            found = tuple(SecondWriter(str(f["mailbox"]), str(f["person"]), int(f["lookalikes"]))
+                          for f in doc.get("found") or [])
+            return cls(datetime.fromisoformat(str(doc["at"])), found, int(doc["checked"]), int(doc["of"]),
+                       bool(doc["complete"]), str(doc.get("error") or ""))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+#: The bounded check (doctor, the periodic job, after a chat upload): a sample of calendars, a week, a time limit.
+CHECK_MAILBOXES = 10
+CHECK_DAYS = 7
+CHECK_SECONDS = 20.0
+#: How often the leader repeats it, so the mapping card shows a recent answer without asking Graph itself.
+SECOND_WRITER_EVERY_SECONDS = 3600
+_CHECK_KEY = "second_writer_check"
+
+
+async def _scan(core: Core, practice: str | int | None, *, days: int, mailboxes: int | None,
+                seconds: float | None) -> SecondWriterCheck:
+    """Look in the calendars with upcoming shifts (at most `mailboxes`, the busiest first) for lookalikes."""
     now = utcnow()
     async with core.store.session() as s:
         row = await _practice(s, practice)
         source = await _source(s, row, "system", create=False)
         if source is None:
-            return []
+            return SecondWriterCheck(now, (), 0, 0, True)
         shift_rows = (await s.scalars(select(ShiftRow).where(
             ShiftRow.source_id == source.id, ShiftRow.want_hash.is_not(None),
             ShiftRow.starts_at < now + timedelta(days=days), ShiftRow.ends_at > now,
@@ -724,19 +796,74 @@ async def second_writers(core: Core, practice: str | int | None, *, days: int = 
             assert r.want_mailbox is not None
             entry = wanted.setdefault(r.want_mailbox, (r.person_name, []))
             entry[1].append(_event(r, assignment_flags(source.config, r.assignment), zone, row.name))
+        if not wanted:
+            return SecondWriterCheck(now, (), 0, 0, True)
         publisher, _conn_id = await _open_publisher(core, s, row)
+    order = sorted(wanted, key=lambda mb: (-len(wanted[mb][1]), mb))
+    sample = order if mailboxes is None else order[:mailboxes]
+    deadline = None if seconds is None else clock.monotonic() + seconds
     found: list[SecondWriter] = []
+    checked, complete, errors = 0, True, []
     try:
-        for mailbox, (person, events) in sorted(wanted.items()):
+        for mailbox in sample:
+            person, events = wanted[mailbox]
             # The scheduler names its events after the assignment, whatever clinicbot's info flag says.
             named = [replace(e, subject=r.assignment) for e, r in zip(events, _rows_for(shift_rows, mailbox),
                                                                           strict=True)]
-            same = await publisher.lookalikes(mailbox, [*events, *named])
+            left = None if deadline is None else deadline - clock.monotonic()
+            if left is not None and left <= 0:
+                complete = False
+                break
+            try:
+                same = await asyncio.wait_for(publisher.lookalikes(mailbox, [*events, *named]), left)
+            except TimeoutError:
+                complete = False
+                break
+            except ProviderError as exc:
+                errors.append(f"{mailbox}: {exc}")
+                continue
+            checked += 1
             if same:
                 found.append(SecondWriter(mailbox, person, len(same)))
     finally:
         await publisher.aclose()
-    return found
+    return SecondWriterCheck(now, tuple(found), checked, len(order), complete, errors[0] if errors else "")
+
+
+async def check_second_writers(core: Core, practice: str | int | None, *, mailboxes: int = CHECK_MAILBOXES,
+                               days: int = CHECK_DAYS, seconds: float = CHECK_SECONDS) -> SecondWriterCheck:
+    """The bounded second-writer check, stored for the mapping card (which never asks Graph itself).
+
+    Conflict when no connection can read the calendars (no practice-wide Outlook)."""
+    result = await _scan(core, practice, days=days, mailboxes=mailboxes, seconds=seconds)
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, "system", create=False)
+        if source is not None:
+            source.config = {**(source.config or {}), _CHECK_KEY: result.as_dict()}
+    return result
+
+
+async def stored_second_writers(core: Core, practice: str | int | None) -> SecondWriterCheck | None:
+    """The last bounded check's answer (None: never checked)."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await s.scalar(select(Connection).where(Connection.practice_id == row.id,
+                                                         Connection.provider == INTEGRATION)
+                                .order_by(Connection.id).limit(1))
+        return SecondWriterCheck.from_dict((source.config or {}).get(_CHECK_KEY)) if source is not None else None
+
+
+async def second_writer_job(core: Core) -> None:
+    """The periodic job: each practice's bounded second-writer check; one practice's failure never stops another."""
+    async with core.store.session() as s:
+        sources = (await s.execute(select(Connection.practice_id).where(Connection.provider == INTEGRATION)
+                                   .order_by(Connection.id))).scalars().all()
+    for practice_id in dict.fromkeys(sources):
+        try:
+            await check_second_writers(core, practice_id)
+        except (ServiceError, ProviderError) as exc:
+            log.warning("second-writer check failed", extra={"practice_id": practice_id, "error": str(exc)[:200]})
 
 
 def _rows_for(rows: Sequence[ShiftRow], mailbox: str) -> list[ShiftRow]:
@@ -758,6 +885,76 @@ async def publish_pending_job(core: Core) -> None:
                 await publish(core, practice_id, actor="system:shifts")
         except (ServiceError, ProviderError) as exc:
             log.warning("shift publish failed", extra={"practice_id": practice_id, "error": str(exc)[:200]})
+
+
+@dataclass(frozen=True, slots=True)
+class LastPublish:
+    """A practice's last shift publish, for `status` and `clinicbot sync status`."""
+
+    practice_id: int
+    source_id: int
+    #: None: nothing published yet (a schedule was imported but never written to Outlook).
+    at: datetime | None
+    by: str
+    #: The file, feed or push the published schedule came from.
+    origin: str
+    created: int
+    updated: int
+    deleted: int
+    skipped_unmapped: int
+    failed: int
+    #: Shift changes not yet in the calendars.
+    pending: int
+    last_error: str = ""
+
+    def describe(self) -> str:
+        """One line: "2026-12-06 14:02 UTC from march.csv by cli:admin: 3 created, ... 0 pending"."""
+        counts = (f"{self.created} created, {self.updated} updated, {self.deleted} deleted, "
+                  f"{self.skipped_unmapped} skipped unmapped, {self.failed} failed, {self.pending} pending")
+        if self.at is None:
+            return f"never published ({self.pending} pending)" + (f"; last import {self.origin}" if self.origin
+                                                                  else "")
+        return f"{self.at:%Y-%m-%d %H:%M} UTC from {self.origin or 'the schedule'} by {self.by}: {counts}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"practice_id": self.practice_id, "source_id": self.source_id,
+                "at": self.at.isoformat() if self.at else None, "by": self.by, "origin": self.origin,
+                "created": self.created, "updated": self.updated, "deleted": self.deleted,
+                "skipped_unmapped": self.skipped_unmapped, "failed": self.failed, "pending": self.pending,
+                "last_error": self.last_error, "summary": self.describe()}
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+async def last_publishes(core: Core, practice_id: int | None = None) -> list[LastPublish]:
+    """Each shift source's last publish (all practices when `practice_id` is None), with what is pending."""
+    async with core.store.session() as s:
+        stmt = select(Connection).where(Connection.provider == INTEGRATION).order_by(Connection.id)
+        if practice_id is not None:
+            stmt = stmt.where(Connection.practice_id == practice_id)
+        sources = [(c.id, c.practice_id, dict(c.config or {})) for c in (await s.scalars(stmt)).all()]
+    out: list[LastPublish] = []
+    for source_id, pid, config in sources:
+        last: dict[str, Any] = config.get("last_publish") or {}
+        imported: dict[str, Any] = config.get("last_import") or {}
+        last = last if isinstance(last, dict) else {}
+        imported = imported if isinstance(imported, dict) else {}
+        try:
+            at = datetime.fromisoformat(str(last["at"])) if last.get("at") else None
+        except ValueError:
+            at = None
+        errors = last.get("errors") if isinstance(last.get("errors"), list) else []
+        out.append(LastPublish(
+            practice_id=pid, source_id=source_id, at=at, by=str(last.get("by") or ""),
+            origin=str(last.get("origin") or imported.get("origin") or "")[:200],
+            created=_count(last.get("created")), updated=_count(last.get("updated")),
+            deleted=_count(last.get("deleted")), skipped_unmapped=_count(last.get("skipped_unmapped")),
+            failed=_count(last.get("failed")), pending=await pending_count(core, pid),
+            last_error=str(errors[-1])[:200] if errors else "",
+        ))
+    return out
 
 
 async def pending_count(core: Core, practice_id: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -190,3 +190,52 @@ async def test_one_file_is_read_once_and_refusals_say_why(slack: SlackClient) ->
             AuditEntry.action == "shifts.import"))
         assert imports == 2 and await s.scalar(select(func.count()).select_from(ShiftRow)) == 4
     assert len(slack.fake.file_fetches) == 3  # bad.csv fetched; the staff member's and the channel's not
+
+
+async def test_a_sign_in_typed_in_the_mapping_card_maps_a_person(
+    slack: SlackClient, outlook: dict[str, Mailbox], graph: GraphFake
+) -> None:
+    await make_actor(slack.core, "US", ("admin",))
+    await shifts.set_identity_field(slack.core, None, "custom1", actor="cli:admin")
+    # The scheduler's own Outlook integration already wrote Dr Kim's shift: a second writer.
+    start = datetime.fromisoformat(f"{day(2)}T08:00").replace(tzinfo=ZoneInfo("Europe/London")).astimezone(UTC)
+    graph.put_event(outlook["kim@clinic.example"], {
+        "subject": "Day clinic",
+        "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+        "end": {"dateTime": (start + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+    })
+    await send(slack, file_event(slack.fake.add_file("december.csv", EXPORT)))
+    [card] = answers(slack)
+    assert "another writer already puts these shifts in Outlook" in card
+    assert "Dr Kim (kim@clinic.example): 1 event with a shift's subject and times" in card
+    assert (await slack.interact_json(slack.action_payload("clinic.shifts_map", "{}", rid="map")))[0] == 200
+    await slack.settle()
+    assert "Another writer already puts these shifts in Outlook" in json.dumps(slack.fake.responses["map"][-1])
+    box = next(b for b in slack.fake.responses["map"][-1]["blocks"]
+               if b["type"] == "input" and "Cy Roe" in b["label"]["text"])
+
+    def typed(text: str) -> dict[str, Any]:
+        """What Slack sends when Enter is pressed in the box: a block action with the text as its value."""
+        payload = slack.action_payload(box["element"]["action_id"], "", rid="map")
+        payload["actions"][0] = {"type": "plain_text_input", "action_id": box["element"]["action_id"],
+                                 "block_id": box["block_id"], "value": text, "action_ts": "1"}
+        return payload
+
+    assert (await slack.interact_json(typed("nobody@clinic.example")))[0] == 200
+    await slack.settle()
+    refused = json.dumps(slack.fake.responses["map"][-1])
+    assert "Microsoft 365 has no user nobody@clinic.example" in refused
+    assert (await slack.interact_json(typed("Kim@Clinic.example")))[0] == 200
+    await slack.settle()
+    assert "Cy Roe's shifts go to kim@clinic.example" in json.dumps(slack.fake.responses["map"][-1])
+    async with slack.core.store.session() as s:
+        entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "shifts.map_person"))
+        assert entry is not None and entry.actor.startswith("slack:") and entry.after["upn"] == "kim@clinic.example"
+    published = await shifts.publish(slack.core, None, actor="cli:admin")
+    assert published.created == 1 and len(calendar(outlook, "kim@clinic.example")) == 3  # 2 ours, 1 the scheduler's
+    # A box whose block was tampered with is refused, not guessed at.
+    bad = typed("kim@clinic.example")
+    bad["actions"][0]["block_id"] = "clinic.in:u:{not json"
+    assert (await slack.interact_json(bad))[0] == 200
+    await slack.settle()
+    assert "not valid" in json.dumps(slack.fake.responses["map"][-1])

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from bot.teams.uploads import FILE_INFO, MAX_BYTES
+from sync.services import shifts
 from sync.store.model import AuditEntry, ShiftRow
 from tests.bot.teams.conftest import Teams, _serve, activity, teams_settings
 from tests.fakes.bot_connector import FakeBotConnector
@@ -94,3 +95,46 @@ async def test_an_admin_sends_a_schedule_and_it_is_imported(teams: Teams, files:
     async with teams.core.store.session() as s:
         assert await s.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "shifts.import")) == 1
+
+
+def _find(node: Any, kind: str) -> list[dict[str, Any]]:
+    """Every element of `kind` in a card, depth first."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if node.get("type") == kind:
+            found.append(node)
+        for value in node.values():
+            found += _find(value, kind)
+    elif isinstance(node, list):
+        for value in node:
+            found += _find(value, kind)
+    return found
+
+
+async def test_the_mapping_card_maps_a_person_to_a_sign_in_typed_in_its_box(teams: Teams, files: str) -> None:
+    url = teams.connector.service_url
+    assert (await teams.post(activity(url, text="whoami", sender=1)))[0] in (200, 201)  # the first person: admin
+    await shifts.set_identity_field(teams.core, None, "custom1", actor="cli:admin")
+    assert (await teams.post(upload(url, files, "good.csv")))[0] in (200, 201)
+    summary = teams.connector.recorded.activities("a:personal-1")[-1]["attachments"][0]["content"]
+    [open_map] = [b for b in _find(summary, "Action.Execute") if b["verb"] == "shifts_map"]
+
+    def invoke(verb: str, data: dict[str, Any]) -> dict[str, Any]:
+        return activity(url, type="invoke", name="adaptiveCard/action", sender=1,
+                        value={"action": {"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"})
+
+    status, body = await teams.post(invoke("shifts_map", open_map["data"]))
+    assert status == 200 and body["statusCode"] == 200
+    [box] = _find(body["value"], "Input.Text")
+    assert box["id"] == "u" and "Cy Roe" in box["label"]
+    [button] = [b for b in _find(body["value"], "Action.Execute") if b["verb"] == "shifts_upn"]
+    # Teams merges the box's text into the button's data, under the box's id.
+    status, body = await teams.post(invoke("shifts_upn", {**button["data"], "u": "not a sign-in"}))
+    assert status == 200 and "is not a Microsoft sign-in" in str(body["value"])
+    # No practice-wide Outlook connection here: the sign-in is stored, and checked at publish.
+    status, body = await teams.post(invoke("shifts_upn", {**button["data"], "u": "Cy@Clinic.example"}))
+    assert status == 200 and "Cy Roe's shifts go to cy@clinic.example" in str(body["value"])
+    assert _find(body["value"], "Input.Text") == []  # nobody left without a sign-in
+    async with teams.core.store.session() as s:
+        entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "shifts.map_person"))
+        assert entry is not None and entry.actor.startswith("teams:") and entry.after["upn"] == "cy@clinic.example"
