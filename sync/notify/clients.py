@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.contract import ProviderError, RateLimited, Refused
+from sync.contract import ProviderError, RateLimited, RecipientOptedOut, Refused
 from sync.contract.messages import ClientEmail, ClientSms, Invitation, MailSender, SmsSender
 from sync.integrations import registry
 from sync.notify.client_optouts import (
@@ -41,6 +41,7 @@ from sync.notify.client_optouts import (
     opt_out,
     opt_out_by_token,
     opted_out,
+    record_opt_out,
     unsubscribe_token,
 )
 from sync.notify.client_texts import EMAIL_WORDS, fields, sms_text
@@ -328,12 +329,21 @@ async def _claim(session: AsyncSession, notice_id: int, now: datetime) -> bool:
 
 
 async def _record(core: Core, notice_id: int, stats: SendStats, outcome: str, error: str | None = None,
-                  retry: bool = False, wait: float | None = None, remote_id: str | None = None) -> None:
-    """Write one attempt's outcome and its audit entry (with the channel)."""
+                  retry: bool = False, wait: float | None = None, remote_id: str | None = None,
+                  opted_out_there: bool = False) -> None:
+    """Write one attempt's outcome and its audit entry (with the channel).
+
+    `opted_out_there`: the platform refused because the client opted out with it (a STOP sent to
+    Twilio before clinicbot heard of it); the opt-out is recorded in the same transaction, as a text
+    STOP is, so a START lifts it and nothing more is queued for that number.
+    """
     async with core.store.session() as s:
         notice = await s.get(ClientNotice, notice_id)
         if notice is None:
             return
+        if opted_out_there:
+            await record_opt_out(s, notice.practice_id, address_hash(notice.recipient), notice.channel,
+                                 f"system:{notice.channel}")
         details: dict[str, Any] = {"kind": notice.kind, "channel": notice.channel, "outcome": outcome}
         if outcome == "sent":
             notice.status, notice.sent_at, notice.last_error = "sent", core.clock(), None
@@ -415,6 +425,9 @@ async def _send_each(core: Core, ids: list[int], senders: _Senders, stats: SendS
             else:
                 await cast(MailSender, sender).send(message)
                 remote_id = None
+        except RecipientOptedOut as exc:
+            await _record(core, notice_id, stats, "failed", str(exc), opted_out_there=True)
+            continue
         except Refused as exc:
             await _record(core, notice_id, stats, "failed", str(exc))
             continue

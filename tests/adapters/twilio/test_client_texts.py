@@ -198,6 +198,12 @@ async def test_a_lost_answer_is_checked_before_a_retry_and_a_refusal_shows_in_st
     assert (stats.sent, stats.failed) == (0, 1)
     [failed] = await audits(core, "client.notice_failed")
     assert (failed["channel"], failed["outcome"]) == ("sms", "failed") and "21610" in failed["error"]
+    # ... and clinicbot now knows the number opted out: as a STOP it heard itself (START lifts it).
+    assert await audits(core, "client.opt_out") == [{"source": "sms"}]
+    async with core.store.session() as s:
+        [optout] = (await s.scalars(select(ClientOptOut))).all()
+        assert (optout.practice_id, optout.address_hash, optout.source) == (
+            practice_id, clients.address_hash(PHONE), "sms")
     for key, value in {"CLINICBOT_DATABASE_URL": core.settings.database_url,
                        "CLINICBOT_DATABASE_SCHEMA": core.settings.database_schema,
                        "CLINICBOT_SECRET_KEY": TEST_KEY}.items():
