@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
@@ -48,9 +48,18 @@ from sync.notify.client_texts import EMAIL_WORDS, fields, sms_text
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
 from sync.runtime.settings import ConfigError
-from sync.services.client_notices import ClientNoticeSettings, notice_settings, render_template
+from sync.services.client_notices import ClientNoticeSettings, notice_settings, quiet_until, render_template
 from sync.store import audit
-from sync.store.model import ACTIVITY, Appointment, Calendar, ClientNotice, Connection, Practice, Practitioner
+from sync.store.model import (
+    ACTIVITY,
+    Appointment,
+    Calendar,
+    ClientNotice,
+    Connection,
+    Lead,
+    Practice,
+    Practitioner,
+)
 
 __all__ = [
     "LEASE",
@@ -126,22 +135,6 @@ async def platform_tells_clients(session: AsyncSession, appt: Appointment) -> bo
         return registry.get(provider).notifies_clients
     except ProviderError:
         return False
-
-
-def quiet_until(quiet: str, now: datetime, zone: ZoneInfo) -> datetime:
-    """`now`, or the end of the practice's quiet hours for clients when `now` falls inside them."""
-    try:
-        start_text, end_text = quiet.split("-", 1)
-        start, end = time.fromisoformat(start_text.strip()), time.fromisoformat(end_text.strip())
-    except ValueError:
-        return now
-    local = now.astimezone(zone)
-    t = local.time()
-    inside = (start <= t or t < end) if start > end else (start <= t < end)
-    if not inside:
-        return now
-    day = local.date() if t < end else local.date() + timedelta(days=1)
-    return datetime.combine(day, end, tzinfo=zone)
 
 
 async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
@@ -315,6 +308,15 @@ async def _stale_reason(session: AsyncSession, notice: ClientNotice, now: dateti
             return "the visit changed after the reminder was queued"
         if start <= now:
             return "the visit began before the quiet hours ended"
+    if notice.kind == "proposed":
+        # `lead:<id>:<nonce>:proposed:email`: held back by quiet hours, a proposal may have been replaced
+        # (another slot), booked or lost meanwhile; only the lead's live proposal goes.
+        parts = notice.key.split(":")
+        lead = await session.get(Lead, int(parts[1])) if len(parts) > 2 and parts[1].isdigit() else None
+        if lead is None or lead.status != "proposed" or lead.proposal_nonce != parts[2]:
+            return "the proposal was replaced, booked or closed before it could go"
+        if datetime.fromisoformat(str((notice.payload or {}).get("start"))) <= now:
+            return "the proposed time passed before the quiet hours ended"
     return None
 
 

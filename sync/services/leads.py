@@ -36,6 +36,7 @@ from sync.integrations import registry
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
 from sync.services import appointments, availability
+from sync.services.client_notices import notice_settings, quiet_until
 from sync.services.errors import Conflict, Invalid, NotFound
 from sync.services.lead_times import TimePreference, parse_preferences
 from sync.services.locations import find_location
@@ -495,7 +496,9 @@ async def propose(core: Core, practice_id: int, lead_id: int, practitioner_id: i
                      "practitioner": person.name, "service": row.service or "", "location": "",
                      "practice": practice.name, "confirm_url": link,
                      "language": (practice.settings or {}).get("client_language", "en")},
-            next_attempt_at=core.clock(),
+            # Like every client message: nothing leaves in the practice's quiet hours for clients.
+            next_attempt_at=quiet_until(notice_settings(practice.settings, practice.name).quiet, core.clock(),
+                                        ZoneInfo(practice.timezone)),
         ))
         await audit.record(s, actor=actor, action="lead.proposed", practice_id=practice_id,
                            details={"lead": row.ref, "from": was, "to": "proposed", "practitioner_id": practitioner_id,
