@@ -29,7 +29,7 @@ from bot.views import Error, LeadCardView, LeadList
 from sync.contract.leads import LeadInput
 from sync.boot import open_core
 from sync.notify import clients
-from sync.notify.leads import resend_cards, take_lead
+from sync.notify.leads import card_sender, resend_cards, take_lead
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError, Notification
 from sync.services import leads
@@ -214,6 +214,7 @@ async def test_a_card_that_reached_nobody_is_sent_again_once(core: Core) -> None
     core.services.notifier = chat
     form = await add_signed_form(core, "leadform", practice_id=practice_id, actor="cli:test")
     made = await take_lead(core, form.connection_id, "leadform", LeadInput(submission_id="s-9", email="a@example.org"))
+    await card_sender(core).drain()
     async with core.store.session() as s:
         row = await s.get(LeadRow, made.lead_id)
         assert row is not None and row.card_status == "failed"
