@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import ProviderError, RateLimited, RecipientOptedOut, Refused
 from sync.contract.messages import ClientEmail, ClientSms, Invitation, MailSender, SmsSender
+from sync.engine.series import is_series, visit_at
 from sync.integrations import registry
 from sync.notify.client_optouts import (
     address_hash,
@@ -178,6 +179,10 @@ async def queue_notice(core: Core, session: AsyncSession, practice: Practice, ap
         "uid": f"clinicbot-{practice.id}-{appt.id}", "language": wanted.language,
         "template": wanted.templates.get(kind, ""),
     }
+    if is_series(appt):
+        # One visit of a series (a reminder): an invitation with the series' UID would turn the whole
+        # series into this one visit in the client's calendar, so the message goes without one.
+        payload["occurrence"] = True
     due = quiet_until(wanted.quiet, core.clock(), zone)
     queued = 0
     for channel, raw in channels:
@@ -249,11 +254,12 @@ def _email(core: Core, notice: ClientNotice) -> ClientEmail:
     template = str(p.get("template") or "")
     main = render_template(template, values) if template else words[notice.kind].format(**filled)
     text = main + words["footer"].format(**filled)
-    if notice.kind == "proposed":
+    if notice.kind == "proposed" or p.get("occurrence"):
         # A proposal is not booked yet: no invitation until the client confirms (then the booking's own
-        # notice, when the practice sends those, carries it).
+        # notice, when the practice sends those, carries it). One visit of a series has none either.
         return ClientEmail(key=notice.key, to=notice.recipient, to_name=notice.recipient_name or "",
-                           subject=words["proposed_subject"].format(**filled), text=text, unsubscribe_url=unsubscribe)
+                           subject=words[f"{notice.kind}_subject"].format(**filled), text=text,
+                           unsubscribe_url=unsubscribe)
     method: Literal["REQUEST", "CANCEL"] = "CANCEL" if notice.kind == "cancelled" else "REQUEST"
     invitation = Invitation(
         uid=str(p["uid"]), sequence=int(p["sequence"]), method=method, start=start, end=end, tzid=str(p["zone"]),
@@ -304,11 +310,13 @@ async def _stale_reason(session: AsyncSession, notice: ClientNotice, now: dateti
     if notice.kind == "reminder":
         appt = await session.get(Appointment, notice.appointment_id) if notice.appointment_id else None
         start = datetime.fromisoformat(str((notice.payload or {}).get("start")))
+        if appt is not None and is_series(appt):  # one visit of a series: the series must still have it
+            appt = visit_at(appt, start)
         if appt is None or appt.status != "confirmed" or appt.start != start:
             return "the visit changed after the reminder was queued"
         if start <= now:
             return "the visit began before the quiet hours ended"
-    if notice.kind == "proposed":
+    if notice.kind == "proposed" or p.get("occurrence"):
         # `lead:<id>:<nonce>:proposed:email`: held back by quiet hours, a proposal may have been replaced
         # (another slot), booked or lost meanwhile; only the lead's live proposal goes.
         parts = notice.key.split(":")
