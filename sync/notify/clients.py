@@ -316,7 +316,7 @@ async def _stale_reason(session: AsyncSession, notice: ClientNotice, now: dateti
             return "the visit changed after the reminder was queued"
         if start <= now:
             return "the visit began before the quiet hours ended"
-    if notice.kind == "proposed" or p.get("occurrence"):
+    if notice.kind == "proposed":
         # `lead:<id>:<nonce>:proposed:email`: held back by quiet hours, a proposal may have been replaced
         # (another slot), booked or lost meanwhile; only the lead's live proposal goes.
         parts = notice.key.split(":")

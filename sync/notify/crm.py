@@ -198,6 +198,9 @@ async def _queue_visit(core: Core, session: AsyncSession, practice: Practice, ap
             "client_name": appt.client_name or "", "client_email": appt.client_email,
             "client_phone": appt.client_phone, "location": appt.location_text or "", "owner_ref": owner,
         }
+        if row is not None and row.status == "done" and row.done_version == row.want_version and row.want == want:
+            row.want_version = row.done_version = version  # the CRM holds this already (a series edit elsewhere)
+            continue
         if row is None:
             row = CrmEntry(practice_id=practice.id, connection_id=conn.id, appointment_id=appt.id, visit_key=key,
                            done_version=0)

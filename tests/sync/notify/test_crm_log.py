@@ -142,16 +142,60 @@ async def test_crm_log_off_stops_a_connections_logging(core: Core, fakes: tuple[
     assert [e.connection_id for e in await entries(core)] == [sf_id]
 
 
-async def test_a_recurring_series_is_not_logged_as_one_visit(core: Core,
-                                                             fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
-    hub, org = fakes
-    practice_id, lee, _, _ = await practice(core, hub, org)
+async def series_change(core: Core, practice_id: int, lee: int, kind: str, version: int, **values: object) -> int:
+    """A weekly series (six visits from tomorrow) stored or changed as a sync does, with its event."""
     async with core.store.session() as s:
-        appt = Appointment(practice_id=practice_id, practitioner_id=lee, start=NOW + timedelta(days=1),
-                           end=NOW + timedelta(days=1, minutes=30), tzid="Europe/London", status="confirmed",
-                           version=1, exdates=[], client_name="Jane Roe", client_email="jane@client.example",
-                           rrule="FREQ=WEEKLY;COUNT=6")
-        s.add(appt)
+        appt = await s.scalar(select(Appointment).where(Appointment.rrule.is_not(None)))
+        if appt is None:
+            appt = Appointment(practice_id=practice_id, practitioner_id=lee, start=NOW + timedelta(days=1),
+                               end=NOW + timedelta(days=1, minutes=30), tzid="Europe/London", status="confirmed",
+                               version=version, exdates=[], client_name="Jane Roe",
+                               client_email="jane@client.example", rrule="FREQ=WEEKLY;COUNT=6")
+            s.add(appt)
+        for name, value in values.items():
+            setattr(appt, name, value)
+        appt.version = version
         await s.flush()
-        await core.bus.emit(s, AppointmentEvent("created", appt.id, 1, practice_id, lee, "test"))
-    assert await entries(core) == []
+        await core.bus.emit(s, AppointmentEvent(kind, appt.id, version, practice_id, lee, "test"))
+        return appt.id
+
+
+async def test_a_recurring_series_is_logged_visit_by_visit_within_the_window_once_each(
+        core: Core, fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+    hub, org = fakes
+    practice_id, lee, hs_id, _ = await practice(core, hub, org)
+    series_id = await series_change(core, practice_id, lee, "created", 1)
+    # Four of its six visits fall in the next 28 days: one activity each, in both CRMs.
+    rows = await entries(core)
+    assert len(rows) == 8 and len({e.visit_key for e in rows}) == 4
+    assert all(e.visit_key.startswith(f"clinicbot-{practice_id}-{series_id}-") for e in rows)
+    assert (await crm.log_due(core)).logged == 8
+    assert len(hub.meetings) == 4 and len(org.live("Event")) == 4
+    starts = sorted(str(m["hs_meeting_start_time"]) for m in hub.meetings.values())
+    assert len(set(starts)) == 4
+    # The same event again, and the sweep: nothing new, nothing written twice.
+    async with core.store.session() as s:
+        await crm.on_event(core, s, AppointmentEvent("created", series_id, 1, practice_id, lee, "test"))
+    await crm.log_job(core)
+    assert len(hub.meetings) == 4 and len(org.live("Event")) == 4 and len(await entries(core)) == 8
+
+    # A week on, the fifth visit comes into the window: the sweep logs it, once.
+    week = NOW + timedelta(days=7)
+    core.clock = lambda: week
+    assert await crm.queue_series(core) == 2
+    assert await crm.queue_series(core) == 0
+    await crm.log_due(core)
+    assert len(hub.meetings) == 5 and len(org.live("Event")) == 5
+
+    # The third visit is taken out of the series (an EXDATE): its activity is cancelled, the others stay.
+    third = NOW + timedelta(days=15)
+    await series_change(core, practice_id, lee, "updated", 2, exdates=[third.isoformat()])
+    changed = [e for e in await entries(core) if e.want_version == 2 and e.status == "pending"]
+    assert {(e.want or {})["stage"] for e in changed} == {"cancelled"} and len(changed) == 2
+    await crm.log_due(core)
+    outcomes = sorted(str(m.get("hs_meeting_outcome")) for m in hub.meetings.values())
+    assert outcomes.count("CANCELED") == 1 and len(hub.meetings) == 5
+    async with core.store.session() as s:
+        logged = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "crm.logged",
+                                                           AuditEntry.appointment_id == series_id))).all()
+    assert len(logged) == 5 * 2 + 2 and {e.details["connection_id"] for e in logged} >= {hs_id}
