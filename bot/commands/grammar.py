@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.commands.client_notices import SetClientNotices, parse_client_notices
+from bot.commands.crm import CrmSettings, parse_crm
 from bot.commands.errors import ParseError
 from bot.commands.settings_grammar import (
     AddLocation,
@@ -282,6 +283,7 @@ Command = (
     | Untrack
     | ShowFiles
     | SetClientNotices
+    | CrmSettings
     | ShowLeads
 )
 
@@ -742,6 +744,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff",
         _p_leads,
         aliases=("lead",),
+    ),
+    CommandSpec(
+        "crm",
+        "crm [log on|off <connection>]",
+        "visits logged to the practice's CRM (HubSpot, Salesforce): each connection's logging, last write, failures",
+        "crm log off hubspot",
+        "admin",
+        parse_crm,
     ),
 )
 _DAY_WORDS = (

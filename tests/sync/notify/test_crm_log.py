@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bot.commands.errors import ParseError
+from bot.commands.grammar import GRAMMAR, parse
+from bot.commands.handlers import handle
+from bot.views import Error, Notice
 from sync.boot import open_core
 from sync.notify import crm
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
+from sync.services.identities import Actor
 from sync.services.status import connection_status
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, AuditEntry, Connection, CrmEntry, Practice, Practitioner
@@ -199,3 +204,50 @@ async def test_a_recurring_series_is_logged_visit_by_visit_within_the_window_onc
         logged = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "crm.logged",
                                                            AuditEntry.appointment_id == series_id))).all()
     assert len(logged) == 5 * 2 + 2 and {e.details["connection_id"] for e in logged} >= {hs_id}
+
+
+async def test_admins_see_each_crm_and_switch_its_logging_from_chat_audited(
+        core: Core, fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+    hub, org = fakes
+    practice_id, lee, hs_id, sf_id = await practice(core, hub, org)
+    admin = Actor(practice_id, 1, "slack", "Ann", frozenset({"admin"}), "T1", "UADMIN")
+    staff = Actor(practice_id, 2, "slack", "Desk", frozenset({"staff"}), "T1", "UDESK")
+    await visit(core, practice_id, lee)
+    org.external_id_fields.clear()  # Salesforce refuses: the failure shows
+    await crm.log_due(core)
+
+    shown = await handle(core, admin, parse("crm"))
+    assert isinstance(shown, Notice), shown
+    lines = shown.text.splitlines()
+    assert lines[0].startswith(f"• {hs_id} hubspot (hub): logging on; last write ") and "1 visits logged" in lines[0]
+    assert lines[1].startswith(f"• {sf_id} salesforce (org): logging on; nothing written yet; 0 visits logged, "
+                               "1 failed")
+    assert "last failure:" in lines[2] and "external ID" in lines[2]
+    assert "jane" not in shown.text.lower()  # no client detail
+    refused = await handle(core, staff, parse("crm"))
+    assert isinstance(refused, Error) and "only admins" in refused.message
+    assert isinstance(await handle(core, staff, parse("crm log off hubspot")), Error)
+
+    with pytest.raises(ParseError, match="on <connection>"):
+        parse("crm log maybe hubspot")
+    with pytest.raises(ParseError, match="which connection"):
+        parse("crm log off")
+    off = await handle(core, admin, parse("crm log off hubspot"))
+    assert isinstance(off, Notice) and off.text.startswith("Visit logging to hubspot (hub) is now off.")
+    again = await handle(core, admin, parse(f"crm log off {hs_id}"))
+    assert isinstance(again, Notice) and "was already off" in again.text
+    missing = await handle(core, admin, parse("crm log off 999"))
+    assert isinstance(missing, Error) and "no connection is called '999'" in missing.message
+    # A visit now goes to Salesforce only; back on, HubSpot logs the next change again.
+    await visit(core, practice_id, lee, email="bob@client.example")
+    assert sorted(e.connection_id for e in await entries(core)) == sorted([hs_id, sf_id, sf_id])
+    await handle(core, admin, parse("crm log on hub"))
+    async with core.store.session() as s:
+        conn = await s.get(Connection, hs_id)
+        assert conn is not None and conn.config["crm_log"] is True
+        rows = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "connection.crm_log")
+                                .order_by(AuditEntry.seq))).all()
+    assert [(r.actor, r.before, r.after) for r in rows] == [
+        ("slack:T1/UADMIN", {"crm_log": True}, {"crm_log": False}),
+        ("slack:T1/UADMIN", {"crm_log": False}, {"crm_log": True})]
+    assert GRAMMAR[-1].name == "crm"
