@@ -85,7 +85,8 @@ async def crm_overview(core: Core, practice_id: int) -> list[CrmConnection]:
             last_error=errors.get(c.id), timezone=zone) for c in conns]
 
 
-async def set_crm_logging(core: Core, practice_id: int, ref: str, on: bool, *, actor: str) -> tuple[CrmConnection, bool]:
+async def set_crm_logging(core: Core, practice_id: int, ref: str, on: bool, *,
+                          actor: str) -> tuple[CrmConnection, bool]:
     """Turn a CRM connection's visit logging on or off (audited); the connection and whether it changed.
 
     `ref` names the connection as `status` does (its number, account or integration). A connection

@@ -20,8 +20,8 @@ from sqlalchemy import func, select, text
 from adapters.leadform import SIGNATURE_HEADER, sign
 from bot.app import build_app
 from sync.contract.leads import LeadInput
-from sync.runtime.core import Core
 from sync.notify.leads import card_sender, resend_cards
+from sync.runtime.core import Core
 from sync.runtime.notifier import Notification, RecordingNotifier
 from sync.services import leads
 from sync.services.form_connections import add_signed_form

@@ -26,8 +26,8 @@ from bot.commands.leads import lead_view
 from bot.slack.render import message
 from bot.teams.cards import render_parts
 from bot.views import Error, LeadCardView, LeadList
-from sync.contract.leads import LeadInput
 from sync.boot import open_core
+from sync.contract.leads import LeadInput
 from sync.notify import clients
 from sync.notify.leads import card_sender, resend_cards, take_lead
 from sync.runtime.core import Core
