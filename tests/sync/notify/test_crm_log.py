@@ -250,4 +250,4 @@ async def test_admins_see_each_crm_and_switch_its_logging_from_chat_audited(
     assert [(r.actor, r.before, r.after) for r in rows] == [
         ("slack:T1/UADMIN", {"crm_log": True}, {"crm_log": False}),
         ("slack:T1/UADMIN", {"crm_log": False}, {"crm_log": True})]
-    assert GRAMMAR[-1].name == "crm"
+    assert [spec.name for spec in GRAMMAR].index("crm") > 11  # after the 12 the Teams manifest lists
