@@ -113,7 +113,7 @@ async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -
     if appt is None or practice is None:
         return
     if is_series(appt):
-        await _queue_series(core, session, practice, appt, conns, event.version, event.kind, refresh=True)
+        await _queue_series(core, session, practice, appt, conns, event.version, event.kind)
         return
     key = await _override_key(session, practice.id, appt) or visit_key(practice.id, appt.id)
     await _queue_visit(core, session, practice, appt, conns, key=key, version=event.version, kind=event.kind)
@@ -133,12 +133,10 @@ async def _override_key(session: AsyncSession, practice_id: int, appt: Appointme
 
 
 async def _queue_series(core: Core, session: AsyncSession, practice: Practice, series: Appointment,
-                        conns: list[Connection], version: int, kind: str, *, refresh: bool) -> int:
-    """Queue the series' visits from now to SERIES_AHEAD, one activity each; how many rows were written.
-
-    `refresh` (a change of the series): every visit is brought to the series' new state, and a logged
-    visit the series no longer has in the window is cancelled. Without it (the sweep) only visits not
-    logged yet are added."""
+                        conns: list[Connection], version: int, kind: str) -> int:
+    """A change of a series: each of its visits from now to SERIES_AHEAD brought to the series' new
+    state (one activity each), and a logged visit the series no longer has in the window cancelled;
+    how many rows were written."""
     now = core.clock()
     visits = await occurrences_between(session, now, now + SERIES_AHEAD, Appointment.id == series.id)
     written = 0
@@ -147,9 +145,7 @@ async def _queue_series(core: Core, session: AsyncSession, practice: Practice, s
         key = occurrence_key(practice.id, series.id, occurrence.start, bool(series.all_day))
         keys.add(key)
         written += await _queue_visit(core, session, practice, occurrence, conns, key=key, version=version,
-                                      kind=kind, only_new=not refresh)
-    if not refresh:
-        return written
+                                      kind=kind)
     # Visits logged before that the series no longer holds (removed, or moved by a new rule): cancelled.
     prefix = f"{visit_key(practice.id, series.id)}-"
     gone = (await session.scalars(select(CrmEntry).where(
@@ -217,7 +213,10 @@ async def _queue_visit(core: Core, session: AsyncSession, practice: Practice, ap
 
 
 async def queue_series(core: Core) -> int:
-    """The job's sweep: log the visits of every practice's series that came into the window since; rows added."""
+    """The job's sweep: log the visits of every practice's series that came into the window since; rows added.
+
+    Per practice one expansion of all its series (one query, the work budget of the series helpers)
+    and one read of the visits already logged; only a visit missing from a CRM costs more."""
     providers = _crm_providers()
     if not providers:
         return 0
@@ -232,13 +231,20 @@ async def queue_series(core: Core) -> int:
             conns = await _logging_connections(s, practice_id)
             if practice is None or not conns:
                 continue
-            rows = (await s.scalars(select(Appointment).where(
-                Appointment.practice_id == practice_id, Appointment.status == "confirmed",
-                Appointment.rrule.is_not(None), Appointment.rrule != "", Appointment.recurrence_key == "",
-                Appointment.start < now + SERIES_AHEAD).order_by(Appointment.id))).all()
-            for series in rows:
-                added += await _queue_series(core, s, practice, series, conns, series.version, "created",
-                                             refresh=False)
+            visits = await occurrences_between(s, now, now + SERIES_AHEAD, Appointment.practice_id == practice_id,
+                                               Appointment.status == "confirmed")
+            series_ids = sorted({v.id for v in visits})
+            have: set[tuple[int, str]] = set()
+            for n in range(0, len(series_ids), 500):
+                have.update((await s.execute(select(CrmEntry.connection_id, CrmEntry.visit_key).where(
+                    CrmEntry.practice_id == practice_id,
+                    CrmEntry.appointment_id.in_(series_ids[n:n + 500])))).tuples().all())
+            for occurrence in visits:
+                key = occurrence_key(practice_id, occurrence.id, occurrence.start, bool(occurrence.all_day))
+                missing = [c for c in conns if (c.id, key) not in have]
+                if missing:
+                    added += await _queue_visit(core, s, practice, occurrence, missing, key=key,
+                                                version=occurrence.version, kind="created", only_new=True)
     if added:
         log.info("crm series visits queued", extra={"count": added})
     return added
