@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import ProviderError, RateLimited, RecipientOptedOut, Refused
 from sync.contract.messages import ClientEmail, ClientSms, Invitation, MailSender, SmsSender
+from sync.engine.recurrence import FUTURE, recurrence_key
 from sync.engine.series import is_series, visit_at
 from sync.integrations import registry
 from sync.notify.client_optouts import (
@@ -311,6 +312,11 @@ async def _stale_reason(session: AsyncSession, notice: ClientNotice, now: dateti
         appt = await session.get(Appointment, notice.appointment_id) if notice.appointment_id else None
         start = datetime.fromisoformat(str((notice.payload or {}).get("start")))
         if appt is not None and is_series(appt):  # one visit of a series: the series must still have it
+            if appt.source_uid and await session.scalar(select(Appointment.id).where(
+                    Appointment.source_calendar_id == appt.source_calendar_id,
+                    Appointment.source_uid == appt.source_uid,
+                    Appointment.recurrence_key.in_((recurrence_key(start), recurrence_key(start) + FUTURE)))):
+                return "the visit was changed on its own after the reminder was queued (its own reminder goes)"
             appt = visit_at(appt, start)
         if appt is None or appt.status != "confirmed" or appt.start != start:
             return "the visit changed after the reminder was queued"

@@ -152,12 +152,13 @@ async def _queue_series(core: Core, session: AsyncSession, practice: Practice, s
         CrmEntry.appointment_id == series.id, CrmEntry.visit_key.startswith(prefix),
         CrmEntry.connection_id.in_([c.id for c in conns])))).all()
     for row in gone:
-        if row.visit_key in keys or (row.want or {}).get("stage") == "cancelled" or row.want_version >= version:
+        if row.visit_key in keys or (row.want or {}).get("stage") == "cancelled" or _seen(row, series.id, version):
             continue
         if datetime.fromisoformat(str((row.want or {}).get("end"))) <= now:
             continue  # a past visit keeps what it was
-        row.want = {**(row.want or {}), "stage": "cancelled", "moved": False}
-        row.want_version, row.status, row.last_error, row.next_attempt_at = version, "pending", None, now
+        row.want = {**(row.want or {}), "stage": "cancelled", "moved": False, "of": series.id, "v": version}
+        row.want_version = max(row.want_version + 1, version)
+        row.status, row.last_error, row.next_attempt_at = "pending", None, now
         if row.remote_id is not None:
             row.attempts = 0
         written += 1
@@ -179,7 +180,7 @@ async def _queue_visit(core: Core, session: AsyncSession, practice: Practice, ap
             continue  # the visit came from this CRM: it is there already
         row = await session.scalar(select(CrmEntry).where(CrmEntry.connection_id == conn.id,
                                                           CrmEntry.visit_key == key))
-        if row is not None and (only_new or row.want_version >= version):
+        if row is not None and (only_new or _seen(row, appt.id, version)):
             continue  # a replayed or older event (or, for the sweep, a visit already logged)
         owner = None
         if appt.practitioner_id is not None:
@@ -193,16 +194,21 @@ async def _queue_visit(core: Core, session: AsyncSession, practice: Practice, ap
             "practice": practice.name, "practitioner": practitioner.name if practitioner else "",
             "client_name": appt.client_name or "", "client_email": appt.client_email,
             "client_phone": appt.client_phone, "location": appt.location_text or "", "owner_ref": owner,
+            # Which appointment row, at which of its versions, this state is of (an override takes a
+            # series visit's row over, and its versions count apart from the series').
+            "of": appt.id, "v": version,
         }
-        if row is not None and row.status == "done" and row.done_version == row.want_version and row.want == want:
-            row.want_version = row.done_version = version  # the CRM holds this already (a series edit elsewhere)
+        if row is not None and row.status == "done" and row.done_version == row.want_version \
+                and _same(row.want, want):
+            row.want = want  # the CRM holds this already (a series edit that left this visit as it was)
             continue
         if row is None:
             row = CrmEntry(practice_id=practice.id, connection_id=conn.id, appointment_id=appt.id, visit_key=key,
                            done_version=0)
             session.add(row)
         row.appointment_id = appt.id  # an override takes its occurrence's row over from the series
-        row.want, row.want_version = want, version
+        row.want_version = version if row.want_version is None else max(row.want_version + 1, version)
+        row.want = want
         row.status, row.last_error = "pending", None
         if row.remote_id is not None:
             row.attempts = 0
@@ -248,6 +254,20 @@ async def queue_series(core: Core) -> int:
     if added:
         log.info("crm series visits queued", extra={"count": added})
     return added
+
+
+def _seen(row: CrmEntry, appointment_id: int, version: int) -> bool:
+    """The row already holds this appointment at `version` or later (a replayed or older event)."""
+    want = row.want or {}
+    of = want.get("of", row.appointment_id)
+    return of == appointment_id and int(want.get("v", row.want_version) or 0) >= version
+
+
+def _same(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """The same state for the CRM, whichever row and version it came from."""
+    def strip(w: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in w.items() if k not in ("of", "v")}
+    return strip(old or {}) == strip(new)
 
 
 def _moved(kind: str, row: CrmEntry | None) -> bool:

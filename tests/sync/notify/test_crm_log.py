@@ -6,7 +6,7 @@ a connection's logging."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -251,3 +251,30 @@ async def test_admins_see_each_crm_and_switch_its_logging_from_chat_audited(
         ("slack:T1/UADMIN", {"crm_log": True}, {"crm_log": False}),
         ("slack:T1/UADMIN", {"crm_log": False}, {"crm_log": True})]
     assert [spec.name for spec in GRAMMAR].index("crm") > 11  # after the 12 the Teams manifest lists
+
+
+async def test_one_changed_visit_of_a_series_updates_its_own_activity_not_a_new_one(
+        core: Core, fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+    hub, org = fakes
+    practice_id, lee, _, _ = await practice(core, hub, org)
+    series_id = await series_change(core, practice_id, lee, "created", 1, source_uid="weekly-1")
+    await crm.log_due(core)
+    assert len(hub.meetings) == 4
+    second = NOW + timedelta(days=8)
+    async with core.store.session() as s:  # the calendar moved the second visit by two hours (an override row)
+        override = Appointment(practice_id=practice_id, practitioner_id=lee, start=second + timedelta(hours=2),
+                               end=second + timedelta(hours=2, minutes=30), tzid="Europe/London",
+                               status="confirmed", version=1, exdates=[], client_name="Jane Roe",
+                               client_email="jane@client.example", source_uid="weekly-1",
+                               recurrence_key=second.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
+        s.add(override)
+        await s.flush()
+        await core.bus.emit(s, AppointmentEvent("rescheduled", override.id, 1, practice_id, lee, "test"))
+        override_id = override.id
+    rows = await entries(core)
+    assert len(rows) == 8  # no new activity: the occurrence's own row now follows the override
+    moved = [e for e in rows if e.appointment_id == override_id]
+    assert len(moved) == 2 and all(e.visit_key.startswith(f"clinicbot-{practice_id}-{series_id}-") for e in moved)
+    assert (await crm.log_due(core)).logged == 2
+    assert len(hub.meetings) == 4 and len(org.live("Event")) == 4
+    assert await crm.queue_series(core) == 0  # the sweep does not bring the replaced visit back
