@@ -28,6 +28,8 @@ BENCHMARKS = {
     "crm_log": "300 visits and 50 moves logged to HubSpot and Salesforce fakes vs the documented request minimum (issue 18)",
     "hubspot_forms": "600 HubSpot form submissions over 60 forms polled into leads; an idle poll vs one request "
                      "per form (issue 18)",
+    "crm_series": "the CRM log's sweep of 500 recurring series for two CRMs: first, idle and a week later "
+                  "(issue 18)",
     "chat_mix": "a real clinic's Slack and Teams traffic (200 people, 5,000 appointments) vs bare bolt and the echo bot (issue 23)",
 }
 

@@ -19,7 +19,15 @@ import httpx
 
 from adapters.kit.http import make_client, parse_retry_after, send
 from adapters.twilio.settings import TwilioSettings
-from sync.contract import AuthExpired, BadPayload, ProviderError, RateLimited, Refused, Unavailable
+from sync.contract import (
+    AuthExpired,
+    BadPayload,
+    ProviderError,
+    RateLimited,
+    RecipientOptedOut,
+    Refused,
+    Unavailable,
+)
 from sync.contract.messages import ClientSms
 
 __all__ = ["PROVIDER", "TwilioSms", "twilio_error"]
@@ -30,6 +38,8 @@ API_VERSION = "2010-04-01"
 FIND_PAGES = 5
 #: Clock skew allowed between Twilio's date_created and ours.
 SKEW = timedelta(minutes=2)
+#: Twilio's "Attempt to send to unsubscribed recipient": the number replied STOP to the sender.
+OPTED_OUT = 21610
 _NUMBER = re.compile(r"\+?\d[\d ().-]{5,}\d")
 #: Twilio codes whose words a person should read as they are.
 _PLAIN = {
@@ -68,6 +78,8 @@ def twilio_error(response: httpx.Response) -> ProviderError:
             else Unavailable(what, provider=PROVIDER)
     if status >= 500:
         return Unavailable(what, provider=PROVIDER)
+    if code == OPTED_OUT:
+        return RecipientOptedOut(what, provider=PROVIDER)
     return Refused(what, provider=PROVIDER)
 
 

@@ -22,6 +22,7 @@ from bot.commands.identity import Actor
 from bot.commands.present import moment_label
 from bot.views import ConnectInfo, ConnectionState, Help, HelpEntry, Notice, ReminderHealth, Status, View, Whoami
 from sync.contract import ProviderError, Refused
+from sync.contract.integration import Integration
 from sync.contract.troubleshooting import advice
 from sync.integrations import registry
 from sync.integrations.connect import begin_oauth
@@ -44,7 +45,7 @@ ConnectUrl = Callable[[Core, str, int, int, int | None], Awaitable[str]]
 
 
 
-async def _sign_in_url(core: Core, actor: Actor, provider: str) -> str:
+async def _sign_in_url(core: Core, actor: Actor, provider: str, options: dict[str, str] | None = None) -> str:
     """A single-use sign-in link bound to this chat user, from the integration's OAuth flow.
 
     A `core.services.connect_url` hook wins (embedders with their own sign-in pages).
@@ -59,9 +60,28 @@ async def _sign_in_url(core: Core, actor: Actor, provider: str) -> str:
         practice_id=actor.practice_id,
         chat_identity_id=actor.chat_identity_id,
         practitioner_id=practitioner_id,
+        options=options,
         now=core.clock(),
     )
     return pending.url
+
+
+def _connect_options(integration: Integration, typed: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """The options typed after `connect <platform>`, checked against the integration's own (name, choices)."""
+    known = {o.name: o for o in integration.connect.options}
+    chosen: dict[str, str] = {}
+    for name, value in typed:
+        option = known.get(name)
+        flag = "--" + name.replace("_", "-")
+        if option is None:
+            offered = ", ".join(o.flag for o in known.values()) or "none"
+            raise ParseError(f"{integration.title} has no option {flag}; its options: {offered}",
+                             f"connect {integration.name}")
+        if option.choices and value.lower() not in option.choices:
+            raise ParseError(f"{flag} is one of {', '.join(option.choices)}, not {value!r}",
+                             f"connect {integration.name} {flag} {option.choices[0]}")
+        chosen[name] = value.lower() if option.choices else value
+    return chosen
 
 
 def help_view(cmd: ShowHelp) -> View:
@@ -239,6 +259,12 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
         if target is None or target.connect.kind != "oauth2":
             return ConnectInfo(cmd.provider, title, steps=route)
         integration = target
+    options = _connect_options(integration, cmd.options)
+    if options:
+        require_admin(actor, f"choose how {integration.title} is connected")
+        if integration.connect.kind != "oauth2":
+            raise ParseError(f"options are chosen at {integration.title}'s sign-in, and it has none here",
+                             f"connect {cmd.typed}")
     if integration.connect.kind == "signed_form":
         # A form endpoint: its address and secret, made now and shown this once (admins only).
         require_admin(actor, f"connect {integration.title}")
@@ -267,7 +293,7 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
             ),
         )
     try:
-        url = await _sign_in_url(core, actor, integration.name)
+        url = await _sign_in_url(core, actor, integration.name, options)
     except Refused as exc:
         return ConnectInfo(cmd.provider, title, steps=(str(exc), "Ask the server's admin to check `clinicbot doctor`."))
     return ConnectInfo(

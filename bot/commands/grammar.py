@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.commands.client_notices import SetClientNotices, parse_client_notices
+from bot.commands.crm import CrmSettings, parse_crm
 from bot.commands.errors import ParseError
 from bot.commands.settings_grammar import (
     AddLocation,
@@ -162,6 +163,9 @@ class SetSync:
 class Connect:
     provider: str
     typed: str
+    #: The connect options typed after it (`connect calendly --routing-forms on`), as (name, value) pairs;
+    #: checked against the integration's own options when the sign-in link is made.
+    options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +286,7 @@ Command = (
     | Untrack
     | ShowFiles
     | SetClientNotices
+    | CrmSettings
     | ShowLeads
 )
 
@@ -395,11 +400,21 @@ def _p_connect(args: list[str], rest: str) -> Command:
     known = ", ".join(sorted(words))
     if not args:
         raise ParseError(f"connect what? one of: {known}", example)
-    _no_more(args, 1, example)
     typed = args[0].lower()
     if typed not in words:
         raise ParseError(f"I can't connect {args[0]!r}; try one of: {known}", example)
-    return Connect(words[typed], typed)
+    options: list[tuple[str, str]] = []
+    rest_words = args[1:]
+    while rest_words:
+        flag = rest_words[0]
+        if not flag.startswith("--") or len(flag) < 3:
+            raise ParseError(f"{flag!r} is not an option; options look like `--routing-forms on`",
+                             "connect calendly --routing-forms on")
+        if len(rest_words) < 2 or rest_words[1].startswith("--"):
+            raise ParseError(f"{flag} needs a value, e.g. `{flag} on`", "connect calendly --routing-forms on")
+        options.append((flag[2:].lower().replace("-", "_"), rest_words[1]))
+        rest_words = rest_words[2:]
+    return Connect(words[typed], typed, tuple(options))
 
 
 def _p_refresh(args: list[str], rest: str) -> Command:
@@ -742,6 +757,14 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "staff",
         _p_leads,
         aliases=("lead",),
+    ),
+    CommandSpec(
+        "crm",
+        "crm [log on|off <connection>]",
+        "visits logged to the practice's CRM (HubSpot, Salesforce): each connection's logging, last write, failures",
+        "crm log off hubspot",
+        "admin",
+        parse_crm,
     ),
 )
 _DAY_WORDS = (

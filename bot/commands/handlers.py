@@ -14,6 +14,7 @@ from bot.commands import (
     appointments,
     client_notices,
     conflicts,
+    crm,
     disconnect,
     files,
     followups,
@@ -54,6 +55,7 @@ from bot.commands.actions import (
     UntrackEvent,
 )
 from bot.commands.client_notices import SetClientNotices
+from bot.commands.crm import CrmSettings
 from bot.commands.errors import ParseError
 from bot.commands.grammar import (
     CancelAppointment,
@@ -168,6 +170,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await shift_cards.map_upn(core, actor, command)
         case SetClientNotices():
             return await client_notices.client_notices(core, actor, command)
+        case CrmSettings():
+            return await crm.crm(core, actor, command)
         case SetMirrorEdits():
             return await mirror_edits.mirror_edits(core, actor, command)
         case SetOptOut():

@@ -13,7 +13,8 @@ Error tree::
     ├── Unavailable            5xx, timeouts, connection errors: retry later
     ├── BadPayload             the remote sent something we cannot read (names the line if it can)
     └── Refused                we will not talk to that address or do that operation (SSRF guard,
-                               read-only calendar, capability missing)
+        │                      read-only calendar, capability missing)
+        └── RecipientOptedOut  the messaging platform will not reach that client: they opted out there
 
 Adapters raise only these; foreign exceptions are mapped at the adapter boundary.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "PreconditionFailed",
     "ProviderError",
     "RateLimited",
+    "RecipientOptedOut",
     "Refused",
     "Unavailable",
     "WrongEtag",
@@ -113,6 +115,12 @@ class BadPayload(ProviderError):
 
 class Refused(ProviderError):
     user_message = "clinicbot refused that request."
+
+
+class RecipientOptedOut(Refused):
+    """The platform refused a client message because the recipient opted out with it (Twilio's 21610)."""
+
+    user_message = "The client opted out of these messages with the messaging platform."
 
 
 @dataclass(frozen=True, slots=True)

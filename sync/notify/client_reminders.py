@@ -7,6 +7,11 @@ that reminds its clients itself, no service unless details are on. At sending ti
 read again: a reminder whose visit was cancelled or moved since is skipped. Visits booked inside
 the last 24 h before they start get no reminder (the booking message is fresh), nor do visits
 starting within the hour.
+
+A recurring series is reminded visit by visit: each occurrence in the window (expanded with the
+series helpers' work budget; an override, one changed visit, is a single row) gets its own reminder,
+keyed by the series and that visit's start, so each is queued once. At sending time the series is
+read again: a visit it no longer has (an EXDATE, a new rule, the series cancelled) is skipped.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from sync.engine.series import occurrences_between, single
 from sync.notify.clients import configured_channels, queue_notice, send_due
 from sync.runtime.core import Core
-from sync.services.client_notices import notice_settings
+from sync.services.client_notices import ClientNoticeSettings, notice_settings
 from sync.store.model import Appointment, ClientNotice, Practice
 
 __all__ = ["AHEAD", "MIN_AHEAD", "queue_reminders", "send_job"]
@@ -58,7 +65,7 @@ async def queue_reminders(core: Core) -> int:
             while True:  # pages by (start, id): every visit in the window is looked at, each run
                 query = select(Appointment).where(
                     Appointment.practice_id == practice.id, Appointment.status == "confirmed",
-                    Appointment.rrule.is_(None), Appointment.start > now + MIN_AHEAD, Appointment.start <= now + AHEAD)
+                    single(), Appointment.start > now + MIN_AHEAD, Appointment.start <= now + AHEAD)
                 if after is not None:
                     query = query.where(or_(Appointment.start > after[0],
                                             and_(Appointment.start == after[0], Appointment.id > after[1])))
@@ -76,6 +83,26 @@ async def queue_reminders(core: Core) -> int:
                                                  sequence=appt.version, available=available)
                 if len(visits) < BATCH:
                     break
+            queued += await _series_reminders(core, s, practice, wanted, channels, available, now)
+    return queued
+
+
+async def _series_reminders(core: Core, s: AsyncSession, practice: Practice, wanted: ClientNoticeSettings,
+                            channels: list[str], available: frozenset[str], now: datetime) -> int:
+    """Queue the reminders of the practice's recurring visits in the window, one per occurrence."""
+    visits = await occurrences_between(s, now + MIN_AHEAD + timedelta(microseconds=1), now + AHEAD,
+                                       Appointment.practice_id == practice.id, Appointment.status == "confirmed")
+    queued = 0
+    for n in range(0, len(visits), BATCH):
+        page = visits[n:n + BATCH]
+        keys = [reminder_key(a) + f":{c}" for a in page for c in ("email", "sms")]
+        seen = set((await s.scalars(select(ClientNotice.key).where(ClientNotice.key.in_(keys)))).all())
+        for occurrence in page:
+            key = reminder_key(occurrence)
+            if all(f"{key}:{c}" in seen for c in channels) or occurrence.created_at > occurrence.start - AHEAD:
+                continue
+            queued += await queue_notice(core, s, practice, occurrence, wanted, kind="reminder", key=key,
+                                         sequence=occurrence.version, available=available)
     return queued
 
 

@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sync.contract import ProviderError, RateLimited, Refused
+from sync.contract import ProviderError, RateLimited, RecipientOptedOut, Refused
 from sync.contract.messages import ClientEmail, ClientSms, Invitation, MailSender, SmsSender
+from sync.engine.recurrence import FUTURE, recurrence_key
+from sync.engine.series import is_series, visit_at
 from sync.integrations import registry
 from sync.notify.client_optouts import (
     address_hash,
@@ -41,15 +43,25 @@ from sync.notify.client_optouts import (
     opt_out,
     opt_out_by_token,
     opted_out,
+    record_opt_out,
     unsubscribe_token,
 )
 from sync.notify.client_texts import EMAIL_WORDS, fields, sms_text
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
 from sync.runtime.settings import ConfigError
-from sync.services.client_notices import ClientNoticeSettings, notice_settings, render_template
+from sync.services.client_notices import ClientNoticeSettings, notice_settings, quiet_until, render_template
 from sync.store import audit
-from sync.store.model import ACTIVITY, Appointment, Calendar, ClientNotice, Connection, Practice, Practitioner
+from sync.store.model import (
+    ACTIVITY,
+    Appointment,
+    Calendar,
+    ClientNotice,
+    Connection,
+    Lead,
+    Practice,
+    Practitioner,
+)
 
 __all__ = [
     "LEASE",
@@ -127,22 +139,6 @@ async def platform_tells_clients(session: AsyncSession, appt: Appointment) -> bo
         return False
 
 
-def quiet_until(quiet: str, now: datetime, zone: ZoneInfo) -> datetime:
-    """`now`, or the end of the practice's quiet hours for clients when `now` falls inside them."""
-    try:
-        start_text, end_text = quiet.split("-", 1)
-        start, end = time.fromisoformat(start_text.strip()), time.fromisoformat(end_text.strip())
-    except ValueError:
-        return now
-    local = now.astimezone(zone)
-    t = local.time()
-    inside = (start <= t or t < end) if start > end else (start <= t < end)
-    if not inside:
-        return now
-    day = local.date() if t < end else local.date() + timedelta(days=1)
-    return datetime.combine(day, end, tzinfo=zone)
-
-
 async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
     """Queue the client's messages for one change, inside the change's transaction."""
     kind = _KINDS.get(event.kind)
@@ -184,6 +180,10 @@ async def queue_notice(core: Core, session: AsyncSession, practice: Practice, ap
         "uid": f"clinicbot-{practice.id}-{appt.id}", "language": wanted.language,
         "template": wanted.templates.get(kind, ""),
     }
+    if is_series(appt):
+        # One visit of a series (a reminder): an invitation with the series' UID would turn the whole
+        # series into this one visit in the client's calendar, so the message goes without one.
+        payload["occurrence"] = True
     due = quiet_until(wanted.quiet, core.clock(), zone)
     queued = 0
     for channel, raw in channels:
@@ -255,11 +255,12 @@ def _email(core: Core, notice: ClientNotice) -> ClientEmail:
     template = str(p.get("template") or "")
     main = render_template(template, values) if template else words[notice.kind].format(**filled)
     text = main + words["footer"].format(**filled)
-    if notice.kind == "proposed":
+    if notice.kind == "proposed" or p.get("occurrence"):
         # A proposal is not booked yet: no invitation until the client confirms (then the booking's own
-        # notice, when the practice sends those, carries it).
+        # notice, when the practice sends those, carries it). One visit of a series has none either.
         return ClientEmail(key=notice.key, to=notice.recipient, to_name=notice.recipient_name or "",
-                           subject=words["proposed_subject"].format(**filled), text=text, unsubscribe_url=unsubscribe)
+                           subject=words[f"{notice.kind}_subject"].format(**filled), text=text,
+                           unsubscribe_url=unsubscribe)
     method: Literal["REQUEST", "CANCEL"] = "CANCEL" if notice.kind == "cancelled" else "REQUEST"
     invitation = Invitation(
         uid=str(p["uid"]), sequence=int(p["sequence"]), method=method, start=start, end=end, tzid=str(p["zone"]),
@@ -310,10 +311,26 @@ async def _stale_reason(session: AsyncSession, notice: ClientNotice, now: dateti
     if notice.kind == "reminder":
         appt = await session.get(Appointment, notice.appointment_id) if notice.appointment_id else None
         start = datetime.fromisoformat(str((notice.payload or {}).get("start")))
+        if appt is not None and is_series(appt):  # one visit of a series: the series must still have it
+            if appt.source_uid and await session.scalar(select(Appointment.id).where(
+                    Appointment.source_calendar_id == appt.source_calendar_id,
+                    Appointment.source_uid == appt.source_uid,
+                    Appointment.recurrence_key.in_((recurrence_key(start), recurrence_key(start) + FUTURE)))):
+                return "the visit was changed on its own after the reminder was queued (its own reminder goes)"
+            appt = visit_at(appt, start)
         if appt is None or appt.status != "confirmed" or appt.start != start:
             return "the visit changed after the reminder was queued"
         if start <= now:
             return "the visit began before the quiet hours ended"
+    if notice.kind == "proposed":
+        # `lead:<id>:<nonce>:proposed:email`: held back by quiet hours, a proposal may have been replaced
+        # (another slot), booked or lost meanwhile; only the lead's live proposal goes.
+        parts = notice.key.split(":")
+        lead = await session.get(Lead, int(parts[1])) if len(parts) > 2 and parts[1].isdigit() else None
+        if lead is None or lead.status != "proposed" or lead.proposal_nonce != parts[2]:
+            return "the proposal was replaced, booked or closed before it could go"
+        if datetime.fromisoformat(str((notice.payload or {}).get("start"))) <= now:
+            return "the proposed time passed before the quiet hours ended"
     return None
 
 
@@ -328,12 +345,21 @@ async def _claim(session: AsyncSession, notice_id: int, now: datetime) -> bool:
 
 
 async def _record(core: Core, notice_id: int, stats: SendStats, outcome: str, error: str | None = None,
-                  retry: bool = False, wait: float | None = None, remote_id: str | None = None) -> None:
-    """Write one attempt's outcome and its audit entry (with the channel)."""
+                  retry: bool = False, wait: float | None = None, remote_id: str | None = None,
+                  opted_out_there: bool = False) -> None:
+    """Write one attempt's outcome and its audit entry (with the channel).
+
+    `opted_out_there`: the platform refused because the client opted out with it (a STOP sent to
+    Twilio before clinicbot heard of it); the opt-out is recorded in the same transaction, as a text
+    STOP is, so a START lifts it and nothing more is queued for that number.
+    """
     async with core.store.session() as s:
         notice = await s.get(ClientNotice, notice_id)
         if notice is None:
             return
+        if opted_out_there:
+            await record_opt_out(s, notice.practice_id, address_hash(notice.recipient), notice.channel,
+                                 f"system:{notice.channel}")
         details: dict[str, Any] = {"kind": notice.kind, "channel": notice.channel, "outcome": outcome}
         if outcome == "sent":
             notice.status, notice.sent_at, notice.last_error = "sent", core.clock(), None
@@ -415,6 +441,9 @@ async def _send_each(core: Core, ids: list[int], senders: _Senders, stats: SendS
             else:
                 await cast(MailSender, sender).send(message)
                 remote_id = None
+        except RecipientOptedOut as exc:
+            await _record(core, notice_id, stats, "failed", str(exc), opted_out_there=True)
+            continue
         except Refused as exc:
             await _record(core, notice_id, stats, "failed", str(exc))
             continue

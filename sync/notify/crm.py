@@ -10,7 +10,11 @@ booking, move, cancel and outcome (attended, no-show) of its visits recorded the
   a crash between the two is safe because the adapter finds the activity by the visit's key before
   it creates one (so a retried create never duplicates);
 - a visit that came from the CRM itself is not logged back to it (it is already there);
-- a recurring series is left out: it is not one activity, and per-occurrence logging is not built;
+- a recurring series is logged visit by visit: each occurrence from now to SERIES_AHEAD ahead is
+  its own activity (key `clinicbot-<practice>-<series>-<occurrence's RECURRENCE-ID>`), queued when the
+  series changes and by the job's sweep as later visits come into the window (the expansion has the
+  series helpers' work budget); an override (one changed visit) updates its occurrence's activity,
+  and a visit the series no longer has (an EXDATE, a new rule, the series cancelled) is cancelled;
 - rate limits are honoured: RateLimited parks the connection's rows until the CRM's wait is over
   and stops that connection's run, without counting as an attempt; AuthExpired marks the
   connection for reconnecting (the reconnect card), one CRM failing never stops the others;
@@ -33,6 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync.contract import AuthExpired, ProviderError, RateLimited, Refused
 from sync.contract.crm import CrmLog, CrmRecord, CrmVisit, VisitStage
 from sync.engine.reconnect import ExpiredConnection, tell_reconnect
+from sync.engine.recurrence import FUTURE, recurrence_key
+from sync.engine.series import is_series, occurrences_between
 from sync.integrations import registry
 from sync.integrations.providers import connection_info
 from sync.runtime.core import Core
@@ -41,13 +47,18 @@ from sync.runtime.locks import SyncBusy, connection_lock
 from sync.store import audit
 from sync.store.model import Appointment, Calendar, Connection, CrmEntry, Practice, Practitioner
 
-__all__ = ["LOG_EVERY_SECONDS", "SUBSCRIBER_NAME", "CrmStats", "log_due", "log_job", "on_event", "register"]
+__all__ = [
+    "LOG_EVERY_SECONDS", "SERIES_AHEAD", "SUBSCRIBER_NAME", "CrmStats", "log_due", "log_job", "on_event",
+    "queue_series", "register",
+]  # fmt: skip
 
 log = logging.getLogger("clinicbot.crm")
 
 SUBSCRIBER_NAME = "crm_log"
 LOG_EVERY_SECONDS = 60
 MAX_ATTEMPTS = 8
+#: How far ahead a recurring series' visits are logged, one activity each (the sweep moves it along).
+SERIES_AHEAD = timedelta(days=28)
 ACTOR = "system:crm"
 #: The changes logged (every kind of appointment event), and the stage an appointment's status means.
 _KINDS = frozenset({"created", "updated", "rescheduled", "cancelled", "completed", "no_show"})
@@ -74,69 +85,196 @@ def visit_key(practice_id: int, appointment_id: int) -> str:
     return f"clinicbot-{practice_id}-{appointment_id}"
 
 
+async def _logging_connections(session: AsyncSession, practice_id: int) -> list[Connection]:
+    providers = _crm_providers()
+    if not providers:
+        return []
+    conns = (await session.scalars(select(Connection).where(
+        Connection.practice_id == practice_id, Connection.provider.in_(providers),
+        Connection.status != "removing").order_by(Connection.id))).all()
+    return [c for c in conns if (c.config or {}).get("crm_log", True) is not False]
+
+
+def occurrence_key(practice_id: int, series_id: int, start: datetime | str, all_day: bool = False) -> str:
+    """The key of one visit of a series: the series' key and the visit's RECURRENCE-ID (UTC)."""
+    rid = start if isinstance(start, str) else recurrence_key(start.date() if all_day else start, all_day)
+    return f"{visit_key(practice_id, series_id)}-{rid}"
+
+
 async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
     """Write what each of the practice's CRMs should now hold of the visit, in the change's transaction."""
     if event.kind not in _KINDS:
         return
-    providers = _crm_providers()
-    if not providers:
-        return
-    conns = (await session.scalars(select(Connection).where(
-        Connection.practice_id == event.practice_id, Connection.provider.in_(providers),
-        Connection.status != "removing"))).all()
-    conns = [c for c in conns if (c.config or {}).get("crm_log", True) is not False]
+    conns = await _logging_connections(session, event.practice_id)
     if not conns:
         return
     appt = await session.get(Appointment, event.appointment_id)
     practice = await session.get(Practice, event.practice_id)
     if appt is None or practice is None:
         return
-    if appt.rrule:
-        return  # a recurring series is not one CRM activity; its visits are not logged yet (README)
+    if is_series(appt):
+        await _queue_series(core, session, practice, appt, conns, event.version, event.kind)
+        return
+    key = await _override_key(session, practice.id, appt) or visit_key(practice.id, appt.id)
+    await _queue_visit(core, session, practice, appt, conns, key=key, version=event.version, kind=event.kind)
+
+
+async def _override_key(session: AsyncSession, practice_id: int, appt: Appointment) -> str | None:
+    """For one changed visit of a series (an override row): its occurrence's key, so the activity the
+    series logged for it is the one updated; None for any other row."""
+    if not appt.recurrence_key or not appt.source_uid:
+        return None
+    series_id = await session.scalar(select(Appointment.id).where(
+        Appointment.source_calendar_id == appt.source_calendar_id, Appointment.source_uid == appt.source_uid,
+        Appointment.recurrence_key == "", Appointment.id != appt.id).limit(1))
+    if series_id is None:
+        return None
+    return occurrence_key(practice_id, series_id, appt.recurrence_key.removesuffix(FUTURE))
+
+
+async def _queue_series(core: Core, session: AsyncSession, practice: Practice, series: Appointment,
+                        conns: list[Connection], version: int, kind: str) -> int:
+    """A change of a series: each of its visits from now to SERIES_AHEAD brought to the series' new
+    state (one activity each), and a logged visit the series no longer has in the window cancelled;
+    how many rows were written."""
+    now = core.clock()
+    visits = await occurrences_between(session, now, now + SERIES_AHEAD, Appointment.id == series.id)
+    written = 0
+    keys: set[str] = set()
+    for occurrence in visits:
+        key = occurrence_key(practice.id, series.id, occurrence.start, bool(series.all_day))
+        keys.add(key)
+        written += await _queue_visit(core, session, practice, occurrence, conns, key=key, version=version,
+                                      kind=kind)
+    # Visits logged before that the series no longer holds (removed, or moved by a new rule): cancelled.
+    prefix = f"{visit_key(practice.id, series.id)}-"
+    gone = (await session.scalars(select(CrmEntry).where(
+        CrmEntry.appointment_id == series.id, CrmEntry.visit_key.startswith(prefix),
+        CrmEntry.connection_id.in_([c.id for c in conns])))).all()
+    for row in gone:
+        if row.visit_key in keys or (row.want or {}).get("stage") == "cancelled" or _seen(row, series.id, version):
+            continue
+        if datetime.fromisoformat(str((row.want or {}).get("end"))) <= now:
+            continue  # a past visit keeps what it was
+        row.want = {**(row.want or {}), "stage": "cancelled", "moved": False, "of": series.id, "v": version}
+        row.want_version = max(row.want_version + 1, version)
+        row.status, row.last_error, row.next_attempt_at = "pending", None, now
+        if row.remote_id is not None:
+            row.attempts = 0
+        written += 1
+    return written
+
+
+async def _queue_visit(core: Core, session: AsyncSession, practice: Practice, appt: Appointment,
+                       conns: list[Connection], *, key: str, version: int, kind: str, only_new: bool = False) -> int:
+    """Write the wanted state of one visit (a single visit, or one of a series) for each CRM; rows written."""
     # Where the visit stands now, whatever the event's kind: an edit of a cancelled visit keeps it cancelled.
     stage = _STAGES.get(appt.status, "booked")
     source_conn = None
     if appt.source_calendar_id is not None:
         source_conn = await session.scalar(select(Calendar.connection_id).where(Calendar.id == appt.source_calendar_id))
     practitioner = await session.get(Practitioner, appt.practitioner_id) if appt.practitioner_id else None
-    key = visit_key(practice.id, appt.id)
+    written = 0
     for conn in conns:
         if conn.id == source_conn:
             continue  # the visit came from this CRM: it is there already
         row = await session.scalar(select(CrmEntry).where(CrmEntry.connection_id == conn.id,
                                                           CrmEntry.visit_key == key))
-        if row is not None and row.want_version >= event.version:
-            continue  # a replayed or older event
+        if row is not None and (only_new or _seen(row, appt.id, version)):
+            continue  # a replayed or older event (or, for the sweep, a visit already logged)
         owner = None
         if appt.practitioner_id is not None:
             owner = await session.scalar(select(Calendar.remote_id).where(
                 Calendar.connection_id == conn.id, Calendar.practitioner_id == appt.practitioner_id).limit(1))
         want = {
-            "stage": stage, "moved": _moved(event, row),
+            "stage": stage, "moved": _moved(kind, row),
             "start": appt.start.isoformat(), "end": appt.end.isoformat(),
             "tzid": appt.tzid or practice.timezone, "title": f"{appt.service or 'Visit'} with "
                                                              f"{practitioner.name if practitioner else practice.name}",
             "practice": practice.name, "practitioner": practitioner.name if practitioner else "",
             "client_name": appt.client_name or "", "client_email": appt.client_email,
             "client_phone": appt.client_phone, "location": appt.location_text or "", "owner_ref": owner,
+            # Which appointment row, at which of its versions, this state is of (an override takes a
+            # series visit's row over, and its versions count apart from the series').
+            "of": appt.id, "v": version,
         }
+        if row is not None and row.status == "done" and row.done_version == row.want_version \
+                and _same(row.want, want):
+            row.want = want  # the CRM holds this already (a series edit that left this visit as it was)
+            continue
         if row is None:
             row = CrmEntry(practice_id=practice.id, connection_id=conn.id, appointment_id=appt.id, visit_key=key,
                            done_version=0)
             session.add(row)
-        row.want, row.want_version = want, event.version
+        row.appointment_id = appt.id  # an override takes its occurrence's row over from the series
+        row.want_version = version if row.want_version is None else max(row.want_version + 1, version)
+        row.want = want
         row.status, row.last_error = "pending", None
         if row.remote_id is not None:
             row.attempts = 0
         # else: attempts stay, marking that a create may have been sent (the next write looks for it first)
         row.next_attempt_at = core.clock()
+        written += 1
+    return written
 
 
-def _moved(event: AppointmentEvent, row: CrmEntry | None) -> bool:
+async def queue_series(core: Core) -> int:
+    """The job's sweep: log the visits of every practice's series that came into the window since; rows added.
+
+    Per practice one expansion of all its series (one query, the work budget of the series helpers)
+    and one read of the visits already logged; only a visit missing from a CRM costs more."""
+    providers = _crm_providers()
+    if not providers:
+        return 0
+    added = 0
+    now = core.clock()
+    async with core.store.session() as s:
+        practice_ids = sorted(set((await s.scalars(select(Connection.practice_id).where(
+            Connection.provider.in_(providers), Connection.status != "removing"))).all()))
+    for practice_id in practice_ids:
+        async with core.store.session() as s:
+            practice = await s.get(Practice, practice_id)
+            conns = await _logging_connections(s, practice_id)
+            if practice is None or not conns:
+                continue
+            visits = await occurrences_between(s, now, now + SERIES_AHEAD, Appointment.practice_id == practice_id,
+                                               Appointment.status == "confirmed")
+            series_ids = sorted({v.id for v in visits})
+            have: set[tuple[int, str]] = set()
+            for n in range(0, len(series_ids), 500):
+                have.update((await s.execute(select(CrmEntry.connection_id, CrmEntry.visit_key).where(
+                    CrmEntry.practice_id == practice_id,
+                    CrmEntry.appointment_id.in_(series_ids[n:n + 500])))).tuples().all())
+            for occurrence in visits:
+                key = occurrence_key(practice_id, occurrence.id, occurrence.start, bool(occurrence.all_day))
+                missing = [c for c in conns if (c.id, key) not in have]
+                if missing:
+                    added += await _queue_visit(core, s, practice, occurrence, missing, key=key,
+                                                version=occurrence.version, kind="created", only_new=True)
+    if added:
+        log.info("crm series visits queued", extra={"count": added})
+    return added
+
+
+def _seen(row: CrmEntry, appointment_id: int, version: int) -> bool:
+    """The row already holds this appointment at `version` or later (a replayed or older event)."""
+    want = row.want or {}
+    of = want.get("of", row.appointment_id)
+    return of == appointment_id and int(want.get("v", row.want_version) or 0) >= version
+
+
+def _same(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """The same state for the CRM, whichever row and version it came from."""
+    def strip(w: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in w.items() if k not in ("of", "v")}
+    return strip(old or {}) == strip(new)
+
+
+def _moved(kind: str, row: CrmEntry | None) -> bool:
     """Whether the visit was last moved: set by a reschedule, kept by an edit, ended by an outcome or cancel."""
-    if event.kind == "rescheduled":
+    if kind == "rescheduled":
         return True
-    if event.kind in ("created", "updated") and row is not None:
+    if kind in ("created", "updated") and row is not None:
         return bool((row.want or {}).get("moved"))
     return False
 
@@ -304,5 +442,6 @@ async def _failed(core: Core, entry_id: int, exc: ProviderError, attempts: int, 
 
 
 async def log_job(core: Core) -> None:
-    """The periodic job's entry point."""
+    """The periodic job's entry point: the series' visits that came into the window, then what is due."""
+    await queue_series(core)
     await log_due(core)

@@ -29,6 +29,9 @@ class Core:
 
     async def close(self) -> None:
         """Write what must outlive the process (accepted webhook deliveries), then close the database."""
+        cards, self.services.lead_cards = self.services.lead_cards, None
+        if cards is not None:  # staff cards still going out (they need the database)
+            await cards.stop()
         channels = self.services.webhook_channels
         if channels is not None:  # first: its reads ahead use the replay memory
             await channels.close()

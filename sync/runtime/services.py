@@ -79,6 +79,8 @@ class Services:
     scheduler: Stoppable | None = None
     #: Takes verified form submissions as leads (sync.notify.leads, registered when the Core opens).
     lead_intake: LeadIntake | None = None
+    #: Sends new leads' staff cards after the form's answer (sync.notify.leads.CardSender); stopped by Core.close.
+    lead_cards: Stoppable | None = None
     #: Test and embedder hooks.
     provider_factory: ProviderFactory | None = None
     http_transport: Any = None

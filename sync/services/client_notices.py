@@ -21,7 +21,9 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
@@ -47,6 +49,7 @@ __all__ = [
     "parse_change",
     "parse_quiet",
     "practice_id_named",
+    "quiet_until",
     "render_template",
 ]
 
@@ -293,3 +296,19 @@ async def client_message_health(core: Core, practice_id: int) -> list[str]:
     if last is not None:
         lines.append(f"Last failure ({last[0]}, {last[1]}): {last[2] or 'no reason given'}")
     return lines
+
+
+def quiet_until(quiet: str, now: datetime, zone: ZoneInfo) -> datetime:
+    """`now`, or the end of the practice's quiet hours for clients when `now` falls inside them."""
+    try:
+        start_text, end_text = quiet.split("-", 1)
+        start, end = time.fromisoformat(start_text.strip()), time.fromisoformat(end_text.strip())
+    except ValueError:
+        return now
+    local = now.astimezone(zone)
+    t = local.time()
+    inside = (start <= t or t < end) if start > end else (start <= t < end)
+    if not inside:
+        return now
+    day = local.date() if t < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=zone)

@@ -36,6 +36,7 @@ from sync.integrations import registry
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
 from sync.services import appointments, availability
+from sync.services.client_notices import notice_settings, quiet_until
 from sync.services.errors import Conflict, Invalid, NotFound
 from sync.services.lead_times import TimePreference, parse_preferences
 from sync.services.locations import find_location
@@ -85,6 +86,8 @@ OPEN_STATES = ("new", "proposed")
 MERGE_DAYS = 30
 #: The first key of the PostgreSQL advisory lock that serializes one practice's lead intake.
 INTAKE_LOCK = 726354018
+#: How long a claimed staff card may take to go out before another sender may take it (a crash mid-send).
+CARD_LEASE = timedelta(minutes=10)
 #: How long a proposal's confirm link works.
 PROPOSAL_DAYS = 3
 #: How far ahead the card looks for slots that fit, and how many it offers.
@@ -405,11 +408,15 @@ async def mark_card(core: Core, lead_id: int, status: str) -> None:
 
 async def claim_card(core: Core, lead_id: int) -> bool:
     """Take the lead's card for sending (pending or failed -> sending); False when another sender has it,
-    so two replicas (or the retry job and the intake) never post it twice."""
+    so two replicas (or the retry job and the intake) never post it twice. A claim older than
+    CARD_LEASE (its sender died mid-send) may be taken again."""
+    now = core.clock()
     async with core.store.session() as s:
-        done = await s.execute(update(LeadRow).where(LeadRow.id == lead_id,
-                                                     LeadRow.card_status.in_(("pending", "failed")))
-                               .values(card_status="sending", updated_at=core.clock()))
+        done = await s.execute(update(LeadRow).where(
+            LeadRow.id == lead_id,
+            or_(LeadRow.card_status.in_(("pending", "failed")),
+                (LeadRow.card_status == "sending") & (LeadRow.updated_at <= now - CARD_LEASE)))
+            .values(card_status="sending", updated_at=now))
         return getattr(done, "rowcount", 0) == 1
 
 
@@ -419,7 +426,9 @@ async def cards_due(core: Core, *, quiet_for: timedelta, give_up_after: timedelt
     now = core.clock()
     async with core.store.session() as s:
         rows = (await s.scalars(select(LeadRow).where(
-            LeadRow.card_status.in_(("pending", "failed")), LeadRow.status.in_(OPEN_STATES),
+            or_(LeadRow.card_status.in_(("pending", "failed")),
+                (LeadRow.card_status == "sending") & (LeadRow.updated_at <= now - CARD_LEASE)),
+            LeadRow.status.in_(OPEN_STATES),
             LeadRow.updated_at <= now - quiet_for, LeadRow.created_at >= now - give_up_after)
             .order_by(LeadRow.id).limit(limit))).all()
         return [Lead(r.id, r.ref, r.practice_id, r.status, "retry") for r in rows]
@@ -495,7 +504,9 @@ async def propose(core: Core, practice_id: int, lead_id: int, practitioner_id: i
                      "practitioner": person.name, "service": row.service or "", "location": "",
                      "practice": practice.name, "confirm_url": link,
                      "language": (practice.settings or {}).get("client_language", "en")},
-            next_attempt_at=core.clock(),
+            # Like every client message: nothing leaves in the practice's quiet hours for clients.
+            next_attempt_at=quiet_until(notice_settings(practice.settings, practice.name).quiet, core.clock(),
+                                        ZoneInfo(practice.timezone)),
         ))
         await audit.record(s, actor=actor, action="lead.proposed", practice_id=practice_id,
                            details={"lead": row.ref, "from": was, "to": "proposed", "practitioner_id": practitioner_id,

@@ -17,6 +17,9 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from bot.app import build_app
+from bot.commands import handle, parse
+from bot.commands.errors import ParseError
+from bot.views import ConnectInfo, Error
 from sync.boot import open_core
 from sync.contract.items import Window
 from sync.engine.run import sync_connection
@@ -27,6 +30,7 @@ from sync.runtime.core import Core
 from sync.store.migrate import upgrade
 from sync.store.model import AuditEntry, Calendar, Connection, Practice
 from tests.adapters.calendly.fakes.calendly import CalendlyFake
+from tests.bot.clinic import make_actor
 from tests.conftest import drop_schema, make_settings
 from tests.servers import free_port
 
@@ -177,3 +181,29 @@ async def test_a_token_calendly_stops_accepting_early_is_refreshed_once_and_the_
     async with world.core.store.session() as s:
         conn = await s.get(Connection, conn_id)
         assert conn is not None and conn.credentials["access_token"] in fake.access
+
+
+async def test_connect_from_chat_carries_routing_forms_on_into_the_connection(world: World, fake: CalendlyFake) -> None:
+    admin = await make_actor(world.core, "UA", ("admin",))
+    staff = await make_actor(world.core, "US", ("staff",))
+    with pytest.raises(ParseError, match="needs a value"):
+        parse("connect calendly --routing-forms")
+    wrong = await handle(world.core, admin, parse("connect calendly --routing-forms maybe"))
+    assert isinstance(wrong, Error) and "--routing-forms is one of on, off" in wrong.message
+    unknown = await handle(world.core, admin, parse("connect calendly --forms on"))
+    assert isinstance(unknown, Error) and "its options: --routing-forms" in unknown.message
+    refused = await handle(world.core, staff, parse("connect calendly --routing-forms on"))
+    assert isinstance(refused, Error) and refused.kind == "forbidden"
+    info = await handle(world.core, admin, parse("connect calendly --routing-forms on"))
+    assert isinstance(info, ConnectInfo) and info.url is not None
+    state = parse_qs(urlsplit(info.url).query)["state"][0]
+    async with aiohttp.ClientSession() as http:
+        params = {"state": state, "code": fake.authorize()}
+        async with http.get(f"{world.base}/oauth/calendly/callback", params=params) as answer:
+            assert answer.status == 200, await answer.text()
+    queue = world.core.services.sync_queue
+    if queue is not None:
+        await queue.drain()
+    async with world.core.store.session() as s:
+        conn = await s.scalar(select(Connection).where(Connection.provider == "calendly"))
+        assert conn is not None and conn.config.get("routing_forms") == "on"

@@ -4,6 +4,7 @@ times give slots that fit them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -19,8 +20,9 @@ from sqlalchemy import func, select, text
 from adapters.leadform import SIGNATURE_HEADER, sign
 from bot.app import build_app
 from sync.contract.leads import LeadInput
+from sync.notify.leads import card_sender, resend_cards
 from sync.runtime.core import Core
-from sync.runtime.notifier import RecordingNotifier
+from sync.runtime.notifier import Notification, RecordingNotifier
 from sync.services import leads
 from sync.services.form_connections import add_signed_form
 from sync.services.practices import add_practitioner, create_practice
@@ -122,6 +124,7 @@ async def test_a_signed_form_is_one_lead_and_every_refusal_stores_nothing(form: 
     async with form.session.post(unknown, data=body, headers={SIGNATURE_HEADER: header}) as resp:
         assert resp.status == 404
 
+    await card_sender(form.core).drain()
     [told] = form.notifier.sent
     assert (told.kind, told.audience, told.data["lead_id"]) == ("lead", "staff", int(str(answer["lead"])[2:]))
     async with form.core.store.session() as s:
@@ -182,3 +185,58 @@ async def test_free_text_preferences_give_slots_that_fit(form: Form) -> None:
     # Working hours end at 18:00: the only hour that fits is 17:00, each working day from tomorrow on.
     starts = [s.start.astimezone(ZONE) for s in await leads.fitting_slots(form.core, form.practice_id, late.id)]
     assert [f"{t:%a %H:%M}" for t in starts] == ["Mon 17:00", "Tue 17:00", "Wed 17:00"]
+
+
+class _SlowChat:
+    """A staff channel that takes its time: each post waits until the test lets it through."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+        self.started = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def notify(self, notification: Notification) -> None:
+        self.started.set()
+        await self.go.wait()
+        self.sent.append(notification)
+
+
+async def test_the_form_is_answered_before_the_staff_card_goes_out_and_the_card_goes_once(form: Form) -> None:
+    chat = _SlowChat()
+    form.core.services.notifier = chat
+    status, answer = await form.post(LEAD)
+    assert status == 202 and answer["status"] == "new"  # answered while the card still waits for chat
+    await chat.started.wait()
+    assert chat.sent == []
+    async with form.core.store.session() as s:
+        lead = await s.scalar(select(Lead))
+        assert lead is not None and lead.card_status == "sending"  # claimed: the resend job leaves it alone
+    # The resend job, run meanwhile (even after its quiet time), does not post it a second time.
+    form.core.clock = lambda: datetime.now(UTC) + timedelta(minutes=3)
+    await resend_cards(form.core)
+    chat.go.set()
+    await card_sender(form.core).drain()
+    await resend_cards(form.core)
+    assert [n.data["lead_id"] for n in chat.sent] == [lead.id]
+    async with form.core.store.session() as s:
+        lead = await s.scalar(select(Lead))
+        assert lead is not None and lead.card_status == "sent"
+
+
+async def test_a_card_whose_sender_died_mid_send_is_taken_up_after_its_lease(form: Form) -> None:
+    chat = _SlowChat()
+    form.core.services.notifier = chat
+    assert (await form.post(LEAD))[0] == 202
+    await chat.started.wait()
+    sender = card_sender(form.core)
+    sender.grace = 0  # no waiting for chat: the post is cut off
+    await sender.stop()  # the process stops before chat answered: the card stays claimed ("sending")
+    form.core.services.lead_cards = None
+    chat.go.set()
+    later = datetime.now(UTC)
+    form.core.clock = lambda: later + timedelta(minutes=5)
+    await resend_cards(form.core)  # within the lease: it may still be on its way
+    assert chat.sent == []
+    form.core.clock = lambda: later + timedelta(minutes=11)
+    await resend_cards(form.core)
+    assert len(chat.sent) == 1

@@ -198,6 +198,12 @@ async def test_a_lost_answer_is_checked_before_a_retry_and_a_refusal_shows_in_st
     assert (stats.sent, stats.failed) == (0, 1)
     [failed] = await audits(core, "client.notice_failed")
     assert (failed["channel"], failed["outcome"]) == ("sms", "failed") and "21610" in failed["error"]
+    # ... and clinicbot now knows the number opted out: as a STOP it heard itself (START lifts it).
+    assert await audits(core, "client.opt_out") == [{"source": "sms"}]
+    async with core.store.session() as s:
+        [optout] = (await s.scalars(select(ClientOptOut))).all()
+        assert (optout.practice_id, optout.address_hash, optout.source) == (
+            practice_id, clients.address_hash(PHONE), "sms")
     for key, value in {"CLINICBOT_DATABASE_URL": core.settings.database_url,
                        "CLINICBOT_DATABASE_SCHEMA": core.settings.database_schema,
                        "CLINICBOT_SECRET_KEY": TEST_KEY}.items():
@@ -280,6 +286,51 @@ async def test_a_reminder_goes_24_hours_before_once_and_not_for_a_cancelled_visi
     assert stats.skipped == 1
     assert [m.to for m in twilio.messages] == [PHONE, "+447700900456"]  # the cancellation text only
     assert "cancelled" in twilio.messages[1].body
+
+
+async def test_a_recurring_visit_is_reminded_occurrence_by_occurrence_once_each(
+    core: Core, twilio: TwilioFake
+) -> None:
+    """A weekly series from its calendar: each of its visits is reminded 24 h before, once; a visit taken
+    out of the series (EXDATE) after its reminder was queued is not reminded."""
+    practice_id, single_id = await visit(core, practice_settings={"client_reminders": True},
+                                         start=NOW + timedelta(days=30))
+    async with core.store.session() as s:
+        series = Appointment(practice_id=practice_id, start=NOW + timedelta(hours=30),
+                             end=NOW + timedelta(hours=31), tzid="Europe/London", status="confirmed", version=1,
+                             exdates=[], client_name="Jo Weekly", client_phone="+447700900777",
+                             rrule="FREQ=WEEKLY;COUNT=3", created_at=NOW - timedelta(days=30))
+        s.add(series)
+        await s.flush()
+        series_id = series.id
+    first = NOW + timedelta(hours=30)  # Tue 06 May, 16:00 in London
+    core.clock = lambda: first - timedelta(hours=23)
+    await client_reminders.send_job(core)
+    await client_reminders.send_job(core)
+    [one] = twilio.messages
+    assert one.to == "+447700900777" and "on Tue 06 May at 16:00" in one.body
+    second = first + timedelta(days=7)
+    core.clock = lambda: second - timedelta(hours=23)
+    await client_reminders.send_job(core)
+    assert len(twilio.messages) == 2 and "on Tue 13 May at 16:00" in twilio.messages[1].body
+
+    # The third visit: queued in quiet hours, then taken out of the series before they end.
+    await change_client_notices(core, practice_id, parse_change(["quiet", "21:00-08:00"]), actor="cli:admin")
+    third = second + timedelta(days=7)
+    core.clock = lambda: third - timedelta(hours=18)  # 22:00 in London the evening before: quiet
+    assert await client_reminders.queue_reminders(core) == 1
+    assert (await clients.send_due(core)).sent == 0
+    assert await client_reminders.queue_reminders(core) == 0  # once per visit
+    async with core.store.session() as s:
+        row = await s.get(Appointment, series_id)
+        assert row is not None
+        row.exdates = [third.isoformat()]
+    core.clock = lambda: third - timedelta(hours=7)
+    stats = await clients.send_due(core)
+    assert (stats.sent, stats.skipped) == (0, 1) and len(twilio.messages) == 2
+    async with core.store.session() as s:
+        keys = sorted((await s.scalars(select(ClientNotice.key).where(ClientNotice.appointment_id == series_id))).all())
+    assert len(keys) == 3 and len(set(keys)) == 3 and single_id != series_id
 
 
 async def test_a_number_that_is_not_international_is_failed_visibly_not_guessed(

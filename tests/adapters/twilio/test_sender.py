@@ -10,7 +10,7 @@ import pytest
 
 from adapters.twilio import TwilioSms, read_inbound, signature
 from adapters.twilio.settings import TwilioSettings
-from sync.contract import AuthExpired, BadPayload, RateLimited, Refused
+from sync.contract import AuthExpired, BadPayload, RateLimited, RecipientOptedOut, Refused
 from sync.contract.integration import WebhookRequest
 from sync.contract.messages import ClientSms
 from tests.adapters.twilio.fakes.twilio import (
@@ -72,7 +72,7 @@ async def test_twilio_errors_land_on_the_shared_tree_with_their_code(fake: Twili
     with pytest.raises(Refused, match="21660") as caught:  # a code without our own words: Twilio's, scrubbed
         await sender(fake, twilio_from="+15005550009").send(ClientSms("k", CLIENT, "x"))
     assert "5550009" not in str(caught.value) and "Mismatch between the 'From' number <number>" in str(caught.value)
-    with pytest.raises(Refused, match=r"replied STOP.*21610"):
+    with pytest.raises(RecipientOptedOut, match=r"replied STOP.*21610"):  # the core records the opt-out
         await sender(fake).send(ClientSms("k", CLIENT, "x"))
     assert fake.messages == []
 

@@ -6,16 +6,21 @@ a connection's logging."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.commands.errors import ParseError
+from bot.commands.grammar import GRAMMAR, parse
+from bot.commands.handlers import handle
+from bot.views import Error, Notice
 from sync.boot import open_core
 from sync.notify import crm
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
+from sync.services.identities import Actor
 from sync.services.status import connection_status
 from sync.store.migrate import upgrade
 from sync.store.model import Appointment, AuditEntry, Connection, CrmEntry, Practice, Practitioner
@@ -142,16 +147,134 @@ async def test_crm_log_off_stops_a_connections_logging(core: Core, fakes: tuple[
     assert [e.connection_id for e in await entries(core)] == [sf_id]
 
 
-async def test_a_recurring_series_is_not_logged_as_one_visit(core: Core,
-                                                             fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+async def series_change(core: Core, practice_id: int, lee: int, kind: str, version: int, **values: object) -> int:
+    """A weekly series (six visits from tomorrow) stored or changed as a sync does, with its event."""
+    async with core.store.session() as s:
+        appt = await s.scalar(select(Appointment).where(Appointment.rrule.is_not(None)))
+        if appt is None:
+            appt = Appointment(practice_id=practice_id, practitioner_id=lee, start=NOW + timedelta(days=1),
+                               end=NOW + timedelta(days=1, minutes=30), tzid="Europe/London", status="confirmed",
+                               version=version, exdates=[], client_name="Jane Roe",
+                               client_email="jane@client.example", rrule="FREQ=WEEKLY;COUNT=6")
+            s.add(appt)
+        for name, value in values.items():
+            setattr(appt, name, value)
+        appt.version = version
+        await s.flush()
+        await core.bus.emit(s, AppointmentEvent(kind, appt.id, version, practice_id, lee, "test"))
+        return appt.id
+
+
+async def test_a_recurring_series_is_logged_visit_by_visit_within_the_window_once_each(
+        core: Core, fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+    hub, org = fakes
+    practice_id, lee, hs_id, _ = await practice(core, hub, org)
+    series_id = await series_change(core, practice_id, lee, "created", 1)
+    # Four of its six visits fall in the next 28 days: one activity each, in both CRMs.
+    rows = await entries(core)
+    assert len(rows) == 8 and len({e.visit_key for e in rows}) == 4
+    assert all(e.visit_key.startswith(f"clinicbot-{practice_id}-{series_id}-") for e in rows)
+    assert (await crm.log_due(core)).logged == 8
+    assert len(hub.meetings) == 4 and len(org.live("Event")) == 4
+    starts = sorted(str(m["hs_meeting_start_time"]) for m in hub.meetings.values())
+    assert len(set(starts)) == 4
+    # The same event again, and the sweep: nothing new, nothing written twice.
+    async with core.store.session() as s:
+        await crm.on_event(core, s, AppointmentEvent("created", series_id, 1, practice_id, lee, "test"))
+    await crm.log_job(core)
+    assert len(hub.meetings) == 4 and len(org.live("Event")) == 4 and len(await entries(core)) == 8
+
+    # A week on, the fifth visit comes into the window: the sweep logs it, once.
+    week = NOW + timedelta(days=7)
+    core.clock = lambda: week
+    assert await crm.queue_series(core) == 2
+    assert await crm.queue_series(core) == 0
+    await crm.log_due(core)
+    assert len(hub.meetings) == 5 and len(org.live("Event")) == 5
+
+    # The third visit is taken out of the series (an EXDATE): its activity is cancelled, the others stay.
+    third = NOW + timedelta(days=15)
+    await series_change(core, practice_id, lee, "updated", 2, exdates=[third.isoformat()])
+    changed = [e for e in await entries(core) if e.want_version == 2 and e.status == "pending"]
+    assert {(e.want or {})["stage"] for e in changed} == {"cancelled"} and len(changed) == 2
+    await crm.log_due(core)
+    outcomes = sorted(str(m.get("hs_meeting_outcome")) for m in hub.meetings.values())
+    assert outcomes.count("CANCELED") == 1 and len(hub.meetings) == 5
+    async with core.store.session() as s:
+        logged = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "crm.logged",
+                                                           AuditEntry.appointment_id == series_id))).all()
+    assert len(logged) == 5 * 2 + 2 and {e.details["connection_id"] for e in logged} >= {hs_id}
+
+
+async def test_admins_see_each_crm_and_switch_its_logging_from_chat_audited(
+        core: Core, fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
+    hub, org = fakes
+    practice_id, lee, hs_id, sf_id = await practice(core, hub, org)
+    admin = Actor(practice_id, 1, "slack", "Ann", frozenset({"admin"}), "T1", "UADMIN")
+    staff = Actor(practice_id, 2, "slack", "Desk", frozenset({"staff"}), "T1", "UDESK")
+    await visit(core, practice_id, lee)
+    org.external_id_fields.clear()  # Salesforce refuses: the failure shows
+    await crm.log_due(core)
+
+    shown = await handle(core, admin, parse("crm"))
+    assert isinstance(shown, Notice), shown
+    lines = shown.text.splitlines()
+    assert lines[0].startswith(f"• {hs_id} hubspot (hub): logging on; last write ") and "1 visits logged" in lines[0]
+    assert lines[1].startswith(f"• {sf_id} salesforce (org): logging on; nothing written yet; 0 visits logged, "
+                               "1 failed")
+    assert "last failure:" in lines[2] and "external ID" in lines[2]
+    assert "jane" not in shown.text.lower()  # no client detail
+    refused = await handle(core, staff, parse("crm"))
+    assert isinstance(refused, Error) and "only admins" in refused.message
+    assert isinstance(await handle(core, staff, parse("crm log off hubspot")), Error)
+
+    with pytest.raises(ParseError, match="on <connection>"):
+        parse("crm log maybe hubspot")
+    with pytest.raises(ParseError, match="which connection"):
+        parse("crm log off")
+    off = await handle(core, admin, parse("crm log off hubspot"))
+    assert isinstance(off, Notice) and off.text.startswith("Visit logging to hubspot (hub) is now off.")
+    again = await handle(core, admin, parse(f"crm log off {hs_id}"))
+    assert isinstance(again, Notice) and "was already off" in again.text
+    missing = await handle(core, admin, parse("crm log off 999"))
+    assert isinstance(missing, Error) and "no connection is called '999'" in missing.message
+    # A visit now goes to Salesforce only; back on, HubSpot logs the next change again.
+    await visit(core, practice_id, lee, email="bob@client.example")
+    assert sorted(e.connection_id for e in await entries(core)) == sorted([hs_id, sf_id, sf_id])
+    await handle(core, admin, parse("crm log on hub"))
+    async with core.store.session() as s:
+        conn = await s.get(Connection, hs_id)
+        assert conn is not None and conn.config["crm_log"] is True
+        rows = (await s.scalars(select(AuditEntry).where(AuditEntry.action == "connection.crm_log")
+                                .order_by(AuditEntry.seq))).all()
+    assert [(r.actor, r.before, r.after) for r in rows] == [
+        ("slack:T1/UADMIN", {"crm_log": True}, {"crm_log": False}),
+        ("slack:T1/UADMIN", {"crm_log": False}, {"crm_log": True})]
+    assert [spec.name for spec in GRAMMAR].index("crm") > 11  # after the 12 the Teams manifest lists
+
+
+async def test_one_changed_visit_of_a_series_updates_its_own_activity_not_a_new_one(
+        core: Core, fakes: tuple[HubSpotFake, SalesforceFake]) -> None:
     hub, org = fakes
     practice_id, lee, _, _ = await practice(core, hub, org)
-    async with core.store.session() as s:
-        appt = Appointment(practice_id=practice_id, practitioner_id=lee, start=NOW + timedelta(days=1),
-                           end=NOW + timedelta(days=1, minutes=30), tzid="Europe/London", status="confirmed",
-                           version=1, exdates=[], client_name="Jane Roe", client_email="jane@client.example",
-                           rrule="FREQ=WEEKLY;COUNT=6")
-        s.add(appt)
+    series_id = await series_change(core, practice_id, lee, "created", 1, source_uid="weekly-1")
+    await crm.log_due(core)
+    assert len(hub.meetings) == 4
+    second = NOW + timedelta(days=8)
+    async with core.store.session() as s:  # the calendar moved the second visit by two hours (an override row)
+        override = Appointment(practice_id=practice_id, practitioner_id=lee, start=second + timedelta(hours=2),
+                               end=second + timedelta(hours=2, minutes=30), tzid="Europe/London",
+                               status="confirmed", version=1, exdates=[], client_name="Jane Roe",
+                               client_email="jane@client.example", source_uid="weekly-1",
+                               recurrence_key=second.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
+        s.add(override)
         await s.flush()
-        await core.bus.emit(s, AppointmentEvent("created", appt.id, 1, practice_id, lee, "test"))
-    assert await entries(core) == []
+        await core.bus.emit(s, AppointmentEvent("rescheduled", override.id, 1, practice_id, lee, "test"))
+        override_id = override.id
+    rows = await entries(core)
+    assert len(rows) == 8  # no new activity: the occurrence's own row now follows the override
+    moved = [e for e in rows if e.appointment_id == override_id]
+    assert len(moved) == 2 and all(e.visit_key.startswith(f"clinicbot-{practice_id}-{series_id}-") for e in moved)
+    assert (await crm.log_due(core)).logged == 2
+    assert len(hub.meetings) == 4 and len(org.live("Event")) == 4
+    assert await crm.queue_series(core) == 0  # the sweep does not bring the replaced visit back

@@ -5,10 +5,17 @@ taken meanwhile books nothing; only staff may press."""
 from __future__ import annotations
 
 import asyncio
+import email
+import socket
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from email.message import Message
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from bot.commands.actions import BookLead, MarkLeadLost, ProposeLead, decode, encode
@@ -19,8 +26,10 @@ from bot.commands.leads import lead_view
 from bot.slack.render import message
 from bot.teams.cards import render_parts
 from bot.views import Error, LeadCardView, LeadList
+from sync.boot import open_core
 from sync.contract.leads import LeadInput
-from sync.notify.leads import resend_cards, take_lead
+from sync.notify import clients
+from sync.notify.leads import card_sender, resend_cards, take_lead
 from sync.runtime.core import Core
 from sync.runtime.notifier import DeliveryError, Notification
 from sync.services import leads
@@ -28,8 +37,10 @@ from sync.services.errors import Conflict
 from sync.services.form_connections import add_signed_form
 from sync.services.identities import Actor
 from sync.services.practices import add_practitioner, create_practice
-from sync.store.model import Appointment, AuditEntry, ClientNotice
+from sync.store.migrate import upgrade
+from sync.store.model import Appointment, AuditEntry, ClientNotice, Practice
 from sync.store.model import Lead as LeadRow
+from tests.conftest import drop_schema, make_settings
 
 TZ = "America/New_York"
 ZONE = ZoneInfo(TZ)
@@ -169,7 +180,8 @@ async def test_the_leads_command_lists_open_leads_and_shows_one_with_its_slots(c
     assert parse("leads") == ShowLeads() and parse("lead L-3") == ShowLeads(3)
     with pytest.raises(ParseError, match="lead ids look like L-12"):
         parse("leads A-3")
-    assert GRAMMAR[-1].name == "leads"  # new commands go last: the Teams manifest lists the first 12
+    names = [spec.name for spec in GRAMMAR]
+    assert names.index("leads") > 11  # new commands go last: the Teams manifest lists the first 12
     empty = await handle(core, _staff(practice_id), ShowLeads())
     assert isinstance(empty, LeadList) and empty.cards == () and "connect leadform" in empty.empty_text
     first, second = await _lead(core, practice_id), await _lead(core, practice_id, 2, email="bo@example.org")
@@ -203,6 +215,7 @@ async def test_a_card_that_reached_nobody_is_sent_again_once(core: Core) -> None
     core.services.notifier = chat
     form = await add_signed_form(core, "leadform", practice_id=practice_id, actor="cli:test")
     made = await take_lead(core, form.connection_id, "leadform", LeadInput(submission_id="s-9", email="a@example.org"))
+    await card_sender(core).drain()
     async with core.store.session() as s:
         row = await s.get(LeadRow, made.lead_id)
         assert row is not None and row.card_status == "failed"
@@ -214,3 +227,61 @@ async def test_a_card_that_reached_nobody_is_sent_again_once(core: Core) -> None
     await resend_cards(core)
     await resend_cards(core)
     assert [n.data["lead_id"] for n in chat.sent] == [made.lead_id]
+
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+async def mail_core(backend: str, tmp_path: Path) -> AsyncIterator[tuple[Core, _Inbox]]:
+    """A core whose client emails go to a real SMTP server (aiosmtpd) on loopback."""
+    inbox = _Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings = make_settings(backend, tmp_path, smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
+                             smtp_from="Harbour Clinic <desk@harbour.example>")
+    c = open_core(settings)
+    await upgrade(c.store)
+    try:
+        yield c, inbox
+    finally:
+        await c.close()
+        await drop_schema(settings)
+        controller.stop()
+
+
+async def test_a_proposal_waits_out_the_client_quiet_hours_and_only_the_live_one_goes(
+    mail_core: tuple[Core, _Inbox],
+) -> None:
+    core, inbox = mail_core
+    practice_id, kim = await _clinic(core)  # 08:00 in New York
+    async with core.store.session() as s:
+        practice = await s.get(Practice, practice_id)
+        assert practice is not None
+        practice.settings = {**(practice.settings or {}), "client_quiet": "21:00-09:00"}
+    lead_id = await _lead(core, practice_id)
+    await leads.propose(core, practice_id, lead_id, kim, TUE_2PM, actor="slack:T1/US")
+    await leads.propose(core, practice_id, lead_id, kim, TUE_3PM, actor="slack:T1/US")  # replaces the first
+    async with core.store.session() as s:
+        first, second = (await s.scalars(select(ClientNotice).order_by(ClientNotice.id))).all()
+    nine = datetime(2031, 6, 2, 9, 0, tzinfo=ZONE)
+    assert first.next_attempt_at == nine and second.next_attempt_at == nine  # like every client message
+    assert (await clients.send_due(core)).sent == 0 and inbox.messages == []  # still quiet
+    core.clock = lambda: nine.astimezone(UTC)
+    stats = await clients.send_due(core)
+    assert (stats.sent, stats.skipped) == (1, 1)
+    [sent] = inbox.messages
+    assert "15:00" in str(sent["Subject"])  # the live proposal (3 pm), never the one it replaced
+    async with core.store.session() as s:
+        gone = await s.get(ClientNotice, first.id)
+        assert gone is not None and gone.status == "skipped" and "replaced" in (gone.last_error or "")
