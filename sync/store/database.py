@@ -167,7 +167,7 @@ class Store:
             table = getattr(getattr(obj, "__table__", None), "name", None)
             if table not in ANSWER_TABLES:
                 continue
-            found = _practices_of(obj, table)
+            found = _practices_of(session, obj, table)
             if found is None:
                 self._unscoped.add(conn)
                 return
@@ -279,14 +279,26 @@ async def hold_write_lock(session: AsyncSession) -> None:
         await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _practices_of(obj: Any, table: str) -> set[int] | None:
+def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
     """The practices a row of ANSWER_TABLES belongs to, before and after the flush; None if unknown."""
     column = "id" if table == "practice" else "practice_id"
+    state = sa_inspect(obj)
+    if column not in state.attrs:
+        # A role: its practice is its chat identity's, when that is in the session (a first
+        # contact adds both); a role's identity never changes.
+        owner_id = getattr(obj, "chat_identity_id", None)
+        mapper = next((m for m in state.mapper.registry.mappers if m.local_table.name == "chat_identity"), None)
+        owner = (
+            session.identity_map.get(session.identity_key(mapper.class_, owner_id))
+            if mapper is not None and owner_id is not None else None
+        )
+        practice_id = getattr(owner, "practice_id", None)
+        return {practice_id} if isinstance(practice_id, int) else None
     found: set[int] = set()
     value = getattr(obj, column, None)
     if isinstance(value, int):
         found.add(value)
-    history = sa_inspect(obj).attrs[column].history
+    history = state.attrs[column].history
     for old in history.deleted or ():
         if isinstance(old, int):
             found.add(old)
