@@ -44,6 +44,7 @@ from typing import Any
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.util import find_tables
 
 from sync.store.crypto import SecretBox, current_box
@@ -227,7 +228,8 @@ def _before_read(state: ORMExecuteState) -> None:
     session = state.session
     if not session.info.get(_PENDING) or not state.is_select:
         return
-    if _TABLE in find_tables(state.statement, include_crud=True):
+    statement = state.statement
+    if isinstance(statement, ClauseElement) and _TABLE in find_tables(statement, include_crud=True):
         _append_pending(session)
 
 
