@@ -26,6 +26,7 @@ BENCHMARKS = {
     "lead_forms": "400 signed lead forms (some people twice, 10% replays) at 16 concurrent vs a bare HMAC handler; staff cards",
     "shift_publish": "5,000 shifts for 200 people to Outlook on the throttling fake Graph vs the request minimum and the throttle floor",
     "crm_log": "300 visits and 50 moves logged to HubSpot and Salesforce fakes vs the documented request minimum (issue 18)",
+    "audit_lock": "16 concurrent audited writers: the append lock held until commit only vs for the whole transaction",
     "chat_mix": "a real clinic's Slack and Teams traffic (200 people, 5,000 appointments) vs bare bolt and the echo bot (issue 23)",
 }
 
