@@ -182,6 +182,11 @@ def _append_pending(session: Session) -> None:
         return
     seq, prev, keyed_from = _lock_and_read_tail(session)
     started = time.perf_counter()
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:
+        # Inserted inside a savepoint: if it rolls back, entries recorded outside it go back in
+        # the queue (`_after_soft_rollback`), so their change is not left unaudited.
+        session.info.setdefault(_APPENDED, []).append((savepoint, [(_copy(e), made_in) for e, made_in in pending]))
     for entry, _ in pending:
         seq += 1
         entry.seq = seq
@@ -197,6 +202,7 @@ def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint's release: the entries wait for the real commit
     _append_pending(session)
+    session.info.pop(_APPENDED, None)
     _write_head(session)
 
 
@@ -207,20 +213,36 @@ def _after_soft_rollback(session: Session, previous: Any) -> None:
     next append takes the lock and reads the tail again.
     """
     session.info.pop(_TAIL, None)
-    pending = session.info.get(_PENDING)
-    if not pending:
-        return
     if previous.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_APPENDED, None)
         return
-    kept = []
-    for entry, made_in in pending:
-        t = made_in
-        while t is not None and t is not previous:
-            t = t.parent
-        if t is None:
-            kept.append((entry, made_in))
-    session.info[_PENDING] = kept
+    requeue: list[tuple[AuditEntry, Any]] = []
+    groups = []
+    for inserted_in, entries in session.info.get(_APPENDED, []):
+        if _within(inserted_in, previous):
+            requeue.extend((e, made_in) for e, made_in in entries if not _within(made_in, previous))
+        else:
+            groups.append((inserted_in, entries))
+    session.info[_APPENDED] = groups
+    pending = [(e, made_in) for e, made_in in session.info.get(_PENDING, []) if not _within(made_in, previous)]
+    session.info[_PENDING] = requeue + pending
+
+
+def _within(transaction: Any, outer: Any) -> bool:
+    """Whether `transaction` is `outer` or nested inside it."""
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _copy(entry: AuditEntry) -> AuditEntry:
+    """A fresh, unchained copy of a queued entry (to queue again)."""
+    return AuditEntry(at=entry.at, actor=entry.actor, action=entry.action, practice_id=entry.practice_id,
+                      appointment_id=entry.appointment_id, before=entry.before, after=entry.after,
+                      details=entry.details)
 
 
 def _before_read(state: ORMExecuteState) -> None:
@@ -279,6 +301,7 @@ class LockStats:
 LOCK_STATS = LockStats()
 _TABLE = AuditEntry.__table__
 _PENDING = "clinicbot.audit_pending"
+_APPENDED = "clinicbot.audit_appended_in_savepoints"
 _LOCKED_AT = "clinicbot.audit_locked_at"
 _HOOKED = "clinicbot.audit_head_hooked"
 _TAIL = "clinicbot.audit_tail"

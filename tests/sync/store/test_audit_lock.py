@@ -86,3 +86,21 @@ async def test_many_concurrent_writers_keep_a_gapless_chain(core: Core) -> None:
     async with core.store.session() as s:
         assert await s.scalar(select(func.count()).select_from(AuditEntry)) == 48
     assert await _verify(core) == (48, None)
+
+
+async def test_entries_appended_inside_a_savepoint_that_rolls_back_are_queued_again(core: Core) -> None:
+    """A read of the log inside a savepoint appends the queue there; its rollback must not lose them."""
+    async with core.store.session() as s:
+        await audit.record(s, actor="cli:test", action="outer")
+        try:
+            async with s.begin_nested():
+                await audit.record(s, actor="cli:test", action="inner")
+                assert await audit.count(s) == 2  # both appended, inside the savepoint
+                raise RuntimeError("the savepoint's change failed")
+        except RuntimeError:
+            pass
+        await audit.record(s, actor="cli:test", action="after")
+    async with core.store.session() as s:
+        actions = list((await s.scalars(select(AuditEntry.action).order_by(AuditEntry.seq))).all())
+    assert actions == ["outer", "after"]
+    assert await _verify(core) == (2, None)
