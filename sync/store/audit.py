@@ -163,9 +163,16 @@ def _lock_and_read_tail(session: Session) -> tuple[int, str, int | None]:
         driver = conn.connection.driver_connection
         if driver is not None and not getattr(driver, "in_transaction", True):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-    last = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
-    keyed_from = session.execute(select(AuditHead.keyed_from).where(AuditHead.id == 1)).scalar()
-    seq, hash_ = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+    # One round trip for the tail and the head's keyed_from (the lock is held while it runs).
+    head = select(AuditHead.keyed_from).where(AuditHead.id == 1).scalar_subquery()
+    last = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash, head).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    if last is not None:
+        seq, hash_, keyed_from = int(last[0]), str(last[1]), last[2]
+    else:
+        seq, hash_ = 0, GENESIS
+        keyed_from = session.execute(select(head)).scalar()
     session.info[_TAIL] = (transaction, seq, hash_, keyed_from)
     return seq, hash_, keyed_from
 
