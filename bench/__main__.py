@@ -30,6 +30,7 @@ BENCHMARKS = {
                      "per form (issue 18)",
     "crm_series": "the CRM log's sweep of 500 recurring series for two CRMs: first, idle and a week later "
                   "(issue 18)",
+    "audit_lock": "16 concurrent audited writers: the append lock held until commit only vs for the whole transaction",
     "chat_mix": "a real clinic's Slack and Teams traffic (200 people, 5,000 appointments) vs bare bolt and the echo bot (issue 23)",
 }
 

@@ -6,8 +6,9 @@ costliest thing a chat request does. A front end keeps what it built here, keyed
 and what they asked, and can then answer a repeat inside the acknowledgement itself.
 
 An entry is used only while all of these hold:
-- nothing this process committed since it was built touched the tables answers come from
-  (`Store.data_version`, bumped on commit, see sync/store/database.py);
+- nothing this process committed since it was built touched the tables answers come from, for
+  the answer's practice (`Store.version_for`, see sync/store/database.py): a commit whose writes
+  all belong to other practices leaves it alone; one whose practice is unknown drops every entry;
 - where the database can say cheaply that anyone committed anything (`Store.external_version`:
   SQLite), nobody has since it was built, as last looked at most `watch_every` seconds ago;
   that is the bound on how long a change by another process (the CLI) takes to show there;
@@ -44,7 +45,8 @@ V = TypeVar("V")
 @dataclass(slots=True)
 class _Entry(Generic[V]):
     value: V
-    version: int
+    scope: int | None
+    version: tuple[int, ...]
     external: int | None
     built: float
     expires: float
@@ -53,14 +55,13 @@ class _Entry(Generic[V]):
 class Versioned(Protocol):
     """What the cache watches: the core's store (sync.store.database.Store) has both."""
 
-    @property
-    def data_version(self) -> int: ...
+    def version_for(self, practice_id: int | None) -> tuple[int, ...]: ...
 
     def external_version(self) -> int | None: ...
 
 
 class AnswerCache(Generic[V]):
-    """Answers keyed by (actor, command); valid while the store's data version is unchanged."""
+    """Answers keyed by (actor, command); valid while the store's version for their practice is unchanged."""
 
     def __init__(
         self,
@@ -98,7 +99,7 @@ class AnswerCache(Generic[V]):
             if now - self._watched_at >= self.watch_every:
                 self._look(now)
             if (
-                entry.version == self.store.data_version
+                entry.version == self.store.version_for(entry.scope)
                 and entry.external == self._external
                 and entry.expires > now
             ):
@@ -109,15 +110,20 @@ class AnswerCache(Generic[V]):
         self.misses += 1
         return None
 
-    async def build(self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]]) -> V:
+    async def build(
+        self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]], scope: int | None = None
+    ) -> V:
         """Build the answer for `key` with `make` (-> (value, max age in seconds)) and keep it.
+
+        `scope` is the practice the answer is about (its data all belong to that practice): writes
+        to other practices then leave it in place. None: any relevant write drops it.
 
         Concurrent calls for one key share one build. A build during which this process committed
         a relevant write may have read the old data: its value is returned but not kept.
         """
         pending = self._pending.get(key)
         if pending is None:
-            pending = self._pending[key] = asyncio.ensure_future(self._build(key, make))
+            pending = self._pending[key] = asyncio.ensure_future(self._build(key, make, scope))
             pending.add_done_callback(lambda done: self._settled(key, done))
         # shield: one waiter going away (its request cancelled) must not cancel the others' build.
         return await asyncio.shield(pending)
@@ -128,19 +134,21 @@ class AnswerCache(Generic[V]):
         self._external = self.store.external_version()
         return self._external
 
-    async def _build(self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]]) -> V:
-        version = self.store.data_version
+    async def _build(
+        self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]], scope: int | None
+    ) -> V:
+        version = self.store.version_for(scope)
         started = self.clock()
         external = self._look(started)  # read before the data: a later change makes it differ
         ttl = self.ttl if external is None else self.watched_ttl
         value, max_age = await make()
-        if version == self.store.data_version and max_age > 0:
+        if version == self.store.version_for(scope) and max_age > 0:
             if len(self._entries) >= self.max_entries:
                 now = self.clock()
                 self._entries = {k: e for k, e in self._entries.items() if e.expires > now}
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
-            self._entries[key] = _Entry(value, version, external, started, started + min(ttl, max_age))
+            self._entries[key] = _Entry(value, scope, version, external, started, started + min(ttl, max_age))
         return value
 
     def _settled(self, key: Hashable, done: asyncio.Future[V]) -> None:

@@ -265,7 +265,9 @@ class SlackListeners:
         return kept if kept is not None else await self._rebuild(actor, command)
 
     async def _rebuild(self, actor: Actor, command: ShowAgenda) -> Rendered:
-        return await self.answers.build((actor, command), lambda: self._build_agenda(actor, command))
+        return await self.answers.build(
+            (actor, command), lambda: self._build_agenda(actor, command), scope=actor.practice_id
+        )
 
     async def _build_agenda(self, actor: Actor, command: ShowAgenda) -> tuple[Rendered, float]:
         view = await handle(self.core, actor, command)

@@ -20,8 +20,11 @@ row that links to them. With the secret key, an attacker can rewrite everything.
 Patient fields never enter the log as values: `record` replaces them with a short keyed
 fingerprint, so the log shows *that* a client's name changed without carrying it.
 
-Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock, everywhere by the
-unique `seq` (a concurrent append that lost the race fails and its transaction rolls back).
+Appends are serialized: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by its write
+lock, everywhere by the unique `seq`. `record` only queues its entry in the session; the queue is
+chained and inserted just before the commit, so the lock is held from there to the commit, not
+for the whole transaction (writers in different transactions no longer queue behind each other's
+reads and round trips). Bulk `record_many` appends at once and keeps the lock until the commit.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import hmac
 import io
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +43,9 @@ from typing import Any
 
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.util import find_tables
 
 from sync.store.crypto import SecretBox, current_box
 from sync.store.model import AuditEntry, AuditHead, utcnow
@@ -137,40 +143,133 @@ def _head_mac(seq: int, hash_: str, keyed_from: int) -> str:
     return _mac("audit-head", f"{seq}:{hash_}:{keyed_from}")
 
 
-async def _next(session: AsyncSession) -> tuple[int, str]:
-    """(seq, previous hash) for the next entry, under the append lock on PostgreSQL.
+def _lock_and_read_tail(session: Session) -> tuple[int, str, int | None]:
+    """(last seq, its hash, keyed_from) under the append lock; remembered for the transaction.
 
-    Once this transaction has appended, the tail is remembered: nobody else can append until it
-    commits (the advisory lock on PostgreSQL, the write lock on SQLite), so a sync that appends
-    page by page reads the tail once, not once per page.
+    Once this transaction holds the lock (the advisory lock on PostgreSQL, the write lock on
+    SQLite), nobody else can append until it commits, so the tail is read once per transaction.
     """
-    tail = session.info.get(_TAIL)
-    if tail is not None and tail[0] is session.sync_session.get_transaction():
-        return tail[1] + 1, tail[2]
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
-    last = (
-        await session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1))
-    ).first()
-    return (last[0] + 1, last[1]) if last else (1, GENESIS)
-
-
-async def _remember(session: AsyncSession, seq: int, hash_: str) -> None:
-    """Keep the tail for the rest of this transaction, and the head to write when it commits.
-
-    The head is written once per transaction, just before the commit (`_write_head`), not once
-    per append: a sync page of 20 changes moves it once.
-    """
-    transaction = session.sync_session.get_transaction()
+    transaction = session.get_transaction()
     tail = session.info.get(_TAIL)
     if tail is not None and tail[0] is transaction:
-        keyed_from = tail[3]
+        return tail[1], tail[2], tail[3]
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY})
+    elif bind.dialect.name == "sqlite":
+        # Take SQLite's write lock before reading the tail, so the read cannot go stale before
+        # the insert (a transaction that already wrote holds it already).
+        conn = session.connection()
+        driver = conn.connection.driver_connection
+        if driver is not None and not getattr(driver, "in_transaction", True):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # One round trip for the tail and the head's keyed_from (the lock is held while it runs).
+    head = select(AuditHead.keyed_from).where(AuditHead.id == 1).scalar_subquery()
+    last = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash, head).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    if last is not None:
+        seq, hash_, keyed_from = int(last[0]), str(last[1]), last[2]
     else:
-        keyed_from = (await session.execute(select(AuditHead.keyed_from).where(AuditHead.id == 1))).scalar()
+        seq, hash_ = 0, GENESIS
+        keyed_from = session.execute(select(head)).scalar()
     session.info[_TAIL] = (transaction, seq, hash_, keyed_from)
-    if not session.info.get(_HOOKED):
-        event.listen(session.sync_session, "before_commit", _write_head)
-        session.info[_HOOKED] = True
+    return seq, hash_, keyed_from
+
+
+def _append_pending(session: Session) -> None:
+    """Chain and insert the entries `record` queued in this transaction, under the append lock.
+
+    Called just before the commit (and before anything in the transaction reads the log), so the
+    lock that serializes appends is held from here to the commit only, not for the whole
+    transaction. The entries keep the order (and the times) in which they were recorded.
+    """
+    pending: list[tuple[AuditEntry, Any]] | None = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    seq, prev, keyed_from = _lock_and_read_tail(session)
+    started = time.perf_counter()
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None:
+        # Inserted inside a savepoint: if it rolls back, entries recorded outside it go back in
+        # the queue (`_after_soft_rollback`), so their change is not left unaudited.
+        session.info.setdefault(_APPENDED, []).append((savepoint, [(_copy(e), made_in) for e, made_in in pending]))
+    for entry, _ in pending:
+        seq += 1
+        entry.seq = seq
+        entry.prev_hash = prev
+        entry.hash = prev = _row_hash(entry)
+        session.add(entry)
+    session.flush()
+    session.info[_TAIL] = (session.get_transaction(), seq, prev, keyed_from)
+    session.info[_LOCKED_AT] = session.info.get(_LOCKED_AT, started)
+
+
+def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint's release: the entries wait for the real commit
+    _append_pending(session)
+    session.info.pop(_APPENDED, None)
+    _write_head(session)
+
+
+def _after_soft_rollback(session: Session, previous: Any) -> None:
+    """Forget what a rolled-back transaction or savepoint recorded, and the tail it read.
+
+    PostgreSQL releases a lock taken inside a rolled-back savepoint, so after any rollback the
+    next append takes the lock and reads the tail again.
+    """
+    session.info.pop(_TAIL, None)
+    if previous.parent is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_APPENDED, None)
+        return
+    requeue: list[tuple[AuditEntry, Any]] = []
+    groups = []
+    for inserted_in, entries in session.info.get(_APPENDED, []):
+        if _within(inserted_in, previous):
+            requeue.extend((e, made_in) for e, made_in in entries if not _within(made_in, previous))
+        else:
+            groups.append((inserted_in, entries))
+    session.info[_APPENDED] = groups
+    pending = [(e, made_in) for e, made_in in session.info.get(_PENDING, []) if not _within(made_in, previous)]
+    session.info[_PENDING] = requeue + pending
+
+
+def _within(transaction: Any, outer: Any) -> bool:
+    """Whether `transaction` is `outer` or nested inside it."""
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _copy(entry: AuditEntry) -> AuditEntry:
+    """A fresh, unchained copy of a queued entry (to queue again)."""
+    return AuditEntry(at=entry.at, actor=entry.actor, action=entry.action, practice_id=entry.practice_id,
+                      appointment_id=entry.appointment_id, before=entry.before, after=entry.after,
+                      details=entry.details)
+
+
+def _before_read(state: ORMExecuteState) -> None:
+    """A query on the log inside a transaction that has queued entries sees them: append first."""
+    session = state.session
+    if not session.info.get(_PENDING) or not state.is_select:
+        return
+    statement = state.statement
+    if isinstance(statement, ClauseElement) and _TABLE in find_tables(statement, include_crud=True):
+        _append_pending(session)
+
+
+def _hook(session: AsyncSession) -> None:
+    sync_session = session.sync_session
+    if sync_session.info.get(_HOOKED):
+        return
+    event.listen(sync_session, "before_commit", _before_commit)
+    event.listen(sync_session, "after_soft_rollback", _after_soft_rollback)
+    event.listen(sync_session, "do_orm_execute", _before_read)
+    sync_session.info[_HOOKED] = True
 
 
 def _write_head(sync_session: Session) -> None:
@@ -192,8 +291,25 @@ def _write_head(sync_session: Session) -> None:
             update(AuditHead).where(AuditHead.id == 1).values(mac=_head_mac(seq, hash_, keyed_from), **values)
         )
     sync_session.info.pop(_TAIL, None)
+    locked_at = sync_session.info.pop(_LOCKED_AT, None)
+    if locked_at is not None:
+        LOCK_STATS.appends += 1
+        LOCK_STATS.until_commit += time.perf_counter() - locked_at
 
 
+@dataclass(slots=True)
+class LockStats:
+    """Time from taking the append lock to the commit's last statement, summed over commits (bench)."""
+
+    appends: int = 0
+    until_commit: float = 0.0
+
+
+LOCK_STATS = LockStats()
+_TABLE = AuditEntry.__table__
+_PENDING = "clinicbot.audit_pending"
+_APPENDED = "clinicbot.audit_appended_in_savepoints"
+_LOCKED_AT = "clinicbot.audit_locked_at"
 _HOOKED = "clinicbot.audit_head_hooked"
 _TAIL = "clinicbot.audit_tail"
 
@@ -210,10 +326,13 @@ async def record(
     details: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> AuditEntry:
-    """Append one entry in the caller's transaction. The one function every feature calls."""
-    seq, prev = await _next(session)
+    """Append one entry in the caller's transaction. The one function every feature calls.
+
+    The entry is queued in the session and chained (seq, prev_hash, hash) and inserted just
+    before the transaction commits, or before the transaction next reads the log; a rollback
+    (of the transaction, or of the savepoint it was recorded in) drops it.
+    """
     entry = AuditEntry(
-        seq=seq,
         at=(at or utcnow()).astimezone(UTC),
         actor=actor,
         action=action,
@@ -222,12 +341,11 @@ async def record(
         before=scrub(before),
         after=scrub(after),
         details=scrub(details),
-        prev_hash=prev,
     )
-    entry.hash = _row_hash(entry)
-    session.add(entry)
-    await session.flush()
-    await _remember(session, seq, entry.hash)
+    sync_session = session.sync_session
+    _hook(session)
+    made_in = sync_session.get_nested_transaction() or sync_session.get_transaction()
+    sync_session.info.setdefault(_PENDING, []).append((entry, made_in))
     return entry
 
 
@@ -407,7 +525,11 @@ async def record_many(session: AsyncSession, entries: list[dict[str, Any]], at: 
 
     from sqlalchemy import insert
 
-    seq, prev = await _next(session)
+    _hook(session)
+    await session.run_sync(_append_pending)
+    last, prev, keyed_from = await session.run_sync(_lock_and_read_tail)
+    seq = last + 1
+    started = time.perf_counter()
     when = (at or utcnow()).astimezone(UTC)
     table = AuditEntry.__table__
     # Rows are built and inserted 1,000 at a time: a 10,000-row import never holds all of them.
@@ -424,5 +546,6 @@ async def record_many(session: AsyncSession, entries: list[dict[str, Any]], at: 
             rows.append(row)
             seq += 1
         await session.execute(insert(table), rows)  # type: ignore[arg-type]
-    await _remember(session, seq - 1, prev)
+    session.info[_TAIL] = (session.sync_session.get_transaction(), seq - 1, prev, keyed_from)
+    session.info.setdefault(_LOCKED_AT, started)
     return len(entries)

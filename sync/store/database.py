@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -107,32 +108,107 @@ class Store:
         self.url = url
         self.schema = schema
         self.engine = create_engine(url, schema, **engine_kwargs)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=_session_class())
+        session_class = _session_class()
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=session_class)
         #: Bumped whenever a transaction of this process that wrote to ANSWER_TABLES commits; answer
         #: caches compare it to the value they were built at. Other processes' writes do not bump it,
         #: so such caches also bound their entries' age.
         self.data_version = 0
+        #: Bumped by such a commit whose writes cannot all be put down to practices (Core UPDATEs,
+        #: bulk statements, a failed flush); `practice_versions` by one whose writes can: every row
+        #: it wrote was an ORM object of ANSWER_TABLES with a known practice (see `version_for`).
+        self.unscoped_version = 0
+        self.practice_versions: dict[int, int] = {}
         # Connections (SQLAlchemy's, one per transaction) whose open transaction wrote to
         # ANSWER_TABLES. Kept here, not in `conn.info`: reading that can make a connection that is
         # being invalidated try to reconnect, from inside a rollback.
         self._wrote: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._unscoped: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._flushing: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+        self._scopes: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
         self._watch: sqlite3.Connection | None = None
         sync_engine = self.engine.sync_engine
         event.listen(sync_engine, "after_cursor_execute", self._note_write)
+        event.listen(sync_engine, "handle_error", self._failed)
         event.listen(sync_engine, "commit", self._committed)
-        event.listen(sync_engine, "rollback", self._wrote.discard)
+        event.listen(sync_engine, "rollback", self._forget)
+        event.listen(session_class, "before_flush", self._before_flush)
+        event.listen(session_class, "after_flush", self._after_flush)
 
     def _note_write(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if statement[:1] in "SsWw":  # SELECT / WITH: the common case, decided without the regex
             return
         match = _WRITE.match(statement)
-        if match is not None and match.group(1).lower() in ANSWER_TABLES:
+        if match is not None and (table := match.group(1).lower()) in ANSWER_TABLES:
             self._wrote.add(conn)
+            flushing = self._flushing.get(conn)
+            if flushing is None:
+                self._unscoped.add(conn)  # a statement outside an ORM flush: practice unknown
+            else:
+                flushing.add(table)
+
+    def _before_flush(self, session: Session, *_: Any) -> None:
+        conn = session.connection()
+        if self._flushing.get(conn):
+            # Written since a flush that found nothing to do (it never reached after_flush):
+            # statements outside a flush, so their practice is unknown.
+            self._unscoped.add(conn)
+        self._flushing[conn] = set()
+
+    def _after_flush(self, session: Session, _context: Any) -> None:
+        """Put the flush's writes to ANSWER_TABLES down to practices, or mark them unscoped."""
+        conn = session.connection()
+        written = self._flushing.pop(conn, None)
+        if not written:
+            return
+        practices: set[int] = set()
+        covered: set[str] = set()
+        for obj in (*session.new, *session.dirty, *session.deleted):
+            table = getattr(getattr(obj, "__table__", None), "name", None)
+            if table not in ANSWER_TABLES:
+                continue
+            found = _practices_of(session, obj, table)
+            if found is None:
+                self._unscoped.add(conn)
+                return
+            practices |= found
+            covered.add(table)
+        if not written <= covered:  # rows written that no object accounts for (cascades ...)
+            self._unscoped.add(conn)
+            return
+        self._scopes.setdefault(conn, set()).update(practices)
+
+    def _failed(self, context: Any) -> None:
+        conn = getattr(context, "connection", None)
+        if conn is not None and self._flushing.pop(conn, None) is not None:
+            self._unscoped.add(conn)  # a flush that failed half way: its writes are not put down
 
     def _committed(self, conn: Any) -> None:
         if conn in self._wrote:
-            self._wrote.discard(conn)
             self.data_version += 1
+            scopes = self._scopes.get(conn)
+            if conn in self._unscoped or self._flushing.get(conn) or scopes is None:
+                self.unscoped_version += 1
+            else:
+                for practice_id in scopes:
+                    self.practice_versions[practice_id] = self.practice_versions.get(practice_id, 0) + 1
+        self._forget(conn)
+
+    def _forget(self, conn: Any) -> None:
+        self._wrote.discard(conn)
+        self._unscoped.discard(conn)
+        self._flushing.pop(conn, None)
+        self._scopes.pop(conn, None)
+
+    def version_for(self, practice_id: int | None) -> tuple[int, ...]:
+        """What an answer about `practice_id` depends on: it is stale once this changes.
+
+        None (an answer not tied to one practice): every committed write to ANSWER_TABLES.
+        A practice: the unscoped writes and that practice's own.
+        """
+        if practice_id is None:
+            return (self.data_version,)
+        return (self.unscoped_version, self.practice_versions.get(practice_id, 0))
 
     def external_version(self) -> int | None:
         """A number that changes whenever anyone, this process or another, commits to the database;
@@ -201,6 +277,32 @@ async def hold_write_lock(session: AsyncSession) -> None:
     driver = (await conn.get_raw_connection()).driver_connection
     if driver is not None and not driver.in_transaction:
         await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
+    """The practices a row of ANSWER_TABLES belongs to, before and after the flush; None if unknown."""
+    column = "id" if table == "practice" else "practice_id"
+    state = sa_inspect(obj)
+    if column not in state.attrs:
+        # A role: its practice is its chat identity's, when that is in the session (a first
+        # contact adds both); a role's identity never changes.
+        owner_id = getattr(obj, "chat_identity_id", None)
+        mapper = next((m for m in state.mapper.registry.mappers if m.local_table.name == "chat_identity"), None)
+        owner = (
+            session.identity_map.get(session.identity_key(mapper.class_, owner_id))
+            if mapper is not None and owner_id is not None else None
+        )
+        practice_id = getattr(owner, "practice_id", None)
+        return {practice_id} if isinstance(practice_id, int) else None
+    found: set[int] = set()
+    value = getattr(obj, column, None)
+    if isinstance(value, int):
+        found.add(value)
+    history = state.attrs[column].history
+    for old in history.deleted or ():
+        if isinstance(old, int):
+            found.add(old)
+    return found or None
 
 
 def _short(exc: BaseException) -> str:

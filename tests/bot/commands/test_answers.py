@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.answers import AnswerCache
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.store.database import Store
-from sync.store.model import Practice
+from sync.store.model import Appointment, Practice, Practitioner
 
 
 async def _write(core: Core) -> None:
@@ -147,3 +147,60 @@ def _value(value: object, max_age: float = 60.0):  # type: ignore[no-untyped-def
         return value, max_age
 
     return make
+
+
+async def _two_practices(core: Core) -> tuple[int, int]:
+    async with core.store.session() as s:
+        first = await s.scalar(select(Practice).order_by(Practice.id))
+        assert first is not None
+        other = Practice(name="Other clinic", timezone="UTC")
+        s.add(other)
+        await s.flush()
+        return first.id, other.id
+
+
+async def test_a_write_to_another_practice_keeps_the_answer_one_to_its_own_drops_it(core: Core) -> None:
+    """Invalidation is per practice: agendas of one clinic survive another clinic's changes."""
+    mine, other = await _two_practices(core)
+    cache: AnswerCache[str] = AnswerCache(core.store)
+    await cache.build("mine", _value("my agenda"), scope=mine)
+    await cache.build("theirs", _value("their agenda"), scope=other)
+    await cache.build("unscoped", _value("anything"))
+    async with core.store.session() as s:  # an ORM change to the other practice's practitioner
+        s.add(Practitioner(practice_id=other, name="Dr Other", handle="dr-other", timezone="UTC", reminder_prefs={}))
+    assert cache.get("mine") == "my agenda"
+    assert cache.get("theirs") is None
+    assert cache.get("unscoped") is None  # an answer without a practice goes with any change
+    await cache.build("theirs", _value("their agenda"), scope=other)
+    async with core.store.session() as s:  # moving a practitioner between practices drops both
+        moved = await s.scalar(select(Practitioner).where(Practitioner.handle == "dr-other"))
+        assert moved is not None
+        moved.practice_id = mine
+    assert cache.get("mine") is None and cache.get("theirs") is None
+
+
+async def test_a_write_whose_practice_is_unknown_drops_every_answer(core: Core) -> None:
+    mine, other = await _two_practices(core)
+    cache: AnswerCache[str] = AnswerCache(core.store)
+    await cache.build("mine", _value("my agenda"), scope=mine)
+    await cache.build("theirs", _value("their agenda"), scope=other)
+    async with core.store.session() as s:  # a Core UPDATE: which rows (and practices) it hit is not known
+        await s.execute(update(Appointment).where(Appointment.id == -1).values(client_name="x"))
+    assert cache.get("mine") is None and cache.get("theirs") is None
+
+
+async def test_a_racing_write_to_the_same_practice_is_not_kept_another_practice_is(core: Core) -> None:
+    mine, other = await _two_practices(core)
+    cache: AnswerCache[str] = AnswerCache(core.store)
+
+    async def racing(practice_id: int, value: str) -> tuple[str, float]:
+        async with core.store.session() as s:
+            place = await s.get(Practice, practice_id)
+            assert place is not None
+            place.name = place.name + "!"
+        return value, 60.0
+
+    assert await cache.build("a", lambda: racing(mine, "v1"), scope=mine) == "v1"
+    assert cache.get("a") is None
+    assert await cache.build("b", lambda: racing(other, "v2"), scope=mine) == "v2"
+    assert cache.get("b") == "v2"

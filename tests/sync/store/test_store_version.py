@@ -42,3 +42,36 @@ async def test_committed_orm_and_core_writes_bump_it(core: Core) -> None:
     async with store.session() as s:
         await s.execute(update(Appointment).where(Appointment.id == -1).values(client_name="x"))
     assert store.data_version == start + 2
+
+
+async def test_orm_writes_are_put_down_to_their_practice_and_core_writes_to_none(core: Core) -> None:
+    """version_for(practice): changes with that practice's writes and with writes of unknown practice only."""
+    from sync.store.model import ChatIdentity, Role
+
+    store = core.store
+    async with store.session() as s:
+        first = await s.scalar(select(Practice).order_by(Practice.id))
+        assert first is not None
+        other = Practice(name="Other clinic", timezone="UTC")
+        s.add(other)
+        await s.flush()
+        mine, theirs = first.id, other.id
+    before_mine, before_theirs = store.version_for(mine), store.version_for(theirs)
+    async with store.session() as s:  # a first contact in the other practice: identity and role together
+        person = ChatIdentity(practice_id=theirs, platform="slack", workspace_id="T9", user_id="U9")
+        s.add(person)
+        await s.flush()
+        s.add(Role(chat_identity_id=person.id, role="staff"))
+    assert store.version_for(mine) == before_mine
+    assert store.version_for(theirs) != before_theirs
+    before_mine, before_theirs = store.version_for(mine), store.version_for(theirs)
+    async with store.session() as s:  # a Core statement: which practice it hit is unknown
+        await s.execute(update(Practitioner).where(Practitioner.id == -1).values(name="x"))
+    assert store.version_for(mine) != before_mine and store.version_for(theirs) != before_theirs
+    before_mine = store.version_for(mine)
+    with pytest.raises(RuntimeError):  # rolled back: nothing changes
+        async with store.session() as s:
+            s.add(Practitioner(practice_id=mine, name="Dr Gone", handle="dr-gone", timezone="UTC", reminder_prefs={}))
+            await s.flush()
+            raise RuntimeError("rolled back")
+    assert store.version_for(mine) == before_mine
