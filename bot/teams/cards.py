@@ -335,7 +335,9 @@ def render_parts(view: View) -> tuple[list[Json], list[Json]]:
                 body.append(text(f"Try: `{view.example}`", isSubtle=True))
             return body, []
         case Notice():
-            return ([_heading(view.title)] if view.title else []) + [text(view.text)], []
+            # One TextBlock per line: Teams joins a TextBlock's single line breaks into one paragraph.
+            lines = [text(line) for line in view.text.split("\n") if line.strip()] or [text(view.text)]
+            return ([_heading(view.title)] if view.title else []) + lines, []
         case Reconnect():
             steps = view.steps or (
                 f"The sign-in for {view.provider} ({view.account}) has expired; sync is "

@@ -199,3 +199,11 @@ def test_package_fills_ids_and_domain_and_is_valid(tmp_path: Path) -> None:
 def test_package_refuses_incomplete_settings(overrides: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(PackageError):
         build_manifest(_settings(**overrides))
+
+
+def test_a_notice_of_several_lines_keeps_its_lines_apart() -> None:
+    # Teams runs a TextBlock's single line breaks together ("on, by email New bookings: off"), as the
+    # Agents Playground showed for `client-notices`: each line is its own block.
+    card = cards.render(Notice("Client messages: on, by email\n\nNew bookings: off\nQuiet hours: none", title="Client"))
+    texts = [b["text"] for b in card["body"] if b["type"] == "TextBlock"]
+    assert texts == ["Client", "Client messages: on, by email", "New bookings: off", "Quiet hours: none"]
