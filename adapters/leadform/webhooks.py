@@ -9,14 +9,14 @@ captured form cannot be replayed into a second lead. Nothing is stored for a ref
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from adapters.kit import signed_body
+from adapters.kit.signed_body import SIGNATURE_HEADER, TOLERANCE
 from sync.contract import BadPayload, Refused, Unavailable
 from sync.contract.integration import ChannelDesk, WebhookAnswer, WebhookRequest
 from sync.contract.leads import LeadInput
@@ -24,29 +24,16 @@ from sync.contract.leads import LeadInput
 __all__ = ["SIGNATURE_HEADER", "TOLERANCE", "LeadForm", "LeadFormWebhooks", "sign", "verify"]
 
 log = logging.getLogger("clinicbot.leadform")
-SIGNATURE_HEADER = "x-clinicbot-signature"
-#: Seconds a signature's timestamp may be off the server's clock (either way).
-TOLERANCE = 300
 
 
 def sign(body: bytes, secret: str, t: int) -> str:
     """The header value a form sends for `body` signed at unix time `t` (what the README shows)."""
-    digest = hmac.new(secret.encode("utf-8"), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
+    return signed_body.sign(body, secret, t)
 
 
 def verify(body: bytes, header: str, secret: str, now: float, tolerance: int = TOLERANCE) -> str | None:
     """None when `header` signs `body` under `secret` within `tolerance` of `now`; else why not."""
-    if not secret:
-        return "no secret"
-    parts = dict(p.strip().split("=", 1) for p in header.split(",") if "=" in p)
-    t, v1 = parts.get("t", ""), parts.get("v1", "")
-    if not (t.isascii() and t.isdigit()) or len(t) > 12 or not v1:
-        return "unsigned"
-    if abs(now - int(t)) > tolerance:
-        return "stale"
-    want = hmac.new(secret.encode("utf-8"), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return None if hmac.compare_digest(want.encode(), v1.encode("ascii", "replace")) else "forged"
+    return signed_body.check(body, header, secret, now, tolerance)
 
 
 def _times(value: object) -> object:

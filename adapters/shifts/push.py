@@ -22,14 +22,14 @@ push naming its index: nothing is imported from a push that did not read whole.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from adapters.kit import signed_body
+from adapters.kit.signed_body import SIGNATURE_HEADER, TOLERANCE
 from adapters.shifts.csvfile import MAX_CELL, MAX_ROWS, looks_like_formula, parse_time
 from sync.contract import BadPayload
 from sync.contract.shifts import IDENTITY_FIELDS, Shift, ShiftPerson, ShiftSnapshot
@@ -37,35 +37,18 @@ from sync.contract.shifts import IDENTITY_FIELDS, Shift, ShiftPerson, ShiftSnaps
 __all__ = ["DELIVERY_HEADER", "MAX_PUSH_BYTES", "SIGNATURE_HEADER", "TOLERANCE", "parse_push", "sign", "verify_push"]
 
 PROVIDER = "shifts"
-SIGNATURE_HEADER = "x-clinicbot-signature"
 DELIVERY_HEADER = "x-clinicbot-delivery"
-#: Seconds a signature's timestamp may be from the server's clock.
-TOLERANCE = 300
 MAX_PUSH_BYTES = 10 * 1024 * 1024
 
 
 def sign(body: bytes, secret: str, at: datetime) -> str:
     """The signature header's value for `body` sent at `at` (for senders, and tests)."""
-    t = str(int(at.timestamp()))
-    digest = hmac.new(secret.encode("utf-8"), t.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
+    return signed_body.sign(body, secret, int(at.timestamp()))
 
 
 def verify_push(body: bytes, headers: Mapping[str, str], secret: str, now: datetime) -> str | None:
     """None when the headers sign `body` under `secret` within the window; else why not (for the log)."""
-    parts = dict(p.strip().partition("=")[::2] for p in headers.get(SIGNATURE_HEADER, "").split(","))
-    t, v1 = parts.get("t", ""), parts.get("v1", "")
-    if not t or not v1:
-        return "no signature"
-    # ASCII digits of a timestamp's length only: isdigit() alone accepts "¹²³".
-    if not (t.isascii() and t.isdigit() and len(t) <= 12):
-        return "bad timestamp"
-    if abs(now.timestamp() - int(t)) > TOLERANCE:
-        return "stale timestamp"
-    expected = hmac.new(secret.encode("utf-8"), t.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode("ascii"), v1.encode("ascii", "replace")):
-        return "bad signature"
-    return None
+    return signed_body.check(body, headers.get(SIGNATURE_HEADER, ""), secret, now.timestamp())
 
 
 def _bad(message: str, index: int | None = None) -> BadPayload:
