@@ -12,7 +12,9 @@
   memory, and a copy seen before is acknowledged without a second sync.
 - A destination is application-wide: it receives every grant's events, so the delivery's
   `grant_id` routes it. One for another connection's grant is acknowledged and ignored (that
-  connection's own destination brings it there).
+  connection's own destination brings it there). The delivery names the grant by its id, also
+  for a grant added with the API key by its email: `NylasAppWebhook.account_config` looks the
+  id up once (`GET /v3/grants/{email}`) and the connection keeps it.
 - event.created/updated/deleted (and their `.transformed` variants) and calendar changes ask for
   a sync of the connection; grant.expired asks for one too, which meets the 401 and gives the
   reconnect card.
@@ -34,9 +36,11 @@ from typing import Any
 from urllib.parse import quote
 
 from adapters.nylas.client import PROVIDER, NylasClient
-from adapters.nylas.provider import NylasCalendar
+from adapters.nylas.discovery import check_grant
+from adapters.nylas.provider import NylasCalendar, open_client
+from adapters.nylas.provider import grant_id as named_grant
 from adapters.nylas.settings import nylas_settings
-from sync.contract import BadPayload, CalendarProvider, NotFound, Refused
+from sync.contract import BadPayload, CalendarProvider, ConnectionInfo, NotFound, Refused
 from sync.contract.integration import (
     AppChannel,
     AppDelivery,
@@ -279,3 +283,26 @@ class NylasAppWebhook:
     def account_of(self, config: Any) -> str:
         grant = config.get("grant_id") if hasattr(config, "get") else None
         return grant if isinstance(grant, str) else ""
+
+    async def account_config(self, conn: ConnectionInfo, host: HostSettings) -> dict[str, Any]:
+        """The grant's real id, for a connection that names its grant otherwise.
+
+        A grant added with the API key may be named by its email (Nylas takes `email`,
+        `email:<addr>` or `grant:<id>` in paths), but a delivery's `data.object` is the event, whose
+        `grant_id` is the grant's id and which carries no grant email: `GET /v3/grants/{email}`
+        answers the grant, whose `id` is kept in the config, where `account_of` and the provider's
+        paths read it."""
+        if self.account_of(conn.config):
+            return {}
+        api = open_client(conn, host)
+        try:
+            grant = await check_grant(api, quote(named_grant(conn), safe=""))
+        finally:
+            await api.aclose()
+        real = grant.get("id")
+        if not isinstance(real, str) or not real:
+            raise BadPayload("nylas: the grant has no id", provider=PROVIDER)
+        found: dict[str, Any] = {"grant_id": real}
+        if isinstance(grant.get("email"), str) and grant["email"]:
+            found["email"] = grant["email"]
+        return found

@@ -453,7 +453,14 @@ class AppWebhooks(Protocol):
         ...
 
     def account_of(self, config: Mapping[str, Any]) -> str:
-        """The account key deliveries name for a connection of this integration (its config)."""
+        """The account key deliveries name for a connection of this integration (its config); "" when
+        its config does not say it yet (see `account_config`)."""
+        ...
+
+    async def account_config(self, conn: ConnectionInfo, host: HostSettings) -> dict[str, Any]:
+        """Config entries that make `account_of` answer the key deliveries name, asked of the platform
+        when the connection names its account another way (a Nylas grant added by its email: paths take
+        the email, deliveries carry the grant's id); {} when its config says it already."""
         ...
 
 

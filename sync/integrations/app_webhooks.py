@@ -3,8 +3,14 @@
 A platform whose webhooks are application-wide (Nylas) sends every grant's events to every
 destination. So clinicbot keeps one destination for the app, at `/webhooks/<integration>/app`,
 with its secret encrypted in `app_webhook`, and routes each verified delivery to the connection
-whose account it names (Nylas: `grant_id`); one for no connection here is acknowledged and
-dropped. Deliveries come at least once: each key is remembered per connection, as before.
+whose account it names (Nylas: `grant_id`); one for no connection here is acknowledged, logged
+and dropped. Deliveries come at least once: each key is remembered per connection, as before.
+
+A connection may name its account otherwise than deliveries do (a Nylas grant added with the API
+key by its email, while deliveries carry the grant's id): the integration's `account_config`
+looks the account up once, at connect (`account_entries`), or for connections stored before that,
+at their next push check or at the first delivery no connection matched (`settle_accounts`), and
+the answer is kept in the connection's config, where routing reads it.
 
 `ensure_app_webhooks` (run by the push renewal job) makes the destination, rotates its secret
 before it is due, and retires the per-connection destinations made before (issue 16): from then
@@ -16,21 +22,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
-from sync.contract import ProviderError
+from sync.contract import ConnectionInfo, ProviderError
 from sync.contract.integration import AppChannel, AppDelivery, AppWebhooks, WebhookAnswer, WebhookRequest
 from sync.integrations import registry
 from sync.integrations.deliveries import first_delivery
+from sync.integrations.providers import connection_info
 from sync.integrations.push_channels import sync_queue
 from sync.runtime.core import Core
 from sync.runtime.locks import SyncBusy, connection_lock
 from sync.store import audit
 from sync.store.model import AppWebhook, Connection
 
-__all__ = ["APP_PATH", "AppWebhookReport", "app_capability", "app_url", "ensure_app_webhooks",
-           "handle_app_webhook", "uses_app_webhook"]
+__all__ = ["APP_PATH", "AppWebhookReport", "account_entries", "app_capability", "app_url", "ensure_app_webhooks",
+           "handle_app_webhook", "settle_accounts", "uses_app_webhook"]
 
 log = logging.getLogger("clinicbot.app_webhooks")
 #: The path segment that names the app-wide destination instead of a connection id.
@@ -154,7 +162,11 @@ async def handle_app_webhook(core: Core, name: str, request: WebhookRequest) -> 
     if isinstance(read, WebhookAnswer):
         return read
     ids = await _connections_of(core, name, cap, read)
+    if not ids and await settle_accounts(core, name):
+        ids = await _connections_of(core, name, cap, read)  # a connection stored before it knew its account
     if not ids:
+        log.warning("app webhook delivery for an account no connection has; acknowledged and dropped",
+                    extra={"integration": name, "account": read.account, "reason": read.reason})
         return WebhookAnswer(200, "no connection for that account")
     fresh = [cid for cid in ids if await first_delivery(core, name, cid, read.key)]
     for connection_id in fresh:
@@ -168,3 +180,46 @@ async def _connections_of(core: Core, name: str, cap: AppWebhooks, delivery: App
             Connection.provider == name, Connection.sync_enabled.is_(True),
             Connection.status != "removing"))).tuples().all()
     return [cid for cid, config in rows if cap.account_of(config or {}) == delivery.account]
+
+
+async def account_entries(core: Core, name: str, info: ConnectionInfo) -> dict[str, Any]:
+    """What a new connection's config needs for its deliveries to find it ({} for other integrations).
+    A ProviderError says the platform could not tell (the connection is then refused)."""
+    cap = app_capability(name)
+    if cap is None:
+        return {}
+    return await cap.account_config(info, core.settings)
+
+
+async def settle_accounts(core: Core, name: str, *, connection_ids: list[int] | None = None) -> int:
+    """Look up, once, the account of each connection of `name` whose config does not say it (or of
+    those of `connection_ids`), and keep it in the config; how many were settled. A connection the
+    platform cannot answer for is logged and left for the next time (the others go on)."""
+    cap = app_capability(name)
+    if cap is None:
+        return 0
+    query = select(Connection).where(Connection.provider == name, Connection.status == "active")
+    if connection_ids is not None:
+        query = query.where(Connection.id.in_(connection_ids))
+    async with core.store.session() as s:
+        todo = [c for c in (await s.scalars(query)).all() if not cap.account_of(c.config or {})]
+        infos = [(c.id, connection_info(c, core)) for c in todo]
+    settled = 0
+    for connection_id, info in infos:
+        try:
+            found = await cap.account_config(info, core.settings)
+        except ProviderError as exc:
+            log.warning("the account of a connection could not be looked up; its deliveries are not routed yet",
+                        extra={"integration": name, "connection": connection_id, "error": type(exc).__name__})
+            continue
+        if not found:
+            continue
+        async with core.store.session() as s:
+            row = await s.get(Connection, connection_id)
+            if row is None:
+                continue
+            row.config = {**(row.config or {}), **found}
+        settled += 1
+        log.info("connection's account looked up for routing its deliveries",
+                 extra={"integration": name, "connection": connection_id})
+    return settled

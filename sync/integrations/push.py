@@ -29,7 +29,7 @@ from sqlalchemy import delete, or_, select
 from sync.contract import CalendarProvider, ProviderError, Refused
 from sync.contract.integration import Channel, PushChannels
 from sync.integrations import registry
-from sync.integrations.app_webhooks import app_capability, ensure_app_webhooks, uses_app_webhook
+from sync.integrations.app_webhooks import app_capability, ensure_app_webhooks, settle_accounts, uses_app_webhook
 from sync.integrations.providers import open_provider
 from sync.integrations.push_channels import refresh_channels
 from sync.runtime.core import Core
@@ -132,7 +132,10 @@ async def ensure_push(core: Core, connection_id: int) -> PushReport:
             .all()
         )
     wanted = {c.id: c for c in cals if conn.sync_enabled and c.sync_enabled and c.role in ("source", "mirror")}
-    if app_capability(conn.provider) is not None:
+    cap = app_capability(conn.provider)
+    if cap is not None:
+        if not cap.account_of(conn.config or {}):  # stored before its account was looked up at connect
+            await settle_accounts(core, conn.provider, connection_ids=[conn.id])
         app = await ensure_app_webhooks(core, only=conn.provider)
         report.created, report.renewed, report.failed = app.created, app.rotated, app.failed
         if await uses_app_webhook(core, conn.provider):

@@ -18,6 +18,7 @@ from sync.contract.integration import ROLES as CONTRACT_ROLES
 from sync.contract.integration import Connected, StaffRef
 from sync.engine.projection import PROJECTIONS
 from sync.integrations import registry
+from sync.integrations.app_webhooks import account_entries
 from sync.integrations.connect import SavedConnection, calendar_view, refresh_calendars, save_connection
 from sync.integrations.push import stop_push, stop_push_for
 from sync.runtime.core import Core
@@ -119,6 +120,8 @@ async def add_connection(
     try:
         integration = registry.get(provider)
         found = await registry.calendar_slot(provider).discover(info, core.settings)
+        # How its app-wide deliveries name it (a Nylas grant given by its email: the grant's id).
+        config.update(await account_entries(core, provider, info))
     except ProviderError as exc:
         raise ConnectionError_(f"{exc.user_message} ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not found:
@@ -127,7 +130,7 @@ async def add_connection(
     if token is not None:
         credentials = {**(credentials or {}), "webhook_token": token}
     saved = await save_connection(
-        core, integration, Connected(info.account, info.config, credentials, found),
+        core, integration, Connected(info.account, config, credentials, found),
         practice_id=chosen.id, practitioner_id=practitioner_id, actor=actor,
     )
     hook = f"{core.settings.base_url().rstrip('/')}/webhooks/{provider}/{saved.connection_id}/{token}" \

@@ -1,9 +1,13 @@
 """One app-wide Nylas destination: the renewal job makes it (its challenge answered, its secret
 stored encrypted) and retires the per-connection destination made before; deliveries are routed by
-grant_id to their connection, once each; other grants' deliveries and forged ones sync nothing."""
+grant_id to their connection, once each; other grants' deliveries and forged ones sync nothing. A grant
+added with the API key by its email is looked up once, so deliveries (which carry its id) find it."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from sqlalchemy import select, text
 
 from adapters.nylas.webhooks import sign
@@ -11,7 +15,8 @@ from sync.engine.run import sync_connection
 from sync.integrations import push
 from sync.integrations.push import ensure_push, renew_push
 from sync.runtime.syncqueue import SyncQueue
-from sync.store.model import AppWebhook, Calendar, Connection, WebhookSubscription
+from sync.services.connections import add_connection, set_calendar
+from sync.store.model import Appointment, AppWebhook, Calendar, Connection, WebhookSubscription
 from tests.adapters.nylas.fakes.nylas import NylasFake, timespan
 from tests.adapters.nylas.test_road import Syncs, clinic, connect, nylas, settle
 from tests.e2e.conftest import at
@@ -75,3 +80,47 @@ async def test_one_destination_for_the_app_routed_by_grant(clinic: Clinic, nylas
         assert r.status == 200 and await r.text() == "c-42"
     await settle(clinic, nylas)
     assert syncs.ran == [conn.id]
+
+
+async def test_a_grant_added_by_its_email_is_routed_by_its_id(clinic: Clinic, nylas: NylasFake,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    # Nylas takes a grant's email in place of its id in paths (API-key use); its deliveries carry the id.
+    desk = nylas.add_grant("outreach.desk@work.example", "microsoft")
+    added = await add_connection(clinic.core, "nylas", "https://api.us.nylas.com", username=desk.email,
+                                 actor="cli:test")
+    conn = await clinic.connection()
+    assert conn.id == added.connection_id and conn.config["grant_id"] == desk.id  # looked up once, kept
+    assert conn.credentials is not None and conn.credentials["username"] == desk.email
+    work = next(c for c in await clinic.calendars() if c.remote_id in desk.calendars and c.role == "mirror")
+    await set_calendar(clinic.core, work.id, role="source", actor="cli:test")  # its events become appointments
+    await clinic.core.services.sync_queue.drain()  # the server's own sync after connect
+    syncs = Syncs(clinic)
+    clinic.core.services.sync_queue = SyncQueue(syncs)
+    await ensure_push(clinic.core, conn.id)
+    [hook] = nylas.webhooks.values()
+    assert hook.url == f"{clinic.base_url}/webhooks/nylas/app"
+
+    # A connection stored before its grant was looked up (by an earlier version) names only the email:
+    # the first delivery no connection matches looks it up, and routes to it.
+    async with clinic.core.store.session() as s:
+        row = await s.get(Connection, conn.id)
+        assert row is not None
+        row.config = {k: v for k, v in (row.config or {}).items() if k != "grant_id"}
+    nylas.server_add(desk, work.remote_id, {"title": "Grand rounds", "when": timespan(at(10))})
+    await settle(clinic, nylas)
+    assert nylas.deliveries[-1].status == 200 and syncs.ran == [conn.id]
+    assert (await clinic.connection()).config["grant_id"] == desk.id
+    async with clinic.core.store.session() as s:
+        [appt] = (await s.scalars(select(Appointment))).all()
+    assert appt.title == "Grand rounds" and appt.start == at(10)
+
+    # A grant no connection has: acknowledged, nothing synced or stored, and the log says so.
+    caplog.set_level(logging.INFO, logger="clinicbot.app_webhooks")
+    stranger = nylas.add_grant("stranger@elsewhere.example")
+    nylas.server_add(stranger, next(iter(stranger.calendars)), {"title": "Not ours", "when": timespan(at(11))})
+    await settle(clinic, nylas)
+    assert nylas.deliveries[-1].status == 200 and syncs.ran == [conn.id]
+    async with clinic.core.store.session() as s:
+        assert len((await s.scalars(select(Appointment))).all()) == 1
+    dropped = [r for r in caplog.records if "no connection has" in r.getMessage()]
+    assert dropped and dropped[-1].levelno >= logging.INFO and getattr(dropped[-1], "account", "") == stranger.id
