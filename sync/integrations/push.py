@@ -2,9 +2,11 @@
 
 - `ensure_push(core, connection_id)` gives every enabled source or mirror calendar of a connection
   whose integration declares push channels one active channel (a Graph subscription, a Google
-  events.watch channel...), with a random secret stored encrypted in its WebhookSubscription row. It
-  runs after each successful sync; when every channel is active and far from expiry it costs three
-  small SELECTs and no platform call.
+  events.watch channel...), with a random secret stored encrypted in its WebhookSubscription row,
+  and so every work calendar with tracked events (its tracked activities follow edits at once; it
+  is closed when the last one is untracked: sync.services.tracked_events calls it). It runs after
+  each successful sync; when every channel is active and far from expiry it costs a few small
+  SELECTs and no platform call.
 - `renew_push(core)` is the leader's periodic job: channels due within their integration's margin
   are renewed (in place, or a new one first and the old one stopped, as the integration does it); a
   removed or vanished one is made again (a lifecycle event sets the row's expiry to now, so it is
@@ -35,7 +37,7 @@ from sync.integrations.push_channels import refresh_channels
 from sync.runtime.core import Core
 from sync.runtime.locks import SyncBusy, connection_lock
 from sync.runtime.settings import Settings
-from sync.store.model import Calendar, Connection, WebhookSubscription
+from sync.store.model import Calendar, Connection, Link, WebhookSubscription
 
 __all__ = [
     "RENEW_EVERY_SECONDS",
@@ -131,7 +133,11 @@ async def ensure_push(core: Core, connection_id: int) -> PushReport:
             (await s.scalars(select(WebhookSubscription).where(WebhookSubscription.connection_id == connection_id)))
             .all()
         )
-    wanted = {c.id: c for c in cals if conn.sync_enabled and c.sync_enabled and c.role in ("source", "mirror")}
+        work = [c.id for c in cals if c.role == "work"]
+        tracking = set((await s.scalars(
+            select(Link.calendar_id).where(Link.calendar_id.in_(work)).distinct())).all()) if work else set()
+    wanted = {c.id: c for c in cals if conn.sync_enabled and c.sync_enabled
+              and (c.role in ("source", "mirror") or c.id in tracking)}
     cap = app_capability(conn.provider)
     if cap is not None:
         if not cap.account_of(conn.config or {}):  # stored before its account was looked up at connect

@@ -26,7 +26,7 @@ from sync.services.errors import Invalid
 from sync.services.practices import find_practitioner, the_practice
 from sync.services.staff import identities_of, set_identities
 from sync.store import audit
-from sync.store.model import Calendar, Connection, ConsentGrant, Practitioner
+from sync.store.model import Calendar, Connection, ConsentGrant, Link, Practitioner
 
 __all__ = [
     "ROLES",
@@ -342,8 +342,11 @@ async def set_calendar(
         await audit.record(s, actor=actor, action="calendar.set", practice_id=conn.practice_id,
                            before=before, after=after, details={"calendar_id": cal.id})
         row = calendar_view(cal, conn)
-    if not cal.sync_enabled or cal.role in ("busy", "work"):  # a calendar that stopped syncing keeps no push channel
-        await stop_push(core, cal.connection_id, calendar_ids=[cal.id])
+        # A work calendar keeps its push channel while it has tracked events (sync.services.tracked_events).
+        tracking = cal.role == "work" and await s.scalar(select(Link.id).where(Link.calendar_id == cal.id)
+                                                         .limit(1)) is not None
+    if not cal.sync_enabled or cal.role == "busy" or (cal.role == "work" and not tracking):
+        await stop_push(core, cal.connection_id, calendar_ids=[cal.id])  # a calendar that stopped syncing
     if cal.backfill_state == "pending":
         _sync_soon(core, [cal.connection_id])
     return row

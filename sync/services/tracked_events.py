@@ -12,6 +12,12 @@ conflict cards, cached attachments) in one transaction and leaves the calendar e
 the audit entries remain, which name ids, never the event's title or attendees. Tracking the same
 event again makes a new activity.
 
+A work calendar with tracked events has a push channel where its platform has them (a Graph
+subscription, a Google watch channel; Nylas's app-wide webhook covers every grant already), so an
+edit there reaches the activity within seconds: the first `track` on a calendar opens it, the last
+`untrack` closes it (sync.integrations.push), and the renewal job renews it with the others.
+CalDAV and ICS work calendars are polled.
+
 An event is named in chat by a short reference, `W<calendar id>-<8 hex digits>`: the digits are a
 hash of the event's id at the provider, so no id is stored to resolve it; the calendar is read
 live (that day, or the connection's window) and the event whose id hashes to them is taken.
@@ -34,6 +40,7 @@ from sync.engine.apply import event_fields, source_status
 from sync.engine.plan import Incoming
 from sync.engine.recurrence import expand_items
 from sync.integrations.providers import open_provider
+from sync.integrations.push import ensure_push_quietly
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
 from sync.services.errors import Conflict, Denied, Invalid, NotFound
@@ -192,6 +199,7 @@ async def track(core: Core, practice_id: int, text: str, *, actor: str, day: dat
             .where(Link.calendar_id == cal.id, Link.remote_id == item.remote_id, Appointment.kind == ACTIVITY))
         if existing is not None:
             return Tracked(existing.id, existing.ref, existing.start, False)
+        first = await s.scalar(select(Link.id).where(Link.calendar_id == cal.id).limit(1)) is None
         ev = item.event
         appt = Appointment(practice_id=practice_id, practitioner_id=cal.practitioner_id or conn.practitioner_id,
                            source_calendar_id=cal.id, source_uid=ev.uid, recurrence_key="", kind=ACTIVITY,
@@ -209,7 +217,10 @@ async def track(core: Core, practice_id: int, text: str, *, actor: str, day: dat
         await core.bus.emit(s, AppointmentEvent(
             kind="created", appointment_id=appt.id, version=1, practice_id=practice_id,
             practitioner_id=appt.practitioner_id, actor=actor, origin_calendar_id=cal.id, at=now))
-        return Tracked(appt.id, appt.ref, appt.start, True)
+        done = Tracked(appt.id, appt.ref, appt.start, True)
+    if first:  # the calendar's first tracked event: its push channel opens now, not after the next poll
+        await ensure_push_quietly(core, conn.id)
+    return done
 
 
 async def untrack(core: Core, practice_id: int, text: str, *, actor: str,
@@ -223,6 +234,7 @@ async def untrack(core: Core, practice_id: int, text: str, *, actor: str,
                                                  Link.calendar_id == appt.source_calendar_id))
         shown = event_ref(link.calendar_id, link.remote_id) if link is not None and link.remote_id else appt.ref
         ref, appt_id, cal_id = appt.ref, appt.id, appt.source_calendar_id
+        last = False
         for table in (AttachmentCopy, OutboxOp, ReminderLedger, ConflictNotice):
             await s.execute(delete(table).where(table.appointment_id == appt_id))
         await s.delete(appt)  # its links go with it
@@ -232,9 +244,14 @@ async def untrack(core: Core, practice_id: int, text: str, *, actor: str,
             # (which can hold the provider's event ids) is dropped.
             await s.execute(update(Calendar).where(Calendar.id == cal_id, Calendar.role == "work")
                             .values(cursor=None, cursor_updated_at=None, last_full_sync_at=None))
+            last = True
         await audit.record(s, actor=actor, action="activity.untracked", practice_id=practice_id,
                            appointment_id=appt_id, details={"calendar_id": cal_id})
-        return Untracked(ref, shown)
+        connection_id = await s.scalar(select(Calendar.connection_id).where(Calendar.id == cal_id)) \
+            if last else None
+    if connection_id is not None:  # nothing tracked there any more: its push channel closes
+        await ensure_push_quietly(core, connection_id)
+    return Untracked(ref, shown)
 
 
 async def _tracked(s: AsyncSession, practice_id: int, text: str) -> Appointment:
