@@ -45,6 +45,8 @@ log = logging.getLogger("clinicbot.app_webhooks")
 APP_PATH = "app"
 #: Its secret is rotated this often (Nylas's old secret stops at once, so only our own copy changes).
 ROTATE_EVERY = timedelta(days=30)
+#: A connection whose account could not be looked up is asked again by a delivery at most this often.
+LOOKUP_RETRY = timedelta(minutes=10)
 #: No connection has id 0: its sync lock guards the app-wide destinations.
 APP_LOCK_ID = 0
 LOCK_WAIT = 30.0
@@ -162,10 +164,11 @@ async def handle_app_webhook(core: Core, name: str, request: WebhookRequest) -> 
     if isinstance(read, WebhookAnswer):
         return read
     ids = await _connections_of(core, name, cap, read)
-    if not ids and await settle_accounts(core, name):
+    if not ids and await settle_accounts(core, name, throttled=True):
         ids = await _connections_of(core, name, cap, read)  # a connection stored before it knew its account
     if not ids:
-        log.warning("app webhook delivery for an account no connection has; acknowledged and dropped",
+        # INFO: an app's other grants (used elsewhere) are routine, and their deliveries may be many.
+        log.info("app webhook delivery for an account no connection has; acknowledged and dropped",
                     extra={"integration": name, "account": read.account, "reason": read.reason})
         return WebhookAnswer(200, "no connection for that account")
     fresh = [cid for cid in ids if await first_delivery(core, name, cid, read.key)]
@@ -191,10 +194,13 @@ async def account_entries(core: Core, name: str, info: ConnectionInfo) -> dict[s
     return await cap.account_config(info, core.settings)
 
 
-async def settle_accounts(core: Core, name: str, *, connection_ids: list[int] | None = None) -> int:
+async def settle_accounts(core: Core, name: str, *, connection_ids: list[int] | None = None,
+                          throttled: bool = False) -> int:
     """Look up, once, the account of each connection of `name` whose config does not say it (or of
     those of `connection_ids`), and keep it in the config; how many were settled. A connection the
-    platform cannot answer for is logged and left for the next time (the others go on)."""
+    platform cannot answer for is logged and left for the next time (the others go on); with
+    `throttled` (a delivery no connection matched: other grants' deliveries may be many) one tried in
+    vain within LOOKUP_RETRY is not asked again."""
     cap = app_capability(name)
     if cap is None:
         return 0
@@ -205,13 +211,19 @@ async def settle_accounts(core: Core, name: str, *, connection_ids: list[int] | 
         todo = [c for c in (await s.scalars(query)).all() if not cap.account_of(c.config or {})]
         infos = [(c.id, connection_info(c, core)) for c in todo]
     settled = 0
+    failed, now = core.services.account_lookups, core.clock()
     for connection_id, info in infos:
+        last = failed.get(connection_id)
+        if throttled and last is not None and now - last < LOOKUP_RETRY:
+            continue
         try:
             found = await cap.account_config(info, core.settings)
         except ProviderError as exc:
+            failed[connection_id] = now
             log.warning("the account of a connection could not be looked up; its deliveries are not routed yet",
                         extra={"integration": name, "connection": connection_id, "error": type(exc).__name__})
             continue
+        failed.pop(connection_id, None)
         if not found:
             continue
         async with core.store.session() as s:

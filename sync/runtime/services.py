@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sync.contract import CalendarProvider
@@ -81,6 +82,9 @@ class Services:
     lead_intake: LeadIntake | None = None
     #: Sends new leads' staff cards after the form's answer (sync.notify.leads.CardSender); stopped by Core.close.
     lead_cards: Stoppable | None = None
+    #: When each connection's account was last looked up in vain for an app-wide delivery
+    #: (sync.integrations.app_webhooks.settle_accounts): deliveries retry it only now and then.
+    account_lookups: dict[int, datetime] = field(default_factory=dict)
     #: Test and embedder hooks.
     provider_factory: ProviderFactory | None = None
     http_transport: Any = None

@@ -114,12 +114,19 @@ async def test_a_grant_added_by_its_email_is_routed_by_its_id(clinic: Clinic, ny
         [appt] = (await s.scalars(select(Appointment))).all()
     assert appt.title == "Grand rounds" and appt.start == at(10)
 
-    # A grant no connection has: acknowledged, nothing synced or stored, and the log says so.
+    # A grant no connection has: acknowledged, nothing synced or stored, and the log says so. A stored
+    # connection naming a grant Nylas does not know is looked up by the first such delivery, not by each.
+    async with clinic.core.store.session() as s:
+        s.add(Connection(practice_id=conn.practice_id, provider="nylas", account="gone", status="active",
+                         config={"url": "https://api.us.nylas.com"},
+                         credentials={"username": "gone@work.example", "password": None}))
     caplog.set_level(logging.INFO, logger="clinicbot.app_webhooks")
     stranger = nylas.add_grant("stranger@elsewhere.example")
-    nylas.server_add(stranger, next(iter(stranger.calendars)), {"title": "Not ours", "when": timespan(at(11))})
-    await settle(clinic, nylas)
-    assert nylas.deliveries[-1].status == 200 and syncs.ran == [conn.id]
+    for title in ("Not ours", "Not ours either"):
+        nylas.server_add(stranger, next(iter(stranger.calendars)), {"title": title, "when": timespan(at(11))})
+        await settle(clinic, nylas)
+    assert [d.status for d in nylas.deliveries[-2:]] == [200, 200] and syncs.ran == [conn.id]
+    assert [r.path for r in nylas.requests].count("/v3/grants/gone@work.example") == 1
     async with clinic.core.store.session() as s:
         assert len((await s.scalars(select(Appointment))).all()) == 1
     dropped = [r for r in caplog.records if "no connection has" in r.getMessage()]
