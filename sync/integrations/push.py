@@ -3,7 +3,7 @@
 - `ensure_push(core, connection_id)` gives every enabled source or mirror calendar of a connection
   whose integration declares push channels one active channel (a Graph subscription, a Google
   events.watch channel...), with a random secret stored encrypted in its WebhookSubscription row,
-  and so every work calendar with tracked events (its tracked activities follow edits at once; it
+  and likewise every work calendar with tracked events (its tracked activities follow edits at once; it
   is closed when the last one is untracked: sync.services.tracked_events calls it). It runs after
   each successful sync; when every channel is active and far from expiry it costs a few small
   SELECTs and no platform call.
