@@ -10,6 +10,8 @@
   deleted event (a "cancelled" tombstone) moves the create on to the key's next id. update() patches
   with If-Match; 412 is WrongEtag.
 - sendUpdates follows the connection's `send_updates` ("none" unless the practice says otherwise).
+- attachments()/attachment(): the Drive files attached to an event (adapters.google.drive), read
+  only when the person granted Drive access at connect (`--attachments on`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import quote
 
 from adapters.google.auth import GoogleAuth, GoogleTokens
 from adapters.google.client import GoogleClient
+from adapters.google.drive import GoogleDrive
 from adapters.google.mapping import (
     PRIVATE_UID,
     event_id_for,
@@ -35,6 +38,8 @@ from adapters.google.settings import google_settings
 from adapters.kit.http import RetryPolicy
 from sync.contract import (
     AlreadyExists,
+    AttachmentFile,
+    AttachmentInfo,
     BadPayload,
     BusyInterval,
     CalendarCapabilities,
@@ -91,6 +96,11 @@ class GoogleCalendar:
             sleep=sleep,
         )
         self.events_path = f"/calendar/v3/calendars/{quote(calendar_id, safe='')}/events"
+        self.drive = GoogleDrive(
+            GoogleClient(google_settings(settings).google_drive_url, auth=GoogleAuth(self.tokens),
+                         transport=conn.transport, policy=policy, sleep=sleep),
+            self.tokens.scopes,
+        )
 
     # --- reading --------------------------------------------------------------------------------------
     async def changes(self, cursor: str | None, window: Window) -> ChangeSet:
@@ -205,6 +215,29 @@ class GoogleCalendar:
                 raise NotFound("google: series was deleted", provider=PROVIDER)
             return series
         return to_remote_item(raw)
+
+    # --- attachments (files in Drive) ------------------------------------------------------------------
+    async def _attached(self, remote_id: str) -> list[dict[str, Any]]:
+        raw = await self._get_raw(remote_id)
+        if raw.get("status") == "cancelled":
+            raise NotFound("google: event was deleted", provider=PROVIDER)
+        found = raw.get("attachments") or []
+        return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []
+
+    async def attachments(self, remote_id: str) -> list[AttachmentInfo]:
+        """The Drive files attached to the event (NotGranted without Drive access; NotFound when gone)."""
+        self.drive.check_grant()
+        return await self.drive.list(await self._attached(remote_id))
+
+    async def attachment(self, remote_id: str, attachment_id: str, max_bytes: int) -> AttachmentFile:
+        """One attached Drive file with its bytes, while it is still attached to the event."""
+        self.drive.check_grant()
+        if attachment_id not in {a.get("fileId") for a in await self._attached(remote_id)}:
+            raise NotFound("google: that file is no longer attached to the event", provider=PROVIDER)
+        read = await self.drive.info(attachment_id)
+        if read is None:
+            raise NotFound("google: the attached file is gone from Drive or not shared", provider=PROVIDER)
+        return await self.drive.fetch(read[0], read[1], max_bytes)
 
     async def free_busy(self, window: Window) -> list[BusyInterval]:
         """Busy intervals from freebusy.query (opaque, not cancelled events)."""
@@ -350,3 +383,4 @@ class GoogleCalendar:
 
     async def aclose(self) -> None:
         await self.api.aclose()
+        await self.drive.api.aclose()

@@ -14,7 +14,9 @@ Error tree::
     ├── BadPayload             the remote sent something we cannot read (names the line if it can)
     └── Refused                we will not talk to that address or do that operation (SSRF guard,
         │                      read-only calendar, capability missing)
-        └── RecipientOptedOut  the messaging platform will not reach that client: they opted out there
+        ├── RecipientOptedOut  the messaging platform will not reach that client: they opted out there
+        └── NotGranted         the account's sign-in does not allow this (a scope not granted); the
+                               message says how to grant it
 
 Adapters raise only these; foreign exceptions are mapped at the adapter boundary.
 """
@@ -42,6 +44,7 @@ __all__ = [
     "CursorExpired",
     "EventAttachments",
     "NotFound",
+    "NotGranted",
     "PagedChanges",
     "PreconditionFailed",
     "ProviderError",
@@ -121,6 +124,12 @@ class RecipientOptedOut(Refused):
     """The platform refused a client message because the recipient opted out with it (Twilio's 21610)."""
 
     user_message = "The client opted out of these messages with the messaging platform."
+
+
+class NotGranted(Refused):
+    """The sign-in lacks a permission (an OAuth scope) the operation needs; `str()` says how to grant it."""
+
+    user_message = "The account's sign-in does not allow this; connect it again and allow it."
 
 
 @dataclass(frozen=True, slots=True)

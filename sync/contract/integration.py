@@ -173,6 +173,9 @@ class ConnectOption:
     help: str
     choices: tuple[str, ...] = ()
     default: str | None = None
+    #: A choice about the signing-in person's own account (what it lets clinicbot read), which they
+    #: make themselves; other options set how the practice's connection behaves (admins only in chat).
+    personal: bool = False
 
     @property
     def flag(self) -> str:
