@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -55,6 +56,8 @@ __all__ = ["SEND_UPDATES", "GoogleCalendar"]
 PROVIDER = "google"
 SEND_UPDATES = ("none", "all", "externalOnly")
 PAGE_SIZE = 250
+#: An occurrence's instance id: the series id, "_", and the occurrence's original start.
+INSTANCE = re.compile(r"^(?P<series>[a-v0-9]{5,1024})_(?P<stamp>\d{8}(?:T\d{6}Z)?)$")
 #: A copy deleted by hand this many times is not re-created again (each costs a fresh event id).
 MAX_ID_GENERATIONS = 8
 
@@ -215,6 +218,18 @@ class GoogleCalendar:
                 raise NotFound("google: series was deleted", provider=PROVIDER)
             return series
         return to_remote_item(raw)
+
+    # --- occurrences (sync.contract.OccurrenceIds) ---------------------------------------------------------
+    def occurrence_id(self, series_remote_id: str, occurrence: EventData) -> str:
+        """Google's instance id of one occurrence (by its original start, as Google names it)."""
+        if occurrence.recurrence_id is None:
+            raise BadPayload("google: an occurrence without its original start", provider=PROVIDER)
+        all_day = occurrence.all_day if occurrence.recurrence_all_day is None else occurrence.recurrence_all_day
+        return instance_id(series_remote_id, occurrence.recurrence_id, all_day, occurrence.tzid)
+
+    def series_id(self, remote_id: str) -> str | None:
+        found = INSTANCE.match(remote_id)
+        return found["series"] if found else None
 
     # --- attachments (files in Drive) ------------------------------------------------------------------
     async def _attached(self, remote_id: str) -> list[dict[str, Any]]:

@@ -45,6 +45,7 @@ __all__ = [
     "EventAttachments",
     "NotFound",
     "NotGranted",
+    "OccurrenceIds",
     "PagedChanges",
     "PreconditionFailed",
     "ProviderError",
@@ -313,4 +314,19 @@ class EventAttachments(Protocol):
 
     async def attachment(self, remote_id: str, attachment_id: str, max_bytes: int) -> AttachmentFile:
         """One file with its bytes; Refused when it is larger than `max_bytes`, NotFound when gone."""
+        ...
+
+
+@runtime_checkable
+class OccurrenceIds(Protocol):
+    """A CalendarProvider that keeps series as series but gives each occurrence an id of its own
+    (Google's instance ids, "<series id>_<YYYYMMDDTHHMMSSZ>"), read and written like an event:
+    writing to one makes an exception of that occurrence, never a change of the series."""
+
+    def occurrence_id(self, series_remote_id: str, occurrence: EventData) -> str:
+        """The id of the occurrence of the series whose RECURRENCE-ID is `occurrence.recurrence_id`."""
+        ...
+
+    def series_id(self, remote_id: str) -> str | None:
+        """The series an occurrence id belongs to (None when `remote_id` names no occurrence)."""
         ...
