@@ -13,12 +13,12 @@ the audit entries remain, which name ids, never the event's title or attendees. 
 event again makes a new activity.
 
 One visit of a repeating event is tracked as that visit alone, where the platform gives each visit
-an id of its own (Google's instance ids, Outlook's occurrence ids): the activity holds the visit's
+an id of its own (Google's instance ids, Outlook's and Nylas's occurrence ids): the activity holds the visit's
 recurrence key and its link the visit's id, so the engine matches that visit only, a move from chat
 writes that visit (the platform makes it an exception of the series, the series is never written),
 and the activity is cancelled when the visit is cancelled or the series deleted. The series as a
 whole is not tracked (it would be many activities, or one that no calendar could move). Platforms
-that address only the whole series (CalDAV, ICS feeds, Nylas) track single events only.
+that address only the whole series (CalDAV, ICS feeds) track single events only.
 
 An event is named in chat by a short reference, `W<calendar id>-<8 hex digits>`: the digits are a
 hash of the event's id at the provider, so no id is stored to resolve it; the calendar is read
