@@ -134,3 +134,19 @@ async def test_without_drive_access_files_says_what_to_do_then_works(
     assert (await clinic.connection()).id == before.id
     [letter_url, _] = links(await ask(clinic, f"files A-{activity}", "UP", "files-2"))
     assert (await fetch(clinic, letter_url))[1] == LETTER
+
+
+async def test_a_grant_narrowed_after_the_link_was_given_keeps_nothing(
+    granted: tuple[Clinic, GoogleFake, int]
+) -> None:
+    clinic, fake, activity = granted
+    letter_url, _ = links(await ask(clinic, f"files A-{activity}", "UP", "files"))
+    for grant in fake.oauth.refresh_tokens.values():  # Drive access removed in the Google account
+        grant.scope = "https://www.googleapis.com/auth/calendar"
+    for token in fake.oauth.access_tokens.values():
+        token.scope = grant.scope
+    status, page, _ = await fetch(clinic, letter_url)
+    assert status == 403 and b"connect google --attachments on" in page, page
+    assert fake.drive.reads == []
+    async with clinic.core.store.session() as s:
+        assert (await s.scalars(select(AttachmentCopy))).all() == []
