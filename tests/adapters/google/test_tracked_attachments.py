@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from adapters.google.auth import DRIVE_SCOPE
 from sync.services.attachments import KEEP, MAX_BYTES, purge_expired
 from sync.services.connections import set_calendar
+from sync.services.settings import SettingError, set_option
 from sync.store.model import AttachmentCopy
 from tests.adapters.google.conftest import PRIMARY
 from tests.adapters.google.fakes.google import GoogleFake
@@ -119,6 +120,9 @@ async def test_without_drive_access_files_says_what_to_do_then_works(
     query = await sign_in(clinic, google, "connect google")
     assert DRIVE_SCOPE not in query["scope"][0]
     activity = await track_event_with_files(clinic, google)
+    # An admin cannot switch it on for the person: it is what their sign-in grants.
+    with pytest.raises(SettingError, match="connect google --attachments on"):
+        await set_option(clinic.core, None, (await clinic.connection()).id, "attachments", "on", actor="cli:test")
 
     answer = await ask(clinic, f"files A-{activity}", "UP", "files-1")
     assert "Google Drive access was not granted" in answer and "connect google --attachments on" in answer, answer
