@@ -57,7 +57,7 @@ PROVIDER = "google"
 SEND_UPDATES = ("none", "all", "externalOnly")
 PAGE_SIZE = 250
 #: An occurrence's instance id: the series id, "_", and the occurrence's original start.
-INSTANCE = re.compile(r"^(?P<series>[a-v0-9]{5,1024})_(?P<stamp>\d{8}(?:T\d{6}Z)?)$")
+INSTANCE = re.compile(r"^(?P<series>.+)_(?P<stamp>\d{8}(?:T\d{6}Z)?)$")
 #: A copy deleted by hand this many times is not re-created again (each costs a fresh event id).
 MAX_ID_GENERATIONS = 8
 
