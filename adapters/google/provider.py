@@ -170,18 +170,25 @@ class GoogleCalendar:
                 if item.event.recurrence_id is not None or window.overlaps(item.event.start, item.event.end):
                     items[rid] = item
         for master_id in sorted(series_to_read):
-            master = await self._series(master_id)
+            exceptions: list[RemoteItem] = []
+            master = await self._series(master_id, exceptions=exceptions)
             if master is None:
                 if master_id not in deleted:
                     deleted.append(master_id)
             else:
                 items[master_id] = master
+                # A series read again comes with its live exceptions: where visits are read one by one
+                # (work calendars), a visit moved on its own must not fall back to the series' time.
+                for exception in exceptions:
+                    items.setdefault(exception.remote_id, exception)
                 if master_id in deleted:
                     deleted.remove(master_id)
         return ChangeSet(items=list(items.values()), deleted_ids=deleted, cursor=token, full=False)
 
-    async def _series(self, master_id: str, master: dict[str, Any] | None = None) -> RemoteItem | None:
-        """A series with every cancelled occurrence folded in as an EXDATE; None when it is deleted."""
+    async def _series(self, master_id: str, master: dict[str, Any] | None = None, *,
+                      exceptions: list[RemoteItem] | None = None) -> RemoteItem | None:
+        """A series with every cancelled occurrence folded in as an EXDATE; None when it is deleted.
+        `exceptions`, when given, receives the series' live exceptions (read in the same listing)."""
         if master is None:
             try:
                 master = await self._get_raw(master_id)
@@ -199,6 +206,9 @@ class GoogleCalendar:
             and r.get("recurringEventId") == master_id
             and (when := original_start(r)) is not None
         ]
+        if exceptions is not None:
+            exceptions.extend(to_remote_item(r) for r in related
+                              if r.get("status") != "cancelled" and r.get("recurringEventId") == master_id)
         return to_remote_item(master, extra_exdates=exdates)
 
     async def _get_raw(self, remote_id: str) -> dict[str, Any]:

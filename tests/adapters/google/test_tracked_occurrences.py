@@ -94,6 +94,12 @@ async def test_one_visit_tracked_edited_both_ways_then_cancelled(google_clinic: 
     [activity] = await activities(clinic)
     assert activity.start == at(15) and activity.status == "confirmed"
 
+    # The series edited as a whole: the moved visit stays where it was moved to.
+    google.server_patch(PRIMARY, series["id"], {"location": "Northside health centre, room 2"})
+    await synced(clinic, conn_id)
+    [activity] = await activities(clinic)
+    assert activity.start == at(15) and activity.status == "confirmed"
+
     # The visit cancelled in Google: the activity is cancelled.
     google.server_delete(PRIMARY, today)
     await synced(clinic, conn_id)
