@@ -343,7 +343,7 @@ def _plan_tracked(
     tracked = Changes(items, [d for d in changes.deleted_ids if d in links], changes.full, changes.window)
     # Tracked activities are not double bookings of the practice's appointments: no conflict cards.
     actions: list[Action] = [a for a in _plan_source(tracked, links, appointments, calendar, policy, ())
-               if not isinstance(a, RaiseConflict)]
+                             if not isinstance(a, RaiseConflict)]
     expanded = {i.event.uid for i in changes.items if i.series_remote_id is not None}
     fresh = {(i.event.uid, i.recurrence_key) for i in changes.items}
     cancelled = {a.appointment_id for a in actions if isinstance(a, CancelOrDelete)}
