@@ -58,7 +58,7 @@ from sync.runtime.core import Core
 from sync.runtime.locks import connection_lock
 from sync.runtime.syncqueue import requested_items
 from sync.store import audit
-from sync.store.model import Calendar, Connection, Link, Practice
+from sync.store.model import Appointment, Calendar, Connection, Link, Practice
 
 __all__ = ["Progress", "SyncReport", "sync_all", "sync_calendar", "sync_connection"]
 
@@ -315,6 +315,10 @@ async def _read_and_apply(
     conn, cal = target.conn, target.cal
     series = provider.capabilities.series
     work = target.view.role == "work"
+    tracked: tuple[set[str], set[str]] = (set(), set())
+    if work:  # only the tracked events (and the series they belong to) are read in and expanded
+        async with core.store.session() as s:
+            tracked = await _tracked_keys(s, cal.id)
     report = SyncReport(calendars=1)
     seen = _SeenIds()  # remote ids read (a full listing's absentees were deleted remotely)
     others = _OtherSources(target.view)
@@ -336,7 +340,9 @@ async def _read_and_apply(
                 session = await stack.enter_async_context(core.store.session())
             deleted = page.deleted_ids
             if work:
-                items = occurrences(page.items, window, ids)
+                uids, remote_ids = tracked
+                items = occurrences([i for i in page.items if i.event.uid in uids or i.remote_id in remote_ids],
+                                    window, ids)
                 deleted = await _with_occurrences(session, cal.id, deleted, ids)
             else:
                 items = incoming(page.items) if series else expand_items(page.items, window)
@@ -356,7 +362,9 @@ async def _read_and_apply(
                 return report
             session = await stack.enter_async_context(core.store.session())
         if full:
-            report.add(await _apply_gone(session, core, target, window, seen, now))
+            # A work calendar's events tracked while it was being read were not looked for: not gone.
+            report.add(await _apply_gone(session, core, target, window, seen, now,
+                                         only=tracked[1] if work else None))
         report.calendars = 1
         report.unchanged = max(read - report.created - report.updated - report.deleted - report.conflicts, 0)
         if resync_reason:
@@ -369,6 +377,15 @@ async def _read_and_apply(
             log.warning("calendar read with events skipped or repaired",
                         extra={"calendar_id": cal.id, "connection_id": conn.id, "count": len(notes)})
     return report
+
+
+async def _tracked_keys(s: AsyncSession, calendar_id: int) -> tuple[set[str], set[str]]:
+    """(uids, remote ids) of a work calendar's tracked events: only their series are expanded (the
+    expansion runs on the event loop, and a busy work calendar holds hundreds of untracked series)."""
+    rows = (await s.execute(select(Appointment.source_uid, Link.remote_id)
+                            .join(Link, Link.appointment_id == Appointment.id)
+                            .where(Link.calendar_id == calendar_id))).tuples().all()
+    return {u for u, _ in rows if u}, {r for _, r in rows if r}
 
 
 async def _with_occurrences(s: AsyncSession, calendar_id: int, deleted_ids: list[str], ids: object) -> list[str]:
@@ -407,11 +424,15 @@ async def _apply_page(
 
 
 async def _apply_gone(
-    s: AsyncSession, core: Core, target: _Target, window: Window, seen: _SeenIds, now: datetime
+    s: AsyncSession, core: Core, target: _Target, window: Window, seen: _SeenIds, now: datetime,
+    only: Container[str] | None = None,
 ) -> SyncReport:
-    """After a full listing: what this calendar's links point at and the listing did not hold."""
+    """After a full listing: what this calendar's links point at and the listing did not hold (of
+    the links named in `only`, when given)."""
     view = target.view
     links = await load_unseen_links(s, view.id, seen.frozen())
+    if only is not None:
+        links = {rid: group for rid, group in links.items() if rid in only}
     if not links:
         return SyncReport()
     appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})
