@@ -164,7 +164,8 @@ async def _find_event(core: Core, cal: Calendar, conn: Connection, ref: EventRef
     provider = open_provider(core, conn, cal)
     try:
         listing = await asyncio.wait_for(provider.changes(None, window), READ_TIMEOUT)
-        found = occurrences(listing.items, window, provider)
+        # Off the event loop: the whole window's series are expanded (hundreds on a busy calendar).
+        found = await asyncio.to_thread(occurrences, listing.items, window, provider)
     except TimeoutError:
         raise Conflict("the work calendar did not answer in time; try again in a minute") from None
     finally:
