@@ -6,7 +6,7 @@ Its INTEGRATION is registered under the `clinicbot.integrations` entry points: c
 
 from __future__ import annotations
 
-from adapters.google.connect import GoogleOAuth
+from adapters.google.connect import ATTACHMENTS, GoogleOAuth
 from adapters.google.discovery import discover
 from adapters.google.provider import SEND_UPDATES, GoogleCalendar
 from adapters.google.push import GooglePush, GoogleWebhooks
@@ -42,6 +42,14 @@ def _integration() -> Integration:
                     "Whether Google emails attendees about clinicbot's changes.",
                     choices=SEND_UPDATES,
                     default="none",
+                ),
+                ConnectOption(
+                    "attachments",
+                    "Also let clinicbot read the Drive files attached to your events (Google's drive.readonly "
+                    "scope), so tracked events' files open from chat.",
+                    choices=ATTACHMENTS,
+                    default="off",
+                    personal=True,
                 ),
             ),
             primary_role="source",

@@ -29,12 +29,14 @@ from sync.contract import AuthExpired, BadPayload, ConnectionInfo, Refused, Unav
 from sync.contract.integration import HostSettings
 
 __all__ = [
+    "DRIVE_SCOPE",
     "SCOPES",
     "AuthorizationRequest",
     "GoogleAuth",
     "GoogleTokens",
     "authorization_request",
     "exchange_code",
+    "granted",
     "pkce_pair",
     "redirect_uri",
     "revoke_token",
@@ -43,6 +45,14 @@ __all__ = [
 PROVIDER = "google"
 #: Calendars and events read/write, free/busy and watch channels.
 SCOPES = ("https://www.googleapis.com/auth/calendar",)
+#: Reading the Drive files attached to events (`connect google --attachments on`). `drive.file`
+#: would not do: it covers only files the app created or the user opened with it, and attachments
+#: are files other people put on the event. `drive.readonly` is a restricted scope (Google's
+#: verification and a security assessment for a public app), so it is asked only of those who opt in,
+#: by incremental authorization (include_granted_scopes) on top of the calendar grant.
+DRIVE_SCOPE = "https://www.googleapis.com/auth/drive.readonly"
+#: Scopes that also let clinicbot read a file's content (the full Drive scope includes read access).
+DRIVE_READ_SCOPES = frozenset({DRIVE_SCOPE, "https://www.googleapis.com/auth/drive"})
 #: Refresh this long before the access token's stated expiry.
 EXPIRY_MARGIN_SECONDS = 60.0
 
@@ -79,10 +89,20 @@ def _client_credentials(settings: HostSettings) -> tuple[str, str]:
     return own.google_client_id, own.google_client_secret
 
 
+def granted(credentials: dict[str, Any] | None, scope: str) -> bool:
+    """Whether the stored grant includes `scope` (Google's token answer lists the granted scopes)."""
+    return scope in str((credentials or {}).get("scope", "")).split()
+
+
 def authorization_request(
-    settings: HostSettings, *, redirect: str | None = None, login_hint: str | None = None
+    settings: HostSettings,
+    *,
+    redirect: str | None = None,
+    login_hint: str | None = None,
+    extra_scopes: tuple[str, ...] = (),
 ) -> AuthorizationRequest:
-    """Build the consent URL (offline access, PKCE S256, a fresh random state)."""
+    """Build the consent URL (offline access, PKCE S256, a fresh random state); `extra_scopes` are
+    asked on top of the calendar scope, and include_granted_scopes keeps what was granted before."""
     client_id, _ = _client_credentials(settings)
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(32)
@@ -91,7 +111,7 @@ def authorization_request(
         "client_id": client_id,
         "redirect_uri": target,
         "response_type": "code",
-        "scope": " ".join(SCOPES),
+        "scope": " ".join((*SCOPES, *extra_scopes)),
         "access_type": "offline",
         "prompt": "consent",
         "include_granted_scopes": "true",
@@ -205,6 +225,10 @@ class GoogleTokens:
         self._transport = conn.transport
         self._clock = clock
         self._lock = asyncio.Lock()
+
+    def scopes(self) -> frozenset[str]:
+        """The scopes the stored grant lists (refreshed with each token)."""
+        return frozenset(str(self._creds.get("scope", "")).split())
 
     async def access_token(self, *, stale: str | None = None) -> str:
         """A token valid for at least a minute; `stale` names one the server just rejected."""

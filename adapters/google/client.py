@@ -18,7 +18,7 @@ import httpx
 
 from adapters.google.errors import RATE_LIMIT_REASONS, google_reason, map_google_error
 from adapters.kit.http import RetryPolicy, make_client, parse_retry_after
-from sync.contract import BadPayload, Unavailable
+from sync.contract import BadPayload, Refused, Unavailable
 
 __all__ = ["GoogleClient"]
 
@@ -77,8 +77,42 @@ class GoogleClient:
                     continue
             raise map_google_error(response)
 
+    async def download(self, path: str, *, params: dict[str, str], max_bytes: int) -> tuple[bytes, str]:
+        """A file's bytes and content type, read as a stream and given up past `max_bytes` (Refused)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._http.stream("GET", path, params=params) as response:
+                    if response.status_code < 400:
+                        return await _capped(response, max_bytes), response.headers.get("Content-Type", "")
+                    await response.aread()  # an error body is small JSON
+            except httpx.TimeoutException as exc:
+                raise Unavailable(f"google: timed out ({type(exc).__name__})", provider=PROVIDER) from exc
+            except httpx.HTTPError as exc:
+                raise Unavailable(f"google: {type(exc).__name__}", provider=PROVIDER) from exc
+            if response.status_code == 403 and google_reason(response) in RATE_LIMIT_REASONS:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                wait = self.backoff(attempt) if wait is None else wait
+                if attempt < self.policy.attempts and wait <= self.policy.max_wait:
+                    await self._sleep(wait)
+                    continue
+            raise map_google_error(response)
+
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+async def _capped(response: httpx.Response, max_bytes: int) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise Refused(f"google: the file is larger than {max_bytes} bytes", provider=PROVIDER)
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise Refused(f"google: the file is larger than {max_bytes} bytes", provider=PROVIDER)
+    return bytes(body)
 
 
 def _json(response: httpx.Response) -> dict[str, Any] | None:

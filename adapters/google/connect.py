@@ -4,6 +4,10 @@
 and the options) until the callback; `finish` trades the code, names the account after its primary
 calendar and returns the calendars discovery found. The core owns the single-use state and writes
 the Connection and its calendars once.
+
+`--attachments on` adds Drive's read scope. Whether Drive may be read is not kept in the
+configuration: the grant's own scope list says it (the person may untick Drive on Google's consent
+page), and signing in again with include_granted_scopes keeps what was granted before.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.google.auth import authorization_request, exchange_code
+from adapters.google.auth import DRIVE_SCOPE, authorization_request, exchange_code
 from adapters.google.discovery import discover
 from adapters.google.provider import SEND_UPDATES
 from sync.contract import BadPayload, CalendarInfo, ConnectionInfo, Refused
@@ -20,8 +24,13 @@ from sync.contract.integration import Connected, HostSettings, OAuthStart
 __all__ = ["GoogleOAuth"]
 
 
+#: `--attachments on`: also ask to read the Drive files attached to events (adapters.google.drive).
+ATTACHMENTS = ("off", "on")
+
+
 class GoogleOAuth:
-    """Google's OAuth2 flow (sync.contract.integration.OAuthFlow). Option: send_updates (none|all|externalOnly)."""
+    """Google's OAuth2 flow (sync.contract.integration.OAuthFlow). Options: send_updates (none|all|externalOnly),
+    attachments (off|on: adds the Drive read scope)."""
 
     async def begin(
         self, host: HostSettings, *, redirect_uri: str, options: Mapping[str, str], transport: Any = None
@@ -29,9 +38,13 @@ class GoogleOAuth:
         send_updates = options.get("send_updates") or "none"
         if send_updates not in SEND_UPDATES:
             raise Refused(f"send_updates must be one of {', '.join(SEND_UPDATES)}", provider="google")
-        request = authorization_request(host, redirect=redirect_uri, login_hint=options.get("login_hint"))
+        attachments = options.get("attachments") or "off"
+        if attachments not in ATTACHMENTS:
+            raise Refused("attachments must be on or off", provider="google")
+        request = authorization_request(host, redirect=redirect_uri, login_hint=options.get("login_hint"),
+                                        extra_scopes=(DRIVE_SCOPE,) if attachments == "on" else ())
         secret = {"code_verifier": request.code_verifier, "redirect_uri": request.redirect_uri,
-                  "send_updates": send_updates}
+                  "send_updates": send_updates, "attachments": attachments}
         return OAuthStart(request.url, request.state, secret)
 
     async def finish(

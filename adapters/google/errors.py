@@ -15,6 +15,7 @@ from sync.contract import (
     AuthExpired,
     CursorExpired,
     NotFound,
+    NotGranted,
     ProviderError,
     RateLimited,
     Refused,
@@ -27,6 +28,8 @@ __all__ = ["RATE_LIMIT_REASONS", "google_reason", "map_google_error"]
 PROVIDER = "google"
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
+#: 403 "Request had insufficient authentication scopes": the grant lacks the API's scope.
+SCOPE_REASONS = frozenset({"insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
 
 
 def google_reason(response: httpx.Response) -> str | None:
@@ -56,6 +59,8 @@ def map_google_error(response: httpx.Response) -> ProviderError:
         return AuthExpired(what, provider=PROVIDER)
     if status == 429 or (status == 403 and reason in RATE_LIMIT_REASONS | QUOTA_REASONS):
         return RateLimited(what, retry_after=retry_after, provider=PROVIDER)
+    if status == 403 and reason in SCOPE_REASONS:
+        return NotGranted(what, provider=PROVIDER)
     if status == 404:
         return NotFound(what, provider=PROVIDER)
     if status == 409:

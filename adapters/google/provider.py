@@ -10,11 +10,14 @@
   deleted event (a "cancelled" tombstone) moves the create on to the key's next id. update() patches
   with If-Match; 412 is WrongEtag.
 - sendUpdates follows the connection's `send_updates` ("none" unless the practice says otherwise).
+- attachments()/attachment(): the Drive files attached to an event (adapters.google.drive), read
+  only when the person granted Drive access at connect (`--attachments on`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,6 +26,7 @@ from urllib.parse import quote
 
 from adapters.google.auth import GoogleAuth, GoogleTokens
 from adapters.google.client import GoogleClient
+from adapters.google.drive import GoogleDrive
 from adapters.google.mapping import (
     PRIVATE_UID,
     event_id_for,
@@ -35,6 +39,8 @@ from adapters.google.settings import google_settings
 from adapters.kit.http import RetryPolicy
 from sync.contract import (
     AlreadyExists,
+    AttachmentFile,
+    AttachmentInfo,
     BadPayload,
     BusyInterval,
     CalendarCapabilities,
@@ -50,6 +56,8 @@ __all__ = ["SEND_UPDATES", "GoogleCalendar"]
 PROVIDER = "google"
 SEND_UPDATES = ("none", "all", "externalOnly")
 PAGE_SIZE = 250
+#: An occurrence's instance id: the series id, "_", and the occurrence's original start.
+INSTANCE = re.compile(r"^(?P<series>.+)_(?P<stamp>\d{8}(?:T\d{6}Z)?)$")
 #: A copy deleted by hand this many times is not re-created again (each costs a fresh event id).
 MAX_ID_GENERATIONS = 8
 
@@ -91,6 +99,11 @@ class GoogleCalendar:
             sleep=sleep,
         )
         self.events_path = f"/calendar/v3/calendars/{quote(calendar_id, safe='')}/events"
+        self.drive = GoogleDrive(
+            GoogleClient(google_settings(settings).google_drive_url, auth=GoogleAuth(self.tokens),
+                         transport=conn.transport, policy=policy, sleep=sleep),
+            self.tokens.scopes,
+        )
 
     # --- reading --------------------------------------------------------------------------------------
     async def changes(self, cursor: str | None, window: Window) -> ChangeSet:
@@ -157,18 +170,25 @@ class GoogleCalendar:
                 if item.event.recurrence_id is not None or window.overlaps(item.event.start, item.event.end):
                     items[rid] = item
         for master_id in sorted(series_to_read):
-            master = await self._series(master_id)
+            exceptions: list[RemoteItem] = []
+            master = await self._series(master_id, exceptions=exceptions)
             if master is None:
                 if master_id not in deleted:
                     deleted.append(master_id)
             else:
                 items[master_id] = master
+                # A series read again comes with its live exceptions: where visits are read one by one
+                # (work calendars), a visit moved on its own must not fall back to the series' time.
+                for exception in exceptions:
+                    items.setdefault(exception.remote_id, exception)
                 if master_id in deleted:
                     deleted.remove(master_id)
         return ChangeSet(items=list(items.values()), deleted_ids=deleted, cursor=token, full=False)
 
-    async def _series(self, master_id: str, master: dict[str, Any] | None = None) -> RemoteItem | None:
-        """A series with every cancelled occurrence folded in as an EXDATE; None when it is deleted."""
+    async def _series(self, master_id: str, master: dict[str, Any] | None = None, *,
+                      exceptions: list[RemoteItem] | None = None) -> RemoteItem | None:
+        """A series with every cancelled occurrence folded in as an EXDATE; None when it is deleted.
+        `exceptions`, when given, receives the series' live exceptions (read in the same listing)."""
         if master is None:
             try:
                 master = await self._get_raw(master_id)
@@ -186,6 +206,9 @@ class GoogleCalendar:
             and r.get("recurringEventId") == master_id
             and (when := original_start(r)) is not None
         ]
+        if exceptions is not None:
+            exceptions.extend(to_remote_item(r) for r in related
+                              if r.get("status") != "cancelled" and r.get("recurringEventId") == master_id)
         return to_remote_item(master, extra_exdates=exdates)
 
     async def _get_raw(self, remote_id: str) -> dict[str, Any]:
@@ -205,6 +228,41 @@ class GoogleCalendar:
                 raise NotFound("google: series was deleted", provider=PROVIDER)
             return series
         return to_remote_item(raw)
+
+    # --- occurrences (sync.contract.OccurrenceIds) ---------------------------------------------------------
+    def occurrence_id(self, series_remote_id: str, occurrence: EventData) -> str:
+        """Google's instance id of one occurrence (by its original start, as Google names it)."""
+        if occurrence.recurrence_id is None:
+            raise BadPayload("google: an occurrence without its original start", provider=PROVIDER)
+        all_day = occurrence.all_day if occurrence.recurrence_all_day is None else occurrence.recurrence_all_day
+        return instance_id(series_remote_id, occurrence.recurrence_id, all_day, occurrence.tzid)
+
+    def series_id(self, remote_id: str) -> str | None:
+        found = INSTANCE.match(remote_id)
+        return found["series"] if found else None
+
+    # --- attachments (files in Drive) ------------------------------------------------------------------
+    async def _attached(self, remote_id: str) -> list[dict[str, Any]]:
+        raw = await self._get_raw(remote_id)
+        if raw.get("status") == "cancelled":
+            raise NotFound("google: event was deleted", provider=PROVIDER)
+        found = raw.get("attachments") or []
+        return [a for a in found if isinstance(a, dict)] if isinstance(found, list) else []
+
+    async def attachments(self, remote_id: str) -> list[AttachmentInfo]:
+        """The Drive files attached to the event (NotGranted without Drive access; NotFound when gone)."""
+        self.drive.check_grant()
+        return await self.drive.list(await self._attached(remote_id))
+
+    async def attachment(self, remote_id: str, attachment_id: str, max_bytes: int) -> AttachmentFile:
+        """One attached Drive file with its bytes, while it is still attached to the event."""
+        self.drive.check_grant()
+        if attachment_id not in {a.get("fileId") for a in await self._attached(remote_id)}:
+            raise NotFound("google: that file is no longer attached to the event", provider=PROVIDER)
+        read = await self.drive.info(attachment_id)
+        if read is None:
+            raise NotFound("google: the attached file is gone from Drive or not shared", provider=PROVIDER)
+        return await self.drive.fetch(read[0], read[1], max_bytes)
 
     async def free_busy(self, window: Window) -> list[BusyInterval]:
         """Busy intervals from freebusy.query (opaque, not cancelled events)."""
@@ -350,3 +408,4 @@ class GoogleCalendar:
 
     async def aclose(self) -> None:
         await self.api.aclose()
+        await self.drive.api.aclose()

@@ -260,8 +260,10 @@ async def connect(core: Core, actor: Actor, cmd: Connect) -> View:
             return ConnectInfo(cmd.provider, title, steps=route)
         integration = target
     options = _connect_options(integration, cmd.options)
-    if options:
+    personal = {o.name for o in integration.connect.options if o.personal}
+    if set(options) - personal:
         require_admin(actor, f"choose how {integration.title} is connected")
+    if options:
         if integration.connect.kind != "oauth2":
             raise ParseError(f"options are chosen at {integration.title}'s sign-in, and it has none here",
                              f"connect {cmd.typed}")

@@ -24,8 +24,9 @@ async def show_files(core: Core, actor: Actor, cmd: ShowFiles) -> View:
     found = await attachments.list_files(core, actor.practice_id, cmd.appointment_id, only_practitioner=limit)
     if not found.files:
         return Notice(f"{found.ref} has no files attached in its calendar.", "Files")
-    lines = [f"• {f.name} ({_size(f.size)}): {f.url}" if f.url else f"• {f.name}: not handed out here, {f.refused}"
-             for f in found.files]
+    # Size 0: a Google Docs file, exported when opened (its size is known only then).
+    lines = [(f"• {f.name} ({_size(f.size)}): {f.url}" if f.size else f"• {f.name}: {f.url}") if f.url
+             else f"• {f.name}: not handed out here, {f.refused}" for f in found.files]
     until = moment_label(found.expires, await practice_zone(core, actor.practice_id))
     return Notice(f"{found.ref}'s files (the links work until {until}; each file is fetched from the calendar "
                   "when opened and kept encrypted for 7 days at most):\n" + "\n".join(lines), "Files")

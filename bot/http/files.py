@@ -14,7 +14,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bot.keys import CORE
-from sync.contract import ProviderError
+from sync.contract import NotGranted, ProviderError
 from sync.runtime.settings import Settings
 from sync.services.attachments import open_file
 from sync.services.errors import NotFound, ServiceError
@@ -43,6 +43,8 @@ async def _file(request: web.Request) -> web.Response:
         served = await open_file(request.app[CORE], request.match_info["token"])
     except ServiceError as exc:
         return _page(str(exc), 404 if isinstance(exc, NotFound) else 400)
+    except NotGranted as exc:  # the account's sign-in does not allow reading the file: say how to allow it
+        return _page(str(exc), 403)
     except ProviderError as exc:
         log.warning("attachment could not be fetched", extra={"error": type(exc).__name__})
         return _page(f"The calendar could not hand over the file just now ({exc.user_message}); try again.", 502)

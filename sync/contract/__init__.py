@@ -14,7 +14,9 @@ Error tree::
     ├── BadPayload             the remote sent something we cannot read (names the line if it can)
     └── Refused                we will not talk to that address or do that operation (SSRF guard,
         │                      read-only calendar, capability missing)
-        └── RecipientOptedOut  the messaging platform will not reach that client: they opted out there
+        ├── RecipientOptedOut  the messaging platform will not reach that client: they opted out there
+        └── NotGranted         the account's sign-in does not allow this (a scope not granted); the
+                               message says how to grant it
 
 Adapters raise only these; foreign exceptions are mapped at the adapter boundary.
 """
@@ -42,6 +44,8 @@ __all__ = [
     "CursorExpired",
     "EventAttachments",
     "NotFound",
+    "NotGranted",
+    "OccurrenceIds",
     "PagedChanges",
     "PreconditionFailed",
     "ProviderError",
@@ -121,6 +125,12 @@ class RecipientOptedOut(Refused):
     """The platform refused a client message because the recipient opted out with it (Twilio's 21610)."""
 
     user_message = "The client opted out of these messages with the messaging platform."
+
+
+class NotGranted(Refused):
+    """The sign-in lacks a permission (an OAuth scope) the operation needs; `str()` says how to grant it."""
+
+    user_message = "The account's sign-in does not allow this; connect it again and allow it."
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,4 +314,19 @@ class EventAttachments(Protocol):
 
     async def attachment(self, remote_id: str, attachment_id: str, max_bytes: int) -> AttachmentFile:
         """One file with its bytes; Refused when it is larger than `max_bytes`, NotFound when gone."""
+        ...
+
+
+@runtime_checkable
+class OccurrenceIds(Protocol):
+    """A CalendarProvider that keeps series as series but gives each occurrence an id of its own
+    (Google's instance ids, "<series id>_<YYYYMMDDTHHMMSSZ>"), read and written like an event:
+    writing to one makes an exception of that occurrence, never a change of the series."""
+
+    def occurrence_id(self, series_remote_id: str, occurrence: EventData) -> str:
+        """The id of the occurrence of the series whose RECURRENCE-ID is `occurrence.recurrence_id`."""
+        ...
+
+    def series_id(self, remote_id: str) -> str | None:
+        """The series an occurrence id belongs to (None when `remote_id` names no occurrence)."""
         ...

@@ -173,6 +173,10 @@ class ConnectOption:
     help: str
     choices: tuple[str, ...] = ()
     default: str | None = None
+    #: A choice about what the signing-in person's own account grants clinicbot (a scope), which they
+    #: make themselves, at sign-in only (`connection set` cannot change a grant); other options set how
+    #: the practice's connection behaves (admins only in chat, changeable later).
+    personal: bool = False
 
     @property
     def flag(self) -> str:

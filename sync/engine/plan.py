@@ -332,14 +332,30 @@ def _plan_tracked(
     policy: Policy,
 ) -> list[Action]:
     """A work calendar: only the events someone tracks (those with a link) are planned, as a source's
-    bookings are; every other event is read live for the agenda and never becomes a row."""
+    bookings are; every other event is read live for the agenda and never becomes a row.
+
+    A tracked occurrence of a series (its link names the occurrence's own id, its activity the
+    occurrence's recurrence key) is gone when its series is read again without it: a new EXDATE,
+    a shortened rule, or the whole series moved to other times."""
     keys = {(a.source_uid or "", a.recurrence_key) for group in links.values() for lk in group
             if (a := appointments.get(lk.appointment_id)) is not None}
     items = [i for i in changes.items if i.remote_id in links or (i.event.uid, i.recurrence_key) in keys]
     tracked = Changes(items, [d for d in changes.deleted_ids if d in links], changes.full, changes.window)
     # Tracked activities are not double bookings of the practice's appointments: no conflict cards.
-    return [a for a in _plan_source(tracked, links, appointments, calendar, policy, ())
-            if not isinstance(a, RaiseConflict)]
+    actions: list[Action] = [a for a in _plan_source(tracked, links, appointments, calendar, policy, ())
+                             if not isinstance(a, RaiseConflict)]
+    expanded = {i.event.uid for i in changes.items if i.series_remote_id is not None}
+    fresh = {(i.event.uid, i.recurrence_key) for i in changes.items}
+    cancelled = {a.appointment_id for a in actions if isinstance(a, CancelOrDelete)}
+    for group in links.values():
+        for lk in group:
+            appt = appointments.get(lk.appointment_id)
+            if (appt is not None and appt.recurrence_key and appt.active and appt.id not in cancelled
+                    and appt.source_uid in expanded and (appt.source_uid, appt.recurrence_key) not in fresh
+                    and _in_window(appt, changes.window)):
+                cancelled.add(appt.id)
+                actions.append(CancelOrDelete(appt.id, "deleted", policy.cancel_mode, lk.remote_id or ""))
+    return actions
 
 
 def mirror_targets(practitioner_id: int | None, mirrors: Sequence[CalendarView]) -> tuple[int, ...]:

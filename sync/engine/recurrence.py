@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sync.contract import OccurrenceIds
 from sync.contract.items import EventData, RemoteItem, Window
 from sync.engine.plan import Incoming
 
 if TYPE_CHECKING:
     import icalendar
 
-__all__ = ["FUTURE", "expand_items", "incoming", "override_key", "recurrence_key"]
+__all__ = ["FUTURE", "expand_items", "incoming", "occurrences", "override_key", "recurrence_key"]
 
 #: Marks the key of an override that holds for this and every later visit (RANGE=THISANDFUTURE).
 FUTURE = "+"
@@ -66,6 +68,18 @@ def expand_items(items: Iterable[RemoteItem], window: Window) -> list[Incoming]:
             continue
         out.extend(_expand(masters[0], [i for i in group if i.event.recurrence_id is not None], window))
     return out
+
+
+def occurrences(items: Iterable[RemoteItem], window: Window, ids: object = None) -> list[Incoming]:
+    """Per-occurrence items (expand_items) where each occurrence of a series is named by its own id
+    when the provider gives one (sync.contract.OccurrenceIds: Google's instance ids), so that one
+    occurrence can be told apart, tracked, and written to without touching the series."""
+    found = expand_items(items, window)
+    if not isinstance(ids, OccurrenceIds):
+        return found
+    return [replace(i, remote_id=ids.occurrence_id(i.series_remote_id, i.event))
+            if i.series_remote_id is not None and i.remote_id == i.series_remote_id and i.recurrence_key else i
+            for i in found]
 
 
 def _expand(master: RemoteItem, overrides: list[RemoteItem], window: Window) -> list[Incoming]:

@@ -32,6 +32,7 @@ from sync.contract import (
     CalendarCapabilities,
     CalendarProvider,
     CursorExpired,
+    OccurrenceIds,
     PagedChanges,
     ProviderError,
 )
@@ -42,7 +43,7 @@ from sync.engine.backfill import run_backfill
 from sync.engine.outbox import checkpoint
 from sync.engine.plan import CalendarView, Canonical, Changes, Incoming, OverlapIndex, Policy, plan
 from sync.engine.reconnect import ExpiredConnection, tell_reconnect
-from sync.engine.recurrence import expand_items, incoming
+from sync.engine.recurrence import expand_items, incoming, occurrences
 from sync.engine.snapshots import (
     calendar_view,
     load_appointments,
@@ -57,7 +58,7 @@ from sync.runtime.core import Core
 from sync.runtime.locks import connection_lock
 from sync.runtime.syncqueue import requested_items
 from sync.store import audit
-from sync.store.model import Calendar, Connection, Link, Practice
+from sync.store.model import Appointment, Calendar, Connection, Link, Practice
 
 __all__ = ["Progress", "SyncReport", "sync_all", "sync_calendar", "sync_connection"]
 
@@ -240,15 +241,16 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None,
                 and provider.reads_items():
             reader = cast(CalendarProvider, _ItemRead(provider, provider.capabilities, items,
                                                        {} if memo is None else memo))
-            return await _read_and_apply(core, target, window, reader, cal.cursor, None, progress)
+            return await _read_and_apply(core, target, window, reader, cal.cursor, None, progress, ids=provider)
         if progress:
             progress("fetch", 0, 0)
         try:
-            report = await _read_and_apply(core, target, window, provider, cal.cursor, None, progress)
+            report = await _read_and_apply(core, target, window, provider, cal.cursor, None, progress, ids=provider)
         except CursorExpired:
             log.warning("sync cursor expired; running one full resync",
                         extra={"calendar_id": cal.id, "connection_id": conn.id})
-            report = await _read_and_apply(core, target, window, provider, None, "cursor_expired", progress)
+            report = await _read_and_apply(core, target, window, provider, None, "cursor_expired", progress,
+                                           ids=provider)
         if target.view.role == "mirror" and cal.backfill_state in ("pending", "copying"):
             # After the read: hand edits made meanwhile are planned before copies are queued.
             report.backfilled += (await run_backfill(core, target.view, target.policy, window, core.clock(),
@@ -303,12 +305,20 @@ async def _pages(provider: CalendarProvider, cursor: str | None, window: Window)
 
 async def _read_and_apply(
     core: Core, target: _Target, window: Window, provider: CalendarProvider, cursor: str | None,
-    resync_reason: str | None, progress: Progress | None,
+    resync_reason: str | None, progress: Progress | None, *, ids: object = None,
 ) -> SyncReport:
     """Read the changes since `cursor` and apply them page by page in ONE transaction that ends by
-    storing the new cursor: a crash or a provider error half-way commits nothing."""
+    storing the new cursor: a crash or a provider error half-way commits nothing.
+
+    A work calendar is read per occurrence, each named by its own id where the provider (`ids`,
+    sync.contract.OccurrenceIds) gives one: a tracked event may be one visit of a series."""
     conn, cal = target.conn, target.cal
     series = provider.capabilities.series
+    work = target.view.role == "work"
+    tracked: tuple[set[str], set[str]] = (set(), set())
+    if work:  # only the tracked events (and the series they belong to) are read in and expanded
+        async with core.store.session() as s:
+            tracked = await _tracked_keys(s, cal.id)
     report = SyncReport(calendars=1)
     seen = _SeenIds()  # remote ids read (a full listing's absentees were deleted remotely)
     others = _OtherSources(target.view)
@@ -328,10 +338,17 @@ async def _read_and_apply(
             if session is None:
                 checkpoint(core, "sync.fetched")
                 session = await stack.enter_async_context(core.store.session())
-            items = incoming(page.items) if series else expand_items(page.items, window)
+            deleted = page.deleted_ids
+            if work:
+                uids, remote_ids = tracked
+                items = occurrences([i for i in page.items if i.event.uid in uids or i.remote_id in remote_ids],
+                                    window, ids)
+                deleted = await _with_occurrences(session, cal.id, deleted, ids)
+            else:
+                items = incoming(page.items) if series else expand_items(page.items, window)
             seen.add(i.remote_id for i in items)
             read += len(items)
-            report.add(await _apply_page(session, core, target, window, items, page.deleted_ids, now, others))
+            report.add(await _apply_page(session, core, target, window, items, deleted, now, others))
             if progress:
                 progress("apply", read, 0)
         if session is None:
@@ -345,7 +362,9 @@ async def _read_and_apply(
                 return report
             session = await stack.enter_async_context(core.store.session())
         if full:
-            report.add(await _apply_gone(session, core, target, window, seen, now))
+            # A work calendar's events tracked while it was being read were not looked for: not gone.
+            report.add(await _apply_gone(session, core, target, window, seen, now,
+                                         only=tracked[1] if work else None))
         report.calendars = 1
         report.unchanged = max(read - report.created - report.updated - report.deleted - report.conflicts, 0)
         if resync_reason:
@@ -358,6 +377,27 @@ async def _read_and_apply(
             log.warning("calendar read with events skipped or repaired",
                         extra={"calendar_id": cal.id, "connection_id": conn.id, "count": len(notes)})
     return report
+
+
+async def _tracked_keys(s: AsyncSession, calendar_id: int) -> tuple[set[str], set[str]]:
+    """(uids, remote ids) of a work calendar's tracked events: only their series are expanded (the
+    expansion runs on the event loop, and a busy work calendar holds hundreds of untracked series)."""
+    rows = (await s.execute(select(Appointment.source_uid, Link.remote_id)
+                            .join(Link, Link.appointment_id == Appointment.id)
+                            .where(Link.calendar_id == calendar_id))).tuples().all()
+    return {u for u, _ in rows if u}, {r for _, r in rows if r}
+
+
+async def _with_occurrences(s: AsyncSession, calendar_id: int, deleted_ids: list[str], ids: object) -> list[str]:
+    """A deleted series takes its tracked occurrences with it: the provider reports the series' id
+    alone, and an occurrence nobody edited has no deletion of its own."""
+    if not deleted_ids or not isinstance(ids, OccurrenceIds):
+        return deleted_ids
+    gone = set(deleted_ids)
+    linked = (await s.scalars(select(Link.remote_id).where(Link.calendar_id == calendar_id,
+                                                           Link.remote_id.is_not(None)))).all()
+    return [*deleted_ids, *(rid for rid in linked if rid is not None and rid not in gone
+                            and ids.series_id(rid) in gone)]
 
 
 async def _apply_page(
@@ -384,11 +424,15 @@ async def _apply_page(
 
 
 async def _apply_gone(
-    s: AsyncSession, core: Core, target: _Target, window: Window, seen: _SeenIds, now: datetime
+    s: AsyncSession, core: Core, target: _Target, window: Window, seen: _SeenIds, now: datetime,
+    only: Container[str] | None = None,
 ) -> SyncReport:
-    """After a full listing: what this calendar's links point at and the listing did not hold."""
+    """After a full listing: what this calendar's links point at and the listing did not hold (of
+    the links named in `only`, when given)."""
     view = target.view
     links = await load_unseen_links(s, view.id, seen.frozen())
+    if only is not None:
+        links = {rid: group for rid, group in links.items() if rid in only}
     if not links:
         return SyncReport()
     appointments = await load_appointments(s, {lk.appointment_id for g in links.values() for lk in g})

@@ -10,8 +10,9 @@ short-lived signed links on the bot, fetched when a link is opened, and cached e
 - `purge_expired` (a periodic job) deletes copies past their time, audited with its count, which
   `status` shows. Untracking an activity deletes its copies at once.
 
-Only calendars whose platform has event attachments offer them (Outlook through Graph; Nylas's
-events carry no files, so its calendars say so).
+Only calendars whose platform has event attachments offer them (Outlook through Graph; Google,
+whose files live in Drive and are read only when the person allowed it at connect, else NotGranted
+says how; Nylas's events carry no files, so its calendars say so).
 """
 
 from __future__ import annotations

@@ -251,6 +251,10 @@ async def set_option(
             names = ", ".join(n.replace("_", "-") for n in declared) or "none"
             raise SettingError(f"a {conn.provider} connection has no option {name.replace('_', '-')!r} "
                                f"(it has: {names})")
+        if option.personal:
+            # What the person's sign-in grants: only signing in again with the option changes it.
+            raise SettingError(f"{name.replace('_', '-')} is chosen when signing in: the account's owner runs "
+                               f"`connect {conn.provider} {option.flag} {value}` and signs in again")
         if option.choices and value not in option.choices:
             raise SettingError(f"{name.replace('_', '-')} must be one of {', '.join(option.choices)}")
         before = (conn.config or {}).get(name, option.default)

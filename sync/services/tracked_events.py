@@ -18,6 +18,14 @@ edit there reaches the activity within seconds: the first `track` on a calendar 
 `untrack` closes it (sync.integrations.push), and the renewal job renews it with the others.
 CalDAV and ICS work calendars are polled.
 
+One visit of a repeating event is tracked as that visit alone, where the platform gives each visit
+an id of its own (Google's instance ids, Outlook's and Nylas's occurrence ids): the activity holds the visit's
+recurrence key and its link the visit's id, so the engine matches that visit only, a move from chat
+writes that visit (the platform makes it an exception of the series, the series is never written),
+and the activity is cancelled when the visit is cancelled or the series deleted. The series as a
+whole is not tracked (it would be many activities, or one that no calendar could move). Platforms
+that address only the whole series (CalDAV, ICS feeds) track single events only.
+
 An event is named in chat by a short reference, `W<calendar id>-<8 hex digits>`: the digits are a
 hash of the event's id at the provider, so no id is stored to resolve it; the calendar is read
 live (that day, or the connection's window) and the event whose id hashes to them is taken.
@@ -38,7 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sync.contract.items import Window
 from sync.engine.apply import event_fields, source_status
 from sync.engine.plan import Incoming
-from sync.engine.recurrence import expand_items
+from sync.engine.recurrence import occurrences
 from sync.integrations.providers import open_provider
 from sync.integrations.push import ensure_push_quietly
 from sync.runtime.core import Core
@@ -163,18 +171,22 @@ async def _find_event(core: Core, cal: Calendar, conn: Connection, ref: EventRef
     provider = open_provider(core, conn, cal)
     try:
         listing = await asyncio.wait_for(provider.changes(None, window), READ_TIMEOUT)
+        # Off the event loop: the whole window's series are expanded (hundreds on a busy calendar).
+        found = await asyncio.to_thread(occurrences, listing.items, window, provider)
     except TimeoutError:
         raise Conflict("the work calendar did not answer in time; try again in a minute") from None
     finally:
         await provider.aclose()
-    for item in expand_items(listing.items, window):
+    for item in found:
         if _digest(item.remote_id) != ref.digest:
             continue
         if item.event.clinicbot_id:
             raise Invalid(f"{ref} is clinicbot's own copy of an appointment, not a work event")
-        if item.series_remote_id is not None or item.recurrence_key or item.event.rrule:
-            raise Invalid(f"{ref} is one visit of a repeating event; tracking repeating events is not "
-                          "supported yet: track a single event")
+        if item.event.rrule or (item.series_remote_id is not None and item.remote_id == item.series_remote_id):
+            # Only the whole series has an address there: a move from chat would move every visit.
+            raise Invalid(f"{ref} is one visit of a repeating event, and {conn.provider} gives single visits "
+                          "no address of their own, so clinicbot cannot track one without touching the "
+                          "whole series; track a single event")
         if item.event.status == "cancelled":
             raise Invalid(f"{ref} is cancelled in the work calendar")
         return item
@@ -201,8 +213,11 @@ async def track(core: Core, practice_id: int, text: str, *, actor: str, day: dat
             return Tracked(existing.id, existing.ref, existing.start, False)
         first = await s.scalar(select(Link.id).where(Link.calendar_id == cal.id).limit(1)) is None
         ev = item.event
+        # One visit of a series: its recurrence key names it among the series' visits (the link holds
+        # the visit's own id), so edits of that visit alone reach it and a move writes that visit only.
         appt = Appointment(practice_id=practice_id, practitioner_id=cal.practitioner_id or conn.practitioner_id,
-                           source_calendar_id=cal.id, source_uid=ev.uid, recurrence_key="", kind=ACTIVITY,
+                           source_calendar_id=cal.id, source_uid=ev.uid, recurrence_key=item.recurrence_key,
+                           kind=ACTIVITY,
                            status=source_status(ev), version=1, created_at=now, updated_at=now)
         for key, value in event_fields(ev).items():
             setattr(appt, key, value)

@@ -20,7 +20,7 @@ from sqlalchemy import or_, select
 
 from sync.contract import ProviderError
 from sync.contract.items import Window
-from sync.engine.recurrence import expand_items
+from sync.engine.recurrence import occurrences
 from sync.integrations.providers import open_provider
 from sync.runtime.core import Core
 from sync.services.tracked_events import event_ref, tracked_ids
@@ -101,13 +101,15 @@ async def _read(core: Core, cal: Calendar, conn: Connection,
     provider = open_provider(core, conn, cal)
     try:
         listing = await asyncio.wait_for(provider.changes(None, window), READ_TIMEOUT)
+        # A series is shown as its occurrences of the day, in the event's own zone, each with its own
+        # id where the platform gives one (so each can be tracked on its own).
+        found = occurrences(listing.items, window, provider)
     except (ProviderError, TimeoutError) as exc:
         log.warning("work calendar unavailable", extra={"calendar_id": cal.id, "error": type(exc).__name__})
         return None
     finally:
         await provider.aclose()
-    # A series is shown as its occurrences of the day, in the event's own zone.
     return [(i.remote_id, i.event.start, i.event.end, i.event.all_day, i.event.summary)
-            for i in expand_items(listing.items, window)
+            for i in found
             if i.event.status != "cancelled" and not i.event.clinicbot_id
             and window.overlaps(i.event.start, max(i.event.end, i.event.start + timedelta(seconds=1)))]

@@ -139,7 +139,8 @@ async def google_clinic(
 ) -> AsyncIterator[Clinic]:
     async for clinic in run_clinic(
         backend, tmp_path, fake_slack,
-        google_api_url=google.url, google_oauth_url=google.url, google_auth_url=f"{google.url}/o/oauth2/v2/auth",
+        google_api_url=google.url, google_drive_url=google.url, google_oauth_url=google.url,
+        google_auth_url=f"{google.url}/o/oauth2/v2/auth",
         google_client_id=google.oauth.client_id, google_client_secret=google.oauth.client_secret,
     ):
         yield clinic

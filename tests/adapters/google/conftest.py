@@ -31,6 +31,7 @@ async def fake() -> AsyncIterator[GoogleFake]:
 def gsettings(fake: GoogleFake) -> Settings:
     return settings_with(
         google_api_url=fake.url,
+        google_drive_url=fake.url,
         google_oauth_url=fake.url,
         google_auth_url=f"{fake.url}/o/oauth2/v2/auth",
         google_client_id=fake.oauth.client_id,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sync.contract.items import EventData, RemoteItem, Window
-from sync.engine.recurrence import expand_items, recurrence_key
+from sync.engine.recurrence import expand_items, occurrences, recurrence_key
 from sync.engine.run import sync_connection
 from sync.runtime.core import Core
 from tests.sync.helpers import appointments, make_clinic
@@ -40,6 +40,32 @@ def test_exdate_and_override() -> None:
     moved = [o for o in occ if o.recurrence_key == recurrence_key(rid)]
     assert moved[0].event.summary == "Physio (moved)" and moved[0].remote_id == "s1-o"
     assert moved[0].event.start == rid + timedelta(hours=5)
+
+
+class InstanceIds:
+    """A provider whose occurrences have ids of their own (sync.contract.OccurrenceIds), Google-style."""
+
+    def occurrence_id(self, series_remote_id: str, occurrence: EventData) -> str:
+        assert occurrence.recurrence_id is not None
+        return f"{series_remote_id}_{occurrence.recurrence_id.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+    def series_id(self, remote_id: str) -> str | None:
+        return remote_id.rpartition("_")[0] or None
+
+
+def test_occurrences_are_named_by_their_own_ids_where_the_provider_gives_them() -> None:
+    rid = datetime(2026, 4, 3, 9, 0, tzinfo=LONDON)
+    override = EventData(uid="s1", summary="Physio (moved)", start=rid + timedelta(hours=5),
+                         end=rid + timedelta(hours=6), tzid="Europe/London", recurrence_id=rid)
+    items = [RemoteItem("s1", '"1"', weekly()), RemoteItem("s1_20260403T080000Z", '"2"', override)]
+    named = occurrences(items, WINDOW, InstanceIds())
+    assert [o.remote_id for o in named] == ["s1_20260320T090000Z", "s1_20260327T090000Z",
+                                            "s1_20260403T080000Z", "s1_20260410T080000Z"]
+    assert all(o.series_remote_id == "s1" for o in named)
+    # Without ids of their own (CalDAV, ICS) every occurrence keeps the series' id.
+    assert {o.remote_id for o in occurrences(items, WINDOW)} == {"s1", "s1_20260403T080000Z"}
+    single = RemoteItem("e1", '"3"', EventData(uid="e1", summary="Lunch", start=rid, end=rid + timedelta(hours=1)))
+    assert [o.remote_id for o in occurrences([single], WINDOW, InstanceIds())] == ["e1"]
 
 
 def test_all_day_series() -> None:

@@ -8,10 +8,12 @@ behaviour and errors (see tests/adapters/google/fakes/google_store.py for the ev
 - events.insert/get/patch/update/delete with If-Match (412), client ids (409), sendUpdates recorded;
 - events.watch and channels.stop, with notifications POSTed to the channel address;
 - freeBusy; 401 for missing or expired access tokens; throttles (403 rate limits, 429) on demand;
-- /o/oauth2/v2/auth, /token (PKCE) and /revoke (tests/adapters/google/fakes/google_oauth.py).
+- /o/oauth2/v2/auth, /token (PKCE) and /revoke (tests/adapters/google/fakes/google_oauth.py);
+- Drive's files.get (metadata, alt=media) and files.export for events' attachments, behind the
+  Drive read scope (tests/adapters/google/fakes/google_drive.py).
 
-Point Settings.google_api_url, google_oauth_url and google_auth_url (+ "/o/oauth2/v2/auth") at
-`fake.url`. Notification deliveries run in the background; `await fake.drain()` waits for them.
+Point Settings.google_api_url, google_drive_url, google_oauth_url and google_auth_url
+(+ "/o/oauth2/v2/auth") at `fake.url`. Notification deliveries run in the background; `await fake.drain()` waits for them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.adapters.google.fakes.google_oauth import OAuthFake
+from tests.adapters.google.fakes.google_drive import DriveFake
+from tests.adapters.google.fakes.google_oauth import AccessToken, OAuthFake
 from tests.adapters.google.fakes.google_store import (
     ApiError,
     CalendarState,
@@ -72,6 +75,7 @@ WRITABLE = (
     "originalStartTime",
     "recurringEventId",
     "sequence",
+    "attachments",
 )
 BASE32HEX = "0123456789abcdefghijklmnopqrstuv"
 
@@ -121,6 +125,7 @@ class GoogleFake:
     def __init__(self) -> None:
         self.clock_offset = timedelta()
         self.oauth = OAuthFake(now=self.now)
+        self.drive = DriveFake()
         self.calendars: dict[str, CalendarState] = {}
         self.pages: dict[str, Any] = {}
         self.channels: dict[str, Channel] = {}
@@ -142,6 +147,7 @@ class GoogleFake:
     async def start(self) -> GoogleFake:
         app = web.Application(middlewares=[self._errors])
         app.add_routes(self.oauth.routes())
+        app.add_routes(self.drive.routes())
         base = "/calendar/v3"
         app.add_routes(
             [
@@ -235,10 +241,12 @@ class GoogleFake:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         try:
-            if request.path.startswith("/calendar/"):
+            if request.path.startswith(("/calendar/", "/drive/")):
                 self._record(request)
-                self._authorize(request)
+                token = self._authorize(request)
                 self._maybe_throttle(request)
+                if request.path.startswith("/drive/"):
+                    self.drive.check_scope(token)
             return await handler(request)
         except ApiError as err:
             return web.json_response(err.body(), status=err.status, headers=err.headers)
@@ -249,8 +257,9 @@ class GoogleFake:
             query.setdefault(key, []).append(value)
         self.requests.append(Recorded(request.method, request.path, query, request.headers.get("If-Match")))
 
-    def _authorize(self, request: web.Request) -> None:
-        if self.oauth.check_bearer(request.headers.get("Authorization")) is None:
+    def _authorize(self, request: web.Request) -> AccessToken:
+        token = self.oauth.check_bearer(request.headers.get("Authorization"))
+        if token is None:
             raise ApiError(
                 401,
                 "authError",
@@ -259,6 +268,7 @@ class GoogleFake:
                 location="Authorization",
                 headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
             )
+        return token
 
     def _maybe_throttle(self, request: web.Request) -> None:
         for rule in self.throttles:

@@ -35,6 +35,7 @@ import secrets
 import ssl
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -258,6 +259,8 @@ class GraphFake(CalendarViews):
         if len(rest) not in (1, 2, 3) or (len(rest) > 1 and rest[1] != "attachments"):
             raise GraphError(400, "BadRequest", "Unsupported events request.")
         event = mbx.find_event(rest[0])
+        if event is None and len(rest) == 1 and (occurrence := mbx.find_occurrence(rest[0])) is not None:
+            return self._occurrence(req, mbx, *occurrence, zone, text, pref_headers)
         if event is None or (cal is not None and event.calendar_id != cal.id):
             raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
         if len(rest) > 1:
@@ -274,6 +277,38 @@ class GraphFake(CalendarViews):
             self.subs.changed(mbx, event.calendar_id, event.id, event.etag, "deleted")
             return Resp(204)
         raise GraphError(405, "BadRequest", "Method not allowed.")
+
+    def _occurrence(self, req: Req, mbx: Mailbox, event: Any, instance: tuple[str, datetime, datetime], zone: str,
+                    text: bool, pref_headers: dict[str, str]) -> Resp:
+        """GET, PATCH (which makes an exception) and DELETE of one occurrence, by its own id."""
+        iid = instance[0]
+        if req.method == "GET":
+            return Resp(200, self.store.render(event, zone, text, instance), pref_headers)
+        if req.method == "PATCH":
+            self.store.update_occurrence(event, iid, req.body, req.header("If-Match"))
+            found = mbx.find_occurrence(iid)
+            assert found is not None
+            self.subs.changed(mbx, event.calendar_id, iid, f'W/"{event.instance_key(iid)}"', "updated")
+            return Resp(200, self.store.render(event, zone, text, found[1]), pref_headers)
+        if req.method == "DELETE":
+            self.store.delete_occurrence(event, iid)
+            self.subs.changed(mbx, event.calendar_id, iid, event.etag, "deleted")
+            return Resp(204)
+        raise GraphError(405, "BadRequest", "Method not allowed.")
+
+    def edit_occurrence(self, mbx: Mailbox, iid: str, changes: dict[str, Any]) -> None:
+        """One visit of a series changed by hand in Outlook."""
+        found = mbx.find_occurrence(iid)
+        assert found is not None
+        self.store.update_occurrence(found[0], iid, changes, None)
+        self.subs.changed(mbx, found[0].calendar_id, iid, found[0].etag, "updated")
+
+    def remove_occurrence(self, mbx: Mailbox, iid: str) -> None:
+        """One visit of a series deleted by hand in Outlook."""
+        found = mbx.find_occurrence(iid)
+        assert found is not None
+        self.store.delete_occurrence(found[0], iid)
+        self.subs.changed(mbx, found[0].calendar_id, iid, found[0].etag, "deleted")
 
     def add_attachment(self, mbx: Mailbox, event_id: str, name: str, content_type: str, content: bytes, *,
                        kind: str = "#microsoft.graph.fileAttachment") -> str:

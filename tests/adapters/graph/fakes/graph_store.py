@@ -103,9 +103,28 @@ class StoredEvent:
     #: Attachments as Graph returns them (fileAttachment with contentBytes, itemAttachment ...).
     attachments: list[dict[str, Any]] = field(default_factory=list)
 
+    #: Occurrences changed on their own (Graph's exceptions): instance id -> start, end, fields, change key.
+    exceptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Occurrences deleted on their own.
+    cancelled: set[str] = field(default_factory=set)
+
     @property
     def etag(self) -> str:
         return f'W/"{self.change_key}"'
+
+    def instance_key(self, iid: str) -> str:
+        """The change key of one instance: an exception changes on its own as well as with its series."""
+        exc = self.exceptions.get(iid)
+        return f"{self.change_key}{exc['change_key']}" if exc else self.change_key
+
+    @staticmethod
+    def original_start(iid: str) -> datetime | None:
+        """An occurrence's start in the series before it was changed (its id carries it)."""
+        _, _, stamp = iid.rpartition("_")
+        try:
+            return datetime.strptime(stamp, "%Y%m%dT%H%M").replace(tzinfo=UTC)
+        except ValueError:
+            return None
 
     @property
     def all_day(self) -> bool:
@@ -116,11 +135,14 @@ class StoredEvent:
         recurrence = self.fields.get("recurrence")
         if not isinstance(recurrence, dict):
             return [(self.id, self.start, self.end)] if self.start < end and self.end > start else []
-        return [
-            (f"{self.id}_{s:%Y%m%dT%H%M}", s, s + (self.end - self.start))
-            for s in _expand(recurrence, self.start, self.start_zone, end)
-            if s < end and s + (self.end - self.start) > start
-        ]
+        out = []
+        for s in _expand(recurrence, self.start, self.start_zone, end + timedelta(days=7)):
+            iid = f"{self.id}_{s:%Y%m%dT%H%M}"
+            exc = self.exceptions.get(iid)
+            s_, e_ = (exc["start"], exc["end"]) if exc else (s, s + (self.end - self.start))
+            if iid not in self.cancelled and s_ < end and e_ > start:
+                out.append((iid, s_, e_))
+        return out
 
 
 def _expand(recurrence: dict[str, Any], first: datetime, zone_name: str, until: datetime) -> list[datetime]:
@@ -184,6 +206,19 @@ class Mailbox:
             if event_id in cal.events:
                 return cal.events[event_id]
         return None
+
+    def find_occurrence(self, iid: str) -> tuple[StoredEvent, tuple[str, datetime, datetime]] | None:
+        """The series and the instance an occurrence id names (None when it names no live occurrence)."""
+        series_id, _, _ = iid.rpartition("_")
+        event = self.find_event(series_id) if series_id else None
+        original = StoredEvent.original_start(iid)
+        if event is None or original is None or not isinstance(event.fields.get("recurrence"), dict):
+            return None
+        span = event.end - event.start
+        lo = min(original, event.exceptions.get(iid, {}).get("start", original)) - span - timedelta(days=1)
+        hi = max(original, event.exceptions.get(iid, {}).get("end", original)) + span + timedelta(days=1)
+        found = next((row for row in event.occurrences(lo, hi) if row[0] == iid), None)
+        return (event, found) if found is not None else None
 
 
 class GraphStore:
@@ -254,6 +289,31 @@ class GraphStore:
         event.change_key, event.modified = _change_key(), datetime.now(UTC)
         return event
 
+    def update_occurrence(self, event: StoredEvent, iid: str, body: Any, if_match: str | None) -> None:
+        """PATCH of one occurrence: it becomes an exception of its series (the series is not changed)."""
+        if if_match is not None and if_match.strip() not in ("*", f'W/"{event.instance_key(iid)}"',
+                                                              f'"{event.instance_key(iid)}"'):
+            raise GraphError(412, "ErrorIrresolvableConflict",
+                             "The change key passed in the request does not match the current change key.")
+        fields = {k: v for k, v in _validated(body, creating=False).items()
+                  if k not in ("transactionId", "recurrence", "type", "seriesMasterId")}
+        before = event.exceptions.get(iid)
+        original = StoredEvent.original_start(iid)
+        assert original is not None
+        start = before["start"] if before else original
+        end = before["end"] if before else original + (event.end - event.start)
+        if "start" in fields:
+            start, _ = parse_time(fields["start"], "start")
+        if "end" in fields:
+            end, _ = parse_time(fields["end"], "end")
+        _check_span({**event.fields, **fields}, start, end)
+        event.exceptions[iid] = {"start": start, "end": end, "change_key": _change_key(),
+                                 "fields": {**(before or {}).get("fields", {}), **fields}}
+
+    def delete_occurrence(self, event: StoredEvent, iid: str) -> None:
+        event.cancelled.add(iid)
+        event.exceptions.pop(iid, None)
+
     def delete(self, mbx: Mailbox, event: StoredEvent, if_match: str | None) -> None:
         self._check_etag(event, if_match)
         del mbx.calendars[event.calendar_id].events[event.id]
@@ -291,20 +351,23 @@ class GraphStore:
         iid, start, end = instance or (event.id, event.start, event.end)
         recurring = isinstance(f.get("recurrence"), dict)
         kind = "singleInstance" if not recurring else ("seriesMaster" if instance is None else "occurrence")
+        original = StoredEvent.original_start(iid) if kind == "occurrence" else None
+        if kind == "occurrence" and iid in event.exceptions:
+            kind, f = "exception", {**f, **event.exceptions[iid]["fields"]}
         body = f.get("body") if isinstance(f.get("body"), dict) else {"contentType": "text", "content": ""}
         if not text_body and str(body.get("contentType", "text")).lower() == "text":
             body = {"contentType": "html", "content": f"<html><body>{body.get('content', '')}</body></html>"}
         out: dict[str, Any] = {
-            "@odata.etag": event.etag,
+            "@odata.etag": f'W/"{event.instance_key(iid)}"',
             "id": iid,
             "createdDateTime": event.created.isoformat().replace("+00:00", "Z"),
             "lastModifiedDateTime": event.modified.isoformat().replace("+00:00", "Z"),
-            "changeKey": event.change_key,
+            "changeKey": event.instance_key(iid),
             "categories": list(f.get("categories") or []),
             "transactionId": f.get("transactionId"),
             "originalStartTimeZone": event.start_zone,
             "originalEndTimeZone": event.end_zone,
-            "iCalUId": event.ical_uid if instance is None or iid == event.id else f"{event.ical_uid}{start:%Y%m%d}",
+            "iCalUId": event.ical_uid if original is None else f"{event.ical_uid}{original:%Y%m%d}",
             "subject": f.get("subject", ""),
             "bodyPreview": str(body.get("content", ""))[:255],
             "body": body,
@@ -315,12 +378,14 @@ class GraphStore:
             "isOrganizer": True,
             "showAs": f.get("showAs", "busy"),
             "type": kind,
-            "seriesMasterId": event.id if kind == "occurrence" else None,
+            "seriesMasterId": event.id if kind in ("occurrence", "exception") else None,
             "recurrence": f.get("recurrence") if kind == "seriesMaster" else None,
             "start": format_time(start, "UTC" if event.all_day else zone),
             "end": format_time(end, "UTC" if event.all_day else zone),
             "location": f.get("location") or {"displayName": ""},
         }
+        if original is not None:
+            out["originalStart"] = original.isoformat().replace("+00:00", "Z")
         if event.all_day:
             # All-day events are floating: midnight of the dates, whatever zone was asked for.
             out["start"] = {

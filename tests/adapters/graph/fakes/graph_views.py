@@ -101,11 +101,11 @@ class CalendarViews:
                 start, end = self._window(req)
                 seen = {}
             current = self.store.instances(cal, start, end)
-            snapshot = {iid: ev.change_key for ev, iid, _, _ in current}
+            snapshot = {iid: ev.instance_key(iid) for ev, iid, _, _ in current}
             items = [
                 self.store.render(ev, zone, text, (iid, s, e))
                 for ev, iid, s, e in current
-                if seen.get(iid) != ev.change_key
+                if seen.get(iid) != ev.instance_key(iid)
             ]
             items += [
                 {"@odata.type": "#microsoft.graph.event", "id": iid, "@removed": {"reason": "deleted"}}
