@@ -170,11 +170,15 @@ async def on_events(core: Core, session: AsyncSession, events: Sequence[Appointm
     if not wanted_events:
         return
     appts = await appointment_rows(session, [event.appointment_id for event, *_ in wanted_events])
-    available = configured_channels(core)
+    available: frozenset[str] | None = None
     for event, kind, practice, wanted in wanted_events:
         appt = appts.get(event.appointment_id)
         if appt is None or appt.kind == ACTIVITY:
             continue  # a tracked work event's attendees are colleagues, not clients
+        if not ((wanted.email and appt.client_email) or (wanted.sms and appt.client_phone)):
+            continue  # no way to reach this client: no need to know what this server can send on
+        if available is None:
+            available = configured_channels(core)
         await queue_notice(core, session, practice, appt, wanted, kind=kind,
                            key=f"{appt.id}:{event.version}:{kind}", sequence=event.version, available=available)
 

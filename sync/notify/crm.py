@@ -87,8 +87,19 @@ def visit_key(practice_id: int, appointment_id: int) -> str:
     return f"clinicbot-{practice_id}-{appointment_id}"
 
 
+def _is_crm(provider: str) -> bool:
+    try:
+        return registry.get(provider).crm is not None
+    except ProviderError:  # a connection whose integration is gone from this build logs nowhere
+        return False
+
+
 async def _logging_connections(session: AsyncSession, practice_id: int) -> list[Connection]:
-    providers = _crm_providers()
+    # Asked for every change: the practice's own providers are checked (adapters already loaded for
+    # its syncs), not every integration (importing them all costs half a second the first time).
+    used = (await session.scalars(select(Connection.provider).distinct().where(
+        Connection.practice_id == practice_id, Connection.status != "removing"))).all()
+    providers = [p for p in used if _is_crm(p)]
     if not providers:
         return []
     conns = (await session.scalars(select(Connection).where(
