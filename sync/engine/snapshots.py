@@ -22,9 +22,9 @@ from sync.integrations import registry
 from sync.store.model import Appointment, Calendar, Connection, Link
 
 __all__ = [
+    "appointment_rows",
     "calendar_view",
     "canonical",
-    "appointment_rows",
     "load_appointments",
     "load_links",
     "load_mirrors",
