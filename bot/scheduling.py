@@ -57,7 +57,7 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
     scheduler.add_periodic("audit.checkpoint", settings.audit_checkpoint_seconds, checkpoint_job)
     # Every process plans (any replica may reschedule); only the leader sends.
     if "reminders" not in core.bus.names:  # one core may serve several apps (tests, embedders)
-        core.bus.subscribe("reminders", scheduler.subscriber)
+        core.bus.subscribe_batch("reminders", scheduler.subscriber.batch)  # a sync page replans at once
     if not settings.scheduler_enabled:
         return "CLINICBOT_SCHEDULER is off: this process plans reminders, another one must send them"
     try:

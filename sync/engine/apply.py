@@ -144,8 +144,7 @@ async def apply(
     if mirrors and upd_refs:
         report.outbox_queued += await mirror_ops(session, upd_refs, mirrors, policy, now)
     await audit.record_many(session, audits, at=now)
-    for ev in events:
-        await core.bus.emit(session, ev)
+    await core.bus.emit_many(session, events)
     return report
 
 
@@ -199,8 +198,7 @@ async def _imports(
                 origin_calendar_id=calendar.id, at=now))
         await session.execute(insert(cast(Table, Link.__table__)), links)
         await audit.record_many(session, audits, at=now)
-        for ev in events:
-            await core.bus.emit(session, ev)
+        await core.bus.emit_many(session, events)
     report.created += len(key_to_id)
     return key_to_id
 

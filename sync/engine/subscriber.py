@@ -8,6 +8,8 @@ commit or roll back with the change, and it is idempotent on (appointment id, ve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,10 +31,12 @@ def register(core: Core) -> None:
     if SUBSCRIBER_NAME in core.bus.names:
         return
 
-    async def subscriber(session: AsyncSession, event: AppointmentEvent) -> None:
-        await on_appointment_event(core, session, event)
+    async def subscriber(session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+        for event in events:
+            if event.origin_calendar_id is None:  # a sync's own changes had their ops written by apply
+                await on_appointment_event(core, session, event)
 
-    core.bus.subscribe(SUBSCRIBER_NAME, subscriber)
+    core.bus.subscribe_batch(SUBSCRIBER_NAME, subscriber)
 
 
 async def on_appointment_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -50,10 +51,10 @@ class SyncWorker:
     async def start(self) -> None:
         subscriber.register(self.core)  # a Core built by hand, not by sync.boot.open_core
         if "sync.jobs.worker.wake" not in self.core.bus.names:
-            async def wake_on_commit(session: Any, _event: AppointmentEvent) -> None:
-                after_commit(session, self.wake)
+            async def wake_on_commit(session: Any, _events: Sequence[AppointmentEvent]) -> None:
+                after_commit(session, self.wake)  # once per batch: a page of imports wakes it once
 
-            self.core.bus.subscribe("sync.jobs.worker.wake", wake_on_commit)
+            self.core.bus.subscribe_batch("sync.jobs.worker.wake", wake_on_commit)
         if self.queue.runner is None:  # an embedder or test may have installed its own
             self.queue.runner = self._sync_connection
         self.core.services.sync_runner = self.core.services.sync_runner or self.queue.runner

@@ -24,6 +24,7 @@ so it updates itself in their own calendar, and/or a short text (Twilio), as the
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
@@ -36,6 +37,7 @@ from sync.contract import ProviderError, RateLimited, RecipientOptedOut, Refused
 from sync.contract.messages import ClientEmail, ClientSms, Invitation, MailSender, SmsSender
 from sync.engine.recurrence import FUTURE, recurrence_key
 from sync.engine.series import is_series, visit_at
+from sync.engine.snapshots import appointment_rows
 from sync.integrations import registry
 from sync.notify.client_optouts import (
     address_hash,
@@ -70,6 +72,8 @@ __all__ = [
     "SendStats",
     "address_hash",
     "configured_channels",
+    "on_event",
+    "on_events",
     "opt_out",
     "opt_out_by_token",
     "queue_notice",
@@ -93,10 +97,10 @@ def register(core: Core) -> None:
     if SUBSCRIBER_NAME in core.bus.names:
         return
 
-    async def subscriber(session: AsyncSession, event: AppointmentEvent) -> None:
-        await on_event(core, session, event)
+    async def subscriber(session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+        await on_events(core, session, events)
 
-    core.bus.subscribe(SUBSCRIBER_NAME, subscriber)
+    core.bus.subscribe_batch(SUBSCRIBER_NAME, subscriber)
 
 
 def configured_channels(core: Core) -> frozenset[str]:
@@ -141,18 +145,42 @@ async def platform_tells_clients(session: AsyncSession, appt: Appointment) -> bo
 
 async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
     """Queue the client's messages for one change, inside the change's transaction."""
-    kind = _KINDS.get(event.kind)
-    if kind is None:
+    await on_events(core, session, (event,))
+
+
+async def on_events(core: Core, session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+    """Queue the clients' messages for a batch of changes, inside their transaction.
+
+    Each practice's settings are read once per batch, and a practice with client notices off (or
+    with booking notices off, for an import) costs nothing more: no appointment is read for it."""
+    settings: dict[int, tuple[Practice, ClientNoticeSettings] | None] = {}
+    wanted_events: list[tuple[AppointmentEvent, str, Practice, ClientNoticeSettings]] = []
+    for event in events:
+        kind = _KINDS.get(event.kind)
+        if kind is None:
+            continue
+        if event.practice_id not in settings:
+            practice = await session.get(Practice, event.practice_id)
+            wanted = notice_settings(practice.settings, practice.name) if practice is not None else None
+            settings[event.practice_id] = (practice, wanted) if practice and wanted and wanted.enabled else None
+        found = settings[event.practice_id]
+        if found is None or (kind == "booked" and not found[1].new):
+            continue
+        wanted_events.append((event, kind, *found))
+    if not wanted_events:
         return
-    practice = await session.get(Practice, event.practice_id)
-    appt = await session.get(Appointment, event.appointment_id)
-    if practice is None or appt is None or appt.kind == ACTIVITY:
-        return  # a tracked work event's attendees are colleagues, not clients
-    wanted = notice_settings(practice.settings, practice.name)
-    if not wanted.enabled or (kind == "booked" and not wanted.new):
-        return
-    await queue_notice(core, session, practice, appt, wanted, kind=kind, key=f"{appt.id}:{event.version}:{kind}",
-                       sequence=event.version, available=configured_channels(core))
+    appts = await appointment_rows(session, [event.appointment_id for event, *_ in wanted_events])
+    available: frozenset[str] | None = None
+    for event, kind, practice, wanted in wanted_events:
+        appt = appts.get(event.appointment_id)
+        if appt is None or appt.kind == ACTIVITY:
+            continue  # a tracked work event's attendees are colleagues, not clients
+        if not ((wanted.email and appt.client_email) or (wanted.sms and appt.client_phone)):
+            continue  # no way to reach this client: no need to know what this server can send on
+        if available is None:
+            available = configured_channels(core)
+        await queue_notice(core, session, practice, appt, wanted, kind=kind,
+                           key=f"{appt.id}:{event.version}:{kind}", sequence=event.version, available=available)
 
 
 async def queue_notice(core: Core, session: AsyncSession, practice: Practice, appt: Appointment,

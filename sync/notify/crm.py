@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from sync.contract.crm import CrmLog, CrmRecord, CrmVisit, VisitStage
 from sync.engine.reconnect import ExpiredConnection, tell_reconnect
 from sync.engine.recurrence import FUTURE, recurrence_key
 from sync.engine.series import is_series, occurrences_between
+from sync.engine.snapshots import appointment_rows
 from sync.integrations import registry
 from sync.integrations.providers import connection_info
 from sync.runtime.core import Core
@@ -48,7 +50,7 @@ from sync.store import audit
 from sync.store.model import Appointment, Calendar, Connection, CrmEntry, Practice, Practitioner
 
 __all__ = [
-    "LOG_EVERY_SECONDS", "SERIES_AHEAD", "SUBSCRIBER_NAME", "CrmStats", "log_due", "log_job", "on_event",
+    "LOG_EVERY_SECONDS", "SERIES_AHEAD", "SUBSCRIBER_NAME", "CrmStats", "log_due", "log_job", "on_event", "on_events",
     "queue_series", "register",
 ]  # fmt: skip
 
@@ -70,10 +72,10 @@ def register(core: Core) -> None:
     if SUBSCRIBER_NAME in core.bus.names:
         return
 
-    async def subscriber(session: AsyncSession, event: AppointmentEvent) -> None:
-        await on_event(core, session, event)
+    async def subscriber(session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+        await on_events(core, session, events)
 
-    core.bus.subscribe(SUBSCRIBER_NAME, subscriber)
+    core.bus.subscribe_batch(SUBSCRIBER_NAME, subscriber)
 
 
 def _crm_providers() -> list[str]:
@@ -85,8 +87,21 @@ def visit_key(practice_id: int, appointment_id: int) -> str:
     return f"clinicbot-{practice_id}-{appointment_id}"
 
 
+def _is_crm(provider: str) -> bool:
+    if provider not in registry.names():  # gone from this build (Refused's message would list them all)
+        return False
+    try:
+        return registry.get(provider).crm is not None
+    except ProviderError:  # registered but not loadable here: it logs nowhere
+        return False
+
+
 async def _logging_connections(session: AsyncSession, practice_id: int) -> list[Connection]:
-    providers = _crm_providers()
+    # Asked for every change: the practice's own providers are checked (adapters already loaded for
+    # its syncs), not every integration (importing them all costs half a second the first time).
+    used = (await session.scalars(select(Connection.provider).distinct().where(
+        Connection.practice_id == practice_id, Connection.status != "removing"))).all()
+    providers = [p for p in used if _is_crm(p)]
     if not providers:
         return []
     conns = (await session.scalars(select(Connection).where(
@@ -103,13 +118,32 @@ def occurrence_key(practice_id: int, series_id: int, start: datetime | str, all_
 
 async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
     """Write what each of the practice's CRMs should now hold of the visit, in the change's transaction."""
-    if event.kind not in _KINDS:
+    await on_events(core, session, (event,))
+
+
+async def on_events(core: Core, session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+    """`on_event` for a batch of changes: each practice's CRM connections are read once per batch, and
+    a practice without one costs nothing more."""
+    conns_of: dict[int, list[Connection]] = {}
+    logged: list[AppointmentEvent] = []
+    for event in events:
+        if event.kind not in _KINDS:
+            continue
+        if event.practice_id not in conns_of:
+            conns_of[event.practice_id] = await _logging_connections(session, event.practice_id)
+        if conns_of[event.practice_id]:
+            logged.append(event)
+    if not logged:
         return
-    conns = await _logging_connections(session, event.practice_id)
-    if not conns:
-        return
-    appt = await session.get(Appointment, event.appointment_id)
-    practice = await session.get(Practice, event.practice_id)
+    appts = await appointment_rows(session, [e.appointment_id for e in logged])  # at once, not one by one
+    practices = {pid: await session.get(Practice, pid) for pid, conns in conns_of.items() if conns}
+    for event in logged:
+        await _log_event(core, session, event, conns_of[event.practice_id], practices[event.practice_id],
+                         appts.get(event.appointment_id))
+
+
+async def _log_event(core: Core, session: AsyncSession, event: AppointmentEvent, conns: list[Connection],
+                     practice: Practice | None, appt: Appointment | None) -> None:
     if appt is None or practice is None:
         return
     if is_series(appt):

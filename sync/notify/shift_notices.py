@@ -11,6 +11,7 @@ not every practitioner works by shifts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
 from sync.store.model import Appointment, ShiftRow
 
-__all__ = ["SUBSCRIBER_NAME", "on_appointment_event", "outside_every_shift", "register"]
+__all__ = ["SUBSCRIBER_NAME", "on_appointment_event", "on_appointment_events", "outside_every_shift", "register"]
 
 SUBSCRIBER_NAME = "shifts.outside"
 #: Shifts this close to a visit mean its practitioner works by shifts that day.
@@ -33,19 +34,31 @@ def register(core: Core) -> None:
     if SUBSCRIBER_NAME in core.bus.names:
         return
 
-    async def subscriber(session: AsyncSession, event: AppointmentEvent) -> None:
-        await on_appointment_event(core, session, event)
+    async def subscriber(session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+        await on_appointment_events(core, session, events)
 
-    core.bus.subscribe(SUBSCRIBER_NAME, subscriber)
+    core.bus.subscribe_batch(SUBSCRIBER_NAME, subscriber)
 
 
 async def outside_every_shift(session: AsyncSession, practitioner_id: int, start: datetime,
                               end: datetime) -> list[tuple[datetime, datetime]] | None:
     """The practitioner's shifts near [start, end) when none holds it; None when one does, or none is near."""
-    rows = (await session.execute(select(ShiftRow.starts_at, ShiftRow.ends_at).where(
+    return _outside(await _shifts(session, practitioner_id, start, end), start, end)
+
+
+async def _shifts(session: AsyncSession, practitioner_id: int, start: datetime,
+                  end: datetime) -> list[tuple[datetime, datetime]]:
+    """The practitioner's live shifts near [start, end) (within NEAR), in order."""
+    return list((await session.execute(select(ShiftRow.starts_at, ShiftRow.ends_at).where(
         ShiftRow.practitioner_id == practitioner_id, ShiftRow.live.is_(True),
         ShiftRow.starts_at < end + NEAR, ShiftRow.ends_at > start - NEAR,
-    ).order_by(ShiftRow.starts_at))).tuples().all()
+    ).order_by(ShiftRow.starts_at))).tuples().all())
+
+
+def _outside(shifts: list[tuple[datetime, datetime]], start: datetime,
+             end: datetime) -> list[tuple[datetime, datetime]] | None:
+    """Of `shifts` (in order), those near [start, end) when none holds it; None when one does, or none is near."""
+    rows = [(s, e) for s, e in shifts if s < end + NEAR and e > start - NEAR]
     if not rows:
         return None
     # Back-to-back shifts (a day and a night) hold a visit across their seam.
@@ -57,22 +70,37 @@ async def outside_every_shift(session: AsyncSession, practitioner_id: int, start
             merged.append((s, e))
     if any(s <= start and end <= e for s, e in merged):
         return None
-    return list(rows)
+    return rows
 
 
 async def on_appointment_event(core: Core, session: AsyncSession, event: AppointmentEvent) -> None:
     """Queue the staff notice for a future visit booked or moved outside its practitioner's shifts."""
-    if event.kind not in ("created", "rescheduled") or event.practitioner_id is None:
-        return
-    start, end = event.after.get("start"), event.after.get("end")
-    if not isinstance(start, datetime) or not isinstance(end, datetime):
-        appt = await session.get(Appointment, event.appointment_id)
-        if appt is None:
-            return
-        start, end = appt.start, appt.end
-    if start.tzinfo is None or end.tzinfo is None or start <= core.clock():
-        return
-    if await outside_every_shift(session, event.practitioner_id, start, end) is None:
-        return
-    await queue_outside_shift(session, core, practice_id=event.practice_id, appointment_id=event.appointment_id,
-                              version=event.version)
+    await on_appointment_events(core, session, (event,))
+
+
+async def on_appointment_events(core: Core, session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+    """`on_appointment_event` for a batch: each practitioner's shifts are read once, over the span of
+    their visits in the batch, and a practitioner without shifts there costs that one query."""
+    now = core.clock()
+    visits: list[tuple[AppointmentEvent, int, datetime, datetime]] = []
+    for event in events:
+        if event.kind not in ("created", "rescheduled") or event.practitioner_id is None:
+            continue
+        start, end = event.after.get("start"), event.after.get("end")
+        if not isinstance(start, datetime) or not isinstance(end, datetime):
+            appt = await session.get(Appointment, event.appointment_id)
+            if appt is None:
+                continue
+            start, end = appt.start, appt.end
+        if start.tzinfo is None or end.tzinfo is None or start <= now:
+            continue
+        visits.append((event, event.practitioner_id, start, end))
+    spans: dict[int, tuple[datetime, datetime]] = {}
+    for _, pid, start, end in visits:
+        lo, hi = spans.get(pid, (start, end))
+        spans[pid] = (min(lo, start), max(hi, end))
+    shifts = {pid: await _shifts(session, pid, lo, hi) for pid, (lo, hi) in spans.items()}
+    for event, pid, start, end in visits:
+        if shifts[pid] and _outside(shifts[pid], start, end) is not None:
+            await queue_outside_shift(session, core, practice_id=event.practice_id,
+                                      appointment_id=event.appointment_id, version=event.version)

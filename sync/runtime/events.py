@@ -5,19 +5,26 @@ notices) register on an `EventBus`. Events are dispatched inside the transaction
 change, so a subscriber's own writes (outbox rows, ledger rows) commit or roll back with it; a
 subscriber that talks to the outside world must only enqueue work, never send directly.
 Subscribers are idempotent on (appointment id, version).
+
+A change that makes many events at once (a sync page: up to 500 imports) hands them over with
+`emit_many`. A subscriber registered with `subscribe_batch` gets the whole batch in one call, so it
+asks its questions ("does this practice log to a CRM?", "does this practitioner work by shifts?")
+once per batch, not once per appointment: a 10,000-item import must not cost 10,000 queries per
+subscriber. A plain `subscribe`r still gets the events one by one. Each subscriber sees the batch's
+events in order; subscribers run one after another, each over the whole batch (they share no state).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["AppointmentEvent", "EventBus", "EventKind", "Subscriber"]
+__all__ = ["AppointmentEvent", "BatchSubscriber", "EventBus", "EventKind", "Subscriber"]
 
 log = logging.getLogger("clinicbot.events")
 
@@ -45,15 +52,29 @@ class AppointmentEvent:
 
 
 Subscriber = Callable[[AsyncSession, AppointmentEvent], Awaitable[None]]
+BatchSubscriber = Callable[[AsyncSession, Sequence[AppointmentEvent]], Awaitable[None]]
+
+
+def _one_by_one(subscriber: Subscriber) -> BatchSubscriber:
+    async def each(session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+        for event in events:
+            await subscriber(session, event)
+
+    return each
 
 
 class EventBus:
     """In-process, transactional fan-out of appointment events."""
 
     def __init__(self) -> None:
-        self._subscribers: list[tuple[str, Subscriber]] = []
+        self._subscribers: list[tuple[str, BatchSubscriber]] = []
 
     def subscribe(self, name: str, subscriber: Subscriber) -> None:
+        """Register a subscriber that takes one event per call."""
+        self.subscribe_batch(name, _one_by_one(subscriber))
+
+    def subscribe_batch(self, name: str, subscriber: BatchSubscriber) -> None:
+        """Register a subscriber that takes a batch of events (in order) per call."""
         if any(n == name for n, _ in self._subscribers):
             raise ValueError(f"subscriber {name!r} is already registered")
         self._subscribers.append((name, subscriber))
@@ -64,6 +85,13 @@ class EventBus:
 
     async def emit(self, session: AsyncSession, event: AppointmentEvent) -> None:
         """Run every subscriber in the caller's transaction; any failure rolls the change back."""
+        await self.emit_many(session, (event,))
+
+    async def emit_many(self, session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+        """`emit` for several events of one transaction: each subscriber gets them in one call."""
+        if not events:
+            return
         for name, subscriber in self._subscribers:
-            log.debug("dispatch", extra={"subscriber": name, "event": event.kind, "appointment": event.appointment_id})
-            await subscriber(session, event)
+            log.debug("dispatch", extra={"subscriber": name, "events": len(events), "event": events[0].kind,
+                                         "appointment": events[0].appointment_id})
+            await subscriber(session, events)

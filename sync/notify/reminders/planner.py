@@ -10,7 +10,7 @@ processes replanning at once cannot fail each other's transaction).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.engine import series
+from sync.engine.snapshots import appointment_rows
 from sync.notify.reminders.prefs import MAX_OFFSET_MINUTES, ReminderPrefs, effective_prefs, practitioner_zone
 from sync.notify.reminders.timing import agenda_fire_time, offset_fire_time, shift_out_of_quiet
 from sync.runtime.events import AppointmentEvent
@@ -334,6 +335,21 @@ class ReminderSubscriber:
         if appt is not None and appt.version > evt.version:
             return  # a later change of the same appointment replans it
         earliest = await replan_appointment(session, evt.appointment_id, self.clock())
+        self._planned(session, earliest)
+
+    async def batch(self, session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
+        """`__call__` for a batch (a sync page): its appointments are replanned together, in a few
+        statements rather than a few per appointment."""
+        latest: dict[int, int] = {}
+        for evt in events:
+            latest[evt.appointment_id] = max(latest.get(evt.appointment_id, 0), evt.version)
+        appts = await appointment_rows(session, latest)
+        # An appointment changed again since its last event here is replanned by that later change.
+        current = [a for i, a in appts.items() if a.version <= latest[i]]
+        gone = [i for i in latest if i not in appts]
+        self._planned(session, await _reconcile(session, current, gone, self.clock()))
+
+    def _planned(self, session: AsyncSession, earliest: datetime | None) -> None:
         hook = self.on_planned
         if earliest is not None and hook is not None:
             when = earliest
