@@ -74,13 +74,6 @@ class Clinic:
         await queue.drain()
 
 
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    yield fake
-    await fake.stop()
-
-
 async def run_clinic(backend: str, tmp_path: Path, fake_slack: FakeSlack, **settings: Any) -> AsyncIterator[Clinic]:
     """A fresh practice with Dr Lee (as `clinicbot practice create` and `practitioner add` leave it),
     served on a port known before start, so the OAuth redirect comes back to it."""
