@@ -15,11 +15,11 @@ from adapters.acuity.client import AcuityClient
 from adapters.acuity.oauth import AcuityOAuth, bearer
 from adapters.acuity.settings import AcuitySettings, acuity_settings
 from adapters.acuity.webhooks import AcuityChannels, AcuityWebhooks
-from sync.contract import AuthExpired, CalendarInfo, ConnectionInfo
-from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract import AuthExpired, ConnectionInfo
+from sync.contract.booking import staff_calendars
+from sync.contract.integration import ConnectSpec, HostSettings, Integration, Profile
 
-__all__ = ["INTEGRATION", "AcuityBookings", "discover", "open_calendar", "open_source"]
+__all__ = ["INTEGRATION", "AcuityBookings", "open_source"]
 
 
 def open_source(conn: ConnectionInfo, host: HostSettings) -> AcuityBookings:
@@ -40,19 +40,6 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> AcuityBookings:
     client = AcuityClient(cfg.acuity_api_url, httpx.BasicAuth(user, key), rate=cfg.acuity_requests_per_second,
                           transport=conn.transport)
     return AcuityBookings(client, api_key=key)
-
-
-async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
-    """The account's calendars (staff), one booking calendar each."""
-    source = open_source(conn, host)
-    try:
-        return await source.staff()
-    finally:
-        await source.aclose()
-
-
-def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
-    return BookingCalendar(open_source(conn, host), calendar_remote_id)
 
 
 def _configured(host: HostSettings) -> bool:
@@ -83,7 +70,7 @@ INTEGRATION = Integration(
         setup_hint="set CLINICBOT_ACUITY_CLIENT_ID and CLINICBOT_ACUITY_CLIENT_SECRET "
                    "(or connect with the user id and API key on the command line)",
     ),
-    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    calendars=staff_calendars(open_source),
     booking_source=open_source,
     push_channels=AcuityChannels(),
     signed_webhooks=AcuityWebhooks(),

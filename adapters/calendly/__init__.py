@@ -17,11 +17,11 @@ from adapters.calendly.oauth import CalendlyOAuth, refresh
 from adapters.calendly.settings import CalendlySettings, calendly_settings
 from adapters.calendly.webhooks import CalendlySubscriptions, CalendlyWebhooks
 from adapters.kit.oauth import BearerAuth, RefreshingTokens
-from sync.contract import CalendarInfo, ConnectionInfo
-from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectOption, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract import ConnectionInfo
+from sync.contract.booking import staff_calendars
+from sync.contract.integration import ConnectOption, ConnectSpec, HostSettings, Integration, Profile
 
-__all__ = ["INTEGRATION", "CalendlyBookings", "discover", "open_calendar", "open_source", "tokens"]
+__all__ = ["INTEGRATION", "CalendlyBookings", "open_source", "tokens"]
 
 
 def tokens(conn: ConnectionInfo, host: HostSettings) -> RefreshingTokens:
@@ -41,18 +41,6 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> CalendlyBookings:
         token = BearerAuth(tokens(conn, host))
     client = CalendlyClient(calendly_settings(host).calendly_api_url, token, transport=conn.transport)
     return CalendlyBookings(client, routing_forms=str(conn.config.get("routing_forms") or "off") == "on")
-
-
-async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
-    source = open_source(conn, host)
-    try:
-        return await source.staff()
-    finally:
-        await source.aclose()
-
-
-def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
-    return BookingCalendar(open_source(conn, host), calendar_remote_id)
 
 
 def _configured(host: HostSettings) -> bool:
@@ -87,7 +75,7 @@ INTEGRATION = Integration(
         setup_hint="set CLINICBOT_CALENDLY_CLIENT_ID and CLINICBOT_CALENDLY_CLIENT_SECRET "
                    "(or connect with a personal access token on the command line)",
     ),
-    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    calendars=staff_calendars(open_source),
     booking_source=open_source,
     push_channels=CalendlySubscriptions(),
     signed_webhooks=CalendlyWebhooks(),

@@ -19,10 +19,10 @@ from adapters.hubspot.oauth import HubSpotOAuth, refresh
 from adapters.hubspot.settings import HubSpotSettings, hubspot_settings
 from adapters.hubspot.webhooks import HubSpotChannels, HubSpotWebhooks
 from adapters.kit.oauth import BearerAuth, RefreshingTokens
-from sync.contract import CalendarInfo, ConnectionInfo
-from sync.contract.booking import BookingCalendar
+from sync.contract import ConnectionInfo
+from sync.contract.booking import staff_calendars
 from sync.contract.crm import CrmSlot
-from sync.contract.integration import CalendarSlot, ConnectOption, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract.integration import ConnectOption, ConnectSpec, HostSettings, Integration, Profile
 from sync.contract.leads import LeadFeedSlot
 
 __all__ = ["INTEGRATION", "HubSpotForms", "HubSpotLog", "HubSpotMeetings", "open_client", "open_forms", "open_log",
@@ -54,18 +54,6 @@ def open_forms(conn: ConnectionInfo, host: HostSettings) -> HubSpotForms:
     """The connection's form submissions (the forms its `forms` option names), fields per its options."""
     fields = {name: str(conn.config.get(name) or "") for name in FIELD_DEFAULTS}
     return HubSpotForms(open_client(conn, host), {k: v for k, v in fields.items() if v})
-
-
-async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
-    source = open_source(conn, host)
-    try:
-        return await source.staff()
-    finally:
-        await source.aclose()
-
-
-def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
-    return BookingCalendar(open_source(conn, host), calendar_remote_id)
 
 
 def _configured(host: HostSettings) -> bool:
@@ -111,7 +99,7 @@ INTEGRATION = Integration(
         setup_hint="set CLINICBOT_HUBSPOT_CLIENT_ID and CLINICBOT_HUBSPOT_CLIENT_SECRET "
                    "(or connect with a private-app token on the command line)",
     ),
-    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    calendars=staff_calendars(open_source),
     booking_source=open_source,
     push_channels=HubSpotChannels(),
     signed_webhooks=HubSpotWebhooks(),

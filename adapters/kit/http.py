@@ -45,6 +45,7 @@ __all__ = [
     "make_client",
     "map_response_error",
     "parse_retry_after",
+    "refusal_errors",
 ]
 
 log = logging.getLogger("clinicbot.http")
@@ -213,6 +214,27 @@ def map_response_error(response: httpx.Response, provider: str, *, creating: boo
             )
         return Unavailable(what, provider=provider)
     return BadPayload(what, provider=provider)
+
+
+def refusal_errors(provider: str, title: str, *keys: str) -> Callable[[httpx.Response], ProviderError]:
+    """The error hook of a platform whose refusals (400, 409, 422) carry its words in a JSON object, under
+    the first of `keys` that is set: a Refused that shows them in chat ("<title> refused: <words>.").
+    Any other answer, or one without words, is mapped by its status."""
+
+    def errors(response: httpx.Response) -> ProviderError:
+        error = map_response_error(response, provider)
+        try:
+            body = response.json()
+            message = str(next((body.get(key) for key in keys if body.get(key)), "") or "")[:300]
+        except (ValueError, AttributeError):
+            message = ""
+        if response.status_code in (400, 409, 422) and message:
+            refused = Refused(f"{title} refused: {message} ({response.status_code}).", provider=provider)
+            refused.user_message = f"{title} refused: {message}."
+            return refused
+        return error
+
+    return errors
 
 
 async def send(

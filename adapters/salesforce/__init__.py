@@ -17,11 +17,10 @@ from adapters.salesforce.client import PROVIDER, SalesforceClient
 from adapters.salesforce.events import SalesforceLog
 from adapters.salesforce.oauth import ENVIRONMENTS, SalesforceOAuth, refresh
 from adapters.salesforce.settings import SalesforceSettings, salesforce_settings
-from sync.contract import CalendarInfo, ConnectionInfo
-from sync.contract.booking import BookingCalendar
+from sync.contract import ConnectionInfo
+from sync.contract.booking import staff_calendars
 from sync.contract.crm import CrmSlot
 from sync.contract.integration import (
-    CalendarSlot,
     ConnectOption,
     ConnectSpec,
     HostSettings,
@@ -52,18 +51,6 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> SalesforceEvents:
 
 def open_log(conn: ConnectionInfo, host: HostSettings) -> SalesforceLog:
     return SalesforceLog(open_client(conn, host), salesforce_settings(host).salesforce_external_id_field)
-
-
-async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
-    source = open_source(conn, host)
-    try:
-        return await source.staff()
-    finally:
-        await source.aclose()
-
-
-def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
-    return BookingCalendar(open_source(conn, host), calendar_remote_id)
 
 
 def _configured(host: HostSettings) -> bool:
@@ -99,7 +86,7 @@ INTEGRATION = Integration(
         setup_hint="set CLINICBOT_SALESFORCE_CLIENT_ID and CLINICBOT_SALESFORCE_CLIENT_SECRET "
                    "(a connected app with the api and refresh_token scopes)",
     ),
-    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    calendars=staff_calendars(open_source),
     booking_source=open_source,
     crm=CrmSlot(open=open_log),
     staff_kind="user",

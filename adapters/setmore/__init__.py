@@ -12,11 +12,11 @@ from __future__ import annotations
 from adapters.setmore.bookings import SetmoreBookings
 from adapters.setmore.client import PROVIDER, SetmoreClient
 from adapters.setmore.settings import SetmoreSettings, setmore_settings
-from sync.contract import AuthExpired, CalendarInfo, ConnectionInfo
-from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract import AuthExpired, ConnectionInfo
+from sync.contract.booking import staff_calendars
+from sync.contract.integration import ConnectSpec, HostSettings, Integration, Profile
 
-__all__ = ["INTEGRATION", "SetmoreBookings", "discover", "open_calendar", "open_source"]
+__all__ = ["INTEGRATION", "SetmoreBookings", "open_source"]
 
 
 def open_source(conn: ConnectionInfo, host: HostSettings) -> SetmoreBookings:
@@ -24,18 +24,6 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> SetmoreBookings:
     if not refresh:
         raise AuthExpired("setmore: the connection needs Setmore's refresh token", provider=PROVIDER)
     return SetmoreBookings(SetmoreClient(setmore_settings(host).setmore_api_url, refresh, transport=conn.transport))
-
-
-async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
-    source = open_source(conn, host)
-    try:
-        return await source.staff()
-    finally:
-        await source.aclose()
-
-
-def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
-    return BookingCalendar(open_source(conn, host), calendar_remote_id)
 
 
 #: Setmore: a refresh token on the command line; every staff member's appointments are a source.
@@ -58,7 +46,7 @@ INTEGRATION = Integration(
         primary_role="source",
         other_role="source",
     ),
-    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    calendars=staff_calendars(open_source),
     booking_source=open_source,
     staff_kind="staff_key",
     profile=Profile(reads="appointments with customer, service label, staff and comment",

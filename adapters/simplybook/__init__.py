@@ -15,11 +15,11 @@ from adapters.simplybook.bookings import SimplyBookBookings
 from adapters.simplybook.client import PROVIDER, SimplyBookClient
 from adapters.simplybook.settings import SimplyBookSettings, simplybook_settings
 from adapters.simplybook.webhooks import SimplyBookCallbacks, SimplyBookChannels
-from sync.contract import AuthExpired, CalendarInfo, ConnectionInfo
-from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract import AuthExpired, ConnectionInfo
+from sync.contract.booking import staff_calendars
+from sync.contract.integration import ConnectSpec, HostSettings, Integration, Profile
 
-__all__ = ["INTEGRATION", "SimplyBookBookings", "company_login", "discover", "open_calendar", "open_source"]
+__all__ = ["INTEGRATION", "SimplyBookBookings", "company_login", "open_source"]
 
 
 def company_login(url: str) -> str:
@@ -50,19 +50,6 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> SimplyBookBookings:
     return SimplyBookBookings(client, public=public, secret_key=secret_key)
 
 
-async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
-    """The company's service providers, one booking calendar each."""
-    source = open_source(conn, host)
-    try:
-        return await source.staff()
-    finally:
-        await source.aclose()
-
-
-def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
-    return BookingCalendar(open_source(conn, host), calendar_remote_id)
-
-
 #: SimplyBook.me: an admin user on the command line; every service provider's bookings are a source.
 INTEGRATION = Integration(
     name="simplybook",
@@ -87,7 +74,7 @@ INTEGRATION = Integration(
         primary_role="source",
         other_role="source",
     ),
-    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    calendars=staff_calendars(open_source),
     booking_source=open_source,
     push_channels=SimplyBookChannels(),
     signed_webhooks=SimplyBookCallbacks(),

@@ -14,11 +14,11 @@ from adapters.square.client import SquareClient
 from adapters.square.oauth import SquareOAuth, fresh_token
 from adapters.square.settings import SquareSettings, square_settings
 from adapters.square.webhooks import SquarePush, SquareWebhooks
-from sync.contract import CalendarInfo, ConnectionInfo
-from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract import ConnectionInfo
+from sync.contract.booking import staff_calendars
+from sync.contract.integration import ConnectSpec, HostSettings, Integration, Profile
 
-__all__ = ["INTEGRATION", "SquareBookings", "discover", "open_calendar", "open_source"]
+__all__ = ["INTEGRATION", "SquareBookings", "open_source"]
 
 
 def open_source(conn: ConnectionInfo, host: HostSettings) -> SquareBookings:
@@ -31,18 +31,8 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> SquareBookings:
     return SquareBookings(client, location_id=conn.config.get("location_id"), tzid=conn.config.get("timezone"))
 
 
-async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
-    """The bookable team members, one booking calendar each (the first is the primary)."""
-    source = open_source(conn, host)
-    try:
-        return await source.staff()
-    finally:
-        await source.aclose()
-
-
-def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
-    """One team member's bookings as a source calendar."""
-    return BookingCalendar(open_source(conn, host), calendar_remote_id)
+#: The bookable team members, one booking calendar each (the first is the primary).
+calendars = staff_calendars(open_source)
 
 
 def _configured(host: HostSettings) -> bool:
@@ -58,7 +48,7 @@ INTEGRATION = Integration(
     configured=_configured,
     connect=ConnectSpec(
         kinds=("oauth2", "credentials"),
-        oauth=SquareOAuth(discover),
+        oauth=SquareOAuth(calendars.discover),
         steps=(
             "Square bookings are read from Square; reschedules and cancels made in chat go back to Square.",
             "Sign in with the Square seller account that takes the bookings.",
@@ -68,7 +58,7 @@ INTEGRATION = Integration(
         other_role="source",
         setup_hint="set CLINICBOT_SQUARE_CLIENT_ID and CLINICBOT_SQUARE_CLIENT_SECRET",
     ),
-    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    calendars=calendars,
     booking_source=open_source,
     push_channels=SquarePush(),
     signed_webhooks=SquareWebhooks(),

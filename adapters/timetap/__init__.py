@@ -12,11 +12,11 @@ from __future__ import annotations
 from adapters.timetap.bookings import TimeTapBookings
 from adapters.timetap.client import PROVIDER, TimeTapClient
 from adapters.timetap.settings import TimeTapSettings, timetap_settings
-from sync.contract import AuthExpired, CalendarInfo, ConnectionInfo
-from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract import AuthExpired, ConnectionInfo
+from sync.contract.booking import staff_calendars
+from sync.contract.integration import ConnectSpec, HostSettings, Integration, Profile
 
-__all__ = ["INTEGRATION", "TimeTapBookings", "discover", "open_calendar", "open_source"]
+__all__ = ["INTEGRATION", "TimeTapBookings", "open_source"]
 
 
 def open_source(conn: ConnectionInfo, host: HostSettings) -> TimeTapBookings:
@@ -26,18 +26,6 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> TimeTapBookings:
         raise AuthExpired("timetap: the connection needs the API key and the private key", provider=PROVIDER)
     return TimeTapBookings(TimeTapClient(timetap_settings(host).timetap_api_url, key, private,
                                          transport=conn.transport))
-
-
-async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
-    source = open_source(conn, host)
-    try:
-        return await source.staff()
-    finally:
-        await source.aclose()
-
-
-def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
-    return BookingCalendar(open_source(conn, host), calendar_remote_id)
 
 
 #: TimeTap: an API key pair on the command line; every staff member's appointments are a source.
@@ -61,7 +49,7 @@ INTEGRATION = Integration(
         primary_role="source",
         other_role="source",
     ),
-    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    calendars=staff_calendars(open_source),
     booking_source=open_source,
     staff_kind="professional",
     profile=Profile(reads="appointments with client, reason, staff and status (no-show kept)",

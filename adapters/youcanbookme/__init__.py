@@ -17,11 +17,11 @@ from adapters.youcanbookme.bookings import YouCanBookMeBookings
 from adapters.youcanbookme.client import PROVIDER, YouCanBookMeClient
 from adapters.youcanbookme.settings import YouCanBookMeSettings, youcanbookme_settings
 from adapters.youcanbookme.webhooks import PathTokenChannels, PathTokenWebhooks
-from sync.contract import AuthExpired, CalendarInfo, ConnectionInfo
-from sync.contract.booking import BookingCalendar
-from sync.contract.integration import CalendarSlot, ConnectSpec, HostSettings, Integration, Profile
+from sync.contract import AuthExpired, ConnectionInfo
+from sync.contract.booking import staff_calendars
+from sync.contract.integration import ConnectSpec, HostSettings, Integration, Profile
 
-__all__ = ["INTEGRATION", "YouCanBookMeBookings", "account_id", "discover", "open_calendar", "open_source"]
+__all__ = ["INTEGRATION", "YouCanBookMeBookings", "account_id", "open_source"]
 
 
 def account_id(url: str) -> str:
@@ -44,18 +44,6 @@ def open_source(conn: ConnectionInfo, host: HostSettings) -> YouCanBookMeBooking
     return YouCanBookMeBookings(client, webhook_token=str(creds.get("webhook_token") or ""))
 
 
-async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
-    source = open_source(conn, host)
-    try:
-        return await source.staff()
-    finally:
-        await source.aclose()
-
-
-def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
-    return BookingCalendar(open_source(conn, host), calendar_remote_id)
-
-
 #: YouCanBookMe: an API key on the command line; every booking page's bookings are a source.
 INTEGRATION = Integration(
     name="youcanbookme",
@@ -76,7 +64,7 @@ INTEGRATION = Integration(
         primary_role="source",
         other_role="source",
     ),
-    calendars=CalendarSlot(discover=discover, open_calendar=open_calendar),
+    calendars=staff_calendars(open_source),
     booking_source=open_source,
     push_channels=PathTokenChannels(),
     signed_webhooks=PathTokenWebhooks(),

@@ -10,25 +10,13 @@ from typing import Any
 
 import httpx
 
-from adapters.kit.http import RetryPolicy, json_body, make_client, map_response_error, send
-from sync.contract import ProviderError, Refused
+from adapters.kit.http import RetryPolicy, json_body, make_client, refusal_errors, send
 
 __all__ = ["PROVIDER", "YouCanBookMeClient"]
 
 PROVIDER = "youcanbookme"
 
-
-def _map(response: httpx.Response) -> ProviderError:
-    error = map_response_error(response, PROVIDER)
-    try:
-        message = str(response.json().get("message") or "")[:300]
-    except (ValueError, AttributeError):
-        message = ""
-    if response.status_code in (400, 409, 422) and message:
-        refused = Refused(f"YouCanBookMe refused: {message} ({response.status_code}).", provider=PROVIDER)
-        refused.user_message = f"YouCanBookMe refused: {message}."
-        return refused
-    return error
+_map = refusal_errors(PROVIDER, "YouCanBookMe", "message")
 
 
 class YouCanBookMeClient:

@@ -9,7 +9,7 @@ a button is not a capability.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -59,8 +59,8 @@ class SubmitReschedule:
 
     appointment_id: int
     version: int
-    day: date | None
-    time: str | None
+    day: date | None = None
+    time: str | None = None
     practitioner_id: int | None = None
 
 
@@ -250,41 +250,16 @@ ACTION_IDS: dict[str, type[Any]] = {
     "lead_lost": MarkLeadLost,
 }
 _ID_OF = {cls: name for name, cls in ACTION_IDS.items()}
+#: attribute -> its key in a button's value (one letter: Slack caps a value at 2,000 characters). An action's
+#: fields are its dataclass fields; one without a default must be in the value.
+_KEYS = {
+    "appointment_id": "a", "version": "v", "day": "d", "time": "t", "practitioner_id": "p", "start": "s",
+    "reason": "r", "conflict_id": "c", "calendar_id": "c", "field": "f", "person": "n", "assignment": "n",
+    "flag": "f", "state": "s", "upn": "u", "event": "e", "lead_id": "l",
+}
 _FIELDS: dict[type[Any], tuple[tuple[str, str, bool], ...]] = {
     # (wire key, attribute, required)
-    OpenReschedule: (("a", "appointment_id", True), ("v", "version", True)),
-    SubmitReschedule: (
-        ("a", "appointment_id", True),
-        ("v", "version", True),
-        ("d", "day", False),
-        ("t", "time", False),
-        ("p", "practitioner_id", False),
-    ),
-    PickSlot: (
-        ("a", "appointment_id", True),
-        ("v", "version", True),
-        ("s", "start", True),
-        ("p", "practitioner_id", False),
-    ),
-    AskCancel: (("a", "appointment_id", True), ("v", "version", True)),
-    CancelConfirmed: (("a", "appointment_id", True), ("v", "version", True), ("r", "reason", False)),
-    ShowDetails: (("a", "appointment_id", True), ("s", "start", False)),
-    MarkAttended: (("a", "appointment_id", True),),
-    MarkNoShow: (("a", "appointment_id", True),),
-    BookFollowUp: (("a", "appointment_id", True),),
-    KeepBooking: (("c", "conflict_id", True),),
-    AcceptCalendar: (("c", "conflict_id", True),),
-    MapStaffMember: (("c", "calendar_id", True), ("p", "practitioner_id", False)),
-    OpenShiftMapping: (),
-    SetShiftField: (("f", "field", True),),
-    MapShiftPerson: (("n", "person", True), ("p", "practitioner_id", False)),
-    SetShiftFlag: (("n", "assignment", True), ("f", "flag", True), ("s", "state", True)),
-    MapShiftUpn: (("n", "person", True), ("u", "upn", True)),
-    TrackEvent: (("e", "event", True), ("d", "day", False)),
-    UntrackEvent: (("e", "event", True),),
-    ProposeLead: (("l", "lead_id", True), ("p", "practitioner_id", True), ("s", "start", True)),
-    BookLead: (("l", "lead_id", True), ("p", "practitioner_id", True), ("s", "start", True)),
-    MarkLeadLost: (("l", "lead_id", True),),
+    cls: tuple((_KEYS[f.name], f.name, f.default is MISSING) for f in fields(cls)) for cls in ACTION_IDS.values()
 }
 _MAX_VALUE = 2000  # Slack's cap on a button value
 

@@ -9,19 +9,22 @@ through its own reschedule and cancel calls, with the booking's version as the e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Protocol, runtime_checkable
 
 from sync.contract import (
     BookingSource,
     BusyInterval,
     CalendarCapabilities,
+    CalendarInfo,
+    ConnectionInfo,
     NotFound,
     Refused,
 )
+from sync.contract.integration import CalendarSlot, HostSettings
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
 
-__all__ = ["BookingCalendar", "ItemReads"]
+__all__ = ["BookingCalendar", "ItemReads", "staff_calendars"]
 
 
 @runtime_checkable
@@ -121,3 +124,20 @@ class BookingCalendar:
     async def aclose(self) -> None:
         if self._own:
             await self.source.aclose()
+
+
+def staff_calendars(open_source: Callable[[ConnectionInfo, HostSettings], BookingSource]) -> CalendarSlot:
+    """A booking platform's calendar capability: each of its staff is one calendar, found by the source's
+    `staff()` and opened as a BookingCalendar over a source of its own."""
+
+    async def discover(conn: ConnectionInfo, host: HostSettings) -> list[CalendarInfo]:
+        source = open_source(conn, host)
+        try:
+            return await source.staff()
+        finally:
+            await source.aclose()
+
+    def open_calendar(conn: ConnectionInfo, calendar_remote_id: str, host: HostSettings) -> BookingCalendar:
+        return BookingCalendar(open_source(conn, host), calendar_remote_id)
+
+    return CalendarSlot(discover=discover, open_calendar=open_calendar)

@@ -51,8 +51,13 @@ from sync.notify.client_optouts import (
 from sync.notify.client_texts import EMAIL_WORDS, fields, sms_text
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
-from sync.runtime.settings import ConfigError
-from sync.services.client_notices import ClientNoticeSettings, notice_settings, quiet_until, render_template
+from sync.services.client_notices import (
+    ClientNoticeSettings,
+    configured_channels,
+    notice_settings,
+    quiet_until,
+    render_template,
+)
 from sync.store import audit
 from sync.store.model import (
     ACTIVITY,
@@ -101,27 +106,6 @@ def register(core: Core) -> None:
         await on_events(core, session, events)
 
     core.bus.subscribe_batch(SUBSCRIBER_NAME, subscriber)
-
-
-def configured_channels(core: Core) -> frozenset[str]:
-    """The channels this server can send on: "email" (a mail integration set up), "sms" (a texting one).
-
-    One pass over the registry (reading the entry points costs milliseconds): callers ask once per run.
-    """
-    found = set()
-    for integration in registry.integrations():
-        if integration.mail is None and integration.sms is None:
-            continue
-        try:
-            ready = integration.is_configured(core.settings)
-        except ConfigError as exc:
-            # A wrong variable never fails the change this runs inside: its channel is off, and said so.
-            log.warning("client messages: a setting is wrong", extra={"integration": integration.name,
-                                                                       "error": str(exc)})
-            continue
-        if ready:
-            found.add("email" if integration.mail is not None else "sms")
-    return frozenset(found)
 
 
 async def platform_tells_clients(session: AsyncSession, appt: Appointment) -> bool:

@@ -18,6 +18,7 @@ one parser for both front ends.
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 from dataclasses import dataclass, field
@@ -27,7 +28,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from sync.integrations import registry
 from sync.runtime.core import Core
+from sync.runtime.settings import ConfigError
 from sync.services.errors import Invalid, NotFound
 from sync.services.practices import practice_by_name
 from sync.store import audit
@@ -45,6 +48,7 @@ __all__ = [
     "check_template",
     "client_message_health",
     "client_notice_settings",
+    "configured_channels",
     "notice_settings",
     "parse_change",
     "parse_quiet",
@@ -52,6 +56,8 @@ __all__ = [
     "quiet_until",
     "render_template",
 ]
+
+log = logging.getLogger("clinicbot.clients")
 
 CHANNELS = ("email", "sms", "both")
 KINDS = ("booked", "moved", "cancelled", "reminder")
@@ -312,3 +318,24 @@ def quiet_until(quiet: str, now: datetime, zone: ZoneInfo) -> datetime:
         return now
     day = local.date() if t < end else local.date() + timedelta(days=1)
     return datetime.combine(day, end, tzinfo=zone)
+
+
+def configured_channels(core: Core) -> frozenset[str]:
+    """The channels this server can send on: "email" (a mail integration set up), "sms" (a texting one).
+
+    One pass over the registry (reading the entry points costs milliseconds): callers ask once per run.
+    """
+    found = set()
+    for integration in registry.integrations():
+        if integration.mail is None and integration.sms is None:
+            continue
+        try:
+            ready = integration.is_configured(core.settings)
+        except ConfigError as exc:
+            # A wrong variable never fails the change this runs inside: its channel is off, and said so.
+            log.warning("client messages: a setting is wrong", extra={"integration": integration.name,
+                                                                       "error": str(exc)})
+            continue
+        if ready:
+            found.add("email" if integration.mail is not None else "sms")
+    return frozenset(found)

@@ -32,11 +32,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract.leads import LEAD_FIELD_LIMIT, LeadInput
-from sync.integrations import registry
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
 from sync.services import appointments, availability
-from sync.services.client_notices import notice_settings, quiet_until
+from sync.services.client_notices import configured_channels, notice_settings, quiet_until
 from sync.services.errors import Conflict, Invalid, NotFound
 from sync.services.lead_times import TimePreference, parse_preferences
 from sync.services.locations import find_location
@@ -512,11 +511,7 @@ async def propose(core: Core, practice_id: int, lead_id: int, practitioner_id: i
                            details={"lead": row.ref, "from": was, "to": "proposed", "practitioner_id": practitioner_id,
                                     "start": start.isoformat()})
         return Proposal(row.id, practice.name, person.name, start, end, practice.timezone, row.service or "",
-                        mail_ready=_mail_ready(core))
-
-
-def _mail_ready(core: Core) -> bool:
-    return any(i.mail is not None and i.is_configured(core.settings) for i in registry.integrations())
+                        mail_ready="email" in configured_channels(core))
 
 
 async def _create_visit(core: Core, s: AsyncSession, row: LeadRow, practitioner_id: int, start: datetime,

@@ -10,50 +10,25 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from bot.app import build_app
 from sync.runtime.core import Core
-from sync.runtime.syncqueue import SyncQueue
-from sync.store.model import Calendar, Connection, WebhookSubscription
+from sync.store.model import Connection, WebhookSubscription
+from tests.bot.webhook_server import recording_client, subscribed_connection
 
 STATE = "a-long-random-client-state"
 
 
 @pytest.fixture
 async def client(core: Core) -> AsyncIterator[tuple[TestClient, list[int]]]:
-    synced: list[int] = []
-
-    async def runner(connection_id: int) -> None:
-        synced.append(connection_id)
-
-    core.services.sync_queue = SyncQueue(runner)
-    async with TestClient(TestServer(build_app(core.settings, core=core))) as c:
-        yield c, synced
+    async with recording_client(core) as found:
+        yield found
 
 
 async def _subscription(core: Core) -> int:
-    async with core.store.session() as s:
-        conn = Connection(practice_id=1, provider="graph", account="dr.lee@clinic.example",
-                          last_success_at=core.clock())  # just synced: the poll loop leaves it alone
-        s.add(conn)
-        await s.flush()
-        cal = Calendar(connection_id=conn.id, remote_id="me/calendar", name="Calendar")
-        s.add(cal)
-        await s.flush()
-        s.add(
-            WebhookSubscription(
-                connection_id=conn.id,
-                calendar_id=cal.id,
-                provider="graph",
-                remote_id="sub-1",
-                resource_id="me/events",
-                secret=STATE,
-                expires_at=core.clock() + timedelta(days=3),
-            )
-        )
-        return conn.id
+    return await subscribed_connection(core, "graph", "dr.lee@clinic.example", calendar=("me/calendar", "Calendar"),
+                                       subscription=("sub-1", "me/events"), secret=STATE, lifetime=timedelta(days=3))
 
 
 def _note(client_state: str | None = STATE, **extra: Any) -> dict[str, Any]:

@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from bot.app import build_app
 from sync.runtime.core import Core
-from sync.runtime.syncqueue import SyncQueue
-from sync.store.model import Calendar, Connection, OAuthState, WebhookSubscription
+from sync.store.model import Connection, OAuthState
+from tests.bot.webhook_server import recording_client, subscribed_connection
 
 #: Each test's gate that lets its slow fake syncs finish, by core.
 _RELEASE: dict[int, asyncio.Event] = {}
@@ -22,41 +21,15 @@ _RELEASE: dict[int, asyncio.Event] = {}
 
 @pytest.fixture
 async def client(core: Core) -> AsyncIterator[tuple[TestClient, list[int]]]:
-    synced: list[int] = []
-    release = asyncio.Event()
-    _RELEASE[id(core)] = release
-
-    async def runner(connection_id: int) -> None:
-        synced.append(connection_id)
-        await release.wait()  # a sync takes a while: later notifications coalesce
-
-    core.services.sync_queue = SyncQueue(runner)
-    app = build_app(core.settings, core=core)
-    async with TestClient(TestServer(app)) as c:
-        yield c, synced
+    release = _RELEASE[id(core)] = asyncio.Event()
+    async with recording_client(core, release) as found:
+        yield found
 
 
 async def _channel(core: Core) -> int:
-    async with core.store.session() as s:
-        conn = Connection(practice_id=1, provider="google", account="cal@example.org",
-                          last_success_at=core.clock())  # just synced: the poll loop leaves it alone
-        s.add(conn)
-        await s.flush()
-        cal = Calendar(connection_id=conn.id, remote_id="primary", name="Primary")
-        s.add(cal)
-        await s.flush()
-        s.add(
-            WebhookSubscription(
-                connection_id=conn.id,
-                calendar_id=cal.id,
-                provider="google",
-                remote_id="chan-1",
-                resource_id="res-1",
-                secret="tok-secret",
-                expires_at=core.clock() + timedelta(days=1),
-            )
-        )
-        return conn.id
+    return await subscribed_connection(core, "google", "cal@example.org", calendar=("primary", "Primary"),
+                                       subscription=("chan-1", "res-1"), secret="tok-secret",
+                                       lifetime=timedelta(days=1))
 
 
 def _headers(**over: str) -> dict[str, str]:

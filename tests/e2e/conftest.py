@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from adapters.caldav import open_calendar
 from adapters.caldav.resources import resource_name
 from adapters.kit.ical import serialize_calendar
+from bot.app import build_app
+from bot.slack.server import SLACK
 from sync.boot import open_core
 from sync.contract import ConnectionInfo
 from sync.contract.items import EventData, RemoteItem, Window
@@ -32,7 +36,9 @@ from sync.services.practices import add_practitioner, create_practice
 from sync.store.model import Appointment, AuditEntry, Link, OutboxOp
 from sync.store.model import Practice as PracticeRow
 from tests.adapters.caldav.fakes.radicale import RadicaleServer
+from tests.bot.slack.conftest import SlackClient, slack_settings
 from tests.conftest import drop_schema, make_settings
+from tests.fakes.slack import FakeSlack
 
 #: Half-hour offset and southern-hemisphere DST: a wall-time or UTC-vs-zone mix-up cannot hide here
 #: (in London it would, for half the year).
@@ -241,3 +247,31 @@ async def e2e_core(backend: str, tmp_path: Path) -> AsyncIterator[Core]:
     finally:
         await core.close()
         await drop_schema(settings)
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    """Slack's Web API, on loopback."""
+    fake = await FakeSlack().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def clinic(e2e_core: Any, radicale: RadicaleServer) -> Practice:
+    """A practice whose source and mirror calendars live on the real Radicale (a test module may define its own)."""
+    return await connect_practice(e2e_core, radicale)
+
+
+@pytest.fixture
+async def slack(clinic: Practice, fake_slack: FakeSlack) -> AsyncIterator[SlackClient]:
+    """The real server (sync worker included) with Slack pointed at the fake Web API."""
+    app = build_app(slack_settings(clinic.core.settings, fake_slack), core=clinic.core)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = str(server.make_url("")).rstrip("/")
+            yield SlackClient(url, session, fake_slack, app[SLACK], clinic.core, clinic)  # type: ignore[arg-type]
+    finally:
+        await server.close()

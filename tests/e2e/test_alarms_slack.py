@@ -21,7 +21,6 @@ from tests.adapters.google.fakes.google import GoogleFake
 from tests.e2e.conftest import NOW, at
 from tests.e2e.test_oauth_connect import (  # noqa: F401 - fixtures
     Clinic,
-    fake_slack,
     google,
     run_clinic,
     sign_in_link,

@@ -6,16 +6,14 @@ reads the bookings again that way."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from sync.services.connections import add_connection
-from tests.adapters.caldav.fakes.radicale import RadicaleServer
 from tests.adapters.ics.fakes.ics_feed import FeedServer
 from tests.bot.slack.conftest import SlackClient
-from tests.e2e.conftest import DAY, Practice, connect_practice
-from tests.e2e.test_settings_slack import fake_slack, refused_at_once, say, slack  # noqa: F401 - fixtures
+from tests.e2e.conftest import DAY, Practice
+from tests.e2e.test_settings_slack import refused_at_once, say
 
 TZ_LINE = "X-WR-TIMEZONE:Australia/Adelaide"
 
@@ -37,12 +35,7 @@ async def feeds() -> AsyncIterator[FeedServer]:
         yield server
 
 
-@pytest.fixture
-async def clinic(e2e_core: Any, radicale: RadicaleServer) -> Practice:
-    return await connect_practice(e2e_core, radicale)
-
-
-async def test_a_jane_feed_shows_client_and_service(slack: SlackClient, clinic: Practice,  # noqa: F811
+async def test_a_jane_feed_shows_client_and_service(slack: SlackClient, clinic: Practice,
                                                     feeds: FeedServer) -> None:
     feeds.publish("/lee.ics", _jane_feed(["Physiotherapy - Jane Roe", "Massage Therapy: John Doe"]))
     # As `clinicbot connection add ics --url ... --practitioner dr-lee` does.
@@ -74,7 +67,7 @@ async def test_a_jane_feed_shows_client_and_service(slack: SlackClient, clinic: 
 
 
 async def test_bookings_are_placed_at_locations_and_agendas_filter_by_them(
-    slack: SlackClient, clinic: Practice, feeds: FeedServer  # noqa: F811
+    slack: SlackClient, clinic: Practice, feeds: FeedServer
 ) -> None:
     feeds.publish("/lee.ics", _jane_feed(["Physiotherapy - Jane Roe", "Massage Therapy - John Doe"],
                                          ["Northside Clinic, 12 High St", "Southside Rooms"]))

@@ -73,13 +73,6 @@ class Clinic:
 
 
 @pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def square() -> AsyncIterator[SquareFake]:
     fake = await SquareFake().start()
     fake.add_staff("TM-A", "Alex")

@@ -33,7 +33,7 @@ from tests.bot.slack.conftest import SlackClient
 from tests.conftest import drop_schema
 from tests.e2e.conftest import DAY, Practice, at, connect_practice, e2e_settings, until
 from tests.e2e.test_leads_slack import Inbox, _buttons, smtp  # noqa: F401 - fixtures
-from tests.e2e.test_settings_slack import fake_slack, say, slack  # noqa: F401 - fixtures
+from tests.e2e.test_settings_slack import say
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from tests.adapters.caldav.fakes.radicale import RadicaleServer
 from tests.bot.slack.conftest import SlackClient
 from tests.conftest import drop_schema
 from tests.e2e.conftest import DAY, NOW, Practice, at, connect_practice, e2e_settings
-from tests.e2e.test_settings_slack import fake_slack, say, slack  # noqa: F401 - fixtures
+from tests.e2e.test_settings_slack import say
 
 
 @dataclass
@@ -83,7 +83,7 @@ def _buttons(blocks: list[dict[str, Any]], action_id: str) -> list[str]:
 
 
 async def test_a_website_lead_is_proposed_in_slack_confirmed_by_link_and_booked(
-    slack: SlackClient, clinic: Practice, smtp: tuple[Inbox, int]  # noqa: F811
+    slack: SlackClient, clinic: Practice, smtp: tuple[Inbox, int]
 ) -> None:
     inbox, _ = smtp
     answer = await say(slack, "connect leadform")

@@ -35,6 +35,7 @@ from tests.adapters.graph.fakes.graph import GraphFake
 from tests.bot.slack.conftest import SlackClient, slack_settings
 from tests.conftest import drop_schema
 from tests.e2e.conftest import NOW, TZ, at, e2e_settings
+from tests.e2e.conftest import fake_slack as fake_slack  # the fixture, imported from here by graph and nylas tests
 from tests.fakes.slack import FakeSlack
 
 
@@ -72,13 +73,6 @@ class Clinic:
         queue = self.core.services.sync_queue
         queue.request(connection_id, reason="e2e")
         await queue.drain()
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    yield fake
-    await fake.stop()
 
 
 async def run_clinic(backend: str, tmp_path: Path, fake_slack: FakeSlack, **settings: Any) -> AsyncIterator[Clinic]:

@@ -5,47 +5,13 @@ covers, an opt-out is recorded; each change audited as the Slack admin, and refu
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
-import aiohttp
-import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from bot.app import build_app
-from bot.slack.server import SLACK
 from sync.store.model import Practitioner
-from tests.adapters.caldav.fakes.radicale import RadicaleServer
-from tests.bot.slack.conftest import SlackClient, signed_headers, slack_settings
-from tests.e2e.conftest import Practice, at, booking, connect_practice
-from tests.fakes.slack import FakeSlack
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def clinic(e2e_core: Any, radicale: RadicaleServer) -> Practice:
-    return await connect_practice(e2e_core, radicale)
-
-
-@pytest.fixture
-async def slack(clinic: Practice, fake_slack: FakeSlack) -> AsyncIterator[SlackClient]:
-    app = build_app(slack_settings(clinic.core.settings, fake_slack), core=clinic.core)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as session:
-            url = str(server.make_url("")).rstrip("/")
-            yield SlackClient(url, session, fake_slack, app[SLACK], clinic.core, clinic)  # type: ignore[arg-type]
-    finally:
-        await server.close()
+from tests.bot.slack.conftest import SlackClient, signed_headers
+from tests.e2e.conftest import Practice, at, booking
 
 
 async def say(slack: SlackClient, text: str, user: str = "US") -> str:

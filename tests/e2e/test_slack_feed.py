@@ -37,13 +37,6 @@ def _feed(start: datetime) -> str:
 
 
 @pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def feeds() -> AsyncIterator[FeedServer]:
     async with FeedServer() as server:
         yield server

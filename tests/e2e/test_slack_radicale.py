@@ -9,46 +9,12 @@ source and the mirror copy), the audit names the Slack user, and the original me
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-import pytest
-from aiohttp.test_utils import TestServer
-
-from bot.app import build_app
-from bot.slack.server import SLACK
 from sync.store.model import OutboxOp
-from tests.adapters.caldav.fakes.radicale import RadicaleServer
-from tests.bot.slack.conftest import SlackClient, slack_settings, submission_payload
-from tests.e2e.conftest import DAY, Practice, at, booking, connect_practice, until
-from tests.fakes.slack import FakeSlack, check_blocks, check_view
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    fake = await FakeSlack().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def clinic(e2e_core: Any, radicale: RadicaleServer) -> Practice:
-    return await connect_practice(e2e_core, radicale)
-
-
-@pytest.fixture
-async def slack(clinic: Practice, fake_slack: FakeSlack) -> AsyncIterator[SlackClient]:
-    """The real server (sync worker included) with Slack pointed at the fake Web API."""
-    app = build_app(slack_settings(clinic.core.settings, fake_slack), core=clinic.core)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as session:
-            url = str(server.make_url("")).rstrip("/")
-            yield SlackClient(url, session, fake_slack, app[SLACK], clinic.core, clinic)  # type: ignore[arg-type]
-    finally:
-        await server.close()
+from tests.bot.slack.conftest import SlackClient, submission_payload
+from tests.e2e.conftest import DAY, Practice, at, booking, until
+from tests.fakes.slack import check_blocks, check_view
 
 
 def _buttons(blocks: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

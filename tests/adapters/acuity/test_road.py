@@ -10,79 +10,33 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from adapters.acuity.webhooks import sign
-from bot.app import build_app
 from bot.commands import handle, parse
 from bot.commands.actions import MarkAttended, MarkNoShow, ShowDetails
 from bot.slack.render import message as slack_message
 from bot.teams.cards import render as teams_render
 from bot.views import Agenda, AppointmentDetail, FollowUp
-from sync.boot import open_core
-from sync.engine.outbox import run_until_idle
-from sync.engine.run import sync_connection
-from sync.engine.subscriber import register
 from sync.integrations.push import ensure_push
 from sync.runtime.core import Core
-from sync.runtime.syncqueue import SyncQueue
 from sync.services import appointments as services
-from sync.services.connections import add_connection
-from sync.services.staff import map_staff
-from sync.store.migrate import upgrade
-from sync.store.model import Appointment, AuditEntry, OutboxOp, Practice, Practitioner
+from sync.store.model import Appointment, AuditEntry, OutboxOp
 from tests.adapters.acuity.fakes.acuity import AcuityFake
+from tests.adapters.road import served
+from tests.adapters.road import settle as _settle
 from tests.bot.clinic import make_actor
-from tests.conftest import drop_schema, make_settings
-from tests.servers import free_port
 
 START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3, hours=2)
 
 
 @pytest.fixture
 async def world(backend: str, tmp_path: Path, fake: AcuityFake) -> AsyncIterator[tuple[Core, int, str]]:
-    port = free_port()
-    settings = make_settings(backend, tmp_path, acuity_api_url=fake.url, public_url=f"http://127.0.0.1:{port}",
-                             sync_poll_seconds=0)  # syncs come from deliveries and the test
-    core = open_core(settings)
-    await upgrade(core.store)
-    register(core)
     fake.add_calendar(1, "Dr Lee")
-    async with core.store.session() as s:
-        practice = await s.scalar(select(Practice).order_by(Practice.id))  # the one the CLI connects to
-        assert practice is not None
-        lee = Practitioner(practice_id=practice.id, name="Dr Lee", handle="dr-lee")
-        s.add(lee)
-    added = await add_connection(core, "acuity", "https://acuityscheduling.com", username=fake.user_id,
-                                 password=fake.api_key, actor="cli:test")
-    async with core.store.session() as s:
-        found = await s.scalar(select(Practitioner))
-        assert found is not None
-        await map_staff(s, found, "acuity", "1", actor="cli:test")
-
-    async def runner(connection_id: int) -> None:
-        await sync_connection(core, connection_id)
-
-    core.services.sync_queue = SyncQueue(runner)
-    server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
-    await server.start_server()
-    base = f"http://127.0.0.1:{port}"
-    try:
+    async with served(backend, tmp_path, fake, "acuity", "https://acuityscheduling.com", staff="1",
+                      settings={"sync_poll_seconds": 0},  # syncs come from deliveries and the test
+                      username=fake.user_id, password=fake.api_key) as (core, added, base):
         yield core, added.connection_id, base
-    finally:
-        await fake.drain()
-        await core.services.sync_queue.drain()
-        await server.close()
-        await core.close()
-        await drop_schema(settings)
-
-
-async def _settle(core: Core, fake: AcuityFake) -> None:
-    for _ in range(3):
-        await fake.drain()
-        await core.services.sync_queue.drain()
-        await run_until_idle(core)
 
 
 async def test_acuity_delivery_reschedule_and_refusal(world: tuple[Core, int, str], fake: AcuityFake) -> None:

@@ -9,63 +9,28 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from adapters.calendly.webhooks import sign
-from bot.app import build_app
-from sync.boot import open_core
-from sync.engine.outbox import run_until_idle
-from sync.engine.run import sync_connection
-from sync.engine.subscriber import register
 from sync.integrations.deliveries import delivery_memory
 from sync.integrations.push import ensure_push, renew_push, stop_push
 from sync.runtime.core import Core
-from sync.runtime.syncqueue import SyncQueue
-from sync.services.connections import add_connection
 from sync.services.status import webhook_health
-from sync.store.migrate import upgrade
 from sync.store.model import Appointment, AuditEntry
 from tests.adapters.calendly.fakes.calendly import CalendlyFake
-from tests.conftest import drop_schema, make_settings
-from tests.servers import free_port
+from tests.adapters.road import served
+from tests.adapters.road import settle as _settle
 
 START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2, hours=1)
 
 
 @pytest.fixture
 async def world(backend: str, tmp_path: Path, fake: CalendlyFake) -> AsyncIterator[tuple[Core, int]]:
-    port = free_port()
-    settings = make_settings(backend, tmp_path, calendly_api_url=fake.url, public_url=f"http://127.0.0.1:{port}",
-                             sync_poll_seconds=0)  # syncs come from deliveries and the test
-    core = open_core(settings)
-    await upgrade(core.store)
-    register(core)
     fake.add_user("Dr Lee")
-    added = await add_connection(core, "calendly", "https://api.calendly.com", username="lee@clinic.example",
-                                 password=fake.token, actor="cli:test")
-
-    async def runner(connection_id: int) -> None:
-        await sync_connection(core, connection_id)
-
-    core.services.sync_queue = SyncQueue(runner)
-    server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
-    await server.start_server()
-    try:
+    async with served(backend, tmp_path, fake, "calendly", "https://api.calendly.com",
+                      settings={"sync_poll_seconds": 0},  # syncs come from deliveries and the test
+                      username="lee@clinic.example", password=fake.token) as (core, added, _):
         yield core, added.connection_id
-    finally:
-        await fake.drain()
-        await core.services.sync_queue.drain()
-        await server.close()
-        await core.close()
-        await drop_schema(settings)
-
-
-async def _settle(core: Core, fake: CalendlyFake) -> None:
-    for _ in range(3):
-        await fake.drain()
-        await core.services.sync_queue.drain()
-        await run_until_idle(core)
 
 
 async def test_two_deliveries_of_a_reschedule_make_one_move(world: tuple[Core, int], fake: CalendlyFake) -> None:

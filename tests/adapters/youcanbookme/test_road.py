@@ -11,75 +11,27 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select, text
 
-from bot.app import build_app
-from sync.boot import open_core
-from sync.engine.outbox import run_until_idle
-from sync.engine.run import sync_connection
-from sync.engine.subscriber import register
 from sync.integrations.push import ensure_push
 from sync.runtime.core import Core
-from sync.runtime.syncqueue import SyncQueue
 from sync.services import appointments as services
-from sync.services.connections import add_connection
-from sync.services.staff import map_staff
-from sync.store.migrate import upgrade
-from sync.store.model import Appointment, Practice, Practitioner, WebhookDelivery
+from sync.store.model import Appointment, WebhookDelivery
+from tests.adapters.road import appointments as _appointments
+from tests.adapters.road import served
+from tests.adapters.road import settle as _settle
 from tests.adapters.youcanbookme.fakes.youcanbookme import YouCanBookMeFake
-from tests.conftest import drop_schema, make_settings
-from tests.servers import free_port
 
 START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3, hours=2)
 
 
 @pytest.fixture
 async def world(backend: str, tmp_path: Path, fake: YouCanBookMeFake) -> AsyncIterator[tuple[Core, int, str]]:
-    port = free_port()
-    settings = make_settings(backend, tmp_path, youcanbookme_api_url=fake.url, public_url=f"http://127.0.0.1:{port}")
-    core = open_core(settings)
-    await upgrade(core.store)
-    register(core)
-    async with core.store.session() as s:
-        practice = await s.scalar(select(Practice).order_by(Practice.id))
-        assert practice is not None
-        s.add(Practitioner(practice_id=practice.id, name="Dr Lee", handle="dr-lee"))
-    added = await add_connection(core, "youcanbookme", f"https://api.youcanbook.me/v1/{fake.account}",
-                                 username=fake.login, password=fake.api_key, actor="cli:test")
-    assert added.webhook_url is not None
-    async with core.store.session() as s:
-        lee = await s.scalar(select(Practitioner))
-        assert lee is not None
-        await map_staff(s, lee, "youcanbookme", "p-lee", actor="cli:test")
-
-    async def runner(connection_id: int) -> None:
-        await sync_connection(core, connection_id)
-
-    core.services.sync_queue = SyncQueue(runner)
-    server = TestServer(build_app(core.settings, core=core), host="127.0.0.1", port=port)
-    await server.start_server()
-    fake.webhook_url = added.webhook_url
-    try:
+    async with served(backend, tmp_path, fake, "youcanbookme", f"https://api.youcanbook.me/v1/{fake.account}",
+                      staff="p-lee", username=fake.login, password=fake.api_key) as (core, added, _):
+        assert added.webhook_url is not None
+        fake.webhook_url = added.webhook_url
         yield core, added.connection_id, added.webhook_url
-    finally:
-        await fake.drain()
-        await core.services.sync_queue.drain()
-        await server.close()
-        await core.close()
-        await drop_schema(settings)
-
-
-async def _settle(core: Core, fake: YouCanBookMeFake) -> None:
-    for _ in range(3):
-        await fake.drain()
-        await core.services.sync_queue.drain()
-        await run_until_idle(core)
-
-
-async def _appointments(core: Core) -> list[Appointment]:
-    async with core.store.session() as s:
-        return list((await s.scalars(select(Appointment).order_by(Appointment.id))).all())
 
 
 async def test_secret_address_lying_body_booking_and_cancel(world: tuple[Core, int, str],

@@ -16,21 +16,16 @@ sync.integrations.deliveries). Derandomized under CI, like the other convergence
 
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from sqlalchemy import select
+from hypothesis.stateful import initialize, invariant, precondition, rule
 
-from sync.boot import open_core
 from sync.contract import (
     BookingCapabilities,
     CalendarInfo,
@@ -43,20 +38,11 @@ from sync.contract import (
 )
 from sync.contract.booking import BookingCalendar
 from sync.contract.items import ChangeSet, EventData, RemoteItem, Window
-from sync.engine.outbox import run_once, run_until_idle
 from sync.engine.plan import Policy
-from sync.engine.reconcile import desired_copy
-from sync.engine.run import sync_connection
-from sync.engine.snapshots import calendar_view, canonical
-from sync.engine.subscriber import register
 from sync.integrations.deliveries import first_delivery
-from sync.services import appointments as services
-from sync.services.conflicts import list_conflicts, resolve_conflict
-from sync.store import audit
-from sync.store.model import Appointment, Calendar, Connection, OutboxOp
-from tests.conftest import make_settings
-from tests.sync.engine.test_convergence import CFG, CHECKPOINTS, Crash, _template_db
-from tests.sync.helpers import NOW, Clinic, booking, make_clinic
+from sync.store.model import Calendar, Connection
+from tests.sync.engine.convergence import ConvergenceMachine
+from tests.sync.helpers import NOW, booking, make_clinic
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_CONVERGENCE_EXAMPLES", "15"))
 STAFF = "TM-A"
@@ -135,27 +121,23 @@ class MemoryBookings:
         return None
 
 
-class BookingConvergence(RuleBasedStateMachine):
+class BookingConvergence(ConvergenceMachine):
+    prefix = "cb-conv-booking-"
+
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.dir = Path(tempfile.mkdtemp(prefix="cb-conv-booking-"))
-        shutil.copy(_template_db(), self.dir / "clinicbot.sqlite3")
-        self.settings = make_settings("sqlite", self.dir)
-        self.core = open_core(self.settings)
-        register(self.core)
         self.platform = MemoryBookings()
-        self.clinic: Clinic
         self.ids: list[str] = []
         self.accepted: list[str] = []
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
 
     def _factory(self, conn: Connection, cal: Calendar) -> CalendarProvider:
         if cal.remote_id == STAFF:
             return BookingCalendar(self.platform, STAFF, own_source=False)
         return self.clinic_factory(conn, cal)
+
+    def provider_factory(self) -> Callable[[Connection, Calendar], CalendarProvider]:
+        """A restarted process keeps the platform; the replay memory keeps what it had committed."""
+        return self._factory
 
     @initialize()
     def setup(self) -> None:
@@ -170,16 +152,6 @@ class BookingConvergence(RuleBasedStateMachine):
             cal = await s.get(Calendar, self.clinic.calendars["source"])
             assert cal is not None
             cal.remote_id = STAFF
-
-    def teardown(self) -> None:
-        try:
-            if hasattr(self, "clinic"):
-                self.run(self._settle())
-                self.run(self._check())
-        finally:
-            self.run(self.core.close())
-            self.loop.close()
-            shutil.rmtree(self.dir, ignore_errors=True)
 
     # ---- clients on the platform --------------------------------------------------------------------
     @rule(slots=st.lists(st.tuples(st.integers(0, 20), st.integers(8, 17), st.sampled_from([30, 60])),
@@ -202,24 +174,6 @@ class BookingConvergence(RuleBasedStateMachine):
         else:
             self.platform.change(booking_id, start=event.start + timedelta(hours=shift),
                                  end=event.end + timedelta(hours=shift))
-
-    # ---- staff in chat ------------------------------------------------------------------------------------
-    @rule(data=st.data(), cancel=st.booleans(), shift=st.integers(1, 5))
-    def chat_change(self, data: st.DataObject, cancel: bool, shift: int) -> None:
-        async def go() -> None:
-            async with self.core.store.session() as s:
-                ids = list((await s.scalars(select(Appointment.id).where(
-                    Appointment.status.in_(services.ACTIVE_STATUSES)).order_by(Appointment.id))).all())
-                if not ids:
-                    return
-                appt = await s.get(Appointment, data.draw(st.sampled_from(ids)))
-                assert appt is not None
-                if cancel:
-                    await services.cancel(s, self.core.bus, appt, "test", "slack:T/U")
-                else:
-                    await services.reschedule(s, self.core.bus, appt, appt.start + timedelta(hours=shift), None,
-                                              "slack:T/U", allow_overlap=True)
-        self.run(go())
 
     # ---- webhook deliveries: handled, duplicated, reordered, lost --------------------------------------------
     @precondition(lambda self: self.platform.outgoing)
@@ -244,111 +198,20 @@ class BookingConvergence(RuleBasedStateMachine):
         self.platform.failures.append(RateLimited("429", retry_after=retry_after) if kind == "429"
                                       else Unavailable("503"))
 
-    # ---- the bot --------------------------------------------------------------------------------------------------
-    @rule(which=st.sampled_from(["source", "mirror0"]), crash=st.sampled_from([None, *CHECKPOINTS]))
-    def poll(self, which: str, crash: str | None) -> None:
-        self._sync(which, crash)
-
-    @rule(crash=st.sampled_from([None, *CHECKPOINTS]), advance=st.integers(0, 700))
-    def outbox(self, crash: str | None, advance: int) -> None:
-        self.clinic.now += timedelta(seconds=advance)
-        self._arm(crash)
-        try:
-            self.run(run_once(self.core, config=CFG))
-        except Crash:
-            self._restart()
-        finally:
-            self.core.services.fault_injector = None
-
-    def _sync(self, which: str, crash: str | None) -> None:
-        self._arm(crash)
-        try:
-            self.run(sync_connection(self.core, self.clinic.connections[which]))
-        except Crash:
-            self._restart()
-        finally:
-            self.core.services.fault_injector = None
-
-    def _arm(self, label: str | None) -> None:
-        if label is None:
-            return
-
-        def hook(at: str) -> None:
-            if at == label:
-                raise Crash(at)
-        self.core.services.fault_injector = hook
-
-    def _restart(self) -> None:
-        """A fresh process on the same database; the replay memory keeps what it had committed."""
-        self.run(self.core.close())
-        self.core = open_core(self.settings)
-        self.core.clock = self.clinic.clock
-        self.core.services.provider_factory = self._factory
-        self.clinic.core = self.core
-        register(self.core)
-
     # ---- settle and check ---------------------------------------------------------------------------------------
-    @invariant()
-    def audit_chain_holds(self) -> None:
-        async def go() -> None:
-            async with self.core.store.session() as s:
-                assert (await audit.verify(s))[1] is None
-        self.run(go())
-
     @invariant()
     def no_delivery_accepted_twice(self) -> None:
         assert len(self.accepted) == len(set(self.accepted))
 
     async def _settle(self) -> None:
-        async def sleep(seconds: float) -> None:
-            self.clinic.now += timedelta(seconds=seconds)
         self.platform.failures.clear()
         self.platform.outgoing.clear()  # whatever was not delivered: the poll finds it
-        for _ in range(5):
-            changed = 0
-            for name in ("source", "mirror0"):
-                report = await sync_connection(self.core, self.clinic.connections[name])
-                assert report.failed == 0
-                changed += report.created + report.updated + report.deleted + report.conflicts
-            for conflict in await list_conflicts(self.core):
-                changed += 1
-                await resolve_conflict(self.core, conflict.link_id, "keep_booking", "slack:T/U")
-            changed += (await run_until_idle(self.core, sleep=sleep, config=CFG)).processed
-            if not changed:
-                break
+        await self.settle_rounds(5, quiet_mirrors=False)
 
     async def _check(self) -> None:
-        async with self.core.store.session() as s:
-            rows = list((await s.scalars(select(Appointment))).all())
-            failed = (await s.scalars(select(OutboxOp).where(OutboxOp.status == "failed"))).all()
-            assert not failed, [(o.op, o.last_error) for o in failed]
-            cal = await s.get(Calendar, self.clinic.calendars["mirror0"])
-            conn = await s.get(Connection, self.clinic.connections["mirror0"])
-            assert cal is not None and conn is not None
-            view = calendar_view(cal, conn)
-            assert (await audit.verify(s))[1] is None
-        appts = {a.source_uid: a for a in rows}
-        assert len(appts) == len(rows), "a booking became two appointments"
-        for booking_id in self.ids:
-            event, _ = self.platform.bookings[booking_id]
-            appt = appts.get(booking_id)
-            if event.status == "cancelled":
-                assert appt is None or appt.status == "cancelled", booking_id
-            else:
-                assert appt is not None and appt.status == "confirmed", booking_id
-                assert (appt.start, appt.end) == (event.start, event.end), booking_id
-        mirror = self.clinic.servers["mirror0"]
-        ids = [i.event.clinicbot_id for i in mirror.items.values()]
-        assert len(ids) == len(set(ids)), "a copy is duplicated"
-        by_id = {i.event.clinicbot_id: i for i in mirror.items.values()}
-        for appt in appts.values():
-            want = desired_copy(canonical(appt), view, Policy.from_settings({}))
-            have = by_id.pop(f"A-{appt.id}", None)
-            if want is None or (appt.status == "cancelled" and have is None):
-                assert have is None, appt.id  # (a cancelled visit's copy is marked cancelled, or gone)
-            else:
-                assert have is not None and have.event.content_hash() == want.content_hash(), appt.id
-        assert not by_id, "copies without an appointment"
+        appts = await self.check_appointments({b: self.platform.bookings[b][0] for b in self.ids})
+        self.check_copies("mirror0", self.clinic.servers["mirror0"].items.values(), appts.values(),
+                          await self.view("mirror0"), Policy.from_settings({}))
 
 
 BookingConvergence.TestCase.settings = settings(

@@ -13,45 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from sqlalchemy import select
+from hypothesis.stateful import initialize, precondition, rule
 
 from adapters.google.provider import GoogleCalendar
 from adapters.graph import GraphTransports, open_calendar
 from adapters.kit.http import RetryPolicy
-from sync.boot import open_core
 from sync.contract import CalendarProvider, ConnectionInfo
 from sync.contract.items import Window
-from sync.engine.outbox import run_once, run_until_idle
 from sync.engine.plan import Policy
-from sync.engine.reconcile import desired_copy
-from sync.engine.run import sync_connection
-from sync.engine.snapshots import calendar_view, canonical
-from sync.engine.subscriber import register
-from sync.runtime.core import Core
-from sync.services import appointments as services
-from sync.services.conflicts import list_conflicts, resolve_conflict
-from sync.store import audit
-from sync.store.model import Appointment, Calendar, Connection, OutboxOp
+from sync.store.model import Calendar, Connection
 from tests.adapters.google.fakes.google import GoogleFake
 from tests.adapters.google.fakes.google_store import parse_rfc3339, rfc3339
 from tests.adapters.graph.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, sign_in
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import GraphError, format_time
-from tests.conftest import make_settings, settings_with
-from tests.sync.engine.test_convergence import CFG, CHECKPOINTS, Crash, _template_db
-from tests.sync.helpers import NOW, Clinic, booking, make_clinic
+from tests.conftest import settings_with
+from tests.sync.engine.convergence import CalendarSourceMachine
+from tests.sync.helpers import NOW, Clinic, make_clinic
 
 CHECK_WINDOW = Window(NOW - timedelta(days=60), NOW + timedelta(days=120))
 
@@ -117,27 +103,16 @@ class Saved:
         self.holder["creds"] = document
 
 
-class FakeMirrorConvergence(RuleBasedStateMachine):
+class FakeMirrorConvergence(CalendarSourceMachine):
     """One source (memory) and one mirror on a real provider; subclasses choose the provider."""
 
+    prefix = "cb-convf-"
     counter = 0
 
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.dir = Path(tempfile.mkdtemp(prefix="cb-convf-"))
-        shutil.copy(_template_db(), self.dir / "clinicbot.sqlite3")
-        self.settings = make_settings("sqlite", self.dir)
-        self.core: Core = open_core(self.settings)
-        register(self.core)
-        self.clinic: Clinic
-        self.uids: list[str] = []
-        self.injected = 0
         type(self).counter += 1
         self.n = type(self).counter
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
 
     # ---- the mirror, per provider -------------------------------------------------------------
     def open_mirror(self) -> None:
@@ -166,6 +141,9 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
             return self.mirror_provider()
         return Clinic.factory(self.clinic, conn, cal)
 
+    def provider_factory(self) -> Callable[[Connection, Calendar], CalendarProvider]:
+        return self.factory
+
     @initialize(cancel_mode=st.sampled_from(["cancel", "delete"]), deleted=st.sampled_from(["recreate", "leave"]))
     def setup(self, cancel_mode: str, deleted: str) -> None:
         practice = {"cancel_mode": cancel_mode, "deleted_mirror": deleted}
@@ -174,48 +152,7 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         self.core.services.provider_factory = self.factory
         self.policy = Policy.from_settings(practice)
 
-    def teardown(self) -> None:
-        try:
-            if hasattr(self, "clinic"):
-                self.run(self._settle())
-                self.run(self._check())
-        finally:
-            self.run(self.core.close())
-            self.loop.close()
-            shutil.rmtree(self.dir, ignore_errors=True)
-
     # ---- the world changes ------------------------------------------------------------------------
-    @rule(day=st.integers(0, 20), hour=st.integers(8, 17), minutes=st.sampled_from([15, 30, 60]))
-    def source_create(self, day: int, hour: int, minutes: int) -> None:
-        uid = f"bk{len(self.uids)}"
-        self.uids.append(uid)
-        start = NOW.replace(hour=hour, minute=0) + timedelta(days=day)
-        self.clinic.servers["source"].put(booking(uid, start, minutes, client_name=f"Client {uid}"))
-
-    @precondition(lambda self: self.uids)
-    @rule(data=st.data(), shift=st.integers(-3, 3), rename=st.booleans())
-    def source_edit(self, data: st.DataObject, shift: int, rename: bool) -> None:
-        src = self.clinic.servers["source"]
-        uid = data.draw(st.sampled_from(self.uids))
-        if uid not in src.items:
-            return
-        ev = src.items[uid].event
-        changes: dict[str, Any] = {"start": ev.start + timedelta(hours=shift), "end": ev.end + timedelta(hours=shift)}
-        if rename:
-            changes["service"] = "Massage" if ev.service == "Physio" else "Physio"
-        src.put(ev.with_changes(**changes), uid)
-
-    @precondition(lambda self: self.uids)
-    @rule(data=st.data(), hard=st.booleans())
-    def source_cancel(self, data: st.DataObject, hard: bool) -> None:
-        src = self.clinic.servers["source"]
-        uid = data.draw(st.sampled_from(self.uids))
-        if uid in src.items:
-            if hard:
-                src.remove(uid)
-            else:
-                src.put(src.items[uid].event.with_changes(status="cancelled"), uid)
-
     @rule(data=st.data(), delete=st.booleans())
     def mirror_hand_edit(self, data: st.DataObject, delete: bool) -> None:
         ids = self.mirror_ids()
@@ -227,23 +164,6 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         else:
             self.hand_shift(rid, 30)
 
-    @rule(data=st.data(), cancel=st.booleans(), shift=st.integers(1, 5))
-    def chat_change(self, data: st.DataObject, cancel: bool, shift: int) -> None:
-        async def go() -> None:
-            async with self.core.store.session() as s:
-                ids = list((await s.scalars(select(Appointment.id).where(
-                    Appointment.status.in_(services.ACTIVE_STATUSES)).order_by(Appointment.id))).all())
-                if not ids:
-                    return
-                appt = await s.get(Appointment, data.draw(st.sampled_from(ids)))
-                assert appt is not None
-                if cancel:
-                    await services.cancel(s, self.core.bus, appt, "test", "slack:T/U")
-                else:
-                    await services.reschedule(s, self.core.bus, appt, appt.start + timedelta(hours=shift), None,
-                                              "slack:T/U", allow_overlap=True)
-        self.run(go())
-
     # ---- faults -------------------------------------------------------------------------------------
     @precondition(lambda self: self.injected < 6)
     @rule(status=st.sampled_from([429, 503]), retry_after=st.sampled_from([0, 120, 600]))
@@ -251,118 +171,22 @@ class FakeMirrorConvergence(RuleBasedStateMachine):
         self.injected += 1
         self.inject(status, retry_after)
 
-    @rule(which=st.sampled_from(["source", "mirror0"]), crash=st.sampled_from([None, *CHECKPOINTS]))
-    def sync(self, which: str, crash: str | None) -> None:
-        self._arm(crash)
-        try:
-            self.run(sync_connection(self.core, self.clinic.connections[which]))
-        except Crash:
-            self._restart()
-        finally:
-            self.core.services.fault_injector = None
-
-    @rule(crash=st.sampled_from([None, *CHECKPOINTS]), advance=st.integers(0, 700))
-    def outbox(self, crash: str | None, advance: int) -> None:
-        self.clinic.now += timedelta(seconds=advance)
-        self._arm(crash)
-        try:
-            self.run(run_once(self.core, config=CFG))
-        except Crash:
-            self._restart()
-        finally:
-            self.core.services.fault_injector = None
-
-    def _arm(self, label: str | None) -> None:
-        if label is None:
-            return
-
-        def hook(at: str) -> None:
-            if at == label:
-                raise Crash(at)
-        self.core.services.fault_injector = hook
-
-    def _restart(self) -> None:
-        self.run(self.core.close())
-        self.core = open_core(self.settings)
-        self.core.clock = self.clinic.clock
-        self.core.services.provider_factory = self.factory
-        self.clinic.core = self.core
-        register(self.core)
-
     # ---- settle and check ---------------------------------------------------------------------------
-    @invariant()
-    def audit_chain_holds(self) -> None:
-        async def go() -> None:
-            async with self.core.store.session() as s:
-                assert (await audit.verify(s))[1] is None
-        self.run(go())
-
-    @rule()
-    def settle_and_check(self) -> None:
-        self.run(self._settle())
-        self.run(self._check())
-
     async def _settle(self) -> None:
-        async def sleep(seconds: float) -> None:
-            self.clinic.now += timedelta(seconds=seconds)
         self.clear_failures()
         self.clinic.servers["source"].failures.clear()
-        for _ in range(5):
-            changed = 0
-            for name in ("source", "mirror0"):
-                report = await sync_connection(self.core, self.clinic.connections[name])
-                assert report.failed == 0
-                changed += report.created + report.updated + report.deleted + report.conflicts
-            for conflict in await list_conflicts(self.core):
-                changed += 1
-                await resolve_conflict(self.core, conflict.link_id, "keep_booking", "slack:T/U")
-            changed += (await run_until_idle(self.core, sleep=sleep, config=CFG)).processed
-            if not changed:
-                break
-        report = await sync_connection(self.core, self.clinic.connections["mirror0"])
-        assert report.conflicts == 0 and report.failed == 0
+        await self.settle_rounds(5)
 
     async def _check(self) -> None:
-        src = self.clinic.servers["source"]
-        async with self.core.store.session() as s:
-            appts = {a.source_uid: a for a in (await s.scalars(select(Appointment))).all()}
-            assert len(appts) == len((await s.scalars(select(Appointment))).all())
-            failed = (await s.scalars(select(OutboxOp).where(OutboxOp.status == "failed"))).all()
-            assert not failed, [(o.op, o.last_error) for o in failed]
-            cal = await s.get(Calendar, self.clinic.calendars["mirror0"])
-            conn = await s.get(Connection, self.clinic.connections["mirror0"])
-            assert cal is not None and conn is not None
-            view = calendar_view(cal, conn)
-            assert (await audit.verify(s))[1] is None
-        for uid in self.uids:
-            item = src.items.get(uid)
-            appt = appts.get(uid)
-            if item is None or item.event.status == "cancelled":
-                assert appt is None or appt.status == "cancelled", uid
-            else:
-                assert appt is not None and appt.status == "confirmed", uid
-                assert (appt.start, appt.end) == (item.event.start, item.event.end), uid
+        appts = await self.check_source()
         provider = self.mirror_provider()
         try:
             listing = await provider.changes(None, CHECK_WINDOW)
         finally:
             await provider.aclose()
         items = [i for i in listing.items if i.event is not None and i.event.status != "cancelled"]
-        ids = [i.event.clinicbot_id for i in items]
-        assert len(ids) == len(set(ids)), f"a copy is duplicated: {ids}"
-        by_id = {i.event.clinicbot_id: i for i in items}
-        for appt in appts.values():
-            want = desired_copy(canonical(appt), view, self.policy)
-            have = by_id.pop(f"A-{appt.id}", None)
-            if want is None or (appt.status == "cancelled" and have is None):
-                assert have is None, appt.id
-            elif self.policy.deleted_mirror == "leave" and have is None:
-                continue
-            else:
-                assert have is not None, appt.id
-                # The provider's read-back differs in uid / zone naming, so compare what a person sees.
-                assert _seen(have.event) == _seen(want), (appt.id, have.event, want)
-        assert not by_id, f"copies without an appointment: {sorted(by_id)}"
+        # The provider's read-back differs in uid / zone naming, so compare what a person sees.
+        self.check_copies("mirror0", items, appts.values(), await self.view("mirror0"), self.policy, seen=_seen)
 
 
 def _seen(ev: Any) -> tuple[Any, ...]:

@@ -14,11 +14,9 @@ the specific action; a 26th webhook is refused 400; an unknown code is `invalid_
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +25,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+
+from tests.adapters.fakes_kit import WebhookFake
 
 __all__ = ["AcuityFake"]
 
@@ -44,7 +44,7 @@ def _when(value: str) -> datetime:
 
 
 @dataclass
-class AcuityFake:
+class AcuityFake(WebhookFake):
     user_id: str = "12345"
     api_key: str = "acuity-test-key"
     throttle: int = 0
@@ -54,15 +54,9 @@ class AcuityFake:
     appointments: dict[int, dict[str, Any]] = field(default_factory=dict)
     refuse: dict[int, str] = field(default_factory=dict)
     webhook_url: str = ""
-    requests: list[tuple[str, str]] = field(default_factory=list)
     held: list[bytes] = field(default_factory=list)
-    delivered: list[int] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
     _next_id: int = 1000
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _runner: web.AppRunner | None = None
-    _session: aiohttp.ClientSession | None = None
-    url: str = ""
     client_id: str = "acuity-client"
     client_secret: str = "acuity-client-secret"
     codes: set[str] = field(default_factory=set)
@@ -103,27 +97,15 @@ class AcuityFake:
             if not self.deliver:
                 self.held.append(body)
                 continue
-            task = asyncio.ensure_future(self._post(body, signature, target))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._later(self._post(body, signature, target))
 
     async def _post(self, body: bytes, signature: str, target: str = "") -> None:
-        assert self._session is not None
         headers = {"X-Acuity-Signature": signature, "content-type": "application/x-www-form-urlencoded"}
-        try:
-            async with self._session.post(target or self.webhook_url, data=body, headers=headers) as response:
-                self.delivered.append(response.status)
-        except aiohttp.ClientError:
-            self.delivered.append(0)
+        await self.send_webhook(target or self.webhook_url, body, headers)
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def start(self) -> AcuityFake:
-        app = web.Application(middlewares=[self._gate])
+    def routes(self) -> list[web.RouteDef]:
         base = "/api/v1"
-        app.add_routes([
+        return [
             web.get(f"{base}/calendars", self.list_calendars),
             web.get(f"{base}/appointments", self.list_appointments),
             web.get(f"{base}/appointments/{{id}}", self.get_appointment),
@@ -133,22 +115,7 @@ class AcuityFake:
             web.post(f"{base}/webhooks", self.create_webhook),
             web.delete(f"{base}/webhooks/{{id}}", self.delete_webhook),
             web.post("/oauth2/token", self.token),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def close(self) -> None:
-        await self.drain()
-        if self._session:
-            await self._session.close()
-        if self._runner:
-            await self._runner.cleanup()
+        ]
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:

@@ -19,17 +19,16 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from adapters.calendly.webhooks import sign
+from tests.adapters.fakes_kit import WebhookFake, offset_page
 
 __all__ = ["CalendlyFake"]
 
@@ -43,7 +42,7 @@ def _iso(value: datetime) -> str:
 
 
 @dataclass
-class CalendlyFake:
+class CalendlyFake(WebhookFake):
     token: str = "cal-token"
     page_size: int = 2
     throttle: int = 0
@@ -53,12 +52,6 @@ class CalendlyFake:
     invitees: dict[str, dict[str, Any]] = field(default_factory=dict)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     held: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
-    delivered: list[int] = field(default_factory=list)
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _runner: web.AppRunner | None = None
-    _session: aiohttp.ClientSession | None = None
-    url: str = ""
     client_id: str = "calendly-client"
     client_secret: str = "calendly-client-secret"
     access_lifetime: int = 7200
@@ -191,19 +184,10 @@ class CalendlyFake:
             if not self.deliver:
                 self.held.append((sub["callback_url"], body, headers))
                 continue
-            task = asyncio.ensure_future(self._post(sub, body, headers))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._later(self._post(sub, body, headers))
 
     async def _post(self, sub: dict[str, Any], body: bytes, headers: dict[str, str]) -> None:
-        assert self._session is not None
-        try:
-            async with self._session.post(sub["callback_url"], data=body, headers=headers,
-                                          allow_redirects=False) as response:
-                status = response.status
-        except aiohttp.ClientError:
-            status = 0
-        self.delivered.append(status)
+        status = await self.send_webhook(sub["callback_url"], body, headers, allow_redirects=False)
         if status == 410:
             self.subscriptions.pop(sub["uri"].rsplit("/", 1)[-1], None)
         elif 200 <= status < 300:
@@ -211,13 +195,8 @@ class CalendlyFake:
         elif self.clock() - sub.setdefault("failing_since", self.clock()) >= timedelta(hours=24):
             sub["state"] = "disabled"
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def start(self) -> CalendlyFake:
-        app = web.Application(middlewares=[self._gate])
-        app.add_routes([
+    def routes(self) -> list[web.RouteDef]:
+        return [
             web.get("/users/me", self.me),
             web.get("/organization_memberships", self.memberships),
             web.get("/scheduled_events", self.list_events),
@@ -229,22 +208,7 @@ class CalendlyFake:
             web.get("/webhook_subscriptions/{id}", self.get_subscription),
             web.delete("/webhook_subscriptions/{id}", self.delete_subscription),
             web.post("/oauth/token", self.oauth_token),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def close(self) -> None:
-        await self.drain()
-        if self._session:
-            await self._session.close()
-        if self._runner:
-            await self._runner.cleanup()
+        ]
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -260,11 +224,9 @@ class CalendlyFake:
         return await handler(request)
 
     def _page(self, items: list[dict[str, Any]], request: web.Request) -> web.Response:
-        start = int(request.query.get("page_token") or 0)
         size = min(self.page_size, int(request.query.get("count") or self.page_size))
-        end = start + size
-        return web.json_response({"collection": items[start:end], "pagination": {
-            "count": len(items[start:end]), "next_page_token": str(end) if end < len(items) else None}})
+        page, following = offset_page(items, int(request.query.get("page_token") or 0), size)
+        return web.json_response({"collection": page, "pagination": {"count": len(page), "next_page_token": following}})
 
     async def me(self, request: web.Request) -> web.Response:
         user = self.users[0]

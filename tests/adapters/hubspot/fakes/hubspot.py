@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from adapters.hubspot.webhooks import sign
+from tests.adapters.fakes_kit import LoopbackFake, offset_page
 
 __all__ = ["HubSpotFake"]
 
@@ -49,7 +49,7 @@ def _error(status: int, category: str, message: str, headers: dict[str, str] | N
 
 
 @dataclass
-class HubSpotFake:
+class HubSpotFake(LoopbackFake):
     portal_id: int = 4242
     client_id: str = "hs-client"
     client_secret: str = "hs-secret"
@@ -76,13 +76,10 @@ class HubSpotFake:
     forms: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     access: dict[str, float] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
-    requests: list[tuple[str, str]] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1001))
-    _runner: web.AppRunner | None = None
     _last: int = 0
     _window_start: float = 0.0
     _window_used: int = 0
-    url: str = ""
 
     # --- test helpers -----------------------------------------------------------------------
 
@@ -139,9 +136,8 @@ class HubSpotFake:
 
     # --- server --------------------------------------------------------------------------------
 
-    async def start(self) -> HubSpotFake:
-        app = web.Application(middlewares=[self._gate])
-        app.add_routes([
+    def routes(self) -> list[web.RouteDef]:
+        return [
             web.post("/oauth/v1/token", self.oauth_token),
             web.get("/oauth/v1/access-tokens/{token}", self.token_info),
             web.get("/crm/v3/owners", self.list_owners),
@@ -154,18 +150,7 @@ class HubSpotFake:
             web.get("/crm/v3/objects/meetings/{id}", self.get_meeting),
             web.patch("/crm/v3/objects/meetings/{id}", self.update_meeting),
             web.get("/form-integrations/v1/submissions/forms/{guid}", self.form_submissions),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        return self
-
-    async def close(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+        ]
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -258,11 +243,10 @@ class HubSpotFake:
     # --- CRM -----------------------------------------------------------------------------------
 
     def _page(self, items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
-        start = int(after) if after and after.isdigit() else 0
-        size = min(limit, self.page_size)
-        body: dict[str, Any] = {"total": len(items), "results": items[start:start + size]}
-        if start + size < len(items):
-            body["paging"] = {"next": {"after": str(start + size)}}
+        page, following = offset_page(items, int(after) if after and after.isdigit() else 0, min(limit, self.page_size))
+        body: dict[str, Any] = {"total": len(items), "results": page}
+        if following is not None:
+            body["paging"] = {"next": {"after": following}}
         return body
 
     async def list_owners(self, request: web.Request) -> web.Response:
@@ -410,10 +394,8 @@ class HubSpotFake:
             return _error(400, "VALIDATION_ERROR", "limit must be between 1 and 50")
         newest_first = sorted(found, key=lambda item: -int(item["submittedAt"]))
         after = request.query.get("after")
-        start = int(after) if after and after.isdigit() else 0
-        size = int(limit)
-        body: dict[str, Any] = {"results": newest_first[start:start + size]}
-        if start + size < len(newest_first):
-            body["paging"] = {"next": {"after": str(start + size),
-                                       "link": f"?limit={size}&after={start + size}"}}
+        page, following = offset_page(newest_first, int(after) if after and after.isdigit() else 0, int(limit))
+        body: dict[str, Any] = {"results": page}
+        if following is not None:
+            body["paging"] = {"next": {"after": following, "link": f"?limit={int(limit)}&after={following}"}}
         return web.json_response(body)

@@ -23,13 +23,14 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from tests.adapters.fakes_kit import LoopbackFake
 
 __all__ = ["SalesforceFake"]
 
@@ -77,7 +78,7 @@ def _comparable(value: Any) -> Any:
 
 
 @dataclass
-class SalesforceFake:
+class SalesforceFake(LoopbackFake):
     client_id: str = "sf-consumer-key"
     client_secret: str = "sf-consumer-secret"
     version: str = "v60.0"
@@ -92,12 +93,9 @@ class SalesforceFake:
     access: dict[str, float] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
     codes: dict[str, str] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
     clock: datetime = datetime(2031, 5, 1, 10, 0, tzinfo=UTC)
     _pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
-    url: str = ""
 
     # --- test helpers -----------------------------------------------------------------------
 
@@ -139,10 +137,9 @@ class SalesforceFake:
 
     # --- server --------------------------------------------------------------------------------
 
-    async def start(self) -> SalesforceFake:
-        app = web.Application(middlewares=[self._gate])
+    def routes(self) -> list[web.RouteDef]:
         root = "/services/data/{version}"
-        app.add_routes([
+        return [
             web.post("/services/oauth2/token", self.oauth_token),
             web.get(root + "/query", self.query),
             web.get(root + "/queryAll", self.query),
@@ -151,18 +148,7 @@ class SalesforceFake:
             web.patch(root + "/sobjects/{object}/{id}", self.update),
             web.delete(root + "/sobjects/{object}/{id}", self.delete),
             web.patch(root + "/sobjects/{object}/{field}/{value}", self.upsert),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        return self
-
-    async def close(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+        ]
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:

@@ -12,12 +12,13 @@ appointments a page), `GET/PUT/DELETE /bookingapi/appointments/{key}`, errors as
 from __future__ import annotations
 
 import secrets
-import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from tests.adapters.fakes_kit import LoopbackFake, bearer, offset_page
 
 __all__ = ["SetmoreFake"]
 
@@ -35,17 +36,14 @@ def _parse(value: str) -> datetime:
 
 
 @dataclass
-class SetmoreFake:
+class SetmoreFake(LoopbackFake):
     refresh_token: str = "r1-setmore-test"
     page_size: int = 20
     throttle: int = 0
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
     appointments: dict[str, dict[str, Any]] = field(default_factory=dict)
     refuse: dict[str, str] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
     _access: set[str] = field(default_factory=set)
-    _runner: web.AppRunner | None = None
-    url: str = ""
 
     def add_staff(self, key: str, first: str, last: str) -> None:
         self.staff[key] = {"key": key, "first_name": first, "last_name": last, "email_id": ""}
@@ -67,27 +65,15 @@ class SetmoreFake:
     def calls(self, fragment: str, method: str = "GET") -> int:
         return sum(1 for m, p in self.requests if m == method and fragment in p)
 
-    async def start(self) -> SetmoreFake:
-        app = web.Application(middlewares=[self._gate])
-        app.add_routes([
+    def routes(self) -> list[web.RouteDef]:
+        return [
             web.get("/o/oauth2/token", self.token),
             web.get("/bookingapi/staffs", self.list_staff),
             web.get("/bookingapi/appointments", self.list_appointments),
             web.get("/bookingapi/appointments/{key}", self.get_appointment),
             web.put("/bookingapi/appointments/{key}", self.update),
             web.delete("/bookingapi/appointments/{key}", self.delete),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        return self
-
-    async def close(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+        ]
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -96,8 +82,7 @@ class SetmoreFake:
             self.throttle -= 1
             return _error(429, "Rate limit exceeded", **{"Retry-After": "2"})
         if request.path != "/o/oauth2/token":
-            header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer ") or header[7:] not in self._access:
+            if bearer(request) not in self._access:
                 return _error(401, "Unauthorized")
         return await handler(request)
 
@@ -118,9 +103,7 @@ class SetmoreFake:
         found = sorted((a for a in self.appointments.values() if low <= _parse(a["start_time"]) < high
                         and ("staff_key" not in q or a["staff_key"] == q["staff_key"])),
                        key=lambda a: (a["start_time"], a["key"]))
-        start = int(q.get("cursor", "0"))
-        page = found[start:start + self.page_size]
-        following = str(start + self.page_size) if start + self.page_size < len(found) else None
+        page, following = offset_page(found, int(q.get("cursor", "0")), self.page_size)
         return _ok({"appointments": page, "cursor": following})
 
     async def get_appointment(self, request: web.Request) -> web.Response:

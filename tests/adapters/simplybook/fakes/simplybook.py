@@ -16,19 +16,18 @@ sign = md5(id + the booking's hash + the company's secret key); a wrong sign get
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 from aiohttp import web
+
+from tests.adapters.fakes_kit import WebhookFake
 
 __all__ = ["SimplyBookFake"]
 
@@ -36,7 +35,7 @@ _FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass
-class SimplyBookFake:
+class SimplyBookFake(WebhookFake):
     company: str = "clinic"
     user: str = "clinicbot"
     password: str = "sb-test-password"
@@ -56,16 +55,10 @@ class SimplyBookFake:
     denied: set[str] = field(default_factory=set)
     callback_url: str = ""
     #: (path, method) of every call, logins included.
-    requests: list[tuple[str, str]] = field(default_factory=list)
     held: list[bytes] = field(default_factory=list)
-    delivered: list[int] = field(default_factory=list)
     _tokens: dict[str, str] = field(default_factory=dict)
     _public_tokens: dict[str, str] = field(default_factory=dict)
     _next_id: int = 100
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _runner: web.AppRunner | None = None
-    _session: aiohttp.ClientSession | None = None
-    url: str = ""
 
     # --- the vendor's side, as a test drives it ---------------------------------------------
     def add_unit(self, unit_id: str, name: str) -> None:
@@ -107,48 +100,17 @@ class SimplyBookFake:
         if not self.deliver:
             self.held.append(body)
             return
-        task = asyncio.ensure_future(self.post(body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._later(self.post(body))
 
     async def post(self, body: bytes) -> int:
-        assert self._session is not None
-        try:
-            async with self._session.post(self.callback_url, data=body,
-                                          headers={"content-type": "application/json"}) as response:
-                self.delivered.append(response.status)
-                return response.status
-        except aiohttp.ClientError:
-            self.delivered.append(0)
-            return 0
-
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        return await self.send_webhook(self.callback_url, body, {"content-type": "application/json"})
 
     def calls(self, method: str) -> int:
         return sum(1 for _, m in self.requests if m == method)
 
     # --- the server ----------------------------------------------------------------------------
-    async def start(self) -> SimplyBookFake:
-        app = web.Application()
-        app.add_routes([web.post("/login", self._login), web.post("/admin", self._admin),
-                        web.post("/", self._public)])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def close(self) -> None:
-        await self.drain()
-        if self._session:
-            await self._session.close()
-        if self._runner:
-            await self._runner.cleanup()
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/login", self._login), web.post("/admin", self._admin), web.post("/", self._public)]
 
     async def _read(self, request: web.Request) -> tuple[Any, str, list[Any]] | web.Response:
         try:
@@ -294,11 +256,6 @@ class SimplyBookFake:
         booking["is_confirm"] = "0"
         self._later(self.announce("cancel", booking))
         return True
-
-    def _later(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     @staticmethod
     def _minutes(booking: dict[str, Any]) -> int:

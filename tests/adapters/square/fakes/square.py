@@ -16,18 +16,16 @@ Implements the documented behaviour the adapter relies on (platform-apis.md, Squ
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from adapters.square.webhooks import SIGNATURE_HEADER, sign
+from tests.adapters.fakes_kit import WebhookFake, bearer, offset_page
 
 __all__ = ["SquareFake"]
 
@@ -56,7 +54,7 @@ class Subscription:
 
 
 @dataclass
-class SquareFake:
+class SquareFake(WebhookFake):
     """One Square seller with team members, customers and bookings."""
 
     client_id: str = "sq0idp-test-client"
@@ -76,14 +74,8 @@ class SquareFake:
     profiles: list[dict[str, Any]] = field(default_factory=list)
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     catalog: dict[str, str] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
     held: list[tuple[str, bytes, dict[str, str]]] = field(default_factory=list)
-    delivered: list[int] = field(default_factory=list)
     _idempotency: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _runner: web.AppRunner | None = None
-    _session: aiohttp.ClientSession | None = None
-    url: str = ""
 
     # --- setup ------------------------------------------------------------------------------------
     def grant(self, token: str = "sq-token", *, expires_in: timedelta = timedelta(days=30)) -> str:  # noqa: S107
@@ -142,27 +134,11 @@ class SquareFake:
                 self.held.append((sub.notification_url, body, headers))
                 continue
             for _ in range(2 if self.duplicate else 1):
-                task = asyncio.ensure_future(self._post(sub.notification_url, body, headers))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> None:
-        assert self._session is not None
-        try:
-            async with self._session.post(url, data=body, headers=headers) as response:
-                self.delivered.append(response.status)
-        except aiohttp.ClientError:
-            self.delivered.append(0)
-
-    async def drain(self) -> None:
-        """Wait until every delivery scheduled so far has been answered."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                self._later(self.send_webhook(sub.notification_url, body, headers))
 
     # --- lifecycle --------------------------------------------------------------------------------
-    async def start(self) -> SquareFake:
-        app = web.Application(middlewares=[self._gate])
-        app.add_routes([
+    def routes(self) -> list[web.RouteDef]:
+        return [
             web.post("/oauth2/token", self.token),
             web.get("/v2/bookings", self.list_bookings),
             web.get("/v2/bookings/team-member-booking-profiles", self.list_profiles),
@@ -175,22 +151,7 @@ class SquareFake:
             web.post("/v2/webhooks/subscriptions", self.create_subscription),
             web.get("/v2/webhooks/subscriptions/{id}", self.get_subscription),
             web.delete("/v2/webhooks/subscriptions/{id}", self.delete_subscription),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def close(self) -> None:
-        await self.drain()
-        if self._session:
-            await self._session.close()
-        if self._runner:
-            await self._runner.cleanup()
+        ]
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -201,9 +162,7 @@ class SquareFake:
             self.throttle -= 1
             return _error(429, "RATE_LIMITED", "This request was rate limited. Please retry later.",
                           "RATE_LIMIT_ERROR", headers={"Retry-After": self.retry_after})
-        auth = request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else ""
-        expires = self.tokens.get(token)
+        expires = self.tokens.get(bearer(request))
         if expires is None:
             return _error(401, "UNAUTHORIZED", "This request could not be authorized.", "AUTHENTICATION_ERROR")
         if expires <= datetime.now(UTC):
@@ -239,10 +198,8 @@ class SquareFake:
 
     # --- bookings ---------------------------------------------------------------------------------
     def _page(self, items: list[dict[str, Any]], request: web.Request) -> tuple[list[dict[str, Any]], str | None]:
-        start = int(request.query.get("cursor") or 0)
         size = min(self.page_size, int(request.query.get("limit") or self.page_size))
-        end = start + size
-        return items[start:end], (str(end) if end < len(items) else None)
+        return offset_page(items, int(request.query.get("cursor") or 0), size)
 
     async def list_bookings(self, request: web.Request) -> web.Response:
         q = request.query

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from tests.adapters.fakes_kit import LoopbackFake, bearer
 
 __all__ = ["TimeTapFake"]
 
@@ -29,18 +30,15 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 
 
 @dataclass
-class TimeTapFake:
+class TimeTapFake(LoopbackFake):
     api_key: str = "310000"
     private_key: str = "timetap-private-test"
     skew: int = 300
     throttle: int = 0
     staff: list[dict[str, Any]] = field(default_factory=list)
     appointments: dict[int, dict[str, Any]] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
     _sessions: set[str] = field(default_factory=set)
     _next: int = 5000
-    _runner: web.AppRunner | None = None
-    url: str = ""
 
     def add_staff(self, professional_id: int, name: str) -> None:
         self.staff.append({"professionalId": professional_id, "fullName": name, "timeZone": "America/New_York"})
@@ -62,26 +60,14 @@ class TimeTapFake:
     def calls(self, fragment: str) -> int:
         return sum(1 for _, p in self.requests if fragment in p)
 
-    async def start(self) -> TimeTapFake:
-        app = web.Application(middlewares=[self._gate])
-        app.add_routes([
+    def routes(self) -> list[web.RouteDef]:
+        return [
             web.get("/sessionToken", self.session),
             web.get("/staff", self.list_staff),
             web.get("/appointmentList/reportWithCount", self.report),
             web.get("/appointment/{id}", self.get_appointment),
             web.put("/appointment/{id}/status/{status}", self.set_status),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        return self
-
-    async def close(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+        ]
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -90,8 +76,7 @@ class TimeTapFake:
             self.throttle -= 1
             return _error(429, "Too many requests", **{"Retry-After": "1"})
         if request.path != "/sessionToken":
-            header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer ") or header[7:] not in self._sessions:
+            if bearer(request) not in self._sessions:
                 return _error(401, "Session token is invalid or expired")
         return await handler(request)
 

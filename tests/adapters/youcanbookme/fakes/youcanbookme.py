@@ -10,9 +10,7 @@ another account's booking can be tried. Webhooks are posted unsigned, with a bod
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +18,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.adapters.fakes_kit import WebhookFake
 
 __all__ = ["YouCanBookMeFake"]
 
@@ -33,7 +33,7 @@ def _when(value: str) -> datetime:
 
 
 @dataclass
-class YouCanBookMeFake:
+class YouCanBookMeFake(WebhookFake):
     account: str = "acct-1"
     login: str = "clinic@example.org"
     api_key: str = "ycbm-test-key"
@@ -41,12 +41,6 @@ class YouCanBookMeFake:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     bookings: dict[str, dict[str, Any]] = field(default_factory=dict)
     webhook_url: str = ""
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    delivered: list[int] = field(default_factory=list)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _runner: web.AppRunner | None = None
-    _session: aiohttp.ClientSession | None = None
-    url: str = ""
 
     def add_profile(self, profile_id: str, title: str, account: str | None = None) -> None:
         self.profiles[profile_id] = {"id": profile_id, "title": title, "accountId": account or self.account}
@@ -64,51 +58,21 @@ class YouCanBookMeFake:
 
     def announce(self, body: dict[str, Any]) -> None:
         if self.webhook_url:
-            task = asyncio.ensure_future(self.post(json.dumps(body).encode()))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._later(self.post(json.dumps(body).encode()))
 
     async def post(self, body: bytes, url: str | None = None) -> int:
-        assert self._session is not None
-        try:
-            async with self._session.post(url or self.webhook_url, data=body,
-                                          headers={"content-type": "application/json"}) as response:
-                self.delivered.append(response.status)
-                return response.status
-        except aiohttp.ClientError:
-            self.delivered.append(0)
-            return 0
-
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        return await self.send_webhook(url or self.webhook_url, body, {"content-type": "application/json"})
 
     def calls(self, fragment: str) -> int:
         return sum(1 for _, p in self.requests if fragment in p)
 
-    async def start(self) -> YouCanBookMeFake:
-        app = web.Application(middlewares=[self._gate])
-        app.add_routes([
+    def routes(self) -> list[web.RouteDef]:
+        return [
             web.get("/v1/{account}/profiles", self.list_profiles),
             web.get("/v1/{account}/bookings", self.list_bookings),
             web.get("/v1/{account}/bookings/{id}", self.get_booking),
             web.patch("/v1/{account}/bookings/{id}", self.patch_booking),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def close(self) -> None:
-        await self.drain()
-        if self._session:
-            await self._session.close()
-        if self._runner:
-            await self._runner.cleanup()
+        ]
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+
+from tests.adapters.fakes_kit import LoopbackFake, bearer
 
 __all__ = ["ZohoFake"]
 
@@ -34,7 +35,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 @dataclass
-class ZohoFake:
+class ZohoFake(LoopbackFake):
     client_id: str = "1000.TESTCLIENT"
     client_secret: str = "zoho-test-secret"
     per_minute: int = 1000
@@ -44,15 +45,12 @@ class ZohoFake:
     #: (dc, calendar uid) -> {event uid -> event}
     events: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
     calendars: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
     _codes: dict[str, str] = field(default_factory=dict)
     _refresh: dict[str, str] = field(default_factory=dict)
     _access: dict[str, tuple[str, float]] = field(default_factory=dict)
     _starts: list[float] = field(default_factory=list)
     _locked_until: float = 0.0
     _etag: int = 1_700_000_000_000
-    _runner: web.AppRunner | None = None
-    url: str = ""
 
     # --- the vendor's side --------------------------------------------------------------------
     def add_calendar(self, dc: str, uid: str, name: str, *, default: bool = False, owner: str = "lee@clinic.example",
@@ -80,9 +78,8 @@ class ZohoFake:
         return sum(1 for m, p in self.requests if m == method and fragment in p)
 
     # --- the server -------------------------------------------------------------------------------
-    async def start(self) -> ZohoFake:
-        app = web.Application(middlewares=[self._gate])
-        app.add_routes([
+    def routes(self) -> list[web.RouteDef]:
+        return [
             web.post("/accounts/{dc}/oauth/v2/token", self.token),
             web.get("/calendar/{dc}/api/v1/calendars", self.list_calendars),
             web.get("/calendar/{dc}/api/v1/calendars/{cal}/events", self.list_events),
@@ -90,18 +87,7 @@ class ZohoFake:
             web.get("/calendar/{dc}/api/v1/calendars/{cal}/events/{uid}", self.get_event),
             web.put("/calendar/{dc}/api/v1/calendars/{cal}/events/{uid}", self.update),
             web.delete("/calendar/{dc}/api/v1/calendars/{cal}/events/{uid}", self.delete),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        return self
-
-    async def close(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+        ]
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -115,9 +101,7 @@ class ZohoFake:
         if len(self._starts) > self.per_minute:
             self._locked_until = now + self.lock_seconds
             return _error(429, "TOO_MANY_REQUESTS", "API limit exceeded; the account is temporarily locked")
-        header = request.headers.get("Authorization", "")
-        token = header.removeprefix("Zoho-oauthtoken ") if header.startswith("Zoho-oauthtoken ") else ""
-        owner = self._access.get(token)
+        owner = self._access.get(bearer(request, "Zoho-oauthtoken"))
         if owner is None or owner[0] != request.match_info.get("dc") or owner[1] < now:
             return web.json_response({"code": "INVALID_OAUTHTOKEN", "message": "invalid oauth token"}, status=401)
         return await handler(request)
