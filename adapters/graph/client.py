@@ -141,6 +141,7 @@ class GraphClient:
             f"odata.maxpagesize={page_size}"
         )
         prefer = self.prefer
+        self._auth, self._transport, self._page_size, self._policy = auth, transport, page_size, policy
         self.http = make_client(
             self.base,
             headers={"Prefer": prefer, "Accept": "application/json"},
@@ -153,6 +154,11 @@ class GraphClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+    def sibling(self, mailbox: str, *, max_connections: int) -> GraphClient:
+        """Another client for the same connection (its sign-in shared), with a pool of its own."""
+        return GraphClient(self.graph_url, self._auth, mailbox, transport=self._transport, page_size=self._page_size,
+                           policy=self._policy, max_connections=max_connections)
 
     def own_url(self, url: str) -> bool:
         """True when a nextLink/deltaLink points at our Graph: tokens are never sent elsewhere."""

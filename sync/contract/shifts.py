@@ -9,7 +9,7 @@ mark, so it never touches an event it did not create.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -21,6 +21,7 @@ __all__ = [
     "AssignmentFlags",
     "IdentityField",
     "LookalikeEvent",
+    "MailboxWork",
     "OwnEvent",
     "PublishOp",
     "PublishResult",
@@ -152,6 +153,10 @@ class LookalikeEvent:
     end: datetime
 
 
+#: One mailbox's writes, as a streamed `write` receives them.
+MailboxWork = tuple[str, Sequence[PublishOp]]
+
+
 class ShiftPublisher(Protocol):
     """Writes shift events into people's calendars for one practice-wide connection."""
 
@@ -163,8 +168,14 @@ class ShiftPublisher(Protocol):
         """Every event in `mailbox` marked as written by clinicbot for `source_key`."""
         ...
 
-    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]]) -> dict[str, list[PublishResult]]:
-        """Perform each mailbox's ops within the platform's limits; per mailbox one result per op, in any order."""
+    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]] | AsyncIterable[MailboxWork],
+                    landed: Callable[[str, PublishResult], None] | None = None) -> dict[str, list[PublishResult]]:
+        """Perform each mailbox's ops within the platform's limits; per mailbox one result per op, in any order.
+
+        `work` may be a stream of (mailbox, ops): writing starts with the first mailbox while the
+        caller still prepares the rest. `landed(mailbox, result)` is called as each result arrives
+        (the caller records it while later writes are in flight); it must not block.
+        """
         ...
 
     async def lookalikes(self, mailbox: str, events: Sequence[ShiftEvent]) -> list[LookalikeEvent]:

@@ -19,20 +19,21 @@ import asyncio
 import hashlib
 import logging
 import time as clock
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import NotFound as Gone
-from sync.contract import ProviderError, Refused, Unavailable
+from sync.contract import ProviderError, Refused
 from sync.contract.shifts import (
     IDENTITY_FIELDS,
     AssignmentFlags,
+    MailboxWork,
     PublishOp,
     PublishResult,
     ShiftEvent,
@@ -86,8 +87,6 @@ __all__ = [
 log = logging.getLogger("clinicbot.shifts")
 
 INTEGRATION = "shifts"
-#: Mailboxes written at once; Graph's own limit (4 requests per mailbox) is kept by the client.
-MAILBOX_CONCURRENCY = 16
 CATEGORY = "Shift"
 
 
@@ -253,7 +252,35 @@ async def known_assignments(core: Core, practice: str | int | None) -> list[tupl
 # --- wanted state -----------------------------------------------------------------------------------
 
 
-def _event(row: ShiftRow, flags: AssignmentFlags, zone: ZoneInfo, practice_name: str) -> ShiftEvent:
+class _ShiftFields(Protocol):
+    """What an event is made of: an ORM row or a plain row with these columns."""
+
+    @property
+    def assignment(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime: ...
+    @property
+    def notes(self) -> str | None: ...
+
+
+class _States(Protocol):
+    """A shift's wanted and published state: an ORM row or a plain row with these columns."""
+
+    @property
+    def want_mailbox(self) -> str | None: ...
+    @property
+    def want_hash(self) -> str | None: ...
+    @property
+    def pub_mailbox(self) -> str | None: ...
+    @property
+    def pub_remote_id(self) -> str | None: ...
+    @property
+    def pub_hash(self) -> str | None: ...
+
+
+def _event(row: _ShiftFields, flags: AssignmentFlags, zone: ZoneInfo, practice_name: str) -> ShiftEvent:
     lines: list[str] = []
     if flags.info:
         start, end = row.starts_at.astimezone(zone), row.ends_at.astimezone(zone)
@@ -443,7 +470,7 @@ async def _apply_snapshot(s: AsyncSession, practice: Practice, source: Connectio
     return summary
 
 
-def _pending_kind(row: ShiftRow) -> str:
+def _pending_kind(row: _States) -> str:
     if row.want_hash is None:
         return "delete" if row.pub_remote_id else "unchanged"
     if row.pub_remote_id is None:
@@ -522,161 +549,291 @@ async def publish(core: Core, practice: str | int | None, *, actor: str) -> Publ
     return summary
 
 
-def _is_pending(row: ShiftRow) -> bool:
-    return _pending_kind(row) != "unchanged"
+@dataclass(slots=True)
+class _Planned:
+    """A pending shift as publishing reads it: one row's wanted and published state."""
+
+    row_id: int
+    key: str
+    want_mailbox: str | None
+    want_hash: str | None
+    pub_mailbox: str | None
+    pub_remote_id: str | None
+    attempts: int
+    event: ShiftEvent | None
+
+
+#: The columns publishing reads (plain rows through Core: no ORM objects for thousands of shifts).
+_PLAN_COLUMNS = (ShiftRow.id, ShiftRow.shift_key, ShiftRow.want_mailbox, ShiftRow.want_hash, ShiftRow.pub_mailbox,
+                 ShiftRow.pub_remote_id, ShiftRow.pub_hash, ShiftRow.attempts, ShiftRow.assignment,
+                 ShiftRow.starts_at, ShiftRow.ends_at, ShiftRow.notes)
+#: _pending_kind(row) != "unchanged", as SQL: something to delete, to create, or that differs.
+_PENDING = or_(
+    and_(ShiftRow.want_hash.is_(None), ShiftRow.pub_remote_id.is_not(None)),
+    and_(ShiftRow.want_hash.is_not(None), or_(
+        ShiftRow.pub_remote_id.is_(None),
+        ShiftRow.pub_mailbox.is_distinct_from(ShiftRow.want_mailbox),
+        ShiftRow.pub_hash.is_distinct_from(ShiftRow.want_hash),
+    )),
+)
+#: Mailboxes checked against the directory at once (one $batch), then handed to the writer.
+_DIRECTORY_CHUNK = 20
+#: How long landed results gather before they are written down (one transaction).
+_RECORD_EVERY = 0.05
 
 
 async def _publish_pending(core: Core, practice_id: int, source_id: int, source_key: str,
                            publisher: ShiftPublisher, summary: PublishSummary) -> None:
-    async with core.store.session() as s:
-        practice = await s.get(Practice, practice_id)
-        source = await s.get(Connection, source_id)
-        assert practice is not None and source is not None
-        rows = (await s.scalars(select(ShiftRow).where(
-            ShiftRow.source_id == source_id,
-            or_(ShiftRow.want_hash.is_not(None), ShiftRow.pub_remote_id.is_not(None)),
-        ))).all()
-        pending = [r for r in rows if _is_pending(r)]
-        field_name = _identity_field(source)
-        live_ids = (await s.execute(select(ShiftRow.person_name, ShiftRow.person_ids).where(
-            ShiftRow.source_id == source_id, ShiftRow.live.is_(True), ShiftRow.ends_at > utcnow()))).all()
-        overrides = person_overrides(source.config)
-        summary.skipped_unmapped = sum(1 for name, ids in live_ids if not str((ids or {}).get(field_name) or "").strip()
-                                       and person_key(name or "") not in overrides)
-        zone = ZoneInfo(practice.timezone)
-        events: dict[int, ShiftEvent] = {}
-        for r in pending:
-            if r.want_hash is not None:
-                events[r.id] = _event(r, assignment_flags(source.config, r.assignment), zone, practice.name)
-        plan = [(r.id, r.shift_key, r.want_mailbox, r.want_hash, r.pub_mailbox, r.pub_remote_id, r.pub_hash,
-                 r.attempts + 1) for r in pending]
-        # Committed before any write: a crash leaves the trace that a create may have landed.
-        await s.execute(update(ShiftRow), [{"id": p[0], "attempts": p[7]} for p in plan]) if plan else None
-    if not plan:
-        return
-    wanted_mailboxes = sorted({p[2] for p in plan if p[2]})
-    unknown = set(await publisher.unknown_people(wanted_mailboxes)) if wanted_mailboxes else set()
-    summary.unknown_people = sorted(unknown)
-    by_mailbox: dict[str, list[tuple[Any, ...]]] = {}
-    for item in plan:
-        _id, _key, want_mb, want_hash, pub_mb, pub_id, _pub_hash, _attempts = item
-        if pub_id and pub_mb and (want_hash is None or pub_mb != want_mb):
-            by_mailbox.setdefault(pub_mb, []).append(("delete", item))
-        if want_hash is not None and want_mb and want_mb not in unknown:
-            kind = "update" if pub_id and pub_mb == want_mb else "create"
-            by_mailbox.setdefault(want_mb, []).append((kind, item))
-    await _publish_all(core, source_key, by_mailbox, events, publisher, summary)
+    unmapped = asyncio.ensure_future(_count_unmapped(core, source_id))
+    try:
+        plan = await _load_plan(core, practice_id, source_id)
+        if plan:
+            await _publish_all(core, source_key, plan, publisher, summary)
+    finally:
+        summary.skipped_unmapped = await unmapped
     # A row left with nothing published and nothing wanted (a removed shift, deleted) is history no more.
     async with core.store.session() as s:
         await s.execute(delete(ShiftRow).where(ShiftRow.source_id == source_id, ShiftRow.live.is_(False),
                                                ShiftRow.pub_remote_id.is_(None), ShiftRow.want_hash.is_(None)))
 
 
+async def _count_unmapped(core: Core, source_id: int) -> int:
+    """Live future shifts of people without the identity field (the summary's "skipped unmapped")."""
+    async with core.store.session() as s:
+        source = await s.get(Connection, source_id)
+        assert source is not None
+        field_name, overrides = _identity_field(source), person_overrides(source.config)
+        live_ids = (await s.execute(select(ShiftRow.person_name, ShiftRow.person_ids).where(
+            ShiftRow.source_id == source_id, ShiftRow.live.is_(True), ShiftRow.ends_at > utcnow()))).all()
+    return sum(1 for name, ids in live_ids if not str((ids or {}).get(field_name) or "").strip()
+               and person_key(name or "") not in overrides)
+
+
+async def _load_plan(core: Core, practice_id: int, source_id: int) -> list[_Planned]:
+    """The pending shifts with the events they want; their attempts counted (committed before any write)."""
+    async with core.store.session() as s:
+        practice = await s.get(Practice, practice_id)
+        source = await s.get(Connection, source_id)
+        assert practice is not None and source is not None
+        # One statement counts the attempt of every pending shift and reads it back, committed before
+        # any write: a crash leaves the trace that a create may have landed.
+        rows = (await s.execute(
+            update(ShiftRow).where(ShiftRow.source_id == source_id, _PENDING)
+            .values(attempts=ShiftRow.attempts + 1).returning(*_PLAN_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )).all()
+        zone, config = ZoneInfo(practice.timezone), dict(source.config or {})
+        flags: dict[str, AssignmentFlags] = {}
+        plan: list[_Planned] = []
+        for r in rows:
+            if _pending_kind(r) == "unchanged":
+                continue  # (the statement's filter is _pending_kind's: none should be)
+            event = None
+            if r.want_hash is not None:
+                wanted = flags.get(r.assignment) or flags.setdefault(r.assignment,
+                                                                     assignment_flags(config, r.assignment))
+                event = _event(r, wanted, zone, practice.name)
+            plan.append(_Planned(r.id, r.shift_key, r.want_mailbox, r.want_hash, r.pub_mailbox, r.pub_remote_id,
+                                 r.attempts, event))
+    return plan
+
+
 def _txid(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:36]
 
 
-async def _publish_all(core: Core, source_key: str, by_mailbox: dict[str, list[tuple[str, tuple[Any, ...]]]],
-                       events: dict[int, ShiftEvent], publisher: ShiftPublisher, summary: PublishSummary) -> None:
-    # An earlier run may have created events before it stopped: find clinicbot's own in those mailboxes.
-    retried = sorted(mb for mb, work in by_mailbox.items() if any(k == "create" and it[7] > 1 for k, it in work))
-    adopted: dict[str, dict[str, str]] = {}
-    gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
+_Work = tuple[str, _Planned]  # (create|update|delete, the shift)
 
-    async def find(mailbox: str) -> None:
-        async with gate:
-            try:
-                adopted[mailbox] = {e.shift_key: e.remote_id for e in await publisher.own_events(mailbox, source_key)}
-            except ProviderError as exc:
-                work = by_mailbox.pop(mailbox)
-                summary.failed += len(work)
-                summary.errors.append(f"{mailbox}: {exc}")
-                await _record_failure(core, [w[1][0] for w in work], str(exc))
 
-    await asyncio.gather(*(find(mb) for mb in retried))
-    ops: dict[str, list[PublishOp]] = {}
-    rows: dict[str, dict[str, tuple[Any, ...]]] = {}
-    for mailbox, work in by_mailbox.items():
-        mine, keyed = ops.setdefault(mailbox, []), rows.setdefault(mailbox, {})
-        found = adopted.get(mailbox, {})
-        for kind, item in work:
-            row_id, key, _want_mb, _want_hash, _pub_mb, pub_id, _ph, _attempts = item
-            keyed[key] = item
-            if kind == "delete":
-                mine.append(PublishOp(kind="delete", shift_key=key, remote_id=pub_id))
-            elif kind == "update":
-                mine.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=pub_id))
-            elif key in found:
-                mine.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=found[key]))
-            else:
-                mine.append(PublishOp(kind="create", shift_key=key, event=events[row_id],
-                                      transaction_id=_txid(source_key, key, mailbox)))
+async def _publish_all(core: Core, source_key: str, plan: list[_Planned], publisher: ShiftPublisher,
+                       summary: PublishSummary) -> None:
+    """Write the plan, mailbox by mailbox as each is checked, recording results as they land."""
+    by_mailbox: dict[str, list[_Work]] = {}
+    wanted: set[str] = set()
+    for item in plan:
+        if item.pub_remote_id and item.pub_mailbox and (item.want_hash is None
+                                                        or item.pub_mailbox != item.want_mailbox):
+            by_mailbox.setdefault(item.pub_mailbox, []).append(("delete", item))
+        if item.want_hash is not None and item.want_mailbox:
+            kind = "update" if item.pub_remote_id and item.pub_mailbox == item.want_mailbox else "create"
+            by_mailbox.setdefault(item.want_mailbox, []).append((kind, item))
+            wanted.add(item.want_mailbox)
+    recorder = _Recorder(core, summary)
+    #: (mailbox, shift key) -> the shift, for the results as they land.
+    planned: dict[tuple[str, str], _Planned] = {}
+    sent: dict[str, list[PublishOp]] = {}
+    unknown: set[str] = set()
+    mailboxes = sorted(by_mailbox)
+    chunks = [mailboxes[i:i + _DIRECTORY_CHUNK] for i in range(0, len(mailboxes), _DIRECTORY_CHUNK)]
+    # The directory is asked about every chunk at once (its answers queue on one gate); the writer
+    # starts with the first chunk's mailboxes while later answers and ops are still being made.
+    checks = [asyncio.ensure_future(publisher.unknown_people([m for m in c if m in wanted])) for c in chunks]
+
+    async def own(mailbox: str) -> dict[str, str]:
+        """An earlier run may have created events before it stopped: clinicbot's own in the mailbox."""
+        try:
+            return {e.shift_key: e.remote_id for e in await publisher.own_events(mailbox, source_key)}
+        except ProviderError as exc:
+            work = by_mailbox.pop(mailbox)
+            summary.failed += len(work)
+            summary.errors.append(f"{mailbox}: {exc}")
+            await _record_failure(core, [w[1].row_id for w in work], str(exc))
+            return {}
+
+    streamed: set[str] = set()
+
+    async def stream() -> AsyncIterator[MailboxWork]:
+        for chunk, check in zip(chunks, checks, strict=True):
+            unknown.update(await check)
+            retried = [mb for mb in chunk if any(k == "create" and it.attempts > 1 for k, it in by_mailbox[mb])]
+            found = dict(zip(retried, await asyncio.gather(*(own(mb) for mb in retried)), strict=True))
+            for mailbox in chunk:
+                streamed.add(mailbox)
+                ops = _ops(source_key, mailbox, by_mailbox.get(mailbox, []), unknown, found.get(mailbox, {}))
+                for op, (_kind, item) in ops:
+                    planned[(mailbox, op.shift_key)] = item
+                if ops:
+                    sent[mailbox] = [op for op, _w in ops]
+                    yield mailbox, sent[mailbox]
+
+    redo: dict[str, list[PublishOp]] = {}
+
+    def landed(mailbox: str, result: PublishResult) -> None:
+        item = planned[(mailbox, result.shift_key)]
+        if result.kind == "update" and isinstance(result.error, Gone) and item.event is not None:
+            # An update of an event deleted by hand in the calendar: publish the shift again.
+            redo.setdefault(mailbox, []).append(PublishOp(
+                kind="create", shift_key=item.key, event=item.event,
+                transaction_id=_txid(source_key, item.key, mailbox, result.remote_id or "")))
+            return
+        recorder.add(mailbox, item, result)
+
+    recorder.start()
     try:
-        answered = await publisher.write(source_key, ops)
-        results = {mb: _ordered(mine, answered.get(mb, [])) for mb, mine in ops.items()}
-        # An update of an event deleted by hand in the calendar: publish the shift again.
-        redo = {mb: [i for i, (op, res) in enumerate(zip(mine, results[mb], strict=True))
-                     if op.kind == "update" and isinstance(res.error, Gone)] for mb, mine in ops.items()}
-        again = {mb: [PublishOp(kind="create", shift_key=ops[mb][i].shift_key, event=ops[mb][i].event,
-                                transaction_id=_txid(source_key, ops[mb][i].shift_key, mb, ops[mb][i].remote_id or ""))
-                      for i in idx] for mb, idx in redo.items() if idx}
-        if again:
-            answered = await publisher.write(source_key, again)
-            for mb, idx in redo.items():
-                if idx:
-                    for i, op, res in zip(idx, again[mb], _ordered(again[mb], answered.get(mb, [])), strict=True):
-                        ops[mb][i], results[mb][i] = op, res
+        try:
+            await publisher.write(source_key, stream(), landed)
+            if redo:
+                await publisher.write(source_key, dict(redo), landed)
+        finally:
+            for check in checks:
+                check.cancel()
+            await asyncio.gather(*checks, return_exceptions=True)
     except ProviderError as exc:
-        count = sum(len(mine) for mine in ops.values())
-        summary.failed += count
+        # What landed is recorded; every other op of this publish failed with the error.
+        missing = [planned[(mb, op.shift_key)].row_id for mb, ops in sent.items() for op in ops
+                   if not recorder.has(mb, op.shift_key, op.kind)]
+        missing += [it.row_id for mb, work in by_mailbox.items() if mb not in streamed for _k, it in work]
+        summary.failed += len(missing)
         summary.errors.append(str(exc))
-        await _record_failure(core, [item[0] for keyed in rows.values() for item in keyed.values()], str(exc))
+        await recorder.close()
+        await _record_failure(core, missing, str(exc))
         return
-    await _record_results(core, ops, results, rows, summary)
+    finally:
+        await recorder.close()
+    summary.unknown_people = sorted(unknown)
 
 
-def _ordered(ops: Sequence[PublishOp], results: Sequence[PublishResult]) -> list[PublishResult]:
-    """The results in the ops' order; an op the publisher did not answer failed."""
-    by_key = {(r.shift_key, r.kind): r for r in results}
-    return [by_key.get((op.shift_key, op.kind))
-            or PublishResult(op.shift_key, op.kind, op.remote_id, Unavailable("the calendar service did not answer"))
-            for op in ops]
+def _ops(source_key: str, mailbox: str, work: list[_Work], unknown: set[str],
+         found: dict[str, str]) -> list[tuple[PublishOp, _Work]]:
+    """One mailbox's writes: a create becomes an update of the event an earlier run already made."""
+    out: list[tuple[PublishOp, _Work]] = []
+    for entry in work:
+        kind, item = entry
+        if kind == "delete":
+            out.append((PublishOp(kind="delete", shift_key=item.key, remote_id=item.pub_remote_id), entry))
+        elif mailbox in unknown:
+            continue  # the directory does not know the person: nothing is written, the shift stays pending
+        elif kind == "update":
+            out.append((PublishOp(kind="update", shift_key=item.key, event=item.event,
+                                  remote_id=item.pub_remote_id), entry))
+        elif item.key in found:
+            out.append((PublishOp(kind="update", shift_key=item.key, event=item.event,
+                                  remote_id=found[item.key]), entry))
+        else:
+            out.append((PublishOp(kind="create", shift_key=item.key, event=item.event,
+                                  transaction_id=_txid(source_key, item.key, mailbox)), entry))
+    return out
 
 
-async def _record_results(core: Core, ops: dict[str, list[PublishOp]], results: dict[str, list[PublishResult]],
-                          rows: dict[str, dict[str, tuple[Any, ...]]], summary: PublishSummary) -> None:
-    """Record every op's outcome in one transaction (bulk updates by primary key)."""
-    changes: dict[int, dict[str, Any]] = {}
-    for mailbox, mine in ops.items():
-        for op, result in zip(mine, results[mailbox], strict=True):
-            item = rows[mailbox][op.shift_key]
-            row_id, want_hash, pub_mailbox = item[0], item[3], item[4]
-            change = changes.setdefault(row_id, {"id": row_id})
-            if result.error is not None:
-                summary.failed += 1
-                summary.errors.append(f"{op.shift_key}: {result.error}")
-                change["last_error"] = str(result.error)[:500]
+class _Recorder:
+    """Writes each op's outcome down shortly after it lands, while later writes are in flight.
+
+    Outcomes gather for _RECORD_EVERY seconds and go in one transaction (bulk updates by primary
+    key through Core). A row's fields accumulate over the publish, so a move (a delete in the old
+    mailbox, a create in the new) is recorded right whichever lands first.
+    """
+
+    def __init__(self, core: Core, summary: PublishSummary) -> None:
+        self.core = core
+        self.summary = summary
+        self.changes: dict[int, dict[str, Any]] = {}
+        self.dirty: set[int] = set()
+        self.done: set[tuple[str, str, str]] = set()
+        self.wake = asyncio.Event()
+        self.closing = False
+        self.task: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    def has(self, mailbox: str, key: str, kind: str) -> bool:
+        return (mailbox, key, kind) in self.done
+
+    def add(self, mailbox: str, item: _Planned, result: PublishResult) -> None:
+        if self.task is not None and self.task.done():
+            self.task.result()  # recording failed: stop writing what could not be recorded
+        self.done.add((mailbox, result.shift_key, result.kind))
+        change = self.changes.setdefault(item.row_id, {"b_id": item.row_id})
+        self.dirty.add(item.row_id)
+        self.wake.set()
+        if result.error is not None:
+            self.summary.failed += 1
+            self.summary.errors.append(f"{result.shift_key}: {result.error}")
+            change["last_error"] = str(result.error)[:500]
+            return
+        if result.kind == "delete":
+            self.summary.deleted += 1
+            # The old mailbox's copy is gone; a create in the new mailbox (same row) may follow or precede.
+            if item.pub_mailbox == mailbox and "pub_remote_id" not in change:
+                change.update(pub_mailbox=None, pub_remote_id=None, pub_hash=None)
+        else:
+            self.summary.created += result.kind == "create"
+            self.summary.updated += result.kind == "update"
+            change.update(pub_mailbox=mailbox, pub_remote_id=result.remote_id, pub_hash=item.want_hash)
+        if "last_error" not in change:
+            change.update(attempts=0, last_error=None)
+
+    async def _run(self) -> None:
+        while not self.closing or self.dirty:
+            if not self.dirty:
+                self.wake.clear()
+                await self.wake.wait()
                 continue
-            if op.kind == "delete":
-                summary.deleted += 1
-                # The old mailbox's copy is gone; a create in the new mailbox (same row) may follow.
-                if pub_mailbox == mailbox and "pub_remote_id" not in change:
-                    change.update(pub_mailbox=None, pub_remote_id=None, pub_hash=None)
-            else:
-                summary.created += op.kind == "create"
-                summary.updated += op.kind == "update"
-                change.update(pub_mailbox=mailbox, pub_remote_id=result.remote_id, pub_hash=want_hash)
-            if "last_error" not in change:
-                change.update(attempts=0, last_error=None)
-    if not changes:
-        return
-    async with core.store.session() as s:
+            if not self.closing:
+                await asyncio.sleep(_RECORD_EVERY)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        rows, self.dirty = [dict(self.changes[i]) for i in sorted(self.dirty)], set()
         # Rows of one shape per statement: an executemany needs the same keys in every row.
         shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for change in changes.values():
-            shapes.setdefault(tuple(sorted(change)), []).append(change)
-        for group in shapes.values():
-            await s.execute(update(ShiftRow), group)
+        for row in rows:
+            shapes.setdefault(tuple(sorted(row)), []).append(row)
+        table = ShiftRow.__table__
+        assert isinstance(table, Table)
+        async with self.core.store.session() as s:
+            for keys, group in shapes.items():
+                stmt = update(table).where(table.c.id == bindparam("b_id")).values(
+                    {k: bindparam(k) for k in keys if k != "b_id"})
+                await s.execute(stmt, group)
+
+    async def close(self) -> None:
+        if self.task is None:
+            return
+        self.closing = True
+        self.wake.set()
+        task, self.task = self.task, None
+        await task
 
 
 async def _record_failure(core: Core, row_ids: list[int], message: str) -> None:
@@ -960,8 +1117,5 @@ async def last_publishes(core: Core, practice_id: int | None = None) -> list[Las
 async def pending_count(core: Core, practice_id: int) -> int:
     """Shift changes not yet in the calendars."""
     async with core.store.session() as s:
-        rows = (await s.scalars(select(ShiftRow).where(
-            ShiftRow.practice_id == practice_id,
-            or_(ShiftRow.want_hash.is_not(None), ShiftRow.pub_remote_id.is_not(None)),
-        ))).all()
-        return sum(1 for r in rows if _is_pending(r))
+        return int(await s.scalar(select(func.count()).select_from(ShiftRow).where(
+            ShiftRow.practice_id == practice_id, _PENDING)) or 0)
