@@ -204,11 +204,12 @@ class GraphClient:
             raise BadPayload(f"{PROVIDER}: {method} answered with a JSON {type(body).__name__}", provider=PROVIDER)
         return body
 
-    async def pages(self, url: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def pages(self, url: str, params: dict[str, str] | None = None,
+                    headers: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """Every page of a collection, following @odata.nextLink."""
         next_url: str | None = url
         while next_url:
-            page = await self.json("GET", next_url, params=params)
+            page = await self.json("GET", next_url, params=params, headers=headers)
             params = None  # a nextLink carries its own query
             if not isinstance(page.get("value"), list):
                 raise BadPayload(f"{PROVIDER}: collection page without a value array", provider=PROVIDER)

@@ -22,13 +22,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from adapters.graph import teams_shifts
 from adapters.graph.client import BATCH_ATTEMPTS, MAILBOX_CONCURRENCY, MAX_BATCH, BatchItem, BatchResult, GraphClient
 from adapters.graph.connection import is_application, open_client
 from adapters.graph.errors import PROVIDER
 from adapters.graph.mapping import parse_graph_datetime
 from adapters.kit.http import parse_retry_after
 from sync.contract import BadPayload, ConnectionInfo, NotFound, ProviderError, Refused
-from sync.contract.shifts import LookalikeEvent, MailboxWork, OwnEvent, PublishOp, PublishResult, ShiftEvent
+from sync.contract.shifts import (
+    LookalikeEvent,
+    MailboxWork,
+    OwnEvent,
+    PublishOp,
+    PublishResult,
+    ShiftEvent,
+    TeamsShiftOp,
+    TeamsTarget,
+)
 
 __all__ = ["SHIFT_ID_PROPERTY", "SHIFT_SOURCE_PROPERTY", "GraphPublishing", "GraphShiftPublisher", "event_body"]
 
@@ -95,22 +105,43 @@ class GraphShiftPublisher:
             await client.aclose()
         self._clients.clear()
 
-    async def unknown_people(self, refs: Sequence[str]) -> list[str]:
+    async def _directory(self, refs: Sequence[str]) -> dict[str, str | None]:
+        """Each ref -> its object id, None when the directory does not know it."""
         unique = sorted({r for r in refs if r})
         if not unique:
-            return []
+            return {}
         client = self._client("directory")
         items = [BatchItem(id=str(i), method="GET", url=f"/{_mailbox_path(ref)}?$select=id,userPrincipalName")
                  for i, ref in enumerate(unique)]
         answers = await client.batch(items, sequential=False)
-        unknown = []
+        out: dict[str, str | None] = {}
         for item, ref in zip(items, unique, strict=True):
             answer = answers[item.id]
             if answer.status == 404:
-                unknown.append(ref)
+                out[ref] = None
             elif (err := answer.error(item)) is not None:
                 raise err
-        return unknown
+            else:
+                found = answer.body.get("id") if isinstance(answer.body, dict) else None
+                if not isinstance(found, str):
+                    raise BadPayload(f"{PROVIDER}: a user without an id", provider=PROVIDER)
+                out[ref] = found
+        return out
+
+    async def unknown_people(self, refs: Sequence[str]) -> list[str]:
+        return [ref for ref, found in (await self._directory(refs)).items() if found is None]
+
+    async def user_ids(self, refs: Sequence[str]) -> dict[str, str]:
+        return {ref: found for ref, found in (await self._directory(refs)).items() if found is not None}
+
+    async def teams_ready(self, team_id: str, acts_as: str, zone: str, user_ids: Sequence[str]) -> TeamsTarget:
+        return await teams_shifts.ready(self._client(team_id), team_id, acts_as, zone, user_ids)
+
+    async def teams_marked(self, target: TeamsTarget, start: datetime, end: datetime) -> dict[str, str]:
+        return await teams_shifts.marked(self._client(target.team_id), target, start, end)
+
+    async def teams_write(self, target: TeamsTarget, ops: Sequence[TeamsShiftOp]) -> list[PublishResult]:
+        return await teams_shifts.write(self._client(target.team_id), target, ops)
 
     async def own_events(self, mailbox: str, source_key: str) -> list[OwnEvent]:
         client = self._client(mailbox)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time as clock
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,7 @@ from sync.contract.shifts import (
     ShiftEvent,
     ShiftPublisher,
     ShiftSnapshot,
+    TeamsShiftOp,
 )
 from sync.integrations import registry
 from sync.integrations.providers import connection_info
@@ -58,6 +60,7 @@ __all__ = [
     "PublishSummary",
     "SecondWriter",
     "SecondWriterCheck",
+    "ShiftTarget",
     "ShiftView",
     "assignment_flags",
     "check_people",
@@ -78,7 +81,9 @@ __all__ = [
     "second_writers",
     "set_flags",
     "set_identity_field",
+    "set_shift_target",
     "shift_source",
+    "shift_target",
     "shifts_between",
     "stored_second_writers",
     "today",
@@ -123,6 +128,12 @@ class PublishSummary:
     errors: list[str] = field(default_factory=list)
     lookalikes: int = 0
     requests: int = 0
+    #: Teams Shifts writes (when the source publishes there), apart from the Outlook ones above.
+    teams_ran: bool = False
+    teams_created: int = 0
+    teams_updated: int = 0
+    teams_deleted: int = 0
+    teams_failed: int = 0
 
     @property
     def writes(self) -> int:
@@ -133,7 +144,8 @@ class PublishSummary:
             "created": self.created, "updated": self.updated, "deleted": self.deleted, "failed": self.failed,
             "skipped_unmapped": self.skipped_unmapped, "unknown_people": self.unknown_people,
             "errors": self.errors[:20], "lookalikes": self.lookalikes,
-        }
+        } | ({"teams": {"created": self.teams_created, "updated": self.teams_updated, "deleted": self.teams_deleted,
+                        "failed": self.teams_failed}} if self.teams_ran else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,6 +546,12 @@ async def publish(core: Core, practice: str | int | None, *, actor: str) -> Publ
     try:
         async with connection_lock(core, source_id, wait=30.0):
             await _publish_pending(core, practice_id, source_id, source_key, publisher, summary)
+            await _publish_teams(core, practice_id, source_id, source_key, publisher, summary)
+            # A row with nothing published anywhere and nothing wanted (a removed shift, deleted) is history no more.
+            async with core.store.session() as s:
+                await s.execute(delete(ShiftRow).where(
+                    ShiftRow.source_id == source_id, ShiftRow.live.is_(False), ShiftRow.pub_remote_id.is_(None),
+                    ShiftRow.teams_remote_id.is_(None), ShiftRow.want_hash.is_(None)))
     except SyncBusy:
         raise Conflict("another publish of this schedule is running; try again in a minute") from None
     finally:
@@ -591,10 +609,6 @@ async def _publish_pending(core: Core, practice_id: int, source_id: int, source_
             await _publish_all(core, source_key, plan, publisher, summary)
     finally:
         summary.skipped_unmapped = await unmapped
-    # A row left with nothing published and nothing wanted (a removed shift, deleted) is history no more.
-    async with core.store.session() as s:
-        await s.execute(delete(ShiftRow).where(ShiftRow.source_id == source_id, ShiftRow.live.is_(False),
-                                               ShiftRow.pub_remote_id.is_(None), ShiftRow.want_hash.is_(None)))
 
 
 async def _count_unmapped(core: Core, source_id: int) -> int:
@@ -617,8 +631,11 @@ async def _load_plan(core: Core, practice_id: int, source_id: int) -> list[_Plan
         assert practice is not None and source is not None
         # One statement counts the attempt of every pending shift and reads it back, committed before
         # any write: a crash leaves the trace that a create may have landed.
+        outlook = _target_of(source.config).outlook
+        # Outlook left as a target: what was published there goes (nothing is wanted there any more).
         rows = (await s.execute(
-            update(ShiftRow).where(ShiftRow.source_id == source_id, _PENDING)
+            update(ShiftRow).where(ShiftRow.source_id == source_id,
+                                   _PENDING if outlook else ShiftRow.pub_remote_id.is_not(None))
             .values(attempts=ShiftRow.attempts + 1).returning(*_PLAN_COLUMNS)
             .execution_options(synchronize_session=False)
         )).all()
@@ -626,6 +643,9 @@ async def _load_plan(core: Core, practice_id: int, source_id: int) -> list[_Plan
         flags: dict[str, AssignmentFlags] = {}
         plan: list[_Planned] = []
         for r in rows:
+            if not outlook:
+                plan.append(_Planned(r.id, r.shift_key, None, None, r.pub_mailbox, r.pub_remote_id, r.attempts, None))
+                continue
             if _pending_kind(r) == "unchanged":
                 continue  # (the statement's filter is _pending_kind's: none should be)
             event = None
@@ -815,17 +835,7 @@ class _Recorder:
 
     async def _flush(self) -> None:
         rows, self.dirty = [dict(self.changes[i]) for i in sorted(self.dirty)], set()
-        # Rows of one shape per statement: an executemany needs the same keys in every row.
-        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            shapes.setdefault(tuple(sorted(row)), []).append(row)
-        table = ShiftRow.__table__
-        assert isinstance(table, Table)
-        async with self.core.store.session() as s:
-            for keys, group in shapes.items():
-                stmt = update(table).where(table.c.id == bindparam("b_id")).values(
-                    {k: bindparam(k) for k in keys if k != "b_id"})
-                await s.execute(stmt, group)
+        await _bulk_update(self.core, rows)
 
     async def close(self) -> None:
         if self.task is None:
@@ -841,6 +851,194 @@ async def _record_failure(core: Core, row_ids: list[int], message: str) -> None:
         for chunk in range(0, len(row_ids), 500):
             await s.execute(update(ShiftRow).where(ShiftRow.id.in_(row_ids[chunk:chunk + 500]))
                             .values(last_error=message[:500]))
+
+
+# --- Microsoft Teams Shifts --------------------------------------------------------------------------
+
+#: Where a source's shifts go: people's Outlook calendars, a team's Teams Shifts schedule, or both.
+TARGETS = ("outlook", "teams", "both")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+#: teams_pending(row), as SQL: a Teams shift to delete, to create, or that differs from the wanted one.
+_TEAMS_PENDING = or_(
+    and_(ShiftRow.want_hash.is_(None), ShiftRow.teams_remote_id.is_not(None)),
+    and_(ShiftRow.want_hash.is_not(None), or_(
+        ShiftRow.teams_remote_id.is_(None),
+        ShiftRow.teams_mailbox.is_distinct_from(ShiftRow.want_mailbox),
+        ShiftRow.teams_hash.is_distinct_from(ShiftRow.want_hash),
+    )),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftTarget:
+    """Where a practice's shifts are published, for chat, the CLI and the audit."""
+
+    target: str
+    team_id: str
+    acts_as: str
+
+    @property
+    def outlook(self) -> bool:
+        return self.target in ("outlook", "both")
+
+    @property
+    def teams(self) -> bool:
+        return self.target in ("teams", "both")
+
+    def sentence(self) -> str:
+        where = {"outlook": "each person's Outlook calendar",
+                 "teams": "the team's Teams Shifts schedule",
+                 "both": "each person's Outlook calendar and the team's Teams Shifts schedule"}[self.target]
+        team = f" (team {self.team_id}, acting as {self.acts_as})" if self.team_id else ""
+        return f"Shifts are published to {where}{team}."
+
+    def as_dict(self) -> dict[str, str]:
+        return {"target": self.target, "team_id": self.team_id, "acts_as": self.acts_as}
+
+
+def _target_of(config: dict[str, Any] | None) -> ShiftTarget:
+    doc = (config or {}).get("target") or {}
+    doc = doc if isinstance(doc, dict) else {}
+    target = doc.get("target") if doc.get("target") in TARGETS else "outlook"
+    return ShiftTarget(str(target), str(doc.get("team_id") or ""), str(doc.get("acts_as") or ""))
+
+
+async def shift_target(core: Core, practice: str | int | None) -> ShiftTarget:
+    """Where the practice's shifts are published (Outlook when never set)."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await s.scalar(select(Connection).where(Connection.practice_id == row.id,
+                                                         Connection.provider == INTEGRATION)
+                                .order_by(Connection.id).limit(1))
+        return _target_of(source.config if source is not None else None)
+
+
+async def set_shift_target(core: Core, practice: str | int | None, target: str, *, actor: str,
+                           team_id: str | None = None, acts_as: str | None = None) -> tuple[ShiftTarget, ShiftTarget]:
+    """Choose Outlook, Teams Shifts or both (audited); returns (before, after).
+
+    Teams needs the team (its group id) and who the app acts as (a team owner's UPN or object id),
+    given now or kept from before. Leaving a target removes what was published there at the next publish."""
+    target = target.strip().lower()
+    if target not in TARGETS:
+        raise Invalid(f"{target!r} is not a target; say outlook, teams or both")
+    if team_id is not None and not _GUID.match(team_id.strip()):
+        raise Invalid(f"{team_id!r} is not a team id: the team's group id, a GUID (Teams: the team's "
+                      "'Get link to team' holds it as groupId)")
+    if acts_as is not None:
+        acts_as = acts_as.strip().lower()
+        if not (_GUID.match(acts_as) or ("@" in acts_as and not any(c.isspace() for c in acts_as)
+                                         and len(acts_as) <= 320)):
+            raise Invalid(f"{acts_as!r} is not a UPN or an Entra object id of a team owner")
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, actor, create=True)
+        assert source is not None
+        before = _target_of(source.config)
+        after = ShiftTarget(target, (team_id or before.team_id).strip().lower(), acts_as or before.acts_as)
+        if after.teams and not (after.team_id and after.acts_as):
+            raise Invalid("say which team and who the app acts as: "
+                          "`shift-target teams team <team id> as <owner UPN>`")
+        source.config = {**(source.config or {}), "target": after.as_dict()}
+        await audit.record(s, actor=actor, action="shifts.target", practice_id=row.id,
+                           before=before.as_dict(), after=after.as_dict())
+    return before, after
+
+
+def _teams_marker(source_key: str, shift_key: str) -> str:
+    """The marker ending a Teams shift's notes: clinicbot's, for this source and shift (24 hex)."""
+    return hashlib.sha256(f"{source_key}\x1f{shift_key}".encode()).hexdigest()[:24]
+
+
+_TEAMS_COLUMNS = (ShiftRow.id, ShiftRow.shift_key, ShiftRow.want_mailbox, ShiftRow.want_hash, ShiftRow.teams_mailbox,
+                  ShiftRow.teams_remote_id, ShiftRow.assignment, ShiftRow.starts_at, ShiftRow.ends_at, ShiftRow.notes)
+
+
+async def _publish_teams(core: Core, practice_id: int, source_id: int, source_key: str,
+                         publisher: ShiftPublisher, summary: PublishSummary) -> None:
+    """Bring the team's Teams Shifts schedule up to the wanted shifts (or empty it when Teams was left)."""
+    async with core.store.session() as s:
+        practice = await s.get(Practice, practice_id)
+        source = await s.get(Connection, source_id)
+        assert practice is not None and source is not None
+        where = _target_of(source.config)
+        config, zone_name, practice_name = dict(source.config or {}), practice.timezone, practice.name
+        if not where.team_id:
+            return
+        rows = (await s.execute(select(*_TEAMS_COLUMNS).where(
+            ShiftRow.source_id == source_id,
+            _TEAMS_PENDING if where.teams else ShiftRow.teams_remote_id.is_not(None)))).all()
+    if not rows:
+        return
+    summary.teams_ran = True
+    zone = ZoneInfo(zone_name)
+    wanted_mailboxes = sorted({r.want_mailbox for r in rows if where.teams and r.want_hash and r.want_mailbox})
+    try:
+        refs = [*wanted_mailboxes, *([] if _GUID.match(where.acts_as) else [where.acts_as])]
+        ids = await publisher.user_ids(refs) if refs else {}
+        acting = where.acts_as if _GUID.match(where.acts_as) else ids.get(where.acts_as)
+        if acting is None:
+            raise Refused(f"Teams Shifts: the directory does not know {where.acts_as!r}, who the app acts as")
+        target = await publisher.teams_ready(where.team_id, acting, zone_name,
+                                             [ids[m] for m in wanted_mailboxes if m in ids])
+        ops: list[TeamsShiftOp] = []
+        by_key: dict[str, Any] = {}
+        creates: list[TeamsShiftOp] = []
+        for r in rows:
+            by_key[r.shift_key] = r
+            mark = _teams_marker(source_key, r.shift_key)
+            if not where.teams or r.want_hash is None or not r.want_mailbox:
+                ops.append(TeamsShiftOp(kind="delete", shift_key=r.shift_key, remote_id=r.teams_remote_id))
+                continue
+            user = ids.get(r.want_mailbox)
+            if user is None:
+                continue  # unknown to the directory: listed with the unknown people, stays pending
+            event = _event(r, assignment_flags(config, r.assignment), zone, practice_name)
+            op = TeamsShiftOp(kind="update" if r.teams_remote_id else "create", shift_key=r.shift_key,
+                              user_id=user, event=event, remote_id=r.teams_remote_id, marker=mark)
+            (creates if op.kind == "create" else ops).append(op)
+        if creates:
+            # A create whose answer was lost left a shift with our marker: replace it instead.
+            found = await publisher.teams_marked(target, min(o.event.start for o in creates if o.event),
+                                                 max(o.event.end for o in creates if o.event))
+            ops += [replace(o, kind="update", remote_id=found[o.marker]) if o.marker in found else o for o in creates]
+        results = await publisher.teams_write(target, ops)
+    except ProviderError as exc:
+        summary.teams_failed += len(rows)
+        summary.errors.append(f"Teams Shifts: {exc}")
+        await _record_failure(core, [r.id for r in rows], f"Teams Shifts: {exc}")
+        return
+    changes: list[dict[str, Any]] = []
+    for result in results:
+        r = by_key[result.shift_key]
+        if result.error is not None:
+            summary.teams_failed += 1
+            summary.errors.append(f"Teams Shifts {result.shift_key}: {result.error}")
+            changes.append({"b_id": r.id, "last_error": f"Teams Shifts: {result.error}"[:500]})
+        elif result.kind == "delete":
+            summary.teams_deleted += 1
+            changes.append({"b_id": r.id, "teams_mailbox": None, "teams_remote_id": None, "teams_hash": None})
+        else:
+            summary.teams_created += result.kind == "create"
+            summary.teams_updated += result.kind == "update"
+            changes.append({"b_id": r.id, "teams_mailbox": r.want_mailbox, "teams_remote_id": result.remote_id,
+                            "teams_hash": r.want_hash})
+    await _bulk_update(core, changes)
+
+
+async def _bulk_update(core: Core, rows: list[dict[str, Any]]) -> None:
+    """Update shift rows by primary key ("b_id"), one executemany per shape of row, in one transaction."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(sorted(row)), []).append(row)
+    table = ShiftRow.__table__
+    assert isinstance(table, Table)
+    async with core.store.session() as s:
+        for keys, group in shapes.items():
+            stmt = update(table).where(table.c.id == bindparam("b_id")).values(
+                {k: bindparam(k) for k in keys if k != "b_id"})
+            await s.execute(stmt, group)
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -1117,5 +1315,12 @@ async def last_publishes(core: Core, practice_id: int | None = None) -> list[Las
 async def pending_count(core: Core, practice_id: int) -> int:
     """Shift changes not yet in the calendars."""
     async with core.store.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(ShiftRow).where(
-            ShiftRow.practice_id == practice_id, _PENDING)) or 0)
+        total = 0
+        for source_id, config in (await s.execute(select(Connection.id, Connection.config).where(
+                Connection.practice_id == practice_id, Connection.provider == INTEGRATION))).all():
+            where = _target_of(config)
+            outlook = _PENDING if where.outlook else ShiftRow.pub_remote_id.is_not(None)
+            teams = _TEAMS_PENDING if where.teams else ShiftRow.teams_remote_id.is_not(None)
+            total += int(await s.scalar(select(func.count()).select_from(ShiftRow).where(
+                ShiftRow.source_id == source_id, or_(outlook, teams) if where.team_id else outlook)) or 0)
+        return total
