@@ -10,6 +10,8 @@ import click
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
+from bot.commands.errors import ParseError
+from bot.commands.shift_target import parse_shift_target
 from sync.contract.shifts import IDENTITY_FIELDS
 from sync.runtime.core import Core
 from sync.services import shift_mapping, shift_sources
@@ -145,6 +147,31 @@ async def shifts_flags(core: Core, assignment: str | None, send: bool | None, no
         return
     emit({"assignment": assignment, **flags.as_dict(), "shifts_changed": changed}, [*columns, "shifts_changed"],
          as_json)
+
+
+@shifts.command("target", context_settings={"ignore_unknown_options": True})
+@click.argument("words", nargs=-1)
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@json_option
+@with_core
+async def shifts_target(core: Core, words: tuple[str, ...], practice_name: str | None, as_json: bool) -> None:
+    """Where shifts are published: [outlook|teams|both] [team TEAM_ID] [as OWNER_UPN] (the chat command's words)."""
+    columns = ["target", "team_id", "acts_as"]
+    try:
+        cmd = parse_shift_target(list(words))
+        if cmd.target is None:
+            found = await service.shift_target(core, practice_name)
+            emit(found.as_dict(), columns, as_json)
+            return
+        before, after = await service.set_shift_target(core, practice_name, cmd.target, actor=cli_actor(),
+                                                       team_id=cmd.team_id, acts_as=cmd.acts_as)
+    except ParseError as exc:
+        fail(str(exc))
+        return
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    emit({**after.as_dict(), "before": before.target}, [*columns, "before"], as_json)
 
 
 @shifts.command("list")
