@@ -16,6 +16,7 @@ scheduler's opt-out) has their future shift events removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -578,7 +579,23 @@ class _Planned:
     pub_mailbox: str | None
     pub_remote_id: str | None
     attempts: int
-    event: ShiftEvent | None
+    #: The row's event fields; its event is made when its mailbox is handed to the writer.
+    fields: _ShiftFields | None
+    event: ShiftEvent | None = None
+
+
+class _EventMaker:
+    """A wanted shift's event, with the assignment flags looked up once per assignment."""
+
+    def __init__(self, config: dict[str, Any], zone: ZoneInfo, practice_name: str) -> None:
+        self.config, self.zone, self.practice_name = config, zone, practice_name
+        self.flags: dict[str, AssignmentFlags] = {}
+
+    def __call__(self, fields: _ShiftFields) -> ShiftEvent:
+        flags = self.flags.get(fields.assignment)
+        if flags is None:
+            flags = self.flags[fields.assignment] = assignment_flags(self.config, fields.assignment)
+        return _event(fields, flags, self.zone, self.practice_name)
 
 
 #: The columns publishing reads (plain rows through Core: no ORM objects for thousands of shifts).
@@ -596,18 +613,27 @@ _PENDING = or_(
 )
 #: Mailboxes checked against the directory at once (one $batch), then handed to the writer.
 _DIRECTORY_CHUNK = 20
-#: How long landed results gather before they are written down (one transaction).
-_RECORD_EVERY = 0.05
+#: How long landed results gather before they are written down (one transaction). Each database call
+#: hands the GIL to the driver's thread and stalls the event loop for a few ms (the interpreter's
+#: switch interval), so few larger transactions keep the writer's batches moving.
+_RECORD_EVERY = 0.5
 
 
 async def _publish_pending(core: Core, practice_id: int, source_id: int, source_key: str,
                            publisher: ShiftPublisher, summary: PublishSummary) -> None:
-    unmapped = asyncio.ensure_future(_count_unmapped(core, source_id))
+    fed = asyncio.Event()
+
+    async def count_unmapped() -> int:
+        await fed.wait()  # (once every write is out: the start of a publish is the busy part)
+        return await _count_unmapped(core, source_id)
+
+    unmapped = asyncio.ensure_future(count_unmapped())
     try:
-        plan = await _load_plan(core, practice_id, source_id)
+        plan, maker = await _load_plan(core, practice_id, source_id)
         if plan:
-            await _publish_all(core, source_key, plan, publisher, summary)
+            await _publish_all(core, source_key, plan, maker, publisher, summary, fed)
     finally:
+        fed.set()
         summary.skipped_unmapped = await unmapped
 
 
@@ -623,39 +649,31 @@ async def _count_unmapped(core: Core, source_id: int) -> int:
                and person_key(name or "") not in overrides)
 
 
-async def _load_plan(core: Core, practice_id: int, source_id: int) -> list[_Planned]:
-    """The pending shifts with the events they want; their attempts counted (committed before any write)."""
+async def _load_plan(core: Core, practice_id: int, source_id: int) -> tuple[list[_Planned], _EventMaker]:
+    """The pending shifts, their attempts counted (committed before any write), and their events' maker."""
     async with core.store.session() as s:
         practice = await s.get(Practice, practice_id)
         source = await s.get(Connection, source_id)
         assert practice is not None and source is not None
-        # One statement counts the attempt of every pending shift and reads it back, committed before
-        # any write: a crash leaves the trace that a create may have landed.
         outlook = _target_of(source.config).outlook
-        # Outlook left as a target: what was published there goes (nothing is wanted there any more).
+        # One statement counts the attempt of every pending shift and reads it back, committed before
+        # any write: a crash leaves the trace that a create may have landed. Outlook left as a target:
+        # what was published there goes (nothing is wanted there any more).
         rows = (await s.execute(
             update(ShiftRow).where(ShiftRow.source_id == source_id,
                                    _PENDING if outlook else ShiftRow.pub_remote_id.is_not(None))
             .values(attempts=ShiftRow.attempts + 1).returning(*_PLAN_COLUMNS)
             .execution_options(synchronize_session=False)
         )).all()
-        zone, config = ZoneInfo(practice.timezone), dict(source.config or {})
-        flags: dict[str, AssignmentFlags] = {}
-        plan: list[_Planned] = []
-        for r in rows:
-            if not outlook:
-                plan.append(_Planned(r.id, r.shift_key, None, None, r.pub_mailbox, r.pub_remote_id, r.attempts, None))
-                continue
-            if _pending_kind(r) == "unchanged":
-                continue  # (the statement's filter is _pending_kind's: none should be)
-            event = None
-            if r.want_hash is not None:
-                wanted = flags.get(r.assignment) or flags.setdefault(r.assignment,
-                                                                     assignment_flags(config, r.assignment))
-                event = _event(r, wanted, zone, practice.name)
+        maker = _EventMaker(dict(source.config or {}), ZoneInfo(practice.timezone), practice.name)
+    plan: list[_Planned] = []
+    for r in rows:
+        if not outlook:
+            plan.append(_Planned(r.id, r.shift_key, None, None, r.pub_mailbox, r.pub_remote_id, r.attempts, None))
+        elif _pending_kind(r) != "unchanged":  # (the statement's filter is _pending_kind's: all are pending)
             plan.append(_Planned(r.id, r.shift_key, r.want_mailbox, r.want_hash, r.pub_mailbox, r.pub_remote_id,
-                                 r.attempts, event))
-    return plan
+                                 r.attempts, r if r.want_hash is not None else None))
+    return plan, maker
 
 
 def _txid(*parts: str) -> str:
@@ -665,8 +683,8 @@ def _txid(*parts: str) -> str:
 _Work = tuple[str, _Planned]  # (create|update|delete, the shift)
 
 
-async def _publish_all(core: Core, source_key: str, plan: list[_Planned], publisher: ShiftPublisher,
-                       summary: PublishSummary) -> None:
+async def _publish_all(core: Core, source_key: str, plan: list[_Planned], maker: _EventMaker,
+                       publisher: ShiftPublisher, summary: PublishSummary, fed: asyncio.Event) -> None:
     """Write the plan, mailbox by mailbox as each is checked, recording results as they land."""
     by_mailbox: dict[str, list[_Work]] = {}
     wanted: set[str] = set()
@@ -709,12 +727,16 @@ async def _publish_all(core: Core, source_key: str, plan: list[_Planned], publis
             found = dict(zip(retried, await asyncio.gather(*(own(mb) for mb in retried)), strict=True))
             for mailbox in chunk:
                 streamed.add(mailbox)
+                for _kind, item in by_mailbox.get(mailbox, []):
+                    if item.fields is not None and item.event is None:
+                        item.event = maker(item.fields)
                 ops = _ops(source_key, mailbox, by_mailbox.get(mailbox, []), unknown, found.get(mailbox, {}))
                 for op, (_kind, item) in ops:
                     planned[(mailbox, op.shift_key)] = item
                 if ops:
                     sent[mailbox] = [op for op, _w in ops]
                     yield mailbox, sent[mailbox]
+        fed.set()
 
     redo: dict[str, list[PublishOp]] = {}
 
@@ -790,6 +812,7 @@ class _Recorder:
         self.dirty: set[int] = set()
         self.done: set[tuple[str, str, str]] = set()
         self.wake = asyncio.Event()
+        self.closed = asyncio.Event()
         self.closing = False
         self.task: asyncio.Future[None] | None = None
 
@@ -830,7 +853,8 @@ class _Recorder:
                 await self.wake.wait()
                 continue
             if not self.closing:
-                await asyncio.sleep(_RECORD_EVERY)
+                with contextlib.suppress(TimeoutError):  # gather for a while, unless closing
+                    await asyncio.wait_for(self.closed.wait(), _RECORD_EVERY)
             await self._flush()
 
     async def _flush(self) -> None:
@@ -841,6 +865,7 @@ class _Recorder:
         if self.task is None:
             return
         self.closing = True
+        self.closed.set()
         self.wake.set()
         task, self.task = self.task, None
         await task
