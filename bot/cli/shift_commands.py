@@ -53,7 +53,8 @@ def _publish_lines(summary: service.PublishSummary) -> dict[str, object]:
         "created": summary.created, "updated": summary.updated, "deleted": summary.deleted,
         "failed": summary.failed, "not_mapped": summary.skipped_unmapped,
         "unknown_people": ", ".join(summary.unknown_people) or "-",
-    }
+    } | ({"teams_created": summary.teams_created, "teams_updated": summary.teams_updated,
+          "teams_deleted": summary.teams_deleted, "teams_failed": summary.teams_failed} if summary.teams_ran else {})
 
 
 @shifts.command("import")
@@ -103,8 +104,9 @@ async def shifts_publish(core: Core, practice_name: str | None, as_json: bool) -
         return
     out = _publish_lines(summary)
     emit(out, list(out), as_json)
-    if summary.failed:
-        fail(f"{summary.failed} shift(s) could not be written; they stay pending: {'; '.join(summary.errors[:3])}")
+    if summary.failed or summary.teams_failed:
+        fail(f"{summary.failed + summary.teams_failed} shift(s) could not be written; they stay pending: "
+             f"{'; '.join(summary.errors[:3])}")
 
 
 @shifts.command("identity-field")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.commands.shift_cards import publish_card
 from sync.runtime.core import Core
 from sync.services import shifts as service
 from sync.services.errors import Invalid
@@ -80,10 +81,13 @@ async def test_both_targets_and_leaving_teams_removes_its_shifts(
     await service.set_identity_field(core, None, "custom1", actor="cli:admin")
     await service.set_shift_target(core, None, "both", actor="chat:admin", team_id=team.id,
                                    acts_as=people["dee"].user.oid)
-    await run_import(core, rows(("ann", "08:00", 2, "")))
+    imported = await run_import(core, rows(("ann", "08:00", 2, "")))
     await service.set_flags(core, None, "Day clinic", actor="cli:admin", free=True)
     result = await service.publish(core, None, actor="cli:admin")
     assert (result.created, result.teams_created) == (1, 1)
+    card = publish_card("march.csv", imported, result)
+    assert "Outlook: 1 added, 0 changed, 0 removed." in card.lines
+    assert "Teams Shifts: 1 added, 0 changed, 0 removed." in card.lines
     assert [e.fields["showAs"] for e in events(people["ann"])] == ["free"]
     assert [s["theme"] for s in shared(team)] == ["gray"]
     await service.set_shift_target(core, None, "outlook", actor="chat:admin")
