@@ -13,14 +13,13 @@ Each shift is one `shift` of `/teams/{teamId}/schedule/shifts` (Schedule.ReadWri
 
 Shifts has no transactionId. clinicbot stores each shift's id when the create lands, and ends each
 shift's notes with a marker line "[clinicbot-shift:<24 hex>]" made from the source's key and the shift
-id; a create whose answer was lost is found again by that marker (in the window of the shifts being
-created) and replaced, never duplicated. Shifts without clinicbot's marker are never touched.
+id; a create whose answer was lost is found again by that marker (`marked`, in a window around the
+shifts being created) and replaced, never duplicated. Shifts without clinicbot's marker are never touched.
 Replacing is PUT (Shifts has no PATCH); deleting a shift already gone counts as done.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -32,17 +31,12 @@ from adapters.graph.errors import PROVIDER
 from sync.contract import BadPayload, NotFound, ProviderError, Refused, Unavailable
 from sync.contract.shifts import PublishResult, ShiftEvent, TeamsShiftOp, TeamsTarget
 
-__all__ = ["SCHEDULING_GROUP", "marked", "marker", "ready", "shift_body", "team_path", "write"]
+__all__ = ["SCHEDULING_GROUP", "marked", "ready", "shift_body", "team_path", "write"]
 
 #: The scheduling group clinicbot's shifts belong to.
 SCHEDULING_GROUP = "Clinic shifts (clinicbot)"
 _MARKER = re.compile(r"\[clinicbot-shift:([0-9a-f]{24})\]\s*$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-def marker(source_key: str, shift_key: str) -> str:
-    """The stable marker of one shift of one source (24 hex digits)."""
-    return hashlib.sha256(f"{source_key}\x1f{shift_key}".encode()).hexdigest()[:24]
 
 
 def team_path(team_id: str) -> str:

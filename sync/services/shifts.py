@@ -971,6 +971,12 @@ async def set_shift_target(core: Core, practice: str | int | None, target: str, 
     return before, after
 
 
+#: The shift key of a delete of an orphan (a marked Teams shift no row records).
+_ORPHAN = "orphan:"
+#: How far around the shifts being created a publish looks for Teams shifts it made but never recorded.
+_TEAMS_LOOK_AROUND = timedelta(days=7)
+
+
 def _teams_marker(source_key: str, shift_key: str) -> str:
     """The marker ending a Teams shift's notes: clinicbot's, for this source and shift (24 hex)."""
     return hashlib.sha256(f"{source_key}\x1f{shift_key}".encode()).hexdigest()[:24]
@@ -1024,10 +1030,20 @@ async def _publish_teams(core: Core, practice_id: int, source_id: int, source_ke
                               user_id=user, event=event, remote_id=r.teams_remote_id, marker=mark)
             (creates if op.kind == "create" else ops).append(op)
         if creates:
-            # A create whose answer was lost left a shift with our marker: replace it instead.
-            found = await publisher.teams_marked(target, min(o.event.start for o in creates if o.event),
-                                                 max(o.event.end for o in creates if o.event))
+            # A create whose answer was lost left a shift with our marker: replace it instead. The look
+            # spans a week either side of the shifts to create, for one moved since that create.
+            found = await publisher.teams_marked(
+                target, min(o.event.start for o in creates if o.event) - _TEAMS_LOOK_AROUND,
+                max(o.event.end for o in creates if o.event) + _TEAMS_LOOK_AROUND)
             ops += [replace(o, kind="update", remote_id=found[o.marker]) if o.marker in found else o for o in creates]
+            # A marked shift no row records (its shift moved to another id, or was removed, before the
+            # lost create was recorded) is this source's orphan: delete it.
+            async with core.store.session() as s:
+                recorded = set((await s.scalars(select(ShiftRow.teams_remote_id).where(
+                    ShiftRow.source_id == source_id, ShiftRow.teams_remote_id.is_not(None)))).all())
+            adopting = {o.marker for o in creates}
+            ops += [TeamsShiftOp(kind="delete", shift_key=f"{_ORPHAN}{shift_id}", remote_id=shift_id)
+                    for mark, shift_id in sorted(found.items()) if mark not in adopting and shift_id not in recorded]
         results = await publisher.teams_write(target, ops)
     except ProviderError as exc:
         summary.teams_failed += len(rows)
@@ -1036,6 +1052,12 @@ async def _publish_teams(core: Core, practice_id: int, source_id: int, source_ke
         return
     changes: list[dict[str, Any]] = []
     for result in results:
+        if result.shift_key.startswith(_ORPHAN):
+            summary.teams_deleted += result.error is None
+            summary.teams_failed += result.error is not None
+            if result.error is not None:
+                summary.errors.append(f"Teams Shifts {result.shift_key}: {result.error}")
+            continue
         r = by_key[result.shift_key]
         if result.error is not None:
             summary.teams_failed += 1

@@ -119,9 +119,14 @@ async def test_a_create_whose_answer_was_lost_is_found_by_its_marker(
         await service.publish(core, None, actor="cli:admin")
     assert len(team.shifts) == 2  # written, not recorded
     monkeypatch.setattr(service, "_bulk_update", real)
+    # Meanwhile Bob's shift moved two days. Without a shift id column its key is its day, so it is a new
+    # shift: Ann's is found by its marker and replaced, Bob's new one created, his old one (marked,
+    # recorded nowhere) deleted.
+    await run_import(core, rows(("ann", "08:00", 2, ""), ("bob", "09:00", 5, "")))
     result = await service.publish(core, None, actor="cli:admin")
-    assert (result.teams_created, result.teams_updated, result.teams_failed) == (0, 2, 0)
+    assert (result.teams_created, result.teams_updated, result.teams_deleted, result.teams_failed) == (1, 1, 1, 0)
     assert len(team.shifts) == 2
+    assert sorted(s["startDateTime"][:10] for s in shared(team)) == [day(2), day(5)]
     async with core.store.session() as s:
         assert all(r.teams_remote_id in team.shifts for r in (await s.scalars(select(ShiftRow))).all())
 
