@@ -19,7 +19,9 @@ default (Graph's own event writes take around that or longer); `--latency 0.002`
 vanish and shows clinicbot's own CPU cost instead (a best case for the service, labelled as such).
 
 Printed JSON: requests against the minimum ceil(writes / 20) (target <= 1.05x), wall against the
-floor (target <= 1.2x), clinicbot's CPU (this process only), the duplicates and losses found in the
+floor (target <= 1.2x), wall against a bare httpx client sending the same writes with the same
+schedule just before (`bare_client`: no database or planning; what the throttle and this machine
+allow at that moment, so the ratio to it holds when a busy machine stretches both), clinicbot's CPU (this process only), the duplicates and losses found in the
 mailboxes afterwards (target 0), the re-publish's writes (target <= 60 for 50 changes), and the
 machine's load average (2 cores shared: a loaded machine stretches wall time).
 
@@ -122,15 +124,20 @@ async def _serve_fake(conn: Connection, policy: ThrottlePolicy, people: int) -> 
         fake.throttle.stats.clear()
         return web.json_response({"ok": True})
 
+    async def token(request: web.Request) -> web.Response:
+        return web.json_response({"token": fake.login.issue_app_token(CLIENT_ID, TENANT)})
+
     def control(app: web.Application) -> None:
         app.router.add_get("/_bench/stats", stats)
         app.router.add_post("/_bench/reset", reset)
+        app.router.add_get("/_bench/token", token)
 
     url = await fake.start(extra_routes=control)
     fake.login.register_app(CLIENT_ID, CLIENT_SECRET)
     fake.login.grant_admin_consent(TENANT)
     for p in range(people):
         fake.add_user(f"p{p}@clinic.example", tenant_id=TENANT)
+        fake.add_user(f"b{p}@clinic.example", tenant_id=TENANT)  # the bare client's mailboxes
     conn.send(url)
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # until the parent says stop
     await fake.stop()
@@ -143,6 +150,47 @@ def fake_process(conn: Connection, latency: float, budget: int, window: float, p
 
 
 # --- clinicbot's side ---------------------------------------------------------------------------------------
+
+
+async def bare_client(url: str, token: str, people: int, shifts: int, first_day: datetime) -> dict[str, Any]:
+    """The baseline: the same writes ($batch of 20, one item per mailbox, 4 per mailbox in flight) from a
+    bare httpx client with every body built beforehand: no database, no planning, no recording. What
+    the throttle and this machine allow right now, to set clinicbot's wall time against."""
+    per_batch = 20
+    groups = max(1, math.ceil(people / per_batch))
+    rounds = math.ceil(shifts / people)
+    bodies: dict[int, list[list[dict[str, Any]]]] = {g: [[] for _ in range(rounds)] for g in range(groups)}
+    for n in range(shifts):
+        person, r = n % people, n // people
+        start = (first_day + timedelta(days=r)).replace(hour=7).astimezone(ZoneInfo("UTC"))
+        body = {"subject": "Day clinic", "showAs": "busy", "categories": ["Shift"], "isReminderOn": False,
+                "start": {"dateTime": f"{start:%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
+                "end": {"dateTime": f"{start + timedelta(hours=8):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
+                "body": {"contentType": "text", "content": "Assignment: Day clinic\nPublished by a bare client."},
+                "transactionId": f"bare-{n}"}
+        bodies[person // per_batch][r].append({
+            "id": str(n), "method": "POST", "url": f"/users/b{person}@clinic.example/events", "body": body,
+            "headers": {"Content-Type": "application/json"}})
+    statuses: dict[int, int] = {}
+    requests_made = 0
+
+    async def worker(client: httpx.AsyncClient, group: int, first: int) -> None:
+        nonlocal requests_made
+        for r in range(first, rounds, 4):  # 4 workers a group: each mailbox has at most 4 items in flight
+            if not bodies[group][r]:
+                continue
+            answer = (await client.post("/v1.0/$batch", json={"requests": bodies[group][r]})).json()
+            requests_made += 1
+            for item in answer["responses"]:
+                statuses[item["status"]] = statuses.get(item["status"], 0) + 1
+
+    limits = httpx.Limits(max_connections=4 * groups, max_keepalive_connections=4 * groups)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
+                                 timeout=60) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client, g, i) for g in range(groups) for i in range(4)))
+        wall = time.perf_counter() - t0
+    return {"wall_s": round(wall, 3), "requests": requests_made, "statuses": statuses}
 
 
 def floor_seconds(latency: float, busiest: int, writes: int, mailboxes: int) -> float:
@@ -181,6 +229,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, object]:
                 snapshot = await service.parse_upload(core, None, "schedule.csv",
                                                       export(args.people, args.shifts, set(), first_day))
                 await service.import_schedule(core, None, snapshot, actor="bench")
+                token = (await control.get("/_bench/token")).json()["token"]
+                bare = await bare_client(url, token, args.people, args.shifts, first_day)
                 await control.post("/_bench/reset")
                 if profiler:
                     profiler.enable()
@@ -222,6 +272,8 @@ async def run(args: argparse.Namespace, url: str) -> dict[str, object]:
             "other_requests": after["http_requests"] - after["batch_requests"],
             "wall_s": round(wall, 3), "clinicbot_cpu_s": round(cpu, 3), "throttle_floor_s": round(floor, 3),
             "wall_over_floor": round(wall / floor, 2) if floor else None,
+            "bare_client": bare,
+            "wall_over_bare_client": round(wall / bare["wall_s"], 2) if bare["wall_s"] else None,
             "fake_graph_cpu_s": after["fake_cpu_s"],
             "throttled_items": after["rejected"], "max_in_flight_per_mailbox": after["max_in_flight"],
             "events": after["events"], "duplicates": after["duplicates"], "losses": after["losses"],

@@ -141,6 +141,7 @@ class GraphClient:
             f"odata.maxpagesize={page_size}"
         )
         prefer = self.prefer
+        self._auth, self._transport, self._page_size, self._policy = auth, transport, page_size, policy
         self.http = make_client(
             self.base,
             headers={"Prefer": prefer, "Accept": "application/json"},
@@ -153,6 +154,11 @@ class GraphClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+    def sibling(self, mailbox: str, *, max_connections: int) -> GraphClient:
+        """Another client for the same connection (its sign-in shared), with a pool of its own."""
+        return GraphClient(self.graph_url, self._auth, mailbox, transport=self._transport, page_size=self._page_size,
+                           policy=self._policy, max_connections=max_connections)
 
     def own_url(self, url: str) -> bool:
         """True when a nextLink/deltaLink points at our Graph: tokens are never sent elsewhere."""
@@ -198,11 +204,12 @@ class GraphClient:
             raise BadPayload(f"{PROVIDER}: {method} answered with a JSON {type(body).__name__}", provider=PROVIDER)
         return body
 
-    async def pages(self, url: str, params: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def pages(self, url: str, params: dict[str, str] | None = None,
+                    headers: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """Every page of a collection, following @odata.nextLink."""
         next_url: str | None = url
         while next_url:
-            page = await self.json("GET", next_url, params=params)
+            page = await self.json("GET", next_url, params=params, headers=headers)
             params = None  # a nextLink carries its own query
             if not isinstance(page.get("value"), list):
                 raise BadPayload(f"{PROVIDER}: collection page without a value array", provider=PROVIDER)

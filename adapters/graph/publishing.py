@@ -17,18 +17,28 @@ import asyncio
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from adapters.graph import teams_shifts
 from adapters.graph.client import BATCH_ATTEMPTS, MAILBOX_CONCURRENCY, MAX_BATCH, BatchItem, BatchResult, GraphClient
 from adapters.graph.connection import is_application, open_client
 from adapters.graph.errors import PROVIDER
 from adapters.graph.mapping import parse_graph_datetime
 from adapters.kit.http import parse_retry_after
 from sync.contract import BadPayload, ConnectionInfo, NotFound, ProviderError, Refused
-from sync.contract.shifts import LookalikeEvent, OwnEvent, PublishOp, PublishResult, ShiftEvent
+from sync.contract.shifts import (
+    LookalikeEvent,
+    MailboxWork,
+    OwnEvent,
+    PublishOp,
+    PublishResult,
+    ShiftEvent,
+    TeamsShiftOp,
+    TeamsTarget,
+)
 
 __all__ = ["SHIFT_ID_PROPERTY", "SHIFT_SOURCE_PROPERTY", "GraphPublishing", "GraphShiftPublisher", "event_body"]
 
@@ -77,12 +87,16 @@ class GraphShiftPublisher:
         self._clients: dict[str, GraphClient] = {}
         #: Requests made, for the summary and the benchmark.
         self.requests = 0
+        self._directory_calls = 0
 
     def _client(self, mailbox: str, *, connections: int = 20) -> GraphClient:
         path = _mailbox_path(mailbox)
         client = self._clients.get(path)
         if client is None:
-            client, _ = open_client(self.conn, self.host, path, max_connections=connections)
+            # One sign-in for the connection: later clients share the first one's tokens.
+            first = next(iter(self._clients.values()), None)
+            client = first.sibling(path, max_connections=connections) if first is not None else \
+                open_client(self.conn, self.host, path, max_connections=connections)[0]
             self._clients[path] = client
         return client
 
@@ -92,22 +106,46 @@ class GraphShiftPublisher:
             await client.aclose()
         self._clients.clear()
 
-    async def unknown_people(self, refs: Sequence[str]) -> list[str]:
+    async def _directory(self, refs: Sequence[str]) -> dict[str, str | None]:
+        """Each ref -> its object id, None when the directory does not know it."""
         unique = sorted({r for r in refs if r})
         if not unique:
-            return []
-        client = self._client("directory")
+            return {}
+        # Directory lookups are not mailbox requests: up to 4 calls run at once, each on a client (and
+        # request gate) of its own, so a publish's chunks of 20 people are checked side by side.
+        self._directory_calls += 1
+        client = self._client(f"directory-{self._directory_calls % 4}", connections=2)
         items = [BatchItem(id=str(i), method="GET", url=f"/{_mailbox_path(ref)}?$select=id,userPrincipalName")
                  for i, ref in enumerate(unique)]
         answers = await client.batch(items, sequential=False)
-        unknown = []
+        out: dict[str, str | None] = {}
         for item, ref in zip(items, unique, strict=True):
             answer = answers[item.id]
             if answer.status == 404:
-                unknown.append(ref)
+                out[ref] = None
             elif (err := answer.error(item)) is not None:
                 raise err
-        return unknown
+            else:
+                found = answer.body.get("id") if isinstance(answer.body, dict) else None
+                if not isinstance(found, str):
+                    raise BadPayload(f"{PROVIDER}: a user without an id", provider=PROVIDER)
+                out[ref] = found
+        return out
+
+    async def unknown_people(self, refs: Sequence[str]) -> list[str]:
+        return [ref for ref, found in (await self._directory(refs)).items() if found is None]
+
+    async def user_ids(self, refs: Sequence[str]) -> dict[str, str]:
+        return {ref: found for ref, found in (await self._directory(refs)).items() if found is not None}
+
+    async def teams_ready(self, team_id: str, acts_as: str, zone: str, user_ids: Sequence[str]) -> TeamsTarget:
+        return await teams_shifts.ready(self._client(team_id), team_id, acts_as, zone, user_ids)
+
+    async def teams_marked(self, target: TeamsTarget, start: datetime, end: datetime) -> dict[str, str]:
+        return await teams_shifts.marked(self._client(target.team_id), target, start, end)
+
+    async def teams_write(self, target: TeamsTarget, ops: Sequence[TeamsShiftOp]) -> list[PublishResult]:
+        return await teams_shifts.write(self._client(target.team_id), target, ops)
 
     async def own_events(self, mailbox: str, source_key: str) -> list[OwnEvent]:
         client = self._client(mailbox)
@@ -132,7 +170,8 @@ class GraphShiftPublisher:
                 ))
         return found
 
-    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]]) -> dict[str, list[PublishResult]]:
+    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]] | AsyncIterable[MailboxWork],
+                    landed: Callable[[str, PublishResult], None] | None = None) -> dict[str, list[PublishResult]]:
         """Perform every mailbox's ops in $batch requests of up to 20 that mix mailboxes.
 
         Graph's limit is 4 concurrent requests per mailbox. A batch holds at most one item per
@@ -140,21 +179,19 @@ class GraphShiftPublisher:
         never sees more than 4 requests at once, while 5,000 shifts for 200 people take 250 requests
         instead of one or more per person. Throttled items (429, or 503 with Retry-After) are sent
         again after the Retry-After, alone or merged into later batches.
+
+        A streamed `work` starts writing as soon as 20 mailboxes are in (a full batch); until the
+        stream ends only full batches go, so streaming costs no extra requests.
         """
-        queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]] = {}
-        for mailbox, ops in work.items():
-            base = f"/{_mailbox_path(mailbox)}/events"
-            queue = queues.setdefault(mailbox, deque())
-            for op in ops:
-                queue.append((mailbox, _item(f"{len(queue)}-{_slug(mailbox)}", base, source_key, op), op))
-        results: dict[str, list[PublishResult]] = {m: [] for m in work}
-        if not any(queues.values()):
-            return results
-        workers = batches_in_flight(sum(1 for q in queues.values() if q))
-        # One connection a batch in flight: httpcore's pool does work per idle connection on every request.
-        client = self._client("shift-batches", connections=workers)
-        run = _MixedRun(client, queues, results, workers)
-        await run.go()
+        results: dict[str, list[PublishResult]] = {}
+        run = _MixedRun(self, source_key, results, landed)
+        if isinstance(work, Mapping):
+            for mailbox, ops in work.items():
+                run.add(mailbox, ops)
+            run.fed = True
+            await run.go(None)
+        else:
+            await run.go(work)
         return results
 
     async def lookalikes(self, mailbox: str, events: Sequence[ShiftEvent]) -> list[LookalikeEvent]:
@@ -186,8 +223,11 @@ class GraphShiftPublisher:
         return found
 
 
-#: The most $batch requests in flight at once (and connections to Graph for them).
+#: The most $batch requests in flight at once.
 MAX_BATCHES_IN_FLIGHT = 64
+#: Connections per httpx client for the batches: httpcore's pool walks every connection on each
+#: request, so 40 batches in flight go through 5 small pools rather than one of 40.
+CONNECTIONS_PER_POOL = 8
 
 
 def batches_in_flight(mailboxes: int) -> int:
@@ -243,25 +283,51 @@ def _result(item: BatchItem, op: PublishOp, answer: BatchResult) -> PublishResul
 class _MixedRun:
     """The batches of one `write`: one item per mailbox per batch, at most 4 items in flight per mailbox."""
 
-    def __init__(self, client: GraphClient, queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]],
-                 results: dict[str, list[PublishResult]], workers: int) -> None:
-        self.client = client
-        self.workers = workers
-        self.queues = {m: q for m, q in queues.items() if q}
+    def __init__(self, publisher: GraphShiftPublisher, source_key: str, results: dict[str, list[PublishResult]],
+                 landed: Callable[[str, PublishResult], None] | None) -> None:
+        self.publisher = publisher
+        self.source_key = source_key
+        self.queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]] = {}
         self.results = results
+        self.landed = landed
         self.attempts: dict[str, int] = {}
         self.in_flight: dict[str, int] = {}
         self.resume_at: dict[str, float] = {}
         self.changed = asyncio.Event()
+        self.workers: list[asyncio.Future[None]] = []
+        #: True once every mailbox's work is in (a partial batch may go).
+        self.fed = False
+
+    def add(self, mailbox: str, ops: Sequence[PublishOp]) -> None:
+        base = f"/{_mailbox_path(mailbox)}/events"
+        queue = self.queues.setdefault(mailbox, deque())
+        self.results.setdefault(mailbox, [])
+        slug = _slug(mailbox)
+        for op in ops:
+            queue.append((mailbox, _item(f"{len(queue)}-{slug}", base, self.source_key, op), op))
+        self._spawn()
+        self.changed.set()
+
+    def _spawn(self) -> None:
+        busy = sum(1 for q in self.queues.values() if q)
+        wanted = batches_in_flight(busy) if busy else 0
+        while len(self.workers) < wanted:
+            # One connection a batch in flight, in pools of CONNECTIONS_PER_POOL.
+            pool = len(self.workers) // CONNECTIONS_PER_POOL
+            client = self.publisher._client(f"shift-batches-{pool}", connections=CONNECTIONS_PER_POOL)
+            self.workers.append(asyncio.ensure_future(self._worker(client)))
 
     def _next_batch(self, now: float) -> list[tuple[str, BatchItem, PublishOp]]:
-        chunk: list[tuple[str, BatchItem, PublishOp]] = []
+        ready: list[deque[tuple[str, BatchItem, PublishOp]]] = []
         for mailbox, queue in self.queues.items():
-            if len(chunk) == MAX_BATCH:
+            if len(ready) == MAX_BATCH:
                 break
             if queue and self.in_flight.get(mailbox, 0) < MAILBOX_CONCURRENCY \
                     and self.resume_at.get(mailbox, 0.0) <= now:
-                chunk.append(queue.popleft())
+                ready.append(queue)
+        if len(ready) < MAX_BATCH and not self.fed:
+            return []  # more mailboxes are coming: wait to send a full batch
+        chunk = [queue.popleft() for queue in ready]
         for entry in chunk:
             self.in_flight[entry[0]] = self.in_flight.get(entry[0], 0) + 1
         return chunk
@@ -269,32 +335,43 @@ class _MixedRun:
     def _waiting(self) -> bool:
         return any(self.queues.values())
 
-    async def go(self) -> None:
-        workers = [asyncio.ensure_future(self._worker()) for _ in range(self.workers)]
+    async def go(self, stream: AsyncIterable[MailboxWork] | None) -> None:
         try:
-            await asyncio.gather(*workers)
+            if stream is not None:
+                async for mailbox, ops in stream:
+                    self.add(mailbox, ops)
+                self.fed = True
+                self.changed.set()
+            self._spawn()
+            # Workers may be added while others run (a stream's later mailboxes): wait for all.
+            done = 0
+            while done < len(self.workers):
+                await self.workers[done]
+                done += 1
         except BaseException:
-            for task in workers:
+            for task in self.workers:
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*self.workers, return_exceptions=True)
             raise
 
-    async def _worker(self) -> None:
+    async def _worker(self, client: GraphClient) -> None:
         loop = asyncio.get_running_loop()
-        while self._waiting() or any(self.in_flight.values()):
+        while not self.fed or self._waiting():
             chunk = self._next_batch(loop.time())
             if not chunk:
-                if not self._waiting():
+                if self.fed and not self._waiting():
                     return
-                soonest = min((t for m, t in self.resume_at.items() if self.queues.get(m)), default=0.0)
+                # Woken by a batch coming back or more work fed; by the clock for a Retry-After.
+                later = [t for m, t in self.resume_at.items() if self.queues.get(m) and t > loop.time()]
                 self.changed.clear()
                 try:
-                    await asyncio.wait_for(self.changed.wait(), timeout=max(0.005, soonest - loop.time()))
+                    await asyncio.wait_for(self.changed.wait(),
+                                           timeout=max(0.005, min(later) - loop.time()) if later else None)
                 except TimeoutError:
                     pass
                 continue
             try:
-                answers = await self.client._send_batch([item for _m, item, _op in chunk], False)
+                answers = await client._send_batch([item for _m, item, _op in chunk], False)
             except BaseException:
                 for entry in reversed(chunk):
                     self.queues[entry[0]].appendleft(entry)
@@ -315,7 +392,10 @@ class _MixedRun:
                     self.resume_at[mailbox] = max(self.resume_at.get(mailbox, 0.0), now + wait)
                     self.queues[mailbox].appendleft((mailbox, item, op))
                 else:
-                    self.results[mailbox].append(_result(item, op, answer))
+                    result = _result(item, op, answer)
+                    self.results[mailbox].append(result)
+                    if self.landed is not None:
+                        self.landed(mailbox, result)
             self.changed.set()
 
 

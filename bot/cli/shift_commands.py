@@ -10,6 +10,8 @@ import click
 from bot.cli import with_core
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
+from bot.commands.errors import ParseError
+from bot.commands.shift_target import parse_shift_target
 from sync.contract.shifts import IDENTITY_FIELDS
 from sync.runtime.core import Core
 from sync.services import shift_mapping, shift_sources
@@ -51,7 +53,8 @@ def _publish_lines(summary: service.PublishSummary) -> dict[str, object]:
         "created": summary.created, "updated": summary.updated, "deleted": summary.deleted,
         "failed": summary.failed, "not_mapped": summary.skipped_unmapped,
         "unknown_people": ", ".join(summary.unknown_people) or "-",
-    }
+    } | ({"teams_created": summary.teams_created, "teams_updated": summary.teams_updated,
+          "teams_deleted": summary.teams_deleted, "teams_failed": summary.teams_failed} if summary.teams_ran else {})
 
 
 @shifts.command("import")
@@ -101,8 +104,9 @@ async def shifts_publish(core: Core, practice_name: str | None, as_json: bool) -
         return
     out = _publish_lines(summary)
     emit(out, list(out), as_json)
-    if summary.failed:
-        fail(f"{summary.failed} shift(s) could not be written; they stay pending: {'; '.join(summary.errors[:3])}")
+    if summary.failed or summary.teams_failed:
+        fail(f"{summary.failed + summary.teams_failed} shift(s) could not be written; they stay pending: "
+             f"{'; '.join(summary.errors[:3])}")
 
 
 @shifts.command("identity-field")
@@ -145,6 +149,31 @@ async def shifts_flags(core: Core, assignment: str | None, send: bool | None, no
         return
     emit({"assignment": assignment, **flags.as_dict(), "shifts_changed": changed}, [*columns, "shifts_changed"],
          as_json)
+
+
+@shifts.command("target", context_settings={"ignore_unknown_options": True})
+@click.argument("words", nargs=-1)
+@click.option("--practice", "practice_name", default=None, help="Practice name (default: the first).")
+@json_option
+@with_core
+async def shifts_target(core: Core, words: tuple[str, ...], practice_name: str | None, as_json: bool) -> None:
+    """Where shifts are published: [outlook|teams|both] [team TEAM_ID] [as OWNER_UPN] (the chat command's words)."""
+    columns = ["target", "team_id", "acts_as"]
+    try:
+        cmd = parse_shift_target(list(words))
+        if cmd.target is None:
+            found = await service.shift_target(core, practice_name)
+            emit(found.as_dict(), columns, as_json)
+            return
+        before, after = await service.set_shift_target(core, practice_name, cmd.target, actor=cli_actor(),
+                                                       team_id=cmd.team_id, acts_as=cmd.acts_as)
+    except ParseError as exc:
+        fail(str(exc))
+        return
+    except ServiceError as exc:
+        fail(str(exc))
+        return
+    emit({**after.as_dict(), "before": before.target}, [*columns, "before"], as_json)
 
 
 @shifts.command("list")

@@ -35,6 +35,7 @@ from bot.commands.settings_grammar import (
     parse_slots,
     parse_window,
 )
+from bot.commands.shift_target import SetShiftTarget, parse_shift_target
 from bot.commands.when import DayRef, WhenSpec, parse_day, parse_when
 from sync.integrations import registry
 from sync.notify.reminders import RemindError, parse_reminder_command
@@ -288,6 +289,7 @@ Command = (
     | SetClientNotices
     | CrmSettings
     | ShowLeads
+    | SetShiftTarget
 )
 
 
@@ -765,6 +767,15 @@ GRAMMAR: tuple[CommandSpec, ...] = (
         "crm log off hubspot",
         "admin",
         parse_crm,
+    ),
+    CommandSpec(
+        "shift-target",
+        "shift-target [outlook|teams|both] [team <team id>] [as <owner UPN>]",
+        "where published shifts go: Outlook calendars, a team's Teams Shifts schedule, or both",
+        "shift-target both",
+        "staff to see, admin to change",
+        parse_shift_target,
+        aliases=("shifts-target",),
     ),
 )
 _DAY_WORDS = (

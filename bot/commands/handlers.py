@@ -23,6 +23,7 @@ from bot.commands import (
     reminders,
     settings,
     shift_cards,
+    shift_target,
     shifts,
     staff,
     staff_card,
@@ -91,6 +92,7 @@ from bot.commands.settings_grammar import (
     SetWindow,
     ShowLocations,
 )
+from bot.commands.shift_target import SetShiftTarget
 from bot.views import Error, View
 from sync.contract import ProviderError
 from sync.runtime.core import Core
@@ -172,6 +174,8 @@ async def _dispatch(core: Core, actor: Actor, command: Command | Action) -> View
             return await client_notices.client_notices(core, actor, command)
         case CrmSettings():
             return await crm.crm(core, actor, command)
+        case SetShiftTarget():
+            return await shift_target.shift_target(core, actor, command)
         case SetMirrorEdits():
             return await mirror_edits.mirror_edits(core, actor, command)
         case SetOptOut():

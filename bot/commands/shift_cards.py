@@ -53,6 +53,11 @@ def publish_card(name: str, summary: service.ImportSummary, published: service.P
         lines.append(f"Outlook: {published.created} added, {published.updated} changed, {published.deleted} removed"
                      + (f", {published.failed} failed (they stay pending: `clinicbot shifts publish`)"
                         if published.failed else "") + ".")
+        if published.teams_ran:
+            lines.append(f"Teams Shifts: {published.teams_created} added, {published.teams_updated} changed, "
+                         f"{published.teams_deleted} removed"
+                         + (f", {published.teams_failed} failed (they stay pending)" if published.teams_failed
+                            else "") + ".")
         unknown = tuple(published.unknown_people)
         title = "Shift schedule published"
     field = FIELD_LABELS.get(summary.identity_field, summary.identity_field)

@@ -9,7 +9,7 @@ mark, so it never touches an event it did not create.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -21,6 +21,7 @@ __all__ = [
     "AssignmentFlags",
     "IdentityField",
     "LookalikeEvent",
+    "MailboxWork",
     "OwnEvent",
     "PublishOp",
     "PublishResult",
@@ -31,6 +32,8 @@ __all__ = [
     "ShiftPublisher",
     "ShiftSnapshot",
     "ShiftSourceSlot",
+    "TeamsShiftOp",
+    "TeamsTarget",
 ]
 
 IdentityField = Literal["unique_id", "custom1", "custom2", "custom3", "custom4"]
@@ -152,6 +155,35 @@ class LookalikeEvent:
     end: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class TeamsShiftOp:
+    """One write to a team's Teams Shifts schedule: create, replace (update) or delete a shared shift.
+
+    `marker` goes at the end of the shift's notes: Shifts has no transactionId, so a create whose
+    answer was lost is found again by it (and only shifts carrying clinicbot's marker are adopted).
+    """
+
+    kind: Literal["create", "update", "delete"]
+    shift_key: str
+    user_id: str = ""
+    event: ShiftEvent | None = None
+    remote_id: str | None = None
+    marker: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsTarget:
+    """A team's Shifts schedule, ready for writes: the team, who the app acts as, the scheduling group."""
+
+    team_id: str
+    acts_as: str
+    group_id: str
+
+
+#: One mailbox's writes, as a streamed `write` receives them.
+MailboxWork = tuple[str, Sequence[PublishOp]]
+
+
 class ShiftPublisher(Protocol):
     """Writes shift events into people's calendars for one practice-wide connection."""
 
@@ -163,12 +195,35 @@ class ShiftPublisher(Protocol):
         """Every event in `mailbox` marked as written by clinicbot for `source_key`."""
         ...
 
-    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]]) -> dict[str, list[PublishResult]]:
-        """Perform each mailbox's ops within the platform's limits; per mailbox one result per op, in any order."""
+    async def write(self, source_key: str, work: Mapping[str, Sequence[PublishOp]] | AsyncIterable[MailboxWork],
+                    landed: Callable[[str, PublishResult], None] | None = None) -> dict[str, list[PublishResult]]:
+        """Perform each mailbox's ops within the platform's limits; per mailbox one result per op, in any order.
+
+        `work` may be a stream of (mailbox, ops): writing starts with the first mailbox while the
+        caller still prepares the rest. `landed(mailbox, result)` is called as each result arrives
+        (the caller records it while later writes are in flight); it must not block.
+        """
         ...
 
     async def lookalikes(self, mailbox: str, events: Sequence[ShiftEvent]) -> list[LookalikeEvent]:
         """Events not marked as clinicbot's with the subject and times of one of `events`."""
+        ...
+
+    async def user_ids(self, refs: Sequence[str]) -> dict[str, str]:
+        """Each known ref (UPN or object id) -> its Entra object id; unknown refs are left out."""
+        ...
+
+    async def teams_ready(self, team_id: str, acts_as: str, zone: str, user_ids: Sequence[str]) -> TeamsTarget:
+        """Make sure the team's Shifts schedule exists and is enabled, with clinicbot's scheduling group
+        holding `user_ids`; Unavailable while the schedule is still being provisioned."""
+        ...
+
+    async def teams_marked(self, target: TeamsTarget, start: datetime, end: datetime) -> dict[str, str]:
+        """Shifts in [start, end] whose notes end in a clinicbot marker: marker -> shift id."""
+        ...
+
+    async def teams_write(self, target: TeamsTarget, ops: Sequence[TeamsShiftOp]) -> list[PublishResult]:
+        """Perform the ops within the platform's limits; one result per op, in any order."""
         ...
 
     async def aclose(self) -> None: ...

@@ -16,28 +16,32 @@ scheduler's opt-out) has their future shift events removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import re
 import time as clock
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import NotFound as Gone
-from sync.contract import ProviderError, Refused, Unavailable
+from sync.contract import ProviderError, Refused
 from sync.contract.shifts import (
     IDENTITY_FIELDS,
     AssignmentFlags,
+    MailboxWork,
     PublishOp,
     PublishResult,
     ShiftEvent,
     ShiftPublisher,
     ShiftSnapshot,
+    TeamsShiftOp,
 )
 from sync.integrations import registry
 from sync.integrations.providers import connection_info
@@ -57,6 +61,7 @@ __all__ = [
     "PublishSummary",
     "SecondWriter",
     "SecondWriterCheck",
+    "ShiftTarget",
     "ShiftView",
     "assignment_flags",
     "check_people",
@@ -77,7 +82,9 @@ __all__ = [
     "second_writers",
     "set_flags",
     "set_identity_field",
+    "set_shift_target",
     "shift_source",
+    "shift_target",
     "shifts_between",
     "stored_second_writers",
     "today",
@@ -86,8 +93,6 @@ __all__ = [
 log = logging.getLogger("clinicbot.shifts")
 
 INTEGRATION = "shifts"
-#: Mailboxes written at once; Graph's own limit (4 requests per mailbox) is kept by the client.
-MAILBOX_CONCURRENCY = 16
 CATEGORY = "Shift"
 
 
@@ -124,6 +129,12 @@ class PublishSummary:
     errors: list[str] = field(default_factory=list)
     lookalikes: int = 0
     requests: int = 0
+    #: Teams Shifts writes (when the source publishes there), apart from the Outlook ones above.
+    teams_ran: bool = False
+    teams_created: int = 0
+    teams_updated: int = 0
+    teams_deleted: int = 0
+    teams_failed: int = 0
 
     @property
     def writes(self) -> int:
@@ -134,7 +145,8 @@ class PublishSummary:
             "created": self.created, "updated": self.updated, "deleted": self.deleted, "failed": self.failed,
             "skipped_unmapped": self.skipped_unmapped, "unknown_people": self.unknown_people,
             "errors": self.errors[:20], "lookalikes": self.lookalikes,
-        }
+        } | ({"teams": {"created": self.teams_created, "updated": self.teams_updated, "deleted": self.teams_deleted,
+                        "failed": self.teams_failed}} if self.teams_ran else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +265,35 @@ async def known_assignments(core: Core, practice: str | int | None) -> list[tupl
 # --- wanted state -----------------------------------------------------------------------------------
 
 
-def _event(row: ShiftRow, flags: AssignmentFlags, zone: ZoneInfo, practice_name: str) -> ShiftEvent:
+class _ShiftFields(Protocol):
+    """What an event is made of: an ORM row or a plain row with these columns."""
+
+    @property
+    def assignment(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime: ...
+    @property
+    def notes(self) -> str | None: ...
+
+
+class _States(Protocol):
+    """A shift's wanted and published state: an ORM row or a plain row with these columns."""
+
+    @property
+    def want_mailbox(self) -> str | None: ...
+    @property
+    def want_hash(self) -> str | None: ...
+    @property
+    def pub_mailbox(self) -> str | None: ...
+    @property
+    def pub_remote_id(self) -> str | None: ...
+    @property
+    def pub_hash(self) -> str | None: ...
+
+
+def _event(row: _ShiftFields, flags: AssignmentFlags, zone: ZoneInfo, practice_name: str) -> ShiftEvent:
     lines: list[str] = []
     if flags.info:
         start, end = row.starts_at.astimezone(zone), row.ends_at.astimezone(zone)
@@ -443,7 +483,7 @@ async def _apply_snapshot(s: AsyncSession, practice: Practice, source: Connectio
     return summary
 
 
-def _pending_kind(row: ShiftRow) -> str:
+def _pending_kind(row: _States) -> str:
     if row.want_hash is None:
         return "delete" if row.pub_remote_id else "unchanged"
     if row.pub_remote_id is None:
@@ -507,6 +547,12 @@ async def publish(core: Core, practice: str | int | None, *, actor: str) -> Publ
     try:
         async with connection_lock(core, source_id, wait=30.0):
             await _publish_pending(core, practice_id, source_id, source_key, publisher, summary)
+            await _publish_teams(core, practice_id, source_id, source_key, publisher, summary)
+            # A row with nothing published anywhere and nothing wanted (a removed shift, deleted) is history no more.
+            async with core.store.session() as s:
+                await s.execute(delete(ShiftRow).where(
+                    ShiftRow.source_id == source_id, ShiftRow.live.is_(False), ShiftRow.pub_remote_id.is_(None),
+                    ShiftRow.teams_remote_id.is_(None), ShiftRow.want_hash.is_(None)))
     except SyncBusy:
         raise Conflict("another publish of this schedule is running; try again in a minute") from None
     finally:
@@ -522,161 +568,307 @@ async def publish(core: Core, practice: str | int | None, *, actor: str) -> Publ
     return summary
 
 
-def _is_pending(row: ShiftRow) -> bool:
-    return _pending_kind(row) != "unchanged"
+@dataclass(slots=True)
+class _Planned:
+    """A pending shift as publishing reads it: one row's wanted and published state."""
+
+    row_id: int
+    key: str
+    want_mailbox: str | None
+    want_hash: str | None
+    pub_mailbox: str | None
+    pub_remote_id: str | None
+    attempts: int
+    #: The row's event fields; its event is made when its mailbox is handed to the writer.
+    fields: _ShiftFields | None
+    event: ShiftEvent | None = None
+
+
+class _EventMaker:
+    """A wanted shift's event, with the assignment flags looked up once per assignment."""
+
+    def __init__(self, config: dict[str, Any], zone: ZoneInfo, practice_name: str) -> None:
+        self.config, self.zone, self.practice_name = config, zone, practice_name
+        self.flags: dict[str, AssignmentFlags] = {}
+
+    def __call__(self, fields: _ShiftFields) -> ShiftEvent:
+        flags = self.flags.get(fields.assignment)
+        if flags is None:
+            flags = self.flags[fields.assignment] = assignment_flags(self.config, fields.assignment)
+        return _event(fields, flags, self.zone, self.practice_name)
+
+
+#: The columns publishing reads (plain rows through Core: no ORM objects for thousands of shifts).
+_PLAN_COLUMNS = (ShiftRow.id, ShiftRow.shift_key, ShiftRow.want_mailbox, ShiftRow.want_hash, ShiftRow.pub_mailbox,
+                 ShiftRow.pub_remote_id, ShiftRow.pub_hash, ShiftRow.attempts, ShiftRow.assignment,
+                 ShiftRow.starts_at, ShiftRow.ends_at, ShiftRow.notes)
+#: _pending_kind(row) != "unchanged", as SQL: something to delete, to create, or that differs.
+_PENDING = or_(
+    and_(ShiftRow.want_hash.is_(None), ShiftRow.pub_remote_id.is_not(None)),
+    and_(ShiftRow.want_hash.is_not(None), or_(
+        ShiftRow.pub_remote_id.is_(None),
+        ShiftRow.pub_mailbox.is_distinct_from(ShiftRow.want_mailbox),
+        ShiftRow.pub_hash.is_distinct_from(ShiftRow.want_hash),
+    )),
+)
+#: Mailboxes checked against the directory at once (one $batch), then handed to the writer.
+_DIRECTORY_CHUNK = 20
+#: How long landed results gather before they are written down (one transaction). Each database call
+#: hands the GIL to the driver's thread and stalls the event loop for a few ms (the interpreter's
+#: switch interval), so few larger transactions keep the writer's batches moving.
+_RECORD_EVERY = 0.5
 
 
 async def _publish_pending(core: Core, practice_id: int, source_id: int, source_key: str,
                            publisher: ShiftPublisher, summary: PublishSummary) -> None:
+    fed = asyncio.Event()
+
+    async def count_unmapped() -> int:
+        await fed.wait()  # (once every write is out: the start of a publish is the busy part)
+        return await _count_unmapped(core, source_id)
+
+    unmapped = asyncio.ensure_future(count_unmapped())
+    try:
+        plan, maker = await _load_plan(core, practice_id, source_id)
+        if plan:
+            await _publish_all(core, source_key, plan, maker, publisher, summary, fed)
+    finally:
+        fed.set()
+        summary.skipped_unmapped = await unmapped
+
+
+async def _count_unmapped(core: Core, source_id: int) -> int:
+    """Live future shifts of people without the identity field (the summary's "skipped unmapped")."""
+    async with core.store.session() as s:
+        source = await s.get(Connection, source_id)
+        assert source is not None
+        field_name, overrides = _identity_field(source), person_overrides(source.config)
+        live_ids = (await s.execute(select(ShiftRow.person_name, ShiftRow.person_ids).where(
+            ShiftRow.source_id == source_id, ShiftRow.live.is_(True), ShiftRow.ends_at > utcnow()))).all()
+    return sum(1 for name, ids in live_ids if not str((ids or {}).get(field_name) or "").strip()
+               and person_key(name or "") not in overrides)
+
+
+async def _load_plan(core: Core, practice_id: int, source_id: int) -> tuple[list[_Planned], _EventMaker]:
+    """The pending shifts, their attempts counted (committed before any write), and their events' maker."""
     async with core.store.session() as s:
         practice = await s.get(Practice, practice_id)
         source = await s.get(Connection, source_id)
         assert practice is not None and source is not None
-        rows = (await s.scalars(select(ShiftRow).where(
-            ShiftRow.source_id == source_id,
-            or_(ShiftRow.want_hash.is_not(None), ShiftRow.pub_remote_id.is_not(None)),
-        ))).all()
-        pending = [r for r in rows if _is_pending(r)]
-        field_name = _identity_field(source)
-        live_ids = (await s.execute(select(ShiftRow.person_name, ShiftRow.person_ids).where(
-            ShiftRow.source_id == source_id, ShiftRow.live.is_(True), ShiftRow.ends_at > utcnow()))).all()
-        overrides = person_overrides(source.config)
-        summary.skipped_unmapped = sum(1 for name, ids in live_ids if not str((ids or {}).get(field_name) or "").strip()
-                                       and person_key(name or "") not in overrides)
-        zone = ZoneInfo(practice.timezone)
-        events: dict[int, ShiftEvent] = {}
-        for r in pending:
-            if r.want_hash is not None:
-                events[r.id] = _event(r, assignment_flags(source.config, r.assignment), zone, practice.name)
-        plan = [(r.id, r.shift_key, r.want_mailbox, r.want_hash, r.pub_mailbox, r.pub_remote_id, r.pub_hash,
-                 r.attempts + 1) for r in pending]
-        # Committed before any write: a crash leaves the trace that a create may have landed.
-        await s.execute(update(ShiftRow), [{"id": p[0], "attempts": p[7]} for p in plan]) if plan else None
-    if not plan:
-        return
-    wanted_mailboxes = sorted({p[2] for p in plan if p[2]})
-    unknown = set(await publisher.unknown_people(wanted_mailboxes)) if wanted_mailboxes else set()
-    summary.unknown_people = sorted(unknown)
-    by_mailbox: dict[str, list[tuple[Any, ...]]] = {}
-    for item in plan:
-        _id, _key, want_mb, want_hash, pub_mb, pub_id, _pub_hash, _attempts = item
-        if pub_id and pub_mb and (want_hash is None or pub_mb != want_mb):
-            by_mailbox.setdefault(pub_mb, []).append(("delete", item))
-        if want_hash is not None and want_mb and want_mb not in unknown:
-            kind = "update" if pub_id and pub_mb == want_mb else "create"
-            by_mailbox.setdefault(want_mb, []).append((kind, item))
-    await _publish_all(core, source_key, by_mailbox, events, publisher, summary)
-    # A row left with nothing published and nothing wanted (a removed shift, deleted) is history no more.
-    async with core.store.session() as s:
-        await s.execute(delete(ShiftRow).where(ShiftRow.source_id == source_id, ShiftRow.live.is_(False),
-                                               ShiftRow.pub_remote_id.is_(None), ShiftRow.want_hash.is_(None)))
+        outlook = _target_of(source.config).outlook
+        # One statement counts the attempt of every pending shift and reads it back, committed before
+        # any write: a crash leaves the trace that a create may have landed. Outlook left as a target:
+        # what was published there goes (nothing is wanted there any more).
+        rows = (await s.execute(
+            update(ShiftRow).where(ShiftRow.source_id == source_id,
+                                   _PENDING if outlook else ShiftRow.pub_remote_id.is_not(None))
+            .values(attempts=ShiftRow.attempts + 1).returning(*_PLAN_COLUMNS)
+            .execution_options(synchronize_session=False)
+        )).all()
+        maker = _EventMaker(dict(source.config or {}), ZoneInfo(practice.timezone), practice.name)
+    plan: list[_Planned] = []
+    for r in rows:
+        if not outlook:
+            plan.append(_Planned(r.id, r.shift_key, None, None, r.pub_mailbox, r.pub_remote_id, r.attempts, None))
+        elif _pending_kind(r) != "unchanged":  # (the statement's filter is _pending_kind's: all are pending)
+            plan.append(_Planned(r.id, r.shift_key, r.want_mailbox, r.want_hash, r.pub_mailbox, r.pub_remote_id,
+                                 r.attempts, r if r.want_hash is not None else None))
+    return plan, maker
 
 
 def _txid(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:36]
 
 
-async def _publish_all(core: Core, source_key: str, by_mailbox: dict[str, list[tuple[str, tuple[Any, ...]]]],
-                       events: dict[int, ShiftEvent], publisher: ShiftPublisher, summary: PublishSummary) -> None:
-    # An earlier run may have created events before it stopped: find clinicbot's own in those mailboxes.
-    retried = sorted(mb for mb, work in by_mailbox.items() if any(k == "create" and it[7] > 1 for k, it in work))
-    adopted: dict[str, dict[str, str]] = {}
-    gate = asyncio.Semaphore(MAILBOX_CONCURRENCY)
+_Work = tuple[str, _Planned]  # (create|update|delete, the shift)
 
-    async def find(mailbox: str) -> None:
-        async with gate:
-            try:
-                adopted[mailbox] = {e.shift_key: e.remote_id for e in await publisher.own_events(mailbox, source_key)}
-            except ProviderError as exc:
-                work = by_mailbox.pop(mailbox)
-                summary.failed += len(work)
-                summary.errors.append(f"{mailbox}: {exc}")
-                await _record_failure(core, [w[1][0] for w in work], str(exc))
 
-    await asyncio.gather(*(find(mb) for mb in retried))
-    ops: dict[str, list[PublishOp]] = {}
-    rows: dict[str, dict[str, tuple[Any, ...]]] = {}
-    for mailbox, work in by_mailbox.items():
-        mine, keyed = ops.setdefault(mailbox, []), rows.setdefault(mailbox, {})
-        found = adopted.get(mailbox, {})
-        for kind, item in work:
-            row_id, key, _want_mb, _want_hash, _pub_mb, pub_id, _ph, _attempts = item
-            keyed[key] = item
-            if kind == "delete":
-                mine.append(PublishOp(kind="delete", shift_key=key, remote_id=pub_id))
-            elif kind == "update":
-                mine.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=pub_id))
-            elif key in found:
-                mine.append(PublishOp(kind="update", shift_key=key, event=events[row_id], remote_id=found[key]))
-            else:
-                mine.append(PublishOp(kind="create", shift_key=key, event=events[row_id],
-                                      transaction_id=_txid(source_key, key, mailbox)))
+async def _publish_all(core: Core, source_key: str, plan: list[_Planned], maker: _EventMaker,
+                       publisher: ShiftPublisher, summary: PublishSummary, fed: asyncio.Event) -> None:
+    """Write the plan, mailbox by mailbox as each is checked, recording results as they land."""
+    by_mailbox: dict[str, list[_Work]] = {}
+    wanted: set[str] = set()
+    for item in plan:
+        if item.pub_remote_id and item.pub_mailbox and (item.want_hash is None
+                                                        or item.pub_mailbox != item.want_mailbox):
+            by_mailbox.setdefault(item.pub_mailbox, []).append(("delete", item))
+        if item.want_hash is not None and item.want_mailbox:
+            kind = "update" if item.pub_remote_id and item.pub_mailbox == item.want_mailbox else "create"
+            by_mailbox.setdefault(item.want_mailbox, []).append((kind, item))
+            wanted.add(item.want_mailbox)
+    recorder = _Recorder(core, summary)
+    #: (mailbox, shift key) -> the shift, for the results as they land.
+    planned: dict[tuple[str, str], _Planned] = {}
+    sent: dict[str, list[PublishOp]] = {}
+    unknown: set[str] = set()
+    mailboxes = sorted(by_mailbox)
+    chunks = [mailboxes[i:i + _DIRECTORY_CHUNK] for i in range(0, len(mailboxes), _DIRECTORY_CHUNK)]
+    # The directory is asked about every chunk at once (its answers queue on one gate); the writer
+    # starts with the first chunk's mailboxes while later answers and ops are still being made.
+    checks = [asyncio.ensure_future(publisher.unknown_people([m for m in c if m in wanted])) for c in chunks]
+
+    async def own(mailbox: str) -> dict[str, str]:
+        """An earlier run may have created events before it stopped: clinicbot's own in the mailbox."""
+        try:
+            return {e.shift_key: e.remote_id for e in await publisher.own_events(mailbox, source_key)}
+        except ProviderError as exc:
+            work = by_mailbox.pop(mailbox)
+            summary.failed += len(work)
+            summary.errors.append(f"{mailbox}: {exc}")
+            await _record_failure(core, [w[1].row_id for w in work], str(exc))
+            return {}
+
+    streamed: set[str] = set()
+
+    async def stream() -> AsyncIterator[MailboxWork]:
+        for chunk, check in zip(chunks, checks, strict=True):
+            unknown.update(await check)
+            retried = [mb for mb in chunk if any(k == "create" and it.attempts > 1 for k, it in by_mailbox[mb])]
+            found = dict(zip(retried, await asyncio.gather(*(own(mb) for mb in retried)), strict=True))
+            for mailbox in chunk:
+                streamed.add(mailbox)
+                for _kind, item in by_mailbox.get(mailbox, []):
+                    if item.fields is not None and item.event is None:
+                        item.event = maker(item.fields)
+                ops = _ops(source_key, mailbox, by_mailbox.get(mailbox, []), unknown, found.get(mailbox, {}))
+                for op, (_kind, item) in ops:
+                    planned[(mailbox, op.shift_key)] = item
+                if ops:
+                    sent[mailbox] = [op for op, _w in ops]
+                    yield mailbox, sent[mailbox]
+        fed.set()
+
+    redo: dict[str, list[PublishOp]] = {}
+
+    def landed(mailbox: str, result: PublishResult) -> None:
+        item = planned[(mailbox, result.shift_key)]
+        if result.kind == "update" and isinstance(result.error, Gone) and item.event is not None:
+            # An update of an event deleted by hand in the calendar: publish the shift again.
+            redo.setdefault(mailbox, []).append(PublishOp(
+                kind="create", shift_key=item.key, event=item.event,
+                transaction_id=_txid(source_key, item.key, mailbox, result.remote_id or "")))
+            return
+        recorder.add(mailbox, item, result)
+
+    recorder.start()
     try:
-        answered = await publisher.write(source_key, ops)
-        results = {mb: _ordered(mine, answered.get(mb, [])) for mb, mine in ops.items()}
-        # An update of an event deleted by hand in the calendar: publish the shift again.
-        redo = {mb: [i for i, (op, res) in enumerate(zip(mine, results[mb], strict=True))
-                     if op.kind == "update" and isinstance(res.error, Gone)] for mb, mine in ops.items()}
-        again = {mb: [PublishOp(kind="create", shift_key=ops[mb][i].shift_key, event=ops[mb][i].event,
-                                transaction_id=_txid(source_key, ops[mb][i].shift_key, mb, ops[mb][i].remote_id or ""))
-                      for i in idx] for mb, idx in redo.items() if idx}
-        if again:
-            answered = await publisher.write(source_key, again)
-            for mb, idx in redo.items():
-                if idx:
-                    for i, op, res in zip(idx, again[mb], _ordered(again[mb], answered.get(mb, [])), strict=True):
-                        ops[mb][i], results[mb][i] = op, res
+        try:
+            await publisher.write(source_key, stream(), landed)
+            if redo:
+                await publisher.write(source_key, dict(redo), landed)
+        finally:
+            for check in checks:
+                check.cancel()
+            await asyncio.gather(*checks, return_exceptions=True)
     except ProviderError as exc:
-        count = sum(len(mine) for mine in ops.values())
-        summary.failed += count
+        # What landed is recorded; every other op of this publish failed with the error.
+        missing = [planned[(mb, op.shift_key)].row_id for mb, ops in sent.items() for op in ops
+                   if not recorder.has(mb, op.shift_key, op.kind)]
+        missing += [it.row_id for mb, work in by_mailbox.items() if mb not in streamed for _k, it in work]
+        summary.failed += len(missing)
         summary.errors.append(str(exc))
-        await _record_failure(core, [item[0] for keyed in rows.values() for item in keyed.values()], str(exc))
+        await recorder.close()
+        await _record_failure(core, missing, str(exc))
         return
-    await _record_results(core, ops, results, rows, summary)
+    finally:
+        await recorder.close()
+    summary.unknown_people = sorted(unknown)
 
 
-def _ordered(ops: Sequence[PublishOp], results: Sequence[PublishResult]) -> list[PublishResult]:
-    """The results in the ops' order; an op the publisher did not answer failed."""
-    by_key = {(r.shift_key, r.kind): r for r in results}
-    return [by_key.get((op.shift_key, op.kind))
-            or PublishResult(op.shift_key, op.kind, op.remote_id, Unavailable("the calendar service did not answer"))
-            for op in ops]
+def _ops(source_key: str, mailbox: str, work: list[_Work], unknown: set[str],
+         found: dict[str, str]) -> list[tuple[PublishOp, _Work]]:
+    """One mailbox's writes: a create becomes an update of the event an earlier run already made."""
+    out: list[tuple[PublishOp, _Work]] = []
+    for entry in work:
+        kind, item = entry
+        if kind == "delete":
+            out.append((PublishOp(kind="delete", shift_key=item.key, remote_id=item.pub_remote_id), entry))
+        elif mailbox in unknown:
+            continue  # the directory does not know the person: nothing is written, the shift stays pending
+        elif kind == "update":
+            out.append((PublishOp(kind="update", shift_key=item.key, event=item.event,
+                                  remote_id=item.pub_remote_id), entry))
+        elif item.key in found:
+            out.append((PublishOp(kind="update", shift_key=item.key, event=item.event,
+                                  remote_id=found[item.key]), entry))
+        else:
+            out.append((PublishOp(kind="create", shift_key=item.key, event=item.event,
+                                  transaction_id=_txid(source_key, item.key, mailbox)), entry))
+    return out
 
 
-async def _record_results(core: Core, ops: dict[str, list[PublishOp]], results: dict[str, list[PublishResult]],
-                          rows: dict[str, dict[str, tuple[Any, ...]]], summary: PublishSummary) -> None:
-    """Record every op's outcome in one transaction (bulk updates by primary key)."""
-    changes: dict[int, dict[str, Any]] = {}
-    for mailbox, mine in ops.items():
-        for op, result in zip(mine, results[mailbox], strict=True):
-            item = rows[mailbox][op.shift_key]
-            row_id, want_hash, pub_mailbox = item[0], item[3], item[4]
-            change = changes.setdefault(row_id, {"id": row_id})
-            if result.error is not None:
-                summary.failed += 1
-                summary.errors.append(f"{op.shift_key}: {result.error}")
-                change["last_error"] = str(result.error)[:500]
+class _Recorder:
+    """Writes each op's outcome down shortly after it lands, while later writes are in flight.
+
+    Outcomes gather for _RECORD_EVERY seconds and go in one transaction (bulk updates by primary
+    key through Core). A row's fields accumulate over the publish, so a move (a delete in the old
+    mailbox, a create in the new) is recorded right whichever lands first.
+    """
+
+    def __init__(self, core: Core, summary: PublishSummary) -> None:
+        self.core = core
+        self.summary = summary
+        self.changes: dict[int, dict[str, Any]] = {}
+        self.dirty: set[int] = set()
+        self.done: set[tuple[str, str, str]] = set()
+        self.wake = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.closing = False
+        self.task: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    def has(self, mailbox: str, key: str, kind: str) -> bool:
+        return (mailbox, key, kind) in self.done
+
+    def add(self, mailbox: str, item: _Planned, result: PublishResult) -> None:
+        if self.task is not None and self.task.done():
+            self.task.result()  # recording failed: stop writing what could not be recorded
+        self.done.add((mailbox, result.shift_key, result.kind))
+        change = self.changes.setdefault(item.row_id, {"b_id": item.row_id})
+        self.dirty.add(item.row_id)
+        self.wake.set()
+        if result.error is not None:
+            self.summary.failed += 1
+            self.summary.errors.append(f"{result.shift_key}: {result.error}")
+            change["last_error"] = str(result.error)[:500]
+            return
+        if result.kind == "delete":
+            self.summary.deleted += 1
+            # The old mailbox's copy is gone; a create in the new mailbox (same row) may follow or precede.
+            if item.pub_mailbox == mailbox and "pub_remote_id" not in change:
+                change.update(pub_mailbox=None, pub_remote_id=None, pub_hash=None)
+        else:
+            self.summary.created += result.kind == "create"
+            self.summary.updated += result.kind == "update"
+            change.update(pub_mailbox=mailbox, pub_remote_id=result.remote_id, pub_hash=item.want_hash)
+        if "last_error" not in change:
+            change.update(attempts=0, last_error=None)
+
+    async def _run(self) -> None:
+        while not self.closing or self.dirty:
+            if not self.dirty:
+                self.wake.clear()
+                await self.wake.wait()
                 continue
-            if op.kind == "delete":
-                summary.deleted += 1
-                # The old mailbox's copy is gone; a create in the new mailbox (same row) may follow.
-                if pub_mailbox == mailbox and "pub_remote_id" not in change:
-                    change.update(pub_mailbox=None, pub_remote_id=None, pub_hash=None)
-            else:
-                summary.created += op.kind == "create"
-                summary.updated += op.kind == "update"
-                change.update(pub_mailbox=mailbox, pub_remote_id=result.remote_id, pub_hash=want_hash)
-            if "last_error" not in change:
-                change.update(attempts=0, last_error=None)
-    if not changes:
-        return
-    async with core.store.session() as s:
-        # Rows of one shape per statement: an executemany needs the same keys in every row.
-        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for change in changes.values():
-            shapes.setdefault(tuple(sorted(change)), []).append(change)
-        for group in shapes.values():
-            await s.execute(update(ShiftRow), group)
+            if not self.closing:
+                with contextlib.suppress(TimeoutError):  # gather for a while, unless closing
+                    await asyncio.wait_for(self.closed.wait(), _RECORD_EVERY)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        rows, self.dirty = [dict(self.changes[i]) for i in sorted(self.dirty)], set()
+        await _bulk_update(self.core, rows)
+
+    async def close(self) -> None:
+        if self.task is None:
+            return
+        self.closing = True
+        self.closed.set()
+        self.wake.set()
+        task, self.task = self.task, None
+        await task
 
 
 async def _record_failure(core: Core, row_ids: list[int], message: str) -> None:
@@ -684,6 +876,216 @@ async def _record_failure(core: Core, row_ids: list[int], message: str) -> None:
         for chunk in range(0, len(row_ids), 500):
             await s.execute(update(ShiftRow).where(ShiftRow.id.in_(row_ids[chunk:chunk + 500]))
                             .values(last_error=message[:500]))
+
+
+# --- Microsoft Teams Shifts --------------------------------------------------------------------------
+
+#: Where a source's shifts go: people's Outlook calendars, a team's Teams Shifts schedule, or both.
+TARGETS = ("outlook", "teams", "both")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+#: teams_pending(row), as SQL: a Teams shift to delete, to create, or that differs from the wanted one.
+_TEAMS_PENDING = or_(
+    and_(ShiftRow.want_hash.is_(None), ShiftRow.teams_remote_id.is_not(None)),
+    and_(ShiftRow.want_hash.is_not(None), or_(
+        ShiftRow.teams_remote_id.is_(None),
+        ShiftRow.teams_mailbox.is_distinct_from(ShiftRow.want_mailbox),
+        ShiftRow.teams_hash.is_distinct_from(ShiftRow.want_hash),
+    )),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftTarget:
+    """Where a practice's shifts are published, for chat, the CLI and the audit."""
+
+    target: str
+    team_id: str
+    acts_as: str
+
+    @property
+    def outlook(self) -> bool:
+        return self.target in ("outlook", "both")
+
+    @property
+    def teams(self) -> bool:
+        return self.target in ("teams", "both")
+
+    def sentence(self) -> str:
+        where = {"outlook": "each person's Outlook calendar",
+                 "teams": "the team's Teams Shifts schedule",
+                 "both": "each person's Outlook calendar and the team's Teams Shifts schedule"}[self.target]
+        team = f" (team {self.team_id}, acting as {self.acts_as})" if self.team_id else ""
+        return f"Shifts are published to {where}{team}."
+
+    def as_dict(self) -> dict[str, str]:
+        return {"target": self.target, "team_id": self.team_id, "acts_as": self.acts_as}
+
+
+def _target_of(config: dict[str, Any] | None) -> ShiftTarget:
+    doc = (config or {}).get("target") or {}
+    doc = doc if isinstance(doc, dict) else {}
+    target = doc.get("target") if doc.get("target") in TARGETS else "outlook"
+    return ShiftTarget(str(target), str(doc.get("team_id") or ""), str(doc.get("acts_as") or ""))
+
+
+async def shift_target(core: Core, practice: str | int | None) -> ShiftTarget:
+    """Where the practice's shifts are published (Outlook when never set)."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await s.scalar(select(Connection).where(Connection.practice_id == row.id,
+                                                         Connection.provider == INTEGRATION)
+                                .order_by(Connection.id).limit(1))
+        return _target_of(source.config if source is not None else None)
+
+
+async def set_shift_target(core: Core, practice: str | int | None, target: str, *, actor: str,
+                           team_id: str | None = None, acts_as: str | None = None) -> tuple[ShiftTarget, ShiftTarget]:
+    """Choose Outlook, Teams Shifts or both (audited); returns (before, after).
+
+    Teams needs the team (its group id) and who the app acts as (a team owner's UPN or object id),
+    given now or kept from before. Leaving a target removes what was published there at the next publish."""
+    target = target.strip().lower()
+    if target not in TARGETS:
+        raise Invalid(f"{target!r} is not a target; say outlook, teams or both")
+    if team_id is not None and not _GUID.match(team_id.strip()):
+        raise Invalid(f"{team_id!r} is not a team id: the team's group id, a GUID (Teams: the team's "
+                      "'Get link to team' holds it as groupId)")
+    if acts_as is not None:
+        acts_as = acts_as.strip().lower()
+        if not (_GUID.match(acts_as) or ("@" in acts_as and not any(c.isspace() for c in acts_as)
+                                         and len(acts_as) <= 320)):
+            raise Invalid(f"{acts_as!r} is not a UPN or an Entra object id of a team owner")
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await _source(s, row, actor, create=True)
+        assert source is not None
+        before = _target_of(source.config)
+        after = ShiftTarget(target, (team_id or before.team_id).strip().lower(), acts_as or before.acts_as)
+        if after.teams and not (after.team_id and after.acts_as):
+            raise Invalid("say which team and who the app acts as: "
+                          "`shift-target teams team <team id> as <owner UPN>`")
+        source.config = {**(source.config or {}), "target": after.as_dict()}
+        await audit.record(s, actor=actor, action="shifts.target", practice_id=row.id,
+                           before=before.as_dict(), after=after.as_dict())
+    return before, after
+
+
+#: The shift key of a delete of an orphan (a marked Teams shift no row records).
+_ORPHAN = "orphan:"
+#: How far around the shifts being created a publish looks for Teams shifts it made but never recorded.
+_TEAMS_LOOK_AROUND = timedelta(days=7)
+
+
+def _teams_marker(source_key: str, shift_key: str) -> str:
+    """The marker ending a Teams shift's notes: clinicbot's, for this source and shift (24 hex)."""
+    return hashlib.sha256(f"{source_key}\x1f{shift_key}".encode()).hexdigest()[:24]
+
+
+_TEAMS_COLUMNS = (ShiftRow.id, ShiftRow.shift_key, ShiftRow.want_mailbox, ShiftRow.want_hash, ShiftRow.teams_mailbox,
+                  ShiftRow.teams_remote_id, ShiftRow.assignment, ShiftRow.starts_at, ShiftRow.ends_at, ShiftRow.notes)
+
+
+async def _publish_teams(core: Core, practice_id: int, source_id: int, source_key: str,
+                         publisher: ShiftPublisher, summary: PublishSummary) -> None:
+    """Bring the team's Teams Shifts schedule up to the wanted shifts (or empty it when Teams was left)."""
+    async with core.store.session() as s:
+        practice = await s.get(Practice, practice_id)
+        source = await s.get(Connection, source_id)
+        assert practice is not None and source is not None
+        where = _target_of(source.config)
+        config, zone_name, practice_name = dict(source.config or {}), practice.timezone, practice.name
+        if not where.team_id:
+            return
+        rows = (await s.execute(select(*_TEAMS_COLUMNS).where(
+            ShiftRow.source_id == source_id,
+            _TEAMS_PENDING if where.teams else ShiftRow.teams_remote_id.is_not(None)))).all()
+    if not rows:
+        return
+    summary.teams_ran = True
+    zone = ZoneInfo(zone_name)
+    wanted_mailboxes = sorted({r.want_mailbox for r in rows if where.teams and r.want_hash and r.want_mailbox})
+    try:
+        refs = [*wanted_mailboxes, *([] if _GUID.match(where.acts_as) else [where.acts_as])]
+        ids = await publisher.user_ids(refs) if refs else {}
+        acting = where.acts_as if _GUID.match(where.acts_as) else ids.get(where.acts_as)
+        if acting is None:
+            raise Refused(f"Teams Shifts: the directory does not know {where.acts_as!r}, who the app acts as")
+        target = await publisher.teams_ready(where.team_id, acting, zone_name,
+                                             [ids[m] for m in wanted_mailboxes if m in ids])
+        ops: list[TeamsShiftOp] = []
+        by_key: dict[str, Any] = {}
+        creates: list[TeamsShiftOp] = []
+        for r in rows:
+            by_key[r.shift_key] = r
+            mark = _teams_marker(source_key, r.shift_key)
+            if not where.teams or r.want_hash is None or not r.want_mailbox:
+                ops.append(TeamsShiftOp(kind="delete", shift_key=r.shift_key, remote_id=r.teams_remote_id))
+                continue
+            user = ids.get(r.want_mailbox)
+            if user is None:
+                continue  # unknown to the directory: listed with the unknown people, stays pending
+            event = _event(r, assignment_flags(config, r.assignment), zone, practice_name)
+            op = TeamsShiftOp(kind="update" if r.teams_remote_id else "create", shift_key=r.shift_key,
+                              user_id=user, event=event, remote_id=r.teams_remote_id, marker=mark)
+            (creates if op.kind == "create" else ops).append(op)
+        if creates:
+            # A create whose answer was lost left a shift with our marker: replace it instead. The look
+            # spans a week either side of the shifts to create, for one moved since that create.
+            found = await publisher.teams_marked(
+                target, min(o.event.start for o in creates if o.event) - _TEAMS_LOOK_AROUND,
+                max(o.event.end for o in creates if o.event) + _TEAMS_LOOK_AROUND)
+            ops += [replace(o, kind="update", remote_id=found[o.marker]) if o.marker in found else o for o in creates]
+            # A marked shift no row records (its shift moved to another id, or was removed, before the
+            # lost create was recorded) is this source's orphan: delete it.
+            async with core.store.session() as s:
+                recorded = set((await s.scalars(select(ShiftRow.teams_remote_id).where(
+                    ShiftRow.source_id == source_id, ShiftRow.teams_remote_id.is_not(None)))).all())
+            adopting = {o.marker for o in creates}
+            ops += [TeamsShiftOp(kind="delete", shift_key=f"{_ORPHAN}{shift_id}", remote_id=shift_id)
+                    for mark, shift_id in sorted(found.items()) if mark not in adopting and shift_id not in recorded]
+        results = await publisher.teams_write(target, ops)
+    except ProviderError as exc:
+        summary.teams_failed += len(rows)
+        summary.errors.append(f"Teams Shifts: {exc}")
+        await _record_failure(core, [r.id for r in rows], f"Teams Shifts: {exc}")
+        return
+    changes: list[dict[str, Any]] = []
+    for result in results:
+        if result.shift_key.startswith(_ORPHAN):
+            summary.teams_deleted += result.error is None
+            summary.teams_failed += result.error is not None
+            if result.error is not None:
+                summary.errors.append(f"Teams Shifts {result.shift_key}: {result.error}")
+            continue
+        r = by_key[result.shift_key]
+        if result.error is not None:
+            summary.teams_failed += 1
+            summary.errors.append(f"Teams Shifts {result.shift_key}: {result.error}")
+            changes.append({"b_id": r.id, "last_error": f"Teams Shifts: {result.error}"[:500]})
+        elif result.kind == "delete":
+            summary.teams_deleted += 1
+            changes.append({"b_id": r.id, "teams_mailbox": None, "teams_remote_id": None, "teams_hash": None})
+        else:
+            summary.teams_created += result.kind == "create"
+            summary.teams_updated += result.kind == "update"
+            changes.append({"b_id": r.id, "teams_mailbox": r.want_mailbox, "teams_remote_id": result.remote_id,
+                            "teams_hash": r.want_hash})
+    await _bulk_update(core, changes)
+
+
+async def _bulk_update(core: Core, rows: list[dict[str, Any]]) -> None:
+    """Update shift rows by primary key ("b_id"), one executemany per shape of row, in one transaction."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(sorted(row)), []).append(row)
+    table = ShiftRow.__table__
+    assert isinstance(table, Table)
+    async with core.store.session() as s:
+        for keys, group in shapes.items():
+            stmt = update(table).where(table.c.id == bindparam("b_id")).values(
+                {k: bindparam(k) for k in keys if k != "b_id"})
+            await s.execute(stmt, group)
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -960,8 +1362,12 @@ async def last_publishes(core: Core, practice_id: int | None = None) -> list[Las
 async def pending_count(core: Core, practice_id: int) -> int:
     """Shift changes not yet in the calendars."""
     async with core.store.session() as s:
-        rows = (await s.scalars(select(ShiftRow).where(
-            ShiftRow.practice_id == practice_id,
-            or_(ShiftRow.want_hash.is_not(None), ShiftRow.pub_remote_id.is_not(None)),
-        ))).all()
-        return sum(1 for r in rows if _is_pending(r))
+        total = 0
+        for source_id, config in (await s.execute(select(Connection.id, Connection.config).where(
+                Connection.practice_id == practice_id, Connection.provider == INTEGRATION))).all():
+            where = _target_of(config)
+            outlook = _PENDING if where.outlook else ShiftRow.pub_remote_id.is_not(None)
+            teams = _TEAMS_PENDING if where.teams else ShiftRow.teams_remote_id.is_not(None)
+            total += int(await s.scalar(select(func.count()).select_from(ShiftRow).where(
+                ShiftRow.source_id == source_id, or_(outlook, teams) if where.team_id else outlook)) or 0)
+        return total

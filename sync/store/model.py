@@ -745,6 +745,11 @@ class ShiftRow(Base):
     pub_hash: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: What is in the team's Teams Shifts schedule when the source publishes there: the person's
+    #: mailbox it was written for, the shift's id, and the fingerprint written.
+    teams_mailbox: Mapped[str | None] = mapped_column(String(320))
+    teams_remote_id: Mapped[str | None] = mapped_column(String(512))
+    teams_hash: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (

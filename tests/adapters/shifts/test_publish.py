@@ -172,16 +172,16 @@ async def test_a_crash_after_the_writes_makes_no_duplicates_on_the_rerun(
     await service.set_identity_field(core, None, "custom1", actor="cli:admin")
     rows = [f"Bob Ng,LB2,bob@clinic.example,Day clinic,{day(d)} 08:00,{day(d)} 16:00,,Yes" for d in range(2, 9)]
     await run_import(core, schedule(*rows))
-    real = service._record_results
+    real = service._Recorder._flush
 
     async def crash(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("the process died after Graph answered")
 
-    monkeypatch.setattr(service, "_record_results", crash)
+    monkeypatch.setattr(service._Recorder, "_flush", crash)
     with pytest.raises(RuntimeError):
         await service.publish(core, None, actor="cli:admin")
     assert len(events(people["bob"])) == 7  # written, but not recorded
-    monkeypatch.setattr(service, "_record_results", real)
+    monkeypatch.setattr(service._Recorder, "_flush", real)
     result = await service.publish(core, None, actor="cli:admin")
     assert result.failed == 0 and result.created + result.updated == 7
     bob = events(people["bob"])

@@ -21,7 +21,8 @@ Documented behaviour it implements, errors included:
 - GET events with the extended-property $filter (events marked by an app), paged by $skip;
 - JSON $batch: at most 20 requests, unique ids, dependsOn (424 for a failed dependency), up to 4
   requests of a batch run at once, and each one counts against the mailbox's throttle;
-- throttling per mailbox (graph_throttle.py): 4 concurrent requests, a request budget per window.
+- throttling per mailbox (graph_throttle.py): 4 concurrent requests, a request budget per window;
+- Microsoft Teams Shifts: a team's schedule, scheduling groups and shifts (graph_teams.py).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from tests.adapters.graph.fakes.graph_store import (
     StoredEvent,
 )
 from tests.adapters.graph.fakes.graph_subscriptions import SubscriptionsFake
+from tests.adapters.graph.fakes.graph_teams import TeamsFake
 from tests.adapters.graph.fakes.graph_throttle import MailboxThrottle, ThrottlePolicy
 from tests.adapters.graph.fakes.graph_views import CalendarViews, DeltaState, Page
 
@@ -74,6 +76,7 @@ class GraphFake(CalendarViews):
         self.login = LoginFake(login_public_url or "https://login.microsoftonline.com")
         self.throttle = MailboxThrottle(throttle or ThrottlePolicy())
         self.subs = SubscriptionsFake(self.store)
+        self.teams = TeamsFake()
         self.delta_tokens: dict[str, DeltaState] = {}
         self.pages: dict[str, Page] = {}
         #: Every HTTP request that reached the server: (method, path); $batch counts once.
@@ -181,6 +184,8 @@ class GraphFake(CalendarViews):
         segs = [s for s in req.path.strip("/").split("/") if s]
         if segs[:1] == ["subscriptions"]:
             return await self._subscriptions(req, segs[1:])
+        if segs[:1] == ["teams"]:
+            return self.teams.route(req, segs[1:])
         if segs[:1] == ["me"]:
             if req.principal.user is None:
                 raise GraphError(400, "BadRequest", "/me request is only valid with delegated authentication flow.")

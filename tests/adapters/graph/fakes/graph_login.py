@@ -94,6 +94,8 @@ class LoginFake:
         self.signed_in: str | None = None
         self.token_lifetime = 3599.0
         self.requests: list[tuple[str, str]] = []
+        #: Application roles consented beyond Calendars.ReadWrite, per tenant (Schedule.ReadWrite.All).
+        self.extra_roles: dict[str, tuple[str, ...]] = {}
 
     # --- set-up helpers used by tests ----------------------------------------------------------
     def register_app(self, client_id: str, secret: str | None = None) -> None:
@@ -104,8 +106,10 @@ class LoginFake:
         self.users[upn.lower()] = user
         return user
 
-    def grant_admin_consent(self, tenant_id: str) -> None:
+    def grant_admin_consent(self, tenant_id: str, roles: tuple[str, ...] = ()) -> None:
+        """Admin consent for the tenant: Calendars.ReadWrite, and any further application roles."""
         self.consented_tenants.add(tenant_id)
+        self.extra_roles[tenant_id] = tuple(dict.fromkeys((*self.extra_roles.get(tenant_id, ()), *roles)))
 
     def revoke_refresh_tokens(self, upn: str | None = None) -> None:
         for rt in self.refresh_tokens.values():
@@ -282,7 +286,9 @@ class LoginFake:
         )
 
     def _roles(self, tenant: str) -> tuple[str, ...]:
-        return ("Calendars.ReadWrite",) if tenant in self.consented_tenants else ()
+        if tenant not in self.consented_tenants:
+            return ()
+        return ("Calendars.ReadWrite", *self.extra_roles.get(tenant, ()))
 
     def _user_tokens(self, client_id: str, user: User, scope: str, nonce: str | None) -> web.Response:
         scopes = tuple(s for s in scope.split() if s not in ("openid", "profile", "offline_access"))
