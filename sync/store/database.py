@@ -8,8 +8,9 @@ import logging
 import re
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
-__all__ = ["ANSWER_TABLES", "Store", "StoreError", "after_commit", "create_engine"]
+__all__ = ["ANSWER_TABLES", "Store", "StoreError", "after_commit", "create_engine", "utc_days"]
 
 log = logging.getLogger("clinicbot.store")
 
@@ -112,13 +113,17 @@ class Store:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=session_class)
         #: Bumped whenever a transaction of this process that wrote to ANSWER_TABLES commits; answer
         #: caches compare it to the value they were built at. Other processes' writes do not bump it,
-        #: so such caches also bound their entries' age.
+        #: so such caches also bound their entries' age. It numbers those commits; the versions
+        #: below are the number of the last commit that touched their scope (see `version_for`).
         self.data_version = 0
-        #: Bumped by such a commit whose writes cannot all be put down to practices (Core UPDATEs,
+        #: Set by such a commit whose writes cannot all be put down to practices (Core UPDATEs,
         #: bulk statements, a failed flush); `practice_versions` by one whose writes can: every row
-        #: it wrote was an ORM object of ANSWER_TABLES with a known practice (see `version_for`).
+        #: it wrote was an ORM object of ANSWER_TABLES with a known practice; `day_versions` (per
+        #: practice and UTC date) by one whose writes were all single appointments (not series) of
+        #: known days: moving a visit from Monday to Tuesday leaves Wednesday's answers alone.
         self.unscoped_version = 0
         self.practice_versions: dict[int, int] = {}
+        self.day_versions: dict[tuple[int, date], int] = {}
         # Connections (SQLAlchemy's, one per transaction) whose open transaction wrote to
         # ANSWER_TABLES. Kept here, not in `conn.info`: reading that can make a connection that is
         # being invalidated try to reconnect, from inside a rollback.
@@ -126,6 +131,7 @@ class Store:
         self._unscoped: weakref.WeakSet[Any] = weakref.WeakSet()
         self._flushing: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self._scopes: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
+        self._days: weakref.WeakKeyDictionary[Any, set[tuple[int, date]]] = weakref.WeakKeyDictionary()
         self._watch: sqlite3.Connection | None = None
         sync_engine = self.engine.sync_engine
         event.listen(sync_engine, "after_cursor_execute", self._note_write)
@@ -162,8 +168,10 @@ class Store:
         if not written:
             return
         practices: set[int] = set()
+        days: set[tuple[int, date]] = set()
         covered: set[str] = set()
-        for obj in (*session.new, *session.dirty, *session.deleted):
+        new = session.new
+        for obj in (*new, *session.dirty, *session.deleted):
             table = getattr(getattr(obj, "__table__", None), "name", None)
             if table not in ANSWER_TABLES:
                 continue
@@ -171,12 +179,17 @@ class Store:
             if found is None:
                 self._unscoped.add(conn)
                 return
-            practices |= found
             covered.add(table)
+            dated = _days_of(obj, found, obj in new) if table == "appointment" else None
+            if dated is None:
+                practices |= found
+            else:
+                days |= dated
         if not written <= covered:  # rows written that no object accounts for (cascades ...)
             self._unscoped.add(conn)
             return
         self._scopes.setdefault(conn, set()).update(practices)
+        self._days.setdefault(conn, set()).update(days)
 
     def _failed(self, context: Any) -> None:
         conn = getattr(context, "connection", None)
@@ -186,12 +199,15 @@ class Store:
     def _committed(self, conn: Any) -> None:
         if conn in self._wrote:
             self.data_version += 1
+            seq = self.data_version
             scopes = self._scopes.get(conn)
             if conn in self._unscoped or self._flushing.get(conn) or scopes is None:
-                self.unscoped_version += 1
+                self.unscoped_version = seq
             else:
                 for practice_id in scopes:
-                    self.practice_versions[practice_id] = self.practice_versions.get(practice_id, 0) + 1
+                    self.practice_versions[practice_id] = seq
+                for day in self._days.get(conn, ()):
+                    self.day_versions[day] = seq
         self._forget(conn)
 
     def _forget(self, conn: Any) -> None:
@@ -199,16 +215,25 @@ class Store:
         self._unscoped.discard(conn)
         self._flushing.pop(conn, None)
         self._scopes.pop(conn, None)
+        self._days.pop(conn, None)
 
-    def version_for(self, practice_id: int | None) -> tuple[int, ...]:
+    def version_for(self, practice_id: int | None, days: Iterable[date] = ()) -> tuple[int, ...]:
         """What an answer about `practice_id` depends on: it is stale once this changes.
 
         None (an answer not tied to one practice): every committed write to ANSWER_TABLES.
-        A practice: the unscoped writes and that practice's own.
+        A practice: the unscoped writes and that practice's own; with `days` (UTC dates: the answer
+        shows only appointments that overlap them), only appointment writes on those days count,
+        where the write's days are known (a series or an unknown old time counts for every day).
+        Each number is that of the last commit (`data_version`) to touch its scope, so an answer
+        built from data read after commit n is current while no number here exceeds n.
         """
         if practice_id is None:
             return (self.data_version,)
-        return (self.unscoped_version, self.practice_versions.get(practice_id, 0))
+        if not days:
+            return (self.unscoped_version, self.practice_versions.get(practice_id, 0))
+        get = self.day_versions.get
+        return (self.unscoped_version, self.practice_versions.get(practice_id, 0),
+                *(get((practice_id, d), 0) for d in days))
 
     def external_version(self) -> int | None:
         """A number that changes whenever anyone, this process or another, commits to the database;
@@ -303,6 +328,55 @@ def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
         if isinstance(old, int):
             found.add(old)
     return found or None
+
+
+#: An appointment longer than this counts for every day (its days would be a long list).
+_MAX_DAYS = 7
+
+
+def utc_days(start: datetime, end: datetime) -> tuple[date, ...] | None:
+    """The UTC dates [start, end) touches (start's alone when it is empty); None past _MAX_DAYS."""
+    first = start.astimezone(UTC).date() if start.tzinfo else start.date()
+    last_moment = max(start, end - timedelta(microseconds=1))
+    last = last_moment.astimezone(UTC).date() if last_moment.tzinfo else last_moment.date()
+    span = (last - first).days
+    if span < 0 or span >= _MAX_DAYS:
+        return None
+    return tuple(first + timedelta(days=k) for k in range(span + 1))
+
+
+def _days_of(obj: Any, practices: set[int], new: bool) -> set[tuple[int, date]] | None:
+    """(practice, UTC date) pairs a single appointment's write changes, before and after; None when
+    they cannot be told: a series or an override of one (its visits are elsewhere), an all-day row,
+    or a time whose value (or changed time whose old value) was not loaded. Reads only what is
+    loaded: nothing here may go to the database. A new row's unset column has its (empty) default."""
+    state = sa_inspect(obj)
+    loaded, attrs = state.dict, state.attrs
+    for name in ("rrule", "recurrence_key", "all_day"):
+        if (name not in loaded and not new) or loaded.get(name) or any(attrs[name].history.deleted or ()):
+            return None
+    start, end = loaded.get("start"), loaded.get("end")
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return None
+    times = [(start, end)]
+    if not new:
+        was: list[datetime] = []
+        for name, now in (("start", start), ("end", end)):
+            history = attrs[name].history
+            if history.added and not history.deleted:
+                return None  # changed, but what it was is not known
+            old = history.deleted[0] if history.deleted else now
+            if not isinstance(old, datetime):
+                return None
+            was.append(old)
+        times.append((was[0], was[1]))
+    found: set[tuple[int, date]] = set()
+    for s, e in times:
+        dates = utc_days(s, e)
+        if dates is None:
+            return None
+        found.update((p, d) for p in practices for d in dates)
+    return found
 
 
 def _short(exc: BaseException) -> str:
