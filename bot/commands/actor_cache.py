@@ -64,7 +64,6 @@ class ActorCache:
         """The actor for this user, from the cache when fresh, else from the database."""
         cached = self.peek(tenant, user_id, display)
         if cached is not None:
-            self.refresh_due(tenant, user_id, display)
             return cached
         ask = (tenant, user_id, display)
         pending = self._pending.get(ask)
@@ -89,6 +88,12 @@ class ActorCache:
             return
         pending = self._pending[ask] = asyncio.ensure_future(self._lookup(*ask))
         pending.add_done_callback(lambda done: self._settled(ask, done))
+
+    async def drain(self) -> None:
+        """Wait for the lookups in flight (background refreshes included): at shutdown, before the
+        database goes away."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending.values()), return_exceptions=True)
 
     def _settled(self, ask: tuple[str, str, str], done: asyncio.Future[Actor]) -> None:
         if self._pending.get(ask) is done:
