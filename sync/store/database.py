@@ -124,6 +124,9 @@ class Store:
         self.unscoped_version = 0
         self.practice_versions: dict[int, int] = {}
         self.day_versions: dict[tuple[int, date], int] = {}
+        #: Set by writes of people that link no practitioner anew (a first contact, a role, a new
+        #: display name): answers about days (agendas) do not depend on them, other answers do.
+        self.people_versions: dict[int, int] = {}
         # Connections (SQLAlchemy's, one per transaction) whose open transaction wrote to
         # ANSWER_TABLES. Kept here, not in `conn.info`: reading that can make a connection that is
         # being invalidated try to reconnect, from inside a rollback.
@@ -132,6 +135,7 @@ class Store:
         self._flushing: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self._scopes: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
         self._days: weakref.WeakKeyDictionary[Any, set[tuple[int, date]]] = weakref.WeakKeyDictionary()
+        self._people: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
         self._watch: sqlite3.Connection | None = None
         sync_engine = self.engine.sync_engine
         event.listen(sync_engine, "after_cursor_execute", self._note_write)
@@ -169,8 +173,9 @@ class Store:
             return
         practices: set[int] = set()
         days: set[tuple[int, date]] = set()
+        people: set[int] = set()
         covered: set[str] = set()
-        new = session.new
+        new, deleted = session.new, session.deleted
         for obj in (*new, *session.dirty, *session.deleted):
             table = getattr(getattr(obj, "__table__", None), "name", None)
             if table not in ANSWER_TABLES:
@@ -180,6 +185,9 @@ class Store:
                 self._unscoped.add(conn)
                 return
             covered.add(table)
+            if table in _PEOPLE and _people_only(obj, table, obj in new, obj in deleted):
+                people |= found
+                continue
             dated = _days_of(obj, found, obj in new) if table == "appointment" else None
             if dated is None:
                 practices |= found
@@ -190,6 +198,7 @@ class Store:
             return
         self._scopes.setdefault(conn, set()).update(practices)
         self._days.setdefault(conn, set()).update(days)
+        self._people.setdefault(conn, set()).update(people)
 
     def _failed(self, context: Any) -> None:
         conn = getattr(context, "connection", None)
@@ -208,6 +217,8 @@ class Store:
                     self.practice_versions[practice_id] = seq
                 for day in self._days.get(conn, ()):
                     self.day_versions[day] = seq
+                for practice_id in self._people.get(conn, ()):
+                    self.people_versions[practice_id] = seq
         self._forget(conn)
 
     def _forget(self, conn: Any) -> None:
@@ -216,6 +227,7 @@ class Store:
         self._flushing.pop(conn, None)
         self._scopes.pop(conn, None)
         self._days.pop(conn, None)
+        self._people.pop(conn, None)
 
     def version_for(self, practice_id: int | None, days: Iterable[date] = ()) -> tuple[int, ...]:
         """What an answer about `practice_id` depends on: it is stale once this changes.
@@ -223,14 +235,17 @@ class Store:
         None (an answer not tied to one practice): every committed write to ANSWER_TABLES.
         A practice: the unscoped writes and that practice's own; with `days` (UTC dates: the answer
         shows only appointments that overlap them), only appointment writes on those days count,
-        where the write's days are known (a series or an unknown old time counts for every day).
+        where the write's days are known (a series or an unknown old time counts for every day), and
+        writes of people count only where they link a practitioner (an agenda's `@mention` reads that
+        link; who asked is part of the answer's key, see bot.commands.answers.agenda_audience).
         Each number is that of the last commit (`data_version`) to touch its scope, so an answer
         built from data read after commit n is current while no number here exceeds n.
         """
         if practice_id is None:
             return (self.data_version,)
         if not days:
-            return (self.unscoped_version, self.practice_versions.get(practice_id, 0))
+            return (self.unscoped_version, self.practice_versions.get(practice_id, 0),
+                    self.people_versions.get(practice_id, 0))
         get = self.day_versions.get
         return (self.unscoped_version, self.practice_versions.get(practice_id, 0),
                 *(get((practice_id, d), 0) for d in days))
@@ -328,6 +343,23 @@ def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
         if isinstance(old, int):
             found.add(old)
     return found or None
+
+
+_PEOPLE = frozenset({"chat_identity", "role"})
+
+
+def _people_only(obj: Any, table: str, new: bool, deleted: bool) -> bool:
+    """A write of a person that no agenda reads: a role, or a chat identity whose practitioner link
+    is not set, changed or removed by it (a first contact, a new display name)."""
+    if table == "role":
+        return True
+    state = sa_inspect(obj)
+    link = state.dict.get("practitioner_id")
+    if "practitioner_id" not in state.dict and not new:
+        return False  # not loaded: what it was is not known
+    if new or deleted:
+        return link is None
+    return not state.attrs["practitioner_id"].history.has_changes()
 
 
 #: An appointment longer than this counts for every day (its days would be a long list).

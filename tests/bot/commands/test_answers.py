@@ -13,7 +13,7 @@ from bot.commands.identity import Actor
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.store.database import Store
-from sync.store.model import Appointment, Practice, Practitioner
+from sync.store.model import Appointment, ChatIdentity, Practice, Practitioner, Role
 
 
 async def _write(core: Core) -> None:
@@ -289,3 +289,34 @@ def test_staff_share_an_audience_practitioners_and_other_platforms_do_not() -> N
     assert agenda_audience(actor(("staff",), platform="teams")) != staff
     assert agenda_audience(actor(("staff",), practice_id=2)) != staff
     assert agenda_audience(actor(())) != agenda_audience(actor(("practitioner",)))
+
+
+async def test_people_written_without_a_practitioner_link_leave_agendas_a_link_drops_them(core: Core) -> None:
+    """A first contact (a new person and their role) changes no agenda; linking a person to a
+    practitioner changes what `today @person` shows. Answers not about days go with either."""
+    mine, _ = await _two_practices(core)
+    day = [date(2031, 3, 3)]
+    cache: AnswerCache[str] = AnswerCache(core.store)
+
+    async def keep() -> None:
+        await cache.build("agenda", _value("agenda"), scope=mine, days=lambda v: day)
+        await cache.build("other", _value("other"), scope=mine)
+
+    await keep()
+    async with core.store.session() as s:
+        person = ChatIdentity(practice_id=mine, platform="slack", workspace_id="T9", user_id="UNEW", display_name="n")
+        s.add(person)
+        await s.flush()
+        s.add(Role(chat_identity_id=person.id, role="staff", granted_by="test"))
+    assert cache.get("agenda") == "agenda" and cache.get("other") is None
+    await keep()
+    async with core.store.session() as s:
+        practitioner = Practitioner(practice_id=mine, name="Dr New", handle="dr-new", timezone="UTC", reminder_prefs={})
+        s.add(practitioner)
+        await s.flush()
+    await keep()
+    async with core.store.session() as s:
+        linked = await s.get(ChatIdentity, person.id)
+        assert linked is not None
+        linked.practitioner_id = practitioner.id
+    assert cache.get("agenda") is None and cache.get("other") is None
