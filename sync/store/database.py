@@ -137,10 +137,18 @@ class Store:
         self._days: weakref.WeakKeyDictionary[Any, set[tuple[int, date]]] = weakref.WeakKeyDictionary()
         self._people: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
         self._watch: sqlite3.Connection | None = None
+        #: The last `PRAGMA data_version` accounted for, and how many changes by other processes
+        #: were seen (what external_version returns); pool connections in their own commit.
+        self._seen: int | None = None
+        self._others = 0
+        self._committing: set[int] = set()
         sync_engine = self.engine.sync_engine
         event.listen(sync_engine, "after_cursor_execute", self._note_write)
         event.listen(sync_engine, "handle_error", self._failed)
         event.listen(sync_engine, "commit", self._committed)
+        if self.is_sqlite:
+            event.listen(sync_engine, "commit", self._own_commit_starts)
+            event.listen(sync_engine.pool, "checkin", self._own_commit_ended)
         event.listen(sync_engine, "rollback", self._forget)
         event.listen(session_class, "before_flush", self._before_flush)
         event.listen(session_class, "after_flush", self._after_flush)
@@ -251,13 +259,28 @@ class Store:
                 *(get((practice_id, d), 0) for d in days))
 
     def external_version(self) -> int | None:
-        """A number that changes whenever anyone, this process or another, commits to the database;
-        None where that cannot be read cheaply (PostgreSQL, in-memory SQLite) or could not be now.
+        """A number that changes when another process commits to the database; None where that
+        cannot be read cheaply (PostgreSQL, in-memory SQLite) or could not be now.
 
         SQLite keeps such a counter per connection (`PRAGMA data_version`: it changes when another
         connection commits). It is read on a plain connection of its own, held open and never
-        used to write; the call takes microseconds, so it runs on the caller's thread.
+        used to write; the call takes microseconds, so it runs on the caller's thread. This
+        process's own pool counts as "another connection" too, so the counter is also read just
+        before and just after each of its own commits (`_own_commit_starts`, `_own_commit_ended`)
+        and a change between those two reads is put down to this process: its writes are told
+        apart by `version_for`, which answer caches follow anyway. Another process's commit that
+        lands inside that window (a few milliseconds) is missed here; the caches' age bound
+        (`watched_ttl`) still applies to it.
         """
+        raw = self._raw_external()
+        if raw is None:
+            return None
+        if raw != self._seen:
+            self._seen = raw
+            self._others += 1
+        return self._others
+
+    def _raw_external(self) -> int | None:
         database = self.engine.url.database if self.is_sqlite else None
         if not database or database == ":memory:" or database.startswith("file:"):
             return None
@@ -269,6 +292,22 @@ class Store:
             self._close_watch()
             return None
         return int(row[0])
+
+    def _own_commit_starts(self, conn: Any) -> None:
+        """Before this process commits: a change seen now is another process's (see external_version)."""
+        if self._watch is None:  # nobody watches yet (or not SQLite): nothing to tell apart
+            return
+        self.external_version()
+        with contextlib.suppress(Exception):
+            self._committing.add(id(conn.connection.dbapi_connection))
+
+    def _own_commit_ended(self, dbapi_connection: Any, _record: Any) -> None:
+        """The connection is back in the pool, its commit done: the change it made is this process's."""
+        if self._committing and id(dbapi_connection) in self._committing:
+            self._committing.discard(id(dbapi_connection))
+            raw = self._raw_external()
+            if raw is not None:
+                self._seen = raw
 
     def _close_watch(self) -> None:
         if self._watch is not None:

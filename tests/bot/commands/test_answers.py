@@ -105,15 +105,28 @@ async def test_a_write_by_another_process_shows_within_the_watch_interval_on_sql
         assert cache.get("k") is None
 
 
-async def test_external_version_moves_with_any_commit_on_sqlite(core: Core, settings: Settings, backend: str) -> None:
+async def test_external_version_moves_with_another_processs_commits_not_this_ones_on_sqlite(
+    core: Core, settings: Settings, backend: str
+) -> None:
+    """This process's own commits are told apart by version_for; counting them here too dropped every
+    kept answer on SQLite at each write anywhere (bench.chat_mix: hit rate 4-11% against 44-52% on
+    PostgreSQL, which has no such counter)."""
     first = core.store.external_version()
     if backend != "sqlite":
         assert first is None
         return
     assert isinstance(first, int)
     assert core.store.external_version() == first  # nothing committed in between
-    async with core.store.session() as s:  # this process's own pool counts as "another connection" too
-        await _write_in(s)
+    for _ in range(3):
+        async with core.store.session() as s:  # this process's own pool: not another process
+            await _write_in(s)
+    assert core.store.external_version() == first
+    other = Store(settings.database_url, settings.database_schema)  # another process, in effect
+    try:
+        async with other.session() as s:
+            await _write_in(s)
+    finally:
+        await other.dispose()
     assert core.store.external_version() != first
 
 
