@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import sqlite3
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -142,6 +143,8 @@ class Store:
         self._seen: int | None = None
         self._others = 0
         self._committing: set[int] = set()
+        #: Pool connections whose commit of answer-table writes has started, and when (`commit_in_flight`).
+        self._in_flight: dict[int, float] = {}
         sync_engine = self.engine.sync_engine
         event.listen(sync_engine, "after_cursor_execute", self._note_write)
         event.listen(sync_engine, "handle_error", self._failed)
@@ -149,6 +152,7 @@ class Store:
         if self.is_sqlite:
             event.listen(sync_engine, "commit", self._own_commit_starts)
             event.listen(sync_engine.pool, "checkin", self._own_commit_ended)
+        event.listen(sync_engine.pool, "checkin", self._settled)
         event.listen(sync_engine, "rollback", self._forget)
         event.listen(session_class, "before_flush", self._before_flush)
         event.listen(session_class, "after_flush", self._after_flush)
@@ -213,8 +217,27 @@ class Store:
         if conn is not None and self._flushing.pop(conn, None) is not None:
             self._unscoped.add(conn)  # a flush that failed half way: its writes are not put down
 
+    def commit_in_flight(self) -> bool:
+        """True while a commit of this process that wrote to ANSWER_TABLES may not have reached the
+        database yet: the versions move just before the driver commits, so data read now may be the
+        old data under the new version (an answer cache must not keep what it builds from it)."""
+        if not self._in_flight:
+            return False
+        now = time.monotonic()
+        for key, since in list(self._in_flight.items()):
+            if now - since > _IN_FLIGHT_MAX:  # its connection never came back to the pool
+                del self._in_flight[key]
+        return bool(self._in_flight)
+
+    def _settled(self, dbapi_connection: Any, _record: Any) -> None:
+        """The connection is back in the pool: its commit is done."""
+        if self._in_flight:
+            self._in_flight.pop(id(dbapi_connection), None)
+
     def _committed(self, conn: Any) -> None:
         if conn in self._wrote:
+            with contextlib.suppress(Exception):
+                self._in_flight[id(conn.connection.dbapi_connection)] = time.monotonic()
             self.data_version += 1
             seq = self.data_version
             scopes = self._scopes.get(conn)
@@ -384,6 +407,8 @@ def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
     return found or None
 
 
+#: Seconds after which a commit still "in flight" is taken as done (its connection was dropped, not returned).
+_IN_FLIGHT_MAX = 5.0
 _PEOPLE = frozenset({"chat_identity", "role"})
 
 

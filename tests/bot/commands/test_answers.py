@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands.answers import AnswerCache, agenda_audience, agenda_days
@@ -333,3 +334,29 @@ async def test_people_written_without_a_practitioner_link_leave_agendas_a_link_d
         assert linked is not None
         linked.practitioner_id = practitioner.id
     assert cache.get("agenda") is None and cache.get("other") is None
+
+
+async def test_a_commit_is_in_flight_from_its_version_bump_until_its_connection_is_back(core: Core) -> None:
+    """The versions move just before the driver commits; until the commit is done an answer built
+    now may read the old data under the new version, so it is handed back but not kept."""
+    seen: list[bool] = []
+
+    def during(_conn: object) -> None:  # runs after the store's own listener, before the driver commits
+        seen.append(core.store.commit_in_flight())
+
+    event.listen(core.store.engine.sync_engine, "commit", during)
+    try:
+        await _write(core)
+    finally:
+        event.remove(core.store.engine.sync_engine, "commit", during)
+    assert True in seen and not core.store.commit_in_flight()
+
+
+async def test_a_build_begun_while_a_commit_is_in_flight_is_not_kept(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache: AnswerCache[str] = AnswerCache(core.store)
+    monkeypatch.setattr(core.store, "commit_in_flight", lambda: True)
+    assert await cache.build("k", _value("v")) == "v"
+    assert cache.get("k") is None
+    monkeypatch.setattr(core.store, "commit_in_flight", lambda: False)
+    await cache.build("k", _value("v"))
+    assert cache.get("k") == "v"
