@@ -96,8 +96,6 @@ class Versioned(Protocol):
 
     data_version: int
 
-    def commit_in_flight(self) -> bool: ...
-
     def version_for(self, practice_id: int | None, days: Iterable[date] = ()) -> tuple[int, ...]: ...
 
     def external_version(self) -> int | None: ...
@@ -185,18 +183,17 @@ class AnswerCache(Generic[V]):
         self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]], scope: int | None,
         days: Callable[[V], Iterable[date]] | None,
     ) -> V:
-        # The last commit before the reads: a scope touched by a later one (a number above it) may
-        # have been read before that commit, and the value is then not kept; nor is it when a commit
-        # had moved the versions but not reached the database yet as the reads began.
+        # The last commit before the reads: a scope touched by a later one (a number above it, or
+        # one still reaching the database, see Store.version_for) may have been read before that
+        # commit, and the value is then not kept.
         before = self.store.data_version
-        settled = not self.store.commit_in_flight()
         started = self.clock()
         external = self._look(started)  # read before the data: a later change makes it differ
         ttl = self.ttl if external is None else self.watched_ttl
         value, max_age = await make()
         dated = tuple(days(value)) if days is not None and max_age > 0 else ()
         version = self.store.version_for(scope, dated)
-        if settled and max(version) <= before and max_age > 0:
+        if max(version) <= before and max_age > 0:
             if len(self._entries) >= self.max_entries:
                 now = self.clock()
                 self._entries = {k: e for k, e in self._entries.items() if e.expires > now}

@@ -143,8 +143,10 @@ class Store:
         self._seen: int | None = None
         self._others = 0
         self._committing: set[int] = set()
-        #: Pool connections whose commit of answer-table writes has started, and when (`commit_in_flight`).
-        self._in_flight: dict[int, float] = {}
+        #: Pool connections whose commit of answer-table writes has started (when, and the scopes
+        #: it wrote), and how many such commits each scope has in flight (see `_committed`).
+        self._in_flight: dict[int, tuple[float, list[tuple[Any, ...]]]] = {}
+        self._flying: dict[tuple[Any, ...], int] = {}
         sync_engine = self.engine.sync_engine
         event.listen(sync_engine, "after_cursor_execute", self._note_write)
         event.listen(sync_engine, "handle_error", self._failed)
@@ -217,39 +219,68 @@ class Store:
         if conn is not None and self._flushing.pop(conn, None) is not None:
             self._unscoped.add(conn)  # a flush that failed half way: its writes are not put down
 
-    def commit_in_flight(self) -> bool:
-        """True while a commit of this process that wrote to ANSWER_TABLES may not have reached the
-        database yet: the versions move just before the driver commits, so data read now may be the
-        old data under the new version (an answer cache must not keep what it builds from it)."""
+    def _settled(self, dbapi_connection: Any, _record: Any) -> None:
+        """The connection is back in the pool, its commit done: its scopes move again and settle."""
         if not self._in_flight:
-            return False
+            return
+        entry = self._in_flight.pop(id(dbapi_connection), None)
+        if entry is not None:
+            self._land(entry[1])
+
+    def _land(self, targets: list[tuple[Any, ...]]) -> None:
+        for target in targets:
+            left = self._flying.get(target, 0) - 1
+            if left > 0:
+                self._flying[target] = left
+            else:
+                self._flying.pop(target, None)
+        self._bump(targets)
+
+    def _prune(self) -> None:
         now = time.monotonic()
-        for key, since in list(self._in_flight.items()):
+        for key, (since, targets) in list(self._in_flight.items()):
             if now - since > _IN_FLIGHT_MAX:  # its connection never came back to the pool
                 del self._in_flight[key]
-        return bool(self._in_flight)
+                self._land(targets)
 
-    def _settled(self, dbapi_connection: Any, _record: Any) -> None:
-        """The connection is back in the pool: its commit is done."""
-        if self._in_flight:
-            self._in_flight.pop(id(dbapi_connection), None)
+    def _targets(self, conn: Any) -> list[tuple[Any, ...]]:
+        scopes = self._scopes.get(conn)
+        if conn in self._unscoped or self._flushing.get(conn) or scopes is None:
+            return [("u",)]
+        return ([("p", p) for p in scopes] + [("d", p, d) for p, d in self._days.get(conn, ())]
+                + [("h", p) for p in self._people.get(conn, ())])
+
+    def _bump(self, targets: list[tuple[Any, ...]]) -> None:
+        self.data_version += 1
+        seq = self.data_version
+        for target in targets:
+            if target[0] == "u":
+                self.unscoped_version = seq
+            elif target[0] == "p":
+                self.practice_versions[target[1]] = seq
+            elif target[0] == "d":
+                self.day_versions[(target[1], target[2])] = seq
+            else:
+                self.people_versions[target[1]] = seq
 
     def _committed(self, conn: Any) -> None:
+        """Just before the driver commits: the scopes written move now (so nothing built before
+        is used after), read as in flight until the connection is back in the pool (so nothing
+        built from the old data in between is kept), and move again then."""
         if conn in self._wrote:
-            with contextlib.suppress(Exception):
-                self._in_flight[id(conn.connection.dbapi_connection)] = time.monotonic()
-            self.data_version += 1
-            seq = self.data_version
-            scopes = self._scopes.get(conn)
-            if conn in self._unscoped or self._flushing.get(conn) or scopes is None:
-                self.unscoped_version = seq
-            else:
-                for practice_id in scopes:
-                    self.practice_versions[practice_id] = seq
-                for day in self._days.get(conn, ()):
-                    self.day_versions[day] = seq
-                for practice_id in self._people.get(conn, ()):
-                    self.people_versions[practice_id] = seq
+            targets = self._targets(conn)
+            self._bump(targets)
+            try:
+                key = id(conn.connection.dbapi_connection)
+            except Exception:
+                key = None
+            if key is not None:
+                earlier = self._in_flight.pop(key, None)
+                if earlier is not None:  # the same connection's previous commit is done by now
+                    self._land(earlier[1])
+                self._in_flight[key] = (time.monotonic(), targets)
+                for target in targets:
+                    self._flying[target] = self._flying.get(target, 0) + 1
         self._forget(conn)
 
     def _forget(self, conn: Any) -> None:
@@ -272,6 +303,14 @@ class Store:
         Each number is that of the last commit (`data_version`) to touch its scope, so an answer
         built from data read after commit n is current while no number here exceeds n.
         """
+        if self._flying:
+            self._prune()
+            wanted: list[tuple[Any, ...]] = [("u",)]
+            if practice_id is not None:
+                wanted.append(("p", practice_id))
+                wanted += [("d", practice_id, d) for d in days] if days else [("h", practice_id)]
+            if (practice_id is None and self._flying) or any(w in self._flying for w in wanted):
+                return (self.data_version + 1,)  # a write to it is reaching the database: nothing is current
         if practice_id is None:
             return (self.data_version,)
         if not days:
