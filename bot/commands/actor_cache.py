@@ -73,9 +73,33 @@ class ActorCache:
         # shield: one waiter giving up (its request cancelled) must not cancel the others' lookup.
         return await asyncio.shield(pending)
 
+    def refresh_due(self, tenant: str, user_id: str, display: str = "") -> None:
+        """Look a fresh entry past half its life up again, in the background (call from the event loop).
+
+        Someone who keeps talking then never meets an expired entry, which costs a database lookup
+        inside their request (and, under load, sends the request the slow way); the entry's age
+        still bounds how long a role change made in another process takes to apply here.
+        """
+        entry = self._entries.get((tenant, user_id))
+        if entry is None or entry[0] - self.clock() > self.ttl / 2:
+            return
+        ask = (tenant, user_id, display or entry[1])
+        if ask in self._pending:
+            return
+        pending = self._pending[ask] = asyncio.ensure_future(self._lookup(*ask))
+        pending.add_done_callback(lambda done: self._settled(ask, done))
+
+    async def drain(self) -> None:
+        """Wait for the lookups in flight (background refreshes included): at shutdown, before the
+        database goes away."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending.values()), return_exceptions=True)
+
     def _settled(self, ask: tuple[str, str, str], done: asyncio.Future[Actor]) -> None:
         if self._pending.get(ask) is done:
             del self._pending[ask]
+        if not done.cancelled():
+            done.exception()  # retrieved: a failed lookup nobody waited for is not "never retrieved"
 
     async def _lookup(self, tenant: str, user_id: str, display: str) -> Actor:
         generation = self._generation

@@ -1,14 +1,17 @@
 """Recently built answers to read-only commands (the day's agenda), so a repeat costs no database work.
 
 Front-desk staff ask for the same day over and over; building it (queries, rendering) is the
-costliest thing a chat request does. A front end keeps what it built here, keyed by who asked
-(the whole Actor: practice, roles, linked practitioner, so permissions and buttons stay right)
-and what they asked, and can then answer a repeat inside the acknowledgement itself.
+costliest thing a chat request does. A front end keeps what it built here, keyed by what the
+answer depends on about who asked (`agenda_audience`: the practice, the platform, and staff or
+which practitioner's own, so permissions and buttons stay right: an answer kept for staff never
+reaches a practitioner, who sees less) and what they asked, and can then answer a repeat, by
+anyone of the same audience, inside the acknowledgement itself.
 
 An entry is used only while all of these hold:
 - nothing this process committed since it was built touched the tables answers come from, for
   the answer's practice (`Store.version_for`, see sync/store/database.py): a commit whose writes
   all belong to other practices leaves it alone; one whose practice is unknown drops every entry;
+  an answer about given days (an agenda) also outlives writes of single appointments on other days;
 - where the database can say cheaply that anyone committed anything (`Store.external_version`:
   SQLite), nobody has since it was built, as last looked at most `watch_every` seconds ago;
   that is the bound on how long a change by another process (the CLI) takes to show there;
@@ -26,11 +29,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from typing import Generic, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
-__all__ = ["ANSWER_TTL", "AnswerCache"]
+from bot.commands.identity import Actor
+
+__all__ = ["ANSWER_TTL", "AnswerCache", "agenda_audience", "agenda_days", "until_midnight"]
 
 #: Seconds an answer is reused at most where other processes' writes cannot be seen (PostgreSQL).
 ANSWER_TTL = 5.0
@@ -42,10 +50,41 @@ MAX_ANSWERS = 2_000
 V = TypeVar("V")
 
 
+def agenda_audience(actor: Actor) -> Hashable:
+    """What an agenda (or another answer built from the same reads) depends on about who asked.
+
+    Staff and admins see every appointment of the practice with every button; anyone else sees
+    and may change only their linked practitioner's (bot/commands/access.py, work.py). The
+    platform is in it because a mention (`today @!U123`) names a person of that platform.
+    """
+    if actor.is_staff:
+        return (actor.practice_id, actor.platform, "staff")
+    return (actor.practice_id, actor.platform, "own", actor.practitioner_id, "practitioner" in actor.roles,
+            bool(actor.roles))
+
+
+def agenda_days(day: date, timezone: str) -> tuple[date, ...]:
+    """The UTC dates the local `day` in `timezone` overlaps (what an agenda of it is built from)."""
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(day, clock_time.min, zone)
+    end = datetime.combine(day + timedelta(days=1), clock_time.min, zone)
+    first, last = start.astimezone(UTC).date(), (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    return tuple(first + timedelta(days=k) for k in range((last - first).days + 1))
+
+
+def until_midnight(now: datetime, timezone: str) -> float:
+    """Seconds until the next local midnight: "Today" and the like in a title change meaning then."""
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    midnight = datetime.combine(local.date() + timedelta(days=1), clock_time(0), tzinfo=zone)
+    return max(0.0, (midnight - local).total_seconds())
+
+
 @dataclass(slots=True)
 class _Entry(Generic[V]):
     value: V
     scope: int | None
+    days: tuple[date, ...]
     version: tuple[int, ...]
     external: int | None
     built: float
@@ -55,13 +94,16 @@ class _Entry(Generic[V]):
 class Versioned(Protocol):
     """What the cache watches: the core's store (sync.store.database.Store) has both."""
 
-    def version_for(self, practice_id: int | None) -> tuple[int, ...]: ...
+    data_version: int
+
+    def version_for(self, practice_id: int | None, days: Iterable[date] = ()) -> tuple[int, ...]: ...
 
     def external_version(self) -> int | None: ...
 
 
 class AnswerCache(Generic[V]):
-    """Answers keyed by (actor, command); valid while the store's version for their practice is unchanged."""
+    """Answers keyed by (audience, command); valid while the store's version for their practice (and days)
+    is unchanged."""
 
     def __init__(
         self,
@@ -99,7 +141,7 @@ class AnswerCache(Generic[V]):
             if now - self._watched_at >= self.watch_every:
                 self._look(now)
             if (
-                entry.version == self.store.version_for(entry.scope)
+                entry.version == self.store.version_for(entry.scope, entry.days)
                 and entry.external == self._external
                 and entry.expires > now
             ):
@@ -111,19 +153,22 @@ class AnswerCache(Generic[V]):
         return None
 
     async def build(
-        self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]], scope: int | None = None
+        self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]], scope: int | None = None,
+        days: Callable[[V], Iterable[date]] | None = None,
     ) -> V:
         """Build the answer for `key` with `make` (-> (value, max age in seconds)) and keep it.
 
         `scope` is the practice the answer is about (its data all belong to that practice): writes
-        to other practices then leave it in place. None: any relevant write drops it.
+        to other practices then leave it in place. None: any relevant write drops it. `days` gives
+        the UTC dates a built value shows appointments of (`agenda_days`): a write of a single
+        appointment on other days then leaves it in place too.
 
         Concurrent calls for one key share one build. A build during which this process committed
         a relevant write may have read the old data: its value is returned but not kept.
         """
         pending = self._pending.get(key)
         if pending is None:
-            pending = self._pending[key] = asyncio.ensure_future(self._build(key, make, scope))
+            pending = self._pending[key] = asyncio.ensure_future(self._build(key, make, scope, days))
             pending.add_done_callback(lambda done: self._settled(key, done))
         # shield: one waiter going away (its request cancelled) must not cancel the others' build.
         return await asyncio.shield(pending)
@@ -135,20 +180,26 @@ class AnswerCache(Generic[V]):
         return self._external
 
     async def _build(
-        self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]], scope: int | None
+        self, key: Hashable, make: Callable[[], Awaitable[tuple[V, float]]], scope: int | None,
+        days: Callable[[V], Iterable[date]] | None,
     ) -> V:
-        version = self.store.version_for(scope)
+        # The last commit before the reads: a scope touched by a later one (a number above it, or
+        # one still reaching the database, see Store.version_for) may have been read before that
+        # commit, and the value is then not kept.
+        before = self.store.data_version
         started = self.clock()
         external = self._look(started)  # read before the data: a later change makes it differ
         ttl = self.ttl if external is None else self.watched_ttl
         value, max_age = await make()
-        if version == self.store.version_for(scope) and max_age > 0:
+        dated = tuple(days(value)) if days is not None and max_age > 0 else ()
+        version = self.store.version_for(scope, dated)
+        if max(version) <= before and max_age > 0:
             if len(self._entries) >= self.max_entries:
                 now = self.clock()
                 self._entries = {k: e for k, e in self._entries.items() if e.expires > now}
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
-            self._entries[key] = _Entry(value, scope, version, external, started, started + min(ttl, max_age))
+            self._entries[key] = _Entry(value, scope, dated, version, external, started, started + min(ttl, max_age))
         return value
 
     def _settled(self, key: Hashable, done: asyncio.Future[V]) -> None:

@@ -8,7 +8,8 @@ checks the slot inline, within a 2-second budget; past that it acks "still worki
 in the background.
 
 Agendas are kept in an `AnswerCache` once built (see bot/commands/answers.py): a repeat of the
-same `/clinic today` by the same person is then answered inside the acknowledgement itself
+same `/clinic today` by anyone who sees the same (`agenda_audience`: the practice's staff, or one
+practitioner) is then answered inside the acknowledgement itself
 (`cached_answer`, called by the server before bolt sees the request), with no database work and
 no second message. Anything else, and any miss, takes the path above.
 """
@@ -22,9 +23,8 @@ import logging
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -36,7 +36,7 @@ from bot.commands import Actor, ParseError, decode, handle, parse
 from bot.commands.actions import Action, OpenReschedule, SubmitReschedule
 from bot.commands.actor_cache import ActorCache
 from bot.commands.admin import help_view
-from bot.commands.answers import AnswerCache
+from bot.commands.answers import AnswerCache, agenda_audience, agenda_days, until_midnight
 from bot.commands.grammar import Command, ShowAgenda, ShowHelp
 from bot.commands.shift_upload import import_file, require_publisher
 from bot.slack import render
@@ -60,6 +60,11 @@ ANSWER_BUDGET = 1.0  # seconds a slash command waits for its agenda being built 
 #: checked within SUBMIT_BUDGET_BUSY shows "Still working" and is updated with the result.
 SUBMIT_BUDGET_BUSY = 0.015
 ANSWER_BUDGET_BUSY = 0.0
+#: Seconds a known person's request waits for their (shared) lookup when their actor entry has
+#: expired, busy or not: that lookup is one quick query, while the listener path it would otherwise
+#: take costs more CPU and a second message (bench.slack_ack: with no wait, every request in flight
+#: when an entry expired took that path, 1,350 req/s instead of 5,150).
+ACTOR_BUDGET = ANSWER_BUDGET
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#[A-Z0-9]+\|([^>]*)>")
 _LINK = re.compile(r"<(?:mailto:)?([^|>]+)(?:\|([^>]*))?>")
@@ -105,6 +110,8 @@ class Rendered:
     text: str
     blocks: list[dict[str, Any]]
     ack_body: bytes
+    #: The UTC dates whose appointments it shows (an agenda), else ().
+    days: tuple[date, ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -117,20 +124,16 @@ def _agenda_command(text: str) -> ShowAgenda | None:
     return command if isinstance(command, ShowAgenda) else None
 
 
-def _until_midnight(now: datetime, timezone: str) -> float:
-    """Seconds until the next local midnight: "Today" and the like in a title change meaning then."""
-    zone = ZoneInfo(timezone)
-    local = now.astimezone(zone)
-    midnight = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=zone)
-    return max(0.0, (midnight - local).total_seconds())
-
-
 async def _within(work: Coroutine[Any, Any, T], seconds: float) -> T:
     """`work`'s result if it is done within `seconds`, else TimeoutError; the work goes on either way
     (others may be waiting for it too) and its failure, if nobody is left to hear it, is dropped."""
     task = asyncio.ensure_future(work)
     task.add_done_callback(lambda done: None if done.cancelled() else done.exception())
     return await asyncio.wait_for(asyncio.shield(task), seconds)
+
+
+def _shown_days(rendered: Rendered) -> tuple[date, ...]:
+    return rendered.days
 
 
 def _reason(exc: Exception) -> str:
@@ -236,11 +239,14 @@ class SlackListeners:
         if actor is None:
             if not self.actors.known(team, user):
                 return None  # a first contact may create the person and the practice: bolt's path
-            try:  # known but expired: one shared lookup for every request in flight
-                actor = await _within(self.actors.resolve(team, user, display), budget)
+            try:  # known but expired: one shared lookup for every request in flight, joined even
+                # under load (ACTOR_BUDGET): bolt's path would do the same lookup, and cost more
+                actor = await _within(self.actors.resolve(team, user, display), ACTOR_BUDGET)
             except Exception:  # TimeoutError or a database error: the listener path reports it
                 return None
-        found = self.answers.lookup((actor, command))
+        else:
+            self.actors.refresh_due(team, user, display)
+        found = self.answers.lookup((agenda_audience(actor), command))
         if found is not None:
             hit, due = found
             if due:  # rebuilt now, off the request, so repeats keep hitting
@@ -261,22 +267,25 @@ class SlackListeners:
 
     async def _agenda(self, actor: Actor, command: ShowAgenda) -> Rendered:
         """The agenda from the answer cache while it is good, else built (one shared build)."""
-        kept = self.answers.get((actor, command))
+        kept = self.answers.get((agenda_audience(actor), command))
         return kept if kept is not None else await self._rebuild(actor, command)
 
     async def _rebuild(self, actor: Actor, command: ShowAgenda) -> Rendered:
         return await self.answers.build(
-            (actor, command), lambda: self._build_agenda(actor, command), scope=actor.practice_id
+            (agenda_audience(actor), command), lambda: self._build_agenda(actor, command), scope=actor.practice_id,
+            days=_shown_days,
         )
 
     async def _build_agenda(self, actor: Actor, command: ShowAgenda) -> tuple[Rendered, float]:
         view = await handle(self.core, actor, command)
         text, blocks = render.message(view)
         body = {"response_type": "ephemeral", "text": text, "blocks": blocks}
-        rendered = Rendered(text, blocks, json.dumps(body, separators=(",", ":")).encode())
         # Errors (not linked, no such practitioner) are not kept: the next try asks the database.
-        keep = _until_midnight(self.core.clock(), view.timezone) if isinstance(view, Agenda) else 0.0
-        return rendered, keep
+        if not isinstance(view, Agenda):
+            return Rendered(text, blocks, json.dumps(body, separators=(",", ":")).encode()), 0.0
+        days = agenda_days(view.day, view.timezone)
+        rendered = Rendered(text, blocks, json.dumps(body, separators=(",", ":")).encode(), days)
+        return rendered, until_midnight(self.core.clock(), view.timezone)
 
     def _later(
         self, job: Any, step: str, origin: Origin | None = None, client: AsyncWebClient | None = None,

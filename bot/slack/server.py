@@ -93,6 +93,7 @@ class SlackRuntime:
         """Wait until the work queued after acks (answers and modal opens) is done (tests, shutdown)."""
         await self.modals.drain()
         await self.background.drain()
+        await self.listeners.actors.drain()
 
     def api_client(self, token: str | None = None) -> AsyncWebClient:
         return AsyncWebClient(token=token, base_url=self.settings.slack_api_url.rstrip("/") + "/")
@@ -180,6 +181,7 @@ class SlackRuntime:
                     await self.modals.stop()
                 finally:
                     await self.background.stop()
+                    await self.listeners.actors.drain()  # refreshes started by cached answers
                     await self.http.close()
 
     # --- HTTP ---------------------------------------------------------------------------------

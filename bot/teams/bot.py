@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from datetime import date
 from typing import Any, ClassVar, Literal
 
 from botbuilder.core import ActivityHandler, TurnContext
@@ -27,12 +28,13 @@ from bot.commands.actions import (
     SubmitReschedule,
 )
 from bot.commands.actor_cache import ActorCache
+from bot.commands.answers import AnswerCache, agenda_audience, agenda_days, until_midnight
 from bot.commands.grammar import Command, Connect, ShowAgenda, ShowAppointment
 from bot.teams import cards
 from bot.teams.consent_flow import ConsentFlow
 from bot.teams.proactive import ProactiveSender, card_activity, is_personal, reference_of
 from bot.teams.uploads import file_attachment, import_upload
-from bot.views import AppointmentDetail, Error, View
+from bot.views import Agenda, AppointmentDetail, Error, View
 from sync.integrations.registry import needs_tenant_consent
 from sync.notify import recipients
 from sync.runtime.core import Core
@@ -65,6 +67,11 @@ def command_text(activity: Activity) -> str:
         value = value.replace(shown, " " if who.get("id") == bot_id else f" @!{who.get('id', '')} ")
     value = html.unescape(_TAGS.sub(" ", value))
     return _SLASH_CLINIC.sub("", _SPACE.sub(" ", value).strip())
+
+
+def _shown_days(view: View) -> tuple[date, ...]:
+    """The UTC dates an agenda shows appointments of (what its cache entry depends on)."""
+    return agenda_days(view.day, view.timezone) if isinstance(view, Agenda) else ()
 
 
 def _tenant(activity: Activity) -> str:
@@ -122,6 +129,8 @@ class TeamsBot(ActivityHandler):
         self.actors = ActorCache(core, "teams")
         # Role changes made through any front end in this process clear it (bot/commands/handlers.py).
         core.services.actor_caches.append(self.actors)
+        #: Agendas once built, shared by everyone who sees the same (bot/commands/answers.py).
+        self.answers: AnswerCache[View] = AnswerCache(core.store)
         self._stored_refs: dict[int, tuple[Any, Any]] = {}
 
     # --- who --------------------------------------------------------------------------------
@@ -174,10 +183,26 @@ class TeamsBot(ActivityHandler):
         ):
             await self._request_consent(turn_context, actor)
             return
-        view = await handle(self.core, actor, command)
+        view = await self._answer(actor, command)
         await turn_context.send_activity(
             card_activity(await self._card(turn_context, actor, view, command, typed))
         )
+
+    async def _answer(self, actor: Actor, command: Command) -> View:
+        """The command's view; an agenda from the answer cache while it is good (one shared build)."""
+        if not isinstance(command, ShowAgenda):
+            return await handle(self.core, actor, command)
+        key = (agenda_audience(actor), command)
+        kept = self.answers.get(key)
+        if kept is not None:
+            return kept
+
+        async def build() -> tuple[View, float]:
+            view = await handle(self.core, actor, command)
+            # Errors (not linked, no such practitioner) are not kept: the next try asks the database.
+            return view, until_midnight(self.core.clock(), view.timezone) if isinstance(view, Agenda) else 0.0
+
+        return await self.answers.build(key, build, scope=actor.practice_id, days=_shown_days)
 
     async def _request_consent(self, turn_context: TurnContext, actor: Actor) -> None:
         reply, dms = await self.consent.request(actor)
@@ -259,7 +284,7 @@ class TeamsBot(ActivityHandler):
             return cards.render(Error(exc.message, exc.example))
         if not isinstance(command, ShowAgenda | ShowAppointment):
             return cards.render(Error("this card cannot be refreshed", "today"))
-        view = await handle(self.core, actor, command)
+        view = await self._answer(actor, command)
         return await self._card(turn_context, actor, view, command, typed)
 
     async def _card(

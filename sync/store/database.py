@@ -7,9 +7,11 @@ import contextlib
 import logging
 import re
 import sqlite3
+import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
-__all__ = ["ANSWER_TABLES", "Store", "StoreError", "after_commit", "create_engine"]
+__all__ = ["ANSWER_TABLES", "Store", "StoreError", "after_commit", "create_engine", "utc_days"]
 
 log = logging.getLogger("clinicbot.store")
 
@@ -112,13 +114,20 @@ class Store:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, sync_session_class=session_class)
         #: Bumped whenever a transaction of this process that wrote to ANSWER_TABLES commits; answer
         #: caches compare it to the value they were built at. Other processes' writes do not bump it,
-        #: so such caches also bound their entries' age.
+        #: so such caches also bound their entries' age. It numbers those commits; the versions
+        #: below are the number of the last commit that touched their scope (see `version_for`).
         self.data_version = 0
-        #: Bumped by such a commit whose writes cannot all be put down to practices (Core UPDATEs,
+        #: Set by such a commit whose writes cannot all be put down to practices (Core UPDATEs,
         #: bulk statements, a failed flush); `practice_versions` by one whose writes can: every row
-        #: it wrote was an ORM object of ANSWER_TABLES with a known practice (see `version_for`).
+        #: it wrote was an ORM object of ANSWER_TABLES with a known practice; `day_versions` (per
+        #: practice and UTC date) by one whose writes were all single appointments (not series) of
+        #: known days: moving a visit from Monday to Tuesday leaves Wednesday's answers alone.
         self.unscoped_version = 0
         self.practice_versions: dict[int, int] = {}
+        self.day_versions: dict[tuple[int, date], int] = {}
+        #: Set by writes of people that link no practitioner anew (a first contact, a role, a new
+        #: display name): answers about days (agendas) do not depend on them, other answers do.
+        self.people_versions: dict[int, int] = {}
         # Connections (SQLAlchemy's, one per transaction) whose open transaction wrote to
         # ANSWER_TABLES. Kept here, not in `conn.info`: reading that can make a connection that is
         # being invalidated try to reconnect, from inside a rollback.
@@ -126,11 +135,26 @@ class Store:
         self._unscoped: weakref.WeakSet[Any] = weakref.WeakSet()
         self._flushing: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
         self._scopes: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
+        self._days: weakref.WeakKeyDictionary[Any, set[tuple[int, date]]] = weakref.WeakKeyDictionary()
+        self._people: weakref.WeakKeyDictionary[Any, set[int]] = weakref.WeakKeyDictionary()
         self._watch: sqlite3.Connection | None = None
+        #: The last `PRAGMA data_version` accounted for, and how many changes by other processes
+        #: were seen (what external_version returns); pool connections in their own commit.
+        self._seen: int | None = None
+        self._others = 0
+        self._committing: set[int] = set()
+        #: Pool connections whose commit of answer-table writes has started (when, and the scopes
+        #: it wrote), and how many such commits each scope has in flight (see `_committed`).
+        self._in_flight: dict[int, tuple[float, list[tuple[Any, ...]]]] = {}
+        self._flying: dict[tuple[Any, ...], int] = {}
         sync_engine = self.engine.sync_engine
         event.listen(sync_engine, "after_cursor_execute", self._note_write)
         event.listen(sync_engine, "handle_error", self._failed)
         event.listen(sync_engine, "commit", self._committed)
+        if self.is_sqlite:
+            event.listen(sync_engine, "commit", self._own_commit_starts)
+            event.listen(sync_engine.pool, "checkin", self._own_commit_ended)
+        event.listen(sync_engine.pool, "checkin", self._settled)
         event.listen(sync_engine, "rollback", self._forget)
         event.listen(session_class, "before_flush", self._before_flush)
         event.listen(session_class, "after_flush", self._after_flush)
@@ -162,8 +186,11 @@ class Store:
         if not written:
             return
         practices: set[int] = set()
+        days: set[tuple[int, date]] = set()
+        people: set[int] = set()
         covered: set[str] = set()
-        for obj in (*session.new, *session.dirty, *session.deleted):
+        new, deleted = session.new, session.deleted
+        for obj in (*new, *session.dirty, *session.deleted):
             table = getattr(getattr(obj, "__table__", None), "name", None)
             if table not in ANSWER_TABLES:
                 continue
@@ -171,27 +198,89 @@ class Store:
             if found is None:
                 self._unscoped.add(conn)
                 return
-            practices |= found
             covered.add(table)
+            if table in _PEOPLE and _people_only(obj, table, obj in new, obj in deleted):
+                people |= found
+                continue
+            dated = _days_of(obj, found, obj in new) if table == "appointment" else None
+            if dated is None:
+                practices |= found
+            else:
+                days |= dated
         if not written <= covered:  # rows written that no object accounts for (cascades ...)
             self._unscoped.add(conn)
             return
         self._scopes.setdefault(conn, set()).update(practices)
+        self._days.setdefault(conn, set()).update(days)
+        self._people.setdefault(conn, set()).update(people)
 
     def _failed(self, context: Any) -> None:
         conn = getattr(context, "connection", None)
         if conn is not None and self._flushing.pop(conn, None) is not None:
             self._unscoped.add(conn)  # a flush that failed half way: its writes are not put down
 
-    def _committed(self, conn: Any) -> None:
-        if conn in self._wrote:
-            self.data_version += 1
-            scopes = self._scopes.get(conn)
-            if conn in self._unscoped or self._flushing.get(conn) or scopes is None:
-                self.unscoped_version += 1
+    def _settled(self, dbapi_connection: Any, _record: Any) -> None:
+        """The connection is back in the pool, its commit done: its scopes move again and settle."""
+        if not self._in_flight:
+            return
+        entry = self._in_flight.pop(id(dbapi_connection), None)
+        if entry is not None:
+            self._land(entry[1])
+
+    def _land(self, targets: list[tuple[Any, ...]]) -> None:
+        for target in targets:
+            left = self._flying.get(target, 0) - 1
+            if left > 0:
+                self._flying[target] = left
             else:
-                for practice_id in scopes:
-                    self.practice_versions[practice_id] = self.practice_versions.get(practice_id, 0) + 1
+                self._flying.pop(target, None)
+        self._bump(targets)
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        for key, (since, targets) in list(self._in_flight.items()):
+            if now - since > _IN_FLIGHT_MAX:  # its connection never came back to the pool
+                del self._in_flight[key]
+                self._land(targets)
+
+    def _targets(self, conn: Any) -> list[tuple[Any, ...]]:
+        scopes = self._scopes.get(conn)
+        if conn in self._unscoped or self._flushing.get(conn) or scopes is None:
+            return [("u",)]
+        return ([("p", p) for p in scopes] + [("d", p, d) for p, d in self._days.get(conn, ())]
+                + [("h", p) for p in self._people.get(conn, ())])
+
+    def _bump(self, targets: list[tuple[Any, ...]]) -> None:
+        self.data_version += 1
+        seq = self.data_version
+        for target in targets:
+            if target[0] == "u":
+                self.unscoped_version = seq
+            elif target[0] == "p":
+                self.practice_versions[target[1]] = seq
+            elif target[0] == "d":
+                self.day_versions[(target[1], target[2])] = seq
+            else:
+                self.people_versions[target[1]] = seq
+
+    def _committed(self, conn: Any) -> None:
+        """Just before the driver commits: the scopes written move now (so nothing built before
+        is used after), read as in flight until the connection is back in the pool (so nothing
+        built from the old data in between is kept), and move again then."""
+        if conn in self._wrote:
+            targets = self._targets(conn)
+            self._bump(targets)
+            try:
+                key = id(conn.connection.dbapi_connection)
+            except Exception:
+                key = None
+            if key is not None:
+                earlier = self._in_flight.pop(key, None)
+                if earlier is not None:  # the same connection's previous commit is done by now
+                    self._land(earlier[1])
+                self._in_flight[key] = (time.monotonic(), targets)
+                for target in targets:
+                    self._flying[target] = self._flying.get(target, 0) + 1
         self._forget(conn)
 
     def _forget(self, conn: Any) -> None:
@@ -199,25 +288,61 @@ class Store:
         self._unscoped.discard(conn)
         self._flushing.pop(conn, None)
         self._scopes.pop(conn, None)
+        self._days.pop(conn, None)
+        self._people.pop(conn, None)
 
-    def version_for(self, practice_id: int | None) -> tuple[int, ...]:
+    def version_for(self, practice_id: int | None, days: Iterable[date] = ()) -> tuple[int, ...]:
         """What an answer about `practice_id` depends on: it is stale once this changes.
 
         None (an answer not tied to one practice): every committed write to ANSWER_TABLES.
-        A practice: the unscoped writes and that practice's own.
+        A practice: the unscoped writes and that practice's own; with `days` (UTC dates: the answer
+        shows only appointments that overlap them), only appointment writes on those days count,
+        where the write's days are known (a series or an unknown old time counts for every day), and
+        writes of people count only where they link a practitioner (an agenda's `@mention` reads that
+        link; who asked is part of the answer's key, see bot.commands.answers.agenda_audience).
+        Each number is that of the last commit (`data_version`) to touch its scope, so an answer
+        built from data read after commit n is current while no number here exceeds n.
         """
+        if self._flying:
+            self._prune()
+            wanted: list[tuple[Any, ...]] = [("u",)]
+            if practice_id is not None:
+                wanted.append(("p", practice_id))
+                wanted += [("d", practice_id, d) for d in days] if days else [("h", practice_id)]
+            if (practice_id is None and self._flying) or any(w in self._flying for w in wanted):
+                return (self.data_version + 1,)  # a write to it is reaching the database: nothing is current
         if practice_id is None:
             return (self.data_version,)
-        return (self.unscoped_version, self.practice_versions.get(practice_id, 0))
+        if not days:
+            return (self.unscoped_version, self.practice_versions.get(practice_id, 0),
+                    self.people_versions.get(practice_id, 0))
+        get = self.day_versions.get
+        return (self.unscoped_version, self.practice_versions.get(practice_id, 0),
+                *(get((practice_id, d), 0) for d in days))
 
     def external_version(self) -> int | None:
-        """A number that changes whenever anyone, this process or another, commits to the database;
-        None where that cannot be read cheaply (PostgreSQL, in-memory SQLite) or could not be now.
+        """A number that changes when another process commits to the database; None where that
+        cannot be read cheaply (PostgreSQL, in-memory SQLite) or could not be now.
 
         SQLite keeps such a counter per connection (`PRAGMA data_version`: it changes when another
         connection commits). It is read on a plain connection of its own, held open and never
-        used to write; the call takes microseconds, so it runs on the caller's thread.
+        used to write; the call takes microseconds, so it runs on the caller's thread. This
+        process's own pool counts as "another connection" too, so the counter is also read just
+        before and just after each of its own commits (`_own_commit_starts`, `_own_commit_ended`)
+        and a change between those two reads is put down to this process: its writes are told
+        apart by `version_for`, which answer caches follow anyway. Another process's commit that
+        lands inside that window (a few milliseconds) is missed here; the caches' age bound
+        (`watched_ttl`) still applies to it.
         """
+        raw = self._raw_external()
+        if raw is None:
+            return None
+        if raw != self._seen:
+            self._seen = raw
+            self._others += 1
+        return self._others
+
+    def _raw_external(self) -> int | None:
         database = self.engine.url.database if self.is_sqlite else None
         if not database or database == ":memory:" or database.startswith("file:"):
             return None
@@ -229,6 +354,22 @@ class Store:
             self._close_watch()
             return None
         return int(row[0])
+
+    def _own_commit_starts(self, conn: Any) -> None:
+        """Before this process commits: a change seen now is another process's (see external_version)."""
+        if self._watch is None:  # nobody watches yet (or not SQLite): nothing to tell apart
+            return
+        self.external_version()
+        with contextlib.suppress(Exception):
+            self._committing.add(id(conn.connection.dbapi_connection))
+
+    def _own_commit_ended(self, dbapi_connection: Any, _record: Any) -> None:
+        """The connection is back in the pool, its commit done: the change it made is this process's."""
+        if self._committing and id(dbapi_connection) in self._committing:
+            self._committing.discard(id(dbapi_connection))
+            raw = self._raw_external()
+            if raw is not None:
+                self._seen = raw
 
     def _close_watch(self) -> None:
         if self._watch is not None:
@@ -303,6 +444,74 @@ def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
         if isinstance(old, int):
             found.add(old)
     return found or None
+
+
+#: Seconds after which a commit still "in flight" is taken as done (its connection was dropped, not returned).
+_IN_FLIGHT_MAX = 5.0
+_PEOPLE = frozenset({"chat_identity", "role"})
+
+
+def _people_only(obj: Any, table: str, new: bool, deleted: bool) -> bool:
+    """A write of a person that no agenda reads: a role, or a chat identity whose practitioner link
+    is not set, changed or removed by it (a first contact, a new display name)."""
+    if table == "role":
+        return True
+    state = sa_inspect(obj)
+    link = state.dict.get("practitioner_id")
+    if "practitioner_id" not in state.dict and not new:
+        return False  # not loaded: what it was is not known
+    if new or deleted:
+        return link is None
+    return not state.attrs["practitioner_id"].history.has_changes()
+
+
+#: An appointment longer than this counts for every day (its days would be a long list).
+_MAX_DAYS = 7
+
+
+def utc_days(start: datetime, end: datetime) -> tuple[date, ...] | None:
+    """The UTC dates [start, end) touches (start's alone when it is empty); None past _MAX_DAYS."""
+    first = start.astimezone(UTC).date() if start.tzinfo else start.date()
+    last_moment = max(start, end - timedelta(microseconds=1))
+    last = last_moment.astimezone(UTC).date() if last_moment.tzinfo else last_moment.date()
+    span = (last - first).days
+    if span < 0 or span >= _MAX_DAYS:
+        return None
+    return tuple(first + timedelta(days=k) for k in range(span + 1))
+
+
+def _days_of(obj: Any, practices: set[int], new: bool) -> set[tuple[int, date]] | None:
+    """(practice, UTC date) pairs a single appointment's write changes, before and after; None when
+    they cannot be told: a series or an override of one (its visits are elsewhere), an all-day row,
+    or a time whose value (or changed time whose old value) was not loaded. Reads only what is
+    loaded: nothing here may go to the database. A new row's unset column has its (empty) default."""
+    state = sa_inspect(obj)
+    loaded, attrs = state.dict, state.attrs
+    for name in ("rrule", "recurrence_key", "all_day"):
+        if (name not in loaded and not new) or loaded.get(name) or any(attrs[name].history.deleted or ()):
+            return None
+    start, end = loaded.get("start"), loaded.get("end")
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return None
+    times = [(start, end)]
+    if not new:
+        was: list[datetime] = []
+        for name, now in (("start", start), ("end", end)):
+            history = attrs[name].history
+            if history.added and not history.deleted:
+                return None  # changed, but what it was is not known
+            old = history.deleted[0] if history.deleted else now
+            if not isinstance(old, datetime):
+                return None
+            was.append(old)
+        times.append((was[0], was[1]))
+    found: set[tuple[int, date]] = set()
+    for s, e in times:
+        dates = utc_days(s, e)
+        if dates is None:
+            return None
+        found.update((p, d) for p in practices for d in dates)
+    return found
 
 
 def _short(exc: BaseException) -> str:

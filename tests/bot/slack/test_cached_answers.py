@@ -27,6 +27,10 @@ async def slack(core: Core, settings: Settings, fake_slack: FakeSlack) -> AsyncI
     """The server without its reminder scheduler: the scheduler's commits (another SQLite
     connection) invalidate kept answers, and its queries fall inside the windows these tests watch."""
     async with serve_slack(core, settings, fake_slack, scheduler_enabled=False) as client:
+        # A still clock for the actor cache: on a loaded machine more than half an entry's life may
+        # pass between two requests, and its refresh in the background (a lookup) must not fall
+        # inside a window that counts statements. Tests of expiry set their own clock.
+        client.runtime.listeners.actors.clock = lambda: 1000.0
         yield client
 
 
@@ -235,3 +239,24 @@ async def test_the_answer_path_after_the_ack_reuses_a_kept_agenda(slack: SlackCl
     [later] = slack.fake.responses["later"]
     assert later["blocks"] == first["blocks"]
     assert statements and not any("FROM appointment" in s for s in statements)
+
+
+async def test_staff_share_one_kept_agenda_and_a_practitioner_never_gets_it(slack: SlackClient) -> None:
+    """Answers are kept per audience (bot.commands.answers.agenda_audience): a second member of staff
+    gets the agenda the first one's request built, with no database work; a practitioner, who sees
+    only their own appointments, gets their own."""
+    c = slack.clinic
+    await make_actor(slack.core, "UDESK", ("staff",))
+    await make_actor(slack.core, "UKIM", ("practitioner",), practitioner_id=c.kim)
+    for user in ("UDESK", "UKIM"):  # known to this server (a first contact takes bolt's path)
+        await slack.runtime.listeners.actors.resolve(slack.team, user, user.lower())
+    await _ask(slack, rid="first")  # US, the practice's admin
+    await slack.settle()
+    [built] = slack.fake.responses["first"]
+    with _statements(slack.core.store) as statements:
+        _, desk = await _ask(slack, user="UDESK")
+    assert desk is not None and desk["blocks"] == built["blocks"] and statements == []
+    _, kim = await _ask(slack, user="UKIM", rid="kim")
+    await slack.settle()
+    answer = kim if kim is not None else slack.fake.responses["kim"][0]
+    assert "Ann Other" in json.dumps(answer) and "Jane Roe" not in json.dumps(answer)

@@ -143,3 +143,23 @@ async def test_a_typed_name_that_matches_one_person_is_accepted(teams: Teams) ->
     assert _roles_on_card(teams.connector.recorded.activities("a:personal-2")[-1]) == "staff"
     assert (await teams.post(activity(url, text="whoami", sender=4)))[0] in (200, 201)
     assert _roles_on_card(teams.connector.recorded.activities("a:personal-4")[-1]) == "none"
+
+
+async def test_an_entry_past_half_its_life_is_looked_up_again_in_the_background(core: Core) -> None:
+    """Someone who keeps talking never meets an expired entry (a lookup inside their request), and a
+    role change made elsewhere still shows within the TTL."""
+    clock = _Clock()
+    cache = ActorCache(core, ttl=10.0, clock=clock)
+    await cache.resolve(TENANT, "29:admin", "Admin")
+    first = await cache.resolve(TENANT, "29:ann", "Ann")
+    await _grant(core, "29:ann", "staff")
+    clock.now += 4.0
+    cache.refresh_due(TENANT, "29:ann")  # not yet half way: nothing to do
+    assert not cache._pending
+    clock.now += 2.0
+    assert cache.peek(TENANT, "29:ann", "Ann") is first  # served now, looked up again behind it
+    cache.refresh_due(TENANT, "29:ann")
+    await cache.drain()
+    clock.now += 9.0  # 15 s after the first lookup, 9 s after the refresh
+    again = cache.peek(TENANT, "29:ann", "Ann")
+    assert again is not None and again.roles == {"staff"}
