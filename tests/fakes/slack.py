@@ -25,6 +25,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -172,7 +173,8 @@ class FakeSlack:
         while not predicate():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError("timed out waiting for the bot to call the fake Slack")
+                raise AssertionError("timed out waiting for the bot to call the fake Slack; where this loop's "
+                                     f"tasks were then:\n{_tasks_now()}")
             self.changed.clear()
             try:
                 await asyncio.wait_for(self.changed.wait(), remaining)
@@ -401,3 +403,24 @@ class FakeSlack:
             "is_enterprise_install": False,
             "authed_user": {"id": installer, "scope": "", "access_token": None, "token_type": None},
         }
+
+
+def _tasks_now(most: int = 40) -> str:
+    """Each pending task of the running loop and where it waits: its innermost frame in clinicbot's
+    own code and its innermost frame overall, so that a timeout in a loaded run says what the bot was
+    doing instead of only that it was late."""
+    lines = []
+    for task in list(asyncio.all_tasks())[:most]:
+        frames: list[FrameType] = []
+        coro: Any = task.get_coro()
+        while coro is not None and len(frames) < 100:  # the await chain, outermost first
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                frames.append(frame)
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        ours = [f for f in frames if "site-packages" not in f.f_code.co_filename
+                and "/lib/python" not in f.f_code.co_filename]
+        where = " | ".join(f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
+                           for f in {id(f): f for f in (ours[-1:] + frames[-1:])}.values())
+        lines.append(f"  {task.get_name()}: {where or '?'}")
+    return "\n".join(lines)
