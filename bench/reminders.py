@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 OFFSET = timedelta(minutes=5)
@@ -142,6 +143,20 @@ async def _seed(core: Any, due: list[datetime], design: str) -> None:
         await _seed_stock_jobs(core, ids, due)
 
 
+def sync_database_url(url: str) -> str:
+    """The stock job store's synchronous URL: psycopg for PostgreSQL; for SQLite a sibling file
+    (a synchronous write to the file the async engine writes, from the event loop, can wait on a
+    lock held by a transaction that cannot finish until the loop runs again)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database or ""
+        if db and db != ":memory:":
+            path = Path(db)
+            db = str(path.with_name(f"{path.stem}.jobs{path.suffix or '.sqlite3'}"))
+        return parsed.set(drivername="sqlite", database=db).render_as_string(hide_password=False)
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
 async def _seed_stock_jobs(core: Any, ids: list[int], due: list[datetime]) -> None:
     """Stock jobs written in bulk in the job store's own format (add_job would take minutes)."""
     from apscheduler.job import Job
@@ -149,8 +164,6 @@ async def _seed_stock_jobs(core: Any, ids: list[int], due: list[datetime]) -> No
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from apscheduler.triggers.date import DateTrigger
     from sqlalchemy import create_engine
-
-    from sync.jobs.scheduler import sync_database_url
 
     engine = create_engine(sync_database_url(core.store.url))
     store = SQLAlchemyJobStore(engine=engine, tableschema=core.store.schema or None)
@@ -208,8 +221,6 @@ async def _start(core: Any, design: str) -> tuple[Any, float]:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from sqlalchemy import create_engine
-
-    from sync.jobs.scheduler import sync_database_url
 
     engine = create_engine(sync_database_url(core.store.url))
     aps = AsyncIOScheduler(

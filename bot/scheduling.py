@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.keys import CORE
 from sync.integrations.push import RENEW_EVERY_SECONDS, renew_push
 from sync.jobs.audit_checkpoints import checkpoint_job
-from sync.jobs.scheduler import ClinicScheduler, SchedulerUnavailable, sync_database_url
+from sync.jobs.scheduler import ClinicScheduler
 from sync.notify.client_reminders import send_job
 from sync.notify.clients import SEND_EVERY_SECONDS
 from sync.notify.crm import LOG_EVERY_SECONDS, log_job
@@ -60,10 +60,6 @@ def setup_scheduler(app: web.Application, settings: Settings) -> str | None:
         core.bus.subscribe_batch("reminders", scheduler.subscriber.batch)  # a sync page replans at once
     if not settings.scheduler_enabled:
         return "CLINICBOT_SCHEDULER is off: this process plans reminders, another one must send them"
-    try:
-        sync_database_url(settings.database_url)
-    except SchedulerUnavailable as exc:
-        return str(exc)
 
     async def _run(app: web.Application) -> AsyncIterator[None]:
         await scheduler.start()

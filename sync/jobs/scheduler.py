@@ -1,4 +1,4 @@
-"""The scheduler: APScheduler 3.11 `AsyncIOScheduler` with a SQLAlchemyJobStore in our database.
+"""The scheduler: APScheduler 3.11 `AsyncIOScheduler` with its jobs in memory.
 
 Design. Reminders are NOT one APScheduler job each: the ReminderLedger is the schedule (see
 sync.notify.reminders.planner), and APScheduler runs a handful of persistent jobs:
@@ -8,8 +8,15 @@ sync.notify.reminders.planner), and APScheduler runs a handful of persistent job
 - `clinicbot.reminders.plan`: every minute, plans agendas and appointments that lack rows;
 - `clinicbot.periodic.<name>`: jobs other parts register with `add_periodic` (polling sync,
   webhook renewal, retention).
-APScheduler persists jobs by reference, so job functions are module-level and carry only a
-runtime key (stable per database and schema) that finds this process's `ClinicScheduler`.
+Job functions are module-level and carry only a runtime key (stable per database and schema)
+that finds this process's `ClinicScheduler`.
+
+Why in memory. Nothing here needs APScheduler to remember a job: the ledger is the schedule, and
+every job is added again (replacing any kept one, next run time included) whenever a process
+becomes the leader. APScheduler 3's persistent store is synchronous, and AsyncIOScheduler calls it
+on the event loop: at start, for every add, and after every run (the poll job runs every two
+seconds). Each call waited on the database with the whole bot stopped, acks included; a commit
+slowed by a loaded disk, or a lock, stalled every chat answer for seconds.
 
 Leadership. On PostgreSQL one process holds the advisory lock (sync.runtime.leader) and runs the
 scheduler; the others poll every `leader_poll` seconds and take over when it dies. On SQLite
@@ -24,13 +31,12 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.util import obj_to_ref, ref_to_obj
-from sqlalchemy import create_engine
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import make_url
 
 from sync.notify.reminders.dispatch import Dispatcher, DispatchReport
 from sync.notify.reminders.planner import ReminderSubscriber, plan_upcoming
@@ -46,7 +52,6 @@ __all__ = [
     "periodic_job",
     "plan_job",
     "poll_job",
-    "sync_database_url",
 ]
 
 log = logging.getLogger("clinicbot.scheduler")
@@ -68,30 +73,6 @@ PeriodicFn = Callable[["Core"], Awaitable[None]]
 
 class SchedulerUnavailable(Exception):
     """The scheduler cannot run in this process; the message says why and what to do."""
-
-
-def sync_database_url(url: str) -> str:
-    """The synchronous URL of APScheduler's job store (APScheduler 3 is sync-only).
-
-    PostgreSQL: the same database and schema, through psycopg. SQLite: a sibling file
-    (`clinicbot.sqlite3` -> `clinicbot.jobs.sqlite3`), because a synchronous write to the file the
-    async engine writes, made from inside the event loop, can wait on a lock held by a
-    transaction that cannot finish until the loop runs again: a stall until the busy timeout.
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        db = parsed.database or ""
-        if db and db != ":memory:":
-            path = Path(db)
-            db = str(path.with_name(f"{path.stem}.jobs{path.suffix or '.sqlite3'}"))
-        return parsed.set(drivername="sqlite", database=db).render_as_string(hide_password=False)
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        raise SchedulerUnavailable(
-            "the scheduler's job store on PostgreSQL needs the psycopg driver: pip install 'psycopg[binary]'"
-        ) from None
-    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 def runtime_key(url: str, schema: str) -> str:
@@ -166,7 +147,6 @@ class ClinicScheduler:
         self._periodic: dict[str, tuple[float, str]] = {}
         self._aps: AsyncIOScheduler | None = None
         self._retiring: AsyncIOScheduler | None = None  # stepping down: paused, not yet shut down
-        self._engine: Engine | None = None
         self._lock: LeaderLock | None = None
         self._elector: asyncio.Task[None] | None = None
         self._armed_at: datetime | None = None
@@ -213,7 +193,6 @@ class ClinicScheduler:
         """Start: on SQLite lead at once; on PostgreSQL start competing for the leader lock."""
         if self.key in _RUNTIMES:
             raise SchedulerUnavailable("a scheduler for this database is already running in this process")
-        sync_database_url(self.core.store.url)  # fail early when the driver is missing
         _RUNTIMES[self.key] = self
         if self.core.store.is_sqlite:
             log.info(
@@ -258,19 +237,9 @@ class ClinicScheduler:
             await asyncio.sleep(self.leader_poll)
 
     async def _become_leader(self) -> None:
-        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-
         recovered = await self.dispatcher.recover_in_doubt()
-        self._engine = create_engine(
-            sync_database_url(self.core.store.url),
-            pool_pre_ping=True,
-            connect_args={"timeout": 30} if self.core.store.is_sqlite else {},
-        )
-        store = SQLAlchemyJobStore(
-            engine=self._engine, tablename="apscheduler_jobs", tableschema=self.core.store.schema or None
-        )
         self._aps = AsyncIOScheduler(
-            jobstores={"default": store},
+            jobstores={"default": MemoryJobStore()},
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
@@ -328,9 +297,6 @@ class ClinicScheduler:
         self.is_leader = False
         async with self._dispatching:  # let a dispatch in flight record its outcomes
             pass
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            engine.dispose()
 
     # --- jobs ---------------------------------------------------------------------------------
     def _arm(self, at: datetime) -> None:
@@ -365,7 +331,7 @@ class ClinicScheduler:
         """Send what is due and re-arm; one at a time.
 
         While the next row is due within `STAY_AWAKE`, keep going in this run instead of re-arming
-        through the job store (a synchronous write) for every reminder of a busy minute.
+        the date job for every reminder of a busy minute.
         """
         loop = asyncio.get_running_loop()
         async with self._dispatching:

@@ -1,21 +1,22 @@
-"""The APScheduler side, in real time: persistent jobs in our database, reminders sent by the
-leader, periodic jobs by reference, and the PostgreSQL leader lock."""
+"""The APScheduler side, in real time: reminders sent by the leader, periodic jobs by reference,
+no synchronous database call on the event loop, and the PostgreSQL leader lock."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import traceback
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from sync.jobs.scheduler import (
     DISPATCH_ID,
     PLAN_ID,
     POLL_ID,
     ClinicScheduler,
-    SchedulerUnavailable,
-    sync_database_url,
 )
 from sync.runtime.core import Core
 from sync.runtime.events import AppointmentEvent
@@ -25,14 +26,9 @@ from sync.services.practices import add_practitioner, create_practice
 from sync.store.model import Appointment
 
 
-def _job_ids(core: Core) -> set[str]:
-    engine = create_engine(sync_database_url(core.store.url))
-    table = f'"{core.store.schema}".apscheduler_jobs' if core.store.schema else "apscheduler_jobs"
-    try:
-        with engine.connect() as conn:
-            return set(conn.scalars(text(f"SELECT id FROM {table}")).all())  # noqa: S608
-    finally:
-        engine.dispose()
+def _job_ids(scheduler: ClinicScheduler) -> set[str]:
+    aps = scheduler._aps
+    return {job.id for job in aps.get_jobs()} if aps is not None else set()
 
 
 #: When the periodic test job ran, by core.
@@ -94,7 +90,7 @@ async def test_leader_sends_due_reminder_and_runs_periodic_jobs(core: Core) -> N
         await _wait_for(lambda: len(notifier.sent) == 1 and len(_TICKS.get(id(core), [])) >= 1)
         [sent] = notifier.sent
         assert sent.kind == "reminder" and sent.appointment_ids == (appt.id,)
-        ids = _job_ids(core)
+        ids = _job_ids(scheduler)
         assert {POLL_ID, PLAN_ID, job_id} <= ids
         assert DISPATCH_ID in ids or scheduler.is_leader  # the date job is removed between runs
     finally:
@@ -116,14 +112,46 @@ def test_periodic_jobs_must_be_module_level_coroutines(core: Core) -> None:
         scheduler.add_periodic("fast", 0.1, _tick)
 
 
-def test_job_store_url_uses_a_sync_driver() -> None:
-    assert sync_database_url("sqlite+aiosqlite:////tmp/x.sqlite3") == "sqlite:////tmp/x.jobs.sqlite3"
+async def test_the_scheduler_never_calls_the_database_from_the_event_loop(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A synchronous database call made on the loop's thread stops the whole bot (every ack and
+    answer) for as long as the database takes: a slow commit, a lock. Leadership, the jobs' runs and
+    re-arming (after every commit that plans a reminder) must leave the database to the async
+    engine. Here every synchronous connect made on the loop's thread from the scheduler's code is
+    recorded (APScheduler's persistent store made one at start and after each run)."""
+    loop_thread = threading.get_ident()
+    made: list[str] = []
+
+    def watch(connect: Any) -> Any:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == loop_thread:
+                frames = [f"{f.filename}:{f.lineno}" for f in traceback.extract_stack()]
+                if any("apscheduler" in f or "sync/jobs/" in f for f in frames):
+                    made.append(" <- ".join(reversed(frames[-6:])))
+            return connect(*args, **kwargs)
+        return recorded
+
+    monkeypatch.setattr(sqlite3, "connect", watch(sqlite3.connect))
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", watch(sqlite3.dbapi2.connect))  # what SQLAlchemy calls
     try:
-        url = sync_database_url("postgresql+asyncpg://u:p@h:5432/db")
-    except SchedulerUnavailable as exc:
-        assert "psycopg" in str(exc)
+        import psycopg
+    except ImportError:
+        pass
     else:
-        assert url == "postgresql+psycopg://u:p@h:5432/db"
+        monkeypatch.setattr(psycopg, "connect", watch(psycopg.connect))
+    scheduler = ClinicScheduler(core, leader_poll=0.1, due_poll=1.0)
+    scheduler.add_periodic("tick", 1, _tick)
+    await scheduler.start()
+    try:
+        await _wait_for(lambda: scheduler.is_leader)
+        for k in range(20):  # what a sync page that planned reminders does after its commit
+            scheduler.wake(datetime.now(UTC) + timedelta(minutes=30 - k))
+        await _wait_for(lambda: len(_TICKS.get(id(core), [])) >= 2)
+        assert {POLL_ID, PLAN_ID, "clinicbot.periodic.tick"} <= _job_ids(scheduler)
+    finally:
+        await scheduler.stop()
+    assert made == [], made
 
 
 @pytest.mark.postgres
