@@ -97,7 +97,7 @@ from bot.views import Error, View
 from sync.contract import ProviderError
 from sync.runtime.core import Core
 from sync.services.appointments import AppointmentNotFound, StaleVersion
-from sync.services.errors import DATABASE_ERRORS, Denied, Invalid, NotFound, ServiceError
+from sync.services.errors import DATABASE_ERRORS, Denied, Invalid, NotFound, ServiceError, database_error_facts
 
 __all__ = ["handle"]
 
@@ -235,9 +235,11 @@ async def handle(core: Core, actor: Actor, command: Command | Action) -> View:
     except ProviderError as exc:
         return Error(str(exc), kind="unavailable")
     except DATABASE_ERRORS as exc:
+        facts = database_error_facts(exc)
         log.warning(
-            "command failed on the database",
-            extra={"command": type(command).__name__, "error": type(exc).__name__},
+            "command failed on the database: %s (%s) at %s",
+            facts["error"], facts["reason"], facts["where"] or "?",
+            extra={"command": type(command).__name__, **facts},
         )
         return Error(
             "I couldn't reach the clinic's database just now; nothing was changed. Try again in a minute.",
