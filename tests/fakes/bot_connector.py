@@ -188,8 +188,9 @@ class FakeBotConnector:
         }
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
-    async def wait_for(self, predicate: Callable[[Recorded], bool], timeout: float = 5.0) -> None:
-        """Wait (in the test's loop) until the recorded calls satisfy `predicate`."""
+    async def wait_for(self, predicate: Callable[[Recorded], bool], timeout: float = 20.0) -> None:
+        """Wait (in the test's loop) until the recorded calls satisfy `predicate`; the bound is
+        generous (a loaded CI machine is slow) and only turns "never" into a failure."""
         deadline = time.monotonic() + timeout
         while not predicate(self.recorded):
             if time.monotonic() > deadline:
