@@ -227,9 +227,26 @@ class _ItemRead:
         return found
 
 
+class _CalendarChanged(Exception):
+    """The calendar's role or sync switch changed while it was read: what was read is not applied."""
+
+
 async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None,
                        items: frozenset[str] | None = None,
                        memo: MutableMapping[str, RemoteItem | None] | None = None) -> SyncReport:
+    """Sync one calendar. A calendar whose role or sync switch changed while it was read (a source
+    made a work calendar, sync turned off) has nothing of that read applied: its cursor stays where
+    it was (a role change resets it), so its next sync reads those changes again, as it is then."""
+    try:
+        return await _sync_target(core, calendar_id, progress, items, memo)
+    except _CalendarChanged:
+        log.info("calendar changed while it was read; nothing of that read applied", extra={"calendar_id": calendar_id})
+        return SyncReport(calendars=1)
+
+
+async def _sync_target(core: Core, calendar_id: int, progress: Progress | None,
+                       items: frozenset[str] | None,
+                       memo: MutableMapping[str, RemoteItem | None] | None) -> SyncReport:
     target = await _load_target(core, calendar_id)
     if target is None or not target.view.sync_enabled or target.view.role not in ("source", "mirror", "work"):
         return SyncReport(calendars=1)
@@ -256,6 +273,8 @@ async def _sync_locked(core: Core, calendar_id: int, progress: Progress | None,
             report.backfilled += (await run_backfill(core, target.view, target.policy, window, core.clock(),
                                                      progress)).queued
         return report
+    except _CalendarChanged:
+        raise
     except ProviderError as exc:
         await _record_failure(core, conn.id, exc)
         return SyncReport(calendars=1, failed=1)
@@ -372,7 +391,7 @@ async def _read_and_apply(
             await audit.record(session, actor=ACTOR, action="sync.full_resync", practice_id=conn.practice_id,
                                details={"calendar_id": cal.id, "reason": resync_reason})
         checkpoint(core, "sync.applied")
-        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now, notes)
+        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now, notes, role=target.view.role)
         if notes:
             log.warning("calendar read with events skipped or repaired",
                         extra={"calendar_id": cal.id, "connection_id": conn.id, "count": len(notes)})
@@ -447,8 +466,14 @@ MAX_NOTES = 50
 
 async def _store_cursor(
     s: AsyncSession, calendar_id: int, connection_id: int, cursor: str | None, full: bool, now: datetime,
-    notes: Sequence[str] = (),
+    notes: Sequence[str] = (), *, role: str,
 ) -> None:
+    """Store the new cursor, in the transaction that applied what was read; raise _CalendarChanged
+    (rolling all of it back) when the calendar is no longer syncing in the role it was read in.
+
+    The check is the UPDATE's own condition: on PostgreSQL it waits for a change of the row in
+    flight and then reads the row as committed; on SQLite this transaction holds the write lock
+    since its first write, so a change committed before then is seen and none can come after."""
     values: dict[str, object] = {"cursor": cursor, "cursor_updated_at": now}
     if full:
         values["last_full_sync_at"] = now
@@ -456,7 +481,10 @@ async def _store_cursor(
     elif notes:  # an incremental read adds what it met; the rest stands until the next full read
         before = await s.scalar(select(Calendar.read_notes).where(Calendar.id == calendar_id))
         values["read_notes"] = _capped([*(before or []), *notes])
-    await s.execute(update(Calendar).where(Calendar.id == calendar_id).values(**values))
+    stored = await s.execute(update(Calendar).where(Calendar.id == calendar_id, Calendar.role == role,
+                                                    Calendar.sync_enabled.is_(True)).values(**values))
+    if getattr(stored, "rowcount", 1) != 1:
+        raise _CalendarChanged(calendar_id)
     await s.execute(update(Connection).where(Connection.id == connection_id)
                     .values(last_success_at=now, last_error=None,
                             status=case((Connection.status == "error", "active"), else_=Connection.status)))
