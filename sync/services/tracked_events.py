@@ -211,6 +211,13 @@ async def track(core: Core, practice_id: int, text: str, *, actor: str, day: dat
             .where(Link.calendar_id == cal.id, Link.remote_id == item.remote_id, Appointment.kind == ACTIVITY))
         if existing is not None:
             return Tracked(existing.id, existing.ref, existing.start, False)
+        booked = await s.scalar(
+            select(Appointment).where(Appointment.source_calendar_id == cal.id,
+                                      Appointment.source_uid == item.event.uid,
+                                      Appointment.recurrence_key == item.recurrence_key))
+        if booked is not None:  # read in while the calendar was a source calendar
+            raise Conflict(f"{ref} is appointment {booked.ref} already (it was read in while this calendar was a "
+                           f"source calendar); `appointment {booked.ref}` shows it")
         first = await s.scalar(select(Link.id).where(Link.calendar_id == cal.id).limit(1)) is None
         ev = item.event
         # One visit of a series: its recurrence key names it among the series' visits (the link holds

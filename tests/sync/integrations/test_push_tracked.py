@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from sync.engine.run import sync_connection
 from sync.integrations.push import ensure_push, renew_push
 from sync.runtime.syncqueue import SyncQueue
 from sync.services.connections import set_calendar
+from sync.services.errors import Conflict
 from sync.services.tracked_events import event_ref, track, untrack
 from sync.store.model import ACTIVITY, Appointment, Calendar, Connection, WebhookSubscription
 from tests.sync.integrations.test_push import PRIMARY, Clinic, _graph_connection, clinic
@@ -127,3 +129,21 @@ async def test_graph_work_calendar_subscribed_while_an_event_is_tracked(clinic: 
 
     await untrack(clinic.core, practice_id, done.ref, actor="test")
     assert clinic.graph.subs.subscriptions == {} and await clinic.rows(conn_id) == []
+
+
+async def test_tracking_an_event_read_in_while_the_calendar_was_a_source_names_its_appointment(
+    clinic: Clinic,
+) -> None:
+    conn_id = await clinic.add("google", clinic.google.oauth.grant(), [(PRIMARY, "source")])
+    practice_id, cal_id = await practice_of(clinic, conn_id)
+    event = clinic.google.server_insert(PRIMARY, {
+        "summary": "Referral visit", "start": {"dateTime": slot(2, 10).isoformat()},
+        "end": {"dateTime": slot(2, 11).isoformat()}})
+    await sync_connection(clinic.core, conn_id)
+    async with clinic.core.store.session() as s:
+        [booked] = (await s.scalars(select(Appointment))).all()
+    await set_calendar(clinic.core, cal_id, role="work", actor="cli:test")
+
+    with pytest.raises(Conflict, match=f"is appointment A-{booked.id} already"):
+        await track(clinic.core, practice_id, event_ref(cal_id, event["id"]), actor="test")
+    assert await activity(clinic) is None
