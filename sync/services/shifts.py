@@ -63,9 +63,11 @@ __all__ = [
     "SecondWriterCheck",
     "ShiftTarget",
     "ShiftView",
+    "TeamsCheck",
     "assignment_flags",
     "check_people",
     "check_second_writers",
+    "check_teams_access",
     "day_bounds",
     "import_schedule",
     "known_assignments",
@@ -712,6 +714,81 @@ def _txid(*parts: str) -> str:
 _Work = tuple[str, _Planned]  # (create|update|delete, the shift)
 
 
+@dataclass(frozen=True, slots=True)
+class TeamsCheck:
+    """Whether the app can publish to the team's Teams Shifts schedule, for `doctor`.
+
+    `ok`: True, False (publishing there fails until someone acts: `fix` says exactly what), or None
+    (a note: nothing to check yet, or the check could not run)."""
+
+    ok: bool | None
+    words: str
+    fix: str = ""
+
+
+def _grant_words(app_id: str, tenant_id: str) -> str:
+    app = app_id or "clinicbot's app registration (CLINICBOT_GRAPH_CLIENT_ID)"
+    return (f"in the Entra admin center, App registrations > {app} > API permissions > Add a permission > "
+            "Microsoft Graph > Application permissions > Schedule.ReadWrite.All, then Grant admin consent"
+            + (f" for tenant {tenant_id}" if tenant_id else "") + " (Schedule.Read.All is not enough; "
+            "a delegated permission does not count)")
+
+
+async def check_teams_access(core: Core, practice: str | int | None) -> TeamsCheck | None:
+    """Can the practice-wide connection publish to the team's Shifts schedule? None: Teams is not a target.
+
+    Reads the team's schedule acting as the configured owner (writing nothing) and names what is
+    missing: the Schedule.ReadWrite.All application permission, or an owner Graph accepts. A read
+    proves Schedule.Read.All at least; the last publish's answer from Teams tells the rest."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await s.scalar(select(Connection).where(Connection.practice_id == row.id,
+                                                         Connection.provider == INTEGRATION)
+                                .order_by(Connection.id).limit(1))
+        where = _target_of(source.config if source is not None else None)
+        if source is None or not where.teams:
+            return None
+        last = (source.config or {}).get("last_publish")
+        try:
+            publisher, _conn_id = await _open_publisher(core, s, row)
+        except Conflict as exc:
+            return TeamsCheck(False, "Teams Shifts is a target, but no connection can publish", str(exc))
+    team, owner = where.team_id, where.acts_as
+    change_owner = f"`clinicbot shifts target teams team {team} as <a team owner's UPN>`"
+    try:
+        acting: str | None = owner
+        if not _GUID.match(owner):
+            acting = (await publisher.user_ids([owner])).get(owner)
+        if acting is None:
+            return TeamsCheck(False, f"Teams Shifts acts as {owner}, whom Microsoft 365 does not know",
+                              f"name an owner of team {team}: {change_owner}")
+        found = await publisher.teams_access(team, acting)
+    except ProviderError as exc:
+        return TeamsCheck(None, f"Teams Shifts: the check could not run ({exc})", "run `clinicbot doctor` again")
+    finally:
+        await publisher.aclose()
+    grant = _grant_words(found.app_id, found.tenant_id)
+    if found.outcome == "no_role":
+        return TeamsCheck(False, f"Teams Shifts: the app may not use team {team}'s schedule ({found.detail})", grant)
+    if found.outcome == "refused":
+        return TeamsCheck(False, f"Teams Shifts: Graph refuses team {team}'s schedule acting as {owner} "
+                          f"({found.detail})",
+                          f"make {owner} an owner of the team in Teams, or name one: {change_owner}; if the "
+                          f"permission is missing instead: {grant}")
+    errors = last.get("errors") if isinstance(last, dict) else None
+    refused = [str(e) for e in errors if str(e).startswith("Teams Shifts") and "HTTP 403" in str(e)] \
+        if isinstance(errors, list) else []
+    if refused:
+        return TeamsCheck(False, f"Teams Shifts: team {team}'s schedule reads, but the last publish was refused "
+                          f"({refused[-1][:200]})", f"{grant}; then `clinicbot shifts publish`")
+    if found.outcome == "no_schedule":
+        return TeamsCheck(None, f"Teams Shifts: team {team} has no Shifts schedule yet ({found.detail}); the "
+                          "next publish creates it", "if that publish says the team is not found, check the team "
+                          "id (the team's groupId)")
+    return TeamsCheck(True, f"Teams Shifts: team {team}'s schedule reads acting as {owner}"
+                      + ("" if found.enabled else " (not enabled yet: the next publish enables it)"))
+
+
 #: The shift key of a delete of an orphan (a marked Outlook event or Teams shift no row records).
 _ORPHAN = "orphan:"
 #: How far around the shifts it suspects a publish looks for Outlook events it made but never recorded.
@@ -1228,11 +1305,13 @@ def today(zone_name: str) -> date:
 
 @dataclass(frozen=True, slots=True)
 class SecondWriter:
-    """A mailbox holding events that look like clinicbot's shifts but are not clinicbot's."""
+    """A person whose shifts another writer also puts where clinicbot publishes them: events in their
+    Outlook calendar (`where` "outlook"), or shifts in the team's Teams Shifts schedule ("teams")."""
 
     mailbox: str
     person: str
     lookalikes: int
+    where: str = "outlook"
 
 
 async def second_writers(core: Core, practice: str | int | None, *, days: int = 14) -> list[SecondWriter]:
@@ -1261,14 +1340,16 @@ class SecondWriterCheck:
     def as_dict(self) -> dict[str, Any]:
         return {"at": self.at.isoformat(), "checked": self.checked, "of": self.of, "complete": self.complete,
                 "error": self.error[:300],
-                "found": [{"mailbox": f.mailbox, "person": f.person, "lookalikes": f.lookalikes} for f in self.found]}
+                "found": [{"mailbox": f.mailbox, "person": f.person, "lookalikes": f.lookalikes, "where": f.where}
+                          for f in self.found]}
 
     @classmethod
     def from_dict(cls, doc: object) -> SecondWriterCheck | None:
         if not isinstance(doc, dict):
             return None
         try:
-            found = tuple(SecondWriter(str(f["mailbox"]), str(f["person"]), int(f["lookalikes"]))
+            found = tuple(SecondWriter(str(f["mailbox"]), str(f["person"]), int(f["lookalikes"]),
+                                       "teams" if f.get("where") == "teams" else "outlook")
                           for f in doc.get("found") or [])
             return cls(datetime.fromisoformat(str(doc["at"])), found, int(doc["checked"]), int(doc["of"]),
                        bool(doc["complete"]), str(doc.get("error") or ""))
@@ -1287,13 +1368,16 @@ _CHECK_KEY = "second_writer_check"
 
 async def _scan(core: Core, practice: str | int | None, *, days: int, mailboxes: int | None,
                 seconds: float | None) -> SecondWriterCheck:
-    """Look in the calendars with upcoming shifts (at most `mailboxes`, the busiest first) for lookalikes."""
+    """Look where the shifts are published for another writer's copies: the Outlook calendars with
+    upcoming shifts (at most `mailboxes`, the busiest first) and, when Teams is a target, the team's
+    Shifts schedule (one more "calendar" in the counts)."""
     now = utcnow()
     async with core.store.session() as s:
         row = await _practice(s, practice)
         source = await _source(s, row, "system", create=False)
         if source is None:
             return SecondWriterCheck(now, (), 0, 0, True)
+        target = _target_of(source.config)
         shift_rows = (await s.scalars(select(ShiftRow).where(
             ShiftRow.source_id == source.id, ShiftRow.want_hash.is_not(None),
             ShiftRow.starts_at < now + timedelta(days=days), ShiftRow.ends_at > now,
@@ -1308,7 +1392,9 @@ async def _scan(core: Core, practice: str | int | None, *, days: int, mailboxes:
             return SecondWriterCheck(now, (), 0, 0, True)
         publisher, _conn_id = await _open_publisher(core, s, row)
     order = sorted(wanted, key=lambda mb: (-len(wanted[mb][1]), mb))
-    sample = order if mailboxes is None else order[:mailboxes]
+    # Teams only: clinicbot writes no Outlook calendar, so an event there doubles nothing of its own.
+    sample = ([] if not target.outlook else order if mailboxes is None else order[:mailboxes])
+    teams = target.teams and bool(target.team_id)
     deadline = None if seconds is None else clock.monotonic() + seconds
     found: list[SecondWriter] = []
     checked, complete, errors = 0, True, []
@@ -1333,9 +1419,39 @@ async def _scan(core: Core, practice: str | int | None, *, days: int, mailboxes:
             checked += 1
             if same:
                 found.append(SecondWriter(mailbox, person, len(same)))
+        if teams and complete:
+            left = None if deadline is None else deadline - clock.monotonic()
+            try:
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                found += await asyncio.wait_for(_teams_second_writers(publisher, target, wanted), left)
+                checked += 1
+            except TimeoutError:
+                complete = False
+            except ProviderError as exc:
+                errors.append(f"Teams Shifts: {exc}")
     finally:
         await publisher.aclose()
-    return SecondWriterCheck(now, tuple(found), checked, len(order), complete, errors[0] if errors else "")
+    return SecondWriterCheck(now, tuple(found), checked, (len(order) if target.outlook else 0) + int(teams),
+                             complete, errors[0] if errors else "")
+
+
+async def _teams_second_writers(publisher: ShiftPublisher, target: ShiftTarget,
+                                wanted: dict[str, tuple[str, list[ShiftEvent]]]) -> list[SecondWriter]:
+    """People whose shifts the team's Shifts schedule already holds unmarked (a manager's by hand, another
+    connector's): the same person, start and end as a shift clinicbot publishes there."""
+    refs = [*wanted, *([] if _GUID.match(target.acts_as) else [target.acts_as])]
+    ids = await publisher.user_ids(refs)
+    acting = target.acts_as if _GUID.match(target.acts_as) else ids.get(target.acts_as)
+    if acting is None:
+        raise Refused(f"Teams Shifts: the directory does not know {target.acts_as!r}, who the app acts as")
+    by_user = {ids[mb]: mb for mb in wanted if mb in ids}
+    same = await publisher.teams_lookalikes(target.team_id, acting, [
+        (user, e.start, e.end) for user, mb in by_user.items() for e in wanted[mb][1]])
+    counts: dict[str, int] = {}
+    for user, _start, _end in same:
+        counts[by_user[user]] = counts.get(by_user[user], 0) + 1
+    return [SecondWriter(mb, wanted[mb][0], n, "teams") for mb, n in sorted(counts.items())]
 
 
 async def check_second_writers(core: Core, practice: str | int | None, *, mailboxes: int = CHECK_MAILBOXES,
