@@ -18,13 +18,14 @@ import hashlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from adapters.graph import teams_shifts
 from adapters.graph.client import BATCH_ATTEMPTS, MAILBOX_CONCURRENCY, MAX_BATCH, BatchItem, BatchResult, GraphClient
-from adapters.graph.connection import is_application, open_client
+from adapters.graph.connection import auth_config, is_application, open_client
 from adapters.graph.errors import PROVIDER
 from adapters.graph.mapping import parse_graph_datetime
 from adapters.kit.http import parse_retry_after
@@ -36,6 +37,7 @@ from sync.contract.shifts import (
     PublishOp,
     PublishResult,
     ShiftEvent,
+    TeamsAccess,
     TeamsShiftOp,
     TeamsTarget,
 )
@@ -143,6 +145,15 @@ class GraphShiftPublisher:
 
     async def teams_marked(self, target: TeamsTarget, start: datetime, end: datetime) -> dict[str, str]:
         return await teams_shifts.marked(self._client(target.team_id), target, start, end)
+
+    async def teams_lookalikes(self, team_id: str, acts_as: str, wanted: Sequence[tuple[str, datetime, datetime]]
+                               ) -> list[tuple[str, datetime, datetime]]:
+        return await teams_shifts.lookalikes(self._client(team_id), team_id, acts_as, wanted)
+
+    async def teams_access(self, team_id: str, acts_as: str) -> TeamsAccess:
+        found = await teams_shifts.access(self._client(team_id), team_id, acts_as)
+        tenant = (self.conn.credentials or {}).get("tenant_id") or self.conn.config.get("tenant_id")
+        return replace(found, app_id=auth_config(self.conn, self.host).client_id, tenant_id=str(tenant or ""))
 
     async def teams_write(self, target: TeamsTarget, ops: Sequence[TeamsShiftOp]) -> list[PublishResult]:
         return await teams_shifts.write(self._client(target.team_id), target, ops)

@@ -29,9 +29,9 @@ from urllib.parse import quote
 from adapters.graph.client import BatchItem, GraphClient
 from adapters.graph.errors import PROVIDER
 from sync.contract import BadPayload, NotFound, ProviderError, Refused, Unavailable
-from sync.contract.shifts import PublishResult, ShiftEvent, TeamsShiftOp, TeamsTarget
+from sync.contract.shifts import PublishResult, ShiftEvent, TeamsAccess, TeamsShiftOp, TeamsTarget
 
-__all__ = ["SCHEDULING_GROUP", "marked", "ready", "shift_body", "team_path", "write"]
+__all__ = ["SCHEDULING_GROUP", "access", "lookalikes", "marked", "ready", "shift_body", "team_path", "write"]
 
 #: The scheduling group clinicbot's shifts belong to.
 SCHEDULING_GROUP = "Clinic shifts (clinicbot)"
@@ -104,6 +104,42 @@ async def ready(client: GraphClient, team_id: str, acts_as: str, zone: str,
     return TeamsTarget(team_id=team_id, acts_as=acts_as, group_id=group["id"])
 
 
+#: Words in a 403's message that name a missing permission (Graph: "Missing role permissions on the
+#: request ...", "... API requires one of 'Schedule.Read.All, Schedule.ReadWrite.All'").
+_ROLE_WORDS = ("role", "schedule.readwrite", "schedule.read", "scope")
+#: ... and words that point at who the app acts as instead ("MS-APP-ACTS-AS ...", "Sorry, you need to be
+#: an admin to do this." with MissingAdminPermissions, "... is not a member of the team").
+_ACTING_WORDS = ("acts-as", "admin", "member", "owner")
+
+
+async def access(client: GraphClient, team_id: str, acts_as: str) -> TeamsAccess:
+    """GET the team's schedule acting as `acts_as`, as one $batch item so Graph's words come back too."""
+    item = BatchItem(id="1", method="GET", url=f"{team_path(team_id)}/schedule", headers=_headers(acts_as))
+    answer = (await client.batch([item], sequential=False))[item.id]
+    if answer.status < 400:
+        enabled = isinstance(answer.body, dict) and answer.body.get("enabled") is True
+        return TeamsAccess("ok", enabled=enabled)
+    if answer.status == 404:
+        return TeamsAccess("no_schedule", _words(answer.body))
+    if answer.status == 403:
+        words = _words(answer.body)
+        lowered = words.lower()
+        acting = any(w in lowered for w in _ACTING_WORDS)
+        role = any(w in lowered for w in _ROLE_WORDS)
+        return TeamsAccess("no_role" if role and not acting else "refused", words)
+    err = answer.error(item)
+    assert err is not None
+    raise err
+
+
+def _words(body: Any) -> str:
+    """Graph's error code and message, for a person to read."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return ""
+    return f"{error.get('code') or '-'}: {str(error.get('message') or '')[:300]}"
+
+
 async def marked(client: GraphClient, target: TeamsTarget, start: datetime, end: datetime) -> dict[str, str]:
     """Shifts in [start, end] carrying a clinicbot marker: marker -> shift id."""
     params = {"$filter": f"sharedShift/startDateTime ge {_utc(start)} and sharedShift/endDateTime le {_utc(end)}"}
@@ -120,8 +156,50 @@ async def marked(client: GraphClient, target: TeamsTarget, start: datetime, end:
     return found
 
 
+async def lookalikes(client: GraphClient, team_id: str, acts_as: str,
+                     wanted: Sequence[tuple[str, datetime, datetime]]) -> list[tuple[str, datetime, datetime]]:
+    """Shared shifts without clinicbot's marker of one of `wanted`'s (user id, start, end): another writer's.
+
+    Names are not compared: a person's shift at the same times is the same shift to whoever reads the
+    schedule, whatever another writer calls it. Draft shifts (a manager's, unseen by staff) are left out."""
+    if not wanted:
+        return []
+    keys = {(user, start.astimezone(UTC), end.astimezone(UTC)) for user, start, end in wanted}
+    start = min(k[1] for k in keys)
+    end = max(k[2] for k in keys)
+    params = {"$filter": f"sharedShift/startDateTime ge {_utc(start)} and sharedShift/endDateTime le {_utc(end)}"}
+    found: list[tuple[str, datetime, datetime]] = []
+    async for page in client.pages(f"{team_path(team_id)}/schedule/shifts", params=params,
+                                   headers=_headers(acts_as)):
+        for raw in page["value"]:
+            shared = raw.get("sharedShift") if isinstance(raw, dict) else None
+            if not isinstance(shared, dict) or _MARKER.search(str(shared.get("notes") or "")):
+                continue
+            try:
+                key = (str(raw.get("userId") or ""), _moment(shared.get("startDateTime")),
+                       _moment(shared.get("endDateTime")))
+            except ValueError:
+                continue  # a shift Graph could not give times for is nobody's duplicate
+            if key in keys:
+                found.append(key)
+    return found
+
+
+def _moment(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("no time")
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("no offset")
+    return moment.astimezone(UTC)
+
+
 async def write(client: GraphClient, target: TeamsTarget, ops: Sequence[TeamsShiftOp]) -> list[PublishResult]:
-    """Create, replace and delete shifts in $batch requests of up to 20 (4 running at a time)."""
+    """Create, replace and delete shifts in $batch requests of up to 20 (4 running at a time).
+
+    One batch at a time per team, on purpose: Graph's Teams service limits allow an app at most 4
+    requests per second on a given team (and 30 rps of writes under /teams/{id}/schedule per tenant),
+    so batches side by side would only draw 429s; a throttled item is resent after its Retry-After."""
     base = f"{team_path(target.team_id)}/schedule/shifts"
     items: list[BatchItem] = []
     for n, op in enumerate(ops):

@@ -80,16 +80,47 @@ async def _second_writer_checks(core: Core) -> int:
         if not check.of:
             continue
         sample = f"{check.checked} of {check.of} calendars" + ("" if check.complete else ", stopped at the time limit")
-        if check.found:
-            bad += 1
-            names = ", ".join(f"{f.person} ({f.lookalikes})" for f in check.found[:5])
+        outlook = [f for f in check.found if f.where != "teams"]
+        teams = [f for f in check.found if f.where == "teams"]
+        if outlook:
+            names = ", ".join(f"{f.person} ({f.lookalikes})" for f in outlook[:5])
             _line(False, f"{where}: another writer already puts the shifts in Outlook: {names} ({sample})",
                   "turn off the scheduler's own Outlook integration, or each shift shows twice; "
                   "`clinicbot shifts check` lists them all")
+        if teams:
+            names = ", ".join(f"{f.person} ({f.lookalikes})" for f in teams[:5])
+            _line(False, f"{where}: the team's Teams Shifts schedule already holds shifts clinicbot did not write "
+                  f"at the times of its own: {names} ({sample})",
+                  "remove them in the Shifts app (a manager's by hand, or another connector's), or turn that "
+                  "connector off, or publish to Outlook only (`clinicbot shifts target outlook`): each shift "
+                  "shows twice")
+        if check.found:
+            bad += 1
         else:
             _line(True if check.complete and not check.error else None,
                   f"{where}: no second writer in {sample}" + (f"; {check.error}" if check.error else ""),
                   "`clinicbot shifts check` looks in every calendar")
+    return bad
+
+
+async def _teams_shifts_checks(core: Core) -> int:
+    """Per practice whose shift schedule goes to Teams Shifts: can the app write the team's schedule (the
+    Schedule.ReadWrite.All application permission, and the owner it acts as)? Returns the failures."""
+    bad = 0
+    async with core.store.session() as s:
+        practices = list(dict.fromkeys((await s.scalars(
+            select(Connection.practice_id).where(Connection.provider == shift_service.INTEGRATION)
+            .order_by(Connection.id))).all()))
+    for practice_id in practices:
+        try:
+            check = await shift_service.check_teams_access(core, practice_id)
+        except (ServiceError, ProviderError) as exc:
+            _line(None, f"practice {practice_id} shift schedule: the Teams Shifts check could not run ({exc})")
+            continue
+        if check is None:
+            continue  # Teams is not a target
+        bad += check.ok is False
+        _line(check.ok, f"practice {practice_id} shift schedule: {check.words}", check.fix)
     return bad
 
 
@@ -174,6 +205,7 @@ def doctor() -> None:
                           if health.failures_24h else "the poll keeps bookings current meanwhile")
 
                 bad += await _second_writer_checks(core)
+                bad += await _teams_shifts_checks(core)
         except StoreError as exc:
             bad += 1
             _line(False, "database", f"{exc}; check CLINICBOT_DATABASE_URL")

@@ -208,16 +208,19 @@ async def shifts_check(core: Core, days: int, practice_name: str | None, as_json
     except ServiceError as exc:
         fail(str(exc))
         return
-    rows = [{"mailbox": f.mailbox, "person": f.person, "lookalike_events": f.lookalikes} for f in found]
+    rows = [{"mailbox": f.mailbox, "person": f.person, "lookalike_events": f.lookalikes, "where": f.where}
+            for f in found]
     if as_json:
         emit(rows, None, True)
         return
     if not rows:
         click.echo(f"No second writer found in the next {days} days: only clinicbot writes these shifts.")
         return
-    emit(rows, ["mailbox", "person", "lookalike_events"], False)
+    emit(rows, ["mailbox", "person", "lookalike_events", "where"], False)
     click.echo("These calendars already hold events with the shifts' subjects and times that clinicbot did not "
-               "write: turn off the scheduler's own Outlook integration for them, or the shifts show twice.")
+               "write: turn off the scheduler's own Outlook integration for them (where: outlook), remove the "
+               "shifts another writer puts in the team's Teams Shifts schedule (where: teams), or the shifts "
+               "show twice.")
 
 
 async def _then_publish(core: Core, practice_name: str | None, out: dict[str, object], publish: bool,

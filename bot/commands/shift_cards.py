@@ -80,11 +80,17 @@ def second_writer_lines(check: service.SecondWriterCheck | None, zone: str) -> t
     if check is None or not check.found:
         return ()
     lines = [f"{f.person} ({f.mailbox}): {f.lookalikes} event{'s' if f.lookalikes != 1 else ''} with a shift's "
-             "subject and times that clinicbot did not write" for f in check.found[:MAX_WRITERS]]
+             "subject and times that clinicbot did not write" if f.where != "teams" else
+             f"{f.person} ({f.mailbox}): {f.lookalikes} shift{'s' if f.lookalikes != 1 else ''} in the team's Teams "
+             "Shifts schedule at a shift's times that clinicbot did not write" for f in check.found[:MAX_WRITERS]]
     if len(check.found) > MAX_WRITERS:
         lines.append(f"and {len(check.found) - MAX_WRITERS} more calendars: `clinicbot shifts check`")
-    lines.append(f"Checked {moment_label(check.at, zone)} in {check.checked} of {check.of} calendars: turn off the "
-                 "scheduler's own Outlook integration for them, or each shift shows twice.")
+    fix = [*(["turn off the scheduler's own Outlook integration for them"] if any(
+               f.where != "teams" for f in check.found) else []),
+           *(["remove the shifts another writer puts in Teams Shifts (or turn it off)"] if any(
+               f.where == "teams" for f in check.found) else [])]
+    lines.append(f"Checked {moment_label(check.at, zone)} in {check.checked} of {check.of} calendars: "
+                 f"{', and '.join(fix)}, or each shift shows twice.")
     return tuple(lines)
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "ShiftPublisher",
     "ShiftSnapshot",
     "ShiftSourceSlot",
+    "TeamsAccess",
     "TeamsShiftOp",
     "TeamsTarget",
 ]
@@ -180,6 +181,23 @@ class TeamsTarget:
     group_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class TeamsAccess:
+    """What reading a team's Shifts schedule, acting as its owner, told of the app's access.
+
+    `outcome`: "ok" (read it), "no_schedule" (no schedule yet, or no such team), "no_role" (Graph
+    names a permission the app lacks), "refused" (refused otherwise: who it acts as, most often).
+    `detail` holds Graph's code and message for the last two.
+    """
+
+    outcome: Literal["ok", "no_schedule", "no_role", "refused"]
+    detail: str = ""
+    enabled: bool = False
+    #: The app registration (client id) and tenant the permission is granted to, for the words of a fix.
+    app_id: str = ""
+    tenant_id: str = ""
+
+
 #: One mailbox's writes, as a streamed `write` receives them.
 MailboxWork = tuple[str, Sequence[PublishOp]]
 
@@ -220,6 +238,16 @@ class ShiftPublisher(Protocol):
 
     async def teams_marked(self, target: TeamsTarget, start: datetime, end: datetime) -> dict[str, str]:
         """Shifts in [start, end] whose notes end in a clinicbot marker: marker -> shift id."""
+        ...
+
+    async def teams_lookalikes(self, team_id: str, acts_as: str, wanted: Sequence[tuple[str, datetime, datetime]]
+                               ) -> list[tuple[str, datetime, datetime]]:
+        """Shared shifts in the team's schedule, not marked as clinicbot's, with one of `wanted`'s
+        (user object id, start, end): a second writer's copies."""
+        ...
+
+    async def teams_access(self, team_id: str, acts_as: str) -> TeamsAccess:
+        """Read the team's Shifts schedule acting as `acts_as` (an object id): what Graph allows, writing nothing."""
         ...
 
     async def teams_write(self, target: TeamsTarget, ops: Sequence[TeamsShiftOp]) -> list[PublishResult]:

@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import NotFound as Gone
@@ -63,9 +63,11 @@ __all__ = [
     "SecondWriterCheck",
     "ShiftTarget",
     "ShiftView",
+    "TeamsCheck",
     "assignment_flags",
     "check_people",
     "check_second_writers",
+    "check_teams_access",
     "day_bounds",
     "import_schedule",
     "known_assignments",
@@ -550,9 +552,11 @@ async def publish(core: Core, practice: str | int | None, *, actor: str) -> Publ
             await _publish_teams(core, practice_id, source_id, source_key, publisher, summary)
             # A row with nothing published anywhere and nothing wanted (a removed shift, deleted) is history no more.
             async with core.store.session() as s:
+                # (Kept while a create of it may sit unrecorded in a calendar: the next publish looks there.)
                 await s.execute(delete(ShiftRow).where(
                     ShiftRow.source_id == source_id, ShiftRow.live.is_(False), ShiftRow.pub_remote_id.is_(None),
-                    ShiftRow.teams_remote_id.is_(None), ShiftRow.want_hash.is_(None)))
+                    ShiftRow.teams_remote_id.is_(None), ShiftRow.want_hash.is_(None),
+                    ShiftRow.sent_mailbox.is_(None)))
     except SyncBusy:
         raise Conflict("another publish of this schedule is running; try again in a minute") from None
     finally:
@@ -629,9 +633,9 @@ async def _publish_pending(core: Core, practice_id: int, source_id: int, source_
 
     unmapped = asyncio.ensure_future(count_unmapped())
     try:
-        plan, maker = await _load_plan(core, practice_id, source_id)
-        if plan:
-            await _publish_all(core, source_key, plan, maker, publisher, summary, fed)
+        plan, maker, suspects = await _load_plan(core, practice_id, source_id)
+        if plan or suspects:
+            await _publish_all(core, source_key, plan, maker, publisher, summary, fed, suspects, source_id)
     finally:
         fed.set()
         summary.skipped_unmapped = await unmapped
@@ -649,20 +653,47 @@ async def _count_unmapped(core: Core, source_id: int) -> int:
                and person_key(name or "") not in overrides)
 
 
-async def _load_plan(core: Core, practice_id: int, source_id: int) -> tuple[list[_Planned], _EventMaker]:
-    """The pending shifts, their attempts counted (committed before any write), and their events' maker."""
+@dataclass(frozen=True, slots=True)
+class _Suspect:
+    """A shift whose Outlook create went to `mailbox` and whose answer is not recorded (its sent mark)."""
+
+    row_id: int
+    key: str
+    mailbox: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+#: The rows an Outlook create is sent for: wanted, and not yet in the wanted mailbox.
+_CREATING = and_(ShiftRow.want_hash.is_not(None), ShiftRow.want_mailbox.is_not(None),
+                 or_(ShiftRow.pub_remote_id.is_(None), ShiftRow.pub_mailbox.is_distinct_from(ShiftRow.want_mailbox)))
+
+
+async def _load_plan(core: Core, practice_id: int, source_id: int
+                     ) -> tuple[list[_Planned], _EventMaker, list[_Suspect]]:
+    """The pending shifts, their attempts counted (committed before any write), their events' maker,
+    and the shifts an earlier publish sent a create for without recording its answer."""
     async with core.store.session() as s:
         practice = await s.get(Practice, practice_id)
         source = await s.get(Connection, source_id)
         assert practice is not None and source is not None
         outlook = _target_of(source.config).outlook
-        # One statement counts the attempt of every pending shift and reads it back, committed before
-        # any write: a crash leaves the trace that a create may have landed. Outlook left as a target:
-        # what was published there goes (nothing is wanted there any more).
+        # Read before this publish marks its own creates: where earlier ones may sit unrecorded.
+        suspects = [_Suspect(r.id, r.shift_key, r.sent_mailbox, r.starts_at, r.ends_at)
+                    for r in (await s.execute(select(
+                        ShiftRow.id, ShiftRow.shift_key, ShiftRow.sent_mailbox, ShiftRow.starts_at, ShiftRow.ends_at,
+                    ).where(ShiftRow.source_id == source_id, ShiftRow.sent_mailbox.is_not(None)))).all()]
+        # One statement counts the attempt of every pending shift, marks where each create goes, and
+        # reads them back, committed before any write: a crash leaves the trace that a create may have
+        # landed, and where. Outlook left as a target: what was published there goes (nothing is wanted
+        # there any more).
+        values: dict[str, Any] = {"attempts": ShiftRow.attempts + 1}
+        if outlook:
+            values["sent_mailbox"] = case((_CREATING, ShiftRow.want_mailbox), else_=ShiftRow.sent_mailbox)
         rows = (await s.execute(
             update(ShiftRow).where(ShiftRow.source_id == source_id,
                                    _PENDING if outlook else ShiftRow.pub_remote_id.is_not(None))
-            .values(attempts=ShiftRow.attempts + 1).returning(*_PLAN_COLUMNS)
+            .values(values).returning(*_PLAN_COLUMNS)
             .execution_options(synchronize_session=False)
         )).all()
         maker = _EventMaker(dict(source.config or {}), ZoneInfo(practice.timezone), practice.name)
@@ -673,7 +704,7 @@ async def _load_plan(core: Core, practice_id: int, source_id: int) -> tuple[list
         elif _pending_kind(r) != "unchanged":  # (the statement's filter is _pending_kind's: all are pending)
             plan.append(_Planned(r.id, r.shift_key, r.want_mailbox, r.want_hash, r.pub_mailbox, r.pub_remote_id,
                                  r.attempts, r if r.want_hash is not None else None))
-    return plan, maker
+    return plan, maker, suspects
 
 
 def _txid(*parts: str) -> str:
@@ -683,9 +714,97 @@ def _txid(*parts: str) -> str:
 _Work = tuple[str, _Planned]  # (create|update|delete, the shift)
 
 
+@dataclass(frozen=True, slots=True)
+class TeamsCheck:
+    """Whether the app can publish to the team's Teams Shifts schedule, for `doctor`.
+
+    `ok`: True, False (publishing there fails until someone acts: `fix` says exactly what), or None
+    (a note: nothing to check yet, or the check could not run)."""
+
+    ok: bool | None
+    words: str
+    fix: str = ""
+
+
+def _grant_words(app_id: str, tenant_id: str) -> str:
+    app = app_id or "clinicbot's app registration (CLINICBOT_GRAPH_CLIENT_ID)"
+    return (f"in the Entra admin center, App registrations > {app} > API permissions > Add a permission > "
+            "Microsoft Graph > Application permissions > Schedule.ReadWrite.All, then Grant admin consent"
+            + (f" for tenant {tenant_id}" if tenant_id else "") + " (Schedule.Read.All is not enough; "
+            "a delegated permission does not count)")
+
+
+async def check_teams_access(core: Core, practice: str | int | None) -> TeamsCheck | None:
+    """Can the practice-wide connection publish to the team's Shifts schedule? None: Teams is not a target.
+
+    Reads the team's schedule acting as the configured owner (writing nothing) and names what is
+    missing: the Schedule.ReadWrite.All application permission, or an owner Graph accepts. A read
+    proves Schedule.Read.All at least; the last publish's answer from Teams tells the rest."""
+    async with core.store.session() as s:
+        row = await _practice(s, practice)
+        source = await s.scalar(select(Connection).where(Connection.practice_id == row.id,
+                                                         Connection.provider == INTEGRATION)
+                                .order_by(Connection.id).limit(1))
+        where = _target_of(source.config if source is not None else None)
+        if source is None or not where.teams:
+            return None
+        last = (source.config or {}).get("last_publish")
+        try:
+            publisher, _conn_id = await _open_publisher(core, s, row)
+        except Conflict as exc:
+            return TeamsCheck(False, "Teams Shifts is a target, but no connection can publish", str(exc))
+    team, owner = where.team_id, where.acts_as
+    change_owner = f"`clinicbot shifts target teams team {team} as <a team owner's UPN>`"
+    try:
+        acting: str | None = owner
+        if not _GUID.match(owner):
+            acting = (await publisher.user_ids([owner])).get(owner)
+        if acting is None:
+            return TeamsCheck(False, f"Teams Shifts acts as {owner}, whom Microsoft 365 does not know",
+                              f"name an owner of team {team}: {change_owner}")
+        found = await publisher.teams_access(team, acting)
+    except ProviderError as exc:
+        return TeamsCheck(None, f"Teams Shifts: the check could not run ({exc})", "run `clinicbot doctor` again")
+    finally:
+        await publisher.aclose()
+    grant = _grant_words(found.app_id, found.tenant_id)
+    if found.outcome == "no_role":
+        return TeamsCheck(False, f"Teams Shifts: the app may not use team {team}'s schedule ({found.detail})", grant)
+    if found.outcome == "refused":
+        return TeamsCheck(False, f"Teams Shifts: Graph refuses team {team}'s schedule acting as {owner} "
+                          f"({found.detail})",
+                          f"make {owner} an owner of the team in Teams, or name one: {change_owner}; if the "
+                          f"permission is missing instead: {grant}")
+    errors = last.get("errors") if isinstance(last, dict) else None
+    refused = [str(e) for e in errors if str(e).startswith("Teams Shifts") and "HTTP 403" in str(e)] \
+        if isinstance(errors, list) else []
+    if refused:
+        return TeamsCheck(False, f"Teams Shifts: team {team}'s schedule reads, but the last publish was refused "
+                          f"({refused[-1][:200]})", f"{grant}; then `clinicbot shifts publish`")
+    if found.outcome == "no_schedule":
+        return TeamsCheck(None, f"Teams Shifts: team {team} has no Shifts schedule yet ({found.detail}); the "
+                          "next publish creates it", "if that publish says the team is not found, check the team "
+                          "id (the team's groupId)")
+    return TeamsCheck(True, f"Teams Shifts: team {team}'s schedule reads acting as {owner}"
+                      + ("" if found.enabled else " (not enabled yet: the next publish enables it)"))
+
+
+#: The shift key of a delete of an orphan (a marked Outlook event or Teams shift no row records).
+_ORPHAN = "orphan:"
+#: How far around the shifts it suspects a publish looks for Outlook events it made but never recorded.
+_OUTLOOK_LOOK_AROUND = timedelta(days=7)
+
+
 async def _publish_all(core: Core, source_key: str, plan: list[_Planned], maker: _EventMaker,
-                       publisher: ShiftPublisher, summary: PublishSummary, fed: asyncio.Event) -> None:
-    """Write the plan, mailbox by mailbox as each is checked, recording results as they land."""
+                       publisher: ShiftPublisher, summary: PublishSummary, fed: asyncio.Event,
+                       suspects: Sequence[_Suspect] = (), source_id: int | None = None) -> None:
+    """Write the plan, mailbox by mailbox as each is checked, recording results as they land.
+
+    A calendar where an earlier create may sit unrecorded (its answer lost, or the process stopped
+    before recording it) is looked at first for clinicbot's own marked events: a create of a shift
+    found there becomes an update of that event, and a marked event no shift records (its shift
+    re-keyed or removed since) is deleted, when it lies around the suspected shifts and is not over.
+    """
     by_mailbox: dict[str, list[_Work]] = {}
     wanted: set[str] = set()
     for item in plan:
@@ -696,51 +815,97 @@ async def _publish_all(core: Core, source_key: str, plan: list[_Planned], maker:
             kind = "update" if item.pub_remote_id and item.pub_mailbox == item.want_mailbox else "create"
             by_mailbox.setdefault(item.want_mailbox, []).append((kind, item))
             wanted.add(item.want_mailbox)
+    # Where to look, and around which times: the sent marks of earlier publishes, and creates tried before.
+    suspected: dict[str, list[tuple[datetime, datetime]]] = {}
+    for sus in suspects:
+        suspected.setdefault(sus.mailbox, []).append((sus.starts_at, sus.ends_at))
+    for mailbox, work in by_mailbox.items():
+        for kind, item in work:
+            if kind == "create" and item.attempts > 1 and item.fields is not None:
+                suspected.setdefault(mailbox, []).append((item.fields.starts_at, item.fields.ends_at))
+    creating = {item.row_id for work in by_mailbox.values() for kind, item in work if kind == "create"}
+    recorded = await _recorded_events(core, source_id) if suspected and source_id is not None else set()
     recorder = _Recorder(core, summary)
     #: (mailbox, shift key) -> the shift, for the results as they land.
     planned: dict[tuple[str, str], _Planned] = {}
     sent: dict[str, list[PublishOp]] = {}
     unknown: set[str] = set()
-    mailboxes = sorted(by_mailbox)
+    #: Suspected calendars looked through (or unknown to the directory: no calendar), and those where
+    #: deleting an orphan failed: the sent marks of the first, less the second, are cleared at the end.
+    looked: set[str] = set()
+    orphans_failed: set[str] = set()
+    mailboxes = sorted(set(by_mailbox) | set(suspected))
     chunks = [mailboxes[i:i + _DIRECTORY_CHUNK] for i in range(0, len(mailboxes), _DIRECTORY_CHUNK)]
     # The directory is asked about every chunk at once (its answers queue on one gate); the writer
     # starts with the first chunk's mailboxes while later answers and ops are still being made.
-    checks = [asyncio.ensure_future(publisher.unknown_people([m for m in c if m in wanted])) for c in chunks]
+    checks = [asyncio.ensure_future(publisher.unknown_people([m for m in c if m in wanted or m in suspected]))
+              for c in chunks]
 
-    async def own(mailbox: str) -> dict[str, str]:
-        """An earlier run may have created events before it stopped: clinicbot's own in the mailbox."""
+    async def own(mailbox: str) -> tuple[dict[str, str], list[str]]:
+        """clinicbot's own events in a suspected calendar: shift key -> the event a create adopts, and
+        the orphans to delete. Only events carrying this source's mark are seen, so no other is touched."""
         try:
-            return {e.shift_key: e.remote_id for e in await publisher.own_events(mailbox, source_key)}
+            found = await publisher.own_events(mailbox, source_key)
         except ProviderError as exc:
-            work = by_mailbox.pop(mailbox)
+            work = by_mailbox.pop(mailbox, [])
             summary.failed += len(work)
             summary.errors.append(f"{mailbox}: {exc}")
             await _record_failure(core, [w[1].row_id for w in work], str(exc))
-            return {}
+            return {}, []
+        to_create = {item.key for kind, item in by_mailbox.get(mailbox, []) if kind == "create"}
+        spans = suspected[mailbox]
+        low = min(a for a, _b in spans) - _OUTLOOK_LOOK_AROUND
+        high = max(b for _a, b in spans) + _OUTLOOK_LOOK_AROUND
+        now = utcnow()
+        adopt: dict[str, str] = {}
+        orphans: list[str] = []
+        for event in sorted(found, key=lambda e: e.remote_id):
+            if event.remote_id in recorded:
+                continue  # a shift records it (its update or delete, if any, is in the plan)
+            if event.shift_key in to_create and event.shift_key not in adopt:
+                adopt[event.shift_key] = event.remote_id
+            elif event.start is not None and event.end is not None and now < event.end \
+                    and event.start < high and event.end > low:
+                orphans.append(event.remote_id)  # (a second one of a shift, too: the calendar shows it once)
+        looked.add(mailbox)
+        return adopt, orphans
 
     streamed: set[str] = set()
 
     async def stream() -> AsyncIterator[MailboxWork]:
         for chunk, check in zip(chunks, checks, strict=True):
             unknown.update(await check)
-            retried = [mb for mb in chunk if any(k == "create" and it.attempts > 1 for k, it in by_mailbox[mb])]
-            found = dict(zip(retried, await asyncio.gather(*(own(mb) for mb in retried)), strict=True))
+            # A calendar the directory does not know holds nothing to find (nor gets a create).
+            looked.update(mb for mb in chunk if mb in suspected and mb in unknown)
+            suspect = [mb for mb in chunk if mb in suspected and mb not in unknown]
+            found = dict(zip(suspect, await asyncio.gather(*(own(mb) for mb in suspect)), strict=True))
             for mailbox in chunk:
                 streamed.add(mailbox)
                 for _kind, item in by_mailbox.get(mailbox, []):
                     if item.fields is not None and item.event is None:
                         item.event = maker(item.fields)
-                ops = _ops(source_key, mailbox, by_mailbox.get(mailbox, []), unknown, found.get(mailbox, {}))
+                adopt, orphans = found.get(mailbox, ({}, []))
+                ops = _ops(source_key, mailbox, by_mailbox.get(mailbox, []), unknown, adopt)
                 for op, (_kind, item) in ops:
                     planned[(mailbox, op.shift_key)] = item
-                if ops:
-                    sent[mailbox] = [op for op, _w in ops]
-                    yield mailbox, sent[mailbox]
+                batch = [op for op, _w in ops]
+                batch += [PublishOp(kind="delete", shift_key=f"{_ORPHAN}{rid}", remote_id=rid) for rid in orphans]
+                if batch:
+                    sent[mailbox] = batch
+                    yield mailbox, batch
         fed.set()
 
     redo: dict[str, list[PublishOp]] = {}
 
     def landed(mailbox: str, result: PublishResult) -> None:
+        if result.shift_key.startswith(_ORPHAN):
+            if result.error is None:
+                summary.deleted += 1
+            else:
+                summary.failed += 1
+                summary.errors.append(f"{mailbox} {result.shift_key}: {result.error}")
+                orphans_failed.add(mailbox)
+            return
         item = planned[(mailbox, result.shift_key)]
         if result.kind == "update" and isinstance(result.error, Gone) and item.event is not None:
             # An update of an event deleted by hand in the calendar: publish the shift again.
@@ -763,7 +928,7 @@ async def _publish_all(core: Core, source_key: str, plan: list[_Planned], maker:
     except ProviderError as exc:
         # What landed is recorded; every other op of this publish failed with the error.
         missing = [planned[(mb, op.shift_key)].row_id for mb, ops in sent.items() for op in ops
-                   if not recorder.has(mb, op.shift_key, op.kind)]
+                   if not op.shift_key.startswith(_ORPHAN) and not recorder.has(mb, op.shift_key, op.kind)]
         missing += [it.row_id for mb, work in by_mailbox.items() if mb not in streamed for _k, it in work]
         summary.failed += len(missing)
         summary.errors.append(str(exc))
@@ -772,7 +937,25 @@ async def _publish_all(core: Core, source_key: str, plan: list[_Planned], maker:
         return
     finally:
         await recorder.close()
-    summary.unknown_people = sorted(unknown)
+    summary.unknown_people = sorted(unknown & wanted)
+    # A suspected calendar put right: the sent marks of shifts not created there now are done with (a
+    # shift created there now clears its own when the create is recorded).
+    done = [{"b_id": sus.row_id, "b_mailbox": sus.mailbox} for sus in suspects
+            if sus.mailbox in looked and sus.mailbox not in orphans_failed and sus.row_id not in creating]
+    if done:
+        table = ShiftRow.__table__
+        assert isinstance(table, Table)
+        async with core.store.session() as s:
+            await s.execute(update(table).where(table.c.id == bindparam("b_id"),
+                                                table.c.sent_mailbox == bindparam("b_mailbox"))
+                            .values(sent_mailbox=None), done)
+
+
+async def _recorded_events(core: Core, source_id: int) -> set[str]:
+    """The Outlook events the source's shifts record (never orphans, whatever a calendar says)."""
+    async with core.store.session() as s:
+        return {rid for rid in (await s.scalars(select(ShiftRow.pub_remote_id).where(
+            ShiftRow.source_id == source_id, ShiftRow.pub_remote_id.is_not(None)))).all() if rid}
 
 
 def _ops(source_key: str, mailbox: str, work: list[_Work], unknown: set[str],
@@ -843,6 +1026,8 @@ class _Recorder:
             self.summary.created += result.kind == "create"
             self.summary.updated += result.kind == "update"
             change.update(pub_mailbox=mailbox, pub_remote_id=result.remote_id, pub_hash=item.want_hash)
+            if mailbox == item.want_mailbox and (item.pub_remote_id is None or item.pub_mailbox != mailbox):
+                change["sent_mailbox"] = None  # the create this publish marked is recorded
         if "last_error" not in change:
             change.update(attempts=0, last_error=None)
 
@@ -971,8 +1156,6 @@ async def set_shift_target(core: Core, practice: str | int | None, target: str, 
     return before, after
 
 
-#: The shift key of a delete of an orphan (a marked Teams shift no row records).
-_ORPHAN = "orphan:"
 #: How far around the shifts being created a publish looks for Teams shifts it made but never recorded.
 _TEAMS_LOOK_AROUND = timedelta(days=7)
 
@@ -1122,11 +1305,13 @@ def today(zone_name: str) -> date:
 
 @dataclass(frozen=True, slots=True)
 class SecondWriter:
-    """A mailbox holding events that look like clinicbot's shifts but are not clinicbot's."""
+    """A person whose shifts another writer also puts where clinicbot publishes them: events in their
+    Outlook calendar (`where` "outlook"), or shifts in the team's Teams Shifts schedule ("teams")."""
 
     mailbox: str
     person: str
     lookalikes: int
+    where: str = "outlook"
 
 
 async def second_writers(core: Core, practice: str | int | None, *, days: int = 14) -> list[SecondWriter]:
@@ -1155,14 +1340,16 @@ class SecondWriterCheck:
     def as_dict(self) -> dict[str, Any]:
         return {"at": self.at.isoformat(), "checked": self.checked, "of": self.of, "complete": self.complete,
                 "error": self.error[:300],
-                "found": [{"mailbox": f.mailbox, "person": f.person, "lookalikes": f.lookalikes} for f in self.found]}
+                "found": [{"mailbox": f.mailbox, "person": f.person, "lookalikes": f.lookalikes, "where": f.where}
+                          for f in self.found]}
 
     @classmethod
     def from_dict(cls, doc: object) -> SecondWriterCheck | None:
         if not isinstance(doc, dict):
             return None
         try:
-            found = tuple(SecondWriter(str(f["mailbox"]), str(f["person"]), int(f["lookalikes"]))
+            found = tuple(SecondWriter(str(f["mailbox"]), str(f["person"]), int(f["lookalikes"]),
+                                       "teams" if f.get("where") == "teams" else "outlook")
                           for f in doc.get("found") or [])
             return cls(datetime.fromisoformat(str(doc["at"])), found, int(doc["checked"]), int(doc["of"]),
                        bool(doc["complete"]), str(doc.get("error") or ""))
@@ -1181,13 +1368,16 @@ _CHECK_KEY = "second_writer_check"
 
 async def _scan(core: Core, practice: str | int | None, *, days: int, mailboxes: int | None,
                 seconds: float | None) -> SecondWriterCheck:
-    """Look in the calendars with upcoming shifts (at most `mailboxes`, the busiest first) for lookalikes."""
+    """Look where the shifts are published for another writer's copies: the Outlook calendars with
+    upcoming shifts (at most `mailboxes`, the busiest first) and, when Teams is a target, the team's
+    Shifts schedule (one more "calendar" in the counts)."""
     now = utcnow()
     async with core.store.session() as s:
         row = await _practice(s, practice)
         source = await _source(s, row, "system", create=False)
         if source is None:
             return SecondWriterCheck(now, (), 0, 0, True)
+        target = _target_of(source.config)
         shift_rows = (await s.scalars(select(ShiftRow).where(
             ShiftRow.source_id == source.id, ShiftRow.want_hash.is_not(None),
             ShiftRow.starts_at < now + timedelta(days=days), ShiftRow.ends_at > now,
@@ -1202,7 +1392,9 @@ async def _scan(core: Core, practice: str | int | None, *, days: int, mailboxes:
             return SecondWriterCheck(now, (), 0, 0, True)
         publisher, _conn_id = await _open_publisher(core, s, row)
     order = sorted(wanted, key=lambda mb: (-len(wanted[mb][1]), mb))
-    sample = order if mailboxes is None else order[:mailboxes]
+    # Teams only: clinicbot writes no Outlook calendar, so an event there doubles nothing of its own.
+    sample = ([] if not target.outlook else order if mailboxes is None else order[:mailboxes])
+    teams = target.teams and bool(target.team_id)
     deadline = None if seconds is None else clock.monotonic() + seconds
     found: list[SecondWriter] = []
     checked, complete, errors = 0, True, []
@@ -1227,9 +1419,39 @@ async def _scan(core: Core, practice: str | int | None, *, days: int, mailboxes:
             checked += 1
             if same:
                 found.append(SecondWriter(mailbox, person, len(same)))
+        if teams and complete:
+            left = None if deadline is None else deadline - clock.monotonic()
+            try:
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                found += await asyncio.wait_for(_teams_second_writers(publisher, target, wanted), left)
+                checked += 1
+            except TimeoutError:
+                complete = False
+            except ProviderError as exc:
+                errors.append(f"Teams Shifts: {exc}")
     finally:
         await publisher.aclose()
-    return SecondWriterCheck(now, tuple(found), checked, len(order), complete, errors[0] if errors else "")
+    return SecondWriterCheck(now, tuple(found), checked, (len(order) if target.outlook else 0) + int(teams),
+                             complete, errors[0] if errors else "")
+
+
+async def _teams_second_writers(publisher: ShiftPublisher, target: ShiftTarget,
+                                wanted: dict[str, tuple[str, list[ShiftEvent]]]) -> list[SecondWriter]:
+    """People whose shifts the team's Shifts schedule already holds unmarked (a manager's by hand, another
+    connector's): the same person, start and end as a shift clinicbot publishes there."""
+    refs = [*wanted, *([] if _GUID.match(target.acts_as) else [target.acts_as])]
+    ids = await publisher.user_ids(refs)
+    acting = target.acts_as if _GUID.match(target.acts_as) else ids.get(target.acts_as)
+    if acting is None:
+        raise Refused(f"Teams Shifts: the directory does not know {target.acts_as!r}, who the app acts as")
+    by_user = {ids[mb]: mb for mb in wanted if mb in ids}
+    same = await publisher.teams_lookalikes(target.team_id, acting, [
+        (user, e.start, e.end) for user, mb in by_user.items() for e in wanted[mb][1]])
+    counts: dict[str, int] = {}
+    for user, _start, _end in same:
+        counts[by_user[user]] = counts.get(by_user[user], 0) + 1
+    return [SecondWriter(mb, wanted[mb][0], n, "teams") for mb, n in sorted(counts.items())]
 
 
 async def check_second_writers(core: Core, practice: str | int | None, *, mailboxes: int = CHECK_MAILBOXES,
@@ -1366,7 +1588,9 @@ async def pending_count(core: Core, practice_id: int) -> int:
         for source_id, config in (await s.execute(select(Connection.id, Connection.config).where(
                 Connection.practice_id == practice_id, Connection.provider == INTEGRATION))).all():
             where = _target_of(config)
-            outlook = _PENDING if where.outlook else ShiftRow.pub_remote_id.is_not(None)
+            # (A sent mark is pending too: a calendar to look through for an unrecorded create.)
+            outlook = or_(_PENDING if where.outlook else ShiftRow.pub_remote_id.is_not(None),
+                          ShiftRow.sent_mailbox.is_not(None))
             teams = _TEAMS_PENDING if where.teams else ShiftRow.teams_remote_id.is_not(None)
             total += int(await s.scalar(select(func.count()).select_from(ShiftRow).where(
                 ShiftRow.source_id == source_id, or_(outlook, teams) if where.team_id else outlook)) or 0)

@@ -750,6 +750,10 @@ class ShiftRow(Base):
     teams_mailbox: Mapped[str | None] = mapped_column(String(320))
     teams_remote_id: Mapped[str | None] = mapped_column(String(512))
     teams_hash: Mapped[str | None] = mapped_column(String(64))
+    #: The mailbox an Outlook create of this shift was last sent to while its answer is not recorded:
+    #: the event may exist there unrecorded, so the next publish looks there for clinicbot's marked
+    #: events (adopting this shift's, deleting ones no shift records) before the mark is cleared.
+    sent_mailbox: Mapped[str | None] = mapped_column(String(320))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (

@@ -19,6 +19,7 @@ Documented behaviour it implements, errors included:
   ErrorIrresolvableConflict;
 - transactionId on POST events: a repeat returns the event created first, never a second one;
 - GET events with the extended-property $filter (events marked by an app), paged by $skip;
+- `lose_answers`: a $batch item done but answered 504, for crash-safety tests;
 - JSON $batch: at most 20 requests, unique ids, dependsOn (424 for a failed dependency), up to 4
   requests of a batch run at once, and each one counts against the mailbox's throttle;
 - throttling per mailbox (graph_throttle.py): 4 concurrent requests, a request budget per window;
@@ -77,6 +78,9 @@ class GraphFake(CalendarViews):
         self.throttle = MailboxThrottle(throttle or ThrottlePolicy())
         self.subs = SubscriptionsFake(self.store)
         self.teams = TeamsFake()
+        #: Answers lost on the way back: the next N successful $batch items with this method are done,
+        #: but answered 504 (a gateway timeout), as when a connection drops after the work.
+        self.lose_answers: dict[str, int] = {}
         self.delta_tokens: dict[str, DeltaState] = {}
         self.pages: dict[str, Page] = {}
         #: Every HTTP request that reached the server: (method, path); $batch counts once.
@@ -438,7 +442,11 @@ class GraphFake(CalendarViews):
                 item.get("body"),
                 req.principal,
             )
-            results[str(item["id"])] = await self._dispatch(sub)
+            answer = await self._dispatch(sub)
+            if answer.status < 300 and self.lose_answers.get(sub.method, 0) > 0:
+                self.lose_answers[sub.method] -= 1
+                answer = error(504, "GatewayTimeout", "The operation was done but its answer was lost.")
+            results[str(item["id"])] = answer
 
         if any(item.get("dependsOn") for item in items):
             for item in items:
