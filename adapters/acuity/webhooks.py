@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 from adapters.acuity.bookings import AcuityBookings
 from adapters.acuity.client import PROVIDER
 from adapters.acuity.settings import acuity_settings
+from adapters.kit.webhooks import posted_channels
 from sync.contract import BadPayload, CalendarProvider, NotFound, Refused
 from sync.contract.booking import BookingCalendar
 from sync.contract.integration import (
@@ -67,11 +68,9 @@ class AcuityWebhooks:
     max_body = 16 * 1024
 
     async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
-        if request.method != "POST":
-            return WebhookAnswer(405, "POST only")
-        channels = await desk.channels()
-        if not channels:
-            return WebhookAnswer(404, "unknown connection")
+        channels = await posted_channels(request, desk)
+        if isinstance(channels, WebhookAnswer):
+            return channels
         header = request.headers.get(SIGNATURE_HEADER, "")
         channel = next((c for c in channels if c.secret and verify_signature(request.body, header, c.secret)), None)
         if channel is None:

@@ -33,6 +33,7 @@ from adapters.calendly.bookings import CalendlyBookings, uuid_of
 from adapters.calendly.client import PROVIDER
 from adapters.calendly.routing_forms import ROUTING_EVENT, lead_from_submission
 from adapters.calendly.settings import calendly_settings
+from adapters.kit.webhooks import posted_channels
 from sync.contract import BadPayload, CalendarProvider, NotFound, Refused, Unavailable
 from sync.contract.booking import BookingCalendar
 from sync.contract.integration import (
@@ -86,11 +87,9 @@ class CalendlyWebhooks:
         self.tolerance = tolerance
 
     async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
-        if request.method != "POST":
-            return WebhookAnswer(405, "POST only")
-        channels = await desk.channels()
-        if not channels:
-            return WebhookAnswer(404, "unknown connection")
+        channels = await posted_channels(request, desk)
+        if isinstance(channels, WebhookAnswer):
+            return channels
         header = request.headers.get(SIGNATURE_HEADER, "")
         now = desk.now()
         channel = next((c for c in channels if c.secret

@@ -16,7 +16,7 @@ import hashlib
 import math
 import secrets
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +25,7 @@ import httpx
 
 from adapters.google.settings import google_settings
 from adapters.kit.http import make_client
+from adapters.kit.oauth import RenewingAuth
 from sync.contract import AuthExpired, BadPayload, ConnectionInfo, Refused, Unavailable
 from sync.contract.integration import HostSettings
 
@@ -255,20 +256,8 @@ class GoogleTokens:
             await self._save(dict(self._creds))
 
 
-class GoogleAuth(httpx.Auth):
+class GoogleAuth(RenewingAuth):
     """Bearer auth that refreshes before expiry, and once more when the API answers 401."""
 
     def __init__(self, tokens: GoogleTokens) -> None:
-        self._tokens = tokens
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("clinicbot's Google client is async only")
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self._tokens.access_token()
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code == 401:
-            token = await self._tokens.access_token(stale=token)
-            request.headers["Authorization"] = f"Bearer {token}"
-            yield request
+        super().__init__(tokens.access_token, client="Google")

@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import msal
 import requests
 
 from adapters.graph.errors import PROVIDER, msal_error
 from adapters.graph.settings import graph_settings
+from adapters.kit.oauth import RenewingAuth
 from sync.contract import AuthExpired, Refused, Unavailable
 
 __all__ = [
@@ -262,19 +262,11 @@ class ApplicationTokens:
             return self._memo.put(result)
 
 
-class BearerAuth(httpx.Auth):
+class BearerAuth(RenewingAuth):
     """httpx auth: adds the bearer token, and on a 401 refreshes it once and resends."""
 
     def __init__(self, source: DelegatedTokens | ApplicationTokens) -> None:
-        self._source = source
+        async def token(*, stale: str | None = None) -> str:
+            return await source.token(force_refresh=stale is not None)
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("clinicbot's Graph client is async only")
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        request.headers["Authorization"] = f"Bearer {await self._source.token()}"
-        response = yield request
-        if response.status_code == 401:
-            await response.aread()
-            request.headers["Authorization"] = f"Bearer {await self._source.token(force_refresh=True)}"
-            yield request
+        super().__init__(token, client="Graph")

@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 from adapters.hubspot.bookings import HubSpotMeetings
 from adapters.hubspot.client import PROVIDER
 from adapters.hubspot.settings import hubspot_settings
+from adapters.kit.webhooks import posted_channels
 from sync.contract import CalendarProvider, Refused
 from sync.contract.booking import BookingCalendar
 from sync.contract.integration import (
@@ -79,11 +80,9 @@ class HubSpotWebhooks:
     max_body = 512 * 1024
 
     async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
-        if request.method != "POST":
-            return WebhookAnswer(405, "POST only")
-        channels = await desk.channels()
-        if not channels:
-            return WebhookAnswer(404, "unknown connection")
+        channels = await posted_channels(request, desk)
+        if isinstance(channels, WebhookAnswer):
+            return channels
         header, timestamp = request.headers.get(SIGNATURE_HEADER, ""), request.headers.get(TIMESTAMP_HEADER, "")
         now = desk.now()
         channel = next((c for c in channels if c.secret and verify_signature(

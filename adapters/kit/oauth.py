@@ -9,7 +9,8 @@ that are safe with single-use (rotating) refresh tokens.
   `ConnectionInfo.rotate_credentials`: under the connection's token lock, on the newest stored
   tokens, stored before the lock is released. So two refreshes of one connection never both spend
   the same refresh token, even from two provider objects or two processes.
-- `BearerAuth` is the httpx auth that asks it for the token per request.
+- `RenewingAuth` is the httpx auth that asks a token source for the token per request and, after a
+  401, once more for a token to replace the refused one; `BearerAuth` is it over `RefreshingTokens`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from adapters.kit.http import make_client, parse_retry_after
 from sync.contract import AuthExpired, BadPayload, ConnectionInfo, RateLimited, Refused, Unavailable
 
-__all__ = ["EXPIRY_MARGIN", "BearerAuth", "Refresher", "RefreshingTokens", "token_call"]
+__all__ = ["EXPIRY_MARGIN", "BearerAuth", "Refresher", "RefreshingTokens", "RenewingAuth", "TokenSource",
+           "token_call"]
 
 #: Refresh this many seconds before the access token's expiry.
 EXPIRY_MARGIN = 300.0
@@ -149,20 +151,44 @@ class RefreshingTokens:
         return {**current, **await self._refresher(current)}
 
 
-class BearerAuth(httpx.Auth):
-    """Bearer auth asking `tokens` per request, and once more with a fresh token after a 401."""
+class TokenSource(Protocol):
+    """An access token valid for a while yet; `stale` names one the API has just refused."""
 
-    def __init__(self, tokens: RefreshingTokens) -> None:
-        self._tokens = tokens
+    async def __call__(self, *, stale: str | None = None) -> str: ...
+
+
+def _always() -> bool:
+    return True
+
+
+class RenewingAuth(httpx.Auth):
+    """`Authorization: <scheme> <token>` with the token `token()` gives per request. After a 401, where
+    `renewable()` allows, the answer is read and the request sent once more with `token(stale=<refused>)`.
+    `client` names the client in the error a synchronous use raises (these clients are async only)."""
+
+    def __init__(self, token: TokenSource, *, scheme: str = "Bearer", client: str = "HTTP",
+                 renewable: Callable[[], bool] = _always) -> None:
+        self._token = token
+        self._scheme = scheme
+        self._client = client
+        self._renewable = renewable
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("clinicbot's HTTP clients are async only")
+        raise RuntimeError(f"clinicbot's {self._client} client is async only")
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self._tokens.access_token()
-        request.headers["Authorization"] = f"Bearer {token}"
+        token = await self._token()
+        request.headers["Authorization"] = f"{self._scheme} {token}"
         response = yield request
-        if response.status_code == 401 and self._tokens.can_refresh:
+        if response.status_code == 401 and self._renewable():
             await response.aread()
-            request.headers["Authorization"] = f"Bearer {await self._tokens.access_token(stale=token)}"
+            request.headers["Authorization"] = f"{self._scheme} {await self._token(stale=token)}"
             yield request
+
+
+class BearerAuth(RenewingAuth):
+    """Bearer auth asking `tokens` per request, and once more with a fresh token after a 401 (where
+    there is a refresh token to get one with)."""
+
+    def __init__(self, tokens: RefreshingTokens) -> None:
+        super().__init__(tokens.access_token, renewable=lambda: tokens.can_refresh)

@@ -98,34 +98,50 @@ def _trigger(kind: str) -> str:
     return kind.removesuffix(".transformed")
 
 
+def _not_a_post(request: WebhookRequest) -> WebhookAnswer | None:
+    """The answer to anything but a POST: a GET echoes its challenge (how Nylas checks a destination)."""
+    if request.method == "GET":
+        challenge = request.query.get("challenge", "")
+        if not challenge or len(challenge) > MAX_CHALLENGE:
+            return WebhookAnswer(400, "no challenge")
+        return WebhookAnswer(200, challenge)
+    if request.method != "POST":
+        return WebhookAnswer(405, "GET or POST only")
+    return None
+
+
+def _notification(request: WebhookRequest) -> tuple[dict[str, Any], str, str] | WebhookAnswer:
+    """A signed delivery's (object, type, delivery id), or the 400 answer to a body that is not one."""
+    try:
+        envelope = json.loads(_inflate(request))
+    except (ValueError, BadPayload):
+        return WebhookAnswer(400, "body is not JSON")
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
+    kind, delivery_id = envelope.get("type"), envelope.get("id")
+    if not (isinstance(obj, dict) and isinstance(kind, str) and isinstance(delivery_id, str) and delivery_id):
+        return WebhookAnswer(400, "not a Nylas notification")
+    return obj, kind, delivery_id
+
+
 class NylasWebhooks:
     """Nylas's signed-webhook capability: challenge, signature, replay memory, routing by grant."""
 
     max_body = 512 * 1024
 
     async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
-        if request.method == "GET":
-            challenge = request.query.get("challenge", "")
-            if not challenge or len(challenge) > MAX_CHALLENGE:
-                return WebhookAnswer(400, "no challenge")
-            return WebhookAnswer(200, challenge)
-        if request.method != "POST":
-            return WebhookAnswer(405, "GET or POST only")
+        if (answer := _not_a_post(request)) is not None:
+            return answer
         header = request.headers.get(SIGNATURE_HEADER, "")
         channels = await desk.channels()
         channel = next((c for c in channels if verify_signature(request.body, header, c.secret)), None)
         if channel is None:
             log.warning("nylas webhook with a missing or bad signature", extra={"connection": desk.connection_id})
             return WebhookAnswer(401, "bad signature")
-        try:
-            envelope = json.loads(_inflate(request))
-        except (ValueError, BadPayload):
-            return WebhookAnswer(400, "body is not JSON")
-        data = envelope.get("data") if isinstance(envelope, dict) else None
-        obj = data.get("object") if isinstance(data, dict) else None
-        kind, delivery_id = envelope.get("type"), envelope.get("id")
-        if not (isinstance(obj, dict) and isinstance(kind, str) and isinstance(delivery_id, str) and delivery_id):
-            return WebhookAnswer(400, "not a Nylas notification")
+        notification = _notification(request)
+        if isinstance(notification, WebhookAnswer):
+            return notification
+        obj, kind, delivery_id = notification
         grant = obj.get("grant_id")
         if grant != channel.resource_id:
             # Another connection's grant: its own destination delivers it there.
@@ -254,25 +270,15 @@ class NylasAppWebhook:
             await api.aclose()
 
     def read(self, request: WebhookRequest, secret: str) -> AppDelivery | WebhookAnswer:
-        if request.method == "GET":
-            challenge = request.query.get("challenge", "")
-            if not challenge or len(challenge) > MAX_CHALLENGE:
-                return WebhookAnswer(400, "no challenge")
-            return WebhookAnswer(200, challenge)
-        if request.method != "POST":
-            return WebhookAnswer(405, "GET or POST only")
+        if (answer := _not_a_post(request)) is not None:
+            return answer
         if not verify_signature(request.body, request.headers.get(SIGNATURE_HEADER, ""), secret):
             log.warning("nylas app webhook with a missing or bad signature")
             return WebhookAnswer(401, "bad signature")
-        try:
-            envelope = json.loads(_inflate(request))
-        except (ValueError, BadPayload):
-            return WebhookAnswer(400, "body is not JSON")
-        data = envelope.get("data") if isinstance(envelope, dict) else None
-        obj = data.get("object") if isinstance(data, dict) else None
-        kind, delivery_id = envelope.get("type"), envelope.get("id")
-        if not (isinstance(obj, dict) and isinstance(kind, str) and isinstance(delivery_id, str) and delivery_id):
-            return WebhookAnswer(400, "not a Nylas notification")
+        notification = _notification(request)
+        if isinstance(notification, WebhookAnswer):
+            return notification
+        obj, kind, delivery_id = notification
         grant = obj.get("grant_id")
         trigger = _trigger(kind)
         if not isinstance(grant, str) or not grant or not (

@@ -22,6 +22,7 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 
+from adapters.kit.webhooks import posted_channels
 from adapters.simplybook.bookings import callback_ref
 from adapters.simplybook.client import PROVIDER
 from adapters.simplybook.settings import simplybook_settings
@@ -50,11 +51,9 @@ class SimplyBookCallbacks:
     max_body = 8 * 1024
 
     async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
-        if request.method != "POST":
-            return WebhookAnswer(405, "POST only")
-        channels = await desk.channels()
-        if not channels:
-            return WebhookAnswer(404, "unknown connection")
+        channels = await posted_channels(request, desk)
+        if isinstance(channels, WebhookAnswer):
+            return channels
         try:
             body = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):

@@ -22,6 +22,7 @@ import logging
 import secrets
 from datetime import timedelta
 
+from adapters.kit.webhooks import posted_channels
 from adapters.square.client import PROVIDER, SquareClient
 from adapters.square.settings import SQUARE_VERSION, square_settings
 from sync.contract import BadPayload, CalendarProvider, NotFound, Refused
@@ -65,11 +66,9 @@ class SquareWebhooks:
     max_body = 256 * 1024
 
     async def handle(self, request: WebhookRequest, desk: ChannelDesk) -> WebhookAnswer:
-        if request.method != "POST":
-            return WebhookAnswer(405, "POST only")
-        channels = await desk.channels()
-        if not channels:
-            return WebhookAnswer(404, "unknown connection")
+        channels = await posted_channels(request, desk)
+        if isinstance(channels, WebhookAnswer):
+            return channels
         header = request.headers.get(SIGNATURE_HEADER, "")
         channel = next((c for c in channels if c.resource_id and c.secret
                         and verify_signature(request.body, header, c.secret, c.resource_id)), None)

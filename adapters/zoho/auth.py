@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
 from adapters.kit.http import make_client
+from adapters.kit.oauth import RenewingAuth
 from adapters.zoho.settings import zoho_settings
 from sync.contract import AuthExpired, BadPayload, ConnectionInfo, Refused, Unavailable
 from sync.contract.integration import HostSettings
@@ -117,20 +118,8 @@ class ZohoTokens:
             return str(self._creds["access_token"])
 
 
-class ZohoAuth(httpx.Auth):
+class ZohoAuth(RenewingAuth):
     """`Authorization: Zoho-oauthtoken <token>`, refreshed before expiry and once more on a 401."""
 
     def __init__(self, tokens: ZohoTokens) -> None:
-        self._tokens = tokens
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("clinicbot's Zoho client is async only")
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self._tokens.access_token()
-        request.headers["Authorization"] = f"Zoho-oauthtoken {token}"
-        response = yield request
-        if response.status_code == 401:
-            token = await self._tokens.access_token(stale=token)
-            request.headers["Authorization"] = f"Zoho-oauthtoken {token}"
-            yield request
+        super().__init__(tokens.access_token, scheme="Zoho-oauthtoken", client="Zoho")

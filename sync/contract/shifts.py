@@ -32,6 +32,7 @@ __all__ = [
     "ShiftPublisher",
     "ShiftSnapshot",
     "ShiftSourceSlot",
+    "ShiftWrite",
     "TeamsAccess",
     "TeamsShiftOp",
     "TeamsTarget",
@@ -125,14 +126,21 @@ class OwnEvent:
     end: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PublishOp:
-    """One write: create (with its transaction id), update or delete of the shift's event."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShiftWrite:
+    """What every write of one shift names: create, update or delete, the shift, its event (for a
+    create or update) and the remote id it has (for an update or delete). Keyword fields only."""
 
     kind: Literal["create", "update", "delete"]
     shift_key: str
     event: ShiftEvent | None = None
     remote_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishOp(ShiftWrite):
+    """One write: create (with its transaction id), update or delete of the shift's event."""
+
     #: Sent with a create, so a create retried after a lost answer returns the first event.
     transaction_id: str = ""
 
@@ -156,19 +164,15 @@ class LookalikeEvent:
     end: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class TeamsShiftOp:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TeamsShiftOp(ShiftWrite):
     """One write to a team's Teams Shifts schedule: create, replace (update) or delete a shared shift.
 
     `marker` goes at the end of the shift's notes: Shifts has no transactionId, so a create whose
     answer was lost is found again by it (and only shifts carrying clinicbot's marker are adopted).
     """
 
-    kind: Literal["create", "update", "delete"]
-    shift_key: str
     user_id: str = ""
-    event: ShiftEvent | None = None
-    remote_id: str | None = None
     marker: str = ""
 
 

@@ -14,8 +14,10 @@ A change to the value already set changes nothing and writes no audit row.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -137,6 +139,21 @@ async def find_calendar(session: AsyncSession, practice_id: int, ref: str) -> Ca
     return matches[0]
 
 
+_Row = TypeVar("_Row", Connection, Calendar)
+
+
+async def _by_ref(session: AsyncSession, practice_id: int | None, ref: str | int, kind: type[_Row], what: str,
+                  find: Callable[[AsyncSession, int, str], Awaitable[_Row]]) -> _Row:
+    """A connection or calendar by its id (the CLI's number, any practice) or by a practice's words for it."""
+    if isinstance(ref, int):
+        found = await session.get(kind, ref)
+        if found is None:
+            raise NotFound(f"there is no {what} {ref}; `clinicbot {what} list` shows them")
+        return found
+    assert practice_id is not None
+    return await find(session, practice_id, ref)
+
+
 async def rewrite_copies(session: AsyncSession, calendar: Calendar, now: datetime, reason: str) -> int:
     """Queue an update of every copy on a mirror calendar (the worker projects each afresh)."""
     if calendar.role != "mirror":
@@ -163,13 +180,7 @@ async def calendar_settings(
         raise SettingError(f"projection must be one of {', '.join(PROJECTIONS)}")
     now = core.clock()
     async with core.store.session() as s:
-        if isinstance(ref, int):
-            found = await s.get(Calendar, ref)
-            if found is None:
-                raise NotFound(f"there is no calendar {ref}; `clinicbot calendar list` shows them")
-        else:
-            assert practice_id is not None
-            found = await find_calendar(s, practice_id, ref)
+        found = await _by_ref(s, practice_id, ref, Calendar, "calendar", find_calendar)
         conn = await s.get(Connection, found.connection_id)
         assert conn is not None
         before = {"projection": found.projection, "show_as_free": found.show_as_free}
@@ -198,13 +209,7 @@ async def set_window(
     if days_ahead is not None and not 1 <= days_ahead <= MAX_DAYS_AHEAD:
         raise SettingError(f"days ahead must be 1 to {MAX_DAYS_AHEAD}")
     async with core.store.session() as s:
-        if isinstance(ref, int):
-            conn = await s.get(Connection, ref)
-            if conn is None:
-                raise NotFound(f"there is no connection {ref}; `clinicbot connection list` shows them")
-        else:
-            assert practice_id is not None
-            conn = await find_connection(s, practice_id, ref)
+        conn = await _by_ref(s, practice_id, ref, Connection, "connection", find_connection)
         before = {"days_back": conn.window_days_back, "days_ahead": conn.window_days_ahead}
         if days_back is not None:
             conn.window_days_back = days_back
@@ -235,13 +240,7 @@ async def set_option(
 ) -> OptionSettings:
     """Set one of the options a connection's integration declares; audited as connection.option."""
     async with core.store.session() as s:
-        if isinstance(ref, int):
-            conn = await s.get(Connection, ref)
-            if conn is None:
-                raise NotFound(f"there is no connection {ref}; `clinicbot connection list` shows them")
-        else:
-            assert practice_id is not None
-            conn = await find_connection(s, practice_id, ref)
+        conn = await _by_ref(s, practice_id, ref, Connection, "connection", find_connection)
         try:
             declared = {o.name: o for o in registry.get(conn.provider).connect.options}
         except ProviderError as exc:

@@ -21,7 +21,16 @@ from aiohttp.test_utils import TestServer
 from bot.app import build_app
 from sync.boot import open_core
 from tests.adapters.caldav.fakes.radicale import RadicaleServer
-from tests.bot.teams.conftest import APP_ID, APP_PASSWORD, TENANT, Teams, activity, teams_settings
+from tests.bot.teams.conftest import (
+    APP_ID,
+    APP_PASSWORD,
+    TENANT,
+    Teams,
+    activity,
+    card_nodes,
+    is_action,
+    teams_settings,
+)
 from tests.conftest import drop_schema
 from tests.e2e.conftest import DAY, Practice, at, booking, connect_practice
 from tests.fakes.bot_connector import FakeBotConnector
@@ -63,20 +72,7 @@ async def teams(
 
 
 def _actions(card: dict[str, Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if str(node.get("type", "")).startswith("Action."):
-                found.append(node)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(card)
-    return found
+    return card_nodes(card, is_action)
 
 
 def _facts(card: dict[str, Any]) -> list[dict[str, str]]:

@@ -3,42 +3,22 @@ read live, and nothing about them reaches the database (every table is read back
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import inspect, literal_column, select, table
 
 from sync.engine.run import sync_connection
 from sync.services.connections import set_calendar
 from sync.store.model import Appointment, Base
 from tests.adapters.nylas.fakes.nylas import NylasFake, timespan
-from tests.adapters.nylas.test_road import connect
+from tests.adapters.nylas.test_road import clinic, connect, nylas
 from tests.e2e.conftest import TZ, at
-from tests.e2e.test_oauth_connect import Clinic, fake_slack, run_clinic
-from tests.fakes.slack import FakeSlack
+from tests.e2e.test_oauth_connect import Clinic, fake_slack
 
-__all__ = ["fake_slack"]  # the Slack fixture, used by name
+__all__ = ["clinic", "fake_slack", "nylas"]  # fixtures, used by name (the Nylas ones are test_road's)
 
 TITLE = "Hospital board meeting"
 SECRETS = (TITLE, "ceo@hospital.example", "Pat Chair", "Budget for the new wing")
-
-
-@pytest.fixture
-async def nylas() -> AsyncIterator[NylasFake]:
-    fake = await NylasFake().start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-
-
-@pytest.fixture
-async def clinic(backend: str, tmp_path: Path, fake_slack: FakeSlack, nylas: NylasFake) -> AsyncIterator[Clinic]:
-    async for running in run_clinic(backend, tmp_path, fake_slack, nylas_api_url=nylas.url,
-                                    nylas_client_id=nylas.client_id, nylas_api_key=nylas.api_key):
-        yield running
 
 
 async def everything_stored(clinic: Clinic) -> str:

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
-import pytest
-from click.testing import CliRunner
 
-from tests.conftest import TEST_KEY
+from tests.bot.cli.kit import cli, run
 
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> click.Group:
-    import bot.cli as cli_pkg
-
-    monkeypatch.setenv("CLINICBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
-    monkeypatch.setenv("CLINICBOT_SECRET_KEY", TEST_KEY)
-    monkeypatch.chdir(tmp_path)
-    return cli_pkg.main
-
-
-def run(cli: click.Group, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result.output
+__all__ = ["cli"]  # the fixture, used by name
 
 
 def test_show_set_and_audit(cli: click.Group) -> None:

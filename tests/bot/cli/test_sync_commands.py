@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from sync.contract.items import EventData
 from sync.integrations import registry
-from tests.conftest import TEST_KEY
+from tests.bot.cli.kit import cli_env, run
 from tests.fakes.memory_calendar import MemoryServer
 from tests.servers import run_cli
 from tests.sync import memory_adapter
@@ -26,19 +26,11 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> click.Group:
     import bot.cli as cli_pkg
     from bot.cli import sync_commands
 
-    monkeypatch.setenv("CLINICBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
-    monkeypatch.setenv("CLINICBOT_SECRET_KEY", TEST_KEY)
-    monkeypatch.chdir(tmp_path)
+    cli_env(tmp_path, monkeypatch)
     monkeypatch.setitem(registry.OVERRIDES, "caldav", memory_adapter.INTEGRATION)
     for group in (sync_commands.connection, sync_commands.calendar, sync_commands.sync, sync_commands.appointments):
         cli_pkg._merge(cli_pkg.main, group)
     return cli_pkg.main
-
-
-def run(cli: click.Group, *args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_connect_set_roles_sync_and_list(cli: click.Group) -> None:

@@ -3,38 +3,21 @@ sync, carded to staff once, and listed by `conflicts`, like a double booking acr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from bot.commands import handle, parse
 from bot.views import ConflictList, DoubleBookingCard
-from sync.boot import open_core
 from sync.engine.run import sync_all
 from sync.runtime.core import Core
 from sync.services.connections import add_connection
 from sync.store.model import Appointment, ConflictNotice
 from tests.adapters.ics.fakes.ics_feed import FeedServer
 from tests.bot.clinic import at, make_actor, seed
-from tests.conftest import drop_schema, make_settings
+from tests.bot.commands.test_read_only_source import core
 
-
-@pytest.fixture
-async def core(backend: str, tmp_path: Path) -> AsyncIterator[Core]:
-    """A migrated core that may read feeds on loopback (the fake booking system)."""
-    from sync.store.migrate import upgrade
-
-    settings = make_settings(backend, tmp_path, allow_private_urls=True)
-    c = open_core(settings)
-    await upgrade(c.store)
-    try:
-        yield c
-    finally:
-        await c.close()
-        await drop_schema(settings)
+__all__ = ["core"]  # the fixture (a core that may read feeds on loopback), used by name
 
 
 def _event(uid: str, start: datetime, minutes: int) -> str:

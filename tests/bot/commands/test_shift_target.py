@@ -4,11 +4,9 @@ audited, bad words refused with an example."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 
 from bot.commands import handle, parse
 from bot.commands.errors import ParseError
@@ -16,8 +14,10 @@ from bot.commands.shift_target import SetShiftTarget
 from bot.views import Error, Notice
 from sync.runtime.core import Core
 from sync.services import shifts as service
+from tests.bot.cli.kit import cli, run
 from tests.bot.clinic import make_actor, seed
-from tests.conftest import TEST_KEY
+
+__all__ = ["cli"]  # the fixture, used by name
 
 TEAM = "0f3c6a1e-2b4d-4c8e-9a7f-1d2e3f4a5b6c"
 
@@ -49,22 +49,6 @@ async def test_staff_see_admins_set_and_it_is_audited(core: Core) -> None:
     assert found.as_dict() == {"target": "both", "team_id": TEAM, "acts_as": "lee@clinic.example"}
     done = await handle(core, admin, parse("shift-target outlook"))
     assert isinstance(done, Notice) and "removed at the next publish" in done.text
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> click.Group:
-    import bot.cli as cli_pkg
-
-    monkeypatch.setenv("CLINICBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
-    monkeypatch.setenv("CLINICBOT_SECRET_KEY", TEST_KEY)
-    monkeypatch.chdir(tmp_path)
-    return cli_pkg.main
-
-
-def run(cli: click.Group, *args: str, code: int = 0) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def test_the_cli_reads_the_same_words(cli: click.Group) -> None:

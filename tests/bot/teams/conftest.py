@@ -4,7 +4,7 @@ the Activity JSON Teams sends."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,30 @@ class Teams:
         async with self.session.post(self.url + "/api/messages", json=activity, headers=hdrs) as resp:
             body = await resp.json() if resp.content_type == "application/json" else await resp.text()
             return resp.status, body
+
+
+def card_nodes(card: Any, wanted: str | Callable[[str], bool]) -> list[dict[str, Any]]:
+    """Every object in an Adaptive Card (or a part of one), depth first in card order, whose "type" is
+    `wanted` (or passes it when it is a test)."""
+    test = wanted if callable(wanted) else wanted.__eq__
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if test(str(node.get("type", ""))):
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(card)
+    return found
+
+
+def is_action(kind: str) -> bool:
+    return kind.startswith("Action.")
 
 
 def user(n: int = 1, name: str = "") -> dict[str, str]:

@@ -13,7 +13,7 @@ from bot.views import AgendaItem, ConflictCard, ConflictList, DoubleBookingCard
 from sync.store.model import Link
 from tests.bot.clinic import seed
 from tests.bot.conflict_setup import hand_edited
-from tests.bot.teams.conftest import Teams, activity
+from tests.bot.teams.conftest import Teams, activity, card_nodes
 from tests.bot.teams.test_schemas import CARD_SCHEMA
 
 START = datetime(2026, 3, 5, 14, 0, tzinfo=UTC)
@@ -31,20 +31,7 @@ def _valid(card: dict[str, Any]) -> None:
 
 
 def _verbs(card: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "Action.Execute":
-                found.append(node["verb"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(card)
-    return found
+    return [node["verb"] for node in card_nodes(card, "Action.Execute")]
 
 
 def test_conflict_cards_validate_and_carry_universal_actions() -> None:

@@ -10,24 +10,11 @@ from bot.commands.admin import help_view
 from bot.commands.grammar import ShowHelp
 from bot.slack import render as slack_render
 from bot.teams import cards
-from tests.bot.teams.conftest import Teams, activity, mention_text
+from tests.bot.teams.conftest import Teams, activity, card_nodes, mention_text
 
 
 def _texts(card: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "TextBlock":
-                found.append(node["text"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(card)
-    return found
+    return [node["text"] for node in card_nodes(card, "TextBlock")]
 
 
 def test_placeholders_are_escaped_so_teams_does_not_read_them_as_html() -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from bot.teams.auth import build_auth
 from sync.store.model import Appointment, Practice, Practitioner
-from tests.bot.teams.conftest import Teams, activity, mention_text
+from tests.bot.teams.conftest import Teams, activity, card_nodes, is_action, mention_text
 
 
 async def _appointment(t: Teams) -> Appointment:
@@ -46,21 +46,7 @@ async def _appointment(t: Teams) -> Appointment:
 
 
 def _buttons(card: dict[str, Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if str(node.get("type", "")).startswith("Action."):
-                found.append(node)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(card.get("body", []))
-    walk(card.get("actions", []))
-    return found
+    return card_nodes(card.get("body", []), is_action) + card_nodes(card.get("actions", []), is_action)
 
 
 def _invoke(

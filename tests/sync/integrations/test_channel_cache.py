@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -48,6 +51,38 @@ async def _subscription(core: Core, connection_id: int, remote_id: str, secret: 
                                   expires_at=core.clock() + timedelta(days=7), status="active"))
 
 
+async def _square_connection(core: Core) -> int:
+    """A Square connection with one active subscription (sub-1, signed with secret-1): its id."""
+    async with core.store.session() as s:
+        conn = Connection(practice_id=1, provider="square", account="M1")
+        s.add(conn)
+        await s.flush()
+        conn_id = conn.id
+    await _subscription(core, conn_id, "sub-1", "secret-1")
+    return conn_id
+
+
+@dataclass
+class Statements:
+    n: int = 0
+
+
+@contextmanager
+def _statements(core: Core, *tables: str) -> Iterator[Statements]:
+    """Counts the statements run while inside that name any of `tables`."""
+    seen = Statements()
+
+    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.n += any(t in statement for t in tables)
+
+    engine = core.store.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+
+
 async def test_channels_are_read_once_and_a_new_one_is_still_accepted(core: Core) -> None:
     ran: list[int] = []
 
@@ -55,43 +90,28 @@ async def test_channels_are_read_once_and_a_new_one_is_still_accepted(core: Core
         ran.append(connection_id)
 
     core.services.sync_queue = SyncQueue(runner, settle=0.0)
-    async with core.store.session() as s:
-        conn = Connection(practice_id=1, provider="square", account="M1")
-        s.add(conn)
-        await s.flush()
-        conn_id = conn.id
-    await _subscription(core, conn_id, "sub-1", "secret-1")
+    conn_id = await _square_connection(core)
     hooks = SecretHooks()
-    selects = 0
-
-    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        nonlocal selects
-        selects += "webhook_subscription" in statement
-
-    engine = core.store.engine.sync_engine
-    event.listen(engine, "after_cursor_execute", count)
-    try:
+    with _statements(core, "webhook_subscription") as selects:
         answers = [await handle_webhook(core, hooks, "square", conn_id,
                                         WebhookRequest("POST", {"x-sig": "secret-1"}, {}, f"e{n}".encode()))
                    for n in range(20)]
         assert {a.status for a in answers} == {200}
-        assert selects == 1  # one read for twenty deliveries
+        assert selects.n == 1  # one read for twenty deliveries
 
         # A subscription another replica opened: not in our cache, accepted after one more read.
         await _subscription(core, conn_id, "sub-2", "secret-2")
         new = await handle_webhook(core, hooks, "square", conn_id, WebhookRequest("POST", {"x-sig": "secret-2"}, {},
                                                                                    b"n1"))
-        assert new.status == 200 and selects == 3
+        assert new.status == 200 and selects.n == 3
         # A forged one is checked against the table and refused; a replay is refused from memory alone.
         forged = await handle_webhook(core, hooks, "square", conn_id, WebhookRequest("POST", {"x-sig": "guess"}, {},
                                                                                       b"f1"))
         assert forged.status == 401
-        before = selects
+        before = selects.n
         replay = await handle_webhook(core, hooks, "square", conn_id, WebhookRequest("POST", {"x-sig": "secret-1"},
                                                                                       {}, b"e1"))
-        assert replay.status == 401 and selects == before
-    finally:
-        event.remove(engine, "after_cursor_execute", count)
+        assert replay.status == 401 and selects.n == before
     # Stopped here (sync off, disconnect): the push module empties the cache at once, so it is refused.
     await stop_push(core, conn_id)
     gone = await handle_webhook(core, hooks, "square", conn_id, WebhookRequest("POST", {"x-sig": "secret-1"}, {},
@@ -106,28 +126,15 @@ async def test_a_burst_at_a_cold_cache_reads_the_channels_once(core: Core) -> No
     the first acks of a burst waited ~60 ms behind each other's SELECTs, issue 14's p99); a read that
     began before the cache was emptied is answered to its waiters but not kept."""
     core.services.sync_queue = SyncQueue(None, settle=0.0)
-    async with core.store.session() as s:
-        conn = Connection(practice_id=1, provider="square", account="M1")
-        s.add(conn)
-        await s.flush()
-        conn_id = conn.id
-    await _subscription(core, conn_id, "sub-1", "secret-1")
+    conn_id = await _square_connection(core)
     hooks = SecretHooks()
-    selects = 0
-
-    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        nonlocal selects
-        selects += "webhook_subscription" in statement
-
-    engine = core.store.engine.sync_engine
-    event.listen(engine, "after_cursor_execute", count)
-    try:
+    with _statements(core, "webhook_subscription") as selects:
         answers = await asyncio.gather(*(
             handle_webhook(core, hooks, "square", conn_id,
                            WebhookRequest("POST", {"x-sig": "secret-1"}, {}, f"b{n}".encode()))
             for n in range(32)))
         assert [a.status for a in answers] == [200] * 32
-        assert selects == 1
+        assert selects.n == 1
         cache = channel_cache(core)
         assert cache.get("square", conn_id) is not None and not cache.loads
 
@@ -139,8 +146,6 @@ async def test_a_burst_at_a_cold_cache_reads_the_channels_once(core: Core) -> No
         forget_channels(core, [conn_id])
         assert [c.secret for c in await reading] == ["secret-1"]
         assert cache.get("square", conn_id) is None
-    finally:
-        event.remove(engine, "after_cursor_execute", count)
     await core.services.sync_queue.close()
 
 
@@ -148,30 +153,15 @@ async def test_channels_and_replay_memory_are_read_ahead_after_a_change_here(cor
     """A channel row this process changed is read again in the background with the connection's replay
     memory, so the first delivery after it reads nothing from the table; closing the core stops it."""
     core.services.sync_queue = SyncQueue(None, settle=0.0)
-    async with core.store.session() as s:
-        conn = Connection(practice_id=1, provider="square", account="M1")
-        s.add(conn)
-        await s.flush()
-        conn_id = conn.id
-    await _subscription(core, conn_id, "sub-1", "secret-1")
+    conn_id = await _square_connection(core)
     refresh_channels(core, [conn_id])
     cache = channel_cache(core)
     await asyncio.gather(*cache.warming)
     assert [c.secret for c in cache.get("square", conn_id) or []] == ["secret-1"]
-    reads = 0
-
-    def count(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        nonlocal reads
-        reads += "webhook_subscription" in statement or "webhook_delivery" in statement
-
-    engine = core.store.engine.sync_engine
-    event.listen(engine, "after_cursor_execute", count)
-    try:
+    with _statements(core, "webhook_subscription", "webhook_delivery") as reads:
         answer = await handle_webhook(core, SecretHooks(), "square", conn_id,
                                       WebhookRequest("POST", {"x-sig": "secret-1"}, {}, b"first"))
-        assert answer.status == 200 and reads == 0
-    finally:
-        event.remove(engine, "after_cursor_execute", count)
+        assert answer.status == 200 and reads.n == 0
     refresh_channels(core, [conn_id])  # still reading when the core closes: stopped, nothing left open
     assert cache.warming
     await core.services.sync_queue.close()

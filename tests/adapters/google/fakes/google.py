@@ -18,21 +18,19 @@ Point Settings.google_api_url, google_drive_url, google_oauth_url and google_aut
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import json
 import secrets
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+from tests.adapters.fakes_kit import WebhookFake
 from tests.adapters.google.fakes.google_drive import DriveFake
 from tests.adapters.google.fakes.google_oauth import AccessToken, OAuthFake
 from tests.adapters.google.fakes.google_store import (
@@ -119,10 +117,11 @@ class Recorded:
     if_match: str | None
 
 
-class GoogleFake:
-    """The fake's state and its aiohttp server."""
+class GoogleFake(WebhookFake):
+    """The fake's state and its aiohttp server (served and delivering webhooks through fakes_kit)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.clock_offset = timedelta()
         self.oauth = OAuthFake(now=self.now)
         self.drive = DriveFake()
@@ -137,53 +136,25 @@ class GoogleFake:
         #: Real Google only notifies https addresses; loopback tests use http.
         self.allow_http_webhooks = True
         self.default_page_size = 250
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self.url = ""
         self.add_calendar("primary-owner@example.org", "Dr Lee", time_zone="Europe/London", primary=True)
 
     # --- lifecycle --------------------------------------------------------------------------------
-    async def start(self) -> GoogleFake:
-        app = web.Application(middlewares=[self._errors])
-        app.add_routes(self.oauth.routes())
-        app.add_routes(self.drive.routes())
+    def routes(self) -> list[web.RouteDef]:
         base = "/calendar/v3"
-        app.add_routes(
-            [
-                web.get(f"{base}/users/me/calendarList", self.calendar_list),
-                web.post(f"{base}/calendars/{{cal}}/events/watch", self.watch),
-                web.get(f"{base}/calendars/{{cal}}/events", self.list_events),
-                web.post(f"{base}/calendars/{{cal}}/events", self.insert),
-                web.get(f"{base}/calendars/{{cal}}/events/{{id}}", self.get),
-                web.patch(f"{base}/calendars/{{cal}}/events/{{id}}", self.patch),
-                web.put(f"{base}/calendars/{{cal}}/events/{{id}}", self.update),
-                web.delete(f"{base}/calendars/{{cal}}/events/{{id}}", self.delete),
-                web.post(f"{base}/channels/stop", self.stop_channel),
-                web.post(f"{base}/freeBusy", self.free_busy),
-            ]
-        )
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        site = web.SockSite(self._runner, sock)
-        await site.start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def close(self) -> None:
-        await self.drain()
-        if self._session:
-            await self._session.close()
-        if self._runner:
-            await self._runner.cleanup()
-
-    async def drain(self) -> None:
-        """Wait until every notification scheduled so far has been delivered."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        return [
+            *self.oauth.routes(),
+            *self.drive.routes(),
+            web.get(f"{base}/users/me/calendarList", self.calendar_list),
+            web.post(f"{base}/calendars/{{cal}}/events/watch", self.watch),
+            web.get(f"{base}/calendars/{{cal}}/events", self.list_events),
+            web.post(f"{base}/calendars/{{cal}}/events", self.insert),
+            web.get(f"{base}/calendars/{{cal}}/events/{{id}}", self.get),
+            web.patch(f"{base}/calendars/{{cal}}/events/{{id}}", self.patch),
+            web.put(f"{base}/calendars/{{cal}}/events/{{id}}", self.update),
+            web.delete(f"{base}/calendars/{{cal}}/events/{{id}}", self.delete),
+            web.post(f"{base}/channels/stop", self.stop_channel),
+            web.post(f"{base}/freeBusy", self.free_busy),
+        ]
 
     # --- test controls ---------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -237,7 +208,7 @@ class GoogleFake:
 
     # --- plumbing ---------------------------------------------------------------------------------
     @web.middleware
-    async def _errors(
+    async def _gate(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         try:
@@ -583,20 +554,12 @@ class GoogleFake:
         }
         if channel.token:
             headers["X-Goog-Channel-Token"] = channel.token
-        task = asyncio.get_running_loop().create_task(self._post(channel, state, headers))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._later(self._post(channel, state, headers))
 
     async def _post(self, channel: Channel, state: str, headers: dict[str, str]) -> None:
         number = int(headers["X-Goog-Message-Number"])
-        status: int | None = None
-        try:
-            assert self._session is not None
-            async with self._session.post(channel.address, headers=headers, data=b"") as response:
-                status = response.status
-        except aiohttp.ClientError:
-            status = None
-        self.deliveries.append(Delivery(channel.id, state, number, status))
+        status = await self.send_webhook(channel.address, b"", headers)
+        self.deliveries.append(Delivery(channel.id, state, number, status or None))  # 0: no answer
 
     # --- freeBusy ------------------------------------------------------------------------------------
     async def free_busy(self, request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,37 @@ def _moment(value: Any, what: str) -> datetime:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
         raise GraphError(400, "BadRequest", f"Invalid {what}.") from None
+
+
+def _collection(req: Req, rest: list[str], items: dict[str, dict[str, Any]], build: Callable[[str], dict[str, Any]],
+                *, new_id: str, missing: str, keeps_created: bool = False, deletable: bool = False) -> Resp:
+    """A schedule's collection (scheduling groups, shifts): list (GET), create (POST, 201 with the item);
+    one item: get, replace (PUT, 204; `keeps_created` keeps its createdDateTime), delete (204, where
+    `deletable`); 404 with `missing` for an unknown item, 405 for any other method."""
+    if not rest:
+        if req.method == "GET":
+            return Resp(200, {"value": list(items.values())})
+        if req.method == "POST":
+            made = build(new_id + str(uuid.uuid4()))
+            items[made["id"]] = made
+            return Resp(201, made)
+    elif len(rest) == 1:
+        key = rest[0]
+        found = items.get(key)
+        if found is None:
+            raise GraphError(404, "NotFound", missing)
+        if req.method == "GET":
+            return Resp(200, found)
+        if req.method == "PUT":
+            replaced = build(key)
+            if keeps_created:
+                replaced["createdDateTime"] = found["createdDateTime"]
+            items[key] = replaced
+            return Resp(204)
+        if req.method == "DELETE" and deletable:
+            del items[key]
+            return Resp(204)
+    raise GraphError(405, "MethodNotAllowed", "Method not allowed.")
 
 
 @dataclass
@@ -113,23 +145,8 @@ class TeamsFake:
         raise GraphError(405, "MethodNotAllowed", "Method not allowed.")
 
     def _groups(self, req: Req, team: FakeTeam, rest: list[str]) -> Resp:
-        if not rest:
-            if req.method == "GET":
-                return Resp(200, {"value": list(team.groups.values())})
-            if req.method == "POST":
-                group = self._group_body(req, team, "TAG_" + str(uuid.uuid4()))
-                team.groups[group["id"]] = group
-                return Resp(201, group)
-        elif len(rest) == 1:
-            found = team.groups.get(rest[0])
-            if found is None:
-                raise GraphError(404, "NotFound", "Scheduling group not found.")
-            if req.method == "GET":
-                return Resp(200, found)
-            if req.method == "PUT":
-                team.groups[rest[0]] = self._group_body(req, team, rest[0])
-                return Resp(204)
-        raise GraphError(405, "MethodNotAllowed", "Method not allowed.")
+        return _collection(req, rest, team.groups, lambda key: self._group_body(req, team, key),
+                           new_id="TAG_", missing="Scheduling group not found.")
 
     def _group_body(self, req: Req, team: FakeTeam, group_id: str) -> dict[str, Any]:
         body = req.body if isinstance(req.body, dict) else {}
@@ -142,28 +159,10 @@ class TeamsFake:
                 "userIds": list(users), "lastModifiedDateTime": _now()}
 
     def _shifts(self, req: Req, team: FakeTeam, rest: list[str]) -> Resp:
-        if not rest:
-            if req.method == "GET":
-                return Resp(200, {"value": self._listed(req, team)})
-            if req.method == "POST":
-                shift = self._shift_body(req, team, "SHFT_" + str(uuid.uuid4()))
-                team.shifts[shift["id"]] = shift
-                return Resp(201, shift)
-        elif len(rest) == 1:
-            found = team.shifts.get(rest[0])
-            if found is None:
-                raise GraphError(404, "NotFound", "Shift not found.")
-            if req.method == "GET":
-                return Resp(200, found)
-            if req.method == "PUT":
-                shift = self._shift_body(req, team, rest[0])
-                shift["createdDateTime"] = found["createdDateTime"]
-                team.shifts[rest[0]] = shift
-                return Resp(204)
-            if req.method == "DELETE":
-                del team.shifts[rest[0]]
-                return Resp(204)
-        raise GraphError(405, "MethodNotAllowed", "Method not allowed.")
+        if not rest and req.method == "GET":
+            return Resp(200, {"value": self._listed(req, team)})
+        return _collection(req, rest, team.shifts, lambda key: self._shift_body(req, team, key),
+                           new_id="SHFT_", missing="Shift not found.", keeps_created=True, deletable=True)
 
     def _listed(self, req: Req, team: FakeTeam) -> list[dict[str, Any]]:
         shifts = list(team.shifts.values())

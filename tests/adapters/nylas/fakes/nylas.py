@@ -23,19 +23,17 @@ Times are unix seconds; `fake.advance(seconds)` moves the fake's clock (`updated
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import secrets
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+from tests.adapters.fakes_kit import WebhookFake
 from tests.adapters.nylas.fakes.nylas_oauth import OAuthRoutes
 from tests.adapters.nylas.fakes.nylas_store import (
     Delivery,
@@ -60,10 +58,11 @@ WRITABLE = ("title", "description", "location", "busy", "status", "when", "metad
 INDEXED_METADATA = ("key1", "key2", "key3", "key4", "key5")
 
 
-class NylasFake(OAuthRoutes, WebhookRoutes):
-    """The fake's state and its aiohttp server."""
+class NylasFake(OAuthRoutes, WebhookRoutes, WebhookFake):
+    """The fake's state and its aiohttp server (served and delivering webhooks through fakes_kit)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.api_key = "nyk_test_" + secrets.token_hex(8)
         self.client_id = "client-" + secrets.token_hex(6)
         self.grants: dict[str, Grant] = {}
@@ -81,17 +80,12 @@ class NylasFake(OAuthRoutes, WebhookRoutes):
         #: Who signs in at /v3/connect/auth next (email, provider).
         self.next_login = ("dr.lee@work.example", "google")
         self.clock_offset = 0.0
-        self.url = ""
         self._pages: dict[str, dict[str, Any]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------
-    async def start(self) -> NylasFake:
-        app = web.Application(middlewares=[self._errors])
+    def routes(self) -> list[web.RouteDef]:
         g = "/v3/grants/{grant}"
-        app.add_routes([
+        return [
             web.get("/v3/connect/auth", self.connect_auth),
             web.post("/v3/connect/token", self.connect_token),
             web.get(g, self.get_grant),
@@ -109,27 +103,7 @@ class NylasFake(OAuthRoutes, WebhookRoutes):
             web.put("/v3/webhooks/{id}", self.update_webhook),
             web.delete("/v3/webhooks/{id}", self.delete_webhook),
             web.put("/v3/webhooks/{id}/rotate-secret", self.rotate_put),
-        ])
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._session = aiohttp.ClientSession()
-        return self
-
-    async def close(self) -> None:
-        await self.drain()
-        if self._session:
-            await self._session.close()
-        if self._runner:
-            await self._runner.cleanup()
-
-    async def drain(self) -> None:
-        """Wait until every delivery scheduled so far was answered."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        ]
 
     # --- test controls ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -188,27 +162,17 @@ class NylasFake(OAuthRoutes, WebhookRoutes):
             if hook.status != "active" or trigger.removesuffix(".transformed") not in hook.triggers:
                 continue
             for _ in range(2 if twice or self.duplicate_deliveries else 1):
-                self._spawn(self._deliver(hook, trigger, delivery_id, body))
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+                self._later(self._deliver(hook, trigger, delivery_id, body))
 
     async def _deliver(self, hook: Webhook, trigger: str, delivery_id: str, body: bytes) -> None:
         record = Delivery(hook.id, trigger, delivery_id, None, body)
         self.deliveries.append(record)
-        assert self._session is not None
         headers = {"Content-Type": "application/json", "X-Nylas-Signature": sign(body, hook.secret)}
-        try:
-            async with self._session.post(hook.url, data=body, headers=headers) as response:
-                record.status = response.status
-        except aiohttp.ClientError:
-            record.status = None
+        record.status = await self.send_webhook(hook.url, body, headers) or None  # 0: no answer
 
     # --- plumbing ---------------------------------------------------------------------------------
     @web.middleware
-    async def _errors(self, request: web.Request,
+    async def _gate(self, request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         try:
             self.requests.append(Recorded(request.method, request.path, dict(request.query)))
