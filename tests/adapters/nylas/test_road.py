@@ -74,6 +74,10 @@ async def connect(clinic: Clinic, nylas: NylasFake) -> tuple[Connection, Grant, 
         body = await page.text()
     assert page.status == 200, body
     assert "Nylas connected" in body and "Work: mirror" in body
+    # The server syncs a new connection at once, in the background: let that end, so a test's own
+    # sync does not find the connection busy (SyncBusy).
+    if clinic.core.services.sync_queue is not None:
+        await clinic.core.services.sync_queue.drain()
     conn = await clinic.connection()
     grant = next(g for g in nylas.grants.values() if g.email == nylas.next_login[0])
     return conn, grant, body
