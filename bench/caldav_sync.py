@@ -11,7 +11,8 @@ excluded, on both sides), `process_seconds` the whole process, and `peak_rss_mb`
 RSS (VmHWM, read by the child as it ends; os.wait4's ru_maxrss is not that: Linux carries the
 spawning process's peak over into it at exec, so it never read below this process's own size). `radicale_only_<phase>` times the same sync-collection REPORT clinicbot sent,
 bare, after it: the server's own share, the floor for that phase. Prints one JSON object with the
-figures, the targets and whether each was met.
+figures, the targets and whether each was met. BENCH_CPROFILE=/tmp/prof writes a cProfile of each
+phase's sync call to /tmp/prof.<phase>.pstats (main thread only; the database driver's thread is not in it).
 
 Server preparation (kept under bench/.work/prepared-<size>, reused for 25 days, reported under
 `server_prep`): seeding the files, Radicale's item cache (its first read of an item parses it with
@@ -93,6 +94,10 @@ async def _clinicbot_child(db: Path, phase: str, database: str) -> dict[str, Any
     from sync.store.model import Connection
 
     registry.get("caldav")  # imports the adapter, as vdirsyncer's storages are imported below
+    # ... and what httpx imports on its first request (httpcore, h11, anyio's asyncio backend: ~75
+    # modules, 0.1-0.2 s on a loaded machine): a running server pays that once, not per sync.
+    import anyio._backends._asyncio  # noqa: F401
+    import httpcore  # noqa: F401
     core = open_core(_settings(db, database))
     try:
         async with core.store.session() as s:
@@ -102,11 +107,20 @@ async def _clinicbot_child(db: Path, phase: str, database: str) -> dict[str, Any
             from bench.chat_mix import _Sampler
 
             sampler = _Sampler()
+        profiler = None
+        if os.environ.get("BENCH_CPROFILE"):  # a deterministic profile of the sync call (pstats file)
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         started = time.perf_counter()
         cpu_started = time.process_time()
         report = await sync_connection(core, conn_id)
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(f"{os.environ['BENCH_CPROFILE']}.{phase}.pstats")
         if sampler is not None:
             sampler.dump(f"{os.environ['BENCH_PROFILE']}.{phase}.txt")
         async with core.store.session() as s:

@@ -15,8 +15,11 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Literal
 
 from adapters.kit.ical.contentlines import (
+    _LINE,
+    _UNFOLD,
     Component,
     Prop,
+    _drop_named_zones,
     located,
     parse_components,
     split_text_list,
@@ -71,8 +74,12 @@ def parse_events(
     `problems` (with its line); the stream as a whole raises BadPayload, naming the line, only
     when it is not iCalendar at all.
     """
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    plain = _plain_event(text, default_tz)
+    if plain is not None:
+        return [plain]
     found: list[ReadProblem] = []
-    events = _read(parse_components(data), default_tz, found)
+    events = _read(parse_components(text), default_tz, found)
     if any(p.line == 0 for p in found):
         # The fast pass keeps no line numbers: read again line by line so each problem names its line.
         found = []
@@ -80,6 +87,115 @@ def parse_events(
     if problems is not None:
         problems.extend(found)
     return events
+
+
+#: The properties the plain-event path reads; any other property `_READ` names (RRULE, EXDATE,
+#: RDATE, RECURRENCE-ID, DURATION, CATEGORIES) sends the resource to the full reader.
+_PLAIN_TEXT = {"SUMMARY": "summary", "DESCRIPTION": "description", "LOCATION": "location",
+               X_CLIENT_NAME: "client_name", X_CLIENT_EMAIL: "client_email", X_SERVICE: "service"}
+_PLAIN_READ = frozenset({"DTSTART", "DTEND", "UID", "STATUS", "TRANSP", "SEQUENCE", X_ID, *_PLAIN_TEXT})
+
+
+def _plain_event(text: str, default_tz: str | None) -> EventData | None:
+    """The one VEVENT of the commonest resource shape, read in one pass with no component tree:
+    one VCALENDAR holding one VEVENT (VALARMs inside it and VTIMEZONEs named after IANA zones are
+    passed over), DTSTART and DTEND as UTC date-times or date-times with a TZID, and none of RRULE,
+    EXDATE, RDATE, RECURRENCE-ID, DURATION or CATEGORIES. None for anything else, and for anything
+    the full reader would repair, skip or note: that goes to `parse_components` and
+    `events_from_calendar`, which give the same EventData for what this path accepts."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if "\n " in text or "\n\t" in text:
+        text = _UNFOLD.sub("", text)
+    if "BEGIN:VTIMEZONE" in text:
+        text = _drop_named_zones(text)
+    depth = 0  # 1 inside the VCALENDAR, 2 inside the VEVENT, 3 inside a VALARM
+    events = 0
+    ended = False
+    fields: dict[str, object] = {}
+    times: dict[str, tuple[datetime, str | None]] = {}
+    resolver: ZoneResolver | None = None
+    for name, raw_params, value, bad in _LINE.findall(text):
+        if bad or not name or ended:
+            return None
+        upper = name.upper()
+        if raw_params and ('"' in raw_params or any("=" not in piece for piece in raw_params[1:].split(";"))):
+            return None  # quoted or broken parameters: the full reader parses (or repairs) them
+        if upper == "BEGIN":
+            kind = value.strip().upper()
+            if (depth, kind) not in ((0, "VCALENDAR"), (1, "VEVENT"), (2, "VALARM")):
+                return None
+            events += kind == "VEVENT"
+            depth += 1
+            continue
+        if upper == "END":
+            if depth == 0 or value.strip().upper() != ("VCALENDAR", "VEVENT", "VALARM")[depth - 1]:
+                return None
+            depth -= 1
+            ended = depth == 0
+            continue
+        if depth != 2 or upper not in _READ:
+            if depth == 0:
+                return None  # content outside the VCALENDAR
+            continue  # calendar and alarm properties, and what the reader passes over
+        if upper not in _PLAIN_READ or upper in fields or upper in times:
+            return None  # a series, a duration, categories, or a property given twice
+        if upper == "DTSTART" or upper == "DTEND":
+            if raw_params:
+                params = dict(piece.partition("=")[::2] for piece in raw_params[1:].split(";"))
+                tzid = params.get("TZID") if len(params) == 1 else None
+                if not tzid or len(value) != 15:
+                    return None
+                if resolver is None:
+                    resolver = ZoneResolver(None, default_tz)
+                zone, zone_name = resolver.resolve(tzid)
+            elif len(value) == 16 and value[15] in "Zz":
+                zone, zone_name = UTC, None
+            else:
+                return None  # a DATE, a floating time or something unreadable
+            if value[8] != "T" or not _digits(value[:8]) or not _digits(value[9:15]) or value[13:15] == "60":
+                return None
+            moment = datetime.fromisoformat(value[:15])
+            if not 1 < moment.year < 9999:
+                return None
+            times[upper] = (moment.replace(tzinfo=zone), zone_name)
+        elif upper == "UID":
+            fields[upper] = value.strip()
+        elif upper == "STATUS":
+            fields[upper] = _STATUS.get(value.strip().upper(), "confirmed")
+        elif upper == "TRANSP":
+            fields[upper] = value.strip().upper() == "TRANSPARENT"
+        elif upper == "SEQUENCE":
+            if not _digits(value.strip()):
+                return None
+            fields[upper] = None  # one event: its SEQUENCE decides nothing
+        elif upper == X_ID:
+            fields[upper] = unescape_text(value).strip() or None
+        else:
+            fields[upper] = unescape_text(value)
+    if not ended or events != 1 or "DTSTART" not in times or "DTEND" not in times or not fields.get("UID"):
+        return None
+    (start, tzid), (end, _) = times["DTSTART"], times["DTEND"]
+    if end < start:
+        return None
+    try:
+        return EventData(
+            uid=fields["UID"],  # type: ignore[arg-type]
+            summary=fields.get("SUMMARY", ""),  # type: ignore[arg-type]
+            start=start, end=end, tzid=tzid,
+            description=fields.get("DESCRIPTION", ""),  # type: ignore[arg-type]
+            location=fields.get("LOCATION", ""),  # type: ignore[arg-type]
+            status=fields.get("STATUS", "confirmed"),  # type: ignore[arg-type]
+            transparent=fields.get("TRANSP", False),  # type: ignore[arg-type]
+            client_name=fields.get(X_CLIENT_NAME),  # type: ignore[arg-type]
+            client_email=fields.get(X_CLIENT_EMAIL),  # type: ignore[arg-type]
+            service=fields.get(X_SERVICE),  # type: ignore[arg-type]
+            clinicbot_id=fields.get(X_ID),  # type: ignore[arg-type]
+        )
+    except (ValueError, OverflowError):
+        return None
 
 
 def _read(calendars: list[Component], default_tz: str | None, problems: list[ReadProblem]) -> list[EventData]:
