@@ -67,7 +67,7 @@ async def reconcile_mirror(
     remote_id = link.remote_id if link is not None else None
     if want is None:
         if remote_id is None:
-            if maybe_written and appt is not None and cal.sync_enabled:
+            if maybe_written and appt is not None and cal.sync_enabled and not cal.read_only:
                 return await _remove_unrecorded(provider, project(appt, cal, policy, mirror_uid(appt.id, cal.id)))
             return Outcome("unlinked")
         return await _delete(provider, remote_id, link.etag if link else None)
