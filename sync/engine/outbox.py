@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +35,7 @@ from sync.contract import (
 )
 from sync.engine import conflict_rows
 from sync.engine.plan import SOURCE_PENDING, CalendarView, LinkView, Policy
-from sync.engine.reconcile import Outcome, reconcile_mirror, reconcile_source
+from sync.engine.reconcile import Outcome, desired_copy, reconcile_mirror, reconcile_source
 from sync.engine.reconnect import ExpiredConnection, tell_reconnect
 from sync.engine.snapshots import calendar_view, canonical
 from sync.integrations.providers import open_provider
@@ -156,8 +156,9 @@ async def _run_connection(core: Core, connection_id: int, cfg: OutboxConfig) -> 
     providers: dict[int, CalendarProvider] = {}
     try:
         async with connection_lock(core, connection_id):
-            for op_id in await _claim(core, connection_id, cfg):
-                outcome = await _run_op(core, op_id, providers, cfg)
+            batch = await _claim(core, connection_id, cfg)
+            for op_id in batch:
+                outcome = await _run_op(core, op_id, providers, cfg, batch)
                 if outcome == "auth":
                     break
                 setattr(stats, outcome, getattr(stats, outcome) + 1)
@@ -195,9 +196,10 @@ class _Snapshot:
     appt: Any
     link: LinkView | None
     link_id: int | None
+    maybe_written: bool = False
 
 
-async def _load(core: Core, op_id: int) -> _Snapshot | None:
+async def _load(core: Core, op_id: int, batch: Sequence[int] = ()) -> _Snapshot | None:
     async with core.store.session() as s:
         op = await s.get(OutboxOp, op_id)
         if op is None or op.status != "pending" or op.calendar_id is None:
@@ -212,14 +214,38 @@ async def _load(core: Core, op_id: int) -> _Snapshot | None:
                                                  Link.calendar_id == op.calendar_id))
         view = LinkView(link.id, link.appointment_id, link.calendar_id, link.remote_id, link.etag,
                         link.content_hash, link.state) if link is not None else None
-        return _Snapshot(op.op, op.attempts, cal, conn, calendar_view(cal, conn),
+        snap = _Snapshot(op.op, op.attempts, cal, conn, calendar_view(cal, conn),
                          Policy.of(practice),
                          canonical(appt_row) if appt_row is not None else None, view,
                          link.id if link is not None else None)
+        if op.op in ("create", "update") and (link is None or link.remote_id is None) and snap.appt is not None:
+            want = desired_copy(snap.appt, snap.view, snap.policy)
+            if want is None or want.status == "cancelled":  # (only then does "never copied" change anything)
+                snap.maybe_written = await _maybe_written(s, op, batch)
+        return snap
 
 
-async def _run_op(core: Core, op_id: int, providers: dict[int, CalendarProvider], cfg: OutboxConfig) -> str:
-    snap = await _load(core, op_id)
+async def _maybe_written(s: AsyncSession, op: OutboxOp, batch: Sequence[int]) -> bool:
+    """Whether an earlier attempt at this op's copy may have created it with nothing recorded: this op
+    was claimed before (a crash after the remote write, a timeout), or another write of the same copy
+    was, and has not finished. (Ops claimed with this one in `batch` count only if claimed before.)
+    A refused attempt (503) counts too: the price is one write of a copy that may not be needed."""
+    if op.attempts > 1:
+        return True
+    claimed_before = (OutboxOp.attempts > 1) | ((OutboxOp.attempts > 0) & OutboxOp.id.not_in(list(batch)))
+    earlier = await s.scalar(
+        select(func.count()).select_from(OutboxOp).where(
+            OutboxOp.appointment_id == op.appointment_id, OutboxOp.calendar_id == op.calendar_id,
+            OutboxOp.op.in_(("create", "update")), OutboxOp.status != "done", OutboxOp.id != op.id,
+            claimed_before,
+        )
+    )
+    return bool(earlier)
+
+
+async def _run_op(core: Core, op_id: int, providers: dict[int, CalendarProvider], cfg: OutboxConfig,
+                  batch: Sequence[int] = ()) -> str:
+    snap = await _load(core, op_id, batch)
     if snap is None:
         return "done"
     provider = providers.get(snap.calendar.id)
@@ -229,7 +255,8 @@ async def _run_op(core: Core, op_id: int, providers: dict[int, CalendarProvider]
         if snap.op in ("source_reschedule", "source_cancel"):
             coro = reconcile_source(provider, snap.appt, snap.link, snap.op)
         else:
-            coro = reconcile_mirror(provider, snap.appt, snap.view, snap.link, snap.policy)
+            coro = reconcile_mirror(provider, snap.appt, snap.view, snap.link, snap.policy,
+                                    maybe_written=snap.maybe_written)
         outcome = await asyncio.wait_for(coro, timeout=cfg.op_timeout)
     except (ProviderError, TimeoutError, OSError) as exc:
         return await _record_error(core, op_id, snap, exc, cfg)

@@ -8,7 +8,11 @@ current canonical record. That is what makes retries and re-deliveries safe:
 - an update whose etag is stale refetches: if the remote already holds what we want (our write
   landed but its bookkeeping did not) it is adopted; if it holds a hand edit, that is a conflict
   and nothing is overwritten;
-- an update of a copy that is gone follows the practice's deleted_mirror policy.
+- an update of a copy that is gone follows the practice's deleted_mirror policy;
+- a copy with no recorded remote id whose appointment is cancelled is "never copied" only when no
+  earlier attempt at it may have landed unrecorded (`maybe_written`, from the worker): otherwise
+  the create's key finds that copy (AlreadyExists), which is then marked cancelled or deleted per
+  cancel_mode instead of being left behind as a live copy of a cancelled visit.
 
 The function returns an `Outcome`; it never writes to the database itself.
 """
@@ -49,22 +53,30 @@ def desired_copy(appt: Canonical | None, cal: CalendarView, policy: Policy) -> E
 
 
 async def reconcile_mirror(
-    provider: CalendarProvider, appt: Canonical | None, cal: CalendarView, link: LinkView | None, policy: Policy
+    provider: CalendarProvider, appt: Canonical | None, cal: CalendarView, link: LinkView | None, policy: Policy,
+    *, maybe_written: bool = False,
 ) -> Outcome:
-    """Create, update or delete one mirror copy so it matches `appt` projected for `cal`."""
+    """Create, update or delete one mirror copy so it matches `appt` projected for `cal`.
+
+    `maybe_written`: an earlier attempt at this copy may have created it without its remote id being
+    recorded (a crash after the write, a timeout); a copy that should not stay is then looked for.
+    """
     want = desired_copy(appt, cal, policy)
     if link is not None and link.state == "conflict":
         return Outcome("noop", note="copy edited by hand; waiting for staff to decide")
     remote_id = link.remote_id if link is not None else None
     if want is None:
         if remote_id is None:
+            if maybe_written and appt is not None and cal.sync_enabled and not cal.read_only:
+                return await _remove_unrecorded(provider, project(appt, cal, policy, mirror_uid(appt.id, cal.id)))
             return Outcome("unlinked")
         return await _delete(provider, remote_id, link.etag if link else None)
     if remote_id is None:
         if link is not None and link.state == "gone":
             return Outcome("noop", note="copy deleted by hand; policy leaves it")
-        if appt is not None and appt.status == "cancelled":
+        if appt is not None and appt.status == "cancelled" and not maybe_written:
             return Outcome("unlinked")  # never copied, now cancelled: nothing to show
+        # (cancelled after a create that may have landed: that copy is found by its key and marked cancelled)
         return await _create(provider, want)
     assert link is not None
     want_hash = want.content_hash()
@@ -106,6 +118,21 @@ async def _create(provider: CalendarProvider, want: EventData) -> Outcome:
             return Outcome("linked", existing, steps=["create", "get:adopted"])
         return Outcome("linked", await provider.update(existing.remote_id, want, existing.etag),
                        steps=["create", "get", "update"])
+
+
+async def _remove_unrecorded(provider: CalendarProvider, probe: EventData) -> Outcome:
+    """Delete the copy an unrecorded earlier create may have made. The contract finds a copy only by its
+    create key, so `probe` is created with it: AlreadyExists names the earlier copy; a copy the probe
+    made itself (the earlier attempt never landed) goes the same way."""
+    try:
+        made = await provider.create(probe, probe.uid)
+        steps = ["create:probe"]
+    except AlreadyExists as taken:
+        made = await provider.get(taken.remote_id or probe.uid)
+        steps = ["create:probe", "get"]
+    outcome = await _delete(provider, made.remote_id, made.etag)
+    outcome.steps[:0] = steps
+    return outcome
 
 
 async def _delete(provider: CalendarProvider, remote_id: str, etag: str | None) -> Outcome:

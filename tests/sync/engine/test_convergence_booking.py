@@ -220,3 +220,44 @@ BookingConvergence.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestBookingConvergence = BookingConvergence.TestCase
+
+
+class _Draws:
+    """Stands in for `st.data()` when a plain test replays a machine's steps: the values drawn, in order."""
+
+    def __init__(self, *values: Any) -> None:
+        self.values = list(values)
+
+    def draw(self, strategy: Any, label: Any = None) -> Any:
+        return self.values.pop(0)
+
+
+def test_cancelled_after_a_crashed_mirror_create() -> None:
+    """A falsifying example found by a random run, replayed step by step (CI runs derandomized and the
+    example database is not kept). B1's mirror create lands and the process dies before recording it
+    (outbox.remote_done); the platform then moves and cancels B1. The retried create took the
+    unrecorded copy for "never copied, now cancelled" and dropped the link, leaving a live copy of a
+    cancelled visit on mirror0: the copy is now found by its create key and marked cancelled."""
+    m = BookingConvergence()
+    try:
+        m.setup()
+        m.settle_and_check()
+        m.platform_book(slots=[(0, 8, 30), (0, 16, 30)])
+        m.sync(data=_Draws("mirror0"), crash=None)  # type: ignore[arg-type]
+        m.deliver(data=_Draws(0), keep=False, crash="sync.applied")  # type: ignore[arg-type]
+        m.platform_change(data=_Draws("B0"), shift=-2, cancel=True)  # type: ignore[arg-type]
+        m.sync(data=_Draws("source"), crash="outbox.recorded")  # type: ignore[arg-type]
+        m.platform_error(kind="503", retry_after=412.7634510792705)
+        m.platform_change(data=_Draws("B1"), shift=2, cancel=False)  # type: ignore[arg-type]
+        m.platform_error(kind="503", retry_after=311.35472452497544)
+        m.outbox(advance=279, crash="outbox.remote_done")
+        assert len(m.clinic.servers["mirror0"].items) == 1  # the create landed, unrecorded
+        m.platform_change(data=_Draws("B0"), shift=-3, cancel=False)  # type: ignore[arg-type]
+        m.lose_delivery(data=_Draws(1))  # type: ignore[arg-type]
+        m.platform_book(slots=[(4, 8, 60), (7, 13, 30)])
+        m.platform_change(data=_Draws("B1"), shift=2, cancel=True)  # type: ignore[arg-type]
+        m.settle_and_check()
+        (copy,) = [i.event for i in m.clinic.servers["mirror0"].items.values() if i.event.clinicbot_id == "A-1"]
+        assert copy.status == "cancelled"
+    finally:
+        m._close()

@@ -99,6 +99,64 @@ async def test_crash_after_remote_write_does_not_duplicate(core: Core) -> None:
     assert (await links(core))[1].remote_id is not None
 
 
+def _crash_at(label: str):  # type: ignore[no-untyped-def]
+    def crash(at: str) -> None:
+        if at == label:
+            raise RuntimeError("crash")
+    return crash
+
+
+@pytest.mark.parametrize("mode", ["cancel", "delete"])
+async def test_cancelled_after_an_unrecorded_create_leaves_no_live_copy(core: Core, mode: str) -> None:
+    """The create lands, the process dies before recording it, the visit is cancelled: the copy is
+    not "never copied". Its key finds it, and it is marked cancelled (or deleted) per cancel_mode,
+    not left on the calendar as a live visit (found by the booking convergence machine)."""
+    clinic = await imported(core, cancel_mode=mode)
+    core.services.fault_injector = _crash_at("outbox.remote_done")
+    with pytest.raises(RuntimeError):
+        await run_once(core)
+    core.services.fault_injector = None
+    mirror = clinic.servers["mirror0"]
+    assert len(mirror.items) == 1 and (await links(core))[1].remote_id is None
+    clinic.servers["source"].remove("b0")
+    await sync_connection(core, clinic.connections["source"])
+    await settle(clinic)
+    assert (await appointments(core))[0].status == "cancelled"
+    if mode == "delete":
+        assert mirror.items == {}
+        assert [lk.calendar_id for lk in await links(core)] == [clinic.calendars["source"]]
+    else:
+        (item,) = mirror.items.values()
+        assert item.event.status == "cancelled" and item.event.summary.startswith("Cancelled")
+        assert (await links(core))[1].remote_id == item.remote_id
+    assert all(o.status == "done" for o in await ops(core))
+
+
+async def test_cancelled_before_its_first_create_writes_nothing(core: Core) -> None:
+    """Booked and cancelled before the outbox ran: both creates are claimed in one batch, neither was
+    tried before, so nothing is written to the mirror (no probe)."""
+    clinic = await imported(core)
+    clinic.servers["source"].remove("b0")
+    await sync_connection(core, clinic.connections["source"])
+    assert len([o for o in await ops(core) if o.op == "create"]) == 2
+    await settle(clinic)
+    assert clinic.servers["mirror0"].items == {} and clinic.servers["mirror0"].calls == []
+
+
+async def test_cancelled_after_a_refused_create_probes_once(core: Core) -> None:
+    """A create refused with a 503, then the visit cancelled: the retry cannot tell a refused attempt
+    from one that landed unrecorded, so it looks with the create key; the copy shows as cancelled."""
+    clinic = await imported(core)
+    mirror = clinic.servers["mirror0"]
+    mirror.fail_next("create", Unavailable("503"))
+    assert (await run_once(core)).retried == 1
+    clinic.servers["source"].remove("b0")
+    await sync_connection(core, clinic.connections["source"])
+    await settle(clinic)
+    (item,) = mirror.items.values()
+    assert item.event.status == "cancelled"
+    assert all(o.status == "done" for o in await ops(core))
+
 async def test_hand_edited_mirror_copy_is_a_conflict_not_overwritten(core: Core) -> None:
     clinic = await imported(core)
     await settle(clinic)
