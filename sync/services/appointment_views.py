@@ -24,6 +24,7 @@ from sync.services.history import last_source_change
 from sync.services.identities import PersonRef, PractitionerRef, practitioner_named
 from sync.services.locations import find_location
 from sync.services.practices import practitioner_choices
+from sync.services.work_events import WorkCalendars, work_calendars
 from sync.store.model import Appointment, Calendar, Link, Location, OutboxOp, Practice, Practitioner
 
 __all__ = [
@@ -118,6 +119,8 @@ class AgendaDay:
     appointments: tuple[AppointmentView, ...]
     #: The location the day was filtered by (`today at Northside`), or None.
     location: Location | None = None
+    #: The work calendars shown beside the day, loaded in the same transaction (`with_work`), or None.
+    work: WorkCalendars | None = None
 
 
 def view_of(appt: Appointment, names: dict[int, str], read_only: str | None = None) -> AppointmentView:
@@ -241,10 +244,12 @@ async def load_reschedule(core: Core, practice_id: int, appointment_id: int) -> 
 
 async def load_agenda(
     core: Core, practice_id: int, platform: str, *, day: Callable[[date], date], who: PersonRef | None = None,
-    practitioner_id: int | None = None, location: str | None = None,
+    practitioner_id: int | None = None, location: str | None = None, with_work: bool = False,
 ) -> AgendaDay:
     """The day `day(today)` (today in the practice's zone) for the practitioner named by `who`, else the one
-    with `practitioner_id`, else everyone. Raises NotLinked, NoSuchPractitioner, NoPractice."""
+    with `practitioner_id`, else everyone. `with_work`: also the work calendars shown beside it (of the
+    day's practitioner when there is one), in the same transaction. Raises NotLinked, NoSuchPractitioner,
+    NoPractice."""
     async with core.store.session() as session:
         practice = await _practice(session, practice_id)
         tz = practice.timezone
@@ -261,9 +266,14 @@ async def load_agenda(
         place = await find_location(session, practice_id, location) if location else None
         if place is not None:
             rows = [a for a in rows if a.location_id == place.id]
-        names = await practitioner_names(session, [a.practitioner_id for a in rows])
+        # One practitioner's day: their name is known already (their series' visits are theirs too).
+        known = {practitioner.id: practitioner.name} if practitioner is not None else {}
+        names = known | await practitioner_names(session, [a.practitioner_id for a in rows
+                                                           if a.practitioner_id not in known])
         read_only = await read_only_calendars(session, {a.source_calendar_id for a in rows})
         views = tuple(
             view_of(a, names, read_only_refusal(a.ref) if a.source_calendar_id in read_only else None) for a in rows
         )
-        return AgendaDay(tz, today, chosen, practitioner, views, place)
+        work = await work_calendars(session, practice_id, practitioner.id if practitioner else None) if with_work \
+            else None
+        return AgendaDay(tz, today, chosen, practitioner, views, place, work)

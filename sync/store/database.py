@@ -31,6 +31,10 @@ class StoreError(Exception):
     """The database is unreachable or its schema is not current; the message says what to do."""
 
 
+#: Connections a Store's pool keeps open (SQLAlchemy's default of 10 more may be opened for a burst).
+POOL_SIZE = 20
+
+
 def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
     """An AsyncEngine for `url`; `schema` pins PostgreSQL's search_path (hosting, tests)."""
     parsed = make_url(url)
@@ -45,6 +49,11 @@ def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
     # A pre-ping is a round trip at every checkout, i.e. on every session: worth it where the server
     # can drop connections (PostgreSQL restarts, idle timeouts), not for a local SQLite file.
     kwargs.setdefault("pool_pre_ping", parsed.get_backend_name() != "sqlite")
+    if "poolclass" not in kwargs and parsed.database not in (None, "", ":memory:"):
+        # Keep as many connections as a server uses at once (Slack's 16 + 4 workers, Teams' turns):
+        # past SQLAlchemy's 5, every checkout above it opened a connection and closed it again on
+        # return (a connect, PRAGMAs or a PostgreSQL login, and asyncpg's prepared statements lost).
+        kwargs.setdefault("pool_size", POOL_SIZE)
     engine = create_async_engine(url, connect_args=connect_args, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
