@@ -341,3 +341,37 @@ async def test_refresh_finds_new_calendars_for_admins_only(core: Core, monkeypat
     assert isinstance(view, Notice) and "1 new" in view.text and "rooms (busy)" in view.text
     async with core.store.session() as s:
         assert await s.scalar(select(func.count()).select_from(Calendar)) == 2
+
+
+async def test_status_counts_only_the_practices_own_connections(core: Core) -> None:
+    """`status` reads in one transaction and counts only this practice's connections' queued writes and
+    conflicts, not another practice's (whose rows the grouped queries used to read too)."""
+    from sqlalchemy import event
+
+    c = await seed(core)
+    admin = await make_actor(core, "UA", ("admin",))
+    empty = await handle(core, admin, parse("status"))
+    assert isinstance(empty, Status) and empty.connections == () and empty.pending_total == 0
+    async with core.store.session() as s:
+        other = Practice(name="Elsewhere", timezone="UTC", settings={})
+        s.add(other)
+        await s.flush()
+        theirs = Connection(practice_id=other.id, provider="graph", account="x@y.org", config={})
+        mine = Connection(practice_id=c.practice_id, provider="graph", account="lee@x.org", config={})
+        s.add_all([theirs, mine])
+        await s.flush()
+        s.add(Calendar(connection_id=mine.id, remote_id="cal1", name="Lee work", role="mirror"))
+        for n in range(3):
+            s.add(OutboxOp(connection_id=theirs.id, op="update", payload={}, idempotency_key=f"t{n}", status="failed"))
+        s.add(OutboxOp(connection_id=mine.id, op="update", payload={}, idempotency_key="m1", status="pending"))
+    sessions: list[object] = []
+    listener = lambda *_: sessions.append(1)  # noqa: E731 - counts transactions begun
+    event.listen(core.store.engine.sync_engine, "begin", listener)
+    try:
+        view = await handle(core, admin, parse("status"))
+    finally:
+        event.remove(core.store.engine.sync_engine, "begin", listener)
+    assert isinstance(view, Status) and [x.account for x in view.connections] == ["lee@x.org"]
+    assert view.pending_total == 1 and view.failed_total == 0
+    # practice, connections, backfills and calendars in one; reminders, files, shift publishes in their own
+    assert len(sessions) <= 4
