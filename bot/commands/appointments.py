@@ -269,21 +269,27 @@ async def submit_reschedule(core: Core, actor: Actor, action: SubmitReschedule) 
         errors["date"] = "pick a date"
     if action.time is None:
         errors["time"] = "pick a time"
-    loaded = await _choices(core, actor, action.appointment_id)
+    # The practitioners to choose from are read only when the form comes back with errors.
+    loaded = await _loaded(core, actor, action.appointment_id)
     check_change(actor, loaded.view, "reschedule")
     check_source_writable(loaded.view)
+
+    async def form_with(problems: dict[str, str]) -> View:
+        return await _form(core, actor, await _choices(core, actor, action.appointment_id), None,
+                           action.practitioner_id, problems)
+
     if errors:
-        return await _form(core, actor, loaded, None, action.practitioner_id, errors)
+        return await form_with(errors)
     assert action.day is not None and action.time is not None
     zone = ZoneInfo(loaded.timezone)
     try:
         check_day(action.day, core.clock().astimezone(zone).date())
     except ParseError as exc:
-        return await _form(core, actor, loaded, None, action.practitioner_id, {"date": exc.message})
+        return await form_with({"date": exc.message})
     try:
         start = wall_time(action.day, time.fromisoformat(action.time), zone, action.time)
     except ParseError as exc:
-        return await _form(core, actor, loaded, None, action.practitioner_id, {"time": exc.message})
+        return await form_with({"time": exc.message})
     return await _move(core, actor, action.appointment_id, action.version, start, action.practitioner_id, "time")
 
 

@@ -185,22 +185,20 @@ async def load_appointment(
 async def details_of(session: AsyncSession, appt: Appointment, tz: str) -> AppointmentDetails:
     """The details of a loaded row (or a series visit's copy) in `session`."""
     names = await practitioner_names(session, [appt.practitioner_id])
+    # A link stays "ok" while the outbox still has to write the latest change to that calendar:
+    # right after a reschedule or cancel the card must say so, not claim the copy is in step.
+    queued = (
+        select(OutboxOp.id)
+        .where(OutboxOp.appointment_id == appt.id, OutboxOp.calendar_id == Calendar.id, OutboxOp.status == "pending")
+        .exists()
+    )
     rows = await session.execute(
-        select(Calendar.id, Calendar.name, Calendar.role, Link.state)
+        select(Calendar.name, Calendar.role, Link.state, queued)
         .join(Link, Link.calendar_id == Calendar.id)
         .where(Link.appointment_id == appt.id)
         .order_by(Calendar.id)
     )
-    # A link stays "ok" while the outbox still has to write the latest change to that calendar:
-    # right after a reschedule or cancel the card must say so, not claim the copy is in step.
-    queued = set(
-        (
-            await session.scalars(
-                select(OutboxOp.calendar_id).where(OutboxOp.appointment_id == appt.id, OutboxOp.status == "pending")
-            )
-        ).all()
-    )
-    calendars = tuple((f"{r[1] or 'calendar'} ({r[2]})", "pending" if r[0] in queued else str(r[3])) for r in rows)
+    calendars = tuple((f"{r[0] or 'calendar'} ({r[1]})", "pending" if r[3] else str(r[2])) for r in rows)
     read_only = await refuse_read_only(session, appt)
     # A visit is a transient copy of its series row; the row itself (in the session) says since when.
     series_row = await session.get(Appointment, appt.id) if series.is_series(appt) else None
