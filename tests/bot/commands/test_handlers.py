@@ -375,3 +375,31 @@ async def test_status_counts_only_the_practices_own_connections(core: Core) -> N
     assert view.pending_total == 1 and view.failed_total == 0
     # practice, connections, backfills and calendars in one; reminders, files, shift publishes in their own
     assert len(sessions) <= 4
+
+
+async def test_details_say_which_calendars_still_wait_for_a_write(core: Core) -> None:
+    """A calendar whose copy the outbox has still to write shows "pending" (one query reads the links
+    and whether a write is queued for each); a failed write, or another appointment's, does not count."""
+    from sync.store.model import Link
+
+    c = await seed(core)
+    admin = await make_actor(core, "UA", ("admin",))
+    async with core.store.session() as s:
+        conn = Connection(practice_id=c.practice_id, provider="graph", account="lee@x.org", config={})
+        s.add(conn)
+        await s.flush()
+        cals = [Calendar(connection_id=conn.id, remote_id=f"c{n}", name=f"Cal {n}", role="mirror") for n in range(3)]
+        s.add_all(cals)
+        await s.flush()
+        s.add_all([Link(appointment_id=c.a_lee_10, calendar_id=cal.id, state="ok") for cal in cals])
+        s.add_all([
+            OutboxOp(connection_id=conn.id, calendar_id=cals[0].id, appointment_id=c.a_lee_10, op="update",
+                     idempotency_key="p0", status="pending"),
+            OutboxOp(connection_id=conn.id, calendar_id=cals[1].id, appointment_id=c.a_lee_10, op="update",
+                     idempotency_key="f1", status="failed"),
+            OutboxOp(connection_id=conn.id, calendar_id=cals[2].id, appointment_id=c.a_lee_11, op="update",
+                     idempotency_key="o2", status="pending"),
+        ])  # fmt: skip
+    view = await handle(core, admin, actions.ShowDetails(c.a_lee_10))
+    assert isinstance(view, AppointmentDetail)
+    assert view.calendars == (("Cal 0 (mirror)", "pending"), ("Cal 1 (mirror)", "ok"), ("Cal 2 (mirror)", "ok"))
