@@ -2,6 +2,11 @@
 
     python -m bench.chat_mix [--seconds 10] [--connections 64] [--platform slack|teams|both]
                              [--database-url postgresql://postgres@127.0.0.1:5432/test] [--sqlite/--no-sqlite]
+                             [--rates 50,100 | --rates ""] [--only today,modal_submit,...]
+
+`--only` sends only those kinds of the mix (one kind's CPU per request). With BENCH_PROFILE=<prefix>
+the clinicbot server writes a profile when it stops: a sampled stack profile (wall time) by
+default, `BENCH_PROFILER=cprofile` a cProfile of CPU time (time.process_time) as <prefix>.<port>.pstats.
 
 The database holds a realistic practice group: 3 practices, 20 practitioners, 200 chat users per
 platform (practitioners linked to their identity, one admin per practice, the rest staff), and
