@@ -2,6 +2,11 @@
 
     python -m bench.chat_mix [--seconds 10] [--connections 64] [--platform slack|teams|both]
                              [--database-url postgresql://postgres@127.0.0.1:5432/test] [--sqlite/--no-sqlite]
+                             [--rates 50,100 | --rates ""] [--only today,modal_submit,...]
+
+`--only` sends only those kinds of the mix (one kind's CPU per request). With BENCH_PROFILE=<prefix>
+the clinicbot server writes a profile when it stops: a sampled stack profile (wall time) by
+default, `BENCH_PROFILER=cprofile` a cProfile of CPU time (time.process_time) as <prefix>.<port>.pstats.
 
 The database holds a realistic practice group: 3 practices, 20 practitioners, 200 chat users per
 platform (practitioners linked to their identity, one admin per practice, the rest staff), and
@@ -86,6 +91,8 @@ class World:
         self.today = datetime.now(UTC).date()
         self.move_pool: list[tuple[int, int, datetime]] | None = None
         self.cancel_pool: list[tuple[int, int, datetime]] = []
+        #: Only these kinds of the mix (`--only`), to measure one kind's CPU; empty: the whole mix.
+        self.only: set[str] = set()
 
 
 def _user_id(platform: str, n: int) -> str:
@@ -194,7 +201,8 @@ class Mix:
         self.rng = random.Random(tag)
         self.tag = tag
         self.n = 0
-        kinds, weights = zip(*MIX.items(), strict=True)
+        mix = {k: w for k, w in MIX.items() if k in world.only} if world.only else MIX
+        kinds, weights = zip(*mix.items(), strict=True)
         self.kinds, self.weights = list(kinds), list(weights)
         if world.move_pool is None:  # each appointment is moved or cancelled once in the whole bench
             now = datetime.now(UTC)
@@ -454,7 +462,27 @@ def _serve_ours(port: int, folder: str, database_url: str, schema: str, api_url:
             raise SystemExit(0)
 
         signal.signal(signal.SIGTERM, stop)
-    sampler = _Sampler() if profile_to and os.environ.get("BENCH_PROFILER") != "yappi" else None
+    if profile_to and os.environ.get("BENCH_PROFILER") == "cprofile":  # CPU time (process_time) per function
+        import cProfile
+        import signal
+
+        profiler = cProfile.Profile(time.process_time)
+
+        def dump(*_: Any) -> None:
+            profiler.disable()
+            profiler.dump_stats(f"{profile_to}.{port}.pstats")
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, dump)
+        profiler.enable()
+    sampler = _Sampler() if profile_to and os.environ.get("BENCH_PROFILER") not in ("yappi", "cprofile") else None
+    if sampler is not None:  # the bench stops its servers with SIGTERM: leave through `finally`, so the profile is written
+        import signal
+
+        def leave(*_: Any) -> None:
+            raise SystemExit(0)
+
+        signal.signal(signal.SIGTERM, leave)
     try:
         web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, handle_signals=not profile_to)
     finally:
@@ -702,6 +730,7 @@ class Bench:
             await _pg_schema(db_url, schema, create=True)
         try:
             world = World()
+            world.only = set(self.args.only or ())
             seeded = await seed(_settings(folder, db_url, schema), world)
             out: dict[str, Any] = {"database": "sqlite" if url is None else "postgresql", "seed": seeded}
             if self.args.platform in ("slack", "both"):
@@ -946,10 +975,12 @@ def main() -> None:
     parser.add_argument("--max-rps", type=int, default=2500, help="Slack requests prepared per second of load")
     parser.add_argument("--teams-max-rps", type=int, default=1200, help="Teams activities prepared per second")
     parser.add_argument("--platform", choices=["slack", "teams", "both"], default="both")
-    parser.add_argument("--rates", type=lambda t: [float(x) for x in t.split(",")], default=[50.0, 100.0],
+    parser.add_argument("--rates", type=lambda t: [float(x) for x in t.split(",") if x], default=[50.0, 100.0],
                         help="Slack open-loop rates (requests/s) measured after the closed loop, comma-separated")
     parser.add_argument("--database-url", action="append", help="also run on this PostgreSQL database")
     parser.add_argument("--no-sqlite", dest="sqlite", action="store_false")
+    parser.add_argument("--only", type=lambda t: t.split(","), choices=None,
+                        help="send only these kinds of the mix (comma-separated, e.g. today,modal_submit): one kind's CPU")
     parser.add_argument("--no-pin", dest="pin", action="store_false")
     parser.add_argument("--serve", choices=["ours", "bare-bolt", "stock-echo"])
     parser.add_argument("--port", type=int)
@@ -960,6 +991,8 @@ def main() -> None:
     parser.add_argument("--openid-url", default="")
     parser.add_argument("--cpus")
     args = parser.parse_args()
+    if args.only and not set(args.only) <= MIX.keys():
+        parser.error(f"--only: unknown kind {sorted(set(args.only) - MIX.keys())}; the kinds are {', '.join(MIX)}")
     if args.cpus:
         os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     if args.serve == "ours":

@@ -83,7 +83,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         day = await views.load_agenda(
             core, actor.practice_id, actor.platform, day=cmd.day.resolve,
             who=_person(cmd.practitioner) if cmd.practitioner is not None else None,
-            practitioner_id=None if actor.is_staff else actor.practitioner_id, location=cmd.location,
+            practitioner_id=None if actor.is_staff else actor.practitioner_id, location=cmd.location, with_work=True,
         )
     except NotLinked as exc:
         raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
@@ -111,7 +111,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         empty_text=f"No appointments on {day_label(day.day)}{f' at {place.name}' if place else ''}.",
     )
     view = await with_shifts(core, actor.practice_id, view, practitioner.id if practitioner else None)
-    return await with_work_events(core, actor, view, practitioner.id if practitioner else None)
+    return await with_work_events(core, actor, view, practitioner.id if practitioner else None, day.work)
 
 
 async def _details(core: Core, actor: Actor, appointment_id: int, visit_start: datetime | None = None
@@ -269,21 +269,27 @@ async def submit_reschedule(core: Core, actor: Actor, action: SubmitReschedule) 
         errors["date"] = "pick a date"
     if action.time is None:
         errors["time"] = "pick a time"
-    loaded = await _choices(core, actor, action.appointment_id)
+    # The practitioners to choose from are read only when the form comes back with errors.
+    loaded = await _loaded(core, actor, action.appointment_id)
     check_change(actor, loaded.view, "reschedule")
     check_source_writable(loaded.view)
+
+    async def form_with(problems: dict[str, str]) -> View:
+        return await _form(core, actor, await _choices(core, actor, action.appointment_id), None,
+                           action.practitioner_id, problems)
+
     if errors:
-        return await _form(core, actor, loaded, None, action.practitioner_id, errors)
+        return await form_with(errors)
     assert action.day is not None and action.time is not None
     zone = ZoneInfo(loaded.timezone)
     try:
         check_day(action.day, core.clock().astimezone(zone).date())
     except ParseError as exc:
-        return await _form(core, actor, loaded, None, action.practitioner_id, {"date": exc.message})
+        return await form_with({"date": exc.message})
     try:
         start = wall_time(action.day, time.fromisoformat(action.time), zone, action.time)
     except ParseError as exc:
-        return await _form(core, actor, loaded, None, action.practitioner_id, {"time": exc.message})
+        return await form_with({"time": exc.message})
     return await _move(core, actor, action.appointment_id, action.version, start, action.practitioner_id, "time")
 
 

@@ -16,7 +16,7 @@ from bot.views import Notice, View
 from bot.views.models import Agenda, WorkItem
 from sync.runtime.core import Core
 from sync.services import tracked_events
-from sync.services.work_events import WorkEvent, work_day
+from sync.services.work_events import WorkCalendars, WorkEvent, work_day
 
 __all__ = ["track", "tracking_limit", "untrack", "with_work_events"]
 
@@ -41,9 +41,11 @@ def _item(actor: Actor, event: WorkEvent, view: Agenda) -> WorkItem:
                     event.tracked, actions)
 
 
-async def with_work_events(core: Core, actor: Actor, view: Agenda, practitioner_id: int | None) -> Agenda:
-    """The agenda with the day's work-calendar events added apart (of one practitioner when given)."""
-    found = await work_day(core, actor.practice_id, view.day, view.timezone, practitioner_id)
+async def with_work_events(core: Core, actor: Actor, view: Agenda, practitioner_id: int | None,
+                           calendars: WorkCalendars | None = None) -> Agenda:
+    """The agenda with the day's work-calendar events added apart (of one practitioner when given);
+    `calendars`: the work calendars already loaded with the agenda (else they are looked up)."""
+    found = await work_day(core, actor.practice_id, view.day, view.timezone, practitioner_id, calendars)
     if not found.events and not found.unavailable:
         return view
     items = tuple(_item(actor, e, view) for e in found.events)

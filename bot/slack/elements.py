@@ -21,7 +21,7 @@ from bot.commands.actions import (
     encode,
 )
 
-__all__ = ["ACTION_PREFIX", "INPUT_PREFIX", "LABELS", "button", "clip", "esc", "input_action"]
+__all__ = ["ACTION_PREFIX", "INPUT_PREFIX", "LABELS", "button", "button_json", "clip", "esc", "input_action"]
 
 ACTION_PREFIX = "clinic."
 #: A message's text box that dispatches on Enter: its block id is INPUT_PREFIX + "<wire key>:" + the action's
@@ -61,6 +61,22 @@ def esc(text: str) -> str:
 
 def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def button_json(action: Action, label: str | None = None) -> dict[str, Any]:
+    """`button` as the plain JSON slack_sdk's model gives (built without the model's checks, for the
+    answers every request renders: agendas, details, cancel confirmations)."""
+    action_id, value = encode(action)
+    text, style = LABELS.get(type(action), ("Open", None))
+    out: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": clip(label or text, 75), "emoji": True},
+        "action_id": ACTION_PREFIX + action_id,
+        "value": value,
+    }
+    if style:
+        out["style"] = style
+    return out
 
 
 def button(action: Action, label: str | None = None) -> ButtonElement:

@@ -27,14 +27,12 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View as SlackView
 
 from bot.commands.actions import (
-    Action,
     OpenReschedule,
     PickSlot,
     ShowDetails,
-    encode,
 )
 from bot.slack import conflict_render, lead_render, reminder_render, shift_render, staff_render
-from bot.slack.elements import ACTION_PREFIX, LABELS, button, clip, esc
+from bot.slack.elements import ACTION_PREFIX, button, button_json, clip, esc
 from bot.views import (
     Agenda,
     AgendaItem,
@@ -78,29 +76,27 @@ def _item_line(item: AgendaItem) -> str:
     )
 
 
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": clip(text, 3000)}
+
+
+def _md_json(text: str) -> dict[str, Any]:
+    """`_md` as plain JSON."""
+    return {"type": "section", "text": _mrkdwn(text)}
+
+
+def _context_json(text: str) -> dict[str, Any]:
+    """`_context` as plain JSON."""
+    return {"type": "context", "elements": [_mrkdwn(text)]}
+
+
 def agenda_json(view: Agenda) -> list[dict[str, Any]]:
     """The day's agenda as Block Kit JSON: a header, per visit a section and its buttons, a footer.
 
     Built as plain dicts, not with slack_sdk's models, which check every object as they build it
     (2.4 ms for an 8-visit day): agendas are rendered for every answer the cache does not hold.
     Tests parse every block with slack_sdk's models, which must give back exactly these dicts."""
-
-    def mrkdwn(text: str) -> dict[str, Any]:
-        return {"type": "mrkdwn", "text": clip(text, 3000)}
-
-    def button_json(action: Action) -> dict[str, Any]:
-        action_id, value = encode(action)
-        label, style = LABELS.get(type(action), ("Open", None))
-        out = {
-            "type": "button",
-            "text": {"type": "plain_text", "text": clip(label, 75), "emoji": True},
-            "action_id": ACTION_PREFIX + action_id,
-            "value": value,
-        }
-        if style:
-            out["style"] = style
-        return out
-
+    mrkdwn = _mrkdwn
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": clip(view.title, 150)}}]
     if not view.items:
         blocks.append({"type": "section", "text": mrkdwn(esc(view.empty_text))})
@@ -144,40 +140,36 @@ def _agenda_footer(view: Agenda) -> str:
     return footer
 
 
-def _detail(view: AppointmentDetail) -> list[Block]:
+def _detail(view: AppointmentDetail) -> list[dict[str, Any]]:
+    """One appointment's card, as plain JSON (see agenda_json: every details press renders one)."""
     item = view.item
-    blocks: list[Block] = []
+    blocks: list[dict[str, Any]] = []
     if view.notice:
-        blocks.append(_md(f":white_check_mark: {esc(view.notice)}"))
+        blocks.append(_md_json(f":white_check_mark: {esc(view.notice)}"))
     fields = [
-        MarkdownTextObject(text=f"*When*\n{view.date_label} {item.time_label}"),
-        MarkdownTextObject(text=f"*Practitioner*\n{esc(item.practitioner)}"),
-        MarkdownTextObject(text=f"*Client*\n{esc(item.client)}"),
-        MarkdownTextObject(text=f"*Status*\n{item.status.replace('_', ' ')}"),
+        f"*When*\n{view.date_label} {item.time_label}",
+        f"*Practitioner*\n{esc(item.practitioner)}",
+        f"*Client*\n{esc(item.client)}",
+        f"*Status*\n{item.status.replace('_', ' ')}",
     ]
     if view.phone:
-        fields.append(MarkdownTextObject(text=f"*Phone*\n{esc(clip(view.phone, 60))}"))
+        fields.append(f"*Phone*\n{esc(clip(view.phone, 60))}")
     if item.service:
-        fields.append(MarkdownTextObject(text=f"*Service*\n{esc(item.service)}"))
+        fields.append(f"*Service*\n{esc(item.service)}")
     if view.location:
-        fields.append(MarkdownTextObject(text=f"*Where*\n{esc(clip(view.location, 500))}"))
-    blocks.append(
-        SectionBlock(
-            block_id=f"appt:{item.appointment_id}",
-            text=MarkdownTextObject(text=f"*{item.ref}*"),
-            fields=fields,
-        )
-    )
+        fields.append(f"*Where*\n{esc(clip(view.location, 500))}")
+    blocks.append({"type": "section", "block_id": f"appt:{item.appointment_id}",
+                   "text": {"type": "mrkdwn", "text": f"*{item.ref}*"},
+                   "fields": [{"type": "mrkdwn", "text": clip(f, 2000)} for f in fields]})  # Slack's cap on a field
     if view.note:
-        blocks.append(_context(esc(clip(view.note, 2900))))
+        blocks.append(_context_json(esc(clip(view.note, 2900))))
     if view.notes:
-        blocks.append(_md(f"*Notes*\n{esc(clip(view.notes, 2500))}"))
+        blocks.append(_md_json(f"*Notes*\n{esc(clip(view.notes, 2500))}"))
     if view.calendars:
-        blocks.append(_context("Synced to: " + ", ".join(f"{esc(n)} ({s})" for n, s in view.calendars)))
+        blocks.append(_context_json("Synced to: " + ", ".join(f"{esc(n)} ({s})" for n, s in view.calendars)))
     if item.actions:
-        blocks.append(
-            ActionsBlock(block_id=f"acts:{item.appointment_id}", elements=[button(a) for a in item.actions])
-        )
+        blocks.append({"type": "actions", "block_id": f"acts:{item.appointment_id}",
+                       "elements": [button_json(a) for a in item.actions]})
     return blocks
 
 
@@ -196,17 +188,16 @@ def _form_message(view: RescheduleForm) -> list[Block]:
     return blocks
 
 
-def _confirm(view: ConfirmCancel) -> list[Block]:
+def _confirm(view: ConfirmCancel) -> list[dict[str, Any]]:
+    """The cancel confirmation, as plain JSON (see agenda_json)."""
     reason = f"\nReason: {esc(view.reason)}" if view.reason else ""
     return [
-        _md(
+        _md_json(
             f"*Cancel {view.ref}?*\n{esc(view.summary)}{reason}\n"
             "The client's booking is cancelled everywhere it is synced."
         ),
-        ActionsBlock(
-            block_id=f"confirm:{view.appointment_id}",
-            elements=[button(view.confirm), button(ShowDetails(view.appointment_id), "Keep it")],
-        ),
+        {"type": "actions", "block_id": f"confirm:{view.appointment_id}",
+         "elements": [button_json(view.confirm), button_json(ShowDetails(view.appointment_id), "Keep it")]},
     ]
 
 
@@ -291,14 +282,11 @@ def message(view: View) -> tuple[str, list[dict[str, Any]]]:
         case Agenda():
             return clip(view.title, 300), agenda_json(view)
         case AppointmentDetail():
-            text, blocks = (
-                view.notice or f"{view.item.ref} {view.date_label} {view.item.time_label}",
-                _detail(view),
-            )
+            return clip(view.notice or f"{view.item.ref} {view.date_label} {view.item.time_label}", 300), _detail(view)
         case RescheduleForm():
             text, blocks = next(iter(view.errors.values()), f"Reschedule {view.ref}"), _form_message(view)
         case ConfirmCancel():
-            text, blocks = f"Cancel {view.ref}?", _confirm(view)
+            return clip(f"Cancel {view.ref}?", 300), _confirm(view)
         case Status():
             text, blocks = f"Sync status: {view.failed_total} failed", _status(view)
         case Whoami():

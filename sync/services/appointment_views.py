@@ -24,6 +24,7 @@ from sync.services.history import last_source_change
 from sync.services.identities import PersonRef, PractitionerRef, practitioner_named
 from sync.services.locations import find_location
 from sync.services.practices import practitioner_choices
+from sync.services.work_events import WorkCalendars, work_calendars
 from sync.store.model import Appointment, Calendar, Link, Location, OutboxOp, Practice, Practitioner
 
 __all__ = [
@@ -118,6 +119,8 @@ class AgendaDay:
     appointments: tuple[AppointmentView, ...]
     #: The location the day was filtered by (`today at Northside`), or None.
     location: Location | None = None
+    #: The work calendars shown beside the day, loaded in the same transaction (`with_work`), or None.
+    work: WorkCalendars | None = None
 
 
 def view_of(appt: Appointment, names: dict[int, str], read_only: str | None = None) -> AppointmentView:
@@ -182,22 +185,20 @@ async def load_appointment(
 async def details_of(session: AsyncSession, appt: Appointment, tz: str) -> AppointmentDetails:
     """The details of a loaded row (or a series visit's copy) in `session`."""
     names = await practitioner_names(session, [appt.practitioner_id])
+    # A link stays "ok" while the outbox still has to write the latest change to that calendar:
+    # right after a reschedule or cancel the card must say so, not claim the copy is in step.
+    queued = (
+        select(OutboxOp.id)
+        .where(OutboxOp.appointment_id == appt.id, OutboxOp.calendar_id == Calendar.id, OutboxOp.status == "pending")
+        .exists()
+    )
     rows = await session.execute(
-        select(Calendar.id, Calendar.name, Calendar.role, Link.state)
+        select(Calendar.name, Calendar.role, Link.state, queued)
         .join(Link, Link.calendar_id == Calendar.id)
         .where(Link.appointment_id == appt.id)
         .order_by(Calendar.id)
     )
-    # A link stays "ok" while the outbox still has to write the latest change to that calendar:
-    # right after a reschedule or cancel the card must say so, not claim the copy is in step.
-    queued = set(
-        (
-            await session.scalars(
-                select(OutboxOp.calendar_id).where(OutboxOp.appointment_id == appt.id, OutboxOp.status == "pending")
-            )
-        ).all()
-    )
-    calendars = tuple((f"{r[1] or 'calendar'} ({r[2]})", "pending" if r[0] in queued else str(r[3])) for r in rows)
+    calendars = tuple((f"{r[0] or 'calendar'} ({r[1]})", "pending" if r[3] else str(r[2])) for r in rows)
     read_only = await refuse_read_only(session, appt)
     # A visit is a transient copy of its series row; the row itself (in the session) says since when.
     series_row = await session.get(Appointment, appt.id) if series.is_series(appt) else None
@@ -241,10 +242,12 @@ async def load_reschedule(core: Core, practice_id: int, appointment_id: int) -> 
 
 async def load_agenda(
     core: Core, practice_id: int, platform: str, *, day: Callable[[date], date], who: PersonRef | None = None,
-    practitioner_id: int | None = None, location: str | None = None,
+    practitioner_id: int | None = None, location: str | None = None, with_work: bool = False,
 ) -> AgendaDay:
     """The day `day(today)` (today in the practice's zone) for the practitioner named by `who`, else the one
-    with `practitioner_id`, else everyone. Raises NotLinked, NoSuchPractitioner, NoPractice."""
+    with `practitioner_id`, else everyone. `with_work`: also the work calendars shown beside it (of the
+    day's practitioner when there is one), in the same transaction. Raises NotLinked, NoSuchPractitioner,
+    NoPractice."""
     async with core.store.session() as session:
         practice = await _practice(session, practice_id)
         tz = practice.timezone
@@ -261,9 +264,14 @@ async def load_agenda(
         place = await find_location(session, practice_id, location) if location else None
         if place is not None:
             rows = [a for a in rows if a.location_id == place.id]
-        names = await practitioner_names(session, [a.practitioner_id for a in rows])
+        # One practitioner's day: their name is known already (their series' visits are theirs too).
+        known = {practitioner.id: practitioner.name} if practitioner is not None else {}
+        names = known | await practitioner_names(session, [a.practitioner_id for a in rows
+                                                           if a.practitioner_id not in known])
         read_only = await read_only_calendars(session, {a.source_calendar_id for a in rows})
         views = tuple(
             view_of(a, names, read_only_refusal(a.ref) if a.source_calendar_id in read_only else None) for a in rows
         )
-        return AgendaDay(tz, today, chosen, practitioner, views, place)
+        work = await work_calendars(session, practice_id, practitioner.id if practitioner else None) if with_work \
+            else None
+        return AgendaDay(tz, today, chosen, practitioner, views, place, work)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import Refused
 from sync.integrations import registry
@@ -77,45 +78,65 @@ class ConnectionStatus:
         return asdict(self) | {"healthy": self.healthy, "state": self.state}
 
 
-async def connection_status(core: Core, practice_id: int | None = None) -> list[ConnectionStatus]:
-    """One status row per connection, from four grouped queries (independent of calendar size)."""
+async def connection_status(core: Core, practice_id: int | None = None,
+                            session: AsyncSession | None = None) -> list[ConnectionStatus]:
+    """One status row per connection, from a few grouped queries (independent of calendar size);
+    in `session` when given (the practice's `status` reads everything in one transaction)."""
     now = core.clock()
-    async with core.store.session() as s:
-        stmt = select(Connection).order_by(Connection.id)
-        if practice_id is not None:
-            stmt = stmt.where(Connection.practice_id == practice_id)
-        conns = list((await s.scalars(stmt)).all())
-        ops = {(cid, st): n for cid, st, n in (await s.execute(
-            select(OutboxOp.connection_id, OutboxOp.status, func.count())
-            .where(OutboxOp.status.in_(("pending", "failed")))
-            .group_by(OutboxOp.connection_id, OutboxOp.status))).tuples()}
-        # The CRM log's writes are the connection's outbound writes too (sync.notify.crm).
-        for cid, st, n in (await s.execute(
-                select(CrmEntry.connection_id, CrmEntry.status, func.count())
-                .where(CrmEntry.status.in_(("pending", "failed")))
-                .group_by(CrmEntry.connection_id, CrmEntry.status))).tuples():
-            ops[(cid, st)] = ops.get((cid, st), 0) + n
-        cursors = dict((await s.execute(
-            select(Calendar.connection_id, func.min(Calendar.cursor_updated_at))
-            .where(Calendar.sync_enabled.is_(True), Calendar.role.in_(("source", "mirror")))
-            .group_by(Calendar.connection_id))).tuples().all())
-        conflicts = dict((await s.execute(
-            select(Calendar.connection_id, func.count()).join(Link, Link.calendar_id == Calendar.id)
-            .where(Link.state == "conflict").group_by(Calendar.connection_id))).tuples().all())
-        read_notes: dict[int, list[str]] = {}
-        for cid, notes in (await s.execute(
-                select(Calendar.connection_id, Calendar.read_notes).where(Calendar.sync_enabled.is_(True))
-                .order_by(Calendar.id))).tuples():
-            read_notes.setdefault(cid, []).extend(str(n) for n in notes or ())
-        last_failed: dict[int, str | None] = {}
-        for cid, err in (await s.execute(
-                select(OutboxOp.connection_id, OutboxOp.last_error).where(OutboxOp.status == "failed")
-                .order_by(OutboxOp.updated_at))).tuples():
-            last_failed[cid] = err
-        for cid, err in (await s.execute(
-                select(CrmEntry.connection_id, CrmEntry.last_error).where(CrmEntry.status == "failed")
-                .order_by(CrmEntry.updated_at))).tuples():
-            last_failed[cid] = err
+    if session is None:
+        async with core.store.session() as s:
+            return await _connection_status(s, now, practice_id)
+    return await _connection_status(session, now, practice_id)
+
+
+async def _connection_status(s: AsyncSession, now: datetime, practice_id: int | None) -> list[ConnectionStatus]:
+    stmt = select(Connection).order_by(Connection.id)
+    if practice_id is not None:
+        stmt = stmt.where(Connection.practice_id == practice_id)
+    conns = list((await s.scalars(stmt)).all())
+    if not conns:  # nothing connected (yet): nothing to count
+        return []
+    ids = [c.id for c in conns]
+
+    def mine(column: Any) -> list[Any]:
+        """One practice's: only its connections' rows are read (all of them for every practice)."""
+        return [column.in_(ids)] if practice_id is not None else []
+
+    ops = {(cid, st): n for cid, st, n in (await s.execute(
+        select(OutboxOp.connection_id, OutboxOp.status, func.count())
+        .where(OutboxOp.status.in_(("pending", "failed")), *mine(OutboxOp.connection_id))
+        .group_by(OutboxOp.connection_id, OutboxOp.status))).tuples()}
+    # The CRM log's writes are the connection's outbound writes too (sync.notify.crm).
+    for cid, st, n in (await s.execute(
+            select(CrmEntry.connection_id, CrmEntry.status, func.count())
+            .where(CrmEntry.status.in_(("pending", "failed")), *mine(CrmEntry.connection_id))
+            .group_by(CrmEntry.connection_id, CrmEntry.status))).tuples():
+        ops[(cid, st)] = ops.get((cid, st), 0) + n
+    cursors = dict((await s.execute(
+        select(Calendar.connection_id, func.min(Calendar.cursor_updated_at))
+        .where(Calendar.sync_enabled.is_(True), Calendar.role.in_(("source", "mirror")), *mine(Calendar.connection_id))
+        .group_by(Calendar.connection_id))).tuples().all())
+    conflicts = dict((await s.execute(
+        select(Calendar.connection_id, func.count()).join(Link, Link.calendar_id == Calendar.id)
+        .where(Link.state == "conflict", *mine(Calendar.connection_id))
+        .group_by(Calendar.connection_id))).tuples().all())
+    read_notes: dict[int, list[str]] = {}
+    for cid, notes in (await s.execute(
+            select(Calendar.connection_id, Calendar.read_notes)
+            .where(Calendar.sync_enabled.is_(True), *mine(Calendar.connection_id))
+            .order_by(Calendar.id))).tuples():
+        read_notes.setdefault(cid, []).extend(str(n) for n in notes or ())
+    last_failed: dict[int, str | None] = {}
+    for cid, err in (await s.execute(
+            select(OutboxOp.connection_id, OutboxOp.last_error)
+            .where(OutboxOp.status == "failed", *mine(OutboxOp.connection_id))
+            .order_by(OutboxOp.updated_at))).tuples():
+        last_failed[cid] = err
+    for cid, err in (await s.execute(
+            select(CrmEntry.connection_id, CrmEntry.last_error)
+            .where(CrmEntry.status == "failed", *mine(CrmEntry.connection_id))
+            .order_by(CrmEntry.updated_at))).tuples():
+        last_failed[cid] = err
     out = []
     for c in conns:
         stamp = cursors.get(c.id)
@@ -163,21 +184,29 @@ class BackfillProgress:
         return asdict(self) | {"copied": self.copied}
 
 
-async def backfill_progress(core: Core, practice_id: int | None = None) -> list[BackfillProgress]:
-    """Every mirror with a backfill under way, with its copies queued and still to be written."""
-    async with core.store.session() as s:
-        stmt = (select(Calendar.id, Calendar.name, Calendar.connection_id, Calendar.backfill_state,
-                       Calendar.backfill_total, Calendar.backfill_queued)
-                .join(Connection, Connection.id == Calendar.connection_id)
-                .where(Calendar.backfill_state.in_(("pending", "copying")), Calendar.role == "mirror")
-                .order_by(Calendar.id))
-        if practice_id is not None:
-            stmt = stmt.where(Connection.practice_id == practice_id)
-        rows = (await s.execute(stmt)).tuples().all()
-        waiting = dict((await s.execute(
-            select(Link.calendar_id, func.count()).where(
-                Link.calendar_id.in_([r[0] for r in rows]), Link.remote_id.is_(None), Link.state == "pending")
-            .group_by(Link.calendar_id))).tuples().all()) if rows else {}
+async def backfill_progress(core: Core, practice_id: int | None = None,
+                            session: AsyncSession | None = None) -> list[BackfillProgress]:
+    """Every mirror with a backfill under way, with its copies queued and still to be written (in
+    `session` when given)."""
+    if session is None:
+        async with core.store.session() as s:
+            return await _backfill_progress(s, practice_id)
+    return await _backfill_progress(session, practice_id)
+
+
+async def _backfill_progress(s: AsyncSession, practice_id: int | None) -> list[BackfillProgress]:
+    stmt = (select(Calendar.id, Calendar.name, Calendar.connection_id, Calendar.backfill_state,
+                   Calendar.backfill_total, Calendar.backfill_queued)
+            .join(Connection, Connection.id == Calendar.connection_id)
+            .where(Calendar.backfill_state.in_(("pending", "copying")), Calendar.role == "mirror")
+            .order_by(Calendar.id))
+    if practice_id is not None:
+        stmt = stmt.where(Connection.practice_id == practice_id)
+    rows = (await s.execute(stmt)).tuples().all()
+    waiting = dict((await s.execute(
+        select(Link.calendar_id, func.count()).where(
+            Link.calendar_id.in_([r[0] for r in rows]), Link.remote_id.is_(None), Link.state == "pending")
+        .group_by(Link.calendar_id))).tuples().all()) if rows else {}
     return [BackfillProgress(cid, name or "calendar", conn_id, state or "", total, queued, waiting.get(cid, 0))
             for cid, name, conn_id, state, total, queued in rows]
 
@@ -205,7 +234,7 @@ class PracticeStatus:
 
 
 async def practice_status(core: Core, practice_id: int) -> PracticeStatus:
-    """The status of one practice's connections, with their calendars in id order."""
+    """The status of one practice's connections, with their calendars in id order (one transaction)."""
     async with core.store.session() as s:
         practice = await s.get(Practice, practice_id)
         if practice is None:
@@ -216,14 +245,15 @@ async def practice_status(core: Core, practice_id: int) -> PracticeStatus:
                    Connection.provider, Calendar.id)
             .join(Connection, Connection.id == Calendar.connection_id)
             .where(Connection.practice_id == practice_id).order_by(Calendar.id))).tuples().all()
-        waiting = {(p, e): n for p, e, _, n in await unassigned_calendars(s, practice_id)}
-    backfills = {b.calendar_id: b for b in await backfill_progress(core, practice_id)}
+        # A backfill and unassigned bookings are about the practice's calendars: none, nothing to ask.
+        waiting = {(p, e): n for p, e, _, n in await unassigned_calendars(s, practice_id)} if rows else {}
+        backfills = {b.calendar_id: b for b in await backfill_progress(core, practice_id, s)} if rows else {}
+        conns = tuple(await connection_status(core, practice_id, s))
     calendars: dict[int, list[CalendarState]] = {}
     for cid, cal_name, role, enabled, remote_id, provider, cal_id in rows:
         calendars.setdefault(int(cid), []).append(CalendarState(
             cal_name or "calendar", role, bool(enabled), remote_id, waiting.get((provider, remote_id), 0),
             backfills.get(cal_id)))
-    conns = tuple(await connection_status(core, practice_id))
     return PracticeStatus(name, tz, conns, {k: tuple(v) for k, v in calendars.items()})
 
 

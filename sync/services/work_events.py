@@ -17,6 +17,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import ProviderError
 from sync.contract.items import Window
@@ -26,7 +27,7 @@ from sync.runtime.core import Core
 from sync.services.tracked_events import event_ref, tracked_ids
 from sync.store.model import Calendar, Connection, Practitioner
 
-__all__ = ["READ_TIMEOUT", "WorkDay", "WorkEvent", "work_day"]
+__all__ = ["READ_TIMEOUT", "WorkCalendars", "WorkDay", "WorkEvent", "work_calendars", "work_day"]
 
 log = logging.getLogger("clinicbot.work_events")
 
@@ -60,23 +61,46 @@ class WorkDay:
     unavailable: tuple[str, ...] = ()
 
 
-async def work_day(core: Core, practice_id: int, day: date, tz: str, practitioner_id: int | None) -> WorkDay:
-    """The day's events of the practice's work calendars (of one practitioner when given), read live."""
+@dataclass(frozen=True, slots=True)
+class WorkCalendars:
+    """The practice's work calendars an agenda reads (of one practitioner when asked), with the
+    names of their people: what `work_day` needs from the database, before it reads them live."""
+
+    rows: tuple[tuple[Calendar, Connection], ...] = ()
+    #: practitioner id -> name, for the calendars' owners
+    people: tuple[tuple[int, str], ...] = ()
+
+
+async def work_calendars(session: AsyncSession, practice_id: int, practitioner_id: int | None) -> WorkCalendars:
+    """The work calendars of the practice that sync (of one practitioner when given), in `session`:
+    an agenda loads them in its own transaction (sync.services.appointment_views.load_agenda)."""
+    query = (select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id)
+             .where(Connection.practice_id == practice_id, Calendar.role == "work",
+                    Calendar.sync_enabled.is_(True), Connection.sync_enabled.is_(True),
+                    Connection.status == "active").order_by(Calendar.id))
+    if practitioner_id is not None:
+        query = query.where(or_(Calendar.practitioner_id == practitioner_id,
+                                Calendar.practitioner_id.is_(None)
+                                & (Connection.practitioner_id == practitioner_id)))
+    rows = tuple((await session.execute(query)).tuples().all())
+    if not rows:  # most practices have no work calendar: no second query
+        return WorkCalendars()
+    people = (await session.execute(select(Practitioner.id, Practitioner.name).where(Practitioner.id.in_(
+        {c.practitioner_id or n.practitioner_id for c, n in rows} - {None})))).tuples().all()
+    return WorkCalendars(rows, tuple((int(i), str(name)) for i, name in people))
+
+
+async def work_day(core: Core, practice_id: int, day: date, tz: str, practitioner_id: int | None,
+                   calendars: WorkCalendars | None = None) -> WorkDay:
+    """The day's events of the practice's work calendars (of one practitioner when given), read live.
+    `calendars`: those already loaded by `work_calendars` for the same practice and practitioner."""
     zone = ZoneInfo(tz)
     start = datetime.combine(day, time(0), zone)
     window = Window(start, datetime.combine(day + timedelta(days=1), time(0), zone))
-    async with core.store.session() as s:
-        query = (select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id)
-                 .where(Connection.practice_id == practice_id, Calendar.role == "work",
-                        Calendar.sync_enabled.is_(True), Connection.sync_enabled.is_(True),
-                        Connection.status == "active").order_by(Calendar.id))
-        if practitioner_id is not None:
-            query = query.where(or_(Calendar.practitioner_id == practitioner_id,
-                                    Calendar.practitioner_id.is_(None)
-                                    & (Connection.practitioner_id == practitioner_id)))
-        rows = list((await s.execute(query)).tuples().all())
-        people = {p.id: p.name for p in (await s.scalars(select(Practitioner).where(Practitioner.id.in_(
-            {c.practitioner_id or n.practitioner_id for c, n in rows} - {None}))))}
+    if calendars is None:
+        async with core.store.session() as s:
+            calendars = await work_calendars(s, practice_id, practitioner_id)
+    rows, people = calendars.rows, dict(calendars.people)
     if not rows:
         return WorkDay()
     results = await asyncio.gather(*(_read(core, cal, conn, window) for cal, conn in rows))

@@ -31,6 +31,10 @@ class StoreError(Exception):
     """The database is unreachable or its schema is not current; the message says what to do."""
 
 
+#: Connections a Store's pool keeps open (SQLAlchemy's default of 10 more may be opened for a burst).
+POOL_SIZE = 20
+
+
 def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
     """An AsyncEngine for `url`; `schema` pins PostgreSQL's search_path (hosting, tests)."""
     parsed = make_url(url)
@@ -45,10 +49,38 @@ def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
     # A pre-ping is a round trip at every checkout, i.e. on every session: worth it where the server
     # can drop connections (PostgreSQL restarts, idle timeouts), not for a local SQLite file.
     kwargs.setdefault("pool_pre_ping", parsed.get_backend_name() != "sqlite")
+    if "poolclass" not in kwargs and parsed.database not in (None, "", ":memory:"):
+        # Keep as many connections as a server uses at once (Slack's 16 + 4 workers, Teams' turns):
+        # past SQLAlchemy's 5, every checkout above it opened a connection and closed it again on
+        # return (a connect, PRAGMAs or a PostgreSQL login, and asyncpg's prepared statements lost).
+        kwargs.setdefault("pool_size", POOL_SIZE)
+    if parsed.get_backend_name() == "sqlite" and "poolclass" not in kwargs:
+        # A connection back in the pool is rolled back only if a transaction is still open on it
+        # (`_sqlite_reset`): after a commit the pool's unconditional rollback was one more trip to
+        # aiosqlite's thread on every session.
+        kwargs.setdefault("pool_reset_on_return", None)
     engine = create_async_engine(url, connect_args=connect_args, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if kwargs.get("pool_reset_on_return", "rollback") is None:
+            event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
     return engine
+
+
+def _sqlite_reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
+    """A connection returning to the pool: roll back what is still open on it, and only that.
+
+    SQLAlchemy skips its own reset only when it has just rolled back; after a commit it rolled
+    back again. SQLite knows whether a transaction is open (`in_transaction`, read without a trip
+    to aiosqlite's thread); when it cannot be read, the connection is rolled back as before."""
+    if not state.asyncio_safe or state.transaction_was_reset:
+        return  # not on the event loop (the pool then terminates it), or rolled back already
+    try:
+        open_ = bool(dbapi_conn.driver_connection.in_transaction)
+    except Exception:
+        open_ = True
+    if open_:
+        dbapi_conn.rollback()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -341,3 +341,65 @@ async def test_refresh_finds_new_calendars_for_admins_only(core: Core, monkeypat
     assert isinstance(view, Notice) and "1 new" in view.text and "rooms (busy)" in view.text
     async with core.store.session() as s:
         assert await s.scalar(select(func.count()).select_from(Calendar)) == 2
+
+
+async def test_status_counts_only_the_practices_own_connections(core: Core) -> None:
+    """`status` reads in one transaction and counts only this practice's connections' queued writes and
+    conflicts, not another practice's (whose rows the grouped queries used to read too)."""
+    from sqlalchemy import event
+
+    c = await seed(core)
+    admin = await make_actor(core, "UA", ("admin",))
+    empty = await handle(core, admin, parse("status"))
+    assert isinstance(empty, Status) and empty.connections == () and empty.pending_total == 0
+    async with core.store.session() as s:
+        other = Practice(name="Elsewhere", timezone="UTC", settings={})
+        s.add(other)
+        await s.flush()
+        theirs = Connection(practice_id=other.id, provider="graph", account="x@y.org", config={})
+        mine = Connection(practice_id=c.practice_id, provider="graph", account="lee@x.org", config={})
+        s.add_all([theirs, mine])
+        await s.flush()
+        s.add(Calendar(connection_id=mine.id, remote_id="cal1", name="Lee work", role="mirror"))
+        for n in range(3):
+            s.add(OutboxOp(connection_id=theirs.id, op="update", payload={}, idempotency_key=f"t{n}", status="failed"))
+        s.add(OutboxOp(connection_id=mine.id, op="update", payload={}, idempotency_key="m1", status="pending"))
+    sessions: list[object] = []
+    listener = lambda *_: sessions.append(1)  # noqa: E731 - counts transactions begun
+    event.listen(core.store.engine.sync_engine, "begin", listener)
+    try:
+        view = await handle(core, admin, parse("status"))
+    finally:
+        event.remove(core.store.engine.sync_engine, "begin", listener)
+    assert isinstance(view, Status) and [x.account for x in view.connections] == ["lee@x.org"]
+    assert view.pending_total == 1 and view.failed_total == 0
+    # practice, connections, backfills and calendars in one; reminders, files, shift publishes in their own
+    assert len(sessions) <= 4
+
+
+async def test_details_say_which_calendars_still_wait_for_a_write(core: Core) -> None:
+    """A calendar whose copy the outbox has still to write shows "pending" (one query reads the links
+    and whether a write is queued for each); a failed write, or another appointment's, does not count."""
+    from sync.store.model import Link
+
+    c = await seed(core)
+    admin = await make_actor(core, "UA", ("admin",))
+    async with core.store.session() as s:
+        conn = Connection(practice_id=c.practice_id, provider="graph", account="lee@x.org", config={})
+        s.add(conn)
+        await s.flush()
+        cals = [Calendar(connection_id=conn.id, remote_id=f"c{n}", name=f"Cal {n}", role="mirror") for n in range(3)]
+        s.add_all(cals)
+        await s.flush()
+        s.add_all([Link(appointment_id=c.a_lee_10, calendar_id=cal.id, state="ok") for cal in cals])
+        s.add_all([
+            OutboxOp(connection_id=conn.id, calendar_id=cals[0].id, appointment_id=c.a_lee_10, op="update",
+                     idempotency_key="p0", status="pending"),
+            OutboxOp(connection_id=conn.id, calendar_id=cals[1].id, appointment_id=c.a_lee_10, op="update",
+                     idempotency_key="f1", status="failed"),
+            OutboxOp(connection_id=conn.id, calendar_id=cals[2].id, appointment_id=c.a_lee_11, op="update",
+                     idempotency_key="o2", status="pending"),
+        ])  # fmt: skip
+    view = await handle(core, admin, actions.ShowDetails(c.a_lee_10))
+    assert isinstance(view, AppointmentDetail)
+    assert view.calendars == (("Cal 0 (mirror)", "pending"), ("Cal 1 (mirror)", "ok"), ("Cal 2 (mirror)", "ok"))

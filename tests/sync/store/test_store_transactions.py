@@ -70,3 +70,25 @@ async def test_reads_do_not_wait_for_a_transaction_holding_it(core: Core) -> Non
         release.set()
         await task
     assert (await _name(core)).endswith("+w")
+
+
+async def test_a_connection_back_in_the_pool_loses_what_it_left_open_and_only_that(core: Core, backend: str) -> None:
+    """SQLite: the pool rolls back a connection on its return only when a transaction is still open on it
+    (database._sqlite_reset), not after every commit; what was left open is gone and its lock released."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL keeps SQLAlchemy's own reset")
+    async with core.store.session() as s:
+        s.add(Practice(name="Kept", timezone="UTC", settings={}))
+    async with core.store.engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        # Behind SQLAlchemy's back: a write left open, which only the pool's reset can undo.
+        await driver.execute("BEGIN IMMEDIATE")
+        await driver.execute("UPDATE practice SET name = 'Lost' WHERE name = 'Kept'")
+        assert driver.in_transaction
+    assert not driver.in_transaction
+    async with core.store.session() as s:  # the write lock is free again, the open write gone
+        assert await s.scalar(select(Practice.name).where(Practice.name.in_(("Kept", "Lost")))) == "Kept"
+        await s.execute(text("UPDATE practice SET name = 'Changed' WHERE name = 'Kept'"))
+    async with core.store.session() as s:
+        assert await s.scalar(select(Practice.id).where(Practice.name == "Changed")) is not None
