@@ -39,6 +39,7 @@ def open_core(settings: Settings) -> Core:
     key, where = load_or_create_key(settings.secret_key, settings.secret_key_file, generate=settings.is_sqlite)
     install_key(key)
     log.debug("secret key loaded", extra={"key_source": where})
-    core = Core(settings=settings, store=Store(settings.database_url, settings.database_schema))
+    core = Core(settings=settings, store=Store(settings.database_url, settings.database_schema,
+                                                pool_size=settings.database_pool_size))
     register_domains(core)
     return core

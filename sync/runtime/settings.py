@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     )
     #: PostgreSQL schema to live in (search_path); empty means the server default.
     database_schema: str = Field(default="", alias="CLINICBOT_DATABASE_SCHEMA")
+    #: Connections each process keeps open to the database (and up to 10 more for a burst): with
+    #: several replicas on PostgreSQL, replicas x (this + 10) must stay under max_connections.
+    database_pool_size: int = Field(default=20, alias="CLINICBOT_DATABASE_POOL_SIZE", ge=1, le=200)
     host: str = Field(default="127.0.0.1", alias="CLINICBOT_HOST")
     port: int = Field(default=3978, alias="CLINICBOT_PORT", ge=1, le=65535)
     public_url: str | None = Field(default=None, alias="CLINICBOT_PUBLIC_URL")

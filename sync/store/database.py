@@ -49,11 +49,12 @@ def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
     # A pre-ping is a round trip at every checkout, i.e. on every session: worth it where the server
     # can drop connections (PostgreSQL restarts, idle timeouts), not for a local SQLite file.
     kwargs.setdefault("pool_pre_ping", parsed.get_backend_name() != "sqlite")
+    pool_size = kwargs.pop("pool_size", POOL_SIZE)
     if "poolclass" not in kwargs and parsed.database not in (None, "", ":memory:"):
         # Keep as many connections as a server uses at once (Slack's 16 + 4 workers, Teams' turns):
         # past SQLAlchemy's 5, every checkout above it opened a connection and closed it again on
         # return (a connect, PRAGMAs or a PostgreSQL login, and asyncpg's prepared statements lost).
-        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs["pool_size"] = pool_size
     if parsed.get_backend_name() == "sqlite" and "poolclass" not in kwargs:
         # A connection back in the pool is rolled back only if a transaction is still open on it
         # (`_sqlite_reset`): after a commit the pool's unconditional rollback was one more trip to

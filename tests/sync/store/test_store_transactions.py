@@ -13,7 +13,9 @@ import asyncio
 import pytest
 from sqlalchemy import select, text
 
+from sync.boot import open_core
 from sync.runtime.core import Core
+from sync.runtime.settings import Settings
 from sync.store.database import hold_write_lock
 from sync.store.model import Practice
 
@@ -92,3 +94,13 @@ async def test_a_connection_back_in_the_pool_loses_what_it_left_open_and_only_th
         await s.execute(text("UPDATE practice SET name = 'Changed' WHERE name = 'Kept'"))
     async with core.store.session() as s:
         assert await s.scalar(select(Practice.id).where(Practice.name == "Changed")) is not None
+
+
+async def test_the_pool_keeps_the_configured_number_of_connections(settings: Settings) -> None:
+    """CLINICBOT_DATABASE_POOL_SIZE sizes each process's pool (replicas x pool must fit PostgreSQL)."""
+    for size in (3, 20):
+        core = open_core(settings.model_copy(update={"database_pool_size": size}))
+        try:
+            assert core.store.engine.pool.size() == size  # type: ignore[attr-defined]
+        finally:
+            await core.close()
