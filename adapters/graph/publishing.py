@@ -89,7 +89,6 @@ class GraphShiftPublisher:
         self._clients: dict[str, GraphClient] = {}
         #: Requests made, for the summary and the benchmark.
         self.requests = 0
-        self._directory_calls = 0
 
     def _client(self, mailbox: str, *, connections: int = 20) -> GraphClient:
         path = _mailbox_path(mailbox)
@@ -113,13 +112,19 @@ class GraphShiftPublisher:
         unique = sorted({r for r in refs if r})
         if not unique:
             return {}
-        # Directory lookups are not mailbox requests: up to 4 calls run at once, each on a client (and
-        # request gate) of its own, so a publish's chunks of 20 people are checked side by side.
-        self._directory_calls += 1
-        client = self._client(f"directory-{self._directory_calls % 4}", connections=2)
+        # Directory lookups are not mailbox requests, so they pass no mailbox's request gate: every
+        # call goes out at once (a publish's chunks of 20 people are checked side by side, and every
+        # mailbox's writes can start together: one whose check came back late would finish late,
+        # whatever the others do). Items Graph throttles are sent again through the client's gate.
+        client = self._client("directory", connections=16)
         items = [BatchItem(id=str(i), method="GET", url=f"/{_mailbox_path(ref)}?$select=id,userPrincipalName")
                  for i, ref in enumerate(unique)]
-        answers = await client.batch(items, sequential=False)
+        answers: dict[str, BatchResult] = {}
+        for first in range(0, len(items), MAX_BATCH):
+            answers.update(await client._send_batch(items[first:first + MAX_BATCH], False))
+        again = [item for item in items if item.id not in answers or _throttled(answers[item.id])]
+        if again:
+            answers.update(await client.batch(again, sequential=False))
         out: dict[str, str | None] = {}
         for item, ref in zip(items, unique, strict=True):
             answer = answers[item.id]
@@ -351,6 +356,10 @@ class _MixedRun:
             if stream is not None:
                 async for mailbox, ops in stream:
                     self.add(mailbox, ops)
+                    if self.workers and len(self.queues) % MAX_BATCH == 0:
+                        # Let the writers send what is ready before the stream makes the next mailboxes'
+                        # events (a stream whose directory answers are in never waits by itself).
+                        await asyncio.sleep(0)
                 self.fed = True
                 self.changed.set()
             self._spawn()
@@ -395,8 +404,7 @@ class _MixedRun:
                 answer = answers.get(item.id)
                 if answer is None:
                     raise BadPayload(f"{PROVIDER}: $batch answer lacks item {item.id}", provider=PROVIDER)
-                throttled = answer.status == 429 or (
-                    answer.status == 503 and _header(answer.headers, "retry-after") is not None)
+                throttled = _throttled(answer)
                 self.attempts[item.id] = self.attempts.get(item.id, 0) + int(throttled)
                 if throttled and self.attempts[item.id] < BATCH_ATTEMPTS:
                     wait = parse_retry_after(_header(answer.headers, "retry-after")) or 1.0
@@ -408,6 +416,10 @@ class _MixedRun:
                     if self.landed is not None:
                         self.landed(mailbox, result)
             self.changed.set()
+
+
+def _throttled(answer: BatchResult) -> bool:
+    return answer.status == 429 or (answer.status == 503 and _header(answer.headers, "retry-after") is not None)
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

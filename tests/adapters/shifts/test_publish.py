@@ -33,7 +33,7 @@ from sync.store.model import AuditEntry, ShiftRow
 from tests.adapters.graph.fakes.graph import GraphFake
 from tests.adapters.graph.fakes.graph_store import Mailbox
 from tests.adapters.graph.fakes.graph_throttle import ThrottlePolicy
-from tests.adapters.shifts.conftest import CLIENT_ID, CLIENT_SECRET, ZONE
+from tests.adapters.shifts.conftest import CLIENT_ID, CLIENT_SECRET, TENANT, ZONE
 from tests.conftest import TEST_KEY, drop_schema, make_settings
 
 HEADER = "Person,UniqueID,Custom1,Assignment,Start,End,Notes,Published\n"
@@ -323,3 +323,46 @@ async def test_the_periodic_job_publishes_what_is_pending_and_then_nothing(
     async with core.store.session() as s:
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.action == "shifts.publish"))
         assert entry is not None and entry.actor == "system:shifts"
+
+
+async def test_the_directory_checks_every_chunk_of_people_at_once_and_resends_a_throttled_lookup(
+    core: Core, fake: GraphFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish checks people 20 at a time; every chunk's lookup goes out together (a mailbox whose
+    check came back late would start, and so finish, late). A lookup Graph throttles is asked again."""
+    from adapters.graph.client import BatchResult, GraphClient
+
+    known = [f"p{n}" for n in range(80)]
+    for name in known:
+        fake.add_user(f"{name}@clinic.example", tenant_id=TENANT)
+    ghosts = [f"ghost{n}" for n in range(20)]
+    await service.set_identity_field(core, None, "custom1", actor="cli:admin")
+    rows = [f"{name},LB-{name},{name}@clinic.example,Day clinic,{day(d)} 08:00,{day(d)} 16:00,,Yes"
+            for name in known + ghosts for d in (2, 3)]
+    await run_import(core, schedule(*rows))
+
+    original = GraphClient._send_batch
+    state = {"now": 0, "most": 0, "throttled": 0}
+
+    async def slow_lookups(self: GraphClient, chunk: list[Any], sequential: bool) -> dict[str, BatchResult]:
+        if chunk[0].method != "GET":
+            return await original(self, chunk, sequential)
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        try:
+            await asyncio.sleep(0.05)
+            answers = await original(self, chunk, sequential)
+        finally:
+            state["now"] -= 1
+        if not state["throttled"]:
+            state["throttled"] = 1
+            first = chunk[0].id
+            answers[first] = BatchResult(first, 429, {"Retry-After": "0"}, {"error": {"code": "TooManyRequests"}})
+        return answers
+
+    monkeypatch.setattr(GraphClient, "_send_batch", slow_lookups)
+    result = await service.publish(core, None, actor="cli:admin")
+    assert (result.created, result.failed) == (160, 0)
+    assert sorted(result.unknown_people) == sorted(f"{g}@clinic.example" for g in ghosts)
+    assert state["most"] == 5  # 100 people: five chunks of 20, all in flight together
+    assert sum(len(events(fake.store.resolve(f"{n}@clinic.example"))) for n in known) == 160

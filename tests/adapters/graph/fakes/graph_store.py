@@ -226,6 +226,10 @@ class GraphStore:
 
     def __init__(self) -> None:
         self.mailboxes: dict[str, Mailbox] = {}
+        #: Lower-cased UPN -> object id, filled as names are resolved and checked on every use (a test
+        #: may rename a user): Graph finds a user by name without walking the directory, and a walk per
+        #: request made this fake's own CPU the limit of the 200-mailbox publish benchmark.
+        self._by_upn: dict[str, str] = {}
 
     def add_mailbox(self, user: User) -> Mailbox:
         mbx = Mailbox(user=user)
@@ -243,8 +247,13 @@ class GraphStore:
         """A mailbox by object id or user principal name (case-insensitive)."""
         if ref in self.mailboxes:
             return self.mailboxes[ref]
+        key = ref.lower()
+        known = self.mailboxes.get(self._by_upn.get(key, ""))
+        if known is not None and known.user.upn.lower() == key:
+            return known
         for mbx in self.mailboxes.values():
-            if mbx.user.upn.lower() == ref.lower():
+            if mbx.user.upn.lower() == key:
+                self._by_upn[key] = mbx.user.oid
                 return mbx
         return None
 
