@@ -117,6 +117,17 @@ def test_version_and_help_import_no_command_and_no_core(tmp_path: Path) -> None:
         assert not _ours(modules, "sqlalchemy", "pydantic", "aiohttp", "botbuilder", "slack_bolt", "slack_sdk"), args
 
 
+def test_db_upgrade_imports_no_integration_no_engine_and_no_server(tmp_path: Path) -> None:
+    code, modules = _modules(["db", "upgrade"], tmp_path)
+    assert code in (0, None)
+    assert not _ours(modules, "adapters")
+    assert not {m for m in modules if m.startswith(("sync.engine", "sync.integrations", "bot.cli.sync_commands"))}
+    assert not _ours(modules, "aiohttp", "botbuilder", "slack_bolt", "slack_sdk", "msal", "apscheduler", "httpx")
+    # and it did its work: the schema is current
+    code, _ = _modules(["db", "current"], tmp_path)
+    assert code in (0, None)
+
+
 def test_a_command_imports_what_it_needs(tmp_path: Path) -> None:
     """The first use of a merged group brings every module that adds to it (practice: people and mirrors)."""
     code, modules = _modules(["practice", "--help"], tmp_path)
