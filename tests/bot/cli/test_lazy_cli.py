@@ -134,3 +134,28 @@ def test_a_command_imports_what_it_needs(tmp_path: Path) -> None:
     assert code in (0, None)
     assert {"bot.cli.people", "bot.cli.mirror_commands"} <= modules
     assert "bot.cli.sync_commands" not in modules
+
+
+def test_doctor_for_one_integration_loads_only_that_one(tmp_path: Path) -> None:
+    assert _modules(["db", "upgrade"], tmp_path)[0] in (0, None)
+    code, modules = _modules(["doctor", "--integration", "ics"], tmp_path)
+    assert code == 0
+    assert {m.split(".")[1] for m in _ours(modules, "adapters") if "." in m} == {"ics", "kit"}
+    code, _ = _modules(["doctor", "--integration", "no-such-thing"], tmp_path)
+    assert code == 2
+
+
+def test_doctor_for_one_integration_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.bot.cli.kit import cli_env
+
+    cli_env(tmp_path, monkeypatch)
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["doctor", "--integration", "ics"])
+    assert result.exit_code == 0, result.output
+    assert "✓ configuration is valid" in result.output
+    assert "ICS feed needs no app registration" in result.output
+    assert "CalDAV" not in result.output
+    result = CliRunner().invoke(main, ["doctor", "--integration", "nope"])
+    assert result.exit_code == 2
+    assert "no integration is named 'nope'; the names are: " in result.output
