@@ -2,18 +2,21 @@
 
     python -m bench.startup [--runs 5] [--compare main=/work/main/.venv/bin/python]
 
-Each case runs the installed `clinicbot` script as a new process, in a scratch folder with a fresh SQLite
-database brought to the newest revision first, and measures its wall time, its CPU time (user + system,
-from the kernel's accounting of the child: hardly moved by other work on the machine, unlike the wall
-time) and its peak RSS; a separate run with `-X importtime` counts the modules it imports. The cases:
+Each case runs clinicbot as a new process, as its `clinicbot` script does (`from bot.cli import main;
+sys.exit(main())`), in a scratch folder with a fresh SQLite database brought to the newest revision first,
+and measures its wall time, its CPU time (user + system, from the kernel's accounting of the child: hardly
+moved by other work on the machine, unlike the wall time), its peak RSS and the modules it has imported
+(`len(sys.modules)`). The last two are read by the child as it exits (an atexit hook reading VmHWM): os.wait4's
+ru_maxrss is not the child's own peak, Linux carries the parent's over into it. The cases:
 
 - `--version` and `--help`: the command group alone;
 - `db upgrade` on an up-to-date database: settings, key, store, the migration check;
-- `serve` until `/healthz` answers 200 (the CPU time and peak RSS are read from /proc at that moment).
+- `serve` until `/healthz` answers 200 (the CPU time and peak RSS are read from /proc at that moment; the
+  modules as it exits after SIGTERM).
 
 The baselines, in the same run: a bare `python -c pass` (the interpreter's own floor) and
 `python -c "import sqlalchemy"` (the floor of anything that touches the database). `--compare NAME=PYTHON`
-adds another checkout's virtualenv (its `clinicbot` script beside that python), measured in the same
+adds another checkout's virtualenv python (its `bot.cli`), measured in the same
 runs, alternating with this one run by run, so both see the same machine. The JSON gives the median and
 the minimum of the runs, and the load average before and after.
 """
@@ -36,8 +39,7 @@ from pathlib import Path
 from typing import Any
 
 CASES = ["--version", "--help", "db upgrade", "serve to /healthz"]
-BASELINES = {"python -c pass": ["-c", "pass"], 'python -c "import sqlalchemy"': ["-c", "import sqlalchemy"]}
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+BASELINES = {"python -c pass": "pass\n", 'python -c "import sqlalchemy"': "import sqlalchemy\n"}
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -54,8 +56,27 @@ def _env(folder: Path, key: str) -> dict[str, str]:
     return env
 
 
+#: Run in the child before anything else: at exit, write its peak RSS (kB) and module count to $BENCH_STARTUP_OUT.
+HOOK = """import atexit, os, sys
+def _bench_report():
+    with open('/proc/self/status') as f:
+        hwm = next(line.split()[1] for line in f if line.startswith('VmHWM:'))
+    with open(os.environ['BENCH_STARTUP_OUT'], 'w') as out:
+        out.write(f'{hwm} {len(sys.modules)}')
+atexit.register(_bench_report)
+"""
+#: What the `clinicbot` script does, after the hook.
+CLINICBOT = "sys.argv = ['clinicbot', *sys.argv[1:]]\nfrom bot.cli import main\nsys.exit(main())\n"
+
+
+def _report(env: dict[str, str]) -> tuple[float, int]:
+    hwm, modules = Path(env["BENCH_STARTUP_OUT"]).read_text().split()
+    return int(hwm) / 1024, int(modules)
+
+
 def _run(argv: list[str], folder: Path, env: dict[str, str]) -> dict[str, float]:
-    """Run to completion: wall seconds, CPU seconds and peak RSS (MB) of the child."""
+    """`python -c HOOK+code args` to completion: wall and CPU seconds, peak RSS (MB), modules imported."""
+    env = {**env, "BENCH_STARTUP_OUT": str(folder / "report.txt")}
     started = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -64,7 +85,8 @@ def _run(argv: list[str], folder: Path, env: dict[str, str]) -> dict[str, float]
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode:
         raise RuntimeError(f"{argv} exited {proc.returncode}: {err[-2000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}
+    rss, modules = _report(env)
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": rss, "modules": modules}
 
 
 def _healthz(port: int) -> bool:
@@ -78,11 +100,12 @@ def _healthz(port: int) -> bool:
         return False
 
 
-def _serve(script: Path, folder: Path, env: dict[str, str]) -> dict[str, float]:
+def _serve(python: str, folder: Path, env: dict[str, str]) -> dict[str, float]:
     """`clinicbot serve` until /healthz answers: the wall time; the CPU time and peak RSS at that moment."""
     port = _free_port()
+    env = {**env, "BENCH_STARTUP_OUT": str(folder / "report.txt")}
     started = time.perf_counter()
-    proc = subprocess.Popen([str(script), "serve", "--port", str(port)], cwd=folder, env=env,
+    proc = subprocess.Popen([python, "-c", HOOK + CLINICBOT, "serve", "--port", str(port)], cwd=folder, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while not _healthz(port):
@@ -103,36 +126,7 @@ def _serve(script: Path, folder: Path, env: dict[str, str]) -> dict[str, float]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": hwm / 1024}
-
-
-def _modules(argv: list[str], folder: Path, env: dict[str, str]) -> int:
-    """How many modules the process imports (`-X importtime` writes one line per module)."""
-    out = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], cwd=folder, env=env, capture_output=True,
-                         text=True, timeout=300, check=False)
-    return sum(1 for line in out.stderr.splitlines() if line.startswith("import time:") and "|" in line
-               and not line.endswith("| imported package"))
-
-
-def _serve_modules(python: str, folder: Path, env: dict[str, str]) -> int:
-    """The modules `serve` has imported by the time /healthz answers (`-X importtime`, as `_modules`)."""
-    port = _free_port()
-    log = folder / "serve-importtime.txt"
-    with log.open("w") as err:
-        proc = subprocess.Popen([python, "-X", "importtime", str(Path(python).parent / "clinicbot"), "serve",
-                                 "--port", str(port)], cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        try:
-            started = time.perf_counter()
-            while not _healthz(port):
-                if proc.poll() is not None or time.perf_counter() - started > 120:
-                    raise RuntimeError("clinicbot serve did not answer /healthz")
-                time.sleep(0.01)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
-    lines = log.read_text().splitlines()
-    return sum(1 for line in lines if line.startswith("import time:") and "|" in line
-               and not line.endswith("| imported package"))
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": hwm / 1024, "modules": _report(env)[1]}
 
 
 def _summary(samples: list[dict[str, float]]) -> dict[str, Any]:
@@ -140,6 +134,7 @@ def _summary(samples: list[dict[str, float]]) -> dict[str, Any]:
     for key in ("wall_s", "cpu_s", "peak_rss_mb"):
         values = [s[key] for s in samples]
         out[key] = {"median": round(statistics.median(values), 3), "min": round(min(values), 3)}
+    out["modules"] = max(s["modules"] for s in samples)
     return out
 
 
@@ -157,43 +152,35 @@ def main() -> None:
     load_before = os.getloadavg()
     samples: dict[str, dict[str, list[dict[str, float]]]] = {n: {c: [] for c in CASES} for n in pythons}
     base_samples: dict[str, list[dict[str, float]]] = {b: [] for b in BASELINES}
-    modules: dict[str, dict[str, int]] = {n: {} for n in pythons}
     with tempfile.TemporaryDirectory(prefix="clinicbot-startup-") as tmp:
         folders = {}
         for name, python in pythons.items():
             folder = Path(tmp) / name
             folder.mkdir()
             folders[name] = folder
-            script = Path(python).parent / "clinicbot"
-            _run([str(script), "db", "upgrade"], folder, _env(folder, key))  # the database is current from here on
-            env = _env(folder, key)
-            for case in ("--version", "--help", "db upgrade"):
-                modules[name][case] = _modules([python, str(script), *case.split()], folder, env)
-            modules[name]["serve to /healthz"] = _serve_modules(python, folder, env)
-        base_modules = {b: _modules([sys.executable, *argv], Path(tmp), dict(os.environ))
-                        for b, argv in BASELINES.items()}
+            # the database is current from here on
+            _run([python, "-c", HOOK + CLINICBOT, "db", "upgrade"], folder, _env(folder, key))
+        base_env = dict(os.environ)
         for run in range(args.runs):
             order = list(pythons) if run % 2 == 0 else list(reversed(pythons))
-            for baseline, argv in BASELINES.items():
-                base_samples[baseline].append(_run([sys.executable, *argv], Path(tmp), dict(os.environ)))
+            for baseline, code in BASELINES.items():
+                base_samples[baseline].append(_run([sys.executable, "-c", HOOK + code], Path(tmp), base_env))
             for case in CASES:
                 for name in order:  # alternate: each checkout runs each case right after the other
-                    folder, script = folders[name], Path(pythons[name]).parent / "clinicbot"
+                    folder, python = folders[name], pythons[name]
                     env = _env(folder, key)
                     if case == "serve to /healthz":
-                        samples[name][case].append(_serve(script, folder, env))
+                        samples[name][case].append(_serve(python, folder, env))
                     else:
-                        samples[name][case].append(_run([str(script), *case.split()], folder, env))
+                        samples[name][case].append(_run([python, "-c", HOOK + CLINICBOT, *case.split()], folder, env))
     result: dict[str, Any] = {
         "benchmark": "startup",
         "runs": args.runs,
         "cpus": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "baselines": {b: {**_summary(s), "modules": base_modules[b]} for b, s in base_samples.items()},
-        "checkouts": {name: {"python": pythons[name],
-                             "cases": {c: {**_summary(samples[name][c]), "modules": modules[name][c]}
-                                       for c in CASES}}
+        "baselines": {b: _summary(s) for b, s in base_samples.items()},
+        "checkouts": {name: {"python": pythons[name], "cases": {c: _summary(samples[name][c]) for c in CASES}}
                       for name in pythons},
     }
     if len(pythons) > 1:
