@@ -159,3 +159,27 @@ def test_doctor_for_one_integration_reports_it(tmp_path: Path, monkeypatch: pyte
     result = CliRunner().invoke(main, ["doctor", "--integration", "nope"])
     assert result.exit_code == 2
     assert "no integration is named 'nope'; the names are: " in result.output
+
+
+def test_importing_a_command_module_loads_no_integration(tmp_path: Path) -> None:
+    """`connection add` and `connection set` make their integration flags when used, so `connection --help`
+    (and importing sync_commands for `sync`, `calendar`, `appointments`) loads no adapter."""
+    for args in (["connection", "--help"], ["sync", "--help"], ["calendar", "--help"]):
+        code, modules = _modules(args, tmp_path)
+        assert code in (0, None)
+        assert not _ours(modules, "adapters"), args
+    code, modules = _modules(["connection", "add", "--help"], tmp_path)
+    assert code in (0, None)
+    assert "adapters.graph" in modules  # its flags are every integration's options
+
+
+def test_the_integration_flags_keep_their_place() -> None:
+    """The flags come where they were declared: after the command's own options, before --json."""
+    from bot.cli.settings_commands import connection_set
+    from bot.cli.sync_commands import connection_add
+
+    for command, last_own in ((connection_add, "code"), (connection_set, "days_ahead")):
+        names = [p.name for p in command.params]
+        assert names[-1] == "as_json"
+        assert names.index(last_own) < len(names) - 2, names
+        assert "send_updates" in names[names.index(last_own) + 1:-1], names
