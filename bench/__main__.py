@@ -32,6 +32,8 @@ BENCHMARKS = {
                   "(issue 18)",
     "audit_lock": "16 concurrent audited writers: the append lock held until commit only vs for the whole transaction",
     "chat_mix": "a real clinic's Slack and Teams traffic (200 people, 5,000 appointments) vs bare bolt and the echo bot (issue 23)",
+    "startup": "whole-process start-up: --version, --help, db upgrade and serve to /healthz vs bare python and "
+               "`import sqlalchemy` (issue 23)",
 }
 
 

@@ -26,11 +26,10 @@ from bot.http.oauth import setup_oauth
 from bot.http.sms import setup_sms
 from bot.http.unsubscribe import setup_unsubscribe
 from bot.http.webhooks import setup_webhooks
-from bot.keys import CORE, METRICS, SETTINGS, STATUS, WARNINGS
+from bot.keys import CORE, METRICS, SETTINGS, SLACK, STATUS, WARNINGS
 from bot.logs import request_id
 from bot.scheduling import setup_scheduler
 from bot.slack import setup_slack
-from bot.slack.server import SLACK
 from bot.sync_component import setup_sync
 from bot.teams import setup_teams
 from sync.boot import open_core

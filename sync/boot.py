@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 
-from sync.engine import subscriber
-from sync.notify import clients, crm, leads, shift_notices
 from sync.runtime.core import Core
 from sync.runtime.settings import Settings
 from sync.store.crypto import install_key, load_or_create_key
@@ -26,6 +24,10 @@ def register_domains(core: Core) -> None:
     """Hook every domain subscriber onto `core.bus` (idempotent): the outbox for appointment changes,
     the messages to clients about their visits, the staff card for a visit outside every shift, and the
     lead intake, and the CRM log."""
+    # The engine and the notifiers (about 250 modules) load for a Core with domains, not for `clinicbot db`.
+    from sync.engine import subscriber  # lazy: the engine, for a Core with domains only
+    from sync.notify import clients, crm, leads, shift_notices  # lazy: the notifiers, as the engine
+
     subscriber.register(core)
     clients.register(core)
     shift_notices.register(core)
@@ -33,13 +35,18 @@ def register_domains(core: Core) -> None:
     crm.register(core)
 
 
-def open_core(settings: Settings) -> Core:
+def open_core(settings: Settings, *, domains: bool = True) -> Core:
     """Install the secret key, open the store and register the domain subscribers; no I/O beyond
-    reading or creating the key file."""
+    reading or creating the key file.
+
+    `domains=False` leaves the subscribers out, for a process that only migrates or inspects the schema
+    (`clinicbot db`): it changes no appointment, so nothing needs queuing, and it starts without the engine.
+    """
     key, where = load_or_create_key(settings.secret_key, settings.secret_key_file, generate=settings.is_sqlite)
     install_key(key)
     log.debug("secret key loaded", extra={"key_source": where})
     core = Core(settings=settings, store=Store(settings.database_url, settings.database_schema,
                                                 pool_size=settings.database_pool_size))
-    register_domains(core)
+    if domains:
+        register_domains(core)
     return core

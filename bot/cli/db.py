@@ -24,7 +24,7 @@ def db() -> None:
 
 async def _open() -> Core:
     try:
-        return open_core(get_settings())
+        return open_core(get_settings(integrations=False), domains=False)
     except KeyError_ as exc:
         fail(str(exc), code=2)
         raise  # unreachable: fail exits

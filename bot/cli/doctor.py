@@ -125,12 +125,21 @@ async def _teams_shifts_checks(core: Core) -> int:
 
 
 @click.command()
-def doctor() -> None:
+@click.option("--integration", "only", multiple=True, metavar="NAME",
+              help="Check only this integration (repeatable; default: all), e.g. `--integration graph`: the "
+                   "others are not loaded.")
+def doctor(only: tuple[str, ...]) -> None:
     """Check configuration, database, migrations, key, front ends and providers."""
     failures = 0
+    chosen = sorted(set(only)) if only else None
+    unknown = [name for name in chosen or () if name not in registry.names()]
+    if unknown:
+        click.echo(f"error: no integration is named {unknown[0]!r}; the names are: {', '.join(registry.names())}",
+                   err=True)
+        raise SystemExit(2)
     try:
         settings = load_settings()
-        registry.check_settings(settings)
+        registry.check_settings(settings, chosen)
     except ConfigError as exc:
         _line(False, "configuration", str(exc))
         raise SystemExit(1) from None
@@ -233,7 +242,7 @@ def doctor() -> None:
     _line(settings.slack_enabled or None, "Slack " + ("configured" if settings.slack_enabled else "not configured"),
           "set SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN (or SLACK_CLIENT_ID/SECRET)")
     plain = []
-    for integration in registry.integrations():
+    for integration in registry.integrations(chosen):
         if integration.is_route:
             continue  # reached through the integrations listed here; nothing of its own to set up
         if integration.configured is None:
@@ -245,7 +254,7 @@ def doctor() -> None:
     if plain:
         names = plain[0] if len(plain) == 1 else ", ".join(plain[:-1]) + " and " + plain[-1]
         _line(True, f"{names} need{'s' if len(plain) == 1 else ''} no app registration")
-    for name, why in sorted(registry.broken().items()):
+    for name, why in sorted(registry.broken(chosen).items()):
         failures += 1
         _line(False, f"integration {name} does not load", why)
     _line(bool(settings.public_url) or None, "public URL " + (settings.public_url or "not set"),

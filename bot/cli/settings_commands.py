@@ -3,12 +3,12 @@ audited as the CLI user (the chat's `opt`, `calendar` and `window` commands call
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from bot.cli import with_core
+from bot.cli.options import LateOptions
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
 from sync.contract.integration import ConnectOption
@@ -63,23 +63,21 @@ def connection() -> None:
     """Calendar connections."""
 
 
-def _option_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _option_flags() -> list[click.Parameter]:
     """A flag for each option some integration declares (`--summary-pattern`, `--send-updates`)."""
     seen: dict[str, ConnectOption] = {}
     for integration in registry.integrations():
         for option in integration.connect.options:
             seen.setdefault(option.name, option)
-    for option in reversed(list(seen.values())):
-        fn = click.option(option.flag, option.name, default=None, metavar="|".join(option.choices) or "VALUE",
-                          help=option.help)(fn)
-    return fn
+    return [click.Option([option.flag, option.name], default=None, metavar="|".join(option.choices) or "VALUE",
+                         help=option.help) for option in seen.values()]
 
 
-@connection.command("set")
+# The integrations' options come after --days-ahead and before --json (`after=1`), read when the command is used.
+@connection.command("set", cls=LateOptions, late=_option_flags, after=1)
 @click.argument("connection_id", type=int)
 @click.option("--days-back", type=int, default=None, help="Sync this many days into the past (0-3650).")
 @click.option("--days-ahead", type=int, default=None, help="Sync this many days ahead (1-3650).")
-@_option_flags
 @json_option
 @with_core
 async def connection_set(core: Core, connection_id: int, days_back: int | None, days_ahead: int | None,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot.cli import with_core
+from bot.cli.options import LateOptions
 from bot.cli.output import emit, fail, json_option
 from bot.cli.people import cli_actor
 from sync.contract import ProviderError
@@ -102,15 +103,15 @@ def _connect_options() -> list[ConnectOption]:
     return list(seen.values())
 
 
-def _with_connect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add a click option for each integration's declared connect option (`--send-updates`...)."""
-    for option in reversed(_connect_options()):
-        fn = click.option(option.flag, option.name, default=None, metavar="|".join(option.choices) or "VALUE",
-                          help=option.help + (f" (default: {option.default})" if option.default else ""))(fn)
-    return fn
+def _connect_option_params() -> list[click.Parameter]:
+    """A click option for each integration's declared connect option (`--send-updates`...)."""
+    return [click.Option([option.flag, option.name], default=None, metavar="|".join(option.choices) or "VALUE",
+                         help=option.help + (f" (default: {option.default})" if option.default else ""))
+            for option in _connect_options()]
 
 
-@connection.command("add")
+# The integrations' options come after --code and before --json (`after=1`), read when the command is used.
+@connection.command("add", cls=LateOptions, late=_connect_option_params, after=1)
 @click.argument("integration_name", metavar="INTEGRATION")
 @click.option("--url", default=None, help="Server, account or feed URL (CalDAV, ICS; iCloud has its own default).")
 @click.option("--username", default=None, help="Login (iCloud: the Apple ID).")
@@ -127,7 +128,6 @@ def _with_connect_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--tenant", default=None, help="The tenant id the admin consented for (with --application).")
 @click.option("--state", default=None, help="Finish a sign-in: the state parameter of the callback URL.")
 @click.option("--code", default=None, help="Finish a sign-in: the code parameter of the callback URL.")
-@_with_connect_options
 @json_option
 @with_core
 async def connection_add(core: Core, integration_name: str, url: str | None, username: str | None,

@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Background
 from bot.commands import resolve_actor
-from bot.keys import CORE, STATUS
+from bot.keys import CORE, SLACK, STATUS
 from bot.notify import chat_notifier
 from bot.shapes import Shape, shape_problem
 from bot.slack.listeners import SlackListeners
@@ -47,7 +47,7 @@ __all__ = [
     "ROUTES",
     "SLACK",
     "SlackRuntime",
-    "setup_slack",
+    "mount_slack",
 ]
 
 log = logging.getLogger("clinicbot.slack")
@@ -340,35 +340,8 @@ def _to_aiohttp(resp: BoltResponse) -> web.Response:
     return out
 
 
-SLACK = web.AppKey("slack", SlackRuntime)
-
-
-def _mode(settings: Settings) -> tuple[str | None, str | None]:
-    """(mode, None) or (None, reason it is off)."""
-    s = settings
-    if s.slack_app_token:
-        if not s.slack_bot_token:
-            return None, "SLACK_APP_TOKEN (Socket Mode) also needs SLACK_BOT_TOKEN"
-        return "socket", None
-    if not s.slack_signing_secret:
-        if s.slack_bot_token or s.slack_client_id:
-            return None, "SLACK_SIGNING_SECRET is not set"
-        return None, (
-            "not configured: set SLACK_SIGNING_SECRET with SLACK_BOT_TOKEN (one workspace) "
-            "or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (install)"
-        )
-    if s.slack_bot_token:
-        return "single", None
-    if s.slack_client_id and s.slack_client_secret:
-        return "oauth", None
-    return None, "SLACK_SIGNING_SECRET needs SLACK_BOT_TOKEN or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET"
-
-
-def setup_slack(app: web.Application, settings: Settings) -> str | None:
-    """Mount the Slack front end; None when enabled, else why it is off."""
-    mode, reason = _mode(settings)
-    if mode is None:
-        return reason
+def mount_slack(app: web.Application, settings: Settings, mode: str) -> None:
+    """Mount the Slack front end in `mode` (bot.slack.slack_mode chose it from the settings)."""
     runtime = SlackRuntime(app[CORE], settings, mode)
     app[SLACK] = runtime
     app.router.add_post(EVENTS_PATH, runtime.events)
@@ -376,4 +349,3 @@ def setup_slack(app: web.Application, settings: Settings) -> str | None:
     app.router.add_get(REDIRECT_PATH, runtime.install)
     app.cleanup_ctx.append(runtime.lifecycle)
     log.info("Slack front end enabled", extra={"mode": mode})
-    return None

@@ -9,6 +9,7 @@ Tests and embedders replace or add a descriptor through `OVERRIDES` (name -> Int
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from importlib.metadata import entry_points
 
 from sync.contract import CalendarProvider, ConnectionInfo, Refused
@@ -89,10 +90,11 @@ def supported() -> str:
     return "; ".join(f"{i.title} ({', '.join(i.words)})" for i in integrations())
 
 
-def integrations() -> list[Integration]:
-    """Every integration that loads, by name; broken ones are left out (see `broken`)."""
+def integrations(only: Iterable[str] | None = None) -> list[Integration]:
+    """Every integration that loads (or those named in `only`, importing no other), by name; broken ones
+    are left out (see `broken`)."""
     out = []
-    for name in names():
+    for name in names() if only is None else sorted(set(only)):
         try:
             out.append(get(name))
         except Refused:
@@ -100,10 +102,11 @@ def integrations() -> list[Integration]:
     return out
 
 
-def broken() -> dict[str, str]:
-    """name -> why it did not load, for the integrations `integrations()` left out."""
-    integrations()
-    return dict(_failed)
+def broken(only: Iterable[str] | None = None) -> dict[str, str]:
+    """name -> why it did not load, for the integrations `integrations(only)` left out."""
+    wanted = None if only is None else set(only)
+    integrations(wanted)
+    return {name: why for name, why in _failed.items() if wanted is None or name in wanted}
 
 
 def resolve(word: str) -> Integration | None:
@@ -145,8 +148,9 @@ def needs_tenant_consent(name: str) -> bool:
         return False
 
 
-def check_settings(host: HostSettings) -> None:
-    """Read every loadable integration's settings section; ConfigError naming the variable when one is wrong."""
-    for integration in integrations():
+def check_settings(host: HostSettings, only: Iterable[str] | None = None) -> None:
+    """Read every loadable integration's settings section (or those named in `only`); ConfigError naming the
+    variable when one is wrong."""
+    for integration in integrations(only):
         if integration.settings is not None:
             host.section(integration.settings)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import asyncpg
 
 __all__ = ["LeaderLock", "lock_key"]
 
@@ -40,6 +43,13 @@ class LeaderLock:
         self._timeout = timeout
         self._conn: asyncpg.Connection | None = None
         self.held = False
+        # Only a PostgreSQL server elects a leader, and its engine has loaded the driver already: a SQLite
+        # server never imports it (~35 ms of start-up).
+        import asyncpg  # lazy: the PostgreSQL driver, see above
+
+        self._connect: Any = asyncpg.connect
+        self._unreachable: tuple[type[BaseException], ...] = (TimeoutError, OSError, asyncpg.PostgresError)
+        self._lost: tuple[type[BaseException], ...] = (*self._unreachable, asyncpg.InterfaceError)
 
     async def try_acquire(self) -> bool:
         """Take the lock if nobody holds it; never waits for it."""
@@ -47,11 +57,11 @@ class LeaderLock:
             return True
         try:
             if self._conn is None or self._conn.is_closed():
-                self._conn = await asyncpg.connect(self._dsn, timeout=self._timeout)
+                self._conn = await self._connect(self._dsn, timeout=self._timeout)
             got = await self._conn.fetchval(
                 "SELECT pg_try_advisory_lock($1)", self.key, timeout=self._timeout
             )
-        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        except self._unreachable as exc:
             log.warning("leader lock: database unreachable", extra={"error": type(exc).__name__})
             await self._drop()
             return False
@@ -65,7 +75,7 @@ class LeaderLock:
             return False
         try:
             await self._conn.fetchval("SELECT 1", timeout=self._timeout)
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except self._lost as exc:
             log.warning("leader lock: connection lost", extra={"error": type(exc).__name__})
             await self._drop()
             return False
@@ -76,7 +86,7 @@ class LeaderLock:
         if self._conn is not None and not self._conn.is_closed() and self.held:
             try:
                 await self._conn.fetchval("SELECT pg_advisory_unlock($1)", self.key, timeout=self._timeout)
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except self._lost:
                 pass
         await self._drop()
 
@@ -86,5 +96,5 @@ class LeaderLock:
         if conn is not None and not conn.is_closed():
             try:
                 await asyncio.wait_for(conn.close(), self._timeout)
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except self._lost:
                 conn.terminate()

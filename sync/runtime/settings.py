@@ -3,7 +3,7 @@
 The core's variables are declared here; each integration declares its own in its folder (its
 settings class), read through `Settings.section(cls)`. The registry checks every section at start,
 so a wrong value anywhere stops the server with one line naming the variable, and `clinicbot doctor`
-reports on all of them.
+reports on all of them (or on those named with `--integration`). `clinicbot db` reads the core's only.
 """
 
 from __future__ import annotations

@@ -57,6 +57,10 @@ def test_a_broken_integration_never_breaks_the_others(monkeypatch: pytest.Monkey
     assert {i.name for i in registry.integrations()} == {ep.name for ep in real}
     assert set(registry.broken()) == {"broken"}
     assert registry.get("caldav").name == "caldav"
+    # asked about some integrations only (`clinicbot doctor --integration caldav`): only those count
+    assert [i.name for i in registry.integrations(["caldav", "broken"])] == ["caldav"]
+    assert registry.broken(["caldav"]) == {}
+    assert set(registry.broken(["caldav", "broken"])) == {"broken"}
 
 
 def test_unknown_integration_is_refused_with_the_known_ones() -> None:
