@@ -314,10 +314,12 @@ class TeamsBot(ActivityHandler):
         self, members_added: list[ChannelAccount], turn_context: TurnContext
     ) -> None:
         bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
-        if any(m.id == bot_id for m in members_added):
+        if bot_id and any(m.id == bot_id for m in members_added):
             await self._installed(turn_context)
             return
         for member in members_added:  # people joining a chat the bot is in: remember them for DMs
+            if not member.id:
+                continue  # nobody to remember (a garbled update): the others still are
             actor = await self._actor(turn_context, member)
             ref = reference_of(turn_context.activity)
             ref["user"] = {"id": member.id, "name": member.name}

@@ -66,3 +66,19 @@ async def test_installing_again_later_does_not_greet_again(teams: Teams) -> None
     assert status in (200, 201)
     texts = _texts(teams, acts[0]["conversation"]["id"])
     assert sum("What I can do" in text for text in texts) == 1, texts
+
+
+async def test_a_member_without_an_id_is_skipped_and_the_others_are_remembered(teams: Teams, caplog: Any) -> None:
+    """A garbled conversationUpdate (found by the fuzzer): a member with an empty id is nobody to
+    remember; the turn does not fail, and the real member beside it is remembered for DMs."""
+    url = teams.connector.service_url
+    update = activity(url, type="conversationUpdate", kind="channel",
+                      membersAdded=[{"id": ""}, {"id": "29:joined-user", "name": "Dee Joiner"}])
+    caplog.set_level("ERROR")
+    status, _ = await teams.post(update)
+    assert status in (200, 201, 202)
+    assert not [r for r in caplog.records if "Teams turn failed" in r.getMessage()]
+    async with teams.core.store.session() as session:
+        ids = set((await session.scalars(select(ChatIdentity.user_id))).all())
+    assert "29:joined-user" in ids
+    assert "" not in ids
