@@ -143,7 +143,7 @@ def _hash_of(seq: int, at: str, actor: str, action: str, practice_id: int | None
         }
     )
     if keyed:
-        return hmac.new(_subkey("audit-chain"), body.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(_subkey("audit-chain"), body.encode(), "sha256").hex()
     return hashlib.sha256(body.encode()).hexdigest()
 
 

@@ -9,8 +9,9 @@ plain tuples:
 - encrypted columns (`EncryptedText`) are sealed by `SecretBox.encrypt_many` (one `os.urandom`
   for all the nonces, the same ``v1:<key id>:...`` form);
 - every other column goes through its type's own bind processor (the one SQLAlchemy would run, so
-  the stored form is the same), memoized per distinct value for hashable, deterministic types
-  (times: a page's rows share `now` and many start times);
+  the stored form is the same), memoized per distinct value where equal values are stored alike
+  (strings, ints, times keyed with their fold, flat JSON documents keyed with their order and
+  their values' types): a page's rows share `now`, many start times, `[]` and their audit details;
 - the SQL is the statement SQLAlchemy compiles for the dialect (PostgreSQL's casts included),
   compiled once per table, column set and dialect.
 
@@ -22,6 +23,7 @@ rows written both ways back and compares what is stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, Table, insert
@@ -68,20 +70,45 @@ def _stored(column: Column[Any], dialect: Dialect, values: list[Any]) -> list[An
     process: Callable[[Any], Any] | None = kind._cached_bind_processor(dialect)
     if process is None:
         return values
-    if isinstance(kind, JSON):  # documents are not hashable: each one serialized as SQLAlchemy does
-        return [process(v) for v in values]
-    memo: dict[Any, Any] = {}
+    key: Callable[[Any], Hashable] = _document_key if isinstance(kind, JSON) else _value_key
+    memo: dict[Hashable, Any] = {}
     out = []
     for v in values:
-        if isinstance(v, Hashable):
-            try:
-                stored = memo[(type(v), v)]
-            except KeyError:
-                stored = memo[(type(v), v)] = process(v)
-        else:
+        k = key(v)
+        if k is None:
             stored = process(v)
+        else:
+            try:
+                stored = memo[k]
+            except KeyError:
+                stored = memo[k] = process(v)
         out.append(stored)
     return out
+
+
+def _value_key(value: Any) -> Hashable:
+    """A memo key under which equal values are stored alike: with the type (True and 1 are equal)
+    and a time's fold (01:30 before and after a clock change compare equal in their zone); None
+    for any other kind of value (floats: -0.0 == 0.0), which is converted on its own."""
+    if isinstance(value, datetime):
+        return (type(value), value, value.fold)
+    return (type(value), value) if value is None or isinstance(value, _SCALARS) else None
+
+
+def _document_key(value: Any) -> Hashable:
+    """A memo key for a JSON document that is flat (a dict or list of scalars, or a scalar), with
+    its order and its values' types, so equal keys serialize alike; None for anything deeper."""
+    if isinstance(value, dict):
+        items = tuple((type(k), k, type(v), v) for k, v in value.items())
+        return (dict, items) if all(v is None or isinstance(v, _SCALARS) for *_, v in items) else None
+    if isinstance(value, list):
+        if all(v is None or isinstance(v, _SCALARS) for v in value):
+            return (list, tuple((type(v), v) for v in value))
+        return None
+    return (type(value), value) if value is None or isinstance(value, _SCALARS) else None
+
+
+_SCALARS = (str, int, bool)  # not float: -0.0 == 0.0, and they serialize apart
 
 
 async def insert_many(session: AsyncSession, table: Table, columns: Sequence[str],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Table, insert, text
@@ -113,14 +114,25 @@ async def test_audit_rows_are_stored_as_insert_with_dicts_stores_them(core: Core
         {"at": at, "actor": "cli:x", "action": "test", "practice_id": None, "appointment_id": None,
          "before": {"a": [1, "ü"]}, "after": None, "details": None, "prev_hash": "1" * 64, "hash": "2" * 64},
     ]
+    # Values equal across types (or signs) must not share a memoized stored form.
+    for n, details in enumerate([{"flag": True}, {"flag": 1}, {True: "k"}, {1: "k"}, {"v": 0.0}, {"v": -0.0},
+                                 {"v": [1]}, {"v": [True]}, [1, True], [True, 1]]):
+        base.append({**base[0], "details": details, "at": at + timedelta(minutes=n % 2),
+                     "after": {"n": n}, "before": [n]})
+    # 01:30 before and after the clocks go back: equal in their zone, an hour apart.
+    berlin = ZoneInfo("Europe/Berlin")
+    for fold in (0, 1):
+        base.append({**base[0], "at": datetime(2026, 10, 25, 2, 30, tzinfo=berlin, fold=fold)})
     old = [{"seq": i + 1, **r} for i, r in enumerate(base)]
-    new = [{"seq": i + 11, **r} for i, r in enumerate(base)]
+    new = [{"seq": i + 101, **r} for i, r in enumerate(base)]
     columns = list(new[0])
     async with core.store.session() as s:
         await s.execute(insert(table), old)
         await insert_many(s, table, columns, [tuple(r[c] for c in columns) for r in new])
     rows = await _raw(core, "audit_entry", "seq")
-    for before, after in zip(rows[:2], rows[2:], strict=True):
+    half = len(rows) // 2
+    assert rows[half - 1]["at"] != rows[half - 2]["at"]  # the two folds
+    for before, after in zip(rows[:half], rows[half:], strict=True):
         for column in before:
             if column not in ("id", "seq"):
                 assert before[column] == after[column], column
