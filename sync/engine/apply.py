@@ -38,7 +38,7 @@ from sync.engine.plan import (
 )
 from sync.engine.snapshots import load_overlapping
 from sync.runtime.core import Core
-from sync.runtime.events import AppointmentEvent, EventKind
+from sync.runtime.events import AppointmentEvent, EventKind, sync_memo
 from sync.store import audit
 from sync.store.bulk import insert_many
 from sync.store.model import Appointment, Link, Practitioner
@@ -127,7 +127,10 @@ async def apply(
     events: list[AppointmentEvent] = []
     # Imports come first; they record audit entries and emit events chunk by chunk, so a large
     # import never holds 10,000 of each (the audit order is the same as with one list).
-    places = await load_places(session, calendar.practice_id)
+    memo = sync_memo(session)
+    places = memo.get(("places", calendar.practice_id))
+    if places is None:
+        places = memo[("places", calendar.practice_id)] = await load_places(session, calendar.practice_id)
     key_to_id = await _imports(session, core, calendar, [a for a in actions if isinstance(a, ImportNew)], now,
                                report, places)
     refs: dict[int, ApptRef] = {}
