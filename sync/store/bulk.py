@@ -45,7 +45,7 @@ def _statement(table: Table, given: tuple[str, ...], dialect: Dialect) -> _State
     found = _statements.get(key)
     if found is not None:
         return found
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(given))
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(given), for_executemany=True)
     order = tuple(compiled.positiontup or ())
     defaults: list[Any] = []
     for name in order:
