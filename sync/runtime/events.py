@@ -12,6 +12,8 @@ asks its questions ("does this practice log to a CRM?", "does this practitioner 
 once per batch, not once per appointment: a 10,000-item import must not cost 10,000 queries per
 subscriber. A plain `subscribe`r still gets the events one by one. Each subscriber sees the batch's
 events in order; subscribers run one after another, each over the whole batch (they share no state).
+A sync applying many pages in one transaction opens `answers_per_sync`: what no page changes (a
+practice's settings, its CRM connections) is kept in `sync_memo` and asked once per sync.
 """
 
 from __future__ import annotations

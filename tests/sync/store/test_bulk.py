@@ -7,7 +7,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Table, insert, text
+from sqlalchemy import Table, insert
 
 from sync.runtime.core import Core
 from sync.store.bulk import insert_many
@@ -38,10 +38,15 @@ def _appointments(practice_id: int, calendar_id: int, tag: str) -> list[dict[str
     ]
 
 
-async def _raw(core: Core, table: str, order: str) -> list[dict[str, Any]]:
+_RAW = {"appointment": "SELECT * FROM appointment ORDER BY id", "link": "SELECT * FROM link ORDER BY id",
+        "audit_entry": "SELECT * FROM audit_entry ORDER BY seq"}
+
+
+async def _raw(core: Core, table: str) -> list[dict[str, Any]]:
+    """The rows as the driver reads them (no column type in between)."""
     async with core.store.session() as s:
         conn = await s.connection()
-        result = await conn.exec_driver_sql(f"SELECT * FROM {table} ORDER BY {order}")
+        result = await conn.exec_driver_sql(_RAW[table])
         return [dict(r._mapping) for r in result]
 
 
@@ -76,7 +81,7 @@ async def test_appointments_and_links_are_stored_as_insert_with_dicts_stores_the
     async with core.store.session() as s:
         await s.execute(insert(table), old)
         await insert_many(s, table, columns, [tuple(r[c] for c in columns) for r in new])
-    rows = await _raw(core, "appointment", "id")
+    rows = await _raw(core, "appointment")
     assert len(rows) == 4
     for before, after in zip(rows[:2], rows[2:], strict=True):
         assert before["kind"] == after["kind"] == "appointment"  # the scalar default, filled in
@@ -97,7 +102,7 @@ async def test_appointments_and_links_are_stored_as_insert_with_dicts_stores_the
         await s.execute(insert(cast(Table, Link.__table__)), link_rows[:2])
         await insert_many(s, cast(Table, Link.__table__), link_columns,
                           [tuple(r[c] for c in link_columns) for r in link_rows[2:]])
-    links = await _raw(core, "link", "id")
+    links = await _raw(core, "link")
     for before, after in zip(links[:2], links[2:], strict=True):
         for column in ("calendar_id", "etag", "content_hash", "state", "last_synced_at"):
             assert before[column] == after[column], column
@@ -129,7 +134,7 @@ async def test_audit_rows_are_stored_as_insert_with_dicts_stores_them(core: Core
     async with core.store.session() as s:
         await s.execute(insert(table), old)
         await insert_many(s, table, columns, [tuple(r[c] for c in columns) for r in new])
-    rows = await _raw(core, "audit_entry", "seq")
+    rows = await _raw(core, "audit_entry")
     half = len(rows) // 2
     assert rows[half - 1]["at"] != rows[half - 2]["at"]  # the two folds
     for before, after in zip(rows[:half], rows[half:], strict=True):
