@@ -18,6 +18,8 @@ from sync.contract import AuthExpired, BadPayload, CursorExpired, ProviderError,
 __all__ = ["MAX_REDIRECTS", "DavSession", "ReportUnsupported", "tls_context"]
 
 MAX_REDIRECTS = 5
+#: Bytes of a streamed multistatus answer parsed at a time (stream_multistatus).
+FEED_BYTES = 32 * 1024
 _XML = {"Content-Type": "application/xml; charset=utf-8"}
 
 
@@ -165,9 +167,14 @@ class DavSession:
                 if response.status_code != 207:
                     raise BadPayload(f"{self.provider}: {method} answered {response.status_code}, not 207")
                 async for chunk in response.aiter_bytes():
-                    parsed = parser.feed(chunk)
-                    if parsed:
-                        yield parsed
+                    # A compressed answer decodes to chunks of ~300 KB (~500 responses): fed in
+                    # slices, the reader takes its page from the first slices and the rest is
+                    # parsed when it asks for more, so a chunk's responses never all exist at once.
+                    view = memoryview(chunk)
+                    for at in range(0, len(view), FEED_BYTES):
+                        parsed = parser.feed(view[at:at + FEED_BYTES])
+                        if parsed:
+                            yield parsed
         except ProviderError:
             raise
         except httpx.HTTPError as exc:

@@ -167,9 +167,9 @@ class MultistatusParser:
         self._root: str | None = None
         self._root_element: Element | None = None
 
-    def feed(self, chunk: bytes) -> list[Response]:
+    def feed(self, chunk: bytes | memoryview) -> list[Response]:
         if self._prolog is not None:
-            self._prolog += chunk
+            self._prolog += bytes(chunk)
             if not _prolog_done(self._prolog):
                 return []
             chunk, self._prolog = self._prolog, None
@@ -184,7 +184,7 @@ class MultistatusParser:
         if self._root != _MULTISTATUS:
             raise BadPayload(f"caldav: expected a multistatus, got {self._root}")
 
-    def _run(self, step: Callable[[bytes], object], chunk: bytes) -> list[Response]:
+    def _run(self, step: Callable[[bytes | memoryview], object], chunk: bytes | memoryview) -> list[Response]:
         try:
             step(chunk)
             return self._drain()

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract.items import NO_SHOW, EventData
@@ -38,15 +38,15 @@ from sync.engine.plan import (
 )
 from sync.engine.snapshots import load_overlapping
 from sync.runtime.core import Core
-from sync.runtime.events import AppointmentEvent, EventKind
+from sync.runtime.events import AppointmentEvent, EventKind, sync_memo
 from sync.store import audit
+from sync.store.bulk import insert_many
 from sync.store.model import Appointment, Link, Practitioner
 
 __all__ = ["ACTOR", "SyncReport", "apply", "event_fields"]
 
 ACTOR = "system:sync"
 _CHUNK = 500  # rows per statement, below SQLite's bound-parameter limit for the id lookup
-_CREATED_AUDIT = ("start", "end", "status", "practitioner_id", "service")
 _AUDITED = ("start", "end", "status", "practitioner_id", "service", "client_name", "client_phone", "title",
             "notes")
 
@@ -85,17 +85,30 @@ def source_status(ev: EventData) -> str:
     return "tentative" if ev.status == "tentative" else "confirmed"
 
 
+#: Appointment columns a source event maps to, in `event_values`' order.
+EVENT_COLUMNS = ("title", "client_name", "client_email", "client_phone", "notes", "service", "location_text",
+                 "start", "end", "tzid", "all_day", "rrule", "exdates", "transparent", "rdates")
+
+
+def event_values(ev: EventData) -> tuple[Any, ...]:
+    """The values of EVENT_COLUMNS a source event maps to."""
+    return (ev.summary or None, ev.client_name, ev.client_email, ev.client_phone, ev.description or None,
+            ev.service, ev.location or None, ev.start, ev.end, ev.tzid, ev.all_day, ev.rrule,
+            [d.isoformat() for d in ev.exdates], ev.transparent, [d.isoformat() for d in ev.rdates])
+
+
 def event_fields(ev: EventData) -> dict[str, Any]:
     """Appointment columns a source event maps to."""
-    return {
-        "title": ev.summary or None, "client_name": ev.client_name, "client_email": ev.client_email,
-        "client_phone": ev.client_phone,
-        "notes": ev.description or None, "service": ev.service, "location_text": ev.location or None,
-        "start": ev.start, "end": ev.end, "tzid": ev.tzid, "all_day": ev.all_day, "rrule": ev.rrule,
-        "exdates": [d.isoformat() for d in ev.exdates], "transparent": ev.transparent,
-        "rdates": [d.isoformat() for d in ev.rdates],
-    }
+    return dict(zip(EVENT_COLUMNS, event_values(ev), strict=True))
 
+
+#: The columns of an imported appointment: the event's, then these.
+_IMPORT_COLUMNS = (*EVENT_COLUMNS, "location_id", "practice_id", "practitioner_id", "source_calendar_id",
+                   "source_uid", "recurrence_key", "status", "version", "created_at", "updated_at")
+_START, _END = EVENT_COLUMNS.index("start"), EVENT_COLUMNS.index("end")
+_SERVICE = EVENT_COLUMNS.index("service")
+_STATUS = _IMPORT_COLUMNS.index("status")
+_LINK_COLUMNS = ("appointment_id", "calendar_id", "remote_id", "etag", "content_hash", "state", "last_synced_at")
 
 
 async def apply(
@@ -114,7 +127,10 @@ async def apply(
     events: list[AppointmentEvent] = []
     # Imports come first; they record audit entries and emit events chunk by chunk, so a large
     # import never holds 10,000 of each (the audit order is the same as with one list).
-    places = await load_places(session, calendar.practice_id)
+    memo = sync_memo(session)
+    places = memo.get(("places", calendar.practice_id))
+    if places is None:
+        places = memo[("places", calendar.practice_id)] = await load_places(session, calendar.practice_id)
     key_to_id = await _imports(session, core, calendar, [a for a in actions if isinstance(a, ImportNew)], now,
                                report, places)
     refs: dict[int, ApptRef] = {}
@@ -161,19 +177,13 @@ async def _imports(
     for i in range(0, len(batch), _CHUNK):
         part = batch[i:i + _CHUNK]
         rows = [
-            {
-                **event_fields(imp.event), "location_id": places.match(imp.event.location),
-                "practice_id": calendar.practice_id,
-                "practitioner_id": imp.practitioner_id, "source_calendar_id": calendar.id,
-                "source_uid": imp.event.uid, "recurrence_key": imp.recurrence_key,
-                "status": source_status(imp.event), "version": 1,
-                "created_at": now, "updated_at": now,
-            }
+            (*event_values(imp.event), places.match(imp.event.location), calendar.practice_id, imp.practitioner_id,
+             calendar.id, imp.event.uid, imp.recurrence_key, source_status(imp.event), 1, now, now)
             for _, imp in part
         ]
-        # A plain executemany, then one SELECT for the ids: RETURNING with ordered executemany
-        # falls back to one statement per row on SQLite.
-        await session.execute(insert(table), rows)
+        # One executemany of values converted in bulk (sync.store.bulk), then one SELECT for the
+        # ids: RETURNING with ordered executemany falls back to one statement per row on SQLite.
+        await insert_many(session, table, _IMPORT_COLUMNS, rows)
         got = await session.execute(
             select(table.c.id, table.c.source_uid, table.c.recurrence_key).where(
                 table.c.source_calendar_id == calendar.id,
@@ -185,18 +195,19 @@ async def _imports(
         events: list[AppointmentEvent] = []
         for (key, imp), appt_id, row in zip(part, ids, rows, strict=True):
             key_to_id[key] = appt_id
-            links.append({"appointment_id": appt_id, "calendar_id": calendar.id, "remote_id": imp.remote_id,
-                          "etag": imp.etag, "content_hash": imp.content_hash, "state": "ok", "last_synced_at": now})
+            links.append((appt_id, calendar.id, imp.remote_id, imp.etag, imp.content_hash, "ok", now))
             # A creation has no "before"; its patient fields are in the encrypted record itself,
             # so the entry carries the scheduling fields only (no per-field fingerprints to compute).
             audits.append({"actor": ACTOR, "action": "appointment.created", "practice_id": calendar.practice_id,
-                           "appointment_id": appt_id, "after": {k: row[k] for k in _CREATED_AUDIT},
+                           "appointment_id": appt_id,
+                           "after": {"start": row[_START], "end": row[_END], "status": row[_STATUS],
+                                     "practitioner_id": imp.practitioner_id, "service": row[_SERVICE]},
                            "details": {"calendar_id": calendar.id}})
             events.append(AppointmentEvent(
                 kind="created", appointment_id=appt_id, version=1, practice_id=calendar.practice_id,
-                practitioner_id=imp.practitioner_id, actor=ACTOR, after={"start": row["start"], "end": row["end"]},
+                practitioner_id=imp.practitioner_id, actor=ACTOR, after={"start": row[_START], "end": row[_END]},
                 origin_calendar_id=calendar.id, at=now))
-        await session.execute(insert(cast(Table, Link.__table__)), links)
+        await insert_many(session, cast(Table, Link.__table__), _LINK_COLUMNS, links)
         await audit.record_many(session, audits, at=now)
         await core.bus.emit_many(session, events)
     report.created += len(key_to_id)

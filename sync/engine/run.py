@@ -55,6 +55,7 @@ from sync.engine.snapshots import (
 )
 from sync.integrations.providers import open_provider
 from sync.runtime.core import Core
+from sync.runtime.events import answers_per_sync
 from sync.runtime.locks import connection_lock
 from sync.runtime.syncqueue import requested_items
 from sync.store import audit
@@ -357,6 +358,7 @@ async def _read_and_apply(
             if session is None:
                 checkpoint(core, "sync.fetched")
                 session = await stack.enter_async_context(core.store.session())
+                stack.enter_context(answers_per_sync(session))
             deleted = page.deleted_ids
             if work:
                 uids, remote_ids = tracked
@@ -380,6 +382,7 @@ async def _read_and_apply(
                                                         else_=Connection.status)))
                 return report
             session = await stack.enter_async_context(core.store.session())
+            stack.enter_context(answers_per_sync(session))
         if full:
             # A work calendar's events tracked while it was being read were not looked for: not gone.
             report.add(await _apply_gone(session, core, target, window, seen, now,

@@ -50,7 +50,7 @@ from sync.notify.client_optouts import (
 )
 from sync.notify.client_texts import EMAIL_WORDS, fields, sms_text
 from sync.runtime.core import Core
-from sync.runtime.events import AppointmentEvent
+from sync.runtime.events import AppointmentEvent, sync_memo
 from sync.services.client_notices import (
     ClientNoticeSettings,
     configured_channels,
@@ -137,7 +137,8 @@ async def on_events(core: Core, session: AsyncSession, events: Sequence[Appointm
 
     Each practice's settings are read once per batch, and a practice with client notices off (or
     with booking notices off, for an import) costs nothing more: no appointment is read for it."""
-    settings: dict[int, tuple[Practice, ClientNoticeSettings] | None] = {}
+    settings: dict[int, tuple[Practice, ClientNoticeSettings] | None] = sync_memo(session).setdefault(
+        "clients.settings", {})
     wanted_events: list[tuple[AppointmentEvent, str, Practice, ClientNoticeSettings]] = []
     for event in events:
         kind = _KINDS.get(event.kind)

@@ -44,7 +44,7 @@ from sync.engine.snapshots import appointment_rows
 from sync.integrations import registry
 from sync.integrations.providers import connection_info
 from sync.runtime.core import Core
-from sync.runtime.events import AppointmentEvent
+from sync.runtime.events import AppointmentEvent, sync_memo
 from sync.runtime.locks import SyncBusy, connection_lock
 from sync.store import audit
 from sync.store.model import Appointment, Calendar, Connection, CrmEntry, Practice, Practitioner
@@ -124,7 +124,7 @@ async def on_event(core: Core, session: AsyncSession, event: AppointmentEvent) -
 async def on_events(core: Core, session: AsyncSession, events: Sequence[AppointmentEvent]) -> None:
     """`on_event` for a batch of changes: each practice's CRM connections are read once per batch, and
     a practice without one costs nothing more."""
-    conns_of: dict[int, list[Connection]] = {}
+    conns_of: dict[int, list[Connection]] = sync_memo(session).setdefault("crm.connections", {})
     logged: list[AppointmentEvent] = []
     for event in events:
         if event.kind not in _KINDS:

@@ -12,19 +12,23 @@ asks its questions ("does this practice log to a CRM?", "does this practitioner 
 once per batch, not once per appointment: a 10,000-item import must not cost 10,000 queries per
 subscriber. A plain `subscribe`r still gets the events one by one. Each subscriber sees the batch's
 events in order; subscribers run one after another, each over the whole batch (they share no state).
+A sync applying many pages in one transaction opens `answers_per_sync`: what no page changes (a
+practice's settings, its CRM connections) is kept in `sync_memo` and asked once per sync.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["AppointmentEvent", "BatchSubscriber", "EventBus", "EventKind", "Subscriber"]
+__all__ = ["AppointmentEvent", "BatchSubscriber", "EventBus", "EventKind", "Subscriber", "answers_per_sync",
+           "sync_memo"]
 
 log = logging.getLogger("clinicbot.events")
 
@@ -95,3 +99,25 @@ class EventBus:
             log.debug("dispatch", extra={"subscriber": name, "events": len(events), "event": events[0].kind,
                                          "appointment": events[0].appointment_id})
             await subscriber(session, events)
+
+
+_SYNC_MEMO = "clinicbot.events.sync_memo"
+
+
+@contextmanager
+def answers_per_sync(session: AsyncSession) -> Iterator[None]:
+    """While a sync applies its pages in `session`'s one transaction, what subscribers (and the
+    engine) ask of every batch and the sync itself never changes (a practice's notice settings,
+    its CRM connections, its locations) is asked once per sync, not once per page: `sync_memo`."""
+    session.info[_SYNC_MEMO] = {}
+    try:
+        yield
+    finally:
+        session.info.pop(_SYNC_MEMO, None)
+
+
+def sync_memo(session: AsyncSession) -> dict[Any, Any]:
+    """The memo of the sync applying in `session` (`answers_per_sync`); outside one, a fresh dict
+    each time, so nothing is remembered beyond the batch."""
+    memo: dict[Any, Any] | None = session.info.get(_SYNC_MEMO)
+    return memo if memo is not None else {}

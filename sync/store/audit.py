@@ -47,6 +47,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.util import find_tables
 
+from sync.store.bulk import insert_many
 from sync.store.crypto import SecretBox, current_box
 from sync.store.model import AuditEntry, AuditHead, utcnow
 
@@ -120,22 +121,29 @@ def _mac(purpose: str, message: str) -> str:
 
 def _row_hash(entry: AuditEntry, keyed: bool = True) -> str:
     """The row's link: HMAC with the chain key; plain SHA-256 only for rows older than the keyed chain."""
+    return _hash_of(entry.seq, entry.at.isoformat(), entry.actor, entry.action, entry.practice_id,
+                    entry.appointment_id, entry.before, entry.after, entry.details, entry.prev_hash, keyed)
+
+
+def _hash_of(seq: int, at: str, actor: str, action: str, practice_id: int | None, appointment_id: int | None,
+             before: Any, after: Any, details: Any, prev: str, keyed: bool = True) -> str:
+    """`_row_hash` of a row's values (`at` in isoformat): the one place the chain's hash is defined."""
     body = _HASH_JSON.encode(
         {
-            "seq": entry.seq,
-            "at": entry.at.isoformat(),
-            "actor": entry.actor,
-            "action": entry.action,
-            "practice_id": entry.practice_id,
-            "appointment_id": entry.appointment_id,
-            "before": entry.before,
-            "after": entry.after,
-            "details": entry.details,
-            "prev": entry.prev_hash,
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "practice_id": practice_id,
+            "appointment_id": appointment_id,
+            "before": before,
+            "after": after,
+            "details": details,
+            "prev": prev,
         }
     )
     if keyed:
-        return hmac.new(_subkey("audit-chain"), body.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(_subkey("audit-chain"), body.encode(), "sha256").hex()
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -521,31 +529,30 @@ async def record_many(session: AsyncSession, entries: list[dict[str, Any]], at: 
     """
     if not entries:
         return 0
-    from types import SimpleNamespace
-
-    from sqlalchemy import insert
-
     _hook(session)
     await session.run_sync(_append_pending)
     last, prev, keyed_from = await session.run_sync(_lock_and_read_tail)
     seq = last + 1
     started = time.perf_counter()
     when = (at or utcnow()).astimezone(UTC)
+    at_text = when.isoformat()
     table = AuditEntry.__table__
     # Rows are built and inserted 1,000 at a time: a 10,000-row import never holds all of them.
     for i in range(0, len(entries), 1000):
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         for e in entries[i:i + 1000]:
-            row = {
-                "seq": seq, "at": when, "actor": e["actor"], "action": e["action"],
-                "practice_id": e.get("practice_id"), "appointment_id": e.get("appointment_id"),
-                "before": scrub(e.get("before")), "after": scrub(e.get("after")), "details": scrub(e.get("details")),
-                "prev_hash": prev,
-            }
-            row["hash"] = prev = _row_hash(SimpleNamespace(**row))  # type: ignore[arg-type]
-            rows.append(row)
+            actor, action = e["actor"], e["action"]
+            practice_id, appointment_id = e.get("practice_id"), e.get("appointment_id")
+            before, after, details = scrub(e.get("before")), scrub(e.get("after")), scrub(e.get("details"))
+            hash_ = _hash_of(seq, at_text, actor, action, practice_id, appointment_id, before, after, details, prev)
+            rows.append((seq, when, actor, action, practice_id, appointment_id, before, after, details, prev, hash_))
+            prev = hash_
             seq += 1
-        await session.execute(insert(table), rows)  # type: ignore[arg-type]
+        await insert_many(session, table, _COLUMNS, rows)  # type: ignore[arg-type]
     session.info[_TAIL] = (session.sync_session.get_transaction(), seq - 1, prev, keyed_from)
     session.info.setdefault(_LOCKED_AT, started)
     return len(entries)
+
+
+_COLUMNS = ("seq", "at", "actor", "action", "practice_id", "appointment_id", "before", "after", "details",
+            "prev_hash", "hash")

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,23 @@ class SecretBox:
         nonce = os.urandom(12)
         sealed = self._aead.encrypt(nonce, plaintext, context or None)
         return f"v1:{self.key_id}:{base64.b64encode(nonce + sealed).decode()}"
+
+    def encrypt_many(self, plaintexts: Sequence[bytes | None]) -> list[str | None]:
+        """`encrypt` (no context) of each plaintext, None kept as None: the nonces come from one
+        `os.urandom` call, not one each (a 10,000-event import seals 30,000 values)."""
+        count = sum(1 for p in plaintexts if p is not None)
+        nonces = os.urandom(12 * count)
+        seal, b64, prefix = self._aead.encrypt, base64.b64encode, f"v1:{self.key_id}:"
+        out: list[str | None] = []
+        at = 0
+        for plaintext in plaintexts:
+            if plaintext is None:
+                out.append(None)
+                continue
+            nonce = nonces[at:at + 12]
+            at += 12
+            out.append(prefix + b64(nonce + seal(nonce, plaintext, None)).decode())
+        return out
 
     def decrypt(self, token: str, context: bytes = b"") -> bytes:
         try:

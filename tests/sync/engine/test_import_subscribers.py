@@ -80,3 +80,19 @@ async def test_every_booking_of_a_page_outside_the_shift_is_told_to_staff(core: 
                                 .order_by(ConflictNotice.id))).all()
         uids = dict((await s.execute(select(Appointment.id, Appointment.source_uid))).tuples().all())
     assert [uids[i] for i in told] == [f"b{i}" for i in range(0, 60, 3)]
+
+
+async def test_a_paged_import_asks_what_no_page_changes_once_per_sync(core: Core) -> None:
+    """The practice's locations, its notice settings and its CRM connections are read once per sync,
+    not once per page (4 pages ask them as often as 1); every page's bookings still reach every subscriber."""
+    clinic = await _clinic(core)
+    src = clinic.servers["source"]
+    src.page_size = 12
+    one_page = await _sync_new(clinic, 0, 12)
+    src.page_size = 3
+    four_pages = await _sync_new(clinic, 12, 12)
+    for asked in ("FROM location", "FROM practice", "SELECT DISTINCT connection.provider"):
+        assert sum(asked in s for s in four_pages) == sum(asked in s for s in one_page) >= 1, asked
+    async with core.store.session() as s:
+        planned = (await s.scalars(select(ReminderLedger.appointment_id).distinct())).all()
+    assert len(planned) == 24
