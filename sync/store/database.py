@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
-__all__ = ["ANSWER_TABLES", "Store", "StoreError", "after_commit", "create_engine", "utc_days"]
+__all__ = ["ANSWER_COLUMNS", "ANSWER_TABLES", "Store", "StoreError", "after_commit", "create_engine", "utc_days"]
 
 log = logging.getLogger("clinicbot.store")
 
@@ -100,7 +100,33 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 #: answer cached by this process stale (agendas list the day's shifts too). The audit log, the outbox and the
 #: like are not among them.
 ANSWER_TABLES = frozenset({"practice", "location", "practitioner", "chat_identity", "role", "appointment", "shift"})
+#: Tables an answer reads some columns of: which calendars are read-only sources (an agenda's and a card's
+#: Reschedule / Cancel), which work calendars an agenda shows, and whose. A write to one of them counts
+#: like a write to ANSWER_TABLES when it adds or deletes a row or sets one of these columns; a sync's
+#: own bookkeeping (cursors, last success or error, refreshed credentials, backfill progress) does not.
+ANSWER_COLUMNS: dict[str, frozenset[str]] = {
+    "calendar": frozenset({"connection_id", "practitioner_id", "name", "role", "sync_enabled", "read_only"}),
+    "connection": frozenset({"practice_id", "practitioner_id", "account", "status", "sync_enabled"}),
+}
 _WRITE = re.compile(r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+(?:"?\w+"?\.)?"?(\w+)', re.I)
+#: An UPDATE's SET list (up to WHERE, FROM or RETURNING), and the columns it names.
+_SET = re.compile(r'"?\s+SET\s+(.*?)(?:\s+(?:WHERE|FROM|RETURNING)\s|$)', re.I | re.S)
+_SET_COLUMN = re.compile(r'(?:^|,)\s*(?:"?\w+"?\.)?"?(\w+)"?\s*=')
+
+
+def _answer_write(table: str, statement: str, end: int) -> bool:
+    """Whether a write to `table` (matched by _WRITE up to `end`) can change a chat answer."""
+    if table in ANSWER_TABLES:
+        return True
+    columns = ANSWER_COLUMNS.get(table)
+    if columns is None:
+        return False
+    if statement.lstrip()[:1] not in "Uu":
+        return True  # a row added or deleted
+    found = _SET.match(statement, end)
+    if found is None:
+        return True  # not understood: counted
+    return not columns.isdisjoint(c.lower() for c in _SET_COLUMN.findall(found.group(1)))
 
 
 _AFTER_COMMIT = "clinicbot_after_commit"
@@ -196,7 +222,7 @@ class Store:
         if statement[:1] in "SsWw":  # SELECT / WITH: the common case, decided without the regex
             return
         match = _WRITE.match(statement)
-        if match is not None and (table := match.group(1).lower()) in ANSWER_TABLES:
+        if match is not None and _answer_write(table := match.group(1).lower(), statement, match.end()):
             self._wrote.add(conn)
             flushing = self._flushing.get(conn)
             if flushing is None:
@@ -226,7 +252,8 @@ class Store:
         for obj in (*new, *session.dirty, *session.deleted):
             table = getattr(getattr(obj, "__table__", None), "name", None)
             if table not in ANSWER_TABLES:
-                continue
+                if table not in ANSWER_COLUMNS or not _answer_columns_changed(obj, table, obj in new, obj in deleted):
+                    continue
             found = _practices_of(session, obj, table)
             if found is None:
                 self._unscoped.add(conn)
@@ -454,9 +481,21 @@ async def hold_write_lock(session: AsyncSession) -> None:
 
 
 def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
-    """The practices a row of ANSWER_TABLES belongs to, before and after the flush; None if unknown."""
+    """The practices a row of ANSWER_TABLES (or ANSWER_COLUMNS) belongs to, before and after the flush;
+    None if unknown."""
     column = "id" if table == "practice" else "practice_id"
     state = sa_inspect(obj)
+    if table == "calendar":
+        # Its practice is its connection's, when that is in the session (a calendar's connection
+        # never changes); unknown otherwise.
+        connection = state.dict.get("connection")
+        connection_id = state.dict.get("connection_id")
+        if connection is None and connection_id is not None:
+            mapper = next((m for m in state.mapper.registry.mappers if m.local_table.name == "connection"), None)
+            if mapper is not None:
+                connection = session.identity_map.get(session.identity_key(mapper.class_, connection_id))
+        practice_id = sa_inspect(connection).dict.get("practice_id") if connection is not None else None
+        return {practice_id} if isinstance(practice_id, int) else None
     if column not in state.attrs:
         # A role: its practice is its chat identity's, when that is in the session (a first
         # contact adds both); a role's identity never changes.
@@ -482,6 +521,14 @@ def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
 #: Seconds after which a commit still "in flight" is taken as done (its connection was dropped, not returned).
 _IN_FLIGHT_MAX = 5.0
 _PEOPLE = frozenset({"chat_identity", "role"})
+
+
+def _answer_columns_changed(obj: Any, table: str, new: bool, deleted: bool) -> bool:
+    """A calendar or connection row added, deleted, or with one of its ANSWER_COLUMNS changed."""
+    if new or deleted:
+        return True
+    attrs = sa_inspect(obj).attrs
+    return any(attrs[name].history.has_changes() for name in ANSWER_COLUMNS[table] if name in attrs)
 
 
 def _people_only(obj: Any, table: str, new: bool, deleted: bool) -> bool:
