@@ -4,6 +4,7 @@ schema check that runs at start."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import sqlite3
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -46,9 +47,11 @@ def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
             Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
     elif schema:
         connect_args["server_settings"] = {"search_path": schema}
-    # A pre-ping is a round trip at every checkout, i.e. on every session: worth it where the server
-    # can drop connections (PostgreSQL restarts, idle timeouts), not for a local SQLite file.
-    kwargs.setdefault("pool_pre_ping", parsed.get_backend_name() != "sqlite")
+    # SQLAlchemy's pre-ping is a round trip at every checkout, i.e. on every session (on asyncpg
+    # three: BEGIN, a statement, ROLLBACK). A server drops connections that sat idle (PostgreSQL
+    # restarts, idle timeouts, proxies), so a connection is pinged only when it comes out of the pool
+    # after PING_AFTER_IDLE seconds there (`_ping_after_idle`); not at all for a local SQLite file.
+    ping_after_idle = parsed.get_backend_name() != "sqlite" and not kwargs.get("pool_pre_ping")
     pool_size = kwargs.pop("pool_size", POOL_SIZE)
     if "poolclass" not in kwargs and parsed.database not in (None, "", ":memory:"):
         # Keep as many connections as a server uses at once (Slack's 16 + 4 workers, Teams' turns):
@@ -61,11 +64,38 @@ def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
         # aiosqlite's thread on every session.
         kwargs.setdefault("pool_reset_on_return", None)
     engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+    if ping_after_idle and "poolclass" not in kwargs:
+        event.listen(engine.sync_engine.pool, "checkin", _idle_from)
+        event.listen(engine.sync_engine.pool, "checkout", functools.partial(_ping_after_idle, engine.dialect))
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if kwargs.get("pool_reset_on_return", "rollback") is None:
             event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
     return engine
+
+
+#: Seconds a connection may sit in the pool before it is pinged at its next checkout.
+PING_AFTER_IDLE = 10.0
+_IDLE_SINCE = "clinicbot_idle_since"
+
+
+def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_after_idle(dialect: Any, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """A connection leaving the pool after PING_AFTER_IDLE seconds there is pinged first; one the
+    server dropped invalidates the pool (as SQLAlchemy's pre-ping does) and a new one is connected."""
+    since = record.info.get(_IDLE_SINCE)
+    if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+        return  # new, or back in the pool only just now
+    try:
+        dialect.do_ping(dbapi_conn)
+    except Exception as exc:
+        if isinstance(exc, OSError) or dialect.is_disconnect(exc, dbapi_conn, None):
+            raise InvalidatePoolError() from exc
+        raise
 
 
 def _sqlite_reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
