@@ -24,6 +24,7 @@ from sync.services.history import last_source_change
 from sync.services.identities import PersonRef, PractitionerRef, practitioner_named
 from sync.services.locations import find_location
 from sync.services.practices import practitioner_choices
+from sync.services.shifts import ShiftView, day_bounds, shifts_in
 from sync.services.work_events import WorkCalendars, work_calendars
 from sync.store.model import Appointment, Calendar, Link, Location, OutboxOp, Practice, Practitioner
 
@@ -121,6 +122,9 @@ class AgendaDay:
     location: Location | None = None
     #: The work calendars shown beside the day, loaded in the same transaction (`with_work`), or None.
     work: WorkCalendars | None = None
+    #: The day's published shifts (of the day's practitioner when there is one), loaded in the same
+    #: transaction (`with_shifts`), or None.
+    shifts: tuple[ShiftView, ...] | None = None
 
 
 def view_of(appt: Appointment, names: dict[int, str], read_only: str | None = None) -> AppointmentView:
@@ -243,11 +247,12 @@ async def load_reschedule(core: Core, practice_id: int, appointment_id: int) -> 
 async def load_agenda(
     core: Core, practice_id: int, platform: str, *, day: Callable[[date], date], who: PersonRef | None = None,
     practitioner_id: int | None = None, location: str | None = None, with_work: bool = False,
+    with_shifts: bool = False,
 ) -> AgendaDay:
     """The day `day(today)` (today in the practice's zone) for the practitioner named by `who`, else the one
     with `practitioner_id`, else everyone. `with_work`: also the work calendars shown beside it (of the
-    day's practitioner when there is one), in the same transaction. Raises NotLinked, NoSuchPractitioner,
-    NoPractice."""
+    day's practitioner when there is one), in the same transaction; `with_shifts`: the day's published
+    shifts (of that practitioner), likewise. Raises NotLinked, NoSuchPractitioner, NoPractice."""
     async with core.store.session() as session:
         practice = await _practice(session, practice_id)
         tz = practice.timezone
@@ -274,4 +279,9 @@ async def load_agenda(
         )
         work = await work_calendars(session, practice_id, practitioner.id if practitioner else None) if with_work \
             else None
-        return AgendaDay(tz, today, chosen, practitioner, views, place, work)
+        shifts = None
+        if with_shifts:
+            start, end = day_bounds(chosen, tz)
+            shifts = tuple(await shifts_in(session, practice_id, start, end,
+                                           practitioner.id if practitioner else None))
+        return AgendaDay(tz, today, chosen, practitioner, views, place, work, shifts)

@@ -88,6 +88,7 @@ __all__ = [
     "shift_source",
     "shift_target",
     "shifts_between",
+    "shifts_in",
     "stored_second_writers",
     "today",
 ]
@@ -1278,12 +1279,19 @@ async def shifts_between(core: Core, practice_id: int, start: datetime, end: dat
                          practitioner_id: int | None = None) -> list[ShiftView]:
     """Published shifts overlapping [start, end), earliest first (who is on)."""
     async with core.store.session() as s:
-        query = select(ShiftRow).where(ShiftRow.practice_id == practice_id, ShiftRow.live.is_(True),
-                                       ShiftRow.starts_at < end, ShiftRow.ends_at > start)
-        if practitioner_id is not None:
-            query = query.where(ShiftRow.practitioner_id == practitioner_id)
-        rows = (await s.scalars(query.order_by(ShiftRow.starts_at, ShiftRow.person_name))).all()
-        return [ShiftView(r.person_name, r.assignment, r.starts_at, r.ends_at, r.practitioner_id) for r in rows]
+        return await shifts_in(s, practice_id, start, end, practitioner_id)
+
+
+async def shifts_in(session: AsyncSession, practice_id: int, start: datetime, end: datetime,
+                    practitioner_id: int | None = None) -> list[ShiftView]:
+    """`shifts_between` in `session`: an agenda reads them in its own transaction
+    (sync.services.appointment_views.load_agenda)."""
+    query = select(ShiftRow).where(ShiftRow.practice_id == practice_id, ShiftRow.live.is_(True),
+                                   ShiftRow.starts_at < end, ShiftRow.ends_at > start)
+    if practitioner_id is not None:
+        query = query.where(ShiftRow.practitioner_id == practitioner_id)
+    rows = (await session.scalars(query.order_by(ShiftRow.starts_at, ShiftRow.person_name))).all()
+    return [ShiftView(r.person_name, r.assignment, r.starts_at, r.ends_at, r.practitioner_id) for r in rows]
 
 
 def day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:
