@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.engine import series
@@ -155,8 +155,26 @@ async def practitioner_names(session: AsyncSession, ids: Iterable[int | None]) -
     wanted = {i for i in ids if i}
     if not wanted:
         return {}
-    rows = await session.execute(select(Practitioner.id, Practitioner.name).where(Practitioner.id.in_(wanted)))
+    rows = await session.execute(_NAMES, {"ids": list(wanted)})
     return {int(r[0]): str(r[1]) for r in rows}
+
+
+#: Statements every agenda or details card runs, built once.
+_NAMES = select(Practitioner.id, Practitioner.name).where(Practitioner.id.in_(bindparam("ids", expanding=True)))
+#: A details card's calendars holding copies: a link stays "ok" while the outbox still has to write
+#: the latest change to that calendar, and right after a reschedule or cancel the card must say so.
+_QUEUED = (
+    select(OutboxOp.id)
+    .where(OutboxOp.appointment_id == bindparam("appointment_id"), OutboxOp.calendar_id == Calendar.id,
+           OutboxOp.status == "pending")
+    .exists()
+)
+_COPIES = (
+    select(Calendar.name, Calendar.role, Link.state, _QUEUED)
+    .join(Link, Link.calendar_id == Calendar.id)
+    .where(Link.appointment_id == bindparam("appointment_id"))
+    .order_by(Calendar.id)
+)
 
 
 async def _practice(session: AsyncSession, practice_id: int) -> Practice:
@@ -189,19 +207,7 @@ async def load_appointment(
 async def details_of(session: AsyncSession, appt: Appointment, tz: str) -> AppointmentDetails:
     """The details of a loaded row (or a series visit's copy) in `session`."""
     names = await practitioner_names(session, [appt.practitioner_id])
-    # A link stays "ok" while the outbox still has to write the latest change to that calendar:
-    # right after a reschedule or cancel the card must say so, not claim the copy is in step.
-    queued = (
-        select(OutboxOp.id)
-        .where(OutboxOp.appointment_id == appt.id, OutboxOp.calendar_id == Calendar.id, OutboxOp.status == "pending")
-        .exists()
-    )
-    rows = await session.execute(
-        select(Calendar.name, Calendar.role, Link.state, queued)
-        .join(Link, Link.calendar_id == Calendar.id)
-        .where(Link.appointment_id == appt.id)
-        .order_by(Calendar.id)
-    )
+    rows = await session.execute(_COPIES, {"appointment_id": appt.id})
     calendars = tuple((f"{r[0] or 'calendar'} ({r[1]})", "pending" if r[3] else str(r[2])) for r in rows)
     read_only = await refuse_read_only(session, appt)
     # A visit is a transient copy of its series row; the row itself (in the session) says since when.
