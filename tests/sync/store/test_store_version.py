@@ -139,3 +139,16 @@ async def test_calendar_and_connection_columns_an_answer_reads_count_and_sync_bo
         await s.execute(update(Calendar).where(Calendar.id == cal_id).values(cursor="token-3", read_notes=[]))
         await s.execute(update(Connection).where(Connection.id == conn_id).values(last_error=None, cursor="d-3"))
     assert changed(before) == (False, False)
+
+
+def test_a_successful_sync_names_the_status_only_when_it_can_change() -> None:
+    """A sync that succeeds writes its bookkeeping; the status (which answers depend on) only when it
+    was not `active`, so an ordinary sync leaves every kept answer alone."""
+    from datetime import UTC, datetime
+
+    from sync.engine.run import _succeeded
+    from sync.store.model import Connection
+
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    assert set(_succeeded(now, "active")) == {Connection.last_success_at, Connection.last_error}
+    assert Connection.status in _succeeded(now, "error")
