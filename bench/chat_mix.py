@@ -196,7 +196,7 @@ async def seed(settings: Any, world: World) -> dict[str, Any]:
 class Mix:
     """Builds the request stream: (kind, rid, platform-specific template) per request."""
 
-    def __init__(self, world: World, tag: str) -> None:
+    def __init__(self, world: World, tag: str, spend: bool = True) -> None:
         self.w = world
         self.rng = random.Random(tag)
         self.tag = tag
@@ -210,7 +210,21 @@ class Mix:
             random.Random(7).shuffle(future)
             half = len(future) // 2
             world.move_pool, world.cancel_pool = future[:half], future[half:]
-        self.move_pool, self.cancel_pool = world.move_pool, world.cancel_pool
+        if spend:
+            self.move_pool, self.cancel_pool = world.move_pool, world.cancel_pool
+        else:  # a baseline only acks: it moves nothing, so it must not use up clinicbot's appointments
+            self.move_pool, self.cancel_pool = list(world.move_pool), list(world.cancel_pool)
+        #: rid -> (pool, appointment) taken for a move or cancel, to give back if never sent
+        self.taken: dict[str, tuple[list[tuple[int, int, datetime]], tuple[int, int, datetime]]] = {}
+
+    def give_back(self, records: list[tuple[str, str, float, float, int, int]]) -> None:
+        """Put the appointments of prepared requests that were never sent back in their pools: a
+        load prepares far more requests than it sends, and those must not use up the moves."""
+        sent = {r[1] for r in records if r[4] != -1}
+        for rid, (pool, appt) in self.taken.items():
+            if rid not in sent:
+                pool.append(appt)
+        self.taken.clear()
 
     def _user(self, role: str | None = None) -> tuple[int, int, str, str | None]:
         while True:
@@ -255,10 +269,14 @@ class Mix:
             elif kind == "btn_cancel":
                 spec["action"] = ("cancel", {"a": appt[0], "v": 1})
             elif kind == "btn_cancel_confirm":
-                aid, p2, _ = self.cancel_pool.pop()
+                taken = self.cancel_pool.pop()
+                self.taken[rid] = (self.cancel_pool, taken)
+                aid, p2, _ = taken
                 spec.update(practice=p2, user=self._user_in(p2), action=("cancel_confirm", {"a": aid, "v": 1}))
             elif kind == "modal_submit":
-                aid, p2, start = self.move_pool.pop()
+                taken = self.move_pool.pop()
+                self.taken[rid] = (self.move_pool, taken)
+                aid, p2, start = taken
                 tz = ZoneInfo(PRACTICES[p2][3])
                 day = start.astimezone(tz).date() + timedelta(days=self.rng.randrange(1, 4))
                 at = f"{self.rng.randrange(6, 8):02d}:{self.rng.choice((0, 15, 30, 45)):02d}"  # before the day's slots
@@ -759,10 +777,11 @@ class Bench:
             for name, port in (("bare_bolt", bare), ("clinicbot", ours)):
                 url = f"http://127.0.0.1:{port}"
                 # the warm-up is a different set of people and buttons than the measured load
-                await self._slack_load(sink, url, procs[name].pid, world, f"w{name[0]}", a.warmup, 0.0, False)
+                await self._slack_load(sink, url, procs[name].pid, world, f"w{name[0]}", a.warmup, 0.0, False,
+                                       spend=name == "clinicbot")
                 await asyncio.sleep(2 if name == "clinicbot" else 0.5)
                 sides[name] = await self._slack_load(sink, url, procs[name].pid, world, f"m{name[0]}", a.seconds,
-                                                     0.0, name == "clinicbot")  # fmt: skip
+                                                     0.0, name == "clinicbot", spend=name == "clinicbot")  # fmt: skip
             # Open loop at fixed rates below saturation: what a person waits for when the server keeps up.
             sides["clinicbot"]["at_fixed_rates"] = {
                 f"{rate:g}_per_s": await self._slack_load(sink, f"http://127.0.0.1:{ours}", procs["clinicbot"].pid,
@@ -790,13 +809,13 @@ class Bench:
         }
 
     async def _slack_load(self, sink: SlackSink, url: str, pid: int, world: World, tag: str, seconds: float,
-                          rate: float, answers: bool) -> dict[str, Any]:  # fmt: skip
+                          rate: float, answers: bool, spend: bool = True) -> dict[str, Any]:  # fmt: skip
         """One load (closed loop, or open loop at `rate`); with `answers`, wait for and time the answers."""
         a = self.args
         backlog = answers and not await _idle(url, a.drain)  # an earlier load's backlog must not count here
         if backlog:
             print(f"chat_mix: the server still had work queued before {tag}", file=sys.stderr)
-        mix = Mix(world, tag)
+        mix = Mix(world, tag, spend)
         prepared = []
         for _ in range(int((rate * 1.2 if rate else a.max_rps) * seconds) + 10):
             kind, rid, spec = mix.next()
@@ -806,6 +825,7 @@ class Bench:
         calls0 = len(sink.fake.calls)
         hits0, misses0 = await _cache_counts(url) if answers else (0, 0)
         records = await drive(url, "/slack/events", prepared, a.connections, seconds, self.gen_cpus, rate=rate)
+        mix.give_back(records)
         summary = _summary(records, seconds)
         if rate:
             summary["offered_rate_per_s"] = rate
@@ -856,15 +876,15 @@ class Bench:
                 await _wait_up(f"http://127.0.0.1:{ours}")
                 await _wait_up(f"http://127.0.0.1:{stock}")
                 for name, port in (("stock_botbuilder_echo", stock), ("clinicbot", ours)):
-                    warm = Mix(world, f"tw{name[0]}")
+                    warm = Mix(world, f"tw{name[0]}", spend=name == "clinicbot")
                     warm_items = []
                     for _ in range(int(a.teams_max_rps * a.warmup)):
                         kind, rid, spec = warm.next()
                         warm_items.append((kind, rid, json.dumps(teams_activity(kind, rid, spec, fake.service_url))))
-                    await drive(f"http://127.0.0.1:{port}", "/api/messages", warm_items, a.connections, a.warmup,
-                                self.gen_cpus)  # fmt: skip
+                    warm.give_back(await drive(f"http://127.0.0.1:{port}", "/api/messages", warm_items,
+                                               a.connections, a.warmup, self.gen_cpus))  # fmt: skip
                     await asyncio.sleep(1)
-                    mix = Mix(world, f"tm{name[0]}")
+                    mix = Mix(world, f"tm{name[0]}", spend=name == "clinicbot")
                     prepared = []
                     for _ in range(int(a.teams_max_rps * a.seconds)):
                         kind, rid, spec = mix.next()
@@ -873,6 +893,7 @@ class Bench:
                     cpu0 = _cpu_seconds(pid)
                     records = await drive(f"http://127.0.0.1:{port}", "/api/messages", prepared, a.connections,
                                           a.seconds, self.gen_cpus)  # fmt: skip
+                    mix.give_back(records)
                     owed = {r[1] for r in records if 200 <= r[4] < 300 and not r[0].startswith(("btn_", "modal_"))}
                     await _settle(lambda owed=owed: len(owed & arrived.keys()), len(owed), a.drain)
                     summary = _summary(records, a.seconds)

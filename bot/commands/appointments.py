@@ -84,6 +84,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
             core, actor.practice_id, actor.platform, day=cmd.day.resolve,
             who=_person(cmd.practitioner) if cmd.practitioner is not None else None,
             practitioner_id=None if actor.is_staff else actor.practitioner_id, location=cmd.location, with_work=True,
+            with_shifts=True,
         )
     except NotLinked as exc:
         raise ParseError(str(exc), "role grant practitioner @sam @dr-lee") from None
@@ -110,7 +111,7 @@ async def agenda(core: Core, actor: Actor, cmd: ShowAgenda) -> View:
         practitioner=practitioner.name if practitioner else None,
         empty_text=f"No appointments on {day_label(day.day)}{f' at {place.name}' if place else ''}.",
     )
-    view = await with_shifts(core, actor.practice_id, view, practitioner.id if practitioner else None)
+    view = await with_shifts(core, actor.practice_id, view, practitioner.id if practitioner else None, day.shifts)
     return await with_work_events(core, actor, view, practitioner.id if practitioner else None, day.work)
 
 

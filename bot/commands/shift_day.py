@@ -3,6 +3,7 @@ their morning DM, everyone's on the practice's agenda (who is on). Read from the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -19,10 +20,13 @@ def _label(start_zone: ZoneInfo, view: service.ShiftView) -> str:
     return f"{start:%H:%M}–{end:%H:%M}" if start.date() == end.date() else f"{start:%H:%M}–{end:%a %H:%M}"
 
 
-async def with_shifts(core: Core, practice_id: int, view: Agenda, practitioner_id: int | None) -> Agenda:
-    """The agenda with the day's shifts added (of one practitioner when given)."""
-    start, end = service.day_bounds(view.day, view.timezone)
-    found = await service.shifts_between(core, practice_id, start, end, practitioner_id)
+async def with_shifts(core: Core, practice_id: int, view: Agenda, practitioner_id: int | None,
+                      found: Sequence[service.ShiftView] | None = None) -> Agenda:
+    """The agenda with the day's shifts added (of one practitioner when given); `found`: those shifts,
+    when the agenda's own transaction read them already."""
+    if found is None:
+        start, end = service.day_bounds(view.day, view.timezone)
+        found = await service.shifts_between(core, practice_id, start, end, practitioner_id)
     if not found:
         return view
     zone = ZoneInfo(view.timezone)

@@ -377,9 +377,7 @@ async def _read_and_apply(
             if not (full or resync_reason) and new_cursor == cal.cursor:
                 async with core.store.session() as s:  # nothing changed: one small UPDATE
                     await s.execute(update(Connection).where(Connection.id == conn.id)
-                                    .values(last_success_at=now, last_error=None,
-                                            status=case((Connection.status == "error", "active"),
-                                                        else_=Connection.status)))
+                                    .values(_succeeded(now, conn.status)))
                 return report
             session = await stack.enter_async_context(core.store.session())
             stack.enter_context(answers_per_sync(session))
@@ -394,7 +392,8 @@ async def _read_and_apply(
             await audit.record(session, actor=ACTOR, action="sync.full_resync", practice_id=conn.practice_id,
                                details={"calendar_id": cal.id, "reason": resync_reason})
         checkpoint(core, "sync.applied")
-        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now, notes, role=target.view.role)
+        await _store_cursor(session, cal.id, conn.id, new_cursor, full, now, notes, role=target.view.role,
+                            status=conn.status)
         if notes:
             log.warning("calendar read with events skipped or repaired",
                         extra={"calendar_id": cal.id, "connection_id": conn.id, "count": len(notes)})
@@ -469,7 +468,7 @@ MAX_NOTES = 50
 
 async def _store_cursor(
     s: AsyncSession, calendar_id: int, connection_id: int, cursor: str | None, full: bool, now: datetime,
-    notes: Sequence[str] = (), *, role: str,
+    notes: Sequence[str] = (), *, role: str, status: str = "error",
 ) -> None:
     """Store the new cursor, in the transaction that applied what was read; raise _CalendarChanged
     (rolling all of it back) when the calendar is no longer syncing in the role it was read in.
@@ -488,9 +487,19 @@ async def _store_cursor(
                                                     Calendar.sync_enabled.is_(True)).values(**values))
     if getattr(stored, "rowcount", 1) != 1:
         raise _CalendarChanged(calendar_id)
-    await s.execute(update(Connection).where(Connection.id == connection_id)
-                    .values(last_success_at=now, last_error=None,
-                            status=case((Connection.status == "error", "active"), else_=Connection.status)))
+    await s.execute(update(Connection).where(Connection.id == connection_id).values(_succeeded(now, status)))
+
+
+def _succeeded(now: datetime, status: str) -> dict[Any, Any]:
+    """A successful sync's bookkeeping on its connection; an `error` status (as read when the sync
+    started) goes back to `active`. Only then is the status in the UPDATE: chat answers depend on a
+    connection's status, not on its bookkeeping (sync.store.database.ANSWER_COLUMNS), so a sync that
+    changes nothing leaves every kept answer alone. A connection's syncs run one at a time, so its
+    status does not become `error` during one."""
+    values: dict[Any, Any] = {Connection.last_success_at: now, Connection.last_error: None}
+    if status != "active":
+        values[Connection.status] = case((Connection.status == "error", "active"), else_=Connection.status)
+    return values
 
 
 def _capped(notes: list[str]) -> list[str]:

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import rrulestr
-from sqlalchemy import ColumnElement, inspect, select
+from sqlalchemy import ColumnElement, Select, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.engine.recurrence import FUTURE, recurrence_key
@@ -437,6 +437,19 @@ async def occurrences_between(
 ) -> list[Appointment]:
     """The occurrences in [start, end) of the series rows matching `where`, as transient copies."""
     rows = list((await session.scalars(select(Appointment).where(*_series_rows(start, end, where)))).all())
+    return [visit(series, s, e) for series, s, e in await _visits(session, rows, start, end)] if rows else []
+
+
+def series_rows_select(start: Any, end: Any, *where: ColumnElement[bool]) -> Select[Appointment]:
+    """The series rows `occurrences_between` expands, as a statement: built once with bound
+    parameters for `start` and `end` by a caller that runs it often (the agenda)."""
+    return select(Appointment).where(*_series_rows(start, end, where))
+
+
+async def occurrences_of(session: AsyncSession, rows_select: Select[Appointment], params: dict[str, Any],
+                         start: datetime, end: datetime) -> list[Appointment]:
+    """`occurrences_between` with a statement from `series_rows_select` and its parameters."""
+    rows = list((await session.scalars(rows_select, params)).all())
     return [visit(series, s, e) for series, s, e in await _visits(session, rows, start, end)] if rows else []
 
 

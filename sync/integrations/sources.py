@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.store.model import Appointment, Calendar
@@ -23,8 +23,12 @@ async def read_only_calendars(session: AsyncSession, calendar_ids: Iterable[int 
     ids = {i for i in calendar_ids if i is not None}
     if not ids:
         return set()
-    rows = await session.scalars(select(Calendar.id).where(Calendar.id.in_(ids), Calendar.read_only.is_(True)))
+    rows = await session.scalars(_READ_ONLY, {"ids": list(ids)})
     return {int(cal_id) for cal_id in rows}
+
+
+#: `read_only_calendars`' statement, built once (every agenda and details card runs it).
+_READ_ONLY = select(Calendar.id).where(Calendar.id.in_(bindparam("ids", expanding=True)), Calendar.read_only.is_(True))
 
 
 async def refuse_read_only(session: AsyncSession, appt: Appointment) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.engine import series
@@ -24,6 +24,7 @@ from sync.services.history import last_source_change
 from sync.services.identities import PersonRef, PractitionerRef, practitioner_named
 from sync.services.locations import find_location
 from sync.services.practices import practitioner_choices
+from sync.services.shifts import ShiftView, day_bounds, shifts_in
 from sync.services.work_events import WorkCalendars, work_calendars
 from sync.store.model import Appointment, Calendar, Link, Location, OutboxOp, Practice, Practitioner
 
@@ -121,6 +122,9 @@ class AgendaDay:
     location: Location | None = None
     #: The work calendars shown beside the day, loaded in the same transaction (`with_work`), or None.
     work: WorkCalendars | None = None
+    #: The day's published shifts (of the day's practitioner when there is one), loaded in the same
+    #: transaction (`with_shifts`), or None.
+    shifts: tuple[ShiftView, ...] | None = None
 
 
 def view_of(appt: Appointment, names: dict[int, str], read_only: str | None = None) -> AppointmentView:
@@ -151,8 +155,26 @@ async def practitioner_names(session: AsyncSession, ids: Iterable[int | None]) -
     wanted = {i for i in ids if i}
     if not wanted:
         return {}
-    rows = await session.execute(select(Practitioner.id, Practitioner.name).where(Practitioner.id.in_(wanted)))
+    rows = await session.execute(_NAMES, {"ids": list(wanted)})
     return {int(r[0]): str(r[1]) for r in rows}
+
+
+#: Statements every agenda or details card runs, built once.
+_NAMES = select(Practitioner.id, Practitioner.name).where(Practitioner.id.in_(bindparam("ids", expanding=True)))
+#: A details card's calendars holding copies: a link stays "ok" while the outbox still has to write
+#: the latest change to that calendar, and right after a reschedule or cancel the card must say so.
+_QUEUED = (
+    select(OutboxOp.id)
+    .where(OutboxOp.appointment_id == bindparam("appointment_id"), OutboxOp.calendar_id == Calendar.id,
+           OutboxOp.status == "pending")
+    .exists()
+)
+_COPIES = (
+    select(Calendar.name, Calendar.role, Link.state, _QUEUED)
+    .join(Link, Link.calendar_id == Calendar.id)
+    .where(Link.appointment_id == bindparam("appointment_id"))
+    .order_by(Calendar.id)
+)
 
 
 async def _practice(session: AsyncSession, practice_id: int) -> Practice:
@@ -185,19 +207,7 @@ async def load_appointment(
 async def details_of(session: AsyncSession, appt: Appointment, tz: str) -> AppointmentDetails:
     """The details of a loaded row (or a series visit's copy) in `session`."""
     names = await practitioner_names(session, [appt.practitioner_id])
-    # A link stays "ok" while the outbox still has to write the latest change to that calendar:
-    # right after a reschedule or cancel the card must say so, not claim the copy is in step.
-    queued = (
-        select(OutboxOp.id)
-        .where(OutboxOp.appointment_id == appt.id, OutboxOp.calendar_id == Calendar.id, OutboxOp.status == "pending")
-        .exists()
-    )
-    rows = await session.execute(
-        select(Calendar.name, Calendar.role, Link.state, queued)
-        .join(Link, Link.calendar_id == Calendar.id)
-        .where(Link.appointment_id == appt.id)
-        .order_by(Calendar.id)
-    )
+    rows = await session.execute(_COPIES, {"appointment_id": appt.id})
     calendars = tuple((f"{r[0] or 'calendar'} ({r[1]})", "pending" if r[3] else str(r[2])) for r in rows)
     read_only = await refuse_read_only(session, appt)
     # A visit is a transient copy of its series row; the row itself (in the session) says since when.
@@ -243,11 +253,12 @@ async def load_reschedule(core: Core, practice_id: int, appointment_id: int) -> 
 async def load_agenda(
     core: Core, practice_id: int, platform: str, *, day: Callable[[date], date], who: PersonRef | None = None,
     practitioner_id: int | None = None, location: str | None = None, with_work: bool = False,
+    with_shifts: bool = False,
 ) -> AgendaDay:
     """The day `day(today)` (today in the practice's zone) for the practitioner named by `who`, else the one
     with `practitioner_id`, else everyone. `with_work`: also the work calendars shown beside it (of the
-    day's practitioner when there is one), in the same transaction. Raises NotLinked, NoSuchPractitioner,
-    NoPractice."""
+    day's practitioner when there is one), in the same transaction; `with_shifts`: the day's published
+    shifts (of that practitioner), likewise. Raises NotLinked, NoSuchPractitioner, NoPractice."""
     async with core.store.session() as session:
         practice = await _practice(session, practice_id)
         tz = practice.timezone
@@ -274,4 +285,9 @@ async def load_agenda(
         )
         work = await work_calendars(session, practice_id, practitioner.id if practitioner else None) if with_work \
             else None
-        return AgendaDay(tz, today, chosen, practitioner, views, place, work)
+        shifts = None
+        if with_shifts:
+            start, end = day_bounds(chosen, tz)
+            shifts = tuple(await shifts_in(session, practice_id, start, end,
+                                           practitioner.id if practitioner else None))
+        return AgendaDay(tz, today, chosen, practitioner, views, place, work, shifts)

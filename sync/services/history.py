@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.store.model import AuditEntry, Calendar
@@ -46,12 +46,16 @@ def _moment(value: Any) -> datetime | None:
     return None
 
 
+#: `last_source_change`'s statement, built once (every details card runs it).
+_NEWEST = (select(AuditEntry)
+           .where(AuditEntry.appointment_id == bindparam("appointment_id"), AuditEntry.action.in_(tuple(_VERBS)))
+           .order_by(AuditEntry.seq.desc()).limit(1))
+
+
 async def last_source_change(session: AsyncSession, appointment_id: int) -> SourceChange | None:
     """The appointment's newest change, when its source calendar made it (a read-only feed's move,
     a booking platform's cancel ...); None when the newest change was made in clinicbot or there is none."""
-    entry = await session.scalar(
-        select(AuditEntry).where(AuditEntry.appointment_id == appointment_id, AuditEntry.action.in_(tuple(_VERBS)))
-        .order_by(AuditEntry.seq.desc()).limit(1))
+    entry = await session.scalar(_NEWEST, {"appointment_id": appointment_id})
     if entry is None or entry.actor != _SYNC_ACTOR:
         return None
     calendar_id = (entry.details or {}).get("calendar_id")

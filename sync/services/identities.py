@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,8 +138,17 @@ async def _practice_for(session: AsyncSession, platform: Platform, workspace_id:
 
 
 async def _roles(session: AsyncSession, identity_id: int) -> frozenset[str]:
-    rows = await session.scalars(select(Role.role).where(Role.chat_identity_id == identity_id))
+    rows = await session.scalars(_ROLES, {"identity_id": identity_id})
     return frozenset(rows.all())
+
+
+#: Statements every request whose person is not in the actor cache runs, built once.
+_ROLES = select(Role.role).where(Role.chat_identity_id == bindparam("identity_id"))
+_IDENTITY = select(ChatIdentity).where(
+    ChatIdentity.platform == bindparam("platform"),
+    ChatIdentity.workspace_id == bindparam("workspace_id"),
+    ChatIdentity.user_id == bindparam("user_id"),
+)
 
 
 async def _resolve(
@@ -151,11 +160,7 @@ async def _resolve(
     workspace_name: str,
 ) -> Actor:
     identity = await session.scalar(
-        select(ChatIdentity).where(
-            ChatIdentity.platform == platform,
-            ChatIdentity.workspace_id == workspace_id,
-            ChatIdentity.user_id == user_id,
-        )
+        _IDENTITY, {"platform": platform, "workspace_id": workspace_id, "user_id": user_id}
     )
     if identity is None:
         practice = await _practice_for(session, platform, workspace_id, workspace_name)

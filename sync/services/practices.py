@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -191,12 +191,14 @@ async def find_practitioner(session: AsyncSession, practice_id: int, ref: str) -
             return None
         p = await session.get(Practitioner, int(ref))
         return p if p is not None and p.practice_id == practice_id else None
-    return await session.scalar(
-        select(Practitioner).where(
-            Practitioner.practice_id == practice_id,
-            (func.lower(Practitioner.handle) == ref.lower()) | (func.lower(Practitioner.name) == ref.lower()),
-        )
-    )
+    return await session.scalar(_BY_NAME, {"practice_id": practice_id, "ref": ref.lower()})
+
+
+#: `find_practitioner`'s statement by handle or name, built once (every `today @dr-lee` runs it).
+_BY_NAME = select(Practitioner).where(
+    Practitioner.practice_id == bindparam("practice_id"),
+    (func.lower(Practitioner.handle) == bindparam("ref")) | (func.lower(Practitioner.name) == bindparam("ref")),
+)
 
 
 async def practitioner_choices(session: AsyncSession, practice_id: int) -> list[tuple[int, str]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import re
@@ -27,7 +28,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import NotFound as Gone
@@ -88,6 +89,7 @@ __all__ = [
     "shift_source",
     "shift_target",
     "shifts_between",
+    "shifts_in",
     "stored_second_writers",
     "today",
 ]
@@ -1278,12 +1280,27 @@ async def shifts_between(core: Core, practice_id: int, start: datetime, end: dat
                          practitioner_id: int | None = None) -> list[ShiftView]:
     """Published shifts overlapping [start, end), earliest first (who is on)."""
     async with core.store.session() as s:
-        query = select(ShiftRow).where(ShiftRow.practice_id == practice_id, ShiftRow.live.is_(True),
-                                       ShiftRow.starts_at < end, ShiftRow.ends_at > start)
-        if practitioner_id is not None:
-            query = query.where(ShiftRow.practitioner_id == practitioner_id)
-        rows = (await s.scalars(query.order_by(ShiftRow.starts_at, ShiftRow.person_name))).all()
-        return [ShiftView(r.person_name, r.assignment, r.starts_at, r.ends_at, r.practitioner_id) for r in rows]
+        return await shifts_in(s, practice_id, start, end, practitioner_id)
+
+
+async def shifts_in(session: AsyncSession, practice_id: int, start: datetime, end: datetime,
+                    practitioner_id: int | None = None) -> list[ShiftView]:
+    """`shifts_between` in `session`: an agenda reads them in its own transaction
+    (sync.services.appointment_views.load_agenda)."""
+    rows = (await session.scalars(_shifts_select(practitioner_id is not None), {
+        "practice_id": practice_id, "practitioner_id": practitioner_id, "start": start, "end": end})).all()
+    return [ShiftView(r.person_name, r.assignment, r.starts_at, r.ends_at, r.practitioner_id) for r in rows]
+
+
+@functools.cache
+def _shifts_select(by_practitioner: bool) -> Select[ShiftRow]:
+    """`shifts_in`'s statement, built once (bound parameters practice_id, practitioner_id, start,
+    end): an agenda runs it on every request."""
+    query = select(ShiftRow).where(ShiftRow.practice_id == bindparam("practice_id"), ShiftRow.live.is_(True),
+                                   ShiftRow.starts_at < bindparam("end"), ShiftRow.ends_at > bindparam("start"))
+    if by_practitioner:
+        query = query.where(ShiftRow.practitioner_id == bindparam("practitioner_id"))
+    return query.order_by(ShiftRow.starts_at, ShiftRow.person_name)
 
 
 def day_bounds(day: date, zone_name: str) -> tuple[datetime, datetime]:

@@ -11,12 +11,14 @@ Each event carries its short reference for `track`, and the activity's ref when 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import BindParameter, Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import ProviderError
@@ -74,20 +76,29 @@ class WorkCalendars:
 async def work_calendars(session: AsyncSession, practice_id: int, practitioner_id: int | None) -> WorkCalendars:
     """The work calendars of the practice that sync (of one practitioner when given), in `session`:
     an agenda loads them in its own transaction (sync.services.appointment_views.load_agenda)."""
-    query = (select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id)
-             .where(Connection.practice_id == practice_id, Calendar.role == "work",
-                    Calendar.sync_enabled.is_(True), Connection.sync_enabled.is_(True),
-                    Connection.status == "active").order_by(Calendar.id))
-    if practitioner_id is not None:
-        query = query.where(or_(Calendar.practitioner_id == practitioner_id,
-                                Calendar.practitioner_id.is_(None)
-                                & (Connection.practitioner_id == practitioner_id)))
-    rows = tuple((await session.execute(query)).tuples().all())
+    query = _work_calendars_select(practitioner_id is not None)
+    rows = tuple(await session.execute(query, {"practice_id": practice_id, "practitioner_id": practitioner_id}))
     if not rows:  # most practices have no work calendar: no second query
         return WorkCalendars()
     people = (await session.execute(select(Practitioner.id, Practitioner.name).where(Practitioner.id.in_(
-        {c.practitioner_id or n.practitioner_id for c, n in rows} - {None})))).tuples().all()
-    return WorkCalendars(rows, tuple((int(i), str(name)) for i, name in people))
+        {c.practitioner_id or n.practitioner_id for c, n in rows} - {None})))).all()
+    return WorkCalendars(tuple((c, n) for c, n in rows), tuple((int(i), str(name)) for i, name in people))
+
+
+@functools.cache
+def _work_calendars_select(by_practitioner: bool) -> Select[Calendar, Connection]:
+    """`work_calendars`' statement, built once (bound parameters practice_id, practitioner_id): an
+    agenda runs it on every request."""
+    query = (select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id)
+             .where(Connection.practice_id == bindparam("practice_id"), Calendar.role == "work",
+                    Calendar.sync_enabled.is_(True), Connection.sync_enabled.is_(True),
+                    Connection.status == "active").order_by(Calendar.id))
+    if by_practitioner:
+        practitioner_id: BindParameter[Any] = bindparam("practitioner_id")
+        query = query.where(or_(Calendar.practitioner_id == practitioner_id,
+                                Calendar.practitioner_id.is_(None)
+                                & (Connection.practitioner_id == practitioner_id)))
+    return query
 
 
 async def work_day(core: Core, practice_id: int, day: date, tz: str, practitioner_id: int | None,

@@ -4,6 +4,7 @@ schema check that runs at start."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import sqlite3
@@ -18,11 +19,11 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
-__all__ = ["ANSWER_TABLES", "Store", "StoreError", "after_commit", "create_engine", "utc_days"]
+__all__ = ["ANSWER_COLUMNS", "ANSWER_TABLES", "Store", "StoreError", "after_commit", "create_engine", "utc_days"]
 
 log = logging.getLogger("clinicbot.store")
 
@@ -46,9 +47,11 @@ def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
             Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
     elif schema:
         connect_args["server_settings"] = {"search_path": schema}
-    # A pre-ping is a round trip at every checkout, i.e. on every session: worth it where the server
-    # can drop connections (PostgreSQL restarts, idle timeouts), not for a local SQLite file.
-    kwargs.setdefault("pool_pre_ping", parsed.get_backend_name() != "sqlite")
+    # SQLAlchemy's pre-ping is a round trip at every checkout, i.e. on every session (on asyncpg
+    # three: BEGIN, a statement, ROLLBACK). A server drops connections that sat idle (PostgreSQL
+    # restarts, idle timeouts, proxies), so a connection is pinged only when it comes out of the pool
+    # after PING_AFTER_IDLE seconds there (`_ping_after_idle`); not at all for a local SQLite file.
+    ping_after_idle = parsed.get_backend_name() != "sqlite" and not kwargs.get("pool_pre_ping")
     pool_size = kwargs.pop("pool_size", POOL_SIZE)
     if "poolclass" not in kwargs and parsed.database not in (None, "", ":memory:"):
         # Keep as many connections as a server uses at once (Slack's 16 + 4 workers, Teams' turns):
@@ -61,11 +64,38 @@ def create_engine(url: str, schema: str = "", **kwargs: Any) -> AsyncEngine:
         # aiosqlite's thread on every session.
         kwargs.setdefault("pool_reset_on_return", None)
     engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+    if ping_after_idle and "poolclass" not in kwargs:
+        event.listen(engine.sync_engine.pool, "checkin", _idle_from)
+        event.listen(engine.sync_engine.pool, "checkout", functools.partial(_ping_after_idle, engine.dialect))
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if kwargs.get("pool_reset_on_return", "rollback") is None:
             event.listen(engine.sync_engine.pool, "reset", _sqlite_reset)
     return engine
+
+
+#: Seconds a connection may sit in the pool before it is pinged at its next checkout.
+PING_AFTER_IDLE = 10.0
+_IDLE_SINCE = "clinicbot_idle_since"
+
+
+def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+
+def _ping_after_idle(dialect: Any, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """A connection leaving the pool after PING_AFTER_IDLE seconds there is pinged first; one the
+    server dropped invalidates the pool (as SQLAlchemy's pre-ping does) and a new one is connected."""
+    since = record.info.get(_IDLE_SINCE)
+    if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+        return  # new, or back in the pool only just now
+    try:
+        dialect.do_ping(dbapi_conn)
+    except Exception as exc:
+        if isinstance(exc, OSError) or dialect.is_disconnect(exc, dbapi_conn, None):
+            raise InvalidatePoolError() from exc
+        raise
 
 
 def _sqlite_reset(dbapi_conn: Any, _record: Any, state: Any) -> None:
@@ -100,7 +130,33 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 #: answer cached by this process stale (agendas list the day's shifts too). The audit log, the outbox and the
 #: like are not among them.
 ANSWER_TABLES = frozenset({"practice", "location", "practitioner", "chat_identity", "role", "appointment", "shift"})
+#: Tables an answer reads some columns of: which calendars are read-only sources (an agenda's and a card's
+#: Reschedule / Cancel), which work calendars an agenda shows, and whose. A write to one of them counts
+#: like a write to ANSWER_TABLES when it adds or deletes a row or sets one of these columns; a sync's
+#: own bookkeeping (cursors, last success or error, refreshed credentials, backfill progress) does not.
+ANSWER_COLUMNS: dict[str, frozenset[str]] = {
+    "calendar": frozenset({"connection_id", "practitioner_id", "name", "role", "sync_enabled", "read_only"}),
+    "connection": frozenset({"practice_id", "practitioner_id", "account", "status", "sync_enabled"}),
+}
 _WRITE = re.compile(r'\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+(?:"?\w+"?\.)?"?(\w+)', re.I)
+#: An UPDATE's SET list (up to WHERE, FROM or RETURNING), and the columns it names.
+_SET = re.compile(r'"?\s+SET\s+(.*?)(?:\s+(?:WHERE|FROM|RETURNING)\s|$)', re.I | re.S)
+_SET_COLUMN = re.compile(r'(?:^|,)\s*(?:"?\w+"?\.)?"?(\w+)"?\s*=')
+
+
+def _answer_write(table: str, statement: str, end: int) -> bool:
+    """Whether a write to `table` (matched by _WRITE up to `end`) can change a chat answer."""
+    if table in ANSWER_TABLES:
+        return True
+    columns = ANSWER_COLUMNS.get(table)
+    if columns is None:
+        return False
+    if statement.lstrip()[:1] not in "Uu":
+        return True  # a row added or deleted
+    found = _SET.match(statement, end)
+    if found is None:
+        return True  # not understood: counted
+    return not columns.isdisjoint(c.lower() for c in _SET_COLUMN.findall(found.group(1)))
 
 
 _AFTER_COMMIT = "clinicbot_after_commit"
@@ -196,7 +252,7 @@ class Store:
         if statement[:1] in "SsWw":  # SELECT / WITH: the common case, decided without the regex
             return
         match = _WRITE.match(statement)
-        if match is not None and (table := match.group(1).lower()) in ANSWER_TABLES:
+        if match is not None and _answer_write(table := match.group(1).lower(), statement, match.end()):
             self._wrote.add(conn)
             flushing = self._flushing.get(conn)
             if flushing is None:
@@ -226,7 +282,8 @@ class Store:
         for obj in (*new, *session.dirty, *session.deleted):
             table = getattr(getattr(obj, "__table__", None), "name", None)
             if table not in ANSWER_TABLES:
-                continue
+                if table not in ANSWER_COLUMNS or not _answer_columns_changed(obj, table, obj in new, obj in deleted):
+                    continue
             found = _practices_of(session, obj, table)
             if found is None:
                 self._unscoped.add(conn)
@@ -454,9 +511,21 @@ async def hold_write_lock(session: AsyncSession) -> None:
 
 
 def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
-    """The practices a row of ANSWER_TABLES belongs to, before and after the flush; None if unknown."""
+    """The practices a row of ANSWER_TABLES (or ANSWER_COLUMNS) belongs to, before and after the flush;
+    None if unknown."""
     column = "id" if table == "practice" else "practice_id"
     state = sa_inspect(obj)
+    if table == "calendar":
+        # Its practice is its connection's, when that is in the session (a calendar's connection
+        # never changes); unknown otherwise.
+        connection = state.dict.get("connection")
+        connection_id = state.dict.get("connection_id")
+        if connection is None and connection_id is not None:
+            mapper = next((m for m in state.mapper.registry.mappers if m.local_table.name == "connection"), None)
+            if mapper is not None:
+                connection = session.identity_map.get(session.identity_key(mapper.class_, connection_id))
+        practice_id = sa_inspect(connection).dict.get("practice_id") if connection is not None else None
+        return {practice_id} if isinstance(practice_id, int) else None
     if column not in state.attrs:
         # A role: its practice is its chat identity's, when that is in the session (a first
         # contact adds both); a role's identity never changes.
@@ -482,6 +551,14 @@ def _practices_of(session: Session, obj: Any, table: str) -> set[int] | None:
 #: Seconds after which a commit still "in flight" is taken as done (its connection was dropped, not returned).
 _IN_FLIGHT_MAX = 5.0
 _PEOPLE = frozenset({"chat_identity", "role"})
+
+
+def _answer_columns_changed(obj: Any, table: str, new: bool, deleted: bool) -> bool:
+    """A calendar or connection row added, deleted, or with one of its ANSWER_COLUMNS changed."""
+    if new or deleted:
+        return True
+    attrs = sa_inspect(obj).attrs
+    return any(attrs[name].history.has_changes() for name in ANSWER_COLUMNS[table] if name in attrs)
 
 
 def _people_only(obj: Any, table: str, new: bool, deleted: bool) -> bool:

@@ -104,3 +104,37 @@ async def test_the_pool_keeps_the_configured_number_of_connections(settings: Set
             assert core.store.engine.pool.size() == size  # type: ignore[attr-defined]
         finally:
             await core.close()
+
+
+async def test_a_connection_is_pinged_only_after_sitting_idle_and_a_dropped_one_is_replaced(
+    core: Core, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: no ping on a checkout right after use (SQLAlchemy's pre-ping cost a round trip on
+    every session); after PING_AFTER_IDLE in the pool a connection is pinged, and one the server
+    dropped meanwhile is replaced instead of failing the session."""
+    if backend != "postgres":
+        pytest.skip("SQLite has no server to drop a connection")
+    from sync.store import database
+
+    dialect = core.store.engine.dialect
+    pings: list[object] = []
+    real_ping = dialect.do_ping
+    monkeypatch.setattr(dialect, "do_ping", lambda conn: (pings.append(conn), real_ping(conn))[1])
+    async with core.store.session() as s:
+        pid = await s.scalar(text("SELECT pg_backend_pid()"))
+    async with core.store.session() as s:
+        assert await s.scalar(text("SELECT pg_backend_pid()")) == pid  # the same pooled connection
+    assert pings == []
+    monkeypatch.setattr(database, "PING_AFTER_IDLE", 0.0)
+    async with core.store.session() as s:
+        assert await s.scalar(text("SELECT 1")) == 1
+    assert len(pings) == 1
+    other = open_core(core.settings)
+    try:
+        async with other.store.session() as s:  # the server drops the idle connection
+            assert await s.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await other.close()
+    async with core.store.session() as s:
+        assert await s.scalar(text("SELECT pg_backend_pid()")) != pid
+    assert len(pings) == 2
