@@ -192,6 +192,18 @@ def _session_class() -> type[Session]:
     return cls
 
 
+def _store_before_flush(session: Session, context: Any, instances: Any) -> None:
+    store = type(session).clinicbot_store()  # type: ignore[attr-defined]
+    if store is not None:
+        store._before_flush(session, context, instances)
+
+
+def _store_after_flush(session: Session, context: Any) -> None:
+    store = type(session).clinicbot_store()  # type: ignore[attr-defined]
+    if store is not None:
+        store._after_flush(session, context)
+
+
 class Store:
     """The engine and session factory one process uses."""
 
@@ -245,8 +257,13 @@ class Store:
             event.listen(sync_engine.pool, "checkin", self._own_commit_ended)
         event.listen(sync_engine.pool, "checkin", self._settled)
         event.listen(sync_engine, "rollback", self._forget)
-        event.listen(session_class, "before_flush", self._before_flush)
-        event.listen(session_class, "after_flush", self._after_flush)
+        # The session class's listeners reach this Store through a weak reference: SQLAlchemy keeps
+        # class-level listeners in a registry keyed (weakly) by the class, and a bound method there
+        # would keep the Store, its engine and their caches alive for the life of the process
+        # (every test's Store, in the test suite).
+        session_class.clinicbot_store = weakref.ref(self)  # type: ignore[attr-defined]
+        event.listen(session_class, "before_flush", _store_before_flush)
+        event.listen(session_class, "after_flush", _store_after_flush)
 
     def _note_write(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if statement[:1] in "SsWw":  # SELECT / WITH: the common case, decided without the regex

@@ -152,3 +152,21 @@ def test_a_successful_sync_names_the_status_only_when_it_can_change() -> None:
     now = datetime(2026, 1, 5, tzinfo=UTC)
     assert set(_succeeded(now, "active")) == {Connection.last_success_at, Connection.last_error}
     assert Connection.status in _succeeded(now, "error")
+
+
+async def test_the_session_class_listeners_do_not_keep_the_store_alive(core: Core) -> None:
+    """A Store's flush listeners sit on its own session class, in SQLAlchemy's class-level event
+    registry, which lives as long as the process. Bound methods there kept every Store ever made (its
+    engine, pool and statement cache) alive: the test suite's process grew past 3 GB and spent minutes
+    in its last garbage collection. They reach the Store through a weak reference now, and still run."""
+    from sync.store.database import Store
+
+    store = core.store
+    before = store.data_version
+    async with store.session() as s:  # the listeners still see the flush and count the write
+        for name in ("before_flush", "after_flush"):
+            listeners = list(getattr(s.sync_session.dispatch, name))
+            assert listeners
+            assert not [fn for fn in listeners if isinstance(getattr(fn, "__self__", None), Store)]
+        s.add(Practice(name="Counted Clinic", timezone="UTC"))
+    assert store.data_version > before
