@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -318,8 +319,13 @@ async def _repair(
         return 0
     gone_ref = hashlib.sha256((link.remote_id or "").encode()).hexdigest()[:12]
     link.remote_id, link.etag, link.content_hash, link.state = None, None, None, "pending"
+    # Each deletion gets a create of its own. The copy comes back under the same name (CalDAV names it
+    # after its UID), so the visit, version and name alone would make a second deletion's key equal to
+    # the first's, which the outbox skips as a repeat. One deletion never repairs twice: this
+    # transaction clears the link's remote id, so a rerun of the sync finds nothing to repair.
+    once = secrets.token_hex(6)
     await enqueue(session, [op_row(calendar.connection_id, calendar.id, appt.id, appt.version, "create", now,
-                                   key=f"{appt.id}:{calendar.id}:{appt.version}:repair:{gone_ref}")])
+                                   key=f"{appt.id}:{calendar.id}:{appt.version}:repair:{gone_ref}:{once}")])
     return 1
 
 

@@ -202,6 +202,25 @@ async def test_mirror_copy_deleted_by_hand(core: Core, policy: str) -> None:
         assert "sync.mirror_deleted" in (await s.scalars(select(AuditEntry.action))).all()
 
 
+async def test_a_recreated_copy_deleted_by_hand_again_is_recreated_again(core: Core) -> None:
+    """Found by the convergence machine (seed 75306324653574946399167925493849567827): a copy deleted by
+    hand is recreated at the same resource name (CalDAV names a copy after its UID), so a second deletion
+    of the same visit at the same version made the same outbox key, which the outbox took for a repeat
+    and skipped: the copy stayed gone, whatever the practice's policy said."""
+    clinic = await imported(core, deleted_mirror="recreate")
+    await settle(clinic)
+    mirror = clinic.servers["mirror0"]
+    for _ in range(3):
+        (rid,) = mirror.items
+        mirror.remove(rid)
+        await sync_connection(core, clinic.connections["mirror0"])
+        await settle(clinic)
+        assert len(mirror.items) == 1
+    async with core.store.session() as s:
+        actions = (await s.scalars(select(AuditEntry.action))).all()
+    assert actions.count("sync.mirror_deleted") == 3
+
+
 @pytest.mark.parametrize("mode", ["cancel", "delete"])
 async def test_source_cancellation_reaches_mirror_per_cancel_mode(core: Core, mode: str) -> None:
     clinic = await imported(core, cancel_mode=mode)
