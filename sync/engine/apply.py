@@ -342,8 +342,12 @@ async def _restore(
     audits.append({"actor": ACTOR, "action": "sync.mirror_restored", "practice_id": calendar.practice_id,
                    "appointment_id": appt.id,
                    "details": {"calendar_id": calendar.id, "remote_start": a.remote_start, "remote_end": a.remote_end}})
+    # Each edit gets an update of its own: the same edit made again (the same move, so the same content)
+    # would otherwise make the first one's key, which the outbox skips as a repeat. One edit is never put
+    # back twice: the link now holds the edit's etag, so a rerun of the sync finds nothing changed.
+    once = secrets.token_hex(6)
     await enqueue(session, [op_row(calendar.connection_id, calendar.id, appt.id, appt.version, "update", now,
-                                   key=f"{appt.id}:{calendar.id}:{appt.version}:restore:{a.content_hash[:16]}")])
+                                   key=f"{appt.id}:{calendar.id}:{appt.version}:restore:{a.content_hash[:16]}:{once}")])
     return 1
 
 

@@ -160,6 +160,21 @@ async def test_keep_puts_the_copy_back_without_a_card(core: Core) -> None:
         assert "sync.mirror_restored" in (await s.scalars(select(AuditEntry.action))).all()
 
 
+async def test_keep_puts_the_same_edit_back_every_time_it_is_made(core: Core) -> None:
+    """Found by the convergence machine: the same move made by hand again (same content as the first
+    time) made the same outbox key, which the outbox skipped as a repeat, so the second edit stayed."""
+    clinic = await _clinic(core, "keep")
+    booked = clinic.servers["source"].items["b0"].event.start
+    for _ in range(3):
+        await _move_copy(clinic, "mirror0", 3)
+        assert (await sync_connection(core, clinic.connections["mirror0"])).conflicts == 0
+        await _settle(clinic)
+        assert [i.event.start for i in clinic.servers["mirror0"].items.values()] == [booked]
+    async with core.store.session() as s:
+        actions = (await s.scalars(select(AuditEntry.action))).all()
+    assert actions.count("sync.mirror_restored") == 3
+
+
 async def test_card_stays_the_default(core: Core) -> None:
     clinic = await _clinic(core, "card")
     await _move_copy(clinic, "mirror0", 1)
