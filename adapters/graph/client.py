@@ -21,6 +21,7 @@ import httpx
 
 from adapters.graph.errors import PROVIDER, graph_error, response_error
 from adapters.kit.http import RetryPolicy, make_client, parse_retry_after
+from adapters.kit.oauth import RenewingAuth
 from sync.contract import BadPayload, ProviderError, Unavailable
 
 __all__ = ["MAILBOX_CONCURRENCY", "MAX_BATCH", "BatchItem", "BatchResult", "GraphClient", "MailboxGate"]
@@ -154,6 +155,11 @@ class GraphClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+    async def sign_in(self) -> None:
+        """Get the connection's token now, so the first request does not wait for it."""
+        if isinstance(self._auth, RenewingAuth):
+            await self._auth.sign_in()
 
     def sibling(self, mailbox: str, *, max_connections: int) -> GraphClient:
         """Another client for the same connection (its sign-in shared), with a pool of its own."""

@@ -107,6 +107,13 @@ class GraphShiftPublisher:
             await client.aclose()
         self._clients.clear()
 
+    async def warm(self) -> None:
+        """Sign in while the caller plans; a failure here is left for the first request to report."""
+        try:
+            await self._client("directory", connections=16).sign_in()
+        except Exception as exc:  # any failure repeats on the first request, which reports it
+            log.debug("sign-in ahead of the publish failed", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
+
     async def _directory(self, refs: Sequence[str]) -> dict[str, str | None]:
         """Each ref -> its object id, None when the directory does not know it."""
         unique = sorted({r for r in refs if r})

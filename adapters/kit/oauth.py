@@ -176,6 +176,10 @@ class RenewingAuth(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError(f"clinicbot's {self._client} client is async only")
 
+    async def sign_in(self) -> None:
+        """Get a token now (kept for the requests that follow), e.g. while the caller still plans."""
+        await self._token()
+
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         token = await self._token()
         request.headers["Authorization"] = f"{self._scheme} {token}"

@@ -209,6 +209,11 @@ MailboxWork = tuple[str, Sequence[PublishOp]]
 class ShiftPublisher(Protocol):
     """Writes shift events into people's calendars for one practice-wide connection."""
 
+    async def warm(self) -> None:
+        """Get ready to write (sign in) while the caller still plans; never raises: a failure shows
+        on the first request, where the caller handles it."""
+        ...
+
     async def unknown_people(self, refs: Sequence[str]) -> list[str]:
         """The refs (UPN or object id) the directory does not know."""
         ...

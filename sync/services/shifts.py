@@ -628,6 +628,8 @@ _RECORD_EVERY = 0.5
 async def _publish_pending(core: Core, practice_id: int, source_id: int, source_key: str,
                            publisher: ShiftPublisher, summary: PublishSummary) -> None:
     fed = asyncio.Event()
+    # Sign in while the plan loads: the directory check and the first writes need the token.
+    warm = asyncio.ensure_future(publisher.warm())
 
     async def count_unmapped() -> int:
         await fed.wait()  # (once every write is out: the start of a publish is the busy part)
@@ -640,6 +642,7 @@ async def _publish_pending(core: Core, practice_id: int, source_id: int, source_
             await _publish_all(core, source_key, plan, maker, publisher, summary, fed, suspects, source_id)
     finally:
         fed.set()
+        await warm
         summary.skipped_unmapped = await unmapped
 
 

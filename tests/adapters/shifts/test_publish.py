@@ -401,3 +401,25 @@ async def test_the_last_partial_round_is_spread_over_smaller_batches_within_the_
     assert 60 < len(sizes) <= 63
     assert max(sizes[-7:]) < 20
     assert all(len(events(fake.store.resolve(f"{n}@clinic.example"))) == 30 for n in people)
+
+
+async def test_signing_in_ahead_of_the_plan_is_best_effort(
+    core: Core, fake: GraphFake, people: dict[str, Mailbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publish signs in while it loads its plan; if that fails, the first request signs in (and would
+    report a real failure), so the publish goes on as before."""
+    from adapters.graph.client import GraphClient
+
+    calls = {"n": 0}
+
+    async def broken(self: GraphClient) -> None:
+        calls["n"] += 1
+        raise RuntimeError("sign-in service hiccup")
+
+    monkeypatch.setattr(GraphClient, "sign_in", broken)
+    await service.set_identity_field(core, None, "custom1", actor="cli:admin")
+    await run_import(core, schedule(f"Ann Lee,LB1,ann@clinic.example,Day clinic,{day(2)} 08:00,{day(2)} 16:00,,Yes"))
+    result = await service.publish(core, None, actor="cli:admin")
+    assert calls["n"] == 1
+    assert (result.created, result.failed) == (1, 0)
+    assert len(events(people["ann"])) == 1
