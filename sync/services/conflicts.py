@@ -8,11 +8,12 @@ Either decision is audited with the staff member who made it.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import String, cast, select, update
 
 from sync.engine.mirror_ops import enqueue, op_row
 from sync.integrations.providers import open_provider
@@ -82,11 +83,14 @@ async def resolve_conflict(core: Core, link_id: int, decision: Decision, actor: 
         link2.state = "ok"
         await audit.record(s, actor=actor, action=f"sync.conflict.{decision}", practice_id=appt2.practice_id,
                            appointment_id=appt2.id, details={"calendar_id": cal.id, "link_id": link_id})
+        # A resolved notice gives up its dedupe key: the same edit made again later (a CalDAV server
+        # that derives etags from content gives it the same etag) is a new conflict with a card of its own.
         await s.execute(update(ConflictNotice).where(
             ConflictNotice.link_id == link_id, ConflictNotice.resolved_at.is_(None),
-        ).values(resolved_at=core.clock(), resolved_by=actor[:200], decision=decision))
+        ).values(resolved_at=core.clock(), resolved_by=actor[:200], decision=decision,
+                 dedupe_key="resolved:" + cast(ConflictNotice.id, String)))
         if remote is not None and remote != (appt2.start, appt2.end):
             await reschedule(s, core.bus, appt2, remote[0], remote[1], actor, allow_overlap=True)
         else:
             await enqueue(s, [op_row(conn.id, cal.id, appt2.id, appt2.version, "update", core.clock(),
-                                     key=f"{appt2.id}:{cal.id}:{appt2.version}:keep:{link2.etag}")])
+                                     key=f"{appt2.id}:{cal.id}:{appt2.version}:keep:{secrets.token_hex(6)}")])

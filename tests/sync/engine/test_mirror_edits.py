@@ -204,3 +204,34 @@ async def test_a_hand_edit_racing_our_write_is_decided_by_the_next_read(core: Co
     want = NOW + timedelta(days=1, hours=4)
     assert [i.event.start for i in clinic.servers["mirror0"].items.values()] == [want]
     assert await _notices(core) == 0
+
+
+async def test_the_same_hand_edit_after_a_kept_conflict_is_a_new_conflict_on_a_content_etag_server(
+    core: Core,
+) -> None:
+    """CalDAV servers such as Radicale derive an etag from the content: the same hand edit made again,
+    after staff kept the booking, comes back with the first edit's etag. It is a new conflict: staff
+    get a new card, and keeping the booking again puts the copy back again."""
+    from dataclasses import replace
+
+    from sync.services.conflicts import resolve_conflict
+    from sync.store.model import Link
+
+    clinic = await _clinic(core, "card")
+    srv = clinic.servers["mirror0"]
+    booked = clinic.servers["source"].items["b0"].event.start
+    first_etag: str | None = None
+    for attempt in range(1, 4):
+        await _move_copy(clinic, "mirror0", 1)
+        (rid, item), = srv.items.items()
+        if first_etag is None:
+            first_etag = item.etag
+        else:
+            srv.items[rid] = replace(item, etag=first_etag)  # same content as the first edit: same etag
+        assert (await sync_connection(core, clinic.connections["mirror0"])).conflicts == 1
+        assert await _notices(core) == attempt
+        async with core.store.session() as s:
+            link_id = (await s.scalars(select(Link.id).where(Link.state == "conflict"))).one()
+        await resolve_conflict(core, link_id, "keep_booking", "slack:T1/UA")
+        await _settle(clinic)
+        assert [i.event.start for i in srv.items.values()] == [booked], attempt
