@@ -316,7 +316,9 @@ class _MixedRun:
                  landed: Callable[[str, PublishResult], None] | None) -> None:
         self.publisher = publisher
         self.source_key = source_key
-        self.queues: dict[str, deque[tuple[str, BatchItem, PublishOp]]] = {}
+        #: Per mailbox, its ops waiting: (mailbox, the item, or its id until the item is built, op).
+        self.queues: dict[str, deque[tuple[str, BatchItem | str, PublishOp]]] = {}
+        self.bases: dict[str, str] = {}
         self.results = results
         self.landed = landed
         self.attempts: dict[str, int] = {}
@@ -334,12 +336,14 @@ class _MixedRun:
         self.flying = 0
 
     def add(self, mailbox: str, ops: Sequence[PublishOp]) -> None:
-        base = f"/{_mailbox_path(mailbox)}/events"
+        self.bases.setdefault(mailbox, f"/{_mailbox_path(mailbox)}/events")
         queue = self.queues.setdefault(mailbox, deque())
         self.results.setdefault(mailbox, [])
         slug = _slug(mailbox)
+        # Each item's body is built when its batch is made, so a big publish's first batches do not
+        # wait for every event's JSON.
         for op in ops:
-            queue.append((mailbox, _item(f"{len(queue)}-{slug}", base, self.source_key, op), op))
+            queue.append((mailbox, f"{len(queue)}-{slug}", op))
         self.added += len(ops)
         self.queued += len(ops)
         self._spawn()
@@ -384,9 +388,9 @@ class _MixedRun:
         return max(ITEMS_AT_ONCE, min(MAX_BATCH, size))
 
     def _next_batch(self, now: float) -> list[tuple[str, BatchItem, PublishOp]]:
-        ready: list[deque[tuple[str, BatchItem, PublishOp]]] = []
+        ready: list[deque[tuple[str, BatchItem | str, PublishOp]]] = []
         size = self._batch_size()
-        queues: Iterable[tuple[str, deque[tuple[str, BatchItem, PublishOp]]]] = self.queues.items()
+        queues: Iterable[tuple[str, deque[tuple[str, BatchItem | str, PublishOp]]]] = self.queues.items()
         if self.fed:
             # Longest queues first: the mailboxes with the most writes left set when the run ends.
             queues = sorted(queues, key=lambda kv: -len(kv[1]))
@@ -405,7 +409,12 @@ class _MixedRun:
             budget = self._allowed() - self.sent
             if budget > 0 and -(-(self.queued - len(ready)) // MAX_BATCH) > budget - 1:
                 return []
-        chunk = [queue.popleft() for queue in ready]
+        chunk: list[tuple[str, BatchItem, PublishOp]] = []
+        for queue in ready:
+            mailbox, item, op = queue.popleft()
+            if isinstance(item, str):
+                item = _item(item, self.bases[mailbox], self.source_key, op)
+            chunk.append((mailbox, item, op))
         self.queued -= len(chunk)
         self.sent += 1
         self.flying += 1
