@@ -11,7 +11,9 @@ plain tuples:
 - every other column goes through its type's own bind processor (the one SQLAlchemy would run, so
   the stored form is the same), memoized per distinct value where equal values are stored alike
   (strings, ints, times keyed with their fold, flat JSON documents keyed with their order and
-  their values' types): a page's rows share `now`, many start times, `[]` and their audit details;
+  their values' types): a page's rows share `now`, `[]` and some audit details. A column whose
+  first values rarely repeat (ids, uids, hashes, mostly distinct start times) is converted value
+  by value after them: there the memo's keys cost more than they save;
 - the SQL is the statement SQLAlchemy compiles for the dialect (PostgreSQL's casts included),
   compiled once per table, column set and dialect.
 
@@ -73,7 +75,25 @@ def _stored(column: Column[Any], dialect: Dialect, values: list[Any]) -> list[An
     key: Callable[[Any], Hashable] = _document_key if isinstance(kind, JSON) else _value_key
     memo: dict[Hashable, Any] = {}
     out = []
-    for v in values:
+    hits = 0
+    for v in values[:_PROBE]:
+        k = key(v)
+        if k is None:
+            stored = process(v)
+        elif k in memo:
+            stored = memo[k]
+            hits += 1
+        else:
+            stored = memo[k] = process(v)
+        out.append(stored)
+    if len(values) <= _PROBE:
+        return out
+    if hits * 8 < _PROBE:
+        # Nearly every value differs (ids, uids, etags, hashes, start times, audit details): the
+        # memo's keys would cost more than they save, so the rest is converted value by value.
+        out.extend(map(process, values[_PROBE:]))
+        return out
+    for v in values[_PROBE:]:
         k = key(v)
         if k is None:
             stored = process(v)
@@ -84,6 +104,10 @@ def _stored(column: Column[Any], dialect: Dialect, values: list[Any]) -> list[An
                 stored = memo[k] = process(v)
         out.append(stored)
     return out
+
+
+#: Values of a column converted with the memo before deciding whether it pays for the rest.
+_PROBE = 64
 
 
 def _value_key(value: Any) -> Hashable:
@@ -111,8 +135,9 @@ def _document_key(value: Any) -> Hashable:
 _SCALARS = (str, int, bool)  # not float: -0.0 == 0.0, and they serialize apart
 
 
-async def insert_many(session: AsyncSession, table: Table, columns: Sequence[str],
-                      rows: Sequence[Sequence[Any]]) -> None:
+async def insert_many(
+    session: AsyncSession, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
     """INSERT `rows` (tuples of `columns`' values, in that order) into `table` with one executemany,
     in the session's transaction, storing what `session.execute(insert(table), dicts)` would."""
     if not rows:

@@ -20,6 +20,7 @@ from adapters.kit.ical.contentlines import (
     Component,
     Prop,
     _drop_named_zones,
+    _param_dict,
     located,
     parse_components,
     split_text_list,
@@ -91,18 +92,26 @@ def parse_events(
 
 #: The properties the plain-event path reads; any other property `_READ` names (RRULE, EXDATE,
 #: RDATE, RECURRENCE-ID, DURATION, CATEGORIES) sends the resource to the full reader.
-_PLAIN_TEXT = {"SUMMARY": "summary", "DESCRIPTION": "description", "LOCATION": "location",
-               X_CLIENT_NAME: "client_name", X_CLIENT_EMAIL: "client_email", X_SERVICE: "service"}
+_PLAIN_TEXT = {
+    "SUMMARY": "summary",
+    "DESCRIPTION": "description",
+    "LOCATION": "location",
+    X_CLIENT_NAME: "client_name",
+    X_CLIENT_EMAIL: "client_email",
+    X_SERVICE: "service",
+}
 _PLAIN_READ = frozenset({"DTSTART", "DTEND", "UID", "STATUS", "TRANSP", "SEQUENCE", X_ID, *_PLAIN_TEXT})
 
 
 def _plain_event(text: str, default_tz: str | None) -> EventData | None:
     """The one VEVENT of the commonest resource shape, read in one pass with no component tree:
     one VCALENDAR holding one VEVENT (VALARMs inside it and VTIMEZONEs named after IANA zones are
-    passed over), DTSTART and DTEND as UTC date-times or date-times with a TZID, and none of RRULE,
-    EXDATE, RDATE, RECURRENCE-ID, DURATION or CATEGORIES. None for anything else, and for anything
-    the full reader would repair, skip or note: that goes to `parse_components` and
-    `events_from_calendar`, which give the same EventData for what this path accepts."""
+    passed over), DTSTART and DTEND both dates (all-day) or both date-times (UTC, with a TZID, or
+    floating), and none of RRULE, EXDATE, RDATE, RECURRENCE-ID, DURATION or CATEGORIES; other
+    properties may carry any well-formed parameters (ATTENDEE;CN="Lee, Dr":...). None for anything
+    else, and for anything the full reader would repair, skip or note: that goes to
+    `parse_components` and `events_from_calendar`, which give the same EventData for what this
+    path accepts (tests/adapters/kit/ical/test_plain_path.py compares the two)."""
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\r" in text:
@@ -115,14 +124,19 @@ def _plain_event(text: str, default_tz: str | None) -> EventData | None:
     events = 0
     ended = False
     fields: dict[str, object] = {}
-    times: dict[str, tuple[datetime, str | None]] = {}
+    times: dict[str, tuple[datetime, str | None, bool]] = {}
     resolver: ZoneResolver | None = None
+    zone: tzinfo
     for name, raw_params, value, bad in _LINE.findall(text):
         if bad or not name or ended:
             return None
         upper = name.upper()
-        if raw_params and ('"' in raw_params or any("=" not in piece for piece in raw_params[1:].split(";"))):
-            return None  # quoted or broken parameters: the full reader parses (or repairs) them
+        params: dict[str, str] | None = None
+        if raw_params:
+            try:
+                params = _param_dict(raw_params, 0)
+            except BadPayload:
+                return None  # broken parameters: the full reader leaves the line out and notes it
         if upper == "BEGIN":
             kind = value.strip().upper()
             if (depth, kind) not in ((0, "VCALENDAR"), (1, "VEVENT"), (2, "VALARM")):
@@ -143,24 +157,30 @@ def _plain_event(text: str, default_tz: str | None) -> EventData | None:
         if upper not in _PLAIN_READ or upper in fields or upper in times:
             return None  # a series, a duration, categories, or a property given twice
         if upper == "DTSTART" or upper == "DTEND":
-            if raw_params:
-                params = dict(piece.partition("=")[::2] for piece in raw_params[1:].split(";"))
-                tzid = params.get("TZID") if len(params) == 1 else None
-                if not tzid or len(value) != 15:
-                    return None
+            size = len(value)
+            if size == 16 and params is None and value[15] in "Zz":
+                zone, zone_name, all_day = UTC, None, False
+            elif size == 15 or size == 8:
                 if resolver is None:
                     resolver = ZoneResolver(None, default_tz)
-                zone, zone_name = resolver.resolve(tzid)
-            elif len(value) == 16 and value[15] in "Zz":
-                zone, zone_name = UTC, None
+                all_day = size == 8
+                if params is None or (all_day and len(params) == 1 and params.get("VALUE", "").upper() == "DATE"):
+                    # a floating time, or an all-day date: that day wherever the reader is
+                    zone, zone_name = resolver.default_zone, resolver.default_tzid
+                elif not all_day and len(params) == 1 and params.get("TZID"):
+                    zone, zone_name = resolver.resolve(params["TZID"])
+                else:
+                    return None
             else:
-                return None  # a DATE, a floating time or something unreadable
-            if value[8] != "T" or not _digits(value[:8]) or not _digits(value[9:15]) or value[13:15] == "60":
+                return None
+            if not _digits(value[:8]) or (
+                size > 8 and (value[8] != "T" or not _digits(value[9:15]) or value[13:15] == "60")
+            ):
                 return None
             moment = datetime.fromisoformat(value[:15])
             if not 1 < moment.year < 9999:
                 return None
-            times[upper] = (moment.replace(tzinfo=zone), zone_name)
+            times[upper] = (moment.replace(tzinfo=zone), zone_name, all_day)
         elif upper == "UID":
             fields[upper] = value.strip()
         elif upper == "STATUS":
@@ -177,14 +197,17 @@ def _plain_event(text: str, default_tz: str | None) -> EventData | None:
             fields[upper] = unescape_text(value)
     if not ended or events != 1 or "DTSTART" not in times or "DTEND" not in times or not fields.get("UID"):
         return None
-    (start, tzid), (end, _) = times["DTSTART"], times["DTEND"]
-    if end < start:
+    (start, tzid, all_day), (end, _, end_all_day) = times["DTSTART"], times["DTEND"]
+    if end < start or all_day != end_all_day:
         return None
     try:
         return EventData(
             uid=fields["UID"],  # type: ignore[arg-type]
             summary=fields.get("SUMMARY", ""),  # type: ignore[arg-type]
-            start=start, end=end, tzid=tzid,
+            start=start,
+            end=end,
+            tzid=tzid,
+            all_day=all_day,
             description=fields.get("DESCRIPTION", ""),  # type: ignore[arg-type]
             location=fields.get("LOCATION", ""),  # type: ignore[arg-type]
             status=fields.get("STATUS", "confirmed"),  # type: ignore[arg-type]
@@ -426,9 +449,7 @@ def _rrule(prop: Prop, start: datetime, problems: list[ReadProblem], component: 
     return text
 
 
-def _date_exdates(
-    days: list[date], start: _Moment, rules: list[str], rdates: list[datetime]
-) -> list[datetime]:
+def _date_exdates(days: list[date], start: _Moment, rules: list[str], rdates: list[datetime]) -> list[datetime]:
     """The occurrences of a timed series on the days of its DATE EXDATEs (RFC 5545 leaves the
     meaning open; recurring-ical-events, like most readers, leaves out every visit on that day)."""
     from dateutil.rrule import rrulestr
@@ -452,10 +473,29 @@ def _date_exdates(
 
 
 #: The properties an event is read from; the others are passed over.
-_READ = frozenset({
-    "DTSTART", "DTEND", "DURATION", "UID", "SUMMARY", "DESCRIPTION", "LOCATION", "STATUS", "TRANSP", "SEQUENCE",
-    "RRULE", "EXDATE", "RDATE", "RECURRENCE-ID", "CATEGORIES", X_ID, X_CLIENT_NAME, X_CLIENT_EMAIL, X_SERVICE,
-})
+_READ = frozenset(
+    {
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "UID",
+        "SUMMARY",
+        "DESCRIPTION",
+        "LOCATION",
+        "STATUS",
+        "TRANSP",
+        "SEQUENCE",
+        "RRULE",
+        "EXDATE",
+        "RDATE",
+        "RECURRENCE-ID",
+        "CATEGORIES",
+        X_ID,
+        X_CLIENT_NAME,
+        X_CLIENT_EMAIL,
+        X_SERVICE,
+    }
+)
 
 
 def _event_fields(component: Component, resolver: ZoneResolver, problems: list[ReadProblem]) -> tuple[EventData, int]:

@@ -21,25 +21,68 @@ ENCRYPTED = {"title", "client_name", "client_email", "client_phone", "notes", "l
 def _appointments(practice_id: int, calendar_id: int, tag: str) -> list[dict[str, Any]]:
     now = datetime(2026, 3, 1, 9, 30, 0, 0, tzinfo=UTC)
     return [
-        {"practice_id": practice_id, "practitioner_id": None, "location_id": None, "source_calendar_id": calendar_id,
-         "source_uid": f"{tag}-a", "recurrence_key": "", "title": "Physio: Client Ä", "client_name": "Zoë",
-         "client_email": None, "client_phone": "+49 30 1234", "notes": "line\nbreak", "service": "Physio",
-         "location_text": None, "start": datetime(2026, 3, 2, 8, 0, tzinfo=BERLIN),
-         "end": datetime(2026, 3, 2, 8, 30, 0, 123456, tzinfo=BERLIN), "tzid": "Europe/Berlin", "all_day": False,
-         "rrule": None, "exdates": [], "rdates": [], "status": "confirmed", "transparent": False, "version": 1,
-         "created_at": now, "updated_at": now},
-        {"practice_id": practice_id, "practitioner_id": None, "location_id": None, "source_calendar_id": calendar_id,
-         "source_uid": f"{tag}-b", "recurrence_key": "2026-03-04", "title": None, "client_name": None,
-         "client_email": "x@example.org", "client_phone": None, "notes": None, "service": None,
-         "location_text": "Room 1", "start": datetime(2026, 3, 4, tzinfo=UTC), "end": datetime(2026, 3, 5, tzinfo=UTC),
-         "tzid": None, "all_day": True, "rrule": "FREQ=WEEKLY;COUNT=3",
-         "exdates": ["2026-03-11T00:00:00+00:00"], "rdates": ["2026-03-30"], "status": "tentative",
-         "transparent": True, "version": 1, "created_at": now, "updated_at": now},
+        {
+            "practice_id": practice_id,
+            "practitioner_id": None,
+            "location_id": None,
+            "source_calendar_id": calendar_id,
+            "source_uid": f"{tag}-a",
+            "recurrence_key": "",
+            "title": "Physio: Client Ä",
+            "client_name": "Zoë",
+            "client_email": None,
+            "client_phone": "+49 30 1234",
+            "notes": "line\nbreak",
+            "service": "Physio",
+            "location_text": None,
+            "start": datetime(2026, 3, 2, 8, 0, tzinfo=BERLIN),
+            "end": datetime(2026, 3, 2, 8, 30, 0, 123456, tzinfo=BERLIN),
+            "tzid": "Europe/Berlin",
+            "all_day": False,
+            "rrule": None,
+            "exdates": [],
+            "rdates": [],
+            "status": "confirmed",
+            "transparent": False,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
+        {
+            "practice_id": practice_id,
+            "practitioner_id": None,
+            "location_id": None,
+            "source_calendar_id": calendar_id,
+            "source_uid": f"{tag}-b",
+            "recurrence_key": "2026-03-04",
+            "title": None,
+            "client_name": None,
+            "client_email": "x@example.org",
+            "client_phone": None,
+            "notes": None,
+            "service": None,
+            "location_text": "Room 1",
+            "start": datetime(2026, 3, 4, tzinfo=UTC),
+            "end": datetime(2026, 3, 5, tzinfo=UTC),
+            "tzid": None,
+            "all_day": True,
+            "rrule": "FREQ=WEEKLY;COUNT=3",
+            "exdates": ["2026-03-11T00:00:00+00:00"],
+            "rdates": ["2026-03-30"],
+            "status": "tentative",
+            "transparent": True,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        },
     ]
 
 
-_RAW = {"appointment": "SELECT * FROM appointment ORDER BY id", "link": "SELECT * FROM link ORDER BY id",
-        "audit_entry": "SELECT * FROM audit_entry ORDER BY seq"}
+_RAW = {
+    "appointment": "SELECT * FROM appointment ORDER BY id",
+    "link": "SELECT * FROM link ORDER BY id",
+    "audit_entry": "SELECT * FROM audit_entry ORDER BY seq",
+}
 
 
 async def _raw(core: Core, table: str) -> list[dict[str, Any]]:
@@ -94,14 +137,24 @@ async def test_appointments_and_links_are_stored_as_insert_with_dicts_stores_the
 
     ids = [r["id"] for r in rows]
     now = datetime(2026, 3, 1, 9, 30, tzinfo=BERLIN)
-    link_rows = [{"appointment_id": ids[i], "calendar_id": calendar_id, "remote_id": f"r{i}.ics",
-                  "etag": None if i % 2 else '"e1"', "content_hash": "h" * 64, "state": "ok",
-                  "last_synced_at": now} for i in range(4)]
+    link_rows = [
+        {
+            "appointment_id": ids[i],
+            "calendar_id": calendar_id,
+            "remote_id": f"r{i}.ics",
+            "etag": None if i % 2 else '"e1"',
+            "content_hash": "h" * 64,
+            "state": "ok",
+            "last_synced_at": now,
+        }
+        for i in range(4)
+    ]
     link_columns = list(link_rows[0])
     async with core.store.session() as s:
         await s.execute(insert(cast(Table, Link.__table__)), link_rows[:2])
-        await insert_many(s, cast(Table, Link.__table__), link_columns,
-                          [tuple(r[c] for c in link_columns) for r in link_rows[2:]])
+        await insert_many(
+            s, cast(Table, Link.__table__), link_columns, [tuple(r[c] for c in link_columns) for r in link_rows[2:]]
+        )
     links = await _raw(core, "link")
     for before, after in zip(links[:2], links[2:], strict=True):
         for column in ("calendar_id", "etag", "content_hash", "state", "last_synced_at"):
@@ -113,17 +166,49 @@ async def test_audit_rows_are_stored_as_insert_with_dicts_stores_them(core: Core
     table = cast(Table, AuditEntry.__table__)
     at = datetime(2026, 3, 1, 9, 30, 0, 5, tzinfo=UTC)
     base = [
-        {"at": at, "actor": "system:sync", "action": "appointment.created", "practice_id": 1, "appointment_id": 7,
-         "before": None, "after": {"start": "2026-03-02T07:00:00+00:00", "service": None},
-         "details": {"calendar_id": 3}, "prev_hash": "0" * 64, "hash": "1" * 64},
-        {"at": at, "actor": "cli:x", "action": "test", "practice_id": None, "appointment_id": None,
-         "before": {"a": [1, "ü"]}, "after": None, "details": None, "prev_hash": "1" * 64, "hash": "2" * 64},
+        {
+            "at": at,
+            "actor": "system:sync",
+            "action": "appointment.created",
+            "practice_id": 1,
+            "appointment_id": 7,
+            "before": None,
+            "after": {"start": "2026-03-02T07:00:00+00:00", "service": None},
+            "details": {"calendar_id": 3},
+            "prev_hash": "0" * 64,
+            "hash": "1" * 64,
+        },
+        {
+            "at": at,
+            "actor": "cli:x",
+            "action": "test",
+            "practice_id": None,
+            "appointment_id": None,
+            "before": {"a": [1, "ü"]},
+            "after": None,
+            "details": None,
+            "prev_hash": "1" * 64,
+            "hash": "2" * 64,
+        },
     ]
     # Values equal across types (or signs) must not share a memoized stored form.
-    for n, details in enumerate([{"flag": True}, {"flag": 1}, {True: "k"}, {1: "k"}, {"v": 0.0}, {"v": -0.0},
-                                 {"v": [1]}, {"v": [True]}, [1, True], [True, 1]]):
-        base.append({**base[0], "details": details, "at": at + timedelta(minutes=n % 2),
-                     "after": {"n": n}, "before": [n]})
+    for n, details in enumerate(
+        [
+            {"flag": True},
+            {"flag": 1},
+            {True: "k"},
+            {1: "k"},
+            {"v": 0.0},
+            {"v": -0.0},
+            {"v": [1]},
+            {"v": [True]},
+            [1, True],
+            [True, 1],
+        ]
+    ):
+        base.append(
+            {**base[0], "details": details, "at": at + timedelta(minutes=n % 2), "after": {"n": n}, "before": [n]}
+        )
     # 01:30 before and after the clocks go back: equal in their zone, an hour apart.
     berlin = ZoneInfo("Europe/Berlin")
     for fold in (0, 1):
@@ -147,8 +232,12 @@ async def test_audit_rows_are_stored_as_insert_with_dicts_stores_them(core: Core
 async def test_a_column_with_a_computed_default_must_be_given(core: Core) -> None:
     async with core.store.session() as s:
         with pytest.raises(ValueError, match="computed default; give its value"):
-            await insert_many(s, cast(Table, Appointment.__table__), ["practice_id", "start", "end", "updated_at"],
-                              [(1, datetime.now(UTC), datetime.now(UTC), datetime.now(UTC))])
+            await insert_many(
+                s,
+                cast(Table, Appointment.__table__),
+                ["practice_id", "start", "end", "updated_at"],
+                [(1, datetime.now(UTC), datetime.now(UTC), datetime.now(UTC))],
+            )
 
 
 async def test_encrypt_many_reads_back_and_keeps_none() -> None:
@@ -159,3 +248,29 @@ async def test_encrypt_many_reads_back_and_keeps_none() -> None:
     assert sealed[1] is None
     assert [box.decrypt(v) for v in sealed if v is not None] == [b"a", "Zoë".encode(), b""]
     assert len({v for v in sealed if v is not None}) == 3
+
+
+@pytest.mark.parametrize("repeat", [1, 3, 500])
+async def test_long_columns_are_converted_as_their_bind_processor_converts_them(core: Core, repeat: int) -> None:
+    """Past the memo's probe (distinct values: converted one by one; repeated ones: memoized),
+    each value is stored as the column type's own bind processor stores it."""
+    from sync.store.bulk import _PROBE, _stored
+
+    start = datetime(2026, 3, 1, 9, 30, tzinfo=BERLIN)
+    count = _PROBE * 4 + 7
+    columns: dict[str, list[Any]] = {
+        "start": [start + timedelta(minutes=n // repeat) for n in range(count)],
+        "source_uid": [f"uid-{n // repeat}" for n in range(count)],
+        "version": [n // repeat for n in range(count)],
+        "exdates": [[] if n % 5 else [f"2026-03-{1 + n // repeat % 28:02d}"] for n in range(count)],
+    }
+    async with core.store.session() as s:
+        dialect = (await s.connection()).dialect
+    table = cast(Table, Appointment.__table__)
+    for name, values in columns.items():
+        process = table.c[name].type._cached_bind_processor(dialect)
+        expected = values if process is None else [process(v) for v in values]
+        assert _stored(table.c[name], dialect, values) == expected, name
+    after = [{"start": (start + timedelta(minutes=n)).isoformat(), "n": n} for n in range(count)]
+    process = AuditEntry.__table__.c.after.type._cached_bind_processor(dialect)
+    assert _stored(AuditEntry.__table__.c.after, dialect, after) == [process(v) for v in after]
