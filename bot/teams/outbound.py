@@ -82,6 +82,10 @@ def _value(value: Any, declared: str) -> Any:
         if _plain(value):
             return value
         raise _NotPlain(declared)
+    if declared == "{object}":  # as msrest's serialize_dict: each value written as an "object", None kept
+        if type(value) is dict and _plain(value):
+            return value
+        raise _NotPlain(declared)
     if declared.startswith("[") and declared.endswith("]"):
         if type(value) is list:
             inner = declared[1:-1]

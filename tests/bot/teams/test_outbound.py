@@ -231,6 +231,10 @@ def _invoke_bodies() -> dict[str, Any]:
         "card with a datetime": AdaptiveCardInvokeResponse(
             status_code=200, type="application/vnd.microsoft.card.adaptive",
             value={"type": "AdaptiveCard", "at": datetime(2026, 1, 1, tzinfo=UTC)}),
+        "card with nulls": AdaptiveCardInvokeResponse(
+            status_code=200, type="application/vnd.microsoft.card.adaptive",
+            value={"type": "AdaptiveCard", "body": [None, {"a": None, "b": [1, 2.5, False]}], "x": None}),
+        "value a list": AdaptiveCardInvokeResponse(status_code=200, type="t", value=[CARD]),
         "nothing": None,
     }  # fmt: skip
 
@@ -254,6 +258,17 @@ def test_invoke_responses_are_what_botbuilder_builds(name: str) -> None:
         return
     assert isinstance(ours, SharedInvokeResponse)
     assert (ours.status, ours.body) == (stock.status, stock.body)
+
+
+def test_plain_invoke_answers_do_not_take_msrest_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.teams import outbound
+
+    def refuse(body: Any) -> Any:
+        raise AssertionError("msrest's serializer was used")
+
+    monkeypatch.setattr(outbound, "serializer_helper", refuse)
+    for name in ("card", "message", "card with nulls", "nothing"):
+        outbound.invoke_response(_invoke_bodies()[name])
 
 
 def test_turn_copies_of_an_invoke_response_share_the_body() -> None:
