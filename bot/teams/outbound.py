@@ -31,7 +31,7 @@ from msrest.universal_http import ClientRequest
 
 from bot.teams.transport import SharedSessionSender
 
-__all__ = ["FastConversations", "SharedInvokeResponse", "activity_json", "invoke_response"]
+__all__ = ["FastConversations", "SharedInvokeResponse", "activity_json", "invoke_response", "model_json"]
 
 _PLAIN_SCALAR_SET = frozenset((str, int, float, bool, type(None)))
 _SCALAR_TYPES = {"str": str, "bool": bool, "int": int, "float": float}
@@ -116,6 +116,15 @@ def activity_json(activity: Activity) -> dict[str, Any] | None:
         return _model(activity)
     except _NotPlain:
         return None
+
+
+def model_json(model: Model) -> dict[str, Any]:
+    """The model as its `serialize()` writes it; plain values are built directly (values typed
+    `object` are the model's own, not copies), anything else is left to msrest."""
+    try:
+        return _model(model)
+    except _NotPlain:
+        return model.serialize()  # type: ignore[no-any-return]
 
 
 class SharedInvokeResponse(InvokeResponse):  # type: ignore[misc]

@@ -281,3 +281,20 @@ def test_turn_copies_of_an_invoke_response_share_the_body() -> None:
     sent = copy.deepcopy(Activity(value=response, type=ActivityTypes.invoke_response))
     assert sent.value is not response and sent.value.body is response.body
     assert (sent.value.status, sent.value.body) == (200, {"statusCode": 200, "type": "t", "value": CARD})
+
+
+@pytest.mark.parametrize("case", ["channel", "personal with properties", "no tenant in the conversation"])
+def test_a_stored_reference_is_what_msrest_writes(case: str) -> None:
+    from bot.teams.proactive import reference_of
+
+    body = copy.deepcopy(INBOUND)
+    if case == "personal with properties":
+        body["conversation"] = {"id": "a:1", "conversationType": "personal", "tenantId": "tenant-1"}
+        body["from"]["properties"] = {"x": [1, {"y": None}]}
+        body["recipient"]["role"] = "bot"
+    elif case == "no tenant in the conversation":
+        del body["conversation"]["tenantId"]
+    activity = Activity().deserialize(body)
+    expected = TurnContext.get_conversation_reference(activity).serialize()
+    expected.setdefault("conversation", {})["tenantId"] = "tenant-1"
+    assert reference_of(activity) == expected
