@@ -285,7 +285,7 @@ class BotAuth(BotFrameworkAuthentication):
         (VALIDATED_FOR at most, so a signing key withdrawn from the key set stops counting soon)."""
         identity = result.claims_identity
         expires = identity.claims.get("exp") if identity is not None else None
-        if type(expires) not in (int, float) or not identity.is_authenticated:
+        if not isinstance(expires, int | float) or isinstance(expires, bool) or not identity.is_authenticated:
             return
         until = min(float(expires), time.time() + VALIDATED_FOR)
         if until <= time.time():
