@@ -2,8 +2,8 @@
 
 msrest's Deserializer is generic: for every attribute of every model it copies the attribute's
 description, tries two key extractors, dispatches on the declared type by name, and rebuilds the
-set of known keys (a regex split per key) to find additional properties. For an Activity that is
-about 0.2 ms of CPU per turn. `ActivityReader` does the same work from a plan built once per
+set of known keys (a regex split per key) to find additional properties: about 80 us of CPU for a
+Teams message or invoke, 20-25 us this way. `ActivityReader` does the same work from a plan built once per
 model: the plain cases (a string where a string is declared, a JSON object where a model is, a
 list where a list is) are read directly, and every other value goes to msrest's own
 `deserialize_data`, as msrest would. The model is built by msrest's own `_instantiate_model`, so
