@@ -14,7 +14,7 @@ import re
 from datetime import date
 from typing import Any, ClassVar, Literal
 
-from botbuilder.core import ActivityHandler, TurnContext
+from botbuilder.core import ActivityHandler, InvokeResponse, TurnContext
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue, ChannelAccount
 
 from bot.commands import Action, Actor, ParseError, decode, handle, parse
@@ -32,6 +32,7 @@ from bot.commands.answers import AnswerCache, agenda_audience, agenda_days, unti
 from bot.commands.grammar import Command, Connect, ShowAgenda, ShowAppointment
 from bot.teams import cards
 from bot.teams.consent_flow import ConsentFlow
+from bot.teams.outbound import invoke_response
 from bot.teams.proactive import ProactiveSender, card_activity, is_personal, reference_of
 from bot.teams.uploads import file_attachment, import_upload
 from bot.views import Agenda, AppointmentDetail, Error, View
@@ -231,6 +232,12 @@ class TeamsBot(ActivityHandler):
             await turn_context.send_activity(reply)
 
     # --- Universal Actions ------------------------------------------------------------------
+    @staticmethod
+    def _create_invoke_response(body: object = None) -> InvokeResponse:
+        """ActivityHandler's invoke answer (200 and the serialized body), built without msrest's
+        per-value work and shared, not deep-copied, when botbuilder sends it (bot.teams.outbound)."""
+        return invoke_response(body)
+
     async def on_adaptive_card_invoke(
         self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
     ) -> AdaptiveCardInvokeResponse:

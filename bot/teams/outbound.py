@@ -12,11 +12,15 @@ responses, HTTP logging, credentials other than ours.
 
 from __future__ import annotations
 
+import copy
 import json
 from enum import Enum
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
+from botbuilder.core import InvokeResponse
+from botbuilder.core.serializer_helper import serializer_helper
 from botbuilder.schema import Activity, ResourceResponse
 from botframework.connector.aio.operations_async import ConversationsOperations
 from botframework.connector.models import ErrorResponseException
@@ -27,9 +31,9 @@ from msrest.universal_http import ClientRequest
 
 from bot.teams.transport import SharedSessionSender
 
-__all__ = ["FastConversations", "activity_json"]
+__all__ = ["FastConversations", "SharedInvokeResponse", "activity_json", "invoke_response", "model_json"]
 
-_PLAIN_SCALARS = (str, int, float, bool, type(None))
+_PLAIN_SCALAR_SET = frozenset((str, int, float, bool, type(None)))
 _SCALAR_TYPES = {"str": str, "bool": bool, "int": int, "float": float}
 _HEADERS = {"Accept": "application/json", "Content-Type": "application/json; charset=utf-8"}
 
@@ -39,15 +43,31 @@ class _NotPlain(Exception):
 
 
 def _plain(value: Any) -> bool:
-    """JSON made only of dict/list/str/int/float/bool/None, exactly: msrest copies it unchanged."""
+    """JSON made only of dict/list/str/int/float/bool/None, exactly: msrest copies it unchanged.
+
+    Plain loops, not all() over generators: a card has hundreds of values, checked on every reply."""
     kind = type(value)
-    if kind in _PLAIN_SCALARS:
-        return True
     if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            inner = type(v)
+            if inner is dict or inner is list:
+                if not _plain(v):
+                    return False
+            elif inner not in _PLAIN_SCALAR_SET:
+                return False
+        return True
     if kind is list:
-        return all(_plain(v) for v in value)
-    return False
+        for v in value:
+            inner = type(v)
+            if inner is dict or inner is list:
+                if not _plain(v):
+                    return False
+            elif inner not in _PLAIN_SCALAR_SET:
+                return False
+        return True
+    return kind in _PLAIN_SCALAR_SET
 
 
 def _value(value: Any, declared: str) -> Any:
@@ -60,6 +80,10 @@ def _value(value: Any, declared: str) -> Any:
         raise _NotPlain(declared)
     if declared == "object":
         if _plain(value):
+            return value
+        raise _NotPlain(declared)
+    if declared == "{object}":  # as msrest's serialize_dict: each value written as an "object", None kept
+        if type(value) is dict and _plain(value):
             return value
         raise _NotPlain(declared)
     if declared.startswith("[") and declared.endswith("]"):
@@ -92,6 +116,42 @@ def activity_json(activity: Activity) -> dict[str, Any] | None:
         return _model(activity)
     except _NotPlain:
         return None
+
+
+def model_json(model: Model) -> dict[str, Any]:
+    """The model as its `serialize()` writes it; plain values are built directly (values typed
+    `object` are the model's own, not copies), anything else is left to msrest."""
+    try:
+        return _model(model)
+    except _NotPlain:
+        return model.serialize()  # type: ignore[no-any-return]
+
+
+class SharedInvokeResponse(InvokeResponse):  # type: ignore[misc]
+    """An invoke response whose deep copy shares its body.
+
+    botbuilder sends the turn's invoke response through TurnContext.send_activity, which deep-copies
+    it, body (the whole card) included. The body is JSON built for this response and never changed
+    afterwards, so copying it is pure cost (as for bot.teams.proactive.CardAttachment)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SharedInvokeResponse:
+        return copy.copy(self)
+
+
+def invoke_response(body: Any = None) -> InvokeResponse:
+    """What `ActivityHandler._create_invoke_response(body)` returns (status 200, the body as
+    botbuilder's `serializer_helper` writes it), without msrest's per-value work for a plain body."""
+    if body is None:
+        return SharedInvokeResponse(status=int(HTTPStatus.OK), body=None)
+    serialized = None
+    if isinstance(body, Model) and not body.is_xml_model():
+        try:
+            serialized = _model(body)
+        except _NotPlain:
+            serialized = None
+    if serialized is None:
+        serialized = serializer_helper(body)
+    return SharedInvokeResponse(status=int(HTTPStatus.OK), body=serialized)
 
 
 class FastConversations(ConversationsOperations):  # type: ignore[misc]

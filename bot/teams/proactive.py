@@ -25,6 +25,7 @@ from botbuilder.schema import (
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from bot.teams.auth import TokenError
+from bot.teams.outbound import model_json
 from sync.runtime.notifier import DeliveryError
 
 __all__ = ["ProactiveSender", "card_activity", "reference_of"]
@@ -56,7 +57,7 @@ def card_activity(card: dict[str, Any], summary: str = "") -> Activity:
 def reference_of(activity: Activity) -> dict[str, Any]:
     """The activity's conversation reference as JSON, for ChatIdentity.conversation_ref."""
     ref = TurnContext.get_conversation_reference(activity)
-    data: dict[str, Any] = ref.serialize()
+    data = model_json(ref)  # ref.serialize() builds msrest's Serializer (every model's class) per call
     tenant = (activity.conversation.tenant_id if activity.conversation else None) or _tenant(activity)
     if tenant:
         data.setdefault("conversation", {})["tenantId"] = tenant

@@ -216,3 +216,85 @@ async def test_activities_only_msrest_can_write_are_sent_through_the_generated_o
     assert fast_ops.fast_sends == 0
     assert len(cap.requests) == 2 and cap.requests[0]["body"] == cap.requests[1]["body"]
     assert results[0].serialize() == results[1].serialize() == {"id": "reply-1"}
+
+
+def _invoke_bodies() -> dict[str, Any]:
+    from botbuilder.schema import AdaptiveCardInvokeResponse
+
+    from bot.teams.bot import MESSAGE_CONTENT_TYPE, _MessageInvokeResponse
+
+    return {
+        "card": AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.card.adaptive", value=CARD),
+        "message": _MessageInvokeResponse(status_code=200, type=MESSAGE_CONTENT_TYPE, value="sent privately"),
+        "bad invoke": AdaptiveCardInvokeResponse(status_code=400, type="application/vnd.microsoft.error",
+                                                 value=Exception("BadRequest", "Missing value")),
+        "card with a datetime": AdaptiveCardInvokeResponse(
+            status_code=200, type="application/vnd.microsoft.card.adaptive",
+            value={"type": "AdaptiveCard", "at": datetime(2026, 1, 1, tzinfo=UTC)}),
+        "card with nulls": AdaptiveCardInvokeResponse(
+            status_code=200, type="application/vnd.microsoft.card.adaptive",
+            value={"type": "AdaptiveCard", "body": [None, {"a": None, "b": [1, 2.5, False]}], "x": None}),
+        "value a list": AdaptiveCardInvokeResponse(status_code=200, type="t", value=[CARD]),
+        "nothing": None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(_invoke_bodies()))
+def test_invoke_responses_are_what_botbuilder_builds(name: str) -> None:
+    from botbuilder.core import ActivityHandler
+
+    from bot.teams.bot import TeamsBot
+    from bot.teams.outbound import SharedInvokeResponse
+
+    def build(create: Any) -> Any:
+        try:
+            return create(_invoke_bodies()[name])
+        except Exception as exc:
+            return type(exc)
+
+    stock, ours = build(ActivityHandler._create_invoke_response), build(TeamsBot._create_invoke_response)
+    if isinstance(stock, type):
+        assert ours is stock
+        return
+    assert isinstance(ours, SharedInvokeResponse)
+    assert (ours.status, ours.body) == (stock.status, stock.body)
+
+
+def test_plain_invoke_answers_do_not_take_msrest_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.teams import outbound
+
+    def refuse(body: Any) -> Any:
+        raise AssertionError("msrest's serializer was used")
+
+    monkeypatch.setattr(outbound, "serializer_helper", refuse)
+    for name in ("card", "message", "card with nulls", "nothing"):
+        outbound.invoke_response(_invoke_bodies()[name])
+
+
+def test_turn_copies_of_an_invoke_response_share_the_body() -> None:
+    from botbuilder.schema import ActivityTypes, AdaptiveCardInvokeResponse
+
+    from bot.teams.outbound import invoke_response
+
+    response = invoke_response(AdaptiveCardInvokeResponse(status_code=200, type="t", value=CARD))
+    # what ActivityHandler.on_turn sends and TurnContext.send_activities deep-copies
+    sent = copy.deepcopy(Activity(value=response, type=ActivityTypes.invoke_response))
+    assert sent.value is not response and sent.value.body is response.body
+    assert (sent.value.status, sent.value.body) == (200, {"statusCode": 200, "type": "t", "value": CARD})
+
+
+@pytest.mark.parametrize("case", ["channel", "personal with properties", "no tenant in the conversation"])
+def test_a_stored_reference_is_what_msrest_writes(case: str) -> None:
+    from bot.teams.proactive import reference_of
+
+    body = copy.deepcopy(INBOUND)
+    if case == "personal with properties":
+        body["conversation"] = {"id": "a:1", "conversationType": "personal", "tenantId": "tenant-1"}
+        body["from"]["properties"] = {"x": [1, {"y": None}]}
+        body["recipient"]["role"] = "bot"
+    elif case == "no tenant in the conversation":
+        del body["conversation"]["tenantId"]
+    activity = Activity().deserialize(body)
+    expected = TurnContext.get_conversation_reference(activity).serialize()
+    expected.setdefault("conversation", {})["tenantId"] = "tenant-1"
+    assert reference_of(activity) == expected
