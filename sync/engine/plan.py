@@ -523,9 +523,12 @@ def _hand_edit(
     mode = policy.mirror_edits if _editable(appt, writable_sources) and ev.status != "cancelled" else "card"
     own = calendar.practitioner_id is not None and calendar.practitioner_id == appt.practitioner_id
     moved = (ev.start, ev.end) != (appt.start, appt.end) and ev.end > ev.start and not ev.all_day
-    if mode == "follow" and own and moved:
+    # A cancelled visit is not moved by a move of its copy (made while the cancellation was on its way,
+    # say): the copy is put back, showing the cancellation.
+    active = appt.status in ("confirmed", "tentative")
+    if mode == "follow" and own and moved and active:
         return FollowMirror(appt.id, calendar.id, link.id, inc.etag, h, ev.start, ev.end)
-    if mode == "keep" or (mode == "follow" and own and not moved):
+    if mode == "keep" or (mode == "follow" and own):
         # The calendar cannot carry a renamed or re-described copy back to the appointment: put it back.
         return RestoreMirror(appt.id, calendar.id, link.id, inc.etag, h, ev.start, ev.end)
     return RaiseConflict(

@@ -235,3 +235,25 @@ async def test_the_same_hand_edit_after_a_kept_conflict_is_a_new_conflict_on_a_c
         await resolve_conflict(core, link_id, "keep_booking", "slack:T1/UA")
         await _settle(clinic)
         assert [i.event.start for i in srv.items.values()] == [booked], attempt
+
+
+async def test_a_copy_moved_by_hand_as_its_booking_is_cancelled_shows_the_cancellation(core: Core) -> None:
+    """Found by the convergence machine: under follow, the practitioner moved the copy while the booking
+    was being cancelled at its source. The cancellation's write to the copy met the hand edit (412) and
+    left it for the next read; that read saw a move of a cancelled visit, which cannot be followed, and
+    did nothing, so the copy stayed moved and confirmed for good. It is put back, as cancelled."""
+    clinic = await _clinic(core, "follow")
+    src = clinic.servers["source"]
+    booked = src.items["b0"].event.start
+    await _move_copy(clinic, "mirror0", 1)
+    src.put(src.items["b0"].event.with_changes(status="cancelled"), "b0")
+    for _ in range(3):
+        for name in ("source", "mirror0", "mirror1"):
+            assert (await sync_connection(core, clinic.connections[name])).failed == 0
+        await _settle(clinic)
+    for mirror in ("mirror0", "mirror1"):
+        (item,) = clinic.servers[mirror].items.values()
+        assert (item.event.status, item.event.start) == ("cancelled", booked), mirror
+    async with core.store.session() as s:
+        appt = await s.scalar(select(Appointment))
+    assert appt is not None and (appt.status, appt.start) == ("cancelled", booked)
