@@ -17,8 +17,9 @@ client does, given $batch requests of 20 to stay near the minimum request count)
 The floor is the larger. It counts item-times only: with full batches (the minimum request count)
 each of a mailbox's writes holds its slot for the whole batch (5 item-times), so the busiest
 mailbox's 25 writes take 7 batches one after another (3.5 s at 0.1 s), which the JSON reports
-beside it as `floor_at_min_requests_s`; reaching the packing floor would take smaller last batches,
-i.e. more requests than the minimum. `--latency` is the simulated service time of one Graph write: 0.1 s by
+beside it as `floor_at_min_requests_s`. Nearing the packing floor takes smaller last batches, i.e.
+more requests than the minimum: the writer spreads the last, partial round (200 writes) over up to
+22 batches (within 1.05x the minimum), 12 writes each, 3 item-times instead of 5 (3.3 s). `--latency` is the simulated service time of one Graph write: 0.1 s by
 default (Graph's own event writes take around that or longer); `--latency 0.002` makes the floor
 vanish and shows clinicbot's own CPU cost instead (a best case for the service, labelled as such).
 

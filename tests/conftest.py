@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web_app as aiohttp_web_app
 
 from sync.boot import open_core
 from sync.runtime.core import Core
@@ -65,6 +66,17 @@ def pytest_report_header(config: pytest.Config) -> str:
     if url:
         return f"PostgreSQL tests: on ({url.split('@')[-1]})"
     return f"PostgreSQL tests: skipped ({PG_URL_ENV} is not set)"
+
+
+@pytest.fixture(autouse=True)
+def _forget_aiohttp_apps() -> Iterator[None]:
+    """aiohttp caches each (handler, apps) middleware chain in a module-level LRU of 1,024 entries, so
+    every test's web.Application (and the Core, Store and engine it holds) outlived the test: the
+    suite's process grew to about 1 GB. A server has one app; tests make hundreds."""
+    yield
+    cached = getattr(aiohttp_web_app, "_cached_build_middleware", None)
+    if cached is not None and hasattr(cached, "cache_clear"):
+        cached.cache_clear()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
