@@ -69,6 +69,8 @@ _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#[A-Z0-9]+\|([^>]*)>")
 _LINK = re.compile(r"<(?:mailto:)?([^|>]+)(?:\|([^>]*))?>")
 T = TypeVar("T")
+#: A modal submit's answer when too much work is queued to take it (shown under the time field).
+BUSY_SUBMIT = "I'm busy right now; press Reschedule again in a few seconds. Nothing was changed."
 
 
 def normalize_text(text: str) -> str:
@@ -289,10 +291,11 @@ class SlackListeners:
 
     def _later(
         self, job: Any, step: str, origin: Origin | None = None, client: AsyncWebClient | None = None,
-        queue: Background | None = None,
+        queue: Background | None = None, force: bool = False,
     ) -> bool:
-        """Queue `job` to run after the ack. If it fails, the log says which step and why (WARNING),
-        and the person is told, when `origin` says where and the failure was not in telling them."""
+        """Queue `job` to run after the ack; False when the queue is too long (the person is then told
+        "busy"), unless `force` (work already started). If it fails, the log says which step and why
+        (WARNING), and the person is told, when `origin` says where and the failure was not in telling them."""
 
         async def guarded() -> None:
             try:
@@ -308,7 +311,7 @@ class SlackListeners:
                 if origin is not None:
                     await self._apologise(origin, client, step)
 
-        return (queue or self.background).submit(guarded)
+        return (queue or self.background).submit(guarded, force=force)
 
     async def _apologise(self, origin: Origin, client: AsyncWebClient | None, step: str) -> None:
         sorry = Error("Something went wrong on my side after I got that, and it was not finished. Try again; "
@@ -444,6 +447,11 @@ class SlackListeners:
         except ParseError as exc:
             await ack(response_action="errors", errors={"time": exc.message})
             return
+        if not self.background.admits():
+            # Too much queued to finish this in time if it is slow: the form stays open, saying so,
+            # and nothing has changed (a "still working" modal would have to wait behind the queue).
+            await ack(response_action="errors", errors={"time": BUSY_SUBMIT})
+            return
         task = asyncio.ensure_future(self._submit(body, submit))
         try:
             budget = self.submit_budget
@@ -460,7 +468,7 @@ class SlackListeners:
                 if not isinstance(done, (Error, RescheduleForm)):
                     await self.respond(origin, done, client, replace=True)
 
-            if not self._later(finish, "modal", origin, client):
+            if not self._later(finish, "modal", origin, client, force=True):  # the person was told to wait
                 task.cancel()
             return
         if isinstance(result, RescheduleForm) and result.errors:

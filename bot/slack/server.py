@@ -66,6 +66,11 @@ FILE_EVENTS = ("message.im", "file_shared")
 MAX_BODY = 1024 * 1024
 #: Answers being worked on at once: each mostly waits for the database, so more than a CPU's worth.
 BACKGROUND_WORKERS = 16
+#: Seconds an answer may wait in the queue before its work starts; past that, requests are told
+#: "busy, try again" at once (see bot.background): a quick "busy" rather than an answer seconds late.
+ANSWER_MAX_WAIT = 0.5
+#: The same for opening a modal: Slack refuses a trigger_id 3 s after the press.
+MODAL_MAX_WAIT = 1.0
 #: More requests than this in flight (the one asking included) and acks stop waiting for database work.
 BUSY_INFLIGHT = 2
 
@@ -79,12 +84,14 @@ class SlackRuntime:
         self.mode = mode
         #: requests being handled right now; background work yields to them
         self.inflight = 0
-        self.background = Background("slack", workers=BACKGROUND_WORKERS, limit=2000, busy=lambda: self.inflight > 0)
+        self.background = Background("slack", workers=BACKGROUND_WORKERS, limit=2000, busy=lambda: self.inflight > 0,
+                                     max_wait=ANSWER_MAX_WAIT)
         self.verifier = RequestVerifier(settings.slack_signing_secret or "")
         self.http: ClientSession | None = None
         self.listeners = SlackListeners(core, self.background)
         self.listeners.busy = lambda: self.inflight > BUSY_INFLIGHT
-        self.modals = Background("slack-modals", workers=4, limit=200, busy=lambda: self.inflight > 0)
+        self.modals = Background("slack-modals", workers=4, limit=200, busy=lambda: self.inflight > 0,
+                                 max_wait=MODAL_MAX_WAIT)
         self.listeners.modals = self.modals
         self.bolt = self._build_bolt()
         self.socket: SocketModeHandler | None = None
