@@ -691,6 +691,7 @@ class SlackSink:
 
 def _answer_times(records: list[tuple[str, str, float, float, int, int]], arrived: dict[str, float]) -> dict[str, Any]:
     latencies, missing = [], Counter()
+    by_kind: dict[str, list[float]] = {}
     for kind, rid, sent, acked, status, flags in records:
         if status != 200:
             continue
@@ -702,8 +703,11 @@ def _answer_times(records: list[tuple[str, str, float, float, int, int]], arrive
             latencies.append(acked - sent)
         else:
             missing[kind] += 1
+            continue
+        by_kind.setdefault(kind, []).append(latencies[-1])
     return {"answer_p50_ms": _pct(latencies, 0.5), "answer_p99_ms": _pct(latencies, 0.99),
-            "answered": len(latencies), "unanswered_by_kind": dict(missing)}  # fmt: skip
+            "answered": len(latencies), "unanswered_by_kind": dict(missing),
+            "answer_p50_p99_ms_by_kind": {k: (_pct(v, 0.5), _pct(v, 0.99)) for k, v in sorted(by_kind.items())}}  # fmt: skip
 
 
 async def _settle(count: Any, want: int, within: float) -> float | None:
