@@ -5,9 +5,10 @@ the real work here. The queue is bounded, in jobs (`limit`) and, with `max_wait`
 job queued now would wait longer than `max_wait` seconds before it starts, `submit` says no and the
 front end answers "busy, try again" at once. An answer 25 s late is worse for a front desk than a
 quick "busy" (bench.chat_mix at 64 connections: with only the job limit, 2,000 jobs queued and
-answers arrived 25 s after the request). The wait is estimated from the oldest queued job's age
-and from the queue's length times the recent mean time a job takes per worker, whichever is
-larger, so a burst is refused before the first job of it has waited long. `submit(force=True)`
+answers arrived 25 s after the request). The wait is estimated as the largest of the oldest
+queued job's age, the queue's length times the recent mean time between two jobs taken from a
+backed-up queue (its measured drain rate), and the queue's length times the recent mean run time
+of a job per worker, so a burst is refused before the first job of it has waited long. `submit(force=True)`
 takes a job past `max_wait` (not past `limit`): for work already started, whose person was told
 to wait for it. A job that fails is logged (without patient data) and never takes a worker down.
 
@@ -60,6 +61,9 @@ class Background:
         self._tasks: list[asyncio.Task[None]] = []
         #: Recent mean seconds a job takes from its start to its end (exponentially weighted).
         self.mean_run = 0.0
+        #: Recent mean seconds between two jobs taken while others were waiting (the drain rate).
+        self.mean_gap = 0.0
+        self._taken_at: float | None = None  # when the last job was taken, if others were waiting then
         self.done = 0
         self.failed = 0
         self.rejected = 0
@@ -73,7 +77,8 @@ class Background:
         if not self._queued_at:
             return 0.0
         oldest = self.clock() - self._queued_at[0]
-        return max(oldest, len(self._queued_at) * self.mean_run / self.workers)
+        queued = len(self._queued_at)
+        return max(oldest, queued * self.mean_gap, queued * self.mean_run / self.workers)
 
     def admits(self) -> bool:
         """Whether `submit` would take a job now."""
@@ -119,6 +124,10 @@ class Background:
         while True:
             job = await self._queue.get()
             self._queued_at.popleft()
+            now = self.clock()
+            if self._taken_at is not None:  # the queue was backed up since the last take: a drain step
+                self.mean_gap += (now - self._taken_at - self.mean_gap) * _WEIGHT
+            self._taken_at = now if self._queued_at else None
             if self.busy is not None and self.busy():
                 for _ in range(self.yield_turns):  # a few turns of the loop, not a wait
                     await asyncio.sleep(0)

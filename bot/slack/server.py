@@ -101,6 +101,7 @@ class SlackRuntime:
         await self.modals.drain()
         await self.background.drain()
         await self.listeners.actors.drain()
+        await self.listeners.told()
 
     def api_client(self, token: str | None = None) -> AsyncWebClient:
         return AsyncWebClient(token=token, base_url=self.settings.slack_api_url.rstrip("/") + "/")
@@ -189,6 +190,7 @@ class SlackRuntime:
                 finally:
                     await self.background.stop()
                     await self.listeners.actors.drain()  # refreshes started by cached answers
+                    await self.listeners.told()
                     await self.http.close()
 
     # --- HTTP ---------------------------------------------------------------------------------
@@ -225,6 +227,10 @@ class SlackRuntime:
         problem = payload_problem(bolt_req.body)
         if problem is not None:
             return web.Response(status=400, text=f"malformed request: {problem}\n")
+        if self.mode != "oauth":  # one workspace: nothing for bolt to authorize before saying "busy"
+            shed = self.listeners.shed(bolt_req.body)
+            if shed is not None:
+                return web.Response(body=shed[0], content_type=shed[1])
         resp = await self.bolt.async_dispatch(bolt_req)
         if resp.status >= 500:
             # Our listeners do not raise; a 5xx here is bolt tripping over a payload we let through.

@@ -85,3 +85,26 @@ async def test_without_max_wait_only_the_job_limit_refuses() -> None:
     assert not queue.admits()  # full
     assert queue.expected_wait() >= 60
     gate.set()
+
+
+async def test_the_wait_follows_the_measured_drain_rate() -> None:
+    """Jobs taken from a backed-up queue 0.2 s apart: 5 queued would wait about 1 s."""
+    clock = Clock()
+    queue = Background("t", workers=1, limit=100, max_wait=0.5, clock=clock)
+
+    async def slow() -> None:
+        clock.now += 0.2
+
+    for _ in range(20):
+        queue.submit(slow, force=True)
+    await queue.start()
+    try:
+        await queue.drain()
+        assert 0.05 < queue.mean_gap <= 0.2
+        gate = asyncio.Event()
+        queue.workers = 100  # per-worker run time says little; the drain rate still counts
+        taken = await _blocked(queue, gate, 20)
+        assert taken < 20 and queue.expected_wait() > 0.5 - queue.mean_gap
+        gate.set()
+    finally:
+        await queue.stop()
