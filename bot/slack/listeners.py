@@ -60,8 +60,9 @@ ANSWER_BUDGET = 1.0  # seconds a slash command waits for its agenda being built 
 #: checked within SUBMIT_BUDGET_BUSY shows "Still working" and is updated with the result.
 SUBMIT_BUDGET_BUSY = 0.015
 #: Modal submits under way at once (each moves an appointment, holding a database connection and,
-#: on SQLite, waiting for the one write lock); past that, a submit is answered "busy" at once.
-SUBMITS_AT_ONCE = 4
+#: on SQLite, waiting for the one write lock); past that, a submit is answered "busy" at once. With the
+#: 16 + 4 queue workers that stays under the pool's 30 connections.
+SUBMITS_AT_ONCE = 8
 ANSWER_BUDGET_BUSY = 0.0
 #: Seconds a known person's request waits for their (shared) lookup when their actor entry has
 #: expired, busy or not: that lookup is one quick query, while the listener path it would otherwise
