@@ -8,6 +8,11 @@ command handlers for staff of the three practices, after 30 warm-up runs, and re
 CPU time per command (`time.process_time`, aiosqlite's thread included), the statements sent
 (`before_cursor_execute`; PostgreSQL pool pings are not statements) and the transactions begun.
 No HTTP, no Slack or Teams: what one answer costs below the chat front end.
+
+`modal_submit` is the reschedule modal's submit (`SubmitReschedule`) moving a different future
+appointment each time to a free slot before the day's visits (06:00-07:30 in the practice's zone),
+and `cancel_confirm` a confirmed cancel of a different future appointment each time: the mix's
+writes (`--kinds` chooses; by default every kind).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-KINDS = ("today_for", "date_for", "appointment", "details", "status")
+KINDS = ("today_for", "date_for", "appointment", "details", "status", "modal_submit", "cancel_confirm")
 
 
 async def main() -> None:
@@ -72,6 +77,44 @@ async def main() -> None:
               for p, n, _role, _handle in staff}  # fmt: skip
     keys = list(actors)
     visits = world.appointments[:600]
+    # The writes: each future appointment is moved or cancelled once, a move to a slot nobody holds.
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from sync.store.model import Appointment
+
+    async with core.store.session() as s:
+        rows = (await s.execute(select(Appointment.id, Appointment.practitioner_id, Appointment.start)
+                                .where(Appointment.start > datetime.now(UTC) + timedelta(days=1))
+                                .order_by(Appointment.id))).all()  # fmt: skip
+    index = {aid: p for aid, p, _ in world.appointments}
+    future = [(aid, pr, start, index[aid]) for aid, pr, start in rows]
+    random.Random(9).shuffle(future)
+    moves, cancels = future[: len(future) // 2], future[len(future) // 2 :]
+    early: set[tuple[int, Any, int]] = set()  # (practitioner, day, slot) given out, 4 before 08:00 a day
+
+    def move_of(key: tuple[int, int]) -> Any:
+        while True:
+            aid, pr, start, p = moves.pop()
+            if p != key[0]:
+                moves.insert(0, (aid, pr, start, p))
+                continue
+            tz = ZoneInfo(cm.PRACTICES[p][3])
+            day = start.astimezone(tz).date()
+            for slot in range(4):
+                if (pr, day, slot) not in early:
+                    early.add((pr, day, slot))
+                    at = f"{6 + slot // 2:02d}:{30 * (slot % 2):02d}"
+                    return actions.decode("reschedule_submit", {"a": aid, "v": 1, "d": day.isoformat(), "t": at})
+
+    def cancel_of(key: tuple[int, int]) -> Any:
+        while True:
+            aid, _pr, _start, p = cancels.pop()
+            if p == key[0]:
+                return actions.decode("cancel_confirm", {"a": aid, "v": 1})
+            cancels.insert(0, (aid, _pr, _start, p))
 
     def command(kind: str) -> tuple[Any, Any]:
         key = rng.choice(keys)
@@ -84,6 +127,8 @@ async def main() -> None:
             "appointment": lambda: parse(f"appointment A-{appt[0]}"),
             "status": lambda: parse("status"),
             "details": lambda: actions.decode("details", {"a": appt[0]}),
+            "modal_submit": lambda: move_of(key),
+            "cancel_confirm": lambda: cancel_of(key),
         }[kind]()
         return actors[key], made
 
@@ -97,7 +142,7 @@ async def main() -> None:
             cpu0 = time.process_time()
             for _ in range(a.n):
                 view = await handle(core, *command(kind))
-                assert type(view).__name__ != "Error", view
+                assert type(view).__name__ not in ("Error", "RescheduleForm"), view
             cpu = (time.process_time() - cpu0) * 1000 / a.n
             out["per_command"][kind] = {
                 "cpu_ms": round(cpu, 3),

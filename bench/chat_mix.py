@@ -217,10 +217,13 @@ class Mix:
         #: rid -> (pool, appointment) taken for a move or cancel, to give back if never sent
         self.taken: dict[str, tuple[list[tuple[int, int, datetime]], tuple[int, int, datetime]]] = {}
 
-    def give_back(self, records: list[tuple[str, str, float, float, int, int]]) -> None:
-        """Put the appointments of prepared requests that were never sent back in their pools: a
-        load prepares far more requests than it sends, and those must not use up the moves."""
-        sent = {r[1] for r in records if r[4] != -1}
+    def give_back(self, records: list[tuple[str, str, float, float, int, int]], refused: set[str] | None = None
+                  ) -> None:  # fmt: skip
+        """Put the appointments of prepared requests that were never sent, or were refused ("busy":
+        `refused`), back in their pools: a load prepares far more requests than it sends, and under
+        overload most are refused; neither moved anything, and they must not use up the moves (a
+        closed loop that refused most requests left the fixed-rate loads after it with none)."""
+        sent = {r[1] for r in records if r[4] != -1} - (refused or set())
         for rid, (pool, appt) in self.taken.items():
             if rid not in sent:
                 pool.append(appt)
@@ -691,6 +694,7 @@ class SlackSink:
 
 def _answer_times(records: list[tuple[str, str, float, float, int, int]], arrived: dict[str, float]) -> dict[str, Any]:
     latencies, missing = [], Counter()
+    by_kind: dict[str, list[float]] = {}
     for kind, rid, sent, acked, status, flags in records:
         if status != 200:
             continue
@@ -702,8 +706,11 @@ def _answer_times(records: list[tuple[str, str, float, float, int, int]], arrive
             latencies.append(acked - sent)
         else:
             missing[kind] += 1
+            continue
+        by_kind.setdefault(kind, []).append(latencies[-1])
     return {"answer_p50_ms": _pct(latencies, 0.5), "answer_p99_ms": _pct(latencies, 0.99),
-            "answered": len(latencies), "unanswered_by_kind": dict(missing)}  # fmt: skip
+            "answered": len(latencies), "unanswered_by_kind": dict(missing),
+            "answer_p50_p99_ms_by_kind": {k: (_pct(v, 0.5), _pct(v, 0.99)) for k, v in sorted(by_kind.items())}}  # fmt: skip
 
 
 async def _settle(count: Any, want: int, within: float) -> float | None:
@@ -825,7 +832,8 @@ class Bench:
         calls0 = len(sink.fake.calls)
         hits0, misses0 = await _cache_counts(url) if answers else (0, 0)
         records = await drive(url, "/slack/events", prepared, a.connections, seconds, self.gen_cpus, rate=rate)
-        mix.give_back(records)
+        if not answers:
+            mix.give_back(records)
         summary = _summary(records, seconds)
         if rate:
             summary["offered_rate_per_s"] = rate
@@ -840,9 +848,10 @@ class Bench:
             summary["agendas_answered_in_the_ack"] = round(sum(1 for r in agenda if r[5] & 2) / max(1, len(agenda)), 3)
             hits, misses = await _cache_counts(url)
             summary["answer_cache_lookup_hit_rate"] = round((hits - hits0) / max(1, hits - hits0 + misses - misses0), 3)
-            summary["busy_answers_at_response_url"] = sum(
-                1 for c in sink.fake.calls[calls0:] if c.method == "response_url" and "busy right now" in str(c.args)
-            )
+            told_busy = {str(c.args.get("rid")) for c in sink.fake.calls[calls0:]
+                         if c.method == "response_url" and "busy right now" in str(c.args)}  # fmt: skip
+            summary["busy_answers_at_response_url"] = len(told_busy)
+            mix.give_back(records, told_busy | {r[1] for r in records if r[5] & 1})
         cpu = _cpu_seconds(pid) - cpu0  # with answers: the work after the acks too, until they are all in
         summary["server_cpu_ms_per_request"] = round(cpu * 1000 / max(1, summary["requests"]), 3)
         summary["kinds"] = dict(Counter(r[0] for r in records if r[4] != -1))

@@ -36,7 +36,6 @@ from sync.runtime.core import Core
 from sync.services import appointment_views as views
 from sync.services import appointments as svc
 from sync.services import availability, moves
-from sync.services.bookings import reschedule_refusal
 from sync.services.identities import (
     NoSuchPractitioner,
     NotLinked,
@@ -201,16 +200,25 @@ async def open_reschedule(core: Core, actor: Actor, action: OpenReschedule) -> V
     return await _form(core, actor, loaded, errors=errors)
 
 
+async def _prepare(core: Core, actor: Actor, appointment_id: int, practitioner_id: int | None) -> moves.Prepared:
+    """The move's first read (the appointment, its zone, its booking, the calendars to ask): one transaction."""
+    try:
+        return await moves.prepare(core, actor.practice_id, appointment_id, practitioner_id=practitioner_id,
+                                   view=True, booking=True)
+    except views.NoPractice as exc:
+        raise Forbidden(str(exc)) from None
+
+
 async def _move(
     core: Core,
     actor: Actor,
-    appointment_id: int,
+    ready: moves.Prepared,
     version: int | None,
     start: datetime,
-    practitioner_id: int | None,
     field: str,
 ) -> View:
     """Reschedule through the move service; a refused time comes back as the form with errors and free slots."""
+    practitioner_id = ready.practitioner_id
 
     def guard(appt: moves.AppointmentFacts) -> None:
         check_may_change(actor, appt, "reschedule")
@@ -219,28 +227,19 @@ async def _move(
 
     # A slot button or a modal carries its own start: the same range as a typed day.
     check_day(start.date(), core.clock().date(), start.strftime("%Y-%m-%d"))
-    # A booking platform that cannot move bookings (Calendly) is refused before anything changes.
-    refusal = await reschedule_refusal(core, actor.practice_id, appointment_id)
-    if refusal is not None:
-        return Error(refusal, kind="conflict")
-
     try:
-        moved = await moves.move(
-            core,
-            actor.practice_id,
-            appointment_id,
-            start,
-            actor=actor.audit_name,
-            practitioner_id=practitioner_id,
-            expected_version=version,
-            guard=guard,
-        )
+        # A booking platform that cannot move bookings (Calendly) is refused before anything changes;
+        # the answer's details are read in the move's own transaction.
+        moved = await moves.commit(core, ready, start, actor=actor.audit_name, expected_version=version,
+                                   guard=guard, details=True)
+    except moves.BookingRefused as exc:
+        return Error(str(exc), kind="conflict")
     except moves.UnknownPractitioner as exc:
         raise ParseError(str(exc), "reschedule A-1042 tomorrow 3pm") from None
     except moves.SlotLost as exc:
         return Error(str(exc), kind="conflict")
     except moves.TimeRefused as exc:
-        loaded = await _choices(core, actor, appointment_id)
+        loaded = await _choices(core, actor, ready.appointment_id)
         return await _form(
             core,
             actor,
@@ -250,18 +249,25 @@ async def _move(
             {field: f"{moment_label(start, loaded.timezone)} {exc.problem}"},
             suggest_after=exc.suggest_after,
         )
-    found = await _details(core, actor, appointment_id)
+    found = moved.details
+    assert found is not None
     tz = found.timezone
     notice = f"Moved {moved.ref} from {moment_label(moved.before, tz)} to {moment_label(moved.start, tz)}."
     return appointment_detail(actor, found, notice)
 
 
+def _loaded_of(ready: moves.Prepared) -> views.LoadedAppointment:
+    assert ready.loaded is not None  # _prepare asks for the view
+    return ready.loaded
+
+
 async def reschedule_command(core: Core, actor: Actor, cmd: Reschedule) -> View:
-    loaded = await _loaded(core, actor, cmd.appointment_id)
+    ready = await _prepare(core, actor, cmd.appointment_id, None)
+    loaded = _loaded_of(ready)
     check_change(actor, loaded.view, "reschedule")
     check_source_writable(loaded.view)
     start = cmd.when.resolve(core.clock(), loaded.timezone, keep=loaded.view.start)
-    return await _move(core, actor, cmd.appointment_id, None, start, None, "time")
+    return await _move(core, actor, ready, None, start, "time")
 
 
 async def submit_reschedule(core: Core, actor: Actor, action: SubmitReschedule) -> View:
@@ -271,7 +277,8 @@ async def submit_reschedule(core: Core, actor: Actor, action: SubmitReschedule) 
     if action.time is None:
         errors["time"] = "pick a time"
     # The practitioners to choose from are read only when the form comes back with errors.
-    loaded = await _loaded(core, actor, action.appointment_id)
+    ready = await _prepare(core, actor, action.appointment_id, action.practitioner_id)
+    loaded = _loaded_of(ready)
     check_change(actor, loaded.view, "reschedule")
     check_source_writable(loaded.view)
 
@@ -291,11 +298,12 @@ async def submit_reschedule(core: Core, actor: Actor, action: SubmitReschedule) 
         start = wall_time(action.day, time.fromisoformat(action.time), zone, action.time)
     except ParseError as exc:
         return await form_with({"time": exc.message})
-    return await _move(core, actor, action.appointment_id, action.version, start, action.practitioner_id, "time")
+    return await _move(core, actor, ready, action.version, start, "time")
 
 
 async def pick_slot(core: Core, actor: Actor, action: PickSlot) -> View:
-    return await _move(core, actor, action.appointment_id, action.version, action.start, action.practitioner_id, "time")
+    ready = await _prepare(core, actor, action.appointment_id, action.practitioner_id)
+    return await _move(core, actor, ready, action.version, action.start, "time")
 
 
 async def _confirm_view(core: Core, actor: Actor, appointment_id: int, version: int | None, reason: str) -> View:
@@ -327,14 +335,19 @@ async def cancel_command(core: Core, actor: Actor, cmd: CancelAppointment) -> Vi
 
 
 async def confirm_cancel(core: Core, actor: Actor, action: CancelConfirmed) -> View:
-    done = await moves.cancel(
-        core,
-        actor.practice_id,
-        action.appointment_id,
-        reason=action.reason or "cancelled from chat",
-        actor=actor.audit_name,
-        expected_version=action.version,
-        guard=lambda appt: check_may_change(actor, appt, "cancel"),
-    )
+    try:
+        done = await moves.cancel(
+            core,
+            actor.practice_id,
+            action.appointment_id,
+            reason=action.reason or "cancelled from chat",
+            actor=actor.audit_name,
+            expected_version=action.version,
+            guard=lambda appt: check_may_change(actor, appt, "cancel"),
+            details=True,  # the answer is read in the cancel's own transaction
+        )
+    except views.NoPractice as exc:
+        raise Forbidden(str(exc)) from None
     note = f"{done.ref} was already cancelled." if done.was == "cancelled" else f"Cancelled {done.ref}."
-    return appointment_detail(actor, await _details(core, actor, action.appointment_id), notice=note)
+    assert done.details is not None
+    return appointment_detail(actor, done.details, notice=note)

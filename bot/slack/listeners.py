@@ -59,6 +59,10 @@ ANSWER_BUDGET = 1.0  # seconds a slash command waits for its agenda being built 
 #: answer follows at the response_url, from the same shared build), and a modal submit that is not
 #: checked within SUBMIT_BUDGET_BUSY shows "Still working" and is updated with the result.
 SUBMIT_BUDGET_BUSY = 0.015
+#: Modal submits under way at once (each moves an appointment, holding a database connection and,
+#: on SQLite, waiting for the one write lock); past that, a submit is answered "busy" at once. With the
+#: 16 + 4 queue workers that stays under the pool's 30 connections.
+SUBMITS_AT_ONCE = 8
 ANSWER_BUDGET_BUSY = 0.0
 #: Seconds a known person's request waits for their (shared) lookup when their actor entry has
 #: expired, busy or not: that lookup is one quick query, while the listener path it would otherwise
@@ -69,6 +73,11 @@ _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#[A-Z0-9]+\|([^>]*)>")
 _LINK = re.compile(r"<(?:mailto:)?([^|>]+)(?:\|([^>]*))?>")
 T = TypeVar("T")
+#: A modal submit's answer when too much work is queued to take it (shown under the time field).
+BUSY_SUBMIT = "I'm busy right now; press Reschedule again in a few seconds. Nothing was changed."
+#: A slash command's and a button's answer when too much work is queued to take it.
+BUSY_COMMAND = "I'm busy right now; try again in a few seconds."
+BUSY_BUTTON = "I'm busy right now; press the button again in a few seconds."
 
 
 def normalize_text(text: str) -> str:
@@ -165,6 +174,8 @@ class SlackListeners:
         #: True while other requests are in flight (the server sets it): acks then wait for nothing slow
         self.busy: Callable[[], bool] = lambda: False
         self._refreshing: set[asyncio.Future[Rendered]] = set()  # strong references to refresh tasks
+        self._telling: set[asyncio.Future[None]] = set()  # and to "busy" messages being sent
+        self._submitting = 0  # modal submits under way (started, not finished)
         #: How long a modal submit may work before its ack says "still working" and it finishes in the
         #: background (None: as long as it takes; tests that read the answer in the ack use it).
         self.submit_budget: float | None = SUBMIT_BUDGET
@@ -249,11 +260,15 @@ class SlackListeners:
         found = self.answers.lookup((agenda_audience(actor), command))
         if found is not None:
             hit, due = found
-            if due:  # rebuilt now, off the request, so repeats keep hitting
+            if due and self.background.admits():  # rebuilt now, off the request, so repeats keep hitting
                 task = asyncio.ensure_future(self._rebuild(actor, command))
                 self._refreshing.add(task)
                 task.add_done_callback(self._refreshed)
             return hit.ack_body
+        if not self.background.admits():
+            # Too much queued: bolt's path acks "busy". A build started here would run anyway, for
+            # nobody (under overload, the builds of refused requests took the CPU their answers needed).
+            return None
         try:
             built = await _within(self._rebuild(actor, command), budget)
         except Exception:  # TimeoutError (the build goes on and is kept) or a failure
@@ -289,10 +304,11 @@ class SlackListeners:
 
     def _later(
         self, job: Any, step: str, origin: Origin | None = None, client: AsyncWebClient | None = None,
-        queue: Background | None = None,
+        queue: Background | None = None, force: bool = False,
     ) -> bool:
-        """Queue `job` to run after the ack. If it fails, the log says which step and why (WARNING),
-        and the person is told, when `origin` says where and the failure was not in telling them."""
+        """Queue `job` to run after the ack; False when the queue is too long (the person is then told
+        "busy"), unless `force` (work already started). If it fails, the log says which step and why
+        (WARNING), and the person is told, when `origin` says where and the failure was not in telling them."""
 
         async def guarded() -> None:
             try:
@@ -308,7 +324,7 @@ class SlackListeners:
                 if origin is not None:
                     await self._apologise(origin, client, step)
 
-        return (queue or self.background).submit(guarded)
+        return (queue or self.background).submit(guarded, force=force)
 
     async def _apologise(self, origin: Origin, client: AsyncWebClient | None, step: str) -> None:
         sorry = Error("Something went wrong on my side after I got that, and it was not finished. Try again; "
@@ -318,6 +334,74 @@ class SlackListeners:
         except Exception as exc:  # the way back is what broke (a bad response_url): the log must do
             log.warning("could not tell the person that work after the ack failed",
                         extra={"step": step, "error": type(exc).__name__, "reason": _reason(exc)})
+
+    # --- under overload: "busy" without bolt -----------------------------------------------------
+    def shed(self, body: dict[str, Any]) -> tuple[bytes, str] | None:
+        """The acknowledgement (body, content type) of a request the listeners would answer "busy"
+        because too much work is queued (`Background.admits`), or None: let bolt and the listeners
+        handle it. Called by the server with a checked payload before bolt sees it.
+
+        Under overload most requests are answered "busy", and bolt's dispatch was most of what such an
+        answer cost: the answers being worked on waited behind them on the event loop. What is decided
+        here is what the listeners decide (help, bad input, a cached agenda and a Reschedule press,
+        which has its own queue, still take their own path); a button is acknowledged at once and told
+        "busy" at its response_url just after, as the listener does.
+        """
+        kind = body.get("type")
+        if kind == "view_submission":
+            view = body.get("view") or {}
+            if self.may_submit() or view.get("callback_id") != render.MODAL_CALLBACK:
+                return None
+            try:
+                _read_submit(view)
+            except ParseError:
+                return None  # the form's own error comes first
+            self.background.rejected += 1
+            return _BUSY_SUBMIT_ACK, "application/json"
+        if self.background.admits():
+            return None
+        if "command" in body:
+            if body.get("command") != COMMAND:
+                return None
+            try:
+                if isinstance(parse(normalize_text(str(body.get("text", "")))), ShowHelp):
+                    return None  # answered in the ack, without the queue
+            except ParseError:
+                return None
+            self.background.rejected += 1
+            return _BUSY_COMMAND_ACK, "application/json"
+        if kind != "block_actions":
+            return None
+        action = body["actions"][0]
+        action_id = str(action.get("action_id", ""))
+        if not action_id.startswith(render.ACTION_PREFIX) or action_id == "clinic.link":
+            return None
+        if action.get("type") == "plain_text_input" or "value" not in action:
+            return None  # text boxes and selects: the listener's path
+        try:
+            typed = decode(action_id.removeprefix(render.ACTION_PREFIX), action.get("value"))
+        except ParseError:
+            return None
+        if isinstance(typed, OpenReschedule) and body.get("trigger_id"):
+            return None  # the modal queue decides
+        self.background.rejected += 1
+        origin = Origin.from_body(body)
+        task = asyncio.ensure_future(self._tell_busy(origin))
+        self._telling.add(task)
+        task.add_done_callback(self._telling.discard)
+        return b"", "text/plain"
+
+    async def told(self) -> None:
+        """Wait until the "busy" messages being sent are sent (tests, shutdown)."""
+        while self._telling:
+            await asyncio.gather(*self._telling, return_exceptions=True)
+
+    async def _tell_busy(self, origin: Origin) -> None:
+        try:
+            await self.respond(origin, Error(BUSY_BUTTON, kind="unavailable"), None, replace=False)
+        except Exception as exc:
+            log.warning("could not tell the person that the server is busy",
+                        extra={"error": type(exc).__name__, "reason": _reason(exc)})
 
     # --- slash command ------------------------------------------------------------------------
     async def on_command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -342,7 +426,7 @@ class SlackListeners:
             await self.respond(origin, await handle(self.core, actor, command), client, replace=False)
 
         if not self._later(work, "slash command", origin, client):
-            await ack(text="I'm busy right now; try again in a few seconds.", response_type="ephemeral")
+            await ack(text=BUSY_COMMAND, response_type="ephemeral")
             return
         await ack()
 
@@ -429,7 +513,7 @@ class SlackListeners:
 
         queue = self.modals if isinstance(typed, OpenReschedule) and trigger else None
         if not self._later(work, "button", origin, client, queue):
-            busy = Error("I'm busy right now; press the button again in a few seconds.", kind="unavailable")
+            busy = Error(BUSY_BUTTON, kind="unavailable")
             await self.respond(origin, busy, client, replace=False)
 
     # --- the reschedule modal -----------------------------------------------------------------
@@ -444,7 +528,15 @@ class SlackListeners:
         except ParseError as exc:
             await ack(response_action="errors", errors={"time": exc.message})
             return
+        if not self.may_submit():
+            # Too much queued, or too many moves under way, to finish this in time if it is slow: the
+            # form stays open, saying so, and nothing has changed (a "still working" modal would wait
+            # behind the queue, and every move under way holds a database connection).
+            await ack(response_action="errors", errors={"time": BUSY_SUBMIT})
+            return
         task = asyncio.ensure_future(self._submit(body, submit))
+        self._submitting += 1
+        task.add_done_callback(self._submitted)
         try:
             budget = self.submit_budget
             if budget is not None and self.busy():
@@ -460,7 +552,7 @@ class SlackListeners:
                 if not isinstance(done, (Error, RescheduleForm)):
                     await self.respond(origin, done, client, replace=True)
 
-            if not self._later(finish, "modal", origin, client):
+            if not self._later(finish, "modal", origin, client, force=True):  # the person was told to wait
                 task.cancel()
             return
         if isinstance(result, RescheduleForm) and result.errors:
@@ -472,9 +564,21 @@ class SlackListeners:
         await ack(response_action="clear")
         self._later(lambda: self.respond(origin, result, client, replace=True), "modal answer")
 
+    def may_submit(self) -> bool:
+        """Whether a modal submit is taken now: the answers' queue admits work and fewer than
+        SUBMITS_AT_ONCE submits are under way."""
+        return self._submitting < SUBMITS_AT_ONCE and self.background.admits()
+
+    def _submitted(self, _task: asyncio.Future[View]) -> None:
+        self._submitting -= 1
+
     async def _submit(self, body: dict[str, Any], submit: SubmitReschedule) -> View:
         actor = await self._actor(body)
         return await handle(self.core, actor, submit)
+
+
+_BUSY_COMMAND_ACK = json.dumps({"text": BUSY_COMMAND, "response_type": "ephemeral"}).encode()
+_BUSY_SUBMIT_ACK = json.dumps({"response_action": "errors", "errors": {"time": BUSY_SUBMIT}}).encode()
 
 
 def _field_errors(form: RescheduleForm) -> dict[str, str]:

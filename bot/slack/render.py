@@ -14,17 +14,11 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
-    DatePickerElement,
     HeaderBlock,
-    InputBlock,
     MarkdownTextObject,
-    Option,
     PlainTextObject,
     SectionBlock,
-    StaticSelectElement,
-    TimePickerElement,
 )
-from slack_sdk.models.views import View as SlackView
 
 from bot.commands.actions import (
     OpenReschedule,
@@ -326,55 +320,54 @@ def message(view: View) -> tuple[str, list[dict[str, Any]]]:
     return clip(text, 300), [b.to_dict() for b in blocks]
 
 
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
 def modal(form: RescheduleForm, metadata: str) -> dict[str, Any]:
-    """The reschedule modal: date, time and practitioner inputs, prefilled from the form."""
-    blocks: list[Block] = [_md(esc(form.summary))]
-    blocks.append(
-        InputBlock(
-            block_id="date",
-            label="Date",
-            element=DatePickerElement(action_id="value", initial_date=form.date.isoformat()),
-        )
-    )
-    blocks.append(
-        InputBlock(
-            block_id="time",
-            label=f"Time ({form.timezone})",
-            element=TimePickerElement(action_id="value", initial_time=form.time),
-        )
-    )
+    """The reschedule modal: date, time and practitioner inputs, prefilled from the form.
+
+    Plain JSON, like agendas (slack_sdk's view model checks every object as it builds it; a modal
+    is built for every Reschedule press): tests build the same modal with slack_sdk's models and
+    compare."""
+    blocks: list[dict[str, Any]] = [_md_json(esc(form.summary))]
+    blocks.append({"type": "input", "block_id": "date", "label": _plain("Date"),
+                   "element": {"type": "datepicker", "action_id": "value", "initial_date": form.date.isoformat()}})
+    blocks.append({"type": "input", "block_id": "time", "label": _plain(f"Time ({form.timezone})"),
+                   "element": {"type": "timepicker", "action_id": "value", "initial_time": form.time}})
     if form.practitioners:
-        options = [Option(value=str(pid), label=clip(name, 75)) for pid, name in form.practitioners[:100]]
-        initial = next((o for o in options if o.value == str(form.practitioner_id)), None)
-        blocks.append(
-            InputBlock(
-                block_id="practitioner",
-                label="Practitioner",
-                element=StaticSelectElement(action_id="value", options=options, initial_option=initial),
-            )
-        )
+        options = [{"text": _plain(clip(name, 75)), "value": str(pid)} for pid, name in form.practitioners[:100]]
+        element: dict[str, Any] = {"type": "static_select", "action_id": "value", "options": options}
+        initial = next((o for o in options if o["value"] == str(form.practitioner_id)), None)
+        if initial is not None:
+            element["initial_option"] = initial
+        blocks.append({"type": "input", "block_id": "practitioner", "label": _plain("Practitioner"),
+                       "element": element})
     if form.suggestions:
-        blocks.append(_context("Next free: " + ", ".join(label for _, label in form.suggestions)))
+        blocks.append(_context_json("Next free: " + ", ".join(label for _, label in form.suggestions)))
     for problem in form.errors.values():
-        blocks.append(_context(f":warning: {esc(problem)}"))
-    view = SlackView(
-        type="modal",
-        callback_id=MODAL_CALLBACK,
-        title=clip(f"Reschedule {form.ref}", 24),
-        submit="Reschedule",
-        close="Close",
-        private_metadata=metadata,
-        blocks=blocks,
-    )
-    return view.to_dict()
+        blocks.append(_context_json(f":warning: {esc(problem)}"))
+    return {
+        "type": "modal",
+        "callback_id": MODAL_CALLBACK,
+        "title": _plain(clip(f"Reschedule {form.ref}", 24)),
+        "submit": _plain("Reschedule"),
+        "close": _plain("Close"),
+        "private_metadata": metadata,
+        "blocks": blocks,
+    }
+
+
+def _result(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "modal", "title": _plain("Reschedule"), "close": _plain("Close"), "blocks": blocks}
 
 
 def working_modal(text: str) -> dict[str, Any]:
-    """A modal that says the change is still being made (for slow submits)."""
-    return SlackView(type="modal", title="Reschedule", close="Close", blocks=[_md(esc(text))]).to_dict()
+    """A modal that says the change is still being made (for slow submits); plain JSON, as `modal`."""
+    return _result([_md_json(esc(text))])
 
 
 def result_modal(view: View) -> dict[str, Any]:
-    """A modal showing a finished result (after a slow submit)."""
+    """A modal showing a finished result (after a slow submit); plain JSON, as `modal`."""
     _, blocks = message(view)
-    return SlackView(type="modal", title="Reschedule", close="Close", blocks=list(blocks)).to_dict()
+    return _result(list(blocks))

@@ -66,6 +66,11 @@ FILE_EVENTS = ("message.im", "file_shared")
 MAX_BODY = 1024 * 1024
 #: Answers being worked on at once: each mostly waits for the database, so more than a CPU's worth.
 BACKGROUND_WORKERS = 16
+#: Seconds an answer may wait in the queue before its work starts; past that, requests are told
+#: "busy, try again" at once (see bot.background): a quick "busy" rather than an answer seconds late.
+ANSWER_MAX_WAIT = 0.5
+#: The same for opening a modal: Slack refuses a trigger_id 3 s after the press.
+MODAL_MAX_WAIT = 1.0
 #: More requests than this in flight (the one asking included) and acks stop waiting for database work.
 BUSY_INFLIGHT = 2
 
@@ -79,12 +84,14 @@ class SlackRuntime:
         self.mode = mode
         #: requests being handled right now; background work yields to them
         self.inflight = 0
-        self.background = Background("slack", workers=BACKGROUND_WORKERS, limit=2000, busy=lambda: self.inflight > 0)
+        self.background = Background("slack", workers=BACKGROUND_WORKERS, limit=2000, busy=lambda: self.inflight > 0,
+                                     max_wait=ANSWER_MAX_WAIT)
         self.verifier = RequestVerifier(settings.slack_signing_secret or "")
         self.http: ClientSession | None = None
         self.listeners = SlackListeners(core, self.background)
         self.listeners.busy = lambda: self.inflight > BUSY_INFLIGHT
-        self.modals = Background("slack-modals", workers=4, limit=200, busy=lambda: self.inflight > 0)
+        self.modals = Background("slack-modals", workers=4, limit=200, busy=lambda: self.inflight > 0,
+                                 max_wait=MODAL_MAX_WAIT)
         self.listeners.modals = self.modals
         self.bolt = self._build_bolt()
         self.socket: SocketModeHandler | None = None
@@ -94,6 +101,7 @@ class SlackRuntime:
         await self.modals.drain()
         await self.background.drain()
         await self.listeners.actors.drain()
+        await self.listeners.told()
 
     def api_client(self, token: str | None = None) -> AsyncWebClient:
         return AsyncWebClient(token=token, base_url=self.settings.slack_api_url.rstrip("/") + "/")
@@ -182,6 +190,7 @@ class SlackRuntime:
                 finally:
                     await self.background.stop()
                     await self.listeners.actors.drain()  # refreshes started by cached answers
+                    await self.listeners.told()
                     await self.http.close()
 
     # --- HTTP ---------------------------------------------------------------------------------
@@ -218,6 +227,10 @@ class SlackRuntime:
         problem = payload_problem(bolt_req.body)
         if problem is not None:
             return web.Response(status=400, text=f"malformed request: {problem}\n")
+        if self.mode != "oauth":  # one workspace: nothing for bolt to authorize before saying "busy"
+            shed = self.listeners.shed(bolt_req.body)
+            if shed is not None:
+                return web.Response(body=shed[0], content_type=shed[1])
         resp = await self.bolt.async_dispatch(bolt_req)
         if resp.status >= 500:
             # Our listeners do not raise; a 5xx here is bolt tripping over a payload we let through.

@@ -39,8 +39,10 @@ __all__ = [
     "load_agenda",
     "load_appointment",
     "load_details",
+    "load_one",
     "load_reschedule",
     "moment_label",
+    "practice_of",
     "practitioner_names",
     "view_of",
 ]
@@ -177,7 +179,8 @@ _COPIES = (
 )
 
 
-async def _practice(session: AsyncSession, practice_id: int) -> Practice:
+async def practice_of(session: AsyncSession, practice_id: int) -> Practice:
+    """The practice with that id; raises NoPractice when it is gone."""
     practice = await session.get(Practice, practice_id)
     if practice is None:
         raise NoPractice("your practice no longer exists; ask an admin")
@@ -193,15 +196,22 @@ async def _one(session: AsyncSession, practice_id: int, appointment_id: int, vis
     return appt, view_of(appt, names, await refuse_read_only(session, appt))
 
 
+async def load_one(
+    session: AsyncSession, practice_id: int, appointment_id: int, visit_start: datetime | None = None
+) -> tuple[Appointment, LoadedAppointment]:
+    """`load_appointment` in `session`, with the row it read (a series visit's transient copy for a visit)."""
+    practice = await practice_of(session, practice_id)
+    appt, view = await _one(session, practice_id, appointment_id, visit_start)
+    return appt, LoadedAppointment(view, practice.timezone)
+
+
 async def load_appointment(
     core: Core, practice_id: int, appointment_id: int, visit_start: datetime | None = None
 ) -> LoadedAppointment:
     """One appointment of the practice (for a series with `visit_start`, that visit when there is one).
     Raises AppointmentNotFound, NoPractice."""
     async with core.store.session() as session:
-        practice = await _practice(session, practice_id)
-        _, view = await _one(session, practice_id, appointment_id, visit_start)
-        return LoadedAppointment(view, practice.timezone)
+        return (await load_one(session, practice_id, appointment_id, visit_start))[1]
 
 
 async def details_of(session: AsyncSession, appt: Appointment, tz: str) -> AppointmentDetails:
@@ -234,7 +244,7 @@ async def load_details(
 ) -> AppointmentDetails:
     """`load_appointment` with the calendars holding copies and the series' pattern."""
     async with core.store.session() as session:
-        practice = await _practice(session, practice_id)
+        practice = await practice_of(session, practice_id)
         appt = await get_by_ref(session, practice_id, appointment_id)
         if visit_start is not None:
             appt = series.visit_at(appt, visit_start) or appt
@@ -244,7 +254,7 @@ async def load_details(
 async def load_reschedule(core: Core, practice_id: int, appointment_id: int) -> RescheduleChoices:
     """An appointment with the practitioners it could be given to. Raises AppointmentNotFound, NoPractice."""
     async with core.store.session() as session:
-        practice = await _practice(session, practice_id)
+        practice = await practice_of(session, practice_id)
         _, view = await _one(session, practice_id, appointment_id, None)
         choices = await practitioner_choices(session, practice.id)
         return RescheduleChoices(view, practice.timezone, tuple(choices))
@@ -260,7 +270,7 @@ async def load_agenda(
     day's practitioner when there is one), in the same transaction; `with_shifts`: the day's published
     shifts (of that practitioner), likewise. Raises NotLinked, NoSuchPractitioner, NoPractice."""
     async with core.store.session() as session:
-        practice = await _practice(session, practice_id)
+        practice = await practice_of(session, practice_id)
         tz = practice.timezone
         today = core.clock().astimezone(ZoneInfo(tz)).date()
         chosen = day(today)

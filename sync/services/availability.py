@@ -8,11 +8,13 @@ appointments, so a calendar whose copies are ours adds nothing twice: intervals 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sync.contract import BusyInterval, ProviderError
 from sync.contract.items import Window
@@ -21,7 +23,15 @@ from sync.runtime.core import Core
 from sync.services.appointments import ACTIVE_STATUSES, between
 from sync.store.model import Appointment, Calendar, Connection, Practice, Practitioner, ShiftRow
 
-__all__ = ["SlotCheck", "busy_for", "check_slot", "next_free_slots"]
+__all__ = [
+    "SlotCheck",
+    "appointments_busy",
+    "busy_calendars",
+    "busy_for",
+    "calendars_busy",
+    "check_slot",
+    "next_free_slots",
+]
 
 log = logging.getLogger("clinicbot.availability")
 
@@ -36,29 +46,42 @@ class SlotCheck:
     unknown_calendars: tuple[int, ...] = ()
 
 
-async def _appointment_busy(core: Core, practitioner_id: int, window: Window,
+async def appointments_busy(session: AsyncSession, practitioner_id: int, window: Window,
                             exclude_id: int | None) -> list[tuple[int, BusyInterval]]:
+    """The practitioner's own bookings that hold time in `window` (active, not transparent), in `session`."""
     where = [Appointment.practitioner_id == practitioner_id, Appointment.status.in_(ACTIVE_STATUSES),
              Appointment.transparent.is_(False)]
     if exclude_id is not None:
         where.append(Appointment.id != exclude_id)
-    async with core.store.session() as s:
-        found = await between(s, window.start, window.end, *where)
+    found = await between(session, window.start, window.end, *where)
     return [(a.id, BusyInterval(a.start, a.end)) for a in found]
 
 
-async def _calendar_busy(core: Core, practitioner_id: int, window: Window) -> tuple[list[BusyInterval], list[int]]:
+async def _appointment_busy(core: Core, practitioner_id: int, window: Window,
+                            exclude_id: int | None) -> list[tuple[int, BusyInterval]]:
     async with core.store.session() as s:
-        rows = (await s.execute(
-            select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id).where(
-                Calendar.role.in_(("busy", "mirror", "work")), Calendar.sync_enabled.is_(True),
-                Connection.status == "active",
-                or_(Calendar.practitioner_id == practitioner_id,
-                    (Calendar.practitioner_id.is_(None)) & (Connection.practitioner_id == practitioner_id)),
-            ))).tuples().all()
+        return await appointments_busy(s, practitioner_id, window, exclude_id)
+
+
+async def busy_calendars(session: AsyncSession, practitioner_id: int) -> list[tuple[Calendar, Connection]]:
+    """The calendars whose free/busy count for the practitioner (busy, mirror and work calendars of
+    active connections, theirs or their connection's), in `session`."""
+    return list((await session.execute(
+        select(Calendar, Connection).join(Connection, Connection.id == Calendar.connection_id).where(
+            Calendar.role.in_(("busy", "mirror", "work")), Calendar.sync_enabled.is_(True),
+            Connection.status == "active",
+            or_(Calendar.practitioner_id == practitioner_id,
+                (Calendar.practitioner_id.is_(None)) & (Connection.practitioner_id == practitioner_id)),
+        ))).tuples().all())
+
+
+async def calendars_busy(core: Core, calendars: Iterable[tuple[Calendar, Connection]], window: Window
+                         ) -> tuple[list[BusyInterval], list[int]]:
+    """The busy time of `calendars` in `window`, asked over the network (call it holding no lock), and
+    the calendars that could not be asked."""
     busy: list[BusyInterval] = []
     unknown: list[int] = []
-    for cal, conn in rows:
+    for cal, conn in calendars:
         provider = open_provider(core, conn, cal)
         try:
             busy.extend(await provider.free_busy(window))
@@ -68,6 +91,12 @@ async def _calendar_busy(core: Core, practitioner_id: int, window: Window) -> tu
         finally:
             await provider.aclose()
     return busy, unknown
+
+
+async def _calendar_busy(core: Core, practitioner_id: int, window: Window) -> tuple[list[BusyInterval], list[int]]:
+    async with core.store.session() as s:
+        rows = await busy_calendars(s, practitioner_id)
+    return await calendars_busy(core, rows, window)
 
 
 def _merge(intervals: list[BusyInterval]) -> list[BusyInterval]:

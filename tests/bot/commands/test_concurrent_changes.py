@@ -51,7 +51,7 @@ async def test_two_reschedules_into_one_free_slot_book_it_once(core: Core, monke
     c = await seed(core)
     ann = await make_actor(core, "UA", ("staff",))
     bob = await make_actor(core, "UB", ("staff",))
-    _slowed(monkeypatch, availability, "check_slot")  # both have checked before either writes
+    _slowed(monkeypatch, availability, "calendars_busy")  # both have asked before either writes
     first, second = await asyncio.wait_for(
         asyncio.gather(
             handle(core, ann, parse(f"reschedule A-{c.a_lee_10} 14:00")),
@@ -105,7 +105,7 @@ async def test_no_lock_is_held_while_calendars_are_asked(core: Core, monkeypatch
     transaction of its own; on SQLite that write would wait for a reschedule holding the lock."""
     c = await seed(core)
     ann = await make_actor(core, "UA", ("staff",))
-    real = availability.check_slot
+    real = availability.calendars_busy
 
     async def is_free_saving_credentials(*args: Any, **kwargs: Any) -> Any:
         async def save() -> None:
@@ -117,7 +117,7 @@ async def test_no_lock_is_held_while_calendars_are_asked(core: Core, monkeypatch
         await asyncio.wait_for(save(), timeout=5)
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(availability, "check_slot", is_free_saving_credentials)
+    monkeypatch.setattr(availability, "calendars_busy", is_free_saving_credentials)
     view = await handle(core, ann, parse(f"reschedule A-{c.a_lee_10} 14:00"))
     assert isinstance(view, AppointmentDetail), view
 
