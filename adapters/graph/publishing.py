@@ -266,7 +266,12 @@ def batches_in_flight(mailboxes: int) -> int:
     concurrency limit, counted across the batches). Enough full batches to carry 4 items of every
     mailbox keep every mailbox busy: 4 x mailboxes / 20, at least 4, at most MAX_BATCHES_IN_FLIGHT.
     """
-    return max(4, min(MAX_BATCHES_IN_FLIGHT, -(-MAILBOX_CONCURRENCY * mailboxes // MAX_BATCH)))
+    return max(4, min(MAX_BATCHES_IN_FLIGHT, _full_batches(MAILBOX_CONCURRENCY * mailboxes)))
+
+
+def _full_batches(items: int) -> int:
+    """The fewest $batch requests that carry `items` writes."""
+    return -(-items // MAX_BATCH)
 
 
 def _slug(mailbox: str) -> str:
@@ -360,7 +365,7 @@ class _MixedRun:
 
     def _allowed(self) -> int:
         """The requests this run may send: the minimum, one per 20 writes, plus SPARE_REQUESTS."""
-        return int(-(-self.added // MAX_BATCH) * (1 + SPARE_REQUESTS))
+        return int(_full_batches(self.added) * (1 + SPARE_REQUESTS))
 
     def _batch_size(self) -> int:
         """How many items the next batch may carry: 20, except for the tail of a fed run.
@@ -379,7 +384,7 @@ class _MixedRun:
         last_round = self.added % (MAX_BATCH * len(self.workers))
         if not last_round or remaining > last_round:
             return MAX_BATCH
-        full = -(-remaining // MAX_BATCH)
+        full = _full_batches(remaining)
         budget = self._allowed() - self.sent
         if budget <= full:
             return MAX_BATCH
@@ -407,7 +412,7 @@ class _MixedRun:
             # would not, wait for batches in flight to free more mailboxes. (Past the budget, as after
             # throttled resends, whatever is ready goes.)
             budget = self._allowed() - self.sent
-            if budget > 0 and -(-(self.queued - len(ready)) // MAX_BATCH) > budget - 1:
+            if budget > 0 and _full_batches(self.queued - len(ready)) > budget - 1:
                 return []
         chunk: list[tuple[str, BatchItem, PublishOp]] = []
         for queue in ready:

@@ -48,26 +48,22 @@ def _plain(value: Any) -> bool:
     Plain loops, not all() over generators: a card has hundreds of values, checked on every reply."""
     kind = type(value)
     if kind is dict:
-        for k, v in value.items():
+        for k in value:
             if type(k) is not str:
                 return False
-            inner = type(v)
-            if inner is dict or inner is list:
-                if not _plain(v):
-                    return False
-            elif inner not in _PLAIN_SCALAR_SET:
+        values: Any = value.values()
+    elif kind is list:
+        values = value
+    else:
+        return kind in _PLAIN_SCALAR_SET
+    for v in values:
+        inner = type(v)
+        if inner is dict or inner is list:
+            if not _plain(v):
                 return False
-        return True
-    if kind is list:
-        for v in value:
-            inner = type(v)
-            if inner is dict or inner is list:
-                if not _plain(v):
-                    return False
-            elif inner not in _PLAIN_SCALAR_SET:
-                return False
-        return True
-    return kind in _PLAIN_SCALAR_SET
+        elif inner not in _PLAIN_SCALAR_SET:
+            return False
+    return True
 
 
 def _value(value: Any, declared: str) -> Any:
